@@ -1,0 +1,26 @@
+// Package model defines what every model modelc runs implements — the generic
+// model and each generated package alike — and the one weight buffer they share.
+package model
+
+import "github.com/modelc/modelc/spec"
+
+// Model is a set of weights bound to code that runs them.
+type Model interface {
+	Spec() *spec.Spec
+	Params() *Params
+	// NewSession returns an inference context with its own KV cache.
+	NewSession() Session
+}
+
+// Session runs a model one token (or one prompt) at a time over its own KV cache.
+type Session interface {
+	// Forward runs token at position pos and returns the logits over the
+	// vocabulary. The slice is owned by the session and valid until its next call.
+	Forward(token, pos int) []float32
+	// Prefill runs tokens at positions pos, pos+1, … and returns the logits of
+	// the last one (valid until the next call).
+	Prefill(tokens []int, pos int) []float32
+}
+
+// Factory binds parameters to code; it fails when their shape does not fit.
+type Factory func(p *Params) (Model, error)

@@ -1,0 +1,132 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/modelc/modelc/spec"
+)
+
+// Tensor is a named view into Params.Data, row-major with Shape [rows, cols]
+// (or [n] for vectors): Shape[0] is the output dimension of a matrix.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Off   int // offset in float32s into Params.Data
+}
+
+// Len is the number of elements.
+func (t Tensor) Len() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Params are all weights of a model in one contiguous buffer, in the order
+// Layout gives. Q, K and V of a layer are adjacent, and so are the gate and up
+// projections, so that fused kernels read them as one matrix.
+type Params struct {
+	Spec    spec.Spec
+	Data    []float32
+	Tensors []Tensor
+	index   map[string]int
+}
+
+// Tensor names follow llama.cpp's `llama` architecture.
+const (
+	TokEmbd    = "token_embd.weight"
+	OutputNorm = "output_norm.weight"
+	Output     = "output.weight"
+)
+
+// LayerTensor returns the name of a per-layer tensor, e.g. LayerTensor(0, "attn_q").
+func LayerTensor(layer int, kind string) string {
+	return fmt.Sprintf("blk.%d.%s.weight", layer, kind)
+}
+
+// LayerKinds are the per-layer tensors in buffer order.
+var LayerKinds = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
+
+// Layout returns the tensors of a dense spec with their offsets, and the total size.
+func Layout(s *spec.Spec) ([]Tensor, int) {
+	var ts []Tensor
+	off := 0
+	add := func(name string, shape ...int) {
+		t := Tensor{Name: name, Shape: shape, Off: off}
+		ts = append(ts, t)
+		off += t.Len()
+	}
+	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
+	add(TokEmbd, s.Vocab, d)
+	for l := 0; l < s.Layers; l++ {
+		add(LayerTensor(l, "attn_norm"), d)
+		add(LayerTensor(l, "attn_q"), d, d)
+		add(LayerTensor(l, "attn_k"), kv, d)
+		add(LayerTensor(l, "attn_v"), kv, d)
+		add(LayerTensor(l, "attn_output"), d, d)
+		add(LayerTensor(l, "ffn_norm"), d)
+		add(LayerTensor(l, "ffn_gate"), f, d)
+		add(LayerTensor(l, "ffn_up"), f, d)
+		add(LayerTensor(l, "ffn_down"), d, f)
+	}
+	add(OutputNorm, d)
+	if !s.TieEmbeddings {
+		add(Output, s.Vocab, d)
+	}
+	return ts, off
+}
+
+// NewParams allocates zeroed parameters for s.
+func NewParams(s *spec.Spec) *Params {
+	ts, n := Layout(s)
+	p := &Params{Spec: *s, Data: make([]float32, n), Tensors: ts}
+	p.reindex()
+	return p
+}
+
+// Bind wraps an existing buffer (for example a memory-mapped file) as parameters.
+func Bind(s *spec.Spec, data []float32) (*Params, error) {
+	ts, n := Layout(s)
+	if len(data) != n {
+		return nil, fmt.Errorf("parameters: spec needs %d floats, buffer holds %d", n, len(data))
+	}
+	p := &Params{Spec: *s, Data: data, Tensors: ts}
+	p.reindex()
+	return p, nil
+}
+
+func (p *Params) reindex() {
+	p.index = make(map[string]int, len(p.Tensors))
+	for i, t := range p.Tensors {
+		p.index[t.Name] = i
+	}
+}
+
+// Lookup returns the tensor called name.
+func (p *Params) Lookup(name string) (Tensor, bool) {
+	i, ok := p.index[name]
+	if !ok {
+		return Tensor{}, false
+	}
+	return p.Tensors[i], true
+}
+
+// T returns the data of the tensor called name; it panics on a name the layout
+// does not have, which is a programming error, not bad input.
+func (p *Params) T(name string) []float32 {
+	t, ok := p.Lookup(name)
+	if !ok {
+		panic("model: no tensor " + name)
+	}
+	return p.Data[t.Off : t.Off+t.Len() : t.Off+t.Len()]
+}
+
+// Classifier returns the output projection: output.weight, or the token
+// embedding when the spec ties them.
+func (p *Params) Classifier() []float32 {
+	if p.Spec.TieEmbeddings {
+		return p.T(TokEmbd)
+	}
+	return p.T(Output)
+}
