@@ -24,3 +24,6 @@ type Session interface {
 
 // Factory binds parameters to code; it fails when their shape does not fit.
 type Factory func(p *Params) (Model, error)
+
+// Spec is re-exported so that generated packages need only runtime imports.
+type Spec = spec.Spec
