@@ -1,0 +1,248 @@
+package spec
+
+import (
+	"fmt"
+	"go/token"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Upper bounds: far above any model modelc means to run, low enough that the
+// derived sizes cannot overflow an int64.
+const (
+	MaxDim     = 1 << 16
+	MaxLayers  = 1024
+	MaxHeads   = 1024
+	MaxFFNDim  = 1 << 20
+	MaxVocab   = 1 << 24
+	MaxSeqLen  = 1 << 20
+	MaxExperts = 1024
+	MaxBatch   = 1 << 16
+	maxNameLen = 64
+)
+
+// Allowed values of the enumerated fields, in the order messages list them.
+var (
+	Quants         = []string{"f32", "q8_0", "q4_0"}
+	Objectives     = []string{"causal", "masked"}
+	TokenizerKinds = []string{"llama2c", "sentencepiece", "bytelevel", "gguf"}
+	TargetNames    = []string{"avx512", "avx2", "neon", "purego"}
+)
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Validate checks every field and the relations between them and returns the
+// first problem as a *FieldError (`layers: must be ≥ 1, got 0`), or nil.
+// Fields are checked in the order a spec lists them, so the report points at
+// the earliest mistake.
+func (s *Spec) Validate() error {
+	if err := s.validateShape(); err != nil {
+		return err
+	}
+	if err := s.validateMoE(); err != nil {
+		return err
+	}
+	if err := oneOf("quant", s.Quant, Quants); err != nil {
+		return err
+	}
+	if err := oneOf("objective", s.Objective, Objectives); err != nil {
+		return err
+	}
+	if err := s.validateTokenizer(); err != nil {
+		return err
+	}
+	seen := map[string]int{}
+	for i, t := range s.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		if err := oneOf(p, t, TargetNames); err != nil {
+			return err
+		}
+		if j, dup := seen[t]; dup {
+			return fieldErr(p, "%q is already listed at targets[%d]", t, j)
+		}
+		seen[t] = i
+	}
+	return s.validateTrain()
+}
+
+func (s *Spec) validateShape() error {
+	switch {
+	case s.Name == "":
+		return fieldErr("name", "must not be empty")
+	case len(s.Name) > maxNameLen:
+		return fieldErr("name", "must be at most %d characters, got %d", maxNameLen, len(s.Name))
+	case !nameRE.MatchString(s.Name):
+		return fieldErr("name", "must match ^[a-z][a-z0-9_]*$, got %q", s.Name)
+	case token.IsKeyword(s.Name):
+		// The name becomes a Go package name.
+		return fieldErr("name", "must not be a Go keyword, got %q", s.Name)
+	}
+	dims := []struct {
+		path string
+		v    int
+		max  int
+	}{
+		{"vocab", s.Vocab, MaxVocab},
+		{"dim", s.Dim, MaxDim},
+		{"layers", s.Layers, MaxLayers},
+		{"heads", s.Heads, MaxHeads},
+		{"kv_heads", s.KVHeads, MaxHeads},
+		{"ffn_dim", s.FFNDim, MaxFFNDim},
+		{"max_seq", s.MaxSeq, MaxSeqLen},
+	}
+	for _, d := range dims {
+		if err := intRange(d.path, d.v, 1, d.max); err != nil {
+			return err
+		}
+	}
+	if s.Dim%s.Heads != 0 {
+		return fieldErr("dim", "must be a multiple of heads (%d), got %d", s.Heads, s.Dim)
+	}
+	if s.Heads%s.KVHeads != 0 {
+		return fieldErr("kv_heads", "must divide heads (%d), got %d", s.Heads, s.KVHeads)
+	}
+	if hd := s.Dim / s.Heads; hd%2 != 0 {
+		return fieldErr("heads", "dim/heads must be even for RoPE, got %d/%d = %d", s.Dim, s.Heads, hd)
+	}
+	if err := floatOpen("norm_eps", s.NormEps, 0, 1); err != nil {
+		return err
+	}
+	if err := floatPositive("rope_theta", s.RopeTheta); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Spec) validateMoE() error {
+	m := s.MoE
+	if m == nil {
+		return nil
+	}
+	if err := intRange("moe.experts", m.Experts, 2, MaxExperts); err != nil {
+		return err
+	}
+	if m.TopK < 1 {
+		return fieldErr("moe.top_k", "must be ≥ 1, got %d", m.TopK)
+	}
+	if m.TopK > m.Experts {
+		return fieldErr("moe.top_k", "must be ≤ moe.experts (%d), got %d", m.Experts, m.TopK)
+	}
+	if err := intRange("moe.ffn_dim", m.FFNDim, 1, MaxFFNDim); err != nil {
+		return err
+	}
+	if !(m.AuxLossCoef >= 0) || math.IsInf(m.AuxLossCoef, 0) {
+		return fieldErr("moe.aux_loss_coef", "must be a finite number ≥ 0, got %s", num(m.AuxLossCoef))
+	}
+	return nil
+}
+
+func (s *Spec) validateTokenizer() error {
+	t := s.Tokenizer
+	if err := oneOf("tokenizer.kind", t.Kind, TokenizerKinds); err != nil {
+		return err
+	}
+	if t.BOS < 0 || t.BOS >= s.Vocab {
+		return fieldErr("tokenizer.bos", "must be in [0, vocab) = [0, %d), got %d", s.Vocab, t.BOS)
+	}
+	if t.EOS < 0 || t.EOS >= s.Vocab {
+		return fieldErr("tokenizer.eos", "must be in [0, vocab) = [0, %d), got %d", s.Vocab, t.EOS)
+	}
+	return nil
+}
+
+func (s *Spec) validateTrain() error {
+	t := s.Train
+	if err := intRange("train.batch_size", t.BatchSize, 1, MaxBatch); err != nil {
+		return err
+	}
+	if t.SeqLen < 1 {
+		return fieldErr("train.seq_len", "must be ≥ 1, got %d", t.SeqLen)
+	}
+	if t.SeqLen > s.MaxSeq {
+		return fieldErr("train.seq_len", "must be ≤ max_seq (%d), got %d", s.MaxSeq, t.SeqLen)
+	}
+	if err := floatPositive("train.lr", t.LR); err != nil {
+		return err
+	}
+	if !(t.MinLR >= 0) || t.MinLR > t.LR {
+		return fieldErr("train.min_lr", "must be in [0, train.lr] = [0, %s], got %s", num(t.LR), num(t.MinLR))
+	}
+	if t.WarmupSteps < 0 {
+		return fieldErr("train.warmup_steps", "must be ≥ 0, got %d", t.WarmupSteps)
+	}
+	if !(t.WeightDecay >= 0) || math.IsInf(t.WeightDecay, 0) {
+		return fieldErr("train.weight_decay", "must be a finite number ≥ 0, got %s", num(t.WeightDecay))
+	}
+	if !(t.Beta1 >= 0 && t.Beta1 < 1) {
+		return fieldErr("train.beta1", "must be in [0, 1), got %s", num(t.Beta1))
+	}
+	if !(t.Beta2 >= 0 && t.Beta2 < 1) {
+		return fieldErr("train.beta2", "must be in [0, 1), got %s", num(t.Beta2))
+	}
+	if !(t.GradClip >= 0) || math.IsInf(t.GradClip, 0) {
+		return fieldErr("train.grad_clip", "must be a finite number ≥ 0 (0 turns clipping off), got %s", num(t.GradClip))
+	}
+	if err := intRange("train.grad_accum", t.GradAccum, 1, MaxBatch); err != nil {
+		return err
+	}
+	if t.EvalEvery < 0 {
+		return fieldErr("train.eval_every", "must be ≥ 0 (0 never evaluates), got %d", t.EvalEvery)
+	}
+	if t.CheckpointEv < 0 {
+		return fieldErr("train.checkpoint_every", "must be ≥ 0 (0 saves only at the end), got %d", t.CheckpointEv)
+	}
+	return nil
+}
+
+// Unsupported reports what the code generator cannot compile yet, or nil.
+// Each line goes away when gen learns the feature.
+func (s *Spec) Unsupported() error {
+	if s.MoE != nil {
+		return fieldErr("moe", "not supported yet")
+	}
+	if s.Quant != "f32" {
+		return fieldErr("quant", "%s not supported yet", s.Quant)
+	}
+	return nil
+}
+
+func intRange(path string, v, lo, hi int) error {
+	if v < lo {
+		return fieldErr(path, "must be ≥ %d, got %d", lo, v)
+	}
+	if v > hi {
+		return fieldErr(path, "must be ≤ %d, got %d", hi, v)
+	}
+	return nil
+}
+
+func floatPositive(path string, v float64) error {
+	if !(v > 0) || math.IsInf(v, 0) {
+		return fieldErr(path, "must be a finite number > 0, got %s", num(v))
+	}
+	return nil
+}
+
+// floatOpen checks lo < v < hi.
+func floatOpen(path string, v, lo, hi float64) error {
+	if !(v > lo && v < hi) {
+		return fieldErr(path, "must be in (%s, %s), got %s", num(lo), num(hi), num(v))
+	}
+	return nil
+}
+
+func oneOf(path, v string, allowed []string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fieldErr(path, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+}
+
+// num formats a float the shortest way that reads back exactly.
+func num(v float64) string {
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
