@@ -1,0 +1,49 @@
+# modelc: the two commands on a fresh machine are `make demo` and `make test`.
+SHARED ?= ../shared/data
+MODELS := $(SHARED)/models
+SPECS := $(wildcard generated/*/model.yaml)
+NAMES := $(patsubst generated/%/model.yaml,%,$(SPECS))
+GO ?= go
+
+.PHONY: all generate build test test-short bench demo fuzz clean
+
+all: build
+
+## generate: recompile every bundled spec into generated/ (go generate)
+generate:
+	$(GO) generate ./generated/...
+
+## build: build modelc and one binary per bundled spec into bin/
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/modelc ./cmd/modelc
+	@for n in $(NAMES); do echo "go build -o bin/$$n ./generated/$$n/cmd/$$n"; $(GO) build -o bin/$$n ./generated/$$n/cmd/$$n || exit 1; done
+
+## test: vet, regenerate-and-compare, and all tests (needs ../shared/data)
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+## bench: generated vs generic decode tokens/s on stories260K and the 15M shape
+bench: build
+	bin/stories260k bench --compare --model $(MODELS)/stories260K.bin --steps 256
+	bin/llama15m bench --compare --random --steps 128
+
+## demo: compile the bundled stories260k spec, build its binary and tell its story
+demo:
+	@test -f $(MODELS)/stories260K.bin || { echo "demo: $(MODELS)/stories260K.bin not found (see README: Getting the model)"; exit 1; }
+	$(GO) run ./cmd/modelc gen generated/stories260k/model.yaml
+	@mkdir -p bin
+	$(GO) build -o bin/stories260k ./generated/stories260k/cmd/stories260k
+	bin/stories260k generate --model $(MODELS)/stories260K.bin --tokenizer $(MODELS)/tok512.bin \
+		--prompt "Once upon a time" --steps 256 --temperature 0
+
+## fuzz: run every fuzz target for a short while
+fuzz:
+	@for p in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			echo "$$p $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s $$p || exit 1; \
+		done; done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,125 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	. "github.com/dave/jennifer/jen"
+
+	"github.com/modelc/modelc/spec"
+)
+
+// Files returns the generated files for spec s, keyed by path relative to the
+// package directory; importPath is the package's Go import path.
+func Files(s *spec.Spec, importPath string) (map[string][]byte, error) {
+	p, err := NewPlan(s)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	render := func(name string, f *File) error {
+		var b bytes.Buffer
+		if err := f.Render(&b); err != nil {
+			return fmt.Errorf("gen %s: %w", name, err)
+		}
+		out[name] = b.Bytes()
+		return nil
+	}
+	if err := render("model_gen.go", emitModel(p)); err != nil {
+		return nil, err
+	}
+	if err := render(filepath.Join("cmd", p.Package, "main.go"), emitMain(p, importPath)); err != nil {
+		return nil, err
+	}
+	out["gen.go"] = []byte(fmt.Sprintf(`// Package %s is the %s model compiled by modelc from model.yaml.
+package %s
+
+//go:generate go run github.com/modelc/modelc/cmd/modelc gen model.yaml
+`, p.Package, p.Package, p.Package))
+	return out, nil
+}
+
+// Generate compiles the spec at specPath into the directory that holds it,
+// which must lie inside a Go module. It returns the paths it wrote.
+func Generate(specPath string) ([]string, error) {
+	s, err := spec.Load(specPath)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(specPath))
+	if err != nil {
+		return nil, err
+	}
+	importPath, err := ImportPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := Files(s, importPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", specPath, err)
+	}
+	var written []string
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		path := filepath.Join(dir, name)
+		if err := writeAtomic(path, files[name]); err != nil {
+			return written, err
+		}
+		written = append(written, path)
+	}
+	return written, nil
+}
+
+// ImportPath finds the Go import path of dir from the nearest go.mod above it.
+func ImportPath(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+					rel, err := filepath.Rel(d, dir)
+					if err != nil {
+						return "", err
+					}
+					if rel == "." {
+						return f[1], nil
+					}
+					return f[1] + "/" + filepath.ToSlash(rel), nil
+				}
+			}
+			return "", fmt.Errorf("%s: no module line", filepath.Join(d, "go.mod"))
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("%s is not inside a Go module (no go.mod above it)", dir)
+		}
+	}
+}
+
+func writeAtomic(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil // unchanged: keep the file's time so builds stay cached
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".modelc-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

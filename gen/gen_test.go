@@ -1,0 +1,207 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/modelc/modelc/spec"
+)
+
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// Regenerating every bundled spec reproduces the committed files byte for byte.
+func TestGeneratedUpToDate(t *testing.T) {
+	root := repoRoot(t)
+	specs, err := filepath.Glob(filepath.Join(root, "generated", "*", "model.yaml"))
+	if err != nil || len(specs) == 0 {
+		t.Fatalf("no bundled specs under generated/: %v", err)
+	}
+	for _, path := range specs {
+		s, err := spec.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Dir(path)
+		ip, err := ImportPath(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := Files(s, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range files {
+			have, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Errorf("%s: %v (run make generate)", name, err)
+				continue
+			}
+			if !bytes.Equal(have, want) {
+				t.Errorf("%s is stale: run make generate and commit", filepath.Join(dir, name))
+			}
+		}
+	}
+}
+
+// Generated files carry the header and are gofmt'ed (jennifer formats them).
+func TestHeaderAndFormat(t *testing.T) {
+	s := &spec.Spec{Name: "tiny", Vocab: 11, Dim: 12, Layers: 1, Heads: 3, KVHeads: 1, FFNDim: 7, MaxSeq: 5}
+	s.SetDefaults()
+	files, err := Files(s, "example.com/tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range files {
+		if name != "gen.go" && !strings.HasPrefix(string(b), "// "+header+"\n") {
+			t.Errorf("%s does not start with the generated-code header", name)
+		}
+	}
+}
+
+// Unsupported features are refused at gen time, never ignored.
+func TestRefusesUnsupported(t *testing.T) {
+	s := &spec.Spec{Name: "moe", Vocab: 11, Dim: 12, Layers: 1, Heads: 3, KVHeads: 1, FFNDim: 7, MaxSeq: 5,
+		MoE: &spec.MoE{Experts: 4, TopK: 2, FFNDim: 8}}
+	s.SetDefaults()
+	if _, err := Files(s, "example.com/moe"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("gen of a MoE spec: err = %v, want a not-supported-yet error", err)
+	}
+}
+
+// Differential test of the compiler: random small specs with odd shapes are
+// generated into a temporary module, built, and their logits compared with
+// the generic model's on random weights.
+func TestDifferentialRandomSpecs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds several packages")
+	}
+	root := repoRoot(t)
+	r := rand.New(rand.NewPCG(7, 11))
+	var specs []*spec.Spec
+	shapes := []struct {
+		heads, kv, hd, ffn, vocab int
+		tie                       bool
+	}{
+		{3, 1, 6, 13, 37, true},   // dims not a multiple of 8, GQA 3:1
+		{2, 2, 10, 29, 50, false}, // untied classifier, MHA
+		{4, 2, 4, 9, 23, true},    // tiny heads
+		{1, 1, 18, 40, 41, false}, // one head of 18 (> unroll limit)
+		{6, 3, 2, 5, 7, true},     // head dim 2
+		{5, 1, 24, 70, 97, false}, // wide heads, blocked dot products
+	}
+	for i, sh := range shapes {
+		s := &spec.Spec{
+			Name: fmt.Sprintf("rnd%d", i), Vocab: sh.vocab, Dim: sh.heads * sh.hd, Layers: 1 + r.IntN(3),
+			Heads: sh.heads, KVHeads: sh.kv, FFNDim: sh.ffn, MaxSeq: 16 + r.IntN(16), TieEmbeddings: sh.tie,
+			RopeTheta: 500 + r.Float64()*20000,
+		}
+		s.SetDefaults()
+		specs = append(specs, s)
+	}
+
+	mod := t.TempDir()
+	gomod := fmt.Sprintf("module example.com/difftest\n\ngo 1.26\n\nrequire github.com/modelc/modelc v0.0.0\n\nreplace github.com/modelc/modelc => %s\n", root)
+	must(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644))
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(mod, "go.sum"), sum, 0o644))
+
+	var imports, checks strings.Builder
+	for _, s := range specs {
+		ip := "example.com/difftest/" + s.Name
+		files, err := Files(s, ip)
+		must(t, err)
+		for name, b := range files {
+			path := filepath.Join(mod, s.Name, name)
+			must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+			must(t, os.WriteFile(path, b, 0o644))
+		}
+		fmt.Fprintf(&imports, "\t%q\n", ip)
+		fmt.Fprintf(&checks, "\tcheck(%q, %s.Spec(), %s.New)\n", s.Name, s.Name, s.Name)
+	}
+	main := fmt.Sprintf(diffMain, imports.String(), checks.String())
+	must(t, os.MkdirAll(filepath.Join(mod, "cmd", "diff"), 0o755))
+	must(t, os.WriteFile(filepath.Join(mod, "cmd", "diff", "main.go"), []byte(main), 0o644))
+
+	cmd := exec.Command("go", "run", "-mod=mod", "./cmd/diff")
+	cmd.Dir = mod
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("differential run failed: %v\n%s", err, out)
+	}
+	for _, s := range specs {
+		if !strings.Contains(string(out), "ok "+s.Name+" ") {
+			t.Errorf("no result for %s:\n%s", s.Name, out)
+		}
+	}
+	t.Logf("\n%s", out)
+}
+
+const diffMain = `package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+
+%s
+	"github.com/modelc/modelc/runtime/cli"
+	"github.com/modelc/modelc/runtime/generic"
+	"github.com/modelc/modelc/runtime/model"
+)
+
+func check(name string, s *model.Spec, newModel model.Factory) {
+	p := cli.RandomParams(s, 42)
+	// Larger weights than an initialised model so that attention is not uniform.
+	for i := range p.Data {
+		p.Data[i] *= 20
+	}
+	g, err := newModel(p)
+	if err != nil {
+		fmt.Println(name, err)
+		os.Exit(1)
+	}
+	r, err := generic.New(p)
+	if err != nil {
+		fmt.Println(name, err)
+		os.Exit(1)
+	}
+	gs, rs := g.NewSession(), r.NewSession()
+	worst := 0.0
+	for pos := 0; pos < s.MaxSeq; pos++ {
+		tok := (pos*7 + 3) %% s.Vocab
+		gl, rl := gs.Forward(tok, pos), rs.Forward(tok, pos)
+		for i := range rl {
+			d := math.Abs(float64(gl[i] - rl[i]))
+			if d > worst || math.IsNaN(d) {
+				worst = d
+			}
+		}
+	}
+	if worst > 1e-4 || math.IsNaN(worst) {
+		fmt.Println("FAIL", name, "max diff", worst)
+		os.Exit(1)
+	}
+	fmt.Println("ok", name, "max diff", worst)
+}
+
+func main() {
+%s}
+`
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
