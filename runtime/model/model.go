@@ -27,3 +27,6 @@ type Factory func(p *Params) (Model, error)
 
 // Spec is re-exported so that generated packages need only runtime imports.
 type Spec = spec.Spec
+
+// TokenizerSpec is re-exported for the same reason.
+type TokenizerSpec = spec.Tokenizer
