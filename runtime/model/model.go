@@ -30,3 +30,12 @@ type Spec = spec.Spec
 
 // TokenizerSpec is re-exported for the same reason.
 type TokenizerSpec = spec.Tokenizer
+
+// Batcher is implemented by models that can run one decode step of several
+// sessions together, reading each weight once for the whole batch (continuous
+// batching in the server). Sessions must come from the same model.
+type Batcher interface {
+	// ForwardBatch runs tokens[i] at position pos[i] in sessions[i] and returns
+	// each session's logits (owned by that session, valid until its next call).
+	ForwardBatch(sessions []Session, tokens, pos []int) [][]float32
+}
