@@ -127,6 +127,17 @@ func TestGPT2MatchesGPT3Encoder(t *testing.T) {
 	for i := 0; i < 5000; i++ {
 		items = append(items, blRandText(r, 1+r.IntN(60), false))
 	}
+	// Words longer than 64 bytes take the heap merge path.
+	letters := []string{"a", "b", "e", "t", "h", "ä", "z", "Ж"}
+	for i := 0; i < 200; i++ {
+		var sb strings.Builder
+		for sb.Len() < 65+r.IntN(400) {
+			sb.WriteString(letters[r.IntN(len(letters))])
+		}
+		items = append(items, sb.String(), " "+sb.String())
+	}
+	items = append(items, strings.Repeat("a", 300), strings.Repeat("!", 333), strings.Repeat("9", 200),
+		strings.Repeat(" ", 500)+"x", strings.Repeat("\n", 100), strings.Repeat("ab", 150))
 	start := time.Now()
 	want := blGPT3EncoderIDs(t, items)
 	t.Logf("gpt-3-encoder: %d items in %v", len(items), time.Since(start))
