@@ -1,0 +1,45 @@
+package model
+
+// IgnoreTarget is the target of a position that contributes no loss: padding,
+// or in masked language modelling a position that was not chosen.
+const IgnoreTarget = -1
+
+// Objectives a spec may name (spec.Objective); empty means ObjectiveCausal.
+const (
+	// ObjectiveCausal is next-token prediction with causal attention.
+	ObjectiveCausal = "causal"
+	// ObjectiveMasked is masked language modelling with bidirectional attention.
+	ObjectiveMasked = "masked"
+)
+
+// Causal reports whether s attends causally (every objective but masked).
+func Causal(s *Spec) bool { return s.Objective != ObjectiveMasked }
+
+// Trainer runs batched forward and backward passes of a model over B
+// sequences of T tokens, for training and evaluation. It reads the weights
+// of the model it came from at every call, so an optimizer that updates
+// Params().Data in place is seen by the next Forward.
+type Trainer interface {
+	// Forward runs tokens (B·T ids, sequence b at tokens[b*T:(b+1)*T], each at
+	// positions 0..T-1) and returns the mean cross-entropy over the positions
+	// whose target is not IgnoreTarget (0 when there are none). targets[i] is
+	// the id position i should predict. B and T must not exceed the sizes the
+	// trainer was made for; ids must be below the vocabulary size.
+	Forward(tokens, targets []int32, B, T int) (loss float32)
+	// Backward accumulates into Grads the gradient of the loss of the last
+	// Forward with respect to every parameter.
+	Backward()
+	// Grads is the gradient buffer, laid out as Params().Data.
+	Grads() []float32
+	// ZeroGrads clears Grads.
+	ZeroGrads()
+}
+
+// Trainable is a model that can be trained.
+type Trainable interface {
+	Model
+	// NewTrainer returns a trainer for batches of at most B sequences of at
+	// most T tokens (T ≤ the spec's max_seq). Attention is causal or
+	// bidirectional as the spec's objective says.
+	NewTrainer(B, T int) (Trainer, error)
+}
