@@ -108,7 +108,8 @@ func ParseLlama2C(data []byte, vocabSize int) (*SentencePiece, error) {
 			return nil, fmt.Errorf("no tokens after the max_token_length header")
 		}
 	}
-	return NewSentencePiece(SPMVocab{Pieces: pieces, Scores: scores, BOS: idIf(1, len(pieces)), EOS: idIf(2, len(pieces)), Unknown: unkIf(pieces), Pad: -1})
+	// AddBOS: run.c encodes every prompt with BOS.
+	return NewSentencePiece(SPMVocab{Pieces: pieces, Scores: scores, BOS: idIf(1, len(pieces)), EOS: idIf(2, len(pieces)), Unknown: unkIf(pieces), Pad: -1, AddBOS: true})
 }
 
 // idIf is run.c's fixed BOS=1 / EOS=2 convention, when the vocabulary is

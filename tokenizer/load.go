@@ -1,0 +1,118 @@
+package tokenizer
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/modelc/modelc/gguf"
+)
+
+// FromGGUF builds the tokenizer stored in a GGUF file's tokenizer.ggml.*
+// metadata: model "llama" gives a *SentencePiece, "gpt2" a *ByteLevel.
+func FromGGUF(f *gguf.File) (Tokenizer, error) {
+	model, err := f.String(gguf.KeyTokenizerModel)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	switch model {
+	case "llama":
+		return SentencePieceFromGGUF(f)
+	case "gpt2":
+		return ByteLevelFromGGUF(f) // the byte-level side (bytelevel_gguf.go)
+	}
+	return nil, fmt.Errorf("tokenizer: %s %q: %w (only \"llama\" and \"gpt2\")", gguf.KeyTokenizerModel, model, errNotSupported)
+}
+
+// LoadGGUF opens a GGUF file and builds its tokenizer.
+func LoadGGUF(path string) (Tokenizer, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	defer f.Close()
+	t, err := FromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Load reads a vocabulary, telling the format from the file itself:
+//   - GGUF (magic "GGUF"): its tokenizer.ggml.* metadata;
+//   - GPT-2 encoder.json (JSON), with vocab.bpe in the same directory;
+//   - a directory holding encoder.json + vocab.bpe, or tokenizer.bin;
+//   - otherwise a llama2.c tokenizer.bin of vocabSize tokens.
+//
+// vocabSize is the model's vocabulary size; it must match when given
+// (> 0). A llama2.c file needs it unless it is read to the end (0).
+func Load(path string, vocabSize int) (Tokenizer, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if st.IsDir() {
+		enc, bpe := filepath.Join(path, "encoder.json"), filepath.Join(path, "vocab.bpe")
+		switch {
+		case exists(enc) && exists(bpe):
+			return checkSize(LoadGPT2(enc, bpe))(path, vocabSize)
+		case exists(filepath.Join(path, "tokenizer.bin")):
+			path = filepath.Join(path, "tokenizer.bin")
+		default:
+			return nil, fmt.Errorf("tokenizer: %s: directory holds neither encoder.json + vocab.bpe nor tokenizer.bin", path)
+		}
+	}
+	head, err := readHead(path, 512)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte(gguf.Magic)):
+		return checkSize(LoadGGUF(path))(path, vocabSize)
+	case bytes.HasPrefix(bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf"), []byte("{")):
+		bpe := filepath.Join(filepath.Dir(path), "vocab.bpe")
+		if !exists(bpe) {
+			return nil, fmt.Errorf("tokenizer: %s looks like GPT-2's encoder.json but %s is missing", path, bpe)
+		}
+		return checkSize(LoadGPT2(path, bpe))(path, vocabSize)
+	}
+	t, err := LoadLlama2C(path, vocabSize)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// checkSize wraps a loader's result with the vocabulary size check.
+func checkSize[T Tokenizer](t T, err error) func(path string, n int) (Tokenizer, error) {
+	return func(path string, n int) (Tokenizer, error) {
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 && t.VocabSize() != n {
+			return nil, fmt.Errorf("tokenizer: %s holds %d tokens but the model's vocab size is %d", path, t.VocabSize(), n)
+		}
+		return t, nil
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b[:k], nil
+}
