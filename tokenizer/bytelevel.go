@@ -9,16 +9,6 @@ import (
 	"unicode/utf8"
 )
 
-// GGUF token types (tokenizer.ggml.token_type), numbered as in llama.cpp.
-const (
-	blTypeNormal      = 1
-	blTypeUnknown     = 2
-	blTypeControl     = 3
-	blTypeUserDefined = 4
-	blTypeUnused      = 5
-	blTypeByte        = 6
-)
-
 // GPT-2 stores byte-level tokens as text: each byte maps to one printable
 // character (the printable Latin-1 bytes to themselves, the others to
 // U+0100 onwards), so "Ġthe" is the bytes " the".
@@ -159,8 +149,8 @@ func NewByteLevel(v ByteLevelVocab) (*ByteLevel, error) {
 	}
 	ids := make(map[string]int32, n)
 	for i, t := range v.Tokens {
-		typ := int32(blTypeNormal)
-		if v.Types != nil {
+		typ := int32(TokenNormal)
+		if v.Types != nil && v.Types[i] != int32(TokenUndefined) { // llama.cpp reads undefined as normal
 			typ = v.Types[i]
 		}
 		if j, dup := ids[t]; dup {
@@ -169,25 +159,25 @@ func NewByteLevel(v ByteLevelVocab) (*ByteLevel, error) {
 		ids[t] = int32(i)
 		var raw []byte
 		switch typ {
-		case blTypeControl, blTypeUserDefined:
+		case int32(TokenControl), int32(TokenUserDefined):
 			if t == "" {
 				return nil, fmt.Errorf("byte-level vocab: special token %d is empty", i)
 			}
 			raw = []byte(t)
 			b.special[t[0]] = append(b.special[t[0]], blSpecial{t, int32(i)})
 			b.specialFirst[t[0]] = true
-		case blTypeNormal, blTypeByte, blTypeUnknown, blTypeUnused:
+		case int32(TokenNormal), int32(TokenByte), int32(TokenUnknown), int32(TokenUnused):
 			var err error
 			if raw, err = ByteLevelBytes(t); err != nil {
-				if typ == blTypeNormal {
+				if typ == int32(TokenNormal) {
 					return nil, fmt.Errorf("byte-level vocab: token %d %q: %v", i, t, err)
 				}
 				raw = []byte(t) // unused or unknown placeholders may be anything
 			}
-			if typ == blTypeNormal && len(raw) == 0 {
+			if typ == int32(TokenNormal) && len(raw) == 0 {
 				return nil, fmt.Errorf("byte-level vocab: token %d is empty", i)
 			}
-			if len(raw) == 1 && typ == blTypeNormal && b.byteTok[raw[0]] < 0 {
+			if len(raw) == 1 && typ == int32(TokenNormal) && b.byteTok[raw[0]] < 0 {
 				b.byteTok[raw[0]] = int32(i)
 			}
 		default:

@@ -76,7 +76,7 @@ func (b *ByteLevel) GGUFMetadata() []gguf.KV {
 	if types == nil {
 		types = make([]int32, len(v.Tokens))
 		for i := range types {
-			types[i] = blTypeNormal
+			types[i] = int32(TokenNormal)
 		}
 	}
 	kvs := []gguf.KV{

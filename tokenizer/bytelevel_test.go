@@ -186,10 +186,10 @@ func TestByteLevelSpecialTokens(t *testing.T) {
 	v.Tokens = append(v.Tokens, "<|a|>", "<|ab|>", "<u>")
 	v.Types = make([]int32, len(v.Tokens))
 	for i := range v.Types {
-		v.Types[i] = blTypeNormal
+		v.Types[i] = int32(TokenNormal)
 	}
 	n := len(v.Tokens)
-	v.Types[n-3], v.Types[n-2], v.Types[n-1] = blTypeControl, blTypeControl, blTypeUserDefined
+	v.Types[n-3], v.Types[n-2], v.Types[n-1] = int32(TokenControl), int32(TokenControl), int32(TokenUserDefined)
 	v.BOS, v.EOS = n-3, n-2
 	b, err := NewByteLevel(v)
 	if err != nil {

@@ -58,9 +58,9 @@ func gpt2FromParts(tokens, merges []string) (*ByteLevel, error) {
 		if t == GPT2EndOfText {
 			v.Types = make([]int32, len(tokens))
 			for j := range v.Types {
-				v.Types[j] = blTypeNormal
+				v.Types[j] = int32(TokenNormal)
 			}
-			v.Types[i] = blTypeControl
+			v.Types[i] = int32(TokenControl)
 			v.BOS, v.EOS = i, i
 		}
 	}
