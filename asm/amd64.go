@@ -1,0 +1,935 @@
+package asm
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/mmcloughlin/avo/attr"
+	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/pass"
+	"github.com/mmcloughlin/avo/printer"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// GenerateAMD64 writes the AVX2 and AVX-512 kernels ks into dir as
+// kernels_amd64.s and kernels_amd64.go (the //go:noescape stubs), both
+// constrained to !purego, for the Go package named pkg.
+func GenerateAMD64(ks []Kernel, pkg, dir string) error {
+	s, stubs, err := AMD64(ks, pkg)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "kernels_amd64.s"), s); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "kernels_amd64.go"), stubs)
+}
+
+// AMD64 returns the assembly and the Go stub file for ks without writing them.
+func AMD64(ks []Kernel, pkg string) (asmText, stubs []byte, err error) {
+	ks, err = dedup(ks, AVX2, AVX512)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := build.NewContext()
+	c.ConstraintExpr("!purego")
+	g := &amd{c: c, consts: map[string]operand.Mem{}}
+	for _, k := range ks {
+		g.kernel(k)
+	}
+	f, err := c.Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("amd64 kernels: %w", err)
+	}
+	if err := pass.Compile.Execute(f); err != nil {
+		return nil, nil, fmt.Errorf("amd64 kernels: %w", err)
+	}
+	cfg := printer.Config{Name: "modelc", Pkg: pkg}
+	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
+		return nil, nil, fmt.Errorf("amd64 kernels: print assembly: %w", err)
+	}
+	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
+		return nil, nil, fmt.Errorf("amd64 kernels: print stubs: %w", err)
+	}
+	return asmText, stubs, nil
+}
+
+// amd emits the kernels of one file. One instance serves every kernel so
+// that constants are shared.
+type amd struct {
+	c      *build.Context
+	isa    ISA
+	lanes  int // float32 lanes of a full vector
+	nreg   int // vector registers
+	consts map[string]operand.Mem
+	// Per function: tail masks, set up in the prologue so that every block
+	// that uses one is dominated by its definition.
+	kmask map[int]reg.Register
+	vmask map[int]reg.Register
+	label int
+}
+
+func (g *amd) kernel(k Kernel) {
+	c := g.c
+	g.isa = k.ISA
+	g.lanes, g.nreg = 8, 16
+	if k.ISA == AVX512 {
+		g.lanes, g.nreg = 16, 32
+	}
+	g.kmask, g.vmask = map[int]reg.Register{}, map[int]reg.Register{}
+	c.Function(k.Name())
+	c.Attributes(attr.NOSPLIT)
+	c.Pragma("noescape")
+	c.SignatureExpr(k.Signature())
+	c.Doc(k.doc())
+	switch k.Op {
+	case OpMatVec, OpRMSNormMatVec, OpSwiGLU, OpRMSNormSwiGLU:
+		g.matvec(k)
+	case OpAttention:
+		g.attention(k)
+	case OpMatMul:
+		g.matmul(k)
+	}
+	c.VZEROUPPER()
+	c.RET()
+}
+
+func (k Kernel) doc() string {
+	switch k.Op {
+	case OpMatVec:
+		return fmt.Sprintf("%s: out[r] = w[r]·x for r < n, %d columns.", k.Name(), k.Cols)
+	case OpRMSNormMatVec:
+		return fmt.Sprintf("%s: out[r] = w[r]·(g⊙x)/rms(x) for r < n, %d columns.", k.Name(), k.Cols)
+	case OpSwiGLU:
+		return fmt.Sprintf("%s: out[r] = silu(w[r]·x)·(w[%d+r]·x) for r < n, %d columns.", k.Name(), k.Rows, k.Cols)
+	case OpRMSNormSwiGLU:
+		return fmt.Sprintf("%s: SwiGLU over x normalised by RMSNorm with weight g; up rows start %d rows after the gate rows, %d columns.", k.Name(), k.Rows, k.Cols)
+	case OpAttention:
+		return fmt.Sprintf("%s: one head of size %d over t ≥ 1 positions %d floats apart.", k.Name(), k.HeadDim, k.KVStride)
+	case OpMatMul:
+		return fmt.Sprintf("%s: out[b*%d+r] = w[r]·x[b] for r < n and b tokens, %d columns.", k.Name(), k.Rows, k.Cols)
+	}
+	return k.Name()
+}
+
+// ---- small helpers ----
+
+func mem(base reg.Register, disp int) operand.Mem { return operand.Mem{Base: base, Disp: disp} }
+
+func (g *amd) vec() reg.VecVirtual {
+	if g.isa == AVX512 {
+		return g.c.ZMM()
+	}
+	return g.c.YMM()
+}
+
+func (g *amd) zero(v reg.Register) {
+	if g.isa == AVX512 {
+		// A load, not VPXORD v,v,v: avo treats the EVEX xor as reading v, which
+		// makes v live from the function's entry and exhausts the registers.
+		g.c.VMOVUPS(g.constant("zero", 0), v)
+	} else {
+		g.c.VXORPS(v, v, v)
+	}
+}
+
+func (g *amd) newLabel(what string) string {
+	g.label++
+	return fmt.Sprintf("%s%d", what, g.label)
+}
+
+func (g *amd) param(name string) operand.Mem {
+	b, err := g.c.Param(name).Resolve()
+	if err != nil {
+		panic(err) // the signatures are ours: a mismatch is a bug in this package
+	}
+	return b.Addr
+}
+
+func (g *amd) loadPtr(name string) reg.GPVirtual {
+	r := g.c.GP64()
+	g.c.MOVQ(g.param(name), r)
+	return r
+}
+
+// constant returns a 64-byte read-only vector of 16 copies of v, usable as a
+// memory operand of any width (and as a scalar).
+func (g *amd) constant(name string, v uint32) operand.Mem {
+	if m, ok := g.consts[name]; ok {
+		return m
+	}
+	m := g.c.StaticGlobal(name)
+	g.c.DataAttributes(attr.RODATA | attr.NOPTR)
+	for i := 0; i < 16; i++ {
+		g.c.AppendDatum(operand.U32(v))
+	}
+	g.consts[name] = m
+	return m
+}
+
+func (g *amd) f32(name string, v float32) operand.Mem {
+	return g.constant(name, math.Float32bits(v))
+}
+
+// maskTable is 16 all-ones words followed by 16 zero words: the 8 (or 16)
+// words starting at index lanes-t select the first t lanes.
+func (g *amd) maskTable() operand.Mem {
+	const name = "masktab"
+	if m, ok := g.consts[name]; ok {
+		return m
+	}
+	m := g.c.StaticGlobal(name)
+	g.c.DataAttributes(attr.RODATA | attr.NOPTR)
+	for i := 0; i < 32; i++ {
+		v := uint32(0)
+		if i < 16 {
+			v = 0xffffffff
+		}
+		g.c.AppendDatum(operand.U32(v))
+	}
+	g.consts[name] = m
+	return m
+}
+
+// kmaskTable holds the 16-bit opmasks (1<<i)-1 for i = 0..16.
+func (g *amd) kmaskTable() operand.Mem {
+	const name = "kmasktab"
+	if m, ok := g.consts[name]; ok {
+		return m
+	}
+	m := g.c.StaticGlobal(name)
+	g.c.DataAttributes(attr.RODATA | attr.NOPTR)
+	for i := 0; i <= 16; i++ {
+		g.c.AppendDatum(operand.U16(uint16((1 << i) - 1)))
+	}
+	g.consts[name] = m
+	return m
+}
+
+// prepMask sets up the mask for a tail of t < lanes elements.
+func (g *amd) prepMask(t int) {
+	if t == 0 {
+		return
+	}
+	c := g.c
+	if g.isa == AVX512 {
+		if _, ok := g.kmask[t]; ok {
+			return
+		}
+		tmp, k := c.GP32(), c.K()
+		c.MOVL(operand.U32(uint32(1)<<t-1), tmp)
+		c.KMOVW(tmp, k)
+		g.kmask[t] = k
+		return
+	}
+	if _, ok := g.vmask[t]; ok {
+		return
+	}
+	m := c.YMM()
+	c.VMOVDQU(g.maskTable().Offset(4*(16-t)), m)
+	g.vmask[t] = m
+}
+
+// loadTail loads the first t lanes at m into dst and zeroes the others,
+// without touching memory past them.
+func (g *amd) loadTail(m operand.Mem, dst reg.Register, t int) {
+	if g.isa == AVX512 {
+		g.c.VMOVUPS_Z(m, g.kmask[t], dst)
+	} else {
+		g.c.VMASKMOVPS(m, g.vmask[t], dst)
+	}
+}
+
+// mulTail multiplies the first t lanes of v by those at m; the others become
+// zero (AVX2) or keep their value (AVX-512), which callers keep at zero.
+func (g *amd) mulTail(m operand.Mem, v reg.Register, t int) {
+	if g.isa == AVX512 {
+		g.c.VMULPS(m, v, g.kmask[t], v)
+		return
+	}
+	tmp := g.c.YMM()
+	g.c.VMASKMOVPS(m, g.vmask[t], tmp)
+	g.c.VMULPS(tmp, v, v)
+}
+
+// fmaTail adds the first t lanes of m·x to acc.
+func (g *amd) fmaTail(m operand.Mem, x, acc reg.Register, t int) {
+	if g.isa == AVX512 {
+		g.c.VFMADD231PS(m, x, g.kmask[t], acc)
+		return
+	}
+	tmp := g.c.YMM()
+	g.c.VMASKMOVPS(m, g.vmask[t], tmp)
+	g.c.VFMADD231PS(tmp, x, acc)
+}
+
+func (g *amd) storeTail(v reg.Register, m operand.Mem, t int) {
+	if g.isa == AVX512 {
+		g.c.VMOVUPS(v, g.kmask[t], m)
+	} else {
+		g.c.VMASKMOVPS(v, g.vmask[t], m)
+	}
+}
+
+func (g *amd) extract128(src, dst reg.Register) {
+	if g.isa == AVX512 {
+		g.c.VEXTRACTF32X4(operand.U8(1), src, dst)
+	} else {
+		g.c.VEXTRACTF128(operand.U8(1), src, dst)
+	}
+}
+
+// toY folds a full vector to 256 bits (a no-op for AVX2).
+func (g *amd) toY(v reg.VecVirtual) reg.Register {
+	if g.isa != AVX512 {
+		return v
+	}
+	t := g.c.YMM()
+	g.c.VEXTRACTF64X4(operand.U8(1), v, t)
+	g.c.VADDPS(t, v.AsY(), v.AsY())
+	return v.AsY()
+}
+
+// reduce4 sums each of four 256-bit vectors and returns the four sums as the
+// lanes of an XMM register, in order. Only instructions with EVEX forms are
+// used, so that AVX-512 code may have them in registers 16-31.
+func (g *amd) reduce4(a [4]reg.Register) reg.Register {
+	c := g.c
+	u0, u1, u2, u3 := c.YMM(), c.YMM(), c.YMM(), c.YMM()
+	c.VUNPCKLPS(a[1], a[0], u0) // a0_0 a1_0 a0_1 a1_1 (per 128-bit lane)
+	c.VUNPCKHPS(a[1], a[0], u1) // a0_2 a1_2 a0_3 a1_3
+	c.VADDPS(u1, u0, u0)
+	c.VUNPCKLPS(a[3], a[2], u2)
+	c.VUNPCKHPS(a[3], a[2], u3)
+	c.VADDPS(u3, u2, u2)
+	lo, hi := c.YMM(), c.YMM()
+	c.VUNPCKLPD(u2, u0, lo) // a0 a1 a2 a3, even halves
+	c.VUNPCKHPD(u2, u0, hi) // odd halves
+	c.VADDPS(hi, lo, lo)
+	x := c.XMM()
+	g.extract128(lo, x)
+	c.VADDPS(x, lo.AsX(), x)
+	return x
+}
+
+// reduce1 returns an XMM register whose every lane is the sum of v's lanes.
+func (g *amd) reduce1(v reg.VecVirtual) reg.Register {
+	c := g.c
+	y := g.toY(v)
+	x, t := c.XMM(), c.XMM()
+	g.extract128(y, x)
+	c.VADDPS(x, asX(y), x)
+	c.VPERMILPS(operand.U8(0x4e), x, t)
+	c.VADDPS(t, x, x)
+	c.VPERMILPS(operand.U8(0xb1), x, t)
+	c.VADDPS(t, x, x)
+	return x
+}
+
+func asX(r reg.Register) reg.Register {
+	return r.(reg.Vec).AsX()
+}
+
+// hmax makes every lane of the XMM register x the maximum of its lanes.
+func (g *amd) hmax(x reg.Register) {
+	c := g.c
+	t := c.XMM()
+	c.VPERMILPS(operand.U8(0x4e), x, t)
+	c.VMAXPS(t, x, x)
+	c.VPERMILPS(operand.U8(0xb1), x, t)
+	c.VMAXPS(t, x, x)
+}
+
+// exp replaces every lane of v by e^v (Cephes expf: range reduction by ln 2,
+// degree-5 polynomial, 2^n through the exponent bits; relative error ~2e-7).
+// mk makes temporaries of v's width.
+func (g *amd) exp(v reg.Register, mk func() reg.VecVirtual) {
+	c := g.c
+	c.VMINPS(g.f32("exp_hi", 88), v, v)
+	c.VMAXPS(g.f32("exp_lo", -87.33654), v, v)
+	fx := mk()
+	c.VMULPS(g.f32("log2e", math.Log2E), v, fx)
+	if g.isa == AVX512 {
+		c.VRNDSCALEPS(operand.U8(0), fx, fx)
+	} else {
+		c.VROUNDPS(operand.U8(0), fx, fx)
+	}
+	c.VFNMADD231PS(g.f32("ln2hi", 0.693359375), fx, v)
+	c.VFNMADD231PS(g.f32("ln2lo", -2.12194440e-4), fx, v)
+	p := mk()
+	c.VMOVUPS(g.f32("exp_p0", 1.9875691500e-4), p)
+	for i, k := range []float32{1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1} {
+		c.VFMADD213PS(g.f32(fmt.Sprintf("exp_p%d", i+1), k), v, p)
+	}
+	r2 := mk()
+	c.VMULPS(v, v, r2)
+	c.VFMADD213PS(v, r2, p)
+	c.VADDPS(g.f32("one", 1), p, p)
+	c.VCVTPS2DQ(fx, fx)
+	c.VPADDD(g.constant("i127", 127), fx, fx)
+	c.VPSLLD(operand.U8(23), fx, fx)
+	c.VMULPS(fx, p, v)
+}
+
+// ---- dot products: the inner engine of every matrix kernel ----
+
+// col is a column position: a byte offset, optionally plus an index register.
+type col struct {
+	idx  reg.Register
+	disp int
+}
+
+func (p col) at(base reg.Register, disp int) operand.Mem {
+	m := operand.Mem{Base: base, Disp: p.disp + disp}
+	if p.idx != nil {
+		m.Index, m.Scale = p.idx, 1
+	}
+	return m
+}
+
+// dotJob is a block of dot products over cols columns: every row w+wrows[i]
+// against every vector x+xtoks[t] (times g elementwise when g is set).
+type dotJob struct {
+	w     reg.Register
+	wrows []int
+	x     reg.Register
+	xtoks []int
+	g     reg.Register
+	cols  int
+	u     int // column unroll: independent accumulators per dot
+}
+
+// dots emits the block and returns acc[i][t], full vectors whose lanes sum to
+// the dot product of row i with vector t. Columns are walked in steps of u
+// vectors, in a loop when there are many, straight-line otherwise, and a
+// tail of cols%lanes under a mask.
+func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
+	c := g.c
+	nr, nt, L := len(j.wrows), len(j.xtoks), g.lanes
+	acc := make([][][]reg.VecVirtual, j.u)
+	for u := range acc {
+		acc[u] = make([][]reg.VecVirtual, nr)
+		for i := range acc[u] {
+			acc[u][i] = make([]reg.VecVirtual, nt)
+			for t := range acc[u][i] {
+				acc[u][i][t] = g.vec()
+				g.zero(acc[u][i][t])
+			}
+		}
+	}
+	loadX := func(p col, t int) reg.VecVirtual {
+		xv := g.vec()
+		c.VMOVUPS(p.at(j.x, j.xtoks[t]), xv)
+		if j.g != nil {
+			c.VMULPS(p.at(j.g, 0), xv, xv)
+		}
+		return xv
+	}
+	step := func(p col, u int) {
+		xs := make([]reg.VecVirtual, nt)
+		for t := range xs {
+			xs[t] = loadX(p, t)
+		}
+		for i := 0; i < nr; i++ {
+			if nt == 1 {
+				c.VFMADD231PS(p.at(j.w, j.wrows[i]), xs[0], acc[u][i][0])
+				continue
+			}
+			wv := g.vec() // one load of the row serves every vector
+			c.VMOVUPS(p.at(j.w, j.wrows[i]), wv)
+			for t := 0; t < nt; t++ {
+				c.VFMADD231PS(xs[t], wv, acc[u][i][t])
+			}
+		}
+	}
+	nvec, tail := j.cols/L, j.cols%L
+	start := 0
+	if iters := nvec / j.u; nvec > 16 && iters >= 2 {
+		off := c.GP64()
+		c.XORQ(off, off)
+		lbl := g.newLabel("cols")
+		c.Label(lbl)
+		for u := 0; u < j.u; u++ {
+			step(col{idx: off, disp: u * L * 4}, u)
+		}
+		c.ADDQ(operand.U32(j.u*L*4), off)
+		c.CMPQ(off, operand.U32(iters*j.u*L*4))
+		c.JNE(operand.LabelRef(lbl))
+		start = iters * j.u
+	}
+	for v := start; v < nvec; v++ {
+		step(col{disp: v * L * 4}, (v-start)%j.u)
+	}
+	if tail > 0 {
+		p := col{disp: nvec * L * 4}
+		u := (nvec - start) % j.u
+		xs := make([]reg.VecVirtual, nt)
+		for t := range xs {
+			xs[t] = g.vec()
+			g.loadTail(p.at(j.x, j.xtoks[t]), xs[t], tail)
+			if j.g != nil {
+				g.mulTail(p.at(j.g, 0), xs[t], tail)
+			}
+		}
+		for i := 0; i < nr; i++ {
+			if g.isa == AVX512 {
+				for t := 0; t < nt; t++ {
+					g.fmaTail(p.at(j.w, j.wrows[i]), xs[t], acc[u][i][t], tail)
+				}
+				continue
+			}
+			wv := c.YMM()
+			g.loadTail(p.at(j.w, j.wrows[i]), wv, tail)
+			for t := 0; t < nt; t++ {
+				c.VFMADD231PS(xs[t], wv, acc[u][i][t])
+			}
+		}
+	}
+	for u := 1; u < j.u; u++ {
+		for i := range acc[0] {
+			for t := range acc[0][i] {
+				c.VADDPS(acc[u][i][t], acc[0][i][t], acc[0][i][t])
+			}
+		}
+	}
+	return acc[0]
+}
+
+// unroll picks the column unroll so that rows·toks·u accumulators plus the
+// loaded vectors and extras fit the register file (avo does not spill).
+func (g *amd) unroll(rows, toks, extras, cols int) int {
+	u := (g.nreg - extras) / (rows*toks + toks)
+	u = min(max(u, 1), 4)
+	if nvec := cols / g.lanes; nvec < u {
+		u = max(nvec, 1)
+	}
+	return u
+}
+
+// ---- matvec family ----
+
+// invRMS emits 1/sqrt(mean(x²)+eps) broadcast to a full vector.
+func (g *amd) invRMS(x reg.Register, cols int) reg.VecVirtual {
+	c := g.c
+	acc := g.dots(dotJob{w: x, wrows: []int{0}, x: x, xtoks: []int{0}, cols: cols, u: g.unroll(1, 1, 4, cols)})
+	s := g.reduce1(acc[0][0])
+	c.VMULSS(g.f32(fmt.Sprintf("inv%d", cols), 1/float32(cols)), s, s)
+	eps := c.XMM()
+	c.VMOVSS(g.param("eps"), eps)
+	c.VADDSS(eps, s, s)
+	c.VSQRTSS(s, s, s)
+	one := c.XMM()
+	c.VMOVSS(g.f32("one", 1), one)
+	c.VDIVSS(s, one, one)
+	inv := g.vec()
+	c.VBROADCASTSS(one, inv)
+	return inv
+}
+
+// silu replaces the lanes of the XMM gate by silu(gate)·up.
+func (g *amd) siluMul(gate, up reg.Register) {
+	c := g.c
+	e := c.XMM()
+	c.VMULPS(g.f32("minus1", -1), gate, e)
+	g.exp(e, c.XMM)
+	c.VADDPS(g.f32("one", 1), e, e)
+	c.VDIVPS(e, gate, gate)
+	c.VMULPS(up, gate, gate)
+}
+
+func (g *amd) matvec(k Kernel) {
+	c := g.c
+	C := k.Cols
+	norm := k.Op == OpRMSNormMatVec || k.Op == OpRMSNormSwiGLU
+	swi := k.Op == OpSwiGLU || k.Op == OpRMSNormSwiGLU
+	out, w, x := g.loadPtr("out"), g.loadPtr("w"), g.loadPtr("x")
+	n := g.c.GP64()
+	c.MOVQ(g.param("n"), n)
+	var gp reg.Register
+	var inv reg.VecVirtual
+	g.prepMask(C % g.lanes)
+	if norm {
+		gp = g.loadPtr("nw")
+		inv = g.invRMS(x, C)
+	}
+	rows := func(rb int) []int {
+		var d []int
+		for r := 0; r < rb; r++ {
+			d = append(d, r*C*4)
+		}
+		if swi {
+			for r := 0; r < rb; r++ {
+				d = append(d, (k.Rows+r)*C*4)
+			}
+		}
+		return d
+	}
+	// Headroom beyond the accumulators: the tail loads (and mask on AVX2).
+	extras := 2
+	if g.isa == AVX2 {
+		extras = 3
+	}
+	if norm {
+		extras++
+	}
+	block := func(rb int) {
+		wr := rows(rb)
+		acc := g.dots(dotJob{w: w, wrows: wr, x: x, xtoks: []int{0}, g: gp, cols: C, u: g.unroll(len(wr), 1, extras, C)})
+		var s, u reg.Register
+		if rb == 4 {
+			s = g.reduce4([4]reg.Register{g.toY(acc[0][0]), g.toY(acc[1][0]), g.toY(acc[2][0]), g.toY(acc[3][0])})
+			if swi {
+				u = g.reduce4([4]reg.Register{g.toY(acc[4][0]), g.toY(acc[5][0]), g.toY(acc[6][0]), g.toY(acc[7][0])})
+			}
+		} else {
+			s = g.reduce1(acc[0][0])
+			if swi {
+				u = g.reduce1(acc[1][0])
+			}
+		}
+		if norm {
+			c.VMULPS(inv.AsX(), s, s)
+			if swi {
+				c.VMULPS(inv.AsX(), u, u)
+			}
+		}
+		if swi {
+			g.siluMul(s, u)
+		}
+		if rb == 4 {
+			c.VMOVUPS(s, mem(out, 0))
+		} else {
+			c.VMOVSS(s, mem(out, 0))
+		}
+	}
+	l4, t1, l1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
+	c.CMPQ(n, operand.U8(4))
+	c.JL(operand.LabelRef(t1))
+	c.Label(l4)
+	block(4)
+	c.ADDQ(operand.U32(4*C*4), w)
+	c.ADDQ(operand.U8(16), out)
+	c.SUBQ(operand.U8(4), n)
+	c.CMPQ(n, operand.U8(4))
+	c.JGE(operand.LabelRef(l4))
+	c.Label(t1)
+	c.TESTQ(n, n)
+	c.JE(operand.LabelRef(done))
+	c.Label(l1)
+	block(1)
+	c.ADDQ(operand.U32(C*4), w)
+	c.ADDQ(operand.U8(4), out)
+	c.DECQ(n)
+	c.JNE(operand.LabelRef(l1))
+	c.Label(done)
+}
+
+// ---- batched matmul ----
+
+func (g *amd) matmul(k Kernel) {
+	c := g.c
+	R, C := k.Rows, k.Cols
+	out, w := g.loadPtr("out"), g.loadPtr("w")
+	n := c.GP64()
+	c.MOVQ(g.param("n"), n)
+	g.prepMask(C % g.lanes)
+	tb := 2 // tokens per tile: 4·tb accumulators + tb inputs + row + mask/tmp ≤ 16
+	if g.isa == AVX512 {
+		tb = 6 // 24 accumulators + 6 inputs + 1 ≤ 32
+	}
+	tokens := func(nt int) []int {
+		d := make([]int, nt)
+		for t := range d {
+			d[t] = t * C * 4
+		}
+		return d
+	}
+	// rowBlock emits the loops over all tokens for rb rows at w, out.
+	rowBlock := func(rb int) {
+		wr := make([]int, rb)
+		for r := range wr {
+			wr[r] = r * C * 4
+		}
+		xq, oq, cnt := c.GP64(), c.GP64(), c.GP64()
+		c.MOVQ(g.param("x"), xq)
+		c.MOVQ(out, oq)
+		c.MOVQ(g.param("b"), cnt)
+		tile := func(nt int) {
+			acc := g.dots(dotJob{w: w, wrows: wr, x: xq, xtoks: tokens(nt), cols: C, u: 1})
+			for t := 0; t < nt; t++ {
+				if rb == 4 {
+					s := g.reduce4([4]reg.Register{g.toY(acc[0][t]), g.toY(acc[1][t]), g.toY(acc[2][t]), g.toY(acc[3][t])})
+					c.VMOVUPS(s, mem(oq, t*R*4))
+				} else {
+					c.VMOVSS(g.reduce1(acc[0][t]), mem(oq, t*R*4))
+				}
+			}
+		}
+		lt, t1, l1, done := g.newLabel("tok"), g.newLabel("toktail"), g.newLabel("tok1_"), g.newLabel("tokdone")
+		c.CMPQ(cnt, operand.U8(tb))
+		c.JL(operand.LabelRef(t1))
+		c.Label(lt)
+		tile(tb)
+		c.ADDQ(operand.U32(tb*C*4), xq)
+		c.ADDQ(operand.U32(tb*R*4), oq)
+		c.SUBQ(operand.U8(tb), cnt)
+		c.CMPQ(cnt, operand.U8(tb))
+		c.JGE(operand.LabelRef(lt))
+		c.Label(t1)
+		c.TESTQ(cnt, cnt)
+		c.JE(operand.LabelRef(done))
+		c.Label(l1)
+		tile(1)
+		c.ADDQ(operand.U32(C*4), xq)
+		c.ADDQ(operand.U32(R*4), oq)
+		c.DECQ(cnt)
+		c.JNE(operand.LabelRef(l1))
+		c.Label(done)
+	}
+	l4, t1, l1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
+	c.CMPQ(n, operand.U8(4))
+	c.JL(operand.LabelRef(t1))
+	c.Label(l4)
+	rowBlock(4)
+	c.ADDQ(operand.U32(4*C*4), w)
+	c.ADDQ(operand.U8(16), out)
+	c.SUBQ(operand.U8(4), n)
+	c.CMPQ(n, operand.U8(4))
+	c.JGE(operand.LabelRef(l4))
+	c.Label(t1)
+	c.TESTQ(n, n)
+	c.JE(operand.LabelRef(done))
+	c.Label(l1)
+	rowBlock(1)
+	c.ADDQ(operand.U32(C*4), w)
+	c.ADDQ(operand.U8(4), out)
+	c.DECQ(n)
+	c.JNE(operand.LabelRef(l1))
+	c.Label(done)
+}
+
+// ---- attention ----
+
+func (g *amd) attention(k Kernel) {
+	c := g.c
+	hd, S, L := k.HeadDim, k.KVStride, g.lanes
+	out, q, kp, vp, att := g.loadPtr("out"), g.loadPtr("q"), g.loadPtr("k"), g.loadPtr("v"), g.loadPtr("att")
+	nch, tail := (hd+L-1)/L, hd%L
+	g.prepMask(tail)
+	full := func(j int) bool { return j < hd/L }
+	scale := g.f32(fmt.Sprintf("rsqrt%d", hd), float32(1/math.Sqrt(float64(hd))))
+
+	// Pass 1: scores att[j] = q·k_j·scale, four positions at a time, and their maximum.
+	qmax := 8
+	if g.isa == AVX512 {
+		qmax = 16
+	}
+	qv := make([]reg.Register, nch)
+	loadQ := func(j int) reg.Register {
+		if qv[j] != nil {
+			return qv[j]
+		}
+		v := g.vec()
+		if full(j) {
+			c.VMOVUPS(mem(q, j*L*4), v)
+		} else {
+			g.loadTail(mem(q, j*L*4), v, tail)
+		}
+		return v
+	}
+	if nch <= qmax {
+		for j := range qv {
+			qv[j] = loadQ(j)
+		}
+	}
+	score := func(base reg.Register, disp int) reg.VecVirtual {
+		acc := g.vec()
+		g.zero(acc)
+		for j := 0; j < nch; j++ {
+			qj := loadQ(j)
+			if full(j) {
+				c.VFMADD231PS(mem(base, disp+j*L*4), qj, acc)
+			} else {
+				g.fmaTail(mem(base, disp+j*L*4), qj, acc, tail)
+			}
+		}
+		return acc
+	}
+	m := c.XMM()
+	c.VMOVUPS(g.constant("neginf", 0xff800000), m)
+	kq, aq, cnt := c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(kp, kq)
+	c.MOVQ(att, aq)
+	c.MOVQ(g.param("t"), cnt)
+	s4, s1, s1l, sdone := g.newLabel("score4_"), g.newLabel("score1_"), g.newLabel("score1l"), g.newLabel("scoredone")
+	c.CMPQ(cnt, operand.U8(4))
+	c.JL(operand.LabelRef(s1))
+	c.Label(s4)
+	{
+		var a [4]reg.Register
+		for s := range a {
+			a[s] = g.toY(score(kq, s*S*4))
+		}
+		x := g.reduce4(a)
+		c.VMULPS(scale, x, x)
+		c.VMOVUPS(x, mem(aq, 0))
+		c.VMAXPS(x, m, m)
+	}
+	c.ADDQ(operand.U32(4*S*4), kq)
+	c.ADDQ(operand.U8(16), aq)
+	c.SUBQ(operand.U8(4), cnt)
+	c.CMPQ(cnt, operand.U8(4))
+	c.JGE(operand.LabelRef(s4))
+	c.Label(s1)
+	c.TESTQ(cnt, cnt)
+	c.JE(operand.LabelRef(sdone))
+	c.Label(s1l)
+	{
+		x := g.reduce1(score(kq, 0))
+		c.VMULSS(scale, x, x)
+		c.VMOVSS(x, mem(aq, 0))
+		c.VMAXSS(x, m, m)
+	}
+	c.ADDQ(operand.U32(S*4), kq)
+	c.ADDQ(operand.U8(4), aq)
+	c.DECQ(cnt)
+	c.JNE(operand.LabelRef(s1l))
+	c.Label(sdone)
+	g.hmax(m)
+	mv := g.vec()
+	c.VBROADCASTSS(m, mv)
+
+	// Pass 2: att[j] = e^(att[j]-max) and their sum; the tail under a mask
+	// built from the run-time count.
+	sum := g.vec()
+	g.zero(sum)
+	c.MOVQ(att, aq)
+	c.MOVQ(g.param("t"), cnt)
+	e1, el, edone := g.newLabel("exptail"), g.newLabel("exp"), g.newLabel("expdone")
+	c.CMPQ(cnt, operand.U8(L))
+	c.JL(operand.LabelRef(e1))
+	c.Label(el)
+	{
+		e := g.vec()
+		c.VMOVUPS(mem(aq, 0), e)
+		c.VSUBPS(mv, e, e)
+		g.exp(e, g.vec)
+		c.VMOVUPS(e, mem(aq, 0))
+		c.VADDPS(e, sum, sum)
+	}
+	c.ADDQ(operand.U8(L*4), aq)
+	c.SUBQ(operand.U8(L), cnt)
+	c.CMPQ(cnt, operand.U8(L))
+	c.JGE(operand.LabelRef(el))
+	c.Label(e1)
+	c.TESTQ(cnt, cnt)
+	c.JE(operand.LabelRef(edone))
+	{
+		tbl := c.GP64()
+		e := g.vec()
+		if g.isa == AVX512 {
+			c.LEAQ(g.kmaskTable(), tbl)
+			km := c.K()
+			c.KMOVW(operand.Mem{Base: tbl, Index: cnt, Scale: 2}, km)
+			c.VMOVUPS_Z(mem(aq, 0), km, e)
+			c.VSUBPS(mv, e, e)
+			g.exp(e, g.vec)
+			c.VMOVUPS(e, km, mem(aq, 0))
+			c.VADDPS(e, sum, km, sum)
+		} else {
+			c.LEAQ(g.maskTable(), tbl)
+			i := c.GP64()
+			c.MOVQ(operand.U32(16), i)
+			c.SUBQ(cnt, i)
+			mk := c.YMM()
+			c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, mk)
+			c.VMASKMOVPS(mem(aq, 0), mk, e)
+			c.VSUBPS(mv, e, e)
+			g.exp(e, g.vec)
+			c.VANDPS(mk, e, e)
+			c.VMASKMOVPS(e, mk, mem(aq, 0))
+			c.VADDPS(e, sum, sum)
+		}
+	}
+	c.Label(edone)
+	s := g.reduce1(sum)
+	one := c.XMM()
+	c.VMOVSS(g.f32("one", 1), one)
+	c.VDIVSS(s, one, one)
+	iv := g.vec()
+	c.VBROADCASTSS(one, iv)
+
+	// Pass 3: out = Σ p_j·v_j / sum, accumulated in registers over groups of
+	// chunks of the head, several positions per step to hide FMA latency.
+	grp := min(nch, g.nreg-6)
+	for j0 := 0; j0 < nch; j0 += grp {
+		j1 := min(j0+grp, nch)
+		ng := j1 - j0
+		slack := 4
+		if g.isa == AVX512 {
+			slack = 4
+		}
+		sets := min(4, max(1, (g.nreg-slack)/(ng+1)))
+		acc := make([][]reg.VecVirtual, sets)
+		for s := range acc {
+			acc[s] = make([]reg.VecVirtual, ng)
+			for j := range acc[s] {
+				acc[s][j] = g.vec()
+				g.zero(acc[s][j])
+			}
+		}
+		vq := c.GP64()
+		c.MOVQ(att, aq)
+		c.MOVQ(vp, vq)
+		c.MOVQ(g.param("t"), cnt)
+		stepv := func(s int) {
+			p := g.vec()
+			c.VBROADCASTSS(mem(aq, s*4), p)
+			for j := j0; j < j1; j++ {
+				if full(j) {
+					c.VFMADD231PS(mem(vq, s*S*4+j*L*4), p, acc[s][j-j0])
+				} else {
+					g.fmaTail(mem(vq, s*S*4+j*L*4), p, acc[s][j-j0], tail)
+				}
+			}
+		}
+		wl, w1, w1l, wdone := g.newLabel("wsum"), g.newLabel("wsum1_"), g.newLabel("wsum1l"), g.newLabel("wsumdone")
+		if sets > 1 {
+			c.CMPQ(cnt, operand.U8(sets))
+			c.JL(operand.LabelRef(w1))
+			c.Label(wl)
+			for s := 0; s < sets; s++ {
+				stepv(s)
+			}
+			c.ADDQ(operand.U8(sets*4), aq)
+			c.ADDQ(operand.U32(sets*S*4), vq)
+			c.SUBQ(operand.U8(sets), cnt)
+			c.CMPQ(cnt, operand.U8(sets))
+			c.JGE(operand.LabelRef(wl))
+			c.Label(w1)
+			c.TESTQ(cnt, cnt)
+			c.JE(operand.LabelRef(wdone))
+		}
+		c.Label(w1l)
+		stepv(0)
+		c.ADDQ(operand.U8(4), aq)
+		c.ADDQ(operand.U32(S*4), vq)
+		c.DECQ(cnt)
+		c.JNE(operand.LabelRef(w1l))
+		c.Label(wdone)
+		for j := j0; j < j1; j++ {
+			a := acc[0][j-j0]
+			for s := 1; s < sets; s++ {
+				c.VADDPS(acc[s][j-j0], a, a)
+			}
+			c.VMULPS(iv, a, a)
+			if full(j) {
+				c.VMOVUPS(a, mem(out, j*L*4))
+			} else {
+				g.storeTail(a, mem(out, j*L*4), tail)
+			}
+		}
+	}
+}

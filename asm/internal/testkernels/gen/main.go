@@ -1,0 +1,18 @@
+// Command gen writes the kernels of package testkernels into the current
+// directory; run by go generate there.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/asm/internal/testshapes"
+)
+
+func main() {
+	if err := asm.GenerateAMD64(testshapes.Kernels(asm.AVX2, asm.AVX512), "testkernels", "."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

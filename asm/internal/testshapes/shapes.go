@@ -1,0 +1,35 @@
+// Package testshapes lists the kernels of the test package testkernels: the
+// shapes of the bundled models plus odd ones that exercise every tail.
+package testshapes
+
+import "github.com/modelc/modelc/asm"
+
+// Cols are the row lengths tested: below, at and around the vector widths,
+// and the model dims (64, 172, 288, 768).
+var Cols = []int{1, 3, 7, 8, 16, 17, 33, 64, 172, 288, 768}
+
+// HeadDims are the attention head sizes tested, with a KV stride for each.
+var HeadDims = [][2]int{{1, 3}, {3, 5}, {8, 32}, {8, 8}, {12, 40}, {17, 51}, {48, 288}, {64, 64}, {100, 300}, {128, 256}}
+
+// FFN pairs (F, C) for SwiGLU and (R, C) for MatMul.
+var Pairs = [][2]int{{1, 1}, {5, 7}, {13, 17}, {172, 64}, {768, 288}, {9, 33}}
+
+// Kernels returns every kernel of the test package for the given ISAs.
+func Kernels(isas ...asm.ISA) []asm.Kernel {
+	var ks []asm.Kernel
+	for _, isa := range isas {
+		for _, c := range Cols {
+			ks = append(ks, asm.Kernel{Op: asm.OpMatVec, ISA: isa, Cols: c}, asm.Kernel{Op: asm.OpRMSNormMatVec, ISA: isa, Cols: c})
+		}
+		for _, p := range Pairs {
+			ks = append(ks,
+				asm.Kernel{Op: asm.OpSwiGLU, ISA: isa, Rows: p[0], Cols: p[1]},
+				asm.Kernel{Op: asm.OpRMSNormSwiGLU, ISA: isa, Rows: p[0], Cols: p[1]},
+				asm.Kernel{Op: asm.OpMatMul, ISA: isa, Rows: p[0], Cols: p[1]})
+		}
+		for _, h := range HeadDims {
+			ks = append(ks, asm.Kernel{Op: asm.OpAttention, ISA: isa, HeadDim: h[0], KVStride: h[1]})
+		}
+	}
+	return ks
+}

@@ -1,0 +1,121 @@
+package asm
+
+import "math"
+
+// The Go reference of every kernel operation: plain loops over run-time sizes,
+// written for clarity. They are the oracle the generated kernels are tested
+// against; they are not fast.
+
+// Dot is Σ a[i]·b[i] over len(a), summed in order in float32.
+func Dot(a, b []float32) float32 {
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+// MatVec computes out[r] = w[r]·x for r < len(out); w is row-major
+// [len(out), len(x)].
+func MatVec(out, w, x []float32) {
+	c := len(x)
+	for r := range out {
+		out[r] = Dot(w[r*c:r*c+c], x)
+	}
+}
+
+// InvRMS is 1/sqrt(mean(x²)+eps), the RMSNorm scale.
+func InvRMS(x []float32, eps float32) float32 {
+	var ss float32
+	for _, v := range x {
+		ss += v * v
+	}
+	return float32(1 / math.Sqrt(float64(ss/float32(len(x))+eps)))
+}
+
+// RMSNorm writes out[i] = g[i]·x[i]/rms(x).
+func RMSNorm(out, x, g []float32, eps float32) {
+	inv := InvRMS(x, eps)
+	for i, v := range x {
+		out[i] = g[i] * (inv * v)
+	}
+}
+
+// RMSNormMatVec is MatVec applied to RMSNorm(x, g): the fused pre-norm
+// projection (Q/K/V as one matrix, or the classifier).
+func RMSNormMatVec(out, w, x, g []float32, eps float32) {
+	xn := make([]float32, len(x))
+	RMSNorm(xn, x, g, eps)
+	MatVec(out, w, xn)
+}
+
+// Silu is x·sigmoid(x).
+func Silu(x float32) float32 {
+	return x / (1 + float32(math.Exp(float64(-x))))
+}
+
+// SwiGLU computes out[r] = silu(gate[r]·x)·(up[r]·x) for r < len(out), where w
+// holds the gate rows [F, C] followed by the up rows [F, C] with F = len(out).
+func SwiGLU(out, w, x []float32) {
+	c, f := len(x), len(out)
+	for r := range out {
+		g := Dot(w[r*c:r*c+c], x)
+		u := Dot(w[(f+r)*c:(f+r)*c+c], x)
+		out[r] = Silu(g) * u
+	}
+}
+
+// RMSNormSwiGLU is SwiGLU applied to RMSNorm(x, g).
+func RMSNormSwiGLU(out, w, x, g []float32, eps float32) {
+	xn := make([]float32, len(x))
+	RMSNorm(xn, x, g, eps)
+	SwiGLU(out, w, xn)
+}
+
+// Softmax normalises x in place.
+func Softmax(x []float32) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	var s float32
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		s += e
+	}
+	for i := range x {
+		x[i] /= s
+	}
+}
+
+// AttentionHead computes one head's attention output for the query q over t
+// cached positions: scores q·k_j/sqrt(hd), softmax, Σ p_j·v_j. Key j of this
+// head is k[j*stride : j*stride+hd] (and the same for v): the caller offsets k
+// and v to the head, which is how grouped-query heads share a KV head. att
+// (at least t floats) receives the probabilities.
+func AttentionHead(out, q, k, v, att []float32, t, stride int) {
+	hd := len(q)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	att = att[:t]
+	for j := range att {
+		att[j] = Dot(q, k[j*stride:j*stride+hd]) * scale
+	}
+	Softmax(att)
+	o := out[:hd]
+	clear(o)
+	for j, p := range att {
+		vj := v[j*stride : j*stride+hd]
+		for i := range o {
+			o[i] += p * vj[i]
+		}
+	}
+}
+
+// MatMul computes out[b*rows+r] = w[r]·x[b] for b tokens: x is [b, cols]
+// token-major, w is [rows, cols], out is [b, rows].
+func MatMul(out, w, x []float32, rows, cols, b int) {
+	for t := 0; t < b; t++ {
+		MatVec(out[t*rows:t*rows+rows], w[:rows*cols], x[t*cols:t*cols+cols])
+	}
+}
