@@ -5,20 +5,24 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 )
 
 // Show writes the human-readable summary `modelc spec show` prints: the shape
 // and the derived figures, each with a short and an exact form.
 func (s *Spec) Show(w io.Writer) {
 	f := s.Figures()
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// One fixed key column for every section, so the whole summary lines up;
+	// a tab in a value separates its short form from the exact one.
 	row := func(k, format string, args ...any) {
-		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
+		v := fmt.Sprintf(format, args...)
+		if short, exact, ok := strings.Cut(v, "\t"); ok {
+			v = fmt.Sprintf("%-12s%s", short, exact)
+		}
+		fmt.Fprintf(w, "  %-21s%s\n", k, v)
 	}
 
-	fmt.Fprintf(tw, "%s: %s, %s\n", s.Name, s.Objective, s.Quant)
-	fmt.Fprintln(tw, "shape")
+	fmt.Fprintf(w, "%s: %s, %s\n", s.Name, s.Objective, s.Quant)
+	fmt.Fprintln(w, "shape")
 	row("vocab", "%d", s.Vocab)
 	row("dim", "%d", s.Dim)
 	row("layers", "%d", s.Layers)
@@ -49,7 +53,7 @@ func (s *Spec) Show(w io.Writer) {
 	}
 	row("targets", "%s", targets)
 
-	fmt.Fprintln(tw, "size")
+	fmt.Fprintln(w, "size")
 	row("parameters", "%s\t(%s)", Count(f.Params), Commas(f.Params))
 	row("  embedding", "%s\t(%s)", Count(f.EmbeddingParams), Commas(f.EmbeddingParams))
 	row("  non-embedding", "%s\t(%s)", Count(f.NonEmbeddingParams), Commas(f.NonEmbeddingParams))
@@ -58,7 +62,7 @@ func (s *Spec) Show(w io.Writer) {
 	}
 	row("weight bytes", "%s\t(%s B, %s)", Bytes(f.WeightBytes), Commas(f.WeightBytes), s.Quant)
 
-	fmt.Fprintf(tw, "per token at context %d\n", f.Context)
+	fmt.Fprintf(w, "per token at context %d\n", f.Context)
 	row("FLOPs", "%s\t(%s: matmuls %s + attention %s)", Count(f.FLOPsPerToken), Commas(f.FLOPsPerToken),
 		Commas(f.MatmulFLOPsPerToken), Commas(f.AttentionFLOPsPerToken))
 	row("bytes read", "%s\t(%s B: weights %s + KV cache %s)", Bytes(f.BytesPerToken), Commas(f.BytesPerToken),
@@ -66,10 +70,9 @@ func (s *Spec) Show(w io.Writer) {
 	if f.BytesPerToken > 0 {
 		row("FLOPs per byte", "%.2f", float64(f.FLOPsPerToken)/float64(f.BytesPerToken))
 	}
-	fmt.Fprintln(tw, "KV cache")
+	fmt.Fprintln(w, "KV cache")
 	row("per token", "%s\t(%s B)", Bytes(f.KVCacheBytesPerToken), Commas(f.KVCacheBytesPerToken))
 	row("full context", "%s\t(%s B for %d positions)", Bytes(f.KVCacheBytes), Commas(f.KVCacheBytes), s.MaxSeq)
-	tw.Flush()
 }
 
 // Count formats n with a K, M, G or T suffix (powers of 1000): 260032 -> "260.0K".
