@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/sample"
+)
+
+func (a *app) benchCmd() *cobra.Command {
+	var (
+		modelPath                   string
+		random, useGeneric, compare bool
+		steps, threads              int
+		seed                        uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "bench (--model FILE | --random) [--steps N] [--compare]",
+		Short: "Measure decode and prefill speed, optionally against the generic model",
+		Long: `Bench runs greedy decoding for --steps positions and a prefill of the same
+tokens, and prints tokens per second. --random draws weights from --seed
+(Gaussian, std 0.02) for shapes with no checkpoint. --compare runs the compiled
+and the generic model on the same weights and prints the speedup.`,
+		Example: fmt.Sprintf("  %[1]s bench --random --steps 128 --compare\n  %[1]s bench --model stories260K.bin --threads 1", a.name),
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if random == (modelPath != "") {
+				return fmt.Errorf("bench: give exactly one of --model FILE and --random")
+			}
+			if compare && useGeneric {
+				return fmt.Errorf("bench: --compare already runs the generic model; drop --generic")
+			}
+			if steps < 1 {
+				return fmt.Errorf("--steps: must be ≥ 1, got %d", steps)
+			}
+			if err := a.setThreads(threads); err != nil {
+				return err
+			}
+			var p *model.Params
+			if random {
+				p = RandomParams(a.spec, seed)
+			} else {
+				pp, gf, err := a.loadParams(modelPath, useGeneric)
+				if err != nil {
+					return err
+				}
+				if gf != nil {
+					defer gf.Close()
+				}
+				p = pp
+			}
+			w := cmd.OutOrStdout()
+			kinds := []bool{useGeneric}
+			if compare {
+				kinds = []bool{false, true}
+			}
+			var res []benchResult
+			for _, g := range kinds {
+				m, err := a.build(p, g)
+				if err != nil {
+					return err
+				}
+				r, err := benchModel(cmd.Context(), m, steps)
+				if err != nil {
+					return err
+				}
+				r.label = "compiled"
+				if g {
+					r.label = "generic"
+				}
+				r.print(w)
+				res = append(res, r)
+			}
+			if compare {
+				c, g := res[0], res[1]
+				fmt.Fprintf(w, "compiled/generic: decode %.2fx, prefill %.2fx\n", c.decode/g.decode, c.prefill/g.prefill)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&modelPath, "model", "m", "", "model file: llama2.c .bin or GGUF")
+	fl.BoolVar(&random, "random", false, "use random weights of the compiled shape")
+	fl.Uint64Var(&seed, "seed", 1, "seed of the random weights")
+	fl.IntVarP(&steps, "steps", "n", 128, "positions to decode (clamped to max_seq)")
+	fl.IntVar(&threads, "threads", defaultThreads(), "worker threads")
+	fl.BoolVar(&useGeneric, "generic", false, "measure the generic model instead of the compiled one")
+	fl.BoolVar(&compare, "compare", false, "measure compiled and generic side by side")
+	return cmd
+}
+
+type benchResult struct {
+	label           string
+	steps           int
+	decode, prefill float64 // tokens per second
+}
+
+func (r benchResult) print(w io.Writer) {
+	fmt.Fprintf(w, "%-8s  decode: %d tokens, %.1f tok/s (%.3f ms/token); prefill: %d tokens, %.1f tok/s\n",
+		r.label, r.steps, r.decode, 1000/r.decode, r.steps, r.prefill)
+}
+
+// benchModel decodes greedily from BOS for steps positions on a fresh
+// session (after a short warm-up that faults in the weights), then prefills
+// the same tokens on another.
+func benchModel(ctx context.Context, m model.Model, steps int) (benchResult, error) {
+	s := m.Spec()
+	steps = min(steps, s.MaxSeq)
+	first := 1 % s.Vocab // BOS in llama2.c vocabularies
+	warm := m.NewSession()
+	for pos, tok := 0, first; pos < min(steps, 4); pos++ {
+		tok = sample.Argmax(warm.Forward(tok, pos))
+	}
+
+	sess := m.NewSession()
+	toks := make([]int, steps)
+	tok := first
+	t0 := time.Now()
+	for pos := range steps {
+		if pos%16 == 0 {
+			if err := ctx.Err(); err != nil {
+				return benchResult{}, err
+			}
+		}
+		toks[pos] = tok
+		tok = sample.Argmax(sess.Forward(tok, pos))
+	}
+	dec := time.Since(t0).Seconds()
+
+	t0 = time.Now()
+	m.NewSession().Prefill(toks, 0)
+	pre := time.Since(t0).Seconds()
+	return benchResult{steps: steps, decode: float64(steps) / dec, prefill: float64(steps) / pre}, nil
+}

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/generic"
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/spec"
+	"github.com/modelc/modelc/tokenizer"
+)
+
+// loadParams reads a checkpoint. Unless the generic model will run it, its
+// shape must be the compiled one. The *gguf.File (nil for llama2.c files)
+// backs the parameters and must be closed after the model is done.
+func (a *app) loadParams(path string, useGeneric bool) (*model.Params, *gguf.File, error) {
+	if path == "" {
+		return nil, nil, errNoModel
+	}
+	p, f, err := checkpoint.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !useGeneric {
+		if err := checkSpec(&p.Spec, a.spec); err != nil {
+			if f != nil {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("%s: %w (use --generic to run it anyway)", path, err)
+		}
+	}
+	return p, f, nil
+}
+
+// checkSpec is model.CheckShape plus the constants compiled code bakes in.
+func checkSpec(have, want *spec.Spec) error {
+	if err := model.CheckShape(have, want); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		name       string
+		have, want float64
+	}{
+		{"norm_eps", have.NormEps, want.NormEps},
+		{"rope_theta", have.RopeTheta, want.RopeTheta},
+	} {
+		// Zero means the file does not say; anything else must agree.
+		if c.have != 0 && c.want != 0 && math.Abs(c.have-c.want) > 1e-6*math.Abs(c.want) {
+			return fmt.Errorf("model file has %s %g, this binary was compiled for %s %g", c.name, c.have, c.name, c.want)
+		}
+	}
+	if (have.MoE == nil) != (want.MoE == nil) || (have.MoE != nil && *have.MoE != *want.MoE) {
+		return fmt.Errorf("model file has moe %s, this binary was compiled for moe %s", moeString(have.MoE), moeString(want.MoE))
+	}
+	return nil
+}
+
+func moeString(m *spec.MoE) string {
+	if m == nil {
+		return "none"
+	}
+	return fmt.Sprintf("{experts %d, top_k %d, ffn_dim %d}", m.Experts, m.TopK, m.FFNDim)
+}
+
+// build binds parameters to the compiled code, or to the generic model.
+func (a *app) build(p *model.Params, useGeneric bool) (model.Model, error) {
+	f := a.factory
+	if useGeneric {
+		f = generic.New
+	}
+	m, err := f(p)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// loadTokenizer reads --tokenizer, or the vocabulary inside a GGUF model, and
+// checks that it speaks the model's vocabulary.
+func loadTokenizer(path string, f *gguf.File, modelPath string, vocab int) (tokenizer.Tokenizer, error) {
+	var (
+		tok tokenizer.Tokenizer
+		err error
+		src = path
+	)
+	switch {
+	case path != "":
+		tok, err = tokenizer.Load(path, vocab)
+		if err != nil {
+			return nil, err // names the tokenizer and the file
+		}
+	case f != nil:
+		src = modelPath
+		tok, err = tokenizer.FromGGUF(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (pass --tokenizer FILE)", modelPath, err)
+		}
+	default:
+		return nil, fmt.Errorf("no tokenizer: %s carries none, pass --tokenizer FILE", modelPath)
+	}
+	if n := tok.VocabSize(); n != vocab {
+		return nil, fmt.Errorf("tokenizer %s has %d tokens, the model has a vocabulary of %d", src, n, vocab)
+	}
+	return tok, nil
+}
