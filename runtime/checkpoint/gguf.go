@@ -1,0 +1,246 @@
+package checkpoint
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/spec"
+)
+
+// LoadGGUF loads a GGUF model file of architecture llama. The spec comes
+// from its metadata (spec.FromGGUFFile); every tensor must have the name,
+// shape and a type the spec's layout calls for. F32 tensors are copied and
+// F16 and BF16 ones widened to float32; quantized types are refused for now.
+// The open gguf.File is returned too, for its tokenizer metadata; the caller
+// must Close it.
+func LoadGGUF(path string) (*model.Params, *gguf.File, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	p, err := FromGGUF(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("checkpoint: %s: %w", path, err)
+	}
+	return p, f, nil
+}
+
+// FromGGUF builds parameters from an open GGUF file (see LoadGGUF).
+func FromGGUF(f *gguf.File) (*model.Params, error) {
+	s, err := spec.FromGGUFFile(f)
+	if err != nil {
+		return nil, err
+	}
+	if s.Quant != "f32" {
+		return nil, fmt.Errorf("%s weights: loading quantized GGUF files is not supported yet", s.Quant)
+	}
+	// Check every tensor before allocating: the metadata alone must not make
+	// us allocate more than the file holds.
+	layout, _ := model.Layout(&s)
+	want := make(map[string]bool, len(layout))
+	for _, t := range layout {
+		want[t.Name] = true
+		info, ok := f.Tensor(t.Name)
+		if !ok {
+			return nil, fmt.Errorf("tensor %s is missing", t.Name)
+		}
+		if dims := ggmlDims(t.Shape); !slices.Equal(info.Dims, dims) {
+			return nil, fmt.Errorf("tensor %s has dims %v, the spec needs %v (ggml order, innermost first)", t.Name, info.Dims, dims)
+		}
+		switch info.Type {
+		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16:
+		default:
+			return nil, fmt.Errorf("tensor %s has type %s: not supported yet (F32, F16, BF16)", t.Name, info.Type)
+		}
+	}
+	for _, info := range f.Tensors {
+		if !want[info.Name] {
+			return nil, fmt.Errorf("unexpected tensor %s (not part of a dense llama model with this spec)", info.Name)
+		}
+	}
+	p := model.NewParams(&s)
+	for _, t := range p.Tensors {
+		info, _ := f.Tensor(t.Name)
+		data, err := f.TensorData(t.Name)
+		if err != nil {
+			return nil, err
+		}
+		dst := p.T(t.Name)
+		switch info.Type {
+		case gguf.TypeF32:
+			gguf.BytesToF32s(dst, data)
+		case gguf.TypeF16:
+			gguf.F16sToF32s(dst, data)
+		case gguf.TypeBF16:
+			for i := range dst {
+				dst[i] = bf16ToF32(uint16(data[2*i]) | uint16(data[2*i+1])<<8)
+			}
+		}
+	}
+	return p, nil
+}
+
+// ggmlDims turns a row-major shape [rows, cols] into ggml's [cols, rows].
+func ggmlDims(shape []int) []uint64 {
+	d := make([]uint64, len(shape))
+	for i, n := range shape {
+		d[len(shape)-1-i] = uint64(n)
+	}
+	return d
+}
+
+// SaveGGUF writes p as a GGUF file llama.cpp loads as architecture llama:
+// general.* and llama.* metadata from the spec, then the caller's extra
+// metadata (typically the tokenizer's tokenizer.ggml.* keys; an extra key may
+// replace general.name or the bos/eos ids, but not a shape key), then the
+// tensors under llama.cpp's names. Matrices are F16 when f16 is set, F32
+// otherwise; norms are always F32. The file is written atomically.
+func SaveGGUF(path string, p *model.Params, extra []gguf.KV, f16 bool) error {
+	if err := saveGGUF(path, p, extra, f16); err != nil {
+		return fmt.Errorf("checkpoint: save %s: %w", path, err)
+	}
+	return nil
+}
+
+func saveGGUF(path string, p *model.Params, extra []gguf.KV, f16 bool) error {
+	kvs, err := ggufMetadata(p, extra, f16)
+	if err != nil {
+		return err
+	}
+	ts, err := ggufTensors(p, f16)
+	if err != nil {
+		return err
+	}
+	return gguf.WriteFile(path, kvs, ts)
+}
+
+// WriteGGUF is SaveGGUF to a writer, not atomic.
+func WriteGGUF(w io.Writer, p *model.Params, extra []gguf.KV, f16 bool) error {
+	kvs, err := ggufMetadata(p, extra, f16)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	ts, err := ggufTensors(p, f16)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return gguf.Write(w, kvs, ts)
+}
+
+func ggufMetadata(p *model.Params, extra []gguf.KV, f16 bool) ([]gguf.KV, error) {
+	s := p.Spec
+	if s.MoE != nil {
+		return nil, fmt.Errorf("mixture-of-experts models cannot be saved as GGUF yet")
+	}
+	// Check the shape; training defaults left unset in code are no reason
+	// to refuse a save, so validate a defaulted copy.
+	check := s
+	check.SetDefaults()
+	if err := check.Validate(); err != nil {
+		return nil, fmt.Errorf("spec: %w", err)
+	}
+	ftype := gguf.FileTypeAllF32
+	if f16 {
+		ftype = gguf.FileTypeMostlyF16
+	}
+	u := func(n int) uint32 { return uint32(n) }
+	kvs := []gguf.KV{
+		{Key: gguf.KeyArchitecture, Value: "llama"},
+		{Key: gguf.KeyName, Value: s.Name},
+		{Key: gguf.KeyFileType, Value: ftype},
+		{Key: gguf.KeyLlamaVocabSize, Value: u(s.Vocab)},
+		{Key: gguf.KeyLlamaContextLength, Value: u(s.MaxSeq)},
+		{Key: gguf.KeyLlamaEmbeddingLength, Value: u(s.Dim)},
+		{Key: gguf.KeyLlamaBlockCount, Value: u(s.Layers)},
+		{Key: gguf.KeyLlamaFeedForward, Value: u(s.FFNDim)},
+		{Key: gguf.KeyLlamaRopeDimCount, Value: u(s.HeadDim())},
+		{Key: gguf.KeyLlamaHeadCount, Value: u(s.Heads)},
+		{Key: gguf.KeyLlamaHeadCountKV, Value: u(s.KVHeads)},
+		{Key: gguf.KeyLlamaRMSEps, Value: float32(s.NormEps)},
+		{Key: gguf.KeyLlamaRopeFreqBase, Value: float32(s.RopeTheta)},
+	}
+	fixed := len(kvs)
+	replaceable := map[string]bool{gguf.KeyName: true}
+	index := make(map[string]int, len(kvs)+len(extra))
+	for i, kv := range kvs {
+		index[kv.Key] = i
+	}
+	for _, kv := range extra {
+		if i, ok := index[kv.Key]; ok {
+			if i < fixed && !replaceable[kv.Key] {
+				return nil, fmt.Errorf("extra metadata key %s is set from the model's spec and cannot be replaced", kv.Key)
+			}
+			if i >= fixed {
+				return nil, fmt.Errorf("extra metadata key %s given twice", kv.Key)
+			}
+			kvs[i] = kv
+			continue
+		}
+		index[kv.Key] = len(kvs)
+		kvs = append(kvs, kv)
+	}
+	// The spec's bos and eos, unless the tokenizer metadata says otherwise.
+	if _, ok := index[gguf.KeyBOS]; !ok {
+		kvs = append(kvs, gguf.KV{Key: gguf.KeyBOS, Value: u(check.Tokenizer.BOS)})
+	}
+	if _, ok := index[gguf.KeyEOS]; !ok {
+		kvs = append(kvs, gguf.KV{Key: gguf.KeyEOS, Value: u(check.Tokenizer.EOS)})
+	}
+	return kvs, nil
+}
+
+func ggufTensors(p *model.Params, f16 bool) ([]gguf.WriteTensor, error) {
+	layout, n := model.Layout(&p.Spec)
+	if len(p.Data) != n {
+		return nil, fmt.Errorf("parameters hold %d floats, the spec's layout needs %d", len(p.Data), n)
+	}
+	ts := make([]gguf.WriteTensor, 0, len(layout))
+	for _, t := range layout {
+		have, ok := p.Lookup(t.Name)
+		if !ok || have.Off != t.Off || !slices.Equal(have.Shape, t.Shape) {
+			return nil, fmt.Errorf("tensor %s does not match the spec's layout", t.Name)
+		}
+		src := p.Data[t.Off : t.Off+t.Len()]
+		w := gguf.WriteTensor{Name: t.Name, Dims: ggmlDims(t.Shape)}
+		if f16 && len(t.Shape) == 2 {
+			w.Type = gguf.TypeF16
+			w.Data = make([]byte, 2*len(src))
+			gguf.F32sToF16s(w.Data, src)
+		} else {
+			w.Type = gguf.TypeF32
+			w.Data = make([]byte, 4*len(src))
+			gguf.F32sToBytes(w.Data, src)
+		}
+		ts = append(ts, w)
+	}
+	return ts, nil
+}
+
+// Load loads a model file of either format, told apart by its first bytes:
+// GGUF (the returned gguf.File must be closed by the caller) or a legacy
+// llama2.c checkpoint (the gguf.File is nil).
+func Load(path string) (*model.Params, *gguf.File, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	var magic [4]byte
+	n, _ := io.ReadFull(fd, magic[:])
+	fd.Close()
+	if n == 4 && string(magic[:]) == gguf.Magic {
+		return LoadGGUF(path)
+	}
+	p, err := LoadLlama2C(path)
+	return p, nil, err
+}
+
+// bf16ToF32 widens a bfloat16, the top half of a float32.
+func bf16ToF32(h uint16) float32 {
+	return math.Float32frombits(uint32(h) << 16)
+}
