@@ -406,3 +406,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseVersion2(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, allValueKVs(), sampleTensors()); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	binary.LittleEndian.PutUint32(b[4:], 2) // v2 has v3's layout, little-endian only
+	f, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != 2 || len(f.KV) != len(allValueKVs()) || len(f.Tensors) != len(sampleTensors()) {
+		t.Errorf("v2: version %d, %d keys, %d tensors", f.Version, len(f.KV), len(f.Tensors))
+	}
+}
