@@ -369,3 +369,35 @@ func TestStatsLine(t *testing.T) {
 		t.Fatalf("Line() = %q, want %q", got, want)
 	}
 }
+
+// FuzzGenerate: for any scripted model, prompt and step count, the batched
+// loop prints what the plain run.c loop prints and runs the same positions.
+func FuzzGenerate(f *testing.F) {
+	f.Add([]byte{6, 7, 8, 9, 2}, uint8(2), 8, 12)
+	f.Add([]byte{3, 4, 5, 1}, uint8(0), 0, 5)
+	f.Fuzz(func(t *testing.T, raw []byte, which uint8, steps, maxSeq int) {
+		tok := newFakeTok()
+		v := tok.VocabSize()
+		prompts := []string{"", "Once", "Once upon a time", "with bos inside"}
+		prompt := prompts[int(which)%len(prompts)]
+		if maxSeq < 1 || maxSeq > 64 || steps < 0 || steps > 100 {
+			return
+		}
+		script := make([]int, len(raw))
+		for i, b := range raw {
+			script[i] = int(b) % v
+		}
+		want, wantSeen := runC(tok, script, v, prompt, steps, maxSeq)
+		sess := newFakeSession(v, script...)
+		var out bytes.Buffer
+		if _, err := Generate(context.Background(), sess, tok, argmax{}, Options{Prompt: prompt, Steps: steps, MaxSeq: maxSeq}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != want {
+			t.Fatalf("output %q, run.c loop prints %q", out.String(), want)
+		}
+		if prompt != "with bos inside" && !slices.Equal(sess.seen, wantSeen) {
+			t.Fatalf("ran %v, run.c ran %v", sess.seen, wantSeen)
+		}
+	})
+}
