@@ -77,13 +77,19 @@ func parseNode(data []byte, source string) (*yaml.Node, error) {
 		}
 		return nil, yamlError(err, source)
 	}
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		line := more.Line
+	// Later documents are an error unless empty (a stray trailing "---").
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			return nil, yamlError(err, source)
 		}
-		return nil, &FieldError{Source: source, Line: line, Msg: "more than one YAML document; a spec is one"}
+		if len(more.Content) > 0 && !isNull(more.Content[0]) {
+			return nil, &FieldError{Source: source, Line: more.Line, Msg: "more than one YAML document; a spec is one"}
+		}
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, &FieldError{Source: source, Msg: "empty spec"}

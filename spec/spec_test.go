@@ -251,6 +251,11 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatalf("defaults wrong: %+v", *s)
 	}
 
+	// A stray trailing document marker is harmless.
+	if _, err := Parse([]byte(minimal+"---\n# end\n"), "model.yaml"); err != nil {
+		t.Fatal(err)
+	}
+
 	// A null section takes every default.
 	s, err = Parse([]byte(minimal+"train:\nmoe: null\n"), "model.yaml")
 	if err != nil {
