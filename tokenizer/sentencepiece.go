@@ -515,9 +515,9 @@ func (m *merger) fallback(t *SentencePiece, s string, start, end int) error {
 }
 
 // Piece returns the bytes token next stands for after token prev, as run.c's
-// decode: a leading space is dropped after BOS (when the vocabulary adds a
-// space prefix), <0xXX> becomes that byte. Control tokens (BOS, EOS, chat
-// markers) print nothing.
+// decode: a leading space is dropped after BOS (and after any other control
+// token) when the vocabulary adds a space prefix, <0xXX> becomes that byte.
+// Control tokens (BOS, EOS, chat markers) print nothing.
 func (t *SentencePiece) Piece(prev, next int) ([]byte, error) {
 	if next < 0 || next >= len(t.pieces) {
 		return nil, fmt.Errorf("tokenizer: token id %d out of range [0, %d)", next, len(t.pieces))
@@ -535,7 +535,9 @@ func (t *SentencePiece) appendPiece(dst []byte, prev, next int) []byte {
 			return append(dst, b)
 		}
 	}
-	if t.prefix && prev == t.bos && prev >= 0 && strings.HasPrefix(p, " ") {
+	// run.c drops the space after BOS; any control token is treated alike
+	// because Encode puts a dummy prefix after every special (llama.cpp).
+	if t.prefix && prev >= 0 && prev < len(t.types) && t.types[prev] == TokenControl && strings.HasPrefix(p, " ") {
 		p = p[1:]
 	}
 	return append(dst, p...)
@@ -572,4 +574,26 @@ func (t *SentencePiece) appendFirst(dst []byte, id int) []byte {
 		return append(dst, p[1:]...)
 	}
 	return t.appendPiece(dst, -1, id)
+}
+
+// DecodeSpecial is Decode that writes control tokens as their text ("<s>",
+// "<|im_start|>") instead of nothing, to show what a model saw.
+func (t *SentencePiece) DecodeSpecial(ids []int) (string, error) {
+	var out []byte
+	prev := startMarker
+	for _, id := range ids {
+		if id < 0 || id >= len(t.pieces) {
+			return "", fmt.Errorf("tokenizer: decode: token id %d out of range [0, %d)", id, len(t.pieces))
+		}
+		switch {
+		case t.types[id] == TokenControl:
+			out = append(out, specialText(t.pieces[id])...)
+		case prev == startMarker:
+			out = t.appendFirst(out, id)
+		default:
+			out = t.appendPiece(out, prev, id)
+		}
+		prev = id
+	}
+	return string(out), nil
 }

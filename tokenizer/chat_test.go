@@ -1,0 +1,181 @@
+package tokenizer
+
+import (
+	"strings"
+	"testing"
+)
+
+var chatConv = []Message{
+	{Role: RoleSystem, Content: "Be brief."},
+	{Role: RoleUser, Content: "Hi"},
+	{Role: RoleAssistant, Content: "Hello! <|im_end|> is a marker."},
+	{Role: RoleUser, Content: " Again "},
+}
+
+func TestChatML(t *testing.T) {
+	tm, err := ChatTemplate("chatml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tm.Render(chatConv, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n" +
+		"<|im_start|>assistant\nHello! <|im_end|> is a marker.<|im_end|>\n<|im_start|>user\n Again <|im_end|>\n<|im_start|>assistant\n"
+	if c.Text != want {
+		t.Fatalf("text\n%q\nwant\n%q", c.Text, want)
+	}
+	if len(c.Content) != 1 || c.Text[c.Content[0].Start:c.Content[0].End] != chatConv[2].Content {
+		t.Fatalf("content spans %v", c.Content)
+	}
+	if len(c.Train) != 1 || c.Text[c.Train[0].Start:c.Train[0].End] != chatConv[2].Content+"<|im_end|>" {
+		t.Fatalf("train spans %v", c.Train)
+	}
+	if len(c.Markers) != 9 {
+		t.Fatalf("%d markers", len(c.Markers))
+	}
+	for _, m := range c.Markers {
+		if s := c.Text[m.Start:m.End]; s != "<|im_start|>" && s != "<|im_end|>" {
+			t.Fatalf("marker %q", s)
+		}
+	}
+	if _, err := tm.Render(chatConv[:3], true); err == nil {
+		t.Error("prompting after an assistant message gave no error")
+	}
+	if p, _ := tm.Prompt(chatConv[1:2]); p != "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" {
+		t.Errorf("prompt %q", p)
+	}
+	if _, err := tm.Render([]Message{{Role: "us\ner", Content: "x"}}, false); err == nil {
+		t.Error("bad role accepted")
+	}
+}
+
+func TestLlama2Template(t *testing.T) {
+	tm, err := ChatTemplate("LLAMA2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tm.Render(chatConv, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! <|im_end|> is a marker. </s><s>[INST] Again [/INST]"
+	if c.Text != want {
+		t.Fatalf("text\n%q\nwant\n%q", c.Text, want)
+	}
+	if got := c.Text[c.Train[0].Start:c.Train[0].End]; got != "Hello! <|im_end|> is a marker. </s>" {
+		t.Fatalf("train span %q", got)
+	}
+	for _, bad := range [][]Message{
+		{{Role: RoleAssistant, Content: "x"}},
+		{{Role: RoleUser, Content: "x"}, {Role: RoleUser, Content: "y"}},
+		{{Role: RoleSystem, Content: "x"}},
+	} {
+		if _, err := tm.Render(bad, false); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+	if _, err := tm.Render(chatConv[:2], false); err == nil {
+		t.Error("unanswered user message rendered for training")
+	}
+	if _, err := ChatTemplate("nope"); err == nil || !strings.Contains(err.Error(), "chatml") {
+		t.Errorf("unknown template error %v", err)
+	}
+	if d, ok := DetectChatTemplate("{% for m in messages %}<|im_start|>{{ m.role }}"); !ok || d.Name() != "chatml" {
+		t.Error("chatml not detected")
+	}
+	if d, ok := DetectChatTemplate("{{ bos_token + '[INST] ' }}"); !ok || d.Name() != "llama2" {
+		t.Error("llama2 not detected")
+	}
+}
+
+// TestEncodeChatLlama2 checks EncodeChat against Meta's recipe: each
+// exchange encoded on its own with BOS and EOS, the open turn with BOS.
+func TestEncodeChatLlama2(t *testing.T) {
+	tok := loadLlama32000(t)
+	tm, _ := ChatTemplate("llama2")
+	c, err := tm.Render(chatConv, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, train, err := tok.EncodeChat(c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := tok.Encode("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! <|im_end|> is a marker. ", true, true)
+	b, _ := tok.Encode("[INST] Again [/INST]", true, false)
+	if want := append(a, b...); !sameIDs(ids, want) {
+		t.Fatalf("ids %v\nwant %v", ids, want)
+	}
+	var trained []int
+	for i, on := range train {
+		if on {
+			trained = append(trained, ids[i])
+		}
+	}
+	if trained[len(trained)-1] != tok.EOS() {
+		t.Fatalf("training tokens do not end with EOS: %v", trained)
+	}
+	if s, _ := tok.Decode(trained); s != "Hello! <|im_end|> is a marker. " {
+		t.Fatalf("training tokens decode to %q", s)
+	}
+}
+
+func TestEncodeChatMLAddedSpecials(t *testing.T) {
+	tok := loadTok512(t)
+	tm, _ := ChatTemplate("chatml")
+	var sp []int
+	for _, s := range tm.Specials() {
+		id, err := tok.AddSpecial(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp = append(sp, id)
+	}
+	if sp[0] != 512 || sp[1] != 513 || tok.VocabSize() != 514 {
+		t.Fatalf("added ids %v, vocab %d", sp, tok.VocabSize())
+	}
+	if again, _ := tok.AddSpecial("<|im_start|>"); again != 512 || tok.VocabSize() != 514 {
+		t.Fatalf("re-adding gave %d", again)
+	}
+	c, _ := tm.Render(chatConv[:3], false)
+	ids, train, err := tok.EncodeChat(c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != 1 {
+		t.Fatalf("no BOS: %v", ids)
+	}
+	count := map[int]int{}
+	for _, id := range ids {
+		count[id]++
+	}
+	// The "<|im_end|>" inside the assistant's text stays plain text.
+	if count[512] != 3 || count[513] != 3 {
+		t.Fatalf("marker counts %d, %d in %v", count[512], count[513], ids)
+	}
+	if s, _ := tok.DecodeSpecial(ids); s != "<s>"+c.Text {
+		t.Fatalf("DecodeSpecial %q, want %q", s, c.Text)
+	}
+	var trained []int
+	for i, on := range train {
+		if on {
+			trained = append(trained, ids[i])
+		}
+	}
+	if s, _ := tok.DecodeSpecial(trained); s != chatConv[2].Content+"<|im_end|>" {
+		t.Fatalf("trained tokens %q", s)
+	}
+	// Whereas special parsing of the whole text would split the content's marker.
+	all, _ := tok.EncodeWith(c.Text, EncodeOptions{ParseSpecial: true})
+	n := 0
+	for _, id := range all {
+		if id == 513 {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Fatalf("ParseSpecial found %d <|im_end|>, want 4", n)
+	}
+}
