@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func benchCmd() *cobra.Command {
+	var model string
+	var steps, threads int
+	cmd := &cobra.Command{
+		Use:   "bench SPEC.yaml",
+		Short: "Build a spec's binary and measure generated against generic decode tokens/s",
+		Long: `bench compiles the spec, builds its binary and runs its bench command with
+--compare: the generated and the generic model decode side by side in one run
+and the ratio is printed. Without --model the weights are random (seeded).`,
+		Example: `  modelc bench generated/stories260k/model.yaml --model ../shared/data/models/stories260K.bin
+  modelc bench generated/llama15m/model.yaml --steps 128`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := os.MkdirTemp("", "modelc-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			bin, err := buildSpec(args[0], filepath.Join(dir, "model"), "")
+			if err != nil {
+				return err
+			}
+			a := []string{"bench", "--compare", "--steps", strconv.Itoa(steps)}
+			if model != "" {
+				a = append(a, "--model", model)
+			} else {
+				a = append(a, "--random")
+			}
+			if threads > 0 {
+				a = append(a, "--threads", strconv.Itoa(threads))
+			}
+			c := exec.Command(bin, a...)
+			c.Stdout, c.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return c.Run()
+		},
+	}
+	cmd.Flags().StringVar(&model, "model", "", "checkpoint to load (default: random weights)")
+	cmd.Flags().IntVar(&steps, "steps", 256, "tokens to decode")
+	cmd.Flags().IntVar(&threads, "threads", 0, "worker threads (default: all cores)")
+	return cmd
+}

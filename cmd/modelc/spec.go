@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/spec"
+)
+
+func specCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "spec",
+		Short: "Inspect and create model specs",
+	}
+	show := &cobra.Command{
+		Use:     "show SPEC.yaml",
+		Short:   "Print a spec's shape and derived figures (parameters, FLOPs and bytes per token, KV cache)",
+		Example: "  modelc spec show generated/stories260k/model.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := spec.Load(args[0])
+			if err != nil {
+				return err
+			}
+			s.Show(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	var out, name string
+	imp := &cobra.Command{
+		Use:   "import MODEL_FILE",
+		Short: "Build a spec from a llama2.c checkpoint header or GGUF metadata",
+		Example: `  modelc spec import ../shared/data/models/stories260K.bin
+  modelc spec import model.gguf -o generated/mymodel/model.yaml --name mymodel`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := importSpec(args[0])
+			if err != nil {
+				return err
+			}
+			if name != "" {
+				s.Name = name
+			}
+			if err := s.Validate(); err != nil {
+				return err
+			}
+			b, err := s.YAML()
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			return writeFileAtomic(out, b)
+		},
+	}
+	imp.Flags().StringVarP(&out, "output", "o", "", "write the spec to this file instead of stdout")
+	imp.Flags().StringVar(&name, "name", "", "name of the model (default from the file name)")
+	cmd.AddCommand(show, imp)
+	return cmd
+}
+
+// importSpec reads a spec from a model file of either format.
+func importSpec(path string) (spec.Spec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return spec.Spec{}, err
+	}
+	magic := make([]byte, 4)
+	_, err = f.Read(magic)
+	f.Close()
+	if err != nil {
+		return spec.Spec{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if string(magic) == gguf.Magic {
+		return spec.FromGGUF(path)
+	}
+	return spec.FromLlama2C(path)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
