@@ -147,26 +147,33 @@ func NewByteLevel(v ByteLevelVocab) (*ByteLevel, error) {
 	for i := range b.byteTok {
 		b.byteTok[i] = -1
 	}
+	// Special tokens are literal text and normal ones byte-level text: the
+	// two spellings live apart, so "###" may be both.
 	ids := make(map[string]int32, n)
+	specialIDs := map[string]int32{}
 	for i, t := range v.Tokens {
 		typ := int32(TokenNormal)
 		if v.Types != nil && v.Types[i] != int32(TokenUndefined) { // llama.cpp reads undefined as normal
 			typ = v.Types[i]
 		}
-		if j, dup := ids[t]; dup {
-			return nil, fmt.Errorf("byte-level vocab: token %d %q duplicates token %d", i, t, j)
-		}
-		ids[t] = int32(i)
 		var raw []byte
 		switch typ {
 		case int32(TokenControl), int32(TokenUserDefined):
 			if t == "" {
 				return nil, fmt.Errorf("byte-level vocab: special token %d is empty", i)
 			}
+			if j, dup := specialIDs[t]; dup {
+				return nil, fmt.Errorf("byte-level vocab: special token %d %q duplicates token %d", i, t, j)
+			}
+			specialIDs[t] = int32(i)
 			raw = []byte(t)
 			b.special[t[0]] = append(b.special[t[0]], blSpecial{t, int32(i)})
 			b.specialFirst[t[0]] = true
 		case int32(TokenNormal), int32(TokenByte), int32(TokenUnknown), int32(TokenUnused):
+			if j, dup := ids[t]; dup {
+				return nil, fmt.Errorf("byte-level vocab: token %d %q duplicates token %d", i, t, j)
+			}
+			ids[t] = int32(i)
 			var err error
 			if raw, err = ByteLevelBytes(t); err != nil {
 				if typ == int32(TokenNormal) {
