@@ -1,0 +1,94 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// MetricsFile is the metrics' name in a run folder: one JSON object a line.
+const MetricsFile = "metrics.jsonl"
+
+// Metric is one line of metrics.jsonl: a training step, with the
+// validation loss on the steps that evaluated.
+type Metric struct {
+	Step      int      `json:"step"`
+	Loss      float64  `json:"loss"`
+	ValLoss   *float64 `json:"val_loss,omitempty"`
+	LR        float64  `json:"lr"`
+	GradNorm  float64  `json:"grad_norm"`
+	Tokens    int64    `json:"tokens"`
+	TokPerSec float64  `json:"tok_per_s"`
+	Elapsed   float64  `json:"elapsed_s"`
+}
+
+// readMetrics reads a metrics file, keeping the lines up to step keep: a
+// resumed run redoes the steps after its checkpoint. A missing file is empty.
+func readMetrics(path string, keep int) ([]Metric, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	var ms []Metric
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var m Metric
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return nil, fmt.Errorf("metrics %s:%d: %w", path, line, err)
+		}
+		if m.Step <= keep {
+			ms = append(ms, m)
+		}
+	}
+	return ms, sc.Err()
+}
+
+// writeMetrics rewrites the whole metrics file atomically.
+func writeMetrics(path string, ms []Metric) error {
+	var b bytes.Buffer
+	for _, m := range ms {
+		line, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return writeFileAtomic(path, b.Bytes())
+}
+
+// metricsLog appends lines as steps complete; lines after the last
+// checkpoint may be lost in a crash, like the steps themselves.
+type metricsLog struct {
+	f *os.File
+}
+
+func openMetricsLog(path string) (*metricsLog, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &metricsLog{f: f}, nil
+}
+
+func (l *metricsLog) append(m Metric) error {
+	line, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if _, err := l.f.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("metrics %s: %w", l.f.Name(), err)
+	}
+	return nil
+}
+
+func (l *metricsLog) close() error { return l.f.Close() }

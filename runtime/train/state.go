@@ -1,0 +1,150 @@
+package train
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+)
+
+// The training state file holds everything a resumed run needs to continue
+// bit for bit: the exact float32 weights (so resuming never depends on the
+// GGUF export, which may be rewritten separately), the AdamW moments and
+// step, the data sampler's generator state and position, and the step.
+//
+//	offset  size  field
+//	0       4     magic "MCTS"
+//	4       4     version (1), uint32 little-endian
+//	8       4     length L of the JSON header
+//	12      L     JSON header (StateHeader)
+//	…       4·n   weights, float32 little-endian (n = header.params)
+//	…       4·n   AdamW first moments
+//	…       4·n   AdamW second moments
+//	end-4   4     CRC-32 (Castagnoli) of every byte before it
+//
+// It is written to a temporary file, synced and renamed, so a crash leaves
+// the previous state intact.
+const (
+	stateMagic   = "MCTS"
+	stateVersion = 1
+	// StateFile is the state's name in a run folder.
+	StateFile = "state.bin"
+)
+
+// StateHeader is the JSON part of a training state.
+type StateHeader struct {
+	Step      int     `json:"step"`       // optimizer steps done
+	AdamStep  int64   `json:"adam_step"`  // AdamW's t (equals step)
+	Params    int     `json:"params"`     // floats in each array
+	Drawn     int64   `json:"drawn"`      // training windows drawn: the data position
+	Tokens    int64   `json:"tokens"`     // training tokens seen
+	RNG       []byte  `json:"rng"`        // the sampler's PCG state (MarshalBinary)
+	TrainLoss float64 `json:"train_loss"` // loss of the last step
+	ValLoss   float64 `json:"val_loss"`   // last validation loss, NaN-free (0 = none yet)
+	Elapsed   float64 `json:"elapsed_s"`  // training seconds so far
+}
+
+// State is a saved training state.
+type State struct {
+	StateHeader
+	Weights, M, V []float32
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// SaveState writes st to path atomically.
+func SaveState(path string, st *State) error {
+	n := st.Params
+	if len(st.Weights) != n || len(st.M) != n || len(st.V) != n {
+		return fmt.Errorf("save state %s: arrays of %d, %d, %d floats for %d parameters", path, len(st.Weights), len(st.M), len(st.V), n)
+	}
+	hdr, err := json.Marshal(st.StateHeader)
+	if err != nil {
+		return fmt.Errorf("save state %s: %w", path, err)
+	}
+	f, err := createAtomic(path)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	crc := crc32.New(castagnoli)
+	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
+	var b [12]byte
+	copy(b[:], stateMagic)
+	binary.LittleEndian.PutUint32(b[4:], stateVersion)
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(hdr)))
+	w.Write(b[:])
+	w.Write(hdr)
+	buf := make([]byte, 4096)
+	for _, arr := range [][]float32{st.Weights, st.M, st.V} {
+		for len(arr) > 0 {
+			k := min(len(arr), len(buf)/4)
+			for i, v := range arr[:k] {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+			}
+			w.Write(buf[:4*k])
+			arr = arr[k:]
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Abort()
+		return fmt.Errorf("save state %s: %w", path, err)
+	}
+	binary.LittleEndian.PutUint32(b[:4], crc.Sum32())
+	if _, err := f.Write(b[:4]); err != nil {
+		f.Abort()
+		return fmt.Errorf("save state %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+// LoadState reads and verifies a state file.
+func LoadState(path string) (*State, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("training state: %w", err)
+	}
+	return parseState(path, data)
+}
+
+func parseState(path string, data []byte) (*State, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("training state %s: %s", path, fmt.Sprintf(format, a...))
+	}
+	if len(data) < 16 || string(data[:4]) != stateMagic {
+		return nil, bad("not a training state file (no %q header)", stateMagic)
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(data[4:]); v != stateVersion {
+		return nil, bad("version %d, this program reads version %d", v, stateVersion)
+	}
+	body := data[:len(data)-4]
+	if got, want := crc32.Checksum(body, castagnoli), le.Uint32(data[len(data)-4:]); got != want {
+		return nil, bad("checksum mismatch (file damaged or truncated)")
+	}
+	hl := int(le.Uint32(data[8:]))
+	if hl > len(body)-12 {
+		return nil, bad("offset 8: header length %d exceeds the file", hl)
+	}
+	st := &State{}
+	if err := json.Unmarshal(body[12:12+hl], &st.StateHeader); err != nil {
+		return nil, bad("header: %v", err)
+	}
+	n := st.Params
+	rest := body[12+hl:]
+	if n < 0 || len(rest) != 12*n {
+		return nil, bad("header says %d parameters, the file holds %d bytes of arrays", n, len(rest))
+	}
+	if st.Step < 0 || st.AdamStep < 0 || st.Drawn < 0 {
+		return nil, bad("negative step or position")
+	}
+	arrays := make([]float32, 3*n)
+	for i := range arrays {
+		arrays[i] = math.Float32frombits(le.Uint32(rest[4*i:]))
+	}
+	st.Weights, st.M, st.V = arrays[:n:n], arrays[n:2*n:2*n], arrays[2*n:]
+	return st, nil
+}
