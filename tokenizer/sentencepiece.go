@@ -69,17 +69,22 @@ type SentencePiece struct {
 	// lookup maps the text of every normal and user-defined piece to its id
 	// (the lowest id when a text repeats); only these pieces take part in
 	// lookups and merges, like SentencePiece's own piece table.
-	lookup    map[string]int32
-	maxLookup int // longest piece in lookup, to skip hopeless pair lookups
-	byteIDs   [256]int32
-	space     int32 // id of " ", -1 if absent
-	bos, eos  int
-	unk, pad  int
-	addBOS    bool
-	addEOS    bool
-	prefix    bool
-	maxLen    int // longest piece in bytes (tokenizer.bin's max_token_length)
-	specials  specialSet
+	lookup map[string]int32
+	// pairs maps left<<32|right token ids to the id their concatenated
+	// text looks up to, precomputed from every split of every lookup piece:
+	// the same answer as run.c's concatenate-and-search, without strings.
+	pairs    map[uint64]int32
+	charID   [256]int32 // lookup of single-byte characters, -1 if absent
+	inPair   []bool     // inPair[id]: id is the left or right of some pair
+	byteIDs  [256]int32
+	space    int32 // id of " ", -1 if absent
+	bos, eos int
+	unk, pad int
+	addBOS   bool
+	addEOS   bool
+	prefix   bool
+	maxLen   int // longest piece in bytes (tokenizer.bin's max_token_length)
+	specials specialSet
 }
 
 var _ Tokenizer = (*SentencePiece)(nil)
@@ -179,7 +184,7 @@ func hexVal(c byte) (byte, bool) {
 // rebuild recomputes every derived table from pieces, scores and types.
 func (t *SentencePiece) rebuild() {
 	clear(t.lookup)
-	t.maxLookup, t.maxLen, t.space = 0, 0, -1
+	t.maxLen, t.space = 0, -1
 	for i := range t.byteIDs {
 		t.byteIDs[i] = -1
 	}
@@ -192,7 +197,6 @@ func (t *SentencePiece) rebuild() {
 			}
 			if _, dup := t.lookup[p]; !dup {
 				t.lookup[p] = int32(i)
-				t.maxLookup = max(t.maxLookup, len(p))
 			}
 		case TokenByte:
 			if b, ok := parseBytePiece(p); ok && t.byteIDs[b] < 0 {
@@ -203,8 +207,49 @@ func (t *SentencePiece) rebuild() {
 	if id, ok := t.lookup[" "]; ok {
 		t.space = id
 	}
+	for c := range t.charID {
+		t.charID[c] = -1
+		if id, ok := t.lookup[string([]byte{byte(c)})]; ok {
+			t.charID[c] = id
+		}
+	}
+	t.buildPairs()
 	t.specials = buildSpecials(t)
 }
+
+// buildPairs fills t.pairs: for each lookup piece p and each way to cut it
+// into two texts that are both tokens (of any type, every id sharing the
+// text), the pair of ids maps to p's id.
+func (t *SentencePiece) buildPairs() {
+	ids := make(map[string][]int32, len(t.pieces))
+	for i, p := range t.pieces {
+		if p != "" {
+			ids[p] = append(ids[p], int32(i))
+		}
+	}
+	t.pairs = make(map[uint64]int32, len(t.lookup))
+	t.inPair = make([]bool, len(t.pieces))
+	for p, target := range t.lookup {
+		for k := 1; k < len(p); k++ {
+			left, ok := ids[p[:k]]
+			if !ok {
+				continue
+			}
+			right, ok := ids[p[k:]]
+			if !ok {
+				continue
+			}
+			for _, a := range left {
+				for _, b := range right {
+					t.pairs[uint64(uint32(a))<<32|uint64(uint32(b))] = target
+					t.inPair[a], t.inPair[b] = true, true
+				}
+			}
+		}
+	}
+}
+
+func (t *SentencePiece) pairable(id int32) bool { return t.inPair[id] }
 
 // VocabSize is the number of tokens.
 func (t *SentencePiece) VocabSize() int { return len(t.pieces) }
@@ -345,7 +390,6 @@ type merger struct {
 	start []int32
 	end   []int32
 	heap  []pairCand
-	buf   []byte
 }
 
 type pairCand struct {
@@ -417,12 +461,7 @@ func (m *merger) consider(t *SentencePiece, l, r int32) {
 	if l < 0 || r < 0 || int(r) >= len(m.id) {
 		return
 	}
-	a, b := t.pieces[m.id[l]], t.pieces[m.id[r]]
-	if len(a)+len(b) > t.maxLookup {
-		return
-	}
-	m.buf = append(append(m.buf[:0], a...), b...)
-	id, ok := t.lookup[string(m.buf)]
+	id, ok := t.pairs[uint64(uint32(m.id[l]))<<32|uint64(uint32(m.id[r]))]
 	if !ok {
 		return
 	}
@@ -454,7 +493,9 @@ func (m *merger) run(t *SentencePiece, text string, from, to int, prefix bool, i
 		for n < 4 && i+n < to && text[i+n]&0xC0 == 0x80 {
 			n++
 		}
-		if id, ok := t.lookup[text[i:i+n]]; ok {
+		if n == 1 && t.charID[text[i]] >= 0 {
+			m.add(t.charID[text[i]], i, i+1)
+		} else if id, ok := t.lookup[text[i:i+n]]; ok {
 			m.add(id, i, i+n)
 		} else if err := m.fallback(t, text[i:i+n], i, i+n); err != nil {
 			return nil, nil, err
@@ -462,9 +503,35 @@ func (m *merger) run(t *SentencePiece, text string, from, to int, prefix bool, i
 		i += n
 	}
 	cnt := int32(len(m.id))
-	for i := int32(0); i+1 < cnt; i++ {
-		m.consider(t, i, i+1)
+	// A symbol in no pair of the table never merges, so it cuts the text
+	// into runs that merge independently; merging run by run keeps the heap
+	// small (the result is the same: merges in different runs commute).
+	for s := int32(0); s < cnt; {
+		if !t.pairable(m.id[s]) {
+			s++
+			continue
+		}
+		e := s + 1
+		for e < cnt && t.pairable(m.id[e]) {
+			e++
+		}
+		for i := s; i+1 < e; i++ {
+			m.consider(t, i, i+1)
+		}
+		m.drain(t, cnt)
+		s = e
 	}
+	for i := int32(0); i < cnt; i = m.next[i] {
+		ids = append(ids, int(m.id[i]))
+		if wantSpans {
+			spans = append(spans, Span{int(m.start[i]), int(m.end[i])})
+		}
+	}
+	return ids, spans, nil
+}
+
+// drain merges the best pair until the heap is empty.
+func (m *merger) drain(t *SentencePiece, cnt int32) {
 	for len(m.heap) > 0 {
 		c := m.pop()
 		if m.id[c.left] != c.lid || m.id[c.right] != c.rid || m.next[c.left] != c.right {
@@ -482,13 +549,6 @@ func (m *merger) run(t *SentencePiece, text string, from, to int, prefix bool, i
 		m.consider(t, m.prev[l], l)
 		m.consider(t, l, nx)
 	}
-	for i := int32(0); i < cnt; i = m.next[i] {
-		ids = append(ids, int(m.id[i]))
-		if wantSpans {
-			spans = append(spans, Span{int(m.start[i]), int(m.end[i])})
-		}
-	}
-	return ids, spans, nil
 }
 
 // fallback adds the <0xXX> token of every byte of s (run.c's byte fallback),

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -440,4 +441,61 @@ func sameIDs(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestEncodeMatchesRunCRandomVocab stresses tie-breaking and run splitting
+// with small random vocabularies whose scores tie often.
+func TestEncodeMatchesRunCRandomVocab(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	letters := []string{"a", "b", " ", "é"}
+	for round := 0; round < 40; round++ {
+		pieces := []string{"<unk>", "\n<s>\n", "\n</s>\n"}
+		for b := 0; b < 256; b++ {
+			pieces = append(pieces, fmt.Sprintf("<0x%02X>", b))
+		}
+		seen := map[string]bool{}
+		for _, p := range pieces {
+			seen[p] = true
+		}
+		for _, l := range letters[:3] {
+			pieces = append(pieces, l)
+			seen[l] = true
+		}
+		for len(pieces) < 259+3+30 {
+			var sb strings.Builder
+			for k := 2 + rng.Intn(3); k > 0; k-- {
+				sb.WriteString(letters[rng.Intn(len(letters))])
+			}
+			if p := sb.String(); !seen[p] {
+				seen[p] = true
+				pieces = append(pieces, p)
+			}
+		}
+		scores := make([]float32, len(pieces))
+		for i := range scores {
+			scores[i] = -float32(rng.Intn(3))
+		}
+		tok, err := NewSentencePiece(SPMVocab{Pieces: pieces, Scores: scores, BOS: 1, EOS: 2, Unknown: 0, Pad: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		index := map[string]int{}
+		for i, p := range pieces {
+			index[p] = i
+		}
+		for k := 0; k < 50; k++ {
+			var sb strings.Builder
+			for n := rng.Intn(25); n > 0; n-- {
+				sb.WriteString(append(letters, "c", "\n")[rng.Intn(len(letters)+2)])
+			}
+			s := sb.String()
+			got, err := tok.Encode(s, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := runcEncode(tok, index, s, true, false); !sameIDs(got, want) {
+				t.Fatalf("round %d %q: got %v, run.c %v", round, s, got, want)
+			}
+		}
+	}
 }
