@@ -30,17 +30,23 @@ func dot(dst string, a, b *Statement, n int) []Code {
 	var code []Code
 	nb, tail := n/Lanes, n%Lanes
 	if nb > 0 {
-		acc := make([]Code, Lanes)
-		for i := range acc {
-			acc[i] = Id(fmt.Sprintf("s%d", i))
+		// Four accumulators, each taking two lanes per block: enough
+		// independent additions to hide their latency, few enough registers
+		// (4 sums + 8 products) that nothing spills.
+		const acc = Lanes / 2
+		sums := make([]Code, acc)
+		for i := range sums {
+			sums[i] = Id(fmt.Sprintf("s%d", i))
 		}
-		code = append(code, Var().List(acc...).Float32())
+		code = append(code, Var().List(sums...).Float32())
 		body := []Code{List(Id("wa"), Id("xa")).Op(":=").Op("&").Add(a.Clone()).Dot("b").Index(Id("i")).Op(",").Op("&").Add(b.Clone()).Dot("b").Index(Id("i"))}
-		for i := 0; i < Lanes; i++ {
-			body = append(body, Id(fmt.Sprintf("s%d", i)).Op("+=").Id("wa").Index(Lit(i)).Op("*").Id("xa").Index(Lit(i)))
+		for i := 0; i < acc; i++ {
+			body = append(body, Id(fmt.Sprintf("s%d", i)).Op("+=").
+				Id("wa").Index(Lit(i)).Op("*").Id("xa").Index(Lit(i)).Op("+").
+				Id("wa").Index(Lit(i+acc)).Op("*").Id("xa").Index(Lit(i+acc)))
 		}
 		code = append(code, For(Id("i").Op(":=").Range().Lit(nb)).Block(body...))
-		code = append(code, Id(dst).Op(":=").Add(pairwise(Lanes, func(i int) *Statement { return Id(fmt.Sprintf("s%d", i)) })))
+		code = append(code, Id(dst).Op(":=").Add(pairwise(acc, func(i int) *Statement { return Id(fmt.Sprintf("s%d", i)) })))
 	} else {
 		code = append(code, Var().Id(dst).Float32())
 	}
@@ -110,7 +116,7 @@ func emitMatVec(f *File, m MatVec, eps float64) {
 		body = append(body, Id("wu").Op(":=").Add(row(Id("r").Op("+").Lit(rows))))
 		// The up dot product sits in its own block to reuse the accumulator names.
 		up := append(dot("u", Id("wu"), Id("xv"), cols),
-			Id("out").Index(Id("r")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Float32().Parens(Qual("math", "Exp").Call(Float64().Parens(Op("-").Id("g"))))).Op("*").Id("u"))
+			Id("out").Index(Id("r")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("u"))
 		body = append(body, Block(up...))
 	}
 	f.Commentf("%s computes %s for %d rows of %d.", m.Name(), fusionDoc[m.Fusion], rows, cols)
@@ -160,65 +166,81 @@ func emitRoPE(f *File, heads, kvHeads, hd int) {
 }
 
 // emitAttention emits multi-head attention with grouped KV heads over the
-// cache, for a head size fixed at generation time.
+// cache, for a head size fixed at generation time. Per head: one pass for the
+// scores and their maximum, one pass that exponentiates (inline, see emitExp)
+// and accumulates the weighted values, then one scale by 1/Σ.
 func emitAttention(f *File, heads, kvHeads, hd, maxSeq int) {
 	group := heads / kvHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	headArr := func(n int) *Statement { return Index(Lit(n)).Index(Lit(hd)).Float32() }
 	cache := Op("*").Index(Lit(maxSeq)).Index(Lit(kvHeads)).Index(Lit(hd)).Float32()
+	loop := func(body ...Code) Code {
+		return For(Id("t").Op(":=").Lit(0), Id("t").Op("<=").Id("pos"), Id("t").Op("++")).Block(body...)
+	}
+	maxOf := If(Id("sc").Op(">").Id("m")).Block(Id("m").Op("=").Id("sc"))
 
 	var score, weigh, store []Code
 	if hd <= UnrollHead {
 		// Small heads: the query and the output live in registers.
-		var qs []Code
 		for i := 0; i < hd; i++ {
-			qs = append(qs, Id(fmt.Sprintf("q%d", i)).Op(":=").Id("qh").Index(Lit(i)))
+			score = append(score, Id(fmt.Sprintf("q%d", i)).Op(":=").Id("qh").Index(Lit(i)))
 		}
-		score = append(qs, For(Id("t").Op(":=").Lit(0), Id("t").Op("<=").Id("pos"), Id("t").Op("++")).Block(
+		score = append(score, loop(
 			Id("k").Op(":=").Op("&").Id("keys").Index(Id("t")).Index(Id("kh")),
-			Id("att").Index(Id("t")).Op("=").Add(pairwise(hd, func(i int) *Statement {
+			Id("sc").Op(":=").Add(pairwise(hd, func(i int) *Statement {
 				return Id(fmt.Sprintf("q%d", i)).Op("*").Id("k").Index(Lit(i))
 			})).Op("*").Lit(scale),
+			Id("att").Index(Id("t")).Op("=").Id("sc"),
+			maxOf,
 		))
 		var os []Code
 		for i := 0; i < hd; i++ {
 			os = append(os, Id(fmt.Sprintf("o%d", i)))
 		}
 		weigh = []Code{Var().List(os...).Float32()}
-		acc := []Code{Id("a").Op(":=").Id("att").Index(Id("t")), Id("v").Op(":=").Op("&").Id("values").Index(Id("t")).Index(Id("kh"))}
+		acc := append(emitExp("e", Id("att").Index(Id("t")).Op("-").Id("m")),
+			Id("sum").Op("+=").Id("e"),
+			Id("v").Op(":=").Op("&").Id("values").Index(Id("t")).Index(Id("kh")))
 		for i := 0; i < hd; i++ {
-			acc = append(acc, Id(fmt.Sprintf("o%d", i)).Op("+=").Id("a").Op("*").Id("v").Index(Lit(i)))
+			acc = append(acc, Id(fmt.Sprintf("o%d", i)).Op("+=").Id("e").Op("*").Id("v").Index(Lit(i)))
 		}
-		weigh = append(weigh, For(Id("t").Op(":=").Lit(0), Id("t").Op("<=").Id("pos"), Id("t").Op("++")).Block(acc...))
+		weigh = append(weigh, loop(acc...))
 		vals := make([]Code, hd)
 		for i := range vals {
-			vals[i] = Id(fmt.Sprintf("o%d", i))
+			vals[i] = Id(fmt.Sprintf("o%d", i)).Op("*").Id("inv")
 		}
 		store = []Code{Id("out").Index(Id("h")).Op("=").Index(Lit(hd)).Float32().Values(vals...)}
 	} else {
 		hv := Id(vecType(hd))
 		score = []Code{Id("qv").Op(":=").Add(unsafeCast(hv.Clone(), Id("qh"))),
-			For(Id("t").Op(":=").Lit(0), Id("t").Op("<=").Id("pos"), Id("t").Op("++")).Block(
-				append([]Code{Id("kv").Op(":=").Add(unsafeCast(hv.Clone(), Op("&").Id("keys").Index(Id("t")).Index(Id("kh"))))},
-					append(dot("d", Id("qv"), Id("kv"), hd), Id("att").Index(Id("t")).Op("=").Id("d").Op("*").Lit(scale))...)...,
-			)}
+			loop(append(append([]Code{Id("kv").Op(":=").Add(unsafeCast(hv.Clone(), Op("&").Id("keys").Index(Id("t")).Index(Id("kh"))))},
+				dot("d", Id("qv"), Id("kv"), hd)...),
+				Id("sc").Op(":=").Id("d").Op("*").Lit(scale),
+				Id("att").Index(Id("t")).Op("=").Id("sc"),
+				maxOf)...),
+		}
+		acc := append(emitExp("e", Id("att").Index(Id("t")).Op("-").Id("m")),
+			Id("sum").Op("+=").Id("e"),
+			Id("v").Op(":=").Op("&").Id("values").Index(Id("t")).Index(Id("kh")),
+			For(Id("i").Op(":=").Range().Lit(hd)).Block(Id("o").Index(Id("i")).Op("+=").Id("e").Op("*").Id("v").Index(Id("i"))))
 		weigh = []Code{
 			Id("o").Op(":=").Op("&").Id("out").Index(Id("h")),
 			Op("*").Id("o").Op("=").Index(Lit(hd)).Float32().Values(),
-			For(Id("t").Op(":=").Lit(0), Id("t").Op("<=").Id("pos"), Id("t").Op("++")).Block(
-				Id("a").Op(":=").Id("att").Index(Id("t")),
-				Id("v").Op(":=").Op("&").Id("values").Index(Id("t")).Index(Id("kh")),
-				For(Id("i").Op(":=").Range().Lit(hd)).Block(Id("o").Index(Id("i")).Op("+=").Id("a").Op("*").Id("v").Index(Id("i"))),
-			),
+			loop(acc...),
 		}
+		store = []Code{For(Id("i").Op(":=").Range().Lit(hd)).Block(Id("o").Index(Id("i")).Op("*=").Id("inv"))}
 	}
 	body := []Code{
 		Id("kh").Op(":=").Id("h").Op("/").Lit(group),
 		Id("qh").Op(":=").Op("&").Id("q").Index(Id("h")),
+		Id("m").Op(":=").Qual("math", "Inf").Call(Lit(-1)),
 	}
+	// m is float64 only for its initial value; keep the arithmetic float32.
+	body[2] = Id("m").Op(":=").Float32().Parens(Qual("math", "Inf").Call(Lit(-1)))
 	body = append(body, score...)
-	body = append(body, Qual(kernelsPkg, "Softmax").Call(Id("att").Index(Empty(), Id("pos").Op("+").Lit(1))))
+	body = append(body, Var().Id("sum").Float32())
 	body = append(body, weigh...)
+	body = append(body, Id("inv").Op(":=").Lit(float32(1)).Op("/").Id("sum"))
 	body = append(body, store...)
 	f.Comment("attention computes every head's output for the query at pos over the")
 	f.Comment("cached keys and values 0..pos; query heads share KV heads in groups.")
@@ -227,6 +249,27 @@ func emitAttention(f *File, heads, kvHeads, hd, maxSeq int) {
 		List(Id("keys"), Id("values")).Add(cache),
 		Id("att").Op("*").Index(Lit(maxSeq)).Float32(), Id("pos").Int(),
 	).Block(For(Id("h").Op(":=").Range().Lit(heads)).Block(body...))
+}
+
+// emitExp emits statements leaving e^x in dst for x ≤ 0 (a softmax argument),
+// inline so that the loop around it needs no call: the same range reduction
+// and polynomial as kernels.Exp32, with x clamped at -87 so that 2^n stays a
+// normal float (e^-87 is 0 to softmax).
+func emitExp(dst string, x *Statement) []Code {
+	return []Code{
+		Id("x").Op(":=").Add(x),
+		If(Id("x").Op("<").Lit(float32(-87.3))).Block(Id("x").Op("=").Lit(float32(-87.3))),
+		// Rounds to nearest for x ≤ 0: conversion truncates toward zero.
+		Id("n").Op(":=").Float32().Parens(Int32().Parens(Id("x").Op("*").Lit(float32(1.442695041)).Op("-").Lit(float32(0.5)))),
+		Id("r").Op(":=").Id("x").Op("-").Id("n").Op("*").Lit(float32(0.693359375)).Op("+").Id("n").Op("*").Lit(float32(2.12194440e-4)),
+		Id("p").Op(":=").Lit(float32(1.9875691500e-4)).Op("*").Id("r").Op("+").Lit(float32(1.3981999507e-3)),
+		Id("p").Op("=").Id("p").Op("*").Id("r").Op("+").Lit(float32(8.3334519073e-3)),
+		Id("p").Op("=").Id("p").Op("*").Id("r").Op("+").Lit(float32(4.1665795894e-2)),
+		Id("p").Op("=").Id("p").Op("*").Id("r").Op("+").Lit(float32(1.6666665459e-1)),
+		Id("p").Op("=").Id("p").Op("*").Id("r").Op("+").Lit(float32(5.0000001201e-1)),
+		Id("p").Op("=").Id("p").Op("*").Parens(Id("r").Op("*").Id("r")).Op("+").Id("r").Op("+").Lit(float32(1)),
+		Id(dst).Op(":=").Id("p").Op("*").Qual("math", "Float32frombits").Call(Uint32().Parens(Int32().Parens(Id("n")).Op("+").Lit(127)).Op("<<").Lit(23)),
+	}
 }
 
 const kernelsPkg = "github.com/modelc/modelc/runtime/kernels"

@@ -190,7 +190,9 @@ func check(name string, s *model.Spec, newModel model.Factory) {
 			}
 		}
 	}
-	if worst > 1e-4 || math.IsNaN(worst) {
+	// Random weights scaled up make a chaotic network that amplifies float32
+	// rounding (the two sum in different orders); a wrong kernel is off by O(1).
+	if worst > 1e-3 || math.IsNaN(worst) {
 		fmt.Println("FAIL", name, "max rel diff", worst)
 		os.Exit(1)
 	}

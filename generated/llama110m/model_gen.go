@@ -191,19 +191,15 @@ func mvNorm2304x768(out *[2304]float32, w *[2304]vec768, x *[768]float32, nw *[7
 	xv := &xn
 	for r := range 2304 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 96 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] = d
 	}
 }
@@ -213,19 +209,15 @@ func mvAdd768x768(out *[768]float32, w *[768]vec768, x *[768]float32) {
 	xv := (*vec768)(unsafe.Pointer(x))
 	for r := range 768 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 96 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] += d
 	}
 }
@@ -245,35 +237,27 @@ func mvNormSwiGLU2048x768(out *[2048]float32, w *[4096]vec768, x *[768]float32, 
 	xv := &xn
 	for r := range 2048 {
 		wg := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 96 {
 			wa, xa := &wg.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		g := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		g := ((s0 + s1) + (s2 + s3))
 		wu := &w[r+2048]
 		{
-			var s0, s1, s2, s3, s4, s5, s6, s7 float32
+			var s0, s1, s2, s3 float32
 			for i := range 96 {
 				wa, xa := &wu.b[i], &xv.b[i]
-				s0 += wa[0] * xa[0]
-				s1 += wa[1] * xa[1]
-				s2 += wa[2] * xa[2]
-				s3 += wa[3] * xa[3]
-				s4 += wa[4] * xa[4]
-				s5 += wa[5] * xa[5]
-				s6 += wa[6] * xa[6]
-				s7 += wa[7] * xa[7]
+				s0 += wa[0]*xa[0] + wa[4]*xa[4]
+				s1 += wa[1]*xa[1] + wa[5]*xa[5]
+				s2 += wa[2]*xa[2] + wa[6]*xa[6]
+				s3 += wa[3]*xa[3] + wa[7]*xa[7]
 			}
-			u := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
-			out[r] = g / (float32(1) + float32(math.Exp(float64(-g)))) * u
+			u := ((s0 + s1) + (s2 + s3))
+			out[r] = g / (float32(1) + kernels.Exp32(-g)) * u
 		}
 	}
 }
@@ -283,19 +267,15 @@ func mvAdd768x2048(out *[768]float32, w *[768]vec2048, x *[2048]float32) {
 	xv := (*vec2048)(unsafe.Pointer(x))
 	for r := range 768 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 256 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] += d
 	}
 }
@@ -305,19 +285,15 @@ func mv32000x768(out *[32000]float32, w *[32000]vec768, x *[768]float32) {
 	xv := (*vec768)(unsafe.Pointer(x))
 	for r := range 32000 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 96 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] = d
 	}
 }
@@ -360,33 +336,51 @@ func attention(out, q *[12][64]float32, keys, values *[1024][12][64]float32, att
 	for h := range 12 {
 		kh := h / 1
 		qh := &q[h]
+		m := float32(math.Inf(-1))
 		qv := (*vec64)(unsafe.Pointer(qh))
 		for t := 0; t <= pos; t++ {
 			kv := (*vec64)(unsafe.Pointer(&keys[t][kh]))
-			var s0, s1, s2, s3, s4, s5, s6, s7 float32
+			var s0, s1, s2, s3 float32
 			for i := range 8 {
 				wa, xa := &qv.b[i], &kv.b[i]
-				s0 += wa[0] * xa[0]
-				s1 += wa[1] * xa[1]
-				s2 += wa[2] * xa[2]
-				s3 += wa[3] * xa[3]
-				s4 += wa[4] * xa[4]
-				s5 += wa[5] * xa[5]
-				s6 += wa[6] * xa[6]
-				s7 += wa[7] * xa[7]
+				s0 += wa[0]*xa[0] + wa[4]*xa[4]
+				s1 += wa[1]*xa[1] + wa[5]*xa[5]
+				s2 += wa[2]*xa[2] + wa[6]*xa[6]
+				s3 += wa[3]*xa[3] + wa[7]*xa[7]
 			}
-			d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
-			att[t] = d * float32(0.125)
+			d := ((s0 + s1) + (s2 + s3))
+			sc := d * float32(0.125)
+			att[t] = sc
+			if sc > m {
+				m = sc
+			}
 		}
-		kernels.Softmax(att[:pos+1])
+		var sum float32
 		o := &out[h]
 		*o = [64]float32{}
 		for t := 0; t <= pos; t++ {
-			a := att[t]
+			x := att[t] - m
+			if x < float32(-87.3) {
+				x = float32(-87.3)
+			}
+			n := float32(int32(x*float32(1.442695) - float32(0.5)))
+			r := x - n*float32(0.6933594) + n*float32(0.00021219444)
+			p := float32(0.00019875691)*r + float32(0.0013981999)
+			p = p*r + float32(0.008333452)
+			p = p*r + float32(0.041665796)
+			p = p*r + float32(0.16666666)
+			p = p*r + float32(0.5)
+			p = p*(r*r) + r + float32(1)
+			e := p * math.Float32frombits(uint32(int32(n)+127)<<23)
+			sum += e
 			v := &values[t][kh]
 			for i := range 64 {
-				o[i] += a * v[i]
+				o[i] += e * v[i]
 			}
+		}
+		inv := float32(1) / sum
+		for i := range 64 {
+			o[i] *= inv
 		}
 	}
 }

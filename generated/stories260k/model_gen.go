@@ -187,19 +187,15 @@ func mvNorm128x64(out *[128]float32, w *[128]vec64, x *[64]float32, nw *[64]floa
 	xv := &xn
 	for r := range 128 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 8 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] = d
 	}
 }
@@ -209,19 +205,15 @@ func mvAdd64x64(out *[64]float32, w *[64]vec64, x *[64]float32) {
 	xv := (*vec64)(unsafe.Pointer(x))
 	for r := range 64 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 8 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] += d
 	}
 }
@@ -241,35 +233,27 @@ func mvNormSwiGLU172x64(out *[172]float32, w *[344]vec64, x *[64]float32, nw *[6
 	xv := &xn
 	for r := range 172 {
 		wg := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 8 {
 			wa, xa := &wg.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		g := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		g := ((s0 + s1) + (s2 + s3))
 		wu := &w[r+172]
 		{
-			var s0, s1, s2, s3, s4, s5, s6, s7 float32
+			var s0, s1, s2, s3 float32
 			for i := range 8 {
 				wa, xa := &wu.b[i], &xv.b[i]
-				s0 += wa[0] * xa[0]
-				s1 += wa[1] * xa[1]
-				s2 += wa[2] * xa[2]
-				s3 += wa[3] * xa[3]
-				s4 += wa[4] * xa[4]
-				s5 += wa[5] * xa[5]
-				s6 += wa[6] * xa[6]
-				s7 += wa[7] * xa[7]
+				s0 += wa[0]*xa[0] + wa[4]*xa[4]
+				s1 += wa[1]*xa[1] + wa[5]*xa[5]
+				s2 += wa[2]*xa[2] + wa[6]*xa[6]
+				s3 += wa[3]*xa[3] + wa[7]*xa[7]
 			}
-			u := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
-			out[r] = g / (float32(1) + float32(math.Exp(float64(-g)))) * u
+			u := ((s0 + s1) + (s2 + s3))
+			out[r] = g / (float32(1) + kernels.Exp32(-g)) * u
 		}
 	}
 }
@@ -279,19 +263,15 @@ func mvAdd64x172(out *[64]float32, w *[64]vec172, x *[172]float32) {
 	xv := (*vec172)(unsafe.Pointer(x))
 	for r := range 64 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 21 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		d += wr.t[0] * xv.t[0]
 		d += wr.t[1] * xv.t[1]
 		d += wr.t[2] * xv.t[2]
@@ -305,19 +285,15 @@ func mv512x64(out *[512]float32, w *[512]vec64, x *[64]float32) {
 	xv := (*vec64)(unsafe.Pointer(x))
 	for r := range 512 {
 		wr := &w[r]
-		var s0, s1, s2, s3, s4, s5, s6, s7 float32
+		var s0, s1, s2, s3 float32
 		for i := range 8 {
 			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0] * xa[0]
-			s1 += wa[1] * xa[1]
-			s2 += wa[2] * xa[2]
-			s3 += wa[3] * xa[3]
-			s4 += wa[4] * xa[4]
-			s5 += wa[5] * xa[5]
-			s6 += wa[6] * xa[6]
-			s7 += wa[7] * xa[7]
+			s0 += wa[0]*xa[0] + wa[4]*xa[4]
+			s1 += wa[1]*xa[1] + wa[5]*xa[5]
+			s2 += wa[2]*xa[2] + wa[6]*xa[6]
+			s3 += wa[3]*xa[3] + wa[7]*xa[7]
 		}
-		d := (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+		d := ((s0 + s1) + (s2 + s3))
 		out[r] = d
 	}
 }
@@ -360,6 +336,7 @@ func attention(out, q *[8][8]float32, keys, values *[512][4][8]float32, att *[51
 	for h := range 8 {
 		kh := h / 2
 		qh := &q[h]
+		m := float32(math.Inf(-1))
 		q0 := qh[0]
 		q1 := qh[1]
 		q2 := qh[2]
@@ -370,22 +347,40 @@ func attention(out, q *[8][8]float32, keys, values *[512][4][8]float32, att *[51
 		q7 := qh[7]
 		for t := 0; t <= pos; t++ {
 			k := &keys[t][kh]
-			att[t] = (((q0*k[0] + q1*k[1]) + (q2*k[2] + q3*k[3])) + ((q4*k[4] + q5*k[5]) + (q6*k[6] + q7*k[7]))) * float32(0.35355338)
+			sc := (((q0*k[0] + q1*k[1]) + (q2*k[2] + q3*k[3])) + ((q4*k[4] + q5*k[5]) + (q6*k[6] + q7*k[7]))) * float32(0.35355338)
+			att[t] = sc
+			if sc > m {
+				m = sc
+			}
 		}
-		kernels.Softmax(att[:pos+1])
+		var sum float32
 		var o0, o1, o2, o3, o4, o5, o6, o7 float32
 		for t := 0; t <= pos; t++ {
-			a := att[t]
+			x := att[t] - m
+			if x < float32(-87.3) {
+				x = float32(-87.3)
+			}
+			n := float32(int32(x*float32(1.442695) - float32(0.5)))
+			r := x - n*float32(0.6933594) + n*float32(0.00021219444)
+			p := float32(0.00019875691)*r + float32(0.0013981999)
+			p = p*r + float32(0.008333452)
+			p = p*r + float32(0.041665796)
+			p = p*r + float32(0.16666666)
+			p = p*r + float32(0.5)
+			p = p*(r*r) + r + float32(1)
+			e := p * math.Float32frombits(uint32(int32(n)+127)<<23)
+			sum += e
 			v := &values[t][kh]
-			o0 += a * v[0]
-			o1 += a * v[1]
-			o2 += a * v[2]
-			o3 += a * v[3]
-			o4 += a * v[4]
-			o5 += a * v[5]
-			o6 += a * v[6]
-			o7 += a * v[7]
+			o0 += e * v[0]
+			o1 += e * v[1]
+			o2 += e * v[2]
+			o3 += e * v[3]
+			o4 += e * v[4]
+			o5 += e * v[5]
+			o6 += e * v[6]
+			o7 += e * v[7]
 		}
-		out[h] = [8]float32{o0, o1, o2, o3, o4, o5, o6, o7}
+		inv := float32(1) / sum
+		out[h] = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 	}
 }
