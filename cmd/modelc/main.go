@@ -10,6 +10,13 @@ import (
 )
 
 func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "modelc: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "modelc",
 		Short: "modelc compiles small language models into specialised Go binaries",
@@ -23,9 +30,7 @@ assembly specialised to exactly its shapes, and builds one binary per model.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(genCmd(), buildCmd(), specCmd(), convertCmd(), benchCmd())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "modelc: %v\n", err)
-		os.Exit(1)
-	}
+	return root
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/modelc/modelc/generated/stories260k"
+	"github.com/modelc/modelc/runtime/cli"
+	"github.com/modelc/modelc/spec"
+)
+
+func repo(t *testing.T) (root, data string) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root = filepath.Join(filepath.Dir(file), "..", "..")
+	data = filepath.Join(root, "..", "shared", "data")
+	if _, err := os.Stat(data); err != nil {
+		t.Fatalf("shared data not found at %s: %v", data, err)
+	}
+	return root, data
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := newRoot()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// spec import of stories260K.bin gives the shape of the bundled spec.
+func TestSpecImportMatchesBundled(t *testing.T) {
+	root, data := repo(t)
+	out := filepath.Join(t.TempDir(), "model.yaml")
+	if _, err := run(t, "spec", "import", filepath.Join(data, "models", "stories260K.bin"), "-o", out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := spec.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := spec.Load(filepath.Join(root, "generated", "stories260k", "model.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "stories260k" || got.Dim != want.Dim || got.Layers != want.Layers || got.Heads != want.Heads ||
+		got.KVHeads != want.KVHeads || got.FFNDim != want.FFNDim || got.Vocab != want.Vocab ||
+		got.MaxSeq != want.MaxSeq || got.TieEmbeddings != want.TieEmbeddings {
+		t.Fatalf("imported spec %+v differs in shape from the bundled %+v", got, want)
+	}
+}
+
+func TestSpecShow(t *testing.T) {
+	root, _ := repo(t)
+	out, err := run(t, "spec", "show", filepath.Join(root, "generated", "stories260k", "model.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"260,032", "KV"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("spec show output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSpecErrorsNameTheField(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("name: x\nvocab: 10\ndim: 8\nlayers: 0\nheads: 2\nffn_dim: 4\nmax_seq: 4\n"), 0o644)
+	_, err := run(t, "spec", "show", bad)
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:4: layers: must be ≥ 1, got 0") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// convert writes a GGUF carrying the vocabulary; the compiled model tells the
+// same story from it without --tokenizer.
+func TestConvertThenGenerate(t *testing.T) {
+	_, data := repo(t)
+	gg := filepath.Join(t.TempDir(), "stories260K.gguf")
+	if _, err := run(t, "convert", filepath.Join(data, "models", "stories260K.bin"),
+		"--tokenizer", filepath.Join(data, "models", "tok512.bin"), gg); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(data, "reference", "stories260K_greedy_once_upon_a_time_256.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(context.Background(), "stories260k", stories260k.Spec(), stories260k.New,
+		[]string{"generate", "--model", gg, "--prompt", "Once upon a time", "--steps", "256", "--temperature", "0"}, &stdout, &stderr)
+	if code != 0 || stdout.String() != string(want) {
+		t.Fatalf("exit %d, stderr %s\nstdout %q\nwant %q", code, stderr.String(), stdout.String(), want)
+	}
+}
+
+func TestConvertBadInput(t *testing.T) {
+	_, data := repo(t)
+	dir := t.TempDir()
+	trunc := filepath.Join(dir, "trunc.bin")
+	b, _ := os.ReadFile(filepath.Join(data, "models", "stories260K.bin"))
+	os.WriteFile(trunc, b[:len(b)/2], 0o644)
+	out := filepath.Join(dir, "out.gguf")
+	_, err := run(t, "convert", trunc, "--tokenizer", filepath.Join(data, "models", "tok512.bin"), out)
+	if err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Fatalf("truncated checkpoint: err = %v", err)
+	}
+	if _, statErr := os.Stat(out); statErr == nil {
+		t.Fatal("a failed convert left an output file")
+	}
+	_, err = run(t, "convert", filepath.Join(data, "models", "stories260K.bin"),
+		"--tokenizer", filepath.Join(data, "models", "llama2c_tokenizer32000.bin"), out)
+	if err == nil {
+		t.Fatal("a 32000-token vocabulary for a 512-token model was accepted")
+	}
+}
+
+// gen refuses a spec with a feature whose kernels do not exist yet.
+func TestGenRefusesUnsupported(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/x\n"), 0o644)
+	p := filepath.Join(dir, "model.yaml")
+	os.WriteFile(p, []byte("name: m\nvocab: 10\ndim: 8\nlayers: 1\nheads: 2\nffn_dim: 4\nmax_seq: 4\nquant: q4_0\n"), 0o644)
+	_, err := run(t, "gen", p)
+	if err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("err = %v", err)
+	}
+}
