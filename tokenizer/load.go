@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/modelc/modelc/gguf"
 )
@@ -43,7 +44,9 @@ func LoadGGUF(path string) (Tokenizer, error) {
 // Load reads a vocabulary, telling the format from the file itself:
 //   - GGUF (magic "GGUF"): its tokenizer.ggml.* metadata;
 //   - GPT-2 encoder.json (JSON), with vocab.bpe in the same directory;
-//   - a directory holding encoder.json + vocab.bpe, or tokenizer.bin;
+//   - a SentencePiece tokenizer.model (BPE), by content or ".model";
+//   - a directory holding encoder.json + vocab.bpe, tokenizer.bin or
+//     tokenizer.model;
 //   - otherwise a llama2.c tokenizer.bin of vocabSize tokens.
 //
 // vocabSize is the model's vocabulary size; it must match when given
@@ -60,8 +63,10 @@ func Load(path string, vocabSize int) (Tokenizer, error) {
 			return checkSize(LoadGPT2(enc, bpe))(path, vocabSize)
 		case exists(filepath.Join(path, "tokenizer.bin")):
 			path = filepath.Join(path, "tokenizer.bin")
+		case exists(filepath.Join(path, "tokenizer.model")):
+			path = filepath.Join(path, "tokenizer.model")
 		default:
-			return nil, fmt.Errorf("tokenizer: %s: directory holds neither encoder.json + vocab.bpe nor tokenizer.bin", path)
+			return nil, fmt.Errorf("tokenizer: %s: directory holds none of encoder.json + vocab.bpe, tokenizer.bin, tokenizer.model", path)
 		}
 	}
 	head, err := readHead(path, 512)
@@ -78,11 +83,32 @@ func Load(path string, vocabSize int) (Tokenizer, error) {
 		}
 		return checkSize(LoadGPT2(path, bpe))(path, vocabSize)
 	}
+	if strings.HasSuffix(path, ".model") || looksLikeModelProto(head) {
+		t, err := LoadSentencePieceModel(path)
+		if err == nil || strings.HasSuffix(path, ".model") {
+			return checkSize(t, err)(path, vocabSize)
+		}
+		// Not a ModelProto after all: a tokenizer.bin can start alike.
+	}
 	t, err := LoadLlama2C(path, vocabSize)
 	if err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// looksLikeModelProto: a SentencePiece ModelProto starts with field 1
+// (pieces, length-delimited: 0x0A, a non-zero length) holding field 1 (the
+// piece text, 0x0A again).
+func looksLikeModelProto(b []byte) bool {
+	if len(b) < 3 || b[0] != 0x0A || b[1] == 0 {
+		return false
+	}
+	i := 1
+	for i < len(b) && b[i]&0x80 != 0 {
+		i++
+	}
+	return i+1 < len(b) && b[i+1] == 0x0A
 }
 
 // checkSize wraps a loader's result with the vocabulary size check.

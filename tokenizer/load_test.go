@@ -226,6 +226,18 @@ func TestLoadDetectsFormat(t *testing.T) {
 	if tk, err := Load(dir, 512); err != nil || tk.VocabSize() != 512 {
 		t.Errorf("directory with tokenizer.bin: %v", err)
 	}
+	// A tokenizer.model recognised by content, not by name.
+	model, err := os.ReadFile(spmFile(t, "models", "tok512.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noext := filepath.Join(dir, "vocab")
+	if err := os.WriteFile(noext, model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := Load(noext, 512); err != nil || typeName(tk) != "*tokenizer.SentencePiece" {
+		t.Errorf("tokenizer.model without extension: %v", err)
+	}
 	if _, err := Load(t.TempDir(), 0); err == nil {
 		t.Error("empty directory: no error")
 	}
