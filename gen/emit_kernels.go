@@ -119,9 +119,10 @@ func emitMatVec(f *File, m MatVec, eps float64) {
 			Id("out").Index(Id("r")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("u"))
 		body = append(body, Block(up...))
 	}
-	f.Commentf("%s computes %s for %d rows of %d.", m.Name(), fusionDoc[m.Fusion], rows, cols)
+	f.Commentf("%s computes %s for rows [lo, hi) of %d rows of %d.", m.Name(), fusionDoc[m.Fusion], rows, cols)
+	params = append(params, List(Id("lo"), Id("hi")).Int())
 	f.Func().Id(m.Name()).Params(params...).Block(
-		append(pre, For(Id("r").Op(":=").Range().Lit(rows)).Block(body...))...,
+		append(pre, For(Id("r").Op(":=").Id("lo"), Id("r").Op("<").Id("hi"), Id("r").Op("++")).Block(body...))...,
 	)
 }
 

@@ -40,6 +40,20 @@ type MatVec struct {
 	Fusion     Fusion
 }
 
+// ParallelMACs is the size (multiply-adds) from which a matrix-vector product
+// is split over the worker pool; below it waking a thread costs more than the
+// work (all of stories260K runs on one thread).
+const ParallelMACs = 1 << 16
+
+// GrainMACs is the least work one thread gets.
+const GrainMACs = 1 << 14
+
+// Parallel reports whether the plan splits this kernel's rows over threads.
+func (m MatVec) Parallel() bool { return m.Rows*m.Cols >= ParallelMACs }
+
+// Grain is the number of rows a thread gets at least.
+func (m MatVec) Grain() int { return max(1, GrainMACs/m.Cols) }
+
 // Name is the Go function name of the kernel.
 func (m MatVec) Name() string {
 	return fmt.Sprintf("%s%dx%d", fusionNames[m.Fusion], m.Rows, m.Cols)

@@ -4,6 +4,7 @@ package llama110m
 
 import (
 	"fmt"
+	cpu "github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
 	"math"
@@ -90,6 +91,15 @@ func Spec() *model.Spec {
 	}
 }
 
+// pool splits the rows of large matrix-vector products over threads.
+var pool = cpu.NewPool(0)
+
+// SetThreads sets the number of threads the model runs on (≤ 0: all cores).
+func SetThreads(n int) {
+	pool.Close()
+	pool = cpu.NewPool(n)
+}
+
 // Model binds a parameter buffer to the specialised code.
 type Model struct {
 	p     *model.Params
@@ -153,17 +163,54 @@ func (s *Session) Forward(token, pos int) []float32 {
 	v := (*[12][64]float32)(unsafe.Pointer(&s.qkv[1536]))
 	for l := range 12 {
 		lw := &w.layers[l]
-		mvNorm2304x768(&s.qkv, &lw.qkv, &s.x, &lw.attnNorm)
+		{
+			a0 := &s.qkv
+			a1 := &lw.qkv
+			a2 := &s.x
+			a3 := &lw.attnNorm
+			pool.RunGrain(2304, 21, func(lo, hi int) {
+				mvNorm2304x768(a0, a1, a2, a3, lo, hi)
+			})
+		}
 		rope(q, k, &s.cos, &s.sin)
 		s.keys[l][pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		attention((*[12][64]float32)(unsafe.Pointer(&s.xb)), (*[12][64]float32)(unsafe.Pointer(q)), &s.keys[l], &s.values[l], &s.att, pos)
-		mvAdd768x768(&s.x, &lw.wo, &s.xb)
-		mvNormSwiGLU2048x768(&s.hb, &lw.gateUp, &s.x, &lw.ffnNorm)
-		mvAdd768x2048(&s.x, &lw.down, &s.hb)
+		{
+			a0 := &s.x
+			a1 := &lw.wo
+			a2 := &s.xb
+			pool.RunGrain(768, 21, func(lo, hi int) {
+				mvAdd768x768(a0, a1, a2, lo, hi)
+			})
+		}
+		{
+			a0 := &s.hb
+			a1 := &lw.gateUp
+			a2 := &s.x
+			a3 := &lw.ffnNorm
+			pool.RunGrain(2048, 21, func(lo, hi int) {
+				mvNormSwiGLU2048x768(a0, a1, a2, a3, lo, hi)
+			})
+		}
+		{
+			a0 := &s.x
+			a1 := &lw.down
+			a2 := &s.hb
+			pool.RunGrain(768, 8, func(lo, hi int) {
+				mvAdd768x2048(a0, a1, a2, lo, hi)
+			})
+		}
 	}
 	rmsnorm(&s.xb, &s.x, &w.outNorm)
-	mv32000x768(&s.logits, &w.tokEmbd, &s.xb)
+	{
+		a0 := &s.logits
+		a1 := &w.tokEmbd
+		a2 := &s.xb
+		pool.RunGrain(32000, 21, func(lo, hi int) {
+			mv32000x768(a0, a1, a2, lo, hi)
+		})
+	}
 	return s.logits[:]
 }
 
@@ -176,8 +223,8 @@ func (s *Session) Prefill(tokens []int, pos int) []float32 {
 	return logits
 }
 
-// mvNorm2304x768 computes out = W·rmsnorm(x) for 2304 rows of 768.
-func mvNorm2304x768(out *[2304]float32, w *[2304]vec768, x *[768]float32, nw *[768]float32) {
+// mvNorm2304x768 computes out = W·rmsnorm(x) for rows [lo, hi) of 2304 rows of 768.
+func mvNorm2304x768(out *[2304]float32, w *[2304]vec768, x *[768]float32, nw *[768]float32, lo, hi int) {
 	var ss float32
 	for i := range 768 {
 		ss += x[i] * x[i]
@@ -189,7 +236,7 @@ func mvNorm2304x768(out *[2304]float32, w *[2304]vec768, x *[768]float32, nw *[7
 		xf[i] = nw[i] * (inv * x[i])
 	}
 	xv := &xn
-	for r := range 2304 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 96 {
@@ -204,10 +251,10 @@ func mvNorm2304x768(out *[2304]float32, w *[2304]vec768, x *[768]float32, nw *[7
 	}
 }
 
-// mvAdd768x768 computes out += W·x for 768 rows of 768.
-func mvAdd768x768(out *[768]float32, w *[768]vec768, x *[768]float32) {
+// mvAdd768x768 computes out += W·x for rows [lo, hi) of 768 rows of 768.
+func mvAdd768x768(out *[768]float32, w *[768]vec768, x *[768]float32, lo, hi int) {
 	xv := (*vec768)(unsafe.Pointer(x))
-	for r := range 768 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 96 {
@@ -222,8 +269,8 @@ func mvAdd768x768(out *[768]float32, w *[768]vec768, x *[768]float32) {
 	}
 }
 
-// mvNormSwiGLU2048x768 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for 2048 rows of 768.
-func mvNormSwiGLU2048x768(out *[2048]float32, w *[4096]vec768, x *[768]float32, nw *[768]float32) {
+// mvNormSwiGLU2048x768 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for rows [lo, hi) of 2048 rows of 768.
+func mvNormSwiGLU2048x768(out *[2048]float32, w *[4096]vec768, x *[768]float32, nw *[768]float32, lo, hi int) {
 	var ss float32
 	for i := range 768 {
 		ss += x[i] * x[i]
@@ -235,7 +282,7 @@ func mvNormSwiGLU2048x768(out *[2048]float32, w *[4096]vec768, x *[768]float32, 
 		xf[i] = nw[i] * (inv * x[i])
 	}
 	xv := &xn
-	for r := range 2048 {
+	for r := lo; r < hi; r++ {
 		wg := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 96 {
@@ -262,10 +309,10 @@ func mvNormSwiGLU2048x768(out *[2048]float32, w *[4096]vec768, x *[768]float32, 
 	}
 }
 
-// mvAdd768x2048 computes out += W·x for 768 rows of 2048.
-func mvAdd768x2048(out *[768]float32, w *[768]vec2048, x *[2048]float32) {
+// mvAdd768x2048 computes out += W·x for rows [lo, hi) of 768 rows of 2048.
+func mvAdd768x2048(out *[768]float32, w *[768]vec2048, x *[2048]float32, lo, hi int) {
 	xv := (*vec2048)(unsafe.Pointer(x))
-	for r := range 768 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 256 {
@@ -280,10 +327,10 @@ func mvAdd768x2048(out *[768]float32, w *[768]vec2048, x *[2048]float32) {
 	}
 }
 
-// mv32000x768 computes out = W·x for 32000 rows of 768.
-func mv32000x768(out *[32000]float32, w *[32000]vec768, x *[768]float32) {
+// mv32000x768 computes out = W·x for rows [lo, hi) of 32000 rows of 768.
+func mv32000x768(out *[32000]float32, w *[32000]vec768, x *[768]float32, lo, hi int) {
 	xv := (*vec768)(unsafe.Pointer(x))
-	for r := range 32000 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 96 {

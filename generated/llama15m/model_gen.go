@@ -4,6 +4,7 @@ package llama15m
 
 import (
 	"fmt"
+	cpu "github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
 	"math"
@@ -90,6 +91,15 @@ func Spec() *model.Spec {
 	}
 }
 
+// pool splits the rows of large matrix-vector products over threads.
+var pool = cpu.NewPool(0)
+
+// SetThreads sets the number of threads the model runs on (≤ 0: all cores).
+func SetThreads(n int) {
+	pool.Close()
+	pool = cpu.NewPool(n)
+}
+
 // Model binds a parameter buffer to the specialised code.
 type Model struct {
 	p     *model.Params
@@ -153,17 +163,54 @@ func (s *Session) Forward(token, pos int) []float32 {
 	v := (*[6][48]float32)(unsafe.Pointer(&s.qkv[576]))
 	for l := range 6 {
 		lw := &w.layers[l]
-		mvNorm864x288(&s.qkv, &lw.qkv, &s.x, &lw.attnNorm)
+		{
+			a0 := &s.qkv
+			a1 := &lw.qkv
+			a2 := &s.x
+			a3 := &lw.attnNorm
+			pool.RunGrain(864, 56, func(lo, hi int) {
+				mvNorm864x288(a0, a1, a2, a3, lo, hi)
+			})
+		}
 		rope(q, k, &s.cos, &s.sin)
 		s.keys[l][pos] = *(*[6][48]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		attention((*[6][48]float32)(unsafe.Pointer(&s.xb)), (*[6][48]float32)(unsafe.Pointer(q)), &s.keys[l], &s.values[l], &s.att, pos)
-		mvAdd288x288(&s.x, &lw.wo, &s.xb)
-		mvNormSwiGLU768x288(&s.hb, &lw.gateUp, &s.x, &lw.ffnNorm)
-		mvAdd288x768(&s.x, &lw.down, &s.hb)
+		{
+			a0 := &s.x
+			a1 := &lw.wo
+			a2 := &s.xb
+			pool.RunGrain(288, 56, func(lo, hi int) {
+				mvAdd288x288(a0, a1, a2, lo, hi)
+			})
+		}
+		{
+			a0 := &s.hb
+			a1 := &lw.gateUp
+			a2 := &s.x
+			a3 := &lw.ffnNorm
+			pool.RunGrain(768, 56, func(lo, hi int) {
+				mvNormSwiGLU768x288(a0, a1, a2, a3, lo, hi)
+			})
+		}
+		{
+			a0 := &s.x
+			a1 := &lw.down
+			a2 := &s.hb
+			pool.RunGrain(288, 21, func(lo, hi int) {
+				mvAdd288x768(a0, a1, a2, lo, hi)
+			})
+		}
 	}
 	rmsnorm(&s.xb, &s.x, &w.outNorm)
-	mv32000x288(&s.logits, &w.tokEmbd, &s.xb)
+	{
+		a0 := &s.logits
+		a1 := &w.tokEmbd
+		a2 := &s.xb
+		pool.RunGrain(32000, 56, func(lo, hi int) {
+			mv32000x288(a0, a1, a2, lo, hi)
+		})
+	}
 	return s.logits[:]
 }
 
@@ -176,8 +223,8 @@ func (s *Session) Prefill(tokens []int, pos int) []float32 {
 	return logits
 }
 
-// mvNorm864x288 computes out = W·rmsnorm(x) for 864 rows of 288.
-func mvNorm864x288(out *[864]float32, w *[864]vec288, x *[288]float32, nw *[288]float32) {
+// mvNorm864x288 computes out = W·rmsnorm(x) for rows [lo, hi) of 864 rows of 288.
+func mvNorm864x288(out *[864]float32, w *[864]vec288, x *[288]float32, nw *[288]float32, lo, hi int) {
 	var ss float32
 	for i := range 288 {
 		ss += x[i] * x[i]
@@ -189,7 +236,7 @@ func mvNorm864x288(out *[864]float32, w *[864]vec288, x *[288]float32, nw *[288]
 		xf[i] = nw[i] * (inv * x[i])
 	}
 	xv := &xn
-	for r := range 864 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 36 {
@@ -204,10 +251,10 @@ func mvNorm864x288(out *[864]float32, w *[864]vec288, x *[288]float32, nw *[288]
 	}
 }
 
-// mvAdd288x288 computes out += W·x for 288 rows of 288.
-func mvAdd288x288(out *[288]float32, w *[288]vec288, x *[288]float32) {
+// mvAdd288x288 computes out += W·x for rows [lo, hi) of 288 rows of 288.
+func mvAdd288x288(out *[288]float32, w *[288]vec288, x *[288]float32, lo, hi int) {
 	xv := (*vec288)(unsafe.Pointer(x))
-	for r := range 288 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 36 {
@@ -222,8 +269,8 @@ func mvAdd288x288(out *[288]float32, w *[288]vec288, x *[288]float32) {
 	}
 }
 
-// mvNormSwiGLU768x288 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for 768 rows of 288.
-func mvNormSwiGLU768x288(out *[768]float32, w *[1536]vec288, x *[288]float32, nw *[288]float32) {
+// mvNormSwiGLU768x288 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for rows [lo, hi) of 768 rows of 288.
+func mvNormSwiGLU768x288(out *[768]float32, w *[1536]vec288, x *[288]float32, nw *[288]float32, lo, hi int) {
 	var ss float32
 	for i := range 288 {
 		ss += x[i] * x[i]
@@ -235,7 +282,7 @@ func mvNormSwiGLU768x288(out *[768]float32, w *[1536]vec288, x *[288]float32, nw
 		xf[i] = nw[i] * (inv * x[i])
 	}
 	xv := &xn
-	for r := range 768 {
+	for r := lo; r < hi; r++ {
 		wg := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 36 {
@@ -262,10 +309,10 @@ func mvNormSwiGLU768x288(out *[768]float32, w *[1536]vec288, x *[288]float32, nw
 	}
 }
 
-// mvAdd288x768 computes out += W·x for 288 rows of 768.
-func mvAdd288x768(out *[288]float32, w *[288]vec768, x *[768]float32) {
+// mvAdd288x768 computes out += W·x for rows [lo, hi) of 288 rows of 768.
+func mvAdd288x768(out *[288]float32, w *[288]vec768, x *[768]float32, lo, hi int) {
 	xv := (*vec768)(unsafe.Pointer(x))
-	for r := range 288 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 96 {
@@ -280,10 +327,10 @@ func mvAdd288x768(out *[288]float32, w *[288]vec768, x *[768]float32) {
 	}
 }
 
-// mv32000x288 computes out = W·x for 32000 rows of 288.
-func mv32000x288(out *[32000]float32, w *[32000]vec288, x *[288]float32) {
+// mv32000x288 computes out = W·x for rows [lo, hi) of 32000 rows of 288.
+func mv32000x288(out *[32000]float32, w *[32000]vec288, x *[288]float32, lo, hi int) {
 	xv := (*vec288)(unsafe.Pointer(x))
-	for r := range 32000 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 36 {

@@ -4,6 +4,7 @@ package stories260k
 
 import (
 	"fmt"
+	cpu "github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
 	"math"
@@ -86,6 +87,15 @@ func Spec() *model.Spec {
 	}
 }
 
+// pool splits the rows of large matrix-vector products over threads.
+var pool = cpu.NewPool(0)
+
+// SetThreads sets the number of threads the model runs on (≤ 0: all cores).
+func SetThreads(n int) {
+	pool.Close()
+	pool = cpu.NewPool(n)
+}
+
 // Model binds a parameter buffer to the specialised code.
 type Model struct {
 	p     *model.Params
@@ -149,17 +159,17 @@ func (s *Session) Forward(token, pos int) []float32 {
 	v := (*[4][8]float32)(unsafe.Pointer(&s.qkv[96]))
 	for l := range 5 {
 		lw := &w.layers[l]
-		mvNorm128x64(&s.qkv, &lw.qkv, &s.x, &lw.attnNorm)
+		mvNorm128x64(&s.qkv, &lw.qkv, &s.x, &lw.attnNorm, 0, 128)
 		rope(q, k, &s.cos, &s.sin)
 		s.keys[l][pos] = *(*[4][8]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		attention((*[8][8]float32)(unsafe.Pointer(&s.xb)), (*[8][8]float32)(unsafe.Pointer(q)), &s.keys[l], &s.values[l], &s.att, pos)
-		mvAdd64x64(&s.x, &lw.wo, &s.xb)
-		mvNormSwiGLU172x64(&s.hb, &lw.gateUp, &s.x, &lw.ffnNorm)
-		mvAdd64x172(&s.x, &lw.down, &s.hb)
+		mvAdd64x64(&s.x, &lw.wo, &s.xb, 0, 64)
+		mvNormSwiGLU172x64(&s.hb, &lw.gateUp, &s.x, &lw.ffnNorm, 0, 172)
+		mvAdd64x172(&s.x, &lw.down, &s.hb, 0, 64)
 	}
 	rmsnorm(&s.xb, &s.x, &w.outNorm)
-	mv512x64(&s.logits, &w.tokEmbd, &s.xb)
+	mv512x64(&s.logits, &w.tokEmbd, &s.xb, 0, 512)
 	return s.logits[:]
 }
 
@@ -172,8 +182,8 @@ func (s *Session) Prefill(tokens []int, pos int) []float32 {
 	return logits
 }
 
-// mvNorm128x64 computes out = W·rmsnorm(x) for 128 rows of 64.
-func mvNorm128x64(out *[128]float32, w *[128]vec64, x *[64]float32, nw *[64]float32) {
+// mvNorm128x64 computes out = W·rmsnorm(x) for rows [lo, hi) of 128 rows of 64.
+func mvNorm128x64(out *[128]float32, w *[128]vec64, x *[64]float32, nw *[64]float32, lo, hi int) {
 	var ss float32
 	for i := range 64 {
 		ss += x[i] * x[i]
@@ -185,7 +195,7 @@ func mvNorm128x64(out *[128]float32, w *[128]vec64, x *[64]float32, nw *[64]floa
 		xf[i] = nw[i] * (inv * x[i])
 	}
 	xv := &xn
-	for r := range 128 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 8 {
@@ -200,10 +210,10 @@ func mvNorm128x64(out *[128]float32, w *[128]vec64, x *[64]float32, nw *[64]floa
 	}
 }
 
-// mvAdd64x64 computes out += W·x for 64 rows of 64.
-func mvAdd64x64(out *[64]float32, w *[64]vec64, x *[64]float32) {
+// mvAdd64x64 computes out += W·x for rows [lo, hi) of 64 rows of 64.
+func mvAdd64x64(out *[64]float32, w *[64]vec64, x *[64]float32, lo, hi int) {
 	xv := (*vec64)(unsafe.Pointer(x))
-	for r := range 64 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 8 {
@@ -218,8 +228,8 @@ func mvAdd64x64(out *[64]float32, w *[64]vec64, x *[64]float32) {
 	}
 }
 
-// mvNormSwiGLU172x64 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for 172 rows of 64.
-func mvNormSwiGLU172x64(out *[172]float32, w *[344]vec64, x *[64]float32, nw *[64]float32) {
+// mvNormSwiGLU172x64 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for rows [lo, hi) of 172 rows of 64.
+func mvNormSwiGLU172x64(out *[172]float32, w *[344]vec64, x *[64]float32, nw *[64]float32, lo, hi int) {
 	var ss float32
 	for i := range 64 {
 		ss += x[i] * x[i]
@@ -231,7 +241,7 @@ func mvNormSwiGLU172x64(out *[172]float32, w *[344]vec64, x *[64]float32, nw *[6
 		xf[i] = nw[i] * (inv * x[i])
 	}
 	xv := &xn
-	for r := range 172 {
+	for r := lo; r < hi; r++ {
 		wg := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 8 {
@@ -258,10 +268,10 @@ func mvNormSwiGLU172x64(out *[172]float32, w *[344]vec64, x *[64]float32, nw *[6
 	}
 }
 
-// mvAdd64x172 computes out += W·x for 64 rows of 172.
-func mvAdd64x172(out *[64]float32, w *[64]vec172, x *[172]float32) {
+// mvAdd64x172 computes out += W·x for rows [lo, hi) of 64 rows of 172.
+func mvAdd64x172(out *[64]float32, w *[64]vec172, x *[172]float32, lo, hi int) {
 	xv := (*vec172)(unsafe.Pointer(x))
-	for r := range 64 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 21 {
@@ -280,10 +290,10 @@ func mvAdd64x172(out *[64]float32, w *[64]vec172, x *[172]float32) {
 	}
 }
 
-// mv512x64 computes out = W·x for 512 rows of 64.
-func mv512x64(out *[512]float32, w *[512]vec64, x *[64]float32) {
+// mv512x64 computes out = W·x for rows [lo, hi) of 512 rows of 64.
+func mv512x64(out *[512]float32, w *[512]vec64, x *[64]float32, lo, hi int) {
 	xv := (*vec64)(unsafe.Pointer(x))
-	for r := range 512 {
+	for r := lo; r < hi; r++ {
 		wr := &w[r]
 		var s0, s1, s2, s3 float32
 		for i := range 8 {
