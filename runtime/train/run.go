@@ -288,7 +288,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		log = io.Discard
 	}
 	if cfg.Tokenizer != nil && cfg.Tokenizer.VocabSize() != s.Vocab {
-		return nil, fmt.Errorf("tokenizer %s has %d tokens, the model's vocabulary is %d", nameOr(cfg.TokenizerPath, "given"), cfg.Tokenizer.VocabSize(), s.Vocab)
+		name := "the tokenizer"
+		if cfg.TokenizerPath != "" {
+			name = "tokenizer " + cfg.TokenizerPath
+		}
+		return nil, fmt.Errorf("%s has %d tokens, the model's vocabulary is %d", name, cfg.Tokenizer.VocabSize(), s.Vocab)
 	}
 	obj, err := objective(s, cfg.MaskID, cfg.Tokenizer)
 	if err != nil {

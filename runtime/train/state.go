@@ -135,7 +135,7 @@ func parseState(path string, data []byte) (*State, error) {
 	}
 	n := st.Params
 	rest := body[12+hl:]
-	if n < 0 || len(rest) != 12*n {
+	if n < 0 || n > len(rest)/12 || len(rest) != 12*n {
 		return nil, bad("header says %d parameters, the file holds %d bytes of arrays", n, len(rest))
 	}
 	if st.Step < 0 || st.AdamStep < 0 || st.Drawn < 0 {
