@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/modelc/modelc/gguf"
 )
 
 // Message is one turn of a conversation.
@@ -40,8 +42,14 @@ type Template struct {
 	name     string
 	specials []string
 	stop     []string
+	jinja    string
 	render   func(b *chatBuilder, msgs []Message, generate bool) error
 }
+
+// Jinja is the template in the Jinja form Hugging Face and GGUF's
+// tokenizer.chat_template use (with bos_token, eos_token and
+// add_generation_prompt), so llama.cpp and ollama pick the same format.
+func (t *Template) Jinja() string { return t.jinja }
 
 // Name is the template's name ("chatml", "llama2").
 func (t *Template) Name() string { return t.name }
@@ -82,13 +90,26 @@ var templates = map[string]*Template{
 		name:     "chatml",
 		specials: []string{"<|im_start|>", "<|im_end|>"},
 		stop:     []string{"<|im_end|>"},
-		render:   renderChatML,
+		jinja: "{% for message in messages %}" +
+			"{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}" +
+			"{% endfor %}" +
+			"{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+		render: renderChatML,
 	},
 	"llama2": {
 		name:     "llama2",
 		specials: []string{"<s>", "</s>"},
 		stop:     []string{"</s>"},
-		render:   renderLlama2,
+		jinja: "{% if messages[0]['role'] == 'system' %}" +
+			"{% set sys = '<<SYS>>\\n' + messages[0]['content'] | trim + '\\n<</SYS>>\\n\\n' %}{% set msgs = messages[1:] %}" +
+			"{% else %}{% set sys = '' %}{% set msgs = messages %}{% endif %}" +
+			"{% for message in msgs %}" +
+			"{% if message['role'] == 'user' %}" +
+			"{{ bos_token + '[INST] ' + (sys if loop.first else '') + message['content'] | trim + ' [/INST]' }}" +
+			"{% elif message['role'] == 'assistant' %}" +
+			"{{ ' ' + message['content'] | trim + ' ' + eos_token }}" +
+			"{% endif %}{% endfor %}",
+		render: renderLlama2,
 	},
 }
 
@@ -121,6 +142,16 @@ func DetectChatTemplate(jinja string) (*Template, bool) {
 		return templates["llama2"], true
 	}
 	return nil, false
+}
+
+// GGUFChatTemplate returns the template a GGUF file's
+// tokenizer.chat_template describes, if any and if known.
+func GGUFChatTemplate(f *gguf.File) (*Template, bool) {
+	src, err := f.String(gguf.KeyChatTemplate)
+	if err != nil {
+		return nil, false
+	}
+	return DetectChatTemplate(src)
 }
 
 // chatBuilder accumulates text and spans.

@@ -1,6 +1,10 @@
 package tokenizer
 
 import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -177,5 +181,62 @@ func TestEncodeChatMLAddedSpecials(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("ParseSpecial found %d <|im_end|>, want 4", n)
+	}
+}
+
+// TestChatJinjaMatchesRender renders each template's Jinja source with
+// jinja2 (as Hugging Face and GGUF consumers do) and compares with Render.
+func TestChatJinjaMatchesRender(t *testing.T) {
+	py := pythonWith(t, "jinja2", "python3-jinja2")
+	convs := [][]Message{
+		chatConv,
+		chatConv[:3],
+		chatConv[1:],
+		{{Role: RoleUser, Content: "one"}, {Role: RoleAssistant, Content: " two "}, {Role: RoleUser, Content: "three"}, {Role: RoleAssistant, Content: "four"}},
+	}
+	type job struct {
+		name string
+		conv int
+		gen  bool
+		want string
+	}
+	var jobs []job
+	var reqs []map[string]any
+	for _, name := range ChatTemplates() {
+		tm, _ := ChatTemplate(name)
+		for i, conv := range convs {
+			for _, gen := range []bool{false, true} {
+				c, err := tm.Render(conv, gen)
+				if err != nil {
+					continue // e.g. llama2 needs a reply when not prompting
+				}
+				jobs = append(jobs, job{name, i, gen, c.Text})
+				reqs = append(reqs, map[string]any{
+					"template": tm.Jinja(), "messages": conv, "add_generation_prompt": gen,
+					"bos_token": "<s>", "eos_token": "</s>",
+				})
+			}
+		}
+		if d, ok := DetectChatTemplate(tm.Jinja()); !ok || d.Name() != name {
+			t.Errorf("%s: its own Jinja is not detected", name)
+		}
+	}
+	in, _ := json.Marshal(reqs)
+	cmd := exec.Command(py, filepath.Join("testdata", "spm_chat_jinja.py"))
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("jinja: %v: %s", err, stderr.String())
+	}
+	var got []string
+	if err := json.Unmarshal(out, &got); err != nil || len(got) != len(jobs) {
+		t.Fatalf("jinja output: %v, %d results for %d", err, len(got), len(jobs))
+	}
+	for i, j := range jobs {
+		if got[i] != j.want {
+			t.Errorf("%s conv %d gen %v:\njinja  %q\nRender %q", j.name, j.conv, j.gen, got[i], j.want)
+		}
 	}
 }

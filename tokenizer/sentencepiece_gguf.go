@@ -8,11 +8,8 @@ import (
 	"github.com/modelc/modelc/gguf"
 )
 
-// Keys llama.cpp reads that gguf/keys.go does not name.
-const (
-	keyAddSpacePrefix = "tokenizer.ggml.add_space_prefix"
-	keyChatTemplate   = "tokenizer.chat_template"
-)
+// keyAddSpacePrefix is a key llama.cpp reads that gguf/keys.go does not name.
+const keyAddSpacePrefix = "tokenizer.ggml.add_space_prefix"
 
 // spmSpace is how SentencePiece spells a space inside a piece.
 const spmSpace = "▁"

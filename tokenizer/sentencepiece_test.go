@@ -354,6 +354,12 @@ func TestRoundTripCorpora(t *testing.T) {
 
 // sentencePiecePython finds a python3 that can import sentencepiece.
 func sentencePiecePython(t testing.TB) string {
+	return pythonWith(t, "sentencepiece", "python3-sentencepiece")
+}
+
+// pythonWith finds a python3 (PATH first, then Debian's) that can import
+// module, and fails the test naming the Debian package to install if none.
+func pythonWith(t testing.TB, module, debPackage string) string {
 	t.Helper()
 	var cands []string
 	if p, err := exec.LookPath("python3"); err == nil {
@@ -361,11 +367,11 @@ func sentencePiecePython(t testing.TB) string {
 	}
 	cands = append(cands, "/usr/bin/python3")
 	for _, p := range cands {
-		if err := exec.Command(p, "-c", "import sentencepiece").Run(); err == nil {
+		if err := exec.Command(p, "-c", "import "+module).Run(); err == nil {
 			return p
 		}
 	}
-	t.Fatal("no python3 with the sentencepiece module: install it with `apt-get install -y python3-sentencepiece`")
+	t.Fatalf("no python3 with the %s module: install it with `apt-get install -y %s`", module, debPackage)
 	return ""
 }
 
