@@ -1,0 +1,169 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/generic"
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/spec"
+	"github.com/modelc/modelc/tokenizer"
+)
+
+func runCmd(t *testing.T, s *spec.Spec, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	root := &cobra.Command{Use: "tiny", SilenceErrors: true, SilenceUsage: true}
+	root.AddCommand(Commands("tiny", s, nil)...)
+	var o, e bytes.Buffer
+	root.SetOut(&o)
+	root.SetErr(&e)
+	root.SetArgs(args)
+	err = root.ExecuteContext(context.Background())
+	return o.String(), e.String(), err
+}
+
+// TestTrainEvalCommands: train from text with the 512-token vocabulary,
+// continue with --resume, then eval the model file, which carries the
+// tokenizer.
+func TestTrainEvalCommands(t *testing.T) {
+	d := sharedData(t)
+	tokPath := filepath.Join(d, "models", "tok512.bin")
+	text := filepath.Join(t.TempDir(), "corpus.txt")
+	os.WriteFile(text, []byte(shakespeare(t)[:30000]), 0o644)
+	s := &spec.Spec{Name: "tiny", Vocab: 512, Dim: 16, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 32}
+	s.SetDefaults()
+	out := filepath.Join(t.TempDir(), "run")
+	stdout, stderr, err := runCmd(t, s, "train", "--data", text, "--tokenizer", tokPath, "--steps", "6", "--out", out,
+		"--batch", "2", "--seq", "32", "--eval-every", "3", "--checkpoint-every", "3", "--threads", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "trained 6 steps") || !strings.Contains(stderr, "step 6/6") {
+		t.Fatalf("stdout %q stderr %q", stdout, stderr)
+	}
+	for _, f := range []string{ModelFile, StateFile, MetricsFile, PlotFile, RunFile, DataFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("run folder lacks %s", f)
+		}
+	}
+	stdout, _, err = runCmd(t, s, "train", "--resume", out, "--steps", "8", "--quiet")
+	if err != nil || !strings.Contains(stdout, "trained 8 steps") {
+		t.Fatalf("resume: %q %v", stdout, err)
+	}
+	ri, _ := ReadRunInfo(out)
+	if ri.Train.BatchSize != 2 || ri.Steps != 6 {
+		t.Fatalf("run.json: %+v", ri)
+	}
+	stdout, _, err = runCmd(t, s, "eval", "--model", filepath.Join(out, ModelFile), "--data", text, "--max-batches", "3")
+	if err != nil || !strings.Contains(stdout, "perplexity") {
+		t.Fatalf("eval: %q %v", stdout, err)
+	}
+	// The masked objective with tok512 needs --mask-id: it has no mask token.
+	ms := *s
+	ms.Objective = model.ObjectiveMasked
+	_, _, err = runCmd(t, &ms, "train", "--data", text, "--tokenizer", tokPath, "--steps", "2", "--out", filepath.Join(t.TempDir(), "m"), "--quiet")
+	if err == nil || !strings.Contains(err.Error(), "--mask-id") {
+		t.Fatalf("masked without mask id: %v", err)
+	}
+	_, _, err = runCmd(t, &ms, "train", "--data", text, "--tokenizer", tokPath, "--steps", "2", "--out", filepath.Join(t.TempDir(), "m"),
+		"--quiet", "--mask-id", "0", "--batch", "2", "--seq", "16")
+	if err != nil {
+		t.Fatalf("masked run: %v", err)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	s := &spec.Spec{Name: "tiny", Vocab: 512, Dim: 16, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 32}
+	s.SetDefaults()
+	d := sharedData(t)
+	big := &spec.Spec{Name: "big", Vocab: 1000, Dim: 16, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 32}
+	big.SetDefaults()
+	text := filepath.Join(d, "text", "tinyshakespeare.txt")
+	tok := filepath.Join(d, "models", "tok512.bin")
+	for _, c := range []struct {
+		spec *spec.Spec
+		args []string
+		want string
+	}{
+		{s, []string{"train", "--data", text, "--out", t.TempDir()}, "--steps N is required"},
+		{s, []string{"train", "--steps", "3", "--out", t.TempDir()}, "--data FILE is required"},
+		{big, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--out", t.TempDir()}, "has 512 tokens, the model's vocabulary is 1000"},
+		{s, []string{"train", "--resume", t.TempDir()}, "not a run folder"},
+		{s, []string{"train", "--data", text, "--steps", "3", "--threads", "0"}, "--threads"},
+		{s, []string{"eval", "--data", text}, "--model FILE is required"},
+		{s, []string{"eval", "--model", filepath.Join(d, "models", "stories260K.bin"), "--data", text}, "dim"},
+		{s, []string{"eval", "--model", filepath.Join(d, "models", "stories260K.bin"), "--data", text, "--generic"}, "no tokenizer"},
+	} {
+		_, _, err := runCmd(t, c.spec, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestEvalStories: the stories260K checkpoint on a TinyStories-like text:
+// eval's loss equals the mean −log p of each next token computed one token
+// at a time through an inference session.
+func TestEvalStories(t *testing.T) {
+	d := sharedData(t)
+	s := &spec.Spec{Name: "stories", Vocab: 512, Dim: 64, Layers: 5, Heads: 8, KVHeads: 4, FFNDim: 172, MaxSeq: 512, TieEmbeddings: true}
+	s.SetDefaults()
+	const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends."
+	text := filepath.Join(t.TempDir(), "t.txt")
+	os.WriteFile(text, []byte(story), 0o644)
+	modelPath, tokPath := filepath.Join(d, "models", "stories260K.bin"), filepath.Join(d, "models", "tok512.bin")
+	stdout, _, err := runCmd(t, s, "eval", "--model", modelPath, "--tokenizer", tokPath, "--data", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loss, ppl float64
+	if _, err := sscanf(stdout, &loss, &ppl); err != nil {
+		t.Fatalf("eval output %q: %v", stdout, err)
+	}
+
+	p, _, err := checkpoint.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := generic.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(tokPath, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := tok.Encode(story, true, false)
+	ss := m.NewSession()
+	var want float64
+	for i := 0; i+1 < len(ids); i++ {
+		logits := ss.Forward(ids[i], i)
+		mx := logits[0]
+		for _, v := range logits {
+			mx = max(mx, v)
+		}
+		var z float64
+		for _, v := range logits {
+			z += math.Exp(float64(v - mx))
+		}
+		want += math.Log(z) - float64(logits[ids[i+1]]-mx)
+	}
+	want /= float64(len(ids) - 1)
+	if math.Abs(loss-want) > 1e-4 || math.Abs(ppl-math.Exp(want)) > 1e-3*ppl {
+		t.Fatalf("eval loss %v perplexity %v, session loss %v", loss, ppl, want)
+	}
+}
+
+func sscanf(s string, loss, ppl *float64) (int, error) {
+	return fmt.Sscanf(s, "loss %f nats/token  perplexity %f", loss, ppl)
+}
