@@ -419,3 +419,49 @@ func FuzzByteLevelGGUF(f *testing.F) {
 		}
 	})
 }
+
+// blBenchText is the encode benchmark's text: tinyshakespeare followed by
+// the Cranfield collection (2.8 MB), the same file bench/tokenizer uses.
+func blBenchText(b *testing.B) string {
+	return blReadData(b, "text/tinyshakespeare.txt") + blReadData(b, "retrieval/cran.all.1400")
+}
+
+// BenchmarkByteLevelEncode is GPT-2 encode throughput, one goroutine, with
+// the word cache warm after the first pass.
+func BenchmarkByteLevelEncode(b *testing.B) {
+	g := blLoadGPT2(b)
+	text := blBenchText(b)
+	ids := make([]int, 0, len(text)/2)
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ids = g.AppendOrdinary(ids[:0], text)
+	}
+	b.ReportMetric(float64(len(ids)), "tokens")
+}
+
+// BenchmarkByteLevelEncodeCold starts every pass with an empty word cache.
+func BenchmarkByteLevelEncodeCold(b *testing.B) {
+	g := blLoadGPT2(b)
+	text := blBenchText(b)
+	ids := make([]int, 0, len(text)/2)
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		st := &blState{cache: make(map[string]uint64)}
+		ids = g.appendText(ids[:0], text, st)
+	}
+}
+
+// BenchmarkByteLevelDecode is GPT-2 decode throughput (bytes out).
+func BenchmarkByteLevelDecode(b *testing.B) {
+	g := blLoadGPT2(b)
+	text := blBenchText(b)
+	ids := g.EncodeOrdinary(text)
+	out := make([]byte, 0, len(text))
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, _ = g.AppendDecoded(out[:0], ids)
+	}
+}
