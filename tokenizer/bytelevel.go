@@ -114,6 +114,10 @@ type blState struct {
 // blCacheMax bounds the word cache; a full cache is dropped and refilled.
 const blCacheMax = 1 << 16
 
+// blCacheWordMax is the longest word cached: long runs (of spaces, digits,
+// one letter) rarely repeat and would fill the cache with their bytes.
+const blCacheWordMax = 256
+
 const noRank = ^uint32(0)
 
 // NewByteLevel builds a tokenizer from a vocabulary and checks it: unique
@@ -330,6 +334,12 @@ func (b *ByteLevel) appendWord(dst []int, w string, st *blState) []int {
 		sym = b.mergeLong(sym, st)
 	}
 	st.sym = sym
+	if len(w) > blCacheWordMax {
+		for _, id := range sym {
+			dst = append(dst, int(id))
+		}
+		return dst
+	}
 	if len(st.cache) >= blCacheMax || len(st.ids)+len(sym) > 1<<30 {
 		clear(st.cache)
 		st.ids = st.ids[:0]
@@ -489,29 +499,48 @@ func (b *ByteLevel) mergeLong(sym []int32, st *blState) []int32 {
 }
 
 // Piece returns a copy of the bytes of token next (prev is ignored: byte-level
-// tokens carry their own spaces).
+// tokens carry their own spaces). Control tokens (BOS, EOS, <|endoftext|>)
+// give no bytes, as in llama.cpp; user-defined tokens give their text.
 func (b *ByteLevel) Piece(prev, next int) ([]byte, error) {
 	if next < 0 || next >= b.VocabSize() {
 		return nil, fmt.Errorf("byte-level decode: token id %d out of range [0,%d)", next, b.VocabSize())
 	}
+	if b.isControl(next) {
+		return []byte{}, nil
+	}
 	return append([]byte(nil), b.data[b.off[next]:b.off[next+1]]...), nil
 }
 
-// Decode concatenates the bytes of the tokens, leaving out BOS and EOS.
+func (b *ByteLevel) isControl(id int) bool {
+	return b.vocab.Types != nil && b.vocab.Types[id] == int32(TokenControl)
+}
+
+// Decode concatenates the bytes of the tokens, leaving out control tokens
+// (BOS, EOS, <|endoftext|>).
 func (b *ByteLevel) Decode(ids []int) (string, error) {
 	out, err := b.AppendDecoded(nil, ids)
 	return string(out), err
 }
 
-// AppendDecoded appends the bytes of the tokens to dst, leaving out BOS and
-// EOS; an invalid id is an error naming its position.
+// DecodeSpecial is Decode with control tokens written as their text.
+func (b *ByteLevel) DecodeSpecial(ids []int) (string, error) {
+	out, err := b.appendDecoded(nil, ids, true)
+	return string(out), err
+}
+
+// AppendDecoded appends the bytes of the tokens to dst, leaving out control
+// tokens; an invalid id is an error naming its position.
 func (b *ByteLevel) AppendDecoded(dst []byte, ids []int) ([]byte, error) {
+	return b.appendDecoded(dst, ids, false)
+}
+
+func (b *ByteLevel) appendDecoded(dst []byte, ids []int, special bool) ([]byte, error) {
 	n := b.VocabSize()
 	for i, id := range ids {
 		if id < 0 || id >= n {
 			return dst, fmt.Errorf("byte-level decode: token %d: id %d out of range [0,%d)", i, id, n)
 		}
-		if id == b.vocab.BOS || id == b.vocab.EOS {
+		if !special && b.isControl(id) {
 			continue
 		}
 		dst = append(dst, b.data[b.off[id]:b.off[id+1]]...)

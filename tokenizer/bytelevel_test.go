@@ -205,12 +205,19 @@ func TestByteLevelSpecialTokens(t *testing.T) {
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Fatalf("Encode = %v, want %v", ids, want)
 	}
-	// BOS and EOS are left out of Decode; other specials are their text.
+	// Control tokens are left out of Decode and Piece; user-defined ones
+	// are their text.
 	if d, _ := b.Decode(ids); d != "xy<u><|a" {
 		t.Fatalf("Decode = %q", d)
 	}
-	if p, _ := b.Piece(0, n-2); string(p) != "<|ab|>" {
-		t.Fatalf("Piece = %q", p)
+	if d, _ := b.DecodeSpecial(ids); d != "x<|ab|>y<|a|><u><|a" {
+		t.Fatalf("DecodeSpecial = %q", d)
+	}
+	if p, err := b.Piece(0, n-2); err != nil || p == nil || len(p) != 0 {
+		t.Fatalf("Piece(control) = %q, %v", p, err)
+	}
+	if p, _ := b.Piece(0, n-1); string(p) != "<u>" {
+		t.Fatalf("Piece(user-defined) = %q", p)
 	}
 }
 

@@ -57,9 +57,10 @@ type TrainOptions struct {
 	// (0 means 2: a pair seen once is not worth a token).
 	MinFrequency int
 	// Special tokens are never split, and their text in the corpus is not
-	// learned from. Byte-level: "<|endoftext|>" (id 0, BOS and EOS) and
-	// these take the first ids, as control tokens. SentencePiece: they
-	// follow <unk> <s> </s> and the byte tokens, as user-defined tokens.
+	// learned from; they are user-defined tokens (decoded as their text).
+	// Byte-level: they follow "<|endoftext|>" (id 0, a control token, BOS
+	// and EOS). SentencePiece: they follow <unk> <s> </s> and the byte
+	// tokens.
 	Special []string
 	Style   TrainStyle
 	// Progress, when set, receives a few lines of progress.
@@ -629,9 +630,13 @@ func trainByteLevel(r io.Reader, opts TrainOptions, minFreq int64) (*TrainedVoca
 	stats.Merges, stats.MergeTime, stats.Tokens = len(merges), time.Since(mstart), tr.tokens()
 
 	v := &TrainedVocab{Style: StyleByteLevel, BOS: 0, EOS: 0, Unknown: -1, Stats: stats}
-	for _, s := range specials {
+	for i, s := range specials {
 		v.Tokens = append(v.Tokens, s)
-		v.Types = append(v.Types, int32(TokenControl))
+		typ := int32(TokenUserDefined)
+		if i == 0 {
+			typ = int32(TokenControl) // <|endoftext|>, BOS and EOS
+		}
+		v.Types = append(v.Types, typ)
 	}
 	for _, s := range names {
 		v.Tokens = append(v.Tokens, ByteLevelText([]byte(s)))
