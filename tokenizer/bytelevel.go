@@ -94,6 +94,8 @@ type ByteLevel struct {
 	pool sync.Pool // *blState
 }
 
+var _ Tokenizer = (*ByteLevel)(nil)
+
 type blSpecial struct {
 	text string
 	id   int32
