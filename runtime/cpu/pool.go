@@ -1,0 +1,181 @@
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool is a persistent set of worker goroutines that split a range of rows
+// between them. The calling goroutine takes the first chunk itself, so a pool
+// of T threads has T-1 workers. Workers spin briefly after a job (the next
+// matvec of a forward pass usually follows within microseconds) and then
+// park, so an idle pool costs nothing.
+//
+// Run is meant to be called from one goroutine at a time; concurrent calls
+// are serialised.
+type Pool struct {
+	threads int
+	mu      sync.Mutex // serialises Run
+	// state is the job generation <<16 | the job's chunk count, in one word so
+	// that a worker that takes no part in a job never reads its other fields
+	// (which the next job may already be writing).
+	state   atomic.Uint64
+	pending atomic.Int32
+	closed  atomic.Bool
+	// The job, written before state changes and read by the chunks' workers
+	// after they see it; Run waits for them before the next job.
+	fn       func(lo, hi int)
+	n, grain int
+	chunks   int
+	panicked atomic.Pointer[any]
+	workers  []*worker
+	wg       sync.WaitGroup
+}
+
+type worker struct {
+	sleeping atomic.Bool
+	wake     chan struct{}
+	_        [64]byte // keep workers' flags on separate cache lines
+}
+
+// spinFor is how long an idle worker polls for the next job before parking.
+const spinFor = 50 * time.Microsecond
+
+// NewPool starts a pool of threads threads (≤ 0 means one per core, as
+// runtime.GOMAXPROCS reports).
+func NewPool(threads int) *Pool {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	p := &Pool{threads: threads}
+	for i := 1; i < threads; i++ {
+		w := &worker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, w)
+		p.wg.Add(1)
+		go p.loop(i, w)
+	}
+	return p
+}
+
+// Threads is the number of threads work is split over.
+func (p *Pool) Threads() int { return p.threads }
+
+// Run calls fn over contiguous chunks [lo, hi) covering [0, n), one chunk per
+// thread, and returns when all are done.
+func (p *Pool) Run(n int, fn func(lo, hi int)) { p.RunGrain(n, 1, fn) }
+
+// RunGrain is Run with chunks that are multiples of grain items (except the
+// last) and at least grain items each: it keeps row blocks of a kernel whole
+// and puts small jobs on fewer threads (one when n ≤ grain), since waking a
+// thread costs more than a tiny matvec.
+func (p *Pool) RunGrain(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	grain = max(grain, 1)
+	units := (n + grain - 1) / grain
+	chunks := min(units, p.threads)
+	if chunks <= 1 || p.closed.Load() || chunks > 1<<16-1 {
+		fn(0, n)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fn, p.n, p.grain, p.chunks = fn, n, grain, chunks
+	p.pending.Store(int32(chunks - 1))
+	p.state.Store((p.state.Load()>>16+1)<<16 | uint64(chunks))
+	for _, w := range p.workers[:chunks-1] {
+		if w.sleeping.CompareAndSwap(true, false) {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	lo, hi := p.chunk(0)
+	fn(lo, hi)
+	for i := 0; p.pending.Load() != 0; i++ {
+		if i > 64 {
+			runtime.Gosched()
+		}
+	}
+	p.fn = nil
+	if v := p.panicked.Swap(nil); v != nil {
+		panic(fmt.Sprintf("cpu.Pool worker: %v", *v))
+	}
+}
+
+// chunk returns the rows of chunk i: units of grain rows shared out evenly.
+func (p *Pool) chunk(i int) (lo, hi int) {
+	units := (p.n + p.grain - 1) / p.grain
+	q, r := units/p.chunks, units%p.chunks
+	start := i*q + min(i, r)
+	size := q
+	if i < r {
+		size++
+	}
+	return min(start*p.grain, p.n), min((start+size)*p.grain, p.n)
+}
+
+func (p *Pool) loop(id int, w *worker) {
+	defer p.wg.Done()
+	// Zero, not a fresh load: the first job may be posted before this
+	// goroutine runs, and it must not be taken as already seen.
+	seen := uint64(0)
+	for {
+		// Wait for a new job: spin, then park.
+		deadline := time.Now().Add(spinFor)
+		for i := 0; p.state.Load() == seen; i++ {
+			if i&63 == 63 {
+				if time.Now().After(deadline) {
+					w.sleeping.Store(true)
+					if p.state.Load() == seen {
+						<-w.wake
+					}
+					w.sleeping.Store(false)
+					deadline = time.Now().Add(spinFor)
+				} else {
+					runtime.Gosched()
+				}
+			}
+		}
+		seen = p.state.Load()
+		if p.closed.Load() {
+			return
+		}
+		if id < int(seen&0xffff) {
+			p.work(id)
+			p.pending.Add(-1)
+		}
+	}
+}
+
+func (p *Pool) work(id int) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.panicked.Store(&v)
+		}
+	}()
+	lo, hi := p.chunk(id)
+	p.fn(lo, hi)
+}
+
+// Close stops the workers; later calls run on the caller alone.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Swap(true) {
+		return
+	}
+	p.state.Add(1 << 16)
+	for _, w := range p.workers {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	p.wg.Wait()
+}
