@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/asm/internal/testshapes"
 )
 
 func main() {
-	if err := asm.GenerateAMD64(testshapes.Kernels(asm.AVX2, asm.AVX512), "testkernels", "."); err != nil {
+	if err := testshapes.Generate("."); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -1,0 +1,235 @@
+package testkernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/modelc/modelc/asm"
+)
+
+// The harness compares one generated kernel with the Go reference in package
+// asm over many run-time sizes. Every output buffer has guard cells around
+// the part the kernel may write, so that a write past a tail is caught.
+
+type (
+	matvecFn = func(out, w, x *float32, n int)
+	normFn   = func(out, w, x, nw *float32, n int, eps float32)
+	attnFn   = func(out, q, k, v, att *float32, t int)
+	matmulFn = func(out, w, x *float32, n, b int)
+)
+
+const guard = 8
+
+var sentinel = float32(math.Float32frombits(0x7fc00bad)) // a NaN with a recognisable payload
+
+func rnd(r *rand.Rand, n int, scale float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = (r.Float32()*2 - 1) * scale
+	}
+	return s
+}
+
+// guarded returns a buffer of n cells with guard cells before and after,
+// all set to the sentinel, and the view of the n cells.
+func guarded(n int) (all, view []float32) {
+	all = make([]float32, n+2*guard)
+	for i := range all {
+		all[i] = sentinel
+	}
+	return all, all[guard : guard+n]
+}
+
+func isSentinel(v float32) bool { return math.Float32bits(v) == math.Float32bits(sentinel) }
+
+// checkGuards fails if any cell outside the written ones lost the sentinel.
+func checkGuards(t *testing.T, what string, all []float32, written func(i int) bool) {
+	t.Helper()
+	for i, v := range all {
+		if i >= guard && i < len(all)-guard && written(i-guard) {
+			continue
+		}
+		if !isSentinel(v) {
+			t.Fatalf("%s: cell %d outside the output was written (%v)", what, i-guard, v)
+		}
+	}
+}
+
+func ptr(s []float32) *float32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.SliceData(s)
+}
+
+// close reports whether got is within tol of want.
+func near(got, want, tol float64) bool {
+	return math.Abs(got-want) <= tol && !math.IsNaN(got)
+}
+
+// dotBound is Σ|a||b|, the scale of the rounding error of a float32 dot product.
+func dotBound(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += math.Abs(float64(a[i]) * float64(b[i]))
+	}
+	return s
+}
+
+// rel·C·Σ|a||b| bounds the rounding error of a C-term float32 dot product in
+// any summation order (4 units of round-off per term), yet stays well below
+// the size of one missing or doubled term.
+const rel = 2.4e-7
+
+func checkKernel(t *testing.T, k asm.Kernel, fn any) {
+	r := rand.New(rand.NewPCG(uint64(k.Cols*131+k.Rows*7+k.HeadDim), 42))
+	switch k.Op {
+	case asm.OpMatVec, asm.OpRMSNormMatVec:
+		checkMatVec(t, r, k, fn)
+	case asm.OpSwiGLU, asm.OpRMSNormSwiGLU:
+		checkSwiGLU(t, r, k, fn)
+	case asm.OpAttention:
+		checkAttention(t, r, k, fn.(attnFn))
+	case asm.OpMatMul:
+		checkMatMul(t, r, k, fn.(matmulFn))
+	default:
+		t.Fatalf("no check for %s", k.Op)
+	}
+}
+
+func checkMatVec(t *testing.T, r *rand.Rand, k asm.Kernel, fn any) {
+	C := k.Cols
+	const eps = 1e-5
+	norm := k.Op == asm.OpRMSNormMatVec
+	for _, rows := range []int{0, 1, 2, 3, 4, 5, 8, 13, 19} {
+		w := rnd(r, rows*C, 1)
+		x := rnd(r, C, 3)
+		nw := rnd(r, C, 1.5)
+		xn := x
+		if norm {
+			xn = make([]float32, C)
+			asm.RMSNorm(xn, x, nw, eps)
+		}
+		want := make([]float32, rows)
+		asm.MatVec(want, w, xn)
+		// The whole range, then a sub-range as a pool worker would get it.
+		for _, lohi := range [][2]int{{0, rows}, {rows / 3, rows - rows/4}} {
+			lo, hi := lohi[0], lohi[1]
+			all, out := guarded(rows)
+			if norm {
+				fn.(normFn)(ptr(out[lo:]), ptr(w[lo*C:]), ptr(x), ptr(nw), hi-lo, eps)
+			} else {
+				fn.(matvecFn)(ptr(out[lo:]), ptr(w[lo*C:]), ptr(x), hi-lo)
+			}
+			checkGuards(t, "matvec", all, func(i int) bool { return i >= lo && i < hi })
+			for i := lo; i < hi; i++ {
+				tol := rel*float64(C)*dotBound(w[i*C:i*C+C], xn) + 1e-6
+				if norm {
+					tol *= 4 // the kernel folds the norm scale in after the sum
+				}
+				if !near(float64(out[i]), float64(want[i]), tol) {
+					t.Fatalf("rows %d [%d,%d): out[%d] = %v, want %v (tol %g)", rows, lo, hi, i, out[i], want[i], tol)
+				}
+			}
+		}
+	}
+}
+
+func checkSwiGLU(t *testing.T, r *rand.Rand, k asm.Kernel, fn any) {
+	F, C := k.Rows, k.Cols
+	const eps = 1e-5
+	norm := k.Op == asm.OpRMSNormSwiGLU
+	w := rnd(r, 2*F*C, 1)
+	x := rnd(r, C, 2)
+	nw := rnd(r, C, 1.5)
+	xn := x
+	if norm {
+		xn = make([]float32, C)
+		asm.RMSNorm(xn, x, nw, eps)
+	}
+	want := make([]float32, F)
+	asm.SwiGLU(want, w, xn)
+	for _, lohi := range [][2]int{{0, F}, {F / 3, F - F/4}, {F - 1, F}, {0, 0}} {
+		lo, hi := lohi[0], lohi[1]
+		all, out := guarded(F)
+		if norm {
+			fn.(normFn)(ptr(out[lo:]), ptr(w[lo*C:]), ptr(x), ptr(nw), hi-lo, eps)
+		} else {
+			fn.(matvecFn)(ptr(out[lo:]), ptr(w[lo*C:]), ptr(x), hi-lo)
+		}
+		checkGuards(t, "swiglu", all, func(i int) bool { return i >= lo && i < hi })
+		for i := lo; i < hi; i++ {
+			gate, up := w[i*C:i*C+C], w[(F+i)*C:(F+i)*C+C]
+			g, u := float64(asm.Dot(gate, xn)), float64(asm.Dot(up, xn))
+			eg := (rel*float64(C)*dotBound(gate, xn) + 1e-6) * 4
+			eu := (rel*float64(C)*dotBound(up, xn) + 1e-6) * 4
+			s := g / (1 + math.Exp(-g))
+			tol := 1.2*eg*math.Abs(u) + (math.Abs(s)+eg)*eu + 1e-6*math.Abs(s*u) + 1e-6
+			if !near(float64(out[i]), float64(want[i]), tol) {
+				t.Fatalf("[%d,%d): out[%d] = %v, want %v (tol %g)", lo, hi, i, out[i], want[i], tol)
+			}
+		}
+	}
+}
+
+func checkAttention(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
+	hd, S := k.HeadDim, k.KVStride
+	for _, T := range []int{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100} {
+		for _, scale := range []float32{1, 8} { // 8: large scores, the max subtraction matters
+			q := rnd(r, hd, scale)
+			keys := rnd(r, T*S, scale)
+			vals := rnd(r, T*S, 1)
+			// Offset into the row like a head other than the first would be.
+			off := (S - hd) / 2
+			want := make([]float32, hd)
+			prob := make([]float32, T)
+			asm.AttentionHead(want, q, keys[off:], vals[off:], prob, T, S)
+			allOut, out := guarded(hd)
+			allAtt, att := guarded(T)
+			fn(ptr(out), ptr(q), ptr(keys[off:]), ptr(vals[off:]), ptr(att), T)
+			checkGuards(t, "attention out", allOut, func(int) bool { return true })
+			checkGuards(t, "attention att", allAtt, func(int) bool { return true })
+			for i := range want {
+				if !near(float64(out[i]), float64(want[i]), 2e-5) {
+					t.Fatalf("t %d scale %v: out[%d] = %v, want %v", T, scale, i, out[i], want[i])
+				}
+			}
+			// att holds the unnormalised weights e^(s-max): normalised, the probabilities.
+			var sum float64
+			for _, a := range att {
+				sum += float64(a)
+			}
+			for j := range prob {
+				if !near(float64(att[j])/sum, float64(prob[j]), 2e-6+2e-5*float64(prob[j])) {
+					t.Fatalf("t %d scale %v: p[%d] = %v, want %v", T, scale, j, float64(att[j])/sum, prob[j])
+				}
+			}
+		}
+	}
+}
+
+func checkMatMul(t *testing.T, r *rand.Rand, k asm.Kernel, fn matmulFn) {
+	R, C := k.Rows, k.Cols
+	w := rnd(r, R*C, 1)
+	for _, b := range []int{1, 2, 3, 5, 6, 7, 13} {
+		x := rnd(r, b*C, 2)
+		want := make([]float32, b*R)
+		asm.MatMul(want, w, x, R, C, b)
+		for _, lohi := range [][2]int{{0, R}, {R / 3, R - R/4}} {
+			lo, hi := lohi[0], lohi[1]
+			all, out := guarded(b * R)
+			fn(ptr(out[lo:]), ptr(w[lo*C:]), ptr(x), hi-lo, b)
+			checkGuards(t, "matmul", all, func(i int) bool { return i%R >= lo && i%R < hi })
+			for tok := 0; tok < b; tok++ {
+				for i := lo; i < hi; i++ {
+					tol := rel*float64(C)*dotBound(w[i*C:i*C+C], x[tok*C:tok*C+C]) + 1e-6
+					if got := out[tok*R+i]; !near(float64(got), float64(want[tok*R+i]), tol) {
+						t.Fatalf("b %d rows [%d,%d): out[%d][%d] = %v, want %v", b, lo, hi, tok, i, got, want[tok*R+i])
+					}
+				}
+			}
+		}
+	}
+}
