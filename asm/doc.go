@@ -1,0 +1,90 @@
+// Package asm generates the shape-specialised kernels a compiled model runs:
+// AVX2+FMA and AVX-512 assembly for amd64 (through avo), NEON assembly for
+// arm64 (a text emitter), and pure Go for every other case. ref.go holds the
+// Go reference of each operation, the oracle of the tests.
+//
+// # What the compiler asks for
+//
+// A Kernel names an operation (Op), the shape constants baked into it and an
+// ISA. The compiler lists one Kernel per (shape, ISA) in a model's plan and
+// calls GenerateAMD64, GenerateARM64 and GenerateGo once each; repeated
+// kernels are dropped and the output is sorted by name, so it is
+// reproducible byte for byte. The files written are:
+//
+//	kernels_amd64.s, kernels_amd64.go   //go:build !purego (AVX2 and AVX512 kernels, stubs)
+//	kernels_arm64.s, kernels_arm64.go   //go:build !purego (NEON kernels, stubs)
+//	kernels_go.go                       no constraint (Generic kernels)
+//
+// Code that refers to an assembly kernel must itself be built only for that
+// GOARCH and !purego; the Generic kernels exist everywhere.
+//
+// # Naming
+//
+// Kernel.Name is op_shape_isa, where shape lists only what is baked in:
+//
+//	matvec_288_avx2        MatVec, 288 columns
+//	rmsmatvec_288_avx512   RMSNormMatVec, 288 columns
+//	swiglu_768x288_neon    SwiGLU, F = 768 gate (then up) rows, 288 columns
+//	rmsswiglu_768x288_go   RMSNormSwiGLU
+//	matmul_288x288_avx2    MatMul, R = 288 rows (the output stride), 288 columns
+//	attention_48_288_avx2  Attention, head size 48, 288 floats between positions
+//
+// # Layout and calling convention
+//
+// Weights are row-major [rows, cols] float32, as in runtime/model.Params.
+// Every kernel takes pointers to first elements and run-time counts, so a
+// worker pool can give each worker a row range [lo, hi): it passes
+// &out[lo], &w[lo*cols] and n = hi-lo. All sizes may be odd; tails are
+// handled under masks and no kernel reads or writes past the elements the
+// contract names. Inputs and outputs must not overlap.
+//
+// MatVec: func(out, w, x *float32, n int)
+//
+//	out[r] = Σ_c w[r*C+c]·x[c]  for r < n.
+//
+// RMSNormMatVec: func(out, w, x, nw *float32, n int, eps float32)
+//
+//	out[r] = w[r]·(nw⊙x)·inv,  inv = 1/sqrt(Σx²/C + eps)
+//
+// The norm is computed inside the kernel (by every worker: C flops against
+// n·C), so the normalised vector is never stored. It is the attention input
+// projection (Q, K and V are adjacent rows of Params: one call over
+// dim+2·kv_dim rows) and the classifier (the final norm fused in).
+//
+// SwiGLU: func(out, w, x *float32, n int) with F baked in
+//
+//	out[r] = silu(w[r]·x) · (w[F+r]·x)  for r < n
+//
+// w points at gate row r0 of the worker; the up rows sit F rows further, as
+// ffn_gate and ffn_up are adjacent in Params. Gate and up are computed in
+// one pass over x and combined in registers. RMSNormSwiGLU
+// (func(out, w, x, nw *float32, n int, eps float32)) is the same on the
+// RMS-normalised x: the whole FFN input side in one call.
+//
+// Attention: func(out, q, k, v, att *float32, t int), t ≥ 1
+//
+//	s_j = q·k_j/sqrt(HD), p = softmax(s), out = Σ_j p_j·v_j  for j < t
+//
+// where k_j = k[j*S : j*S+HD] (the same for v): the caller offsets k and v to
+// the head's KV head, which makes the kernel agnostic of grouped-query
+// attention. att is scratch of t floats; on return it holds the unnormalised
+// weights e^(s_j - max s) (the output is divided by their sum).
+//
+// MatMul: func(out, w, x *float32, n, b int) with R baked in
+//
+//	out[t*R+r] = w[r]·x[t*C : t*C+C]  for r < n, t < b
+//
+// x is token-major [b, C] and out is [b, R]; the pool splits rows as for
+// MatVec. Each tile of 4 rows × several tokens streams w once per row block.
+//
+// # Register planning
+//
+// avo never spills, so every unroll is planned to fit: a matvec keeps 4 rows
+// × u column vectors of accumulators (u = 2 on AVX2's 16 YMM, 4 on
+// AVX-512's 32 ZMM; SwiGLU holds 8 rows), loads x once per column step and
+// takes w as the FMA's memory operand; the four row sums are folded with
+// unpack/add into one XMM and stored together. Column loops are fully
+// unrolled up to 16 vectors, else looped with the remainder straight-line.
+// AVX-512 code uses only instructions with EVEX forms, since the allocator
+// may place values in registers 16-31.
+package asm
