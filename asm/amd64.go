@@ -56,6 +56,9 @@ func AMD64(ks []Kernel, pkg string) (asmText, stubs []byte, err error) {
 	return asmText, stubs, nil
 }
 
+// Thresholds from BenchmarkKernels (asm/RESULTS.md).
+var wideCols, wideAttention = 128, 32
+
 // amd emits the kernels of one file. One instance serves every kernel so
 // that constants are shared.
 type amd struct {
@@ -76,7 +79,13 @@ func (g *amd) kernel(k Kernel) {
 	g.isa = k.ISA
 	g.lanes, g.nreg = 8, 16
 	if k.ISA == AVX512 {
-		g.lanes, g.nreg = 16, 32
+		g.nreg = 32
+		// ZMM only when rows are long enough: for short ones the wider
+		// horizontal sums and masked tails cost more than they save, and
+		// the AVX-512 kernel keeps YMM with 32 registers and opmasks.
+		if n := k.Cols; k.Op == OpAttention && k.HeadDim >= wideAttention || k.Op != OpAttention && n >= wideCols {
+			g.lanes = 16
+		}
 	}
 	g.kmask, g.vmask = map[int]reg.Register{}, map[int]reg.Register{}
 	c.Function(k.Name())
@@ -119,7 +128,7 @@ func (k Kernel) doc() string {
 func mem(base reg.Register, disp int) operand.Mem { return operand.Mem{Base: base, Disp: disp} }
 
 func (g *amd) vec() reg.VecVirtual {
-	if g.isa == AVX512 {
+	if g.lanes == 16 {
 		return g.c.ZMM()
 	}
 	return g.c.YMM()
@@ -283,7 +292,7 @@ func (g *amd) extract128(src, dst reg.Register) {
 
 // toY folds a full vector to 256 bits (a no-op for AVX2).
 func (g *amd) toY(v reg.VecVirtual) reg.Register {
-	if g.isa != AVX512 {
+	if g.lanes != 16 {
 		return v
 	}
 	t := g.c.YMM()
@@ -408,15 +417,34 @@ type dotJob struct {
 func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 	c := g.c
 	nr, nt, L := len(j.wrows), len(j.xtoks), g.lanes
+	nvec, tail := j.cols/L, j.cols%L
+	iters := nvec / j.u
+	looped := nvec > 16 && iters >= 2
+	// Straight-line code starts each accumulator with a multiply instead of
+	// zeroing it; a loop body cannot, so looped accumulators are zeroed.
 	acc := make([][][]reg.VecVirtual, j.u)
+	fresh := make([][][]bool, j.u)
 	for u := range acc {
 		acc[u] = make([][]reg.VecVirtual, nr)
+		fresh[u] = make([][]bool, nr)
 		for i := range acc[u] {
 			acc[u][i] = make([]reg.VecVirtual, nt)
+			fresh[u][i] = make([]bool, nt)
 			for t := range acc[u][i] {
 				acc[u][i][t] = g.vec()
-				g.zero(acc[u][i][t])
+				fresh[u][i][t] = !looped
+				if looped {
+					g.zero(acc[u][i][t])
+				}
 			}
+		}
+	}
+	fma := func(src operand.Op, x reg.Register, u, i, t int) {
+		if fresh[u][i][t] {
+			c.VMULPS(src, x, acc[u][i][t])
+			fresh[u][i][t] = false
+		} else {
+			c.VFMADD231PS(src, x, acc[u][i][t])
 		}
 	}
 	loadX := func(p col, t int) reg.VecVirtual {
@@ -434,19 +462,18 @@ func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 		}
 		for i := 0; i < nr; i++ {
 			if nt == 1 {
-				c.VFMADD231PS(p.at(j.w, j.wrows[i]), xs[0], acc[u][i][0])
+				fma(p.at(j.w, j.wrows[i]), xs[0], u, i, 0)
 				continue
 			}
 			wv := g.vec() // one load of the row serves every vector
 			c.VMOVUPS(p.at(j.w, j.wrows[i]), wv)
 			for t := 0; t < nt; t++ {
-				c.VFMADD231PS(xs[t], wv, acc[u][i][t])
+				fma(xs[t], wv, u, i, t)
 			}
 		}
 	}
-	nvec, tail := j.cols/L, j.cols%L
 	start := 0
-	if iters := nvec / j.u; nvec > 16 && iters >= 2 {
+	if looped {
 		off := c.GP64()
 		c.XORQ(off, off)
 		lbl := g.newLabel("cols")
@@ -475,22 +502,31 @@ func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 		}
 		for i := 0; i < nr; i++ {
 			if g.isa == AVX512 {
+				// Masked memory operands: no fault past the end of w.
 				for t := 0; t < nt; t++ {
-					g.fmaTail(p.at(j.w, j.wrows[i]), xs[t], acc[u][i][t], tail)
+					m, a := p.at(j.w, j.wrows[i]), acc[u][i][t]
+					if fresh[u][i][t] {
+						c.VMULPS_Z(m, xs[t], g.kmask[tail], a)
+						fresh[u][i][t] = false
+					} else {
+						c.VFMADD231PS(m, xs[t], g.kmask[tail], a)
+					}
 				}
 				continue
 			}
 			wv := c.YMM()
 			g.loadTail(p.at(j.w, j.wrows[i]), wv, tail)
 			for t := 0; t < nt; t++ {
-				c.VFMADD231PS(xs[t], wv, acc[u][i][t])
+				fma(xs[t], wv, u, i, t)
 			}
 		}
 	}
 	for u := 1; u < j.u; u++ {
 		for i := range acc[0] {
 			for t := range acc[0][i] {
-				c.VADDPS(acc[u][i][t], acc[0][i][t], acc[0][i][t])
+				if !fresh[u][i][t] {
+					c.VADDPS(acc[u][i][t], acc[0][i][t], acc[0][i][t])
+				}
 			}
 		}
 	}
@@ -500,8 +536,13 @@ func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 // unroll picks the column unroll so that rows·toks·u accumulators plus the
 // loaded vectors and extras fit the register file (avo does not spill).
 func (g *amd) unroll(rows, toks, extras, cols int) int {
+	// Two column steps already give 4 rows × 2 = 8 independent FMA chains,
+	// enough to cover the FMA latency; more only lengthens the reductions.
 	u := (g.nreg - extras) / (rows*toks + toks)
-	u = min(max(u, 1), 4)
+	u = min(max(u, 1), 2)
+	if rows*toks < 4 {
+		u = min(max((g.nreg-extras)/(rows*toks+toks), 1), 4)
+	}
 	if nvec := cols / g.lanes; nvec < u {
 		u = max(nvec, 1)
 	}

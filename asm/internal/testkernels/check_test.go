@@ -7,7 +7,10 @@ import (
 	"unsafe"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/runtime/cpu"
 )
+
+var levelOf = map[asm.ISA]cpu.Level{asm.Generic: cpu.Generic, asm.AVX2: cpu.AVX2, asm.AVX512: cpu.AVX512, asm.NEON: cpu.NEON}
 
 // The harness compares one generated kernel with the Go reference in package
 // asm over many run-time sizes. Every output buffer has guard cells around

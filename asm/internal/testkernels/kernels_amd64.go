@@ -84,6 +84,16 @@ func attention_64_64_avx2(out *float32, q *float32, k *float32, v *float32, att 
 //go:noescape
 func attention_64_64_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// attention_64_768_avx2: one head of size 64 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_64_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_64_768_avx512: one head of size 64 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_64_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // attention_8_32_avx2: one head of size 8 over t ≥ 1 positions 32 floats apart.
 //
 //go:noescape
@@ -134,6 +144,26 @@ func matmul_1x1_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_1x1_avx512(out *float32, w *float32, x *float32, n int, b int)
 
+// matmul_2048x768_avx2: out[b*2048+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_2048x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_2048x768_avx512: out[b*2048+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_2048x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_288x288_avx2: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_288x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_288x288_avx512: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_288x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matmul_5x7_avx2: out[b*5+r] = w[r]·x[b] for r < n and b tokens, 7 columns.
 //
 //go:noescape
@@ -144,6 +174,16 @@ func matmul_5x7_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_5x7_avx512(out *float32, w *float32, x *float32, n int, b int)
 
+// matmul_64x64_avx2: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_64x64_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_64x64_avx512: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_64x64_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matmul_768x288_avx2: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 //
 //go:noescape
@@ -153,6 +193,16 @@ func matmul_768x288_avx2(out *float32, w *float32, x *float32, n int, b int)
 //
 //go:noescape
 func matmul_768x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_768x768_avx2: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_768x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_768x768_avx512: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_768x768_avx512(out *float32, w *float32, x *float32, n int, b int)
 
 // matmul_9x33_avx2: out[b*9+r] = w[r]·x[b] for r < n and b tokens, 33 columns.
 //
@@ -203,6 +253,16 @@ func matvec_1_avx2(out *float32, w *float32, x *float32, n int)
 //
 //go:noescape
 func matvec_1_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvec_2048_avx2: out[r] = w[r]·x for r < n, 2048 columns.
+//
+//go:noescape
+func matvec_2048_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvec_2048_avx512: out[r] = w[r]·x for r < n, 2048 columns.
+//
+//go:noescape
+func matvec_2048_avx512(out *float32, w *float32, x *float32, n int)
 
 // matvec_288_avx2: out[r] = w[r]·x for r < n, 288 columns.
 //
@@ -314,6 +374,16 @@ func rmsmatvec_1_avx2(out *float32, w *float32, x *float32, nw *float32, n int, 
 //go:noescape
 func rmsmatvec_1_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rmsmatvec_2048_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 2048 columns.
+//
+//go:noescape
+func rmsmatvec_2048_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsmatvec_2048_avx512: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 2048 columns.
+//
+//go:noescape
+func rmsmatvec_2048_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
 // rmsmatvec_288_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 288 columns.
 //
 //go:noescape
@@ -414,6 +484,26 @@ func rmsswiglu_1x1_avx2(out *float32, w *float32, x *float32, nw *float32, n int
 //go:noescape
 func rmsswiglu_1x1_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rmsswiglu_2048x768_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 2048 rows after the gate rows, 768 columns.
+//
+//go:noescape
+func rmsswiglu_2048x768_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsswiglu_2048x768_avx512: SwiGLU over x normalised by RMSNorm with weight g; up rows start 2048 rows after the gate rows, 768 columns.
+//
+//go:noescape
+func rmsswiglu_2048x768_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsswiglu_288x288_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 288 rows after the gate rows, 288 columns.
+//
+//go:noescape
+func rmsswiglu_288x288_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsswiglu_288x288_avx512: SwiGLU over x normalised by RMSNorm with weight g; up rows start 288 rows after the gate rows, 288 columns.
+//
+//go:noescape
+func rmsswiglu_288x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
 // rmsswiglu_5x7_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 5 rows after the gate rows, 7 columns.
 //
 //go:noescape
@@ -424,6 +514,16 @@ func rmsswiglu_5x7_avx2(out *float32, w *float32, x *float32, nw *float32, n int
 //go:noescape
 func rmsswiglu_5x7_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rmsswiglu_64x64_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 64 rows after the gate rows, 64 columns.
+//
+//go:noescape
+func rmsswiglu_64x64_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsswiglu_64x64_avx512: SwiGLU over x normalised by RMSNorm with weight g; up rows start 64 rows after the gate rows, 64 columns.
+//
+//go:noescape
+func rmsswiglu_64x64_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
 // rmsswiglu_768x288_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 288 columns.
 //
 //go:noescape
@@ -433,6 +533,16 @@ func rmsswiglu_768x288_avx2(out *float32, w *float32, x *float32, nw *float32, n
 //
 //go:noescape
 func rmsswiglu_768x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsswiglu_768x768_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 768 columns.
+//
+//go:noescape
+func rmsswiglu_768x768_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// rmsswiglu_768x768_avx512: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 768 columns.
+//
+//go:noescape
+func rmsswiglu_768x768_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
 // rmsswiglu_9x33_avx2: SwiGLU over x normalised by RMSNorm with weight g; up rows start 9 rows after the gate rows, 33 columns.
 //
@@ -474,6 +584,26 @@ func swiglu_1x1_avx2(out *float32, w *float32, x *float32, n int)
 //go:noescape
 func swiglu_1x1_avx512(out *float32, w *float32, x *float32, n int)
 
+// swiglu_2048x768_avx2: out[r] = silu(w[r]·x)·(w[2048+r]·x) for r < n, 768 columns.
+//
+//go:noescape
+func swiglu_2048x768_avx2(out *float32, w *float32, x *float32, n int)
+
+// swiglu_2048x768_avx512: out[r] = silu(w[r]·x)·(w[2048+r]·x) for r < n, 768 columns.
+//
+//go:noescape
+func swiglu_2048x768_avx512(out *float32, w *float32, x *float32, n int)
+
+// swiglu_288x288_avx2: out[r] = silu(w[r]·x)·(w[288+r]·x) for r < n, 288 columns.
+//
+//go:noescape
+func swiglu_288x288_avx2(out *float32, w *float32, x *float32, n int)
+
+// swiglu_288x288_avx512: out[r] = silu(w[r]·x)·(w[288+r]·x) for r < n, 288 columns.
+//
+//go:noescape
+func swiglu_288x288_avx512(out *float32, w *float32, x *float32, n int)
+
 // swiglu_5x7_avx2: out[r] = silu(w[r]·x)·(w[5+r]·x) for r < n, 7 columns.
 //
 //go:noescape
@@ -484,6 +614,16 @@ func swiglu_5x7_avx2(out *float32, w *float32, x *float32, n int)
 //go:noescape
 func swiglu_5x7_avx512(out *float32, w *float32, x *float32, n int)
 
+// swiglu_64x64_avx2: out[r] = silu(w[r]·x)·(w[64+r]·x) for r < n, 64 columns.
+//
+//go:noescape
+func swiglu_64x64_avx2(out *float32, w *float32, x *float32, n int)
+
+// swiglu_64x64_avx512: out[r] = silu(w[r]·x)·(w[64+r]·x) for r < n, 64 columns.
+//
+//go:noescape
+func swiglu_64x64_avx512(out *float32, w *float32, x *float32, n int)
+
 // swiglu_768x288_avx2: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 288 columns.
 //
 //go:noescape
@@ -493,6 +633,16 @@ func swiglu_768x288_avx2(out *float32, w *float32, x *float32, n int)
 //
 //go:noescape
 func swiglu_768x288_avx512(out *float32, w *float32, x *float32, n int)
+
+// swiglu_768x768_avx2: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 768 columns.
+//
+//go:noescape
+func swiglu_768x768_avx2(out *float32, w *float32, x *float32, n int)
+
+// swiglu_768x768_avx512: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 768 columns.
+//
+//go:noescape
+func swiglu_768x768_avx512(out *float32, w *float32, x *float32, n int)
 
 // swiglu_9x33_avx2: out[r] = silu(w[r]·x)·(w[9+r]·x) for r < n, 33 columns.
 //

@@ -2016,17 +2016,18 @@ DATA rsqrt12<>+60(SB)/4, $0x3e93cd3a
 GLOBL rsqrt12<>(SB), RODATA|NOPTR, $64
 
 // func attention_12_40_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·attention_12_40_avx512(SB), NOSPLIT, $0-48
 	MOVQ      out+0(FP), AX
 	MOVQ      q+8(FP), CX
 	MOVQ      k+16(FP), DX
 	MOVQ      v+24(FP), BX
 	MOVQ      att+32(FP), SI
-	MOVL      $0x00000fff, DI
+	MOVL      $0x0000000f, DI
 	KMOVW     DI, K1
-	VMOVUPS.Z (CX), K1, Z0
-	VMOVUPS   neginf<>+0(SB), X1
+	VMOVUPS   (CX), Y0
+	VMOVUPS.Z 32(CX), K1, Y1
+	VMOVUPS   neginf<>+0(SB), X2
 	MOVQ      DX, CX
 	MOVQ      SI, DX
 	MOVQ      t+40(FP), DI
@@ -2034,36 +2035,32 @@ TEXT ·attention_12_40_avx512(SB), NOSPLIT, $0-48
 	JL        score1_65
 
 score4_64:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   160(CX), Z0, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   (CX), Y0, Y3
+	VFMADD231PS   32(CX), Y1, K1, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   160(CX), Y0, Y4
+	VFMADD231PS   192(CX), Y1, K1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   320(CX), Y0, Y5
+	VFMADD231PS   352(CX), Y1, K1, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   480(CX), Y0, Y6
+	VFMADD231PS   512(CX), Y1, K1, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
 	VADDPS        Y4, Y3, Y3
-	VMOVUPS       zero<>+0(SB), Z4
-	VFMADD231PS   320(CX), Z0, K1, Z4
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
-	VMOVUPS       zero<>+0(SB), Z5
-	VFMADD231PS   480(CX), Z0, K1, Z5
-	VEXTRACTF64X4 $0x01, Z5, Y6
-	VADDPS        Y6, Y5, Y5
-	VUNPCKLPS     Y3, Y2, Y6
-	VUNPCKHPS     Y3, Y2, Y2
-	VADDPS        Y2, Y6, Y6
-	VUNPCKLPS     Y5, Y4, Y2
-	VUNPCKHPS     Y5, Y4, Y3
-	VADDPS        Y3, Y2, Y2
-	VUNPCKLPD     Y2, Y6, Y3
-	VUNPCKHPD     Y2, Y6, Y2
-	VADDPS        Y2, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X2
-	VADDPS        X2, X3, X2
-	VMULPS        rsqrt12<>+0(SB), X2, X2
-	VMOVUPS       X2, (DX)
-	VMAXPS        X2, X1, X1
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt12<>+0(SB), X3, X3
+	VMOVUPS       X3, (DX)
+	VMAXPS        X3, X2, X2
 	ADDQ          $0x00000280, CX
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
@@ -2075,63 +2072,62 @@ score1_65:
 	JE    scoredone67
 
 score1l66:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X3
-	VADDPS        X3, X2, X3
-	VPERMILPS     $0x4e, X3, X2
-	VADDPS        X2, X3, X3
-	VPERMILPS     $0xb1, X3, X2
-	VADDPS        X2, X3, X3
-	VMULSS        rsqrt12<>+0(SB), X3, X3
-	VMOVSS        X3, (DX)
-	VMAXSS        X3, X1, X1
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   (CX), Y0, Y3
+	VFMADD231PS   32(CX), Y1, K1, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt12<>+0(SB), X4, X4
+	VMOVSS        X4, (DX)
+	VMAXSS        X4, X2, X2
 	ADDQ          $0x000000a0, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
 	JNE           score1l66
 
 scoredone67:
-	VPERMILPS    $0x4e, X1, X0
-	VMAXPS       X0, X1, X1
-	VPERMILPS    $0xb1, X1, X0
-	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Z0
-	VMOVUPS      zero<>+0(SB), Z1
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Y0
+	VMOVUPS      zero<>+0(SB), Y1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
-	CMPQ         DI, $0x10
+	CMPQ         DI, $0x08
 	JL           exptail68
 
 exp69:
-	VMOVUPS      (DX), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
-	VMOVUPS      Z2, (DX)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, DX
-	SUBQ         $0x10, DI
-	CMPQ         DI, $0x10
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
 	JGE          exp69
 
 exptail68:
@@ -2139,33 +2135,31 @@ exptail68:
 	JE           expdone70
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
-	VMOVUPS.Z    (DX), K2, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (DX)
-	VADDPS       Z2, Z1, K2, Z1
+	VMOVUPS.Z    (DX), K2, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K2, (DX)
+	VADDPS       Y2, Y1, K2, Y1
 
 expdone70:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -2174,11 +2168,15 @@ expdone70:
 	VADDPS        X1, X0, X0
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VMOVUPS       zero<>+0(SB), Y8
 	MOVQ          SI, DX
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
@@ -2186,14 +2184,18 @@ expdone70:
 	JL            wsum1_72
 
 wsum71:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
-	VBROADCASTSS 4(DX), Z5
-	VFMADD231PS  160(CX), Z5, K1, Z2
-	VBROADCASTSS 8(DX), Z5
-	VFMADD231PS  320(CX), Z5, K1, Z3
-	VBROADCASTSS 12(DX), Z5
-	VFMADD231PS  480(CX), Z5, K1, Z4
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, K1, Y2
+	VBROADCASTSS 4(DX), Y9
+	VFMADD231PS  160(CX), Y9, Y3
+	VFMADD231PS  192(CX), Y9, K1, Y4
+	VBROADCASTSS 8(DX), Y9
+	VFMADD231PS  320(CX), Y9, Y5
+	VFMADD231PS  352(CX), Y9, K1, Y6
+	VBROADCASTSS 12(DX), Y9
+	VFMADD231PS  480(CX), Y9, Y7
+	VFMADD231PS  512(CX), Y9, K1, Y8
 	ADDQ         $0x10, DX
 	ADDQ         $0x00000280, CX
 	SUBQ         $0x04, DI
@@ -2205,19 +2207,25 @@ wsum1_72:
 	JE    wsumdone74
 
 wsum1l73:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, K1, Y2
 	ADDQ         $0x04, DX
 	ADDQ         $0x000000a0, CX
 	DECQ         DI
 	JNE          wsum1l73
 
 wsumdone74:
-	VADDPS  Z2, Z1, Z1
-	VADDPS  Z3, Z1, Z1
-	VADDPS  Z4, Z1, Z1
-	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, K1, (AX)
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y7, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, K1, 32(AX)
 	VZEROUPPER
 	RET
 
@@ -2475,7 +2483,7 @@ DATA rsqrt17<>+60(SB)/4, $0x3e785b42
 GLOBL rsqrt17<>(SB), RODATA|NOPTR, $64
 
 // func attention_17_51_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·attention_17_51_avx512(SB), NOSPLIT, $0-48
 	MOVQ      out+0(FP), AX
 	MOVQ      q+8(FP), CX
@@ -2484,9 +2492,10 @@ TEXT ·attention_17_51_avx512(SB), NOSPLIT, $0-48
 	MOVQ      att+32(FP), SI
 	MOVL      $0x00000001, DI
 	KMOVW     DI, K1
-	VMOVUPS   (CX), Z0
-	VMOVUPS.Z 64(CX), K1, Z1
-	VMOVUPS   neginf<>+0(SB), X2
+	VMOVUPS   (CX), Y0
+	VMOVUPS   32(CX), Y1
+	VMOVUPS.Z 64(CX), K1, Y2
+	VMOVUPS   neginf<>+0(SB), X3
 	MOVQ      DX, CX
 	MOVQ      SI, DX
 	MOVQ      t+40(FP), DI
@@ -2494,40 +2503,36 @@ TEXT ·attention_17_51_avx512(SB), NOSPLIT, $0-48
 	JL        score1_87
 
 score4_86:
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   (CX), Z0, Z3
-	VFMADD231PS   64(CX), Z1, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VMOVUPS       zero<>+0(SB), Z4
-	VFMADD231PS   204(CX), Z0, Z4
-	VFMADD231PS   268(CX), Z1, K1, Z4
-	VEXTRACTF64X4 $0x01, Z4, Y5
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (CX), Y0, Y4
+	VFMADD231PS   32(CX), Y1, Y4
+	VFMADD231PS   64(CX), Y2, K1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   204(CX), Y0, Y5
+	VFMADD231PS   236(CX), Y1, Y5
+	VFMADD231PS   268(CX), Y2, K1, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   408(CX), Y0, Y6
+	VFMADD231PS   440(CX), Y1, Y6
+	VFMADD231PS   472(CX), Y2, K1, Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VFMADD231PS   612(CX), Y0, Y7
+	VFMADD231PS   644(CX), Y1, Y7
+	VFMADD231PS   676(CX), Y2, K1, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
 	VADDPS        Y5, Y4, Y4
-	VMOVUPS       zero<>+0(SB), Z5
-	VFMADD231PS   408(CX), Z0, Z5
-	VFMADD231PS   472(CX), Z1, K1, Z5
-	VEXTRACTF64X4 $0x01, Z5, Y6
-	VADDPS        Y6, Y5, Y5
-	VMOVUPS       zero<>+0(SB), Z6
-	VFMADD231PS   612(CX), Z0, Z6
-	VFMADD231PS   676(CX), Z1, K1, Z6
-	VEXTRACTF64X4 $0x01, Z6, Y7
-	VADDPS        Y7, Y6, Y6
-	VUNPCKLPS     Y4, Y3, Y7
-	VUNPCKHPS     Y4, Y3, Y3
-	VADDPS        Y3, Y7, Y7
-	VUNPCKLPS     Y6, Y5, Y3
-	VUNPCKHPS     Y6, Y5, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPD     Y3, Y7, Y4
-	VUNPCKHPD     Y3, Y7, Y3
-	VADDPS        Y3, Y4, Y4
-	VEXTRACTF32X4 $0x01, Y4, X3
-	VADDPS        X3, X4, X3
-	VMULPS        rsqrt17<>+0(SB), X3, X3
-	VMOVUPS       X3, (DX)
-	VMAXPS        X3, X2, X2
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt17<>+0(SB), X4, X4
+	VMOVUPS       X4, (DX)
+	VMAXPS        X4, X3, X3
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
@@ -2539,64 +2544,63 @@ score1_87:
 	JE    scoredone89
 
 score1l88:
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   (CX), Z0, Z3
-	VFMADD231PS   64(CX), Z1, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X4
-	VADDPS        X4, X3, X4
-	VPERMILPS     $0x4e, X4, X3
-	VADDPS        X3, X4, X4
-	VPERMILPS     $0xb1, X4, X3
-	VADDPS        X3, X4, X4
-	VMULSS        rsqrt17<>+0(SB), X4, X4
-	VMOVSS        X4, (DX)
-	VMAXSS        X4, X2, X2
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (CX), Y0, Y4
+	VFMADD231PS   32(CX), Y1, Y4
+	VFMADD231PS   64(CX), Y2, K1, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt17<>+0(SB), X5, X5
+	VMOVSS        X5, (DX)
+	VMAXSS        X5, X3, X3
 	ADDQ          $0x000000cc, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
 	JNE           score1l88
 
 scoredone89:
-	VPERMILPS    $0x4e, X2, X0
-	VMAXPS       X0, X2, X2
-	VPERMILPS    $0xb1, X2, X0
-	VMAXPS       X0, X2, X2
-	VBROADCASTSS X2, Z0
-	VMOVUPS      zero<>+0(SB), Z1
+	VPERMILPS    $0x4e, X3, X0
+	VMAXPS       X0, X3, X3
+	VPERMILPS    $0xb1, X3, X0
+	VMAXPS       X0, X3, X3
+	VBROADCASTSS X3, Y0
+	VMOVUPS      zero<>+0(SB), Y1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
-	CMPQ         DI, $0x10
+	CMPQ         DI, $0x08
 	JL           exptail90
 
 exp91:
-	VMOVUPS      (DX), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
-	VMOVUPS      Z2, (DX)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, DX
-	SUBQ         $0x10, DI
-	CMPQ         DI, $0x10
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
 	JGE          exp91
 
 exptail90:
@@ -2604,33 +2608,31 @@ exptail90:
 	JE           expdone92
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
-	VMOVUPS.Z    (DX), K2, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (DX)
-	VADDPS       Z2, Z1, K2, Z1
+	VMOVUPS.Z    (DX), K2, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K2, (DX)
+	VADDPS       Y2, Y1, K2, Y1
 
 expdone92:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -2639,15 +2641,19 @@ expdone92:
 	VADDPS        X1, X0, X0
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VMOVUPS       zero<>+0(SB), Y8
+	VMOVUPS       zero<>+0(SB), Y9
+	VMOVUPS       zero<>+0(SB), Y10
+	VMOVUPS       zero<>+0(SB), Y11
+	VMOVUPS       zero<>+0(SB), Y12
 	MOVQ          SI, DX
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
@@ -2655,18 +2661,22 @@ expdone92:
 	JL            wsum1_94
 
 wsum93:
-	VBROADCASTSS (DX), Z9
-	VFMADD231PS  (CX), Z9, Z1
-	VFMADD231PS  64(CX), Z9, K1, Z2
-	VBROADCASTSS 4(DX), Z9
-	VFMADD231PS  204(CX), Z9, Z3
-	VFMADD231PS  268(CX), Z9, K1, Z4
-	VBROADCASTSS 8(DX), Z9
-	VFMADD231PS  408(CX), Z9, Z5
-	VFMADD231PS  472(CX), Z9, K1, Z6
-	VBROADCASTSS 12(DX), Z9
-	VFMADD231PS  612(CX), Z9, Z7
-	VFMADD231PS  676(CX), Z9, K1, Z8
+	VBROADCASTSS (DX), Y13
+	VFMADD231PS  (CX), Y13, Y1
+	VFMADD231PS  32(CX), Y13, Y2
+	VFMADD231PS  64(CX), Y13, K1, Y3
+	VBROADCASTSS 4(DX), Y13
+	VFMADD231PS  204(CX), Y13, Y4
+	VFMADD231PS  236(CX), Y13, Y5
+	VFMADD231PS  268(CX), Y13, K1, Y6
+	VBROADCASTSS 8(DX), Y13
+	VFMADD231PS  408(CX), Y13, Y7
+	VFMADD231PS  440(CX), Y13, Y8
+	VFMADD231PS  472(CX), Y13, K1, Y9
+	VBROADCASTSS 12(DX), Y13
+	VFMADD231PS  612(CX), Y13, Y10
+	VFMADD231PS  644(CX), Y13, Y11
+	VFMADD231PS  676(CX), Y13, K1, Y12
 	ADDQ         $0x10, DX
 	ADDQ         $0x00000330, CX
 	SUBQ         $0x04, DI
@@ -2678,25 +2688,31 @@ wsum1_94:
 	JE    wsumdone96
 
 wsum1l95:
-	VBROADCASTSS (DX), Z9
-	VFMADD231PS  (CX), Z9, Z1
-	VFMADD231PS  64(CX), Z9, K1, Z2
+	VBROADCASTSS (DX), Y13
+	VFMADD231PS  (CX), Y13, Y1
+	VFMADD231PS  32(CX), Y13, Y2
+	VFMADD231PS  64(CX), Y13, K1, Y3
 	ADDQ         $0x04, DX
 	ADDQ         $0x000000cc, CX
 	DECQ         DI
 	JNE          wsum1l95
 
 wsumdone96:
-	VADDPS  Z3, Z1, Z1
-	VADDPS  Z5, Z1, Z1
-	VADDPS  Z7, Z1, Z1
-	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, (AX)
-	VADDPS  Z4, Z2, Z2
-	VADDPS  Z6, Z2, Z2
-	VADDPS  Z8, Z2, Z2
-	VMULPS  Z0, Z2, Z2
-	VMOVUPS Z2, K1, 64(AX)
+	VADDPS  Y4, Y1, Y1
+	VADDPS  Y7, Y1, Y1
+	VADDPS  Y10, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y5, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VADDPS  Y11, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y6, Y3, Y3
+	VADDPS  Y9, Y3, Y3
+	VADDPS  Y12, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, K1, 64(AX)
 	VZEROUPPER
 	RET
 
@@ -2925,7 +2941,7 @@ DATA rsqrt1<>+60(SB)/4, $0x3f800000
 GLOBL rsqrt1<>(SB), RODATA|NOPTR, $64
 
 // func attention_1_3_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·attention_1_3_avx512(SB), NOSPLIT, $0-48
 	MOVQ      out+0(FP), AX
 	MOVQ      q+8(FP), CX
@@ -2934,7 +2950,7 @@ TEXT ·attention_1_3_avx512(SB), NOSPLIT, $0-48
 	MOVQ      att+32(FP), SI
 	MOVL      $0x00000001, DI
 	KMOVW     DI, K1
-	VMOVUPS.Z (CX), K1, Z0
+	VMOVUPS.Z (CX), K1, Y0
 	VMOVUPS   neginf<>+0(SB), X1
 	MOVQ      DX, CX
 	MOVQ      SI, DX
@@ -2943,22 +2959,14 @@ TEXT ·attention_1_3_avx512(SB), NOSPLIT, $0-48
 	JL        score1_109
 
 score4_108:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   12(CX), Z0, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VMOVUPS       zero<>+0(SB), Z4
-	VFMADD231PS   24(CX), Z0, K1, Z4
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
-	VMOVUPS       zero<>+0(SB), Z5
-	VFMADD231PS   36(CX), Z0, K1, Z5
-	VEXTRACTF64X4 $0x01, Z5, Y6
-	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, K1, Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   12(CX), Y0, K1, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   24(CX), Y0, K1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   36(CX), Y0, K1, Y5
 	VUNPCKLPS     Y3, Y2, Y6
 	VUNPCKHPS     Y3, Y2, Y2
 	VADDPS        Y2, Y6, Y6
@@ -2984,10 +2992,8 @@ score1_109:
 	JE    scoredone111
 
 score1l110:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, K1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X3, X2, X3
 	VPERMILPS     $0x4e, X3, X2
@@ -3007,40 +3013,40 @@ scoredone111:
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Z0
-	VMOVUPS      zero<>+0(SB), Z1
+	VBROADCASTSS X1, Y0
+	VMOVUPS      zero<>+0(SB), Y1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
-	CMPQ         DI, $0x10
+	CMPQ         DI, $0x08
 	JL           exptail112
 
 exp113:
-	VMOVUPS      (DX), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
-	VMOVUPS      Z2, (DX)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, DX
-	SUBQ         $0x10, DI
-	CMPQ         DI, $0x10
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
 	JGE          exp113
 
 exptail112:
@@ -3048,33 +3054,31 @@ exptail112:
 	JE           expdone114
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
-	VMOVUPS.Z    (DX), K2, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (DX)
-	VADDPS       Z2, Z1, K2, Z1
+	VMOVUPS.Z    (DX), K2, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K2, (DX)
+	VADDPS       Y2, Y1, K2, Y1
 
 expdone114:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -3083,11 +3087,11 @@ expdone114:
 	VADDPS        X1, X0, X0
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
 	MOVQ          SI, DX
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
@@ -3095,14 +3099,14 @@ expdone114:
 	JL            wsum1_116
 
 wsum115:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
-	VBROADCASTSS 4(DX), Z5
-	VFMADD231PS  12(CX), Z5, K1, Z2
-	VBROADCASTSS 8(DX), Z5
-	VFMADD231PS  24(CX), Z5, K1, Z3
-	VBROADCASTSS 12(DX), Z5
-	VFMADD231PS  36(CX), Z5, K1, Z4
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, K1, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  12(CX), Y5, K1, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  24(CX), Y5, K1, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  36(CX), Y5, K1, Y4
 	ADDQ         $0x10, DX
 	ADDQ         $0x00000030, CX
 	SUBQ         $0x04, DI
@@ -3114,19 +3118,19 @@ wsum1_116:
 	JE    wsumdone118
 
 wsum1l117:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, K1, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x0000000c, CX
 	DECQ         DI
 	JNE          wsum1l117
 
 wsumdone118:
-	VADDPS  Z2, Z1, Z1
-	VADDPS  Z3, Z1, Z1
-	VADDPS  Z4, Z1, Z1
-	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, K1, (AX)
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, K1, (AX)
 	VZEROUPPER
 	RET
 
@@ -3355,7 +3359,7 @@ DATA rsqrt3<>+60(SB)/4, $0x3f13cd3a
 GLOBL rsqrt3<>(SB), RODATA|NOPTR, $64
 
 // func attention_3_5_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·attention_3_5_avx512(SB), NOSPLIT, $0-48
 	MOVQ      out+0(FP), AX
 	MOVQ      q+8(FP), CX
@@ -3364,7 +3368,7 @@ TEXT ·attention_3_5_avx512(SB), NOSPLIT, $0-48
 	MOVQ      att+32(FP), SI
 	MOVL      $0x00000007, DI
 	KMOVW     DI, K1
-	VMOVUPS.Z (CX), K1, Z0
+	VMOVUPS.Z (CX), K1, Y0
 	VMOVUPS   neginf<>+0(SB), X1
 	MOVQ      DX, CX
 	MOVQ      SI, DX
@@ -3373,22 +3377,14 @@ TEXT ·attention_3_5_avx512(SB), NOSPLIT, $0-48
 	JL        score1_131
 
 score4_130:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   20(CX), Z0, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VMOVUPS       zero<>+0(SB), Z4
-	VFMADD231PS   40(CX), Z0, K1, Z4
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
-	VMOVUPS       zero<>+0(SB), Z5
-	VFMADD231PS   60(CX), Z0, K1, Z5
-	VEXTRACTF64X4 $0x01, Z5, Y6
-	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, K1, Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   20(CX), Y0, K1, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   40(CX), Y0, K1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   60(CX), Y0, K1, Y5
 	VUNPCKLPS     Y3, Y2, Y6
 	VUNPCKHPS     Y3, Y2, Y2
 	VADDPS        Y2, Y6, Y6
@@ -3414,10 +3410,8 @@ score1_131:
 	JE    scoredone133
 
 score1l132:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, K1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X3, X2, X3
 	VPERMILPS     $0x4e, X3, X2
@@ -3437,40 +3431,40 @@ scoredone133:
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Z0
-	VMOVUPS      zero<>+0(SB), Z1
+	VBROADCASTSS X1, Y0
+	VMOVUPS      zero<>+0(SB), Y1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
-	CMPQ         DI, $0x10
+	CMPQ         DI, $0x08
 	JL           exptail134
 
 exp135:
-	VMOVUPS      (DX), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
-	VMOVUPS      Z2, (DX)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, DX
-	SUBQ         $0x10, DI
-	CMPQ         DI, $0x10
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
 	JGE          exp135
 
 exptail134:
@@ -3478,33 +3472,31 @@ exptail134:
 	JE           expdone136
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
-	VMOVUPS.Z    (DX), K2, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (DX)
-	VADDPS       Z2, Z1, K2, Z1
+	VMOVUPS.Z    (DX), K2, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K2, (DX)
+	VADDPS       Y2, Y1, K2, Y1
 
 expdone136:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -3513,11 +3505,11 @@ expdone136:
 	VADDPS        X1, X0, X0
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
 	MOVQ          SI, DX
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
@@ -3525,14 +3517,14 @@ expdone136:
 	JL            wsum1_138
 
 wsum137:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
-	VBROADCASTSS 4(DX), Z5
-	VFMADD231PS  20(CX), Z5, K1, Z2
-	VBROADCASTSS 8(DX), Z5
-	VFMADD231PS  40(CX), Z5, K1, Z3
-	VBROADCASTSS 12(DX), Z5
-	VFMADD231PS  60(CX), Z5, K1, Z4
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, K1, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  20(CX), Y5, K1, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  40(CX), Y5, K1, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  60(CX), Y5, K1, Y4
 	ADDQ         $0x10, DX
 	ADDQ         $0x00000050, CX
 	SUBQ         $0x04, DI
@@ -3544,19 +3536,19 @@ wsum1_138:
 	JE    wsumdone140
 
 wsum1l139:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, K1, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000014, CX
 	DECQ         DI
 	JNE          wsum1l139
 
 wsumdone140:
-	VADDPS  Z2, Z1, Z1
-	VADDPS  Z3, Z1, Z1
-	VADDPS  Z4, Z1, Z1
-	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, K1, (AX)
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, K1, (AX)
 	VZEROUPPER
 	RET
 
@@ -4556,16 +4548,23 @@ wsumdone184:
 	VZEROUPPER
 	RET
 
-// func attention_8_32_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_64_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·attention_8_32_avx2(SB), NOSPLIT, $0-48
+TEXT ·attention_64_768_avx2(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    q+8(FP), CX
 	MOVQ    k+16(FP), DX
 	MOVQ    v+24(FP), BX
 	MOVQ    att+32(FP), SI
 	VMOVUPS (CX), Y0
-	VMOVUPS neginf<>+0(SB), X1
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS 128(CX), Y4
+	VMOVUPS 160(CX), Y5
+	VMOVUPS 192(CX), Y6
+	VMOVUPS 224(CX), Y7
+	VMOVUPS neginf<>+0(SB), X8
 	MOVQ    DX, CX
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
@@ -4573,29 +4572,57 @@ TEXT ·attention_8_32_avx2(SB), NOSPLIT, $0-48
 	JL      score1_186
 
 score4_185:
-	VXORPS       Y2, Y2, Y2
-	VFMADD231PS  (CX), Y0, Y2
-	VXORPS       Y3, Y3, Y3
-	VFMADD231PS  128(CX), Y0, Y3
-	VXORPS       Y4, Y4, Y4
-	VFMADD231PS  256(CX), Y0, Y4
-	VXORPS       Y5, Y5, Y5
-	VFMADD231PS  384(CX), Y0, Y5
-	VUNPCKLPS    Y3, Y2, Y6
-	VUNPCKHPS    Y3, Y2, Y2
-	VADDPS       Y2, Y6, Y6
-	VUNPCKLPS    Y5, Y4, Y2
-	VUNPCKHPS    Y5, Y4, Y3
-	VADDPS       Y3, Y2, Y2
-	VUNPCKLPD    Y2, Y6, Y3
-	VUNPCKHPD    Y2, Y6, Y2
-	VADDPS       Y2, Y3, Y3
-	VEXTRACTF128 $0x01, Y3, X2
-	VADDPS       X2, X3, X2
-	VMULPS       rsqrt8<>+0(SB), X2, X2
-	VMOVUPS      X2, (DX)
-	VMAXPS       X2, X1, X1
-	ADDQ         $0x00000200, CX
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (CX), Y0, Y9
+	VFMADD231PS  32(CX), Y1, Y9
+	VFMADD231PS  64(CX), Y2, Y9
+	VFMADD231PS  96(CX), Y3, Y9
+	VFMADD231PS  128(CX), Y4, Y9
+	VFMADD231PS  160(CX), Y5, Y9
+	VFMADD231PS  192(CX), Y6, Y9
+	VFMADD231PS  224(CX), Y7, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  3072(CX), Y0, Y10
+	VFMADD231PS  3104(CX), Y1, Y10
+	VFMADD231PS  3136(CX), Y2, Y10
+	VFMADD231PS  3168(CX), Y3, Y10
+	VFMADD231PS  3200(CX), Y4, Y10
+	VFMADD231PS  3232(CX), Y5, Y10
+	VFMADD231PS  3264(CX), Y6, Y10
+	VFMADD231PS  3296(CX), Y7, Y10
+	VXORPS       Y11, Y11, Y11
+	VFMADD231PS  6144(CX), Y0, Y11
+	VFMADD231PS  6176(CX), Y1, Y11
+	VFMADD231PS  6208(CX), Y2, Y11
+	VFMADD231PS  6240(CX), Y3, Y11
+	VFMADD231PS  6272(CX), Y4, Y11
+	VFMADD231PS  6304(CX), Y5, Y11
+	VFMADD231PS  6336(CX), Y6, Y11
+	VFMADD231PS  6368(CX), Y7, Y11
+	VXORPS       Y12, Y12, Y12
+	VFMADD231PS  9216(CX), Y0, Y12
+	VFMADD231PS  9248(CX), Y1, Y12
+	VFMADD231PS  9280(CX), Y2, Y12
+	VFMADD231PS  9312(CX), Y3, Y12
+	VFMADD231PS  9344(CX), Y4, Y12
+	VFMADD231PS  9376(CX), Y5, Y12
+	VFMADD231PS  9408(CX), Y6, Y12
+	VFMADD231PS  9440(CX), Y7, Y12
+	VUNPCKLPS    Y10, Y9, Y13
+	VUNPCKHPS    Y10, Y9, Y9
+	VADDPS       Y9, Y13, Y13
+	VUNPCKLPS    Y12, Y11, Y9
+	VUNPCKHPS    Y12, Y11, Y10
+	VADDPS       Y10, Y9, Y9
+	VUNPCKLPD    Y9, Y13, Y10
+	VUNPCKHPD    Y9, Y13, Y9
+	VADDPS       Y9, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X9
+	VADDPS       X9, X10, X9
+	VMULPS       rsqrt64<>+0(SB), X9, X9
+	VMOVUPS      X9, (DX)
+	VMAXPS       X9, X8, X8
+	ADDQ         $0x00003000, CX
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
@@ -4606,28 +4633,35 @@ score1_186:
 	JE    scoredone188
 
 score1l187:
-	VXORPS       Y2, Y2, Y2
-	VFMADD231PS  (CX), Y0, Y2
-	VEXTRACTF128 $0x01, Y2, X3
-	VADDPS       X3, X2, X3
-	VPERMILPS    $0x4e, X3, X2
-	VADDPS       X2, X3, X3
-	VPERMILPS    $0xb1, X3, X2
-	VADDPS       X2, X3, X3
-	VMULSS       rsqrt8<>+0(SB), X3, X3
-	VMOVSS       X3, (DX)
-	VMAXSS       X3, X1, X1
-	ADDQ         $0x00000080, CX
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (CX), Y0, Y9
+	VFMADD231PS  32(CX), Y1, Y9
+	VFMADD231PS  64(CX), Y2, Y9
+	VFMADD231PS  96(CX), Y3, Y9
+	VFMADD231PS  128(CX), Y4, Y9
+	VFMADD231PS  160(CX), Y5, Y9
+	VFMADD231PS  192(CX), Y6, Y9
+	VFMADD231PS  224(CX), Y7, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X10
+	VPERMILPS    $0x4e, X10, X9
+	VADDPS       X9, X10, X10
+	VPERMILPS    $0xb1, X10, X9
+	VADDPS       X9, X10, X10
+	VMULSS       rsqrt64<>+0(SB), X10, X10
+	VMOVSS       X10, (DX)
+	VMAXSS       X10, X8, X8
+	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
 	JNE          score1l187
 
 scoredone188:
-	VPERMILPS    $0x4e, X1, X0
-	VMAXPS       X0, X1, X1
-	VPERMILPS    $0xb1, X1, X0
-	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Y0
+	VPERMILPS    $0x4e, X8, X0
+	VMAXPS       X0, X8, X8
+	VPERMILPS    $0xb1, X8, X0
+	VMAXPS       X0, X8, X8
+	VBROADCASTSS X8, Y0
 	VXORPS       Y1, Y1, Y1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
@@ -4709,116 +4743,110 @@ expdone191:
 	VXORPS       Y2, Y2, Y2
 	VXORPS       Y3, Y3, Y3
 	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
 	MOVQ         SI, DX
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
-	CMPQ         DI, $0x04
-	JL           wsum1_193
-
-wsum192:
-	VBROADCASTSS (DX), Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VBROADCASTSS 4(DX), Y5
-	VFMADD231PS  128(CX), Y5, Y2
-	VBROADCASTSS 8(DX), Y5
-	VFMADD231PS  256(CX), Y5, Y3
-	VBROADCASTSS 12(DX), Y5
-	VFMADD231PS  384(CX), Y5, Y4
-	ADDQ         $0x10, DX
-	ADDQ         $0x00000200, CX
-	SUBQ         $0x04, DI
-	CMPQ         DI, $0x04
-	JGE          wsum192
-
-wsum1_193:
-	TESTQ DI, DI
-	JE    wsumdone195
 
 wsum1l194:
-	VBROADCASTSS (DX), Y5
-	VFMADD231PS  (CX), Y5, Y1
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	VFMADD231PS  128(CX), Y9, Y5
+	VFMADD231PS  160(CX), Y9, Y6
+	VFMADD231PS  192(CX), Y9, Y7
+	VFMADD231PS  224(CX), Y9, Y8
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000c00, CX
 	DECQ         DI
 	JNE          wsum1l194
-
-wsumdone195:
-	VADDPS  Y2, Y1, Y1
-	VADDPS  Y3, Y1, Y1
-	VADDPS  Y4, Y1, Y1
-	VMULPS  Y0, Y1, Y1
-	VMOVUPS Y1, (AX)
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 128(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 224(AX)
 	VZEROUPPER
 	RET
 
-DATA rsqrt8<>+0(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+4(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+8(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+12(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+16(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+20(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+24(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+28(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+32(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+36(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+40(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+44(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+48(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+52(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+56(SB)/4, $0x3eb504f3
-DATA rsqrt8<>+60(SB)/4, $0x3eb504f3
-GLOBL rsqrt8<>(SB), RODATA|NOPTR, $64
-
-// func attention_8_32_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_64_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·attention_8_32_avx512(SB), NOSPLIT, $0-48
-	MOVQ      out+0(FP), AX
-	MOVQ      q+8(FP), CX
-	MOVQ      k+16(FP), DX
-	MOVQ      v+24(FP), BX
-	MOVQ      att+32(FP), SI
-	MOVL      $0x000000ff, DI
-	KMOVW     DI, K1
-	VMOVUPS.Z (CX), K1, Z0
-	VMOVUPS   neginf<>+0(SB), X1
-	MOVQ      DX, CX
-	MOVQ      SI, DX
-	MOVQ      t+40(FP), DI
-	CMPQ      DI, $0x04
-	JL        score1_197
+TEXT ·attention_64_768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS 128(CX), Z2
+	VMOVUPS 192(CX), Z3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_197
 
 score4_196:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   128(CX), Z0, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VMOVUPS       zero<>+0(SB), Z4
-	VFMADD231PS   256(CX), Z0, K1, Z4
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
 	VMOVUPS       zero<>+0(SB), Z5
-	VFMADD231PS   384(CX), Z0, K1, Z5
+	VFMADD231PS   (CX), Z0, Z5
+	VFMADD231PS   64(CX), Z1, Z5
+	VFMADD231PS   128(CX), Z2, Z5
+	VFMADD231PS   192(CX), Z3, Z5
 	VEXTRACTF64X4 $0x01, Z5, Y6
 	VADDPS        Y6, Y5, Y5
-	VUNPCKLPS     Y3, Y2, Y6
-	VUNPCKHPS     Y3, Y2, Y2
-	VADDPS        Y2, Y6, Y6
-	VUNPCKLPS     Y5, Y4, Y2
-	VUNPCKHPS     Y5, Y4, Y3
-	VADDPS        Y3, Y2, Y2
-	VUNPCKLPD     Y2, Y6, Y3
-	VUNPCKHPD     Y2, Y6, Y2
-	VADDPS        Y2, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X2
-	VADDPS        X2, X3, X2
-	VMULPS        rsqrt8<>+0(SB), X2, X2
-	VMOVUPS       X2, (DX)
-	VMAXPS        X2, X1, X1
-	ADDQ          $0x00000200, CX
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   3072(CX), Z0, Z6
+	VFMADD231PS   3136(CX), Z1, Z6
+	VFMADD231PS   3200(CX), Z2, Z6
+	VFMADD231PS   3264(CX), Z3, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VFMADD231PS   6144(CX), Z0, Z7
+	VFMADD231PS   6208(CX), Z1, Z7
+	VFMADD231PS   6272(CX), Z2, Z7
+	VFMADD231PS   6336(CX), Z3, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VMOVUPS       zero<>+0(SB), Z8
+	VFMADD231PS   9216(CX), Z0, Z8
+	VFMADD231PS   9280(CX), Z1, Z8
+	VFMADD231PS   9344(CX), Z2, Z8
+	VFMADD231PS   9408(CX), Z3, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y9
+	VADDPS        Y9, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y9
+	VUNPCKHPS     Y6, Y5, Y5
+	VADDPS        Y5, Y9, Y9
+	VUNPCKLPS     Y8, Y7, Y5
+	VUNPCKHPS     Y8, Y7, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y9, Y6
+	VUNPCKHPD     Y5, Y9, Y5
+	VADDPS        Y5, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VMULPS        rsqrt64<>+0(SB), X5, X5
+	VMOVUPS       X5, (DX)
+	VMAXPS        X5, X4, X4
+	ADDQ          $0x00003000, CX
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
@@ -4829,30 +4857,33 @@ score1_197:
 	JE    scoredone199
 
 score1l198:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X3
-	VADDPS        X3, X2, X3
-	VPERMILPS     $0x4e, X3, X2
-	VADDPS        X2, X3, X3
-	VPERMILPS     $0xb1, X3, X2
-	VADDPS        X2, X3, X3
-	VMULSS        rsqrt8<>+0(SB), X3, X3
-	VMOVSS        X3, (DX)
-	VMAXSS        X3, X1, X1
-	ADDQ          $0x00000080, CX
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   (CX), Z0, Z5
+	VFMADD231PS   64(CX), Z1, Z5
+	VFMADD231PS   128(CX), Z2, Z5
+	VFMADD231PS   192(CX), Z3, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X6
+	VADDPS        X6, X5, X6
+	VPERMILPS     $0x4e, X6, X5
+	VADDPS        X5, X6, X6
+	VPERMILPS     $0xb1, X6, X5
+	VADDPS        X5, X6, X6
+	VMULSS        rsqrt64<>+0(SB), X6, X6
+	VMOVSS        X6, (DX)
+	VMAXSS        X6, X4, X4
+	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
 	JNE           score1l198
 
 scoredone199:
-	VPERMILPS    $0x4e, X1, X0
-	VMAXPS       X0, X1, X1
-	VPERMILPS    $0xb1, X1, X0
-	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Z0
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Z0
 	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
@@ -4892,8 +4923,8 @@ exptail200:
 	TESTQ        DI, DI
 	JE           expdone202
 	LEAQ         kmasktab<>+0(SB), CX
-	KMOVW        (CX)(DI*2), K2
-	VMOVUPS.Z    (DX), K2, Z2
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
 	VMAXPS       exp_lo<>+0(SB), Z2, Z2
@@ -4914,8 +4945,8 @@ exptail200:
 	VPADDD       i127<>+0(SB), Z0, Z0
 	VPSLLD       $0x17, Z0, Z0
 	VMULPS       Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (DX)
-	VADDPS       Z2, Z1, K2, Z1
+	VMOVUPS      Z2, K1, (DX)
+	VADDPS       Z2, Z1, K1, Z1
 
 expdone202:
 	VEXTRACTF64X4 $0x01, Z1, Y0
@@ -4933,6 +4964,18 @@ expdone202:
 	VMOVUPS       zero<>+0(SB), Z2
 	VMOVUPS       zero<>+0(SB), Z3
 	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
 	MOVQ          SI, DX
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
@@ -4940,16 +4983,28 @@ expdone202:
 	JL            wsum1_204
 
 wsum203:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
-	VBROADCASTSS 4(DX), Z5
-	VFMADD231PS  128(CX), Z5, K1, Z2
-	VBROADCASTSS 8(DX), Z5
-	VFMADD231PS  256(CX), Z5, K1, Z3
-	VBROADCASTSS 12(DX), Z5
-	VFMADD231PS  384(CX), Z5, K1, Z4
+	VBROADCASTSS (DX), Z17
+	VFMADD231PS  (CX), Z17, Z1
+	VFMADD231PS  64(CX), Z17, Z2
+	VFMADD231PS  128(CX), Z17, Z3
+	VFMADD231PS  192(CX), Z17, Z4
+	VBROADCASTSS 4(DX), Z17
+	VFMADD231PS  3072(CX), Z17, Z5
+	VFMADD231PS  3136(CX), Z17, Z6
+	VFMADD231PS  3200(CX), Z17, Z7
+	VFMADD231PS  3264(CX), Z17, Z8
+	VBROADCASTSS 8(DX), Z17
+	VFMADD231PS  6144(CX), Z17, Z9
+	VFMADD231PS  6208(CX), Z17, Z10
+	VFMADD231PS  6272(CX), Z17, Z11
+	VFMADD231PS  6336(CX), Z17, Z12
+	VBROADCASTSS 12(DX), Z17
+	VFMADD231PS  9216(CX), Z17, Z13
+	VFMADD231PS  9280(CX), Z17, Z14
+	VFMADD231PS  9344(CX), Z17, Z15
+	VFMADD231PS  9408(CX), Z17, Z16
 	ADDQ         $0x10, DX
-	ADDQ         $0x00000200, CX
+	ADDQ         $0x00003000, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
 	JGE          wsum203
@@ -4959,25 +5014,43 @@ wsum1_204:
 	JE    wsumdone206
 
 wsum1l205:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
+	VBROADCASTSS (DX), Z17
+	VFMADD231PS  (CX), Z17, Z1
+	VFMADD231PS  64(CX), Z17, Z2
+	VFMADD231PS  128(CX), Z17, Z3
+	VFMADD231PS  192(CX), Z17, Z4
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000c00, CX
 	DECQ         DI
 	JNE          wsum1l205
 
 wsumdone206:
-	VADDPS  Z2, Z1, Z1
-	VADDPS  Z3, Z1, Z1
-	VADDPS  Z4, Z1, Z1
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z9, Z1, Z1
+	VADDPS  Z13, Z1, Z1
 	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, K1, (AX)
+	VMOVUPS Z1, (AX)
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z10, Z2, Z2
+	VADDPS  Z14, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VADDPS  Z7, Z3, Z3
+	VADDPS  Z11, Z3, Z3
+	VADDPS  Z15, Z3, Z3
+	VMULPS  Z0, Z3, Z3
+	VMOVUPS Z3, 128(AX)
+	VADDPS  Z8, Z4, Z4
+	VADDPS  Z12, Z4, Z4
+	VADDPS  Z16, Z4, Z4
+	VMULPS  Z0, Z4, Z4
+	VMOVUPS Z4, 192(AX)
 	VZEROUPPER
 	RET
 
-// func attention_8_8_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_8_32_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·attention_8_8_avx2(SB), NOSPLIT, $0-48
+TEXT ·attention_8_32_avx2(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    q+8(FP), CX
 	MOVQ    k+16(FP), DX
@@ -4995,11 +5068,11 @@ score4_207:
 	VXORPS       Y2, Y2, Y2
 	VFMADD231PS  (CX), Y0, Y2
 	VXORPS       Y3, Y3, Y3
-	VFMADD231PS  32(CX), Y0, Y3
+	VFMADD231PS  128(CX), Y0, Y3
 	VXORPS       Y4, Y4, Y4
-	VFMADD231PS  64(CX), Y0, Y4
+	VFMADD231PS  256(CX), Y0, Y4
 	VXORPS       Y5, Y5, Y5
-	VFMADD231PS  96(CX), Y0, Y5
+	VFMADD231PS  384(CX), Y0, Y5
 	VUNPCKLPS    Y3, Y2, Y6
 	VUNPCKHPS    Y3, Y2, Y2
 	VADDPS       Y2, Y6, Y6
@@ -5014,7 +5087,7 @@ score4_207:
 	VMULPS       rsqrt8<>+0(SB), X2, X2
 	VMOVUPS      X2, (DX)
 	VMAXPS       X2, X1, X1
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000200, CX
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
@@ -5036,7 +5109,7 @@ score1l209:
 	VMULSS       rsqrt8<>+0(SB), X3, X3
 	VMOVSS       X3, (DX)
 	VMAXSS       X3, X1, X1
-	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000080, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
 	JNE          score1l209
@@ -5138,13 +5211,13 @@ wsum214:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
-	VFMADD231PS  32(CX), Y5, Y2
+	VFMADD231PS  128(CX), Y5, Y2
 	VBROADCASTSS 8(DX), Y5
-	VFMADD231PS  64(CX), Y5, Y3
+	VFMADD231PS  256(CX), Y5, Y3
 	VBROADCASTSS 12(DX), Y5
-	VFMADD231PS  96(CX), Y5, Y4
+	VFMADD231PS  384(CX), Y5, Y4
 	ADDQ         $0x10, DX
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000200, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
 	JGE          wsum214
@@ -5157,7 +5230,7 @@ wsum1l216:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000080, CX
 	DECQ         DI
 	JNE          wsum1l216
 
@@ -5170,41 +5243,436 @@ wsumdone217:
 	VZEROUPPER
 	RET
 
-// func attention_8_8_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX512F, AVX512VL
-TEXT ·attention_8_8_avx512(SB), NOSPLIT, $0-48
-	MOVQ      out+0(FP), AX
-	MOVQ      q+8(FP), CX
-	MOVQ      k+16(FP), DX
-	MOVQ      v+24(FP), BX
-	MOVQ      att+32(FP), SI
-	MOVL      $0x000000ff, DI
-	KMOVW     DI, K1
-	VMOVUPS.Z (CX), K1, Z0
-	VMOVUPS   neginf<>+0(SB), X1
-	MOVQ      DX, CX
-	MOVQ      SI, DX
-	MOVQ      t+40(FP), DI
-	CMPQ      DI, $0x04
-	JL        score1_219
+DATA rsqrt8<>+0(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+4(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+8(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+12(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+16(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+20(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+24(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+28(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+32(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+36(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+40(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+44(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+48(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+52(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+56(SB)/4, $0x3eb504f3
+DATA rsqrt8<>+60(SB)/4, $0x3eb504f3
+GLOBL rsqrt8<>(SB), RODATA|NOPTR, $64
+
+// func attention_8_32_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·attention_8_32_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_219
 
 score4_218:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   128(CX), Y0, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   256(CX), Y0, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   384(CX), Y0, Y5
+	VUNPCKLPS     Y3, Y2, Y6
+	VUNPCKHPS     Y3, Y2, Y2
+	VADDPS        Y2, Y6, Y6
+	VUNPCKLPS     Y5, Y4, Y2
+	VUNPCKHPS     Y5, Y4, Y3
 	VADDPS        Y3, Y2, Y2
-	VMOVUPS       zero<>+0(SB), Z3
-	VFMADD231PS   32(CX), Z0, K1, Z3
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VMOVUPS       zero<>+0(SB), Z4
-	VFMADD231PS   64(CX), Z0, K1, Z4
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
-	VMOVUPS       zero<>+0(SB), Z5
-	VFMADD231PS   96(CX), Z0, K1, Z5
-	VEXTRACTF64X4 $0x01, Z5, Y6
-	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y2, Y6, Y3
+	VUNPCKHPD     Y2, Y6, Y2
+	VADDPS        Y2, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VMULPS        rsqrt8<>+0(SB), X2, X2
+	VMOVUPS       X2, (DX)
+	VMAXPS        X2, X1, X1
+	ADDQ          $0x00000200, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_218
+
+score1_219:
+	TESTQ DI, DI
+	JE    scoredone221
+
+score1l220:
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, Y2
+	VEXTRACTF32X4 $0x01, Y2, X3
+	VADDPS        X3, X2, X3
+	VPERMILPS     $0x4e, X3, X2
+	VADDPS        X2, X3, X3
+	VPERMILPS     $0xb1, X3, X2
+	VADDPS        X2, X3, X3
+	VMULSS        rsqrt8<>+0(SB), X3, X3
+	VMOVSS        X3, (DX)
+	VMAXSS        X3, X1, X1
+	ADDQ          $0x00000080, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l220
+
+scoredone221:
+	VPERMILPS    $0x4e, X1, X0
+	VMAXPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VMAXPS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VMOVUPS      zero<>+0(SB), Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail222
+
+exp223:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp223
+
+exptail222:
+	TESTQ        DI, DI
+	JE           expdone224
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K1, (DX)
+	VADDPS       Y2, Y1, K1, Y1
+
+expdone224:
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+	CMPQ          DI, $0x04
+	JL            wsum1_226
+
+wsum225:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  128(CX), Y5, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  256(CX), Y5, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  384(CX), Y5, Y4
+	ADDQ         $0x10, DX
+	ADDQ         $0x00000200, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum225
+
+wsum1_226:
+	TESTQ DI, DI
+	JE    wsumdone228
+
+wsum1l227:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000080, CX
+	DECQ         DI
+	JNE          wsum1l227
+
+wsumdone228:
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VZEROUPPER
+	RET
+
+// func attention_8_8_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_8_8_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_230
+
+score4_229:
+	VXORPS       Y2, Y2, Y2
+	VFMADD231PS  (CX), Y0, Y2
+	VXORPS       Y3, Y3, Y3
+	VFMADD231PS  32(CX), Y0, Y3
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  64(CX), Y0, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  96(CX), Y0, Y5
+	VUNPCKLPS    Y3, Y2, Y6
+	VUNPCKHPS    Y3, Y2, Y2
+	VADDPS       Y2, Y6, Y6
+	VUNPCKLPS    Y5, Y4, Y2
+	VUNPCKHPS    Y5, Y4, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y6, Y3
+	VUNPCKHPD    Y2, Y6, Y2
+	VADDPS       Y2, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VMULPS       rsqrt8<>+0(SB), X2, X2
+	VMOVUPS      X2, (DX)
+	VMAXPS       X2, X1, X1
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x10, DX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          score4_229
+
+score1_230:
+	TESTQ DI, DI
+	JE    scoredone232
+
+score1l231:
+	VXORPS       Y2, Y2, Y2
+	VFMADD231PS  (CX), Y0, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X3
+	VPERMILPS    $0x4e, X3, X2
+	VADDPS       X2, X3, X3
+	VPERMILPS    $0xb1, X3, X2
+	VADDPS       X2, X3, X3
+	VMULSS       rsqrt8<>+0(SB), X3, X3
+	VMOVSS       X3, (DX)
+	VMAXSS       X3, X1, X1
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x04, DX
+	DECQ         DI
+	JNE          score1l231
+
+scoredone232:
+	VPERMILPS    $0x4e, X1, X0
+	VMAXPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VMAXPS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail233
+
+exp234:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp234
+
+exptail233:
+	TESTQ        DI, DI
+	JE           expdone235
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, R8
+	SUBQ         DI, R8
+	VMOVDQU      (CX)(R8*4), Y3
+	VMASKMOVPS   (DX), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DX)
+	VADDPS       Y2, Y1, Y1
+
+expdone235:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	MOVQ         SI, DX
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x04
+	JL           wsum1_237
+
+wsum236:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  32(CX), Y5, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  64(CX), Y5, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  96(CX), Y5, Y4
+	ADDQ         $0x10, DX
+	ADDQ         $0x00000080, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum236
+
+wsum1_237:
+	TESTQ DI, DI
+	JE    wsumdone239
+
+wsum1l238:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000020, CX
+	DECQ         DI
+	JNE          wsum1l238
+
+wsumdone239:
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VZEROUPPER
+	RET
+
+// func attention_8_8_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·attention_8_8_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_241
+
+score4_240:
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   32(CX), Y0, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   64(CX), Y0, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   96(CX), Y0, Y5
 	VUNPCKLPS     Y3, Y2, Y6
 	VUNPCKHPS     Y3, Y2, Y2
 	VADDPS        Y2, Y6, Y6
@@ -5223,17 +5691,15 @@ score4_218:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_218
+	JGE           score4_240
 
-score1_219:
+score1_241:
 	TESTQ DI, DI
-	JE    scoredone221
+	JE    scoredone243
 
-score1l220:
-	VMOVUPS       zero<>+0(SB), Z2
-	VFMADD231PS   (CX), Z0, K1, Z2
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y2
+score1l242:
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X3, X2, X3
 	VPERMILPS     $0x4e, X3, X2
@@ -5246,81 +5712,79 @@ score1l220:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l220
+	JNE           score1l242
 
-scoredone221:
+scoredone243:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Z0
-	VMOVUPS      zero<>+0(SB), Z1
+	VBROADCASTSS X1, Y0
+	VMOVUPS      zero<>+0(SB), Y1
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
-	CMPQ         DI, $0x10
-	JL           exptail222
+	CMPQ         DI, $0x08
+	JL           exptail244
 
-exp223:
-	VMOVUPS      (DX), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
-	VMOVUPS      Z2, (DX)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, DX
-	SUBQ         $0x10, DI
-	CMPQ         DI, $0x10
-	JGE          exp223
+exp245:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp245
 
-exptail222:
+exptail244:
 	TESTQ        DI, DI
-	JE           expdone224
+	JE           expdone246
 	LEAQ         kmasktab<>+0(SB), CX
-	KMOVW        (CX)(DI*2), K2
-	VMOVUPS.Z    (DX), K2, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (DX)
-	VADDPS       Z2, Z1, K2, Z1
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K1, (DX)
+	VADDPS       Y2, Y1, K1, Y1
 
-expdone224:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
+expdone246:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5329,50 +5793,50 @@ expdone224:
 	VADDPS        X1, X0, X0
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
 	MOVQ          SI, DX
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_226
+	JL            wsum1_248
 
-wsum225:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
-	VBROADCASTSS 4(DX), Z5
-	VFMADD231PS  32(CX), Z5, K1, Z2
-	VBROADCASTSS 8(DX), Z5
-	VFMADD231PS  64(CX), Z5, K1, Z3
-	VBROADCASTSS 12(DX), Z5
-	VFMADD231PS  96(CX), Z5, K1, Z4
+wsum247:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  32(CX), Y5, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  64(CX), Y5, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  96(CX), Y5, Y4
 	ADDQ         $0x10, DX
 	ADDQ         $0x00000080, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum225
+	JGE          wsum247
 
-wsum1_226:
+wsum1_248:
 	TESTQ DI, DI
-	JE    wsumdone228
+	JE    wsumdone250
 
-wsum1l227:
-	VBROADCASTSS (DX), Z5
-	VFMADD231PS  (CX), Z5, K1, Z1
+wsum1l249:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000020, CX
 	DECQ         DI
-	JNE          wsum1l227
+	JNE          wsum1l249
 
-wsumdone228:
-	VADDPS  Z2, Z1, Z1
-	VADDPS  Z3, Z1, Z1
-	VADDPS  Z4, Z1, Z1
-	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, K1, (AX)
+wsumdone250:
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
 	VZEROUPPER
 	RET
 
@@ -5384,38 +5848,30 @@ TEXT ·matmul_13x17_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail230
+	JL      tail252
 
-rows4_229:
+rows4_251:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail234
+	JL   toktail256
 
-tok233:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (BX), Y9
-	VMOVUPS      68(BX), Y10
-	VMOVUPS      (CX), Y11
-	VFMADD231PS  Y9, Y11, Y1
-	VFMADD231PS  Y10, Y11, Y2
-	VMOVUPS      68(CX), Y11
-	VFMADD231PS  Y9, Y11, Y3
-	VFMADD231PS  Y10, Y11, Y4
-	VMOVUPS      136(CX), Y11
-	VFMADD231PS  Y9, Y11, Y5
-	VFMADD231PS  Y10, Y11, Y6
-	VMOVUPS      204(CX), Y11
-	VFMADD231PS  Y9, Y11, Y7
-	VFMADD231PS  Y10, Y11, Y8
+tok255:
+	VMOVUPS      (BX), Y7
+	VMOVUPS      68(BX), Y8
+	VMOVUPS      (CX), Y2
+	VMULPS       Y7, Y2, Y1
+	VMULPS       Y8, Y2, Y2
+	VMOVUPS      68(CX), Y4
+	VMULPS       Y7, Y4, Y3
+	VMULPS       Y8, Y4, Y4
+	VMOVUPS      136(CX), Y6
+	VMULPS       Y7, Y6, Y5
+	VMULPS       Y8, Y6, Y6
+	VMOVUPS      204(CX), Y9
+	VMULPS       Y7, Y9, Y7
+	VMULPS       Y8, Y9, Y8
 	VMOVUPS      32(BX), Y9
 	VMOVUPS      100(BX), Y10
 	VMOVUPS      32(CX), Y11
@@ -5472,22 +5928,18 @@ tok233:
 	ADDQ         $0x00000068, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok233
+	JGE          tok255
 
-toktail234:
+toktail256:
 	TESTQ DI, DI
-	JE    tokdone236
+	JE    tokdone258
 
-tok1_235:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (BX), Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VFMADD231PS  68(CX), Y5, Y2
-	VFMADD231PS  136(CX), Y5, Y3
-	VFMADD231PS  204(CX), Y5, Y4
+tok1_257:
+	VMOVUPS      (BX), Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       68(CX), Y4, Y2
+	VMULPS       136(CX), Y4, Y3
+	VMULPS       204(CX), Y4, Y4
 	VMOVUPS      32(BX), Y5
 	VFMADD231PS  32(CX), Y5, Y1
 	VFMADD231PS  100(CX), Y5, Y2
@@ -5517,34 +5969,32 @@ tok1_235:
 	ADDQ         $0x00000044, BX
 	ADDQ         $0x00000034, SI
 	DECQ         DI
-	JNE          tok1_235
+	JNE          tok1_257
 
-tokdone236:
+tokdone258:
 	ADDQ $0x00000110, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_229
+	JGE  rows4_251
 
-tail230:
+tail252:
 	TESTQ DX, DX
-	JE    done232
+	JE    done254
 
-rows1_231:
+rows1_253:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail238
+	JL   toktail260
 
-tok237:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMOVUPS      (BX), Y3
-	VMOVUPS      68(BX), Y4
-	VMOVUPS      (CX), Y5
-	VFMADD231PS  Y3, Y5, Y1
-	VFMADD231PS  Y4, Y5, Y2
+tok259:
+	VMOVUPS      (BX), Y1
+	VMOVUPS      68(BX), Y2
+	VMOVUPS      (CX), Y3
+	VMULPS       Y1, Y3, Y1
+	VMULPS       Y2, Y3, Y2
 	VMOVUPS      32(BX), Y3
 	VMOVUPS      100(BX), Y4
 	VMOVUPS      32(CX), Y5
@@ -5573,16 +6023,15 @@ tok237:
 	ADDQ         $0x00000068, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok237
+	JGE          tok259
 
-toktail238:
+toktail260:
 	TESTQ DI, DI
-	JE    tokdone240
+	JE    tokdone262
 
-tok1_239:
-	VXORPS       Y1, Y1, Y1
-	VMOVUPS      (BX), Y2
-	VFMADD231PS  (CX), Y2, Y1
+tok1_261:
+	VMOVUPS      (BX), Y1
+	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(BX), Y2
 	VFMADD231PS  32(CX), Y2, Y1
 	VMASKMOVPS   64(BX), Y0, Y2
@@ -5598,20 +6047,20 @@ tok1_239:
 	ADDQ         $0x00000044, BX
 	ADDQ         $0x00000034, SI
 	DECQ         DI
-	JNE          tok1_239
+	JNE          tok1_261
 
-tokdone240:
+tokdone262:
 	ADDQ $0x00000044, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_231
+	JNE  rows1_253
 
-done232:
+done254:
 	VZEROUPPER
 	RET
 
 // func matmul_13x17_avx512(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·matmul_13x17_avx512(SB), NOSPLIT, $0-40
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
@@ -5619,112 +6068,114 @@ TEXT ·matmul_13x17_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail242
+	JL    tail264
 
-rows4_241:
+rows4_263:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail246
+	JL   toktail268
 
-tok245:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS       (BX), Z24
-	VMOVUPS       68(BX), Z25
-	VMOVUPS       136(BX), Z26
-	VMOVUPS       204(BX), Z27
-	VMOVUPS       272(BX), Z28
-	VMOVUPS       340(BX), Z29
-	VMOVUPS       (CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       68(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       136(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       204(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VMOVUPS.Z     64(BX), K1, Z24
-	VMOVUPS.Z     132(BX), K1, Z25
-	VMOVUPS.Z     200(BX), K1, Z26
-	VMOVUPS.Z     268(BX), K1, Z27
-	VMOVUPS.Z     336(BX), K1, Z28
-	VMOVUPS.Z     404(BX), K1, Z29
-	VFMADD231PS   64(CX), Z24, K1, Z0
-	VFMADD231PS   64(CX), Z25, K1, Z1
-	VFMADD231PS   64(CX), Z26, K1, Z2
-	VFMADD231PS   64(CX), Z27, K1, Z3
-	VFMADD231PS   64(CX), Z28, K1, Z4
-	VFMADD231PS   64(CX), Z29, K1, Z5
-	VFMADD231PS   132(CX), Z24, K1, Z6
-	VFMADD231PS   132(CX), Z25, K1, Z7
-	VFMADD231PS   132(CX), Z26, K1, Z8
-	VFMADD231PS   132(CX), Z27, K1, Z9
-	VFMADD231PS   132(CX), Z28, K1, Z10
-	VFMADD231PS   132(CX), Z29, K1, Z11
-	VFMADD231PS   200(CX), Z24, K1, Z12
-	VFMADD231PS   200(CX), Z25, K1, Z13
-	VFMADD231PS   200(CX), Z26, K1, Z14
-	VFMADD231PS   200(CX), Z27, K1, Z15
-	VFMADD231PS   200(CX), Z28, K1, Z16
-	VFMADD231PS   200(CX), Z29, K1, Z17
-	VFMADD231PS   268(CX), Z24, K1, Z18
-	VFMADD231PS   268(CX), Z25, K1, Z19
-	VFMADD231PS   268(CX), Z26, K1, Z20
-	VFMADD231PS   268(CX), Z27, K1, Z21
-	VFMADD231PS   268(CX), Z28, K1, Z22
-	VFMADD231PS   268(CX), Z29, K1, Z23
-	VEXTRACTF64X4 $0x01, Z0, Y24
-	VADDPS        Y24, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z6, Y24
-	VADDPS        Y24, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z12, Y24
-	VADDPS        Y24, Y12, Y12
-	VEXTRACTF64X4 $0x01, Z18, Y24
-	VADDPS        Y24, Y18, Y18
+tok267:
+	VMOVUPS       (BX), Y18
+	VMOVUPS       68(BX), Y19
+	VMOVUPS       136(BX), Y20
+	VMOVUPS       204(BX), Y21
+	VMOVUPS       272(BX), Y22
+	VMOVUPS       340(BX), Y23
+	VMOVUPS       (CX), Y5
+	VMULPS        Y18, Y5, Y0
+	VMULPS        Y19, Y5, Y1
+	VMULPS        Y20, Y5, Y2
+	VMULPS        Y21, Y5, Y3
+	VMULPS        Y22, Y5, Y4
+	VMULPS        Y23, Y5, Y5
+	VMOVUPS       68(CX), Y11
+	VMULPS        Y18, Y11, Y6
+	VMULPS        Y19, Y11, Y7
+	VMULPS        Y20, Y11, Y8
+	VMULPS        Y21, Y11, Y9
+	VMULPS        Y22, Y11, Y10
+	VMULPS        Y23, Y11, Y11
+	VMOVUPS       136(CX), Y17
+	VMULPS        Y18, Y17, Y12
+	VMULPS        Y19, Y17, Y13
+	VMULPS        Y20, Y17, Y14
+	VMULPS        Y21, Y17, Y15
+	VMULPS        Y22, Y17, Y16
+	VMULPS        Y23, Y17, Y17
+	VMOVUPS       204(CX), Y24
+	VMULPS        Y18, Y24, Y18
+	VMULPS        Y19, Y24, Y19
+	VMULPS        Y20, Y24, Y20
+	VMULPS        Y21, Y24, Y21
+	VMULPS        Y22, Y24, Y22
+	VMULPS        Y23, Y24, Y23
+	VMOVUPS       32(BX), Y24
+	VMOVUPS       100(BX), Y25
+	VMOVUPS       168(BX), Y26
+	VMOVUPS       236(BX), Y27
+	VMOVUPS       304(BX), Y28
+	VMOVUPS       372(BX), Y29
+	VMOVUPS       32(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       100(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       168(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       236(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS.Z     64(BX), K1, Y24
+	VMOVUPS.Z     132(BX), K1, Y25
+	VMOVUPS.Z     200(BX), K1, Y26
+	VMOVUPS.Z     268(BX), K1, Y27
+	VMOVUPS.Z     336(BX), K1, Y28
+	VMOVUPS.Z     404(BX), K1, Y29
+	VFMADD231PS   64(CX), Y24, K1, Y0
+	VFMADD231PS   64(CX), Y25, K1, Y1
+	VFMADD231PS   64(CX), Y26, K1, Y2
+	VFMADD231PS   64(CX), Y27, K1, Y3
+	VFMADD231PS   64(CX), Y28, K1, Y4
+	VFMADD231PS   64(CX), Y29, K1, Y5
+	VFMADD231PS   132(CX), Y24, K1, Y6
+	VFMADD231PS   132(CX), Y25, K1, Y7
+	VFMADD231PS   132(CX), Y26, K1, Y8
+	VFMADD231PS   132(CX), Y27, K1, Y9
+	VFMADD231PS   132(CX), Y28, K1, Y10
+	VFMADD231PS   132(CX), Y29, K1, Y11
+	VFMADD231PS   200(CX), Y24, K1, Y12
+	VFMADD231PS   200(CX), Y25, K1, Y13
+	VFMADD231PS   200(CX), Y26, K1, Y14
+	VFMADD231PS   200(CX), Y27, K1, Y15
+	VFMADD231PS   200(CX), Y28, K1, Y16
+	VFMADD231PS   200(CX), Y29, K1, Y17
+	VFMADD231PS   268(CX), Y24, K1, Y18
+	VFMADD231PS   268(CX), Y25, K1, Y19
+	VFMADD231PS   268(CX), Y26, K1, Y20
+	VFMADD231PS   268(CX), Y27, K1, Y21
+	VFMADD231PS   268(CX), Y28, K1, Y22
+	VFMADD231PS   268(CX), Y29, K1, Y23
 	VUNPCKLPS     Y6, Y0, Y24
 	VUNPCKHPS     Y6, Y0, Y0
 	VADDPS        Y0, Y24, Y24
@@ -5737,14 +6188,6 @@ tok245:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y13
-	VEXTRACTF64X4 $0x01, Z19, Y0
-	VADDPS        Y0, Y19, Y19
 	VUNPCKLPS     Y7, Y1, Y0
 	VUNPCKHPS     Y7, Y1, Y1
 	VADDPS        Y1, Y0, Y0
@@ -5757,14 +6200,6 @@ tok245:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, 52(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y8
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y14
-	VEXTRACTF64X4 $0x01, Z20, Y0
-	VADDPS        Y0, Y20, Y20
 	VUNPCKLPS     Y8, Y2, Y0
 	VUNPCKHPS     Y8, Y2, Y1
 	VADDPS        Y1, Y0, Y0
@@ -5777,14 +6212,6 @@ tok245:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 104(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y9
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y15
-	VEXTRACTF64X4 $0x01, Z21, Y0
-	VADDPS        Y0, Y21, Y21
 	VUNPCKLPS     Y9, Y3, Y0
 	VUNPCKHPS     Y9, Y3, Y1
 	VADDPS        Y1, Y0, Y0
@@ -5797,14 +6224,6 @@ tok245:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 156(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y10
-	VEXTRACTF64X4 $0x01, Z16, Y0
-	VADDPS        Y0, Y16, Y16
-	VEXTRACTF64X4 $0x01, Z22, Y0
-	VADDPS        Y0, Y22, Y22
 	VUNPCKLPS     Y10, Y4, Y0
 	VUNPCKHPS     Y10, Y4, Y1
 	VADDPS        Y1, Y0, Y0
@@ -5817,14 +6236,6 @@ tok245:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 208(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y11
-	VEXTRACTF64X4 $0x01, Z17, Y0
-	VADDPS        Y0, Y17, Y17
-	VEXTRACTF64X4 $0x01, Z23, Y0
-	VADDPS        Y0, Y23, Y23
 	VUNPCKLPS     Y11, Y5, Y0
 	VUNPCKHPS     Y11, Y5, Y1
 	VADDPS        Y1, Y0, Y0
@@ -5841,35 +6252,28 @@ tok245:
 	ADDQ          $0x00000138, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok245
+	JGE           tok267
 
-toktail246:
+toktail268:
 	TESTQ DI, DI
-	JE    tokdone248
+	JE    tokdone270
 
-tok1_247:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (BX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VFMADD231PS   68(CX), Z4, Z1
-	VFMADD231PS   136(CX), Z4, Z2
-	VFMADD231PS   204(CX), Z4, Z3
-	VMOVUPS.Z     64(BX), K1, Z4
-	VFMADD231PS   64(CX), Z4, K1, Z0
-	VFMADD231PS   132(CX), Z4, K1, Z1
-	VFMADD231PS   200(CX), Z4, K1, Z2
-	VFMADD231PS   268(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+tok1_269:
+	VMOVUPS       (BX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        68(CX), Y3, Y1
+	VMULPS        136(CX), Y3, Y2
+	VMULPS        204(CX), Y3, Y3
+	VMOVUPS       32(BX), Y4
+	VFMADD231PS   32(CX), Y4, Y0
+	VFMADD231PS   100(CX), Y4, Y1
+	VFMADD231PS   168(CX), Y4, Y2
+	VFMADD231PS   236(CX), Y4, Y3
+	VMOVUPS.Z     64(BX), K1, Y4
+	VFMADD231PS   64(CX), Y4, K1, Y0
+	VFMADD231PS   132(CX), Y4, K1, Y1
+	VFMADD231PS   200(CX), Y4, K1, Y2
+	VFMADD231PS   268(CX), Y4, K1, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -5885,60 +6289,65 @@ tok1_247:
 	ADDQ          $0x00000044, BX
 	ADDQ          $0x00000034, SI
 	DECQ          DI
-	JNE           tok1_247
+	JNE           tok1_269
 
-tokdone248:
+tokdone270:
 	ADDQ $0x00000110, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_241
+	JGE  rows4_263
 
-tail242:
+tail264:
 	TESTQ DX, DX
-	JE    done244
+	JE    done266
 
-rows1_243:
+rows1_265:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail250
+	JL   toktail272
 
-tok249:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       (BX), Z6
-	VMOVUPS       68(BX), Z7
-	VMOVUPS       136(BX), Z8
-	VMOVUPS       204(BX), Z9
-	VMOVUPS       272(BX), Z10
-	VMOVUPS       340(BX), Z11
-	VMOVUPS       (CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VMOVUPS.Z     64(BX), K1, Z6
-	VMOVUPS.Z     132(BX), K1, Z7
-	VMOVUPS.Z     200(BX), K1, Z8
-	VMOVUPS.Z     268(BX), K1, Z9
-	VMOVUPS.Z     336(BX), K1, Z10
-	VMOVUPS.Z     404(BX), K1, Z11
-	VFMADD231PS   64(CX), Z6, K1, Z0
-	VFMADD231PS   64(CX), Z7, K1, Z1
-	VFMADD231PS   64(CX), Z8, K1, Z2
-	VFMADD231PS   64(CX), Z9, K1, Z3
-	VFMADD231PS   64(CX), Z10, K1, Z4
-	VFMADD231PS   64(CX), Z11, K1, Z5
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y0
+tok271:
+	VMOVUPS       (BX), Y0
+	VMOVUPS       68(BX), Y1
+	VMOVUPS       136(BX), Y2
+	VMOVUPS       204(BX), Y3
+	VMOVUPS       272(BX), Y4
+	VMOVUPS       340(BX), Y5
+	VMOVUPS       (CX), Y6
+	VMULPS        Y0, Y6, Y0
+	VMULPS        Y1, Y6, Y1
+	VMULPS        Y2, Y6, Y2
+	VMULPS        Y3, Y6, Y3
+	VMULPS        Y4, Y6, Y4
+	VMULPS        Y5, Y6, Y5
+	VMOVUPS       32(BX), Y6
+	VMOVUPS       100(BX), Y7
+	VMOVUPS       168(BX), Y8
+	VMOVUPS       236(BX), Y9
+	VMOVUPS       304(BX), Y10
+	VMOVUPS       372(BX), Y11
+	VMOVUPS       32(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS.Z     64(BX), K1, Y6
+	VMOVUPS.Z     132(BX), K1, Y7
+	VMOVUPS.Z     200(BX), K1, Y8
+	VMOVUPS.Z     268(BX), K1, Y9
+	VMOVUPS.Z     336(BX), K1, Y10
+	VMOVUPS.Z     404(BX), K1, Y11
+	VFMADD231PS   64(CX), Y6, K1, Y0
+	VFMADD231PS   64(CX), Y7, K1, Y1
+	VFMADD231PS   64(CX), Y8, K1, Y2
+	VFMADD231PS   64(CX), Y9, K1, Y3
+	VFMADD231PS   64(CX), Y10, K1, Y4
+	VFMADD231PS   64(CX), Y11, K1, Y5
 	VEXTRACTF32X4 $0x01, Y0, X6
 	VADDPS        X6, X0, X6
 	VPERMILPS     $0x4e, X6, X0
@@ -5946,8 +6355,6 @@ tok249:
 	VPERMILPS     $0xb1, X6, X0
 	VADDPS        X0, X6, X6
 	VMOVSS        X6, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5955,8 +6362,6 @@ tok249:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 52(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5964,8 +6369,6 @@ tok249:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 104(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X0
 	VADDPS        X0, X3, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5973,8 +6376,6 @@ tok249:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 156(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X0
 	VADDPS        X0, X4, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5982,8 +6383,6 @@ tok249:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 208(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X0
 	VADDPS        X0, X5, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5995,20 +6394,19 @@ tok249:
 	ADDQ          $0x00000138, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok249
+	JGE           tok271
 
-toktail250:
+toktail272:
 	TESTQ DI, DI
-	JE    tokdone252
+	JE    tokdone274
 
-tok1_251:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (BX), Z1
-	VFMADD231PS   (CX), Z1, Z0
-	VMOVUPS.Z     64(BX), K1, Z1
-	VFMADD231PS   64(CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+tok1_273:
+	VMOVUPS       (BX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(BX), Y1
+	VFMADD231PS   32(CX), Y1, Y0
+	VMOVUPS.Z     64(BX), K1, Y1
+	VFMADD231PS   64(CX), Y1, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -6019,15 +6417,15 @@ tok1_251:
 	ADDQ          $0x00000044, BX
 	ADDQ          $0x00000034, SI
 	DECQ          DI
-	JNE           tok1_251
+	JNE           tok1_273
 
-tokdone252:
+tokdone274:
 	ADDQ $0x00000044, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_243
+	JNE  rows1_265
 
-done244:
+done266:
 	VZEROUPPER
 	RET
 
@@ -6038,38 +6436,30 @@ TEXT ·matmul_172x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail254
+	JL   tail276
 
-rows4_253:
+rows4_275:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail258
+	JL   toktail280
 
-tok257:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVUPS      (BX), Y8
-	VMOVUPS      256(BX), Y9
-	VMOVUPS      (CX), Y10
-	VFMADD231PS  Y8, Y10, Y0
-	VFMADD231PS  Y9, Y10, Y1
-	VMOVUPS      256(CX), Y10
-	VFMADD231PS  Y8, Y10, Y2
-	VFMADD231PS  Y9, Y10, Y3
-	VMOVUPS      512(CX), Y10
-	VFMADD231PS  Y8, Y10, Y4
-	VFMADD231PS  Y9, Y10, Y5
-	VMOVUPS      768(CX), Y10
-	VFMADD231PS  Y8, Y10, Y6
-	VFMADD231PS  Y9, Y10, Y7
+tok279:
+	VMOVUPS      (BX), Y6
+	VMOVUPS      256(BX), Y7
+	VMOVUPS      (CX), Y1
+	VMULPS       Y6, Y1, Y0
+	VMULPS       Y7, Y1, Y1
+	VMOVUPS      256(CX), Y3
+	VMULPS       Y6, Y3, Y2
+	VMULPS       Y7, Y3, Y3
+	VMOVUPS      512(CX), Y5
+	VMULPS       Y6, Y5, Y4
+	VMULPS       Y7, Y5, Y5
+	VMOVUPS      768(CX), Y8
+	VMULPS       Y6, Y8, Y6
+	VMULPS       Y7, Y8, Y7
 	VMOVUPS      32(BX), Y8
 	VMOVUPS      288(BX), Y9
 	VMOVUPS      32(CX), Y10
@@ -6196,22 +6586,18 @@ tok257:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok257
+	JGE          tok279
 
-toktail258:
+toktail280:
 	TESTQ DI, DI
-	JE    tokdone260
+	JE    tokdone282
 
-tok1_259:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      (BX), Y4
-	VFMADD231PS  (CX), Y4, Y0
-	VFMADD231PS  256(CX), Y4, Y1
-	VFMADD231PS  512(CX), Y4, Y2
-	VFMADD231PS  768(CX), Y4, Y3
+tok1_281:
+	VMOVUPS      (BX), Y3
+	VMULPS       (CX), Y3, Y0
+	VMULPS       256(CX), Y3, Y1
+	VMULPS       512(CX), Y3, Y2
+	VMULPS       768(CX), Y3, Y3
 	VMOVUPS      32(BX), Y4
 	VFMADD231PS  32(CX), Y4, Y0
 	VFMADD231PS  288(CX), Y4, Y1
@@ -6262,34 +6648,32 @@ tok1_259:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x000002b0, SI
 	DECQ         DI
-	JNE          tok1_259
+	JNE          tok1_281
 
-tokdone260:
+tokdone282:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_253
+	JGE  rows4_275
 
-tail254:
+tail276:
 	TESTQ DX, DX
-	JE    done256
+	JE    done278
 
-rows1_255:
+rows1_277:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail262
+	JL   toktail284
 
-tok261:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VMOVUPS      (BX), Y2
-	VMOVUPS      256(BX), Y3
-	VMOVUPS      (CX), Y4
-	VFMADD231PS  Y2, Y4, Y0
-	VFMADD231PS  Y3, Y4, Y1
+tok283:
+	VMOVUPS      (BX), Y0
+	VMOVUPS      256(BX), Y1
+	VMOVUPS      (CX), Y2
+	VMULPS       Y0, Y2, Y0
+	VMULPS       Y1, Y2, Y1
 	VMOVUPS      32(BX), Y2
 	VMOVUPS      288(BX), Y3
 	VMOVUPS      32(CX), Y4
@@ -6343,16 +6727,15 @@ tok261:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok261
+	JGE          tok283
 
-toktail262:
+toktail284:
 	TESTQ DI, DI
-	JE    tokdone264
+	JE    tokdone286
 
-tok1_263:
-	VXORPS       Y0, Y0, Y0
-	VMOVUPS      (BX), Y1
-	VFMADD231PS  (CX), Y1, Y0
+tok1_285:
+	VMOVUPS      (BX), Y0
+	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
 	VFMADD231PS  32(CX), Y1, Y0
 	VMOVUPS      64(BX), Y1
@@ -6377,203 +6760,307 @@ tok1_263:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x000002b0, SI
 	DECQ         DI
-	JNE          tok1_263
+	JNE          tok1_285
 
-tokdone264:
+tokdone286:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_255
+	JNE  rows1_277
 
-done256:
+done278:
 	VZEROUPPER
 	RET
 
 // func matmul_172x64_avx512(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·matmul_172x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail266
+	JL   tail288
 
-rows4_265:
+rows4_287:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail270
+	JL   toktail292
 
-tok269:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS       (BX), Z24
-	VMOVUPS       256(BX), Z25
-	VMOVUPS       512(BX), Z26
-	VMOVUPS       768(BX), Z27
-	VMOVUPS       1024(BX), Z28
-	VMOVUPS       1280(BX), Z29
-	VMOVUPS       (CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       256(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       512(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       768(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VMOVUPS       64(BX), Z24
-	VMOVUPS       320(BX), Z25
-	VMOVUPS       576(BX), Z26
-	VMOVUPS       832(BX), Z27
-	VMOVUPS       1088(BX), Z28
-	VMOVUPS       1344(BX), Z29
-	VMOVUPS       64(CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       320(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       576(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       832(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VMOVUPS       128(BX), Z24
-	VMOVUPS       384(BX), Z25
-	VMOVUPS       640(BX), Z26
-	VMOVUPS       896(BX), Z27
-	VMOVUPS       1152(BX), Z28
-	VMOVUPS       1408(BX), Z29
-	VMOVUPS       128(CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       384(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       640(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       896(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VMOVUPS       192(BX), Z24
-	VMOVUPS       448(BX), Z25
-	VMOVUPS       704(BX), Z26
-	VMOVUPS       960(BX), Z27
-	VMOVUPS       1216(BX), Z28
-	VMOVUPS       1472(BX), Z29
-	VMOVUPS       192(CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       448(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       704(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       960(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VEXTRACTF64X4 $0x01, Z0, Y24
-	VADDPS        Y24, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z6, Y24
-	VADDPS        Y24, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z12, Y24
-	VADDPS        Y24, Y12, Y12
-	VEXTRACTF64X4 $0x01, Z18, Y24
-	VADDPS        Y24, Y18, Y18
+tok291:
+	VMOVUPS       (BX), Y18
+	VMOVUPS       256(BX), Y19
+	VMOVUPS       512(BX), Y20
+	VMOVUPS       768(BX), Y21
+	VMOVUPS       1024(BX), Y22
+	VMOVUPS       1280(BX), Y23
+	VMOVUPS       (CX), Y5
+	VMULPS        Y18, Y5, Y0
+	VMULPS        Y19, Y5, Y1
+	VMULPS        Y20, Y5, Y2
+	VMULPS        Y21, Y5, Y3
+	VMULPS        Y22, Y5, Y4
+	VMULPS        Y23, Y5, Y5
+	VMOVUPS       256(CX), Y11
+	VMULPS        Y18, Y11, Y6
+	VMULPS        Y19, Y11, Y7
+	VMULPS        Y20, Y11, Y8
+	VMULPS        Y21, Y11, Y9
+	VMULPS        Y22, Y11, Y10
+	VMULPS        Y23, Y11, Y11
+	VMOVUPS       512(CX), Y17
+	VMULPS        Y18, Y17, Y12
+	VMULPS        Y19, Y17, Y13
+	VMULPS        Y20, Y17, Y14
+	VMULPS        Y21, Y17, Y15
+	VMULPS        Y22, Y17, Y16
+	VMULPS        Y23, Y17, Y17
+	VMOVUPS       768(CX), Y24
+	VMULPS        Y18, Y24, Y18
+	VMULPS        Y19, Y24, Y19
+	VMULPS        Y20, Y24, Y20
+	VMULPS        Y21, Y24, Y21
+	VMULPS        Y22, Y24, Y22
+	VMULPS        Y23, Y24, Y23
+	VMOVUPS       32(BX), Y24
+	VMOVUPS       288(BX), Y25
+	VMOVUPS       544(BX), Y26
+	VMOVUPS       800(BX), Y27
+	VMOVUPS       1056(BX), Y28
+	VMOVUPS       1312(BX), Y29
+	VMOVUPS       32(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       288(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       544(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       800(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       64(BX), Y24
+	VMOVUPS       320(BX), Y25
+	VMOVUPS       576(BX), Y26
+	VMOVUPS       832(BX), Y27
+	VMOVUPS       1088(BX), Y28
+	VMOVUPS       1344(BX), Y29
+	VMOVUPS       64(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       320(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       576(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       832(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       96(BX), Y24
+	VMOVUPS       352(BX), Y25
+	VMOVUPS       608(BX), Y26
+	VMOVUPS       864(BX), Y27
+	VMOVUPS       1120(BX), Y28
+	VMOVUPS       1376(BX), Y29
+	VMOVUPS       96(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       352(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       608(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       864(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       128(BX), Y24
+	VMOVUPS       384(BX), Y25
+	VMOVUPS       640(BX), Y26
+	VMOVUPS       896(BX), Y27
+	VMOVUPS       1152(BX), Y28
+	VMOVUPS       1408(BX), Y29
+	VMOVUPS       128(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       384(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       640(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       896(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       160(BX), Y24
+	VMOVUPS       416(BX), Y25
+	VMOVUPS       672(BX), Y26
+	VMOVUPS       928(BX), Y27
+	VMOVUPS       1184(BX), Y28
+	VMOVUPS       1440(BX), Y29
+	VMOVUPS       160(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       416(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       672(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       928(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       192(BX), Y24
+	VMOVUPS       448(BX), Y25
+	VMOVUPS       704(BX), Y26
+	VMOVUPS       960(BX), Y27
+	VMOVUPS       1216(BX), Y28
+	VMOVUPS       1472(BX), Y29
+	VMOVUPS       192(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       448(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       704(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       960(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       224(BX), Y24
+	VMOVUPS       480(BX), Y25
+	VMOVUPS       736(BX), Y26
+	VMOVUPS       992(BX), Y27
+	VMOVUPS       1248(BX), Y28
+	VMOVUPS       1504(BX), Y29
+	VMOVUPS       224(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       480(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       736(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       992(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
 	VUNPCKLPS     Y6, Y0, Y24
 	VUNPCKHPS     Y6, Y0, Y0
 	VADDPS        Y0, Y24, Y24
@@ -6586,14 +7073,6 @@ tok269:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y13
-	VEXTRACTF64X4 $0x01, Z19, Y0
-	VADDPS        Y0, Y19, Y19
 	VUNPCKLPS     Y7, Y1, Y0
 	VUNPCKHPS     Y7, Y1, Y1
 	VADDPS        Y1, Y0, Y0
@@ -6606,14 +7085,6 @@ tok269:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, 688(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y8
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y14
-	VEXTRACTF64X4 $0x01, Z20, Y0
-	VADDPS        Y0, Y20, Y20
 	VUNPCKLPS     Y8, Y2, Y0
 	VUNPCKHPS     Y8, Y2, Y1
 	VADDPS        Y1, Y0, Y0
@@ -6626,14 +7097,6 @@ tok269:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 1376(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y9
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y15
-	VEXTRACTF64X4 $0x01, Z21, Y0
-	VADDPS        Y0, Y21, Y21
 	VUNPCKLPS     Y9, Y3, Y0
 	VUNPCKHPS     Y9, Y3, Y1
 	VADDPS        Y1, Y0, Y0
@@ -6646,14 +7109,6 @@ tok269:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 2064(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y10
-	VEXTRACTF64X4 $0x01, Z16, Y0
-	VADDPS        Y0, Y16, Y16
-	VEXTRACTF64X4 $0x01, Z22, Y0
-	VADDPS        Y0, Y22, Y22
 	VUNPCKLPS     Y10, Y4, Y0
 	VUNPCKHPS     Y10, Y4, Y1
 	VADDPS        Y1, Y0, Y0
@@ -6666,14 +7121,6 @@ tok269:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 2752(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y11
-	VEXTRACTF64X4 $0x01, Z17, Y0
-	VADDPS        Y0, Y17, Y17
-	VEXTRACTF64X4 $0x01, Z23, Y0
-	VADDPS        Y0, Y23, Y23
 	VUNPCKLPS     Y11, Y5, Y0
 	VUNPCKHPS     Y11, Y5, Y1
 	VADDPS        Y1, Y0, Y0
@@ -6690,45 +7137,53 @@ tok269:
 	ADDQ          $0x00001020, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok269
+	JGE           tok291
 
-toktail270:
+toktail292:
 	TESTQ DI, DI
-	JE    tokdone272
+	JE    tokdone294
 
-tok1_271:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (BX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VFMADD231PS   256(CX), Z4, Z1
-	VFMADD231PS   512(CX), Z4, Z2
-	VFMADD231PS   768(CX), Z4, Z3
-	VMOVUPS       64(BX), Z4
-	VFMADD231PS   64(CX), Z4, Z0
-	VFMADD231PS   320(CX), Z4, Z1
-	VFMADD231PS   576(CX), Z4, Z2
-	VFMADD231PS   832(CX), Z4, Z3
-	VMOVUPS       128(BX), Z4
-	VFMADD231PS   128(CX), Z4, Z0
-	VFMADD231PS   384(CX), Z4, Z1
-	VFMADD231PS   640(CX), Z4, Z2
-	VFMADD231PS   896(CX), Z4, Z3
-	VMOVUPS       192(BX), Z4
-	VFMADD231PS   192(CX), Z4, Z0
-	VFMADD231PS   448(CX), Z4, Z1
-	VFMADD231PS   704(CX), Z4, Z2
-	VFMADD231PS   960(CX), Z4, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+tok1_293:
+	VMOVUPS       (BX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        256(CX), Y3, Y1
+	VMULPS        512(CX), Y3, Y2
+	VMULPS        768(CX), Y3, Y3
+	VMOVUPS       32(BX), Y4
+	VFMADD231PS   32(CX), Y4, Y0
+	VFMADD231PS   288(CX), Y4, Y1
+	VFMADD231PS   544(CX), Y4, Y2
+	VFMADD231PS   800(CX), Y4, Y3
+	VMOVUPS       64(BX), Y4
+	VFMADD231PS   64(CX), Y4, Y0
+	VFMADD231PS   320(CX), Y4, Y1
+	VFMADD231PS   576(CX), Y4, Y2
+	VFMADD231PS   832(CX), Y4, Y3
+	VMOVUPS       96(BX), Y4
+	VFMADD231PS   96(CX), Y4, Y0
+	VFMADD231PS   352(CX), Y4, Y1
+	VFMADD231PS   608(CX), Y4, Y2
+	VFMADD231PS   864(CX), Y4, Y3
+	VMOVUPS       128(BX), Y4
+	VFMADD231PS   128(CX), Y4, Y0
+	VFMADD231PS   384(CX), Y4, Y1
+	VFMADD231PS   640(CX), Y4, Y2
+	VFMADD231PS   896(CX), Y4, Y3
+	VMOVUPS       160(BX), Y4
+	VFMADD231PS   160(CX), Y4, Y0
+	VFMADD231PS   416(CX), Y4, Y1
+	VFMADD231PS   672(CX), Y4, Y2
+	VFMADD231PS   928(CX), Y4, Y3
+	VMOVUPS       192(BX), Y4
+	VFMADD231PS   192(CX), Y4, Y0
+	VFMADD231PS   448(CX), Y4, Y1
+	VFMADD231PS   704(CX), Y4, Y2
+	VFMADD231PS   960(CX), Y4, Y3
+	VMOVUPS       224(BX), Y4
+	VFMADD231PS   224(CX), Y4, Y0
+	VFMADD231PS   480(CX), Y4, Y1
+	VFMADD231PS   736(CX), Y4, Y2
+	VFMADD231PS   992(CX), Y4, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -6744,87 +7199,131 @@ tok1_271:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x000002b0, SI
 	DECQ          DI
-	JNE           tok1_271
+	JNE           tok1_293
 
-tokdone272:
+tokdone294:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_265
+	JGE  rows4_287
 
-tail266:
+tail288:
 	TESTQ DX, DX
-	JE    done268
+	JE    done290
 
-rows1_267:
+rows1_289:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail274
+	JL   toktail296
 
-tok273:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       (BX), Z6
-	VMOVUPS       256(BX), Z7
-	VMOVUPS       512(BX), Z8
-	VMOVUPS       768(BX), Z9
-	VMOVUPS       1024(BX), Z10
-	VMOVUPS       1280(BX), Z11
-	VMOVUPS       (CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VMOVUPS       64(BX), Z6
-	VMOVUPS       320(BX), Z7
-	VMOVUPS       576(BX), Z8
-	VMOVUPS       832(BX), Z9
-	VMOVUPS       1088(BX), Z10
-	VMOVUPS       1344(BX), Z11
-	VMOVUPS       64(CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VMOVUPS       128(BX), Z6
-	VMOVUPS       384(BX), Z7
-	VMOVUPS       640(BX), Z8
-	VMOVUPS       896(BX), Z9
-	VMOVUPS       1152(BX), Z10
-	VMOVUPS       1408(BX), Z11
-	VMOVUPS       128(CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VMOVUPS       192(BX), Z6
-	VMOVUPS       448(BX), Z7
-	VMOVUPS       704(BX), Z8
-	VMOVUPS       960(BX), Z9
-	VMOVUPS       1216(BX), Z10
-	VMOVUPS       1472(BX), Z11
-	VMOVUPS       192(CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y0
+tok295:
+	VMOVUPS       (BX), Y0
+	VMOVUPS       256(BX), Y1
+	VMOVUPS       512(BX), Y2
+	VMOVUPS       768(BX), Y3
+	VMOVUPS       1024(BX), Y4
+	VMOVUPS       1280(BX), Y5
+	VMOVUPS       (CX), Y6
+	VMULPS        Y0, Y6, Y0
+	VMULPS        Y1, Y6, Y1
+	VMULPS        Y2, Y6, Y2
+	VMULPS        Y3, Y6, Y3
+	VMULPS        Y4, Y6, Y4
+	VMULPS        Y5, Y6, Y5
+	VMOVUPS       32(BX), Y6
+	VMOVUPS       288(BX), Y7
+	VMOVUPS       544(BX), Y8
+	VMOVUPS       800(BX), Y9
+	VMOVUPS       1056(BX), Y10
+	VMOVUPS       1312(BX), Y11
+	VMOVUPS       32(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       64(BX), Y6
+	VMOVUPS       320(BX), Y7
+	VMOVUPS       576(BX), Y8
+	VMOVUPS       832(BX), Y9
+	VMOVUPS       1088(BX), Y10
+	VMOVUPS       1344(BX), Y11
+	VMOVUPS       64(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       96(BX), Y6
+	VMOVUPS       352(BX), Y7
+	VMOVUPS       608(BX), Y8
+	VMOVUPS       864(BX), Y9
+	VMOVUPS       1120(BX), Y10
+	VMOVUPS       1376(BX), Y11
+	VMOVUPS       96(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       128(BX), Y6
+	VMOVUPS       384(BX), Y7
+	VMOVUPS       640(BX), Y8
+	VMOVUPS       896(BX), Y9
+	VMOVUPS       1152(BX), Y10
+	VMOVUPS       1408(BX), Y11
+	VMOVUPS       128(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       160(BX), Y6
+	VMOVUPS       416(BX), Y7
+	VMOVUPS       672(BX), Y8
+	VMOVUPS       928(BX), Y9
+	VMOVUPS       1184(BX), Y10
+	VMOVUPS       1440(BX), Y11
+	VMOVUPS       160(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       192(BX), Y6
+	VMOVUPS       448(BX), Y7
+	VMOVUPS       704(BX), Y8
+	VMOVUPS       960(BX), Y9
+	VMOVUPS       1216(BX), Y10
+	VMOVUPS       1472(BX), Y11
+	VMOVUPS       192(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       224(BX), Y6
+	VMOVUPS       480(BX), Y7
+	VMOVUPS       736(BX), Y8
+	VMOVUPS       992(BX), Y9
+	VMOVUPS       1248(BX), Y10
+	VMOVUPS       1504(BX), Y11
+	VMOVUPS       224(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
 	VEXTRACTF32X4 $0x01, Y0, X6
 	VADDPS        X6, X0, X6
 	VPERMILPS     $0x4e, X6, X0
@@ -6832,8 +7331,6 @@ tok273:
 	VPERMILPS     $0xb1, X6, X0
 	VADDPS        X0, X6, X6
 	VMOVSS        X6, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -6841,8 +7338,6 @@ tok273:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 688(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -6850,8 +7345,6 @@ tok273:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 1376(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X0
 	VADDPS        X0, X3, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -6859,8 +7352,6 @@ tok273:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 2064(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X0
 	VADDPS        X0, X4, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -6868,8 +7359,6 @@ tok273:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 2752(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X0
 	VADDPS        X0, X5, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -6881,24 +7370,29 @@ tok273:
 	ADDQ          $0x00001020, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok273
+	JGE           tok295
 
-toktail274:
+toktail296:
 	TESTQ DI, DI
-	JE    tokdone276
+	JE    tokdone298
 
-tok1_275:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (BX), Z1
-	VFMADD231PS   (CX), Z1, Z0
-	VMOVUPS       64(BX), Z1
-	VFMADD231PS   64(CX), Z1, Z0
-	VMOVUPS       128(BX), Z1
-	VFMADD231PS   128(CX), Z1, Z0
-	VMOVUPS       192(BX), Z1
-	VFMADD231PS   192(CX), Z1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+tok1_297:
+	VMOVUPS       (BX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(BX), Y1
+	VFMADD231PS   32(CX), Y1, Y0
+	VMOVUPS       64(BX), Y1
+	VFMADD231PS   64(CX), Y1, Y0
+	VMOVUPS       96(BX), Y1
+	VFMADD231PS   96(CX), Y1, Y0
+	VMOVUPS       128(BX), Y1
+	VFMADD231PS   128(CX), Y1, Y0
+	VMOVUPS       160(BX), Y1
+	VFMADD231PS   160(CX), Y1, Y0
+	VMOVUPS       192(BX), Y1
+	VFMADD231PS   192(CX), Y1, Y0
+	VMOVUPS       224(BX), Y1
+	VFMADD231PS   224(CX), Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -6909,58 +7403,50 @@ tok1_275:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x000002b0, SI
 	DECQ          DI
-	JNE           tok1_275
+	JNE           tok1_297
 
-tokdone276:
+tokdone298:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_267
+	JNE  rows1_289
 
-done268:
+done290:
 	VZEROUPPER
 	RET
 
 // func matmul_1x1_avx2(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, FMA3
+// Requires: AVX
 TEXT ·matmul_1x1_avx2(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail278
+	JL      tail300
 
-rows4_277:
+rows4_299:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail282
+	JL   toktail304
 
-tok281:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMASKMOVPS   (BX), Y0, Y9
-	VMASKMOVPS   4(BX), Y0, Y10
-	VMASKMOVPS   (CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y1
-	VFMADD231PS  Y10, Y11, Y2
-	VMASKMOVPS   4(CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y3
-	VFMADD231PS  Y10, Y11, Y4
-	VMASKMOVPS   8(CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y5
-	VFMADD231PS  Y10, Y11, Y6
-	VMASKMOVPS   12(CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y7
-	VFMADD231PS  Y10, Y11, Y8
+tok303:
+	VMASKMOVPS   (BX), Y0, Y7
+	VMASKMOVPS   4(BX), Y0, Y8
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y7, Y2, Y1
+	VMULPS       Y8, Y2, Y2
+	VMASKMOVPS   4(CX), Y0, Y4
+	VMULPS       Y7, Y4, Y3
+	VMULPS       Y8, Y4, Y4
+	VMASKMOVPS   8(CX), Y0, Y6
+	VMULPS       Y7, Y6, Y5
+	VMULPS       Y8, Y6, Y6
+	VMASKMOVPS   12(CX), Y0, Y9
+	VMULPS       Y7, Y9, Y7
+	VMULPS       Y8, Y9, Y8
 	VUNPCKLPS    Y3, Y1, Y9
 	VUNPCKHPS    Y3, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -6989,26 +7475,22 @@ tok281:
 	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok281
+	JGE          tok303
 
-toktail282:
+toktail304:
 	TESTQ DI, DI
-	JE    tokdone284
+	JE    tokdone306
 
-tok1_283:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMASKMOVPS   (BX), Y0, Y5
-	VMASKMOVPS   (CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y1
-	VMASKMOVPS   4(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y2
-	VMASKMOVPS   8(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y3
-	VMASKMOVPS   12(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y4
+tok1_305:
+	VMASKMOVPS   (BX), Y0, Y4
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y4, Y1, Y1
+	VMASKMOVPS   4(CX), Y0, Y2
+	VMULPS       Y4, Y2, Y2
+	VMASKMOVPS   8(CX), Y0, Y3
+	VMULPS       Y4, Y3, Y3
+	VMASKMOVPS   12(CX), Y0, Y5
+	VMULPS       Y4, Y5, Y4
 	VUNPCKLPS    Y2, Y1, Y5
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y5, Y5
@@ -7024,34 +7506,32 @@ tok1_283:
 	ADDQ         $0x00000004, BX
 	ADDQ         $0x00000004, SI
 	DECQ         DI
-	JNE          tok1_283
+	JNE          tok1_305
 
-tokdone284:
+tokdone306:
 	ADDQ $0x00000010, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_277
+	JGE  rows4_299
 
-tail278:
+tail300:
 	TESTQ DX, DX
-	JE    done280
+	JE    done302
 
-rows1_279:
+rows1_301:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail286
+	JL   toktail308
 
-tok285:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (BX), Y0, Y3
-	VMASKMOVPS   4(BX), Y0, Y4
-	VMASKMOVPS   (CX), Y0, Y5
-	VFMADD231PS  Y3, Y5, Y1
-	VFMADD231PS  Y4, Y5, Y2
+tok307:
+	VMASKMOVPS   (BX), Y0, Y1
+	VMASKMOVPS   4(BX), Y0, Y2
+	VMASKMOVPS   (CX), Y0, Y3
+	VMULPS       Y1, Y3, Y1
+	VMULPS       Y2, Y3, Y2
 	VEXTRACTF128 $0x01, Y1, X3
 	VADDPS       X3, X1, X3
 	VPERMILPS    $0x4e, X3, X1
@@ -7070,17 +7550,16 @@ tok285:
 	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok285
+	JGE          tok307
 
-toktail286:
+toktail308:
 	TESTQ DI, DI
-	JE    tokdone288
+	JE    tokdone310
 
-tok1_287:
-	VXORPS       Y1, Y1, Y1
-	VMASKMOVPS   (BX), Y0, Y2
-	VMASKMOVPS   (CX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+tok1_309:
+	VMASKMOVPS   (BX), Y0, Y1
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -7091,15 +7570,15 @@ tok1_287:
 	ADDQ         $0x00000004, BX
 	ADDQ         $0x00000004, SI
 	DECQ         DI
-	JNE          tok1_287
+	JNE          tok1_309
 
-tokdone288:
+tokdone310:
 	ADDQ $0x00000004, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_279
+	JNE  rows1_301
 
-done280:
+done302:
 	VZEROUPPER
 	RET
 
@@ -7112,78 +7591,46 @@ TEXT ·matmul_1x1_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail290
+	JL    tail312
 
-rows4_289:
+rows4_311:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail294
+	JL   toktail316
 
-tok293:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS.Z     (BX), K1, Z24
-	VMOVUPS.Z     4(BX), K1, Z25
-	VMOVUPS.Z     8(BX), K1, Z26
-	VMOVUPS.Z     12(BX), K1, Z27
-	VMOVUPS.Z     16(BX), K1, Z28
-	VMOVUPS.Z     20(BX), K1, Z29
-	VFMADD231PS   (CX), Z24, K1, Z0
-	VFMADD231PS   (CX), Z25, K1, Z1
-	VFMADD231PS   (CX), Z26, K1, Z2
-	VFMADD231PS   (CX), Z27, K1, Z3
-	VFMADD231PS   (CX), Z28, K1, Z4
-	VFMADD231PS   (CX), Z29, K1, Z5
-	VFMADD231PS   4(CX), Z24, K1, Z6
-	VFMADD231PS   4(CX), Z25, K1, Z7
-	VFMADD231PS   4(CX), Z26, K1, Z8
-	VFMADD231PS   4(CX), Z27, K1, Z9
-	VFMADD231PS   4(CX), Z28, K1, Z10
-	VFMADD231PS   4(CX), Z29, K1, Z11
-	VFMADD231PS   8(CX), Z24, K1, Z12
-	VFMADD231PS   8(CX), Z25, K1, Z13
-	VFMADD231PS   8(CX), Z26, K1, Z14
-	VFMADD231PS   8(CX), Z27, K1, Z15
-	VFMADD231PS   8(CX), Z28, K1, Z16
-	VFMADD231PS   8(CX), Z29, K1, Z17
-	VFMADD231PS   12(CX), Z24, K1, Z18
-	VFMADD231PS   12(CX), Z25, K1, Z19
-	VFMADD231PS   12(CX), Z26, K1, Z20
-	VFMADD231PS   12(CX), Z27, K1, Z21
-	VFMADD231PS   12(CX), Z28, K1, Z22
-	VFMADD231PS   12(CX), Z29, K1, Z23
-	VEXTRACTF64X4 $0x01, Z0, Y24
-	VADDPS        Y24, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z6, Y24
-	VADDPS        Y24, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z12, Y24
-	VADDPS        Y24, Y12, Y12
-	VEXTRACTF64X4 $0x01, Z18, Y24
-	VADDPS        Y24, Y18, Y18
+tok315:
+	VMOVUPS.Z     (BX), K1, Y18
+	VMOVUPS.Z     4(BX), K1, Y19
+	VMOVUPS.Z     8(BX), K1, Y20
+	VMOVUPS.Z     12(BX), K1, Y21
+	VMOVUPS.Z     16(BX), K1, Y22
+	VMOVUPS.Z     20(BX), K1, Y23
+	VMULPS.Z      (CX), Y18, K1, Y0
+	VMULPS.Z      (CX), Y19, K1, Y1
+	VMULPS.Z      (CX), Y20, K1, Y2
+	VMULPS.Z      (CX), Y21, K1, Y3
+	VMULPS.Z      (CX), Y22, K1, Y4
+	VMULPS.Z      (CX), Y23, K1, Y5
+	VMULPS.Z      4(CX), Y18, K1, Y6
+	VMULPS.Z      4(CX), Y19, K1, Y7
+	VMULPS.Z      4(CX), Y20, K1, Y8
+	VMULPS.Z      4(CX), Y21, K1, Y9
+	VMULPS.Z      4(CX), Y22, K1, Y10
+	VMULPS.Z      4(CX), Y23, K1, Y11
+	VMULPS.Z      8(CX), Y18, K1, Y12
+	VMULPS.Z      8(CX), Y19, K1, Y13
+	VMULPS.Z      8(CX), Y20, K1, Y14
+	VMULPS.Z      8(CX), Y21, K1, Y15
+	VMULPS.Z      8(CX), Y22, K1, Y16
+	VMULPS.Z      8(CX), Y23, K1, Y17
+	VMULPS.Z      12(CX), Y18, K1, Y18
+	VMULPS.Z      12(CX), Y19, K1, Y19
+	VMULPS.Z      12(CX), Y20, K1, Y20
+	VMULPS.Z      12(CX), Y21, K1, Y21
+	VMULPS.Z      12(CX), Y22, K1, Y22
+	VMULPS.Z      12(CX), Y23, K1, Y23
 	VUNPCKLPS     Y6, Y0, Y24
 	VUNPCKHPS     Y6, Y0, Y0
 	VADDPS        Y0, Y24, Y24
@@ -7196,14 +7643,6 @@ tok293:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y13
-	VEXTRACTF64X4 $0x01, Z19, Y0
-	VADDPS        Y0, Y19, Y19
 	VUNPCKLPS     Y7, Y1, Y0
 	VUNPCKHPS     Y7, Y1, Y1
 	VADDPS        Y1, Y0, Y0
@@ -7216,14 +7655,6 @@ tok293:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, 4(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y8
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y14
-	VEXTRACTF64X4 $0x01, Z20, Y0
-	VADDPS        Y0, Y20, Y20
 	VUNPCKLPS     Y8, Y2, Y0
 	VUNPCKHPS     Y8, Y2, Y1
 	VADDPS        Y1, Y0, Y0
@@ -7236,14 +7667,6 @@ tok293:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 8(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y9
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y15
-	VEXTRACTF64X4 $0x01, Z21, Y0
-	VADDPS        Y0, Y21, Y21
 	VUNPCKLPS     Y9, Y3, Y0
 	VUNPCKHPS     Y9, Y3, Y1
 	VADDPS        Y1, Y0, Y0
@@ -7256,14 +7679,6 @@ tok293:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 12(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y10
-	VEXTRACTF64X4 $0x01, Z16, Y0
-	VADDPS        Y0, Y16, Y16
-	VEXTRACTF64X4 $0x01, Z22, Y0
-	VADDPS        Y0, Y22, Y22
 	VUNPCKLPS     Y10, Y4, Y0
 	VUNPCKHPS     Y10, Y4, Y1
 	VADDPS        Y1, Y0, Y0
@@ -7276,14 +7691,6 @@ tok293:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 16(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y11
-	VEXTRACTF64X4 $0x01, Z17, Y0
-	VADDPS        Y0, Y17, Y17
-	VEXTRACTF64X4 $0x01, Z23, Y0
-	VADDPS        Y0, Y23, Y23
 	VUNPCKLPS     Y11, Y5, Y0
 	VUNPCKHPS     Y11, Y5, Y1
 	VADDPS        Y1, Y0, Y0
@@ -7300,30 +7707,18 @@ tok293:
 	ADDQ          $0x00000018, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok293
+	JGE           tok315
 
-toktail294:
+toktail316:
 	TESTQ DI, DI
-	JE    tokdone296
+	JE    tokdone318
 
-tok1_295:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS.Z     (BX), K1, Z4
-	VFMADD231PS   (CX), Z4, K1, Z0
-	VFMADD231PS   4(CX), Z4, K1, Z1
-	VFMADD231PS   8(CX), Z4, K1, Z2
-	VFMADD231PS   12(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+tok1_317:
+	VMOVUPS.Z     (BX), K1, Y3
+	VMULPS.Z      (CX), Y3, K1, Y0
+	VMULPS.Z      4(CX), Y3, K1, Y1
+	VMULPS.Z      8(CX), Y3, K1, Y2
+	VMULPS.Z      12(CX), Y3, K1, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -7339,47 +7734,39 @@ tok1_295:
 	ADDQ          $0x00000004, BX
 	ADDQ          $0x00000004, SI
 	DECQ          DI
-	JNE           tok1_295
+	JNE           tok1_317
 
-tokdone296:
+tokdone318:
 	ADDQ $0x00000010, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_289
+	JGE  rows4_311
 
-tail290:
+tail312:
 	TESTQ DX, DX
-	JE    done292
+	JE    done314
 
-rows1_291:
+rows1_313:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail298
+	JL   toktail320
 
-tok297:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS.Z     (BX), K1, Z6
-	VMOVUPS.Z     4(BX), K1, Z7
-	VMOVUPS.Z     8(BX), K1, Z8
-	VMOVUPS.Z     12(BX), K1, Z9
-	VMOVUPS.Z     16(BX), K1, Z10
-	VMOVUPS.Z     20(BX), K1, Z11
-	VFMADD231PS   (CX), Z6, K1, Z0
-	VFMADD231PS   (CX), Z7, K1, Z1
-	VFMADD231PS   (CX), Z8, K1, Z2
-	VFMADD231PS   (CX), Z9, K1, Z3
-	VFMADD231PS   (CX), Z10, K1, Z4
-	VFMADD231PS   (CX), Z11, K1, Z5
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y0
+tok319:
+	VMOVUPS.Z     (BX), K1, Y0
+	VMOVUPS.Z     4(BX), K1, Y1
+	VMOVUPS.Z     8(BX), K1, Y2
+	VMOVUPS.Z     12(BX), K1, Y3
+	VMOVUPS.Z     16(BX), K1, Y4
+	VMOVUPS.Z     20(BX), K1, Y5
+	VMULPS.Z      (CX), Y0, K1, Y0
+	VMULPS.Z      (CX), Y1, K1, Y1
+	VMULPS.Z      (CX), Y2, K1, Y2
+	VMULPS.Z      (CX), Y3, K1, Y3
+	VMULPS.Z      (CX), Y4, K1, Y4
+	VMULPS.Z      (CX), Y5, K1, Y5
 	VEXTRACTF32X4 $0x01, Y0, X6
 	VADDPS        X6, X0, X6
 	VPERMILPS     $0x4e, X6, X0
@@ -7387,8 +7774,6 @@ tok297:
 	VPERMILPS     $0xb1, X6, X0
 	VADDPS        X0, X6, X6
 	VMOVSS        X6, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -7396,8 +7781,6 @@ tok297:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 4(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -7405,8 +7788,6 @@ tok297:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 8(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X0
 	VADDPS        X0, X3, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -7414,8 +7795,6 @@ tok297:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 12(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X0
 	VADDPS        X0, X4, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -7423,8 +7802,6 @@ tok297:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 16(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X0
 	VADDPS        X0, X5, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -7436,18 +7813,15 @@ tok297:
 	ADDQ          $0x00000018, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok297
+	JGE           tok319
 
-toktail298:
+toktail320:
 	TESTQ DI, DI
-	JE    tokdone300
+	JE    tokdone322
 
-tok1_299:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (BX), K1, Z1
-	VFMADD231PS   (CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+tok1_321:
+	VMOVUPS.Z     (BX), K1, Y0
+	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -7458,584 +7832,35 @@ tok1_299:
 	ADDQ          $0x00000004, BX
 	ADDQ          $0x00000004, SI
 	DECQ          DI
-	JNE           tok1_299
+	JNE           tok1_321
 
-tokdone300:
+tokdone322:
 	ADDQ $0x00000004, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_291
+	JNE  rows1_313
 
-done292:
+done314:
 	VZEROUPPER
 	RET
 
-// func matmul_5x7_avx2(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_2048x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
-TEXT ·matmul_5x7_avx2(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    n+24(FP), DX
-	VMOVDQU masktab<>+36(SB), Y0
-	CMPQ    DX, $0x04
-	JL      tail302
-
-rows4_301:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x02
-	JL   toktail306
-
-tok305:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMASKMOVPS   (BX), Y0, Y9
-	VMASKMOVPS   28(BX), Y0, Y10
-	VMASKMOVPS   (CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y1
-	VFMADD231PS  Y10, Y11, Y2
-	VMASKMOVPS   28(CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y3
-	VFMADD231PS  Y10, Y11, Y4
-	VMASKMOVPS   56(CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y5
-	VFMADD231PS  Y10, Y11, Y6
-	VMASKMOVPS   84(CX), Y0, Y11
-	VFMADD231PS  Y9, Y11, Y7
-	VFMADD231PS  Y10, Y11, Y8
-	VUNPCKLPS    Y3, Y1, Y9
-	VUNPCKHPS    Y3, Y1, Y1
-	VADDPS       Y1, Y9, Y9
-	VUNPCKLPS    Y7, Y5, Y1
-	VUNPCKHPS    Y7, Y5, Y3
-	VADDPS       Y3, Y1, Y1
-	VUNPCKLPD    Y1, Y9, Y3
-	VUNPCKHPD    Y1, Y9, Y1
-	VADDPS       Y1, Y3, Y3
-	VEXTRACTF128 $0x01, Y3, X1
-	VADDPS       X1, X3, X1
-	VMOVUPS      X1, (SI)
-	VUNPCKLPS    Y4, Y2, Y1
-	VUNPCKHPS    Y4, Y2, Y2
-	VADDPS       Y2, Y1, Y1
-	VUNPCKLPS    Y8, Y6, Y2
-	VUNPCKHPS    Y8, Y6, Y3
-	VADDPS       Y3, Y2, Y2
-	VUNPCKLPD    Y2, Y1, Y3
-	VUNPCKHPD    Y2, Y1, Y1
-	VADDPS       Y1, Y3, Y3
-	VEXTRACTF128 $0x01, Y3, X1
-	VADDPS       X1, X3, X1
-	VMOVUPS      X1, 20(SI)
-	ADDQ         $0x00000038, BX
-	ADDQ         $0x00000028, SI
-	SUBQ         $0x02, DI
-	CMPQ         DI, $0x02
-	JGE          tok305
-
-toktail306:
-	TESTQ DI, DI
-	JE    tokdone308
-
-tok1_307:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMASKMOVPS   (BX), Y0, Y5
-	VMASKMOVPS   (CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y1
-	VMASKMOVPS   28(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y2
-	VMASKMOVPS   56(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y3
-	VMASKMOVPS   84(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y4
-	VUNPCKLPS    Y2, Y1, Y5
-	VUNPCKHPS    Y2, Y1, Y1
-	VADDPS       Y1, Y5, Y5
-	VUNPCKLPS    Y4, Y3, Y1
-	VUNPCKHPS    Y4, Y3, Y2
-	VADDPS       Y2, Y1, Y1
-	VUNPCKLPD    Y1, Y5, Y2
-	VUNPCKHPD    Y1, Y5, Y1
-	VADDPS       Y1, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VMOVUPS      X1, (SI)
-	ADDQ         $0x0000001c, BX
-	ADDQ         $0x00000014, SI
-	DECQ         DI
-	JNE          tok1_307
-
-tokdone308:
-	ADDQ $0x00000070, CX
-	ADDQ $0x10, AX
-	SUBQ $0x04, DX
-	CMPQ DX, $0x04
-	JGE  rows4_301
-
-tail302:
-	TESTQ DX, DX
-	JE    done304
-
-rows1_303:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x02
-	JL   toktail310
-
-tok309:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (BX), Y0, Y3
-	VMASKMOVPS   28(BX), Y0, Y4
-	VMASKMOVPS   (CX), Y0, Y5
-	VFMADD231PS  Y3, Y5, Y1
-	VFMADD231PS  Y4, Y5, Y2
-	VEXTRACTF128 $0x01, Y1, X3
-	VADDPS       X3, X1, X3
-	VPERMILPS    $0x4e, X3, X1
-	VADDPS       X1, X3, X3
-	VPERMILPS    $0xb1, X3, X1
-	VADDPS       X1, X3, X3
-	VMOVSS       X3, (SI)
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VPERMILPS    $0x4e, X1, X2
-	VADDPS       X2, X1, X1
-	VPERMILPS    $0xb1, X1, X2
-	VADDPS       X2, X1, X1
-	VMOVSS       X1, 20(SI)
-	ADDQ         $0x00000038, BX
-	ADDQ         $0x00000028, SI
-	SUBQ         $0x02, DI
-	CMPQ         DI, $0x02
-	JGE          tok309
-
-toktail310:
-	TESTQ DI, DI
-	JE    tokdone312
-
-tok1_311:
-	VXORPS       Y1, Y1, Y1
-	VMASKMOVPS   (BX), Y0, Y2
-	VMASKMOVPS   (CX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VPERMILPS    $0x4e, X2, X1
-	VADDPS       X1, X2, X2
-	VPERMILPS    $0xb1, X2, X1
-	VADDPS       X1, X2, X2
-	VMOVSS       X2, (SI)
-	ADDQ         $0x0000001c, BX
-	ADDQ         $0x00000014, SI
-	DECQ         DI
-	JNE          tok1_311
-
-tokdone312:
-	ADDQ $0x0000001c, CX
-	ADDQ $0x04, AX
-	DECQ DX
-	JNE  rows1_303
-
-done304:
-	VZEROUPPER
-	RET
-
-// func matmul_5x7_avx512(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VL
-TEXT ·matmul_5x7_avx512(SB), NOSPLIT, $0-40
-	MOVQ  out+0(FP), AX
-	MOVQ  w+8(FP), CX
-	MOVQ  n+24(FP), DX
-	MOVL  $0x0000007f, BX
-	KMOVW BX, K1
-	CMPQ  DX, $0x04
-	JL    tail314
-
-rows4_313:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x06
-	JL   toktail318
-
-tok317:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS.Z     (BX), K1, Z24
-	VMOVUPS.Z     28(BX), K1, Z25
-	VMOVUPS.Z     56(BX), K1, Z26
-	VMOVUPS.Z     84(BX), K1, Z27
-	VMOVUPS.Z     112(BX), K1, Z28
-	VMOVUPS.Z     140(BX), K1, Z29
-	VFMADD231PS   (CX), Z24, K1, Z0
-	VFMADD231PS   (CX), Z25, K1, Z1
-	VFMADD231PS   (CX), Z26, K1, Z2
-	VFMADD231PS   (CX), Z27, K1, Z3
-	VFMADD231PS   (CX), Z28, K1, Z4
-	VFMADD231PS   (CX), Z29, K1, Z5
-	VFMADD231PS   28(CX), Z24, K1, Z6
-	VFMADD231PS   28(CX), Z25, K1, Z7
-	VFMADD231PS   28(CX), Z26, K1, Z8
-	VFMADD231PS   28(CX), Z27, K1, Z9
-	VFMADD231PS   28(CX), Z28, K1, Z10
-	VFMADD231PS   28(CX), Z29, K1, Z11
-	VFMADD231PS   56(CX), Z24, K1, Z12
-	VFMADD231PS   56(CX), Z25, K1, Z13
-	VFMADD231PS   56(CX), Z26, K1, Z14
-	VFMADD231PS   56(CX), Z27, K1, Z15
-	VFMADD231PS   56(CX), Z28, K1, Z16
-	VFMADD231PS   56(CX), Z29, K1, Z17
-	VFMADD231PS   84(CX), Z24, K1, Z18
-	VFMADD231PS   84(CX), Z25, K1, Z19
-	VFMADD231PS   84(CX), Z26, K1, Z20
-	VFMADD231PS   84(CX), Z27, K1, Z21
-	VFMADD231PS   84(CX), Z28, K1, Z22
-	VFMADD231PS   84(CX), Z29, K1, Z23
-	VEXTRACTF64X4 $0x01, Z0, Y24
-	VADDPS        Y24, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z6, Y24
-	VADDPS        Y24, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z12, Y24
-	VADDPS        Y24, Y12, Y12
-	VEXTRACTF64X4 $0x01, Z18, Y24
-	VADDPS        Y24, Y18, Y18
-	VUNPCKLPS     Y6, Y0, Y24
-	VUNPCKHPS     Y6, Y0, Y0
-	VADDPS        Y0, Y24, Y24
-	VUNPCKLPS     Y18, Y12, Y0
-	VUNPCKHPS     Y18, Y12, Y6
-	VADDPS        Y6, Y0, Y0
-	VUNPCKLPD     Y0, Y24, Y6
-	VUNPCKHPD     Y0, Y24, Y0
-	VADDPS        Y0, Y6, Y6
-	VEXTRACTF32X4 $0x01, Y6, X0
-	VADDPS        X0, X6, X0
-	VMOVUPS       X0, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y13
-	VEXTRACTF64X4 $0x01, Z19, Y0
-	VADDPS        Y0, Y19, Y19
-	VUNPCKLPS     Y7, Y1, Y0
-	VUNPCKHPS     Y7, Y1, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y19, Y13, Y1
-	VUNPCKHPS     Y19, Y13, Y6
-	VADDPS        Y6, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y6
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y6, Y6
-	VEXTRACTF32X4 $0x01, Y6, X0
-	VADDPS        X0, X6, X0
-	VMOVUPS       X0, 20(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y8
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y14
-	VEXTRACTF64X4 $0x01, Z20, Y0
-	VADDPS        Y0, Y20, Y20
-	VUNPCKLPS     Y8, Y2, Y0
-	VUNPCKHPS     Y8, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y20, Y14, Y1
-	VUNPCKHPS     Y20, Y14, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 40(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y9
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y15
-	VEXTRACTF64X4 $0x01, Z21, Y0
-	VADDPS        Y0, Y21, Y21
-	VUNPCKLPS     Y9, Y3, Y0
-	VUNPCKHPS     Y9, Y3, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y21, Y15, Y1
-	VUNPCKHPS     Y21, Y15, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 60(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y10
-	VEXTRACTF64X4 $0x01, Z16, Y0
-	VADDPS        Y0, Y16, Y16
-	VEXTRACTF64X4 $0x01, Z22, Y0
-	VADDPS        Y0, Y22, Y22
-	VUNPCKLPS     Y10, Y4, Y0
-	VUNPCKHPS     Y10, Y4, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y22, Y16, Y1
-	VUNPCKHPS     Y22, Y16, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 80(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y11
-	VEXTRACTF64X4 $0x01, Z17, Y0
-	VADDPS        Y0, Y17, Y17
-	VEXTRACTF64X4 $0x01, Z23, Y0
-	VADDPS        Y0, Y23, Y23
-	VUNPCKLPS     Y11, Y5, Y0
-	VUNPCKHPS     Y11, Y5, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y23, Y17, Y1
-	VUNPCKHPS     Y23, Y17, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 100(SI)
-	ADDQ          $0x000000a8, BX
-	ADDQ          $0x00000078, SI
-	SUBQ          $0x06, DI
-	CMPQ          DI, $0x06
-	JGE           tok317
-
-toktail318:
-	TESTQ DI, DI
-	JE    tokdone320
-
-tok1_319:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS.Z     (BX), K1, Z4
-	VFMADD231PS   (CX), Z4, K1, Z0
-	VFMADD231PS   28(CX), Z4, K1, Z1
-	VFMADD231PS   56(CX), Z4, K1, Z2
-	VFMADD231PS   84(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPS     Y1, Y0, Y4
-	VUNPCKHPS     Y1, Y0, Y0
-	VADDPS        Y0, Y4, Y4
-	VUNPCKLPS     Y3, Y2, Y0
-	VUNPCKHPS     Y3, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPD     Y0, Y4, Y1
-	VUNPCKHPD     Y0, Y4, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VMOVUPS       X0, (SI)
-	ADDQ          $0x0000001c, BX
-	ADDQ          $0x00000014, SI
-	DECQ          DI
-	JNE           tok1_319
-
-tokdone320:
-	ADDQ $0x00000070, CX
-	ADDQ $0x10, AX
-	SUBQ $0x04, DX
-	CMPQ DX, $0x04
-	JGE  rows4_313
-
-tail314:
-	TESTQ DX, DX
-	JE    done316
-
-rows1_315:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x06
-	JL   toktail322
-
-tok321:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS.Z     (BX), K1, Z6
-	VMOVUPS.Z     28(BX), K1, Z7
-	VMOVUPS.Z     56(BX), K1, Z8
-	VMOVUPS.Z     84(BX), K1, Z9
-	VMOVUPS.Z     112(BX), K1, Z10
-	VMOVUPS.Z     140(BX), K1, Z11
-	VFMADD231PS   (CX), Z6, K1, Z0
-	VFMADD231PS   (CX), Z7, K1, Z1
-	VFMADD231PS   (CX), Z8, K1, Z2
-	VFMADD231PS   (CX), Z9, K1, Z3
-	VFMADD231PS   (CX), Z10, K1, Z4
-	VFMADD231PS   (CX), Z11, K1, Z5
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X6
-	VADDPS        X6, X0, X6
-	VPERMILPS     $0x4e, X6, X0
-	VADDPS        X0, X6, X6
-	VPERMILPS     $0xb1, X6, X0
-	VADDPS        X0, X6, X6
-	VMOVSS        X6, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 20(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 40(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X0
-	VADDPS        X0, X3, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 60(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 80(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF32X4 $0x01, Y5, X0
-	VADDPS        X0, X5, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 100(SI)
-	ADDQ          $0x000000a8, BX
-	ADDQ          $0x00000078, SI
-	SUBQ          $0x06, DI
-	CMPQ          DI, $0x06
-	JGE           tok321
-
-toktail322:
-	TESTQ DI, DI
-	JE    tokdone324
-
-tok1_323:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (BX), K1, Z1
-	VFMADD231PS   (CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VPERMILPS     $0x4e, X1, X0
-	VADDPS        X0, X1, X1
-	VPERMILPS     $0xb1, X1, X0
-	VADDPS        X0, X1, X1
-	VMOVSS        X1, (SI)
-	ADDQ          $0x0000001c, BX
-	ADDQ          $0x00000014, SI
-	DECQ          DI
-	JNE           tok1_323
-
-tokdone324:
-	ADDQ $0x0000001c, CX
-	ADDQ $0x04, AX
-	DECQ DX
-	JNE  rows1_315
-
-done316:
-	VZEROUPPER
-	RET
-
-// func matmul_768x288_avx2(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, FMA3
-TEXT ·matmul_768x288_avx2(SB), NOSPLIT, $0-40
+TEXT ·matmul_2048x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail326
+	JL   tail324
 
-rows4_325:
+rows4_323:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail330
+	JL   toktail328
 
-tok329:
+tok327:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8046,24 +7871,24 @@ tok329:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols333:
+cols331:
 	VMOVUPS      (BX)(R8*1), Y8
-	VMOVUPS      1152(BX)(R8*1), Y9
+	VMOVUPS      3072(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y0
 	VFMADD231PS  Y9, Y10, Y1
-	VMOVUPS      1152(CX)(R8*1), Y10
+	VMOVUPS      3072(CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y2
 	VFMADD231PS  Y9, Y10, Y3
-	VMOVUPS      2304(CX)(R8*1), Y10
+	VMOVUPS      6144(CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y4
 	VFMADD231PS  Y9, Y10, Y5
-	VMOVUPS      3456(CX)(R8*1), Y10
+	VMOVUPS      9216(CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y6
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000480
-	JNE          cols333
+	CMPQ         R8, $0x00000c00
+	JNE          cols331
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -8087,33 +7912,33 @@ cols333:
 	VADDPS       Y0, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
-	VMOVUPS      X0, 3072(SI)
-	ADDQ         $0x00000900, BX
-	ADDQ         $0x00001800, SI
+	VMOVUPS      X0, 8192(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00004000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok329
+	JGE          tok327
 
-toktail330:
+toktail328:
 	TESTQ DI, DI
-	JE    tokdone332
+	JE    tokdone330
 
-tok1_331:
+tok1_329:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols334:
+cols332:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
-	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
-	VFMADD231PS  2304(CX)(R8*1), Y4, Y2
-	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
+	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
+	VFMADD231PS  6144(CX)(R8*1), Y4, Y2
+	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000480
-	JNE          cols334
+	CMPQ         R8, $0x00000c00
+	JNE          cols332
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -8126,43 +7951,43 @@ cols334:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVUPS      X0, (SI)
-	ADDQ         $0x00000480, BX
-	ADDQ         $0x00000c00, SI
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00002000, SI
 	DECQ         DI
-	JNE          tok1_331
+	JNE          tok1_329
 
-tokdone332:
-	ADDQ $0x00001200, CX
+tokdone330:
+	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_325
+	JGE  rows4_323
 
-tail326:
+tail324:
 	TESTQ DX, DX
-	JE    done328
+	JE    done326
 
-rows1_327:
+rows1_325:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail336
+	JL   toktail334
 
-tok335:
+tok333:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols339:
+cols337:
 	VMOVUPS      (BX)(R8*1), Y2
-	VMOVUPS      1152(BX)(R8*1), Y3
+	VMOVUPS      3072(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
 	VFMADD231PS  Y2, Y4, Y0
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000480
-	JNE          cols339
+	CMPQ         R8, $0x00000c00
+	JNE          cols337
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -8176,27 +8001,27 @@ cols339:
 	VADDPS       X1, X0, X0
 	VPERMILPS    $0xb1, X0, X1
 	VADDPS       X1, X0, X0
-	VMOVSS       X0, 3072(SI)
-	ADDQ         $0x00000900, BX
-	ADDQ         $0x00001800, SI
+	VMOVSS       X0, 8192(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00004000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok335
+	JGE          tok333
 
-toktail336:
+toktail334:
 	TESTQ DI, DI
-	JE    tokdone338
+	JE    tokdone336
 
-tok1_337:
+tok1_335:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols340:
+cols338:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000480
-	JNE          cols340
+	CMPQ         R8, $0x00000c00
+	JNE          cols338
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -8204,38 +8029,38 @@ cols340:
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
 	VMOVSS       X1, (SI)
-	ADDQ         $0x00000480, BX
-	ADDQ         $0x00000c00, SI
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00002000, SI
 	DECQ         DI
-	JNE          tok1_337
+	JNE          tok1_335
 
-tokdone338:
-	ADDQ $0x00000480, CX
+tokdone336:
+	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_327
+	JNE  rows1_325
 
-done328:
+done326:
 	VZEROUPPER
 	RET
 
-// func matmul_768x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_2048x768_avx512(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matmul_768x288_avx512(SB), NOSPLIT, $0-40
+TEXT ·matmul_2048x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail342
+	JL   tail340
 
-rows4_341:
+rows4_339:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail346
+	JL   toktail344
 
-tok345:
+tok343:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -8262,7 +8087,601 @@ tok345:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols349:
+cols347:
+	VMOVUPS       (BX)(R8*1), Z24
+	VMOVUPS       3072(BX)(R8*1), Z25
+	VMOVUPS       6144(BX)(R8*1), Z26
+	VMOVUPS       9216(BX)(R8*1), Z27
+	VMOVUPS       12288(BX)(R8*1), Z28
+	VMOVUPS       15360(BX)(R8*1), Z29
+	VMOVUPS       (CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z0
+	VFMADD231PS   Z25, Z30, Z1
+	VFMADD231PS   Z26, Z30, Z2
+	VFMADD231PS   Z27, Z30, Z3
+	VFMADD231PS   Z28, Z30, Z4
+	VFMADD231PS   Z29, Z30, Z5
+	VMOVUPS       3072(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z6
+	VFMADD231PS   Z25, Z30, Z7
+	VFMADD231PS   Z26, Z30, Z8
+	VFMADD231PS   Z27, Z30, Z9
+	VFMADD231PS   Z28, Z30, Z10
+	VFMADD231PS   Z29, Z30, Z11
+	VMOVUPS       6144(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z12
+	VFMADD231PS   Z25, Z30, Z13
+	VFMADD231PS   Z26, Z30, Z14
+	VFMADD231PS   Z27, Z30, Z15
+	VFMADD231PS   Z28, Z30, Z16
+	VFMADD231PS   Z29, Z30, Z17
+	VMOVUPS       9216(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z18
+	VFMADD231PS   Z25, Z30, Z19
+	VFMADD231PS   Z26, Z30, Z20
+	VFMADD231PS   Z27, Z30, Z21
+	VFMADD231PS   Z28, Z30, Z22
+	VFMADD231PS   Z29, Z30, Z23
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols347
+	VEXTRACTF64X4 $0x01, Z0, Y24
+	VADDPS        Y24, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y24
+	VADDPS        Y24, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z12, Y24
+	VADDPS        Y24, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y24
+	VADDPS        Y24, Y18, Y18
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y0
+	VADDPS        Y0, Y19, Y19
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 8192(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z20, Y0
+	VADDPS        Y0, Y20, Y20
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 16384(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z21, Y0
+	VADDPS        Y0, Y21, Y21
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 24576(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z16, Y0
+	VADDPS        Y0, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z22, Y0
+	VADDPS        Y0, Y22, Y22
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 32768(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z17, Y0
+	VADDPS        Y0, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z23, Y0
+	VADDPS        Y0, Y23, Y23
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 40960(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x0000c000, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok343
+
+toktail344:
+	TESTQ DI, DI
+	JE    tokdone346
+
+tok1_345:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
+
+cols348:
+	VMOVUPS       (BX)(R8*1), Z4
+	VFMADD231PS   (CX)(R8*1), Z4, Z0
+	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
+	VFMADD231PS   6144(CX)(R8*1), Z4, Z2
+	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols348
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00002000, SI
+	DECQ          DI
+	JNE           tok1_345
+
+tokdone346:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_339
+
+tail340:
+	TESTQ DX, DX
+	JE    done342
+
+rows1_341:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail350
+
+tok349:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	XORQ    R8, R8
+
+cols353:
+	VMOVUPS       (BX)(R8*1), Z6
+	VMOVUPS       3072(BX)(R8*1), Z7
+	VMOVUPS       6144(BX)(R8*1), Z8
+	VMOVUPS       9216(BX)(R8*1), Z9
+	VMOVUPS       12288(BX)(R8*1), Z10
+	VMOVUPS       15360(BX)(R8*1), Z11
+	VMOVUPS       (CX)(R8*1), Z12
+	VFMADD231PS   Z6, Z12, Z0
+	VFMADD231PS   Z7, Z12, Z1
+	VFMADD231PS   Z8, Z12, Z2
+	VFMADD231PS   Z9, Z12, Z3
+	VFMADD231PS   Z10, Z12, Z4
+	VFMADD231PS   Z11, Z12, Z5
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols353
+	VEXTRACTF64X4 $0x01, Z0, Y6
+	VADDPS        Y6, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 8192(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 16384(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 24576(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 32768(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 40960(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x0000c000, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok349
+
+toktail350:
+	TESTQ DI, DI
+	JE    tokdone352
+
+tok1_351:
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols354:
+	VMOVUPS       (BX)(R8*1), Z1
+	VFMADD231PS   (CX)(R8*1), Z1, Z0
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols354
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00002000, SI
+	DECQ          DI
+	JNE           tok1_351
+
+tokdone352:
+	ADDQ $0x00000c00, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_341
+
+done342:
+	VZEROUPPER
+	RET
+
+// func matmul_288x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_288x288_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail356
+
+rows4_355:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail360
+
+tok359:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R8, R8
+
+cols363:
+	VMOVUPS      (BX)(R8*1), Y8
+	VMOVUPS      1152(BX)(R8*1), Y9
+	VMOVUPS      (CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      1152(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      2304(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      3456(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols363
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 1152(SI)
+	ADDQ         $0x00000900, BX
+	ADDQ         $0x00000900, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok359
+
+toktail360:
+	TESTQ DI, DI
+	JE    tokdone362
+
+tok1_361:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+cols364:
+	VMOVUPS      (BX)(R8*1), Y4
+	VFMADD231PS  (CX)(R8*1), Y4, Y0
+	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
+	VFMADD231PS  2304(CX)(R8*1), Y4, Y2
+	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols364
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000480, BX
+	ADDQ         $0x00000480, SI
+	DECQ         DI
+	JNE          tok1_361
+
+tokdone362:
+	ADDQ $0x00001200, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_355
+
+tail356:
+	TESTQ DX, DX
+	JE    done358
+
+rows1_357:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail366
+
+tok365:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R8, R8
+
+cols369:
+	VMOVUPS      (BX)(R8*1), Y2
+	VMOVUPS      1152(BX)(R8*1), Y3
+	VMOVUPS      (CX)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols369
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 1152(SI)
+	ADDQ         $0x00000900, BX
+	ADDQ         $0x00000900, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok365
+
+toktail366:
+	TESTQ DI, DI
+	JE    tokdone368
+
+tok1_367:
+	VXORPS Y0, Y0, Y0
+	XORQ   R8, R8
+
+cols370:
+	VMOVUPS      (BX)(R8*1), Y1
+	VFMADD231PS  (CX)(R8*1), Y1, Y0
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols370
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000480, BX
+	ADDQ         $0x00000480, SI
+	DECQ         DI
+	JNE          tok1_367
+
+tokdone368:
+	ADDQ $0x00000480, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_357
+
+done358:
+	VZEROUPPER
+	RET
+
+// func matmul_288x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_288x288_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail372
+
+rows4_371:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail376
+
+tok375:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	XORQ    R8, R8
+
+cols379:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -8299,7 +8718,2016 @@ cols349:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols349
+	JNE           cols379
+	VEXTRACTF64X4 $0x01, Z0, Y24
+	VADDPS        Y24, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y24
+	VADDPS        Y24, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z12, Y24
+	VADDPS        Y24, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y24
+	VADDPS        Y24, Y18, Y18
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y0
+	VADDPS        Y0, Y19, Y19
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 1152(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z20, Y0
+	VADDPS        Y0, Y20, Y20
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 2304(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z21, Y0
+	VADDPS        Y0, Y21, Y21
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 3456(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z16, Y0
+	VADDPS        Y0, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z22, Y0
+	VADDPS        Y0, Y22, Y22
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 4608(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z17, Y0
+	VADDPS        Y0, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z23, Y0
+	VADDPS        Y0, Y23, Y23
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 5760(SI)
+	ADDQ          $0x00001b00, BX
+	ADDQ          $0x00001b00, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok375
+
+toktail376:
+	TESTQ DI, DI
+	JE    tokdone378
+
+tok1_377:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
+
+cols380:
+	VMOVUPS       (BX)(R8*1), Z4
+	VFMADD231PS   (CX)(R8*1), Z4, Z0
+	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
+	VFMADD231PS   2304(CX)(R8*1), Z4, Z2
+	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols380
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000480, BX
+	ADDQ          $0x00000480, SI
+	DECQ          DI
+	JNE           tok1_377
+
+tokdone378:
+	ADDQ $0x00001200, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_371
+
+tail372:
+	TESTQ DX, DX
+	JE    done374
+
+rows1_373:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail382
+
+tok381:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	XORQ    R8, R8
+
+cols385:
+	VMOVUPS       (BX)(R8*1), Z6
+	VMOVUPS       1152(BX)(R8*1), Z7
+	VMOVUPS       2304(BX)(R8*1), Z8
+	VMOVUPS       3456(BX)(R8*1), Z9
+	VMOVUPS       4608(BX)(R8*1), Z10
+	VMOVUPS       5760(BX)(R8*1), Z11
+	VMOVUPS       (CX)(R8*1), Z12
+	VFMADD231PS   Z6, Z12, Z0
+	VFMADD231PS   Z7, Z12, Z1
+	VFMADD231PS   Z8, Z12, Z2
+	VFMADD231PS   Z9, Z12, Z3
+	VFMADD231PS   Z10, Z12, Z4
+	VFMADD231PS   Z11, Z12, Z5
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols385
+	VEXTRACTF64X4 $0x01, Z0, Y6
+	VADDPS        Y6, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1152(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 2304(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3456(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 4608(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 5760(SI)
+	ADDQ          $0x00001b00, BX
+	ADDQ          $0x00001b00, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok381
+
+toktail382:
+	TESTQ DI, DI
+	JE    tokdone384
+
+tok1_383:
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols386:
+	VMOVUPS       (BX)(R8*1), Z1
+	VFMADD231PS   (CX)(R8*1), Z1, Z0
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols386
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00000480, BX
+	ADDQ          $0x00000480, SI
+	DECQ          DI
+	JNE           tok1_383
+
+tokdone384:
+	ADDQ $0x00000480, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_373
+
+done374:
+	VZEROUPPER
+	RET
+
+// func matmul_5x7_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX
+TEXT ·matmul_5x7_avx2(SB), NOSPLIT, $0-40
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    n+24(FP), DX
+	VMOVDQU masktab<>+36(SB), Y0
+	CMPQ    DX, $0x04
+	JL      tail388
+
+rows4_387:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail392
+
+tok391:
+	VMASKMOVPS   (BX), Y0, Y7
+	VMASKMOVPS   28(BX), Y0, Y8
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y7, Y2, Y1
+	VMULPS       Y8, Y2, Y2
+	VMASKMOVPS   28(CX), Y0, Y4
+	VMULPS       Y7, Y4, Y3
+	VMULPS       Y8, Y4, Y4
+	VMASKMOVPS   56(CX), Y0, Y6
+	VMULPS       Y7, Y6, Y5
+	VMULPS       Y8, Y6, Y6
+	VMASKMOVPS   84(CX), Y0, Y9
+	VMULPS       Y7, Y9, Y7
+	VMULPS       Y8, Y9, Y8
+	VUNPCKLPS    Y3, Y1, Y9
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y3
+	VADDPS       Y3, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y3
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMOVUPS      X1, (SI)
+	VUNPCKLPS    Y4, Y2, Y1
+	VUNPCKHPS    Y4, Y2, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y8, Y6, Y2
+	VUNPCKHPS    Y8, Y6, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMOVUPS      X1, 20(SI)
+	ADDQ         $0x00000038, BX
+	ADDQ         $0x00000028, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok391
+
+toktail392:
+	TESTQ DI, DI
+	JE    tokdone394
+
+tok1_393:
+	VMASKMOVPS   (BX), Y0, Y4
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y4, Y1, Y1
+	VMASKMOVPS   28(CX), Y0, Y2
+	VMULPS       Y4, Y2, Y2
+	VMASKMOVPS   56(CX), Y0, Y3
+	VMULPS       Y4, Y3, Y3
+	VMASKMOVPS   84(CX), Y0, Y5
+	VMULPS       Y4, Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y5, Y5
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y5, Y2
+	VUNPCKHPD    Y1, Y5, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMOVUPS      X1, (SI)
+	ADDQ         $0x0000001c, BX
+	ADDQ         $0x00000014, SI
+	DECQ         DI
+	JNE          tok1_393
+
+tokdone394:
+	ADDQ $0x00000070, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_387
+
+tail388:
+	TESTQ DX, DX
+	JE    done390
+
+rows1_389:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail396
+
+tok395:
+	VMASKMOVPS   (BX), Y0, Y1
+	VMASKMOVPS   28(BX), Y0, Y2
+	VMASKMOVPS   (CX), Y0, Y3
+	VMULPS       Y1, Y3, Y1
+	VMULPS       Y2, Y3, Y2
+	VEXTRACTF128 $0x01, Y1, X3
+	VADDPS       X3, X1, X3
+	VPERMILPS    $0x4e, X3, X1
+	VADDPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSS       X3, (SI)
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSS       X1, 20(SI)
+	ADDQ         $0x00000038, BX
+	ADDQ         $0x00000028, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok395
+
+toktail396:
+	TESTQ DI, DI
+	JE    tokdone398
+
+tok1_397:
+	VMASKMOVPS   (BX), Y0, Y1
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y1, Y2, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VPERMILPS    $0x4e, X2, X1
+	VADDPS       X1, X2, X2
+	VPERMILPS    $0xb1, X2, X1
+	VADDPS       X1, X2, X2
+	VMOVSS       X2, (SI)
+	ADDQ         $0x0000001c, BX
+	ADDQ         $0x00000014, SI
+	DECQ         DI
+	JNE          tok1_397
+
+tokdone398:
+	ADDQ $0x0000001c, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_389
+
+done390:
+	VZEROUPPER
+	RET
+
+// func matmul_5x7_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_5x7_avx512(SB), NOSPLIT, $0-40
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  n+24(FP), DX
+	MOVL  $0x0000007f, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x04
+	JL    tail400
+
+rows4_399:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail404
+
+tok403:
+	VMOVUPS.Z     (BX), K1, Y18
+	VMOVUPS.Z     28(BX), K1, Y19
+	VMOVUPS.Z     56(BX), K1, Y20
+	VMOVUPS.Z     84(BX), K1, Y21
+	VMOVUPS.Z     112(BX), K1, Y22
+	VMOVUPS.Z     140(BX), K1, Y23
+	VMULPS.Z      (CX), Y18, K1, Y0
+	VMULPS.Z      (CX), Y19, K1, Y1
+	VMULPS.Z      (CX), Y20, K1, Y2
+	VMULPS.Z      (CX), Y21, K1, Y3
+	VMULPS.Z      (CX), Y22, K1, Y4
+	VMULPS.Z      (CX), Y23, K1, Y5
+	VMULPS.Z      28(CX), Y18, K1, Y6
+	VMULPS.Z      28(CX), Y19, K1, Y7
+	VMULPS.Z      28(CX), Y20, K1, Y8
+	VMULPS.Z      28(CX), Y21, K1, Y9
+	VMULPS.Z      28(CX), Y22, K1, Y10
+	VMULPS.Z      28(CX), Y23, K1, Y11
+	VMULPS.Z      56(CX), Y18, K1, Y12
+	VMULPS.Z      56(CX), Y19, K1, Y13
+	VMULPS.Z      56(CX), Y20, K1, Y14
+	VMULPS.Z      56(CX), Y21, K1, Y15
+	VMULPS.Z      56(CX), Y22, K1, Y16
+	VMULPS.Z      56(CX), Y23, K1, Y17
+	VMULPS.Z      84(CX), Y18, K1, Y18
+	VMULPS.Z      84(CX), Y19, K1, Y19
+	VMULPS.Z      84(CX), Y20, K1, Y20
+	VMULPS.Z      84(CX), Y21, K1, Y21
+	VMULPS.Z      84(CX), Y22, K1, Y22
+	VMULPS.Z      84(CX), Y23, K1, Y23
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 20(SI)
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 40(SI)
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 60(SI)
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 80(SI)
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 100(SI)
+	ADDQ          $0x000000a8, BX
+	ADDQ          $0x00000078, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok403
+
+toktail404:
+	TESTQ DI, DI
+	JE    tokdone406
+
+tok1_405:
+	VMOVUPS.Z     (BX), K1, Y3
+	VMULPS.Z      (CX), Y3, K1, Y0
+	VMULPS.Z      28(CX), Y3, K1, Y1
+	VMULPS.Z      56(CX), Y3, K1, Y2
+	VMULPS.Z      84(CX), Y3, K1, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x0000001c, BX
+	ADDQ          $0x00000014, SI
+	DECQ          DI
+	JNE           tok1_405
+
+tokdone406:
+	ADDQ $0x00000070, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_399
+
+tail400:
+	TESTQ DX, DX
+	JE    done402
+
+rows1_401:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail408
+
+tok407:
+	VMOVUPS.Z     (BX), K1, Y0
+	VMOVUPS.Z     28(BX), K1, Y1
+	VMOVUPS.Z     56(BX), K1, Y2
+	VMOVUPS.Z     84(BX), K1, Y3
+	VMOVUPS.Z     112(BX), K1, Y4
+	VMOVUPS.Z     140(BX), K1, Y5
+	VMULPS.Z      (CX), Y0, K1, Y0
+	VMULPS.Z      (CX), Y1, K1, Y1
+	VMULPS.Z      (CX), Y2, K1, Y2
+	VMULPS.Z      (CX), Y3, K1, Y3
+	VMULPS.Z      (CX), Y4, K1, Y4
+	VMULPS.Z      (CX), Y5, K1, Y5
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 20(SI)
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 40(SI)
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 60(SI)
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 80(SI)
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 100(SI)
+	ADDQ          $0x000000a8, BX
+	ADDQ          $0x00000078, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok407
+
+toktail408:
+	TESTQ DI, DI
+	JE    tokdone410
+
+tok1_409:
+	VMOVUPS.Z     (BX), K1, Y0
+	VMULPS.Z      (CX), Y0, K1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x0000001c, BX
+	ADDQ          $0x00000014, SI
+	DECQ          DI
+	JNE           tok1_409
+
+tokdone410:
+	ADDQ $0x0000001c, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_401
+
+done402:
+	VZEROUPPER
+	RET
+
+// func matmul_64x64_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail412
+
+rows4_411:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail416
+
+tok415:
+	VMOVUPS      (BX), Y6
+	VMOVUPS      256(BX), Y7
+	VMOVUPS      (CX), Y1
+	VMULPS       Y6, Y1, Y0
+	VMULPS       Y7, Y1, Y1
+	VMOVUPS      256(CX), Y3
+	VMULPS       Y6, Y3, Y2
+	VMULPS       Y7, Y3, Y3
+	VMOVUPS      512(CX), Y5
+	VMULPS       Y6, Y5, Y4
+	VMULPS       Y7, Y5, Y5
+	VMOVUPS      768(CX), Y8
+	VMULPS       Y6, Y8, Y6
+	VMULPS       Y7, Y8, Y7
+	VMOVUPS      32(BX), Y8
+	VMOVUPS      288(BX), Y9
+	VMOVUPS      32(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      288(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      544(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      800(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      64(BX), Y8
+	VMOVUPS      320(BX), Y9
+	VMOVUPS      64(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      320(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      576(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      832(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      96(BX), Y8
+	VMOVUPS      352(BX), Y9
+	VMOVUPS      96(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      352(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      608(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      864(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      128(BX), Y8
+	VMOVUPS      384(BX), Y9
+	VMOVUPS      128(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      384(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      640(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      896(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      160(BX), Y8
+	VMOVUPS      416(BX), Y9
+	VMOVUPS      160(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      416(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      672(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      928(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      192(BX), Y8
+	VMOVUPS      448(BX), Y9
+	VMOVUPS      192(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      448(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      704(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      960(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      224(BX), Y8
+	VMOVUPS      480(BX), Y9
+	VMOVUPS      224(CX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      480(CX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      736(CX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      992(CX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 256(SI)
+	ADDQ         $0x00000200, BX
+	ADDQ         $0x00000200, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok415
+
+toktail416:
+	TESTQ DI, DI
+	JE    tokdone418
+
+tok1_417:
+	VMOVUPS      (BX), Y3
+	VMULPS       (CX), Y3, Y0
+	VMULPS       256(CX), Y3, Y1
+	VMULPS       512(CX), Y3, Y2
+	VMULPS       768(CX), Y3, Y3
+	VMOVUPS      32(BX), Y4
+	VFMADD231PS  32(CX), Y4, Y0
+	VFMADD231PS  288(CX), Y4, Y1
+	VFMADD231PS  544(CX), Y4, Y2
+	VFMADD231PS  800(CX), Y4, Y3
+	VMOVUPS      64(BX), Y4
+	VFMADD231PS  64(CX), Y4, Y0
+	VFMADD231PS  320(CX), Y4, Y1
+	VFMADD231PS  576(CX), Y4, Y2
+	VFMADD231PS  832(CX), Y4, Y3
+	VMOVUPS      96(BX), Y4
+	VFMADD231PS  96(CX), Y4, Y0
+	VFMADD231PS  352(CX), Y4, Y1
+	VFMADD231PS  608(CX), Y4, Y2
+	VFMADD231PS  864(CX), Y4, Y3
+	VMOVUPS      128(BX), Y4
+	VFMADD231PS  128(CX), Y4, Y0
+	VFMADD231PS  384(CX), Y4, Y1
+	VFMADD231PS  640(CX), Y4, Y2
+	VFMADD231PS  896(CX), Y4, Y3
+	VMOVUPS      160(BX), Y4
+	VFMADD231PS  160(CX), Y4, Y0
+	VFMADD231PS  416(CX), Y4, Y1
+	VFMADD231PS  672(CX), Y4, Y2
+	VFMADD231PS  928(CX), Y4, Y3
+	VMOVUPS      192(BX), Y4
+	VFMADD231PS  192(CX), Y4, Y0
+	VFMADD231PS  448(CX), Y4, Y1
+	VFMADD231PS  704(CX), Y4, Y2
+	VFMADD231PS  960(CX), Y4, Y3
+	VMOVUPS      224(BX), Y4
+	VFMADD231PS  224(CX), Y4, Y0
+	VFMADD231PS  480(CX), Y4, Y1
+	VFMADD231PS  736(CX), Y4, Y2
+	VFMADD231PS  992(CX), Y4, Y3
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x00000100, SI
+	DECQ         DI
+	JNE          tok1_417
+
+tokdone418:
+	ADDQ $0x00000400, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_411
+
+tail412:
+	TESTQ DX, DX
+	JE    done414
+
+rows1_413:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail420
+
+tok419:
+	VMOVUPS      (BX), Y0
+	VMOVUPS      256(BX), Y1
+	VMOVUPS      (CX), Y2
+	VMULPS       Y0, Y2, Y0
+	VMULPS       Y1, Y2, Y1
+	VMOVUPS      32(BX), Y2
+	VMOVUPS      288(BX), Y3
+	VMOVUPS      32(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      64(BX), Y2
+	VMOVUPS      320(BX), Y3
+	VMOVUPS      64(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      96(BX), Y2
+	VMOVUPS      352(BX), Y3
+	VMOVUPS      96(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      128(BX), Y2
+	VMOVUPS      384(BX), Y3
+	VMOVUPS      128(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      160(BX), Y2
+	VMOVUPS      416(BX), Y3
+	VMOVUPS      160(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      192(BX), Y2
+	VMOVUPS      448(BX), Y3
+	VMOVUPS      192(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      224(BX), Y2
+	VMOVUPS      480(BX), Y3
+	VMOVUPS      224(CX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 256(SI)
+	ADDQ         $0x00000200, BX
+	ADDQ         $0x00000200, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok419
+
+toktail420:
+	TESTQ DI, DI
+	JE    tokdone422
+
+tok1_421:
+	VMOVUPS      (BX), Y0
+	VMULPS       (CX), Y0, Y0
+	VMOVUPS      32(BX), Y1
+	VFMADD231PS  32(CX), Y1, Y0
+	VMOVUPS      64(BX), Y1
+	VFMADD231PS  64(CX), Y1, Y0
+	VMOVUPS      96(BX), Y1
+	VFMADD231PS  96(CX), Y1, Y0
+	VMOVUPS      128(BX), Y1
+	VFMADD231PS  128(CX), Y1, Y0
+	VMOVUPS      160(BX), Y1
+	VFMADD231PS  160(CX), Y1, Y0
+	VMOVUPS      192(BX), Y1
+	VFMADD231PS  192(CX), Y1, Y0
+	VMOVUPS      224(BX), Y1
+	VFMADD231PS  224(CX), Y1, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x00000100, SI
+	DECQ         DI
+	JNE          tok1_421
+
+tokdone422:
+	ADDQ $0x00000100, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_413
+
+done414:
+	VZEROUPPER
+	RET
+
+// func matmul_64x64_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail424
+
+rows4_423:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail428
+
+tok427:
+	VMOVUPS       (BX), Y18
+	VMOVUPS       256(BX), Y19
+	VMOVUPS       512(BX), Y20
+	VMOVUPS       768(BX), Y21
+	VMOVUPS       1024(BX), Y22
+	VMOVUPS       1280(BX), Y23
+	VMOVUPS       (CX), Y5
+	VMULPS        Y18, Y5, Y0
+	VMULPS        Y19, Y5, Y1
+	VMULPS        Y20, Y5, Y2
+	VMULPS        Y21, Y5, Y3
+	VMULPS        Y22, Y5, Y4
+	VMULPS        Y23, Y5, Y5
+	VMOVUPS       256(CX), Y11
+	VMULPS        Y18, Y11, Y6
+	VMULPS        Y19, Y11, Y7
+	VMULPS        Y20, Y11, Y8
+	VMULPS        Y21, Y11, Y9
+	VMULPS        Y22, Y11, Y10
+	VMULPS        Y23, Y11, Y11
+	VMOVUPS       512(CX), Y17
+	VMULPS        Y18, Y17, Y12
+	VMULPS        Y19, Y17, Y13
+	VMULPS        Y20, Y17, Y14
+	VMULPS        Y21, Y17, Y15
+	VMULPS        Y22, Y17, Y16
+	VMULPS        Y23, Y17, Y17
+	VMOVUPS       768(CX), Y24
+	VMULPS        Y18, Y24, Y18
+	VMULPS        Y19, Y24, Y19
+	VMULPS        Y20, Y24, Y20
+	VMULPS        Y21, Y24, Y21
+	VMULPS        Y22, Y24, Y22
+	VMULPS        Y23, Y24, Y23
+	VMOVUPS       32(BX), Y24
+	VMOVUPS       288(BX), Y25
+	VMOVUPS       544(BX), Y26
+	VMOVUPS       800(BX), Y27
+	VMOVUPS       1056(BX), Y28
+	VMOVUPS       1312(BX), Y29
+	VMOVUPS       32(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       288(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       544(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       800(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       64(BX), Y24
+	VMOVUPS       320(BX), Y25
+	VMOVUPS       576(BX), Y26
+	VMOVUPS       832(BX), Y27
+	VMOVUPS       1088(BX), Y28
+	VMOVUPS       1344(BX), Y29
+	VMOVUPS       64(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       320(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       576(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       832(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       96(BX), Y24
+	VMOVUPS       352(BX), Y25
+	VMOVUPS       608(BX), Y26
+	VMOVUPS       864(BX), Y27
+	VMOVUPS       1120(BX), Y28
+	VMOVUPS       1376(BX), Y29
+	VMOVUPS       96(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       352(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       608(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       864(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       128(BX), Y24
+	VMOVUPS       384(BX), Y25
+	VMOVUPS       640(BX), Y26
+	VMOVUPS       896(BX), Y27
+	VMOVUPS       1152(BX), Y28
+	VMOVUPS       1408(BX), Y29
+	VMOVUPS       128(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       384(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       640(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       896(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       160(BX), Y24
+	VMOVUPS       416(BX), Y25
+	VMOVUPS       672(BX), Y26
+	VMOVUPS       928(BX), Y27
+	VMOVUPS       1184(BX), Y28
+	VMOVUPS       1440(BX), Y29
+	VMOVUPS       160(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       416(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       672(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       928(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       192(BX), Y24
+	VMOVUPS       448(BX), Y25
+	VMOVUPS       704(BX), Y26
+	VMOVUPS       960(BX), Y27
+	VMOVUPS       1216(BX), Y28
+	VMOVUPS       1472(BX), Y29
+	VMOVUPS       192(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       448(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       704(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       960(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       224(BX), Y24
+	VMOVUPS       480(BX), Y25
+	VMOVUPS       736(BX), Y26
+	VMOVUPS       992(BX), Y27
+	VMOVUPS       1248(BX), Y28
+	VMOVUPS       1504(BX), Y29
+	VMOVUPS       224(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       480(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       736(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       992(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 256(SI)
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 512(SI)
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 768(SI)
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 1024(SI)
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 1280(SI)
+	ADDQ          $0x00000600, BX
+	ADDQ          $0x00000600, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok427
+
+toktail428:
+	TESTQ DI, DI
+	JE    tokdone430
+
+tok1_429:
+	VMOVUPS       (BX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        256(CX), Y3, Y1
+	VMULPS        512(CX), Y3, Y2
+	VMULPS        768(CX), Y3, Y3
+	VMOVUPS       32(BX), Y4
+	VFMADD231PS   32(CX), Y4, Y0
+	VFMADD231PS   288(CX), Y4, Y1
+	VFMADD231PS   544(CX), Y4, Y2
+	VFMADD231PS   800(CX), Y4, Y3
+	VMOVUPS       64(BX), Y4
+	VFMADD231PS   64(CX), Y4, Y0
+	VFMADD231PS   320(CX), Y4, Y1
+	VFMADD231PS   576(CX), Y4, Y2
+	VFMADD231PS   832(CX), Y4, Y3
+	VMOVUPS       96(BX), Y4
+	VFMADD231PS   96(CX), Y4, Y0
+	VFMADD231PS   352(CX), Y4, Y1
+	VFMADD231PS   608(CX), Y4, Y2
+	VFMADD231PS   864(CX), Y4, Y3
+	VMOVUPS       128(BX), Y4
+	VFMADD231PS   128(CX), Y4, Y0
+	VFMADD231PS   384(CX), Y4, Y1
+	VFMADD231PS   640(CX), Y4, Y2
+	VFMADD231PS   896(CX), Y4, Y3
+	VMOVUPS       160(BX), Y4
+	VFMADD231PS   160(CX), Y4, Y0
+	VFMADD231PS   416(CX), Y4, Y1
+	VFMADD231PS   672(CX), Y4, Y2
+	VFMADD231PS   928(CX), Y4, Y3
+	VMOVUPS       192(BX), Y4
+	VFMADD231PS   192(CX), Y4, Y0
+	VFMADD231PS   448(CX), Y4, Y1
+	VFMADD231PS   704(CX), Y4, Y2
+	VFMADD231PS   960(CX), Y4, Y3
+	VMOVUPS       224(BX), Y4
+	VFMADD231PS   224(CX), Y4, Y0
+	VFMADD231PS   480(CX), Y4, Y1
+	VFMADD231PS   736(CX), Y4, Y2
+	VFMADD231PS   992(CX), Y4, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000100, BX
+	ADDQ          $0x00000100, SI
+	DECQ          DI
+	JNE           tok1_429
+
+tokdone430:
+	ADDQ $0x00000400, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_423
+
+tail424:
+	TESTQ DX, DX
+	JE    done426
+
+rows1_425:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail432
+
+tok431:
+	VMOVUPS       (BX), Y0
+	VMOVUPS       256(BX), Y1
+	VMOVUPS       512(BX), Y2
+	VMOVUPS       768(BX), Y3
+	VMOVUPS       1024(BX), Y4
+	VMOVUPS       1280(BX), Y5
+	VMOVUPS       (CX), Y6
+	VMULPS        Y0, Y6, Y0
+	VMULPS        Y1, Y6, Y1
+	VMULPS        Y2, Y6, Y2
+	VMULPS        Y3, Y6, Y3
+	VMULPS        Y4, Y6, Y4
+	VMULPS        Y5, Y6, Y5
+	VMOVUPS       32(BX), Y6
+	VMOVUPS       288(BX), Y7
+	VMOVUPS       544(BX), Y8
+	VMOVUPS       800(BX), Y9
+	VMOVUPS       1056(BX), Y10
+	VMOVUPS       1312(BX), Y11
+	VMOVUPS       32(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       64(BX), Y6
+	VMOVUPS       320(BX), Y7
+	VMOVUPS       576(BX), Y8
+	VMOVUPS       832(BX), Y9
+	VMOVUPS       1088(BX), Y10
+	VMOVUPS       1344(BX), Y11
+	VMOVUPS       64(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       96(BX), Y6
+	VMOVUPS       352(BX), Y7
+	VMOVUPS       608(BX), Y8
+	VMOVUPS       864(BX), Y9
+	VMOVUPS       1120(BX), Y10
+	VMOVUPS       1376(BX), Y11
+	VMOVUPS       96(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       128(BX), Y6
+	VMOVUPS       384(BX), Y7
+	VMOVUPS       640(BX), Y8
+	VMOVUPS       896(BX), Y9
+	VMOVUPS       1152(BX), Y10
+	VMOVUPS       1408(BX), Y11
+	VMOVUPS       128(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       160(BX), Y6
+	VMOVUPS       416(BX), Y7
+	VMOVUPS       672(BX), Y8
+	VMOVUPS       928(BX), Y9
+	VMOVUPS       1184(BX), Y10
+	VMOVUPS       1440(BX), Y11
+	VMOVUPS       160(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       192(BX), Y6
+	VMOVUPS       448(BX), Y7
+	VMOVUPS       704(BX), Y8
+	VMOVUPS       960(BX), Y9
+	VMOVUPS       1216(BX), Y10
+	VMOVUPS       1472(BX), Y11
+	VMOVUPS       192(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       224(BX), Y6
+	VMOVUPS       480(BX), Y7
+	VMOVUPS       736(BX), Y8
+	VMOVUPS       992(BX), Y9
+	VMOVUPS       1248(BX), Y10
+	VMOVUPS       1504(BX), Y11
+	VMOVUPS       224(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 256(SI)
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 512(SI)
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 768(SI)
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1024(SI)
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1280(SI)
+	ADDQ          $0x00000600, BX
+	ADDQ          $0x00000600, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok431
+
+toktail432:
+	TESTQ DI, DI
+	JE    tokdone434
+
+tok1_433:
+	VMOVUPS       (BX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(BX), Y1
+	VFMADD231PS   32(CX), Y1, Y0
+	VMOVUPS       64(BX), Y1
+	VFMADD231PS   64(CX), Y1, Y0
+	VMOVUPS       96(BX), Y1
+	VFMADD231PS   96(CX), Y1, Y0
+	VMOVUPS       128(BX), Y1
+	VFMADD231PS   128(CX), Y1, Y0
+	VMOVUPS       160(BX), Y1
+	VFMADD231PS   160(CX), Y1, Y0
+	VMOVUPS       192(BX), Y1
+	VFMADD231PS   192(CX), Y1, Y0
+	VMOVUPS       224(BX), Y1
+	VFMADD231PS   224(CX), Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00000100, BX
+	ADDQ          $0x00000100, SI
+	DECQ          DI
+	JNE           tok1_433
+
+tokdone434:
+	ADDQ $0x00000100, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_425
+
+done426:
+	VZEROUPPER
+	RET
+
+// func matmul_768x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_768x288_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail436
+
+rows4_435:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail440
+
+tok439:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R8, R8
+
+cols443:
+	VMOVUPS      (BX)(R8*1), Y8
+	VMOVUPS      1152(BX)(R8*1), Y9
+	VMOVUPS      (CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      1152(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      2304(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      3456(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols443
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 3072(SI)
+	ADDQ         $0x00000900, BX
+	ADDQ         $0x00001800, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok439
+
+toktail440:
+	TESTQ DI, DI
+	JE    tokdone442
+
+tok1_441:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+cols444:
+	VMOVUPS      (BX)(R8*1), Y4
+	VFMADD231PS  (CX)(R8*1), Y4, Y0
+	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
+	VFMADD231PS  2304(CX)(R8*1), Y4, Y2
+	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols444
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000480, BX
+	ADDQ         $0x00000c00, SI
+	DECQ         DI
+	JNE          tok1_441
+
+tokdone442:
+	ADDQ $0x00001200, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_435
+
+tail436:
+	TESTQ DX, DX
+	JE    done438
+
+rows1_437:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail446
+
+tok445:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R8, R8
+
+cols449:
+	VMOVUPS      (BX)(R8*1), Y2
+	VMOVUPS      1152(BX)(R8*1), Y3
+	VMOVUPS      (CX)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols449
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 3072(SI)
+	ADDQ         $0x00000900, BX
+	ADDQ         $0x00001800, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok445
+
+toktail446:
+	TESTQ DI, DI
+	JE    tokdone448
+
+tok1_447:
+	VXORPS Y0, Y0, Y0
+	XORQ   R8, R8
+
+cols450:
+	VMOVUPS      (BX)(R8*1), Y1
+	VFMADD231PS  (CX)(R8*1), Y1, Y0
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols450
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000480, BX
+	ADDQ         $0x00000c00, SI
+	DECQ         DI
+	JNE          tok1_447
+
+tokdone448:
+	ADDQ $0x00000480, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_437
+
+done438:
+	VZEROUPPER
+	RET
+
+// func matmul_768x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_768x288_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail452
+
+rows4_451:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail456
+
+tok455:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	XORQ    R8, R8
+
+cols459:
+	VMOVUPS       (BX)(R8*1), Z24
+	VMOVUPS       1152(BX)(R8*1), Z25
+	VMOVUPS       2304(BX)(R8*1), Z26
+	VMOVUPS       3456(BX)(R8*1), Z27
+	VMOVUPS       4608(BX)(R8*1), Z28
+	VMOVUPS       5760(BX)(R8*1), Z29
+	VMOVUPS       (CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z0
+	VFMADD231PS   Z25, Z30, Z1
+	VFMADD231PS   Z26, Z30, Z2
+	VFMADD231PS   Z27, Z30, Z3
+	VFMADD231PS   Z28, Z30, Z4
+	VFMADD231PS   Z29, Z30, Z5
+	VMOVUPS       1152(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z6
+	VFMADD231PS   Z25, Z30, Z7
+	VFMADD231PS   Z26, Z30, Z8
+	VFMADD231PS   Z27, Z30, Z9
+	VFMADD231PS   Z28, Z30, Z10
+	VFMADD231PS   Z29, Z30, Z11
+	VMOVUPS       2304(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z12
+	VFMADD231PS   Z25, Z30, Z13
+	VFMADD231PS   Z26, Z30, Z14
+	VFMADD231PS   Z27, Z30, Z15
+	VFMADD231PS   Z28, Z30, Z16
+	VFMADD231PS   Z29, Z30, Z17
+	VMOVUPS       3456(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z18
+	VFMADD231PS   Z25, Z30, Z19
+	VFMADD231PS   Z26, Z30, Z20
+	VFMADD231PS   Z27, Z30, Z21
+	VFMADD231PS   Z28, Z30, Z22
+	VFMADD231PS   Z29, Z30, Z23
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols459
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -8424,20 +10852,20 @@ cols349:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok345
+	JGE           tok455
 
-toktail346:
+toktail456:
 	TESTQ DI, DI
-	JE    tokdone348
+	JE    tokdone458
 
-tok1_347:
+tok1_457:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols350:
+cols460:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
@@ -8445,7 +10873,7 @@ cols350:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols350
+	JNE           cols460
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -8469,27 +10897,27 @@ cols350:
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_347
+	JNE           tok1_457
 
-tokdone348:
+tokdone458:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_341
+	JGE  rows4_451
 
-tail342:
+tail452:
 	TESTQ DX, DX
-	JE    done344
+	JE    done454
 
-rows1_343:
+rows1_453:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail352
+	JL   toktail462
 
-tok351:
+tok461:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -8498,7 +10926,7 @@ tok351:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols355:
+cols465:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -8514,7 +10942,7 @@ cols355:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols355
+	JNE           cols465
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -8573,22 +11001,22 @@ cols355:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok351
+	JGE           tok461
 
-toktail352:
+toktail462:
 	TESTQ DI, DI
-	JE    tokdone354
+	JE    tokdone464
 
-tok1_353:
+tok1_463:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols356:
+cols466:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols356
+	JNE           cols466
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -8601,15 +11029,609 @@ cols356:
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_353
+	JNE           tok1_463
 
-tokdone354:
+tokdone464:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_343
+	JNE  rows1_453
 
-done344:
+done454:
+	VZEROUPPER
+	RET
+
+// func matmul_768x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail468
+
+rows4_467:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail472
+
+tok471:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R8, R8
+
+cols475:
+	VMOVUPS      (BX)(R8*1), Y8
+	VMOVUPS      3072(BX)(R8*1), Y9
+	VMOVUPS      (CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      3072(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      6144(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      9216(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols475
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 3072(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00001800, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok471
+
+toktail472:
+	TESTQ DI, DI
+	JE    tokdone474
+
+tok1_473:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+cols476:
+	VMOVUPS      (BX)(R8*1), Y4
+	VFMADD231PS  (CX)(R8*1), Y4, Y0
+	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
+	VFMADD231PS  6144(CX)(R8*1), Y4, Y2
+	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols476
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00000c00, SI
+	DECQ         DI
+	JNE          tok1_473
+
+tokdone474:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_467
+
+tail468:
+	TESTQ DX, DX
+	JE    done470
+
+rows1_469:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail478
+
+tok477:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R8, R8
+
+cols481:
+	VMOVUPS      (BX)(R8*1), Y2
+	VMOVUPS      3072(BX)(R8*1), Y3
+	VMOVUPS      (CX)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols481
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 3072(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00001800, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok477
+
+toktail478:
+	TESTQ DI, DI
+	JE    tokdone480
+
+tok1_479:
+	VXORPS Y0, Y0, Y0
+	XORQ   R8, R8
+
+cols482:
+	VMOVUPS      (BX)(R8*1), Y1
+	VFMADD231PS  (CX)(R8*1), Y1, Y0
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols482
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00000c00, SI
+	DECQ         DI
+	JNE          tok1_479
+
+tokdone480:
+	ADDQ $0x00000c00, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_469
+
+done470:
+	VZEROUPPER
+	RET
+
+// func matmul_768x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail484
+
+rows4_483:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail488
+
+tok487:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	XORQ    R8, R8
+
+cols491:
+	VMOVUPS       (BX)(R8*1), Z24
+	VMOVUPS       3072(BX)(R8*1), Z25
+	VMOVUPS       6144(BX)(R8*1), Z26
+	VMOVUPS       9216(BX)(R8*1), Z27
+	VMOVUPS       12288(BX)(R8*1), Z28
+	VMOVUPS       15360(BX)(R8*1), Z29
+	VMOVUPS       (CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z0
+	VFMADD231PS   Z25, Z30, Z1
+	VFMADD231PS   Z26, Z30, Z2
+	VFMADD231PS   Z27, Z30, Z3
+	VFMADD231PS   Z28, Z30, Z4
+	VFMADD231PS   Z29, Z30, Z5
+	VMOVUPS       3072(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z6
+	VFMADD231PS   Z25, Z30, Z7
+	VFMADD231PS   Z26, Z30, Z8
+	VFMADD231PS   Z27, Z30, Z9
+	VFMADD231PS   Z28, Z30, Z10
+	VFMADD231PS   Z29, Z30, Z11
+	VMOVUPS       6144(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z12
+	VFMADD231PS   Z25, Z30, Z13
+	VFMADD231PS   Z26, Z30, Z14
+	VFMADD231PS   Z27, Z30, Z15
+	VFMADD231PS   Z28, Z30, Z16
+	VFMADD231PS   Z29, Z30, Z17
+	VMOVUPS       9216(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z18
+	VFMADD231PS   Z25, Z30, Z19
+	VFMADD231PS   Z26, Z30, Z20
+	VFMADD231PS   Z27, Z30, Z21
+	VFMADD231PS   Z28, Z30, Z22
+	VFMADD231PS   Z29, Z30, Z23
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols491
+	VEXTRACTF64X4 $0x01, Z0, Y24
+	VADDPS        Y24, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y24
+	VADDPS        Y24, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z12, Y24
+	VADDPS        Y24, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y24
+	VADDPS        Y24, Y18, Y18
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y0
+	VADDPS        Y0, Y19, Y19
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 3072(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z20, Y0
+	VADDPS        Y0, Y20, Y20
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 6144(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z21, Y0
+	VADDPS        Y0, Y21, Y21
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 9216(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z16, Y0
+	VADDPS        Y0, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z22, Y0
+	VADDPS        Y0, Y22, Y22
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 12288(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z17, Y0
+	VADDPS        Y0, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z23, Y0
+	VADDPS        Y0, Y23, Y23
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 15360(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x00004800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok487
+
+toktail488:
+	TESTQ DI, DI
+	JE    tokdone490
+
+tok1_489:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
+
+cols492:
+	VMOVUPS       (BX)(R8*1), Z4
+	VFMADD231PS   (CX)(R8*1), Z4, Z0
+	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
+	VFMADD231PS   6144(CX)(R8*1), Z4, Z2
+	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols492
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00000c00, SI
+	DECQ          DI
+	JNE           tok1_489
+
+tokdone490:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_483
+
+tail484:
+	TESTQ DX, DX
+	JE    done486
+
+rows1_485:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail494
+
+tok493:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	XORQ    R8, R8
+
+cols497:
+	VMOVUPS       (BX)(R8*1), Z6
+	VMOVUPS       3072(BX)(R8*1), Z7
+	VMOVUPS       6144(BX)(R8*1), Z8
+	VMOVUPS       9216(BX)(R8*1), Z9
+	VMOVUPS       12288(BX)(R8*1), Z10
+	VMOVUPS       15360(BX)(R8*1), Z11
+	VMOVUPS       (CX)(R8*1), Z12
+	VFMADD231PS   Z6, Z12, Z0
+	VFMADD231PS   Z7, Z12, Z1
+	VFMADD231PS   Z8, Z12, Z2
+	VFMADD231PS   Z9, Z12, Z3
+	VFMADD231PS   Z10, Z12, Z4
+	VFMADD231PS   Z11, Z12, Z5
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols497
+	VEXTRACTF64X4 $0x01, Z0, Y6
+	VADDPS        Y6, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3072(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 6144(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 9216(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 12288(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 15360(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x00004800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok493
+
+toktail494:
+	TESTQ DI, DI
+	JE    tokdone496
+
+tok1_495:
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols498:
+	VMOVUPS       (BX)(R8*1), Z1
+	VFMADD231PS   (CX)(R8*1), Z1, Z0
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols498
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00000c00, SI
+	DECQ          DI
+	JNE           tok1_495
+
+tokdone496:
+	ADDQ $0x00000c00, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_485
+
+done486:
 	VZEROUPPER
 	RET
 
@@ -8621,38 +11643,30 @@ TEXT ·matmul_9x33_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail358
+	JL      tail500
 
-rows4_357:
+rows4_499:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail362
+	JL   toktail504
 
-tok361:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (BX), Y9
-	VMOVUPS      132(BX), Y10
-	VMOVUPS      (CX), Y11
-	VFMADD231PS  Y9, Y11, Y1
-	VFMADD231PS  Y10, Y11, Y2
-	VMOVUPS      132(CX), Y11
-	VFMADD231PS  Y9, Y11, Y3
-	VFMADD231PS  Y10, Y11, Y4
-	VMOVUPS      264(CX), Y11
-	VFMADD231PS  Y9, Y11, Y5
-	VFMADD231PS  Y10, Y11, Y6
-	VMOVUPS      396(CX), Y11
-	VFMADD231PS  Y9, Y11, Y7
-	VFMADD231PS  Y10, Y11, Y8
+tok503:
+	VMOVUPS      (BX), Y7
+	VMOVUPS      132(BX), Y8
+	VMOVUPS      (CX), Y2
+	VMULPS       Y7, Y2, Y1
+	VMULPS       Y8, Y2, Y2
+	VMOVUPS      132(CX), Y4
+	VMULPS       Y7, Y4, Y3
+	VMULPS       Y8, Y4, Y4
+	VMOVUPS      264(CX), Y6
+	VMULPS       Y7, Y6, Y5
+	VMULPS       Y8, Y6, Y6
+	VMOVUPS      396(CX), Y9
+	VMULPS       Y7, Y9, Y7
+	VMULPS       Y8, Y9, Y8
 	VMOVUPS      32(BX), Y9
 	VMOVUPS      164(BX), Y10
 	VMOVUPS      32(CX), Y11
@@ -8737,22 +11751,18 @@ tok361:
 	ADDQ         $0x00000048, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok361
+	JGE          tok503
 
-toktail362:
+toktail504:
 	TESTQ DI, DI
-	JE    tokdone364
+	JE    tokdone506
 
-tok1_363:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (BX), Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VFMADD231PS  132(CX), Y5, Y2
-	VFMADD231PS  264(CX), Y5, Y3
-	VFMADD231PS  396(CX), Y5, Y4
+tok1_505:
+	VMOVUPS      (BX), Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       132(CX), Y4, Y2
+	VMULPS       264(CX), Y4, Y3
+	VMULPS       396(CX), Y4, Y4
 	VMOVUPS      32(BX), Y5
 	VFMADD231PS  32(CX), Y5, Y1
 	VFMADD231PS  164(CX), Y5, Y2
@@ -8792,34 +11802,32 @@ tok1_363:
 	ADDQ         $0x00000084, BX
 	ADDQ         $0x00000024, SI
 	DECQ         DI
-	JNE          tok1_363
+	JNE          tok1_505
 
-tokdone364:
+tokdone506:
 	ADDQ $0x00000210, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_357
+	JGE  rows4_499
 
-tail358:
+tail500:
 	TESTQ DX, DX
-	JE    done360
+	JE    done502
 
-rows1_359:
+rows1_501:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail366
+	JL   toktail508
 
-tok365:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMOVUPS      (BX), Y3
-	VMOVUPS      132(BX), Y4
-	VMOVUPS      (CX), Y5
-	VFMADD231PS  Y3, Y5, Y1
-	VFMADD231PS  Y4, Y5, Y2
+tok507:
+	VMOVUPS      (BX), Y1
+	VMOVUPS      132(BX), Y2
+	VMOVUPS      (CX), Y3
+	VMULPS       Y1, Y3, Y1
+	VMULPS       Y2, Y3, Y2
 	VMOVUPS      32(BX), Y3
 	VMOVUPS      164(BX), Y4
 	VMOVUPS      32(CX), Y5
@@ -8858,16 +11866,15 @@ tok365:
 	ADDQ         $0x00000048, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok365
+	JGE          tok507
 
-toktail366:
+toktail508:
 	TESTQ DI, DI
-	JE    tokdone368
+	JE    tokdone510
 
-tok1_367:
-	VXORPS       Y1, Y1, Y1
-	VMOVUPS      (BX), Y2
-	VFMADD231PS  (CX), Y2, Y1
+tok1_509:
+	VMOVUPS      (BX), Y1
+	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(BX), Y2
 	VFMADD231PS  32(CX), Y2, Y1
 	VMOVUPS      64(BX), Y2
@@ -8887,20 +11894,20 @@ tok1_367:
 	ADDQ         $0x00000084, BX
 	ADDQ         $0x00000024, SI
 	DECQ         DI
-	JNE          tok1_367
+	JNE          tok1_509
 
-tokdone368:
+tokdone510:
 	ADDQ $0x00000084, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_359
+	JNE  rows1_501
 
-done360:
+done502:
 	VZEROUPPER
 	RET
 
 // func matmul_9x33_avx512(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·matmul_9x33_avx512(SB), NOSPLIT, $0-40
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
@@ -8908,146 +11915,182 @@ TEXT ·matmul_9x33_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail370
+	JL    tail512
 
-rows4_369:
+rows4_511:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail374
+	JL   toktail516
 
-tok373:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS       (BX), Z24
-	VMOVUPS       132(BX), Z25
-	VMOVUPS       264(BX), Z26
-	VMOVUPS       396(BX), Z27
-	VMOVUPS       528(BX), Z28
-	VMOVUPS       660(BX), Z29
-	VMOVUPS       (CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       132(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       264(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       396(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VMOVUPS       64(BX), Z24
-	VMOVUPS       196(BX), Z25
-	VMOVUPS       328(BX), Z26
-	VMOVUPS       460(BX), Z27
-	VMOVUPS       592(BX), Z28
-	VMOVUPS       724(BX), Z29
-	VMOVUPS       64(CX), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       196(CX), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       328(CX), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       460(CX), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	VMOVUPS.Z     128(BX), K1, Z24
-	VMOVUPS.Z     260(BX), K1, Z25
-	VMOVUPS.Z     392(BX), K1, Z26
-	VMOVUPS.Z     524(BX), K1, Z27
-	VMOVUPS.Z     656(BX), K1, Z28
-	VMOVUPS.Z     788(BX), K1, Z29
-	VFMADD231PS   128(CX), Z24, K1, Z0
-	VFMADD231PS   128(CX), Z25, K1, Z1
-	VFMADD231PS   128(CX), Z26, K1, Z2
-	VFMADD231PS   128(CX), Z27, K1, Z3
-	VFMADD231PS   128(CX), Z28, K1, Z4
-	VFMADD231PS   128(CX), Z29, K1, Z5
-	VFMADD231PS   260(CX), Z24, K1, Z6
-	VFMADD231PS   260(CX), Z25, K1, Z7
-	VFMADD231PS   260(CX), Z26, K1, Z8
-	VFMADD231PS   260(CX), Z27, K1, Z9
-	VFMADD231PS   260(CX), Z28, K1, Z10
-	VFMADD231PS   260(CX), Z29, K1, Z11
-	VFMADD231PS   392(CX), Z24, K1, Z12
-	VFMADD231PS   392(CX), Z25, K1, Z13
-	VFMADD231PS   392(CX), Z26, K1, Z14
-	VFMADD231PS   392(CX), Z27, K1, Z15
-	VFMADD231PS   392(CX), Z28, K1, Z16
-	VFMADD231PS   392(CX), Z29, K1, Z17
-	VFMADD231PS   524(CX), Z24, K1, Z18
-	VFMADD231PS   524(CX), Z25, K1, Z19
-	VFMADD231PS   524(CX), Z26, K1, Z20
-	VFMADD231PS   524(CX), Z27, K1, Z21
-	VFMADD231PS   524(CX), Z28, K1, Z22
-	VFMADD231PS   524(CX), Z29, K1, Z23
-	VEXTRACTF64X4 $0x01, Z0, Y24
-	VADDPS        Y24, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z6, Y24
-	VADDPS        Y24, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z12, Y24
-	VADDPS        Y24, Y12, Y12
-	VEXTRACTF64X4 $0x01, Z18, Y24
-	VADDPS        Y24, Y18, Y18
+tok515:
+	VMOVUPS       (BX), Y18
+	VMOVUPS       132(BX), Y19
+	VMOVUPS       264(BX), Y20
+	VMOVUPS       396(BX), Y21
+	VMOVUPS       528(BX), Y22
+	VMOVUPS       660(BX), Y23
+	VMOVUPS       (CX), Y5
+	VMULPS        Y18, Y5, Y0
+	VMULPS        Y19, Y5, Y1
+	VMULPS        Y20, Y5, Y2
+	VMULPS        Y21, Y5, Y3
+	VMULPS        Y22, Y5, Y4
+	VMULPS        Y23, Y5, Y5
+	VMOVUPS       132(CX), Y11
+	VMULPS        Y18, Y11, Y6
+	VMULPS        Y19, Y11, Y7
+	VMULPS        Y20, Y11, Y8
+	VMULPS        Y21, Y11, Y9
+	VMULPS        Y22, Y11, Y10
+	VMULPS        Y23, Y11, Y11
+	VMOVUPS       264(CX), Y17
+	VMULPS        Y18, Y17, Y12
+	VMULPS        Y19, Y17, Y13
+	VMULPS        Y20, Y17, Y14
+	VMULPS        Y21, Y17, Y15
+	VMULPS        Y22, Y17, Y16
+	VMULPS        Y23, Y17, Y17
+	VMOVUPS       396(CX), Y24
+	VMULPS        Y18, Y24, Y18
+	VMULPS        Y19, Y24, Y19
+	VMULPS        Y20, Y24, Y20
+	VMULPS        Y21, Y24, Y21
+	VMULPS        Y22, Y24, Y22
+	VMULPS        Y23, Y24, Y23
+	VMOVUPS       32(BX), Y24
+	VMOVUPS       164(BX), Y25
+	VMOVUPS       296(BX), Y26
+	VMOVUPS       428(BX), Y27
+	VMOVUPS       560(BX), Y28
+	VMOVUPS       692(BX), Y29
+	VMOVUPS       32(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       164(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       296(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       428(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       64(BX), Y24
+	VMOVUPS       196(BX), Y25
+	VMOVUPS       328(BX), Y26
+	VMOVUPS       460(BX), Y27
+	VMOVUPS       592(BX), Y28
+	VMOVUPS       724(BX), Y29
+	VMOVUPS       64(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       196(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       328(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       460(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS       96(BX), Y24
+	VMOVUPS       228(BX), Y25
+	VMOVUPS       360(BX), Y26
+	VMOVUPS       492(BX), Y27
+	VMOVUPS       624(BX), Y28
+	VMOVUPS       756(BX), Y29
+	VMOVUPS       96(CX), Y30
+	VFMADD231PS   Y24, Y30, Y0
+	VFMADD231PS   Y25, Y30, Y1
+	VFMADD231PS   Y26, Y30, Y2
+	VFMADD231PS   Y27, Y30, Y3
+	VFMADD231PS   Y28, Y30, Y4
+	VFMADD231PS   Y29, Y30, Y5
+	VMOVUPS       228(CX), Y30
+	VFMADD231PS   Y24, Y30, Y6
+	VFMADD231PS   Y25, Y30, Y7
+	VFMADD231PS   Y26, Y30, Y8
+	VFMADD231PS   Y27, Y30, Y9
+	VFMADD231PS   Y28, Y30, Y10
+	VFMADD231PS   Y29, Y30, Y11
+	VMOVUPS       360(CX), Y30
+	VFMADD231PS   Y24, Y30, Y12
+	VFMADD231PS   Y25, Y30, Y13
+	VFMADD231PS   Y26, Y30, Y14
+	VFMADD231PS   Y27, Y30, Y15
+	VFMADD231PS   Y28, Y30, Y16
+	VFMADD231PS   Y29, Y30, Y17
+	VMOVUPS       492(CX), Y30
+	VFMADD231PS   Y24, Y30, Y18
+	VFMADD231PS   Y25, Y30, Y19
+	VFMADD231PS   Y26, Y30, Y20
+	VFMADD231PS   Y27, Y30, Y21
+	VFMADD231PS   Y28, Y30, Y22
+	VFMADD231PS   Y29, Y30, Y23
+	VMOVUPS.Z     128(BX), K1, Y24
+	VMOVUPS.Z     260(BX), K1, Y25
+	VMOVUPS.Z     392(BX), K1, Y26
+	VMOVUPS.Z     524(BX), K1, Y27
+	VMOVUPS.Z     656(BX), K1, Y28
+	VMOVUPS.Z     788(BX), K1, Y29
+	VFMADD231PS   128(CX), Y24, K1, Y0
+	VFMADD231PS   128(CX), Y25, K1, Y1
+	VFMADD231PS   128(CX), Y26, K1, Y2
+	VFMADD231PS   128(CX), Y27, K1, Y3
+	VFMADD231PS   128(CX), Y28, K1, Y4
+	VFMADD231PS   128(CX), Y29, K1, Y5
+	VFMADD231PS   260(CX), Y24, K1, Y6
+	VFMADD231PS   260(CX), Y25, K1, Y7
+	VFMADD231PS   260(CX), Y26, K1, Y8
+	VFMADD231PS   260(CX), Y27, K1, Y9
+	VFMADD231PS   260(CX), Y28, K1, Y10
+	VFMADD231PS   260(CX), Y29, K1, Y11
+	VFMADD231PS   392(CX), Y24, K1, Y12
+	VFMADD231PS   392(CX), Y25, K1, Y13
+	VFMADD231PS   392(CX), Y26, K1, Y14
+	VFMADD231PS   392(CX), Y27, K1, Y15
+	VFMADD231PS   392(CX), Y28, K1, Y16
+	VFMADD231PS   392(CX), Y29, K1, Y17
+	VFMADD231PS   524(CX), Y24, K1, Y18
+	VFMADD231PS   524(CX), Y25, K1, Y19
+	VFMADD231PS   524(CX), Y26, K1, Y20
+	VFMADD231PS   524(CX), Y27, K1, Y21
+	VFMADD231PS   524(CX), Y28, K1, Y22
+	VFMADD231PS   524(CX), Y29, K1, Y23
 	VUNPCKLPS     Y6, Y0, Y24
 	VUNPCKHPS     Y6, Y0, Y0
 	VADDPS        Y0, Y24, Y24
@@ -9060,14 +12103,6 @@ tok373:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y13
-	VEXTRACTF64X4 $0x01, Z19, Y0
-	VADDPS        Y0, Y19, Y19
 	VUNPCKLPS     Y7, Y1, Y0
 	VUNPCKHPS     Y7, Y1, Y1
 	VADDPS        Y1, Y0, Y0
@@ -9080,14 +12115,6 @@ tok373:
 	VEXTRACTF32X4 $0x01, Y6, X0
 	VADDPS        X0, X6, X0
 	VMOVUPS       X0, 36(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y8
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y14
-	VEXTRACTF64X4 $0x01, Z20, Y0
-	VADDPS        Y0, Y20, Y20
 	VUNPCKLPS     Y8, Y2, Y0
 	VUNPCKHPS     Y8, Y2, Y1
 	VADDPS        Y1, Y0, Y0
@@ -9100,14 +12127,6 @@ tok373:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 72(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y9
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y15
-	VEXTRACTF64X4 $0x01, Z21, Y0
-	VADDPS        Y0, Y21, Y21
 	VUNPCKLPS     Y9, Y3, Y0
 	VUNPCKHPS     Y9, Y3, Y1
 	VADDPS        Y1, Y0, Y0
@@ -9120,14 +12139,6 @@ tok373:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 108(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y10
-	VEXTRACTF64X4 $0x01, Z16, Y0
-	VADDPS        Y0, Y16, Y16
-	VEXTRACTF64X4 $0x01, Z22, Y0
-	VADDPS        Y0, Y22, Y22
 	VUNPCKLPS     Y10, Y4, Y0
 	VUNPCKHPS     Y10, Y4, Y1
 	VADDPS        Y1, Y0, Y0
@@ -9140,14 +12151,6 @@ tok373:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 144(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y11
-	VEXTRACTF64X4 $0x01, Z17, Y0
-	VADDPS        Y0, Y17, Y17
-	VEXTRACTF64X4 $0x01, Z23, Y0
-	VADDPS        Y0, Y23, Y23
 	VUNPCKLPS     Y11, Y5, Y0
 	VUNPCKHPS     Y11, Y5, Y1
 	VADDPS        Y1, Y0, Y0
@@ -9164,40 +12167,38 @@ tok373:
 	ADDQ          $0x000000d8, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok373
+	JGE           tok515
 
-toktail374:
+toktail516:
 	TESTQ DI, DI
-	JE    tokdone376
+	JE    tokdone518
 
-tok1_375:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (BX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VFMADD231PS   132(CX), Z4, Z1
-	VFMADD231PS   264(CX), Z4, Z2
-	VFMADD231PS   396(CX), Z4, Z3
-	VMOVUPS       64(BX), Z4
-	VFMADD231PS   64(CX), Z4, Z0
-	VFMADD231PS   196(CX), Z4, Z1
-	VFMADD231PS   328(CX), Z4, Z2
-	VFMADD231PS   460(CX), Z4, Z3
-	VMOVUPS.Z     128(BX), K1, Z4
-	VFMADD231PS   128(CX), Z4, K1, Z0
-	VFMADD231PS   260(CX), Z4, K1, Z1
-	VFMADD231PS   392(CX), Z4, K1, Z2
-	VFMADD231PS   524(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+tok1_517:
+	VMOVUPS       (BX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        132(CX), Y3, Y1
+	VMULPS        264(CX), Y3, Y2
+	VMULPS        396(CX), Y3, Y3
+	VMOVUPS       32(BX), Y4
+	VFMADD231PS   32(CX), Y4, Y0
+	VFMADD231PS   164(CX), Y4, Y1
+	VFMADD231PS   296(CX), Y4, Y2
+	VFMADD231PS   428(CX), Y4, Y3
+	VMOVUPS       64(BX), Y4
+	VFMADD231PS   64(CX), Y4, Y0
+	VFMADD231PS   196(CX), Y4, Y1
+	VFMADD231PS   328(CX), Y4, Y2
+	VFMADD231PS   460(CX), Y4, Y3
+	VMOVUPS       96(BX), Y4
+	VFMADD231PS   96(CX), Y4, Y0
+	VFMADD231PS   228(CX), Y4, Y1
+	VFMADD231PS   360(CX), Y4, Y2
+	VFMADD231PS   492(CX), Y4, Y3
+	VMOVUPS.Z     128(BX), K1, Y4
+	VFMADD231PS   128(CX), Y4, K1, Y0
+	VFMADD231PS   260(CX), Y4, K1, Y1
+	VFMADD231PS   392(CX), Y4, K1, Y2
+	VFMADD231PS   524(CX), Y4, K1, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -9213,73 +12214,91 @@ tok1_375:
 	ADDQ          $0x00000084, BX
 	ADDQ          $0x00000024, SI
 	DECQ          DI
-	JNE           tok1_375
+	JNE           tok1_517
 
-tokdone376:
+tokdone518:
 	ADDQ $0x00000210, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_369
+	JGE  rows4_511
 
-tail370:
+tail512:
 	TESTQ DX, DX
-	JE    done372
+	JE    done514
 
-rows1_371:
+rows1_513:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail378
+	JL   toktail520
 
-tok377:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       (BX), Z6
-	VMOVUPS       132(BX), Z7
-	VMOVUPS       264(BX), Z8
-	VMOVUPS       396(BX), Z9
-	VMOVUPS       528(BX), Z10
-	VMOVUPS       660(BX), Z11
-	VMOVUPS       (CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VMOVUPS       64(BX), Z6
-	VMOVUPS       196(BX), Z7
-	VMOVUPS       328(BX), Z8
-	VMOVUPS       460(BX), Z9
-	VMOVUPS       592(BX), Z10
-	VMOVUPS       724(BX), Z11
-	VMOVUPS       64(CX), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	VMOVUPS.Z     128(BX), K1, Z6
-	VMOVUPS.Z     260(BX), K1, Z7
-	VMOVUPS.Z     392(BX), K1, Z8
-	VMOVUPS.Z     524(BX), K1, Z9
-	VMOVUPS.Z     656(BX), K1, Z10
-	VMOVUPS.Z     788(BX), K1, Z11
-	VFMADD231PS   128(CX), Z6, K1, Z0
-	VFMADD231PS   128(CX), Z7, K1, Z1
-	VFMADD231PS   128(CX), Z8, K1, Z2
-	VFMADD231PS   128(CX), Z9, K1, Z3
-	VFMADD231PS   128(CX), Z10, K1, Z4
-	VFMADD231PS   128(CX), Z11, K1, Z5
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y0
+tok519:
+	VMOVUPS       (BX), Y0
+	VMOVUPS       132(BX), Y1
+	VMOVUPS       264(BX), Y2
+	VMOVUPS       396(BX), Y3
+	VMOVUPS       528(BX), Y4
+	VMOVUPS       660(BX), Y5
+	VMOVUPS       (CX), Y6
+	VMULPS        Y0, Y6, Y0
+	VMULPS        Y1, Y6, Y1
+	VMULPS        Y2, Y6, Y2
+	VMULPS        Y3, Y6, Y3
+	VMULPS        Y4, Y6, Y4
+	VMULPS        Y5, Y6, Y5
+	VMOVUPS       32(BX), Y6
+	VMOVUPS       164(BX), Y7
+	VMOVUPS       296(BX), Y8
+	VMOVUPS       428(BX), Y9
+	VMOVUPS       560(BX), Y10
+	VMOVUPS       692(BX), Y11
+	VMOVUPS       32(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       64(BX), Y6
+	VMOVUPS       196(BX), Y7
+	VMOVUPS       328(BX), Y8
+	VMOVUPS       460(BX), Y9
+	VMOVUPS       592(BX), Y10
+	VMOVUPS       724(BX), Y11
+	VMOVUPS       64(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS       96(BX), Y6
+	VMOVUPS       228(BX), Y7
+	VMOVUPS       360(BX), Y8
+	VMOVUPS       492(BX), Y9
+	VMOVUPS       624(BX), Y10
+	VMOVUPS       756(BX), Y11
+	VMOVUPS       96(CX), Y12
+	VFMADD231PS   Y6, Y12, Y0
+	VFMADD231PS   Y7, Y12, Y1
+	VFMADD231PS   Y8, Y12, Y2
+	VFMADD231PS   Y9, Y12, Y3
+	VFMADD231PS   Y10, Y12, Y4
+	VFMADD231PS   Y11, Y12, Y5
+	VMOVUPS.Z     128(BX), K1, Y6
+	VMOVUPS.Z     260(BX), K1, Y7
+	VMOVUPS.Z     392(BX), K1, Y8
+	VMOVUPS.Z     524(BX), K1, Y9
+	VMOVUPS.Z     656(BX), K1, Y10
+	VMOVUPS.Z     788(BX), K1, Y11
+	VFMADD231PS   128(CX), Y6, K1, Y0
+	VFMADD231PS   128(CX), Y7, K1, Y1
+	VFMADD231PS   128(CX), Y8, K1, Y2
+	VFMADD231PS   128(CX), Y9, K1, Y3
+	VFMADD231PS   128(CX), Y10, K1, Y4
+	VFMADD231PS   128(CX), Y11, K1, Y5
 	VEXTRACTF32X4 $0x01, Y0, X6
 	VADDPS        X6, X0, X6
 	VPERMILPS     $0x4e, X6, X0
@@ -9287,8 +12306,6 @@ tok377:
 	VPERMILPS     $0xb1, X6, X0
 	VADDPS        X0, X6, X6
 	VMOVSS        X6, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -9296,8 +12313,6 @@ tok377:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 36(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -9305,8 +12320,6 @@ tok377:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 72(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X0
 	VADDPS        X0, X3, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -9314,8 +12327,6 @@ tok377:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 108(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X0
 	VADDPS        X0, X4, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -9323,8 +12334,6 @@ tok377:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VMOVSS        X0, 144(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X0
 	VADDPS        X0, X5, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -9336,22 +12345,23 @@ tok377:
 	ADDQ          $0x000000d8, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok377
+	JGE           tok519
 
-toktail378:
+toktail520:
 	TESTQ DI, DI
-	JE    tokdone380
+	JE    tokdone522
 
-tok1_379:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (BX), Z1
-	VFMADD231PS   (CX), Z1, Z0
-	VMOVUPS       64(BX), Z1
-	VFMADD231PS   64(CX), Z1, Z0
-	VMOVUPS.Z     128(BX), K1, Z1
-	VFMADD231PS   128(CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+tok1_521:
+	VMOVUPS       (BX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(BX), Y1
+	VFMADD231PS   32(CX), Y1, Y0
+	VMOVUPS       64(BX), Y1
+	VFMADD231PS   64(CX), Y1, Y0
+	VMOVUPS       96(BX), Y1
+	VFMADD231PS   96(CX), Y1, Y0
+	VMOVUPS.Z     128(BX), K1, Y1
+	VFMADD231PS   128(CX), Y1, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -9362,47 +12372,39 @@ tok1_379:
 	ADDQ          $0x00000084, BX
 	ADDQ          $0x00000024, SI
 	DECQ          DI
-	JNE           tok1_379
+	JNE           tok1_521
 
-tokdone380:
+tokdone522:
 	ADDQ $0x00000084, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_371
+	JNE  rows1_513
 
-done372:
+done514:
 	VZEROUPPER
 	RET
 
 // func matvec_16_avx2(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, FMA3
+// Requires: AVX
 TEXT ·matvec_16_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail382
+	JL   tail524
 
-rows4_381:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVUPS      (DX), Y8
-	VFMADD231PS  (CX), Y8, Y0
-	VFMADD231PS  64(CX), Y8, Y1
-	VFMADD231PS  128(CX), Y8, Y2
-	VFMADD231PS  192(CX), Y8, Y3
-	VMOVUPS      32(DX), Y8
-	VFMADD231PS  32(CX), Y8, Y4
-	VFMADD231PS  96(CX), Y8, Y5
-	VFMADD231PS  160(CX), Y8, Y6
-	VFMADD231PS  224(CX), Y8, Y7
+rows4_523:
+	VMOVUPS      (DX), Y3
+	VMULPS       (CX), Y3, Y0
+	VMULPS       64(CX), Y3, Y1
+	VMULPS       128(CX), Y3, Y2
+	VMULPS       192(CX), Y3, Y3
+	VMOVUPS      32(DX), Y7
+	VMULPS       32(CX), Y7, Y4
+	VMULPS       96(CX), Y7, Y5
+	VMULPS       160(CX), Y7, Y6
+	VMULPS       224(CX), Y7, Y7
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -9423,19 +12425,17 @@ rows4_381:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_381
+	JGE          rows4_523
 
-tail382:
+tail524:
 	TESTQ BX, BX
-	JE    done384
+	JE    done526
 
-rows1_383:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VMOVUPS      (DX), Y2
-	VFMADD231PS  (CX), Y2, Y0
-	VMOVUPS      32(DX), Y2
-	VFMADD231PS  32(CX), Y2, Y1
+rows1_525:
+	VMOVUPS      (DX), Y0
+	VMULPS       (CX), Y0, Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       32(CX), Y1, Y1
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -9447,9 +12447,9 @@ rows1_383:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_383
+	JNE          rows1_525
 
-done384:
+done526:
 	VZEROUPPER
 	RET
 
@@ -9461,26 +12461,23 @@ TEXT ·matvec_16_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail386
+	JL   tail528
 
-rows4_385:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VFMADD231PS   64(CX), Z4, Z1
-	VFMADD231PS   128(CX), Z4, Z2
-	VFMADD231PS   192(CX), Z4, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
+rows4_527:
+	VMOVUPS       (DX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        64(CX), Y3, Y1
+	VMULPS        128(CX), Y3, Y2
+	VMULPS        192(CX), Y3, Y3
+	VMOVUPS       32(DX), Y7
+	VMULPS        32(CX), Y7, Y4
+	VMULPS        96(CX), Y7, Y5
+	VMULPS        160(CX), Y7, Y6
+	VMULPS        224(CX), Y7, Y7
 	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -9497,17 +12494,17 @@ rows4_385:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_385
+	JGE           rows4_527
 
-tail386:
+tail528:
 	TESTQ BX, BX
-	JE    done388
+	JE    done530
 
-rows1_387:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (DX), Z1
-	VFMADD231PS   (CX), Z1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+rows1_529:
+	VMOVUPS       (DX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(CX), Y1, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
@@ -9519,9 +12516,9 @@ rows1_387:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_387
+	JNE           rows1_529
 
-done388:
+done530:
 	VZEROUPPER
 	RET
 
@@ -9534,9 +12531,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail390
+	JL      tail532
 
-rows4_389:
+rows4_531:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -9547,7 +12544,7 @@ rows4_389:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols393:
+cols535:
 	VMOVUPS      (DX)(SI*1), Y9
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
 	VFMADD231PS  688(CX)(SI*1), Y9, Y2
@@ -9560,7 +12557,7 @@ cols393:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols393
+	JNE          cols535
 	VMOVUPS      640(DX), Y9
 	VFMADD231PS  640(CX), Y9, Y1
 	VFMADD231PS  1328(CX), Y9, Y2
@@ -9595,20 +12592,20 @@ cols393:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_389
+	JGE          rows4_531
 
-tail390:
+tail532:
 	TESTQ BX, BX
-	JE    done392
+	JE    done534
 
-rows1_391:
+rows1_533:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols394:
+cols536:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -9619,7 +12616,7 @@ cols394:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols394
+	JNE          cols536
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -9638,9 +12635,9 @@ cols394:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_391
+	JNE          rows1_533
 
-done392:
+done534:
 	VZEROUPPER
 	RET
 
@@ -9654,92 +12651,68 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail396
+	JL    tail538
 
-rows4_395:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       (DX), Z16
-	VFMADD231PS   (CX), Z16, Z0
-	VFMADD231PS   688(CX), Z16, Z1
-	VFMADD231PS   1376(CX), Z16, Z2
-	VFMADD231PS   2064(CX), Z16, Z3
-	VMOVUPS       64(DX), Z16
-	VFMADD231PS   64(CX), Z16, Z4
-	VFMADD231PS   752(CX), Z16, Z5
-	VFMADD231PS   1440(CX), Z16, Z6
-	VFMADD231PS   2128(CX), Z16, Z7
-	VMOVUPS       128(DX), Z16
-	VFMADD231PS   128(CX), Z16, Z8
-	VFMADD231PS   816(CX), Z16, Z9
-	VFMADD231PS   1504(CX), Z16, Z10
-	VFMADD231PS   2192(CX), Z16, Z11
-	VMOVUPS       192(DX), Z16
-	VFMADD231PS   192(CX), Z16, Z12
-	VFMADD231PS   880(CX), Z16, Z13
-	VFMADD231PS   1568(CX), Z16, Z14
-	VFMADD231PS   2256(CX), Z16, Z15
-	VMOVUPS       256(DX), Z16
-	VFMADD231PS   256(CX), Z16, Z0
-	VFMADD231PS   944(CX), Z16, Z1
-	VFMADD231PS   1632(CX), Z16, Z2
-	VFMADD231PS   2320(CX), Z16, Z3
-	VMOVUPS       320(DX), Z16
-	VFMADD231PS   320(CX), Z16, Z4
-	VFMADD231PS   1008(CX), Z16, Z5
-	VFMADD231PS   1696(CX), Z16, Z6
-	VFMADD231PS   2384(CX), Z16, Z7
-	VMOVUPS       384(DX), Z16
-	VFMADD231PS   384(CX), Z16, Z8
-	VFMADD231PS   1072(CX), Z16, Z9
-	VFMADD231PS   1760(CX), Z16, Z10
-	VFMADD231PS   2448(CX), Z16, Z11
-	VMOVUPS       448(DX), Z16
-	VFMADD231PS   448(CX), Z16, Z12
-	VFMADD231PS   1136(CX), Z16, Z13
-	VFMADD231PS   1824(CX), Z16, Z14
-	VFMADD231PS   2512(CX), Z16, Z15
-	VMOVUPS       512(DX), Z16
-	VFMADD231PS   512(CX), Z16, Z0
-	VFMADD231PS   1200(CX), Z16, Z1
-	VFMADD231PS   1888(CX), Z16, Z2
-	VFMADD231PS   2576(CX), Z16, Z3
-	VMOVUPS       576(DX), Z16
-	VFMADD231PS   576(CX), Z16, Z4
-	VFMADD231PS   1264(CX), Z16, Z5
-	VFMADD231PS   1952(CX), Z16, Z6
-	VFMADD231PS   2640(CX), Z16, Z7
-	VMOVUPS.Z     640(DX), K1, Z16
-	VFMADD231PS   640(CX), Z16, K1, Z8
-	VFMADD231PS   1328(CX), Z16, K1, Z9
-	VFMADD231PS   2016(CX), Z16, K1, Z10
-	VFMADD231PS   2704(CX), Z16, K1, Z11
+rows4_537:
+	VMOVUPS       (DX), Z3
+	VMULPS        (CX), Z3, Z0
+	VMULPS        688(CX), Z3, Z1
+	VMULPS        1376(CX), Z3, Z2
+	VMULPS        2064(CX), Z3, Z3
+	VMOVUPS       64(DX), Z7
+	VMULPS        64(CX), Z7, Z4
+	VMULPS        752(CX), Z7, Z5
+	VMULPS        1440(CX), Z7, Z6
+	VMULPS        2128(CX), Z7, Z7
+	VMOVUPS       128(DX), Z8
+	VFMADD231PS   128(CX), Z8, Z0
+	VFMADD231PS   816(CX), Z8, Z1
+	VFMADD231PS   1504(CX), Z8, Z2
+	VFMADD231PS   2192(CX), Z8, Z3
+	VMOVUPS       192(DX), Z8
+	VFMADD231PS   192(CX), Z8, Z4
+	VFMADD231PS   880(CX), Z8, Z5
+	VFMADD231PS   1568(CX), Z8, Z6
+	VFMADD231PS   2256(CX), Z8, Z7
+	VMOVUPS       256(DX), Z8
+	VFMADD231PS   256(CX), Z8, Z0
+	VFMADD231PS   944(CX), Z8, Z1
+	VFMADD231PS   1632(CX), Z8, Z2
+	VFMADD231PS   2320(CX), Z8, Z3
+	VMOVUPS       320(DX), Z8
+	VFMADD231PS   320(CX), Z8, Z4
+	VFMADD231PS   1008(CX), Z8, Z5
+	VFMADD231PS   1696(CX), Z8, Z6
+	VFMADD231PS   2384(CX), Z8, Z7
+	VMOVUPS       384(DX), Z8
+	VFMADD231PS   384(CX), Z8, Z0
+	VFMADD231PS   1072(CX), Z8, Z1
+	VFMADD231PS   1760(CX), Z8, Z2
+	VFMADD231PS   2448(CX), Z8, Z3
+	VMOVUPS       448(DX), Z8
+	VFMADD231PS   448(CX), Z8, Z4
+	VFMADD231PS   1136(CX), Z8, Z5
+	VFMADD231PS   1824(CX), Z8, Z6
+	VFMADD231PS   2512(CX), Z8, Z7
+	VMOVUPS       512(DX), Z8
+	VFMADD231PS   512(CX), Z8, Z0
+	VFMADD231PS   1200(CX), Z8, Z1
+	VFMADD231PS   1888(CX), Z8, Z2
+	VFMADD231PS   2576(CX), Z8, Z3
+	VMOVUPS       576(DX), Z8
+	VFMADD231PS   576(CX), Z8, Z4
+	VFMADD231PS   1264(CX), Z8, Z5
+	VFMADD231PS   1952(CX), Z8, Z6
+	VFMADD231PS   2640(CX), Z8, Z7
+	VMOVUPS.Z     640(DX), K1, Z8
+	VFMADD231PS   640(CX), Z8, K1, Z0
+	VFMADD231PS   1328(CX), Z8, K1, Z1
+	VFMADD231PS   2016(CX), Z8, K1, Z2
+	VFMADD231PS   2704(CX), Z8, K1, Z3
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z0, Z0
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z0, Z0
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -9764,25 +12737,21 @@ rows4_395:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_395
+	JGE           rows4_537
 
-tail396:
+tail538:
 	TESTQ BX, BX
-	JE    done398
+	JE    done540
 
-rows1_397:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VMOVUPS       64(DX), Z4
-	VFMADD231PS   64(CX), Z4, Z1
-	VMOVUPS       128(DX), Z4
-	VFMADD231PS   128(CX), Z4, Z2
-	VMOVUPS       192(DX), Z4
-	VFMADD231PS   192(CX), Z4, Z3
+rows1_539:
+	VMOVUPS       (DX), Z0
+	VMULPS        (CX), Z0, Z0
+	VMOVUPS       64(DX), Z1
+	VMULPS        64(CX), Z1, Z1
+	VMOVUPS       128(DX), Z2
+	VMULPS        128(CX), Z2, Z2
+	VMOVUPS       192(DX), Z3
+	VMULPS        192(CX), Z3, Z3
 	VMOVUPS       256(DX), Z4
 	VFMADD231PS   256(CX), Z4, Z0
 	VMOVUPS       320(DX), Z4
@@ -9812,9 +12781,9 @@ rows1_397:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_397
+	JNE           rows1_539
 
-done398:
+done540:
 	VZEROUPPER
 	RET
 
@@ -9827,27 +12796,19 @@ TEXT ·matvec_17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail400
+	JL      tail542
 
-rows4_399:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  68(CX), Y9, Y2
-	VFMADD231PS  136(CX), Y9, Y3
-	VFMADD231PS  204(CX), Y9, Y4
-	VMOVUPS      32(DX), Y9
-	VFMADD231PS  32(CX), Y9, Y5
-	VFMADD231PS  100(CX), Y9, Y6
-	VFMADD231PS  168(CX), Y9, Y7
-	VFMADD231PS  236(CX), Y9, Y8
+rows4_541:
+	VMOVUPS      (DX), Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       68(CX), Y4, Y2
+	VMULPS       136(CX), Y4, Y3
+	VMULPS       204(CX), Y4, Y4
+	VMOVUPS      32(DX), Y8
+	VMULPS       32(CX), Y8, Y5
+	VMULPS       100(CX), Y8, Y6
+	VMULPS       168(CX), Y8, Y7
+	VMULPS       236(CX), Y8, Y8
 	VMASKMOVPS   64(DX), Y0, Y9
 	VMASKMOVPS   64(CX), Y0, Y10
 	VFMADD231PS  Y9, Y10, Y1
@@ -9877,19 +12838,17 @@ rows4_399:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_399
+	JGE          rows4_541
 
-tail400:
+tail542:
 	TESTQ BX, BX
-	JE    done402
+	JE    done544
 
-rows1_401:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMOVUPS      (DX), Y3
-	VFMADD231PS  (CX), Y3, Y1
-	VMOVUPS      32(DX), Y3
-	VFMADD231PS  32(CX), Y3, Y2
+rows1_543:
+	VMOVUPS      (DX), Y1
+	VMULPS       (CX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(CX), Y2, Y2
 	VMASKMOVPS   64(DX), Y0, Y3
 	VMASKMOVPS   64(CX), Y0, Y4
 	VFMADD231PS  Y3, Y4, Y1
@@ -9904,9 +12863,9 @@ rows1_401:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_401
+	JNE          rows1_543
 
-done402:
+done544:
 	VZEROUPPER
 	RET
 
@@ -9920,31 +12879,28 @@ TEXT ·matvec_17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail404
+	JL    tail546
 
-rows4_403:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VFMADD231PS   68(CX), Z4, Z1
-	VFMADD231PS   136(CX), Z4, Z2
-	VFMADD231PS   204(CX), Z4, Z3
-	VMOVUPS.Z     64(DX), K1, Z4
-	VFMADD231PS   64(CX), Z4, K1, Z0
-	VFMADD231PS   132(CX), Z4, K1, Z1
-	VFMADD231PS   200(CX), Z4, K1, Z2
-	VFMADD231PS   268(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
+rows4_545:
+	VMOVUPS       (DX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        68(CX), Y3, Y1
+	VMULPS        136(CX), Y3, Y2
+	VMULPS        204(CX), Y3, Y3
+	VMOVUPS       32(DX), Y7
+	VMULPS        32(CX), Y7, Y4
+	VMULPS        100(CX), Y7, Y5
+	VMULPS        168(CX), Y7, Y6
+	VMULPS        236(CX), Y7, Y7
+	VMOVUPS.Z     64(DX), K1, Y8
+	VFMADD231PS   64(CX), Y8, K1, Y0
+	VFMADD231PS   132(CX), Y8, K1, Y1
+	VFMADD231PS   200(CX), Y8, K1, Y2
+	VFMADD231PS   268(CX), Y8, K1, Y3
 	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -9961,19 +12917,19 @@ rows4_403:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_403
+	JGE           rows4_545
 
-tail404:
+tail546:
 	TESTQ BX, BX
-	JE    done406
+	JE    done548
 
-rows1_405:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (DX), Z1
-	VFMADD231PS   (CX), Z1, Z0
-	VMOVUPS.Z     64(DX), K1, Z1
-	VFMADD231PS   64(CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+rows1_547:
+	VMOVUPS       (DX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(CX), Y1, Y1
+	VMOVUPS.Z     64(DX), K1, Y2
+	VFMADD231PS   64(CX), Y2, K1, Y0
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
@@ -9985,14 +12941,14 @@ rows1_405:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_405
+	JNE           rows1_547
 
-done406:
+done548:
 	VZEROUPPER
 	RET
 
 // func matvec_1_avx2(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, FMA3
+// Requires: AVX
 TEXT ·matvec_1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -10000,22 +12956,18 @@ TEXT ·matvec_1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail408
+	JL      tail550
 
-rows4_407:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMASKMOVPS   (DX), Y0, Y5
-	VMASKMOVPS   (CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y1
-	VMASKMOVPS   4(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y2
-	VMASKMOVPS   8(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y3
-	VMASKMOVPS   12(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y4
+rows4_549:
+	VMASKMOVPS   (DX), Y0, Y4
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y4, Y1, Y1
+	VMASKMOVPS   4(CX), Y0, Y2
+	VMULPS       Y4, Y2, Y2
+	VMASKMOVPS   8(CX), Y0, Y3
+	VMULPS       Y4, Y3, Y3
+	VMASKMOVPS   12(CX), Y0, Y5
+	VMULPS       Y4, Y5, Y4
 	VUNPCKLPS    Y2, Y1, Y5
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y5, Y5
@@ -10032,17 +12984,16 @@ rows4_407:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_407
+	JGE          rows4_549
 
-tail408:
+tail550:
 	TESTQ BX, BX
-	JE    done410
+	JE    done552
 
-rows1_409:
-	VXORPS       Y1, Y1, Y1
-	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (CX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+rows1_551:
+	VMASKMOVPS   (DX), Y0, Y1
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -10053,9 +13004,9 @@ rows1_409:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_409
+	JNE          rows1_551
 
-done410:
+done552:
 	VZEROUPPER
 	RET
 
@@ -10069,18 +13020,193 @@ TEXT ·matvec_1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail412
+	JL    tail554
 
-rows4_411:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS.Z     (DX), K1, Z4
-	VFMADD231PS   (CX), Z4, K1, Z0
-	VFMADD231PS   4(CX), Z4, K1, Z1
-	VFMADD231PS   8(CX), Z4, K1, Z2
-	VFMADD231PS   12(CX), Z4, K1, Z3
+rows4_553:
+	VMOVUPS.Z     (DX), K1, Y3
+	VMULPS.Z      (CX), Y3, K1, Y0
+	VMULPS.Z      4(CX), Y3, K1, Y1
+	VMULPS.Z      8(CX), Y3, K1, Y2
+	VMULPS.Z      12(CX), Y3, K1, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (AX)
+	ADDQ          $0x00000010, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_553
+
+tail554:
+	TESTQ BX, BX
+	JE    done556
+
+rows1_555:
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (CX), Y0, K1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	ADDQ          $0x00000004, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_555
+
+done556:
+	VZEROUPPER
+	RET
+
+// func matvec_2048_avx2(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, FMA3
+TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail558
+
+rows4_557:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols561:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
+	VFMADD231PS  16384(CX)(SI*1), Y8, Y2
+	VFMADD231PS  24576(CX)(SI*1), Y8, Y3
+	VMOVUPS      32(DX)(SI*1), Y8
+	VFMADD231PS  32(CX)(SI*1), Y8, Y4
+	VFMADD231PS  8224(CX)(SI*1), Y8, Y5
+	VFMADD231PS  16416(CX)(SI*1), Y8, Y6
+	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000040, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols561
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x00008000, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_557
+
+tail558:
+	TESTQ BX, BX
+	JE    done560
+
+rows1_559:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   SI, SI
+
+cols562:
+	VMOVUPS      (DX)(SI*1), Y4
+	VFMADD231PS  (CX)(SI*1), Y4, Y0
+	VMOVUPS      32(DX)(SI*1), Y4
+	VFMADD231PS  32(CX)(SI*1), Y4, Y1
+	VMOVUPS      64(DX)(SI*1), Y4
+	VFMADD231PS  64(CX)(SI*1), Y4, Y2
+	VMOVUPS      96(DX)(SI*1), Y4
+	VFMADD231PS  96(CX)(SI*1), Y4, Y3
+	ADDQ         $0x00000080, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols562
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         $0x00002000, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_559
+
+done560:
+	VZEROUPPER
+	RET
+
+// func matvec_2048_avx512(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail564
+
+rows4_563:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols567:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
+	VFMADD231PS   16384(CX)(SI*1), Z8, Z2
+	VFMADD231PS   24576(CX)(SI*1), Z8, Z3
+	VMOVUPS       64(DX)(SI*1), Z8
+	VFMADD231PS   64(CX)(SI*1), Z8, Z4
+	VFMADD231PS   8256(CX)(SI*1), Z8, Z5
+	VFMADD231PS   16448(CX)(SI*1), Z8, Z6
+	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000080, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols567
+	VADDPS        Z4, Z0, Z0
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -10101,20 +13227,38 @@ rows4_411:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VMOVUPS       X0, (AX)
-	ADDQ          $0x00000010, CX
+	ADDQ          $0x00008000, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_411
+	JGE           rows4_563
 
-tail412:
+tail564:
 	TESTQ BX, BX
-	JE    done414
+	JE    done566
 
-rows1_413:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (CX), Z1, K1, Z0
+rows1_565:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    SI, SI
+
+cols568:
+	VMOVUPS       (DX)(SI*1), Z4
+	VFMADD231PS   (CX)(SI*1), Z4, Z0
+	VMOVUPS       64(DX)(SI*1), Z4
+	VFMADD231PS   64(CX)(SI*1), Z4, Z1
+	VMOVUPS       128(DX)(SI*1), Z4
+	VFMADD231PS   128(CX)(SI*1), Z4, Z2
+	VMOVUPS       192(DX)(SI*1), Z4
+	VFMADD231PS   192(CX)(SI*1), Z4, Z3
+	ADDQ          $0x00000100, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols568
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -10124,12 +13268,12 @@ rows1_413:
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	ADDQ          $0x00000004, CX
+	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_413
+	JNE           rows1_565
 
-done414:
+done566:
 	VZEROUPPER
 	RET
 
@@ -10141,9 +13285,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail416
+	JL   tail570
 
-rows4_415:
+rows4_569:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -10154,7 +13298,7 @@ rows4_415:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols419:
+cols573:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
@@ -10167,7 +13311,7 @@ cols419:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols419
+	JNE          cols573
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -10188,20 +13332,20 @@ cols419:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_415
+	JGE          rows4_569
 
-tail416:
+tail570:
 	TESTQ BX, BX
-	JE    done418
+	JE    done572
 
-rows1_417:
+rows1_571:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols420:
+cols574:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -10212,7 +13356,7 @@ cols420:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols420
+	JNE          cols574
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -10226,9 +13370,9 @@ cols420:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_417
+	JNE          rows1_571
 
-done418:
+done572:
 	VZEROUPPER
 	RET
 
@@ -10240,9 +13384,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail422
+	JL   tail576
 
-rows4_421:
+rows4_575:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -10251,62 +13395,26 @@ rows4_421:
 	VMOVUPS zero<>+0(SB), Z5
 	VMOVUPS zero<>+0(SB), Z6
 	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	VMOVUPS zero<>+0(SB), Z9
-	VMOVUPS zero<>+0(SB), Z10
-	VMOVUPS zero<>+0(SB), Z11
-	VMOVUPS zero<>+0(SB), Z12
-	VMOVUPS zero<>+0(SB), Z13
-	VMOVUPS zero<>+0(SB), Z14
-	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols425:
-	VMOVUPS       (DX)(SI*1), Z16
-	VFMADD231PS   (CX)(SI*1), Z16, Z0
-	VFMADD231PS   1152(CX)(SI*1), Z16, Z1
-	VFMADD231PS   2304(CX)(SI*1), Z16, Z2
-	VFMADD231PS   3456(CX)(SI*1), Z16, Z3
-	VMOVUPS       64(DX)(SI*1), Z16
-	VFMADD231PS   64(CX)(SI*1), Z16, Z4
-	VFMADD231PS   1216(CX)(SI*1), Z16, Z5
-	VFMADD231PS   2368(CX)(SI*1), Z16, Z6
-	VFMADD231PS   3520(CX)(SI*1), Z16, Z7
-	VMOVUPS       128(DX)(SI*1), Z16
-	VFMADD231PS   128(CX)(SI*1), Z16, Z8
-	VFMADD231PS   1280(CX)(SI*1), Z16, Z9
-	VFMADD231PS   2432(CX)(SI*1), Z16, Z10
-	VFMADD231PS   3584(CX)(SI*1), Z16, Z11
-	VMOVUPS       192(DX)(SI*1), Z16
-	VFMADD231PS   192(CX)(SI*1), Z16, Z12
-	VFMADD231PS   1344(CX)(SI*1), Z16, Z13
-	VFMADD231PS   2496(CX)(SI*1), Z16, Z14
-	VFMADD231PS   3648(CX)(SI*1), Z16, Z15
-	ADDQ          $0x00000100, SI
-	CMPQ          SI, $0x00000400
-	JNE           cols425
-	VMOVUPS       1024(DX), Z16
-	VFMADD231PS   1024(CX), Z16, Z0
-	VFMADD231PS   2176(CX), Z16, Z1
-	VFMADD231PS   3328(CX), Z16, Z2
-	VFMADD231PS   4480(CX), Z16, Z3
-	VMOVUPS       1088(DX), Z16
-	VFMADD231PS   1088(CX), Z16, Z4
-	VFMADD231PS   2240(CX), Z16, Z5
-	VFMADD231PS   3392(CX), Z16, Z6
-	VFMADD231PS   4544(CX), Z16, Z7
+cols579:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   1152(CX)(SI*1), Z8, Z1
+	VFMADD231PS   2304(CX)(SI*1), Z8, Z2
+	VFMADD231PS   3456(CX)(SI*1), Z8, Z3
+	VMOVUPS       64(DX)(SI*1), Z8
+	VFMADD231PS   64(CX)(SI*1), Z8, Z4
+	VFMADD231PS   1216(CX)(SI*1), Z8, Z5
+	VFMADD231PS   2368(CX)(SI*1), Z8, Z6
+	VFMADD231PS   3520(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000080, SI
+	CMPQ          SI, $0x00000480
+	JNE           cols579
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z0, Z0
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z0, Z0
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -10331,20 +13439,20 @@ cols425:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_421
+	JGE           rows4_575
 
-tail422:
+tail576:
 	TESTQ BX, BX
-	JE    done424
+	JE    done578
 
-rows1_423:
+rows1_577:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols426:
+cols580:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -10355,7 +13463,7 @@ cols426:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols426
+	JNE           cols580
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(CX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -10375,9 +13483,9 @@ cols426:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_423
+	JNE           rows1_577
 
-done424:
+done578:
 	VZEROUPPER
 	RET
 
@@ -10390,27 +13498,19 @@ TEXT ·matvec_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail428
+	JL      tail582
 
-rows4_427:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  132(CX), Y9, Y2
-	VFMADD231PS  264(CX), Y9, Y3
-	VFMADD231PS  396(CX), Y9, Y4
-	VMOVUPS      32(DX), Y9
-	VFMADD231PS  32(CX), Y9, Y5
-	VFMADD231PS  164(CX), Y9, Y6
-	VFMADD231PS  296(CX), Y9, Y7
-	VFMADD231PS  428(CX), Y9, Y8
+rows4_581:
+	VMOVUPS      (DX), Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       132(CX), Y4, Y2
+	VMULPS       264(CX), Y4, Y3
+	VMULPS       396(CX), Y4, Y4
+	VMOVUPS      32(DX), Y8
+	VMULPS       32(CX), Y8, Y5
+	VMULPS       164(CX), Y8, Y6
+	VMULPS       296(CX), Y8, Y7
+	VMULPS       428(CX), Y8, Y8
 	VMOVUPS      64(DX), Y9
 	VFMADD231PS  64(CX), Y9, Y1
 	VFMADD231PS  196(CX), Y9, Y2
@@ -10450,25 +13550,21 @@ rows4_427:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_427
+	JGE          rows4_581
 
-tail428:
+tail582:
 	TESTQ BX, BX
-	JE    done430
+	JE    done584
 
-rows1_429:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (DX), Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VMOVUPS      32(DX), Y5
-	VFMADD231PS  32(CX), Y5, Y2
-	VMOVUPS      64(DX), Y5
-	VFMADD231PS  64(CX), Y5, Y3
-	VMOVUPS      96(DX), Y5
-	VFMADD231PS  96(CX), Y5, Y4
+rows1_583:
+	VMOVUPS      (DX), Y1
+	VMULPS       (CX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(CX), Y2, Y2
+	VMOVUPS      64(DX), Y3
+	VMULPS       64(CX), Y3, Y3
+	VMOVUPS      96(DX), Y4
+	VMULPS       96(CX), Y4, Y4
 	VMASKMOVPS   128(DX), Y0, Y5
 	VMASKMOVPS   128(CX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -10485,14 +13581,14 @@ rows1_429:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_429
+	JNE          rows1_583
 
-done430:
+done584:
 	VZEROUPPER
 	RET
 
 // func matvec_33_avx512(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·matvec_33_avx512(SB), NOSPLIT, $0-32
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
@@ -10501,44 +13597,38 @@ TEXT ·matvec_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail432
+	JL    tail586
 
-rows4_431:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       (DX), Z8
-	VFMADD231PS   (CX), Z8, Z0
-	VFMADD231PS   132(CX), Z8, Z1
-	VFMADD231PS   264(CX), Z8, Z2
-	VFMADD231PS   396(CX), Z8, Z3
-	VMOVUPS       64(DX), Z8
-	VFMADD231PS   64(CX), Z8, Z4
-	VFMADD231PS   196(CX), Z8, Z5
-	VFMADD231PS   328(CX), Z8, Z6
-	VFMADD231PS   460(CX), Z8, Z7
-	VMOVUPS.Z     128(DX), K1, Z8
-	VFMADD231PS   128(CX), Z8, K1, Z0
-	VFMADD231PS   260(CX), Z8, K1, Z1
-	VFMADD231PS   392(CX), Z8, K1, Z2
-	VFMADD231PS   524(CX), Z8, K1, Z3
-	VADDPS        Z4, Z0, Z0
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z3, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
+rows4_585:
+	VMOVUPS       (DX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        132(CX), Y3, Y1
+	VMULPS        264(CX), Y3, Y2
+	VMULPS        396(CX), Y3, Y3
+	VMOVUPS       32(DX), Y7
+	VMULPS        32(CX), Y7, Y4
+	VMULPS        164(CX), Y7, Y5
+	VMULPS        296(CX), Y7, Y6
+	VMULPS        428(CX), Y7, Y7
+	VMOVUPS       64(DX), Y8
+	VFMADD231PS   64(CX), Y8, Y0
+	VFMADD231PS   196(CX), Y8, Y1
+	VFMADD231PS   328(CX), Y8, Y2
+	VFMADD231PS   460(CX), Y8, Y3
+	VMOVUPS       96(DX), Y8
+	VFMADD231PS   96(CX), Y8, Y4
+	VFMADD231PS   228(CX), Y8, Y5
+	VFMADD231PS   360(CX), Y8, Y6
+	VFMADD231PS   492(CX), Y8, Y7
+	VMOVUPS.Z     128(DX), K1, Y8
+	VFMADD231PS   128(CX), Y8, K1, Y0
+	VFMADD231PS   260(CX), Y8, K1, Y1
+	VFMADD231PS   392(CX), Y8, K1, Y2
+	VFMADD231PS   524(CX), Y8, K1, Y3
 	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -10555,24 +13645,26 @@ rows4_431:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_431
+	JGE           rows4_585
 
-tail432:
+tail586:
 	TESTQ BX, BX
-	JE    done434
+	JE    done588
 
-rows1_433:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       (DX), Z2
-	VFMADD231PS   (CX), Z2, Z0
-	VMOVUPS       64(DX), Z2
-	VFMADD231PS   64(CX), Z2, Z1
-	VMOVUPS.Z     128(DX), K1, Z2
-	VFMADD231PS   128(CX), Z2, K1, Z0
-	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+rows1_587:
+	VMOVUPS       (DX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(CX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(CX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(CX), Y3, Y3
+	VMOVUPS.Z     128(DX), K1, Y4
+	VFMADD231PS   128(CX), Y4, K1, Y0
 	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -10583,14 +13675,14 @@ rows1_433:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_433
+	JNE           rows1_587
 
-done434:
+done588:
 	VZEROUPPER
 	RET
 
 // func matvec_3_avx2(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, FMA3
+// Requires: AVX
 TEXT ·matvec_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -10598,22 +13690,18 @@ TEXT ·matvec_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail436
+	JL      tail590
 
-rows4_435:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMASKMOVPS   (DX), Y0, Y5
-	VMASKMOVPS   (CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y1
-	VMASKMOVPS   12(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y2
-	VMASKMOVPS   24(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y3
-	VMASKMOVPS   36(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y4
+rows4_589:
+	VMASKMOVPS   (DX), Y0, Y4
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y4, Y1, Y1
+	VMASKMOVPS   12(CX), Y0, Y2
+	VMULPS       Y4, Y2, Y2
+	VMASKMOVPS   24(CX), Y0, Y3
+	VMULPS       Y4, Y3, Y3
+	VMASKMOVPS   36(CX), Y0, Y5
+	VMULPS       Y4, Y5, Y4
 	VUNPCKLPS    Y2, Y1, Y5
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y5, Y5
@@ -10630,17 +13718,16 @@ rows4_435:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_435
+	JGE          rows4_589
 
-tail436:
+tail590:
 	TESTQ BX, BX
-	JE    done438
+	JE    done592
 
-rows1_437:
-	VXORPS       Y1, Y1, Y1
-	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (CX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+rows1_591:
+	VMASKMOVPS   (DX), Y0, Y1
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -10651,9 +13738,9 @@ rows1_437:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_437
+	JNE          rows1_591
 
-done438:
+done592:
 	VZEROUPPER
 	RET
 
@@ -10667,26 +13754,14 @@ TEXT ·matvec_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail440
+	JL    tail594
 
-rows4_439:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS.Z     (DX), K1, Z4
-	VFMADD231PS   (CX), Z4, K1, Z0
-	VFMADD231PS   12(CX), Z4, K1, Z1
-	VFMADD231PS   24(CX), Z4, K1, Z2
-	VFMADD231PS   36(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+rows4_593:
+	VMOVUPS.Z     (DX), K1, Y3
+	VMULPS.Z      (CX), Y3, K1, Y0
+	VMULPS.Z      12(CX), Y3, K1, Y1
+	VMULPS.Z      24(CX), Y3, K1, Y2
+	VMULPS.Z      36(CX), Y3, K1, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -10703,18 +13778,15 @@ rows4_439:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_439
+	JGE           rows4_593
 
-tail440:
+tail594:
 	TESTQ BX, BX
-	JE    done442
+	JE    done596
 
-rows1_441:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+rows1_595:
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -10725,9 +13797,9 @@ rows1_441:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_441
+	JNE           rows1_595
 
-done442:
+done596:
 	VZEROUPPER
 	RET
 
@@ -10739,27 +13811,19 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail444
+	JL   tail598
 
-rows4_443:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVUPS      (DX), Y8
-	VFMADD231PS  (CX), Y8, Y0
-	VFMADD231PS  256(CX), Y8, Y1
-	VFMADD231PS  512(CX), Y8, Y2
-	VFMADD231PS  768(CX), Y8, Y3
-	VMOVUPS      32(DX), Y8
-	VFMADD231PS  32(CX), Y8, Y4
-	VFMADD231PS  288(CX), Y8, Y5
-	VFMADD231PS  544(CX), Y8, Y6
-	VFMADD231PS  800(CX), Y8, Y7
+rows4_597:
+	VMOVUPS      (DX), Y3
+	VMULPS       (CX), Y3, Y0
+	VMULPS       256(CX), Y3, Y1
+	VMULPS       512(CX), Y3, Y2
+	VMULPS       768(CX), Y3, Y3
+	VMOVUPS      32(DX), Y7
+	VMULPS       32(CX), Y7, Y4
+	VMULPS       288(CX), Y7, Y5
+	VMULPS       544(CX), Y7, Y6
+	VMULPS       800(CX), Y7, Y7
 	VMOVUPS      64(DX), Y8
 	VFMADD231PS  64(CX), Y8, Y0
 	VFMADD231PS  320(CX), Y8, Y1
@@ -10810,25 +13874,21 @@ rows4_443:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_443
+	JGE          rows4_597
 
-tail444:
+tail598:
 	TESTQ BX, BX
-	JE    done446
+	JE    done600
 
-rows1_445:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      (DX), Y4
-	VFMADD231PS  (CX), Y4, Y0
-	VMOVUPS      32(DX), Y4
-	VFMADD231PS  32(CX), Y4, Y1
-	VMOVUPS      64(DX), Y4
-	VFMADD231PS  64(CX), Y4, Y2
-	VMOVUPS      96(DX), Y4
-	VFMADD231PS  96(CX), Y4, Y3
+rows1_599:
+	VMOVUPS      (DX), Y0
+	VMULPS       (CX), Y0, Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       32(CX), Y1, Y1
+	VMOVUPS      64(DX), Y2
+	VMULPS       64(CX), Y2, Y2
+	VMOVUPS      96(DX), Y3
+	VMULPS       96(CX), Y3, Y3
 	VMOVUPS      128(DX), Y4
 	VFMADD231PS  128(CX), Y4, Y0
 	VMOVUPS      160(DX), Y4
@@ -10850,79 +13910,67 @@ rows1_445:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_445
+	JNE          rows1_599
 
-done446:
+done600:
 	VZEROUPPER
 	RET
 
 // func matvec_64_avx512(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail448
+	JL   tail602
 
-rows4_447:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       (DX), Z16
-	VFMADD231PS   (CX), Z16, Z0
-	VFMADD231PS   256(CX), Z16, Z1
-	VFMADD231PS   512(CX), Z16, Z2
-	VFMADD231PS   768(CX), Z16, Z3
-	VMOVUPS       64(DX), Z16
-	VFMADD231PS   64(CX), Z16, Z4
-	VFMADD231PS   320(CX), Z16, Z5
-	VFMADD231PS   576(CX), Z16, Z6
-	VFMADD231PS   832(CX), Z16, Z7
-	VMOVUPS       128(DX), Z16
-	VFMADD231PS   128(CX), Z16, Z8
-	VFMADD231PS   384(CX), Z16, Z9
-	VFMADD231PS   640(CX), Z16, Z10
-	VFMADD231PS   896(CX), Z16, Z11
-	VMOVUPS       192(DX), Z16
-	VFMADD231PS   192(CX), Z16, Z12
-	VFMADD231PS   448(CX), Z16, Z13
-	VFMADD231PS   704(CX), Z16, Z14
-	VFMADD231PS   960(CX), Z16, Z15
-	VADDPS        Z4, Z0, Z0
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z0, Z0
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z0, Z0
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
+rows4_601:
+	VMOVUPS       (DX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        256(CX), Y3, Y1
+	VMULPS        512(CX), Y3, Y2
+	VMULPS        768(CX), Y3, Y3
+	VMOVUPS       32(DX), Y7
+	VMULPS        32(CX), Y7, Y4
+	VMULPS        288(CX), Y7, Y5
+	VMULPS        544(CX), Y7, Y6
+	VMULPS        800(CX), Y7, Y7
+	VMOVUPS       64(DX), Y8
+	VFMADD231PS   64(CX), Y8, Y0
+	VFMADD231PS   320(CX), Y8, Y1
+	VFMADD231PS   576(CX), Y8, Y2
+	VFMADD231PS   832(CX), Y8, Y3
+	VMOVUPS       96(DX), Y8
+	VFMADD231PS   96(CX), Y8, Y4
+	VFMADD231PS   352(CX), Y8, Y5
+	VFMADD231PS   608(CX), Y8, Y6
+	VFMADD231PS   864(CX), Y8, Y7
+	VMOVUPS       128(DX), Y8
+	VFMADD231PS   128(CX), Y8, Y0
+	VFMADD231PS   384(CX), Y8, Y1
+	VFMADD231PS   640(CX), Y8, Y2
+	VFMADD231PS   896(CX), Y8, Y3
+	VMOVUPS       160(DX), Y8
+	VFMADD231PS   160(CX), Y8, Y4
+	VFMADD231PS   416(CX), Y8, Y5
+	VFMADD231PS   672(CX), Y8, Y6
+	VFMADD231PS   928(CX), Y8, Y7
+	VMOVUPS       192(DX), Y8
+	VFMADD231PS   192(CX), Y8, Y0
+	VFMADD231PS   448(CX), Y8, Y1
+	VFMADD231PS   704(CX), Y8, Y2
+	VFMADD231PS   960(CX), Y8, Y3
+	VMOVUPS       224(DX), Y8
+	VFMADD231PS   224(CX), Y8, Y4
+	VFMADD231PS   480(CX), Y8, Y5
+	VFMADD231PS   736(CX), Y8, Y6
+	VFMADD231PS   992(CX), Y8, Y7
 	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -10939,30 +13987,32 @@ rows4_447:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_447
+	JGE           rows4_601
 
-tail448:
+tail602:
 	TESTQ BX, BX
-	JE    done450
+	JE    done604
 
-rows1_449:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VMOVUPS       64(DX), Z4
-	VFMADD231PS   64(CX), Z4, Z1
-	VMOVUPS       128(DX), Z4
-	VFMADD231PS   128(CX), Z4, Z2
-	VMOVUPS       192(DX), Z4
-	VFMADD231PS   192(CX), Z4, Z3
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+rows1_603:
+	VMOVUPS       (DX), Y0
+	VMULPS        (CX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(CX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(CX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(CX), Y3, Y3
+	VMOVUPS       128(DX), Y4
+	VFMADD231PS   128(CX), Y4, Y0
+	VMOVUPS       160(DX), Y4
+	VFMADD231PS   160(CX), Y4, Y1
+	VMOVUPS       192(DX), Y4
+	VFMADD231PS   192(CX), Y4, Y2
+	VMOVUPS       224(DX), Y4
+	VFMADD231PS   224(CX), Y4, Y3
 	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -10973,9 +14023,9 @@ rows1_449:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_449
+	JNE           rows1_603
 
-done450:
+done604:
 	VZEROUPPER
 	RET
 
@@ -10987,9 +14037,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail452
+	JL   tail606
 
-rows4_451:
+rows4_605:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11000,7 +14050,7 @@ rows4_451:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols455:
+cols609:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -11013,7 +14063,7 @@ cols455:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols455
+	JNE          cols609
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -11034,20 +14084,20 @@ cols455:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_451
+	JGE          rows4_605
 
-tail452:
+tail606:
 	TESTQ BX, BX
-	JE    done454
+	JE    done608
 
-rows1_453:
+rows1_607:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols456:
+cols610:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -11058,7 +14108,7 @@ cols456:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols456
+	JNE          cols610
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -11072,9 +14122,9 @@ cols456:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_453
+	JNE          rows1_607
 
-done454:
+done608:
 	VZEROUPPER
 	RET
 
@@ -11086,9 +14136,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail458
+	JL   tail612
 
-rows4_457:
+rows4_611:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -11097,52 +14147,26 @@ rows4_457:
 	VMOVUPS zero<>+0(SB), Z5
 	VMOVUPS zero<>+0(SB), Z6
 	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	VMOVUPS zero<>+0(SB), Z9
-	VMOVUPS zero<>+0(SB), Z10
-	VMOVUPS zero<>+0(SB), Z11
-	VMOVUPS zero<>+0(SB), Z12
-	VMOVUPS zero<>+0(SB), Z13
-	VMOVUPS zero<>+0(SB), Z14
-	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols461:
-	VMOVUPS       (DX)(SI*1), Z16
-	VFMADD231PS   (CX)(SI*1), Z16, Z0
-	VFMADD231PS   3072(CX)(SI*1), Z16, Z1
-	VFMADD231PS   6144(CX)(SI*1), Z16, Z2
-	VFMADD231PS   9216(CX)(SI*1), Z16, Z3
-	VMOVUPS       64(DX)(SI*1), Z16
-	VFMADD231PS   64(CX)(SI*1), Z16, Z4
-	VFMADD231PS   3136(CX)(SI*1), Z16, Z5
-	VFMADD231PS   6208(CX)(SI*1), Z16, Z6
-	VFMADD231PS   9280(CX)(SI*1), Z16, Z7
-	VMOVUPS       128(DX)(SI*1), Z16
-	VFMADD231PS   128(CX)(SI*1), Z16, Z8
-	VFMADD231PS   3200(CX)(SI*1), Z16, Z9
-	VFMADD231PS   6272(CX)(SI*1), Z16, Z10
-	VFMADD231PS   9344(CX)(SI*1), Z16, Z11
-	VMOVUPS       192(DX)(SI*1), Z16
-	VFMADD231PS   192(CX)(SI*1), Z16, Z12
-	VFMADD231PS   3264(CX)(SI*1), Z16, Z13
-	VFMADD231PS   6336(CX)(SI*1), Z16, Z14
-	VFMADD231PS   9408(CX)(SI*1), Z16, Z15
-	ADDQ          $0x00000100, SI
+cols615:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z2
+	VFMADD231PS   9216(CX)(SI*1), Z8, Z3
+	VMOVUPS       64(DX)(SI*1), Z8
+	VFMADD231PS   64(CX)(SI*1), Z8, Z4
+	VFMADD231PS   3136(CX)(SI*1), Z8, Z5
+	VFMADD231PS   6208(CX)(SI*1), Z8, Z6
+	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols461
+	JNE           cols615
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z0, Z0
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z0, Z0
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -11167,20 +14191,20 @@ cols461:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_457
+	JGE           rows4_611
 
-tail458:
+tail612:
 	TESTQ BX, BX
-	JE    done460
+	JE    done614
 
-rows1_459:
+rows1_613:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols462:
+cols616:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -11191,7 +14215,7 @@ cols462:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols462
+	JNE           cols616
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -11207,14 +14231,14 @@ cols462:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_459
+	JNE           rows1_613
 
-done460:
+done614:
 	VZEROUPPER
 	RET
 
 // func matvec_7_avx2(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, FMA3
+// Requires: AVX
 TEXT ·matvec_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -11222,22 +14246,18 @@ TEXT ·matvec_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail464
+	JL      tail618
 
-rows4_463:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMASKMOVPS   (DX), Y0, Y5
-	VMASKMOVPS   (CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y1
-	VMASKMOVPS   28(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y2
-	VMASKMOVPS   56(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y3
-	VMASKMOVPS   84(CX), Y0, Y6
-	VFMADD231PS  Y5, Y6, Y4
+rows4_617:
+	VMASKMOVPS   (DX), Y0, Y4
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y4, Y1, Y1
+	VMASKMOVPS   28(CX), Y0, Y2
+	VMULPS       Y4, Y2, Y2
+	VMASKMOVPS   56(CX), Y0, Y3
+	VMULPS       Y4, Y3, Y3
+	VMASKMOVPS   84(CX), Y0, Y5
+	VMULPS       Y4, Y5, Y4
 	VUNPCKLPS    Y2, Y1, Y5
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y5, Y5
@@ -11254,17 +14274,16 @@ rows4_463:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_463
+	JGE          rows4_617
 
-tail464:
+tail618:
 	TESTQ BX, BX
-	JE    done466
+	JE    done620
 
-rows1_465:
-	VXORPS       Y1, Y1, Y1
-	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (CX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+rows1_619:
+	VMASKMOVPS   (DX), Y0, Y1
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -11275,9 +14294,9 @@ rows1_465:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_465
+	JNE          rows1_619
 
-done466:
+done620:
 	VZEROUPPER
 	RET
 
@@ -11291,26 +14310,14 @@ TEXT ·matvec_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail468
+	JL    tail622
 
-rows4_467:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS.Z     (DX), K1, Z4
-	VFMADD231PS   (CX), Z4, K1, Z0
-	VFMADD231PS   28(CX), Z4, K1, Z1
-	VFMADD231PS   56(CX), Z4, K1, Z2
-	VFMADD231PS   84(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+rows4_621:
+	VMOVUPS.Z     (DX), K1, Y3
+	VMULPS.Z      (CX), Y3, K1, Y0
+	VMULPS.Z      28(CX), Y3, K1, Y1
+	VMULPS.Z      56(CX), Y3, K1, Y2
+	VMULPS.Z      84(CX), Y3, K1, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -11327,18 +14334,15 @@ rows4_467:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_467
+	JGE           rows4_621
 
-tail468:
+tail622:
 	TESTQ BX, BX
-	JE    done470
+	JE    done624
 
-rows1_469:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+rows1_623:
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -11349,32 +14353,28 @@ rows1_469:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_469
+	JNE           rows1_623
 
-done470:
+done624:
 	VZEROUPPER
 	RET
 
 // func matvec_8_avx2(out *float32, w *float32, x *float32, n int)
-// Requires: AVX, FMA3
+// Requires: AVX
 TEXT ·matvec_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail472
+	JL   tail626
 
-rows4_471:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      (DX), Y4
-	VFMADD231PS  (CX), Y4, Y0
-	VFMADD231PS  32(CX), Y4, Y1
-	VFMADD231PS  64(CX), Y4, Y2
-	VFMADD231PS  96(CX), Y4, Y3
+rows4_625:
+	VMOVUPS      (DX), Y3
+	VMULPS       (CX), Y3, Y0
+	VMULPS       32(CX), Y3, Y1
+	VMULPS       64(CX), Y3, Y2
+	VMULPS       96(CX), Y3, Y3
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -11391,16 +14391,15 @@ rows4_471:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_471
+	JGE          rows4_625
 
-tail472:
+tail626:
 	TESTQ BX, BX
-	JE    done474
+	JE    done628
 
-rows1_473:
-	VXORPS       Y0, Y0, Y0
-	VMOVUPS      (DX), Y1
-	VFMADD231PS  (CX), Y1, Y0
+rows1_627:
+	VMOVUPS      (DX), Y0
+	VMULPS       (CX), Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -11411,42 +14410,28 @@ rows1_473:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_473
+	JNE          rows1_627
 
-done474:
+done628:
 	VZEROUPPER
 	RET
 
 // func matvec_8_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL
 TEXT ·matvec_8_avx512(SB), NOSPLIT, $0-32
-	MOVQ  out+0(FP), AX
-	MOVQ  w+8(FP), CX
-	MOVQ  x+16(FP), DX
-	MOVQ  n+24(FP), BX
-	MOVL  $0x000000ff, SI
-	KMOVW SI, K1
-	CMPQ  BX, $0x04
-	JL    tail476
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail630
 
-rows4_475:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS.Z     (DX), K1, Z4
-	VFMADD231PS   (CX), Z4, K1, Z0
-	VFMADD231PS   32(CX), Z4, K1, Z1
-	VFMADD231PS   64(CX), Z4, K1, Z2
-	VFMADD231PS   96(CX), Z4, K1, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
+rows4_629:
+	VMOVUPS       (DX), Y3
+	VMULPS        (CX), Y3, Y0
+	VMULPS        32(CX), Y3, Y1
+	VMULPS        64(CX), Y3, Y2
+	VMULPS        96(CX), Y3, Y3
 	VUNPCKLPS     Y1, Y0, Y4
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y4, Y4
@@ -11463,18 +14448,15 @@ rows4_475:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_475
+	JGE           rows4_629
 
-tail476:
+tail630:
 	TESTQ BX, BX
-	JE    done478
+	JE    done632
 
-rows1_477:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (CX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+rows1_631:
+	VMOVUPS       (DX), Y0
+	VMULPS        (CX), Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -11485,26 +14467,24 @@ rows1_477:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_477
+	JNE           rows1_631
 
-done478:
+done632:
 	VZEROUPPER
 	RET
 
 // func rmsmatvec_16_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2
 TEXT ·rmsmatvec_16_avx2(SB), NOSPLIT, $0-44
 	MOVQ         out+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         n+32(FP), BX
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VMOVUPS      (DX), Y2
-	VFMADD231PS  (DX), Y2, Y0
-	VMOVUPS      32(DX), Y2
-	VFMADD231PS  32(DX), Y2, Y1
+	VMOVUPS      (DX), Y0
+	VMULPS       (DX), Y0, Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       32(DX), Y1, Y1
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -11520,29 +14500,21 @@ TEXT ·rmsmatvec_16_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail480
+	JL           tail634
 
-rows4_479:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VMULPS       (SI), Y9, Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  64(CX), Y9, Y2
-	VFMADD231PS  128(CX), Y9, Y3
-	VFMADD231PS  192(CX), Y9, Y4
-	VMOVUPS      32(DX), Y9
-	VMULPS       32(SI), Y9, Y9
-	VFMADD231PS  32(CX), Y9, Y5
-	VFMADD231PS  96(CX), Y9, Y6
-	VFMADD231PS  160(CX), Y9, Y7
-	VFMADD231PS  224(CX), Y9, Y8
+rows4_633:
+	VMOVUPS      (DX), Y4
+	VMULPS       (SI), Y4, Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       64(CX), Y4, Y2
+	VMULPS       128(CX), Y4, Y3
+	VMULPS       192(CX), Y4, Y4
+	VMOVUPS      32(DX), Y8
+	VMULPS       32(SI), Y8, Y8
+	VMULPS       32(CX), Y8, Y5
+	VMULPS       96(CX), Y8, Y6
+	VMULPS       160(CX), Y8, Y7
+	VMULPS       224(CX), Y8, Y8
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -11564,21 +14536,19 @@ rows4_479:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_479
+	JGE          rows4_633
 
-tail480:
+tail634:
 	TESTQ BX, BX
-	JE    done482
+	JE    done636
 
-rows1_481:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMOVUPS      (DX), Y3
-	VMULPS       (SI), Y3, Y3
-	VFMADD231PS  (CX), Y3, Y1
-	VMOVUPS      32(DX), Y3
-	VMULPS       32(SI), Y3, Y3
-	VFMADD231PS  32(CX), Y3, Y2
+rows1_635:
+	VMOVUPS      (DX), Y1
+	VMULPS       (SI), Y1, Y1
+	VMULPS       (CX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(SI), Y2, Y2
+	VMULPS       32(CX), Y2, Y2
 	VADDPS       Y2, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
@@ -11591,9 +14561,9 @@ rows1_481:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_481
+	JNE          rows1_635
 
-done482:
+done636:
 	VZEROUPPER
 	RET
 
@@ -11616,17 +14586,17 @@ DATA inv16<>+60(SB)/4, $0x3d800000
 GLOBL inv16<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_16_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·rmsmatvec_16_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
 	MOVQ          x+16(FP), DX
 	MOVQ          n+32(FP), BX
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (DX), Z1
-	VFMADD231PS   (DX), Z1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
@@ -11640,29 +14610,27 @@ TEXT ·rmsmatvec_16_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail484
+	JL            tail638
 
-rows4_483:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       (DX), Z5
-	VMULPS        (SI), Z5, Z5
-	VFMADD231PS   (CX), Z5, Z1
-	VFMADD231PS   64(CX), Z5, Z2
-	VFMADD231PS   128(CX), Z5, Z3
-	VFMADD231PS   192(CX), Z5, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
+rows4_637:
+	VMOVUPS       (DX), Y4
+	VMULPS        (SI), Y4, Y4
+	VMULPS        (CX), Y4, Y1
+	VMULPS        64(CX), Y4, Y2
+	VMULPS        128(CX), Y4, Y3
+	VMULPS        192(CX), Y4, Y4
+	VMOVUPS       32(DX), Y8
+	VMULPS        32(SI), Y8, Y8
+	VMULPS        32(CX), Y8, Y5
+	VMULPS        96(CX), Y8, Y6
+	VMULPS        160(CX), Y8, Y7
+	VMULPS        224(CX), Y8, Y8
 	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
+	VADDPS        Y8, Y4, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -11680,18 +14648,19 @@ rows4_483:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_483
+	JGE           rows4_637
 
-tail484:
+tail638:
 	TESTQ BX, BX
-	JE    done486
+	JE    done640
 
-rows1_485:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       (DX), Z2
-	VMULPS        (SI), Z2, Z2
-	VFMADD231PS   (CX), Z2, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
+rows1_639:
+	VMOVUPS       (DX), Y1
+	VMULPS        (SI), Y1, Y1
+	VMULPS        (CX), Y1, Y1
+	VMOVUPS       32(DX), Y2
+	VMULPS        32(SI), Y2, Y2
+	VMULPS        32(CX), Y2, Y2
 	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -11704,9 +14673,9 @@ rows1_485:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_485
+	JNE           rows1_639
 
-done486:
+done640:
 	VZEROUPPER
 	RET
 
@@ -11725,7 +14694,7 @@ TEXT ·rmsmatvec_172_avx2(SB), NOSPLIT, $0-44
 	VXORPS  Y4, Y4, Y4
 	XORQ    DI, DI
 
-cols487:
+cols641:
 	VMOVUPS      (DX)(DI*1), Y5
 	VFMADD231PS  (DX)(DI*1), Y5, Y1
 	VMOVUPS      32(DX)(DI*1), Y5
@@ -11736,7 +14705,7 @@ cols487:
 	VFMADD231PS  96(DX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols487
+	JNE          cols641
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(DX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -11759,9 +14728,9 @@ cols487:
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail489
+	JL           tail643
 
-rows4_488:
+rows4_642:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -11772,7 +14741,7 @@ rows4_488:
 	VXORPS Y9, Y9, Y9
 	XORQ   DI, DI
 
-cols492:
+cols646:
 	VMOVUPS      (DX)(DI*1), Y10
 	VMULPS       (SI)(DI*1), Y10, Y10
 	VFMADD231PS  (CX)(DI*1), Y10, Y2
@@ -11787,7 +14756,7 @@ cols492:
 	VFMADD231PS  2096(CX)(DI*1), Y10, Y9
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols492
+	JNE          cols646
 	VMOVUPS      640(DX), Y10
 	VMULPS       640(SI), Y10, Y10
 	VFMADD231PS  640(CX), Y10, Y2
@@ -11826,20 +14795,20 @@ cols492:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_488
+	JGE          rows4_642
 
-tail489:
+tail643:
 	TESTQ BX, BX
-	JE    done491
+	JE    done645
 
-rows1_490:
+rows1_644:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	XORQ   DI, DI
 
-cols493:
+cols647:
 	VMOVUPS      (DX)(DI*1), Y6
 	VMULPS       (SI)(DI*1), Y6, Y6
 	VFMADD231PS  (CX)(DI*1), Y6, Y2
@@ -11854,7 +14823,7 @@ cols493:
 	VFMADD231PS  96(CX)(DI*1), Y6, Y5
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols493
+	JNE          cols647
 	VMOVUPS      640(DX), Y6
 	VMULPS       640(SI), Y6, Y6
 	VFMADD231PS  640(CX), Y6, Y2
@@ -11877,9 +14846,9 @@ cols493:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_490
+	JNE          rows1_644
 
-done491:
+done645:
 	VZEROUPPER
 	RET
 
@@ -11911,18 +14880,14 @@ TEXT ·rmsmatvec_172_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000fff, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (DX), Z4, Z0
-	VMOVUPS       64(DX), Z4
-	VFMADD231PS   64(DX), Z4, Z1
-	VMOVUPS       128(DX), Z4
-	VFMADD231PS   128(DX), Z4, Z2
-	VMOVUPS       192(DX), Z4
-	VFMADD231PS   192(DX), Z4, Z3
+	VMOVUPS       (DX), Z0
+	VMULPS        (DX), Z0, Z0
+	VMOVUPS       64(DX), Z1
+	VMULPS        64(DX), Z1, Z1
+	VMOVUPS       128(DX), Z2
+	VMULPS        128(DX), Z2, Z2
+	VMOVUPS       192(DX), Z3
+	VMULPS        192(DX), Z3, Z3
 	VMOVUPS       256(DX), Z4
 	VFMADD231PS   256(DX), Z4, Z0
 	VMOVUPS       320(DX), Z4
@@ -11956,103 +14921,79 @@ TEXT ·rmsmatvec_172_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail495
+	JL            tail649
 
-rows4_494:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       (DX), Z17
-	VMULPS        (SI), Z17, Z17
-	VFMADD231PS   (CX), Z17, Z1
-	VFMADD231PS   688(CX), Z17, Z2
-	VFMADD231PS   1376(CX), Z17, Z3
-	VFMADD231PS   2064(CX), Z17, Z4
-	VMOVUPS       64(DX), Z17
-	VMULPS        64(SI), Z17, Z17
-	VFMADD231PS   64(CX), Z17, Z5
-	VFMADD231PS   752(CX), Z17, Z6
-	VFMADD231PS   1440(CX), Z17, Z7
-	VFMADD231PS   2128(CX), Z17, Z8
-	VMOVUPS       128(DX), Z17
-	VMULPS        128(SI), Z17, Z17
-	VFMADD231PS   128(CX), Z17, Z9
-	VFMADD231PS   816(CX), Z17, Z10
-	VFMADD231PS   1504(CX), Z17, Z11
-	VFMADD231PS   2192(CX), Z17, Z12
-	VMOVUPS       192(DX), Z17
-	VMULPS        192(SI), Z17, Z17
-	VFMADD231PS   192(CX), Z17, Z13
-	VFMADD231PS   880(CX), Z17, Z14
-	VFMADD231PS   1568(CX), Z17, Z15
-	VFMADD231PS   2256(CX), Z17, Z16
-	VMOVUPS       256(DX), Z17
-	VMULPS        256(SI), Z17, Z17
-	VFMADD231PS   256(CX), Z17, Z1
-	VFMADD231PS   944(CX), Z17, Z2
-	VFMADD231PS   1632(CX), Z17, Z3
-	VFMADD231PS   2320(CX), Z17, Z4
-	VMOVUPS       320(DX), Z17
-	VMULPS        320(SI), Z17, Z17
-	VFMADD231PS   320(CX), Z17, Z5
-	VFMADD231PS   1008(CX), Z17, Z6
-	VFMADD231PS   1696(CX), Z17, Z7
-	VFMADD231PS   2384(CX), Z17, Z8
-	VMOVUPS       384(DX), Z17
-	VMULPS        384(SI), Z17, Z17
-	VFMADD231PS   384(CX), Z17, Z9
-	VFMADD231PS   1072(CX), Z17, Z10
-	VFMADD231PS   1760(CX), Z17, Z11
-	VFMADD231PS   2448(CX), Z17, Z12
-	VMOVUPS       448(DX), Z17
-	VMULPS        448(SI), Z17, Z17
-	VFMADD231PS   448(CX), Z17, Z13
-	VFMADD231PS   1136(CX), Z17, Z14
-	VFMADD231PS   1824(CX), Z17, Z15
-	VFMADD231PS   2512(CX), Z17, Z16
-	VMOVUPS       512(DX), Z17
-	VMULPS        512(SI), Z17, Z17
-	VFMADD231PS   512(CX), Z17, Z1
-	VFMADD231PS   1200(CX), Z17, Z2
-	VFMADD231PS   1888(CX), Z17, Z3
-	VFMADD231PS   2576(CX), Z17, Z4
-	VMOVUPS       576(DX), Z17
-	VMULPS        576(SI), Z17, Z17
-	VFMADD231PS   576(CX), Z17, Z5
-	VFMADD231PS   1264(CX), Z17, Z6
-	VFMADD231PS   1952(CX), Z17, Z7
-	VFMADD231PS   2640(CX), Z17, Z8
-	VMOVUPS.Z     640(DX), K1, Z17
-	VMULPS        640(SI), Z17, K1, Z17
-	VFMADD231PS   640(CX), Z17, K1, Z9
-	VFMADD231PS   1328(CX), Z17, K1, Z10
-	VFMADD231PS   2016(CX), Z17, K1, Z11
-	VFMADD231PS   2704(CX), Z17, K1, Z12
+rows4_648:
+	VMOVUPS       (DX), Z4
+	VMULPS        (SI), Z4, Z4
+	VMULPS        (CX), Z4, Z1
+	VMULPS        688(CX), Z4, Z2
+	VMULPS        1376(CX), Z4, Z3
+	VMULPS        2064(CX), Z4, Z4
+	VMOVUPS       64(DX), Z8
+	VMULPS        64(SI), Z8, Z8
+	VMULPS        64(CX), Z8, Z5
+	VMULPS        752(CX), Z8, Z6
+	VMULPS        1440(CX), Z8, Z7
+	VMULPS        2128(CX), Z8, Z8
+	VMOVUPS       128(DX), Z9
+	VMULPS        128(SI), Z9, Z9
+	VFMADD231PS   128(CX), Z9, Z1
+	VFMADD231PS   816(CX), Z9, Z2
+	VFMADD231PS   1504(CX), Z9, Z3
+	VFMADD231PS   2192(CX), Z9, Z4
+	VMOVUPS       192(DX), Z9
+	VMULPS        192(SI), Z9, Z9
+	VFMADD231PS   192(CX), Z9, Z5
+	VFMADD231PS   880(CX), Z9, Z6
+	VFMADD231PS   1568(CX), Z9, Z7
+	VFMADD231PS   2256(CX), Z9, Z8
+	VMOVUPS       256(DX), Z9
+	VMULPS        256(SI), Z9, Z9
+	VFMADD231PS   256(CX), Z9, Z1
+	VFMADD231PS   944(CX), Z9, Z2
+	VFMADD231PS   1632(CX), Z9, Z3
+	VFMADD231PS   2320(CX), Z9, Z4
+	VMOVUPS       320(DX), Z9
+	VMULPS        320(SI), Z9, Z9
+	VFMADD231PS   320(CX), Z9, Z5
+	VFMADD231PS   1008(CX), Z9, Z6
+	VFMADD231PS   1696(CX), Z9, Z7
+	VFMADD231PS   2384(CX), Z9, Z8
+	VMOVUPS       384(DX), Z9
+	VMULPS        384(SI), Z9, Z9
+	VFMADD231PS   384(CX), Z9, Z1
+	VFMADD231PS   1072(CX), Z9, Z2
+	VFMADD231PS   1760(CX), Z9, Z3
+	VFMADD231PS   2448(CX), Z9, Z4
+	VMOVUPS       448(DX), Z9
+	VMULPS        448(SI), Z9, Z9
+	VFMADD231PS   448(CX), Z9, Z5
+	VFMADD231PS   1136(CX), Z9, Z6
+	VFMADD231PS   1824(CX), Z9, Z7
+	VFMADD231PS   2512(CX), Z9, Z8
+	VMOVUPS       512(DX), Z9
+	VMULPS        512(SI), Z9, Z9
+	VFMADD231PS   512(CX), Z9, Z1
+	VFMADD231PS   1200(CX), Z9, Z2
+	VFMADD231PS   1888(CX), Z9, Z3
+	VFMADD231PS   2576(CX), Z9, Z4
+	VMOVUPS       576(DX), Z9
+	VMULPS        576(SI), Z9, Z9
+	VFMADD231PS   576(CX), Z9, Z5
+	VFMADD231PS   1264(CX), Z9, Z6
+	VFMADD231PS   1952(CX), Z9, Z7
+	VFMADD231PS   2640(CX), Z9, Z8
+	VMOVUPS.Z     640(DX), K1, Z9
+	VMULPS        640(SI), Z9, K1, Z9
+	VFMADD231PS   640(CX), Z9, K1, Z1
+	VFMADD231PS   1328(CX), Z9, K1, Z2
+	VFMADD231PS   2016(CX), Z9, K1, Z3
+	VFMADD231PS   2704(CX), Z9, K1, Z4
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
 	VADDPS        Z8, Z4, Z4
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
-	VADDPS        Z16, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z1, Y5
 	VADDPS        Y5, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y5
@@ -12078,29 +15019,25 @@ rows4_494:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_494
+	JGE           rows4_648
 
-tail495:
+tail649:
 	TESTQ BX, BX
-	JE    done497
+	JE    done651
 
-rows1_496:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       (DX), Z5
-	VMULPS        (SI), Z5, Z5
-	VFMADD231PS   (CX), Z5, Z1
-	VMOVUPS       64(DX), Z5
-	VMULPS        64(SI), Z5, Z5
-	VFMADD231PS   64(CX), Z5, Z2
-	VMOVUPS       128(DX), Z5
-	VMULPS        128(SI), Z5, Z5
-	VFMADD231PS   128(CX), Z5, Z3
-	VMOVUPS       192(DX), Z5
-	VMULPS        192(SI), Z5, Z5
-	VFMADD231PS   192(CX), Z5, Z4
+rows1_650:
+	VMOVUPS       (DX), Z1
+	VMULPS        (SI), Z1, Z1
+	VMULPS        (CX), Z1, Z1
+	VMOVUPS       64(DX), Z2
+	VMULPS        64(SI), Z2, Z2
+	VMULPS        64(CX), Z2, Z2
+	VMOVUPS       128(DX), Z3
+	VMULPS        128(SI), Z3, Z3
+	VMULPS        128(CX), Z3, Z3
+	VMOVUPS       192(DX), Z4
+	VMULPS        192(SI), Z4, Z4
+	VMULPS        192(CX), Z4, Z4
 	VMOVUPS       256(DX), Z5
 	VMULPS        256(SI), Z5, Z5
 	VFMADD231PS   256(CX), Z5, Z1
@@ -12138,9 +15075,9 @@ rows1_496:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_496
+	JNE           rows1_650
 
-done497:
+done651:
 	VZEROUPPER
 	RET
 
@@ -12153,12 +15090,10 @@ TEXT ·rmsmatvec_17_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+60(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMOVUPS      (DX), Y3
-	VFMADD231PS  (DX), Y3, Y1
-	VMOVUPS      32(DX), Y3
-	VFMADD231PS  32(DX), Y3, Y2
+	VMOVUPS      (DX), Y1
+	VMULPS       (DX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(DX), Y2, Y2
 	VMASKMOVPS   64(DX), Y0, Y3
 	VMASKMOVPS   64(DX), Y0, Y4
 	VFMADD231PS  Y3, Y4, Y1
@@ -12177,29 +15112,21 @@ TEXT ·rmsmatvec_17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail499
+	JL           tail653
 
-rows4_498:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMOVUPS      (DX), Y10
-	VMULPS       (SI), Y10, Y10
-	VFMADD231PS  (CX), Y10, Y2
-	VFMADD231PS  68(CX), Y10, Y3
-	VFMADD231PS  136(CX), Y10, Y4
-	VFMADD231PS  204(CX), Y10, Y5
-	VMOVUPS      32(DX), Y10
-	VMULPS       32(SI), Y10, Y10
-	VFMADD231PS  32(CX), Y10, Y6
-	VFMADD231PS  100(CX), Y10, Y7
-	VFMADD231PS  168(CX), Y10, Y8
-	VFMADD231PS  236(CX), Y10, Y9
+rows4_652:
+	VMOVUPS      (DX), Y5
+	VMULPS       (SI), Y5, Y5
+	VMULPS       (CX), Y5, Y2
+	VMULPS       68(CX), Y5, Y3
+	VMULPS       136(CX), Y5, Y4
+	VMULPS       204(CX), Y5, Y5
+	VMOVUPS      32(DX), Y9
+	VMULPS       32(SI), Y9, Y9
+	VMULPS       32(CX), Y9, Y6
+	VMULPS       100(CX), Y9, Y7
+	VMULPS       168(CX), Y9, Y8
+	VMULPS       236(CX), Y9, Y9
 	VMASKMOVPS   64(DX), Y0, Y10
 	VMASKMOVPS   64(SI), Y0, Y11
 	VMULPS       Y11, Y10, Y10
@@ -12232,21 +15159,19 @@ rows4_498:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_498
+	JGE          rows4_652
 
-tail499:
+tail653:
 	TESTQ BX, BX
-	JE    done501
+	JE    done655
 
-rows1_500:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      (DX), Y4
-	VMULPS       (SI), Y4, Y4
-	VFMADD231PS  (CX), Y4, Y2
-	VMOVUPS      32(DX), Y4
-	VMULPS       32(SI), Y4, Y4
-	VFMADD231PS  32(CX), Y4, Y3
+rows1_654:
+	VMOVUPS      (DX), Y2
+	VMULPS       (SI), Y2, Y2
+	VMULPS       (CX), Y2, Y2
+	VMOVUPS      32(DX), Y3
+	VMULPS       32(SI), Y3, Y3
+	VMULPS       32(CX), Y3, Y3
 	VMASKMOVPS   64(DX), Y0, Y4
 	VMASKMOVPS   64(SI), Y0, Y5
 	VMULPS       Y5, Y4, Y4
@@ -12264,9 +15189,9 @@ rows1_500:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_500
+	JNE          rows1_654
 
-done501:
+done655:
 	VZEROUPPER
 	RET
 
@@ -12289,7 +15214,7 @@ DATA inv17<>+60(SB)/4, $0x3d70f0f1
 GLOBL inv17<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_17_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -12298,12 +15223,12 @@ TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000001, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (DX), Z1
-	VFMADD231PS   (DX), Z1, Z0
-	VMOVUPS.Z     64(DX), K1, Z1
-	VFMADD231PS   64(DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS.Z     64(DX), K1, Y2
+	VFMADD231PS   64(DX), Y2, K1, Y0
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
@@ -12317,35 +15242,33 @@ TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail503
+	JL            tail657
 
-rows4_502:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       (DX), Z5
-	VMULPS        (SI), Z5, Z5
-	VFMADD231PS   (CX), Z5, Z1
-	VFMADD231PS   68(CX), Z5, Z2
-	VFMADD231PS   136(CX), Z5, Z3
-	VFMADD231PS   204(CX), Z5, Z4
-	VMOVUPS.Z     64(DX), K1, Z5
-	VMULPS        64(SI), Z5, K1, Z5
-	VFMADD231PS   64(CX), Z5, K1, Z1
-	VFMADD231PS   132(CX), Z5, K1, Z2
-	VFMADD231PS   200(CX), Z5, K1, Z3
-	VFMADD231PS   268(CX), Z5, K1, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
+rows4_656:
+	VMOVUPS       (DX), Y4
+	VMULPS        (SI), Y4, Y4
+	VMULPS        (CX), Y4, Y1
+	VMULPS        68(CX), Y4, Y2
+	VMULPS        136(CX), Y4, Y3
+	VMULPS        204(CX), Y4, Y4
+	VMOVUPS       32(DX), Y8
+	VMULPS        32(SI), Y8, Y8
+	VMULPS        32(CX), Y8, Y5
+	VMULPS        100(CX), Y8, Y6
+	VMULPS        168(CX), Y8, Y7
+	VMULPS        236(CX), Y8, Y8
+	VMOVUPS.Z     64(DX), K1, Y9
+	VMULPS        64(SI), Y9, K1, Y9
+	VFMADD231PS   64(CX), Y9, K1, Y1
+	VFMADD231PS   132(CX), Y9, K1, Y2
+	VFMADD231PS   200(CX), Y9, K1, Y3
+	VFMADD231PS   268(CX), Y9, K1, Y4
 	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
+	VADDPS        Y8, Y4, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -12363,21 +15286,22 @@ rows4_502:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_502
+	JGE           rows4_656
 
-tail503:
+tail657:
 	TESTQ BX, BX
-	JE    done505
+	JE    done659
 
-rows1_504:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       (DX), Z2
-	VMULPS        (SI), Z2, Z2
-	VFMADD231PS   (CX), Z2, Z1
-	VMOVUPS.Z     64(DX), K1, Z2
-	VMULPS        64(SI), Z2, K1, Z2
-	VFMADD231PS   64(CX), Z2, K1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
+rows1_658:
+	VMOVUPS       (DX), Y1
+	VMULPS        (SI), Y1, Y1
+	VMULPS        (CX), Y1, Y1
+	VMOVUPS       32(DX), Y2
+	VMULPS        32(SI), Y2, Y2
+	VMULPS        32(CX), Y2, Y2
+	VMOVUPS.Z     64(DX), K1, Y3
+	VMULPS        64(SI), Y3, K1, Y3
+	VFMADD231PS   64(CX), Y3, K1, Y1
 	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -12390,14 +15314,14 @@ rows1_504:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_504
+	JNE           rows1_658
 
-done505:
+done659:
 	VZEROUPPER
 	RET
 
 // func rmsmatvec_1_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2
 TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	MOVQ         out+0(FP), AX
 	MOVQ         w+8(FP), CX
@@ -12405,10 +15329,9 @@ TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+60(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
+	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -12423,24 +15346,20 @@ TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail507
+	JL           tail661
 
-rows4_506:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VMASKMOVPS   (DX), Y0, Y6
-	VMASKMOVPS   (SI), Y0, Y7
-	VMULPS       Y7, Y6, Y6
-	VMASKMOVPS   (CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y2
-	VMASKMOVPS   4(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y3
-	VMASKMOVPS   8(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y4
-	VMASKMOVPS   12(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y5
+rows4_660:
+	VMASKMOVPS   (DX), Y0, Y5
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y5, Y5
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y5, Y2, Y2
+	VMASKMOVPS   4(CX), Y0, Y3
+	VMULPS       Y5, Y3, Y3
+	VMASKMOVPS   8(CX), Y0, Y4
+	VMULPS       Y5, Y4, Y4
+	VMASKMOVPS   12(CX), Y0, Y6
+	VMULPS       Y5, Y6, Y5
 	VUNPCKLPS    Y3, Y2, Y6
 	VUNPCKHPS    Y3, Y2, Y2
 	VADDPS       Y2, Y6, Y6
@@ -12458,19 +15377,18 @@ rows4_506:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_506
+	JGE          rows4_660
 
-tail507:
+tail661:
 	TESTQ BX, BX
-	JE    done509
+	JE    done663
 
-rows1_508:
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VMASKMOVPS   (SI), Y0, Y4
-	VMULPS       Y4, Y3, Y3
-	VMASKMOVPS   (CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y2
+rows1_662:
+	VMASKMOVPS   (DX), Y0, Y2
+	VMASKMOVPS   (SI), Y0, Y3
+	VMULPS       Y3, Y2, Y2
+	VMASKMOVPS   (CX), Y0, Y3
+	VMULPS       Y2, Y3, Y2
 	VEXTRACTF128 $0x01, Y2, X3
 	VADDPS       X3, X2, X3
 	VPERMILPS    $0x4e, X3, X2
@@ -12482,9 +15400,9 @@ rows1_508:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_508
+	JNE          rows1_662
 
-done509:
+done663:
 	VZEROUPPER
 	RET
 
@@ -12507,7 +15425,7 @@ DATA inv1<>+60(SB)/4, $0x3f800000
 GLOBL inv1<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_1_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -12516,11 +15434,8 @@ TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000001, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (DX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -12533,21 +15448,299 @@ TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
+	VBROADCASTSS  X0, Y0
+	CMPQ          BX, $0x04
+	JL            tail665
+
+rows4_664:
+	VMOVUPS.Z     (DX), K1, Y4
+	VMULPS        (SI), Y4, K1, Y4
+	VMULPS.Z      (CX), Y4, K1, Y1
+	VMULPS.Z      4(CX), Y4, K1, Y2
+	VMULPS.Z      8(CX), Y4, K1, Y3
+	VMULPS.Z      12(CX), Y4, K1, Y4
+	VUNPCKLPS     Y2, Y1, Y5
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y5, Y5
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y5, Y2
+	VUNPCKHPD     Y1, Y5, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, (AX)
+	ADDQ          $0x00000010, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_664
+
+tail665:
+	TESTQ BX, BX
+	JE    done667
+
+rows1_666:
+	VMOVUPS.Z     (DX), K1, Y1
+	VMULPS        (SI), Y1, K1, Y1
+	VMULPS.Z      (CX), Y1, K1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X2, X1, X2
+	VPERMILPS     $0x4e, X2, X1
+	VADDPS        X1, X2, X2
+	VPERMILPS     $0xb1, X2, X1
+	VADDPS        X1, X2, X2
+	VMULPS        X0, X2, X2
+	VMOVSS        X2, (AX)
+	ADDQ          $0x00000004, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_666
+
+done667:
+	VZEROUPPER
+	RET
+
+// func rmsmatvec_2048_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·rmsmatvec_2048_avx2(SB), NOSPLIT, $0-44
+	MOVQ   out+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	MOVQ   n+32(FP), BX
+	MOVQ   nw+24(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   DI, DI
+
+cols668:
+	VMOVUPS      (DX)(DI*1), Y4
+	VFMADD231PS  (DX)(DI*1), Y4, Y0
+	VMOVUPS      32(DX)(DI*1), Y4
+	VFMADD231PS  32(DX)(DI*1), Y4, Y1
+	VMOVUPS      64(DX)(DI*1), Y4
+	VFMADD231PS  64(DX)(DI*1), Y4, Y2
+	VMOVUPS      96(DX)(DI*1), Y4
+	VFMADD231PS  96(DX)(DI*1), Y4, Y3
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00002000
+	JNE          cols668
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMULSS       inv2048<>+0(SB), X1, X1
+	VMOVSS       eps+40(FP), X0
+	VADDSS       X0, X1, X1
+	VSQRTSS      X1, X1, X1
+	VMOVSS       one<>+0(SB), X0
+	VDIVSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	CMPQ         BX, $0x04
+	JL           tail670
+
+rows4_669:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols673:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  8192(CX)(DI*1), Y9, Y2
+	VFMADD231PS  16384(CX)(DI*1), Y9, Y3
+	VFMADD231PS  24576(CX)(DI*1), Y9, Y4
+	VMOVUPS      32(DX)(DI*1), Y9
+	VMULPS       32(SI)(DI*1), Y9, Y9
+	VFMADD231PS  32(CX)(DI*1), Y9, Y5
+	VFMADD231PS  8224(CX)(DI*1), Y9, Y6
+	VFMADD231PS  16416(CX)(DI*1), Y9, Y7
+	VFMADD231PS  24608(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000040, DI
+	CMPQ         DI, $0x00002000
+	JNE          cols673
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	VADDPS       Y8, Y4, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y5, Y5
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y5, Y2
+	VUNPCKHPD    Y1, Y5, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x00008000, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_669
+
+tail670:
+	TESTQ BX, BX
+	JE    done672
+
+rows1_671:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	XORQ   DI, DI
+
+cols674:
+	VMOVUPS      (DX)(DI*1), Y5
+	VMULPS       (SI)(DI*1), Y5, Y5
+	VFMADD231PS  (CX)(DI*1), Y5, Y1
+	VMOVUPS      32(DX)(DI*1), Y5
+	VMULPS       32(SI)(DI*1), Y5, Y5
+	VFMADD231PS  32(CX)(DI*1), Y5, Y2
+	VMOVUPS      64(DX)(DI*1), Y5
+	VMULPS       64(SI)(DI*1), Y5, Y5
+	VFMADD231PS  64(CX)(DI*1), Y5, Y3
+	VMOVUPS      96(DX)(DI*1), Y5
+	VMULPS       96(SI)(DI*1), Y5, Y5
+	VFMADD231PS  96(CX)(DI*1), Y5, Y4
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00002000
+	JNE          cols674
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VPERMILPS    $0x4e, X2, X1
+	VADDPS       X1, X2, X2
+	VPERMILPS    $0xb1, X2, X1
+	VADDPS       X1, X2, X2
+	VMULPS       X0, X2, X2
+	VMOVSS       X2, (AX)
+	ADDQ         $0x00002000, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_671
+
+done672:
+	VZEROUPPER
+	RET
+
+DATA inv2048<>+0(SB)/4, $0x3a000000
+DATA inv2048<>+4(SB)/4, $0x3a000000
+DATA inv2048<>+8(SB)/4, $0x3a000000
+DATA inv2048<>+12(SB)/4, $0x3a000000
+DATA inv2048<>+16(SB)/4, $0x3a000000
+DATA inv2048<>+20(SB)/4, $0x3a000000
+DATA inv2048<>+24(SB)/4, $0x3a000000
+DATA inv2048<>+28(SB)/4, $0x3a000000
+DATA inv2048<>+32(SB)/4, $0x3a000000
+DATA inv2048<>+36(SB)/4, $0x3a000000
+DATA inv2048<>+40(SB)/4, $0x3a000000
+DATA inv2048<>+44(SB)/4, $0x3a000000
+DATA inv2048<>+48(SB)/4, $0x3a000000
+DATA inv2048<>+52(SB)/4, $0x3a000000
+DATA inv2048<>+56(SB)/4, $0x3a000000
+DATA inv2048<>+60(SB)/4, $0x3a000000
+GLOBL inv2048<>(SB), RODATA|NOPTR, $64
+
+// func rmsmatvec_2048_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·rmsmatvec_2048_avx512(SB), NOSPLIT, $0-44
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+32(FP), BX
+	MOVQ    nw+24(FP), SI
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    DI, DI
+
+cols675:
+	VMOVUPS       (DX)(DI*1), Z4
+	VFMADD231PS   (DX)(DI*1), Z4, Z0
+	VMOVUPS       64(DX)(DI*1), Z4
+	VFMADD231PS   64(DX)(DI*1), Z4, Z1
+	VMOVUPS       128(DX)(DI*1), Z4
+	VFMADD231PS   128(DX)(DI*1), Z4, Z2
+	VMOVUPS       192(DX)(DI*1), Z4
+	VFMADD231PS   192(DX)(DI*1), Z4, Z3
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00002000
+	JNE           cols675
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMULSS        inv2048<>+0(SB), X1, X1
+	VMOVSS        eps+40(FP), X0
+	VADDSS        X0, X1, X1
+	VSQRTSS       X1, X1, X1
+	VMOVSS        one<>+0(SB), X0
+	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail511
+	JL            tail677
 
-rows4_510:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS.Z     (DX), K1, Z5
-	VMULPS        (SI), Z5, K1, Z5
-	VFMADD231PS   (CX), Z5, K1, Z1
-	VFMADD231PS   4(CX), Z5, K1, Z2
-	VFMADD231PS   8(CX), Z5, K1, Z3
-	VFMADD231PS   12(CX), Z5, K1, Z4
+rows4_676:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols680:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   8192(CX)(DI*1), Z9, Z2
+	VFMADD231PS   16384(CX)(DI*1), Z9, Z3
+	VFMADD231PS   24576(CX)(DI*1), Z9, Z4
+	VMOVUPS       64(DX)(DI*1), Z9
+	VMULPS        64(SI)(DI*1), Z9, Z9
+	VFMADD231PS   64(CX)(DI*1), Z9, Z5
+	VFMADD231PS   8256(CX)(DI*1), Z9, Z6
+	VFMADD231PS   16448(CX)(DI*1), Z9, Z7
+	VFMADD231PS   24640(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000080, DI
+	CMPQ          DI, $0x00002000
+	JNE           cols680
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z1, Y5
 	VADDPS        Y5, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y5
@@ -12569,21 +15762,42 @@ rows4_510:
 	VADDPS        X1, X2, X1
 	VMULPS        X0, X1, X1
 	VMOVUPS       X1, (AX)
-	ADDQ          $0x00000010, CX
+	ADDQ          $0x00008000, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_510
+	JGE           rows4_676
 
-tail511:
+tail677:
 	TESTQ BX, BX
-	JE    done513
+	JE    done679
 
-rows1_512:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS.Z     (DX), K1, Z2
-	VMULPS        (SI), Z2, K1, Z2
-	VFMADD231PS   (CX), Z2, K1, Z1
+rows1_678:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	XORQ    DI, DI
+
+cols681:
+	VMOVUPS       (DX)(DI*1), Z5
+	VMULPS        (SI)(DI*1), Z5, Z5
+	VFMADD231PS   (CX)(DI*1), Z5, Z1
+	VMOVUPS       64(DX)(DI*1), Z5
+	VMULPS        64(SI)(DI*1), Z5, Z5
+	VFMADD231PS   64(CX)(DI*1), Z5, Z2
+	VMOVUPS       128(DX)(DI*1), Z5
+	VMULPS        128(SI)(DI*1), Z5, Z5
+	VFMADD231PS   128(CX)(DI*1), Z5, Z3
+	VMOVUPS       192(DX)(DI*1), Z5
+	VMULPS        192(SI)(DI*1), Z5, Z5
+	VFMADD231PS   192(CX)(DI*1), Z5, Z4
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00002000
+	JNE           cols681
+	VADDPS        Z2, Z1, Z1
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z1, Z1
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
@@ -12594,12 +15808,12 @@ rows1_512:
 	VADDPS        X1, X2, X2
 	VMULPS        X0, X2, X2
 	VMOVSS        X2, (AX)
-	ADDQ          $0x00000004, CX
+	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_512
+	JNE           rows1_678
 
-done513:
+done679:
 	VZEROUPPER
 	RET
 
@@ -12617,7 +15831,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols514:
+cols682:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -12628,7 +15842,7 @@ cols514:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols514
+	JNE          cols682
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12646,9 +15860,9 @@ cols514:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail516
+	JL           tail684
 
-rows4_515:
+rows4_683:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -12659,7 +15873,7 @@ rows4_515:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols519:
+cols687:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -12674,7 +15888,7 @@ cols519:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols519
+	JNE          cols687
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -12696,20 +15910,20 @@ cols519:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_515
+	JGE          rows4_683
 
-tail516:
+tail684:
 	TESTQ BX, BX
-	JE    done518
+	JE    done686
 
-rows1_517:
+rows1_685:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols520:
+cols688:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -12724,7 +15938,7 @@ cols520:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols520
+	JNE          cols688
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -12739,9 +15953,9 @@ cols520:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_517
+	JNE          rows1_685
 
-done518:
+done686:
 	VZEROUPPER
 	RET
 
@@ -12777,7 +15991,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols521:
+cols689:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -12788,7 +16002,7 @@ cols521:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols521
+	JNE           cols689
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -12812,9 +16026,9 @@ cols521:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail523
+	JL            tail691
 
-rows4_522:
+rows4_690:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -12823,68 +16037,28 @@ rows4_522:
 	VMOVUPS zero<>+0(SB), Z6
 	VMOVUPS zero<>+0(SB), Z7
 	VMOVUPS zero<>+0(SB), Z8
-	VMOVUPS zero<>+0(SB), Z9
-	VMOVUPS zero<>+0(SB), Z10
-	VMOVUPS zero<>+0(SB), Z11
-	VMOVUPS zero<>+0(SB), Z12
-	VMOVUPS zero<>+0(SB), Z13
-	VMOVUPS zero<>+0(SB), Z14
-	VMOVUPS zero<>+0(SB), Z15
-	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols526:
-	VMOVUPS       (DX)(DI*1), Z17
-	VMULPS        (SI)(DI*1), Z17, Z17
-	VFMADD231PS   (CX)(DI*1), Z17, Z1
-	VFMADD231PS   1152(CX)(DI*1), Z17, Z2
-	VFMADD231PS   2304(CX)(DI*1), Z17, Z3
-	VFMADD231PS   3456(CX)(DI*1), Z17, Z4
-	VMOVUPS       64(DX)(DI*1), Z17
-	VMULPS        64(SI)(DI*1), Z17, Z17
-	VFMADD231PS   64(CX)(DI*1), Z17, Z5
-	VFMADD231PS   1216(CX)(DI*1), Z17, Z6
-	VFMADD231PS   2368(CX)(DI*1), Z17, Z7
-	VFMADD231PS   3520(CX)(DI*1), Z17, Z8
-	VMOVUPS       128(DX)(DI*1), Z17
-	VMULPS        128(SI)(DI*1), Z17, Z17
-	VFMADD231PS   128(CX)(DI*1), Z17, Z9
-	VFMADD231PS   1280(CX)(DI*1), Z17, Z10
-	VFMADD231PS   2432(CX)(DI*1), Z17, Z11
-	VFMADD231PS   3584(CX)(DI*1), Z17, Z12
-	VMOVUPS       192(DX)(DI*1), Z17
-	VMULPS        192(SI)(DI*1), Z17, Z17
-	VFMADD231PS   192(CX)(DI*1), Z17, Z13
-	VFMADD231PS   1344(CX)(DI*1), Z17, Z14
-	VFMADD231PS   2496(CX)(DI*1), Z17, Z15
-	VFMADD231PS   3648(CX)(DI*1), Z17, Z16
-	ADDQ          $0x00000100, DI
-	CMPQ          DI, $0x00000400
-	JNE           cols526
-	VMOVUPS       1024(DX), Z17
-	VMULPS        1024(SI), Z17, Z17
-	VFMADD231PS   1024(CX), Z17, Z1
-	VFMADD231PS   2176(CX), Z17, Z2
-	VFMADD231PS   3328(CX), Z17, Z3
-	VFMADD231PS   4480(CX), Z17, Z4
-	VMOVUPS       1088(DX), Z17
-	VMULPS        1088(SI), Z17, Z17
-	VFMADD231PS   1088(CX), Z17, Z5
-	VFMADD231PS   2240(CX), Z17, Z6
-	VFMADD231PS   3392(CX), Z17, Z7
-	VFMADD231PS   4544(CX), Z17, Z8
+cols694:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   1152(CX)(DI*1), Z9, Z2
+	VFMADD231PS   2304(CX)(DI*1), Z9, Z3
+	VFMADD231PS   3456(CX)(DI*1), Z9, Z4
+	VMOVUPS       64(DX)(DI*1), Z9
+	VMULPS        64(SI)(DI*1), Z9, Z9
+	VFMADD231PS   64(CX)(DI*1), Z9, Z5
+	VFMADD231PS   1216(CX)(DI*1), Z9, Z6
+	VFMADD231PS   2368(CX)(DI*1), Z9, Z7
+	VFMADD231PS   3520(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000080, DI
+	CMPQ          DI, $0x00000480
+	JNE           cols694
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
 	VADDPS        Z8, Z4, Z4
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
-	VADDPS        Z16, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z1, Y5
 	VADDPS        Y5, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y5
@@ -12910,20 +16084,20 @@ cols526:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_522
+	JGE           rows4_690
 
-tail523:
+tail691:
 	TESTQ BX, BX
-	JE    done525
+	JE    done693
 
-rows1_524:
+rows1_692:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols527:
+cols695:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -12938,7 +16112,7 @@ cols527:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols527
+	JNE           cols695
 	VMOVUPS       1024(DX), Z5
 	VMULPS        1024(SI), Z5, Z5
 	VFMADD231PS   1024(CX), Z5, Z1
@@ -12961,9 +16135,9 @@ cols527:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_524
+	JNE           rows1_692
 
-done525:
+done693:
 	VZEROUPPER
 	RET
 
@@ -12976,18 +16150,14 @@ TEXT ·rmsmatvec_33_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+60(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (DX), Y5
-	VFMADD231PS  (DX), Y5, Y1
-	VMOVUPS      32(DX), Y5
-	VFMADD231PS  32(DX), Y5, Y2
-	VMOVUPS      64(DX), Y5
-	VFMADD231PS  64(DX), Y5, Y3
-	VMOVUPS      96(DX), Y5
-	VFMADD231PS  96(DX), Y5, Y4
+	VMOVUPS      (DX), Y1
+	VMULPS       (DX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(DX), Y2, Y2
+	VMOVUPS      64(DX), Y3
+	VMULPS       64(DX), Y3, Y3
+	VMOVUPS      96(DX), Y4
+	VMULPS       96(DX), Y4, Y4
 	VMASKMOVPS   128(DX), Y0, Y5
 	VMASKMOVPS   128(DX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -13008,29 +16178,21 @@ TEXT ·rmsmatvec_33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail529
+	JL           tail697
 
-rows4_528:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMOVUPS      (DX), Y10
-	VMULPS       (SI), Y10, Y10
-	VFMADD231PS  (CX), Y10, Y2
-	VFMADD231PS  132(CX), Y10, Y3
-	VFMADD231PS  264(CX), Y10, Y4
-	VFMADD231PS  396(CX), Y10, Y5
-	VMOVUPS      32(DX), Y10
-	VMULPS       32(SI), Y10, Y10
-	VFMADD231PS  32(CX), Y10, Y6
-	VFMADD231PS  164(CX), Y10, Y7
-	VFMADD231PS  296(CX), Y10, Y8
-	VFMADD231PS  428(CX), Y10, Y9
+rows4_696:
+	VMOVUPS      (DX), Y5
+	VMULPS       (SI), Y5, Y5
+	VMULPS       (CX), Y5, Y2
+	VMULPS       132(CX), Y5, Y3
+	VMULPS       264(CX), Y5, Y4
+	VMULPS       396(CX), Y5, Y5
+	VMOVUPS      32(DX), Y9
+	VMULPS       32(SI), Y9, Y9
+	VMULPS       32(CX), Y9, Y6
+	VMULPS       164(CX), Y9, Y7
+	VMULPS       296(CX), Y9, Y8
+	VMULPS       428(CX), Y9, Y9
 	VMOVUPS      64(DX), Y10
 	VMULPS       64(SI), Y10, Y10
 	VFMADD231PS  64(CX), Y10, Y2
@@ -13075,29 +16237,25 @@ rows4_528:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_528
+	JGE          rows4_696
 
-tail529:
+tail697:
 	TESTQ BX, BX
-	JE    done531
+	JE    done699
 
-rows1_530:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VMOVUPS      (DX), Y6
-	VMULPS       (SI), Y6, Y6
-	VFMADD231PS  (CX), Y6, Y2
-	VMOVUPS      32(DX), Y6
-	VMULPS       32(SI), Y6, Y6
-	VFMADD231PS  32(CX), Y6, Y3
-	VMOVUPS      64(DX), Y6
-	VMULPS       64(SI), Y6, Y6
-	VFMADD231PS  64(CX), Y6, Y4
-	VMOVUPS      96(DX), Y6
-	VMULPS       96(SI), Y6, Y6
-	VFMADD231PS  96(CX), Y6, Y5
+rows1_698:
+	VMOVUPS      (DX), Y2
+	VMULPS       (SI), Y2, Y2
+	VMULPS       (CX), Y2, Y2
+	VMOVUPS      32(DX), Y3
+	VMULPS       32(SI), Y3, Y3
+	VMULPS       32(CX), Y3, Y3
+	VMOVUPS      64(DX), Y4
+	VMULPS       64(SI), Y4, Y4
+	VMULPS       64(CX), Y4, Y4
+	VMOVUPS      96(DX), Y5
+	VMULPS       96(SI), Y5, Y5
+	VMULPS       96(CX), Y5, Y5
 	VMASKMOVPS   128(DX), Y0, Y6
 	VMASKMOVPS   128(SI), Y0, Y7
 	VMULPS       Y7, Y6, Y6
@@ -13117,9 +16275,9 @@ rows1_530:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_530
+	JNE          rows1_698
 
-done531:
+done699:
 	VZEROUPPER
 	RET
 
@@ -13142,7 +16300,7 @@ DATA inv33<>+60(SB)/4, $0x3cf83e10
 GLOBL inv33<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_33_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -13151,17 +16309,19 @@ TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000001, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       (DX), Z2
-	VFMADD231PS   (DX), Z2, Z0
-	VMOVUPS       64(DX), Z2
-	VFMADD231PS   64(DX), Z2, Z1
-	VMOVUPS.Z     128(DX), K1, Z2
-	VFMADD231PS   128(DX), Z2, K1, Z0
-	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(DX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(DX), Y3, Y3
+	VMOVUPS.Z     128(DX), K1, Y4
+	VFMADD231PS   128(DX), Y4, K1, Y0
 	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -13174,49 +16334,45 @@ TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail533
+	JL            tail701
 
-rows4_532:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       (DX), Z9
-	VMULPS        (SI), Z9, Z9
-	VFMADD231PS   (CX), Z9, Z1
-	VFMADD231PS   132(CX), Z9, Z2
-	VFMADD231PS   264(CX), Z9, Z3
-	VFMADD231PS   396(CX), Z9, Z4
-	VMOVUPS       64(DX), Z9
-	VMULPS        64(SI), Z9, Z9
-	VFMADD231PS   64(CX), Z9, Z5
-	VFMADD231PS   196(CX), Z9, Z6
-	VFMADD231PS   328(CX), Z9, Z7
-	VFMADD231PS   460(CX), Z9, Z8
-	VMOVUPS.Z     128(DX), K1, Z9
-	VMULPS        128(SI), Z9, K1, Z9
-	VFMADD231PS   128(CX), Z9, K1, Z1
-	VFMADD231PS   260(CX), Z9, K1, Z2
-	VFMADD231PS   392(CX), Z9, K1, Z3
-	VFMADD231PS   524(CX), Z9, K1, Z4
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z4, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
+rows4_700:
+	VMOVUPS       (DX), Y4
+	VMULPS        (SI), Y4, Y4
+	VMULPS        (CX), Y4, Y1
+	VMULPS        132(CX), Y4, Y2
+	VMULPS        264(CX), Y4, Y3
+	VMULPS        396(CX), Y4, Y4
+	VMOVUPS       32(DX), Y8
+	VMULPS        32(SI), Y8, Y8
+	VMULPS        32(CX), Y8, Y5
+	VMULPS        164(CX), Y8, Y6
+	VMULPS        296(CX), Y8, Y7
+	VMULPS        428(CX), Y8, Y8
+	VMOVUPS       64(DX), Y9
+	VMULPS        64(SI), Y9, Y9
+	VFMADD231PS   64(CX), Y9, Y1
+	VFMADD231PS   196(CX), Y9, Y2
+	VFMADD231PS   328(CX), Y9, Y3
+	VFMADD231PS   460(CX), Y9, Y4
+	VMOVUPS       96(DX), Y9
+	VMULPS        96(SI), Y9, Y9
+	VFMADD231PS   96(CX), Y9, Y5
+	VFMADD231PS   228(CX), Y9, Y6
+	VFMADD231PS   360(CX), Y9, Y7
+	VFMADD231PS   492(CX), Y9, Y8
+	VMOVUPS.Z     128(DX), K1, Y9
+	VMULPS        128(SI), Y9, K1, Y9
+	VFMADD231PS   128(CX), Y9, K1, Y1
+	VFMADD231PS   260(CX), Y9, K1, Y2
+	VFMADD231PS   392(CX), Y9, K1, Y3
+	VFMADD231PS   524(CX), Y9, K1, Y4
 	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
+	VADDPS        Y8, Y4, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -13234,27 +16390,31 @@ rows4_532:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_532
+	JGE           rows4_700
 
-tail533:
+tail701:
 	TESTQ BX, BX
-	JE    done535
+	JE    done703
 
-rows1_534:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       (DX), Z3
-	VMULPS        (SI), Z3, Z3
-	VFMADD231PS   (CX), Z3, Z1
-	VMOVUPS       64(DX), Z3
-	VMULPS        64(SI), Z3, Z3
-	VFMADD231PS   64(CX), Z3, Z2
-	VMOVUPS.Z     128(DX), K1, Z3
-	VMULPS        128(SI), Z3, K1, Z3
-	VFMADD231PS   128(CX), Z3, K1, Z1
-	VADDPS        Z2, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
+rows1_702:
+	VMOVUPS       (DX), Y1
+	VMULPS        (SI), Y1, Y1
+	VMULPS        (CX), Y1, Y1
+	VMOVUPS       32(DX), Y2
+	VMULPS        32(SI), Y2, Y2
+	VMULPS        32(CX), Y2, Y2
+	VMOVUPS       64(DX), Y3
+	VMULPS        64(SI), Y3, Y3
+	VMULPS        64(CX), Y3, Y3
+	VMOVUPS       96(DX), Y4
+	VMULPS        96(SI), Y4, Y4
+	VMULPS        96(CX), Y4, Y4
+	VMOVUPS.Z     128(DX), K1, Y5
+	VMULPS        128(SI), Y5, K1, Y5
+	VFMADD231PS   128(CX), Y5, K1, Y1
 	VADDPS        Y2, Y1, Y1
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
 	VPERMILPS     $0x4e, X2, X1
@@ -13266,14 +16426,14 @@ rows1_534:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_534
+	JNE           rows1_702
 
-done535:
+done703:
 	VZEROUPPER
 	RET
 
 // func rmsmatvec_3_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2
 TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	MOVQ         out+0(FP), AX
 	MOVQ         w+8(FP), CX
@@ -13281,10 +16441,9 @@ TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+52(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
+	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -13299,24 +16458,20 @@ TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail537
+	JL           tail705
 
-rows4_536:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VMASKMOVPS   (DX), Y0, Y6
-	VMASKMOVPS   (SI), Y0, Y7
-	VMULPS       Y7, Y6, Y6
-	VMASKMOVPS   (CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y2
-	VMASKMOVPS   12(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y3
-	VMASKMOVPS   24(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y4
-	VMASKMOVPS   36(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y5
+rows4_704:
+	VMASKMOVPS   (DX), Y0, Y5
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y5, Y5
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y5, Y2, Y2
+	VMASKMOVPS   12(CX), Y0, Y3
+	VMULPS       Y5, Y3, Y3
+	VMASKMOVPS   24(CX), Y0, Y4
+	VMULPS       Y5, Y4, Y4
+	VMASKMOVPS   36(CX), Y0, Y6
+	VMULPS       Y5, Y6, Y5
 	VUNPCKLPS    Y3, Y2, Y6
 	VUNPCKHPS    Y3, Y2, Y2
 	VADDPS       Y2, Y6, Y6
@@ -13334,19 +16489,18 @@ rows4_536:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_536
+	JGE          rows4_704
 
-tail537:
+tail705:
 	TESTQ BX, BX
-	JE    done539
+	JE    done707
 
-rows1_538:
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VMASKMOVPS   (SI), Y0, Y4
-	VMULPS       Y4, Y3, Y3
-	VMASKMOVPS   (CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y2
+rows1_706:
+	VMASKMOVPS   (DX), Y0, Y2
+	VMASKMOVPS   (SI), Y0, Y3
+	VMULPS       Y3, Y2, Y2
+	VMASKMOVPS   (CX), Y0, Y3
+	VMULPS       Y2, Y3, Y2
 	VEXTRACTF128 $0x01, Y2, X3
 	VADDPS       X3, X2, X3
 	VPERMILPS    $0x4e, X3, X2
@@ -13358,9 +16512,9 @@ rows1_538:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_538
+	JNE          rows1_706
 
-done539:
+done707:
 	VZEROUPPER
 	RET
 
@@ -13383,7 +16537,7 @@ DATA inv3<>+60(SB)/4, $0x3eaaaaab
 GLOBL inv3<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_3_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -13392,11 +16546,8 @@ TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000007, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (DX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -13409,29 +16560,17 @@ TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail541
+	JL            tail709
 
-rows4_540:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS.Z     (DX), K1, Z5
-	VMULPS        (SI), Z5, K1, Z5
-	VFMADD231PS   (CX), Z5, K1, Z1
-	VFMADD231PS   12(CX), Z5, K1, Z2
-	VFMADD231PS   24(CX), Z5, K1, Z3
-	VFMADD231PS   36(CX), Z5, K1, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
-	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+rows4_708:
+	VMOVUPS.Z     (DX), K1, Y4
+	VMULPS        (SI), Y4, K1, Y4
+	VMULPS.Z      (CX), Y4, K1, Y1
+	VMULPS.Z      12(CX), Y4, K1, Y2
+	VMULPS.Z      24(CX), Y4, K1, Y3
+	VMULPS.Z      36(CX), Y4, K1, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -13449,19 +16588,16 @@ rows4_540:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_540
+	JGE           rows4_708
 
-tail541:
+tail709:
 	TESTQ BX, BX
-	JE    done543
+	JE    done711
 
-rows1_542:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS.Z     (DX), K1, Z2
-	VMULPS        (SI), Z2, K1, Z2
-	VFMADD231PS   (CX), Z2, K1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
-	VADDPS        Y2, Y1, Y1
+rows1_710:
+	VMOVUPS.Z     (DX), K1, Y1
+	VMULPS        (SI), Y1, K1, Y1
+	VMULPS.Z      (CX), Y1, K1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
 	VPERMILPS     $0x4e, X2, X1
@@ -13473,9 +16609,9 @@ rows1_542:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_542
+	JNE           rows1_710
 
-done543:
+done711:
 	VZEROUPPER
 	RET
 
@@ -13487,18 +16623,14 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	MOVQ         x+16(FP), DX
 	MOVQ         n+32(FP), BX
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      (DX), Y4
-	VFMADD231PS  (DX), Y4, Y0
-	VMOVUPS      32(DX), Y4
-	VFMADD231PS  32(DX), Y4, Y1
-	VMOVUPS      64(DX), Y4
-	VFMADD231PS  64(DX), Y4, Y2
-	VMOVUPS      96(DX), Y4
-	VFMADD231PS  96(DX), Y4, Y3
+	VMOVUPS      (DX), Y0
+	VMULPS       (DX), Y0, Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       32(DX), Y1, Y1
+	VMOVUPS      64(DX), Y2
+	VMULPS       64(DX), Y2, Y2
+	VMOVUPS      96(DX), Y3
+	VMULPS       96(DX), Y3, Y3
 	VMOVUPS      128(DX), Y4
 	VFMADD231PS  128(DX), Y4, Y0
 	VMOVUPS      160(DX), Y4
@@ -13524,29 +16656,21 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail545
+	JL           tail713
 
-rows4_544:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VMULPS       (SI), Y9, Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  256(CX), Y9, Y2
-	VFMADD231PS  512(CX), Y9, Y3
-	VFMADD231PS  768(CX), Y9, Y4
-	VMOVUPS      32(DX), Y9
-	VMULPS       32(SI), Y9, Y9
-	VFMADD231PS  32(CX), Y9, Y5
-	VFMADD231PS  288(CX), Y9, Y6
-	VFMADD231PS  544(CX), Y9, Y7
-	VFMADD231PS  800(CX), Y9, Y8
+rows4_712:
+	VMOVUPS      (DX), Y4
+	VMULPS       (SI), Y4, Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       256(CX), Y4, Y2
+	VMULPS       512(CX), Y4, Y3
+	VMULPS       768(CX), Y4, Y4
+	VMOVUPS      32(DX), Y8
+	VMULPS       32(SI), Y8, Y8
+	VMULPS       32(CX), Y8, Y5
+	VMULPS       288(CX), Y8, Y6
+	VMULPS       544(CX), Y8, Y7
+	VMULPS       800(CX), Y8, Y8
 	VMOVUPS      64(DX), Y9
 	VMULPS       64(SI), Y9, Y9
 	VFMADD231PS  64(CX), Y9, Y1
@@ -13604,29 +16728,25 @@ rows4_544:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_544
+	JGE          rows4_712
 
-tail545:
+tail713:
 	TESTQ BX, BX
-	JE    done547
+	JE    done715
 
-rows1_546:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (DX), Y5
-	VMULPS       (SI), Y5, Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VMOVUPS      32(DX), Y5
-	VMULPS       32(SI), Y5, Y5
-	VFMADD231PS  32(CX), Y5, Y2
-	VMOVUPS      64(DX), Y5
-	VMULPS       64(SI), Y5, Y5
-	VFMADD231PS  64(CX), Y5, Y3
-	VMOVUPS      96(DX), Y5
-	VMULPS       96(SI), Y5, Y5
-	VFMADD231PS  96(CX), Y5, Y4
+rows1_714:
+	VMOVUPS      (DX), Y1
+	VMULPS       (SI), Y1, Y1
+	VMULPS       (CX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(SI), Y2, Y2
+	VMULPS       32(CX), Y2, Y2
+	VMOVUPS      64(DX), Y3
+	VMULPS       64(SI), Y3, Y3
+	VMULPS       64(CX), Y3, Y3
+	VMOVUPS      96(DX), Y4
+	VMULPS       96(SI), Y4, Y4
+	VMULPS       96(CX), Y4, Y4
 	VMOVUPS      128(DX), Y5
 	VMULPS       128(SI), Y5, Y5
 	VFMADD231PS  128(CX), Y5, Y1
@@ -13653,9 +16773,9 @@ rows1_546:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_546
+	JNE          rows1_714
 
-done547:
+done715:
 	VZEROUPPER
 	RET
 
@@ -13678,30 +16798,32 @@ DATA inv64<>+60(SB)/4, $0x3c800000
 GLOBL inv64<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_64_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
 	MOVQ          x+16(FP), DX
 	MOVQ          n+32(FP), BX
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (DX), Z4, Z0
-	VMOVUPS       64(DX), Z4
-	VFMADD231PS   64(DX), Z4, Z1
-	VMOVUPS       128(DX), Z4
-	VFMADD231PS   128(DX), Z4, Z2
-	VMOVUPS       192(DX), Z4
-	VFMADD231PS   192(DX), Z4, Z3
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(DX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(DX), Y3, Y3
+	VMOVUPS       128(DX), Y4
+	VFMADD231PS   128(DX), Y4, Y0
+	VMOVUPS       160(DX), Y4
+	VFMADD231PS   160(DX), Y4, Y1
+	VMOVUPS       192(DX), Y4
+	VFMADD231PS   192(DX), Y4, Y2
+	VMOVUPS       224(DX), Y4
+	VFMADD231PS   224(DX), Y4, Y3
 	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -13714,71 +16836,63 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail549
+	JL            tail717
 
-rows4_548:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       (DX), Z17
-	VMULPS        (SI), Z17, Z17
-	VFMADD231PS   (CX), Z17, Z1
-	VFMADD231PS   256(CX), Z17, Z2
-	VFMADD231PS   512(CX), Z17, Z3
-	VFMADD231PS   768(CX), Z17, Z4
-	VMOVUPS       64(DX), Z17
-	VMULPS        64(SI), Z17, Z17
-	VFMADD231PS   64(CX), Z17, Z5
-	VFMADD231PS   320(CX), Z17, Z6
-	VFMADD231PS   576(CX), Z17, Z7
-	VFMADD231PS   832(CX), Z17, Z8
-	VMOVUPS       128(DX), Z17
-	VMULPS        128(SI), Z17, Z17
-	VFMADD231PS   128(CX), Z17, Z9
-	VFMADD231PS   384(CX), Z17, Z10
-	VFMADD231PS   640(CX), Z17, Z11
-	VFMADD231PS   896(CX), Z17, Z12
-	VMOVUPS       192(DX), Z17
-	VMULPS        192(SI), Z17, Z17
-	VFMADD231PS   192(CX), Z17, Z13
-	VFMADD231PS   448(CX), Z17, Z14
-	VFMADD231PS   704(CX), Z17, Z15
-	VFMADD231PS   960(CX), Z17, Z16
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z4, Z4
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
-	VADDPS        Z16, Z4, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
+rows4_716:
+	VMOVUPS       (DX), Y4
+	VMULPS        (SI), Y4, Y4
+	VMULPS        (CX), Y4, Y1
+	VMULPS        256(CX), Y4, Y2
+	VMULPS        512(CX), Y4, Y3
+	VMULPS        768(CX), Y4, Y4
+	VMOVUPS       32(DX), Y8
+	VMULPS        32(SI), Y8, Y8
+	VMULPS        32(CX), Y8, Y5
+	VMULPS        288(CX), Y8, Y6
+	VMULPS        544(CX), Y8, Y7
+	VMULPS        800(CX), Y8, Y8
+	VMOVUPS       64(DX), Y9
+	VMULPS        64(SI), Y9, Y9
+	VFMADD231PS   64(CX), Y9, Y1
+	VFMADD231PS   320(CX), Y9, Y2
+	VFMADD231PS   576(CX), Y9, Y3
+	VFMADD231PS   832(CX), Y9, Y4
+	VMOVUPS       96(DX), Y9
+	VMULPS        96(SI), Y9, Y9
+	VFMADD231PS   96(CX), Y9, Y5
+	VFMADD231PS   352(CX), Y9, Y6
+	VFMADD231PS   608(CX), Y9, Y7
+	VFMADD231PS   864(CX), Y9, Y8
+	VMOVUPS       128(DX), Y9
+	VMULPS        128(SI), Y9, Y9
+	VFMADD231PS   128(CX), Y9, Y1
+	VFMADD231PS   384(CX), Y9, Y2
+	VFMADD231PS   640(CX), Y9, Y3
+	VFMADD231PS   896(CX), Y9, Y4
+	VMOVUPS       160(DX), Y9
+	VMULPS        160(SI), Y9, Y9
+	VFMADD231PS   160(CX), Y9, Y5
+	VFMADD231PS   416(CX), Y9, Y6
+	VFMADD231PS   672(CX), Y9, Y7
+	VFMADD231PS   928(CX), Y9, Y8
+	VMOVUPS       192(DX), Y9
+	VMULPS        192(SI), Y9, Y9
+	VFMADD231PS   192(CX), Y9, Y1
+	VFMADD231PS   448(CX), Y9, Y2
+	VFMADD231PS   704(CX), Y9, Y3
+	VFMADD231PS   960(CX), Y9, Y4
+	VMOVUPS       224(DX), Y9
+	VMULPS        224(SI), Y9, Y9
+	VFMADD231PS   224(CX), Y9, Y5
+	VFMADD231PS   480(CX), Y9, Y6
+	VFMADD231PS   736(CX), Y9, Y7
+	VFMADD231PS   992(CX), Y9, Y8
 	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y3, Y3
+	VADDPS        Y8, Y4, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -13796,34 +16910,40 @@ rows4_548:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_548
+	JGE           rows4_716
 
-tail549:
+tail717:
 	TESTQ BX, BX
-	JE    done551
+	JE    done719
 
-rows1_550:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       (DX), Z5
-	VMULPS        (SI), Z5, Z5
-	VFMADD231PS   (CX), Z5, Z1
-	VMOVUPS       64(DX), Z5
-	VMULPS        64(SI), Z5, Z5
-	VFMADD231PS   64(CX), Z5, Z2
-	VMOVUPS       128(DX), Z5
-	VMULPS        128(SI), Z5, Z5
-	VFMADD231PS   128(CX), Z5, Z3
-	VMOVUPS       192(DX), Z5
-	VMULPS        192(SI), Z5, Z5
-	VFMADD231PS   192(CX), Z5, Z4
-	VADDPS        Z2, Z1, Z1
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
+rows1_718:
+	VMOVUPS       (DX), Y1
+	VMULPS        (SI), Y1, Y1
+	VMULPS        (CX), Y1, Y1
+	VMOVUPS       32(DX), Y2
+	VMULPS        32(SI), Y2, Y2
+	VMULPS        32(CX), Y2, Y2
+	VMOVUPS       64(DX), Y3
+	VMULPS        64(SI), Y3, Y3
+	VMULPS        64(CX), Y3, Y3
+	VMOVUPS       96(DX), Y4
+	VMULPS        96(SI), Y4, Y4
+	VMULPS        96(CX), Y4, Y4
+	VMOVUPS       128(DX), Y5
+	VMULPS        128(SI), Y5, Y5
+	VFMADD231PS   128(CX), Y5, Y1
+	VMOVUPS       160(DX), Y5
+	VMULPS        160(SI), Y5, Y5
+	VFMADD231PS   160(CX), Y5, Y2
+	VMOVUPS       192(DX), Y5
+	VMULPS        192(SI), Y5, Y5
+	VFMADD231PS   192(CX), Y5, Y3
+	VMOVUPS       224(DX), Y5
+	VMULPS        224(SI), Y5, Y5
+	VFMADD231PS   224(CX), Y5, Y4
 	VADDPS        Y2, Y1, Y1
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
 	VPERMILPS     $0x4e, X2, X1
@@ -13835,9 +16955,9 @@ rows1_550:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_550
+	JNE           rows1_718
 
-done551:
+done719:
 	VZEROUPPER
 	RET
 
@@ -13855,7 +16975,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols552:
+cols720:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -13866,7 +16986,7 @@ cols552:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols552
+	JNE          cols720
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -13884,9 +17004,9 @@ cols552:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail554
+	JL           tail722
 
-rows4_553:
+rows4_721:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -13897,7 +17017,7 @@ rows4_553:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols557:
+cols725:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -13912,7 +17032,7 @@ cols557:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols557
+	JNE          cols725
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -13934,20 +17054,20 @@ cols557:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_553
+	JGE          rows4_721
 
-tail554:
+tail722:
 	TESTQ BX, BX
-	JE    done556
+	JE    done724
 
-rows1_555:
+rows1_723:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols558:
+cols726:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -13962,7 +17082,7 @@ cols558:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols558
+	JNE          cols726
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -13977,9 +17097,9 @@ cols558:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_555
+	JNE          rows1_723
 
-done556:
+done724:
 	VZEROUPPER
 	RET
 
@@ -14015,7 +17135,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols559:
+cols727:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -14026,7 +17146,7 @@ cols559:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols559
+	JNE           cols727
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -14046,9 +17166,9 @@ cols559:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail561
+	JL            tail729
 
-rows4_560:
+rows4_728:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -14057,56 +17177,28 @@ rows4_560:
 	VMOVUPS zero<>+0(SB), Z6
 	VMOVUPS zero<>+0(SB), Z7
 	VMOVUPS zero<>+0(SB), Z8
-	VMOVUPS zero<>+0(SB), Z9
-	VMOVUPS zero<>+0(SB), Z10
-	VMOVUPS zero<>+0(SB), Z11
-	VMOVUPS zero<>+0(SB), Z12
-	VMOVUPS zero<>+0(SB), Z13
-	VMOVUPS zero<>+0(SB), Z14
-	VMOVUPS zero<>+0(SB), Z15
-	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols564:
-	VMOVUPS       (DX)(DI*1), Z17
-	VMULPS        (SI)(DI*1), Z17, Z17
-	VFMADD231PS   (CX)(DI*1), Z17, Z1
-	VFMADD231PS   3072(CX)(DI*1), Z17, Z2
-	VFMADD231PS   6144(CX)(DI*1), Z17, Z3
-	VFMADD231PS   9216(CX)(DI*1), Z17, Z4
-	VMOVUPS       64(DX)(DI*1), Z17
-	VMULPS        64(SI)(DI*1), Z17, Z17
-	VFMADD231PS   64(CX)(DI*1), Z17, Z5
-	VFMADD231PS   3136(CX)(DI*1), Z17, Z6
-	VFMADD231PS   6208(CX)(DI*1), Z17, Z7
-	VFMADD231PS   9280(CX)(DI*1), Z17, Z8
-	VMOVUPS       128(DX)(DI*1), Z17
-	VMULPS        128(SI)(DI*1), Z17, Z17
-	VFMADD231PS   128(CX)(DI*1), Z17, Z9
-	VFMADD231PS   3200(CX)(DI*1), Z17, Z10
-	VFMADD231PS   6272(CX)(DI*1), Z17, Z11
-	VFMADD231PS   9344(CX)(DI*1), Z17, Z12
-	VMOVUPS       192(DX)(DI*1), Z17
-	VMULPS        192(SI)(DI*1), Z17, Z17
-	VFMADD231PS   192(CX)(DI*1), Z17, Z13
-	VFMADD231PS   3264(CX)(DI*1), Z17, Z14
-	VFMADD231PS   6336(CX)(DI*1), Z17, Z15
-	VFMADD231PS   9408(CX)(DI*1), Z17, Z16
-	ADDQ          $0x00000100, DI
+cols732:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   3072(CX)(DI*1), Z9, Z2
+	VFMADD231PS   6144(CX)(DI*1), Z9, Z3
+	VFMADD231PS   9216(CX)(DI*1), Z9, Z4
+	VMOVUPS       64(DX)(DI*1), Z9
+	VMULPS        64(SI)(DI*1), Z9, Z9
+	VFMADD231PS   64(CX)(DI*1), Z9, Z5
+	VFMADD231PS   3136(CX)(DI*1), Z9, Z6
+	VFMADD231PS   6208(CX)(DI*1), Z9, Z7
+	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols564
+	JNE           cols732
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
 	VADDPS        Z8, Z4, Z4
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z1, Z1
-	VADDPS        Z14, Z2, Z2
-	VADDPS        Z15, Z3, Z3
-	VADDPS        Z16, Z4, Z4
 	VEXTRACTF64X4 $0x01, Z1, Y5
 	VADDPS        Y5, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y5
@@ -14132,20 +17224,20 @@ cols564:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_560
+	JGE           rows4_728
 
-tail561:
+tail729:
 	TESTQ BX, BX
-	JE    done563
+	JE    done731
 
-rows1_562:
+rows1_730:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols565:
+cols733:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -14160,7 +17252,7 @@ cols565:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols565
+	JNE           cols733
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -14177,14 +17269,14 @@ cols565:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_562
+	JNE           rows1_730
 
-done563:
+done731:
 	VZEROUPPER
 	RET
 
 // func rmsmatvec_7_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2
 TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	MOVQ         out+0(FP), AX
 	MOVQ         w+8(FP), CX
@@ -14192,10 +17284,9 @@ TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+36(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
+	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -14210,24 +17301,20 @@ TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail567
+	JL           tail735
 
-rows4_566:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VMASKMOVPS   (DX), Y0, Y6
-	VMASKMOVPS   (SI), Y0, Y7
-	VMULPS       Y7, Y6, Y6
-	VMASKMOVPS   (CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y2
-	VMASKMOVPS   28(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y3
-	VMASKMOVPS   56(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y4
-	VMASKMOVPS   84(CX), Y0, Y7
-	VFMADD231PS  Y6, Y7, Y5
+rows4_734:
+	VMASKMOVPS   (DX), Y0, Y5
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y5, Y5
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y5, Y2, Y2
+	VMASKMOVPS   28(CX), Y0, Y3
+	VMULPS       Y5, Y3, Y3
+	VMASKMOVPS   56(CX), Y0, Y4
+	VMULPS       Y5, Y4, Y4
+	VMASKMOVPS   84(CX), Y0, Y6
+	VMULPS       Y5, Y6, Y5
 	VUNPCKLPS    Y3, Y2, Y6
 	VUNPCKHPS    Y3, Y2, Y2
 	VADDPS       Y2, Y6, Y6
@@ -14245,19 +17332,18 @@ rows4_566:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_566
+	JGE          rows4_734
 
-tail567:
+tail735:
 	TESTQ BX, BX
-	JE    done569
+	JE    done737
 
-rows1_568:
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VMASKMOVPS   (SI), Y0, Y4
-	VMULPS       Y4, Y3, Y3
-	VMASKMOVPS   (CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y2
+rows1_736:
+	VMASKMOVPS   (DX), Y0, Y2
+	VMASKMOVPS   (SI), Y0, Y3
+	VMULPS       Y3, Y2, Y2
+	VMASKMOVPS   (CX), Y0, Y3
+	VMULPS       Y2, Y3, Y2
 	VEXTRACTF128 $0x01, Y2, X3
 	VADDPS       X3, X2, X3
 	VPERMILPS    $0x4e, X3, X2
@@ -14269,9 +17355,9 @@ rows1_568:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_568
+	JNE          rows1_736
 
-done569:
+done737:
 	VZEROUPPER
 	RET
 
@@ -14294,7 +17380,7 @@ DATA inv7<>+60(SB)/4, $0x3e124925
 GLOBL inv7<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_7_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -14303,11 +17389,8 @@ TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x0000007f, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (DX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -14320,29 +17403,17 @@ TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail571
+	JL            tail739
 
-rows4_570:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS.Z     (DX), K1, Z5
-	VMULPS        (SI), Z5, K1, Z5
-	VFMADD231PS   (CX), Z5, K1, Z1
-	VFMADD231PS   28(CX), Z5, K1, Z2
-	VFMADD231PS   56(CX), Z5, K1, Z3
-	VFMADD231PS   84(CX), Z5, K1, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
-	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+rows4_738:
+	VMOVUPS.Z     (DX), K1, Y4
+	VMULPS        (SI), Y4, K1, Y4
+	VMULPS.Z      (CX), Y4, K1, Y1
+	VMULPS.Z      28(CX), Y4, K1, Y2
+	VMULPS.Z      56(CX), Y4, K1, Y3
+	VMULPS.Z      84(CX), Y4, K1, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -14360,19 +17431,16 @@ rows4_570:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_570
+	JGE           rows4_738
 
-tail571:
+tail739:
 	TESTQ BX, BX
-	JE    done573
+	JE    done741
 
-rows1_572:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS.Z     (DX), K1, Z2
-	VMULPS        (SI), Z2, K1, Z2
-	VFMADD231PS   (CX), Z2, K1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
-	VADDPS        Y2, Y1, Y1
+rows1_740:
+	VMOVUPS.Z     (DX), K1, Y1
+	VMULPS        (SI), Y1, K1, Y1
+	VMULPS.Z      (CX), Y1, K1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
 	VPERMILPS     $0x4e, X2, X1
@@ -14384,23 +17452,22 @@ rows1_572:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_572
+	JNE           rows1_740
 
-done573:
+done741:
 	VZEROUPPER
 	RET
 
 // func rmsmatvec_8_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2
 TEXT ·rmsmatvec_8_avx2(SB), NOSPLIT, $0-44
 	MOVQ         out+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         n+32(FP), BX
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y0, Y0, Y0
-	VMOVUPS      (DX), Y1
-	VFMADD231PS  (DX), Y1, Y0
+	VMOVUPS      (DX), Y0
+	VMULPS       (DX), Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -14415,19 +17482,15 @@ TEXT ·rmsmatvec_8_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail575
+	JL           tail743
 
-rows4_574:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (DX), Y5
-	VMULPS       (SI), Y5, Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VFMADD231PS  32(CX), Y5, Y2
-	VFMADD231PS  64(CX), Y5, Y3
-	VFMADD231PS  96(CX), Y5, Y4
+rows4_742:
+	VMOVUPS      (DX), Y4
+	VMULPS       (SI), Y4, Y4
+	VMULPS       (CX), Y4, Y1
+	VMULPS       32(CX), Y4, Y2
+	VMULPS       64(CX), Y4, Y3
+	VMULPS       96(CX), Y4, Y4
 	VUNPCKLPS    Y2, Y1, Y5
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y5, Y5
@@ -14445,17 +17508,16 @@ rows4_574:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_574
+	JGE          rows4_742
 
-tail575:
+tail743:
 	TESTQ BX, BX
-	JE    done577
+	JE    done745
 
-rows1_576:
-	VXORPS       Y1, Y1, Y1
-	VMOVUPS      (DX), Y2
-	VMULPS       (SI), Y2, Y2
-	VFMADD231PS  (CX), Y2, Y1
+rows1_744:
+	VMOVUPS      (DX), Y1
+	VMULPS       (SI), Y1, Y1
+	VMULPS       (CX), Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -14467,9 +17529,9 @@ rows1_576:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_576
+	JNE          rows1_744
 
-done577:
+done745:
 	VZEROUPPER
 	RET
 
@@ -14492,20 +17554,15 @@ DATA inv8<>+60(SB)/4, $0x3e000000
 GLOBL inv8<>(SB), RODATA|NOPTR, $64
 
 // func rmsmatvec_8_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·rmsmatvec_8_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
 	MOVQ          x+16(FP), DX
 	MOVQ          n+32(FP), BX
-	MOVL          $0x000000ff, SI
-	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -14518,29 +17575,17 @@ TEXT ·rmsmatvec_8_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail579
+	JL            tail747
 
-rows4_578:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS.Z     (DX), K1, Z5
-	VMULPS        (SI), Z5, K1, Z5
-	VFMADD231PS   (CX), Z5, K1, Z1
-	VFMADD231PS   32(CX), Z5, K1, Z2
-	VFMADD231PS   64(CX), Z5, K1, Z3
-	VFMADD231PS   96(CX), Z5, K1, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
-	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
+rows4_746:
+	VMOVUPS       (DX), Y4
+	VMULPS        (SI), Y4, Y4
+	VMULPS        (CX), Y4, Y1
+	VMULPS        32(CX), Y4, Y2
+	VMULPS        64(CX), Y4, Y3
+	VMULPS        96(CX), Y4, Y4
 	VUNPCKLPS     Y2, Y1, Y5
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y5, Y5
@@ -14558,19 +17603,16 @@ rows4_578:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_578
+	JGE           rows4_746
 
-tail579:
+tail747:
 	TESTQ BX, BX
-	JE    done581
+	JE    done749
 
-rows1_580:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS.Z     (DX), K1, Z2
-	VMULPS        (SI), Z2, K1, Z2
-	VFMADD231PS   (CX), Z2, K1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
-	VADDPS        Y2, Y1, Y1
+rows1_748:
+	VMOVUPS       (DX), Y1
+	VMULPS        (SI), Y1, Y1
+	VMULPS        (CX), Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
 	VPERMILPS     $0x4e, X2, X1
@@ -14582,9 +17624,9 @@ rows1_580:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_580
+	JNE           rows1_748
 
-done581:
+done749:
 	VZEROUPPER
 	RET
 
@@ -14597,12 +17639,10 @@ TEXT ·rmsswiglu_13x17_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+60(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMOVUPS      (DX), Y3
-	VFMADD231PS  (DX), Y3, Y1
-	VMOVUPS      32(DX), Y3
-	VFMADD231PS  32(DX), Y3, Y2
+	VMOVUPS      (DX), Y1
+	VMULPS       (DX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(DX), Y2, Y2
 	VMASKMOVPS   64(DX), Y0, Y3
 	VMASKMOVPS   64(DX), Y0, Y4
 	VFMADD231PS  Y3, Y4, Y1
@@ -14621,27 +17661,19 @@ TEXT ·rmsswiglu_13x17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail583
+	JL           tail751
 
-rows4_582:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMOVUPS      (DX), Y10
-	VMULPS       (SI), Y10, Y10
-	VFMADD231PS  (CX), Y10, Y2
-	VFMADD231PS  68(CX), Y10, Y3
-	VFMADD231PS  136(CX), Y10, Y4
-	VFMADD231PS  204(CX), Y10, Y5
-	VFMADD231PS  884(CX), Y10, Y6
-	VFMADD231PS  952(CX), Y10, Y7
-	VFMADD231PS  1020(CX), Y10, Y8
-	VFMADD231PS  1088(CX), Y10, Y9
+rows4_750:
+	VMOVUPS      (DX), Y9
+	VMULPS       (SI), Y9, Y9
+	VMULPS       (CX), Y9, Y2
+	VMULPS       68(CX), Y9, Y3
+	VMULPS       136(CX), Y9, Y4
+	VMULPS       204(CX), Y9, Y5
+	VMULPS       884(CX), Y9, Y6
+	VMULPS       952(CX), Y9, Y7
+	VMULPS       1020(CX), Y9, Y8
+	VMULPS       1088(CX), Y9, Y9
 	VMOVUPS      32(DX), Y10
 	VMULPS       32(SI), Y10, Y10
 	VFMADD231PS  32(CX), Y10, Y2
@@ -14723,25 +17755,21 @@ rows4_582:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_582
+	JGE          rows4_750
 
-tail583:
+tail751:
 	TESTQ BX, BX
-	JE    done585
+	JE    done753
 
-rows1_584:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VMOVUPS      (DX), Y6
-	VMULPS       (SI), Y6, Y6
-	VFMADD231PS  (CX), Y6, Y2
-	VFMADD231PS  884(CX), Y6, Y3
-	VMOVUPS      32(DX), Y6
-	VMULPS       32(SI), Y6, Y6
-	VFMADD231PS  32(CX), Y6, Y4
-	VFMADD231PS  916(CX), Y6, Y5
+rows1_752:
+	VMOVUPS      (DX), Y3
+	VMULPS       (SI), Y3, Y3
+	VMULPS       (CX), Y3, Y2
+	VMULPS       884(CX), Y3, Y3
+	VMOVUPS      32(DX), Y5
+	VMULPS       32(SI), Y5, Y5
+	VMULPS       32(CX), Y5, Y4
+	VMULPS       916(CX), Y5, Y5
 	VMASKMOVPS   64(DX), Y0, Y6
 	VMASKMOVPS   64(SI), Y0, Y7
 	VMULPS       Y7, Y6, Y6
@@ -14792,9 +17820,9 @@ rows1_584:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_584
+	JNE          rows1_752
 
-done585:
+done753:
 	VZEROUPPER
 	RET
 
@@ -14817,7 +17845,7 @@ DATA minus1<>+60(SB)/4, $0xbf800000
 GLOBL minus1<>(SB), RODATA|NOPTR, $64
 
 // func rmsswiglu_13x17_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -14826,12 +17854,12 @@ TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000001, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       (DX), Z1
-	VFMADD231PS   (DX), Z1, Z0
-	VMOVUPS.Z     64(DX), K1, Z1
-	VFMADD231PS   64(DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS.Z     64(DX), K1, Y2
+	VFMADD231PS   64(DX), Y2, K1, Y0
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
@@ -14845,47 +17873,49 @@ TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail587
+	JL            tail755
 
-rows4_586:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       (DX), Z9
-	VMULPS        (SI), Z9, Z9
-	VFMADD231PS   (CX), Z9, Z1
-	VFMADD231PS   68(CX), Z9, Z2
-	VFMADD231PS   136(CX), Z9, Z3
-	VFMADD231PS   204(CX), Z9, Z4
-	VFMADD231PS   884(CX), Z9, Z5
-	VFMADD231PS   952(CX), Z9, Z6
-	VFMADD231PS   1020(CX), Z9, Z7
-	VFMADD231PS   1088(CX), Z9, Z8
-	VMOVUPS.Z     64(DX), K1, Z9
-	VMULPS        64(SI), Z9, K1, Z9
-	VFMADD231PS   64(CX), Z9, K1, Z1
-	VFMADD231PS   132(CX), Z9, K1, Z2
-	VFMADD231PS   200(CX), Z9, K1, Z3
-	VFMADD231PS   268(CX), Z9, K1, Z4
-	VFMADD231PS   948(CX), Z9, K1, Z5
-	VFMADD231PS   1016(CX), Z9, K1, Z6
-	VFMADD231PS   1084(CX), Z9, K1, Z7
-	VFMADD231PS   1152(CX), Z9, K1, Z8
-	VEXTRACTF64X4 $0x01, Z1, Y9
+rows4_754:
+	VMOVUPS       (DX), Y8
+	VMULPS        (SI), Y8, Y8
+	VMULPS        (CX), Y8, Y1
+	VMULPS        68(CX), Y8, Y2
+	VMULPS        136(CX), Y8, Y3
+	VMULPS        204(CX), Y8, Y4
+	VMULPS        884(CX), Y8, Y5
+	VMULPS        952(CX), Y8, Y6
+	VMULPS        1020(CX), Y8, Y7
+	VMULPS        1088(CX), Y8, Y8
+	VMOVUPS       32(DX), Y16
+	VMULPS        32(SI), Y16, Y16
+	VMULPS        32(CX), Y16, Y9
+	VMULPS        100(CX), Y16, Y10
+	VMULPS        168(CX), Y16, Y11
+	VMULPS        236(CX), Y16, Y12
+	VMULPS        916(CX), Y16, Y13
+	VMULPS        984(CX), Y16, Y14
+	VMULPS        1052(CX), Y16, Y15
+	VMULPS        1120(CX), Y16, Y16
+	VMOVUPS.Z     64(DX), K1, Y17
+	VMULPS        64(SI), Y17, K1, Y17
+	VFMADD231PS   64(CX), Y17, K1, Y1
+	VFMADD231PS   132(CX), Y17, K1, Y2
+	VFMADD231PS   200(CX), Y17, K1, Y3
+	VFMADD231PS   268(CX), Y17, K1, Y4
+	VFMADD231PS   948(CX), Y17, K1, Y5
+	VFMADD231PS   1016(CX), Y17, K1, Y6
+	VFMADD231PS   1084(CX), Y17, K1, Y7
+	VFMADD231PS   1152(CX), Y17, K1, Y8
 	VADDPS        Y9, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y9
-	VADDPS        Y9, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y9
-	VADDPS        Y9, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y9
-	VADDPS        Y9, Y4, Y4
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
+	VADDPS        Y16, Y8, Y8
 	VUNPCKLPS     Y2, Y1, Y9
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y9, Y9
@@ -14897,14 +17927,6 @@ rows4_586:
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
-	VEXTRACTF64X4 $0x01, Z5, Y2
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y2
-	VADDPS        Y2, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y2
-	VADDPS        Y2, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z8, Y2
-	VADDPS        Y2, Y8, Y8
 	VUNPCKLPS     Y6, Y5, Y2
 	VUNPCKHPS     Y6, Y5, Y3
 	VADDPS        Y3, Y2, Y2
@@ -14946,33 +17968,33 @@ rows4_586:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_586
+	JGE           rows4_754
 
-tail587:
+tail755:
 	TESTQ BX, BX
-	JE    done589
+	JE    done757
 
-rows1_588:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       (DX), Z3
-	VMULPS        (SI), Z3, Z3
-	VFMADD231PS   (CX), Z3, Z1
-	VFMADD231PS   884(CX), Z3, Z2
-	VMOVUPS.Z     64(DX), K1, Z3
-	VMULPS        64(SI), Z3, K1, Z3
-	VFMADD231PS   64(CX), Z3, K1, Z1
-	VFMADD231PS   948(CX), Z3, K1, Z2
-	VEXTRACTF64X4 $0x01, Z1, Y3
+rows1_756:
+	VMOVUPS       (DX), Y2
+	VMULPS        (SI), Y2, Y2
+	VMULPS        (CX), Y2, Y1
+	VMULPS        884(CX), Y2, Y2
+	VMOVUPS       32(DX), Y4
+	VMULPS        32(SI), Y4, Y4
+	VMULPS        32(CX), Y4, Y3
+	VMULPS        916(CX), Y4, Y4
+	VMOVUPS.Z     64(DX), K1, Y5
+	VMULPS        64(SI), Y5, K1, Y5
+	VFMADD231PS   64(CX), Y5, K1, Y1
+	VFMADD231PS   948(CX), Y5, K1, Y2
 	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y1, X3
 	VADDPS        X3, X1, X3
 	VPERMILPS     $0x4e, X3, X1
 	VADDPS        X1, X3, X3
 	VPERMILPS     $0xb1, X3, X1
 	VADDPS        X1, X3, X3
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -15008,9 +18030,9 @@ rows1_588:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_588
+	JNE           rows1_756
 
-done589:
+done757:
 	VZEROUPPER
 	RET
 
@@ -15022,18 +18044,14 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	MOVQ         x+16(FP), DX
 	MOVQ         n+32(FP), BX
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      (DX), Y4
-	VFMADD231PS  (DX), Y4, Y0
-	VMOVUPS      32(DX), Y4
-	VFMADD231PS  32(DX), Y4, Y1
-	VMOVUPS      64(DX), Y4
-	VFMADD231PS  64(DX), Y4, Y2
-	VMOVUPS      96(DX), Y4
-	VFMADD231PS  96(DX), Y4, Y3
+	VMOVUPS      (DX), Y0
+	VMULPS       (DX), Y0, Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       32(DX), Y1, Y1
+	VMOVUPS      64(DX), Y2
+	VMULPS       64(DX), Y2, Y2
+	VMOVUPS      96(DX), Y3
+	VMULPS       96(DX), Y3, Y3
 	VMOVUPS      128(DX), Y4
 	VFMADD231PS  128(DX), Y4, Y0
 	VMOVUPS      160(DX), Y4
@@ -15059,27 +18077,19 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail591
+	JL           tail759
 
-rows4_590:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VMULPS       (SI), Y9, Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  256(CX), Y9, Y2
-	VFMADD231PS  512(CX), Y9, Y3
-	VFMADD231PS  768(CX), Y9, Y4
-	VFMADD231PS  44032(CX), Y9, Y5
-	VFMADD231PS  44288(CX), Y9, Y6
-	VFMADD231PS  44544(CX), Y9, Y7
-	VFMADD231PS  44800(CX), Y9, Y8
+rows4_758:
+	VMOVUPS      (DX), Y8
+	VMULPS       (SI), Y8, Y8
+	VMULPS       (CX), Y8, Y1
+	VMULPS       256(CX), Y8, Y2
+	VMULPS       512(CX), Y8, Y3
+	VMULPS       768(CX), Y8, Y4
+	VMULPS       44032(CX), Y8, Y5
+	VMULPS       44288(CX), Y8, Y6
+	VMULPS       44544(CX), Y8, Y7
+	VMULPS       44800(CX), Y8, Y8
 	VMOVUPS      32(DX), Y9
 	VMULPS       32(SI), Y9, Y9
 	VFMADD231PS  32(CX), Y9, Y1
@@ -15202,37 +18212,29 @@ rows4_590:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_590
+	JGE          rows4_758
 
-tail591:
+tail759:
 	TESTQ BX, BX
-	JE    done593
+	JE    done761
 
-rows1_592:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VMULPS       (SI), Y9, Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  44032(CX), Y9, Y2
-	VMOVUPS      32(DX), Y9
-	VMULPS       32(SI), Y9, Y9
-	VFMADD231PS  32(CX), Y9, Y3
-	VFMADD231PS  44064(CX), Y9, Y4
-	VMOVUPS      64(DX), Y9
-	VMULPS       64(SI), Y9, Y9
-	VFMADD231PS  64(CX), Y9, Y5
-	VFMADD231PS  44096(CX), Y9, Y6
-	VMOVUPS      96(DX), Y9
-	VMULPS       96(SI), Y9, Y9
-	VFMADD231PS  96(CX), Y9, Y7
-	VFMADD231PS  44128(CX), Y9, Y8
+rows1_760:
+	VMOVUPS      (DX), Y2
+	VMULPS       (SI), Y2, Y2
+	VMULPS       (CX), Y2, Y1
+	VMULPS       44032(CX), Y2, Y2
+	VMOVUPS      32(DX), Y4
+	VMULPS       32(SI), Y4, Y4
+	VMULPS       32(CX), Y4, Y3
+	VMULPS       44064(CX), Y4, Y4
+	VMOVUPS      64(DX), Y6
+	VMULPS       64(SI), Y6, Y6
+	VMULPS       64(CX), Y6, Y5
+	VMULPS       44096(CX), Y6, Y6
+	VMOVUPS      96(DX), Y8
+	VMULPS       96(SI), Y8, Y8
+	VMULPS       96(CX), Y8, Y7
+	VMULPS       44128(CX), Y8, Y8
 	VMOVUPS      128(DX), Y9
 	VMULPS       128(SI), Y9, Y9
 	VFMADD231PS  128(CX), Y9, Y1
@@ -15296,37 +18298,39 @@ rows1_592:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_592
+	JNE          rows1_760
 
-done593:
+done761:
 	VZEROUPPER
 	RET
 
 // func rmsswiglu_172x64_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
 	MOVQ          x+16(FP), DX
 	MOVQ          n+32(FP), BX
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (DX), Z4, Z0
-	VMOVUPS       64(DX), Z4
-	VFMADD231PS   64(DX), Z4, Z1
-	VMOVUPS       128(DX), Z4
-	VFMADD231PS   128(DX), Z4, Z2
-	VMOVUPS       192(DX), Z4
-	VFMADD231PS   192(DX), Z4, Z3
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(DX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(DX), Y3, Y3
+	VMOVUPS       128(DX), Y4
+	VFMADD231PS   128(DX), Y4, Y0
+	VMOVUPS       160(DX), Y4
+	VFMADD231PS   160(DX), Y4, Y1
+	VMOVUPS       192(DX), Y4
+	VFMADD231PS   192(DX), Y4, Y2
+	VMOVUPS       224(DX), Y4
+	VFMADD231PS   224(DX), Y4, Y3
 	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -15339,99 +18343,99 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail595
+	JL            tail763
 
-rows4_594:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS       zero<>+0(SB), Z24
-	VMOVUPS       (DX), Z25
-	VMULPS        (SI), Z25, Z25
-	VFMADD231PS   (CX), Z25, Z1
-	VFMADD231PS   256(CX), Z25, Z2
-	VFMADD231PS   512(CX), Z25, Z3
-	VFMADD231PS   768(CX), Z25, Z4
-	VFMADD231PS   44032(CX), Z25, Z5
-	VFMADD231PS   44288(CX), Z25, Z6
-	VFMADD231PS   44544(CX), Z25, Z7
-	VFMADD231PS   44800(CX), Z25, Z8
-	VMOVUPS       64(DX), Z25
-	VMULPS        64(SI), Z25, Z25
-	VFMADD231PS   64(CX), Z25, Z9
-	VFMADD231PS   320(CX), Z25, Z10
-	VFMADD231PS   576(CX), Z25, Z11
-	VFMADD231PS   832(CX), Z25, Z12
-	VFMADD231PS   44096(CX), Z25, Z13
-	VFMADD231PS   44352(CX), Z25, Z14
-	VFMADD231PS   44608(CX), Z25, Z15
-	VFMADD231PS   44864(CX), Z25, Z16
-	VMOVUPS       128(DX), Z25
-	VMULPS        128(SI), Z25, Z25
-	VFMADD231PS   128(CX), Z25, Z17
-	VFMADD231PS   384(CX), Z25, Z18
-	VFMADD231PS   640(CX), Z25, Z19
-	VFMADD231PS   896(CX), Z25, Z20
-	VFMADD231PS   44160(CX), Z25, Z21
-	VFMADD231PS   44416(CX), Z25, Z22
-	VFMADD231PS   44672(CX), Z25, Z23
-	VFMADD231PS   44928(CX), Z25, Z24
-	VMOVUPS       192(DX), Z25
-	VMULPS        192(SI), Z25, Z25
-	VFMADD231PS   192(CX), Z25, Z1
-	VFMADD231PS   448(CX), Z25, Z2
-	VFMADD231PS   704(CX), Z25, Z3
-	VFMADD231PS   960(CX), Z25, Z4
-	VFMADD231PS   44224(CX), Z25, Z5
-	VFMADD231PS   44480(CX), Z25, Z6
-	VFMADD231PS   44736(CX), Z25, Z7
-	VFMADD231PS   44992(CX), Z25, Z8
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z5, Z5
-	VADDPS        Z14, Z6, Z6
-	VADDPS        Z15, Z7, Z7
-	VADDPS        Z16, Z8, Z8
-	VADDPS        Z17, Z1, Z1
-	VADDPS        Z18, Z2, Z2
-	VADDPS        Z19, Z3, Z3
-	VADDPS        Z20, Z4, Z4
-	VADDPS        Z21, Z5, Z5
-	VADDPS        Z22, Z6, Z6
-	VADDPS        Z23, Z7, Z7
-	VADDPS        Z24, Z8, Z8
-	VEXTRACTF64X4 $0x01, Z1, Y9
+rows4_762:
+	VMOVUPS       (DX), Y8
+	VMULPS        (SI), Y8, Y8
+	VMULPS        (CX), Y8, Y1
+	VMULPS        256(CX), Y8, Y2
+	VMULPS        512(CX), Y8, Y3
+	VMULPS        768(CX), Y8, Y4
+	VMULPS        44032(CX), Y8, Y5
+	VMULPS        44288(CX), Y8, Y6
+	VMULPS        44544(CX), Y8, Y7
+	VMULPS        44800(CX), Y8, Y8
+	VMOVUPS       32(DX), Y16
+	VMULPS        32(SI), Y16, Y16
+	VMULPS        32(CX), Y16, Y9
+	VMULPS        288(CX), Y16, Y10
+	VMULPS        544(CX), Y16, Y11
+	VMULPS        800(CX), Y16, Y12
+	VMULPS        44064(CX), Y16, Y13
+	VMULPS        44320(CX), Y16, Y14
+	VMULPS        44576(CX), Y16, Y15
+	VMULPS        44832(CX), Y16, Y16
+	VMOVUPS       64(DX), Y17
+	VMULPS        64(SI), Y17, Y17
+	VFMADD231PS   64(CX), Y17, Y1
+	VFMADD231PS   320(CX), Y17, Y2
+	VFMADD231PS   576(CX), Y17, Y3
+	VFMADD231PS   832(CX), Y17, Y4
+	VFMADD231PS   44096(CX), Y17, Y5
+	VFMADD231PS   44352(CX), Y17, Y6
+	VFMADD231PS   44608(CX), Y17, Y7
+	VFMADD231PS   44864(CX), Y17, Y8
+	VMOVUPS       96(DX), Y17
+	VMULPS        96(SI), Y17, Y17
+	VFMADD231PS   96(CX), Y17, Y9
+	VFMADD231PS   352(CX), Y17, Y10
+	VFMADD231PS   608(CX), Y17, Y11
+	VFMADD231PS   864(CX), Y17, Y12
+	VFMADD231PS   44128(CX), Y17, Y13
+	VFMADD231PS   44384(CX), Y17, Y14
+	VFMADD231PS   44640(CX), Y17, Y15
+	VFMADD231PS   44896(CX), Y17, Y16
+	VMOVUPS       128(DX), Y17
+	VMULPS        128(SI), Y17, Y17
+	VFMADD231PS   128(CX), Y17, Y1
+	VFMADD231PS   384(CX), Y17, Y2
+	VFMADD231PS   640(CX), Y17, Y3
+	VFMADD231PS   896(CX), Y17, Y4
+	VFMADD231PS   44160(CX), Y17, Y5
+	VFMADD231PS   44416(CX), Y17, Y6
+	VFMADD231PS   44672(CX), Y17, Y7
+	VFMADD231PS   44928(CX), Y17, Y8
+	VMOVUPS       160(DX), Y17
+	VMULPS        160(SI), Y17, Y17
+	VFMADD231PS   160(CX), Y17, Y9
+	VFMADD231PS   416(CX), Y17, Y10
+	VFMADD231PS   672(CX), Y17, Y11
+	VFMADD231PS   928(CX), Y17, Y12
+	VFMADD231PS   44192(CX), Y17, Y13
+	VFMADD231PS   44448(CX), Y17, Y14
+	VFMADD231PS   44704(CX), Y17, Y15
+	VFMADD231PS   44960(CX), Y17, Y16
+	VMOVUPS       192(DX), Y17
+	VMULPS        192(SI), Y17, Y17
+	VFMADD231PS   192(CX), Y17, Y1
+	VFMADD231PS   448(CX), Y17, Y2
+	VFMADD231PS   704(CX), Y17, Y3
+	VFMADD231PS   960(CX), Y17, Y4
+	VFMADD231PS   44224(CX), Y17, Y5
+	VFMADD231PS   44480(CX), Y17, Y6
+	VFMADD231PS   44736(CX), Y17, Y7
+	VFMADD231PS   44992(CX), Y17, Y8
+	VMOVUPS       224(DX), Y17
+	VMULPS        224(SI), Y17, Y17
+	VFMADD231PS   224(CX), Y17, Y9
+	VFMADD231PS   480(CX), Y17, Y10
+	VFMADD231PS   736(CX), Y17, Y11
+	VFMADD231PS   992(CX), Y17, Y12
+	VFMADD231PS   44256(CX), Y17, Y13
+	VFMADD231PS   44512(CX), Y17, Y14
+	VFMADD231PS   44768(CX), Y17, Y15
+	VFMADD231PS   45024(CX), Y17, Y16
 	VADDPS        Y9, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y9
-	VADDPS        Y9, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y9
-	VADDPS        Y9, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y9
-	VADDPS        Y9, Y4, Y4
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
+	VADDPS        Y16, Y8, Y8
 	VUNPCKLPS     Y2, Y1, Y9
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y9, Y9
@@ -15443,14 +18447,6 @@ rows4_594:
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
-	VEXTRACTF64X4 $0x01, Z5, Y2
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y2
-	VADDPS        Y2, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y2
-	VADDPS        Y2, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z8, Y2
-	VADDPS        Y2, Y8, Y8
 	VUNPCKLPS     Y6, Y5, Y2
 	VUNPCKHPS     Y6, Y5, Y3
 	VADDPS        Y3, Y2, Y2
@@ -15492,53 +18488,57 @@ rows4_594:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_594
+	JGE           rows4_762
 
-tail595:
+tail763:
 	TESTQ BX, BX
-	JE    done597
+	JE    done765
 
-rows1_596:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       (DX), Z9
-	VMULPS        (SI), Z9, Z9
-	VFMADD231PS   (CX), Z9, Z1
-	VFMADD231PS   44032(CX), Z9, Z2
-	VMOVUPS       64(DX), Z9
-	VMULPS        64(SI), Z9, Z9
-	VFMADD231PS   64(CX), Z9, Z3
-	VFMADD231PS   44096(CX), Z9, Z4
-	VMOVUPS       128(DX), Z9
-	VMULPS        128(SI), Z9, Z9
-	VFMADD231PS   128(CX), Z9, Z5
-	VFMADD231PS   44160(CX), Z9, Z6
-	VMOVUPS       192(DX), Z9
-	VMULPS        192(SI), Z9, Z9
-	VFMADD231PS   192(CX), Z9, Z7
-	VFMADD231PS   44224(CX), Z9, Z8
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z2, Z2
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z1, Z1
-	VADDPS        Z8, Z2, Z2
-	VEXTRACTF64X4 $0x01, Z1, Y3
+rows1_764:
+	VMOVUPS       (DX), Y2
+	VMULPS        (SI), Y2, Y2
+	VMULPS        (CX), Y2, Y1
+	VMULPS        44032(CX), Y2, Y2
+	VMOVUPS       32(DX), Y4
+	VMULPS        32(SI), Y4, Y4
+	VMULPS        32(CX), Y4, Y3
+	VMULPS        44064(CX), Y4, Y4
+	VMOVUPS       64(DX), Y6
+	VMULPS        64(SI), Y6, Y6
+	VMULPS        64(CX), Y6, Y5
+	VMULPS        44096(CX), Y6, Y6
+	VMOVUPS       96(DX), Y8
+	VMULPS        96(SI), Y8, Y8
+	VMULPS        96(CX), Y8, Y7
+	VMULPS        44128(CX), Y8, Y8
+	VMOVUPS       128(DX), Y9
+	VMULPS        128(SI), Y9, Y9
+	VFMADD231PS   128(CX), Y9, Y1
+	VFMADD231PS   44160(CX), Y9, Y2
+	VMOVUPS       160(DX), Y9
+	VMULPS        160(SI), Y9, Y9
+	VFMADD231PS   160(CX), Y9, Y3
+	VFMADD231PS   44192(CX), Y9, Y4
+	VMOVUPS       192(DX), Y9
+	VMULPS        192(SI), Y9, Y9
+	VFMADD231PS   192(CX), Y9, Y5
+	VFMADD231PS   44224(CX), Y9, Y6
+	VMOVUPS       224(DX), Y9
+	VMULPS        224(SI), Y9, Y9
+	VFMADD231PS   224(CX), Y9, Y7
+	VFMADD231PS   44256(CX), Y9, Y8
 	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y2, Y2
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y1, Y1
+	VADDPS        Y8, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y1, X3
 	VADDPS        X3, X1, X3
 	VPERMILPS     $0x4e, X3, X1
 	VADDPS        X1, X3, X3
 	VPERMILPS     $0xb1, X3, X1
 	VADDPS        X1, X3, X3
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -15574,9 +18574,9 @@ rows1_596:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_596
+	JNE           rows1_764
 
-done597:
+done765:
 	VZEROUPPER
 	RET
 
@@ -15589,10 +18589,9 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+60(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
+	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
+	VMULPS       Y1, Y2, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
@@ -15607,36 +18606,28 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail599
+	JL           tail767
 
-rows4_598:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMASKMOVPS   (DX), Y0, Y10
-	VMASKMOVPS   (SI), Y0, Y11
-	VMULPS       Y11, Y10, Y10
-	VMASKMOVPS   (CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y2
-	VMASKMOVPS   4(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y3
-	VMASKMOVPS   8(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y4
-	VMASKMOVPS   12(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y5
-	VMASKMOVPS   4(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y6
-	VMASKMOVPS   8(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y7
-	VMASKMOVPS   12(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y8
-	VMASKMOVPS   16(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y9
+rows4_766:
+	VMASKMOVPS   (DX), Y0, Y9
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y9, Y9
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y9, Y2, Y2
+	VMASKMOVPS   4(CX), Y0, Y3
+	VMULPS       Y9, Y3, Y3
+	VMASKMOVPS   8(CX), Y0, Y4
+	VMULPS       Y9, Y4, Y4
+	VMASKMOVPS   12(CX), Y0, Y5
+	VMULPS       Y9, Y5, Y5
+	VMASKMOVPS   4(CX), Y0, Y6
+	VMULPS       Y9, Y6, Y6
+	VMASKMOVPS   8(CX), Y0, Y7
+	VMULPS       Y9, Y7, Y7
+	VMASKMOVPS   12(CX), Y0, Y8
+	VMULPS       Y9, Y8, Y8
+	VMASKMOVPS   16(CX), Y0, Y10
+	VMULPS       Y9, Y10, Y9
 	VUNPCKLPS    Y3, Y2, Y10
 	VUNPCKHPS    Y3, Y2, Y2
 	VADDPS       Y2, Y10, Y10
@@ -15689,22 +18680,20 @@ rows4_598:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_598
+	JGE          rows4_766
 
-tail599:
+tail767:
 	TESTQ BX, BX
-	JE    done601
+	JE    done769
 
-rows1_600:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMASKMOVPS   (DX), Y0, Y4
-	VMASKMOVPS   (SI), Y0, Y5
-	VMULPS       Y5, Y4, Y4
-	VMASKMOVPS   (CX), Y0, Y5
-	VFMADD231PS  Y4, Y5, Y2
-	VMASKMOVPS   4(CX), Y0, Y5
-	VFMADD231PS  Y4, Y5, Y3
+rows1_768:
+	VMASKMOVPS   (DX), Y0, Y3
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y3, Y3
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y3, Y2, Y2
+	VMASKMOVPS   4(CX), Y0, Y4
+	VMULPS       Y3, Y4, Y3
 	VEXTRACTF128 $0x01, Y2, X4
 	VADDPS       X4, X2, X4
 	VPERMILPS    $0x4e, X4, X2
@@ -15746,14 +18735,14 @@ rows1_600:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_600
+	JNE          rows1_768
 
-done601:
+done769:
 	VZEROUPPER
 	RET
 
 // func rmsswiglu_1x1_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -15762,11 +18751,8 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000001, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (DX), Z1, K1, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (DX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -15779,37 +18765,21 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail603
+	JL            tail771
 
-rows4_602:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS.Z     (DX), K1, Z9
-	VMULPS        (SI), Z9, K1, Z9
-	VFMADD231PS   (CX), Z9, K1, Z1
-	VFMADD231PS   4(CX), Z9, K1, Z2
-	VFMADD231PS   8(CX), Z9, K1, Z3
-	VFMADD231PS   12(CX), Z9, K1, Z4
-	VFMADD231PS   4(CX), Z9, K1, Z5
-	VFMADD231PS   8(CX), Z9, K1, Z6
-	VFMADD231PS   12(CX), Z9, K1, Z7
-	VFMADD231PS   16(CX), Z9, K1, Z8
-	VEXTRACTF64X4 $0x01, Z1, Y9
-	VADDPS        Y9, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y9
-	VADDPS        Y9, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y9
-	VADDPS        Y9, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y9
-	VADDPS        Y9, Y4, Y4
+rows4_770:
+	VMOVUPS.Z     (DX), K1, Y8
+	VMULPS        (SI), Y8, K1, Y8
+	VMULPS.Z      (CX), Y8, K1, Y1
+	VMULPS.Z      4(CX), Y8, K1, Y2
+	VMULPS.Z      8(CX), Y8, K1, Y3
+	VMULPS.Z      12(CX), Y8, K1, Y4
+	VMULPS.Z      4(CX), Y8, K1, Y5
+	VMULPS.Z      8(CX), Y8, K1, Y6
+	VMULPS.Z      12(CX), Y8, K1, Y7
+	VMULPS.Z      16(CX), Y8, K1, Y8
 	VUNPCKLPS     Y2, Y1, Y9
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y9, Y9
@@ -15821,14 +18791,6 @@ rows4_602:
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
-	VEXTRACTF64X4 $0x01, Z5, Y2
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y2
-	VADDPS        Y2, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y2
-	VADDPS        Y2, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z8, Y2
-	VADDPS        Y2, Y8, Y8
 	VUNPCKLPS     Y6, Y5, Y2
 	VUNPCKHPS     Y6, Y5, Y3
 	VADDPS        Y3, Y2, Y2
@@ -15870,29 +18832,23 @@ rows4_602:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_602
+	JGE           rows4_770
 
-tail603:
+tail771:
 	TESTQ BX, BX
-	JE    done605
+	JE    done773
 
-rows1_604:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS.Z     (DX), K1, Z3
-	VMULPS        (SI), Z3, K1, Z3
-	VFMADD231PS   (CX), Z3, K1, Z1
-	VFMADD231PS   4(CX), Z3, K1, Z2
-	VEXTRACTF64X4 $0x01, Z1, Y3
-	VADDPS        Y3, Y1, Y1
+rows1_772:
+	VMOVUPS.Z     (DX), K1, Y2
+	VMULPS        (SI), Y2, K1, Y2
+	VMULPS.Z      (CX), Y2, K1, Y1
+	VMULPS.Z      4(CX), Y2, K1, Y2
 	VEXTRACTF32X4 $0x01, Y1, X3
 	VADDPS        X3, X1, X3
 	VPERMILPS     $0x4e, X3, X1
 	VADDPS        X1, X3, X3
 	VPERMILPS     $0xb1, X3, X1
 	VADDPS        X1, X3, X3
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -15928,197 +18884,253 @@ rows1_604:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_604
+	JNE           rows1_772
 
-done605:
+done773:
 	VZEROUPPER
 	RET
 
-// func rmsswiglu_5x7_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// func rmsswiglu_2048x768_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 // Requires: AVX, AVX2, FMA3
-TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
-	MOVQ         out+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         x+16(FP), DX
-	MOVQ         n+32(FP), BX
-	VMOVDQU      masktab<>+36(SB), Y0
-	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
-	VMASKMOVPS   (DX), Y0, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VFMADD231PS  Y2, Y3, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VPERMILPS    $0x4e, X2, X1
-	VADDPS       X1, X2, X2
-	VPERMILPS    $0xb1, X2, X1
-	VADDPS       X1, X2, X2
-	VMULSS       inv7<>+0(SB), X2, X2
-	VMOVSS       eps+40(FP), X1
-	VADDSS       X1, X2, X2
-	VSQRTSS      X2, X2, X2
-	VMOVSS       one<>+0(SB), X1
-	VDIVSS       X2, X1, X1
-	VBROADCASTSS X1, Y1
-	CMPQ         BX, $0x04
-	JL           tail607
+TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
+	MOVQ   out+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	MOVQ   n+32(FP), BX
+	MOVQ   nw+24(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   DI, DI
 
-rows4_606:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMASKMOVPS   (DX), Y0, Y10
-	VMASKMOVPS   (SI), Y0, Y11
-	VMULPS       Y11, Y10, Y10
-	VMASKMOVPS   (CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y2
-	VMASKMOVPS   28(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y3
-	VMASKMOVPS   56(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y4
-	VMASKMOVPS   84(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y5
-	VMASKMOVPS   140(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y6
-	VMASKMOVPS   168(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y7
-	VMASKMOVPS   196(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y8
-	VMASKMOVPS   224(CX), Y0, Y11
-	VFMADD231PS  Y10, Y11, Y9
-	VUNPCKLPS    Y3, Y2, Y10
-	VUNPCKHPS    Y3, Y2, Y2
-	VADDPS       Y2, Y10, Y10
-	VUNPCKLPS    Y5, Y4, Y2
-	VUNPCKHPS    Y5, Y4, Y3
+cols774:
+	VMOVUPS      (DX)(DI*1), Y4
+	VFMADD231PS  (DX)(DI*1), Y4, Y0
+	VMOVUPS      32(DX)(DI*1), Y4
+	VFMADD231PS  32(DX)(DI*1), Y4, Y1
+	VMOVUPS      64(DX)(DI*1), Y4
+	VFMADD231PS  64(DX)(DI*1), Y4, Y2
+	VMOVUPS      96(DX)(DI*1), Y4
+	VFMADD231PS  96(DX)(DI*1), Y4, Y3
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols774
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMULSS       inv768<>+0(SB), X1, X1
+	VMOVSS       eps+40(FP), X0
+	VADDSS       X0, X1, X1
+	VSQRTSS      X1, X1, X1
+	VMOVSS       one<>+0(SB), X0
+	VDIVSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	CMPQ         BX, $0x04
+	JL           tail776
+
+rows4_775:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols779:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  3072(CX)(DI*1), Y9, Y2
+	VFMADD231PS  6144(CX)(DI*1), Y9, Y3
+	VFMADD231PS  9216(CX)(DI*1), Y9, Y4
+	VFMADD231PS  6291456(CX)(DI*1), Y9, Y5
+	VFMADD231PS  6294528(CX)(DI*1), Y9, Y6
+	VFMADD231PS  6297600(CX)(DI*1), Y9, Y7
+	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000020, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols779
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VUNPCKLPS    Y6, Y5, Y2
+	VUNPCKHPS    Y6, Y5, Y3
 	VADDPS       Y3, Y2, Y2
-	VUNPCKLPD    Y2, Y10, Y3
-	VUNPCKHPD    Y2, Y10, Y2
-	VADDPS       Y2, Y3, Y3
-	VEXTRACTF128 $0x01, Y3, X2
-	VADDPS       X2, X3, X2
-	VUNPCKLPS    Y7, Y6, Y3
-	VUNPCKHPS    Y7, Y6, Y4
+	VUNPCKLPS    Y8, Y7, Y3
+	VUNPCKHPS    Y8, Y7, Y4
 	VADDPS       Y4, Y3, Y3
-	VUNPCKLPS    Y9, Y8, Y4
-	VUNPCKHPS    Y9, Y8, Y5
-	VADDPS       Y5, Y4, Y4
-	VUNPCKLPD    Y4, Y3, Y5
-	VUNPCKHPD    Y4, Y3, Y3
-	VADDPS       Y3, Y5, Y5
-	VEXTRACTF128 $0x01, Y5, X3
-	VADDPS       X3, X5, X3
-	VMULPS       X1, X2, X2
-	VMULPS       X1, X3, X3
-	VMULPS       minus1<>+0(SB), X2, X4
-	VMINPS       exp_hi<>+0(SB), X4, X4
-	VMAXPS       exp_lo<>+0(SB), X4, X4
-	VMULPS       log2e<>+0(SB), X4, X5
-	VROUNDPS     $0x00, X5, X5
-	VFNMADD231PS ln2hi<>+0(SB), X5, X4
-	VFNMADD231PS ln2lo<>+0(SB), X5, X4
-	VMOVUPS      exp_p0<>+0(SB), X6
-	VFMADD213PS  exp_p1<>+0(SB), X4, X6
-	VFMADD213PS  exp_p2<>+0(SB), X4, X6
-	VFMADD213PS  exp_p3<>+0(SB), X4, X6
-	VFMADD213PS  exp_p4<>+0(SB), X4, X6
-	VFMADD213PS  exp_p5<>+0(SB), X4, X6
-	VMULPS       X4, X4, X7
-	VFMADD213PS  X4, X7, X6
-	VADDPS       one<>+0(SB), X6, X6
-	VCVTPS2DQ    X5, X5
-	VPADDD       i127<>+0(SB), X5, X5
-	VPSLLD       $0x17, X5, X5
-	VMULPS       X5, X6, X4
-	VADDPS       one<>+0(SB), X4, X4
-	VDIVPS       X4, X2, X2
-	VMULPS       X3, X2, X2
-	VMOVUPS      X2, (AX)
-	ADDQ         $0x00000070, CX
+	VUNPCKLPD    Y3, Y2, Y4
+	VUNPCKHPD    Y3, Y2, Y2
+	VADDPS       Y2, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VMULPS       X0, X1, X1
+	VMULPS       X0, X2, X2
+	VMULPS       minus1<>+0(SB), X1, X3
+	VMINPS       exp_hi<>+0(SB), X3, X3
+	VMAXPS       exp_lo<>+0(SB), X3, X3
+	VMULPS       log2e<>+0(SB), X3, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS ln2lo<>+0(SB), X4, X3
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X3, X5
+	VFMADD213PS  exp_p2<>+0(SB), X3, X5
+	VFMADD213PS  exp_p3<>+0(SB), X3, X5
+	VFMADD213PS  exp_p4<>+0(SB), X3, X5
+	VFMADD213PS  exp_p5<>+0(SB), X3, X5
+	VMULPS       X3, X3, X6
+	VFMADD213PS  X3, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X3
+	VADDPS       one<>+0(SB), X3, X3
+	VDIVPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x00003000, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_606
+	JGE          rows4_775
 
-tail607:
+tail776:
 	TESTQ BX, BX
-	JE    done609
+	JE    done778
 
-rows1_608:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMASKMOVPS   (DX), Y0, Y4
-	VMASKMOVPS   (SI), Y0, Y5
-	VMULPS       Y5, Y4, Y4
-	VMASKMOVPS   (CX), Y0, Y5
-	VFMADD231PS  Y4, Y5, Y2
-	VMASKMOVPS   140(CX), Y0, Y5
-	VFMADD231PS  Y4, Y5, Y3
-	VEXTRACTF128 $0x01, Y2, X4
-	VADDPS       X4, X2, X4
-	VPERMILPS    $0x4e, X4, X2
-	VADDPS       X2, X4, X4
-	VPERMILPS    $0xb1, X4, X2
-	VADDPS       X2, X4, X4
-	VEXTRACTF128 $0x01, Y3, X2
-	VADDPS       X2, X3, X2
-	VPERMILPS    $0x4e, X2, X3
-	VADDPS       X3, X2, X2
-	VPERMILPS    $0xb1, X2, X3
-	VADDPS       X3, X2, X2
-	VMULPS       X1, X4, X4
-	VMULPS       X1, X2, X2
-	VMULPS       minus1<>+0(SB), X4, X3
-	VMINPS       exp_hi<>+0(SB), X3, X3
-	VMAXPS       exp_lo<>+0(SB), X3, X3
-	VMULPS       log2e<>+0(SB), X3, X5
-	VROUNDPS     $0x00, X5, X5
-	VFNMADD231PS ln2hi<>+0(SB), X5, X3
-	VFNMADD231PS ln2lo<>+0(SB), X5, X3
-	VMOVUPS      exp_p0<>+0(SB), X6
-	VFMADD213PS  exp_p1<>+0(SB), X3, X6
-	VFMADD213PS  exp_p2<>+0(SB), X3, X6
-	VFMADD213PS  exp_p3<>+0(SB), X3, X6
-	VFMADD213PS  exp_p4<>+0(SB), X3, X6
-	VFMADD213PS  exp_p5<>+0(SB), X3, X6
-	VMULPS       X3, X3, X7
-	VFMADD213PS  X3, X7, X6
-	VADDPS       one<>+0(SB), X6, X6
-	VCVTPS2DQ    X5, X5
-	VPADDD       i127<>+0(SB), X5, X5
-	VPSLLD       $0x17, X5, X5
-	VMULPS       X5, X6, X3
-	VADDPS       one<>+0(SB), X3, X3
-	VDIVPS       X3, X4, X4
-	VMULPS       X2, X4, X4
-	VMOVSS       X4, (AX)
-	ADDQ         $0x0000001c, CX
+rows1_777:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols780:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  6291456(CX)(DI*1), Y9, Y2
+	VMOVUPS      32(DX)(DI*1), Y9
+	VMULPS       32(SI)(DI*1), Y9, Y9
+	VFMADD231PS  32(CX)(DI*1), Y9, Y3
+	VFMADD231PS  6291488(CX)(DI*1), Y9, Y4
+	VMOVUPS      64(DX)(DI*1), Y9
+	VMULPS       64(SI)(DI*1), Y9, Y9
+	VFMADD231PS  64(CX)(DI*1), Y9, Y5
+	VFMADD231PS  6291520(CX)(DI*1), Y9, Y6
+	VMOVUPS      96(DX)(DI*1), Y9
+	VMULPS       96(SI)(DI*1), Y9, Y9
+	VFMADD231PS  96(CX)(DI*1), Y9, Y7
+	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols780
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y2, Y2
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y1, Y1
+	VADDPS       Y8, Y2, Y2
+	VEXTRACTF128 $0x01, Y1, X3
+	VADDPS       X3, X1, X3
+	VPERMILPS    $0x4e, X3, X1
+	VADDPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMULPS       X0, X3, X3
+	VMULPS       X0, X1, X1
+	VMULPS       minus1<>+0(SB), X3, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS ln2lo<>+0(SB), X4, X2
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X2, X5
+	VFMADD213PS  exp_p2<>+0(SB), X2, X5
+	VFMADD213PS  exp_p3<>+0(SB), X2, X5
+	VFMADD213PS  exp_p4<>+0(SB), X2, X5
+	VFMADD213PS  exp_p5<>+0(SB), X2, X5
+	VMULPS       X2, X2, X6
+	VFMADD213PS  X2, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X3, X3
+	VMULPS       X1, X3, X3
+	VMOVSS       X3, (AX)
+	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_608
+	JNE          rows1_777
 
-done609:
+done778:
 	VZEROUPPER
 	RET
 
-// func rmsswiglu_5x7_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// func rmsswiglu_2048x768_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 // Requires: AVX, AVX512F, AVX512VL, FMA3
-TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
-	MOVQ          out+0(FP), AX
-	MOVQ          w+8(FP), CX
-	MOVQ          x+16(FP), DX
-	MOVQ          n+32(FP), BX
-	MOVL          $0x0000007f, SI
-	KMOVW         SI, K1
-	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS.Z     (DX), K1, Z1
-	VFMADD231PS   (DX), Z1, K1, Z0
+TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+32(FP), BX
+	MOVQ    nw+24(FP), SI
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    DI, DI
+
+cols781:
+	VMOVUPS       (DX)(DI*1), Z4
+	VFMADD231PS   (DX)(DI*1), Z4, Z0
+	VMOVUPS       64(DX)(DI*1), Z4
+	VFMADD231PS   64(DX)(DI*1), Z4, Z1
+	VMOVUPS       128(DX)(DI*1), Z4
+	VFMADD231PS   128(DX)(DI*1), Z4, Z2
+	VMOVUPS       192(DX)(DI*1), Z4
+	VFMADD231PS   192(DX)(DI*1), Z4, Z3
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols781
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -16127,7 +19139,7 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
-	VMULSS        inv7<>+0(SB), X1, X1
+	VMULSS        inv768<>+0(SB), X1, X1
 	VMOVSS        eps+40(FP), X0
 	VADDSS        X0, X1, X1
 	VSQRTSS       X1, X1, X1
@@ -16135,27 +19147,59 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail611
+	JL            tail783
 
-rows4_610:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS.Z     (DX), K1, Z9
-	VMULPS        (SI), Z9, K1, Z9
-	VFMADD231PS   (CX), Z9, K1, Z1
-	VFMADD231PS   28(CX), Z9, K1, Z2
-	VFMADD231PS   56(CX), Z9, K1, Z3
-	VFMADD231PS   84(CX), Z9, K1, Z4
-	VFMADD231PS   140(CX), Z9, K1, Z5
-	VFMADD231PS   168(CX), Z9, K1, Z6
-	VFMADD231PS   196(CX), Z9, K1, Z7
-	VFMADD231PS   224(CX), Z9, K1, Z8
+rows4_782:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	XORQ    DI, DI
+
+cols786:
+	VMOVUPS       (DX)(DI*1), Z17
+	VMULPS        (SI)(DI*1), Z17, Z17
+	VFMADD231PS   (CX)(DI*1), Z17, Z1
+	VFMADD231PS   3072(CX)(DI*1), Z17, Z2
+	VFMADD231PS   6144(CX)(DI*1), Z17, Z3
+	VFMADD231PS   9216(CX)(DI*1), Z17, Z4
+	VFMADD231PS   6291456(CX)(DI*1), Z17, Z5
+	VFMADD231PS   6294528(CX)(DI*1), Z17, Z6
+	VFMADD231PS   6297600(CX)(DI*1), Z17, Z7
+	VFMADD231PS   6300672(CX)(DI*1), Z17, Z8
+	VMOVUPS       64(DX)(DI*1), Z17
+	VMULPS        64(SI)(DI*1), Z17, Z17
+	VFMADD231PS   64(CX)(DI*1), Z17, Z9
+	VFMADD231PS   3136(CX)(DI*1), Z17, Z10
+	VFMADD231PS   6208(CX)(DI*1), Z17, Z11
+	VFMADD231PS   9280(CX)(DI*1), Z17, Z12
+	VFMADD231PS   6291520(CX)(DI*1), Z17, Z13
+	VFMADD231PS   6294592(CX)(DI*1), Z17, Z14
+	VFMADD231PS   6297664(CX)(DI*1), Z17, Z15
+	VFMADD231PS   6300736(CX)(DI*1), Z17, Z16
+	ADDQ          $0x00000080, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols786
+	VADDPS        Z9, Z1, Z1
+	VADDPS        Z10, Z2, Z2
+	VADDPS        Z11, Z3, Z3
+	VADDPS        Z12, Z4, Z4
+	VADDPS        Z13, Z5, Z5
+	VADDPS        Z14, Z6, Z6
+	VADDPS        Z15, Z7, Z7
+	VADDPS        Z16, Z8, Z8
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -16220,23 +19264,53 @@ rows4_610:
 	VDIVPS        X3, X1, X1
 	VMULPS        X2, X1, X1
 	VMOVUPS       X1, (AX)
-	ADDQ          $0x00000070, CX
+	ADDQ          $0x00003000, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_610
+	JGE           rows4_782
 
-tail611:
+tail783:
 	TESTQ BX, BX
-	JE    done613
+	JE    done785
 
-rows1_612:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS.Z     (DX), K1, Z3
-	VMULPS        (SI), Z3, K1, Z3
-	VFMADD231PS   (CX), Z3, K1, Z1
-	VFMADD231PS   140(CX), Z3, K1, Z2
+rows1_784:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols787:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   6291456(CX)(DI*1), Z9, Z2
+	VMOVUPS       64(DX)(DI*1), Z9
+	VMULPS        64(SI)(DI*1), Z9, Z9
+	VFMADD231PS   64(CX)(DI*1), Z9, Z3
+	VFMADD231PS   6291520(CX)(DI*1), Z9, Z4
+	VMOVUPS       128(DX)(DI*1), Z9
+	VMULPS        128(SI)(DI*1), Z9, Z9
+	VFMADD231PS   128(CX)(DI*1), Z9, Z5
+	VFMADD231PS   6291584(CX)(DI*1), Z9, Z6
+	VMOVUPS       192(DX)(DI*1), Z9
+	VMULPS        192(SI)(DI*1), Z9, Z9
+	VFMADD231PS   192(CX)(DI*1), Z9, Z7
+	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols787
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z2, Z2
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z1, Z1
+	VADDPS        Z8, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z1, Y3
 	VADDPS        Y3, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X3
@@ -16279,18 +19353,18 @@ rows1_612:
 	VDIVPS        X2, X3, X3
 	VMULPS        X1, X3, X3
 	VMOVSS        X3, (AX)
-	ADDQ          $0x0000001c, CX
+	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_612
+	JNE           rows1_784
 
-done613:
+done785:
 	VZEROUPPER
 	RET
 
-// func rmsswiglu_768x288_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// func rmsswiglu_288x288_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 // Requires: AVX, AVX2, FMA3
-TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
+TEXT ·rmsswiglu_288x288_avx2(SB), NOSPLIT, $0-44
 	MOVQ   out+0(FP), AX
 	MOVQ   w+8(FP), CX
 	MOVQ   x+16(FP), DX
@@ -16302,7 +19376,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols614:
+cols788:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -16313,7 +19387,7 @@ cols614:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols614
+	JNE          cols788
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -16331,9 +19405,9 @@ cols614:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail616
+	JL           tail790
 
-rows4_615:
+rows4_789:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -16344,20 +19418,20 @@ rows4_615:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols619:
+cols793:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
 	VFMADD231PS  1152(CX)(DI*1), Y9, Y2
 	VFMADD231PS  2304(CX)(DI*1), Y9, Y3
 	VFMADD231PS  3456(CX)(DI*1), Y9, Y4
-	VFMADD231PS  884736(CX)(DI*1), Y9, Y5
-	VFMADD231PS  885888(CX)(DI*1), Y9, Y6
-	VFMADD231PS  887040(CX)(DI*1), Y9, Y7
-	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
+	VFMADD231PS  331776(CX)(DI*1), Y9, Y5
+	VFMADD231PS  332928(CX)(DI*1), Y9, Y6
+	VFMADD231PS  334080(CX)(DI*1), Y9, Y7
+	VFMADD231PS  335232(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols619
+	JNE          cols793
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -16410,13 +19484,13 @@ cols619:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_615
+	JGE          rows4_789
 
-tail616:
+tail790:
 	TESTQ BX, BX
-	JE    done618
+	JE    done792
 
-rows1_617:
+rows1_791:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -16427,26 +19501,26 @@ rows1_617:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols620:
+cols794:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
-	VFMADD231PS  884736(CX)(DI*1), Y9, Y2
+	VFMADD231PS  331776(CX)(DI*1), Y9, Y2
 	VMOVUPS      32(DX)(DI*1), Y9
 	VMULPS       32(SI)(DI*1), Y9, Y9
 	VFMADD231PS  32(CX)(DI*1), Y9, Y3
-	VFMADD231PS  884768(CX)(DI*1), Y9, Y4
+	VFMADD231PS  331808(CX)(DI*1), Y9, Y4
 	VMOVUPS      64(DX)(DI*1), Y9
 	VMULPS       64(SI)(DI*1), Y9, Y9
 	VFMADD231PS  64(CX)(DI*1), Y9, Y5
-	VFMADD231PS  884800(CX)(DI*1), Y9, Y6
+	VFMADD231PS  331840(CX)(DI*1), Y9, Y6
 	VMOVUPS      96(DX)(DI*1), Y9
 	VMULPS       96(SI)(DI*1), Y9, Y9
 	VFMADD231PS  96(CX)(DI*1), Y9, Y7
-	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
+	VFMADD231PS  331872(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols620
+	JNE          cols794
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -16494,15 +19568,15 @@ cols620:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_617
+	JNE          rows1_791
 
-done618:
+done792:
 	VZEROUPPER
 	RET
 
-// func rmsswiglu_768x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// func rmsswiglu_288x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 // Requires: AVX, AVX512F, AVX512VL, FMA3
-TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
+TEXT ·rmsswiglu_288x288_avx512(SB), NOSPLIT, $0-44
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -16514,7 +19588,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols621:
+cols795:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -16525,7 +19599,7 @@ cols621:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols621
+	JNE           cols795
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -16549,9 +19623,9 @@ cols621:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail623
+	JL            tail797
 
-rows4_622:
+rows4_796:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -16568,50 +19642,32 @@ rows4_622:
 	VMOVUPS zero<>+0(SB), Z14
 	VMOVUPS zero<>+0(SB), Z15
 	VMOVUPS zero<>+0(SB), Z16
-	VMOVUPS zero<>+0(SB), Z17
-	VMOVUPS zero<>+0(SB), Z18
-	VMOVUPS zero<>+0(SB), Z19
-	VMOVUPS zero<>+0(SB), Z20
-	VMOVUPS zero<>+0(SB), Z21
-	VMOVUPS zero<>+0(SB), Z22
-	VMOVUPS zero<>+0(SB), Z23
-	VMOVUPS zero<>+0(SB), Z24
 	XORQ    DI, DI
 
-cols626:
-	VMOVUPS       (DX)(DI*1), Z25
-	VMULPS        (SI)(DI*1), Z25, Z25
-	VFMADD231PS   (CX)(DI*1), Z25, Z1
-	VFMADD231PS   1152(CX)(DI*1), Z25, Z2
-	VFMADD231PS   2304(CX)(DI*1), Z25, Z3
-	VFMADD231PS   3456(CX)(DI*1), Z25, Z4
-	VFMADD231PS   884736(CX)(DI*1), Z25, Z5
-	VFMADD231PS   885888(CX)(DI*1), Z25, Z6
-	VFMADD231PS   887040(CX)(DI*1), Z25, Z7
-	VFMADD231PS   888192(CX)(DI*1), Z25, Z8
-	VMOVUPS       64(DX)(DI*1), Z25
-	VMULPS        64(SI)(DI*1), Z25, Z25
-	VFMADD231PS   64(CX)(DI*1), Z25, Z9
-	VFMADD231PS   1216(CX)(DI*1), Z25, Z10
-	VFMADD231PS   2368(CX)(DI*1), Z25, Z11
-	VFMADD231PS   3520(CX)(DI*1), Z25, Z12
-	VFMADD231PS   884800(CX)(DI*1), Z25, Z13
-	VFMADD231PS   885952(CX)(DI*1), Z25, Z14
-	VFMADD231PS   887104(CX)(DI*1), Z25, Z15
-	VFMADD231PS   888256(CX)(DI*1), Z25, Z16
-	VMOVUPS       128(DX)(DI*1), Z25
-	VMULPS        128(SI)(DI*1), Z25, Z25
-	VFMADD231PS   128(CX)(DI*1), Z25, Z17
-	VFMADD231PS   1280(CX)(DI*1), Z25, Z18
-	VFMADD231PS   2432(CX)(DI*1), Z25, Z19
-	VFMADD231PS   3584(CX)(DI*1), Z25, Z20
-	VFMADD231PS   884864(CX)(DI*1), Z25, Z21
-	VFMADD231PS   886016(CX)(DI*1), Z25, Z22
-	VFMADD231PS   887168(CX)(DI*1), Z25, Z23
-	VFMADD231PS   888320(CX)(DI*1), Z25, Z24
-	ADDQ          $0x000000c0, DI
+cols800:
+	VMOVUPS       (DX)(DI*1), Z17
+	VMULPS        (SI)(DI*1), Z17, Z17
+	VFMADD231PS   (CX)(DI*1), Z17, Z1
+	VFMADD231PS   1152(CX)(DI*1), Z17, Z2
+	VFMADD231PS   2304(CX)(DI*1), Z17, Z3
+	VFMADD231PS   3456(CX)(DI*1), Z17, Z4
+	VFMADD231PS   331776(CX)(DI*1), Z17, Z5
+	VFMADD231PS   332928(CX)(DI*1), Z17, Z6
+	VFMADD231PS   334080(CX)(DI*1), Z17, Z7
+	VFMADD231PS   335232(CX)(DI*1), Z17, Z8
+	VMOVUPS       64(DX)(DI*1), Z17
+	VMULPS        64(SI)(DI*1), Z17, Z17
+	VFMADD231PS   64(CX)(DI*1), Z17, Z9
+	VFMADD231PS   1216(CX)(DI*1), Z17, Z10
+	VFMADD231PS   2368(CX)(DI*1), Z17, Z11
+	VFMADD231PS   3520(CX)(DI*1), Z17, Z12
+	VFMADD231PS   331840(CX)(DI*1), Z17, Z13
+	VFMADD231PS   332992(CX)(DI*1), Z17, Z14
+	VFMADD231PS   334144(CX)(DI*1), Z17, Z15
+	VFMADD231PS   335296(CX)(DI*1), Z17, Z16
+	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols626
+	JNE           cols800
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -16620,14 +19676,6 @@ cols626:
 	VADDPS        Z14, Z6, Z6
 	VADDPS        Z15, Z7, Z7
 	VADDPS        Z16, Z8, Z8
-	VADDPS        Z17, Z1, Z1
-	VADDPS        Z18, Z2, Z2
-	VADDPS        Z19, Z3, Z3
-	VADDPS        Z20, Z4, Z4
-	VADDPS        Z21, Z5, Z5
-	VADDPS        Z22, Z6, Z6
-	VADDPS        Z23, Z7, Z7
-	VADDPS        Z24, Z8, Z8
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -16696,13 +19744,13 @@ cols626:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_622
+	JGE           rows4_796
 
-tail623:
+tail797:
 	TESTQ BX, BX
-	JE    done625
+	JE    done799
 
-rows1_624:
+rows1_798:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -16713,7 +19761,1345 @@ rows1_624:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols627:
+cols801:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   331776(CX)(DI*1), Z9, Z2
+	VMOVUPS       64(DX)(DI*1), Z9
+	VMULPS        64(SI)(DI*1), Z9, Z9
+	VFMADD231PS   64(CX)(DI*1), Z9, Z3
+	VFMADD231PS   331840(CX)(DI*1), Z9, Z4
+	VMOVUPS       128(DX)(DI*1), Z9
+	VMULPS        128(SI)(DI*1), Z9, Z9
+	VFMADD231PS   128(CX)(DI*1), Z9, Z5
+	VFMADD231PS   331904(CX)(DI*1), Z9, Z6
+	VMOVUPS       192(DX)(DI*1), Z9
+	VMULPS        192(SI)(DI*1), Z9, Z9
+	VFMADD231PS   192(CX)(DI*1), Z9, Z7
+	VFMADD231PS   331968(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00000400
+	JNE           cols801
+	VMOVUPS       1024(DX), Z9
+	VMULPS        1024(SI), Z9, Z9
+	VFMADD231PS   1024(CX), Z9, Z1
+	VFMADD231PS   332800(CX), Z9, Z2
+	VMOVUPS       1088(DX), Z9
+	VMULPS        1088(SI), Z9, Z9
+	VFMADD231PS   1088(CX), Z9, Z3
+	VFMADD231PS   332864(CX), Z9, Z4
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z2, Z2
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z1, Z1
+	VADDPS        Z8, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z1, Y3
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X3
+	VADDPS        X3, X1, X3
+	VPERMILPS     $0x4e, X3, X1
+	VADDPS        X1, X3, X3
+	VPERMILPS     $0xb1, X3, X1
+	VADDPS        X1, X3, X3
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMULPS        X0, X3, X3
+	VMULPS        X0, X1, X1
+	VMULPS        minus1<>+0(SB), X3, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X2
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X2, X5
+	VFMADD213PS   exp_p2<>+0(SB), X2, X5
+	VFMADD213PS   exp_p3<>+0(SB), X2, X5
+	VFMADD213PS   exp_p4<>+0(SB), X2, X5
+	VFMADD213PS   exp_p5<>+0(SB), X2, X5
+	VMULPS        X2, X2, X6
+	VFMADD213PS   X2, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X3, X3
+	VMULPS        X1, X3, X3
+	VMOVSS        X3, (AX)
+	ADDQ          $0x00000480, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_798
+
+done799:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_5x7_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
+	MOVQ         out+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         n+32(FP), BX
+	VMOVDQU      masktab<>+36(SB), Y0
+	MOVQ         nw+24(FP), SI
+	VMASKMOVPS   (DX), Y0, Y1
+	VMASKMOVPS   (DX), Y0, Y2
+	VMULPS       Y1, Y2, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VPERMILPS    $0x4e, X2, X1
+	VADDPS       X1, X2, X2
+	VPERMILPS    $0xb1, X2, X1
+	VADDPS       X1, X2, X2
+	VMULSS       inv7<>+0(SB), X2, X2
+	VMOVSS       eps+40(FP), X1
+	VADDSS       X1, X2, X2
+	VSQRTSS      X2, X2, X2
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X2, X1, X1
+	VBROADCASTSS X1, Y1
+	CMPQ         BX, $0x04
+	JL           tail803
+
+rows4_802:
+	VMASKMOVPS   (DX), Y0, Y9
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y9, Y9
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y9, Y2, Y2
+	VMASKMOVPS   28(CX), Y0, Y3
+	VMULPS       Y9, Y3, Y3
+	VMASKMOVPS   56(CX), Y0, Y4
+	VMULPS       Y9, Y4, Y4
+	VMASKMOVPS   84(CX), Y0, Y5
+	VMULPS       Y9, Y5, Y5
+	VMASKMOVPS   140(CX), Y0, Y6
+	VMULPS       Y9, Y6, Y6
+	VMASKMOVPS   168(CX), Y0, Y7
+	VMULPS       Y9, Y7, Y7
+	VMASKMOVPS   196(CX), Y0, Y8
+	VMULPS       Y9, Y8, Y8
+	VMASKMOVPS   224(CX), Y0, Y10
+	VMULPS       Y9, Y10, Y9
+	VUNPCKLPS    Y3, Y2, Y10
+	VUNPCKHPS    Y3, Y2, Y2
+	VADDPS       Y2, Y10, Y10
+	VUNPCKLPS    Y5, Y4, Y2
+	VUNPCKHPS    Y5, Y4, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y10, Y3
+	VUNPCKHPD    Y2, Y10, Y2
+	VADDPS       Y2, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VUNPCKLPS    Y7, Y6, Y3
+	VUNPCKHPS    Y7, Y6, Y4
+	VADDPS       Y4, Y3, Y3
+	VUNPCKLPS    Y9, Y8, Y4
+	VUNPCKHPS    Y9, Y8, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y3, Y5
+	VUNPCKHPD    Y4, Y3, Y3
+	VADDPS       Y3, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X3
+	VADDPS       X3, X5, X3
+	VMULPS       X1, X2, X2
+	VMULPS       X1, X3, X3
+	VMULPS       minus1<>+0(SB), X2, X4
+	VMINPS       exp_hi<>+0(SB), X4, X4
+	VMAXPS       exp_lo<>+0(SB), X4, X4
+	VMULPS       log2e<>+0(SB), X4, X5
+	VROUNDPS     $0x00, X5, X5
+	VFNMADD231PS ln2hi<>+0(SB), X5, X4
+	VFNMADD231PS ln2lo<>+0(SB), X5, X4
+	VMOVUPS      exp_p0<>+0(SB), X6
+	VFMADD213PS  exp_p1<>+0(SB), X4, X6
+	VFMADD213PS  exp_p2<>+0(SB), X4, X6
+	VFMADD213PS  exp_p3<>+0(SB), X4, X6
+	VFMADD213PS  exp_p4<>+0(SB), X4, X6
+	VFMADD213PS  exp_p5<>+0(SB), X4, X6
+	VMULPS       X4, X4, X7
+	VFMADD213PS  X4, X7, X6
+	VADDPS       one<>+0(SB), X6, X6
+	VCVTPS2DQ    X5, X5
+	VPADDD       i127<>+0(SB), X5, X5
+	VPSLLD       $0x17, X5, X5
+	VMULPS       X5, X6, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VDIVPS       X4, X2, X2
+	VMULPS       X3, X2, X2
+	VMOVUPS      X2, (AX)
+	ADDQ         $0x00000070, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_802
+
+tail803:
+	TESTQ BX, BX
+	JE    done805
+
+rows1_804:
+	VMASKMOVPS   (DX), Y0, Y3
+	VMASKMOVPS   (SI), Y0, Y2
+	VMULPS       Y2, Y3, Y3
+	VMASKMOVPS   (CX), Y0, Y2
+	VMULPS       Y3, Y2, Y2
+	VMASKMOVPS   140(CX), Y0, Y4
+	VMULPS       Y3, Y4, Y3
+	VEXTRACTF128 $0x01, Y2, X4
+	VADDPS       X4, X2, X4
+	VPERMILPS    $0x4e, X4, X2
+	VADDPS       X2, X4, X4
+	VPERMILPS    $0xb1, X4, X2
+	VADDPS       X2, X4, X4
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VPERMILPS    $0x4e, X2, X3
+	VADDPS       X3, X2, X2
+	VPERMILPS    $0xb1, X2, X3
+	VADDPS       X3, X2, X2
+	VMULPS       X1, X4, X4
+	VMULPS       X1, X2, X2
+	VMULPS       minus1<>+0(SB), X4, X3
+	VMINPS       exp_hi<>+0(SB), X3, X3
+	VMAXPS       exp_lo<>+0(SB), X3, X3
+	VMULPS       log2e<>+0(SB), X3, X5
+	VROUNDPS     $0x00, X5, X5
+	VFNMADD231PS ln2hi<>+0(SB), X5, X3
+	VFNMADD231PS ln2lo<>+0(SB), X5, X3
+	VMOVUPS      exp_p0<>+0(SB), X6
+	VFMADD213PS  exp_p1<>+0(SB), X3, X6
+	VFMADD213PS  exp_p2<>+0(SB), X3, X6
+	VFMADD213PS  exp_p3<>+0(SB), X3, X6
+	VFMADD213PS  exp_p4<>+0(SB), X3, X6
+	VFMADD213PS  exp_p5<>+0(SB), X3, X6
+	VMULPS       X3, X3, X7
+	VFMADD213PS  X3, X7, X6
+	VADDPS       one<>+0(SB), X6, X6
+	VCVTPS2DQ    X5, X5
+	VPADDD       i127<>+0(SB), X5, X5
+	VPSLLD       $0x17, X5, X5
+	VMULPS       X5, X6, X3
+	VADDPS       one<>+0(SB), X3, X3
+	VDIVPS       X3, X4, X4
+	VMULPS       X2, X4, X4
+	VMOVSS       X4, (AX)
+	ADDQ         $0x0000001c, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_804
+
+done805:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_5x7_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
+	MOVQ          out+0(FP), AX
+	MOVQ          w+8(FP), CX
+	MOVQ          x+16(FP), DX
+	MOVQ          n+32(FP), BX
+	MOVL          $0x0000007f, SI
+	KMOVW         SI, K1
+	MOVQ          nw+24(FP), SI
+	VMOVUPS.Z     (DX), K1, Y0
+	VMULPS.Z      (DX), Y0, K1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMULSS        inv7<>+0(SB), X1, X1
+	VMOVSS        eps+40(FP), X0
+	VADDSS        X0, X1, X1
+	VSQRTSS       X1, X1, X1
+	VMOVSS        one<>+0(SB), X0
+	VDIVSS        X1, X0, X0
+	VBROADCASTSS  X0, Y0
+	CMPQ          BX, $0x04
+	JL            tail807
+
+rows4_806:
+	VMOVUPS.Z     (DX), K1, Y8
+	VMULPS        (SI), Y8, K1, Y8
+	VMULPS.Z      (CX), Y8, K1, Y1
+	VMULPS.Z      28(CX), Y8, K1, Y2
+	VMULPS.Z      56(CX), Y8, K1, Y3
+	VMULPS.Z      84(CX), Y8, K1, Y4
+	VMULPS.Z      140(CX), Y8, K1, Y5
+	VMULPS.Z      168(CX), Y8, K1, Y6
+	VMULPS.Z      196(CX), Y8, K1, Y7
+	VMULPS.Z      224(CX), Y8, K1, Y8
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VUNPCKLPS     Y6, Y5, Y2
+	VUNPCKHPS     Y6, Y5, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPS     Y8, Y7, Y3
+	VUNPCKHPS     Y8, Y7, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y2, Y4
+	VUNPCKHPD     Y3, Y2, Y2
+	VADDPS        Y2, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VMULPS        X0, X1, X1
+	VMULPS        X0, X2, X2
+	VMULPS        minus1<>+0(SB), X1, X3
+	VMINPS        exp_hi<>+0(SB), X3, X3
+	VMAXPS        exp_lo<>+0(SB), X3, X3
+	VMULPS        log2e<>+0(SB), X3, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X3
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X3, X5
+	VFMADD213PS   exp_p2<>+0(SB), X3, X5
+	VFMADD213PS   exp_p3<>+0(SB), X3, X5
+	VFMADD213PS   exp_p4<>+0(SB), X3, X5
+	VFMADD213PS   exp_p5<>+0(SB), X3, X5
+	VMULPS        X3, X3, X6
+	VFMADD213PS   X3, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X3
+	VADDPS        one<>+0(SB), X3, X3
+	VDIVPS        X3, X1, X1
+	VMULPS        X2, X1, X1
+	VMOVUPS       X1, (AX)
+	ADDQ          $0x00000070, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_806
+
+tail807:
+	TESTQ BX, BX
+	JE    done809
+
+rows1_808:
+	VMOVUPS.Z     (DX), K1, Y2
+	VMULPS        (SI), Y2, K1, Y2
+	VMULPS.Z      (CX), Y2, K1, Y1
+	VMULPS.Z      140(CX), Y2, K1, Y2
+	VEXTRACTF32X4 $0x01, Y1, X3
+	VADDPS        X3, X1, X3
+	VPERMILPS     $0x4e, X3, X1
+	VADDPS        X1, X3, X3
+	VPERMILPS     $0xb1, X3, X1
+	VADDPS        X1, X3, X3
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMULPS        X0, X3, X3
+	VMULPS        X0, X1, X1
+	VMULPS        minus1<>+0(SB), X3, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X2
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X2, X5
+	VFMADD213PS   exp_p2<>+0(SB), X2, X5
+	VFMADD213PS   exp_p3<>+0(SB), X2, X5
+	VFMADD213PS   exp_p4<>+0(SB), X2, X5
+	VFMADD213PS   exp_p5<>+0(SB), X2, X5
+	VMULPS        X2, X2, X6
+	VFMADD213PS   X2, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X3, X3
+	VMULPS        X1, X3, X3
+	VMOVSS        X3, (AX)
+	ADDQ          $0x0000001c, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_808
+
+done809:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_64x64_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·rmsswiglu_64x64_avx2(SB), NOSPLIT, $0-44
+	MOVQ         out+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         n+32(FP), BX
+	MOVQ         nw+24(FP), SI
+	VMOVUPS      (DX), Y0
+	VMULPS       (DX), Y0, Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       32(DX), Y1, Y1
+	VMOVUPS      64(DX), Y2
+	VMULPS       64(DX), Y2, Y2
+	VMOVUPS      96(DX), Y3
+	VMULPS       96(DX), Y3, Y3
+	VMOVUPS      128(DX), Y4
+	VFMADD231PS  128(DX), Y4, Y0
+	VMOVUPS      160(DX), Y4
+	VFMADD231PS  160(DX), Y4, Y1
+	VMOVUPS      192(DX), Y4
+	VFMADD231PS  192(DX), Y4, Y2
+	VMOVUPS      224(DX), Y4
+	VFMADD231PS  224(DX), Y4, Y3
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMULSS       inv64<>+0(SB), X1, X1
+	VMOVSS       eps+40(FP), X0
+	VADDSS       X0, X1, X1
+	VSQRTSS      X1, X1, X1
+	VMOVSS       one<>+0(SB), X0
+	VDIVSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	CMPQ         BX, $0x04
+	JL           tail811
+
+rows4_810:
+	VMOVUPS      (DX), Y8
+	VMULPS       (SI), Y8, Y8
+	VMULPS       (CX), Y8, Y1
+	VMULPS       256(CX), Y8, Y2
+	VMULPS       512(CX), Y8, Y3
+	VMULPS       768(CX), Y8, Y4
+	VMULPS       16384(CX), Y8, Y5
+	VMULPS       16640(CX), Y8, Y6
+	VMULPS       16896(CX), Y8, Y7
+	VMULPS       17152(CX), Y8, Y8
+	VMOVUPS      32(DX), Y9
+	VMULPS       32(SI), Y9, Y9
+	VFMADD231PS  32(CX), Y9, Y1
+	VFMADD231PS  288(CX), Y9, Y2
+	VFMADD231PS  544(CX), Y9, Y3
+	VFMADD231PS  800(CX), Y9, Y4
+	VFMADD231PS  16416(CX), Y9, Y5
+	VFMADD231PS  16672(CX), Y9, Y6
+	VFMADD231PS  16928(CX), Y9, Y7
+	VFMADD231PS  17184(CX), Y9, Y8
+	VMOVUPS      64(DX), Y9
+	VMULPS       64(SI), Y9, Y9
+	VFMADD231PS  64(CX), Y9, Y1
+	VFMADD231PS  320(CX), Y9, Y2
+	VFMADD231PS  576(CX), Y9, Y3
+	VFMADD231PS  832(CX), Y9, Y4
+	VFMADD231PS  16448(CX), Y9, Y5
+	VFMADD231PS  16704(CX), Y9, Y6
+	VFMADD231PS  16960(CX), Y9, Y7
+	VFMADD231PS  17216(CX), Y9, Y8
+	VMOVUPS      96(DX), Y9
+	VMULPS       96(SI), Y9, Y9
+	VFMADD231PS  96(CX), Y9, Y1
+	VFMADD231PS  352(CX), Y9, Y2
+	VFMADD231PS  608(CX), Y9, Y3
+	VFMADD231PS  864(CX), Y9, Y4
+	VFMADD231PS  16480(CX), Y9, Y5
+	VFMADD231PS  16736(CX), Y9, Y6
+	VFMADD231PS  16992(CX), Y9, Y7
+	VFMADD231PS  17248(CX), Y9, Y8
+	VMOVUPS      128(DX), Y9
+	VMULPS       128(SI), Y9, Y9
+	VFMADD231PS  128(CX), Y9, Y1
+	VFMADD231PS  384(CX), Y9, Y2
+	VFMADD231PS  640(CX), Y9, Y3
+	VFMADD231PS  896(CX), Y9, Y4
+	VFMADD231PS  16512(CX), Y9, Y5
+	VFMADD231PS  16768(CX), Y9, Y6
+	VFMADD231PS  17024(CX), Y9, Y7
+	VFMADD231PS  17280(CX), Y9, Y8
+	VMOVUPS      160(DX), Y9
+	VMULPS       160(SI), Y9, Y9
+	VFMADD231PS  160(CX), Y9, Y1
+	VFMADD231PS  416(CX), Y9, Y2
+	VFMADD231PS  672(CX), Y9, Y3
+	VFMADD231PS  928(CX), Y9, Y4
+	VFMADD231PS  16544(CX), Y9, Y5
+	VFMADD231PS  16800(CX), Y9, Y6
+	VFMADD231PS  17056(CX), Y9, Y7
+	VFMADD231PS  17312(CX), Y9, Y8
+	VMOVUPS      192(DX), Y9
+	VMULPS       192(SI), Y9, Y9
+	VFMADD231PS  192(CX), Y9, Y1
+	VFMADD231PS  448(CX), Y9, Y2
+	VFMADD231PS  704(CX), Y9, Y3
+	VFMADD231PS  960(CX), Y9, Y4
+	VFMADD231PS  16576(CX), Y9, Y5
+	VFMADD231PS  16832(CX), Y9, Y6
+	VFMADD231PS  17088(CX), Y9, Y7
+	VFMADD231PS  17344(CX), Y9, Y8
+	VMOVUPS      224(DX), Y9
+	VMULPS       224(SI), Y9, Y9
+	VFMADD231PS  224(CX), Y9, Y1
+	VFMADD231PS  480(CX), Y9, Y2
+	VFMADD231PS  736(CX), Y9, Y3
+	VFMADD231PS  992(CX), Y9, Y4
+	VFMADD231PS  16608(CX), Y9, Y5
+	VFMADD231PS  16864(CX), Y9, Y6
+	VFMADD231PS  17120(CX), Y9, Y7
+	VFMADD231PS  17376(CX), Y9, Y8
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VUNPCKLPS    Y6, Y5, Y2
+	VUNPCKHPS    Y6, Y5, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPS    Y8, Y7, Y3
+	VUNPCKHPS    Y8, Y7, Y4
+	VADDPS       Y4, Y3, Y3
+	VUNPCKLPD    Y3, Y2, Y4
+	VUNPCKHPD    Y3, Y2, Y2
+	VADDPS       Y2, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VMULPS       X0, X1, X1
+	VMULPS       X0, X2, X2
+	VMULPS       minus1<>+0(SB), X1, X3
+	VMINPS       exp_hi<>+0(SB), X3, X3
+	VMAXPS       exp_lo<>+0(SB), X3, X3
+	VMULPS       log2e<>+0(SB), X3, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS ln2lo<>+0(SB), X4, X3
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X3, X5
+	VFMADD213PS  exp_p2<>+0(SB), X3, X5
+	VFMADD213PS  exp_p3<>+0(SB), X3, X5
+	VFMADD213PS  exp_p4<>+0(SB), X3, X5
+	VFMADD213PS  exp_p5<>+0(SB), X3, X5
+	VMULPS       X3, X3, X6
+	VFMADD213PS  X3, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X3
+	VADDPS       one<>+0(SB), X3, X3
+	VDIVPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x00000400, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_810
+
+tail811:
+	TESTQ BX, BX
+	JE    done813
+
+rows1_812:
+	VMOVUPS      (DX), Y2
+	VMULPS       (SI), Y2, Y2
+	VMULPS       (CX), Y2, Y1
+	VMULPS       16384(CX), Y2, Y2
+	VMOVUPS      32(DX), Y4
+	VMULPS       32(SI), Y4, Y4
+	VMULPS       32(CX), Y4, Y3
+	VMULPS       16416(CX), Y4, Y4
+	VMOVUPS      64(DX), Y6
+	VMULPS       64(SI), Y6, Y6
+	VMULPS       64(CX), Y6, Y5
+	VMULPS       16448(CX), Y6, Y6
+	VMOVUPS      96(DX), Y8
+	VMULPS       96(SI), Y8, Y8
+	VMULPS       96(CX), Y8, Y7
+	VMULPS       16480(CX), Y8, Y8
+	VMOVUPS      128(DX), Y9
+	VMULPS       128(SI), Y9, Y9
+	VFMADD231PS  128(CX), Y9, Y1
+	VFMADD231PS  16512(CX), Y9, Y2
+	VMOVUPS      160(DX), Y9
+	VMULPS       160(SI), Y9, Y9
+	VFMADD231PS  160(CX), Y9, Y3
+	VFMADD231PS  16544(CX), Y9, Y4
+	VMOVUPS      192(DX), Y9
+	VMULPS       192(SI), Y9, Y9
+	VFMADD231PS  192(CX), Y9, Y5
+	VFMADD231PS  16576(CX), Y9, Y6
+	VMOVUPS      224(DX), Y9
+	VMULPS       224(SI), Y9, Y9
+	VFMADD231PS  224(CX), Y9, Y7
+	VFMADD231PS  16608(CX), Y9, Y8
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y2, Y2
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y1, Y1
+	VADDPS       Y8, Y2, Y2
+	VEXTRACTF128 $0x01, Y1, X3
+	VADDPS       X3, X1, X3
+	VPERMILPS    $0x4e, X3, X1
+	VADDPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMULPS       X0, X3, X3
+	VMULPS       X0, X1, X1
+	VMULPS       minus1<>+0(SB), X3, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS ln2lo<>+0(SB), X4, X2
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X2, X5
+	VFMADD213PS  exp_p2<>+0(SB), X2, X5
+	VFMADD213PS  exp_p3<>+0(SB), X2, X5
+	VFMADD213PS  exp_p4<>+0(SB), X2, X5
+	VFMADD213PS  exp_p5<>+0(SB), X2, X5
+	VMULPS       X2, X2, X6
+	VFMADD213PS  X2, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X3, X3
+	VMULPS       X1, X3, X3
+	VMOVSS       X3, (AX)
+	ADDQ         $0x00000100, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_812
+
+done813:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_64x64_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·rmsswiglu_64x64_avx512(SB), NOSPLIT, $0-44
+	MOVQ          out+0(FP), AX
+	MOVQ          w+8(FP), CX
+	MOVQ          x+16(FP), DX
+	MOVQ          n+32(FP), BX
+	MOVQ          nw+24(FP), SI
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(DX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(DX), Y3, Y3
+	VMOVUPS       128(DX), Y4
+	VFMADD231PS   128(DX), Y4, Y0
+	VMOVUPS       160(DX), Y4
+	VFMADD231PS   160(DX), Y4, Y1
+	VMOVUPS       192(DX), Y4
+	VFMADD231PS   192(DX), Y4, Y2
+	VMOVUPS       224(DX), Y4
+	VFMADD231PS   224(DX), Y4, Y3
+	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMULSS        inv64<>+0(SB), X1, X1
+	VMOVSS        eps+40(FP), X0
+	VADDSS        X0, X1, X1
+	VSQRTSS       X1, X1, X1
+	VMOVSS        one<>+0(SB), X0
+	VDIVSS        X1, X0, X0
+	VBROADCASTSS  X0, Y0
+	CMPQ          BX, $0x04
+	JL            tail815
+
+rows4_814:
+	VMOVUPS       (DX), Y8
+	VMULPS        (SI), Y8, Y8
+	VMULPS        (CX), Y8, Y1
+	VMULPS        256(CX), Y8, Y2
+	VMULPS        512(CX), Y8, Y3
+	VMULPS        768(CX), Y8, Y4
+	VMULPS        16384(CX), Y8, Y5
+	VMULPS        16640(CX), Y8, Y6
+	VMULPS        16896(CX), Y8, Y7
+	VMULPS        17152(CX), Y8, Y8
+	VMOVUPS       32(DX), Y16
+	VMULPS        32(SI), Y16, Y16
+	VMULPS        32(CX), Y16, Y9
+	VMULPS        288(CX), Y16, Y10
+	VMULPS        544(CX), Y16, Y11
+	VMULPS        800(CX), Y16, Y12
+	VMULPS        16416(CX), Y16, Y13
+	VMULPS        16672(CX), Y16, Y14
+	VMULPS        16928(CX), Y16, Y15
+	VMULPS        17184(CX), Y16, Y16
+	VMOVUPS       64(DX), Y17
+	VMULPS        64(SI), Y17, Y17
+	VFMADD231PS   64(CX), Y17, Y1
+	VFMADD231PS   320(CX), Y17, Y2
+	VFMADD231PS   576(CX), Y17, Y3
+	VFMADD231PS   832(CX), Y17, Y4
+	VFMADD231PS   16448(CX), Y17, Y5
+	VFMADD231PS   16704(CX), Y17, Y6
+	VFMADD231PS   16960(CX), Y17, Y7
+	VFMADD231PS   17216(CX), Y17, Y8
+	VMOVUPS       96(DX), Y17
+	VMULPS        96(SI), Y17, Y17
+	VFMADD231PS   96(CX), Y17, Y9
+	VFMADD231PS   352(CX), Y17, Y10
+	VFMADD231PS   608(CX), Y17, Y11
+	VFMADD231PS   864(CX), Y17, Y12
+	VFMADD231PS   16480(CX), Y17, Y13
+	VFMADD231PS   16736(CX), Y17, Y14
+	VFMADD231PS   16992(CX), Y17, Y15
+	VFMADD231PS   17248(CX), Y17, Y16
+	VMOVUPS       128(DX), Y17
+	VMULPS        128(SI), Y17, Y17
+	VFMADD231PS   128(CX), Y17, Y1
+	VFMADD231PS   384(CX), Y17, Y2
+	VFMADD231PS   640(CX), Y17, Y3
+	VFMADD231PS   896(CX), Y17, Y4
+	VFMADD231PS   16512(CX), Y17, Y5
+	VFMADD231PS   16768(CX), Y17, Y6
+	VFMADD231PS   17024(CX), Y17, Y7
+	VFMADD231PS   17280(CX), Y17, Y8
+	VMOVUPS       160(DX), Y17
+	VMULPS        160(SI), Y17, Y17
+	VFMADD231PS   160(CX), Y17, Y9
+	VFMADD231PS   416(CX), Y17, Y10
+	VFMADD231PS   672(CX), Y17, Y11
+	VFMADD231PS   928(CX), Y17, Y12
+	VFMADD231PS   16544(CX), Y17, Y13
+	VFMADD231PS   16800(CX), Y17, Y14
+	VFMADD231PS   17056(CX), Y17, Y15
+	VFMADD231PS   17312(CX), Y17, Y16
+	VMOVUPS       192(DX), Y17
+	VMULPS        192(SI), Y17, Y17
+	VFMADD231PS   192(CX), Y17, Y1
+	VFMADD231PS   448(CX), Y17, Y2
+	VFMADD231PS   704(CX), Y17, Y3
+	VFMADD231PS   960(CX), Y17, Y4
+	VFMADD231PS   16576(CX), Y17, Y5
+	VFMADD231PS   16832(CX), Y17, Y6
+	VFMADD231PS   17088(CX), Y17, Y7
+	VFMADD231PS   17344(CX), Y17, Y8
+	VMOVUPS       224(DX), Y17
+	VMULPS        224(SI), Y17, Y17
+	VFMADD231PS   224(CX), Y17, Y9
+	VFMADD231PS   480(CX), Y17, Y10
+	VFMADD231PS   736(CX), Y17, Y11
+	VFMADD231PS   992(CX), Y17, Y12
+	VFMADD231PS   16608(CX), Y17, Y13
+	VFMADD231PS   16864(CX), Y17, Y14
+	VFMADD231PS   17120(CX), Y17, Y15
+	VFMADD231PS   17376(CX), Y17, Y16
+	VADDPS        Y9, Y1, Y1
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
+	VADDPS        Y16, Y8, Y8
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VUNPCKLPS     Y6, Y5, Y2
+	VUNPCKHPS     Y6, Y5, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPS     Y8, Y7, Y3
+	VUNPCKHPS     Y8, Y7, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y2, Y4
+	VUNPCKHPD     Y3, Y2, Y2
+	VADDPS        Y2, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VMULPS        X0, X1, X1
+	VMULPS        X0, X2, X2
+	VMULPS        minus1<>+0(SB), X1, X3
+	VMINPS        exp_hi<>+0(SB), X3, X3
+	VMAXPS        exp_lo<>+0(SB), X3, X3
+	VMULPS        log2e<>+0(SB), X3, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X3
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X3, X5
+	VFMADD213PS   exp_p2<>+0(SB), X3, X5
+	VFMADD213PS   exp_p3<>+0(SB), X3, X5
+	VFMADD213PS   exp_p4<>+0(SB), X3, X5
+	VFMADD213PS   exp_p5<>+0(SB), X3, X5
+	VMULPS        X3, X3, X6
+	VFMADD213PS   X3, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X3
+	VADDPS        one<>+0(SB), X3, X3
+	VDIVPS        X3, X1, X1
+	VMULPS        X2, X1, X1
+	VMOVUPS       X1, (AX)
+	ADDQ          $0x00000400, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_814
+
+tail815:
+	TESTQ BX, BX
+	JE    done817
+
+rows1_816:
+	VMOVUPS       (DX), Y2
+	VMULPS        (SI), Y2, Y2
+	VMULPS        (CX), Y2, Y1
+	VMULPS        16384(CX), Y2, Y2
+	VMOVUPS       32(DX), Y4
+	VMULPS        32(SI), Y4, Y4
+	VMULPS        32(CX), Y4, Y3
+	VMULPS        16416(CX), Y4, Y4
+	VMOVUPS       64(DX), Y6
+	VMULPS        64(SI), Y6, Y6
+	VMULPS        64(CX), Y6, Y5
+	VMULPS        16448(CX), Y6, Y6
+	VMOVUPS       96(DX), Y8
+	VMULPS        96(SI), Y8, Y8
+	VMULPS        96(CX), Y8, Y7
+	VMULPS        16480(CX), Y8, Y8
+	VMOVUPS       128(DX), Y9
+	VMULPS        128(SI), Y9, Y9
+	VFMADD231PS   128(CX), Y9, Y1
+	VFMADD231PS   16512(CX), Y9, Y2
+	VMOVUPS       160(DX), Y9
+	VMULPS        160(SI), Y9, Y9
+	VFMADD231PS   160(CX), Y9, Y3
+	VFMADD231PS   16544(CX), Y9, Y4
+	VMOVUPS       192(DX), Y9
+	VMULPS        192(SI), Y9, Y9
+	VFMADD231PS   192(CX), Y9, Y5
+	VFMADD231PS   16576(CX), Y9, Y6
+	VMOVUPS       224(DX), Y9
+	VMULPS        224(SI), Y9, Y9
+	VFMADD231PS   224(CX), Y9, Y7
+	VFMADD231PS   16608(CX), Y9, Y8
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y2, Y2
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y1, Y1
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y1, X3
+	VADDPS        X3, X1, X3
+	VPERMILPS     $0x4e, X3, X1
+	VADDPS        X1, X3, X3
+	VPERMILPS     $0xb1, X3, X1
+	VADDPS        X1, X3, X3
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMULPS        X0, X3, X3
+	VMULPS        X0, X1, X1
+	VMULPS        minus1<>+0(SB), X3, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X2
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X2, X5
+	VFMADD213PS   exp_p2<>+0(SB), X2, X5
+	VFMADD213PS   exp_p3<>+0(SB), X2, X5
+	VFMADD213PS   exp_p4<>+0(SB), X2, X5
+	VFMADD213PS   exp_p5<>+0(SB), X2, X5
+	VMULPS        X2, X2, X6
+	VFMADD213PS   X2, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X3, X3
+	VMULPS        X1, X3, X3
+	VMOVSS        X3, (AX)
+	ADDQ          $0x00000100, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_816
+
+done817:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_768x288_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
+	MOVQ   out+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	MOVQ   n+32(FP), BX
+	MOVQ   nw+24(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   DI, DI
+
+cols818:
+	VMOVUPS      (DX)(DI*1), Y4
+	VFMADD231PS  (DX)(DI*1), Y4, Y0
+	VMOVUPS      32(DX)(DI*1), Y4
+	VFMADD231PS  32(DX)(DI*1), Y4, Y1
+	VMOVUPS      64(DX)(DI*1), Y4
+	VFMADD231PS  64(DX)(DI*1), Y4, Y2
+	VMOVUPS      96(DX)(DI*1), Y4
+	VFMADD231PS  96(DX)(DI*1), Y4, Y3
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00000480
+	JNE          cols818
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMULSS       inv288<>+0(SB), X1, X1
+	VMOVSS       eps+40(FP), X0
+	VADDSS       X0, X1, X1
+	VSQRTSS      X1, X1, X1
+	VMOVSS       one<>+0(SB), X0
+	VDIVSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	CMPQ         BX, $0x04
+	JL           tail820
+
+rows4_819:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols823:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  1152(CX)(DI*1), Y9, Y2
+	VFMADD231PS  2304(CX)(DI*1), Y9, Y3
+	VFMADD231PS  3456(CX)(DI*1), Y9, Y4
+	VFMADD231PS  884736(CX)(DI*1), Y9, Y5
+	VFMADD231PS  885888(CX)(DI*1), Y9, Y6
+	VFMADD231PS  887040(CX)(DI*1), Y9, Y7
+	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000020, DI
+	CMPQ         DI, $0x00000480
+	JNE          cols823
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VUNPCKLPS    Y6, Y5, Y2
+	VUNPCKHPS    Y6, Y5, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPS    Y8, Y7, Y3
+	VUNPCKHPS    Y8, Y7, Y4
+	VADDPS       Y4, Y3, Y3
+	VUNPCKLPD    Y3, Y2, Y4
+	VUNPCKHPD    Y3, Y2, Y2
+	VADDPS       Y2, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VMULPS       X0, X1, X1
+	VMULPS       X0, X2, X2
+	VMULPS       minus1<>+0(SB), X1, X3
+	VMINPS       exp_hi<>+0(SB), X3, X3
+	VMAXPS       exp_lo<>+0(SB), X3, X3
+	VMULPS       log2e<>+0(SB), X3, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS ln2lo<>+0(SB), X4, X3
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X3, X5
+	VFMADD213PS  exp_p2<>+0(SB), X3, X5
+	VFMADD213PS  exp_p3<>+0(SB), X3, X5
+	VFMADD213PS  exp_p4<>+0(SB), X3, X5
+	VFMADD213PS  exp_p5<>+0(SB), X3, X5
+	VMULPS       X3, X3, X6
+	VFMADD213PS  X3, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X3
+	VADDPS       one<>+0(SB), X3, X3
+	VDIVPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x00001200, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_819
+
+tail820:
+	TESTQ BX, BX
+	JE    done822
+
+rows1_821:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols824:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  884736(CX)(DI*1), Y9, Y2
+	VMOVUPS      32(DX)(DI*1), Y9
+	VMULPS       32(SI)(DI*1), Y9, Y9
+	VFMADD231PS  32(CX)(DI*1), Y9, Y3
+	VFMADD231PS  884768(CX)(DI*1), Y9, Y4
+	VMOVUPS      64(DX)(DI*1), Y9
+	VMULPS       64(SI)(DI*1), Y9, Y9
+	VFMADD231PS  64(CX)(DI*1), Y9, Y5
+	VFMADD231PS  884800(CX)(DI*1), Y9, Y6
+	VMOVUPS      96(DX)(DI*1), Y9
+	VMULPS       96(SI)(DI*1), Y9, Y9
+	VFMADD231PS  96(CX)(DI*1), Y9, Y7
+	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00000480
+	JNE          cols824
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y2, Y2
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y1, Y1
+	VADDPS       Y8, Y2, Y2
+	VEXTRACTF128 $0x01, Y1, X3
+	VADDPS       X3, X1, X3
+	VPERMILPS    $0x4e, X3, X1
+	VADDPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMULPS       X0, X3, X3
+	VMULPS       X0, X1, X1
+	VMULPS       minus1<>+0(SB), X3, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS ln2lo<>+0(SB), X4, X2
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X2, X5
+	VFMADD213PS  exp_p2<>+0(SB), X2, X5
+	VFMADD213PS  exp_p3<>+0(SB), X2, X5
+	VFMADD213PS  exp_p4<>+0(SB), X2, X5
+	VFMADD213PS  exp_p5<>+0(SB), X2, X5
+	VMULPS       X2, X2, X6
+	VFMADD213PS  X2, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X3, X3
+	VMULPS       X1, X3, X3
+	VMOVSS       X3, (AX)
+	ADDQ         $0x00000480, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_821
+
+done822:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_768x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+32(FP), BX
+	MOVQ    nw+24(FP), SI
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    DI, DI
+
+cols825:
+	VMOVUPS       (DX)(DI*1), Z4
+	VFMADD231PS   (DX)(DI*1), Z4, Z0
+	VMOVUPS       64(DX)(DI*1), Z4
+	VFMADD231PS   64(DX)(DI*1), Z4, Z1
+	VMOVUPS       128(DX)(DI*1), Z4
+	VFMADD231PS   128(DX)(DI*1), Z4, Z2
+	VMOVUPS       192(DX)(DI*1), Z4
+	VFMADD231PS   192(DX)(DI*1), Z4, Z3
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00000400
+	JNE           cols825
+	VMOVUPS       1024(DX), Z4
+	VFMADD231PS   1024(DX), Z4, Z0
+	VMOVUPS       1088(DX), Z4
+	VFMADD231PS   1088(DX), Z4, Z1
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMULSS        inv288<>+0(SB), X1, X1
+	VMOVSS        eps+40(FP), X0
+	VADDSS        X0, X1, X1
+	VSQRTSS       X1, X1, X1
+	VMOVSS        one<>+0(SB), X0
+	VDIVSS        X1, X0, X0
+	VBROADCASTSS  X0, Z0
+	CMPQ          BX, $0x04
+	JL            tail827
+
+rows4_826:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	XORQ    DI, DI
+
+cols830:
+	VMOVUPS       (DX)(DI*1), Z17
+	VMULPS        (SI)(DI*1), Z17, Z17
+	VFMADD231PS   (CX)(DI*1), Z17, Z1
+	VFMADD231PS   1152(CX)(DI*1), Z17, Z2
+	VFMADD231PS   2304(CX)(DI*1), Z17, Z3
+	VFMADD231PS   3456(CX)(DI*1), Z17, Z4
+	VFMADD231PS   884736(CX)(DI*1), Z17, Z5
+	VFMADD231PS   885888(CX)(DI*1), Z17, Z6
+	VFMADD231PS   887040(CX)(DI*1), Z17, Z7
+	VFMADD231PS   888192(CX)(DI*1), Z17, Z8
+	VMOVUPS       64(DX)(DI*1), Z17
+	VMULPS        64(SI)(DI*1), Z17, Z17
+	VFMADD231PS   64(CX)(DI*1), Z17, Z9
+	VFMADD231PS   1216(CX)(DI*1), Z17, Z10
+	VFMADD231PS   2368(CX)(DI*1), Z17, Z11
+	VFMADD231PS   3520(CX)(DI*1), Z17, Z12
+	VFMADD231PS   884800(CX)(DI*1), Z17, Z13
+	VFMADD231PS   885952(CX)(DI*1), Z17, Z14
+	VFMADD231PS   887104(CX)(DI*1), Z17, Z15
+	VFMADD231PS   888256(CX)(DI*1), Z17, Z16
+	ADDQ          $0x00000080, DI
+	CMPQ          DI, $0x00000480
+	JNE           cols830
+	VADDPS        Z9, Z1, Z1
+	VADDPS        Z10, Z2, Z2
+	VADDPS        Z11, Z3, Z3
+	VADDPS        Z12, Z4, Z4
+	VADDPS        Z13, Z5, Z5
+	VADDPS        Z14, Z6, Z6
+	VADDPS        Z15, Z7, Z7
+	VADDPS        Z16, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z1, Y9
+	VADDPS        Y9, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y9
+	VADDPS        Y9, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y4
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VEXTRACTF64X4 $0x01, Z5, Y2
+	VADDPS        Y2, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y2
+	VADDPS        Y2, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y2
+	VADDPS        Y2, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y2
+	VADDPS        Y2, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y2
+	VUNPCKHPS     Y6, Y5, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPS     Y8, Y7, Y3
+	VUNPCKHPS     Y8, Y7, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y2, Y4
+	VUNPCKHPD     Y3, Y2, Y2
+	VADDPS        Y2, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VMULPS        X0, X1, X1
+	VMULPS        X0, X2, X2
+	VMULPS        minus1<>+0(SB), X1, X3
+	VMINPS        exp_hi<>+0(SB), X3, X3
+	VMAXPS        exp_lo<>+0(SB), X3, X3
+	VMULPS        log2e<>+0(SB), X3, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X3
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X3, X5
+	VFMADD213PS   exp_p2<>+0(SB), X3, X5
+	VFMADD213PS   exp_p3<>+0(SB), X3, X5
+	VFMADD213PS   exp_p4<>+0(SB), X3, X5
+	VFMADD213PS   exp_p5<>+0(SB), X3, X5
+	VMULPS        X3, X3, X6
+	VFMADD213PS   X3, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X3
+	VADDPS        one<>+0(SB), X3, X3
+	VDIVPS        X3, X1, X1
+	VMULPS        X2, X1, X1
+	VMOVUPS       X1, (AX)
+	ADDQ          $0x00001200, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_826
+
+tail827:
+	TESTQ BX, BX
+	JE    done829
+
+rows1_828:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols831:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -16732,7 +21118,7 @@ cols627:
 	VFMADD231PS   884928(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols627
+	JNE           cols831
 	VMOVUPS       1024(DX), Z9
 	VMULPS        1024(SI), Z9, Z9
 	VFMADD231PS   1024(CX), Z9, Z1
@@ -16792,9 +21178,481 @@ cols627:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_624
+	JNE           rows1_828
 
-done625:
+done829:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_768x768_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·rmsswiglu_768x768_avx2(SB), NOSPLIT, $0-44
+	MOVQ   out+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	MOVQ   n+32(FP), BX
+	MOVQ   nw+24(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   DI, DI
+
+cols832:
+	VMOVUPS      (DX)(DI*1), Y4
+	VFMADD231PS  (DX)(DI*1), Y4, Y0
+	VMOVUPS      32(DX)(DI*1), Y4
+	VFMADD231PS  32(DX)(DI*1), Y4, Y1
+	VMOVUPS      64(DX)(DI*1), Y4
+	VFMADD231PS  64(DX)(DI*1), Y4, Y2
+	VMOVUPS      96(DX)(DI*1), Y4
+	VFMADD231PS  96(DX)(DI*1), Y4, Y3
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols832
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMULSS       inv768<>+0(SB), X1, X1
+	VMOVSS       eps+40(FP), X0
+	VADDSS       X0, X1, X1
+	VSQRTSS      X1, X1, X1
+	VMOVSS       one<>+0(SB), X0
+	VDIVSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	CMPQ         BX, $0x04
+	JL           tail834
+
+rows4_833:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols837:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  3072(CX)(DI*1), Y9, Y2
+	VFMADD231PS  6144(CX)(DI*1), Y9, Y3
+	VFMADD231PS  9216(CX)(DI*1), Y9, Y4
+	VFMADD231PS  2359296(CX)(DI*1), Y9, Y5
+	VFMADD231PS  2362368(CX)(DI*1), Y9, Y6
+	VFMADD231PS  2365440(CX)(DI*1), Y9, Y7
+	VFMADD231PS  2368512(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000020, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols837
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VUNPCKLPS    Y6, Y5, Y2
+	VUNPCKHPS    Y6, Y5, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPS    Y8, Y7, Y3
+	VUNPCKHPS    Y8, Y7, Y4
+	VADDPS       Y4, Y3, Y3
+	VUNPCKLPD    Y3, Y2, Y4
+	VUNPCKHPD    Y3, Y2, Y2
+	VADDPS       Y2, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VMULPS       X0, X1, X1
+	VMULPS       X0, X2, X2
+	VMULPS       minus1<>+0(SB), X1, X3
+	VMINPS       exp_hi<>+0(SB), X3, X3
+	VMAXPS       exp_lo<>+0(SB), X3, X3
+	VMULPS       log2e<>+0(SB), X3, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS ln2lo<>+0(SB), X4, X3
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X3, X5
+	VFMADD213PS  exp_p2<>+0(SB), X3, X5
+	VFMADD213PS  exp_p3<>+0(SB), X3, X5
+	VFMADD213PS  exp_p4<>+0(SB), X3, X5
+	VFMADD213PS  exp_p5<>+0(SB), X3, X5
+	VMULPS       X3, X3, X6
+	VFMADD213PS  X3, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X3
+	VADDPS       one<>+0(SB), X3, X3
+	VDIVPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x00003000, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_833
+
+tail834:
+	TESTQ BX, BX
+	JE    done836
+
+rows1_835:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols838:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  2359296(CX)(DI*1), Y9, Y2
+	VMOVUPS      32(DX)(DI*1), Y9
+	VMULPS       32(SI)(DI*1), Y9, Y9
+	VFMADD231PS  32(CX)(DI*1), Y9, Y3
+	VFMADD231PS  2359328(CX)(DI*1), Y9, Y4
+	VMOVUPS      64(DX)(DI*1), Y9
+	VMULPS       64(SI)(DI*1), Y9, Y9
+	VFMADD231PS  64(CX)(DI*1), Y9, Y5
+	VFMADD231PS  2359360(CX)(DI*1), Y9, Y6
+	VMOVUPS      96(DX)(DI*1), Y9
+	VMULPS       96(SI)(DI*1), Y9, Y9
+	VFMADD231PS  96(CX)(DI*1), Y9, Y7
+	VFMADD231PS  2359392(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000080, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols838
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y2, Y2
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y1, Y1
+	VADDPS       Y8, Y2, Y2
+	VEXTRACTF128 $0x01, Y1, X3
+	VADDPS       X3, X1, X3
+	VPERMILPS    $0x4e, X3, X1
+	VADDPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMULPS       X0, X3, X3
+	VMULPS       X0, X1, X1
+	VMULPS       minus1<>+0(SB), X3, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS ln2lo<>+0(SB), X4, X2
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X2, X5
+	VFMADD213PS  exp_p2<>+0(SB), X2, X5
+	VFMADD213PS  exp_p3<>+0(SB), X2, X5
+	VFMADD213PS  exp_p4<>+0(SB), X2, X5
+	VFMADD213PS  exp_p5<>+0(SB), X2, X5
+	VMULPS       X2, X2, X6
+	VFMADD213PS  X2, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X3, X3
+	VMULPS       X1, X3, X3
+	VMOVSS       X3, (AX)
+	ADDQ         $0x00000c00, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_835
+
+done836:
+	VZEROUPPER
+	RET
+
+// func rmsswiglu_768x768_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·rmsswiglu_768x768_avx512(SB), NOSPLIT, $0-44
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+32(FP), BX
+	MOVQ    nw+24(FP), SI
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    DI, DI
+
+cols839:
+	VMOVUPS       (DX)(DI*1), Z4
+	VFMADD231PS   (DX)(DI*1), Z4, Z0
+	VMOVUPS       64(DX)(DI*1), Z4
+	VFMADD231PS   64(DX)(DI*1), Z4, Z1
+	VMOVUPS       128(DX)(DI*1), Z4
+	VFMADD231PS   128(DX)(DI*1), Z4, Z2
+	VMOVUPS       192(DX)(DI*1), Z4
+	VFMADD231PS   192(DX)(DI*1), Z4, Z3
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols839
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMULSS        inv768<>+0(SB), X1, X1
+	VMOVSS        eps+40(FP), X0
+	VADDSS        X0, X1, X1
+	VSQRTSS       X1, X1, X1
+	VMOVSS        one<>+0(SB), X0
+	VDIVSS        X1, X0, X0
+	VBROADCASTSS  X0, Z0
+	CMPQ          BX, $0x04
+	JL            tail841
+
+rows4_840:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	XORQ    DI, DI
+
+cols844:
+	VMOVUPS       (DX)(DI*1), Z17
+	VMULPS        (SI)(DI*1), Z17, Z17
+	VFMADD231PS   (CX)(DI*1), Z17, Z1
+	VFMADD231PS   3072(CX)(DI*1), Z17, Z2
+	VFMADD231PS   6144(CX)(DI*1), Z17, Z3
+	VFMADD231PS   9216(CX)(DI*1), Z17, Z4
+	VFMADD231PS   2359296(CX)(DI*1), Z17, Z5
+	VFMADD231PS   2362368(CX)(DI*1), Z17, Z6
+	VFMADD231PS   2365440(CX)(DI*1), Z17, Z7
+	VFMADD231PS   2368512(CX)(DI*1), Z17, Z8
+	VMOVUPS       64(DX)(DI*1), Z17
+	VMULPS        64(SI)(DI*1), Z17, Z17
+	VFMADD231PS   64(CX)(DI*1), Z17, Z9
+	VFMADD231PS   3136(CX)(DI*1), Z17, Z10
+	VFMADD231PS   6208(CX)(DI*1), Z17, Z11
+	VFMADD231PS   9280(CX)(DI*1), Z17, Z12
+	VFMADD231PS   2359360(CX)(DI*1), Z17, Z13
+	VFMADD231PS   2362432(CX)(DI*1), Z17, Z14
+	VFMADD231PS   2365504(CX)(DI*1), Z17, Z15
+	VFMADD231PS   2368576(CX)(DI*1), Z17, Z16
+	ADDQ          $0x00000080, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols844
+	VADDPS        Z9, Z1, Z1
+	VADDPS        Z10, Z2, Z2
+	VADDPS        Z11, Z3, Z3
+	VADDPS        Z12, Z4, Z4
+	VADDPS        Z13, Z5, Z5
+	VADDPS        Z14, Z6, Z6
+	VADDPS        Z15, Z7, Z7
+	VADDPS        Z16, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z1, Y9
+	VADDPS        Y9, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y9
+	VADDPS        Y9, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y4
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VEXTRACTF64X4 $0x01, Z5, Y2
+	VADDPS        Y2, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y2
+	VADDPS        Y2, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y2
+	VADDPS        Y2, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y2
+	VADDPS        Y2, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y2
+	VUNPCKHPS     Y6, Y5, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPS     Y8, Y7, Y3
+	VUNPCKHPS     Y8, Y7, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y2, Y4
+	VUNPCKHPD     Y3, Y2, Y2
+	VADDPS        Y2, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VMULPS        X0, X1, X1
+	VMULPS        X0, X2, X2
+	VMULPS        minus1<>+0(SB), X1, X3
+	VMINPS        exp_hi<>+0(SB), X3, X3
+	VMAXPS        exp_lo<>+0(SB), X3, X3
+	VMULPS        log2e<>+0(SB), X3, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X3
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X3, X5
+	VFMADD213PS   exp_p2<>+0(SB), X3, X5
+	VFMADD213PS   exp_p3<>+0(SB), X3, X5
+	VFMADD213PS   exp_p4<>+0(SB), X3, X5
+	VFMADD213PS   exp_p5<>+0(SB), X3, X5
+	VMULPS        X3, X3, X6
+	VFMADD213PS   X3, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X3
+	VADDPS        one<>+0(SB), X3, X3
+	VDIVPS        X3, X1, X1
+	VMULPS        X2, X1, X1
+	VMOVUPS       X1, (AX)
+	ADDQ          $0x00003000, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_840
+
+tail841:
+	TESTQ BX, BX
+	JE    done843
+
+rows1_842:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols845:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   2359296(CX)(DI*1), Z9, Z2
+	VMOVUPS       64(DX)(DI*1), Z9
+	VMULPS        64(SI)(DI*1), Z9, Z9
+	VFMADD231PS   64(CX)(DI*1), Z9, Z3
+	VFMADD231PS   2359360(CX)(DI*1), Z9, Z4
+	VMOVUPS       128(DX)(DI*1), Z9
+	VMULPS        128(SI)(DI*1), Z9, Z9
+	VFMADD231PS   128(CX)(DI*1), Z9, Z5
+	VFMADD231PS   2359424(CX)(DI*1), Z9, Z6
+	VMOVUPS       192(DX)(DI*1), Z9
+	VMULPS        192(SI)(DI*1), Z9, Z9
+	VFMADD231PS   192(CX)(DI*1), Z9, Z7
+	VFMADD231PS   2359488(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000100, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols845
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z2, Z2
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z1, Z1
+	VADDPS        Z8, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z1, Y3
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X3
+	VADDPS        X3, X1, X3
+	VPERMILPS     $0x4e, X3, X1
+	VADDPS        X1, X3, X3
+	VPERMILPS     $0xb1, X3, X1
+	VADDPS        X1, X3, X3
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMULPS        X0, X3, X3
+	VMULPS        X0, X1, X1
+	VMULPS        minus1<>+0(SB), X3, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X4
+	VRNDSCALEPS   $0x00, X4, X4
+	VFNMADD231PS  ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X4, X2
+	VMOVUPS       exp_p0<>+0(SB), X5
+	VFMADD213PS   exp_p1<>+0(SB), X2, X5
+	VFMADD213PS   exp_p2<>+0(SB), X2, X5
+	VFMADD213PS   exp_p3<>+0(SB), X2, X5
+	VFMADD213PS   exp_p4<>+0(SB), X2, X5
+	VFMADD213PS   exp_p5<>+0(SB), X2, X5
+	VMULPS        X2, X2, X6
+	VFMADD213PS   X2, X6, X5
+	VADDPS        one<>+0(SB), X5, X5
+	VCVTPS2DQ     X4, X4
+	VPADDD        i127<>+0(SB), X4, X4
+	VPSLLD        $0x17, X4, X4
+	VMULPS        X4, X5, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X3, X3
+	VMULPS        X1, X3, X3
+	VMOVSS        X3, (AX)
+	ADDQ          $0x00000c00, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_842
+
+done843:
 	VZEROUPPER
 	RET
 
@@ -16807,18 +21665,14 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	MOVQ         n+32(FP), BX
 	VMOVDQU      masktab<>+60(SB), Y0
 	MOVQ         nw+24(FP), SI
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (DX), Y5
-	VFMADD231PS  (DX), Y5, Y1
-	VMOVUPS      32(DX), Y5
-	VFMADD231PS  32(DX), Y5, Y2
-	VMOVUPS      64(DX), Y5
-	VFMADD231PS  64(DX), Y5, Y3
-	VMOVUPS      96(DX), Y5
-	VFMADD231PS  96(DX), Y5, Y4
+	VMOVUPS      (DX), Y1
+	VMULPS       (DX), Y1, Y1
+	VMOVUPS      32(DX), Y2
+	VMULPS       32(DX), Y2, Y2
+	VMOVUPS      64(DX), Y3
+	VMULPS       64(DX), Y3, Y3
+	VMOVUPS      96(DX), Y4
+	VMULPS       96(DX), Y4, Y4
 	VMASKMOVPS   128(DX), Y0, Y5
 	VMASKMOVPS   128(DX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -16839,27 +21693,19 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail629
+	JL           tail847
 
-rows4_628:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMOVUPS      (DX), Y10
-	VMULPS       (SI), Y10, Y10
-	VFMADD231PS  (CX), Y10, Y2
-	VFMADD231PS  132(CX), Y10, Y3
-	VFMADD231PS  264(CX), Y10, Y4
-	VFMADD231PS  396(CX), Y10, Y5
-	VFMADD231PS  1188(CX), Y10, Y6
-	VFMADD231PS  1320(CX), Y10, Y7
-	VFMADD231PS  1452(CX), Y10, Y8
-	VFMADD231PS  1584(CX), Y10, Y9
+rows4_846:
+	VMOVUPS      (DX), Y9
+	VMULPS       (SI), Y9, Y9
+	VMULPS       (CX), Y9, Y2
+	VMULPS       132(CX), Y9, Y3
+	VMULPS       264(CX), Y9, Y4
+	VMULPS       396(CX), Y9, Y5
+	VMULPS       1188(CX), Y9, Y6
+	VMULPS       1320(CX), Y9, Y7
+	VMULPS       1452(CX), Y9, Y8
+	VMULPS       1584(CX), Y9, Y9
 	VMOVUPS      32(DX), Y10
 	VMULPS       32(SI), Y10, Y10
 	VFMADD231PS  32(CX), Y10, Y2
@@ -16961,37 +21807,29 @@ rows4_628:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_628
+	JGE          rows4_846
 
-tail629:
+tail847:
 	TESTQ BX, BX
-	JE    done631
+	JE    done849
 
-rows1_630:
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	VMOVUPS      (DX), Y10
-	VMULPS       (SI), Y10, Y10
-	VFMADD231PS  (CX), Y10, Y2
-	VFMADD231PS  1188(CX), Y10, Y3
-	VMOVUPS      32(DX), Y10
-	VMULPS       32(SI), Y10, Y10
-	VFMADD231PS  32(CX), Y10, Y4
-	VFMADD231PS  1220(CX), Y10, Y5
-	VMOVUPS      64(DX), Y10
-	VMULPS       64(SI), Y10, Y10
-	VFMADD231PS  64(CX), Y10, Y6
-	VFMADD231PS  1252(CX), Y10, Y7
-	VMOVUPS      96(DX), Y10
-	VMULPS       96(SI), Y10, Y10
-	VFMADD231PS  96(CX), Y10, Y8
-	VFMADD231PS  1284(CX), Y10, Y9
+rows1_848:
+	VMOVUPS      (DX), Y3
+	VMULPS       (SI), Y3, Y3
+	VMULPS       (CX), Y3, Y2
+	VMULPS       1188(CX), Y3, Y3
+	VMOVUPS      32(DX), Y5
+	VMULPS       32(SI), Y5, Y5
+	VMULPS       32(CX), Y5, Y4
+	VMULPS       1220(CX), Y5, Y5
+	VMOVUPS      64(DX), Y7
+	VMULPS       64(SI), Y7, Y7
+	VMULPS       64(CX), Y7, Y6
+	VMULPS       1252(CX), Y7, Y7
+	VMOVUPS      96(DX), Y9
+	VMULPS       96(SI), Y9, Y9
+	VMULPS       96(CX), Y9, Y8
+	VMULPS       1284(CX), Y9, Y9
 	VMASKMOVPS   128(DX), Y0, Y10
 	VMASKMOVPS   128(SI), Y0, Y11
 	VMULPS       Y11, Y10, Y10
@@ -17046,14 +21884,14 @@ rows1_630:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_630
+	JNE          rows1_848
 
-done631:
+done849:
 	VZEROUPPER
 	RET
 
 // func rmsswiglu_9x33_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
-// Requires: AVX, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
 TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	MOVQ          out+0(FP), AX
 	MOVQ          w+8(FP), CX
@@ -17062,17 +21900,19 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	MOVL          $0x00000001, SI
 	KMOVW         SI, K1
 	MOVQ          nw+24(FP), SI
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       (DX), Z2
-	VFMADD231PS   (DX), Z2, Z0
-	VMOVUPS       64(DX), Z2
-	VFMADD231PS   64(DX), Z2, Z1
-	VMOVUPS.Z     128(DX), K1, Z2
-	VFMADD231PS   128(DX), Z2, K1, Z0
-	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMOVUPS       (DX), Y0
+	VMULPS        (DX), Y0, Y0
+	VMOVUPS       32(DX), Y1
+	VMULPS        32(DX), Y1, Y1
+	VMOVUPS       64(DX), Y2
+	VMULPS        64(DX), Y2, Y2
+	VMOVUPS       96(DX), Y3
+	VMULPS        96(DX), Y3, Y3
+	VMOVUPS.Z     128(DX), K1, Y4
+	VFMADD231PS   128(DX), Y4, K1, Y0
 	VADDPS        Y1, Y0, Y0
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VPERMILPS     $0x4e, X1, X0
@@ -17085,73 +21925,69 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	VSQRTSS       X1, X1, X1
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
-	VBROADCASTSS  X0, Z0
+	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail633
+	JL            tail851
 
-rows4_632:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       (DX), Z17
-	VMULPS        (SI), Z17, Z17
-	VFMADD231PS   (CX), Z17, Z1
-	VFMADD231PS   132(CX), Z17, Z2
-	VFMADD231PS   264(CX), Z17, Z3
-	VFMADD231PS   396(CX), Z17, Z4
-	VFMADD231PS   1188(CX), Z17, Z5
-	VFMADD231PS   1320(CX), Z17, Z6
-	VFMADD231PS   1452(CX), Z17, Z7
-	VFMADD231PS   1584(CX), Z17, Z8
-	VMOVUPS       64(DX), Z17
-	VMULPS        64(SI), Z17, Z17
-	VFMADD231PS   64(CX), Z17, Z9
-	VFMADD231PS   196(CX), Z17, Z10
-	VFMADD231PS   328(CX), Z17, Z11
-	VFMADD231PS   460(CX), Z17, Z12
-	VFMADD231PS   1252(CX), Z17, Z13
-	VFMADD231PS   1384(CX), Z17, Z14
-	VFMADD231PS   1516(CX), Z17, Z15
-	VFMADD231PS   1648(CX), Z17, Z16
-	VMOVUPS.Z     128(DX), K1, Z17
-	VMULPS        128(SI), Z17, K1, Z17
-	VFMADD231PS   128(CX), Z17, K1, Z1
-	VFMADD231PS   260(CX), Z17, K1, Z2
-	VFMADD231PS   392(CX), Z17, K1, Z3
-	VFMADD231PS   524(CX), Z17, K1, Z4
-	VFMADD231PS   1316(CX), Z17, K1, Z5
-	VFMADD231PS   1448(CX), Z17, K1, Z6
-	VFMADD231PS   1580(CX), Z17, K1, Z7
-	VFMADD231PS   1712(CX), Z17, K1, Z8
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z5, Z5
-	VADDPS        Z14, Z6, Z6
-	VADDPS        Z15, Z7, Z7
-	VADDPS        Z16, Z8, Z8
-	VEXTRACTF64X4 $0x01, Z1, Y9
+rows4_850:
+	VMOVUPS       (DX), Y8
+	VMULPS        (SI), Y8, Y8
+	VMULPS        (CX), Y8, Y1
+	VMULPS        132(CX), Y8, Y2
+	VMULPS        264(CX), Y8, Y3
+	VMULPS        396(CX), Y8, Y4
+	VMULPS        1188(CX), Y8, Y5
+	VMULPS        1320(CX), Y8, Y6
+	VMULPS        1452(CX), Y8, Y7
+	VMULPS        1584(CX), Y8, Y8
+	VMOVUPS       32(DX), Y16
+	VMULPS        32(SI), Y16, Y16
+	VMULPS        32(CX), Y16, Y9
+	VMULPS        164(CX), Y16, Y10
+	VMULPS        296(CX), Y16, Y11
+	VMULPS        428(CX), Y16, Y12
+	VMULPS        1220(CX), Y16, Y13
+	VMULPS        1352(CX), Y16, Y14
+	VMULPS        1484(CX), Y16, Y15
+	VMULPS        1616(CX), Y16, Y16
+	VMOVUPS       64(DX), Y17
+	VMULPS        64(SI), Y17, Y17
+	VFMADD231PS   64(CX), Y17, Y1
+	VFMADD231PS   196(CX), Y17, Y2
+	VFMADD231PS   328(CX), Y17, Y3
+	VFMADD231PS   460(CX), Y17, Y4
+	VFMADD231PS   1252(CX), Y17, Y5
+	VFMADD231PS   1384(CX), Y17, Y6
+	VFMADD231PS   1516(CX), Y17, Y7
+	VFMADD231PS   1648(CX), Y17, Y8
+	VMOVUPS       96(DX), Y17
+	VMULPS        96(SI), Y17, Y17
+	VFMADD231PS   96(CX), Y17, Y9
+	VFMADD231PS   228(CX), Y17, Y10
+	VFMADD231PS   360(CX), Y17, Y11
+	VFMADD231PS   492(CX), Y17, Y12
+	VFMADD231PS   1284(CX), Y17, Y13
+	VFMADD231PS   1416(CX), Y17, Y14
+	VFMADD231PS   1548(CX), Y17, Y15
+	VFMADD231PS   1680(CX), Y17, Y16
+	VMOVUPS.Z     128(DX), K1, Y17
+	VMULPS        128(SI), Y17, K1, Y17
+	VFMADD231PS   128(CX), Y17, K1, Y1
+	VFMADD231PS   260(CX), Y17, K1, Y2
+	VFMADD231PS   392(CX), Y17, K1, Y3
+	VFMADD231PS   524(CX), Y17, K1, Y4
+	VFMADD231PS   1316(CX), Y17, K1, Y5
+	VFMADD231PS   1448(CX), Y17, K1, Y6
+	VFMADD231PS   1580(CX), Y17, K1, Y7
+	VFMADD231PS   1712(CX), Y17, K1, Y8
 	VADDPS        Y9, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y9
-	VADDPS        Y9, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y9
-	VADDPS        Y9, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y9
-	VADDPS        Y9, Y4, Y4
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
+	VADDPS        Y16, Y8, Y8
 	VUNPCKLPS     Y2, Y1, Y9
 	VUNPCKHPS     Y2, Y1, Y1
 	VADDPS        Y1, Y9, Y9
@@ -17163,14 +21999,6 @@ rows4_632:
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
-	VEXTRACTF64X4 $0x01, Z5, Y2
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y2
-	VADDPS        Y2, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y2
-	VADDPS        Y2, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z8, Y2
-	VADDPS        Y2, Y8, Y8
 	VUNPCKLPS     Y6, Y5, Y2
 	VUNPCKHPS     Y6, Y5, Y3
 	VADDPS        Y3, Y2, Y2
@@ -17212,41 +22040,45 @@ rows4_632:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_632
+	JGE           rows4_850
 
-tail633:
+tail851:
 	TESTQ BX, BX
-	JE    done635
+	JE    done853
 
-rows1_634:
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       (DX), Z5
-	VMULPS        (SI), Z5, Z5
-	VFMADD231PS   (CX), Z5, Z1
-	VFMADD231PS   1188(CX), Z5, Z2
-	VMOVUPS       64(DX), Z5
-	VMULPS        64(SI), Z5, Z5
-	VFMADD231PS   64(CX), Z5, Z3
-	VFMADD231PS   1252(CX), Z5, Z4
-	VMOVUPS.Z     128(DX), K1, Z5
-	VMULPS        128(SI), Z5, K1, Z5
-	VFMADD231PS   128(CX), Z5, K1, Z1
-	VFMADD231PS   1316(CX), Z5, K1, Z2
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z2, Z2
-	VEXTRACTF64X4 $0x01, Z1, Y3
+rows1_852:
+	VMOVUPS       (DX), Y2
+	VMULPS        (SI), Y2, Y2
+	VMULPS        (CX), Y2, Y1
+	VMULPS        1188(CX), Y2, Y2
+	VMOVUPS       32(DX), Y4
+	VMULPS        32(SI), Y4, Y4
+	VMULPS        32(CX), Y4, Y3
+	VMULPS        1220(CX), Y4, Y4
+	VMOVUPS       64(DX), Y6
+	VMULPS        64(SI), Y6, Y6
+	VMULPS        64(CX), Y6, Y5
+	VMULPS        1252(CX), Y6, Y6
+	VMOVUPS       96(DX), Y8
+	VMULPS        96(SI), Y8, Y8
+	VMULPS        96(CX), Y8, Y7
+	VMULPS        1284(CX), Y8, Y8
+	VMOVUPS.Z     128(DX), K1, Y9
+	VMULPS        128(SI), Y9, K1, Y9
+	VFMADD231PS   128(CX), Y9, K1, Y1
+	VFMADD231PS   1316(CX), Y9, K1, Y2
 	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y2, Y2
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y2, Y2
+	VADDPS        Y7, Y1, Y1
+	VADDPS        Y8, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y1, X3
 	VADDPS        X3, X1, X3
 	VPERMILPS     $0x4e, X3, X1
 	VADDPS        X1, X3, X3
 	VPERMILPS     $0xb1, X3, X1
 	VADDPS        X1, X3, X3
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -17282,9 +22114,9 @@ rows1_634:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_634
+	JNE           rows1_852
 
-done635:
+done853:
 	VZEROUPPER
 	RET
 
@@ -17297,26 +22129,18 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail637
+	JL      tail855
 
-rows4_636:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  68(CX), Y9, Y2
-	VFMADD231PS  136(CX), Y9, Y3
-	VFMADD231PS  204(CX), Y9, Y4
-	VFMADD231PS  884(CX), Y9, Y5
-	VFMADD231PS  952(CX), Y9, Y6
-	VFMADD231PS  1020(CX), Y9, Y7
-	VFMADD231PS  1088(CX), Y9, Y8
+rows4_854:
+	VMOVUPS      (DX), Y8
+	VMULPS       (CX), Y8, Y1
+	VMULPS       68(CX), Y8, Y2
+	VMULPS       136(CX), Y8, Y3
+	VMULPS       204(CX), Y8, Y4
+	VMULPS       884(CX), Y8, Y5
+	VMULPS       952(CX), Y8, Y6
+	VMULPS       1020(CX), Y8, Y7
+	VMULPS       1088(CX), Y8, Y8
 	VMOVUPS      32(DX), Y9
 	VFMADD231PS  32(CX), Y9, Y1
 	VFMADD231PS  100(CX), Y9, Y2
@@ -17393,23 +22217,19 @@ rows4_636:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_636
+	JGE          rows4_854
 
-tail637:
+tail855:
 	TESTQ BX, BX
-	JE    done639
+	JE    done857
 
-rows1_638:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VMOVUPS      (DX), Y5
-	VFMADD231PS  (CX), Y5, Y1
-	VFMADD231PS  884(CX), Y5, Y2
-	VMOVUPS      32(DX), Y5
-	VFMADD231PS  32(CX), Y5, Y3
-	VFMADD231PS  916(CX), Y5, Y4
+rows1_856:
+	VMOVUPS      (DX), Y2
+	VMULPS       (CX), Y2, Y1
+	VMULPS       884(CX), Y2, Y2
+	VMOVUPS      32(DX), Y4
+	VMULPS       32(CX), Y4, Y3
+	VMULPS       916(CX), Y4, Y4
 	VMASKMOVPS   64(DX), Y0, Y5
 	VMASKMOVPS   64(CX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -17456,9 +22276,9 @@ rows1_638:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_638
+	JNE          rows1_856
 
-done639:
+done857:
 	VZEROUPPER
 	RET
 
@@ -17472,43 +22292,44 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail641
+	JL    tail859
 
-rows4_640:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       (DX), Z8
-	VFMADD231PS   (CX), Z8, Z0
-	VFMADD231PS   68(CX), Z8, Z1
-	VFMADD231PS   136(CX), Z8, Z2
-	VFMADD231PS   204(CX), Z8, Z3
-	VFMADD231PS   884(CX), Z8, Z4
-	VFMADD231PS   952(CX), Z8, Z5
-	VFMADD231PS   1020(CX), Z8, Z6
-	VFMADD231PS   1088(CX), Z8, Z7
-	VMOVUPS.Z     64(DX), K1, Z8
-	VFMADD231PS   64(CX), Z8, K1, Z0
-	VFMADD231PS   132(CX), Z8, K1, Z1
-	VFMADD231PS   200(CX), Z8, K1, Z2
-	VFMADD231PS   268(CX), Z8, K1, Z3
-	VFMADD231PS   948(CX), Z8, K1, Z4
-	VFMADD231PS   1016(CX), Z8, K1, Z5
-	VFMADD231PS   1084(CX), Z8, K1, Z6
-	VFMADD231PS   1152(CX), Z8, K1, Z7
-	VEXTRACTF64X4 $0x01, Z0, Y8
+rows4_858:
+	VMOVUPS       (DX), Y7
+	VMULPS        (CX), Y7, Y0
+	VMULPS        68(CX), Y7, Y1
+	VMULPS        136(CX), Y7, Y2
+	VMULPS        204(CX), Y7, Y3
+	VMULPS        884(CX), Y7, Y4
+	VMULPS        952(CX), Y7, Y5
+	VMULPS        1020(CX), Y7, Y6
+	VMULPS        1088(CX), Y7, Y7
+	VMOVUPS       32(DX), Y15
+	VMULPS        32(CX), Y15, Y8
+	VMULPS        100(CX), Y15, Y9
+	VMULPS        168(CX), Y15, Y10
+	VMULPS        236(CX), Y15, Y11
+	VMULPS        916(CX), Y15, Y12
+	VMULPS        984(CX), Y15, Y13
+	VMULPS        1052(CX), Y15, Y14
+	VMULPS        1120(CX), Y15, Y15
+	VMOVUPS.Z     64(DX), K1, Y16
+	VFMADD231PS   64(CX), Y16, K1, Y0
+	VFMADD231PS   132(CX), Y16, K1, Y1
+	VFMADD231PS   200(CX), Y16, K1, Y2
+	VFMADD231PS   268(CX), Y16, K1, Y3
+	VFMADD231PS   948(CX), Y16, K1, Y4
+	VFMADD231PS   1016(CX), Y16, K1, Y5
+	VFMADD231PS   1084(CX), Y16, K1, Y6
+	VFMADD231PS   1152(CX), Y16, K1, Y7
 	VADDPS        Y8, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y8
-	VADDPS        Y8, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y8
-	VADDPS        Y8, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y8
-	VADDPS        Y8, Y3, Y3
+	VADDPS        Y9, Y1, Y1
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
 	VUNPCKLPS     Y1, Y0, Y8
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y8, Y8
@@ -17520,14 +22341,6 @@ rows4_640:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y7
 	VUNPCKLPS     Y5, Y4, Y1
 	VUNPCKHPS     Y5, Y4, Y2
 	VADDPS        Y2, Y1, Y1
@@ -17567,31 +22380,30 @@ rows4_640:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_640
+	JGE           rows4_858
 
-tail641:
+tail859:
 	TESTQ BX, BX
-	JE    done643
+	JE    done861
 
-rows1_642:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       (DX), Z2
-	VFMADD231PS   (CX), Z2, Z0
-	VFMADD231PS   884(CX), Z2, Z1
-	VMOVUPS.Z     64(DX), K1, Z2
-	VFMADD231PS   64(CX), Z2, K1, Z0
-	VFMADD231PS   948(CX), Z2, K1, Z1
-	VEXTRACTF64X4 $0x01, Z0, Y2
+rows1_860:
+	VMOVUPS       (DX), Y1
+	VMULPS        (CX), Y1, Y0
+	VMULPS        884(CX), Y1, Y1
+	VMOVUPS       32(DX), Y3
+	VMULPS        32(CX), Y3, Y2
+	VMULPS        916(CX), Y3, Y3
+	VMOVUPS.Z     64(DX), K1, Y4
+	VFMADD231PS   64(CX), Y4, K1, Y0
+	VFMADD231PS   948(CX), Y4, K1, Y1
 	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y0, X2
 	VADDPS        X2, X0, X2
 	VPERMILPS     $0x4e, X2, X0
 	VADDPS        X0, X2, X2
 	VPERMILPS     $0xb1, X2, X0
 	VADDPS        X0, X2, X2
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -17625,9 +22437,9 @@ rows1_642:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_642
+	JNE           rows1_860
 
-done643:
+done861:
 	VZEROUPPER
 	RET
 
@@ -17639,26 +22451,18 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail645
+	JL   tail863
 
-rows4_644:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVUPS      (DX), Y8
-	VFMADD231PS  (CX), Y8, Y0
-	VFMADD231PS  256(CX), Y8, Y1
-	VFMADD231PS  512(CX), Y8, Y2
-	VFMADD231PS  768(CX), Y8, Y3
-	VFMADD231PS  44032(CX), Y8, Y4
-	VFMADD231PS  44288(CX), Y8, Y5
-	VFMADD231PS  44544(CX), Y8, Y6
-	VFMADD231PS  44800(CX), Y8, Y7
+rows4_862:
+	VMOVUPS      (DX), Y7
+	VMULPS       (CX), Y7, Y0
+	VMULPS       256(CX), Y7, Y1
+	VMULPS       512(CX), Y7, Y2
+	VMULPS       768(CX), Y7, Y3
+	VMULPS       44032(CX), Y7, Y4
+	VMULPS       44288(CX), Y7, Y5
+	VMULPS       44544(CX), Y7, Y6
+	VMULPS       44800(CX), Y7, Y7
 	VMOVUPS      32(DX), Y8
 	VFMADD231PS  32(CX), Y8, Y0
 	VFMADD231PS  288(CX), Y8, Y1
@@ -17772,33 +22576,25 @@ rows4_644:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_644
+	JGE          rows4_862
 
-tail645:
+tail863:
 	TESTQ BX, BX
-	JE    done647
+	JE    done865
 
-rows1_646:
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVUPS      (DX), Y8
-	VFMADD231PS  (CX), Y8, Y0
-	VFMADD231PS  44032(CX), Y8, Y1
-	VMOVUPS      32(DX), Y8
-	VFMADD231PS  32(CX), Y8, Y2
-	VFMADD231PS  44064(CX), Y8, Y3
-	VMOVUPS      64(DX), Y8
-	VFMADD231PS  64(CX), Y8, Y4
-	VFMADD231PS  44096(CX), Y8, Y5
-	VMOVUPS      96(DX), Y8
-	VFMADD231PS  96(CX), Y8, Y6
-	VFMADD231PS  44128(CX), Y8, Y7
+rows1_864:
+	VMOVUPS      (DX), Y1
+	VMULPS       (CX), Y1, Y0
+	VMULPS       44032(CX), Y1, Y1
+	VMOVUPS      32(DX), Y3
+	VMULPS       32(CX), Y3, Y2
+	VMULPS       44064(CX), Y3, Y3
+	VMOVUPS      64(DX), Y5
+	VMULPS       64(CX), Y5, Y4
+	VMULPS       44096(CX), Y5, Y5
+	VMOVUPS      96(DX), Y7
+	VMULPS       96(CX), Y7, Y6
+	VMULPS       44128(CX), Y7, Y7
 	VMOVUPS      128(DX), Y8
 	VFMADD231PS  128(CX), Y8, Y0
 	VFMADD231PS  44160(CX), Y8, Y1
@@ -17856,9 +22652,9 @@ rows1_646:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_646
+	JNE          rows1_864
 
-done647:
+done865:
 	VZEROUPPER
 	RET
 
@@ -17870,93 +22666,89 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail649
+	JL   tail867
 
-rows4_648:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       zero<>+0(SB), Z16
-	VMOVUPS       zero<>+0(SB), Z17
-	VMOVUPS       zero<>+0(SB), Z18
-	VMOVUPS       zero<>+0(SB), Z19
-	VMOVUPS       zero<>+0(SB), Z20
-	VMOVUPS       zero<>+0(SB), Z21
-	VMOVUPS       zero<>+0(SB), Z22
-	VMOVUPS       zero<>+0(SB), Z23
-	VMOVUPS       (DX), Z24
-	VFMADD231PS   (CX), Z24, Z0
-	VFMADD231PS   256(CX), Z24, Z1
-	VFMADD231PS   512(CX), Z24, Z2
-	VFMADD231PS   768(CX), Z24, Z3
-	VFMADD231PS   44032(CX), Z24, Z4
-	VFMADD231PS   44288(CX), Z24, Z5
-	VFMADD231PS   44544(CX), Z24, Z6
-	VFMADD231PS   44800(CX), Z24, Z7
-	VMOVUPS       64(DX), Z24
-	VFMADD231PS   64(CX), Z24, Z8
-	VFMADD231PS   320(CX), Z24, Z9
-	VFMADD231PS   576(CX), Z24, Z10
-	VFMADD231PS   832(CX), Z24, Z11
-	VFMADD231PS   44096(CX), Z24, Z12
-	VFMADD231PS   44352(CX), Z24, Z13
-	VFMADD231PS   44608(CX), Z24, Z14
-	VFMADD231PS   44864(CX), Z24, Z15
-	VMOVUPS       128(DX), Z24
-	VFMADD231PS   128(CX), Z24, Z16
-	VFMADD231PS   384(CX), Z24, Z17
-	VFMADD231PS   640(CX), Z24, Z18
-	VFMADD231PS   896(CX), Z24, Z19
-	VFMADD231PS   44160(CX), Z24, Z20
-	VFMADD231PS   44416(CX), Z24, Z21
-	VFMADD231PS   44672(CX), Z24, Z22
-	VFMADD231PS   44928(CX), Z24, Z23
-	VMOVUPS       192(DX), Z24
-	VFMADD231PS   192(CX), Z24, Z0
-	VFMADD231PS   448(CX), Z24, Z1
-	VFMADD231PS   704(CX), Z24, Z2
-	VFMADD231PS   960(CX), Z24, Z3
-	VFMADD231PS   44224(CX), Z24, Z4
-	VFMADD231PS   44480(CX), Z24, Z5
-	VFMADD231PS   44736(CX), Z24, Z6
-	VFMADD231PS   44992(CX), Z24, Z7
-	VADDPS        Z8, Z0, Z0
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z5, Z5
-	VADDPS        Z14, Z6, Z6
-	VADDPS        Z15, Z7, Z7
-	VADDPS        Z16, Z0, Z0
-	VADDPS        Z17, Z1, Z1
-	VADDPS        Z18, Z2, Z2
-	VADDPS        Z19, Z3, Z3
-	VADDPS        Z20, Z4, Z4
-	VADDPS        Z21, Z5, Z5
-	VADDPS        Z22, Z6, Z6
-	VADDPS        Z23, Z7, Z7
-	VEXTRACTF64X4 $0x01, Z0, Y8
+rows4_866:
+	VMOVUPS       (DX), Y7
+	VMULPS        (CX), Y7, Y0
+	VMULPS        256(CX), Y7, Y1
+	VMULPS        512(CX), Y7, Y2
+	VMULPS        768(CX), Y7, Y3
+	VMULPS        44032(CX), Y7, Y4
+	VMULPS        44288(CX), Y7, Y5
+	VMULPS        44544(CX), Y7, Y6
+	VMULPS        44800(CX), Y7, Y7
+	VMOVUPS       32(DX), Y15
+	VMULPS        32(CX), Y15, Y8
+	VMULPS        288(CX), Y15, Y9
+	VMULPS        544(CX), Y15, Y10
+	VMULPS        800(CX), Y15, Y11
+	VMULPS        44064(CX), Y15, Y12
+	VMULPS        44320(CX), Y15, Y13
+	VMULPS        44576(CX), Y15, Y14
+	VMULPS        44832(CX), Y15, Y15
+	VMOVUPS       64(DX), Y16
+	VFMADD231PS   64(CX), Y16, Y0
+	VFMADD231PS   320(CX), Y16, Y1
+	VFMADD231PS   576(CX), Y16, Y2
+	VFMADD231PS   832(CX), Y16, Y3
+	VFMADD231PS   44096(CX), Y16, Y4
+	VFMADD231PS   44352(CX), Y16, Y5
+	VFMADD231PS   44608(CX), Y16, Y6
+	VFMADD231PS   44864(CX), Y16, Y7
+	VMOVUPS       96(DX), Y16
+	VFMADD231PS   96(CX), Y16, Y8
+	VFMADD231PS   352(CX), Y16, Y9
+	VFMADD231PS   608(CX), Y16, Y10
+	VFMADD231PS   864(CX), Y16, Y11
+	VFMADD231PS   44128(CX), Y16, Y12
+	VFMADD231PS   44384(CX), Y16, Y13
+	VFMADD231PS   44640(CX), Y16, Y14
+	VFMADD231PS   44896(CX), Y16, Y15
+	VMOVUPS       128(DX), Y16
+	VFMADD231PS   128(CX), Y16, Y0
+	VFMADD231PS   384(CX), Y16, Y1
+	VFMADD231PS   640(CX), Y16, Y2
+	VFMADD231PS   896(CX), Y16, Y3
+	VFMADD231PS   44160(CX), Y16, Y4
+	VFMADD231PS   44416(CX), Y16, Y5
+	VFMADD231PS   44672(CX), Y16, Y6
+	VFMADD231PS   44928(CX), Y16, Y7
+	VMOVUPS       160(DX), Y16
+	VFMADD231PS   160(CX), Y16, Y8
+	VFMADD231PS   416(CX), Y16, Y9
+	VFMADD231PS   672(CX), Y16, Y10
+	VFMADD231PS   928(CX), Y16, Y11
+	VFMADD231PS   44192(CX), Y16, Y12
+	VFMADD231PS   44448(CX), Y16, Y13
+	VFMADD231PS   44704(CX), Y16, Y14
+	VFMADD231PS   44960(CX), Y16, Y15
+	VMOVUPS       192(DX), Y16
+	VFMADD231PS   192(CX), Y16, Y0
+	VFMADD231PS   448(CX), Y16, Y1
+	VFMADD231PS   704(CX), Y16, Y2
+	VFMADD231PS   960(CX), Y16, Y3
+	VFMADD231PS   44224(CX), Y16, Y4
+	VFMADD231PS   44480(CX), Y16, Y5
+	VFMADD231PS   44736(CX), Y16, Y6
+	VFMADD231PS   44992(CX), Y16, Y7
+	VMOVUPS       224(DX), Y16
+	VFMADD231PS   224(CX), Y16, Y8
+	VFMADD231PS   480(CX), Y16, Y9
+	VFMADD231PS   736(CX), Y16, Y10
+	VFMADD231PS   992(CX), Y16, Y11
+	VFMADD231PS   44256(CX), Y16, Y12
+	VFMADD231PS   44512(CX), Y16, Y13
+	VFMADD231PS   44768(CX), Y16, Y14
+	VFMADD231PS   45024(CX), Y16, Y15
 	VADDPS        Y8, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y8
-	VADDPS        Y8, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y8
-	VADDPS        Y8, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y8
-	VADDPS        Y8, Y3, Y3
+	VADDPS        Y9, Y1, Y1
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
 	VUNPCKLPS     Y1, Y0, Y8
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y8, Y8
@@ -17968,14 +22760,6 @@ rows4_648:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y7
 	VUNPCKLPS     Y5, Y4, Y1
 	VUNPCKHPS     Y5, Y4, Y2
 	VADDPS        Y2, Y1, Y1
@@ -18015,49 +22799,49 @@ rows4_648:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_648
+	JGE           rows4_866
 
-tail649:
+tail867:
 	TESTQ BX, BX
-	JE    done651
+	JE    done869
 
-rows1_650:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       (DX), Z8
-	VFMADD231PS   (CX), Z8, Z0
-	VFMADD231PS   44032(CX), Z8, Z1
-	VMOVUPS       64(DX), Z8
-	VFMADD231PS   64(CX), Z8, Z2
-	VFMADD231PS   44096(CX), Z8, Z3
-	VMOVUPS       128(DX), Z8
-	VFMADD231PS   128(CX), Z8, Z4
-	VFMADD231PS   44160(CX), Z8, Z5
-	VMOVUPS       192(DX), Z8
-	VFMADD231PS   192(CX), Z8, Z6
-	VFMADD231PS   44224(CX), Z8, Z7
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z0, Z0
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z0, Z0
-	VADDPS        Z7, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z0, Y2
+rows1_868:
+	VMOVUPS       (DX), Y1
+	VMULPS        (CX), Y1, Y0
+	VMULPS        44032(CX), Y1, Y1
+	VMOVUPS       32(DX), Y3
+	VMULPS        32(CX), Y3, Y2
+	VMULPS        44064(CX), Y3, Y3
+	VMOVUPS       64(DX), Y5
+	VMULPS        64(CX), Y5, Y4
+	VMULPS        44096(CX), Y5, Y5
+	VMOVUPS       96(DX), Y7
+	VMULPS        96(CX), Y7, Y6
+	VMULPS        44128(CX), Y7, Y7
+	VMOVUPS       128(DX), Y8
+	VFMADD231PS   128(CX), Y8, Y0
+	VFMADD231PS   44160(CX), Y8, Y1
+	VMOVUPS       160(DX), Y8
+	VFMADD231PS   160(CX), Y8, Y2
+	VFMADD231PS   44192(CX), Y8, Y3
+	VMOVUPS       192(DX), Y8
+	VFMADD231PS   192(CX), Y8, Y4
+	VFMADD231PS   44224(CX), Y8, Y5
+	VMOVUPS       224(DX), Y8
+	VFMADD231PS   224(CX), Y8, Y6
+	VFMADD231PS   44256(CX), Y8, Y7
 	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y0, Y0
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y0, Y0
+	VADDPS        Y7, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y0, X2
 	VADDPS        X2, X0, X2
 	VPERMILPS     $0x4e, X2, X0
 	VADDPS        X0, X2, X2
 	VPERMILPS     $0xb1, X2, X0
 	VADDPS        X0, X2, X2
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -18091,9 +22875,9 @@ rows1_650:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_650
+	JNE           rows1_868
 
-done651:
+done869:
 	VZEROUPPER
 	RET
 
@@ -18106,34 +22890,26 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail653
+	JL      tail871
 
-rows4_652:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMASKMOVPS   (DX), Y0, Y9
-	VMASKMOVPS   (CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y1
-	VMASKMOVPS   4(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y2
-	VMASKMOVPS   8(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y3
-	VMASKMOVPS   12(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y4
-	VMASKMOVPS   4(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y5
-	VMASKMOVPS   8(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y6
-	VMASKMOVPS   12(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y7
-	VMASKMOVPS   16(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y8
+rows4_870:
+	VMASKMOVPS   (DX), Y0, Y8
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y8, Y1, Y1
+	VMASKMOVPS   4(CX), Y0, Y2
+	VMULPS       Y8, Y2, Y2
+	VMASKMOVPS   8(CX), Y0, Y3
+	VMULPS       Y8, Y3, Y3
+	VMASKMOVPS   12(CX), Y0, Y4
+	VMULPS       Y8, Y4, Y4
+	VMASKMOVPS   4(CX), Y0, Y5
+	VMULPS       Y8, Y5, Y5
+	VMASKMOVPS   8(CX), Y0, Y6
+	VMULPS       Y8, Y6, Y6
+	VMASKMOVPS   12(CX), Y0, Y7
+	VMULPS       Y8, Y7, Y7
+	VMASKMOVPS   16(CX), Y0, Y9
+	VMULPS       Y8, Y9, Y8
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -18184,20 +22960,18 @@ rows4_652:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_652
+	JGE          rows4_870
 
-tail653:
+tail871:
 	TESTQ BX, BX
-	JE    done655
+	JE    done873
 
-rows1_654:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VMASKMOVPS   (CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y1
-	VMASKMOVPS   4(CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y2
+rows1_872:
+	VMASKMOVPS   (DX), Y0, Y2
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   4(CX), Y0, Y3
+	VMULPS       Y2, Y3, Y2
 	VEXTRACTF128 $0x01, Y1, X3
 	VADDPS       X3, X1, X3
 	VPERMILPS    $0x4e, X3, X1
@@ -18237,9 +23011,9 @@ rows1_654:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_654
+	JNE          rows1_872
 
-done655:
+done873:
 	VZEROUPPER
 	RET
 
@@ -18253,34 +23027,18 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail657
+	JL    tail875
 
-rows4_656:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS.Z     (DX), K1, Z8
-	VFMADD231PS   (CX), Z8, K1, Z0
-	VFMADD231PS   4(CX), Z8, K1, Z1
-	VFMADD231PS   8(CX), Z8, K1, Z2
-	VFMADD231PS   12(CX), Z8, K1, Z3
-	VFMADD231PS   4(CX), Z8, K1, Z4
-	VFMADD231PS   8(CX), Z8, K1, Z5
-	VFMADD231PS   12(CX), Z8, K1, Z6
-	VFMADD231PS   16(CX), Z8, K1, Z7
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y8
-	VADDPS        Y8, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y8
-	VADDPS        Y8, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y8
-	VADDPS        Y8, Y3, Y3
+rows4_874:
+	VMOVUPS.Z     (DX), K1, Y7
+	VMULPS.Z      (CX), Y7, K1, Y0
+	VMULPS.Z      4(CX), Y7, K1, Y1
+	VMULPS.Z      8(CX), Y7, K1, Y2
+	VMULPS.Z      12(CX), Y7, K1, Y3
+	VMULPS.Z      4(CX), Y7, K1, Y4
+	VMULPS.Z      8(CX), Y7, K1, Y5
+	VMULPS.Z      12(CX), Y7, K1, Y6
+	VMULPS.Z      16(CX), Y7, K1, Y7
 	VUNPCKLPS     Y1, Y0, Y8
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y8, Y8
@@ -18292,14 +23050,6 @@ rows4_656:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y7
 	VUNPCKLPS     Y5, Y4, Y1
 	VUNPCKHPS     Y5, Y4, Y2
 	VADDPS        Y2, Y1, Y1
@@ -18339,28 +23089,22 @@ rows4_656:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_656
+	JGE           rows4_874
 
-tail657:
+tail875:
 	TESTQ BX, BX
-	JE    done659
+	JE    done877
 
-rows1_658:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS.Z     (DX), K1, Z2
-	VFMADD231PS   (CX), Z2, K1, Z0
-	VFMADD231PS   4(CX), Z2, K1, Z1
-	VEXTRACTF64X4 $0x01, Z0, Y2
-	VADDPS        Y2, Y0, Y0
+rows1_876:
+	VMOVUPS.Z     (DX), K1, Y1
+	VMULPS.Z      (CX), Y1, K1, Y0
+	VMULPS.Z      4(CX), Y1, K1, Y1
 	VEXTRACTF32X4 $0x01, Y0, X2
 	VADDPS        X2, X0, X2
 	VPERMILPS     $0x4e, X2, X0
 	VADDPS        X0, X2, X2
 	VPERMILPS     $0xb1, X2, X0
 	VADDPS        X0, X2, X2
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -18394,188 +23138,239 @@ rows1_658:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_658
+	JNE           rows1_876
 
-done659:
+done877:
 	VZEROUPPER
 	RET
 
-// func swiglu_5x7_avx2(out *float32, w *float32, x *float32, n int)
+// func swiglu_2048x768_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3
-TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    x+16(FP), DX
-	MOVQ    n+24(FP), BX
-	VMOVDQU masktab<>+36(SB), Y0
-	CMPQ    BX, $0x04
-	JL      tail661
+TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail879
 
-rows4_660:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMASKMOVPS   (DX), Y0, Y9
-	VMASKMOVPS   (CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y1
-	VMASKMOVPS   28(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y2
-	VMASKMOVPS   56(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y3
-	VMASKMOVPS   84(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y4
-	VMASKMOVPS   140(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y5
-	VMASKMOVPS   168(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y6
-	VMASKMOVPS   196(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y7
-	VMASKMOVPS   224(CX), Y0, Y10
-	VFMADD231PS  Y9, Y10, Y8
-	VUNPCKLPS    Y2, Y1, Y9
-	VUNPCKHPS    Y2, Y1, Y1
-	VADDPS       Y1, Y9, Y9
-	VUNPCKLPS    Y4, Y3, Y1
-	VUNPCKHPS    Y4, Y3, Y2
+rows4_878:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols882:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	VFMADD231PS  6291456(CX)(SI*1), Y8, Y4
+	VFMADD231PS  6294528(CX)(SI*1), Y8, Y5
+	VFMADD231PS  6297600(CX)(SI*1), Y8, Y6
+	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols882
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VUNPCKLPS    Y5, Y4, Y1
+	VUNPCKHPS    Y5, Y4, Y2
 	VADDPS       Y2, Y1, Y1
-	VUNPCKLPD    Y1, Y9, Y2
-	VUNPCKHPD    Y1, Y9, Y1
-	VADDPS       Y1, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VUNPCKLPS    Y6, Y5, Y2
-	VUNPCKHPS    Y6, Y5, Y3
+	VUNPCKLPS    Y7, Y6, Y2
+	VUNPCKHPS    Y7, Y6, Y3
 	VADDPS       Y3, Y2, Y2
-	VUNPCKLPS    Y8, Y7, Y3
-	VUNPCKHPS    Y8, Y7, Y4
-	VADDPS       Y4, Y3, Y3
-	VUNPCKLPD    Y3, Y2, Y4
-	VUNPCKHPD    Y3, Y2, Y2
-	VADDPS       Y2, Y4, Y4
-	VEXTRACTF128 $0x01, Y4, X2
-	VADDPS       X2, X4, X2
-	VMULPS       minus1<>+0(SB), X1, X3
-	VMINPS       exp_hi<>+0(SB), X3, X3
-	VMAXPS       exp_lo<>+0(SB), X3, X3
-	VMULPS       log2e<>+0(SB), X3, X4
-	VROUNDPS     $0x00, X4, X4
-	VFNMADD231PS ln2hi<>+0(SB), X4, X3
-	VFNMADD231PS ln2lo<>+0(SB), X4, X3
-	VMOVUPS      exp_p0<>+0(SB), X5
-	VFMADD213PS  exp_p1<>+0(SB), X3, X5
-	VFMADD213PS  exp_p2<>+0(SB), X3, X5
-	VFMADD213PS  exp_p3<>+0(SB), X3, X5
-	VFMADD213PS  exp_p4<>+0(SB), X3, X5
-	VFMADD213PS  exp_p5<>+0(SB), X3, X5
-	VMULPS       X3, X3, X6
-	VFMADD213PS  X3, X6, X5
-	VADDPS       one<>+0(SB), X5, X5
-	VCVTPS2DQ    X4, X4
-	VPADDD       i127<>+0(SB), X4, X4
-	VPSLLD       $0x17, X4, X4
-	VMULPS       X4, X5, X3
-	VADDPS       one<>+0(SB), X3, X3
-	VDIVPS       X3, X1, X1
-	VMULPS       X2, X1, X1
-	VMOVUPS      X1, (AX)
-	ADDQ         $0x00000070, CX
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       minus1<>+0(SB), X0, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS ln2lo<>+0(SB), X3, X2
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X2, X4
+	VFMADD213PS  exp_p2<>+0(SB), X2, X4
+	VFMADD213PS  exp_p3<>+0(SB), X2, X4
+	VFMADD213PS  exp_p4<>+0(SB), X2, X4
+	VFMADD213PS  exp_p5<>+0(SB), X2, X4
+	VMULPS       X2, X2, X5
+	VFMADD213PS  X2, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X0, X0
+	VMULPS       X1, X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x00003000, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_660
+	JGE          rows4_878
 
-tail661:
+tail879:
 	TESTQ BX, BX
-	JE    done663
+	JE    done881
 
-rows1_662:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VMASKMOVPS   (DX), Y0, Y3
-	VMASKMOVPS   (CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y1
-	VMASKMOVPS   140(CX), Y0, Y4
-	VFMADD231PS  Y3, Y4, Y2
-	VEXTRACTF128 $0x01, Y1, X3
-	VADDPS       X3, X1, X3
-	VPERMILPS    $0x4e, X3, X1
-	VADDPS       X1, X3, X3
-	VPERMILPS    $0xb1, X3, X1
-	VADDPS       X1, X3, X3
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VPERMILPS    $0x4e, X1, X2
-	VADDPS       X2, X1, X1
-	VPERMILPS    $0xb1, X1, X2
-	VADDPS       X2, X1, X1
-	VMULPS       minus1<>+0(SB), X3, X2
-	VMINPS       exp_hi<>+0(SB), X2, X2
-	VMAXPS       exp_lo<>+0(SB), X2, X2
-	VMULPS       log2e<>+0(SB), X2, X4
-	VROUNDPS     $0x00, X4, X4
-	VFNMADD231PS ln2hi<>+0(SB), X4, X2
-	VFNMADD231PS ln2lo<>+0(SB), X4, X2
-	VMOVUPS      exp_p0<>+0(SB), X5
-	VFMADD213PS  exp_p1<>+0(SB), X2, X5
-	VFMADD213PS  exp_p2<>+0(SB), X2, X5
-	VFMADD213PS  exp_p3<>+0(SB), X2, X5
-	VFMADD213PS  exp_p4<>+0(SB), X2, X5
-	VFMADD213PS  exp_p5<>+0(SB), X2, X5
-	VMULPS       X2, X2, X6
-	VFMADD213PS  X2, X6, X5
-	VADDPS       one<>+0(SB), X5, X5
-	VCVTPS2DQ    X4, X4
-	VPADDD       i127<>+0(SB), X4, X4
-	VPSLLD       $0x17, X4, X4
-	VMULPS       X4, X5, X2
-	VADDPS       one<>+0(SB), X2, X2
-	VDIVPS       X2, X3, X3
-	VMULPS       X1, X3, X3
-	VMOVSS       X3, (AX)
-	ADDQ         $0x0000001c, CX
+rows1_880:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols883:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
+	VMOVUPS      32(DX)(SI*1), Y8
+	VFMADD231PS  32(CX)(SI*1), Y8, Y2
+	VFMADD231PS  6291488(CX)(SI*1), Y8, Y3
+	VMOVUPS      64(DX)(SI*1), Y8
+	VFMADD231PS  64(CX)(SI*1), Y8, Y4
+	VFMADD231PS  6291520(CX)(SI*1), Y8, Y5
+	VMOVUPS      96(DX)(SI*1), Y8
+	VFMADD231PS  96(CX)(SI*1), Y8, Y6
+	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000080, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols883
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y0, Y0
+	VADDPS       Y7, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMULPS       minus1<>+0(SB), X2, X1
+	VMINPS       exp_hi<>+0(SB), X1, X1
+	VMAXPS       exp_lo<>+0(SB), X1, X1
+	VMULPS       log2e<>+0(SB), X1, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS ln2lo<>+0(SB), X3, X1
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X1, X4
+	VFMADD213PS  exp_p2<>+0(SB), X1, X4
+	VFMADD213PS  exp_p3<>+0(SB), X1, X4
+	VFMADD213PS  exp_p4<>+0(SB), X1, X4
+	VFMADD213PS  exp_p5<>+0(SB), X1, X4
+	VMULPS       X1, X1, X5
+	VFMADD213PS  X1, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X1
+	VADDPS       one<>+0(SB), X1, X1
+	VDIVPS       X1, X2, X2
+	VMULPS       X0, X2, X2
+	VMOVSS       X2, (AX)
+	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_662
+	JNE          rows1_880
 
-done663:
+done881:
 	VZEROUPPER
 	RET
 
-// func swiglu_5x7_avx512(out *float32, w *float32, x *float32, n int)
+// func swiglu_2048x768_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, FMA3
-TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
-	MOVQ  out+0(FP), AX
-	MOVQ  w+8(FP), CX
-	MOVQ  x+16(FP), DX
-	MOVQ  n+24(FP), BX
-	MOVL  $0x0000007f, SI
-	KMOVW SI, K1
-	CMPQ  BX, $0x04
-	JL    tail665
+TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail885
 
-rows4_664:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS.Z     (DX), K1, Z8
-	VFMADD231PS   (CX), Z8, K1, Z0
-	VFMADD231PS   28(CX), Z8, K1, Z1
-	VFMADD231PS   56(CX), Z8, K1, Z2
-	VFMADD231PS   84(CX), Z8, K1, Z3
-	VFMADD231PS   140(CX), Z8, K1, Z4
-	VFMADD231PS   168(CX), Z8, K1, Z5
-	VFMADD231PS   196(CX), Z8, K1, Z6
-	VFMADD231PS   224(CX), Z8, K1, Z7
+rows4_884:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    SI, SI
+
+cols888:
+	VMOVUPS       (DX)(SI*1), Z16
+	VFMADD231PS   (CX)(SI*1), Z16, Z0
+	VFMADD231PS   3072(CX)(SI*1), Z16, Z1
+	VFMADD231PS   6144(CX)(SI*1), Z16, Z2
+	VFMADD231PS   9216(CX)(SI*1), Z16, Z3
+	VFMADD231PS   6291456(CX)(SI*1), Z16, Z4
+	VFMADD231PS   6294528(CX)(SI*1), Z16, Z5
+	VFMADD231PS   6297600(CX)(SI*1), Z16, Z6
+	VFMADD231PS   6300672(CX)(SI*1), Z16, Z7
+	VMOVUPS       64(DX)(SI*1), Z16
+	VFMADD231PS   64(CX)(SI*1), Z16, Z8
+	VFMADD231PS   3136(CX)(SI*1), Z16, Z9
+	VFMADD231PS   6208(CX)(SI*1), Z16, Z10
+	VFMADD231PS   9280(CX)(SI*1), Z16, Z11
+	VFMADD231PS   6291520(CX)(SI*1), Z16, Z12
+	VFMADD231PS   6294592(CX)(SI*1), Z16, Z13
+	VFMADD231PS   6297664(CX)(SI*1), Z16, Z14
+	VFMADD231PS   6300736(CX)(SI*1), Z16, Z15
+	ADDQ          $0x00000080, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols888
+	VADDPS        Z8, Z0, Z0
+	VADDPS        Z9, Z1, Z1
+	VADDPS        Z10, Z2, Z2
+	VADDPS        Z11, Z3, Z3
+	VADDPS        Z12, Z4, Z4
+	VADDPS        Z13, Z5, Z5
+	VADDPS        Z14, Z6, Z6
+	VADDPS        Z15, Z7, Z7
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -18638,22 +23433,49 @@ rows4_664:
 	VDIVPS        X2, X0, X0
 	VMULPS        X1, X0, X0
 	VMOVUPS       X0, (AX)
-	ADDQ          $0x00000070, CX
+	ADDQ          $0x00003000, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_664
+	JGE           rows4_884
 
-tail665:
+tail885:
 	TESTQ BX, BX
-	JE    done667
+	JE    done887
 
-rows1_666:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS.Z     (DX), K1, Z2
-	VFMADD231PS   (CX), Z2, K1, Z0
-	VFMADD231PS   140(CX), Z2, K1, Z1
+rows1_886:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols889:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
+	VMOVUPS       64(DX)(SI*1), Z8
+	VFMADD231PS   64(CX)(SI*1), Z8, Z2
+	VFMADD231PS   6291520(CX)(SI*1), Z8, Z3
+	VMOVUPS       128(DX)(SI*1), Z8
+	VFMADD231PS   128(CX)(SI*1), Z8, Z4
+	VFMADD231PS   6291584(CX)(SI*1), Z8, Z5
+	VMOVUPS       192(DX)(SI*1), Z8
+	VFMADD231PS   192(CX)(SI*1), Z8, Z6
+	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000100, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols889
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z0, Z0
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z0, Z0
+	VADDPS        Z7, Z1, Z1
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -18694,26 +23516,26 @@ rows1_666:
 	VDIVPS        X1, X2, X2
 	VMULPS        X0, X2, X2
 	VMOVSS        X2, (AX)
-	ADDQ          $0x0000001c, CX
+	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_666
+	JNE           rows1_886
 
-done667:
+done887:
 	VZEROUPPER
 	RET
 
-// func swiglu_768x288_avx2(out *float32, w *float32, x *float32, n int)
+// func swiglu_288x288_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3
-TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
+TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail669
+	JL   tail891
 
-rows4_668:
+rows4_890:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -18724,19 +23546,19 @@ rows4_668:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols672:
+cols894:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
 	VFMADD231PS  2304(CX)(SI*1), Y8, Y2
 	VFMADD231PS  3456(CX)(SI*1), Y8, Y3
-	VFMADD231PS  884736(CX)(SI*1), Y8, Y4
-	VFMADD231PS  885888(CX)(SI*1), Y8, Y5
-	VFMADD231PS  887040(CX)(SI*1), Y8, Y6
-	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
+	VFMADD231PS  331776(CX)(SI*1), Y8, Y4
+	VFMADD231PS  332928(CX)(SI*1), Y8, Y5
+	VFMADD231PS  334080(CX)(SI*1), Y8, Y6
+	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols672
+	JNE          cols894
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -18787,13 +23609,13 @@ cols672:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_668
+	JGE          rows4_890
 
-tail669:
+tail891:
 	TESTQ BX, BX
-	JE    done671
+	JE    done893
 
-rows1_670:
+rows1_892:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -18804,22 +23626,22 @@ rows1_670:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols673:
+cols895:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
-	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
+	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
 	VMOVUPS      32(DX)(SI*1), Y8
 	VFMADD231PS  32(CX)(SI*1), Y8, Y2
-	VFMADD231PS  884768(CX)(SI*1), Y8, Y3
+	VFMADD231PS  331808(CX)(SI*1), Y8, Y3
 	VMOVUPS      64(DX)(SI*1), Y8
 	VFMADD231PS  64(CX)(SI*1), Y8, Y4
-	VFMADD231PS  884800(CX)(SI*1), Y8, Y5
+	VFMADD231PS  331840(CX)(SI*1), Y8, Y5
 	VMOVUPS      96(DX)(SI*1), Y8
 	VFMADD231PS  96(CX)(SI*1), Y8, Y6
-	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
+	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols673
+	JNE          cols895
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -18865,23 +23687,23 @@ cols673:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_670
+	JNE          rows1_892
 
-done671:
+done893:
 	VZEROUPPER
 	RET
 
-// func swiglu_768x288_avx512(out *float32, w *float32, x *float32, n int)
+// func swiglu_288x288_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, FMA3
-TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
+TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail675
+	JL   tail897
 
-rows4_674:
+rows4_896:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -18898,47 +23720,30 @@ rows4_674:
 	VMOVUPS zero<>+0(SB), Z13
 	VMOVUPS zero<>+0(SB), Z14
 	VMOVUPS zero<>+0(SB), Z15
-	VMOVUPS zero<>+0(SB), Z16
-	VMOVUPS zero<>+0(SB), Z17
-	VMOVUPS zero<>+0(SB), Z18
-	VMOVUPS zero<>+0(SB), Z19
-	VMOVUPS zero<>+0(SB), Z20
-	VMOVUPS zero<>+0(SB), Z21
-	VMOVUPS zero<>+0(SB), Z22
-	VMOVUPS zero<>+0(SB), Z23
 	XORQ    SI, SI
 
-cols678:
-	VMOVUPS       (DX)(SI*1), Z24
-	VFMADD231PS   (CX)(SI*1), Z24, Z0
-	VFMADD231PS   1152(CX)(SI*1), Z24, Z1
-	VFMADD231PS   2304(CX)(SI*1), Z24, Z2
-	VFMADD231PS   3456(CX)(SI*1), Z24, Z3
-	VFMADD231PS   884736(CX)(SI*1), Z24, Z4
-	VFMADD231PS   885888(CX)(SI*1), Z24, Z5
-	VFMADD231PS   887040(CX)(SI*1), Z24, Z6
-	VFMADD231PS   888192(CX)(SI*1), Z24, Z7
-	VMOVUPS       64(DX)(SI*1), Z24
-	VFMADD231PS   64(CX)(SI*1), Z24, Z8
-	VFMADD231PS   1216(CX)(SI*1), Z24, Z9
-	VFMADD231PS   2368(CX)(SI*1), Z24, Z10
-	VFMADD231PS   3520(CX)(SI*1), Z24, Z11
-	VFMADD231PS   884800(CX)(SI*1), Z24, Z12
-	VFMADD231PS   885952(CX)(SI*1), Z24, Z13
-	VFMADD231PS   887104(CX)(SI*1), Z24, Z14
-	VFMADD231PS   888256(CX)(SI*1), Z24, Z15
-	VMOVUPS       128(DX)(SI*1), Z24
-	VFMADD231PS   128(CX)(SI*1), Z24, Z16
-	VFMADD231PS   1280(CX)(SI*1), Z24, Z17
-	VFMADD231PS   2432(CX)(SI*1), Z24, Z18
-	VFMADD231PS   3584(CX)(SI*1), Z24, Z19
-	VFMADD231PS   884864(CX)(SI*1), Z24, Z20
-	VFMADD231PS   886016(CX)(SI*1), Z24, Z21
-	VFMADD231PS   887168(CX)(SI*1), Z24, Z22
-	VFMADD231PS   888320(CX)(SI*1), Z24, Z23
-	ADDQ          $0x000000c0, SI
+cols900:
+	VMOVUPS       (DX)(SI*1), Z16
+	VFMADD231PS   (CX)(SI*1), Z16, Z0
+	VFMADD231PS   1152(CX)(SI*1), Z16, Z1
+	VFMADD231PS   2304(CX)(SI*1), Z16, Z2
+	VFMADD231PS   3456(CX)(SI*1), Z16, Z3
+	VFMADD231PS   331776(CX)(SI*1), Z16, Z4
+	VFMADD231PS   332928(CX)(SI*1), Z16, Z5
+	VFMADD231PS   334080(CX)(SI*1), Z16, Z6
+	VFMADD231PS   335232(CX)(SI*1), Z16, Z7
+	VMOVUPS       64(DX)(SI*1), Z16
+	VFMADD231PS   64(CX)(SI*1), Z16, Z8
+	VFMADD231PS   1216(CX)(SI*1), Z16, Z9
+	VFMADD231PS   2368(CX)(SI*1), Z16, Z10
+	VFMADD231PS   3520(CX)(SI*1), Z16, Z11
+	VFMADD231PS   331840(CX)(SI*1), Z16, Z12
+	VFMADD231PS   332992(CX)(SI*1), Z16, Z13
+	VFMADD231PS   334144(CX)(SI*1), Z16, Z14
+	VFMADD231PS   335296(CX)(SI*1), Z16, Z15
+	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols678
+	JNE           cols900
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -18947,14 +23752,6 @@ cols678:
 	VADDPS        Z13, Z5, Z5
 	VADDPS        Z14, Z6, Z6
 	VADDPS        Z15, Z7, Z7
-	VADDPS        Z16, Z0, Z0
-	VADDPS        Z17, Z1, Z1
-	VADDPS        Z18, Z2, Z2
-	VADDPS        Z19, Z3, Z3
-	VADDPS        Z20, Z4, Z4
-	VADDPS        Z21, Z5, Z5
-	VADDPS        Z22, Z6, Z6
-	VADDPS        Z23, Z7, Z7
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -19021,13 +23818,13 @@ cols678:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_674
+	JGE           rows4_896
 
-tail675:
+tail897:
 	TESTQ BX, BX
-	JE    done677
+	JE    done899
 
-rows1_676:
+rows1_898:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -19038,7 +23835,1095 @@ rows1_676:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols679:
+cols901:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   331776(CX)(SI*1), Z8, Z1
+	VMOVUPS       64(DX)(SI*1), Z8
+	VFMADD231PS   64(CX)(SI*1), Z8, Z2
+	VFMADD231PS   331840(CX)(SI*1), Z8, Z3
+	VMOVUPS       128(DX)(SI*1), Z8
+	VFMADD231PS   128(CX)(SI*1), Z8, Z4
+	VFMADD231PS   331904(CX)(SI*1), Z8, Z5
+	VMOVUPS       192(DX)(SI*1), Z8
+	VFMADD231PS   192(CX)(SI*1), Z8, Z6
+	VFMADD231PS   331968(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000100, SI
+	CMPQ          SI, $0x00000400
+	JNE           cols901
+	VMOVUPS       1024(DX), Z8
+	VFMADD231PS   1024(CX), Z8, Z0
+	VFMADD231PS   332800(CX), Z8, Z1
+	VMOVUPS       1088(DX), Z8
+	VFMADD231PS   1088(CX), Z8, Z2
+	VFMADD231PS   332864(CX), Z8, Z3
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z0, Z0
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z0, Z0
+	VADDPS        Z7, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMULPS        minus1<>+0(SB), X2, X1
+	VMINPS        exp_hi<>+0(SB), X1, X1
+	VMAXPS        exp_lo<>+0(SB), X1, X1
+	VMULPS        log2e<>+0(SB), X1, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X1
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X1, X4
+	VFMADD213PS   exp_p2<>+0(SB), X1, X4
+	VFMADD213PS   exp_p3<>+0(SB), X1, X4
+	VFMADD213PS   exp_p4<>+0(SB), X1, X4
+	VFMADD213PS   exp_p5<>+0(SB), X1, X4
+	VMULPS        X1, X1, X5
+	VFMADD213PS   X1, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X1
+	VADDPS        one<>+0(SB), X1, X1
+	VDIVPS        X1, X2, X2
+	VMULPS        X0, X2, X2
+	VMOVSS        X2, (AX)
+	ADDQ          $0x00000480, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_898
+
+done899:
+	VZEROUPPER
+	RET
+
+// func swiglu_5x7_avx2(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, FMA3
+TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+24(FP), BX
+	VMOVDQU masktab<>+36(SB), Y0
+	CMPQ    BX, $0x04
+	JL      tail903
+
+rows4_902:
+	VMASKMOVPS   (DX), Y0, Y8
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y8, Y1, Y1
+	VMASKMOVPS   28(CX), Y0, Y2
+	VMULPS       Y8, Y2, Y2
+	VMASKMOVPS   56(CX), Y0, Y3
+	VMULPS       Y8, Y3, Y3
+	VMASKMOVPS   84(CX), Y0, Y4
+	VMULPS       Y8, Y4, Y4
+	VMASKMOVPS   140(CX), Y0, Y5
+	VMULPS       Y8, Y5, Y5
+	VMASKMOVPS   168(CX), Y0, Y6
+	VMULPS       Y8, Y6, Y6
+	VMASKMOVPS   196(CX), Y0, Y7
+	VMULPS       Y8, Y7, Y7
+	VMASKMOVPS   224(CX), Y0, Y9
+	VMULPS       Y8, Y9, Y8
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VUNPCKLPS    Y6, Y5, Y2
+	VUNPCKHPS    Y6, Y5, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPS    Y8, Y7, Y3
+	VUNPCKHPS    Y8, Y7, Y4
+	VADDPS       Y4, Y3, Y3
+	VUNPCKLPD    Y3, Y2, Y4
+	VUNPCKHPD    Y3, Y2, Y2
+	VADDPS       Y2, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VMULPS       minus1<>+0(SB), X1, X3
+	VMINPS       exp_hi<>+0(SB), X3, X3
+	VMAXPS       exp_lo<>+0(SB), X3, X3
+	VMULPS       log2e<>+0(SB), X3, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X3
+	VFNMADD231PS ln2lo<>+0(SB), X4, X3
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X3, X5
+	VFMADD213PS  exp_p2<>+0(SB), X3, X5
+	VFMADD213PS  exp_p3<>+0(SB), X3, X5
+	VFMADD213PS  exp_p4<>+0(SB), X3, X5
+	VFMADD213PS  exp_p5<>+0(SB), X3, X5
+	VMULPS       X3, X3, X6
+	VFMADD213PS  X3, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X3
+	VADDPS       one<>+0(SB), X3, X3
+	VDIVPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x00000070, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_902
+
+tail903:
+	TESTQ BX, BX
+	JE    done905
+
+rows1_904:
+	VMASKMOVPS   (DX), Y0, Y2
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   140(CX), Y0, Y3
+	VMULPS       Y2, Y3, Y2
+	VEXTRACTF128 $0x01, Y1, X3
+	VADDPS       X3, X1, X3
+	VPERMILPS    $0x4e, X3, X1
+	VADDPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMULPS       minus1<>+0(SB), X3, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X4
+	VROUNDPS     $0x00, X4, X4
+	VFNMADD231PS ln2hi<>+0(SB), X4, X2
+	VFNMADD231PS ln2lo<>+0(SB), X4, X2
+	VMOVUPS      exp_p0<>+0(SB), X5
+	VFMADD213PS  exp_p1<>+0(SB), X2, X5
+	VFMADD213PS  exp_p2<>+0(SB), X2, X5
+	VFMADD213PS  exp_p3<>+0(SB), X2, X5
+	VFMADD213PS  exp_p4<>+0(SB), X2, X5
+	VFMADD213PS  exp_p5<>+0(SB), X2, X5
+	VMULPS       X2, X2, X6
+	VFMADD213PS  X2, X6, X5
+	VADDPS       one<>+0(SB), X5, X5
+	VCVTPS2DQ    X4, X4
+	VPADDD       i127<>+0(SB), X4, X4
+	VPSLLD       $0x17, X4, X4
+	VMULPS       X4, X5, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X3, X3
+	VMULPS       X1, X3, X3
+	VMOVSS       X3, (AX)
+	ADDQ         $0x0000001c, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_904
+
+done905:
+	VZEROUPPER
+	RET
+
+// func swiglu_5x7_avx512(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  x+16(FP), DX
+	MOVQ  n+24(FP), BX
+	MOVL  $0x0000007f, SI
+	KMOVW SI, K1
+	CMPQ  BX, $0x04
+	JL    tail907
+
+rows4_906:
+	VMOVUPS.Z     (DX), K1, Y7
+	VMULPS.Z      (CX), Y7, K1, Y0
+	VMULPS.Z      28(CX), Y7, K1, Y1
+	VMULPS.Z      56(CX), Y7, K1, Y2
+	VMULPS.Z      84(CX), Y7, K1, Y3
+	VMULPS.Z      140(CX), Y7, K1, Y4
+	VMULPS.Z      168(CX), Y7, K1, Y5
+	VMULPS.Z      196(CX), Y7, K1, Y6
+	VMULPS.Z      224(CX), Y7, K1, Y7
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VUNPCKLPS     Y5, Y4, Y1
+	VUNPCKHPS     Y5, Y4, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y7, Y6, Y2
+	VUNPCKHPS     Y7, Y6, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        minus1<>+0(SB), X0, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X2
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X2, X4
+	VFMADD213PS   exp_p2<>+0(SB), X2, X4
+	VFMADD213PS   exp_p3<>+0(SB), X2, X4
+	VFMADD213PS   exp_p4<>+0(SB), X2, X4
+	VFMADD213PS   exp_p5<>+0(SB), X2, X4
+	VMULPS        X2, X2, X5
+	VFMADD213PS   X2, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X0, X0
+	VMULPS        X1, X0, X0
+	VMOVUPS       X0, (AX)
+	ADDQ          $0x00000070, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_906
+
+tail907:
+	TESTQ BX, BX
+	JE    done909
+
+rows1_908:
+	VMOVUPS.Z     (DX), K1, Y1
+	VMULPS.Z      (CX), Y1, K1, Y0
+	VMULPS.Z      140(CX), Y1, K1, Y1
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMULPS        minus1<>+0(SB), X2, X1
+	VMINPS        exp_hi<>+0(SB), X1, X1
+	VMAXPS        exp_lo<>+0(SB), X1, X1
+	VMULPS        log2e<>+0(SB), X1, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X1
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X1, X4
+	VFMADD213PS   exp_p2<>+0(SB), X1, X4
+	VFMADD213PS   exp_p3<>+0(SB), X1, X4
+	VFMADD213PS   exp_p4<>+0(SB), X1, X4
+	VFMADD213PS   exp_p5<>+0(SB), X1, X4
+	VMULPS        X1, X1, X5
+	VFMADD213PS   X1, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X1
+	VADDPS        one<>+0(SB), X1, X1
+	VDIVPS        X1, X2, X2
+	VMULPS        X0, X2, X2
+	VMOVSS        X2, (AX)
+	ADDQ          $0x0000001c, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_908
+
+done909:
+	VZEROUPPER
+	RET
+
+// func swiglu_64x64_avx2(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, FMA3
+TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail911
+
+rows4_910:
+	VMOVUPS      (DX), Y7
+	VMULPS       (CX), Y7, Y0
+	VMULPS       256(CX), Y7, Y1
+	VMULPS       512(CX), Y7, Y2
+	VMULPS       768(CX), Y7, Y3
+	VMULPS       16384(CX), Y7, Y4
+	VMULPS       16640(CX), Y7, Y5
+	VMULPS       16896(CX), Y7, Y6
+	VMULPS       17152(CX), Y7, Y7
+	VMOVUPS      32(DX), Y8
+	VFMADD231PS  32(CX), Y8, Y0
+	VFMADD231PS  288(CX), Y8, Y1
+	VFMADD231PS  544(CX), Y8, Y2
+	VFMADD231PS  800(CX), Y8, Y3
+	VFMADD231PS  16416(CX), Y8, Y4
+	VFMADD231PS  16672(CX), Y8, Y5
+	VFMADD231PS  16928(CX), Y8, Y6
+	VFMADD231PS  17184(CX), Y8, Y7
+	VMOVUPS      64(DX), Y8
+	VFMADD231PS  64(CX), Y8, Y0
+	VFMADD231PS  320(CX), Y8, Y1
+	VFMADD231PS  576(CX), Y8, Y2
+	VFMADD231PS  832(CX), Y8, Y3
+	VFMADD231PS  16448(CX), Y8, Y4
+	VFMADD231PS  16704(CX), Y8, Y5
+	VFMADD231PS  16960(CX), Y8, Y6
+	VFMADD231PS  17216(CX), Y8, Y7
+	VMOVUPS      96(DX), Y8
+	VFMADD231PS  96(CX), Y8, Y0
+	VFMADD231PS  352(CX), Y8, Y1
+	VFMADD231PS  608(CX), Y8, Y2
+	VFMADD231PS  864(CX), Y8, Y3
+	VFMADD231PS  16480(CX), Y8, Y4
+	VFMADD231PS  16736(CX), Y8, Y5
+	VFMADD231PS  16992(CX), Y8, Y6
+	VFMADD231PS  17248(CX), Y8, Y7
+	VMOVUPS      128(DX), Y8
+	VFMADD231PS  128(CX), Y8, Y0
+	VFMADD231PS  384(CX), Y8, Y1
+	VFMADD231PS  640(CX), Y8, Y2
+	VFMADD231PS  896(CX), Y8, Y3
+	VFMADD231PS  16512(CX), Y8, Y4
+	VFMADD231PS  16768(CX), Y8, Y5
+	VFMADD231PS  17024(CX), Y8, Y6
+	VFMADD231PS  17280(CX), Y8, Y7
+	VMOVUPS      160(DX), Y8
+	VFMADD231PS  160(CX), Y8, Y0
+	VFMADD231PS  416(CX), Y8, Y1
+	VFMADD231PS  672(CX), Y8, Y2
+	VFMADD231PS  928(CX), Y8, Y3
+	VFMADD231PS  16544(CX), Y8, Y4
+	VFMADD231PS  16800(CX), Y8, Y5
+	VFMADD231PS  17056(CX), Y8, Y6
+	VFMADD231PS  17312(CX), Y8, Y7
+	VMOVUPS      192(DX), Y8
+	VFMADD231PS  192(CX), Y8, Y0
+	VFMADD231PS  448(CX), Y8, Y1
+	VFMADD231PS  704(CX), Y8, Y2
+	VFMADD231PS  960(CX), Y8, Y3
+	VFMADD231PS  16576(CX), Y8, Y4
+	VFMADD231PS  16832(CX), Y8, Y5
+	VFMADD231PS  17088(CX), Y8, Y6
+	VFMADD231PS  17344(CX), Y8, Y7
+	VMOVUPS      224(DX), Y8
+	VFMADD231PS  224(CX), Y8, Y0
+	VFMADD231PS  480(CX), Y8, Y1
+	VFMADD231PS  736(CX), Y8, Y2
+	VFMADD231PS  992(CX), Y8, Y3
+	VFMADD231PS  16608(CX), Y8, Y4
+	VFMADD231PS  16864(CX), Y8, Y5
+	VFMADD231PS  17120(CX), Y8, Y6
+	VFMADD231PS  17376(CX), Y8, Y7
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VUNPCKLPS    Y5, Y4, Y1
+	VUNPCKHPS    Y5, Y4, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y7, Y6, Y2
+	VUNPCKHPS    Y7, Y6, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       minus1<>+0(SB), X0, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS ln2lo<>+0(SB), X3, X2
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X2, X4
+	VFMADD213PS  exp_p2<>+0(SB), X2, X4
+	VFMADD213PS  exp_p3<>+0(SB), X2, X4
+	VFMADD213PS  exp_p4<>+0(SB), X2, X4
+	VFMADD213PS  exp_p5<>+0(SB), X2, X4
+	VMULPS       X2, X2, X5
+	VFMADD213PS  X2, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X0, X0
+	VMULPS       X1, X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x00000400, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_910
+
+tail911:
+	TESTQ BX, BX
+	JE    done913
+
+rows1_912:
+	VMOVUPS      (DX), Y1
+	VMULPS       (CX), Y1, Y0
+	VMULPS       16384(CX), Y1, Y1
+	VMOVUPS      32(DX), Y3
+	VMULPS       32(CX), Y3, Y2
+	VMULPS       16416(CX), Y3, Y3
+	VMOVUPS      64(DX), Y5
+	VMULPS       64(CX), Y5, Y4
+	VMULPS       16448(CX), Y5, Y5
+	VMOVUPS      96(DX), Y7
+	VMULPS       96(CX), Y7, Y6
+	VMULPS       16480(CX), Y7, Y7
+	VMOVUPS      128(DX), Y8
+	VFMADD231PS  128(CX), Y8, Y0
+	VFMADD231PS  16512(CX), Y8, Y1
+	VMOVUPS      160(DX), Y8
+	VFMADD231PS  160(CX), Y8, Y2
+	VFMADD231PS  16544(CX), Y8, Y3
+	VMOVUPS      192(DX), Y8
+	VFMADD231PS  192(CX), Y8, Y4
+	VFMADD231PS  16576(CX), Y8, Y5
+	VMOVUPS      224(DX), Y8
+	VFMADD231PS  224(CX), Y8, Y6
+	VFMADD231PS  16608(CX), Y8, Y7
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y0, Y0
+	VADDPS       Y7, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMULPS       minus1<>+0(SB), X2, X1
+	VMINPS       exp_hi<>+0(SB), X1, X1
+	VMAXPS       exp_lo<>+0(SB), X1, X1
+	VMULPS       log2e<>+0(SB), X1, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS ln2lo<>+0(SB), X3, X1
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X1, X4
+	VFMADD213PS  exp_p2<>+0(SB), X1, X4
+	VFMADD213PS  exp_p3<>+0(SB), X1, X4
+	VFMADD213PS  exp_p4<>+0(SB), X1, X4
+	VFMADD213PS  exp_p5<>+0(SB), X1, X4
+	VMULPS       X1, X1, X5
+	VFMADD213PS  X1, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X1
+	VADDPS       one<>+0(SB), X1, X1
+	VDIVPS       X1, X2, X2
+	VMULPS       X0, X2, X2
+	VMOVSS       X2, (AX)
+	ADDQ         $0x00000100, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_912
+
+done913:
+	VZEROUPPER
+	RET
+
+// func swiglu_64x64_avx512(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail915
+
+rows4_914:
+	VMOVUPS       (DX), Y7
+	VMULPS        (CX), Y7, Y0
+	VMULPS        256(CX), Y7, Y1
+	VMULPS        512(CX), Y7, Y2
+	VMULPS        768(CX), Y7, Y3
+	VMULPS        16384(CX), Y7, Y4
+	VMULPS        16640(CX), Y7, Y5
+	VMULPS        16896(CX), Y7, Y6
+	VMULPS        17152(CX), Y7, Y7
+	VMOVUPS       32(DX), Y15
+	VMULPS        32(CX), Y15, Y8
+	VMULPS        288(CX), Y15, Y9
+	VMULPS        544(CX), Y15, Y10
+	VMULPS        800(CX), Y15, Y11
+	VMULPS        16416(CX), Y15, Y12
+	VMULPS        16672(CX), Y15, Y13
+	VMULPS        16928(CX), Y15, Y14
+	VMULPS        17184(CX), Y15, Y15
+	VMOVUPS       64(DX), Y16
+	VFMADD231PS   64(CX), Y16, Y0
+	VFMADD231PS   320(CX), Y16, Y1
+	VFMADD231PS   576(CX), Y16, Y2
+	VFMADD231PS   832(CX), Y16, Y3
+	VFMADD231PS   16448(CX), Y16, Y4
+	VFMADD231PS   16704(CX), Y16, Y5
+	VFMADD231PS   16960(CX), Y16, Y6
+	VFMADD231PS   17216(CX), Y16, Y7
+	VMOVUPS       96(DX), Y16
+	VFMADD231PS   96(CX), Y16, Y8
+	VFMADD231PS   352(CX), Y16, Y9
+	VFMADD231PS   608(CX), Y16, Y10
+	VFMADD231PS   864(CX), Y16, Y11
+	VFMADD231PS   16480(CX), Y16, Y12
+	VFMADD231PS   16736(CX), Y16, Y13
+	VFMADD231PS   16992(CX), Y16, Y14
+	VFMADD231PS   17248(CX), Y16, Y15
+	VMOVUPS       128(DX), Y16
+	VFMADD231PS   128(CX), Y16, Y0
+	VFMADD231PS   384(CX), Y16, Y1
+	VFMADD231PS   640(CX), Y16, Y2
+	VFMADD231PS   896(CX), Y16, Y3
+	VFMADD231PS   16512(CX), Y16, Y4
+	VFMADD231PS   16768(CX), Y16, Y5
+	VFMADD231PS   17024(CX), Y16, Y6
+	VFMADD231PS   17280(CX), Y16, Y7
+	VMOVUPS       160(DX), Y16
+	VFMADD231PS   160(CX), Y16, Y8
+	VFMADD231PS   416(CX), Y16, Y9
+	VFMADD231PS   672(CX), Y16, Y10
+	VFMADD231PS   928(CX), Y16, Y11
+	VFMADD231PS   16544(CX), Y16, Y12
+	VFMADD231PS   16800(CX), Y16, Y13
+	VFMADD231PS   17056(CX), Y16, Y14
+	VFMADD231PS   17312(CX), Y16, Y15
+	VMOVUPS       192(DX), Y16
+	VFMADD231PS   192(CX), Y16, Y0
+	VFMADD231PS   448(CX), Y16, Y1
+	VFMADD231PS   704(CX), Y16, Y2
+	VFMADD231PS   960(CX), Y16, Y3
+	VFMADD231PS   16576(CX), Y16, Y4
+	VFMADD231PS   16832(CX), Y16, Y5
+	VFMADD231PS   17088(CX), Y16, Y6
+	VFMADD231PS   17344(CX), Y16, Y7
+	VMOVUPS       224(DX), Y16
+	VFMADD231PS   224(CX), Y16, Y8
+	VFMADD231PS   480(CX), Y16, Y9
+	VFMADD231PS   736(CX), Y16, Y10
+	VFMADD231PS   992(CX), Y16, Y11
+	VFMADD231PS   16608(CX), Y16, Y12
+	VFMADD231PS   16864(CX), Y16, Y13
+	VFMADD231PS   17120(CX), Y16, Y14
+	VFMADD231PS   17376(CX), Y16, Y15
+	VADDPS        Y8, Y0, Y0
+	VADDPS        Y9, Y1, Y1
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VUNPCKLPS     Y5, Y4, Y1
+	VUNPCKHPS     Y5, Y4, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y7, Y6, Y2
+	VUNPCKHPS     Y7, Y6, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        minus1<>+0(SB), X0, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X2
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X2, X4
+	VFMADD213PS   exp_p2<>+0(SB), X2, X4
+	VFMADD213PS   exp_p3<>+0(SB), X2, X4
+	VFMADD213PS   exp_p4<>+0(SB), X2, X4
+	VFMADD213PS   exp_p5<>+0(SB), X2, X4
+	VMULPS        X2, X2, X5
+	VFMADD213PS   X2, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X0, X0
+	VMULPS        X1, X0, X0
+	VMOVUPS       X0, (AX)
+	ADDQ          $0x00000400, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_914
+
+tail915:
+	TESTQ BX, BX
+	JE    done917
+
+rows1_916:
+	VMOVUPS       (DX), Y1
+	VMULPS        (CX), Y1, Y0
+	VMULPS        16384(CX), Y1, Y1
+	VMOVUPS       32(DX), Y3
+	VMULPS        32(CX), Y3, Y2
+	VMULPS        16416(CX), Y3, Y3
+	VMOVUPS       64(DX), Y5
+	VMULPS        64(CX), Y5, Y4
+	VMULPS        16448(CX), Y5, Y5
+	VMOVUPS       96(DX), Y7
+	VMULPS        96(CX), Y7, Y6
+	VMULPS        16480(CX), Y7, Y7
+	VMOVUPS       128(DX), Y8
+	VFMADD231PS   128(CX), Y8, Y0
+	VFMADD231PS   16512(CX), Y8, Y1
+	VMOVUPS       160(DX), Y8
+	VFMADD231PS   160(CX), Y8, Y2
+	VFMADD231PS   16544(CX), Y8, Y3
+	VMOVUPS       192(DX), Y8
+	VFMADD231PS   192(CX), Y8, Y4
+	VFMADD231PS   16576(CX), Y8, Y5
+	VMOVUPS       224(DX), Y8
+	VFMADD231PS   224(CX), Y8, Y6
+	VFMADD231PS   16608(CX), Y8, Y7
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y0, Y0
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y0, Y0
+	VADDPS        Y7, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMULPS        minus1<>+0(SB), X2, X1
+	VMINPS        exp_hi<>+0(SB), X1, X1
+	VMAXPS        exp_lo<>+0(SB), X1, X1
+	VMULPS        log2e<>+0(SB), X1, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X1
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X1, X4
+	VFMADD213PS   exp_p2<>+0(SB), X1, X4
+	VFMADD213PS   exp_p3<>+0(SB), X1, X4
+	VFMADD213PS   exp_p4<>+0(SB), X1, X4
+	VFMADD213PS   exp_p5<>+0(SB), X1, X4
+	VMULPS        X1, X1, X5
+	VFMADD213PS   X1, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X1
+	VADDPS        one<>+0(SB), X1, X1
+	VDIVPS        X1, X2, X2
+	VMULPS        X0, X2, X2
+	VMOVSS        X2, (AX)
+	ADDQ          $0x00000100, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_916
+
+done917:
+	VZEROUPPER
+	RET
+
+// func swiglu_768x288_avx2(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, FMA3
+TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail919
+
+rows4_918:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols922:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
+	VFMADD231PS  2304(CX)(SI*1), Y8, Y2
+	VFMADD231PS  3456(CX)(SI*1), Y8, Y3
+	VFMADD231PS  884736(CX)(SI*1), Y8, Y4
+	VFMADD231PS  885888(CX)(SI*1), Y8, Y5
+	VFMADD231PS  887040(CX)(SI*1), Y8, Y6
+	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000480
+	JNE          cols922
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VUNPCKLPS    Y5, Y4, Y1
+	VUNPCKHPS    Y5, Y4, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y7, Y6, Y2
+	VUNPCKHPS    Y7, Y6, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       minus1<>+0(SB), X0, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS ln2lo<>+0(SB), X3, X2
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X2, X4
+	VFMADD213PS  exp_p2<>+0(SB), X2, X4
+	VFMADD213PS  exp_p3<>+0(SB), X2, X4
+	VFMADD213PS  exp_p4<>+0(SB), X2, X4
+	VFMADD213PS  exp_p5<>+0(SB), X2, X4
+	VMULPS       X2, X2, X5
+	VFMADD213PS  X2, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X0, X0
+	VMULPS       X1, X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x00001200, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_918
+
+tail919:
+	TESTQ BX, BX
+	JE    done921
+
+rows1_920:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols923:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
+	VMOVUPS      32(DX)(SI*1), Y8
+	VFMADD231PS  32(CX)(SI*1), Y8, Y2
+	VFMADD231PS  884768(CX)(SI*1), Y8, Y3
+	VMOVUPS      64(DX)(SI*1), Y8
+	VFMADD231PS  64(CX)(SI*1), Y8, Y4
+	VFMADD231PS  884800(CX)(SI*1), Y8, Y5
+	VMOVUPS      96(DX)(SI*1), Y8
+	VFMADD231PS  96(CX)(SI*1), Y8, Y6
+	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000080, SI
+	CMPQ         SI, $0x00000480
+	JNE          cols923
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y0, Y0
+	VADDPS       Y7, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMULPS       minus1<>+0(SB), X2, X1
+	VMINPS       exp_hi<>+0(SB), X1, X1
+	VMAXPS       exp_lo<>+0(SB), X1, X1
+	VMULPS       log2e<>+0(SB), X1, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS ln2lo<>+0(SB), X3, X1
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X1, X4
+	VFMADD213PS  exp_p2<>+0(SB), X1, X4
+	VFMADD213PS  exp_p3<>+0(SB), X1, X4
+	VFMADD213PS  exp_p4<>+0(SB), X1, X4
+	VFMADD213PS  exp_p5<>+0(SB), X1, X4
+	VMULPS       X1, X1, X5
+	VFMADD213PS  X1, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X1
+	VADDPS       one<>+0(SB), X1, X1
+	VDIVPS       X1, X2, X2
+	VMULPS       X0, X2, X2
+	VMOVSS       X2, (AX)
+	ADDQ         $0x00000480, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_920
+
+done921:
+	VZEROUPPER
+	RET
+
+// func swiglu_768x288_avx512(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail925
+
+rows4_924:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    SI, SI
+
+cols928:
+	VMOVUPS       (DX)(SI*1), Z16
+	VFMADD231PS   (CX)(SI*1), Z16, Z0
+	VFMADD231PS   1152(CX)(SI*1), Z16, Z1
+	VFMADD231PS   2304(CX)(SI*1), Z16, Z2
+	VFMADD231PS   3456(CX)(SI*1), Z16, Z3
+	VFMADD231PS   884736(CX)(SI*1), Z16, Z4
+	VFMADD231PS   885888(CX)(SI*1), Z16, Z5
+	VFMADD231PS   887040(CX)(SI*1), Z16, Z6
+	VFMADD231PS   888192(CX)(SI*1), Z16, Z7
+	VMOVUPS       64(DX)(SI*1), Z16
+	VFMADD231PS   64(CX)(SI*1), Z16, Z8
+	VFMADD231PS   1216(CX)(SI*1), Z16, Z9
+	VFMADD231PS   2368(CX)(SI*1), Z16, Z10
+	VFMADD231PS   3520(CX)(SI*1), Z16, Z11
+	VFMADD231PS   884800(CX)(SI*1), Z16, Z12
+	VFMADD231PS   885952(CX)(SI*1), Z16, Z13
+	VFMADD231PS   887104(CX)(SI*1), Z16, Z14
+	VFMADD231PS   888256(CX)(SI*1), Z16, Z15
+	ADDQ          $0x00000080, SI
+	CMPQ          SI, $0x00000480
+	JNE           cols928
+	VADDPS        Z8, Z0, Z0
+	VADDPS        Z9, Z1, Z1
+	VADDPS        Z10, Z2, Z2
+	VADDPS        Z11, Z3, Z3
+	VADDPS        Z12, Z4, Z4
+	VADDPS        Z13, Z5, Z5
+	VADDPS        Z14, Z6, Z6
+	VADDPS        Z15, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y1, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y1
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y1
+	VADDPS        Y1, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y1
+	VADDPS        Y1, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y1
+	VUNPCKHPS     Y5, Y4, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y7, Y6, Y2
+	VUNPCKHPS     Y7, Y6, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        minus1<>+0(SB), X0, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X2
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X2, X4
+	VFMADD213PS   exp_p2<>+0(SB), X2, X4
+	VFMADD213PS   exp_p3<>+0(SB), X2, X4
+	VFMADD213PS   exp_p4<>+0(SB), X2, X4
+	VFMADD213PS   exp_p5<>+0(SB), X2, X4
+	VMULPS        X2, X2, X5
+	VFMADD213PS   X2, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X0, X0
+	VMULPS        X1, X0, X0
+	VMOVUPS       X0, (AX)
+	ADDQ          $0x00001200, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_924
+
+tail925:
+	TESTQ BX, BX
+	JE    done927
+
+rows1_926:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols929:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   884736(CX)(SI*1), Z8, Z1
@@ -19053,7 +24938,7 @@ cols679:
 	VFMADD231PS   884928(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols679
+	JNE           cols929
 	VMOVUPS       1024(DX), Z8
 	VFMADD231PS   1024(CX), Z8, Z0
 	VFMADD231PS   885760(CX), Z8, Z1
@@ -19109,9 +24994,390 @@ cols679:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_676
+	JNE           rows1_926
 
-done677:
+done927:
+	VZEROUPPER
+	RET
+
+// func swiglu_768x768_avx2(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, FMA3
+TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail931
+
+rows4_930:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols934:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	VFMADD231PS  2359296(CX)(SI*1), Y8, Y4
+	VFMADD231PS  2362368(CX)(SI*1), Y8, Y5
+	VFMADD231PS  2365440(CX)(SI*1), Y8, Y6
+	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols934
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VUNPCKLPS    Y5, Y4, Y1
+	VUNPCKHPS    Y5, Y4, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y7, Y6, Y2
+	VUNPCKHPS    Y7, Y6, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       minus1<>+0(SB), X0, X2
+	VMINPS       exp_hi<>+0(SB), X2, X2
+	VMAXPS       exp_lo<>+0(SB), X2, X2
+	VMULPS       log2e<>+0(SB), X2, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS ln2lo<>+0(SB), X3, X2
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X2, X4
+	VFMADD213PS  exp_p2<>+0(SB), X2, X4
+	VFMADD213PS  exp_p3<>+0(SB), X2, X4
+	VFMADD213PS  exp_p4<>+0(SB), X2, X4
+	VFMADD213PS  exp_p5<>+0(SB), X2, X4
+	VMULPS       X2, X2, X5
+	VFMADD213PS  X2, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X2
+	VADDPS       one<>+0(SB), X2, X2
+	VDIVPS       X2, X0, X0
+	VMULPS       X1, X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x00003000, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_930
+
+tail931:
+	TESTQ BX, BX
+	JE    done933
+
+rows1_932:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols935:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
+	VMOVUPS      32(DX)(SI*1), Y8
+	VFMADD231PS  32(CX)(SI*1), Y8, Y2
+	VFMADD231PS  2359328(CX)(SI*1), Y8, Y3
+	VMOVUPS      64(DX)(SI*1), Y8
+	VFMADD231PS  64(CX)(SI*1), Y8, Y4
+	VFMADD231PS  2359360(CX)(SI*1), Y8, Y5
+	VMOVUPS      96(DX)(SI*1), Y8
+	VFMADD231PS  96(CX)(SI*1), Y8, Y6
+	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000080, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols935
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y0, Y0
+	VADDPS       Y7, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMULPS       minus1<>+0(SB), X2, X1
+	VMINPS       exp_hi<>+0(SB), X1, X1
+	VMAXPS       exp_lo<>+0(SB), X1, X1
+	VMULPS       log2e<>+0(SB), X1, X3
+	VROUNDPS     $0x00, X3, X3
+	VFNMADD231PS ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS ln2lo<>+0(SB), X3, X1
+	VMOVUPS      exp_p0<>+0(SB), X4
+	VFMADD213PS  exp_p1<>+0(SB), X1, X4
+	VFMADD213PS  exp_p2<>+0(SB), X1, X4
+	VFMADD213PS  exp_p3<>+0(SB), X1, X4
+	VFMADD213PS  exp_p4<>+0(SB), X1, X4
+	VFMADD213PS  exp_p5<>+0(SB), X1, X4
+	VMULPS       X1, X1, X5
+	VFMADD213PS  X1, X5, X4
+	VADDPS       one<>+0(SB), X4, X4
+	VCVTPS2DQ    X3, X3
+	VPADDD       i127<>+0(SB), X3, X3
+	VPSLLD       $0x17, X3, X3
+	VMULPS       X3, X4, X1
+	VADDPS       one<>+0(SB), X1, X1
+	VDIVPS       X1, X2, X2
+	VMULPS       X0, X2, X2
+	VMOVSS       X2, (AX)
+	ADDQ         $0x00000c00, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_932
+
+done933:
+	VZEROUPPER
+	RET
+
+// func swiglu_768x768_avx512(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, FMA3
+TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail937
+
+rows4_936:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    SI, SI
+
+cols940:
+	VMOVUPS       (DX)(SI*1), Z16
+	VFMADD231PS   (CX)(SI*1), Z16, Z0
+	VFMADD231PS   3072(CX)(SI*1), Z16, Z1
+	VFMADD231PS   6144(CX)(SI*1), Z16, Z2
+	VFMADD231PS   9216(CX)(SI*1), Z16, Z3
+	VFMADD231PS   2359296(CX)(SI*1), Z16, Z4
+	VFMADD231PS   2362368(CX)(SI*1), Z16, Z5
+	VFMADD231PS   2365440(CX)(SI*1), Z16, Z6
+	VFMADD231PS   2368512(CX)(SI*1), Z16, Z7
+	VMOVUPS       64(DX)(SI*1), Z16
+	VFMADD231PS   64(CX)(SI*1), Z16, Z8
+	VFMADD231PS   3136(CX)(SI*1), Z16, Z9
+	VFMADD231PS   6208(CX)(SI*1), Z16, Z10
+	VFMADD231PS   9280(CX)(SI*1), Z16, Z11
+	VFMADD231PS   2359360(CX)(SI*1), Z16, Z12
+	VFMADD231PS   2362432(CX)(SI*1), Z16, Z13
+	VFMADD231PS   2365504(CX)(SI*1), Z16, Z14
+	VFMADD231PS   2368576(CX)(SI*1), Z16, Z15
+	ADDQ          $0x00000080, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols940
+	VADDPS        Z8, Z0, Z0
+	VADDPS        Z9, Z1, Z1
+	VADDPS        Z10, Z2, Z2
+	VADDPS        Z11, Z3, Z3
+	VADDPS        Z12, Z4, Z4
+	VADDPS        Z13, Z5, Z5
+	VADDPS        Z14, Z6, Z6
+	VADDPS        Z15, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y1, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y1
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y1
+	VADDPS        Y1, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y1
+	VADDPS        Y1, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y1
+	VUNPCKHPS     Y5, Y4, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y7, Y6, Y2
+	VUNPCKHPS     Y7, Y6, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        minus1<>+0(SB), X0, X2
+	VMINPS        exp_hi<>+0(SB), X2, X2
+	VMAXPS        exp_lo<>+0(SB), X2, X2
+	VMULPS        log2e<>+0(SB), X2, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X2
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X2
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X2, X4
+	VFMADD213PS   exp_p2<>+0(SB), X2, X4
+	VFMADD213PS   exp_p3<>+0(SB), X2, X4
+	VFMADD213PS   exp_p4<>+0(SB), X2, X4
+	VFMADD213PS   exp_p5<>+0(SB), X2, X4
+	VMULPS        X2, X2, X5
+	VFMADD213PS   X2, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X2
+	VADDPS        one<>+0(SB), X2, X2
+	VDIVPS        X2, X0, X0
+	VMULPS        X1, X0, X0
+	VMOVUPS       X0, (AX)
+	ADDQ          $0x00003000, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_936
+
+tail937:
+	TESTQ BX, BX
+	JE    done939
+
+rows1_938:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols941:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
+	VMOVUPS       64(DX)(SI*1), Z8
+	VFMADD231PS   64(CX)(SI*1), Z8, Z2
+	VFMADD231PS   2359360(CX)(SI*1), Z8, Z3
+	VMOVUPS       128(DX)(SI*1), Z8
+	VFMADD231PS   128(CX)(SI*1), Z8, Z4
+	VFMADD231PS   2359424(CX)(SI*1), Z8, Z5
+	VMOVUPS       192(DX)(SI*1), Z8
+	VFMADD231PS   192(CX)(SI*1), Z8, Z6
+	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000100, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols941
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z4, Z0, Z0
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z0, Z0
+	VADDPS        Z7, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMULPS        minus1<>+0(SB), X2, X1
+	VMINPS        exp_hi<>+0(SB), X1, X1
+	VMAXPS        exp_lo<>+0(SB), X1, X1
+	VMULPS        log2e<>+0(SB), X1, X3
+	VRNDSCALEPS   $0x00, X3, X3
+	VFNMADD231PS  ln2hi<>+0(SB), X3, X1
+	VFNMADD231PS  ln2lo<>+0(SB), X3, X1
+	VMOVUPS       exp_p0<>+0(SB), X4
+	VFMADD213PS   exp_p1<>+0(SB), X1, X4
+	VFMADD213PS   exp_p2<>+0(SB), X1, X4
+	VFMADD213PS   exp_p3<>+0(SB), X1, X4
+	VFMADD213PS   exp_p4<>+0(SB), X1, X4
+	VFMADD213PS   exp_p5<>+0(SB), X1, X4
+	VMULPS        X1, X1, X5
+	VFMADD213PS   X1, X5, X4
+	VADDPS        one<>+0(SB), X4, X4
+	VCVTPS2DQ     X3, X3
+	VPADDD        i127<>+0(SB), X3, X3
+	VPSLLD        $0x17, X3, X3
+	VMULPS        X3, X4, X1
+	VADDPS        one<>+0(SB), X1, X1
+	VDIVPS        X1, X2, X2
+	VMULPS        X0, X2, X2
+	VMOVSS        X2, (AX)
+	ADDQ          $0x00000c00, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_938
+
+done939:
 	VZEROUPPER
 	RET
 
@@ -19124,26 +25390,18 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail681
+	JL      tail943
 
-rows4_680:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  132(CX), Y9, Y2
-	VFMADD231PS  264(CX), Y9, Y3
-	VFMADD231PS  396(CX), Y9, Y4
-	VFMADD231PS  1188(CX), Y9, Y5
-	VFMADD231PS  1320(CX), Y9, Y6
-	VFMADD231PS  1452(CX), Y9, Y7
-	VFMADD231PS  1584(CX), Y9, Y8
+rows4_942:
+	VMOVUPS      (DX), Y8
+	VMULPS       (CX), Y8, Y1
+	VMULPS       132(CX), Y8, Y2
+	VMULPS       264(CX), Y8, Y3
+	VMULPS       396(CX), Y8, Y4
+	VMULPS       1188(CX), Y8, Y5
+	VMULPS       1320(CX), Y8, Y6
+	VMULPS       1452(CX), Y8, Y7
+	VMULPS       1584(CX), Y8, Y8
 	VMOVUPS      32(DX), Y9
 	VFMADD231PS  32(CX), Y9, Y1
 	VFMADD231PS  164(CX), Y9, Y2
@@ -19238,33 +25496,25 @@ rows4_680:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_680
+	JGE          rows4_942
 
-tail681:
+tail943:
 	TESTQ BX, BX
-	JE    done683
+	JE    done945
 
-rows1_682:
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VMOVUPS      (DX), Y9
-	VFMADD231PS  (CX), Y9, Y1
-	VFMADD231PS  1188(CX), Y9, Y2
-	VMOVUPS      32(DX), Y9
-	VFMADD231PS  32(CX), Y9, Y3
-	VFMADD231PS  1220(CX), Y9, Y4
-	VMOVUPS      64(DX), Y9
-	VFMADD231PS  64(CX), Y9, Y5
-	VFMADD231PS  1252(CX), Y9, Y6
-	VMOVUPS      96(DX), Y9
-	VFMADD231PS  96(CX), Y9, Y7
-	VFMADD231PS  1284(CX), Y9, Y8
+rows1_944:
+	VMOVUPS      (DX), Y2
+	VMULPS       (CX), Y2, Y1
+	VMULPS       1188(CX), Y2, Y2
+	VMOVUPS      32(DX), Y4
+	VMULPS       32(CX), Y4, Y3
+	VMULPS       1220(CX), Y4, Y4
+	VMOVUPS      64(DX), Y6
+	VMULPS       64(CX), Y6, Y5
+	VMULPS       1252(CX), Y6, Y6
+	VMOVUPS      96(DX), Y8
+	VMULPS       96(CX), Y8, Y7
+	VMULPS       1284(CX), Y8, Y8
 	VMASKMOVPS   128(DX), Y0, Y9
 	VMASKMOVPS   128(CX), Y0, Y10
 	VFMADD231PS  Y9, Y10, Y1
@@ -19315,9 +25565,9 @@ rows1_682:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_682
+	JNE          rows1_944
 
-done683:
+done945:
 	VZEROUPPER
 	RET
 
@@ -19331,68 +25581,62 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail685
+	JL    tail947
 
-rows4_684:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       zero<>+0(SB), Z4
-	VMOVUPS       zero<>+0(SB), Z5
-	VMOVUPS       zero<>+0(SB), Z6
-	VMOVUPS       zero<>+0(SB), Z7
-	VMOVUPS       zero<>+0(SB), Z8
-	VMOVUPS       zero<>+0(SB), Z9
-	VMOVUPS       zero<>+0(SB), Z10
-	VMOVUPS       zero<>+0(SB), Z11
-	VMOVUPS       zero<>+0(SB), Z12
-	VMOVUPS       zero<>+0(SB), Z13
-	VMOVUPS       zero<>+0(SB), Z14
-	VMOVUPS       zero<>+0(SB), Z15
-	VMOVUPS       (DX), Z16
-	VFMADD231PS   (CX), Z16, Z0
-	VFMADD231PS   132(CX), Z16, Z1
-	VFMADD231PS   264(CX), Z16, Z2
-	VFMADD231PS   396(CX), Z16, Z3
-	VFMADD231PS   1188(CX), Z16, Z4
-	VFMADD231PS   1320(CX), Z16, Z5
-	VFMADD231PS   1452(CX), Z16, Z6
-	VFMADD231PS   1584(CX), Z16, Z7
-	VMOVUPS       64(DX), Z16
-	VFMADD231PS   64(CX), Z16, Z8
-	VFMADD231PS   196(CX), Z16, Z9
-	VFMADD231PS   328(CX), Z16, Z10
-	VFMADD231PS   460(CX), Z16, Z11
-	VFMADD231PS   1252(CX), Z16, Z12
-	VFMADD231PS   1384(CX), Z16, Z13
-	VFMADD231PS   1516(CX), Z16, Z14
-	VFMADD231PS   1648(CX), Z16, Z15
-	VMOVUPS.Z     128(DX), K1, Z16
-	VFMADD231PS   128(CX), Z16, K1, Z0
-	VFMADD231PS   260(CX), Z16, K1, Z1
-	VFMADD231PS   392(CX), Z16, K1, Z2
-	VFMADD231PS   524(CX), Z16, K1, Z3
-	VFMADD231PS   1316(CX), Z16, K1, Z4
-	VFMADD231PS   1448(CX), Z16, K1, Z5
-	VFMADD231PS   1580(CX), Z16, K1, Z6
-	VFMADD231PS   1712(CX), Z16, K1, Z7
-	VADDPS        Z8, Z0, Z0
-	VADDPS        Z9, Z1, Z1
-	VADDPS        Z10, Z2, Z2
-	VADDPS        Z11, Z3, Z3
-	VADDPS        Z12, Z4, Z4
-	VADDPS        Z13, Z5, Z5
-	VADDPS        Z14, Z6, Z6
-	VADDPS        Z15, Z7, Z7
-	VEXTRACTF64X4 $0x01, Z0, Y8
+rows4_946:
+	VMOVUPS       (DX), Y7
+	VMULPS        (CX), Y7, Y0
+	VMULPS        132(CX), Y7, Y1
+	VMULPS        264(CX), Y7, Y2
+	VMULPS        396(CX), Y7, Y3
+	VMULPS        1188(CX), Y7, Y4
+	VMULPS        1320(CX), Y7, Y5
+	VMULPS        1452(CX), Y7, Y6
+	VMULPS        1584(CX), Y7, Y7
+	VMOVUPS       32(DX), Y15
+	VMULPS        32(CX), Y15, Y8
+	VMULPS        164(CX), Y15, Y9
+	VMULPS        296(CX), Y15, Y10
+	VMULPS        428(CX), Y15, Y11
+	VMULPS        1220(CX), Y15, Y12
+	VMULPS        1352(CX), Y15, Y13
+	VMULPS        1484(CX), Y15, Y14
+	VMULPS        1616(CX), Y15, Y15
+	VMOVUPS       64(DX), Y16
+	VFMADD231PS   64(CX), Y16, Y0
+	VFMADD231PS   196(CX), Y16, Y1
+	VFMADD231PS   328(CX), Y16, Y2
+	VFMADD231PS   460(CX), Y16, Y3
+	VFMADD231PS   1252(CX), Y16, Y4
+	VFMADD231PS   1384(CX), Y16, Y5
+	VFMADD231PS   1516(CX), Y16, Y6
+	VFMADD231PS   1648(CX), Y16, Y7
+	VMOVUPS       96(DX), Y16
+	VFMADD231PS   96(CX), Y16, Y8
+	VFMADD231PS   228(CX), Y16, Y9
+	VFMADD231PS   360(CX), Y16, Y10
+	VFMADD231PS   492(CX), Y16, Y11
+	VFMADD231PS   1284(CX), Y16, Y12
+	VFMADD231PS   1416(CX), Y16, Y13
+	VFMADD231PS   1548(CX), Y16, Y14
+	VFMADD231PS   1680(CX), Y16, Y15
+	VMOVUPS.Z     128(DX), K1, Y16
+	VFMADD231PS   128(CX), Y16, K1, Y0
+	VFMADD231PS   260(CX), Y16, K1, Y1
+	VFMADD231PS   392(CX), Y16, K1, Y2
+	VFMADD231PS   524(CX), Y16, K1, Y3
+	VFMADD231PS   1316(CX), Y16, K1, Y4
+	VFMADD231PS   1448(CX), Y16, K1, Y5
+	VFMADD231PS   1580(CX), Y16, K1, Y6
+	VFMADD231PS   1712(CX), Y16, K1, Y7
 	VADDPS        Y8, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y8
-	VADDPS        Y8, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y8
-	VADDPS        Y8, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y8
-	VADDPS        Y8, Y3, Y3
+	VADDPS        Y9, Y1, Y1
+	VADDPS        Y10, Y2, Y2
+	VADDPS        Y11, Y3, Y3
+	VADDPS        Y12, Y4, Y4
+	VADDPS        Y13, Y5, Y5
+	VADDPS        Y14, Y6, Y6
+	VADDPS        Y15, Y7, Y7
 	VUNPCKLPS     Y1, Y0, Y8
 	VUNPCKHPS     Y1, Y0, Y0
 	VADDPS        Y0, Y8, Y8
@@ -19404,14 +25648,6 @@ rows4_684:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y7
 	VUNPCKLPS     Y5, Y4, Y1
 	VUNPCKHPS     Y5, Y4, Y2
 	VADDPS        Y2, Y1, Y1
@@ -19451,38 +25687,40 @@ rows4_684:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_684
+	JGE           rows4_946
 
-tail685:
+tail947:
 	TESTQ BX, BX
-	JE    done687
+	JE    done949
 
-rows1_686:
-	VMOVUPS       zero<>+0(SB), Z0
-	VMOVUPS       zero<>+0(SB), Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	VMOVUPS       (DX), Z4
-	VFMADD231PS   (CX), Z4, Z0
-	VFMADD231PS   1188(CX), Z4, Z1
-	VMOVUPS       64(DX), Z4
-	VFMADD231PS   64(CX), Z4, Z2
-	VFMADD231PS   1252(CX), Z4, Z3
-	VMOVUPS.Z     128(DX), K1, Z4
-	VFMADD231PS   128(CX), Z4, K1, Z0
-	VFMADD231PS   1316(CX), Z4, K1, Z1
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z0, Y2
+rows1_948:
+	VMOVUPS       (DX), Y1
+	VMULPS        (CX), Y1, Y0
+	VMULPS        1188(CX), Y1, Y1
+	VMOVUPS       32(DX), Y3
+	VMULPS        32(CX), Y3, Y2
+	VMULPS        1220(CX), Y3, Y3
+	VMOVUPS       64(DX), Y5
+	VMULPS        64(CX), Y5, Y4
+	VMULPS        1252(CX), Y5, Y5
+	VMOVUPS       96(DX), Y7
+	VMULPS        96(CX), Y7, Y6
+	VMULPS        1284(CX), Y7, Y7
+	VMOVUPS.Z     128(DX), K1, Y8
+	VFMADD231PS   128(CX), Y8, K1, Y0
+	VFMADD231PS   1316(CX), Y8, K1, Y1
 	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y4, Y0, Y0
+	VADDPS        Y5, Y1, Y1
+	VADDPS        Y6, Y0, Y0
+	VADDPS        Y7, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y0, X2
 	VADDPS        X2, X0, X2
 	VPERMILPS     $0x4e, X2, X0
 	VADDPS        X0, X2, X2
 	VPERMILPS     $0xb1, X2, X0
 	VADDPS        X0, X2, X2
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -19516,8 +25754,8 @@ rows1_686:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_686
+	JNE           rows1_948
 
-done687:
+done949:
 	VZEROUPPER
 	RET

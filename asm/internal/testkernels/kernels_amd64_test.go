@@ -10,7 +10,7 @@ import (
 	"github.com/modelc/modelc/runtime/cpu"
 )
 
-var levelOf = map[asm.ISA]cpu.Level{asm.AVX2: cpu.AVX2, asm.AVX512: cpu.AVX512}
+func archKernel(k asm.Kernel) any { return amd64Kernels[k.Name()] }
 
 // TestAMD64 runs every generated kernel this machine can execute.
 func TestAMD64(t *testing.T) {

@@ -305,6 +305,43 @@ func attention_64_64_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// attention_64_768_go: one head of size 64 over t ≥ 1 positions 768 floats apart.
+func attention_64_768_go(out, q, k, v, att *float32, t int) {
+	const HD, S = 64, 768
+	const scale = 0.125
+	if t <= 0 {
+		return
+	}
+	o := (*[HD]float32)(unsafe.Pointer(out))
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	ks := unsafe.Slice(k, (t-1)*S+HD)
+	vs := unsafe.Slice(v, (t-1)*S+HD)
+	a := unsafe.Slice(att, t)
+	m := float32(math.Inf(-1))
+	for j := range a {
+		s := dot_64_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		a[j] = s
+		m = max(m, s)
+	}
+	var sum float32
+	for j, s := range a {
+		e := float32(math.Exp(float64(s - m)))
+		a[j] = e
+		sum += e
+	}
+	*o = [HD]float32{}
+	for j, p := range a {
+		vj := (*[HD]float32)(vs[j*S:])
+		for i := range o {
+			o[i] += p * vj[i]
+		}
+	}
+	inv := 1 / sum
+	for i := range o {
+		o[i] *= inv
+	}
+}
+
 // attention_8_32_go: one head of size 8 over t ≥ 1 positions 32 floats apart.
 func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 8, 32
@@ -430,6 +467,40 @@ func matmul_1x1_go(out, w, x *float32, n, b int) {
 	}
 }
 
+// matmul_2048x768_go: out[b*2048+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+func matmul_2048x768_go(out, w, x *float32, n, b int) {
+	const R, C = 2048, 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_288x288_go: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+func matmul_288x288_go(out, w, x *float32, n, b int) {
+	const R, C = 288, 288
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
 // matmul_5x7_go: out[b*5+r] = w[r]·x[b] for r < n and b tokens, 7 columns.
 func matmul_5x7_go(out, w, x *float32, n, b int) {
 	const R, C = 5, 7
@@ -447,6 +518,23 @@ func matmul_5x7_go(out, w, x *float32, n, b int) {
 	}
 }
 
+// matmul_64x64_go: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+func matmul_64x64_go(out, w, x *float32, n, b int) {
+	const R, C = 64, 64
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
 // matmul_768x288_go: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 func matmul_768x288_go(out, w, x *float32, n, b int) {
 	const R, C = 768, 288
@@ -460,6 +548,23 @@ func matmul_768x288_go(out, w, x *float32, n, b int) {
 		wr := (*[C]float32)(ws[r*C:])
 		for t := 0; t < b; t++ {
 			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_768x768_go: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+func matmul_768x768_go(out, w, x *float32, n, b int) {
+	const R, C = 768, 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
 		}
 	}
 }
@@ -534,6 +639,20 @@ func matvec_1_go(out, w, x *float32, n int) {
 	xv := (*[C]float32)(unsafe.Pointer(x))
 	for r := range o {
 		o[r] = dot_1_go((*[C]float32)(ws[r*C:]), xv)
+	}
+}
+
+// matvec_2048_go: out[r] = w[r]·x for r < n, 2048 columns.
+func matvec_2048_go(out, w, x *float32, n int) {
+	const C = 2048
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	ws := unsafe.Slice(w, n*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	for r := range o {
+		o[r] = dot_2048_go((*[C]float32)(ws[r*C:]), xv)
 	}
 }
 
@@ -732,6 +851,31 @@ func rmsmatvec_1_go(out, w, x, nw *float32, n int, eps float32) {
 	xv = &xn
 	for r := range o {
 		o[r] = dot_1_go((*[C]float32)(ws[r*C:]), xv)
+	}
+}
+
+// rmsmatvec_2048_go: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 2048 columns.
+func rmsmatvec_2048_go(out, w, x, nw *float32, n int, eps float32) {
+	const C = 2048
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	ws := unsafe.Slice(w, n*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	g := (*[C]float32)(unsafe.Pointer(nw))
+	var ss float32
+	for _, v := range xv {
+		ss += v * v
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	var xn [C]float32
+	for i, v := range xv {
+		xn[i] = g[i] * (inv * v)
+	}
+	xv = &xn
+	for r := range o {
+		o[r] = dot_2048_go((*[C]float32)(ws[r*C:]), xv)
 	}
 }
 
@@ -994,6 +1138,62 @@ func rmsswiglu_1x1_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// rmsswiglu_2048x768_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 2048 rows after the gate rows, 768 columns.
+func rmsswiglu_2048x768_go(out, w, x, nw *float32, n int, eps float32) {
+	const C = 768
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 2048
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	g := (*[C]float32)(unsafe.Pointer(nw))
+	var ss float32
+	for _, v := range xv {
+		ss += v * v
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	var xn [C]float32
+	for i, v := range xv {
+		xn[i] = g[i] * (inv * v)
+	}
+	xv = &xn
+	for r := range o {
+		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
+// rmsswiglu_288x288_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 288 rows after the gate rows, 288 columns.
+func rmsswiglu_288x288_go(out, w, x, nw *float32, n int, eps float32) {
+	const C = 288
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 288
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	g := (*[C]float32)(unsafe.Pointer(nw))
+	var ss float32
+	for _, v := range xv {
+		ss += v * v
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	var xn [C]float32
+	for i, v := range xv {
+		xn[i] = g[i] * (inv * v)
+	}
+	xv = &xn
+	for r := range o {
+		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
 // rmsswiglu_5x7_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 5 rows after the gate rows, 7 columns.
 func rmsswiglu_5x7_go(out, w, x, nw *float32, n int, eps float32) {
 	const C = 7
@@ -1022,6 +1222,34 @@ func rmsswiglu_5x7_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// rmsswiglu_64x64_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 64 rows after the gate rows, 64 columns.
+func rmsswiglu_64x64_go(out, w, x, nw *float32, n int, eps float32) {
+	const C = 64
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 64
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	g := (*[C]float32)(unsafe.Pointer(nw))
+	var ss float32
+	for _, v := range xv {
+		ss += v * v
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	var xn [C]float32
+	for i, v := range xv {
+		xn[i] = g[i] * (inv * v)
+	}
+	xv = &xn
+	for r := range o {
+		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
 // rmsswiglu_768x288_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 288 columns.
 func rmsswiglu_768x288_go(out, w, x, nw *float32, n int, eps float32) {
 	const C = 288
@@ -1046,6 +1274,34 @@ func rmsswiglu_768x288_go(out, w, x, nw *float32, n int, eps float32) {
 	for r := range o {
 		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
 		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
+// rmsswiglu_768x768_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 768 columns.
+func rmsswiglu_768x768_go(out, w, x, nw *float32, n int, eps float32) {
+	const C = 768
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 768
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	g := (*[C]float32)(unsafe.Pointer(nw))
+	var ss float32
+	for _, v := range xv {
+		ss += v * v
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	var xn [C]float32
+	for i, v := range xv {
+		xn[i] = g[i] * (inv * v)
+	}
+	xv = &xn
+	for r := range o {
+		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
 		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
 	}
 }
@@ -1129,6 +1385,40 @@ func swiglu_1x1_go(out, w, x *float32, n int) {
 	}
 }
 
+// swiglu_2048x768_go: out[r] = silu(w[r]·x)·(w[2048+r]·x) for r < n, 768 columns.
+func swiglu_2048x768_go(out, w, x *float32, n int) {
+	const C = 768
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 2048
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	for r := range o {
+		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
+// swiglu_288x288_go: out[r] = silu(w[r]·x)·(w[288+r]·x) for r < n, 288 columns.
+func swiglu_288x288_go(out, w, x *float32, n int) {
+	const C = 288
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 288
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	for r := range o {
+		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
 // swiglu_5x7_go: out[r] = silu(w[r]·x)·(w[5+r]·x) for r < n, 7 columns.
 func swiglu_5x7_go(out, w, x *float32, n int) {
 	const C = 7
@@ -1146,6 +1436,23 @@ func swiglu_5x7_go(out, w, x *float32, n int) {
 	}
 }
 
+// swiglu_64x64_go: out[r] = silu(w[r]·x)·(w[64+r]·x) for r < n, 64 columns.
+func swiglu_64x64_go(out, w, x *float32, n int) {
+	const C = 64
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 64
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	for r := range o {
+		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
 // swiglu_768x288_go: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 288 columns.
 func swiglu_768x288_go(out, w, x *float32, n int) {
 	const C = 288
@@ -1159,6 +1466,23 @@ func swiglu_768x288_go(out, w, x *float32, n int) {
 	for r := range o {
 		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
 		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
+		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	}
+}
+
+// swiglu_768x768_go: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 768 columns.
+func swiglu_768x768_go(out, w, x *float32, n int) {
+	const C = 768
+	if n <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, n)
+	const F = 768
+	ws := unsafe.Slice(w, (F+n)*C)
+	xv := (*[C]float32)(unsafe.Pointer(x))
+	for r := range o {
+		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
+		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
 		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
 	}
 }
@@ -1346,6 +1670,18 @@ func dot_288_go(a, b *[288]float32) float32 {
 func dot_768_go(a, b *[768]float32) float32 {
 	var s0, s1, s2, s3 float32
 	for i := 0; i < 768; i += 4 {
+		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
+		s0 += a4[0] * b4[0]
+		s1 += a4[1] * b4[1]
+		s2 += a4[2] * b4[2]
+		s3 += a4[3] * b4[3]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dot_2048_go(a, b *[2048]float32) float32 {
+	var s0, s1, s2, s3 float32
+	for i := 0; i < 2048; i += 4 {
 		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
 		s0 += a4[0] * b4[0]
 		s1 += a4[1] * b4[1]

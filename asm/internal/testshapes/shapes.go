@@ -6,13 +6,26 @@ import "github.com/modelc/modelc/asm"
 
 // Cols are the row lengths tested: below, at and around the vector widths,
 // and the model dims (64, 172, 288, 768).
-var Cols = []int{1, 3, 7, 8, 16, 17, 33, 64, 172, 288, 768}
+var Cols = []int{1, 3, 7, 8, 16, 17, 33, 64, 172, 288, 768, 2048}
 
 // HeadDims are the attention head sizes tested, with a KV stride for each.
-var HeadDims = [][2]int{{1, 3}, {3, 5}, {8, 32}, {8, 8}, {12, 40}, {17, 51}, {48, 288}, {64, 64}, {100, 300}, {128, 256}}
+var HeadDims = [][2]int{{1, 3}, {3, 5}, {8, 32}, {8, 8}, {12, 40}, {17, 51}, {48, 288}, {64, 64}, {64, 768}, {100, 300}, {128, 256}}
 
-// FFN pairs (F, C) for SwiGLU and (R, C) for MatMul.
-var Pairs = [][2]int{{1, 1}, {5, 7}, {13, 17}, {172, 64}, {768, 288}, {9, 33}}
+// Pairs are (F, C) for SwiGLU and (R, C) for MatMul.
+var Pairs = [][2]int{{1, 1}, {5, 7}, {13, 17}, {9, 33}, {172, 64}, {768, 288}, {2048, 768}, {64, 64}, {288, 288}, {768, 768}}
+
+// Model is the shape of a bundled model, for benchmarks.
+type Model struct {
+	Name                         string
+	Dim, KVDim, FFN, Vocab, Head int
+}
+
+// Models are stories260K, stories15M and stories110M.
+var Models = []Model{
+	{"260K", 64, 32, 172, 512, 8},
+	{"15M", 288, 288, 768, 32000, 48},
+	{"110M", 768, 768, 2048, 32000, 64},
+}
 
 // Kernels returns every kernel of the test package for the given ISAs.
 func Kernels(isas ...asm.ISA) []asm.Kernel {
