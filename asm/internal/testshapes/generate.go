@@ -11,7 +11,7 @@ import (
 )
 
 // Files are the generated files of package testkernels.
-var Files = []string{"kernels_amd64.s", "kernels_amd64.go", "table_amd64.go", "kernels_go.go", "table_go.go"}
+var Files = []string{"kernels_amd64.s", "kernels_amd64.go", "table_amd64.go", "kernels_go.go", "table_go.go", "kernels_arm64.s", "kernels_arm64.go", "table_arm64.go"}
 
 // Generate writes package testkernels into dir: the kernels, and a table from
 // each kernel's name to its function so that tests can look them up.
@@ -21,6 +21,13 @@ func Generate(dir string) error {
 		return err
 	}
 	if err := writeTable(filepath.Join(dir, "table_amd64.go"), "!purego", "amd64Kernels", ks); err != nil {
+		return err
+	}
+	nks := Kernels(asm.NEON)
+	if err := asm.GenerateARM64(nks, "testkernels", dir); err != nil {
+		return err
+	}
+	if err := writeTable(filepath.Join(dir, "table_arm64.go"), "!purego", "arm64Kernels", nks); err != nil {
 		return err
 	}
 	gks := Kernels(asm.Generic)
