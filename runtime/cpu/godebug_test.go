@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package cpu
 
 import (
@@ -7,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestGODEBUG re-runs this test binary with GODEBUG switching features off
+// TestGODEBUG re-runs this test binary with GODEBUG switching x86 features off
 // and checks the level each child picks.
 func TestGODEBUG(t *testing.T) {
 	if os.Getenv("MODELC_CPU_CHILD") != "" {
