@@ -4,29 +4,42 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/kernels"
 )
 
-// parallel splits 0..n into at most GOMAXPROCS contiguous chunks of at least
-// grain items and runs fn on each, the last on the calling goroutine. Every
-// caller makes each output element the work of one chunk, so results do not
-// depend on the number of threads.
+// parallel splits 0..n into chunks of at least grain items over the shared
+// worker pool. Every caller makes each output element the work of one
+// chunk, so results do not depend on the number of threads.
 func parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
-	chunks := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
-	if chunks <= 1 {
+	if n <= grain {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	for c := 0; c < chunks-1; c++ {
-		lo, hi := n*c/chunks, n*(c+1)/chunks
-		wg.Go(func() { fn(lo, hi) })
+	workers().RunGrain(n, grain, fn)
+}
+
+var (
+	poolMu sync.Mutex
+	pool   *cpu.Pool
+)
+
+// workers returns the persistent pool, remade when GOMAXPROCS (which
+// --threads sets) has changed since it was made.
+func workers() *cpu.Pool {
+	n := runtime.GOMAXPROCS(0)
+	poolMu.Lock()
+	defer poolMu.Unlock()
+	if pool == nil || pool.Threads() != n {
+		if pool != nil {
+			pool.Close()
+		}
+		pool = cpu.NewPool(n)
 	}
-	fn(n*(chunks-1)/chunks, n)
-	wg.Wait()
+	return pool
 }
 
 // minWork is roughly the number of multiply-adds worth handing to a thread.

@@ -233,14 +233,26 @@ func trainable(factory model.Factory, p *model.Params) (model.Trainable, error) 
 // a bad --out fails before any work.
 func checkWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("output folder %s: %w", dir, errors.Unwrap(err))
+		return fmt.Errorf("output folder %s cannot be made: %w", dir, rootCause(err))
 	}
 	f, err := createAtomic(filepath.Join(dir, ".write-test"))
 	if err != nil {
-		return fmt.Errorf("output folder %s is not writable: %w", dir, errors.Unwrap(errors.Unwrap(err)))
+		return fmt.Errorf("output folder %s is not writable: %w", dir, rootCause(err))
 	}
 	f.Abort()
 	return nil
+}
+
+// rootCause strips the path wrappers off a file system error: the caller
+// names the folder itself.
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
 }
 
 // objective resolves the spec's objective and mask token.
@@ -352,8 +364,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var p *model.Params
 	switch {
 	case st != nil:
-		if st.Params != func() int { _, n := model.Layout(s); return n }() {
-			return nil, fmt.Errorf("resume %s: the state holds %d parameters, this model has a different shape", cfg.Out, st.Params)
+		if _, n := model.Layout(s); st.Params != n {
+			return nil, fmt.Errorf("resume %s: the state holds %d parameters, this model has %d", cfg.Out, st.Params, n)
 		}
 		p, err = model.Bind(s, st.Weights)
 		if err != nil {
