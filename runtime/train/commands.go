@@ -96,6 +96,13 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 				if f.Changed("out") && filepath.Clean(out) != filepath.Clean(resume) {
 					return fmt.Errorf("--out %s differs from --resume %s: a resumed run stays in its folder", out, resume)
 				}
+				if f.Changed("tokenizer") {
+					tok, err := tokenizer.Load(tokPath, 0)
+					if err != nil {
+						return err
+					}
+					cfg.Tokenizer, cfg.TokenizerPath = tok, tokPath
+				}
 				var err error
 				if cfg, err = ResumeConfig(resume, cfg); err != nil {
 					return err
@@ -110,9 +117,6 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 					cfg.EvalBatches = evalBatches
 				}
 				overrideTrain(f.Changed, &cfg.Train, &hp)
-				if f.Changed("tokenizer") {
-					cfg.TokenizerPath = tokPath
-				}
 			} else {
 				if !f.Changed("steps") {
 					return errors.New("--steps N is required")
@@ -122,13 +126,13 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 				}
 				cfg.Train, cfg.Steps, cfg.Data, cfg.Out, cfg.Init = hp, steps, data, out, init
 				cfg.TokenizerPath, cfg.MaskID, cfg.EvalBatches = tokPath, mask, evalBatches
-			}
-			if cfg.TokenizerPath != "" {
-				tok, err := tokenizer.Load(cfg.TokenizerPath, 0)
-				if err != nil {
-					return err
+				if tokPath != "" {
+					tok, err := tokenizer.Load(tokPath, 0)
+					if err != nil {
+						return err
+					}
+					cfg.Tokenizer = tok
 				}
-				cfg.Tokenizer = tok
 			}
 			res, err := Run(cmd.Context(), cfg)
 			if err != nil {
@@ -269,7 +273,7 @@ prints the mean cross-entropy per token and its exponential, the perplexity.`,
 			if T < 1 {
 				return fmt.Errorf("--data %s holds %d tokens: too few to evaluate", data, toks.Len())
 			}
-			m, err := trainable(factory, bound)
+			m, _, err := trainable(factory, bound)
 			if err != nil {
 				return err
 			}

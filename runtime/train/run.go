@@ -111,8 +111,8 @@ func ReadRunInfo(dir string) (*RunInfo, error) {
 }
 
 // ResumeConfig fills cfg, for continuing the run in dir, from its run.json:
-// the data, steps, hyperparameters, tokenizer path, mask id and evaluation
-// size it was started with. Change fields of the result to override them
+// the data, steps, hyperparameters, mask id and evaluation size it was
+// started with, and, unless cfg has one, its tokenizer (loaded again). Change fields of the result to override them
 // (more steps, say); changing the batch, sequence or data gives a valid run
 // that no longer matches an uninterrupted one.
 func ResumeConfig(dir string, cfg Config) (Config, error) {
@@ -132,7 +132,14 @@ func ResumeConfig(dir string, cfg Config) (Config, error) {
 	}
 	cfg.Out, cfg.Resume = dir, true
 	cfg.Train, cfg.Steps, cfg.Data = ri.Train, ri.Steps, ri.Data
-	cfg.TokenizerPath, cfg.MaskID, cfg.EvalBatches = ri.Tokenizer, ri.MaskID, ri.EvalBatches
+	cfg.MaskID, cfg.EvalBatches = ri.MaskID, ri.EvalBatches
+	if cfg.Tokenizer == nil && ri.Tokenizer != "" {
+		tok, err := tokenizer.Load(ri.Tokenizer, 0)
+		if err != nil {
+			return cfg, fmt.Errorf("resume %s: %w", dir, err)
+		}
+		cfg.Tokenizer, cfg.TokenizerPath = tok, ri.Tokenizer
+	}
 	return cfg, nil
 }
 
@@ -211,22 +218,24 @@ func InitParams(s *spec.Spec, seed uint64) *model.Params {
 
 func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
 
-// trainable builds the model for p and returns it as Trainable.
-func trainable(factory model.Factory, p *model.Params) (model.Trainable, error) {
+// trainable builds the model for p and returns it as Trainable, and
+// whether that is the generic model standing in for a factory's model that
+// cannot train.
+func trainable(factory model.Factory, p *model.Params) (model.Trainable, bool, error) {
 	if factory != nil {
 		m, err := factory(p)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if t, ok := m.(model.Trainable); ok {
-			return t, nil
+			return t, false, nil
 		}
 	}
 	m, err := generic.New(p)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return m.(model.Trainable), nil
+	return m.(model.Trainable), factory != nil, nil
 }
 
 // checkWritable makes the folder and checks a file can be created in it, so
@@ -390,9 +399,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	default:
 		p = InitParams(s, hp.Seed)
 	}
-	m, err := trainable(cfg.Factory, p)
+	m, fallback, err := trainable(cfg.Factory, p)
 	if err != nil {
 		return nil, err
+	}
+	if fallback {
+		fmt.Fprintln(log, "the compiled model has no trainer: training with the generic model")
 	}
 	tr, err := m.NewTrainer(B, T)
 	if err != nil {
