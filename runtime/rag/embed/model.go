@@ -1,0 +1,181 @@
+package embed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/rag/dense"
+)
+
+// Encoder is the part of a tokenizer the model embedder needs.
+type Encoder interface {
+	Encode(text string, bos, eos bool) ([]int, error)
+	VocabSize() int
+}
+
+// HiddenStater is an optional Session method: the final normalised hidden
+// state of the last Forward (dim values, owned by the session). Sessions
+// that have it are read directly; the others have their hidden state
+// recovered from the logits (see Pooled).
+type HiddenStater interface {
+	Hidden() []float32
+}
+
+// Pooled embeds a text as the mean over its positions of a model's final
+// hidden state (after the last RMSNorm), unit-normalised.
+//
+// A model.Session gives logits, not hidden states; but logits = W·h with W
+// the classifier ([vocab, dim], no bias), so when vocab ≥ dim and W has full
+// column rank, h = (WᵀW)⁻¹Wᵀ·logits exactly (up to rounding). Pooled
+// precomputes that [dim, vocab] matrix once, which costs per token what the
+// classifier itself does.
+type Pooled struct {
+	m      model.Model
+	tok    Encoder
+	name   string
+	maxSeq int
+	pinv   []float32 // [dim, vocab]
+	dim    int
+	vocab  int
+}
+
+// NewPooled prepares the embedder. name identifies the model (for example
+// its file's base name); it becomes part of Name, which stores compare.
+func NewPooled(m model.Model, tok Encoder, name string) (*Pooled, error) {
+	s := m.Spec()
+	p := &Pooled{m: m, tok: tok, maxSeq: s.MaxSeq, dim: s.Dim, vocab: s.Vocab}
+	p.name = fmt.Sprintf("pooled-v1/%s/%d", name, s.Dim)
+	if tok.VocabSize() != s.Vocab {
+		return nil, fmt.Errorf("pooled embedder: tokenizer has %d tokens, model %d", tok.VocabSize(), s.Vocab)
+	}
+	pinv, err := pseudoInverse(m.Params().Classifier(), s.Vocab, s.Dim)
+	if err != nil {
+		return nil, fmt.Errorf("pooled embedder: %w", err)
+	}
+	p.pinv = pinv
+	return p, nil
+}
+
+// pseudoInverse returns (WᵀW)⁻¹Wᵀ for W [rows, cols] row-major, by Cholesky.
+func pseudoInverse(w []float32, rows, cols int) ([]float32, error) {
+	if rows < cols {
+		return nil, fmt.Errorf("vocabulary %d is smaller than dim %d: hidden states cannot be recovered from logits", rows, cols)
+	}
+	g := make([]float64, cols*cols)
+	for r := 0; r < rows; r++ {
+		row := w[r*cols : (r+1)*cols]
+		for i := 0; i < cols; i++ {
+			x := float64(row[i])
+			if x == 0 {
+				continue
+			}
+			gi := g[i*cols:]
+			for j := 0; j <= i; j++ {
+				gi[j] += x * float64(row[j])
+			}
+		}
+	}
+	// Cholesky: G = L Lᵀ, L lower-triangular in place.
+	for j := 0; j < cols; j++ {
+		d := g[j*cols+j]
+		for k := 0; k < j; k++ {
+			d -= g[j*cols+k] * g[j*cols+k]
+		}
+		if !(d > 1e-12*math.Max(1, math.Abs(g[j*cols+j]))) {
+			return nil, errors.New("the classifier's columns are linearly dependent: hidden states cannot be recovered from logits")
+		}
+		d = math.Sqrt(d)
+		g[j*cols+j] = d
+		for i := j + 1; i < cols; i++ {
+			s := g[i*cols+j]
+			for k := 0; k < j; k++ {
+				s -= g[i*cols+k] * g[j*cols+k]
+			}
+			g[i*cols+j] = s / d
+		}
+	}
+	// Column r of the result solves G x = W[r]ᵀ.
+	out := make([]float32, cols*rows)
+	x := make([]float64, cols)
+	for r := 0; r < rows; r++ {
+		row := w[r*cols : (r+1)*cols]
+		for i := 0; i < cols; i++ { // L y = b
+			s := float64(row[i])
+			for k := 0; k < i; k++ {
+				s -= g[i*cols+k] * x[k]
+			}
+			x[i] = s / g[i*cols+i]
+		}
+		for i := cols - 1; i >= 0; i-- { // Lᵀ x = y
+			s := x[i]
+			for k := i + 1; k < cols; k++ {
+				s -= g[k*cols+i] * x[k]
+			}
+			x[i] = s / g[i*cols+i]
+		}
+		for i := 0; i < cols; i++ {
+			out[i*rows+r] = float32(x[i])
+		}
+	}
+	return out, nil
+}
+
+// Name identifies the model and the pooling.
+func (p *Pooled) Name() string { return p.name }
+
+// Dim is the model's width.
+func (p *Pooled) Dim() int { return p.dim }
+
+// Embed runs each text through a fresh session. Texts longer than the
+// model's context are cut to its first max_seq tokens.
+func (p *Pooled) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	h := make([]float32, p.dim)
+	for i, t := range texts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ids, err := p.tok.Encode(t, true, false)
+		if err != nil {
+			return nil, fmt.Errorf("encode text %d: %w", i, err)
+		}
+		ids = ids[:min(len(ids), p.maxSeq)]
+		v := make([]float32, p.dim)
+		sess := p.m.NewSession()
+		hs, direct := sess.(HiddenStater)
+		n := 0
+		for pos, id := range ids {
+			if id < 0 || id >= p.vocab {
+				return nil, fmt.Errorf("text %d: token %d outside the vocabulary of %d", i, id, p.vocab)
+			}
+			logits := sess.Forward(id, pos)
+			if pos == 0 && len(ids) > 1 {
+				continue // the state after BOS alone is the same for every text
+			}
+			if direct {
+				copy(h, hs.Hidden())
+			} else {
+				p.recover(logits, h)
+			}
+			for j, x := range h {
+				v[j] += x
+			}
+			n++
+		}
+		if n > 0 {
+			dense.Normalize(v)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// recover computes h = pinv · logits.
+func (p *Pooled) recover(logits, h []float32) {
+	for i := range h {
+		h[i] = dense.Dot(p.pinv[i*p.vocab:(i+1)*p.vocab], logits)
+	}
+}
