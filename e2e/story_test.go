@@ -13,6 +13,7 @@ import (
 	"github.com/modelc/modelc/generated/stories260k"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cli"
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 )
@@ -24,11 +25,21 @@ func TestStoryMatchesLlama2C(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	type run struct {
 		name  string
+		level cpu.Level
 		extra []string
-	}{{"generated", nil}, {"generic", []string{"--generic"}}} {
+	}
+	runs := []run{{"generic", cpu.Generic, []string{"--generic"}}}
+	for _, l := range cpu.Levels() {
+		runs = append(runs, run{"generated/" + l.String(), l, nil})
+	}
+	defer stories260k.UseKernels(cpu.Best())
+	for _, tc := range runs {
 		t.Run(tc.name, func(t *testing.T) {
+			if err := stories260k.UseKernels(tc.level); err != nil {
+				t.Fatal(err)
+			}
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"generate",
 				"--model", filepath.Join(data, "models", "stories260K.bin"),
@@ -66,7 +77,15 @@ func TestGeneratedLogitsMatchGeneric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	compareRun(t, gm, rm, p.Spec.MaxSeq, 1e-4)
+	defer stories260k.UseKernels(cpu.Best())
+	for _, l := range cpu.Levels() {
+		t.Run(l.String(), func(t *testing.T) {
+			if err := stories260k.UseKernels(l); err != nil {
+				t.Fatal(err)
+			}
+			compareRun(t, gm, rm, p.Spec.MaxSeq, 1e-4)
+		})
+	}
 }
 
 // compareRun feeds both models the same greedy sequence (chosen by the

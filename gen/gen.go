@@ -11,6 +11,8 @@ import (
 
 	. "github.com/dave/jennifer/jen"
 
+	"github.com/modelc/modelc/asm"
+
 	"github.com/modelc/modelc/spec"
 )
 
@@ -31,6 +33,36 @@ func Files(s *spec.Spec, importPath string) (map[string][]byte, error) {
 		return nil
 	}
 	if err := render("model_gen.go", emitModel(p)); err != nil {
+		return nil, err
+	}
+	goSrc, err := asm.GoSource(p.Kernels(asm.Generic), p.Package)
+	if err != nil {
+		return nil, fmt.Errorf("gen %s: %w", p.Package, err)
+	}
+	out["kernels_go.go"] = goSrc
+	var archs []string
+	for arch, isas := range p.archISAs() {
+		archs = append(archs, arch)
+		var ks []asm.Kernel
+		for _, isa := range isas {
+			ks = append(ks, p.Kernels(isa)...)
+		}
+		gen := asm.AMD64
+		if arch == "arm64" {
+			gen = asm.ARM64
+		}
+		text, stubs, err := gen(ks, p.Package)
+		if err != nil {
+			return nil, fmt.Errorf("gen %s: %w", p.Package, err)
+		}
+		out["kernels_"+arch+".s"] = text
+		out["kernels_"+arch+".go"] = stubs
+		if err := render("dispatch_"+arch+".go", emitArchDispatch(p, arch, isas)); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(archs)
+	if err := render("dispatch_other.go", emitNoArchDispatch(p, archs)); err != nil {
 		return nil, err
 	}
 	if err := render(filepath.Join("cmd", p.Package, "main.go"), emitMain(p, importPath)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -127,7 +128,7 @@ func TestDifferentialRandomSpecs(t *testing.T) {
 			must(t, os.WriteFile(path, b, 0o644))
 		}
 		fmt.Fprintf(&imports, "\t%q\n", ip)
-		fmt.Fprintf(&checks, "\tcheck(%q, %s.Spec(), %s.New)\n", s.Name, s.Name, s.Name)
+		fmt.Fprintf(&checks, "\tfor _, l := range cpu.Levels() {\n\t\tif err := %s.UseKernels(l); err != nil {\n\t\t\tpanic(err)\n\t\t}\n\t\tcheck(%q+\"/\"+l.String(), %s.Spec(), %s.New)\n\t}\n", s.Name, s.Name, s.Name, s.Name)
 	}
 	main := fmt.Sprintf(diffMain, imports.String(), checks.String())
 	must(t, os.MkdirAll(filepath.Join(mod, "cmd", "diff"), 0o755))
@@ -140,8 +141,10 @@ func TestDifferentialRandomSpecs(t *testing.T) {
 		t.Fatalf("differential run failed: %v\n%s", err, out)
 	}
 	for _, s := range specs {
-		if !strings.Contains(string(out), "ok "+s.Name+" ") {
-			t.Errorf("no result for %s:\n%s", s.Name, out)
+		for _, l := range cpu.Levels() {
+			if !strings.Contains(string(out), "ok "+s.Name+"/"+l.String()+" ") {
+				t.Errorf("no result for %s on the %s kernels:\n%s", s.Name, l, out)
+			}
 		}
 	}
 	t.Logf("\n%s", out)
@@ -156,6 +159,7 @@ import (
 
 %s
 	"github.com/modelc/modelc/runtime/cli"
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 )

@@ -1,74 +1,82 @@
 // Package gen is the compiler: it turns a spec into a plan (operations with
 // concrete shapes, fusions and kernel choices) and the plan into a Go package
-// specialised to exactly those shapes.
+// specialised to exactly those shapes, with kernels from asm/ for every
+// instruction set the spec targets.
 package gen
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 
+	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/spec"
 )
 
-// Lanes is the number of floats a dot product consumes per step; each lane has
-// its own accumulator so the additions do not wait on each other.
-const Lanes = 8
-
-// UnrollHead is the largest head size whose dot products are unrolled completely.
-const UnrollHead = 16
-
-// Fusion says what a matrix-vector product does around the multiplication.
-type Fusion int
-
-const (
-	// Plain writes out = W·x.
-	Plain Fusion = iota
-	// Residual adds into out: out += W·x (the residual connection).
-	Residual
-	// Norm normalises x (RMSNorm with a weight) before out = W·norm(x).
-	Norm
-	// NormSwiGLU normalises x, then out[r] = silu(Wg[r]·x)·(Wu[r]·x) where the
-	// gate rows are followed by the up rows in one matrix of 2·Rows rows.
-	NormSwiGLU
-)
-
-var fusionNames = [...]string{"mv", "mvAdd", "mvNorm", "mvNormSwiGLU"}
-
-// MatVec is one specialised matrix-vector kernel.
-type MatVec struct {
-	Rows, Cols int
-	Fusion     Fusion
-}
-
-// ParallelMACs is the size (multiply-adds) from which a matrix-vector product
-// is split over the worker pool; below it waking a thread costs more than the
-// work (all of stories260K runs on one thread).
-const ParallelMACs = 1 << 16
+// ParallelMACs is the size (multiply-adds) from which a kernel call is split
+// over the worker pool; below it waking a thread costs more than the work
+// (all of stories260K runs on one thread).
+const ParallelMACs = 1 << 17
 
 // GrainMACs is the least work one thread gets.
-const GrainMACs = 1 << 14
+const GrainMACs = 1 << 15
 
-// Parallel reports whether the plan splits this kernel's rows over threads.
-func (m MatVec) Parallel() bool { return m.Rows*m.Cols >= ParallelMACs }
-
-// Grain is the number of rows a thread gets at least.
-func (m MatVec) Grain() int { return max(1, GrainMACs/m.Cols) }
-
-// Name is the Go function name of the kernel.
-func (m MatVec) Name() string {
-	return fmt.Sprintf("%s%dx%d", fusionNames[m.Fusion], m.Rows, m.Cols)
+// KCall is one kernel invocation of a token's forward pass.
+type KCall struct {
+	// Field names the kernel in the generated kernelSet.
+	Field string
+	// Kernel is the shape-specialised kernel (its ISA is set per target).
+	Kernel asm.Kernel
+	// Rows is the number of output rows of the call.
+	Rows int
 }
 
-// Plan is everything the emitters need: the spec and the kernels it uses.
+// Parallel reports whether the plan splits this call's rows over threads.
+func (c KCall) Parallel() bool {
+	return c.Kernel.Op != asm.OpAttention && c.Rows*c.Kernel.Cols >= ParallelMACs
+}
+
+// Grain is the number of rows a thread gets at least: a multiple of 4 so the
+// assembly kernels' 4-row blocks stay whole.
+func (c KCall) Grain() int {
+	g := max(4, GrainMACs/c.Kernel.Cols)
+	return (g + 3) &^ 3
+}
+
+// Plan is everything the emitters need: the spec, the kernel calls of one
+// token and the instruction sets to generate them for.
 type Plan struct {
 	Spec    spec.Spec
 	Package string
-	// Vecs are the distinct row lengths, each becoming a blocked row type.
-	Vecs []int
-	// QKV, Out, FFN, Down and Classifier are the matvecs of one token's pass.
-	QKV, Out, FFN, Down, Classifier MatVec
-	MatVecs                         []MatVec
+	// ISAs are the assembly paths to generate; the pure-Go path is always there.
+	ISAs []asm.ISA
+	// The calls of one token's forward pass, in order.
+	QKV, Out, FFN, Down, Classifier, Attention KCall
 }
+
+// Calls returns the plan's distinct kernel fields in a stable order.
+func (p *Plan) Calls() []KCall {
+	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention}
+}
+
+// Kernels lists the kernels for one instruction set.
+func (p *Plan) Kernels(isa asm.ISA) []asm.Kernel {
+	var ks []asm.Kernel
+	for _, c := range p.Calls() {
+		k := c.Kernel
+		k.ISA = isa
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// KernelName is the function implementing call c on isa.
+func KernelName(c KCall, isa asm.ISA) string {
+	k := c.Kernel
+	k.ISA = isa
+	return k.Name()
+}
+
+var targetISAs = map[string]asm.ISA{"avx512": asm.AVX512, "avx2": asm.AVX2, "neon": asm.NEON}
 
 // NewPlan checks that gen can compile s and lays out its kernels.
 func NewPlan(s *spec.Spec) (*Plan, error) {
@@ -82,23 +90,42 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	p := &Plan{
 		Spec:       *s,
 		Package:    s.Name,
-		QKV:        MatVec{Rows: d + 2*kv, Cols: d, Fusion: Norm},
-		Out:        MatVec{Rows: d, Cols: d, Fusion: Residual},
-		FFN:        MatVec{Rows: f, Cols: d, Fusion: NormSwiGLU},
-		Down:       MatVec{Rows: d, Cols: f, Fusion: Residual},
-		Classifier: MatVec{Rows: s.Vocab, Cols: d, Fusion: Plain},
+		QKV:        KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv},
+		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVec, Cols: d}, d},
+		FFN:        KCall{"ffn", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: f, Cols: d}, f},
+		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVec, Cols: f}, d},
+		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab},
+		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1},
 	}
-	seen := map[MatVec]bool{}
-	for _, m := range []MatVec{p.QKV, p.Out, p.FFN, p.Down, p.Classifier} {
-		if !seen[m] {
-			seen[m] = true
-			p.MatVecs = append(p.MatVecs, m)
+	targets := s.Targets
+	if len(targets) == 0 {
+		targets = []string{"avx512", "avx2", "neon"}
+	}
+	for _, t := range targets {
+		if isa, ok := targetISAs[t]; ok && !slices.Contains(p.ISAs, isa) {
+			p.ISAs = append(p.ISAs, isa)
 		}
 	}
-	vecs := map[int]bool{d: true, f: true}
-	for v := range vecs {
-		p.Vecs = append(p.Vecs, v)
+	slices.Sort(p.ISAs)
+	for _, isa := range append([]asm.ISA{asm.Generic}, p.ISAs...) {
+		for _, k := range p.Kernels(isa) {
+			if err := k.Validate(); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
 	}
-	sort.Ints(p.Vecs)
 	return p, nil
+}
+
+// archISAs groups the plan's assembly paths by GOARCH.
+func (p *Plan) archISAs() map[string][]asm.ISA {
+	m := map[string][]asm.ISA{}
+	for _, isa := range p.ISAs {
+		arch := "amd64"
+		if isa == asm.NEON {
+			arch = "arm64"
+		}
+		m[arch] = append(m[arch], isa)
+	}
+	return m
 }

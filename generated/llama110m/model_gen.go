@@ -24,35 +24,20 @@ const (
 	MaxSeq  = 1024
 )
 
-// vec768 is a row of 768 floats laid out as 96 blocks of 8 and a tail of 0.
-type vec768 struct {
-	b [96][8]float32
-}
-
-// vec2048 is a row of 2048 floats laid out as 256 blocks of 8 and a tail of 0.
-type vec2048 struct {
-	b [256][8]float32
-}
-
-// vec64 is a row of 64 floats laid out as 8 blocks of 8 and a tail of 0.
-type vec64 struct {
-	b [8][8]float32
-}
-
 // layerWeights overlays one block's tensors in model.Layout order; Q, K and V
 // are one matrix, and so are the gate and up projections.
 type layerWeights struct {
 	attnNorm [768]float32
-	qkv      [2304]vec768
-	wo       [768]vec768
+	qkv      [2304][768]float32
+	wo       [768][768]float32
 	ffnNorm  [768]float32
-	gateUp   [4096]vec768
-	down     [768]vec2048
+	gateUp   [4096][768]float32
+	down     [768][2048]float32
 }
 
 // weights overlays the whole parameter buffer.
 type weights struct {
-	tokEmbd [32000]vec768
+	tokEmbd [32000][768]float32
 	layers  [12]layerWeights
 	outNorm [768]float32
 }
@@ -134,6 +119,7 @@ type Session struct {
 	m            *Model
 	x            [768]float32
 	xb           [768]float32
+	xb2          [768]float32
 	qkv          [2304]float32
 	hb           [2048]float32
 	att          [1024]float32
@@ -152,7 +138,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		panic(fmt.Sprintf("llama110m: token %d at position %d is out of range", token, pos))
 	}
 	w := s.m.w
-	s.x = *(*[768]float32)(unsafe.Pointer(&w.tokEmbd[token]))
+	s.x = w.tokEmbd[token]
 	for i, fr := range s.m.freqs {
 		v := float64(float32(pos) * fr)
 		s.cos[i] = float32(math.Cos(v))
@@ -164,51 +150,63 @@ func (s *Session) Forward(token, pos int) []float32 {
 	for l := range 12 {
 		lw := &w.layers[l]
 		{
-			a0 := &s.qkv
-			a1 := &lw.qkv
-			a2 := &s.x
-			a3 := &lw.attnNorm
-			pool.RunGrain(2304, 21, func(lo, hi int) {
-				mvNorm2304x768(a0, a1, a2, a3, lo, hi)
+			o := &s.qkv
+			m := &lw.qkv
+			a0 := &s.x[0]
+			a1 := &lw.attnNorm[0]
+			a2 := float32(1e-05)
+			pool.RunGrain(2304, 44, func(lo, hi int) {
+				kern.qkv(&o[lo], &m[lo][0], a0, a1, hi-lo, a2)
 			})
 		}
 		rope(q, k, &s.cos, &s.sin)
 		s.keys[l][pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
-		attention((*[12][64]float32)(unsafe.Pointer(&s.xb)), (*[12][64]float32)(unsafe.Pointer(q)), &s.keys[l], &s.values[l], &s.att, pos)
+		keys, values := &s.keys[l], &s.values[l]
+		for h := range 12 {
+			kern.att(&s.xb[h*64], &s.qkv[h*64], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+1)
+		}
 		{
-			a0 := &s.x
-			a1 := &lw.wo
-			a2 := &s.xb
-			pool.RunGrain(768, 21, func(lo, hi int) {
-				mvAdd768x768(a0, a1, a2, lo, hi)
+			o := &s.xb2
+			m := &lw.wo
+			a0 := &s.xb[0]
+			pool.RunGrain(768, 44, func(lo, hi int) {
+				kern.wo(&o[lo], &m[lo][0], a0, hi-lo)
+			})
+		}
+		for i := range 768 {
+			s.x[i] += s.xb2[i]
+		}
+		{
+			o := &s.hb
+			m := &lw.gateUp
+			a0 := &s.x[0]
+			a1 := &lw.ffnNorm[0]
+			a2 := float32(1e-05)
+			pool.RunGrain(2048, 44, func(lo, hi int) {
+				kern.ffn(&o[lo], &m[lo][0], a0, a1, hi-lo, a2)
 			})
 		}
 		{
-			a0 := &s.hb
-			a1 := &lw.gateUp
-			a2 := &s.x
-			a3 := &lw.ffnNorm
-			pool.RunGrain(2048, 21, func(lo, hi int) {
-				mvNormSwiGLU2048x768(a0, a1, a2, a3, lo, hi)
+			o := &s.xb2
+			m := &lw.down
+			a0 := &s.hb[0]
+			pool.RunGrain(768, 16, func(lo, hi int) {
+				kern.down(&o[lo], &m[lo][0], a0, hi-lo)
 			})
 		}
-		{
-			a0 := &s.x
-			a1 := &lw.down
-			a2 := &s.hb
-			pool.RunGrain(768, 8, func(lo, hi int) {
-				mvAdd768x2048(a0, a1, a2, lo, hi)
-			})
+		for i := range 768 {
+			s.x[i] += s.xb2[i]
 		}
 	}
-	rmsnorm(&s.xb, &s.x, &w.outNorm)
 	{
-		a0 := &s.logits
-		a1 := &w.tokEmbd
-		a2 := &s.xb
-		pool.RunGrain(32000, 21, func(lo, hi int) {
-			mv32000x768(a0, a1, a2, lo, hi)
+		o := &s.logits
+		m := &w.tokEmbd
+		a0 := &s.x[0]
+		a1 := &w.outNorm[0]
+		a2 := float32(1e-05)
+		pool.RunGrain(32000, 44, func(lo, hi int) {
+			kern.cls(&o[lo], &m[lo][0], a0, a1, hi-lo, a2)
 		})
 	}
 	return s.logits[:]
@@ -223,138 +221,61 @@ func (s *Session) Prefill(tokens []int, pos int) []float32 {
 	return logits
 }
 
-// mvNorm2304x768 computes out = W·rmsnorm(x) for rows [lo, hi) of 2304 rows of 768.
-func mvNorm2304x768(out *[2304]float32, w *[2304]vec768, x *[768]float32, nw *[768]float32, lo, hi int) {
-	var ss float32
-	for i := range 768 {
-		ss += x[i] * x[i]
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(768)+float32(1e-05))))
-	var xn vec768
-	xf := (*[768]float32)(unsafe.Pointer(&xn))
-	for i := range 768 {
-		xf[i] = nw[i] * (inv * x[i])
-	}
-	xv := &xn
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 96 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] = d
-	}
+// kernelSet is one instruction set's kernels for this model's shapes.
+type kernelSet struct {
+	name string
+	qkv  func(out, w, x, nw *float32, n int, eps float32)
+	wo   func(out, w, x *float32, n int)
+	ffn  func(out, w, x, nw *float32, n int, eps float32)
+	down func(out, w, x *float32, n int)
+	cls  func(out, w, x, nw *float32, n int, eps float32)
+	att  func(out, q, k, v, att *float32, t int)
 }
 
-// mvAdd768x768 computes out += W·x for rows [lo, hi) of 768 rows of 768.
-func mvAdd768x768(out *[768]float32, w *[768]vec768, x *[768]float32, lo, hi int) {
-	xv := (*vec768)(unsafe.Pointer(x))
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 96 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] += d
-	}
+// goKernels is the specialised pure-Go path, built everywhere.
+var goKernels = kernelSet{
+	att:  attention_64_768_go,
+	cls:  rmsmatvec_768_go,
+	down: matvec_2048_go,
+	ffn:  rmsswiglu_2048x768_go,
+	name: "go",
+	qkv:  rmsmatvec_768_go,
+	wo:   matvec_768_go,
 }
 
-// mvNormSwiGLU2048x768 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for rows [lo, hi) of 2048 rows of 768.
-func mvNormSwiGLU2048x768(out *[2048]float32, w *[4096]vec768, x *[768]float32, nw *[768]float32, lo, hi int) {
-	var ss float32
-	for i := range 768 {
-		ss += x[i] * x[i]
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(768)+float32(1e-05))))
-	var xn vec768
-	xf := (*[768]float32)(unsafe.Pointer(&xn))
-	for i := range 768 {
-		xf[i] = nw[i] * (inv * x[i])
-	}
-	xv := &xn
-	for r := lo; r < hi; r++ {
-		wg := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 96 {
-			wa, xa := &wg.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		g := ((s0 + s1) + (s2 + s3))
-		wu := &w[r+2048]
-		{
-			var s0, s1, s2, s3 float32
-			for i := range 96 {
-				wa, xa := &wu.b[i], &xv.b[i]
-				s0 += wa[0]*xa[0] + wa[4]*xa[4]
-				s1 += wa[1]*xa[1] + wa[5]*xa[5]
-				s2 += wa[2]*xa[2] + wa[6]*xa[6]
-				s3 += wa[3]*xa[3] + wa[7]*xa[7]
-			}
-			u := ((s0 + s1) + (s2 + s3))
-			out[r] = g / (float32(1) + kernels.Exp32(-g)) * u
+// kern is the kernel path in use: the widest this machine runs, chosen once at start.
+var kern = pickKernels()
+
+func pickKernels() kernelSet {
+	for _, l := range cpu.Levels() {
+		if ks, ok := archKernels(l); ok {
+			return ks
 		}
 	}
+	return goKernels
 }
 
-// mvAdd768x2048 computes out += W·x for rows [lo, hi) of 768 rows of 2048.
-func mvAdd768x2048(out *[768]float32, w *[768]vec2048, x *[2048]float32, lo, hi int) {
-	xv := (*vec2048)(unsafe.Pointer(x))
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 256 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] += d
+// UseKernels switches to the kernels of level l (tests run every path the
+// machine can); it fails when the machine or this build cannot run them.
+func UseKernels(l cpu.Level) error {
+	if l == cpu.Generic {
+		kern = goKernels
+		return nil
 	}
+	if !cpu.Supports(l) {
+		return fmt.Errorf("llama110m: this machine or build cannot run %s kernels", l)
+	}
+	ks, ok := archKernels(l)
+	if !ok {
+		return fmt.Errorf("llama110m: %s kernels were not generated (see the spec's targets)", l)
+	}
+	kern = ks
+	return nil
 }
 
-// mv32000x768 computes out = W·x for rows [lo, hi) of 32000 rows of 768.
-func mv32000x768(out *[32000]float32, w *[32000]vec768, x *[768]float32, lo, hi int) {
-	xv := (*vec768)(unsafe.Pointer(x))
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 96 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] = d
-	}
-}
-
-// rmsnorm writes x normalised by its root mean square and scaled by nw.
-func rmsnorm(out, x, nw *[768]float32) {
-	var ss float32
-	for i := range 768 {
-		ss += x[i] * x[i]
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(768)+float32(1e-05))))
-	for i := range 768 {
-		out[i] = nw[i] * (inv * x[i])
-	}
+// KernelPath names the kernel path in use.
+func KernelPath() string {
+	return kern.name
 }
 
 // rope rotates each adjacent pair of every query and key head.
@@ -373,61 +294,6 @@ func rope(q *[12][32][2]float32, k *[12][32][2]float32, cos, sin *[32]float32) {
 			a, b := p[0], p[1]
 			p[0] = a*cos[i] - b*sin[i]
 			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
-}
-
-// attention computes every head's output for the query at pos over the
-// cached keys and values 0..pos; query heads share KV heads in groups.
-func attention(out, q *[12][64]float32, keys, values *[1024][12][64]float32, att *[1024]float32, pos int) {
-	for h := range 12 {
-		kh := h / 1
-		qh := &q[h]
-		m := float32(math.Inf(-1))
-		qv := (*vec64)(unsafe.Pointer(qh))
-		for t := 0; t <= pos; t++ {
-			kv := (*vec64)(unsafe.Pointer(&keys[t][kh]))
-			var s0, s1, s2, s3 float32
-			for i := range 8 {
-				wa, xa := &qv.b[i], &kv.b[i]
-				s0 += wa[0]*xa[0] + wa[4]*xa[4]
-				s1 += wa[1]*xa[1] + wa[5]*xa[5]
-				s2 += wa[2]*xa[2] + wa[6]*xa[6]
-				s3 += wa[3]*xa[3] + wa[7]*xa[7]
-			}
-			d := ((s0 + s1) + (s2 + s3))
-			sc := d * float32(0.125)
-			att[t] = sc
-			if sc > m {
-				m = sc
-			}
-		}
-		var sum float32
-		o := &out[h]
-		*o = [64]float32{}
-		for t := 0; t <= pos; t++ {
-			x := att[t] - m
-			if x < float32(-87.3) {
-				x = float32(-87.3)
-			}
-			n := float32(int32(x*float32(1.442695) - float32(0.5)))
-			r := x - n*float32(0.6933594) + n*float32(0.00021219444)
-			p := float32(0.00019875691)*r + float32(0.0013981999)
-			p = p*r + float32(0.008333452)
-			p = p*r + float32(0.041665796)
-			p = p*r + float32(0.16666666)
-			p = p*r + float32(0.5)
-			p = p*(r*r) + r + float32(1)
-			e := p * math.Float32frombits(uint32(int32(n)+127)<<23)
-			sum += e
-			v := &values[t][kh]
-			for i := range 64 {
-				o[i] += e * v[i]
-			}
-		}
-		inv := float32(1) / sum
-		for i := range 64 {
-			o[i] *= inv
 		}
 	}
 }

@@ -24,31 +24,20 @@ const (
 	MaxSeq  = 512
 )
 
-// vec64 is a row of 64 floats laid out as 8 blocks of 8 and a tail of 0.
-type vec64 struct {
-	b [8][8]float32
-}
-
-// vec172 is a row of 172 floats laid out as 21 blocks of 8 and a tail of 4.
-type vec172 struct {
-	b [21][8]float32
-	t [4]float32
-}
-
 // layerWeights overlays one block's tensors in model.Layout order; Q, K and V
 // are one matrix, and so are the gate and up projections.
 type layerWeights struct {
 	attnNorm [64]float32
-	qkv      [128]vec64
-	wo       [64]vec64
+	qkv      [128][64]float32
+	wo       [64][64]float32
 	ffnNorm  [64]float32
-	gateUp   [344]vec64
-	down     [64]vec172
+	gateUp   [344][64]float32
+	down     [64][172]float32
 }
 
 // weights overlays the whole parameter buffer.
 type weights struct {
-	tokEmbd [512]vec64
+	tokEmbd [512][64]float32
 	layers  [5]layerWeights
 	outNorm [64]float32
 }
@@ -130,6 +119,7 @@ type Session struct {
 	m            *Model
 	x            [64]float32
 	xb           [64]float32
+	xb2          [64]float32
 	qkv          [128]float32
 	hb           [172]float32
 	att          [512]float32
@@ -148,7 +138,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		panic(fmt.Sprintf("stories260k: token %d at position %d is out of range", token, pos))
 	}
 	w := s.m.w
-	s.x = *(*[64]float32)(unsafe.Pointer(&w.tokEmbd[token]))
+	s.x = w.tokEmbd[token]
 	for i, fr := range s.m.freqs {
 		v := float64(float32(pos) * fr)
 		s.cos[i] = float32(math.Cos(v))
@@ -159,17 +149,25 @@ func (s *Session) Forward(token, pos int) []float32 {
 	v := (*[4][8]float32)(unsafe.Pointer(&s.qkv[96]))
 	for l := range 5 {
 		lw := &w.layers[l]
-		mvNorm128x64(&s.qkv, &lw.qkv, &s.x, &lw.attnNorm, 0, 128)
+		kern.qkv(&s.qkv[0], &lw.qkv[0][0], &s.x[0], &lw.attnNorm[0], 128, float32(1e-05))
 		rope(q, k, &s.cos, &s.sin)
 		s.keys[l][pos] = *(*[4][8]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
-		attention((*[8][8]float32)(unsafe.Pointer(&s.xb)), (*[8][8]float32)(unsafe.Pointer(q)), &s.keys[l], &s.values[l], &s.att, pos)
-		mvAdd64x64(&s.x, &lw.wo, &s.xb, 0, 64)
-		mvNormSwiGLU172x64(&s.hb, &lw.gateUp, &s.x, &lw.ffnNorm, 0, 172)
-		mvAdd64x172(&s.x, &lw.down, &s.hb, 0, 64)
+		keys, values := &s.keys[l], &s.values[l]
+		for h := range 8 {
+			kern.att(&s.xb[h*8], &s.qkv[h*8], &keys[0][h/2][0], &values[0][h/2][0], &s.att[0], pos+1)
+		}
+		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 64)
+		for i := range 64 {
+			s.x[i] += s.xb2[i]
+		}
+		kern.ffn(&s.hb[0], &lw.gateUp[0][0], &s.x[0], &lw.ffnNorm[0], 172, float32(1e-05))
+		kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
+		for i := range 64 {
+			s.x[i] += s.xb2[i]
+		}
 	}
-	rmsnorm(&s.xb, &s.x, &w.outNorm)
-	mv512x64(&s.logits, &w.tokEmbd, &s.xb, 0, 512)
+	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &s.x[0], &w.outNorm[0], 512, float32(1e-05))
 	return s.logits[:]
 }
 
@@ -182,142 +180,61 @@ func (s *Session) Prefill(tokens []int, pos int) []float32 {
 	return logits
 }
 
-// mvNorm128x64 computes out = W·rmsnorm(x) for rows [lo, hi) of 128 rows of 64.
-func mvNorm128x64(out *[128]float32, w *[128]vec64, x *[64]float32, nw *[64]float32, lo, hi int) {
-	var ss float32
-	for i := range 64 {
-		ss += x[i] * x[i]
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(64)+float32(1e-05))))
-	var xn vec64
-	xf := (*[64]float32)(unsafe.Pointer(&xn))
-	for i := range 64 {
-		xf[i] = nw[i] * (inv * x[i])
-	}
-	xv := &xn
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 8 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] = d
-	}
+// kernelSet is one instruction set's kernels for this model's shapes.
+type kernelSet struct {
+	name string
+	qkv  func(out, w, x, nw *float32, n int, eps float32)
+	wo   func(out, w, x *float32, n int)
+	ffn  func(out, w, x, nw *float32, n int, eps float32)
+	down func(out, w, x *float32, n int)
+	cls  func(out, w, x, nw *float32, n int, eps float32)
+	att  func(out, q, k, v, att *float32, t int)
 }
 
-// mvAdd64x64 computes out += W·x for rows [lo, hi) of 64 rows of 64.
-func mvAdd64x64(out *[64]float32, w *[64]vec64, x *[64]float32, lo, hi int) {
-	xv := (*vec64)(unsafe.Pointer(x))
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 8 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] += d
-	}
+// goKernels is the specialised pure-Go path, built everywhere.
+var goKernels = kernelSet{
+	att:  attention_8_32_go,
+	cls:  rmsmatvec_64_go,
+	down: matvec_172_go,
+	ffn:  rmsswiglu_172x64_go,
+	name: "go",
+	qkv:  rmsmatvec_64_go,
+	wo:   matvec_64_go,
 }
 
-// mvNormSwiGLU172x64 computes out = silu(Wg·rmsnorm(x)) · (Wu·rmsnorm(x)) for rows [lo, hi) of 172 rows of 64.
-func mvNormSwiGLU172x64(out *[172]float32, w *[344]vec64, x *[64]float32, nw *[64]float32, lo, hi int) {
-	var ss float32
-	for i := range 64 {
-		ss += x[i] * x[i]
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(64)+float32(1e-05))))
-	var xn vec64
-	xf := (*[64]float32)(unsafe.Pointer(&xn))
-	for i := range 64 {
-		xf[i] = nw[i] * (inv * x[i])
-	}
-	xv := &xn
-	for r := lo; r < hi; r++ {
-		wg := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 8 {
-			wa, xa := &wg.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		g := ((s0 + s1) + (s2 + s3))
-		wu := &w[r+172]
-		{
-			var s0, s1, s2, s3 float32
-			for i := range 8 {
-				wa, xa := &wu.b[i], &xv.b[i]
-				s0 += wa[0]*xa[0] + wa[4]*xa[4]
-				s1 += wa[1]*xa[1] + wa[5]*xa[5]
-				s2 += wa[2]*xa[2] + wa[6]*xa[6]
-				s3 += wa[3]*xa[3] + wa[7]*xa[7]
-			}
-			u := ((s0 + s1) + (s2 + s3))
-			out[r] = g / (float32(1) + kernels.Exp32(-g)) * u
+// kern is the kernel path in use: the widest this machine runs, chosen once at start.
+var kern = pickKernels()
+
+func pickKernels() kernelSet {
+	for _, l := range cpu.Levels() {
+		if ks, ok := archKernels(l); ok {
+			return ks
 		}
 	}
+	return goKernels
 }
 
-// mvAdd64x172 computes out += W·x for rows [lo, hi) of 64 rows of 172.
-func mvAdd64x172(out *[64]float32, w *[64]vec172, x *[172]float32, lo, hi int) {
-	xv := (*vec172)(unsafe.Pointer(x))
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 21 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		d += wr.t[0] * xv.t[0]
-		d += wr.t[1] * xv.t[1]
-		d += wr.t[2] * xv.t[2]
-		d += wr.t[3] * xv.t[3]
-		out[r] += d
+// UseKernels switches to the kernels of level l (tests run every path the
+// machine can); it fails when the machine or this build cannot run them.
+func UseKernels(l cpu.Level) error {
+	if l == cpu.Generic {
+		kern = goKernels
+		return nil
 	}
+	if !cpu.Supports(l) {
+		return fmt.Errorf("stories260k: this machine or build cannot run %s kernels", l)
+	}
+	ks, ok := archKernels(l)
+	if !ok {
+		return fmt.Errorf("stories260k: %s kernels were not generated (see the spec's targets)", l)
+	}
+	kern = ks
+	return nil
 }
 
-// mv512x64 computes out = W·x for rows [lo, hi) of 512 rows of 64.
-func mv512x64(out *[512]float32, w *[512]vec64, x *[64]float32, lo, hi int) {
-	xv := (*vec64)(unsafe.Pointer(x))
-	for r := lo; r < hi; r++ {
-		wr := &w[r]
-		var s0, s1, s2, s3 float32
-		for i := range 8 {
-			wa, xa := &wr.b[i], &xv.b[i]
-			s0 += wa[0]*xa[0] + wa[4]*xa[4]
-			s1 += wa[1]*xa[1] + wa[5]*xa[5]
-			s2 += wa[2]*xa[2] + wa[6]*xa[6]
-			s3 += wa[3]*xa[3] + wa[7]*xa[7]
-		}
-		d := ((s0 + s1) + (s2 + s3))
-		out[r] = d
-	}
-}
-
-// rmsnorm writes x normalised by its root mean square and scaled by nw.
-func rmsnorm(out, x, nw *[64]float32) {
-	var ss float32
-	for i := range 64 {
-		ss += x[i] * x[i]
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(64)+float32(1e-05))))
-	for i := range 64 {
-		out[i] = nw[i] * (inv * x[i])
-	}
+// KernelPath names the kernel path in use.
+func KernelPath() string {
+	return kern.name
 }
 
 // rope rotates each adjacent pair of every query and key head.
@@ -337,60 +254,5 @@ func rope(q *[8][4][2]float32, k *[4][4][2]float32, cos, sin *[4]float32) {
 			p[0] = a*cos[i] - b*sin[i]
 			p[1] = a*sin[i] + b*cos[i]
 		}
-	}
-}
-
-// attention computes every head's output for the query at pos over the
-// cached keys and values 0..pos; query heads share KV heads in groups.
-func attention(out, q *[8][8]float32, keys, values *[512][4][8]float32, att *[512]float32, pos int) {
-	for h := range 8 {
-		kh := h / 2
-		qh := &q[h]
-		m := float32(math.Inf(-1))
-		q0 := qh[0]
-		q1 := qh[1]
-		q2 := qh[2]
-		q3 := qh[3]
-		q4 := qh[4]
-		q5 := qh[5]
-		q6 := qh[6]
-		q7 := qh[7]
-		for t := 0; t <= pos; t++ {
-			k := &keys[t][kh]
-			sc := (((q0*k[0] + q1*k[1]) + (q2*k[2] + q3*k[3])) + ((q4*k[4] + q5*k[5]) + (q6*k[6] + q7*k[7]))) * float32(0.35355338)
-			att[t] = sc
-			if sc > m {
-				m = sc
-			}
-		}
-		var sum float32
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for t := 0; t <= pos; t++ {
-			x := att[t] - m
-			if x < float32(-87.3) {
-				x = float32(-87.3)
-			}
-			n := float32(int32(x*float32(1.442695) - float32(0.5)))
-			r := x - n*float32(0.6933594) + n*float32(0.00021219444)
-			p := float32(0.00019875691)*r + float32(0.0013981999)
-			p = p*r + float32(0.008333452)
-			p = p*r + float32(0.041665796)
-			p = p*r + float32(0.16666666)
-			p = p*r + float32(0.5)
-			p = p*(r*r) + r + float32(1)
-			e := p * math.Float32frombits(uint32(int32(n)+127)<<23)
-			sum += e
-			v := &values[t][kh]
-			o0 += e * v[0]
-			o1 += e * v[1]
-			o2 += e * v[2]
-			o3 += e * v[3]
-			o4 += e * v[4]
-			o5 += e * v[5]
-			o6 += e * v[6]
-			o7 += e * v[7]
-		}
-		inv := float32(1) / sum
-		out[h] = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 	}
 }
