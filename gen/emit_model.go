@@ -269,7 +269,8 @@ func emitMain(p *Plan, importPath string) *File {
 	file.PackageComment(fmt.Sprintf("Command %s runs the %s model compiled by modelc.", p.Package, p.Package))
 	file.Func().Id("main").Params().Block(
 		Qual(cliPkg, "Main").Call(Lit(p.Package), Qual(importPath, "Spec").Call(), Qual(importPath, "New"),
-			Qual(cliPkg, "WithThreads").Call(Qual(importPath, "SetThreads"))),
+			Qual(cliPkg, "WithThreads").Call(Qual(importPath, "SetThreads")),
+			Qual(cliPkg, "WithKernelPath").Call(Qual(importPath, "KernelPath"))),
 	)
 	return file
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	cli.Main("llama110m", llama110m.Spec(), llama110m.New, cli.WithThreads(llama110m.SetThreads))
+	cli.Main("llama110m", llama110m.Spec(), llama110m.New, cli.WithThreads(llama110m.SetThreads), cli.WithKernelPath(llama110m.KernelPath))
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	cli.Main("llama15m", llama15m.Spec(), llama15m.New, cli.WithThreads(llama15m.SetThreads))
+	cli.Main("llama15m", llama15m.Spec(), llama15m.New, cli.WithThreads(llama15m.SetThreads), cli.WithKernelPath(llama15m.KernelPath))
 }

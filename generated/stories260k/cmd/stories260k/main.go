@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	cli.Main("stories260k", stories260k.Spec(), stories260k.New, cli.WithThreads(stories260k.SetThreads))
+	cli.Main("stories260k", stories260k.Spec(), stories260k.New, cli.WithThreads(stories260k.SetThreads), cli.WithKernelPath(stories260k.KernelPath))
 }
