@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"math"
 	"os"
@@ -84,6 +85,7 @@ func TestGeneratedLogitsMatchGeneric(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareRun(t, gm, rm, p.Spec.MaxSeq, 1e-4)
+			comparePrefill(t, gm, rm, 300, 1e-4)
 		})
 	}
 }
@@ -117,4 +119,26 @@ func compareRun(t *testing.T, got, want model.Model, n int, tol float64) {
 		}
 	}
 	t.Logf("max |Δlogit| over %d positions: %.3g", n, worst)
+}
+
+// comparePrefill checks the batched prefill of n tokens (several batches) and
+// the decoding that continues from its KV cache.
+func comparePrefill(t *testing.T, got, want model.Model, n int, tol float64) {
+	t.Helper()
+	toks := make([]int, n)
+	for i := range toks {
+		toks[i] = 3 + (i*37)%500
+	}
+	gs, ws := got.NewSession(), want.NewSession()
+	check := func(what string, gl, wl []float32) {
+		for i := range wl {
+			if d := math.Abs(float64(gl[i] - wl[i])); d > tol || math.IsNaN(float64(gl[i])) {
+				t.Fatalf("%s: logit %d: generated %g, generic %g", what, i, gl[i], wl[i])
+			}
+		}
+	}
+	check("prefill", gs.Prefill(toks, 0), ws.Prefill(toks, 0))
+	for pos := n; pos < n+10; pos++ {
+		check(fmt.Sprintf("decode at %d after prefill", pos), gs.Forward(7, pos), ws.Forward(7, pos))
+	}
 }

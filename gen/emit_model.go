@@ -5,6 +5,7 @@ import (
 
 	. "github.com/dave/jennifer/jen"
 
+	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -21,6 +22,7 @@ const (
 func emitModel(p *Plan) *File {
 	s := &p.Spec
 	d, kv, hd, f := s.Dim, s.KVDim(), s.HeadDim(), s.FFNDim
+	pb := p.PrefillBatch
 	file := NewFile(p.Package)
 	file.HeaderComment(header)
 	file.ImportName(modelPkg, "model")
@@ -115,6 +117,11 @@ func emitModel(p *Plan) *File {
 		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
 		List(Id("keys"), Id("values")).Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(),
+		// The prefill batch, token-major.
+		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
+		Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
+		Id("phb").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
+		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
 	)
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("NewSession").Params().Qual(modelPkg, "Session").Block(
 		Return(Op("&").Id("Session").Values(Dict{Id("m"): Id("m")})),
@@ -137,11 +144,7 @@ func emitModel(p *Plan) *File {
 		),
 		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
 		Id("s").Dot("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token")),
-		For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("s").Dot("m").Dot("freqs")).Block(
-			Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("fr")),
-			Id("s").Dot("cos").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
-			Id("s").Dot("sin").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
-		),
+		Id("s").Dot("ropeTables").Call(Id("pos")),
 		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Id("s").Dot("qkv").Index(Lit(0)))),
 		Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("qkv").Index(Lit(d)))),
 		Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("qkv").Index(Lit(d+kv)))),
@@ -161,22 +164,96 @@ func emitModel(p *Plan) *File {
 					Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
 				),
 			),
-			callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0))),
+			callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
 			residual,
 			callKernel(p.FFN, Id("s").Dot("hb"), Id("lw").Dot("gateUp"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
-			callKernel(p.Down, Id("s").Dot("xb2"), Id("lw").Dot("down"), Op("&").Id("s").Dot("hb").Index(Lit(0))),
+			callKernel(p.Down, Id("s").Dot("xb2"), Id("lw").Dot("down"), Op("&").Id("s").Dot("hb").Index(Lit(0)), nil, nil),
 			residual,
 		),
 		callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
 		Return(Id("s").Dot("logits").Index(Op(":"))),
 	)
-	file.Comment("Prefill runs the prompt tokens from position pos and returns the last logits.")
-	file.Func().Params(Id("s").Op("*").Id("Session")).Id("Prefill").Params(Id("tokens").Index().Int(), Id("pos").Int()).Index().Float32().Block(
-		Var().Id("logits").Index().Float32(),
-		For(List(Id("i"), Id("t")).Op(":=").Range().Id("tokens")).Block(
-			Id("logits").Op("=").Id("s").Dot("Forward").Call(Id("t"), Id("pos").Op("+").Id("i")),
+	file.Comment("ropeTables fills the rotation tables for position pos.")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("ropeTables").Params(Id("pos").Int()).Block(
+		For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("s").Dot("m").Dot("freqs")).Block(
+			Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("fr")),
+			Id("s").Dot("cos").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
+			Id("s").Dot("sin").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
 		),
-		Return(Id("logits")),
+	)
+
+	file.Comment("PrefillBatch is the most prompt tokens one batched pass takes.")
+	file.Const().Id("PrefillBatch").Op("=").Lit(pb)
+	file.Comment("Prefill runs the prompt tokens from position pos in batches through the")
+	file.Comment("matrix-matrix kernels and returns the logits of the last token.")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("Prefill").Params(Id("tokens").Index().Int(), Id("pos").Int()).Index().Float32().Block(
+		If(Len(Id("tokens")).Op("==").Lit(0)).Block(Return(Nil())),
+		For(Len(Id("tokens")).Op(">").Id("PrefillBatch")).Block(
+			Id("s").Dot("prefill").Call(Id("tokens").Index(Op(":").Id("PrefillBatch")), Id("pos")),
+			List(Id("tokens"), Id("pos")).Op("=").List(Id("tokens").Index(Id("PrefillBatch").Op(":")), Id("pos").Op("+").Id("PrefillBatch")),
+		),
+		Id("s").Dot("prefill").Call(Id("tokens"), Id("pos")),
+		Id("last").Op(":=").Op("&").Id("s").Dot("px").Index(Len(Id("tokens")).Op("-").Lit(1)),
+		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
+		callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("last").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
+		Return(Id("s").Dot("logits").Index(Op(":"))),
+	)
+
+	perToken := func(body ...Code) Code { return For(Id("b").Op(":=").Range().Id("n")).Block(body...) }
+	addInto := perToken(For(Id("i").Op(":=").Range().Lit(d)).Block(
+		Id("s").Dot("px").Index(Id("b")).Index(Id("i")).Op("+=").Id("s").Dot("po").Index(Id("b")).Index(Id("i"))))
+	file.Comment("prefill runs up to PrefillBatch tokens from position pos through every layer.")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("prefill").Params(Id("tokens").Index().Int(), Id("pos").Int()).Block(
+		Id("n").Op(":=").Len(Id("tokens")),
+		If(Id("pos").Op("<").Lit(0).Op("||").Id("pos").Op("+").Id("n").Op(">").Id("MaxSeq")).Block(
+			Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": %d tokens at position %d exceed the context"), Id("n"), Id("pos"))),
+		),
+		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
+		For(List(Id("b"), Id("t")).Op(":=").Range().Id("tokens")).Block(
+			If(Uint().Parens(Id("t")).Op(">=").Id("Vocab")).Block(
+				Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": token %d is out of range"), Id("t"))),
+			),
+			Id("s").Dot("px").Index(Id("b")).Op("=").Id("w").Dot("tokEmbd").Index(Id("t")),
+		),
+		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
+			Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
+			perToken(Id("rmsnorm").Call(Op("&").Id("s").Dot("pxn").Index(Id("b")), Op("&").Id("s").Dot("px").Index(Id("b")), Op("&").Id("lw").Dot("attnNorm"))),
+			callKernel(p.MMQKV, Id("s").Dot("pqkv"), Id("lw").Dot("qkv"), Op("&").Id("s").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
+			perToken(
+				Id("s").Dot("ropeTables").Call(Id("pos").Op("+").Id("b")),
+				Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Lit(d)))),
+				Id("rope").Call(headsOf(s.Heads, Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Lit(0))), Id("k"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
+				Id("keys").Index(Id("pos").Op("+").Id("b")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
+				Id("values").Index(Id("pos").Op("+").Id("b")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Lit(d+kv)))),
+			),
+			perToken(For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
+				Id("kern").Dot("att").Call(
+					Op("&").Id("s").Dot("patt").Index(Id("b")).Index(Id("h").Op("*").Lit(hd)),
+					Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Id("h").Op("*").Lit(hd)),
+					Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+					Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+					Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Id("b").Op("+").Lit(1),
+				),
+			)),
+			callKernel(p.MMOut, Id("s").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			addInto,
+			perToken(Id("rmsnorm").Call(Op("&").Id("s").Dot("pxn").Index(Id("b")), Op("&").Id("s").Dot("px").Index(Id("b")), Op("&").Id("lw").Dot("ffnNorm"))),
+			callKernel(p.MMGateUp, Id("s").Dot("phb"), Id("lw").Dot("gateUp"), Op("&").Id("s").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			perToken(For(Id("i").Op(":=").Range().Lit(f)).Block(
+				Id("g").Op(":=").Id("s").Dot("phb").Index(Id("b")).Index(Id("i")),
+				Id("s").Dot("pact").Index(Id("b")).Index(Id("i")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("s").Dot("phb").Index(Id("b")).Index(Id("i").Op("+").Lit(f)),
+			)),
+			callKernel(p.MMDown, Id("s").Dot("po"), Id("lw").Dot("down"), Op("&").Id("s").Dot("pact").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			addInto,
+		),
+	)
+	file.Comment("rmsnorm writes x normalised by its root mean square and scaled by nw.")
+	file.Func().Id("rmsnorm").Params(List(Id("out"), Id("x"), Id("nw")).Op("*").Index(Lit(d)).Float32()).Block(
+		Var().Id("ss").Float32(),
+		For(Id("i").Op(":=").Range().Lit(d)).Block(Id("ss").Op("+=").Id("x").Index(Id("i")).Op("*").Id("x").Index(Id("i"))),
+		Id("inv").Op(":=").Float32().Parens(Lit(1).Op("/").Qual("math", "Sqrt").Call(Float64().Parens(Id("ss").Op("/").Lit(float32(d)).Op("+").Add(eps)))),
+		For(Id("i").Op(":=").Range().Lit(d)).Block(Id("out").Index(Id("i")).Op("=").Id("nw").Index(Id("i")).Op("*").Parens(Id("inv").Op("*").Id("x").Index(Id("i")))),
 	)
 
 	emitKernelSet(file, p)
@@ -184,42 +261,40 @@ func emitModel(p *Plan) *File {
 	return file
 }
 
-// callKernel calls a kernel over all rows of a call: out and w are pointers to
-// the whole output array and weight matrix, the other arguments are passed
-// through. It is direct, or split over the worker pool when the plan makes the
-// call parallel; each worker gets &out[lo], &w[lo][0] and hi-lo rows.
-func callKernel(c KCall, out, w Code, rest ...Code) Code {
+// callKernel calls a kernel over all rows of a call. out and w are the whole
+// output array and weight matrix; the kernel gets (out, w, x, [nw,] rows,
+// [tail]) where tail is eps for normalising kernels and the token count for
+// matrix-matrix products. It is direct, or split over the worker pool when the
+// plan makes the call parallel: each worker gets its rows' slice of out and w.
+func callKernel(c KCall, out, w, x, nw, tail Code) Code {
+	mm := c.Kernel.Op == asm.OpMatMul
+	outAt := func(o, lo Code) *Statement {
+		if mm { // out is [batch][rows]: rows are the inner index
+			return Op("&").Add(o).Index(Lit(0)).Index(lo)
+		}
+		return Op("&").Add(o).Index(lo)
+	}
+	args := func(o, m, lo, n Code) []Code {
+		a := []Code{outAt(o, lo), Op("&").Add(m).Index(lo).Index(Lit(0)), x}
+		if nw != nil {
+			a = append(a, nw)
+		}
+		a = append(a, n)
+		if tail != nil {
+			a = append(a, tail)
+		}
+		return a
+	}
 	if !c.Parallel() {
-		args := append([]Code{Op("&").Add(out).Index(Lit(0)), Op("&").Add(w).Index(Lit(0)).Index(Lit(0))}, rest...)
-		return Id("kern").Dot(c.Field).Call(insertRows(args, len(rest), Lit(c.Rows))...)
+		return Id("kern").Dot(c.Field).Call(args(out, w, Lit(0), Lit(c.Rows))...)
 	}
-	// The arguments are evaluated once, outside the closure.
-	defs := []Code{Id("o").Op(":=").Op("&").Add(out), Id("m").Op(":=").Op("&").Add(w)}
-	var names []Code
-	for i, a := range rest {
-		n := fmt.Sprintf("a%d", i)
-		names = append(names, Id(n))
-		defs = append(defs, Id(n).Op(":=").Add(a))
-	}
-	args := append([]Code{Op("&").Id("o").Index(Id("lo")), Op("&").Id("m").Index(Id("lo")).Index(Lit(0))}, names...)
-	return Block(append(defs,
+	// Pointers to out and w are taken once, outside the closure.
+	return Block(
+		Id("o").Op(",").Id("m").Op(":=").Op("&").Add(out).Op(",").Op("&").Add(w),
 		Id("pool").Dot("RunGrain").Call(Lit(c.Rows), Lit(c.Grain()), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
-			Id("kern").Dot(c.Field).Call(insertRows(args, len(rest), Id("hi").Op("-").Id("lo"))...),
+			Id("kern").Dot(c.Field).Call(args(Id("o"), Id("m"), Id("lo"), Id("hi").Op("-").Id("lo"))...),
 		)),
-	)...)
-}
-
-// insertRows puts the row count after the pointer arguments: kernels take
-// (out, w, x[, nw], n[, eps]); the eps argument (a float) is the last of rest
-// when the kernel has a norm.
-func insertRows(args []Code, nrest int, n Code) []Code {
-	ptrs := 2 + nrest
-	if nrest == 3 { // x, nw, eps
-		ptrs--
-	}
-	out := append([]Code{}, args[:ptrs]...)
-	out = append(out, n)
-	return append(out, args[ptrs:]...)
+	)
 }
 
 // emitSpecFunc writes Spec(), the spec this package was compiled from.

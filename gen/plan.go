@@ -28,11 +28,17 @@ type KCall struct {
 	Kernel asm.Kernel
 	// Rows is the number of output rows of the call.
 	Rows int
+	// batch is the token count of a matrix-matrix product.
+	batch int
 }
 
 // Parallel reports whether the plan splits this call's rows over threads.
 func (c KCall) Parallel() bool {
-	return c.Kernel.Op != asm.OpAttention && c.Rows*c.Kernel.Cols >= ParallelMACs
+	macs := c.Rows * c.Kernel.Cols
+	if c.Kernel.Op == asm.OpMatMul {
+		macs *= c.batch
+	}
+	return c.Kernel.Op != asm.OpAttention && macs >= ParallelMACs
 }
 
 // Grain is the number of rows a thread gets at least: a multiple of 4 so the
@@ -51,11 +57,14 @@ type Plan struct {
 	ISAs []asm.ISA
 	// The calls of one token's forward pass, in order.
 	QKV, Out, FFN, Down, Classifier, Attention KCall
+	// The batched prefill: matrix-matrix products over PrefillBatch tokens.
+	PrefillBatch                   int
+	MMQKV, MMOut, MMGateUp, MMDown KCall
 }
 
 // Calls returns the plan's distinct kernel fields in a stable order.
 func (p *Plan) Calls() []KCall {
-	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention}
+	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown}
 }
 
 // Kernels lists the kernels for one instruction set.
@@ -90,13 +99,24 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	p := &Plan{
 		Spec:       *s,
 		Package:    s.Name,
-		QKV:        KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv},
-		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVec, Cols: d}, d},
-		FFN:        KCall{"ffn", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: f, Cols: d}, f},
-		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVec, Cols: f}, d},
-		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab},
-		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1},
+		QKV:        KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv, 0},
+		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVec, Cols: d}, d, 0},
+		FFN:        KCall{"ffn", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: f, Cols: d}, f, 0},
+		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVec, Cols: f}, d, 0},
+		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab, 0},
+		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1, 0},
 	}
+	// Prefill runs the prompt in batches of up to 64 tokens: each weight row
+	// loaded once serves the whole batch.
+	b := min(64, s.MaxSeq)
+	mm := func(field string, rows, cols int) KCall {
+		return KCall{field, asm.Kernel{Op: asm.OpMatMul, Rows: rows, Cols: cols}, rows, b}
+	}
+	p.PrefillBatch = b
+	p.MMQKV = mm("mmQKV", d+2*kv, d)
+	p.MMOut = mm("mmOut", d, d)
+	p.MMGateUp = mm("mmGateUp", 2*f, d)
+	p.MMDown = mm("mmDown", d, f)
 	targets := s.Targets
 	if len(targets) == 0 {
 		targets = []string{"avx512", "avx2", "neon"}

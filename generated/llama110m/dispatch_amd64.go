@@ -11,23 +11,31 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		return kernelSet{
-			att:  attention_64_768_avx512,
-			cls:  rmsmatvec_768_avx512,
-			down: matvec_2048_avx512,
-			ffn:  rmsswiglu_2048x768_avx512,
-			name: "avx512",
-			qkv:  rmsmatvec_768_avx512,
-			wo:   matvec_768_avx512,
+			att:      attention_64_768_avx512,
+			cls:      rmsmatvec_768_avx512,
+			down:     matvec_2048_avx512,
+			ffn:      rmsswiglu_2048x768_avx512,
+			mmDown:   matmul_768x2048_avx512,
+			mmGateUp: matmul_4096x768_avx512,
+			mmOut:    matmul_768x768_avx512,
+			mmQKV:    matmul_2304x768_avx512,
+			name:     "avx512",
+			qkv:      rmsmatvec_768_avx512,
+			wo:       matvec_768_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:  attention_64_768_avx2,
-			cls:  rmsmatvec_768_avx2,
-			down: matvec_2048_avx2,
-			ffn:  rmsswiglu_2048x768_avx2,
-			name: "avx2",
-			qkv:  rmsmatvec_768_avx2,
-			wo:   matvec_768_avx2,
+			att:      attention_64_768_avx2,
+			cls:      rmsmatvec_768_avx2,
+			down:     matvec_2048_avx2,
+			ffn:      rmsswiglu_2048x768_avx2,
+			mmDown:   matmul_768x2048_avx2,
+			mmGateUp: matmul_4096x768_avx2,
+			mmOut:    matmul_768x768_avx2,
+			mmQKV:    matmul_2304x768_avx2,
+			name:     "avx2",
+			qkv:      rmsmatvec_768_avx2,
+			wo:       matvec_768_avx2,
 		}, true
 	}
 	return kernelSet{}, false

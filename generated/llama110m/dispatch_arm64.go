@@ -11,13 +11,17 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		return kernelSet{
-			att:  attention_64_768_neon,
-			cls:  rmsmatvec_768_neon,
-			down: matvec_2048_neon,
-			ffn:  rmsswiglu_2048x768_neon,
-			name: "neon",
-			qkv:  rmsmatvec_768_neon,
-			wo:   matvec_768_neon,
+			att:      attention_64_768_neon,
+			cls:      rmsmatvec_768_neon,
+			down:     matvec_2048_neon,
+			ffn:      rmsswiglu_2048x768_neon,
+			mmDown:   matmul_768x2048_neon,
+			mmGateUp: matmul_4096x768_neon,
+			mmOut:    matmul_768x768_neon,
+			mmQKV:    matmul_2304x768_neon,
+			name:     "neon",
+			qkv:      rmsmatvec_768_neon,
+			wo:       matvec_768_neon,
 		}, true
 	}
 	return kernelSet{}, false

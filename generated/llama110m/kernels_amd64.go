@@ -14,6 +14,46 @@ func attention_64_768_avx2(out *float32, q *float32, k *float32, v *float32, att
 //go:noescape
 func attention_64_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// matmul_2304x768_avx2: out[b*2304+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_2304x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_2304x768_avx512: out[b*2304+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_2304x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_4096x768_avx2: out[b*4096+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_4096x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_4096x768_avx512: out[b*4096+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_4096x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_768x2048_avx2: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 2048 columns.
+//
+//go:noescape
+func matmul_768x2048_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_768x2048_avx512: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 2048 columns.
+//
+//go:noescape
+func matmul_768x2048_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_768x768_avx2: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_768x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_768x768_avx512: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_768x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matvec_2048_avx2: out[r] = w[r]·x for r < n, 2048 columns.
 //
 //go:noescape

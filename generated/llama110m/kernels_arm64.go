@@ -9,6 +9,26 @@ package llama110m
 //go:noescape
 func attention_64_768_neon(out, q, k, v, att *float32, t int)
 
+// matmul_2304x768_neon: out[b*2304+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_2304x768_neon(out, w, x *float32, n, b int)
+
+// matmul_4096x768_neon: out[b*4096+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_4096x768_neon(out, w, x *float32, n, b int)
+
+// matmul_768x2048_neon: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 2048 columns.
+//
+//go:noescape
+func matmul_768x2048_neon(out, w, x *float32, n, b int)
+
+// matmul_768x768_neon: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_768x768_neon(out, w, x *float32, n, b int)
+
 // matvec_2048_neon: out[r] = w[r]·x for r < n, 2048 columns.
 //
 //go:noescape

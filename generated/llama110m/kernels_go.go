@@ -46,6 +46,74 @@ func attention_64_768_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// matmul_2304x768_go: out[b*2304+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+func matmul_2304x768_go(out, w, x *float32, n, b int) {
+	const R, C = 2304, 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_4096x768_go: out[b*4096+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+func matmul_4096x768_go(out, w, x *float32, n, b int) {
+	const R, C = 4096, 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_768x2048_go: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 2048 columns.
+func matmul_768x2048_go(out, w, x *float32, n, b int) {
+	const R, C = 768, 2048
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_2048_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_768x768_go: out[b*768+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+func matmul_768x768_go(out, w, x *float32, n, b int) {
+	const R, C = 768, 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
 // matvec_2048_go: out[r] = w[r]·x for r < n, 2048 columns.
 func matvec_2048_go(out, w, x *float32, n int) {
 	const C = 2048

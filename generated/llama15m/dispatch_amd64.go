@@ -11,23 +11,31 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		return kernelSet{
-			att:  attention_48_288_avx512,
-			cls:  rmsmatvec_288_avx512,
-			down: matvec_768_avx512,
-			ffn:  rmsswiglu_768x288_avx512,
-			name: "avx512",
-			qkv:  rmsmatvec_288_avx512,
-			wo:   matvec_288_avx512,
+			att:      attention_48_288_avx512,
+			cls:      rmsmatvec_288_avx512,
+			down:     matvec_768_avx512,
+			ffn:      rmsswiglu_768x288_avx512,
+			mmDown:   matmul_288x768_avx512,
+			mmGateUp: matmul_1536x288_avx512,
+			mmOut:    matmul_288x288_avx512,
+			mmQKV:    matmul_864x288_avx512,
+			name:     "avx512",
+			qkv:      rmsmatvec_288_avx512,
+			wo:       matvec_288_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:  attention_48_288_avx2,
-			cls:  rmsmatvec_288_avx2,
-			down: matvec_768_avx2,
-			ffn:  rmsswiglu_768x288_avx2,
-			name: "avx2",
-			qkv:  rmsmatvec_288_avx2,
-			wo:   matvec_288_avx2,
+			att:      attention_48_288_avx2,
+			cls:      rmsmatvec_288_avx2,
+			down:     matvec_768_avx2,
+			ffn:      rmsswiglu_768x288_avx2,
+			mmDown:   matmul_288x768_avx2,
+			mmGateUp: matmul_1536x288_avx2,
+			mmOut:    matmul_288x288_avx2,
+			mmQKV:    matmul_864x288_avx2,
+			name:     "avx2",
+			qkv:      rmsmatvec_288_avx2,
+			wo:       matvec_288_avx2,
 		}, true
 	}
 	return kernelSet{}, false

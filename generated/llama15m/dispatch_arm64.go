@@ -11,13 +11,17 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		return kernelSet{
-			att:  attention_48_288_neon,
-			cls:  rmsmatvec_288_neon,
-			down: matvec_768_neon,
-			ffn:  rmsswiglu_768x288_neon,
-			name: "neon",
-			qkv:  rmsmatvec_288_neon,
-			wo:   matvec_288_neon,
+			att:      attention_48_288_neon,
+			cls:      rmsmatvec_288_neon,
+			down:     matvec_768_neon,
+			ffn:      rmsswiglu_768x288_neon,
+			mmDown:   matmul_288x768_neon,
+			mmGateUp: matmul_1536x288_neon,
+			mmOut:    matmul_288x288_neon,
+			mmQKV:    matmul_864x288_neon,
+			name:     "neon",
+			qkv:      rmsmatvec_288_neon,
+			wo:       matvec_288_neon,
 		}, true
 	}
 	return kernelSet{}, false

@@ -14,6 +14,46 @@ func attention_48_288_avx2(out *float32, q *float32, k *float32, v *float32, att
 //go:noescape
 func attention_48_288_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// matmul_1536x288_avx2: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_1536x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_1536x288_avx512: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_1536x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_288x288_avx2: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_288x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_288x288_avx512: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_288x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_288x768_avx2: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_288x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_288x768_avx512: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_288x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_864x288_avx2: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_864x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_864x288_avx512: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_864x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matvec_288_avx2: out[r] = w[r]·x for r < n, 288 columns.
 //
 //go:noescape

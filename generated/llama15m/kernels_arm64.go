@@ -9,6 +9,26 @@ package llama15m
 //go:noescape
 func attention_48_288_neon(out, q, k, v, att *float32, t int)
 
+// matmul_1536x288_neon: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_1536x288_neon(out, w, x *float32, n, b int)
+
+// matmul_288x288_neon: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_288x288_neon(out, w, x *float32, n, b int)
+
+// matmul_288x768_neon: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_288x768_neon(out, w, x *float32, n, b int)
+
+// matmul_864x288_neon: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_864x288_neon(out, w, x *float32, n, b int)
+
 // matvec_288_neon: out[r] = w[r]·x for r < n, 288 columns.
 //
 //go:noescape

@@ -46,6 +46,74 @@ func attention_48_288_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// matmul_1536x288_go: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+func matmul_1536x288_go(out, w, x *float32, n, b int) {
+	const R, C = 1536, 288
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_288x288_go: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+func matmul_288x288_go(out, w, x *float32, n, b int) {
+	const R, C = 288, 288
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_288x768_go: out[b*288+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+func matmul_288x768_go(out, w, x *float32, n, b int) {
+	const R, C = 288, 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_864x288_go: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+func matmul_864x288_go(out, w, x *float32, n, b int) {
+	const R, C = 864, 288
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
 // matvec_288_go: out[r] = w[r]·x for r < n, 288 columns.
 func matvec_288_go(out, w, x *float32, n int) {
 	const C = 288

@@ -116,16 +116,20 @@ func (m *Model) Params() *model.Params {
 
 // Session is one inference context: activations and the KV cache.
 type Session struct {
-	m            *Model
-	x            [288]float32
-	xb           [288]float32
-	xb2          [288]float32
-	qkv          [864]float32
-	hb           [768]float32
-	att          [256]float32
-	cos, sin     [24]float32
-	logits       [32000]float32
-	keys, values [6][256][6][48]float32
+	m                 *Model
+	x                 [288]float32
+	xb                [288]float32
+	xb2               [288]float32
+	qkv               [864]float32
+	hb                [768]float32
+	att               [256]float32
+	cos, sin          [24]float32
+	logits            [32000]float32
+	keys, values      [6][256][6][48]float32
+	px, pxn, patt, po [64][288]float32
+	pqkv              [64][864]float32
+	phb               [64][1536]float32
+	pact              [64][768]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -139,24 +143,16 @@ func (s *Session) Forward(token, pos int) []float32 {
 	}
 	w := s.m.w
 	s.x = w.tokEmbd[token]
-	for i, fr := range s.m.freqs {
-		v := float64(float32(pos) * fr)
-		s.cos[i] = float32(math.Cos(v))
-		s.sin[i] = float32(math.Sin(v))
-	}
+	s.ropeTables(pos)
 	q := (*[6][24][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[6][24][2]float32)(unsafe.Pointer(&s.qkv[288]))
 	v := (*[6][48]float32)(unsafe.Pointer(&s.qkv[576]))
 	for l := range 6 {
 		lw := &w.layers[l]
 		{
-			o := &s.qkv
-			m := &lw.qkv
-			a0 := &s.x[0]
-			a1 := &lw.attnNorm[0]
-			a2 := float32(1e-05)
+			o, m := &s.qkv, &lw.qkv
 			pool.RunGrain(864, 116, func(lo, hi int) {
-				kern.qkv(&o[lo], &m[lo][0], a0, a1, hi-lo, a2)
+				kern.qkv(&o[lo], &m[lo][0], &s.x[0], &lw.attnNorm[0], hi-lo, float32(1e-05))
 			})
 		}
 		rope(q, k, &s.cos, &s.sin)
@@ -171,21 +167,15 @@ func (s *Session) Forward(token, pos int) []float32 {
 			s.x[i] += s.xb2[i]
 		}
 		{
-			o := &s.hb
-			m := &lw.gateUp
-			a0 := &s.x[0]
-			a1 := &lw.ffnNorm[0]
-			a2 := float32(1e-05)
+			o, m := &s.hb, &lw.gateUp
 			pool.RunGrain(768, 116, func(lo, hi int) {
-				kern.ffn(&o[lo], &m[lo][0], a0, a1, hi-lo, a2)
+				kern.ffn(&o[lo], &m[lo][0], &s.x[0], &lw.ffnNorm[0], hi-lo, float32(1e-05))
 			})
 		}
 		{
-			o := &s.xb2
-			m := &lw.down
-			a0 := &s.hb[0]
+			o, m := &s.xb2, &lw.down
 			pool.RunGrain(288, 44, func(lo, hi int) {
-				kern.down(&o[lo], &m[lo][0], a0, hi-lo)
+				kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
 			})
 		}
 		for i := range 288 {
@@ -193,47 +183,165 @@ func (s *Session) Forward(token, pos int) []float32 {
 		}
 	}
 	{
-		o := &s.logits
-		m := &w.tokEmbd
-		a0 := &s.x[0]
-		a1 := &w.outNorm[0]
-		a2 := float32(1e-05)
+		o, m := &s.logits, &w.tokEmbd
 		pool.RunGrain(32000, 116, func(lo, hi int) {
-			kern.cls(&o[lo], &m[lo][0], a0, a1, hi-lo, a2)
+			kern.cls(&o[lo], &m[lo][0], &s.x[0], &w.outNorm[0], hi-lo, float32(1e-05))
 		})
 	}
 	return s.logits[:]
 }
 
-// Prefill runs the prompt tokens from position pos and returns the last logits.
-func (s *Session) Prefill(tokens []int, pos int) []float32 {
-	var logits []float32
-	for i, t := range tokens {
-		logits = s.Forward(t, pos+i)
+// ropeTables fills the rotation tables for position pos.
+func (s *Session) ropeTables(pos int) {
+	for i, fr := range s.m.freqs {
+		v := float64(float32(pos) * fr)
+		s.cos[i] = float32(math.Cos(v))
+		s.sin[i] = float32(math.Sin(v))
 	}
-	return logits
+}
+
+// PrefillBatch is the most prompt tokens one batched pass takes.
+const PrefillBatch = 64
+
+// Prefill runs the prompt tokens from position pos in batches through the
+// matrix-matrix kernels and returns the logits of the last token.
+func (s *Session) Prefill(tokens []int, pos int) []float32 {
+	if len(tokens) == 0 {
+		return nil
+	}
+	for len(tokens) > PrefillBatch {
+		s.prefill(tokens[:PrefillBatch], pos)
+		tokens, pos = tokens[PrefillBatch:], pos+PrefillBatch
+	}
+	s.prefill(tokens, pos)
+	last := &s.px[len(tokens)-1]
+	w := s.m.w
+	{
+		o, m := &s.logits, &w.tokEmbd
+		pool.RunGrain(32000, 116, func(lo, hi int) {
+			kern.cls(&o[lo], &m[lo][0], &last[0], &w.outNorm[0], hi-lo, float32(1e-05))
+		})
+	}
+	return s.logits[:]
+}
+
+// prefill runs up to PrefillBatch tokens from position pos through every layer.
+func (s *Session) prefill(tokens []int, pos int) {
+	n := len(tokens)
+	if pos < 0 || pos+n > MaxSeq {
+		panic(fmt.Sprintf("llama15m: %d tokens at position %d exceed the context", n, pos))
+	}
+	w := s.m.w
+	for b, t := range tokens {
+		if uint(t) >= Vocab {
+			panic(fmt.Sprintf("llama15m: token %d is out of range", t))
+		}
+		s.px[b] = w.tokEmbd[t]
+	}
+	for l := range 6 {
+		lw := &w.layers[l]
+		for b := range n {
+			rmsnorm(&s.pxn[b], &s.px[b], &lw.attnNorm)
+		}
+		{
+			o, m := &s.pqkv, &lw.qkv
+			pool.RunGrain(864, 116, func(lo, hi int) {
+				kern.mmQKV(&o[0][lo], &m[lo][0], &s.pxn[0][0], hi-lo, n)
+			})
+		}
+		keys, values := &s.keys[l], &s.values[l]
+		for b := range n {
+			s.ropeTables(pos + b)
+			k := (*[6][24][2]float32)(unsafe.Pointer(&s.pqkv[b][288]))
+			rope((*[6][24][2]float32)(unsafe.Pointer(&s.pqkv[b][0])), k, &s.cos, &s.sin)
+			keys[pos+b] = *(*[6][48]float32)(unsafe.Pointer(k))
+			values[pos+b] = *(*[6][48]float32)(unsafe.Pointer(&s.pqkv[b][576]))
+		}
+		for b := range n {
+			for h := range 6 {
+				kern.att(&s.patt[b][h*48], &s.pqkv[b][h*48], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+b+1)
+			}
+		}
+		{
+			o, m := &s.po, &lw.wo
+			pool.RunGrain(288, 116, func(lo, hi int) {
+				kern.mmOut(&o[0][lo], &m[lo][0], &s.patt[0][0], hi-lo, n)
+			})
+		}
+		for b := range n {
+			for i := range 288 {
+				s.px[b][i] += s.po[b][i]
+			}
+		}
+		for b := range n {
+			rmsnorm(&s.pxn[b], &s.px[b], &lw.ffnNorm)
+		}
+		{
+			o, m := &s.phb, &lw.gateUp
+			pool.RunGrain(1536, 116, func(lo, hi int) {
+				kern.mmGateUp(&o[0][lo], &m[lo][0], &s.pxn[0][0], hi-lo, n)
+			})
+		}
+		for b := range n {
+			for i := range 768 {
+				g := s.phb[b][i]
+				s.pact[b][i] = g / (float32(1) + kernels.Exp32(-g)) * s.phb[b][i+768]
+			}
+		}
+		{
+			o, m := &s.po, &lw.down
+			pool.RunGrain(288, 44, func(lo, hi int) {
+				kern.mmDown(&o[0][lo], &m[lo][0], &s.pact[0][0], hi-lo, n)
+			})
+		}
+		for b := range n {
+			for i := range 288 {
+				s.px[b][i] += s.po[b][i]
+			}
+		}
+	}
+}
+
+// rmsnorm writes x normalised by its root mean square and scaled by nw.
+func rmsnorm(out, x, nw *[288]float32) {
+	var ss float32
+	for i := range 288 {
+		ss += x[i] * x[i]
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/float32(288)+float32(1e-05))))
+	for i := range 288 {
+		out[i] = nw[i] * (inv * x[i])
+	}
 }
 
 // kernelSet is one instruction set's kernels for this model's shapes.
 type kernelSet struct {
-	name string
-	qkv  func(out, w, x, nw *float32, n int, eps float32)
-	wo   func(out, w, x *float32, n int)
-	ffn  func(out, w, x, nw *float32, n int, eps float32)
-	down func(out, w, x *float32, n int)
-	cls  func(out, w, x, nw *float32, n int, eps float32)
-	att  func(out, q, k, v, att *float32, t int)
+	name     string
+	qkv      func(out, w, x, nw *float32, n int, eps float32)
+	wo       func(out, w, x *float32, n int)
+	ffn      func(out, w, x, nw *float32, n int, eps float32)
+	down     func(out, w, x *float32, n int)
+	cls      func(out, w, x, nw *float32, n int, eps float32)
+	att      func(out, q, k, v, att *float32, t int)
+	mmQKV    func(out, w, x *float32, n, b int)
+	mmOut    func(out, w, x *float32, n, b int)
+	mmGateUp func(out, w, x *float32, n, b int)
+	mmDown   func(out, w, x *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:  attention_48_288_go,
-	cls:  rmsmatvec_288_go,
-	down: matvec_768_go,
-	ffn:  rmsswiglu_768x288_go,
-	name: "go",
-	qkv:  rmsmatvec_288_go,
-	wo:   matvec_288_go,
+	att:      attention_48_288_go,
+	cls:      rmsmatvec_288_go,
+	down:     matvec_768_go,
+	ffn:      rmsswiglu_768x288_go,
+	mmDown:   matmul_288x768_go,
+	mmGateUp: matmul_1536x288_go,
+	mmOut:    matmul_288x288_go,
+	mmQKV:    matmul_864x288_go,
+	name:     "go",
+	qkv:      rmsmatvec_288_go,
+	wo:       matvec_288_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -11,23 +11,31 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		return kernelSet{
-			att:  attention_8_32_avx512,
-			cls:  rmsmatvec_64_avx512,
-			down: matvec_172_avx512,
-			ffn:  rmsswiglu_172x64_avx512,
-			name: "avx512",
-			qkv:  rmsmatvec_64_avx512,
-			wo:   matvec_64_avx512,
+			att:      attention_8_32_avx512,
+			cls:      rmsmatvec_64_avx512,
+			down:     matvec_172_avx512,
+			ffn:      rmsswiglu_172x64_avx512,
+			mmDown:   matmul_64x172_avx512,
+			mmGateUp: matmul_344x64_avx512,
+			mmOut:    matmul_64x64_avx512,
+			mmQKV:    matmul_128x64_avx512,
+			name:     "avx512",
+			qkv:      rmsmatvec_64_avx512,
+			wo:       matvec_64_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:  attention_8_32_avx2,
-			cls:  rmsmatvec_64_avx2,
-			down: matvec_172_avx2,
-			ffn:  rmsswiglu_172x64_avx2,
-			name: "avx2",
-			qkv:  rmsmatvec_64_avx2,
-			wo:   matvec_64_avx2,
+			att:      attention_8_32_avx2,
+			cls:      rmsmatvec_64_avx2,
+			down:     matvec_172_avx2,
+			ffn:      rmsswiglu_172x64_avx2,
+			mmDown:   matmul_64x172_avx2,
+			mmGateUp: matmul_344x64_avx2,
+			mmOut:    matmul_64x64_avx2,
+			mmQKV:    matmul_128x64_avx2,
+			name:     "avx2",
+			qkv:      rmsmatvec_64_avx2,
+			wo:       matvec_64_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -11,13 +11,17 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		return kernelSet{
-			att:  attention_8_32_neon,
-			cls:  rmsmatvec_64_neon,
-			down: matvec_172_neon,
-			ffn:  rmsswiglu_172x64_neon,
-			name: "neon",
-			qkv:  rmsmatvec_64_neon,
-			wo:   matvec_64_neon,
+			att:      attention_8_32_neon,
+			cls:      rmsmatvec_64_neon,
+			down:     matvec_172_neon,
+			ffn:      rmsswiglu_172x64_neon,
+			mmDown:   matmul_64x172_neon,
+			mmGateUp: matmul_344x64_neon,
+			mmOut:    matmul_64x64_neon,
+			mmQKV:    matmul_128x64_neon,
+			name:     "neon",
+			qkv:      rmsmatvec_64_neon,
+			wo:       matvec_64_neon,
 		}, true
 	}
 	return kernelSet{}, false

@@ -14,6 +14,46 @@ func attention_8_32_avx2(out *float32, q *float32, k *float32, v *float32, att *
 //go:noescape
 func attention_8_32_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// matmul_128x64_avx2: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_128x64_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_128x64_avx512: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_128x64_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_344x64_avx2: out[b*344+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_344x64_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_344x64_avx512: out[b*344+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_344x64_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_64x172_avx2: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 172 columns.
+//
+//go:noescape
+func matmul_64x172_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_64x172_avx512: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 172 columns.
+//
+//go:noescape
+func matmul_64x172_avx512(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_64x64_avx2: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_64x64_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_64x64_avx512: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_64x64_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matvec_172_avx2: out[r] = w[r]·x for r < n, 172 columns.
 //
 //go:noescape

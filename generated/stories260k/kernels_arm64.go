@@ -9,6 +9,26 @@ package stories260k
 //go:noescape
 func attention_8_32_neon(out, q, k, v, att *float32, t int)
 
+// matmul_128x64_neon: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_128x64_neon(out, w, x *float32, n, b int)
+
+// matmul_344x64_neon: out[b*344+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_344x64_neon(out, w, x *float32, n, b int)
+
+// matmul_64x172_neon: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 172 columns.
+//
+//go:noescape
+func matmul_64x172_neon(out, w, x *float32, n, b int)
+
+// matmul_64x64_neon: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_64x64_neon(out, w, x *float32, n, b int)
+
 // matvec_172_neon: out[r] = w[r]·x for r < n, 172 columns.
 //
 //go:noescape

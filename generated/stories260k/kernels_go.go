@@ -46,6 +46,74 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// matmul_128x64_go: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+func matmul_128x64_go(out, w, x *float32, n, b int) {
+	const R, C = 128, 64
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_344x64_go: out[b*344+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+func matmul_344x64_go(out, w, x *float32, n, b int) {
+	const R, C = 344, 64
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_64x172_go: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 172 columns.
+func matmul_64x172_go(out, w, x *float32, n, b int) {
+	const R, C = 64, 172
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_172_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
+// matmul_64x64_go: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+func matmul_64x64_go(out, w, x *float32, n, b int) {
+	const R, C = 64, 64
+	if n <= 0 || b <= 0 {
+		return
+	}
+	o := unsafe.Slice(out, (b-1)*R+n)
+	ws := unsafe.Slice(w, n*C)
+	xs := unsafe.Slice(x, b*C)
+	for r := 0; r < n; r++ {
+		wr := (*[C]float32)(ws[r*C:])
+		for t := 0; t < b; t++ {
+			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+		}
+	}
+}
+
 // matvec_172_go: out[r] = w[r]·x for r < n, 172 columns.
 func matvec_172_go(out, w, x *float32, n int) {
 	const C = 172

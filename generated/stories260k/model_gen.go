@@ -116,16 +116,20 @@ func (m *Model) Params() *model.Params {
 
 // Session is one inference context: activations and the KV cache.
 type Session struct {
-	m            *Model
-	x            [64]float32
-	xb           [64]float32
-	xb2          [64]float32
-	qkv          [128]float32
-	hb           [172]float32
-	att          [512]float32
-	cos, sin     [4]float32
-	logits       [512]float32
-	keys, values [5][512][4][8]float32
+	m                 *Model
+	x                 [64]float32
+	xb                [64]float32
+	xb2               [64]float32
+	qkv               [128]float32
+	hb                [172]float32
+	att               [512]float32
+	cos, sin          [4]float32
+	logits            [512]float32
+	keys, values      [5][512][4][8]float32
+	px, pxn, patt, po [64][64]float32
+	pqkv              [64][128]float32
+	phb               [64][344]float32
+	pact              [64][172]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -139,11 +143,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 	}
 	w := s.m.w
 	s.x = w.tokEmbd[token]
-	for i, fr := range s.m.freqs {
-		v := float64(float32(pos) * fr)
-		s.cos[i] = float32(math.Cos(v))
-		s.sin[i] = float32(math.Sin(v))
-	}
+	s.ropeTables(pos)
 	q := (*[8][4][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[4][4][2]float32)(unsafe.Pointer(&s.qkv[64]))
 	v := (*[4][8]float32)(unsafe.Pointer(&s.qkv[96]))
@@ -171,35 +171,152 @@ func (s *Session) Forward(token, pos int) []float32 {
 	return s.logits[:]
 }
 
-// Prefill runs the prompt tokens from position pos and returns the last logits.
-func (s *Session) Prefill(tokens []int, pos int) []float32 {
-	var logits []float32
-	for i, t := range tokens {
-		logits = s.Forward(t, pos+i)
+// ropeTables fills the rotation tables for position pos.
+func (s *Session) ropeTables(pos int) {
+	for i, fr := range s.m.freqs {
+		v := float64(float32(pos) * fr)
+		s.cos[i] = float32(math.Cos(v))
+		s.sin[i] = float32(math.Sin(v))
 	}
-	return logits
+}
+
+// PrefillBatch is the most prompt tokens one batched pass takes.
+const PrefillBatch = 64
+
+// Prefill runs the prompt tokens from position pos in batches through the
+// matrix-matrix kernels and returns the logits of the last token.
+func (s *Session) Prefill(tokens []int, pos int) []float32 {
+	if len(tokens) == 0 {
+		return nil
+	}
+	for len(tokens) > PrefillBatch {
+		s.prefill(tokens[:PrefillBatch], pos)
+		tokens, pos = tokens[PrefillBatch:], pos+PrefillBatch
+	}
+	s.prefill(tokens, pos)
+	last := &s.px[len(tokens)-1]
+	w := s.m.w
+	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &last[0], &w.outNorm[0], 512, float32(1e-05))
+	return s.logits[:]
+}
+
+// prefill runs up to PrefillBatch tokens from position pos through every layer.
+func (s *Session) prefill(tokens []int, pos int) {
+	n := len(tokens)
+	if pos < 0 || pos+n > MaxSeq {
+		panic(fmt.Sprintf("stories260k: %d tokens at position %d exceed the context", n, pos))
+	}
+	w := s.m.w
+	for b, t := range tokens {
+		if uint(t) >= Vocab {
+			panic(fmt.Sprintf("stories260k: token %d is out of range", t))
+		}
+		s.px[b] = w.tokEmbd[t]
+	}
+	for l := range 5 {
+		lw := &w.layers[l]
+		for b := range n {
+			rmsnorm(&s.pxn[b], &s.px[b], &lw.attnNorm)
+		}
+		{
+			o, m := &s.pqkv, &lw.qkv
+			pool.RunGrain(128, 512, func(lo, hi int) {
+				kern.mmQKV(&o[0][lo], &m[lo][0], &s.pxn[0][0], hi-lo, n)
+			})
+		}
+		keys, values := &s.keys[l], &s.values[l]
+		for b := range n {
+			s.ropeTables(pos + b)
+			k := (*[4][4][2]float32)(unsafe.Pointer(&s.pqkv[b][64]))
+			rope((*[8][4][2]float32)(unsafe.Pointer(&s.pqkv[b][0])), k, &s.cos, &s.sin)
+			keys[pos+b] = *(*[4][8]float32)(unsafe.Pointer(k))
+			values[pos+b] = *(*[4][8]float32)(unsafe.Pointer(&s.pqkv[b][96]))
+		}
+		for b := range n {
+			for h := range 8 {
+				kern.att(&s.patt[b][h*8], &s.pqkv[b][h*8], &keys[0][h/2][0], &values[0][h/2][0], &s.att[0], pos+b+1)
+			}
+		}
+		{
+			o, m := &s.po, &lw.wo
+			pool.RunGrain(64, 512, func(lo, hi int) {
+				kern.mmOut(&o[0][lo], &m[lo][0], &s.patt[0][0], hi-lo, n)
+			})
+		}
+		for b := range n {
+			for i := range 64 {
+				s.px[b][i] += s.po[b][i]
+			}
+		}
+		for b := range n {
+			rmsnorm(&s.pxn[b], &s.px[b], &lw.ffnNorm)
+		}
+		{
+			o, m := &s.phb, &lw.gateUp
+			pool.RunGrain(344, 512, func(lo, hi int) {
+				kern.mmGateUp(&o[0][lo], &m[lo][0], &s.pxn[0][0], hi-lo, n)
+			})
+		}
+		for b := range n {
+			for i := range 172 {
+				g := s.phb[b][i]
+				s.pact[b][i] = g / (float32(1) + kernels.Exp32(-g)) * s.phb[b][i+172]
+			}
+		}
+		{
+			o, m := &s.po, &lw.down
+			pool.RunGrain(64, 192, func(lo, hi int) {
+				kern.mmDown(&o[0][lo], &m[lo][0], &s.pact[0][0], hi-lo, n)
+			})
+		}
+		for b := range n {
+			for i := range 64 {
+				s.px[b][i] += s.po[b][i]
+			}
+		}
+	}
+}
+
+// rmsnorm writes x normalised by its root mean square and scaled by nw.
+func rmsnorm(out, x, nw *[64]float32) {
+	var ss float32
+	for i := range 64 {
+		ss += x[i] * x[i]
+	}
+	inv := float32(1 / math.Sqrt(float64(ss/float32(64)+float32(1e-05))))
+	for i := range 64 {
+		out[i] = nw[i] * (inv * x[i])
+	}
 }
 
 // kernelSet is one instruction set's kernels for this model's shapes.
 type kernelSet struct {
-	name string
-	qkv  func(out, w, x, nw *float32, n int, eps float32)
-	wo   func(out, w, x *float32, n int)
-	ffn  func(out, w, x, nw *float32, n int, eps float32)
-	down func(out, w, x *float32, n int)
-	cls  func(out, w, x, nw *float32, n int, eps float32)
-	att  func(out, q, k, v, att *float32, t int)
+	name     string
+	qkv      func(out, w, x, nw *float32, n int, eps float32)
+	wo       func(out, w, x *float32, n int)
+	ffn      func(out, w, x, nw *float32, n int, eps float32)
+	down     func(out, w, x *float32, n int)
+	cls      func(out, w, x, nw *float32, n int, eps float32)
+	att      func(out, q, k, v, att *float32, t int)
+	mmQKV    func(out, w, x *float32, n, b int)
+	mmOut    func(out, w, x *float32, n, b int)
+	mmGateUp func(out, w, x *float32, n, b int)
+	mmDown   func(out, w, x *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:  attention_8_32_go,
-	cls:  rmsmatvec_64_go,
-	down: matvec_172_go,
-	ffn:  rmsswiglu_172x64_go,
-	name: "go",
-	qkv:  rmsmatvec_64_go,
-	wo:   matvec_64_go,
+	att:      attention_8_32_go,
+	cls:      rmsmatvec_64_go,
+	down:     matvec_172_go,
+	ffn:      rmsswiglu_172x64_go,
+	mmDown:   matmul_64x172_go,
+	mmGateUp: matmul_344x64_go,
+	mmOut:    matmul_64x64_go,
+	mmQKV:    matmul_128x64_go,
+	name:     "go",
+	qkv:      rmsmatvec_64_go,
+	wo:       matvec_64_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.
