@@ -19,6 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/server"
+	"github.com/modelc/modelc/runtime/train"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -102,6 +104,12 @@ compiled one (see "%s info").`, name, name),
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(a.generateCmd(), a.infoCmd(), a.benchCmd())
+	var trainOpts []train.Option
+	for _, f := range a.cfg.threads {
+		trainOpts = append(trainOpts, train.WithThreads(f))
+	}
+	root.AddCommand(train.Commands(name, s, factory, trainOpts...)...)
+	root.AddCommand(server.Command(name, s, factory, a.cfg.threads...))
 	return root
 }
 
