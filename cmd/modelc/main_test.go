@@ -133,3 +133,24 @@ func TestGenRefusesUnsupported(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestDataPrepare(t *testing.T) {
+	_, data := repo(t)
+	out := filepath.Join(t.TempDir(), "shakespeare.tok")
+	if _, err := run(t, "data", "prepare", filepath.Join(data, "text", "tinyshakespeare.txt"),
+		"--tokenizer", filepath.Join(data, "models", "tok512.bin"), "-o", out); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// uint16 ids; tok512 compresses English text well below one token per byte.
+	if n := fi.Size(); n < 2*100_000 || n > 2*1_115_394 {
+		t.Fatalf("token file of %d bytes for a 1.1 MB corpus", n)
+	}
+	if _, err := run(t, "data", "prepare", filepath.Join(data, "text", "missing.txt"),
+		"--tokenizer", filepath.Join(data, "models", "tok512.bin"), "-o", out+"2"); err == nil {
+		t.Fatal("a missing corpus file was accepted")
+	}
+}
