@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/modelc/modelc/runtime/rag/internal/pgtest"
+	"github.com/modelc/modelc/runtime/rag/topk"
 )
 
 var (
@@ -35,4 +36,12 @@ func postgresURL(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return u
+}
+
+func toHits(xs []struct{ id uint64 }) []topk.Hit {
+	out := make([]topk.Hit, len(xs))
+	for i, x := range xs {
+		out[i] = topk.Hit{ID: x.id, Score: float64(len(xs) - i)}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/rag/dense"
 )
@@ -16,23 +17,25 @@ type Encoder interface {
 	VocabSize() int
 }
 
-// HiddenStater is an optional Session method: the final normalised hidden
-// state of the last Forward (dim values, owned by the session). Sessions
-// that have it are read directly; the others have their hidden state
-// recovered from the logits (see Pooled).
-type HiddenStater interface {
-	Hidden() []float32
+// TokenEmbedder is a model that embeds tokens itself: the mean over
+// positions of the final-normed hidden state (runtime/generic.Model is one;
+// the server's /v1/embeddings uses the same method, so vectors agree).
+type TokenEmbedder interface {
+	Embed(tokens []int) ([]float32, error)
 }
 
-// Pooled embeds a text as the mean over its positions of a model's final
-// hidden state (after the last RMSNorm), unit-normalised.
+// Pooled embeds a text (encoded with BOS, cut to max_seq tokens) as the
+// mean over its positions of a model's final hidden state (after the last
+// RMSNorm), unit-normalised: the model's own Embed when it has one, else the
+// generic model's over the same weights, else recovered from logits.
 //
-// A model.Session gives logits, not hidden states; but logits = W·h with W
-// the classifier ([vocab, dim], no bias), so when vocab ≥ dim and W has full
-// column rank, h = (WᵀW)⁻¹Wᵀ·logits exactly (up to rounding). Pooled
-// precomputes that [dim, vocab] matrix once, which costs per token what the
-// classifier itself does.
+// Recovery: a model.Session gives logits, not hidden states; but
+// logits = W·h with W the classifier ([vocab, dim], no bias), so when
+// vocab ≥ dim and W has full column rank, h = (WᵀW)⁻¹Wᵀ·logits exactly (up
+// to rounding). The [dim, vocab] matrix costs per token what the classifier
+// itself does.
 type Pooled struct {
+	direct TokenEmbedder // nil: recover from logits
 	m      model.Model
 	tok    Encoder
 	name   string
@@ -51,12 +54,28 @@ func NewPooled(m model.Model, tok Encoder, name string) (*Pooled, error) {
 	if tok.VocabSize() != s.Vocab {
 		return nil, fmt.Errorf("pooled embedder: tokenizer has %d tokens, model %d", tok.VocabSize(), s.Vocab)
 	}
-	pinv, err := pseudoInverse(m.Params().Classifier(), s.Vocab, s.Dim)
+	if te, ok := m.(TokenEmbedder); ok {
+		p.direct = te
+		return p, nil
+	}
+	if g, err := generic.New(m.Params()); err == nil {
+		if te, ok := g.(TokenEmbedder); ok {
+			p.direct = te
+			return p, nil
+		}
+	}
+	return p, p.usePseudoInverse()
+}
+
+// usePseudoInverse switches to recovering hidden states from logits.
+func (p *Pooled) usePseudoInverse() error {
+	p.direct = nil
+	pinv, err := pseudoInverse(p.m.Params().Classifier(), p.vocab, p.dim)
 	if err != nil {
-		return nil, fmt.Errorf("pooled embedder: %w", err)
+		return fmt.Errorf("pooled embedder: %w", err)
 	}
 	p.pinv = pinv
-	return p, nil
+	return nil
 }
 
 // pseudoInverse returns (WᵀW)⁻¹Wᵀ for W [rows, cols] row-major, by Cholesky.
@@ -143,27 +162,31 @@ func (p *Pooled) Embed(ctx context.Context, texts []string) ([][]float32, error)
 			return nil, fmt.Errorf("encode text %d: %w", i, err)
 		}
 		ids = ids[:min(len(ids), p.maxSeq)]
-		v := make([]float32, p.dim)
-		sess := p.m.NewSession()
-		hs, direct := sess.(HiddenStater)
-		n := 0
-		for pos, id := range ids {
+		for _, id := range ids {
 			if id < 0 || id >= p.vocab {
 				return nil, fmt.Errorf("text %d: token %d outside the vocabulary of %d", i, id, p.vocab)
 			}
-			logits := sess.Forward(id, pos)
-			if pos == 0 && len(ids) > 1 {
-				continue // the state after BOS alone is the same for every text
+		}
+		n := len(ids)
+		var v []float32
+		if p.direct != nil {
+			if n > 0 {
+				if v, err = p.direct.Embed(ids); err != nil {
+					return nil, fmt.Errorf("embed text %d: %w", i, err)
+				}
 			}
-			if direct {
-				copy(h, hs.Hidden())
-			} else {
-				p.recover(logits, h)
+		} else {
+			v = make([]float32, p.dim)
+			sess := p.m.NewSession()
+			for pos, id := range ids {
+				p.recover(sess.Forward(id, pos), h)
+				for j, x := range h {
+					v[j] += x
+				}
 			}
-			for j, x := range h {
-				v[j] += x
-			}
-			n++
+		}
+		if v == nil {
+			v = make([]float32, p.dim)
 		}
 		if n > 0 {
 			dense.Normalize(v)

@@ -31,9 +31,18 @@ func TestPooled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Dim() != 64 || e.Name() != "pooled-v1/stories260K/64" {
-		t.Fatalf("dim %d name %q", e.Dim(), e.Name())
+	if e.Dim() != 64 || e.Name() != "pooled-v1/stories260K/64" || e.direct == nil {
+		t.Fatalf("dim %d name %q direct %v", e.Dim(), e.Name(), e.direct != nil)
 	}
+	// The same embedder recovering hidden states from logits.
+	r, err := NewPooled(m, tok, "stories260K")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.usePseudoInverse(); err != nil {
+		t.Fatal(err)
+	}
+	e = r
 	// The recovered hidden state reproduces the logits through the classifier.
 	W := p.Classifier()
 	sess := m.NewSession()
@@ -66,6 +75,26 @@ func TestPooled(t *testing.T) {
 	}
 	if s := dense.Dot(vs[0], vs[2]); s > 0.999 {
 		t.Errorf("different texts embed the same (cosine %v)", s)
+	}
+	// Recovery agrees with the model's own pooling (the server's vectors).
+	d, _ := NewPooled(m, tok, "stories260K")
+	ws, err := d.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ws {
+		ids, _ := tok.Encode(texts[i], true, false)
+		own, err := m.(TokenEmbedder).Embed(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dense.Normalize(own)
+		if c := dense.Dot(ws[i], own); c < 0.999999 {
+			t.Errorf("text %d: cosine with the model's Embed %v", i, c)
+		}
+		if c := dense.Dot(ws[i], vs[i]); c < 0.9999 {
+			t.Errorf("text %d: recovered and direct pooling differ (cosine %v)", i, c)
+		}
 	}
 }
 
