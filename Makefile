@@ -19,10 +19,13 @@ build:
 	$(GO) build -o bin/modelc ./cmd/modelc
 	@for n in $(NAMES); do echo "go build -o bin/$$n ./generated/$$n/cmd/$$n"; $(GO) build -o bin/$$n ./generated/$$n/cmd/$$n || exit 1; done
 
-## test: vet, regenerate-and-compare, and all tests (needs ../shared/data)
+## test: vet, regenerate-and-compare, all tests, the pure-Go build, and the
+## arm64 NEON kernels under qemu-user (needs ../shared/data)
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags purego ./e2e ./asm/... ./runtime/cpu
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./e2e ./asm/... ./runtime/cpu
 
 ## bench: generated vs generic decode tokens/s on stories260K and the 15M shape
 bench: build
