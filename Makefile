@@ -27,10 +27,14 @@ test:
 	$(GO) test -count=1 -tags purego ./e2e ./asm/... ./runtime/cpu
 	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./e2e ./asm/... ./runtime/cpu
 
-## bench: generated vs generic decode tokens/s on stories260K and the 15M shape
+## bench: compiled vs generic decode and prefill tokens/s on stories260K and the
+## 15M shape, one thread, on each kernel path (AVX-512, AVX2, pure Go)
 bench: build
-	bin/stories260k bench --compare --model $(MODELS)/stories260K.bin --steps 256
-	bin/llama15m bench --compare --random --steps 128
+	@for g in "" cpu.avx512f=off cpu.avx512f=off,cpu.avx2=off; do \
+		echo "== GODEBUG=$$g kernels: $$(GODEBUG=$$g bin/stories260k info | sed -n 's/^kernels: //p')"; \
+		GODEBUG=$$g bin/stories260k bench --compare --model $(MODELS)/stories260K.bin --steps 256 --threads 1 || exit 1; \
+		GODEBUG=$$g bin/llama15m bench --compare --random --steps 64 --threads 1 || exit 1; \
+	done
 
 ## demo: compile the bundled stories260k spec, build its binary and tell its story
 demo:

@@ -16,7 +16,7 @@ func (a *app) benchCmd() *cobra.Command {
 	var (
 		modelPath                   string
 		random, useGeneric, compare bool
-		steps, threads              int
+		steps, threads, rounds      int
 		seed                        uint64
 	)
 	cmd := &cobra.Command{
@@ -25,7 +25,8 @@ func (a *app) benchCmd() *cobra.Command {
 		Long: `Bench runs greedy decoding for --steps positions and a prefill of the same
 tokens, and prints tokens per second. --random draws weights from --seed
 (Gaussian, std 0.02) for shapes with no checkpoint. --compare runs the compiled
-and the generic model on the same weights and prints the speedup.`,
+and the generic model on the same weights and prints the speedup. Each figure
+is the best of --rounds runs, the models taking turns.`,
 		Example: fmt.Sprintf("  %[1]s bench --random --steps 128 --compare\n  %[1]s bench --model stories260K.bin --threads 1", a.name),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -34,6 +35,9 @@ and the generic model on the same weights and prints the speedup.`,
 			}
 			if compare && useGeneric {
 				return fmt.Errorf("bench: --compare already runs the generic model; drop --generic")
+			}
+			if rounds < 1 {
+				return fmt.Errorf("--rounds: must be ≥ 1, got %d", rounds)
 			}
 			if steps < 1 {
 				return fmt.Errorf("--steps: must be ≥ 1, got %d", steps)
@@ -59,22 +63,34 @@ and the generic model on the same weights and prints the speedup.`,
 			if compare {
 				kinds = []bool{false, true}
 			}
-			var res []benchResult
-			for _, g := range kinds {
+			// Rounds interleave the models (A B A B ...) and keep each one's
+			// best, so that load from other processes hits both alike.
+			models := make([]model.Model, len(kinds))
+			for i, g := range kinds {
 				m, err := a.build(p, g)
 				if err != nil {
 					return err
 				}
-				r, err := benchModel(cmd.Context(), m, steps)
-				if err != nil {
-					return err
+				models[i] = m
+			}
+			res := make([]benchResult, len(kinds))
+			for range rounds {
+				for i, m := range models {
+					r, err := benchModel(cmd.Context(), m, steps)
+					if err != nil {
+						return err
+					}
+					res[i].steps = r.steps
+					res[i].decode = max(res[i].decode, r.decode)
+					res[i].prefill = max(res[i].prefill, r.prefill)
 				}
-				r.label = "compiled"
+			}
+			for i, g := range kinds {
+				res[i].label = "compiled"
 				if g {
-					r.label = "generic"
+					res[i].label = "generic"
 				}
-				r.print(w)
-				res = append(res, r)
+				res[i].print(w)
 			}
 			if compare {
 				c, g := res[0], res[1]
@@ -91,6 +107,7 @@ and the generic model on the same weights and prints the speedup.`,
 	fl.IntVar(&threads, "threads", defaultThreads(), "worker threads")
 	fl.BoolVar(&useGeneric, "generic", false, "measure the generic model instead of the compiled one")
 	fl.BoolVar(&compare, "compare", false, "measure compiled and generic side by side")
+	fl.IntVar(&rounds, "rounds", 3, "interleaved rounds; the best of each model's rounds is reported")
 	return cmd
 }
 
