@@ -1,0 +1,76 @@
+package quant
+
+import "github.com/modelc/modelc/gguf"
+
+// QuantizeAct quantises activations x (a multiple of 32 values) to 8 bits
+// per 32-block for the integer dot products: xs[b] = max|x_b|/127 in float32
+// (not rounded to float16: the activation never leaves memory) and
+// xq = round(x/xs[b]), halves away from zero, in [-127, 127].
+func QuantizeAct(xq []int8, xs []float32, x []float32) {
+	nb := len(x) / BlockSize
+	_, _ = xq[nb*BlockSize-1], xs[nb-1]
+	for b := 0; b < nb; b++ {
+		blk := x[b*BlockSize : (b+1)*BlockSize]
+		var amax float32
+		for _, v := range blk {
+			amax = max(amax, abs32(v))
+		}
+		d := amax / 127
+		id := inverse(d)
+		xs[b] = d
+		for j, v := range blk {
+			xq[b*BlockSize+j] = int8(roundAway(v * id))
+		}
+	}
+}
+
+// DotQ8_0 is the reference integer dot product of one Q8_0 row w (len(xq)/32
+// blocks) with quantised activations: Σ_b d_w·xs[b]·Σ_j q_j·xq_j, the block
+// sums exact in int32 and combined in float32 in block order.
+func DotQ8_0(w []byte, xq []int8, xs []float32) float32 {
+	var sum float32
+	for b := range xs {
+		blk := w[b*Q8_0BlockBytes : (b+1)*Q8_0BlockBytes]
+		var isum int32
+		for j := 0; j < BlockSize; j++ {
+			isum += int32(int8(blk[2+j])) * int32(xq[b*BlockSize+j])
+		}
+		sum += float32(isum) * (Scale(blk) * xs[b])
+	}
+	return sum
+}
+
+// DotQ4_0 is DotQ8_0 for a Q4_0 row: codes q-8 against xq.
+func DotQ4_0(w []byte, xq []int8, xs []float32) float32 {
+	var sum float32
+	for b := range xs {
+		blk := w[b*Q4_0BlockBytes : (b+1)*Q4_0BlockBytes]
+		x := xq[b*BlockSize : (b+1)*BlockSize]
+		var isum int32
+		for j := 0; j < BlockSize/2; j++ {
+			isum += (int32(blk[2+j]&0x0f) - 8) * int32(x[j])
+			isum += (int32(blk[2+j]>>4) - 8) * int32(x[j+BlockSize/2])
+		}
+		sum += float32(isum) * (Scale(blk) * xs[b])
+	}
+	return sum
+}
+
+// MatVec is the reference quantised matrix-vector product: out[r] is the
+// integer dot product of row r of w (rows of cols weights in format t, rows
+// = len(out)) with x quantised by QuantizeAct. cols must be a multiple of 32.
+func MatVec(t gguf.GGMLType, out []float32, w []byte, x []float32) {
+	cols := len(x)
+	xq := make([]int8, cols)
+	xs := make([]float32, cols/BlockSize)
+	QuantizeAct(xq, xs, x)
+	rb := cols / BlockSize * int(t.BlockBytes())
+	for r := range out {
+		row := w[r*rb : (r+1)*rb]
+		if t == gguf.TypeQ8_0 {
+			out[r] = DotQ8_0(row, xq, xs)
+		} else {
+			out[r] = DotQ4_0(row, xq, xs)
+		}
+	}
+}
