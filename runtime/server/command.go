@@ -37,7 +37,11 @@ const envPrefix = "MODELC_"
 //
 //	root.AddCommand(server.Command(name, spec, factory, threadFuncs...))
 func Command(name string, s *spec.Spec, factory model.Factory, threads ...func(n int)) *cobra.Command {
-	o := &serveOptions{name: name, spec: s, factory: factory, setters: threads}
+	return command(&serveOptions{name: name, spec: s, factory: factory, setters: threads})
+}
+
+func command(o *serveOptions) *cobra.Command {
+	name := o.name
 	d := sample.Defaults()
 	cmd := &cobra.Command{
 		Use:   "serve --model FILE [--tokenizer FILE] [--addr HOST:PORT]",

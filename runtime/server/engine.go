@@ -458,18 +458,12 @@ func (e *engine) forward(fwd []*slot) {
 	e.metrics.stepSeconds.Observe(time.Since(t0).Seconds())
 }
 
-// release ends the slot's job and frees the slot.
+// release ends the slot's job and frees the slot. The slot counts as free
+// before the job reads as finished, so that a client that has its answer
+// finds the slot free.
 func (e *engine) release(s *slot, finish string, err error) {
 	j := s.job
-	j.mu.Lock()
-	j.finished, j.finish, j.err = true, finish, err
-	if err == nil && finish != finishCancelled {
-		j.out = append(j.out, j.text.flush()...)
-	}
-	j.mu.Unlock()
-	j.signal()
 	e.metrics.sequences.WithLabelValues(finishLabel(finish, err)).Inc()
-
 	s.job = nil
 	s.logits = nil
 	if s.prefill < len(j.prompt) {
@@ -480,6 +474,14 @@ func (e *engine) release(s *slot, finish string, err error) {
 	e.metrics.slotsBusy.Set(float64(e.busy))
 	e.signalIdle()
 	e.mu.Unlock()
+
+	j.mu.Lock()
+	j.finished, j.finish, j.err = true, finish, err
+	if err == nil && finish != finishCancelled {
+		j.out = append(j.out, j.text.flush()...)
+	}
+	j.mu.Unlock()
+	j.signal()
 }
 
 func finishLabel(finish string, err error) string {
