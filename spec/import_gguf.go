@@ -37,8 +37,9 @@ func FromGGUF(path string) (Spec, error) {
 //   - norm_eps from llama.attention.layer_norm_rms_epsilon and rope_theta from
 //     llama.rope.freq_base, each defaulted when absent;
 //   - tie_embeddings when the file has no output.weight tensor;
-//   - quant from the type of the per-layer matrices (F32, F16 and BF16 are
-//     f32, since they load as float32; Q8_0 is q8_0, Q4_0 is q4_0);
+//   - quant from the block format of the per-layer matrices (Q8_0 is q8_0,
+//     Q4_0 is q4_0; matrices left in F32, F16 or BF16 do not count, since a
+//     quantiser keeps rows that are not whole blocks), f32 when none is;
 //   - tokenizer kind gguf with bos and eos from tokenizer.ggml.*_token_id;
 //   - name from general.name, made a valid name, or "model".
 //
@@ -178,7 +179,10 @@ func ggufOptionalFloat(f *gguf.File, key string, def float64) (float64, error) {
 	return d, nil
 }
 
-// ggufQuant names the weight format of the per-layer matrices.
+// ggufQuant names the weight format of the per-layer matrices: the block
+// format they use (q8_0, q4_0), else f32. Matrices a quantiser left in a
+// float format (rows not whole 32-blocks, as llama.cpp and modelc quantize
+// do) do not make a file mixed; two different block formats do.
 func ggufQuant(f *gguf.File) (string, error) {
 	quant, from := "", ""
 	for _, t := range f.Tensors {
@@ -188,7 +192,7 @@ func ggufQuant(f *gguf.File) (string, error) {
 		var q string
 		switch t.Type {
 		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16:
-			q = "f32"
+			continue
 		case gguf.TypeQ8_0:
 			q = "q8_0"
 		case gguf.TypeQ4_0:

@@ -591,24 +591,7 @@ func TestBadGGUFModels(t *testing.T) {
 	_, _, err = LoadGGUF(write("extra.gguf", kvs, append(slices.Clone(good), gguf.WriteTensor{Name: "rope_freqs.weight", Dims: []uint64{2}, Type: gguf.TypeF32, Data: make([]byte, 8)})))
 	oneLine(t, err, "unexpected tensor rope_freqs.weight")
 
-	// Quantized layer matrices are recognised and refused for now (Q8_0
-	// needs rows of a multiple of 32, hence dim 32).
-	p32 := func() *model.Params {
-		s := tinySpec
-		s.Dim, s.FFNDim = 32, 64
-		s.SetDefaults()
-		return model.NewParams(&s)
-	}()
-	kvs32, _ := ggufMetadata(p32, nil, false)
-	ts32, _ := ggufTensors(p32, false)
-	for i, w := range ts32 {
-		if strings.HasPrefix(w.Name, "blk.") && len(w.Dims) == 2 {
-			n, _ := gguf.TypeQ8_0.RowBytes(w.Dims[0])
-			ts32[i] = gguf.WriteTensor{Name: w.Name, Dims: w.Dims, Type: gguf.TypeQ8_0, Data: make([]byte, n*w.Dims[1])}
-		}
-	}
-	_, _, err = LoadGGUF(write("q8_32.gguf", kvs32, ts32))
-	oneLine(t, err, "q8_0 weights: loading quantized GGUF files is not supported yet")
+	// Quantized layer matrices load: see quant_test.go.
 
 	// Metadata that contradicts the tensors.
 	bad := slices.Clone(kvs)

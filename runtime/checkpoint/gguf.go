@@ -3,20 +3,22 @@ package checkpoint
 import (
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/quant"
 	"github.com/modelc/modelc/spec"
 )
 
 // LoadGGUF loads a GGUF model file of architecture llama. The spec comes
 // from its metadata (spec.FromGGUFFile); every tensor must have the name,
 // shape and a type the spec's layout calls for. F32 tensors are copied and
-// F16 and BF16 ones widened to float32; quantized types are refused for now.
-// The open gguf.File is returned too, for its tokenizer metadata; the caller
+// F16 and BF16 ones widened to float32, and Q8_0 and Q4_0 ones dequantised
+// to float32 (ggml's block layouts, runtime/quant): the weights then run in
+// any model, generic or compiled, at float32; other types are refused. The
+// spec's quant names the file's block format. The open gguf.File is returned too, for its tokenizer metadata; the caller
 // must Close it.
 func LoadGGUF(path string) (*model.Params, *gguf.File, error) {
 	f, err := gguf.Open(path)
@@ -37,9 +39,6 @@ func FromGGUF(f *gguf.File) (*model.Params, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Quant != "f32" {
-		return nil, fmt.Errorf("%s weights: loading quantized GGUF files is not supported yet", s.Quant)
-	}
 	// Check every tensor before allocating: the metadata alone must not make
 	// us allocate more than the file holds.
 	layout, _ := model.Layout(&s)
@@ -54,9 +53,9 @@ func FromGGUF(f *gguf.File) (*model.Params, error) {
 			return nil, fmt.Errorf("tensor %s has dims %v, the spec needs %v (ggml order, innermost first)", t.Name, info.Dims, dims)
 		}
 		switch info.Type {
-		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16:
+		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ8_0, gguf.TypeQ4_0:
 		default:
-			return nil, fmt.Errorf("tensor %s has type %s: not supported yet (F32, F16, BF16)", t.Name, info.Type)
+			return nil, fmt.Errorf("tensor %s has type %s: not supported (F32, F16, BF16, Q8_0, Q4_0)", t.Name, info.Type)
 		}
 	}
 	for _, info := range f.Tensors {
@@ -71,16 +70,8 @@ func FromGGUF(f *gguf.File) (*model.Params, error) {
 		if err != nil {
 			return nil, err
 		}
-		dst := p.T(t.Name)
-		switch info.Type {
-		case gguf.TypeF32:
-			gguf.BytesToF32s(dst, data)
-		case gguf.TypeF16:
-			gguf.F16sToF32s(dst, data)
-		case gguf.TypeBF16:
-			for i := range dst {
-				dst[i] = bf16ToF32(uint16(data[2*i]) | uint16(data[2*i+1])<<8)
-			}
+		if err := quant.Decode(info.Type, p.T(t.Name), data); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
 		}
 	}
 	return p, nil
@@ -238,9 +229,4 @@ func Load(path string) (*model.Params, *gguf.File, error) {
 	}
 	p, err := LoadLlama2C(path)
 	return p, nil, err
-}
-
-// bf16ToF32 widens a bfloat16, the top half of a float32.
-func bf16ToF32(h uint16) float32 {
-	return math.Float32frombits(uint32(h) << 16)
 }

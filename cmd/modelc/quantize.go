@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/quant"
+)
+
+func quantizeCmd() *cobra.Command {
+	var typ string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "quantize IN.gguf OUT.gguf --type q8_0|q4_0",
+		Short: "Quantise a GGUF model's matrices to Q8_0 or Q4_0 (ggml's block layout)",
+		Long: `quantize rewrites a GGUF model with its 2-D weight matrices in ggml's Q8_0 or
+Q4_0 blocks (32 weights and a float16 scale), byte for byte as llama.cpp's
+quantize writes them, so the file runs in llama.cpp too. Matrices whose rows are
+not a multiple of 32 and the norms stay F32 (F16 if they were); the tokenizer
+and other metadata are copied, general.file_type is set (7 Q8_0, 2 Q4_0).`,
+		Example: "  modelc quantize stories15M.gguf stories15M-q8_0.gguf --type q8_0",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := quant.ParseType(typ)
+			if err != nil {
+				return err
+			}
+			f, err := gguf.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			kvs, ts, changes, err := quant.QuantizeFile(f, t)
+			if err != nil {
+				return fmt.Errorf("quantize %s: %w", args[0], err)
+			}
+			if err := gguf.WriteFile(args[1], kvs, ts); err != nil {
+				return err
+			}
+			if !quiet {
+				var in, out int
+				w := cmd.ErrOrStderr()
+				for _, c := range changes {
+					in += int(c.From.BlockBytes()) * int(dimsProduct(c.Dims)/c.From.BlockSize())
+					out += c.Bytes
+					if c.To != t && len(c.Dims) == 2 {
+						fmt.Fprintf(w, "kept %-28s %v as %s (rows not a multiple of %d)\n", c.Name, c.Dims, c.To, quant.BlockSize)
+					}
+				}
+				fmt.Fprintf(w, "%s: %d tensors, %.2f MB → %.2f MB (%s)\n", args[1], len(changes), float64(in)/1e6, float64(out)/1e6, t)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&typ, "type", "", "target format: q8_0 or q4_0 (required)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
+	cmd.MarkFlagRequired("type")
+	return cmd
+}
+
+func dimsProduct(d []uint64) uint64 {
+	n := uint64(1)
+	for _, x := range d {
+		n *= x
+	}
+	return n
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/checkpoint"
+)
+
+// quantize stories260K: the 64-long rows become Q8_0/Q4_0, ffn_down (172)
+// and the norms stay F32, and the file loads with the spec's quant set.
+func TestQuantizeStories260K(t *testing.T) {
+	_, data := repo(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "s.gguf")
+	if _, err := run(t, "convert", filepath.Join(data, "models", "stories260K.bin"),
+		"--tokenizer", filepath.Join(data, "models", "tok512.bin"), src); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		flag string
+		ty   gguf.GGMLType
+		ft   uint32
+	}{{"q8_0", gguf.TypeQ8_0, 7}, {"q4_0", gguf.TypeQ4_0, 2}} {
+		out := filepath.Join(dir, c.flag+".gguf")
+		if msg, err := run(t, "quantize", src, out, "--type", c.flag); err != nil {
+			t.Fatal(err, msg)
+		} else if !strings.Contains(msg, "kept blk.0.ffn_down.weight") {
+			t.Errorf("report does not list the kept ffn_down: %s", msg)
+		}
+		f, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ft, _ := f.Uint32(gguf.KeyFileType)
+		q, _ := f.Tensor("blk.2.attn_q.weight")
+		down, _ := f.Tensor("blk.2.ffn_down.weight")
+		norm, _ := f.Tensor("blk.2.ffn_norm.weight")
+		_, hasTok := f.Get(gguf.KeyTokens)
+		f.Close()
+		if ft != c.ft || q.Type != c.ty || down.Type != gguf.TypeF32 || norm.Type != gguf.TypeF32 || !hasTok {
+			t.Errorf("%s: file_type %d, attn_q %s, ffn_down %s, norm %s, tokens %v", c.flag, ft, q.Type, down.Type, norm.Type, hasTok)
+		}
+		p, g, err := checkpoint.Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Close()
+		if p.Spec.Quant != c.flag {
+			t.Errorf("loaded spec quant %q, want %q", p.Spec.Quant, c.flag)
+		}
+	}
+	st1, _ := os.Stat(src)
+	st8, _ := os.Stat(filepath.Join(dir, "q8_0.gguf"))
+	st4, _ := os.Stat(filepath.Join(dir, "q4_0.gguf"))
+	if !(st4.Size() < st8.Size() && st8.Size() < st1.Size()/2) {
+		t.Errorf("sizes f32 %d, q8_0 %d, q4_0 %d", st1.Size(), st8.Size(), st4.Size())
+	}
+	if _, err := run(t, "quantize", src, filepath.Join(dir, "x.gguf"), "--type", "q5_1"); err == nil || !strings.Contains(err.Error(), "q5_1") {
+		t.Errorf("bad type: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.gguf")); err == nil {
+		t.Error("failed quantize left a file")
+	}
+}

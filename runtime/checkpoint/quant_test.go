@@ -1,0 +1,87 @@
+package checkpoint
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/quant"
+)
+
+// TestLoadQuantized: Q8_0 and Q4_0 layer matrices (rows of 32) load as
+// their dequantised values, the F32 norms exactly, and the spec reports the
+// block format; unsupported block types and sizes are named in the error.
+func TestLoadQuantized(t *testing.T) {
+	s := tinySpec
+	s.Dim, s.FFNDim = 32, 48 // ffn_down rows are 48 long: they stay F32
+	s.SetDefaults()
+	p := model.NewParams(&s)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range p.Data {
+		p.Data[i] = float32(r.NormFloat64()) * 0.2
+	}
+	kvs, _ := ggufMetadata(p, nil, false)
+	dir := t.TempDir()
+	for _, ty := range []gguf.GGMLType{gguf.TypeQ8_0, gguf.TypeQ4_0} {
+		ts, _ := ggufTensors(p, false)
+		want := model.NewParams(&s)
+		copy(want.Data, p.Data)
+		nq := 0
+		for i, w := range ts {
+			if !quant.Quantizable(w.Dims) {
+				continue
+			}
+			src := p.T(w.Name)
+			data, err := quant.Quantize(ty, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts[i] = gguf.WriteTensor{Name: w.Name, Dims: w.Dims, Type: ty, Data: data}
+			quant.Dequantize(ty, want.T(w.Name), data)
+			nq++
+		}
+		if nq == 0 {
+			t.Fatal("nothing quantised")
+		}
+		path := filepath.Join(dir, ty.String()+".gguf")
+		if err := gguf.WriteFile(path, kvs, ts); err != nil {
+			t.Fatal(err)
+		}
+		got, f, err := LoadGGUF(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if q := strings.ToLower(ty.String()); got.Spec.Quant != q {
+			t.Errorf("%s: spec quant %q, want %q", ty, got.Spec.Quant, q)
+		}
+		for i := range want.Data {
+			if got.Data[i] != want.Data[i] {
+				t.Fatalf("%s: weight %d = %g, want dequantised %g", ty, i, got.Data[i], want.Data[i])
+			}
+		}
+		// And the quantised values differ from the originals, by less than
+		// the format's step.
+		if d := got.T("blk.0.attn_q.weight")[3] - p.T("blk.0.attn_q.weight")[3]; d == 0 || d > 0.2 || d < -0.2 {
+			t.Errorf("%s: quantisation error %g", ty, d)
+		}
+	}
+
+	// Unsupported block type: Q4_1 has the right sizes but is not loaded.
+	ts, _ := ggufTensors(p, false)
+	for i, w := range ts {
+		if w.Name == "blk.1.attn_k.weight" {
+			n, _ := gguf.TypeQ4_1.RowBytes(w.Dims[0] * w.Dims[1])
+			ts[i] = gguf.WriteTensor{Name: w.Name, Dims: w.Dims, Type: gguf.TypeQ4_1, Data: make([]byte, n)}
+		}
+	}
+	path := filepath.Join(dir, "q41.gguf")
+	if err := gguf.WriteFile(path, kvs, ts); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := LoadGGUF(path)
+	oneLine(t, err, path, "blk.1.attn_k.weight", "Q4_1", "not supported")
+}
