@@ -321,15 +321,30 @@ func (s *Bolt) Begin(ctx context.Context) (Tx, error) {
 		tx.Rollback()
 		return nil, s.errf("%v", err)
 	}
-	return &boltTx{s: s, tx: tx, st: st, meta: m}, nil
+	return &boltTx{s: s, tx: tx, st: st, meta: m, post: map[string][]byte{}, df: map[string]int{}, src: map[string][]byte{}}, nil
 }
 
+// boltTx buffers postings and document frequencies and writes them sorted
+// at commit: bbolt splits nodes only when a transaction commits, so random
+// inserts into one big transaction would each move half of an ever larger
+// node (quadratic); sorted, they append.
 type boltTx struct {
 	s    *Bolt
 	tx   *bolt.Tx
 	st   boltStats
 	meta Meta
 	done bool
+	post map[string][]byte // posting key → value, nil: delete
+	df   map[string]int    // term → change of document frequency
+	src  map[string][]byte // source → record, nil: delete
+}
+
+// source reads a source record, buffered or stored.
+func (t *boltTx) source(name string) []byte {
+	if v, ok := t.src[name]; ok {
+		return v
+	}
+	return t.tx.Bucket(bSources).Get([]byte(name))
 }
 
 func (t *boltTx) SetMeta(m Meta) error {
@@ -339,7 +354,7 @@ func (t *boltTx) SetMeta(m Meta) error {
 }
 
 func (t *boltTx) SourceHash(source string) (string, bool, error) {
-	v := t.tx.Bucket(bSources).Get([]byte(source))
+	v := t.source(source)
 	if v == nil {
 		return "", false, nil
 	}
@@ -348,7 +363,7 @@ func (t *boltTx) SourceHash(source string) (string, bool, error) {
 }
 
 func (t *boltTx) Delete(source string) error {
-	v := t.tx.Bucket(bSources).Get([]byte(source))
+	v := t.source(source)
 	if v == nil {
 		return nil
 	}
@@ -356,7 +371,7 @@ func (t *boltTx) Delete(source string) error {
 	if err != nil {
 		return fmt.Errorf("source %s: %w", source, err)
 	}
-	chunks, post, df, vec := t.tx.Bucket(bChunks), t.tx.Bucket(bPost), t.tx.Bucket(bDF), t.tx.Bucket(bVec)
+	chunks, vec := t.tx.Bucket(bChunks), t.tx.Bucket(bVec)
 	for _, id := range ids {
 		k := idKey(id)
 		cv := chunks.Get(k)
@@ -368,12 +383,8 @@ func (t *boltTx) Delete(source string) error {
 			return fmt.Errorf("chunk %d: %w", id, err)
 		}
 		for _, term := range r.terms {
-			if err := post.Delete(postKey(term, id)); err != nil {
-				return err
-			}
-			if err := addDF(df, term, -1); err != nil {
-				return err
-			}
+			t.post[string(postKey(term, id))] = nil
+			t.df[term]--
 		}
 		t.st.chunks--
 		t.st.terms -= uint64(r.dl)
@@ -385,7 +396,8 @@ func (t *boltTx) Delete(source string) error {
 		}
 	}
 	t.st.sources--
-	return t.tx.Bucket(bSources).Delete([]byte(source))
+	t.src[source] = nil
+	return nil
 }
 
 func addDF(b *bolt.Bucket, term string, d int) error {
@@ -407,7 +419,7 @@ func (t *boltTx) Put(d Doc) error {
 	if err := t.Delete(d.Source); err != nil {
 		return err
 	}
-	chunks, post, df, vec := t.tx.Bucket(bChunks), t.tx.Bucket(bPost), t.tx.Bucket(bDF), t.tx.Bucket(bVec)
+	chunks, vec := t.tx.Bucket(bChunks), t.tx.Bucket(bVec)
 	ids := make([]uint64, 0, len(d.Chunks))
 	for _, c := range d.Chunks {
 		id, err := chunks.NextSequence()
@@ -420,12 +432,8 @@ func (t *boltTx) Put(d Doc) error {
 			terms = append(terms, term)
 			v := binary.AppendUvarint(nil, uint64(tf))
 			v = binary.AppendUvarint(v, uint64(len(c.Terms)))
-			if err := post.Put(postKey(term, id), v); err != nil {
-				return err
-			}
-			if err := addDF(df, term, 1); err != nil {
-				return err
-			}
+			t.post[string(postKey(term, id))] = v
+			t.df[term]++
 		}
 		sort.Strings(terms)
 		rec := chunkRecord{Chunk: Chunk{Source: d.Source, Start: c.Start, End: c.End, Tokens: c.Tokens, Text: c.Text}, dl: len(c.Terms), terms: terms}
@@ -443,7 +451,8 @@ func (t *boltTx) Put(d Doc) error {
 		t.st.terms += uint64(len(c.Terms))
 	}
 	t.st.sources++
-	return t.tx.Bucket(bSources).Put([]byte(d.Source), encodeSource(d.Hash, ids))
+	t.src[d.Source] = encodeSource(d.Hash, ids)
+	return nil
 }
 
 func (t *boltTx) Commit() error {
@@ -452,7 +461,10 @@ func (t *boltTx) Commit() error {
 	}
 	t.done = true
 	meta := t.tx.Bucket(bMeta)
-	err := meta.Put(kStats, t.st.bytes())
+	err := t.flush()
+	if err == nil {
+		err = meta.Put(kStats, t.st.bytes())
+	}
 	if err == nil {
 		err = meta.Put(kGen, binary.BigEndian.AppendUint64(nil, readGen(t.tx)+1))
 	}
@@ -466,6 +478,60 @@ func (t *boltTx) Commit() error {
 	if err := t.tx.Commit(); err != nil {
 		return t.s.errf("commit: %v", err)
 	}
+	return nil
+}
+
+// flush writes the buffered postings and frequencies in key order.
+func (t *boltTx) flush() error {
+	post, df := t.tx.Bucket(bPost), t.tx.Bucket(bDF)
+	keys := make([]string, 0, len(t.post))
+	for k := range t.post {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		var err error
+		if v := t.post[k]; v == nil {
+			err = post.Delete([]byte(k))
+		} else {
+			err = post.Put([]byte(k), v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	terms := make([]string, 0, len(t.df))
+	for k, d := range t.df {
+		if d != 0 {
+			terms = append(terms, k)
+		}
+	}
+	sort.Strings(terms)
+	for _, k := range terms {
+		if err := addDF(df, k, t.df[k]); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(t.src))
+	for k := range t.src {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	sb := t.tx.Bucket(bSources)
+	for _, k := range names {
+		var err error
+		if v := t.src[k]; v == nil {
+			err = sb.Delete([]byte(k))
+		} else {
+			err = sb.Put([]byte(k), v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	clear(t.post)
+	clear(t.df)
+	clear(t.src)
 	return nil
 }
 

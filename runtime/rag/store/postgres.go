@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS rag_postings (
 	term text NOT NULL, chunk_id bigint NOT NULL REFERENCES rag_chunks(id) ON DELETE CASCADE,
 	tf int NOT NULL, dl int NOT NULL, PRIMARY KEY (term, chunk_id));
 CREATE INDEX IF NOT EXISTS rag_postings_chunk ON rag_postings (chunk_id);
+CREATE TABLE IF NOT EXISTS rag_terms (term text PRIMARY KEY, df bigint NOT NULL);
 `
 
 // redact hides a password in a URL for messages.
@@ -170,7 +171,7 @@ func (s *Postgres) Stats(ctx context.Context) (Stats, error) {
 const bm25SQL = `
 WITH q(term, qtf) AS (SELECT * FROM unnest($1::text[], $2::int[])),
 st AS (SELECT chunks::float8 AS n, terms::float8 / greatest(chunks, 1) AS avgdl FROM rag_stats),
-d AS (SELECT p.term, count(*)::float8 AS df FROM rag_postings p JOIN q ON p.term = q.term GROUP BY p.term)
+d AS (SELECT t.term, t.df::float8 AS df FROM rag_terms t JOIN q ON t.term = q.term WHERE t.df > 0)
 SELECT p.chunk_id, sum(q.qtf * ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) * p.tf * ($3::float8 + 1)
 	/ (p.tf + $3::float8 * (1 - $4::float8 + $4::float8 * p.dl / st.avgdl))) AS score
 FROM rag_postings p JOIN q ON p.term = q.term JOIN d ON d.term = p.term CROSS JOIN st
@@ -373,20 +374,51 @@ func (s *Postgres) Begin(ctx context.Context) (Tx, error) {
 		var m Meta
 		m, _, err = pgMeta(ctx, tx)
 		if err == nil {
-			return &pgTx{s: s, ctx: ctx, tx: tx, st: st, meta: m}, nil
+			t := &pgTx{s: s, ctx: ctx, tx: tx, st: st, meta: m, sources: map[string]string{}, pending: map[string]bool{}}
+			if err = t.loadSources(); err == nil {
+				return t, nil
+			}
 		}
 	}
 	tx.Rollback(ctx)
 	return nil, s.errf(err, "begin")
 }
 
+// pgTx buffers new rows and sends them by COPY in batches: one round trip
+// per chunk would bound an ingest by the network, not the database.
 type pgTx struct {
-	s    *Postgres
-	ctx  context.Context
-	tx   pgx.Tx
-	st   pgStats
-	meta Meta
-	done bool
+	s       *Postgres
+	ctx     context.Context
+	tx      pgx.Tx
+	st      pgStats
+	meta    Meta
+	done    bool
+	sources map[string]string // every source in the store, with its hash
+	pending map[string]bool   // sources whose rows are still buffered
+	ids     []int64           // chunk ids reserved from the sequence
+	srows   [][]any
+	crows   [][]any
+	prows   [][]any
+	df      map[string]int64
+}
+
+// flushRows is how many chunk rows are buffered before a COPY.
+const flushRows = 4000
+
+func (t *pgTx) loadSources() error {
+	rows, err := t.tx.Query(t.ctx, "SELECT source, hash FROM rag_sources")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var src, h string
+		if err := rows.Scan(&src, &h); err != nil {
+			return err
+		}
+		t.sources[src] = h
+	}
+	return rows.Err()
 }
 
 func (t *pgTx) SetMeta(m Meta) error {
@@ -397,17 +429,28 @@ func (t *pgTx) SetMeta(m Meta) error {
 }
 
 func (t *pgTx) SourceHash(source string) (string, bool, error) {
-	var h string
-	err := t.tx.QueryRow(t.ctx, "SELECT hash FROM rag_sources WHERE source = $1", source).Scan(&h)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	return h, err == nil, err
+	h, ok := t.sources[source]
+	return h, ok, nil
 }
 
 func (t *pgTx) Delete(source string) error {
+	if _, ok := t.sources[source]; !ok {
+		return nil
+	}
+	if t.pending[source] {
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	// Document frequencies drop by the chunks that go.
+	_, err := t.tx.Exec(t.ctx, `UPDATE rag_terms t SET df = t.df - d.n FROM (
+		SELECT p.term, count(*) AS n FROM rag_postings p JOIN rag_chunks c ON c.id = p.chunk_id
+		WHERE c.source = $1 GROUP BY p.term) d WHERE t.term = d.term`, source)
+	if err != nil {
+		return err
+	}
 	var n, dl int64
-	err := t.tx.QueryRow(t.ctx, `WITH d AS (DELETE FROM rag_chunks WHERE source = $1 RETURNING dl)
+	err = t.tx.QueryRow(t.ctx, `WITH d AS (DELETE FROM rag_chunks WHERE source = $1 RETURNING dl)
 		SELECT count(*), coalesce(sum(dl), 0) FROM d`, source).Scan(&n, &dl)
 	if err != nil {
 		return err
@@ -416,10 +459,35 @@ func (t *pgTx) Delete(source string) error {
 	if err != nil {
 		return err
 	}
+	delete(t.sources, source)
 	t.st.sources -= tag.RowsAffected()
 	t.st.chunks -= n
 	t.st.terms -= dl
 	return nil
+}
+
+func (t *pgTx) nextID() (int64, error) {
+	if len(t.ids) == 0 {
+		rows, err := t.tx.Query(t.ctx, "SELECT nextval('rag_chunks_id_seq') FROM generate_series(1, 1000)")
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			t.ids = append(t.ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		sort.Slice(t.ids, func(i, j int) bool { return t.ids[i] < t.ids[j] })
+	}
+	id := t.ids[0]
+	t.ids = t.ids[1:]
+	return id, nil
 }
 
 func (t *pgTx) Put(d Doc) error {
@@ -429,52 +497,71 @@ func (t *pgTx) Put(d Doc) error {
 	if err := t.Delete(d.Source); err != nil {
 		return err
 	}
-	if _, err := t.tx.Exec(t.ctx, "INSERT INTO rag_sources VALUES ($1, $2)", d.Source, d.Hash); err != nil {
-		return err
+	if t.df == nil {
+		t.df = map[string]int64{}
 	}
-	if len(d.Chunks) == 0 {
-		t.st.sources++
-		return nil
-	}
-	// Ids first, so that chunks and postings go in by COPY.
-	rows, err := t.tx.Query(t.ctx, "SELECT nextval('rag_chunks_id_seq') FROM generate_series(1, $1)", len(d.Chunks))
-	if err != nil {
-		return err
-	}
-	ids := make([]int64, 0, len(d.Chunks))
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+	t.srows = append(t.srows, []any{d.Source, d.Hash})
+	for _, c := range d.Chunks {
+		id, err := t.nextID()
+		if err != nil {
 			return err
 		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	crows := make([][]any, len(d.Chunks))
-	var prows [][]any
-	for i, c := range d.Chunks {
 		v := append([]float32(nil), c.Vec...)
 		dense.Normalize(v)
-		crows[i] = []any{ids[i], d.Source, c.Start, c.End, int32(c.Tokens), int32(len(c.Terms)), c.Text, encodeVec(v)}
+		t.crows = append(t.crows, []any{id, d.Source, c.Start, c.End, int32(c.Tokens), int32(len(c.Terms)), c.Text, encodeVec(v)})
 		for term, tf := range bm25.QueryTerms(c.Terms) {
-			prows = append(prows, []any{term, ids[i], int32(tf), int32(len(c.Terms))})
+			t.prows = append(t.prows, []any{term, id, int32(tf), int32(len(c.Terms))})
+			t.df[term]++
 		}
 		t.st.terms += int64(len(c.Terms))
 	}
-	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"rag_chunks"},
-		[]string{"id", "source", "start_off", "end_off", "tokens", "dl", "body", "vec"}, pgx.CopyFromRows(crows)); err != nil {
-		return err
-	}
-	if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"rag_postings"},
-		[]string{"term", "chunk_id", "tf", "dl"}, pgx.CopyFromRows(prows)); err != nil {
-		return err
-	}
+	t.sources[d.Source] = d.Hash
+	t.pending[d.Source] = true
 	t.st.sources++
 	t.st.chunks += int64(len(d.Chunks))
+	if len(t.crows) >= flushRows {
+		return t.flush()
+	}
+	return nil
+}
+
+// flush sends the buffered rows.
+func (t *pgTx) flush() error {
+	if len(t.srows) > 0 {
+		if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"rag_sources"}, []string{"source", "hash"}, pgx.CopyFromRows(t.srows)); err != nil {
+			return err
+		}
+	}
+	if len(t.crows) > 0 {
+		if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"rag_chunks"},
+			[]string{"id", "source", "start_off", "end_off", "tokens", "dl", "body", "vec"}, pgx.CopyFromRows(t.crows)); err != nil {
+			return err
+		}
+	}
+	if len(t.prows) > 0 {
+		if _, err := t.tx.CopyFrom(t.ctx, pgx.Identifier{"rag_postings"},
+			[]string{"term", "chunk_id", "tf", "dl"}, pgx.CopyFromRows(t.prows)); err != nil {
+			return err
+		}
+	}
+	if len(t.df) > 0 {
+		terms := make([]string, 0, len(t.df))
+		for k := range t.df {
+			terms = append(terms, k)
+		}
+		sort.Strings(terms) // a fixed lock order
+		ns := make([]int64, len(terms))
+		for i, k := range terms {
+			ns[i] = t.df[k]
+		}
+		if _, err := t.tx.Exec(t.ctx, `INSERT INTO rag_terms SELECT * FROM unnest($1::text[], $2::bigint[])
+			ON CONFLICT (term) DO UPDATE SET df = rag_terms.df + excluded.df`, terms, ns); err != nil {
+			return err
+		}
+	}
+	t.srows, t.crows, t.prows = t.srows[:0], t.crows[:0], t.prows[:0]
+	clear(t.df)
+	clear(t.pending)
 	return nil
 }
 
@@ -483,7 +570,10 @@ func (t *pgTx) Commit() error {
 		return errors.New("store: transaction already ended")
 	}
 	t.done = true
-	err := t.storeGraph()
+	err := t.flush()
+	if err == nil {
+		err = t.storeGraph()
+	}
 	if err == nil {
 		_, err = t.tx.Exec(t.ctx, "UPDATE rag_stats SET sources = $1, chunks = $2, terms = $3, gen = gen + 1",
 			t.st.sources, t.st.chunks, t.st.terms)
