@@ -8,6 +8,9 @@ import "github.com/modelc/modelc/gguf"
 // xq = round(x/xs[b]), halves away from zero, in [-127, 127].
 func QuantizeAct(xq []int8, xs []float32, x []float32) {
 	nb := len(x) / BlockSize
+	if nb == 0 {
+		return
+	}
 	_, _ = xq[nb*BlockSize-1], xs[nb-1]
 	for b := 0; b < nb; b++ {
 		blk := x[b*BlockSize : (b+1)*BlockSize]
@@ -26,7 +29,9 @@ func QuantizeAct(xq []int8, xs []float32, x []float32) {
 
 // DotQ8_0 is the reference integer dot product of one Q8_0 row w (len(xq)/32
 // blocks) with quantised activations: Σ_b d_w·xs[b]·Σ_j q_j·xq_j, the block
-// sums exact in int32 and combined in float32 in block order.
+// sums exact in int32 and combined in float32 in block order, each product
+// rounded before the addition (the explicit conversion keeps the compiler
+// from fusing them on arm64), so every architecture gets the same bits.
 func DotQ8_0(w []byte, xq []int8, xs []float32) float32 {
 	var sum float32
 	for b := range xs {
@@ -35,7 +40,7 @@ func DotQ8_0(w []byte, xq []int8, xs []float32) float32 {
 		for j := 0; j < BlockSize; j++ {
 			isum += int32(int8(blk[2+j])) * int32(xq[b*BlockSize+j])
 		}
-		sum += float32(isum) * (Scale(blk) * xs[b])
+		sum += float32(float32(isum) * (Scale(blk) * xs[b])) // rounded product: never fused into an FMA
 	}
 	return sum
 }
@@ -51,7 +56,7 @@ func DotQ4_0(w []byte, xq []int8, xs []float32) float32 {
 			isum += (int32(blk[2+j]&0x0f) - 8) * int32(x[j])
 			isum += (int32(blk[2+j]>>4) - 8) * int32(x[j+BlockSize/2])
 		}
-		sum += float32(isum) * (Scale(blk) * xs[b])
+		sum += float32(float32(isum) * (Scale(blk) * xs[b])) // rounded product: never fused into an FMA
 	}
 	return sum
 }

@@ -104,6 +104,9 @@ func roundAway(x float32) int32 { return int32(math.Round(float64(x))) }
 // len(dst) = len(src)/32·34 (it panics otherwise: callers size both).
 func QuantizeQ8_0(dst []byte, src []float32) {
 	nb := len(src) / BlockSize
+	if nb == 0 {
+		return
+	}
 	_ = dst[nb*Q8_0BlockBytes-1]
 	for i := 0; i < nb; i++ {
 		x := src[i*BlockSize : (i+1)*BlockSize]
@@ -124,6 +127,9 @@ func QuantizeQ8_0(dst []byte, src []float32) {
 // DequantizeQ8_0 decodes len(dst)/32 blocks of src into dst.
 func DequantizeQ8_0(dst []float32, src []byte) {
 	nb := len(dst) / BlockSize
+	if nb == 0 {
+		return
+	}
 	_ = src[nb*Q8_0BlockBytes-1]
 	for i := 0; i < nb; i++ {
 		b := src[i*Q8_0BlockBytes : (i+1)*Q8_0BlockBytes]
@@ -139,6 +145,9 @@ func DequantizeQ8_0(dst []float32, src []byte) {
 // len(dst) = len(src)/32·18.
 func QuantizeQ4_0(dst []byte, src []float32) {
 	nb := len(src) / BlockSize
+	if nb == 0 {
+		return
+	}
 	_ = dst[nb*Q4_0BlockBytes-1]
 	for i := 0; i < nb; i++ {
 		x := src[i*BlockSize : (i+1)*BlockSize]
@@ -175,6 +184,9 @@ func nibble(v float32) byte {
 // DequantizeQ4_0 decodes len(dst)/32 blocks of src into dst.
 func DequantizeQ4_0(dst []float32, src []byte) {
 	nb := len(dst) / BlockSize
+	if nb == 0 {
+		return
+	}
 	_ = src[nb*Q4_0BlockBytes-1]
 	for i := 0; i < nb; i++ {
 		b := src[i*Q4_0BlockBytes : (i+1)*Q4_0BlockBytes]

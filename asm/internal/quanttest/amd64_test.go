@@ -1,0 +1,36 @@
+//go:build amd64 && !purego
+
+package quanttest
+
+import (
+	"testing"
+
+	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/asm/internal/quanttest/shapes"
+	"github.com/modelc/modelc/runtime/cpu"
+)
+
+// VNNI reports whether the AVX-512 quantised kernels can run here.
+func VNNI() bool {
+	f := cpu.Detect()
+	return cpu.Supports(cpu.AVX512) && f.AVX512BW && f.AVX512VNNI
+}
+
+func TestAMD64(t *testing.T) {
+	ran := 0
+	for _, isa := range []asm.ISA{asm.AVX2, asm.AVX512} {
+		if isa == asm.AVX2 && !cpu.Supports(cpu.AVX2) || isa == asm.AVX512 && !VNNI() {
+			t.Logf("%s: not supported here", isa)
+			continue
+		}
+		for _, k := range shapes.Kernels(isa) {
+			fn, ok := amd64Kernels[k.Name()]
+			if !ok {
+				t.Fatalf("%s missing from the table", k.Name())
+			}
+			checkKernel(t, k, fn, false)
+			ran++
+		}
+	}
+	t.Logf("ran %d kernels", ran)
+}

@@ -1,0 +1,115 @@
+package quanttest
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/quant"
+)
+
+// Row counts: below, at and past the 4-row unroll, with tails of 1-3.
+var rowCounts = []int{0, 1, 3, 4, 5, 11}
+
+func ggmlType(f asm.QFormat) gguf.GGMLType {
+	if f == asm.Q4_0 {
+		return gguf.TypeQ4_0
+	}
+	return gguf.TypeQ8_0
+}
+
+type problem struct {
+	w      []byte    // rows in blocks
+	wf     []float32 // the rows dequantised
+	x      []float32
+	xq     []int8
+	xs     []float32
+	ref    []float32 // runtime/quant's integer dot per row
+	deqRef []float64 // dequantised weights · dequantised activations, in float64
+	absRef []float64 // Σ|terms| per row, for relative tolerances
+}
+
+func newProblem(k asm.QKernel, rows int, seed uint64) *problem {
+	r := rand.New(rand.NewPCG(seed, uint64(k.Cols)))
+	C := k.Cols
+	wf := make([]float32, rows*C)
+	for i := range wf {
+		// Per-block magnitudes differ, some blocks are zero.
+		s := float32(math.Pow(2, float64(i/32%7)-4))
+		if i/32%11 == 10 {
+			s = 0
+		}
+		wf[i] = float32(r.NormFloat64()) * s
+	}
+	p := &problem{x: make([]float32, C), xq: make([]int8, C), xs: make([]float32, C/32)}
+	for i := range p.x {
+		p.x[i] = float32(r.NormFloat64()) * float32(1+i%5)
+	}
+	t := ggmlType(k.Format)
+	p.w, _ = quant.Quantize(t, wf)
+	p.wf = make([]float32, len(wf))
+	quant.Dequantize(t, p.wf, p.w)
+	quant.QuantizeAct(p.xq, p.xs, p.x)
+	p.ref = make([]float32, rows)
+	p.deqRef = make([]float64, rows)
+	p.absRef = make([]float64, rows)
+	rb := k.RowBytes()
+	for i := 0; i < rows; i++ {
+		row := p.w[i*rb : (i+1)*rb]
+		if k.Format == asm.Q4_0 {
+			p.ref[i] = quant.DotQ4_0(row, p.xq, p.xs)
+		} else {
+			p.ref[i] = quant.DotQ8_0(row, p.xq, p.xs)
+		}
+		for j := 0; j < C; j++ {
+			term := float64(p.wf[i*C+j]) * float64(p.xq[j]) * float64(p.xs[j/32])
+			p.deqRef[i] += term
+			p.absRef[i] += math.Abs(term)
+		}
+	}
+	return p
+}
+
+// run calls fn over rows and checks it wrote out[0..rows) and nothing past.
+func run(t *testing.T, fn qfunc, p *problem, rows int) []float32 {
+	t.Helper()
+	out := make([]float32, rows+1)
+	const canary = float32(-12345.5)
+	out[rows] = canary
+	var w *byte
+	if len(p.w) > 0 {
+		w = &p.w[0]
+	} else {
+		w = new(byte)
+	}
+	fn(&out[0], w, &p.xq[0], &p.xs[0], rows)
+	if out[rows] != canary {
+		t.Fatalf("kernel wrote past row %d", rows)
+	}
+	return out[:rows]
+}
+
+// checkKernel runs k over every row count. exact: the result must equal
+// runtime/quant's reference bit for bit (same order of float operations);
+// otherwise within float32 rounding of the sum of |terms|. Always within
+// that tolerance of dequantise-then-multiply in float64.
+func checkKernel(t *testing.T, k asm.QKernel, fn qfunc, exact bool) {
+	for _, rows := range rowCounts {
+		p := newProblem(k, rows, uint64(rows)+1)
+		got := run(t, fn, p, rows)
+		for i := range got {
+			tol := 1e-5*p.absRef[i] + 1e-30
+			if exact && got[i] != p.ref[i] {
+				t.Fatalf("%s rows=%d: row %d = %g, reference %g (must be equal)", k.Name(), rows, i, got[i], p.ref[i])
+			}
+			if d := math.Abs(float64(got[i]) - float64(p.ref[i])); d > tol {
+				t.Fatalf("%s rows=%d: row %d = %g, reference %g (|diff| %g > %g)", k.Name(), rows, i, got[i], p.ref[i], d, tol)
+			}
+			if d := math.Abs(float64(got[i]) - p.deqRef[i]); d > tol {
+				t.Fatalf("%s rows=%d: row %d = %g, dequantised %g (|diff| %g > %g)", k.Name(), rows, i, got[i], p.deqRef[i], d, tol)
+			}
+		}
+	}
+}

@@ -1,0 +1,10 @@
+// Package quanttest holds quantised matvec kernels generated for many row
+// lengths so that tests can compare every path this machine runs (and arm64
+// under qemu) with the reference in runtime/quant and with dequantise-then-
+// float32.
+package quanttest
+
+//go:generate go run ./gen
+
+// qfunc is the signature of every quantised kernel (asm.QSignature).
+type qfunc = func(out *float32, w *byte, xq *int8, xs *float32, n int)

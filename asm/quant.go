@@ -1,0 +1,168 @@
+package asm
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+)
+
+// Quantised matrix-vector kernels.
+//
+// The weights stay in ggml's blocks in memory, row after row, exactly as a
+// GGUF file holds them (zero copy from a mapping): a row of C weights is C/32
+// blocks of a float16 scale d followed by the codes — 32 int8 for Q8_0 (34
+// bytes), or 16 bytes of nibbles for Q4_0 (18 bytes; byte j holds element j
+// low and j+16 high, value nibble-8). The activation x is quantised to 8 bits
+// per 32-block first (runtime/quant.QuantizeAct): xq int8 codes and xs
+// float32 scales. A kernel computes, for r < n,
+//
+//	out[r] = Σ_b d(w[r], b)·xs[b]·Σ_j q(w[r], b, j)·xq[32b+j]
+//
+// with the inner sums exact in int32 and one float multiply-add per block.
+//
+// QMatVec: func(out *float32, w *byte, xq *int8, xs *float32, n int), C baked.
+//
+// Per ISA:
+//
+//	AVX2    VPSIGNB makes |w| and sign(w)·x, VPMADDUBSW multiplies u8×s8 into
+//	        16-bit pair sums (at most 2·128·127, no saturation since x ≥ -127),
+//	        VPMADDWD with ones widens to int32, VCVTDQ2PS and one FMA per block
+//	        with the scale d_w·d_x (d_w widened by VCVTPH2PS).
+//	AVX512  AVX-512 VNNI: VPDPBUSD does u8×s8 → int32 in one instruction; the
+//	        sign trick uses VPABSB and a masked negation (VPMOVB2M), since
+//	        VPSIGNB has no EVEX form. YMM width: a block is 32 bytes.
+//	NEON    SDOT (dot-product extension, as WORD) on two 16-byte halves;
+//	        QKernel.NoDot selects SMULL/SMULL2/SADALP for cores without it.
+//	Generic pure Go with the blocks' int32 sums, the order of the reference.
+
+// QFormat is a weight block format of the quantised kernels.
+type QFormat int
+
+// The block formats (ggml's Q8_0 and Q4_0).
+const (
+	Q8_0 QFormat = iota + 1
+	Q4_0
+)
+
+func (f QFormat) String() string {
+	switch f {
+	case Q8_0:
+		return "q8_0"
+	case Q4_0:
+		return "q4_0"
+	}
+	return fmt.Sprintf("QFormat(%d)", int(f))
+}
+
+// BlockBytes is the size of one block of 32 weights.
+func (f QFormat) BlockBytes() int {
+	if f == Q4_0 {
+		return 18
+	}
+	return 34
+}
+
+// QKernel is one quantised matvec kernel: a format, the row length Cols (a
+// multiple of 32) and an ISA. NoDot (NEON only) avoids the dot-product
+// extension.
+type QKernel struct {
+	Format QFormat
+	ISA    ISA
+	Cols   int
+	NoDot  bool
+}
+
+// Name is e.g. q8_0matvec_288_avx2, q4_0matvec_768_neon, q8_0matvec_288_neonnodot.
+func (k QKernel) Name() string {
+	isa := k.ISA.String()
+	if k.NoDot && k.ISA == NEON {
+		isa += "nodot"
+	}
+	return fmt.Sprintf("%smatvec_%d_%s", k.Format, k.Cols, isa)
+}
+
+// QSignature is the Go declaration of every QKernel's parameters.
+const QSignature = "func(out *float32, w *byte, xq *int8, xs *float32, n int)"
+
+// RowBytes is the size of one encoded row.
+func (k QKernel) RowBytes() int { return k.Cols / 32 * k.Format.BlockBytes() }
+
+func (k QKernel) doc() string {
+	return fmt.Sprintf("%s: out[r] = w[r]·x for r < n, w in %s blocks (%d bytes a row), x quantised to 8 bits per 32-block.", k.Name(), k.Format, k.RowBytes())
+}
+
+// Validate reports a kernel that cannot be generated.
+func (k QKernel) Validate() error {
+	if k.Format != Q8_0 && k.Format != Q4_0 {
+		return fmt.Errorf("quant kernel: unknown format %d", int(k.Format))
+	}
+	if k.ISA < Generic || k.ISA > NEON {
+		return fmt.Errorf("quant kernel %s: unknown ISA %d", k.Name(), int(k.ISA))
+	}
+	if k.NoDot && k.ISA != NEON {
+		return fmt.Errorf("quant kernel %s: NoDot is for NEON only", k.Name())
+	}
+	if k.Cols < 32 || k.Cols%32 != 0 || k.Cols > 1<<22 {
+		return fmt.Errorf("quant kernel %s: cols must be a positive multiple of 32 up to 2^22, got %d", k.Name(), k.Cols)
+	}
+	return nil
+}
+
+func qdedup(ks []QKernel, isa ...ISA) ([]QKernel, error) {
+	seen := map[string]bool{}
+	var out []QKernel
+	for _, k := range ks {
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+		ok := false
+		for _, i := range isa {
+			ok = ok || k.ISA == i
+		}
+		if !ok {
+			return nil, fmt.Errorf("quant kernel %s: ISA %s not handled by this generator", k.Name(), k.ISA)
+		}
+		if !seen[k.Name()] {
+			seen[k.Name()] = true
+			out = append(out, k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+// GenerateQuantAMD64 writes the AVX2 and AVX-512 VNNI quantised kernels into
+// dir as qkernels_amd64.s and qkernels_amd64.go (stubs), both !purego.
+func GenerateQuantAMD64(ks []QKernel, pkg, dir string) error {
+	s, stubs, err := QuantAMD64(ks, pkg)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "qkernels_amd64.s"), s); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "qkernels_amd64.go"), stubs)
+}
+
+// GenerateQuantARM64 writes the NEON quantised kernels into dir as
+// qkernels_arm64.s and qkernels_arm64.go, both !purego.
+func GenerateQuantARM64(ks []QKernel, pkg, dir string) error {
+	s, stubs, err := QuantARM64(ks, pkg)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "qkernels_arm64.s"), s); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "qkernels_arm64.go"), stubs)
+}
+
+// GenerateQuantGo writes the pure-Go quantised kernels into dir as
+// qkernels_go.go, without build constraints.
+func GenerateQuantGo(ks []QKernel, pkg, dir string) error {
+	src, err := QuantGo(ks, pkg)
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "qkernels_go.go"), src)
+}
