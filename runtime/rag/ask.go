@@ -70,6 +70,21 @@ type AskOptions struct {
 	AnswerTokens int
 }
 
+// Augment retrieves k chunks for question and renders the prompt with tmpl
+// (nil: DefaultTemplate): the retrieval half of Ask, for callers that
+// generate themselves (a chat server adding context to a request).
+func Augment(ctx context.Context, r *Retriever, question string, mode Mode, k int, tmpl *template.Template) (string, []Result, error) {
+	if tmpl == nil {
+		tmpl = template.Must(ParseTemplate("default", DefaultTemplate))
+	}
+	rs, err := r.Search(ctx, question, mode, k)
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := BuildPrompt(tmpl, question, rs)
+	return p, rs, err
+}
+
 // Answer is what Ask produced.
 type Answer struct {
 	Text    string   // the generated answer

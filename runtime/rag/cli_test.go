@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -331,5 +332,26 @@ func TestFuse(t *testing.T) {
 	}
 	if d := got[0].Score - (1.0/63 + 1.0/61); d > 1e-15 || d < -1e-15 {
 		t.Errorf("fused score %v", got[0].Score)
+	}
+}
+
+func TestAugment(t *testing.T) {
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := IngestOptions{Chunk: chunk.Options{Size: 50, Overlap: 5}, Analyzer: bm25.Default, Embedder: embed.NewHash(32)}
+	if _, err := IngestTexts(context.Background(), s, []Text{{"lily.md", lilyDoc}, {"aero.txt", aeroDoc}}, o); err != nil {
+		t.Fatal(err)
+	}
+	r := &Retriever{Store: s, Analyzer: bm25.Default, Embedder: o.Embedder}
+	p, rs, err := Augment(context.Background(), r, "Where is the red house?", BM25, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[1] lily.md:0-" + strconv.Itoa(len(strings.TrimRight(lilyDoc, "\n"))) + "\n" + strings.TrimRight(lilyDoc, "\n") + "\n\nQuestion: Where is the red house?\nAnswer:"
+	if p != want || len(rs) != 1 {
+		t.Errorf("prompt\n%q\nwant\n%q", p, want)
 	}
 }

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/modelc/modelc/runtime/rag"
@@ -52,6 +54,14 @@ func run(sizes, stores string, queries, words, dim, hnswMin int, cran bool) erro
 			return err
 		}
 		defer pg.Stop()
+		// Interrupted, still stop the server.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sig
+			pg.Stop()
+			os.Exit(1)
+		}()
 	}
 	tmp, err := os.MkdirTemp("", "ragbench-")
 	if err != nil {
