@@ -1,6 +1,7 @@
 package generic
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -82,6 +83,52 @@ func TestForwardBatchMatchesForward(t *testing.T) {
 	}
 }
 
+// TestForwardSpans: prompt chunks of several sessions beside single decode
+// tokens give, for each session, the logits its last token gets from
+// one-token Forward calls, and leave the caches as those calls do.
+func TestForwardSpans(t *testing.T) {
+	for _, procs := range []int{1, 3} {
+		old := runtime.GOMAXPROCS(procs)
+		s := batchSpec(false)
+		m := randomModel(t, s, 8)
+		const n = 4
+		rng := rand.New(rand.NewPCG(5, 6))
+		batched := make([]model.Session, n)
+		single := make([]model.Session, n)
+		next := make([]int, n)
+		for i := range n {
+			batched[i], single[i] = m.NewSession(), m.NewSession()
+		}
+		for step := 0; step < 12; step++ {
+			var ss []model.Session
+			var spans [][]int
+			var pos, idx []int
+			for i := range n {
+				room := s.MaxSeq - next[i]
+				if room == 0 || rng.IntN(4) == 0 {
+					continue
+				}
+				k := 1 + rng.IntN(min(room, 4))
+				span := make([]int, k)
+				for j := range span {
+					span[j] = rng.IntN(s.Vocab)
+				}
+				ss, spans, pos, idx = append(ss, batched[i]), append(spans, span), append(pos, next[i]), append(idx, i)
+			}
+			got := m.ForwardSpans(ss, spans, pos)
+			for j, i := range idx {
+				var want []float32
+				for k, tok := range spans[j] {
+					want = single[i].Forward(tok, pos[j]+k)
+				}
+				sameLogits(t, fmt.Sprintf("procs %d step %d session %d", procs, step, i), got[j], want)
+				next[i] += len(spans[j])
+			}
+		}
+		runtime.GOMAXPROCS(old)
+	}
+}
+
 // TestForwardBatchSessionLogits: the returned slices are the sessions' own
 // buffers, as Forward's are.
 func TestForwardBatchSessionLogits(t *testing.T) {
@@ -105,6 +152,11 @@ func TestForwardBatchMisuse(t *testing.T) {
 		"foreign":       func() { m.ForwardBatch([]model.Session{other.NewSession()}, []int{1}, []int{0}) },
 		"token range":   func() { m.ForwardBatch([]model.Session{m.NewSession()}, []int{301}, []int{0}) },
 		"position past": func() { m.ForwardBatch([]model.Session{m.NewSession()}, []int{1}, []int{12}) },
+		"twice": func() {
+			se := m.NewSession()
+			m.ForwardBatch([]model.Session{se, se}, []int{1, 2}, []int{0, 1})
+		},
+		"empty span": func() { m.ForwardSpans([]model.Session{m.NewSession()}, [][]int{{}}, []int{0}) },
 	} {
 		func() {
 			defer func() {

@@ -20,16 +20,17 @@ func (m *Model) Embed(tokens []int) ([]float32, error) {
 		}
 	}
 	se := m.NewSession().(*Session)
-	ss := []*Session{se}
-	sc := m.scratch(1)
+	rows := make([]row, len(tokens))
+	for i, t := range tokens {
+		rows[i] = row{se: se, token: t, pos: i}
+	}
+	sc := m.scratch(len(rows))
 	defer scratchPool.Put(sc)
+	m.hidden(rows, sc)
 	d := s.Dim
 	sum := make([]float64, d)
-	tok, pos := []int{0}, []int{0}
-	for i, t := range tokens {
-		tok[0], pos[0] = t, i
-		m.hidden(ss, tok, pos, sc)
-		for j, v := range sc.x[:d] {
+	for i := range rows {
+		for j, v := range sc.x[i*d : (i+1)*d] {
 			sum[j] += float64(v)
 		}
 	}
