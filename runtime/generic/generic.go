@@ -1,4 +1,4 @@
-// Package generic runs any dense Llama-family spec with run-time loops over the
+// Package generic runs any Llama-family spec (dense or mixture of experts) with run-time loops over the
 // reference kernels. It is the oracle the generated code is tested against and
 // the baseline `modelc bench` measures it against.
 package generic
@@ -15,14 +15,14 @@ import (
 type Model struct {
 	p     *model.Params
 	freqs []float32
+	// expertRead, when set (by tests), is called before the weights of
+	// expert e of layer l are read.
+	expertRead func(l, e int)
 }
 
 // New binds parameters to the generic model.
 func New(p *model.Params) (model.Model, error) {
 	s := &p.Spec
-	if s.MoE != nil {
-		return nil, fmt.Errorf("generic model: moe: not supported yet")
-	}
 	if s.Dim%s.Heads != 0 || s.Heads%s.KVHeads != 0 {
 		return nil, fmt.Errorf("generic model: heads %d and kv_heads %d do not divide dim %d", s.Heads, s.KVHeads, s.Dim)
 	}
@@ -39,6 +39,7 @@ func (m *Model) Params() *model.Params { return m.p }
 // layer holds the weights of one block, resolved once.
 type layer struct {
 	attnNorm, wqkv, wo, ffnNorm, wgateUp, wdown []float32
+	moe                                         *moeLayer // instead of wgateUp and wdown
 }
 
 // Session is the generic model's inference state.
@@ -49,6 +50,7 @@ type Session struct {
 
 	x, xb, xb2, qkv, hb, att, logits []float32
 	keys, values                     [][]float32 // per layer: [max_seq][kv_dim]
+	moe                              *moeScratch
 }
 
 func (m *Model) NewSession() model.Session {
@@ -70,6 +72,22 @@ func (m *Model) NewSession() model.Session {
 	}
 	for l := 0; l < s.Layers; l++ {
 		q, _ := p.Lookup(model.LayerTensor(l, "attn_q"))
+		ss.keys = append(ss.keys, make([]float32, s.MaxSeq*kv))
+		ss.values = append(ss.values, make([]float32, s.MaxSeq*kv))
+		if s.MoE != nil {
+			ml := newMoELayer(p, l)
+			ss.layers = append(ss.layers, layer{
+				attnNorm: p.T(model.LayerTensor(l, "attn_norm")),
+				wqkv:     p.Data[q.Off : q.Off+(d+2*kv)*d],
+				wo:       p.T(model.LayerTensor(l, "attn_output")),
+				ffnNorm:  p.T(model.LayerTensor(l, "ffn_norm")),
+				moe:      ml,
+			})
+			if ss.moe == nil {
+				ss.moe = newMoEScratch(ml, d)
+			}
+			continue
+		}
 		g, _ := p.Lookup(model.LayerTensor(l, "ffn_gate"))
 		ss.layers = append(ss.layers, layer{
 			attnNorm: p.T(model.LayerTensor(l, "attn_norm")),
@@ -80,8 +98,6 @@ func (m *Model) NewSession() model.Session {
 			wgateUp: p.Data[g.Off : g.Off+2*s.FFNDim*d],
 			wdown:   p.T(model.LayerTensor(l, "ffn_down")),
 		})
-		ss.keys = append(ss.keys, make([]float32, s.MaxSeq*kv))
-		ss.values = append(ss.values, make([]float32, s.MaxSeq*kv))
 	}
 	return ss
 }
@@ -108,6 +124,11 @@ func (ss *Session) Forward(token, pos int) []float32 {
 		kernels.Add(ss.x, ss.xb2)
 
 		kernels.RMSNorm(ss.xb, ss.x, w.ffnNorm, eps)
+		if w.moe != nil {
+			ss.m.moeRow(l, w.moe, ss.xb2, ss.xb, ss.moe)
+			kernels.Add(ss.x, ss.xb2)
+			continue
+		}
 		kernels.MatVec(ss.hb, w.wgateUp, ss.xb)
 		kernels.SwiGLU(ss.hb[:f], ss.hb[f:])
 		kernels.MatVec(ss.xb2, w.wdown, ss.hb[:f])

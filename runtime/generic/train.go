@@ -21,6 +21,9 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 		return nil, fmt.Errorf("generic trainer: sequence length %d exceeds the model's max_seq %d", T, s.MaxSeq)
 	}
 	d, kv, f, v := s.Dim, s.KVDim(), s.FFNDim, s.Vocab
+	if s.MoE != nil {
+		f = 0 // the dense FFN buffers go unused
+	}
 	N := B * T
 	tr := &Trainer{
 		m: m, capB: B, capT: T,
@@ -50,6 +53,9 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 	tr.dx, tr.dxn = make([]float32, N*d), make([]float32, N*d)
 	tr.dqkv, tr.dgu, tr.dh = make([]float32, N*(d+2*kv)), make([]float32, N*2*f), make([]float32, N*f)
 	tr.dp = make([]float32, B*s.KVHeads*T)
+	if s.MoE != nil {
+		tr.moe = newMoETrain(tr, N)
+	}
 	return tr, nil
 }
 
@@ -88,6 +94,7 @@ type Trainer struct {
 	dx, dxn         []float32
 	dqkv, dgu, dh   []float32
 	dp              []float32
+	moe             *moeTrain // mixture of experts, else nil
 }
 
 func (tr *Trainer) Grads() []float32 { return tr.grads }
@@ -106,6 +113,9 @@ func (tr *Trainer) layerWeights(buf []float32, l int) lw {
 		t, _ := p.Lookup(model.LayerTensor(l, name))
 		return buf[t.Off : t.Off+n : t.Off+n]
 	}
+	if s.MoE != nil {
+		f = 0 // no dense FFN: moeWeights has the experts
+	}
 	return lw{
 		attnNorm: at("attn_norm", d),
 		wqkv:     at("attn_q", (d+2*kv)*d), // Q, K, V adjacent: one matrix
@@ -115,6 +125,8 @@ func (tr *Trainer) layerWeights(buf []float32, l int) lw {
 		wdown:    at("ffn_down", d*f),
 	}
 }
+
+func (tr *Trainer) isMoE() bool { return tr.moe != nil }
 
 func (tr *Trainer) tensor(buf []float32, name string) []float32 {
 	t, _ := tr.m.p.Lookup(name)
@@ -171,11 +183,15 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 		rows(N, d, func(lo, hi int) {
 			kernels.RMSNormRows(a.xn2[lo*d:], a.rstd2[lo:], a.xMid[lo*d:], w.ffnNorm, hi-lo, d, eps)
 		})
+		next := tr.xs[l+1]
+		if tr.isMoE() {
+			tr.moeForward(l, a.xn2, a.xMid, next, N)
+			continue
+		}
 		matmul(a.gu, a.xn2, w.wgu, N, d, 2*f)
 		rows(N, 2*f, func(lo, hi int) {
 			kernels.SwiGLURows(a.h[lo*f:], a.gu[lo*2*f:], hi-lo, f)
 		})
-		next := tr.xs[l+1]
 		matmul(next, a.h, w.wdown, N, f, d)
 		kernels.Add(next[:N*d], a.xMid[:N*d])
 	}
@@ -261,18 +277,23 @@ func (tr *Trainer) Backward() {
 		a, w, gw := &tr.acts[l], tr.layerWeights(P, l), tr.layerWeights(G, l)
 		// dx is the gradient of the residual stream leaving the layer,
 		// x_{l+1} = xMid + down(SwiGLU(gate|up(norm(xMid)))).
-		dh := tr.dh[:N*f]
-		clear(dh)
-		matmulBackwardWeight(gw.wdown, dx, a.h, N, f, d)
-		matmulBackwardInput(dh, dx, w.wdown, N, f, d)
-		dgu := tr.dgu[:N*2*f]
-		clear(dgu)
-		rows(N, 2*f, func(lo, hi int) {
-			kernels.SwiGLURowsBackward(dgu[lo*2*f:], dh[lo*f:], a.gu[lo*2*f:], hi-lo, f)
-		})
-		clear(dxn)
-		matmulBackwardWeight(gw.wgu, dgu, a.xn2, N, d, 2*f)
-		matmulBackwardInput(dxn, dgu, w.wgu, N, d, 2*f)
+		if tr.isMoE() {
+			clear(dxn)
+			tr.moeBackward(l, dx, dxn, a.xn2, N)
+		} else {
+			dh := tr.dh[:N*f]
+			clear(dh)
+			matmulBackwardWeight(gw.wdown, dx, a.h, N, f, d)
+			matmulBackwardInput(dh, dx, w.wdown, N, f, d)
+			dgu := tr.dgu[:N*2*f]
+			clear(dgu)
+			rows(N, 2*f, func(lo, hi int) {
+				kernels.SwiGLURowsBackward(dgu[lo*2*f:], dh[lo*f:], a.gu[lo*2*f:], hi-lo, f)
+			})
+			clear(dxn)
+			matmulBackwardWeight(gw.wgu, dgu, a.xn2, N, d, 2*f)
+			matmulBackwardInput(dxn, dgu, w.wgu, N, d, 2*f)
+		}
 		// The residual passes dx through; the norm's branch adds to it.
 		kernels.RMSNormRowsBackward(dx, gw.ffnNorm, dxn, a.xMid, w.ffnNorm, a.rstd2, N, d)
 

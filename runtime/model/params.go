@@ -48,7 +48,24 @@ func LayerTensor(layer int, kind string) string {
 // LayerKinds are the per-layer tensors in buffer order.
 var LayerKinds = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
 
-// Layout returns the tensors of a dense spec with their offsets, and the total size.
+// Mixture-of-experts tensor kinds (llama.cpp's names). The experts of a layer
+// are 3-D tensors [experts, rows, cols]: expert e's matrix is the e-th
+// rows×cols slab, so one expert's weights are contiguous.
+const (
+	FFNGateInp   = "ffn_gate_inp"   // router [experts, dim]
+	FFNGateExps  = "ffn_gate_exps"  // [experts, moe.ffn_dim, dim]
+	FFNUpExps    = "ffn_up_exps"    // [experts, moe.ffn_dim, dim]
+	FFNDownExps  = "ffn_down_exps"  // [experts, dim, moe.ffn_dim]
+	FFNGateShexp = "ffn_gate_shexp" // shared expert [moe.ffn_dim, dim]
+	FFNUpShexp   = "ffn_up_shexp"   // shared expert [moe.ffn_dim, dim]
+	FFNDownShexp = "ffn_down_shexp" // shared expert [dim, moe.ffn_dim]
+)
+
+// Layout returns the tensors of a spec with their offsets, and the total
+// size. A mixture-of-experts spec replaces each layer's ffn_gate, ffn_up and
+// ffn_down by the router, the three expert tensors and, with a shared expert,
+// its gate, up and down (gate and up adjacent, as in the dense layout); a
+// dense spec's layout is unchanged.
 func Layout(s *spec.Spec) ([]Tensor, int) {
 	var ts []Tensor
 	off := 0
@@ -66,6 +83,19 @@ func Layout(s *spec.Spec) ([]Tensor, int) {
 		add(LayerTensor(l, "attn_v"), kv, d)
 		add(LayerTensor(l, "attn_output"), d, d)
 		add(LayerTensor(l, "ffn_norm"), d)
+		if m := s.MoE; m != nil {
+			E, mf := m.Experts, m.FFNDim
+			add(LayerTensor(l, FFNGateInp), E, d)
+			add(LayerTensor(l, FFNGateExps), E, mf, d)
+			add(LayerTensor(l, FFNUpExps), E, mf, d)
+			add(LayerTensor(l, FFNDownExps), E, d, mf)
+			if m.SharedExpert {
+				add(LayerTensor(l, FFNGateShexp), mf, d)
+				add(LayerTensor(l, FFNUpShexp), mf, d)
+				add(LayerTensor(l, FFNDownShexp), d, mf)
+			}
+			continue
+		}
 		add(LayerTensor(l, "ffn_gate"), f, d)
 		add(LayerTensor(l, "ffn_up"), f, d)
 		add(LayerTensor(l, "ffn_down"), d, f)

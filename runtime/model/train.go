@@ -43,3 +43,16 @@ type Trainable interface {
 	// bidirectional as the spec's objective says.
 	NewTrainer(B, T int) (Trainer, error)
 }
+
+// ExpertStats is implemented by trainers of mixture-of-experts models, so
+// that a training loop can log how evenly the router spreads the tokens.
+type ExpertStats interface {
+	// ExpertUsage returns, per layer, each expert's share of the routing
+	// slots (tokens × top_k) of the Forward calls since the last call, and
+	// starts counting afresh. The shares of a layer sum to 1.
+	ExpertUsage() [][]float64
+	// AuxLoss is the load-balancing loss (already times its coefficient,
+	// summed over layers) of the last Forward, which Backward adds to the
+	// cross-entropy Forward returned.
+	AuxLoss() float64
+}
