@@ -139,9 +139,23 @@ func (g *qamd) rows(R int, out, w, xq, xs reg.GPVirtual) {
 	c.VMOVUPS(operand.Mem{Base: xp}, x)
 	sx := c.YMM()
 	c.VBROADCASTSS(operand.Mem{Base: sp}, sx)
+	var base reg.VecVirtual
+	if k.ISA == AVX512 {
+		base = g.offsetSum(x)
+	} else if k.Format == Q4_0 {
+		base = g.eightSum(x)
+	}
 	for r := 0; r < R; r++ {
-		q := g.weights(operand.Mem{Base: wp, Disp: r*rb + 2})
-		isum := g.dot(q, x)
+		m := operand.Mem{Base: wp, Disp: r*rb + 2}
+		var isum reg.VecVirtual
+		switch {
+		case k.ISA == AVX512:
+			isum = g.dotVNNI(m, x, base)
+		case k.Format == Q4_0:
+			isum = g.dotNibbles(m, x, base)
+		default:
+			isum = g.dot(g.weights(m), x)
+		}
 		f := c.YMM()
 		c.VCVTDQ2PS(isum, f)
 		h, d := c.XMM(), c.YMM()
@@ -169,15 +183,18 @@ func (g *qamd) zeroVec(v reg.Register) {
 	}
 }
 
-// weights loads one block's 32 codes at m as signed bytes.
+// weights loads one Q8_0 block's 32 codes at m (AVX2).
 func (g *qamd) weights(m operand.Mem) reg.VecVirtual {
+	y := g.c.YMM()
+	g.c.VMOVUPS(m, y)
+	return y
+}
+
+// nibbles loads one Q4_0 block's 16 bytes at m as 32 unsigned codes q+8:
+// low nibbles are elements 0-15, high nibbles 16-31.
+func (g *qamd) nibbles(m operand.Mem) reg.VecVirtual {
 	c := g.c
 	y := c.YMM()
-	if g.k.Format == Q8_0 {
-		c.VMOVUPS(m, y)
-		return y
-	}
-	// Q4_0: low nibbles are elements 0-15, high nibbles 16-31; value q-8.
 	lo, hi := c.XMM(), c.XMM()
 	c.VMOVUPS(m, lo)
 	c.VPSRLW(operand.U8(4), lo, hi)
@@ -188,31 +205,80 @@ func (g *qamd) weights(m operand.Mem) reg.VecVirtual {
 		c.VINSERTI128(operand.U8(1), hi, lo.AsY(), y)
 		c.VPAND(g.bytesConst("qnib", 0x0f0f0f0f), y, y)
 	}
-	c.VPSUBB(g.bytesConst("qeight", 0x08080808), y, y)
 	return y
 }
 
-// dot returns the eight int32 partial sums of Σ q_j·x_j over one block.
+// eightSum returns 8·Σx in eight int32 lane groups (AVX2, Q4_0), once per
+// block for all rows: the unsigned nibbles q+8 go straight into VPMADDUBSW
+// (pairs at most 2·15·127, no saturation) and each row subtracts this.
+func (g *qamd) eightSum(x reg.VecVirtual) reg.VecVirtual {
+	c := g.c
+	e, p16, p32 := c.YMM(), c.YMM(), c.YMM()
+	c.VMOVUPS(g.bytesConst("qeight", 0x08080808), e)
+	c.VPMADDUBSW(x, e, p16)
+	c.VPMADDWD(g.bytesConst("qones16", 0x00010001), p16, p32)
+	return p32
+}
+
+// dotNibbles returns the int32 partial sums of Σ q_j·x_j of the Q4_0 block
+// at m (AVX2).
+func (g *qamd) dotNibbles(m operand.Mem, x, eight reg.VecVirtual) reg.VecVirtual {
+	c := g.c
+	u := g.nibbles(m)
+	p16, p32 := c.YMM(), c.YMM()
+	c.VPMADDUBSW(x, u, p16)
+	c.VPMADDWD(g.bytesConst("qones16", 0x00010001), p16, p32)
+	c.VPSUBD(eight, p32, p32)
+	return p32
+}
+
+// dot returns the eight int32 partial sums of Σ q_j·x_j over one Q8_0 block
+// (AVX2): VPMADDUBSW needs an unsigned operand, hence |q| and sign(q)·x.
 func (g *qamd) dot(q, x reg.VecVirtual) reg.VecVirtual {
 	c := g.c
 	aq, sx := c.YMM(), c.YMM()
-	if g.k.ISA == AVX512 {
-		c.VPABSB(q, aq)
-		neg := c.K()
-		c.VPMOVB2M(q, neg)
-		c.VMOVAPS(x, sx)
-		c.VPSUBB(x, g.zero, neg, sx) // sx = -x where q < 0
-		isum := c.YMM()
-		c.VMOVAPS(g.zero, isum)
-		c.VPDPBUSD(sx, aq, isum)
-		return isum
-	}
 	c.VPSIGNB(q, q, aq) // |q|
 	c.VPSIGNB(q, x, sx) // sign(q)·x (0 where q is 0, as |q| is)
 	p16, p32 := c.YMM(), c.YMM()
 	c.VPMADDUBSW(sx, aq, p16)
 	c.VPMADDWD(g.bytesConst("qones16", 0x00010001), p16, p32)
 	return p32
+}
+
+// offsetSum returns -o·Σx per int32 lane group for the block x (AVX-512
+// VNNI), o the offset that makes the weight codes unsigned: 128 for Q8_0
+// (w XOR 0x80 = w+128), 8 for Q4_0 (the raw nibble is q+8). Each row's
+// VPDPBUSD then starts from it: Σ(q+o)·x - o·Σx = Σq·x, with no sign trick
+// and no zeroing per row. VPDPBUSD does not saturate.
+func (g *qamd) offsetSum(x reg.VecVirtual) reg.VecVirtual {
+	c := g.c
+	off := uint32(0x80808080)
+	if g.k.Format == Q4_0 {
+		off = 0x08080808
+	}
+	s, neg, o := c.YMM(), c.YMM(), c.YMM()
+	c.VMOVAPS(g.zero, s)
+	c.VMOVUPS(g.bytesConst(fmt.Sprintf("qoff%x", off&0xff), off), o)
+	c.VPDPBUSD(x, o, s)
+	c.VPSUBD(s, g.zero, neg)
+	return neg
+}
+
+// dotVNNI returns the eight int32 partial sums of Σ q_j·x_j for the block
+// codes at m, starting from base (offsetSum).
+func (g *qamd) dotVNNI(m operand.Mem, x, base reg.VecVirtual) reg.VecVirtual {
+	c := g.c
+	u := c.YMM()
+	if g.k.Format == Q8_0 {
+		c.VMOVUPS(m, u)
+		c.VPXORD(g.bytesConst("qoff80", 0x80808080), u, u)
+	} else {
+		u = g.nibbles(m)
+	}
+	acc := c.YMM()
+	c.VMOVAPS(base, acc)
+	c.VPDPBUSD(x, u, acc)
+	return acc
 }
 
 // hsum returns an XMM whose lane 0 is the sum of v's eight lanes, with

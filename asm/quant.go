@@ -27,10 +27,14 @@ import (
 //	AVX2    VPSIGNB makes |w| and sign(w)·x, VPMADDUBSW multiplies u8×s8 into
 //	        16-bit pair sums (at most 2·128·127, no saturation since x ≥ -127),
 //	        VPMADDWD with ones widens to int32, VCVTDQ2PS and one FMA per block
-//	        with the scale d_w·d_x (d_w widened by VCVTPH2PS).
-//	AVX512  AVX-512 VNNI: VPDPBUSD does u8×s8 → int32 in one instruction; the
-//	        sign trick uses VPABSB and a masked negation (VPMOVB2M), since
-//	        VPSIGNB has no EVEX form. YMM width: a block is 32 bytes.
+//	        with the scale d_w·d_x (d_w widened by VCVTPH2PS). Q4_0 feeds the
+//	        raw nibbles q+8 to VPMADDUBSW as the unsigned operand and
+//	        subtracts 8·Σx, computed once per block for all rows.
+//	AVX512  AVX-512 VNNI: VPDPBUSD does u8×s8 → int32 in one instruction. The
+//	        codes are made unsigned by an offset (Q8_0: XOR 0x80 = w+128;
+//	        Q4_0: the raw nibble) and each row's sum starts from -offset·Σx,
+//	        computed once per block for all rows. YMM width: a block is 32
+//	        bytes.
 //	NEON    SDOT (dot-product extension, as WORD) on two 16-byte halves;
 //	        QKernel.NoDot selects SMULL/SMULL2/SADALP for cores without it.
 //	Generic pure Go with the blocks' int32 sums, the order of the reference.

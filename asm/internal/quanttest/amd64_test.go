@@ -34,3 +34,11 @@ func TestAMD64(t *testing.T) {
 	}
 	t.Logf("ran %d kernels", ran)
 }
+
+// archKernel is k's assembly kernel when this machine can run it.
+func archKernel(k asm.QKernel) qfunc {
+	if k.ISA == asm.AVX2 && cpu.Supports(cpu.AVX2) || k.ISA == asm.AVX512 && VNNI() {
+		return amd64Kernels[k.Name()]
+	}
+	return nil
+}

@@ -26,3 +26,11 @@ func TestARM64(t *testing.T) {
 	}
 	t.Logf("ran %d kernels (SDOT: %v)", ran, cpu.Detect().ASIMDDP)
 }
+
+// archKernel is k's assembly kernel when this machine can run it.
+func archKernel(k asm.QKernel) qfunc {
+	if k.ISA != asm.NEON || !k.NoDot && !cpu.Detect().ASIMDDP {
+		return nil
+	}
+	return arm64Kernels[k.Name()]
+}

@@ -28,57 +28,52 @@ qrows4_1:
 qblk5:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      92(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 90(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      182(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 180(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      272(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 270(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -136,15 +131,16 @@ qrows1_3:
 qblk6:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -171,16 +167,6 @@ qdone4:
 	VZEROUPPER
 	RET
 
-DATA qnib<>+0(SB)/4, $0x0f0f0f0f
-DATA qnib<>+4(SB)/4, $0x0f0f0f0f
-DATA qnib<>+8(SB)/4, $0x0f0f0f0f
-DATA qnib<>+12(SB)/4, $0x0f0f0f0f
-DATA qnib<>+16(SB)/4, $0x0f0f0f0f
-DATA qnib<>+20(SB)/4, $0x0f0f0f0f
-DATA qnib<>+24(SB)/4, $0x0f0f0f0f
-DATA qnib<>+28(SB)/4, $0x0f0f0f0f
-GLOBL qnib<>(SB), RODATA|NOPTR, $32
-
 DATA qeight<>+0(SB)/4, $0x08080808
 DATA qeight<>+4(SB)/4, $0x08080808
 DATA qeight<>+8(SB)/4, $0x08080808
@@ -201,8 +187,18 @@ DATA qones16<>+24(SB)/4, $0x00010001
 DATA qones16<>+28(SB)/4, $0x00010001
 GLOBL qones16<>(SB), RODATA|NOPTR, $32
 
+DATA qnib<>+0(SB)/4, $0x0f0f0f0f
+DATA qnib<>+4(SB)/4, $0x0f0f0f0f
+DATA qnib<>+8(SB)/4, $0x0f0f0f0f
+DATA qnib<>+12(SB)/4, $0x0f0f0f0f
+DATA qnib<>+16(SB)/4, $0x0f0f0f0f
+DATA qnib<>+20(SB)/4, $0x0f0f0f0f
+DATA qnib<>+24(SB)/4, $0x0f0f0f0f
+DATA qnib<>+28(SB)/4, $0x0f0f0f0f
+GLOBL qnib<>(SB), RODATA|NOPTR, $32
+
 // func q4_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -226,66 +222,50 @@ qrows4_7:
 qblk11:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       92(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  90(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       182(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  180(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       272(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       92(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  90(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       182(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  180(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       272(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  270(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -342,18 +322,17 @@ qrows1_9:
 qblk12:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -389,6 +368,16 @@ DATA qzero<>+24(SB)/4, $0x00000000
 DATA qzero<>+28(SB)/4, $0x00000000
 GLOBL qzero<>(SB), RODATA|NOPTR, $32
 
+DATA qoff8<>+0(SB)/4, $0x08080808
+DATA qoff8<>+4(SB)/4, $0x08080808
+DATA qoff8<>+8(SB)/4, $0x08080808
+DATA qoff8<>+12(SB)/4, $0x08080808
+DATA qoff8<>+16(SB)/4, $0x08080808
+DATA qoff8<>+20(SB)/4, $0x08080808
+DATA qoff8<>+24(SB)/4, $0x08080808
+DATA qoff8<>+28(SB)/4, $0x08080808
+GLOBL qoff8<>(SB), RODATA|NOPTR, $32
+
 // func q4_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
@@ -413,57 +402,52 @@ qrows4_13:
 qblk17:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      1154(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 1152(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      2306(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 2304(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      3458(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 3456(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -521,15 +505,16 @@ qrows1_15:
 qblk18:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -557,7 +542,7 @@ qdone16:
 	RET
 
 // func q4_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -581,66 +566,50 @@ qrows4_19:
 qblk23:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       1154(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  1152(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       2306(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  2304(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       3458(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       1154(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  1152(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       2306(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  2304(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       3458(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  3456(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -697,18 +666,17 @@ qrows1_21:
 qblk24:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -758,57 +726,52 @@ qrows4_25:
 qblk29:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      164(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 162(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      326(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 324(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      488(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 486(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -866,15 +829,16 @@ qrows1_27:
 qblk30:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -902,7 +866,7 @@ qdone28:
 	RET
 
 // func q4_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -926,66 +890,50 @@ qrows4_31:
 qblk35:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       164(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  162(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       326(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  324(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       488(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       164(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  162(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       326(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  324(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       488(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  486(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -1042,18 +990,17 @@ qrows1_33:
 qblk36:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -1103,57 +1050,52 @@ qrows4_37:
 qblk41:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      20(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 18(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      38(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 36(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      56(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 54(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -1211,15 +1153,16 @@ qrows1_39:
 qblk42:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -1247,7 +1190,7 @@ qdone40:
 	RET
 
 // func q4_0matvec_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -1271,66 +1214,50 @@ qrows4_43:
 qblk47:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       20(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  18(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       38(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  36(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       56(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       20(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  18(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       38(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  36(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       56(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  54(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -1387,18 +1314,17 @@ qrows1_45:
 qblk48:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -1448,57 +1374,52 @@ qrows4_49:
 qblk53:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      308(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 306(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      614(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 612(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      920(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 918(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -1556,15 +1477,16 @@ qrows1_51:
 qblk54:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -1592,7 +1514,7 @@ qdone52:
 	RET
 
 // func q4_0matvec_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -1616,66 +1538,50 @@ qrows4_55:
 qblk59:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       308(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  306(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       614(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  612(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       920(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       308(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  306(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       614(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  612(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       920(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  918(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -1732,18 +1638,17 @@ qrows1_57:
 qblk60:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -1793,57 +1698,52 @@ qrows4_61:
 qblk65:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      38(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 36(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      74(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 72(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      110(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 108(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -1901,15 +1801,16 @@ qrows1_63:
 qblk66:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -1937,7 +1838,7 @@ qdone64:
 	RET
 
 // func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -1961,66 +1862,50 @@ qrows4_67:
 qblk71:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       38(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  36(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       74(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  72(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       110(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       38(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  36(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       74(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  72(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       110(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  108(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -2077,18 +1962,17 @@ qrows1_69:
 qblk72:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -2138,57 +2022,52 @@ qrows4_73:
 qblk77:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      434(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 432(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      866(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 864(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      1298(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 1296(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -2246,15 +2125,16 @@ qrows1_75:
 qblk78:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -2282,7 +2162,7 @@ qdone76:
 	RET
 
 // func q4_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -2306,66 +2186,50 @@ qrows4_79:
 qblk83:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       434(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  432(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       866(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  864(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       1298(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       434(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  432(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       866(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  864(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       1298(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  1296(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -2422,18 +2286,17 @@ qrows1_81:
 qblk84:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -2483,57 +2346,52 @@ qrows4_85:
 qblk89:
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y0
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
 	VMOVUPS      56(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 54(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y1
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
 	VMOVUPS      110(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y6
-	VPMADDUBSW   Y6, Y8, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VCVTDQ2PS    Y6, Y6
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
 	VPBROADCASTW 108(DI), X7
-	VCVTPH2PS    X7, Y8
-	VMULPS       Y5, Y8, Y8
-	VFMADD231PS  Y6, Y8, Y2
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
 	VMOVUPS      164(DI), X7
-	VPSRLW       $0x04, X7, X6
-	VINSERTI128  $0x01, X6, Y7, Y6
-	VPAND        qnib<>+0(SB), Y6, Y6
-	VPSUBB       qeight<>+0(SB), Y6, Y6
-	VPSIGNB      Y6, Y6, Y8
-	VPSIGNB      Y6, Y4, Y4
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
 	VPMADDUBSW   Y4, Y8, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VPBROADCASTW 162(DI), X6
 	VCVTPH2PS    X6, Y6
@@ -2591,15 +2449,16 @@ qrows1_87:
 qblk90:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
 	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X3
-	VINSERTI128  $0x01, X3, Y7, Y3
-	VPAND        qnib<>+0(SB), Y3, Y3
-	VPSUBB       qeight<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VPSIGNB      Y3, Y1, Y1
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VPBROADCASTW (DI), X3
 	VCVTPH2PS    X3, Y3
@@ -2627,7 +2486,7 @@ qdone88:
 	RET
 
 // func q4_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -2651,66 +2510,50 @@ qrows4_91:
 qblk95:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y1
-	VMOVUPS       56(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  54(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y2
-	VMOVUPS       110(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y10
-	VPDPBUSD      Y7, Y9, Y10
-	VCVTDQ2PS     Y10, Y7
-	VPBROADCASTW  108(DI), X8
-	VCVTPH2PS     X8, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y7, Y9, Y3
-	VMOVUPS       164(DI), X8
-	VPSRLW        $0x04, X8, X7
-	VINSERTI32X4  $0x01, X7, Y8, Y7
-	VPANDD        qnib<>+0(SB), Y7, Y7
-	VPSUBB        qeight<>+0(SB), Y7, Y7
-	VPABSB        Y7, Y9
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y9, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       56(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  54(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       110(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  108(DI), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       164(DI), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  162(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -2767,18 +2610,17 @@ qrows1_93:
 qblk96:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), X8
-	VPSRLW        $0x04, X8, X4
-	VINSERTI32X4  $0x01, X4, Y8, Y4
-	VPANDD        qnib<>+0(SB), Y4, Y4
-	VPSUBB        qeight<>+0(SB), Y4, Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -2952,7 +2794,7 @@ qdone100:
 	RET
 
 // func q8_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -2976,50 +2818,42 @@ qrows4_103:
 qblk107:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       172(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  170(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       342(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  340(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       512(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       172(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  170(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       342(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  340(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       512(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  510(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -3076,14 +2910,15 @@ qrows1_105:
 qblk108:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -3108,6 +2943,16 @@ qblk108:
 qdone106:
 	VZEROUPPER
 	RET
+
+DATA qoff80<>+0(SB)/4, $0x80808080
+DATA qoff80<>+4(SB)/4, $0x80808080
+DATA qoff80<>+8(SB)/4, $0x80808080
+DATA qoff80<>+12(SB)/4, $0x80808080
+DATA qoff80<>+16(SB)/4, $0x80808080
+DATA qoff80<>+20(SB)/4, $0x80808080
+DATA qoff80<>+24(SB)/4, $0x80808080
+DATA qoff80<>+28(SB)/4, $0x80808080
+GLOBL qoff80<>(SB), RODATA|NOPTR, $32
 
 // func q8_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3
@@ -3257,7 +3102,7 @@ qdone112:
 	RET
 
 // func q8_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -3281,50 +3126,42 @@ qrows4_115:
 qblk119:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       2178(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  2176(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       4354(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  4352(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       6530(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       2178(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  2176(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       4354(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  4352(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       6530(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  6528(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -3381,14 +3218,15 @@ qrows1_117:
 qblk120:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -3562,7 +3400,7 @@ qdone124:
 	RET
 
 // func q8_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -3586,50 +3424,42 @@ qrows4_127:
 qblk131:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       308(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  306(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       614(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  612(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       920(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       308(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  306(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       614(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  612(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       920(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  918(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -3686,14 +3516,15 @@ qrows1_129:
 qblk132:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -3867,7 +3698,7 @@ qdone136:
 	RET
 
 // func q8_0matvec_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -3891,50 +3722,42 @@ qrows4_139:
 qblk143:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       36(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  34(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       70(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  68(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       104(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       36(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  34(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       70(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  68(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       104(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  102(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -3991,14 +3814,15 @@ qrows1_141:
 qblk144:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -4172,7 +3996,7 @@ qdone148:
 	RET
 
 // func q8_0matvec_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4196,50 +4020,42 @@ qrows4_151:
 qblk155:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       580(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  578(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       1158(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  1156(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       1736(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       580(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  578(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       1158(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  1156(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       1736(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  1734(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -4296,14 +4112,15 @@ qrows1_153:
 qblk156:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -4477,7 +4294,7 @@ qdone160:
 	RET
 
 // func q8_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4501,50 +4318,42 @@ qrows4_163:
 qblk167:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       70(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  68(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       138(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  136(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       206(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       70(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  68(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       138(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  136(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       206(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  204(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -4601,14 +4410,15 @@ qrows1_165:
 qblk168:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -4782,7 +4592,7 @@ qdone172:
 	RET
 
 // func q8_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4806,50 +4616,42 @@ qrows4_175:
 qblk179:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       818(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  816(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       1634(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  1632(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       2450(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       818(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  816(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       1634(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  1632(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       2450(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  2448(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -4906,14 +4708,15 @@ qrows1_177:
 qblk180:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
@@ -5087,7 +4890,7 @@ qdone184:
 	RET
 
 // func q8_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -5111,50 +4914,42 @@ qrows4_187:
 qblk191:
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
-	VMOVUPS       2(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  (DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y1
-	VMOVUPS       104(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  102(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y2
-	VMOVUPS       206(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y9
-	VPDPBUSD      Y7, Y8, Y9
-	VCVTDQ2PS     Y9, Y7
-	VPBROADCASTW  204(DI), X8
-	VCVTPH2PS     X8, Y8
-	VMULPS        Y6, Y8, Y8
-	VFMADD231PS   Y7, Y8, Y3
-	VMOVUPS       308(DI), Y7
-	VPABSB        Y7, Y8
-	VPMOVB2M      Y7, K1
-	VMOVAPS       Y5, Y7
-	VPSUBB        Y5, Y0, K1, Y7
-	VMOVAPS       Y0, Y5
-	VPDPBUSD      Y7, Y8, Y5
-	VCVTDQ2PS     Y5, Y5
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       104(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  102(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       206(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  204(DI), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       308(DI), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
 	VPBROADCASTW  306(DI), X7
 	VCVTPH2PS     X7, Y7
 	VMULPS        Y6, Y7, Y7
@@ -5211,14 +5006,15 @@ qrows1_189:
 qblk192:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
-	VMOVUPS       2(DI), Y4
-	VPABSB        Y4, Y5
-	VPMOVB2M      Y4, K1
-	VMOVAPS       Y2, Y4
-	VPSUBB        Y2, Y0, K1, Y4
-	VMOVAPS       Y0, Y2
-	VPDPBUSD      Y4, Y5, Y2
-	VCVTDQ2PS     Y2, Y2
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(DI), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
 	VPBROADCASTW  (DI), X4
 	VCVTPH2PS     X4, Y4
 	VMULPS        Y3, Y4, Y4
