@@ -32,19 +32,29 @@ func FromGGUF(path string) (Spec, error) {
 //   - shape from llama.embedding_length, block_count, feed_forward_length,
 //     attention.head_count, attention.head_count_kv (default: head_count) and
 //     context_length;
+//
 //   - vocab from llama.vocab_size, else the length of tokenizer.ggml.tokens
 //     (when both are present they must agree);
+//
 //   - norm_eps from llama.attention.layer_norm_rms_epsilon and rope_theta from
 //     llama.rope.freq_base, each defaulted when absent;
+//
 //   - tie_embeddings when the file has no output.weight tensor;
+//
 //   - quant from the block format of the per-layer matrices (Q8_0 is q8_0,
 //     Q4_0 is q4_0; matrices left in F32, F16 or BF16 do not count, since a
 //     quantiser keeps rows that are not whole blocks), f32 when none is;
+//
 //   - tokenizer kind gguf with bos and eos from tokenizer.ggml.*_token_id;
+//
 //   - name from general.name, made a valid name, or "model".
 //
-// Mixture-of-experts files and partial RoPE (rope.dimension_count other than
-// the head size) are refused.
+//   - a mixture of experts when llama.expert_count > 0: top_k from
+//     llama.expert_used_count (then required), the experts' ffn_dim from
+//     feed_forward_length (as llama.cpp sizes ffn_*_exps), a shared expert
+//     when llama.expert_shared_count is 1, aux_loss_coef defaulted.
+//
+// Partial RoPE (rope.dimension_count other than the head size) is refused.
 func FromGGUFFile(f *gguf.File) (Spec, error) {
 	return fromGGUF(f, "model")
 }
@@ -117,7 +127,22 @@ func fromGGUF(f *gguf.File, fallbackName string) (Spec, error) {
 			return Spec{}, err
 		}
 		if n > 0 {
-			return Spec{}, fmt.Errorf("gguf: %s is %d: mixture-of-experts GGUF files are not supported yet", gguf.KeyLlamaExpertCount, n)
+			used, err := f.Uint32(gguf.KeyLlamaExpertUsedCount)
+			if err != nil {
+				return Spec{}, fmt.Errorf("%w (%s is %d)", err, gguf.KeyLlamaExpertCount, n)
+			}
+			s.MoE = &MoE{Experts: int(n), TopK: int(used), FFNDim: s.FFNDim}
+			shared := 0
+			if err := ggufOptionalInt(f, KeyLlamaExpertSharedCount, &shared); err != nil {
+				return Spec{}, err
+			}
+			switch shared {
+			case 0:
+			case 1:
+				s.MoE.SharedExpert = true
+			default:
+				return Spec{}, fmt.Errorf("gguf: %s is %d: only one shared expert is supported", KeyLlamaExpertSharedCount, shared)
+			}
 		}
 	}
 	_, hasOutput := f.Tensor("output.weight")
@@ -151,6 +176,10 @@ func fromGGUF(f *gguf.File, fallbackName string) (Spec, error) {
 	}
 	return s, nil
 }
+
+// KeyLlamaExpertSharedCount is llama.cpp's key for the number of shared
+// (always-on) experts.
+const KeyLlamaExpertSharedCount = "llama.expert_shared_count"
 
 // ggufOptionalInt sets *dst from key when the key is present.
 func ggufOptionalInt(f *gguf.File, key string, dst *int) error {

@@ -60,7 +60,7 @@ func FromGGUF(f *gguf.File) (*model.Params, error) {
 	}
 	for _, info := range f.Tensors {
 		if !want[info.Name] {
-			return nil, fmt.Errorf("unexpected tensor %s (not part of a dense llama model with this spec)", info.Name)
+			return nil, fmt.Errorf("unexpected tensor %s (not part of a llama model with this spec)", info.Name)
 		}
 	}
 	p := model.NewParams(&s)
@@ -90,7 +90,11 @@ func ggmlDims(shape []int) []uint64 {
 // general.* and llama.* metadata from the spec, then the caller's extra
 // metadata (typically the tokenizer's tokenizer.ggml.* keys; an extra key may
 // replace general.name or the bos/eos ids, but not a shape key), then the
-// tensors under llama.cpp's names. Matrices are F16 when f16 is set, F32
+// tensors under llama.cpp's names (a mixture of experts as llama.cpp's llama
+// with experts: ffn_gate_inp and the 3-D ffn_{gate,up,down}_exps, with
+// llama.expert_count and expert_used_count; a shared expert is written as
+// ffn_*_shexp with llama.expert_shared_count 1, which modelc reads back but
+// llama.cpp's llama architecture does not). Matrices are F16 when f16 is set, F32
 // otherwise; norms are always F32. The file is written atomically.
 func SaveGGUF(path string, p *model.Params, extra []gguf.KV, f16 bool) error {
 	if err := saveGGUF(path, p, extra, f16); err != nil {
@@ -126,9 +130,6 @@ func WriteGGUF(w io.Writer, p *model.Params, extra []gguf.KV, f16 bool) error {
 
 func ggufMetadata(p *model.Params, extra []gguf.KV, f16 bool) ([]gguf.KV, error) {
 	s := p.Spec
-	if s.MoE != nil {
-		return nil, fmt.Errorf("mixture-of-experts models cannot be saved as GGUF yet")
-	}
 	// Check the shape; training defaults left unset in code are no reason
 	// to refuse a save, so validate a defaulted copy.
 	check := s
@@ -149,12 +150,18 @@ func ggufMetadata(p *model.Params, extra []gguf.KV, f16 bool) ([]gguf.KV, error)
 		{Key: gguf.KeyLlamaContextLength, Value: u(s.MaxSeq)},
 		{Key: gguf.KeyLlamaEmbeddingLength, Value: u(s.Dim)},
 		{Key: gguf.KeyLlamaBlockCount, Value: u(s.Layers)},
-		{Key: gguf.KeyLlamaFeedForward, Value: u(s.FFNDim)},
+		{Key: gguf.KeyLlamaFeedForward, Value: u(ffnDim(&s))},
 		{Key: gguf.KeyLlamaRopeDimCount, Value: u(s.HeadDim())},
 		{Key: gguf.KeyLlamaHeadCount, Value: u(s.Heads)},
 		{Key: gguf.KeyLlamaHeadCountKV, Value: u(s.KVHeads)},
 		{Key: gguf.KeyLlamaRMSEps, Value: float32(s.NormEps)},
 		{Key: gguf.KeyLlamaRopeFreqBase, Value: float32(s.RopeTheta)},
+	}
+	if m := s.MoE; m != nil {
+		kvs = append(kvs, gguf.KV{Key: gguf.KeyLlamaExpertCount, Value: u(m.Experts)}, gguf.KV{Key: gguf.KeyLlamaExpertUsedCount, Value: u(m.TopK)})
+		if m.SharedExpert {
+			kvs = append(kvs, gguf.KV{Key: spec.KeyLlamaExpertSharedCount, Value: u(1)})
+		}
 	}
 	fixed := len(kvs)
 	replaceable := map[string]bool{gguf.KeyName: true}
@@ -186,6 +193,15 @@ func ggufMetadata(p *model.Params, extra []gguf.KV, f16 bool) ([]gguf.KV, error)
 	return kvs, nil
 }
 
+// ffnDim is feed_forward_length: with experts, llama.cpp sizes the expert
+// tensors by it, so it is the experts' ffn_dim (the dense ffn_dim is unused).
+func ffnDim(s *spec.Spec) int {
+	if s.MoE != nil {
+		return s.MoE.FFNDim
+	}
+	return s.FFNDim
+}
+
 func ggufTensors(p *model.Params, f16 bool) ([]gguf.WriteTensor, error) {
 	layout, n := model.Layout(&p.Spec)
 	if len(p.Data) != n {
@@ -199,7 +215,7 @@ func ggufTensors(p *model.Params, f16 bool) ([]gguf.WriteTensor, error) {
 		}
 		src := p.Data[t.Off : t.Off+t.Len()]
 		w := gguf.WriteTensor{Name: t.Name, Dims: ggmlDims(t.Shape)}
-		if f16 && len(t.Shape) == 2 {
+		if f16 && len(t.Shape) >= 2 { // matrices and stacks of expert matrices
 			w.Type = gguf.TypeF16
 			w.Data = make([]byte, 2*len(src))
 			gguf.F32sToF16s(w.Data, src)
