@@ -231,7 +231,34 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 }
 
 // Backward implements model.Trainer.
-func (tr *Trainer) Backward() {
+func (tr *Trainer) Backward() { tr.backward(false, nil, nil) }
+
+// TokenLosses implements model.GradTrainer.
+func (tr *Trainer) TokenLosses(dst []float64) {
+	clear(dst[:tr.B*tr.T])
+	for r, n := range tr.rows[:tr.M] {
+		dst[n] = tr.rowLoss[r]
+	}
+}
+
+// Probs implements model.GradTrainer.
+func (tr *Trainer) Probs() []float32 { return tr.probs[:tr.M*tr.m.p.Spec.Vocab] }
+
+// Hidden implements model.GradTrainer.
+func (tr *Trainer) Hidden() []float32 { return tr.xf[:tr.B*tr.T*tr.m.p.Spec.Dim] }
+
+// BackwardGrad implements model.GradTrainer.
+func (tr *Trainer) BackwardGrad(dLogits, dHidden []float32) {
+	V, d := tr.m.p.Spec.Vocab, tr.m.p.Spec.Dim
+	if dLogits != nil && len(dLogits) < tr.M*V || dHidden != nil && len(dHidden) < tr.B*tr.T*d {
+		panic(fmt.Sprintf("generic trainer: BackwardGrad with %d logit and %d hidden gradients for %d rows × %d and %d positions × %d", len(dLogits), len(dHidden), tr.M, V, tr.B*tr.T, d))
+	}
+	tr.backward(true, dLogits, dHidden)
+}
+
+// backward runs the backward pass from the gradient of the mean
+// cross-entropy (custom false) or from the given gradients.
+func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 	if !tr.forwardDone {
 		panic("generic trainer: Backward without Forward")
 	}
@@ -246,10 +273,14 @@ func (tr *Trainer) Backward() {
 	dx, dxn := tr.dx[:N*d], tr.dxn[:N*d]
 	clear(dx)
 
-	// Classifier and loss: the mean over M rows, so each row weighs 1/M.
+	// Classifier and loss: the mean over M rows, so each row weighs 1/M
+	// (or the caller's gradient of its own objective).
 	dxf := dxn
 	clear(dxf)
-	if M > 0 {
+	if custom && dLogits != nil && M > 0 {
+		copy(tr.probs[:M*V], dLogits[:M*V]) // a no-op when they alias
+	}
+	if M > 0 && !custom {
 		scale := 1 / float32(M)
 		rows(M, V, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
@@ -260,6 +291,8 @@ func (tr *Trainer) Backward() {
 				p[tr.tg[r]] -= scale
 			}
 		})
+	}
+	if M > 0 && (!custom || dLogits != nil) {
 		// The weight gradient first, while xg still holds the inputs; then
 		// xg is free to receive their gradient.
 		matmulBackwardWeight(tr.classifier(G), tr.probs, tr.xg, M, d, V)
@@ -269,6 +302,9 @@ func (tr *Trainer) Backward() {
 		for r, n := range tr.rows[:M] {
 			copy(dxf[n*d:(n+1)*d], dxg[r*d:(r+1)*d])
 		}
+	}
+	if dHidden != nil {
+		kernels.Add(dxf, dHidden[:N*d])
 	}
 	last := tr.xs[len(tr.acts)]
 	kernels.RMSNormRowsBackward(dx, tr.tensor(G, model.OutputNorm), dxf, last, tr.tensor(P, model.OutputNorm), tr.rstdF, N, d)

@@ -56,3 +56,26 @@ type ExpertStats interface {
 	// cross-entropy Forward returned.
 	AuxLoss() float64
 }
+
+// GradTrainer is a Trainer whose objective need not be the mean
+// cross-entropy: post-training (reward models, DPO, GRPO, distillation)
+// reads what the last Forward computed and hands back the gradient of its
+// own objective at the logits and at the final hidden state.
+type GradTrainer interface {
+	Trainer
+	// TokenLosses writes into dst (B·T long) −log p(target) of each
+	// position of the last Forward, and 0 where the target is IgnoreTarget.
+	TokenLosses(dst []float64)
+	// Probs is the softmax over the vocabulary of the rows with a target,
+	// [M, vocab] in position order (valid until BackwardGrad or Forward).
+	Probs() []float32
+	// Hidden is the final-norm output of every position, [B·T, dim]: what
+	// the classifier, or a head of the caller's, reads.
+	Hidden() []float32
+	// BackwardGrad accumulates into Grads the gradient of an objective
+	// whose gradient with respect to the logits of the rows Probs holds is
+	// dLogits ([M, vocab], nil for none; it may be Probs itself) and with
+	// respect to Hidden is dHidden ([B·T, dim], nil for none). It replaces
+	// Backward for the last Forward.
+	BackwardGrad(dLogits, dHidden []float32)
+}
