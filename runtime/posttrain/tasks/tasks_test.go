@@ -1,0 +1,157 @@
+package tasks
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestAddition(t *testing.T) {
+	p := addition(478, 56)
+	if p.Answer != 534 || p.Prompt != "What is 478 + 56?" {
+		t.Fatalf("got %+v", p)
+	}
+	if p.Reasoning != "8+6=14, 7+5+1=13, 4+0+1=5" {
+		t.Fatalf("reasoning %q", p.Reasoning)
+	}
+	if got := p.Solution(); got != "<think>8+6=14, 7+5+1=13, 4+0+1=5</think>\nAnswer: 534" {
+		t.Fatalf("solution %q", got)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	p := compare("Tom", "Ann", "apples", 37, 52)
+	if p.Answer != 15 || !strings.Contains(p.Prompt, "Tom has 37 apples. Ann has 52 apples.") || p.Reasoning != "52 > 37, 52 - 37 = 15" {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+func TestGenerateSplits(t *testing.T) {
+	train, err := Generate(300, Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := Generate(100, Config{Seed: 1, HeldOut: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTrain := map[string]bool{}
+	kinds := map[string]int{}
+	for _, p := range train {
+		inTrain[p.Prompt] = true
+		kinds[p.Kind]++
+		if v, err := ParseAnswer(p.Solution()); err != nil || v != p.Answer || !WellFormed(p.Solution()) {
+			t.Fatalf("%q: solution %q parses to %d, %v", p.Prompt, p.Solution(), v, err)
+		}
+	}
+	if len(inTrain) != 300 || kinds[KindAdd] < 100 || kinds[KindCompare] < 100 {
+		t.Fatalf("%d distinct, kinds %v", len(inTrain), kinds)
+	}
+	for _, p := range held {
+		if inTrain[p.Prompt] {
+			t.Fatalf("held-out %q is in the training split", p.Prompt)
+		}
+	}
+	again, _ := Generate(300, Config{Seed: 1})
+	if again[299] != train[299] {
+		t.Fatal("not deterministic")
+	}
+	other, _ := Generate(300, Config{Seed: 2})
+	if other[0] == train[0] && other[1] == train[1] {
+		t.Fatal("seed ignored")
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	if _, err := Generate(1, Config{Kinds: []string{"mul"}}); err == nil || !strings.Contains(err.Error(), `"mul"`) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	if _, err := Generate(1, Config{Digits: 12}); err == nil {
+		t.Fatal("12 digits accepted")
+	}
+	// One-digit additions: 100 problems, a fifth held out: 200 cannot be found.
+	if _, err := Generate(200, Config{Kinds: []string{KindAdd}, Digits: 1}); err == nil {
+		t.Fatal("impossible count accepted")
+	}
+}
+
+func TestParseAnswerAndFormat(t *testing.T) {
+	for _, c := range []struct {
+		s      string
+		v      int
+		ok, wf bool
+	}{
+		{"<think>2+2=4</think>\nAnswer: 4", 4, true, true},
+		{"Answer: 12 and more", 12, true, false},
+		{"Answer:-3", -3, true, false},
+		{"<think>x</think> Answer: 7", 7, true, true},
+		{"<think>x</think>\nAnswer: 7 because", 7, true, false},
+		{"the answer is 5", 0, false, false},
+		{"Answer: five", 0, false, false},
+		{"<think>x\nAnswer: 5", 5, true, false},
+		{"Answer: 1 Answer: 2", 2, true, false},
+	} {
+		v, err := ParseAnswer(c.s)
+		if (err == nil) != c.ok || (c.ok && v != c.v) {
+			t.Errorf("ParseAnswer(%q) = %d, %v", c.s, v, err)
+		}
+		if WellFormed(c.s) != c.wf {
+			t.Errorf("WellFormed(%q) = %v", c.s, !c.wf)
+		}
+	}
+	if r := Reward("<think>2+2=4</think>\nAnswer: 4", 4); r != 1+FormatBonus {
+		t.Errorf("reward %g", r)
+	}
+	if r := Reward("<think>2+2=4</think>\nAnswer: 5", 4); r != FormatBonus {
+		t.Errorf("reward %g", r)
+	}
+	if r := Reward("it is 4. Answer: 4!", 4); r != 1 {
+		t.Errorf("reward %g", r)
+	}
+}
+
+func TestPreferences(t *testing.T) {
+	ps, _ := Generate(50, Config{Seed: 3})
+	rng := rand.New(rand.NewPCG(1, 1))
+	var buf bytes.Buffer
+	var pairs []Pair
+	for _, p := range ps {
+		pr := Preference(p, rng)
+		if Reward(pr.Chosen, p.Answer) <= Reward(pr.Rejected, p.Answer) {
+			t.Fatalf("chosen %q not better than rejected %q", pr.Chosen, pr.Rejected)
+		}
+		pairs = append(pairs, pr)
+		rk := Rank(p, rng)
+		for i := 1; i < len(rk.Ranking); i++ {
+			if Reward(rk.Ranking[i-1], p.Answer) <= Reward(rk.Ranking[i], p.Answer) {
+				t.Fatalf("ranking out of order: %q", rk.Ranking)
+			}
+		}
+	}
+	if err := WriteJSONL(&buf, pairs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var back Pair
+	if len(lines) != 50 || json.Unmarshal([]byte(lines[7]), &back) != nil || back != pairs[7] {
+		t.Fatalf("JSON lines round trip: %d lines, %+v", len(lines), back)
+	}
+}
+
+func FuzzParseAnswer(f *testing.F) {
+	f.Add("<think>1+1=2</think>\nAnswer: 2")
+	f.Add("Answer: -")
+	f.Add("Answer:")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseAnswer(s)
+		if WellFormed(s) {
+			if err != nil {
+				t.Fatalf("well formed %q has no answer", s)
+			}
+		}
+		_ = v
+		_ = Reward(s, v)
+	})
+}
