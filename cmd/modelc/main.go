@@ -31,6 +31,6 @@ assembly specialised to exactly its shapes, and builds one binary per model.
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(genCmd(), buildCmd(), specCmd(), convertCmd(), benchCmd(), dataCmd(), quantizeCmd(), tokenizerCmd())
+	root.AddCommand(genCmd(), buildCmd(), specCmd(), convertCmd(), benchCmd(), dataCmd(), quantizeCmd(), tokenizerCmd(), limitsCmd())
 	return root
 }
