@@ -1,6 +1,10 @@
 package quant
 
-import "github.com/modelc/modelc/gguf"
+import (
+	"math"
+
+	"github.com/modelc/modelc/gguf"
+)
 
 // QuantizeAct quantises activations x (a multiple of 32 values) to 8 bits
 // per 32-block for the integer dot products: xs[b] = max|x_b|/127 in float32
@@ -13,16 +17,21 @@ func QuantizeAct(xq []int8, xs []float32, x []float32) {
 	}
 	_, _ = xq[nb*BlockSize-1], xs[nb-1]
 	for b := 0; b < nb; b++ {
-		blk := x[b*BlockSize : (b+1)*BlockSize]
+		blk := (*[BlockSize]float32)(x[b*BlockSize:])
+		q := (*[BlockSize]int8)(xq[b*BlockSize:])
 		var amax float32
 		for _, v := range blk {
-			amax = max(amax, abs32(v))
+			if a := abs32(v); a > amax {
+				amax = a
+			}
 		}
 		d := amax / 127
 		id := inverse(d)
 		xs[b] = d
 		for j, v := range blk {
-			xq[b*BlockSize+j] = int8(roundAway(v * id))
+			// Half away from zero: exact in float64 for |f| ≤ 127.
+			f := float64(v * id)
+			q[j] = int8(int32(f + math.Copysign(0.5, f)))
 		}
 	}
 }

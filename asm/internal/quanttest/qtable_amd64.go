@@ -38,3 +38,12 @@ var amd64Kernels = map[string]qfunc{
 	"q4_0matvec_768_avx512":  q4_0matvec_768_avx512,
 	"q4_0matvec_2048_avx512": q4_0matvec_2048_avx512,
 }
+
+var f32Kernels = map[string]func(out, w, x *float32, n int){
+	"matvec_288_avx2":    matvec_288_avx2,
+	"matvec_768_avx2":    matvec_768_avx2,
+	"matvec_2048_avx2":   matvec_2048_avx2,
+	"matvec_288_avx512":  matvec_288_avx512,
+	"matvec_768_avx512":  matvec_768_avx512,
+	"matvec_2048_avx512": matvec_2048_avx512,
+}
