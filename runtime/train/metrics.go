@@ -22,6 +22,23 @@ type Metric struct {
 	Tokens    int64    `json:"tokens"`
 	TokPerSec float64  `json:"tok_per_s"`
 	Elapsed   float64  `json:"elapsed_s"`
+	// With a mixture of experts (a trainer that is a model.ExpertStats):
+	// the load-balancing loss of the step (times its coefficient, not in
+	// Loss) and each layer's share of routing slots per expert.
+	AuxLoss     *float64    `json:"aux_loss,omitempty"`
+	ExpertShare [][]float64 `json:"expert_share,omitempty"`
+}
+
+// BusiestExpert is the largest share of routing slots any one expert of any
+// layer received in the step (0 without experts): 1/E is perfect balance.
+func (m Metric) BusiestExpert() float64 {
+	var b float64
+	for _, l := range m.ExpertShare {
+		for _, v := range l {
+			b = max(b, v)
+		}
+	}
+	return b
 }
 
 // readMetrics reads a metrics file, keeping the lines up to step keep: a

@@ -36,6 +36,9 @@ func (p *progress) step(m Metric, doneHere int, secs float64) {
 	if m.ValLoss != nil {
 		fmt.Fprintf(&b, "  val %.4f", *m.ValLoss)
 	}
+	if m.AuxLoss != nil {
+		fmt.Fprintf(&b, "  aux %.4f  busiest expert %.2f", *m.AuxLoss, m.BusiestExpert())
+	}
 	fmt.Fprintf(&b, "  lr %.2e  %s tok/s", m.LR, human(m.TokPerSec))
 	if doneHere > 0 && m.Step < p.total {
 		eta := time.Duration(secs / float64(doneHere) * float64(p.total-m.Step) * float64(time.Second))

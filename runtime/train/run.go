@@ -191,7 +191,7 @@ func (c *Config) check() error {
 }
 
 // InitParams draws fresh weights for s: Gaussian with standard deviation
-// 0.02, the residual projections (attn_output, ffn_down) scaled down by
+// 0.02, the residual projections (attn_output, ffn_down and the experts'') scaled down by
 // √(2·layers) as GPT-2 does, norm weights one.
 func InitParams(s *spec.Spec, seed uint64) *model.Params {
 	p := model.NewParams(s)
@@ -206,7 +206,8 @@ func InitParams(s *spec.Spec, seed uint64) *model.Params {
 			continue
 		}
 		std := 0.02
-		if name := t.Name; len(name) > 0 && (hasSuffix(name, ".attn_output.weight") || hasSuffix(name, ".ffn_down.weight")) {
+		if name := t.Name; len(name) > 0 && (hasSuffix(name, ".attn_output.weight") || hasSuffix(name, ".ffn_down.weight") ||
+			hasSuffix(name, ".ffn_down_exps.weight") || hasSuffix(name, ".ffn_down_shexp.weight")) {
 			std = resid
 		}
 		for i := range d {
@@ -512,7 +513,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		t0 := time.Now()
 		lr := sched.At(res.Step)
 		tr.ZeroGrads()
-		var loss float64
+		var loss, aux float64
+		stats, _ := tr.(model.ExpertStats)
 		for a := 0; a < hp.GradAccum; a++ {
 			sampler.Next(tokens, targets, B, T)
 			l := tr.Forward(tokens, targets, B, T)
@@ -521,8 +523,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			tr.Backward()
 			loss += float64(l)
+			if stats != nil {
+				aux += stats.AuxLoss()
+			}
 		}
 		loss /= float64(hp.GradAccum)
+		var share [][]float64
+		if stats != nil {
+			share = stats.ExpertUsage() // this step's routing; evaluation's is discarded below
+			aux /= float64(hp.GradAccum)
+		}
 		g := tr.Grads()
 		if hp.GradAccum > 1 {
 			for i := range g {
@@ -543,6 +553,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.TrainLoss = loss
 		mt := Metric{Step: res.Step, Loss: loss, LR: lr, GradNorm: norm, Tokens: res.Tokens,
 			TokPerSec: float64(stepsHere*B*T*hp.GradAccum) / trainSecs, Elapsed: elapsed}
+		if len(share) > 0 {
+			mt.AuxLoss, mt.ExpertShare = &aux, share
+		}
 		final := res.Step == cfg.Steps || (cfg.StopAfter > 0 && stepsHere == cfg.StopAfter)
 		if (hp.EvalEvery > 0 && res.Step%hp.EvalEvery == 0) || res.Step == cfg.Steps {
 			vl, _, err := Evaluate(tr, valSplit, obj, B, T, cfg.EvalBatches)
@@ -554,6 +567,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			res.ValLoss = vl
 			mt.ValLoss = &vl
+			if stats != nil {
+				stats.ExpertUsage()
+			}
 		}
 		metrics = append(metrics, mt)
 		if err := mlog.append(mt); err != nil {
