@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/modelc/modelc/tokenizer"
 )
@@ -469,4 +470,61 @@ func TestCorpusReader(t *testing.T) {
 	if _, err := io.ReadAll(r); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing file: %v", err)
 	}
+}
+
+// decode never panics on any input: it prints text or fails with one line
+// naming the line of input.
+func FuzzTokenizerDecode(f *testing.F) {
+	for _, s := range []string{"1 2 3\n", "\n\n", "x", "-5 6\n", "511 0\n7", "99999999999999999999", " 1\t2 \r\n"} {
+		f.Add(s)
+	}
+	tok512 := ""
+	f.Fuzz(func(t *testing.T, in string) {
+		if tok512 == "" {
+			_, data := repo(t)
+			tok512 = filepath.Join(data, "models", "tok512.bin")
+		}
+		out, _, err := runIO(t, in, "tokenizer", "decode", "--tokenizer", tok512)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line ") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		if want := strings.Count(strings.TrimSuffix(in, "\n"), "\n") + 1; in != "" && strings.Count(out, "\n") < want {
+			t.Fatalf("%d input lines gave %q", want, out)
+		}
+	})
+}
+
+// encode then decode gives every line of valid UTF-8 text back.
+func FuzzTokenizerEncodeDecode(f *testing.F) {
+	for _, s := range []string{"hello\nworld", "", "\n", "  a  \r\n\tb", "naïve 東京 🙂\n<s>x</s>", "\x00\x7f"} {
+		f.Add(s)
+	}
+	tok512 := ""
+	f.Fuzz(func(t *testing.T, in string) {
+		if !utf8.ValidString(in) {
+			return
+		}
+		if tok512 == "" {
+			_, data := repo(t)
+			tok512 = filepath.Join(data, "models", "tok512.bin")
+		}
+		ids, _, err := runIO(t, in, "tokenizer", "encode", "--tokenizer", tok512, "--no-parse-special")
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, _, err := runIO(t, ids, "tokenizer", "decode", "--tokenizer", tok512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := in
+		if in != "" && !strings.HasSuffix(in, "\n") {
+			want += "\n"
+		}
+		if back != want {
+			t.Fatalf("decode(encode(%q)) = %q", in, back)
+		}
+	})
 }
