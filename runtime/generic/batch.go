@@ -224,38 +224,29 @@ func parallelChunks(n, grain int) int {
 // batch is small and the weights are what there is much of. Each block is
 // computed into its own buffer and copied into place.
 func linear(out, in, w []float32, N, I, O int) {
-	chunks := parallelChunks(O, grainFor(N*I))
-	if chunks <= 1 {
+	blocks := parallelChunks(O, grainFor(N*I))
+	if blocks <= 1 {
 		kernels.MatMul(out, in, w, N, I, O)
 		return
 	}
-	var wg sync.WaitGroup
-	for c := range chunks {
+	parallel(blocks, 1, func(c0, c1 int) {
 		// Blocks start on a multiple of 4 so that MatMul's 4-row groups
 		// are those of the undivided product.
-		lo, hi := (O*c/chunks)&^3, (O*(c+1)/chunks)&^3
-		if c == chunks-1 {
+		lo, hi := (O*c0/blocks)&^3, (O*c1/blocks)&^3
+		if c1 == blocks {
 			hi = O
 		}
-		run := func() {
-			n := hi - lo
-			bp, _ := blockPool.Get().(*[]float32)
-			if bp == nil {
-				bp = new([]float32)
-			}
-			*bp = grow(*bp, N*n)
-			tmp := *bp
-			kernels.MatMul(tmp, in, w[lo*I:hi*I], N, I, n)
-			for r := range N {
-				copy(out[r*O+lo:r*O+hi], tmp[r*n:(r+1)*n])
-			}
-			blockPool.Put(bp)
+		n := hi - lo
+		bp, _ := blockPool.Get().(*[]float32)
+		if bp == nil {
+			bp = new([]float32)
 		}
-		if c == chunks-1 {
-			run()
-		} else {
-			wg.Go(run)
+		*bp = grow(*bp, N*n)
+		tmp := *bp
+		kernels.MatMul(tmp, in, w[lo*I:hi*I], N, I, n)
+		for r := range N {
+			copy(out[r*O+lo:r*O+hi], tmp[r*n:(r+1)*n])
 		}
-	}
-	wg.Wait()
+		blockPool.Put(bp)
+	})
 }

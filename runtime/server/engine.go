@@ -83,6 +83,16 @@ type slot struct {
 	prefill int       // prompt tokens already run (< len(prompt) while prefilling)
 	last    int       // token to sample after (its logits are pending)
 	logits  []float32 // logits to sample the next token from
+	next    int       // the token sampled from logits
+}
+
+// SpanBatcher is implemented by models that run, in one pass over the
+// weights, one or more consecutive tokens in each of several sessions
+// (runtime/generic.Model): session i runs tokens[i] at positions pos[i],
+// pos[i]+1, …, and gets the logits after its last token. The server then
+// prefills prompts in chunks inside the decode steps instead of beside them.
+type SpanBatcher interface {
+	ForwardSpans(sessions []model.Session, tokens [][]int, pos []int) [][]float32
 }
 
 // engineConfig sizes an engine.
@@ -90,13 +100,14 @@ type engineConfig struct {
 	Slots        int
 	MaxQueue     int
 	Batch        bool // use model.Batcher when the model has it
-	PrefillChunk int  // prompt tokens a joining sequence runs per step
+	PrefillChunk int  // prompt tokens run per step (per joining sequence without a SpanBatcher)
 }
 
 // engine schedules jobs onto slots and runs the one decode loop.
 type engine struct {
 	m       model.Model
 	batcher model.Batcher // nil: one Forward per slot
+	spans   SpanBatcher   // nil: prompts by Session.Prefill
 	tok     textDecoder
 	maxSeq  int
 	vocab   int
@@ -134,8 +145,9 @@ func newEngine(m model.Model, tok textDecoder, cfg engineConfig, mt *metrics) *e
 	if e.chunk <= 0 {
 		e.chunk = 64
 	}
-	if b, ok := m.(model.Batcher); ok && cfg.Batch {
-		e.batcher = b
+	if cfg.Batch {
+		e.batcher, _ = m.(model.Batcher)
+		e.spans, _ = m.(SpanBatcher)
 	}
 	for i := range cfg.Slots {
 		e.slots = append(e.slots, &slot{id: i, sess: m.NewSession()})
@@ -312,10 +324,11 @@ func commonPrefix(a, b []int) int {
 
 // step runs one iteration over the running slots and returns those still running.
 func (e *engine) step(running []*slot) []*slot {
-	// Prompts: a chunk of each, the joining sequences side by side.
+	// Without a span batcher, prompts run first: a chunk of each, the
+	// joining sequences side by side.
 	var filling []*slot
 	for _, s := range running {
-		if s.prefill < len(s.job.prompt) && !e.gone(s) {
+		if e.spans == nil && s.prefill < len(s.job.prompt) && !e.gone(s) {
 			filling = append(filling, s)
 		}
 	}
@@ -333,17 +346,29 @@ func (e *engine) step(running []*slot) []*slot {
 		})
 	}
 
-	// Sample a token for every sequence that has logits; finish those done.
-	keep := running[:0]
-	var fwd []*slot
+	// Sample a token for every sequence that has logits (over the cores:
+	// a softmax over a large vocabulary per sequence adds up), then emit
+	// the tokens in order and finish the sequences that are done.
+	var sampling []*slot
 	for _, s := range running {
-		j := s.job
+		if s.logits != nil {
+			sampling = append(sampling, s)
+		}
+	}
+	eachParallel(len(sampling), func(i int) {
+		s := sampling[i]
+		s.next = s.job.sampler.Sample(s.logits)
+	})
+	keep := running[:0]
+	var fwd, fill []*slot
+	for _, s := range running {
 		if e.gone(s) {
 			e.release(s, finishCancelled, nil)
 			continue
 		}
 		if s.logits == nil { // still prefilling
 			keep = append(keep, s)
+			fill = append(fill, s)
 			continue
 		}
 		if fin, err := e.emit(s); fin != "" || err != nil {
@@ -354,14 +379,63 @@ func (e *engine) step(running []*slot) []*slot {
 			e.release(s, finishLength, nil)
 			continue
 		}
-		_ = j
 		keep = append(keep, s)
 		fwd = append(fwd, s)
 	}
-	if len(fwd) > 0 {
+	switch {
+	case e.spans != nil:
+		e.forwardSpans(fwd, fill)
+	case len(fwd) > 0:
 		e.forward(fwd)
 	}
 	return keep
+}
+
+// forwardSpans runs the decoding slots' tokens and chunks of the joining
+// prompts (at most e.chunk prompt tokens in all, first come first served)
+// in one pass.
+func (e *engine) forwardSpans(fwd, fill []*slot) {
+	t0 := time.Now()
+	n := len(fwd) + len(fill)
+	sess := make([]model.Session, 0, n)
+	spans := make([][]int, 0, n)
+	pos := make([]int, 0, n)
+	for _, s := range fwd {
+		sess, spans, pos = append(sess, s.sess), append(spans, []int{s.last}), append(pos, len(s.cached))
+	}
+	budget := e.chunk
+	var chunks []*slot
+	for _, s := range fill {
+		p := s.job.prompt
+		k := min(len(p)-s.prefill, budget)
+		if k <= 0 {
+			break
+		}
+		budget -= k
+		sess, spans, pos = append(sess, s.sess), append(spans, p[s.prefill:s.prefill+k]), append(pos, s.prefill)
+		chunks = append(chunks, s)
+	}
+	if len(sess) == 0 {
+		return
+	}
+	out := e.spans.ForwardSpans(sess, spans, pos)
+	rows := 0
+	for i, s := range fwd {
+		s.logits = out[i]
+		s.cached = append(s.cached, s.last)
+		rows++
+	}
+	for i, s := range chunks {
+		span := spans[len(fwd)+i]
+		s.cached = append(s.cached, span...)
+		s.prefill += len(span)
+		rows += len(span)
+		if s.prefill == len(s.job.prompt) {
+			s.logits, s.last = out[len(fwd)+i], span[len(span)-1]
+		}
+	}
+	e.metrics.batchSize.Observe(float64(rows))
+	e.metrics.stepSeconds.Observe(time.Since(t0).Seconds())
 }
 
 // gone reports whether nobody waits for the slot's job any more.
@@ -374,11 +448,11 @@ func (e *engine) gone(s *slot) bool {
 	return s.job.cancelled
 }
 
-// emit samples the slot's next token and appends its text to the job. It
+// emit takes the slot's sampled token and appends its text to the job. It
 // returns a finish reason when the sequence ends here.
 func (e *engine) emit(s *slot) (string, error) {
 	j := s.job
-	next := j.sampler.Sample(s.logits)
+	next := s.next
 	s.logits = nil
 	if next < 0 || next >= e.vocab {
 		return "", fmt.Errorf("sampler returned token %d, outside the vocabulary of %d", next, e.vocab)

@@ -48,6 +48,7 @@ type countingModel struct {
 	batches  atomic.Int64 // ForwardBatch calls
 	maxBatch atomic.Int64
 	forwards atomic.Int64 // one-token Forward calls
+	prefills atomic.Int64 // Session.Prefill calls
 	delay    time.Duration
 }
 
@@ -75,8 +76,33 @@ type countingSession struct {
 	c *countingModel
 }
 
+func (s *countingSession) Prefill(tokens []int, pos int) []float32 {
+	s.c.prefills.Add(1)
+	return s.Session.Prefill(tokens, pos)
+}
+
 func (s *countingSession) Forward(token, pos int) []float32 {
 	s.c.forwards.Add(1)
 	time.Sleep(s.c.delay)
 	return s.Session.Forward(token, pos)
+}
+
+// spanCountingModel is a countingModel that also runs prompt chunks in the
+// batched pass.
+type spanCountingModel struct {
+	*countingModel
+	s SpanBatcher
+}
+
+func (c *spanCountingModel) ForwardSpans(ss []model.Session, toks [][]int, pos []int) [][]float32 {
+	c.batches.Add(1)
+	if n := int64(len(ss)); n > c.maxBatch.Load() {
+		c.maxBatch.Store(n)
+	}
+	time.Sleep(c.delay)
+	inner := make([]model.Session, len(ss))
+	for i, s := range ss {
+		inner[i] = s.(*countingSession).Session
+	}
+	return c.s.ForwardSpans(inner, toks, pos)
 }

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/tokenizer"
 )
 
 func listen(t testing.TB) net.Listener {
@@ -149,16 +150,30 @@ func TestConcurrentClients(t *testing.T) {
 		want[i] = res
 	}
 
-	g0 := runtime.NumGoroutine()
 	cm := &countingModel{m: m, b: m.(model.Batcher), delay: time.Millisecond}
+	// Prompts inside the batched steps (two waves: the heap must not grow),
+	// then prompts by Session.Prefill beside one-token batches.
+	t.Run("spans", func(t *testing.T) {
+		concurrentWaves(t, &spanCountingModel{countingModel: cm, s: m.(SpanBatcher)}, cm, tok, reqs, want, 2)
+	})
+	cm2 := &countingModel{m: m, b: m.(model.Batcher), delay: time.Millisecond}
+	t.Run("batch", func(t *testing.T) { concurrentWaves(t, cm2, cm2, tok, reqs, want, 1) })
+}
+
+func concurrentWaves(t *testing.T, m model.Model, cm *countingModel, tok tokenizer.Tokenizer, reqs []loadReq, want []loadResult, waves int) {
+	// The generic model's worker pool lives as long as the process: start
+	// it before counting goroutines.
+	warm := cm.m.NewSession()
+	cm.m.(SpanBatcher).ForwardSpans([]model.Session{warm}, [][]int{make([]int, 64)}, []int{0})
+	g0 := runtime.NumGoroutine()
 	heap0 := heapMB()
 	cfg := testConfig()
-	cfg.Slots, cfg.MaxQueue = 8, 64
+	cfg.Slots, cfg.MaxQueue, cfg.PrefillChunk = 8, 64, 16
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Ready(cm, tok, nil, nil); err != nil {
+	if err := s.Ready(m, tok, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: s.Handler()}
@@ -169,7 +184,7 @@ func TestConcurrentClients(t *testing.T) {
 		option.WithMaxRetries(0), option.WithHTTPClient(&http.Client{Transport: tr}))
 
 	var heaps []float64
-	for wave := range 2 {
+	for wave := range waves {
 		var wg sync.WaitGroup
 		got := make([]loadResult, len(reqs))
 		errs := make([]error, len(reqs))
@@ -206,18 +221,25 @@ func TestConcurrentClients(t *testing.T) {
 	if f := cm.forwards.Load(); f != 0 {
 		t.Errorf("%d one-token Forward calls with batching on", f)
 	}
-	if heaps[1] > heaps[0]+8 || heaps[0] > heap0+64 {
-		t.Errorf("heap %.1f MB before, %.1f and %.1f MB after the waves", heap0, heaps[0], heaps[1])
+	if _, spans := m.(SpanBatcher); (cm.prefills.Load() == 0) != spans {
+		t.Errorf("%d Session.Prefill calls (model runs spans: %v)", cm.prefills.Load(), spans)
 	}
-	t.Logf("max batch %d, batches %d, heap %.1f → %.1f, %.1f MB, cancelled %v, goroutines before %d", cm.maxBatch.Load(), cm.batches.Load(), heap0, heaps[0], heaps[1], cancelledCount(t, s), g0)
+	if heaps[len(heaps)-1] > heaps[0]+8 || heaps[0] > heap0+64 {
+		t.Errorf("heap %.1f MB before, %v MB after the waves", heap0, heaps)
+	}
 	if c := cancelledCount(t, s); c == 0 {
 		t.Error("no sequence was cancelled by a hang-up")
 	}
-
 	hs.Close()
 	tr.CloseIdleConnections()
 	s.Close()
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= g0 })
+	for i := 0; runtime.NumGoroutine() > g0; i++ {
+		if i == 400 {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", g0, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		sleep()
+	}
 }
 
 // TestDisconnectFreesSlot: a client that gives up on a non-streamed request

@@ -52,8 +52,11 @@ type Config struct {
 	Defaults Defaults
 	// Batch uses the model's batched decode step when it has one.
 	Batch bool
-	// PrefillChunk is how many prompt tokens a joining sequence runs per
-	// decode step, so that a long prompt does not stall the others (0: 64).
+	// PrefillChunk bounds the prompt tokens run per decode step, so that long
+	// prompts do not stall the running sequences (0: 64). With a SpanBatcher
+	// model it is the budget of all joining prompts together, which then run
+	// inside the batched step; otherwise each joining prompt runs that many
+	// tokens through Session.Prefill before the step.
 	PrefillChunk int
 	// Logger receives one line per request at debug level and errors at
 	// error level (nil: slog.Default()).
@@ -180,7 +183,7 @@ func (s *Server) Ready(m model.Model, tok tokenizer.Tokenizer, chat ChatFormat, 
 // Batching reports whether decode steps run batched (false before Ready).
 func (s *Server) Batching() bool {
 	st := s.st.Load()
-	return st != nil && st.engine.batcher != nil
+	return st != nil && (st.engine.batcher != nil || st.engine.spans != nil)
 }
 
 // Handler is the HTTP API.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelc/modelc/runtime/generate"
 	"github.com/modelc/modelc/runtime/generic"
+	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/sample"
 )
 
@@ -61,10 +62,20 @@ func TestGenerateEquivalence(t *testing.T) {
 			want[fmt.Sprint(st, p)] = buf.String()
 		}
 	}
-	for _, batch := range []bool{true, false} {
+	for _, c := range []struct {
+		batch bool
+		chunk int
+		model model.Model
+	}{
+		{true, 0, m}, // prompts inside the batched steps (ForwardSpans)
+		{true, 3, m}, // … three prompt tokens per step
+		{true, 2, &countingModel{m: m, b: m.(model.Batcher)}}, // ForwardBatch, prompts by Prefill
+		{false, 0, m}, // one Forward per slot
+	} {
+		batch := c.batch
 		cfg := testConfig()
-		cfg.Batch = batch
-		ts := startServer(t, cfg, m, tok)
+		cfg.Batch, cfg.PrefillChunk = c.batch, c.chunk
+		ts := startServer(t, cfg, c.model, tok)
 		if ts.Batching() != batch {
 			t.Fatalf("Batching() = %v with Batch %v", ts.Batching(), batch)
 		}
@@ -82,7 +93,7 @@ func TestGenerateEquivalence(t *testing.T) {
 					}
 					got := resp.Choices[0].Text + "\n"
 					if w := want[fmt.Sprint(st, p)]; got != w {
-						t.Errorf("batch %v, %+v, prompt %q:\nserver   %q\ngenerate %q", batch, st, p, got, w)
+						t.Errorf("batch %v chunk %d %T, %+v, prompt %q:\nserver   %q\ngenerate %q", batch, c.chunk, c.model, st, p, got, w)
 					}
 				})
 			}
