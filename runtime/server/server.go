@@ -269,7 +269,10 @@ func (s *Server) route(pattern, endpoint string, auth bool, h handlerFunc) {
 			}
 		}
 		code := sw.status
-		if code == 0 {
+		switch {
+		case code == 0 && r.Context().Err() != nil:
+			code = 499 // the client went away before an answer (nginx's code)
+		case code == 0:
 			code = http.StatusOK
 		}
 		s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()

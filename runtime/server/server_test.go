@@ -13,6 +13,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modelc/modelc/runtime/generate"
 	"github.com/modelc/modelc/runtime/generic"
@@ -621,4 +622,53 @@ func waitFor(t testing.TB, cond func() bool) {
 		sleep()
 	}
 	t.Fatal("condition not reached in time")
+}
+
+// TestPrefixReuse: a slot keeps its cache between requests; a prompt that
+// starts like the previous one runs only the rest, with the same result as
+// on a fresh server.
+func TestPrefixReuse(t *testing.T) {
+	m := stories(t)
+	tok := tok512(t)
+	for _, batch := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.Slots, cfg.Batch = 1, batch
+		warm := startServer(t, cfg, m, tok)
+		ctx := context.Background()
+		prompts := []string{"Once upon a time, there was a little girl", "Once upon a time, there was a little dog", "Once upon a time, there was a little dog"}
+		var cached float64
+		for i, p := range prompts {
+			fresh := startServer(t, cfg, m, tok)
+			want, err := fresh.client.Completions.New(ctx, completionParams(p, 30, 0, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := warm.client.Completions.New(ctx, completionParams(p, 30, 0, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Choices[0].Text != want.Choices[0].Text {
+				t.Errorf("batch %v prompt %d: warm slot gave %q, fresh %q", batch, i, got.Choices[0].Text, want.Choices[0].Text)
+			}
+			var mm dto.Metric
+			warm.metrics.cachedTokens.Write(&mm)
+			now := mm.GetCounter().GetValue()
+			ids, _ := tok.Encode(p, true, false)
+			switch i {
+			case 0:
+				if now != 0 {
+					t.Errorf("first prompt found %v tokens cached", now)
+				}
+			case 2: // the same prompt again: all but its last token
+				if now-cached != float64(len(ids)-1) {
+					t.Errorf("repeated prompt of %d tokens reused %v", len(ids), now-cached)
+				}
+			default:
+				if now-cached < 5 || now-cached >= float64(len(ids)) {
+					t.Errorf("prompt %d of %d tokens reused %v", i, len(ids), now-cached)
+				}
+			}
+			cached = now
+		}
+	}
 }
