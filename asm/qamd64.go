@@ -53,6 +53,9 @@ type qamd struct {
 // qRows is the row unroll: four rows share each x block load and scale.
 const qRows = 4
 
+// qAhead is how many row groups ahead the weights are prefetched.
+const qAhead = 4
+
 func (g *qamd) newLabel(what string) string {
 	g.label++
 	return fmt.Sprintf("q%s%d", what, g.label)
@@ -135,6 +138,14 @@ func (g *qamd) rows(R int, out, w, xq, xs reg.GPVirtual) {
 	c.MOVQ(operand.U32(k.Cols/32), cnt)
 	blk := g.newLabel("blk")
 	c.Label(blk)
+	if R == qRows {
+		// The same block of the next row group: by the time it is needed it
+		// is in cache (the hardware prefetcher alone falls behind on big
+		// Q8_0 matrices).
+		for r := 0; r < R; r++ {
+			c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
+		}
+	}
 	x := c.YMM()
 	c.VMOVUPS(operand.Mem{Base: xp}, x)
 	sx := c.YMM()

@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func q4_0matvec_160_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -26,6 +26,10 @@ qrows4_1:
 	MOVQ   $0x00000005, R10
 
 qblk5:
+	PREFETCHT0   1440(DI)
+	PREFETCHT0   1530(DI)
+	PREFETCHT0   1620(DI)
+	PREFETCHT0   1710(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -198,7 +202,7 @@ DATA qnib<>+28(SB)/4, $0x0f0f0f0f
 GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -220,6 +224,10 @@ qrows4_7:
 	MOVQ    $0x00000005, R10
 
 qblk11:
+	PREFETCHT0    1440(DI)
+	PREFETCHT0    1530(DI)
+	PREFETCHT0    1620(DI)
+	PREFETCHT0    1710(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -379,7 +387,7 @@ DATA qoff8<>+28(SB)/4, $0x08080808
 GLOBL qoff8<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -400,6 +408,10 @@ qrows4_13:
 	MOVQ   $0x00000040, R10
 
 qblk17:
+	PREFETCHT0   18432(DI)
+	PREFETCHT0   19584(DI)
+	PREFETCHT0   20736(DI)
+	PREFETCHT0   21888(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -542,7 +554,7 @@ qdone16:
 	RET
 
 // func q4_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -564,6 +576,10 @@ qrows4_19:
 	MOVQ    $0x00000040, R10
 
 qblk23:
+	PREFETCHT0    18432(DI)
+	PREFETCHT0    19584(DI)
+	PREFETCHT0    20736(DI)
+	PREFETCHT0    21888(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -703,7 +719,7 @@ qdone22:
 	RET
 
 // func q4_0matvec_288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -724,6 +740,10 @@ qrows4_25:
 	MOVQ   $0x00000009, R10
 
 qblk29:
+	PREFETCHT0   2592(DI)
+	PREFETCHT0   2754(DI)
+	PREFETCHT0   2916(DI)
+	PREFETCHT0   3078(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -866,7 +886,7 @@ qdone28:
 	RET
 
 // func q4_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -888,6 +908,10 @@ qrows4_31:
 	MOVQ    $0x00000009, R10
 
 qblk35:
+	PREFETCHT0    2592(DI)
+	PREFETCHT0    2754(DI)
+	PREFETCHT0    2916(DI)
+	PREFETCHT0    3078(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -1027,7 +1051,7 @@ qdone34:
 	RET
 
 // func q4_0matvec_32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -1048,6 +1072,10 @@ qrows4_37:
 	MOVQ   $0x00000001, R10
 
 qblk41:
+	PREFETCHT0   288(DI)
+	PREFETCHT0   306(DI)
+	PREFETCHT0   324(DI)
+	PREFETCHT0   342(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -1190,7 +1218,7 @@ qdone40:
 	RET
 
 // func q4_0matvec_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -1212,6 +1240,10 @@ qrows4_43:
 	MOVQ    $0x00000001, R10
 
 qblk47:
+	PREFETCHT0    288(DI)
+	PREFETCHT0    306(DI)
+	PREFETCHT0    324(DI)
+	PREFETCHT0    342(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -1351,7 +1383,7 @@ qdone46:
 	RET
 
 // func q4_0matvec_544_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -1372,6 +1404,10 @@ qrows4_49:
 	MOVQ   $0x00000011, R10
 
 qblk53:
+	PREFETCHT0   4896(DI)
+	PREFETCHT0   5202(DI)
+	PREFETCHT0   5508(DI)
+	PREFETCHT0   5814(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -1514,7 +1550,7 @@ qdone52:
 	RET
 
 // func q4_0matvec_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -1536,6 +1572,10 @@ qrows4_55:
 	MOVQ    $0x00000011, R10
 
 qblk59:
+	PREFETCHT0    4896(DI)
+	PREFETCHT0    5202(DI)
+	PREFETCHT0    5508(DI)
+	PREFETCHT0    5814(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -1675,7 +1715,7 @@ qdone58:
 	RET
 
 // func q4_0matvec_64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -1696,6 +1736,10 @@ qrows4_61:
 	MOVQ   $0x00000002, R10
 
 qblk65:
+	PREFETCHT0   576(DI)
+	PREFETCHT0   612(DI)
+	PREFETCHT0   648(DI)
+	PREFETCHT0   684(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -1838,7 +1882,7 @@ qdone64:
 	RET
 
 // func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -1860,6 +1904,10 @@ qrows4_67:
 	MOVQ    $0x00000002, R10
 
 qblk71:
+	PREFETCHT0    576(DI)
+	PREFETCHT0    612(DI)
+	PREFETCHT0    648(DI)
+	PREFETCHT0    684(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -1999,7 +2047,7 @@ qdone70:
 	RET
 
 // func q4_0matvec_768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -2020,6 +2068,10 @@ qrows4_73:
 	MOVQ   $0x00000018, R10
 
 qblk77:
+	PREFETCHT0   6912(DI)
+	PREFETCHT0   7344(DI)
+	PREFETCHT0   7776(DI)
+	PREFETCHT0   8208(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -2162,7 +2214,7 @@ qdone76:
 	RET
 
 // func q4_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -2184,6 +2236,10 @@ qrows4_79:
 	MOVQ    $0x00000018, R10
 
 qblk83:
+	PREFETCHT0    6912(DI)
+	PREFETCHT0    7344(DI)
+	PREFETCHT0    7776(DI)
+	PREFETCHT0    8208(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -2323,7 +2379,7 @@ qdone82:
 	RET
 
 // func q4_0matvec_96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -2344,6 +2400,10 @@ qrows4_85:
 	MOVQ   $0x00000003, R10
 
 qblk89:
+	PREFETCHT0   864(DI)
+	PREFETCHT0   918(DI)
+	PREFETCHT0   972(DI)
+	PREFETCHT0   1026(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
@@ -2486,7 +2546,7 @@ qdone88:
 	RET
 
 // func q4_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -2508,6 +2568,10 @@ qrows4_91:
 	MOVQ    $0x00000003, R10
 
 qblk95:
+	PREFETCHT0    864(DI)
+	PREFETCHT0    918(DI)
+	PREFETCHT0    972(DI)
+	PREFETCHT0    1026(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -2647,7 +2711,7 @@ qdone94:
 	RET
 
 // func q8_0matvec_160_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -2668,6 +2732,10 @@ qrows4_97:
 	MOVQ   $0x00000005, R10
 
 qblk101:
+	PREFETCHT0   2720(DI)
+	PREFETCHT0   2890(DI)
+	PREFETCHT0   3060(DI)
+	PREFETCHT0   3230(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -2794,7 +2862,7 @@ qdone100:
 	RET
 
 // func q8_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -2816,6 +2884,10 @@ qrows4_103:
 	MOVQ    $0x00000005, R10
 
 qblk107:
+	PREFETCHT0    2720(DI)
+	PREFETCHT0    2890(DI)
+	PREFETCHT0    3060(DI)
+	PREFETCHT0    3230(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -2955,7 +3027,7 @@ DATA qoff80<>+28(SB)/4, $0x80808080
 GLOBL qoff80<>(SB), RODATA|NOPTR, $32
 
 // func q8_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -2976,6 +3048,10 @@ qrows4_109:
 	MOVQ   $0x00000040, R10
 
 qblk113:
+	PREFETCHT0   34816(DI)
+	PREFETCHT0   36992(DI)
+	PREFETCHT0   39168(DI)
+	PREFETCHT0   41344(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -3102,7 +3178,7 @@ qdone112:
 	RET
 
 // func q8_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -3124,6 +3200,10 @@ qrows4_115:
 	MOVQ    $0x00000040, R10
 
 qblk119:
+	PREFETCHT0    34816(DI)
+	PREFETCHT0    36992(DI)
+	PREFETCHT0    39168(DI)
+	PREFETCHT0    41344(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -3253,7 +3333,7 @@ qdone118:
 	RET
 
 // func q8_0matvec_288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -3274,6 +3354,10 @@ qrows4_121:
 	MOVQ   $0x00000009, R10
 
 qblk125:
+	PREFETCHT0   4896(DI)
+	PREFETCHT0   5202(DI)
+	PREFETCHT0   5508(DI)
+	PREFETCHT0   5814(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -3400,7 +3484,7 @@ qdone124:
 	RET
 
 // func q8_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -3422,6 +3506,10 @@ qrows4_127:
 	MOVQ    $0x00000009, R10
 
 qblk131:
+	PREFETCHT0    4896(DI)
+	PREFETCHT0    5202(DI)
+	PREFETCHT0    5508(DI)
+	PREFETCHT0    5814(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -3551,7 +3639,7 @@ qdone130:
 	RET
 
 // func q8_0matvec_32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -3572,6 +3660,10 @@ qrows4_133:
 	MOVQ   $0x00000001, R10
 
 qblk137:
+	PREFETCHT0   544(DI)
+	PREFETCHT0   578(DI)
+	PREFETCHT0   612(DI)
+	PREFETCHT0   646(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -3698,7 +3790,7 @@ qdone136:
 	RET
 
 // func q8_0matvec_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -3720,6 +3812,10 @@ qrows4_139:
 	MOVQ    $0x00000001, R10
 
 qblk143:
+	PREFETCHT0    544(DI)
+	PREFETCHT0    578(DI)
+	PREFETCHT0    612(DI)
+	PREFETCHT0    646(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -3849,7 +3945,7 @@ qdone142:
 	RET
 
 // func q8_0matvec_544_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -3870,6 +3966,10 @@ qrows4_145:
 	MOVQ   $0x00000011, R10
 
 qblk149:
+	PREFETCHT0   9248(DI)
+	PREFETCHT0   9826(DI)
+	PREFETCHT0   10404(DI)
+	PREFETCHT0   10982(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -3996,7 +4096,7 @@ qdone148:
 	RET
 
 // func q8_0matvec_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4018,6 +4118,10 @@ qrows4_151:
 	MOVQ    $0x00000011, R10
 
 qblk155:
+	PREFETCHT0    9248(DI)
+	PREFETCHT0    9826(DI)
+	PREFETCHT0    10404(DI)
+	PREFETCHT0    10982(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -4147,7 +4251,7 @@ qdone154:
 	RET
 
 // func q8_0matvec_64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -4168,6 +4272,10 @@ qrows4_157:
 	MOVQ   $0x00000002, R10
 
 qblk161:
+	PREFETCHT0   1088(DI)
+	PREFETCHT0   1156(DI)
+	PREFETCHT0   1224(DI)
+	PREFETCHT0   1292(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -4294,7 +4402,7 @@ qdone160:
 	RET
 
 // func q8_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4316,6 +4424,10 @@ qrows4_163:
 	MOVQ    $0x00000002, R10
 
 qblk167:
+	PREFETCHT0    1088(DI)
+	PREFETCHT0    1156(DI)
+	PREFETCHT0    1224(DI)
+	PREFETCHT0    1292(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -4445,7 +4557,7 @@ qdone166:
 	RET
 
 // func q8_0matvec_768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -4466,6 +4578,10 @@ qrows4_169:
 	MOVQ   $0x00000018, R10
 
 qblk173:
+	PREFETCHT0   13056(DI)
+	PREFETCHT0   13872(DI)
+	PREFETCHT0   14688(DI)
+	PREFETCHT0   15504(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -4592,7 +4708,7 @@ qdone172:
 	RET
 
 // func q8_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4614,6 +4730,10 @@ qrows4_175:
 	MOVQ    $0x00000018, R10
 
 qblk179:
+	PREFETCHT0    13056(DI)
+	PREFETCHT0    13872(DI)
+	PREFETCHT0    14688(DI)
+	PREFETCHT0    15504(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
@@ -4743,7 +4863,7 @@ qdone178:
 	RET
 
 // func q8_0matvec_96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -4764,6 +4884,10 @@ qrows4_181:
 	MOVQ   $0x00000003, R10
 
 qblk185:
+	PREFETCHT0   1632(DI)
+	PREFETCHT0   1734(DI)
+	PREFETCHT0   1836(DI)
+	PREFETCHT0   1938(DI)
 	VMOVUPS      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      2(DI), Y6
@@ -4890,7 +5014,7 @@ qdone184:
 	RET
 
 // func q8_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
@@ -4912,6 +5036,10 @@ qrows4_187:
 	MOVQ    $0x00000003, R10
 
 qblk191:
+	PREFETCHT0    1632(DI)
+	PREFETCHT0    1734(DI)
+	PREFETCHT0    1836(DI)
+	PREFETCHT0    1938(DI)
 	VMOVUPS       (R8), Y5
 	VBROADCASTSS  (R9), Y6
 	VMOVAPS       Y0, Y7
