@@ -68,7 +68,7 @@ func writeJSONL[T any](t testing.TB, dir, name string, items []T) string {
 
 func problems(t testing.TB, n int, held bool) []tasks.Problem {
 	t.Helper()
-	ps, err := tasks.Generate(n, tasks.Config{Seed: 7, Digits: 1, HeldOut: held, Kinds: []string{tasks.KindAdd}})
+	ps, err := tasks.Generate(n, tasks.Config{Seed: 7, Digits: 2, HeldOut: held, Kinds: []string{tasks.KindAdd}})
 	if err != nil {
 		t.Fatal(err)
 	}
