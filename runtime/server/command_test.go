@@ -21,10 +21,12 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/spf13/pflag"
 
+	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/spec"
+	"github.com/modelc/modelc/tokenizer"
 )
 
 func storiesSpec(t testing.TB) *spec.Spec {
@@ -374,5 +376,72 @@ func TestSIGTERMGraceExpires(t *testing.T) {
 	}
 	if !strings.Contains(c.stderr.String(), "cancelling requests") {
 		t.Errorf("log: %s", c.stderr.String())
+	}
+}
+
+// TestServeGGUF: a GGUF model brings its tokenizer and chat template; the
+// chat prompt is rendered with that template.
+func TestServeGGUF(t *testing.T) {
+	d := dataDir(t)
+	p, _, err := checkpoint.Load(filepath.Join(d, "models", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := tok512(t)
+	meta, ok := tok.(interface{ GGUFMetadata() []gguf.KV })
+	if !ok {
+		t.Fatalf("%T has no GGUF metadata", tok)
+	}
+	tmpl, err := tokenizer.ChatTemplate("llama2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "stories.gguf")
+	if err := checkpoint.SaveGGUF(path, p, append(meta.GGUFMetadata(), gguf.KV{Key: gguf.KeyChatTemplate, Value: tmpl.Jinja()}), false); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	o := &serveOptions{name: "stories", spec: storiesSpec(t), factory: generic.New, onListen: func(a string) { addr <- a }}
+	cmd := command(o)
+	cmd.SetArgs([]string{"--model", path, "--addr", "127.0.0.1:0", "--log-level", "error", "--model-name", "st"})
+	cmd.SetErr(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var a string
+	select {
+	case a = <-addr:
+	case err := <-done:
+		t.Fatalf("serve ended: %v", err)
+	}
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + a + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	c := openai.NewClient(option.WithBaseURL("http://"+a+"/v1/"), option.WithAPIKey("x"), option.WithMaxRetries(0))
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("Tell stories."), openai.UserMessage("A story about a cat")}
+	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "st", Messages: msgs, MaxTokens: openai.Int(8), Temperature: openai.Float(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := tmpl.Render([]tokenizer.Message{{Role: "system", Content: "Tell stories."}, {Role: "user", Content: "A story about a cat"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := tok.(chatEncoder).EncodeChat(chat, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(resp.Usage.PromptTokens) != len(want) || resp.Model != "st" {
+		t.Errorf("prompt tokens %d, the llama2 rendering has %d; model %q", resp.Usage.PromptTokens, len(want), resp.Model)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
