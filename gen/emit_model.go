@@ -319,6 +319,28 @@ func emitSpecFunc(file *File, s *spec.Spec) {
 			Id("BOS"):  Lit(s.Tokenizer.BOS),
 			Id("EOS"):  Lit(s.Tokenizer.EOS),
 		}),
+		Id("Train"): Qual(modelPkg, "TrainSpec").Values(Dict{
+			Id("BatchSize"):    Lit(s.Train.BatchSize),
+			Id("SeqLen"):       Lit(s.Train.SeqLen),
+			Id("LR"):           Lit(s.Train.LR),
+			Id("MinLR"):        Lit(s.Train.MinLR),
+			Id("WarmupSteps"):  Lit(s.Train.WarmupSteps),
+			Id("WeightDecay"):  Lit(s.Train.WeightDecay),
+			Id("Beta1"):        Lit(s.Train.Beta1),
+			Id("Beta2"):        Lit(s.Train.Beta2),
+			Id("GradClip"):     Lit(s.Train.GradClip),
+			Id("GradAccum"):    Lit(s.Train.GradAccum),
+			Id("Seed"):         Lit(s.Train.Seed),
+			Id("EvalEvery"):    Lit(s.Train.EvalEvery),
+			Id("CheckpointEv"): Lit(s.Train.CheckpointEv),
+		}),
+	}
+	if len(s.Targets) > 0 {
+		var ts []Code
+		for _, t := range s.Targets {
+			ts = append(ts, Lit(t))
+		}
+		d[Id("Targets")] = Index().String().Values(ts...)
 	}
 	file.Comment("Spec returns the spec this package was compiled from.")
 	file.Func().Id("Spec").Params().Op("*").Qual(modelPkg, "Spec").Block(

@@ -72,6 +72,21 @@ func Spec() *model.Spec {
 			Kind: "llama2c",
 			Path: "",
 		},
+		Train: model.TrainSpec{
+			BatchSize:    8,
+			Beta1:        0.9,
+			Beta2:        0.95,
+			CheckpointEv: 100,
+			EvalEvery:    100,
+			GradAccum:    1,
+			GradClip:     1.0,
+			LR:           0.0003,
+			MinLR:        3e-05,
+			Seed:         uint64(0x539),
+			SeqLen:       256,
+			WarmupSteps:  100,
+			WeightDecay:  0.1,
+		},
 		Vocab: 32000,
 	}
 }

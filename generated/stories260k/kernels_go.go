@@ -7,43 +7,67 @@ import (
 	"unsafe"
 )
 
-var _ = math.Exp
+var _ = math.Sqrt
 
 // attention_8_32_go: one head of size 8 over t ≥ 1 positions 32 floats apart.
 func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 8, 32
-	const scale = 0.35355338
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.35355338
+	q1 := qv[1] * 0.35355338
+	q2 := qv[2] * 0.35355338
+	q3 := qv[3] * 0.35355338
+	q4 := qv[4] * 0.35355338
+	q5 := qv[5] * 0.35355338
+	q6 := qv[6] * 0.35355338
+	q7 := qv[7] * 0.35355338
 	for j := range a {
-		s := dot_8_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
 		a[j] = s
-		m = max(m, s)
-	}
-	var sum float32
-	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
-		a[j] = e
-		sum += e
-	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
+		if s > m {
+			m = s
 		}
 	}
-	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
+		o0 += e * vj[0]
+		o1 += e * vj[1]
+		o2 += e * vj[2]
+		o3 += e * vj[3]
+		o4 += e * vj[4]
+		o5 += e * vj[5]
+		o6 += e * vj[6]
+		o7 += e * vj[7]
 	}
+	inv := 1 / sum
+	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 }
 
 // matmul_128x64_go: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
@@ -52,13 +76,55 @@ func matmul_128x64_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[16][4]float32)(xt)
+			wb0 := (*[16][4]float32)(r0)
+			wb1 := (*[16][4]float32)(r1)
+			wb2 := (*[16][4]float32)(r2)
+			wb3 := (*[16][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[16][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[16][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -69,13 +135,55 @@ func matmul_344x64_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[16][4]float32)(xt)
+			wb0 := (*[16][4]float32)(r0)
+			wb1 := (*[16][4]float32)(r1)
+			wb2 := (*[16][4]float32)(r2)
+			wb3 := (*[16][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[16][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[16][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -86,13 +194,55 @@ func matmul_64x172_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_172_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[43][4]float32)(xt)
+			wb0 := (*[43][4]float32)(r0)
+			wb1 := (*[43][4]float32)(r1)
+			wb2 := (*[43][4]float32)(r2)
+			wb3 := (*[43][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[43][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[43][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -103,13 +253,55 @@ func matmul_64x64_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[16][4]float32)(xt)
+			wb0 := (*[16][4]float32)(r0)
+			wb1 := (*[16][4]float32)(r1)
+			wb2 := (*[16][4]float32)(r2)
+			wb3 := (*[16][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[16][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[16][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -120,11 +312,50 @@ func matvec_172_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_172_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(r0)
+		wb1 := (*[43][4]float32)(r1)
+		wb2 := (*[43][4]float32)(r2)
+		wb3 := (*[43][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -134,11 +365,50 @@ func matvec_64_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_64_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(r0)
+		wb1 := (*[16][4]float32)(r1)
+		wb2 := (*[16][4]float32)(r2)
+		wb3 := (*[16][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -148,85 +418,203 @@ func rmsmatvec_64_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[16][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_64_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(r0)
+		wb1 := (*[16][4]float32)(r1)
+		wb2 := (*[16][4]float32)(r2)
+		wb3 := (*[16][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
 // rmsswiglu_172x64_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 172 rows after the gate rows, 64 columns.
 func rmsswiglu_172x64_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 64
+	const F, C = 172, 64
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 172
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[16][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(g1)
+		wb2 := (*[16][4]float32)(u0)
+		wb3 := (*[16][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
 	}
-}
-
-func dot_8_go(a, b *[8]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 8; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_64_go(a, b *[64]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 64; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_172_go(a, b *[172]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 172; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
 }

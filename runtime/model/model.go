@@ -39,3 +39,6 @@ type Batcher interface {
 	// each session's logits (owned by that session, valid until its next call).
 	ForwardBatch(sessions []Session, tokens, pos []int) [][]float32
 }
+
+// TrainSpec is re-exported for the same reason.
+type TrainSpec = spec.Train
