@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/quant"
+	"github.com/modelc/modelc/spec"
 )
 
 // TestLoadQuantized: Q8_0 and Q4_0 layer matrices (rows of 32) load as
@@ -84,4 +86,46 @@ func TestLoadQuantized(t *testing.T) {
 	}
 	_, _, err := LoadGGUF(path)
 	oneLine(t, err, path, "blk.1.attn_k.weight", "Q4_1", "not supported")
+}
+
+// FuzzLoadQuantGGUF starts from small Q8_0 and Q4_0 files: whatever loads
+// has the float count of its layout, and nothing panics.
+func FuzzLoadQuantGGUF(f *testing.F) {
+	s := spec.Spec{Name: "z", Dim: 32, FFNDim: 32, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 3, MaxSeq: 2}
+	s.SetDefaults()
+	p := model.NewParams(&s)
+	for i := range p.Data {
+		p.Data[i] = float32(i%7) - 3
+	}
+	kvs, _ := ggufMetadata(p, nil, false)
+	for _, ty := range []gguf.GGMLType{gguf.TypeQ8_0, gguf.TypeQ4_0} {
+		ts, _ := ggufTensors(p, false)
+		for i, w := range ts {
+			if quant.Quantizable(w.Dims) {
+				ts[i].Type = ty
+				ts[i].Data, _ = quant.Quantize(ty, p.T(w.Name))
+			}
+		}
+		var b bytes.Buffer
+		if err := gguf.Write(&b, kvs, ts); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := gguf.Parse(data)
+		if err != nil {
+			return
+		}
+		q, err := FromGGUF(g)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		if _, n := model.Layout(&q.Spec); len(q.Data) != n {
+			t.Fatalf("%d floats, layout needs %d", len(q.Data), n)
+		}
+	})
 }
