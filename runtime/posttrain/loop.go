@@ -70,6 +70,11 @@ type stepResult struct {
 	Loss   float64
 	Tokens int
 	Extra  map[string]float64
+	// Applied says the step made its own optimizer updates (through
+	// loop.apply), as GRPO does several per batch of samples; Norm is then
+	// the gradient norm of the last.
+	Applied bool
+	Norm    float64
 }
 
 // loop is the optimizer loop every stage runs: schedule, clipping, AdamW,
@@ -100,6 +105,7 @@ type loop struct {
 	elapsed  float64
 	tokens   int64
 	lastLoss float64
+	lr       float64 // of the step running
 }
 
 // start binds p (the starting weights) and, on resume, replaces them and
@@ -210,6 +216,7 @@ func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), s
 		}
 		t0 := time.Now()
 		lr := sched.At(l.step)
+		l.lr = lr
 		r, err := step(l.step)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", l.step+1, err)
@@ -217,14 +224,11 @@ func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), s
 		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 			return fmt.Errorf("step %d: the loss is %v: %w; the last good checkpoint (step %d) is kept in %s (try a lower --lr)", l.step+1, r.Loss, train.ErrNaN, saved, l.Out)
 		}
-		g, hg := grads()
-		norm := clipTogether(h.GradClip, g, hg)
-		if math.IsNaN(norm) || math.IsInf(norm, 0) {
-			return fmt.Errorf("step %d: the gradient norm is %v: %w; the last good checkpoint (step %d) is kept in %s", l.step+1, norm, train.ErrNaN, saved, l.Out)
-		}
-		l.opt.Update(l.p.Data, g, lr)
-		if l.Head != nil {
-			l.headOpt.Update(l.Head, hg, lr)
+		norm := r.Norm
+		if !r.Applied {
+			if norm, err = l.apply(grads, lr); err != nil {
+				return fmt.Errorf("step %d: %w; the last good checkpoint (step %d) is kept in %s", l.step+1, err, saved, l.Out)
+			}
 		}
 		dt := time.Since(t0).Seconds()
 		secs += dt
@@ -270,6 +274,20 @@ func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), s
 		return l.save()
 	}
 	return nil
+}
+
+// apply clips the gradients and makes one optimizer update at lr.
+func (l *loop) apply(grads func() (g, headGrads []float32), lr float64) (float64, error) {
+	g, hg := grads()
+	norm := clipTogether(l.Hyper.GradClip, g, hg)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return norm, fmt.Errorf("the gradient norm is %v: %w", norm, train.ErrNaN)
+	}
+	l.opt.Update(l.p.Data, g, lr)
+	if l.Head != nil {
+		l.headOpt.Update(l.Head, hg, lr)
+	}
+	return norm, nil
 }
 
 func fmtExtra(e map[string]float64) string {
