@@ -12,6 +12,9 @@ import (
 // and the router's softmax, and adds the gradient of the load-balancing loss
 // coef · E · Σ_e f_e · P_e of every layer (kernels.MoEAuxLoss).
 //
+// The balance statistics count every token of the batch, targets or not:
+// the router sees them all.
+//
 // Forward returns the cross-entropy alone, so that training and evaluation
 // losses stay comparable with a dense model's; the auxiliary loss of the
 // last Forward is AuxLoss, and Backward differentiates their sum.
