@@ -191,8 +191,9 @@ func (c *Config) check() error {
 }
 
 // InitParams draws fresh weights for s: Gaussian with standard deviation
-// 0.02, the residual projections (attn_output, ffn_down and the experts'') scaled down by
-// √(2·layers) as GPT-2 does, norm weights one.
+// 0.02, the residual projections (attn_output, ffn_down, and the experts'
+// ffn_down_exps and ffn_down_shexp) scaled down by √(2·layers) as GPT-2
+// does, norm weights one.
 func InitParams(s *spec.Spec, seed uint64) *model.Params {
 	p := model.NewParams(s)
 	rng := rand.New(rand.NewPCG(seed, 0x696e6974)) // "init"
