@@ -5,7 +5,7 @@ SPECS := $(wildcard generated/*/model.yaml)
 NAMES := $(patsubst generated/%/model.yaml,%,$(SPECS))
 GO ?= go
 
-.PHONY: all generate build test test-short bench demo fuzz clean
+.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp
 
 all: build
 
@@ -51,6 +51,19 @@ fuzz:
 		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 			echo "$$p $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s $$p || exit 1; \
 		done; done
+
+## bench-llamacpp: modelc vs llama.cpp (npm node-llama-cpp 3.21.1, CPU build) on the
+## same GGUFs: decode and prefill tokens/s at 1 and 2 threads, interleaved rounds,
+## greedy ids of both engines (they must agree), machine limits; Markdown on stdout.
+## Random-weight shapes get std RANDOM_STD (see bench/RESULTS-e2e.md). Needs npm.
+bench-llamacpp: build
+	cd bench/llamacpp && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --ignore-scripts --no-audit --no-fund; }
+	@mkdir -p bench/llamacpp/out
+	bin/modelc convert $(MODELS)/stories260K.bin --tokenizer $(MODELS)/tok512.bin bench/llamacpp/out/stories260k.gguf
+	bin/modelc convert --random generated/llama15m/model.yaml --std $(or $(RANDOM_STD),0.5) --tokenizer $(MODELS)/llama2c_tokenizer32000.bin bench/llamacpp/out/llama15m.gguf
+	bin/modelc convert --random generated/llama110m/model.yaml --std $(or $(RANDOM_STD),0.5) --tokenizer $(MODELS)/llama2c_tokenizer32000.bin bench/llamacpp/out/llama110m.gguf
+	$(GO) build -o bench/llamacpp/out/greedy ./bench/llamacpp/greedy
+	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -rounds $(or $(ROUNDS),5)
 
 clean:
 	rm -rf bin

@@ -25,6 +25,8 @@ const { values: opt } = parseArgs({
         threads: { type: "string", default: "1" },
         steps: { type: "string", default: "128" },
         "prompt-ids": { type: "string" },
+        kv: { type: "string", default: "f16" },
+        fa: { type: "string", default: "auto" },
     },
     strict: true,
 });
@@ -39,6 +41,8 @@ const steps = Number(opt.steps);
 if (!opt.model) fail("--model X.gguf is required");
 if (!Number.isInteger(threads) || threads < 1) fail(`--threads: must be an integer ≥ 1, got ${opt.threads}`);
 if (!Number.isInteger(steps) || steps < 1) fail(`--steps: must be an integer ≥ 1, got ${opt.steps}`);
+if (opt.kv !== "f16" && opt.kv !== "f32") fail(`--kv: must be f16 (llama.cpp's default) or f32, got ${opt.kv}`);
+if (opt.fa !== "auto" && opt.fa !== "off") fail(`--fa: must be auto (llama.cpp's default) or off, got ${opt.fa}`);
 
 // llama.cpp names the CPU variant it loads (ggml's GGML_BACKEND_DL build
 // scores one library per micro-architecture) in an info line.
@@ -73,6 +77,10 @@ const context = await model.createContext({
     contextSize: trainCtx,
     threads: { ideal: threads, min: threads },
     batchSize: Math.min(512, trainCtx),
+    // F16 keys and values are llama.cpp's default; F32 is modelc's cache type.
+    ...(opt.kv === "f32" ? { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } : {}),
+    // Flash attention (on by default on CPU) rounds Q to F16 for Q·K.
+    flashAttention: opt.fa === "auto" ? "auto" : false,
 });
 const seq = context.getSequence();
 const greedy = { temperature: 0, yieldEogToken: true };
@@ -131,6 +139,8 @@ process.stdout.write(
         package: "node-llama-cpp@3.21.1",
         backend,
         threads: context.idealThreads,
+        kv: opt.kv,
+        flashAttention: context.flashAttention,
         context: context.contextSize,
         decode: { tokens: decodeTokens, seconds: decodeSeconds, tokPerSec: decodeTokens / decodeSeconds },
         prefill: { tokens: fed.length, seconds: prefillSeconds, tokPerSec: fed.length / prefillSeconds },
