@@ -166,7 +166,7 @@ func GRPO(ctx context.Context, cfg GRPOConfig) (*Result, error) {
 					err = fmt.Errorf("reward is %v", r)
 				}
 				if err != nil {
-					return stepResult{}, fmt.Errorf("reward of completion %d of %q: %w", k+1, pr.Prompt, err)
+					return stepResult{}, beforeUpdate{fmt.Errorf("reward of completion %d of %q: %w", k+1, pr.Prompt, err)}
 				}
 				if v, err := tasks.ParseAnswer(text); err == nil && v == pr.Answer {
 					right++

@@ -169,6 +169,24 @@ func TestGRPOErrors(t *testing.T) {
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "step 1: reward of completion 1") {
 		t.Fatalf("failing reward: %v", err)
 	}
+	// A reward that fails at step 3: the two steps done are saved, and the
+	// run resumes from them once the reward works.
+	calls := 0
+	cfg.Out = filepath.Join(dir, "w")
+	cfg.Reward = func(tasks.Problem, string) (float64, error) {
+		calls++
+		if calls > 2*cfg.Batch*cfg.G {
+			return 0, boom
+		}
+		return float64(calls % 2), nil
+	}
+	_, err = GRPO(context.Background(), cfg)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "step 3:") || !strings.Contains(err.Error(), "the 2 steps done are saved") {
+		t.Fatalf("reward failing at step 3: %v", err)
+	}
+	if st, err := train.LoadState(filepath.Join(cfg.Out, train.StateFile)); err != nil || st.Step != 2 {
+		t.Fatalf("saved state: %+v, %v", st, err)
+	}
 	cfg.Out = filepath.Join(dir, "y")
 	cfg.Reward = func(tasks.Problem, string) (float64, error) { return math.NaN(), nil }
 	if _, err := GRPO(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "reward is NaN") {

@@ -65,6 +65,12 @@ func (h *Hyper) check() error {
 	return nil
 }
 
+// beforeUpdate marks a step error raised before the step changed any
+// weight, so the steps done so far can be saved.
+type beforeUpdate struct{ error }
+
+func (e beforeUpdate) Unwrap() error { return e.error }
+
 // stepResult is what one step of a stage reports.
 type stepResult struct {
 	Loss   float64
@@ -218,8 +224,19 @@ func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), s
 		lr := sched.At(l.step)
 		l.lr = lr
 		r, err := step(l.step)
+		var clean beforeUpdate
+		if errors.As(err, &clean) {
+			// The step failed before touching the weights (a reward
+			// function that fails): keep every finished step.
+			if saved != l.step {
+				if serr := l.save(); serr != nil {
+					return fmt.Errorf("step %d: %w (and saving the checkpoint failed: %v)", l.step+1, err, serr)
+				}
+			}
+			return fmt.Errorf("step %d: %w; the %d steps done are saved in %s (continue with --resume)", l.step+1, err, l.step, l.Out)
+		}
 		if err != nil {
-			return fmt.Errorf("step %d: %w", l.step+1, err)
+			return fmt.Errorf("step %d: %w; the last checkpoint (step %d) is kept in %s", l.step+1, err, saved, l.Out)
 		}
 		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 			return fmt.Errorf("step %d: the loss is %v: %w; the last good checkpoint (step %d) is kept in %s (try a lower --lr)", l.step+1, r.Loss, train.ErrNaN, saved, l.Out)
