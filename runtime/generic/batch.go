@@ -192,9 +192,9 @@ func (m *Model) hidden(rows []row, sc *batchScratch) {
 			kernels.RMSNorm(xb[b*d:(b+1)*d], x[b*d:(b+1)*d], w.ffnNorm, eps)
 		}
 		if w.moe != nil {
-			// Each row routes to its own experts: row by row, as Forward.
-			for b, r := range rows {
-				m.moeRow(l, w.moe, xb2[b*d:(b+1)*d], xb[b*d:(b+1)*d], r.se.moe)
+			// Rows grouped by expert: each chosen expert read once.
+			m.moeRows(l, w.moe, xb2, xb, B, d)
+			for b := range B {
 				kernels.Add(x[b*d:(b+1)*d], xb2[b*d:(b+1)*d])
 			}
 			continue

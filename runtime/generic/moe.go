@@ -1,6 +1,8 @@
 package generic
 
 import (
+	"sync"
+
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
 )
@@ -81,6 +83,111 @@ func (m *Model) moeRow(l int, ml *moeLayer, out, x []float32, sc *moeScratch) {
 		w := sc.w[j]
 		for i, v := range sc.tmp {
 			out[i] += w * v
+		}
+	}
+}
+
+// moeBatch is the working memory of moeRows, reused through a pool.
+type moeBatch struct {
+	logits, probs, w, xe, ga, ub, eo, shGU, shH []float32
+	sel, order, slotAt                          []int32
+	eoff, fill                                  []int
+}
+
+var moeBatchPool sync.Pool
+
+func growInt32(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	return s[:n]
+}
+
+func growInt(s []int, n int) []int {
+	if cap(s) < n {
+		return make([]int, n)
+	}
+	return s[:n]
+}
+
+// moeRows computes out = MoE(x) for B normalised rows at once: every row is
+// routed, the rows are grouped by expert, and each chosen expert runs as one
+// matrix product over its rows, so a batch reads each chosen expert once
+// and no other. Each output equals moeRow's bit for bit: linear sums as
+// MatVec does, and the chosen experts are added in the same order.
+func (m *Model) moeRows(l int, ml *moeLayer, out, x []float32, B, d int) {
+	mb, _ := moeBatchPool.Get().(*moeBatch)
+	if mb == nil {
+		mb = &moeBatch{}
+	}
+	defer moeBatchPool.Put(mb)
+	E, K, F := ml.E, ml.K, ml.F
+	BK := B * K
+	mb.logits, mb.probs, mb.w = grow(mb.logits, B*E), grow(mb.probs, B*E), grow(mb.w, BK)
+	mb.sel, mb.order, mb.slotAt = growInt32(mb.sel, BK), growInt32(mb.order, BK), growInt32(mb.slotAt, BK)
+	mb.eoff, mb.fill = growInt(mb.eoff, E+1), growInt(mb.fill, E)
+	mb.xe, mb.eo = grow(mb.xe, BK*d), grow(mb.eo, BK*d)
+	mb.ga, mb.ub = grow(mb.ga, BK*F), grow(mb.ub, BK*F)
+
+	linear(mb.logits, x, ml.router, B, d, E)
+	for b := range B {
+		kernels.MoERoute(mb.sel[b*K:(b+1)*K], mb.w[b*K:(b+1)*K], mb.probs[b*E:(b+1)*E], mb.logits[b*E:(b+1)*E])
+	}
+	clear(mb.fill)
+	for _, e := range mb.sel {
+		mb.fill[e]++
+	}
+	mb.eoff[0] = 0
+	for e := range E {
+		mb.eoff[e+1] = mb.eoff[e] + mb.fill[e]
+	}
+	clear(mb.fill)
+	for slot, e := range mb.sel {
+		r := mb.eoff[e] + mb.fill[e]
+		mb.fill[e]++
+		mb.order[r], mb.slotAt[slot] = int32(slot), int32(r)
+		b := slot / K
+		copy(mb.xe[r*d:(r+1)*d], x[b*d:(b+1)*d])
+	}
+	n := F * d
+	for e := range E {
+		lo, hi := mb.eoff[e], mb.eoff[e+1]
+		ne := hi - lo
+		if ne == 0 {
+			continue // not read
+		}
+		if m.expertRead != nil {
+			m.expertRead(l, e)
+		}
+		xe := mb.xe[lo*d : hi*d]
+		ga, ub := mb.ga[:ne*F], mb.ub[:ne*F]
+		linear(ga, xe, ml.gate[e*n:(e+1)*n], ne, d, F)
+		linear(ub, xe, ml.up[e*n:(e+1)*n], ne, d, F)
+		for r := range ne {
+			kernels.SwiGLU(ga[r*F:(r+1)*F], ub[r*F:(r+1)*F])
+		}
+		linear(mb.eo[lo*d:hi*d], ga, ml.down[e*n:(e+1)*n], ne, F, d)
+	}
+	if ml.shDown != nil {
+		mb.shGU, mb.shH = grow(mb.shGU, B*2*F), grow(mb.shH, B*F)
+		linear(mb.shGU, x, ml.shGateUp, B, d, 2*F)
+		for b := range B {
+			g := mb.shGU[b*2*F : (b+1)*2*F]
+			kernels.SwiGLU(g[:F], g[F:])
+			copy(mb.shH[b*F:(b+1)*F], g[:F])
+		}
+		linear(out, mb.shH, ml.shDown, B, F, d)
+	} else {
+		clear(out[:B*d])
+	}
+	for b := range B {
+		o := out[b*d : (b+1)*d]
+		for k := range K {
+			r := int(mb.slotAt[b*K+k])
+			w := mb.w[b*K+k]
+			for i, v := range mb.eo[r*d : (r+1)*d] {
+				o[i] += w * v
+			}
 		}
 	}
 }

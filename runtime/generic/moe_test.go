@@ -402,3 +402,52 @@ func TestMoELayout(t *testing.T) {
 		t.Errorf("layout holds %d floats, spec figures say %d params", n, figs.Params)
 	}
 }
+
+// TestMoEForwardBatchManySessions: sessions at different positions decode
+// together; every session's logits equal its own one-token Forward bit for
+// bit, and each batched step reads each chosen expert once.
+func TestMoEForwardBatchManySessions(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		s := tinyMoESpec(shared, 0.01)
+		s.MoE.Experts = 6
+		m := randomModel(t, s, 31)
+		const S = 5
+		rng := rand.New(rand.NewPCG(8, 8))
+		batched, single := make([]model.Session, S), make([]model.Session, S)
+		pos := make([]int, S)
+		for i := range S {
+			batched[i], single[i] = m.NewSession(), m.NewSession()
+			// Stagger the sessions: session i starts with i tokens of its own.
+			for p := range i {
+				tok := rng.IntN(s.Vocab)
+				m.ForwardBatch(batched[i:i+1], []int{tok}, []int{p})
+				single[i].Forward(tok, p)
+			}
+			pos[i] = i
+		}
+		for step := 0; step < 2; step++ {
+			toks := make([]int, S)
+			for i := range toks {
+				toks[i] = rng.IntN(s.Vocab)
+			}
+			reads := map[[2]int]int{}
+			m.expertRead = func(l, e int) { reads[[2]int{l, e}]++ }
+			got := m.ForwardBatch(batched, toks, pos)
+			m.expertRead = nil
+			for k, c := range reads {
+				if c != 1 {
+					t.Fatalf("shared=%v step %d: layer %d expert %d read %d times in one batched step", shared, step, k[0], k[1], c)
+				}
+			}
+			for i := range S {
+				want := single[i].Forward(toks[i], pos[i])
+				for j := range want {
+					if math.Float32bits(got[i][j]) != math.Float32bits(want[j]) {
+						t.Fatalf("shared=%v step %d session %d: logit %d batched %g, alone %g", shared, step, i, j, got[i][j], want[j])
+					}
+				}
+				pos[i]++
+			}
+		}
+	}
+}
