@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -94,4 +95,55 @@ func TestMoELoadBalance(t *testing.T) {
 	without := moeBalanceRun(t, 0, steps)
 	b0, desc0 := busiest(without)
 	t.Logf("no aux: busiest expert %.3f;%s", b0, desc0)
+}
+
+// TestMoEResumeBitIdentical: an MoE run continues bit for bit after a
+// resume, its routing statistics included.
+func TestMoEResumeBitIdentical(t *testing.T) {
+	data, tok := corpus(t, 20000)
+	s := smallSpec(tok.VocabSize(), "causal")
+	s.MoE = &spec.MoE{Experts: 4, TopK: 2, FFNDim: 8, AuxLossCoef: 0.05}
+	straight := filepath.Join(t.TempDir(), "straight")
+	if _, err := Run(context.Background(), smallConfig(s, data, tok, straight, 12)); err != nil {
+		t.Fatal(err)
+	}
+	split := filepath.Join(t.TempDir(), "split")
+	cfg := smallConfig(s, data, tok, split, 12)
+	cfg.StopAfter = 6
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := ResumeConfig(split, Config{Spec: s, Tokenizer: tok, Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Spec.MoE == nil || *rc.Spec.MoE != *s.MoE {
+		t.Fatalf("resumed spec lost its moe: %+v", rc.Spec.MoE)
+	}
+	if _, err := Run(context.Background(), rc); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LoadState(filepath.Join(straight, StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadState(filepath.Join(split, StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.Weights {
+		if math.Float32bits(a.Weights[i]) != math.Float32bits(b.Weights[i]) {
+			t.Fatalf("weight %d: %v straight, %v resumed", i, a.Weights[i], b.Weights[i])
+		}
+	}
+	ma, _ := readMetrics(filepath.Join(straight, MetricsFile), 1<<30)
+	mb, _ := readMetrics(filepath.Join(split, MetricsFile), 1<<30)
+	if len(ma) != 12 || len(mb) != 12 {
+		t.Fatalf("metrics: %d and %d lines", len(ma), len(mb))
+	}
+	for i := range ma {
+		if *ma[i].AuxLoss != *mb[i].AuxLoss || fmt.Sprint(ma[i].ExpertShare) != fmt.Sprint(mb[i].ExpertShare) {
+			t.Fatalf("step %d: routing statistics differ: %v %v vs %v %v", i+1, *ma[i].AuxLoss, ma[i].ExpertShare, *mb[i].AuxLoss, mb[i].ExpertShare)
+		}
+	}
 }
