@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/modelc/modelc/runtime/cli"
@@ -72,10 +73,10 @@ func run() error {
 	}
 	fmt.Printf("max_tokens %d, temperature %g, top_k %d, %d requests per client (at least %d per level), GOMAXPROCS %d, %s/%s\n\n",
 		o.maxTokens, o.temperature, o.topK, o.perClient, o.minRequests, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
-	fmt.Println("| batch | clients | requests | tokens | seconds | tokens/s | × 1 client | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| batch | clients | requests | tokens | seconds | tokens/s | × 1 client | CPU s | tokens/CPU s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	if o.url != "" {
-		return measure(o, o.url, "server", levels)
+		return measureLevels(o, []target{{url: o.url, name: "server"}}, levels)
 	}
 	if o.tokPath == "" {
 		return errors.New("--tokenizer FILE is required to serve in process")
@@ -89,18 +90,49 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Both servers stay up and each level runs once per mode, one after
+	// the other, so that both see the same conditions on a shared machine.
+	var targets []target
 	for _, mode := range strings.Split(o.modes, ",") {
 		url, stop, err := serve(m, tok, o.slots, mode == "on")
 		if err != nil {
 			return err
 		}
-		err = measure(o, url, mode, levels)
-		stop()
-		if err != nil {
+		defer stop()
+		targets = append(targets, target{url: url, name: mode})
+	}
+	return measureLevels(o, targets, levels)
+}
+
+type target struct {
+	url, name string
+	base      float64 // tokens/s at the first level
+}
+
+func measureLevels(o options, targets []target, levels []int) error {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	for _, t := range targets {
+		// Warm up: caches, page faults, the first allocation of every buffer.
+		if _, err := request(client, t.url, o, 0); err != nil {
 			return err
 		}
 	}
+	for _, c := range levels {
+		for i := range targets {
+			if err := measure(o, client, &targets[i], c); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func shape15M() *spec.Spec {
@@ -134,55 +166,47 @@ type sampleT struct {
 	tokens     int
 }
 
-func measure(o options, url, mode string, levels []int) error {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	// Warm up: caches, page faults, the first allocation of every buffer.
-	if _, err := request(client, url, o, 0); err != nil {
-		return err
-	}
-	var base float64
-	for _, c := range levels {
-		per := max(o.perClient, (o.minRequests+c-1)/c)
-		var (
-			mu      sync.Mutex
-			samples []sampleT
-			firstE  error
-			wg      sync.WaitGroup
-		)
-		t0 := time.Now()
-		for i := range c {
-			wg.Go(func() {
-				for r := range per {
-					s, err := request(client, url, o, i*per+r)
-					mu.Lock()
-					if err != nil && firstE == nil {
-						firstE = err
-					}
-					samples = append(samples, s)
-					mu.Unlock()
+func measure(o options, client *http.Client, t *target, c int) error {
+	per := max(o.perClient, (o.minRequests+c-1)/c)
+	var (
+		mu      sync.Mutex
+		samples []sampleT
+		firstE  error
+		wg      sync.WaitGroup
+	)
+	cpu0, t0 := cpuSeconds(), time.Now()
+	for i := range c {
+		wg.Go(func() {
+			for r := range per {
+				s, err := request(client, t.url, o, i*per+r)
+				mu.Lock()
+				if err != nil && firstE == nil {
+					firstE = err
 				}
-			})
-		}
-		wg.Wait()
-		wall := time.Since(t0).Seconds()
-		if firstE != nil {
-			return firstE
-		}
-		tokens := 0
-		var ttft, tpot []time.Duration
-		for _, s := range samples {
-			tokens += s.tokens
-			ttft = append(ttft, s.ttft)
-			tpot = append(tpot, s.tpot)
-		}
-		rate := float64(tokens) / wall
-		if base == 0 {
-			base = rate
-		}
-		fmt.Printf("| %s | %d | %d | %d | %.1f | %.0f | %.2f | %.0f | %.0f | %.1f | %.1f |\n",
-			mode, c, len(samples), tokens, wall, rate, rate/base,
-			ms(pct(ttft, 50)), ms(pct(ttft, 99)), ms(pct(tpot, 50)), ms(pct(tpot, 99)))
+				samples = append(samples, s)
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
+	wall, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
+	if firstE != nil {
+		return firstE
+	}
+	tokens := 0
+	var ttft, tpot []time.Duration
+	for _, s := range samples {
+		tokens += s.tokens
+		ttft = append(ttft, s.ttft)
+		tpot = append(tpot, s.tpot)
+	}
+	rate := float64(tokens) / wall
+	if t.base == 0 {
+		t.base = rate
+	}
+	fmt.Printf("| %s | %d | %d | %d | %.1f | %.0f | %.2f | %.1f | %.0f | %.0f | %.0f | %.1f | %.1f |\n",
+		t.name, c, len(samples), tokens, wall, rate, rate/t.base, cpu, float64(tokens)/cpu,
+		ms(pct(ttft, 50)), ms(pct(ttft, 99)), ms(pct(tpot, 50)), ms(pct(tpot, 99)))
 	return nil
 }
 
@@ -210,7 +234,9 @@ var prompts = []string{
 // TPOT the time per token after it.
 func request(client *http.Client, url string, o options, i int) (sampleT, error) {
 	body, _ := json.Marshal(map[string]any{
-		"prompt": prompts[i%len(prompts)], "max_tokens": o.maxTokens, "temperature": o.temperature, "top_k": o.topK,
+		// A distinct start defeats the server's prefix reuse: every prompt is
+		// prefilled in full, as unrelated requests would be.
+		"prompt": fmt.Sprintf("Story %d. %s", i, prompts[i%len(prompts)]), "max_tokens": o.maxTokens, "temperature": o.temperature, "top_k": o.topK,
 		"seed": i + 1, "stream": true, "stream_options": map[string]bool{"include_usage": true},
 	})
 	t0 := time.Now()
