@@ -1,13 +1,20 @@
 // Command greedyids prints the greedy token ids the generic model produces
-// from BOS on any GGUF (quantised weights are dequantised on load), for
-// comparison with llama.cpp's ids on the same file (bench/llamacpp/run.mjs),
-// whatever the model's shape.
+// from BOS on any GGUF (quantised weights are dequantised on load), or with
+// --int the quantised reference (runtime/quant/qmodel: integer dot products
+// over 8-bit activations, as llama.cpp computes), for comparison with
+// llama.cpp's ids on the same file (bench/llamacpp/run.mjs), whatever the
+// model's shape.
 //
-// Output, one JSON line: {"ids": [...], "margins": [...]}; margins[i] is
-// the gap between the best and second-best logit at step i (a small one is a
-// near-tie that rounding may flip between engines).
+// With --prompt, the text is encoded with the GGUF's tokenizer (BOS first)
+// and fed before generation; its ids are printed (prompt) for run.mjs's
+// --prompt-ids, and ids then holds steps+1 tokens: the one sampled after the
+// prompt and steps more, as run.mjs reports them.
 //
-// Usage: greedyids --model X.gguf [--steps 64]
+// Output, one JSON line: {"prompt": [...], "ids": [...], "margins": [...]};
+// margins[i] is the gap between the best and second-best logit at step i (a
+// small one is a near-tie that rounding may flip between engines).
+//
+// Usage: greedyids --model X.gguf [--steps 64] [--prompt TEXT] [--int]
 package main
 
 import (
@@ -19,6 +26,9 @@ import (
 
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/quant/qmodel"
+	"github.com/modelc/modelc/tokenizer"
 )
 
 func main() {
@@ -31,6 +41,8 @@ func main() {
 func run() error {
 	path := flag.String("model", "", "GGUF model file")
 	steps := flag.Int("steps", 64, "tokens to generate after BOS")
+	intPath := flag.Bool("int", false, "run the quantised weights with integer dot products (runtime/quant/qmodel)")
+	text := flag.String("prompt", "", "text to continue (encoded with the GGUF's tokenizer, BOS first)")
 	flag.Parse()
 	if *path == "" || *steps < 1 {
 		return fmt.Errorf("usage: greedyids --model X.gguf [--steps N ≥ 1]")
@@ -42,18 +54,44 @@ func run() error {
 	if f != nil {
 		defer f.Close()
 	}
-	if *steps > p.Spec.MaxSeq {
-		return fmt.Errorf("--steps %d exceeds the context of %d", *steps, p.Spec.MaxSeq)
+	prompt := []int{p.Spec.Tokenizer.BOS}
+	n := *steps
+	if *text != "" {
+		if f == nil {
+			return fmt.Errorf("%s carries no tokenizer", *path)
+		}
+		tk, err := tokenizer.FromGGUF(f)
+		if err != nil {
+			return err
+		}
+		if prompt, err = tk.Encode(*text, true, false); err != nil {
+			return err
+		}
+		n++
 	}
-	m, err := generic.New(p)
+	if len(prompt)+n-1 > p.Spec.MaxSeq {
+		return fmt.Errorf("prompt %d + steps %d exceed the context of %d", len(prompt), *steps, p.Spec.MaxSeq)
+	}
+	var m model.Model
+	if *intPath {
+		if f == nil {
+			return fmt.Errorf("--int needs a GGUF file")
+		}
+		m, err = qmodel.New(f)
+	} else {
+		m, err = generic.New(p)
+	}
 	if err != nil {
 		return err
 	}
 	s := m.NewSession()
-	tok := p.Spec.Tokenizer.BOS
+	for pos, t := range prompt[:len(prompt)-1] {
+		s.Forward(t, pos)
+	}
+	tok := prompt[len(prompt)-1]
 	var ids []int
 	var margins []float64
-	for pos := 0; pos < *steps; pos++ {
+	for pos := len(prompt) - 1; len(ids) < n; pos++ {
 		logits := s.Forward(tok, pos)
 		best, second := 0, math.Inf(-1)
 		for i, v := range logits {
@@ -71,7 +109,8 @@ func run() error {
 		tok = best
 	}
 	return json.NewEncoder(os.Stdout).Encode(struct {
+		Prompt  []int     `json:"prompt"`
 		IDs     []int     `json:"ids"`
 		Margins []float64 `json:"margins"`
-	}{ids, margins})
+	}{prompt, ids, margins})
 }
