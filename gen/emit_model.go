@@ -2,6 +2,8 @@ package gen
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 
 	. "github.com/dave/jennifer/jen"
 
@@ -88,6 +90,9 @@ func emitModel(p *Plan) *File {
 		Id("p").Op("*").Qual(modelPkg, "Params"),
 		Id("w").Op("*").Id("weights"),
 		Id("freqs").Index(Lit(hd/2)).Float32(),
+		// One batched pass at a time: they share the batch scratch.
+		Id("mu").Qual("sync", "Mutex"),
+		Id("b").Op("*").Id("batch"),
 	)
 	file.Comment("New checks that p has this package's shape and binds it.")
 	file.Func().Id("New").Params(Id("p").Op("*").Qual(modelPkg, "Params")).Params(Qual(modelPkg, "Model"), Error()).Block(
@@ -117,11 +122,23 @@ func emitModel(p *Plan) *File {
 		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
 		List(Id("keys"), Id("values")).Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(),
-		// The prefill batch, token-major.
+	)
+	file.Comment("batchRow is one token of a batched pass: its session, token and position.")
+	file.Type().Id("batchRow").Struct(
+		Id("s").Op("*").Id("Session"),
+		List(Id("tok"), Id("pos")).Int(),
+		Id("last").Bool(), // the session's logits come from this row
+	)
+	file.Comment("batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.")
+	file.Type().Id("batch").Struct(
+		Id("rows").Index().Id("batchRow"),
 		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
 		Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
 		Id("phb").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
 		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
+		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
+		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
+		Id("att").Index(Lit(s.MaxSeq)).Float32(),
 	)
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("NewSession").Params().Qual(modelPkg, "Session").Block(
 		Return(Op("&").Id("Session").Values(Dict{Id("m"): Id("m")})),
@@ -144,7 +161,7 @@ func emitModel(p *Plan) *File {
 		),
 		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
 		Id("s").Dot("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token")),
-		Id("s").Dot("ropeTables").Call(Id("pos")),
+		Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
 		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Id("s").Dot("qkv").Index(Lit(0)))),
 		Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("qkv").Index(Lit(d)))),
 		Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("qkv").Index(Lit(d+kv)))),
@@ -174,79 +191,148 @@ func emitModel(p *Plan) *File {
 		Return(Id("s").Dot("logits").Index(Op(":"))),
 	)
 	file.Comment("ropeTables fills the rotation tables for position pos.")
-	file.Func().Params(Id("s").Op("*").Id("Session")).Id("ropeTables").Params(Id("pos").Int()).Block(
-		For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("s").Dot("m").Dot("freqs")).Block(
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("ropeTables").Params(Id("pos").Int(), List(Id("cos"), Id("sin")).Op("*").Index(Lit(hd/2)).Float32()).Block(
+		For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("m").Dot("freqs")).Block(
 			Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("fr")),
-			Id("s").Dot("cos").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
-			Id("s").Dot("sin").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
+			Id("cos").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
+			Id("sin").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
 		),
 	)
 
-	file.Comment("PrefillBatch is the most prompt tokens one batched pass takes.")
+	file.Comment("PrefillBatch is the most tokens one batched pass takes.")
 	file.Const().Id("PrefillBatch").Op("=").Lit(pb)
 	file.Comment("Prefill runs the prompt tokens from position pos in batches through the")
 	file.Comment("matrix-matrix kernels and returns the logits of the last token.")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("Prefill").Params(Id("tokens").Index().Int(), Id("pos").Int()).Index().Float32().Block(
 		If(Len(Id("tokens")).Op("==").Lit(0)).Block(Return(Nil())),
-		For(Len(Id("tokens")).Op(">").Id("PrefillBatch")).Block(
-			Id("s").Dot("prefill").Call(Id("tokens").Index(Op(":").Id("PrefillBatch")), Id("pos")),
-			List(Id("tokens"), Id("pos")).Op("=").List(Id("tokens").Index(Id("PrefillBatch").Op(":")), Id("pos").Op("+").Id("PrefillBatch")),
+		Return(Id("s").Dot("m").Dot("ForwardSpans").Call(
+			Index().Qual(modelPkg, "Session").Values(Id("s")), Index().Index().Int().Values(Id("tokens")), Index().Int().Values(Id("pos")),
+		).Index(Lit(0))),
+	)
+	file.Comment("ForwardBatch runs one decode step of several sessions in one pass over the")
+	file.Comment("weights (model.Batcher): tokens[i] at pos[i] in sessions[i].")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("ForwardBatch").Params(Id("sessions").Index().Qual(modelPkg, "Session"), List(Id("tokens"), Id("pos")).Index().Int()).Index().Index().Float32().Block(
+		Id("spans").Op(":=").Make(Index().Index().Int(), Len(Id("tokens"))),
+		For(Id("i").Op(":=").Range().Id("tokens")).Block(Id("spans").Index(Id("i")).Op("=").Id("tokens").Index(Id("i"), Id("i").Op("+").Lit(1), Id("i").Op("+").Lit(1))),
+		Return(Id("m").Dot("ForwardSpans").Call(Id("sessions"), Id("spans"), Id("pos"))),
+	)
+	file.Comment("ForwardSpans runs tokens[i] (one or more) in sessions[i] from position pos[i],")
+	file.Comment("all sessions' rows through the same matrix-matrix products (prompt chunks")
+	file.Comment("beside decode tokens), and returns each session's logits after its last")
+	file.Comment("token. A session may appear once; sessions must come from this model.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("ForwardSpans").Params(Id("sessions").Index().Qual(modelPkg, "Session"), Id("tokens").Index().Index().Int(), Id("pos").Index().Int()).Index().Index().Float32().Block(
+		If(Len(Id("tokens")).Op("!=").Len(Id("sessions")).Op("||").Len(Id("pos")).Op("!=").Len(Id("sessions"))).Block(
+			Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": ForwardSpans: %d sessions, %d spans, %d positions"), Len(Id("sessions")), Len(Id("tokens")), Len(Id("pos")))),
 		),
-		Id("s").Dot("prefill").Call(Id("tokens"), Id("pos")),
-		Id("last").Op(":=").Op("&").Id("s").Dot("px").Index(Len(Id("tokens")).Op("-").Lit(1)),
-		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
-		callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("last").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
-		Return(Id("s").Dot("logits").Index(Op(":"))),
+		Id("m").Dot("mu").Dot("Lock").Call(),
+		Defer().Id("m").Dot("mu").Dot("Unlock").Call(),
+		If(Id("m").Dot("b").Op("==").Nil()).Block(Id("m").Dot("b").Op("=").New(Id("batch"))),
+		Id("b").Op(":=").Id("m").Dot("b"),
+		Id("b").Dot("rows").Op("=").Id("b").Dot("rows").Index(Op(":").Lit(0)),
+		Id("out").Op(":=").Make(Index().Index().Float32(), Len(Id("sessions"))),
+		For(List(Id("i"), Id("x")).Op(":=").Range().Id("sessions")).Block(
+			Id("s").Op(":=").Id("x").Assert(Op("*").Id("Session")),
+			If(Id("s").Dot("m").Op("!=").Id("m")).Block(Panic(Lit(p.Package+": ForwardSpans: a session of another model"))),
+			Id("n").Op(":=").Len(Id("tokens").Index(Id("i"))),
+			If(Id("n").Op("==").Lit(0).Op("||").Id("pos").Index(Id("i")).Op("<").Lit(0).Op("||").Id("pos").Index(Id("i")).Op("+").Id("n").Op(">").Id("MaxSeq")).Block(
+				Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": %d tokens at position %d do not fit the context"), Id("n"), Id("pos").Index(Id("i")))),
+			),
+			For(List(Id("j"), Id("t")).Op(":=").Range().Id("tokens").Index(Id("i"))).Block(
+				If(Uint().Parens(Id("t")).Op(">=").Id("Vocab")).Block(
+					Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": token %d is out of range"), Id("t"))),
+				),
+				Id("b").Dot("rows").Op("=").Append(Id("b").Dot("rows"), Id("batchRow").Values(Dict{
+					Id("s"): Id("s"), Id("tok"): Id("t"), Id("pos"): Id("pos").Index(Id("i")).Op("+").Id("j"), Id("last"): Id("j").Op("==").Id("n").Op("-").Lit(1),
+				})),
+				If(Len(Id("b").Dot("rows")).Op("==").Id("PrefillBatch")).Block(
+					Id("m").Dot("run").Call(Id("b")),
+					Id("b").Dot("rows").Op("=").Id("b").Dot("rows").Index(Op(":").Lit(0)),
+				),
+			),
+			Id("out").Index(Id("i")).Op("=").Id("s").Dot("logits").Index(Op(":")),
+		),
+		If(Len(Id("b").Dot("rows")).Op(">").Lit(0)).Block(Id("m").Dot("run").Call(Id("b"))),
+		Return(Id("out")),
 	)
 
-	perToken := func(body ...Code) Code { return For(Id("b").Op(":=").Range().Id("n")).Block(body...) }
-	addInto := perToken(For(Id("i").Op(":=").Range().Lit(d)).Block(
-		Id("s").Dot("px").Index(Id("b")).Index(Id("i")).Op("+=").Id("s").Dot("po").Index(Id("b")).Index(Id("i"))))
-	file.Comment("prefill runs up to PrefillBatch tokens from position pos through every layer.")
-	file.Func().Params(Id("s").Op("*").Id("Session")).Id("prefill").Params(Id("tokens").Index().Int(), Id("pos").Int()).Block(
-		Id("n").Op(":=").Len(Id("tokens")),
-		If(Id("pos").Op("<").Lit(0).Op("||").Id("pos").Op("+").Id("n").Op(">").Id("MaxSeq")).Block(
-			Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": %d tokens at position %d exceed the context"), Id("n"), Id("pos"))),
-		),
-		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
-		For(List(Id("b"), Id("t")).Op(":=").Range().Id("tokens")).Block(
-			If(Uint().Parens(Id("t")).Op(">=").Id("Vocab")).Block(
-				Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": token %d is out of range"), Id("t"))),
-			),
-			Id("s").Dot("px").Index(Id("b")).Op("=").Id("w").Dot("tokEmbd").Index(Id("t")),
-		),
+	// perToken loops over the rows, naming i and r only where the body uses them.
+	perToken := func(body ...Code) Code {
+		var src strings.Builder
+		for _, c := range body {
+			fmt.Fprintf(&src, "%#v\n", c)
+		}
+		uses := func(v string) bool { return regexp.MustCompile(`\b` + v + `\b`).MatchString(src.String()) }
+		i, r := Id("_"), Id("_")
+		if uses("i") {
+			i = Id("i")
+		}
+		if uses("r") {
+			r = Id("r")
+		}
+		if !uses("r") {
+			return For(i.Op(":=").Range().Id("rows")).Block(body...)
+		}
+		return For(List(i, r).Op(":=").Range().Id("rows")).Block(body...)
+	}
+	addInto := perToken(For(Id("j").Op(":=").Range().Lit(d)).Block(
+		Id("b").Dot("px").Index(Id("i")).Index(Id("j")).Op("+=").Id("b").Dot("po").Index(Id("i")).Index(Id("j"))))
+	file.Comment("run takes b's rows (at most PrefillBatch) through every layer, then the")
+	file.Comment("classifier for the rows that end a span, into their sessions' logits.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(
+		Id("rows").Op(":=").Id("b").Dot("rows"),
+		Id("n").Op(":=").Len(Id("rows")),
+		Id("w").Op(":=").Id("m").Dot("w"),
+		perToken(Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok"))),
 		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
 			Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
-			perToken(Id("rmsnorm").Call(Op("&").Id("s").Dot("pxn").Index(Id("b")), Op("&").Id("s").Dot("px").Index(Id("b")), Op("&").Id("lw").Dot("attnNorm"))),
-			callKernel(p.MMQKV, Id("s").Dot("pqkv"), Id("lw").Dot("qkv"), Op("&").Id("s").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-			Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
+			perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("attnNorm"))),
+			callKernel(p.MMQKV, Id("b").Dot("pqkv"), Id("lw").Dot("qkv"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			// Every row's key and value go into its cache before any row
+			// attends, so a span's later rows see its earlier ones.
 			perToken(
-				Id("s").Dot("ropeTables").Call(Id("pos").Op("+").Id("b")),
-				Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Lit(d)))),
-				Id("rope").Call(headsOf(s.Heads, Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Lit(0))), Id("k"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
-				Id("keys").Index(Id("pos").Op("+").Id("b")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
-				Id("values").Index(Id("pos").Op("+").Id("b")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Lit(d+kv)))),
+				Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
+				Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d)))),
+				Id("rope").Call(headsOf(s.Heads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(0))), Id("k"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
+				Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
+				Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d+kv)))),
 			),
-			perToken(For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
-				Id("kern").Dot("att").Call(
-					Op("&").Id("s").Dot("patt").Index(Id("b")).Index(Id("h").Op("*").Lit(hd)),
-					Op("&").Id("s").Dot("pqkv").Index(Id("b")).Index(Id("h").Op("*").Lit(hd)),
-					Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-					Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-					Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Id("b").Op("+").Lit(1),
+			perToken(
+				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
+				For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
+					Id("kern").Dot("att").Call(
+						Op("&").Id("b").Dot("patt").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
+						Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
+						Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+						Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+						Op("&").Id("b").Dot("att").Index(Lit(0)), Id("r").Dot("pos").Op("+").Lit(1),
+					),
 				),
-			)),
-			callKernel(p.MMOut, Id("s").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			),
+			callKernel(p.MMOut, Id("b").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("b").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
 			addInto,
-			perToken(Id("rmsnorm").Call(Op("&").Id("s").Dot("pxn").Index(Id("b")), Op("&").Id("s").Dot("px").Index(Id("b")), Op("&").Id("lw").Dot("ffnNorm"))),
-			callKernel(p.MMGateUp, Id("s").Dot("phb"), Id("lw").Dot("gateUp"), Op("&").Id("s").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-			perToken(For(Id("i").Op(":=").Range().Lit(f)).Block(
-				Id("g").Op(":=").Id("s").Dot("phb").Index(Id("b")).Index(Id("i")),
-				Id("s").Dot("pact").Index(Id("b")).Index(Id("i")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("s").Dot("phb").Index(Id("b")).Index(Id("i").Op("+").Lit(f)),
+			perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("ffnNorm"))),
+			callKernel(p.MMGateUp, Id("b").Dot("phb"), Id("lw").Dot("gateUp"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			perToken(For(Id("j").Op(":=").Range().Lit(f)).Block(
+				Id("g").Op(":=").Id("b").Dot("phb").Index(Id("i")).Index(Id("j")),
+				Id("b").Dot("pact").Index(Id("i")).Index(Id("j")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("b").Dot("phb").Index(Id("i")).Index(Id("j").Op("+").Lit(f)),
 			)),
-			callKernel(p.MMDown, Id("s").Dot("po"), Id("lw").Dot("down"), Op("&").Id("s").Dot("pact").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+			callKernel(p.MMDown, Id("b").Dot("po"), Id("lw").Dot("down"), Op("&").Id("b").Dot("pact").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
 			addInto,
 		),
+		// The classifier reads the whole vocabulary matrix: once for all the
+		// rows whose logits are wanted, normalised into pxn's first rows.
+		Id("k").Op(":=").Lit(0),
+		perToken(If(Id("r").Dot("last")).Block(
+			Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("k")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("w").Dot("outNorm")),
+			Id("k").Op("++"),
+		)),
+		If(Id("k").Op("==").Lit(0)).Block(Return()),
+		callKernel(p.MMCls, Id("b").Dot("plog"), cls, Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("k")),
+		Id("k").Op("=").Lit(0),
+		perToken(If(Id("r").Dot("last")).Block(
+			Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),
+			Id("k").Op("++"),
+		)),
 	)
 	file.Comment("rmsnorm writes x normalised by its root mean square and scaled by nw.")
 	file.Func().Id("rmsnorm").Params(List(Id("out"), Id("x"), Id("nw")).Op("*").Index(Lit(d)).Float32()).Block(

@@ -58,13 +58,13 @@ type Plan struct {
 	// The calls of one token's forward pass, in order.
 	QKV, Out, FFN, Down, Classifier, Attention KCall
 	// The batched prefill: matrix-matrix products over PrefillBatch tokens.
-	PrefillBatch                   int
-	MMQKV, MMOut, MMGateUp, MMDown KCall
+	PrefillBatch                          int
+	MMQKV, MMOut, MMGateUp, MMDown, MMCls KCall
 }
 
 // Calls returns the plan's distinct kernel fields in a stable order.
 func (p *Plan) Calls() []KCall {
-	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown}
+	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls}
 }
 
 // Kernels lists the kernels for one instruction set.
@@ -117,6 +117,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	p.MMOut = mm("mmOut", d, d)
 	p.MMGateUp = mm("mmGateUp", 2*f, d)
 	p.MMDown = mm("mmDown", d, f)
+	p.MMCls = mm("mmCls", s.Vocab, d)
 	targets := s.Targets
 	if len(targets) == 0 {
 		targets = []string{"avx512", "avx2", "neon"}

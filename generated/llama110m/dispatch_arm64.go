@@ -15,6 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			cls:      rmsmatvec_768_neon,
 			down:     matvec_2048_neon,
 			ffn:      rmsswiglu_2048x768_neon,
+			mmCls:    matmul_32000x768_neon,
 			mmDown:   matmul_768x2048_neon,
 			mmGateUp: matmul_4096x768_neon,
 			mmOut:    matmul_768x768_neon,

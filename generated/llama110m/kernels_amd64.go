@@ -24,6 +24,16 @@ func matmul_2304x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_2304x768_avx512(out *float32, w *float32, x *float32, n int, b int)
 
+// matmul_32000x768_avx2: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_32000x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_32000x768_avx512: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_32000x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matmul_4096x768_avx2: out[b*4096+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
 //
 //go:noescape

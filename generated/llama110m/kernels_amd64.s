@@ -1439,9 +1439,9 @@ done42:
 	VZEROUPPER
 	RET
 
-// func matmul_4096x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_32000x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
-TEXT ·matmul_4096x768_avx2(SB), NOSPLIT, $0-40
+TEXT ·matmul_32000x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
@@ -1507,9 +1507,9 @@ cols63:
 	VADDPS       Y0, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
-	VMOVUPS      X0, 16384(SI)
+	VMOVUPS      X0, 128000(SI)
 	ADDQ         $0x00001800, BX
-	ADDQ         $0x00008000, SI
+	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
 	JGE          tok59
@@ -1547,7 +1547,7 @@ cols64:
 	VADDPS       X0, X1, X0
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000c00, BX
-	ADDQ         $0x00004000, SI
+	ADDQ         $0x0001f400, SI
 	DECQ         DI
 	JNE          tok1_61
 
@@ -1596,9 +1596,9 @@ cols69:
 	VADDPS       X1, X0, X0
 	VPERMILPS    $0xb1, X0, X1
 	VADDPS       X1, X0, X0
-	VMOVSS       X0, 16384(SI)
+	VMOVSS       X0, 128000(SI)
 	ADDQ         $0x00001800, BX
-	ADDQ         $0x00008000, SI
+	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
 	JGE          tok65
@@ -1625,7 +1625,7 @@ cols70:
 	VADDPS       X0, X1, X1
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000c00, BX
-	ADDQ         $0x00004000, SI
+	ADDQ         $0x0001f400, SI
 	DECQ         DI
 	JNE          tok1_67
 
@@ -1639,9 +1639,9 @@ done58:
 	VZEROUPPER
 	RET
 
-// func matmul_4096x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_32000x768_avx512(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matmul_4096x768_avx512(SB), NOSPLIT, $0-40
+TEXT ·matmul_32000x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
@@ -1720,6 +1720,600 @@ cols79:
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
 	JNE           cols79
+	VEXTRACTF64X4 $0x01, Z0, Y24
+	VADDPS        Y24, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y24
+	VADDPS        Y24, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z12, Y24
+	VADDPS        Y24, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y24
+	VADDPS        Y24, Y18, Y18
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y0
+	VADDPS        Y0, Y19, Y19
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 128000(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z20, Y0
+	VADDPS        Y0, Y20, Y20
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 256000(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z21, Y0
+	VADDPS        Y0, Y21, Y21
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 384000(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z16, Y0
+	VADDPS        Y0, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z22, Y0
+	VADDPS        Y0, Y22, Y22
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 512000(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z17, Y0
+	VADDPS        Y0, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z23, Y0
+	VADDPS        Y0, Y23, Y23
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 640000(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x000bb800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok75
+
+toktail76:
+	TESTQ DI, DI
+	JE    tokdone78
+
+tok1_77:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
+
+cols80:
+	VMOVUPS       (BX)(R8*1), Z4
+	VFMADD231PS   (CX)(R8*1), Z4, Z0
+	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
+	VFMADD231PS   6144(CX)(R8*1), Z4, Z2
+	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols80
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x0001f400, SI
+	DECQ          DI
+	JNE           tok1_77
+
+tokdone78:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_71
+
+tail72:
+	TESTQ DX, DX
+	JE    done74
+
+rows1_73:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail82
+
+tok81:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	XORQ    R8, R8
+
+cols85:
+	VMOVUPS       (BX)(R8*1), Z6
+	VMOVUPS       3072(BX)(R8*1), Z7
+	VMOVUPS       6144(BX)(R8*1), Z8
+	VMOVUPS       9216(BX)(R8*1), Z9
+	VMOVUPS       12288(BX)(R8*1), Z10
+	VMOVUPS       15360(BX)(R8*1), Z11
+	VMOVUPS       (CX)(R8*1), Z12
+	VFMADD231PS   Z6, Z12, Z0
+	VFMADD231PS   Z7, Z12, Z1
+	VFMADD231PS   Z8, Z12, Z2
+	VFMADD231PS   Z9, Z12, Z3
+	VFMADD231PS   Z10, Z12, Z4
+	VFMADD231PS   Z11, Z12, Z5
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols85
+	VEXTRACTF64X4 $0x01, Z0, Y6
+	VADDPS        Y6, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 128000(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 256000(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 384000(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 512000(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 640000(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x000bb800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok81
+
+toktail82:
+	TESTQ DI, DI
+	JE    tokdone84
+
+tok1_83:
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols86:
+	VMOVUPS       (BX)(R8*1), Z1
+	VFMADD231PS   (CX)(R8*1), Z1, Z0
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols86
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x0001f400, SI
+	DECQ          DI
+	JNE           tok1_83
+
+tokdone84:
+	ADDQ $0x00000c00, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_73
+
+done74:
+	VZEROUPPER
+	RET
+
+// func matmul_4096x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_4096x768_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail88
+
+rows4_87:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail92
+
+tok91:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R8, R8
+
+cols95:
+	VMOVUPS      (BX)(R8*1), Y8
+	VMOVUPS      3072(BX)(R8*1), Y9
+	VMOVUPS      (CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      3072(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      6144(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      9216(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols95
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 16384(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00008000, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok91
+
+toktail92:
+	TESTQ DI, DI
+	JE    tokdone94
+
+tok1_93:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+cols96:
+	VMOVUPS      (BX)(R8*1), Y4
+	VFMADD231PS  (CX)(R8*1), Y4, Y0
+	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
+	VFMADD231PS  6144(CX)(R8*1), Y4, Y2
+	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols96
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00004000, SI
+	DECQ         DI
+	JNE          tok1_93
+
+tokdone94:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_87
+
+tail88:
+	TESTQ DX, DX
+	JE    done90
+
+rows1_89:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail98
+
+tok97:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R8, R8
+
+cols101:
+	VMOVUPS      (BX)(R8*1), Y2
+	VMOVUPS      3072(BX)(R8*1), Y3
+	VMOVUPS      (CX)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols101
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 16384(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00008000, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok97
+
+toktail98:
+	TESTQ DI, DI
+	JE    tokdone100
+
+tok1_99:
+	VXORPS Y0, Y0, Y0
+	XORQ   R8, R8
+
+cols102:
+	VMOVUPS      (BX)(R8*1), Y1
+	VFMADD231PS  (CX)(R8*1), Y1, Y0
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols102
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00004000, SI
+	DECQ         DI
+	JNE          tok1_99
+
+tokdone100:
+	ADDQ $0x00000c00, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_89
+
+done90:
+	VZEROUPPER
+	RET
+
+// func matmul_4096x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_4096x768_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail104
+
+rows4_103:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail108
+
+tok107:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	XORQ    R8, R8
+
+cols111:
+	VMOVUPS       (BX)(R8*1), Z24
+	VMOVUPS       3072(BX)(R8*1), Z25
+	VMOVUPS       6144(BX)(R8*1), Z26
+	VMOVUPS       9216(BX)(R8*1), Z27
+	VMOVUPS       12288(BX)(R8*1), Z28
+	VMOVUPS       15360(BX)(R8*1), Z29
+	VMOVUPS       (CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z0
+	VFMADD231PS   Z25, Z30, Z1
+	VFMADD231PS   Z26, Z30, Z2
+	VFMADD231PS   Z27, Z30, Z3
+	VFMADD231PS   Z28, Z30, Z4
+	VFMADD231PS   Z29, Z30, Z5
+	VMOVUPS       3072(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z6
+	VFMADD231PS   Z25, Z30, Z7
+	VFMADD231PS   Z26, Z30, Z8
+	VFMADD231PS   Z27, Z30, Z9
+	VFMADD231PS   Z28, Z30, Z10
+	VFMADD231PS   Z29, Z30, Z11
+	VMOVUPS       6144(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z12
+	VFMADD231PS   Z25, Z30, Z13
+	VFMADD231PS   Z26, Z30, Z14
+	VFMADD231PS   Z27, Z30, Z15
+	VFMADD231PS   Z28, Z30, Z16
+	VFMADD231PS   Z29, Z30, Z17
+	VMOVUPS       9216(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z18
+	VFMADD231PS   Z25, Z30, Z19
+	VFMADD231PS   Z26, Z30, Z20
+	VFMADD231PS   Z27, Z30, Z21
+	VFMADD231PS   Z28, Z30, Z22
+	VFMADD231PS   Z29, Z30, Z23
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols111
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1844,20 +2438,20 @@ cols79:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok75
+	JGE           tok107
 
-toktail76:
+toktail108:
 	TESTQ DI, DI
-	JE    tokdone78
+	JE    tokdone110
 
-tok1_77:
+tok1_109:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols80:
+cols112:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
@@ -1865,7 +2459,7 @@ cols80:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols80
+	JNE           cols112
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -1889,27 +2483,27 @@ cols80:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00004000, SI
 	DECQ          DI
-	JNE           tok1_77
+	JNE           tok1_109
 
-tokdone78:
+tokdone110:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_71
+	JGE  rows4_103
 
-tail72:
+tail104:
 	TESTQ DX, DX
-	JE    done74
+	JE    done106
 
-rows1_73:
+rows1_105:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail82
+	JL   toktail114
 
-tok81:
+tok113:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1918,7 +2512,7 @@ tok81:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols85:
+cols117:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -1934,7 +2528,7 @@ cols85:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols85
+	JNE           cols117
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -1993,600 +2587,6 @@ cols85:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok81
-
-toktail82:
-	TESTQ DI, DI
-	JE    tokdone84
-
-tok1_83:
-	VMOVUPS zero<>+0(SB), Z0
-	XORQ    R8, R8
-
-cols86:
-	VMOVUPS       (BX)(R8*1), Z1
-	VFMADD231PS   (CX)(R8*1), Z1, Z0
-	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00000c00
-	JNE           cols86
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VPERMILPS     $0x4e, X1, X0
-	VADDPS        X0, X1, X1
-	VPERMILPS     $0xb1, X1, X0
-	VADDPS        X0, X1, X1
-	VMOVSS        X1, (SI)
-	ADDQ          $0x00000c00, BX
-	ADDQ          $0x00004000, SI
-	DECQ          DI
-	JNE           tok1_83
-
-tokdone84:
-	ADDQ $0x00000c00, CX
-	ADDQ $0x04, AX
-	DECQ DX
-	JNE  rows1_73
-
-done74:
-	VZEROUPPER
-	RET
-
-// func matmul_768x2048_avx2(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, FMA3
-TEXT ·matmul_768x2048_avx2(SB), NOSPLIT, $0-40
-	MOVQ out+0(FP), AX
-	MOVQ w+8(FP), CX
-	MOVQ n+24(FP), DX
-	CMPQ DX, $0x04
-	JL   tail88
-
-rows4_87:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x02
-	JL   toktail92
-
-tok91:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	XORQ   R8, R8
-
-cols95:
-	VMOVUPS      (BX)(R8*1), Y8
-	VMOVUPS      8192(BX)(R8*1), Y9
-	VMOVUPS      (CX)(R8*1), Y10
-	VFMADD231PS  Y8, Y10, Y0
-	VFMADD231PS  Y9, Y10, Y1
-	VMOVUPS      8192(CX)(R8*1), Y10
-	VFMADD231PS  Y8, Y10, Y2
-	VFMADD231PS  Y9, Y10, Y3
-	VMOVUPS      16384(CX)(R8*1), Y10
-	VFMADD231PS  Y8, Y10, Y4
-	VFMADD231PS  Y9, Y10, Y5
-	VMOVUPS      24576(CX)(R8*1), Y10
-	VFMADD231PS  Y8, Y10, Y6
-	VFMADD231PS  Y9, Y10, Y7
-	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00002000
-	JNE          cols95
-	VUNPCKLPS    Y2, Y0, Y8
-	VUNPCKHPS    Y2, Y0, Y0
-	VADDPS       Y0, Y8, Y8
-	VUNPCKLPS    Y6, Y4, Y0
-	VUNPCKHPS    Y6, Y4, Y2
-	VADDPS       Y2, Y0, Y0
-	VUNPCKLPD    Y0, Y8, Y2
-	VUNPCKHPD    Y0, Y8, Y0
-	VADDPS       Y0, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X0
-	VMOVUPS      X0, (SI)
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VADDPS       Y1, Y0, Y0
-	VUNPCKLPS    Y7, Y5, Y1
-	VUNPCKHPS    Y7, Y5, Y2
-	VADDPS       Y2, Y1, Y1
-	VUNPCKLPD    Y1, Y0, Y2
-	VUNPCKHPD    Y1, Y0, Y0
-	VADDPS       Y0, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X0
-	VMOVUPS      X0, 3072(SI)
-	ADDQ         $0x00004000, BX
-	ADDQ         $0x00001800, SI
-	SUBQ         $0x02, DI
-	CMPQ         DI, $0x02
-	JGE          tok91
-
-toktail92:
-	TESTQ DI, DI
-	JE    tokdone94
-
-tok1_93:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	XORQ   R8, R8
-
-cols96:
-	VMOVUPS      (BX)(R8*1), Y4
-	VFMADD231PS  (CX)(R8*1), Y4, Y0
-	VFMADD231PS  8192(CX)(R8*1), Y4, Y1
-	VFMADD231PS  16384(CX)(R8*1), Y4, Y2
-	VFMADD231PS  24576(CX)(R8*1), Y4, Y3
-	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00002000
-	JNE          cols96
-	VUNPCKLPS    Y1, Y0, Y4
-	VUNPCKHPS    Y1, Y0, Y0
-	VADDPS       Y0, Y4, Y4
-	VUNPCKLPS    Y3, Y2, Y0
-	VUNPCKHPS    Y3, Y2, Y1
-	VADDPS       Y1, Y0, Y0
-	VUNPCKLPD    Y0, Y4, Y1
-	VUNPCKHPD    Y0, Y4, Y0
-	VADDPS       Y0, Y1, Y1
-	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X0
-	VMOVUPS      X0, (SI)
-	ADDQ         $0x00002000, BX
-	ADDQ         $0x00000c00, SI
-	DECQ         DI
-	JNE          tok1_93
-
-tokdone94:
-	ADDQ $0x00008000, CX
-	ADDQ $0x10, AX
-	SUBQ $0x04, DX
-	CMPQ DX, $0x04
-	JGE  rows4_87
-
-tail88:
-	TESTQ DX, DX
-	JE    done90
-
-rows1_89:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x02
-	JL   toktail98
-
-tok97:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	XORQ   R8, R8
-
-cols101:
-	VMOVUPS      (BX)(R8*1), Y2
-	VMOVUPS      8192(BX)(R8*1), Y3
-	VMOVUPS      (CX)(R8*1), Y4
-	VFMADD231PS  Y2, Y4, Y0
-	VFMADD231PS  Y3, Y4, Y1
-	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00002000
-	JNE          cols101
-	VEXTRACTF128 $0x01, Y0, X2
-	VADDPS       X2, X0, X2
-	VPERMILPS    $0x4e, X2, X0
-	VADDPS       X0, X2, X2
-	VPERMILPS    $0xb1, X2, X0
-	VADDPS       X0, X2, X2
-	VMOVSS       X2, (SI)
-	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X0
-	VPERMILPS    $0x4e, X0, X1
-	VADDPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSS       X0, 3072(SI)
-	ADDQ         $0x00004000, BX
-	ADDQ         $0x00001800, SI
-	SUBQ         $0x02, DI
-	CMPQ         DI, $0x02
-	JGE          tok97
-
-toktail98:
-	TESTQ DI, DI
-	JE    tokdone100
-
-tok1_99:
-	VXORPS Y0, Y0, Y0
-	XORQ   R8, R8
-
-cols102:
-	VMOVUPS      (BX)(R8*1), Y1
-	VFMADD231PS  (CX)(R8*1), Y1, Y0
-	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00002000
-	JNE          cols102
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VPERMILPS    $0x4e, X1, X0
-	VADDPS       X0, X1, X1
-	VPERMILPS    $0xb1, X1, X0
-	VADDPS       X0, X1, X1
-	VMOVSS       X1, (SI)
-	ADDQ         $0x00002000, BX
-	ADDQ         $0x00000c00, SI
-	DECQ         DI
-	JNE          tok1_99
-
-tokdone100:
-	ADDQ $0x00002000, CX
-	ADDQ $0x04, AX
-	DECQ DX
-	JNE  rows1_89
-
-done90:
-	VZEROUPPER
-	RET
-
-// func matmul_768x2048_avx512(out *float32, w *float32, x *float32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VL
-TEXT ·matmul_768x2048_avx512(SB), NOSPLIT, $0-40
-	MOVQ out+0(FP), AX
-	MOVQ w+8(FP), CX
-	MOVQ n+24(FP), DX
-	CMPQ DX, $0x04
-	JL   tail104
-
-rows4_103:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x06
-	JL   toktail108
-
-tok107:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	VMOVUPS zero<>+0(SB), Z9
-	VMOVUPS zero<>+0(SB), Z10
-	VMOVUPS zero<>+0(SB), Z11
-	VMOVUPS zero<>+0(SB), Z12
-	VMOVUPS zero<>+0(SB), Z13
-	VMOVUPS zero<>+0(SB), Z14
-	VMOVUPS zero<>+0(SB), Z15
-	VMOVUPS zero<>+0(SB), Z16
-	VMOVUPS zero<>+0(SB), Z17
-	VMOVUPS zero<>+0(SB), Z18
-	VMOVUPS zero<>+0(SB), Z19
-	VMOVUPS zero<>+0(SB), Z20
-	VMOVUPS zero<>+0(SB), Z21
-	VMOVUPS zero<>+0(SB), Z22
-	VMOVUPS zero<>+0(SB), Z23
-	XORQ    R8, R8
-
-cols111:
-	VMOVUPS       (BX)(R8*1), Z24
-	VMOVUPS       8192(BX)(R8*1), Z25
-	VMOVUPS       16384(BX)(R8*1), Z26
-	VMOVUPS       24576(BX)(R8*1), Z27
-	VMOVUPS       32768(BX)(R8*1), Z28
-	VMOVUPS       40960(BX)(R8*1), Z29
-	VMOVUPS       (CX)(R8*1), Z30
-	VFMADD231PS   Z24, Z30, Z0
-	VFMADD231PS   Z25, Z30, Z1
-	VFMADD231PS   Z26, Z30, Z2
-	VFMADD231PS   Z27, Z30, Z3
-	VFMADD231PS   Z28, Z30, Z4
-	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       8192(CX)(R8*1), Z30
-	VFMADD231PS   Z24, Z30, Z6
-	VFMADD231PS   Z25, Z30, Z7
-	VFMADD231PS   Z26, Z30, Z8
-	VFMADD231PS   Z27, Z30, Z9
-	VFMADD231PS   Z28, Z30, Z10
-	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       16384(CX)(R8*1), Z30
-	VFMADD231PS   Z24, Z30, Z12
-	VFMADD231PS   Z25, Z30, Z13
-	VFMADD231PS   Z26, Z30, Z14
-	VFMADD231PS   Z27, Z30, Z15
-	VFMADD231PS   Z28, Z30, Z16
-	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       24576(CX)(R8*1), Z30
-	VFMADD231PS   Z24, Z30, Z18
-	VFMADD231PS   Z25, Z30, Z19
-	VFMADD231PS   Z26, Z30, Z20
-	VFMADD231PS   Z27, Z30, Z21
-	VFMADD231PS   Z28, Z30, Z22
-	VFMADD231PS   Z29, Z30, Z23
-	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00002000
-	JNE           cols111
-	VEXTRACTF64X4 $0x01, Z0, Y24
-	VADDPS        Y24, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z6, Y24
-	VADDPS        Y24, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z12, Y24
-	VADDPS        Y24, Y12, Y12
-	VEXTRACTF64X4 $0x01, Z18, Y24
-	VADDPS        Y24, Y18, Y18
-	VUNPCKLPS     Y6, Y0, Y24
-	VUNPCKHPS     Y6, Y0, Y0
-	VADDPS        Y0, Y24, Y24
-	VUNPCKLPS     Y18, Y12, Y0
-	VUNPCKHPS     Y18, Y12, Y6
-	VADDPS        Y6, Y0, Y0
-	VUNPCKLPD     Y0, Y24, Y6
-	VUNPCKHPD     Y0, Y24, Y0
-	VADDPS        Y0, Y6, Y6
-	VEXTRACTF32X4 $0x01, Y6, X0
-	VADDPS        X0, X6, X0
-	VMOVUPS       X0, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y13
-	VEXTRACTF64X4 $0x01, Z19, Y0
-	VADDPS        Y0, Y19, Y19
-	VUNPCKLPS     Y7, Y1, Y0
-	VUNPCKHPS     Y7, Y1, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y19, Y13, Y1
-	VUNPCKHPS     Y19, Y13, Y6
-	VADDPS        Y6, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y6
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y6, Y6
-	VEXTRACTF32X4 $0x01, Y6, X0
-	VADDPS        X0, X6, X0
-	VMOVUPS       X0, 3072(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y8
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y14
-	VEXTRACTF64X4 $0x01, Z20, Y0
-	VADDPS        Y0, Y20, Y20
-	VUNPCKLPS     Y8, Y2, Y0
-	VUNPCKHPS     Y8, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y20, Y14, Y1
-	VUNPCKHPS     Y20, Y14, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 6144(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y9
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y15
-	VEXTRACTF64X4 $0x01, Z21, Y0
-	VADDPS        Y0, Y21, Y21
-	VUNPCKLPS     Y9, Y3, Y0
-	VUNPCKHPS     Y9, Y3, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y21, Y15, Y1
-	VUNPCKHPS     Y21, Y15, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 9216(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y10
-	VEXTRACTF64X4 $0x01, Z16, Y0
-	VADDPS        Y0, Y16, Y16
-	VEXTRACTF64X4 $0x01, Z22, Y0
-	VADDPS        Y0, Y22, Y22
-	VUNPCKLPS     Y10, Y4, Y0
-	VUNPCKHPS     Y10, Y4, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y22, Y16, Y1
-	VUNPCKHPS     Y22, Y16, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 12288(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y11
-	VEXTRACTF64X4 $0x01, Z17, Y0
-	VADDPS        Y0, Y17, Y17
-	VEXTRACTF64X4 $0x01, Z23, Y0
-	VADDPS        Y0, Y23, Y23
-	VUNPCKLPS     Y11, Y5, Y0
-	VUNPCKHPS     Y11, Y5, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPS     Y23, Y17, Y1
-	VUNPCKHPS     Y23, Y17, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y0, Y2
-	VUNPCKHPD     Y1, Y0, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VMOVUPS       X0, 15360(SI)
-	ADDQ          $0x0000c000, BX
-	ADDQ          $0x00004800, SI
-	SUBQ          $0x06, DI
-	CMPQ          DI, $0x06
-	JGE           tok107
-
-toktail108:
-	TESTQ DI, DI
-	JE    tokdone110
-
-tok1_109:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	XORQ    R8, R8
-
-cols112:
-	VMOVUPS       (BX)(R8*1), Z4
-	VFMADD231PS   (CX)(R8*1), Z4, Z0
-	VFMADD231PS   8192(CX)(R8*1), Z4, Z1
-	VFMADD231PS   16384(CX)(R8*1), Z4, Z2
-	VFMADD231PS   24576(CX)(R8*1), Z4, Z3
-	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00002000
-	JNE           cols112
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPS     Y1, Y0, Y4
-	VUNPCKHPS     Y1, Y0, Y0
-	VADDPS        Y0, Y4, Y4
-	VUNPCKLPS     Y3, Y2, Y0
-	VUNPCKHPS     Y3, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPD     Y0, Y4, Y1
-	VUNPCKHPD     Y0, Y4, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VMOVUPS       X0, (SI)
-	ADDQ          $0x00002000, BX
-	ADDQ          $0x00000c00, SI
-	DECQ          DI
-	JNE           tok1_109
-
-tokdone110:
-	ADDQ $0x00008000, CX
-	ADDQ $0x10, AX
-	SUBQ $0x04, DX
-	CMPQ DX, $0x04
-	JGE  rows4_103
-
-tail104:
-	TESTQ DX, DX
-	JE    done106
-
-rows1_105:
-	MOVQ x+16(FP), BX
-	MOVQ AX, SI
-	MOVQ b+32(FP), DI
-	CMPQ DI, $0x06
-	JL   toktail114
-
-tok113:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	XORQ    R8, R8
-
-cols117:
-	VMOVUPS       (BX)(R8*1), Z6
-	VMOVUPS       8192(BX)(R8*1), Z7
-	VMOVUPS       16384(BX)(R8*1), Z8
-	VMOVUPS       24576(BX)(R8*1), Z9
-	VMOVUPS       32768(BX)(R8*1), Z10
-	VMOVUPS       40960(BX)(R8*1), Z11
-	VMOVUPS       (CX)(R8*1), Z12
-	VFMADD231PS   Z6, Z12, Z0
-	VFMADD231PS   Z7, Z12, Z1
-	VFMADD231PS   Z8, Z12, Z2
-	VFMADD231PS   Z9, Z12, Z3
-	VFMADD231PS   Z10, Z12, Z4
-	VFMADD231PS   Z11, Z12, Z5
-	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00002000
-	JNE           cols117
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X6
-	VADDPS        X6, X0, X6
-	VPERMILPS     $0x4e, X6, X0
-	VADDPS        X0, X6, X6
-	VPERMILPS     $0xb1, X6, X0
-	VADDPS        X0, X6, X6
-	VMOVSS        X6, (SI)
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 3072(SI)
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X0
-	VADDPS        X0, X2, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 6144(SI)
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X0
-	VADDPS        X0, X3, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 9216(SI)
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 12288(SI)
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y5
-	VEXTRACTF32X4 $0x01, Y5, X0
-	VADDPS        X0, X5, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, 15360(SI)
-	ADDQ          $0x0000c000, BX
-	ADDQ          $0x00004800, SI
-	SUBQ          $0x06, DI
-	CMPQ          DI, $0x06
 	JGE           tok113
 
 toktail114:
@@ -2601,7 +2601,7 @@ cols118:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00002000
+	CMPQ          R8, $0x00000c00
 	JNE           cols118
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
@@ -2612,13 +2612,13 @@ cols118:
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
 	VMOVSS        X1, (SI)
-	ADDQ          $0x00002000, BX
-	ADDQ          $0x00000c00, SI
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00004000, SI
 	DECQ          DI
 	JNE           tok1_115
 
 tokdone116:
-	ADDQ $0x00002000, CX
+	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
 	JNE  rows1_105
@@ -2627,9 +2627,9 @@ done106:
 	VZEROUPPER
 	RET
 
-// func matmul_768x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_768x2048_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
-TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
+TEXT ·matmul_768x2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
@@ -2656,21 +2656,21 @@ tok123:
 
 cols127:
 	VMOVUPS      (BX)(R8*1), Y8
-	VMOVUPS      3072(BX)(R8*1), Y9
+	VMOVUPS      8192(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y0
 	VFMADD231PS  Y9, Y10, Y1
-	VMOVUPS      3072(CX)(R8*1), Y10
+	VMOVUPS      8192(CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y2
 	VFMADD231PS  Y9, Y10, Y3
-	VMOVUPS      6144(CX)(R8*1), Y10
+	VMOVUPS      16384(CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y4
 	VFMADD231PS  Y9, Y10, Y5
-	VMOVUPS      9216(CX)(R8*1), Y10
+	VMOVUPS      24576(CX)(R8*1), Y10
 	VFMADD231PS  Y8, Y10, Y6
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000c00
+	CMPQ         R8, $0x00002000
 	JNE          cols127
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
@@ -2696,7 +2696,7 @@ cols127:
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVUPS      X0, 3072(SI)
-	ADDQ         $0x00001800, BX
+	ADDQ         $0x00004000, BX
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
@@ -2716,11 +2716,11 @@ tok1_125:
 cols128:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
-	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
-	VFMADD231PS  6144(CX)(R8*1), Y4, Y2
-	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
+	VFMADD231PS  8192(CX)(R8*1), Y4, Y1
+	VFMADD231PS  16384(CX)(R8*1), Y4, Y2
+	VFMADD231PS  24576(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000c00
+	CMPQ         R8, $0x00002000
 	JNE          cols128
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
@@ -2734,13 +2734,13 @@ cols128:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVUPS      X0, (SI)
-	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00002000, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
 	JNE          tok1_125
 
 tokdone126:
-	ADDQ $0x00003000, CX
+	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
@@ -2764,12 +2764,12 @@ tok129:
 
 cols133:
 	VMOVUPS      (BX)(R8*1), Y2
-	VMOVUPS      3072(BX)(R8*1), Y3
+	VMOVUPS      8192(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
 	VFMADD231PS  Y2, Y4, Y0
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000c00
+	CMPQ         R8, $0x00002000
 	JNE          cols133
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
@@ -2785,7 +2785,7 @@ cols133:
 	VPERMILPS    $0xb1, X0, X1
 	VADDPS       X1, X0, X0
 	VMOVSS       X0, 3072(SI)
-	ADDQ         $0x00001800, BX
+	ADDQ         $0x00004000, BX
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
@@ -2803,7 +2803,7 @@ cols134:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
-	CMPQ         R8, $0x00000c00
+	CMPQ         R8, $0x00002000
 	JNE          cols134
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -2812,13 +2812,13 @@ cols134:
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
 	VMOVSS       X1, (SI)
-	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00002000, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
 	JNE          tok1_131
 
 tokdone132:
-	ADDQ $0x00000c00, CX
+	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
 	JNE  rows1_121
@@ -2827,9 +2827,9 @@ done122:
 	VZEROUPPER
 	RET
 
-// func matmul_768x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_768x2048_avx512(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
+TEXT ·matmul_768x2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
@@ -2872,11 +2872,11 @@ tok139:
 
 cols143:
 	VMOVUPS       (BX)(R8*1), Z24
-	VMOVUPS       3072(BX)(R8*1), Z25
-	VMOVUPS       6144(BX)(R8*1), Z26
-	VMOVUPS       9216(BX)(R8*1), Z27
-	VMOVUPS       12288(BX)(R8*1), Z28
-	VMOVUPS       15360(BX)(R8*1), Z29
+	VMOVUPS       8192(BX)(R8*1), Z25
+	VMOVUPS       16384(BX)(R8*1), Z26
+	VMOVUPS       24576(BX)(R8*1), Z27
+	VMOVUPS       32768(BX)(R8*1), Z28
+	VMOVUPS       40960(BX)(R8*1), Z29
 	VMOVUPS       (CX)(R8*1), Z30
 	VFMADD231PS   Z24, Z30, Z0
 	VFMADD231PS   Z25, Z30, Z1
@@ -2884,21 +2884,21 @@ cols143:
 	VFMADD231PS   Z27, Z30, Z3
 	VFMADD231PS   Z28, Z30, Z4
 	VFMADD231PS   Z29, Z30, Z5
-	VMOVUPS       3072(CX)(R8*1), Z30
+	VMOVUPS       8192(CX)(R8*1), Z30
 	VFMADD231PS   Z24, Z30, Z6
 	VFMADD231PS   Z25, Z30, Z7
 	VFMADD231PS   Z26, Z30, Z8
 	VFMADD231PS   Z27, Z30, Z9
 	VFMADD231PS   Z28, Z30, Z10
 	VFMADD231PS   Z29, Z30, Z11
-	VMOVUPS       6144(CX)(R8*1), Z30
+	VMOVUPS       16384(CX)(R8*1), Z30
 	VFMADD231PS   Z24, Z30, Z12
 	VFMADD231PS   Z25, Z30, Z13
 	VFMADD231PS   Z26, Z30, Z14
 	VFMADD231PS   Z27, Z30, Z15
 	VFMADD231PS   Z28, Z30, Z16
 	VFMADD231PS   Z29, Z30, Z17
-	VMOVUPS       9216(CX)(R8*1), Z30
+	VMOVUPS       24576(CX)(R8*1), Z30
 	VFMADD231PS   Z24, Z30, Z18
 	VFMADD231PS   Z25, Z30, Z19
 	VFMADD231PS   Z26, Z30, Z20
@@ -2906,7 +2906,7 @@ cols143:
 	VFMADD231PS   Z28, Z30, Z22
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00000c00
+	CMPQ          R8, $0x00002000
 	JNE           cols143
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
@@ -3028,7 +3028,7 @@ cols143:
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPS        X0, X2, X0
 	VMOVUPS       X0, 15360(SI)
-	ADDQ          $0x00004800, BX
+	ADDQ          $0x0000c000, BX
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
@@ -3048,11 +3048,11 @@ tok1_141:
 cols144:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
-	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
-	VFMADD231PS   6144(CX)(R8*1), Z4, Z2
-	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
+	VFMADD231PS   8192(CX)(R8*1), Z4, Z1
+	VFMADD231PS   16384(CX)(R8*1), Z4, Z2
+	VFMADD231PS   24576(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
-	CMPQ          R8, $0x00000c00
+	CMPQ          R8, $0x00002000
 	JNE           cols144
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
@@ -3074,13 +3074,13 @@ cols144:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VMOVUPS       X0, (SI)
-	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00002000, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
 	JNE           tok1_141
 
 tokdone142:
-	ADDQ $0x00003000, CX
+	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
@@ -3108,6 +3108,600 @@ tok145:
 
 cols149:
 	VMOVUPS       (BX)(R8*1), Z6
+	VMOVUPS       8192(BX)(R8*1), Z7
+	VMOVUPS       16384(BX)(R8*1), Z8
+	VMOVUPS       24576(BX)(R8*1), Z9
+	VMOVUPS       32768(BX)(R8*1), Z10
+	VMOVUPS       40960(BX)(R8*1), Z11
+	VMOVUPS       (CX)(R8*1), Z12
+	VFMADD231PS   Z6, Z12, Z0
+	VFMADD231PS   Z7, Z12, Z1
+	VFMADD231PS   Z8, Z12, Z2
+	VFMADD231PS   Z9, Z12, Z3
+	VFMADD231PS   Z10, Z12, Z4
+	VFMADD231PS   Z11, Z12, Z5
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00002000
+	JNE           cols149
+	VEXTRACTF64X4 $0x01, Z0, Y6
+	VADDPS        Y6, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3072(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 6144(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 9216(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 12288(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 15360(SI)
+	ADDQ          $0x0000c000, BX
+	ADDQ          $0x00004800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok145
+
+toktail146:
+	TESTQ DI, DI
+	JE    tokdone148
+
+tok1_147:
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols150:
+	VMOVUPS       (BX)(R8*1), Z1
+	VFMADD231PS   (CX)(R8*1), Z1, Z0
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00002000
+	JNE           cols150
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00002000, BX
+	ADDQ          $0x00000c00, SI
+	DECQ          DI
+	JNE           tok1_147
+
+tokdone148:
+	ADDQ $0x00002000, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_137
+
+done138:
+	VZEROUPPER
+	RET
+
+// func matmul_768x768_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail152
+
+rows4_151:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail156
+
+tok155:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R8, R8
+
+cols159:
+	VMOVUPS      (BX)(R8*1), Y8
+	VMOVUPS      3072(BX)(R8*1), Y9
+	VMOVUPS      (CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      3072(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      6144(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      9216(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols159
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 3072(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00001800, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok155
+
+toktail156:
+	TESTQ DI, DI
+	JE    tokdone158
+
+tok1_157:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+cols160:
+	VMOVUPS      (BX)(R8*1), Y4
+	VFMADD231PS  (CX)(R8*1), Y4, Y0
+	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
+	VFMADD231PS  6144(CX)(R8*1), Y4, Y2
+	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols160
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00000c00, SI
+	DECQ         DI
+	JNE          tok1_157
+
+tokdone158:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_151
+
+tail152:
+	TESTQ DX, DX
+	JE    done154
+
+rows1_153:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail162
+
+tok161:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R8, R8
+
+cols165:
+	VMOVUPS      (BX)(R8*1), Y2
+	VMOVUPS      3072(BX)(R8*1), Y3
+	VMOVUPS      (CX)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols165
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 3072(SI)
+	ADDQ         $0x00001800, BX
+	ADDQ         $0x00001800, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok161
+
+toktail162:
+	TESTQ DI, DI
+	JE    tokdone164
+
+tok1_163:
+	VXORPS Y0, Y0, Y0
+	XORQ   R8, R8
+
+cols166:
+	VMOVUPS      (BX)(R8*1), Y1
+	VFMADD231PS  (CX)(R8*1), Y1, Y0
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000c00
+	JNE          cols166
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000c00, BX
+	ADDQ         $0x00000c00, SI
+	DECQ         DI
+	JNE          tok1_163
+
+tokdone164:
+	ADDQ $0x00000c00, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_153
+
+done154:
+	VZEROUPPER
+	RET
+
+// func matmul_768x768_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail168
+
+rows4_167:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail172
+
+tok171:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	XORQ    R8, R8
+
+cols175:
+	VMOVUPS       (BX)(R8*1), Z24
+	VMOVUPS       3072(BX)(R8*1), Z25
+	VMOVUPS       6144(BX)(R8*1), Z26
+	VMOVUPS       9216(BX)(R8*1), Z27
+	VMOVUPS       12288(BX)(R8*1), Z28
+	VMOVUPS       15360(BX)(R8*1), Z29
+	VMOVUPS       (CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z0
+	VFMADD231PS   Z25, Z30, Z1
+	VFMADD231PS   Z26, Z30, Z2
+	VFMADD231PS   Z27, Z30, Z3
+	VFMADD231PS   Z28, Z30, Z4
+	VFMADD231PS   Z29, Z30, Z5
+	VMOVUPS       3072(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z6
+	VFMADD231PS   Z25, Z30, Z7
+	VFMADD231PS   Z26, Z30, Z8
+	VFMADD231PS   Z27, Z30, Z9
+	VFMADD231PS   Z28, Z30, Z10
+	VFMADD231PS   Z29, Z30, Z11
+	VMOVUPS       6144(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z12
+	VFMADD231PS   Z25, Z30, Z13
+	VFMADD231PS   Z26, Z30, Z14
+	VFMADD231PS   Z27, Z30, Z15
+	VFMADD231PS   Z28, Z30, Z16
+	VFMADD231PS   Z29, Z30, Z17
+	VMOVUPS       9216(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z18
+	VFMADD231PS   Z25, Z30, Z19
+	VFMADD231PS   Z26, Z30, Z20
+	VFMADD231PS   Z27, Z30, Z21
+	VFMADD231PS   Z28, Z30, Z22
+	VFMADD231PS   Z29, Z30, Z23
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols175
+	VEXTRACTF64X4 $0x01, Z0, Y24
+	VADDPS        Y24, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y24
+	VADDPS        Y24, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z12, Y24
+	VADDPS        Y24, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y24
+	VADDPS        Y24, Y18, Y18
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y0
+	VADDPS        Y0, Y19, Y19
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 3072(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z20, Y0
+	VADDPS        Y0, Y20, Y20
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 6144(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z21, Y0
+	VADDPS        Y0, Y21, Y21
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 9216(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z16, Y0
+	VADDPS        Y0, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z22, Y0
+	VADDPS        Y0, Y22, Y22
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 12288(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z17, Y0
+	VADDPS        Y0, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z23, Y0
+	VADDPS        Y0, Y23, Y23
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 15360(SI)
+	ADDQ          $0x00004800, BX
+	ADDQ          $0x00004800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok171
+
+toktail172:
+	TESTQ DI, DI
+	JE    tokdone174
+
+tok1_173:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
+
+cols176:
+	VMOVUPS       (BX)(R8*1), Z4
+	VFMADD231PS   (CX)(R8*1), Z4, Z0
+	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
+	VFMADD231PS   6144(CX)(R8*1), Z4, Z2
+	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols176
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000c00, BX
+	ADDQ          $0x00000c00, SI
+	DECQ          DI
+	JNE           tok1_173
+
+tokdone174:
+	ADDQ $0x00003000, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_167
+
+tail168:
+	TESTQ DX, DX
+	JE    done170
+
+rows1_169:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail178
+
+tok177:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	XORQ    R8, R8
+
+cols181:
+	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
 	VMOVUPS       9216(BX)(R8*1), Z9
@@ -3122,7 +3716,7 @@ cols149:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols149
+	JNE           cols181
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3181,22 +3775,22 @@ cols149:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok145
+	JGE           tok177
 
-toktail146:
+toktail178:
 	TESTQ DI, DI
-	JE    tokdone148
+	JE    tokdone180
 
-tok1_147:
+tok1_179:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols150:
+cols182:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols150
+	JNE           cols182
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3209,15 +3803,15 @@ cols150:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_147
+	JNE           tok1_179
 
-tokdone148:
+tokdone180:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_137
+	JNE  rows1_169
 
-done138:
+done170:
 	VZEROUPPER
 	RET
 
@@ -3229,9 +3823,9 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail152
+	JL   tail184
 
-rows4_151:
+rows4_183:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3242,7 +3836,7 @@ rows4_151:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols155:
+cols187:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -3255,7 +3849,7 @@ cols155:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols155
+	JNE          cols187
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3276,20 +3870,20 @@ cols155:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_151
+	JGE          rows4_183
 
-tail152:
+tail184:
 	TESTQ BX, BX
-	JE    done154
+	JE    done186
 
-rows1_153:
+rows1_185:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols156:
+cols188:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -3300,7 +3894,7 @@ cols156:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols156
+	JNE          cols188
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3314,9 +3908,9 @@ cols156:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_153
+	JNE          rows1_185
 
-done154:
+done186:
 	VZEROUPPER
 	RET
 
@@ -3328,9 +3922,9 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail158
+	JL   tail190
 
-rows4_157:
+rows4_189:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3341,7 +3935,7 @@ rows4_157:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols161:
+cols193:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -3354,7 +3948,7 @@ cols161:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols161
+	JNE           cols193
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -3383,20 +3977,20 @@ cols161:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_157
+	JGE           rows4_189
 
-tail158:
+tail190:
 	TESTQ BX, BX
-	JE    done160
+	JE    done192
 
-rows1_159:
+rows1_191:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols162:
+cols194:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -3407,7 +4001,7 @@ cols162:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols162
+	JNE           cols194
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -3423,9 +4017,9 @@ cols162:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_159
+	JNE           rows1_191
 
-done160:
+done192:
 	VZEROUPPER
 	RET
 
@@ -3437,9 +4031,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail164
+	JL   tail196
 
-rows4_163:
+rows4_195:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3450,7 +4044,7 @@ rows4_163:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols167:
+cols199:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -3463,7 +4057,7 @@ cols167:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols167
+	JNE          cols199
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3484,20 +4078,20 @@ cols167:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_163
+	JGE          rows4_195
 
-tail164:
+tail196:
 	TESTQ BX, BX
-	JE    done166
+	JE    done198
 
-rows1_165:
+rows1_197:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols168:
+cols200:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -3508,7 +4102,7 @@ cols168:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols168
+	JNE          cols200
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3522,9 +4116,9 @@ cols168:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_165
+	JNE          rows1_197
 
-done166:
+done198:
 	VZEROUPPER
 	RET
 
@@ -3536,9 +4130,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail170
+	JL   tail202
 
-rows4_169:
+rows4_201:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3549,7 +4143,7 @@ rows4_169:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols173:
+cols205:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
@@ -3562,7 +4156,7 @@ cols173:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols173
+	JNE           cols205
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -3591,20 +4185,20 @@ cols173:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_169
+	JGE           rows4_201
 
-tail170:
+tail202:
 	TESTQ BX, BX
-	JE    done172
+	JE    done204
 
-rows1_171:
+rows1_203:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols174:
+cols206:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -3615,7 +4209,7 @@ cols174:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols174
+	JNE           cols206
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -3631,9 +4225,9 @@ cols174:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_171
+	JNE           rows1_203
 
-done172:
+done204:
 	VZEROUPPER
 	RET
 
@@ -3651,7 +4245,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols175:
+cols207:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -3662,7 +4256,7 @@ cols175:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols175
+	JNE          cols207
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3680,9 +4274,9 @@ cols175:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail177
+	JL           tail209
 
-rows4_176:
+rows4_208:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -3693,7 +4287,7 @@ rows4_176:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols180:
+cols212:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -3708,7 +4302,7 @@ cols180:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols180
+	JNE          cols212
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -3730,20 +4324,20 @@ cols180:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_176
+	JGE          rows4_208
 
-tail177:
+tail209:
 	TESTQ BX, BX
-	JE    done179
+	JE    done211
 
-rows1_178:
+rows1_210:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols181:
+cols213:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -3758,7 +4352,7 @@ cols181:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols181
+	JNE          cols213
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -3773,9 +4367,9 @@ cols181:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_178
+	JNE          rows1_210
 
-done179:
+done211:
 	VZEROUPPER
 	RET
 
@@ -3811,7 +4405,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols182:
+cols214:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -3822,7 +4416,7 @@ cols182:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols182
+	JNE           cols214
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -3842,9 +4436,9 @@ cols182:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail184
+	JL            tail216
 
-rows4_183:
+rows4_215:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -3855,7 +4449,7 @@ rows4_183:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols187:
+cols219:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -3870,7 +4464,7 @@ cols187:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols187
+	JNE           cols219
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -3900,20 +4494,20 @@ cols187:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_183
+	JGE           rows4_215
 
-tail184:
+tail216:
 	TESTQ BX, BX
-	JE    done186
+	JE    done218
 
-rows1_185:
+rows1_217:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols188:
+cols220:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -3928,7 +4522,7 @@ cols188:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols188
+	JNE           cols220
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -3945,9 +4539,9 @@ cols188:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_185
+	JNE           rows1_217
 
-done186:
+done218:
 	VZEROUPPER
 	RET
 
@@ -3965,7 +4559,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols189:
+cols221:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -3976,7 +4570,7 @@ cols189:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols189
+	JNE          cols221
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3994,9 +4588,9 @@ cols189:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail191
+	JL           tail223
 
-rows4_190:
+rows4_222:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4007,7 +4601,7 @@ rows4_190:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols194:
+cols226:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4020,7 +4614,7 @@ cols194:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols194
+	JNE          cols226
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -4073,13 +4667,13 @@ cols194:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_190
+	JGE          rows4_222
 
-tail191:
+tail223:
 	TESTQ BX, BX
-	JE    done193
+	JE    done225
 
-rows1_192:
+rows1_224:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4090,7 +4684,7 @@ rows1_192:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols195:
+cols227:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4109,7 +4703,7 @@ cols195:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols195
+	JNE          cols227
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -4157,9 +4751,9 @@ cols195:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_192
+	JNE          rows1_224
 
-done193:
+done225:
 	VZEROUPPER
 	RET
 
@@ -4195,7 +4789,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols196:
+cols228:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -4206,7 +4800,7 @@ cols196:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols196
+	JNE           cols228
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -4226,9 +4820,9 @@ cols196:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail198
+	JL            tail230
 
-rows4_197:
+rows4_229:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4247,7 +4841,7 @@ rows4_197:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols201:
+cols233:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	VFMADD231PS   (CX)(DI*1), Z17, Z1
@@ -4270,7 +4864,7 @@ cols201:
 	VFMADD231PS   6300736(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols201
+	JNE           cols233
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -4347,13 +4941,13 @@ cols201:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_197
+	JGE           rows4_229
 
-tail198:
+tail230:
 	TESTQ BX, BX
-	JE    done200
+	JE    done232
 
-rows1_199:
+rows1_231:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4364,7 +4958,7 @@ rows1_199:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols202:
+cols234:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -4383,7 +4977,7 @@ cols202:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols202
+	JNE           cols234
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -4435,8 +5029,8 @@ cols202:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_199
+	JNE           rows1_231
 
-done200:
+done232:
 	VZEROUPPER
 	RET

@@ -14,6 +14,11 @@ func attention_64_768_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func matmul_2304x768_neon(out, w, x *float32, n, b int)
 
+// matmul_32000x768_neon: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
+//
+//go:noescape
+func matmul_32000x768_neon(out, w, x *float32, n, b int)
+
 // matmul_4096x768_neon: out[b*4096+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
 //
 //go:noescape

@@ -15,6 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			cls:      rmsmatvec_288_neon,
 			down:     matvec_768_neon,
 			ffn:      rmsswiglu_768x288_neon,
+			mmCls:    matmul_32000x288_neon,
 			mmDown:   matmul_288x768_neon,
 			mmGateUp: matmul_1536x288_neon,
 			mmOut:    matmul_288x288_neon,

@@ -44,6 +44,16 @@ func matmul_288x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_288x768_avx512(out *float32, w *float32, x *float32, n int, b int)
 
+// matmul_32000x288_avx2: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_32000x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_32000x288_avx512: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_32000x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matmul_864x288_avx2: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 //
 //go:noescape

@@ -2587,9 +2587,9 @@ done106:
 	VZEROUPPER
 	RET
 
-// func matmul_864x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_32000x288_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
-TEXT ·matmul_864x288_avx2(SB), NOSPLIT, $0-40
+TEXT ·matmul_32000x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
@@ -2655,9 +2655,9 @@ cols127:
 	VADDPS       Y0, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
-	VMOVUPS      X0, 3456(SI)
+	VMOVUPS      X0, 128000(SI)
 	ADDQ         $0x00000900, BX
-	ADDQ         $0x00001b00, SI
+	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
 	JGE          tok123
@@ -2695,7 +2695,7 @@ cols128:
 	VADDPS       X0, X1, X0
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000480, BX
-	ADDQ         $0x00000d80, SI
+	ADDQ         $0x0001f400, SI
 	DECQ         DI
 	JNE          tok1_125
 
@@ -2744,9 +2744,9 @@ cols133:
 	VADDPS       X1, X0, X0
 	VPERMILPS    $0xb1, X0, X1
 	VADDPS       X1, X0, X0
-	VMOVSS       X0, 3456(SI)
+	VMOVSS       X0, 128000(SI)
 	ADDQ         $0x00000900, BX
-	ADDQ         $0x00001b00, SI
+	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
 	JGE          tok129
@@ -2773,7 +2773,7 @@ cols134:
 	VADDPS       X0, X1, X1
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000480, BX
-	ADDQ         $0x00000d80, SI
+	ADDQ         $0x0001f400, SI
 	DECQ         DI
 	JNE          tok1_131
 
@@ -2787,9 +2787,9 @@ done122:
 	VZEROUPPER
 	RET
 
-// func matmul_864x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+// func matmul_32000x288_avx512(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matmul_864x288_avx512(SB), NOSPLIT, $0-40
+TEXT ·matmul_32000x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
@@ -2868,6 +2868,600 @@ cols143:
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
 	JNE           cols143
+	VEXTRACTF64X4 $0x01, Z0, Y24
+	VADDPS        Y24, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z6, Y24
+	VADDPS        Y24, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z12, Y24
+	VADDPS        Y24, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z18, Y24
+	VADDPS        Y24, Y18, Y18
+	VUNPCKLPS     Y6, Y0, Y24
+	VUNPCKHPS     Y6, Y0, Y0
+	VADDPS        Y0, Y24, Y24
+	VUNPCKLPS     Y18, Y12, Y0
+	VUNPCKHPS     Y18, Y12, Y6
+	VADDPS        Y6, Y0, Y0
+	VUNPCKLPD     Y0, Y24, Y6
+	VUNPCKHPD     Y0, Y24, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z19, Y0
+	VADDPS        Y0, Y19, Y19
+	VUNPCKLPS     Y7, Y1, Y0
+	VUNPCKHPS     Y7, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y19, Y13, Y1
+	VUNPCKHPS     Y19, Y13, Y6
+	VADDPS        Y6, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y6
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X0
+	VADDPS        X0, X6, X0
+	VMOVUPS       X0, 128000(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z20, Y0
+	VADDPS        Y0, Y20, Y20
+	VUNPCKLPS     Y8, Y2, Y0
+	VUNPCKHPS     Y8, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y20, Y14, Y1
+	VUNPCKHPS     Y20, Y14, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 256000(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z21, Y0
+	VADDPS        Y0, Y21, Y21
+	VUNPCKLPS     Y9, Y3, Y0
+	VUNPCKHPS     Y9, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y21, Y15, Y1
+	VUNPCKHPS     Y21, Y15, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 384000(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z16, Y0
+	VADDPS        Y0, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z22, Y0
+	VADDPS        Y0, Y22, Y22
+	VUNPCKLPS     Y10, Y4, Y0
+	VUNPCKHPS     Y10, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y22, Y16, Y1
+	VUNPCKHPS     Y22, Y16, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 512000(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z17, Y0
+	VADDPS        Y0, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z23, Y0
+	VADDPS        Y0, Y23, Y23
+	VUNPCKLPS     Y11, Y5, Y0
+	VUNPCKHPS     Y11, Y5, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y23, Y17, Y1
+	VUNPCKHPS     Y23, Y17, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 640000(SI)
+	ADDQ          $0x00001b00, BX
+	ADDQ          $0x000bb800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok139
+
+toktail140:
+	TESTQ DI, DI
+	JE    tokdone142
+
+tok1_141:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
+
+cols144:
+	VMOVUPS       (BX)(R8*1), Z4
+	VFMADD231PS   (CX)(R8*1), Z4, Z0
+	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
+	VFMADD231PS   2304(CX)(R8*1), Z4, Z2
+	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols144
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y4
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y4, Y1
+	VUNPCKHPD     Y0, Y4, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000480, BX
+	ADDQ          $0x0001f400, SI
+	DECQ          DI
+	JNE           tok1_141
+
+tokdone142:
+	ADDQ $0x00001200, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_135
+
+tail136:
+	TESTQ DX, DX
+	JE    done138
+
+rows1_137:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail146
+
+tok145:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	XORQ    R8, R8
+
+cols149:
+	VMOVUPS       (BX)(R8*1), Z6
+	VMOVUPS       1152(BX)(R8*1), Z7
+	VMOVUPS       2304(BX)(R8*1), Z8
+	VMOVUPS       3456(BX)(R8*1), Z9
+	VMOVUPS       4608(BX)(R8*1), Z10
+	VMOVUPS       5760(BX)(R8*1), Z11
+	VMOVUPS       (CX)(R8*1), Z12
+	VFMADD231PS   Z6, Z12, Z0
+	VFMADD231PS   Z7, Z12, Z1
+	VFMADD231PS   Z8, Z12, Z2
+	VFMADD231PS   Z9, Z12, Z3
+	VFMADD231PS   Z10, Z12, Z4
+	VFMADD231PS   Z11, Z12, Z5
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols149
+	VEXTRACTF64X4 $0x01, Z0, Y6
+	VADDPS        Y6, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X6
+	VADDPS        X6, X0, X6
+	VPERMILPS     $0x4e, X6, X0
+	VADDPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VADDPS        X0, X6, X6
+	VMOVSS        X6, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 128000(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 256000(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 384000(SI)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 512000(SI)
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X0
+	VADDPS        X0, X5, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 640000(SI)
+	ADDQ          $0x00001b00, BX
+	ADDQ          $0x000bb800, SI
+	SUBQ          $0x06, DI
+	CMPQ          DI, $0x06
+	JGE           tok145
+
+toktail146:
+	TESTQ DI, DI
+	JE    tokdone148
+
+tok1_147:
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols150:
+	VMOVUPS       (BX)(R8*1), Z1
+	VFMADD231PS   (CX)(R8*1), Z1, Z0
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols150
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (SI)
+	ADDQ          $0x00000480, BX
+	ADDQ          $0x0001f400, SI
+	DECQ          DI
+	JNE           tok1_147
+
+tokdone148:
+	ADDQ $0x00000480, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_137
+
+done138:
+	VZEROUPPER
+	RET
+
+// func matmul_864x288_avx2(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, FMA3
+TEXT ·matmul_864x288_avx2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail152
+
+rows4_151:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail156
+
+tok155:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R8, R8
+
+cols159:
+	VMOVUPS      (BX)(R8*1), Y8
+	VMOVUPS      1152(BX)(R8*1), Y9
+	VMOVUPS      (CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      1152(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      2304(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      3456(CX)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols159
+	VUNPCKLPS    Y2, Y0, Y8
+	VUNPCKHPS    Y2, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y6, Y4, Y0
+	VUNPCKHPS    Y6, Y4, Y2
+	VADDPS       Y2, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y2
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, (SI)
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y5, Y1
+	VUNPCKHPS    Y7, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 3456(SI)
+	ADDQ         $0x00000900, BX
+	ADDQ         $0x00001b00, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok155
+
+toktail156:
+	TESTQ DI, DI
+	JE    tokdone158
+
+tok1_157:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+cols160:
+	VMOVUPS      (BX)(R8*1), Y4
+	VFMADD231PS  (CX)(R8*1), Y4, Y0
+	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
+	VFMADD231PS  2304(CX)(R8*1), Y4, Y2
+	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols160
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (SI)
+	ADDQ         $0x00000480, BX
+	ADDQ         $0x00000d80, SI
+	DECQ         DI
+	JNE          tok1_157
+
+tokdone158:
+	ADDQ $0x00001200, CX
+	ADDQ $0x10, AX
+	SUBQ $0x04, DX
+	CMPQ DX, $0x04
+	JGE  rows4_151
+
+tail152:
+	TESTQ DX, DX
+	JE    done154
+
+rows1_153:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x02
+	JL   toktail162
+
+tok161:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R8, R8
+
+cols165:
+	VMOVUPS      (BX)(R8*1), Y2
+	VMOVUPS      1152(BX)(R8*1), Y3
+	VMOVUPS      (CX)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols165
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VPERMILPS    $0x4e, X2, X0
+	VADDPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSS       X2, (SI)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 3456(SI)
+	ADDQ         $0x00000900, BX
+	ADDQ         $0x00001b00, SI
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          tok161
+
+toktail162:
+	TESTQ DI, DI
+	JE    tokdone164
+
+tok1_163:
+	VXORPS Y0, Y0, Y0
+	XORQ   R8, R8
+
+cols166:
+	VMOVUPS      (BX)(R8*1), Y1
+	VFMADD231PS  (CX)(R8*1), Y1, Y0
+	ADDQ         $0x00000020, R8
+	CMPQ         R8, $0x00000480
+	JNE          cols166
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (SI)
+	ADDQ         $0x00000480, BX
+	ADDQ         $0x00000d80, SI
+	DECQ         DI
+	JNE          tok1_163
+
+tokdone164:
+	ADDQ $0x00000480, CX
+	ADDQ $0x04, AX
+	DECQ DX
+	JNE  rows1_153
+
+done154:
+	VZEROUPPER
+	RET
+
+// func matmul_864x288_avx512(out *float32, w *float32, x *float32, n int, b int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·matmul_864x288_avx512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ n+24(FP), DX
+	CMPQ DX, $0x04
+	JL   tail168
+
+rows4_167:
+	MOVQ x+16(FP), BX
+	MOVQ AX, SI
+	MOVQ b+32(FP), DI
+	CMPQ DI, $0x06
+	JL   toktail172
+
+tok171:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	XORQ    R8, R8
+
+cols175:
+	VMOVUPS       (BX)(R8*1), Z24
+	VMOVUPS       1152(BX)(R8*1), Z25
+	VMOVUPS       2304(BX)(R8*1), Z26
+	VMOVUPS       3456(BX)(R8*1), Z27
+	VMOVUPS       4608(BX)(R8*1), Z28
+	VMOVUPS       5760(BX)(R8*1), Z29
+	VMOVUPS       (CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z0
+	VFMADD231PS   Z25, Z30, Z1
+	VFMADD231PS   Z26, Z30, Z2
+	VFMADD231PS   Z27, Z30, Z3
+	VFMADD231PS   Z28, Z30, Z4
+	VFMADD231PS   Z29, Z30, Z5
+	VMOVUPS       1152(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z6
+	VFMADD231PS   Z25, Z30, Z7
+	VFMADD231PS   Z26, Z30, Z8
+	VFMADD231PS   Z27, Z30, Z9
+	VFMADD231PS   Z28, Z30, Z10
+	VFMADD231PS   Z29, Z30, Z11
+	VMOVUPS       2304(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z12
+	VFMADD231PS   Z25, Z30, Z13
+	VFMADD231PS   Z26, Z30, Z14
+	VFMADD231PS   Z27, Z30, Z15
+	VFMADD231PS   Z28, Z30, Z16
+	VFMADD231PS   Z29, Z30, Z17
+	VMOVUPS       3456(CX)(R8*1), Z30
+	VFMADD231PS   Z24, Z30, Z18
+	VFMADD231PS   Z25, Z30, Z19
+	VFMADD231PS   Z26, Z30, Z20
+	VFMADD231PS   Z27, Z30, Z21
+	VFMADD231PS   Z28, Z30, Z22
+	VFMADD231PS   Z29, Z30, Z23
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols175
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -2992,20 +3586,20 @@ cols143:
 	ADDQ          $0x00005100, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok139
+	JGE           tok171
 
-toktail140:
+toktail172:
 	TESTQ DI, DI
-	JE    tokdone142
+	JE    tokdone174
 
-tok1_141:
+tok1_173:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols144:
+cols176:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
@@ -3013,7 +3607,7 @@ cols144:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols144
+	JNE           cols176
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3037,27 +3631,27 @@ cols144:
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000d80, SI
 	DECQ          DI
-	JNE           tok1_141
+	JNE           tok1_173
 
-tokdone142:
+tokdone174:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_135
+	JGE  rows4_167
 
-tail136:
+tail168:
 	TESTQ DX, DX
-	JE    done138
+	JE    done170
 
-rows1_137:
+rows1_169:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail146
+	JL   toktail178
 
-tok145:
+tok177:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3066,7 +3660,7 @@ tok145:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols149:
+cols181:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -3082,7 +3676,7 @@ cols149:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols149
+	JNE           cols181
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3141,22 +3735,22 @@ cols149:
 	ADDQ          $0x00005100, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok145
+	JGE           tok177
 
-toktail146:
+toktail178:
 	TESTQ DI, DI
-	JE    tokdone148
+	JE    tokdone180
 
-tok1_147:
+tok1_179:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols150:
+cols182:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols150
+	JNE           cols182
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3169,15 +3763,15 @@ cols150:
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000d80, SI
 	DECQ          DI
-	JNE           tok1_147
+	JNE           tok1_179
 
-tokdone148:
+tokdone180:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_137
+	JNE  rows1_169
 
-done138:
+done170:
 	VZEROUPPER
 	RET
 
@@ -3189,9 +3783,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail152
+	JL   tail184
 
-rows4_151:
+rows4_183:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3202,7 +3796,7 @@ rows4_151:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols155:
+cols187:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
@@ -3215,7 +3809,7 @@ cols155:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols155
+	JNE          cols187
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3236,20 +3830,20 @@ cols155:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_151
+	JGE          rows4_183
 
-tail152:
+tail184:
 	TESTQ BX, BX
-	JE    done154
+	JE    done186
 
-rows1_153:
+rows1_185:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols156:
+cols188:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -3260,7 +3854,7 @@ cols156:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols156
+	JNE          cols188
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3274,9 +3868,9 @@ cols156:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_153
+	JNE          rows1_185
 
-done154:
+done186:
 	VZEROUPPER
 	RET
 
@@ -3288,9 +3882,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail158
+	JL   tail190
 
-rows4_157:
+rows4_189:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3301,7 +3895,7 @@ rows4_157:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols161:
+cols193:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   1152(CX)(SI*1), Z8, Z1
@@ -3314,7 +3908,7 @@ cols161:
 	VFMADD231PS   3520(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols161
+	JNE           cols193
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -3343,20 +3937,20 @@ cols161:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_157
+	JGE           rows4_189
 
-tail158:
+tail190:
 	TESTQ BX, BX
-	JE    done160
+	JE    done192
 
-rows1_159:
+rows1_191:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols162:
+cols194:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -3367,7 +3961,7 @@ cols162:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols162
+	JNE           cols194
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(CX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -3387,9 +3981,9 @@ cols162:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_159
+	JNE           rows1_191
 
-done160:
+done192:
 	VZEROUPPER
 	RET
 
@@ -3401,9 +3995,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail164
+	JL   tail196
 
-rows4_163:
+rows4_195:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3414,7 +4008,7 @@ rows4_163:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols167:
+cols199:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -3427,7 +4021,7 @@ cols167:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols167
+	JNE          cols199
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3448,20 +4042,20 @@ cols167:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_163
+	JGE          rows4_195
 
-tail164:
+tail196:
 	TESTQ BX, BX
-	JE    done166
+	JE    done198
 
-rows1_165:
+rows1_197:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols168:
+cols200:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -3472,7 +4066,7 @@ cols168:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols168
+	JNE          cols200
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3486,9 +4080,9 @@ cols168:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_165
+	JNE          rows1_197
 
-done166:
+done198:
 	VZEROUPPER
 	RET
 
@@ -3500,9 +4094,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail170
+	JL   tail202
 
-rows4_169:
+rows4_201:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3513,7 +4107,7 @@ rows4_169:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols173:
+cols205:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
@@ -3526,7 +4120,7 @@ cols173:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols173
+	JNE           cols205
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -3555,20 +4149,20 @@ cols173:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_169
+	JGE           rows4_201
 
-tail170:
+tail202:
 	TESTQ BX, BX
-	JE    done172
+	JE    done204
 
-rows1_171:
+rows1_203:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols174:
+cols206:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -3579,7 +4173,7 @@ cols174:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols174
+	JNE           cols206
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -3595,9 +4189,9 @@ cols174:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_171
+	JNE           rows1_203
 
-done172:
+done204:
 	VZEROUPPER
 	RET
 
@@ -3615,7 +4209,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols175:
+cols207:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -3626,7 +4220,7 @@ cols175:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols175
+	JNE          cols207
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3644,9 +4238,9 @@ cols175:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail177
+	JL           tail209
 
-rows4_176:
+rows4_208:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -3657,7 +4251,7 @@ rows4_176:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols180:
+cols212:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -3672,7 +4266,7 @@ cols180:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols180
+	JNE          cols212
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -3694,20 +4288,20 @@ cols180:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_176
+	JGE          rows4_208
 
-tail177:
+tail209:
 	TESTQ BX, BX
-	JE    done179
+	JE    done211
 
-rows1_178:
+rows1_210:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols181:
+cols213:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -3722,7 +4316,7 @@ cols181:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols181
+	JNE          cols213
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -3737,9 +4331,9 @@ cols181:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_178
+	JNE          rows1_210
 
-done179:
+done211:
 	VZEROUPPER
 	RET
 
@@ -3775,7 +4369,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols182:
+cols214:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -3786,7 +4380,7 @@ cols182:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols182
+	JNE           cols214
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -3810,9 +4404,9 @@ cols182:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail184
+	JL            tail216
 
-rows4_183:
+rows4_215:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -3823,7 +4417,7 @@ rows4_183:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols187:
+cols219:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -3838,7 +4432,7 @@ cols187:
 	VFMADD231PS   3520(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols187
+	JNE           cols219
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -3868,20 +4462,20 @@ cols187:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_183
+	JGE           rows4_215
 
-tail184:
+tail216:
 	TESTQ BX, BX
-	JE    done186
+	JE    done218
 
-rows1_185:
+rows1_217:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols188:
+cols220:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -3896,7 +4490,7 @@ cols188:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols188
+	JNE           cols220
 	VMOVUPS       1024(DX), Z5
 	VMULPS        1024(SI), Z5, Z5
 	VFMADD231PS   1024(CX), Z5, Z1
@@ -3919,9 +4513,9 @@ cols188:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_185
+	JNE           rows1_217
 
-done186:
+done218:
 	VZEROUPPER
 	RET
 
@@ -3939,7 +4533,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols189:
+cols221:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -3950,7 +4544,7 @@ cols189:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols189
+	JNE          cols221
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3968,9 +4562,9 @@ cols189:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail191
+	JL           tail223
 
-rows4_190:
+rows4_222:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -3981,7 +4575,7 @@ rows4_190:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols194:
+cols226:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -3994,7 +4588,7 @@ cols194:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols194
+	JNE          cols226
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -4047,13 +4641,13 @@ cols194:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_190
+	JGE          rows4_222
 
-tail191:
+tail223:
 	TESTQ BX, BX
-	JE    done193
+	JE    done225
 
-rows1_192:
+rows1_224:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4064,7 +4658,7 @@ rows1_192:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols195:
+cols227:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4083,7 +4677,7 @@ cols195:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols195
+	JNE          cols227
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -4131,9 +4725,9 @@ cols195:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_192
+	JNE          rows1_224
 
-done193:
+done225:
 	VZEROUPPER
 	RET
 
@@ -4169,7 +4763,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols196:
+cols228:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -4180,7 +4774,7 @@ cols196:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols196
+	JNE           cols228
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -4204,9 +4798,9 @@ cols196:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail198
+	JL            tail230
 
-rows4_197:
+rows4_229:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4225,7 +4819,7 @@ rows4_197:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols201:
+cols233:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	VFMADD231PS   (CX)(DI*1), Z17, Z1
@@ -4248,7 +4842,7 @@ cols201:
 	VFMADD231PS   888256(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols201
+	JNE           cols233
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -4325,13 +4919,13 @@ cols201:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_197
+	JGE           rows4_229
 
-tail198:
+tail230:
 	TESTQ BX, BX
-	JE    done200
+	JE    done232
 
-rows1_199:
+rows1_231:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4342,7 +4936,7 @@ rows1_199:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols202:
+cols234:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -4361,7 +4955,7 @@ cols202:
 	VFMADD231PS   884928(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols202
+	JNE           cols234
 	VMOVUPS       1024(DX), Z9
 	VMULPS        1024(SI), Z9, Z9
 	VFMADD231PS   1024(CX), Z9, Z1
@@ -4421,8 +5015,8 @@ cols202:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_199
+	JNE           rows1_231
 
-done200:
+done232:
 	VZEROUPPER
 	RET

@@ -24,6 +24,11 @@ func matmul_288x288_neon(out, w, x *float32, n, b int)
 //go:noescape
 func matmul_288x768_neon(out, w, x *float32, n, b int)
 
+// matmul_32000x288_neon: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+//
+//go:noescape
+func matmul_32000x288_neon(out, w, x *float32, n, b int)
+
 // matmul_864x288_neon: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 //
 //go:noescape

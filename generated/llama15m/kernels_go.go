@@ -364,6 +364,65 @@ func matmul_288x768_go(out, w, x *float32, n, b int) {
 	}
 }
 
+// matmul_32000x288_go: out[b*32000+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
+func matmul_32000x288_go(out, w, x *float32, n, b int) {
+	const R, C = 32000, 288
+	if n <= 0 || b <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		for t := 0; t < b; t++ {
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[72][4]float32)(xt)
+			wb0 := (*[72][4]float32)(r0)
+			wb1 := (*[72][4]float32)(r1)
+			wb2 := (*[72][4]float32)(r2)
+			wb3 := (*[72][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[72][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[72][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
+		}
+	}
+}
+
 // matmul_864x288_go: out[b*864+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 func matmul_864x288_go(out, w, x *float32, n, b int) {
 	const R, C = 864, 288

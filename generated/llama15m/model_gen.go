@@ -8,6 +8,7 @@ import (
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
 	"math"
+	"sync"
 	"unsafe"
 )
 
@@ -105,6 +106,8 @@ type Model struct {
 	p     *model.Params
 	w     *weights
 	freqs [24]float32
+	mu    sync.Mutex
+	b     *batch
 }
 
 // New checks that p has this package's shape and binds it.
@@ -131,20 +134,35 @@ func (m *Model) Params() *model.Params {
 
 // Session is one inference context: activations and the KV cache.
 type Session struct {
-	m                 *Model
-	x                 [288]float32
-	xb                [288]float32
-	xb2               [288]float32
-	qkv               [864]float32
-	hb                [768]float32
-	att               [256]float32
-	cos, sin          [24]float32
-	logits            [32000]float32
-	keys, values      [6][256][6][48]float32
+	m            *Model
+	x            [288]float32
+	xb           [288]float32
+	xb2          [288]float32
+	qkv          [864]float32
+	hb           [768]float32
+	att          [256]float32
+	cos, sin     [24]float32
+	logits       [32000]float32
+	keys, values [6][256][6][48]float32
+}
+
+// batchRow is one token of a batched pass: its session, token and position.
+type batchRow struct {
+	s        *Session
+	tok, pos int
+	last     bool
+}
+
+// batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.
+type batch struct {
+	rows              []batchRow
 	px, pxn, patt, po [64][288]float32
 	pqkv              [64][864]float32
 	phb               [64][1536]float32
 	pact              [64][768]float32
+	plog              [64][32000]float32
+	cos, sin          [24]float32
+	att               [256]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -158,7 +176,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 	}
 	w := s.m.w
 	s.x = w.tokEmbd[token]
-	s.ropeTables(pos)
+	s.m.ropeTables(pos, &s.cos, &s.sin)
 	q := (*[6][24][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[6][24][2]float32)(unsafe.Pointer(&s.qkv[288]))
 	v := (*[6][48]float32)(unsafe.Pointer(&s.qkv[576]))
@@ -207,15 +225,15 @@ func (s *Session) Forward(token, pos int) []float32 {
 }
 
 // ropeTables fills the rotation tables for position pos.
-func (s *Session) ropeTables(pos int) {
-	for i, fr := range s.m.freqs {
+func (m *Model) ropeTables(pos int, cos, sin *[24]float32) {
+	for i, fr := range m.freqs {
 		v := float64(float32(pos) * fr)
-		s.cos[i] = float32(math.Cos(v))
-		s.sin[i] = float32(math.Sin(v))
+		cos[i] = float32(math.Cos(v))
+		sin[i] = float32(math.Sin(v))
 	}
 }
 
-// PrefillBatch is the most prompt tokens one batched pass takes.
+// PrefillBatch is the most tokens one batched pass takes.
 const PrefillBatch = 64
 
 // Prefill runs the prompt tokens from position pos in batches through the
@@ -224,95 +242,159 @@ func (s *Session) Prefill(tokens []int, pos int) []float32 {
 	if len(tokens) == 0 {
 		return nil
 	}
-	for len(tokens) > PrefillBatch {
-		s.prefill(tokens[:PrefillBatch], pos)
-		tokens, pos = tokens[PrefillBatch:], pos+PrefillBatch
-	}
-	s.prefill(tokens, pos)
-	last := &s.px[len(tokens)-1]
-	w := s.m.w
-	{
-		o, m := &s.logits, &w.tokEmbd
-		pool.RunGrain(32000, 116, func(lo, hi int) {
-			kern.cls(&o[lo], &m[lo][0], &last[0], &w.outNorm[0], hi-lo, float32(1e-05))
-		})
-	}
-	return s.logits[:]
+	return s.m.ForwardSpans([]model.Session{s}, [][]int{tokens}, []int{pos})[0]
 }
 
-// prefill runs up to PrefillBatch tokens from position pos through every layer.
-func (s *Session) prefill(tokens []int, pos int) {
-	n := len(tokens)
-	if pos < 0 || pos+n > MaxSeq {
-		panic(fmt.Sprintf("llama15m: %d tokens at position %d exceed the context", n, pos))
+// ForwardBatch runs one decode step of several sessions in one pass over the
+// weights (model.Batcher): tokens[i] at pos[i] in sessions[i].
+func (m *Model) ForwardBatch(sessions []model.Session, tokens, pos []int) [][]float32 {
+	spans := make([][]int, len(tokens))
+	for i := range tokens {
+		spans[i] = tokens[i : i+1 : i+1]
 	}
-	w := s.m.w
-	for b, t := range tokens {
-		if uint(t) >= Vocab {
-			panic(fmt.Sprintf("llama15m: token %d is out of range", t))
+	return m.ForwardSpans(sessions, spans, pos)
+}
+
+// ForwardSpans runs tokens[i] (one or more) in sessions[i] from position pos[i],
+// all sessions' rows through the same matrix-matrix products (prompt chunks
+// beside decode tokens), and returns each session's logits after its last
+// token. A session may appear once; sessions must come from this model.
+func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int) [][]float32 {
+	if len(tokens) != len(sessions) || len(pos) != len(sessions) {
+		panic(fmt.Sprintf("llama15m: ForwardSpans: %d sessions, %d spans, %d positions", len(sessions), len(tokens), len(pos)))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.b == nil {
+		m.b = new(batch)
+	}
+	b := m.b
+	b.rows = b.rows[:0]
+	out := make([][]float32, len(sessions))
+	for i, x := range sessions {
+		s := x.(*Session)
+		if s.m != m {
+			panic("llama15m: ForwardSpans: a session of another model")
 		}
-		s.px[b] = w.tokEmbd[t]
+		n := len(tokens[i])
+		if n == 0 || pos[i] < 0 || pos[i]+n > MaxSeq {
+			panic(fmt.Sprintf("llama15m: %d tokens at position %d do not fit the context", n, pos[i]))
+		}
+		for j, t := range tokens[i] {
+			if uint(t) >= Vocab {
+				panic(fmt.Sprintf("llama15m: token %d is out of range", t))
+			}
+			b.rows = append(b.rows, batchRow{
+				last: j == n-1,
+				pos:  pos[i] + j,
+				s:    s,
+				tok:  t,
+			})
+			if len(b.rows) == PrefillBatch {
+				m.run(b)
+				b.rows = b.rows[:0]
+			}
+		}
+		out[i] = s.logits[:]
+	}
+	if len(b.rows) > 0 {
+		m.run(b)
+	}
+	return out
+}
+
+// run takes b's rows (at most PrefillBatch) through every layer, then the
+// classifier for the rows that end a span, into their sessions' logits.
+func (m *Model) run(b *batch) {
+	rows := b.rows
+	n := len(rows)
+	w := m.w
+	for i, r := range rows {
+		b.px[i] = w.tokEmbd[r.tok]
 	}
 	for l := range 6 {
 		lw := &w.layers[l]
-		for b := range n {
-			rmsnorm(&s.pxn[b], &s.px[b], &lw.attnNorm)
+		for i := range rows {
+			rmsnorm(&b.pxn[i], &b.px[i], &lw.attnNorm)
 		}
 		{
-			o, m := &s.pqkv, &lw.qkv
+			o, m := &b.pqkv, &lw.qkv
 			pool.RunGrain(864, 116, func(lo, hi int) {
-				kern.mmQKV(&o[0][lo], &m[lo][0], &s.pxn[0][0], hi-lo, n)
+				kern.mmQKV(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 			})
 		}
-		keys, values := &s.keys[l], &s.values[l]
-		for b := range n {
-			s.ropeTables(pos + b)
-			k := (*[6][24][2]float32)(unsafe.Pointer(&s.pqkv[b][288]))
-			rope((*[6][24][2]float32)(unsafe.Pointer(&s.pqkv[b][0])), k, &s.cos, &s.sin)
-			keys[pos+b] = *(*[6][48]float32)(unsafe.Pointer(k))
-			values[pos+b] = *(*[6][48]float32)(unsafe.Pointer(&s.pqkv[b][576]))
+		for i, r := range rows {
+			m.ropeTables(r.pos, &b.cos, &b.sin)
+			k := (*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][288]))
+			rope((*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos, &b.sin)
+			r.s.keys[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(k))
+			r.s.values[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(&b.pqkv[i][576]))
 		}
-		for b := range n {
+		for i, r := range rows {
+			keys, values := &r.s.keys[l], &r.s.values[l]
 			for h := range 6 {
-				kern.att(&s.patt[b][h*48], &s.pqkv[b][h*48], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+b+1)
+				kern.att(&b.patt[i][h*48], &b.pqkv[i][h*48], &keys[0][h/1][0], &values[0][h/1][0], &b.att[0], r.pos+1)
 			}
 		}
 		{
-			o, m := &s.po, &lw.wo
+			o, m := &b.po, &lw.wo
 			pool.RunGrain(288, 116, func(lo, hi int) {
-				kern.mmOut(&o[0][lo], &m[lo][0], &s.patt[0][0], hi-lo, n)
+				kern.mmOut(&o[0][lo], &m[lo][0], &b.patt[0][0], hi-lo, n)
 			})
 		}
-		for b := range n {
-			for i := range 288 {
-				s.px[b][i] += s.po[b][i]
+		for i := range rows {
+			for j := range 288 {
+				b.px[i][j] += b.po[i][j]
 			}
 		}
-		for b := range n {
-			rmsnorm(&s.pxn[b], &s.px[b], &lw.ffnNorm)
+		for i := range rows {
+			rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
 		}
 		{
-			o, m := &s.phb, &lw.gateUp
+			o, m := &b.phb, &lw.gateUp
 			pool.RunGrain(1536, 116, func(lo, hi int) {
-				kern.mmGateUp(&o[0][lo], &m[lo][0], &s.pxn[0][0], hi-lo, n)
+				kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 			})
 		}
-		for b := range n {
-			for i := range 768 {
-				g := s.phb[b][i]
-				s.pact[b][i] = g / (float32(1) + kernels.Exp32(-g)) * s.phb[b][i+768]
+		for i := range rows {
+			for j := range 768 {
+				g := b.phb[i][j]
+				b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+768]
 			}
 		}
 		{
-			o, m := &s.po, &lw.down
+			o, m := &b.po, &lw.down
 			pool.RunGrain(288, 44, func(lo, hi int) {
-				kern.mmDown(&o[0][lo], &m[lo][0], &s.pact[0][0], hi-lo, n)
+				kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
 			})
 		}
-		for b := range n {
-			for i := range 288 {
-				s.px[b][i] += s.po[b][i]
+		for i := range rows {
+			for j := range 288 {
+				b.px[i][j] += b.po[i][j]
 			}
+		}
+	}
+	k := 0
+	for i, r := range rows {
+		if r.last {
+			rmsnorm(&b.pxn[k], &b.px[i], &w.outNorm)
+			k++
+		}
+	}
+	if k == 0 {
+		return
+	}
+	{
+		o, m := &b.plog, &w.tokEmbd
+		pool.RunGrain(32000, 116, func(lo, hi int) {
+			kern.mmCls(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, k)
+		})
+	}
+	k = 0
+	for _, r := range rows {
+		if r.last {
+			r.s.logits = b.plog[k]
+			k++
 		}
 	}
 }
@@ -342,6 +424,7 @@ type kernelSet struct {
 	mmOut    func(out, w, x *float32, n, b int)
 	mmGateUp func(out, w, x *float32, n, b int)
 	mmDown   func(out, w, x *float32, n, b int)
+	mmCls    func(out, w, x *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
@@ -350,6 +433,7 @@ var goKernels = kernelSet{
 	cls:      rmsmatvec_288_go,
 	down:     matvec_768_go,
 	ffn:      rmsswiglu_768x288_go,
+	mmCls:    matmul_32000x288_go,
 	mmDown:   matmul_288x768_go,
 	mmGateUp: matmul_1536x288_go,
 	mmOut:    matmul_288x288_go,

@@ -15,6 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			cls:      rmsmatvec_64_neon,
 			down:     matvec_172_neon,
 			ffn:      rmsswiglu_172x64_neon,
+			mmCls:    matmul_512x64_neon,
 			mmDown:   matmul_64x172_neon,
 			mmGateUp: matmul_344x64_neon,
 			mmOut:    matmul_64x64_neon,

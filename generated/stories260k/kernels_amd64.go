@@ -34,6 +34,16 @@ func matmul_344x64_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_344x64_avx512(out *float32, w *float32, x *float32, n int, b int)
 
+// matmul_512x64_avx2: out[b*512+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_512x64_avx2(out *float32, w *float32, x *float32, n int, b int)
+
+// matmul_512x64_avx512: out[b*512+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_512x64_avx512(out *float32, w *float32, x *float32, n int, b int)
+
 // matmul_64x172_avx2: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 172 columns.
 //
 //go:noescape

@@ -19,6 +19,11 @@ func matmul_128x64_neon(out, w, x *float32, n, b int)
 //go:noescape
 func matmul_344x64_neon(out, w, x *float32, n, b int)
 
+// matmul_512x64_neon: out[b*512+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
+//
+//go:noescape
+func matmul_512x64_neon(out, w, x *float32, n, b int)
+
 // matmul_64x172_neon: out[b*64+r] = w[r]·x[b] for r < n and b tokens, 172 columns.
 //
 //go:noescape
