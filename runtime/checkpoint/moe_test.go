@@ -1,9 +1,11 @@
 package checkpoint
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/modelc/modelc/gguf"
@@ -88,4 +90,50 @@ func TestMoEGGUFRoundTrip(t *testing.T) {
 		}
 		f.Close()
 	}
+}
+
+// FuzzLoadMoEGGUF: mutated MoE files either fail with a one-line error or
+// load, and what loads saves and loads back to the same spec and floats.
+func FuzzLoadMoEGGUF(f *testing.F) {
+	for _, shared := range []bool{false, true} {
+		s := spec.Spec{Name: "z", Dim: 4, FFNDim: 4, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 3, MaxSeq: 2,
+			MoE: &spec.MoE{Experts: 2, TopK: 1, FFNDim: 2, SharedExpert: shared}}
+		s.SetDefaults()
+		var b bytes.Buffer
+		if err := WriteGGUF(&b, model.NewParams(&s), nil, false); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := gguf.Parse(data)
+		if err != nil {
+			return
+		}
+		p, err := FromGGUF(g)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		var b bytes.Buffer
+		if err := WriteGGUF(&b, p, nil, false); err != nil {
+			t.Fatalf("save of a loaded model: %v", err)
+		}
+		g2, err := gguf.Parse(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := FromGGUF(g2)
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		if (p.Spec.MoE == nil) != (q.Spec.MoE == nil) || (p.Spec.MoE != nil && *p.Spec.MoE != *q.Spec.MoE) {
+			t.Fatalf("reload changed moe: %+v vs %+v", p.Spec.MoE, q.Spec.MoE)
+		}
+		if !sameBits(p.Data, q.Data) {
+			t.Fatal("reload changed the weights")
+		}
+	})
 }
