@@ -31,7 +31,8 @@ func QuantGo(ks []QKernel, pkg string) ([]byte, error) {
 
 // qHalf widens a float16 block scale; generated code may not import the
 // gguf package, so it carries its own.
-const qHalf = `// qhalf widens an IEEE half-precision value exactly.
+const qHalf = `// qhalf widens an IEEE half-precision value exactly; the kernels inline
+// the normal case and call it for the others.
 func qhalf(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
@@ -64,20 +65,20 @@ func qGoKernel(b *bytes.Buffer, k QKernel) {
 	b.WriteString("for r := range o {\nrow := (*[rb]byte)(ws[r*rb:])\nvar sum float32\n")
 	b.WriteString("for i := 0; i < nb; i++ {\nblk := (*[bb]byte)(row[i*bb:])\nx := (*[32]int8)(q[i*32:])\n")
 	b.WriteString("var i0, i1, i2, i3 int32\n")
+	// Fully unrolled: constant indexes into the block arrays need no bounds
+	// checks and no loop counter.
 	if k.Format == Q8_0 {
-		b.WriteString("for j := 0; j < 32; j += 4 {\n")
-		for u := 0; u < 4; u++ {
-			fmt.Fprintf(b, "i%d += int32(int8(blk[2+j+%d])) * int32(x[j+%d])\n", u, u, u)
+		for j := 0; j < 32; j++ {
+			fmt.Fprintf(b, "i%d += int32(int8(blk[%d])) * int32(x[%d])\n", j%4, 2+j, j)
 		}
 	} else {
-		b.WriteString("for j := 0; j < 16; j += 2 {\n")
-		b.WriteString("c0, c1 := blk[2+j], blk[3+j]\n")
-		b.WriteString("i0 += (int32(c0&15) - 8) * int32(x[j])\n")
-		b.WriteString("i1 += (int32(c0>>4) - 8) * int32(x[j+16])\n")
-		b.WriteString("i2 += (int32(c1&15) - 8) * int32(x[j+1])\n")
-		b.WriteString("i3 += (int32(c1>>4) - 8) * int32(x[j+17])\n")
+		for j := 0; j < 16; j++ {
+			fmt.Fprintf(b, "i%d += (int32(blk[%d]&15) - 8) * int32(x[%d])\n", j%4, 2+j, j)
+			fmt.Fprintf(b, "i%d += (int32(blk[%d]>>4) - 8) * int32(x[%d])\n", (j+2)%4, 2+j, j+16)
+		}
 	}
-	b.WriteString("}\n")
-	b.WriteString("sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))\n")
+	b.WriteString("h := uint16(blk[0]) | uint16(blk[1])<<8\nvar d float32\n")
+	b.WriteString("if e := h & 0x7c00; e != 0 && e != 0x7c00 {\nd = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)\n} else {\nd = qhalf(h)\n}\n")
+	b.WriteString("sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))\n")
 	b.WriteString("}\no[r] = sum\n}\n}\n\n")
 }

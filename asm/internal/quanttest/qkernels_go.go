@@ -7,7 +7,8 @@ import (
 	"unsafe"
 )
 
-// qhalf widens an IEEE half-precision value exactly.
+// qhalf widens an IEEE half-precision value exactly; the kernels inline
+// the normal case and call it for the others.
 func qhalf(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
@@ -45,14 +46,46 @@ func q4_0matvec_160_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -75,14 +108,46 @@ func q4_0matvec_2048_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -105,14 +170,46 @@ func q4_0matvec_288_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -135,14 +232,46 @@ func q4_0matvec_32_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -165,14 +294,46 @@ func q4_0matvec_544_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -195,14 +356,46 @@ func q4_0matvec_64_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -225,14 +418,46 @@ func q4_0matvec_768_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -255,14 +480,46 @@ func q4_0matvec_96_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 16; j += 2 {
-				c0, c1 := blk[2+j], blk[3+j]
-				i0 += (int32(c0&15) - 8) * int32(x[j])
-				i1 += (int32(c0>>4) - 8) * int32(x[j+16])
-				i2 += (int32(c1&15) - 8) * int32(x[j+1])
-				i3 += (int32(c1>>4) - 8) * int32(x[j+17])
+			i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+			i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+			i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+			i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+			i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+			i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+			i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+			i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+			i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+			i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+			i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+			i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+			i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+			i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+			i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+			i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+			i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+			i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+			i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+			i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+			i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+			i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+			i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+			i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+			i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+			i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+			i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+			i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+			i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+			i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+			i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+			i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -285,13 +542,46 @@ func q8_0matvec_160_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -314,13 +604,46 @@ func q8_0matvec_2048_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -343,13 +666,46 @@ func q8_0matvec_288_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -372,13 +728,46 @@ func q8_0matvec_32_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -401,13 +790,46 @@ func q8_0matvec_544_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -430,13 +852,46 @@ func q8_0matvec_64_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -459,13 +914,46 @@ func q8_0matvec_768_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
@@ -488,13 +976,46 @@ func q8_0matvec_96_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 			blk := (*[bb]byte)(row[i*bb:])
 			x := (*[32]int8)(q[i*32:])
 			var i0, i1, i2, i3 int32
-			for j := 0; j < 32; j += 4 {
-				i0 += int32(int8(blk[2+j+0])) * int32(x[j+0])
-				i1 += int32(int8(blk[2+j+1])) * int32(x[j+1])
-				i2 += int32(int8(blk[2+j+2])) * int32(x[j+2])
-				i3 += int32(int8(blk[2+j+3])) * int32(x[j+3])
+			i0 += int32(int8(blk[2])) * int32(x[0])
+			i1 += int32(int8(blk[3])) * int32(x[1])
+			i2 += int32(int8(blk[4])) * int32(x[2])
+			i3 += int32(int8(blk[5])) * int32(x[3])
+			i0 += int32(int8(blk[6])) * int32(x[4])
+			i1 += int32(int8(blk[7])) * int32(x[5])
+			i2 += int32(int8(blk[8])) * int32(x[6])
+			i3 += int32(int8(blk[9])) * int32(x[7])
+			i0 += int32(int8(blk[10])) * int32(x[8])
+			i1 += int32(int8(blk[11])) * int32(x[9])
+			i2 += int32(int8(blk[12])) * int32(x[10])
+			i3 += int32(int8(blk[13])) * int32(x[11])
+			i0 += int32(int8(blk[14])) * int32(x[12])
+			i1 += int32(int8(blk[15])) * int32(x[13])
+			i2 += int32(int8(blk[16])) * int32(x[14])
+			i3 += int32(int8(blk[17])) * int32(x[15])
+			i0 += int32(int8(blk[18])) * int32(x[16])
+			i1 += int32(int8(blk[19])) * int32(x[17])
+			i2 += int32(int8(blk[20])) * int32(x[18])
+			i3 += int32(int8(blk[21])) * int32(x[19])
+			i0 += int32(int8(blk[22])) * int32(x[20])
+			i1 += int32(int8(blk[23])) * int32(x[21])
+			i2 += int32(int8(blk[24])) * int32(x[22])
+			i3 += int32(int8(blk[25])) * int32(x[23])
+			i0 += int32(int8(blk[26])) * int32(x[24])
+			i1 += int32(int8(blk[27])) * int32(x[25])
+			i2 += int32(int8(blk[28])) * int32(x[26])
+			i3 += int32(int8(blk[29])) * int32(x[27])
+			i0 += int32(int8(blk[30])) * int32(x[28])
+			i1 += int32(int8(blk[31])) * int32(x[29])
+			i2 += int32(int8(blk[32])) * int32(x[30])
+			i3 += int32(int8(blk[33])) * int32(x[31])
+			h := uint16(blk[0]) | uint16(blk[1])<<8
+			var d float32
+			if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+				d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+			} else {
+				d = qhalf(h)
 			}
-			sum += float32(float32(i0+i1+i2+i3) * (qhalf(uint16(blk[0])|uint16(blk[1])<<8) * s[i]))
+			sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
 		}
 		o[r] = sum
 	}
