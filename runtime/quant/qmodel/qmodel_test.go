@@ -17,8 +17,12 @@ import (
 // file writes a random model of dim 64 (ffn 96: every matrix quantisable)
 // in format t (F32 for 0) and parses it.
 func file(t *testing.T, ty gguf.GGMLType, tied bool) *gguf.File {
+	return fileFFN(t, ty, tied, 96)
+}
+
+func fileFFN(t *testing.T, ty gguf.GGMLType, tied bool, ffn int) *gguf.File {
 	t.Helper()
-	s := spec.Spec{Name: "q", Dim: 64, FFNDim: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 40, MaxSeq: 16, TieEmbeddings: tied}
+	s := spec.Spec{Name: "q", Dim: 64, FFNDim: ffn, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 40, MaxSeq: 16, TieEmbeddings: tied}
 	s.SetDefaults()
 	p := model.NewParams(&s)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -122,6 +126,32 @@ func TestQuantisedCloseToDequantised(t *testing.T) {
 			if got[i] != want[i] {
 				t.Fatalf("%s matvec row %d: %g, reference %g", ty, i, got[i], want[i])
 			}
+		}
+	}
+}
+
+// ffn_down rows of 80 are not whole blocks: the quantiser keeps them F32 and
+// qmodel runs them in float32 beside the quantised matrices.
+func TestMixedFile(t *testing.T) {
+	f := fileFFN(t, gguf.TypeQ4_0, true, 80)
+	m, err := New(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ls[0].dn.t != gguf.TypeF32 || m.ls[0].gate.t != gguf.TypeQ4_0 || m.out.t != gguf.TypeQ4_0 {
+		t.Fatalf("types: down %s gate %s classifier %s", m.ls[0].dn.t, m.ls[0].gate.t, m.out.t)
+	}
+	g, _ := generic.New(m.Params())
+	a, b := m.NewSession(), g.NewSession()
+	for pos, tok := range []int{3, 9, 1} {
+		la, lb := a.Forward(tok, pos), b.Forward(tok, pos)
+		var diff, spread float64
+		for i := range la {
+			diff = max(diff, math.Abs(float64(la[i]-lb[i])))
+			spread = max(spread, math.Abs(float64(lb[i])))
+		}
+		if diff == 0 || diff > 0.05*spread {
+			t.Fatalf("pos %d: max |logit difference| %g, logits up to %g", pos, diff, spread)
 		}
 	}
 }
