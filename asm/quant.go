@@ -19,6 +19,9 @@ import (
 //	out[r] = Σ_b d(w[r], b)·xs[b]·Σ_j q(w[r], b, j)·xq[32b+j]
 //
 // with the inner sums exact in int32 and one float multiply-add per block.
+// Every kernel also prefetches (AVX) or reads rows in order; n may be 0.
+// All paths are weight-layout compatible with a GGUF file's tensor data, so
+// a compiled model can point w at its memory mapping.
 //
 // QMatVec: func(out *float32, w *byte, xq *int8, xs *float32, n int), C baked.
 //
@@ -34,9 +37,13 @@ import (
 //	        codes are made unsigned by an offset (Q8_0: XOR 0x80 = w+128;
 //	        Q4_0: the raw nibble) and each row's sum starts from -offset·Σx,
 //	        computed once per block for all rows. YMM width: a block is 32
-//	        bytes.
+//	        bytes. Needs AVX-512 F+VL+BW+VNNI: callers must check
+//	        runtime/cpu's Features.AVX512BW and AVX512VNNI, not only the
+//	        AVX512 level.
 //	NEON    SDOT (dot-product extension, as WORD) on two 16-byte halves;
-//	        QKernel.NoDot selects SMULL/SMULL2/SADALP for cores without it.
+//	        QKernel.NoDot selects SMULL/SMULL2/SADALP for cores without it
+//	        (Features.ASIMDDP false). Same float operations as the Go
+//	        reference: bit-identical results.
 //	Generic pure Go with the blocks' int32 sums, the order of the reference.
 
 // QFormat is a weight block format of the quantised kernels.
