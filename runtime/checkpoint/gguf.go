@@ -15,9 +15,10 @@ import (
 // LoadGGUF loads a GGUF model file of architecture llama. The spec comes
 // from its metadata (spec.FromGGUFFile); every tensor must have the name,
 // shape and a type the spec's layout calls for. F32 tensors are copied and
-// F16 and BF16 ones widened to float32, and Q8_0 and Q4_0 ones dequantised
-// to float32 (ggml's block layouts, runtime/quant): the weights then run in
-// any model, generic or compiled, at float32; other types are refused. The
+// F16 and BF16 ones widened to float32, and Q8_0 and Q4_0 ones (and Q6_K,
+// which llama.cpp's quantize gives output.weight) dequantised to float32
+// (ggml's block layouts, runtime/quant): the weights then run in any model,
+// generic or compiled, at float32; other types are refused. The
 // spec's quant names the file's block format. The open gguf.File is returned too, for its tokenizer metadata; the caller
 // must Close it.
 func LoadGGUF(path string) (*model.Params, *gguf.File, error) {
@@ -53,9 +54,9 @@ func FromGGUF(f *gguf.File) (*model.Params, error) {
 			return nil, fmt.Errorf("tensor %s has dims %v, the spec needs %v (ggml order, innermost first)", t.Name, info.Dims, dims)
 		}
 		switch info.Type {
-		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ8_0, gguf.TypeQ4_0:
+		case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ6_K:
 		default:
-			return nil, fmt.Errorf("tensor %s has type %s: not supported (F32, F16, BF16, Q8_0, Q4_0)", t.Name, info.Type)
+			return nil, fmt.Errorf("tensor %s has type %s: not supported (F32, F16, BF16, Q8_0, Q4_0, Q6_K)", t.Name, info.Type)
 		}
 	}
 	for _, info := range f.Tensors {

@@ -12,7 +12,8 @@ import (
 const KeyQuantizationVersion = "general.quantization_version"
 
 // Decode widens tensor data of any type this project loads (F32, F16, BF16,
-// Q8_0, Q4_0) into dst, which holds the tensor's element count. The error
+// Q8_0, Q4_0, and Q6_K, which llama.cpp's quantize uses for output.weight)
+// into dst, which holds the tensor's element count. The error
 // names the type or the size mismatch.
 func Decode(t gguf.GGMLType, dst []float32, data []byte) error {
 	want, ok := t.RowBytes(uint64(len(dst)))
@@ -37,8 +38,10 @@ func Decode(t gguf.GGMLType, dst []float32, data []byte) error {
 		DequantizeQ8_0(dst, data)
 	case gguf.TypeQ4_0:
 		DequantizeQ4_0(dst, data)
+	case gguf.TypeQ6_K:
+		DequantizeQ6K(dst, data)
 	default:
-		return fmt.Errorf("type %s is not supported (F32, F16, BF16, Q8_0, Q4_0)", t)
+		return fmt.Errorf("type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q6_K)", t)
 	}
 	return nil
 }

@@ -84,13 +84,49 @@ func TestQuantizeFile(t *testing.T) {
 	if _, _, _, err := QuantizeFile(f, gguf.TypeQ4_1); err == nil || !strings.Contains(err.Error(), "Q4_1") {
 		t.Errorf("Q4_1 target: %v", err)
 	}
-	if err := Decode(gguf.TypeQ6_K, make([]float32, 256), make([]byte, 210)); err == nil || !strings.Contains(err.Error(), "Q6_K") {
-		t.Errorf("Q6_K decode: %v", err)
+	if err := Decode(gguf.TypeQ5_K, make([]float32, 256), make([]byte, 176)); err == nil || !strings.Contains(err.Error(), "Q5_K") {
+		t.Errorf("Q5_K decode: %v", err)
 	}
 	if err := Decode(gguf.TypeQ8_0, make([]float32, 32), make([]byte, 33)); err == nil || !strings.Contains(err.Error(), "misaligned") {
 		t.Errorf("short Q8_0: %v", err)
 	}
 	if _, err := ParseType("q5_0"); err == nil {
 		t.Error("q5_0 parsed")
+	}
+}
+
+// TestQ6KKnownBlock decodes a super-block built by hand: d = 0.5, scale of
+// sub-block s = s+1, and codes placed so that each of the four weights a
+// (ql, qh) byte pair feeds, in both halves, is distinct.
+func TestQ6KKnownBlock(t *testing.T) {
+	b := make([]byte, Q6KBlockBytes)
+	for s := 0; s < 16; s++ {
+		b[192+s] = byte(s + 1)
+	}
+	b[208], b[209] = 0x00, 0x38 // 0.5
+	// First half, l = 17: ql[17] = 0x3a (low 10 → w17, high 3 → w81),
+	// ql[49] = 0x5c (low 12 → w49, high 5 → w113), qh[17] = 0b10_01_11_00
+	// (bits 0-1: 0 → w17, 2-3: 3 → w49, 4-5: 1 → w81, 6-7: 2 → w113).
+	b[17], b[49], b[128+17] = 0x3a, 0x5c, 0x9c
+	// Second half, l = 3: ql[64+3] low 1 → w131; qh[160+3] bits 0-1: 2 → +32.
+	b[64+3], b[128+32+3] = 0x01, 0x02
+	y := make([]float32, 256)
+	if err := Decode(gguf.TypeQ6_K, y, b); err != nil {
+		t.Fatal(err)
+	}
+	// weight = 0.5 · scale · (q - 32); sub-block of weight w is w/16.
+	want := map[int]float32{
+		17:  0.5 * 2 * float32(10-32),    // sub-block 1
+		49:  0.5 * 4 * float32(12+48-32), // sub-block 3
+		81:  0.5 * 6 * float32(3+16-32),  // sub-block 5
+		113: 0.5 * 8 * float32(5+32-32),  // sub-block 7
+		131: 0.5 * 9 * float32(1+32-32),  // sub-block 8
+		0:   0.5 * 1 * -32,               // all-zero code
+		255: 0.5 * 16 * -32,              // last sub-block
+	}
+	for i, w := range want {
+		if y[i] != w {
+			t.Errorf("weight %d = %g, want %g", i, y[i], w)
+		}
 	}
 }

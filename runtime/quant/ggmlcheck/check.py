@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Compare runtime/quant's Q8_0 and Q4_0 blocks with ggml's reference
-quantisers byte for byte.
+quantisers byte for byte, and its Q6_K decoding with ggml's.
 
 Usage: check.py LIBGGML_BASE_SO GGMLCHECK_BINARY
 (e.g. bench/llamacpp/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so
@@ -46,4 +46,18 @@ for name, size, fn in (("q8_0", 34, lib.quantize_row_q8_0_ref), ("q4_0", 18, lib
     diff = [i for i in range(n // 32) if want[i * size:(i + 1) * size] != got[i * size:(i + 1) * size]]
     print(f"{name}: {n // 32} blocks, {len(diff)} differ from ggml" + (f" (first: block {diff[0]})" if diff else ""))
     fail += len(diff)
+
+# Q6_K (decoded only): ggml quantises, both dequantise.
+m = n // 256 * 256
+qb = (ctypes.c_uint8 * (m // 256 * 210))()
+lib.quantize_row_q6_K_ref.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_void_p, ctypes.c_int64]
+lib.quantize_row_q6_K_ref(buf, qb, m)
+deq = (ctypes.c_float * m)()
+lib.dequantize_row_q6_K.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64]
+lib.dequantize_row_q6_K(qb, deq, m)
+want = struct.pack("<%df" % m, *deq)
+got = subprocess.run([tool, "dq6_k"], input=bytes(qb), capture_output=True, check=True).stdout
+diff = [i for i in range(m) if want[4 * i:4 * i + 4] != got[4 * i:4 * i + 4]]
+print(f"dequantise q6_K: {m // 256} super-blocks, {len(diff)} values differ from ggml" + (f" (first: {diff[0]})" if diff else ""))
+fail += len(diff)
 sys.exit(1 if fail else 0)

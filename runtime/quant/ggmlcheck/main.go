@@ -4,7 +4,11 @@
 // (from a libggml-base.so, e.g. the one node-llama-cpp ships) and compares
 // the bytes.
 //
-// Usage: ggmlcheck q8_0|q4_0 < rows.f32 > blocks
+// With dq6_k it instead reads Q6_K super-blocks and writes runtime/quant's
+// dequantised float32s, for check.py to compare with ggml's
+// dequantize_row_q6_K.
+//
+// Usage: ggmlcheck q8_0|q4_0|dq6_k < input > output
 package main
 
 import (
@@ -25,13 +29,26 @@ func main() {
 
 func run() error {
 	if len(os.Args) != 2 {
-		return fmt.Errorf("usage: ggmlcheck q8_0|q4_0 < rows.f32 > blocks")
+		return fmt.Errorf("usage: ggmlcheck q8_0|q4_0|dq6_k < input > output")
 	}
-	t, err := quant.ParseType(os.Args[1])
+	raw, err := io.ReadAll(os.Stdin)
 	if err != nil {
 		return err
 	}
-	raw, err := io.ReadAll(os.Stdin)
+	if os.Args[1] == "dq6_k" {
+		if len(raw)%quant.Q6KBlockBytes != 0 {
+			return fmt.Errorf("stdin holds %d bytes: not whole Q6_K blocks", len(raw))
+		}
+		y := make([]float32, len(raw)/quant.Q6KBlockBytes*quant.Q6KBlockSize)
+		if err := quant.Decode(gguf.TypeQ6_K, y, raw); err != nil {
+			return err
+		}
+		out := make([]byte, 4*len(y))
+		gguf.F32sToBytes(out, y)
+		_, err = os.Stdout.Write(out)
+		return err
+	}
+	t, err := quant.ParseType(os.Args[1])
 	if err != nil {
 		return err
 	}
