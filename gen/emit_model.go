@@ -8,6 +8,7 @@ import (
 	. "github.com/dave/jennifer/jen"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -47,14 +48,33 @@ func emitModel(p *Plan) *File {
 	// have no padding, so it overlays Params.Data exactly.
 	file.Comment("layerWeights overlays one block's tensors in model.Layout order; Q, K and V")
 	file.Comment("are one matrix, and so are the gate and up projections.")
-	file.Type().Id("layerWeights").Struct(
+	lfields := []Code{
 		Id("attnNorm").Index(Lit(d)).Float32(),
-		Id("qkv").Index(Lit(d+2*kv)).Index(Lit(d)).Float32(),
+		Id("qkv").Index(Lit(d + 2*kv)).Index(Lit(d)).Float32(),
 		Id("wo").Index(Lit(d)).Index(Lit(d)).Float32(),
 		Id("ffnNorm").Index(Lit(d)).Float32(),
-		Id("gateUp").Index(Lit(2*f)).Index(Lit(d)).Float32(),
-		Id("down").Index(Lit(d)).Index(Lit(f)).Float32(),
-	)
+	}
+	if m := s.MoE; m != nil {
+		E, mf := m.Experts, m.FFNDim
+		lfields = append(lfields,
+			Id("router").Index(Lit(E)).Index(Lit(d)).Float32(),
+			Id("gateExps").Index(Lit(E)).Index(Lit(mf)).Index(Lit(d)).Float32(),
+			Id("upExps").Index(Lit(E)).Index(Lit(mf)).Index(Lit(d)).Float32(),
+			Id("downExps").Index(Lit(E)).Index(Lit(d)).Index(Lit(mf)).Float32(),
+		)
+		if m.SharedExpert {
+			lfields = append(lfields,
+				Id("sharedGateUp").Index(Lit(2*mf)).Index(Lit(d)).Float32(),
+				Id("sharedDown").Index(Lit(d)).Index(Lit(mf)).Float32(),
+			)
+		}
+	} else {
+		lfields = append(lfields,
+			Id("gateUp").Index(Lit(2*f)).Index(Lit(d)).Float32(),
+			Id("down").Index(Lit(d)).Index(Lit(f)).Float32(),
+		)
+	}
+	file.Type().Id("layerWeights").Struct(lfields...)
 	wfields := []Code{
 		Id("tokEmbd").Index(Lit(s.Vocab)).Index(Lit(d)).Float32(),
 		Id("layers").Index(Lit(s.Layers)).Id("layerWeights"),
@@ -66,7 +86,8 @@ func emitModel(p *Plan) *File {
 	file.Comment("weights overlays the whole parameter buffer.")
 	file.Type().Id("weights").Struct(wfields...)
 
-	_, nparams := layoutSize(s)
+	// The size comes from the runtime's layout, which the weight struct mirrors.
+	_, nparams := model.Layout(s)
 	file.Comment("NParams is the number of float32 parameters.")
 	file.Const().Id("NParams").Op("=").Lit(nparams)
 	file.Comment("The weight struct must be exactly the layout's size: these fail to compile otherwise.")
@@ -122,6 +143,7 @@ func emitModel(p *Plan) *File {
 		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
 		List(Id("keys"), Id("values")).Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(),
+		moeScratchField(p),
 	)
 	file.Comment("batchRow is one token of a batched pass: its session, token and position.")
 	file.Type().Id("batchRow").Struct(
@@ -139,6 +161,7 @@ func emitModel(p *Plan) *File {
 		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
 		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("att").Index(Lit(s.MaxSeq)).Float32(),
+		moeScratchField(p),
 	)
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("NewSession").Params().Qual(modelPkg, "Session").Block(
 		Return(Op("&").Id("Session").Values(Dict{Id("m"): Id("m")})),
@@ -183,9 +206,7 @@ func emitModel(p *Plan) *File {
 			),
 			callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
 			residual,
-			callKernel(p.FFN, Id("s").Dot("hb"), Id("lw").Dot("gateUp"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
-			callKernel(p.Down, Id("s").Dot("xb2"), Id("lw").Dot("down"), Op("&").Id("s").Dot("hb").Index(Lit(0)), nil, nil),
-			residual,
+			ffnBlock(p, eps, residual),
 		),
 		callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
 		Return(Id("s").Dot("logits").Index(Op(":"))),
@@ -310,14 +331,7 @@ func emitModel(p *Plan) *File {
 			),
 			callKernel(p.MMOut, Id("b").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("b").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
 			addInto,
-			perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("ffnNorm"))),
-			callKernel(p.MMGateUp, Id("b").Dot("phb"), Id("lw").Dot("gateUp"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-			perToken(For(Id("j").Op(":=").Range().Lit(f)).Block(
-				Id("g").Op(":=").Id("b").Dot("phb").Index(Id("i")).Index(Id("j")),
-				Id("b").Dot("pact").Index(Id("i")).Index(Id("j")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("b").Dot("phb").Index(Id("i")).Index(Id("j").Op("+").Lit(f)),
-			)),
-			callKernel(p.MMDown, Id("b").Dot("po"), Id("lw").Dot("down"), Op("&").Id("b").Dot("pact").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-			addInto,
+			batchFFN(p, perToken, addInto, f),
 		),
 		// The classifier reads the whole vocabulary matrix: once for all the
 		// rows whose logits are wanted, normalised into pxn's first rows.
@@ -344,7 +358,99 @@ func emitModel(p *Plan) *File {
 
 	emitKernelSet(file, p)
 	emitRoPE(file, s.Heads, s.KVHeads, hd)
+	if p.MoE() {
+		emitMoE(file, p, eps)
+	}
 	return file
+}
+
+// ffnBlock is the feed-forward half of a layer in Forward: the fused
+// norm+SwiGLU and down projection, or the mixture of experts.
+func ffnBlock(p *Plan, eps Code, residual Code) Code {
+	if p.MoE() {
+		return Block(
+			Id("s").Dot("m").Dot("moeFFN").Call(Id("lw"), Op("&").Id("s").Dot("x"), Op("&").Id("s").Dot("xb2"), Op("&").Id("s").Dot("moe")),
+			residual,
+		)
+	}
+	return Block(
+		callKernel(p.FFN, Id("s").Dot("hb"), Id("lw").Dot("gateUp"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+		callKernel(p.Down, Id("s").Dot("xb2"), Id("lw").Dot("down"), Op("&").Id("s").Dot("hb").Index(Lit(0)), nil, nil),
+		residual,
+	)
+}
+
+// batchFFN is the feed-forward half of a layer in a batched pass: matrix
+// products over all rows, or the mixture of experts row by row (each row reads
+// only its chosen experts).
+func batchFFN(p *Plan, perToken func(...Code) Code, addInto Code, f int) Code {
+	if p.MoE() {
+		return Block(
+			perToken(Id("m").Dot("moeFFN").Call(Id("lw"), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("b").Dot("po").Index(Id("i")), Op("&").Id("b").Dot("moe"))),
+			addInto,
+		)
+	}
+	return Block(
+		perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("ffnNorm"))),
+		callKernel(p.MMGateUp, Id("b").Dot("phb"), Id("lw").Dot("gateUp"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+		perToken(For(Id("j").Op(":=").Range().Lit(f)).Block(
+			Id("g").Op(":=").Id("b").Dot("phb").Index(Id("i")).Index(Id("j")),
+			Id("b").Dot("pact").Index(Id("i")).Index(Id("j")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("b").Dot("phb").Index(Id("i")).Index(Id("j").Op("+").Lit(f)),
+		)),
+		callKernel(p.MMDown, Id("b").Dot("po"), Id("lw").Dot("down"), Op("&").Id("b").Dot("pact").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+		addInto,
+	)
+}
+
+// moeScratchField is the per-context routing scratch of a mixture of experts.
+func moeScratchField(p *Plan) Code {
+	if !p.MoE() {
+		return Null()
+	}
+	return Id("moe").Id("moeScratch")
+}
+
+// emitMoE writes the routed feed-forward block: the router, top-k with
+// renormalised weights (kernels.MoERoute, as the generic model routes), and
+// only the chosen experts' kernels.
+func emitMoE(file *File, p *Plan, eps Code) {
+	s := &p.Spec
+	m := s.MoE
+	d, mf := s.Dim, m.FFNDim
+	file.Comment("moeScratch is the working memory of moeFFN for one row.")
+	file.Type().Id("moeScratch").Struct(
+		List(Id("logits"), Id("probs")).Index(Lit(m.Experts)).Float32(),
+		Id("sel").Index(Lit(m.TopK)).Int32(),
+		Id("w").Index(Lit(m.TopK)).Float32(),
+		Id("hb").Index(Lit(mf)).Float32(),
+		Id("tmp").Index(Lit(d)).Float32(),
+	)
+	out := Parens(Op("*").Id("out"))
+	var shared []Code
+	if m.SharedExpert {
+		shared = []Code{
+			callKernel(p.SharedFFN, Id("sc").Dot("hb"), Id("lw").Dot("sharedGateUp"), Op("&").Id("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+			callKernel(p.ExpDown, out, Id("lw").Dot("sharedDown"), Op("&").Id("sc").Dot("hb").Index(Lit(0)), nil, nil),
+		}
+	} else {
+		shared = []Code{Op("*").Id("out").Op("=").Index(Lit(d)).Float32().Values()}
+	}
+	body := []Code{
+		callKernel(p.Router, Id("sc").Dot("logits"), Id("lw").Dot("router"), Op("&").Id("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+		Qual(kernelsPkg, "MoERoute").Call(Id("sc").Dot("sel").Index(Op(":")), Id("sc").Dot("w").Index(Op(":")), Id("sc").Dot("probs").Index(Op(":")), Id("sc").Dot("logits").Index(Op(":"))),
+	}
+	body = append(body, shared...)
+	body = append(body, For(List(Id("j"), Id("e")).Op(":=").Range().Id("sc").Dot("sel")).Block(
+		callKernel(p.ExpFFN, Id("sc").Dot("hb"), Id("lw").Dot("gateExps").Index(Id("e")), Op("&").Id("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+		callKernel(p.ExpDown, Id("sc").Dot("tmp"), Id("lw").Dot("downExps").Index(Id("e")), Op("&").Id("sc").Dot("hb").Index(Lit(0)), nil, nil),
+		Id("wj").Op(":=").Id("sc").Dot("w").Index(Id("j")),
+		For(Id("i").Op(":=").Range().Lit(d)).Block(Id("out").Index(Id("i")).Op("+=").Id("wj").Op("*").Id("sc").Dot("tmp").Index(Id("i"))),
+	))
+	file.Comment("moeFFN writes out = shared(x) + Σ_j w_j·expert_j(x) for one row x (the")
+	file.Comment("kernels normalise x by ffn_norm); unchosen experts' weights are not read.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("moeFFN").Params(
+		Id("lw").Op("*").Id("layerWeights"), List(Id("x"), Id("out")).Op("*").Index(Lit(d)).Float32(), Id("sc").Op("*").Id("moeScratch"),
+	).Block(body...)
 }
 
 // callKernel calls a kernel over all rows of a call. out and w are the whole
@@ -421,6 +527,15 @@ func emitSpecFunc(file *File, s *spec.Spec) {
 			Id("CheckpointEv"): Lit(s.Train.CheckpointEv),
 		}),
 	}
+	if m := s.MoE; m != nil {
+		d[Id("MoE")] = Op("&").Qual(modelPkg, "MoESpec").Values(Dict{
+			Id("Experts"):      Lit(m.Experts),
+			Id("TopK"):         Lit(m.TopK),
+			Id("FFNDim"):       Lit(m.FFNDim),
+			Id("SharedExpert"): Lit(m.SharedExpert),
+			Id("AuxLossCoef"):  Lit(m.AuxLossCoef),
+		})
+	}
 	if len(s.Targets) > 0 {
 		var ts []Code
 		for _, t := range s.Targets {
@@ -432,17 +547,6 @@ func emitSpecFunc(file *File, s *spec.Spec) {
 	file.Func().Id("Spec").Params().Op("*").Qual(modelPkg, "Spec").Block(
 		Return(Op("&").Qual(modelPkg, "Spec").Values(d)),
 	)
-}
-
-// layoutSize counts the parameters of the dense layout.
-func layoutSize(s *spec.Spec) (perLayer, total int) {
-	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
-	perLayer = d + (d+2*kv)*d + d*d + d + 2*f*d + d*f
-	total = s.Vocab*d + s.Layers*perLayer + d
-	if !s.TieEmbeddings {
-		total += s.Vocab * d
-	}
-	return perLayer, total
 }
 
 // emitMain writes the binary's main package.

@@ -71,11 +71,10 @@ func TestHeaderAndFormat(t *testing.T) {
 
 // Unsupported features are refused at gen time, never ignored.
 func TestRefusesUnsupported(t *testing.T) {
-	s := &spec.Spec{Name: "moe", Vocab: 11, Dim: 12, Layers: 1, Heads: 3, KVHeads: 1, FFNDim: 7, MaxSeq: 5,
-		MoE: &spec.MoE{Experts: 4, TopK: 2, FFNDim: 8}}
+	s := &spec.Spec{Name: "q", Vocab: 11, Dim: 32, Layers: 1, Heads: 4, KVHeads: 1, FFNDim: 32, MaxSeq: 5, Quant: "q4_0"}
 	s.SetDefaults()
-	if _, err := Files(s, "example.com/moe"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("gen of a MoE spec: err = %v, want a not-supported-yet error", err)
+	if _, err := Files(s, "example.com/q"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("gen of a q4_0 spec: err = %v, want a not-supported-yet error", err)
 	}
 }
 
@@ -105,6 +104,15 @@ func TestDifferentialRandomSpecs(t *testing.T) {
 			Name: fmt.Sprintf("rnd%d", i), Vocab: sh.vocab, Dim: sh.heads * sh.hd, Layers: 1 + r.IntN(3),
 			Heads: sh.heads, KVHeads: sh.kv, FFNDim: sh.ffn, MaxSeq: 16 + r.IntN(16), TieEmbeddings: sh.tie,
 			RopeTheta: 500 + r.Float64()*20000,
+		}
+		s.SetDefaults()
+		specs = append(specs, s)
+	}
+	// Mixtures of experts, with and without a shared expert.
+	for i, m := range []spec.MoE{{Experts: 4, TopK: 2, FFNDim: 13}, {Experts: 5, TopK: 1, FFNDim: 8, SharedExpert: true}} {
+		s := &spec.Spec{
+			Name: fmt.Sprintf("moe%d", i), Vocab: 29, Dim: 12, Layers: 2, Heads: 2, KVHeads: 1, FFNDim: 16,
+			MaxSeq: 20, TieEmbeddings: i == 0, MoE: &m,
 		}
 		s.SetDefaults()
 		specs = append(specs, s)
@@ -219,7 +227,52 @@ func check(name string, s *model.Spec, newModel model.Factory) {
 		fmt.Println("FAIL", name, "max rel diff", worst)
 		os.Exit(1)
 	}
+	if s.MoE != nil {
+		checkExperts(name, s, p, newModel)
+	}
 	fmt.Println("ok", name, "max rel diff", worst)
+}
+
+// checkExperts poisons one expert at a time with NaN: a token's logits stay
+// exactly as they were unless the expert was one of its top-k, so the
+// compiled code reads no other expert's weights.
+func checkExperts(name string, s *model.Spec, p *model.Params, newModel model.Factory) {
+	clean, _ := newModel(p)
+	want := append([]float32(nil), clean.NewSession().Forward(3, 0)...)
+	m := s.MoE
+	for l := 0; l < s.Layers; l++ {
+		unread := 0
+		for e := 0; e < m.Experts; e++ {
+			var saved [][]float32
+			for _, kind := range []string{model.FFNGateExps, model.FFNUpExps, model.FFNDownExps} {
+				t := p.T(model.LayerTensor(l, kind))
+				n := len(t) / m.Experts
+				part := t[e*n : (e+1)*n]
+				saved = append(saved, append([]float32(nil), part...))
+				for i := range part {
+					part[i] = float32(math.NaN())
+				}
+			}
+			g, _ := newModel(p)
+			got := g.NewSession().Forward(3, 0)
+			same := true
+			for i := range got {
+				same = same && math.Float32bits(got[i]) == math.Float32bits(want[i])
+			}
+			if same {
+				unread++
+			}
+			for k, kind := range []string{model.FFNGateExps, model.FFNUpExps, model.FFNDownExps} {
+				t := p.T(model.LayerTensor(l, kind))
+				n := len(t) / m.Experts
+				copy(t[e*n:(e+1)*n], saved[k])
+			}
+		}
+		if unread != m.Experts-m.TopK {
+			fmt.Println("FAIL", name, "layer", l, ":", unread, "experts unread, want", m.Experts-m.TopK)
+			os.Exit(1)
+		}
+	}
 }
 
 func main() {

@@ -60,10 +60,24 @@ type Plan struct {
 	// The batched prefill: matrix-matrix products over PrefillBatch tokens.
 	PrefillBatch                          int
 	MMQKV, MMOut, MMGateUp, MMDown, MMCls KCall
+	// A mixture of experts replaces FFN, Down, MMGateUp and MMDown: the
+	// router, then per chosen expert its fused norm+SwiGLU and its down
+	// projection (and the shared expert's, when the spec has one).
+	Router, ExpFFN, ExpDown, SharedFFN KCall
 }
+
+// MoE reports whether the plan compiles a mixture of experts.
+func (p *Plan) MoE() bool { return p.Spec.MoE != nil }
 
 // Calls returns the plan's distinct kernel fields in a stable order.
 func (p *Plan) Calls() []KCall {
+	if p.MoE() {
+		cs := []KCall{p.QKV, p.Out, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMCls, p.Router, p.ExpFFN, p.ExpDown}
+		if p.Spec.MoE.SharedExpert {
+			cs = append(cs, p.SharedFFN)
+		}
+		return cs
+	}
 	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls}
 }
 
@@ -118,6 +132,15 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	p.MMGateUp = mm("mmGateUp", 2*f, d)
 	p.MMDown = mm("mmDown", d, f)
 	p.MMCls = mm("mmCls", s.Vocab, d)
+	if m := s.MoE; m != nil {
+		mf := m.FFNDim
+		p.Router = KCall{"router", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, m.Experts, 0}
+		// An expert's up rows lie experts·ffn rows after its gate rows (the
+		// gate and up tensors hold all experts each): the kernel bakes that.
+		p.ExpFFN = KCall{"expFFN", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: m.Experts * mf, Cols: d}, mf, 0}
+		p.ExpDown = KCall{"expDown", asm.Kernel{Op: asm.OpMatVec, Cols: mf}, d, 0}
+		p.SharedFFN = KCall{"sharedFFN", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: mf, Cols: d}, mf, 0}
+	}
 	targets := s.Targets
 	if len(targets) == 0 {
 		targets = []string{"avx512", "avx2", "neon"}

@@ -367,9 +367,10 @@ func TestUnsupported(t *testing.T) {
 	if err := s.Unsupported(); err == nil || err.Error() != "quant: q8_0 not supported yet" {
 		t.Fatalf("q8_0: %v", err)
 	}
+	s.Quant = "f32"
 	s.MoE = &MoE{Experts: 4, TopK: 2, FFNDim: 8}
-	if err := s.Unsupported(); err == nil || err.Error() != "moe: not supported yet" {
-		t.Fatalf("moe: %v", err)
+	if err := s.Unsupported(); err != nil {
+		t.Fatalf("moe is compiled now: %v", err)
 	}
 }
 

@@ -199,9 +199,6 @@ func (s *Spec) validateTrain() error {
 // Unsupported reports what the code generator cannot compile yet, or nil.
 // Each line goes away when gen learns the feature.
 func (s *Spec) Unsupported() error {
-	if s.MoE != nil {
-		return fieldErr("moe", "not supported yet")
-	}
 	if s.Quant != "f32" {
 		return fieldErr("quant", "%s not supported yet", s.Quant)
 	}

@@ -205,19 +205,21 @@ func (s *Session) Forward(token, pos int) []float32 {
 			s.x[i] += s.xb2[i]
 		}
 		{
-			o, m := &s.hb, &lw.gateUp
-			pool.RunGrain(2048, 44, func(lo, hi int) {
-				kern.ffn(&o[lo], &m[lo][0], &s.x[0], &lw.ffnNorm[0], hi-lo, float32(1e-05))
-			})
-		}
-		{
-			o, m := &s.xb2, &lw.down
-			pool.RunGrain(768, 16, func(lo, hi int) {
-				kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
-			})
-		}
-		for i := range 768 {
-			s.x[i] += s.xb2[i]
+			{
+				o, m := &s.hb, &lw.gateUp
+				pool.RunGrain(2048, 44, func(lo, hi int) {
+					kern.ffn(&o[lo], &m[lo][0], &s.x[0], &lw.ffnNorm[0], hi-lo, float32(1e-05))
+				})
+			}
+			{
+				o, m := &s.xb2, &lw.down
+				pool.RunGrain(768, 16, func(lo, hi int) {
+					kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
+				})
+			}
+			for i := range 768 {
+				s.x[i] += s.xb2[i]
+			}
 		}
 	}
 	{
@@ -352,30 +354,32 @@ func (m *Model) run(b *batch) {
 				b.px[i][j] += b.po[i][j]
 			}
 		}
-		for i := range rows {
-			rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
-		}
 		{
-			o, m := &b.phb, &lw.gateUp
-			pool.RunGrain(4096, 44, func(lo, hi int) {
-				kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
-			})
-		}
-		for i := range rows {
-			for j := range 2048 {
-				g := b.phb[i][j]
-				b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+2048]
+			for i := range rows {
+				rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
 			}
-		}
-		{
-			o, m := &b.po, &lw.down
-			pool.RunGrain(768, 16, func(lo, hi int) {
-				kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
-			})
-		}
-		for i := range rows {
-			for j := range 768 {
-				b.px[i][j] += b.po[i][j]
+			{
+				o, m := &b.phb, &lw.gateUp
+				pool.RunGrain(4096, 44, func(lo, hi int) {
+					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
+				})
+			}
+			for i := range rows {
+				for j := range 2048 {
+					g := b.phb[i][j]
+					b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+2048]
+				}
+			}
+			{
+				o, m := &b.po, &lw.down
+				pool.RunGrain(768, 16, func(lo, hi int) {
+					kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
+				})
+			}
+			for i := range rows {
+				for j := range 768 {
+					b.px[i][j] += b.po[i][j]
+				}
 			}
 		}
 	}

@@ -200,19 +200,21 @@ func (s *Session) Forward(token, pos int) []float32 {
 			s.x[i] += s.xb2[i]
 		}
 		{
-			o, m := &s.hb, &lw.gateUp
-			pool.RunGrain(768, 116, func(lo, hi int) {
-				kern.ffn(&o[lo], &m[lo][0], &s.x[0], &lw.ffnNorm[0], hi-lo, float32(1e-05))
-			})
-		}
-		{
-			o, m := &s.xb2, &lw.down
-			pool.RunGrain(288, 44, func(lo, hi int) {
-				kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
-			})
-		}
-		for i := range 288 {
-			s.x[i] += s.xb2[i]
+			{
+				o, m := &s.hb, &lw.gateUp
+				pool.RunGrain(768, 116, func(lo, hi int) {
+					kern.ffn(&o[lo], &m[lo][0], &s.x[0], &lw.ffnNorm[0], hi-lo, float32(1e-05))
+				})
+			}
+			{
+				o, m := &s.xb2, &lw.down
+				pool.RunGrain(288, 44, func(lo, hi int) {
+					kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
+				})
+			}
+			for i := range 288 {
+				s.x[i] += s.xb2[i]
+			}
 		}
 	}
 	{
@@ -347,30 +349,32 @@ func (m *Model) run(b *batch) {
 				b.px[i][j] += b.po[i][j]
 			}
 		}
-		for i := range rows {
-			rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
-		}
 		{
-			o, m := &b.phb, &lw.gateUp
-			pool.RunGrain(1536, 116, func(lo, hi int) {
-				kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
-			})
-		}
-		for i := range rows {
-			for j := range 768 {
-				g := b.phb[i][j]
-				b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+768]
+			for i := range rows {
+				rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
 			}
-		}
-		{
-			o, m := &b.po, &lw.down
-			pool.RunGrain(288, 44, func(lo, hi int) {
-				kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
-			})
-		}
-		for i := range rows {
-			for j := range 288 {
-				b.px[i][j] += b.po[i][j]
+			{
+				o, m := &b.phb, &lw.gateUp
+				pool.RunGrain(1536, 116, func(lo, hi int) {
+					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
+				})
+			}
+			for i := range rows {
+				for j := range 768 {
+					g := b.phb[i][j]
+					b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+768]
+				}
+			}
+			{
+				o, m := &b.po, &lw.down
+				pool.RunGrain(288, 44, func(lo, hi int) {
+					kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
+				})
+			}
+			for i := range rows {
+				for j := range 288 {
+					b.px[i][j] += b.po[i][j]
+				}
 			}
 		}
 	}

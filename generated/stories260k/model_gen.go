@@ -194,10 +194,12 @@ func (s *Session) Forward(token, pos int) []float32 {
 		for i := range 64 {
 			s.x[i] += s.xb2[i]
 		}
-		kern.ffn(&s.hb[0], &lw.gateUp[0][0], &s.x[0], &lw.ffnNorm[0], 172, float32(1e-05))
-		kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
-		for i := range 64 {
-			s.x[i] += s.xb2[i]
+		{
+			kern.ffn(&s.hb[0], &lw.gateUp[0][0], &s.x[0], &lw.ffnNorm[0], 172, float32(1e-05))
+			kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
+			for i := range 64 {
+				s.x[i] += s.xb2[i]
+			}
 		}
 	}
 	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &s.x[0], &w.outNorm[0], 512, float32(1e-05))
@@ -327,30 +329,32 @@ func (m *Model) run(b *batch) {
 				b.px[i][j] += b.po[i][j]
 			}
 		}
-		for i := range rows {
-			rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
-		}
 		{
-			o, m := &b.phb, &lw.gateUp
-			pool.RunGrain(344, 512, func(lo, hi int) {
-				kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
-			})
-		}
-		for i := range rows {
-			for j := range 172 {
-				g := b.phb[i][j]
-				b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+172]
+			for i := range rows {
+				rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
 			}
-		}
-		{
-			o, m := &b.po, &lw.down
-			pool.RunGrain(64, 192, func(lo, hi int) {
-				kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
-			})
-		}
-		for i := range rows {
-			for j := range 64 {
-				b.px[i][j] += b.po[i][j]
+			{
+				o, m := &b.phb, &lw.gateUp
+				pool.RunGrain(344, 512, func(lo, hi int) {
+					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
+				})
+			}
+			for i := range rows {
+				for j := range 172 {
+					g := b.phb[i][j]
+					b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+172]
+				}
+			}
+			{
+				o, m := &b.po, &lw.down
+				pool.RunGrain(64, 192, func(lo, hi int) {
+					kern.mmDown(&o[0][lo], &m[lo][0], &b.pact[0][0], hi-lo, n)
+				})
+			}
+			for i := range rows {
+				for j := range 64 {
+					b.px[i][j] += b.po[i][j]
+				}
 			}
 		}
 	}

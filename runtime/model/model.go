@@ -42,3 +42,6 @@ type Batcher interface {
 
 // TrainSpec is re-exported for the same reason.
 type TrainSpec = spec.Train
+
+// MoESpec is re-exported for the same reason.
+type MoESpec = spec.MoE
