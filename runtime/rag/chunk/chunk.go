@@ -166,36 +166,39 @@ func splitWords(text string, o Options) ([]word, error) {
 }
 
 // cutWord splits text[s:e] into the longest rune-aligned pieces that fit a
-// chunk, by binary search on the piece length.
+// chunk, by binary search over rune boundaries (an invalid byte counts as
+// one rune).
 func cutWord(text string, s, e int, o Options, ws *[]word) error {
-	for s < e {
-		lo, hi := s, e // the answer lies in (lo, hi]
-		best, bestN := -1, 0
-		for lo < hi {
-			mid := lo + (hi-lo+1)/2
-			for mid < e && !utf8.RuneStart(text[mid]) {
-				mid++
-			}
-			if mid <= lo {
-				break
-			}
-			n, err := o.Counter.Count(text[s:mid])
+	var bounds []int // rune ends after s
+	for i := s; i < e; {
+		_, n := utf8.DecodeRuneInString(text[i:e])
+		i += n
+		bounds = append(bounds, i)
+	}
+	for len(bounds) > 0 {
+		// The longest prefix bounds[:j+1] that fits; one rune at least.
+		lo, hi, best, bestN := 0, len(bounds)-1, 0, -1
+		for lo <= hi {
+			mid := (lo + hi) / 2
+			n, err := o.Counter.Count(text[s:bounds[mid]])
 			if err != nil {
 				return fmt.Errorf("count tokens at byte %d: %w", s, err)
 			}
 			if n <= o.Size {
-				best, bestN, lo = mid, n, mid
+				best, bestN, lo = mid, n, mid+1
 			} else {
 				hi = mid - 1
 			}
 		}
-		if best < 0 { // even one rune is too many tokens: take it alone
-			_, size := utf8.DecodeRuneInString(text[s:])
-			best = s + size
-			bestN, _ = o.Counter.Count(text[s:best])
+		if bestN < 0 { // even one rune is too many tokens: take it alone
+			var err error
+			if bestN, err = o.Counter.Count(text[s:bounds[0]]); err != nil {
+				return fmt.Errorf("count tokens at byte %d: %w", s, err)
+			}
 		}
-		*ws = append(*ws, word{s, best, bestN})
-		s = best
+		*ws = append(*ws, word{s, bounds[best], bestN})
+		s = bounds[best]
+		bounds = bounds[best+1:]
 	}
 	return nil
 }

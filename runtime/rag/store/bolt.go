@@ -656,5 +656,8 @@ func decodeSource(b []byte) (string, []uint64, error) {
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		ids = append(ids, r.uvarint())
 	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("damaged source record (trailing bytes)")
+	}
 	return h, ids, r.err
 }
