@@ -539,7 +539,7 @@ appear in the training files.`,
 
 func (c *cmds) tasksEvalCmd() *cobra.Command {
 	var modelPath, tokPath, tmpl, probsPath, vs, rmDir string
-	var maxNew, seq int
+	var maxNew, seq, show int
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Answer problems greedily: exact-match accuracy and format compliance (and a win rate by a reward model)",
@@ -577,7 +577,16 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			acc, format, err := EvalProblems(m, e, ps, maxNew)
+			var showFn func(tasks.Problem, string)
+			if show > 0 {
+				showFn = func(p tasks.Problem, reply string) {
+					if show > 0 {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s\n→ %q (answer %d)\n", p.Prompt, reply, p.Answer)
+						show--
+					}
+				}
+			}
+			acc, format, err := evalProblems(m, e, ps, maxNew, showFn)
 			if err != nil {
 				return err
 			}
@@ -633,5 +642,6 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 	f.StringVar(&vs, "vs", "", "a second model to compare replies with (win rate)")
 	f.StringVar(&rmDir, "reward-model", "", "reward model run folder judging --vs")
 	f.IntVar(&seq, "seq", 256, "longest sequence the reward model scores")
+	f.IntVar(&show, "show", 0, "print the first N replies")
 	return cmd
 }

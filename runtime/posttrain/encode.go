@@ -35,14 +35,21 @@ func (e *Encoder) Encode(c Conversation) (ids []int, train []bool, err error) {
 }
 
 // Prompt returns the tokens that prompt the model for a reply to a user
-// message.
+// message: exactly the tokens that precede the first trained token of a
+// conversation with a reply, so generation starts where fine-tuning taught
+// the reply to start (a template's space before the content, say, which
+// the generation prompt of the template leaves out).
 func (e *Encoder) Prompt(user string) ([]int, error) {
-	chat, err := e.Template.Render([]tokenizer.Message{{Role: tokenizer.RoleUser, Content: user}}, true)
+	ids, train, err := e.Reply(user, "0")
 	if err != nil {
 		return nil, err
 	}
-	ids, _, err := e.encodeChat(chat)
-	return ids, err
+	for i, t := range train {
+		if t {
+			return ids[:i], nil
+		}
+	}
+	return nil, fmt.Errorf("chat template %s: no reply tokens", e.Template.Name())
 }
 
 // Reply encodes prompt and reply as one exchange; train marks the reply's

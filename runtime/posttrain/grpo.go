@@ -65,6 +65,10 @@ func (c *GRPOConfig) checkGRPO() error {
 // EvalProblems answers each problem greedily and returns the share answered
 // exactly and the share in the reply format.
 func EvalProblems(m model.Model, e *Encoder, ps []tasks.Problem, maxNew int) (acc, format float64, err error) {
+	return evalProblems(m, e, ps, maxNew, nil)
+}
+
+func evalProblems(m model.Model, e *Encoder, ps []tasks.Problem, maxNew int, show func(p tasks.Problem, reply string)) (acc, format float64, err error) {
 	right, formed := 0, 0
 	for _, p := range ps {
 		prompt, err := e.Prompt(p.Prompt)
@@ -73,6 +77,9 @@ func EvalProblems(m model.Model, e *Encoder, ps []tasks.Problem, maxNew int) (ac
 		}
 		out := sampleReply(m, prompt, maxNew, 0, e.Tok.EOS(), nil)
 		text := decodeReply(e, out)
+		if show != nil {
+			show(p, text)
+		}
 		if v, err := tasks.ParseAnswer(text); err == nil && v == p.Answer {
 			right++
 		}

@@ -180,3 +180,22 @@ func FuzzParsePreferences(f *testing.F) {
 		ParseProblems("f", strings.NewReader(s))
 	})
 }
+
+// TestPromptMatchesTraining: the generation prompt is the training
+// sequence's prefix up to its first trained token.
+func TestPromptMatchesTraining(t *testing.T) {
+	tmpl, _ := tokenizer.ChatTemplate("llama2")
+	e := &Encoder{Tok: tok512(t), Template: tmpl}
+	p := tasks.Problem{Prompt: "What is 12 + 30?", Answer: 42, Reasoning: "2+0=2, 1+3=4"}
+	ids, tr, err := e.Encode(tasks.SFT(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := e.Prompt(p.Prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pr) >= len(ids) || !slices.Equal(pr, ids[:len(pr)]) || !tr[len(pr)] || tr[len(pr)-1] {
+		t.Fatalf("prompt %v is not the untrained prefix of %v", pr, ids)
+	}
+}
