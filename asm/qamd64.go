@@ -91,19 +91,27 @@ func (g *qamd) kernel(k QKernel) {
 	c.Function(k.Name())
 	c.Attributes(attr.NOSPLIT)
 	c.Pragma("noescape")
-	c.SignatureExpr(QSignature)
+	c.SignatureExpr(k.Signature())
 	c.Doc(k.doc())
 	out, w, xq, xs, n := g.param("out"), g.param("w"), g.param("xq"), g.param("xs"), g.param("n")
+	var b reg.GPVirtual
+	if k.Rows > 0 {
+		b = g.param("b")
+	}
 	if k.ISA == AVX512 {
 		g.zero = c.YMM()
 		c.VMOVUPS(g.bytesConst("qzero", 0), g.zero)
 	}
 	rb := k.RowBytes()
 	loop4, tail, loop1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
+	if k.Rows > 0 {
+		c.TESTQ(b, b)
+		c.JZ(operand.LabelRef(done))
+	}
 	c.Label(loop4)
 	c.CMPQ(n, operand.U8(qRows))
 	c.JL(operand.LabelRef(tail))
-	g.rows(qRows, out, w, xq, xs)
+	g.tokens(qRows, b, out, w, xq, xs)
 	c.ADDQ(operand.U32(qRows*rb), w)
 	c.ADDQ(operand.U8(4*qRows), out)
 	c.SUBQ(operand.U8(qRows), n)
@@ -112,7 +120,7 @@ func (g *qamd) kernel(k QKernel) {
 	c.TESTQ(n, n)
 	c.JZ(operand.LabelRef(done))
 	c.Label(loop1)
-	g.rows(1, out, w, xq, xs)
+	g.tokens(1, b, out, w, xq, xs)
 	c.ADDQ(operand.U32(rb), w)
 	c.ADDQ(operand.U8(4), out)
 	c.DECQ(n)
@@ -120,6 +128,30 @@ func (g *qamd) kernel(k QKernel) {
 	c.Label(done)
 	c.VZEROUPPER()
 	c.RET()
+}
+
+// tokens runs rows(R) once (QMatVec) or for each of the b tokens (QMatMul),
+// the group's weights staying in L1 across the tokens.
+func (g *qamd) tokens(R int, b, out, w, xq, xs reg.GPVirtual) {
+	k := g.k
+	if k.Rows == 0 {
+		g.rows(R, out, w, xq, xs)
+		return
+	}
+	c := g.c
+	t, op, xp, sp := c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(b, t)
+	c.MOVQ(out, op)
+	c.MOVQ(xq, xp)
+	c.MOVQ(xs, sp)
+	loop := g.newLabel("tok")
+	c.Label(loop)
+	g.rows(R, op, w, xp, sp)
+	c.ADDQ(operand.U32(4*k.Rows), op)
+	c.ADDQ(operand.U32(k.Cols), xp)
+	c.ADDQ(operand.U32(k.Cols/32*4), sp)
+	c.DECQ(t)
+	c.JNZ(operand.LabelRef(loop))
 }
 
 // rows computes R consecutive rows starting at w into out[0..R).

@@ -21,7 +21,7 @@ func QuantARM64(ks []QKernel, pkg string) (asmText, stubs []byte, err error) {
 	for _, k := range ks {
 		e := &neon{b: &sb}
 		qneonKernel(e, k)
-		fmt.Fprintf(&gb, "\n// %s\n//\n//go:noescape\nfunc %s%s\n", k.doc(), k.Name(), QSignature[len("func"):])
+		fmt.Fprintf(&gb, "\n// %s\n//\n//go:noescape\nfunc %s%s\n", k.doc(), k.Name(), k.Signature()[len("func"):])
 	}
 	stubs, err = format.Source(gb.Bytes())
 	if err != nil {
@@ -46,25 +46,47 @@ func (e *neon) word(op uint32, d, n, m int, text string) {
 // qneonKernel emits one kernel, one row at a time, with the registers
 //
 //	R0 out, R1 row, R2 xq, R3 xs, R4 rows left, R5 block, R6 x cursor,
-//	R7 scale cursor, R8 blocks left, R9-R10 scratch;
+//	R7 scale cursor, R8 blocks left, R9-R10 scratch, R19-R22 token loop
+//	(QMatMul);
 //	V0-V1 codes, V2-V3 x, V4 int32 sums, V5-V7/V16 products (no SDOT),
 //	F20 row sum, F21 scale, F22 x scale, V30 eights, V31 nibble mask.
 //
 // The block sum is reduced to a scalar and added as float32(isum)·(d_w·d_x)
 // in block order, as the reference does: the result is the same bits.
 func qneonKernel(e *neon, k QKernel) {
-	fmt.Fprintf(e.b, "\n// %s\nTEXT ·%s(SB), NOSPLIT, $0-40\n", k.doc(), k.Name())
-	e.p("MOVD out+0(FP), R0")
-	e.p("MOVD w+8(FP), R1")
-	e.p("MOVD xq+16(FP), R2")
-	e.p("MOVD xs+24(FP), R3")
-	e.p("MOVD n+32(FP), R4")
+	frame := 40
+	if k.Rows > 0 {
+		frame = 48
+	}
+	fmt.Fprintf(e.b, "\n// %s\nTEXT ·%s(SB), NOSPLIT, $0-%d\n", k.doc(), k.Name(), frame)
 	done, row, blk := e.newLabel("qdone"), e.newLabel("qrow"), e.newLabel("qblk")
-	e.p("CBZ R4, %s", done)
+	tok := ""
 	if k.Format == Q4_0 {
 		e.p("VMOVI $15, V31.B16")
 		e.p("VMOVI $8, V30.B16")
 	}
+	if k.Rows > 0 {
+		// QMatMul: R19 tokens left, R20-R22 the token's out, xq and xs;
+		// each token is a QMatVec over the n rows.
+		tok = e.newLabel("qtok")
+		e.p("MOVD b+40(FP), R19")
+		e.p("CBZ R19, %s", done)
+		e.p("MOVD out+0(FP), R20")
+		e.p("MOVD xq+16(FP), R21")
+		e.p("MOVD xs+24(FP), R22")
+		fmt.Fprintf(e.b, "%s:\n", tok)
+		e.p("MOVD R20, R0")
+		e.p("MOVD w+8(FP), R1")
+		e.p("MOVD R21, R2")
+		e.p("MOVD R22, R3")
+	} else {
+		e.p("MOVD out+0(FP), R0")
+		e.p("MOVD w+8(FP), R1")
+		e.p("MOVD xq+16(FP), R2")
+		e.p("MOVD xs+24(FP), R3")
+	}
+	e.p("MOVD n+32(FP), R4")
+	e.p("CBZ R4, %s", done)
 	fmt.Fprintf(e.b, "%s:\n", row)
 	e.zero(20)
 	e.p("MOVD R1, R5")
@@ -113,6 +135,13 @@ func qneonKernel(e *neon, k QKernel) {
 	e.p("ADD $%d, R1, R1", k.RowBytes())
 	e.p("SUBS $1, R4, R4")
 	e.p("BNE %s", row)
+	if k.Rows > 0 {
+		e.p("ADD $%d, R20, R20", 4*k.Rows)
+		e.p("ADD $%d, R21, R21", k.Cols)
+		e.p("ADD $%d, R22, R22", k.Cols/32*4)
+		e.p("SUBS $1, R19, R19")
+		e.p("BNE %s", tok)
+	}
 	fmt.Fprintf(e.b, "%s:\n", done)
 	e.p("RET")
 }

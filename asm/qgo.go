@@ -57,11 +57,20 @@ func qhalf(h uint16) float32 {
 
 func qGoKernel(b *bytes.Buffer, k QKernel) {
 	nb, bb, rb := k.Cols/32, k.Format.BlockBytes(), k.RowBytes()
-	fmt.Fprintf(b, "// %s\nfunc %s%s {\n", k.doc(), k.Name(), QSignature[len("func"):])
+	fmt.Fprintf(b, "// %s\nfunc %s%s {\n", k.doc(), k.Name(), k.Signature()[len("func"):])
 	fmt.Fprintf(b, "const nb, bb, rb = %d, %d, %d\n", nb, bb, rb)
-	b.WriteString("if n <= 0 {\nreturn\n}\n")
-	b.WriteString("o := unsafe.Slice(out, n)\nws := unsafe.Slice(w, n*rb)\n")
-	b.WriteString("q := (*[nb * 32]int8)(unsafe.Pointer(xq))\ns := (*[nb]float32)(unsafe.Pointer(xs))\n")
+	if k.Rows > 0 {
+		// Token after token, each a QMatVec over the n rows.
+		fmt.Fprintf(b, "const R = %d\n", k.Rows)
+		b.WriteString("if n <= 0 || b <= 0 {\nreturn\n}\n")
+		b.WriteString("ws := unsafe.Slice(w, n*rb)\nxqs := unsafe.Slice(xq, b*nb*32)\nxss := unsafe.Slice(xs, b*nb)\nos := unsafe.Slice(out, (b-1)*R+n)\n")
+		b.WriteString("for t := 0; t < b; t++ {\no := os[t*R : t*R+n]\n")
+		b.WriteString("q := (*[nb * 32]int8)(xqs[t*nb*32:])\ns := (*[nb]float32)(xss[t*nb:])\n")
+	} else {
+		b.WriteString("if n <= 0 {\nreturn\n}\n")
+		b.WriteString("o := unsafe.Slice(out, n)\nws := unsafe.Slice(w, n*rb)\n")
+		b.WriteString("q := (*[nb * 32]int8)(unsafe.Pointer(xq))\ns := (*[nb]float32)(unsafe.Pointer(xs))\n")
+	}
 	b.WriteString("for r := range o {\nrow := (*[rb]byte)(ws[r*rb:])\nvar sum float32\n")
 	b.WriteString("for i := 0; i < nb; i++ {\nblk := (*[bb]byte)(row[i*bb:])\nx := (*[32]int8)(q[i*32:])\n")
 	b.WriteString("var i0, i1, i2, i3 int32\n")
@@ -80,5 +89,9 @@ func qGoKernel(b *bytes.Buffer, k QKernel) {
 	b.WriteString("h := uint16(blk[0]) | uint16(blk[1])<<8\nvar d float32\n")
 	b.WriteString("if e := h & 0x7c00; e != 0 && e != 0x7c00 {\nd = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)\n} else {\nd = qhalf(h)\n}\n")
 	b.WriteString("sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))\n")
-	b.WriteString("}\no[r] = sum\n}\n}\n\n")
+	b.WriteString("}\no[r] = sum\n}\n")
+	if k.Rows > 0 {
+		b.WriteString("}\n")
+	}
+	b.WriteString("}\n\n")
 }

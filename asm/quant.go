@@ -25,6 +25,14 @@ import (
 //
 // QMatVec: func(out *float32, w *byte, xq *int8, xs *float32, n int), C baked.
 //
+// QMatMul (QKernel.Rows > 0, batched prefill): func(out *float32, w *byte,
+// xq *int8, xs *float32, n, b int) with R = Rows and C baked:
+//
+//	out[t*R+r] = w[r]·x_t  for r < n, t < b
+//
+// where token t's codes are xq[t*C:] and its scales xs[t*C/32:]. On amd64
+// each group of 4 rows runs over every token while its weights are in L1.
+//
 // Per ISA:
 //
 //	AVX2    VPSIGNB makes |w| and sign(w)·x, VPMADDUBSW multiplies u8×s8 into
@@ -81,6 +89,8 @@ type QKernel struct {
 	ISA    ISA
 	Cols   int
 	NoDot  bool
+	// Rows > 0 makes a QMatMul whose output rows are Rows apart per token.
+	Rows int
 }
 
 // Name is e.g. q8_0matvec_288_avx2, q4_0matvec_768_neon, q8_0matvec_288_neonnodot.
@@ -89,16 +99,33 @@ func (k QKernel) Name() string {
 	if k.NoDot && k.ISA == NEON {
 		isa += "nodot"
 	}
+	if k.Rows > 0 {
+		return fmt.Sprintf("%smatmul_%dx%d_%s", k.Format, k.Rows, k.Cols, isa)
+	}
 	return fmt.Sprintf("%smatvec_%d_%s", k.Format, k.Cols, isa)
 }
 
-// QSignature is the Go declaration of every QKernel's parameters.
+// QSignature is the Go declaration of every QMatVec kernel's parameters.
 const QSignature = "func(out *float32, w *byte, xq *int8, xs *float32, n int)"
+
+// QMatMulSignature is that of the QMatMul kernels.
+const QMatMulSignature = "func(out *float32, w *byte, xq *int8, xs *float32, n, b int)"
+
+// Signature is QSignature or QMatMulSignature.
+func (k QKernel) Signature() string {
+	if k.Rows > 0 {
+		return QMatMulSignature
+	}
+	return QSignature
+}
 
 // RowBytes is the size of one encoded row.
 func (k QKernel) RowBytes() int { return k.Cols / 32 * k.Format.BlockBytes() }
 
 func (k QKernel) doc() string {
+	if k.Rows > 0 {
+		return fmt.Sprintf("%s: out[t*%d+r] = w[r]·x_t for r < n and b tokens, w in %s blocks (%d bytes a row), x quantised to 8 bits per 32-block.", k.Name(), k.Rows, k.Format, k.RowBytes())
+	}
 	return fmt.Sprintf("%s: out[r] = w[r]·x for r < n, w in %s blocks (%d bytes a row), x quantised to 8 bits per 32-block.", k.Name(), k.Format, k.RowBytes())
 }
 
@@ -115,6 +142,9 @@ func (k QKernel) Validate() error {
 	}
 	if k.Cols < 32 || k.Cols%32 != 0 || k.Cols > 1<<22 {
 		return fmt.Errorf("quant kernel %s: cols must be a positive multiple of 32 up to 2^22, got %d", k.Name(), k.Cols)
+	}
+	if k.Rows < 0 || k.Rows > 1<<22 {
+		return fmt.Errorf("quant kernel %s: rows must be in [0, 2^22], got %d", k.Name(), k.Rows)
 	}
 	return nil
 }

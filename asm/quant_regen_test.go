@@ -50,6 +50,12 @@ func TestQKernelValidate(t *testing.T) {
 	if n := (asm.QKernel{Format: asm.Q8_0, ISA: asm.NEON, Cols: 288, NoDot: true}).Name(); n != "q8_0matvec_288_neonnodot" {
 		t.Errorf("name %s", n)
 	}
+	if n := (asm.QKernel{Format: asm.Q4_0, ISA: asm.AVX2, Rows: 300, Cols: 288}).Name(); n != "q4_0matmul_300x288_avx2" {
+		t.Errorf("name %s", n)
+	}
+	if err := (asm.QKernel{Format: asm.Q4_0, ISA: asm.AVX2, Rows: -1, Cols: 288}).Validate(); err == nil || !strings.Contains(err.Error(), "rows") {
+		t.Errorf("rows -1: %v", err)
+	}
 	if _, _, err := asm.QuantAMD64([]asm.QKernel{{Format: asm.Q8_0, ISA: asm.NEON, Cols: 32}}, "p"); err == nil {
 		t.Error("NEON kernel accepted by the amd64 generator")
 	}

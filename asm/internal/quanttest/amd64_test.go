@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/modelc/modelc/asm"
-	"github.com/modelc/modelc/asm/internal/quanttest/shapes"
 	"github.com/modelc/modelc/runtime/cpu"
 )
 
@@ -23,14 +22,7 @@ func TestAMD64(t *testing.T) {
 			t.Logf("%s: not supported here", isa)
 			continue
 		}
-		for _, k := range shapes.Kernels(isa) {
-			fn, ok := amd64Kernels[k.Name()]
-			if !ok {
-				t.Fatalf("%s missing from the table", k.Name())
-			}
-			checkKernel(t, k, fn, false)
-			ran++
-		}
+		ran += runAll(t, isa, amd64Kernels, amd64KernelsMM, false, nil)
 	}
 	t.Logf("ran %d kernels", ran)
 }

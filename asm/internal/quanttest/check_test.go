@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/asm/internal/quanttest/shapes"
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/quant"
 )
@@ -112,4 +113,92 @@ func checkKernel(t *testing.T, k asm.QKernel, fn qfunc, exact bool) {
 			}
 		}
 	}
+}
+
+// checkMatMul runs a QMatMul kernel over row and token counts: every
+// out[t*R+r] must be the matvec of token t (bit for bit when exact, else
+// within float rounding of Σ|terms|), and no other element of out changes.
+func checkMatMul(t *testing.T, k asm.QKernel, fn qmmfunc, exact bool) {
+	for _, rows := range rowCounts {
+		for _, b := range []int{0, 1, 3} {
+			p := newProblem(k, rows, uint64(7*rows+b))
+			// b token vectors, each quantised separately.
+			xq := make([]int8, max(1, b)*k.Cols)
+			xs := make([]float32, max(1, b)*k.Cols/32)
+			xf := make([][]float32, b)
+			r := rand.New(rand.NewPCG(uint64(b), 3))
+			for tk := 0; tk < b; tk++ {
+				xf[tk] = make([]float32, k.Cols)
+				for i := range xf[tk] {
+					xf[tk][i] = float32(r.NormFloat64())
+				}
+				quant.QuantizeAct(xq[tk*k.Cols:(tk+1)*k.Cols], xs[tk*k.Cols/32:(tk+1)*k.Cols/32], xf[tk])
+			}
+			const canary = float32(-777.25)
+			out := make([]float32, max(1, b)*k.Rows+1)
+			for i := range out {
+				out[i] = canary
+			}
+			w := new(byte)
+			if len(p.w) > 0 {
+				w = &p.w[0]
+			}
+			fn(&out[0], w, &xq[0], &xs[0], rows, b)
+			rb := k.RowBytes()
+			for tk := 0; tk < max(1, b); tk++ {
+				for i := 0; i < k.Rows; i++ {
+					got := out[tk*k.Rows+i]
+					if tk >= b || i >= rows {
+						if got != canary {
+							t.Fatalf("%s rows=%d b=%d: out[%d] written", k.Name(), rows, b, tk*k.Rows+i)
+						}
+						continue
+					}
+					row := p.w[i*rb : (i+1)*rb]
+					q, s := xq[tk*k.Cols:(tk+1)*k.Cols], xs[tk*k.Cols/32:(tk+1)*k.Cols/32]
+					var want float32
+					if k.Format == asm.Q4_0 {
+						want = quant.DotQ4_0(row, q, s)
+					} else {
+						want = quant.DotQ8_0(row, q, s)
+					}
+					var abs float64
+					for j := 0; j < k.Cols; j++ {
+						abs += math.Abs(float64(p.wf[i*k.Cols+j]) * float64(q[j]) * float64(s[j/32]))
+					}
+					if exact && got != want || math.Abs(float64(got-want)) > 1e-5*abs+1e-30 {
+						t.Fatalf("%s rows=%d b=%d: token %d row %d = %g, reference %g", k.Name(), rows, b, tk, i, got, want)
+					}
+				}
+			}
+			if out[len(out)-1] != canary {
+				t.Fatalf("%s: wrote past the output", k.Name())
+			}
+		}
+	}
+}
+
+// runAll checks every kernel of isa found in the tables.
+func runAll(t *testing.T, isa asm.ISA, mv map[string]qfunc, mm map[string]qmmfunc, exact bool, skip func(asm.QKernel) bool) int {
+	ran := 0
+	for _, k := range shapes.Kernels(isa) {
+		if skip != nil && skip(k) {
+			continue
+		}
+		if k.Rows > 0 {
+			fn, ok := mm[k.Name()]
+			if !ok {
+				t.Fatalf("%s missing from the table", k.Name())
+			}
+			checkMatMul(t, k, fn, exact)
+		} else {
+			fn, ok := mv[k.Name()]
+			if !ok {
+				t.Fatalf("%s missing from the table", k.Name())
+			}
+			checkKernel(t, k, fn, exact)
+		}
+		ran++
+	}
+	return ran
 }

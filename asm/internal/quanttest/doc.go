@@ -8,3 +8,6 @@ package quanttest
 
 // qfunc is the signature of every quantised kernel (asm.QSignature).
 type qfunc = func(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// qmmfunc is the signature of the QMatMul kernels (asm.QMatMulSignature).
+type qmmfunc = func(out *float32, w *byte, xq *int8, xs *float32, n, b int)

@@ -4,6 +4,36 @@
 
 package quanttest
 
+// q4_0matmul_13x32_avx2: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (18 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_13x32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_13x32_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (18 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_13x96_avx2: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (54 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_13x96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_13x96_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (54 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_300x288_avx2: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_300x288_avx512: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
 // q4_0matvec_160_avx2: out[r] = w[r]·x for r < n, w in q4_0 blocks (90 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
@@ -83,6 +113,36 @@ func q4_0matvec_96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q4_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0matmul_13x32_avx2: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (34 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_13x32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_13x32_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (34 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_13x96_avx2: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (102 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_13x96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_13x96_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (102 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_300x288_avx2: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_300x288_avx512: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 
 // q8_0matvec_160_avx2: out[r] = w[r]·x for r < n, w in q8_0 blocks (170 bytes a row), x quantised to 8 bits per 32-block.
 //

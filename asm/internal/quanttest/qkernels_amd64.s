@@ -4,6 +4,1202 @@
 
 #include "textflag.h"
 
+// func q4_0matmul_13x32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone4
+
+qrows4_1:
+	CMPQ SI, $0x04
+	JL   qtail2
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok5:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qblk6:
+	PREFETCHT0   288(R12)
+	PREFETCHT0   306(R12)
+	PREFETCHT0   324(R12)
+	PREFETCHT0   342(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VMOVUPS      20(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 18(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
+	VMOVUPS      38(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 36(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
+	VMOVUPS      56(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 54(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk6
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000020, R10
+	ADDQ         $0x00000004, R11
+	DECQ         R8
+	JNZ          qtok5
+	ADDQ         $0x00000048, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_1
+
+qtail2:
+	TESTQ SI, SI
+	JZ    qdone4
+
+qrows1_3:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok7:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qblk8:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk8
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000020, R10
+	ADDQ         $0x00000004, R11
+	DECQ         R8
+	JNZ          qtok7
+	ADDQ         $0x00000012, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_3
+
+qdone4:
+	VZEROUPPER
+	RET
+
+DATA qeight<>+0(SB)/4, $0x08080808
+DATA qeight<>+4(SB)/4, $0x08080808
+DATA qeight<>+8(SB)/4, $0x08080808
+DATA qeight<>+12(SB)/4, $0x08080808
+DATA qeight<>+16(SB)/4, $0x08080808
+DATA qeight<>+20(SB)/4, $0x08080808
+DATA qeight<>+24(SB)/4, $0x08080808
+DATA qeight<>+28(SB)/4, $0x08080808
+GLOBL qeight<>(SB), RODATA|NOPTR, $32
+
+DATA qones16<>+0(SB)/4, $0x00010001
+DATA qones16<>+4(SB)/4, $0x00010001
+DATA qones16<>+8(SB)/4, $0x00010001
+DATA qones16<>+12(SB)/4, $0x00010001
+DATA qones16<>+16(SB)/4, $0x00010001
+DATA qones16<>+20(SB)/4, $0x00010001
+DATA qones16<>+24(SB)/4, $0x00010001
+DATA qones16<>+28(SB)/4, $0x00010001
+GLOBL qones16<>(SB), RODATA|NOPTR, $32
+
+DATA qnib<>+0(SB)/4, $0x0f0f0f0f
+DATA qnib<>+4(SB)/4, $0x0f0f0f0f
+DATA qnib<>+8(SB)/4, $0x0f0f0f0f
+DATA qnib<>+12(SB)/4, $0x0f0f0f0f
+DATA qnib<>+16(SB)/4, $0x0f0f0f0f
+DATA qnib<>+20(SB)/4, $0x0f0f0f0f
+DATA qnib<>+24(SB)/4, $0x0f0f0f0f
+DATA qnib<>+28(SB)/4, $0x0f0f0f0f
+GLOBL qnib<>(SB), RODATA|NOPTR, $32
+
+// func q4_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone12
+
+qrows4_9:
+	CMPQ SI, $0x04
+	JL   qtail10
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok13:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000001, R15
+
+qblk14:
+	PREFETCHT0    288(R12)
+	PREFETCHT0    306(R12)
+	PREFETCHT0    324(R12)
+	PREFETCHT0    342(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       20(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  18(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       38(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  36(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       56(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  54(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk14
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000020, R10
+	ADDQ          $0x00000004, R11
+	DECQ          R8
+	JNZ           qtok13
+	ADDQ          $0x00000048, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_9
+
+qtail10:
+	TESTQ SI, SI
+	JZ    qdone12
+
+qrows1_11:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok15:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000001, R15
+
+qblk16:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk16
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000020, R10
+	ADDQ          $0x00000004, R11
+	DECQ          R8
+	JNZ           qtok15
+	ADDQ          $0x00000012, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_11
+
+qdone12:
+	VZEROUPPER
+	RET
+
+DATA qzero<>+0(SB)/4, $0x00000000
+DATA qzero<>+4(SB)/4, $0x00000000
+DATA qzero<>+8(SB)/4, $0x00000000
+DATA qzero<>+12(SB)/4, $0x00000000
+DATA qzero<>+16(SB)/4, $0x00000000
+DATA qzero<>+20(SB)/4, $0x00000000
+DATA qzero<>+24(SB)/4, $0x00000000
+DATA qzero<>+28(SB)/4, $0x00000000
+GLOBL qzero<>(SB), RODATA|NOPTR, $32
+
+DATA qoff8<>+0(SB)/4, $0x08080808
+DATA qoff8<>+4(SB)/4, $0x08080808
+DATA qoff8<>+8(SB)/4, $0x08080808
+DATA qoff8<>+12(SB)/4, $0x08080808
+DATA qoff8<>+16(SB)/4, $0x08080808
+DATA qoff8<>+20(SB)/4, $0x08080808
+DATA qoff8<>+24(SB)/4, $0x08080808
+DATA qoff8<>+28(SB)/4, $0x08080808
+GLOBL qoff8<>(SB), RODATA|NOPTR, $32
+
+// func q4_0matmul_13x96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone20
+
+qrows4_17:
+	CMPQ SI, $0x04
+	JL   qtail18
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok21:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000003, R15
+
+qblk22:
+	PREFETCHT0   864(R12)
+	PREFETCHT0   918(R12)
+	PREFETCHT0   972(R12)
+	PREFETCHT0   1026(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VMOVUPS      56(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 54(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
+	VMOVUPS      110(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 108(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
+	VMOVUPS      164(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 162(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk22
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000060, R10
+	ADDQ         $0x0000000c, R11
+	DECQ         R8
+	JNZ          qtok21
+	ADDQ         $0x000000d8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_17
+
+qtail18:
+	TESTQ SI, SI
+	JZ    qdone20
+
+qrows1_19:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok23:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000003, R15
+
+qblk24:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk24
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000060, R10
+	ADDQ         $0x0000000c, R11
+	DECQ         R8
+	JNZ          qtok23
+	ADDQ         $0x00000036, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_19
+
+qdone20:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone28
+
+qrows4_25:
+	CMPQ SI, $0x04
+	JL   qtail26
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok29:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000003, R15
+
+qblk30:
+	PREFETCHT0    864(R12)
+	PREFETCHT0    918(R12)
+	PREFETCHT0    972(R12)
+	PREFETCHT0    1026(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       56(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  54(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       110(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  108(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       164(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  162(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk30
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000060, R10
+	ADDQ          $0x0000000c, R11
+	DECQ          R8
+	JNZ           qtok29
+	ADDQ          $0x000000d8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_25
+
+qtail26:
+	TESTQ SI, SI
+	JZ    qdone28
+
+qrows1_27:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok31:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000003, R15
+
+qblk32:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk32
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000060, R10
+	ADDQ          $0x0000000c, R11
+	DECQ          R8
+	JNZ           qtok31
+	ADDQ          $0x00000036, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_27
+
+qdone28:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone36
+
+qrows4_33:
+	CMPQ SI, $0x04
+	JL   qtail34
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok37:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk38:
+	PREFETCHT0   2592(R12)
+	PREFETCHT0   2754(R12)
+	PREFETCHT0   2916(R12)
+	PREFETCHT0   3078(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VMOVUPS      164(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 162(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
+	VMOVUPS      326(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 324(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
+	VMOVUPS      488(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 486(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk38
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok37
+	ADDQ         $0x00000288, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_33
+
+qtail34:
+	TESTQ SI, SI
+	JZ    qdone36
+
+qrows1_35:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok39:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk40:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk40
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok39
+	ADDQ         $0x000000a2, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_35
+
+qdone36:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone44
+
+qrows4_41:
+	CMPQ SI, $0x04
+	JL   qtail42
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok45:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk46:
+	PREFETCHT0    2592(R12)
+	PREFETCHT0    2754(R12)
+	PREFETCHT0    2916(R12)
+	PREFETCHT0    3078(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       164(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  162(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       326(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  324(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       488(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  486(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk46
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok45
+	ADDQ          $0x00000288, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_41
+
+qtail42:
+	TESTQ SI, SI
+	JZ    qdone44
+
+qrows1_43:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok47:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk48:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk48
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok47
+	ADDQ          $0x000000a2, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_43
+
+qdone44:
+	VZEROUPPER
+	RET
+
 // func q4_0matvec_160_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
@@ -13,9 +1209,9 @@ TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_1:
+qrows4_49:
 	CMPQ   SI, $0x04
-	JL     qtail2
+	JL     qtail50
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -25,7 +1221,7 @@ qrows4_1:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk5:
+qblk53:
 	PREFETCHT0   1440(DI)
 	PREFETCHT0   1530(DI)
 	PREFETCHT0   1620(DI)
@@ -87,7 +1283,7 @@ qblk5:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk5
+	JNZ          qblk53
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -119,20 +1315,20 @@ qblk5:
 	ADDQ         $0x00000168, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_1
+	JMP          qrows4_49
 
-qtail2:
+qtail50:
 	TESTQ SI, SI
-	JZ    qdone4
+	JZ    qdone52
 
-qrows1_3:
+qrows1_51:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk6:
+qblk54:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -154,7 +1350,7 @@ qblk6:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk6
+	JNZ          qblk54
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -165,41 +1361,11 @@ qblk6:
 	ADDQ         $0x0000005a, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_3
+	JNZ          qrows1_51
 
-qdone4:
+qdone52:
 	VZEROUPPER
 	RET
-
-DATA qeight<>+0(SB)/4, $0x08080808
-DATA qeight<>+4(SB)/4, $0x08080808
-DATA qeight<>+8(SB)/4, $0x08080808
-DATA qeight<>+12(SB)/4, $0x08080808
-DATA qeight<>+16(SB)/4, $0x08080808
-DATA qeight<>+20(SB)/4, $0x08080808
-DATA qeight<>+24(SB)/4, $0x08080808
-DATA qeight<>+28(SB)/4, $0x08080808
-GLOBL qeight<>(SB), RODATA|NOPTR, $32
-
-DATA qones16<>+0(SB)/4, $0x00010001
-DATA qones16<>+4(SB)/4, $0x00010001
-DATA qones16<>+8(SB)/4, $0x00010001
-DATA qones16<>+12(SB)/4, $0x00010001
-DATA qones16<>+16(SB)/4, $0x00010001
-DATA qones16<>+20(SB)/4, $0x00010001
-DATA qones16<>+24(SB)/4, $0x00010001
-DATA qones16<>+28(SB)/4, $0x00010001
-GLOBL qones16<>(SB), RODATA|NOPTR, $32
-
-DATA qnib<>+0(SB)/4, $0x0f0f0f0f
-DATA qnib<>+4(SB)/4, $0x0f0f0f0f
-DATA qnib<>+8(SB)/4, $0x0f0f0f0f
-DATA qnib<>+12(SB)/4, $0x0f0f0f0f
-DATA qnib<>+16(SB)/4, $0x0f0f0f0f
-DATA qnib<>+20(SB)/4, $0x0f0f0f0f
-DATA qnib<>+24(SB)/4, $0x0f0f0f0f
-DATA qnib<>+28(SB)/4, $0x0f0f0f0f
-GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
@@ -211,9 +1377,9 @@ TEXT ·q4_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_7:
+qrows4_55:
 	CMPQ    SI, $0x04
-	JL      qtail8
+	JL      qtail56
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -223,7 +1389,7 @@ qrows4_7:
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk11:
+qblk59:
 	PREFETCHT0    1440(DI)
 	PREFETCHT0    1530(DI)
 	PREFETCHT0    1620(DI)
@@ -282,7 +1448,7 @@ qblk11:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk11
+	JNZ           qblk59
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -314,20 +1480,20 @@ qblk11:
 	ADDQ          $0x00000168, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_7
+	JMP           qrows4_55
 
-qtail8:
+qtail56:
 	TESTQ SI, SI
-	JZ    qdone10
+	JZ    qdone58
 
-qrows1_9:
+qrows1_57:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk12:
+qblk60:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -349,7 +1515,7 @@ qblk12:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk12
+	JNZ           qblk60
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -360,31 +1526,11 @@ qblk12:
 	ADDQ          $0x0000005a, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_9
+	JNZ           qrows1_57
 
-qdone10:
+qdone58:
 	VZEROUPPER
 	RET
-
-DATA qzero<>+0(SB)/4, $0x00000000
-DATA qzero<>+4(SB)/4, $0x00000000
-DATA qzero<>+8(SB)/4, $0x00000000
-DATA qzero<>+12(SB)/4, $0x00000000
-DATA qzero<>+16(SB)/4, $0x00000000
-DATA qzero<>+20(SB)/4, $0x00000000
-DATA qzero<>+24(SB)/4, $0x00000000
-DATA qzero<>+28(SB)/4, $0x00000000
-GLOBL qzero<>(SB), RODATA|NOPTR, $32
-
-DATA qoff8<>+0(SB)/4, $0x08080808
-DATA qoff8<>+4(SB)/4, $0x08080808
-DATA qoff8<>+8(SB)/4, $0x08080808
-DATA qoff8<>+12(SB)/4, $0x08080808
-DATA qoff8<>+16(SB)/4, $0x08080808
-DATA qoff8<>+20(SB)/4, $0x08080808
-DATA qoff8<>+24(SB)/4, $0x08080808
-DATA qoff8<>+28(SB)/4, $0x08080808
-GLOBL qoff8<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
@@ -395,9 +1541,9 @@ TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_13:
+qrows4_61:
 	CMPQ   SI, $0x04
-	JL     qtail14
+	JL     qtail62
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -407,7 +1553,7 @@ qrows4_13:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk17:
+qblk65:
 	PREFETCHT0   18432(DI)
 	PREFETCHT0   19584(DI)
 	PREFETCHT0   20736(DI)
@@ -469,7 +1615,7 @@ qblk17:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk17
+	JNZ          qblk65
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -501,20 +1647,20 @@ qblk17:
 	ADDQ         $0x00001200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_13
+	JMP          qrows4_61
 
-qtail14:
+qtail62:
 	TESTQ SI, SI
-	JZ    qdone16
+	JZ    qdone64
 
-qrows1_15:
+qrows1_63:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk18:
+qblk66:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -536,7 +1682,7 @@ qblk18:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk18
+	JNZ          qblk66
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -547,9 +1693,9 @@ qblk18:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_15
+	JNZ          qrows1_63
 
-qdone16:
+qdone64:
 	VZEROUPPER
 	RET
 
@@ -563,9 +1709,9 @@ TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_19:
+qrows4_67:
 	CMPQ    SI, $0x04
-	JL      qtail20
+	JL      qtail68
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -575,7 +1721,7 @@ qrows4_19:
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk23:
+qblk71:
 	PREFETCHT0    18432(DI)
 	PREFETCHT0    19584(DI)
 	PREFETCHT0    20736(DI)
@@ -634,7 +1780,7 @@ qblk23:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk23
+	JNZ           qblk71
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -666,20 +1812,20 @@ qblk23:
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_19
+	JMP           qrows4_67
 
-qtail20:
+qtail68:
 	TESTQ SI, SI
-	JZ    qdone22
+	JZ    qdone70
 
-qrows1_21:
+qrows1_69:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk24:
+qblk72:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -701,7 +1847,7 @@ qblk24:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk24
+	JNZ           qblk72
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -712,9 +1858,9 @@ qblk24:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_21
+	JNZ           qrows1_69
 
-qdone22:
+qdone70:
 	VZEROUPPER
 	RET
 
@@ -727,9 +1873,9 @@ TEXT ·q4_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_25:
+qrows4_73:
 	CMPQ   SI, $0x04
-	JL     qtail26
+	JL     qtail74
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -739,7 +1885,7 @@ qrows4_25:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk29:
+qblk77:
 	PREFETCHT0   2592(DI)
 	PREFETCHT0   2754(DI)
 	PREFETCHT0   2916(DI)
@@ -801,7 +1947,7 @@ qblk29:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk29
+	JNZ          qblk77
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -833,20 +1979,20 @@ qblk29:
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_25
+	JMP          qrows4_73
 
-qtail26:
+qtail74:
 	TESTQ SI, SI
-	JZ    qdone28
+	JZ    qdone76
 
-qrows1_27:
+qrows1_75:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk30:
+qblk78:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -868,7 +2014,7 @@ qblk30:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk30
+	JNZ          qblk78
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -879,9 +2025,9 @@ qblk30:
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_27
+	JNZ          qrows1_75
 
-qdone28:
+qdone76:
 	VZEROUPPER
 	RET
 
@@ -895,9 +2041,9 @@ TEXT ·q4_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_31:
+qrows4_79:
 	CMPQ    SI, $0x04
-	JL      qtail32
+	JL      qtail80
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -907,7 +2053,7 @@ qrows4_31:
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk35:
+qblk83:
 	PREFETCHT0    2592(DI)
 	PREFETCHT0    2754(DI)
 	PREFETCHT0    2916(DI)
@@ -966,7 +2112,7 @@ qblk35:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk35
+	JNZ           qblk83
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -998,20 +2144,20 @@ qblk35:
 	ADDQ          $0x00000288, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_31
+	JMP           qrows4_79
 
-qtail32:
+qtail80:
 	TESTQ SI, SI
-	JZ    qdone34
+	JZ    qdone82
 
-qrows1_33:
+qrows1_81:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk36:
+qblk84:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -1033,7 +2179,7 @@ qblk36:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk36
+	JNZ           qblk84
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -1044,9 +2190,9 @@ qblk36:
 	ADDQ          $0x000000a2, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_33
+	JNZ           qrows1_81
 
-qdone34:
+qdone82:
 	VZEROUPPER
 	RET
 
@@ -1059,9 +2205,9 @@ TEXT ·q4_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_37:
+qrows4_85:
 	CMPQ   SI, $0x04
-	JL     qtail38
+	JL     qtail86
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1071,7 +2217,7 @@ qrows4_37:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk41:
+qblk89:
 	PREFETCHT0   288(DI)
 	PREFETCHT0   306(DI)
 	PREFETCHT0   324(DI)
@@ -1133,7 +2279,7 @@ qblk41:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk41
+	JNZ          qblk89
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1165,20 +2311,20 @@ qblk41:
 	ADDQ         $0x00000048, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_37
+	JMP          qrows4_85
 
-qtail38:
+qtail86:
 	TESTQ SI, SI
-	JZ    qdone40
+	JZ    qdone88
 
-qrows1_39:
+qrows1_87:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk42:
+qblk90:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1200,7 +2346,7 @@ qblk42:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk42
+	JNZ          qblk90
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1211,9 +2357,9 @@ qblk42:
 	ADDQ         $0x00000012, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_39
+	JNZ          qrows1_87
 
-qdone40:
+qdone88:
 	VZEROUPPER
 	RET
 
@@ -1227,9 +2373,9 @@ TEXT ·q4_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_43:
+qrows4_91:
 	CMPQ    SI, $0x04
-	JL      qtail44
+	JL      qtail92
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -1239,7 +2385,7 @@ qrows4_43:
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk47:
+qblk95:
 	PREFETCHT0    288(DI)
 	PREFETCHT0    306(DI)
 	PREFETCHT0    324(DI)
@@ -1298,7 +2444,7 @@ qblk47:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk47
+	JNZ           qblk95
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -1330,20 +2476,20 @@ qblk47:
 	ADDQ          $0x00000048, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_43
+	JMP           qrows4_91
 
-qtail44:
+qtail92:
 	TESTQ SI, SI
-	JZ    qdone46
+	JZ    qdone94
 
-qrows1_45:
+qrows1_93:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk48:
+qblk96:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -1365,7 +2511,7 @@ qblk48:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk48
+	JNZ           qblk96
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -1376,9 +2522,9 @@ qblk48:
 	ADDQ          $0x00000012, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_45
+	JNZ           qrows1_93
 
-qdone46:
+qdone94:
 	VZEROUPPER
 	RET
 
@@ -1391,9 +2537,9 @@ TEXT ·q4_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_49:
+qrows4_97:
 	CMPQ   SI, $0x04
-	JL     qtail50
+	JL     qtail98
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1403,7 +2549,7 @@ qrows4_49:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk53:
+qblk101:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -1465,7 +2611,7 @@ qblk53:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk53
+	JNZ          qblk101
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1497,20 +2643,20 @@ qblk53:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_49
+	JMP          qrows4_97
 
-qtail50:
+qtail98:
 	TESTQ SI, SI
-	JZ    qdone52
+	JZ    qdone100
 
-qrows1_51:
+qrows1_99:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk54:
+qblk102:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1532,7 +2678,7 @@ qblk54:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk54
+	JNZ          qblk102
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1543,9 +2689,9 @@ qblk54:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_51
+	JNZ          qrows1_99
 
-qdone52:
+qdone100:
 	VZEROUPPER
 	RET
 
@@ -1559,9 +2705,9 @@ TEXT ·q4_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_55:
+qrows4_103:
 	CMPQ    SI, $0x04
-	JL      qtail56
+	JL      qtail104
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -1571,7 +2717,7 @@ qrows4_55:
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk59:
+qblk107:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -1630,7 +2776,7 @@ qblk59:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk59
+	JNZ           qblk107
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -1662,20 +2808,20 @@ qblk59:
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_55
+	JMP           qrows4_103
 
-qtail56:
+qtail104:
 	TESTQ SI, SI
-	JZ    qdone58
+	JZ    qdone106
 
-qrows1_57:
+qrows1_105:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk60:
+qblk108:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -1697,7 +2843,7 @@ qblk60:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk60
+	JNZ           qblk108
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -1708,9 +2854,9 @@ qblk60:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_57
+	JNZ           qrows1_105
 
-qdone58:
+qdone106:
 	VZEROUPPER
 	RET
 
@@ -1723,9 +2869,9 @@ TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_61:
+qrows4_109:
 	CMPQ   SI, $0x04
-	JL     qtail62
+	JL     qtail110
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1735,7 +2881,7 @@ qrows4_61:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk65:
+qblk113:
 	PREFETCHT0   576(DI)
 	PREFETCHT0   612(DI)
 	PREFETCHT0   648(DI)
@@ -1797,7 +2943,7 @@ qblk65:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk65
+	JNZ          qblk113
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1829,20 +2975,20 @@ qblk65:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_61
+	JMP          qrows4_109
 
-qtail62:
+qtail110:
 	TESTQ SI, SI
-	JZ    qdone64
+	JZ    qdone112
 
-qrows1_63:
+qrows1_111:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk66:
+qblk114:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1864,7 +3010,7 @@ qblk66:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk66
+	JNZ          qblk114
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1875,9 +3021,9 @@ qblk66:
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_63
+	JNZ          qrows1_111
 
-qdone64:
+qdone112:
 	VZEROUPPER
 	RET
 
@@ -1891,9 +3037,9 @@ TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_67:
+qrows4_115:
 	CMPQ    SI, $0x04
-	JL      qtail68
+	JL      qtail116
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -1903,7 +3049,7 @@ qrows4_67:
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk71:
+qblk119:
 	PREFETCHT0    576(DI)
 	PREFETCHT0    612(DI)
 	PREFETCHT0    648(DI)
@@ -1962,7 +3108,7 @@ qblk71:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk71
+	JNZ           qblk119
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -1994,20 +3140,20 @@ qblk71:
 	ADDQ          $0x00000090, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_67
+	JMP           qrows4_115
 
-qtail68:
+qtail116:
 	TESTQ SI, SI
-	JZ    qdone70
+	JZ    qdone118
 
-qrows1_69:
+qrows1_117:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk72:
+qblk120:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2029,7 +3175,7 @@ qblk72:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk72
+	JNZ           qblk120
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -2040,9 +3186,9 @@ qblk72:
 	ADDQ          $0x00000024, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_69
+	JNZ           qrows1_117
 
-qdone70:
+qdone118:
 	VZEROUPPER
 	RET
 
@@ -2055,9 +3201,9 @@ TEXT ·q4_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_73:
+qrows4_121:
 	CMPQ   SI, $0x04
-	JL     qtail74
+	JL     qtail122
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2067,7 +3213,7 @@ qrows4_73:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk77:
+qblk125:
 	PREFETCHT0   6912(DI)
 	PREFETCHT0   7344(DI)
 	PREFETCHT0   7776(DI)
@@ -2129,7 +3275,7 @@ qblk77:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk77
+	JNZ          qblk125
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2161,20 +3307,20 @@ qblk77:
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_73
+	JMP          qrows4_121
 
-qtail74:
+qtail122:
 	TESTQ SI, SI
-	JZ    qdone76
+	JZ    qdone124
 
-qrows1_75:
+qrows1_123:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk78:
+qblk126:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2196,7 +3342,7 @@ qblk78:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk78
+	JNZ          qblk126
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2207,9 +3353,9 @@ qblk78:
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_75
+	JNZ          qrows1_123
 
-qdone76:
+qdone124:
 	VZEROUPPER
 	RET
 
@@ -2223,9 +3369,9 @@ TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_79:
+qrows4_127:
 	CMPQ    SI, $0x04
-	JL      qtail80
+	JL      qtail128
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -2235,7 +3381,7 @@ qrows4_79:
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk83:
+qblk131:
 	PREFETCHT0    6912(DI)
 	PREFETCHT0    7344(DI)
 	PREFETCHT0    7776(DI)
@@ -2294,7 +3440,7 @@ qblk83:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk83
+	JNZ           qblk131
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -2326,20 +3472,20 @@ qblk83:
 	ADDQ          $0x000006c0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_79
+	JMP           qrows4_127
 
-qtail80:
+qtail128:
 	TESTQ SI, SI
-	JZ    qdone82
+	JZ    qdone130
 
-qrows1_81:
+qrows1_129:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk84:
+qblk132:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2361,7 +3507,7 @@ qblk84:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk84
+	JNZ           qblk132
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -2372,9 +3518,9 @@ qblk84:
 	ADDQ          $0x000001b0, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_81
+	JNZ           qrows1_129
 
-qdone82:
+qdone130:
 	VZEROUPPER
 	RET
 
@@ -2387,9 +3533,9 @@ TEXT ·q4_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_85:
+qrows4_133:
 	CMPQ   SI, $0x04
-	JL     qtail86
+	JL     qtail134
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2399,7 +3545,7 @@ qrows4_85:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk89:
+qblk137:
 	PREFETCHT0   864(DI)
 	PREFETCHT0   918(DI)
 	PREFETCHT0   972(DI)
@@ -2461,7 +3607,7 @@ qblk89:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk89
+	JNZ          qblk137
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2493,20 +3639,20 @@ qblk89:
 	ADDQ         $0x000000d8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_85
+	JMP          qrows4_133
 
-qtail86:
+qtail134:
 	TESTQ SI, SI
-	JZ    qdone88
+	JZ    qdone136
 
-qrows1_87:
+qrows1_135:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk90:
+qblk138:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2528,7 +3674,7 @@ qblk90:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk90
+	JNZ          qblk138
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2539,9 +3685,9 @@ qblk90:
 	ADDQ         $0x00000036, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_87
+	JNZ          qrows1_135
 
-qdone88:
+qdone136:
 	VZEROUPPER
 	RET
 
@@ -2555,9 +3701,9 @@ TEXT ·q4_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_91:
+qrows4_139:
 	CMPQ    SI, $0x04
-	JL      qtail92
+	JL      qtail140
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -2567,7 +3713,7 @@ qrows4_91:
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk95:
+qblk143:
 	PREFETCHT0    864(DI)
 	PREFETCHT0    918(DI)
 	PREFETCHT0    972(DI)
@@ -2626,7 +3772,7 @@ qblk95:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk95
+	JNZ           qblk143
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -2658,20 +3804,20 @@ qblk95:
 	ADDQ          $0x000000d8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_91
+	JMP           qrows4_139
 
-qtail92:
+qtail140:
 	TESTQ SI, SI
-	JZ    qdone94
+	JZ    qdone142
 
-qrows1_93:
+qrows1_141:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk96:
+qblk144:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2693,7 +3839,7 @@ qblk96:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk96
+	JNZ           qblk144
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -2704,9 +3850,1087 @@ qblk96:
 	ADDQ          $0x00000036, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_93
+	JNZ           qrows1_141
 
-qdone94:
+qdone142:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_13x32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone148
+
+qrows4_145:
+	CMPQ SI, $0x04
+	JL   qtail146
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok149:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qblk150:
+	PREFETCHT0   544(R12)
+	PREFETCHT0   578(R12)
+	PREFETCHT0   612(R12)
+	PREFETCHT0   646(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      36(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 34(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      70(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 68(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      104(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 102(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk150
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000020, R10
+	ADDQ         $0x00000004, R11
+	DECQ         R8
+	JNZ          qtok149
+	ADDQ         $0x00000088, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_145
+
+qtail146:
+	TESTQ SI, SI
+	JZ    qdone148
+
+qrows1_147:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok151:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qblk152:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk152
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000020, R10
+	ADDQ         $0x00000004, R11
+	DECQ         R8
+	JNZ          qtok151
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_147
+
+qdone148:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone156
+
+qrows4_153:
+	CMPQ SI, $0x04
+	JL   qtail154
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok157:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000001, R15
+
+qblk158:
+	PREFETCHT0    544(R12)
+	PREFETCHT0    578(R12)
+	PREFETCHT0    612(R12)
+	PREFETCHT0    646(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       36(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  34(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       70(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  68(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       104(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  102(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk158
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000020, R10
+	ADDQ          $0x00000004, R11
+	DECQ          R8
+	JNZ           qtok157
+	ADDQ          $0x00000088, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_153
+
+qtail154:
+	TESTQ SI, SI
+	JZ    qdone156
+
+qrows1_155:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok159:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000001, R15
+
+qblk160:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk160
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000020, R10
+	ADDQ          $0x00000004, R11
+	DECQ          R8
+	JNZ           qtok159
+	ADDQ          $0x00000022, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_155
+
+qdone156:
+	VZEROUPPER
+	RET
+
+DATA qoff80<>+0(SB)/4, $0x80808080
+DATA qoff80<>+4(SB)/4, $0x80808080
+DATA qoff80<>+8(SB)/4, $0x80808080
+DATA qoff80<>+12(SB)/4, $0x80808080
+DATA qoff80<>+16(SB)/4, $0x80808080
+DATA qoff80<>+20(SB)/4, $0x80808080
+DATA qoff80<>+24(SB)/4, $0x80808080
+DATA qoff80<>+28(SB)/4, $0x80808080
+GLOBL qoff80<>(SB), RODATA|NOPTR, $32
+
+// func q8_0matmul_13x96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone164
+
+qrows4_161:
+	CMPQ SI, $0x04
+	JL   qtail162
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok165:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000003, R15
+
+qblk166:
+	PREFETCHT0   1632(R12)
+	PREFETCHT0   1734(R12)
+	PREFETCHT0   1836(R12)
+	PREFETCHT0   1938(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      104(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 102(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      206(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 204(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 306(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk166
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000060, R10
+	ADDQ         $0x0000000c, R11
+	DECQ         R8
+	JNZ          qtok165
+	ADDQ         $0x00000198, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_161
+
+qtail162:
+	TESTQ SI, SI
+	JZ    qdone164
+
+qrows1_163:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok167:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000003, R15
+
+qblk168:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk168
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000034, R9
+	ADDQ         $0x00000060, R10
+	ADDQ         $0x0000000c, R11
+	DECQ         R8
+	JNZ          qtok167
+	ADDQ         $0x00000066, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_163
+
+qdone164:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone172
+
+qrows4_169:
+	CMPQ SI, $0x04
+	JL   qtail170
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok173:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000003, R15
+
+qblk174:
+	PREFETCHT0    1632(R12)
+	PREFETCHT0    1734(R12)
+	PREFETCHT0    1836(R12)
+	PREFETCHT0    1938(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       104(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  102(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       206(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  204(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       308(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  306(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk174
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000060, R10
+	ADDQ          $0x0000000c, R11
+	DECQ          R8
+	JNZ           qtok173
+	ADDQ          $0x00000198, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_169
+
+qtail170:
+	TESTQ SI, SI
+	JZ    qdone172
+
+qrows1_171:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok175:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000003, R15
+
+qblk176:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk176
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000060, R10
+	ADDQ          $0x0000000c, R11
+	DECQ          R8
+	JNZ           qtok175
+	ADDQ          $0x00000066, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_171
+
+qdone172:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone180
+
+qrows4_177:
+	CMPQ SI, $0x04
+	JL   qtail178
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok181:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk182:
+	PREFETCHT0   4896(R12)
+	PREFETCHT0   5202(R12)
+	PREFETCHT0   5508(R12)
+	PREFETCHT0   5814(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 306(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      614(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 612(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      920(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk182
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok181
+	ADDQ         $0x000004c8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_177
+
+qtail178:
+	TESTQ SI, SI
+	JZ    qdone180
+
+qrows1_179:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok183:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk184:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk184
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok183
+	ADDQ         $0x00000132, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_179
+
+qdone180:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone188
+
+qrows4_185:
+	CMPQ SI, $0x04
+	JL   qtail186
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok189:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk190:
+	PREFETCHT0    4896(R12)
+	PREFETCHT0    5202(R12)
+	PREFETCHT0    5508(R12)
+	PREFETCHT0    5814(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       308(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  306(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       614(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  612(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       920(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  918(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk190
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok189
+	ADDQ          $0x000004c8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_185
+
+qtail186:
+	TESTQ SI, SI
+	JZ    qdone188
+
+qrows1_187:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok191:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk192:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk192
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok191
+	ADDQ          $0x00000132, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_187
+
+qdone188:
 	VZEROUPPER
 	RET
 
@@ -2719,9 +4943,9 @@ TEXT ·q8_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_97:
+qrows4_193:
 	CMPQ   SI, $0x04
-	JL     qtail98
+	JL     qtail194
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2731,7 +4955,7 @@ qrows4_97:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk101:
+qblk197:
 	PREFETCHT0   2720(DI)
 	PREFETCHT0   2890(DI)
 	PREFETCHT0   3060(DI)
@@ -2782,7 +5006,7 @@ qblk101:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk101
+	JNZ          qblk197
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2814,20 +5038,20 @@ qblk101:
 	ADDQ         $0x000002a8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_97
+	JMP          qrows4_193
 
-qtail98:
+qtail194:
 	TESTQ SI, SI
-	JZ    qdone100
+	JZ    qdone196
 
-qrows1_99:
+qrows1_195:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk102:
+qblk198:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -2844,7 +5068,7 @@ qblk102:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk102
+	JNZ          qblk198
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2855,9 +5079,9 @@ qblk102:
 	ADDQ         $0x000000aa, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_99
+	JNZ          qrows1_195
 
-qdone100:
+qdone196:
 	VZEROUPPER
 	RET
 
@@ -2871,9 +5095,9 @@ TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_103:
+qrows4_199:
 	CMPQ    SI, $0x04
-	JL      qtail104
+	JL      qtail200
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -2883,7 +5107,7 @@ qrows4_103:
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk107:
+qblk203:
 	PREFETCHT0    2720(DI)
 	PREFETCHT0    2890(DI)
 	PREFETCHT0    3060(DI)
@@ -2934,7 +5158,7 @@ qblk107:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk107
+	JNZ           qblk203
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -2966,20 +5190,20 @@ qblk107:
 	ADDQ          $0x000002a8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_103
+	JMP           qrows4_199
 
-qtail104:
+qtail200:
 	TESTQ SI, SI
-	JZ    qdone106
+	JZ    qdone202
 
-qrows1_105:
+qrows1_201:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk108:
+qblk204:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2999,7 +5223,7 @@ qblk108:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk108
+	JNZ           qblk204
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3010,21 +5234,11 @@ qblk108:
 	ADDQ          $0x000000aa, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_105
+	JNZ           qrows1_201
 
-qdone106:
+qdone202:
 	VZEROUPPER
 	RET
-
-DATA qoff80<>+0(SB)/4, $0x80808080
-DATA qoff80<>+4(SB)/4, $0x80808080
-DATA qoff80<>+8(SB)/4, $0x80808080
-DATA qoff80<>+12(SB)/4, $0x80808080
-DATA qoff80<>+16(SB)/4, $0x80808080
-DATA qoff80<>+20(SB)/4, $0x80808080
-DATA qoff80<>+24(SB)/4, $0x80808080
-DATA qoff80<>+28(SB)/4, $0x80808080
-GLOBL qoff80<>(SB), RODATA|NOPTR, $32
 
 // func q8_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
@@ -3035,9 +5249,9 @@ TEXT ·q8_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_109:
+qrows4_205:
 	CMPQ   SI, $0x04
-	JL     qtail110
+	JL     qtail206
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3047,7 +5261,7 @@ qrows4_109:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk113:
+qblk209:
 	PREFETCHT0   34816(DI)
 	PREFETCHT0   36992(DI)
 	PREFETCHT0   39168(DI)
@@ -3098,7 +5312,7 @@ qblk113:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk113
+	JNZ          qblk209
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3130,20 +5344,20 @@ qblk113:
 	ADDQ         $0x00002200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_109
+	JMP          qrows4_205
 
-qtail110:
+qtail206:
 	TESTQ SI, SI
-	JZ    qdone112
+	JZ    qdone208
 
-qrows1_111:
+qrows1_207:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk114:
+qblk210:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -3160,7 +5374,7 @@ qblk114:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk114
+	JNZ          qblk210
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3171,9 +5385,9 @@ qblk114:
 	ADDQ         $0x00000880, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_111
+	JNZ          qrows1_207
 
-qdone112:
+qdone208:
 	VZEROUPPER
 	RET
 
@@ -3187,9 +5401,9 @@ TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_115:
+qrows4_211:
 	CMPQ    SI, $0x04
-	JL      qtail116
+	JL      qtail212
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -3199,7 +5413,7 @@ qrows4_115:
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk119:
+qblk215:
 	PREFETCHT0    34816(DI)
 	PREFETCHT0    36992(DI)
 	PREFETCHT0    39168(DI)
@@ -3250,7 +5464,7 @@ qblk119:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk119
+	JNZ           qblk215
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -3282,20 +5496,20 @@ qblk119:
 	ADDQ          $0x00002200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_115
+	JMP           qrows4_211
 
-qtail116:
+qtail212:
 	TESTQ SI, SI
-	JZ    qdone118
+	JZ    qdone214
 
-qrows1_117:
+qrows1_213:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk120:
+qblk216:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -3315,7 +5529,7 @@ qblk120:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk120
+	JNZ           qblk216
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3326,9 +5540,9 @@ qblk120:
 	ADDQ          $0x00000880, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_117
+	JNZ           qrows1_213
 
-qdone118:
+qdone214:
 	VZEROUPPER
 	RET
 
@@ -3341,9 +5555,9 @@ TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_121:
+qrows4_217:
 	CMPQ   SI, $0x04
-	JL     qtail122
+	JL     qtail218
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3353,7 +5567,7 @@ qrows4_121:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk125:
+qblk221:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -3404,7 +5618,7 @@ qblk125:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk125
+	JNZ          qblk221
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3436,20 +5650,20 @@ qblk125:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_121
+	JMP          qrows4_217
 
-qtail122:
+qtail218:
 	TESTQ SI, SI
-	JZ    qdone124
+	JZ    qdone220
 
-qrows1_123:
+qrows1_219:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk126:
+qblk222:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -3466,7 +5680,7 @@ qblk126:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk126
+	JNZ          qblk222
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3477,9 +5691,9 @@ qblk126:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_123
+	JNZ          qrows1_219
 
-qdone124:
+qdone220:
 	VZEROUPPER
 	RET
 
@@ -3493,9 +5707,9 @@ TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_127:
+qrows4_223:
 	CMPQ    SI, $0x04
-	JL      qtail128
+	JL      qtail224
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -3505,7 +5719,7 @@ qrows4_127:
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk131:
+qblk227:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -3556,7 +5770,7 @@ qblk131:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk131
+	JNZ           qblk227
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -3588,20 +5802,20 @@ qblk131:
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_127
+	JMP           qrows4_223
 
-qtail128:
+qtail224:
 	TESTQ SI, SI
-	JZ    qdone130
+	JZ    qdone226
 
-qrows1_129:
+qrows1_225:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk132:
+qblk228:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -3621,7 +5835,7 @@ qblk132:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk132
+	JNZ           qblk228
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3632,9 +5846,9 @@ qblk132:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_129
+	JNZ           qrows1_225
 
-qdone130:
+qdone226:
 	VZEROUPPER
 	RET
 
@@ -3647,9 +5861,9 @@ TEXT ·q8_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_133:
+qrows4_229:
 	CMPQ   SI, $0x04
-	JL     qtail134
+	JL     qtail230
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3659,7 +5873,7 @@ qrows4_133:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk137:
+qblk233:
 	PREFETCHT0   544(DI)
 	PREFETCHT0   578(DI)
 	PREFETCHT0   612(DI)
@@ -3710,7 +5924,7 @@ qblk137:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk137
+	JNZ          qblk233
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3742,20 +5956,20 @@ qblk137:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_133
+	JMP          qrows4_229
 
-qtail134:
+qtail230:
 	TESTQ SI, SI
-	JZ    qdone136
+	JZ    qdone232
 
-qrows1_135:
+qrows1_231:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk138:
+qblk234:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -3772,7 +5986,7 @@ qblk138:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk138
+	JNZ          qblk234
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3783,9 +5997,9 @@ qblk138:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_135
+	JNZ          qrows1_231
 
-qdone136:
+qdone232:
 	VZEROUPPER
 	RET
 
@@ -3799,9 +6013,9 @@ TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_139:
+qrows4_235:
 	CMPQ    SI, $0x04
-	JL      qtail140
+	JL      qtail236
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -3811,7 +6025,7 @@ qrows4_139:
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk143:
+qblk239:
 	PREFETCHT0    544(DI)
 	PREFETCHT0    578(DI)
 	PREFETCHT0    612(DI)
@@ -3862,7 +6076,7 @@ qblk143:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk143
+	JNZ           qblk239
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -3894,20 +6108,20 @@ qblk143:
 	ADDQ          $0x00000088, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_139
+	JMP           qrows4_235
 
-qtail140:
+qtail236:
 	TESTQ SI, SI
-	JZ    qdone142
+	JZ    qdone238
 
-qrows1_141:
+qrows1_237:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk144:
+qblk240:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -3927,7 +6141,7 @@ qblk144:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk144
+	JNZ           qblk240
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3938,9 +6152,9 @@ qblk144:
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_141
+	JNZ           qrows1_237
 
-qdone142:
+qdone238:
 	VZEROUPPER
 	RET
 
@@ -3953,9 +6167,9 @@ TEXT ·q8_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_145:
+qrows4_241:
 	CMPQ   SI, $0x04
-	JL     qtail146
+	JL     qtail242
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3965,7 +6179,7 @@ qrows4_145:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk149:
+qblk245:
 	PREFETCHT0   9248(DI)
 	PREFETCHT0   9826(DI)
 	PREFETCHT0   10404(DI)
@@ -4016,7 +6230,7 @@ qblk149:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk149
+	JNZ          qblk245
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4048,20 +6262,20 @@ qblk149:
 	ADDQ         $0x00000908, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_145
+	JMP          qrows4_241
 
-qtail146:
+qtail242:
 	TESTQ SI, SI
-	JZ    qdone148
+	JZ    qdone244
 
-qrows1_147:
+qrows1_243:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk150:
+qblk246:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -4078,7 +6292,7 @@ qblk150:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk150
+	JNZ          qblk246
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4089,9 +6303,9 @@ qblk150:
 	ADDQ         $0x00000242, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_147
+	JNZ          qrows1_243
 
-qdone148:
+qdone244:
 	VZEROUPPER
 	RET
 
@@ -4105,9 +6319,9 @@ TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_151:
+qrows4_247:
 	CMPQ    SI, $0x04
-	JL      qtail152
+	JL      qtail248
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -4117,7 +6331,7 @@ qrows4_151:
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk155:
+qblk251:
 	PREFETCHT0    9248(DI)
 	PREFETCHT0    9826(DI)
 	PREFETCHT0    10404(DI)
@@ -4168,7 +6382,7 @@ qblk155:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk155
+	JNZ           qblk251
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -4200,20 +6414,20 @@ qblk155:
 	ADDQ          $0x00000908, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_151
+	JMP           qrows4_247
 
-qtail152:
+qtail248:
 	TESTQ SI, SI
-	JZ    qdone154
+	JZ    qdone250
 
-qrows1_153:
+qrows1_249:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk156:
+qblk252:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -4233,7 +6447,7 @@ qblk156:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk156
+	JNZ           qblk252
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -4244,9 +6458,9 @@ qblk156:
 	ADDQ          $0x00000242, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_153
+	JNZ           qrows1_249
 
-qdone154:
+qdone250:
 	VZEROUPPER
 	RET
 
@@ -4259,9 +6473,9 @@ TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_157:
+qrows4_253:
 	CMPQ   SI, $0x04
-	JL     qtail158
+	JL     qtail254
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4271,7 +6485,7 @@ qrows4_157:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk161:
+qblk257:
 	PREFETCHT0   1088(DI)
 	PREFETCHT0   1156(DI)
 	PREFETCHT0   1224(DI)
@@ -4322,7 +6536,7 @@ qblk161:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk161
+	JNZ          qblk257
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4354,20 +6568,20 @@ qblk161:
 	ADDQ         $0x00000110, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_157
+	JMP          qrows4_253
 
-qtail158:
+qtail254:
 	TESTQ SI, SI
-	JZ    qdone160
+	JZ    qdone256
 
-qrows1_159:
+qrows1_255:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk162:
+qblk258:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -4384,7 +6598,7 @@ qblk162:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk162
+	JNZ          qblk258
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4395,9 +6609,9 @@ qblk162:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_159
+	JNZ          qrows1_255
 
-qdone160:
+qdone256:
 	VZEROUPPER
 	RET
 
@@ -4411,9 +6625,9 @@ TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_163:
+qrows4_259:
 	CMPQ    SI, $0x04
-	JL      qtail164
+	JL      qtail260
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -4423,7 +6637,7 @@ qrows4_163:
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk167:
+qblk263:
 	PREFETCHT0    1088(DI)
 	PREFETCHT0    1156(DI)
 	PREFETCHT0    1224(DI)
@@ -4474,7 +6688,7 @@ qblk167:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk167
+	JNZ           qblk263
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -4506,20 +6720,20 @@ qblk167:
 	ADDQ          $0x00000110, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_163
+	JMP           qrows4_259
 
-qtail164:
+qtail260:
 	TESTQ SI, SI
-	JZ    qdone166
+	JZ    qdone262
 
-qrows1_165:
+qrows1_261:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk168:
+qblk264:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -4539,7 +6753,7 @@ qblk168:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk168
+	JNZ           qblk264
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -4550,9 +6764,9 @@ qblk168:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_165
+	JNZ           qrows1_261
 
-qdone166:
+qdone262:
 	VZEROUPPER
 	RET
 
@@ -4565,9 +6779,9 @@ TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_169:
+qrows4_265:
 	CMPQ   SI, $0x04
-	JL     qtail170
+	JL     qtail266
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4577,7 +6791,7 @@ qrows4_169:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk173:
+qblk269:
 	PREFETCHT0   13056(DI)
 	PREFETCHT0   13872(DI)
 	PREFETCHT0   14688(DI)
@@ -4628,7 +6842,7 @@ qblk173:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk173
+	JNZ          qblk269
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4660,20 +6874,20 @@ qblk173:
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_169
+	JMP          qrows4_265
 
-qtail170:
+qtail266:
 	TESTQ SI, SI
-	JZ    qdone172
+	JZ    qdone268
 
-qrows1_171:
+qrows1_267:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk174:
+qblk270:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -4690,7 +6904,7 @@ qblk174:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk174
+	JNZ          qblk270
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4701,9 +6915,9 @@ qblk174:
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_171
+	JNZ          qrows1_267
 
-qdone172:
+qdone268:
 	VZEROUPPER
 	RET
 
@@ -4717,9 +6931,9 @@ TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_175:
+qrows4_271:
 	CMPQ    SI, $0x04
-	JL      qtail176
+	JL      qtail272
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -4729,7 +6943,7 @@ qrows4_175:
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk179:
+qblk275:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
@@ -4780,7 +6994,7 @@ qblk179:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk179
+	JNZ           qblk275
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -4812,20 +7026,20 @@ qblk179:
 	ADDQ          $0x00000cc0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_175
+	JMP           qrows4_271
 
-qtail176:
+qtail272:
 	TESTQ SI, SI
-	JZ    qdone178
+	JZ    qdone274
 
-qrows1_177:
+qrows1_273:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk180:
+qblk276:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -4845,7 +7059,7 @@ qblk180:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk180
+	JNZ           qblk276
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -4856,9 +7070,9 @@ qblk180:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_177
+	JNZ           qrows1_273
 
-qdone178:
+qdone274:
 	VZEROUPPER
 	RET
 
@@ -4871,9 +7085,9 @@ TEXT ·q8_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_181:
+qrows4_277:
 	CMPQ   SI, $0x04
-	JL     qtail182
+	JL     qtail278
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4883,7 +7097,7 @@ qrows4_181:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk185:
+qblk281:
 	PREFETCHT0   1632(DI)
 	PREFETCHT0   1734(DI)
 	PREFETCHT0   1836(DI)
@@ -4934,7 +7148,7 @@ qblk185:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk185
+	JNZ          qblk281
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4966,20 +7180,20 @@ qblk185:
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_181
+	JMP          qrows4_277
 
-qtail182:
+qtail278:
 	TESTQ SI, SI
-	JZ    qdone184
+	JZ    qdone280
 
-qrows1_183:
+qrows1_279:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk186:
+qblk282:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -4996,7 +7210,7 @@ qblk186:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk186
+	JNZ          qblk282
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5007,9 +7221,9 @@ qblk186:
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_183
+	JNZ          qrows1_279
 
-qdone184:
+qdone280:
 	VZEROUPPER
 	RET
 
@@ -5023,9 +7237,9 @@ TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_187:
+qrows4_283:
 	CMPQ    SI, $0x04
-	JL      qtail188
+	JL      qtail284
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -5035,7 +7249,7 @@ qrows4_187:
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk191:
+qblk287:
 	PREFETCHT0    1632(DI)
 	PREFETCHT0    1734(DI)
 	PREFETCHT0    1836(DI)
@@ -5086,7 +7300,7 @@ qblk191:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk191
+	JNZ           qblk287
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -5118,20 +7332,20 @@ qblk191:
 	ADDQ          $0x00000198, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_187
+	JMP           qrows4_283
 
-qtail188:
+qtail284:
 	TESTQ SI, SI
-	JZ    qdone190
+	JZ    qdone286
 
-qrows1_189:
+qrows1_285:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk192:
+qblk288:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -5151,7 +7365,7 @@ qblk192:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk192
+	JNZ           qblk288
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -5162,8 +7376,8 @@ qblk192:
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_189
+	JNZ           qrows1_285
 
-qdone190:
+qdone286:
 	VZEROUPPER
 	RET

@@ -39,6 +39,21 @@ var amd64Kernels = map[string]qfunc{
 	"q4_0matvec_2048_avx512": q4_0matvec_2048_avx512,
 }
 
+var amd64KernelsMM = map[string]qmmfunc{
+	"q8_0matmul_13x32_avx2":     q8_0matmul_13x32_avx2,
+	"q8_0matmul_13x96_avx2":     q8_0matmul_13x96_avx2,
+	"q8_0matmul_300x288_avx2":   q8_0matmul_300x288_avx2,
+	"q4_0matmul_13x32_avx2":     q4_0matmul_13x32_avx2,
+	"q4_0matmul_13x96_avx2":     q4_0matmul_13x96_avx2,
+	"q4_0matmul_300x288_avx2":   q4_0matmul_300x288_avx2,
+	"q8_0matmul_13x32_avx512":   q8_0matmul_13x32_avx512,
+	"q8_0matmul_13x96_avx512":   q8_0matmul_13x96_avx512,
+	"q8_0matmul_300x288_avx512": q8_0matmul_300x288_avx512,
+	"q4_0matmul_13x32_avx512":   q4_0matmul_13x32_avx512,
+	"q4_0matmul_13x96_avx512":   q4_0matmul_13x96_avx512,
+	"q4_0matmul_300x288_avx512": q4_0matmul_300x288_avx512,
+}
+
 var f32Kernels = map[string]func(out, w, x *float32, n int){
 	"matvec_288_avx2":    matvec_288_avx2,
 	"matvec_768_avx2":    matvec_768_avx2,

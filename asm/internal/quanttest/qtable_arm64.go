@@ -38,3 +38,18 @@ var arm64Kernels = map[string]qfunc{
 	"q4_0matvec_2048_neon":      q4_0matvec_2048_neon,
 	"q4_0matvec_2048_neonnodot": q4_0matvec_2048_neonnodot,
 }
+
+var arm64KernelsMM = map[string]qmmfunc{
+	"q8_0matmul_13x32_neon":        q8_0matmul_13x32_neon,
+	"q8_0matmul_13x32_neonnodot":   q8_0matmul_13x32_neonnodot,
+	"q8_0matmul_13x96_neon":        q8_0matmul_13x96_neon,
+	"q8_0matmul_13x96_neonnodot":   q8_0matmul_13x96_neonnodot,
+	"q8_0matmul_300x288_neon":      q8_0matmul_300x288_neon,
+	"q8_0matmul_300x288_neonnodot": q8_0matmul_300x288_neonnodot,
+	"q4_0matmul_13x32_neon":        q4_0matmul_13x32_neon,
+	"q4_0matmul_13x32_neonnodot":   q4_0matmul_13x32_neonnodot,
+	"q4_0matmul_13x96_neon":        q4_0matmul_13x96_neon,
+	"q4_0matmul_13x96_neonnodot":   q4_0matmul_13x96_neonnodot,
+	"q4_0matmul_300x288_neon":      q4_0matmul_300x288_neon,
+	"q4_0matmul_300x288_neonnodot": q4_0matmul_300x288_neonnodot,
+}

@@ -20,3 +20,12 @@ var goKernels = map[string]qfunc{
 	"q4_0matvec_768_go":  q4_0matvec_768_go,
 	"q4_0matvec_2048_go": q4_0matvec_2048_go,
 }
+
+var goKernelsMM = map[string]qmmfunc{
+	"q8_0matmul_13x32_go":   q8_0matmul_13x32_go,
+	"q8_0matmul_13x96_go":   q8_0matmul_13x96_go,
+	"q8_0matmul_300x288_go": q8_0matmul_300x288_go,
+	"q4_0matmul_13x32_go":   q4_0matmul_13x32_go,
+	"q4_0matmul_13x96_go":   q4_0matmul_13x96_go,
+	"q4_0matmul_300x288_go": q4_0matmul_300x288_go,
+}

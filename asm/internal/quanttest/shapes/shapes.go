@@ -19,15 +19,26 @@ var Cols = []int{32, 64, 96, 160, 288, 544, 768, 2048}
 // Files are the generated files of package quanttest.
 var Files = []string{"kernels_amd64.s", "kernels_amd64.go", "qkernels_amd64.s", "qkernels_amd64.go", "qtable_amd64.go", "qkernels_arm64.s", "qkernels_arm64.go", "qtable_arm64.go", "qkernels_go.go", "qtable_go.go"}
 
+// MatMuls are the (R, C) of the QMatMul kernels: R is the output stride
+// per token, at least the largest row count tested (11).
+var MatMuls = [][2]int{{13, 32}, {13, 96}, {300, 288}}
+
 // Kernels returns the kernels for isa (NEON: with and without SDOT).
 func Kernels(isa asm.ISA) []asm.QKernel {
 	var ks []asm.QKernel
+	add := func(k asm.QKernel) {
+		ks = append(ks, k)
+		if isa == asm.NEON {
+			k.NoDot = true
+			ks = append(ks, k)
+		}
+	}
 	for _, f := range []asm.QFormat{asm.Q8_0, asm.Q4_0} {
 		for _, c := range Cols {
-			ks = append(ks, asm.QKernel{Format: f, ISA: isa, Cols: c})
-			if isa == asm.NEON {
-				ks = append(ks, asm.QKernel{Format: f, ISA: isa, Cols: c, NoDot: true})
-			}
+			add(asm.QKernel{Format: f, ISA: isa, Cols: c})
+		}
+		for _, rc := range MatMuls {
+			add(asm.QKernel{Format: f, ISA: isa, Rows: rc[0], Cols: rc[1]})
 		}
 	}
 	return ks
@@ -77,7 +88,15 @@ func writeTable(path, constraint, name string, ks []asm.QKernel, f32 ...[]asm.Ke
 	}
 	fmt.Fprintf(&b, "package quanttest\n\nvar %s = map[string]qfunc{\n", name)
 	for _, k := range ks {
-		fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
+		if k.Rows == 0 {
+			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
+		}
+	}
+	fmt.Fprintf(&b, "}\n\nvar %sMM = map[string]qmmfunc{\n", name)
+	for _, k := range ks {
+		if k.Rows > 0 {
+			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
+		}
 	}
 	b.WriteString("}\n")
 	if len(f32) > 0 {
