@@ -818,9 +818,9 @@ qdone28:
 	VZEROUPPER
 	RET
 
-// func q4_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// func q4_0matmul_1536x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
-TEXT ·q4_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
+TEXT ·q4_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
 	MOVQ  xq+16(FP), DX
@@ -939,7 +939,7 @@ qblk38:
 	VSHUFPS      $0xb1, X0, X0, X1
 	VADDPS       X1, X0, X0
 	VMOVSS       X0, 12(R9)
-	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00001800, R9
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
@@ -996,7 +996,7 @@ qblk40:
 	VSHUFPS      $0xb1, X1, X1, X0
 	VADDPS       X0, X1, X1
 	VMOVSS       X1, (R9)
-	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00001800, R9
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
@@ -1010,9 +1010,9 @@ qdone36:
 	VZEROUPPER
 	RET
 
-// func q4_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// func q4_0matmul_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·q4_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
+TEXT ·q4_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    xq+16(FP), DX
@@ -1129,7 +1129,7 @@ qblk46:
 	VSHUFPS       $0xb1, X1, X1, X2
 	VADDPS        X2, X1, X1
 	VMOVSS        X1, 12(R9)
-	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00001800, R9
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
@@ -1186,7 +1186,7 @@ qblk48:
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VMOVSS        X2, (R9)
-	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00001800, R9
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
@@ -1200,6 +1200,770 @@ qdone44:
 	VZEROUPPER
 	RET
 
+// func q4_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone52
+
+qrows4_49:
+	CMPQ SI, $0x04
+	JL   qtail50
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok53:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk54:
+	PREFETCHT0   2592(R12)
+	PREFETCHT0   2754(R12)
+	PREFETCHT0   2916(R12)
+	PREFETCHT0   3078(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VMOVUPS      164(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 162(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
+	VMOVUPS      326(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 324(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
+	VMOVUPS      488(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 486(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk54
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok53
+	ADDQ         $0x00000288, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_49
+
+qtail50:
+	TESTQ SI, SI
+	JZ    qdone52
+
+qrows1_51:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok55:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk56:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk56
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok55
+	ADDQ         $0x000000a2, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_51
+
+qdone52:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone60
+
+qrows4_57:
+	CMPQ SI, $0x04
+	JL   qtail58
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok61:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk62:
+	PREFETCHT0    2592(R12)
+	PREFETCHT0    2754(R12)
+	PREFETCHT0    2916(R12)
+	PREFETCHT0    3078(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       164(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  162(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       326(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  324(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       488(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  486(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk62
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok61
+	ADDQ          $0x00000288, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_57
+
+qtail58:
+	TESTQ SI, SI
+	JZ    qdone60
+
+qrows1_59:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok63:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk64:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk64
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok63
+	ADDQ          $0x000000a2, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_59
+
+qdone60:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_4096x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone68
+
+qrows4_65:
+	CMPQ SI, $0x04
+	JL   qtail66
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok69:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000018, R15
+
+qblk70:
+	PREFETCHT0   6912(R12)
+	PREFETCHT0   7344(R12)
+	PREFETCHT0   7776(R12)
+	PREFETCHT0   8208(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      qeight<>+0(SB), Y6
+	VPMADDUBSW   Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VMOVUPS      434(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 432(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y1
+	VMOVUPS      866(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y8
+	VPMADDWD     qones16<>+0(SB), Y8, Y8
+	VPSUBD       Y6, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 864(R12), X7
+	VCVTPH2PS    X7, Y9
+	VMULPS       Y5, Y9, Y9
+	VFMADD231PS  Y8, Y9, Y2
+	VMOVUPS      1298(R12), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPMADDUBSW   Y4, Y8, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VPSUBD       Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 1296(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk70
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00004000, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok69
+	ADDQ         $0x000006c0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_65
+
+qtail66:
+	TESTQ SI, SI
+	JZ    qdone68
+
+qrows1_67:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok71:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000018, R15
+
+qblk72:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      qeight<>+0(SB), Y3
+	VPMADDUBSW   Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y3
+	VMOVUPS      2(R12), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y4
+	VPAND        qnib<>+0(SB), Y4, Y4
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VPSUBD       Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x12, R12
+	DECQ         R15
+	JNZ          qblk72
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00004000, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok71
+	ADDQ         $0x000001b0, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_67
+
+qdone68:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone76
+
+qrows4_73:
+	CMPQ SI, $0x04
+	JL   qtail74
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok77:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000018, R15
+
+qblk78:
+	PREFETCHT0    6912(R12)
+	PREFETCHT0    7344(R12)
+	PREFETCHT0    7776(R12)
+	PREFETCHT0    8208(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff8<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y1
+	VMOVUPS       434(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  432(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y2
+	VMOVUPS       866(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y10
+	VPDPBUSD      Y5, Y8, Y10
+	VCVTDQ2PS     Y10, Y8
+	VPBROADCASTW  864(R12), X9
+	VCVTPH2PS     X9, Y10
+	VMULPS        Y6, Y10, Y10
+	VFMADD231PS   Y8, Y10, Y3
+	VMOVUPS       1298(R12), X9
+	VPSRLW        $0x04, X9, X8
+	VINSERTI32X4  $0x01, X8, Y9, Y8
+	VPANDD        qnib<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  1296(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk78
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00004000, R9
+	ADDQ          $0x00000300, R10
+	ADDQ          $0x00000060, R11
+	DECQ          R8
+	JNZ           qtok77
+	ADDQ          $0x000006c0, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_73
+
+qtail74:
+	TESTQ SI, SI
+	JZ    qdone76
+
+qrows1_75:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok79:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000018, R15
+
+qblk80:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff8<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), X9
+	VPSRLW        $0x04, X9, X5
+	VINSERTI32X4  $0x01, X5, Y9, Y5
+	VPANDD        qnib<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x12, R12
+	DECQ          R15
+	JNZ           qblk80
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00004000, R9
+	ADDQ          $0x00000300, R10
+	ADDQ          $0x00000060, R11
+	DECQ          R8
+	JNZ           qtok79
+	ADDQ          $0x000001b0, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_75
+
+qdone76:
+	VZEROUPPER
+	RET
+
 // func q4_0matvec_160_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
@@ -1209,9 +1973,9 @@ TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_49:
+qrows4_81:
 	CMPQ   SI, $0x04
-	JL     qtail50
+	JL     qtail82
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1221,7 +1985,7 @@ qrows4_49:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk53:
+qblk85:
 	PREFETCHT0   1440(DI)
 	PREFETCHT0   1530(DI)
 	PREFETCHT0   1620(DI)
@@ -1283,7 +2047,7 @@ qblk53:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk53
+	JNZ          qblk85
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1315,20 +2079,20 @@ qblk53:
 	ADDQ         $0x00000168, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_49
+	JMP          qrows4_81
 
-qtail50:
+qtail82:
 	TESTQ SI, SI
-	JZ    qdone52
+	JZ    qdone84
 
-qrows1_51:
+qrows1_83:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk54:
+qblk86:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1350,7 +2114,7 @@ qblk54:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk54
+	JNZ          qblk86
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1361,9 +2125,9 @@ qblk54:
 	ADDQ         $0x0000005a, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_51
+	JNZ          qrows1_83
 
-qdone52:
+qdone84:
 	VZEROUPPER
 	RET
 
@@ -1377,9 +2141,9 @@ TEXT ·q4_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_55:
+qrows4_87:
 	CMPQ    SI, $0x04
-	JL      qtail56
+	JL      qtail88
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -1389,7 +2153,7 @@ qrows4_55:
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk59:
+qblk91:
 	PREFETCHT0    1440(DI)
 	PREFETCHT0    1530(DI)
 	PREFETCHT0    1620(DI)
@@ -1448,7 +2212,7 @@ qblk59:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk59
+	JNZ           qblk91
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -1480,20 +2244,20 @@ qblk59:
 	ADDQ          $0x00000168, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_55
+	JMP           qrows4_87
 
-qtail56:
+qtail88:
 	TESTQ SI, SI
-	JZ    qdone58
+	JZ    qdone90
 
-qrows1_57:
+qrows1_89:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk60:
+qblk92:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -1515,7 +2279,7 @@ qblk60:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk60
+	JNZ           qblk92
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -1526,9 +2290,9 @@ qblk60:
 	ADDQ          $0x0000005a, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_57
+	JNZ           qrows1_89
 
-qdone58:
+qdone90:
 	VZEROUPPER
 	RET
 
@@ -1541,9 +2305,9 @@ TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_61:
+qrows4_93:
 	CMPQ   SI, $0x04
-	JL     qtail62
+	JL     qtail94
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1553,7 +2317,7 @@ qrows4_61:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk65:
+qblk97:
 	PREFETCHT0   18432(DI)
 	PREFETCHT0   19584(DI)
 	PREFETCHT0   20736(DI)
@@ -1615,7 +2379,7 @@ qblk65:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk65
+	JNZ          qblk97
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1647,20 +2411,20 @@ qblk65:
 	ADDQ         $0x00001200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_61
+	JMP          qrows4_93
 
-qtail62:
+qtail94:
 	TESTQ SI, SI
-	JZ    qdone64
+	JZ    qdone96
 
-qrows1_63:
+qrows1_95:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk66:
+qblk98:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1682,7 +2446,7 @@ qblk66:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk66
+	JNZ          qblk98
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1693,9 +2457,9 @@ qblk66:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_63
+	JNZ          qrows1_95
 
-qdone64:
+qdone96:
 	VZEROUPPER
 	RET
 
@@ -1709,9 +2473,9 @@ TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_67:
+qrows4_99:
 	CMPQ    SI, $0x04
-	JL      qtail68
+	JL      qtail100
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -1721,7 +2485,7 @@ qrows4_67:
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk71:
+qblk103:
 	PREFETCHT0    18432(DI)
 	PREFETCHT0    19584(DI)
 	PREFETCHT0    20736(DI)
@@ -1780,7 +2544,7 @@ qblk71:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk71
+	JNZ           qblk103
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -1812,20 +2576,20 @@ qblk71:
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_67
+	JMP           qrows4_99
 
-qtail68:
+qtail100:
 	TESTQ SI, SI
-	JZ    qdone70
+	JZ    qdone102
 
-qrows1_69:
+qrows1_101:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk72:
+qblk104:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -1847,7 +2611,7 @@ qblk72:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk72
+	JNZ           qblk104
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -1858,9 +2622,9 @@ qblk72:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_69
+	JNZ           qrows1_101
 
-qdone70:
+qdone102:
 	VZEROUPPER
 	RET
 
@@ -1873,9 +2637,9 @@ TEXT ·q4_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_73:
+qrows4_105:
 	CMPQ   SI, $0x04
-	JL     qtail74
+	JL     qtail106
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1885,7 +2649,7 @@ qrows4_73:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk77:
+qblk109:
 	PREFETCHT0   2592(DI)
 	PREFETCHT0   2754(DI)
 	PREFETCHT0   2916(DI)
@@ -1947,7 +2711,7 @@ qblk77:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk77
+	JNZ          qblk109
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1979,20 +2743,20 @@ qblk77:
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_73
+	JMP          qrows4_105
 
-qtail74:
+qtail106:
 	TESTQ SI, SI
-	JZ    qdone76
+	JZ    qdone108
 
-qrows1_75:
+qrows1_107:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk78:
+qblk110:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2014,7 +2778,7 @@ qblk78:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk78
+	JNZ          qblk110
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2025,9 +2789,9 @@ qblk78:
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_75
+	JNZ          qrows1_107
 
-qdone76:
+qdone108:
 	VZEROUPPER
 	RET
 
@@ -2041,9 +2805,9 @@ TEXT ·q4_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_79:
+qrows4_111:
 	CMPQ    SI, $0x04
-	JL      qtail80
+	JL      qtail112
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -2053,7 +2817,7 @@ qrows4_79:
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk83:
+qblk115:
 	PREFETCHT0    2592(DI)
 	PREFETCHT0    2754(DI)
 	PREFETCHT0    2916(DI)
@@ -2112,7 +2876,7 @@ qblk83:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk83
+	JNZ           qblk115
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -2144,20 +2908,20 @@ qblk83:
 	ADDQ          $0x00000288, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_79
+	JMP           qrows4_111
 
-qtail80:
+qtail112:
 	TESTQ SI, SI
-	JZ    qdone82
+	JZ    qdone114
 
-qrows1_81:
+qrows1_113:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk84:
+qblk116:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2179,7 +2943,7 @@ qblk84:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk84
+	JNZ           qblk116
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -2190,9 +2954,9 @@ qblk84:
 	ADDQ          $0x000000a2, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_81
+	JNZ           qrows1_113
 
-qdone82:
+qdone114:
 	VZEROUPPER
 	RET
 
@@ -2205,9 +2969,9 @@ TEXT ·q4_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_85:
+qrows4_117:
 	CMPQ   SI, $0x04
-	JL     qtail86
+	JL     qtail118
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2217,7 +2981,7 @@ qrows4_85:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk89:
+qblk121:
 	PREFETCHT0   288(DI)
 	PREFETCHT0   306(DI)
 	PREFETCHT0   324(DI)
@@ -2279,7 +3043,7 @@ qblk89:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk89
+	JNZ          qblk121
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2311,20 +3075,20 @@ qblk89:
 	ADDQ         $0x00000048, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_85
+	JMP          qrows4_117
 
-qtail86:
+qtail118:
 	TESTQ SI, SI
-	JZ    qdone88
+	JZ    qdone120
 
-qrows1_87:
+qrows1_119:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk90:
+qblk122:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2346,7 +3110,7 @@ qblk90:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk90
+	JNZ          qblk122
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2357,9 +3121,9 @@ qblk90:
 	ADDQ         $0x00000012, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_87
+	JNZ          qrows1_119
 
-qdone88:
+qdone120:
 	VZEROUPPER
 	RET
 
@@ -2373,9 +3137,9 @@ TEXT ·q4_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_91:
+qrows4_123:
 	CMPQ    SI, $0x04
-	JL      qtail92
+	JL      qtail124
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -2385,7 +3149,7 @@ qrows4_91:
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk95:
+qblk127:
 	PREFETCHT0    288(DI)
 	PREFETCHT0    306(DI)
 	PREFETCHT0    324(DI)
@@ -2444,7 +3208,7 @@ qblk95:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk95
+	JNZ           qblk127
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -2476,20 +3240,20 @@ qblk95:
 	ADDQ          $0x00000048, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_91
+	JMP           qrows4_123
 
-qtail92:
+qtail124:
 	TESTQ SI, SI
-	JZ    qdone94
+	JZ    qdone126
 
-qrows1_93:
+qrows1_125:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk96:
+qblk128:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2511,7 +3275,7 @@ qblk96:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk96
+	JNZ           qblk128
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -2522,9 +3286,9 @@ qblk96:
 	ADDQ          $0x00000012, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_93
+	JNZ           qrows1_125
 
-qdone94:
+qdone126:
 	VZEROUPPER
 	RET
 
@@ -2537,9 +3301,9 @@ TEXT ·q4_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_97:
+qrows4_129:
 	CMPQ   SI, $0x04
-	JL     qtail98
+	JL     qtail130
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2549,7 +3313,7 @@ qrows4_97:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk101:
+qblk133:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -2611,7 +3375,7 @@ qblk101:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk101
+	JNZ          qblk133
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2643,20 +3407,20 @@ qblk101:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_97
+	JMP          qrows4_129
 
-qtail98:
+qtail130:
 	TESTQ SI, SI
-	JZ    qdone100
+	JZ    qdone132
 
-qrows1_99:
+qrows1_131:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk102:
+qblk134:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2678,7 +3442,7 @@ qblk102:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk102
+	JNZ          qblk134
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2689,9 +3453,9 @@ qblk102:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_99
+	JNZ          qrows1_131
 
-qdone100:
+qdone132:
 	VZEROUPPER
 	RET
 
@@ -2705,9 +3469,9 @@ TEXT ·q4_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_103:
+qrows4_135:
 	CMPQ    SI, $0x04
-	JL      qtail104
+	JL      qtail136
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -2717,7 +3481,7 @@ qrows4_103:
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk107:
+qblk139:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -2776,7 +3540,7 @@ qblk107:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk107
+	JNZ           qblk139
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -2808,20 +3572,20 @@ qblk107:
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_103
+	JMP           qrows4_135
 
-qtail104:
+qtail136:
 	TESTQ SI, SI
-	JZ    qdone106
+	JZ    qdone138
 
-qrows1_105:
+qrows1_137:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk108:
+qblk140:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -2843,7 +3607,7 @@ qblk108:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk108
+	JNZ           qblk140
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -2854,9 +3618,9 @@ qblk108:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_105
+	JNZ           qrows1_137
 
-qdone106:
+qdone138:
 	VZEROUPPER
 	RET
 
@@ -2869,9 +3633,9 @@ TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_109:
+qrows4_141:
 	CMPQ   SI, $0x04
-	JL     qtail110
+	JL     qtail142
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2881,7 +3645,7 @@ qrows4_109:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk113:
+qblk145:
 	PREFETCHT0   576(DI)
 	PREFETCHT0   612(DI)
 	PREFETCHT0   648(DI)
@@ -2943,7 +3707,7 @@ qblk113:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk113
+	JNZ          qblk145
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2975,20 +3739,20 @@ qblk113:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_109
+	JMP          qrows4_141
 
-qtail110:
+qtail142:
 	TESTQ SI, SI
-	JZ    qdone112
+	JZ    qdone144
 
-qrows1_111:
+qrows1_143:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk114:
+qblk146:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -3010,7 +3774,7 @@ qblk114:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk114
+	JNZ          qblk146
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3021,9 +3785,9 @@ qblk114:
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_111
+	JNZ          qrows1_143
 
-qdone112:
+qdone144:
 	VZEROUPPER
 	RET
 
@@ -3037,9 +3801,9 @@ TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_115:
+qrows4_147:
 	CMPQ    SI, $0x04
-	JL      qtail116
+	JL      qtail148
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -3049,7 +3813,7 @@ qrows4_115:
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk119:
+qblk151:
 	PREFETCHT0    576(DI)
 	PREFETCHT0    612(DI)
 	PREFETCHT0    648(DI)
@@ -3108,7 +3872,7 @@ qblk119:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk119
+	JNZ           qblk151
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -3140,20 +3904,20 @@ qblk119:
 	ADDQ          $0x00000090, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_115
+	JMP           qrows4_147
 
-qtail116:
+qtail148:
 	TESTQ SI, SI
-	JZ    qdone118
+	JZ    qdone150
 
-qrows1_117:
+qrows1_149:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk120:
+qblk152:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -3175,7 +3939,7 @@ qblk120:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk120
+	JNZ           qblk152
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3186,9 +3950,9 @@ qblk120:
 	ADDQ          $0x00000024, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_117
+	JNZ           qrows1_149
 
-qdone118:
+qdone150:
 	VZEROUPPER
 	RET
 
@@ -3201,9 +3965,9 @@ TEXT ·q4_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_121:
+qrows4_153:
 	CMPQ   SI, $0x04
-	JL     qtail122
+	JL     qtail154
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3213,7 +3977,7 @@ qrows4_121:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk125:
+qblk157:
 	PREFETCHT0   6912(DI)
 	PREFETCHT0   7344(DI)
 	PREFETCHT0   7776(DI)
@@ -3275,7 +4039,7 @@ qblk125:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk125
+	JNZ          qblk157
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3307,20 +4071,20 @@ qblk125:
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_121
+	JMP          qrows4_153
 
-qtail122:
+qtail154:
 	TESTQ SI, SI
-	JZ    qdone124
+	JZ    qdone156
 
-qrows1_123:
+qrows1_155:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk126:
+qblk158:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -3342,7 +4106,7 @@ qblk126:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk126
+	JNZ          qblk158
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3353,9 +4117,9 @@ qblk126:
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_123
+	JNZ          qrows1_155
 
-qdone124:
+qdone156:
 	VZEROUPPER
 	RET
 
@@ -3369,9 +4133,9 @@ TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_127:
+qrows4_159:
 	CMPQ    SI, $0x04
-	JL      qtail128
+	JL      qtail160
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -3381,7 +4145,7 @@ qrows4_127:
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk131:
+qblk163:
 	PREFETCHT0    6912(DI)
 	PREFETCHT0    7344(DI)
 	PREFETCHT0    7776(DI)
@@ -3440,7 +4204,7 @@ qblk131:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk131
+	JNZ           qblk163
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -3472,20 +4236,20 @@ qblk131:
 	ADDQ          $0x000006c0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_127
+	JMP           qrows4_159
 
-qtail128:
+qtail160:
 	TESTQ SI, SI
-	JZ    qdone130
+	JZ    qdone162
 
-qrows1_129:
+qrows1_161:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk132:
+qblk164:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -3507,7 +4271,7 @@ qblk132:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk132
+	JNZ           qblk164
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3518,9 +4282,9 @@ qblk132:
 	ADDQ          $0x000001b0, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_129
+	JNZ           qrows1_161
 
-qdone130:
+qdone162:
 	VZEROUPPER
 	RET
 
@@ -3533,9 +4297,9 @@ TEXT ·q4_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_133:
+qrows4_165:
 	CMPQ   SI, $0x04
-	JL     qtail134
+	JL     qtail166
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3545,7 +4309,7 @@ qrows4_133:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk137:
+qblk169:
 	PREFETCHT0   864(DI)
 	PREFETCHT0   918(DI)
 	PREFETCHT0   972(DI)
@@ -3607,7 +4371,7 @@ qblk137:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk137
+	JNZ          qblk169
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3639,20 +4403,20 @@ qblk137:
 	ADDQ         $0x000000d8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_133
+	JMP          qrows4_165
 
-qtail134:
+qtail166:
 	TESTQ SI, SI
-	JZ    qdone136
+	JZ    qdone168
 
-qrows1_135:
+qrows1_167:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk138:
+qblk170:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -3674,7 +4438,7 @@ qblk138:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk138
+	JNZ          qblk170
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3685,9 +4449,9 @@ qblk138:
 	ADDQ         $0x00000036, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_135
+	JNZ          qrows1_167
 
-qdone136:
+qdone168:
 	VZEROUPPER
 	RET
 
@@ -3701,9 +4465,9 @@ TEXT ·q4_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_139:
+qrows4_171:
 	CMPQ    SI, $0x04
-	JL      qtail140
+	JL      qtail172
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -3713,7 +4477,7 @@ qrows4_139:
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk143:
+qblk175:
 	PREFETCHT0    864(DI)
 	PREFETCHT0    918(DI)
 	PREFETCHT0    972(DI)
@@ -3772,7 +4536,7 @@ qblk143:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk143
+	JNZ           qblk175
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -3804,20 +4568,20 @@ qblk143:
 	ADDQ          $0x000000d8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_139
+	JMP           qrows4_171
 
-qtail140:
+qtail172:
 	TESTQ SI, SI
-	JZ    qdone142
+	JZ    qdone174
 
-qrows1_141:
+qrows1_173:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk144:
+qblk176:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -3839,7 +4603,7 @@ qblk144:
 	ADDQ          $0x04, R9
 	ADDQ          $0x12, DI
 	DECQ          R10
-	JNZ           qblk144
+	JNZ           qblk176
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -3850,9 +4614,9 @@ qblk144:
 	ADDQ          $0x00000036, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_141
+	JNZ           qrows1_173
 
-qdone142:
+qdone174:
 	VZEROUPPER
 	RET
 
@@ -3866,17 +4630,17 @@ TEXT ·q8_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone148
+	JZ    qdone180
 
-qrows4_145:
+qrows4_177:
 	CMPQ SI, $0x04
-	JL   qtail146
+	JL   qtail178
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok149:
+qtok181:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3886,7 +4650,7 @@ qtok149:
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk150:
+qblk182:
 	PREFETCHT0   544(R12)
 	PREFETCHT0   578(R12)
 	PREFETCHT0   612(R12)
@@ -3937,7 +4701,7 @@ qblk150:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk150
+	JNZ          qblk182
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3970,30 +4734,30 @@ qblk150:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok149
+	JNZ          qtok181
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_145
+	JMP          qrows4_177
 
-qtail146:
+qtail178:
 	TESTQ SI, SI
-	JZ    qdone148
+	JZ    qdone180
 
-qrows1_147:
+qrows1_179:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok151:
+qtok183:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk152:
+qblk184:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -4010,7 +4774,7 @@ qblk152:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk152
+	JNZ          qblk184
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4022,13 +4786,13 @@ qblk152:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok151
+	JNZ          qtok183
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_147
+	JNZ          qrows1_179
 
-qdone148:
+qdone180:
 	VZEROUPPER
 	RET
 
@@ -4043,17 +4807,17 @@ TEXT ·q8_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
 	MOVQ    b+40(FP), DI
 	VMOVUPS qzero<>+0(SB), Y0
 	TESTQ   DI, DI
-	JZ      qdone156
+	JZ      qdone188
 
-qrows4_153:
+qrows4_185:
 	CMPQ SI, $0x04
-	JL   qtail154
+	JL   qtail186
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok157:
+qtok189:
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -4063,7 +4827,7 @@ qtok157:
 	MOVQ    R11, R14
 	MOVQ    $0x00000001, R15
 
-qblk158:
+qblk190:
 	PREFETCHT0    544(R12)
 	PREFETCHT0    578(R12)
 	PREFETCHT0    612(R12)
@@ -4114,7 +4878,7 @@ qblk158:
 	ADDQ          $0x04, R14
 	ADDQ          $0x22, R12
 	DECQ          R15
-	JNZ           qblk158
+	JNZ           qblk190
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -4147,30 +4911,30 @@ qblk158:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok157
+	JNZ           qtok189
 	ADDQ          $0x00000088, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_153
+	JMP           qrows4_185
 
-qtail154:
+qtail186:
 	TESTQ SI, SI
-	JZ    qdone156
+	JZ    qdone188
 
-qrows1_155:
+qrows1_187:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok159:
+qtok191:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, R12
 	MOVQ    R10, R13
 	MOVQ    R11, R14
 	MOVQ    $0x00000001, R15
 
-qblk160:
+qblk192:
 	VMOVUPS       (R13), Y2
 	VBROADCASTSS  (R14), Y3
 	VMOVAPS       Y0, Y4
@@ -4190,7 +4954,7 @@ qblk160:
 	ADDQ          $0x04, R14
 	ADDQ          $0x22, R12
 	DECQ          R15
-	JNZ           qblk160
+	JNZ           qblk192
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -4202,13 +4966,13 @@ qblk160:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok159
+	JNZ           qtok191
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_155
+	JNZ           qrows1_187
 
-qdone156:
+qdone188:
 	VZEROUPPER
 	RET
 
@@ -4232,17 +4996,17 @@ TEXT ·q8_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone164
+	JZ    qdone196
 
-qrows4_161:
+qrows4_193:
 	CMPQ SI, $0x04
-	JL   qtail162
+	JL   qtail194
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok165:
+qtok197:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4252,7 +5016,7 @@ qtok165:
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk166:
+qblk198:
 	PREFETCHT0   1632(R12)
 	PREFETCHT0   1734(R12)
 	PREFETCHT0   1836(R12)
@@ -4303,7 +5067,7 @@ qblk166:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk166
+	JNZ          qblk198
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4336,30 +5100,30 @@ qblk166:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok165
+	JNZ          qtok197
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_161
+	JMP          qrows4_193
 
-qtail162:
+qtail194:
 	TESTQ SI, SI
-	JZ    qdone164
+	JZ    qdone196
 
-qrows1_163:
+qrows1_195:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok167:
+qtok199:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk168:
+qblk200:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -4376,7 +5140,7 @@ qblk168:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk168
+	JNZ          qblk200
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4388,13 +5152,13 @@ qblk168:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok167
+	JNZ          qtok199
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_163
+	JNZ          qrows1_195
 
-qdone164:
+qdone196:
 	VZEROUPPER
 	RET
 
@@ -4409,17 +5173,17 @@ TEXT ·q8_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
 	MOVQ    b+40(FP), DI
 	VMOVUPS qzero<>+0(SB), Y0
 	TESTQ   DI, DI
-	JZ      qdone172
+	JZ      qdone204
 
-qrows4_169:
+qrows4_201:
 	CMPQ SI, $0x04
-	JL   qtail170
+	JL   qtail202
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok173:
+qtok205:
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -4429,7 +5193,7 @@ qtok173:
 	MOVQ    R11, R14
 	MOVQ    $0x00000003, R15
 
-qblk174:
+qblk206:
 	PREFETCHT0    1632(R12)
 	PREFETCHT0    1734(R12)
 	PREFETCHT0    1836(R12)
@@ -4480,7 +5244,7 @@ qblk174:
 	ADDQ          $0x04, R14
 	ADDQ          $0x22, R12
 	DECQ          R15
-	JNZ           qblk174
+	JNZ           qblk206
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -4513,30 +5277,30 @@ qblk174:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok173
+	JNZ           qtok205
 	ADDQ          $0x00000198, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_169
+	JMP           qrows4_201
 
-qtail170:
+qtail202:
 	TESTQ SI, SI
-	JZ    qdone172
+	JZ    qdone204
 
-qrows1_171:
+qrows1_203:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok175:
+qtok207:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, R12
 	MOVQ    R10, R13
 	MOVQ    R11, R14
 	MOVQ    $0x00000003, R15
 
-qblk176:
+qblk208:
 	VMOVUPS       (R13), Y2
 	VBROADCASTSS  (R14), Y3
 	VMOVAPS       Y0, Y4
@@ -4556,7 +5320,7 @@ qblk176:
 	ADDQ          $0x04, R14
 	ADDQ          $0x22, R12
 	DECQ          R15
-	JNZ           qblk176
+	JNZ           qblk208
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -4568,19 +5332,19 @@ qblk176:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok175
+	JNZ           qtok207
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_171
+	JNZ           qrows1_203
 
-qdone172:
+qdone204:
 	VZEROUPPER
 	RET
 
-// func q8_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// func q8_0matmul_1536x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
-TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
+TEXT ·q8_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
 	MOVQ  xq+16(FP), DX
@@ -4588,17 +5352,17 @@ TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone180
+	JZ    qdone212
 
-qrows4_177:
+qrows4_209:
 	CMPQ SI, $0x04
-	JL   qtail178
+	JL   qtail210
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok181:
+qtok213:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4608,7 +5372,7 @@ qtok181:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk182:
+qblk214:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -4659,7 +5423,7 @@ qblk182:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk182
+	JNZ          qblk214
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4688,34 +5452,34 @@ qblk182:
 	VSHUFPS      $0xb1, X0, X0, X1
 	VADDPS       X1, X0, X0
 	VMOVSS       X0, 12(R9)
-	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00001800, R9
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok181
+	JNZ          qtok213
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_177
+	JMP          qrows4_209
 
-qtail178:
+qtail210:
 	TESTQ SI, SI
-	JZ    qdone180
+	JZ    qdone212
 
-qrows1_179:
+qrows1_211:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok183:
+qtok215:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk184:
+qblk216:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -4732,7 +5496,7 @@ qblk184:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk184
+	JNZ          qblk216
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4740,23 +5504,23 @@ qblk184:
 	VSHUFPS      $0xb1, X1, X1, X0
 	VADDPS       X0, X1, X1
 	VMOVSS       X1, (R9)
-	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00001800, R9
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok183
+	JNZ          qtok215
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_179
+	JNZ          qrows1_211
 
-qdone180:
+qdone212:
 	VZEROUPPER
 	RET
 
-// func q8_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// func q8_0matmul_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
+TEXT ·q8_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    xq+16(FP), DX
@@ -4765,17 +5529,17 @@ TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ    b+40(FP), DI
 	VMOVUPS qzero<>+0(SB), Y0
 	TESTQ   DI, DI
-	JZ      qdone188
+	JZ      qdone220
 
-qrows4_185:
+qrows4_217:
 	CMPQ SI, $0x04
-	JL   qtail186
+	JL   qtail218
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok189:
+qtok221:
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -4785,7 +5549,7 @@ qtok189:
 	MOVQ    R11, R14
 	MOVQ    $0x00000009, R15
 
-qblk190:
+qblk222:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
@@ -4836,7 +5600,363 @@ qblk190:
 	ADDQ          $0x04, R14
 	ADDQ          $0x22, R12
 	DECQ          R15
-	JNZ           qblk190
+	JNZ           qblk222
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00001800, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok221
+	ADDQ          $0x000004c8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_217
+
+qtail218:
+	TESTQ SI, SI
+	JZ    qdone220
+
+qrows1_219:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok223:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk224:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk224
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00001800, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok223
+	ADDQ          $0x00000132, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_219
+
+qdone220:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone228
+
+qrows4_225:
+	CMPQ SI, $0x04
+	JL   qtail226
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok229:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk230:
+	PREFETCHT0   4896(R12)
+	PREFETCHT0   5202(R12)
+	PREFETCHT0   5508(R12)
+	PREFETCHT0   5814(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 306(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      614(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 612(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      920(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk230
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok229
+	ADDQ         $0x000004c8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_225
+
+qtail226:
+	TESTQ SI, SI
+	JZ    qdone228
+
+qrows1_227:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok231:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk232:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk232
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x000004b0, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok231
+	ADDQ         $0x00000132, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_227
+
+qdone228:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone236
+
+qrows4_233:
+	CMPQ SI, $0x04
+	JL   qtail234
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok237:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000009, R15
+
+qblk238:
+	PREFETCHT0    4896(R12)
+	PREFETCHT0    5202(R12)
+	PREFETCHT0    5508(R12)
+	PREFETCHT0    5814(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       308(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  306(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       614(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  612(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       920(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  918(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk238
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -4869,30 +5989,30 @@ qblk190:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok189
+	JNZ           qtok237
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_185
+	JMP           qrows4_233
 
-qtail186:
+qtail234:
 	TESTQ SI, SI
-	JZ    qdone188
+	JZ    qdone236
 
-qrows1_187:
+qrows1_235:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok191:
+qtok239:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, R12
 	MOVQ    R10, R13
 	MOVQ    R11, R14
 	MOVQ    $0x00000009, R15
 
-qblk192:
+qblk240:
 	VMOVUPS       (R13), Y2
 	VBROADCASTSS  (R14), Y3
 	VMOVAPS       Y0, Y4
@@ -4912,7 +6032,7 @@ qblk192:
 	ADDQ          $0x04, R14
 	ADDQ          $0x22, R12
 	DECQ          R15
-	JNZ           qblk192
+	JNZ           qblk240
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -4924,13 +6044,369 @@ qblk192:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok191
+	JNZ           qtok239
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_187
+	JNZ           qrows1_235
 
-qdone188:
+qdone236:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_4096x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone244
+
+qrows4_241:
+	CMPQ SI, $0x04
+	JL   qtail242
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok245:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000018, R15
+
+qblk246:
+	PREFETCHT0   13056(R12)
+	PREFETCHT0   13872(R12)
+	PREFETCHT0   14688(R12)
+	PREFETCHT0   15504(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      818(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 816(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      1634(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 1632(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      2450(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 2448(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk246
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00004000, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok245
+	ADDQ         $0x00000cc0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_241
+
+qtail242:
+	TESTQ SI, SI
+	JZ    qdone244
+
+qrows1_243:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok247:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000018, R15
+
+qblk248:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk248
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00004000, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok247
+	ADDQ         $0x00000330, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_243
+
+qdone244:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    xq+16(FP), DX
+	MOVQ    xs+24(FP), BX
+	MOVQ    n+32(FP), SI
+	MOVQ    b+40(FP), DI
+	VMOVUPS qzero<>+0(SB), Y0
+	TESTQ   DI, DI
+	JZ      qdone252
+
+qrows4_249:
+	CMPQ SI, $0x04
+	JL   qtail250
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok253:
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+	VMOVAPS Y0, Y4
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000018, R15
+
+qblk254:
+	PREFETCHT0    13056(R12)
+	PREFETCHT0    13872(R12)
+	PREFETCHT0    14688(R12)
+	PREFETCHT0    15504(R12)
+	VMOVUPS       (R13), Y5
+	VBROADCASTSS  (R14), Y6
+	VMOVAPS       Y0, Y7
+	VMOVUPS       qoff80<>+0(SB), Y8
+	VPDPBUSD      Y5, Y8, Y7
+	VPSUBD        Y7, Y0, Y7
+	VMOVUPS       2(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  (R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y1
+	VMOVUPS       818(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  816(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y2
+	VMOVUPS       1634(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y9
+	VPDPBUSD      Y5, Y8, Y9
+	VCVTDQ2PS     Y9, Y8
+	VPBROADCASTW  1632(R12), X9
+	VCVTPH2PS     X9, Y9
+	VMULPS        Y6, Y9, Y9
+	VFMADD231PS   Y8, Y9, Y3
+	VMOVUPS       2450(R12), Y8
+	VPXORD        qoff80<>+0(SB), Y8, Y8
+	VMOVAPS       Y7, Y7
+	VPDPBUSD      Y5, Y8, Y7
+	VCVTDQ2PS     Y7, Y5
+	VPBROADCASTW  2448(R12), X7
+	VCVTPH2PS     X7, Y7
+	VMULPS        Y6, Y7, Y7
+	VFMADD231PS   Y5, Y7, Y4
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk254
+	VEXTRACTF32X4 $0x01, Y1, X5
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0x4e, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VSHUFPS       $0xb1, X5, X5, X1
+	VADDPS        X1, X5, X5
+	VMOVSS        X5, (R9)
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 4(R9)
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X3, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 8(R9)
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X4, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, 12(R9)
+	ADDQ          $0x00004000, R9
+	ADDQ          $0x00000300, R10
+	ADDQ          $0x00000060, R11
+	DECQ          R8
+	JNZ           qtok253
+	ADDQ          $0x00000cc0, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_249
+
+qtail250:
+	TESTQ SI, SI
+	JZ    qdone252
+
+qrows1_251:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok255:
+	VMOVAPS Y0, Y1
+	MOVQ    CX, R12
+	MOVQ    R10, R13
+	MOVQ    R11, R14
+	MOVQ    $0x00000018, R15
+
+qblk256:
+	VMOVUPS       (R13), Y2
+	VBROADCASTSS  (R14), Y3
+	VMOVAPS       Y0, Y4
+	VMOVUPS       qoff80<>+0(SB), Y5
+	VPDPBUSD      Y2, Y5, Y4
+	VPSUBD        Y4, Y0, Y4
+	VMOVUPS       2(R12), Y5
+	VPXORD        qoff80<>+0(SB), Y5, Y5
+	VMOVAPS       Y4, Y4
+	VPDPBUSD      Y2, Y5, Y4
+	VCVTDQ2PS     Y4, Y2
+	VPBROADCASTW  (R12), X4
+	VCVTPH2PS     X4, Y4
+	VMULPS        Y3, Y4, Y4
+	VFMADD231PS   Y2, Y4, Y1
+	ADDQ          $0x20, R13
+	ADDQ          $0x04, R14
+	ADDQ          $0x22, R12
+	DECQ          R15
+	JNZ           qblk256
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, (R9)
+	ADDQ          $0x00004000, R9
+	ADDQ          $0x00000300, R10
+	ADDQ          $0x00000060, R11
+	DECQ          R8
+	JNZ           qtok255
+	ADDQ          $0x00000330, CX
+	ADDQ          $0x04, AX
+	DECQ          SI
+	JNZ           qrows1_251
+
+qdone252:
 	VZEROUPPER
 	RET
 
@@ -4943,9 +6419,9 @@ TEXT ·q8_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_193:
+qrows4_257:
 	CMPQ   SI, $0x04
-	JL     qtail194
+	JL     qtail258
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4955,7 +6431,7 @@ qrows4_193:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk197:
+qblk261:
 	PREFETCHT0   2720(DI)
 	PREFETCHT0   2890(DI)
 	PREFETCHT0   3060(DI)
@@ -5006,7 +6482,7 @@ qblk197:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk197
+	JNZ          qblk261
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5038,20 +6514,20 @@ qblk197:
 	ADDQ         $0x000002a8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_193
+	JMP          qrows4_257
 
-qtail194:
+qtail258:
 	TESTQ SI, SI
-	JZ    qdone196
+	JZ    qdone260
 
-qrows1_195:
+qrows1_259:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk198:
+qblk262:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -5068,7 +6544,7 @@ qblk198:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk198
+	JNZ          qblk262
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5079,9 +6555,9 @@ qblk198:
 	ADDQ         $0x000000aa, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_195
+	JNZ          qrows1_259
 
-qdone196:
+qdone260:
 	VZEROUPPER
 	RET
 
@@ -5095,9 +6571,9 @@ TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_199:
+qrows4_263:
 	CMPQ    SI, $0x04
-	JL      qtail200
+	JL      qtail264
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -5107,7 +6583,7 @@ qrows4_199:
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk203:
+qblk267:
 	PREFETCHT0    2720(DI)
 	PREFETCHT0    2890(DI)
 	PREFETCHT0    3060(DI)
@@ -5158,7 +6634,7 @@ qblk203:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk203
+	JNZ           qblk267
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -5190,20 +6666,20 @@ qblk203:
 	ADDQ          $0x000002a8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_199
+	JMP           qrows4_263
 
-qtail200:
+qtail264:
 	TESTQ SI, SI
-	JZ    qdone202
+	JZ    qdone266
 
-qrows1_201:
+qrows1_265:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000005, R10
 
-qblk204:
+qblk268:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -5223,7 +6699,7 @@ qblk204:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk204
+	JNZ           qblk268
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -5234,9 +6710,9 @@ qblk204:
 	ADDQ          $0x000000aa, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_201
+	JNZ           qrows1_265
 
-qdone202:
+qdone266:
 	VZEROUPPER
 	RET
 
@@ -5249,9 +6725,9 @@ TEXT ·q8_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_205:
+qrows4_269:
 	CMPQ   SI, $0x04
-	JL     qtail206
+	JL     qtail270
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5261,7 +6737,7 @@ qrows4_205:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk209:
+qblk273:
 	PREFETCHT0   34816(DI)
 	PREFETCHT0   36992(DI)
 	PREFETCHT0   39168(DI)
@@ -5312,7 +6788,7 @@ qblk209:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk209
+	JNZ          qblk273
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5344,20 +6820,20 @@ qblk209:
 	ADDQ         $0x00002200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_205
+	JMP          qrows4_269
 
-qtail206:
+qtail270:
 	TESTQ SI, SI
-	JZ    qdone208
+	JZ    qdone272
 
-qrows1_207:
+qrows1_271:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk210:
+qblk274:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -5374,7 +6850,7 @@ qblk210:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk210
+	JNZ          qblk274
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5385,9 +6861,9 @@ qblk210:
 	ADDQ         $0x00000880, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_207
+	JNZ          qrows1_271
 
-qdone208:
+qdone272:
 	VZEROUPPER
 	RET
 
@@ -5401,9 +6877,9 @@ TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_211:
+qrows4_275:
 	CMPQ    SI, $0x04
-	JL      qtail212
+	JL      qtail276
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -5413,7 +6889,7 @@ qrows4_211:
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk215:
+qblk279:
 	PREFETCHT0    34816(DI)
 	PREFETCHT0    36992(DI)
 	PREFETCHT0    39168(DI)
@@ -5464,7 +6940,7 @@ qblk215:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk215
+	JNZ           qblk279
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -5496,20 +6972,20 @@ qblk215:
 	ADDQ          $0x00002200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_211
+	JMP           qrows4_275
 
-qtail212:
+qtail276:
 	TESTQ SI, SI
-	JZ    qdone214
+	JZ    qdone278
 
-qrows1_213:
+qrows1_277:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000040, R10
 
-qblk216:
+qblk280:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -5529,7 +7005,7 @@ qblk216:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk216
+	JNZ           qblk280
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -5540,9 +7016,9 @@ qblk216:
 	ADDQ          $0x00000880, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_213
+	JNZ           qrows1_277
 
-qdone214:
+qdone278:
 	VZEROUPPER
 	RET
 
@@ -5555,9 +7031,9 @@ TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_217:
+qrows4_281:
 	CMPQ   SI, $0x04
-	JL     qtail218
+	JL     qtail282
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5567,7 +7043,7 @@ qrows4_217:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk221:
+qblk285:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -5618,7 +7094,7 @@ qblk221:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk221
+	JNZ          qblk285
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5650,20 +7126,20 @@ qblk221:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_217
+	JMP          qrows4_281
 
-qtail218:
+qtail282:
 	TESTQ SI, SI
-	JZ    qdone220
+	JZ    qdone284
 
-qrows1_219:
+qrows1_283:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk222:
+qblk286:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -5680,7 +7156,7 @@ qblk222:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk222
+	JNZ          qblk286
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5691,9 +7167,9 @@ qblk222:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_219
+	JNZ          qrows1_283
 
-qdone220:
+qdone284:
 	VZEROUPPER
 	RET
 
@@ -5707,9 +7183,9 @@ TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_223:
+qrows4_287:
 	CMPQ    SI, $0x04
-	JL      qtail224
+	JL      qtail288
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -5719,7 +7195,7 @@ qrows4_223:
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk227:
+qblk291:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -5770,7 +7246,7 @@ qblk227:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk227
+	JNZ           qblk291
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -5802,20 +7278,20 @@ qblk227:
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_223
+	JMP           qrows4_287
 
-qtail224:
+qtail288:
 	TESTQ SI, SI
-	JZ    qdone226
+	JZ    qdone290
 
-qrows1_225:
+qrows1_289:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000009, R10
 
-qblk228:
+qblk292:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -5835,7 +7311,7 @@ qblk228:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk228
+	JNZ           qblk292
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -5846,9 +7322,9 @@ qblk228:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_225
+	JNZ           qrows1_289
 
-qdone226:
+qdone290:
 	VZEROUPPER
 	RET
 
@@ -5861,9 +7337,9 @@ TEXT ·q8_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_229:
+qrows4_293:
 	CMPQ   SI, $0x04
-	JL     qtail230
+	JL     qtail294
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5873,7 +7349,7 @@ qrows4_229:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk233:
+qblk297:
 	PREFETCHT0   544(DI)
 	PREFETCHT0   578(DI)
 	PREFETCHT0   612(DI)
@@ -5924,7 +7400,7 @@ qblk233:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk233
+	JNZ          qblk297
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5956,20 +7432,20 @@ qblk233:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_229
+	JMP          qrows4_293
 
-qtail230:
+qtail294:
 	TESTQ SI, SI
-	JZ    qdone232
+	JZ    qdone296
 
-qrows1_231:
+qrows1_295:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk234:
+qblk298:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -5986,7 +7462,7 @@ qblk234:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk234
+	JNZ          qblk298
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5997,9 +7473,9 @@ qblk234:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_231
+	JNZ          qrows1_295
 
-qdone232:
+qdone296:
 	VZEROUPPER
 	RET
 
@@ -6013,9 +7489,9 @@ TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_235:
+qrows4_299:
 	CMPQ    SI, $0x04
-	JL      qtail236
+	JL      qtail300
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -6025,7 +7501,7 @@ qrows4_235:
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk239:
+qblk303:
 	PREFETCHT0    544(DI)
 	PREFETCHT0    578(DI)
 	PREFETCHT0    612(DI)
@@ -6076,7 +7552,7 @@ qblk239:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk239
+	JNZ           qblk303
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -6108,20 +7584,20 @@ qblk239:
 	ADDQ          $0x00000088, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_235
+	JMP           qrows4_299
 
-qtail236:
+qtail300:
 	TESTQ SI, SI
-	JZ    qdone238
+	JZ    qdone302
 
-qrows1_237:
+qrows1_301:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000001, R10
 
-qblk240:
+qblk304:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -6141,7 +7617,7 @@ qblk240:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk240
+	JNZ           qblk304
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -6152,9 +7628,9 @@ qblk240:
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_237
+	JNZ           qrows1_301
 
-qdone238:
+qdone302:
 	VZEROUPPER
 	RET
 
@@ -6167,9 +7643,9 @@ TEXT ·q8_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_241:
+qrows4_305:
 	CMPQ   SI, $0x04
-	JL     qtail242
+	JL     qtail306
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6179,7 +7655,7 @@ qrows4_241:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk245:
+qblk309:
 	PREFETCHT0   9248(DI)
 	PREFETCHT0   9826(DI)
 	PREFETCHT0   10404(DI)
@@ -6230,7 +7706,7 @@ qblk245:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk245
+	JNZ          qblk309
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6262,20 +7738,20 @@ qblk245:
 	ADDQ         $0x00000908, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_241
+	JMP          qrows4_305
 
-qtail242:
+qtail306:
 	TESTQ SI, SI
-	JZ    qdone244
+	JZ    qdone308
 
-qrows1_243:
+qrows1_307:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk246:
+qblk310:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -6292,7 +7768,7 @@ qblk246:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk246
+	JNZ          qblk310
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6303,9 +7779,9 @@ qblk246:
 	ADDQ         $0x00000242, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_243
+	JNZ          qrows1_307
 
-qdone244:
+qdone308:
 	VZEROUPPER
 	RET
 
@@ -6319,9 +7795,9 @@ TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_247:
+qrows4_311:
 	CMPQ    SI, $0x04
-	JL      qtail248
+	JL      qtail312
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -6331,7 +7807,7 @@ qrows4_247:
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk251:
+qblk315:
 	PREFETCHT0    9248(DI)
 	PREFETCHT0    9826(DI)
 	PREFETCHT0    10404(DI)
@@ -6382,7 +7858,7 @@ qblk251:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk251
+	JNZ           qblk315
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -6414,20 +7890,20 @@ qblk251:
 	ADDQ          $0x00000908, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_247
+	JMP           qrows4_311
 
-qtail248:
+qtail312:
 	TESTQ SI, SI
-	JZ    qdone250
+	JZ    qdone314
 
-qrows1_249:
+qrows1_313:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000011, R10
 
-qblk252:
+qblk316:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -6447,7 +7923,7 @@ qblk252:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk252
+	JNZ           qblk316
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -6458,9 +7934,9 @@ qblk252:
 	ADDQ          $0x00000242, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_249
+	JNZ           qrows1_313
 
-qdone250:
+qdone314:
 	VZEROUPPER
 	RET
 
@@ -6473,9 +7949,9 @@ TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_253:
+qrows4_317:
 	CMPQ   SI, $0x04
-	JL     qtail254
+	JL     qtail318
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6485,7 +7961,7 @@ qrows4_253:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk257:
+qblk321:
 	PREFETCHT0   1088(DI)
 	PREFETCHT0   1156(DI)
 	PREFETCHT0   1224(DI)
@@ -6536,7 +8012,7 @@ qblk257:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk257
+	JNZ          qblk321
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6568,20 +8044,20 @@ qblk257:
 	ADDQ         $0x00000110, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_253
+	JMP          qrows4_317
 
-qtail254:
+qtail318:
 	TESTQ SI, SI
-	JZ    qdone256
+	JZ    qdone320
 
-qrows1_255:
+qrows1_319:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk258:
+qblk322:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -6598,7 +8074,7 @@ qblk258:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk258
+	JNZ          qblk322
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6609,9 +8085,9 @@ qblk258:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_255
+	JNZ          qrows1_319
 
-qdone256:
+qdone320:
 	VZEROUPPER
 	RET
 
@@ -6625,9 +8101,9 @@ TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_259:
+qrows4_323:
 	CMPQ    SI, $0x04
-	JL      qtail260
+	JL      qtail324
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -6637,7 +8113,7 @@ qrows4_259:
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk263:
+qblk327:
 	PREFETCHT0    1088(DI)
 	PREFETCHT0    1156(DI)
 	PREFETCHT0    1224(DI)
@@ -6688,7 +8164,7 @@ qblk263:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk263
+	JNZ           qblk327
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -6720,20 +8196,20 @@ qblk263:
 	ADDQ          $0x00000110, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_259
+	JMP           qrows4_323
 
-qtail260:
+qtail324:
 	TESTQ SI, SI
-	JZ    qdone262
+	JZ    qdone326
 
-qrows1_261:
+qrows1_325:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000002, R10
 
-qblk264:
+qblk328:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -6753,7 +8229,7 @@ qblk264:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk264
+	JNZ           qblk328
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -6764,9 +8240,9 @@ qblk264:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_261
+	JNZ           qrows1_325
 
-qdone262:
+qdone326:
 	VZEROUPPER
 	RET
 
@@ -6779,9 +8255,9 @@ TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_265:
+qrows4_329:
 	CMPQ   SI, $0x04
-	JL     qtail266
+	JL     qtail330
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6791,7 +8267,7 @@ qrows4_265:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk269:
+qblk333:
 	PREFETCHT0   13056(DI)
 	PREFETCHT0   13872(DI)
 	PREFETCHT0   14688(DI)
@@ -6842,7 +8318,7 @@ qblk269:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk269
+	JNZ          qblk333
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6874,20 +8350,20 @@ qblk269:
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_265
+	JMP          qrows4_329
 
-qtail266:
+qtail330:
 	TESTQ SI, SI
-	JZ    qdone268
+	JZ    qdone332
 
-qrows1_267:
+qrows1_331:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk270:
+qblk334:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -6904,7 +8380,7 @@ qblk270:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk270
+	JNZ          qblk334
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6915,9 +8391,9 @@ qblk270:
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_267
+	JNZ          qrows1_331
 
-qdone268:
+qdone332:
 	VZEROUPPER
 	RET
 
@@ -6931,9 +8407,9 @@ TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_271:
+qrows4_335:
 	CMPQ    SI, $0x04
-	JL      qtail272
+	JL      qtail336
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -6943,7 +8419,7 @@ qrows4_271:
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk275:
+qblk339:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
@@ -6994,7 +8470,7 @@ qblk275:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk275
+	JNZ           qblk339
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -7026,20 +8502,20 @@ qblk275:
 	ADDQ          $0x00000cc0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_271
+	JMP           qrows4_335
 
-qtail272:
+qtail336:
 	TESTQ SI, SI
-	JZ    qdone274
+	JZ    qdone338
 
-qrows1_273:
+qrows1_337:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000018, R10
 
-qblk276:
+qblk340:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -7059,7 +8535,7 @@ qblk276:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk276
+	JNZ           qblk340
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -7070,9 +8546,9 @@ qblk276:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_273
+	JNZ           qrows1_337
 
-qdone274:
+qdone338:
 	VZEROUPPER
 	RET
 
@@ -7085,9 +8561,9 @@ TEXT ·q8_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_277:
+qrows4_341:
 	CMPQ   SI, $0x04
-	JL     qtail278
+	JL     qtail342
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7097,7 +8573,7 @@ qrows4_277:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk281:
+qblk345:
 	PREFETCHT0   1632(DI)
 	PREFETCHT0   1734(DI)
 	PREFETCHT0   1836(DI)
@@ -7148,7 +8624,7 @@ qblk281:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk281
+	JNZ          qblk345
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7180,20 +8656,20 @@ qblk281:
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_277
+	JMP          qrows4_341
 
-qtail278:
+qtail342:
 	TESTQ SI, SI
-	JZ    qdone280
+	JZ    qdone344
 
-qrows1_279:
+qrows1_343:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk282:
+qblk346:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -7210,7 +8686,7 @@ qblk282:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk282
+	JNZ          qblk346
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7221,9 +8697,9 @@ qblk282:
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_279
+	JNZ          qrows1_343
 
-qdone280:
+qdone344:
 	VZEROUPPER
 	RET
 
@@ -7237,9 +8713,9 @@ TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ    n+32(FP), SI
 	VMOVUPS qzero<>+0(SB), Y0
 
-qrows4_283:
+qrows4_347:
 	CMPQ    SI, $0x04
-	JL      qtail284
+	JL      qtail348
 	VMOVAPS Y0, Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y0, Y3
@@ -7249,7 +8725,7 @@ qrows4_283:
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk287:
+qblk351:
 	PREFETCHT0    1632(DI)
 	PREFETCHT0    1734(DI)
 	PREFETCHT0    1836(DI)
@@ -7300,7 +8776,7 @@ qblk287:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk287
+	JNZ           qblk351
 	VEXTRACTF32X4 $0x01, Y1, X5
 	VADDPS        X1, X5, X5
 	VSHUFPS       $0x4e, X5, X5, X1
@@ -7332,20 +8808,20 @@ qblk287:
 	ADDQ          $0x00000198, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_283
+	JMP           qrows4_347
 
-qtail284:
+qtail348:
 	TESTQ SI, SI
-	JZ    qdone286
+	JZ    qdone350
 
-qrows1_285:
+qrows1_349:
 	VMOVAPS Y0, Y1
 	MOVQ    CX, DI
 	MOVQ    DX, R8
 	MOVQ    BX, R9
 	MOVQ    $0x00000003, R10
 
-qblk288:
+qblk352:
 	VMOVUPS       (R8), Y2
 	VBROADCASTSS  (R9), Y3
 	VMOVAPS       Y0, Y4
@@ -7365,7 +8841,7 @@ qblk288:
 	ADDQ          $0x04, R9
 	ADDQ          $0x22, DI
 	DECQ          R10
-	JNZ           qblk288
+	JNZ           qblk352
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
@@ -7376,8 +8852,8 @@ qblk288:
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_285
+	JNZ           qrows1_349
 
-qdone286:
+qdone350:
 	VZEROUPPER
 	RET

@@ -24,6 +24,16 @@ func q4_0matmul_13x96_neon(out *float32, w *byte, xq *int8, xs *float32, n, b in
 //go:noescape
 func q4_0matmul_13x96_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 
+// q4_0matmul_1536x288_neon: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_1536x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q4_0matmul_1536x288_neonnodot: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_1536x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
 // q4_0matmul_300x288_neon: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
@@ -33,6 +43,16 @@ func q4_0matmul_300x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b 
 //
 //go:noescape
 func q4_0matmul_300x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q4_0matmul_4096x768_neon: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_4096x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q4_0matmul_4096x768_neonnodot: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_4096x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 
 // q4_0matvec_160_neon: out[r] = w[r]·x for r < n, w in q4_0 blocks (90 bytes a row), x quantised to 8 bits per 32-block.
 //
@@ -134,6 +154,16 @@ func q8_0matmul_13x96_neon(out *float32, w *byte, xq *int8, xs *float32, n, b in
 //go:noescape
 func q8_0matmul_13x96_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 
+// q8_0matmul_1536x288_neon: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_1536x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_1536x288_neonnodot: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_1536x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
 // q8_0matmul_300x288_neon: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
@@ -143,6 +173,16 @@ func q8_0matmul_300x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b 
 //
 //go:noescape
 func q8_0matmul_300x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_4096x768_neon: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_4096x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_4096x768_neonnodot: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_4096x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 
 // q8_0matvec_160_neon: out[r] = w[r]·x for r < n, w in q8_0 blocks (170 bytes a row), x quantised to 8 bits per 32-block.
 //

@@ -40,18 +40,26 @@ var amd64Kernels = map[string]qfunc{
 }
 
 var amd64KernelsMM = map[string]qmmfunc{
-	"q8_0matmul_13x32_avx2":     q8_0matmul_13x32_avx2,
-	"q8_0matmul_13x96_avx2":     q8_0matmul_13x96_avx2,
-	"q8_0matmul_300x288_avx2":   q8_0matmul_300x288_avx2,
-	"q4_0matmul_13x32_avx2":     q4_0matmul_13x32_avx2,
-	"q4_0matmul_13x96_avx2":     q4_0matmul_13x96_avx2,
-	"q4_0matmul_300x288_avx2":   q4_0matmul_300x288_avx2,
-	"q8_0matmul_13x32_avx512":   q8_0matmul_13x32_avx512,
-	"q8_0matmul_13x96_avx512":   q8_0matmul_13x96_avx512,
-	"q8_0matmul_300x288_avx512": q8_0matmul_300x288_avx512,
-	"q4_0matmul_13x32_avx512":   q4_0matmul_13x32_avx512,
-	"q4_0matmul_13x96_avx512":   q4_0matmul_13x96_avx512,
-	"q4_0matmul_300x288_avx512": q4_0matmul_300x288_avx512,
+	"q8_0matmul_13x32_avx2":      q8_0matmul_13x32_avx2,
+	"q8_0matmul_13x96_avx2":      q8_0matmul_13x96_avx2,
+	"q8_0matmul_300x288_avx2":    q8_0matmul_300x288_avx2,
+	"q8_0matmul_1536x288_avx2":   q8_0matmul_1536x288_avx2,
+	"q8_0matmul_4096x768_avx2":   q8_0matmul_4096x768_avx2,
+	"q4_0matmul_13x32_avx2":      q4_0matmul_13x32_avx2,
+	"q4_0matmul_13x96_avx2":      q4_0matmul_13x96_avx2,
+	"q4_0matmul_300x288_avx2":    q4_0matmul_300x288_avx2,
+	"q4_0matmul_1536x288_avx2":   q4_0matmul_1536x288_avx2,
+	"q4_0matmul_4096x768_avx2":   q4_0matmul_4096x768_avx2,
+	"q8_0matmul_13x32_avx512":    q8_0matmul_13x32_avx512,
+	"q8_0matmul_13x96_avx512":    q8_0matmul_13x96_avx512,
+	"q8_0matmul_300x288_avx512":  q8_0matmul_300x288_avx512,
+	"q8_0matmul_1536x288_avx512": q8_0matmul_1536x288_avx512,
+	"q8_0matmul_4096x768_avx512": q8_0matmul_4096x768_avx512,
+	"q4_0matmul_13x32_avx512":    q4_0matmul_13x32_avx512,
+	"q4_0matmul_13x96_avx512":    q4_0matmul_13x96_avx512,
+	"q4_0matmul_300x288_avx512":  q4_0matmul_300x288_avx512,
+	"q4_0matmul_1536x288_avx512": q4_0matmul_1536x288_avx512,
+	"q4_0matmul_4096x768_avx512": q4_0matmul_4096x768_avx512,
 }
 
 var f32Kernels = map[string]func(out, w, x *float32, n int){

@@ -22,10 +22,14 @@ var goKernels = map[string]qfunc{
 }
 
 var goKernelsMM = map[string]qmmfunc{
-	"q8_0matmul_13x32_go":   q8_0matmul_13x32_go,
-	"q8_0matmul_13x96_go":   q8_0matmul_13x96_go,
-	"q8_0matmul_300x288_go": q8_0matmul_300x288_go,
-	"q4_0matmul_13x32_go":   q4_0matmul_13x32_go,
-	"q4_0matmul_13x96_go":   q4_0matmul_13x96_go,
-	"q4_0matmul_300x288_go": q4_0matmul_300x288_go,
+	"q8_0matmul_13x32_go":    q8_0matmul_13x32_go,
+	"q8_0matmul_13x96_go":    q8_0matmul_13x96_go,
+	"q8_0matmul_300x288_go":  q8_0matmul_300x288_go,
+	"q8_0matmul_1536x288_go": q8_0matmul_1536x288_go,
+	"q8_0matmul_4096x768_go": q8_0matmul_4096x768_go,
+	"q4_0matmul_13x32_go":    q4_0matmul_13x32_go,
+	"q4_0matmul_13x96_go":    q4_0matmul_13x96_go,
+	"q4_0matmul_300x288_go":  q4_0matmul_300x288_go,
+	"q4_0matmul_1536x288_go": q4_0matmul_1536x288_go,
+	"q4_0matmul_4096x768_go": q4_0matmul_4096x768_go,
 }

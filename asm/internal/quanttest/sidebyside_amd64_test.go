@@ -80,3 +80,57 @@ func BenchmarkSideBySide(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrefill compares a QMatMul over 16 tokens with 16 QMatVec calls
+// (the weights read once against 16 times), on the FFN gate+up matrices of
+// the 15M and 110M shapes; fastest of interleaved rounds, ns per token.
+//
+//	go test -run '^$' -bench Prefill -benchtime 10x ./asm/internal/quanttest
+func BenchmarkPrefill(b *testing.B) {
+	const T = 16
+	for _, sh := range [][2]int{{1536, 288}, {4096, 768}} {
+		rows, cols := sh[0], sh[1]
+		r := rand.New(rand.NewPCG(5, uint64(rows)))
+		wf := make([]float32, rows*cols)
+		for i := range wf {
+			wf[i] = float32(r.NormFloat64()) * 0.05
+		}
+		x := make([]float32, T*cols)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		xq, xs := make([]int8, T*cols), make([]float32, T*cols/32)
+		quant.QuantizeAct(xq, xs, x)
+		out := make([]float32, T*rows)
+		for _, f := range []asm.QFormat{asm.Q8_0, asm.Q4_0} {
+			t := gguf.TypeQ8_0
+			if f == asm.Q4_0 {
+				t = gguf.TypeQ4_0
+			}
+			w, _ := quant.Quantize(t, wf)
+			for _, isa := range []asm.ISA{asm.AVX2, asm.AVX512} {
+				if isa == asm.AVX2 && !cpu.Supports(cpu.AVX2) || isa == asm.AVX512 && !VNNI() {
+					continue
+				}
+				mm := amd64KernelsMM[asm.QKernel{Format: f, ISA: isa, Rows: rows, Cols: cols}.Name()]
+				mv := amd64Kernels[asm.QKernel{Format: f, ISA: isa, Cols: cols}.Name()]
+				b.Run(fmt.Sprintf("%dx%d/%s/%s", rows, cols, f, isa), func(b *testing.B) {
+					best := [2]time.Duration{1 << 62, 1 << 62}
+					for i := 0; i < b.N; i++ {
+						t0 := time.Now()
+						mm(&out[0], &w[0], &xq[0], &xs[0], rows, T)
+						best[0] = min(best[0], time.Since(t0))
+						t0 = time.Now()
+						for tk := 0; tk < T; tk++ {
+							mv(&out[tk*rows], &w[0], &xq[tk*cols], &xs[tk*cols/32], rows)
+						}
+						best[1] = min(best[1], time.Since(t0))
+					}
+					b.ReportMetric(float64(best[0].Nanoseconds())/T, "matmul-ns/tok")
+					b.ReportMetric(float64(best[1].Nanoseconds())/T, "matvec-ns/tok")
+					b.ReportMetric(float64(best[1])/float64(best[0]), "x")
+				})
+			}
+		}
+	}
+}

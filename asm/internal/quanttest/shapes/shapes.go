@@ -21,7 +21,7 @@ var Files = []string{"kernels_amd64.s", "kernels_amd64.go", "qkernels_amd64.s", 
 
 // MatMuls are the (R, C) of the QMatMul kernels: R is the output stride
 // per token, at least the largest row count tested (11).
-var MatMuls = [][2]int{{13, 32}, {13, 96}, {300, 288}}
+var MatMuls = [][2]int{{13, 32}, {13, 96}, {300, 288}, {1536, 288}, {4096, 768}}
 
 // Kernels returns the kernels for isa (NEON: with and without SDOT).
 func Kernels(isa asm.ISA) []asm.QKernel {
