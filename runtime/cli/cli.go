@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/rag"
 	"github.com/modelc/modelc/runtime/server"
 	"github.com/modelc/modelc/runtime/train"
 	"github.com/modelc/modelc/spec"
@@ -110,6 +111,11 @@ compiled one (see "%s info").`, name, name),
 	}
 	root.AddCommand(train.Commands(name, s, factory, trainOpts...)...)
 	root.AddCommand(server.Command(name, s, factory, a.cfg.threads...))
+	var ragOpts []rag.Option
+	for _, f := range a.cfg.threads {
+		ragOpts = append(ragOpts, rag.WithThreads(f))
+	}
+	root.AddCommand(rag.Commands(name, s, factory, ragOpts...)...)
 	return root
 }
 
