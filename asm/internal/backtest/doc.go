@@ -1,0 +1,12 @@
+// Package backtest holds the backward matrix kernels (asm.BKernel)
+// generated for odd shapes so that tests compare every path this machine
+// runs with a float64 reference.
+package backtest
+
+//go:generate go run ./gen
+
+// dxfunc and dwfunc are the kernels' signatures (asm.BKernel.Signature).
+type (
+	dxfunc = func(dx, dy, w *float32, n int)
+	dwfunc = func(dw, dy, x *float32, n, b int)
+)
