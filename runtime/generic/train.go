@@ -13,6 +13,35 @@ import (
 // forward. It is the oracle the compiler's specialised trainer is tested
 // against.
 func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
+	return m.NewTrainerOps(B, T, MatMulOps{})
+}
+
+// MatMulOps are the matrix products a trainer runs, each over the whole
+// batch: the function splits the work over threads itself. A compiled model
+// passes its shape-specialised kernels; nil fields use runtime/kernels' over
+// the generic worker pool. Shapes and accumulation are those of
+// kernels.MatMul, MatMulBackwardInput and MatMulBackwardWeight (for all
+// output rows). A mixture of experts' expert products keep the defaults.
+type MatMulOps struct {
+	// MatMul sets out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i].
+	MatMul func(out, in, w []float32, N, I, O int)
+	// BackwardInput adds Σ_o dOut[n*O+o]·w[o*I+i] to dIn[n*I+i].
+	BackwardInput func(dIn, dOut, w []float32, N, I, O int)
+	// BackwardWeight adds Σ_n dOut[n*O+o]·in[n*I+i] to dW[o*I+i].
+	BackwardWeight func(dW, dOut, in []float32, N, I, O int)
+}
+
+// NewTrainerOps is NewTrainer with the matrix products of ops.
+func (m *Model) NewTrainerOps(B, T int, ops MatMulOps) (model.Trainer, error) {
+	if ops.MatMul == nil {
+		ops.MatMul = matmul
+	}
+	if ops.BackwardInput == nil {
+		ops.BackwardInput = matmulBackwardInput
+	}
+	if ops.BackwardWeight == nil {
+		ops.BackwardWeight = matmulBackwardWeight
+	}
 	s := &m.p.Spec
 	if B < 1 || T < 1 {
 		return nil, fmt.Errorf("generic trainer: batch %d × sequence %d: both must be ≥ 1", B, T)
@@ -26,7 +55,7 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 	}
 	N := B * T
 	tr := &Trainer{
-		m: m, capB: B, capT: T,
+		m: m, capB: B, capT: T, mm: ops,
 		causal: model.Causal(s),
 		grads:  make([]float32, len(m.p.Data)),
 		tokens: make([]int32, N), targets: make([]int32, N),
@@ -75,6 +104,7 @@ type Trainer struct {
 	m          *Model
 	capB, capT int
 	causal     bool
+	mm         MatMulOps
 	grads      []float32
 	cos, sin   []float32
 
@@ -163,7 +193,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 		rows(N, d, func(lo, hi int) {
 			kernels.RMSNormRows(a.xn1[lo*d:], a.rstd1[lo:], x[lo*d:], w.attnNorm, hi-lo, d, eps)
 		})
-		matmul(a.qkv, a.xn1, w.wqkv, N, d, S)
+		tr.mm.MatMul(a.qkv, a.xn1, w.wqkv, N, d, S)
 		rows(N, S, func(lo, hi int) {
 			// Q and K are adjacent in a row: one rotation pass over both.
 			kernels.RoPERows(a.qkv[lo*S:], hi-lo, T, S, d+kv, cos, sin)
@@ -178,7 +208,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 					T, hd, S, d, tr.causal)
 			}
 		})
-		matmul(a.xMid, a.ao, w.wo, N, d, d)
+		tr.mm.MatMul(a.xMid, a.ao, w.wo, N, d, d)
 		kernels.Add(a.xMid[:N*d], x[:N*d])
 		rows(N, d, func(lo, hi int) {
 			kernels.RMSNormRows(a.xn2[lo*d:], a.rstd2[lo:], a.xMid[lo*d:], w.ffnNorm, hi-lo, d, eps)
@@ -188,11 +218,11 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 			tr.moeForward(l, a.xn2, a.xMid, next, N)
 			continue
 		}
-		matmul(a.gu, a.xn2, w.wgu, N, d, 2*f)
+		tr.mm.MatMul(a.gu, a.xn2, w.wgu, N, d, 2*f)
 		rows(N, 2*f, func(lo, hi int) {
 			kernels.SwiGLURows(a.h[lo*f:], a.gu[lo*2*f:], hi-lo, f)
 		})
-		matmul(next, a.h, w.wdown, N, f, d)
+		tr.mm.MatMul(next, a.h, w.wdown, N, f, d)
 		kernels.Add(next[:N*d], a.xMid[:N*d])
 	}
 	last := tr.xs[len(tr.acts)]
@@ -216,7 +246,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 	if M == 0 {
 		return 0
 	}
-	matmul(tr.probs, tr.xg, tr.classifier(P), M, d, V)
+	tr.mm.MatMul(tr.probs, tr.xg, tr.classifier(P), M, d, V)
 	rows(M, V, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			tr.rowLoss[r], _ = kernels.SoftmaxCrossEntropy(tr.probs[r*V:(r+1)*V], tr.tg[r:r+1], 1, V)
@@ -295,10 +325,10 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 	if M > 0 && (!custom || dLogits != nil) {
 		// The weight gradient first, while xg still holds the inputs; then
 		// xg is free to receive their gradient.
-		matmulBackwardWeight(tr.classifier(G), tr.probs, tr.xg, M, d, V)
+		tr.mm.BackwardWeight(tr.classifier(G), tr.probs, tr.xg, M, d, V)
 		dxg := tr.xg[:M*d]
 		clear(dxg)
-		matmulBackwardInput(dxg, tr.probs, tr.classifier(P), M, d, V)
+		tr.mm.BackwardInput(dxg, tr.probs, tr.classifier(P), M, d, V)
 		for r, n := range tr.rows[:M] {
 			copy(dxf[n*d:(n+1)*d], dxg[r*d:(r+1)*d])
 		}
@@ -319,16 +349,16 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 		} else {
 			dh := tr.dh[:N*f]
 			clear(dh)
-			matmulBackwardWeight(gw.wdown, dx, a.h, N, f, d)
-			matmulBackwardInput(dh, dx, w.wdown, N, f, d)
+			tr.mm.BackwardWeight(gw.wdown, dx, a.h, N, f, d)
+			tr.mm.BackwardInput(dh, dx, w.wdown, N, f, d)
 			dgu := tr.dgu[:N*2*f]
 			clear(dgu)
 			rows(N, 2*f, func(lo, hi int) {
 				kernels.SwiGLURowsBackward(dgu[lo*2*f:], dh[lo*f:], a.gu[lo*2*f:], hi-lo, f)
 			})
 			clear(dxn)
-			matmulBackwardWeight(gw.wgu, dgu, a.xn2, N, d, 2*f)
-			matmulBackwardInput(dxn, dgu, w.wgu, N, d, 2*f)
+			tr.mm.BackwardWeight(gw.wgu, dgu, a.xn2, N, d, 2*f)
+			tr.mm.BackwardInput(dxn, dgu, w.wgu, N, d, 2*f)
 		}
 		// The residual passes dx through; the norm's branch adds to it.
 		kernels.RMSNormRowsBackward(dx, gw.ffnNorm, dxn, a.xMid, w.ffnNorm, a.rstd2, N, d)
@@ -336,8 +366,8 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 		// xMid = x_l + wo(attention(rope(qkv(norm(x_l))))).
 		dao := dxn
 		clear(dao)
-		matmulBackwardWeight(gw.wo, dx, a.ao, N, d, d)
-		matmulBackwardInput(dao, dx, w.wo, N, d, d)
+		tr.mm.BackwardWeight(gw.wo, dx, a.ao, N, d, d)
+		tr.mm.BackwardInput(dao, dx, w.wo, N, d, d)
 		dqkv := tr.dqkv[:N*S]
 		clear(dqkv)
 		group := H / KVH
@@ -360,8 +390,8 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 		})
 		dxn1 := dxn
 		clear(dxn1)
-		matmulBackwardWeight(gw.wqkv, dqkv, a.xn1, N, d, S)
-		matmulBackwardInput(dxn1, dqkv, w.wqkv, N, d, S)
+		tr.mm.BackwardWeight(gw.wqkv, dqkv, a.xn1, N, d, S)
+		tr.mm.BackwardInput(dxn1, dqkv, w.wqkv, N, d, S)
 		kernels.RMSNormRowsBackward(dx, gw.attnNorm, dxn1, tr.xs[l], w.attnNorm, a.rstd1, N, d)
 	}
 	kernels.EmbeddingBackward(tr.tensor(G, model.TokEmbd), dx, tr.tokens[:N], d)
