@@ -272,6 +272,9 @@ func (f closerFunc) Close() error { return f() }
 // closer (possibly nil) releases the model file.
 func (o *serveOptions) load(srv *Server, log *slog.Logger) (io.Closer, error) {
 	t0 := time.Now()
+	// The generic model's worker pool follows GOMAXPROCS; compiled code
+	// learns the count through the setters.
+	runtime.GOMAXPROCS(o.threads)
 	for _, f := range o.setters {
 		f(o.threads)
 	}

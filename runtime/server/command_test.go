@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,6 +138,7 @@ func TestServeInProcess(t *testing.T) {
 	cmd := command(o)
 	cmd.SetArgs([]string{"--model", filepath.Join(d, "models", "stories260K.bin"), "--tokenizer", filepath.Join(d, "models", "tok512.bin"),
 		"--addr", "127.0.0.1:0", "--threads", "3", "--log-level", "error"})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	t.Setenv("MODELC_API_KEY", "k")
 	t.Setenv("MODELC_SLOTS", "2")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -176,8 +178,8 @@ func TestServeInProcess(t *testing.T) {
 	if !strings.Contains(string(h), `"slots":2`) {
 		t.Errorf("MODELC_SLOTS=2 not applied: %s", h)
 	}
-	if len(threads) != 1 || threads[0] != 3 {
-		t.Errorf("thread setters saw %v", threads)
+	if len(threads) != 1 || threads[0] != 3 || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("thread setters saw %v, GOMAXPROCS %d", threads, runtime.GOMAXPROCS(0))
 	}
 	cancel()
 	select {
