@@ -61,6 +61,9 @@ func Files(s *spec.Spec, importPath string) (map[string][]byte, error) {
 			return nil, err
 		}
 	}
+	if err := emitTrain(p, out); err != nil {
+		return nil, err
+	}
 	slices.Sort(archs)
 	if err := render("dispatch_other.go", emitNoArchDispatch(p, archs)); err != nil {
 		return nil, err

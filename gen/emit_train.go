@@ -1,0 +1,264 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	. "github.com/dave/jennifer/jen"
+
+	"github.com/modelc/modelc/asm"
+)
+
+const genericPkg = "github.com/modelc/modelc/runtime/generic"
+
+// Token chunks of the compiled trainer's matrix products: a chunk of inputs
+// (at most 128 × ffn_dim floats) stays in L2 while the weights stream past
+// it. The weight gradient sums over fixed chunks of trainDWChunk tokens, so
+// its result does not depend on the number of threads.
+const (
+	trainChunk   = 128
+	trainDWChunk = 256
+)
+
+// trainCalls are the plan's batched products, each of which gets a forward
+// kernel (already in kernelSet) and two backward kernels.
+func (p *Plan) trainCalls() []KCall {
+	var cs []KCall
+	for _, c := range p.Calls() {
+		if c.Kernel.Op == asm.OpMatMul {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// BackwardKernels lists the backward matmul kernels of the trainer for isa.
+func (p *Plan) BackwardKernels(isa asm.ISA) []asm.BKernel {
+	var ks []asm.BKernel
+	for _, c := range p.trainCalls() {
+		for _, dw := range []bool{false, true} {
+			ks = append(ks, asm.BKernel{DW: dw, ISA: isa, Rows: c.Kernel.Rows, Cols: c.Kernel.Cols})
+		}
+	}
+	return ks
+}
+
+func bfield(c KCall, dw bool) string {
+	if dw {
+		return "dw" + strings.TrimPrefix(c.Field, "mm")
+	}
+	return "dx" + strings.TrimPrefix(c.Field, "mm")
+}
+
+// emitTrain adds the trainer's files to out: the backward kernels of every
+// path, their dispatch, and train_gen.go with Model.NewTrainer.
+func emitTrain(p *Plan, out map[string][]byte) error {
+	render := func(name string, f *File) error {
+		var b bytes.Buffer
+		if err := f.Render(&b); err != nil {
+			return fmt.Errorf("gen %s: %w", name, err)
+		}
+		out[name] = b.Bytes()
+		return nil
+	}
+	src, err := asm.BackwardGo(p.BackwardKernels(asm.Generic), p.Package)
+	if err != nil {
+		return fmt.Errorf("gen %s: %w", p.Package, err)
+	}
+	out["bkernels_go.go"] = src
+	var amd []asm.ISA
+	for _, isa := range p.archISAs()["amd64"] {
+		amd = append(amd, isa)
+	}
+	constraint := ""
+	if len(amd) > 0 {
+		var ks []asm.BKernel
+		for _, isa := range amd {
+			ks = append(ks, p.BackwardKernels(isa)...)
+		}
+		text, stubs, err := asm.BackwardAMD64(ks, p.Package)
+		if err != nil {
+			return fmt.Errorf("gen %s: %w", p.Package, err)
+		}
+		out["bkernels_amd64.s"] = text
+		out["bkernels_amd64.go"] = stubs
+		if err := render("train_amd64.go", emitTrainDispatch(p, amd)); err != nil {
+			return err
+		}
+		constraint = "purego || !amd64"
+	}
+	if err := render("train_other.go", emitTrainNoDispatch(p, constraint)); err != nil {
+		return err
+	}
+	return render("train_gen.go", emitTrainer(p))
+}
+
+func trainSetValue(p *Plan, isa asm.ISA) *Statement {
+	d := Dict{}
+	for _, c := range p.trainCalls() {
+		for _, dw := range []bool{false, true} {
+			k := asm.BKernel{DW: dw, ISA: isa, Rows: c.Kernel.Rows, Cols: c.Kernel.Cols}
+			d[Id(bfield(c, dw))] = Id(k.Name())
+		}
+	}
+	return Id("trainSet").Values(d)
+}
+
+// emitTrainDispatch writes archTrain for the amd64 assembly paths, keyed by
+// the forward kernel path's name so that both always agree.
+func emitTrainDispatch(p *Plan, isas []asm.ISA) *File {
+	f := NewFile(p.Package)
+	f.HeaderComment(header)
+	f.HeaderComment("")
+	f.HeaderComment("//go:build !purego")
+	var cases []Code
+	for _, isa := range isas {
+		cases = append(cases, Case(Lit(isa.String())).Block(Return(trainSetValue(p, isa), True())))
+	}
+	f.Comment("archTrain returns the backward kernels of the kernel path named name, if generated.")
+	f.Func().Id("archTrain").Params(Id("name").String()).Params(Id("trainSet"), Bool()).Block(
+		Switch(Id("name")).Block(cases...),
+		Return(Id("trainSet").Values(), False()),
+	)
+	return f
+}
+
+func emitTrainNoDispatch(p *Plan, constraint string) *File {
+	f := NewFile(p.Package)
+	f.HeaderComment(header)
+	if constraint != "" {
+		f.HeaderComment("")
+		f.HeaderComment("//go:build " + constraint)
+	}
+	f.Comment("archTrain: this build has no assembly backward kernels (the pure-Go ones serve).")
+	f.Func().Id("archTrain").Params(String()).Params(Id("trainSet"), Bool()).Block(
+		Return(Id("trainSet").Values(), False()),
+	)
+	return f
+}
+
+// emitTrainer writes the trainer: runtime/generic's batched trainer with
+// this package's matrix products (forward, input and weight gradients)
+// specialised to its shapes and split over the package's worker pool.
+func emitTrainer(p *Plan) *File {
+	f := NewFile(p.Package)
+	f.HeaderComment(header)
+	f.ImportName(genericPkg, "generic")
+	f.ImportName(modelPkg, "model")
+	f.ImportName(kernelsPkg, "kernels")
+	cs := p.trainCalls()
+
+	dxType := Func().Params(List(Id("dx"), Id("dy"), Id("w")).Op("*").Float32(), Id("n").Int())
+	dwType := Func().Params(List(Id("dw"), Id("dy"), Id("x")).Op("*").Float32(), List(Id("n"), Id("b")).Int())
+	var fields []Code
+	for _, c := range cs {
+		fields = append(fields, Id(bfield(c, false)).Add(dxType.Clone()), Id(bfield(c, true)).Add(dwType.Clone()))
+	}
+	f.Comment("trainSet is one instruction set's backward matrix kernels.")
+	f.Type().Id("trainSet").Struct(fields...)
+	f.Comment("goTrain is the pure-Go set, built everywhere.")
+	f.Var().Id("goTrain").Op("=").Add(trainSetValue(p, asm.Generic))
+
+	f.Comment("trainOps holds the kernels of the path in use when the trainer was made.")
+	f.Type().Id("trainOps").Struct(Id("ks").Id("kernelSet"), Id("ts").Id("trainSet"))
+
+	f.Comment("NewTrainer returns a trainer for batches of at most B sequences of T tokens:")
+	f.Comment("runtime/generic's trainer running this package's compiled matrix products.")
+	f.Func().Params(Id("m").Op("*").Id("Model")).Id("NewTrainer").Params(List(Id("B"), Id("T")).Int()).Params(Qual(modelPkg, "Trainer"), Error()).Block(
+		List(Id("g"), Err()).Op(":=").Qual(genericPkg, "New").Call(Id("m").Dot("p")),
+		If(Err().Op("!=").Nil()).Block(Return(Nil(), Err())),
+		Id("o").Op(":=").Op("&").Id("trainOps").Values(Dict{Id("ks"): Id("kern"), Id("ts"): Id("goTrain")}),
+		If(List(Id("ts"), Id("ok")).Op(":=").Id("archTrain").Call(Id("kern").Dot("name")), Id("ok")).Block(
+			Id("o").Dot("ts").Op("=").Id("ts"),
+		),
+		Return(Id("g").Assert(Op("*").Qual(genericPkg, "Model")).Dot("NewTrainerOps").Call(Id("B"), Id("T"), Qual(genericPkg, "MatMulOps").Values(Dict{
+			Id("MatMul"):         Id("o").Dot("matmul"),
+			Id("BackwardInput"):  Id("o").Dot("backwardInput"),
+			Id("BackwardWeight"): Id("o").Dot("backwardWeight"),
+		}))),
+	)
+
+	// pick: the kernels of a product by its shape (I inputs, O outputs).
+	fwType := Func().Params(List(Id("out"), Id("w"), Id("x")).Op("*").Float32(), List(Id("n"), Id("b")).Int())
+	var cases []Code
+	seen := map[[2]int]bool{}
+	for _, c := range cs {
+		shape := [2]int{c.Kernel.Cols, c.Kernel.Rows}
+		if seen[shape] {
+			continue // the same shape twice: the same kernels
+		}
+		seen[shape] = true
+		cases = append(cases, Case(Id("I").Op("==").Lit(shape[0]).Op("&&").Id("O").Op("==").Lit(shape[1])).Block(
+			Return(Id("o").Dot("ks").Dot(c.Field), Id("o").Dot("ts").Dot(bfield(c, false)), Id("o").Dot("ts").Dot(bfield(c, true)), True()),
+		))
+	}
+	f.Comment("pick returns the compiled kernels of the product with I inputs and O outputs.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("pick").Params(List(Id("I"), Id("O")).Int()).Params(
+		Id("fw").Add(fwType), Id("dx").Add(dxType.Clone()), Id("dw").Add(dwType.Clone()), Id("ok").Bool(),
+	).Block(
+		Switch().Block(cases...),
+		Return(Nil(), Nil(), Nil(), False()),
+	)
+
+	sl := func(names ...string) []Code {
+		var ps []Code
+		for _, n := range names {
+			ps = append(ps, Id(n))
+		}
+		return []Code{List(ps...).Index().Float32(), List(Id("N"), Id("I"), Id("O")).Int()}
+	}
+	// Out-of-range slices fail here, in Go, before a kernel could write past them.
+	bounds := func(pairs ...[2]Code) []Code {
+		var cs []Code
+		for _, p := range pairs {
+			cs = append(cs, Id("_").Op("=").Add(p[0]).Index(p[1].(*Statement).Op("-").Lit(1)))
+		}
+		return cs
+	}
+	NI, NO, OI := Id("N").Op("*").Id("I"), Id("N").Op("*").Id("O"), Id("O").Op("*").Id("I")
+	chunks := func(body ...Code) Code {
+		return Id("pool").Dot("RunGrain").Call(Parens(Id("N").Op("+").Lit(trainChunk-1)).Op("/").Lit(trainChunk), Lit(1),
+			Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+				For(Id("c").Op(":=").Id("lo"), Id("c").Op("<").Id("hi"), Id("c").Op("++")).Block(append([]Code{
+					Id("t0").Op(":=").Id("c").Op("*").Lit(trainChunk),
+					Id("nb").Op(":=").Min(Lit(trainChunk), Id("N").Op("-").Id("t0")),
+				}, body...)...),
+			))
+	}
+
+	f.Comment("matmul: out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i], token chunks over the pool.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("matmul").Params(sl("out", "in", "w")...).Block(append(append([]Code{
+		List(Id("fw"), Id("_"), Id("_"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
+		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMul").Call(Id("out"), Id("in"), Id("w"), Id("N"), Id("I"), Id("O")), Return()),
+		If(Id("N").Op("<=").Lit(0)).Block(Return()),
+	}, bounds([2]Code{Id("out"), NO.Clone()}, [2]Code{Id("in"), NI.Clone()}, [2]Code{Id("w"), OI.Clone()})...),
+		chunks(Id("fw").Call(Op("&").Id("out").Index(Id("t0").Op("*").Id("O")), Op("&").Id("w").Index(Lit(0)), Op("&").Id("in").Index(Id("t0").Op("*").Id("I")), Id("O"), Id("nb"))),
+	)...)
+
+	f.Comment("backwardInput: dIn[n*I+i] += Σ_o dOut[n*O+o]·w[o*I+i], token chunks over the pool.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("backwardInput").Params(sl("dIn", "dOut", "w")...).Block(append(append([]Code{
+		List(Id("_"), Id("dx"), Id("_"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
+		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMulBackwardInput").Call(Id("dIn"), Id("dOut"), Id("w"), Id("N"), Id("I"), Id("O")), Return()),
+		If(Id("N").Op("<=").Lit(0)).Block(Return()),
+	}, bounds([2]Code{Id("dIn"), NI.Clone()}, [2]Code{Id("dOut"), NO.Clone()}, [2]Code{Id("w"), OI.Clone()})...),
+		chunks(Id("dx").Call(Op("&").Id("dIn").Index(Id("t0").Op("*").Id("I")), Op("&").Id("dOut").Index(Id("t0").Op("*").Id("O")), Op("&").Id("w").Index(Lit(0)), Id("nb"))),
+	)...)
+
+	f.Comment("backwardWeight: dW[o*I+i] += Σ_n dOut[n*O+o]·in[n*I+i]; rows of dW over the pool,")
+	f.Comment("tokens in fixed chunks, so the sums do not depend on the thread count.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("backwardWeight").Params(sl("dW", "dOut", "in")...).Block(append(append([]Code{
+		List(Id("_"), Id("_"), Id("dw"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
+		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMulBackwardWeight").Call(Id("dW"), Id("dOut"), Id("in"), Id("N"), Id("I"), Id("O"), Lit(0), Id("O")), Return()),
+		If(Id("N").Op("<=").Lit(0)).Block(Return()),
+	}, bounds([2]Code{Id("dW"), OI.Clone()}, [2]Code{Id("dOut"), NO.Clone()}, [2]Code{Id("in"), NI.Clone()})...),
+		Id("grain").Op(":=").Max(Lit(8), Lit(GrainMACs).Op("/").Max(Lit(1), Id("N").Op("*").Id("I"))),
+		Id("pool").Dot("RunGrain").Call(Id("O"), Id("grain"), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+			For(Id("t0").Op(":=").Lit(0), Id("t0").Op("<").Id("N"), Id("t0").Op("+=").Lit(trainDWChunk)).Block(
+				Id("dw").Call(Op("&").Id("dW").Index(Id("lo").Op("*").Id("I")), Op("&").Id("dOut").Index(Id("t0").Op("*").Id("O").Op("+").Id("lo")),
+					Op("&").Id("in").Index(Id("t0").Op("*").Id("I")), Id("hi").Op("-").Id("lo"), Min(Lit(trainDWChunk), Id("N").Op("-").Id("t0"))),
+			),
+		)),
+	)...)
+	return f
+}
