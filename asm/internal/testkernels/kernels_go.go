@@ -7,413 +7,1647 @@ import (
 	"unsafe"
 )
 
-var _ = math.Exp
+var _ = math.Sqrt
 
 // attention_100_300_go: one head of size 100 over t ≥ 1 positions 300 floats apart.
 func attention_100_300_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 100, 300
-	const scale = 0.1
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
-	for j := range a {
-		s := dot_100_go(qv, (*[HD]float32)(ks[j*S:])) * scale
-		a[j] = s
-		m = max(m, s)
+	const scale = 0.1
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[25][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[25][4]float32)(k0)
+		wb1 := (*[25][4]float32)(k1)
+		wb2 := (*[25][4]float32)(k2)
+		wb3 := (*[25][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[25][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[25][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+64)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 64*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+72)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 72*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+80)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 80*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+88)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 88*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		for j, e := range a {
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+96)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 96*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
 // attention_128_256_go: one head of size 128 over t ≥ 1 positions 256 floats apart.
 func attention_128_256_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 128, 256
-	const scale = 0.088388346
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
-	for j := range a {
-		s := dot_128_go(qv, (*[HD]float32)(ks[j*S:])) * scale
-		a[j] = s
-		m = max(m, s)
+	const scale = 0.088388346
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[32][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[32][4]float32)(k0)
+		wb1 := (*[32][4]float32)(k1)
+		wb2 := (*[32][4]float32)(k2)
+		wb3 := (*[32][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[32][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[32][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+64)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 64*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+72)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 72*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+80)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 80*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+88)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 88*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+96)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 96*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+104)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 104*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+112)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 112*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+120)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 120*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 	}
 }
 
 // attention_12_40_go: one head of size 12 over t ≥ 1 positions 40 floats apart.
 func attention_12_40_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 12, 40
-	const scale = 0.28867513
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.28867513
+	q1 := qv[1] * 0.28867513
+	q2 := qv[2] * 0.28867513
+	q3 := qv[3] * 0.28867513
+	q4 := qv[4] * 0.28867513
+	q5 := qv[5] * 0.28867513
+	q6 := qv[6] * 0.28867513
+	q7 := qv[7] * 0.28867513
+	q8 := qv[8] * 0.28867513
+	q9 := qv[9] * 0.28867513
+	q10 := qv[10] * 0.28867513
+	q11 := qv[11] * 0.28867513
 	for j := range a {
-		s := dot_12_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := ((((q0*kj[0] + q1*kj[1]) + q2*kj[2]) + ((q3*kj[3] + q4*kj[4]) + q5*kj[5])) + (((q6*kj[6] + q7*kj[7]) + q8*kj[8]) + ((q9*kj[9] + q10*kj[10]) + q11*kj[11])))
 		a[j] = s
-		m = max(m, s)
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		for j, e := range a {
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
 // attention_17_51_go: one head of size 17 over t ≥ 1 positions 51 floats apart.
 func attention_17_51_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 17, 51
-	const scale = 0.24253562
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
-	for j := range a {
-		s := dot_17_go(qv, (*[HD]float32)(ks[j*S:])) * scale
-		a[j] = s
-		m = max(m, s)
+	const scale = 0.24253562
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[4][4]float32)(k0)
+		wb1 := (*[4][4]float32)(k1)
+		wb2 := (*[4][4]float32)(k2)
+		wb3 := (*[4][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(unsafe.Pointer(qv))
+		wa0 := (*[17]float32)(k0)
+		wa1 := (*[17]float32)(k1)
+		wa2 := (*[17]float32)(k2)
+		wa3 := (*[17]float32)(k3)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[4][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[17]float32)(unsafe.Pointer(qv))
+		wa0 := (*[17]float32)(unsafe.Add(kp, j*(S*4)))
+		a00 += wa0[16] * xa[16]
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0 float32
+		for j, e := range a {
+			vj := (*[1]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+		}
+		*(*[1]float32)(unsafe.Add(op, 16*4)) = [1]float32{o0 * inv}
 	}
 }
 
 // attention_1_3_go: one head of size 1 over t ≥ 1 positions 3 floats apart.
 func attention_1_3_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 1, 3
-	const scale = 1
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
+	q0 := qv[0] * 1
 	for j := range a {
-		s := dot_1_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := q0 * kj[0]
 		a[j] = s
-		m = max(m, s)
-	}
-	var sum float32
-	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
-		a[j] = e
-		sum += e
-	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
+		if s > m {
+			m = s
 		}
 	}
-	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	var sum, o0 float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
+		o0 += e * vj[0]
 	}
+	inv := 1 / sum
+	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv}
 }
 
 // attention_3_5_go: one head of size 3 over t ≥ 1 positions 5 floats apart.
 func attention_3_5_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 3, 5
-	const scale = 0.57735026
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.57735026
+	q1 := qv[1] * 0.57735026
+	q2 := qv[2] * 0.57735026
 	for j := range a {
-		s := dot_3_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := ((q0*kj[0] + q1*kj[1]) + q2*kj[2])
 		a[j] = s
-		m = max(m, s)
-	}
-	var sum float32
-	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
-		a[j] = e
-		sum += e
-	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
+		if s > m {
+			m = s
 		}
 	}
-	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	var sum, o0, o1, o2 float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
+		o0 += e * vj[0]
+		o1 += e * vj[1]
+		o2 += e * vj[2]
 	}
+	inv := 1 / sum
+	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv}
 }
 
 // attention_48_288_go: one head of size 48 over t ≥ 1 positions 288 floats apart.
 func attention_48_288_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 48, 288
-	const scale = 0.14433756
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
-	for j := range a {
-		s := dot_48_go(qv, (*[HD]float32)(ks[j*S:])) * scale
-		a[j] = s
-		m = max(m, s)
+	const scale = 0.14433756
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[12][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[12][4]float32)(k0)
+		wb1 := (*[12][4]float32)(k1)
+		wb2 := (*[12][4]float32)(k2)
+		wb3 := (*[12][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[12][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[12][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 	}
 }
 
 // attention_64_64_go: one head of size 64 over t ≥ 1 positions 64 floats apart.
 func attention_64_64_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 64, 64
-	const scale = 0.125
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
-	for j := range a {
-		s := dot_64_go(qv, (*[HD]float32)(ks[j*S:])) * scale
-		a[j] = s
-		m = max(m, s)
+	const scale = 0.125
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(k0)
+		wb1 := (*[16][4]float32)(k1)
+		wb2 := (*[16][4]float32)(k2)
+		wb3 := (*[16][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 	}
 }
 
 // attention_64_768_go: one head of size 64 over t ≥ 1 positions 768 floats apart.
 func attention_64_768_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 64, 768
-	const scale = 0.125
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
-	for j := range a {
-		s := dot_64_go(qv, (*[HD]float32)(ks[j*S:])) * scale
-		a[j] = s
-		m = max(m, s)
+	const scale = 0.125
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(k0)
+		wb1 := (*[16][4]float32)(k1)
+		wb2 := (*[16][4]float32)(k2)
+		wb3 := (*[16][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
 	}
 	var sum float32
 	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
 		a[j] = e
 		sum += e
 	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
-		}
-	}
 	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 	}
 }
 
 // attention_8_32_go: one head of size 8 over t ≥ 1 positions 32 floats apart.
 func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 8, 32
-	const scale = 0.35355338
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.35355338
+	q1 := qv[1] * 0.35355338
+	q2 := qv[2] * 0.35355338
+	q3 := qv[3] * 0.35355338
+	q4 := qv[4] * 0.35355338
+	q5 := qv[5] * 0.35355338
+	q6 := qv[6] * 0.35355338
+	q7 := qv[7] * 0.35355338
 	for j := range a {
-		s := dot_8_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
 		a[j] = s
-		m = max(m, s)
-	}
-	var sum float32
-	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
-		a[j] = e
-		sum += e
-	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
+		if s > m {
+			m = s
 		}
 	}
-	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
+		o0 += e * vj[0]
+		o1 += e * vj[1]
+		o2 += e * vj[2]
+		o3 += e * vj[3]
+		o4 += e * vj[4]
+		o5 += e * vj[5]
+		o6 += e * vj[6]
+		o7 += e * vj[7]
 	}
+	inv := 1 / sum
+	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 }
 
 // attention_8_8_go: one head of size 8 over t ≥ 1 positions 8 floats apart.
 func attention_8_8_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 8, 8
-	const scale = 0.35355338
 	if t <= 0 {
 		return
 	}
-	o := (*[HD]float32)(unsafe.Pointer(out))
 	qv := (*[HD]float32)(unsafe.Pointer(q))
-	ks := unsafe.Slice(k, (t-1)*S+HD)
-	vs := unsafe.Slice(v, (t-1)*S+HD)
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
 	a := unsafe.Slice(att, t)
 	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.35355338
+	q1 := qv[1] * 0.35355338
+	q2 := qv[2] * 0.35355338
+	q3 := qv[3] * 0.35355338
+	q4 := qv[4] * 0.35355338
+	q5 := qv[5] * 0.35355338
+	q6 := qv[6] * 0.35355338
+	q7 := qv[7] * 0.35355338
 	for j := range a {
-		s := dot_8_go(qv, (*[HD]float32)(ks[j*S:])) * scale
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
 		a[j] = s
-		m = max(m, s)
-	}
-	var sum float32
-	for j, s := range a {
-		e := float32(math.Exp(float64(s - m)))
-		a[j] = e
-		sum += e
-	}
-	*o = [HD]float32{}
-	for j, p := range a {
-		vj := (*[HD]float32)(vs[j*S:])
-		for i := range o {
-			o[i] += p * vj[i]
+		if s > m {
+			m = s
 		}
 	}
-	inv := 1 / sum
-	for i := range o {
-		o[i] *= inv
+	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
+		o0 += e * vj[0]
+		o1 += e * vj[1]
+		o2 += e * vj[2]
+		o3 += e * vj[3]
+		o4 += e * vj[4]
+		o5 += e * vj[5]
+		o6 += e * vj[6]
+		o7 += e * vj[7]
 	}
+	inv := 1 / sum
+	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
 }
 
 // matmul_13x17_go: out[b*13+r] = w[r]·x[b] for r < n and b tokens, 17 columns.
@@ -422,13 +1656,67 @@ func matmul_13x17_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_17_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[4][4]float32)(xt)
+			wb0 := (*[4][4]float32)(r0)
+			wb1 := (*[4][4]float32)(r1)
+			wb2 := (*[4][4]float32)(r2)
+			wb3 := (*[4][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			xa := (*[17]float32)(xt)
+			wa0 := (*[17]float32)(r0)
+			wa1 := (*[17]float32)(r1)
+			wa2 := (*[17]float32)(r2)
+			wa3 := (*[17]float32)(r3)
+			a00 += wa0[16] * xa[16]
+			a10 += wa1[16] * xa[16]
+			a20 += wa2[16] * xa[16]
+			a30 += wa3[16] * xa[16]
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[4][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[4][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			xa := (*[17]float32)(unsafe.Add(xp, t*(C*4)))
+			wa0 := (*[17]float32)(r0)
+			a00 += wa0[16] * xa[16]
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -439,13 +1727,55 @@ func matmul_172x64_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[16][4]float32)(xt)
+			wb0 := (*[16][4]float32)(r0)
+			wb1 := (*[16][4]float32)(r1)
+			wb2 := (*[16][4]float32)(r2)
+			wb3 := (*[16][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[16][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[16][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -456,13 +1786,41 @@ func matmul_1x1_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_1_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xa := (*[1]float32)(xt)
+			wa0 := (*[1]float32)(r0)
+			wa1 := (*[1]float32)(r1)
+			wa2 := (*[1]float32)(r2)
+			wa3 := (*[1]float32)(r3)
+			a00 += wa0[0] * xa[0]
+			a10 += wa1[0] * xa[0]
+			a20 += wa2[0] * xa[0]
+			a30 += wa3[0] * xa[0]
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xa := (*[1]float32)(unsafe.Add(xp, t*(C*4)))
+			wa0 := (*[1]float32)(r0)
+			a00 += wa0[0] * xa[0]
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -473,13 +1831,55 @@ func matmul_2048x768_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[192][4]float32)(xt)
+			wb0 := (*[192][4]float32)(r0)
+			wb1 := (*[192][4]float32)(r1)
+			wb2 := (*[192][4]float32)(r2)
+			wb3 := (*[192][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[192][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[192][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -490,13 +1890,55 @@ func matmul_288x288_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[72][4]float32)(xt)
+			wb0 := (*[72][4]float32)(r0)
+			wb1 := (*[72][4]float32)(r1)
+			wb2 := (*[72][4]float32)(r2)
+			wb3 := (*[72][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[72][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[72][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -507,13 +1949,77 @@ func matmul_5x7_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_7_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[1][4]float32)(xt)
+			wb0 := (*[1][4]float32)(r0)
+			wb1 := (*[1][4]float32)(r1)
+			wb2 := (*[1][4]float32)(r2)
+			wb3 := (*[1][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			xa := (*[7]float32)(xt)
+			wa0 := (*[7]float32)(r0)
+			wa1 := (*[7]float32)(r1)
+			wa2 := (*[7]float32)(r2)
+			wa3 := (*[7]float32)(r3)
+			a00 += wa0[4] * xa[4]
+			a10 += wa1[4] * xa[4]
+			a20 += wa2[4] * xa[4]
+			a30 += wa3[4] * xa[4]
+			a00 += wa0[5] * xa[5]
+			a10 += wa1[5] * xa[5]
+			a20 += wa2[5] * xa[5]
+			a30 += wa3[5] * xa[5]
+			a00 += wa0[6] * xa[6]
+			a10 += wa1[6] * xa[6]
+			a20 += wa2[6] * xa[6]
+			a30 += wa3[6] * xa[6]
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[1][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[1][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			xa := (*[7]float32)(unsafe.Add(xp, t*(C*4)))
+			wa0 := (*[7]float32)(r0)
+			a00 += wa0[4] * xa[4]
+			a01 += wa0[5] * xa[5]
+			a00 += wa0[6] * xa[6]
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -524,13 +2030,55 @@ func matmul_64x64_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_64_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[16][4]float32)(xt)
+			wb0 := (*[16][4]float32)(r0)
+			wb1 := (*[16][4]float32)(r1)
+			wb2 := (*[16][4]float32)(r2)
+			wb3 := (*[16][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[16][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[16][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -541,13 +2089,55 @@ func matmul_768x288_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_288_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[72][4]float32)(xt)
+			wb0 := (*[72][4]float32)(r0)
+			wb1 := (*[72][4]float32)(r1)
+			wb2 := (*[72][4]float32)(r2)
+			wb3 := (*[72][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[72][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[72][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -558,13 +2148,55 @@ func matmul_768x768_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_768_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[192][4]float32)(xt)
+			wb0 := (*[192][4]float32)(r0)
+			wb1 := (*[192][4]float32)(r1)
+			wb2 := (*[192][4]float32)(r2)
+			wb3 := (*[192][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[192][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[192][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -575,13 +2207,67 @@ func matmul_9x33_go(out, w, x *float32, n, b int) {
 	if n <= 0 || b <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, (b-1)*R+n)
-	ws := unsafe.Slice(w, n*C)
-	xs := unsafe.Slice(x, b*C)
-	for r := 0; r < n; r++ {
-		wr := (*[C]float32)(ws[r*C:])
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
 		for t := 0; t < b; t++ {
-			o[t*R+r] = dot_33_go(wr, (*[C]float32)(xs[t*C:]))
+			xt := unsafe.Add(xp, t*(C*4))
+			var a00, a10, a20, a30 float32
+			xb := (*[8][4]float32)(xt)
+			wb0 := (*[8][4]float32)(r0)
+			wb1 := (*[8][4]float32)(r1)
+			wb2 := (*[8][4]float32)(r2)
+			wb3 := (*[8][4]float32)(r3)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+				w1 := &wb1[i]
+				a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+				w2 := &wb2[i]
+				a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+				w3 := &wb3[i]
+				a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+			}
+			xa := (*[33]float32)(xt)
+			wa0 := (*[33]float32)(r0)
+			wa1 := (*[33]float32)(r1)
+			wa2 := (*[33]float32)(r2)
+			wa3 := (*[33]float32)(r3)
+			a00 += wa0[32] * xa[32]
+			a10 += wa1[32] * xa[32]
+			a20 += wa2[32] * xa[32]
+			a30 += wa3[32] * xa[32]
+			s0 := a00
+			s1 := a10
+			s2 := a20
+			s3 := a30
+			*(*[4]float32)(unsafe.Add(op, (t*R+r)*4)) = [4]float32{s0, s1, s2, s3}
+		}
+	}
+	for ; r < n; r++ {
+		r0 := unsafe.Add(wp, r*(C*4))
+		for t := 0; t < b; t++ {
+			var a00, a01 float32
+			xb := (*[8][4]float32)(unsafe.Add(xp, t*(C*4)))
+			wb0 := (*[8][4]float32)(r0)
+			for i := range xb {
+				xx := &xb[i]
+				x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+				w0 := &wb0[i]
+				a00 += w0[0]*x0 + w0[1]*x1
+				a01 += w0[2]*x2 + w0[3]*x3
+			}
+			xa := (*[33]float32)(unsafe.Add(xp, t*(C*4)))
+			wa0 := (*[33]float32)(r0)
+			a00 += wa0[32] * xa[32]
+			s0 := (a00 + a01)
+			*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0
 		}
 	}
 }
@@ -592,11 +2278,50 @@ func matvec_16_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_16_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(r0)
+		wb1 := (*[4][4]float32)(r1)
+		wb2 := (*[4][4]float32)(r2)
+		wb3 := (*[4][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -606,11 +2331,50 @@ func matvec_172_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_172_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(r0)
+		wb1 := (*[43][4]float32)(r1)
+		wb2 := (*[43][4]float32)(r2)
+		wb3 := (*[43][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -620,11 +2384,62 @@ func matvec_17_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_17_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(r0)
+		wb1 := (*[4][4]float32)(r1)
+		wb2 := (*[4][4]float32)(r2)
+		wb3 := (*[4][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(r0)
+		wa1 := (*[17]float32)(r1)
+		wa2 := (*[17]float32)(r2)
+		wa3 := (*[17]float32)(r3)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[16] * xa[16]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -634,11 +2449,36 @@ func matvec_1_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_1_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(r0)
+		wa1 := (*[1]float32)(r1)
+		wa2 := (*[1]float32)(r2)
+		wa3 := (*[1]float32)(r3)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[0] * xa[0]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -648,11 +2488,50 @@ func matvec_2048_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_2048_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[512][4]float32)(xp)
+		wb0 := (*[512][4]float32)(r0)
+		wb1 := (*[512][4]float32)(r1)
+		wb2 := (*[512][4]float32)(r2)
+		wb3 := (*[512][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[512][4]float32)(xp)
+		wb0 := (*[512][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -662,11 +2541,50 @@ func matvec_288_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_288_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(r0)
+		wb1 := (*[72][4]float32)(r1)
+		wb2 := (*[72][4]float32)(r2)
+		wb3 := (*[72][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -676,11 +2594,62 @@ func matvec_33_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_33_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(r0)
+		wb1 := (*[8][4]float32)(r1)
+		wb2 := (*[8][4]float32)(r2)
+		wb3 := (*[8][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(r0)
+		wa1 := (*[33]float32)(r1)
+		wa2 := (*[33]float32)(r2)
+		wa3 := (*[33]float32)(r3)
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		a20 += wa2[32] * xa[32]
+		a30 += wa3[32] * xa[32]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[32] * xa[32]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -690,11 +2659,46 @@ func matvec_3_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_3_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[3]float32)(xp)
+		wa0 := (*[3]float32)(r0)
+		wa1 := (*[3]float32)(r1)
+		wa2 := (*[3]float32)(r2)
+		wa3 := (*[3]float32)(r3)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		a00 += wa0[1] * xa[1]
+		a10 += wa1[1] * xa[1]
+		a20 += wa2[1] * xa[1]
+		a30 += wa3[1] * xa[1]
+		a00 += wa0[2] * xa[2]
+		a10 += wa1[2] * xa[2]
+		a20 += wa2[2] * xa[2]
+		a30 += wa3[2] * xa[2]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xa := (*[3]float32)(xp)
+		wa0 := (*[3]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[0] * xa[0]
+		a01 += wa0[1] * xa[1]
+		a00 += wa0[2] * xa[2]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -704,11 +2708,50 @@ func matvec_64_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_64_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(r0)
+		wb1 := (*[16][4]float32)(r1)
+		wb2 := (*[16][4]float32)(r2)
+		wb3 := (*[16][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -718,11 +2761,50 @@ func matvec_768_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_768_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(r0)
+		wb1 := (*[192][4]float32)(r1)
+		wb2 := (*[192][4]float32)(r2)
+		wb3 := (*[192][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -732,11 +2814,72 @@ func matvec_7_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_7_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(r0)
+		wb1 := (*[1][4]float32)(r1)
+		wb2 := (*[1][4]float32)(r2)
+		wb3 := (*[1][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(r0)
+		wa1 := (*[7]float32)(r1)
+		wa2 := (*[7]float32)(r2)
+		wa3 := (*[7]float32)(r3)
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a20 += wa2[4] * xa[4]
+		a30 += wa3[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a20 += wa2[5] * xa[5]
+		a30 += wa3[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		a20 += wa2[6] * xa[6]
+		a30 += wa3[6] * xa[6]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[4] * xa[4]
+		a01 += wa0[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -746,11 +2889,50 @@ func matvec_8_go(out, w, x *float32, n int) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		o[r] = dot_8_go((*[C]float32)(ws[r*C:]), xv)
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[2][4]float32)(xp)
+		wb0 := (*[2][4]float32)(r0)
+		wb1 := (*[2][4]float32)(r1)
+		wb2 := (*[2][4]float32)(r2)
+		wb3 := (*[2][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[2][4]float32)(xp)
+		wb0 := (*[2][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -760,22 +2942,67 @@ func rmsmatvec_16_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[4][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_16_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(r0)
+		wb1 := (*[4][4]float32)(r1)
+		wb2 := (*[4][4]float32)(r2)
+		wb3 := (*[4][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -785,22 +3012,67 @@ func rmsmatvec_172_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[43][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_172_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(r0)
+		wb1 := (*[43][4]float32)(r1)
+		wb2 := (*[43][4]float32)(r2)
+		wb3 := (*[43][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -810,22 +3082,80 @@ func rmsmatvec_17_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[4][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	q0 += xv[16] * xv[16]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_17_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(r0)
+		wb1 := (*[4][4]float32)(r1)
+		wb2 := (*[4][4]float32)(r2)
+		wb3 := (*[4][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(r0)
+		wa1 := (*[17]float32)(r1)
+		wa2 := (*[17]float32)(r2)
+		wa3 := (*[17]float32)(r3)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[16] * xa[16]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -835,22 +3165,46 @@ func rmsmatvec_1_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	q0 += xv[0] * xv[0]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_1_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(r0)
+		wa1 := (*[1]float32)(r1)
+		wa2 := (*[1]float32)(r2)
+		wa3 := (*[1]float32)(r3)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[0] * xa[0]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -860,22 +3214,67 @@ func rmsmatvec_2048_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[512][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_2048_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[512][4]float32)(xp)
+		wb0 := (*[512][4]float32)(r0)
+		wb1 := (*[512][4]float32)(r1)
+		wb2 := (*[512][4]float32)(r2)
+		wb3 := (*[512][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[512][4]float32)(xp)
+		wb0 := (*[512][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -885,22 +3284,67 @@ func rmsmatvec_288_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[72][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_288_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(r0)
+		wb1 := (*[72][4]float32)(r1)
+		wb2 := (*[72][4]float32)(r2)
+		wb3 := (*[72][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -910,22 +3354,80 @@ func rmsmatvec_33_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[8][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	q0 += xv[32] * xv[32]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_33_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(r0)
+		wb1 := (*[8][4]float32)(r1)
+		wb2 := (*[8][4]float32)(r2)
+		wb3 := (*[8][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(r0)
+		wa1 := (*[33]float32)(r1)
+		wa2 := (*[33]float32)(r2)
+		wa3 := (*[33]float32)(r3)
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		a20 += wa2[32] * xa[32]
+		a30 += wa3[32] * xa[32]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[32] * xa[32]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -935,22 +3437,58 @@ func rmsmatvec_3_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	q0 += xv[0] * xv[0]
+	q1 += xv[1] * xv[1]
+	q2 += xv[2] * xv[2]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_3_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[3]float32)(xp)
+		wa0 := (*[3]float32)(r0)
+		wa1 := (*[3]float32)(r1)
+		wa2 := (*[3]float32)(r2)
+		wa3 := (*[3]float32)(r3)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		a00 += wa0[1] * xa[1]
+		a10 += wa1[1] * xa[1]
+		a20 += wa2[1] * xa[1]
+		a30 += wa3[1] * xa[1]
+		a00 += wa0[2] * xa[2]
+		a10 += wa1[2] * xa[2]
+		a20 += wa2[2] * xa[2]
+		a30 += wa3[2] * xa[2]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xa := (*[3]float32)(xp)
+		wa0 := (*[3]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[0] * xa[0]
+		a01 += wa0[1] * xa[1]
+		a00 += wa0[2] * xa[2]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -960,22 +3498,67 @@ func rmsmatvec_64_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[16][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_64_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(r0)
+		wb1 := (*[16][4]float32)(r1)
+		wb2 := (*[16][4]float32)(r2)
+		wb3 := (*[16][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -985,22 +3568,67 @@ func rmsmatvec_768_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[192][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_768_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(r0)
+		wb1 := (*[192][4]float32)(r1)
+		wb2 := (*[192][4]float32)(r2)
+		wb3 := (*[192][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -1010,22 +3638,92 @@ func rmsmatvec_7_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[1][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	q0 += xv[4] * xv[4]
+	q1 += xv[5] * xv[5]
+	q2 += xv[6] * xv[6]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_7_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(r0)
+		wb1 := (*[1][4]float32)(r1)
+		wb2 := (*[1][4]float32)(r2)
+		wb3 := (*[1][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(r0)
+		wa1 := (*[7]float32)(r1)
+		wa2 := (*[7]float32)(r2)
+		wa3 := (*[7]float32)(r3)
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a20 += wa2[4] * xa[4]
+		a30 += wa3[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a20 += wa2[5] * xa[5]
+		a30 += wa3[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		a20 += wa2[6] * xa[6]
+		a30 += wa3[6] * xa[6]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[4] * xa[4]
+		a01 += wa0[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
@@ -1035,658 +3733,2714 @@ func rmsmatvec_8_go(out, w, x, nw *float32, n int, eps float32) {
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	ws := unsafe.Slice(w, n*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[2][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		o[r] = dot_8_go((*[C]float32)(ws[r*C:]), xv)
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[2][4]float32)(xp)
+		wb0 := (*[2][4]float32)(r0)
+		wb1 := (*[2][4]float32)(r1)
+		wb2 := (*[2][4]float32)(r2)
+		wb3 := (*[2][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[2][4]float32)(xp)
+		wb0 := (*[2][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) = s0
 	}
 }
 
 // rmsswiglu_13x17_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 13 rows after the gate rows, 17 columns.
 func rmsswiglu_13x17_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 17
+	const F, C = 13, 17
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 13
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[4][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	q0 += xv[16] * xv[16]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_17_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_17_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(g0)
+		wb1 := (*[4][4]float32)(g1)
+		wb2 := (*[4][4]float32)(u0)
+		wb3 := (*[4][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(g0)
+		wa1 := (*[17]float32)(g1)
+		wa2 := (*[17]float32)(u0)
+		wa3 := (*[17]float32)(u1)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(g0)
+		wb1 := (*[4][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(g0)
+		wa1 := (*[17]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_172x64_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 172 rows after the gate rows, 64 columns.
 func rmsswiglu_172x64_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 64
+	const F, C = 172, 64
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 172
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[16][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(g1)
+		wb2 := (*[16][4]float32)(u0)
+		wb3 := (*[16][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_1x1_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 1 rows after the gate rows, 1 columns.
 func rmsswiglu_1x1_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 1
+	const F, C = 1, 1
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 1
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
-	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	q0 += xv[0] * xv[0]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_1_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_1_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(g0)
+		wa1 := (*[1]float32)(g1)
+		wa2 := (*[1]float32)(u0)
+		wa3 := (*[1]float32)(u1)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(g0)
+		wa1 := (*[1]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_2048x768_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 2048 rows after the gate rows, 768 columns.
 func rmsswiglu_2048x768_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 768
+	const F, C = 2048, 768
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 2048
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[192][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(g1)
+		wb2 := (*[192][4]float32)(u0)
+		wb3 := (*[192][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_288x288_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 288 rows after the gate rows, 288 columns.
 func rmsswiglu_288x288_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 288
+	const F, C = 288, 288
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 288
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[72][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(g1)
+		wb2 := (*[72][4]float32)(u0)
+		wb3 := (*[72][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_5x7_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 5 rows after the gate rows, 7 columns.
 func rmsswiglu_5x7_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 7
+	const F, C = 5, 7
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 5
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[1][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	q0 += xv[4] * xv[4]
+	q1 += xv[5] * xv[5]
+	q2 += xv[6] * xv[6]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_7_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_7_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(g0)
+		wb1 := (*[1][4]float32)(g1)
+		wb2 := (*[1][4]float32)(u0)
+		wb3 := (*[1][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(g0)
+		wa1 := (*[7]float32)(g1)
+		wa2 := (*[7]float32)(u0)
+		wa3 := (*[7]float32)(u1)
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a20 += wa2[4] * xa[4]
+		a30 += wa3[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a20 += wa2[5] * xa[5]
+		a30 += wa3[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		a20 += wa2[6] * xa[6]
+		a30 += wa3[6] * xa[6]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(g0)
+		wb1 := (*[1][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(g0)
+		wa1 := (*[7]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_64x64_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 64 rows after the gate rows, 64 columns.
 func rmsswiglu_64x64_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 64
+	const F, C = 64, 64
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 64
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[16][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(g1)
+		wb2 := (*[16][4]float32)(u0)
+		wb3 := (*[16][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_768x288_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 288 columns.
 func rmsswiglu_768x288_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 288
+	const F, C = 768, 288
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 768
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[72][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(g1)
+		wb2 := (*[72][4]float32)(u0)
+		wb3 := (*[72][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_768x768_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 768 rows after the gate rows, 768 columns.
 func rmsswiglu_768x768_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 768
+	const F, C = 768, 768
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 768
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[192][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(g1)
+		wb2 := (*[192][4]float32)(u0)
+		wb3 := (*[192][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // rmsswiglu_9x33_go: SwiGLU over x normalised by RMSNorm with weight g; up rows start 9 rows after the gate rows, 33 columns.
 func rmsswiglu_9x33_go(out, w, x, nw *float32, n int, eps float32) {
-	const C = 33
+	const F, C = 9, 33
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 9
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	g := (*[C]float32)(unsafe.Pointer(nw))
-	var ss float32
-	for _, v := range xv {
-		ss += v * v
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	xv := (*[C]float32)(xp)
+	gv := (*[C]float32)(unsafe.Pointer(nw))
+	var q0, q1, q2, q3 float32
+	xq := (*[8][4]float32)(xp)
+	for i := range xq {
+		xx := &xq[i]
+		q0 += xx[0] * xx[0]
+		q1 += xx[1] * xx[1]
+		q2 += xx[2] * xx[2]
+		q3 += xx[3] * xx[3]
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/C+eps)))
+	q0 += xv[32] * xv[32]
+	inv := float32(1 / math.Sqrt(float64(((q0+q1)+(q2+q3))/C+eps)))
 	var xn [C]float32
-	for i, v := range xv {
-		xn[i] = g[i] * (inv * v)
+	for i := range xn {
+		xn[i] = gv[i] * (inv * xv[i])
 	}
-	xv = &xn
-	for r := range o {
-		gs := dot_33_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_33_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp = unsafe.Pointer(&xn)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(g0)
+		wb1 := (*[8][4]float32)(g1)
+		wb2 := (*[8][4]float32)(u0)
+		wb3 := (*[8][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(g0)
+		wa1 := (*[33]float32)(g1)
+		wa2 := (*[33]float32)(u0)
+		wa3 := (*[33]float32)(u1)
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		a20 += wa2[32] * xa[32]
+		a30 += wa3[32] * xa[32]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(g0)
+		wb1 := (*[8][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(g0)
+		wa1 := (*[33]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_13x17_go: out[r] = silu(w[r]·x)·(w[13+r]·x) for r < n, 17 columns.
 func swiglu_13x17_go(out, w, x *float32, n int) {
-	const C = 17
+	const F, C = 13, 17
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 13
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_17_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_17_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(g0)
+		wb1 := (*[4][4]float32)(g1)
+		wb2 := (*[4][4]float32)(u0)
+		wb3 := (*[4][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(g0)
+		wa1 := (*[17]float32)(g1)
+		wa2 := (*[17]float32)(u0)
+		wa3 := (*[17]float32)(u1)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(g0)
+		wb1 := (*[4][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(g0)
+		wa1 := (*[17]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_172x64_go: out[r] = silu(w[r]·x)·(w[172+r]·x) for r < n, 64 columns.
 func swiglu_172x64_go(out, w, x *float32, n int) {
-	const C = 64
+	const F, C = 172, 64
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 172
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(g1)
+		wb2 := (*[16][4]float32)(u0)
+		wb3 := (*[16][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_1x1_go: out[r] = silu(w[r]·x)·(w[1+r]·x) for r < n, 1 columns.
 func swiglu_1x1_go(out, w, x *float32, n int) {
-	const C = 1
+	const F, C = 1, 1
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 1
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_1_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_1_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(g0)
+		wa1 := (*[1]float32)(g1)
+		wa2 := (*[1]float32)(u0)
+		wa3 := (*[1]float32)(u1)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(g0)
+		wa1 := (*[1]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_2048x768_go: out[r] = silu(w[r]·x)·(w[2048+r]·x) for r < n, 768 columns.
 func swiglu_2048x768_go(out, w, x *float32, n int) {
-	const C = 768
+	const F, C = 2048, 768
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 2048
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(g1)
+		wb2 := (*[192][4]float32)(u0)
+		wb3 := (*[192][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_288x288_go: out[r] = silu(w[r]·x)·(w[288+r]·x) for r < n, 288 columns.
 func swiglu_288x288_go(out, w, x *float32, n int) {
-	const C = 288
+	const F, C = 288, 288
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 288
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(g1)
+		wb2 := (*[72][4]float32)(u0)
+		wb3 := (*[72][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_5x7_go: out[r] = silu(w[r]·x)·(w[5+r]·x) for r < n, 7 columns.
 func swiglu_5x7_go(out, w, x *float32, n int) {
-	const C = 7
+	const F, C = 5, 7
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 5
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_7_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_7_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(g0)
+		wb1 := (*[1][4]float32)(g1)
+		wb2 := (*[1][4]float32)(u0)
+		wb3 := (*[1][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(g0)
+		wa1 := (*[7]float32)(g1)
+		wa2 := (*[7]float32)(u0)
+		wa3 := (*[7]float32)(u1)
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a20 += wa2[4] * xa[4]
+		a30 += wa3[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a20 += wa2[5] * xa[5]
+		a30 += wa3[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		a20 += wa2[6] * xa[6]
+		a30 += wa3[6] * xa[6]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(g0)
+		wb1 := (*[1][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(g0)
+		wa1 := (*[7]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_64x64_go: out[r] = silu(w[r]·x)·(w[64+r]·x) for r < n, 64 columns.
 func swiglu_64x64_go(out, w, x *float32, n int) {
-	const C = 64
+	const F, C = 64, 64
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 64
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_64_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_64_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(g1)
+		wb2 := (*[16][4]float32)(u0)
+		wb3 := (*[16][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(g0)
+		wb1 := (*[16][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_768x288_go: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 288 columns.
 func swiglu_768x288_go(out, w, x *float32, n int) {
-	const C = 288
+	const F, C = 768, 288
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 768
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_288_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_288_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(g1)
+		wb2 := (*[72][4]float32)(u0)
+		wb3 := (*[72][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(g0)
+		wb1 := (*[72][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_768x768_go: out[r] = silu(w[r]·x)·(w[768+r]·x) for r < n, 768 columns.
 func swiglu_768x768_go(out, w, x *float32, n int) {
-	const C = 768
+	const F, C = 768, 768
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 768
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_768_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_768_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(g1)
+		wb2 := (*[192][4]float32)(u0)
+		wb3 := (*[192][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
+	}
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(g0)
+		wb1 := (*[192][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
 
 // swiglu_9x33_go: out[r] = silu(w[r]·x)·(w[9+r]·x) for r < n, 33 columns.
 func swiglu_9x33_go(out, w, x *float32, n int) {
-	const C = 33
+	const F, C = 9, 33
 	if n <= 0 {
 		return
 	}
-	o := unsafe.Slice(out, n)
-	const F = 9
-	ws := unsafe.Slice(w, (F+n)*C)
-	xv := (*[C]float32)(unsafe.Pointer(x))
-	for r := range o {
-		gs := dot_33_go((*[C]float32)(ws[r*C:]), xv)
-		us := dot_33_go((*[C]float32)(ws[(F+r)*C:]), xv)
-		o[r] = gs / (1 + float32(math.Exp(float64(-gs)))) * us
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-2; r += 2 {
+		g0 := unsafe.Add(wp, r*(C*4))
+		g1 := unsafe.Add(g0, C*4)
+		u0 := unsafe.Add(g0, F*C*4)
+		u1 := unsafe.Add(g0, (F+1)*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(g0)
+		wb1 := (*[8][4]float32)(g1)
+		wb2 := (*[8][4]float32)(u0)
+		wb3 := (*[8][4]float32)(u1)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(g0)
+		wa1 := (*[33]float32)(g1)
+		wa2 := (*[33]float32)(u0)
+		wa3 := (*[33]float32)(u1)
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		a20 += wa2[32] * xa[32]
+		a30 += wa3[32] * xa[32]
+		sg0 := a00
+		sg1 := a10
+		su0 := a20
+		su1 := a30
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		var e1 float32
+		{
+			ex := -sg1
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e1 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e1 = sg1 / (1 + e1)
+		*(*[2]float32)(unsafe.Add(op, r*4)) = [2]float32{e0 * su0, e1 * su1}
 	}
-}
-
-func dot_1_go(a, b *[1]float32) float32 {
-	var s0, s1, s2, s3 float32
-	s0 += a[0] * b[0]
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_3_go(a, b *[3]float32) float32 {
-	var s0, s1, s2, s3 float32
-	s0 += a[0] * b[0]
-	s1 += a[1] * b[1]
-	s2 += a[2] * b[2]
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_7_go(a, b *[7]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 4; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
+	if r < n {
+		g0 := unsafe.Add(wp, r*(C*4))
+		var a00, a10 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(g0)
+		wb1 := (*[8][4]float32)(unsafe.Add(g0, F*C*4))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(g0)
+		wa1 := (*[33]float32)(unsafe.Add(g0, F*C*4))
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		sg0 := a00
+		su0 := a10
+		var e0 float32
+		{
+			ex := -sg0
+			if ex > 88 {
+				ex = 88
+			}
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		e0 = sg0 / (1 + e0)
+		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
-	s0 += a[4] * b[4]
-	s1 += a[5] * b[5]
-	s2 += a[6] * b[6]
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_8_go(a, b *[8]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 8; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_12_go(a, b *[12]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 12; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_16_go(a, b *[16]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 16; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_17_go(a, b *[17]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 16; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	s0 += a[16] * b[16]
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_33_go(a, b *[33]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 32; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	s0 += a[32] * b[32]
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_48_go(a, b *[48]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 48; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_64_go(a, b *[64]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 64; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_100_go(a, b *[100]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 100; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_128_go(a, b *[128]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 128; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_172_go(a, b *[172]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 172; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_288_go(a, b *[288]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 288; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_768_go(a, b *[768]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 768; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot_2048_go(a, b *[2048]float32) float32 {
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 2048; i += 4 {
-		a4, b4 := (*[4]float32)(a[i:]), (*[4]float32)(b[i:])
-		s0 += a4[0] * b4[0]
-		s1 += a4[1] * b4[1]
-		s2 += a4[2] * b4[2]
-		s3 += a4[3] * b4[3]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
