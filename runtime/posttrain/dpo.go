@@ -76,18 +76,19 @@ func DPOTrain(ctx context.Context, cfg DPOConfig) (*Result, error) {
 	p := model.NewParams(cfg.Spec)
 	copy(p.Data, ref.Data)
 	cfg.Data, _ = filepath.Abs(cfg.Data)
-	// The reference's log-probs, once: it never changes (on resume too,
-	// the reference is the starting model, not the checkpoint).
+	// The reference's log-probs, computed when a pair is first used and
+	// kept: the reference never changes (on resume too, it is the starting
+	// model, not the checkpoint).
 	refTr, _, err := newTrainer(cfg.Factory, ref, 2*P, T)
 	if err != nil {
 		return nil, err
 	}
-	refLP := refLogProbs(refTr, pairs, P, T)
+	refLP := make([][2]float64, len(pairs))
+	known := make([]bool, len(pairs))
 	var refVal [][2]float64
 	if len(val) > 0 {
 		refVal = refLogProbs(refTr, val, P, T)
 	}
-	refTr = nil
 	l := cfg.loop(cfg, e)
 	if err := l.start(p); err != nil {
 		return nil, err
@@ -106,6 +107,19 @@ func DPOTrain(ctx context.Context, cfg DPOConfig) (*Result, error) {
 		for _, i := range idx {
 			ss = append(ss, pairs[i][0], pairs[i][1])
 			ntok += len(pairs[i][0].ids) + len(pairs[i][1].ids)
+		}
+		var missing [][2]seq
+		var at []int
+		for _, i := range idx {
+			if !known[i] {
+				missing, at = append(missing, pairs[i]), append(at, i)
+				known[i] = true
+			}
+		}
+		if len(missing) > 0 {
+			for k, v := range refLogProbs(refTr, missing, P, T) {
+				refLP[at[k]] = v
+			}
 		}
 		lp := seqLogProbs(tr, ss, T, tokens, targets, losses)
 		coef := make([]float64, 2*P)
