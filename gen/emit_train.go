@@ -172,10 +172,12 @@ func emitTrainer(p *Plan) *File {
 		If(List(Id("ts"), Id("ok")).Op(":=").Id("archTrain").Call(Id("kern").Dot("name")), Id("ok")).Block(
 			Id("o").Dot("ts").Op("=").Id("ts"),
 		),
-		Return(Id("g").Assert(Op("*").Qual(genericPkg, "Model")).Dot("NewTrainerOps").Call(Id("B"), Id("T"), Qual(genericPkg, "MatMulOps").Values(Dict{
-			Id("MatMul"):         Id("o").Dot("matmul"),
-			Id("BackwardInput"):  Id("o").Dot("backwardInput"),
-			Id("BackwardWeight"): Id("o").Dot("backwardWeight"),
+		Return(Id("g").Assert(Op("*").Qual(genericPkg, "Model")).Dot("NewTrainerOps").Call(Id("B"), Id("T"), Qual(genericPkg, "TrainOps").Values(Dict{
+			Id("MatMul"):              Id("o").Dot("matmul"),
+			Id("BackwardInput"):       Id("o").Dot("backwardInput"),
+			Id("BackwardWeight"):      Id("o").Dot("backwardWeight"),
+			Id("AttentionSeq"):        Id("o").Dot("attention"),
+			Id("SoftmaxCrossEntropy"): Id("softmaxCrossEntropy"),
 		}))),
 	)
 
@@ -260,5 +262,72 @@ func emitTrainer(p *Plan) *File {
 			),
 		)),
 	)...)
+	emitTrainAttention(f, p)
+	emitSoftmaxCE(f)
 	return f
+}
+
+// emitTrainAttention writes the trainer's attention: kernels.AttentionSeq
+// through the compiled attention kernel (strided over the Q|K|V rows), one
+// query at a time, its weights normalised into the probabilities the
+// backward pass reads.
+func emitTrainAttention(f *File, p *Plan) {
+	s := &p.Spec
+	hd, S := s.HeadDim(), s.Dim+2*s.KVDim()
+	last := func(name string, stride Code) Code {
+		return Id("_").Op("=").Id(name).Index(Parens(Id("T").Op("-").Lit(1)).Op("*").Add(stride).Op("+").Lit(hd - 1))
+	}
+	f.Comment("attention is kernels.AttentionSeq for one sequence and head on the compiled kernel.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("attention").Params(
+		List(Id("out"), Id("att"), Id("q"), Id("k"), Id("v")).Index().Float32(),
+		List(Id("T"), Id("hd"), Id("stride"), Id("outStride")).Int(), Id("causal").Bool(),
+	).Block(
+		If(Id("hd").Op("!=").Lit(hd).Op("||").Id("stride").Op("!=").Lit(S).Op("||").Id("T").Op("<").Lit(1)).Block(
+			Qual(kernelsPkg, "AttentionSeq").Call(Id("out"), Id("att"), Id("q"), Id("k"), Id("v"), Id("T"), Id("hd"), Id("stride"), Id("outStride"), Id("causal")),
+			Return(),
+		),
+		last("out", Id("outStride")), last("q", Lit(S)), last("k", Lit(S)), last("v", Lit(S)),
+		Id("_").Op("=").Id("att").Index(Id("T").Op("*").Id("T").Op("-").Lit(1)),
+		For(Id("t").Op(":=").Lit(0), Id("t").Op("<").Id("T"), Id("t").Op("++")).Block(
+			Id("L").Op(":=").Id("T"),
+			If(Id("causal")).Block(Id("L").Op("=").Id("t").Op("+").Lit(1)),
+			Id("row").Op(":=").Id("att").Index(Id("t").Op("*").Id("T").Op(":").Id("t").Op("*").Id("T").Op("+").Id("T")),
+			Id("o").Dot("ks").Dot("attTrain").Call(Op("&").Id("out").Index(Id("t").Op("*").Id("outStride")), Op("&").Id("q").Index(Id("t").Op("*").Lit(S)),
+				Op("&").Id("k").Index(Lit(0)), Op("&").Id("v").Index(Lit(0)), Op("&").Id("row").Index(Lit(0)), Id("L")),
+			Comment("The kernel leaves e^(s-max) in row: normalise into probabilities."),
+			Var().Id("sum").Float32(),
+			For(List(Id("_"), Id("e")).Op(":=").Range().Id("row").Index(Op(":").Id("L"))).Block(Id("sum").Op("+=").Id("e")),
+			Id("inv").Op(":=").Lit(1).Op("/").Id("sum"),
+			For(Id("j").Op(":=").Range().Id("row").Index(Op(":").Id("L"))).Block(Id("row").Index(Id("j")).Op("*=").Id("inv")),
+			Clear(Id("row").Index(Id("L").Op(":"))),
+		),
+	)
+}
+
+// emitSoftmaxCE writes kernels.SoftmaxCrossEntropy with kernels.Exp32 (a
+// float32 exponential several times cheaper than math.Exp); sums stay in
+// float64.
+func emitSoftmaxCE(f *File) {
+	f.Comment("softmaxCrossEntropy is kernels.SoftmaxCrossEntropy with the float32 exponential.")
+	f.Func().Id("softmaxCrossEntropy").Params(Id("logits").Index().Float32(), Id("targets").Index().Int32(), List(Id("N"), Id("V")).Int()).Params(Id("sum").Float64(), Id("count").Int()).Block(
+		For(Id("n").Op(":=").Lit(0), Id("n").Op("<").Id("N"), Id("n").Op("++")).Block(
+			Id("tg").Op(":=").Id("targets").Index(Id("n")),
+			If(Id("tg").Op("<").Lit(0)).Block(Continue()),
+			Id("row").Op(":=").Id("logits").Index(Id("n").Op("*").Id("V").Op(":").Id("n").Op("*").Id("V").Op("+").Id("V")),
+			Id("m").Op(":=").Id("row").Index(Lit(0)),
+			For(List(Id("_"), Id("x")).Op(":=").Range().Id("row")).Block(Id("m").Op("=").Max(Id("m"), Id("x"))),
+			Id("lt").Op(":=").Id("row").Index(Id("tg")),
+			Var().Id("z").Float64(),
+			For(List(Id("i"), Id("x")).Op(":=").Range().Id("row")).Block(
+				Id("e").Op(":=").Qual(kernelsPkg, "Exp32").Call(Id("x").Op("-").Id("m")),
+				Id("row").Index(Id("i")).Op("=").Id("e"),
+				Id("z").Op("+=").Float64().Call(Id("e")),
+			),
+			Id("inv").Op(":=").Float32().Call(Lit(1).Op("/").Id("z")),
+			For(Id("i").Op(":=").Range().Id("row")).Block(Id("row").Index(Id("i")).Op("*=").Id("inv")),
+			Id("sum").Op("+=").Qual("math", "Log").Call(Id("z")).Op("-").Float64().Call(Id("lt").Op("-").Id("m")),
+			Id("count").Op("++"),
+		),
+		Return(),
+	)
 }

@@ -64,6 +64,9 @@ type Plan struct {
 	// router, then per chosen expert its fused norm+SwiGLU and its down
 	// projection (and the shared expert's, when the spec has one).
 	Router, ExpFFN, ExpDown, SharedFFN KCall
+	// TrainAttention is the trainer's attention: queries, keys and values
+	// are rows of the batched Q|K|V output, dim+2·kv_dim floats apart.
+	TrainAttention KCall
 }
 
 // MoE reports whether the plan compiles a mixture of experts.
@@ -72,13 +75,13 @@ func (p *Plan) MoE() bool { return p.Spec.MoE != nil }
 // Calls returns the plan's distinct kernel fields in a stable order.
 func (p *Plan) Calls() []KCall {
 	if p.MoE() {
-		cs := []KCall{p.QKV, p.Out, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMCls, p.Router, p.ExpFFN, p.ExpDown}
+		cs := []KCall{p.QKV, p.Out, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMCls, p.Router, p.ExpFFN, p.ExpDown, p.TrainAttention}
 		if p.Spec.MoE.SharedExpert {
 			cs = append(cs, p.SharedFFN)
 		}
 		return cs
 	}
-	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls}
+	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls, p.TrainAttention}
 }
 
 // Kernels lists the kernels for one instruction set.
@@ -120,6 +123,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab, 0},
 		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1, 0},
 	}
+	p.TrainAttention = KCall{"attTrain", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: d + 2*kv}, 1, 0}
 	// Prefill runs the prompt in batches of up to 64 tokens: each weight row
 	// loaded once serves the whole batch.
 	b := min(64, s.MaxSeq)

@@ -14,6 +14,16 @@ func attention_32_256_avx2(out *float32, q *float32, k *float32, v *float32, att
 //go:noescape
 func attention_32_256_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// attention_32_768_avx2: one head of size 32 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_32_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_32_768_avx512: one head of size 32 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_32_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // matmul_256x2048_avx2: out[b*256+r] = w[r]·x[b] for r < n and b tokens, 2048 columns.
 //
 //go:noescape

@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.NEON:
 		return kernelSet{
 			att:      attention_32_256_neon,
+			attTrain: attention_32_768_neon,
 			cls:      rmsmatvec_256_neon,
 			down:     matvec_512_neon,
 			ffn:      rmsswiglu_512x256_neon,

@@ -798,6 +798,459 @@ DATA kmasktab<>+30(SB)/2, $0x7fff
 DATA kmasktab<>+32(SB)/2, $0xffff
 GLOBL kmasktab<>(SB), RODATA|NOPTR, $34
 
+// func attention_32_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_32_768_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_24
+
+score4_23:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (CX), Y0, Y5
+	VFMADD231PS  32(CX), Y1, Y5
+	VFMADD231PS  64(CX), Y2, Y5
+	VFMADD231PS  96(CX), Y3, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  3072(CX), Y0, Y6
+	VFMADD231PS  3104(CX), Y1, Y6
+	VFMADD231PS  3136(CX), Y2, Y6
+	VFMADD231PS  3168(CX), Y3, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  6144(CX), Y0, Y7
+	VFMADD231PS  6176(CX), Y1, Y7
+	VFMADD231PS  6208(CX), Y2, Y7
+	VFMADD231PS  6240(CX), Y3, Y7
+	VXORPS       Y8, Y8, Y8
+	VFMADD231PS  9216(CX), Y0, Y8
+	VFMADD231PS  9248(CX), Y1, Y8
+	VFMADD231PS  9280(CX), Y2, Y8
+	VFMADD231PS  9312(CX), Y3, Y8
+	VUNPCKLPS    Y6, Y5, Y9
+	VUNPCKHPS    Y6, Y5, Y5
+	VADDPS       Y5, Y9, Y9
+	VUNPCKLPS    Y8, Y7, Y5
+	VUNPCKHPS    Y8, Y7, Y6
+	VADDPS       Y6, Y5, Y5
+	VUNPCKLPD    Y5, Y9, Y6
+	VUNPCKHPD    Y5, Y9, Y5
+	VADDPS       Y5, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X5
+	VADDPS       X5, X6, X5
+	VMULPS       rsqrt32<>+0(SB), X5, X5
+	VMOVUPS      X5, (DX)
+	VMAXPS       X5, X4, X4
+	ADDQ         $0x00003000, CX
+	ADDQ         $0x10, DX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          score4_23
+
+score1_24:
+	TESTQ DI, DI
+	JE    scoredone26
+
+score1l25:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (CX), Y0, Y5
+	VFMADD231PS  32(CX), Y1, Y5
+	VFMADD231PS  64(CX), Y2, Y5
+	VFMADD231PS  96(CX), Y3, Y5
+	VEXTRACTF128 $0x01, Y5, X6
+	VADDPS       X6, X5, X6
+	VPERMILPS    $0x4e, X6, X5
+	VADDPS       X5, X6, X6
+	VPERMILPS    $0xb1, X6, X5
+	VADDPS       X5, X6, X6
+	VMULSS       rsqrt32<>+0(SB), X6, X6
+	VMOVSS       X6, (DX)
+	VMAXSS       X6, X4, X4
+	ADDQ         $0x00000c00, CX
+	ADDQ         $0x04, DX
+	DECQ         DI
+	JNE          score1l25
+
+scoredone26:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail27
+
+exp28:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp28
+
+exptail27:
+	TESTQ        DI, DI
+	JE           expdone29
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, R8
+	SUBQ         DI, R8
+	VMOVDQU      (CX)(R8*4), Y3
+	VMASKMOVPS   (DX), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DX)
+	VADDPS       Y2, Y1, Y1
+
+expdone29:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, DX
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x02
+	JL           wsum1_31
+
+wsum30:
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	VBROADCASTSS 4(DX), Y9
+	VFMADD231PS  3072(CX), Y9, Y5
+	VFMADD231PS  3104(CX), Y9, Y6
+	VFMADD231PS  3136(CX), Y9, Y7
+	VFMADD231PS  3168(CX), Y9, Y8
+	ADDQ         $0x08, DX
+	ADDQ         $0x00001800, CX
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          wsum30
+
+wsum1_31:
+	TESTQ DI, DI
+	JE    wsumdone33
+
+wsum1l32:
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l32
+
+wsumdone33:
+	VADDPS  Y5, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y6, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y7, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, 64(AX)
+	VADDPS  Y8, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS Y4, 96(AX)
+	VZEROUPPER
+	RET
+
+// func attention_32_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·attention_32_768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS neginf<>+0(SB), X2
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_35
+
+score4_34:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (CX), Z0, Z3
+	VFMADD231PS   64(CX), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   3072(CX), Z0, Z4
+	VFMADD231PS   3136(CX), Z1, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   6144(CX), Z0, Z5
+	VFMADD231PS   6208(CX), Z1, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   9216(CX), Z0, Z6
+	VFMADD231PS   9280(CX), Z1, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt32<>+0(SB), X3, X3
+	VMOVUPS       X3, (DX)
+	VMAXPS        X3, X2, X2
+	ADDQ          $0x00003000, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_34
+
+score1_35:
+	TESTQ DI, DI
+	JE    scoredone37
+
+score1l36:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (CX), Z0, Z3
+	VFMADD231PS   64(CX), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt32<>+0(SB), X4, X4
+	VMOVSS        X4, (DX)
+	VMAXSS        X4, X2, X2
+	ADDQ          $0x00000c00, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l36
+
+scoredone37:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x10
+	JL           exptail38
+
+exp39:
+	VMOVUPS      (DX), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (DX)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, DI
+	CMPQ         DI, $0x10
+	JGE          exp39
+
+exptail38:
+	TESTQ        DI, DI
+	JE           expdone40
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (DX)
+	VADDPS       Z2, Z1, K1, Z1
+
+expdone40:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+	CMPQ          DI, $0x04
+	JL            wsum1_42
+
+wsum41:
+	VBROADCASTSS (DX), Z9
+	VFMADD231PS  (CX), Z9, Z1
+	VFMADD231PS  64(CX), Z9, Z2
+	VBROADCASTSS 4(DX), Z9
+	VFMADD231PS  3072(CX), Z9, Z3
+	VFMADD231PS  3136(CX), Z9, Z4
+	VBROADCASTSS 8(DX), Z9
+	VFMADD231PS  6144(CX), Z9, Z5
+	VFMADD231PS  6208(CX), Z9, Z6
+	VBROADCASTSS 12(DX), Z9
+	VFMADD231PS  9216(CX), Z9, Z7
+	VFMADD231PS  9280(CX), Z9, Z8
+	ADDQ         $0x10, DX
+	ADDQ         $0x00003000, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum41
+
+wsum1_42:
+	TESTQ DI, DI
+	JE    wsumdone44
+
+wsum1l43:
+	VBROADCASTSS (DX), Z9
+	VFMADD231PS  (CX), Z9, Z1
+	VFMADD231PS  64(CX), Z9, Z2
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l43
+
+wsumdone44:
+	VADDPS  Z3, Z1, Z1
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z7, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z4, Z2, Z2
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z8, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VZEROUPPER
+	RET
+
 // func matmul_1024x256_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_1024x256_avx2(SB), NOSPLIT, $0-40
@@ -805,16 +1258,16 @@ TEXT ·matmul_1024x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail24
+	JL   tail46
 
-rows4_23:
+rows4_45:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail28
+	JL   toktail50
 
-tok27:
+tok49:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -825,7 +1278,7 @@ tok27:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols31:
+cols53:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -842,7 +1295,7 @@ cols31:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols31
+	JNE          cols53
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -871,20 +1324,20 @@ cols31:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok27
+	JGE          tok49
 
-toktail28:
+toktail50:
 	TESTQ DI, DI
-	JE    tokdone30
+	JE    tokdone52
 
-tok1_29:
+tok1_51:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols32:
+cols54:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -892,7 +1345,7 @@ cols32:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols32
+	JNE          cols54
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -908,32 +1361,32 @@ cols32:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00001000, SI
 	DECQ         DI
-	JNE          tok1_29
+	JNE          tok1_51
 
-tokdone30:
+tokdone52:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_23
+	JGE  rows4_45
 
-tail24:
+tail46:
 	TESTQ DX, DX
-	JE    done26
+	JE    done48
 
-rows1_25:
+rows1_47:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail34
+	JL   toktail56
 
-tok33:
+tok55:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols37:
+cols59:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -941,7 +1394,7 @@ cols37:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols37
+	JNE          cols59
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -960,22 +1413,22 @@ cols37:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok33
+	JGE          tok55
 
-toktail34:
+toktail56:
 	TESTQ DI, DI
-	JE    tokdone36
+	JE    tokdone58
 
-tok1_35:
+tok1_57:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols38:
+cols60:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols38
+	JNE          cols60
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -986,15 +1439,15 @@ cols38:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00001000, SI
 	DECQ         DI
-	JNE          tok1_35
+	JNE          tok1_57
 
-tokdone36:
+tokdone58:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_25
+	JNE  rows1_47
 
-done26:
+done48:
 	VZEROUPPER
 	RET
 
@@ -1005,16 +1458,16 @@ TEXT ·matmul_1024x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail40
+	JL   tail62
 
-rows4_39:
+rows4_61:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail44
+	JL   toktail66
 
-tok43:
+tok65:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -1683,13 +2136,13 @@ tok43:
 	ADDQ          $0x00006000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok43
+	JGE           tok65
 
-toktail44:
+toktail66:
 	TESTQ DI, DI
-	JE    tokdone46
+	JE    tokdone68
 
-tok1_45:
+tok1_67:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -1793,27 +2246,27 @@ tok1_45:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00001000, SI
 	DECQ          DI
-	JNE           tok1_45
+	JNE           tok1_67
 
-tokdone46:
+tokdone68:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_39
+	JGE  rows4_61
 
-tail40:
+tail62:
 	TESTQ DX, DX
-	JE    done42
+	JE    done64
 
-rows1_41:
+rows1_63:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail48
+	JL   toktail70
 
-tok47:
+tok69:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -2080,13 +2533,13 @@ tok47:
 	ADDQ          $0x00006000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok47
+	JGE           tok69
 
-toktail48:
+toktail70:
 	TESTQ DI, DI
-	JE    tokdone50
+	JE    tokdone72
 
-tok1_49:
+tok1_71:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -2131,15 +2584,15 @@ tok1_49:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00001000, SI
 	DECQ          DI
-	JNE           tok1_49
+	JNE           tok1_71
 
-tokdone50:
+tokdone72:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_41
+	JNE  rows1_63
 
-done42:
+done64:
 	VZEROUPPER
 	RET
 
@@ -2150,16 +2603,16 @@ TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail52
+	JL   tail74
 
-rows4_51:
+rows4_73:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail56
+	JL   toktail78
 
-tok55:
+tok77:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2170,7 +2623,7 @@ tok55:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols59:
+cols81:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -2187,7 +2640,7 @@ cols59:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols59
+	JNE          cols81
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2216,20 +2669,20 @@ cols59:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok55
+	JGE          tok77
 
-toktail56:
+toktail78:
 	TESTQ DI, DI
-	JE    tokdone58
+	JE    tokdone80
 
-tok1_57:
+tok1_79:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols60:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -2237,7 +2690,7 @@ cols60:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols60
+	JNE          cols82
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2253,32 +2706,32 @@ cols60:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000400, SI
 	DECQ         DI
-	JNE          tok1_57
+	JNE          tok1_79
 
-tokdone58:
+tokdone80:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_51
+	JGE  rows4_73
 
-tail52:
+tail74:
 	TESTQ DX, DX
-	JE    done54
+	JE    done76
 
-rows1_53:
+rows1_75:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail62
+	JL   toktail84
 
-tok61:
+tok83:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols65:
+cols87:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2286,7 +2739,7 @@ cols65:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols65
+	JNE          cols87
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2305,22 +2758,22 @@ cols65:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok61
+	JGE          tok83
 
-toktail62:
+toktail84:
 	TESTQ DI, DI
-	JE    tokdone64
+	JE    tokdone86
 
-tok1_63:
+tok1_85:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols66:
+cols88:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols66
+	JNE          cols88
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2331,15 +2784,15 @@ cols66:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000400, SI
 	DECQ         DI
-	JNE          tok1_63
+	JNE          tok1_85
 
-tokdone64:
+tokdone86:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_53
+	JNE  rows1_75
 
-done54:
+done76:
 	VZEROUPPER
 	RET
 
@@ -2350,16 +2803,16 @@ TEXT ·matmul_256x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail68
+	JL   tail90
 
-rows4_67:
+rows4_89:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail72
+	JL   toktail94
 
-tok71:
+tok93:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -3028,13 +3481,13 @@ tok71:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok71
+	JGE           tok93
 
-toktail72:
+toktail94:
 	TESTQ DI, DI
-	JE    tokdone74
+	JE    tokdone96
 
-tok1_73:
+tok1_95:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -3138,27 +3591,27 @@ tok1_73:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000400, SI
 	DECQ          DI
-	JNE           tok1_73
+	JNE           tok1_95
 
-tokdone74:
+tokdone96:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_67
+	JGE  rows4_89
 
-tail68:
+tail90:
 	TESTQ DX, DX
-	JE    done70
+	JE    done92
 
-rows1_69:
+rows1_91:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail76
+	JL   toktail98
 
-tok75:
+tok97:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -3425,13 +3878,13 @@ tok75:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok75
+	JGE           tok97
 
-toktail76:
+toktail98:
 	TESTQ DI, DI
-	JE    tokdone78
+	JE    tokdone100
 
-tok1_77:
+tok1_99:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -3476,15 +3929,15 @@ tok1_77:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000400, SI
 	DECQ          DI
-	JNE           tok1_77
+	JNE           tok1_99
 
-tokdone78:
+tokdone100:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_69
+	JNE  rows1_91
 
-done70:
+done92:
 	VZEROUPPER
 	RET
 
@@ -3495,16 +3948,16 @@ TEXT ·matmul_256x512_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail80
+	JL   tail102
 
-rows4_79:
+rows4_101:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail84
+	JL   toktail106
 
-tok83:
+tok105:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3515,7 +3968,7 @@ tok83:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols87:
+cols109:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      2048(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3532,7 +3985,7 @@ cols87:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols87
+	JNE          cols109
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3561,20 +4014,20 @@ cols87:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok83
+	JGE          tok105
 
-toktail84:
+toktail106:
 	TESTQ DI, DI
-	JE    tokdone86
+	JE    tokdone108
 
-tok1_85:
+tok1_107:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols88:
+cols110:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  2048(CX)(R8*1), Y4, Y1
@@ -3582,7 +4035,7 @@ cols88:
 	VFMADD231PS  6144(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols88
+	JNE          cols110
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3598,32 +4051,32 @@ cols88:
 	ADDQ         $0x00000800, BX
 	ADDQ         $0x00000400, SI
 	DECQ         DI
-	JNE          tok1_85
+	JNE          tok1_107
 
-tokdone86:
+tokdone108:
 	ADDQ $0x00002000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_79
+	JGE  rows4_101
 
-tail80:
+tail102:
 	TESTQ DX, DX
-	JE    done82
+	JE    done104
 
-rows1_81:
+rows1_103:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail90
+	JL   toktail112
 
-tok89:
+tok111:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols93:
+cols115:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      2048(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3631,7 +4084,7 @@ cols93:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols93
+	JNE          cols115
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3650,22 +4103,22 @@ cols93:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok89
+	JGE          tok111
 
-toktail90:
+toktail112:
 	TESTQ DI, DI
-	JE    tokdone92
+	JE    tokdone114
 
-tok1_91:
+tok1_113:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols94:
+cols116:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols94
+	JNE          cols116
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3676,15 +4129,15 @@ cols94:
 	ADDQ         $0x00000800, BX
 	ADDQ         $0x00000400, SI
 	DECQ         DI
-	JNE          tok1_91
+	JNE          tok1_113
 
-tokdone92:
+tokdone114:
 	ADDQ $0x00000800, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_81
+	JNE  rows1_103
 
-done82:
+done104:
 	VZEROUPPER
 	RET
 
@@ -3695,16 +4148,16 @@ TEXT ·matmul_256x512_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail96
+	JL   tail118
 
-rows4_95:
+rows4_117:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail100
+	JL   toktail122
 
-tok99:
+tok121:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3731,7 +4184,7 @@ tok99:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols103:
+cols125:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       2048(BX)(R8*1), Z25
 	VMOVUPS       4096(BX)(R8*1), Z26
@@ -3768,7 +4221,7 @@ cols103:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols103
+	JNE           cols125
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -3893,20 +4346,20 @@ cols103:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok99
+	JGE           tok121
 
-toktail100:
+toktail122:
 	TESTQ DI, DI
-	JE    tokdone102
+	JE    tokdone124
 
-tok1_101:
+tok1_123:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols104:
+cols126:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   2048(CX)(R8*1), Z4, Z1
@@ -3914,7 +4367,7 @@ cols104:
 	VFMADD231PS   6144(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols104
+	JNE           cols126
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3938,27 +4391,27 @@ cols104:
 	ADDQ          $0x00000800, BX
 	ADDQ          $0x00000400, SI
 	DECQ          DI
-	JNE           tok1_101
+	JNE           tok1_123
 
-tokdone102:
+tokdone124:
 	ADDQ $0x00002000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_95
+	JGE  rows4_117
 
-tail96:
+tail118:
 	TESTQ DX, DX
-	JE    done98
+	JE    done120
 
-rows1_97:
+rows1_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail106
+	JL   toktail128
 
-tok105:
+tok127:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3967,7 +4420,7 @@ tok105:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols109:
+cols131:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       2048(BX)(R8*1), Z7
 	VMOVUPS       4096(BX)(R8*1), Z8
@@ -3983,7 +4436,7 @@ cols109:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols109
+	JNE           cols131
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -4042,22 +4495,22 @@ cols109:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok105
+	JGE           tok127
 
-toktail106:
+toktail128:
 	TESTQ DI, DI
-	JE    tokdone108
+	JE    tokdone130
 
-tok1_107:
+tok1_129:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols110:
+cols132:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols110
+	JNE           cols132
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -4070,15 +4523,15 @@ cols110:
 	ADDQ          $0x00000800, BX
 	ADDQ          $0x00000400, SI
 	DECQ          DI
-	JNE           tok1_107
+	JNE           tok1_129
 
-tokdone108:
+tokdone130:
 	ADDQ $0x00000800, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_97
+	JNE  rows1_119
 
-done98:
+done120:
 	VZEROUPPER
 	RET
 
@@ -4089,16 +4542,16 @@ TEXT ·matmul_512x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail112
+	JL   tail134
 
-rows4_111:
+rows4_133:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail116
+	JL   toktail138
 
-tok115:
+tok137:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4109,7 +4562,7 @@ tok115:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols119:
+cols141:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -4126,7 +4579,7 @@ cols119:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols119
+	JNE          cols141
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -4155,20 +4608,20 @@ cols119:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok115
+	JGE          tok137
 
-toktail116:
+toktail138:
 	TESTQ DI, DI
-	JE    tokdone118
+	JE    tokdone140
 
-tok1_117:
+tok1_139:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols120:
+cols142:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -4176,7 +4629,7 @@ cols120:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols120
+	JNE          cols142
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -4192,32 +4645,32 @@ cols120:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000800, SI
 	DECQ         DI
-	JNE          tok1_117
+	JNE          tok1_139
 
-tokdone118:
+tokdone140:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_111
+	JGE  rows4_133
 
-tail112:
+tail134:
 	TESTQ DX, DX
-	JE    done114
+	JE    done136
 
-rows1_113:
+rows1_135:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail122
+	JL   toktail144
 
-tok121:
+tok143:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols125:
+cols147:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -4225,7 +4678,7 @@ cols125:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols125
+	JNE          cols147
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -4244,22 +4697,22 @@ cols125:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok121
+	JGE          tok143
 
-toktail122:
+toktail144:
 	TESTQ DI, DI
-	JE    tokdone124
+	JE    tokdone146
 
-tok1_123:
+tok1_145:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols126:
+cols148:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols126
+	JNE          cols148
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -4270,15 +4723,15 @@ cols126:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000800, SI
 	DECQ         DI
-	JNE          tok1_123
+	JNE          tok1_145
 
-tokdone124:
+tokdone146:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_113
+	JNE  rows1_135
 
-done114:
+done136:
 	VZEROUPPER
 	RET
 
@@ -4289,16 +4742,16 @@ TEXT ·matmul_512x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail128
+	JL   tail150
 
-rows4_127:
+rows4_149:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail132
+	JL   toktail154
 
-tok131:
+tok153:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -4967,13 +5420,13 @@ tok131:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok131
+	JGE           tok153
 
-toktail132:
+toktail154:
 	TESTQ DI, DI
-	JE    tokdone134
+	JE    tokdone156
 
-tok1_133:
+tok1_155:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -5077,27 +5530,27 @@ tok1_133:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000800, SI
 	DECQ          DI
-	JNE           tok1_133
+	JNE           tok1_155
 
-tokdone134:
+tokdone156:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_127
+	JGE  rows4_149
 
-tail128:
+tail150:
 	TESTQ DX, DX
-	JE    done130
+	JE    done152
 
-rows1_129:
+rows1_151:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail136
+	JL   toktail158
 
-tok135:
+tok157:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -5364,13 +5817,13 @@ tok135:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok135
+	JGE           tok157
 
-toktail136:
+toktail158:
 	TESTQ DI, DI
-	JE    tokdone138
+	JE    tokdone160
 
-tok1_137:
+tok1_159:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -5415,15 +5868,15 @@ tok1_137:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000800, SI
 	DECQ          DI
-	JNE           tok1_137
+	JNE           tok1_159
 
-tokdone138:
+tokdone160:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_129
+	JNE  rows1_151
 
-done130:
+done152:
 	VZEROUPPER
 	RET
 
@@ -5434,16 +5887,16 @@ TEXT ·matmul_768x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail140
+	JL   tail162
 
-rows4_139:
+rows4_161:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail144
+	JL   toktail166
 
-tok143:
+tok165:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5454,7 +5907,7 @@ tok143:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols147:
+cols169:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -5471,7 +5924,7 @@ cols147:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols147
+	JNE          cols169
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -5500,20 +5953,20 @@ cols147:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok143
+	JGE          tok165
 
-toktail144:
+toktail166:
 	TESTQ DI, DI
-	JE    tokdone146
+	JE    tokdone168
 
-tok1_145:
+tok1_167:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols148:
+cols170:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -5521,7 +5974,7 @@ cols148:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols148
+	JNE          cols170
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -5537,32 +5990,32 @@ cols148:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_145
+	JNE          tok1_167
 
-tokdone146:
+tokdone168:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_139
+	JGE  rows4_161
 
-tail140:
+tail162:
 	TESTQ DX, DX
-	JE    done142
+	JE    done164
 
-rows1_141:
+rows1_163:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail150
+	JL   toktail172
 
-tok149:
+tok171:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols153:
+cols175:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -5570,7 +6023,7 @@ cols153:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols153
+	JNE          cols175
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -5589,22 +6042,22 @@ cols153:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok149
+	JGE          tok171
 
-toktail150:
+toktail172:
 	TESTQ DI, DI
-	JE    tokdone152
+	JE    tokdone174
 
-tok1_151:
+tok1_173:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols154:
+cols176:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols154
+	JNE          cols176
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -5615,15 +6068,15 @@ cols154:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_151
+	JNE          tok1_173
 
-tokdone152:
+tokdone174:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_141
+	JNE  rows1_163
 
-done142:
+done164:
 	VZEROUPPER
 	RET
 
@@ -5634,16 +6087,16 @@ TEXT ·matmul_768x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail156
+	JL   tail178
 
-rows4_155:
+rows4_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail160
+	JL   toktail182
 
-tok159:
+tok181:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -6312,13 +6765,13 @@ tok159:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok159
+	JGE           tok181
 
-toktail160:
+toktail182:
 	TESTQ DI, DI
-	JE    tokdone162
+	JE    tokdone184
 
-tok1_161:
+tok1_183:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -6422,27 +6875,27 @@ tok1_161:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_161
+	JNE           tok1_183
 
-tokdone162:
+tokdone184:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_155
+	JGE  rows4_177
 
-tail156:
+tail178:
 	TESTQ DX, DX
-	JE    done158
+	JE    done180
 
-rows1_157:
+rows1_179:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail164
+	JL   toktail186
 
-tok163:
+tok185:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -6709,13 +7162,13 @@ tok163:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok163
+	JGE           tok185
 
-toktail164:
+toktail186:
 	TESTQ DI, DI
-	JE    tokdone166
+	JE    tokdone188
 
-tok1_165:
+tok1_187:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -6760,15 +7213,15 @@ tok1_165:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_165
+	JNE           tok1_187
 
-tokdone166:
+tokdone188:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_157
+	JNE  rows1_179
 
-done158:
+done180:
 	VZEROUPPER
 	RET
 
@@ -6780,9 +7233,9 @@ TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail168
+	JL   tail190
 
-rows4_167:
+rows4_189:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6793,7 +7246,7 @@ rows4_167:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols171:
+cols193:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1024(CX)(SI*1), Y8, Y1
@@ -6806,7 +7259,7 @@ cols171:
 	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols171
+	JNE          cols193
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6827,20 +7280,20 @@ cols171:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_167
+	JGE          rows4_189
 
-tail168:
+tail190:
 	TESTQ BX, BX
-	JE    done170
+	JE    done192
 
-rows1_169:
+rows1_191:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols172:
+cols194:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6851,7 +7304,7 @@ cols172:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols172
+	JNE          cols194
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6865,9 +7318,9 @@ cols172:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_169
+	JNE          rows1_191
 
-done170:
+done192:
 	VZEROUPPER
 	RET
 
@@ -6879,9 +7332,9 @@ TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail174
+	JL   tail196
 
-rows4_173:
+rows4_195:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -6990,13 +7443,13 @@ rows4_173:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_173
+	JGE           rows4_195
 
-tail174:
+tail196:
 	TESTQ BX, BX
-	JE    done176
+	JE    done198
 
-rows1_175:
+rows1_197:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -7044,9 +7497,9 @@ rows1_175:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_175
+	JNE           rows1_197
 
-done176:
+done198:
 	VZEROUPPER
 	RET
 
@@ -7058,9 +7511,9 @@ TEXT ·matvec_512_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail178
+	JL   tail200
 
-rows4_177:
+rows4_199:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7071,7 +7524,7 @@ rows4_177:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols181:
+cols203:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2048(CX)(SI*1), Y8, Y1
@@ -7084,7 +7537,7 @@ cols181:
 	VFMADD231PS  6176(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000800
-	JNE          cols181
+	JNE          cols203
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -7105,20 +7558,20 @@ cols181:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_177
+	JGE          rows4_199
 
-tail178:
+tail200:
 	TESTQ BX, BX
-	JE    done180
+	JE    done202
 
-rows1_179:
+rows1_201:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols182:
+cols204:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -7129,7 +7582,7 @@ cols182:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000800
-	JNE          cols182
+	JNE          cols204
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -7143,9 +7596,9 @@ cols182:
 	ADDQ         $0x00000800, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_179
+	JNE          rows1_201
 
-done180:
+done202:
 	VZEROUPPER
 	RET
 
@@ -7157,9 +7610,9 @@ TEXT ·matvec_512_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail184
+	JL   tail206
 
-rows4_183:
+rows4_205:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -7170,7 +7623,7 @@ rows4_183:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols187:
+cols209:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2048(CX)(SI*1), Z8, Z1
@@ -7183,7 +7636,7 @@ cols187:
 	VFMADD231PS   6208(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000800
-	JNE           cols187
+	JNE           cols209
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -7212,20 +7665,20 @@ cols187:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_183
+	JGE           rows4_205
 
-tail184:
+tail206:
 	TESTQ BX, BX
-	JE    done186
+	JE    done208
 
-rows1_185:
+rows1_207:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols188:
+cols210:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -7236,7 +7689,7 @@ cols188:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000800
-	JNE           cols188
+	JNE           cols210
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -7252,9 +7705,9 @@ cols188:
 	ADDQ          $0x00000800, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_185
+	JNE           rows1_207
 
-done186:
+done208:
 	VZEROUPPER
 	RET
 
@@ -7272,7 +7725,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols189:
+cols211:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -7283,7 +7736,7 @@ cols189:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols189
+	JNE          cols211
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -7301,9 +7754,9 @@ cols189:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail191
+	JL           tail213
 
-rows4_190:
+rows4_212:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7314,7 +7767,7 @@ rows4_190:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols194:
+cols216:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -7329,7 +7782,7 @@ cols194:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols194
+	JNE          cols216
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -7351,20 +7804,20 @@ cols194:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_190
+	JGE          rows4_212
 
-tail191:
+tail213:
 	TESTQ BX, BX
-	JE    done193
+	JE    done215
 
-rows1_192:
+rows1_214:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols195:
+cols217:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -7379,7 +7832,7 @@ cols195:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols195
+	JNE          cols217
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -7394,9 +7847,9 @@ cols195:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_192
+	JNE          rows1_214
 
-done193:
+done215:
 	VZEROUPPER
 	RET
 
@@ -7477,9 +7930,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail197
+	JL            tail219
 
-rows4_196:
+rows4_218:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	VMULPS        (CX), Z4, Z1
@@ -7605,13 +8058,13 @@ rows4_196:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_196
+	JGE           rows4_218
 
-tail197:
+tail219:
 	TESTQ BX, BX
-	JE    done199
+	JE    done221
 
-rows1_198:
+rows1_220:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -7676,9 +8129,9 @@ rows1_198:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_198
+	JNE           rows1_220
 
-done199:
+done221:
 	VZEROUPPER
 	RET
 
@@ -7696,7 +8149,7 @@ TEXT ·rmsswiglu_512x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols200:
+cols222:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -7707,7 +8160,7 @@ cols200:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols200
+	JNE          cols222
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -7725,9 +8178,9 @@ cols200:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail202
+	JL           tail224
 
-rows4_201:
+rows4_223:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7738,7 +8191,7 @@ rows4_201:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols205:
+cols227:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -7751,7 +8204,7 @@ cols205:
 	VFMADD231PS  527360(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols205
+	JNE          cols227
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -7804,13 +8257,13 @@ cols205:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_201
+	JGE          rows4_223
 
-tail202:
+tail224:
 	TESTQ BX, BX
-	JE    done204
+	JE    done226
 
-rows1_203:
+rows1_225:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7821,7 +8274,7 @@ rows1_203:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols206:
+cols228:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -7840,7 +8293,7 @@ cols206:
 	VFMADD231PS  524384(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols206
+	JNE          cols228
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -7888,9 +8341,9 @@ cols206:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_203
+	JNE          rows1_225
 
-done204:
+done226:
 	VZEROUPPER
 	RET
 
@@ -7971,9 +8424,9 @@ TEXT ·rmsswiglu_512x256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail208
+	JL            tail230
 
-rows4_207:
+rows4_229:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	VMULPS        (CX), Z8, Z1
@@ -8210,13 +8663,13 @@ rows4_207:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_207
+	JGE           rows4_229
 
-tail208:
+tail230:
 	TESTQ BX, BX
-	JE    done210
+	JE    done232
 
-rows1_209:
+rows1_231:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -8332,8 +8785,8 @@ rows1_209:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_209
+	JNE           rows1_231
 
-done210:
+done232:
 	VZEROUPPER
 	RET

@@ -429,11 +429,13 @@ type kernelSet struct {
 	mmGateUp func(out, w, x *float32, n, b int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
+	attTrain func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_32_256_go,
+	attTrain: attention_32_768_go,
 	cls:      rmsmatvec_256_go,
 	down:     matvec_512_go,
 	ffn:      rmsswiglu_512x256_go,

@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX512:
 		return kernelSet{
 			att:      attention_64_768_avx512,
+			attTrain: attention_64_2304_avx512,
 			cls:      rmsmatvec_768_avx512,
 			down:     matvec_2048_avx512,
 			ffn:      rmsswiglu_2048x768_avx512,
@@ -27,6 +28,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX2:
 		return kernelSet{
 			att:      attention_64_768_avx2,
+			attTrain: attention_64_2304_avx2,
 			cls:      rmsmatvec_768_avx2,
 			down:     matvec_2048_avx2,
 			ffn:      rmsswiglu_2048x768_avx2,

@@ -4,6 +4,16 @@
 
 package llama110m
 
+// attention_64_2304_avx2: one head of size 64 over t ≥ 1 positions 2304 floats apart.
+//
+//go:noescape
+func attention_64_2304_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_64_2304_avx512: one head of size 64 over t ≥ 1 positions 2304 floats apart.
+//
+//go:noescape
+func attention_64_2304_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // attention_64_768_avx2: one head of size 64 over t ≥ 1 positions 768 floats apart.
 //
 //go:noescape

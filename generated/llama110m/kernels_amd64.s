@@ -4,9 +4,9 @@
 
 #include "textflag.h"
 
-// func attention_64_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_64_2304_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·attention_64_768_avx2(SB), NOSPLIT, $0-48
+TEXT ·attention_64_2304_avx2(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    q+8(FP), CX
 	MOVQ    k+16(FP), DX
@@ -38,32 +38,32 @@ score4_1:
 	VFMADD231PS  192(CX), Y6, Y9
 	VFMADD231PS  224(CX), Y7, Y9
 	VXORPS       Y10, Y10, Y10
-	VFMADD231PS  3072(CX), Y0, Y10
-	VFMADD231PS  3104(CX), Y1, Y10
-	VFMADD231PS  3136(CX), Y2, Y10
-	VFMADD231PS  3168(CX), Y3, Y10
-	VFMADD231PS  3200(CX), Y4, Y10
-	VFMADD231PS  3232(CX), Y5, Y10
-	VFMADD231PS  3264(CX), Y6, Y10
-	VFMADD231PS  3296(CX), Y7, Y10
+	VFMADD231PS  9216(CX), Y0, Y10
+	VFMADD231PS  9248(CX), Y1, Y10
+	VFMADD231PS  9280(CX), Y2, Y10
+	VFMADD231PS  9312(CX), Y3, Y10
+	VFMADD231PS  9344(CX), Y4, Y10
+	VFMADD231PS  9376(CX), Y5, Y10
+	VFMADD231PS  9408(CX), Y6, Y10
+	VFMADD231PS  9440(CX), Y7, Y10
 	VXORPS       Y11, Y11, Y11
-	VFMADD231PS  6144(CX), Y0, Y11
-	VFMADD231PS  6176(CX), Y1, Y11
-	VFMADD231PS  6208(CX), Y2, Y11
-	VFMADD231PS  6240(CX), Y3, Y11
-	VFMADD231PS  6272(CX), Y4, Y11
-	VFMADD231PS  6304(CX), Y5, Y11
-	VFMADD231PS  6336(CX), Y6, Y11
-	VFMADD231PS  6368(CX), Y7, Y11
+	VFMADD231PS  18432(CX), Y0, Y11
+	VFMADD231PS  18464(CX), Y1, Y11
+	VFMADD231PS  18496(CX), Y2, Y11
+	VFMADD231PS  18528(CX), Y3, Y11
+	VFMADD231PS  18560(CX), Y4, Y11
+	VFMADD231PS  18592(CX), Y5, Y11
+	VFMADD231PS  18624(CX), Y6, Y11
+	VFMADD231PS  18656(CX), Y7, Y11
 	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  9216(CX), Y0, Y12
-	VFMADD231PS  9248(CX), Y1, Y12
-	VFMADD231PS  9280(CX), Y2, Y12
-	VFMADD231PS  9312(CX), Y3, Y12
-	VFMADD231PS  9344(CX), Y4, Y12
-	VFMADD231PS  9376(CX), Y5, Y12
-	VFMADD231PS  9408(CX), Y6, Y12
-	VFMADD231PS  9440(CX), Y7, Y12
+	VFMADD231PS  27648(CX), Y0, Y12
+	VFMADD231PS  27680(CX), Y1, Y12
+	VFMADD231PS  27712(CX), Y2, Y12
+	VFMADD231PS  27744(CX), Y3, Y12
+	VFMADD231PS  27776(CX), Y4, Y12
+	VFMADD231PS  27808(CX), Y5, Y12
+	VFMADD231PS  27840(CX), Y6, Y12
+	VFMADD231PS  27872(CX), Y7, Y12
 	VUNPCKLPS    Y10, Y9, Y13
 	VUNPCKHPS    Y10, Y9, Y9
 	VADDPS       Y9, Y13, Y13
@@ -78,7 +78,7 @@ score4_1:
 	VMULPS       rsqrt64<>+0(SB), X9, X9
 	VMOVUPS      X9, (DX)
 	VMAXPS       X9, X8, X8
-	ADDQ         $0x00003000, CX
+	ADDQ         $0x00009000, CX
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
@@ -107,7 +107,7 @@ score1l3:
 	VMULSS       rsqrt64<>+0(SB), X10, X10
 	VMOVSS       X10, (DX)
 	VMAXSS       X10, X8, X8
-	ADDQ         $0x00000c00, CX
+	ADDQ         $0x00002400, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
 	JNE          score1l3
@@ -218,7 +218,7 @@ wsum1l10:
 	VFMADD231PS  192(CX), Y9, Y7
 	VFMADD231PS  224(CX), Y9, Y8
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000c00, CX
+	ADDQ         $0x00002400, CX
 	DECQ         DI
 	JNE          wsum1l10
 	VMULPS       Y0, Y1, Y1
@@ -544,9 +544,9 @@ DATA masktab<>+120(SB)/4, $0x00000000
 DATA masktab<>+124(SB)/4, $0x00000000
 GLOBL masktab<>(SB), RODATA|NOPTR, $128
 
-// func attention_64_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_64_2304_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·attention_64_768_avx512(SB), NOSPLIT, $0-48
+TEXT ·attention_64_2304_avx512(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    q+8(FP), CX
 	MOVQ    k+16(FP), DX
@@ -572,24 +572,24 @@ score4_12:
 	VEXTRACTF64X4 $0x01, Z5, Y6
 	VADDPS        Y6, Y5, Y5
 	VMOVUPS       zero<>+0(SB), Z6
-	VFMADD231PS   3072(CX), Z0, Z6
-	VFMADD231PS   3136(CX), Z1, Z6
-	VFMADD231PS   3200(CX), Z2, Z6
-	VFMADD231PS   3264(CX), Z3, Z6
+	VFMADD231PS   9216(CX), Z0, Z6
+	VFMADD231PS   9280(CX), Z1, Z6
+	VFMADD231PS   9344(CX), Z2, Z6
+	VFMADD231PS   9408(CX), Z3, Z6
 	VEXTRACTF64X4 $0x01, Z6, Y7
 	VADDPS        Y7, Y6, Y6
 	VMOVUPS       zero<>+0(SB), Z7
-	VFMADD231PS   6144(CX), Z0, Z7
-	VFMADD231PS   6208(CX), Z1, Z7
-	VFMADD231PS   6272(CX), Z2, Z7
-	VFMADD231PS   6336(CX), Z3, Z7
+	VFMADD231PS   18432(CX), Z0, Z7
+	VFMADD231PS   18496(CX), Z1, Z7
+	VFMADD231PS   18560(CX), Z2, Z7
+	VFMADD231PS   18624(CX), Z3, Z7
 	VEXTRACTF64X4 $0x01, Z7, Y8
 	VADDPS        Y8, Y7, Y7
 	VMOVUPS       zero<>+0(SB), Z8
-	VFMADD231PS   9216(CX), Z0, Z8
-	VFMADD231PS   9280(CX), Z1, Z8
-	VFMADD231PS   9344(CX), Z2, Z8
-	VFMADD231PS   9408(CX), Z3, Z8
+	VFMADD231PS   27648(CX), Z0, Z8
+	VFMADD231PS   27712(CX), Z1, Z8
+	VFMADD231PS   27776(CX), Z2, Z8
+	VFMADD231PS   27840(CX), Z3, Z8
 	VEXTRACTF64X4 $0x01, Z8, Y9
 	VADDPS        Y9, Y8, Y8
 	VUNPCKLPS     Y6, Y5, Y9
@@ -606,7 +606,7 @@ score4_12:
 	VMULPS        rsqrt64<>+0(SB), X5, X5
 	VMOVUPS       X5, (DX)
 	VMAXPS        X5, X4, X4
-	ADDQ          $0x00003000, CX
+	ADDQ          $0x00009000, CX
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
@@ -633,7 +633,7 @@ score1l14:
 	VMULSS        rsqrt64<>+0(SB), X6, X6
 	VMOVSS        X6, (DX)
 	VMAXSS        X6, X4, X4
-	ADDQ          $0x00000c00, CX
+	ADDQ          $0x00002400, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
 	JNE           score1l14
@@ -749,22 +749,22 @@ wsum19:
 	VFMADD231PS  128(CX), Z17, Z3
 	VFMADD231PS  192(CX), Z17, Z4
 	VBROADCASTSS 4(DX), Z17
-	VFMADD231PS  3072(CX), Z17, Z5
-	VFMADD231PS  3136(CX), Z17, Z6
-	VFMADD231PS  3200(CX), Z17, Z7
-	VFMADD231PS  3264(CX), Z17, Z8
+	VFMADD231PS  9216(CX), Z17, Z5
+	VFMADD231PS  9280(CX), Z17, Z6
+	VFMADD231PS  9344(CX), Z17, Z7
+	VFMADD231PS  9408(CX), Z17, Z8
 	VBROADCASTSS 8(DX), Z17
-	VFMADD231PS  6144(CX), Z17, Z9
-	VFMADD231PS  6208(CX), Z17, Z10
-	VFMADD231PS  6272(CX), Z17, Z11
-	VFMADD231PS  6336(CX), Z17, Z12
+	VFMADD231PS  18432(CX), Z17, Z9
+	VFMADD231PS  18496(CX), Z17, Z10
+	VFMADD231PS  18560(CX), Z17, Z11
+	VFMADD231PS  18624(CX), Z17, Z12
 	VBROADCASTSS 12(DX), Z17
-	VFMADD231PS  9216(CX), Z17, Z13
-	VFMADD231PS  9280(CX), Z17, Z14
-	VFMADD231PS  9344(CX), Z17, Z15
-	VFMADD231PS  9408(CX), Z17, Z16
+	VFMADD231PS  27648(CX), Z17, Z13
+	VFMADD231PS  27712(CX), Z17, Z14
+	VFMADD231PS  27776(CX), Z17, Z15
+	VFMADD231PS  27840(CX), Z17, Z16
 	ADDQ         $0x10, DX
-	ADDQ         $0x00003000, CX
+	ADDQ         $0x00009000, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
 	JGE          wsum19
@@ -780,7 +780,7 @@ wsum1l21:
 	VFMADD231PS  128(CX), Z17, Z3
 	VFMADD231PS  192(CX), Z17, Z4
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000c00, CX
+	ADDQ         $0x00002400, CX
 	DECQ         DI
 	JNE          wsum1l21
 
@@ -845,6 +845,506 @@ DATA kmasktab<>+30(SB)/2, $0x7fff
 DATA kmasktab<>+32(SB)/2, $0xffff
 GLOBL kmasktab<>(SB), RODATA|NOPTR, $34
 
+// func attention_64_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_64_768_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS 128(CX), Y4
+	VMOVUPS 160(CX), Y5
+	VMOVUPS 192(CX), Y6
+	VMOVUPS 224(CX), Y7
+	VMOVUPS neginf<>+0(SB), X8
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_24
+
+score4_23:
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (CX), Y0, Y9
+	VFMADD231PS  32(CX), Y1, Y9
+	VFMADD231PS  64(CX), Y2, Y9
+	VFMADD231PS  96(CX), Y3, Y9
+	VFMADD231PS  128(CX), Y4, Y9
+	VFMADD231PS  160(CX), Y5, Y9
+	VFMADD231PS  192(CX), Y6, Y9
+	VFMADD231PS  224(CX), Y7, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  3072(CX), Y0, Y10
+	VFMADD231PS  3104(CX), Y1, Y10
+	VFMADD231PS  3136(CX), Y2, Y10
+	VFMADD231PS  3168(CX), Y3, Y10
+	VFMADD231PS  3200(CX), Y4, Y10
+	VFMADD231PS  3232(CX), Y5, Y10
+	VFMADD231PS  3264(CX), Y6, Y10
+	VFMADD231PS  3296(CX), Y7, Y10
+	VXORPS       Y11, Y11, Y11
+	VFMADD231PS  6144(CX), Y0, Y11
+	VFMADD231PS  6176(CX), Y1, Y11
+	VFMADD231PS  6208(CX), Y2, Y11
+	VFMADD231PS  6240(CX), Y3, Y11
+	VFMADD231PS  6272(CX), Y4, Y11
+	VFMADD231PS  6304(CX), Y5, Y11
+	VFMADD231PS  6336(CX), Y6, Y11
+	VFMADD231PS  6368(CX), Y7, Y11
+	VXORPS       Y12, Y12, Y12
+	VFMADD231PS  9216(CX), Y0, Y12
+	VFMADD231PS  9248(CX), Y1, Y12
+	VFMADD231PS  9280(CX), Y2, Y12
+	VFMADD231PS  9312(CX), Y3, Y12
+	VFMADD231PS  9344(CX), Y4, Y12
+	VFMADD231PS  9376(CX), Y5, Y12
+	VFMADD231PS  9408(CX), Y6, Y12
+	VFMADD231PS  9440(CX), Y7, Y12
+	VUNPCKLPS    Y10, Y9, Y13
+	VUNPCKHPS    Y10, Y9, Y9
+	VADDPS       Y9, Y13, Y13
+	VUNPCKLPS    Y12, Y11, Y9
+	VUNPCKHPS    Y12, Y11, Y10
+	VADDPS       Y10, Y9, Y9
+	VUNPCKLPD    Y9, Y13, Y10
+	VUNPCKHPD    Y9, Y13, Y9
+	VADDPS       Y9, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X9
+	VADDPS       X9, X10, X9
+	VMULPS       rsqrt64<>+0(SB), X9, X9
+	VMOVUPS      X9, (DX)
+	VMAXPS       X9, X8, X8
+	ADDQ         $0x00003000, CX
+	ADDQ         $0x10, DX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          score4_23
+
+score1_24:
+	TESTQ DI, DI
+	JE    scoredone26
+
+score1l25:
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (CX), Y0, Y9
+	VFMADD231PS  32(CX), Y1, Y9
+	VFMADD231PS  64(CX), Y2, Y9
+	VFMADD231PS  96(CX), Y3, Y9
+	VFMADD231PS  128(CX), Y4, Y9
+	VFMADD231PS  160(CX), Y5, Y9
+	VFMADD231PS  192(CX), Y6, Y9
+	VFMADD231PS  224(CX), Y7, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X10
+	VPERMILPS    $0x4e, X10, X9
+	VADDPS       X9, X10, X10
+	VPERMILPS    $0xb1, X10, X9
+	VADDPS       X9, X10, X10
+	VMULSS       rsqrt64<>+0(SB), X10, X10
+	VMOVSS       X10, (DX)
+	VMAXSS       X10, X8, X8
+	ADDQ         $0x00000c00, CX
+	ADDQ         $0x04, DX
+	DECQ         DI
+	JNE          score1l25
+
+scoredone26:
+	VPERMILPS    $0x4e, X8, X0
+	VMAXPS       X0, X8, X8
+	VPERMILPS    $0xb1, X8, X0
+	VMAXPS       X0, X8, X8
+	VBROADCASTSS X8, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail27
+
+exp28:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp28
+
+exptail27:
+	TESTQ        DI, DI
+	JE           expdone29
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, R8
+	SUBQ         DI, R8
+	VMOVDQU      (CX)(R8*4), Y3
+	VMASKMOVPS   (DX), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DX)
+	VADDPS       Y2, Y1, Y1
+
+expdone29:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, DX
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), DI
+
+wsum1l32:
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	VFMADD231PS  128(CX), Y9, Y5
+	VFMADD231PS  160(CX), Y9, Y6
+	VFMADD231PS  192(CX), Y9, Y7
+	VFMADD231PS  224(CX), Y9, Y8
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l32
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 128(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 224(AX)
+	VZEROUPPER
+	RET
+
+// func attention_64_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·attention_64_768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS 128(CX), Z2
+	VMOVUPS 192(CX), Z3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_35
+
+score4_34:
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   (CX), Z0, Z5
+	VFMADD231PS   64(CX), Z1, Z5
+	VFMADD231PS   128(CX), Z2, Z5
+	VFMADD231PS   192(CX), Z3, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   3072(CX), Z0, Z6
+	VFMADD231PS   3136(CX), Z1, Z6
+	VFMADD231PS   3200(CX), Z2, Z6
+	VFMADD231PS   3264(CX), Z3, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VFMADD231PS   6144(CX), Z0, Z7
+	VFMADD231PS   6208(CX), Z1, Z7
+	VFMADD231PS   6272(CX), Z2, Z7
+	VFMADD231PS   6336(CX), Z3, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VMOVUPS       zero<>+0(SB), Z8
+	VFMADD231PS   9216(CX), Z0, Z8
+	VFMADD231PS   9280(CX), Z1, Z8
+	VFMADD231PS   9344(CX), Z2, Z8
+	VFMADD231PS   9408(CX), Z3, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y9
+	VADDPS        Y9, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y9
+	VUNPCKHPS     Y6, Y5, Y5
+	VADDPS        Y5, Y9, Y9
+	VUNPCKLPS     Y8, Y7, Y5
+	VUNPCKHPS     Y8, Y7, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y9, Y6
+	VUNPCKHPD     Y5, Y9, Y5
+	VADDPS        Y5, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VMULPS        rsqrt64<>+0(SB), X5, X5
+	VMOVUPS       X5, (DX)
+	VMAXPS        X5, X4, X4
+	ADDQ          $0x00003000, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_34
+
+score1_35:
+	TESTQ DI, DI
+	JE    scoredone37
+
+score1l36:
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   (CX), Z0, Z5
+	VFMADD231PS   64(CX), Z1, Z5
+	VFMADD231PS   128(CX), Z2, Z5
+	VFMADD231PS   192(CX), Z3, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X6
+	VADDPS        X6, X5, X6
+	VPERMILPS     $0x4e, X6, X5
+	VADDPS        X5, X6, X6
+	VPERMILPS     $0xb1, X6, X5
+	VADDPS        X5, X6, X6
+	VMULSS        rsqrt64<>+0(SB), X6, X6
+	VMOVSS        X6, (DX)
+	VMAXSS        X6, X4, X4
+	ADDQ          $0x00000c00, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l36
+
+scoredone37:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x10
+	JL           exptail38
+
+exp39:
+	VMOVUPS      (DX), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (DX)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, DI
+	CMPQ         DI, $0x10
+	JGE          exp39
+
+exptail38:
+	TESTQ        DI, DI
+	JE           expdone40
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (DX)
+	VADDPS       Z2, Z1, K1, Z1
+
+expdone40:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+	CMPQ          DI, $0x04
+	JL            wsum1_42
+
+wsum41:
+	VBROADCASTSS (DX), Z17
+	VFMADD231PS  (CX), Z17, Z1
+	VFMADD231PS  64(CX), Z17, Z2
+	VFMADD231PS  128(CX), Z17, Z3
+	VFMADD231PS  192(CX), Z17, Z4
+	VBROADCASTSS 4(DX), Z17
+	VFMADD231PS  3072(CX), Z17, Z5
+	VFMADD231PS  3136(CX), Z17, Z6
+	VFMADD231PS  3200(CX), Z17, Z7
+	VFMADD231PS  3264(CX), Z17, Z8
+	VBROADCASTSS 8(DX), Z17
+	VFMADD231PS  6144(CX), Z17, Z9
+	VFMADD231PS  6208(CX), Z17, Z10
+	VFMADD231PS  6272(CX), Z17, Z11
+	VFMADD231PS  6336(CX), Z17, Z12
+	VBROADCASTSS 12(DX), Z17
+	VFMADD231PS  9216(CX), Z17, Z13
+	VFMADD231PS  9280(CX), Z17, Z14
+	VFMADD231PS  9344(CX), Z17, Z15
+	VFMADD231PS  9408(CX), Z17, Z16
+	ADDQ         $0x10, DX
+	ADDQ         $0x00003000, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum41
+
+wsum1_42:
+	TESTQ DI, DI
+	JE    wsumdone44
+
+wsum1l43:
+	VBROADCASTSS (DX), Z17
+	VFMADD231PS  (CX), Z17, Z1
+	VFMADD231PS  64(CX), Z17, Z2
+	VFMADD231PS  128(CX), Z17, Z3
+	VFMADD231PS  192(CX), Z17, Z4
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l43
+
+wsumdone44:
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z9, Z1, Z1
+	VADDPS  Z13, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z10, Z2, Z2
+	VADDPS  Z14, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VADDPS  Z7, Z3, Z3
+	VADDPS  Z11, Z3, Z3
+	VADDPS  Z15, Z3, Z3
+	VMULPS  Z0, Z3, Z3
+	VMOVUPS Z3, 128(AX)
+	VADDPS  Z8, Z4, Z4
+	VADDPS  Z12, Z4, Z4
+	VADDPS  Z16, Z4, Z4
+	VMULPS  Z0, Z4, Z4
+	VMOVUPS Z4, 192(AX)
+	VZEROUPPER
+	RET
+
 // func matmul_2304x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_2304x768_avx2(SB), NOSPLIT, $0-40
@@ -852,16 +1352,16 @@ TEXT ·matmul_2304x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail24
+	JL   tail46
 
-rows4_23:
+rows4_45:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail28
+	JL   toktail50
 
-tok27:
+tok49:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -872,7 +1372,7 @@ tok27:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols31:
+cols53:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -889,7 +1389,7 @@ cols31:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols31
+	JNE          cols53
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -918,20 +1418,20 @@ cols31:
 	ADDQ         $0x00004800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok27
+	JGE          tok49
 
-toktail28:
+toktail50:
 	TESTQ DI, DI
-	JE    tokdone30
+	JE    tokdone52
 
-tok1_29:
+tok1_51:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols32:
+cols54:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
@@ -939,7 +1439,7 @@ cols32:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols32
+	JNE          cols54
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -955,32 +1455,32 @@ cols32:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00002400, SI
 	DECQ         DI
-	JNE          tok1_29
+	JNE          tok1_51
 
-tokdone30:
+tokdone52:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_23
+	JGE  rows4_45
 
-tail24:
+tail46:
 	TESTQ DX, DX
-	JE    done26
+	JE    done48
 
-rows1_25:
+rows1_47:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail34
+	JL   toktail56
 
-tok33:
+tok55:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols37:
+cols59:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -988,7 +1488,7 @@ cols37:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols37
+	JNE          cols59
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1007,22 +1507,22 @@ cols37:
 	ADDQ         $0x00004800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok33
+	JGE          tok55
 
-toktail34:
+toktail56:
 	TESTQ DI, DI
-	JE    tokdone36
+	JE    tokdone58
 
-tok1_35:
+tok1_57:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols38:
+cols60:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols38
+	JNE          cols60
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1033,15 +1533,15 @@ cols38:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00002400, SI
 	DECQ         DI
-	JNE          tok1_35
+	JNE          tok1_57
 
-tokdone36:
+tokdone58:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_25
+	JNE  rows1_47
 
-done26:
+done48:
 	VZEROUPPER
 	RET
 
@@ -1052,16 +1552,16 @@ TEXT ·matmul_2304x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail40
+	JL   tail62
 
-rows4_39:
+rows4_61:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail44
+	JL   toktail66
 
-tok43:
+tok65:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1088,7 +1588,7 @@ tok43:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols47:
+cols69:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -1125,7 +1625,7 @@ cols47:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols47
+	JNE           cols69
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1250,20 +1750,20 @@ cols47:
 	ADDQ          $0x0000d800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok43
+	JGE           tok65
 
-toktail44:
+toktail66:
 	TESTQ DI, DI
-	JE    tokdone46
+	JE    tokdone68
 
-tok1_45:
+tok1_67:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols48:
+cols70:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
@@ -1271,7 +1771,7 @@ cols48:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols48
+	JNE           cols70
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -1295,27 +1795,27 @@ cols48:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00002400, SI
 	DECQ          DI
-	JNE           tok1_45
+	JNE           tok1_67
 
-tokdone46:
+tokdone68:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_39
+	JGE  rows4_61
 
-tail40:
+tail62:
 	TESTQ DX, DX
-	JE    done42
+	JE    done64
 
-rows1_41:
+rows1_63:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail50
+	JL   toktail72
 
-tok49:
+tok71:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1324,7 +1824,7 @@ tok49:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols53:
+cols75:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -1340,7 +1840,7 @@ cols53:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols53
+	JNE           cols75
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -1399,22 +1899,22 @@ cols53:
 	ADDQ          $0x0000d800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok49
+	JGE           tok71
 
-toktail50:
+toktail72:
 	TESTQ DI, DI
-	JE    tokdone52
+	JE    tokdone74
 
-tok1_51:
+tok1_73:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols54:
+cols76:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols54
+	JNE           cols76
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -1427,15 +1927,15 @@ cols54:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00002400, SI
 	DECQ          DI
-	JNE           tok1_51
+	JNE           tok1_73
 
-tokdone52:
+tokdone74:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_41
+	JNE  rows1_63
 
-done42:
+done64:
 	VZEROUPPER
 	RET
 
@@ -1446,16 +1946,16 @@ TEXT ·matmul_32000x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail56
+	JL   tail78
 
-rows4_55:
+rows4_77:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail60
+	JL   toktail82
 
-tok59:
+tok81:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1466,7 +1966,7 @@ tok59:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols63:
+cols85:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -1483,7 +1983,7 @@ cols63:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols63
+	JNE          cols85
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1512,20 +2012,20 @@ cols63:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok59
+	JGE          tok81
 
-toktail60:
+toktail82:
 	TESTQ DI, DI
-	JE    tokdone62
+	JE    tokdone84
 
-tok1_61:
+tok1_83:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols64:
+cols86:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
@@ -1533,7 +2033,7 @@ cols64:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols64
+	JNE          cols86
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1549,32 +2049,32 @@ cols64:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x0001f400, SI
 	DECQ         DI
-	JNE          tok1_61
+	JNE          tok1_83
 
-tokdone62:
+tokdone84:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_55
+	JGE  rows4_77
 
-tail56:
+tail78:
 	TESTQ DX, DX
-	JE    done58
+	JE    done80
 
-rows1_57:
+rows1_79:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail66
+	JL   toktail88
 
-tok65:
+tok87:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols69:
+cols91:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -1582,7 +2082,7 @@ cols69:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols69
+	JNE          cols91
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1601,22 +2101,22 @@ cols69:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok65
+	JGE          tok87
 
-toktail66:
+toktail88:
 	TESTQ DI, DI
-	JE    tokdone68
+	JE    tokdone90
 
-tok1_67:
+tok1_89:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols70:
+cols92:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols70
+	JNE          cols92
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1627,15 +2127,15 @@ cols70:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x0001f400, SI
 	DECQ         DI
-	JNE          tok1_67
+	JNE          tok1_89
 
-tokdone68:
+tokdone90:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_57
+	JNE  rows1_79
 
-done58:
+done80:
 	VZEROUPPER
 	RET
 
@@ -1646,16 +2146,16 @@ TEXT ·matmul_32000x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail72
+	JL   tail94
 
-rows4_71:
+rows4_93:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail76
+	JL   toktail98
 
-tok75:
+tok97:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1682,7 +2182,7 @@ tok75:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols79:
+cols101:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -1719,7 +2219,7 @@ cols79:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols79
+	JNE           cols101
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1844,20 +2344,20 @@ cols79:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok75
+	JGE           tok97
 
-toktail76:
+toktail98:
 	TESTQ DI, DI
-	JE    tokdone78
+	JE    tokdone100
 
-tok1_77:
+tok1_99:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols80:
+cols102:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
@@ -1865,7 +2365,7 @@ cols80:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols80
+	JNE           cols102
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -1889,27 +2389,27 @@ cols80:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x0001f400, SI
 	DECQ          DI
-	JNE           tok1_77
+	JNE           tok1_99
 
-tokdone78:
+tokdone100:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_71
+	JGE  rows4_93
 
-tail72:
+tail94:
 	TESTQ DX, DX
-	JE    done74
+	JE    done96
 
-rows1_73:
+rows1_95:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail82
+	JL   toktail104
 
-tok81:
+tok103:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1918,7 +2418,7 @@ tok81:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols85:
+cols107:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -1934,7 +2434,7 @@ cols85:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols85
+	JNE           cols107
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -1993,22 +2493,22 @@ cols85:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok81
+	JGE           tok103
 
-toktail82:
+toktail104:
 	TESTQ DI, DI
-	JE    tokdone84
+	JE    tokdone106
 
-tok1_83:
+tok1_105:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols86:
+cols108:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols86
+	JNE           cols108
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -2021,15 +2521,15 @@ cols86:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x0001f400, SI
 	DECQ          DI
-	JNE           tok1_83
+	JNE           tok1_105
 
-tokdone84:
+tokdone106:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_73
+	JNE  rows1_95
 
-done74:
+done96:
 	VZEROUPPER
 	RET
 
@@ -2040,16 +2540,16 @@ TEXT ·matmul_4096x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail88
+	JL   tail110
 
-rows4_87:
+rows4_109:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail92
+	JL   toktail114
 
-tok91:
+tok113:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2060,7 +2560,7 @@ tok91:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols95:
+cols117:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -2077,7 +2577,7 @@ cols95:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols95
+	JNE          cols117
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2106,20 +2606,20 @@ cols95:
 	ADDQ         $0x00008000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok91
+	JGE          tok113
 
-toktail92:
+toktail114:
 	TESTQ DI, DI
-	JE    tokdone94
+	JE    tokdone116
 
-tok1_93:
+tok1_115:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols96:
+cols118:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
@@ -2127,7 +2627,7 @@ cols96:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols96
+	JNE          cols118
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2143,32 +2643,32 @@ cols96:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00004000, SI
 	DECQ         DI
-	JNE          tok1_93
+	JNE          tok1_115
 
-tokdone94:
+tokdone116:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_87
+	JGE  rows4_109
 
-tail88:
+tail110:
 	TESTQ DX, DX
-	JE    done90
+	JE    done112
 
-rows1_89:
+rows1_111:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail98
+	JL   toktail120
 
-tok97:
+tok119:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols101:
+cols123:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2176,7 +2676,7 @@ cols101:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols101
+	JNE          cols123
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2195,22 +2695,22 @@ cols101:
 	ADDQ         $0x00008000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok97
+	JGE          tok119
 
-toktail98:
+toktail120:
 	TESTQ DI, DI
-	JE    tokdone100
+	JE    tokdone122
 
-tok1_99:
+tok1_121:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols102:
+cols124:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols102
+	JNE          cols124
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2221,15 +2721,15 @@ cols102:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00004000, SI
 	DECQ         DI
-	JNE          tok1_99
+	JNE          tok1_121
 
-tokdone100:
+tokdone122:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_89
+	JNE  rows1_111
 
-done90:
+done112:
 	VZEROUPPER
 	RET
 
@@ -2240,16 +2740,16 @@ TEXT ·matmul_4096x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail104
+	JL   tail126
 
-rows4_103:
+rows4_125:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail108
+	JL   toktail130
 
-tok107:
+tok129:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2276,7 +2776,7 @@ tok107:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols111:
+cols133:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -2313,7 +2813,7 @@ cols111:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols111
+	JNE           cols133
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -2438,20 +2938,20 @@ cols111:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok107
+	JGE           tok129
 
-toktail108:
+toktail130:
 	TESTQ DI, DI
-	JE    tokdone110
+	JE    tokdone132
 
-tok1_109:
+tok1_131:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols112:
+cols134:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
@@ -2459,7 +2959,7 @@ cols112:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols112
+	JNE           cols134
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -2483,27 +2983,27 @@ cols112:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00004000, SI
 	DECQ          DI
-	JNE           tok1_109
+	JNE           tok1_131
 
-tokdone110:
+tokdone132:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_103
+	JGE  rows4_125
 
-tail104:
+tail126:
 	TESTQ DX, DX
-	JE    done106
+	JE    done128
 
-rows1_105:
+rows1_127:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail114
+	JL   toktail136
 
-tok113:
+tok135:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2512,7 +3012,7 @@ tok113:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols117:
+cols139:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -2528,7 +3028,7 @@ cols117:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols117
+	JNE           cols139
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -2587,22 +3087,22 @@ cols117:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok113
+	JGE           tok135
 
-toktail114:
+toktail136:
 	TESTQ DI, DI
-	JE    tokdone116
+	JE    tokdone138
 
-tok1_115:
+tok1_137:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols118:
+cols140:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols118
+	JNE           cols140
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -2615,15 +3115,15 @@ cols118:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00004000, SI
 	DECQ          DI
-	JNE           tok1_115
+	JNE           tok1_137
 
-tokdone116:
+tokdone138:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_105
+	JNE  rows1_127
 
-done106:
+done128:
 	VZEROUPPER
 	RET
 
@@ -2634,16 +3134,16 @@ TEXT ·matmul_768x2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail120
+	JL   tail142
 
-rows4_119:
+rows4_141:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail124
+	JL   toktail146
 
-tok123:
+tok145:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2654,7 +3154,7 @@ tok123:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols127:
+cols149:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      8192(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -2671,7 +3171,7 @@ cols127:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols127
+	JNE          cols149
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2700,20 +3200,20 @@ cols127:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok123
+	JGE          tok145
 
-toktail124:
+toktail146:
 	TESTQ DI, DI
-	JE    tokdone126
+	JE    tokdone148
 
-tok1_125:
+tok1_147:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols128:
+cols150:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  8192(CX)(R8*1), Y4, Y1
@@ -2721,7 +3221,7 @@ cols128:
 	VFMADD231PS  24576(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols128
+	JNE          cols150
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2737,32 +3237,32 @@ cols128:
 	ADDQ         $0x00002000, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_125
+	JNE          tok1_147
 
-tokdone126:
+tokdone148:
 	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_119
+	JGE  rows4_141
 
-tail120:
+tail142:
 	TESTQ DX, DX
-	JE    done122
+	JE    done144
 
-rows1_121:
+rows1_143:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail130
+	JL   toktail152
 
-tok129:
+tok151:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols133:
+cols155:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      8192(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2770,7 +3270,7 @@ cols133:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols133
+	JNE          cols155
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2789,22 +3289,22 @@ cols133:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok129
+	JGE          tok151
 
-toktail130:
+toktail152:
 	TESTQ DI, DI
-	JE    tokdone132
+	JE    tokdone154
 
-tok1_131:
+tok1_153:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols134:
+cols156:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols134
+	JNE          cols156
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2815,15 +3315,15 @@ cols134:
 	ADDQ         $0x00002000, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_131
+	JNE          tok1_153
 
-tokdone132:
+tokdone154:
 	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_121
+	JNE  rows1_143
 
-done122:
+done144:
 	VZEROUPPER
 	RET
 
@@ -2834,16 +3334,16 @@ TEXT ·matmul_768x2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail136
+	JL   tail158
 
-rows4_135:
+rows4_157:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail140
+	JL   toktail162
 
-tok139:
+tok161:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2870,7 +3370,7 @@ tok139:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols143:
+cols165:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       8192(BX)(R8*1), Z25
 	VMOVUPS       16384(BX)(R8*1), Z26
@@ -2907,7 +3407,7 @@ cols143:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols143
+	JNE           cols165
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -3032,20 +3532,20 @@ cols143:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok139
+	JGE           tok161
 
-toktail140:
+toktail162:
 	TESTQ DI, DI
-	JE    tokdone142
+	JE    tokdone164
 
-tok1_141:
+tok1_163:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols144:
+cols166:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   8192(CX)(R8*1), Z4, Z1
@@ -3053,7 +3553,7 @@ cols144:
 	VFMADD231PS   24576(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols144
+	JNE           cols166
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3077,27 +3577,27 @@ cols144:
 	ADDQ          $0x00002000, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_141
+	JNE           tok1_163
 
-tokdone142:
+tokdone164:
 	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_135
+	JGE  rows4_157
 
-tail136:
+tail158:
 	TESTQ DX, DX
-	JE    done138
+	JE    done160
 
-rows1_137:
+rows1_159:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail146
+	JL   toktail168
 
-tok145:
+tok167:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3106,7 +3606,7 @@ tok145:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols149:
+cols171:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       8192(BX)(R8*1), Z7
 	VMOVUPS       16384(BX)(R8*1), Z8
@@ -3122,7 +3622,7 @@ cols149:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols149
+	JNE           cols171
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3181,22 +3681,22 @@ cols149:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok145
+	JGE           tok167
 
-toktail146:
+toktail168:
 	TESTQ DI, DI
-	JE    tokdone148
+	JE    tokdone170
 
-tok1_147:
+tok1_169:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols150:
+cols172:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols150
+	JNE           cols172
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3209,15 +3709,15 @@ cols150:
 	ADDQ          $0x00002000, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_147
+	JNE           tok1_169
 
-tokdone148:
+tokdone170:
 	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_137
+	JNE  rows1_159
 
-done138:
+done160:
 	VZEROUPPER
 	RET
 
@@ -3228,16 +3728,16 @@ TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail152
+	JL   tail174
 
-rows4_151:
+rows4_173:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail156
+	JL   toktail178
 
-tok155:
+tok177:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3248,7 +3748,7 @@ tok155:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols159:
+cols181:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3265,7 +3765,7 @@ cols159:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols159
+	JNE          cols181
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3294,20 +3794,20 @@ cols159:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok155
+	JGE          tok177
 
-toktail156:
+toktail178:
 	TESTQ DI, DI
-	JE    tokdone158
+	JE    tokdone180
 
-tok1_157:
+tok1_179:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols160:
+cols182:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
@@ -3315,7 +3815,7 @@ cols160:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols160
+	JNE          cols182
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3331,32 +3831,32 @@ cols160:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_157
+	JNE          tok1_179
 
-tokdone158:
+tokdone180:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_151
+	JGE  rows4_173
 
-tail152:
+tail174:
 	TESTQ DX, DX
-	JE    done154
+	JE    done176
 
-rows1_153:
+rows1_175:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail162
+	JL   toktail184
 
-tok161:
+tok183:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols165:
+cols187:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3364,7 +3864,7 @@ cols165:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols165
+	JNE          cols187
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3383,22 +3883,22 @@ cols165:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok161
+	JGE          tok183
 
-toktail162:
+toktail184:
 	TESTQ DI, DI
-	JE    tokdone164
+	JE    tokdone186
 
-tok1_163:
+tok1_185:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols166:
+cols188:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols166
+	JNE          cols188
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3409,15 +3909,15 @@ cols166:
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_163
+	JNE          tok1_185
 
-tokdone164:
+tokdone186:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_153
+	JNE  rows1_175
 
-done154:
+done176:
 	VZEROUPPER
 	RET
 
@@ -3428,16 +3928,16 @@ TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail168
+	JL   tail190
 
-rows4_167:
+rows4_189:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail172
+	JL   toktail194
 
-tok171:
+tok193:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3464,7 +3964,7 @@ tok171:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols175:
+cols197:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -3501,7 +4001,7 @@ cols175:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols175
+	JNE           cols197
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -3626,20 +4126,20 @@ cols175:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok171
+	JGE           tok193
 
-toktail172:
+toktail194:
 	TESTQ DI, DI
-	JE    tokdone174
+	JE    tokdone196
 
-tok1_173:
+tok1_195:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols176:
+cols198:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
@@ -3647,7 +4147,7 @@ cols176:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols176
+	JNE           cols198
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3671,27 +4171,27 @@ cols176:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_173
+	JNE           tok1_195
 
-tokdone174:
+tokdone196:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_167
+	JGE  rows4_189
 
-tail168:
+tail190:
 	TESTQ DX, DX
-	JE    done170
+	JE    done192
 
-rows1_169:
+rows1_191:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail178
+	JL   toktail200
 
-tok177:
+tok199:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3700,7 +4200,7 @@ tok177:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols181:
+cols203:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -3716,7 +4216,7 @@ cols181:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols181
+	JNE           cols203
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3775,22 +4275,22 @@ cols181:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok177
+	JGE           tok199
 
-toktail178:
+toktail200:
 	TESTQ DI, DI
-	JE    tokdone180
+	JE    tokdone202
 
-tok1_179:
+tok1_201:
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols182:
+cols204:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols182
+	JNE           cols204
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3803,15 +4303,15 @@ cols182:
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_179
+	JNE           tok1_201
 
-tokdone180:
+tokdone202:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_169
+	JNE  rows1_191
 
-done170:
+done192:
 	VZEROUPPER
 	RET
 
@@ -3823,9 +4323,9 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail184
+	JL   tail206
 
-rows4_183:
+rows4_205:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3836,7 +4336,7 @@ rows4_183:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols187:
+cols209:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -3849,7 +4349,7 @@ cols187:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols187
+	JNE          cols209
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3870,20 +4370,20 @@ cols187:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_183
+	JGE          rows4_205
 
-tail184:
+tail206:
 	TESTQ BX, BX
-	JE    done186
+	JE    done208
 
-rows1_185:
+rows1_207:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols188:
+cols210:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -3894,7 +4394,7 @@ cols188:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols188
+	JNE          cols210
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -3908,9 +4408,9 @@ cols188:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_185
+	JNE          rows1_207
 
-done186:
+done208:
 	VZEROUPPER
 	RET
 
@@ -3922,9 +4422,9 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail190
+	JL   tail212
 
-rows4_189:
+rows4_211:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3935,7 +4435,7 @@ rows4_189:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols193:
+cols215:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -3948,7 +4448,7 @@ cols193:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols193
+	JNE           cols215
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -3977,20 +4477,20 @@ cols193:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_189
+	JGE           rows4_211
 
-tail190:
+tail212:
 	TESTQ BX, BX
-	JE    done192
+	JE    done214
 
-rows1_191:
+rows1_213:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols194:
+cols216:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -4001,7 +4501,7 @@ cols194:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols194
+	JNE           cols216
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -4017,9 +4517,9 @@ cols194:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_191
+	JNE           rows1_213
 
-done192:
+done214:
 	VZEROUPPER
 	RET
 
@@ -4031,9 +4531,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail196
+	JL   tail218
 
-rows4_195:
+rows4_217:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4044,7 +4544,7 @@ rows4_195:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols199:
+cols221:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -4057,7 +4557,7 @@ cols199:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols199
+	JNE          cols221
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -4078,20 +4578,20 @@ cols199:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_195
+	JGE          rows4_217
 
-tail196:
+tail218:
 	TESTQ BX, BX
-	JE    done198
+	JE    done220
 
-rows1_197:
+rows1_219:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols200:
+cols222:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -4102,7 +4602,7 @@ cols200:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols200
+	JNE          cols222
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4116,9 +4616,9 @@ cols200:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_197
+	JNE          rows1_219
 
-done198:
+done220:
 	VZEROUPPER
 	RET
 
@@ -4130,9 +4630,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail202
+	JL   tail224
 
-rows4_201:
+rows4_223:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4143,7 +4643,7 @@ rows4_201:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols205:
+cols227:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
@@ -4156,7 +4656,7 @@ cols205:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols205
+	JNE           cols227
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -4185,20 +4685,20 @@ cols205:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_201
+	JGE           rows4_223
 
-tail202:
+tail224:
 	TESTQ BX, BX
-	JE    done204
+	JE    done226
 
-rows1_203:
+rows1_225:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols206:
+cols228:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -4209,7 +4709,7 @@ cols206:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols206
+	JNE           cols228
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -4225,9 +4725,9 @@ cols206:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_203
+	JNE           rows1_225
 
-done204:
+done226:
 	VZEROUPPER
 	RET
 
@@ -4245,7 +4745,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols207:
+cols229:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -4256,7 +4756,7 @@ cols207:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols207
+	JNE          cols229
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4274,9 +4774,9 @@ cols207:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail209
+	JL           tail231
 
-rows4_208:
+rows4_230:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4287,7 +4787,7 @@ rows4_208:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols212:
+cols234:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4302,7 +4802,7 @@ cols212:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols212
+	JNE          cols234
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -4324,20 +4824,20 @@ cols212:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_208
+	JGE          rows4_230
 
-tail209:
+tail231:
 	TESTQ BX, BX
-	JE    done211
+	JE    done233
 
-rows1_210:
+rows1_232:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols213:
+cols235:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -4352,7 +4852,7 @@ cols213:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols213
+	JNE          cols235
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -4367,9 +4867,9 @@ cols213:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_210
+	JNE          rows1_232
 
-done211:
+done233:
 	VZEROUPPER
 	RET
 
@@ -4405,7 +4905,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols214:
+cols236:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -4416,7 +4916,7 @@ cols214:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols214
+	JNE           cols236
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -4436,9 +4936,9 @@ cols214:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail216
+	JL            tail238
 
-rows4_215:
+rows4_237:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4449,7 +4949,7 @@ rows4_215:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols219:
+cols241:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -4464,7 +4964,7 @@ cols219:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols219
+	JNE           cols241
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -4494,20 +4994,20 @@ cols219:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_215
+	JGE           rows4_237
 
-tail216:
+tail238:
 	TESTQ BX, BX
-	JE    done218
+	JE    done240
 
-rows1_217:
+rows1_239:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols220:
+cols242:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -4522,7 +5022,7 @@ cols220:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols220
+	JNE           cols242
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -4539,9 +5039,9 @@ cols220:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_217
+	JNE           rows1_239
 
-done218:
+done240:
 	VZEROUPPER
 	RET
 
@@ -4559,7 +5059,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols221:
+cols243:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -4570,7 +5070,7 @@ cols221:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols221
+	JNE          cols243
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4588,9 +5088,9 @@ cols221:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail223
+	JL           tail245
 
-rows4_222:
+rows4_244:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4601,7 +5101,7 @@ rows4_222:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols226:
+cols248:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4614,7 +5114,7 @@ cols226:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols226
+	JNE          cols248
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -4667,13 +5167,13 @@ cols226:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_222
+	JGE          rows4_244
 
-tail223:
+tail245:
 	TESTQ BX, BX
-	JE    done225
+	JE    done247
 
-rows1_224:
+rows1_246:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4684,7 +5184,7 @@ rows1_224:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols227:
+cols249:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4703,7 +5203,7 @@ cols227:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols227
+	JNE          cols249
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -4751,9 +5251,9 @@ cols227:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_224
+	JNE          rows1_246
 
-done225:
+done247:
 	VZEROUPPER
 	RET
 
@@ -4789,7 +5289,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols228:
+cols250:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -4800,7 +5300,7 @@ cols228:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols228
+	JNE           cols250
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -4820,9 +5320,9 @@ cols228:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail230
+	JL            tail252
 
-rows4_229:
+rows4_251:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4841,7 +5341,7 @@ rows4_229:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols233:
+cols255:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	VFMADD231PS   (CX)(DI*1), Z17, Z1
@@ -4864,7 +5364,7 @@ cols233:
 	VFMADD231PS   6300736(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols233
+	JNE           cols255
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -4941,13 +5441,13 @@ cols233:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_229
+	JGE           rows4_251
 
-tail230:
+tail252:
 	TESTQ BX, BX
-	JE    done232
+	JE    done254
 
-rows1_231:
+rows1_253:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4958,7 +5458,7 @@ rows1_231:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols234:
+cols256:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -4977,7 +5477,7 @@ cols234:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols234
+	JNE           cols256
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -5029,8 +5529,8 @@ cols234:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_231
+	JNE           rows1_253
 
-done232:
+done254:
 	VZEROUPPER
 	RET

@@ -4,6 +4,11 @@
 
 package llama110m
 
+// attention_64_2304_neon: one head of size 64 over t ≥ 1 positions 2304 floats apart.
+//
+//go:noescape
+func attention_64_2304_neon(out, q, k, v, att *float32, t int)
+
 // attention_64_768_neon: one head of size 64 over t ≥ 1 positions 768 floats apart.
 //
 //go:noescape

@@ -434,11 +434,13 @@ type kernelSet struct {
 	mmGateUp func(out, w, x *float32, n, b int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
+	attTrain func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_64_768_go,
+	attTrain: attention_64_2304_go,
 	cls:      rmsmatvec_768_go,
 	down:     matvec_2048_go,
 	ffn:      rmsswiglu_2048x768_go,

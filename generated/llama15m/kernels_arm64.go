@@ -9,6 +9,11 @@ package llama15m
 //go:noescape
 func attention_48_288_neon(out, q, k, v, att *float32, t int)
 
+// attention_48_864_neon: one head of size 48 over t ≥ 1 positions 864 floats apart.
+//
+//go:noescape
+func attention_48_864_neon(out, q, k, v, att *float32, t int)
+
 // matmul_1536x288_neon: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 //
 //go:noescape

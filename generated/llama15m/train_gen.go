@@ -6,6 +6,7 @@ import (
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
+	"math"
 )
 
 // trainSet is one instruction set's backward matrix kernels.
@@ -56,10 +57,12 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 	if ts, ok := archTrain(kern.name); ok {
 		o.ts = ts
 	}
-	return g.(*generic.Model).NewTrainerOps(B, T, generic.MatMulOps{
-		BackwardInput:  o.backwardInput,
-		BackwardWeight: o.backwardWeight,
-		MatMul:         o.matmul,
+	return g.(*generic.Model).NewTrainerOps(B, T, generic.TrainOps{
+		AttentionSeq:        o.attention,
+		BackwardInput:       o.backwardInput,
+		BackwardWeight:      o.backwardWeight,
+		MatMul:              o.matmul,
+		SoftmaxCrossEntropy: softmaxCrossEntropy,
 	})
 }
 
@@ -144,4 +147,64 @@ func (o *trainOps) backwardWeight(dW, dOut, in []float32, N, I, O int) {
 			dw(&dW[lo*I], &dOut[t0*O+lo], &in[t0*I], hi-lo, min(256, N-t0))
 		}
 	})
+}
+
+// attention is kernels.AttentionSeq for one sequence and head on the compiled kernel.
+func (o *trainOps) attention(out, att, q, k, v []float32, T, hd, stride, outStride int, causal bool) {
+	if hd != 48 || stride != 864 || T < 1 {
+		kernels.AttentionSeq(out, att, q, k, v, T, hd, stride, outStride, causal)
+		return
+	}
+	_ = out[(T-1)*outStride+47]
+	_ = q[(T-1)*864+47]
+	_ = k[(T-1)*864+47]
+	_ = v[(T-1)*864+47]
+	_ = att[T*T-1]
+	for t := 0; t < T; t++ {
+		L := T
+		if causal {
+			L = t + 1
+		}
+		row := att[t*T : t*T+T]
+		o.ks.attTrain(&out[t*outStride], &q[t*864], &k[0], &v[0], &row[0], L)
+		// The kernel leaves e^(s-max) in row: normalise into probabilities.
+		var sum float32
+		for _, e := range row[:L] {
+			sum += e
+		}
+		inv := 1 / sum
+		for j := range row[:L] {
+			row[j] *= inv
+		}
+		clear(row[L:])
+	}
+}
+
+// softmaxCrossEntropy is kernels.SoftmaxCrossEntropy with the float32 exponential.
+func softmaxCrossEntropy(logits []float32, targets []int32, N, V int) (sum float64, count int) {
+	for n := 0; n < N; n++ {
+		tg := targets[n]
+		if tg < 0 {
+			continue
+		}
+		row := logits[n*V : n*V+V]
+		m := row[0]
+		for _, x := range row {
+			m = max(m, x)
+		}
+		lt := row[tg]
+		var z float64
+		for i, x := range row {
+			e := kernels.Exp32(x - m)
+			row[i] = e
+			z += float64(e)
+		}
+		inv := float32(1 / z)
+		for i := range row {
+			row[i] *= inv
+		}
+		sum += math.Log(z) - float64(lt-m)
+		count++
+	}
+	return
 }

@@ -798,6 +798,459 @@ DATA kmasktab<>+30(SB)/2, $0x7fff
 DATA kmasktab<>+32(SB)/2, $0xffff
 GLOBL kmasktab<>(SB), RODATA|NOPTR, $34
 
+// func attention_32_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_32_768_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_24
+
+score4_23:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (CX), Y0, Y5
+	VFMADD231PS  32(CX), Y1, Y5
+	VFMADD231PS  64(CX), Y2, Y5
+	VFMADD231PS  96(CX), Y3, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  3072(CX), Y0, Y6
+	VFMADD231PS  3104(CX), Y1, Y6
+	VFMADD231PS  3136(CX), Y2, Y6
+	VFMADD231PS  3168(CX), Y3, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  6144(CX), Y0, Y7
+	VFMADD231PS  6176(CX), Y1, Y7
+	VFMADD231PS  6208(CX), Y2, Y7
+	VFMADD231PS  6240(CX), Y3, Y7
+	VXORPS       Y8, Y8, Y8
+	VFMADD231PS  9216(CX), Y0, Y8
+	VFMADD231PS  9248(CX), Y1, Y8
+	VFMADD231PS  9280(CX), Y2, Y8
+	VFMADD231PS  9312(CX), Y3, Y8
+	VUNPCKLPS    Y6, Y5, Y9
+	VUNPCKHPS    Y6, Y5, Y5
+	VADDPS       Y5, Y9, Y9
+	VUNPCKLPS    Y8, Y7, Y5
+	VUNPCKHPS    Y8, Y7, Y6
+	VADDPS       Y6, Y5, Y5
+	VUNPCKLPD    Y5, Y9, Y6
+	VUNPCKHPD    Y5, Y9, Y5
+	VADDPS       Y5, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X5
+	VADDPS       X5, X6, X5
+	VMULPS       rsqrt32<>+0(SB), X5, X5
+	VMOVUPS      X5, (DX)
+	VMAXPS       X5, X4, X4
+	ADDQ         $0x00003000, CX
+	ADDQ         $0x10, DX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          score4_23
+
+score1_24:
+	TESTQ DI, DI
+	JE    scoredone26
+
+score1l25:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (CX), Y0, Y5
+	VFMADD231PS  32(CX), Y1, Y5
+	VFMADD231PS  64(CX), Y2, Y5
+	VFMADD231PS  96(CX), Y3, Y5
+	VEXTRACTF128 $0x01, Y5, X6
+	VADDPS       X6, X5, X6
+	VPERMILPS    $0x4e, X6, X5
+	VADDPS       X5, X6, X6
+	VPERMILPS    $0xb1, X6, X5
+	VADDPS       X5, X6, X6
+	VMULSS       rsqrt32<>+0(SB), X6, X6
+	VMOVSS       X6, (DX)
+	VMAXSS       X6, X4, X4
+	ADDQ         $0x00000c00, CX
+	ADDQ         $0x04, DX
+	DECQ         DI
+	JNE          score1l25
+
+scoredone26:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail27
+
+exp28:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp28
+
+exptail27:
+	TESTQ        DI, DI
+	JE           expdone29
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, R8
+	SUBQ         DI, R8
+	VMOVDQU      (CX)(R8*4), Y3
+	VMASKMOVPS   (DX), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DX)
+	VADDPS       Y2, Y1, Y1
+
+expdone29:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, DX
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x02
+	JL           wsum1_31
+
+wsum30:
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	VBROADCASTSS 4(DX), Y9
+	VFMADD231PS  3072(CX), Y9, Y5
+	VFMADD231PS  3104(CX), Y9, Y6
+	VFMADD231PS  3136(CX), Y9, Y7
+	VFMADD231PS  3168(CX), Y9, Y8
+	ADDQ         $0x08, DX
+	ADDQ         $0x00001800, CX
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          wsum30
+
+wsum1_31:
+	TESTQ DI, DI
+	JE    wsumdone33
+
+wsum1l32:
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l32
+
+wsumdone33:
+	VADDPS  Y5, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y6, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y7, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, 64(AX)
+	VADDPS  Y8, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS Y4, 96(AX)
+	VZEROUPPER
+	RET
+
+// func attention_32_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·attention_32_768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS neginf<>+0(SB), X2
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_35
+
+score4_34:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (CX), Z0, Z3
+	VFMADD231PS   64(CX), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   3072(CX), Z0, Z4
+	VFMADD231PS   3136(CX), Z1, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   6144(CX), Z0, Z5
+	VFMADD231PS   6208(CX), Z1, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   9216(CX), Z0, Z6
+	VFMADD231PS   9280(CX), Z1, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt32<>+0(SB), X3, X3
+	VMOVUPS       X3, (DX)
+	VMAXPS        X3, X2, X2
+	ADDQ          $0x00003000, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_34
+
+score1_35:
+	TESTQ DI, DI
+	JE    scoredone37
+
+score1l36:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (CX), Z0, Z3
+	VFMADD231PS   64(CX), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt32<>+0(SB), X4, X4
+	VMOVSS        X4, (DX)
+	VMAXSS        X4, X2, X2
+	ADDQ          $0x00000c00, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l36
+
+scoredone37:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x10
+	JL           exptail38
+
+exp39:
+	VMOVUPS      (DX), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (DX)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, DI
+	CMPQ         DI, $0x10
+	JGE          exp39
+
+exptail38:
+	TESTQ        DI, DI
+	JE           expdone40
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (DX)
+	VADDPS       Z2, Z1, K1, Z1
+
+expdone40:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+	CMPQ          DI, $0x04
+	JL            wsum1_42
+
+wsum41:
+	VBROADCASTSS (DX), Z9
+	VFMADD231PS  (CX), Z9, Z1
+	VFMADD231PS  64(CX), Z9, Z2
+	VBROADCASTSS 4(DX), Z9
+	VFMADD231PS  3072(CX), Z9, Z3
+	VFMADD231PS  3136(CX), Z9, Z4
+	VBROADCASTSS 8(DX), Z9
+	VFMADD231PS  6144(CX), Z9, Z5
+	VFMADD231PS  6208(CX), Z9, Z6
+	VBROADCASTSS 12(DX), Z9
+	VFMADD231PS  9216(CX), Z9, Z7
+	VFMADD231PS  9280(CX), Z9, Z8
+	ADDQ         $0x10, DX
+	ADDQ         $0x00003000, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum41
+
+wsum1_42:
+	TESTQ DI, DI
+	JE    wsumdone44
+
+wsum1l43:
+	VBROADCASTSS (DX), Z9
+	VFMADD231PS  (CX), Z9, Z1
+	VFMADD231PS  64(CX), Z9, Z2
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l43
+
+wsumdone44:
+	VADDPS  Z3, Z1, Z1
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z7, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z4, Z2, Z2
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z8, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VZEROUPPER
+	RET
+
 // func matmul_256x256_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
@@ -805,16 +1258,16 @@ TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail24
+	JL   tail46
 
-rows4_23:
+rows4_45:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail28
+	JL   toktail50
 
-tok27:
+tok49:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -825,7 +1278,7 @@ tok27:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols31:
+cols53:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -842,7 +1295,7 @@ cols31:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols31
+	JNE          cols53
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -871,20 +1324,20 @@ cols31:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok27
+	JGE          tok49
 
-toktail28:
+toktail50:
 	TESTQ DI, DI
-	JE    tokdone30
+	JE    tokdone52
 
-tok1_29:
+tok1_51:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols32:
+cols54:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -892,7 +1345,7 @@ cols32:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols32
+	JNE          cols54
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -908,32 +1361,32 @@ cols32:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000400, SI
 	DECQ         DI
-	JNE          tok1_29
+	JNE          tok1_51
 
-tokdone30:
+tokdone52:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_23
+	JGE  rows4_45
 
-tail24:
+tail46:
 	TESTQ DX, DX
-	JE    done26
+	JE    done48
 
-rows1_25:
+rows1_47:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail34
+	JL   toktail56
 
-tok33:
+tok55:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols37:
+cols59:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -941,7 +1394,7 @@ cols37:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols37
+	JNE          cols59
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -960,22 +1413,22 @@ cols37:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok33
+	JGE          tok55
 
-toktail34:
+toktail56:
 	TESTQ DI, DI
-	JE    tokdone36
+	JE    tokdone58
 
-tok1_35:
+tok1_57:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols38:
+cols60:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols38
+	JNE          cols60
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -986,15 +1439,15 @@ cols38:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000400, SI
 	DECQ         DI
-	JNE          tok1_35
+	JNE          tok1_57
 
-tokdone36:
+tokdone58:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_25
+	JNE  rows1_47
 
-done26:
+done48:
 	VZEROUPPER
 	RET
 
@@ -1005,16 +1458,16 @@ TEXT ·matmul_256x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail40
+	JL   tail62
 
-rows4_39:
+rows4_61:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail44
+	JL   toktail66
 
-tok43:
+tok65:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -1683,13 +2136,13 @@ tok43:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok43
+	JGE           tok65
 
-toktail44:
+toktail66:
 	TESTQ DI, DI
-	JE    tokdone46
+	JE    tokdone68
 
-tok1_45:
+tok1_67:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -1793,27 +2246,27 @@ tok1_45:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000400, SI
 	DECQ          DI
-	JNE           tok1_45
+	JNE           tok1_67
 
-tokdone46:
+tokdone68:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_39
+	JGE  rows4_61
 
-tail40:
+tail62:
 	TESTQ DX, DX
-	JE    done42
+	JE    done64
 
-rows1_41:
+rows1_63:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail48
+	JL   toktail70
 
-tok47:
+tok69:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -2080,13 +2533,13 @@ tok47:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok47
+	JGE           tok69
 
-toktail48:
+toktail70:
 	TESTQ DI, DI
-	JE    tokdone50
+	JE    tokdone72
 
-tok1_49:
+tok1_71:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -2131,15 +2584,15 @@ tok1_49:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000400, SI
 	DECQ          DI
-	JNE           tok1_49
+	JNE           tok1_71
 
-tokdone50:
+tokdone72:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_41
+	JNE  rows1_63
 
-done42:
+done64:
 	VZEROUPPER
 	RET
 
@@ -2150,16 +2603,16 @@ TEXT ·matmul_512x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail52
+	JL   tail74
 
-rows4_51:
+rows4_73:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail56
+	JL   toktail78
 
-tok55:
+tok77:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2170,7 +2623,7 @@ tok55:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols59:
+cols81:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -2187,7 +2640,7 @@ cols59:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols59
+	JNE          cols81
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2216,20 +2669,20 @@ cols59:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok55
+	JGE          tok77
 
-toktail56:
+toktail78:
 	TESTQ DI, DI
-	JE    tokdone58
+	JE    tokdone80
 
-tok1_57:
+tok1_79:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols60:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -2237,7 +2690,7 @@ cols60:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols60
+	JNE          cols82
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2253,32 +2706,32 @@ cols60:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000800, SI
 	DECQ         DI
-	JNE          tok1_57
+	JNE          tok1_79
 
-tokdone58:
+tokdone80:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_51
+	JGE  rows4_73
 
-tail52:
+tail74:
 	TESTQ DX, DX
-	JE    done54
+	JE    done76
 
-rows1_53:
+rows1_75:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail62
+	JL   toktail84
 
-tok61:
+tok83:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols65:
+cols87:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2286,7 +2739,7 @@ cols65:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols65
+	JNE          cols87
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2305,22 +2758,22 @@ cols65:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok61
+	JGE          tok83
 
-toktail62:
+toktail84:
 	TESTQ DI, DI
-	JE    tokdone64
+	JE    tokdone86
 
-tok1_63:
+tok1_85:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols66:
+cols88:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols66
+	JNE          cols88
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2331,15 +2784,15 @@ cols66:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000800, SI
 	DECQ         DI
-	JNE          tok1_63
+	JNE          tok1_85
 
-tokdone64:
+tokdone86:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_53
+	JNE  rows1_75
 
-done54:
+done76:
 	VZEROUPPER
 	RET
 
@@ -2350,16 +2803,16 @@ TEXT ·matmul_512x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail68
+	JL   tail90
 
-rows4_67:
+rows4_89:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail72
+	JL   toktail94
 
-tok71:
+tok93:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -3028,13 +3481,13 @@ tok71:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok71
+	JGE           tok93
 
-toktail72:
+toktail94:
 	TESTQ DI, DI
-	JE    tokdone74
+	JE    tokdone96
 
-tok1_73:
+tok1_95:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -3138,27 +3591,27 @@ tok1_73:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000800, SI
 	DECQ          DI
-	JNE           tok1_73
+	JNE           tok1_95
 
-tokdone74:
+tokdone96:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_67
+	JGE  rows4_89
 
-tail68:
+tail90:
 	TESTQ DX, DX
-	JE    done70
+	JE    done92
 
-rows1_69:
+rows1_91:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail76
+	JL   toktail98
 
-tok75:
+tok97:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -3425,13 +3878,13 @@ tok75:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok75
+	JGE           tok97
 
-toktail76:
+toktail98:
 	TESTQ DI, DI
-	JE    tokdone78
+	JE    tokdone100
 
-tok1_77:
+tok1_99:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -3476,15 +3929,15 @@ tok1_77:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000800, SI
 	DECQ          DI
-	JNE           tok1_77
+	JNE           tok1_99
 
-tokdone78:
+tokdone100:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_69
+	JNE  rows1_91
 
-done70:
+done92:
 	VZEROUPPER
 	RET
 
@@ -3495,16 +3948,16 @@ TEXT ·matmul_768x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail80
+	JL   tail102
 
-rows4_79:
+rows4_101:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail84
+	JL   toktail106
 
-tok83:
+tok105:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3515,7 +3968,7 @@ tok83:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols87:
+cols109:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3532,7 +3985,7 @@ cols87:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols87
+	JNE          cols109
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3561,20 +4014,20 @@ cols87:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok83
+	JGE          tok105
 
-toktail84:
+toktail106:
 	TESTQ DI, DI
-	JE    tokdone86
+	JE    tokdone108
 
-tok1_85:
+tok1_107:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols88:
+cols110:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -3582,7 +4035,7 @@ cols88:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols88
+	JNE          cols110
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3598,32 +4051,32 @@ cols88:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_85
+	JNE          tok1_107
 
-tokdone86:
+tokdone108:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_79
+	JGE  rows4_101
 
-tail80:
+tail102:
 	TESTQ DX, DX
-	JE    done82
+	JE    done104
 
-rows1_81:
+rows1_103:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail90
+	JL   toktail112
 
-tok89:
+tok111:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols93:
+cols115:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3631,7 +4084,7 @@ cols93:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols93
+	JNE          cols115
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3650,22 +4103,22 @@ cols93:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok89
+	JGE          tok111
 
-toktail90:
+toktail112:
 	TESTQ DI, DI
-	JE    tokdone92
+	JE    tokdone114
 
-tok1_91:
+tok1_113:
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols94:
+cols116:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols94
+	JNE          cols116
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3676,15 +4129,15 @@ cols94:
 	ADDQ         $0x00000400, BX
 	ADDQ         $0x00000c00, SI
 	DECQ         DI
-	JNE          tok1_91
+	JNE          tok1_113
 
-tokdone92:
+tokdone114:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_81
+	JNE  rows1_103
 
-done82:
+done104:
 	VZEROUPPER
 	RET
 
@@ -3695,16 +4148,16 @@ TEXT ·matmul_768x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail96
+	JL   tail118
 
-rows4_95:
+rows4_117:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail100
+	JL   toktail122
 
-tok99:
+tok121:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -4373,13 +4826,13 @@ tok99:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok99
+	JGE           tok121
 
-toktail100:
+toktail122:
 	TESTQ DI, DI
-	JE    tokdone102
+	JE    tokdone124
 
-tok1_101:
+tok1_123:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -4483,27 +4936,27 @@ tok1_101:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_101
+	JNE           tok1_123
 
-tokdone102:
+tokdone124:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_95
+	JGE  rows4_117
 
-tail96:
+tail118:
 	TESTQ DX, DX
-	JE    done98
+	JE    done120
 
-rows1_97:
+rows1_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail104
+	JL   toktail126
 
-tok103:
+tok125:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -4770,13 +5223,13 @@ tok103:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok103
+	JGE           tok125
 
-toktail104:
+toktail126:
 	TESTQ DI, DI
-	JE    tokdone106
+	JE    tokdone128
 
-tok1_105:
+tok1_127:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -4821,15 +5274,15 @@ tok1_105:
 	ADDQ          $0x00000400, BX
 	ADDQ          $0x00000c00, SI
 	DECQ          DI
-	JNE           tok1_105
+	JNE           tok1_127
 
-tokdone106:
+tokdone128:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_97
+	JNE  rows1_119
 
-done98:
+done120:
 	VZEROUPPER
 	RET
 
@@ -4841,9 +5294,9 @@ TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail108
+	JL   tail130
 
-rows4_107:
+rows4_129:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4854,7 +5307,7 @@ rows4_107:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols111:
+cols133:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1024(CX)(SI*1), Y8, Y1
@@ -4867,7 +5320,7 @@ cols111:
 	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols111
+	JNE          cols133
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -4888,20 +5341,20 @@ cols111:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_107
+	JGE          rows4_129
 
-tail108:
+tail130:
 	TESTQ BX, BX
-	JE    done110
+	JE    done132
 
-rows1_109:
+rows1_131:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols112:
+cols134:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -4912,7 +5365,7 @@ cols112:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols112
+	JNE          cols134
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4926,9 +5379,9 @@ cols112:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_109
+	JNE          rows1_131
 
-done110:
+done132:
 	VZEROUPPER
 	RET
 
@@ -4940,9 +5393,9 @@ TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail114
+	JL   tail136
 
-rows4_113:
+rows4_135:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -5051,13 +5504,13 @@ rows4_113:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_113
+	JGE           rows4_135
 
-tail114:
+tail136:
 	TESTQ BX, BX
-	JE    done116
+	JE    done138
 
-rows1_115:
+rows1_137:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -5105,9 +5558,9 @@ rows1_115:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_115
+	JNE           rows1_137
 
-done116:
+done138:
 	VZEROUPPER
 	RET
 
@@ -5125,7 +5578,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols117:
+cols139:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -5136,7 +5589,7 @@ cols117:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols117
+	JNE          cols139
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -5154,9 +5607,9 @@ cols117:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail119
+	JL           tail141
 
-rows4_118:
+rows4_140:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5167,7 +5620,7 @@ rows4_118:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols122:
+cols144:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -5182,7 +5635,7 @@ cols122:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols122
+	JNE          cols144
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -5204,20 +5657,20 @@ cols122:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_118
+	JGE          rows4_140
 
-tail119:
+tail141:
 	TESTQ BX, BX
-	JE    done121
+	JE    done143
 
-rows1_120:
+rows1_142:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols123:
+cols145:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -5232,7 +5685,7 @@ cols123:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols123
+	JNE          cols145
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -5247,9 +5700,9 @@ cols123:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_120
+	JNE          rows1_142
 
-done121:
+done143:
 	VZEROUPPER
 	RET
 
@@ -5330,9 +5783,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail125
+	JL            tail147
 
-rows4_124:
+rows4_146:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	VMULPS        (CX), Z4, Z1
@@ -5458,13 +5911,13 @@ rows4_124:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_124
+	JGE           rows4_146
 
-tail125:
+tail147:
 	TESTQ BX, BX
-	JE    done127
+	JE    done149
 
-rows1_126:
+rows1_148:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -5529,9 +5982,9 @@ rows1_126:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_126
+	JNE           rows1_148
 
-done127:
+done149:
 	VZEROUPPER
 	RET
 
@@ -5549,7 +6002,7 @@ TEXT ·rmsswiglu_2048x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols128:
+cols150:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -5560,7 +6013,7 @@ cols128:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols128
+	JNE          cols150
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -5578,9 +6031,9 @@ cols128:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail130
+	JL           tail152
 
-rows4_129:
+rows4_151:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5591,7 +6044,7 @@ rows4_129:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols133:
+cols155:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -5604,7 +6057,7 @@ cols133:
 	VFMADD231PS  2100224(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols133
+	JNE          cols155
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -5657,13 +6110,13 @@ cols133:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_129
+	JGE          rows4_151
 
-tail130:
+tail152:
 	TESTQ BX, BX
-	JE    done132
+	JE    done154
 
-rows1_131:
+rows1_153:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5674,7 +6127,7 @@ rows1_131:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols134:
+cols156:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -5693,7 +6146,7 @@ cols134:
 	VFMADD231PS  2097248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols134
+	JNE          cols156
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -5741,9 +6194,9 @@ cols134:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_131
+	JNE          rows1_153
 
-done132:
+done154:
 	VZEROUPPER
 	RET
 
@@ -5824,9 +6277,9 @@ TEXT ·rmsswiglu_2048x256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail136
+	JL            tail158
 
-rows4_135:
+rows4_157:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	VMULPS        (CX), Z8, Z1
@@ -6063,13 +6516,13 @@ rows4_135:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_135
+	JGE           rows4_157
 
-tail136:
+tail158:
 	TESTQ BX, BX
-	JE    done138
+	JE    done160
 
-rows1_137:
+rows1_159:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -6185,8 +6638,8 @@ rows1_137:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_137
+	JNE           rows1_159
 
-done138:
+done160:
 	VZEROUPPER
 	RET

@@ -9,6 +9,11 @@ package moe8x256
 //go:noescape
 func attention_32_256_neon(out, q, k, v, att *float32, t int)
 
+// attention_32_768_neon: one head of size 32 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_32_768_neon(out, q, k, v, att *float32, t int)
+
 // matmul_256x256_neon: out[b*256+r] = w[r]·x[b] for r < n and b tokens, 256 columns.
 //
 //go:noescape

@@ -157,6 +157,154 @@ func attention_32_256_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// attention_32_768_go: one head of size 32 over t ≥ 1 positions 768 floats apart.
+func attention_32_768_go(out, q, k, v, att *float32, t int) {
+	const HD, S = 32, 768
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a := unsafe.Slice(att, t)
+	m := float32(math.Inf(-1))
+	const scale = 0.17677669
+	ap := unsafe.Pointer(att)
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[8][4]float32)(k0)
+		wb1 := (*[8][4]float32)(k1)
+		wb2 := (*[8][4]float32)(k2)
+		wb3 := (*[8][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[8][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[8][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+	{
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for j, e := range a {
+			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+			o4 += e * vj[4]
+			o5 += e * vj[5]
+			o6 += e * vj[6]
+			o7 += e * vj[7]
+		}
+		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	}
+}
+
 // matmul_256x256_go: out[b*256+r] = w[r]·x[b] for r < n and b tokens, 256 columns.
 func matmul_256x256_go(out, w, x *float32, n, b int) {
 	const R, C = 256, 256

@@ -399,32 +399,34 @@ func rmsnorm(out, x, nw *[256]float32) {
 
 // kernelSet is one instruction set's kernels for this model's shapes.
 type kernelSet struct {
-	name    string
-	qkv     func(out, w, x, nw *float32, n int, eps float32)
-	wo      func(out, w, x *float32, n int)
-	cls     func(out, w, x, nw *float32, n int, eps float32)
-	att     func(out, q, k, v, att *float32, t int)
-	mmQKV   func(out, w, x *float32, n, b int)
-	mmOut   func(out, w, x *float32, n, b int)
-	mmCls   func(out, w, x *float32, n, b int)
-	router  func(out, w, x, nw *float32, n int, eps float32)
-	expFFN  func(out, w, x, nw *float32, n int, eps float32)
-	expDown func(out, w, x *float32, n int)
+	name     string
+	qkv      func(out, w, x, nw *float32, n int, eps float32)
+	wo       func(out, w, x *float32, n int)
+	cls      func(out, w, x, nw *float32, n int, eps float32)
+	att      func(out, q, k, v, att *float32, t int)
+	mmQKV    func(out, w, x *float32, n, b int)
+	mmOut    func(out, w, x *float32, n, b int)
+	mmCls    func(out, w, x *float32, n, b int)
+	router   func(out, w, x, nw *float32, n int, eps float32)
+	expFFN   func(out, w, x, nw *float32, n int, eps float32)
+	expDown  func(out, w, x *float32, n int)
+	attTrain func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:     attention_32_256_go,
-	cls:     rmsmatvec_256_go,
-	expDown: matvec_256_go,
-	expFFN:  rmsswiglu_2048x256_go,
-	mmCls:   matmul_512x256_go,
-	mmOut:   matmul_256x256_go,
-	mmQKV:   matmul_768x256_go,
-	name:    "go",
-	qkv:     rmsmatvec_256_go,
-	router:  rmsmatvec_256_go,
-	wo:      matvec_256_go,
+	att:      attention_32_256_go,
+	attTrain: attention_32_768_go,
+	cls:      rmsmatvec_256_go,
+	expDown:  matvec_256_go,
+	expFFN:   rmsswiglu_2048x256_go,
+	mmCls:    matmul_512x256_go,
+	mmOut:    matmul_256x256_go,
+	mmQKV:    matmul_768x256_go,
+	name:     "go",
+	qkv:      rmsmatvec_256_go,
+	router:   rmsmatvec_256_go,
+	wo:       matvec_256_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

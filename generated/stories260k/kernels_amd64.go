@@ -4,6 +4,16 @@
 
 package stories260k
 
+// attention_8_128_avx2: one head of size 8 over t ≥ 1 positions 128 floats apart.
+//
+//go:noescape
+func attention_8_128_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_8_128_avx512: one head of size 8 over t ≥ 1 positions 128 floats apart.
+//
+//go:noescape
+func attention_8_128_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // attention_8_32_avx2: one head of size 8 over t ≥ 1 positions 32 floats apart.
 //
 //go:noescape

@@ -4,9 +4,9 @@
 
 #include "textflag.h"
 
-// func attention_8_32_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_8_128_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·attention_8_32_avx2(SB), NOSPLIT, $0-48
+TEXT ·attention_8_128_avx2(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    q+8(FP), CX
 	MOVQ    k+16(FP), DX
@@ -24,11 +24,11 @@ score4_1:
 	VXORPS       Y2, Y2, Y2
 	VFMADD231PS  (CX), Y0, Y2
 	VXORPS       Y3, Y3, Y3
-	VFMADD231PS  128(CX), Y0, Y3
+	VFMADD231PS  512(CX), Y0, Y3
 	VXORPS       Y4, Y4, Y4
-	VFMADD231PS  256(CX), Y0, Y4
+	VFMADD231PS  1024(CX), Y0, Y4
 	VXORPS       Y5, Y5, Y5
-	VFMADD231PS  384(CX), Y0, Y5
+	VFMADD231PS  1536(CX), Y0, Y5
 	VUNPCKLPS    Y3, Y2, Y6
 	VUNPCKHPS    Y3, Y2, Y2
 	VADDPS       Y2, Y6, Y6
@@ -43,7 +43,7 @@ score4_1:
 	VMULPS       rsqrt8<>+0(SB), X2, X2
 	VMOVUPS      X2, (DX)
 	VMAXPS       X2, X1, X1
-	ADDQ         $0x00000200, CX
+	ADDQ         $0x00000800, CX
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
@@ -65,7 +65,7 @@ score1l3:
 	VMULSS       rsqrt8<>+0(SB), X3, X3
 	VMOVSS       X3, (DX)
 	VMAXSS       X3, X1, X1
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000200, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
 	JNE          score1l3
@@ -167,13 +167,13 @@ wsum8:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
-	VFMADD231PS  128(CX), Y5, Y2
+	VFMADD231PS  512(CX), Y5, Y2
 	VBROADCASTSS 8(DX), Y5
-	VFMADD231PS  256(CX), Y5, Y3
+	VFMADD231PS  1024(CX), Y5, Y3
 	VBROADCASTSS 12(DX), Y5
-	VFMADD231PS  384(CX), Y5, Y4
+	VFMADD231PS  1536(CX), Y5, Y4
 	ADDQ         $0x10, DX
-	ADDQ         $0x00000200, CX
+	ADDQ         $0x00000800, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
 	JGE          wsum8
@@ -186,7 +186,7 @@ wsum1l10:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000200, CX
 	DECQ         DI
 	JNE          wsum1l10
 
@@ -503,9 +503,9 @@ DATA masktab<>+120(SB)/4, $0x00000000
 DATA masktab<>+124(SB)/4, $0x00000000
 GLOBL masktab<>(SB), RODATA|NOPTR, $128
 
-// func attention_8_32_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func attention_8_128_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
-TEXT ·attention_8_32_avx512(SB), NOSPLIT, $0-48
+TEXT ·attention_8_128_avx512(SB), NOSPLIT, $0-48
 	MOVQ    out+0(FP), AX
 	MOVQ    q+8(FP), CX
 	MOVQ    k+16(FP), DX
@@ -523,11 +523,11 @@ score4_12:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, Y2
 	VMOVUPS       zero<>+0(SB), Y3
-	VFMADD231PS   128(CX), Y0, Y3
+	VFMADD231PS   512(CX), Y0, Y3
 	VMOVUPS       zero<>+0(SB), Y4
-	VFMADD231PS   256(CX), Y0, Y4
+	VFMADD231PS   1024(CX), Y0, Y4
 	VMOVUPS       zero<>+0(SB), Y5
-	VFMADD231PS   384(CX), Y0, Y5
+	VFMADD231PS   1536(CX), Y0, Y5
 	VUNPCKLPS     Y3, Y2, Y6
 	VUNPCKHPS     Y3, Y2, Y2
 	VADDPS        Y2, Y6, Y6
@@ -542,7 +542,7 @@ score4_12:
 	VMULPS        rsqrt8<>+0(SB), X2, X2
 	VMOVUPS       X2, (DX)
 	VMAXPS        X2, X1, X1
-	ADDQ          $0x00000200, CX
+	ADDQ          $0x00000800, CX
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
@@ -564,7 +564,7 @@ score1l14:
 	VMULSS        rsqrt8<>+0(SB), X3, X3
 	VMOVSS        X3, (DX)
 	VMAXSS        X3, X1, X1
-	ADDQ          $0x00000080, CX
+	ADDQ          $0x00000200, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
 	JNE           score1l14
@@ -663,13 +663,13 @@ wsum19:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
-	VFMADD231PS  128(CX), Y5, Y2
+	VFMADD231PS  512(CX), Y5, Y2
 	VBROADCASTSS 8(DX), Y5
-	VFMADD231PS  256(CX), Y5, Y3
+	VFMADD231PS  1024(CX), Y5, Y3
 	VBROADCASTSS 12(DX), Y5
-	VFMADD231PS  384(CX), Y5, Y4
+	VFMADD231PS  1536(CX), Y5, Y4
 	ADDQ         $0x10, DX
-	ADDQ         $0x00000200, CX
+	ADDQ         $0x00000800, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
 	JGE          wsum19
@@ -682,7 +682,7 @@ wsum1l21:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000200, CX
 	DECQ         DI
 	JNE          wsum1l21
 
@@ -732,6 +732,393 @@ DATA kmasktab<>+30(SB)/2, $0x7fff
 DATA kmasktab<>+32(SB)/2, $0xffff
 GLOBL kmasktab<>(SB), RODATA|NOPTR, $34
 
+// func attention_8_32_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_8_32_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_24
+
+score4_23:
+	VXORPS       Y2, Y2, Y2
+	VFMADD231PS  (CX), Y0, Y2
+	VXORPS       Y3, Y3, Y3
+	VFMADD231PS  128(CX), Y0, Y3
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  256(CX), Y0, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  384(CX), Y0, Y5
+	VUNPCKLPS    Y3, Y2, Y6
+	VUNPCKHPS    Y3, Y2, Y2
+	VADDPS       Y2, Y6, Y6
+	VUNPCKLPS    Y5, Y4, Y2
+	VUNPCKHPS    Y5, Y4, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y6, Y3
+	VUNPCKHPD    Y2, Y6, Y2
+	VADDPS       Y2, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VMULPS       rsqrt8<>+0(SB), X2, X2
+	VMOVUPS      X2, (DX)
+	VMAXPS       X2, X1, X1
+	ADDQ         $0x00000200, CX
+	ADDQ         $0x10, DX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          score4_23
+
+score1_24:
+	TESTQ DI, DI
+	JE    scoredone26
+
+score1l25:
+	VXORPS       Y2, Y2, Y2
+	VFMADD231PS  (CX), Y0, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X3
+	VPERMILPS    $0x4e, X3, X2
+	VADDPS       X2, X3, X3
+	VPERMILPS    $0xb1, X3, X2
+	VADDPS       X2, X3, X3
+	VMULSS       rsqrt8<>+0(SB), X3, X3
+	VMOVSS       X3, (DX)
+	VMAXSS       X3, X1, X1
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x04, DX
+	DECQ         DI
+	JNE          score1l25
+
+scoredone26:
+	VPERMILPS    $0x4e, X1, X0
+	VMAXPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VMAXPS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail27
+
+exp28:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp28
+
+exptail27:
+	TESTQ        DI, DI
+	JE           expdone29
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, R8
+	SUBQ         DI, R8
+	VMOVDQU      (CX)(R8*4), Y3
+	VMASKMOVPS   (DX), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DX)
+	VADDPS       Y2, Y1, Y1
+
+expdone29:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	MOVQ         SI, DX
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x04
+	JL           wsum1_31
+
+wsum30:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  128(CX), Y5, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  256(CX), Y5, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  384(CX), Y5, Y4
+	ADDQ         $0x10, DX
+	ADDQ         $0x00000200, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum30
+
+wsum1_31:
+	TESTQ DI, DI
+	JE    wsumdone33
+
+wsum1l32:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000080, CX
+	DECQ         DI
+	JNE          wsum1l32
+
+wsumdone33:
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VZEROUPPER
+	RET
+
+// func attention_8_32_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·attention_8_32_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Y0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_35
+
+score4_34:
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   128(CX), Y0, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   256(CX), Y0, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   384(CX), Y0, Y5
+	VUNPCKLPS     Y3, Y2, Y6
+	VUNPCKHPS     Y3, Y2, Y2
+	VADDPS        Y2, Y6, Y6
+	VUNPCKLPS     Y5, Y4, Y2
+	VUNPCKHPS     Y5, Y4, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y6, Y3
+	VUNPCKHPD     Y2, Y6, Y2
+	VADDPS        Y2, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VMULPS        rsqrt8<>+0(SB), X2, X2
+	VMOVUPS       X2, (DX)
+	VMAXPS        X2, X1, X1
+	ADDQ          $0x00000200, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_34
+
+score1_35:
+	TESTQ DI, DI
+	JE    scoredone37
+
+score1l36:
+	VMOVUPS       zero<>+0(SB), Y2
+	VFMADD231PS   (CX), Y0, Y2
+	VEXTRACTF32X4 $0x01, Y2, X3
+	VADDPS        X3, X2, X3
+	VPERMILPS     $0x4e, X3, X2
+	VADDPS        X2, X3, X3
+	VPERMILPS     $0xb1, X3, X2
+	VADDPS        X2, X3, X3
+	VMULSS        rsqrt8<>+0(SB), X3, X3
+	VMOVSS        X3, (DX)
+	VMAXSS        X3, X1, X1
+	ADDQ          $0x00000080, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l36
+
+scoredone37:
+	VPERMILPS    $0x4e, X1, X0
+	VMAXPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VMAXPS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VMOVUPS      zero<>+0(SB), Y1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x08
+	JL           exptail38
+
+exp39:
+	VMOVUPS      (DX), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VRNDSCALEPS  $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DX)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DX
+	SUBQ         $0x08, DI
+	CMPQ         DI, $0x08
+	JGE          exp39
+
+exptail38:
+	TESTQ        DI, DI
+	JE           expdone40
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD213PS  Y2, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y3, Y2
+	VMOVUPS      Y2, K1, (DX)
+	VADDPS       Y2, Y1, K1, Y1
+
+expdone40:
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+	CMPQ          DI, $0x04
+	JL            wsum1_42
+
+wsum41:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	VBROADCASTSS 4(DX), Y5
+	VFMADD231PS  128(CX), Y5, Y2
+	VBROADCASTSS 8(DX), Y5
+	VFMADD231PS  256(CX), Y5, Y3
+	VBROADCASTSS 12(DX), Y5
+	VFMADD231PS  384(CX), Y5, Y4
+	ADDQ         $0x10, DX
+	ADDQ         $0x00000200, CX
+	SUBQ         $0x04, DI
+	CMPQ         DI, $0x04
+	JGE          wsum41
+
+wsum1_42:
+	TESTQ DI, DI
+	JE    wsumdone44
+
+wsum1l43:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000080, CX
+	DECQ         DI
+	JNE          wsum1l43
+
+wsumdone44:
+	VADDPS  Y2, Y1, Y1
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VZEROUPPER
+	RET
+
 // func matmul_128x64_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
@@ -739,16 +1126,16 @@ TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail24
+	JL   tail46
 
-rows4_23:
+rows4_45:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail28
+	JL   toktail50
 
-tok27:
+tok49:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -889,13 +1276,13 @@ tok27:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok27
+	JGE          tok49
 
-toktail28:
+toktail50:
 	TESTQ DI, DI
-	JE    tokdone30
+	JE    tokdone52
 
-tok1_29:
+tok1_51:
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -951,27 +1338,27 @@ tok1_29:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000200, SI
 	DECQ         DI
-	JNE          tok1_29
+	JNE          tok1_51
 
-tokdone30:
+tokdone52:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_23
+	JGE  rows4_45
 
-tail24:
+tail46:
 	TESTQ DX, DX
-	JE    done26
+	JE    done48
 
-rows1_25:
+rows1_47:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail32
+	JL   toktail54
 
-tok31:
+tok53:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -1030,13 +1417,13 @@ tok31:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok31
+	JGE          tok53
 
-toktail32:
+toktail54:
 	TESTQ DI, DI
-	JE    tokdone34
+	JE    tokdone56
 
-tok1_33:
+tok1_55:
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -1063,15 +1450,15 @@ tok1_33:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000200, SI
 	DECQ         DI
-	JNE          tok1_33
+	JNE          tok1_55
 
-tokdone34:
+tokdone56:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_25
+	JNE  rows1_47
 
-done26:
+done48:
 	VZEROUPPER
 	RET
 
@@ -1082,16 +1469,16 @@ TEXT ·matmul_128x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail36
+	JL   tail58
 
-rows4_35:
+rows4_57:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail40
+	JL   toktail62
 
-tok39:
+tok61:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -1440,13 +1827,13 @@ tok39:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok39
+	JGE           tok61
 
-toktail40:
+toktail62:
 	TESTQ DI, DI
-	JE    tokdone42
+	JE    tokdone64
 
-tok1_41:
+tok1_63:
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -1502,27 +1889,27 @@ tok1_41:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000200, SI
 	DECQ          DI
-	JNE           tok1_41
+	JNE           tok1_63
 
-tokdone42:
+tokdone64:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_35
+	JGE  rows4_57
 
-tail36:
+tail58:
 	TESTQ DX, DX
-	JE    done38
+	JE    done60
 
-rows1_37:
+rows1_59:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail44
+	JL   toktail66
 
-tok43:
+tok65:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -1673,13 +2060,13 @@ tok43:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok43
+	JGE           tok65
 
-toktail44:
+toktail66:
 	TESTQ DI, DI
-	JE    tokdone46
+	JE    tokdone68
 
-tok1_45:
+tok1_67:
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -1706,15 +2093,15 @@ tok1_45:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000200, SI
 	DECQ          DI
-	JNE           tok1_45
+	JNE           tok1_67
 
-tokdone46:
+tokdone68:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_37
+	JNE  rows1_59
 
-done38:
+done60:
 	VZEROUPPER
 	RET
 
@@ -1725,16 +2112,16 @@ TEXT ·matmul_344x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail48
+	JL   tail70
 
-rows4_47:
+rows4_69:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail52
+	JL   toktail74
 
-tok51:
+tok73:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -1875,13 +2262,13 @@ tok51:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok51
+	JGE          tok73
 
-toktail52:
+toktail74:
 	TESTQ DI, DI
-	JE    tokdone54
+	JE    tokdone76
 
-tok1_53:
+tok1_75:
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -1937,27 +2324,27 @@ tok1_53:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000560, SI
 	DECQ         DI
-	JNE          tok1_53
+	JNE          tok1_75
 
-tokdone54:
+tokdone76:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_47
+	JGE  rows4_69
 
-tail48:
+tail70:
 	TESTQ DX, DX
-	JE    done50
+	JE    done72
 
-rows1_49:
+rows1_71:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail56
+	JL   toktail78
 
-tok55:
+tok77:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -2016,13 +2403,13 @@ tok55:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok55
+	JGE          tok77
 
-toktail56:
+toktail78:
 	TESTQ DI, DI
-	JE    tokdone58
+	JE    tokdone80
 
-tok1_57:
+tok1_79:
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -2049,15 +2436,15 @@ tok1_57:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000560, SI
 	DECQ         DI
-	JNE          tok1_57
+	JNE          tok1_79
 
-tokdone58:
+tokdone80:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_49
+	JNE  rows1_71
 
-done50:
+done72:
 	VZEROUPPER
 	RET
 
@@ -2068,16 +2455,16 @@ TEXT ·matmul_344x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail60
+	JL   tail82
 
-rows4_59:
+rows4_81:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail64
+	JL   toktail86
 
-tok63:
+tok85:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -2426,13 +2813,13 @@ tok63:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok63
+	JGE           tok85
 
-toktail64:
+toktail86:
 	TESTQ DI, DI
-	JE    tokdone66
+	JE    tokdone88
 
-tok1_65:
+tok1_87:
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -2488,27 +2875,27 @@ tok1_65:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000560, SI
 	DECQ          DI
-	JNE           tok1_65
+	JNE           tok1_87
 
-tokdone66:
+tokdone88:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_59
+	JGE  rows4_81
 
-tail60:
+tail82:
 	TESTQ DX, DX
-	JE    done62
+	JE    done84
 
-rows1_61:
+rows1_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail68
+	JL   toktail90
 
-tok67:
+tok89:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -2659,13 +3046,13 @@ tok67:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok67
+	JGE           tok89
 
-toktail68:
+toktail90:
 	TESTQ DI, DI
-	JE    tokdone70
+	JE    tokdone92
 
-tok1_69:
+tok1_91:
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -2692,15 +3079,15 @@ tok1_69:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000560, SI
 	DECQ          DI
-	JNE           tok1_69
+	JNE           tok1_91
 
-tokdone70:
+tokdone92:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_61
+	JNE  rows1_83
 
-done62:
+done84:
 	VZEROUPPER
 	RET
 
@@ -2711,16 +3098,16 @@ TEXT ·matmul_512x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail72
+	JL   tail94
 
-rows4_71:
+rows4_93:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail76
+	JL   toktail98
 
-tok75:
+tok97:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -2861,13 +3248,13 @@ tok75:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok75
+	JGE          tok97
 
-toktail76:
+toktail98:
 	TESTQ DI, DI
-	JE    tokdone78
+	JE    tokdone100
 
-tok1_77:
+tok1_99:
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -2923,27 +3310,27 @@ tok1_77:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000800, SI
 	DECQ         DI
-	JNE          tok1_77
+	JNE          tok1_99
 
-tokdone78:
+tokdone100:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_71
+	JGE  rows4_93
 
-tail72:
+tail94:
 	TESTQ DX, DX
-	JE    done74
+	JE    done96
 
-rows1_73:
+rows1_95:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail80
+	JL   toktail102
 
-tok79:
+tok101:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -3002,13 +3389,13 @@ tok79:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok79
+	JGE          tok101
 
-toktail80:
+toktail102:
 	TESTQ DI, DI
-	JE    tokdone82
+	JE    tokdone104
 
-tok1_81:
+tok1_103:
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -3035,15 +3422,15 @@ tok1_81:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000800, SI
 	DECQ         DI
-	JNE          tok1_81
+	JNE          tok1_103
 
-tokdone82:
+tokdone104:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_73
+	JNE  rows1_95
 
-done74:
+done96:
 	VZEROUPPER
 	RET
 
@@ -3054,16 +3441,16 @@ TEXT ·matmul_512x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail84
+	JL   tail106
 
-rows4_83:
+rows4_105:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail88
+	JL   toktail110
 
-tok87:
+tok109:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -3412,13 +3799,13 @@ tok87:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok87
+	JGE           tok109
 
-toktail88:
+toktail110:
 	TESTQ DI, DI
-	JE    tokdone90
+	JE    tokdone112
 
-tok1_89:
+tok1_111:
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -3474,27 +3861,27 @@ tok1_89:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000800, SI
 	DECQ          DI
-	JNE           tok1_89
+	JNE           tok1_111
 
-tokdone90:
+tokdone112:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_83
+	JGE  rows4_105
 
-tail84:
+tail106:
 	TESTQ DX, DX
-	JE    done86
+	JE    done108
 
-rows1_85:
+rows1_107:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail92
+	JL   toktail114
 
-tok91:
+tok113:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -3645,13 +4032,13 @@ tok91:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok91
+	JGE           tok113
 
-toktail92:
+toktail114:
 	TESTQ DI, DI
-	JE    tokdone94
+	JE    tokdone116
 
-tok1_93:
+tok1_115:
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -3678,15 +4065,15 @@ tok1_93:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000800, SI
 	DECQ          DI
-	JNE           tok1_93
+	JNE           tok1_115
 
-tokdone94:
+tokdone116:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_85
+	JNE  rows1_107
 
-done86:
+done108:
 	VZEROUPPER
 	RET
 
@@ -3698,16 +4085,16 @@ TEXT ·matmul_64x172_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail96
+	JL      tail118
 
-rows4_95:
+rows4_117:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail100
+	JL   toktail122
 
-tok99:
+tok121:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -3718,7 +4105,7 @@ tok99:
 	VXORPS Y8, Y8, Y8
 	XORQ   R8, R8
 
-cols103:
+cols125:
 	VMOVUPS      (BX)(R8*1), Y9
 	VMOVUPS      688(BX)(R8*1), Y10
 	VMOVUPS      (CX)(R8*1), Y11
@@ -3735,7 +4122,7 @@ cols103:
 	VFMADD231PS  Y10, Y11, Y8
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols103
+	JNE          cols125
 	VMASKMOVPS   672(BX), Y0, Y9
 	VMASKMOVPS   1360(BX), Y0, Y10
 	VMASKMOVPS   672(CX), Y0, Y11
@@ -3778,20 +4165,20 @@ cols103:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok99
+	JGE          tok121
 
-toktail100:
+toktail122:
 	TESTQ DI, DI
-	JE    tokdone102
+	JE    tokdone124
 
-tok1_101:
+tok1_123:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   R8, R8
 
-cols104:
+cols126:
 	VMOVUPS      (BX)(R8*1), Y5
 	VFMADD231PS  (CX)(R8*1), Y5, Y1
 	VFMADD231PS  688(CX)(R8*1), Y5, Y2
@@ -3799,7 +4186,7 @@ cols104:
 	VFMADD231PS  2064(CX)(R8*1), Y5, Y4
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols104
+	JNE          cols126
 	VMASKMOVPS   672(BX), Y0, Y5
 	VMASKMOVPS   672(CX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -3824,32 +4211,32 @@ cols104:
 	ADDQ         $0x000002b0, BX
 	ADDQ         $0x00000100, SI
 	DECQ         DI
-	JNE          tok1_101
+	JNE          tok1_123
 
-tokdone102:
+tokdone124:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_95
+	JGE  rows4_117
 
-tail96:
+tail118:
 	TESTQ DX, DX
-	JE    done98
+	JE    done120
 
-rows1_97:
+rows1_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail106
+	JL   toktail128
 
-tok105:
+tok127:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	XORQ   R8, R8
 
-cols109:
+cols131:
 	VMOVUPS      (BX)(R8*1), Y3
 	VMOVUPS      688(BX)(R8*1), Y4
 	VMOVUPS      (CX)(R8*1), Y5
@@ -3857,7 +4244,7 @@ cols109:
 	VFMADD231PS  Y4, Y5, Y2
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols109
+	JNE          cols131
 	VMASKMOVPS   672(BX), Y0, Y3
 	VMASKMOVPS   1360(BX), Y0, Y4
 	VMASKMOVPS   672(CX), Y0, Y5
@@ -3881,22 +4268,22 @@ cols109:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok105
+	JGE          tok127
 
-toktail106:
+toktail128:
 	TESTQ DI, DI
-	JE    tokdone108
+	JE    tokdone130
 
-tok1_107:
+tok1_129:
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols110:
+cols132:
 	VMOVUPS      (BX)(R8*1), Y2
 	VFMADD231PS  (CX)(R8*1), Y2, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols110
+	JNE          cols132
 	VMASKMOVPS   672(BX), Y0, Y2
 	VMASKMOVPS   672(CX), Y0, Y3
 	VFMADD231PS  Y2, Y3, Y1
@@ -3910,15 +4297,15 @@ cols110:
 	ADDQ         $0x000002b0, BX
 	ADDQ         $0x00000100, SI
 	DECQ         DI
-	JNE          tok1_107
+	JNE          tok1_129
 
-tokdone108:
+tokdone130:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_97
+	JNE  rows1_119
 
-done98:
+done120:
 	VZEROUPPER
 	RET
 
@@ -3931,16 +4318,16 @@ TEXT ·matmul_64x172_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail112
+	JL    tail134
 
-rows4_111:
+rows4_133:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail116
+	JL   toktail138
 
-tok115:
+tok137:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       688(BX), Z19
 	VMOVUPS       1376(BX), Z20
@@ -4435,13 +4822,13 @@ tok115:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok115
+	JGE           tok137
 
-toktail116:
+toktail138:
 	TESTQ DI, DI
-	JE    tokdone118
+	JE    tokdone140
 
-tok1_117:
+tok1_139:
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        688(CX), Z3, Z1
@@ -4520,27 +4907,27 @@ tok1_117:
 	ADDQ          $0x000002b0, BX
 	ADDQ          $0x00000100, SI
 	DECQ          DI
-	JNE           tok1_117
+	JNE           tok1_139
 
-tokdone118:
+tokdone140:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_111
+	JGE  rows4_133
 
-tail112:
+tail134:
 	TESTQ DX, DX
-	JE    done114
+	JE    done136
 
-rows1_113:
+rows1_135:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail120
+	JL   toktail142
 
-tok119:
+tok141:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -4741,13 +5128,13 @@ tok119:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok119
+	JGE           tok141
 
-toktail120:
+toktail142:
 	TESTQ DI, DI
-	JE    tokdone122
+	JE    tokdone144
 
-tok1_121:
+tok1_143:
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -4782,15 +5169,15 @@ tok1_121:
 	ADDQ          $0x000002b0, BX
 	ADDQ          $0x00000100, SI
 	DECQ          DI
-	JNE           tok1_121
+	JNE           tok1_143
 
-tokdone122:
+tokdone144:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_113
+	JNE  rows1_135
 
-done114:
+done136:
 	VZEROUPPER
 	RET
 
@@ -4801,16 +5188,16 @@ TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail124
+	JL   tail146
 
-rows4_123:
+rows4_145:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail128
+	JL   toktail150
 
-tok127:
+tok149:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -4951,13 +5338,13 @@ tok127:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok127
+	JGE          tok149
 
-toktail128:
+toktail150:
 	TESTQ DI, DI
-	JE    tokdone130
+	JE    tokdone152
 
-tok1_129:
+tok1_151:
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -5013,27 +5400,27 @@ tok1_129:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000100, SI
 	DECQ         DI
-	JNE          tok1_129
+	JNE          tok1_151
 
-tokdone130:
+tokdone152:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_123
+	JGE  rows4_145
 
-tail124:
+tail146:
 	TESTQ DX, DX
-	JE    done126
+	JE    done148
 
-rows1_125:
+rows1_147:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail132
+	JL   toktail154
 
-tok131:
+tok153:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -5092,13 +5479,13 @@ tok131:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok131
+	JGE          tok153
 
-toktail132:
+toktail154:
 	TESTQ DI, DI
-	JE    tokdone134
+	JE    tokdone156
 
-tok1_133:
+tok1_155:
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -5125,15 +5512,15 @@ tok1_133:
 	ADDQ         $0x00000100, BX
 	ADDQ         $0x00000100, SI
 	DECQ         DI
-	JNE          tok1_133
+	JNE          tok1_155
 
-tokdone134:
+tokdone156:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_125
+	JNE  rows1_147
 
-done126:
+done148:
 	VZEROUPPER
 	RET
 
@@ -5144,16 +5531,16 @@ TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail136
+	JL   tail158
 
-rows4_135:
+rows4_157:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail140
+	JL   toktail162
 
-tok139:
+tok161:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -5502,13 +5889,13 @@ tok139:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok139
+	JGE           tok161
 
-toktail140:
+toktail162:
 	TESTQ DI, DI
-	JE    tokdone142
+	JE    tokdone164
 
-tok1_141:
+tok1_163:
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -5564,27 +5951,27 @@ tok1_141:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000100, SI
 	DECQ          DI
-	JNE           tok1_141
+	JNE           tok1_163
 
-tokdone142:
+tokdone164:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_135
+	JGE  rows4_157
 
-tail136:
+tail158:
 	TESTQ DX, DX
-	JE    done138
+	JE    done160
 
-rows1_137:
+rows1_159:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail144
+	JL   toktail166
 
-tok143:
+tok165:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -5735,13 +6122,13 @@ tok143:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok143
+	JGE           tok165
 
-toktail144:
+toktail166:
 	TESTQ DI, DI
-	JE    tokdone146
+	JE    tokdone168
 
-tok1_145:
+tok1_167:
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -5768,15 +6155,15 @@ tok1_145:
 	ADDQ          $0x00000100, BX
 	ADDQ          $0x00000100, SI
 	DECQ          DI
-	JNE           tok1_145
+	JNE           tok1_167
 
-tokdone146:
+tokdone168:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_137
+	JNE  rows1_159
 
-done138:
+done160:
 	VZEROUPPER
 	RET
 
@@ -5789,9 +6176,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail148
+	JL      tail170
 
-rows4_147:
+rows4_169:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5802,7 +6189,7 @@ rows4_147:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols151:
+cols173:
 	VMOVUPS      (DX)(SI*1), Y9
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
 	VFMADD231PS  688(CX)(SI*1), Y9, Y2
@@ -5815,7 +6202,7 @@ cols151:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols151
+	JNE          cols173
 	VMOVUPS      640(DX), Y9
 	VFMADD231PS  640(CX), Y9, Y1
 	VFMADD231PS  1328(CX), Y9, Y2
@@ -5850,20 +6237,20 @@ cols151:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_147
+	JGE          rows4_169
 
-tail148:
+tail170:
 	TESTQ BX, BX
-	JE    done150
+	JE    done172
 
-rows1_149:
+rows1_171:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols152:
+cols174:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -5874,7 +6261,7 @@ cols152:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols152
+	JNE          cols174
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -5893,9 +6280,9 @@ cols152:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_149
+	JNE          rows1_171
 
-done150:
+done172:
 	VZEROUPPER
 	RET
 
@@ -5909,9 +6296,9 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail154
+	JL    tail176
 
-rows4_153:
+rows4_175:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        688(CX), Z3, Z1
@@ -5995,13 +6382,13 @@ rows4_153:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_153
+	JGE           rows4_175
 
-tail154:
+tail176:
 	TESTQ BX, BX
-	JE    done156
+	JE    done178
 
-rows1_155:
+rows1_177:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -6039,9 +6426,9 @@ rows1_155:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_155
+	JNE           rows1_177
 
-done156:
+done178:
 	VZEROUPPER
 	RET
 
@@ -6053,9 +6440,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail158
+	JL   tail180
 
-rows4_157:
+rows4_179:
 	VMOVUPS      (DX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -6116,13 +6503,13 @@ rows4_157:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_157
+	JGE          rows4_179
 
-tail158:
+tail180:
 	TESTQ BX, BX
-	JE    done160
+	JE    done182
 
-rows1_159:
+rows1_181:
 	VMOVUPS      (DX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(DX), Y1
@@ -6152,9 +6539,9 @@ rows1_159:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_159
+	JNE          rows1_181
 
-done160:
+done182:
 	VZEROUPPER
 	RET
 
@@ -6166,9 +6553,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail162
+	JL   tail184
 
-rows4_161:
+rows4_183:
 	VMOVUPS       (DX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -6229,13 +6616,13 @@ rows4_161:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_161
+	JGE           rows4_183
 
-tail162:
+tail184:
 	TESTQ BX, BX
-	JE    done164
+	JE    done186
 
-rows1_163:
+rows1_185:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -6265,9 +6652,9 @@ rows1_163:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_163
+	JNE           rows1_185
 
-done164:
+done186:
 	VZEROUPPER
 	RET
 
@@ -6312,9 +6699,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail166
+	JL           tail188
 
-rows4_165:
+rows4_187:
 	VMOVUPS      (DX), Y4
 	VMULPS       (SI), Y4, Y4
 	VMULPS       (CX), Y4, Y1
@@ -6384,13 +6771,13 @@ rows4_165:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_165
+	JGE          rows4_187
 
-tail166:
+tail188:
 	TESTQ BX, BX
-	JE    done168
+	JE    done190
 
-rows1_167:
+rows1_189:
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	VMULPS       (CX), Y1, Y1
@@ -6429,9 +6816,9 @@ rows1_167:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_167
+	JNE          rows1_189
 
-done168:
+done190:
 	VZEROUPPER
 	RET
 
@@ -6494,9 +6881,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail170
+	JL            tail192
 
-rows4_169:
+rows4_191:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	VMULPS        (CX), Y4, Y1
@@ -6566,13 +6953,13 @@ rows4_169:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_169
+	JGE           rows4_191
 
-tail170:
+tail192:
 	TESTQ BX, BX
-	JE    done172
+	JE    done194
 
-rows1_171:
+rows1_193:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -6611,9 +6998,9 @@ rows1_171:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_171
+	JNE           rows1_193
 
-done172:
+done194:
 	VZEROUPPER
 	RET
 
@@ -6658,9 +7045,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail174
+	JL           tail196
 
-rows4_173:
+rows4_195:
 	VMOVUPS      (DX), Y8
 	VMULPS       (SI), Y8, Y8
 	VMULPS       (CX), Y8, Y1
@@ -6793,13 +7180,13 @@ rows4_173:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_173
+	JGE          rows4_195
 
-tail174:
+tail196:
 	TESTQ BX, BX
-	JE    done176
+	JE    done198
 
-rows1_175:
+rows1_197:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y1
@@ -6879,9 +7266,9 @@ rows1_175:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_175
+	JNE          rows1_197
 
-done176:
+done198:
 	VZEROUPPER
 	RET
 
@@ -6944,9 +7331,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail178
+	JL            tail200
 
-rows4_177:
+rows4_199:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	VMULPS        (CX), Y8, Y1
@@ -7087,13 +7474,13 @@ rows4_177:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_177
+	JGE           rows4_199
 
-tail178:
+tail200:
 	TESTQ BX, BX
-	JE    done180
+	JE    done202
 
-rows1_179:
+rows1_201:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -7173,8 +7560,8 @@ rows1_179:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_179
+	JNE           rows1_201
 
-done180:
+done202:
 	VZEROUPPER
 	RET

@@ -4,6 +4,11 @@
 
 package stories260k
 
+// attention_8_128_neon: one head of size 8 over t ≥ 1 positions 128 floats apart.
+//
+//go:noescape
+func attention_8_128_neon(out, q, k, v, att *float32, t int)
+
 // attention_8_32_neon: one head of size 8 over t ≥ 1 positions 32 floats apart.
 //
 //go:noescape

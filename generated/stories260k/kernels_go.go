@@ -9,6 +9,67 @@ import (
 
 var _ = math.Sqrt
 
+// attention_8_128_go: one head of size 8 over t ≥ 1 positions 128 floats apart.
+func attention_8_128_go(out, q, k, v, att *float32, t int) {
+	const HD, S = 8, 128
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a := unsafe.Slice(att, t)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.35355338
+	q1 := qv[1] * 0.35355338
+	q2 := qv[2] * 0.35355338
+	q3 := qv[3] * 0.35355338
+	q4 := qv[4] * 0.35355338
+	q5 := qv[5] * 0.35355338
+	q6 := qv[6] * 0.35355338
+	q7 := qv[7] * 0.35355338
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
+		o0 += e * vj[0]
+		o1 += e * vj[1]
+		o2 += e * vj[2]
+		o3 += e * vj[3]
+		o4 += e * vj[4]
+		o5 += e * vj[5]
+		o6 += e * vj[6]
+		o7 += e * vj[7]
+	}
+	inv := 1 / sum
+	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+}
+
 // attention_8_32_go: one head of size 8 over t ≥ 1 positions 32 floats apart.
 func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	const HD, S = 8, 32

@@ -409,11 +409,13 @@ type kernelSet struct {
 	mmGateUp func(out, w, x *float32, n, b int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
+	attTrain func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_8_32_go,
+	attTrain: attention_8_128_go,
 	cls:      rmsmatvec_64_go,
 	down:     matvec_172_go,
 	ffn:      rmsswiglu_172x64_go,

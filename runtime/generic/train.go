@@ -13,26 +13,33 @@ import (
 // forward. It is the oracle the compiler's specialised trainer is tested
 // against.
 func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
-	return m.NewTrainerOps(B, T, MatMulOps{})
+	return m.NewTrainerOps(B, T, TrainOps{})
 }
 
-// MatMulOps are the matrix products a trainer runs, each over the whole
+// TrainOps are the heavy operations a trainer runs, each over the whole
 // batch: the function splits the work over threads itself. A compiled model
 // passes its shape-specialised kernels; nil fields use runtime/kernels' over
 // the generic worker pool. Shapes and accumulation are those of
 // kernels.MatMul, MatMulBackwardInput and MatMulBackwardWeight (for all
-// output rows). A mixture of experts' expert products keep the defaults.
-type MatMulOps struct {
+// output rows), AttentionSeq (one sequence and head) and
+// SoftmaxCrossEntropy. A mixture of experts' expert products keep the
+// defaults.
+type TrainOps struct {
 	// MatMul sets out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i].
 	MatMul func(out, in, w []float32, N, I, O int)
 	// BackwardInput adds Σ_o dOut[n*O+o]·w[o*I+i] to dIn[n*I+i].
 	BackwardInput func(dIn, dOut, w []float32, N, I, O int)
 	// BackwardWeight adds Σ_n dOut[n*O+o]·in[n*I+i] to dW[o*I+i].
 	BackwardWeight func(dW, dOut, in []float32, N, I, O int)
+	// AttentionSeq is kernels.AttentionSeq; it runs on one thread (the
+	// trainer splits sequences and heads).
+	AttentionSeq func(out, att, q, k, v []float32, T, hd, stride, outStride int, causal bool)
+	// SoftmaxCrossEntropy is kernels.SoftmaxCrossEntropy, on one thread.
+	SoftmaxCrossEntropy func(logits []float32, targets []int32, N, V int) (float64, int)
 }
 
-// NewTrainerOps is NewTrainer with the matrix products of ops.
-func (m *Model) NewTrainerOps(B, T int, ops MatMulOps) (model.Trainer, error) {
+// NewTrainerOps is NewTrainer with the operations of ops.
+func (m *Model) NewTrainerOps(B, T int, ops TrainOps) (model.Trainer, error) {
 	if ops.MatMul == nil {
 		ops.MatMul = matmul
 	}
@@ -41,6 +48,12 @@ func (m *Model) NewTrainerOps(B, T int, ops MatMulOps) (model.Trainer, error) {
 	}
 	if ops.BackwardWeight == nil {
 		ops.BackwardWeight = matmulBackwardWeight
+	}
+	if ops.AttentionSeq == nil {
+		ops.AttentionSeq = kernels.AttentionSeq
+	}
+	if ops.SoftmaxCrossEntropy == nil {
+		ops.SoftmaxCrossEntropy = kernels.SoftmaxCrossEntropy
 	}
 	s := &m.p.Spec
 	if B < 1 || T < 1 {
@@ -104,7 +117,7 @@ type Trainer struct {
 	m          *Model
 	capB, capT int
 	causal     bool
-	mm         MatMulOps
+	mm         TrainOps
 	grads      []float32
 	cos, sin   []float32
 
@@ -203,7 +216,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 			for u := lo; u < hi; u++ {
 				b, h := u/H, u%H
 				base := b * T * S
-				kernels.AttentionSeq(a.ao[b*T*d+h*hd:], a.att[u*T*T:(u+1)*T*T],
+				tr.mm.AttentionSeq(a.ao[b*T*d+h*hd:], a.att[u*T*T:(u+1)*T*T],
 					a.qkv[base+h*hd:], a.qkv[base+d+(h/group)*hd:], a.qkv[base+d+kv+(h/group)*hd:],
 					T, hd, S, d, tr.causal)
 			}
@@ -249,7 +262,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 	tr.mm.MatMul(tr.probs, tr.xg, tr.classifier(P), M, d, V)
 	rows(M, V, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			tr.rowLoss[r], _ = kernels.SoftmaxCrossEntropy(tr.probs[r*V:(r+1)*V], tr.tg[r:r+1], 1, V)
+			tr.rowLoss[r], _ = tr.mm.SoftmaxCrossEntropy(tr.probs[r*V:(r+1)*V], tr.tg[r:r+1], 1, V)
 		}
 	})
 	// Summed in row order, whatever the threads: runs are reproducible.
