@@ -26,20 +26,18 @@ func GenerateGo(ks []Kernel, pkg, dir string) error {
 //
 // The Go compiler keeps float32 values in scalar SSE (or NEON) registers and
 // does not vectorise, so the speed of these kernels comes from
-//   - independent accumulators: a row's sum is split over lanes so that the
-//     additions do not wait on each other, and 4 rows share every x load, while
-//     staying within the 15 float registers of amd64's ABIInternal (8
-//     accumulators, an x value, a product: no spills);
+//   - rows in blocks of 4 sharing every x load, one accumulator per row and
+//     a tree sum of the 4 products of each step, planned so that nothing
+//     spills from amd64's 15 float registers (see goDot);
 //   - fixed-size array pointers for every row, indexed by a loop over
 //     [C/4][4] blocks, so that the compiler proves every index and emits no
 //     bounds checks; row pointers come from unsafe.Add on in-range rows only;
 //   - an inline exponential (Cody–Waite reduction and the degree-6
 //     polynomial of runtime/kernels.Exp32) in softmax and SiLU instead of
 //     math.Exp through float64;
-//   - attention heads of up to 8 floats held entirely in locals, the query
-//     pre-scaled by 1/sqrt(HD), the exponentials fused with the weighted sum
-//     of the values; larger heads score 4 positions at a time and sum the
-//     values in groups of 8 outputs held in registers.
+//   - attention heads of up to 16 floats scored with the whole query,
+//     pre-scaled by 1/sqrt(HD), in locals (larger heads: 4 positions at a
+//     time), and the values summed in register groups (see goAttention).
 func GoSource(ks []Kernel, pkg string) ([]byte, error) {
 	ks, err := dedup(ks, Generic)
 	if err != nil {
@@ -270,11 +268,18 @@ func goMatMul(g *goWriter, k Kernel, name string) {
 	g.p("*(*float32)(unsafe.Add(op, (t*R+r)*4)) = s0\n}\n}\n")
 }
 
-// smallHead is the largest head whose query (scores) or output (weighted
-// sum) is held whole in locals.
+// Attention plan. Heads up to unrollScores floats score every position
+// with the whole (pre-scaled) query in locals; larger heads score 4
+// positions at a time as a 4-row dot product. The weighted sum of the values
+// runs over the head in groups of outGroup outputs held in registers, each
+// step adding outSteps positions as a tree: the 4 outputs and their 4
+// pending step sums, the 2 weights and a product fit in the registers
+// (8 outputs of one position, whose 8 products wait for the deferred
+// accumulator updates, spill).
 const (
 	unrollScores = 16
-	unrollOutput = 8
+	outGroup     = 4
+	outSteps     = 2
 )
 
 func goAttention(g *goWriter, k Kernel, name string) {
@@ -283,7 +288,7 @@ func goAttention(g *goWriter, k Kernel, name string) {
 	g.p("func %s(out, q, k, v, att *float32, t int) {\nconst HD, S = %d, %d\n", name, HD, k.KVStride)
 	g.p("if t <= 0 {\nreturn\n}\n")
 	g.p("qv := (*[HD]float32)(unsafe.Pointer(q))\nkp, vp := unsafe.Pointer(k), unsafe.Pointer(v)\n")
-	g.p("a := unsafe.Slice(att, t)\nm := float32(math.Inf(-1))\n")
+	g.p("a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)\nm := float32(math.Inf(-1))\n")
 
 	// Scores and their maximum.
 	if HD <= unrollScores {
@@ -295,7 +300,7 @@ func goAttention(g *goWriter, k Kernel, name string) {
 		g.p("for j := range a {\nkj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))\n")
 		g.p("s := %s\na[j] = s\nif s > m {\nm = s\n}\n}\n", pairwise(terms))
 	} else {
-		g.p("const scale = %v\nap := unsafe.Pointer(att)\nj := 0\nfor ; j <= t-4; j += 4 {\nk0 := unsafe.Add(kp, j*(S*4))\n", scale)
+		g.p("const scale = %v\nj := 0\nfor ; j <= t-4; j += 4 {\nk0 := unsafe.Add(kp, j*(S*4))\n", scale)
 		g.p("k1 := unsafe.Add(k0, S*4)\nk2 := unsafe.Add(k0, 2*S*4)\nk3 := unsafe.Add(k0, 3*S*4)\n")
 		goDot(g, []string{"k0", "k1", "k2", "k3"}, "unsafe.Pointer(qv)", HD, []string{"d0", "d1", "d2", "d3"})
 		g.p("s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale\n")
@@ -306,48 +311,39 @@ func goAttention(g *goWriter, k Kernel, name string) {
 		g.p("s := d0 * scale\n*(*float32)(unsafe.Add(ap, j*4)) = s\nif s > m {\nm = s\n}\n}\n")
 	}
 
-	o := func(i int) string { return fmt.Sprintf("o%d", i) }
-	if HD <= unrollOutput {
-		// One pass: exponentiate and accumulate e·v with the output in locals.
-		var os []string
-		for i := 0; i < HD; i++ {
-			os = append(os, o(i))
-		}
-		g.p("var sum, %s float32\n", strings.Join(os, ", "))
-		g.p("for j, s := range a {\nvar e float32\n")
-		goExp(g, "e", "s - m", false)
-		g.p("a[j] = e\nsum += e\nvj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))\n")
-		for i := 0; i < HD; i++ {
-			g.p("o%d += e * vj[%d]\n", i, i)
-		}
-		g.p("}\ninv := 1 / sum\n")
-		var vals []string
-		for i := 0; i < HD; i++ {
-			vals = append(vals, o(i)+"*inv")
-		}
-		g.p("*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{%s}\n", strings.Join(vals, ", "))
-		return
-	}
-	// The exponentials first, then the weighted sum of the values in groups of
-	// up to 8 outputs, each a pass over the positions with its outputs in
-	// registers.
+	// The weights e^(s-m) and their sum: independent iterations, which the
+	// CPU overlaps.
 	g.p("var sum float32\nfor j, s := range a {\nvar e float32\n")
 	goExp(g, "e", "s - m", false)
 	g.p("a[j] = e\nsum += e\n}\ninv := 1 / sum\nop := unsafe.Pointer(out)\n")
-	for g0 := 0; g0 < HD; g0 += unrollOutput {
-		n := min(unrollOutput, HD-g0)
-		var os []string
+
+	// out = Σ_j e_j·v_j / sum, a group of outputs at a time.
+	for g0 := 0; g0 < HD; g0 += outGroup {
+		n := min(outGroup, HD-g0)
+		var os, es, ews, vals []string
 		for i := 0; i < n; i++ {
-			os = append(os, o(i))
+			os = append(os, fmt.Sprintf("o%d", i))
+			vals = append(vals, fmt.Sprintf("o%d*inv", i))
 		}
-		g.p("{\nvar %s float32\n", strings.Join(os, ", "))
-		g.p("for j, e := range a {\nvj := (*[%d]float32)(unsafe.Add(vp, (j*S+%d)*4))\n", n, g0)
+		g.p("{\nvar %s float32\nj := 0\n", strings.Join(os, ", "))
+		g.p("for ; j <= t-%d; j += %d {\n", outSteps, outSteps)
+		for p := 0; p < outSteps; p++ {
+			es = append(es, fmt.Sprintf("e%d", p))
+			ews = append(ews, fmt.Sprintf("ew[%d]", p))
+			g.p("v%d := (*[%d]float32)(unsafe.Add(vp, ((j+%d)*S+%d)*4))\n", p, n, p, g0)
+		}
+		g.p("ew := (*[%d]float32)(unsafe.Add(ap, j*4))\n", outSteps)
+		g.p("%s := %s\n", strings.Join(es, ", "), strings.Join(ews, ", "))
+		for i := 0; i < n; i++ {
+			var ts []string
+			for p := 0; p < outSteps; p++ {
+				ts = append(ts, fmt.Sprintf("e%d*v%d[%d]", p, p, i))
+			}
+			g.p("o%d += %s\n", i, pairwise(ts))
+		}
+		g.p("}\nfor ; j < t; j++ {\ne := a[j]\nvj := (*[%d]float32)(unsafe.Add(vp, (j*S+%d)*4))\n", n, g0)
 		for i := 0; i < n; i++ {
 			g.p("o%d += e * vj[%d]\n", i, i)
-		}
-		var vals []string
-		for i := 0; i < n; i++ {
-			vals = append(vals, o(i)+"*inv")
 		}
 		g.p("}\n*(*[%d]float32)(unsafe.Add(op, %d*4)) = [%d]float32{%s}\n}\n", n, g0, n, strings.Join(vals, ", "))
 	}

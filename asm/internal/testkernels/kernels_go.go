@@ -17,10 +17,9 @@ func attention_100_300_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.1
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -96,188 +95,572 @@ func attention_100_300_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+64)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 64*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+72)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 72*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+80)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 80*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
-	}
-	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+88)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
-		}
-		*(*[8]float32)(unsafe.Add(op, 88*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
 		var o0, o1, o2, o3 float32
-		for j, e := range a {
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+64)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+64)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+64)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 64*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+68)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+68)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+68)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 68*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+72)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+72)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+72)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 72*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+76)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+76)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+76)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 76*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+80)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+80)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+80)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 80*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+84)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+84)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+84)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 84*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+88)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+88)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+88)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 88*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+92)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+92)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+92)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 92*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+96)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+96)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
 			vj := (*[4]float32)(unsafe.Add(vp, (j*S+96)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
@@ -296,10 +679,9 @@ func attention_128_256_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.088388346
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -375,244 +757,740 @@ func attention_128_256_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+64)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 64*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+72)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 72*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+80)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 80*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+88)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 88*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+96)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 96*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+104)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 104*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+112)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 112*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+120)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 120*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+64)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+64)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+64)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 64*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+68)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+68)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+68)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 68*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+72)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+72)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+72)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 72*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+76)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+76)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+76)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 76*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+80)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+80)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+80)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 80*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+84)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+84)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+84)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 84*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+88)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+88)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+88)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 88*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+92)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+92)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+92)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 92*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+96)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+96)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+96)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 96*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+100)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+100)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+100)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 100*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+104)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+104)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+104)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 104*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+108)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+108)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+108)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 108*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+112)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+112)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+112)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 112*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+116)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+116)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+116)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 116*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+120)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+120)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+120)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 120*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+124)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+124)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+124)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 124*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
@@ -624,7 +1502,7 @@ func attention_12_40_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 0.28867513
 	q1 := qv[1] * 0.28867513
@@ -671,23 +1549,66 @@ func attention_12_40_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
 		var o0, o1, o2, o3 float32
-		for j, e := range a {
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
 			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
@@ -706,10 +1627,9 @@ func attention_17_51_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.24253562
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -797,38 +1717,109 @@ func attention_17_51_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
 		var o0 float32
-		for j, e := range a {
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[1]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[1]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+		}
+		for ; j < t; j++ {
+			e := a[j]
 			vj := (*[1]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 		}
@@ -844,7 +1835,7 @@ func attention_1_3_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 1
 	for j := range a {
@@ -855,7 +1846,7 @@ func attention_1_3_go(out, q, k, v, att *float32, t int) {
 			m = s
 		}
 	}
-	var sum, o0 float32
+	var sum float32
 	for j, s := range a {
 		var e float32
 		{
@@ -876,11 +1867,26 @@ func attention_1_3_go(out, q, k, v, att *float32, t int) {
 		}
 		a[j] = e
 		sum += e
-		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
-		o0 += e * vj[0]
 	}
 	inv := 1 / sum
-	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv}
+	op := unsafe.Pointer(out)
+	{
+		var o0 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[1]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[1]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[1]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+		}
+		*(*[1]float32)(unsafe.Add(op, 0*4)) = [1]float32{o0 * inv}
+	}
 }
 
 // attention_3_5_go: one head of size 3 over t ≥ 1 positions 5 floats apart.
@@ -891,7 +1897,7 @@ func attention_3_5_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 0.57735026
 	q1 := qv[1] * 0.57735026
@@ -904,7 +1910,7 @@ func attention_3_5_go(out, q, k, v, att *float32, t int) {
 			m = s
 		}
 	}
-	var sum, o0, o1, o2 float32
+	var sum float32
 	for j, s := range a {
 		var e float32
 		{
@@ -925,13 +1931,30 @@ func attention_3_5_go(out, q, k, v, att *float32, t int) {
 		}
 		a[j] = e
 		sum += e
-		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
-		o0 += e * vj[0]
-		o1 += e * vj[1]
-		o2 += e * vj[2]
 	}
 	inv := 1 / sum
-	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv}
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[3]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[3]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[3]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+		}
+		*(*[3]float32)(unsafe.Add(op, 0*4)) = [3]float32{o0 * inv, o1 * inv, o2 * inv}
+	}
 }
 
 // attention_48_288_go: one head of size 48 over t ≥ 1 positions 288 floats apart.
@@ -942,10 +1965,9 @@ func attention_48_288_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.14433756
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -1021,94 +2043,280 @@ func attention_48_288_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
@@ -1120,10 +2328,9 @@ func attention_64_64_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.125
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -1199,124 +2406,372 @@ func attention_64_64_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
@@ -1328,10 +2783,9 @@ func attention_64_768_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.125
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -1407,124 +2861,372 @@ func attention_64_768_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
@@ -1536,7 +3238,7 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 0.35355338
 	q1 := qv[1] * 0.35355338
@@ -1554,7 +3256,7 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 			m = s
 		}
 	}
-	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	var sum float32
 	for j, s := range a {
 		var e float32
 		{
@@ -1575,18 +3277,55 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 		}
 		a[j] = e
 		sum += e
-		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
-		o0 += e * vj[0]
-		o1 += e * vj[1]
-		o2 += e * vj[2]
-		o3 += e * vj[3]
-		o4 += e * vj[4]
-		o5 += e * vj[5]
-		o6 += e * vj[6]
-		o7 += e * vj[7]
 	}
 	inv := 1 / sum
-	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
 }
 
 // attention_8_8_go: one head of size 8 over t ≥ 1 positions 8 floats apart.
@@ -1597,7 +3336,7 @@ func attention_8_8_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 0.35355338
 	q1 := qv[1] * 0.35355338
@@ -1615,7 +3354,7 @@ func attention_8_8_go(out, q, k, v, att *float32, t int) {
 			m = s
 		}
 	}
-	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	var sum float32
 	for j, s := range a {
 		var e float32
 		{
@@ -1636,18 +3375,55 @@ func attention_8_8_go(out, q, k, v, att *float32, t int) {
 		}
 		a[j] = e
 		sum += e
-		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
-		o0 += e * vj[0]
-		o1 += e * vj[1]
-		o2 += e * vj[2]
-		o3 += e * vj[3]
-		o4 += e * vj[4]
-		o5 += e * vj[5]
-		o6 += e * vj[6]
-		o7 += e * vj[7]
 	}
 	inv := 1 / sum
-	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
 }
 
 // matmul_13x17_go: out[b*13+r] = w[r]·x[b] for r < n and b tokens, 17 columns.
