@@ -173,11 +173,12 @@ func emitTrainer(p *Plan) *File {
 			Id("o").Dot("ts").Op("=").Id("ts"),
 		),
 		Return(Id("g").Assert(Op("*").Qual(genericPkg, "Model")).Dot("NewTrainerOps").Call(Id("B"), Id("T"), Qual(genericPkg, "TrainOps").Values(Dict{
-			Id("MatMul"):              Id("o").Dot("matmul"),
-			Id("BackwardInput"):       Id("o").Dot("backwardInput"),
-			Id("BackwardWeight"):      Id("o").Dot("backwardWeight"),
-			Id("AttentionSeq"):        Id("o").Dot("attention"),
-			Id("SoftmaxCrossEntropy"): Id("softmaxCrossEntropy"),
+			Id("MatMul"):               Id("o").Dot("matmul"),
+			Id("BackwardInput"):        Id("o").Dot("backwardInput"),
+			Id("BackwardWeight"):       Id("o").Dot("backwardWeight"),
+			Id("AttentionSeq"):         Id("o").Dot("attention"),
+			Id("AttentionSeqBackward"): Id("attentionBackward"),
+			Id("SoftmaxCrossEntropy"):  Id("softmaxCrossEntropy"),
 		}))),
 	)
 
@@ -264,7 +265,63 @@ func emitTrainer(p *Plan) *File {
 	)...)
 	emitTrainAttention(f, p)
 	emitSoftmaxCE(f)
+	emitAttentionBackward(f, p)
 	return f
+}
+
+// emitAttentionBackward writes kernels.AttentionSeqBackward with the head
+// size baked in: the per-head vectors become fixed-size arrays, so the inner
+// loops run without bounds checks.
+func emitAttentionBackward(f *File, p *Plan) {
+	hd := p.Spec.HeadDim()
+	arr := func(name string, off Code) *Statement {
+		return Parens(Op("*").Index(Id("HD")).Float32()).Parens(Id(name).Index(Add(off).Op(":")))
+	}
+	last := func(name string, stride string) Code {
+		return Id("_").Op("=").Id(name).Index(Parens(Id("T").Op("-").Lit(1)).Op("*").Id(stride).Op("+").Lit(hd - 1))
+	}
+	at := func(i, stride string) *Statement { return Id(i).Op("*").Id(stride) }
+	f.Comment("attentionBackward is kernels.AttentionSeqBackward with the head size baked in.")
+	f.Func().Id("attentionBackward").Params(
+		List(Id("dq"), Id("dk"), Id("dv"), Id("dOut"), Id("att"), Id("q"), Id("k"), Id("v"), Id("dp")).Index().Float32(),
+		List(Id("T"), Id("hd"), Id("stride"), Id("outStride")).Int(), Id("causal").Bool(),
+	).Block(
+		Const().Id("HD").Op("=").Lit(hd),
+		If(Id("hd").Op("!=").Id("HD").Op("||").Id("T").Op("<").Lit(1)).Block(
+			Qual(kernelsPkg, "AttentionSeqBackward").Call(Id("dq"), Id("dk"), Id("dv"), Id("dOut"), Id("att"), Id("q"), Id("k"), Id("v"), Id("dp"), Id("T"), Id("hd"), Id("stride"), Id("outStride"), Id("causal")),
+			Return(),
+		),
+		Id("scale").Op(":=").Float32().Call(Lit(1).Op("/").Qual("math", "Sqrt").Call(Lit(float64(hd)))),
+		last("dq", "stride"), last("dk", "stride"), last("dv", "stride"), last("q", "stride"), last("k", "stride"), last("v", "stride"), last("dOut", "outStride"),
+		Id("_").Op("=").Id("att").Index(Id("T").Op("*").Id("T").Op("-").Lit(1)),
+		Id("dp").Op("=").Id("dp").Index(Op(":").Id("T")),
+		For(Id("t").Op(":=").Lit(0), Id("t").Op("<").Id("T"), Id("t").Op("++")).Block(
+			Id("L").Op(":=").Id("T"),
+			If(Id("causal")).Block(Id("L").Op("=").Id("t").Op("+").Lit(1)),
+			Id("p").Op(":=").Id("att").Index(Id("t").Op("*").Id("T").Op(":").Id("t").Op("*").Id("T").Op("+").Id("L")),
+			Id("g").Op(":=").Add(arr("dOut", at("t", "outStride"))),
+			Var().Id("sum").Float32(),
+			For(List(Id("u"), Id("pu")).Op(":=").Range().Id("p")).Block(
+				List(Id("vu"), Id("dvu")).Op(":=").List(arr("v", at("u", "stride")), arr("dv", at("u", "stride"))),
+				Var().Id("d").Float32(),
+				For(Id("i").Op(":=").Range().Id("HD")).Block(
+					Id("d").Op("+=").Id("g").Index(Id("i")).Op("*").Id("vu").Index(Id("i")),
+					Id("dvu").Index(Id("i")).Op("+=").Id("pu").Op("*").Id("g").Index(Id("i")),
+				),
+				Id("dp").Index(Id("u")).Op("=").Id("d"),
+				Id("sum").Op("+=").Id("pu").Op("*").Id("d"),
+			),
+			List(Id("qt"), Id("dqt")).Op(":=").List(arr("q", at("t", "stride")), arr("dq", at("t", "stride"))),
+			For(List(Id("u"), Id("pu")).Op(":=").Range().Id("p")).Block(
+				Id("ds").Op(":=").Id("pu").Op("*").Parens(Id("dp").Index(Id("u")).Op("-").Id("sum")).Op("*").Id("scale"),
+				List(Id("ku"), Id("dku")).Op(":=").List(arr("k", at("u", "stride")), arr("dk", at("u", "stride"))),
+				For(Id("i").Op(":=").Range().Id("HD")).Block(
+					Id("dqt").Index(Id("i")).Op("+=").Id("ds").Op("*").Id("ku").Index(Id("i")),
+					Id("dku").Index(Id("i")).Op("+=").Id("ds").Op("*").Id("qt").Index(Id("i")),
+				),
+			),
+		),
+	)
 }
 
 // emitTrainAttention writes the trainer's attention: kernels.AttentionSeq
@@ -304,9 +361,9 @@ func emitTrainAttention(f *File, p *Plan) {
 	)
 }
 
-// emitSoftmaxCE writes kernels.SoftmaxCrossEntropy with kernels.Exp32 (a
-// float32 exponential several times cheaper than math.Exp); sums stay in
-// float64.
+// emitSoftmaxCE writes kernels.SoftmaxCrossEntropy with an inline float32
+// exponential (a call per element costs more than the polynomial); sums stay
+// in float64.
 func emitSoftmaxCE(f *File) {
 	f.Comment("softmaxCrossEntropy is kernels.SoftmaxCrossEntropy with the float32 exponential.")
 	f.Func().Id("softmaxCrossEntropy").Params(Id("logits").Index().Float32(), Id("targets").Index().Int32(), List(Id("N"), Id("V")).Int()).Params(Id("sum").Float64(), Id("count").Int()).Block(
@@ -319,7 +376,21 @@ func emitSoftmaxCE(f *File) {
 			Id("lt").Op(":=").Id("row").Index(Id("tg")),
 			Var().Id("z").Float64(),
 			For(List(Id("i"), Id("x")).Op(":=").Range().Id("row")).Block(
-				Id("e").Op(":=").Qual(kernelsPkg, "Exp32").Call(Id("x").Op("-").Id("m")),
+				// e^(x-m) inline, as the pure-Go kernels do: round by the
+				// 1.5·2^23 trick, Cody–Waite reduction, degree-6 polynomial, 2^n
+				// through the exponent bits; x-m ≤ 0, clamped above the
+				// smallest normal.
+				Id("ex").Op(":=").Max(Id("x").Op("-").Id("m"), Lit(-87.3)),
+				Id("et").Op(":=").Id("ex").Op("*").Lit(1.442695041).Op("+").Lit(12582912),
+				Id("en").Op(":=").Id("et").Op("-").Lit(12582912),
+				Id("er").Op(":=").Id("ex").Op("-").Id("en").Op("*").Lit(0.693359375).Op("+").Id("en").Op("*").Lit(2.12194440e-4),
+				Id("ep").Op(":=").Lit(1.9875691500e-4).Op("*").Id("er").Op("+").Lit(1.3981999507e-3),
+				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(8.3334519073e-3),
+				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(4.1665795894e-2),
+				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(1.6666665459e-1),
+				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(5.0000001201e-1),
+				Id("ep").Op("=").Id("ep").Op("*").Parens(Id("er").Op("*").Id("er")).Op("+").Id("er").Op("+").Lit(1),
+				Id("e").Op(":=").Id("ep").Op("*").Qual("math", "Float32frombits").Call(Parens(Qual("math", "Float32bits").Call(Id("et")).Op("+").Lit(127)).Op("<<").Lit(23)),
 				Id("row").Index(Id("i")).Op("=").Id("e"),
 				Id("z").Op("+=").Float64().Call(Id("e")),
 			),

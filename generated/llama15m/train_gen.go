@@ -58,11 +58,12 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 		o.ts = ts
 	}
 	return g.(*generic.Model).NewTrainerOps(B, T, generic.TrainOps{
-		AttentionSeq:        o.attention,
-		BackwardInput:       o.backwardInput,
-		BackwardWeight:      o.backwardWeight,
-		MatMul:              o.matmul,
-		SoftmaxCrossEntropy: softmaxCrossEntropy,
+		AttentionSeq:         o.attention,
+		AttentionSeqBackward: attentionBackward,
+		BackwardInput:        o.backwardInput,
+		BackwardWeight:       o.backwardWeight,
+		MatMul:               o.matmul,
+		SoftmaxCrossEntropy:  softmaxCrossEntropy,
 	})
 }
 
@@ -195,7 +196,17 @@ func softmaxCrossEntropy(logits []float32, targets []int32, N, V int) (sum float
 		lt := row[tg]
 		var z float64
 		for i, x := range row {
-			e := kernels.Exp32(x - m)
+			ex := max(x-m, -87.3)
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*0.00021219444
+			ep := 0.000198756915*er + 0.0013981999507
+			ep = ep*er + 0.0083334519073
+			ep = ep*er + 0.041665795894
+			ep = ep*er + 0.16666665459
+			ep = ep*er + 0.50000001201
+			ep = ep*(er*er) + er + 1
+			e := ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
 			row[i] = e
 			z += float64(e)
 		}
@@ -207,4 +218,51 @@ func softmaxCrossEntropy(logits []float32, targets []int32, N, V int) (sum float
 		count++
 	}
 	return
+}
+
+// attentionBackward is kernels.AttentionSeqBackward with the head size baked in.
+func attentionBackward(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stride, outStride int, causal bool) {
+	const HD = 48
+	if hd != HD || T < 1 {
+		kernels.AttentionSeqBackward(dq, dk, dv, dOut, att, q, k, v, dp, T, hd, stride, outStride, causal)
+		return
+	}
+	scale := float32(1 / math.Sqrt(48.0))
+	_ = dq[(T-1)*stride+47]
+	_ = dk[(T-1)*stride+47]
+	_ = dv[(T-1)*stride+47]
+	_ = q[(T-1)*stride+47]
+	_ = k[(T-1)*stride+47]
+	_ = v[(T-1)*stride+47]
+	_ = dOut[(T-1)*outStride+47]
+	_ = att[T*T-1]
+	dp = dp[:T]
+	for t := 0; t < T; t++ {
+		L := T
+		if causal {
+			L = t + 1
+		}
+		p := att[t*T : t*T+L]
+		g := (*[HD]float32)(dOut[t*outStride:])
+		var sum float32
+		for u, pu := range p {
+			vu, dvu := (*[HD]float32)(v[u*stride:]), (*[HD]float32)(dv[u*stride:])
+			var d float32
+			for i := range HD {
+				d += g[i] * vu[i]
+				dvu[i] += pu * g[i]
+			}
+			dp[u] = d
+			sum += pu * d
+		}
+		qt, dqt := (*[HD]float32)(q[t*stride:]), (*[HD]float32)(dq[t*stride:])
+		for u, pu := range p {
+			ds := pu * (dp[u] - sum) * scale
+			ku, dku := (*[HD]float32)(k[u*stride:]), (*[HD]float32)(dk[u*stride:])
+			for i := range HD {
+				dqt[i] += ds * ku[i]
+				dku[i] += ds * qt[i]
+			}
+		}
+	}
 }

@@ -34,6 +34,8 @@ type TrainOps struct {
 	// AttentionSeq is kernels.AttentionSeq; it runs on one thread (the
 	// trainer splits sequences and heads).
 	AttentionSeq func(out, att, q, k, v []float32, T, hd, stride, outStride int, causal bool)
+	// AttentionSeqBackward is kernels.AttentionSeqBackward, on one thread.
+	AttentionSeqBackward func(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stride, outStride int, causal bool)
 	// SoftmaxCrossEntropy is kernels.SoftmaxCrossEntropy, on one thread.
 	SoftmaxCrossEntropy func(logits []float32, targets []int32, N, V int) (float64, int)
 }
@@ -51,6 +53,9 @@ func (m *Model) NewTrainerOps(B, T int, ops TrainOps) (model.Trainer, error) {
 	}
 	if ops.AttentionSeq == nil {
 		ops.AttentionSeq = kernels.AttentionSeq
+	}
+	if ops.AttentionSeqBackward == nil {
+		ops.AttentionSeqBackward = kernels.AttentionSeqBackward
 	}
 	if ops.SoftmaxCrossEntropy == nil {
 		ops.SoftmaxCrossEntropy = kernels.SoftmaxCrossEntropy
@@ -391,7 +396,7 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 				b, g := u/KVH, u%KVH
 				base := b * T * S
 				for h := g * group; h < (g+1)*group; h++ {
-					kernels.AttentionSeqBackward(dqkv[base+h*hd:], dqkv[base+d+g*hd:], dqkv[base+d+kv+g*hd:],
+					tr.mm.AttentionSeqBackward(dqkv[base+h*hd:], dqkv[base+d+g*hd:], dqkv[base+d+kv+g*hd:],
 						dao[b*T*d+h*hd:], a.att[(b*H+h)*T*T:(b*H+h+1)*T*T],
 						a.qkv[base+h*hd:], a.qkv[base+d+g*hd:], a.qkv[base+d+kv+g*hd:],
 						tr.dp[u*T:(u+1)*T], T, hd, S, d, tr.causal)
