@@ -303,22 +303,13 @@ func emitAttentionBackward(f *File, p *Plan) {
 			Var().Id("sum").Float32(),
 			For(List(Id("u"), Id("pu")).Op(":=").Range().Id("p")).Block(
 				List(Id("vu"), Id("dvu")).Op(":=").List(arr("v", at("u", "stride")), arr("dv", at("u", "stride"))),
-				Var().Id("d").Float32(),
-				For(Id("i").Op(":=").Range().Id("HD")).Block(
-					Id("d").Op("+=").Id("g").Index(Id("i")).Op("*").Id("vu").Index(Id("i")),
-					Id("dvu").Index(Id("i")).Op("+=").Id("pu").Op("*").Id("g").Index(Id("i")),
-				),
-				Id("dp").Index(Id("u")).Op("=").Id("d"),
-				Id("sum").Op("+=").Id("pu").Op("*").Id("d"),
+				dotLoop(hd),
 			),
 			List(Id("qt"), Id("dqt")).Op(":=").List(arr("q", at("t", "stride")), arr("dq", at("t", "stride"))),
 			For(List(Id("u"), Id("pu")).Op(":=").Range().Id("p")).Block(
 				Id("ds").Op(":=").Id("pu").Op("*").Parens(Id("dp").Index(Id("u")).Op("-").Id("sum")).Op("*").Id("scale"),
 				List(Id("ku"), Id("dku")).Op(":=").List(arr("k", at("u", "stride")), arr("dk", at("u", "stride"))),
-				For(Id("i").Op(":=").Range().Id("HD")).Block(
-					Id("dqt").Index(Id("i")).Op("+=").Id("ds").Op("*").Id("ku").Index(Id("i")),
-					Id("dku").Index(Id("i")).Op("+=").Id("ds").Op("*").Id("qt").Index(Id("i")),
-				),
+				axpyLoop(hd),
 			),
 		),
 	)
@@ -401,4 +392,50 @@ func emitSoftmaxCE(f *File) {
 		),
 		Return(),
 	)
+}
+
+// dotLoop emits d = g·vu and dvu += pu·g over the head: fully unrolled with
+// four partial sums (a single sum is a chain of dependent adds), or a loop
+// for large heads.
+func dotLoop(hd int) Code {
+	if hd > 128 {
+		return Block(
+			Var().Id("d").Float32(),
+			For(Id("i").Op(":=").Range().Id("HD")).Block(
+				Id("d").Op("+=").Id("g").Index(Id("i")).Op("*").Id("vu").Index(Id("i")),
+				Id("dvu").Index(Id("i")).Op("+=").Id("pu").Op("*").Id("g").Index(Id("i")),
+			),
+			Id("dp").Index(Id("u")).Op("=").Id("d"),
+			Id("sum").Op("+=").Id("pu").Op("*").Id("d"),
+		)
+	}
+	var cs []Code
+	cs = append(cs, Var().List(Id("d0"), Id("d1"), Id("d2"), Id("d3")).Float32())
+	for i := 0; i < hd; i++ {
+		cs = append(cs,
+			Id(fmt.Sprintf("d%d", i%4)).Op("+=").Id("g").Index(Lit(i)).Op("*").Id("vu").Index(Lit(i)),
+			Id("dvu").Index(Lit(i)).Op("+=").Id("pu").Op("*").Id("g").Index(Lit(i)))
+	}
+	cs = append(cs,
+		Id("d").Op(":=").Parens(Id("d0").Op("+").Id("d1")).Op("+").Parens(Id("d2").Op("+").Id("d3")),
+		Id("dp").Index(Id("u")).Op("=").Id("d"),
+		Id("sum").Op("+=").Id("pu").Op("*").Id("d"))
+	return Block(cs...)
+}
+
+// axpyLoop emits dqt += ds·ku and dku += ds·qt over the head, unrolled.
+func axpyLoop(hd int) Code {
+	if hd > 128 {
+		return For(Id("i").Op(":=").Range().Id("HD")).Block(
+			Id("dqt").Index(Id("i")).Op("+=").Id("ds").Op("*").Id("ku").Index(Id("i")),
+			Id("dku").Index(Id("i")).Op("+=").Id("ds").Op("*").Id("qt").Index(Id("i")),
+		)
+	}
+	var cs []Code
+	for i := 0; i < hd; i++ {
+		cs = append(cs,
+			Id("dqt").Index(Lit(i)).Op("+=").Id("ds").Op("*").Id("ku").Index(Lit(i)),
+			Id("dku").Index(Lit(i)).Op("+=").Id("ds").Op("*").Id("qt").Index(Lit(i)))
+	}
+	return Block(cs...)
 }

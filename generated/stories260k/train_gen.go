@@ -247,21 +247,50 @@ func attentionBackward(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stri
 		var sum float32
 		for u, pu := range p {
 			vu, dvu := (*[HD]float32)(v[u*stride:]), (*[HD]float32)(dv[u*stride:])
-			var d float32
-			for i := range HD {
-				d += g[i] * vu[i]
-				dvu[i] += pu * g[i]
+			{
+				var d0, d1, d2, d3 float32
+				d0 += g[0] * vu[0]
+				dvu[0] += pu * g[0]
+				d1 += g[1] * vu[1]
+				dvu[1] += pu * g[1]
+				d2 += g[2] * vu[2]
+				dvu[2] += pu * g[2]
+				d3 += g[3] * vu[3]
+				dvu[3] += pu * g[3]
+				d0 += g[4] * vu[4]
+				dvu[4] += pu * g[4]
+				d1 += g[5] * vu[5]
+				dvu[5] += pu * g[5]
+				d2 += g[6] * vu[6]
+				dvu[6] += pu * g[6]
+				d3 += g[7] * vu[7]
+				dvu[7] += pu * g[7]
+				d := (d0 + d1) + (d2 + d3)
+				dp[u] = d
+				sum += pu * d
 			}
-			dp[u] = d
-			sum += pu * d
 		}
 		qt, dqt := (*[HD]float32)(q[t*stride:]), (*[HD]float32)(dq[t*stride:])
 		for u, pu := range p {
 			ds := pu * (dp[u] - sum) * scale
 			ku, dku := (*[HD]float32)(k[u*stride:]), (*[HD]float32)(dk[u*stride:])
-			for i := range HD {
-				dqt[i] += ds * ku[i]
-				dku[i] += ds * qt[i]
+			{
+				dqt[0] += ds * ku[0]
+				dku[0] += ds * qt[0]
+				dqt[1] += ds * ku[1]
+				dku[1] += ds * qt[1]
+				dqt[2] += ds * ku[2]
+				dku[2] += ds * qt[2]
+				dqt[3] += ds * ku[3]
+				dku[3] += ds * qt[3]
+				dqt[4] += ds * ku[4]
+				dku[4] += ds * qt[4]
+				dqt[5] += ds * ku[5]
+				dku[5] += ds * qt[5]
+				dqt[6] += ds * ku[6]
+				dku[6] += ds * qt[6]
+				dqt[7] += ds * ku[7]
+				dku[7] += ds * qt[7]
 			}
 		}
 	}
