@@ -17,10 +17,9 @@ func attention_64_2304_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.125
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -96,124 +95,372 @@ func attention_64_2304_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 
@@ -225,10 +472,9 @@ func attention_64_768_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	const scale = 0.125
-	ap := unsafe.Pointer(att)
 	j := 0
 	for ; j <= t-4; j += 4 {
 		k0 := unsafe.Add(kp, j*(S*4))
@@ -304,124 +550,372 @@ func attention_64_768_go(out, q, k, v, att *float32, t int) {
 	inv := 1 / sum
 	op := unsafe.Pointer(out)
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+0)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 0*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+8)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 8*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+16)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 16*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+24)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 24*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+32)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 32*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+40)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 40*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+48)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 48*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 	{
-		var o0, o1, o2, o3, o4, o5, o6, o7 float32
-		for j, e := range a {
-			vj := (*[8]float32)(unsafe.Add(vp, (j*S+56)*4))
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
 			o0 += e * vj[0]
 			o1 += e * vj[1]
 			o2 += e * vj[2]
 			o3 += e * vj[3]
-			o4 += e * vj[4]
-			o5 += e * vj[5]
-			o6 += e * vj[6]
-			o7 += e * vj[7]
 		}
-		*(*[8]float32)(unsafe.Add(op, 56*4)) = [8]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
 	}
 }
 

@@ -17,7 +17,7 @@ func attention_8_128_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 0.35355338
 	q1 := qv[1] * 0.35355338
@@ -35,7 +35,7 @@ func attention_8_128_go(out, q, k, v, att *float32, t int) {
 			m = s
 		}
 	}
-	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	var sum float32
 	for j, s := range a {
 		var e float32
 		{
@@ -56,18 +56,55 @@ func attention_8_128_go(out, q, k, v, att *float32, t int) {
 		}
 		a[j] = e
 		sum += e
-		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
-		o0 += e * vj[0]
-		o1 += e * vj[1]
-		o2 += e * vj[2]
-		o3 += e * vj[3]
-		o4 += e * vj[4]
-		o5 += e * vj[5]
-		o6 += e * vj[6]
-		o7 += e * vj[7]
 	}
 	inv := 1 / sum
-	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
 }
 
 // attention_8_32_go: one head of size 8 over t ≥ 1 positions 32 floats apart.
@@ -78,7 +115,7 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	}
 	qv := (*[HD]float32)(unsafe.Pointer(q))
 	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a := unsafe.Slice(att, t)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
 	m := float32(math.Inf(-1))
 	q0 := qv[0] * 0.35355338
 	q1 := qv[1] * 0.35355338
@@ -96,7 +133,7 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 			m = s
 		}
 	}
-	var sum, o0, o1, o2, o3, o4, o5, o6, o7 float32
+	var sum float32
 	for j, s := range a {
 		var e float32
 		{
@@ -117,18 +154,55 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 		}
 		a[j] = e
 		sum += e
-		vj := (*[HD]float32)(unsafe.Add(vp, j*(S*4)))
-		o0 += e * vj[0]
-		o1 += e * vj[1]
-		o2 += e * vj[2]
-		o3 += e * vj[3]
-		o4 += e * vj[4]
-		o5 += e * vj[5]
-		o6 += e * vj[6]
-		o7 += e * vj[7]
 	}
 	inv := 1 / sum
-	*(*[HD]float32)(unsafe.Pointer(out)) = [HD]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv, o4 * inv, o5 * inv, o6 * inv, o7 * inv}
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
 }
 
 // matmul_128x64_go: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
