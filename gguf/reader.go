@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/modelc/modelc/internal/mmap"
 	"math"
 	"math/bits"
-	"os"
 	"sort"
 )
 
@@ -33,7 +33,7 @@ var ErrNotFound = errors.New("not found")
 // Open parses the file at path. It memory-maps the file read-only where the
 // platform allows and reads it into memory otherwise; Close releases it.
 func Open(path string) (*File, error) {
-	data, unmap, err := mapFile(path)
+	data, unmap, err := mmap.Map(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
@@ -58,12 +58,6 @@ func (f *File) Close() error {
 	u := f.unmap
 	f.unmap = nil
 	return u()
-}
-
-// readWhole is the fallback when the file cannot be mapped.
-func readWhole(path string) ([]byte, func() error, error) {
-	b, err := os.ReadFile(path)
-	return b, nil, err
 }
 
 // decoder reads little-endian values from a byte slice, tracking the offset

@@ -6,11 +6,6 @@ import (
 	"path/filepath"
 )
 
-func readWhole(path string) ([]byte, func() error, error) {
-	b, err := os.ReadFile(path)
-	return b, func() error { return nil }, err
-}
-
 // atomicFile is a file written under a temporary name beside its final path
 // and renamed over it only once complete and synced, so a reader — or a
 // resumed run after a crash — sees the old file or the new one, never half.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/modelc/modelc/internal/mmap"
 	"io"
 	"os"
 	"unicode/utf8"
@@ -57,7 +58,7 @@ func IsTokenFile(path string) bool {
 // OpenTokens maps a token file and checks it: header, size, and every id
 // below the vocabulary size it records.
 func OpenTokens(path string) (*Tokens, error) {
-	b, unmap, err := mapFile(path)
+	b, unmap, err := mmap.Map(path)
 	if err != nil {
 		return nil, fmt.Errorf("token file: %w", err)
 	}

@@ -1,15 +1,16 @@
 //go:build unix
 
-package gguf
+package mmap
 
 import (
 	"os"
 	"syscall"
 )
 
-// mapFile maps path read-only. Empty files, and files the kernel refuses to
-// map, are read into memory instead.
-func mapFile(path string) ([]byte, func() error, error) {
+// Map maps path read-only and returns its bytes and the function that unmaps
+// them (valid until called). Empty files, and files the kernel refuses to map,
+// are read into memory instead.
+func Map(path string) ([]byte, func() error, error) {
 	fd, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err

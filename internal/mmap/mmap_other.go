@@ -1,0 +1,6 @@
+//go:build !unix
+
+package mmap
+
+// Map reads path into memory where this system has no mmap.
+func Map(path string) ([]byte, func() error, error) { return readWhole(path) }
