@@ -67,26 +67,34 @@ func emitTrain(p *Plan, out map[string][]byte) error {
 		return fmt.Errorf("gen %s: %w", p.Package, err)
 	}
 	out["bkernels_go.go"] = src
-	var amd []asm.ISA
-	for _, isa := range p.archISAs()["amd64"] {
-		amd = append(amd, isa)
-	}
-	constraint := ""
-	if len(amd) > 0 {
+	var archs []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		isas := p.archISAs()[arch]
+		if len(isas) == 0 {
+			continue
+		}
 		var ks []asm.BKernel
-		for _, isa := range amd {
+		for _, isa := range isas {
 			ks = append(ks, p.BackwardKernels(isa)...)
 		}
-		text, stubs, err := asm.BackwardAMD64(ks, p.Package)
+		gen := asm.BackwardAMD64
+		if arch == "arm64" {
+			gen = asm.BackwardARM64
+		}
+		text, stubs, err := gen(ks, p.Package)
 		if err != nil {
 			return fmt.Errorf("gen %s: %w", p.Package, err)
 		}
-		out["bkernels_amd64.s"] = text
-		out["bkernels_amd64.go"] = stubs
-		if err := render("train_amd64.go", emitTrainDispatch(p, amd)); err != nil {
+		out["bkernels_"+arch+".s"] = text
+		out["bkernels_"+arch+".go"] = stubs
+		if err := render("train_"+arch+".go", emitTrainDispatch(p, isas)); err != nil {
 			return err
 		}
-		constraint = "purego || !amd64"
+		archs = append(archs, arch)
+	}
+	constraint := ""
+	if len(archs) > 0 {
+		constraint = "purego || !(" + strings.Join(archs, " || ") + ")"
 	}
 	if err := render("train_other.go", emitTrainNoDispatch(p, constraint)); err != nil {
 		return err
@@ -116,7 +124,7 @@ func emitTrainDispatch(p *Plan, isas []asm.ISA) *File {
 	for _, isa := range isas {
 		cases = append(cases, Case(Lit(isa.String())).Block(Return(trainSetValue(p, isa), True())))
 	}
-	f.Comment("archTrain returns the backward kernels of the kernel path named name, if generated.")
+	f.Comment("archTrain returns the assembly backward kernels of the kernel path named name, if generated.")
 	f.Func().Id("archTrain").Params(Id("name").String()).Params(Id("trainSet"), Bool()).Block(
 		Switch(Id("name")).Block(cases...),
 		Return(Id("trainSet").Values(), False()),

@@ -4,7 +4,7 @@
 
 package dense2048
 
-// archTrain returns the backward kernels of the kernel path named name, if generated.
+// archTrain returns the assembly backward kernels of the kernel path named name, if generated.
 func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "avx2":

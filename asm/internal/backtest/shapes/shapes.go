@@ -18,7 +18,7 @@ import (
 var Shapes = [][2]int{{1, 1}, {5, 7}, {13, 17}, {300, 33}, {7, 64}, {260, 100}, {9, 172}, {40, 288}, {3, 300}, {600, 130}}
 
 // Files are the generated files of package backtest.
-var Files = []string{"bkernels_amd64.s", "bkernels_amd64.go", "btable_amd64.go", "bkernels_go.go", "btable_go.go"}
+var Files = []string{"bkernels_amd64.s", "bkernels_amd64.go", "btable_amd64.go", "bkernels_arm64.s", "bkernels_arm64.go", "btable_arm64.go", "bkernels_go.go", "btable_go.go"}
 
 // Kernels returns the kernels for isa.
 func Kernels(isa asm.ISA) []asm.BKernel {
@@ -45,6 +45,19 @@ func Generate(dir string) error {
 		return err
 	}
 	if err := writeTable(filepath.Join(dir, "btable_amd64.go"), "!purego", "amd64", amd); err != nil {
+		return err
+	}
+	s, stubs, err = asm.BackwardARM64(Kernels(asm.NEON), "backtest")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bkernels_arm64.s"), s, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bkernels_arm64.go"), stubs, 0o644); err != nil {
+		return err
+	}
+	if err := writeTable(filepath.Join(dir, "btable_arm64.go"), "!purego", "arm64", Kernels(asm.NEON)); err != nil {
 		return err
 	}
 	src, err := asm.BackwardGo(Kernels(asm.Generic), "backtest")
