@@ -185,6 +185,12 @@ func measure(c config) (*results, error) {
 		return nil, err
 	}
 	for _, m := range r.models {
+		// The bounds are measured in every round too, beside the runs, so that
+		// the best of them sees the machine as quiet as the best runs did.
+		buf, err := limits.NewBuffer(m.workingBytes)
+		if err != nil {
+			return nil, err
+		}
 		for _, t := range c.threads {
 			st := setting{m.name, t}
 			r.runs[st] = map[string]*figures{}
@@ -202,6 +208,16 @@ func measure(c config) (*results, error) {
 					f.decode = append(f.decode, dec)
 					f.prefill = append(f.prefill, pre)
 				}
+				bw, err := buf.ReadBandwidth(r.path, t, 3)
+				if err != nil {
+					return nil, err
+				}
+				m.bandwidth[t] = max(m.bandwidth[t], bw)
+				fl, err := limits.FMAPeak(r.path, t, 3, 50*time.Millisecond)
+				if err != nil {
+					return nil, err
+				}
+				r.peak[t] = max(r.peak[t], fl)
 			}
 		}
 	}
@@ -416,7 +432,7 @@ func (r *results) print(w io.Writer, c config) {
 	p(". Load average at start %s, at end %s. ", r.loadStart, r.loadEnd)
 	p("%d interleaved rounds per model and thread count (modelc, llama.cpp, llama.cpp F32 KV, modelc, ...; one process per run); best and median of the rounds. Decode: %d positions from BOS, greedy; prefill: %d tokens in one batch.\n\n", c.rounds, c.steps, c.steps)
 
-	p("## Machine limits (%s kernels, best of %d passes, taken before and after the runs)\n\n", r.path, c.passes)
+	p("## Machine limits (%s kernels; best of %d passes before and after the runs, and of 3 passes in every round beside the runs)\n\n", r.path, c.passes)
 	p("| | 1 GiB read, GB/s | FMA peak, GFLOP/s |")
 	for _, m := range r.models {
 		p(" %s working set (%s) read, GB/s |", m.name, sizeString(m.workingBytes))
