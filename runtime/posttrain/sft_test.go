@@ -199,3 +199,35 @@ func TestPromptMatchesTraining(t *testing.T) {
 		t.Fatalf("prompt %v is not the untrained prefix of %v", pr, ids)
 	}
 }
+
+// TestMaskByteLevel: a vocabulary without EncodeChat (GPT-2's byte-level
+// BPE) is encoded piece by piece; the trained tokens are the reply's.
+func TestMaskByteLevel(t *testing.T) {
+	d := filepath.Join(dataDir(t), "tokenizer", "gpt2")
+	tok, err := tokenizer.LoadGPT2(filepath.Join(d, "encoder.json"), filepath.Join(d, "vocab.bpe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, _ := tokenizer.ChatTemplate("chatml")
+	e := &Encoder{Tok: tok, Template: tmpl}
+	p := tasks.Problem{Prompt: "What is 3 + 4?", Answer: 7, Reasoning: "3+4=7"}
+	ids, tr, err := e.Encode(tasks.SFT(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trained, all []int
+	for i, id := range ids {
+		all = append(all, id)
+		if tr[i] {
+			trained = append(trained, id)
+		}
+	}
+	got, _ := tok.Decode(trained)
+	if got != p.Solution()+"<|im_end|>" {
+		t.Fatalf("trained tokens decode to %q", got)
+	}
+	text, _ := tok.Decode(all)
+	if !strings.Contains(text, "<|im_start|>user\nWhat is 3 + 4?<|im_end|>") {
+		t.Fatalf("conversation decodes to %q", text)
+	}
+}
