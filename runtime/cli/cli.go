@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/posttrain"
 	"github.com/modelc/modelc/runtime/rag"
 	"github.com/modelc/modelc/runtime/server"
 	"github.com/modelc/modelc/runtime/train"
@@ -116,6 +117,11 @@ compiled one (see "%s info").`, name, name),
 		ragOpts = append(ragOpts, rag.WithThreads(f))
 	}
 	root.AddCommand(rag.Commands(name, s, factory, ragOpts...)...)
+	var ptOpts []posttrain.Option
+	for _, f := range a.cfg.threads {
+		ptOpts = append(ptOpts, posttrain.WithThreads(f))
+	}
+	root.AddCommand(posttrain.Commands(name, s, factory, ptOpts...)...)
 	return root
 }
 
