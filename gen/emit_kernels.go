@@ -45,6 +45,9 @@ func emitKernelSet(f *File, p *Plan) {
 	for _, c := range p.Calls() {
 		fields = append(fields, Id(c.Field).Add(kernelFuncType(c.Kernel.Op)))
 	}
+	for _, c := range p.QCalls() {
+		fields = append(fields, Id(c.Field).Add(qFuncType()))
+	}
 	f.Comment("kernelSet is one instruction set's kernels for this model's shapes.")
 	f.Type().Id("kernelSet").Struct(fields...)
 	f.Comment("goKernels is the specialised pure-Go path, built everywhere.")
@@ -81,7 +84,37 @@ func kernelSetValue(p *Plan, isa asm.ISA) *Statement {
 	for _, c := range p.Calls() {
 		d[Id(c.Field)] = Id(KernelName(c, isa))
 	}
+	for _, c := range p.QCalls() {
+		d[Id(c.Field)] = Id(QKernelName(c, isa, false))
+	}
 	return Id("kernelSet").Values(d)
+}
+
+// qFuncType is the Go type of a quantised matvec (asm.QSignature).
+func qFuncType() *Statement {
+	return Func().Params(Id("out").Op("*").Float32(), Id("w").Op("*").Byte(), Id("xq").Op("*").Int8(), Id("xs").Op("*").Float32(), Id("n").Int())
+}
+
+// qFallback replaces the quantised kernels of a level's set when the CPU
+// lacks what they need: AVX-512 VNNI (then AVX2's), NEON's SDOT (then the
+// SMULL/SADALP ones). Nil when there is nothing to check.
+func qFallback(p *Plan, isa asm.ISA) []Code {
+	if len(p.QCalls()) == 0 || (isa != asm.AVX512 && isa != asm.NEON) {
+		return nil
+	}
+	var set []Code
+	cond := Op("!").Id("f").Dot("ASIMDDP")
+	if isa == asm.AVX512 {
+		cond = Op("!").Id("f").Dot("AVX512BW").Op("||").Op("!").Id("f").Dot("AVX512VNNI")
+	}
+	for _, c := range p.QCalls() {
+		name := QKernelName(c, asm.NEON, true)
+		if isa == asm.AVX512 {
+			name = QKernelName(c, asm.AVX2, false)
+		}
+		set = append(set, Id("ks").Dot(c.Field).Op("=").Id(name))
+	}
+	return []Code{If(Id("f").Op(":=").Qual(cpuPkg, "Detect").Call(), cond).Block(set...)}
 }
 
 var isaLevel = map[asm.ISA]string{asm.AVX512: "AVX512", asm.AVX2: "AVX2", asm.NEON: "NEON"}
@@ -94,6 +127,11 @@ func emitArchDispatch(p *Plan, arch string, isas []asm.ISA) *File {
 	f.HeaderComment("//go:build !purego")
 	var cases []Code
 	for _, isa := range slices.Backward(isas) {
+		if fb := qFallback(p, isa); fb != nil {
+			body := append([]Code{Id("ks").Op(":=").Add(kernelSetValue(p, isa))}, fb...)
+			cases = append(cases, Case(Qual(cpuPkg, isaLevel[isa])).Block(append(body, Return(Id("ks"), True()))...))
+			continue
+		}
 		cases = append(cases, Case(Qual(cpuPkg, isaLevel[isa])).Block(Return(kernelSetValue(p, isa), True())))
 	}
 	f.Comment("archKernels returns the " + arch + " assembly kernels of level l, if generated.")

@@ -114,6 +114,7 @@ func emitModel(p *Plan) *File {
 		// One batched pass at a time: they share the batch scratch.
 		Id("mu").Qual("sync", "Mutex"),
 		Id("b").Op("*").Id("batch"),
+		quantModelField(p),
 	)
 	file.Comment("New checks that p has this package's shape and binds it.")
 	file.Func().Id("New").Params(Id("p").Op("*").Qual(modelPkg, "Params")).Params(Qual(modelPkg, "Model"), Error()).Block(
@@ -126,6 +127,7 @@ func emitModel(p *Plan) *File {
 			Id("w"): Parens(Op("*").Id("weights")).Parens(Qual("unsafe", "Pointer").Parens(Qual("unsafe", "SliceData").Call(Id("p").Dot("Data")))),
 		}),
 		Copy(Id("m").Dot("freqs").Index(Op(":")), Qual(kernelsPkg, "RoPEFreqs").Call(Id("HeadDim"), Lit(s.RopeTheta))),
+		quantBind(p),
 		Return(Id("m"), Nil()),
 	)
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("Spec").Params().Op("*").Qual(modelPkg, "Spec").Block(Return(Id("Spec").Call()))
@@ -144,6 +146,7 @@ func emitModel(p *Plan) *File {
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
 		List(Id("keys"), Id("values")).Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(),
 		moeScratchField(p),
+		quantSessionFields(p),
 	)
 	file.Comment("batchRow is one token of a batched pass: its session, token and position.")
 	file.Type().Id("batchRow").Struct(
@@ -151,18 +154,23 @@ func emitModel(p *Plan) *File {
 		List(Id("tok"), Id("pos")).Int(),
 		Id("last").Bool(), // the session's logits come from this row
 	)
-	file.Comment("batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.")
-	file.Type().Id("batch").Struct(
-		Id("rows").Index().Id("batchRow"),
-		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
-		Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
-		Id("phb").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
-		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
-		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
-		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
-		Id("att").Index(Lit(s.MaxSeq)).Float32(),
-		moeScratchField(p),
-	)
+	if p.Quant != 0 {
+		file.Comment("batch holds a batched pass's rows; the quantised path runs them one by one.")
+		file.Type().Id("batch").Struct(Id("rows").Index().Id("batchRow"))
+	} else {
+		file.Comment("batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.")
+		file.Type().Id("batch").Struct(
+			Id("rows").Index().Id("batchRow"),
+			List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
+			Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
+			Id("phb").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
+			Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
+			Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
+			List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
+			Id("att").Index(Lit(s.MaxSeq)).Float32(),
+			moeScratchField(p),
+		)
+	}
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("NewSession").Params().Qual(modelPkg, "Session").Block(
 		Return(Op("&").Id("Session").Values(Dict{Id("m"): Id("m")})),
 	)
@@ -177,40 +185,44 @@ func emitModel(p *Plan) *File {
 	eps := Lit(float32(s.NormEps))
 	residual := For(Id("i").Op(":=").Range().Lit(d)).Block(Id("s").Dot("x").Index(Id("i")).Op("+=").Id("s").Dot("xb2").Index(Id("i")))
 	group := s.Heads / s.KVHeads
-	file.Comment("Forward runs token at position pos and returns the logits.")
-	file.Func().Params(Id("s").Op("*").Id("Session")).Id("Forward").Params(Id("token"), Id("pos").Int()).Index().Float32().Block(
-		If(Uint().Parens(Id("token")).Op(">=").Id("Vocab").Op("||").Uint().Parens(Id("pos")).Op(">=").Id("MaxSeq")).Block(
-			Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": token %d at position %d is out of range"), Id("token"), Id("pos"))),
-		),
-		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
-		Id("s").Dot("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token")),
-		Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
-		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Id("s").Dot("qkv").Index(Lit(0)))),
-		Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("qkv").Index(Lit(d)))),
-		Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("qkv").Index(Lit(d+kv)))),
-		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
-			Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
-			callKernel(p.QKV, Id("s").Dot("qkv"), Id("lw").Dot("qkv"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps),
-			Id("rope").Call(Id("q"), Id("k"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
-			Id("s").Dot("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
-			Id("s").Dot("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
-			Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
-			For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
-				Id("kern").Dot("att").Call(
-					Op("&").Id("s").Dot("xb").Index(Id("h").Op("*").Lit(hd)),
-					Op("&").Id("s").Dot("qkv").Index(Id("h").Op("*").Lit(hd)),
-					Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-					Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-					Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
-				),
+	if p.Quant != 0 {
+		emitQuantForward(file, p)
+	} else {
+		file.Comment("Forward runs token at position pos and returns the logits.")
+		file.Func().Params(Id("s").Op("*").Id("Session")).Id("Forward").Params(Id("token"), Id("pos").Int()).Index().Float32().Block(
+			If(Uint().Parens(Id("token")).Op(">=").Id("Vocab").Op("||").Uint().Parens(Id("pos")).Op(">=").Id("MaxSeq")).Block(
+				Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": token %d at position %d is out of range"), Id("token"), Id("pos"))),
 			),
-			callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
-			residual,
-			ffnBlock(p, eps, residual),
-		),
-		callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
-		Return(Id("s").Dot("logits").Index(Op(":"))),
-	)
+			Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
+			Id("s").Dot("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token")),
+			Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
+			Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Id("s").Dot("qkv").Index(Lit(0)))),
+			Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("qkv").Index(Lit(d)))),
+			Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("qkv").Index(Lit(d+kv)))),
+			For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
+				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
+				callKernel(p.QKV, Id("s").Dot("qkv"), Id("lw").Dot("qkv"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps),
+				Id("rope").Call(Id("q"), Id("k"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
+				Id("s").Dot("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
+				Id("s").Dot("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
+				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
+				For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
+					Id("kern").Dot("att").Call(
+						Op("&").Id("s").Dot("xb").Index(Id("h").Op("*").Lit(hd)),
+						Op("&").Id("s").Dot("qkv").Index(Id("h").Op("*").Lit(hd)),
+						Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+						Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+						Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
+					),
+				),
+				callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
+				residual,
+				ffnBlock(p, eps, residual),
+			),
+			callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
+			Return(Id("s").Dot("logits").Index(Op(":"))),
+		)
+	}
 	file.Comment("ropeTables fills the rotation tables for position pos.")
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("ropeTables").Params(Id("pos").Int(), List(Id("cos"), Id("sin")).Op("*").Index(Lit(hd/2)).Float32()).Block(
 		For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("m").Dot("freqs")).Block(
@@ -297,57 +309,61 @@ func emitModel(p *Plan) *File {
 	}
 	addInto := perToken(For(Id("j").Op(":=").Range().Lit(d)).Block(
 		Id("b").Dot("px").Index(Id("i")).Index(Id("j")).Op("+=").Id("b").Dot("po").Index(Id("i")).Index(Id("j"))))
-	file.Comment("run takes b's rows (at most PrefillBatch) through every layer, then the")
-	file.Comment("classifier for the rows that end a span, into their sessions' logits.")
-	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(
-		Id("rows").Op(":=").Id("b").Dot("rows"),
-		Id("n").Op(":=").Len(Id("rows")),
-		Id("w").Op(":=").Id("m").Dot("w"),
-		perToken(Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok"))),
-		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
-			Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
-			perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("attnNorm"))),
-			callKernel(p.MMQKV, Id("b").Dot("pqkv"), Id("lw").Dot("qkv"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-			// Every row's key and value go into its cache before any row
-			// attends, so a span's later rows see its earlier ones.
-			perToken(
-				Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
-				Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d)))),
-				Id("rope").Call(headsOf(s.Heads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(0))), Id("k"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
-				Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
-				Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d+kv)))),
-			),
-			perToken(
-				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
-				For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
-					Id("kern").Dot("att").Call(
-						Op("&").Id("b").Dot("patt").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
-						Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
-						Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-						Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-						Op("&").Id("b").Dot("att").Index(Lit(0)), Id("r").Dot("pos").Op("+").Lit(1),
+	if p.Quant != 0 {
+		emitQuantRun(file, p)
+	} else {
+		file.Comment("run takes b's rows (at most PrefillBatch) through every layer, then the")
+		file.Comment("classifier for the rows that end a span, into their sessions' logits.")
+		file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(
+			Id("rows").Op(":=").Id("b").Dot("rows"),
+			Id("n").Op(":=").Len(Id("rows")),
+			Id("w").Op(":=").Id("m").Dot("w"),
+			perToken(Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok"))),
+			For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
+				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
+				perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("attnNorm"))),
+				callKernel(p.MMQKV, Id("b").Dot("pqkv"), Id("lw").Dot("qkv"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+				// Every row's key and value go into its cache before any row
+				// attends, so a span's later rows see its earlier ones.
+				perToken(
+					Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
+					Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d)))),
+					Id("rope").Call(headsOf(s.Heads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(0))), Id("k"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
+					Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
+					Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d+kv)))),
+				),
+				perToken(
+					Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
+					For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
+						Id("kern").Dot("att").Call(
+							Op("&").Id("b").Dot("patt").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
+							Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
+							Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+							Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+							Op("&").Id("b").Dot("att").Index(Lit(0)), Id("r").Dot("pos").Op("+").Lit(1),
+						),
 					),
 				),
+				callKernel(p.MMOut, Id("b").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("b").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
+				addInto,
+				batchFFN(p, perToken, addInto, f),
 			),
-			callKernel(p.MMOut, Id("b").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("b").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-			addInto,
-			batchFFN(p, perToken, addInto, f),
-		),
-		// The classifier reads the whole vocabulary matrix: once for all the
-		// rows whose logits are wanted, normalised into pxn's first rows.
-		Id("k").Op(":=").Lit(0),
-		perToken(If(Id("r").Dot("last")).Block(
-			Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("k")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("w").Dot("outNorm")),
-			Id("k").Op("++"),
-		)),
-		If(Id("k").Op("==").Lit(0)).Block(Return()),
-		callKernel(p.MMCls, Id("b").Dot("plog"), cls, Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("k")),
-		Id("k").Op("=").Lit(0),
-		perToken(If(Id("r").Dot("last")).Block(
-			Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),
-			Id("k").Op("++"),
-		)),
-	)
+			// The classifier reads the whole vocabulary matrix: once for all the
+			// rows whose logits are wanted, normalised into pxn's first rows.
+			Id("k").Op(":=").Lit(0),
+			perToken(If(Id("r").Dot("last")).Block(
+				Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("k")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("w").Dot("outNorm")),
+				Id("k").Op("++"),
+			)),
+			If(Id("k").Op("==").Lit(0)).Block(Return()),
+			callKernel(p.MMCls, Id("b").Dot("plog"), cls, Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("k")),
+			Id("k").Op("=").Lit(0),
+			perToken(If(Id("r").Dot("last")).Block(
+				Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),
+				Id("k").Op("++"),
+			)),
+		)
+	}
 	file.Comment("rmsnorm writes x normalised by its root mean square and scaled by nw.")
 	file.Func().Id("rmsnorm").Params(List(Id("out"), Id("x"), Id("nw")).Op("*").Index(Lit(d)).Float32()).Block(
 		Var().Id("ss").Float32(),

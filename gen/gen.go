@@ -40,6 +40,11 @@ func Files(s *spec.Spec, importPath string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("gen %s: %w", p.Package, err)
 	}
 	out["kernels_go.go"] = goSrc
+	if p.Quant != 0 {
+		if out["qkernels_go.go"], err = asm.QuantGo(p.QKernels(asm.Generic, false), p.Package); err != nil {
+			return nil, fmt.Errorf("gen %s: %w", p.Package, err)
+		}
+	}
 	var archs []string
 	for arch, isas := range p.archISAs() {
 		archs = append(archs, arch)
@@ -57,6 +62,27 @@ func Files(s *spec.Spec, importPath string) (map[string][]byte, error) {
 		}
 		out["kernels_"+arch+".s"] = text
 		out["kernels_"+arch+".go"] = stubs
+		if p.Quant != 0 {
+			// The quantised kernels of this GOARCH: AVX2 always (the AVX-512
+			// path falls back to it without VNNI), NEON with and without SDOT.
+			var qks []asm.QKernel
+			qgen := asm.QuantAMD64
+			if arch == "arm64" {
+				qks = append(p.QKernels(asm.NEON, false), p.QKernels(asm.NEON, true)...)
+				qgen = asm.QuantARM64
+			} else {
+				qks = p.QKernels(asm.AVX2, false)
+				if slices.Contains(isas, asm.AVX512) {
+					qks = append(qks, p.QKernels(asm.AVX512, false)...)
+				}
+			}
+			qtext, qstubs, err := qgen(qks, p.Package)
+			if err != nil {
+				return nil, fmt.Errorf("gen %s: %w", p.Package, err)
+			}
+			out["qkernels_"+arch+".s"] = qtext
+			out["qkernels_"+arch+".go"] = qstubs
+		}
 		if err := render("dispatch_"+arch+".go", emitArchDispatch(p, arch, isas)); err != nil {
 			return nil, err
 		}

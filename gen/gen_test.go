@@ -69,12 +69,29 @@ func TestHeaderAndFormat(t *testing.T) {
 	}
 }
 
-// Unsupported features are refused at gen time, never ignored.
+// Unsupported features are refused at gen time, never ignored; a quantised
+// spec compiles when some matrix has rows of whole 32-blocks.
 func TestRefusesUnsupported(t *testing.T) {
-	s := &spec.Spec{Name: "q", Vocab: 11, Dim: 32, Layers: 1, Heads: 4, KVHeads: 1, FFNDim: 32, MaxSeq: 5, Quant: "q4_0"}
+	s := &spec.Spec{Name: "q", Vocab: 11, Dim: 24, Layers: 1, Heads: 4, KVHeads: 1, FFNDim: 40, MaxSeq: 5, Quant: "q4_0"}
 	s.SetDefaults()
+	if _, err := Files(s, "example.com/q"); err == nil || !strings.Contains(err.Error(), "quant: q4_0 needs rows of whole 32-weight blocks") {
+		t.Fatalf("gen of a q4_0 spec without 32-multiples: err = %v", err)
+	}
+	s.MoE = &spec.MoE{Experts: 2, TopK: 1, FFNDim: 32}
+	s.Dim = 32
 	if _, err := Files(s, "example.com/q"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("gen of a q4_0 spec: err = %v, want a not-supported-yet error", err)
+		t.Fatalf("gen of a q4_0 moe spec: err = %v, want a not-supported-yet error", err)
+	}
+	for _, c := range []struct{ dim, ffn int }{{32, 64}, {32, 40}, {24, 64}} {
+		s := &spec.Spec{Name: "q", Vocab: 11, Dim: c.dim, Layers: 1, Heads: 4, KVHeads: 2, FFNDim: c.ffn, MaxSeq: 5, Quant: "q8_0"}
+		s.SetDefaults()
+		files, err := Files(s, "example.com/q")
+		if err != nil {
+			t.Fatalf("dim %d ffn %d: %v", c.dim, c.ffn, err)
+		}
+		if _, ok := files["qkernels_go.go"]; !ok {
+			t.Fatalf("dim %d ffn %d: no quantised kernels", c.dim, c.ffn)
+		}
 	}
 }
 

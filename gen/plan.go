@@ -67,6 +67,52 @@ type Plan struct {
 	// TrainAttention is the trainer's attention: queries, keys and values
 	// are rows of the batched Q|K|V output, dim+2·kv_dim floats apart.
 	TrainAttention KCall
+	// Quant is the block format of a quantised spec (0 for f32). The
+	// decode path then multiplies every matrix whose rows are whole
+	// 32-blocks in its blocks: QD says the matrices with rows of dim are
+	// (Q, K, V, output, gate, up, embedding/classifier), QF that ffn_down
+	// is; the others run the float kernels above.
+	Quant  asm.QFormat
+	QD, QF bool
+	// The quantised matvecs by row length (dim, ffn_dim).
+	QMVD, QMVF QCall
+}
+
+// QCall is a quantised matrix-vector kernel of the decode path.
+type QCall struct {
+	Field  string
+	Kernel asm.QKernel
+}
+
+// QCalls returns the plan's quantised kernel fields.
+func (p *Plan) QCalls() []QCall {
+	var cs []QCall
+	if p.QD {
+		cs = append(cs, p.QMVD)
+	}
+	if p.QF {
+		cs = append(cs, p.QMVF)
+	}
+	return cs
+}
+
+// QKernels lists the quantised kernels for one instruction set (NEON: with
+// or without the dot-product extension).
+func (p *Plan) QKernels(isa asm.ISA, noDot bool) []asm.QKernel {
+	var ks []asm.QKernel
+	for _, c := range p.QCalls() {
+		k := c.Kernel
+		k.ISA, k.NoDot = isa, noDot
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// QKernelName is the function implementing quantised call c on isa.
+func QKernelName(c QCall, isa asm.ISA, noDot bool) string {
+	k := c.Kernel
+	k.ISA, k.NoDot = isa, noDot
+	return k.Name()
 }
 
 // MoE reports whether the plan compiles a mixture of experts.
@@ -145,6 +191,15 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		p.ExpDown = KCall{"expDown", asm.Kernel{Op: asm.OpMatVec, Cols: mf}, d, 0}
 		p.SharedFFN = KCall{"sharedFFN", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: mf, Cols: d}, mf, 0}
 	}
+	if s.Quant != "f32" {
+		p.Quant = asm.Q8_0
+		if s.Quant == "q4_0" {
+			p.Quant = asm.Q4_0
+		}
+		p.QD, p.QF = d%32 == 0, f%32 == 0
+		p.QMVD = QCall{"qmvD", asm.QKernel{Format: p.Quant, Cols: d}}
+		p.QMVF = QCall{"qmvF", asm.QKernel{Format: p.Quant, Cols: f}}
+	}
 	targets := s.Targets
 	if len(targets) == 0 {
 		targets = []string{"avx512", "avx2", "neon"}
@@ -157,6 +212,11 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	slices.Sort(p.ISAs)
 	for _, isa := range append([]asm.ISA{asm.Generic}, p.ISAs...) {
 		for _, k := range p.Kernels(isa) {
+			if err := k.Validate(); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
+		for _, k := range p.QKernels(isa, false) {
 			if err := k.Validate(); err != nil {
 				return nil, fmt.Errorf("%s: %w", s.Name, err)
 			}

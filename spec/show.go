@@ -61,6 +61,10 @@ func (s *Spec) Show(w io.Writer) {
 		row("  active per token", "%s\t(%s)", Count(f.ActiveParams), Commas(f.ActiveParams))
 	}
 	row("weight bytes", "%s\t(%s B, %s)", Bytes(f.WeightBytes), Commas(f.WeightBytes), s.Quant)
+	if s.Quant != "f32" {
+		row("quantised", "%s", strings.Join(s.QuantMatrices(), ", "))
+		row("stays f32", "%s", strings.Join(s.FloatTensors(), ", "))
+	}
 
 	fmt.Fprintf(w, "per token at context %d\n", f.Context)
 	row("FLOPs", "%s\t(%s: matmuls %s + attention %s)", Count(f.FLOPsPerToken), Commas(f.FLOPsPerToken),

@@ -363,14 +363,39 @@ func TestUnsupported(t *testing.T) {
 	if err := s.Unsupported(); err != nil {
 		t.Fatalf("masked: %v", err)
 	}
-	s.Quant = "q8_0"
-	if err := s.Unsupported(); err == nil || err.Error() != "quant: q8_0 not supported yet" {
-		t.Fatalf("q8_0: %v", err)
-	}
 	s.Quant = "f32"
 	s.MoE = &MoE{Experts: 4, TopK: 2, FFNDim: 8}
 	if err := s.Unsupported(); err != nil {
 		t.Fatalf("moe is compiled now: %v", err)
+	}
+	s.Quant = "q8_0"
+	if err := s.Unsupported(); err == nil || err.Error() != "quant: q8_0 with moe not supported yet" {
+		t.Fatalf("q8_0 moe: %v", err)
+	}
+}
+
+func TestQuantSplit(t *testing.T) {
+	s := valid()
+	s.Quant = "q4_0"
+	for _, c := range []struct {
+		dim, ffn int
+		q, f     int // quantised matrices, f32 tensors
+		err      string
+	}{
+		{64, 128, 8, 3, ""},
+		{64, 172, 7, 4, ""},  // ffn_down stays f32
+		{48, 128, 1, 10, ""}, // only ffn_down is quantised
+		{48, 100, 0, 11, "quant: q4_0 needs rows of whole 32-weight blocks, but no matrix has them: dim 48 and ffn_dim 100 are not multiples of 32 (use f32)"},
+	} {
+		s.Dim, s.FFNDim, s.Heads, s.KVHeads = c.dim, c.ffn, 4, 4
+		q, f := s.QuantMatrices(), s.FloatTensors()
+		if len(q) != c.q || len(f) != c.f {
+			t.Errorf("dim %d ffn %d: quantised %v, f32 %v", c.dim, c.ffn, q, f)
+		}
+		err := s.Unsupported()
+		if (err == nil) != (c.err == "") || err != nil && err.Error() != c.err {
+			t.Errorf("dim %d ffn %d: %v, want %q", c.dim, c.ffn, err, c.err)
+		}
 	}
 }
 

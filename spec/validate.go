@@ -199,10 +199,55 @@ func (s *Spec) validateTrain() error {
 // Unsupported reports what the code generator cannot compile yet, or nil.
 // Each line goes away when gen learns the feature.
 func (s *Spec) Unsupported() error {
-	if s.Quant != "f32" {
-		return fieldErr("quant", "%s not supported yet", s.Quant)
+	if s.Quant == "f32" {
+		return nil
+	}
+	if s.MoE != nil {
+		return fieldErr("quant", "%s with moe not supported yet", s.Quant)
+	}
+	if len(s.QuantMatrices()) == 0 {
+		return fieldErr("quant", "%s needs rows of whole 32-weight blocks, but no matrix has them: dim %d and ffn_dim %d are not multiples of 32 (use f32)", s.Quant, s.Dim, s.FFNDim)
 	}
 	return nil
+}
+
+// QuantMatrices lists the matrices a quantised spec (q8_0, q4_0) stores and
+// multiplies in its blocks: those whose rows (cols) are a multiple of 32. The
+// names are llama.cpp's; "blk.N" stands for every layer. Nil for f32.
+func (s *Spec) QuantMatrices() []string {
+	q, _ := s.quantSplit()
+	return q
+}
+
+// FloatTensors lists the tensors that stay f32 in a quantised spec: the
+// norms, and the matrices whose rows are not whole 32-blocks. Nil for f32.
+func (s *Spec) FloatTensors() []string {
+	_, f := s.quantSplit()
+	return f
+}
+
+func (s *Spec) quantSplit() (q, f []string) {
+	if s.Quant == "f32" || s.Quant == "" {
+		return nil, nil
+	}
+	add := func(name string, cols int) {
+		if cols%32 == 0 {
+			q = append(q, name)
+		} else {
+			f = append(f, name)
+		}
+	}
+	d := s.Dim
+	add("token_embd", d)
+	for _, k := range []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"} {
+		add("blk.N."+k, d)
+	}
+	add("blk.N.ffn_down", s.FFNDim)
+	if !s.TieEmbeddings {
+		add("output", d)
+	}
+	f = append(f, "blk.N.attn_norm", "blk.N.ffn_norm", "output_norm")
+	return q, f
 }
 
 func intRange(path string, v, lo, hi int) error {

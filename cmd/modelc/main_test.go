@@ -129,7 +129,7 @@ func TestGenRefusesUnsupported(t *testing.T) {
 	p := filepath.Join(dir, "model.yaml")
 	os.WriteFile(p, []byte("name: m\nvocab: 10\ndim: 8\nlayers: 1\nheads: 2\nffn_dim: 4\nmax_seq: 4\nquant: q4_0\n"), 0o644)
 	_, err := run(t, "gen", p)
-	if err == nil || !strings.Contains(err.Error(), "not supported yet") {
+	if err == nil || !strings.Contains(err.Error(), "quant: q4_0 needs rows of whole 32-weight blocks") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -22,11 +22,26 @@ import (
 // spec's quant names the file's block format. The open gguf.File is returned too, for its tokenizer metadata; the caller
 // must Close it.
 func LoadGGUF(path string) (*model.Params, *gguf.File, error) {
+	return loadGGUF(path, 0)
+}
+
+// LoadKeepBlocks is Load, except that GGUF tensors of block type keep (Q8_0
+// or Q4_0) are not dequantised: their Data stays zero and untouched (no
+// memory resident), p.Undecoded names them, and a quantised compiled model
+// reads their blocks from p.File. Only such a model may run the parameters.
+func LoadKeepBlocks(path string, keep gguf.GGMLType) (*model.Params, *gguf.File, error) {
+	if !isGGUF(path) {
+		return Load(path)
+	}
+	return loadGGUF(path, keep)
+}
+
+func loadGGUF(path string, keep gguf.GGMLType) (*model.Params, *gguf.File, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	p, err := FromGGUF(f)
+	p, err := fromGGUF(f, keep)
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("checkpoint: %s: %w", path, err)
@@ -35,7 +50,9 @@ func LoadGGUF(path string) (*model.Params, *gguf.File, error) {
 }
 
 // FromGGUF builds parameters from an open GGUF file (see LoadGGUF).
-func FromGGUF(f *gguf.File) (*model.Params, error) {
+func FromGGUF(f *gguf.File) (*model.Params, error) { return fromGGUF(f, 0) }
+
+func fromGGUF(f *gguf.File, keep gguf.GGMLType) (*model.Params, error) {
 	s, err := spec.FromGGUFFile(f)
 	if err != nil {
 		return nil, err
@@ -65,11 +82,19 @@ func FromGGUF(f *gguf.File) (*model.Params, error) {
 		}
 	}
 	p := model.NewParams(&s)
+	p.File = f
 	for _, t := range p.Tensors {
 		info, _ := f.Tensor(t.Name)
 		data, err := f.TensorData(t.Name)
 		if err != nil {
 			return nil, err
+		}
+		if keep != 0 && info.Type == keep {
+			if p.Undecoded == nil {
+				p.Undecoded = map[string]bool{}
+			}
+			p.Undecoded[t.Name] = true
+			continue
 		}
 		if err := quant.Decode(info.Type, p.T(t.Name), data); err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
@@ -238,12 +263,22 @@ func Load(path string) (*model.Params, *gguf.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	var magic [4]byte
-	n, _ := io.ReadFull(fd, magic[:])
 	fd.Close()
-	if n == 4 && string(magic[:]) == gguf.Magic {
+	if isGGUF(path) {
 		return LoadGGUF(path)
 	}
 	p, err := LoadLlama2C(path)
 	return p, nil, err
+}
+
+// isGGUF tells a GGUF file by its first bytes.
+func isGGUF(path string) bool {
+	fd, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	var magic [4]byte
+	n, _ := io.ReadFull(fd, magic[:])
+	fd.Close()
+	return n == 4 && string(magic[:]) == gguf.Magic
 }

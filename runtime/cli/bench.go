@@ -49,7 +49,7 @@ is the best of --rounds runs, the models taking turns.`,
 			if random {
 				p = RandomParams(a.spec, seed)
 			} else {
-				pp, gf, err := a.loadParams(modelPath, useGeneric)
+				pp, gf, err := a.loadParams(modelPath, useGeneric || compare)
 				if err != nil {
 					return err
 				}

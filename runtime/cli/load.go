@@ -8,6 +8,7 @@ import (
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/quant"
 	"github.com/modelc/modelc/spec"
 	"github.com/modelc/modelc/tokenizer"
 )
@@ -19,7 +20,16 @@ func (a *app) loadParams(path string, useGeneric bool) (*model.Params, *gguf.Fil
 	if path == "" {
 		return nil, nil, errNoModel
 	}
-	p, f, err := checkpoint.Load(path)
+	load := checkpoint.Load
+	if !useGeneric && a.spec.Quant != "f32" {
+		// A quantised binary runs the file's blocks in place: not dequantised.
+		t, err := quant.ParseType(a.spec.Quant)
+		if err != nil {
+			return nil, nil, err
+		}
+		load = func(path string) (*model.Params, *gguf.File, error) { return checkpoint.LoadKeepBlocks(path, t) }
+	}
+	p, f, err := load(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 
+	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -31,6 +32,13 @@ type Params struct {
 	Data    []float32
 	Tensors []Tensor
 	index   map[string]int
+	// File is the GGUF file the parameters were read from (nil otherwise):
+	// quantised compiled models take their Q8_0/Q4_0 blocks from its mapping.
+	File *gguf.File
+	// Undecoded names tensors whose blocks were left in File and not
+	// dequantised into Data (which stays zero there, untouched): only a
+	// quantised compiled model may run such parameters.
+	Undecoded map[string]bool
 }
 
 // Tensor names follow llama.cpp's `llama` architecture.

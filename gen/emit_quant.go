@@ -1,0 +1,341 @@
+package gen
+
+import (
+	. "github.com/dave/jennifer/jen"
+)
+
+// The quantised decode path (spec quant q8_0 or q4_0).
+//
+// The float weight struct still overlays the parameter buffer (norms, and the
+// matrices whose rows are not whole 32-blocks, run from it); every matrix
+// whose rows are whole blocks is multiplied in its ggml blocks, which
+// qweights points at: the GGUF file's mapping when it holds them in the
+// compiled format, otherwise blocks made at load from the float parameters
+// (runtime/quant.Blocks). The activation feeding a quantised matrix is
+// quantised to 8 bits per 32-block once (runtime/quant.QuantizeAct) and
+// shared by the matrices that read it (Q, K, V; gate, up), as in
+// runtime/quant/qmodel, whose arithmetic (RMSNorm, SwiGLU, integer dots
+// with one float multiply-add per block) this path follows.
+
+const quantPkg = "github.com/modelc/modelc/runtime/quant"
+
+// rowBytes is the size of one quantised row of cols weights.
+func (p *Plan) rowBytes(cols int) int { return cols / 32 * p.Quant.BlockBytes() }
+
+// qmat is the Go type of a pointer to a quantised rows×cols matrix.
+func (p *Plan) qmat(rows, cols int) *Statement {
+	return Op("*").Index(Lit(rows)).Index(Lit(p.rowBytes(cols))).Byte()
+}
+
+func quantModelField(p *Plan) Code {
+	if p.Quant == 0 {
+		return Null()
+	}
+	return Id("q").Id("qweights")
+}
+
+func quantBind(p *Plan) Code {
+	if p.Quant == 0 {
+		return Null()
+	}
+	return If(Err().Op(":=").Id("m").Dot("bindQuant").Call(), Err().Op("!=").Nil()).Block(Return(Nil(), Err()))
+}
+
+// qcols is the longest quantised activation.
+func (p *Plan) qcols() int {
+	n := 0
+	if p.QD {
+		n = p.Spec.Dim
+	}
+	if p.QF {
+		n = max(n, p.Spec.FFNDim)
+	}
+	return n
+}
+
+func quantSessionFields(p *Plan) Code {
+	if p.Quant == 0 {
+		return Null()
+	}
+	n := p.qcols()
+	return Add(
+		Comment("xq and xs are the quantised activation: 8-bit codes and a scale per 32-block."),
+		Line(), Id("xq").Index(Lit(n)).Int8(),
+		Line(), Id("xs").Index(Lit(n/32)).Float32(),
+		Line(), Id("hb2").Index(Lit(p.Spec.FFNDim)).Float32(),
+	)
+}
+
+// emitQuantTypes writes qlayer, qweights and bindQuant.
+func emitQuantTypes(file *File, p *Plan) {
+	s := &p.Spec
+	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
+	file.Comment("QFormat is the block format of the quantised matrices.")
+	file.Const().Id("QFormat").Op("=").Lit(s.Quant)
+	var lf []Code
+	if p.QD {
+		lf = append(lf,
+			List(Id("q"), Id("wo")).Add(p.qmat(d, d)),
+			List(Id("k"), Id("v")).Add(p.qmat(kv, d)),
+			List(Id("gate"), Id("up")).Add(p.qmat(f, d)),
+		)
+	}
+	if p.QF {
+		lf = append(lf, Id("down").Add(p.qmat(d, f)))
+	}
+	file.Comment("qlayer points at one block's quantised matrices, row after row of " + s.Quant + " blocks.")
+	file.Type().Id("qlayer").Struct(lf...)
+	wf := []Code{Id("layers").Index(Lit(s.Layers)).Id("qlayer")}
+	if p.QD {
+		wf = append(wf, List(Id("embd"), Id("cls")).Add(p.qmat(s.Vocab, d)))
+	}
+	file.Comment("qweights points at every quantised matrix (the classifier is the embedding when tied).")
+	file.Type().Id("qweights").Struct(wf...)
+
+	bind := func(dst Code, name Code, rows, cols int) Code {
+		return Add(dst).Op("=").Parens(p.qmat(rows, cols)).Parens(Id("blocks").Call(name, Lit(rows*p.rowBytes(cols))))
+	}
+	layer := func(kind string) Code {
+		return Qual("fmt", "Sprintf").Call(Lit("blk.%d."+kind+".weight"), Id("l"))
+	}
+	body := []Code{
+		Var().Err().Error(),
+		Id("blocks").Op(":=").Func().Params(Id("name").String(), Id("size").Int()).Qual("unsafe", "Pointer").Block(
+			If(Err().Op("!=").Nil()).Block(Return(Nil())),
+			Var().Id("b").Index().Byte(),
+			If(List(Id("b"), Err()).Op("=").Qual(quantPkg, "Blocks").Call(Id("m").Dot("p"), Id("name"), Id("QFormat")), Err().Op("==").Nil().Op("&&").Len(Id("b")).Op("!=").Id("size")).Block(
+				Err().Op("=").Qual("fmt", "Errorf").Call(Lit(p.Package+": %s holds %d bytes of blocks, want %d"), Id("name"), Len(Id("b")), Id("size")),
+			),
+			If(Err().Op("!=").Nil()).Block(Return(Nil())),
+			Return(Qual("unsafe", "Pointer").Call(Qual("unsafe", "SliceData").Call(Id("b")))),
+		),
+	}
+	if p.QD {
+		body = append(body, bind(Id("m").Dot("q").Dot("embd"), Lit("token_embd.weight"), s.Vocab, d))
+		if s.TieEmbeddings {
+			body = append(body, Id("m").Dot("q").Dot("cls").Op("=").Id("m").Dot("q").Dot("embd"))
+		} else {
+			body = append(body, bind(Id("m").Dot("q").Dot("cls"), Lit("output.weight"), s.Vocab, d))
+		}
+	}
+	var lb []Code
+	lb = append(lb, Id("ql").Op(":=").Op("&").Id("m").Dot("q").Dot("layers").Index(Id("l")))
+	ql := func(n string) *Statement { return Id("ql").Dot(n) }
+	if p.QD {
+		lb = append(lb,
+			bind(ql("q"), layer("attn_q"), d, d),
+			bind(ql("k"), layer("attn_k"), kv, d),
+			bind(ql("v"), layer("attn_v"), kv, d),
+			bind(ql("wo"), layer("attn_output"), d, d),
+			bind(ql("gate"), layer("ffn_gate"), f, d),
+			bind(ql("up"), layer("ffn_up"), f, d),
+		)
+	}
+	if p.QF {
+		lb = append(lb, bind(ql("down"), layer("ffn_down"), d, f))
+	}
+	body = append(body, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(lb...), Return(Err()))
+	file.Comment("bindQuant points the quantised matrices at their blocks: the model file's")
+	file.Comment("own (no copy) when it holds them in QFormat, else blocks quantised from the")
+	file.Comment("float parameters (runtime/quant.Blocks).")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("bindQuant").Params().Error().Block(body...)
+}
+
+// qpart is one quantised matrix of a stacked product: its rows go to out at
+// element off.
+type qpart struct {
+	out  Code // the output array
+	off  int
+	w    Code // pointer to the quantised matrix
+	rows int
+}
+
+// qcall multiplies the quantised activation in s.xq/s.xs by the stacked
+// matrices parts (all cols wide) with kernel field, split over the worker
+// pool by rows when large enough, as callKernel does for the float kernels.
+func qcall(c QCall, parts []qpart) Code {
+	cols := c.Kernel.Cols
+	rows := 0
+	for _, pt := range parts {
+		rows += pt.rows
+	}
+	xargs := []Code{Op("&").Id("s").Dot("xq").Index(Lit(0)), Op("&").Id("s").Dot("xs").Index(Lit(0))}
+	kcall := func(out, w, n Code) Code {
+		return Id("kern").Dot(c.Field).Call(append([]Code{out, w}, append(xargs, n)...)...)
+	}
+	if rows*cols < ParallelMACs {
+		var calls []Code
+		for _, pt := range parts {
+			calls = append(calls, kcall(Op("&").Add(pt.out).Index(Lit(pt.off)), Op("&").Add(pt.w).Index(Lit(0)).Index(Lit(0)), Lit(pt.rows)))
+		}
+		if len(calls) == 1 {
+			return calls[0]
+		}
+		return Block(calls...)
+	}
+	grain := (max(4, GrainMACs/cols) + 3) &^ 3
+	var body []Code
+	base := 0
+	for _, pt := range parts {
+		b := base
+		base += pt.rows
+		if len(parts) == 1 {
+			body = append(body, kcall(Op("&").Add(pt.out).Index(plus("lo", pt.off)), Op("&").Add(pt.w).Index(Id("lo")).Index(Lit(0)), Id("hi").Op("-").Id("lo")))
+			break
+		}
+		body = append(body, If(
+			List(Id("a"), Id("e")).Op(":=").Max(Id("lo"), Lit(b)).Op(",").Min(Id("hi"), Lit(b+pt.rows)),
+			Id("a").Op("<").Id("e"),
+		).Block(kcall(
+			Op("&").Add(pt.out).Index(plus("a", pt.off-b)),
+			Op("&").Add(pt.w).Index(plus("a", -b)).Index(Lit(0)),
+			Id("e").Op("-").Id("a"),
+		)))
+	}
+	return Id("pool").Dot("RunGrain").Call(Lit(rows), Lit(grain), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(body...))
+}
+
+// plus is v+n with n folded in (v, v+n or v-|n|).
+func plus(v string, n int) *Statement {
+	switch {
+	case n > 0:
+		return Id(v).Op("+").Lit(n)
+	case n < 0:
+		return Id(v).Op("-").Lit(-n)
+	}
+	return Id(v)
+}
+
+// qact quantises the n activations of x (an array) into s.xq and s.xs.
+func qact(x Code, n int) Code {
+	return Qual(quantPkg, "QuantizeAct").Call(Id("s").Dot("xq").Index(Op(":").Lit(n)), Id("s").Dot("xs").Index(Op(":").Lit(n/32)), Add(x).Index(Op(":")))
+}
+
+// qnorm is runtime/kernels.RMSNorm (qmodel's): out = norm(x)·nw.
+func qnorm(out, x, nw Code, eps Code) Code {
+	return Qual(kernelsPkg, "RMSNorm").Call(Add(out).Index(Op(":")), Add(x).Index(Op(":")), Add(nw).Index(Op(":")), eps)
+}
+
+// emitQuantForward writes Forward as step (the layers) then classify.
+func emitQuantForward(file *File, p *Plan) {
+	s := &p.Spec
+	d, kv, hd, f := s.Dim, s.KVDim(), s.HeadDim(), s.FFNDim
+	eps := Lit(float32(s.NormEps))
+	group := s.Heads / s.KVHeads
+	sx := func(n string) *Statement { return Id("s").Dot(n) }
+	residual := For(Id("i").Op(":=").Range().Lit(d)).Block(sx("x").Index(Id("i")).Op("+=").Add(sx("xb2")).Index(Id("i")))
+	headsOf := func(n int, ptr *Statement) *Statement {
+		return unsafeCast(Index(Lit(n)).Index(Lit(hd/2)).Index(Lit(2)).Float32(), ptr)
+	}
+	emitQuantTypes(file, p)
+
+	file.Comment("Forward runs token at position pos and returns the logits.")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("Forward").Params(Id("token"), Id("pos").Int()).Index().Float32().Block(
+		If(Uint().Parens(Id("token")).Op(">=").Id("Vocab").Op("||").Uint().Parens(Id("pos")).Op(">=").Id("MaxSeq")).Block(
+			Panic(Qual("fmt", "Sprintf").Call(Lit(p.Package+": token %d at position %d is out of range"), Id("token"), Id("pos"))),
+		),
+		Id("s").Dot("step").Call(Id("token"), Id("pos")),
+		Id("s").Dot("classify").Call(),
+		Return(Id("s").Dot("logits").Index(Op(":"))),
+	)
+
+	embed := sx("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token"))
+	if p.QD {
+		embed = Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), sx("x").Index(Op(":")), Id("qw").Dot("embd").Index(Id("token")).Index(Op(":")))
+	}
+	var attnIn, attnOut, ffnIn, ffnOut []Code
+	if p.QD {
+		attnIn = []Code{
+			qnorm(sx("xb"), sx("x"), Id("lw").Dot("attnNorm"), eps),
+			qact(sx("xb"), d),
+			qcall(p.QMVD, []qpart{{sx("qkv"), 0, Id("ql").Dot("q"), d}, {sx("qkv"), d, Id("ql").Dot("k"), kv}, {sx("qkv"), d + kv, Id("ql").Dot("v"), kv}}),
+		}
+		attnOut = []Code{
+			qact(sx("xb"), d),
+			qcall(p.QMVD, []qpart{{sx("xb2"), 0, Id("ql").Dot("wo"), d}}),
+		}
+		ffnIn = []Code{
+			qnorm(sx("xb"), sx("x"), Id("lw").Dot("ffnNorm"), eps),
+			qact(sx("xb"), d),
+			qcall(p.QMVD, []qpart{{sx("hb"), 0, Id("ql").Dot("gate"), f}, {sx("hb2"), 0, Id("ql").Dot("up"), f}}),
+			Qual(kernelsPkg, "SwiGLU").Call(sx("hb").Index(Op(":")), sx("hb2").Index(Op(":"))),
+		}
+	} else {
+		attnIn = []Code{callKernel(p.QKV, sx("qkv"), Id("lw").Dot("qkv"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps)}
+		attnOut = []Code{callKernel(p.Out, sx("xb2"), Id("lw").Dot("wo"), Op("&").Add(sx("xb")).Index(Lit(0)), nil, nil)}
+		ffnIn = []Code{callKernel(p.FFN, sx("hb"), Id("lw").Dot("gateUp"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps)}
+	}
+	if p.QF {
+		ffnOut = []Code{qact(sx("hb"), f), qcall(p.QMVF, []qpart{{sx("xb2"), 0, Id("ql").Dot("down"), d}})}
+	} else {
+		ffnOut = []Code{callKernel(p.Down, sx("xb2"), Id("lw").Dot("down"), Op("&").Add(sx("hb")).Index(Lit(0)), nil, nil)}
+	}
+	layer := []Code{
+		Id("lw").Op(",").Id("ql").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
+	}
+	layer = append(layer, attnIn...)
+	layer = append(layer,
+		Id("rope").Call(Id("q"), Id("k"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
+		sx("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
+		sx("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
+		Id("keys").Op(",").Id("values").Op(":=").Op("&").Add(sx("keys")).Index(Id("l")).Op(",").Op("&").Add(sx("values")).Index(Id("l")),
+		For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
+			Id("kern").Dot("att").Call(
+				Op("&").Add(sx("xb")).Index(Id("h").Op("*").Lit(hd)),
+				Op("&").Add(sx("qkv")).Index(Id("h").Op("*").Lit(hd)),
+				Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+				Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+				Op("&").Add(sx("att")).Index(Lit(0)), Id("pos").Op("+").Lit(1),
+			),
+		),
+	)
+	layer = append(layer, attnOut...)
+	layer = append(layer, residual)
+	layer = append(layer, ffnIn...)
+	layer = append(layer, ffnOut...)
+	layer = append(layer, residual)
+	file.Comment("step runs token at position pos through every layer into s.x (and the KV cache).")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("step").Params(Id("token"), Id("pos").Int()).Block(
+		Id("w").Op(",").Id("qw").Op(":=").Id("s").Dot("m").Dot("w").Op(",").Op("&").Id("s").Dot("m").Dot("q"),
+		embed,
+		Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
+		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Add(sx("qkv")).Index(Lit(0)))),
+		Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Add(sx("qkv")).Index(Lit(d)))),
+		Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Add(sx("qkv")).Index(Lit(d+kv)))),
+		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(layer...),
+	)
+
+	cls := Id("w").Dot("tokEmbd")
+	if !s.TieEmbeddings {
+		cls = Id("w").Dot("output")
+	}
+	var clsBody []Code
+	if p.QD {
+		clsBody = []Code{
+			qnorm(sx("xb"), sx("x"), Id("s").Dot("m").Dot("w").Dot("outNorm"), eps),
+			qact(sx("xb"), d),
+			qcall(p.QMVD, []qpart{{sx("logits"), 0, Id("s").Dot("m").Dot("q").Dot("cls"), s.Vocab}}),
+		}
+	} else {
+		clsBody = []Code{
+			Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
+			callKernel(p.Classifier, sx("logits"), cls, Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
+		}
+	}
+	file.Comment("classify writes the logits of the state step left in s.x.")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("classify").Params().Block(clsBody...)
+}
+
+// emitQuantRun writes run for the quantised path: each row through step, and
+// the classifier for the rows that end a span (the quantised batched kernels
+// are no faster than one matvec per token yet: runtime/quant/RESULTS.md).
+func emitQuantRun(file *File, p *Plan) {
+	file.Comment("run takes b's rows one by one through every layer, and the classifier")
+	file.Comment("for the rows that end a span, into their sessions' logits.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(
+		For(List(Id("_"), Id("r")).Op(":=").Range().Id("b").Dot("rows")).Block(
+			Id("r").Dot("s").Dot("step").Call(Id("r").Dot("tok"), Id("r").Dot("pos")),
+			If(Id("r").Dot("last")).Block(Id("r").Dot("s").Dot("classify").Call()),
+		),
+	)
+}

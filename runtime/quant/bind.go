@@ -1,0 +1,66 @@
+package quant
+
+import (
+	"fmt"
+
+	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/model"
+)
+
+// Blocks returns the blocks, in format ("q8_0" or "q4_0"), of matrix name of
+// p for a compiled quantised model. When p was read from a GGUF file that
+// holds the tensor in that format, they are the file's own bytes (a slice of
+// its mapping, no copy). A tensor the file holds in a float format (or Q6_K)
+// is quantised from p.Data into new memory, so that an F32 file (or random
+// parameters) runs too. A file whose tensor is in the other block format is
+// refused: requantising would silently change the model.
+func Blocks(p *model.Params, name, format string) ([]byte, error) {
+	t, err := ParseType(format)
+	if err != nil {
+		return nil, err
+	}
+	tn, ok := p.Lookup(name)
+	if !ok || len(tn.Shape) != 2 || tn.Shape[1]%BlockSize != 0 {
+		return nil, fmt.Errorf("quant: %s is not a matrix of whole %d-blocks", name, BlockSize)
+	}
+	rb, _ := RowBytes(t, tn.Shape[1])
+	want := tn.Shape[0] * rb
+	if p.File != nil {
+		if info, ok := p.File.Tensor(name); ok {
+			switch {
+			case info.Type == t:
+				data, err := p.File.TensorData(name)
+				if err != nil {
+					return nil, err
+				}
+				if len(data) != want {
+					return nil, fmt.Errorf("quant: tensor %s holds %d bytes, want %d", name, len(data), want)
+				}
+				return data, nil
+			case Supported(info.Type):
+				return nil, fmt.Errorf("tensor %s is %s in the model file, this binary was compiled for %s (use a binary compiled for %s, or --generic)",
+					name, info.Type, format, typeName(info.Type))
+			}
+		}
+	}
+	if p.Undecoded[name] {
+		return nil, fmt.Errorf("quant: tensor %s was not decoded and has no %s blocks", name, format)
+	}
+	return Quantize(t, p.T(name))
+}
+
+// DequantizeRow decodes one row of blocks in format ("q8_0" or "q4_0").
+func DequantizeRow(format string, dst []float32, src []byte) {
+	if format == "q4_0" {
+		DequantizeQ4_0(dst, src)
+	} else {
+		DequantizeQ8_0(dst, src)
+	}
+}
+
+func typeName(t gguf.GGMLType) string {
+	if t == gguf.TypeQ4_0 {
+		return "q4_0"
+	}
+	return "q8_0"
+}
