@@ -5,7 +5,7 @@ SPECS := $(wildcard generated/*/model.yaml)
 NAMES := $(patsubst generated/%/model.yaml,%,$(SPECS))
 GO ?= go
 
-.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp
+.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp bench-moe
 
 all: build
 
@@ -64,6 +64,16 @@ bench-llamacpp: build
 	bin/modelc convert --random generated/llama110m/model.yaml --std $(or $(RANDOM_STD),0.5) --tokenizer $(MODELS)/llama2c_tokenizer32000.bin bench/llamacpp/out/llama110m.gguf
 	$(GO) build -o bench/llamacpp/out/greedy ./bench/llamacpp/greedy
 	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -rounds $(or $(ROUNDS),5)
+
+## bench-moe: the mixture-of-experts shape against dense shapes of its active and
+## its total parameters, modelc and llama.cpp on the same GGUFs (as bench-llamacpp).
+MOE_MODELS = moe8x256 dense512 dense2048
+bench-moe: build
+	cd bench/llamacpp && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --ignore-scripts --no-audit --no-fund; }
+	@mkdir -p bench/llamacpp/out
+	@for m in $(MOE_MODELS); do bin/modelc convert --random generated/$$m/model.yaml --std $(or $(RANDOM_STD),0.5) --tokenizer $(MODELS)/tok512.bin bench/llamacpp/out/$$m.gguf || exit 1; done
+	$(GO) build -o bench/llamacpp/out/greedy ./bench/llamacpp/greedy
+	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -models moe8x256,dense512,dense2048 -rounds $(or $(ROUNDS),5)
 
 clean:
 	rm -rf bin

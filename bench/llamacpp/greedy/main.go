@@ -27,8 +27,11 @@ import (
 	"math"
 	"os"
 
+	"github.com/modelc/modelc/generated/dense2048"
+	"github.com/modelc/modelc/generated/dense512"
 	"github.com/modelc/modelc/generated/llama110m"
 	"github.com/modelc/modelc/generated/llama15m"
+	"github.com/modelc/modelc/generated/moe8x256"
 	"github.com/modelc/modelc/generated/stories260k"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generate"
@@ -50,6 +53,9 @@ var bundled = []compiled{
 	{"stories260k", stories260k.Spec(), stories260k.New, stories260k.SetThreads, stories260k.KernelPath},
 	{"llama15m", llama15m.Spec(), llama15m.New, llama15m.SetThreads, llama15m.KernelPath},
 	{"llama110m", llama110m.Spec(), llama110m.New, llama110m.SetThreads, llama110m.KernelPath},
+	{"moe8x256", moe8x256.Spec(), moe8x256.New, moe8x256.SetThreads, moe8x256.KernelPath},
+	{"dense512", dense512.Spec(), dense512.New, dense512.SetThreads, dense512.KernelPath},
+	{"dense2048", dense2048.Spec(), dense2048.New, dense2048.SetThreads, dense2048.KernelPath},
 }
 
 // recorder is the CLI's sampler with a memory.

@@ -221,8 +221,12 @@ func measure(c config) (*results, error) {
 			}
 		}
 	}
-	// Compiled vs generic: each process runs the two in turn (bench --compare).
+	// Compiled vs generic: each process runs the two in turn (bench --compare),
+	// on stories260k when it is among the models.
 	for round := range c.rounds {
+		if !r.has("stories260k") {
+			break
+		}
 		progress("stories260k compiled vs generic, round %d/%d", round+1, c.rounds)
 		out, err := run(exec.Command(filepath.Join(c.bin, "stories260k"), "bench", "--compare", "--rounds", "1",
 			"--model", filepath.Join(c.dir, "stories260k.gguf"), "--steps", strconv.Itoa(c.steps), "--threads", "1"))
@@ -526,7 +530,9 @@ func (r *results) print(w io.Writer, c config) {
 		p("%s --model %s --steps %d\n", c.greedy, m.gguf, c.steps)
 		p("%s/%s generate --model %s --temperature 0 --steps %d --threads 1\n", c.bin, m.name, m.gguf, c.steps)
 	}
-	p("%s/stories260k bench --compare --rounds 1 --model %s --steps %d --threads 1\n", c.bin, filepath.Join(c.dir, "stories260k.gguf"), c.steps)
+	if r.has("stories260k") {
+		p("%s/stories260k bench --compare --rounds 1 --model %s --steps %d --threads 1\n", c.bin, filepath.Join(c.dir, "stories260k.gguf"), c.steps)
+	}
 	p("```\n")
 	if len(r.failures) > 0 {
 		p("\n**FAILED:** %s\n", strings.Join(r.failures, "; "))
@@ -563,4 +569,14 @@ func sizeString(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+}
+
+// has reports whether the run includes the model called name.
+func (r *results) has(name string) bool {
+	for _, m := range r.models {
+		if m.name == name {
+			return true
+		}
+	}
+	return false
 }
