@@ -30,7 +30,11 @@ import (
 	"github.com/modelc/modelc/generated/dense2048"
 	"github.com/modelc/modelc/generated/dense512"
 	"github.com/modelc/modelc/generated/llama110m"
+	"github.com/modelc/modelc/generated/llama110m_q4_0"
+	"github.com/modelc/modelc/generated/llama110m_q8_0"
 	"github.com/modelc/modelc/generated/llama15m"
+	"github.com/modelc/modelc/generated/llama15m_q4_0"
+	"github.com/modelc/modelc/generated/llama15m_q8_0"
 	"github.com/modelc/modelc/generated/moe8x256"
 	"github.com/modelc/modelc/generated/stories260k"
 	"github.com/modelc/modelc/runtime/checkpoint"
@@ -56,6 +60,11 @@ var bundled = []compiled{
 	{"moe8x256", moe8x256.Spec(), moe8x256.New, moe8x256.SetThreads, moe8x256.KernelPath},
 	{"dense512", dense512.Spec(), dense512.New, dense512.SetThreads, dense512.KernelPath},
 	{"dense2048", dense2048.Spec(), dense2048.New, dense2048.SetThreads, dense2048.KernelPath},
+	// Quantised files run the package compiled for their block format.
+	{"llama15m_q8_0", llama15m_q8_0.Spec(), llama15m_q8_0.New, llama15m_q8_0.SetThreads, llama15m_q8_0.KernelPath},
+	{"llama15m_q4_0", llama15m_q4_0.Spec(), llama15m_q4_0.New, llama15m_q4_0.SetThreads, llama15m_q4_0.KernelPath},
+	{"llama110m_q8_0", llama110m_q8_0.Spec(), llama110m_q8_0.New, llama110m_q8_0.SetThreads, llama110m_q8_0.KernelPath},
+	{"llama110m_q4_0", llama110m_q4_0.Spec(), llama110m_q4_0.New, llama110m_q4_0.SetThreads, llama110m_q4_0.KernelPath},
 }
 
 // recorder is the CLI's sampler with a memory.
@@ -83,6 +92,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "greedy:", err)
 		os.Exit(1)
 	}
+}
+
+// hasQuant reports whether some bundled package is compiled for format q
+// (a file in another format runs dequantised in the f32 package).
+func hasQuant(q string) bool {
+	for _, c := range bundled {
+		if c.spec.Quant == q && q != "f32" {
+			return true
+		}
+	}
+	return false
 }
 
 // output is what greedy prints.
@@ -127,7 +147,7 @@ func greedy(path, tokPath, prompt string, steps, threads int) (output, error) {
 	}
 	var c *compiled
 	for i := range bundled {
-		if model.CheckShape(&p.Spec, bundled[i].spec) == nil {
+		if model.CheckShape(&p.Spec, bundled[i].spec) == nil && (p.Spec.Quant == bundled[i].spec.Quant || bundled[i].spec.Quant == "f32" && !hasQuant(p.Spec.Quant)) {
 			c = &bundled[i]
 			break
 		}
