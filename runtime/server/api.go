@@ -269,6 +269,7 @@ type chatRequest struct {
 	ResponseFormat      *json.RawMessage `json:"response_format"`
 	Store               *bool            `json:"store"`
 	ParallelToolCalls   *bool            `json:"parallel_tool_calls"`
+	RAG                 *ragField        `json:"rag"` // extension: see rag.go
 }
 
 type embeddingRequest struct {
@@ -340,6 +341,7 @@ type chatResponse struct {
 	SystemFingerprint string       `json:"system_fingerprint,omitempty"`
 	Choices           []chatChoice `json:"choices"`
 	Usage             *usage       `json:"usage,omitempty"`
+	Sources           []ragSource  `json:"sources,omitempty"` // extension: retrieved chunks (rag.go)
 }
 
 type embeddingData struct {

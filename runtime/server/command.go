@@ -99,6 +99,7 @@ A flag given on the command line wins over the environment.`, envList()),
 	fl.IntVar(&o.threads, "threads", runtime.NumCPU(), "worker threads")
 	fl.BoolVar(&o.useGeneric, "generic", false, "run the generic model instead of the compiled one")
 	fl.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.rag.flags(fl)
 	fl.VisitAll(func(f *pflag.Flag) {
 		f.Usage += fmt.Sprintf(" [$%s]", envName(f.Name))
 	})
@@ -117,6 +118,7 @@ type serveOptions struct {
 	grace                    time.Duration
 	threads                  int
 	useGeneric               bool
+	rag                      ragOptions
 
 	// Tests: learn the listening address, replace the signals.
 	onListen func(addr string)
@@ -133,6 +135,7 @@ func envList() string {
 	names := []string{"model", "tokenizer", "addr", "slots", "max-queue", "api-key", "max-body", "grace",
 		"temperature", "top-p", "top-k", "max-tokens", "batch", "prefill-chunk", "chat-template", "model-name",
 		"threads", "generic", "log-level"}
+	names = append(names, ragEnv...)
 	sort.Strings(names)
 	var b strings.Builder
 	for i, n := range names {
@@ -193,6 +196,10 @@ func (o *serveOptions) run(ctx context.Context, stderr io.Writer) error {
 		if _, err := tokenizer.ChatTemplate(o.chat); err != nil {
 			return fmt.Errorf("--chat-template: %w", err)
 		}
+	}
+	var err error
+	if o.cfg.RAG, err = o.rag.config(); err != nil {
+		return err
 	}
 	srv, err := New(o.cfg)
 	if err != nil {
@@ -306,6 +313,13 @@ func (o *serveOptions) load(srv *Server, log *slog.Logger) (io.Closer, error) {
 	tmpl, err := o.template(f)
 	if err != nil {
 		return closer, err
+	}
+	if o.cfg.RAG != nil {
+		c, err := o.rag.open(context.Background(), o.cfg.RAG, m, tok, o.modelPath)
+		if err != nil {
+			return closer, err
+		}
+		closer = joinClosers(closer, c)
 	}
 	if err := srv.Ready(m, tok, TemplateFormat(tmpl, tok), nil); err != nil {
 		return closer, err

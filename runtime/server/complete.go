@@ -33,6 +33,7 @@ type genRequest struct {
 	stream       bool
 	includeUsage bool
 	echo         []string // per prompt, completions with echo
+	sources      []ragSource // chat with retrieval: the chunks in the prompt
 }
 
 // common validates the sampling fields and fills g.
@@ -265,6 +266,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, st *sta
 		}
 		msgs[i] = tokenizer.Message{Role: role, Content: string(m.Content)}
 	}
+	var e *apiError
+	if g.sources, e = s.augment(r.Context(), req.RAG, msgs, st); e != nil {
+		return e
+	}
 	ids, err := st.chat.Encode(msgs)
 	if err != nil {
 		return badRequest("messages", "invalid_value", "messages: %v", err)
@@ -420,7 +425,7 @@ func (o *output) whole(ctx context.Context, w http.ResponseWriter) *apiError {
 	}
 	u := o.usage()
 	if o.g.chat {
-		resp := chatResponse{ID: o.id, Object: "chat.completion", Created: o.created, Model: o.s.cfg.ModelName, Usage: u}
+		resp := chatResponse{ID: o.id, Object: "chat.completion", Created: o.created, Model: o.s.cfg.ModelName, Usage: u, Sources: o.g.sources}
 		for i := range o.jobs {
 			resp.Choices = append(resp.Choices, chatChoice{Index: i, Message: &chatMessageOut{Role: "assistant", Content: texts[i]}, FinishReason: &finishes[i]})
 		}
@@ -464,7 +469,11 @@ func (o *output) stream(ctx context.Context, w http.ResponseWriter) *apiError {
 	if o.g.chat { // the role comes first, as OpenAI sends it
 		for i := range o.jobs {
 			empty := ""
-			if !send(o.chatChunk(i, &chatDelta{Role: "assistant", Content: &empty}, nil)) {
+			c := o.chatChunk(i, &chatDelta{Role: "assistant", Content: &empty}, nil)
+			if i == 0 {
+				c.Sources = o.g.sources
+			}
+			if !send(c) {
 				return nil
 			}
 		}

@@ -61,6 +61,8 @@ type Config struct {
 	// Logger receives one line per request at debug level and errors at
 	// error level (nil: slog.Default()).
 	Logger *slog.Logger
+	// RAG, when set, adds retrieved context to chat requests (rag.go).
+	RAG *RAG
 }
 
 // Defaults are the sampling settings a request gets for fields it omits.
