@@ -32,7 +32,7 @@ type genRequest struct {
 	stopIDs      []int
 	stream       bool
 	includeUsage bool
-	echo         []string // per prompt, completions with echo
+	echo         []string    // per prompt, completions with echo
 	sources      []ragSource // chat with retrieval: the chunks in the prompt
 }
 

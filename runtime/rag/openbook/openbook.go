@@ -157,11 +157,11 @@ type Message struct {
 
 // TrainOptions say how training conversations are built.
 type TrainOptions struct {
-	Mode    rag.Mode
-	MinK    int // contexts per prompt are drawn from [MinK, MaxK]
-	MaxK    int
-	Copies  int // conversations per fact (different k and context order)
-	Seed    uint64
+	Mode   rag.Mode
+	MinK   int // contexts per prompt are drawn from [MinK, MaxK]
+	MaxK   int
+	Copies int // conversations per fact (different k and context order)
+	Seed   uint64
 }
 
 // Conversations builds SFT conversations for facts from retrieval over r
