@@ -12,6 +12,7 @@ package sample
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Params configure a Sampler.
@@ -55,6 +56,9 @@ type Sampler struct {
 	probs []float32
 	heap  []cand
 	kept  []cand
+	count []int32   // sampleTopP: candidates per bucket
+	mass  []float64 // sampleTopP: probability per bucket
+	keys  []uint64  // sampleTopP: candidates as sort keys
 }
 
 type cand struct {
@@ -116,16 +120,19 @@ func (s *Sampler) Sample(logits []float32) int {
 	if s.temp == 0 || n == 1 {
 		return Argmax(logits)
 	}
-	probs := s.softmax(logits)
-	coin := s.coin()
 	k := s.p.TopK
 	if k >= n {
 		k = 0
 	}
-	if k == 0 && s.topP >= 1 {
+	if k > 0 {
+		return s.sampleTopK(logits, k, s.coin())
+	}
+	probs := s.softmax(logits)
+	coin := s.coin()
+	if s.topP >= 1 {
 		return sampleMult(probs, coin)
 	}
-	return s.sampleTop(probs, k, coin)
+	return s.sampleTopP(probs, coin)
 }
 
 // Probs returns the distribution Sample draws from before top-k/top-p
@@ -180,7 +187,9 @@ func sampleMult(probs []float32, coin float32) int {
 // it. Without top-k it first drops every token below (1-p)/(n-1), which can
 // never be in the nucleus (as run.c does). Candidates come out of a max-heap
 // one at a time, so only the kept set is ever ordered: O(n + m log n) for m
-// kept instead of sorting the vocabulary.
+// kept instead of sorting the vocabulary. Sample goes through sampleTopK
+// and sampleTopP, which give the same result faster; this is their
+// reference (tests) and sampleTopP's fallback.
 func (s *Sampler) sampleTop(probs []float32, k int, coin float32) int {
 	n := len(probs)
 	h := s.heap[:0]
@@ -296,11 +305,230 @@ func (s *Sampler) Kept(logits []float32) []int {
 	if k == 0 && s.topP >= 1 {
 		return nil
 	}
-	probs := s.softmax(logits)
-	s.sampleTop(probs, k, 0)
+	if k > 0 {
+		s.sampleTopK(logits, k, 0)
+	} else {
+		s.sampleTopP(s.softmax(logits), 0)
+	}
 	ids := make([]int, len(s.kept))
 	for j, c := range s.kept {
 		ids[j] = int(c.i)
 	}
 	return ids
+}
+
+// sampleTopK keeps the k (0 < k < len(logits)) most probable tokens, then
+// the top-p nucleus of their renormalised distribution, and draws from it.
+// Probability is monotone in logit/temperature, so the k are chosen on
+// logit/temperature (ties by id, as sampleTop orders them) in one pass with a
+// k-element heap, and only their k exponentials are computed: the softmax
+// over the whole vocabulary would be normalised away by the renormalisation.
+// The kept ids and their order are sampleTop's over the full softmax
+// whenever the k+1 most probable tokens have distinct probabilities (the
+// exponential can only merge values that underflow or round together).
+func (s *Sampler) sampleTopK(logits []float32, k int, coin float32) int {
+	h := s.heap[:0]
+	for i, l := range logits {
+		// Once the heap is full, a logit not above the root's cannot make
+		// it (l/temp is monotone in l, and on a tie the later id loses).
+		if len(h) == k && !(l > logits[h[0].i]) {
+			continue
+		}
+		v := l / s.temp
+		if v != v { // NaN: not comparable, never kept
+			continue
+		}
+		if len(h) < k {
+			h = append(h, cand{v, int32(i)})
+			if len(h) == k {
+				for j := k/2 - 1; j >= 0; j-- {
+					downWorst(h, j)
+				}
+			}
+			continue
+		}
+		// Every id in the heap is below i, so on a tie i loses.
+		if v > h[0].p {
+			h[0] = cand{v, int32(i)}
+			downWorst(h, 0)
+		}
+	}
+	s.heap = h
+	if len(h) == 0 { // only NaNs
+		s.kept = s.kept[:0]
+		return Argmax(logits)
+	}
+	kept := append(s.kept[:0], h...)
+	slices.SortFunc(kept, cmpCand)
+	mx := kept[0].p
+	var cum float32
+	for j := range kept {
+		e := float32(1) // v == mx: also when both are ±Inf
+		if v := kept[j].p; v != mx {
+			e = float32(math.Exp(float64(v - mx)))
+		}
+		kept[j].p = e
+		cum += e
+	}
+	if s.topP < 1 {
+		limit := s.topP * cum
+		cum = 0
+		for j, c := range kept {
+			cum += c.p
+			if cum > limit {
+				kept = kept[:j+1]
+				break
+			}
+		}
+	}
+	s.kept = kept
+	r := coin * cum
+	var cdf float32
+	for _, c := range kept {
+		cdf += c.p
+		if r < cdf {
+			return int(c.i)
+		}
+	}
+	return int(kept[len(kept)-1].i) // rounding
+}
+
+// downWorst restores the heap whose root is the least probable candidate
+// (on ties, the highest id): the k best seen so far, worst on top.
+func downWorst(h []cand, i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && before(h[l], h[r]) {
+			m = r
+		}
+		if !before(h[i], h[m]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// sampleTopP is sampleTop without top-k, with the same result (the same
+// candidates summed in the same order), but it orders only the nucleus and
+// little more, by bucketing: a float32 probability's bits shifted right by
+// 16 (exponent and 7 mantissa bits) grow with it, so the buckets from the
+// top down are the candidates in order up to the order inside each bucket
+// (within 1 % of each other). The buckets that hold the nucleus, with a
+// margin for rounding, are gathered and sorted one at a time as the
+// cumulative sum reaches them. Anything unexpected (no candidates, a
+// rounding margin too thin) falls back to sampleTop.
+func (s *Sampler) sampleTopP(probs []float32, coin float32) int {
+	n := len(probs)
+	cutoff := (1 - s.topP) / float32(n-1)
+	base := math.Float32bits(cutoff) >> 16
+	top := math.Float32bits(1) >> 16
+	if base > top {
+		return s.sampleTop(probs, 0, coin)
+	}
+	nb := int(top-base) + 1
+	if cap(s.count) < nb {
+		s.count = make([]int32, nb)
+		s.mass = make([]float64, nb)
+	}
+	count, mass := s.count[:nb], s.mass[:nb]
+	clear(count)
+	clear(mass)
+	for _, p := range probs {
+		if p >= cutoff {
+			b := math.Float32bits(p)>>16 - base
+			if b >= uint32(nb) { // above 1: not a distribution
+				return s.sampleTop(probs, 0, coin)
+			}
+			count[b]++
+			mass[b] += float64(p)
+		}
+	}
+	// The lowest bucket needed: the cumulative mass from the top passes
+	// top-p with a margin far above float32 rounding of the sums.
+	low, total := 0, 0
+	var m float64
+	for b := nb - 1; b >= 0; b-- {
+		m += mass[b]
+		total += int(count[b])
+		if m > float64(s.topP)+0.01 {
+			low = b
+			break
+		}
+	}
+	if total == 0 {
+		return s.sampleTop(probs, 0, coin)
+	}
+	// Offsets of the buckets from the top, reusing count as the write index.
+	off := 0
+	for b := nb - 1; b >= low; b-- {
+		c := int(count[b])
+		count[b] = int32(off)
+		off += c
+	}
+	if cap(s.keys) < total {
+		s.keys = make([]uint64, total)
+	}
+	// A candidate's key sorts as sampleTop orders, descending: the
+	// probability's bits (monotone for p ≥ 0) above the complement of its id.
+	g := s.keys[:total]
+	for i, p := range probs {
+		if p >= cutoff {
+			bits := math.Float32bits(p)
+			if b := int(bits>>16 - base); b >= low {
+				g[count[b]] = uint64(bits)<<32 | uint64(^uint32(i))
+				count[b]++
+			}
+		}
+	}
+	// count[b] is now the end of bucket b; its start is the end of b+1.
+	var cum float32
+	start := 0
+	kept := s.kept[:0]
+	for b := nb - 1; b >= low; b-- {
+		end := int(count[b])
+		seg := g[start:end]
+		slices.Sort(seg)
+		for j := len(seg) - 1; j >= 0; j-- {
+			c := cand{math.Float32frombits(uint32(seg[j] >> 32)), int32(^uint32(seg[j]))}
+			kept = append(kept, c)
+			cum += c.p
+			if cum > s.topP {
+				s.kept = kept
+				return s.draw(coin, cum)
+			}
+		}
+		start = end
+	}
+	s.kept = kept
+	return s.sampleTop(probs, 0, coin)
+}
+
+// cmpCand orders candidates as before does.
+func cmpCand(a, b cand) int {
+	switch {
+	case before(a, b):
+		return -1
+	case before(b, a):
+		return 1
+	}
+	return 0
+}
+
+// draw picks from s.kept, whose probabilities sum to cum, with coin.
+func (s *Sampler) draw(coin, cum float32) int {
+	r := coin * cum
+	var cdf float32
+	for _, c := range s.kept {
+		cdf += c.p
+		if r < cdf {
+			return int(c.i)
+		}
+	}
+	return int(s.kept[len(s.kept)-1].i) // rounding
 }
