@@ -4,9 +4,12 @@
 //
 // By default it serves a random-weight model of the 15M shape (dim 288,
 // 6 layers, 6 heads, ffn 768, vocab 32000, seq 256) in process with the
-// generic model; --url points it at a running server instead.
+// generic model; --url points it at running servers instead (one per
+// comma-separated URL, named by --batch), e.g. a compiled binary's serve with
+// batching on and another with it off, as `make bench-serve` does.
 //
 //	go run ./runtime/server/loadgen --tokenizer /work/shared/data/models/llama2c_tokenizer32000.bin
+//	go run ./runtime/server/loadgen --url http://127.0.0.1:18089,http://127.0.0.1:18090 --batch on,off
 package main
 
 import (
@@ -55,9 +58,9 @@ type options struct {
 
 func run() error {
 	var o options
-	flag.StringVar(&o.url, "url", "", "server to load (default: serve the 15M shape in process)")
+	flag.StringVar(&o.url, "url", "", "servers to load, comma-separated (default: serve the 15M shape in process); CPU s is then the server's")
 	flag.StringVar(&o.tokPath, "tokenizer", "", "32000-token vocabulary for the in-process server (llama2c_tokenizer32000.bin)")
-	flag.StringVar(&o.modes, "batch", "on,off", "in-process: batched decoding modes to measure")
+	flag.StringVar(&o.modes, "batch", "on,off", "in-process: batched decoding modes to measure; with --url, the servers' names (one per URL)")
 	flag.StringVar(&o.clients, "clients", "1,4,16,64", "concurrent client counts")
 	flag.IntVar(&o.slots, "slots", 64, "in-process: slots")
 	flag.IntVar(&o.maxTokens, "max-tokens", 64, "tokens per request")
@@ -73,10 +76,26 @@ func run() error {
 	}
 	fmt.Printf("max_tokens %d, temperature %g, top_k %d, %d requests per client (at least %d per level), GOMAXPROCS %d, %s/%s\n\n",
 		o.maxTokens, o.temperature, o.topK, o.perClient, o.minRequests, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	if o.url != "" {
+		fmt.Println("CPU s: the server process's user+system time during the level (process_cpu_seconds_total in its /metrics)")
+		fmt.Println()
+	}
 	fmt.Println("| batch | clients | requests | tokens | seconds | tokens/s | × 1 client | CPU s | tokens/CPU s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	if o.url != "" {
-		return measureLevels(o, []target{{url: o.url, name: "server"}}, levels)
+		// Servers of their own (e.g. one with --batch on, one with off):
+		// each level runs against each in turn, as in process.
+		urls := strings.Split(o.url, ",")
+		names := strings.Split(o.modes, ",")
+		var targets []target
+		for i, u := range urls {
+			name := fmt.Sprintf("server %d", i+1)
+			if len(names) == len(urls) {
+				name = names[i]
+			}
+			targets = append(targets, target{url: strings.TrimRight(u, "/"), name: name, remote: true})
+		}
+		return measureLevels(o, targets, levels)
 	}
 	if o.tokPath == "" {
 		return errors.New("--tokenizer FILE is required to serve in process")
@@ -106,6 +125,7 @@ func run() error {
 
 type target struct {
 	url, name string
+	remote    bool    // CPU time is the server process's, from its /metrics
 	base      float64 // tokens/s at the first level
 }
 
@@ -133,6 +153,26 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// serverCPU reads process_cpu_seconds_total from the server's /metrics.
+func serverCPU(client *http.Client, url string) (float64, error) {
+	resp, err := client.Get(url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s/metrics has no process_cpu_seconds_total", url)
 }
 
 func shape15M() *spec.Spec {
@@ -174,7 +214,15 @@ func measure(o options, client *http.Client, t *target, c int) error {
 		firstE  error
 		wg      sync.WaitGroup
 	)
-	cpu0, t0 := cpuSeconds(), time.Now()
+	cpuOf := func() (float64, error) { return cpuSeconds(), nil }
+	if t.remote {
+		cpuOf = func() (float64, error) { return serverCPU(client, t.url) }
+	}
+	cpu0, err := cpuOf()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
 	for i := range c {
 		wg.Go(func() {
 			for r := range per {
@@ -189,10 +237,15 @@ func measure(o options, client *http.Client, t *target, c int) error {
 		})
 	}
 	wg.Wait()
-	wall, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
+	wall := time.Since(t0).Seconds()
 	if firstE != nil {
 		return firstE
 	}
+	cpu1, err := cpuOf()
+	if err != nil {
+		return err
+	}
+	cpu := cpu1 - cpu0
 	tokens := 0
 	var ttft, tpot []time.Duration
 	for _, s := range samples {
