@@ -5,7 +5,7 @@ SPECS := $(wildcard generated/*/model.yaml)
 NAMES := $(patsubst generated/%/model.yaml,%,$(SPECS))
 GO ?= go
 
-.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp bench-moe
+.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp bench-moe bench-serve
 
 all: build
 
@@ -74,6 +74,28 @@ bench-moe: build
 	@for m in $(MOE_MODELS); do bin/modelc convert --random generated/$$m/model.yaml --std $(or $(RANDOM_STD),0.5) --tokenizer $(MODELS)/tok512.bin bench/llamacpp/out/$$m.gguf || exit 1; done
 	$(GO) build -o bench/llamacpp/out/greedy ./bench/llamacpp/greedy
 	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -models moe8x256,dense512,dense2048 -rounds $(or $(ROUNDS),5)
+
+## bench-serve: the compiled 15M shape (random weights, std 0.5) served twice,
+## batched decoding on and off, loaded side by side by runtime/server/loadgen
+## with 1, 4, 16, 64 streaming clients (CLIENTS, REQUESTS per client); the
+## servers stop at the end. Markdown on stdout, with the load average.
+SERVE_GGUF := bin/llama15m-random.gguf
+SERVE_ON ?= 127.0.0.1:18089
+SERVE_OFF ?= 127.0.0.1:18090
+bench-serve:
+	@mkdir -p bin
+	$(GO) build -o bin/modelc ./cmd/modelc
+	$(GO) build -o bin/llama15m ./generated/llama15m/cmd/llama15m
+	$(GO) build -o bin/loadgen ./runtime/server/loadgen
+	@test -f $(SERVE_GGUF) || bin/modelc convert --random generated/llama15m/model.yaml --std 0.5 \
+		--tokenizer $(MODELS)/llama2c_tokenizer32000.bin $(SERVE_GGUF)
+	@uptime
+	@bin/llama15m serve --model $(SERVE_GGUF) --slots 64 --max-queue 256 --batch on --addr $(SERVE_ON) --log-level warn & on=$$!; \
+	bin/llama15m serve --model $(SERVE_GGUF) --slots 64 --max-queue 256 --batch off --addr $(SERVE_OFF) --log-level warn & off=$$!; \
+	trap 'kill $$on $$off 2>/dev/null; wait $$on $$off' EXIT INT TERM; \
+	bin/loadgen --url http://$(SERVE_ON),http://$(SERVE_OFF) --batch on,off --wait 60s \
+		--clients $(or $(CLIENTS),1,4,16,64) --requests $(or $(REQUESTS),2)
+	@uptime
 
 clean:
 	rm -rf bin

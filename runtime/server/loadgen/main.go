@@ -54,6 +54,7 @@ type options struct {
 	minRequests                  int
 	temperature                  float64
 	topK                         int
+	wait                         time.Duration
 }
 
 func run() error {
@@ -68,6 +69,7 @@ func run() error {
 	flag.IntVar(&o.minRequests, "min-requests", 8, "at least this many requests per level (for the percentiles)")
 	flag.Float64Var(&o.temperature, "temperature", 0.8, "sampling temperature")
 	flag.IntVar(&o.topK, "top-k", 40, "sampling top-k")
+	flag.DurationVar(&o.wait, "wait", 0, "with --url: wait up to this long for every server's /health to answer 200")
 	flag.Parse()
 
 	levels, err := ints(o.clients)
@@ -132,6 +134,11 @@ type target struct {
 func measureLevels(o options, targets []target, levels []int) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	for _, t := range targets {
+		if err := waitReady(client, t.url, o.wait); err != nil {
+			return err
+		}
+	}
+	for _, t := range targets {
 		// Warm up: caches, page faults, the first allocation of every buffer.
 		if _, err := request(client, t.url, o, 0); err != nil {
 			return err
@@ -153,6 +160,32 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// waitReady polls url's /health until it answers 200 or wait has passed
+// (no wait: one try is not even made; the first request will tell).
+func waitReady(client *http.Client, url string, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := client.Get(url + "/health")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return fmt.Errorf("%s not ready after %v: %w", url, wait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // serverCPU reads process_cpu_seconds_total from the server's /metrics.
