@@ -82,6 +82,8 @@ bench-moe: build
 SERVE_GGUF := bin/llama15m-random.gguf
 SERVE_ON ?= 127.0.0.1:18089
 SERVE_OFF ?= 127.0.0.1:18090
+CLIENTS ?= 1,4,16,64
+REQUESTS ?= 2
 bench-serve:
 	@mkdir -p bin
 	$(GO) build -o bin/modelc ./cmd/modelc
@@ -94,7 +96,7 @@ bench-serve:
 	bin/llama15m serve --model $(SERVE_GGUF) --slots 64 --max-queue 256 --batch off --addr $(SERVE_OFF) --log-level warn & off=$$!; \
 	trap 'kill $$on $$off 2>/dev/null; wait $$on $$off' EXIT INT TERM; \
 	bin/loadgen --url http://$(SERVE_ON),http://$(SERVE_OFF) --batch on,off --wait 60s \
-		--clients $(or $(CLIENTS),1,4,16,64) --requests $(or $(REQUESTS),2)
+		--clients $(CLIENTS) --requests $(REQUESTS)
 	@uptime
 
 clean:
