@@ -37,6 +37,8 @@ import (
 	"github.com/modelc/modelc/generated/llama15m_q8_0"
 	"github.com/modelc/modelc/generated/moe8x256"
 	"github.com/modelc/modelc/generated/stories260k"
+	"github.com/modelc/modelc/generated/stories260k_q4_0"
+	"github.com/modelc/modelc/generated/stories260k_q8_0"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generate"
 	"github.com/modelc/modelc/runtime/model"
@@ -65,6 +67,8 @@ var bundled = []compiled{
 	{"llama15m_q4_0", llama15m_q4_0.Spec(), llama15m_q4_0.New, llama15m_q4_0.SetThreads, llama15m_q4_0.KernelPath},
 	{"llama110m_q8_0", llama110m_q8_0.Spec(), llama110m_q8_0.New, llama110m_q8_0.SetThreads, llama110m_q8_0.KernelPath},
 	{"llama110m_q4_0", llama110m_q4_0.Spec(), llama110m_q4_0.New, llama110m_q4_0.SetThreads, llama110m_q4_0.KernelPath},
+	{"stories260k_q8_0", stories260k_q8_0.Spec(), stories260k_q8_0.New, stories260k_q8_0.SetThreads, stories260k_q8_0.KernelPath},
+	{"stories260k_q4_0", stories260k_q4_0.Spec(), stories260k_q4_0.New, stories260k_q4_0.SetThreads, stories260k_q4_0.KernelPath},
 }
 
 // recorder is the CLI's sampler with a memory.

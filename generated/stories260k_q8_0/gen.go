@@ -1,0 +1,4 @@
+// Package stories260k_q8_0 is the stories260k_q8_0 model compiled by modelc from model.yaml.
+package stories260k_q8_0
+
+//go:generate go run github.com/modelc/modelc/cmd/modelc gen model.yaml
