@@ -104,14 +104,16 @@ func TestMeasure(t *testing.T) {
 	if b.Bytes() != 1<<20 {
 		t.Fatalf("buffer of %d bytes, want %d", b.Bytes(), 1<<20)
 	}
+	// Only positive and finite: a loaded CI machine may deschedule a pass
+	// for its whole duration, so a speed threshold would be a timed test.
 	for _, p := range Paths() {
 		for _, th := range []int{1, 2} {
 			bw, err := b.ReadBandwidth(p, th, 1)
-			if err != nil || !(bw > 1e8) || math.IsInf(bw, 0) {
+			if err != nil || !(bw > 0) || math.IsInf(bw, 0) {
 				t.Errorf("%s, %d threads: bandwidth %g B/s, err %v", p, th, bw, err)
 			}
 			f, err := FMAPeak(p, th, 1, 5*time.Millisecond)
-			if err != nil || !(f > 1e8) || math.IsInf(f, 0) {
+			if err != nil || !(f > 0) || math.IsInf(f, 0) {
 				t.Errorf("%s, %d threads: FMA peak %g FLOP/s, err %v", p, th, f, err)
 			}
 		}
