@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/modelc/modelc/runtime/checkpoint"
-	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/posttrain/tasks"
 	"github.com/modelc/modelc/spec"
@@ -571,7 +570,7 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 				if f != nil {
 					f.Close()
 				}
-				return generic.New(p)
+				return samplerFor(c.factory, p)
 			}
 			m, err := load(modelPath)
 			if err != nil {

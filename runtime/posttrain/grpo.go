@@ -140,16 +140,29 @@ func GRPO(ctx context.Context, cfg GRPOConfig) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Sampling runs the generic model over the live weights.
-	sampler, err := generic.New(p)
+	// Sampling runs the factory's (compiled) model, bound afresh to the
+	// current weights before each step's sampling and each evaluation (a
+	// factory may lay the weights out anew), or the generic model, which
+	// reads the live weights.
+	sampler, err := samplerFor(cfg.Factory, p)
 	if err != nil {
 		return nil, err
+	}
+	rebind := func() error {
+		if cfg.Factory == nil {
+			return nil
+		}
+		sampler, err = samplerFor(cfg.Factory, p)
+		return err
 	}
 	N := B * T
 	tokens, targets, losses := make([]int32, N), make([]int32, N), make([]float64, N)
 	oldLP, refLP := make([]float64, N), make([]float64, N)
 	grads := func() ([]float32, []float32) { return tr.Grads(), nil }
 	step := func(s int) (stepResult, error) {
+		if err := rebind(); err != nil {
+			return stepResult{}, beforeUpdate{err}
+		}
 		rng := rand.New(rand.NewPCG(cfg.Hyper.Seed, 0x6772706f+uint64(s))) // "grpo"
 		idx := order(cfg.Hyper.Seed, len(probs), P, s)
 		ss := make([]seq, 0, B)
@@ -239,6 +252,9 @@ func GRPO(ctx context.Context, cfg GRPOConfig) (*Result, error) {
 		if len(val) == 0 {
 			return nil, nil
 		}
+		if err := rebind(); err != nil {
+			return nil, err
+		}
 		acc, format, err := EvalProblems(sampler, e, val, cfg.MaxNew)
 		if err != nil {
 			return nil, err
@@ -250,4 +266,12 @@ func GRPO(ctx context.Context, cfg GRPOConfig) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Step: l.step, Loss: l.lastLoss, Metrics: last}, nil
+}
+
+// samplerFor binds p to the factory's model (nil: the generic model).
+func samplerFor(factory model.Factory, p *model.Params) (model.Model, error) {
+	if factory != nil {
+		return factory(p)
+	}
+	return generic.New(p)
 }

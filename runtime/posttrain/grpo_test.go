@@ -206,3 +206,41 @@ func TestGRPOErrors(t *testing.T) {
 		}
 	}
 }
+
+// countingModel is a model a test factory hands out, counting the binds.
+type countingModel struct{ model.Model }
+
+// TestGRPOFactorySampler: with a factory, sampling and evaluation run the
+// factory's model, bound afresh before every step, and give the same run
+// as the generic model.
+func TestGRPOFactorySampler(t *testing.T) {
+	dir := t.TempDir()
+	cfg := grpoConfig(t, dir)
+	cfg.Reward = func(p tasks.Problem, c string) (float64, error) { return float64(len(c) % 3), nil }
+	cfg.Out = filepath.Join(dir, "generic")
+	if _, err := GRPO(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	binds := 0
+	f := cfg
+	f.Out = filepath.Join(dir, "factory")
+	f.Factory = func(p *model.Params) (model.Model, error) {
+		m, err := generic.New(p)
+		binds++
+		return countingModel{m}, err
+	}
+	if _, err := GRPO(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	// 2 trainers (which fall back to the generic model's: countingModel
+	// is not Trainable), the first sampler, one per step, one for the
+	// final evaluation.
+	if want := 2 + 1 + cfg.Hyper.Steps + 1; binds != want {
+		t.Fatalf("factory bound %d times, want %d", binds, want)
+	}
+	wa, _ := os.ReadFile(filepath.Join(cfg.Out, train.ModelFile))
+	wb, _ := os.ReadFile(filepath.Join(f.Out, train.ModelFile))
+	if len(wa) == 0 || string(wa) != string(wb) {
+		t.Fatal("the run sampling with the factory's model differs from the generic one")
+	}
+}
