@@ -465,7 +465,7 @@ cross-entropy, comparable with --alpha 0 (hard labels only).`,
 }
 
 func (c *cmds) tasksGenCmd() *cobra.Command {
-	var dir, kinds string
+	var dir, kinds, rejected string
 	var n, nval, digits int
 	var seed uint64
 	cmd := &cobra.Command{
@@ -473,9 +473,10 @@ func (c *cmds) tasksGenCmd() *cobra.Command {
 		Short: "Write verifiable problems, SFT conversations and preference data (train and held-out)",
 		Long: `tasks gen writes into --dir: problems_{train,val}.jsonl (prompt, answer),
 sft_{train,val}.jsonl (conversations whose replies reason between <think> markers
-then say "Answer: N"), prefs_{train,val}.jsonl (the solution against a wrong
-answer or a rambling reply) and rankings_train.jsonl. Held-out problems never
-appear in the training files.`,
+then say "Answer: N"), prefs_{train,val}.jsonl (the solution against a
+rejected reply of a --rejected kind) and rankings_train.jsonl (the solution, a
+wrong reply, a rambling one). Held-out problems never appear in the training
+files.`,
 		Example: fmt.Sprintf("  %s tasks gen --dir data/ --n 5000 --n-val 200", c.name),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -485,6 +486,10 @@ appear in the training files.`,
 			var ks []string
 			if kinds != "" {
 				ks = strings.Split(kinds, ",")
+			}
+			rej := strings.Split(rejected, ",")
+			if err := tasks.CheckRejected(rej); err != nil {
+				return fmt.Errorf("--rejected: %w", err)
 			}
 			rng := rand.New(rand.NewPCG(seed, 0x70726566)) // "pref"
 			for _, split := range []struct {
@@ -501,8 +506,8 @@ appear in the training files.`,
 				var ranks []tasks.Ranking
 				for _, p := range ps {
 					convs = append(convs, tasks.SFT(p))
-					pairs = append(pairs, tasks.Preference(p, rng))
-					ranks = append(ranks, tasks.Rank(p, rng))
+					pairs = append(pairs, tasks.PreferenceOf(p, rng, rej))
+					ranks = append(ranks, tasks.RankOf(p, rng, rej))
 				}
 				files := map[string]func(io.Writer) error{
 					"problems_" + split.name + ".jsonl": func(w io.Writer) error { return tasks.WriteJSONL(w, ps) },
@@ -532,6 +537,8 @@ appear in the training files.`,
 	f.IntVar(&nval, "n-val", 200, "held-out problems")
 	f.IntVar(&digits, "digits", 2, "digits of the operands")
 	f.StringVar(&kinds, "kinds", "", "comma-separated kinds: add, compare (default both)")
+	f.StringVar(&rejected, "rejected", strings.Join(tasks.DefaultRejected, ","),
+		"comma-separated kinds of rejected reply in the preference data: wrong-answer (the solution's reasoning, a wrong answer), wrong-work (a slip in the reasoning carried into the answer), rambling")
 	f.Uint64Var(&seed, "seed", 1, "seed")
 	return cmd
 }

@@ -274,6 +274,112 @@ func WrongReply(p Problem, rng *rand.Rand) string {
 	return FormatReply(p.Reasoning, wrong(p, rng))
 }
 
+// WrongWork is well formed and consistent with its own reasoning, but the
+// reasoning's last step has a slip (its result off by 1–3) that is carried
+// into the answer: "9 - 6 = 4" and "Answer: 4", or for addition the most
+// significant column "4+3+1=9" and an answer off by 10^(columns−1). Telling
+// it from the solution takes checking the arithmetic, not only that the
+// answer repeats the reasoning's result.
+func WrongWork(p Problem, rng *rand.Rand) string {
+	i := strings.LastIndex(p.Reasoning, "=")
+	if i < 0 {
+		return WrongReply(p, rng)
+	}
+	rest := p.Reasoning[i+1:]
+	num := strings.TrimLeft(rest, " ")
+	s, err := strconv.Atoi(num)
+	if err != nil {
+		return WrongReply(p, rng)
+	}
+	scale := 1
+	if p.Kind == KindAdd {
+		for range strings.Count(p.Reasoning, ",") {
+			scale *= 10
+		}
+	}
+	d := 1 + rng.IntN(3)
+	if rng.IntN(2) == 0 && s-d >= 0 {
+		d = -d
+	}
+	work := p.Reasoning[:i+1] + rest[:len(rest)-len(num)] + strconv.Itoa(s+d)
+	return FormatReply(work, p.Answer+d*scale)
+}
+
+// Kinds of rejected reply in preference data.
+const (
+	RejectWrongAnswer = "wrong-answer" // WrongReply: the solution's reasoning, a wrong answer
+	RejectWrongWork   = "wrong-work"   // WrongWork: a slip in the reasoning, carried into the answer
+	RejectRambling    = "rambling"     // Rambling
+)
+
+// DefaultRejected are the rejected kinds of Preference and Rank.
+var DefaultRejected = []string{RejectWrongAnswer, RejectRambling}
+
+// CheckRejected validates a list of rejected kinds.
+func CheckRejected(kinds []string) error {
+	if len(kinds) == 0 {
+		return errors.New("tasks: no rejected kinds")
+	}
+	for _, k := range kinds {
+		switch k {
+		case RejectWrongAnswer, RejectWrongWork, RejectRambling:
+		default:
+			return fmt.Errorf("tasks: unknown rejected kind %q (have %s, %s, %s)", k, RejectWrongAnswer, RejectWrongWork, RejectRambling)
+		}
+	}
+	return nil
+}
+
+func isDefaultRejected(kinds []string) bool {
+	return len(kinds) == 2 && kinds[0] == RejectWrongAnswer && kinds[1] == RejectRambling
+}
+
+func rejectOf(kind string, p Problem, rng *rand.Rand) string {
+	switch kind {
+	case RejectWrongWork:
+		return WrongWork(p, rng)
+	case RejectRambling:
+		return Rambling(p, rng)
+	}
+	return WrongReply(p, rng)
+}
+
+// PreferenceOf makes a pair for p: the solution against a rejected reply
+// of one of kinds (drawn uniformly). The default kinds give Preference's
+// pairs exactly.
+func PreferenceOf(p Problem, rng *rand.Rand, kinds []string) Pair {
+	if isDefaultRejected(kinds) {
+		return Preference(p, rng)
+	}
+	return Pair{Prompt: p.Prompt, Chosen: p.Solution(), Rejected: rejectOf(kinds[rng.IntN(len(kinds))], p, rng)}
+}
+
+// RankOf makes a ranking for p: the solution, a wrong reply of one of the
+// wrong kinds among kinds (drawn uniformly), then a rambling reply when
+// kinds has it. The default kinds give Rank's rankings exactly.
+func RankOf(p Problem, rng *rand.Rand, kinds []string) Ranking {
+	if isDefaultRejected(kinds) {
+		return Rank(p, rng)
+	}
+	var wrongs []string
+	ramble := false
+	for _, k := range kinds {
+		if k == RejectRambling {
+			ramble = true
+		} else {
+			wrongs = append(wrongs, k)
+		}
+	}
+	r := Ranking{Prompt: p.Prompt, Ranking: []string{p.Solution()}}
+	if len(wrongs) > 0 {
+		r.Ranking = append(r.Ranking, rejectOf(wrongs[rng.IntN(len(wrongs))], p, rng))
+	}
+	if ramble {
+		r.Ranking = append(r.Ranking, Rambling(p, rng))
+	}
+	return r
+}
+
 // Preference makes a pair for p: the solution against a wrong answer or a
 // rambling reply, alternately.
 func Preference(p Problem, rng *rand.Rand) Pair {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -154,4 +155,97 @@ func FuzzParseAnswer(f *testing.F) {
 		_ = v
 		_ = Reward(s, v)
 	})
+}
+
+// TestWrongWork: the reply is well formed and wrong, its reasoning differs
+// from the solution's only in the last result, and its answer follows from
+// that result (for one-digit addition and comparisons the answer is that
+// result; for more columns it moves by the slip times 10^(columns−1)).
+func TestWrongWork(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	for _, digits := range []int{1, 2, 3} {
+		ps, err := Generate(200, Config{Seed: 5, Digits: digits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			w := WrongWork(p, rng)
+			if !WellFormed(w) || Reward(w, p.Answer) != FormatBonus {
+				t.Fatalf("%q: wrong work %q is not well formed and wrong", p.Prompt, w)
+			}
+			work := w[len(ThinkOpen):strings.Index(w, ThinkClose)]
+			i, j := strings.LastIndex(work, "="), strings.LastIndex(p.Reasoning, "=")
+			if i != j || work[:i] != p.Reasoning[:j] {
+				t.Fatalf("%q: reasoning %q, solution's %q: not only the last result differs", p.Prompt, work, p.Reasoning)
+			}
+			got, _ := strconv.Atoi(strings.TrimSpace(work[i+1:]))
+			sol, _ := strconv.Atoi(strings.TrimSpace(p.Reasoning[j+1:]))
+			ans, _ := ParseAnswer(w)
+			scale := 1
+			if p.Kind == KindAdd {
+				for range strings.Count(p.Reasoning, ",") {
+					scale *= 10
+				}
+			}
+			if d := got - sol; d == 0 || d < -3 || d > 3 || got < 0 || ans-p.Answer != d*scale {
+				t.Fatalf("%q: solution %q (answer %d), wrong work %q", p.Prompt, p.Reasoning, p.Answer, w)
+			}
+			if (p.Kind == KindCompare || digits == 1) && ans != got {
+				t.Fatalf("%q: answer %d is not the reasoning's result %d", p.Prompt, ans, got)
+			}
+		}
+	}
+	if w := WrongWork(Problem{Kind: KindCompare, Prompt: "x", Answer: 3, Reasoning: "9 > 6, 9 - 6 = 3"}, rng); w == FormatReply("9 > 6, 9 - 6 = 3", 3) {
+		t.Fatal("wrong work equals the solution")
+	}
+}
+
+// TestPreferenceOf: the default kinds give Preference's and Rank's data
+// byte for byte; other kinds give only rejected replies of those kinds,
+// and rankings in order.
+func TestPreferenceOf(t *testing.T) {
+	ps, _ := Generate(60, Config{Seed: 3, Digits: 1})
+	a, b := rand.New(rand.NewPCG(1, 1)), rand.New(rand.NewPCG(1, 1))
+	for _, p := range ps {
+		if x, y := Preference(p, a), PreferenceOf(p, b, DefaultRejected); x != y {
+			t.Fatalf("default kinds: %+v, Preference: %+v", y, x)
+		}
+		x, y := Rank(p, a), RankOf(p, b, DefaultRejected)
+		if strings.Join(x.Ranking, "|") != strings.Join(y.Ranking, "|") {
+			t.Fatalf("default kinds: %q, Rank: %q", y.Ranking, x.Ranking)
+		}
+	}
+	kinds := []string{RejectWrongWork, RejectWrongAnswer, RejectRambling}
+	seen := map[string]bool{}
+	for _, p := range ps {
+		pr := PreferenceOf(p, a, kinds)
+		if pr.Chosen != p.Solution() || Reward(pr.Rejected, p.Answer) >= 1 {
+			t.Fatalf("pair %+v", pr)
+		}
+		switch {
+		case !WellFormed(pr.Rejected):
+			seen[RejectRambling] = true
+		case strings.Contains(pr.Rejected, p.Reasoning+ThinkClose):
+			seen[RejectWrongAnswer] = true
+		default:
+			seen[RejectWrongWork] = true
+		}
+		rk := RankOf(p, a, kinds)
+		if len(rk.Ranking) != 3 || rk.Ranking[0] != p.Solution() || !WellFormed(rk.Ranking[1]) || WellFormed(rk.Ranking[2]) {
+			t.Fatalf("ranking %q", rk.Ranking)
+		}
+		only := PreferenceOf(p, a, []string{RejectWrongWork})
+		if strings.Contains(only.Rejected, p.Reasoning+ThinkClose) || !WellFormed(only.Rejected) {
+			t.Fatalf("wrong-work only: %+v", only)
+		}
+		if rk := RankOf(p, a, []string{RejectWrongWork}); len(rk.Ranking) != 2 {
+			t.Fatalf("wrong-work only ranking %q", rk.Ranking)
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("rejected kinds drawn: %v", seen)
+	}
+	if CheckRejected([]string{"wrong"}) == nil || CheckRejected(nil) == nil || CheckRejected(kinds) != nil {
+		t.Fatal("CheckRejected")
+	}
 }
