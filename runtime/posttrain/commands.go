@@ -46,7 +46,7 @@ func Commands(name string, s *spec.Spec, factory model.Factory, opts ...Option) 
 	reward := &cobra.Command{Use: "reward", Short: "Train a reward model from preferences, or score replies with one"}
 	reward.AddCommand(c.rewardTrainCmd(), c.rewardScoreCmd())
 	tk := &cobra.Command{Use: "tasks", Short: "Generate verifiable problems and preference data, or evaluate a model on problems"}
-	tk.AddCommand(c.tasksGenCmd(), c.tasksEvalCmd())
+	tk.AddCommand(c.tasksGenCmd(), c.tasksEvalCmd(), c.tasksPairsCmd())
 	return []*cobra.Command{c.sftCmd(), reward, c.dpoCmd(), c.grpoCmd(), c.distillCmd(), tk}
 }
 
@@ -649,5 +649,76 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 	f.StringVar(&rmDir, "reward-model", "", "reward model run folder judging --vs")
 	f.IntVar(&seq, "seq", 256, "longest sequence the reward model scores")
 	f.IntVar(&show, "show", 0, "print the first N replies")
+	return cmd
+}
+
+func (c *cmds) tasksPairsCmd() *cobra.Command {
+	var modelPath, tokPath, tmpl, probsPath, out string
+	var n, maxNew int
+	var temp float64
+	var seed uint64
+	cmd := &cobra.Command{
+		Use:   "pairs",
+		Short: "Sample a model's replies to problems and write on-policy preference pairs (right against wrong answers)",
+		Long: `tasks pairs samples --n replies of --model to each problem of --problems at
+--temperature and writes to --out a pair {"prompt","chosen","rejected"} for every
+distinct reply with a wrong answer: the chosen reply is one of the model's right
+replies (in turn), or the worked solution when it gave none. The pairs train and
+test a reward model on the mistakes this model actually makes.`,
+		Example: fmt.Sprintf("  %s tasks pairs --model sft/model.gguf --problems problems_train.jsonl --n 4 --temperature 0.7 --out pairs_train.jsonl", c.name),
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if modelPath == "" || probsPath == "" || out == "" {
+				return errors.New("--model FILE, --problems FILE and --out FILE are required")
+			}
+			tok, err := loadTokenizer(tokPath, modelPath)
+			if err != nil {
+				return err
+			}
+			cm := &Common{Spec: c.spec, Factory: c.factory, Tok: tok, Template: tmpl}
+			e, err := cm.encoder()
+			if err != nil {
+				return err
+			}
+			ps, err := ReadProblems(probsPath)
+			if err != nil {
+				return err
+			}
+			p, f, err := loadModel(modelPath, c.spec)
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				f.Close()
+			}
+			m, err := samplerFor(c.factory, p)
+			if err != nil {
+				return err
+			}
+			pairs, err := SamplePairs(m, e, ps, n, temp, maxNew, rand.New(rand.NewPCG(seed, 0x70616972))) // "pair"
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			if err := tasks.WriteJSONL(&b, pairs); err != nil {
+				return err
+			}
+			if err := writeAtomic(out, []byte(b.String())); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d pairs from %d problems in %s\n", len(pairs), len(ps), out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelPath, "model", "", "model file whose replies are sampled")
+	f.StringVar(&tokPath, "tokenizer", "", "tokenizer (default: the one inside a GGUF model)")
+	f.StringVar(&tmpl, "template", "llama2", "chat template")
+	f.StringVar(&probsPath, "problems", "", "problems, JSON lines")
+	f.StringVar(&out, "out", "", "pairs file to write (JSON lines)")
+	f.IntVar(&n, "n", 4, "replies sampled per problem")
+	f.Float64Var(&temp, "temperature", 0.7, "sampling temperature")
+	f.IntVar(&maxNew, "max-new", 64, "longest reply")
+	f.Uint64Var(&seed, "seed", 1, "seed")
 	return cmd
 }
