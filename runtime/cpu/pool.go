@@ -9,22 +9,26 @@ import (
 )
 
 // Pool is a persistent set of worker goroutines that split a range of rows
-// between them. The calling goroutine takes the first chunk itself, so a pool
-// of T threads has T-1 workers. Workers spin briefly after a job (the next
-// matvec of a forward pass usually follows within microseconds) and then
-// park, so an idle pool costs nothing.
+// between them. The calling goroutine works too, so a pool of T threads has
+// T-1 workers. Chunks are claimed, not assigned: the caller and the workers
+// take the next unclaimed chunk until none is left, so a worker the OS has
+// not scheduled yet (a shared machine, a server's other goroutines) delays
+// nobody — the caller does its chunks. Workers spin briefly after a job (the
+// next matvec of a forward pass usually follows within microseconds) and
+// then park, so an idle pool costs nothing.
 //
 // Run is meant to be called from one goroutine at a time; concurrent calls
 // are serialised.
 type Pool struct {
 	threads int
 	mu      sync.Mutex // serialises Run
-	// state is the job generation <<16 | the job's chunk count, in one word so
-	// that a worker that takes no part in a job never reads its other fields
-	// (which the next job may already be writing).
-	state   atomic.Uint64
-	pending atomic.Int32
-	closed  atomic.Bool
+	// state is the job generation <<32 | the next unclaimed chunk <<16 | the
+	// job's chunk count, in one word so that a claim (a CAS on it) is only
+	// won for the job it was read from, and a worker that claims nothing never
+	// reads the job's other fields (which the next job may already be writing).
+	state  atomic.Uint64
+	done   atomic.Int32 // chunks finished in the current job
+	closed atomic.Bool
 	// The job, written before state changes and read by the chunks' workers
 	// after they see it; Run waits for them before the next job.
 	fn       func(lo, hi int)
@@ -55,7 +59,7 @@ func NewPool(threads int) *Pool {
 		w := &worker{wake: make(chan struct{}, 1)}
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
-		go p.loop(i, w)
+		go p.loop(w)
 	}
 	return p
 }
@@ -77,17 +81,19 @@ func (p *Pool) RunGrain(n, grain int, fn func(lo, hi int)) {
 	}
 	grain = max(grain, 1)
 	units := (n + grain - 1) / grain
-	chunks := min(units, p.threads)
-	if chunks <= 1 || p.closed.Load() || chunks > 1<<16-1 {
+	if min(units, p.threads) <= 1 || p.closed.Load() {
 		fn(0, n)
 		return
 	}
+	// Two chunks per thread: when a worker is descheduled in the middle of
+	// its chunk, the others still share the rest.
+	chunks := min(units, 2*p.threads, 1<<16-1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fn, p.n, p.grain, p.chunks = fn, n, grain, chunks
-	p.pending.Store(int32(chunks - 1))
-	p.state.Store((p.state.Load()>>16+1)<<16 | uint64(chunks))
-	for _, w := range p.workers[:chunks-1] {
+	p.done.Store(0)
+	p.state.Store((p.state.Load()>>32+1)<<32 | uint64(chunks))
+	for _, w := range p.workers[:min(chunks, p.threads)-1] {
 		if w.sleeping.CompareAndSwap(true, false) {
 			select {
 			case w.wake <- struct{}{}:
@@ -95,9 +101,8 @@ func (p *Pool) RunGrain(n, grain int, fn func(lo, hi int)) {
 			}
 		}
 	}
-	lo, hi := p.chunk(0)
-	fn(lo, hi)
-	for i := 0; p.pending.Load() != 0; i++ {
+	p.claim(p.state.Load() >> 32)
+	for i := 0; p.done.Load() != int32(chunks); i++ {
 		if i > 64 {
 			runtime.Gosched()
 		}
@@ -120,19 +125,19 @@ func (p *Pool) chunk(i int) (lo, hi int) {
 	return min(start*p.grain, p.n), min((start+size)*p.grain, p.n)
 }
 
-func (p *Pool) loop(id int, w *worker) {
+func (p *Pool) loop(w *worker) {
 	defer p.wg.Done()
 	// Zero, not a fresh load: the first job may be posted before this
 	// goroutine runs, and it must not be taken as already seen.
-	seen := uint64(0)
+	seen := uint64(0) // the last job generation this worker took part in
 	for {
 		// Wait for a new job: spin, then park.
 		deadline := time.Now().Add(spinFor)
-		for i := 0; p.state.Load() == seen; i++ {
+		for i := 0; p.state.Load()>>32 == seen; i++ {
 			if i&63 == 63 {
 				if time.Now().After(deadline) {
 					w.sleeping.Store(true)
-					if p.state.Load() == seen {
+					if p.state.Load()>>32 == seen {
 						<-w.wake
 					}
 					w.sleeping.Store(false)
@@ -142,24 +147,37 @@ func (p *Pool) loop(id int, w *worker) {
 				}
 			}
 		}
-		seen = p.state.Load()
+		seen = p.state.Load() >> 32
 		if p.closed.Load() {
 			return
 		}
-		if id < int(seen&0xffff) {
-			p.work(id)
-			p.pending.Add(-1)
-		}
+		p.claim(seen)
 	}
 }
 
-func (p *Pool) work(id int) {
+// claim runs unclaimed chunks of job generation gen until none is left.
+func (p *Pool) claim(gen uint64) {
+	for {
+		s := p.state.Load()
+		next, chunks := int(s>>16&0xffff), int(s&0xffff)
+		if s>>32 != gen || next >= chunks {
+			return
+		}
+		if !p.state.CompareAndSwap(s, s+1<<16) {
+			continue
+		}
+		p.work(next)
+		p.done.Add(1)
+	}
+}
+
+func (p *Pool) work(i int) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.panicked.Store(&v)
 		}
 	}()
-	lo, hi := p.chunk(id)
+	lo, hi := p.chunk(i)
 	p.fn(lo, hi)
 }
 
@@ -170,7 +188,7 @@ func (p *Pool) Close() {
 	if p.closed.Swap(true) {
 		return
 	}
-	p.state.Add(1 << 16)
+	p.state.Add(1 << 32)
 	for _, w := range p.workers {
 		select {
 		case w.wake <- struct{}{}:

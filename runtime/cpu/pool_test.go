@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestPoolCovers checks that every row is visited exactly once, in chunks
@@ -34,7 +35,13 @@ func TestPoolCovers(t *testing.T) {
 						t.Fatalf("threads %d grain %d n %d: row %d visited %d times", threads, grain, n, i, h)
 					}
 				}
-				want := min(threads, (n+grain-1)/grain)
+				// One call when the job is one unit or the pool one thread,
+				// else two chunks per thread (as many as there are units).
+				units := (n + grain - 1) / grain
+				want := min(units, 1)
+				if min(units, threads) > 1 {
+					want = min(units, 2*threads)
+				}
 				if got := int(calls.Load()); got != want {
 					t.Errorf("threads %d grain %d n %d: %d chunks, want %d", threads, grain, n, got, want)
 				}
@@ -148,5 +155,32 @@ func BenchmarkPoolRun(b *testing.B) {
 			}
 		})
 		p.Close()
+	}
+}
+
+// TestPoolCallerTakesUnclaimedChunks: chunks are claimed, not assigned, so a
+// job completes even when no worker ever runs (a worker the OS has not
+// scheduled): here the pool's one worker goroutine does not exist at all.
+func TestPoolCallerTakesUnclaimedChunks(t *testing.T) {
+	p := &Pool{threads: 2, workers: []*worker{{wake: make(chan struct{}, 1)}}}
+	done := make(chan []int32)
+	go func() {
+		hits := make([]int32, 100)
+		p.RunGrain(100, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				hits[i]++
+			}
+		})
+		done <- hits
+	}()
+	select {
+	case hits := <-done:
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("row %d visited %d times", i, h)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job waited for a worker that never ran")
 	}
 }
