@@ -55,6 +55,17 @@ func TestSplit(t *testing.T) {
 	if len(set.Train) != 60*Attrs || len(set.Test) != 10*Attrs {
 		t.Fatalf("%d train, %d test facts", len(set.Train), len(set.Test))
 	}
+	seen := map[string]bool{}
+	for _, f := range append(append([]Fact(nil), set.Train...), set.Test...) {
+		if seen[f.Answer] {
+			t.Fatalf("answer %q given twice", f.Answer)
+		}
+		seen[f.Answer] = true
+	}
+	// The first entities of a seed do not depend on the sizes.
+	if small := Generate(3, 10, 1); small.Train[7] != set.Train[7] {
+		t.Errorf("fact 7: %+v with 10 entities, %+v with 70", small.Train[7], set.Train[7])
+	}
 	s, err := store.OpenBolt(filepath.Join(t.TempDir(), "train.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
