@@ -6,7 +6,7 @@
 //	  retrieval over the training documents) for `posttrain … sft`.
 //	openbook eval --dir D --model M [--tokenizer T] [--store LOC] [--k 3 --mode hybrid]
 //	  ingests every document into LOC (a fresh bbolt file by default, or a
-//	  postgres:// URL) and answers the held-out questions with and without
+//	  postgres:// URL, or with --postgres a throwaway server) and answers the held-out questions with and without
 //	  retrieval.
 package main
 
@@ -22,6 +22,7 @@ import (
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/posttrain"
 	"github.com/modelc/modelc/runtime/rag"
+	"github.com/modelc/modelc/runtime/rag/internal/pgtest"
 	"github.com/modelc/modelc/runtime/rag/openbook"
 	"github.com/modelc/modelc/runtime/rag/store"
 	"github.com/modelc/modelc/tokenizer"
@@ -129,6 +130,7 @@ func eval(ctx context.Context, args []string) error {
 	n := fs.Int("n", 0, "evaluate the first n held-out facts (0: all)")
 	split := fs.String("split", "test", "facts to ask: test, val or train")
 	show := fs.Bool("show", false, "print every question and reply")
+	pg := fs.Bool("postgres", false, "start a throwaway PostgreSQL (Debian's postgresql package, as the tests do) and use it as the store")
 	fs.Parse(args)
 	md, err := rag.ParseMode(*mode)
 	if err != nil {
@@ -180,6 +182,16 @@ func eval(ctx context.Context, args []string) error {
 	}
 	if *n > 0 && *n < len(ask) {
 		ask = ask[:*n]
+	}
+	if *pg {
+		srv, err := pgtest.Start()
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		if *loc, err = srv.NewDB(); err != nil {
+			return err
+		}
 	}
 	if *loc == "" {
 		tmp, err := os.MkdirTemp("", "openbook")
