@@ -30,9 +30,16 @@ type Chat struct {
 	Markers []Span
 	// Content holds the span of each assistant message's content.
 	Content []Span
-	// Train holds, per assistant message, its content and the marker that
-	// ends the turn: what fine-tuning computes the loss on, so the model
-	// also learns to stop.
+	// Train holds, per assistant message, what fine-tuning computes the
+	// loss on: its content and the marker that ends the turn (so the model
+	// also learns to stop), from any separator the template puts between
+	// the generation prompt and the content (llama2's space after
+	// "[/INST]"). The text before a Train span is therefore exactly what
+	// Render(…, true) gives for the messages before it, and EncodeChat
+	// cuts the text at Train edges, so the untrained prefix of a reply is
+	// the generation prompt's tokens whatever the reply begins with (a
+	// vocabulary may merge the separator with some first letters and not
+	// others; the model learns to emit it).
 	Train []Span
 }
 
@@ -171,12 +178,15 @@ func (b *chatBuilder) mark(s string) {
 	b.markers = append(b.markers, Span{start, b.sb.Len()})
 }
 
-// assistant writes assistant content and opens its training span.
-func (b *chatBuilder) assistant(s string) {
+// assistant writes the separator the template puts after the generation
+// prompt and the assistant content, and opens the training span at the
+// separator.
+func (b *chatBuilder) assistant(sep, s string) {
+	b.trainAt = b.sb.Len()
+	b.sb.WriteString(sep)
 	start := b.sb.Len()
 	b.sb.WriteString(s)
 	b.content = append(b.content, Span{start, b.sb.Len()})
-	b.trainAt = start
 }
 
 // endTurn writes the end-of-turn marker, closing an open training span.
@@ -200,7 +210,7 @@ func renderChatML(b *chatBuilder, msgs []Message, generate bool) error {
 		b.mark("<|im_start|>")
 		b.lit(m.Role + "\n")
 		if m.Role == RoleAssistant {
-			b.assistant(m.Content)
+			b.assistant("", m.Content)
 		} else {
 			b.lit(m.Content)
 		}
@@ -248,24 +258,72 @@ func renderLlama2(b *chatBuilder, msgs []Message, generate bool) error {
 		if a.Role != RoleAssistant {
 			return fmt.Errorf("message %d: role %q where llama2 expects %q (user and assistant alternate)", i+1, a.Role, RoleAssistant)
 		}
-		b.lit(" ")
-		b.assistant(strings.TrimSpace(a.Content))
+		b.assistant(" ", strings.TrimSpace(a.Content))
 		b.lit(" ")
 		b.endTurn("</s>", true)
 	}
 	return nil
 }
 
+// EncodeChat tokenizes a rendered chat with any vocabulary, BOS first when
+// bos is set and the vocabulary has one. A SentencePiece vocabulary uses
+// its EncodeChat (markers as special ids); any other encodes the text piece
+// by piece, cut at the edges of the training spans, so each token lies in
+// one piece. train[i] reports whether token i is trained on.
+func EncodeChat(tok Tokenizer, c Chat, bos bool) (ids []int, train []bool, err error) {
+	if sp, ok := tok.(*SentencePiece); ok {
+		return sp.EncodeChat(c, bos && sp.BOS() >= 0)
+	}
+	cuts := []int{0, len(c.Text)}
+	for _, s := range c.Train {
+		cuts = append(cuts, s.Start, s.End)
+	}
+	sort.Ints(cuts)
+	for i := 0; i+1 < len(cuts); i++ {
+		lo, hi := cuts[i], cuts[i+1]
+		if lo == hi {
+			continue
+		}
+		piece, err := tok.Encode(c.Text[lo:hi], false, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		in := false
+		for _, s := range c.Train {
+			if lo >= s.Start && hi <= s.End {
+				in = true
+			}
+		}
+		ids = append(ids, piece...)
+		for range piece {
+			train = append(train, in)
+		}
+	}
+	if b := tok.BOS(); bos && b >= 0 && (len(ids) == 0 || ids[0] != b) {
+		ids = append([]int{b}, ids...)
+		train = append([]bool{false}, train...)
+	}
+	return ids, train, nil
+}
+
 // EncodeChat tokenizes a rendered chat: the template's markers become their
 // special ids (or plain text when the vocabulary lacks them), everything
 // else — message contents included — is plain text, so a message cannot
-// inject a marker. train[i] reports whether token i overlaps a Train span.
+// inject a marker. The plain text is also cut at the edges of the Train
+// spans, so no token straddles one: train[i] reports whether token i lies
+// in a Train span, and the tokens before a span are those of the
+// generation prompt for the messages before it.
 // With bos set a BOS comes first unless the chat already starts with one.
 func (t *SentencePiece) EncodeChat(c Chat, bos bool) (ids []int, train []bool, err error) {
 	var spans []Span
 	var m merger
 	prevSpecial := true
-	plain := func(from, to int) error {
+	var cuts []int
+	for _, tr := range c.Train {
+		cuts = append(cuts, tr.Start, tr.End)
+	}
+	sort.Ints(cuts)
+	run := func(from, to int) error {
 		if from >= to {
 			return nil
 		}
@@ -273,6 +331,17 @@ func (t *SentencePiece) EncodeChat(c Chat, bos bool) (ids []int, train []bool, e
 		ids, spans, err = m.run(t, c.Text, from, to, t.prefix && prevSpecial, ids, spans, true)
 		prevSpecial = false
 		return err
+	}
+	plain := func(from, to int) error {
+		for _, x := range cuts {
+			if x > from && x < to {
+				if err := run(from, x); err != nil {
+					return err
+				}
+				from = x
+			}
+		}
+		return run(from, to)
 	}
 	at := 0
 	for _, mk := range c.Markers {

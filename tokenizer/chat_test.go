@@ -68,7 +68,9 @@ func TestLlama2Template(t *testing.T) {
 	if c.Text != want {
 		t.Fatalf("text\n%q\nwant\n%q", c.Text, want)
 	}
-	if got := c.Text[c.Train[0].Start:c.Train[0].End]; got != "Hello! <|im_end|> is a marker. </s>" {
+	// The training span starts at the space after "[/INST]", where the
+	// generation prompt ends.
+	if got := c.Text[c.Train[0].Start:c.Train[0].End]; got != " Hello! <|im_end|> is a marker. </s>" {
 		t.Fatalf("train span %q", got)
 	}
 	for _, bad := range [][]Message{
@@ -237,6 +239,84 @@ func TestChatJinjaMatchesRender(t *testing.T) {
 	for i, j := range jobs {
 		if got[i] != j.want {
 			t.Errorf("%s conv %d gen %v:\njinja  %q\nRender %q", j.name, j.conv, j.gen, got[i], j.want)
+		}
+	}
+}
+
+// replyStarts are replies whose first letters tok512 merges with a leading
+// space (" T", " B") and ones it does not ("K", "Z", digits).
+var replyStarts = []string{"The capital is Nover.", "Bovo", "Kalo", "Zeth", "3478", "42 is it", "a", "Lanolur"}
+
+// TestChatPromptPrefix: whatever the reply begins with, the untrained
+// tokens before it are the same, and are the tokens of the template's
+// generation prompt — so a model is prompted exactly as it was trained.
+func TestChatPromptPrefix(t *testing.T) {
+	sp := loadTok512(t)
+	spChatML := loadTok512(t)
+	for _, s := range []string{"<|im_start|>", "<|im_end|>"} {
+		if _, err := spChatML.AddSpecial(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	toks := []struct {
+		name string
+		tok  Tokenizer
+	}{{"tok512", sp}, {"tok512+chatml", spChatML}, {"gpt2", blLoadGPT2(t)}}
+	user := []Message{{Role: RoleSystem, Content: "Answer briefly."}, {Role: RoleUser, Content: "What is the capital of Lanolur?"}}
+	for _, name := range ChatTemplates() {
+		tm, _ := ChatTemplate(name)
+		for _, tk := range toks {
+			gen, err := tm.Render(user, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt, _, err := EncodeChat(tk.tok, gen, true)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, tk.name, err)
+			}
+			for _, reply := range replyStarts {
+				c, err := tm.Render(append(append([]Message(nil), user...), Message{Role: RoleAssistant, Content: reply}), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids, train, err := EncodeChat(tk.tok, c, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first := -1
+				for i, on := range train {
+					if on {
+						first = i
+						break
+					}
+				}
+				if first < 0 || !sameIDs(ids[:first], prompt) {
+					t.Errorf("%s %s reply %q: untrained prefix %v, generation prompt %v", name, tk.name, reply, ids[:max(first, 0)], prompt)
+					continue
+				}
+				// The trained tokens are one run: the reply (with the
+				// template's space before it) and the end of turn.
+				last := first
+				for last+1 < len(ids) && train[last+1] {
+					last++
+				}
+				for i := last + 1; i < len(ids); i++ {
+					if train[i] {
+						t.Fatalf("%s %s reply %q: trained tokens not one run: %v", name, tk.name, reply, train)
+					}
+				}
+				if sp, ok := tk.tok.(*SentencePiece); ok {
+					pre, _ := sp.DecodeSpecial(ids[:first])
+					upto, _ := sp.DecodeSpecial(ids[:last+1])
+					bos := "<s>" // BOS, unless the template's text begins with it
+					if strings.HasPrefix(c.Text, bos) {
+						bos = ""
+					}
+					if pre != bos+c.Text[:c.Train[0].Start] || upto != bos+c.Text[:c.Train[0].End] {
+						t.Errorf("%s %s: the prefix decodes to %q, with the trained tokens to %q; text %q, train span %v", name, tk.name, pre, upto, c.Text, c.Train[0])
+					}
+				}
+			}
 		}
 	}
 }

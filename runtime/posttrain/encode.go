@@ -2,7 +2,6 @@ package posttrain
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/modelc/modelc/runtime/posttrain/tasks"
 	"github.com/modelc/modelc/tokenizer"
@@ -35,21 +34,17 @@ func (e *Encoder) Encode(c Conversation) (ids []int, train []bool, err error) {
 }
 
 // Prompt returns the tokens that prompt the model for a reply to a user
-// message: exactly the tokens that precede the first trained token of a
-// conversation with a reply, so generation starts where fine-tuning taught
-// the reply to start (a template's space before the content, say, which
-// the generation prompt of the template leaves out).
+// message: the template's generation prompt, BOS first — the tokens the chat
+// server prompts with, and exactly the untrained prefix of any encoded
+// exchange with that message, whatever the reply begins with (the template's
+// separator before the reply is trained, tokenizer.Chat.Train).
 func (e *Encoder) Prompt(user string) ([]int, error) {
-	ids, train, err := e.Reply(user, "0")
+	chat, err := e.Template.Render([]tokenizer.Message{{Role: tokenizer.RoleUser, Content: user}}, true)
 	if err != nil {
 		return nil, err
 	}
-	for i, t := range train {
-		if t {
-			return ids[:i], nil
-		}
-	}
-	return nil, fmt.Errorf("chat template %s: no reply tokens", e.Template.Name())
+	ids, _, err := e.encodeChat(chat)
+	return ids, err
 }
 
 // Reply encodes prompt and reply as one exchange; train marks the reply's
@@ -59,43 +54,7 @@ func (e *Encoder) Reply(prompt, reply string) (ids []int, train []bool, err erro
 }
 
 func (e *Encoder) encodeChat(chat tokenizer.Chat) ([]int, []bool, error) {
-	if sp, ok := e.Tok.(*tokenizer.SentencePiece); ok {
-		return sp.EncodeChat(chat, true)
-	}
-	// Any other vocabulary: encode the text piece by piece, cut at the
-	// edges of the training spans, so each token lies in one piece.
-	cuts := []int{0, len(chat.Text)}
-	for _, s := range chat.Train {
-		cuts = append(cuts, s.Start, s.End)
-	}
-	sort.Ints(cuts)
-	var ids []int
-	var train []bool
-	for i := 0; i+1 < len(cuts); i++ {
-		lo, hi := cuts[i], cuts[i+1]
-		if lo == hi {
-			continue
-		}
-		piece, err := e.Tok.Encode(chat.Text[lo:hi], false, false)
-		if err != nil {
-			return nil, nil, err
-		}
-		in := false
-		for _, s := range chat.Train {
-			if lo >= s.Start && hi <= s.End {
-				in = true
-			}
-		}
-		ids = append(ids, piece...)
-		for range piece {
-			train = append(train, in)
-		}
-	}
-	if bos := e.Tok.BOS(); bos >= 0 && (len(ids) == 0 || ids[0] != bos) {
-		ids = append([]int{bos}, ids...)
-		train = append([]bool{false}, train...)
-	}
-	return ids, train, nil
+	return tokenizer.EncodeChat(e.Tok, chat, true)
 }
 
 // Example is an encoded conversation.

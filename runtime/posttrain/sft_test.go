@@ -35,9 +35,20 @@ func TestMask(t *testing.T) {
 	if trained[len(trained)-1] != tok.EOS() {
 		t.Fatalf("the trained tokens do not end with EOS (</s>): %v", trained)
 	}
-	got, _ := tok.Decode(trained[:len(trained)-1])
-	if strings.TrimSpace(got) != p.Solution() {
-		t.Fatalf("trained tokens decode to %q, want %q", got, p.Solution())
+	// The trained tokens start at the template's space after "[/INST]" (the
+	// model learns to emit it) and end with " </s>". Decoded after the last
+	// untrained token, so a leading space is kept.
+	first := slices.Index(trainMask, true)
+	var got []byte
+	for i := first; i < len(ids)-1; i++ {
+		b, err := tok.Piece(ids[i-1], ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b...)
+	}
+	if string(got) != " "+p.Solution()+" " {
+		t.Fatalf("trained tokens decode to %q, want %q", got, " "+p.Solution()+" ")
 	}
 	if o, _ := tok.Decode(other); !strings.Contains(o, "What is 3 + 4?") || strings.Contains(o, "Answer") {
 		t.Fatalf("untrained tokens decode to %q", o)
@@ -197,6 +208,33 @@ func TestPromptMatchesTraining(t *testing.T) {
 	}
 	if len(pr) >= len(ids) || !slices.Equal(pr, ids[:len(pr)]) || !tr[len(pr)] || tr[len(pr)-1] {
 		t.Fatalf("prompt %v is not the untrained prefix of %v", pr, ids)
+	}
+}
+
+// TestPromptSharedPrefix: whatever a reply begins with — a letter tok512
+// merges with the space before it (" T", " B") or one it does not ("K",
+// digits) — the untrained prefix of the exchange is the same tokens, and
+// they are Prompt's (the template's generation prompt, which the chat
+// server also uses).
+func TestPromptSharedPrefix(t *testing.T) {
+	user := "The capital of Lanolur is Nover.\n\nQuestion: What is the capital of Lanolur?"
+	for _, name := range tokenizer.ChatTemplates() {
+		tmpl, _ := tokenizer.ChatTemplate(name)
+		e := &Encoder{Tok: tok512(t), Template: tmpl}
+		pr, err := e.Prompt(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, reply := range []string{"Nover", "The capital is Nover.", "Bovo", "Kalo", "Zeth", "3478", "7", "answer: 42"} {
+			ids, tr, err := e.Reply(user, reply)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := slices.Index(tr, true)
+			if first < 0 || !slices.Equal(ids[:first], pr) {
+				t.Errorf("%s, reply %q: untrained prefix %v, Prompt %v", name, reply, ids[:max(first, 0)], pr)
+			}
+		}
 	}
 }
 

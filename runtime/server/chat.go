@@ -20,12 +20,6 @@ type ChatFormat interface {
 	StopIDs() []int
 }
 
-// chatEncoder is implemented by tokenizers that map a template's own markers
-// to special tokens (tokenizer.SentencePiece).
-type chatEncoder interface {
-	EncodeChat(c tokenizer.Chat, bos bool) ([]int, []bool, error)
-}
-
 type specialer interface {
 	Specials() map[string]int
 }
@@ -58,16 +52,15 @@ func (f *templateFormat) Name() string    { return f.t.Name() }
 func (f *templateFormat) Stops() []string { return f.stops }
 func (f *templateFormat) StopIDs() []int  { return f.stopIDs }
 
+// Encode is the template's generation prompt tokenized as fine-tuning
+// tokenizes conversations (tokenizer.EncodeChat): the same tokens as the
+// untrained prefix of a trained reply to msgs (posttrain.Encoder).
 func (f *templateFormat) Encode(msgs []tokenizer.Message) ([]int, error) {
 	c, err := f.t.Render(msgs, true)
 	if err != nil {
 		return nil, err
 	}
-	if ce, ok := f.tok.(chatEncoder); ok {
-		ids, _, err := ce.EncodeChat(c, true)
-		return ids, err
-	}
-	ids, err := f.tok.Encode(c.Text, true, false)
+	ids, _, err := tokenizer.EncodeChat(f.tok, c, true)
 	if err != nil {
 		return nil, fmt.Errorf("chat template %s: %w", f.t.Name(), err)
 	}

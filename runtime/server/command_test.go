@@ -435,7 +435,7 @@ func TestServeGGUF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _, err := tok.(chatEncoder).EncodeChat(chat, true)
+	want, _, err := tokenizer.EncodeChat(tok, chat, true)
 	if err != nil {
 		t.Fatal(err)
 	}

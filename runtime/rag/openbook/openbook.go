@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -358,78 +357,35 @@ func Normalize(s string) string {
 func Match(reply, answer string) bool { return Normalize(reply) == Normalize(answer) }
 
 // Reply generates m's greedy reply (at most maxNew tokens, to the end of
-// turn) to a user message, prompted exactly as SFT trained it. With a
-// SentencePiece vocabulary the training prefix depends on the reply: the
-// space the template puts before it merges with some first letters (tok512
-// has " T", " B", …) but stands alone before others ("K", "Z") and before
-// digits. Reply therefore decodes from both prefixes (posttrain.Encoder's
-// cut before a reply "The" and before "0") and keeps the reply whose first
-// token the model gave the higher probability: in each branch the first
-// token is one fine-tuning trained there.
+// turn) to a user message, prompted exactly as SFT trained it and as the
+// chat server prompts: posttrain.Encoder.Prompt, the template's generation
+// prompt, which is the untrained prefix of every trained reply whatever it
+// begins with (the template's space before the reply is trained, so the
+// model emits it, merged with the first letter or not).
 func Reply(m model.Model, e *posttrain.Encoder, user string, maxNew int) (string, error) {
-	best, bestLP := "", math.Inf(-1)
-	seen := map[string]bool{}
-	for _, placeholder := range []string{"The", "0"} {
-		prompt, err := prefix(e, user, placeholder)
-		if err != nil {
-			return "", err
-		}
-		key := fmt.Sprint(prompt)
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		text, lp, err := greedy(m, e, prompt, maxNew)
-		if err != nil {
-			return "", err
-		}
-		if lp > bestLP {
-			best, bestLP = text, lp
-		}
-	}
-	return best, nil
-}
-
-// prefix returns the tokens before the first trained token of user
-// answered by reply.
-func prefix(e *posttrain.Encoder, user, reply string) ([]int, error) {
-	ids, train, err := e.Reply(user, reply)
+	prompt, err := e.Prompt(user)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	for i, t := range train {
-		if t {
-			return ids[:i], nil
-		}
-	}
-	return nil, fmt.Errorf("chat template %s: no reply tokens", e.Template.Name())
+	return greedy(m, e, prompt, maxNew)
 }
 
-// greedy decodes from prompt and returns the text and the log-probability
-// of its first token.
-func greedy(m model.Model, e *posttrain.Encoder, prompt []int, maxNew int) (string, float64, error) {
+// greedy decodes from prompt and returns the reply's text.
+func greedy(m model.Model, e *posttrain.Encoder, prompt []int, maxNew int) (string, error) {
 	maxSeq := m.Spec().MaxSeq
 	if len(prompt) >= maxSeq {
-		return "", 0, fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), maxSeq)
+		return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), maxSeq)
 	}
 	s := m.NewSession()
 	logits := s.Prefill(prompt, 0)
 	eos := e.Tok.EOS()
 	var out []int
-	first := math.Inf(-1)
 	for len(out) < maxNew && len(prompt)+len(out) < maxSeq {
 		best := 0
 		for i, v := range logits {
 			if v > logits[best] {
 				best = i
 			}
-		}
-		if len(out) == 0 {
-			var z float64
-			for _, v := range logits {
-				z += math.Exp(float64(v - logits[best]))
-			}
-			first = -math.Log(z)
 		}
 		if best == eos {
 			break
@@ -439,12 +395,12 @@ func greedy(m model.Model, e *posttrain.Encoder, prompt []int, maxNew int) (stri
 	}
 	text, err := e.Tok.Decode(out)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	for _, st := range e.Template.Stop() {
 		if i := strings.Index(text, st); i >= 0 {
 			text = text[:i]
 		}
 	}
-	return strings.TrimSpace(text), first, nil
+	return strings.TrimSpace(text), nil
 }
