@@ -320,3 +320,41 @@ func TestChatPromptPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestChatPromptPrefixMultiTurn: in a longer chat the tokens before the
+// last reply's trained span are the generation prompt of the chat so far
+// (earlier replies included), for each template and reply.
+func TestChatPromptPrefixMultiTurn(t *testing.T) {
+	tok := loadTok512(t)
+	hist := []Message{{Role: RoleUser, Content: "Who rules Lanolur?"}, {Role: RoleAssistant, Content: "Kalo"}, {Role: RoleUser, Content: "And Bovo?"}}
+	for _, name := range ChatTemplates() {
+		tm, _ := ChatTemplate(name)
+		gen, _ := tm.Render(hist, true)
+		prompt, _, err := EncodeChat(tok, gen, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, reply := range replyStarts {
+			c, err := tm.Render(append(append([]Message(nil), hist...), Message{Role: RoleAssistant, Content: reply}), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, train, err := EncodeChat(tok, c, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The start of the last trained run.
+			last := len(train) - 1
+			for last >= 0 && !train[last] {
+				last--
+			}
+			first := last
+			for first > 0 && train[first-1] {
+				first--
+			}
+			if first <= 0 || !sameIDs(ids[:first], prompt) {
+				t.Errorf("%s reply %q: tokens before the last reply %v, generation prompt %v", name, reply, ids[:max(first, 0)], prompt)
+			}
+		}
+	}
+}
