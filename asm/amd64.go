@@ -3,6 +3,7 @@ package asm
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"path/filepath"
 
 	"github.com/mmcloughlin/avo/attr"
@@ -708,7 +709,7 @@ func (g *amd) matmul(k Kernel) {
 				}
 			}
 		}
-		lt, t1, l1, done := g.newLabel("tok"), g.newLabel("toktail"), g.newLabel("tok1_"), g.newLabel("tokdone")
+		lt, t1 := g.newLabel("tok"), g.newLabel("toktail")
 		c.CMPQ(cnt, operand.U8(tb))
 		c.JL(operand.LabelRef(t1))
 		c.Label(lt)
@@ -719,15 +720,21 @@ func (g *amd) matmul(k Kernel) {
 		c.CMPQ(cnt, operand.U8(tb))
 		c.JGE(operand.LabelRef(lt))
 		c.Label(t1)
-		c.TESTQ(cnt, cnt)
-		c.JE(operand.LabelRef(done))
-		c.Label(l1)
-		tile(1)
-		c.ADDQ(operand.U32(C*4), xq)
-		c.ADDQ(operand.U32(R*4), oq)
-		c.DECQ(cnt)
-		c.JNE(operand.LabelRef(l1))
-		c.Label(done)
+		// The < tb tokens left go in tiles of descending powers of two, each
+		// at most once (left < 2·size at every step): a batch of 16 on
+		// AVX-512 is 6+6+4, not 6+6+1+1+1+1, whose single-token tiles load
+		// the weights once per FMA. Each token's sums are the same whatever
+		// its tile (the same products added in the same order).
+		for size := 1 << bits.Len(uint(tb-1)) >> 1; size >= 1; size >>= 1 {
+			skip := g.newLabel(fmt.Sprintf("tok%d_", size))
+			c.CMPQ(cnt, operand.U8(size))
+			c.JL(operand.LabelRef(skip))
+			tile(size)
+			c.ADDQ(operand.U32(size*C*4), xq)
+			c.ADDQ(operand.U32(size*R*4), oq)
+			c.SUBQ(operand.U8(size), cnt)
+			c.Label(skip)
+		}
 	}
 	l4, t1, l1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
 	c.CMPQ(n, operand.U8(4))

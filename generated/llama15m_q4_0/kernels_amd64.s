@@ -1292,7 +1292,7 @@ tok49:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols53:
+cols51:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -1309,7 +1309,7 @@ cols53:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols53
+	JNE          cols51
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1341,17 +1341,15 @@ cols53:
 	JGE          tok49
 
 toktail50:
-	TESTQ DI, DI
-	JE    tokdone52
-
-tok1_51:
+	CMPQ   DI, $0x01
+	JL     tok1_52
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols54:
+cols53:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
@@ -1359,7 +1357,7 @@ cols54:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols54
+	JNE          cols53
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1374,10 +1372,9 @@ cols54:
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x00001800, SI
-	DECQ         DI
-	JNE          tok1_51
+	SUBQ         $0x01, DI
 
-tokdone52:
+tok1_52:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
@@ -1393,14 +1390,14 @@ rows1_47:
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail56
+	JL   toktail55
 
-tok55:
+tok54:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols59:
+cols56:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -1408,7 +1405,7 @@ cols59:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols59
+	JNE          cols56
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1427,22 +1424,20 @@ cols59:
 	ADDQ         $0x00003000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok55
+	JGE          tok54
 
-toktail56:
-	TESTQ DI, DI
-	JE    tokdone58
-
-tok1_57:
+toktail55:
+	CMPQ   DI, $0x01
+	JL     tok1_57
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols60:
+cols58:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols60
+	JNE          cols58
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1452,10 +1447,9 @@ cols60:
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x00001800, SI
-	DECQ         DI
-	JNE          tok1_57
+	SUBQ         $0x01, DI
 
-tokdone58:
+tok1_57:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
@@ -1472,16 +1466,16 @@ TEXT ·matmul_1536x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail62
+	JL   tail60
 
-rows4_61:
+rows4_59:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail66
+	JL   toktail64
 
-tok65:
+tok63:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1508,7 +1502,7 @@ tok65:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols69:
+cols65:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -1545,7 +1539,7 @@ cols69:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols69
+	JNE           cols65
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1670,20 +1664,226 @@ cols69:
 	ADDQ          $0x00009000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok65
+	JGE           tok63
 
-toktail66:
-	TESTQ DI, DI
-	JE    tokdone68
+toktail64:
+	CMPQ    DI, $0x04
+	JL      tok4_66
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    R8, R8
 
-tok1_67:
+cols67:
+	VMOVUPS       (BX)(R8*1), Z16
+	VMOVUPS       1152(BX)(R8*1), Z17
+	VMOVUPS       2304(BX)(R8*1), Z18
+	VMOVUPS       3456(BX)(R8*1), Z19
+	VMOVUPS       (CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z0
+	VFMADD231PS   Z17, Z20, Z1
+	VFMADD231PS   Z18, Z20, Z2
+	VFMADD231PS   Z19, Z20, Z3
+	VMOVUPS       1152(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z4
+	VFMADD231PS   Z17, Z20, Z5
+	VFMADD231PS   Z18, Z20, Z6
+	VFMADD231PS   Z19, Z20, Z7
+	VMOVUPS       2304(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z8
+	VFMADD231PS   Z17, Z20, Z9
+	VFMADD231PS   Z18, Z20, Z10
+	VFMADD231PS   Z19, Z20, Z11
+	VMOVUPS       3456(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z12
+	VFMADD231PS   Z17, Z20, Z13
+	VFMADD231PS   Z18, Z20, Z14
+	VFMADD231PS   Z19, Z20, Z15
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols67
+	VEXTRACTF64X4 $0x01, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z8, Y16
+	VADDPS        Y16, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z12, Y16
+	VADDPS        Y16, Y12, Y12
+	VUNPCKLPS     Y4, Y0, Y16
+	VUNPCKHPS     Y4, Y0, Y0
+	VADDPS        Y0, Y16, Y16
+	VUNPCKLPS     Y12, Y8, Y0
+	VUNPCKHPS     Y12, Y8, Y4
+	VADDPS        Y4, Y0, Y0
+	VUNPCKLPD     Y0, Y16, Y4
+	VUNPCKHPD     Y0, Y16, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VUNPCKLPS     Y5, Y1, Y0
+	VUNPCKHPS     Y5, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y13, Y9, Y1
+	VUNPCKHPS     Y13, Y9, Y4
+	VADDPS        Y4, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y4
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, 6144(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VUNPCKLPS     Y6, Y2, Y0
+	VUNPCKHPS     Y6, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y14, Y10, Y1
+	VUNPCKHPS     Y14, Y10, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 12288(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VUNPCKLPS     Y7, Y3, Y0
+	VUNPCKHPS     Y7, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y15, Y11, Y1
+	VUNPCKHPS     Y15, Y11, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 18432(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x00006000, SI
+	SUBQ          $0x04, DI
+
+tok4_66:
+	CMPQ    DI, $0x02
+	JL      tok2_68
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    R8, R8
+
+cols69:
+	VMOVUPS       (BX)(R8*1), Z8
+	VMOVUPS       1152(BX)(R8*1), Z9
+	VMOVUPS       (CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z0
+	VFMADD231PS   Z9, Z10, Z1
+	VMOVUPS       1152(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z2
+	VFMADD231PS   Z9, Z10, Z3
+	VMOVUPS       2304(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z4
+	VFMADD231PS   Z9, Z10, Z5
+	VMOVUPS       3456(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z6
+	VFMADD231PS   Z9, Z10, Z7
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols69
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VUNPCKLPS     Y2, Y0, Y8
+	VUNPCKHPS     Y2, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y6, Y4, Y0
+	VUNPCKHPS     Y6, Y4, Y2
+	VADDPS        Y2, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y2
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y3, Y1, Y0
+	VUNPCKHPS     Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y5, Y1
+	VUNPCKHPS     Y7, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 6144(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x00003000, SI
+	SUBQ          $0x02, DI
+
+tok2_68:
+	CMPQ    DI, $0x01
+	JL      tok1_70
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols70:
+cols71:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
@@ -1691,7 +1891,7 @@ cols70:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols70
+	JNE           cols71
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -1714,28 +1914,27 @@ cols70:
 	VMOVUPS       X0, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00001800, SI
-	DECQ          DI
-	JNE           tok1_67
+	SUBQ          $0x01, DI
 
-tokdone68:
+tok1_70:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_61
+	JGE  rows4_59
 
-tail62:
+tail60:
 	TESTQ DX, DX
-	JE    done64
+	JE    done62
 
-rows1_63:
+rows1_61:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail72
+	JL   toktail73
 
-tok71:
+tok72:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1744,7 +1943,7 @@ tok71:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols75:
+cols74:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -1760,7 +1959,7 @@ cols75:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols75
+	JNE           cols74
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -1819,22 +2018,120 @@ cols75:
 	ADDQ          $0x00009000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok71
+	JGE           tok72
 
-toktail72:
-	TESTQ DI, DI
-	JE    tokdone74
-
-tok1_73:
+toktail73:
+	CMPQ    DI, $0x04
+	JL      tok4_75
 	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
 cols76:
+	VMOVUPS       (BX)(R8*1), Z4
+	VMOVUPS       1152(BX)(R8*1), Z5
+	VMOVUPS       2304(BX)(R8*1), Z6
+	VMOVUPS       3456(BX)(R8*1), Z7
+	VMOVUPS       (CX)(R8*1), Z8
+	VFMADD231PS   Z4, Z8, Z0
+	VFMADD231PS   Z5, Z8, Z1
+	VFMADD231PS   Z6, Z8, Z2
+	VFMADD231PS   Z7, Z8, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols76
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X4
+	VADDPS        X4, X0, X4
+	VPERMILPS     $0x4e, X4, X0
+	VADDPS        X0, X4, X4
+	VPERMILPS     $0xb1, X4, X0
+	VADDPS        X0, X4, X4
+	VMOVSS        X4, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 6144(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 12288(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 18432(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x00006000, SI
+	SUBQ          $0x04, DI
+
+tok4_75:
+	CMPQ    DI, $0x02
+	JL      tok2_77
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	XORQ    R8, R8
+
+cols78:
+	VMOVUPS       (BX)(R8*1), Z2
+	VMOVUPS       1152(BX)(R8*1), Z3
+	VMOVUPS       (CX)(R8*1), Z4
+	VFMADD231PS   Z2, Z4, Z0
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols78
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VMOVSS        X2, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 6144(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x00003000, SI
+	SUBQ          $0x02, DI
+
+tok2_77:
+	CMPQ    DI, $0x01
+	JL      tok1_79
+	VMOVUPS zero<>+0(SB), Z0
+	XORQ    R8, R8
+
+cols80:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols76
+	JNE           cols80
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -1846,16 +2143,15 @@ cols76:
 	VMOVSS        X1, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00001800, SI
-	DECQ          DI
-	JNE           tok1_73
+	SUBQ          $0x01, DI
 
-tokdone74:
+tok1_79:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_63
+	JNE  rows1_61
 
-done64:
+done62:
 	VZEROUPPER
 	RET
 
@@ -1866,16 +2162,16 @@ TEXT ·matmul_288x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail78
+	JL   tail82
 
-rows4_77:
+rows4_81:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail82
+	JL   toktail86
 
-tok81:
+tok85:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1886,7 +2182,7 @@ tok81:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols85:
+cols87:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -1903,7 +2199,7 @@ cols85:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols85
+	JNE          cols87
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1932,20 +2228,18 @@ cols85:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok81
+	JGE          tok85
 
-toktail82:
-	TESTQ DI, DI
-	JE    tokdone84
-
-tok1_83:
+toktail86:
+	CMPQ   DI, $0x01
+	JL     tok1_88
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols86:
+cols89:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
@@ -1953,7 +2247,7 @@ cols86:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols86
+	JNE          cols89
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1968,33 +2262,32 @@ cols86:
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x00000480, SI
-	DECQ         DI
-	JNE          tok1_83
+	SUBQ         $0x01, DI
 
-tokdone84:
+tok1_88:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_77
+	JGE  rows4_81
 
-tail78:
+tail82:
 	TESTQ DX, DX
-	JE    done80
+	JE    done84
 
-rows1_79:
+rows1_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail88
+	JL   toktail91
 
-tok87:
+tok90:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols91:
+cols92:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2002,7 +2295,7 @@ cols91:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols91
+	JNE          cols92
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2021,22 +2314,20 @@ cols91:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok87
+	JGE          tok90
 
-toktail88:
-	TESTQ DI, DI
-	JE    tokdone90
-
-tok1_89:
+toktail91:
+	CMPQ   DI, $0x01
+	JL     tok1_93
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols92:
+cols94:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols92
+	JNE          cols94
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2046,16 +2337,15 @@ cols92:
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x00000480, SI
-	DECQ         DI
-	JNE          tok1_89
+	SUBQ         $0x01, DI
 
-tokdone90:
+tok1_93:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_79
+	JNE  rows1_83
 
-done80:
+done84:
 	VZEROUPPER
 	RET
 
@@ -2066,16 +2356,16 @@ TEXT ·matmul_288x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail94
+	JL   tail96
 
-rows4_93:
+rows4_95:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail98
+	JL   toktail100
 
-tok97:
+tok99:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2264,20 +2554,226 @@ cols101:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok97
+	JGE           tok99
 
-toktail98:
-	TESTQ DI, DI
-	JE    tokdone100
+toktail100:
+	CMPQ    DI, $0x04
+	JL      tok4_102
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    R8, R8
 
-tok1_99:
+cols103:
+	VMOVUPS       (BX)(R8*1), Z16
+	VMOVUPS       1152(BX)(R8*1), Z17
+	VMOVUPS       2304(BX)(R8*1), Z18
+	VMOVUPS       3456(BX)(R8*1), Z19
+	VMOVUPS       (CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z0
+	VFMADD231PS   Z17, Z20, Z1
+	VFMADD231PS   Z18, Z20, Z2
+	VFMADD231PS   Z19, Z20, Z3
+	VMOVUPS       1152(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z4
+	VFMADD231PS   Z17, Z20, Z5
+	VFMADD231PS   Z18, Z20, Z6
+	VFMADD231PS   Z19, Z20, Z7
+	VMOVUPS       2304(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z8
+	VFMADD231PS   Z17, Z20, Z9
+	VFMADD231PS   Z18, Z20, Z10
+	VFMADD231PS   Z19, Z20, Z11
+	VMOVUPS       3456(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z12
+	VFMADD231PS   Z17, Z20, Z13
+	VFMADD231PS   Z18, Z20, Z14
+	VFMADD231PS   Z19, Z20, Z15
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols103
+	VEXTRACTF64X4 $0x01, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z8, Y16
+	VADDPS        Y16, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z12, Y16
+	VADDPS        Y16, Y12, Y12
+	VUNPCKLPS     Y4, Y0, Y16
+	VUNPCKHPS     Y4, Y0, Y0
+	VADDPS        Y0, Y16, Y16
+	VUNPCKLPS     Y12, Y8, Y0
+	VUNPCKHPS     Y12, Y8, Y4
+	VADDPS        Y4, Y0, Y0
+	VUNPCKLPD     Y0, Y16, Y4
+	VUNPCKHPD     Y0, Y16, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VUNPCKLPS     Y5, Y1, Y0
+	VUNPCKHPS     Y5, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y13, Y9, Y1
+	VUNPCKHPS     Y13, Y9, Y4
+	VADDPS        Y4, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y4
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, 1152(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VUNPCKLPS     Y6, Y2, Y0
+	VUNPCKHPS     Y6, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y14, Y10, Y1
+	VUNPCKHPS     Y14, Y10, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 2304(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VUNPCKLPS     Y7, Y3, Y0
+	VUNPCKHPS     Y7, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y15, Y11, Y1
+	VUNPCKHPS     Y15, Y11, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 3456(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x00001200, SI
+	SUBQ          $0x04, DI
+
+tok4_102:
+	CMPQ    DI, $0x02
+	JL      tok2_104
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    R8, R8
+
+cols105:
+	VMOVUPS       (BX)(R8*1), Z8
+	VMOVUPS       1152(BX)(R8*1), Z9
+	VMOVUPS       (CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z0
+	VFMADD231PS   Z9, Z10, Z1
+	VMOVUPS       1152(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z2
+	VFMADD231PS   Z9, Z10, Z3
+	VMOVUPS       2304(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z4
+	VFMADD231PS   Z9, Z10, Z5
+	VMOVUPS       3456(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z6
+	VFMADD231PS   Z9, Z10, Z7
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols105
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VUNPCKLPS     Y2, Y0, Y8
+	VUNPCKHPS     Y2, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y6, Y4, Y0
+	VUNPCKHPS     Y6, Y4, Y2
+	VADDPS        Y2, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y2
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y3, Y1, Y0
+	VUNPCKHPS     Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y5, Y1
+	VUNPCKHPS     Y7, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 1152(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x00000900, SI
+	SUBQ          $0x02, DI
+
+tok2_104:
+	CMPQ    DI, $0x01
+	JL      tok1_106
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols102:
+cols107:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
@@ -2285,7 +2781,7 @@ cols102:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols102
+	JNE           cols107
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -2308,28 +2804,27 @@ cols102:
 	VMOVUPS       X0, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000480, SI
-	DECQ          DI
-	JNE           tok1_99
+	SUBQ          $0x01, DI
 
-tokdone100:
+tok1_106:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_93
+	JGE  rows4_95
 
-tail94:
+tail96:
 	TESTQ DX, DX
-	JE    done96
+	JE    done98
 
-rows1_95:
+rows1_97:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail104
+	JL   toktail109
 
-tok103:
+tok108:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2338,7 +2833,7 @@ tok103:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols107:
+cols110:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -2354,7 +2849,7 @@ cols107:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols107
+	JNE           cols110
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -2413,22 +2908,120 @@ cols107:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok103
+	JGE           tok108
 
-toktail104:
-	TESTQ DI, DI
-	JE    tokdone106
+toktail109:
+	CMPQ    DI, $0x04
+	JL      tok4_111
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
 
-tok1_105:
+cols112:
+	VMOVUPS       (BX)(R8*1), Z4
+	VMOVUPS       1152(BX)(R8*1), Z5
+	VMOVUPS       2304(BX)(R8*1), Z6
+	VMOVUPS       3456(BX)(R8*1), Z7
+	VMOVUPS       (CX)(R8*1), Z8
+	VFMADD231PS   Z4, Z8, Z0
+	VFMADD231PS   Z5, Z8, Z1
+	VFMADD231PS   Z6, Z8, Z2
+	VFMADD231PS   Z7, Z8, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols112
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X4
+	VADDPS        X4, X0, X4
+	VPERMILPS     $0x4e, X4, X0
+	VADDPS        X0, X4, X4
+	VPERMILPS     $0xb1, X4, X0
+	VADDPS        X0, X4, X4
+	VMOVSS        X4, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1152(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 2304(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3456(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x00001200, SI
+	SUBQ          $0x04, DI
+
+tok4_111:
+	CMPQ    DI, $0x02
+	JL      tok2_113
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	XORQ    R8, R8
+
+cols114:
+	VMOVUPS       (BX)(R8*1), Z2
+	VMOVUPS       1152(BX)(R8*1), Z3
+	VMOVUPS       (CX)(R8*1), Z4
+	VFMADD231PS   Z2, Z4, Z0
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols114
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VMOVSS        X2, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1152(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x00000900, SI
+	SUBQ          $0x02, DI
+
+tok2_113:
+	CMPQ    DI, $0x01
+	JL      tok1_115
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols108:
+cols116:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols108
+	JNE           cols116
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -2440,16 +3033,15 @@ cols108:
 	VMOVSS        X1, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000480, SI
-	DECQ          DI
-	JNE           tok1_105
+	SUBQ          $0x01, DI
 
-tokdone106:
+tok1_115:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_95
+	JNE  rows1_97
 
-done96:
+done98:
 	VZEROUPPER
 	RET
 
@@ -2460,16 +3052,16 @@ TEXT ·matmul_288x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail110
+	JL   tail118
 
-rows4_109:
+rows4_117:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail114
+	JL   toktail122
 
-tok113:
+tok121:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2480,7 +3072,7 @@ tok113:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols117:
+cols123:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -2497,7 +3089,7 @@ cols117:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols117
+	JNE          cols123
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2526,20 +3118,18 @@ cols117:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok113
+	JGE          tok121
 
-toktail114:
-	TESTQ DI, DI
-	JE    tokdone116
-
-tok1_115:
+toktail122:
+	CMPQ   DI, $0x01
+	JL     tok1_124
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols118:
+cols125:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y1
@@ -2547,7 +3137,7 @@ cols118:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols118
+	JNE          cols125
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2562,33 +3152,32 @@ cols118:
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00000480, SI
-	DECQ         DI
-	JNE          tok1_115
+	SUBQ         $0x01, DI
 
-tokdone116:
+tok1_124:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_109
+	JGE  rows4_117
 
-tail110:
+tail118:
 	TESTQ DX, DX
-	JE    done112
+	JE    done120
 
-rows1_111:
+rows1_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail120
+	JL   toktail127
 
-tok119:
+tok126:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols123:
+cols128:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2596,7 +3185,7 @@ cols123:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols123
+	JNE          cols128
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2615,22 +3204,20 @@ cols123:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok119
+	JGE          tok126
 
-toktail120:
-	TESTQ DI, DI
-	JE    tokdone122
-
-tok1_121:
+toktail127:
+	CMPQ   DI, $0x01
+	JL     tok1_129
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols124:
+cols130:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols124
+	JNE          cols130
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2640,16 +3227,15 @@ cols124:
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000c00, BX
 	ADDQ         $0x00000480, SI
-	DECQ         DI
-	JNE          tok1_121
+	SUBQ         $0x01, DI
 
-tokdone122:
+tok1_129:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_111
+	JNE  rows1_119
 
-done112:
+done120:
 	VZEROUPPER
 	RET
 
@@ -2660,16 +3246,16 @@ TEXT ·matmul_288x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail126
+	JL   tail132
 
-rows4_125:
+rows4_131:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail130
+	JL   toktail136
 
-tok129:
+tok135:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2696,7 +3282,7 @@ tok129:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols133:
+cols137:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -2733,7 +3319,7 @@ cols133:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols133
+	JNE           cols137
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -2858,20 +3444,226 @@ cols133:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok129
+	JGE           tok135
 
-toktail130:
-	TESTQ DI, DI
-	JE    tokdone132
+toktail136:
+	CMPQ    DI, $0x04
+	JL      tok4_138
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    R8, R8
 
-tok1_131:
+cols139:
+	VMOVUPS       (BX)(R8*1), Z16
+	VMOVUPS       3072(BX)(R8*1), Z17
+	VMOVUPS       6144(BX)(R8*1), Z18
+	VMOVUPS       9216(BX)(R8*1), Z19
+	VMOVUPS       (CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z0
+	VFMADD231PS   Z17, Z20, Z1
+	VFMADD231PS   Z18, Z20, Z2
+	VFMADD231PS   Z19, Z20, Z3
+	VMOVUPS       3072(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z4
+	VFMADD231PS   Z17, Z20, Z5
+	VFMADD231PS   Z18, Z20, Z6
+	VFMADD231PS   Z19, Z20, Z7
+	VMOVUPS       6144(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z8
+	VFMADD231PS   Z17, Z20, Z9
+	VFMADD231PS   Z18, Z20, Z10
+	VFMADD231PS   Z19, Z20, Z11
+	VMOVUPS       9216(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z12
+	VFMADD231PS   Z17, Z20, Z13
+	VFMADD231PS   Z18, Z20, Z14
+	VFMADD231PS   Z19, Z20, Z15
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols139
+	VEXTRACTF64X4 $0x01, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z8, Y16
+	VADDPS        Y16, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z12, Y16
+	VADDPS        Y16, Y12, Y12
+	VUNPCKLPS     Y4, Y0, Y16
+	VUNPCKHPS     Y4, Y0, Y0
+	VADDPS        Y0, Y16, Y16
+	VUNPCKLPS     Y12, Y8, Y0
+	VUNPCKHPS     Y12, Y8, Y4
+	VADDPS        Y4, Y0, Y0
+	VUNPCKLPD     Y0, Y16, Y4
+	VUNPCKHPD     Y0, Y16, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VUNPCKLPS     Y5, Y1, Y0
+	VUNPCKHPS     Y5, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y13, Y9, Y1
+	VUNPCKHPS     Y13, Y9, Y4
+	VADDPS        Y4, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y4
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, 1152(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VUNPCKLPS     Y6, Y2, Y0
+	VUNPCKHPS     Y6, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y14, Y10, Y1
+	VUNPCKHPS     Y14, Y10, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 2304(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VUNPCKLPS     Y7, Y3, Y0
+	VUNPCKHPS     Y7, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y15, Y11, Y1
+	VUNPCKHPS     Y15, Y11, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 3456(SI)
+	ADDQ          $0x00003000, BX
+	ADDQ          $0x00001200, SI
+	SUBQ          $0x04, DI
+
+tok4_138:
+	CMPQ    DI, $0x02
+	JL      tok2_140
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    R8, R8
+
+cols141:
+	VMOVUPS       (BX)(R8*1), Z8
+	VMOVUPS       3072(BX)(R8*1), Z9
+	VMOVUPS       (CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z0
+	VFMADD231PS   Z9, Z10, Z1
+	VMOVUPS       3072(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z2
+	VFMADD231PS   Z9, Z10, Z3
+	VMOVUPS       6144(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z4
+	VFMADD231PS   Z9, Z10, Z5
+	VMOVUPS       9216(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z6
+	VFMADD231PS   Z9, Z10, Z7
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols141
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VUNPCKLPS     Y2, Y0, Y8
+	VUNPCKHPS     Y2, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y6, Y4, Y0
+	VUNPCKHPS     Y6, Y4, Y2
+	VADDPS        Y2, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y2
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y3, Y1, Y0
+	VUNPCKHPS     Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y5, Y1
+	VUNPCKHPS     Y7, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 1152(SI)
+	ADDQ          $0x00001800, BX
+	ADDQ          $0x00000900, SI
+	SUBQ          $0x02, DI
+
+tok2_140:
+	CMPQ    DI, $0x01
+	JL      tok1_142
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols134:
+cols143:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   3072(CX)(R8*1), Z4, Z1
@@ -2879,7 +3671,7 @@ cols134:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols134
+	JNE           cols143
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -2902,28 +3694,27 @@ cols134:
 	VMOVUPS       X0, (SI)
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00000480, SI
-	DECQ          DI
-	JNE           tok1_131
+	SUBQ          $0x01, DI
 
-tokdone132:
+tok1_142:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_125
+	JGE  rows4_131
 
-tail126:
+tail132:
 	TESTQ DX, DX
-	JE    done128
+	JE    done134
 
-rows1_127:
+rows1_133:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail136
+	JL   toktail145
 
-tok135:
+tok144:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2932,7 +3723,7 @@ tok135:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols139:
+cols146:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -2948,7 +3739,7 @@ cols139:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols139
+	JNE           cols146
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3007,22 +3798,120 @@ cols139:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok135
+	JGE           tok144
 
-toktail136:
-	TESTQ DI, DI
-	JE    tokdone138
+toktail145:
+	CMPQ    DI, $0x04
+	JL      tok4_147
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
 
-tok1_137:
+cols148:
+	VMOVUPS       (BX)(R8*1), Z4
+	VMOVUPS       3072(BX)(R8*1), Z5
+	VMOVUPS       6144(BX)(R8*1), Z6
+	VMOVUPS       9216(BX)(R8*1), Z7
+	VMOVUPS       (CX)(R8*1), Z8
+	VFMADD231PS   Z4, Z8, Z0
+	VFMADD231PS   Z5, Z8, Z1
+	VFMADD231PS   Z6, Z8, Z2
+	VFMADD231PS   Z7, Z8, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols148
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X4
+	VADDPS        X4, X0, X4
+	VPERMILPS     $0x4e, X4, X0
+	VADDPS        X0, X4, X4
+	VPERMILPS     $0xb1, X4, X0
+	VADDPS        X0, X4, X4
+	VMOVSS        X4, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1152(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 2304(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3456(SI)
+	ADDQ          $0x00003000, BX
+	ADDQ          $0x00001200, SI
+	SUBQ          $0x04, DI
+
+tok4_147:
+	CMPQ    DI, $0x02
+	JL      tok2_149
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	XORQ    R8, R8
+
+cols150:
+	VMOVUPS       (BX)(R8*1), Z2
+	VMOVUPS       3072(BX)(R8*1), Z3
+	VMOVUPS       (CX)(R8*1), Z4
+	VFMADD231PS   Z2, Z4, Z0
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000c00
+	JNE           cols150
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VMOVSS        X2, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 1152(SI)
+	ADDQ          $0x00001800, BX
+	ADDQ          $0x00000900, SI
+	SUBQ          $0x02, DI
+
+tok2_149:
+	CMPQ    DI, $0x01
+	JL      tok1_151
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols140:
+cols152:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols140
+	JNE           cols152
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3034,16 +3923,15 @@ cols140:
 	VMOVSS        X1, (SI)
 	ADDQ          $0x00000c00, BX
 	ADDQ          $0x00000480, SI
-	DECQ          DI
-	JNE           tok1_137
+	SUBQ          $0x01, DI
 
-tokdone138:
+tok1_151:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_127
+	JNE  rows1_133
 
-done128:
+done134:
 	VZEROUPPER
 	RET
 
@@ -3054,16 +3942,16 @@ TEXT ·matmul_32000x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail142
+	JL   tail154
 
-rows4_141:
+rows4_153:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail146
+	JL   toktail158
 
-tok145:
+tok157:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3074,7 +3962,7 @@ tok145:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols149:
+cols159:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3091,7 +3979,7 @@ cols149:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols149
+	JNE          cols159
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3120,20 +4008,18 @@ cols149:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok145
+	JGE          tok157
 
-toktail146:
-	TESTQ DI, DI
-	JE    tokdone148
-
-tok1_147:
+toktail158:
+	CMPQ   DI, $0x01
+	JL     tok1_160
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols150:
+cols161:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
@@ -3141,7 +4027,7 @@ cols150:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols150
+	JNE          cols161
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3156,33 +4042,32 @@ cols150:
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x0001f400, SI
-	DECQ         DI
-	JNE          tok1_147
+	SUBQ         $0x01, DI
 
-tokdone148:
+tok1_160:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_141
+	JGE  rows4_153
 
-tail142:
+tail154:
 	TESTQ DX, DX
-	JE    done144
+	JE    done156
 
-rows1_143:
+rows1_155:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail152
+	JL   toktail163
 
-tok151:
+tok162:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols155:
+cols164:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3190,7 +4075,7 @@ cols155:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols155
+	JNE          cols164
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3209,22 +4094,20 @@ cols155:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok151
+	JGE          tok162
 
-toktail152:
-	TESTQ DI, DI
-	JE    tokdone154
-
-tok1_153:
+toktail163:
+	CMPQ   DI, $0x01
+	JL     tok1_165
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols156:
+cols166:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols156
+	JNE          cols166
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3234,16 +4117,15 @@ cols156:
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x0001f400, SI
-	DECQ         DI
-	JNE          tok1_153
+	SUBQ         $0x01, DI
 
-tokdone154:
+tok1_165:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_143
+	JNE  rows1_155
 
-done144:
+done156:
 	VZEROUPPER
 	RET
 
@@ -3254,16 +4136,16 @@ TEXT ·matmul_32000x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail158
+	JL   tail168
 
-rows4_157:
+rows4_167:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail162
+	JL   toktail172
 
-tok161:
+tok171:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3290,7 +4172,7 @@ tok161:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols165:
+cols173:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -3327,7 +4209,7 @@ cols165:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols165
+	JNE           cols173
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -3452,20 +4334,226 @@ cols165:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok161
+	JGE           tok171
 
-toktail162:
-	TESTQ DI, DI
-	JE    tokdone164
+toktail172:
+	CMPQ    DI, $0x04
+	JL      tok4_174
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    R8, R8
 
-tok1_163:
+cols175:
+	VMOVUPS       (BX)(R8*1), Z16
+	VMOVUPS       1152(BX)(R8*1), Z17
+	VMOVUPS       2304(BX)(R8*1), Z18
+	VMOVUPS       3456(BX)(R8*1), Z19
+	VMOVUPS       (CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z0
+	VFMADD231PS   Z17, Z20, Z1
+	VFMADD231PS   Z18, Z20, Z2
+	VFMADD231PS   Z19, Z20, Z3
+	VMOVUPS       1152(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z4
+	VFMADD231PS   Z17, Z20, Z5
+	VFMADD231PS   Z18, Z20, Z6
+	VFMADD231PS   Z19, Z20, Z7
+	VMOVUPS       2304(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z8
+	VFMADD231PS   Z17, Z20, Z9
+	VFMADD231PS   Z18, Z20, Z10
+	VFMADD231PS   Z19, Z20, Z11
+	VMOVUPS       3456(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z12
+	VFMADD231PS   Z17, Z20, Z13
+	VFMADD231PS   Z18, Z20, Z14
+	VFMADD231PS   Z19, Z20, Z15
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols175
+	VEXTRACTF64X4 $0x01, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z8, Y16
+	VADDPS        Y16, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z12, Y16
+	VADDPS        Y16, Y12, Y12
+	VUNPCKLPS     Y4, Y0, Y16
+	VUNPCKHPS     Y4, Y0, Y0
+	VADDPS        Y0, Y16, Y16
+	VUNPCKLPS     Y12, Y8, Y0
+	VUNPCKHPS     Y12, Y8, Y4
+	VADDPS        Y4, Y0, Y0
+	VUNPCKLPD     Y0, Y16, Y4
+	VUNPCKHPD     Y0, Y16, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VUNPCKLPS     Y5, Y1, Y0
+	VUNPCKHPS     Y5, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y13, Y9, Y1
+	VUNPCKHPS     Y13, Y9, Y4
+	VADDPS        Y4, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y4
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, 128000(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VUNPCKLPS     Y6, Y2, Y0
+	VUNPCKHPS     Y6, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y14, Y10, Y1
+	VUNPCKHPS     Y14, Y10, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 256000(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VUNPCKLPS     Y7, Y3, Y0
+	VUNPCKHPS     Y7, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y15, Y11, Y1
+	VUNPCKHPS     Y15, Y11, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 384000(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x0007d000, SI
+	SUBQ          $0x04, DI
+
+tok4_174:
+	CMPQ    DI, $0x02
+	JL      tok2_176
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    R8, R8
+
+cols177:
+	VMOVUPS       (BX)(R8*1), Z8
+	VMOVUPS       1152(BX)(R8*1), Z9
+	VMOVUPS       (CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z0
+	VFMADD231PS   Z9, Z10, Z1
+	VMOVUPS       1152(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z2
+	VFMADD231PS   Z9, Z10, Z3
+	VMOVUPS       2304(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z4
+	VFMADD231PS   Z9, Z10, Z5
+	VMOVUPS       3456(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z6
+	VFMADD231PS   Z9, Z10, Z7
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols177
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VUNPCKLPS     Y2, Y0, Y8
+	VUNPCKHPS     Y2, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y6, Y4, Y0
+	VUNPCKHPS     Y6, Y4, Y2
+	VADDPS        Y2, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y2
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y3, Y1, Y0
+	VUNPCKHPS     Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y5, Y1
+	VUNPCKHPS     Y7, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 128000(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x0003e800, SI
+	SUBQ          $0x02, DI
+
+tok2_176:
+	CMPQ    DI, $0x01
+	JL      tok1_178
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols166:
+cols179:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
@@ -3473,7 +4561,7 @@ cols166:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols166
+	JNE           cols179
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3496,28 +4584,27 @@ cols166:
 	VMOVUPS       X0, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x0001f400, SI
-	DECQ          DI
-	JNE           tok1_163
+	SUBQ          $0x01, DI
 
-tokdone164:
+tok1_178:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_157
+	JGE  rows4_167
 
-tail158:
+tail168:
 	TESTQ DX, DX
-	JE    done160
+	JE    done170
 
-rows1_159:
+rows1_169:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail168
+	JL   toktail181
 
-tok167:
+tok180:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3526,7 +4613,7 @@ tok167:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols171:
+cols182:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -3542,7 +4629,7 @@ cols171:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols171
+	JNE           cols182
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3601,22 +4688,120 @@ cols171:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok167
+	JGE           tok180
 
-toktail168:
-	TESTQ DI, DI
-	JE    tokdone170
+toktail181:
+	CMPQ    DI, $0x04
+	JL      tok4_183
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
 
-tok1_169:
+cols184:
+	VMOVUPS       (BX)(R8*1), Z4
+	VMOVUPS       1152(BX)(R8*1), Z5
+	VMOVUPS       2304(BX)(R8*1), Z6
+	VMOVUPS       3456(BX)(R8*1), Z7
+	VMOVUPS       (CX)(R8*1), Z8
+	VFMADD231PS   Z4, Z8, Z0
+	VFMADD231PS   Z5, Z8, Z1
+	VFMADD231PS   Z6, Z8, Z2
+	VFMADD231PS   Z7, Z8, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols184
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X4
+	VADDPS        X4, X0, X4
+	VPERMILPS     $0x4e, X4, X0
+	VADDPS        X0, X4, X4
+	VPERMILPS     $0xb1, X4, X0
+	VADDPS        X0, X4, X4
+	VMOVSS        X4, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 128000(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 256000(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 384000(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x0007d000, SI
+	SUBQ          $0x04, DI
+
+tok4_183:
+	CMPQ    DI, $0x02
+	JL      tok2_185
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	XORQ    R8, R8
+
+cols186:
+	VMOVUPS       (BX)(R8*1), Z2
+	VMOVUPS       1152(BX)(R8*1), Z3
+	VMOVUPS       (CX)(R8*1), Z4
+	VFMADD231PS   Z2, Z4, Z0
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols186
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VMOVSS        X2, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 128000(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x0003e800, SI
+	SUBQ          $0x02, DI
+
+tok2_185:
+	CMPQ    DI, $0x01
+	JL      tok1_187
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols172:
+cols188:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols172
+	JNE           cols188
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3628,16 +4813,15 @@ cols172:
 	VMOVSS        X1, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x0001f400, SI
-	DECQ          DI
-	JNE           tok1_169
+	SUBQ          $0x01, DI
 
-tokdone170:
+tok1_187:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_159
+	JNE  rows1_169
 
-done160:
+done170:
 	VZEROUPPER
 	RET
 
@@ -3648,16 +4832,16 @@ TEXT ·matmul_864x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail174
+	JL   tail190
 
-rows4_173:
+rows4_189:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail178
+	JL   toktail194
 
-tok177:
+tok193:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3668,7 +4852,7 @@ tok177:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols181:
+cols195:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3685,7 +4869,7 @@ cols181:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols181
+	JNE          cols195
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3714,20 +4898,18 @@ cols181:
 	ADDQ         $0x00001b00, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok177
+	JGE          tok193
 
-toktail178:
-	TESTQ DI, DI
-	JE    tokdone180
-
-tok1_179:
+toktail194:
+	CMPQ   DI, $0x01
+	JL     tok1_196
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols182:
+cols197:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1152(CX)(R8*1), Y4, Y1
@@ -3735,7 +4917,7 @@ cols182:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols182
+	JNE          cols197
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3750,33 +4932,32 @@ cols182:
 	VMOVUPS      X0, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x00000d80, SI
-	DECQ         DI
-	JNE          tok1_179
+	SUBQ         $0x01, DI
 
-tokdone180:
+tok1_196:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_173
+	JGE  rows4_189
 
-tail174:
+tail190:
 	TESTQ DX, DX
-	JE    done176
+	JE    done192
 
-rows1_175:
+rows1_191:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail184
+	JL   toktail199
 
-tok183:
+tok198:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols187:
+cols200:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3784,7 +4965,7 @@ cols187:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols187
+	JNE          cols200
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3803,22 +4984,20 @@ cols187:
 	ADDQ         $0x00001b00, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok183
+	JGE          tok198
 
-toktail184:
-	TESTQ DI, DI
-	JE    tokdone186
-
-tok1_185:
+toktail199:
+	CMPQ   DI, $0x01
+	JL     tok1_201
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols188:
+cols202:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols188
+	JNE          cols202
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3828,16 +5007,15 @@ cols188:
 	VMOVSS       X1, (SI)
 	ADDQ         $0x00000480, BX
 	ADDQ         $0x00000d80, SI
-	DECQ         DI
-	JNE          tok1_185
+	SUBQ         $0x01, DI
 
-tokdone186:
+tok1_201:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_175
+	JNE  rows1_191
 
-done176:
+done192:
 	VZEROUPPER
 	RET
 
@@ -3848,16 +5026,16 @@ TEXT ·matmul_864x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail190
+	JL   tail204
 
-rows4_189:
+rows4_203:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail194
+	JL   toktail208
 
-tok193:
+tok207:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3884,7 +5062,7 @@ tok193:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols197:
+cols209:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -3921,7 +5099,7 @@ cols197:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols197
+	JNE           cols209
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -4046,20 +5224,226 @@ cols197:
 	ADDQ          $0x00005100, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok193
+	JGE           tok207
 
-toktail194:
-	TESTQ DI, DI
-	JE    tokdone196
+toktail208:
+	CMPQ    DI, $0x04
+	JL      tok4_210
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	XORQ    R8, R8
 
-tok1_195:
+cols211:
+	VMOVUPS       (BX)(R8*1), Z16
+	VMOVUPS       1152(BX)(R8*1), Z17
+	VMOVUPS       2304(BX)(R8*1), Z18
+	VMOVUPS       3456(BX)(R8*1), Z19
+	VMOVUPS       (CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z0
+	VFMADD231PS   Z17, Z20, Z1
+	VFMADD231PS   Z18, Z20, Z2
+	VFMADD231PS   Z19, Z20, Z3
+	VMOVUPS       1152(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z4
+	VFMADD231PS   Z17, Z20, Z5
+	VFMADD231PS   Z18, Z20, Z6
+	VFMADD231PS   Z19, Z20, Z7
+	VMOVUPS       2304(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z8
+	VFMADD231PS   Z17, Z20, Z9
+	VFMADD231PS   Z18, Z20, Z10
+	VFMADD231PS   Z19, Z20, Z11
+	VMOVUPS       3456(CX)(R8*1), Z20
+	VFMADD231PS   Z16, Z20, Z12
+	VFMADD231PS   Z17, Z20, Z13
+	VFMADD231PS   Z18, Z20, Z14
+	VFMADD231PS   Z19, Z20, Z15
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols211
+	VEXTRACTF64X4 $0x01, Z0, Y16
+	VADDPS        Y16, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z4, Y16
+	VADDPS        Y16, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z8, Y16
+	VADDPS        Y16, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z12, Y16
+	VADDPS        Y16, Y12, Y12
+	VUNPCKLPS     Y4, Y0, Y16
+	VUNPCKHPS     Y4, Y0, Y0
+	VADDPS        Y0, Y16, Y16
+	VUNPCKLPS     Y12, Y8, Y0
+	VUNPCKHPS     Y12, Y8, Y4
+	VADDPS        Y4, Y0, Y0
+	VUNPCKLPD     Y0, Y16, Y4
+	VUNPCKHPD     Y0, Y16, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z9, Y0
+	VADDPS        Y0, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y0, Y13, Y13
+	VUNPCKLPS     Y5, Y1, Y0
+	VUNPCKHPS     Y5, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y13, Y9, Y1
+	VUNPCKHPS     Y13, Y9, Y4
+	VADDPS        Y4, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y4
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVUPS       X0, 3456(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z10, Y0
+	VADDPS        Y0, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y0, Y14, Y14
+	VUNPCKLPS     Y6, Y2, Y0
+	VUNPCKHPS     Y6, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y14, Y10, Y1
+	VUNPCKHPS     Y14, Y10, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 6912(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z11, Y0
+	VADDPS        Y0, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z15, Y0
+	VADDPS        Y0, Y15, Y15
+	VUNPCKLPS     Y7, Y3, Y0
+	VUNPCKHPS     Y7, Y3, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y15, Y11, Y1
+	VUNPCKHPS     Y15, Y11, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 10368(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x00003600, SI
+	SUBQ          $0x04, DI
+
+tok4_210:
+	CMPQ    DI, $0x02
+	JL      tok2_212
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    R8, R8
+
+cols213:
+	VMOVUPS       (BX)(R8*1), Z8
+	VMOVUPS       1152(BX)(R8*1), Z9
+	VMOVUPS       (CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z0
+	VFMADD231PS   Z9, Z10, Z1
+	VMOVUPS       1152(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z2
+	VFMADD231PS   Z9, Z10, Z3
+	VMOVUPS       2304(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z4
+	VFMADD231PS   Z9, Z10, Z5
+	VMOVUPS       3456(CX)(R8*1), Z10
+	VFMADD231PS   Z8, Z10, Z6
+	VFMADD231PS   Z9, Z10, Z7
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols213
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VUNPCKLPS     Y2, Y0, Y8
+	VUNPCKHPS     Y2, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y6, Y4, Y0
+	VUNPCKHPS     Y6, Y4, Y2
+	VADDPS        Y2, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y2
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y3, Y1, Y0
+	VUNPCKHPS     Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y5, Y1
+	VUNPCKHPS     Y7, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 3456(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x00001b00, SI
+	SUBQ          $0x02, DI
+
+tok2_212:
+	CMPQ    DI, $0x01
+	JL      tok1_214
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols198:
+cols215:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   1152(CX)(R8*1), Z4, Z1
@@ -4067,7 +5451,7 @@ cols198:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols198
+	JNE           cols215
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -4090,28 +5474,27 @@ cols198:
 	VMOVUPS       X0, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000d80, SI
-	DECQ          DI
-	JNE           tok1_195
+	SUBQ          $0x01, DI
 
-tokdone196:
+tok1_214:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_189
+	JGE  rows4_203
 
-tail190:
+tail204:
 	TESTQ DX, DX
-	JE    done192
+	JE    done206
 
-rows1_191:
+rows1_205:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail200
+	JL   toktail217
 
-tok199:
+tok216:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4120,7 +5503,7 @@ tok199:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols203:
+cols218:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -4136,7 +5519,7 @@ cols203:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols203
+	JNE           cols218
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -4195,22 +5578,120 @@ cols203:
 	ADDQ          $0x00005100, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok199
+	JGE           tok216
 
-toktail200:
-	TESTQ DI, DI
-	JE    tokdone202
+toktail217:
+	CMPQ    DI, $0x04
+	JL      tok4_219
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	XORQ    R8, R8
 
-tok1_201:
+cols220:
+	VMOVUPS       (BX)(R8*1), Z4
+	VMOVUPS       1152(BX)(R8*1), Z5
+	VMOVUPS       2304(BX)(R8*1), Z6
+	VMOVUPS       3456(BX)(R8*1), Z7
+	VMOVUPS       (CX)(R8*1), Z8
+	VFMADD231PS   Z4, Z8, Z0
+	VFMADD231PS   Z5, Z8, Z1
+	VFMADD231PS   Z6, Z8, Z2
+	VFMADD231PS   Z7, Z8, Z3
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols220
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X4
+	VADDPS        X4, X0, X4
+	VPERMILPS     $0x4e, X4, X0
+	VADDPS        X0, X4, X4
+	VPERMILPS     $0xb1, X4, X0
+	VADDPS        X0, X4, X4
+	VMOVSS        X4, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3456(SI)
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 6912(SI)
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X0
+	VADDPS        X0, X3, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 10368(SI)
+	ADDQ          $0x00001200, BX
+	ADDQ          $0x00003600, SI
+	SUBQ          $0x04, DI
+
+tok4_219:
+	CMPQ    DI, $0x02
+	JL      tok2_221
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	XORQ    R8, R8
+
+cols222:
+	VMOVUPS       (BX)(R8*1), Z2
+	VMOVUPS       1152(BX)(R8*1), Z3
+	VMOVUPS       (CX)(R8*1), Z4
+	VFMADD231PS   Z2, Z4, Z0
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000040, R8
+	CMPQ          R8, $0x00000480
+	JNE           cols222
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y0
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VADDPS        X2, X0, X2
+	VPERMILPS     $0x4e, X2, X0
+	VADDPS        X0, X2, X2
+	VPERMILPS     $0xb1, X2, X0
+	VADDPS        X0, X2, X2
+	VMOVSS        X2, (SI)
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        X0, 3456(SI)
+	ADDQ          $0x00000900, BX
+	ADDQ          $0x00001b00, SI
+	SUBQ          $0x02, DI
+
+tok2_221:
+	CMPQ    DI, $0x01
+	JL      tok1_223
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols204:
+cols224:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols204
+	JNE           cols224
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -4222,16 +5703,15 @@ cols204:
 	VMOVSS        X1, (SI)
 	ADDQ          $0x00000480, BX
 	ADDQ          $0x00000d80, SI
-	DECQ          DI
-	JNE           tok1_201
+	SUBQ          $0x01, DI
 
-tokdone202:
+tok1_223:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_191
+	JNE  rows1_205
 
-done192:
+done206:
 	VZEROUPPER
 	RET
 
@@ -4243,9 +5723,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail206
+	JL   tail226
 
-rows4_205:
+rows4_225:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4256,7 +5736,7 @@ rows4_205:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols209:
+cols229:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
@@ -4269,7 +5749,7 @@ cols209:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols209
+	JNE          cols229
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -4290,20 +5770,20 @@ cols209:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_205
+	JGE          rows4_225
 
-tail206:
+tail226:
 	TESTQ BX, BX
-	JE    done208
+	JE    done228
 
-rows1_207:
+rows1_227:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols210:
+cols230:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -4314,7 +5794,7 @@ cols210:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols210
+	JNE          cols230
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4328,9 +5808,9 @@ cols210:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_207
+	JNE          rows1_227
 
-done208:
+done228:
 	VZEROUPPER
 	RET
 
@@ -4342,9 +5822,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail212
+	JL   tail232
 
-rows4_211:
+rows4_231:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4355,7 +5835,7 @@ rows4_211:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols215:
+cols235:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   1152(CX)(SI*1), Z8, Z1
@@ -4368,7 +5848,7 @@ cols215:
 	VFMADD231PS   3520(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols215
+	JNE           cols235
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -4397,20 +5877,20 @@ cols215:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_211
+	JGE           rows4_231
 
-tail212:
+tail232:
 	TESTQ BX, BX
-	JE    done214
+	JE    done234
 
-rows1_213:
+rows1_233:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols216:
+cols236:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -4421,7 +5901,7 @@ cols216:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols216
+	JNE           cols236
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(CX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -4441,9 +5921,9 @@ cols216:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_213
+	JNE           rows1_233
 
-done214:
+done234:
 	VZEROUPPER
 	RET
 
@@ -4455,9 +5935,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail218
+	JL   tail238
 
-rows4_217:
+rows4_237:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4468,7 +5948,7 @@ rows4_217:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols221:
+cols241:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -4481,7 +5961,7 @@ cols221:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols221
+	JNE          cols241
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -4502,20 +5982,20 @@ cols221:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_217
+	JGE          rows4_237
 
-tail218:
+tail238:
 	TESTQ BX, BX
-	JE    done220
+	JE    done240
 
-rows1_219:
+rows1_239:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols222:
+cols242:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -4526,7 +6006,7 @@ cols222:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols222
+	JNE          cols242
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4540,9 +6020,9 @@ cols222:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_219
+	JNE          rows1_239
 
-done220:
+done240:
 	VZEROUPPER
 	RET
 
@@ -4554,9 +6034,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail224
+	JL   tail244
 
-rows4_223:
+rows4_243:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4567,7 +6047,7 @@ rows4_223:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols227:
+cols247:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
@@ -4580,7 +6060,7 @@ cols227:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols227
+	JNE           cols247
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -4609,20 +6089,20 @@ cols227:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_223
+	JGE           rows4_243
 
-tail224:
+tail244:
 	TESTQ BX, BX
-	JE    done226
+	JE    done246
 
-rows1_225:
+rows1_245:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols228:
+cols248:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -4633,7 +6113,7 @@ cols228:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols228
+	JNE           cols248
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -4649,9 +6129,9 @@ cols228:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_225
+	JNE           rows1_245
 
-done226:
+done246:
 	VZEROUPPER
 	RET
 
@@ -4669,7 +6149,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols229:
+cols249:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -4680,7 +6160,7 @@ cols229:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols229
+	JNE          cols249
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -4698,9 +6178,9 @@ cols229:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail231
+	JL           tail251
 
-rows4_230:
+rows4_250:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4711,7 +6191,7 @@ rows4_230:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols234:
+cols254:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -4726,7 +6206,7 @@ cols234:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols234
+	JNE          cols254
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -4748,20 +6228,20 @@ cols234:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_230
+	JGE          rows4_250
 
-tail231:
+tail251:
 	TESTQ BX, BX
-	JE    done233
+	JE    done253
 
-rows1_232:
+rows1_252:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols235:
+cols255:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -4776,7 +6256,7 @@ cols235:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols235
+	JNE          cols255
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -4791,9 +6271,9 @@ cols235:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_232
+	JNE          rows1_252
 
-done233:
+done253:
 	VZEROUPPER
 	RET
 
@@ -4829,7 +6309,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols236:
+cols256:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -4840,7 +6320,7 @@ cols236:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols236
+	JNE           cols256
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -4864,9 +6344,9 @@ cols236:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail238
+	JL            tail258
 
-rows4_237:
+rows4_257:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -4877,7 +6357,7 @@ rows4_237:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols241:
+cols261:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -4892,7 +6372,7 @@ cols241:
 	VFMADD231PS   3520(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols241
+	JNE           cols261
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -4922,20 +6402,20 @@ cols241:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_237
+	JGE           rows4_257
 
-tail238:
+tail258:
 	TESTQ BX, BX
-	JE    done240
+	JE    done260
 
-rows1_239:
+rows1_259:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols242:
+cols262:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -4950,7 +6430,7 @@ cols242:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols242
+	JNE           cols262
 	VMOVUPS       1024(DX), Z5
 	VMULPS        1024(SI), Z5, Z5
 	VFMADD231PS   1024(CX), Z5, Z1
@@ -4973,9 +6453,9 @@ cols242:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_239
+	JNE           rows1_259
 
-done240:
+done260:
 	VZEROUPPER
 	RET
 
@@ -4993,7 +6473,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols243:
+cols263:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -5004,7 +6484,7 @@ cols243:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols243
+	JNE          cols263
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -5022,9 +6502,9 @@ cols243:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail245
+	JL           tail265
 
-rows4_244:
+rows4_264:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5035,7 +6515,7 @@ rows4_244:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols248:
+cols268:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -5048,7 +6528,7 @@ cols248:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols248
+	JNE          cols268
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -5101,13 +6581,13 @@ cols248:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_244
+	JGE          rows4_264
 
-tail245:
+tail265:
 	TESTQ BX, BX
-	JE    done247
+	JE    done267
 
-rows1_246:
+rows1_266:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5118,7 +6598,7 @@ rows1_246:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols249:
+cols269:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -5137,7 +6617,7 @@ cols249:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols249
+	JNE          cols269
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -5185,9 +6665,9 @@ cols249:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_246
+	JNE          rows1_266
 
-done247:
+done267:
 	VZEROUPPER
 	RET
 
@@ -5223,7 +6703,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols250:
+cols270:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -5234,7 +6714,7 @@ cols250:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols250
+	JNE           cols270
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -5258,9 +6738,9 @@ cols250:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail252
+	JL            tail272
 
-rows4_251:
+rows4_271:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -5279,7 +6759,7 @@ rows4_251:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols255:
+cols275:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	VFMADD231PS   (CX)(DI*1), Z17, Z1
@@ -5302,7 +6782,7 @@ cols255:
 	VFMADD231PS   888256(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols255
+	JNE           cols275
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -5379,13 +6859,13 @@ cols255:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_251
+	JGE           rows4_271
 
-tail252:
+tail272:
 	TESTQ BX, BX
-	JE    done254
+	JE    done274
 
-rows1_253:
+rows1_273:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -5396,7 +6876,7 @@ rows1_253:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols256:
+cols276:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -5415,7 +6895,7 @@ cols256:
 	VFMADD231PS   884928(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols256
+	JNE           cols276
 	VMOVUPS       1024(DX), Z9
 	VMULPS        1024(SI), Z9, Z9
 	VFMADD231PS   1024(CX), Z9, Z1
@@ -5475,8 +6955,8 @@ cols256:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_253
+	JNE           rows1_273
 
-done254:
+done274:
 	VZEROUPPER
 	RET

@@ -216,10 +216,22 @@ func checkAttention(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
 func checkMatMul(t *testing.T, r *rand.Rand, k asm.Kernel, fn matmulFn) {
 	R, C := k.Rows, k.Cols
 	w := rnd(r, R*C, 1)
-	for _, b := range []int{1, 2, 3, 5, 6, 7, 13} {
+	for _, b := range []int{1, 2, 3, 4, 5, 6, 7, 10, 11, 13, 16} {
 		x := rnd(r, b*C, 2)
 		want := make([]float32, b*R)
 		asm.MatMul(want, w, x, R, C, b)
+		// A token's outputs are the same bits whatever tile of the batch
+		// it falls in: batched decoding must not depend on the batch.
+		one, all := make([]float32, R), make([]float32, b*R)
+		fn(ptr(all), ptr(w), ptr(x), R, b)
+		for tok := 0; tok < b; tok++ {
+			fn(ptr(one), ptr(w), ptr(x[tok*C:]), R, 1)
+			for i := range R {
+				if math.Float32bits(all[tok*R+i]) != math.Float32bits(one[i]) {
+					t.Fatalf("b %d: token %d row %d = %v in the batch, %v alone", b, tok, i, all[tok*R+i], one[i])
+				}
+			}
+		}
 		for _, lohi := range [][2]int{{0, R}, {R / 3, R - R/4}} {
 			lo, hi := lohi[0], lohi[1]
 			all, out := guarded(b * R)
