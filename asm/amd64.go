@@ -409,6 +409,7 @@ type dotJob struct {
 	g     reg.Register
 	cols  int
 	u     int // column unroll: independent accumulators per dot
+	pf    int // when > 0, prefetch each row's line this many bytes ahead
 }
 
 // dots emits the block and returns acc[i][t], full vectors whose lanes sum to
@@ -462,6 +463,9 @@ func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 			xs[t] = loadX(p, t)
 		}
 		for i := 0; i < nr; i++ {
+			if j.pf > 0 {
+				c.PREFETCHT0(p.at(j.w, j.wrows[i]+j.pf))
+			}
 			if nt == 1 {
 				fma(p.at(j.w, j.wrows[i]), xs[0], u, i, 0)
 				continue
@@ -699,7 +703,11 @@ func (g *amd) matmul(k Kernel) {
 		c.MOVQ(out, oq)
 		c.MOVQ(g.param("b"), cnt)
 		tile := func(nt int) {
-			acc := g.dots(dotJob{w: w, wrows: wr, x: xq, xtoks: tokens(nt), cols: C, u: 1})
+			// Streamed weights (a classifier's) come from memory while
+			// the tokens' outputs are written in as many streams as there
+			// are tokens, more than the hardware prefetcher follows: the
+			// rows two blocks ahead are prefetched by hand.
+			acc := g.dots(dotJob{w: w, wrows: wr, x: xq, xtoks: tokens(nt), cols: C, u: 1, pf: g.matmulPF(R, C, rb)})
 			for t := 0; t < nt; t++ {
 				if rb == 4 {
 					s := g.reduce4([4]reg.Register{g.toY(acc[0][t]), g.toY(acc[1][t]), g.toY(acc[2][t]), g.toY(acc[3][t])})
@@ -756,6 +764,16 @@ func (g *amd) matmul(k Kernel) {
 	c.DECQ(n)
 	c.JNE(operand.LabelRef(l1))
 	c.Label(done)
+}
+
+// matmulPF is matmul's prefetch distance in bytes: two row blocks ahead when
+// the matrix is too big for the L2 cache (prefetch is cheap, but in cache it
+// only costs issue slots), else none.
+func (g *amd) matmulPF(R, C, rb int) int {
+	if R*C*4 <= 1<<20 {
+		return 0
+	}
+	return 2 * rb * C * 4
 }
 
 // ---- attention ----
