@@ -162,7 +162,7 @@ type batch struct {
 	pact              [64][2048]float32
 	plog              [64][32000]float32
 	cos, sin          [32]float32
-	att               [1024]float32
+	att               [64][1024]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -337,12 +337,15 @@ func (m *Model) run(b *batch) {
 			r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
 		}
-		for i, r := range rows {
-			keys, values := &r.s.keys[l], &r.s.values[l]
-			for h := range 12 {
-				kern.att(&b.patt[i][h*64], &b.pqkv[i][h*64], &keys[0][h/1][0], &values[0][h/1][0], &b.att[0], r.pos+1)
+		pool.RunGrain(n, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r := rows[i]
+				keys, values := &r.s.keys[l], &r.s.values[l]
+				for h := range 12 {
+					kern.att(&b.patt[i][h*64], &b.pqkv[i][h*64], &keys[0][h/1][0], &values[0][h/1][0], &b.att[i][0], r.pos+1)
+				}
 			}
-		}
+		})
 		{
 			o, m := &b.po, &lw.wo
 			pool.RunGrain(768, 44, func(lo, hi int) {
@@ -364,12 +367,14 @@ func (m *Model) run(b *batch) {
 					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 				})
 			}
-			for i := range rows {
-				for j := range 2048 {
-					g := b.phb[i][j]
-					b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+2048]
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					for j := range 2048 {
+						g := b.phb[i][j]
+						b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+2048]
+					}
 				}
-			}
+			})
 			{
 				o, m := &b.po, &lw.down
 				pool.RunGrain(768, 16, func(lo, hi int) {

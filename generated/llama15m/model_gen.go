@@ -162,7 +162,7 @@ type batch struct {
 	pact              [64][768]float32
 	plog              [64][32000]float32
 	cos, sin          [24]float32
-	att               [256]float32
+	att               [64][256]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -332,12 +332,15 @@ func (m *Model) run(b *batch) {
 			r.s.keys[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(&b.pqkv[i][576]))
 		}
-		for i, r := range rows {
-			keys, values := &r.s.keys[l], &r.s.values[l]
-			for h := range 6 {
-				kern.att(&b.patt[i][h*48], &b.pqkv[i][h*48], &keys[0][h/1][0], &values[0][h/1][0], &b.att[0], r.pos+1)
+		pool.RunGrain(n, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r := rows[i]
+				keys, values := &r.s.keys[l], &r.s.values[l]
+				for h := range 6 {
+					kern.att(&b.patt[i][h*48], &b.pqkv[i][h*48], &keys[0][h/1][0], &values[0][h/1][0], &b.att[i][0], r.pos+1)
+				}
 			}
-		}
+		})
 		{
 			o, m := &b.po, &lw.wo
 			pool.RunGrain(288, 116, func(lo, hi int) {
@@ -359,12 +362,14 @@ func (m *Model) run(b *batch) {
 					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 				})
 			}
-			for i := range rows {
-				for j := range 768 {
-					g := b.phb[i][j]
-					b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+768]
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					for j := range 768 {
+						g := b.phb[i][j]
+						b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+768]
+					}
 				}
-			}
+			})
 			{
 				o, m := &b.po, &lw.down
 				pool.RunGrain(288, 44, func(lo, hi int) {

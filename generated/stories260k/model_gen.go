@@ -162,7 +162,7 @@ type batch struct {
 	pact              [64][172]float32
 	plog              [64][512]float32
 	cos, sin          [4]float32
-	att               [512]float32
+	att               [64][512]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -312,12 +312,15 @@ func (m *Model) run(b *batch) {
 			r.s.keys[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
 		}
-		for i, r := range rows {
-			keys, values := &r.s.keys[l], &r.s.values[l]
-			for h := range 8 {
-				kern.att(&b.patt[i][h*8], &b.pqkv[i][h*8], &keys[0][h/2][0], &values[0][h/2][0], &b.att[0], r.pos+1)
+		pool.RunGrain(n, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r := rows[i]
+				keys, values := &r.s.keys[l], &r.s.values[l]
+				for h := range 8 {
+					kern.att(&b.patt[i][h*8], &b.pqkv[i][h*8], &keys[0][h/2][0], &values[0][h/2][0], &b.att[i][0], r.pos+1)
+				}
 			}
-		}
+		})
 		{
 			o, m := &b.po, &lw.wo
 			pool.RunGrain(64, 512, func(lo, hi int) {
@@ -339,12 +342,14 @@ func (m *Model) run(b *batch) {
 					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 				})
 			}
-			for i := range rows {
-				for j := range 172 {
-					g := b.phb[i][j]
-					b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+172]
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					for j := range 172 {
+						g := b.phb[i][j]
+						b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+172]
+					}
 				}
-			}
+			})
 			{
 				o, m := &b.po, &lw.down
 				pool.RunGrain(64, 192, func(lo, hi int) {
