@@ -166,7 +166,7 @@ func emitModel(p *Plan) *File {
 			Id("phb").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
 			Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
 			Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
-			List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
+			List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd/2)).Float32(),
 			Id("att").Index(Lit(pb)).Index(Lit(s.MaxSeq)).Float32(),
 			moeScratchField(p),
 		)
@@ -318,7 +318,11 @@ func emitModel(p *Plan) *File {
 			Id("rows").Op(":=").Id("b").Dot("rows"),
 			Id("n").Op(":=").Len(Id("rows")),
 			Id("w").Op(":=").Id("m").Dot("w"),
-			perToken(Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok"))),
+			// Each row's rotation tables once for all layers.
+			perToken(
+				Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok")),
+				Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Id("b").Dot("cos").Index(Id("i")), Op("&").Id("b").Dot("sin").Index(Id("i"))),
+			),
 			For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
 				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
 				perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("attnNorm"))),
@@ -326,9 +330,8 @@ func emitModel(p *Plan) *File {
 				// Every row's key and value go into its cache before any row
 				// attends, so a span's later rows see its earlier ones.
 				perToken(
-					Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
 					Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d)))),
-					Id("rope").Call(headsOf(s.Heads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(0))), Id("k"), Op("&").Id("b").Dot("cos"), Op("&").Id("b").Dot("sin")),
+					Id("rope").Call(headsOf(s.Heads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(0))), Id("k"), Op("&").Id("b").Dot("cos").Index(Id("i")), Op("&").Id("b").Dot("sin").Index(Id("i"))),
 					Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
 					Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d+kv)))),
 				),

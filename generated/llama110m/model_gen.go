@@ -161,7 +161,7 @@ type batch struct {
 	phb               [64][4096]float32
 	pact              [64][2048]float32
 	plog              [64][32000]float32
-	cos, sin          [32]float32
+	cos, sin          [64][32]float32
 	att               [64][1024]float32
 }
 
@@ -318,6 +318,7 @@ func (m *Model) run(b *batch) {
 	w := m.w
 	for i, r := range rows {
 		b.px[i] = w.tokEmbd[r.tok]
+		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 	}
 	for l := range 12 {
 		lw := &w.layers[l]
@@ -331,9 +332,8 @@ func (m *Model) run(b *batch) {
 			})
 		}
 		for i, r := range rows {
-			m.ropeTables(r.pos, &b.cos, &b.sin)
 			k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
-			rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos, &b.sin)
+			rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
 			r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
 		}

@@ -161,7 +161,7 @@ type batch struct {
 	phb               [64][1536]float32
 	pact              [64][768]float32
 	plog              [64][32000]float32
-	cos, sin          [24]float32
+	cos, sin          [64][24]float32
 	att               [64][256]float32
 }
 
@@ -313,6 +313,7 @@ func (m *Model) run(b *batch) {
 	w := m.w
 	for i, r := range rows {
 		b.px[i] = w.tokEmbd[r.tok]
+		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 	}
 	for l := range 6 {
 		lw := &w.layers[l]
@@ -326,9 +327,8 @@ func (m *Model) run(b *batch) {
 			})
 		}
 		for i, r := range rows {
-			m.ropeTables(r.pos, &b.cos, &b.sin)
 			k := (*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][288]))
-			rope((*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos, &b.sin)
+			rope((*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
 			r.s.keys[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(&b.pqkv[i][576]))
 		}

@@ -171,7 +171,7 @@ type batch struct {
 	phb               [64][512]float32
 	pact              [64][256]float32
 	plog              [64][512]float32
-	cos, sin          [16]float32
+	cos, sin          [64][16]float32
 	att               [64][256]float32
 	moe               moeScratch
 }
@@ -313,6 +313,7 @@ func (m *Model) run(b *batch) {
 	w := m.w
 	for i, r := range rows {
 		b.px[i] = w.tokEmbd[r.tok]
+		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 	}
 	for l := range 4 {
 		lw := &w.layers[l]
@@ -326,9 +327,8 @@ func (m *Model) run(b *batch) {
 			})
 		}
 		for i, r := range rows {
-			m.ropeTables(r.pos, &b.cos, &b.sin)
 			k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
-			rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos, &b.sin)
+			rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
 			r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
 		}

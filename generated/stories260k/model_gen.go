@@ -161,7 +161,7 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	cos, sin          [4]float32
+	cos, sin          [64][4]float32
 	att               [64][512]float32
 }
 
@@ -293,6 +293,7 @@ func (m *Model) run(b *batch) {
 	w := m.w
 	for i, r := range rows {
 		b.px[i] = w.tokEmbd[r.tok]
+		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 	}
 	for l := range 5 {
 		lw := &w.layers[l]
@@ -306,9 +307,8 @@ func (m *Model) run(b *batch) {
 			})
 		}
 		for i, r := range rows {
-			m.ropeTables(r.pos, &b.cos, &b.sin)
 			k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
-			rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos, &b.sin)
+			rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
 			r.s.keys[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(k))
 			r.s.values[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
 		}
