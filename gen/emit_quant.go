@@ -173,7 +173,7 @@ func qcall(c QCall, parts []qpart) Code {
 		}
 		return Block(calls...)
 	}
-	grain := (max(4, GrainMACs/cols) + 3) &^ 3
+	grain := grainRows(cols)
 	var body []Code
 	base := 0
 	for _, pt := range parts {

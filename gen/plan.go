@@ -43,8 +43,12 @@ func (c KCall) Parallel() bool {
 
 // Grain is the number of rows a thread gets at least: a multiple of 4 so the
 // assembly kernels' 4-row blocks stay whole.
-func (c KCall) Grain() int {
-	g := max(4, GrainMACs/c.Kernel.Cols)
+func (c KCall) Grain() int { return grainRows(c.Kernel.Cols) }
+
+// grainRows is the least rows a thread gets from a matrix of cols columns
+// (GrainMACs of work, rounded up to whole 4-row blocks).
+func grainRows(cols int) int {
+	g := max(4, GrainMACs/cols)
 	return (g + 3) &^ 3
 }
 

@@ -244,15 +244,7 @@ func (s *Sampler) sampleTop(probs []float32, k int, coin float32) int {
 		}
 	}
 	s.kept = kept
-	r := coin * cum
-	var cdf float32
-	for _, c := range kept {
-		cdf += c.p
-		if r < cdf {
-			return int(c.i)
-		}
-	}
-	return int(kept[len(kept)-1].i) // rounding
+	return s.draw(coin, cum)
 }
 
 func heapify(h []cand) {
@@ -382,15 +374,7 @@ func (s *Sampler) sampleTopK(logits []float32, k int, coin float32) int {
 		}
 	}
 	s.kept = kept
-	r := coin * cum
-	var cdf float32
-	for _, c := range kept {
-		cdf += c.p
-		if r < cdf {
-			return int(c.i)
-		}
-	}
-	return int(kept[len(kept)-1].i) // rounding
+	return s.draw(coin, cum)
 }
 
 // downWorst restores the heap whose root is the least probable candidate
