@@ -2,8 +2,8 @@ package quant
 
 import (
 	"fmt"
+	"strings"
 
-	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/model"
 )
 
@@ -39,7 +39,7 @@ func Blocks(p *model.Params, name, format string) ([]byte, error) {
 				return data, nil
 			case Supported(info.Type):
 				return nil, fmt.Errorf("tensor %s is %s in the model file, this binary was compiled for %s (use a binary compiled for %s, or --generic)",
-					name, info.Type, format, typeName(info.Type))
+					name, info.Type, format, strings.ToLower(info.Type.String()))
 			}
 		}
 	}
@@ -56,11 +56,4 @@ func DequantizeRow(format string, dst []float32, src []byte) {
 	} else {
 		DequantizeQ8_0(dst, src)
 	}
-}
-
-func typeName(t gguf.GGMLType) string {
-	if t == gguf.TypeQ4_0 {
-		return "q4_0"
-	}
-	return "q8_0"
 }
