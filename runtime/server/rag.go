@@ -117,7 +117,7 @@ func (s *Server) augment(ctx context.Context, f *ragField, msgs []tokenizer.Mess
 	question := msgs[last].Content
 	tmpl := cfg.Template
 	if tmpl == nil {
-		tmpl = template.Must(rag.ParseTemplate("default", rag.DefaultTemplate))
+		tmpl = defaultRAGTemplate
 	}
 	rs, err := cfg.Retriever.Search(ctx, question, mode, k)
 	switch {
@@ -154,6 +154,9 @@ func (s *Server) augment(ctx context.Context, f *ragField, msgs []tokenizer.Mess
 	}
 	return out, nil
 }
+
+// defaultRAGTemplate is rag ask's prompt template, parsed once.
+var defaultRAGTemplate = template.Must(rag.ParseTemplate("default", rag.DefaultTemplate))
 
 // ragOptions are serve's retrieval flags.
 type ragOptions struct {
