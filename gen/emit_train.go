@@ -44,6 +44,22 @@ func (p *Plan) BackwardKernels(isa asm.ISA) []asm.BKernel {
 	return ks
 }
 
+// TrainKernels lists the trainer's softmax and attention-backward kernels
+// for isa that can be generated (amd64 ISAs, rows of whole vectors).
+func (p *Plan) TrainKernels(isa asm.ISA) []asm.TKernel {
+	s := &p.Spec
+	var ks []asm.TKernel
+	for _, k := range []asm.TKernel{
+		{Op: asm.TSoftmax, ISA: isa, Vocab: s.Vocab},
+		{Op: asm.TAttBwd, ISA: isa, HeadDim: s.HeadDim(), Stride: s.Dim + 2*s.KVDim()},
+	} {
+		if k.Supported() {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
 func bfield(c KCall, dw bool) string {
 	if dw {
 		return "dw" + strings.TrimPrefix(c.Field, "mm")
@@ -87,6 +103,20 @@ func emitTrain(p *Plan, out map[string][]byte) error {
 		}
 		out["bkernels_"+arch+".s"] = text
 		out["bkernels_"+arch+".go"] = stubs
+		if arch == "amd64" {
+			var tks []asm.TKernel
+			for _, isa := range isas {
+				tks = append(tks, p.TrainKernels(isa)...)
+			}
+			if len(tks) > 0 {
+				text, stubs, err := asm.TrainOpsAMD64(tks, p.Package)
+				if err != nil {
+					return fmt.Errorf("gen %s: %w", p.Package, err)
+				}
+				out["tkernels_amd64.s"] = text
+				out["tkernels_amd64.go"] = stubs
+			}
+		}
 		if err := render("train_"+arch+".go", emitTrainDispatch(p, isas)); err != nil {
 			return err
 		}
@@ -110,6 +140,15 @@ func trainSetValue(p *Plan, isa asm.ISA) *Statement {
 			d[Id(bfield(c, dw))] = Id(k.Name())
 		}
 	}
+	smax := "softmaxRow"
+	for _, k := range p.TrainKernels(isa) {
+		if k.Op == asm.TSoftmax {
+			smax = k.Name()
+		} else {
+			d[Id("attBwd")] = Id(k.Name())
+		}
+	}
+	d[Id("smax")] = Id(smax)
 	return Id("trainSet").Values(d)
 }
 
@@ -163,6 +202,12 @@ func emitTrainer(p *Plan) *File {
 	for _, c := range cs {
 		fields = append(fields, Id(bfield(c, false)).Add(dxType.Clone()), Id(bfield(c, true)).Add(dwType.Clone()))
 	}
+	fields = append(fields,
+		Comment("smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max."),
+		Id("smax").Func().Params(Op("*").Float32()).Params(Float64(), Float32()),
+		Comment("attBwd: attention backward of one query row (asm.TKernel); nil: the Go loops."),
+		Id("attBwd").Func().Params(List(Id("dq"), Id("dk"), Id("dv"), Id("dout"), Id("p"), Id("q"), Id("k"), Id("v"), Id("dp")).Op("*").Float32(), Id("n").Int()),
+	)
 	f.Comment("trainSet is one instruction set's backward matrix kernels.")
 	f.Type().Id("trainSet").Struct(fields...)
 	f.Comment("goTrain is the pure-Go set, built everywhere.")
@@ -185,8 +230,8 @@ func emitTrainer(p *Plan) *File {
 			Id("BackwardInput"):        Id("o").Dot("backwardInput"),
 			Id("BackwardWeight"):       Id("o").Dot("backwardWeight"),
 			Id("AttentionSeq"):         Id("o").Dot("attention"),
-			Id("AttentionSeqBackward"): Id("attentionBackward"),
-			Id("SoftmaxCrossEntropy"):  Id("softmaxCrossEntropy"),
+			Id("AttentionSeqBackward"): Id("o").Dot("attentionBackward"),
+			Id("SoftmaxCrossEntropy"):  Id("o").Dot("softmaxCrossEntropy"),
 		}))),
 	)
 
@@ -272,7 +317,7 @@ func emitTrainer(p *Plan) *File {
 		)),
 	)...)
 	emitTrainAttention(f, p)
-	emitSoftmaxCE(f)
+	emitSoftmaxCE(f, p)
 	emitAttentionBackward(f, p)
 	return f
 }
@@ -289,8 +334,30 @@ func emitAttentionBackward(f *File, p *Plan) {
 		return Id("_").Op("=").Id(name).Index(Parens(Id("T").Op("-").Lit(1)).Op("*").Id(stride).Op("+").Lit(hd - 1))
 	}
 	at := func(i, stride string) *Statement { return Id(i).Op("*").Id(stride) }
-	f.Comment("attentionBackward is kernels.AttentionSeqBackward with the head size baked in.")
-	f.Func().Id("attentionBackward").Params(
+	S := p.Spec.Dim + 2*p.Spec.KVDim()
+	f.Comment("attentionBackward is kernels.AttentionSeqBackward: one query row at a time through the path's")
+	f.Comment("kernel (trainSet.attBwd) when it has one, else attentionBackwardGo.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("attentionBackward").Params(
+		List(Id("dq"), Id("dk"), Id("dv"), Id("dOut"), Id("att"), Id("q"), Id("k"), Id("v"), Id("dp")).Index().Float32(),
+		List(Id("T"), Id("hd"), Id("stride"), Id("outStride")).Int(), Id("causal").Bool(),
+	).Block(
+		If(Id("o").Dot("ts").Dot("attBwd").Op("==").Nil().Op("||").Id("hd").Op("!=").Lit(hd).Op("||").Id("stride").Op("!=").Lit(S).Op("||").Id("T").Op("<").Lit(1)).Block(
+			Id("attentionBackwardGo").Call(Id("dq"), Id("dk"), Id("dv"), Id("dOut"), Id("att"), Id("q"), Id("k"), Id("v"), Id("dp"), Id("T"), Id("hd"), Id("stride"), Id("outStride"), Id("causal")),
+			Return(),
+		),
+		last("dq", "stride"), last("dk", "stride"), last("dv", "stride"), last("q", "stride"), last("k", "stride"), last("v", "stride"), last("dOut", "outStride"),
+		Id("_").Op("=").Id("att").Index(Id("T").Op("*").Id("T").Op("-").Lit(1)),
+		Id("_").Op("=").Id("dp").Index(Id("T").Op("-").Lit(1)),
+		For(Id("t").Op(":=").Lit(0), Id("t").Op("<").Id("T"), Id("t").Op("++")).Block(
+			Id("L").Op(":=").Id("T"),
+			If(Id("causal")).Block(Id("L").Op("=").Id("t").Op("+").Lit(1)),
+			Id("o").Dot("ts").Dot("attBwd").Call(Op("&").Id("dq").Index(Id("t").Op("*").Lit(S)), Op("&").Id("dk").Index(Lit(0)), Op("&").Id("dv").Index(Lit(0)),
+				Op("&").Id("dOut").Index(Id("t").Op("*").Id("outStride")), Op("&").Id("att").Index(Id("t").Op("*").Id("T")),
+				Op("&").Id("q").Index(Id("t").Op("*").Lit(S)), Op("&").Id("k").Index(Lit(0)), Op("&").Id("v").Index(Lit(0)), Op("&").Id("dp").Index(Lit(0)), Id("L")),
+		),
+	)
+	f.Comment("attentionBackwardGo is kernels.AttentionSeqBackward with the head size baked in.")
+	f.Func().Id("attentionBackwardGo").Params(
 		List(Id("dq"), Id("dk"), Id("dv"), Id("dOut"), Id("att"), Id("q"), Id("k"), Id("v"), Id("dp")).Index().Float32(),
 		List(Id("T"), Id("hd"), Id("stride"), Id("outStride")).Int(), Id("causal").Bool(),
 	).Block(
@@ -360,44 +427,52 @@ func emitTrainAttention(f *File, p *Plan) {
 	)
 }
 
-// emitSoftmaxCE writes kernels.SoftmaxCrossEntropy with an inline float32
-// exponential (a call per element costs more than the polynomial); sums stay
-// in float64.
-func emitSoftmaxCE(f *File) {
-	f.Comment("softmaxCrossEntropy is kernels.SoftmaxCrossEntropy with the float32 exponential.")
-	f.Func().Id("softmaxCrossEntropy").Params(Id("logits").Index().Float32(), Id("targets").Index().Int32(), List(Id("N"), Id("V")).Int()).Params(Id("sum").Float64(), Id("count").Int()).Block(
+// emitSoftmaxCE writes the trainer's kernels.SoftmaxCrossEntropy: each row
+// through the path's softmax kernel (trainSet.smax), and softmaxRow, the Go
+// kernel, with an inline float32 exponential (a call per element costs more
+// than the polynomial); sums stay in float64.
+func emitSoftmaxCE(f *File, p *Plan) {
+	V := p.Spec.Vocab
+	f.Comment("softmaxCrossEntropy is kernels.SoftmaxCrossEntropy, each row through the path's softmax kernel.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("softmaxCrossEntropy").Params(Id("logits").Index().Float32(), Id("targets").Index().Int32(), List(Id("N"), Id("V")).Int()).Params(Id("sum").Float64(), Id("count").Int()).Block(
+		If(Id("V").Op("!=").Lit(V)).Block(Return(Qual(kernelsPkg, "SoftmaxCrossEntropy").Call(Id("logits"), Id("targets"), Id("N"), Id("V")))),
 		For(Id("n").Op(":=").Lit(0), Id("n").Op("<").Id("N"), Id("n").Op("++")).Block(
 			Id("tg").Op(":=").Id("targets").Index(Id("n")),
 			If(Id("tg").Op("<").Lit(0)).Block(Continue()),
-			Id("row").Op(":=").Id("logits").Index(Id("n").Op("*").Id("V").Op(":").Id("n").Op("*").Id("V").Op("+").Id("V")),
-			Id("m").Op(":=").Id("row").Index(Lit(0)),
-			For(List(Id("_"), Id("x")).Op(":=").Range().Id("row")).Block(Id("m").Op("=").Max(Id("m"), Id("x"))),
+			Id("row").Op(":=").Id("logits").Index(Id("n").Op("*").Lit(V).Op(":").Id("n").Op("*").Lit(V).Op("+").Lit(V)),
 			Id("lt").Op(":=").Id("row").Index(Id("tg")),
-			Var().Id("z").Float64(),
-			For(List(Id("i"), Id("x")).Op(":=").Range().Id("row")).Block(
-				// e^(x-m) inline, as the pure-Go kernels do: round by the
-				// 1.5·2^23 trick, Cody–Waite reduction, degree-6 polynomial, 2^n
-				// through the exponent bits; x-m ≤ 0, clamped above the
-				// smallest normal.
-				Id("ex").Op(":=").Max(Id("x").Op("-").Id("m"), Lit(-87.3)),
-				Id("et").Op(":=").Id("ex").Op("*").Lit(1.442695041).Op("+").Lit(12582912),
-				Id("en").Op(":=").Id("et").Op("-").Lit(12582912),
-				Id("er").Op(":=").Id("ex").Op("-").Id("en").Op("*").Lit(0.693359375).Op("+").Id("en").Op("*").Lit(2.12194440e-4),
-				Id("ep").Op(":=").Lit(1.9875691500e-4).Op("*").Id("er").Op("+").Lit(1.3981999507e-3),
-				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(8.3334519073e-3),
-				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(4.1665795894e-2),
-				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(1.6666665459e-1),
-				Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(5.0000001201e-1),
-				Id("ep").Op("=").Id("ep").Op("*").Parens(Id("er").Op("*").Id("er")).Op("+").Id("er").Op("+").Lit(1),
-				Id("e").Op(":=").Id("ep").Op("*").Qual("math", "Float32frombits").Call(Parens(Qual("math", "Float32bits").Call(Id("et")).Op("+").Lit(127)).Op("<<").Lit(23)),
-				Id("row").Index(Id("i")).Op("=").Id("e"),
-				Id("z").Op("+=").Float64().Call(Id("e")),
-			),
-			Id("inv").Op(":=").Float32().Call(Lit(1).Op("/").Id("z")),
-			For(Id("i").Op(":=").Range().Id("row")).Block(Id("row").Index(Id("i")).Op("*=").Id("inv")),
+			List(Id("z"), Id("m")).Op(":=").Id("o").Dot("ts").Dot("smax").Call(Op("&").Id("row").Index(Lit(0))),
 			Id("sum").Op("+=").Qual("math", "Log").Call(Id("z")).Op("-").Float64().Call(Id("lt").Op("-").Id("m")),
 			Id("count").Op("++"),
 		),
+		Return(),
+	)
+	f.Comment(fmt.Sprintf("softmaxRow: the softmax of the %d logits at p in place; returns Σe^(x-m) and m = max.", V))
+	f.Func().Id("softmaxRow").Params(Id("p").Op("*").Float32()).Params(Id("z").Float64(), Id("m").Float32()).Block(
+		Id("row").Op(":=").Qual("unsafe", "Slice").Call(Id("p"), Lit(V)),
+		Id("m").Op("=").Id("row").Index(Lit(0)),
+		For(List(Id("_"), Id("x")).Op(":=").Range().Id("row")).Block(Id("m").Op("=").Max(Id("m"), Id("x"))),
+		For(List(Id("i"), Id("x")).Op(":=").Range().Id("row")).Block(
+			// e^(x-m) inline, as the pure-Go kernels do: round by the
+			// 1.5·2^23 trick, Cody–Waite reduction, degree-6 polynomial, 2^n
+			// through the exponent bits; x-m ≤ 0, clamped above the
+			// smallest normal.
+			Id("ex").Op(":=").Max(Id("x").Op("-").Id("m"), Lit(-87.3)),
+			Id("et").Op(":=").Id("ex").Op("*").Lit(1.442695041).Op("+").Lit(12582912),
+			Id("en").Op(":=").Id("et").Op("-").Lit(12582912),
+			Id("er").Op(":=").Id("ex").Op("-").Id("en").Op("*").Lit(0.693359375).Op("+").Id("en").Op("*").Lit(2.12194440e-4),
+			Id("ep").Op(":=").Lit(1.9875691500e-4).Op("*").Id("er").Op("+").Lit(1.3981999507e-3),
+			Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(8.3334519073e-3),
+			Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(4.1665795894e-2),
+			Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(1.6666665459e-1),
+			Id("ep").Op("=").Id("ep").Op("*").Id("er").Op("+").Lit(5.0000001201e-1),
+			Id("ep").Op("=").Id("ep").Op("*").Parens(Id("er").Op("*").Id("er")).Op("+").Id("er").Op("+").Lit(1),
+			Id("e").Op(":=").Id("ep").Op("*").Qual("math", "Float32frombits").Call(Parens(Qual("math", "Float32bits").Call(Id("et")).Op("+").Lit(127)).Op("<<").Lit(23)),
+			Id("row").Index(Id("i")).Op("=").Id("e"),
+			Id("z").Op("+=").Float64().Call(Id("e")),
+		),
+		Id("inv").Op(":=").Float32().Call(Lit(1).Op("/").Id("z")),
+		For(Id("i").Op(":=").Range().Id("row")).Block(Id("row").Index(Id("i")).Op("*=").Id("inv")),
 		Return(),
 	)
 }

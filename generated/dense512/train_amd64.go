@@ -9,6 +9,7 @@ func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "avx2":
 		return trainSet{
+			attBwd:   attbwd_32_768_avx2,
 			dwCls:    matmuldw_512x256_avx2,
 			dwDown:   matmuldw_256x512_avx2,
 			dwGateUp: matmuldw_1024x256_avx2,
@@ -19,9 +20,11 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1024x256_avx2,
 			dxOut:    matmuldx_256x256_avx2,
 			dxQKV:    matmuldx_768x256_avx2,
+			smax:     softmax_512_avx2,
 		}, true
 	case "avx512":
 		return trainSet{
+			attBwd:   attbwd_32_768_avx512,
 			dwCls:    matmuldw_512x256_avx512,
 			dwDown:   matmuldw_256x512_avx512,
 			dwGateUp: matmuldw_1024x256_avx512,
@@ -32,6 +35,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1024x256_avx512,
 			dxOut:    matmuldx_256x256_avx512,
 			dxQKV:    matmuldx_768x256_avx512,
+			smax:     softmax_512_avx512,
 		}, true
 	}
 	return trainSet{}, false

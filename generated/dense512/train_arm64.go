@@ -19,6 +19,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1024x256_neon,
 			dxOut:    matmuldx_256x256_neon,
 			dxQKV:    matmuldx_768x256_neon,
+			smax:     softmaxRow,
 		}, true
 	}
 	return trainSet{}, false

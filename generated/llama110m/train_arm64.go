@@ -19,6 +19,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_4096x768_neon,
 			dxOut:    matmuldx_768x768_neon,
 			dxQKV:    matmuldx_2304x768_neon,
+			smax:     softmaxRow,
 		}, true
 	}
 	return trainSet{}, false

@@ -9,6 +9,7 @@ func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "avx2":
 		return trainSet{
+			attBwd:   attbwd_64_2304_avx2,
 			dwCls:    matmuldw_32000x768_avx2,
 			dwDown:   matmuldw_768x2048_avx2,
 			dwGateUp: matmuldw_4096x768_avx2,
@@ -19,9 +20,11 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_4096x768_avx2,
 			dxOut:    matmuldx_768x768_avx2,
 			dxQKV:    matmuldx_2304x768_avx2,
+			smax:     softmax_32000_avx2,
 		}, true
 	case "avx512":
 		return trainSet{
+			attBwd:   attbwd_64_2304_avx512,
 			dwCls:    matmuldw_32000x768_avx512,
 			dwDown:   matmuldw_768x2048_avx512,
 			dwGateUp: matmuldw_4096x768_avx512,
@@ -32,6 +35,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_4096x768_avx512,
 			dxOut:    matmuldx_768x768_avx512,
 			dxQKV:    matmuldx_2304x768_avx512,
+			smax:     softmax_32000_avx512,
 		}, true
 	}
 	return trainSet{}, false

@@ -7,6 +7,7 @@ import (
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
 	"math"
+	"unsafe"
 )
 
 // trainSet is one instruction set's backward matrix kernels.
@@ -21,6 +22,10 @@ type trainSet struct {
 	dwDown   func(dw, dy, x *float32, n, b int)
 	dxCls    func(dx, dy, w *float32, n int)
 	dwCls    func(dw, dy, x *float32, n, b int)
+	// smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max.
+	smax func(*float32) (float64, float32)
+	// attBwd: attention backward of one query row (asm.TKernel); nil: the Go loops.
+	attBwd func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)
 }
 
 // goTrain is the pure-Go set, built everywhere.
@@ -35,6 +40,7 @@ var goTrain = trainSet{
 	dxGateUp: matmuldx_4096x768_go,
 	dxOut:    matmuldx_768x768_go,
 	dxQKV:    matmuldx_2304x768_go,
+	smax:     softmaxRow,
 }
 
 // trainOps holds the kernels of the path in use when the trainer was made.
@@ -59,11 +65,11 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 	}
 	return g.(*generic.Model).NewTrainerOps(B, T, generic.TrainOps{
 		AttentionSeq:         o.attention,
-		AttentionSeqBackward: attentionBackward,
+		AttentionSeqBackward: o.attentionBackward,
 		BackwardInput:        o.backwardInput,
 		BackwardWeight:       o.backwardWeight,
 		MatMul:               o.matmul,
-		SoftmaxCrossEntropy:  softmaxCrossEntropy,
+		SoftmaxCrossEntropy:  o.softmaxCrossEntropy,
 	})
 }
 
@@ -181,47 +187,81 @@ func (o *trainOps) attention(out, att, q, k, v []float32, T, hd, stride, outStri
 	}
 }
 
-// softmaxCrossEntropy is kernels.SoftmaxCrossEntropy with the float32 exponential.
-func softmaxCrossEntropy(logits []float32, targets []int32, N, V int) (sum float64, count int) {
+// softmaxCrossEntropy is kernels.SoftmaxCrossEntropy, each row through the path's softmax kernel.
+func (o *trainOps) softmaxCrossEntropy(logits []float32, targets []int32, N, V int) (sum float64, count int) {
+	if V != 32000 {
+		return kernels.SoftmaxCrossEntropy(logits, targets, N, V)
+	}
 	for n := 0; n < N; n++ {
 		tg := targets[n]
 		if tg < 0 {
 			continue
 		}
-		row := logits[n*V : n*V+V]
-		m := row[0]
-		for _, x := range row {
-			m = max(m, x)
-		}
+		row := logits[n*32000 : n*32000+32000]
 		lt := row[tg]
-		var z float64
-		for i, x := range row {
-			ex := max(x-m, -87.3)
-			et := ex*1.442695041 + 12582912
-			en := et - 12582912
-			er := ex - en*0.693359375 + en*0.00021219444
-			ep := 0.000198756915*er + 0.0013981999507
-			ep = ep*er + 0.0083334519073
-			ep = ep*er + 0.041665795894
-			ep = ep*er + 0.16666665459
-			ep = ep*er + 0.50000001201
-			ep = ep*(er*er) + er + 1
-			e := ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
-			row[i] = e
-			z += float64(e)
-		}
-		inv := float32(1 / z)
-		for i := range row {
-			row[i] *= inv
-		}
+		z, m := o.ts.smax(&row[0])
 		sum += math.Log(z) - float64(lt-m)
 		count++
 	}
 	return
 }
 
-// attentionBackward is kernels.AttentionSeqBackward with the head size baked in.
-func attentionBackward(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stride, outStride int, causal bool) {
+// softmaxRow: the softmax of the 32000 logits at p in place; returns Σe^(x-m) and m = max.
+func softmaxRow(p *float32) (z float64, m float32) {
+	row := unsafe.Slice(p, 32000)
+	m = row[0]
+	for _, x := range row {
+		m = max(m, x)
+	}
+	for i, x := range row {
+		ex := max(x-m, -87.3)
+		et := ex*1.442695041 + 12582912
+		en := et - 12582912
+		er := ex - en*0.693359375 + en*0.00021219444
+		ep := 0.000198756915*er + 0.0013981999507
+		ep = ep*er + 0.0083334519073
+		ep = ep*er + 0.041665795894
+		ep = ep*er + 0.16666665459
+		ep = ep*er + 0.50000001201
+		ep = ep*(er*er) + er + 1
+		e := ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		row[i] = e
+		z += float64(e)
+	}
+	inv := float32(1 / z)
+	for i := range row {
+		row[i] *= inv
+	}
+	return
+}
+
+// attentionBackward is kernels.AttentionSeqBackward: one query row at a time through the path's
+// kernel (trainSet.attBwd) when it has one, else attentionBackwardGo.
+func (o *trainOps) attentionBackward(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stride, outStride int, causal bool) {
+	if o.ts.attBwd == nil || hd != 64 || stride != 2304 || T < 1 {
+		attentionBackwardGo(dq, dk, dv, dOut, att, q, k, v, dp, T, hd, stride, outStride, causal)
+		return
+	}
+	_ = dq[(T-1)*stride+63]
+	_ = dk[(T-1)*stride+63]
+	_ = dv[(T-1)*stride+63]
+	_ = q[(T-1)*stride+63]
+	_ = k[(T-1)*stride+63]
+	_ = v[(T-1)*stride+63]
+	_ = dOut[(T-1)*outStride+63]
+	_ = att[T*T-1]
+	_ = dp[T-1]
+	for t := 0; t < T; t++ {
+		L := T
+		if causal {
+			L = t + 1
+		}
+		o.ts.attBwd(&dq[t*2304], &dk[0], &dv[0], &dOut[t*outStride], &att[t*T], &q[t*2304], &k[0], &v[0], &dp[0], L)
+	}
+}
+
+// attentionBackwardGo is kernels.AttentionSeqBackward with the head size baked in.
+func attentionBackwardGo(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stride, outStride int, causal bool) {
 	const HD = 64
 	if hd != HD || T < 1 {
 		kernels.AttentionSeqBackward(dq, dk, dv, dOut, att, q, k, v, dp, T, hd, stride, outStride, causal)

@@ -9,6 +9,7 @@ func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "avx2":
 		return trainSet{
+			attBwd:   attbwd_48_864_avx2,
 			dwCls:    matmuldw_32000x288_avx2,
 			dwDown:   matmuldw_288x768_avx2,
 			dwGateUp: matmuldw_1536x288_avx2,
@@ -19,9 +20,11 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1536x288_avx2,
 			dxOut:    matmuldx_288x288_avx2,
 			dxQKV:    matmuldx_864x288_avx2,
+			smax:     softmax_32000_avx2,
 		}, true
 	case "avx512":
 		return trainSet{
+			attBwd:   attbwd_48_864_avx512,
 			dwCls:    matmuldw_32000x288_avx512,
 			dwDown:   matmuldw_288x768_avx512,
 			dwGateUp: matmuldw_1536x288_avx512,
@@ -32,6 +35,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1536x288_avx512,
 			dxOut:    matmuldx_288x288_avx512,
 			dxQKV:    matmuldx_864x288_avx512,
+			smax:     softmax_32000_avx512,
 		}, true
 	}
 	return trainSet{}, false

@@ -19,6 +19,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1536x288_neon,
 			dxOut:    matmuldx_288x288_neon,
 			dxQKV:    matmuldx_864x288_neon,
+			smax:     softmaxRow,
 		}, true
 	}
 	return trainSet{}, false

@@ -9,21 +9,25 @@ func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "avx2":
 		return trainSet{
-			dwCls: matmuldw_512x256_avx2,
-			dwOut: matmuldw_256x256_avx2,
-			dwQKV: matmuldw_768x256_avx2,
-			dxCls: matmuldx_512x256_avx2,
-			dxOut: matmuldx_256x256_avx2,
-			dxQKV: matmuldx_768x256_avx2,
+			attBwd: attbwd_32_768_avx2,
+			dwCls:  matmuldw_512x256_avx2,
+			dwOut:  matmuldw_256x256_avx2,
+			dwQKV:  matmuldw_768x256_avx2,
+			dxCls:  matmuldx_512x256_avx2,
+			dxOut:  matmuldx_256x256_avx2,
+			dxQKV:  matmuldx_768x256_avx2,
+			smax:   softmax_512_avx2,
 		}, true
 	case "avx512":
 		return trainSet{
-			dwCls: matmuldw_512x256_avx512,
-			dwOut: matmuldw_256x256_avx512,
-			dwQKV: matmuldw_768x256_avx512,
-			dxCls: matmuldx_512x256_avx512,
-			dxOut: matmuldx_256x256_avx512,
-			dxQKV: matmuldx_768x256_avx512,
+			attBwd: attbwd_32_768_avx512,
+			dwCls:  matmuldw_512x256_avx512,
+			dwOut:  matmuldw_256x256_avx512,
+			dwQKV:  matmuldw_768x256_avx512,
+			dxCls:  matmuldx_512x256_avx512,
+			dxOut:  matmuldx_256x256_avx512,
+			dxQKV:  matmuldx_768x256_avx512,
+			smax:   softmax_512_avx512,
 		}, true
 	}
 	return trainSet{}, false

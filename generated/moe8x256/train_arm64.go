@@ -15,6 +15,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxCls: matmuldx_512x256_neon,
 			dxOut: matmuldx_256x256_neon,
 			dxQKV: matmuldx_768x256_neon,
+			smax:  softmaxRow,
 		}, true
 	}
 	return trainSet{}, false

@@ -9,6 +9,7 @@ func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "avx2":
 		return trainSet{
+			attBwd:   attbwd_8_128_avx2,
 			dwCls:    matmuldw_512x64_avx2,
 			dwDown:   matmuldw_64x172_avx2,
 			dwGateUp: matmuldw_344x64_avx2,
@@ -19,9 +20,11 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_344x64_avx2,
 			dxOut:    matmuldx_64x64_avx2,
 			dxQKV:    matmuldx_128x64_avx2,
+			smax:     softmax_512_avx2,
 		}, true
 	case "avx512":
 		return trainSet{
+			attBwd:   attbwd_8_128_avx512,
 			dwCls:    matmuldw_512x64_avx512,
 			dwDown:   matmuldw_64x172_avx512,
 			dwGateUp: matmuldw_344x64_avx512,
@@ -32,6 +35,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_344x64_avx512,
 			dxOut:    matmuldx_64x64_avx512,
 			dxQKV:    matmuldx_128x64_avx512,
+			smax:     softmax_512_avx512,
 		}, true
 	}
 	return trainSet{}, false

@@ -19,6 +19,7 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_344x64_neon,
 			dxOut:    matmuldx_64x64_neon,
 			dxQKV:    matmuldx_128x64_neon,
+			smax:     softmaxRow,
 		}, true
 	}
 	return trainSet{}, false

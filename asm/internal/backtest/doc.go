@@ -9,4 +9,7 @@ package backtest
 type (
 	dxfunc = func(dx, dy, w *float32, n int)
 	dwfunc = func(dw, dy, x *float32, n, b int)
+	// asm.TKernel.Signature
+	softmaxfunc = func(row *float32) (z float64, m float32)
+	attbwdfunc  = func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)
 )

@@ -1,0 +1,431 @@
+package asm
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/mmcloughlin/avo/attr"
+	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/pass"
+	"github.com/mmcloughlin/avo/printer"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Training kernels besides the matrix products (amd64 only; other paths run
+// the trainer's generated Go):
+//
+// Softmax (TKernel.Op TSoftmax), one row of V logits:
+//
+//	func(row *float32) (z float64, m float32)
+//
+// m = max(row), row[i] = e^(row[i]-m)/z with z = Σ e^(row[i]-m) summed in
+// float64: the softmax in place; the cross-entropy of target τ is
+// log z − (row_τ − m), taken by the caller from row_τ read before the call.
+//
+// Attention backward (TAttBwd), one query row t of one head of size HD whose
+// Q, K, V rows (and their gradients) are S floats apart:
+//
+//	func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)
+//
+// with p the row's n attention probabilities, dout (g below) its output gradient, q and
+// dq its query row and gradient, k, v, dk, dv the first key/value row and
+// their gradients, dp scratch for n floats:
+//
+//	dp[u] = g·v_u,  dv_u += p_u·g,  σ = Σ p_u·dp[u],
+//	ds_u = p_u·(dp[u] − σ)/√HD,  dq += Σ ds_u·k_u,  dk_u += ds_u·q   (u < n).
+type TKernel struct {
+	Op    TOp
+	ISA   ISA
+	Vocab int // TSoftmax: the row length
+	// TAttBwd: head size and row stride of q, k, v, dq, dk, dv.
+	HeadDim, Stride int
+}
+
+// TOp is a training kernel's operation.
+type TOp int
+
+const (
+	TSoftmax TOp = iota
+	TAttBwd
+)
+
+// Name is softmax_V_isa or attbwd_HD_S_isa.
+func (k TKernel) Name() string {
+	if k.Op == TSoftmax {
+		return fmt.Sprintf("softmax_%d_%s", k.Vocab, k.ISA)
+	}
+	return fmt.Sprintf("attbwd_%d_%d_%s", k.HeadDim, k.Stride, k.ISA)
+}
+
+// Signature is the Go declaration of the kernel's parameters.
+func (k TKernel) Signature() string {
+	if k.Op == TSoftmax {
+		return "func(row *float32) (z float64, m float32)"
+	}
+	return "func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)"
+}
+
+// lanes is the vector width the kernel uses, 0 if it cannot be generated:
+// whole vectors only (the trainer's Go serves other shapes).
+func (k TKernel) lanes() int {
+	n := k.Vocab
+	if k.Op == TAttBwd {
+		n = k.HeadDim
+	}
+	switch {
+	case k.ISA != AVX2 && k.ISA != AVX512 || n < 1:
+		return 0
+	case k.ISA == AVX512 && n%16 == 0 && (k.Op == TSoftmax || n >= wideAttention):
+		return 16
+	case n%8 == 0:
+		return 8
+	}
+	return 0
+}
+
+// Supported reports whether the kernel can be generated: an amd64 ISA and
+// a row of whole vectors (a multiple of 8 floats).
+func (k TKernel) Supported() bool {
+	if k.Op == TAttBwd && (k.Stride < k.HeadDim || k.Stride > 1<<20) || k.Op == TSoftmax && k.Vocab > 1<<26 {
+		return false
+	}
+	return k.lanes() > 0
+}
+
+func (k TKernel) doc() string {
+	if k.Op == TSoftmax {
+		return fmt.Sprintf("%s: softmax of %d logits in place; returns Σe^(x-m) and m = max.", k.Name(), k.Vocab)
+	}
+	return fmt.Sprintf("%s: attention backward of one query row, head size %d, rows %d floats apart.", k.Name(), k.HeadDim, k.Stride)
+}
+
+// TrainOpsAMD64 returns the AVX2 and AVX-512 training kernels ks (all
+// Supported): assembly and Go stubs, both !purego.
+func TrainOpsAMD64(ks []TKernel, pkg string) (asmText, stubs []byte, err error) {
+	seen := map[string]bool{}
+	var uniq []TKernel
+	for _, k := range ks {
+		if !k.Supported() {
+			return nil, nil, fmt.Errorf("training kernel %s: not supported", k.Name())
+		}
+		if !seen[k.Name()] {
+			seen[k.Name()] = true
+			uniq = append(uniq, k)
+		}
+	}
+	sort.Slice(uniq, func(i, j int) bool { return uniq[i].Name() < uniq[j].Name() })
+	c := build.NewContext()
+	c.ConstraintExpr("!purego")
+	g := &amd{c: c, consts: map[string]operand.Mem{}}
+	for _, k := range uniq {
+		g.tkernel(k)
+	}
+	f, err := c.Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("amd64 training kernels: %w", err)
+	}
+	if err := pass.Compile.Execute(f); err != nil {
+		return nil, nil, fmt.Errorf("amd64 training kernels: %w", err)
+	}
+	cfg := printer.Config{Name: "modelc", Pkg: pkg}
+	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
+		return nil, nil, fmt.Errorf("amd64 training kernels: print assembly: %w", err)
+	}
+	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
+		return nil, nil, fmt.Errorf("amd64 training kernels: print stubs: %w", err)
+	}
+	return asmText, stubs, nil
+}
+
+func (g *amd) tkernel(k TKernel) {
+	c := g.c
+	g.isa = k.ISA
+	g.lanes, g.nreg = k.lanes(), 16
+	if k.ISA == AVX512 {
+		g.nreg = 32
+	}
+	g.kmask, g.vmask = map[int]reg.Register{}, map[int]reg.Register{}
+	c.Function(k.Name())
+	c.Attributes(attr.NOSPLIT)
+	c.Pragma("noescape")
+	c.SignatureExpr(k.Signature())
+	c.Doc(k.doc())
+	if k.Op == TSoftmax {
+		g.softmax(k)
+	} else {
+		g.attbwd(k)
+	}
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// loop emits body(u) for count items of a counter register: blocks of u
+// (u > 1) while at least u remain, then single items.
+func (g *amd) loop(cnt reg.Register, u int, body func(u int)) {
+	c := g.c
+	lu, l1, l1l, done := g.newLabel("lu"), g.newLabel("l1_"), g.newLabel("l1l"), g.newLabel("ldone")
+	if u > 1 {
+		c.CMPQ(cnt, operand.U8(u))
+		c.JL(operand.LabelRef(l1))
+		c.Label(lu)
+		body(u)
+		c.SUBQ(operand.U8(u), cnt)
+		c.CMPQ(cnt, operand.U8(u))
+		c.JGE(operand.LabelRef(lu))
+		c.Label(l1)
+	}
+	c.TESTQ(cnt, cnt)
+	c.JLE(operand.LabelRef(done))
+	c.Label(l1l)
+	body(1)
+	c.DECQ(cnt)
+	c.JNE(operand.LabelRef(l1l))
+	c.Label(done)
+}
+
+// softmax: max in four running vectors, then e^(x-m) stored and summed in
+// float64, then the row scaled by float32(1/z).
+func (g *amd) softmax(k TKernel) {
+	c := g.c
+	L := g.lanes
+	nv := k.Vocab / L
+	row := g.loadPtr("row")
+	const un = 4
+	// Pass 1: maximum.
+	mx := make([]reg.VecVirtual, min(un, nv))
+	for i := range mx {
+		mx[i] = g.vec()
+		c.VMOVUPS(mem(row, i*L*4), mx[i])
+	}
+	p, cnt := c.GP64(), c.GP64()
+	c.MOVQ(row, p)
+	if rest := nv - len(mx); rest > 0 {
+		c.ADDQ(operand.U32(len(mx)*L*4), p)
+		c.MOVQ(operand.U32(rest), cnt)
+		g.loop(cnt, un, func(u int) {
+			for i := 0; i < u; i++ {
+				c.VMAXPS(mem(p, i*L*4), mx[i], mx[i])
+			}
+			c.ADDQ(operand.U32(u*L*4), p)
+		})
+	}
+	for i := 1; i < len(mx); i++ {
+		c.VMAXPS(mx[i], mx[0], mx[0])
+	}
+	m := mx[0]
+	if L == 16 {
+		t := c.YMM()
+		c.VEXTRACTF64X4(operand.U8(1), m, t)
+		c.VMAXPS(t, m.AsY(), m.AsY())
+	}
+	mxx := c.XMM()
+	g.extract128(m.AsY(), mxx)
+	c.VMAXPS(mxx, m.AsX(), mxx)
+	g.hmax(mxx)
+	mv := g.vec()
+	c.VBROADCASTSS(mxx, mv)
+
+	// Pass 2: e^(x-m), stored, summed in float64 (two accumulators of the
+	// low and high halves).
+	wide := func() reg.VecVirtual { return g.vec() } // float64 vectors of the same width
+	s0, s1 := wide(), wide()
+	g.zero(s0)
+	g.zero(s1)
+	c.MOVQ(row, p)
+	c.MOVQ(operand.U32(nv), cnt)
+	g.loop(cnt, 1, func(int) {
+		e := g.vec()
+		c.VMOVUPS(mem(p, 0), e)
+		c.VSUBPS(mv, e, e)
+		g.exp(e, g.vec)
+		c.VMOVUPS(e, mem(p, 0))
+		lo, hi := g.vec(), g.vec()
+		if L == 16 {
+			h := c.YMM()
+			c.VEXTRACTF64X4(operand.U8(1), e, h)
+			c.VCVTPS2PD(e.AsY(), lo)
+			c.VCVTPS2PD(h, hi)
+		} else {
+			h := c.XMM()
+			g.extract128(e, h)
+			c.VCVTPS2PD(e.AsX(), lo)
+			c.VCVTPS2PD(h, hi)
+		}
+		c.VADDPD(lo, s0, s0)
+		c.VADDPD(hi, s1, s1)
+		c.ADDQ(operand.U32(L*4), p)
+	})
+	c.VADDPD(s1, s0, s0)
+	sy := s0.AsY()
+	if L == 16 {
+		t := c.YMM()
+		c.VEXTRACTF64X4(operand.U8(1), s0, t)
+		c.VADDPD(t, sy, sy)
+	}
+	sx := c.XMM()
+	g.extract128(sy, sx)
+	c.VADDPD(sx, asX(sy), sx)
+	t := c.XMM()
+	c.VPERMILPD(operand.U8(1), sx, t)
+	c.VADDSD(t, sx, sx)
+	c.Store(sx, c.ReturnIndex(0))
+	c.Store(mxx, c.ReturnIndex(1))
+
+	// Pass 3: scale by float32(1/z).
+	one := c.XMM()
+	c.VMOVSD(g.constant64("one64", math.Float64bits(1)), one)
+	c.VDIVSD(sx, one, one)
+	c.VCVTSD2SS(one, one, one)
+	iv := g.vec()
+	c.VBROADCASTSS(one, iv)
+	c.MOVQ(row, p)
+	c.MOVQ(operand.U32(nv), cnt)
+	g.loop(cnt, un, func(u int) {
+		for i := 0; i < u; i++ {
+			v := g.vec()
+			c.VMULPS(mem(p, i*L*4), iv, v)
+			c.VMOVUPS(v, mem(p, i*L*4))
+		}
+		c.ADDQ(operand.U32(u*L*4), p)
+	})
+}
+
+// constant64 is a 64-byte read-only vector of 8 copies of the 64-bit v.
+func (g *amd) constant64(name string, v uint64) operand.Mem {
+	if m, ok := g.consts[name]; ok {
+		return m
+	}
+	m := g.c.StaticGlobal(name)
+	g.c.DataAttributes(attr.RODATA | attr.NOPTR)
+	for i := 0; i < 8; i++ {
+		g.c.AppendDatum(operand.U64(v))
+	}
+	g.consts[name] = m
+	return m
+}
+
+// attbwd: pass 1 over the keys four at a time (dot products of g with four
+// value rows, reduced together), pass 2 two at a time (two accumulator sets
+// for dq).
+func (g *amd) attbwd(k TKernel) {
+	c := g.c
+	L, S, hd := g.lanes, k.Stride, k.HeadDim
+	nch := hd / L
+	row := S * 4
+	dq, dk, dv := g.loadPtr("dq"), g.loadPtr("dk"), g.loadPtr("dv")
+	gp, pp, qp, kp, vp, dpp := g.loadPtr("dout"), g.loadPtr("p"), g.loadPtr("q"), g.loadPtr("k"), g.loadPtr("v"), g.loadPtr("dp")
+	gv := make([]reg.VecVirtual, nch)
+	for j := range gv {
+		gv[j] = g.vec()
+		c.VMOVUPS(mem(gp, j*L*4), gv[j])
+	}
+	sumx := c.XMM()
+	c.VXORPS(sumx, sumx, sumx)
+	vq, dvq, pq, dpq, cnt := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(vp, vq)
+	c.MOVQ(dv, dvq)
+	c.MOVQ(pp, pq)
+	c.MOVQ(dpp, dpq)
+	c.MOVQ(g.param("n"), cnt)
+	dot := func(base reg.Register, disp int) reg.VecVirtual {
+		acc := g.vec()
+		c.VMULPS(mem(base, disp), gv[0], acc)
+		for j := 1; j < nch; j++ {
+			c.VFMADD231PS(mem(base, disp+j*L*4), gv[j], acc)
+		}
+		return acc
+	}
+	dvUpdate := func(s int) {
+		pb := g.vec()
+		c.VBROADCASTSS(mem(pq, s*4), pb)
+		for j := 0; j < nch; j++ {
+			t := g.vec()
+			c.VMOVUPS(mem(dvq, s*row+j*L*4), t)
+			c.VFMADD231PS(gv[j], pb, t)
+			c.VMOVUPS(t, mem(dvq, s*row+j*L*4))
+		}
+	}
+	g.loop(cnt, 4, func(u int) {
+		if u == 4 {
+			var a [4]reg.Register
+			for s := range a {
+				a[s] = g.toY(dot(vq, s*row))
+			}
+			x := g.reduce4(a)
+			c.VMOVUPS(x, mem(dpq, 0))
+			c.VFMADD231PS(mem(pq, 0), x, sumx)
+		} else {
+			x := g.reduce1(dot(vq, 0))
+			c.VMOVSS(x, mem(dpq, 0))
+			pt := c.XMM()
+			c.VMOVSS(mem(pq, 0), pt)
+			c.VFMADD231SS(pt, x, sumx)
+		}
+		for s := 0; s < u; s++ {
+			dvUpdate(s)
+		}
+		c.ADDQ(operand.U32(u*row), vq)
+		c.ADDQ(operand.U32(u*row), dvq)
+		c.ADDQ(operand.U8(u*4), pq)
+		c.ADDQ(operand.U8(u*4), dpq)
+	})
+	// σ in every lane of sumx.
+	t := c.XMM()
+	c.VPERMILPS(operand.U8(0x4e), sumx, t)
+	c.VADDPS(t, sumx, sumx)
+	c.VPERMILPS(operand.U8(0xb1), sumx, t)
+	c.VADDPS(t, sumx, sumx)
+
+	// Pass 2.
+	scale := g.f32(fmt.Sprintf("rsqrt%d", hd), float32(1/math.Sqrt(float64(hd))))
+	sets := 2
+	if 2*nch+5 > g.nreg {
+		sets = 1
+	}
+	acc := make([][]reg.VecVirtual, sets)
+	for s := range acc {
+		acc[s] = make([]reg.VecVirtual, nch)
+		for j := range acc[s] {
+			acc[s][j] = g.vec()
+			g.zero(acc[s][j])
+		}
+	}
+	kq, dkq := c.GP64(), c.GP64()
+	c.MOVQ(kp, kq)
+	c.MOVQ(dk, dkq)
+	c.MOVQ(pp, pq)
+	c.MOVQ(dpp, dpq)
+	c.MOVQ(g.param("n"), cnt)
+	g.loop(cnt, sets, func(u int) {
+		for s := 0; s < u; s++ {
+			x := c.XMM()
+			c.VMOVSS(mem(dpq, s*4), x)
+			c.VSUBSS(sumx, x, x)
+			c.VMULSS(mem(pq, s*4), x, x)
+			c.VMULSS(scale, x, x)
+			ds := g.vec()
+			c.VBROADCASTSS(x, ds)
+			for j := 0; j < nch; j++ {
+				c.VFMADD231PS(mem(kq, s*row+j*L*4), ds, acc[s][j])
+				t := g.vec()
+				c.VMOVUPS(mem(dkq, s*row+j*L*4), t)
+				c.VFMADD231PS(mem(qp, j*L*4), ds, t)
+				c.VMOVUPS(t, mem(dkq, s*row+j*L*4))
+			}
+		}
+		c.ADDQ(operand.U32(u*row), kq)
+		c.ADDQ(operand.U32(u*row), dkq)
+		c.ADDQ(operand.U8(u*4), pq)
+		c.ADDQ(operand.U8(u*4), dpq)
+	})
+	for j := 0; j < nch; j++ {
+		a := acc[0][j]
+		for s := 1; s < sets; s++ {
+			c.VADDPS(acc[s][j], a, a)
+		}
+		c.VADDPS(mem(dq, j*L*4), a, a)
+		c.VMOVUPS(a, mem(dq, j*L*4))
+	}
+}
