@@ -84,7 +84,8 @@ func (g *amd) kernel(k Kernel) {
 		// ZMM only when rows are long enough: for short ones the wider
 		// horizontal sums and masked tails cost more than they save, and
 		// the AVX-512 kernel keeps YMM with 32 registers and opmasks.
-		if n := k.Cols; k.Op == OpAttention && k.HeadDim >= wideAttention || k.Op != OpAttention && n >= wideCols {
+		att := k.Op == OpAttention || k.Op == OpGroupAttention
+		if n := k.Cols; att && k.HeadDim >= wideAttention || !att && n >= wideCols {
 			g.lanes = 16
 		}
 	}
@@ -99,6 +100,8 @@ func (g *amd) kernel(k Kernel) {
 		g.matvec(k)
 	case OpAttention:
 		g.attention(k)
+	case OpGroupAttention:
+		g.groupAttention(k)
 	case OpMatMul:
 		g.matmul(k)
 	}
@@ -118,6 +121,8 @@ func (k Kernel) doc() string {
 		return fmt.Sprintf("%s: SwiGLU over x normalised by RMSNorm with weight g; up rows start %d rows after the gate rows, %d columns.", k.Name(), k.Rows, k.Cols)
 	case OpAttention:
 		return fmt.Sprintf("%s: one head of size %d over t ≥ 1 positions %d floats apart.", k.Name(), k.HeadDim, k.KVStride)
+	case OpGroupAttention:
+		return fmt.Sprintf("%s: %d KV heads of %d query heads each, head size %d, over t ≥ 1 positions %d floats apart.", k.Name(), k.Heads, k.Group, k.HeadDim, k.KVStride)
 	case OpMatMul:
 		return fmt.Sprintf("%s: out[b*%d+r] = w[r]·x[b] for r < n and b tokens, %d columns.", k.Name(), k.Rows, k.Cols)
 	}
@@ -998,4 +1003,286 @@ func (g *amd) attention(k Kernel) {
 			}
 		}
 	}
+}
+
+// ---- grouped-query attention: every head of a layer in one call ----
+
+// groupAttention runs, for each of k.Heads KV heads, the attention of its
+// k.Group query heads in one pass over the cached rows: the scores of all
+// of them four positions at a time (each key row is fetched from memory
+// once and then hits L1 for the other heads), one exponential pass per
+// head, and the weighted sums of all of them in one pass over the values.
+// The arithmetic of each head is that of attention (same order, same
+// accumulator sets), so a head's output does not depend on its group.
+func (g *amd) groupAttention(k Kernel) {
+	c := g.c
+	hd, S, L, G := k.HeadDim, k.KVStride, g.lanes, k.Group
+	out, q, kp, vp, att := g.loadPtr("out"), g.loadPtr("q"), g.loadPtr("k"), g.loadPtr("v"), g.loadPtr("att")
+	nch, tail := (hd+L-1)/L, hd%L
+	g.prepMask(tail)
+	full := func(j int) bool { return j < hd/L }
+	scale := g.f32(fmt.Sprintf("rsqrt%d", hd), float32(1/math.Sqrt(float64(hd))))
+
+	// Head h's scores live at att + h·t floats: st is t in bytes.
+	st := c.GP64()
+	c.MOVQ(g.param("t"), st)
+	c.SHLQ(operand.U8(2), st)
+	var st3 reg.GPVirtual
+	if G > 3 {
+		st3 = c.GP64()
+		c.LEAQ(operand.Mem{Base: st, Index: st, Scale: 2}, st3)
+	}
+	attAt := func(base reg.Register, h, disp int) operand.Mem {
+		switch h {
+		case 0:
+			return operand.Mem{Base: base, Disp: disp}
+		case 3:
+			return operand.Mem{Base: base, Index: st3, Scale: 1, Disp: disp}
+		}
+		return operand.Mem{Base: base, Index: st, Scale: uint8(h), Disp: disp}
+	}
+
+	heads := c.GP64()
+	c.MOVQ(operand.U32(k.Heads), heads)
+	kvl := g.newLabel("kvhead")
+	c.Label(kvl)
+
+	// Pass 1: scores of every head of the group, four positions at a time.
+	qmax := 8
+	if g.isa == AVX512 {
+		qmax = 16
+	}
+	qInRegs := G*nch <= qmax
+	qv := make([][]reg.Register, G)
+	for h := range qv {
+		qv[h] = make([]reg.Register, nch)
+		for j := 0; j < nch && qInRegs; j++ {
+			v := g.vec()
+			if full(j) {
+				c.VMOVUPS(mem(q, (h*hd+j*L)*4), v)
+			} else {
+				g.loadTail(mem(q, (h*hd+j*L)*4), v, tail)
+			}
+			qv[h][j] = v
+		}
+	}
+	// score returns head h's partial dot products with the key at base+disp.
+	score := func(base reg.Register, disp, h int) reg.VecVirtual {
+		acc := g.vec()
+		g.zero(acc)
+		for j := 0; j < nch; j++ {
+			var qj reg.Register
+			if qInRegs {
+				qj = qv[h][j]
+			} else {
+				qj = g.vec()
+				if full(j) {
+					c.VMOVUPS(mem(q, (h*hd+j*L)*4), qj)
+				} else {
+					g.loadTail(mem(q, (h*hd+j*L)*4), qj, tail)
+				}
+			}
+			if full(j) {
+				c.VFMADD231PS(mem(base, disp+j*L*4), qj, acc)
+			} else {
+				g.fmaTail(mem(base, disp+j*L*4), qj, acc, tail)
+			}
+		}
+		return acc
+	}
+	ms := make([]reg.VecVirtual, G)
+	for h := range ms {
+		ms[h] = c.XMM()
+		c.VMOVUPS(g.constant("neginf", 0xff800000), ms[h])
+	}
+	kq, aq, cnt := c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(kp, kq)
+	c.MOVQ(att, aq)
+	c.MOVQ(g.param("t"), cnt)
+	s4, s1, s1l, sdone := g.newLabel("gscore4_"), g.newLabel("gscore1_"), g.newLabel("gscore1l"), g.newLabel("gscoredone")
+	c.CMPQ(cnt, operand.U8(4))
+	c.JL(operand.LabelRef(s1))
+	c.Label(s4)
+	for h := 0; h < G; h++ {
+		var a [4]reg.Register
+		for s := range a {
+			a[s] = g.toY(score(kq, s*S*4, h))
+		}
+		x := g.reduce4(a)
+		c.VMULPS(scale, x, x)
+		c.VMOVUPS(x, attAt(aq, h, 0))
+		c.VMAXPS(x, ms[h], ms[h])
+	}
+	c.ADDQ(operand.U32(4*S*4), kq)
+	c.ADDQ(operand.U8(16), aq)
+	c.SUBQ(operand.U8(4), cnt)
+	c.CMPQ(cnt, operand.U8(4))
+	c.JGE(operand.LabelRef(s4))
+	c.Label(s1)
+	c.TESTQ(cnt, cnt)
+	c.JE(operand.LabelRef(sdone))
+	c.Label(s1l)
+	for h := 0; h < G; h++ {
+		x := g.reduce1(score(kq, 0, h))
+		c.VMULSS(scale, x, x)
+		c.VMOVSS(x, attAt(aq, h, 0))
+		c.VMAXSS(x, ms[h], ms[h])
+	}
+	c.ADDQ(operand.U32(S*4), kq)
+	c.ADDQ(operand.U8(4), aq)
+	c.DECQ(cnt)
+	c.JNE(operand.LabelRef(s1l))
+	c.Label(sdone)
+
+	// Pass 2, per head: att[j] = e^(att[j]-max) and their sum; ivs[h] = 1/sum.
+	ivs := make([]reg.VecVirtual, G)
+	for h := 0; h < G; h++ {
+		g.hmax(ms[h])
+		mv := g.vec()
+		c.VBROADCASTSS(ms[h], mv)
+		sum := g.vec()
+		g.zero(sum)
+		c.MOVQ(att, aq)
+		if h > 0 {
+			c.LEAQ(attAt(aq, h, 0), aq)
+		}
+		c.MOVQ(g.param("t"), cnt)
+		e1, el, edone := g.newLabel("gexptail"), g.newLabel("gexp"), g.newLabel("gexpdone")
+		c.CMPQ(cnt, operand.U8(L))
+		c.JL(operand.LabelRef(e1))
+		c.Label(el)
+		{
+			e := g.vec()
+			c.VMOVUPS(mem(aq, 0), e)
+			c.VSUBPS(mv, e, e)
+			g.exp(e, g.vec)
+			c.VMOVUPS(e, mem(aq, 0))
+			c.VADDPS(e, sum, sum)
+		}
+		c.ADDQ(operand.U8(L*4), aq)
+		c.SUBQ(operand.U8(L), cnt)
+		c.CMPQ(cnt, operand.U8(L))
+		c.JGE(operand.LabelRef(el))
+		c.Label(e1)
+		c.TESTQ(cnt, cnt)
+		c.JE(operand.LabelRef(edone))
+		{
+			tbl := c.GP64()
+			e := g.vec()
+			if g.isa == AVX512 {
+				c.LEAQ(g.kmaskTable(), tbl)
+				km := c.K()
+				c.KMOVW(operand.Mem{Base: tbl, Index: cnt, Scale: 2}, km)
+				c.VMOVUPS_Z(mem(aq, 0), km, e)
+				c.VSUBPS(mv, e, e)
+				g.exp(e, g.vec)
+				c.VMOVUPS(e, km, mem(aq, 0))
+				c.VADDPS(e, sum, km, sum)
+			} else {
+				c.LEAQ(g.maskTable(), tbl)
+				i := c.GP64()
+				c.MOVQ(operand.U32(16), i)
+				c.SUBQ(cnt, i)
+				mk := c.YMM()
+				c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, mk)
+				c.VMASKMOVPS(mem(aq, 0), mk, e)
+				c.VSUBPS(mv, e, e)
+				g.exp(e, g.vec)
+				c.VANDPS(mk, e, e)
+				c.VMASKMOVPS(e, mk, mem(aq, 0))
+				c.VADDPS(e, sum, sum)
+			}
+		}
+		c.Label(edone)
+		s := g.reduce1(sum)
+		one := c.XMM()
+		c.VMOVSS(g.f32("one", 1), one)
+		c.VDIVSS(s, one, one)
+		ivs[h] = g.vec()
+		c.VBROADCASTSS(one, ivs[h])
+	}
+
+	// Pass 3: out_h = Σ p_hj·v_j / sum_h for every head in one pass over the
+	// values, in groups of chunks of the head, with the accumulator sets of
+	// attention (several positions per step to hide FMA latency).
+	grp := min(nch, max(1, (g.nreg-6-G)/G))
+	for j0 := 0; j0 < nch; j0 += grp {
+		j1 := min(j0+grp, nch)
+		ng := j1 - j0
+		sets := min(4, max(1, (g.nreg-4)/(ng+1)))
+		sets = min(sets, max(1, (g.nreg-5-G)/(G*ng)))
+		acc := make([][][]reg.VecVirtual, sets)
+		for s := range acc {
+			acc[s] = make([][]reg.VecVirtual, G)
+			for h := range acc[s] {
+				acc[s][h] = make([]reg.VecVirtual, ng)
+				for j := range acc[s][h] {
+					acc[s][h][j] = g.vec()
+					g.zero(acc[s][h][j])
+				}
+			}
+		}
+		vq := c.GP64()
+		c.MOVQ(att, aq)
+		c.MOVQ(vp, vq)
+		c.MOVQ(g.param("t"), cnt)
+		stepv := func(s int) {
+			for h := 0; h < G; h++ {
+				p := g.vec()
+				c.VBROADCASTSS(attAt(aq, h, s*4), p)
+				for j := j0; j < j1; j++ {
+					if full(j) {
+						c.VFMADD231PS(mem(vq, s*S*4+j*L*4), p, acc[s][h][j-j0])
+					} else {
+						g.fmaTail(mem(vq, s*S*4+j*L*4), p, acc[s][h][j-j0], tail)
+					}
+				}
+			}
+		}
+		wl, w1, w1l, wdone := g.newLabel("gwsum"), g.newLabel("gwsum1_"), g.newLabel("gwsum1l"), g.newLabel("gwsumdone")
+		if sets > 1 {
+			c.CMPQ(cnt, operand.U8(sets))
+			c.JL(operand.LabelRef(w1))
+			c.Label(wl)
+			for s := 0; s < sets; s++ {
+				stepv(s)
+			}
+			c.ADDQ(operand.U8(sets*4), aq)
+			c.ADDQ(operand.U32(sets*S*4), vq)
+			c.SUBQ(operand.U8(sets), cnt)
+			c.CMPQ(cnt, operand.U8(sets))
+			c.JGE(operand.LabelRef(wl))
+			c.Label(w1)
+			c.TESTQ(cnt, cnt)
+			c.JE(operand.LabelRef(wdone))
+		}
+		c.Label(w1l)
+		stepv(0)
+		c.ADDQ(operand.U8(4), aq)
+		c.ADDQ(operand.U32(S*4), vq)
+		c.DECQ(cnt)
+		c.JNE(operand.LabelRef(w1l))
+		c.Label(wdone)
+		for h := 0; h < G; h++ {
+			for j := j0; j < j1; j++ {
+				a := acc[0][h][j-j0]
+				for s := 1; s < sets; s++ {
+					c.VADDPS(acc[s][h][j-j0], a, a)
+				}
+				c.VMULPS(ivs[h], a, a)
+				if full(j) {
+					c.VMOVUPS(a, mem(out, (h*hd+j*L)*4))
+				} else {
+					g.storeTail(a, mem(out, (h*hd+j*L)*4), tail)
+				}
+			}
+		}
+	}
+
+	c.ADDQ(operand.U32(hd*4), kp)
+	c.ADDQ(operand.U32(hd*4), vp)
+	c.ADDQ(operand.U32(G*hd*4), q)
+	c.ADDQ(operand.U32(G*hd*4), out)
+	c.DECQ(heads)
+	c.JNE(operand.LabelRef(kvl))
 }

@@ -138,7 +138,25 @@ func (e *neon) kernel(k Kernel) {
 		e.p("BNE %s", loop)
 		fmt.Fprintf(e.b, "%s:\n", done)
 	case OpAttention:
+		e.attentionParams()
 		e.attention(k)
+	case OpGroupAttention:
+		// Every query head in turn over its KV head's rows (the body
+		// keeps R0-R5), R20 counting the KV heads.
+		e.attentionParams()
+		one := Kernel{Op: OpAttention, HeadDim: k.HeadDim, KVStride: k.KVStride}
+		e.p("MOVD $%d, R20", k.Heads)
+		l := e.newLabel("kvhead")
+		fmt.Fprintf(e.b, "%s:\n", l)
+		for i := 0; i < k.Group; i++ {
+			e.attention(one)
+			e.p("ADD $%d, R0, R0", k.HeadDim*4)
+			e.p("ADD $%d, R1, R1", k.HeadDim*4)
+		}
+		e.p("ADD $%d, R2, R2", k.HeadDim*4)
+		e.p("ADD $%d, R3, R3", k.HeadDim*4)
+		e.p("SUBS $1, R20, R20")
+		e.p("BNE %s", l)
 	}
 	e.p("RET")
 }
@@ -147,7 +165,7 @@ func argSize(k Kernel) int {
 	switch k.Op {
 	case OpRMSNormMatVec, OpRMSNormSwiGLU:
 		return 44
-	case OpAttention:
+	case OpAttention, OpGroupAttention:
 		return 48
 	case OpMatMul:
 		return 40
@@ -379,17 +397,21 @@ func (e *neon) exp(v int) {
 	e.v3("FMUL", v, 22, 20)
 }
 
-// attention: R0 out, R1 q, R2 k, R3 v, R4 att, R5 t; q in V0-V15 when it
-// fits, its scalar tail in F25-F27; scale in F29, running max in F30.
-func (e *neon) attention(k Kernel) {
-	hd, S := k.HeadDim, k.KVStride
-	nq, qt := hd/4, hd%4
+// attentionParams loads an attention kernel's arguments into R0-R5.
+func (e *neon) attentionParams() {
 	e.p("MOVD out+0(FP), R0")
 	e.p("MOVD q+8(FP), R1")
 	e.p("MOVD k+16(FP), R2")
 	e.p("MOVD v+24(FP), R3")
 	e.p("MOVD att+32(FP), R4")
 	e.p("MOVD t+40(FP), R5")
+}
+
+// attention: R0 out, R1 q, R2 k, R3 v, R4 att, R5 t; q in V0-V15 when it
+// fits, its scalar tail in F25-F27; scale in F29, running max in F30.
+func (e *neon) attention(k Kernel) {
+	hd, S := k.HeadDim, k.KVStride
+	nq, qt := hd/4, hd%4
 	inRegs := nq <= 16
 	e.p("MOVD R1, R10")
 	for i := 0; i < nq && inRegs; i++ {

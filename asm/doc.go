@@ -70,6 +70,15 @@
 // attention. att is scratch of t floats; on return it holds the unnormalised
 // weights e^(s_j - max s) (the output is divided by their sum).
 //
+// GroupAttention: func(out, q, k, v, att *float32, t int), t ≥ 1, with
+// HD, S, Heads (KV heads) and Group (query heads per KV head) baked in
+//
+//	out[h*HD:] = Attention(q[h*HD:], k[g*HD:], v[g*HD:])  for h = g·Group+i
+//
+// every query head of a layer in one call; the Group heads of one KV head
+// are scored and summed in one pass over its cached rows, so each K and V
+// row is loaded once for all of them. att is scratch of Group·t floats.
+//
 // MatMul: func(out, w, x *float32, n, b int) with R baked in
 //
 //	out[t*R+r] = w[r]·x[t*C : t*C+C]  for r < n, t < b

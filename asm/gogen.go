@@ -202,6 +202,15 @@ func goKernel(g *goWriter, k Kernel) {
 		goMatMul(g, k, name)
 	case OpAttention:
 		goAttention(g, k, name)
+	case OpGroupAttention:
+		// One head at a time: the pure-Go single-head kernel under a
+		// private name, called for every query head.
+		goAttention(g, Kernel{Op: OpAttention, HeadDim: k.HeadDim, KVStride: k.KVStride}, name+"_head")
+		g.p("}\n\n")
+		g.p("func %s(out, q, k, v, att *float32, t int) {\nconst HD, G, NH = %d, %d, %d\n", name, k.HeadDim, k.Group, k.Heads)
+		g.p("op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)\n")
+		g.p("for h := 0; h < NH*G; h++ {\no, kv := h*(HD*4), (h/G)*(HD*4)\n")
+		g.p("%s_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)\n}\n", name)
 	}
 	g.p("}\n\n")
 }

@@ -16,6 +16,7 @@ const (
 	OpRMSNormSwiGLU               // SwiGLU on the RMS-normalised x
 	OpAttention                   // one head over t cached positions
 	OpMatMul                      // out[b][r] = w[r]·x[b] for a batch
+	OpGroupAttention              // every head of a layer: Heads KV heads of Group query heads each
 )
 
 var opNames = map[Op]string{
@@ -25,6 +26,7 @@ var opNames = map[Op]string{
 	OpRMSNormSwiGLU: "rmsswiglu",
 	OpAttention:     "attention",
 	OpMatMul:        "matmul",
+	OpGroupAttention: "gattention",
 }
 
 func (o Op) String() string {
@@ -74,6 +76,9 @@ type Kernel struct {
 	// HeadDim and KVStride are the head size and the distance in floats between
 	// the cached keys (or values) of consecutive positions (OpAttention).
 	HeadDim, KVStride int
+	// Heads and Group (OpGroupAttention): the number of KV heads, and of
+	// query heads sharing each (grouped-query attention; 1 ≤ Group ≤ 4).
+	Heads, Group int
 }
 
 // Name is the kernel's function name: the operation, the baked shape and the
@@ -87,6 +92,8 @@ func (k Kernel) Name() string {
 		return fmt.Sprintf("%s_%dx%d_%s", k.Op, k.Rows, k.Cols, k.ISA)
 	case OpAttention:
 		return fmt.Sprintf("%s_%d_%d_%s", k.Op, k.HeadDim, k.KVStride, k.ISA)
+	case OpGroupAttention:
+		return fmt.Sprintf("%s_%d_%d_%dx%d_%s", k.Op, k.HeadDim, k.KVStride, k.Heads, k.Group, k.ISA)
 	}
 	return fmt.Sprintf("%s_%s", k.Op, k.ISA)
 }
@@ -100,7 +107,7 @@ func (k Kernel) Signature() string {
 		return "func(out, w, x *float32, n int)"
 	case OpRMSNormMatVec, OpRMSNormSwiGLU:
 		return "func(out, w, x, nw *float32, n int, eps float32)"
-	case OpAttention:
+	case OpAttention, OpGroupAttention:
 		return "func(out, q, k, v, att *float32, t int)"
 	case OpMatMul:
 		return "func(out, w, x *float32, n, b int)"
@@ -129,11 +136,16 @@ func (k Kernel) Validate() error {
 		if k.Rows < 1 || k.Rows > limit || k.Rows*k.Cols > 1<<28 {
 			return fmt.Errorf("kernel %s: rows must be in [1, %d] with rows*cols ≤ 2^28, got %d", k.Name(), limit, k.Rows)
 		}
-	case OpAttention:
+	case OpAttention, OpGroupAttention:
+		if k.Op == OpGroupAttention {
+			if k.Heads < 1 || k.Heads > 1024 || k.Group < 1 || k.Group > 4 {
+				return fmt.Errorf("kernel %s: heads must be in [1, 1024] and group in [1, 4], got %d and %d", k.Name(), k.Heads, k.Group)
+			}
+		}
 		if k.HeadDim < 1 || k.HeadDim > 1024 {
 			return fmt.Errorf("kernel %s: head dim must be in [1, 1024], got %d", k.Name(), k.HeadDim)
 		}
-		if k.KVStride < k.HeadDim || k.KVStride > limit {
+		if k.KVStride < k.HeadDim*max(k.Heads, 1) || k.KVStride > limit {
 			return fmt.Errorf("kernel %s: kv stride must be in [head dim, %d], got %d", k.Name(), limit, k.KVStride)
 		}
 	}

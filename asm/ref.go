@@ -112,6 +112,17 @@ func AttentionHead(out, q, k, v, att []float32, t, stride int) {
 	}
 }
 
+// GroupAttention runs AttentionHead for every query head of a layer:
+// heads KV heads of group query heads each, query head h = g·group+i at
+// q[h*hd:] (and out[h*hd:]) against KV head g at k[g*hd:] and v[g*hd:],
+// positions stride floats apart. att (at least t floats) is scratch.
+func GroupAttention(out, q, k, v, att []float32, t, stride, hd, heads, group int) {
+	for h := range heads * group {
+		g := h / group
+		AttentionHead(out[h*hd:h*hd+hd], q[h*hd:h*hd+hd], k[g*hd:], v[g*hd:], att, t, stride)
+	}
+}
+
 // MatMul computes out[b*rows+r] = w[r]·x[b] for b tokens: x is [b, cols]
 // token-major, w is [rows, cols], out is [b, rows].
 func MatMul(out, w, x []float32, rows, cols, b int) {

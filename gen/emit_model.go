@@ -141,7 +141,7 @@ func emitModel(p *Plan) *File {
 		Id("xb2").Index(Lit(d)).Float32(),
 		Id("qkv").Index(Lit(d+2*kv)).Float32(),
 		Id("hb").Index(Lit(f)).Float32(),
-		Id("att").Index(Lit(s.MaxSeq)).Float32(),
+		Id("att").Index(Lit(attGroup(p)*s.MaxSeq)).Float32(),
 		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
 		List(Id("keys"), Id("values")).Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(),
@@ -206,15 +206,7 @@ func emitModel(p *Plan) *File {
 				Id("s").Dot("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
 				Id("s").Dot("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
 				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
-				For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
-					Id("kern").Dot("att").Call(
-						Op("&").Id("s").Dot("xb").Index(Id("h").Op("*").Lit(hd)),
-						Op("&").Id("s").Dot("qkv").Index(Id("h").Op("*").Lit(hd)),
-						Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-						Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-						Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
-					),
-				),
+				decodeAttention(p, group),
 				callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
 				residual,
 				ffnBlock(p, eps, residual),
@@ -589,4 +581,38 @@ func emitMain(p *Plan, importPath string) *File {
 			Qual(cliPkg, "WithKernelPath").Call(Qual(importPath, "KernelPath"))),
 	)
 	return file
+}
+
+// attGroup is the number of query heads whose scores the decode step's
+// attention keeps at once (the size of Session.att in MaxSeq rows).
+func attGroup(p *Plan) int {
+	if p.AttDecode.Kernel.Op != 0 {
+		return p.AttDecode.Kernel.Group
+	}
+	return 1
+}
+
+// decodeAttention is the decode step's attention over layer l's cache
+// (keys, values): one call for every head, or one per head when the plan
+// has no grouped kernel.
+func decodeAttention(p *Plan, group int) Code {
+	hd := p.Spec.HeadDim()
+	if p.AttDecode.Kernel.Op != 0 {
+		return Id("kern").Dot(p.AttDecode.Field).Call(
+			Op("&").Id("s").Dot("xb").Index(Lit(0)),
+			Op("&").Id("s").Dot("qkv").Index(Lit(0)),
+			Op("&").Id("keys").Index(Lit(0)).Index(Lit(0)).Index(Lit(0)),
+			Op("&").Id("values").Index(Lit(0)).Index(Lit(0)).Index(Lit(0)),
+			Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
+		)
+	}
+	return For(Id("h").Op(":=").Range().Lit(p.Spec.Heads)).Block(
+		Id("kern").Dot("att").Call(
+			Op("&").Id("s").Dot("xb").Index(Id("h").Op("*").Lit(hd)),
+			Op("&").Id("s").Dot("qkv").Index(Id("h").Op("*").Lit(hd)),
+			Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+			Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
+			Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
+		),
+	)
 }

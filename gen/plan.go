@@ -38,7 +38,7 @@ func (c KCall) Parallel() bool {
 	if c.Kernel.Op == asm.OpMatMul {
 		macs *= c.batch
 	}
-	return c.Kernel.Op != asm.OpAttention && macs >= ParallelMACs
+	return c.Kernel.Op != asm.OpAttention && c.Kernel.Op != asm.OpGroupAttention && macs >= ParallelMACs
 }
 
 // Grain is the number of rows a thread gets at least: a multiple of 4 so the
@@ -61,6 +61,11 @@ type Plan struct {
 	ISAs []asm.ISA
 	// The calls of one token's forward pass, in order.
 	QKV, Out, FFN, Down, Classifier, Attention KCall
+	// AttDecode is the decode step's attention: every head of a layer in one
+	// call, the query heads of a KV head in one pass over its cache rows
+	// (unset, Kernel.Op 0, when a KV head has more than 4 query heads: the
+	// step then calls Attention per head).
+	AttDecode KCall
 	// The batched prefill: matrix-matrix products over PrefillBatch tokens.
 	PrefillBatch                          int
 	MMQKV, MMOut, MMGateUp, MMDown, MMCls KCall
@@ -129,9 +134,16 @@ func (p *Plan) Calls() []KCall {
 		if p.Spec.MoE.SharedExpert {
 			cs = append(cs, p.SharedFFN)
 		}
-		return cs
+		return p.withAttDecode(cs)
 	}
-	return []KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls, p.TrainAttention}
+	return p.withAttDecode([]KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls, p.TrainAttention})
+}
+
+func (p *Plan) withAttDecode(cs []KCall) []KCall {
+	if p.AttDecode.Kernel.Op != 0 {
+		cs = append(cs, p.AttDecode)
+	}
+	return cs
 }
 
 // Kernels lists the kernels for one instruction set.
@@ -172,6 +184,9 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVec, Cols: f}, d, 0},
 		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab, 0},
 		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1, 0},
+	}
+	if g := s.Heads / s.KVHeads; g <= 4 && s.Quant == "f32" {
+		p.AttDecode = KCall{"attAll", asm.Kernel{Op: asm.OpGroupAttention, HeadDim: s.HeadDim(), KVStride: kv, Heads: s.KVHeads, Group: g}, 1, 0}
 	}
 	p.TrainAttention = KCall{"attTrain", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: d + 2*kv}, 1, 0}
 	// Prefill runs the prompt in batches of up to 64 tokens: each weight row

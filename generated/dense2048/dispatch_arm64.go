@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.NEON:
 		return kernelSet{
 			att:      attention_32_256_neon,
+			attAll:   gattention_32_256_8x1_neon,
 			attTrain: attention_32_768_neon,
 			cls:      rmsmatvec_256_neon,
 			down:     matvec_2048_neon,

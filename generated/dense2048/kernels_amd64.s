@@ -1251,6 +1251,481 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_32_256_8x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_32_256_8x1_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000008, DI
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (R8), Y0, Y5
+	VFMADD231PS  32(R8), Y1, Y5
+	VFMADD231PS  64(R8), Y2, Y5
+	VFMADD231PS  96(R8), Y3, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  1024(R8), Y0, Y6
+	VFMADD231PS  1056(R8), Y1, Y6
+	VFMADD231PS  1088(R8), Y2, Y6
+	VFMADD231PS  1120(R8), Y3, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  2048(R8), Y0, Y7
+	VFMADD231PS  2080(R8), Y1, Y7
+	VFMADD231PS  2112(R8), Y2, Y7
+	VFMADD231PS  2144(R8), Y3, Y7
+	VXORPS       Y8, Y8, Y8
+	VFMADD231PS  3072(R8), Y0, Y8
+	VFMADD231PS  3104(R8), Y1, Y8
+	VFMADD231PS  3136(R8), Y2, Y8
+	VFMADD231PS  3168(R8), Y3, Y8
+	VUNPCKLPS    Y6, Y5, Y9
+	VUNPCKHPS    Y6, Y5, Y5
+	VADDPS       Y5, Y9, Y9
+	VUNPCKLPS    Y8, Y7, Y5
+	VUNPCKHPS    Y8, Y7, Y6
+	VADDPS       Y6, Y5, Y5
+	VUNPCKLPD    Y5, Y9, Y6
+	VUNPCKHPD    Y5, Y9, Y5
+	VADDPS       Y5, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X5
+	VADDPS       X5, X6, X5
+	VMULPS       rsqrt32<>+0(SB), X5, X5
+	VMOVUPS      X5, (R9)
+	VMAXPS       X5, X4, X4
+	ADDQ         $0x00001000, R8
+	ADDQ         $0x10, R9
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R10, R10
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (R8), Y0, Y5
+	VFMADD231PS  32(R8), Y1, Y5
+	VFMADD231PS  64(R8), Y2, Y5
+	VFMADD231PS  96(R8), Y3, Y5
+	VEXTRACTF128 $0x01, Y5, X6
+	VADDPS       X6, X5, X6
+	VPERMILPS    $0x4e, X6, X5
+	VADDPS       X5, X6, X6
+	VPERMILPS    $0xb1, X6, X5
+	VADDPS       X5, X6, X6
+	VMULSS       rsqrt32<>+0(SB), X6, X6
+	VMOVSS       X6, (R9)
+	VMAXSS       X6, X4, X4
+	ADDQ         $0x00000400, R8
+	ADDQ         $0x04, R9
+	DECQ         R10
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R9), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (R9)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R9
+	SUBQ         $0x08, R10
+	CMPQ         R10, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R10, R10
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R8
+	MOVQ         $0x00000010, R11
+	SUBQ         R10, R11
+	VMOVDQU      (R8)(R11*4), Y3
+	VMASKMOVPS   (R9), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (R9)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, R9
+	MOVQ         BX, R8
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x02
+	JL           gwsum1_54
+
+gwsum53:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	VBROADCASTSS 4(R9), Y9
+	VFMADD231PS  1024(R8), Y9, Y5
+	VFMADD231PS  1056(R8), Y9, Y6
+	VFMADD231PS  1088(R8), Y9, Y7
+	VFMADD231PS  1120(R8), Y9, Y8
+	ADDQ         $0x08, R9
+	ADDQ         $0x00000800, R8
+	SUBQ         $0x02, R10
+	CMPQ         R10, $0x02
+	JGE          gwsum53
+
+gwsum1_54:
+	TESTQ R10, R10
+	JE    gwsumdone56
+
+gwsum1l55:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000400, R8
+	DECQ         R10
+	JNE          gwsum1l55
+
+gwsumdone56:
+	VADDPS  Y5, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y6, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y7, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, 64(AX)
+	VADDPS  Y8, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS Y4, 96(AX)
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	ADDQ    $0x00000080, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DI
+	JNE     kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_32_256_8x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_32_256_8x1_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000008, DI
+
+kvhead57:
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS neginf<>+0(SB), X2
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_59
+
+gscore4_58:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (R8), Z0, Z3
+	VFMADD231PS   64(R8), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   1024(R8), Z0, Z4
+	VFMADD231PS   1088(R8), Z1, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   2048(R8), Z0, Z5
+	VFMADD231PS   2112(R8), Z1, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   3072(R8), Z0, Z6
+	VFMADD231PS   3136(R8), Z1, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt32<>+0(SB), X3, X3
+	VMOVUPS       X3, (R9)
+	VMAXPS        X3, X2, X2
+	ADDQ          $0x00001000, R8
+	ADDQ          $0x10, R9
+	SUBQ          $0x04, R10
+	CMPQ          R10, $0x04
+	JGE           gscore4_58
+
+gscore1_59:
+	TESTQ R10, R10
+	JE    gscoredone61
+
+gscore1l60:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (R8), Z0, Z3
+	VFMADD231PS   64(R8), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt32<>+0(SB), X4, X4
+	VMOVSS        X4, (R9)
+	VMAXSS        X4, X2, X2
+	ADDQ          $0x00000400, R8
+	ADDQ          $0x04, R9
+	DECQ          R10
+	JNE           gscore1l60
+
+gscoredone61:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x10
+	JL           gexptail62
+
+gexp63:
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
+	JGE          gexp63
+
+gexptail62:
+	TESTQ        R10, R10
+	JE           gexpdone64
+	LEAQ         kmasktab<>+0(SB), R8
+	KMOVW        (R8)(R10*2), K1
+	VMOVUPS.Z    (R9), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R9)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone64:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	MOVQ          SI, R9
+	MOVQ          BX, R8
+	MOVQ          t+40(FP), R10
+	CMPQ          R10, $0x04
+	JL            gwsum1_66
+
+gwsum65:
+	VBROADCASTSS (R9), Z9
+	VFMADD231PS  (R8), Z9, Z1
+	VFMADD231PS  64(R8), Z9, Z2
+	VBROADCASTSS 4(R9), Z9
+	VFMADD231PS  1024(R8), Z9, Z3
+	VFMADD231PS  1088(R8), Z9, Z4
+	VBROADCASTSS 8(R9), Z9
+	VFMADD231PS  2048(R8), Z9, Z5
+	VFMADD231PS  2112(R8), Z9, Z6
+	VBROADCASTSS 12(R9), Z9
+	VFMADD231PS  3072(R8), Z9, Z7
+	VFMADD231PS  3136(R8), Z9, Z8
+	ADDQ         $0x10, R9
+	ADDQ         $0x00001000, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum65
+
+gwsum1_66:
+	TESTQ R10, R10
+	JE    gwsumdone68
+
+gwsum1l67:
+	VBROADCASTSS (R9), Z9
+	VFMADD231PS  (R8), Z9, Z1
+	VFMADD231PS  64(R8), Z9, Z2
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000400, R8
+	DECQ         R10
+	JNE          gwsum1l67
+
+gwsumdone68:
+	VADDPS  Z3, Z1, Z1
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z7, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z4, Z2, Z2
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z8, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	ADDQ    $0x00000080, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DI
+	JNE     kvhead57
+	VZEROUPPER
+	RET
+
 // func matmul_256x2048_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3, MMX+
 TEXT ·matmul_256x2048_avx2(SB), NOSPLIT, $0-40
@@ -1258,16 +1733,16 @@ TEXT ·matmul_256x2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail70
 
-rows4_45:
+rows4_69:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail74
 
-tok49:
+tok73:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1278,7 +1753,7 @@ tok49:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols51:
+cols75:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      8192(BX)(R8*1), Y9
 	PREFETCHT0   65536(CX)(R8*1)
@@ -1299,7 +1774,7 @@ cols51:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols51
+	JNE          cols75
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1328,18 +1803,18 @@ cols51:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok73
 
-toktail50:
+toktail74:
 	CMPQ   DI, $0x01
-	JL     tok1_52
+	JL     tok1_76
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols53:
+cols77:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   65536(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -1351,7 +1826,7 @@ cols53:
 	VFMADD231PS  24576(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols53
+	JNE          cols77
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1368,30 +1843,30 @@ cols53:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_52:
+tok1_76:
 	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_69
 
-tail46:
+tail70:
 	TESTQ DX, DX
-	JE    done48
+	JE    done72
 
-rows1_47:
+rows1_71:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail55
+	JL   toktail79
 
-tok54:
+tok78:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols56:
+cols80:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      8192(BX)(R8*1), Y3
 	PREFETCHT0   16384(CX)(R8*1)
@@ -1400,7 +1875,7 @@ cols56:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols56
+	JNE          cols80
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1419,21 +1894,21 @@ cols56:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok54
+	JGE          tok78
 
-toktail55:
+toktail79:
 	CMPQ   DI, $0x01
-	JL     tok1_57
+	JL     tok1_81
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols58:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   16384(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols58
+	JNE          cols82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1445,13 +1920,13 @@ cols58:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_57:
+tok1_81:
 	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_71
 
-done48:
+done72:
 	VZEROUPPER
 	RET
 
@@ -1462,16 +1937,16 @@ TEXT ·matmul_256x2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail60
+	JL   tail84
 
-rows4_59:
+rows4_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail64
+	JL   toktail88
 
-tok63:
+tok87:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1498,7 +1973,7 @@ tok63:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols65:
+cols89:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       8192(BX)(R8*1), Z25
 	VMOVUPS       16384(BX)(R8*1), Z26
@@ -1539,7 +2014,7 @@ cols65:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols65
+	JNE           cols89
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1664,11 +2139,11 @@ cols65:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok63
+	JGE           tok87
 
-toktail64:
+toktail88:
 	CMPQ    DI, $0x04
-	JL      tok4_66
+	JL      tok4_90
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1687,7 +2162,7 @@ toktail64:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols67:
+cols91:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       8192(BX)(R8*1), Z17
 	VMOVUPS       16384(BX)(R8*1), Z18
@@ -1718,7 +2193,7 @@ cols67:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols67
+	JNE           cols91
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -1803,9 +2278,9 @@ cols67:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_66:
+tok4_90:
 	CMPQ    DI, $0x02
-	JL      tok2_68
+	JL      tok2_92
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1816,7 +2291,7 @@ tok4_66:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols69:
+cols93:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       8192(BX)(R8*1), Z9
 	PREFETCHT0    65536(CX)(R8*1)
@@ -1837,7 +2312,7 @@ cols69:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols69
+	JNE           cols93
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -1882,16 +2357,16 @@ cols69:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_68:
+tok2_92:
 	CMPQ    DI, $0x01
-	JL      tok1_70
+	JL      tok1_94
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols71:
+cols95:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    65536(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -1903,7 +2378,7 @@ cols71:
 	VFMADD231PS   24576(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols71
+	JNE           cols95
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -1928,25 +2403,25 @@ cols71:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_70:
+tok1_94:
 	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_59
+	JGE  rows4_83
 
-tail60:
+tail84:
 	TESTQ DX, DX
-	JE    done62
+	JE    done86
 
-rows1_61:
+rows1_85:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail73
+	JL   toktail97
 
-tok72:
+tok96:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1955,7 +2430,7 @@ tok72:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols74:
+cols98:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       8192(BX)(R8*1), Z7
 	VMOVUPS       16384(BX)(R8*1), Z8
@@ -1972,7 +2447,7 @@ cols74:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols74
+	JNE           cols98
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -2031,18 +2506,18 @@ cols74:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok72
+	JGE           tok96
 
-toktail73:
+toktail97:
 	CMPQ    DI, $0x04
-	JL      tok4_75
+	JL      tok4_99
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols76:
+cols100:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       8192(BX)(R8*1), Z5
 	VMOVUPS       16384(BX)(R8*1), Z6
@@ -2055,7 +2530,7 @@ cols76:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols76
+	JNE           cols100
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -2096,14 +2571,14 @@ cols76:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_75:
+tok4_99:
 	CMPQ    DI, $0x02
-	JL      tok2_77
+	JL      tok2_101
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols78:
+cols102:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       8192(BX)(R8*1), Z3
 	PREFETCHT0    16384(CX)(R8*1)
@@ -2112,7 +2587,7 @@ cols78:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols78
+	JNE           cols102
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -2135,19 +2610,19 @@ cols78:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_77:
+tok2_101:
 	CMPQ    DI, $0x01
-	JL      tok1_79
+	JL      tok1_103
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols80:
+cols104:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    16384(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols80
+	JNE           cols104
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -2161,13 +2636,13 @@ cols80:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_79:
+tok1_103:
 	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_61
+	JNE  rows1_85
 
-done62:
+done86:
 	VZEROUPPER
 	RET
 
@@ -2178,16 +2653,16 @@ TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail82
+	JL   tail106
 
-rows4_81:
+rows4_105:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail86
+	JL   toktail110
 
-tok85:
+tok109:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2198,7 +2673,7 @@ tok85:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols87:
+cols111:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -2215,7 +2690,7 @@ cols87:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols87
+	JNE          cols111
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2244,18 +2719,18 @@ cols87:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok85
+	JGE          tok109
 
-toktail86:
+toktail110:
 	CMPQ   DI, $0x01
-	JL     tok1_88
+	JL     tok1_112
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols89:
+cols113:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -2263,7 +2738,7 @@ cols89:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols89
+	JNE          cols113
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2280,30 +2755,30 @@ cols89:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_88:
+tok1_112:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_81
+	JGE  rows4_105
 
-tail82:
+tail106:
 	TESTQ DX, DX
-	JE    done84
+	JE    done108
 
-rows1_83:
+rows1_107:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail91
+	JL   toktail115
 
-tok90:
+tok114:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols92:
+cols116:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -2311,7 +2786,7 @@ cols92:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols92
+	JNE          cols116
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2330,20 +2805,20 @@ cols92:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok90
+	JGE          tok114
 
-toktail91:
+toktail115:
 	CMPQ   DI, $0x01
-	JL     tok1_93
+	JL     tok1_117
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols94:
+cols118:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols94
+	JNE          cols118
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2355,13 +2830,13 @@ cols94:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_93:
+tok1_117:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_83
+	JNE  rows1_107
 
-done84:
+done108:
 	VZEROUPPER
 	RET
 
@@ -2372,16 +2847,16 @@ TEXT ·matmul_256x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail96
+	JL   tail120
 
-rows4_95:
+rows4_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail100
+	JL   toktail124
 
-tok99:
+tok123:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -3050,11 +3525,11 @@ tok99:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok99
+	JGE           tok123
 
-toktail100:
+toktail124:
 	CMPQ          DI, $0x04
-	JL            tok4_101
+	JL            tok4_125
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -3523,9 +3998,9 @@ toktail100:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_101:
+tok4_125:
 	CMPQ          DI, $0x02
-	JL            tok2_102
+	JL            tok2_126
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -3794,9 +4269,9 @@ tok4_101:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_102:
+tok2_126:
 	CMPQ          DI, $0x01
-	JL            tok1_103
+	JL            tok1_127
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -3901,25 +4376,25 @@ tok2_102:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_103:
+tok1_127:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_95
+	JGE  rows4_119
 
-tail96:
+tail120:
 	TESTQ DX, DX
-	JE    done98
+	JE    done122
 
-rows1_97:
+rows1_121:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail105
+	JL   toktail129
 
-tok104:
+tok128:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -4186,11 +4661,11 @@ tok104:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok104
+	JGE           tok128
 
-toktail105:
+toktail129:
 	CMPQ          DI, $0x04
-	JL            tok4_106
+	JL            tok4_130
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -4375,9 +4850,9 @@ toktail105:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_106:
+tok4_130:
 	CMPQ          DI, $0x02
-	JL            tok2_107
+	JL            tok2_131
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -4480,9 +4955,9 @@ tok4_106:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_107:
+tok2_131:
 	CMPQ          DI, $0x01
-	JL            tok1_108
+	JL            tok1_132
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -4528,13 +5003,13 @@ tok2_107:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_108:
+tok1_132:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_97
+	JNE  rows1_121
 
-done98:
+done122:
 	VZEROUPPER
 	RET
 
@@ -4545,16 +5020,16 @@ TEXT ·matmul_4096x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail110
+	JL   tail134
 
-rows4_109:
+rows4_133:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail114
+	JL   toktail138
 
-tok113:
+tok137:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4565,7 +5040,7 @@ tok113:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols115:
+cols139:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	PREFETCHT0   8192(CX)(R8*1)
@@ -4586,7 +5061,7 @@ cols115:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols115
+	JNE          cols139
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -4615,18 +5090,18 @@ cols115:
 	ADDQ         $0x00008000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok113
+	JGE          tok137
 
-toktail114:
+toktail138:
 	CMPQ   DI, $0x01
-	JL     tok1_116
+	JL     tok1_140
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols117:
+cols141:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   8192(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -4638,7 +5113,7 @@ cols117:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols117
+	JNE          cols141
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -4655,30 +5130,30 @@ cols117:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x01, DI
 
-tok1_116:
+tok1_140:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_109
+	JGE  rows4_133
 
-tail110:
+tail134:
 	TESTQ DX, DX
-	JE    done112
+	JE    done136
 
-rows1_111:
+rows1_135:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail119
+	JL   toktail143
 
-tok118:
+tok142:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols120:
+cols144:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	PREFETCHT0   2048(CX)(R8*1)
@@ -4687,7 +5162,7 @@ cols120:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols120
+	JNE          cols144
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -4706,21 +5181,21 @@ cols120:
 	ADDQ         $0x00008000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok118
+	JGE          tok142
 
-toktail119:
+toktail143:
 	CMPQ   DI, $0x01
-	JL     tok1_121
+	JL     tok1_145
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols122:
+cols146:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2048(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols122
+	JNE          cols146
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -4732,13 +5207,13 @@ cols122:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x01, DI
 
-tok1_121:
+tok1_145:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_111
+	JNE  rows1_135
 
-done112:
+done136:
 	VZEROUPPER
 	RET
 
@@ -4749,16 +5224,16 @@ TEXT ·matmul_4096x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail124
+	JL   tail148
 
-rows4_123:
+rows4_147:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail128
+	JL   toktail152
 
-tok127:
+tok151:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -5491,11 +5966,11 @@ tok127:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok127
+	JGE           tok151
 
-toktail128:
+toktail152:
 	CMPQ          DI, $0x04
-	JL            tok4_129
+	JL            tok4_153
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -6028,9 +6503,9 @@ toktail128:
 	ADDQ          $0x00010000, SI
 	SUBQ          $0x04, DI
 
-tok4_129:
+tok4_153:
 	CMPQ          DI, $0x02
-	JL            tok2_130
+	JL            tok2_154
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	PREFETCHT0    8192(CX)
@@ -6363,9 +6838,9 @@ tok4_129:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x02, DI
 
-tok2_130:
+tok2_154:
 	CMPQ          DI, $0x01
-	JL            tok1_131
+	JL            tok1_155
 	VMOVUPS       (BX), Z3
 	PREFETCHT0    8192(CX)
 	VMULPS        (CX), Z3, Z0
@@ -6534,25 +7009,25 @@ tok2_130:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x01, DI
 
-tok1_131:
+tok1_155:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_123
+	JGE  rows4_147
 
-tail124:
+tail148:
 	TESTQ DX, DX
-	JE    done126
+	JE    done150
 
-rows1_125:
+rows1_149:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail133
+	JL   toktail157
 
-tok132:
+tok156:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -6835,11 +7310,11 @@ tok132:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok132
+	JGE           tok156
 
-toktail133:
+toktail157:
 	CMPQ          DI, $0x04
-	JL            tok4_134
+	JL            tok4_158
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -7040,9 +7515,9 @@ toktail133:
 	ADDQ          $0x00010000, SI
 	SUBQ          $0x04, DI
 
-tok4_134:
+tok4_158:
 	CMPQ          DI, $0x02
-	JL            tok2_135
+	JL            tok2_159
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	PREFETCHT0    2048(CX)
@@ -7161,9 +7636,9 @@ tok4_134:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x02, DI
 
-tok2_135:
+tok2_159:
 	CMPQ          DI, $0x01
-	JL            tok1_136
+	JL            tok1_160
 	VMOVUPS       (BX), Z0
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Z0, Z0
@@ -7225,13 +7700,13 @@ tok2_135:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x01, DI
 
-tok1_136:
+tok1_160:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_125
+	JNE  rows1_149
 
-done126:
+done150:
 	VZEROUPPER
 	RET
 
@@ -7242,16 +7717,16 @@ TEXT ·matmul_512x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail138
+	JL   tail162
 
-rows4_137:
+rows4_161:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail142
+	JL   toktail166
 
-tok141:
+tok165:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7262,7 +7737,7 @@ tok141:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols143:
+cols167:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -7279,7 +7754,7 @@ cols143:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols143
+	JNE          cols167
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -7308,18 +7783,18 @@ cols143:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok141
+	JGE          tok165
 
-toktail142:
+toktail166:
 	CMPQ   DI, $0x01
-	JL     tok1_144
+	JL     tok1_168
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols145:
+cols169:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -7327,7 +7802,7 @@ cols145:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols145
+	JNE          cols169
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -7344,30 +7819,30 @@ cols145:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_144:
+tok1_168:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_137
+	JGE  rows4_161
 
-tail138:
+tail162:
 	TESTQ DX, DX
-	JE    done140
+	JE    done164
 
-rows1_139:
+rows1_163:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail147
+	JL   toktail171
 
-tok146:
+tok170:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols148:
+cols172:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -7375,7 +7850,7 @@ cols148:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols148
+	JNE          cols172
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -7394,20 +7869,20 @@ cols148:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok146
+	JGE          tok170
 
-toktail147:
+toktail171:
 	CMPQ   DI, $0x01
-	JL     tok1_149
+	JL     tok1_173
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols150:
+cols174:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols150
+	JNE          cols174
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -7419,13 +7894,13 @@ cols150:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_149:
+tok1_173:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_139
+	JNE  rows1_163
 
-done140:
+done164:
 	VZEROUPPER
 	RET
 
@@ -7436,16 +7911,16 @@ TEXT ·matmul_512x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail152
+	JL   tail176
 
-rows4_151:
+rows4_175:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail156
+	JL   toktail180
 
-tok155:
+tok179:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -8114,11 +8589,11 @@ tok155:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok155
+	JGE           tok179
 
-toktail156:
+toktail180:
 	CMPQ          DI, $0x04
-	JL            tok4_157
+	JL            tok4_181
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -8587,9 +9062,9 @@ toktail156:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_157:
+tok4_181:
 	CMPQ          DI, $0x02
-	JL            tok2_158
+	JL            tok2_182
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -8858,9 +9333,9 @@ tok4_157:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_158:
+tok2_182:
 	CMPQ          DI, $0x01
-	JL            tok1_159
+	JL            tok1_183
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -8965,25 +9440,25 @@ tok2_158:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_159:
+tok1_183:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_151
+	JGE  rows4_175
 
-tail152:
+tail176:
 	TESTQ DX, DX
-	JE    done154
+	JE    done178
 
-rows1_153:
+rows1_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail161
+	JL   toktail185
 
-tok160:
+tok184:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -9250,11 +9725,11 @@ tok160:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok160
+	JGE           tok184
 
-toktail161:
+toktail185:
 	CMPQ          DI, $0x04
-	JL            tok4_162
+	JL            tok4_186
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -9439,9 +9914,9 @@ toktail161:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_162:
+tok4_186:
 	CMPQ          DI, $0x02
-	JL            tok2_163
+	JL            tok2_187
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -9544,9 +10019,9 @@ tok4_162:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_163:
+tok2_187:
 	CMPQ          DI, $0x01
-	JL            tok1_164
+	JL            tok1_188
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -9592,13 +10067,13 @@ tok2_163:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_164:
+tok1_188:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_153
+	JNE  rows1_177
 
-done154:
+done178:
 	VZEROUPPER
 	RET
 
@@ -9609,16 +10084,16 @@ TEXT ·matmul_768x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail166
+	JL   tail190
 
-rows4_165:
+rows4_189:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail170
+	JL   toktail194
 
-tok169:
+tok193:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9629,7 +10104,7 @@ tok169:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols171:
+cols195:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -9646,7 +10121,7 @@ cols171:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols171
+	JNE          cols195
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -9675,18 +10150,18 @@ cols171:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok169
+	JGE          tok193
 
-toktail170:
+toktail194:
 	CMPQ   DI, $0x01
-	JL     tok1_172
+	JL     tok1_196
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols173:
+cols197:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -9694,7 +10169,7 @@ cols173:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols173
+	JNE          cols197
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -9711,30 +10186,30 @@ cols173:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_172:
+tok1_196:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_165
+	JGE  rows4_189
 
-tail166:
+tail190:
 	TESTQ DX, DX
-	JE    done168
+	JE    done192
 
-rows1_167:
+rows1_191:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail175
+	JL   toktail199
 
-tok174:
+tok198:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols176:
+cols200:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -9742,7 +10217,7 @@ cols176:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols176
+	JNE          cols200
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -9761,20 +10236,20 @@ cols176:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok174
+	JGE          tok198
 
-toktail175:
+toktail199:
 	CMPQ   DI, $0x01
-	JL     tok1_177
+	JL     tok1_201
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols178:
+cols202:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols178
+	JNE          cols202
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -9786,13 +10261,13 @@ cols178:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_177:
+tok1_201:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_167
+	JNE  rows1_191
 
-done168:
+done192:
 	VZEROUPPER
 	RET
 
@@ -9803,16 +10278,16 @@ TEXT ·matmul_768x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail180
+	JL   tail204
 
-rows4_179:
+rows4_203:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail184
+	JL   toktail208
 
-tok183:
+tok207:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -10481,11 +10956,11 @@ tok183:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok183
+	JGE           tok207
 
-toktail184:
+toktail208:
 	CMPQ          DI, $0x04
-	JL            tok4_185
+	JL            tok4_209
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -10954,9 +11429,9 @@ toktail184:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_185:
+tok4_209:
 	CMPQ          DI, $0x02
-	JL            tok2_186
+	JL            tok2_210
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -11225,9 +11700,9 @@ tok4_185:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_186:
+tok2_210:
 	CMPQ          DI, $0x01
-	JL            tok1_187
+	JL            tok1_211
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -11332,25 +11807,25 @@ tok2_186:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_187:
+tok1_211:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_179
+	JGE  rows4_203
 
-tail180:
+tail204:
 	TESTQ DX, DX
-	JE    done182
+	JE    done206
 
-rows1_181:
+rows1_205:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail189
+	JL   toktail213
 
-tok188:
+tok212:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -11617,11 +12092,11 @@ tok188:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok188
+	JGE           tok212
 
-toktail189:
+toktail213:
 	CMPQ          DI, $0x04
-	JL            tok4_190
+	JL            tok4_214
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -11806,9 +12281,9 @@ toktail189:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_190:
+tok4_214:
 	CMPQ          DI, $0x02
-	JL            tok2_191
+	JL            tok2_215
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -11911,9 +12386,9 @@ tok4_190:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_191:
+tok2_215:
 	CMPQ          DI, $0x01
-	JL            tok1_192
+	JL            tok1_216
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -11959,13 +12434,13 @@ tok2_191:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_192:
+tok1_216:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_181
+	JNE  rows1_205
 
-done182:
+done206:
 	VZEROUPPER
 	RET
 
@@ -11977,9 +12452,9 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail194
+	JL   tail218
 
-rows4_193:
+rows4_217:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11990,7 +12465,7 @@ rows4_193:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols197:
+cols221:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -12003,7 +12478,7 @@ cols197:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols197
+	JNE          cols221
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -12024,20 +12499,20 @@ cols197:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_193
+	JGE          rows4_217
 
-tail194:
+tail218:
 	TESTQ BX, BX
-	JE    done196
+	JE    done220
 
-rows1_195:
+rows1_219:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols198:
+cols222:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -12048,7 +12523,7 @@ cols198:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols198
+	JNE          cols222
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12062,9 +12537,9 @@ cols198:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_195
+	JNE          rows1_219
 
-done196:
+done220:
 	VZEROUPPER
 	RET
 
@@ -12076,9 +12551,9 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail200
+	JL   tail224
 
-rows4_199:
+rows4_223:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -12089,7 +12564,7 @@ rows4_199:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols203:
+cols227:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -12102,7 +12577,7 @@ cols203:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols203
+	JNE           cols227
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -12131,20 +12606,20 @@ cols203:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_199
+	JGE           rows4_223
 
-tail200:
+tail224:
 	TESTQ BX, BX
-	JE    done202
+	JE    done226
 
-rows1_201:
+rows1_225:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols204:
+cols228:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -12155,7 +12630,7 @@ cols204:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols204
+	JNE           cols228
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -12171,9 +12646,9 @@ cols204:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_201
+	JNE           rows1_225
 
-done202:
+done226:
 	VZEROUPPER
 	RET
 
@@ -12185,9 +12660,9 @@ TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail206
+	JL   tail230
 
-rows4_205:
+rows4_229:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -12198,7 +12673,7 @@ rows4_205:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols209:
+cols233:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1024(CX)(SI*1), Y8, Y1
@@ -12211,7 +12686,7 @@ cols209:
 	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols209
+	JNE          cols233
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -12232,20 +12707,20 @@ cols209:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_205
+	JGE          rows4_229
 
-tail206:
+tail230:
 	TESTQ BX, BX
-	JE    done208
+	JE    done232
 
-rows1_207:
+rows1_231:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols210:
+cols234:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -12256,7 +12731,7 @@ cols210:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols210
+	JNE          cols234
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12270,9 +12745,9 @@ cols210:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_207
+	JNE          rows1_231
 
-done208:
+done232:
 	VZEROUPPER
 	RET
 
@@ -12284,9 +12759,9 @@ TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail212
+	JL   tail236
 
-rows4_211:
+rows4_235:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -12395,13 +12870,13 @@ rows4_211:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_211
+	JGE           rows4_235
 
-tail212:
+tail236:
 	TESTQ BX, BX
-	JE    done214
+	JE    done238
 
-rows1_213:
+rows1_237:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -12449,9 +12924,9 @@ rows1_213:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_213
+	JNE           rows1_237
 
-done214:
+done238:
 	VZEROUPPER
 	RET
 
@@ -12469,7 +12944,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols215:
+cols239:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -12480,7 +12955,7 @@ cols215:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols215
+	JNE          cols239
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12498,9 +12973,9 @@ cols215:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail217
+	JL           tail241
 
-rows4_216:
+rows4_240:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -12511,7 +12986,7 @@ rows4_216:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols220:
+cols244:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -12526,7 +13001,7 @@ cols220:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols220
+	JNE          cols244
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -12548,20 +13023,20 @@ cols220:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_216
+	JGE          rows4_240
 
-tail217:
+tail241:
 	TESTQ BX, BX
-	JE    done219
+	JE    done243
 
-rows1_218:
+rows1_242:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols221:
+cols245:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -12576,7 +13051,7 @@ cols221:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols221
+	JNE          cols245
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -12591,9 +13066,9 @@ cols221:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_218
+	JNE          rows1_242
 
-done219:
+done243:
 	VZEROUPPER
 	RET
 
@@ -12674,9 +13149,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail223
+	JL            tail247
 
-rows4_222:
+rows4_246:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	VMULPS        (CX), Z4, Z1
@@ -12802,13 +13277,13 @@ rows4_222:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_222
+	JGE           rows4_246
 
-tail223:
+tail247:
 	TESTQ BX, BX
-	JE    done225
+	JE    done249
 
-rows1_224:
+rows1_248:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -12873,9 +13348,9 @@ rows1_224:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_224
+	JNE           rows1_248
 
-done225:
+done249:
 	VZEROUPPER
 	RET
 
@@ -12893,7 +13368,7 @@ TEXT ·rmsswiglu_2048x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols226:
+cols250:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -12904,7 +13379,7 @@ cols226:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols226
+	JNE          cols250
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12922,9 +13397,9 @@ cols226:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail228
+	JL           tail252
 
-rows4_227:
+rows4_251:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -12935,7 +13410,7 @@ rows4_227:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols231:
+cols255:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -12948,7 +13423,7 @@ cols231:
 	VFMADD231PS  2100224(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols231
+	JNE          cols255
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -13001,13 +13476,13 @@ cols231:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_227
+	JGE          rows4_251
 
-tail228:
+tail252:
 	TESTQ BX, BX
-	JE    done230
+	JE    done254
 
-rows1_229:
+rows1_253:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -13018,7 +13493,7 @@ rows1_229:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols232:
+cols256:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -13037,7 +13512,7 @@ cols232:
 	VFMADD231PS  2097248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols232
+	JNE          cols256
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -13085,9 +13560,9 @@ cols232:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_229
+	JNE          rows1_253
 
-done230:
+done254:
 	VZEROUPPER
 	RET
 
@@ -13168,9 +13643,9 @@ TEXT ·rmsswiglu_2048x256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail234
+	JL            tail258
 
-rows4_233:
+rows4_257:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	VMULPS        (CX), Z8, Z1
@@ -13407,13 +13882,13 @@ rows4_233:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_233
+	JGE           rows4_257
 
-tail234:
+tail258:
 	TESTQ BX, BX
-	JE    done236
+	JE    done260
 
-rows1_235:
+rows1_259:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -13529,8 +14004,8 @@ rows1_235:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_235
+	JNE           rows1_259
 
-done236:
+done260:
 	VZEROUPPER
 	RET

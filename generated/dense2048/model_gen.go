@@ -192,9 +192,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		s.keys[l][pos] = *(*[8][32]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
-		for h := range 8 {
-			kern.att(&s.xb[h*32], &s.qkv[h*32], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+1)
-		}
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
 		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 256)
 		for i := range 256 {
 			s.x[i] += s.xb2[i]
@@ -435,11 +433,13 @@ type kernelSet struct {
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
+	attAll   func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_32_256_go,
+	attAll:   gattention_32_256_8x1_go,
 	attTrain: attention_32_768_go,
 	cls:      rmsmatvec_256_go,
 	down:     matvec_2048_go,

@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX512:
 		return kernelSet{
 			att:      attention_32_256_avx512,
+			attAll:   gattention_32_256_8x1_avx512,
 			attTrain: attention_32_768_avx512,
 			cls:      rmsmatvec_256_avx512,
 			down:     matvec_512_avx512,
@@ -28,6 +29,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX2:
 		return kernelSet{
 			att:      attention_32_256_avx2,
+			attAll:   gattention_32_256_8x1_avx2,
 			attTrain: attention_32_768_avx2,
 			cls:      rmsmatvec_256_avx2,
 			down:     matvec_512_avx2,

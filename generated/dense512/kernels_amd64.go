@@ -24,6 +24,16 @@ func attention_32_768_avx2(out *float32, q *float32, k *float32, v *float32, att
 //go:noescape
 func attention_32_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// gattention_32_256_8x1_avx2: 8 KV heads of 1 query heads each, head size 32, over t ≥ 1 positions 256 floats apart.
+//
+//go:noescape
+func gattention_32_256_8x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattention_32_256_8x1_avx512: 8 KV heads of 1 query heads each, head size 32, over t ≥ 1 positions 256 floats apart.
+//
+//go:noescape
+func gattention_32_256_8x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // matmul_1024x256_avx2: out[b*1024+r] = w[r]·x[b] for r < n and b tokens, 256 columns.
 //
 //go:noescape

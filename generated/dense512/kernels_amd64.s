@@ -1251,6 +1251,481 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_32_256_8x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_32_256_8x1_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000008, DI
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (R8), Y0, Y5
+	VFMADD231PS  32(R8), Y1, Y5
+	VFMADD231PS  64(R8), Y2, Y5
+	VFMADD231PS  96(R8), Y3, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  1024(R8), Y0, Y6
+	VFMADD231PS  1056(R8), Y1, Y6
+	VFMADD231PS  1088(R8), Y2, Y6
+	VFMADD231PS  1120(R8), Y3, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  2048(R8), Y0, Y7
+	VFMADD231PS  2080(R8), Y1, Y7
+	VFMADD231PS  2112(R8), Y2, Y7
+	VFMADD231PS  2144(R8), Y3, Y7
+	VXORPS       Y8, Y8, Y8
+	VFMADD231PS  3072(R8), Y0, Y8
+	VFMADD231PS  3104(R8), Y1, Y8
+	VFMADD231PS  3136(R8), Y2, Y8
+	VFMADD231PS  3168(R8), Y3, Y8
+	VUNPCKLPS    Y6, Y5, Y9
+	VUNPCKHPS    Y6, Y5, Y5
+	VADDPS       Y5, Y9, Y9
+	VUNPCKLPS    Y8, Y7, Y5
+	VUNPCKHPS    Y8, Y7, Y6
+	VADDPS       Y6, Y5, Y5
+	VUNPCKLPD    Y5, Y9, Y6
+	VUNPCKHPD    Y5, Y9, Y5
+	VADDPS       Y5, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X5
+	VADDPS       X5, X6, X5
+	VMULPS       rsqrt32<>+0(SB), X5, X5
+	VMOVUPS      X5, (R9)
+	VMAXPS       X5, X4, X4
+	ADDQ         $0x00001000, R8
+	ADDQ         $0x10, R9
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R10, R10
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (R8), Y0, Y5
+	VFMADD231PS  32(R8), Y1, Y5
+	VFMADD231PS  64(R8), Y2, Y5
+	VFMADD231PS  96(R8), Y3, Y5
+	VEXTRACTF128 $0x01, Y5, X6
+	VADDPS       X6, X5, X6
+	VPERMILPS    $0x4e, X6, X5
+	VADDPS       X5, X6, X6
+	VPERMILPS    $0xb1, X6, X5
+	VADDPS       X5, X6, X6
+	VMULSS       rsqrt32<>+0(SB), X6, X6
+	VMOVSS       X6, (R9)
+	VMAXSS       X6, X4, X4
+	ADDQ         $0x00000400, R8
+	ADDQ         $0x04, R9
+	DECQ         R10
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R9), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (R9)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R9
+	SUBQ         $0x08, R10
+	CMPQ         R10, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R10, R10
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R8
+	MOVQ         $0x00000010, R11
+	SUBQ         R10, R11
+	VMOVDQU      (R8)(R11*4), Y3
+	VMASKMOVPS   (R9), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (R9)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, R9
+	MOVQ         BX, R8
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x02
+	JL           gwsum1_54
+
+gwsum53:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	VBROADCASTSS 4(R9), Y9
+	VFMADD231PS  1024(R8), Y9, Y5
+	VFMADD231PS  1056(R8), Y9, Y6
+	VFMADD231PS  1088(R8), Y9, Y7
+	VFMADD231PS  1120(R8), Y9, Y8
+	ADDQ         $0x08, R9
+	ADDQ         $0x00000800, R8
+	SUBQ         $0x02, R10
+	CMPQ         R10, $0x02
+	JGE          gwsum53
+
+gwsum1_54:
+	TESTQ R10, R10
+	JE    gwsumdone56
+
+gwsum1l55:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000400, R8
+	DECQ         R10
+	JNE          gwsum1l55
+
+gwsumdone56:
+	VADDPS  Y5, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y6, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y7, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, 64(AX)
+	VADDPS  Y8, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS Y4, 96(AX)
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	ADDQ    $0x00000080, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DI
+	JNE     kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_32_256_8x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_32_256_8x1_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000008, DI
+
+kvhead57:
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS neginf<>+0(SB), X2
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_59
+
+gscore4_58:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (R8), Z0, Z3
+	VFMADD231PS   64(R8), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   1024(R8), Z0, Z4
+	VFMADD231PS   1088(R8), Z1, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   2048(R8), Z0, Z5
+	VFMADD231PS   2112(R8), Z1, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   3072(R8), Z0, Z6
+	VFMADD231PS   3136(R8), Z1, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt32<>+0(SB), X3, X3
+	VMOVUPS       X3, (R9)
+	VMAXPS        X3, X2, X2
+	ADDQ          $0x00001000, R8
+	ADDQ          $0x10, R9
+	SUBQ          $0x04, R10
+	CMPQ          R10, $0x04
+	JGE           gscore4_58
+
+gscore1_59:
+	TESTQ R10, R10
+	JE    gscoredone61
+
+gscore1l60:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (R8), Z0, Z3
+	VFMADD231PS   64(R8), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt32<>+0(SB), X4, X4
+	VMOVSS        X4, (R9)
+	VMAXSS        X4, X2, X2
+	ADDQ          $0x00000400, R8
+	ADDQ          $0x04, R9
+	DECQ          R10
+	JNE           gscore1l60
+
+gscoredone61:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x10
+	JL           gexptail62
+
+gexp63:
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
+	JGE          gexp63
+
+gexptail62:
+	TESTQ        R10, R10
+	JE           gexpdone64
+	LEAQ         kmasktab<>+0(SB), R8
+	KMOVW        (R8)(R10*2), K1
+	VMOVUPS.Z    (R9), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R9)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone64:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	MOVQ          SI, R9
+	MOVQ          BX, R8
+	MOVQ          t+40(FP), R10
+	CMPQ          R10, $0x04
+	JL            gwsum1_66
+
+gwsum65:
+	VBROADCASTSS (R9), Z9
+	VFMADD231PS  (R8), Z9, Z1
+	VFMADD231PS  64(R8), Z9, Z2
+	VBROADCASTSS 4(R9), Z9
+	VFMADD231PS  1024(R8), Z9, Z3
+	VFMADD231PS  1088(R8), Z9, Z4
+	VBROADCASTSS 8(R9), Z9
+	VFMADD231PS  2048(R8), Z9, Z5
+	VFMADD231PS  2112(R8), Z9, Z6
+	VBROADCASTSS 12(R9), Z9
+	VFMADD231PS  3072(R8), Z9, Z7
+	VFMADD231PS  3136(R8), Z9, Z8
+	ADDQ         $0x10, R9
+	ADDQ         $0x00001000, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum65
+
+gwsum1_66:
+	TESTQ R10, R10
+	JE    gwsumdone68
+
+gwsum1l67:
+	VBROADCASTSS (R9), Z9
+	VFMADD231PS  (R8), Z9, Z1
+	VFMADD231PS  64(R8), Z9, Z2
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000400, R8
+	DECQ         R10
+	JNE          gwsum1l67
+
+gwsumdone68:
+	VADDPS  Z3, Z1, Z1
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z7, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z4, Z2, Z2
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z8, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	ADDQ    $0x00000080, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DI
+	JNE     kvhead57
+	VZEROUPPER
+	RET
+
 // func matmul_1024x256_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_1024x256_avx2(SB), NOSPLIT, $0-40
@@ -1258,16 +1733,16 @@ TEXT ·matmul_1024x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail70
 
-rows4_45:
+rows4_69:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail74
 
-tok49:
+tok73:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1278,7 +1753,7 @@ tok49:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols51:
+cols75:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -1295,7 +1770,7 @@ cols51:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols51
+	JNE          cols75
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1324,18 +1799,18 @@ cols51:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok73
 
-toktail50:
+toktail74:
 	CMPQ   DI, $0x01
-	JL     tok1_52
+	JL     tok1_76
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols53:
+cols77:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -1343,7 +1818,7 @@ cols53:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols53
+	JNE          cols77
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1360,30 +1835,30 @@ cols53:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x01, DI
 
-tok1_52:
+tok1_76:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_69
 
-tail46:
+tail70:
 	TESTQ DX, DX
-	JE    done48
+	JE    done72
 
-rows1_47:
+rows1_71:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail55
+	JL   toktail79
 
-tok54:
+tok78:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols56:
+cols80:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -1391,7 +1866,7 @@ cols56:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols56
+	JNE          cols80
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1410,20 +1885,20 @@ cols56:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok54
+	JGE          tok78
 
-toktail55:
+toktail79:
 	CMPQ   DI, $0x01
-	JL     tok1_57
+	JL     tok1_81
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols58:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols58
+	JNE          cols82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1435,13 +1910,13 @@ cols58:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x01, DI
 
-tok1_57:
+tok1_81:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_71
 
-done48:
+done72:
 	VZEROUPPER
 	RET
 
@@ -1452,16 +1927,16 @@ TEXT ·matmul_1024x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail60
+	JL   tail84
 
-rows4_59:
+rows4_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail64
+	JL   toktail88
 
-tok63:
+tok87:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -2130,11 +2605,11 @@ tok63:
 	ADDQ          $0x00006000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok63
+	JGE           tok87
 
-toktail64:
+toktail88:
 	CMPQ          DI, $0x04
-	JL            tok4_65
+	JL            tok4_89
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -2603,9 +3078,9 @@ toktail64:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x04, DI
 
-tok4_65:
+tok4_89:
 	CMPQ          DI, $0x02
-	JL            tok2_66
+	JL            tok2_90
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -2874,9 +3349,9 @@ tok4_65:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x02, DI
 
-tok2_66:
+tok2_90:
 	CMPQ          DI, $0x01
-	JL            tok1_67
+	JL            tok1_91
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -2981,25 +3456,25 @@ tok2_66:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x01, DI
 
-tok1_67:
+tok1_91:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_59
+	JGE  rows4_83
 
-tail60:
+tail84:
 	TESTQ DX, DX
-	JE    done62
+	JE    done86
 
-rows1_61:
+rows1_85:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail69
+	JL   toktail93
 
-tok68:
+tok92:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -3266,11 +3741,11 @@ tok68:
 	ADDQ          $0x00006000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok68
+	JGE           tok92
 
-toktail69:
+toktail93:
 	CMPQ          DI, $0x04
-	JL            tok4_70
+	JL            tok4_94
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -3455,9 +3930,9 @@ toktail69:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x04, DI
 
-tok4_70:
+tok4_94:
 	CMPQ          DI, $0x02
-	JL            tok2_71
+	JL            tok2_95
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -3560,9 +4035,9 @@ tok4_70:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x02, DI
 
-tok2_71:
+tok2_95:
 	CMPQ          DI, $0x01
-	JL            tok1_72
+	JL            tok1_96
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -3608,13 +4083,13 @@ tok2_71:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x01, DI
 
-tok1_72:
+tok1_96:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_61
+	JNE  rows1_85
 
-done62:
+done86:
 	VZEROUPPER
 	RET
 
@@ -3625,16 +4100,16 @@ TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail74
+	JL   tail98
 
-rows4_73:
+rows4_97:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail78
+	JL   toktail102
 
-tok77:
+tok101:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3645,7 +4120,7 @@ tok77:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols79:
+cols103:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3662,7 +4137,7 @@ cols79:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols79
+	JNE          cols103
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3691,18 +4166,18 @@ cols79:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok77
+	JGE          tok101
 
-toktail78:
+toktail102:
 	CMPQ   DI, $0x01
-	JL     tok1_80
+	JL     tok1_104
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols81:
+cols105:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -3710,7 +4185,7 @@ cols81:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols81
+	JNE          cols105
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3727,30 +4202,30 @@ cols81:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_80:
+tok1_104:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_73
+	JGE  rows4_97
 
-tail74:
+tail98:
 	TESTQ DX, DX
-	JE    done76
+	JE    done100
 
-rows1_75:
+rows1_99:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail83
+	JL   toktail107
 
-tok82:
+tok106:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols84:
+cols108:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3758,7 +4233,7 @@ cols84:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols84
+	JNE          cols108
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3777,20 +4252,20 @@ cols84:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok82
+	JGE          tok106
 
-toktail83:
+toktail107:
 	CMPQ   DI, $0x01
-	JL     tok1_85
+	JL     tok1_109
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols86:
+cols110:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols86
+	JNE          cols110
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3802,13 +4277,13 @@ cols86:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_85:
+tok1_109:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_75
+	JNE  rows1_99
 
-done76:
+done100:
 	VZEROUPPER
 	RET
 
@@ -3819,16 +4294,16 @@ TEXT ·matmul_256x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail88
+	JL   tail112
 
-rows4_87:
+rows4_111:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail92
+	JL   toktail116
 
-tok91:
+tok115:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -4497,11 +4972,11 @@ tok91:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok91
+	JGE           tok115
 
-toktail92:
+toktail116:
 	CMPQ          DI, $0x04
-	JL            tok4_93
+	JL            tok4_117
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -4970,9 +5445,9 @@ toktail92:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_93:
+tok4_117:
 	CMPQ          DI, $0x02
-	JL            tok2_94
+	JL            tok2_118
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -5241,9 +5716,9 @@ tok4_93:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_94:
+tok2_118:
 	CMPQ          DI, $0x01
-	JL            tok1_95
+	JL            tok1_119
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -5348,25 +5823,25 @@ tok2_94:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_95:
+tok1_119:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_87
+	JGE  rows4_111
 
-tail88:
+tail112:
 	TESTQ DX, DX
-	JE    done90
+	JE    done114
 
-rows1_89:
+rows1_113:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail97
+	JL   toktail121
 
-tok96:
+tok120:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -5633,11 +6108,11 @@ tok96:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok96
+	JGE           tok120
 
-toktail97:
+toktail121:
 	CMPQ          DI, $0x04
-	JL            tok4_98
+	JL            tok4_122
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -5822,9 +6297,9 @@ toktail97:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_98:
+tok4_122:
 	CMPQ          DI, $0x02
-	JL            tok2_99
+	JL            tok2_123
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -5927,9 +6402,9 @@ tok4_98:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_99:
+tok2_123:
 	CMPQ          DI, $0x01
-	JL            tok1_100
+	JL            tok1_124
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -5975,13 +6450,13 @@ tok2_99:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_100:
+tok1_124:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_89
+	JNE  rows1_113
 
-done90:
+done114:
 	VZEROUPPER
 	RET
 
@@ -5992,16 +6467,16 @@ TEXT ·matmul_256x512_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail102
+	JL   tail126
 
-rows4_101:
+rows4_125:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail106
+	JL   toktail130
 
-tok105:
+tok129:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6012,7 +6487,7 @@ tok105:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols107:
+cols131:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      2048(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -6029,7 +6504,7 @@ cols107:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols107
+	JNE          cols131
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -6058,18 +6533,18 @@ cols107:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok105
+	JGE          tok129
 
-toktail106:
+toktail130:
 	CMPQ   DI, $0x01
-	JL     tok1_108
+	JL     tok1_132
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols109:
+cols133:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  2048(CX)(R8*1), Y4, Y1
@@ -6077,7 +6552,7 @@ cols109:
 	VFMADD231PS  6144(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols109
+	JNE          cols133
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -6094,30 +6569,30 @@ cols109:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_108:
+tok1_132:
 	ADDQ $0x00002000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_101
+	JGE  rows4_125
 
-tail102:
+tail126:
 	TESTQ DX, DX
-	JE    done104
+	JE    done128
 
-rows1_103:
+rows1_127:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail111
+	JL   toktail135
 
-tok110:
+tok134:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols112:
+cols136:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      2048(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -6125,7 +6600,7 @@ cols112:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols112
+	JNE          cols136
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -6144,20 +6619,20 @@ cols112:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok110
+	JGE          tok134
 
-toktail111:
+toktail135:
 	CMPQ   DI, $0x01
-	JL     tok1_113
+	JL     tok1_137
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols114:
+cols138:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000800
-	JNE          cols114
+	JNE          cols138
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -6169,13 +6644,13 @@ cols114:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_113:
+tok1_137:
 	ADDQ $0x00000800, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_103
+	JNE  rows1_127
 
-done104:
+done128:
 	VZEROUPPER
 	RET
 
@@ -6186,16 +6661,16 @@ TEXT ·matmul_256x512_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail116
+	JL   tail140
 
-rows4_115:
+rows4_139:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail120
+	JL   toktail144
 
-tok119:
+tok143:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6222,7 +6697,7 @@ tok119:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols121:
+cols145:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       2048(BX)(R8*1), Z25
 	VMOVUPS       4096(BX)(R8*1), Z26
@@ -6259,7 +6734,7 @@ cols121:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols121
+	JNE           cols145
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -6384,11 +6859,11 @@ cols121:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok119
+	JGE           tok143
 
-toktail120:
+toktail144:
 	CMPQ    DI, $0x04
-	JL      tok4_122
+	JL      tok4_146
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6407,7 +6882,7 @@ toktail120:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols123:
+cols147:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       2048(BX)(R8*1), Z17
 	VMOVUPS       4096(BX)(R8*1), Z18
@@ -6434,7 +6909,7 @@ cols123:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols123
+	JNE           cols147
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -6519,9 +6994,9 @@ cols123:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_122:
+tok4_146:
 	CMPQ    DI, $0x02
-	JL      tok2_124
+	JL      tok2_148
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6532,7 +7007,7 @@ tok4_122:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols125:
+cols149:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       2048(BX)(R8*1), Z9
 	VMOVUPS       (CX)(R8*1), Z10
@@ -6549,7 +7024,7 @@ cols125:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols125
+	JNE           cols149
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -6594,16 +7069,16 @@ cols125:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_124:
+tok2_148:
 	CMPQ    DI, $0x01
-	JL      tok1_126
+	JL      tok1_150
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols127:
+cols151:
 	VMOVUPS       (BX)(R8*1), Z4
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
 	VFMADD231PS   2048(CX)(R8*1), Z4, Z1
@@ -6611,7 +7086,7 @@ cols127:
 	VFMADD231PS   6144(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols127
+	JNE           cols151
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -6636,25 +7111,25 @@ cols127:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_126:
+tok1_150:
 	ADDQ $0x00002000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_115
+	JGE  rows4_139
 
-tail116:
+tail140:
 	TESTQ DX, DX
-	JE    done118
+	JE    done142
 
-rows1_117:
+rows1_141:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail129
+	JL   toktail153
 
-tok128:
+tok152:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6663,7 +7138,7 @@ tok128:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols130:
+cols154:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       2048(BX)(R8*1), Z7
 	VMOVUPS       4096(BX)(R8*1), Z8
@@ -6679,7 +7154,7 @@ cols130:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols130
+	JNE           cols154
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -6738,18 +7213,18 @@ cols130:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok128
+	JGE           tok152
 
-toktail129:
+toktail153:
 	CMPQ    DI, $0x04
-	JL      tok4_131
+	JL      tok4_155
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols132:
+cols156:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       2048(BX)(R8*1), Z5
 	VMOVUPS       4096(BX)(R8*1), Z6
@@ -6761,7 +7236,7 @@ cols132:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols132
+	JNE           cols156
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -6802,14 +7277,14 @@ cols132:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_131:
+tok4_155:
 	CMPQ    DI, $0x02
-	JL      tok2_133
+	JL      tok2_157
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols134:
+cols158:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       2048(BX)(R8*1), Z3
 	VMOVUPS       (CX)(R8*1), Z4
@@ -6817,7 +7292,7 @@ cols134:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols134
+	JNE           cols158
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -6840,18 +7315,18 @@ cols134:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_133:
+tok2_157:
 	CMPQ    DI, $0x01
-	JL      tok1_135
+	JL      tok1_159
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols136:
+cols160:
 	VMOVUPS       (BX)(R8*1), Z1
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000800
-	JNE           cols136
+	JNE           cols160
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6865,13 +7340,13 @@ cols136:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_135:
+tok1_159:
 	ADDQ $0x00000800, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_117
+	JNE  rows1_141
 
-done118:
+done142:
 	VZEROUPPER
 	RET
 
@@ -6882,16 +7357,16 @@ TEXT ·matmul_512x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail138
+	JL   tail162
 
-rows4_137:
+rows4_161:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail142
+	JL   toktail166
 
-tok141:
+tok165:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6902,7 +7377,7 @@ tok141:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols143:
+cols167:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -6919,7 +7394,7 @@ cols143:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols143
+	JNE          cols167
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -6948,18 +7423,18 @@ cols143:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok141
+	JGE          tok165
 
-toktail142:
+toktail166:
 	CMPQ   DI, $0x01
-	JL     tok1_144
+	JL     tok1_168
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols145:
+cols169:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -6967,7 +7442,7 @@ cols145:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols145
+	JNE          cols169
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -6984,30 +7459,30 @@ cols145:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_144:
+tok1_168:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_137
+	JGE  rows4_161
 
-tail138:
+tail162:
 	TESTQ DX, DX
-	JE    done140
+	JE    done164
 
-rows1_139:
+rows1_163:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail147
+	JL   toktail171
 
-tok146:
+tok170:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols148:
+cols172:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -7015,7 +7490,7 @@ cols148:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols148
+	JNE          cols172
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -7034,20 +7509,20 @@ cols148:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok146
+	JGE          tok170
 
-toktail147:
+toktail171:
 	CMPQ   DI, $0x01
-	JL     tok1_149
+	JL     tok1_173
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols150:
+cols174:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols150
+	JNE          cols174
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -7059,13 +7534,13 @@ cols150:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_149:
+tok1_173:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_139
+	JNE  rows1_163
 
-done140:
+done164:
 	VZEROUPPER
 	RET
 
@@ -7076,16 +7551,16 @@ TEXT ·matmul_512x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail152
+	JL   tail176
 
-rows4_151:
+rows4_175:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail156
+	JL   toktail180
 
-tok155:
+tok179:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -7754,11 +8229,11 @@ tok155:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok155
+	JGE           tok179
 
-toktail156:
+toktail180:
 	CMPQ          DI, $0x04
-	JL            tok4_157
+	JL            tok4_181
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -8227,9 +8702,9 @@ toktail156:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_157:
+tok4_181:
 	CMPQ          DI, $0x02
-	JL            tok2_158
+	JL            tok2_182
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -8498,9 +8973,9 @@ tok4_157:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_158:
+tok2_182:
 	CMPQ          DI, $0x01
-	JL            tok1_159
+	JL            tok1_183
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -8605,25 +9080,25 @@ tok2_158:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_159:
+tok1_183:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_151
+	JGE  rows4_175
 
-tail152:
+tail176:
 	TESTQ DX, DX
-	JE    done154
+	JE    done178
 
-rows1_153:
+rows1_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail161
+	JL   toktail185
 
-tok160:
+tok184:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -8890,11 +9365,11 @@ tok160:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok160
+	JGE           tok184
 
-toktail161:
+toktail185:
 	CMPQ          DI, $0x04
-	JL            tok4_162
+	JL            tok4_186
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -9079,9 +9554,9 @@ toktail161:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_162:
+tok4_186:
 	CMPQ          DI, $0x02
-	JL            tok2_163
+	JL            tok2_187
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -9184,9 +9659,9 @@ tok4_162:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_163:
+tok2_187:
 	CMPQ          DI, $0x01
-	JL            tok1_164
+	JL            tok1_188
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -9232,13 +9707,13 @@ tok2_163:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_164:
+tok1_188:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_153
+	JNE  rows1_177
 
-done154:
+done178:
 	VZEROUPPER
 	RET
 
@@ -9249,16 +9724,16 @@ TEXT ·matmul_768x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail166
+	JL   tail190
 
-rows4_165:
+rows4_189:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail170
+	JL   toktail194
 
-tok169:
+tok193:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9269,7 +9744,7 @@ tok169:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols171:
+cols195:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -9286,7 +9761,7 @@ cols171:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols171
+	JNE          cols195
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -9315,18 +9790,18 @@ cols171:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok169
+	JGE          tok193
 
-toktail170:
+toktail194:
 	CMPQ   DI, $0x01
-	JL     tok1_172
+	JL     tok1_196
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols173:
+cols197:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -9334,7 +9809,7 @@ cols173:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols173
+	JNE          cols197
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -9351,30 +9826,30 @@ cols173:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_172:
+tok1_196:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_165
+	JGE  rows4_189
 
-tail166:
+tail190:
 	TESTQ DX, DX
-	JE    done168
+	JE    done192
 
-rows1_167:
+rows1_191:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail175
+	JL   toktail199
 
-tok174:
+tok198:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols176:
+cols200:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -9382,7 +9857,7 @@ cols176:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols176
+	JNE          cols200
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -9401,20 +9876,20 @@ cols176:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok174
+	JGE          tok198
 
-toktail175:
+toktail199:
 	CMPQ   DI, $0x01
-	JL     tok1_177
+	JL     tok1_201
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols178:
+cols202:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols178
+	JNE          cols202
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -9426,13 +9901,13 @@ cols178:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_177:
+tok1_201:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_167
+	JNE  rows1_191
 
-done168:
+done192:
 	VZEROUPPER
 	RET
 
@@ -9443,16 +9918,16 @@ TEXT ·matmul_768x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail180
+	JL   tail204
 
-rows4_179:
+rows4_203:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail184
+	JL   toktail208
 
-tok183:
+tok207:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -10121,11 +10596,11 @@ tok183:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok183
+	JGE           tok207
 
-toktail184:
+toktail208:
 	CMPQ          DI, $0x04
-	JL            tok4_185
+	JL            tok4_209
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -10594,9 +11069,9 @@ toktail184:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_185:
+tok4_209:
 	CMPQ          DI, $0x02
-	JL            tok2_186
+	JL            tok2_210
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -10865,9 +11340,9 @@ tok4_185:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_186:
+tok2_210:
 	CMPQ          DI, $0x01
-	JL            tok1_187
+	JL            tok1_211
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -10972,25 +11447,25 @@ tok2_186:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_187:
+tok1_211:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_179
+	JGE  rows4_203
 
-tail180:
+tail204:
 	TESTQ DX, DX
-	JE    done182
+	JE    done206
 
-rows1_181:
+rows1_205:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail189
+	JL   toktail213
 
-tok188:
+tok212:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -11257,11 +11732,11 @@ tok188:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok188
+	JGE           tok212
 
-toktail189:
+toktail213:
 	CMPQ          DI, $0x04
-	JL            tok4_190
+	JL            tok4_214
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -11446,9 +11921,9 @@ toktail189:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_190:
+tok4_214:
 	CMPQ          DI, $0x02
-	JL            tok2_191
+	JL            tok2_215
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -11551,9 +12026,9 @@ tok4_190:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_191:
+tok2_215:
 	CMPQ          DI, $0x01
-	JL            tok1_192
+	JL            tok1_216
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -11599,13 +12074,13 @@ tok2_191:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_192:
+tok1_216:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_181
+	JNE  rows1_205
 
-done182:
+done206:
 	VZEROUPPER
 	RET
 
@@ -11617,9 +12092,9 @@ TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail194
+	JL   tail218
 
-rows4_193:
+rows4_217:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11630,7 +12105,7 @@ rows4_193:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols197:
+cols221:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1024(CX)(SI*1), Y8, Y1
@@ -11643,7 +12118,7 @@ cols197:
 	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols197
+	JNE          cols221
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -11664,20 +12139,20 @@ cols197:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_193
+	JGE          rows4_217
 
-tail194:
+tail218:
 	TESTQ BX, BX
-	JE    done196
+	JE    done220
 
-rows1_195:
+rows1_219:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols198:
+cols222:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -11688,7 +12163,7 @@ cols198:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols198
+	JNE          cols222
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -11702,9 +12177,9 @@ cols198:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_195
+	JNE          rows1_219
 
-done196:
+done220:
 	VZEROUPPER
 	RET
 
@@ -11716,9 +12191,9 @@ TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail200
+	JL   tail224
 
-rows4_199:
+rows4_223:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -11827,13 +12302,13 @@ rows4_199:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_199
+	JGE           rows4_223
 
-tail200:
+tail224:
 	TESTQ BX, BX
-	JE    done202
+	JE    done226
 
-rows1_201:
+rows1_225:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -11881,9 +12356,9 @@ rows1_201:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_201
+	JNE           rows1_225
 
-done202:
+done226:
 	VZEROUPPER
 	RET
 
@@ -11895,9 +12370,9 @@ TEXT ·matvec_512_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail204
+	JL   tail228
 
-rows4_203:
+rows4_227:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11908,7 +12383,7 @@ rows4_203:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols207:
+cols231:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2048(CX)(SI*1), Y8, Y1
@@ -11921,7 +12396,7 @@ cols207:
 	VFMADD231PS  6176(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000800
-	JNE          cols207
+	JNE          cols231
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -11942,20 +12417,20 @@ cols207:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_203
+	JGE          rows4_227
 
-tail204:
+tail228:
 	TESTQ BX, BX
-	JE    done206
+	JE    done230
 
-rows1_205:
+rows1_229:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols208:
+cols232:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -11966,7 +12441,7 @@ cols208:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000800
-	JNE          cols208
+	JNE          cols232
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -11980,9 +12455,9 @@ cols208:
 	ADDQ         $0x00000800, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_205
+	JNE          rows1_229
 
-done206:
+done230:
 	VZEROUPPER
 	RET
 
@@ -11994,9 +12469,9 @@ TEXT ·matvec_512_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail210
+	JL   tail234
 
-rows4_209:
+rows4_233:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -12007,7 +12482,7 @@ rows4_209:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols213:
+cols237:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2048(CX)(SI*1), Z8, Z1
@@ -12020,7 +12495,7 @@ cols213:
 	VFMADD231PS   6208(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000800
-	JNE           cols213
+	JNE           cols237
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -12049,20 +12524,20 @@ cols213:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_209
+	JGE           rows4_233
 
-tail210:
+tail234:
 	TESTQ BX, BX
-	JE    done212
+	JE    done236
 
-rows1_211:
+rows1_235:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols214:
+cols238:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -12073,7 +12548,7 @@ cols214:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000800
-	JNE           cols214
+	JNE           cols238
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -12089,9 +12564,9 @@ cols214:
 	ADDQ          $0x00000800, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_211
+	JNE           rows1_235
 
-done212:
+done236:
 	VZEROUPPER
 	RET
 
@@ -12109,7 +12584,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols215:
+cols239:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -12120,7 +12595,7 @@ cols215:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols215
+	JNE          cols239
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12138,9 +12613,9 @@ cols215:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail217
+	JL           tail241
 
-rows4_216:
+rows4_240:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -12151,7 +12626,7 @@ rows4_216:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols220:
+cols244:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -12166,7 +12641,7 @@ cols220:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols220
+	JNE          cols244
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -12188,20 +12663,20 @@ cols220:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_216
+	JGE          rows4_240
 
-tail217:
+tail241:
 	TESTQ BX, BX
-	JE    done219
+	JE    done243
 
-rows1_218:
+rows1_242:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols221:
+cols245:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -12216,7 +12691,7 @@ cols221:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols221
+	JNE          cols245
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -12231,9 +12706,9 @@ cols221:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_218
+	JNE          rows1_242
 
-done219:
+done243:
 	VZEROUPPER
 	RET
 
@@ -12314,9 +12789,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail223
+	JL            tail247
 
-rows4_222:
+rows4_246:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	VMULPS        (CX), Z4, Z1
@@ -12442,13 +12917,13 @@ rows4_222:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_222
+	JGE           rows4_246
 
-tail223:
+tail247:
 	TESTQ BX, BX
-	JE    done225
+	JE    done249
 
-rows1_224:
+rows1_248:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -12513,9 +12988,9 @@ rows1_224:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_224
+	JNE           rows1_248
 
-done225:
+done249:
 	VZEROUPPER
 	RET
 
@@ -12533,7 +13008,7 @@ TEXT ·rmsswiglu_512x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols226:
+cols250:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -12544,7 +13019,7 @@ cols226:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols226
+	JNE          cols250
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -12562,9 +13037,9 @@ cols226:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail228
+	JL           tail252
 
-rows4_227:
+rows4_251:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -12575,7 +13050,7 @@ rows4_227:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols231:
+cols255:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -12588,7 +13063,7 @@ cols231:
 	VFMADD231PS  527360(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols231
+	JNE          cols255
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -12641,13 +13116,13 @@ cols231:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_227
+	JGE          rows4_251
 
-tail228:
+tail252:
 	TESTQ BX, BX
-	JE    done230
+	JE    done254
 
-rows1_229:
+rows1_253:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -12658,7 +13133,7 @@ rows1_229:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols232:
+cols256:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -12677,7 +13152,7 @@ cols232:
 	VFMADD231PS  524384(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols232
+	JNE          cols256
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -12725,9 +13200,9 @@ cols232:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_229
+	JNE          rows1_253
 
-done230:
+done254:
 	VZEROUPPER
 	RET
 
@@ -12808,9 +13283,9 @@ TEXT ·rmsswiglu_512x256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail234
+	JL            tail258
 
-rows4_233:
+rows4_257:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	VMULPS        (CX), Z8, Z1
@@ -13047,13 +13522,13 @@ rows4_233:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_233
+	JGE           rows4_257
 
-tail234:
+tail258:
 	TESTQ BX, BX
-	JE    done236
+	JE    done260
 
-rows1_235:
+rows1_259:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -13169,8 +13644,8 @@ rows1_235:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_235
+	JNE           rows1_259
 
-done236:
+done260:
 	VZEROUPPER
 	RET

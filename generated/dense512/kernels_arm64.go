@@ -14,6 +14,11 @@ func attention_32_256_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func attention_32_768_neon(out, q, k, v, att *float32, t int)
 
+// gattention_32_256_8x1_neon: 8 KV heads of 1 query heads each, head size 32, over t ≥ 1 positions 256 floats apart.
+//
+//go:noescape
+func gattention_32_256_8x1_neon(out, q, k, v, att *float32, t int)
+
 // matmul_1024x256_neon: out[b*1024+r] = w[r]·x[b] for r < n and b tokens, 256 columns.
 //
 //go:noescape

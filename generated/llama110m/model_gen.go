@@ -192,9 +192,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		s.keys[l][pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
-		for h := range 12 {
-			kern.att(&s.xb[h*64], &s.qkv[h*64], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+1)
-		}
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
 		{
 			o, m := &s.xb2, &lw.wo
 			pool.RunGrain(768, 44, func(lo, hi int) {
@@ -440,11 +438,13 @@ type kernelSet struct {
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
+	attAll   func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_64_768_go,
+	attAll:   gattention_64_768_12x1_go,
 	attTrain: attention_64_2304_go,
 	cls:      rmsmatvec_768_go,
 	down:     matvec_2048_go,

@@ -1251,6 +1251,481 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_32_256_8x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_32_256_8x1_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000008, DI
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (R8), Y0, Y5
+	VFMADD231PS  32(R8), Y1, Y5
+	VFMADD231PS  64(R8), Y2, Y5
+	VFMADD231PS  96(R8), Y3, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  1024(R8), Y0, Y6
+	VFMADD231PS  1056(R8), Y1, Y6
+	VFMADD231PS  1088(R8), Y2, Y6
+	VFMADD231PS  1120(R8), Y3, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  2048(R8), Y0, Y7
+	VFMADD231PS  2080(R8), Y1, Y7
+	VFMADD231PS  2112(R8), Y2, Y7
+	VFMADD231PS  2144(R8), Y3, Y7
+	VXORPS       Y8, Y8, Y8
+	VFMADD231PS  3072(R8), Y0, Y8
+	VFMADD231PS  3104(R8), Y1, Y8
+	VFMADD231PS  3136(R8), Y2, Y8
+	VFMADD231PS  3168(R8), Y3, Y8
+	VUNPCKLPS    Y6, Y5, Y9
+	VUNPCKHPS    Y6, Y5, Y5
+	VADDPS       Y5, Y9, Y9
+	VUNPCKLPS    Y8, Y7, Y5
+	VUNPCKHPS    Y8, Y7, Y6
+	VADDPS       Y6, Y5, Y5
+	VUNPCKLPD    Y5, Y9, Y6
+	VUNPCKHPD    Y5, Y9, Y5
+	VADDPS       Y5, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X5
+	VADDPS       X5, X6, X5
+	VMULPS       rsqrt32<>+0(SB), X5, X5
+	VMOVUPS      X5, (R9)
+	VMAXPS       X5, X4, X4
+	ADDQ         $0x00001000, R8
+	ADDQ         $0x10, R9
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R10, R10
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  (R8), Y0, Y5
+	VFMADD231PS  32(R8), Y1, Y5
+	VFMADD231PS  64(R8), Y2, Y5
+	VFMADD231PS  96(R8), Y3, Y5
+	VEXTRACTF128 $0x01, Y5, X6
+	VADDPS       X6, X5, X6
+	VPERMILPS    $0x4e, X6, X5
+	VADDPS       X5, X6, X6
+	VPERMILPS    $0xb1, X6, X5
+	VADDPS       X5, X6, X6
+	VMULSS       rsqrt32<>+0(SB), X6, X6
+	VMOVSS       X6, (R9)
+	VMAXSS       X6, X4, X4
+	ADDQ         $0x00000400, R8
+	ADDQ         $0x04, R9
+	DECQ         R10
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R9), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (R9)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R9
+	SUBQ         $0x08, R10
+	CMPQ         R10, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R10, R10
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R8
+	MOVQ         $0x00000010, R11
+	SUBQ         R10, R11
+	VMOVDQU      (R8)(R11*4), Y3
+	VMASKMOVPS   (R9), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (R9)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, R9
+	MOVQ         BX, R8
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x02
+	JL           gwsum1_54
+
+gwsum53:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	VBROADCASTSS 4(R9), Y9
+	VFMADD231PS  1024(R8), Y9, Y5
+	VFMADD231PS  1056(R8), Y9, Y6
+	VFMADD231PS  1088(R8), Y9, Y7
+	VFMADD231PS  1120(R8), Y9, Y8
+	ADDQ         $0x08, R9
+	ADDQ         $0x00000800, R8
+	SUBQ         $0x02, R10
+	CMPQ         R10, $0x02
+	JGE          gwsum53
+
+gwsum1_54:
+	TESTQ R10, R10
+	JE    gwsumdone56
+
+gwsum1l55:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000400, R8
+	DECQ         R10
+	JNE          gwsum1l55
+
+gwsumdone56:
+	VADDPS  Y5, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y6, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y7, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, 64(AX)
+	VADDPS  Y8, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS Y4, 96(AX)
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	ADDQ    $0x00000080, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DI
+	JNE     kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_32_256_8x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_32_256_8x1_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000008, DI
+
+kvhead57:
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS neginf<>+0(SB), X2
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_59
+
+gscore4_58:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (R8), Z0, Z3
+	VFMADD231PS   64(R8), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   1024(R8), Z0, Z4
+	VFMADD231PS   1088(R8), Z1, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   2048(R8), Z0, Z5
+	VFMADD231PS   2112(R8), Z1, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   3072(R8), Z0, Z6
+	VFMADD231PS   3136(R8), Z1, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt32<>+0(SB), X3, X3
+	VMOVUPS       X3, (R9)
+	VMAXPS        X3, X2, X2
+	ADDQ          $0x00001000, R8
+	ADDQ          $0x10, R9
+	SUBQ          $0x04, R10
+	CMPQ          R10, $0x04
+	JGE           gscore4_58
+
+gscore1_59:
+	TESTQ R10, R10
+	JE    gscoredone61
+
+gscore1l60:
+	VMOVUPS       zero<>+0(SB), Z3
+	VFMADD231PS   (R8), Z0, Z3
+	VFMADD231PS   64(R8), Z1, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt32<>+0(SB), X4, X4
+	VMOVSS        X4, (R9)
+	VMAXSS        X4, X2, X2
+	ADDQ          $0x00000400, R8
+	ADDQ          $0x04, R9
+	DECQ          R10
+	JNE           gscore1l60
+
+gscoredone61:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x10
+	JL           gexptail62
+
+gexp63:
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
+	JGE          gexp63
+
+gexptail62:
+	TESTQ        R10, R10
+	JE           gexpdone64
+	LEAQ         kmasktab<>+0(SB), R8
+	KMOVW        (R8)(R10*2), K1
+	VMOVUPS.Z    (R9), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R9)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone64:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	MOVQ          SI, R9
+	MOVQ          BX, R8
+	MOVQ          t+40(FP), R10
+	CMPQ          R10, $0x04
+	JL            gwsum1_66
+
+gwsum65:
+	VBROADCASTSS (R9), Z9
+	VFMADD231PS  (R8), Z9, Z1
+	VFMADD231PS  64(R8), Z9, Z2
+	VBROADCASTSS 4(R9), Z9
+	VFMADD231PS  1024(R8), Z9, Z3
+	VFMADD231PS  1088(R8), Z9, Z4
+	VBROADCASTSS 8(R9), Z9
+	VFMADD231PS  2048(R8), Z9, Z5
+	VFMADD231PS  2112(R8), Z9, Z6
+	VBROADCASTSS 12(R9), Z9
+	VFMADD231PS  3072(R8), Z9, Z7
+	VFMADD231PS  3136(R8), Z9, Z8
+	ADDQ         $0x10, R9
+	ADDQ         $0x00001000, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum65
+
+gwsum1_66:
+	TESTQ R10, R10
+	JE    gwsumdone68
+
+gwsum1l67:
+	VBROADCASTSS (R9), Z9
+	VFMADD231PS  (R8), Z9, Z1
+	VFMADD231PS  64(R8), Z9, Z2
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000400, R8
+	DECQ         R10
+	JNE          gwsum1l67
+
+gwsumdone68:
+	VADDPS  Z3, Z1, Z1
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z7, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z4, Z2, Z2
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z8, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	ADDQ    $0x00000080, DX
+	ADDQ    $0x00000080, BX
+	ADDQ    $0x00000080, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DI
+	JNE     kvhead57
+	VZEROUPPER
+	RET
+
 // func matmul_256x256_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
@@ -1258,16 +1733,16 @@ TEXT ·matmul_256x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail70
 
-rows4_45:
+rows4_69:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail74
 
-tok49:
+tok73:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1278,7 +1753,7 @@ tok49:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols51:
+cols75:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -1295,7 +1770,7 @@ cols51:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols51
+	JNE          cols75
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1324,18 +1799,18 @@ cols51:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok73
 
-toktail50:
+toktail74:
 	CMPQ   DI, $0x01
-	JL     tok1_52
+	JL     tok1_76
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols53:
+cols77:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -1343,7 +1818,7 @@ cols53:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols53
+	JNE          cols77
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1360,30 +1835,30 @@ cols53:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_52:
+tok1_76:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_69
 
-tail46:
+tail70:
 	TESTQ DX, DX
-	JE    done48
+	JE    done72
 
-rows1_47:
+rows1_71:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail55
+	JL   toktail79
 
-tok54:
+tok78:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols56:
+cols80:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -1391,7 +1866,7 @@ cols56:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols56
+	JNE          cols80
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1410,20 +1885,20 @@ cols56:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok54
+	JGE          tok78
 
-toktail55:
+toktail79:
 	CMPQ   DI, $0x01
-	JL     tok1_57
+	JL     tok1_81
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols58:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols58
+	JNE          cols82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1435,13 +1910,13 @@ cols58:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x01, DI
 
-tok1_57:
+tok1_81:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_71
 
-done48:
+done72:
 	VZEROUPPER
 	RET
 
@@ -1452,16 +1927,16 @@ TEXT ·matmul_256x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail60
+	JL   tail84
 
-rows4_59:
+rows4_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail64
+	JL   toktail88
 
-tok63:
+tok87:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -2130,11 +2605,11 @@ tok63:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok63
+	JGE           tok87
 
-toktail64:
+toktail88:
 	CMPQ          DI, $0x04
-	JL            tok4_65
+	JL            tok4_89
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -2603,9 +3078,9 @@ toktail64:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_65:
+tok4_89:
 	CMPQ          DI, $0x02
-	JL            tok2_66
+	JL            tok2_90
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -2874,9 +3349,9 @@ tok4_65:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_66:
+tok2_90:
 	CMPQ          DI, $0x01
-	JL            tok1_67
+	JL            tok1_91
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -2981,25 +3456,25 @@ tok2_66:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_67:
+tok1_91:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_59
+	JGE  rows4_83
 
-tail60:
+tail84:
 	TESTQ DX, DX
-	JE    done62
+	JE    done86
 
-rows1_61:
+rows1_85:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail69
+	JL   toktail93
 
-tok68:
+tok92:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -3266,11 +3741,11 @@ tok68:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok68
+	JGE           tok92
 
-toktail69:
+toktail93:
 	CMPQ          DI, $0x04
-	JL            tok4_70
+	JL            tok4_94
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -3455,9 +3930,9 @@ toktail69:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x04, DI
 
-tok4_70:
+tok4_94:
 	CMPQ          DI, $0x02
-	JL            tok2_71
+	JL            tok2_95
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -3560,9 +4035,9 @@ tok4_70:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x02, DI
 
-tok2_71:
+tok2_95:
 	CMPQ          DI, $0x01
-	JL            tok1_72
+	JL            tok1_96
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -3608,13 +4083,13 @@ tok2_71:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x01, DI
 
-tok1_72:
+tok1_96:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_61
+	JNE  rows1_85
 
-done62:
+done86:
 	VZEROUPPER
 	RET
 
@@ -3625,16 +4100,16 @@ TEXT ·matmul_512x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail74
+	JL   tail98
 
-rows4_73:
+rows4_97:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail78
+	JL   toktail102
 
-tok77:
+tok101:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3645,7 +4120,7 @@ tok77:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols79:
+cols103:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -3662,7 +4137,7 @@ cols79:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols79
+	JNE          cols103
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3691,18 +4166,18 @@ cols79:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok77
+	JGE          tok101
 
-toktail78:
+toktail102:
 	CMPQ   DI, $0x01
-	JL     tok1_80
+	JL     tok1_104
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols81:
+cols105:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -3710,7 +4185,7 @@ cols81:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols81
+	JNE          cols105
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3727,30 +4202,30 @@ cols81:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_80:
+tok1_104:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_73
+	JGE  rows4_97
 
-tail74:
+tail98:
 	TESTQ DX, DX
-	JE    done76
+	JE    done100
 
-rows1_75:
+rows1_99:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail83
+	JL   toktail107
 
-tok82:
+tok106:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols84:
+cols108:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -3758,7 +4233,7 @@ cols84:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols84
+	JNE          cols108
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3777,20 +4252,20 @@ cols84:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok82
+	JGE          tok106
 
-toktail83:
+toktail107:
 	CMPQ   DI, $0x01
-	JL     tok1_85
+	JL     tok1_109
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols86:
+cols110:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols86
+	JNE          cols110
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3802,13 +4277,13 @@ cols86:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_85:
+tok1_109:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_75
+	JNE  rows1_99
 
-done76:
+done100:
 	VZEROUPPER
 	RET
 
@@ -3819,16 +4294,16 @@ TEXT ·matmul_512x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail88
+	JL   tail112
 
-rows4_87:
+rows4_111:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail92
+	JL   toktail116
 
-tok91:
+tok115:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -4497,11 +4972,11 @@ tok91:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok91
+	JGE           tok115
 
-toktail92:
+toktail116:
 	CMPQ          DI, $0x04
-	JL            tok4_93
+	JL            tok4_117
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -4970,9 +5445,9 @@ toktail92:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_93:
+tok4_117:
 	CMPQ          DI, $0x02
-	JL            tok2_94
+	JL            tok2_118
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -5241,9 +5716,9 @@ tok4_93:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_94:
+tok2_118:
 	CMPQ          DI, $0x01
-	JL            tok1_95
+	JL            tok1_119
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -5348,25 +5823,25 @@ tok2_94:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_95:
+tok1_119:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_87
+	JGE  rows4_111
 
-tail88:
+tail112:
 	TESTQ DX, DX
-	JE    done90
+	JE    done114
 
-rows1_89:
+rows1_113:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail97
+	JL   toktail121
 
-tok96:
+tok120:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -5633,11 +6108,11 @@ tok96:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok96
+	JGE           tok120
 
-toktail97:
+toktail121:
 	CMPQ          DI, $0x04
-	JL            tok4_98
+	JL            tok4_122
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -5822,9 +6297,9 @@ toktail97:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_98:
+tok4_122:
 	CMPQ          DI, $0x02
-	JL            tok2_99
+	JL            tok2_123
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -5927,9 +6402,9 @@ tok4_98:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_99:
+tok2_123:
 	CMPQ          DI, $0x01
-	JL            tok1_100
+	JL            tok1_124
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -5975,13 +6450,13 @@ tok2_99:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_100:
+tok1_124:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_89
+	JNE  rows1_113
 
-done90:
+done114:
 	VZEROUPPER
 	RET
 
@@ -5992,16 +6467,16 @@ TEXT ·matmul_768x256_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail102
+	JL   tail126
 
-rows4_101:
+rows4_125:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail106
+	JL   toktail130
 
-tok105:
+tok129:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6012,7 +6487,7 @@ tok105:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols107:
+cols131:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1024(BX)(R8*1), Y9
 	VMOVUPS      (CX)(R8*1), Y10
@@ -6029,7 +6504,7 @@ cols107:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols107
+	JNE          cols131
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -6058,18 +6533,18 @@ cols107:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok105
+	JGE          tok129
 
-toktail106:
+toktail130:
 	CMPQ   DI, $0x01
-	JL     tok1_108
+	JL     tok1_132
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols109:
+cols133:
 	VMOVUPS      (BX)(R8*1), Y4
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
 	VFMADD231PS  1024(CX)(R8*1), Y4, Y1
@@ -6077,7 +6552,7 @@ cols109:
 	VFMADD231PS  3072(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols109
+	JNE          cols133
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -6094,30 +6569,30 @@ cols109:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_108:
+tok1_132:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_101
+	JGE  rows4_125
 
-tail102:
+tail126:
 	TESTQ DX, DX
-	JE    done104
+	JE    done128
 
-rows1_103:
+rows1_127:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail111
+	JL   toktail135
 
-tok110:
+tok134:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols112:
+cols136:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1024(BX)(R8*1), Y3
 	VMOVUPS      (CX)(R8*1), Y4
@@ -6125,7 +6600,7 @@ cols112:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols112
+	JNE          cols136
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -6144,20 +6619,20 @@ cols112:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok110
+	JGE          tok134
 
-toktail111:
+toktail135:
 	CMPQ   DI, $0x01
-	JL     tok1_113
+	JL     tok1_137
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols114:
+cols138:
 	VMOVUPS      (BX)(R8*1), Y1
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000400
-	JNE          cols114
+	JNE          cols138
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -6169,13 +6644,13 @@ cols114:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_113:
+tok1_137:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_103
+	JNE  rows1_127
 
-done104:
+done128:
 	VZEROUPPER
 	RET
 
@@ -6186,16 +6661,16 @@ TEXT ·matmul_768x256_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail116
+	JL   tail140
 
-rows4_115:
+rows4_139:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail120
+	JL   toktail144
 
-tok119:
+tok143:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       1024(BX), Z19
 	VMOVUPS       2048(BX), Z20
@@ -6864,11 +7339,11 @@ tok119:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok119
+	JGE           tok143
 
-toktail120:
+toktail144:
 	CMPQ          DI, $0x04
-	JL            tok4_121
+	JL            tok4_145
 	VMOVUPS       (BX), Z12
 	VMOVUPS       1024(BX), Z13
 	VMOVUPS       2048(BX), Z14
@@ -7337,9 +7812,9 @@ toktail120:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_121:
+tok4_145:
 	CMPQ          DI, $0x02
-	JL            tok2_122
+	JL            tok2_146
 	VMOVUPS       (BX), Z6
 	VMOVUPS       1024(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -7608,9 +8083,9 @@ tok4_121:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_122:
+tok2_146:
 	CMPQ          DI, $0x01
-	JL            tok1_123
+	JL            tok1_147
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -7715,25 +8190,25 @@ tok2_122:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_123:
+tok1_147:
 	ADDQ $0x00001000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_115
+	JGE  rows4_139
 
-tail116:
+tail140:
 	TESTQ DX, DX
-	JE    done118
+	JE    done142
 
-rows1_117:
+rows1_141:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail125
+	JL   toktail149
 
-tok124:
+tok148:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -8000,11 +8475,11 @@ tok124:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok124
+	JGE           tok148
 
-toktail125:
+toktail149:
 	CMPQ          DI, $0x04
-	JL            tok4_126
+	JL            tok4_150
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       2048(BX), Z2
@@ -8189,9 +8664,9 @@ toktail125:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_126:
+tok4_150:
 	CMPQ          DI, $0x02
-	JL            tok2_127
+	JL            tok2_151
 	VMOVUPS       (BX), Z0
 	VMOVUPS       1024(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -8294,9 +8769,9 @@ tok4_126:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_127:
+tok2_151:
 	CMPQ          DI, $0x01
-	JL            tok1_128
+	JL            tok1_152
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -8342,13 +8817,13 @@ tok2_127:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_128:
+tok1_152:
 	ADDQ $0x00000400, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_117
+	JNE  rows1_141
 
-done118:
+done142:
 	VZEROUPPER
 	RET
 
@@ -8360,9 +8835,9 @@ TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail130
+	JL   tail154
 
-rows4_129:
+rows4_153:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8373,7 +8848,7 @@ rows4_129:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols133:
+cols157:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1024(CX)(SI*1), Y8, Y1
@@ -8386,7 +8861,7 @@ cols133:
 	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols133
+	JNE          cols157
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -8407,20 +8882,20 @@ cols133:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_129
+	JGE          rows4_153
 
-tail130:
+tail154:
 	TESTQ BX, BX
-	JE    done132
+	JE    done156
 
-rows1_131:
+rows1_155:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols134:
+cols158:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -8431,7 +8906,7 @@ cols134:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols134
+	JNE          cols158
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -8445,9 +8920,9 @@ cols134:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_131
+	JNE          rows1_155
 
-done132:
+done156:
 	VZEROUPPER
 	RET
 
@@ -8459,9 +8934,9 @@ TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail136
+	JL   tail160
 
-rows4_135:
+rows4_159:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        1024(CX), Z3, Z1
@@ -8570,13 +9045,13 @@ rows4_135:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_135
+	JGE           rows4_159
 
-tail136:
+tail160:
 	TESTQ BX, BX
-	JE    done138
+	JE    done162
 
-rows1_137:
+rows1_161:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -8624,9 +9099,9 @@ rows1_137:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_137
+	JNE           rows1_161
 
-done138:
+done162:
 	VZEROUPPER
 	RET
 
@@ -8644,7 +9119,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols139:
+cols163:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -8655,7 +9130,7 @@ cols139:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols139
+	JNE          cols163
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -8673,9 +9148,9 @@ cols139:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail141
+	JL           tail165
 
-rows4_140:
+rows4_164:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -8686,7 +9161,7 @@ rows4_140:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols144:
+cols168:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -8701,7 +9176,7 @@ cols144:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols144
+	JNE          cols168
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -8723,20 +9198,20 @@ cols144:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_140
+	JGE          rows4_164
 
-tail141:
+tail165:
 	TESTQ BX, BX
-	JE    done143
+	JE    done167
 
-rows1_142:
+rows1_166:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols145:
+cols169:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -8751,7 +9226,7 @@ cols145:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols145
+	JNE          cols169
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -8766,9 +9241,9 @@ cols145:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_142
+	JNE          rows1_166
 
-done143:
+done167:
 	VZEROUPPER
 	RET
 
@@ -8849,9 +9324,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail147
+	JL            tail171
 
-rows4_146:
+rows4_170:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	VMULPS        (CX), Z4, Z1
@@ -8977,13 +9452,13 @@ rows4_146:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_146
+	JGE           rows4_170
 
-tail147:
+tail171:
 	TESTQ BX, BX
-	JE    done149
+	JE    done173
 
-rows1_148:
+rows1_172:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -9048,9 +9523,9 @@ rows1_148:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_148
+	JNE           rows1_172
 
-done149:
+done173:
 	VZEROUPPER
 	RET
 
@@ -9068,7 +9543,7 @@ TEXT ·rmsswiglu_2048x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols150:
+cols174:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -9079,7 +9554,7 @@ cols150:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols150
+	JNE          cols174
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -9097,9 +9572,9 @@ cols150:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail152
+	JL           tail176
 
-rows4_151:
+rows4_175:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -9110,7 +9585,7 @@ rows4_151:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols155:
+cols179:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -9123,7 +9598,7 @@ cols155:
 	VFMADD231PS  2100224(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols155
+	JNE          cols179
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -9176,13 +9651,13 @@ cols155:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_151
+	JGE          rows4_175
 
-tail152:
+tail176:
 	TESTQ BX, BX
-	JE    done154
+	JE    done178
 
-rows1_153:
+rows1_177:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -9193,7 +9668,7 @@ rows1_153:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols156:
+cols180:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -9212,7 +9687,7 @@ cols156:
 	VFMADD231PS  2097248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols156
+	JNE          cols180
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -9260,9 +9735,9 @@ cols156:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_153
+	JNE          rows1_177
 
-done154:
+done178:
 	VZEROUPPER
 	RET
 
@@ -9343,9 +9818,9 @@ TEXT ·rmsswiglu_2048x256_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail158
+	JL            tail182
 
-rows4_157:
+rows4_181:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	VMULPS        (CX), Z8, Z1
@@ -9582,13 +10057,13 @@ rows4_157:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_157
+	JGE           rows4_181
 
-tail158:
+tail182:
 	TESTQ BX, BX
-	JE    done160
+	JE    done184
 
-rows1_159:
+rows1_183:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -9704,8 +10179,8 @@ rows1_159:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_159
+	JNE           rows1_183
 
-done160:
+done184:
 	VZEROUPPER
 	RET

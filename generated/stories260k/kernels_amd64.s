@@ -1119,6 +1119,686 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_8_32_4x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_8_32_4x2_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000004, R8
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS neginf<>+0(SB), X2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y0, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  128(R9), Y0, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  256(R9), Y0, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  384(R9), Y0, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt8<>+0(SB), X4, X4
+	VMOVUPS      X4, (R10)
+	VMAXPS       X4, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y1, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  128(R9), Y1, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  256(R9), Y1, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  384(R9), Y1, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt8<>+0(SB), X4, X4
+	VMOVUPS      X4, (R10)(DI*1)
+	VMAXPS       X4, X3, X3
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x10, R10
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R11, R11
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y0, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt8<>+0(SB), X5, X5
+	VMOVSS       X5, (R10)
+	VMAXSS       X5, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y1, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt8<>+0(SB), X5, X5
+	VMOVSS       X5, (R10)(DI*1)
+	VMAXSS       X5, X3, X3
+	ADDQ         $0x00000080, R9
+	ADDQ         $0x04, R10
+	DECQ         R11
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R10), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
+	VMULPS       Y2, Y2, Y6
+	VFMADD213PS  Y2, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y2
+	VMOVUPS      Y2, (R10)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R11, R11
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
+	VMULPS       Y2, Y2, Y6
+	VFMADD213PS  Y2, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y5, Y2
+	VANDPS       Y4, Y2, Y2
+	VMASKMOVPS   Y2, Y4, (R10)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VPERMILPS    $0x4e, X3, X1
+	VMAXPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VMAXPS       X1, X3, X3
+	VBROADCASTSS X3, Y1
+	VXORPS       Y2, Y2, Y2
+	MOVQ         SI, R10
+	LEAQ         (R10)(DI*1), R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail53
+
+gexp54:
+	VMOVUPS      (R10), Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R10)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp54
+
+gexptail53:
+	TESTQ        R11, R11
+	JE           gexpdone55
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y5, Y3
+	VANDPS       Y4, Y3, Y3
+	VMASKMOVPS   Y3, Y4, (R10)
+	VADDPS       Y3, Y2, Y2
+
+gexpdone55:
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSS       one<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VBROADCASTSS X2, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x04
+	JL           gwsum1_57
+
+gwsum56:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y3
+	VBROADCASTSS 4(R10), Y10
+	VFMADD231PS  128(R9), Y10, Y4
+	VBROADCASTSS 4(R10)(DI*1), Y10
+	VFMADD231PS  128(R9), Y10, Y5
+	VBROADCASTSS 8(R10), Y10
+	VFMADD231PS  256(R9), Y10, Y6
+	VBROADCASTSS 8(R10)(DI*1), Y10
+	VFMADD231PS  256(R9), Y10, Y7
+	VBROADCASTSS 12(R10), Y10
+	VFMADD231PS  384(R9), Y10, Y8
+	VBROADCASTSS 12(R10)(DI*1), Y10
+	VFMADD231PS  384(R9), Y10, Y9
+	ADDQ         $0x10, R10
+	ADDQ         $0x00000200, R9
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gwsum56
+
+gwsum1_57:
+	TESTQ R11, R11
+	JE    gwsumdone59
+
+gwsum1l58:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y3
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000080, R9
+	DECQ         R11
+	JNE          gwsum1l58
+
+gwsumdone59:
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, (AX)
+	VADDPS  Y5, Y3, Y3
+	VADDPS  Y7, Y3, Y3
+	VADDPS  Y9, Y3, Y3
+	VMULPS  Y1, Y3, Y3
+	VMOVUPS Y3, 32(AX)
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, AX
+	DECQ    R8
+	JNE     kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_8_32_4x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000004, R8
+
+kvhead60:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS neginf<>+0(SB), X2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_62
+
+gscore4_61:
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y0, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   128(R9), Y0, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   256(R9), Y0, Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VFMADD231PS   384(R9), Y0, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt8<>+0(SB), X4, X4
+	VMOVUPS       X4, (R10)
+	VMAXPS        X4, X2, X2
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   128(R9), Y1, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   256(R9), Y1, Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VFMADD231PS   384(R9), Y1, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt8<>+0(SB), X4, X4
+	VMOVUPS       X4, (R10)(DI*1)
+	VMAXPS        X4, X3, X3
+	ADDQ          $0x00000200, R9
+	ADDQ          $0x10, R10
+	SUBQ          $0x04, R11
+	CMPQ          R11, $0x04
+	JGE           gscore4_61
+
+gscore1_62:
+	TESTQ R11, R11
+	JE    gscoredone64
+
+gscore1l63:
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt8<>+0(SB), X5, X5
+	VMOVSS        X5, (R10)
+	VMAXSS        X5, X2, X2
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y1, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt8<>+0(SB), X5, X5
+	VMOVSS        X5, (R10)(DI*1)
+	VMAXSS        X5, X3, X3
+	ADDQ          $0x00000080, R9
+	ADDQ          $0x04, R10
+	DECQ          R11
+	JNE           gscore1l63
+
+gscoredone64:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Y0
+	VMOVUPS      zero<>+0(SB), Y1
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail65
+
+gexp66:
+	VMOVUPS      (R10), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y4
+	VRNDSCALEPS  $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
+	VMULPS       Y2, Y2, Y6
+	VFMADD213PS  Y2, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y2
+	VMOVUPS      Y2, (R10)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp66
+
+gexptail65:
+	TESTQ        R11, R11
+	JE           gexpdone67
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VRNDSCALEPS  $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VMOVUPS      Y2, K1, (R10)
+	VADDPS       Y2, Y1, K1, Y1
+
+gexpdone67:
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y0
+	VPERMILPS     $0x4e, X3, X1
+	VMAXPS        X1, X3, X3
+	VPERMILPS     $0xb1, X3, X1
+	VMAXPS        X1, X3, X3
+	VBROADCASTSS  X3, Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*1), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x08
+	JL            gexptail68
+
+gexp69:
+	VMOVUPS      (R10), Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VRNDSCALEPS  $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R10)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp69
+
+gexptail68:
+	TESTQ        R11, R11
+	JE           gexpdone70
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y1
+	VRNDSCALEPS  $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
+	VMULPS       Y3, Y3, Y5
+	VFMADD213PS  Y3, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y4, Y3
+	VMOVUPS      Y3, K1, (R10)
+	VADDPS       Y3, Y2, K1, Y2
+
+gexpdone70:
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        one<>+0(SB), X2
+	VDIVSS        X1, X2, X2
+	VBROADCASTSS  X2, Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VMOVUPS       zero<>+0(SB), Y8
+	VMOVUPS       zero<>+0(SB), Y9
+	MOVQ          SI, R10
+	MOVQ          BX, R9
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x04
+	JL            gwsum1_72
+
+gwsum71:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y3
+	VBROADCASTSS 4(R10), Y10
+	VFMADD231PS  128(R9), Y10, Y4
+	VBROADCASTSS 4(R10)(DI*1), Y10
+	VFMADD231PS  128(R9), Y10, Y5
+	VBROADCASTSS 8(R10), Y10
+	VFMADD231PS  256(R9), Y10, Y6
+	VBROADCASTSS 8(R10)(DI*1), Y10
+	VFMADD231PS  256(R9), Y10, Y7
+	VBROADCASTSS 12(R10), Y10
+	VFMADD231PS  384(R9), Y10, Y8
+	VBROADCASTSS 12(R10)(DI*1), Y10
+	VFMADD231PS  384(R9), Y10, Y9
+	ADDQ         $0x10, R10
+	ADDQ         $0x00000200, R9
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gwsum71
+
+gwsum1_72:
+	TESTQ R11, R11
+	JE    gwsumdone74
+
+gwsum1l73:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y3
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000080, R9
+	DECQ         R11
+	JNE          gwsum1l73
+
+gwsumdone74:
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, (AX)
+	VADDPS  Y5, Y3, Y3
+	VADDPS  Y7, Y3, Y3
+	VADDPS  Y9, Y3, Y3
+	VMULPS  Y1, Y3, Y3
+	VMOVUPS Y3, 32(AX)
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, AX
+	DECQ    R8
+	JNE     kvhead60
+	VZEROUPPER
+	RET
+
 // func matmul_128x64_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3
 TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
@@ -1126,16 +1806,16 @@ TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail76
 
-rows4_45:
+rows4_75:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail80
 
-tok49:
+tok79:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -1276,11 +1956,11 @@ tok49:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok79
 
-toktail50:
+toktail80:
 	CMPQ         DI, $0x01
-	JL           tok1_51
+	JL           tok1_81
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -1337,25 +2017,25 @@ toktail50:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x01, DI
 
-tok1_51:
+tok1_81:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_75
 
-tail46:
+tail76:
 	TESTQ DX, DX
-	JE    done48
+	JE    done78
 
-rows1_47:
+rows1_77:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail53
+	JL   toktail83
 
-tok52:
+tok82:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -1414,11 +2094,11 @@ tok52:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok52
+	JGE          tok82
 
-toktail53:
+toktail83:
 	CMPQ         DI, $0x01
-	JL           tok1_54
+	JL           tok1_84
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -1446,13 +2126,13 @@ toktail53:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x01, DI
 
-tok1_54:
+tok1_84:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_77
 
-done48:
+done78:
 	VZEROUPPER
 	RET
 
@@ -1463,16 +2143,16 @@ TEXT ·matmul_128x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail56
+	JL   tail86
 
-rows4_55:
+rows4_85:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail60
+	JL   toktail90
 
-tok59:
+tok89:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -1821,11 +2501,11 @@ tok59:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok59
+	JGE           tok89
 
-toktail60:
+toktail90:
 	CMPQ          DI, $0x04
-	JL            tok4_61
+	JL            tok4_91
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -2070,9 +2750,9 @@ toktail60:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x04, DI
 
-tok4_61:
+tok4_91:
 	CMPQ          DI, $0x02
-	JL            tok2_62
+	JL            tok2_92
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	VMOVUPS       (CX), Y1
@@ -2213,9 +2893,9 @@ tok4_61:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x02, DI
 
-tok2_62:
+tok2_92:
 	CMPQ          DI, $0x01
-	JL            tok1_63
+	JL            tok1_93
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -2272,25 +2952,25 @@ tok2_62:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x01, DI
 
-tok1_63:
+tok1_93:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_55
+	JGE  rows4_85
 
-tail56:
+tail86:
 	TESTQ DX, DX
-	JE    done58
+	JE    done88
 
-rows1_57:
+rows1_87:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail65
+	JL   toktail95
 
-tok64:
+tok94:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -2441,11 +3121,11 @@ tok64:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok64
+	JGE           tok94
 
-toktail65:
+toktail95:
 	CMPQ          DI, $0x04
-	JL            tok4_66
+	JL            tok4_96
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -2550,9 +3230,9 @@ toktail65:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x04, DI
 
-tok4_66:
+tok4_96:
 	CMPQ          DI, $0x02
-	JL            tok2_67
+	JL            tok2_97
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       (CX), Y2
@@ -2611,9 +3291,9 @@ tok4_66:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x02, DI
 
-tok2_67:
+tok2_97:
 	CMPQ          DI, $0x01
-	JL            tok1_68
+	JL            tok1_98
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -2641,13 +3321,13 @@ tok2_67:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x01, DI
 
-tok1_68:
+tok1_98:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_57
+	JNE  rows1_87
 
-done58:
+done88:
 	VZEROUPPER
 	RET
 
@@ -2658,16 +3338,16 @@ TEXT ·matmul_344x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail70
+	JL   tail100
 
-rows4_69:
+rows4_99:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail74
+	JL   toktail104
 
-tok73:
+tok103:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -2808,11 +3488,11 @@ tok73:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok73
+	JGE          tok103
 
-toktail74:
+toktail104:
 	CMPQ         DI, $0x01
-	JL           tok1_75
+	JL           tok1_105
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -2869,25 +3549,25 @@ toktail74:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x01, DI
 
-tok1_75:
+tok1_105:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_69
+	JGE  rows4_99
 
-tail70:
+tail100:
 	TESTQ DX, DX
-	JE    done72
+	JE    done102
 
-rows1_71:
+rows1_101:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail77
+	JL   toktail107
 
-tok76:
+tok106:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -2946,11 +3626,11 @@ tok76:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok76
+	JGE          tok106
 
-toktail77:
+toktail107:
 	CMPQ         DI, $0x01
-	JL           tok1_78
+	JL           tok1_108
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -2978,13 +3658,13 @@ toktail77:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x01, DI
 
-tok1_78:
+tok1_108:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_71
+	JNE  rows1_101
 
-done72:
+done102:
 	VZEROUPPER
 	RET
 
@@ -2995,16 +3675,16 @@ TEXT ·matmul_344x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail80
+	JL   tail110
 
-rows4_79:
+rows4_109:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail84
+	JL   toktail114
 
-tok83:
+tok113:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -3353,11 +4033,11 @@ tok83:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok83
+	JGE           tok113
 
-toktail84:
+toktail114:
 	CMPQ          DI, $0x04
-	JL            tok4_85
+	JL            tok4_115
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -3602,9 +4282,9 @@ toktail84:
 	ADDQ          $0x00001580, SI
 	SUBQ          $0x04, DI
 
-tok4_85:
+tok4_115:
 	CMPQ          DI, $0x02
-	JL            tok2_86
+	JL            tok2_116
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	VMOVUPS       (CX), Y1
@@ -3745,9 +4425,9 @@ tok4_85:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x02, DI
 
-tok2_86:
+tok2_116:
 	CMPQ          DI, $0x01
-	JL            tok1_87
+	JL            tok1_117
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -3804,25 +4484,25 @@ tok2_86:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x01, DI
 
-tok1_87:
+tok1_117:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_79
+	JGE  rows4_109
 
-tail80:
+tail110:
 	TESTQ DX, DX
-	JE    done82
+	JE    done112
 
-rows1_81:
+rows1_111:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail89
+	JL   toktail119
 
-tok88:
+tok118:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -3973,11 +4653,11 @@ tok88:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok88
+	JGE           tok118
 
-toktail89:
+toktail119:
 	CMPQ          DI, $0x04
-	JL            tok4_90
+	JL            tok4_120
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -4082,9 +4762,9 @@ toktail89:
 	ADDQ          $0x00001580, SI
 	SUBQ          $0x04, DI
 
-tok4_90:
+tok4_120:
 	CMPQ          DI, $0x02
-	JL            tok2_91
+	JL            tok2_121
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       (CX), Y2
@@ -4143,9 +4823,9 @@ tok4_90:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x02, DI
 
-tok2_91:
+tok2_121:
 	CMPQ          DI, $0x01
-	JL            tok1_92
+	JL            tok1_122
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -4173,13 +4853,13 @@ tok2_91:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x01, DI
 
-tok1_92:
+tok1_122:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_81
+	JNE  rows1_111
 
-done82:
+done112:
 	VZEROUPPER
 	RET
 
@@ -4190,16 +4870,16 @@ TEXT ·matmul_512x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail94
+	JL   tail124
 
-rows4_93:
+rows4_123:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail98
+	JL   toktail128
 
-tok97:
+tok127:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -4340,11 +5020,11 @@ tok97:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok97
+	JGE          tok127
 
-toktail98:
+toktail128:
 	CMPQ         DI, $0x01
-	JL           tok1_99
+	JL           tok1_129
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -4401,25 +5081,25 @@ toktail98:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_99:
+tok1_129:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_93
+	JGE  rows4_123
 
-tail94:
+tail124:
 	TESTQ DX, DX
-	JE    done96
+	JE    done126
 
-rows1_95:
+rows1_125:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail101
+	JL   toktail131
 
-tok100:
+tok130:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -4478,11 +5158,11 @@ tok100:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok100
+	JGE          tok130
 
-toktail101:
+toktail131:
 	CMPQ         DI, $0x01
-	JL           tok1_102
+	JL           tok1_132
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -4510,13 +5190,13 @@ toktail101:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_102:
+tok1_132:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_95
+	JNE  rows1_125
 
-done96:
+done126:
 	VZEROUPPER
 	RET
 
@@ -4527,16 +5207,16 @@ TEXT ·matmul_512x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail104
+	JL   tail134
 
-rows4_103:
+rows4_133:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail108
+	JL   toktail138
 
-tok107:
+tok137:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -4885,11 +5565,11 @@ tok107:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok107
+	JGE           tok137
 
-toktail108:
+toktail138:
 	CMPQ          DI, $0x04
-	JL            tok4_109
+	JL            tok4_139
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -5134,9 +5814,9 @@ toktail108:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_109:
+tok4_139:
 	CMPQ          DI, $0x02
-	JL            tok2_110
+	JL            tok2_140
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	VMOVUPS       (CX), Y1
@@ -5277,9 +5957,9 @@ tok4_109:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_110:
+tok2_140:
 	CMPQ          DI, $0x01
-	JL            tok1_111
+	JL            tok1_141
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -5336,25 +6016,25 @@ tok2_110:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_111:
+tok1_141:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_103
+	JGE  rows4_133
 
-tail104:
+tail134:
 	TESTQ DX, DX
-	JE    done106
+	JE    done136
 
-rows1_105:
+rows1_135:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail113
+	JL   toktail143
 
-tok112:
+tok142:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -5505,11 +6185,11 @@ tok112:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok112
+	JGE           tok142
 
-toktail113:
+toktail143:
 	CMPQ          DI, $0x04
-	JL            tok4_114
+	JL            tok4_144
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -5614,9 +6294,9 @@ toktail113:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_114:
+tok4_144:
 	CMPQ          DI, $0x02
-	JL            tok2_115
+	JL            tok2_145
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       (CX), Y2
@@ -5675,9 +6355,9 @@ tok4_114:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_115:
+tok2_145:
 	CMPQ          DI, $0x01
-	JL            tok1_116
+	JL            tok1_146
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -5705,13 +6385,13 @@ tok2_115:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_116:
+tok1_146:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_105
+	JNE  rows1_135
 
-done106:
+done136:
 	VZEROUPPER
 	RET
 
@@ -5723,16 +6403,16 @@ TEXT ·matmul_64x172_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail118
+	JL      tail148
 
-rows4_117:
+rows4_147:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail122
+	JL   toktail152
 
-tok121:
+tok151:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -5743,7 +6423,7 @@ tok121:
 	VXORPS Y8, Y8, Y8
 	XORQ   R8, R8
 
-cols123:
+cols153:
 	VMOVUPS      (BX)(R8*1), Y9
 	VMOVUPS      688(BX)(R8*1), Y10
 	VMOVUPS      (CX)(R8*1), Y11
@@ -5760,7 +6440,7 @@ cols123:
 	VFMADD231PS  Y10, Y11, Y8
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols123
+	JNE          cols153
 	VMASKMOVPS   672(BX), Y0, Y9
 	VMASKMOVPS   1360(BX), Y0, Y10
 	VMASKMOVPS   672(CX), Y0, Y11
@@ -5803,18 +6483,18 @@ cols123:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok121
+	JGE          tok151
 
-toktail122:
+toktail152:
 	CMPQ   DI, $0x01
-	JL     tok1_124
+	JL     tok1_154
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   R8, R8
 
-cols125:
+cols155:
 	VMOVUPS      (BX)(R8*1), Y5
 	VFMADD231PS  (CX)(R8*1), Y5, Y1
 	VFMADD231PS  688(CX)(R8*1), Y5, Y2
@@ -5822,7 +6502,7 @@ cols125:
 	VFMADD231PS  2064(CX)(R8*1), Y5, Y4
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols125
+	JNE          cols155
 	VMASKMOVPS   672(BX), Y0, Y5
 	VMASKMOVPS   672(CX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -5848,30 +6528,30 @@ cols125:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_124:
+tok1_154:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_117
+	JGE  rows4_147
 
-tail118:
+tail148:
 	TESTQ DX, DX
-	JE    done120
+	JE    done150
 
-rows1_119:
+rows1_149:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail127
+	JL   toktail157
 
-tok126:
+tok156:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	XORQ   R8, R8
 
-cols128:
+cols158:
 	VMOVUPS      (BX)(R8*1), Y3
 	VMOVUPS      688(BX)(R8*1), Y4
 	VMOVUPS      (CX)(R8*1), Y5
@@ -5879,7 +6559,7 @@ cols128:
 	VFMADD231PS  Y4, Y5, Y2
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols128
+	JNE          cols158
 	VMASKMOVPS   672(BX), Y0, Y3
 	VMASKMOVPS   1360(BX), Y0, Y4
 	VMASKMOVPS   672(CX), Y0, Y5
@@ -5903,20 +6583,20 @@ cols128:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok126
+	JGE          tok156
 
-toktail127:
+toktail157:
 	CMPQ   DI, $0x01
-	JL     tok1_129
+	JL     tok1_159
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols130:
+cols160:
 	VMOVUPS      (BX)(R8*1), Y2
 	VFMADD231PS  (CX)(R8*1), Y2, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols130
+	JNE          cols160
 	VMASKMOVPS   672(BX), Y0, Y2
 	VMASKMOVPS   672(CX), Y0, Y3
 	VFMADD231PS  Y2, Y3, Y1
@@ -5931,13 +6611,13 @@ cols130:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_129:
+tok1_159:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_119
+	JNE  rows1_149
 
-done120:
+done150:
 	VZEROUPPER
 	RET
 
@@ -5950,16 +6630,16 @@ TEXT ·matmul_64x172_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail132
+	JL    tail162
 
-rows4_131:
+rows4_161:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail136
+	JL   toktail166
 
-tok135:
+tok165:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       688(BX), Z19
 	VMOVUPS       1376(BX), Z20
@@ -6454,11 +7134,11 @@ tok135:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok135
+	JGE           tok165
 
-toktail136:
+toktail166:
 	CMPQ          DI, $0x04
-	JL            tok4_137
+	JL            tok4_167
 	VMOVUPS       (BX), Z12
 	VMOVUPS       688(BX), Z13
 	VMOVUPS       1376(BX), Z14
@@ -6803,9 +7483,9 @@ toktail136:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_137:
+tok4_167:
 	CMPQ          DI, $0x02
-	JL            tok2_138
+	JL            tok2_168
 	VMOVUPS       (BX), Z6
 	VMOVUPS       688(BX), Z7
 	VMOVUPS       (CX), Z1
@@ -7000,9 +7680,9 @@ tok4_137:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_138:
+tok2_168:
 	CMPQ          DI, $0x01
-	JL            tok1_139
+	JL            tok1_169
 	VMOVUPS       (BX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        688(CX), Z3, Z1
@@ -7082,25 +7762,25 @@ tok2_138:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_139:
+tok1_169:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_131
+	JGE  rows4_161
 
-tail132:
+tail162:
 	TESTQ DX, DX
-	JE    done134
+	JE    done164
 
-rows1_133:
+rows1_163:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail141
+	JL   toktail171
 
-tok140:
+tok170:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -7301,11 +7981,11 @@ tok140:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok140
+	JGE           tok170
 
-toktail141:
+toktail171:
 	CMPQ          DI, $0x04
-	JL            tok4_142
+	JL            tok4_172
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -7444,9 +8124,9 @@ toktail141:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_142:
+tok4_172:
 	CMPQ          DI, $0x02
-	JL            tok2_143
+	JL            tok2_173
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       (CX), Z2
@@ -7523,9 +8203,9 @@ tok4_142:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_143:
+tok2_173:
 	CMPQ          DI, $0x01
-	JL            tok1_144
+	JL            tok1_174
 	VMOVUPS       (BX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(BX), Z1
@@ -7561,13 +8241,13 @@ tok2_143:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_144:
+tok1_174:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_133
+	JNE  rows1_163
 
-done134:
+done164:
 	VZEROUPPER
 	RET
 
@@ -7578,16 +8258,16 @@ TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail146
+	JL   tail176
 
-rows4_145:
+rows4_175:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail150
+	JL   toktail180
 
-tok149:
+tok179:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	VMOVUPS      (CX), Y1
@@ -7728,11 +8408,11 @@ tok149:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok149
+	JGE          tok179
 
-toktail150:
+toktail180:
 	CMPQ         DI, $0x01
-	JL           tok1_151
+	JL           tok1_181
 	VMOVUPS      (BX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -7789,25 +8469,25 @@ toktail150:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_151:
+tok1_181:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_145
+	JGE  rows4_175
 
-tail146:
+tail176:
 	TESTQ DX, DX
-	JE    done148
+	JE    done178
 
-rows1_147:
+rows1_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail153
+	JL   toktail183
 
-tok152:
+tok182:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	VMOVUPS      (CX), Y2
@@ -7866,11 +8546,11 @@ tok152:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok152
+	JGE          tok182
 
-toktail153:
+toktail183:
 	CMPQ         DI, $0x01
-	JL           tok1_154
+	JL           tok1_184
 	VMOVUPS      (BX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(BX), Y1
@@ -7898,13 +8578,13 @@ toktail153:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_154:
+tok1_184:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_147
+	JNE  rows1_177
 
-done148:
+done178:
 	VZEROUPPER
 	RET
 
@@ -7915,16 +8595,16 @@ TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail156
+	JL   tail186
 
-rows4_155:
+rows4_185:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail160
+	JL   toktail190
 
-tok159:
+tok189:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -8273,11 +8953,11 @@ tok159:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok159
+	JGE           tok189
 
-toktail160:
+toktail190:
 	CMPQ          DI, $0x04
-	JL            tok4_161
+	JL            tok4_191
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -8522,9 +9202,9 @@ toktail160:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_161:
+tok4_191:
 	CMPQ          DI, $0x02
-	JL            tok2_162
+	JL            tok2_192
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	VMOVUPS       (CX), Y1
@@ -8665,9 +9345,9 @@ tok4_161:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_162:
+tok2_192:
 	CMPQ          DI, $0x01
-	JL            tok1_163
+	JL            tok1_193
 	VMOVUPS       (BX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -8724,25 +9404,25 @@ tok2_162:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_163:
+tok1_193:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_155
+	JGE  rows4_185
 
-tail156:
+tail186:
 	TESTQ DX, DX
-	JE    done158
+	JE    done188
 
-rows1_157:
+rows1_187:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail165
+	JL   toktail195
 
-tok164:
+tok194:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -8893,11 +9573,11 @@ tok164:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok164
+	JGE           tok194
 
-toktail165:
+toktail195:
 	CMPQ          DI, $0x04
-	JL            tok4_166
+	JL            tok4_196
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -9002,9 +9682,9 @@ toktail165:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_166:
+tok4_196:
 	CMPQ          DI, $0x02
-	JL            tok2_167
+	JL            tok2_197
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       (CX), Y2
@@ -9063,9 +9743,9 @@ tok4_166:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_167:
+tok2_197:
 	CMPQ          DI, $0x01
-	JL            tok1_168
+	JL            tok1_198
 	VMOVUPS       (BX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(BX), Y1
@@ -9093,13 +9773,13 @@ tok2_167:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_168:
+tok1_198:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_157
+	JNE  rows1_187
 
-done158:
+done188:
 	VZEROUPPER
 	RET
 
@@ -9112,9 +9792,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail170
+	JL      tail200
 
-rows4_169:
+rows4_199:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -9125,7 +9805,7 @@ rows4_169:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols173:
+cols203:
 	VMOVUPS      (DX)(SI*1), Y9
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
 	VFMADD231PS  688(CX)(SI*1), Y9, Y2
@@ -9138,7 +9818,7 @@ cols173:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols173
+	JNE          cols203
 	VMOVUPS      640(DX), Y9
 	VFMADD231PS  640(CX), Y9, Y1
 	VFMADD231PS  1328(CX), Y9, Y2
@@ -9173,20 +9853,20 @@ cols173:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_169
+	JGE          rows4_199
 
-tail170:
+tail200:
 	TESTQ BX, BX
-	JE    done172
+	JE    done202
 
-rows1_171:
+rows1_201:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols174:
+cols204:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -9197,7 +9877,7 @@ cols174:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols174
+	JNE          cols204
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -9216,9 +9896,9 @@ cols174:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_171
+	JNE          rows1_201
 
-done172:
+done202:
 	VZEROUPPER
 	RET
 
@@ -9232,9 +9912,9 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail176
+	JL    tail206
 
-rows4_175:
+rows4_205:
 	VMOVUPS       (DX), Z3
 	VMULPS        (CX), Z3, Z0
 	VMULPS        688(CX), Z3, Z1
@@ -9318,13 +9998,13 @@ rows4_175:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_175
+	JGE           rows4_205
 
-tail176:
+tail206:
 	TESTQ BX, BX
-	JE    done178
+	JE    done208
 
-rows1_177:
+rows1_207:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -9362,9 +10042,9 @@ rows1_177:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_177
+	JNE           rows1_207
 
-done178:
+done208:
 	VZEROUPPER
 	RET
 
@@ -9376,9 +10056,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail180
+	JL   tail210
 
-rows4_179:
+rows4_209:
 	VMOVUPS      (DX), Y3
 	VMULPS       (CX), Y3, Y0
 	VMULPS       256(CX), Y3, Y1
@@ -9439,13 +10119,13 @@ rows4_179:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_179
+	JGE          rows4_209
 
-tail180:
+tail210:
 	TESTQ BX, BX
-	JE    done182
+	JE    done212
 
-rows1_181:
+rows1_211:
 	VMOVUPS      (DX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(DX), Y1
@@ -9475,9 +10155,9 @@ rows1_181:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_181
+	JNE          rows1_211
 
-done182:
+done212:
 	VZEROUPPER
 	RET
 
@@ -9489,9 +10169,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail184
+	JL   tail214
 
-rows4_183:
+rows4_213:
 	VMOVUPS       (DX), Y3
 	VMULPS        (CX), Y3, Y0
 	VMULPS        256(CX), Y3, Y1
@@ -9552,13 +10232,13 @@ rows4_183:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_183
+	JGE           rows4_213
 
-tail184:
+tail214:
 	TESTQ BX, BX
-	JE    done186
+	JE    done216
 
-rows1_185:
+rows1_215:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -9588,9 +10268,9 @@ rows1_185:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_185
+	JNE           rows1_215
 
-done186:
+done216:
 	VZEROUPPER
 	RET
 
@@ -9635,9 +10315,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail188
+	JL           tail218
 
-rows4_187:
+rows4_217:
 	VMOVUPS      (DX), Y4
 	VMULPS       (SI), Y4, Y4
 	VMULPS       (CX), Y4, Y1
@@ -9707,13 +10387,13 @@ rows4_187:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_187
+	JGE          rows4_217
 
-tail188:
+tail218:
 	TESTQ BX, BX
-	JE    done190
+	JE    done220
 
-rows1_189:
+rows1_219:
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	VMULPS       (CX), Y1, Y1
@@ -9752,9 +10432,9 @@ rows1_189:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_189
+	JNE          rows1_219
 
-done190:
+done220:
 	VZEROUPPER
 	RET
 
@@ -9817,9 +10497,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail192
+	JL            tail222
 
-rows4_191:
+rows4_221:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	VMULPS        (CX), Y4, Y1
@@ -9889,13 +10569,13 @@ rows4_191:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_191
+	JGE           rows4_221
 
-tail192:
+tail222:
 	TESTQ BX, BX
-	JE    done194
+	JE    done224
 
-rows1_193:
+rows1_223:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -9934,9 +10614,9 @@ rows1_193:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_193
+	JNE           rows1_223
 
-done194:
+done224:
 	VZEROUPPER
 	RET
 
@@ -9981,9 +10661,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail196
+	JL           tail226
 
-rows4_195:
+rows4_225:
 	VMOVUPS      (DX), Y8
 	VMULPS       (SI), Y8, Y8
 	VMULPS       (CX), Y8, Y1
@@ -10116,13 +10796,13 @@ rows4_195:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_195
+	JGE          rows4_225
 
-tail196:
+tail226:
 	TESTQ BX, BX
-	JE    done198
+	JE    done228
 
-rows1_197:
+rows1_227:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y1
@@ -10202,9 +10882,9 @@ rows1_197:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_197
+	JNE          rows1_227
 
-done198:
+done228:
 	VZEROUPPER
 	RET
 
@@ -10267,9 +10947,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail200
+	JL            tail230
 
-rows4_199:
+rows4_229:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	VMULPS        (CX), Y8, Y1
@@ -10410,13 +11090,13 @@ rows4_199:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_199
+	JGE           rows4_229
 
-tail200:
+tail230:
 	TESTQ BX, BX
-	JE    done202
+	JE    done232
 
-rows1_201:
+rows1_231:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -10496,8 +11176,8 @@ rows1_201:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_201
+	JNE           rows1_231
 
-done202:
+done232:
 	VZEROUPPER
 	RET

@@ -95,6 +95,8 @@ func checkKernel(t *testing.T, k asm.Kernel, fn any) {
 		checkSwiGLU(t, r, k, fn)
 	case asm.OpAttention:
 		checkAttention(t, r, k, fn.(attnFn))
+	case asm.OpGroupAttention:
+		checkGroupAttention(t, r, k, fn.(attnFn))
 	case asm.OpMatMul:
 		checkMatMul(t, r, k, fn.(matmulFn))
 	default:
@@ -207,6 +209,31 @@ func checkAttention(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
 			for j := range prob {
 				if !near(float64(att[j])/sum, float64(prob[j]), 2e-6+2e-5*float64(prob[j])) {
 					t.Fatalf("t %d scale %v: p[%d] = %v, want %v", T, scale, j, float64(att[j])/sum, prob[j])
+				}
+			}
+		}
+	}
+}
+
+func checkGroupAttention(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
+	hd, S, NH, G := k.HeadDim, k.KVStride, k.Heads, k.Group
+	for _, T := range []int{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100} {
+		for _, scale := range []float32{1, 8} {
+			q := rnd(r, NH*G*hd, scale)
+			keys := rnd(r, T*S, scale)
+			vals := rnd(r, T*S, 1)
+			// The KV heads need not start a row (as in a Q|K|V row).
+			off := (S - NH*hd) / 2
+			want := make([]float32, NH*G*hd)
+			asm.GroupAttention(want, q, keys[off:], vals[off:], make([]float32, T), T, S, hd, NH, G)
+			allOut, out := guarded(NH * G * hd)
+			allAtt, att := guarded(G * T)
+			fn(ptr(out), ptr(q), ptr(keys[off:]), ptr(vals[off:]), ptr(att), T)
+			checkGuards(t, "attention out", allOut, func(int) bool { return true })
+			checkGuards(t, "attention att", allAtt, func(int) bool { return true })
+			for i := range want {
+				if !near(float64(out[i]), float64(want[i]), 2e-5) {
+					t.Fatalf("t %d scale %v: out[%d] (head %d) = %v, want %v", T, scale, i, i/hd, out[i], want[i])
 				}
 			}
 		}

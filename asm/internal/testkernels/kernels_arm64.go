@@ -59,6 +59,76 @@ func attention_8_32_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func attention_8_8_neon(out, q, k, v, att *float32, t int)
 
+// gattention_100_300_3x1_neon: 3 KV heads of 1 query heads each, head size 100, over t ≥ 1 positions 300 floats apart.
+//
+//go:noescape
+func gattention_100_300_3x1_neon(out, q, k, v, att *float32, t int)
+
+// gattention_128_256_2x1_neon: 2 KV heads of 1 query heads each, head size 128, over t ≥ 1 positions 256 floats apart.
+//
+//go:noescape
+func gattention_128_256_2x1_neon(out, q, k, v, att *float32, t int)
+
+// gattention_12_40_3x1_neon: 3 KV heads of 1 query heads each, head size 12, over t ≥ 1 positions 40 floats apart.
+//
+//go:noescape
+func gattention_12_40_3x1_neon(out, q, k, v, att *float32, t int)
+
+// gattention_16_50_3x3_neon: 3 KV heads of 3 query heads each, head size 16, over t ≥ 1 positions 50 floats apart.
+//
+//go:noescape
+func gattention_16_50_3x3_neon(out, q, k, v, att *float32, t int)
+
+// gattention_16_64_4x4_neon: 4 KV heads of 4 query heads each, head size 16, over t ≥ 1 positions 64 floats apart.
+//
+//go:noescape
+func gattention_16_64_4x4_neon(out, q, k, v, att *float32, t int)
+
+// gattention_17_51_3x2_neon: 3 KV heads of 2 query heads each, head size 17, over t ≥ 1 positions 51 floats apart.
+//
+//go:noescape
+func gattention_17_51_3x2_neon(out, q, k, v, att *float32, t int)
+
+// gattention_1_4_2x2_neon: 2 KV heads of 2 query heads each, head size 1, over t ≥ 1 positions 4 floats apart.
+//
+//go:noescape
+func gattention_1_4_2x2_neon(out, q, k, v, att *float32, t int)
+
+// gattention_32_64_2x2_neon: 2 KV heads of 2 query heads each, head size 32, over t ≥ 1 positions 64 floats apart.
+//
+//go:noescape
+func gattention_32_64_2x2_neon(out, q, k, v, att *float32, t int)
+
+// gattention_3_7_2x1_neon: 2 KV heads of 1 query heads each, head size 3, over t ≥ 1 positions 7 floats apart.
+//
+//go:noescape
+func gattention_3_7_2x1_neon(out, q, k, v, att *float32, t int)
+
+// gattention_48_288_6x1_neon: 6 KV heads of 1 query heads each, head size 48, over t ≥ 1 positions 288 floats apart.
+//
+//go:noescape
+func gattention_48_288_6x1_neon(out, q, k, v, att *float32, t int)
+
+// gattention_64_130_2x2_neon: 2 KV heads of 2 query heads each, head size 64, over t ≥ 1 positions 130 floats apart.
+//
+//go:noescape
+func gattention_64_130_2x2_neon(out, q, k, v, att *float32, t int)
+
+// gattention_64_768_12x1_neon: 12 KV heads of 1 query heads each, head size 64, over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func gattention_64_768_12x1_neon(out, q, k, v, att *float32, t int)
+
+// gattention_8_32_4x2_neon: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions 32 floats apart.
+//
+//go:noescape
+func gattention_8_32_4x2_neon(out, q, k, v, att *float32, t int)
+
+// gattention_8_8_1x4_neon: 1 KV heads of 4 query heads each, head size 8, over t ≥ 1 positions 8 floats apart.
+//
+//go:noescape
+func gattention_8_8_1x4_neon(out, q, k, v, att *float32, t int)
+
 // matmul_13x17_neon: out[b*13+r] = w[r]·x[b] for r < n and b tokens, 17 columns.
 //
 //go:noescape

@@ -3426,6 +3426,4124 @@ func attention_8_8_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// gattention_100_300_3x1_go: 3 KV heads of 1 query heads each, head size 100, over t ≥ 1 positions 300 floats apart.
+func gattention_100_300_3x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 100, 300
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.1
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[25][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[25][4]float32)(k0)
+		wb1 := (*[25][4]float32)(k1)
+		wb2 := (*[25][4]float32)(k2)
+		wb3 := (*[25][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[25][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[25][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+64)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+64)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+64)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 64*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+68)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+68)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+68)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 68*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+72)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+72)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+72)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 72*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+76)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+76)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+76)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 76*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+80)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+80)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+80)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 80*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+84)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+84)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+84)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 84*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+88)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+88)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+88)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 88*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+92)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+92)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+92)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 92*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+96)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+96)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+96)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 96*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_100_300_3x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 100, 1, 3
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_100_300_3x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_128_256_2x1_go: 2 KV heads of 1 query heads each, head size 128, over t ≥ 1 positions 256 floats apart.
+func gattention_128_256_2x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 128, 256
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.088388346
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[32][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[32][4]float32)(k0)
+		wb1 := (*[32][4]float32)(k1)
+		wb2 := (*[32][4]float32)(k2)
+		wb3 := (*[32][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[32][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[32][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+64)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+64)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+64)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 64*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+68)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+68)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+68)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 68*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+72)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+72)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+72)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 72*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+76)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+76)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+76)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 76*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+80)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+80)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+80)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 80*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+84)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+84)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+84)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 84*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+88)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+88)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+88)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 88*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+92)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+92)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+92)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 92*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+96)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+96)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+96)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 96*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+100)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+100)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+100)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 100*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+104)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+104)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+104)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 104*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+108)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+108)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+108)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 108*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+112)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+112)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+112)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 112*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+116)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+116)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+116)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 116*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+120)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+120)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+120)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 120*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+124)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+124)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+124)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 124*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_128_256_2x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 128, 1, 2
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_128_256_2x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_12_40_3x1_go: 3 KV heads of 1 query heads each, head size 12, over t ≥ 1 positions 40 floats apart.
+func gattention_12_40_3x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 12, 40
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.28867513
+	q1 := qv[1] * 0.28867513
+	q2 := qv[2] * 0.28867513
+	q3 := qv[3] * 0.28867513
+	q4 := qv[4] * 0.28867513
+	q5 := qv[5] * 0.28867513
+	q6 := qv[6] * 0.28867513
+	q7 := qv[7] * 0.28867513
+	q8 := qv[8] * 0.28867513
+	q9 := qv[9] * 0.28867513
+	q10 := qv[10] * 0.28867513
+	q11 := qv[11] * 0.28867513
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := ((((q0*kj[0] + q1*kj[1]) + q2*kj[2]) + ((q3*kj[3] + q4*kj[4]) + q5*kj[5])) + (((q6*kj[6] + q7*kj[7]) + q8*kj[8]) + ((q9*kj[9] + q10*kj[10]) + q11*kj[11])))
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_12_40_3x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 12, 1, 3
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_12_40_3x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_16_50_3x3_go: 3 KV heads of 3 query heads each, head size 16, over t ≥ 1 positions 50 floats apart.
+func gattention_16_50_3x3_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 16, 50
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.25
+	q1 := qv[1] * 0.25
+	q2 := qv[2] * 0.25
+	q3 := qv[3] * 0.25
+	q4 := qv[4] * 0.25
+	q5 := qv[5] * 0.25
+	q6 := qv[6] * 0.25
+	q7 := qv[7] * 0.25
+	q8 := qv[8] * 0.25
+	q9 := qv[9] * 0.25
+	q10 := qv[10] * 0.25
+	q11 := qv[11] * 0.25
+	q12 := qv[12] * 0.25
+	q13 := qv[13] * 0.25
+	q14 := qv[14] * 0.25
+	q15 := qv[15] * 0.25
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := ((((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7]))) + (((q8*kj[8] + q9*kj[9]) + (q10*kj[10] + q11*kj[11])) + ((q12*kj[12] + q13*kj[13]) + (q14*kj[14] + q15*kj[15]))))
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_16_50_3x3_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 16, 3, 3
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_16_50_3x3_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_16_64_4x4_go: 4 KV heads of 4 query heads each, head size 16, over t ≥ 1 positions 64 floats apart.
+func gattention_16_64_4x4_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 16, 64
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.25
+	q1 := qv[1] * 0.25
+	q2 := qv[2] * 0.25
+	q3 := qv[3] * 0.25
+	q4 := qv[4] * 0.25
+	q5 := qv[5] * 0.25
+	q6 := qv[6] * 0.25
+	q7 := qv[7] * 0.25
+	q8 := qv[8] * 0.25
+	q9 := qv[9] * 0.25
+	q10 := qv[10] * 0.25
+	q11 := qv[11] * 0.25
+	q12 := qv[12] * 0.25
+	q13 := qv[13] * 0.25
+	q14 := qv[14] * 0.25
+	q15 := qv[15] * 0.25
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := ((((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7]))) + (((q8*kj[8] + q9*kj[9]) + (q10*kj[10] + q11*kj[11])) + ((q12*kj[12] + q13*kj[13]) + (q14*kj[14] + q15*kj[15]))))
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_16_64_4x4_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 16, 4, 4
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_16_64_4x4_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_17_51_3x2_go: 3 KV heads of 2 query heads each, head size 17, over t ≥ 1 positions 51 floats apart.
+func gattention_17_51_3x2_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 17, 51
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.24253562
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[4][4]float32)(k0)
+		wb1 := (*[4][4]float32)(k1)
+		wb2 := (*[4][4]float32)(k2)
+		wb3 := (*[4][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(unsafe.Pointer(qv))
+		wa0 := (*[17]float32)(k0)
+		wa1 := (*[17]float32)(k1)
+		wa2 := (*[17]float32)(k2)
+		wa3 := (*[17]float32)(k3)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[4][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[17]float32)(unsafe.Pointer(qv))
+		wa0 := (*[17]float32)(unsafe.Add(kp, j*(S*4)))
+		a00 += wa0[16] * xa[16]
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[1]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[1]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[1]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+		}
+		*(*[1]float32)(unsafe.Add(op, 16*4)) = [1]float32{o0 * inv}
+	}
+}
+
+func gattention_17_51_3x2_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 17, 2, 3
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_17_51_3x2_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_1_4_2x2_go: 2 KV heads of 2 query heads each, head size 1, over t ≥ 1 positions 4 floats apart.
+func gattention_1_4_2x2_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 1, 4
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 1
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := q0 * kj[0]
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[1]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[1]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[1]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+		}
+		*(*[1]float32)(unsafe.Add(op, 0*4)) = [1]float32{o0 * inv}
+	}
+}
+
+func gattention_1_4_2x2_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 1, 2, 2
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_1_4_2x2_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_32_64_2x2_go: 2 KV heads of 2 query heads each, head size 32, over t ≥ 1 positions 64 floats apart.
+func gattention_32_64_2x2_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 32, 64
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.17677669
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[8][4]float32)(k0)
+		wb1 := (*[8][4]float32)(k1)
+		wb2 := (*[8][4]float32)(k2)
+		wb3 := (*[8][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[8][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[8][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_32_64_2x2_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 32, 2, 2
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_32_64_2x2_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_3_7_2x1_go: 2 KV heads of 1 query heads each, head size 3, over t ≥ 1 positions 7 floats apart.
+func gattention_3_7_2x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 3, 7
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.57735026
+	q1 := qv[1] * 0.57735026
+	q2 := qv[2] * 0.57735026
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := ((q0*kj[0] + q1*kj[1]) + q2*kj[2])
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[3]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[3]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[3]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+		}
+		*(*[3]float32)(unsafe.Add(op, 0*4)) = [3]float32{o0 * inv, o1 * inv, o2 * inv}
+	}
+}
+
+func gattention_3_7_2x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 3, 1, 2
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_3_7_2x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_48_288_6x1_go: 6 KV heads of 1 query heads each, head size 48, over t ≥ 1 positions 288 floats apart.
+func gattention_48_288_6x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 48, 288
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.14433756
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[12][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[12][4]float32)(k0)
+		wb1 := (*[12][4]float32)(k1)
+		wb2 := (*[12][4]float32)(k2)
+		wb3 := (*[12][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[12][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[12][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_48_288_6x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 48, 1, 6
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_48_288_6x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_64_130_2x2_go: 2 KV heads of 2 query heads each, head size 64, over t ≥ 1 positions 130 floats apart.
+func gattention_64_130_2x2_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 64, 130
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.125
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(k0)
+		wb1 := (*[16][4]float32)(k1)
+		wb2 := (*[16][4]float32)(k2)
+		wb3 := (*[16][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_64_130_2x2_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 64, 2, 2
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_64_130_2x2_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_64_768_12x1_go: 12 KV heads of 1 query heads each, head size 64, over t ≥ 1 positions 768 floats apart.
+func gattention_64_768_12x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 64, 768
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.125
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(k0)
+		wb1 := (*[16][4]float32)(k1)
+		wb2 := (*[16][4]float32)(k2)
+		wb3 := (*[16][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[16][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+48)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+48)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+48)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 48*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+52)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+52)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+52)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 52*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+56)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+56)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+56)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 56*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+60)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+60)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+60)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 60*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_64_768_12x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 64, 1, 12
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_64_768_12x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_8_32_4x2_go: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions 32 floats apart.
+func gattention_8_32_4x2_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 8, 32
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.35355338
+	q1 := qv[1] * 0.35355338
+	q2 := qv[2] * 0.35355338
+	q3 := qv[3] * 0.35355338
+	q4 := qv[4] * 0.35355338
+	q5 := qv[5] * 0.35355338
+	q6 := qv[6] * 0.35355338
+	q7 := qv[7] * 0.35355338
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_8_32_4x2_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 8, 2, 4
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_8_32_4x2_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
+// gattention_8_8_1x4_go: 1 KV heads of 4 query heads each, head size 8, over t ≥ 1 positions 8 floats apart.
+func gattention_8_8_1x4_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 8, 8
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	q0 := qv[0] * 0.35355338
+	q1 := qv[1] * 0.35355338
+	q2 := qv[2] * 0.35355338
+	q3 := qv[3] * 0.35355338
+	q4 := qv[4] * 0.35355338
+	q5 := qv[5] * 0.35355338
+	q6 := qv[6] * 0.35355338
+	q7 := qv[7] * 0.35355338
+	for j := range a {
+		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
+		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
+		a[j] = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_8_8_1x4_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 8, 4, 1
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_8_8_1x4_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
 // matmul_13x17_go: out[b*13+r] = w[r]·x[b] for r < n and b tokens, 17 columns.
 func matmul_13x17_go(out, w, x *float32, n, b int) {
 	const R, C = 13, 17
