@@ -10,22 +10,22 @@ type Op int
 
 // The kernel operations.
 const (
-	OpMatVec        Op = iota + 1 // out[r] = w[r]·x
-	OpRMSNormMatVec               // out[r] = w[r]·(g⊙x)/rms(x)
-	OpSwiGLU                      // out[r] = silu(w[r]·x)·(w[Rows+r]·x)
-	OpRMSNormSwiGLU               // SwiGLU on the RMS-normalised x
-	OpAttention                   // one head over t cached positions
-	OpMatMul                      // out[b][r] = w[r]·x[b] for a batch
-	OpGroupAttention              // every head of a layer: Heads KV heads of Group query heads each
+	OpMatVec         Op = iota + 1 // out[r] = w[r]·x
+	OpRMSNormMatVec                // out[r] = w[r]·(g⊙x)/rms(x)
+	OpSwiGLU                       // out[r] = silu(w[r]·x)·(w[Rows+r]·x)
+	OpRMSNormSwiGLU                // SwiGLU on the RMS-normalised x
+	OpAttention                    // one head over t cached positions
+	OpMatMul                       // out[b][r] = w[r]·x[b] for a batch
+	OpGroupAttention               // every head of a layer: Heads KV heads of Group query heads each
 )
 
 var opNames = map[Op]string{
-	OpMatVec:        "matvec",
-	OpRMSNormMatVec: "rmsmatvec",
-	OpSwiGLU:        "swiglu",
-	OpRMSNormSwiGLU: "rmsswiglu",
-	OpAttention:     "attention",
-	OpMatMul:        "matmul",
+	OpMatVec:         "matvec",
+	OpRMSNormMatVec:  "rmsmatvec",
+	OpSwiGLU:         "swiglu",
+	OpRMSNormSwiGLU:  "rmsswiglu",
+	OpAttention:      "attention",
+	OpMatMul:         "matmul",
 	OpGroupAttention: "gattention",
 }
 
