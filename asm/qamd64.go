@@ -47,7 +47,8 @@ type qamd struct {
 	k      QKernel
 	consts map[string]operand.Mem
 	label  int
-	zero   reg.Register // AVX-512: a register holding zeros
+	zero   reg.Register   // AVX-512: a register holding zeros (YMM)
+	zeroZ  reg.VecVirtual // AVX-512: the same as a ZMM
 }
 
 // qRows is the row unroll: four rows share each x block load and scale.
@@ -99,8 +100,9 @@ func (g *qamd) kernel(k QKernel) {
 		b = g.param("b")
 	}
 	if k.ISA == AVX512 {
-		g.zero = c.YMM()
-		c.VMOVUPS(g.bytesConst("qzero", 0), g.zero)
+		g.zeroZ = c.ZMM()
+		c.VMOVDQU64(g.zmmConst("qzeroz", rep16(0)), g.zeroZ)
+		g.zero = g.zeroZ.AsY()
 	}
 	rb := k.RowBytes()
 	loop4, tail, loop1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
@@ -157,6 +159,10 @@ func (g *qamd) tokens(R int, b, out, w, xq, xs reg.GPVirtual) {
 // rows computes R consecutive rows starting at w into out[0..R).
 func (g *qamd) rows(R int, out, w, xq, xs reg.GPVirtual) {
 	c, k := g.c, g.k
+	if k.ISA == AVX512 {
+		g.rowsZ(R, out, w, xq, xs)
+		return
+	}
 	rb, bb := k.RowBytes(), k.Format.BlockBytes()
 	acc := make([]reg.VecVirtual, R)
 	for r := range acc {
@@ -340,4 +346,201 @@ func (g *qamd) hsum(v reg.VecVirtual) reg.Register {
 	c.VSHUFPS(operand.U8(0xb1), x, x, t)
 	c.VADDPS(t, x, x)
 	return x
+}
+
+// rep16 is 16 copies of the 32-bit word v.
+func rep16(v uint32) []uint32 {
+	w := make([]uint32, 16)
+	for i := range w {
+		w[i] = v
+	}
+	return w
+}
+
+// zmmConst is a 64-byte read-only vector of the 16 words ws.
+func (g *qamd) zmmConst(name string, ws []uint32) operand.Mem {
+	if m, ok := g.consts[name]; ok {
+		return m
+	}
+	m := g.c.StaticGlobal(name)
+	g.c.DataAttributes(attr.RODATA | attr.NOPTR)
+	for _, v := range ws {
+		g.c.AppendDatum(operand.U32(v))
+	}
+	g.consts[name] = m
+	return m
+}
+
+// words16 packs 32 16-bit words into 16 32-bit words (little endian).
+func words16(ws [32]uint16) []uint32 {
+	out := make([]uint32, 16)
+	for i := range out {
+		out[i] = uint32(ws[2*i]) | uint32(ws[2*i+1])<<16
+	}
+	return out
+}
+
+// qGroup is how many blocks the AVX-512 kernels take per ZMM step: Q8_0
+// two blocks (64 codes), Q4_0 four blocks (64 bytes of nibbles).
+func qGroup(f QFormat) int {
+	if f == Q4_0 {
+		return 4
+	}
+	return 2
+}
+
+// rowsZ is rows on AVX-512 VNNI with ZMM registers: each step takes a group
+// of blocks (qGroup) of R rows, sharing the activation loads, the -o·Σx
+// start and the activation scales across the rows, and converts the group's
+// float16 weight scales with one VPERMW + VCVTPH2PS per row (the scale words
+// picked out of the row's bytes in place). Blocks left over after the
+// groups run one at a time as in the YMM kernel.
+//
+// Lane layout of one group and row: Q8_0 lanes 0-7 hold block b's partial
+// sums, 8-15 block b+1's. Q4_0: the four blocks' 16 nibble bytes fill the
+// four 128-bit chunks; the low nibbles (elements 0-15 of each block) meet
+// x's first halves and the high ones (16-31) x's second halves, so 128-bit
+// chunk k, lanes 4k..4k+3, belong to block b+k.
+func (g *qamd) rowsZ(R int, out, w, xq, xs reg.GPVirtual) {
+	c, k := g.c, g.k
+	rb, bb := k.RowBytes(), k.Format.BlockBytes()
+	G := qGroup(k.Format)
+	nb := k.Cols / 32
+	groups, rest := nb/G, nb%G
+	acc := make([]reg.VecVirtual, R)
+	for r := range acc {
+		acc[r] = c.ZMM()
+		c.VMOVDQA32(g.zeroZ, acc[r])
+	}
+	wp, xp, sp := c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(w, wp)
+	c.MOVQ(xq, xp)
+	c.MOVQ(xs, sp)
+	if groups > 0 {
+		cnt := c.GP64()
+		c.MOVQ(operand.U32(groups), cnt)
+		// Scale words: VPERMW picks word i of the row's group bytes; the
+		// float16 scale of block j is word j·bb/2.
+		var wi [32]uint16
+		var pi []uint32
+		for i := 0; i < 16; i++ {
+			j := i * G / 16
+			wi[i] = uint16(j * bb / 2)
+			pi = append(pi, uint32(j))
+		}
+		idxW, idxP := c.ZMM(), c.ZMM()
+		c.VMOVDQU64(g.zmmConst(fmt.Sprintf("qsw%s", k.Format), words16(wi)), idxW)
+		c.VMOVDQU64(g.zmmConst(fmt.Sprintf("qsp%d", G), pi), idxP)
+		off, nib := c.ZMM(), c.ZMM()
+		if k.Format == Q8_0 {
+			c.VMOVDQU64(g.zmmConst("qoffz80", rep16(0x80808080)), off)
+		} else {
+			c.VMOVDQU64(g.zmmConst("qoffz08", rep16(0x08080808)), off)
+			c.VMOVDQU64(g.zmmConst("qnibz", rep16(0x0f0f0f0f)), nib)
+		}
+		loop := g.newLabel("grp")
+		c.Label(loop)
+		if R == qRows {
+			for r := 0; r < R; r++ {
+				c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
+			}
+		}
+		// Shared by the rows: the activation codes (in the lane layout), the
+		// -o·Σx start, the activation scales widened to their lanes.
+		var xa, xb reg.VecVirtual
+		s := c.ZMM()
+		c.VMOVDQA32(g.zeroZ, s)
+		dx := c.ZMM()
+		if k.Format == Q8_0 {
+			xa = c.ZMM()
+			c.VMOVDQU64(operand.Mem{Base: xp}, xa)
+			c.VPDPBUSD(xa, off, s)
+			c.VBROADCASTSD(operand.Mem{Base: sp}, dx)
+		} else {
+			x0, x1 := c.ZMM(), c.ZMM()
+			c.VMOVDQU64(operand.Mem{Base: xp}, x0)
+			c.VMOVDQU64(operand.Mem{Base: xp, Disp: 64}, x1)
+			xa, xb = c.ZMM(), c.ZMM()
+			c.VSHUFI64X2(operand.U8(0x88), x1, x0, xa) // first halves of x's 4 blocks
+			c.VSHUFI64X2(operand.U8(0xdd), x1, x0, xb) // second halves
+			c.VPDPBUSD(xa, off, s)
+			c.VPDPBUSD(xb, off, s)
+			c.VBROADCASTF32X4(operand.Mem{Base: sp}, dx)
+		}
+		c.VPERMPS(dx, idxP, dx)
+		base := c.ZMM()
+		c.VPSUBD(s, g.zeroZ, base)
+		for r := 0; r < R; r++ {
+			ro := r * rb
+			isum := c.ZMM()
+			c.VMOVDQA32(base, isum)
+			if k.Format == Q8_0 {
+				u := c.ZMM()
+				c.VMOVDQU32(operand.Mem{Base: wp, Disp: ro + 2}, u.AsY())
+				c.VINSERTI64X4(operand.U8(1), operand.Mem{Base: wp, Disp: ro + bb + 2}, u, u)
+				c.VPXORD(off, u, u)
+				c.VPDPBUSD(xa, u, isum)
+			} else {
+				raw := c.ZMM()
+				c.VMOVDQU32(operand.Mem{Base: wp, Disp: ro + 2}, raw.AsX())
+				for j := 1; j < 4; j++ {
+					c.VINSERTI32X4(operand.U8(j), operand.Mem{Base: wp, Disp: ro + j*bb + 2}, raw, raw)
+				}
+				lo, hi := c.ZMM(), c.ZMM()
+				c.VPANDD(nib, raw, lo)
+				c.VPSRLW(operand.U8(4), raw, hi)
+				c.VPANDD(nib, hi, hi)
+				c.VPDPBUSD(xa, lo, isum)
+				c.VPDPBUSD(xb, hi, isum)
+			}
+			f := c.ZMM()
+			c.VCVTDQ2PS(isum, f)
+			sw, d := c.ZMM(), c.ZMM()
+			c.VPERMW(operand.Mem{Base: wp, Disp: ro}, idxW, sw)
+			c.VCVTPH2PS(sw.AsY(), d)
+			c.VMULPS(dx, d, d)
+			c.VFMADD231PS(f, d, acc[r])
+		}
+		c.ADDQ(operand.U8(32*G), xp)
+		c.ADDQ(operand.U8(4*G), sp)
+		c.ADDQ(operand.U8(G*bb), wp)
+		c.DECQ(cnt)
+		c.JNZ(operand.LabelRef(loop))
+	}
+	// Leftover blocks, one at a time in YMM (their sums go to the low half
+	// of each row's accumulator).
+	if rest > 0 {
+		tacc := make([]reg.VecVirtual, R)
+		for r := range tacc {
+			tacc[r] = c.ZMM()
+			c.VMOVDQA32(g.zeroZ, tacc[r])
+		}
+		for i := 0; i < rest; i++ {
+			x := c.YMM()
+			c.VMOVDQU32(operand.Mem{Base: xp, Disp: 32 * i}, x)
+			sx := c.YMM()
+			c.VBROADCASTSS(operand.Mem{Base: sp, Disp: 4 * i}, sx)
+			base := g.offsetSum(x)
+			for r := 0; r < R; r++ {
+				m := operand.Mem{Base: wp, Disp: r*rb + i*bb + 2}
+				isum := g.dotVNNI(m, x, base)
+				f := c.YMM()
+				c.VCVTDQ2PS(isum, f)
+				h, d := c.XMM(), c.YMM()
+				c.VPBROADCASTW(operand.Mem{Base: wp, Disp: r*rb + i*bb}, h)
+				c.VCVTPH2PS(h, d)
+				c.VMULPS(sx, d, d)
+				c.VFMADD231PS(f, d, tacc[r].AsY())
+			}
+		}
+		for r := 0; r < R; r++ {
+			c.VADDPS(tacc[r], acc[r], acc[r])
+		}
+	}
+	for r := 0; r < R; r++ {
+		y := c.YMM()
+		c.VEXTRACTF64X4(operand.U8(1), acc[r], y)
+		c.VADDPS(acc[r].AsY(), y, y)
+		c.VMOVSS(g.hsum(y), operand.Mem{Base: out, Disp: 4 * r})
+	}
 }

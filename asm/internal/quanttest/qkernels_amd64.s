@@ -227,17 +227,17 @@ DATA qnib<>+28(SB)/4, $0x0f0f0f0f
 GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone12
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone12
 
 qrows4_9:
 	CMPQ SI, $0x04
@@ -248,103 +248,107 @@ qrows4_9:
 	MOVQ BX, R11
 
 qtok13:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000001, R15
-
-qblk14:
-	PREFETCHT0    288(R12)
-	PREFETCHT0    306(R12)
-	PREFETCHT0    324(R12)
-	PREFETCHT0    342(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       20(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  18(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       38(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  36(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       56(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  54(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk14
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, R12
+	MOVQ          R10, R13
+	MOVQ          R11, R14
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R13), Y9
+	VBROADCASTSS  (R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  (R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       20(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  18(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       38(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  36(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       56(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  54(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x00000034, R9
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
@@ -365,48 +369,44 @@ qrows1_11:
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok15:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000001, R15
-
-qblk16:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk16
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+qtok14:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, R12
+	MOVQ          R10, R13
+	MOVQ          R11, R14
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R13), Y3
+	VBROADCASTSS  (R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(R12), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
 	ADDQ          $0x00000034, R9
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok15
+	JNZ           qtok14
 	ADDQ          $0x00000012, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
@@ -416,15 +416,23 @@ qdone12:
 	VZEROUPPER
 	RET
 
-DATA qzero<>+0(SB)/4, $0x00000000
-DATA qzero<>+4(SB)/4, $0x00000000
-DATA qzero<>+8(SB)/4, $0x00000000
-DATA qzero<>+12(SB)/4, $0x00000000
-DATA qzero<>+16(SB)/4, $0x00000000
-DATA qzero<>+20(SB)/4, $0x00000000
-DATA qzero<>+24(SB)/4, $0x00000000
-DATA qzero<>+28(SB)/4, $0x00000000
-GLOBL qzero<>(SB), RODATA|NOPTR, $32
+DATA qzeroz<>+0(SB)/4, $0x00000000
+DATA qzeroz<>+4(SB)/4, $0x00000000
+DATA qzeroz<>+8(SB)/4, $0x00000000
+DATA qzeroz<>+12(SB)/4, $0x00000000
+DATA qzeroz<>+16(SB)/4, $0x00000000
+DATA qzeroz<>+20(SB)/4, $0x00000000
+DATA qzeroz<>+24(SB)/4, $0x00000000
+DATA qzeroz<>+28(SB)/4, $0x00000000
+DATA qzeroz<>+32(SB)/4, $0x00000000
+DATA qzeroz<>+36(SB)/4, $0x00000000
+DATA qzeroz<>+40(SB)/4, $0x00000000
+DATA qzeroz<>+44(SB)/4, $0x00000000
+DATA qzeroz<>+48(SB)/4, $0x00000000
+DATA qzeroz<>+52(SB)/4, $0x00000000
+DATA qzeroz<>+56(SB)/4, $0x00000000
+DATA qzeroz<>+60(SB)/4, $0x00000000
+GLOBL qzeroz<>(SB), RODATA|NOPTR, $64
 
 DATA qoff8<>+0(SB)/4, $0x08080808
 DATA qoff8<>+4(SB)/4, $0x08080808
@@ -446,17 +454,17 @@ TEXT ·q4_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone20
+	JZ    qdone18
 
-qrows4_17:
+qrows4_15:
 	CMPQ SI, $0x04
-	JL   qtail18
+	JL   qtail16
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok21:
+qtok19:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -466,7 +474,7 @@ qtok21:
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk22:
+qblk20:
 	PREFETCHT0   864(R12)
 	PREFETCHT0   918(R12)
 	PREFETCHT0   972(R12)
@@ -528,7 +536,7 @@ qblk22:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk22
+	JNZ          qblk20
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -561,30 +569,30 @@ qblk22:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok21
+	JNZ          qtok19
 	ADDQ         $0x000000d8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_17
+	JMP          qrows4_15
 
-qtail18:
+qtail16:
 	TESTQ SI, SI
-	JZ    qdone20
+	JZ    qdone18
 
-qrows1_19:
+qrows1_17:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok23:
+qtok21:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk24:
+qblk22:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -606,7 +614,7 @@ qblk24:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk24
+	JNZ          qblk22
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -618,203 +626,337 @@ qblk24:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok23
+	JNZ          qtok21
 	ADDQ         $0x00000036, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_19
+	JNZ          qrows1_17
 
-qdone20:
+qdone18:
 	VZEROUPPER
 	RET
 
 // func q4_0matmul_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone28
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone26
 
-qrows4_25:
+qrows4_23:
 	CMPQ SI, $0x04
-	JL   qtail26
+	JL   qtail24
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok29:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000003, R15
-
-qblk30:
-	PREFETCHT0    864(R12)
-	PREFETCHT0    918(R12)
-	PREFETCHT0    972(R12)
-	PREFETCHT0    1026(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       56(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  54(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       110(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  108(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       164(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  162(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk30
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00000034, R9
-	ADDQ          $0x00000060, R10
-	ADDQ          $0x0000000c, R11
-	DECQ          R8
-	JNZ           qtok29
-	ADDQ          $0x000000d8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_25
-
-qtail26:
-	TESTQ SI, SI
-	JZ    qdone28
-
-qrows1_27:
-	MOVQ DI, R8
-	MOVQ AX, R9
-	MOVQ DX, R10
-	MOVQ BX, R11
-
-qtok31:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000003, R15
-
-qblk32:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk32
+qtok27:
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, R12
+	MOVQ          R10, R13
+	MOVQ          R11, R14
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R13), Y9
+	VBROADCASTSS  (R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  (R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       56(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  54(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       110(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  108(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       164(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  162(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VMOVDQU32     32(R13), Y9
+	VBROADCASTSS  4(R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       20(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  18(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       74(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  72(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       128(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  126(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       182(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  180(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VMOVDQU32     64(R13), Y9
+	VBROADCASTSS  8(R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       38(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  36(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       92(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  90(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       146(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  144(R12), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       200(R12), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  198(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x00000034, R9
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok31
+	JNZ           qtok27
+	ADDQ          $0x000000d8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_23
+
+qtail24:
+	TESTQ SI, SI
+	JZ    qdone26
+
+qrows1_25:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok28:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, R12
+	MOVQ          R10, R13
+	MOVQ          R11, R14
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R13), Y3
+	VBROADCASTSS  (R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(R12), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VMOVDQU32     32(R13), Y3
+	VBROADCASTSS  4(R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       20(R12), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  18(R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VMOVDQU32     64(R13), Y3
+	VBROADCASTSS  8(R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       38(R12), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  36(R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000060, R10
+	ADDQ          $0x0000000c, R11
+	DECQ          R8
+	JNZ           qtok28
 	ADDQ          $0x00000036, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_27
+	JNZ           qrows1_25
 
-qdone28:
+qdone26:
 	VZEROUPPER
 	RET
 
@@ -828,17 +970,17 @@ TEXT ·q4_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone36
+	JZ    qdone32
 
-qrows4_33:
+qrows4_29:
 	CMPQ SI, $0x04
-	JL   qtail34
+	JL   qtail30
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok37:
+qtok33:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -848,7 +990,7 @@ qtok37:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk38:
+qblk34:
 	PREFETCHT0   2592(R12)
 	PREFETCHT0   2754(R12)
 	PREFETCHT0   2916(R12)
@@ -910,7 +1052,7 @@ qblk38:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk38
+	JNZ          qblk34
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -943,30 +1085,30 @@ qblk38:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok37
+	JNZ          qtok33
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_33
+	JMP          qrows4_29
 
-qtail34:
+qtail30:
 	TESTQ SI, SI
-	JZ    qdone36
+	JZ    qdone32
 
-qrows1_35:
+qrows1_31:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok39:
+qtok35:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk40:
+qblk36:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -988,7 +1130,7 @@ qblk40:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk40
+	JNZ          qblk36
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1000,205 +1142,400 @@ qblk40:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok39
+	JNZ          qtok35
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_35
+	JNZ          qrows1_31
 
-qdone36:
+qdone32:
 	VZEROUPPER
 	RET
 
 // func q4_0matmul_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone44
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone40
 
-qrows4_41:
+qrows4_37:
 	CMPQ SI, $0x04
-	JL   qtail42
+	JL   qtail38
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok45:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
+qtok41:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000002, R15
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk46:
-	PREFETCHT0    2592(R12)
-	PREFETCHT0    2754(R12)
-	PREFETCHT0    2916(R12)
-	PREFETCHT0    3078(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       164(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  162(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       326(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  324(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       488(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  486(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk46
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00001800, R9
-	ADDQ          $0x00000120, R10
-	ADDQ          $0x00000024, R11
-	DECQ          R8
-	JNZ           qtok45
-	ADDQ          $0x00000288, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_41
+qgrp42:
+	PREFETCHT0      2592(R12)
+	PREFETCHT0      2754(R12)
+	PREFETCHT0      2916(R12)
+	PREFETCHT0      3078(R12)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R13), Z10
+	VMOVDQU64       64(R13), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R14), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(R12), X13
+	VINSERTI32X4    $0x01, 20(R12), Z13, Z13
+	VINSERTI32X4    $0x02, 38(R12), Z13, Z13
+	VINSERTI32X4    $0x03, 56(R12), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       164(R12), X14
+	VINSERTI32X4    $0x01, 182(R12), Z14, Z14
+	VINSERTI32X4    $0x02, 200(R12), Z14, Z14
+	VINSERTI32X4    $0x03, 218(R12), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          162(R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       326(R12), X15
+	VINSERTI32X4    $0x01, 344(R12), Z15, Z15
+	VINSERTI32X4    $0x02, 362(R12), Z15, Z15
+	VINSERTI32X4    $0x03, 380(R12), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          324(R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       488(R12), X16
+	VINSERTI32X4    $0x01, 506(R12), Z16, Z16
+	VINSERTI32X4    $0x02, 524(R12), Z16, Z16
+	VINSERTI32X4    $0x03, 542(R12), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          486(R12), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R13
+	ADDQ            $0x10, R14
+	ADDQ            $0x48, R12
+	DECQ            R15
+	JNZ             qgrp42
+	VMOVDQA32       Z0, Z5
+	VMOVDQA32       Z0, Z6
+	VMOVDQA32       Z0, Z7
+	VMOVDQA32       Z0, Z8
+	VMOVDQU32       (R13), Y9
+	VBROADCASTSS    (R14), Y10
+	VMOVAPS         Y0, Y11
+	VMOVUPS         qoff8<>+0(SB), Y12
+	VPDPBUSD        Y9, Y12, Y11
+	VPSUBD          Y11, Y0, Y11
+	VMOVUPS         2(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    (R12), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y5
+	VMOVUPS         164(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    162(R12), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y6
+	VMOVUPS         326(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    324(R12), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y7
+	VMOVUPS         488(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y11
+	VPDPBUSD        Y9, Y12, Y11
+	VCVTDQ2PS       Y11, Y9
+	VPBROADCASTW    486(R12), X11
+	VCVTPH2PS       X11, Y11
+	VMULPS          Y10, Y11, Y11
+	VFMADD231PS     Y9, Y11, Y8
+	VADDPS          Z5, Z1, Z1
+	VADDPS          Z6, Z2, Z2
+	VADDPS          Z7, Z3, Z3
+	VADDPS          Z8, Z4, Z4
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (R9)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(R9)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(R9)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(R9)
+	ADDQ            $0x00001800, R9
+	ADDQ            $0x00000120, R10
+	ADDQ            $0x00000024, R11
+	DECQ            R8
+	JNZ             qtok41
+	ADDQ            $0x00000288, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_37
 
-qtail42:
+qtail38:
 	TESTQ SI, SI
-	JZ    qdone44
+	JZ    qdone40
 
-qrows1_43:
+qrows1_39:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok47:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
+qtok43:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000002, R15
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk48:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk48
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
-	ADDQ          $0x00001800, R9
-	ADDQ          $0x00000120, R10
-	ADDQ          $0x00000024, R11
-	DECQ          R8
-	JNZ           qtok47
-	ADDQ          $0x000000a2, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_43
+qgrp44:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R13), Z7
+	VMOVDQU64       64(R13), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R14), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(R12), X17
+	VINSERTI32X4    $0x01, 20(R12), Z17, Z17
+	VINSERTI32X4    $0x02, 38(R12), Z17, Z17
+	VINSERTI32X4    $0x03, 56(R12), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (R12), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R13
+	ADDQ            $0x10, R14
+	ADDQ            $0x48, R12
+	DECQ            R15
+	JNZ             qgrp44
+	VMOVDQA32       Z0, Z2
+	VMOVDQU32       (R13), Y3
+	VBROADCASTSS    (R14), Y4
+	VMOVAPS         Y0, Y5
+	VMOVUPS         qoff8<>+0(SB), Y6
+	VPDPBUSD        Y3, Y6, Y5
+	VPSUBD          Y5, Y0, Y5
+	VMOVUPS         2(R12), X21
+	VPSRLW          $0x04, X21, X6
+	VINSERTI32X4    $0x01, X6, Y21, Y6
+	VPANDD          qnib<>+0(SB), Y6, Y6
+	VMOVAPS         Y5, Y5
+	VPDPBUSD        Y3, Y6, Y5
+	VCVTDQ2PS       Y5, Y3
+	VPBROADCASTW    (R12), X5
+	VCVTPH2PS       X5, Y5
+	VMULPS          Y4, Y5, Y5
+	VFMADD231PS     Y3, Y5, Y2
+	VADDPS          Z2, Z1, Z1
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (R9)
+	ADDQ            $0x00001800, R9
+	ADDQ            $0x00000120, R10
+	ADDQ            $0x00000024, R11
+	DECQ            R8
+	JNZ             qtok43
+	ADDQ            $0x000000a2, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_39
 
-qdone44:
+qdone40:
 	VZEROUPPER
 	RET
+
+DATA qswq4_0<>+0(SB)/4, $0x00000000
+DATA qswq4_0<>+4(SB)/4, $0x00000000
+DATA qswq4_0<>+8(SB)/4, $0x00090009
+DATA qswq4_0<>+12(SB)/4, $0x00090009
+DATA qswq4_0<>+16(SB)/4, $0x00120012
+DATA qswq4_0<>+20(SB)/4, $0x00120012
+DATA qswq4_0<>+24(SB)/4, $0x001b001b
+DATA qswq4_0<>+28(SB)/4, $0x001b001b
+DATA qswq4_0<>+32(SB)/4, $0x00000000
+DATA qswq4_0<>+36(SB)/4, $0x00000000
+DATA qswq4_0<>+40(SB)/4, $0x00000000
+DATA qswq4_0<>+44(SB)/4, $0x00000000
+DATA qswq4_0<>+48(SB)/4, $0x00000000
+DATA qswq4_0<>+52(SB)/4, $0x00000000
+DATA qswq4_0<>+56(SB)/4, $0x00000000
+DATA qswq4_0<>+60(SB)/4, $0x00000000
+GLOBL qswq4_0<>(SB), RODATA|NOPTR, $64
+
+DATA qsp4<>+0(SB)/4, $0x00000000
+DATA qsp4<>+4(SB)/4, $0x00000000
+DATA qsp4<>+8(SB)/4, $0x00000000
+DATA qsp4<>+12(SB)/4, $0x00000000
+DATA qsp4<>+16(SB)/4, $0x00000001
+DATA qsp4<>+20(SB)/4, $0x00000001
+DATA qsp4<>+24(SB)/4, $0x00000001
+DATA qsp4<>+28(SB)/4, $0x00000001
+DATA qsp4<>+32(SB)/4, $0x00000002
+DATA qsp4<>+36(SB)/4, $0x00000002
+DATA qsp4<>+40(SB)/4, $0x00000002
+DATA qsp4<>+44(SB)/4, $0x00000002
+DATA qsp4<>+48(SB)/4, $0x00000003
+DATA qsp4<>+52(SB)/4, $0x00000003
+DATA qsp4<>+56(SB)/4, $0x00000003
+DATA qsp4<>+60(SB)/4, $0x00000003
+GLOBL qsp4<>(SB), RODATA|NOPTR, $64
+
+DATA qoffz08<>+0(SB)/4, $0x08080808
+DATA qoffz08<>+4(SB)/4, $0x08080808
+DATA qoffz08<>+8(SB)/4, $0x08080808
+DATA qoffz08<>+12(SB)/4, $0x08080808
+DATA qoffz08<>+16(SB)/4, $0x08080808
+DATA qoffz08<>+20(SB)/4, $0x08080808
+DATA qoffz08<>+24(SB)/4, $0x08080808
+DATA qoffz08<>+28(SB)/4, $0x08080808
+DATA qoffz08<>+32(SB)/4, $0x08080808
+DATA qoffz08<>+36(SB)/4, $0x08080808
+DATA qoffz08<>+40(SB)/4, $0x08080808
+DATA qoffz08<>+44(SB)/4, $0x08080808
+DATA qoffz08<>+48(SB)/4, $0x08080808
+DATA qoffz08<>+52(SB)/4, $0x08080808
+DATA qoffz08<>+56(SB)/4, $0x08080808
+DATA qoffz08<>+60(SB)/4, $0x08080808
+GLOBL qoffz08<>(SB), RODATA|NOPTR, $64
+
+DATA qnibz<>+0(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+4(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+8(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+12(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+16(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+20(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+24(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+28(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+32(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+36(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+40(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+44(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+48(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+52(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+56(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+60(SB)/4, $0x0f0f0f0f
+GLOBL qnibz<>(SB), RODATA|NOPTR, $64
 
 // func q4_0matmul_300x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
@@ -1210,17 +1547,17 @@ TEXT ·q4_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone52
+	JZ    qdone48
 
-qrows4_49:
+qrows4_45:
 	CMPQ SI, $0x04
-	JL   qtail50
+	JL   qtail46
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok53:
+qtok49:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1230,7 +1567,7 @@ qtok53:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk54:
+qblk50:
 	PREFETCHT0   2592(R12)
 	PREFETCHT0   2754(R12)
 	PREFETCHT0   2916(R12)
@@ -1292,7 +1629,7 @@ qblk54:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk54
+	JNZ          qblk50
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1325,30 +1662,30 @@ qblk54:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok53
+	JNZ          qtok49
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_49
+	JMP          qrows4_45
 
-qtail50:
+qtail46:
 	TESTQ SI, SI
-	JZ    qdone52
+	JZ    qdone48
 
-qrows1_51:
+qrows1_47:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok55:
+qtok51:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk56:
+qblk52:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1370,7 +1707,7 @@ qblk56:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk56
+	JNZ          qblk52
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1382,203 +1719,326 @@ qblk56:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok55
+	JNZ          qtok51
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_51
+	JNZ          qrows1_47
 
-qdone52:
+qdone48:
 	VZEROUPPER
 	RET
 
 // func q4_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone60
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone56
 
-qrows4_57:
+qrows4_53:
 	CMPQ SI, $0x04
-	JL   qtail58
+	JL   qtail54
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok61:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
+qtok57:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000002, R15
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk62:
-	PREFETCHT0    2592(R12)
-	PREFETCHT0    2754(R12)
-	PREFETCHT0    2916(R12)
-	PREFETCHT0    3078(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       164(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  162(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       326(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  324(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       488(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  486(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk62
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x000004b0, R9
-	ADDQ          $0x00000120, R10
-	ADDQ          $0x00000024, R11
-	DECQ          R8
-	JNZ           qtok61
-	ADDQ          $0x00000288, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_57
+qgrp58:
+	PREFETCHT0      2592(R12)
+	PREFETCHT0      2754(R12)
+	PREFETCHT0      2916(R12)
+	PREFETCHT0      3078(R12)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R13), Z10
+	VMOVDQU64       64(R13), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R14), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(R12), X13
+	VINSERTI32X4    $0x01, 20(R12), Z13, Z13
+	VINSERTI32X4    $0x02, 38(R12), Z13, Z13
+	VINSERTI32X4    $0x03, 56(R12), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       164(R12), X14
+	VINSERTI32X4    $0x01, 182(R12), Z14, Z14
+	VINSERTI32X4    $0x02, 200(R12), Z14, Z14
+	VINSERTI32X4    $0x03, 218(R12), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          162(R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       326(R12), X15
+	VINSERTI32X4    $0x01, 344(R12), Z15, Z15
+	VINSERTI32X4    $0x02, 362(R12), Z15, Z15
+	VINSERTI32X4    $0x03, 380(R12), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          324(R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       488(R12), X16
+	VINSERTI32X4    $0x01, 506(R12), Z16, Z16
+	VINSERTI32X4    $0x02, 524(R12), Z16, Z16
+	VINSERTI32X4    $0x03, 542(R12), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          486(R12), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R13
+	ADDQ            $0x10, R14
+	ADDQ            $0x48, R12
+	DECQ            R15
+	JNZ             qgrp58
+	VMOVDQA32       Z0, Z5
+	VMOVDQA32       Z0, Z6
+	VMOVDQA32       Z0, Z7
+	VMOVDQA32       Z0, Z8
+	VMOVDQU32       (R13), Y9
+	VBROADCASTSS    (R14), Y10
+	VMOVAPS         Y0, Y11
+	VMOVUPS         qoff8<>+0(SB), Y12
+	VPDPBUSD        Y9, Y12, Y11
+	VPSUBD          Y11, Y0, Y11
+	VMOVUPS         2(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    (R12), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y5
+	VMOVUPS         164(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    162(R12), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y6
+	VMOVUPS         326(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    324(R12), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y7
+	VMOVUPS         488(R12), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y11
+	VPDPBUSD        Y9, Y12, Y11
+	VCVTDQ2PS       Y11, Y9
+	VPBROADCASTW    486(R12), X11
+	VCVTPH2PS       X11, Y11
+	VMULPS          Y10, Y11, Y11
+	VFMADD231PS     Y9, Y11, Y8
+	VADDPS          Z5, Z1, Z1
+	VADDPS          Z6, Z2, Z2
+	VADDPS          Z7, Z3, Z3
+	VADDPS          Z8, Z4, Z4
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (R9)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(R9)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(R9)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(R9)
+	ADDQ            $0x000004b0, R9
+	ADDQ            $0x00000120, R10
+	ADDQ            $0x00000024, R11
+	DECQ            R8
+	JNZ             qtok57
+	ADDQ            $0x00000288, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_53
 
-qtail58:
+qtail54:
 	TESTQ SI, SI
-	JZ    qdone60
+	JZ    qdone56
 
-qrows1_59:
+qrows1_55:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok63:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
+qtok59:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000002, R15
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk64:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk64
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
-	ADDQ          $0x000004b0, R9
-	ADDQ          $0x00000120, R10
-	ADDQ          $0x00000024, R11
-	DECQ          R8
-	JNZ           qtok63
-	ADDQ          $0x000000a2, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_59
+qgrp60:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R13), Z7
+	VMOVDQU64       64(R13), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R14), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(R12), X17
+	VINSERTI32X4    $0x01, 20(R12), Z17, Z17
+	VINSERTI32X4    $0x02, 38(R12), Z17, Z17
+	VINSERTI32X4    $0x03, 56(R12), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (R12), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R13
+	ADDQ            $0x10, R14
+	ADDQ            $0x48, R12
+	DECQ            R15
+	JNZ             qgrp60
+	VMOVDQA32       Z0, Z2
+	VMOVDQU32       (R13), Y3
+	VBROADCASTSS    (R14), Y4
+	VMOVAPS         Y0, Y5
+	VMOVUPS         qoff8<>+0(SB), Y6
+	VPDPBUSD        Y3, Y6, Y5
+	VPSUBD          Y5, Y0, Y5
+	VMOVUPS         2(R12), X21
+	VPSRLW          $0x04, X21, X6
+	VINSERTI32X4    $0x01, X6, Y21, Y6
+	VPANDD          qnib<>+0(SB), Y6, Y6
+	VMOVAPS         Y5, Y5
+	VPDPBUSD        Y3, Y6, Y5
+	VCVTDQ2PS       Y5, Y3
+	VPBROADCASTW    (R12), X5
+	VCVTPH2PS       X5, Y5
+	VMULPS          Y4, Y5, Y5
+	VFMADD231PS     Y3, Y5, Y2
+	VADDPS          Z2, Z1, Z1
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (R9)
+	ADDQ            $0x000004b0, R9
+	ADDQ            $0x00000120, R10
+	ADDQ            $0x00000024, R11
+	DECQ            R8
+	JNZ             qtok59
+	ADDQ            $0x000000a2, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_55
 
-qdone60:
+qdone56:
 	VZEROUPPER
 	RET
 
@@ -1592,17 +2052,17 @@ TEXT ·q4_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone68
+	JZ    qdone64
 
-qrows4_65:
+qrows4_61:
 	CMPQ SI, $0x04
-	JL   qtail66
+	JL   qtail62
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok69:
+qtok65:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1612,7 +2072,7 @@ qtok69:
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk70:
+qblk66:
 	PREFETCHT0   6912(R12)
 	PREFETCHT0   7344(R12)
 	PREFETCHT0   7776(R12)
@@ -1674,7 +2134,7 @@ qblk70:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk70
+	JNZ          qblk66
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1707,30 +2167,30 @@ qblk70:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok69
+	JNZ          qtok65
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_65
+	JMP          qrows4_61
 
-qtail66:
+qtail62:
 	TESTQ SI, SI
-	JZ    qdone68
+	JZ    qdone64
 
-qrows1_67:
+qrows1_63:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok71:
+qtok67:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk72:
+qblk68:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -1752,7 +2212,7 @@ qblk72:
 	ADDQ         $0x04, R14
 	ADDQ         $0x12, R12
 	DECQ         R15
-	JNZ          qblk72
+	JNZ          qblk68
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1764,203 +2224,249 @@ qblk72:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok71
+	JNZ          qtok67
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_67
+	JNZ          qrows1_63
 
-qdone68:
+qdone64:
 	VZEROUPPER
 	RET
 
 // func q4_0matmul_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q4_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone76
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone72
 
-qrows4_73:
+qrows4_69:
 	CMPQ SI, $0x04
-	JL   qtail74
+	JL   qtail70
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok77:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000018, R15
+qtok73:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000006, R15
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk78:
-	PREFETCHT0    6912(R12)
-	PREFETCHT0    7344(R12)
-	PREFETCHT0    7776(R12)
-	PREFETCHT0    8208(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       434(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  432(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       866(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  864(R12), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       1298(R12), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  1296(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk78
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00004000, R9
-	ADDQ          $0x00000300, R10
-	ADDQ          $0x00000060, R11
-	DECQ          R8
-	JNZ           qtok77
-	ADDQ          $0x000006c0, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_73
+qgrp74:
+	PREFETCHT0      6912(R12)
+	PREFETCHT0      7344(R12)
+	PREFETCHT0      7776(R12)
+	PREFETCHT0      8208(R12)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R13), Z10
+	VMOVDQU64       64(R13), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R14), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(R12), X13
+	VINSERTI32X4    $0x01, 20(R12), Z13, Z13
+	VINSERTI32X4    $0x02, 38(R12), Z13, Z13
+	VINSERTI32X4    $0x03, 56(R12), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       434(R12), X14
+	VINSERTI32X4    $0x01, 452(R12), Z14, Z14
+	VINSERTI32X4    $0x02, 470(R12), Z14, Z14
+	VINSERTI32X4    $0x03, 488(R12), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          432(R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       866(R12), X15
+	VINSERTI32X4    $0x01, 884(R12), Z15, Z15
+	VINSERTI32X4    $0x02, 902(R12), Z15, Z15
+	VINSERTI32X4    $0x03, 920(R12), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          864(R12), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       1298(R12), X16
+	VINSERTI32X4    $0x01, 1316(R12), Z16, Z16
+	VINSERTI32X4    $0x02, 1334(R12), Z16, Z16
+	VINSERTI32X4    $0x03, 1352(R12), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          1296(R12), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R13
+	ADDQ            $0x10, R14
+	ADDQ            $0x48, R12
+	DECQ            R15
+	JNZ             qgrp74
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (R9)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(R9)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(R9)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(R9)
+	ADDQ            $0x00004000, R9
+	ADDQ            $0x00000300, R10
+	ADDQ            $0x00000060, R11
+	DECQ            R8
+	JNZ             qtok73
+	ADDQ            $0x000006c0, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_69
 
-qtail74:
+qtail70:
 	TESTQ SI, SI
-	JZ    qdone76
+	JZ    qdone72
 
-qrows1_75:
+qrows1_71:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok79:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000018, R15
+qtok75:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000006, R15
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk80:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x12, R12
-	DECQ          R15
-	JNZ           qblk80
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
-	ADDQ          $0x00004000, R9
-	ADDQ          $0x00000300, R10
-	ADDQ          $0x00000060, R11
-	DECQ          R8
-	JNZ           qtok79
-	ADDQ          $0x000001b0, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_75
+qgrp76:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R13), Z7
+	VMOVDQU64       64(R13), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R14), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(R12), X17
+	VINSERTI32X4    $0x01, 20(R12), Z17, Z17
+	VINSERTI32X4    $0x02, 38(R12), Z17, Z17
+	VINSERTI32X4    $0x03, 56(R12), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (R12), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R13
+	ADDQ            $0x10, R14
+	ADDQ            $0x48, R12
+	DECQ            R15
+	JNZ             qgrp76
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (R9)
+	ADDQ            $0x00004000, R9
+	ADDQ            $0x00000300, R10
+	ADDQ            $0x00000060, R11
+	DECQ            R8
+	JNZ             qtok75
+	ADDQ            $0x000001b0, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_71
 
-qdone76:
+qdone72:
 	VZEROUPPER
 	RET
 
@@ -1973,9 +2479,9 @@ TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_81:
+qrows4_77:
 	CMPQ   SI, $0x04
-	JL     qtail82
+	JL     qtail78
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1985,7 +2491,7 @@ qrows4_81:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk85:
+qblk81:
 	PREFETCHT0   1440(DI)
 	PREFETCHT0   1530(DI)
 	PREFETCHT0   1620(DI)
@@ -2047,7 +2553,7 @@ qblk85:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk85
+	JNZ          qblk81
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2079,20 +2585,20 @@ qblk85:
 	ADDQ         $0x00000168, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_81
+	JMP          qrows4_77
 
-qtail82:
+qtail78:
 	TESTQ SI, SI
-	JZ    qdone84
+	JZ    qdone80
 
-qrows1_83:
+qrows1_79:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk86:
+qblk82:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2114,7 +2620,7 @@ qblk86:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk86
+	JNZ          qblk82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2125,174 +2631,297 @@ qblk86:
 	ADDQ         $0x0000005a, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_83
+	JNZ          qrows1_79
 
-qdone84:
+qdone80:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_160_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_87:
-	CMPQ    SI, $0x04
-	JL      qtail88
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000005, R10
+qrows4_83:
+	CMPQ      SI, $0x04
+	JL        qtail84
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000001, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk91:
-	PREFETCHT0    1440(DI)
-	PREFETCHT0    1530(DI)
-	PREFETCHT0    1620(DI)
-	PREFETCHT0    1710(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       92(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  90(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       182(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  180(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       272(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  270(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk91
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000168, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_87
+qgrp87:
+	PREFETCHT0      1440(DI)
+	PREFETCHT0      1530(DI)
+	PREFETCHT0      1620(DI)
+	PREFETCHT0      1710(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       92(DI), X14
+	VINSERTI32X4    $0x01, 110(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 128(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 146(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          90(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       182(DI), X15
+	VINSERTI32X4    $0x01, 200(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 218(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 236(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          180(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       272(DI), X16
+	VINSERTI32X4    $0x01, 290(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 308(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 326(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          270(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp87
+	VMOVDQA32       Z0, Z5
+	VMOVDQA32       Z0, Z6
+	VMOVDQA32       Z0, Z7
+	VMOVDQA32       Z0, Z8
+	VMOVDQU32       (R8), Y9
+	VBROADCASTSS    (R9), Y10
+	VMOVAPS         Y0, Y11
+	VMOVUPS         qoff8<>+0(SB), Y12
+	VPDPBUSD        Y9, Y12, Y11
+	VPSUBD          Y11, Y0, Y11
+	VMOVUPS         2(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    (DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y5
+	VMOVUPS         92(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    90(DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y6
+	VMOVUPS         182(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    180(DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y7
+	VMOVUPS         272(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y11
+	VPDPBUSD        Y9, Y12, Y11
+	VCVTDQ2PS       Y11, Y9
+	VPBROADCASTW    270(DI), X11
+	VCVTPH2PS       X11, Y11
+	VMULPS          Y10, Y11, Y11
+	VFMADD231PS     Y9, Y11, Y8
+	VADDPS          Z5, Z1, Z1
+	VADDPS          Z6, Z2, Z2
+	VADDPS          Z7, Z3, Z3
+	VADDPS          Z8, Z4, Z4
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x00000168, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_83
 
-qtail88:
+qtail84:
 	TESTQ SI, SI
-	JZ    qdone90
+	JZ    qdone86
 
-qrows1_89:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000005, R10
+qrows1_85:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000001, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk92:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk92
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x0000005a, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_89
+qgrp88:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp88
+	VMOVDQA32       Z0, Z2
+	VMOVDQU32       (R8), Y3
+	VBROADCASTSS    (R9), Y4
+	VMOVAPS         Y0, Y5
+	VMOVUPS         qoff8<>+0(SB), Y6
+	VPDPBUSD        Y3, Y6, Y5
+	VPSUBD          Y5, Y0, Y5
+	VMOVUPS         2(DI), X21
+	VPSRLW          $0x04, X21, X6
+	VINSERTI32X4    $0x01, X6, Y21, Y6
+	VPANDD          qnib<>+0(SB), Y6, Y6
+	VMOVAPS         Y5, Y5
+	VPDPBUSD        Y3, Y6, Y5
+	VCVTDQ2PS       Y5, Y3
+	VPBROADCASTW    (DI), X5
+	VCVTPH2PS       X5, Y5
+	VMULPS          Y4, Y5, Y5
+	VFMADD231PS     Y3, Y5, Y2
+	VADDPS          Z2, Z1, Z1
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x0000005a, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_85
 
-qdone90:
+qdone86:
 	VZEROUPPER
 	RET
 
@@ -2305,9 +2934,9 @@ TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_93:
+qrows4_89:
 	CMPQ   SI, $0x04
-	JL     qtail94
+	JL     qtail90
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2317,7 +2946,7 @@ qrows4_93:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk97:
+qblk93:
 	PREFETCHT0   18432(DI)
 	PREFETCHT0   19584(DI)
 	PREFETCHT0   20736(DI)
@@ -2379,7 +3008,7 @@ qblk97:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk97
+	JNZ          qblk93
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2411,20 +3040,20 @@ qblk97:
 	ADDQ         $0x00001200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_93
+	JMP          qrows4_89
 
-qtail94:
+qtail90:
 	TESTQ SI, SI
-	JZ    qdone96
+	JZ    qdone92
 
-qrows1_95:
+qrows1_91:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk98:
+qblk94:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2446,7 +3075,7 @@ qblk98:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk98
+	JNZ          qblk94
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2457,174 +3086,220 @@ qblk98:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_95
+	JNZ          qrows1_91
 
-qdone96:
+qdone92:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_99:
-	CMPQ    SI, $0x04
-	JL      qtail100
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+qrows4_95:
+	CMPQ      SI, $0x04
+	JL        qtail96
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000010, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk103:
-	PREFETCHT0    18432(DI)
-	PREFETCHT0    19584(DI)
-	PREFETCHT0    20736(DI)
-	PREFETCHT0    21888(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       1154(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  1152(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       2306(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  2304(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       3458(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  3456(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk103
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00001200, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_99
+qgrp99:
+	PREFETCHT0      18432(DI)
+	PREFETCHT0      19584(DI)
+	PREFETCHT0      20736(DI)
+	PREFETCHT0      21888(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       1154(DI), X14
+	VINSERTI32X4    $0x01, 1172(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 1190(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 1208(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          1152(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2306(DI), X15
+	VINSERTI32X4    $0x01, 2324(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 2342(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 2360(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          2304(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       3458(DI), X16
+	VINSERTI32X4    $0x01, 3476(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 3494(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 3512(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          3456(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp99
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x00001200, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_95
 
-qtail100:
+qtail96:
 	TESTQ SI, SI
-	JZ    qdone102
+	JZ    qdone98
 
-qrows1_101:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+qrows1_97:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000010, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk104:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk104
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x00000480, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_101
+qgrp100:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp100
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x00000480, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_97
 
-qdone102:
+qdone98:
 	VZEROUPPER
 	RET
 
@@ -2637,9 +3312,9 @@ TEXT ·q4_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_105:
+qrows4_101:
 	CMPQ   SI, $0x04
-	JL     qtail106
+	JL     qtail102
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2649,7 +3324,7 @@ qrows4_105:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk109:
+qblk105:
 	PREFETCHT0   2592(DI)
 	PREFETCHT0   2754(DI)
 	PREFETCHT0   2916(DI)
@@ -2711,7 +3386,7 @@ qblk109:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk109
+	JNZ          qblk105
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2743,20 +3418,20 @@ qblk109:
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_105
+	JMP          qrows4_101
 
-qtail106:
+qtail102:
 	TESTQ SI, SI
-	JZ    qdone108
+	JZ    qdone104
 
-qrows1_107:
+qrows1_103:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk110:
+qblk106:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -2778,7 +3453,7 @@ qblk110:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk110
+	JNZ          qblk106
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2789,174 +3464,297 @@ qblk110:
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_107
+	JNZ          qrows1_103
 
-qdone108:
+qdone104:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_288_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_111:
-	CMPQ    SI, $0x04
-	JL      qtail112
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000009, R10
+qrows4_107:
+	CMPQ      SI, $0x04
+	JL        qtail108
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000002, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk115:
-	PREFETCHT0    2592(DI)
-	PREFETCHT0    2754(DI)
-	PREFETCHT0    2916(DI)
-	PREFETCHT0    3078(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       164(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  162(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       326(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  324(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       488(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  486(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk115
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000288, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_111
+qgrp111:
+	PREFETCHT0      2592(DI)
+	PREFETCHT0      2754(DI)
+	PREFETCHT0      2916(DI)
+	PREFETCHT0      3078(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       164(DI), X14
+	VINSERTI32X4    $0x01, 182(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 200(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 218(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          162(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       326(DI), X15
+	VINSERTI32X4    $0x01, 344(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 362(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 380(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          324(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       488(DI), X16
+	VINSERTI32X4    $0x01, 506(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 524(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 542(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          486(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp111
+	VMOVDQA32       Z0, Z5
+	VMOVDQA32       Z0, Z6
+	VMOVDQA32       Z0, Z7
+	VMOVDQA32       Z0, Z8
+	VMOVDQU32       (R8), Y9
+	VBROADCASTSS    (R9), Y10
+	VMOVAPS         Y0, Y11
+	VMOVUPS         qoff8<>+0(SB), Y12
+	VPDPBUSD        Y9, Y12, Y11
+	VPSUBD          Y11, Y0, Y11
+	VMOVUPS         2(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    (DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y5
+	VMOVUPS         164(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    162(DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y6
+	VMOVUPS         326(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    324(DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y7
+	VMOVUPS         488(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y11
+	VPDPBUSD        Y9, Y12, Y11
+	VCVTDQ2PS       Y11, Y9
+	VPBROADCASTW    486(DI), X11
+	VCVTPH2PS       X11, Y11
+	VMULPS          Y10, Y11, Y11
+	VFMADD231PS     Y9, Y11, Y8
+	VADDPS          Z5, Z1, Z1
+	VADDPS          Z6, Z2, Z2
+	VADDPS          Z7, Z3, Z3
+	VADDPS          Z8, Z4, Z4
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x00000288, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_107
 
-qtail112:
+qtail108:
 	TESTQ SI, SI
-	JZ    qdone114
+	JZ    qdone110
 
-qrows1_113:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000009, R10
+qrows1_109:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000002, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk116:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk116
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x000000a2, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_113
+qgrp112:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp112
+	VMOVDQA32       Z0, Z2
+	VMOVDQU32       (R8), Y3
+	VBROADCASTSS    (R9), Y4
+	VMOVAPS         Y0, Y5
+	VMOVUPS         qoff8<>+0(SB), Y6
+	VPDPBUSD        Y3, Y6, Y5
+	VPSUBD          Y5, Y0, Y5
+	VMOVUPS         2(DI), X21
+	VPSRLW          $0x04, X21, X6
+	VINSERTI32X4    $0x01, X6, Y21, Y6
+	VPANDD          qnib<>+0(SB), Y6, Y6
+	VMOVAPS         Y5, Y5
+	VPDPBUSD        Y3, Y6, Y5
+	VCVTDQ2PS       Y5, Y3
+	VPBROADCASTW    (DI), X5
+	VCVTPH2PS       X5, Y5
+	VMULPS          Y4, Y5, Y5
+	VFMADD231PS     Y3, Y5, Y2
+	VADDPS          Z2, Z1, Z1
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x000000a2, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_109
 
-qdone114:
+qdone110:
 	VZEROUPPER
 	RET
 
@@ -2969,9 +3767,9 @@ TEXT ·q4_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_117:
+qrows4_113:
 	CMPQ   SI, $0x04
-	JL     qtail118
+	JL     qtail114
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2981,7 +3779,7 @@ qrows4_117:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk121:
+qblk117:
 	PREFETCHT0   288(DI)
 	PREFETCHT0   306(DI)
 	PREFETCHT0   324(DI)
@@ -3043,7 +3841,7 @@ qblk121:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk121
+	JNZ          qblk117
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3075,20 +3873,20 @@ qblk121:
 	ADDQ         $0x00000048, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_117
+	JMP          qrows4_113
 
-qtail118:
+qtail114:
 	TESTQ SI, SI
-	JZ    qdone120
+	JZ    qdone116
 
-qrows1_119:
+qrows1_115:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk122:
+qblk118:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -3110,7 +3908,7 @@ qblk122:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk122
+	JNZ          qblk118
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3121,174 +3919,174 @@ qblk122:
 	ADDQ         $0x00000012, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_119
+	JNZ          qrows1_115
 
-qdone120:
+qdone116:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_32_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_123:
-	CMPQ    SI, $0x04
-	JL      qtail124
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000001, R10
-
-qblk127:
-	PREFETCHT0    288(DI)
-	PREFETCHT0    306(DI)
-	PREFETCHT0    324(DI)
-	PREFETCHT0    342(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       20(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  18(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       38(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  36(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       56(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  54(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk127
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000048, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_123
-
-qtail124:
-	TESTQ SI, SI
-	JZ    qdone126
-
-qrows1_125:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000001, R10
-
-qblk128:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk128
+qrows4_119:
+	CMPQ          SI, $0x04
+	JL            qtail120
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  18(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       38(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  36(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       56(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  54(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000048, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_119
+
+qtail120:
+	TESTQ SI, SI
+	JZ    qdone122
+
+qrows1_121:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000012, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_125
+	JNZ           qrows1_121
 
-qdone126:
+qdone122:
 	VZEROUPPER
 	RET
 
@@ -3301,9 +4099,9 @@ TEXT ·q4_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_129:
+qrows4_123:
 	CMPQ   SI, $0x04
-	JL     qtail130
+	JL     qtail124
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3313,7 +4111,7 @@ qrows4_129:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk133:
+qblk127:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -3375,7 +4173,7 @@ qblk133:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk133
+	JNZ          qblk127
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3407,20 +4205,20 @@ qblk133:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_129
+	JMP          qrows4_123
 
-qtail130:
+qtail124:
 	TESTQ SI, SI
-	JZ    qdone132
+	JZ    qdone126
 
-qrows1_131:
+qrows1_125:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk134:
+qblk128:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -3442,7 +4240,7 @@ qblk134:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk134
+	JNZ          qblk128
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3453,174 +4251,297 @@ qblk134:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_131
+	JNZ          qrows1_125
 
-qdone132:
+qdone126:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_544_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_135:
-	CMPQ    SI, $0x04
-	JL      qtail136
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000011, R10
+qrows4_129:
+	CMPQ      SI, $0x04
+	JL        qtail130
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000004, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk139:
-	PREFETCHT0    4896(DI)
-	PREFETCHT0    5202(DI)
-	PREFETCHT0    5508(DI)
-	PREFETCHT0    5814(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       308(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  306(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       614(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  612(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       920(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  918(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk139
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x000004c8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_135
+qgrp133:
+	PREFETCHT0      4896(DI)
+	PREFETCHT0      5202(DI)
+	PREFETCHT0      5508(DI)
+	PREFETCHT0      5814(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       308(DI), X14
+	VINSERTI32X4    $0x01, 326(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 344(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 362(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          306(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       614(DI), X15
+	VINSERTI32X4    $0x01, 632(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 650(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 668(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          612(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       920(DI), X16
+	VINSERTI32X4    $0x01, 938(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 956(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 974(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          918(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp133
+	VMOVDQA32       Z0, Z5
+	VMOVDQA32       Z0, Z6
+	VMOVDQA32       Z0, Z7
+	VMOVDQA32       Z0, Z8
+	VMOVDQU32       (R8), Y9
+	VBROADCASTSS    (R9), Y10
+	VMOVAPS         Y0, Y11
+	VMOVUPS         qoff8<>+0(SB), Y12
+	VPDPBUSD        Y9, Y12, Y11
+	VPSUBD          Y11, Y0, Y11
+	VMOVUPS         2(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    (DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y5
+	VMOVUPS         308(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    306(DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y6
+	VMOVUPS         614(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y18
+	VPDPBUSD        Y9, Y12, Y18
+	VCVTDQ2PS       Y18, Y12
+	VPBROADCASTW    612(DI), X13
+	VCVTPH2PS       X13, Y18
+	VMULPS          Y10, Y18, Y18
+	VFMADD231PS     Y12, Y18, Y7
+	VMOVUPS         920(DI), X17
+	VPSRLW          $0x04, X17, X12
+	VINSERTI32X4    $0x01, X12, Y17, Y12
+	VPANDD          qnib<>+0(SB), Y12, Y12
+	VMOVAPS         Y11, Y11
+	VPDPBUSD        Y9, Y12, Y11
+	VCVTDQ2PS       Y11, Y9
+	VPBROADCASTW    918(DI), X11
+	VCVTPH2PS       X11, Y11
+	VMULPS          Y10, Y11, Y11
+	VFMADD231PS     Y9, Y11, Y8
+	VADDPS          Z5, Z1, Z1
+	VADDPS          Z6, Z2, Z2
+	VADDPS          Z7, Z3, Z3
+	VADDPS          Z8, Z4, Z4
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x000004c8, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_129
 
-qtail136:
+qtail130:
 	TESTQ SI, SI
-	JZ    qdone138
+	JZ    qdone132
 
-qrows1_137:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000011, R10
+qrows1_131:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000004, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk140:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk140
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x00000132, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_137
+qgrp134:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp134
+	VMOVDQA32       Z0, Z2
+	VMOVDQU32       (R8), Y3
+	VBROADCASTSS    (R9), Y4
+	VMOVAPS         Y0, Y5
+	VMOVUPS         qoff8<>+0(SB), Y6
+	VPDPBUSD        Y3, Y6, Y5
+	VPSUBD          Y5, Y0, Y5
+	VMOVUPS         2(DI), X21
+	VPSRLW          $0x04, X21, X6
+	VINSERTI32X4    $0x01, X6, Y21, Y6
+	VPANDD          qnib<>+0(SB), Y6, Y6
+	VMOVAPS         Y5, Y5
+	VPDPBUSD        Y3, Y6, Y5
+	VCVTDQ2PS       Y5, Y3
+	VPBROADCASTW    (DI), X5
+	VCVTPH2PS       X5, Y5
+	VMULPS          Y4, Y5, Y5
+	VFMADD231PS     Y3, Y5, Y2
+	VADDPS          Z2, Z1, Z1
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x00000132, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_131
 
-qdone138:
+qdone132:
 	VZEROUPPER
 	RET
 
@@ -3633,9 +4554,9 @@ TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_141:
+qrows4_135:
 	CMPQ   SI, $0x04
-	JL     qtail142
+	JL     qtail136
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3645,7 +4566,7 @@ qrows4_141:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk145:
+qblk139:
 	PREFETCHT0   576(DI)
 	PREFETCHT0   612(DI)
 	PREFETCHT0   648(DI)
@@ -3707,7 +4628,7 @@ qblk145:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk145
+	JNZ          qblk139
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3739,20 +4660,20 @@ qblk145:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_141
+	JMP          qrows4_135
 
-qtail142:
+qtail136:
 	TESTQ SI, SI
-	JZ    qdone144
+	JZ    qdone138
 
-qrows1_143:
+qrows1_137:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk146:
+qblk140:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -3774,7 +4695,7 @@ qblk146:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk146
+	JNZ          qblk140
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3785,174 +4706,241 @@ qblk146:
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_143
+	JNZ          qrows1_137
 
-qdone144:
+qdone138:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_147:
-	CMPQ    SI, $0x04
-	JL      qtail148
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000002, R10
-
-qblk151:
-	PREFETCHT0    576(DI)
-	PREFETCHT0    612(DI)
-	PREFETCHT0    648(DI)
-	PREFETCHT0    684(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       38(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  36(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       74(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  72(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       110(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  108(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk151
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000090, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_147
-
-qtail148:
-	TESTQ SI, SI
-	JZ    qdone150
-
-qrows1_149:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000002, R10
-
-qblk152:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk152
+qrows4_141:
+	CMPQ          SI, $0x04
+	JL            qtail142
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       38(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  36(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       74(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  72(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       110(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  108(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VMOVDQU32     32(R8), Y9
+	VBROADCASTSS  4(R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  18(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       56(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  54(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       92(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  90(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       128(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  126(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000090, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_141
+
+qtail142:
+	TESTQ SI, SI
+	JZ    qdone144
+
+qrows1_143:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VMOVDQU32     32(R8), Y3
+	VBROADCASTSS  4(R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  18(DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000024, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_149
+	JNZ           qrows1_143
 
-qdone150:
+qdone144:
 	VZEROUPPER
 	RET
 
@@ -3965,9 +4953,9 @@ TEXT ·q4_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_153:
+qrows4_145:
 	CMPQ   SI, $0x04
-	JL     qtail154
+	JL     qtail146
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3977,7 +4965,7 @@ qrows4_153:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk157:
+qblk149:
 	PREFETCHT0   6912(DI)
 	PREFETCHT0   7344(DI)
 	PREFETCHT0   7776(DI)
@@ -4039,7 +5027,7 @@ qblk157:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk157
+	JNZ          qblk149
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4071,20 +5059,20 @@ qblk157:
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_153
+	JMP          qrows4_145
 
-qtail154:
+qtail146:
 	TESTQ SI, SI
-	JZ    qdone156
+	JZ    qdone148
 
-qrows1_155:
+qrows1_147:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk158:
+qblk150:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -4106,7 +5094,7 @@ qblk158:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk158
+	JNZ          qblk150
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4117,174 +5105,220 @@ qblk158:
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_155
+	JNZ          qrows1_147
 
-qdone156:
+qdone148:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_159:
-	CMPQ    SI, $0x04
-	JL      qtail160
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+qrows4_151:
+	CMPQ      SI, $0x04
+	JL        qtail152
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000006, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk163:
-	PREFETCHT0    6912(DI)
-	PREFETCHT0    7344(DI)
-	PREFETCHT0    7776(DI)
-	PREFETCHT0    8208(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       434(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  432(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       866(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  864(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       1298(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  1296(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk163
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x000006c0, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_159
+qgrp155:
+	PREFETCHT0      6912(DI)
+	PREFETCHT0      7344(DI)
+	PREFETCHT0      7776(DI)
+	PREFETCHT0      8208(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       434(DI), X14
+	VINSERTI32X4    $0x01, 452(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 470(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 488(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          432(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       866(DI), X15
+	VINSERTI32X4    $0x01, 884(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 902(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 920(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          864(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       1298(DI), X16
+	VINSERTI32X4    $0x01, 1316(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 1334(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 1352(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          1296(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp155
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x000006c0, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_151
 
-qtail160:
+qtail152:
 	TESTQ SI, SI
-	JZ    qdone162
+	JZ    qdone154
 
-qrows1_161:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+qrows1_153:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000006, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk164:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk164
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x000001b0, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_161
+qgrp156:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp156
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x000001b0, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_153
 
-qdone162:
+qdone154:
 	VZEROUPPER
 	RET
 
@@ -4297,9 +5331,9 @@ TEXT ·q4_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_165:
+qrows4_157:
 	CMPQ   SI, $0x04
-	JL     qtail166
+	JL     qtail158
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4309,7 +5343,7 @@ qrows4_165:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk169:
+qblk161:
 	PREFETCHT0   864(DI)
 	PREFETCHT0   918(DI)
 	PREFETCHT0   972(DI)
@@ -4371,7 +5405,7 @@ qblk169:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk169
+	JNZ          qblk161
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4403,20 +5437,20 @@ qblk169:
 	ADDQ         $0x000000d8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_165
+	JMP          qrows4_157
 
-qtail166:
+qtail158:
 	TESTQ SI, SI
-	JZ    qdone168
+	JZ    qdone160
 
-qrows1_167:
+qrows1_159:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk170:
+qblk162:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
@@ -4438,7 +5472,7 @@ qblk170:
 	ADDQ         $0x04, R9
 	ADDQ         $0x12, DI
 	DECQ         R10
-	JNZ          qblk170
+	JNZ          qblk162
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4449,174 +5483,308 @@ qblk170:
 	ADDQ         $0x00000036, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_167
+	JNZ          qrows1_159
 
-qdone168:
+qdone160:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_96_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_171:
-	CMPQ    SI, $0x04
-	JL      qtail172
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000003, R10
-
-qblk175:
-	PREFETCHT0    864(DI)
-	PREFETCHT0    918(DI)
-	PREFETCHT0    972(DI)
-	PREFETCHT0    1026(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       56(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  54(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       110(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  108(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       164(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  162(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk175
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x000000d8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_171
-
-qtail172:
-	TESTQ SI, SI
-	JZ    qdone174
-
-qrows1_173:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000003, R10
-
-qblk176:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk176
+qrows4_163:
+	CMPQ          SI, $0x04
+	JL            qtail164
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       56(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  54(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       110(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  108(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       164(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  162(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VMOVDQU32     32(R8), Y9
+	VBROADCASTSS  4(R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  18(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       74(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  72(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       128(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  126(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       182(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  180(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VMOVDQU32     64(R8), Y9
+	VBROADCASTSS  8(R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       38(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  36(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       92(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  90(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       146(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  144(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       200(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  198(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x000000d8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_163
+
+qtail164:
+	TESTQ SI, SI
+	JZ    qdone166
+
+qrows1_165:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VMOVDQU32     32(R8), Y3
+	VBROADCASTSS  4(R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  18(DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VMOVDQU32     64(R8), Y3
+	VBROADCASTSS  8(R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       38(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  36(DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000036, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_173
+	JNZ           qrows1_165
 
-qdone174:
+qdone166:
 	VZEROUPPER
 	RET
 
@@ -4630,17 +5798,17 @@ TEXT ·q8_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone180
+	JZ    qdone170
 
-qrows4_177:
+qrows4_167:
 	CMPQ SI, $0x04
-	JL   qtail178
+	JL   qtail168
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok181:
+qtok171:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4650,7 +5818,7 @@ qtok181:
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk182:
+qblk172:
 	PREFETCHT0   544(R12)
 	PREFETCHT0   578(R12)
 	PREFETCHT0   612(R12)
@@ -4701,7 +5869,7 @@ qblk182:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk182
+	JNZ          qblk172
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4734,30 +5902,30 @@ qblk182:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok181
+	JNZ          qtok171
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_177
+	JMP          qrows4_167
 
-qtail178:
+qtail168:
 	TESTQ SI, SI
-	JZ    qdone180
+	JZ    qdone170
 
-qrows1_179:
+qrows1_169:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok183:
+qtok173:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk184:
+qblk174:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -4774,7 +5942,7 @@ qblk184:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk184
+	JNZ          qblk174
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4786,193 +5954,193 @@ qblk184:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok183
+	JNZ          qtok173
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_179
+	JNZ          qrows1_169
 
-qdone180:
+qdone170:
 	VZEROUPPER
 	RET
 
 // func q8_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone188
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone178
 
-qrows4_185:
+qrows4_175:
 	CMPQ SI, $0x04
-	JL   qtail186
+	JL   qtail176
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok189:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000001, R15
-
-qblk190:
-	PREFETCHT0    544(R12)
-	PREFETCHT0    578(R12)
-	PREFETCHT0    612(R12)
-	PREFETCHT0    646(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       36(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  34(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       70(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  68(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       104(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  102(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
-	DECQ          R15
-	JNZ           qblk190
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00000034, R9
-	ADDQ          $0x00000020, R10
-	ADDQ          $0x00000004, R11
-	DECQ          R8
-	JNZ           qtok189
-	ADDQ          $0x00000088, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_185
-
-qtail186:
-	TESTQ SI, SI
-	JZ    qdone188
-
-qrows1_187:
-	MOVQ DI, R8
-	MOVQ AX, R9
-	MOVQ DX, R10
-	MOVQ BX, R11
-
-qtok191:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000001, R15
-
-qblk192:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
-	DECQ          R15
-	JNZ           qblk192
+qtok179:
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, R12
+	MOVQ          R10, R13
+	MOVQ          R11, R14
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R13), Y9
+	VBROADCASTSS  (R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       36(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  34(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       70(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  68(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       104(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  102(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x00000034, R9
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok191
+	JNZ           qtok179
+	ADDQ          $0x00000088, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_175
+
+qtail176:
+	TESTQ SI, SI
+	JZ    qdone178
+
+qrows1_177:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok180:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, R12
+	MOVQ          R10, R13
+	MOVQ          R11, R14
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R13), Y3
+	VBROADCASTSS  (R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(R12), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000020, R10
+	ADDQ          $0x00000004, R11
+	DECQ          R8
+	JNZ           qtok180
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_187
+	JNZ           qrows1_177
 
-qdone188:
+qdone178:
 	VZEROUPPER
 	RET
 
@@ -4996,17 +6164,17 @@ TEXT ·q8_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone196
+	JZ    qdone184
 
-qrows4_193:
+qrows4_181:
 	CMPQ SI, $0x04
-	JL   qtail194
+	JL   qtail182
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok197:
+qtok185:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5016,7 +6184,7 @@ qtok197:
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk198:
+qblk186:
 	PREFETCHT0   1632(R12)
 	PREFETCHT0   1734(R12)
 	PREFETCHT0   1836(R12)
@@ -5067,7 +6235,7 @@ qblk198:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk198
+	JNZ          qblk186
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5100,30 +6268,30 @@ qblk198:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok197
+	JNZ          qtok185
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_193
+	JMP          qrows4_181
 
-qtail194:
+qtail182:
 	TESTQ SI, SI
-	JZ    qdone196
+	JZ    qdone184
 
-qrows1_195:
+qrows1_183:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok199:
+qtok187:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk200:
+qblk188:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -5140,7 +6308,7 @@ qblk200:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk200
+	JNZ          qblk188
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5152,195 +6320,337 @@ qblk200:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok199
+	JNZ          qtok187
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_195
+	JNZ          qrows1_183
 
-qdone196:
+qdone184:
 	VZEROUPPER
 	RET
 
 // func q8_0matmul_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone204
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone192
 
-qrows4_201:
+qrows4_189:
 	CMPQ SI, $0x04
-	JL   qtail202
+	JL   qtail190
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok205:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000003, R15
+qtok193:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000001, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk206:
+qgrp194:
 	PREFETCHT0    1632(R12)
 	PREFETCHT0    1734(R12)
 	PREFETCHT0    1836(R12)
 	PREFETCHT0    1938(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       104(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  102(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       206(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  204(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       308(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  306(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R13), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R14), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(R12), Y11
+	VINSERTI64X4  $0x01, 36(R12), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     104(R12), Y12
+	VINSERTI64X4  $0x01, 138(R12), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        102(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     206(R12), Y13
+	VINSERTI64X4  $0x01, 240(R12), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        204(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     308(R12), Y14
+	VINSERTI64X4  $0x01, 342(R12), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        306(R12), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qblk206
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00000034, R9
-	ADDQ          $0x00000060, R10
-	ADDQ          $0x0000000c, R11
-	DECQ          R8
-	JNZ           qtok205
-	ADDQ          $0x00000198, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_201
-
-qtail202:
-	TESTQ SI, SI
-	JZ    qdone204
-
-qrows1_203:
-	MOVQ DI, R8
-	MOVQ AX, R9
-	MOVQ DX, R10
-	MOVQ BX, R11
-
-qtok207:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000003, R15
-
-qblk208:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
-	DECQ          R15
-	JNZ           qblk208
+	JNZ           qgrp194
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R13), Y9
+	VBROADCASTSS  (R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       104(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  102(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       206(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  204(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       308(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  306(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x00000034, R9
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok207
+	JNZ           qtok193
+	ADDQ          $0x00000198, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_189
+
+qtail190:
+	TESTQ SI, SI
+	JZ    qdone192
+
+qrows1_191:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok195:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000001, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp196:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R13), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R14), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(R12), Y15
+	VINSERTI64X4  $0x01, 36(R12), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (R12), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
+	DECQ          R15
+	JNZ           qgrp196
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R13), Y3
+	VBROADCASTSS  (R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(R12), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
+	ADDQ          $0x00000034, R9
+	ADDQ          $0x00000060, R10
+	ADDQ          $0x0000000c, R11
+	DECQ          R8
+	JNZ           qtok195
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_203
+	JNZ           qrows1_191
 
-qdone204:
+qdone192:
 	VZEROUPPER
 	RET
+
+DATA qswq8_0<>+0(SB)/4, $0x00000000
+DATA qswq8_0<>+4(SB)/4, $0x00000000
+DATA qswq8_0<>+8(SB)/4, $0x00000000
+DATA qswq8_0<>+12(SB)/4, $0x00000000
+DATA qswq8_0<>+16(SB)/4, $0x00110011
+DATA qswq8_0<>+20(SB)/4, $0x00110011
+DATA qswq8_0<>+24(SB)/4, $0x00110011
+DATA qswq8_0<>+28(SB)/4, $0x00110011
+DATA qswq8_0<>+32(SB)/4, $0x00000000
+DATA qswq8_0<>+36(SB)/4, $0x00000000
+DATA qswq8_0<>+40(SB)/4, $0x00000000
+DATA qswq8_0<>+44(SB)/4, $0x00000000
+DATA qswq8_0<>+48(SB)/4, $0x00000000
+DATA qswq8_0<>+52(SB)/4, $0x00000000
+DATA qswq8_0<>+56(SB)/4, $0x00000000
+DATA qswq8_0<>+60(SB)/4, $0x00000000
+GLOBL qswq8_0<>(SB), RODATA|NOPTR, $64
+
+DATA qsp2<>+0(SB)/4, $0x00000000
+DATA qsp2<>+4(SB)/4, $0x00000000
+DATA qsp2<>+8(SB)/4, $0x00000000
+DATA qsp2<>+12(SB)/4, $0x00000000
+DATA qsp2<>+16(SB)/4, $0x00000000
+DATA qsp2<>+20(SB)/4, $0x00000000
+DATA qsp2<>+24(SB)/4, $0x00000000
+DATA qsp2<>+28(SB)/4, $0x00000000
+DATA qsp2<>+32(SB)/4, $0x00000001
+DATA qsp2<>+36(SB)/4, $0x00000001
+DATA qsp2<>+40(SB)/4, $0x00000001
+DATA qsp2<>+44(SB)/4, $0x00000001
+DATA qsp2<>+48(SB)/4, $0x00000001
+DATA qsp2<>+52(SB)/4, $0x00000001
+DATA qsp2<>+56(SB)/4, $0x00000001
+DATA qsp2<>+60(SB)/4, $0x00000001
+GLOBL qsp2<>(SB), RODATA|NOPTR, $64
+
+DATA qoffz80<>+0(SB)/4, $0x80808080
+DATA qoffz80<>+4(SB)/4, $0x80808080
+DATA qoffz80<>+8(SB)/4, $0x80808080
+DATA qoffz80<>+12(SB)/4, $0x80808080
+DATA qoffz80<>+16(SB)/4, $0x80808080
+DATA qoffz80<>+20(SB)/4, $0x80808080
+DATA qoffz80<>+24(SB)/4, $0x80808080
+DATA qoffz80<>+28(SB)/4, $0x80808080
+DATA qoffz80<>+32(SB)/4, $0x80808080
+DATA qoffz80<>+36(SB)/4, $0x80808080
+DATA qoffz80<>+40(SB)/4, $0x80808080
+DATA qoffz80<>+44(SB)/4, $0x80808080
+DATA qoffz80<>+48(SB)/4, $0x80808080
+DATA qoffz80<>+52(SB)/4, $0x80808080
+DATA qoffz80<>+56(SB)/4, $0x80808080
+DATA qoffz80<>+60(SB)/4, $0x80808080
+GLOBL qoffz80<>(SB), RODATA|NOPTR, $64
 
 // func q8_0matmul_1536x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
@@ -5352,17 +6662,17 @@ TEXT ·q8_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone212
+	JZ    qdone200
 
-qrows4_209:
+qrows4_197:
 	CMPQ SI, $0x04
-	JL   qtail210
+	JL   qtail198
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok213:
+qtok201:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5372,7 +6682,7 @@ qtok213:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk214:
+qblk202:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -5423,7 +6733,7 @@ qblk214:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk214
+	JNZ          qblk202
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5456,30 +6766,30 @@ qblk214:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok213
+	JNZ          qtok201
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_209
+	JMP          qrows4_197
 
-qtail210:
+qtail198:
 	TESTQ SI, SI
-	JZ    qdone212
+	JZ    qdone200
 
-qrows1_211:
+qrows1_199:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok215:
+qtok203:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk216:
+qblk204:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -5496,7 +6806,7 @@ qblk216:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk216
+	JNZ          qblk204
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5508,193 +6818,281 @@ qblk216:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok215
+	JNZ          qtok203
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_211
+	JNZ          qrows1_199
 
-qdone212:
+qdone200:
 	VZEROUPPER
 	RET
 
 // func q8_0matmul_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone220
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone208
 
-qrows4_217:
+qrows4_205:
 	CMPQ SI, $0x04
-	JL   qtail218
+	JL   qtail206
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok221:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
+qtok209:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000004, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk222:
+qgrp210:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
 	PREFETCHT0    5814(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       308(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  306(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       614(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  612(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       920(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  918(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R13), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R14), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(R12), Y11
+	VINSERTI64X4  $0x01, 36(R12), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     308(R12), Y12
+	VINSERTI64X4  $0x01, 342(R12), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        306(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     614(R12), Y13
+	VINSERTI64X4  $0x01, 648(R12), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        612(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     920(R12), Y14
+	VINSERTI64X4  $0x01, 954(R12), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        918(R12), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qblk222
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00001800, R9
-	ADDQ          $0x00000120, R10
-	ADDQ          $0x00000024, R11
-	DECQ          R8
-	JNZ           qtok221
-	ADDQ          $0x000004c8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_217
-
-qtail218:
-	TESTQ SI, SI
-	JZ    qdone220
-
-qrows1_219:
-	MOVQ DI, R8
-	MOVQ AX, R9
-	MOVQ DX, R10
-	MOVQ BX, R11
-
-qtok223:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
-
-qblk224:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
-	DECQ          R15
-	JNZ           qblk224
+	JNZ           qgrp210
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R13), Y9
+	VBROADCASTSS  (R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       308(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  306(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       614(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  612(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       920(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  918(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x00001800, R9
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok223
+	JNZ           qtok209
+	ADDQ          $0x000004c8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_205
+
+qtail206:
+	TESTQ SI, SI
+	JZ    qdone208
+
+qrows1_207:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok211:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000004, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp212:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R13), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R14), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(R12), Y15
+	VINSERTI64X4  $0x01, 36(R12), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (R12), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
+	DECQ          R15
+	JNZ           qgrp212
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R13), Y3
+	VBROADCASTSS  (R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(R12), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
+	ADDQ          $0x00001800, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok211
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_219
+	JNZ           qrows1_207
 
-qdone220:
+qdone208:
 	VZEROUPPER
 	RET
 
@@ -5708,17 +7106,17 @@ TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone228
+	JZ    qdone216
 
-qrows4_225:
+qrows4_213:
 	CMPQ SI, $0x04
-	JL   qtail226
+	JL   qtail214
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok229:
+qtok217:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5728,7 +7126,7 @@ qtok229:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk230:
+qblk218:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -5779,7 +7177,7 @@ qblk230:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk230
+	JNZ          qblk218
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5812,30 +7210,30 @@ qblk230:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok229
+	JNZ          qtok217
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_225
+	JMP          qrows4_213
 
-qtail226:
+qtail214:
 	TESTQ SI, SI
-	JZ    qdone228
+	JZ    qdone216
 
-qrows1_227:
+qrows1_215:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok231:
+qtok219:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk232:
+qblk220:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -5852,7 +7250,7 @@ qblk232:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk232
+	JNZ          qblk220
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5864,193 +7262,281 @@ qblk232:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok231
+	JNZ          qtok219
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_227
+	JNZ          qrows1_215
 
-qdone228:
+qdone216:
 	VZEROUPPER
 	RET
 
 // func q8_0matmul_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone236
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone224
 
-qrows4_233:
+qrows4_221:
 	CMPQ SI, $0x04
-	JL   qtail234
+	JL   qtail222
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok237:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
+qtok225:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000004, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk238:
+qgrp226:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
 	PREFETCHT0    5814(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       308(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  306(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       614(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  612(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       920(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  918(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R13), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R14), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(R12), Y11
+	VINSERTI64X4  $0x01, 36(R12), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     308(R12), Y12
+	VINSERTI64X4  $0x01, 342(R12), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        306(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     614(R12), Y13
+	VINSERTI64X4  $0x01, 648(R12), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        612(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     920(R12), Y14
+	VINSERTI64X4  $0x01, 954(R12), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        918(R12), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qblk238
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x000004b0, R9
-	ADDQ          $0x00000120, R10
-	ADDQ          $0x00000024, R11
-	DECQ          R8
-	JNZ           qtok237
-	ADDQ          $0x000004c8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_233
-
-qtail234:
-	TESTQ SI, SI
-	JZ    qdone236
-
-qrows1_235:
-	MOVQ DI, R8
-	MOVQ AX, R9
-	MOVQ DX, R10
-	MOVQ BX, R11
-
-qtok239:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000009, R15
-
-qblk240:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
-	DECQ          R15
-	JNZ           qblk240
+	JNZ           qgrp226
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R13), Y9
+	VBROADCASTSS  (R14), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       308(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  306(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       614(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  612(R12), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       920(R12), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  918(R12), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x000004b0, R9
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok239
+	JNZ           qtok225
+	ADDQ          $0x000004c8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_221
+
+qtail222:
+	TESTQ SI, SI
+	JZ    qdone224
+
+qrows1_223:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok227:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x00000004, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp228:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R13), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R14), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(R12), Y15
+	VINSERTI64X4  $0x01, 36(R12), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (R12), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
+	DECQ          R15
+	JNZ           qgrp228
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R13), Y3
+	VBROADCASTSS  (R14), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(R12), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (R12), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
+	ADDQ          $0x000004b0, R9
+	ADDQ          $0x00000120, R10
+	ADDQ          $0x00000024, R11
+	DECQ          R8
+	JNZ           qtok227
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_235
+	JNZ           qrows1_223
 
-qdone236:
+qdone224:
 	VZEROUPPER
 	RET
 
@@ -6064,17 +7550,17 @@ TEXT ·q8_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone244
+	JZ    qdone232
 
-qrows4_241:
+qrows4_229:
 	CMPQ SI, $0x04
-	JL   qtail242
+	JL   qtail230
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok245:
+qtok233:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6084,7 +7570,7 @@ qtok245:
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk246:
+qblk234:
 	PREFETCHT0   13056(R12)
 	PREFETCHT0   13872(R12)
 	PREFETCHT0   14688(R12)
@@ -6135,7 +7621,7 @@ qblk246:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk246
+	JNZ          qblk234
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6168,30 +7654,30 @@ qblk246:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok245
+	JNZ          qtok233
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_241
+	JMP          qrows4_229
 
-qtail242:
+qtail230:
 	TESTQ SI, SI
-	JZ    qdone244
+	JZ    qdone232
 
-qrows1_243:
+qrows1_231:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok247:
+qtok235:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk248:
+qblk236:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -6208,7 +7694,7 @@ qblk248:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk248
+	JNZ          qblk236
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6220,193 +7706,214 @@ qblk248:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok247
+	JNZ          qtok235
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_243
+	JNZ          qrows1_231
 
-qdone244:
+qdone232:
 	VZEROUPPER
 	RET
 
 // func q8_0matmul_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q8_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	MOVQ    b+40(FP), DI
-	VMOVUPS qzero<>+0(SB), Y0
-	TESTQ   DI, DI
-	JZ      qdone252
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	MOVQ      b+40(FP), DI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	TESTQ     DI, DI
+	JZ        qdone240
 
-qrows4_249:
+qrows4_237:
 	CMPQ SI, $0x04
-	JL   qtail250
+	JL   qtail238
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok253:
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000018, R15
+qtok241:
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x0000000c, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk254:
+qgrp242:
 	PREFETCHT0    13056(R12)
 	PREFETCHT0    13872(R12)
 	PREFETCHT0    14688(R12)
 	PREFETCHT0    15504(R12)
-	VMOVUPS       (R13), Y5
-	VBROADCASTSS  (R14), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       818(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  816(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       1634(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  1632(R12), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       2450(R12), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  2448(R12), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R13), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R14), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(R12), Y11
+	VINSERTI64X4  $0x01, 36(R12), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     818(R12), Y12
+	VINSERTI64X4  $0x01, 852(R12), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        816(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     1634(R12), Y13
+	VINSERTI64X4  $0x01, 1668(R12), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        1632(R12), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     2450(R12), Y14
+	VINSERTI64X4  $0x01, 2484(R12), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        2448(R12), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qblk254
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (R9)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(R9)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(R9)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(R9)
-	ADDQ          $0x00004000, R9
-	ADDQ          $0x00000300, R10
-	ADDQ          $0x00000060, R11
-	DECQ          R8
-	JNZ           qtok253
-	ADDQ          $0x00000cc0, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_249
-
-qtail250:
-	TESTQ SI, SI
-	JZ    qdone252
-
-qrows1_251:
-	MOVQ DI, R8
-	MOVQ AX, R9
-	MOVQ DX, R10
-	MOVQ BX, R11
-
-qtok255:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, R12
-	MOVQ    R10, R13
-	MOVQ    R11, R14
-	MOVQ    $0x00000018, R15
-
-qblk256:
-	VMOVUPS       (R13), Y2
-	VBROADCASTSS  (R14), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(R12), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (R12), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R13
-	ADDQ          $0x04, R14
-	ADDQ          $0x22, R12
-	DECQ          R15
-	JNZ           qblk256
+	JNZ           qgrp242
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (R9)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (R9)
+	VMOVSS        X2, 4(R9)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(R9)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(R9)
 	ADDQ          $0x00004000, R9
 	ADDQ          $0x00000300, R10
 	ADDQ          $0x00000060, R11
 	DECQ          R8
-	JNZ           qtok255
+	JNZ           qtok241
+	ADDQ          $0x00000cc0, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_237
+
+qtail238:
+	TESTQ SI, SI
+	JZ    qdone240
+
+qrows1_239:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok243:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, R12
+	MOVQ      R10, R13
+	MOVQ      R11, R14
+	MOVQ      $0x0000000c, R15
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp244:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R13), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R14), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(R12), Y15
+	VINSERTI64X4  $0x01, 36(R12), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (R12), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R13
+	ADDQ          $0x08, R14
+	ADDQ          $0x44, R12
+	DECQ          R15
+	JNZ           qgrp244
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (R9)
+	ADDQ          $0x00004000, R9
+	ADDQ          $0x00000300, R10
+	ADDQ          $0x00000060, R11
+	DECQ          R8
+	JNZ           qtok243
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_251
+	JNZ           qrows1_239
 
-qdone252:
+qdone240:
 	VZEROUPPER
 	RET
 
@@ -6419,9 +7926,9 @@ TEXT ·q8_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_257:
+qrows4_245:
 	CMPQ   SI, $0x04
-	JL     qtail258
+	JL     qtail246
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6431,7 +7938,7 @@ qrows4_257:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk261:
+qblk249:
 	PREFETCHT0   2720(DI)
 	PREFETCHT0   2890(DI)
 	PREFETCHT0   3060(DI)
@@ -6482,7 +7989,7 @@ qblk261:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk261
+	JNZ          qblk249
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6514,20 +8021,20 @@ qblk261:
 	ADDQ         $0x000002a8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_257
+	JMP          qrows4_245
 
-qtail258:
+qtail246:
 	TESTQ SI, SI
-	JZ    qdone260
+	JZ    qdone248
 
-qrows1_259:
+qrows1_247:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk262:
+qblk250:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -6544,7 +8051,7 @@ qblk262:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk262
+	JNZ          qblk250
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6555,164 +8062,252 @@ qblk262:
 	ADDQ         $0x000000aa, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_259
+	JNZ          qrows1_247
 
-qdone260:
+qdone248:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_263:
-	CMPQ    SI, $0x04
-	JL      qtail264
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000005, R10
+qrows4_251:
+	CMPQ      SI, $0x04
+	JL        qtail252
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000002, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk267:
+qgrp255:
 	PREFETCHT0    2720(DI)
 	PREFETCHT0    2890(DI)
 	PREFETCHT0    3060(DI)
 	PREFETCHT0    3230(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       172(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  170(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       342(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  340(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       512(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  510(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     172(DI), Y12
+	VINSERTI64X4  $0x01, 206(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        170(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     342(DI), Y13
+	VINSERTI64X4  $0x01, 376(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        340(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     512(DI), Y14
+	VINSERTI64X4  $0x01, 546(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        510(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk267
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x000002a8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_263
-
-qtail264:
-	TESTQ SI, SI
-	JZ    qdone266
-
-qrows1_265:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000005, R10
-
-qblk268:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk268
+	JNZ           qgrp255
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       172(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  170(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       342(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  340(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       512(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  510(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x000002a8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_251
+
+qtail252:
+	TESTQ SI, SI
+	JZ    qdone254
+
+qrows1_253:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000002, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp256:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp256
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x000000aa, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_265
+	JNZ           qrows1_253
 
-qdone266:
+qdone254:
 	VZEROUPPER
 	RET
 
@@ -6725,9 +8320,9 @@ TEXT ·q8_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_269:
+qrows4_257:
 	CMPQ   SI, $0x04
-	JL     qtail270
+	JL     qtail258
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6737,7 +8332,7 @@ qrows4_269:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk273:
+qblk261:
 	PREFETCHT0   34816(DI)
 	PREFETCHT0   36992(DI)
 	PREFETCHT0   39168(DI)
@@ -6788,7 +8383,7 @@ qblk273:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk273
+	JNZ          qblk261
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6820,20 +8415,20 @@ qblk273:
 	ADDQ         $0x00002200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_269
+	JMP          qrows4_257
 
-qtail270:
+qtail258:
 	TESTQ SI, SI
-	JZ    qdone272
+	JZ    qdone260
 
-qrows1_271:
+qrows1_259:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk274:
+qblk262:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -6850,7 +8445,7 @@ qblk274:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk274
+	JNZ          qblk262
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6861,164 +8456,185 @@ qblk274:
 	ADDQ         $0x00000880, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_271
+	JNZ          qrows1_259
 
-qdone272:
+qdone260:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_275:
-	CMPQ    SI, $0x04
-	JL      qtail276
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+qrows4_263:
+	CMPQ      SI, $0x04
+	JL        qtail264
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000020, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk279:
+qgrp267:
 	PREFETCHT0    34816(DI)
 	PREFETCHT0    36992(DI)
 	PREFETCHT0    39168(DI)
 	PREFETCHT0    41344(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       2178(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  2176(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       4354(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  4352(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       6530(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  6528(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2178(DI), Y12
+	VINSERTI64X4  $0x01, 2212(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        2176(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     4354(DI), Y13
+	VINSERTI64X4  $0x01, 4388(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        4352(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     6530(DI), Y14
+	VINSERTI64X4  $0x01, 6564(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        6528(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk279
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00002200, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_275
-
-qtail276:
-	TESTQ SI, SI
-	JZ    qdone278
-
-qrows1_277:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
-
-qblk280:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk280
+	JNZ           qgrp267
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00002200, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_263
+
+qtail264:
+	TESTQ SI, SI
+	JZ    qdone266
+
+qrows1_265:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000020, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp268:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp268
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000880, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_277
+	JNZ           qrows1_265
 
-qdone278:
+qdone266:
 	VZEROUPPER
 	RET
 
@@ -7031,9 +8647,9 @@ TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_281:
+qrows4_269:
 	CMPQ   SI, $0x04
-	JL     qtail282
+	JL     qtail270
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7043,7 +8659,7 @@ qrows4_281:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk285:
+qblk273:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -7094,7 +8710,7 @@ qblk285:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk285
+	JNZ          qblk273
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7126,20 +8742,20 @@ qblk285:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_281
+	JMP          qrows4_269
 
-qtail282:
+qtail270:
 	TESTQ SI, SI
-	JZ    qdone284
+	JZ    qdone272
 
-qrows1_283:
+qrows1_271:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk286:
+qblk274:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -7156,7 +8772,7 @@ qblk286:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk286
+	JNZ          qblk274
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7167,164 +8783,252 @@ qblk286:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_283
+	JNZ          qrows1_271
 
-qdone284:
+qdone272:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_287:
-	CMPQ    SI, $0x04
-	JL      qtail288
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000009, R10
+qrows4_275:
+	CMPQ      SI, $0x04
+	JL        qtail276
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000004, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk291:
+qgrp279:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
 	PREFETCHT0    5814(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       308(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  306(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       614(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  612(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       920(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  918(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     308(DI), Y12
+	VINSERTI64X4  $0x01, 342(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        306(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     614(DI), Y13
+	VINSERTI64X4  $0x01, 648(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        612(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     920(DI), Y14
+	VINSERTI64X4  $0x01, 954(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        918(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk291
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x000004c8, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_287
-
-qtail288:
-	TESTQ SI, SI
-	JZ    qdone290
-
-qrows1_289:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000009, R10
-
-qblk292:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk292
+	JNZ           qgrp279
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       308(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  306(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       614(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  612(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       920(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  918(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x000004c8, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_275
+
+qtail276:
+	TESTQ SI, SI
+	JZ    qdone278
+
+qrows1_277:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000004, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp280:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp280
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_289
+	JNZ           qrows1_277
 
-qdone290:
+qdone278:
 	VZEROUPPER
 	RET
 
@@ -7337,9 +9041,9 @@ TEXT ·q8_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_293:
+qrows4_281:
 	CMPQ   SI, $0x04
-	JL     qtail294
+	JL     qtail282
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7349,7 +9053,7 @@ qrows4_293:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk297:
+qblk285:
 	PREFETCHT0   544(DI)
 	PREFETCHT0   578(DI)
 	PREFETCHT0   612(DI)
@@ -7400,7 +9104,7 @@ qblk297:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk297
+	JNZ          qblk285
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7432,20 +9136,20 @@ qblk297:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_293
+	JMP          qrows4_281
 
-qtail294:
+qtail282:
 	TESTQ SI, SI
-	JZ    qdone296
+	JZ    qdone284
 
-qrows1_295:
+qrows1_283:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk298:
+qblk286:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -7462,7 +9166,7 @@ qblk298:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk298
+	JNZ          qblk286
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7473,164 +9177,164 @@ qblk298:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_295
+	JNZ          qrows1_283
 
-qdone296:
+qdone284:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_299:
-	CMPQ    SI, $0x04
-	JL      qtail300
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000001, R10
-
-qblk303:
-	PREFETCHT0    544(DI)
-	PREFETCHT0    578(DI)
-	PREFETCHT0    612(DI)
-	PREFETCHT0    646(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       36(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  34(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       70(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  68(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       104(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  102(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk303
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000088, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_299
-
-qtail300:
-	TESTQ SI, SI
-	JZ    qdone302
-
-qrows1_301:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000001, R10
-
-qblk304:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk304
+qrows4_287:
+	CMPQ          SI, $0x04
+	JL            qtail288
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       36(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  34(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       70(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  68(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       104(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  102(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000088, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_287
+
+qtail288:
+	TESTQ SI, SI
+	JZ    qdone290
+
+qrows1_289:
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_301
+	JNZ           qrows1_289
 
-qdone302:
+qdone290:
 	VZEROUPPER
 	RET
 
@@ -7643,9 +9347,9 @@ TEXT ·q8_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_305:
+qrows4_291:
 	CMPQ   SI, $0x04
-	JL     qtail306
+	JL     qtail292
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7655,7 +9359,7 @@ qrows4_305:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk309:
+qblk295:
 	PREFETCHT0   9248(DI)
 	PREFETCHT0   9826(DI)
 	PREFETCHT0   10404(DI)
@@ -7706,7 +9410,7 @@ qblk309:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk309
+	JNZ          qblk295
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7738,20 +9442,20 @@ qblk309:
 	ADDQ         $0x00000908, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_305
+	JMP          qrows4_291
 
-qtail306:
+qtail292:
 	TESTQ SI, SI
-	JZ    qdone308
+	JZ    qdone294
 
-qrows1_307:
+qrows1_293:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk310:
+qblk296:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -7768,7 +9472,7 @@ qblk310:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk310
+	JNZ          qblk296
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7779,164 +9483,252 @@ qblk310:
 	ADDQ         $0x00000242, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_307
+	JNZ          qrows1_293
 
-qdone308:
+qdone294:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_311:
-	CMPQ    SI, $0x04
-	JL      qtail312
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000011, R10
+qrows4_297:
+	CMPQ      SI, $0x04
+	JL        qtail298
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000008, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk315:
+qgrp301:
 	PREFETCHT0    9248(DI)
 	PREFETCHT0    9826(DI)
 	PREFETCHT0    10404(DI)
 	PREFETCHT0    10982(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       580(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  578(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       1158(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  1156(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       1736(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  1734(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     580(DI), Y12
+	VINSERTI64X4  $0x01, 614(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        578(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     1158(DI), Y13
+	VINSERTI64X4  $0x01, 1192(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        1156(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     1736(DI), Y14
+	VINSERTI64X4  $0x01, 1770(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        1734(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk315
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000908, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_311
-
-qtail312:
-	TESTQ SI, SI
-	JZ    qdone314
-
-qrows1_313:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000011, R10
-
-qblk316:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk316
+	JNZ           qgrp301
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       580(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  578(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       1158(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  1156(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       1736(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  1734(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000908, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_297
+
+qtail298:
+	TESTQ SI, SI
+	JZ    qdone300
+
+qrows1_299:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000008, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp302:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp302
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000242, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_313
+	JNZ           qrows1_299
 
-qdone314:
+qdone300:
 	VZEROUPPER
 	RET
 
@@ -7949,9 +9741,9 @@ TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_317:
+qrows4_303:
 	CMPQ   SI, $0x04
-	JL     qtail318
+	JL     qtail304
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7961,7 +9753,7 @@ qrows4_317:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk321:
+qblk307:
 	PREFETCHT0   1088(DI)
 	PREFETCHT0   1156(DI)
 	PREFETCHT0   1224(DI)
@@ -8012,7 +9804,7 @@ qblk321:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk321
+	JNZ          qblk307
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8044,20 +9836,20 @@ qblk321:
 	ADDQ         $0x00000110, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_317
+	JMP          qrows4_303
 
-qtail318:
+qtail304:
 	TESTQ SI, SI
-	JZ    qdone320
+	JZ    qdone306
 
-qrows1_319:
+qrows1_305:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk322:
+qblk308:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -8074,7 +9866,7 @@ qblk322:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk322
+	JNZ          qblk308
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8085,164 +9877,185 @@ qblk322:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_319
+	JNZ          qrows1_305
 
-qdone320:
+qdone306:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_323:
-	CMPQ    SI, $0x04
-	JL      qtail324
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000002, R10
+qrows4_309:
+	CMPQ      SI, $0x04
+	JL        qtail310
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000001, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk327:
+qgrp313:
 	PREFETCHT0    1088(DI)
 	PREFETCHT0    1156(DI)
 	PREFETCHT0    1224(DI)
 	PREFETCHT0    1292(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       70(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  68(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       138(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  136(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       206(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  204(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     70(DI), Y12
+	VINSERTI64X4  $0x01, 104(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        68(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     138(DI), Y13
+	VINSERTI64X4  $0x01, 172(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        136(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     206(DI), Y14
+	VINSERTI64X4  $0x01, 240(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        204(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk327
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000110, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_323
-
-qtail324:
-	TESTQ SI, SI
-	JZ    qdone326
-
-qrows1_325:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000002, R10
-
-qblk328:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk328
+	JNZ           qgrp313
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000110, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_309
+
+qtail310:
+	TESTQ SI, SI
+	JZ    qdone312
+
+qrows1_311:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000001, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp314:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp314
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_325
+	JNZ           qrows1_311
 
-qdone326:
+qdone312:
 	VZEROUPPER
 	RET
 
@@ -8255,9 +10068,9 @@ TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_329:
+qrows4_315:
 	CMPQ   SI, $0x04
-	JL     qtail330
+	JL     qtail316
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8267,7 +10080,7 @@ qrows4_329:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk333:
+qblk319:
 	PREFETCHT0   13056(DI)
 	PREFETCHT0   13872(DI)
 	PREFETCHT0   14688(DI)
@@ -8318,7 +10131,7 @@ qblk333:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk333
+	JNZ          qblk319
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8350,20 +10163,20 @@ qblk333:
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_329
+	JMP          qrows4_315
 
-qtail330:
+qtail316:
 	TESTQ SI, SI
-	JZ    qdone332
+	JZ    qdone318
 
-qrows1_331:
+qrows1_317:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk334:
+qblk320:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -8380,7 +10193,7 @@ qblk334:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk334
+	JNZ          qblk320
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8391,164 +10204,185 @@ qblk334:
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_331
+	JNZ          qrows1_317
 
-qdone332:
+qdone318:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_335:
-	CMPQ    SI, $0x04
-	JL      qtail336
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+qrows4_321:
+	CMPQ      SI, $0x04
+	JL        qtail322
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x0000000c, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk339:
+qgrp325:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
 	PREFETCHT0    15504(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       818(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  816(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       1634(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  1632(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       2450(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  2448(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     818(DI), Y12
+	VINSERTI64X4  $0x01, 852(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        816(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     1634(DI), Y13
+	VINSERTI64X4  $0x01, 1668(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        1632(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     2450(DI), Y14
+	VINSERTI64X4  $0x01, 2484(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        2448(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk339
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000cc0, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_335
-
-qtail336:
-	TESTQ SI, SI
-	JZ    qdone338
-
-qrows1_337:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
-
-qblk340:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk340
+	JNZ           qgrp325
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000cc0, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_321
+
+qtail322:
+	TESTQ SI, SI
+	JZ    qdone324
+
+qrows1_323:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x0000000c, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp326:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp326
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_337
+	JNZ           qrows1_323
 
-qdone338:
+qdone324:
 	VZEROUPPER
 	RET
 
@@ -8561,9 +10395,9 @@ TEXT ·q8_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_341:
+qrows4_327:
 	CMPQ   SI, $0x04
-	JL     qtail342
+	JL     qtail328
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8573,7 +10407,7 @@ qrows4_341:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk345:
+qblk331:
 	PREFETCHT0   1632(DI)
 	PREFETCHT0   1734(DI)
 	PREFETCHT0   1836(DI)
@@ -8624,7 +10458,7 @@ qblk345:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk345
+	JNZ          qblk331
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8656,20 +10490,20 @@ qblk345:
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_341
+	JMP          qrows4_327
 
-qtail342:
+qtail328:
 	TESTQ SI, SI
-	JZ    qdone344
+	JZ    qdone330
 
-qrows1_343:
+qrows1_329:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk346:
+qblk332:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -8686,7 +10520,7 @@ qblk346:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk346
+	JNZ          qblk332
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8697,163 +10531,251 @@ qblk346:
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_343
+	JNZ          qrows1_329
 
-qdone344:
+qdone330:
 	VZEROUPPER
 	RET
 
 // func q8_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_347:
-	CMPQ    SI, $0x04
-	JL      qtail348
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000003, R10
+qrows4_333:
+	CMPQ      SI, $0x04
+	JL        qtail334
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000001, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk351:
+qgrp337:
 	PREFETCHT0    1632(DI)
 	PREFETCHT0    1734(DI)
 	PREFETCHT0    1836(DI)
 	PREFETCHT0    1938(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       104(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  102(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       206(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  204(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       308(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  306(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     104(DI), Y12
+	VINSERTI64X4  $0x01, 138(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        102(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     206(DI), Y13
+	VINSERTI64X4  $0x01, 240(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        204(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     308(DI), Y14
+	VINSERTI64X4  $0x01, 342(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        306(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk351
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00000198, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_347
-
-qtail348:
-	TESTQ SI, SI
-	JZ    qdone350
-
-qrows1_349:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000003, R10
-
-qblk352:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
-	DECQ          R10
-	JNZ           qblk352
+	JNZ           qgrp337
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff80<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y5
+	VMOVUPS       104(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  102(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y6
+	VMOVUPS       206(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y13
+	VPDPBUSD      Y9, Y12, Y13
+	VCVTDQ2PS     Y13, Y12
+	VPBROADCASTW  204(DI), X13
+	VCVTPH2PS     X13, Y13
+	VMULPS        Y10, Y13, Y13
+	VFMADD231PS   Y12, Y13, Y7
+	VMOVUPS       308(DI), Y12
+	VPXORD        qoff80<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  306(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0x4e, X2, X2, X1
 	VADDPS        X1, X2, X2
 	VSHUFPS       $0xb1, X2, X2, X1
 	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
+	ADDQ          $0x00000198, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, SI
+	JMP           qrows4_333
+
+qtail334:
+	TESTQ SI, SI
+	JZ    qdone336
+
+qrows1_335:
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000001, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
+
+qgrp338:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
+	DECQ          R10
+	JNZ           qgrp338
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff80<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), Y6
+	VPXORD        qoff80<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_349
+	JNZ           qrows1_335
 
-qdone350:
+qdone336:
 	VZEROUPPER
 	RET
