@@ -202,189 +202,305 @@ DATA qnib<>+28(SB)/4, $0x0f0f0f0f
 GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
 qrows4_7:
-	CMPQ    SI, $0x04
-	JL      qtail8
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+	CMPQ      SI, $0x04
+	JL        qtail8
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000010, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk11:
-	PREFETCHT0    18432(DI)
-	PREFETCHT0    19584(DI)
-	PREFETCHT0    20736(DI)
-	PREFETCHT0    21888(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       1154(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  1152(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       2306(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  2304(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       3458(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  3456(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk11
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x00001200, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_7
+qgrp11:
+	PREFETCHT0      18432(DI)
+	PREFETCHT0      19584(DI)
+	PREFETCHT0      20736(DI)
+	PREFETCHT0      21888(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       1154(DI), X14
+	VINSERTI32X4    $0x01, 1172(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 1190(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 1208(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          1152(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2306(DI), X15
+	VINSERTI32X4    $0x01, 2324(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 2342(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 2360(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          2304(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       3458(DI), X16
+	VINSERTI32X4    $0x01, 3476(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 3494(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 3512(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          3456(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp11
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x00001200, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_7
 
 qtail8:
 	TESTQ SI, SI
 	JZ    qdone10
 
 qrows1_9:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000010, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk12:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk12
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x00000480, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_9
+qgrp12:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp12
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x00000480, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_9
 
 qdone10:
 	VZEROUPPER
 	RET
 
-DATA qzero<>+0(SB)/4, $0x00000000
-DATA qzero<>+4(SB)/4, $0x00000000
-DATA qzero<>+8(SB)/4, $0x00000000
-DATA qzero<>+12(SB)/4, $0x00000000
-DATA qzero<>+16(SB)/4, $0x00000000
-DATA qzero<>+20(SB)/4, $0x00000000
-DATA qzero<>+24(SB)/4, $0x00000000
-DATA qzero<>+28(SB)/4, $0x00000000
-GLOBL qzero<>(SB), RODATA|NOPTR, $32
+DATA qzeroz<>+0(SB)/4, $0x00000000
+DATA qzeroz<>+4(SB)/4, $0x00000000
+DATA qzeroz<>+8(SB)/4, $0x00000000
+DATA qzeroz<>+12(SB)/4, $0x00000000
+DATA qzeroz<>+16(SB)/4, $0x00000000
+DATA qzeroz<>+20(SB)/4, $0x00000000
+DATA qzeroz<>+24(SB)/4, $0x00000000
+DATA qzeroz<>+28(SB)/4, $0x00000000
+DATA qzeroz<>+32(SB)/4, $0x00000000
+DATA qzeroz<>+36(SB)/4, $0x00000000
+DATA qzeroz<>+40(SB)/4, $0x00000000
+DATA qzeroz<>+44(SB)/4, $0x00000000
+DATA qzeroz<>+48(SB)/4, $0x00000000
+DATA qzeroz<>+52(SB)/4, $0x00000000
+DATA qzeroz<>+56(SB)/4, $0x00000000
+DATA qzeroz<>+60(SB)/4, $0x00000000
+GLOBL qzeroz<>(SB), RODATA|NOPTR, $64
 
-DATA qoff8<>+0(SB)/4, $0x08080808
-DATA qoff8<>+4(SB)/4, $0x08080808
-DATA qoff8<>+8(SB)/4, $0x08080808
-DATA qoff8<>+12(SB)/4, $0x08080808
-DATA qoff8<>+16(SB)/4, $0x08080808
-DATA qoff8<>+20(SB)/4, $0x08080808
-DATA qoff8<>+24(SB)/4, $0x08080808
-DATA qoff8<>+28(SB)/4, $0x08080808
-GLOBL qoff8<>(SB), RODATA|NOPTR, $32
+DATA qswq4_0<>+0(SB)/4, $0x00000000
+DATA qswq4_0<>+4(SB)/4, $0x00000000
+DATA qswq4_0<>+8(SB)/4, $0x00090009
+DATA qswq4_0<>+12(SB)/4, $0x00090009
+DATA qswq4_0<>+16(SB)/4, $0x00120012
+DATA qswq4_0<>+20(SB)/4, $0x00120012
+DATA qswq4_0<>+24(SB)/4, $0x001b001b
+DATA qswq4_0<>+28(SB)/4, $0x001b001b
+DATA qswq4_0<>+32(SB)/4, $0x00000000
+DATA qswq4_0<>+36(SB)/4, $0x00000000
+DATA qswq4_0<>+40(SB)/4, $0x00000000
+DATA qswq4_0<>+44(SB)/4, $0x00000000
+DATA qswq4_0<>+48(SB)/4, $0x00000000
+DATA qswq4_0<>+52(SB)/4, $0x00000000
+DATA qswq4_0<>+56(SB)/4, $0x00000000
+DATA qswq4_0<>+60(SB)/4, $0x00000000
+GLOBL qswq4_0<>(SB), RODATA|NOPTR, $64
+
+DATA qsp4<>+0(SB)/4, $0x00000000
+DATA qsp4<>+4(SB)/4, $0x00000000
+DATA qsp4<>+8(SB)/4, $0x00000000
+DATA qsp4<>+12(SB)/4, $0x00000000
+DATA qsp4<>+16(SB)/4, $0x00000001
+DATA qsp4<>+20(SB)/4, $0x00000001
+DATA qsp4<>+24(SB)/4, $0x00000001
+DATA qsp4<>+28(SB)/4, $0x00000001
+DATA qsp4<>+32(SB)/4, $0x00000002
+DATA qsp4<>+36(SB)/4, $0x00000002
+DATA qsp4<>+40(SB)/4, $0x00000002
+DATA qsp4<>+44(SB)/4, $0x00000002
+DATA qsp4<>+48(SB)/4, $0x00000003
+DATA qsp4<>+52(SB)/4, $0x00000003
+DATA qsp4<>+56(SB)/4, $0x00000003
+DATA qsp4<>+60(SB)/4, $0x00000003
+GLOBL qsp4<>(SB), RODATA|NOPTR, $64
+
+DATA qoffz08<>+0(SB)/4, $0x08080808
+DATA qoffz08<>+4(SB)/4, $0x08080808
+DATA qoffz08<>+8(SB)/4, $0x08080808
+DATA qoffz08<>+12(SB)/4, $0x08080808
+DATA qoffz08<>+16(SB)/4, $0x08080808
+DATA qoffz08<>+20(SB)/4, $0x08080808
+DATA qoffz08<>+24(SB)/4, $0x08080808
+DATA qoffz08<>+28(SB)/4, $0x08080808
+DATA qoffz08<>+32(SB)/4, $0x08080808
+DATA qoffz08<>+36(SB)/4, $0x08080808
+DATA qoffz08<>+40(SB)/4, $0x08080808
+DATA qoffz08<>+44(SB)/4, $0x08080808
+DATA qoffz08<>+48(SB)/4, $0x08080808
+DATA qoffz08<>+52(SB)/4, $0x08080808
+DATA qoffz08<>+56(SB)/4, $0x08080808
+DATA qoffz08<>+60(SB)/4, $0x08080808
+GLOBL qoffz08<>(SB), RODATA|NOPTR, $64
+
+DATA qnibz<>+0(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+4(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+8(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+12(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+16(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+20(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+24(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+28(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+32(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+36(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+40(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+44(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+48(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+52(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+56(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+60(SB)/4, $0x0f0f0f0f
+GLOBL qnibz<>(SB), RODATA|NOPTR, $64
 
 // func q4_0matvec_768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
@@ -554,165 +670,211 @@ qdone16:
 	RET
 
 // func q4_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
 qrows4_19:
-	CMPQ    SI, $0x04
-	JL      qtail20
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+	CMPQ      SI, $0x04
+	JL        qtail20
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000006, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z5
+	VMOVDQU64 qsp4<>+0(SB), Z6
+	VMOVDQU64 qoffz08<>+0(SB), Z7
+	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qblk23:
-	PREFETCHT0    6912(DI)
-	PREFETCHT0    7344(DI)
-	PREFETCHT0    7776(DI)
-	PREFETCHT0    8208(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       434(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  432(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       866(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  864(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       1298(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  1296(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk23
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
-	ADDQ          $0x000006c0, CX
-	ADDQ          $0x10, AX
-	SUBQ          $0x04, SI
-	JMP           qrows4_19
+qgrp23:
+	PREFETCHT0      6912(DI)
+	PREFETCHT0      7344(DI)
+	PREFETCHT0      7776(DI)
+	PREFETCHT0      8208(DI)
+	VMOVDQA32       Z0, Z9
+	VMOVDQU64       (R8), Z10
+	VMOVDQU64       64(R8), Z12
+	VSHUFI64X2      $0x88, Z12, Z10, Z11
+	VSHUFI64X2      $0xdd, Z12, Z10, Z12
+	VPDPBUSD        Z11, Z7, Z9
+	VPDPBUSD        Z12, Z7, Z9
+	VBROADCASTF32X4 (R9), Z10
+	VPERMPS         Z10, Z6, Z10
+	VPSUBD          Z9, Z0, Z9
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       2(DI), X13
+	VINSERTI32X4    $0x01, 20(DI), Z13, Z13
+	VINSERTI32X4    $0x02, 38(DI), Z13, Z13
+	VINSERTI32X4    $0x03, 56(DI), Z13, Z13
+	VPANDD          Z8, Z13, Z19
+	VPSRLW          $0x04, Z13, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          (DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z1
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       434(DI), X14
+	VINSERTI32X4    $0x01, 452(DI), Z14, Z14
+	VINSERTI32X4    $0x02, 470(DI), Z14, Z14
+	VINSERTI32X4    $0x03, 488(DI), Z14, Z14
+	VPANDD          Z8, Z14, Z19
+	VPSRLW          $0x04, Z14, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          432(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z2
+	VMOVDQA32       Z9, Z18
+	VMOVDQU32       866(DI), X15
+	VINSERTI32X4    $0x01, 884(DI), Z15, Z15
+	VINSERTI32X4    $0x02, 902(DI), Z15, Z15
+	VINSERTI32X4    $0x03, 920(DI), Z15, Z15
+	VPANDD          Z8, Z15, Z19
+	VPSRLW          $0x04, Z15, Z20
+	VPANDD          Z8, Z20, Z20
+	VPDPBUSD        Z11, Z19, Z18
+	VPDPBUSD        Z12, Z20, Z18
+	VCVTDQ2PS       Z18, Z18
+	VPERMW          864(DI), Z5, Z19
+	VCVTPH2PS       Y19, Z19
+	VMULPS          Z10, Z19, Z19
+	VFMADD231PS     Z18, Z19, Z3
+	VMOVDQA32       Z9, Z9
+	VMOVDQU32       1298(DI), X16
+	VINSERTI32X4    $0x01, 1316(DI), Z16, Z16
+	VINSERTI32X4    $0x02, 1334(DI), Z16, Z16
+	VINSERTI32X4    $0x03, 1352(DI), Z16, Z16
+	VPANDD          Z8, Z16, Z18
+	VPSRLW          $0x04, Z16, Z19
+	VPANDD          Z8, Z19, Z19
+	VPDPBUSD        Z11, Z18, Z9
+	VPDPBUSD        Z12, Z19, Z9
+	VCVTDQ2PS       Z9, Z9
+	VPERMW          1296(DI), Z5, Z11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z10, Z11, Z11
+	VFMADD231PS     Z9, Z11, Z4
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp23
+	VEXTRACTF64X4   $0x01, Z1, Y5
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF32X4   $0x01, Y5, X1
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X5
+	VADDPS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VEXTRACTF64X4   $0x01, Z2, Y1
+	VADDPS          Y2, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 4(AX)
+	VEXTRACTF64X4   $0x01, Z3, Y1
+	VADDPS          Y3, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 8(AX)
+	VEXTRACTF64X4   $0x01, Z4, Y1
+	VADDPS          Y4, Y1, Y1
+	VEXTRACTF32X4   $0x01, Y1, X2
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0x4e, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VSHUFPS         $0xb1, X2, X2, X1
+	VADDPS          X1, X2, X2
+	VMOVSS          X2, 12(AX)
+	ADDQ            $0x000006c0, CX
+	ADDQ            $0x10, AX
+	SUBQ            $0x04, SI
+	JMP             qrows4_19
 
 qtail20:
 	TESTQ SI, SI
 	JZ    qdone22
 
 qrows1_21:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000006, R10
+	VMOVDQU64 qswq4_0<>+0(SB), Z2
+	VMOVDQU64 qsp4<>+0(SB), Z3
+	VMOVDQU64 qoffz08<>+0(SB), Z4
+	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qblk24:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk24
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
-	ADDQ          $0x000001b0, CX
-	ADDQ          $0x04, AX
-	DECQ          SI
-	JNZ           qrows1_21
+qgrp24:
+	VMOVDQA32       Z0, Z6
+	VMOVDQU64       (R8), Z7
+	VMOVDQU64       64(R8), Z9
+	VSHUFI64X2      $0x88, Z9, Z7, Z8
+	VSHUFI64X2      $0xdd, Z9, Z7, Z9
+	VPDPBUSD        Z8, Z4, Z6
+	VPDPBUSD        Z9, Z4, Z6
+	VBROADCASTF32X4 (R9), Z7
+	VPERMPS         Z7, Z3, Z7
+	VPSUBD          Z6, Z0, Z6
+	VMOVDQA32       Z6, Z6
+	VMOVDQU32       2(DI), X17
+	VINSERTI32X4    $0x01, 20(DI), Z17, Z17
+	VINSERTI32X4    $0x02, 38(DI), Z17, Z17
+	VINSERTI32X4    $0x03, 56(DI), Z17, Z17
+	VPANDD          Z5, Z17, Z10
+	VPSRLW          $0x04, Z17, Z11
+	VPANDD          Z5, Z11, Z11
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z11, Z6
+	VCVTDQ2PS       Z6, Z6
+	VPERMW          (DI), Z2, Z8
+	VCVTPH2PS       Y8, Z8
+	VMULPS          Z7, Z8, Z8
+	VFMADD231PS     Z6, Z8, Z1
+	ADDQ            $0x80, R8
+	ADDQ            $0x10, R9
+	ADDQ            $0x48, DI
+	DECQ            R10
+	JNZ             qgrp24
+	VEXTRACTF64X4   $0x01, Z1, Y2
+	VADDPS          Y1, Y2, Y2
+	VEXTRACTF32X4   $0x01, Y2, X1
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0x4e, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VSHUFPS         $0xb1, X1, X1, X2
+	VADDPS          X2, X1, X1
+	VMOVSS          X1, (AX)
+	ADDQ            $0x000001b0, CX
+	ADDQ            $0x04, AX
+	DECQ            SI
+	JNZ             qrows1_21
 
 qdone22:
 	VZEROUPPER

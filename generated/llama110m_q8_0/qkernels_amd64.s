@@ -166,107 +166,122 @@ DATA qones16<>+28(SB)/4, $0x00010001
 GLOBL qones16<>(SB), RODATA|NOPTR, $32
 
 // func q8_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
 qrows4_7:
-	CMPQ    SI, $0x04
-	JL      qtail8
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+	CMPQ      SI, $0x04
+	JL        qtail8
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000020, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk11:
+qgrp11:
 	PREFETCHT0    34816(DI)
 	PREFETCHT0    36992(DI)
 	PREFETCHT0    39168(DI)
 	PREFETCHT0    41344(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       2178(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  2176(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       4354(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  4352(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       6530(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  6528(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2178(DI), Y12
+	VINSERTI64X4  $0x01, 2212(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        2176(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     4354(DI), Y13
+	VINSERTI64X4  $0x01, 4388(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        4352(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     6530(DI), Y14
+	VINSERTI64X4  $0x01, 6564(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        6528(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk11
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
+	JNZ           qgrp11
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
 	ADDQ          $0x00002200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
@@ -277,40 +292,46 @@ qtail8:
 	JZ    qdone10
 
 qrows1_9:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000040, R10
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x00000020, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qblk12:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+qgrp12:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk12
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	JNZ           qgrp12
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000880, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
@@ -320,25 +341,77 @@ qdone10:
 	VZEROUPPER
 	RET
 
-DATA qzero<>+0(SB)/4, $0x00000000
-DATA qzero<>+4(SB)/4, $0x00000000
-DATA qzero<>+8(SB)/4, $0x00000000
-DATA qzero<>+12(SB)/4, $0x00000000
-DATA qzero<>+16(SB)/4, $0x00000000
-DATA qzero<>+20(SB)/4, $0x00000000
-DATA qzero<>+24(SB)/4, $0x00000000
-DATA qzero<>+28(SB)/4, $0x00000000
-GLOBL qzero<>(SB), RODATA|NOPTR, $32
+DATA qzeroz<>+0(SB)/4, $0x00000000
+DATA qzeroz<>+4(SB)/4, $0x00000000
+DATA qzeroz<>+8(SB)/4, $0x00000000
+DATA qzeroz<>+12(SB)/4, $0x00000000
+DATA qzeroz<>+16(SB)/4, $0x00000000
+DATA qzeroz<>+20(SB)/4, $0x00000000
+DATA qzeroz<>+24(SB)/4, $0x00000000
+DATA qzeroz<>+28(SB)/4, $0x00000000
+DATA qzeroz<>+32(SB)/4, $0x00000000
+DATA qzeroz<>+36(SB)/4, $0x00000000
+DATA qzeroz<>+40(SB)/4, $0x00000000
+DATA qzeroz<>+44(SB)/4, $0x00000000
+DATA qzeroz<>+48(SB)/4, $0x00000000
+DATA qzeroz<>+52(SB)/4, $0x00000000
+DATA qzeroz<>+56(SB)/4, $0x00000000
+DATA qzeroz<>+60(SB)/4, $0x00000000
+GLOBL qzeroz<>(SB), RODATA|NOPTR, $64
 
-DATA qoff80<>+0(SB)/4, $0x80808080
-DATA qoff80<>+4(SB)/4, $0x80808080
-DATA qoff80<>+8(SB)/4, $0x80808080
-DATA qoff80<>+12(SB)/4, $0x80808080
-DATA qoff80<>+16(SB)/4, $0x80808080
-DATA qoff80<>+20(SB)/4, $0x80808080
-DATA qoff80<>+24(SB)/4, $0x80808080
-DATA qoff80<>+28(SB)/4, $0x80808080
-GLOBL qoff80<>(SB), RODATA|NOPTR, $32
+DATA qswq8_0<>+0(SB)/4, $0x00000000
+DATA qswq8_0<>+4(SB)/4, $0x00000000
+DATA qswq8_0<>+8(SB)/4, $0x00000000
+DATA qswq8_0<>+12(SB)/4, $0x00000000
+DATA qswq8_0<>+16(SB)/4, $0x00110011
+DATA qswq8_0<>+20(SB)/4, $0x00110011
+DATA qswq8_0<>+24(SB)/4, $0x00110011
+DATA qswq8_0<>+28(SB)/4, $0x00110011
+DATA qswq8_0<>+32(SB)/4, $0x00000000
+DATA qswq8_0<>+36(SB)/4, $0x00000000
+DATA qswq8_0<>+40(SB)/4, $0x00000000
+DATA qswq8_0<>+44(SB)/4, $0x00000000
+DATA qswq8_0<>+48(SB)/4, $0x00000000
+DATA qswq8_0<>+52(SB)/4, $0x00000000
+DATA qswq8_0<>+56(SB)/4, $0x00000000
+DATA qswq8_0<>+60(SB)/4, $0x00000000
+GLOBL qswq8_0<>(SB), RODATA|NOPTR, $64
+
+DATA qsp2<>+0(SB)/4, $0x00000000
+DATA qsp2<>+4(SB)/4, $0x00000000
+DATA qsp2<>+8(SB)/4, $0x00000000
+DATA qsp2<>+12(SB)/4, $0x00000000
+DATA qsp2<>+16(SB)/4, $0x00000000
+DATA qsp2<>+20(SB)/4, $0x00000000
+DATA qsp2<>+24(SB)/4, $0x00000000
+DATA qsp2<>+28(SB)/4, $0x00000000
+DATA qsp2<>+32(SB)/4, $0x00000001
+DATA qsp2<>+36(SB)/4, $0x00000001
+DATA qsp2<>+40(SB)/4, $0x00000001
+DATA qsp2<>+44(SB)/4, $0x00000001
+DATA qsp2<>+48(SB)/4, $0x00000001
+DATA qsp2<>+52(SB)/4, $0x00000001
+DATA qsp2<>+56(SB)/4, $0x00000001
+DATA qsp2<>+60(SB)/4, $0x00000001
+GLOBL qsp2<>(SB), RODATA|NOPTR, $64
+
+DATA qoffz80<>+0(SB)/4, $0x80808080
+DATA qoffz80<>+4(SB)/4, $0x80808080
+DATA qoffz80<>+8(SB)/4, $0x80808080
+DATA qoffz80<>+12(SB)/4, $0x80808080
+DATA qoffz80<>+16(SB)/4, $0x80808080
+DATA qoffz80<>+20(SB)/4, $0x80808080
+DATA qoffz80<>+24(SB)/4, $0x80808080
+DATA qoffz80<>+28(SB)/4, $0x80808080
+DATA qoffz80<>+32(SB)/4, $0x80808080
+DATA qoffz80<>+36(SB)/4, $0x80808080
+DATA qoffz80<>+40(SB)/4, $0x80808080
+DATA qoffz80<>+44(SB)/4, $0x80808080
+DATA qoffz80<>+48(SB)/4, $0x80808080
+DATA qoffz80<>+52(SB)/4, $0x80808080
+DATA qoffz80<>+56(SB)/4, $0x80808080
+DATA qoffz80<>+60(SB)/4, $0x80808080
+GLOBL qoffz80<>(SB), RODATA|NOPTR, $64
 
 // func q8_0matvec_768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
@@ -492,107 +565,122 @@ qdone16:
 	RET
 
 // func q8_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
 qrows4_19:
-	CMPQ    SI, $0x04
-	JL      qtail20
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+	CMPQ      SI, $0x04
+	JL        qtail20
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	VMOVDQA32 Z0, Z4
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x0000000c, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z5
+	VMOVDQU64 qsp2<>+0(SB), Z6
+	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qblk23:
+qgrp23:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
 	PREFETCHT0    15504(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff80<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y1
-	VMOVUPS       818(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  816(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y2
-	VMOVUPS       1634(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y9
-	VPDPBUSD      Y5, Y8, Y9
-	VCVTDQ2PS     Y9, Y8
-	VPBROADCASTW  1632(DI), X9
-	VCVTPH2PS     X9, Y9
-	VMULPS        Y6, Y9, Y9
-	VFMADD231PS   Y8, Y9, Y3
-	VMOVUPS       2450(DI), Y8
-	VPXORD        qoff80<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  2448(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+	VMOVDQA32     Z0, Z8
+	VMOVDQU64     (R8), Z10
+	VPDPBUSD      Z10, Z7, Z8
+	VBROADCASTSD  (R9), Z9
+	VPERMPS       Z9, Z6, Z9
+	VPSUBD        Z8, Z0, Z8
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     2(DI), Y11
+	VINSERTI64X4  $0x01, 36(DI), Z11, Z11
+	VPXORD        Z7, Z11, Z11
+	VPDPBUSD      Z10, Z11, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        (DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z1
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     818(DI), Y12
+	VINSERTI64X4  $0x01, 852(DI), Z12, Z12
+	VPXORD        Z7, Z12, Z12
+	VPDPBUSD      Z10, Z12, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        816(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z2
+	VMOVDQA32     Z8, Z16
+	VMOVDQU32     1634(DI), Y13
+	VINSERTI64X4  $0x01, 1668(DI), Z13, Z13
+	VPXORD        Z7, Z13, Z13
+	VPDPBUSD      Z10, Z13, Z16
+	VCVTDQ2PS     Z16, Z16
+	VPERMW        1632(DI), Z5, Z17
+	VCVTPH2PS     Y17, Z17
+	VMULPS        Z9, Z17, Z17
+	VFMADD231PS   Z16, Z17, Z3
+	VMOVDQA32     Z8, Z8
+	VMOVDQU32     2450(DI), Y14
+	VINSERTI64X4  $0x01, 2484(DI), Z14, Z14
+	VPXORD        Z7, Z14, Z14
+	VPDPBUSD      Z10, Z14, Z8
+	VCVTDQ2PS     Z8, Z8
+	VPERMW        2448(DI), Z5, Z10
+	VCVTPH2PS     Y10, Z10
+	VMULPS        Z9, Z10, Z10
+	VFMADD231PS   Z8, Z10, Z4
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk23
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
+	JNZ           qgrp23
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
 	ADDQ          $0x00000cc0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
@@ -603,40 +691,46 @@ qtail20:
 	JZ    qdone22
 
 qrows1_21:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000018, R10
+	VMOVDQA32 Z0, Z1
+	MOVQ      CX, DI
+	MOVQ      DX, R8
+	MOVQ      BX, R9
+	MOVQ      $0x0000000c, R10
+	VMOVDQU64 qswq8_0<>+0(SB), Z2
+	VMOVDQU64 qsp2<>+0(SB), Z3
+	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qblk24:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff80<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), Y5
-	VPXORD        qoff80<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x22, DI
+qgrp24:
+	VMOVDQA32     Z0, Z5
+	VMOVDQU64     (R8), Z7
+	VPDPBUSD      Z7, Z4, Z5
+	VBROADCASTSD  (R9), Z6
+	VPERMPS       Z6, Z3, Z6
+	VPSUBD        Z5, Z0, Z5
+	VMOVDQA32     Z5, Z5
+	VMOVDQU32     2(DI), Y15
+	VINSERTI64X4  $0x01, 36(DI), Z15, Z15
+	VPXORD        Z4, Z15, Z15
+	VPDPBUSD      Z7, Z15, Z5
+	VCVTDQ2PS     Z5, Z5
+	VPERMW        (DI), Z2, Z7
+	VCVTPH2PS     Y7, Z7
+	VMULPS        Z6, Z7, Z7
+	VFMADD231PS   Z5, Z7, Z1
+	ADDQ          $0x40, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qblk24
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	JNZ           qgrp24
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI

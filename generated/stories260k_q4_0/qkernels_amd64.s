@@ -202,115 +202,169 @@ DATA qnib<>+28(SB)/4, $0x0f0f0f0f
 GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
 TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
-	MOVQ    out+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    xq+16(FP), DX
-	MOVQ    xs+24(FP), BX
-	MOVQ    n+32(FP), SI
-	VMOVUPS qzero<>+0(SB), Y0
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
 
 qrows4_7:
-	CMPQ    SI, $0x04
-	JL      qtail8
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
-	VMOVAPS Y0, Y4
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000002, R10
-
-qblk11:
-	PREFETCHT0    576(DI)
-	PREFETCHT0    612(DI)
-	PREFETCHT0    648(DI)
-	PREFETCHT0    684(DI)
-	VMOVUPS       (R8), Y5
-	VBROADCASTSS  (R9), Y6
-	VMOVAPS       Y0, Y7
-	VMOVUPS       qoff8<>+0(SB), Y8
-	VPDPBUSD      Y5, Y8, Y7
-	VPSUBD        Y7, Y0, Y7
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  (DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y1
-	VMOVUPS       38(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  36(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y2
-	VMOVUPS       74(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y10
-	VPDPBUSD      Y5, Y8, Y10
-	VCVTDQ2PS     Y10, Y8
-	VPBROADCASTW  72(DI), X9
-	VCVTPH2PS     X9, Y10
-	VMULPS        Y6, Y10, Y10
-	VFMADD231PS   Y8, Y10, Y3
-	VMOVUPS       110(DI), X9
-	VPSRLW        $0x04, X9, X8
-	VINSERTI32X4  $0x01, X8, Y9, Y8
-	VPANDD        qnib<>+0(SB), Y8, Y8
-	VMOVAPS       Y7, Y7
-	VPDPBUSD      Y5, Y8, Y7
-	VCVTDQ2PS     Y7, Y5
-	VPBROADCASTW  108(DI), X7
-	VCVTPH2PS     X7, Y7
-	VMULPS        Y6, Y7, Y7
-	VFMADD231PS   Y5, Y7, Y4
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk11
-	VEXTRACTF32X4 $0x01, Y1, X5
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0x4e, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VSHUFPS       $0xb1, X5, X5, X1
-	VADDPS        X1, X5, X5
-	VMOVSS        X5, (AX)
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 4(AX)
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X3, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 8(AX)
-	VEXTRACTF32X4 $0x01, Y4, X1
-	VADDPS        X4, X1, X1
-	VSHUFPS       $0x4e, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VSHUFPS       $0xb1, X1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        X1, 12(AX)
+	CMPQ          SI, $0x04
+	JL            qtail8
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	VMOVDQA32     Z0, Z4
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z5
+	VMOVDQA32     Z0, Z6
+	VMOVDQA32     Z0, Z7
+	VMOVDQA32     Z0, Z8
+	VMOVDQU32     (R8), Y9
+	VBROADCASTSS  (R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  (DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       38(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  36(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       74(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  72(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       110(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  108(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VMOVDQU32     32(R8), Y9
+	VBROADCASTSS  4(R9), Y10
+	VMOVAPS       Y0, Y11
+	VMOVUPS       qoff8<>+0(SB), Y12
+	VPDPBUSD      Y9, Y12, Y11
+	VPSUBD        Y11, Y0, Y11
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  18(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y5
+	VMOVUPS       56(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  54(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y6
+	VMOVUPS       92(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y14
+	VPDPBUSD      Y9, Y12, Y14
+	VCVTDQ2PS     Y14, Y12
+	VPBROADCASTW  90(DI), X13
+	VCVTPH2PS     X13, Y14
+	VMULPS        Y10, Y14, Y14
+	VFMADD231PS   Y12, Y14, Y7
+	VMOVUPS       128(DI), X13
+	VPSRLW        $0x04, X13, X12
+	VINSERTI32X4  $0x01, X12, Y13, Y12
+	VPANDD        qnib<>+0(SB), Y12, Y12
+	VMOVAPS       Y11, Y11
+	VPDPBUSD      Y9, Y12, Y11
+	VCVTDQ2PS     Y11, Y9
+	VPBROADCASTW  126(DI), X11
+	VCVTPH2PS     X11, Y11
+	VMULPS        Y10, Y11, Y11
+	VFMADD231PS   Y9, Y11, Y8
+	VADDPS        Z5, Z1, Z1
+	VADDPS        Z6, Z2, Z2
+	VADDPS        Z7, Z3, Z3
+	VADDPS        Z8, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z1, Y5
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X1
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X5
+	VADDPS        X5, X1, X1
+	VMOVSS        X1, (AX)
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y2, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 4(AX)
+	VEXTRACTF64X4 $0x01, Z3, Y1
+	VADDPS        Y3, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 8(AX)
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y4, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X2
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0x4e, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VSHUFPS       $0xb1, X2, X2, X1
+	VADDPS        X1, X2, X2
+	VMOVSS        X2, 12(AX)
 	ADDQ          $0x00000090, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
@@ -321,42 +375,55 @@ qtail8:
 	JZ    qdone10
 
 qrows1_9:
-	VMOVAPS Y0, Y1
-	MOVQ    CX, DI
-	MOVQ    DX, R8
-	MOVQ    BX, R9
-	MOVQ    $0x00000002, R10
-
-qblk12:
-	VMOVUPS       (R8), Y2
-	VBROADCASTSS  (R9), Y3
-	VMOVAPS       Y0, Y4
-	VMOVUPS       qoff8<>+0(SB), Y5
-	VPDPBUSD      Y2, Y5, Y4
-	VPSUBD        Y4, Y0, Y4
-	VMOVUPS       2(DI), X9
-	VPSRLW        $0x04, X9, X5
-	VINSERTI32X4  $0x01, X5, Y9, Y5
-	VPANDD        qnib<>+0(SB), Y5, Y5
-	VMOVAPS       Y4, Y4
-	VPDPBUSD      Y2, Y5, Y4
-	VCVTDQ2PS     Y4, Y2
-	VPBROADCASTW  (DI), X4
-	VCVTPH2PS     X4, Y4
-	VMULPS        Y3, Y4, Y4
-	VFMADD231PS   Y2, Y4, Y1
-	ADDQ          $0x20, R8
-	ADDQ          $0x04, R9
-	ADDQ          $0x12, DI
-	DECQ          R10
-	JNZ           qblk12
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0x4e, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VSHUFPS       $0xb1, X2, X2, X1
-	VADDPS        X1, X2, X2
-	VMOVSS        X2, (AX)
+	VMOVDQA32     Z0, Z1
+	MOVQ          CX, DI
+	MOVQ          DX, R8
+	MOVQ          BX, R9
+	VMOVDQA32     Z0, Z2
+	VMOVDQU32     (R8), Y3
+	VBROADCASTSS  (R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       2(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  (DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VMOVDQU32     32(R8), Y3
+	VBROADCASTSS  4(R9), Y4
+	VMOVAPS       Y0, Y5
+	VMOVUPS       qoff8<>+0(SB), Y6
+	VPDPBUSD      Y3, Y6, Y5
+	VPSUBD        Y5, Y0, Y5
+	VMOVUPS       20(DI), X13
+	VPSRLW        $0x04, X13, X6
+	VINSERTI32X4  $0x01, X6, Y13, Y6
+	VPANDD        qnib<>+0(SB), Y6, Y6
+	VMOVAPS       Y5, Y5
+	VPDPBUSD      Y3, Y6, Y5
+	VCVTDQ2PS     Y5, Y3
+	VPBROADCASTW  18(DI), X5
+	VCVTPH2PS     X5, Y5
+	VMULPS        Y4, Y5, Y5
+	VFMADD231PS   Y3, Y5, Y2
+	VADDPS        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y2
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0x4e, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VSHUFPS       $0xb1, X1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        X1, (AX)
 	ADDQ          $0x00000024, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
@@ -366,15 +433,23 @@ qdone10:
 	VZEROUPPER
 	RET
 
-DATA qzero<>+0(SB)/4, $0x00000000
-DATA qzero<>+4(SB)/4, $0x00000000
-DATA qzero<>+8(SB)/4, $0x00000000
-DATA qzero<>+12(SB)/4, $0x00000000
-DATA qzero<>+16(SB)/4, $0x00000000
-DATA qzero<>+20(SB)/4, $0x00000000
-DATA qzero<>+24(SB)/4, $0x00000000
-DATA qzero<>+28(SB)/4, $0x00000000
-GLOBL qzero<>(SB), RODATA|NOPTR, $32
+DATA qzeroz<>+0(SB)/4, $0x00000000
+DATA qzeroz<>+4(SB)/4, $0x00000000
+DATA qzeroz<>+8(SB)/4, $0x00000000
+DATA qzeroz<>+12(SB)/4, $0x00000000
+DATA qzeroz<>+16(SB)/4, $0x00000000
+DATA qzeroz<>+20(SB)/4, $0x00000000
+DATA qzeroz<>+24(SB)/4, $0x00000000
+DATA qzeroz<>+28(SB)/4, $0x00000000
+DATA qzeroz<>+32(SB)/4, $0x00000000
+DATA qzeroz<>+36(SB)/4, $0x00000000
+DATA qzeroz<>+40(SB)/4, $0x00000000
+DATA qzeroz<>+44(SB)/4, $0x00000000
+DATA qzeroz<>+48(SB)/4, $0x00000000
+DATA qzeroz<>+52(SB)/4, $0x00000000
+DATA qzeroz<>+56(SB)/4, $0x00000000
+DATA qzeroz<>+60(SB)/4, $0x00000000
+GLOBL qzeroz<>(SB), RODATA|NOPTR, $64
 
 DATA qoff8<>+0(SB)/4, $0x08080808
 DATA qoff8<>+4(SB)/4, $0x08080808
