@@ -35,10 +35,22 @@ import (
 //
 //	dp[u] = g·v_u,  dv_u += p_u·g,  σ = Σ p_u·dp[u],
 //	ds_u = p_u·(dp[u] − σ)/√HD,  dq += Σ ds_u·k_u,  dk_u += ds_u·q   (u < n).
+//
+// Packed forward product (TMatMulP), R outputs of C inputs:
+//
+//	func(out, wp, x *float32, n int)
+//
+//	out[t*R+r] = Σ_c x[t*C+c]·w[r*C+c]  for t < n, r < R
+//
+// with the weights packed in panels of W = PackWidth(ISA) rows (the last
+// one padded with zeros): wp[(b*C+c)*W+j] = w[(b*W+j)*C+c]. A register tile
+// of tokens × W outputs accumulates over all C inputs (a panel row of W
+// floats loaded, a token's input broadcast) and is stored once.
 type TKernel struct {
-	Op    TOp
-	ISA   ISA
-	Vocab int // TSoftmax: the row length
+	Op         TOp
+	ISA        ISA
+	Rows, Cols int // TMatMulP: outputs and inputs
+	Vocab      int // TSoftmax: the row length
 	// TAttBwd: head size and row stride of q, k, v, dq, dk, dv.
 	HeadDim, Stride int
 }
@@ -49,12 +61,28 @@ type TOp int
 const (
 	TSoftmax TOp = iota
 	TAttBwd
+	TMatMulP
 )
+
+// PackWidth is the panel width (rows of w per panel) of isa's packed
+// forward product, 0 if it has none.
+func PackWidth(isa ISA) int {
+	switch isa {
+	case AVX512:
+		return 48
+	case AVX2:
+		return 16
+	}
+	return 0
+}
 
 // Name is softmax_V_isa or attbwd_HD_S_isa.
 func (k TKernel) Name() string {
 	if k.Op == TSoftmax {
 		return fmt.Sprintf("softmax_%d_%s", k.Vocab, k.ISA)
+	}
+	if k.Op == TMatMulP {
+		return fmt.Sprintf("mmpack_%dx%d_%s", k.Rows, k.Cols, k.ISA)
 	}
 	return fmt.Sprintf("attbwd_%d_%d_%s", k.HeadDim, k.Stride, k.ISA)
 }
@@ -64,12 +92,24 @@ func (k TKernel) Signature() string {
 	if k.Op == TSoftmax {
 		return "func(row *float32) (z float64, m float32)"
 	}
+	if k.Op == TMatMulP {
+		return "func(out, wp, x *float32, n int)"
+	}
 	return "func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)"
 }
 
 // lanes is the vector width the kernel uses, 0 if it cannot be generated:
 // whole vectors only (the trainer's Go serves other shapes).
 func (k TKernel) lanes() int {
+	if k.Op == TMatMulP {
+		switch k.ISA {
+		case AVX512:
+			return 16
+		case AVX2:
+			return 8
+		}
+		return 0
+	}
 	n := k.Vocab
 	if k.Op == TAttBwd {
 		n = k.HeadDim
@@ -88,6 +128,9 @@ func (k TKernel) lanes() int {
 // Supported reports whether the kernel can be generated: an amd64 ISA and
 // a row of whole vectors (a multiple of 8 floats).
 func (k TKernel) Supported() bool {
+	if k.Op == TMatMulP && (k.Rows < 1 || k.Cols < 1 || k.Rows*k.Cols > 1<<28) {
+		return false
+	}
 	if k.Op == TAttBwd && (k.Stride < k.HeadDim || k.Stride > 1<<20) || k.Op == TSoftmax && k.Vocab > 1<<26 {
 		return false
 	}
@@ -95,6 +138,9 @@ func (k TKernel) Supported() bool {
 }
 
 func (k TKernel) doc() string {
+	if k.Op == TMatMulP {
+		return fmt.Sprintf("%s: out[t*%d+r] = Σ_c x[t*%d+c]·w[r*%[3]d+c] for t < n, w packed in panels of %d rows.", k.Name(), k.Rows, k.Cols, PackWidth(k.ISA))
+	}
 	if k.Op == TSoftmax {
 		return fmt.Sprintf("%s: softmax of %d logits in place; returns Σe^(x-m) and m = max.", k.Name(), k.Vocab)
 	}
@@ -154,6 +200,8 @@ func (g *amd) tkernel(k TKernel) {
 	c.Doc(k.doc())
 	if k.Op == TSoftmax {
 		g.softmax(k)
+	} else if k.Op == TMatMulP {
+		g.mmpack(k)
 	} else {
 		g.attbwd(k)
 	}
@@ -427,5 +475,118 @@ func (g *amd) attbwd(k TKernel) {
 		}
 		c.VADDPS(mem(dq, j*L*4), a, a)
 		c.VMOVUPS(a, mem(dq, j*L*4))
+	}
+}
+
+// mmpack: super-blocks of panels (together about 384 KB, in L2) outermost;
+// inside one, token tiles of ti, and for each tile every panel of the
+// super-block in turn, the C inputs innermost with the ti×cv accumulators in
+// registers. A tile's outputs are written row by row in runs of the
+// super-block's width: walking panels inside a tile (not tiles inside a
+// panel) keeps the stores sequential instead of striding by whole rows,
+// whose addresses alias to the same cache sets.
+func (g *amd) mmpack(k TKernel) {
+	c := g.c
+	L, W := g.lanes, PackWidth(k.ISA)
+	cv, ti := W/L, 6
+	if k.ISA == AVX512 {
+		ti = 8
+	}
+	R, C := k.Rows, k.Cols
+	nfull, rem := R/W, R%W
+	sb := max(1, 384<<10/(C*W*4))
+	g.prepMask(rem % L)
+	out, wp, x := g.loadPtr("out"), g.loadPtr("wp"), g.loadPtr("x")
+	// tile: u tokens × one panel (nv full vectors and a tail of lanes).
+	tile := func(u, nv, tail int, o, a, b reg.Register) {
+		vecs := nv
+		if tail > 0 {
+			vecs++
+		}
+		acc := make([][]reg.VecVirtual, u)
+		for i := range acc {
+			acc[i] = make([]reg.VecVirtual, vecs)
+			for v := range acc[i] {
+				acc[i][v] = g.vec()
+				g.zero(acc[i][v])
+			}
+		}
+		ap, bp, kc := c.GP64(), c.GP64(), c.GP64()
+		c.MOVQ(a, ap)
+		c.MOVQ(b, bp)
+		c.MOVQ(operand.U32(C), kc)
+		lbl := g.newLabel("kc")
+		c.Label(lbl)
+		bv := make([]reg.VecVirtual, vecs)
+		for v := range bv {
+			bv[v] = g.vec()
+			c.VMOVUPS(mem(bp, v*L*4), bv[v])
+		}
+		for i := 0; i < u; i++ {
+			// One broadcast load per token, not one per FMA (an embedded
+			// broadcast loads again for every vector: the loads then bound
+			// the loop).
+			s := g.vec()
+			c.VBROADCASTSS(mem(ap, i*C*4), s)
+			for v := range bv {
+				c.VFMADD231PS(bv[v], s, acc[i][v])
+			}
+		}
+		c.ADDQ(operand.U8(4), ap)
+		c.ADDQ(operand.U32(W*4), bp)
+		c.DECQ(kc)
+		c.JNE(operand.LabelRef(lbl))
+		for i := range acc {
+			for v := range acc[i] {
+				m := mem(o, i*R*4+v*L*4)
+				if v == nv {
+					g.storeTail(acc[i][v], m, tail)
+				} else {
+					c.VMOVUPS(acc[i][v], m)
+				}
+			}
+		}
+	}
+	// group: np full panels and, if last, the partial one, at out and wp.
+	group := func(np int, last bool) {
+		ot, at, cnt := c.GP64(), c.GP64(), c.GP64()
+		c.MOVQ(out, ot)
+		c.MOVQ(x, at)
+		c.MOVQ(g.param("n"), cnt)
+		g.loop(cnt, ti, func(u int) {
+			op, bp := c.GP64(), c.GP64()
+			c.MOVQ(ot, op)
+			c.MOVQ(wp, bp)
+			if np > 0 {
+				pc := c.GP64()
+				c.MOVQ(operand.U32(np), pc)
+				lbl := g.newLabel("pan")
+				c.Label(lbl)
+				tile(u, cv, 0, op, at, bp)
+				c.ADDQ(operand.U32(W*4), op)
+				c.ADDQ(operand.U32(C*W*4), bp)
+				c.DECQ(pc)
+				c.JNE(operand.LabelRef(lbl))
+			}
+			if last {
+				tile(u, rem/L, rem%L, op, at, bp)
+			}
+			c.ADDQ(operand.U32(u*R*4), ot)
+			c.ADDQ(operand.U32(u*C*4), at)
+		})
+	}
+	if nsb := nfull / sb; nsb > 0 {
+		cnt := c.GP64()
+		c.MOVQ(operand.U32(nsb), cnt)
+		lbl := g.newLabel("sb")
+		c.Label(lbl)
+		group(sb, false)
+		c.ADDQ(operand.U32(sb*W*4), out)
+		c.ADDQ(operand.U32(sb*C*W*4), wp)
+		c.DECQ(cnt)
+		c.JNE(operand.LabelRef(lbl))
+	}
+	if left := nfull % sb; left > 0 || rem > 0 {
+		group(left, rem > 0)
 	}
 }

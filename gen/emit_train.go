@@ -57,8 +57,19 @@ func (p *Plan) TrainKernels(isa asm.ISA) []asm.TKernel {
 			ks = append(ks, k)
 		}
 	}
+	for _, c := range p.trainCalls() {
+		if k := (asm.TKernel{Op: asm.TMatMulP, ISA: isa, Rows: c.Kernel.Rows, Cols: c.Kernel.Cols}); k.Supported() {
+			ks = append(ks, k)
+		}
+	}
 	return ks
 }
+
+// trainPackMin is the fewest tokens for which the trainer packs a weight
+// matrix and runs the packed forward kernel.
+const trainPackMin = 32
+
+func pfield(c KCall) string { return "fp" + strings.TrimPrefix(c.Field, "mm") }
 
 func bfield(c KCall, dw bool) string {
 	if dw {
@@ -142,11 +153,22 @@ func trainSetValue(p *Plan, isa asm.ISA) *Statement {
 	}
 	smax := "softmaxRow"
 	for _, k := range p.TrainKernels(isa) {
-		if k.Op == asm.TSoftmax {
+		switch k.Op {
+		case asm.TSoftmax:
 			smax = k.Name()
-		} else {
+		case asm.TAttBwd:
 			d[Id("attBwd")] = Id(k.Name())
 		}
+	}
+	packed := false
+	for _, c := range p.trainCalls() {
+		if k := (asm.TKernel{Op: asm.TMatMulP, ISA: isa, Rows: c.Kernel.Rows, Cols: c.Kernel.Cols}); k.Supported() {
+			d[Id(pfield(c))] = Id(k.Name())
+			packed = true
+		}
+	}
+	if packed {
+		d[Id("packW")] = Lit(asm.PackWidth(isa))
 	}
 	d[Id("smax")] = Id(smax)
 	return Id("trainSet").Values(d)
@@ -202,7 +224,13 @@ func emitTrainer(p *Plan) *File {
 	for _, c := range cs {
 		fields = append(fields, Id(bfield(c, false)).Add(dxType.Clone()), Id(bfield(c, true)).Add(dwType.Clone()))
 	}
+	fpType := Func().Params(List(Id("out"), Id("wp"), Id("x")).Op("*").Float32(), Id("n").Int())
+	for _, c := range cs {
+		fields = append(fields, Id(pfield(c)).Add(fpType.Clone()))
+	}
 	fields = append(fields,
+		Comment("packW: the panel width of the packed forward kernels fp* (nil without them)."),
+		Id("packW").Int(),
 		Comment("smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max."),
 		Id("smax").Func().Params(Op("*").Float32()).Params(Float64(), Float32()),
 		Comment("attBwd: attention backward of one query row (asm.TKernel); nil: the Go loops."),
@@ -214,7 +242,9 @@ func emitTrainer(p *Plan) *File {
 	f.Var().Id("goTrain").Op("=").Add(trainSetValue(p, asm.Generic))
 
 	f.Comment("trainOps holds the kernels of the path in use when the trainer was made.")
-	f.Type().Id("trainOps").Struct(Id("ks").Id("kernelSet"), Id("ts").Id("trainSet"))
+	f.Type().Id("trainOps").Struct(Id("ks").Id("kernelSet"), Id("ts").Id("trainSet"),
+		Comment("pack holds the weights of the forward product running, in panels (one product at a time)."),
+		Id("pack").Index().Float32())
 
 	f.Comment("NewTrainer returns a trainer for batches of at most B sequences of T tokens:")
 	f.Comment("runtime/generic's trainer running this package's compiled matrix products.")
@@ -246,15 +276,15 @@ func emitTrainer(p *Plan) *File {
 		}
 		seen[shape] = true
 		cases = append(cases, Case(Id("I").Op("==").Lit(shape[0]).Op("&&").Id("O").Op("==").Lit(shape[1])).Block(
-			Return(Id("o").Dot("ks").Dot(c.Field), Id("o").Dot("ts").Dot(bfield(c, false)), Id("o").Dot("ts").Dot(bfield(c, true)), True()),
+			Return(Id("o").Dot("ks").Dot(c.Field), Id("o").Dot("ts").Dot(bfield(c, false)), Id("o").Dot("ts").Dot(bfield(c, true)), Id("o").Dot("ts").Dot(pfield(c)), True()),
 		))
 	}
 	f.Comment("pick returns the compiled kernels of the product with I inputs and O outputs.")
 	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("pick").Params(List(Id("I"), Id("O")).Int()).Params(
-		Id("fw").Add(fwType), Id("dx").Add(dxType.Clone()), Id("dw").Add(dwType.Clone()), Id("ok").Bool(),
+		Id("fw").Add(fwType), Id("dx").Add(dxType.Clone()), Id("dw").Add(dwType.Clone()), Id("fp").Add(fpType.Clone()), Id("ok").Bool(),
 	).Block(
 		Switch().Block(cases...),
-		Return(Nil(), Nil(), Nil(), False()),
+		Return(Nil(), Nil(), Nil(), Nil(), False()),
 	)
 
 	sl := func(names ...string) []Code {
@@ -283,18 +313,32 @@ func emitTrainer(p *Plan) *File {
 			))
 	}
 
-	f.Comment("matmul: out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i], token chunks over the pool.")
+	f.Comment("matmul: out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i], token chunks over the pool; from")
+	f.Comment(fmt.Sprintf("%d tokens on, w packed in panels (over the pool) for the packed kernel.", trainPackMin))
 	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("matmul").Params(sl("out", "in", "w")...).Block(append(append([]Code{
-		List(Id("fw"), Id("_"), Id("_"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
+		List(Id("fw"), Id("_"), Id("_"), Id("fp"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
 		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMul").Call(Id("out"), Id("in"), Id("w"), Id("N"), Id("I"), Id("O")), Return()),
 		If(Id("N").Op("<=").Lit(0)).Block(Return()),
 	}, bounds([2]Code{Id("out"), NO.Clone()}, [2]Code{Id("in"), NI.Clone()}, [2]Code{Id("w"), OI.Clone()})...),
+		If(Id("fp").Op("!=").Nil().Op("&&").Id("N").Op(">=").Lit(trainPackMin)).Block(
+			Id("W").Op(":=").Id("o").Dot("ts").Dot("packW"),
+			Id("np").Op(":=").Parens(Id("O").Op("+").Id("W").Op("-").Lit(1)).Op("/").Id("W"),
+			If(Id("need").Op(":=").Id("np").Op("*").Id("I").Op("*").Id("W"), Len(Id("o").Dot("pack")).Op("<").Id("need")).Block(
+				Id("o").Dot("pack").Op("=").Make(Index().Float32(), Id("need")),
+			),
+			Id("wp").Op(":=").Id("o").Dot("pack"),
+			Id("pool").Dot("RunGrain").Call(Id("np"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+				Qual(genericPkg, "PackPanels").Call(Id("wp"), Id("w"), Id("O"), Id("I"), Id("W"), Id("lo"), Id("hi")),
+			)),
+			chunks(Id("fp").Call(Op("&").Id("out").Index(Id("t0").Op("*").Id("O")), Op("&").Id("wp").Index(Lit(0)), Op("&").Id("in").Index(Id("t0").Op("*").Id("I")), Id("nb"))),
+			Return(),
+		),
 		chunks(Id("fw").Call(Op("&").Id("out").Index(Id("t0").Op("*").Id("O")), Op("&").Id("w").Index(Lit(0)), Op("&").Id("in").Index(Id("t0").Op("*").Id("I")), Id("O"), Id("nb"))),
 	)...)
 
 	f.Comment("backwardInput: dIn[n*I+i] += Σ_o dOut[n*O+o]·w[o*I+i], token chunks over the pool.")
 	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("backwardInput").Params(sl("dIn", "dOut", "w")...).Block(append(append([]Code{
-		List(Id("_"), Id("dx"), Id("_"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
+		List(Id("_"), Id("dx"), Id("_"), Id("_"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
 		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMulBackwardInput").Call(Id("dIn"), Id("dOut"), Id("w"), Id("N"), Id("I"), Id("O")), Return()),
 		If(Id("N").Op("<=").Lit(0)).Block(Return()),
 	}, bounds([2]Code{Id("dIn"), NI.Clone()}, [2]Code{Id("dOut"), NO.Clone()}, [2]Code{Id("w"), OI.Clone()})...),
@@ -304,7 +348,7 @@ func emitTrainer(p *Plan) *File {
 	f.Comment("backwardWeight: dW[o*I+i] += Σ_n dOut[n*O+o]·in[n*I+i]; rows of dW over the pool,")
 	f.Comment("tokens in fixed chunks, so the sums do not depend on the thread count.")
 	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("backwardWeight").Params(sl("dW", "dOut", "in")...).Block(append(append([]Code{
-		List(Id("_"), Id("_"), Id("dw"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
+		List(Id("_"), Id("_"), Id("dw"), Id("_"), Id("ok")).Op(":=").Id("o").Dot("pick").Call(Id("I"), Id("O")),
 		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMulBackwardWeight").Call(Id("dW"), Id("dOut"), Id("in"), Id("N"), Id("I"), Id("O"), Lit(0), Id("O")), Return()),
 		If(Id("N").Op("<=").Lit(0)).Block(Return()),
 	}, bounds([2]Code{Id("dW"), OI.Clone()}, [2]Code{Id("dOut"), NO.Clone()}, [2]Code{Id("in"), NI.Clone()})...),

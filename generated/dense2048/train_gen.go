@@ -22,6 +22,13 @@ type trainSet struct {
 	dwDown   func(dw, dy, x *float32, n, b int)
 	dxCls    func(dx, dy, w *float32, n int)
 	dwCls    func(dw, dy, x *float32, n, b int)
+	fpQKV    func(out, wp, x *float32, n int)
+	fpOut    func(out, wp, x *float32, n int)
+	fpGateUp func(out, wp, x *float32, n int)
+	fpDown   func(out, wp, x *float32, n int)
+	fpCls    func(out, wp, x *float32, n int)
+	// packW: the panel width of the packed forward kernels fp* (nil without them).
+	packW int
 	// smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max.
 	smax func(*float32) (float64, float32)
 	// attBwd: attention backward of one query row (asm.TKernel); nil: the Go loops.
@@ -47,6 +54,8 @@ var goTrain = trainSet{
 type trainOps struct {
 	ks kernelSet
 	ts trainSet
+	// pack holds the weights of the forward product running, in panels (one product at a time).
+	pack []float32
 }
 
 // NewTrainer returns a trainer for batches of at most B sequences of T tokens:
@@ -74,25 +83,26 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 }
 
 // pick returns the compiled kernels of the product with I inputs and O outputs.
-func (o *trainOps) pick(I, O int) (fw func(out, w, x *float32, n, b int), dx func(dx, dy, w *float32, n int), dw func(dw, dy, x *float32, n, b int), ok bool) {
+func (o *trainOps) pick(I, O int) (fw func(out, w, x *float32, n, b int), dx func(dx, dy, w *float32, n int), dw func(dw, dy, x *float32, n, b int), fp func(out, wp, x *float32, n int), ok bool) {
 	switch {
 	case I == 256 && O == 768:
-		return o.ks.mmQKV, o.ts.dxQKV, o.ts.dwQKV, true
+		return o.ks.mmQKV, o.ts.dxQKV, o.ts.dwQKV, o.ts.fpQKV, true
 	case I == 256 && O == 256:
-		return o.ks.mmOut, o.ts.dxOut, o.ts.dwOut, true
+		return o.ks.mmOut, o.ts.dxOut, o.ts.dwOut, o.ts.fpOut, true
 	case I == 256 && O == 4096:
-		return o.ks.mmGateUp, o.ts.dxGateUp, o.ts.dwGateUp, true
+		return o.ks.mmGateUp, o.ts.dxGateUp, o.ts.dwGateUp, o.ts.fpGateUp, true
 	case I == 2048 && O == 256:
-		return o.ks.mmDown, o.ts.dxDown, o.ts.dwDown, true
+		return o.ks.mmDown, o.ts.dxDown, o.ts.dwDown, o.ts.fpDown, true
 	case I == 256 && O == 512:
-		return o.ks.mmCls, o.ts.dxCls, o.ts.dwCls, true
+		return o.ks.mmCls, o.ts.dxCls, o.ts.dwCls, o.ts.fpCls, true
 	}
-	return nil, nil, nil, false
+	return nil, nil, nil, nil, false
 }
 
-// matmul: out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i], token chunks over the pool.
+// matmul: out[n*O+o] = Σ_i in[n*I+i]·w[o*I+i], token chunks over the pool; from
+// 32 tokens on, w packed in panels (over the pool) for the packed kernel.
 func (o *trainOps) matmul(out, in, w []float32, N, I, O int) {
-	fw, _, _, ok := o.pick(I, O)
+	fw, _, _, fp, ok := o.pick(I, O)
 	if !ok {
 		kernels.MatMul(out, in, w, N, I, O)
 		return
@@ -103,6 +113,25 @@ func (o *trainOps) matmul(out, in, w []float32, N, I, O int) {
 	_ = out[N*O-1]
 	_ = in[N*I-1]
 	_ = w[O*I-1]
+	if fp != nil && N >= 32 {
+		W := o.ts.packW
+		np := (O + W - 1) / W
+		if need := np * I * W; len(o.pack) < need {
+			o.pack = make([]float32, need)
+		}
+		wp := o.pack
+		pool.RunGrain(np, 1, func(lo, hi int) {
+			generic.PackPanels(wp, w, O, I, W, lo, hi)
+		})
+		pool.RunGrain((N+127)/128, 1, func(lo, hi int) {
+			for c := lo; c < hi; c++ {
+				t0 := c * 128
+				nb := min(128, N-t0)
+				fp(&out[t0*O], &wp[0], &in[t0*I], nb)
+			}
+		})
+		return
+	}
 	pool.RunGrain((N+127)/128, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			t0 := c * 128
@@ -114,7 +143,7 @@ func (o *trainOps) matmul(out, in, w []float32, N, I, O int) {
 
 // backwardInput: dIn[n*I+i] += Σ_o dOut[n*O+o]·w[o*I+i], token chunks over the pool.
 func (o *trainOps) backwardInput(dIn, dOut, w []float32, N, I, O int) {
-	_, dx, _, ok := o.pick(I, O)
+	_, dx, _, _, ok := o.pick(I, O)
 	if !ok {
 		kernels.MatMulBackwardInput(dIn, dOut, w, N, I, O)
 		return
@@ -137,7 +166,7 @@ func (o *trainOps) backwardInput(dIn, dOut, w []float32, N, I, O int) {
 // backwardWeight: dW[o*I+i] += Σ_n dOut[n*O+o]·in[n*I+i]; rows of dW over the pool,
 // tokens in fixed chunks, so the sums do not depend on the thread count.
 func (o *trainOps) backwardWeight(dW, dOut, in []float32, N, I, O int) {
-	_, _, dw, ok := o.pick(I, O)
+	_, _, dw, _, ok := o.pick(I, O)
 	if !ok {
 		kernels.MatMulBackwardWeight(dW, dOut, in, N, I, O, 0, O)
 		return

@@ -20,6 +20,12 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1024x256_avx2,
 			dxOut:    matmuldx_256x256_avx2,
 			dxQKV:    matmuldx_768x256_avx2,
+			fpCls:    mmpack_512x256_avx2,
+			fpDown:   mmpack_256x512_avx2,
+			fpGateUp: mmpack_1024x256_avx2,
+			fpOut:    mmpack_256x256_avx2,
+			fpQKV:    mmpack_768x256_avx2,
+			packW:    16,
 			smax:     softmax_512_avx2,
 		}, true
 	case "avx512":
@@ -35,6 +41,12 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_1024x256_avx512,
 			dxOut:    matmuldx_256x256_avx512,
 			dxQKV:    matmuldx_768x256_avx512,
+			fpCls:    mmpack_512x256_avx512,
+			fpDown:   mmpack_256x512_avx512,
+			fpGateUp: mmpack_1024x256_avx512,
+			fpOut:    mmpack_256x256_avx512,
+			fpQKV:    mmpack_768x256_avx512,
+			packW:    48,
 			smax:     softmax_512_avx512,
 		}, true
 	}

@@ -14,6 +14,56 @@ func attbwd_64_2304_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p
 //go:noescape
 func attbwd_64_2304_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
+// mmpack_2304x768_avx2: out[t*2304+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_2304x768_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_2304x768_avx512: out[t*2304+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_2304x768_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_32000x768_avx2: out[t*32000+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_32000x768_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_32000x768_avx512: out[t*32000+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_32000x768_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_4096x768_avx2: out[t*4096+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_4096x768_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_4096x768_avx512: out[t*4096+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_4096x768_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_768x2048_avx2: out[t*768+r] = Σ_c x[t*2048+c]·w[r*2048+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_768x2048_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_768x2048_avx512: out[t*768+r] = Σ_c x[t*2048+c]·w[r*2048+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_768x2048_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_768x768_avx2: out[t*768+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_768x768_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_768x768_avx512: out[t*768+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_768x768_avx512(out *float32, wp *float32, x *float32, n int)
+
 // softmax_32000_avx2: softmax of 32000 logits in place; returns Σe^(x-m) and m = max.
 //
 //go:noescape

@@ -20,6 +20,12 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_4096x768_avx2,
 			dxOut:    matmuldx_768x768_avx2,
 			dxQKV:    matmuldx_2304x768_avx2,
+			fpCls:    mmpack_32000x768_avx2,
+			fpDown:   mmpack_768x2048_avx2,
+			fpGateUp: mmpack_4096x768_avx2,
+			fpOut:    mmpack_768x768_avx2,
+			fpQKV:    mmpack_2304x768_avx2,
+			packW:    16,
 			smax:     softmax_32000_avx2,
 		}, true
 	case "avx512":
@@ -35,6 +41,12 @@ func archTrain(name string) (trainSet, bool) {
 			dxGateUp: matmuldx_4096x768_avx512,
 			dxOut:    matmuldx_768x768_avx512,
 			dxQKV:    matmuldx_2304x768_avx512,
+			fpCls:    mmpack_32000x768_avx512,
+			fpDown:   mmpack_768x2048_avx512,
+			fpGateUp: mmpack_4096x768_avx512,
+			fpOut:    mmpack_768x768_avx512,
+			fpQKV:    mmpack_2304x768_avx512,
+			packW:    48,
 			smax:     softmax_32000_avx512,
 		}, true
 	}

@@ -14,6 +14,56 @@ func attbwd_48_864_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p 
 //go:noescape
 func attbwd_48_864_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
+// mmpack_1536x288_avx2: out[t*1536+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_1536x288_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_1536x288_avx512: out[t*1536+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_1536x288_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_288x288_avx2: out[t*288+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_288x288_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_288x288_avx512: out[t*288+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_288x288_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_288x768_avx2: out[t*288+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_288x768_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_288x768_avx512: out[t*288+r] = Σ_c x[t*768+c]·w[r*768+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_288x768_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_32000x288_avx2: out[t*32000+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_32000x288_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_32000x288_avx512: out[t*32000+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_32000x288_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_864x288_avx2: out[t*864+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_864x288_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_864x288_avx512: out[t*864+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_864x288_avx512(out *float32, wp *float32, x *float32, n int)
+
 // softmax_32000_avx2: softmax of 32000 logits in place; returns Σe^(x-m) and m = max.
 //
 //go:noescape

@@ -14,6 +14,36 @@ func attbwd_32_768_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p 
 //go:noescape
 func attbwd_32_768_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
+// mmpack_256x256_avx2: out[t*256+r] = Σ_c x[t*256+c]·w[r*256+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_256x256_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_256x256_avx512: out[t*256+r] = Σ_c x[t*256+c]·w[r*256+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_256x256_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_512x256_avx2: out[t*512+r] = Σ_c x[t*256+c]·w[r*256+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_512x256_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_512x256_avx512: out[t*512+r] = Σ_c x[t*256+c]·w[r*256+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_512x256_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_768x256_avx2: out[t*768+r] = Σ_c x[t*256+c]·w[r*256+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_768x256_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_768x256_avx512: out[t*768+r] = Σ_c x[t*256+c]·w[r*256+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_768x256_avx512(out *float32, wp *float32, x *float32, n int)
+
 // softmax_512_avx2: softmax of 512 logits in place; returns Σe^(x-m) and m = max.
 //
 //go:noescape

@@ -16,6 +16,10 @@ func archTrain(name string) (trainSet, bool) {
 			dxCls:  matmuldx_512x256_avx2,
 			dxOut:  matmuldx_256x256_avx2,
 			dxQKV:  matmuldx_768x256_avx2,
+			fpCls:  mmpack_512x256_avx2,
+			fpOut:  mmpack_256x256_avx2,
+			fpQKV:  mmpack_768x256_avx2,
+			packW:  16,
 			smax:   softmax_512_avx2,
 		}, true
 	case "avx512":
@@ -27,6 +31,10 @@ func archTrain(name string) (trainSet, bool) {
 			dxCls:  matmuldx_512x256_avx512,
 			dxOut:  matmuldx_256x256_avx512,
 			dxQKV:  matmuldx_768x256_avx512,
+			fpCls:  mmpack_512x256_avx512,
+			fpOut:  mmpack_256x256_avx512,
+			fpQKV:  mmpack_768x256_avx512,
+			packW:  48,
 			smax:   softmax_512_avx512,
 		}, true
 	}

@@ -14,6 +14,56 @@ func attbwd_8_128_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *
 //go:noescape
 func attbwd_8_128_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
+// mmpack_128x64_avx2: out[t*128+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_128x64_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_128x64_avx512: out[t*128+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_128x64_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_344x64_avx2: out[t*344+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_344x64_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_344x64_avx512: out[t*344+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_344x64_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_512x64_avx2: out[t*512+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_512x64_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_512x64_avx512: out[t*512+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_512x64_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_64x172_avx2: out[t*64+r] = Σ_c x[t*172+c]·w[r*172+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_64x172_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_64x172_avx512: out[t*64+r] = Σ_c x[t*172+c]·w[r*172+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_64x172_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_64x64_avx2: out[t*64+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_64x64_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_64x64_avx512: out[t*64+r] = Σ_c x[t*64+c]·w[r*64+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_64x64_avx512(out *float32, wp *float32, x *float32, n int)
+
 // softmax_512_avx2: softmax of 512 logits in place; returns Σe^(x-m) and m = max.
 //
 //go:noescape

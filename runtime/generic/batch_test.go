@@ -299,3 +299,29 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + digits[n%10:n%10+1]
 }
+
+func TestPackPanels(t *testing.T) {
+	const R, C, W = 7, 3, 4
+	w := make([]float32, R*C)
+	for i := range w {
+		w[i] = float32(i + 1)
+	}
+	dst := make([]float32, 2*C*W)
+	for i := range dst {
+		dst[i] = -1
+	}
+	PackPanels(dst, w, R, C, W, 0, 2)
+	for b := 0; b < 2; b++ {
+		for c := 0; c < C; c++ {
+			for j := 0; j < W; j++ {
+				want := float32(0)
+				if r := b*W + j; r < R {
+					want = w[r*C+c]
+				}
+				if got := dst[(b*C+c)*W+j]; got != want {
+					t.Fatalf("panel %d column %d row %d: %g, want %g", b, c, j, got, want)
+				}
+			}
+		}
+	}
+}

@@ -12,4 +12,5 @@ type (
 	// asm.TKernel.Signature
 	softmaxfunc = func(row *float32) (z float64, m float32)
 	attbwdfunc  = func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)
+	mmpackfunc  = func(out, wp, x *float32, n int)
 )

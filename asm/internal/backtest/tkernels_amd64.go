@@ -54,6 +54,86 @@ func attbwd_8_24_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *f
 //go:noescape
 func attbwd_8_24_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
+// mmpack_100x33_avx2: out[t*100+r] = Σ_c x[t*33+c]·w[r*33+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_100x33_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_100x33_avx512: out[t*100+r] = Σ_c x[t*33+c]·w[r*33+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_100x33_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_16x3_avx2: out[t*16+r] = Σ_c x[t*3+c]·w[r*3+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_16x3_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_16x3_avx512: out[t*16+r] = Σ_c x[t*3+c]·w[r*3+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_16x3_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_1x1_avx2: out[t*1+r] = Σ_c x[t*1+c]·w[r*1+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_1x1_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_1x1_avx512: out[t*1+r] = Σ_c x[t*1+c]·w[r*1+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_1x1_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_200x20_avx2: out[t*200+r] = Σ_c x[t*20+c]·w[r*20+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_200x20_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_200x20_avx512: out[t*200+r] = Σ_c x[t*20+c]·w[r*20+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_200x20_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_48x16_avx2: out[t*48+r] = Σ_c x[t*16+c]·w[r*16+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_48x16_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_48x16_avx512: out[t*48+r] = Σ_c x[t*16+c]·w[r*16+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_48x16_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_5x7_avx2: out[t*5+r] = Σ_c x[t*7+c]·w[r*7+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_5x7_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_5x7_avx512: out[t*5+r] = Σ_c x[t*7+c]·w[r*7+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_5x7_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_700x288_avx2: out[t*700+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_700x288_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_700x288_avx512: out[t*700+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_700x288_avx512(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_97x288_avx2: out[t*97+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_97x288_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_97x288_avx512: out[t*97+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_97x288_avx512(out *float32, wp *float32, x *float32, n int)
+
 // softmax_16_avx2: softmax of 16 logits in place; returns Σe^(x-m) and m = max.
 //
 //go:noescape

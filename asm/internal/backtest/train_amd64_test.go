@@ -28,7 +28,13 @@ func TestTrainKernels(t *testing.T) {
 			if !k.Supported() {
 				continue
 			}
-			if k.Op == asm.TSoftmax {
+			if k.Op == asm.TMatMulP {
+				fn := amd64MMPack[k.Name()]
+				if fn == nil {
+					t.Fatalf("%s: not generated", k.Name())
+				}
+				testMMPack(t, k, fn)
+			} else if k.Op == asm.TSoftmax {
 				fn := amd64Softmax[k.Name()]
 				if fn == nil {
 					t.Fatalf("%s: not generated", k.Name())
@@ -157,4 +163,44 @@ func f64(s []float32) []float64 {
 		d[i] = float64(v)
 	}
 	return d
+}
+
+func testMMPack(t *testing.T, k asm.TKernel, fn mmpackfunc) {
+	R, C, W := k.Rows, k.Cols, asm.PackWidth(k.ISA)
+	r := rand.New(rand.NewPCG(uint64(R), uint64(C)+2))
+	w := randSlice(r, R*C)
+	nb := (R + W - 1) / W
+	wp := make([]float32, nb*C*W)
+	for i := range wp {
+		wp[i] = canary // every element is written by the packing below
+	}
+	for b := 0; b < nb; b++ {
+		for c := 0; c < C; c++ {
+			for j := 0; j < W; j++ {
+				v := float32(0)
+				if b*W+j < R {
+					v = w[(b*W+j)*C+c]
+				}
+				wp[(b*C+c)*W+j] = v
+			}
+		}
+	}
+	for _, n := range counts {
+		x := randSlice(r, max(n, 1)*C)
+		out := append(randSlice(r, n*R), canary, canary, canary)
+		want, abs := make([]float64, n*R), make([]float64, n*R)
+		for tt := 0; tt < n; tt++ {
+			for o := 0; o < R; o++ {
+				var s, a float64
+				for cc := 0; cc < C; cc++ {
+					v := float64(x[tt*C+cc]) * float64(w[o*C+cc])
+					s += v
+					a += math.Abs(v)
+				}
+				want[tt*R+o], abs[tt*R+o] = s, a
+			}
+		}
+		fn(&out[0], &wp[0], &x[0], n)
+		check(t, k.Name(), out, want, abs)
+	}
 }

@@ -31,3 +31,22 @@ var amd64AttBwd = map[string]attbwdfunc{
 	"attbwd_48_864_avx512": attbwd_48_864_avx512,
 	"attbwd_64_64_avx512":  attbwd_64_64_avx512,
 }
+
+var amd64MMPack = map[string]mmpackfunc{
+	"mmpack_1x1_avx2":       mmpack_1x1_avx2,
+	"mmpack_5x7_avx2":       mmpack_5x7_avx2,
+	"mmpack_16x3_avx2":      mmpack_16x3_avx2,
+	"mmpack_48x16_avx2":     mmpack_48x16_avx2,
+	"mmpack_100x33_avx2":    mmpack_100x33_avx2,
+	"mmpack_97x288_avx2":    mmpack_97x288_avx2,
+	"mmpack_200x20_avx2":    mmpack_200x20_avx2,
+	"mmpack_700x288_avx2":   mmpack_700x288_avx2,
+	"mmpack_1x1_avx512":     mmpack_1x1_avx512,
+	"mmpack_5x7_avx512":     mmpack_5x7_avx512,
+	"mmpack_16x3_avx512":    mmpack_16x3_avx512,
+	"mmpack_48x16_avx512":   mmpack_48x16_avx512,
+	"mmpack_100x33_avx512":  mmpack_100x33_avx512,
+	"mmpack_97x288_avx512":  mmpack_97x288_avx512,
+	"mmpack_200x20_avx512":  mmpack_200x20_avx512,
+	"mmpack_700x288_avx512": mmpack_700x288_avx512,
+}
