@@ -104,6 +104,8 @@ func (g *amd) kernel(k Kernel) {
 		g.groupAttention(k)
 	case OpMatMul:
 		g.matmul(k)
+	case OpSiLUMul:
+		g.siluMulRows(k)
 	}
 	c.VZEROUPPER()
 	c.RET()
@@ -125,6 +127,8 @@ func (k Kernel) doc() string {
 		return fmt.Sprintf("%s: %d KV heads of %d query heads each, head size %d, over t ≥ 1 positions %d floats apart.", k.Name(), k.Heads, k.Group, k.HeadDim, k.KVStride)
 	case OpMatMul:
 		return fmt.Sprintf("%s: out[b*%d+r] = w[r]·x[b] for r < n and b tokens, %d columns.", k.Name(), k.Rows, k.Cols)
+	case OpSiLUMul:
+		return fmt.Sprintf("%s: out[t*%d+i] = silu(h[t*%d+i])·h[t*%d+%d+i] for i < %d, t < n.", k.Name(), k.Cols, 2*k.Cols, 2*k.Cols, k.Cols, k.Cols)
 	}
 	return k.Name()
 }
@@ -779,6 +783,62 @@ func (g *amd) matmulPF(R, C, rb int) int {
 		return 0
 	}
 	return 2 * rb * C * 4
+}
+
+// ---- SiLU·mul over rows ----
+
+// siluMulRows emits the SwiGLU epilogue of a batched pass: each of n rows of
+// h holds F gate values then F up values; out gets F values per row. One
+// vector at a time in a loop over the row, the tail of F%lanes under a mask.
+func (g *amd) siluMulRows(k Kernel) {
+	c := g.c
+	F, L := k.Cols, g.lanes
+	out, h := g.loadPtr("out"), g.loadPtr("h")
+	n := c.GP64()
+	c.MOVQ(g.param("n"), n)
+	nvec, tail := F/L, F%L
+	g.prepMask(tail)
+	one := func(p col, t int) {
+		gv, e := g.vec(), g.vec()
+		if t == 0 {
+			c.VMOVUPS(p.at(h, 0), gv)
+		} else {
+			g.loadTail(p.at(h, 0), gv, t)
+		}
+		c.VMULPS(g.f32("minus1", -1), gv, e)
+		g.exp(e, g.vec)
+		c.VADDPS(g.f32("one", 1), e, e)
+		c.VDIVPS(e, gv, gv)
+		if t == 0 {
+			c.VMULPS(p.at(h, F*4), gv, gv)
+			c.VMOVUPS(gv, p.at(out, 0))
+		} else {
+			g.mulTail(p.at(h, F*4), gv, t)
+			g.storeTail(gv, p.at(out, 0), t)
+		}
+	}
+	lrow, done := g.newLabel("silurow"), g.newLabel("siludone")
+	c.CMPQ(n, operand.U8(0))
+	c.JLE(operand.LabelRef(done))
+	c.Label(lrow)
+	if nvec > 0 {
+		off := c.GP64()
+		c.XORQ(off, off)
+		lcol := g.newLabel("silucol")
+		c.Label(lcol)
+		one(col{idx: off}, 0)
+		c.ADDQ(operand.U32(L*4), off)
+		c.CMPQ(off, operand.U32(nvec*L*4))
+		c.JNE(operand.LabelRef(lcol))
+	}
+	if tail > 0 {
+		one(col{disp: nvec * L * 4}, tail)
+	}
+	c.ADDQ(operand.U32(2*F*4), h)
+	c.ADDQ(operand.U32(F*4), out)
+	c.DECQ(n)
+	c.JNE(operand.LabelRef(lrow))
+	c.Label(done)
 }
 
 // ---- attention ----

@@ -157,8 +157,48 @@ func (e *neon) kernel(k Kernel) {
 		e.p("ADD $%d, R3, R3", k.HeadDim*4)
 		e.p("SUBS $1, R20, R20")
 		e.p("BNE %s", l)
+	case OpSiLUMul:
+		e.siluMulRows(k)
 	}
 	e.p("RET")
+}
+
+// siluMulRows: R0 out cursor, R1 row of h, R2 up cursor, R3 rows left, R12
+// gate cursor, R13 column counter; gate in V0, up in V1 (siluMul's
+// temporaries V20-V24, V30). The F%4 tail goes one float at a time: a scalar
+// load clears the other lanes.
+func (e *neon) siluMulRows(k Kernel) {
+	F := k.Cols
+	e.p("MOVD out+0(FP), R0")
+	e.p("MOVD h+8(FP), R1")
+	e.p("MOVD n+16(FP), R3")
+	done, row := e.newLabel("siludone"), e.newLabel("silurow")
+	e.p("CMP $0, R3")
+	e.p("BLE %s", done)
+	fmt.Fprintf(e.b, "%s:\n", row)
+	e.p("MOVD R1, R12")
+	e.p("ADD $%d, R1, R2", F*4)
+	if n4 := F / 4; n4 > 0 {
+		l := e.newLabel("silucol")
+		e.p("MOVD $%d, R13", n4)
+		fmt.Fprintf(e.b, "%s:\n", l)
+		e.p("VLD1.P 16(R12), [V0.S4]")
+		e.p("VLD1.P 16(R2), [V1.S4]")
+		e.siluMul(0, 1)
+		e.p("VST1.P [V0.S4], 16(R0)")
+		e.p("SUBS $1, R13, R13")
+		e.p("BNE %s", l)
+	}
+	for i := 0; i < F%4; i++ {
+		e.p("FMOVS.P 4(R12), F0")
+		e.p("FMOVS.P 4(R2), F1")
+		e.siluMul(0, 1)
+		e.p("FMOVS.P F0, 4(R0)")
+	}
+	e.p("ADD $%d, R1, R1", 2*F*4)
+	e.p("SUBS $1, R3, R3")
+	e.p("BNE %s", row)
+	fmt.Fprintf(e.b, "%s:\n", done)
 }
 
 func argSize(k Kernel) int {
@@ -169,6 +209,8 @@ func argSize(k Kernel) int {
 		return 48
 	case OpMatMul:
 		return 40
+	case OpSiLUMul:
+		return 24
 	}
 	return 32
 }

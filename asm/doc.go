@@ -27,6 +27,7 @@
 //	swiglu_768x288_neon    SwiGLU, F = 768 gate (then up) rows, 288 columns
 //	rmsswiglu_768x288_go   RMSNormSwiGLU
 //	matmul_288x288_avx2    MatMul, R = 288 rows (the output stride), 288 columns
+//	silumul_768_avx512     SiLUMul, F = 768
 //	attention_48_288_avx2  Attention, head size 48, 288 floats between positions
 //
 // # Layout and calling convention
@@ -85,6 +86,14 @@
 //
 // x is token-major [b, C] and out is [b, R]; the pool splits rows as for
 // MatVec. Each tile of 4 rows × several tokens streams w once per row block.
+//
+// SiLUMul: func(out, h *float32, n int) with F baked in (Kernel.Cols)
+//
+//	out[t*F+i] = silu(h[t*2F+i]) · h[t*2F+F+i]  for i < F, t < n
+//
+// the SwiGLU epilogue of a batched pass: h is the [n, 2F] output of a MatMul
+// over the adjacent gate and up rows, out is [n, F]. Vectorised with the
+// kernels' exponential; callers split rows, not columns.
 //
 // # Register planning
 //

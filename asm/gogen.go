@@ -211,8 +211,21 @@ func goKernel(g *goWriter, k Kernel) {
 		g.p("op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)\n")
 		g.p("for h := 0; h < NH*G; h++ {\no, kv := h*(HD*4), (h/G)*(HD*4)\n")
 		g.p("%s_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)\n}\n", name)
+	case OpSiLUMul:
+		goSiLUMul(g, k, name)
 	}
 	g.p("}\n\n")
+}
+
+func goSiLUMul(g *goWriter, k Kernel, name string) {
+	g.p("func %s(out, h *float32, n int) {\nconst F = %d\n", name, k.Cols)
+	g.p("hp, op := unsafe.Pointer(h), unsafe.Pointer(out)\n")
+	g.p("for t := 0; t < n; t++ {\n")
+	g.p("gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))\nuv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))\n")
+	g.p("ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))\n")
+	g.p("for i := range ov {\ns := gv[i]\n")
+	goSilu(g, "e0", "s")
+	g.p("ov[i] = e0 * uv[i]\n}\n}\n")
 }
 
 func goMatVec(g *goWriter, k Kernel, name string) {

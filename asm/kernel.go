@@ -17,6 +17,7 @@ const (
 	OpAttention                    // one head over t cached positions
 	OpMatMul                       // out[b][r] = w[r]·x[b] for a batch
 	OpGroupAttention               // every head of a layer: Heads KV heads of Group query heads each
+	OpSiLUMul                      // out[t][i] = silu(h[t][i])·h[t][F+i], rows of a batched gate|up product
 )
 
 var opNames = map[Op]string{
@@ -27,6 +28,7 @@ var opNames = map[Op]string{
 	OpAttention:      "attention",
 	OpMatMul:         "matmul",
 	OpGroupAttention: "gattention",
+	OpSiLUMul:        "silumul",
 }
 
 func (o Op) String() string {
@@ -71,7 +73,8 @@ type Kernel struct {
 	// stride of one token's output. Unused (and not part of the name) for
 	// OpMatVec and OpRMSNormMatVec, whose row count is a run-time argument.
 	Rows int
-	// Cols is the input length C of a row (matrix ops).
+	// Cols is the input length C of a row (matrix ops); for OpSiLUMul the
+	// FFN width F (a row of the input holds F gate then F up values).
 	Cols int
 	// HeadDim and KVStride are the head size and the distance in floats between
 	// the cached keys (or values) of consecutive positions (OpAttention).
@@ -86,7 +89,7 @@ type Kernel struct {
 // Kernels with the same name are the same function.
 func (k Kernel) Name() string {
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec:
+	case OpMatVec, OpRMSNormMatVec, OpSiLUMul:
 		return fmt.Sprintf("%s_%d_%s", k.Op, k.Cols, k.ISA)
 	case OpSwiGLU, OpRMSNormSwiGLU, OpMatMul:
 		return fmt.Sprintf("%s_%dx%d_%s", k.Op, k.Rows, k.Cols, k.ISA)
@@ -111,6 +114,8 @@ func (k Kernel) Signature() string {
 		return "func(out, q, k, v, att *float32, t int)"
 	case OpMatMul:
 		return "func(out, w, x *float32, n, b int)"
+	case OpSiLUMul:
+		return "func(out, h *float32, n int)"
 	}
 	return ""
 }
@@ -125,7 +130,7 @@ func (k Kernel) Validate() error {
 	}
 	const limit = 1 << 24 // keeps every baked byte offset inside an int32 displacement
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec:
+	case OpMatVec, OpRMSNormMatVec, OpSiLUMul:
 		if k.Cols < 1 || k.Cols > limit {
 			return fmt.Errorf("kernel %s: cols must be in [1, %d], got %d", k.Name(), limit, k.Cols)
 		}

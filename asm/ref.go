@@ -65,6 +65,17 @@ func SwiGLU(out, w, x []float32) {
 	}
 }
 
+// SiLUMul computes the SwiGLU epilogue of a batched pass: each row of h holds
+// F gate values then F up values (F = len(out)/rows), and
+// out[t*F+i] = silu(h[t*2F+i])·h[t*2F+F+i].
+func SiLUMul(out, h []float32, F int) {
+	for t := 0; t < len(out)/F; t++ {
+		for i := range F {
+			out[t*F+i] = Silu(h[t*2*F+i]) * h[t*2*F+F+i]
+		}
+	}
+}
+
 // RMSNormSwiGLU is SwiGLU applied to RMSNorm(x, g).
 func RMSNormSwiGLU(out, w, x, g []float32, eps float32) {
 	xn := make([]float32, len(x))

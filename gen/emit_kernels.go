@@ -33,6 +33,8 @@ func kernelFuncType(op asm.Op) *Statement {
 		return f([]string{"out", "q", "k", "v", "att"}, Id("t").Int())
 	case asm.OpMatMul:
 		return f([]string{"out", "w", "x"}, List(Id("n"), Id("b")).Int())
+	case asm.OpSiLUMul:
+		return f([]string{"out", "h"}, Id("n").Int())
 	}
 	panic(fmt.Sprintf("gen: no function type for %s", op))
 }

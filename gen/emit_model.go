@@ -408,15 +408,10 @@ func batchFFN(p *Plan, perToken func(...Code) Code, addInto Code, f int) Code {
 	return Block(
 		perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("ffnNorm"))),
 		callKernel(p.MMGateUp, Id("b").Dot("phb"), Id("lw").Dot("gateUp"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-		// SiLU·mul: one scalar exp per element, rows split over the pool (a
-		// batch step of 16 rows spent 12 % of its time here on one thread).
-		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
-			For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
-				For(Id("j").Op(":=").Range().Lit(f)).Block(
-					Id("g").Op(":=").Id("b").Dot("phb").Index(Id("i")).Index(Id("j")),
-					Id("b").Dot("pact").Index(Id("i")).Index(Id("j")).Op("=").Id("g").Op("/").Parens(Lit(float32(1)).Op("+").Qual(kernelsPkg, "Exp32").Call(Op("-").Id("g"))).Op("*").Id("b").Dot("phb").Index(Id("i")).Index(Id("j").Op("+").Lit(f)),
-				),
-			),
+		// SiLU·mul: the vectorised epilogue kernel, up to 16 rows (a decode
+		// step's worth, a few µs) on one thread.
+		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(16), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Id("b").Dot("pact").Index(Id("lo")).Index(Lit(0)), Op("&").Id("b").Dot("phb").Index(Id("lo")).Index(Lit(0)), Id("hi").Op("-").Id("lo")),
 		)),
 		callKernel(p.MMDown, Id("b").Dot("po"), Id("lw").Dot("down"), Op("&").Id("b").Dot("pact").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
 		addInto,

@@ -69,6 +69,9 @@ type Plan struct {
 	// The batched prefill: matrix-matrix products over PrefillBatch tokens.
 	PrefillBatch                          int
 	MMQKV, MMOut, MMGateUp, MMDown, MMCls KCall
+	// SiLUMul is the batched pass's SwiGLU epilogue: silu(gate)·up over the
+	// rows of MMGateUp's output.
+	SiLUMul KCall
 	// A mixture of experts replaces FFN, Down, MMGateUp and MMDown: the
 	// router, then per chosen expert its fused norm+SwiGLU and its down
 	// projection (and the shared expert's, when the spec has one).
@@ -136,7 +139,7 @@ func (p *Plan) Calls() []KCall {
 		}
 		return p.withAttDecode(cs)
 	}
-	return p.withAttDecode([]KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.MMDown, p.MMCls, p.TrainAttention})
+	return p.withAttDecode([]KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.SiLUMul, p.MMDown, p.MMCls, p.TrainAttention})
 }
 
 func (p *Plan) withAttDecode(cs []KCall) []KCall {
@@ -200,6 +203,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	p.MMOut = mm("mmOut", d, d)
 	p.MMGateUp = mm("mmGateUp", 2*f, d)
 	p.MMDown = mm("mmDown", d, f)
+	p.SiLUMul = KCall{"siluMul", asm.Kernel{Op: asm.OpSiLUMul, Cols: f}, f, 0}
 	p.MMCls = mm("mmCls", s.Vocab, d)
 	if m := s.MoE; m != nil {
 		mf := m.FFNDim

@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_768x256_neon,
 			name:     "neon",
 			qkv:      rmsmatvec_256_neon,
+			siluMul:  silumul_2048_neon,
 			wo:       matvec_256_neon,
 		}, true
 	}

@@ -63,3 +63,8 @@ func rmsmatvec_256_neon(out, w, x, nw *float32, n int, eps float32)
 //
 //go:noescape
 func rmsswiglu_2048x256_neon(out, w, x, nw *float32, n int, eps float32)
+
+// silumul_2048_neon: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
+//
+//go:noescape
+func silumul_2048_neon(out, h *float32, n int)

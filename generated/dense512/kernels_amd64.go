@@ -123,3 +123,13 @@ func rmsswiglu_512x256_avx2(out *float32, w *float32, x *float32, nw *float32, n
 //
 //go:noescape
 func rmsswiglu_512x256_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// silumul_512_avx2: out[t*512+i] = silu(h[t*1024+i])·h[t*1024+512+i] for i < 512, t < n.
+//
+//go:noescape
+func silumul_512_avx2(out *float32, h *float32, n int)
+
+// silumul_512_avx512: out[t*512+i] = silu(h[t*1024+i])·h[t*1024+512+i] for i < 512, t < n.
+//
+//go:noescape
+func silumul_512_avx512(out *float32, h *float32, n int)

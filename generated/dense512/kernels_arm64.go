@@ -63,3 +63,8 @@ func rmsmatvec_256_neon(out, w, x, nw *float32, n int, eps float32)
 //
 //go:noescape
 func rmsswiglu_512x256_neon(out, w, x, nw *float32, n int, eps float32)
+
+// silumul_512_neon: out[t*512+i] = silu(h[t*1024+i])·h[t*1024+512+i] for i < 512, t < n.
+//
+//go:noescape
+func silumul_512_neon(out, h *float32, n int)

@@ -365,13 +365,8 @@ func (m *Model) run(b *batch) {
 					kern.mmGateUp(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 				})
 			}
-			pool.RunGrain(n, 1, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					for j := range 2048 {
-						g := b.phb[i][j]
-						b.pact[i][j] = g / (float32(1) + kernels.Exp32(-g)) * b.phb[i][j+2048]
-					}
-				}
+			pool.RunGrain(n, 16, func(lo, hi int) {
+				kern.siluMul(&b.pact[lo][0], &b.phb[lo][0], hi-lo)
 			})
 			{
 				o, m := &b.po, &lw.down
@@ -435,6 +430,7 @@ type kernelSet struct {
 	mmQKV    func(out, w, x *float32, n, b int)
 	mmOut    func(out, w, x *float32, n, b int)
 	mmGateUp func(out, w, x *float32, n, b int)
+	siluMul  func(out, h *float32, n int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
@@ -456,6 +452,7 @@ var goKernels = kernelSet{
 	mmQKV:    matmul_2304x768_go,
 	name:     "go",
 	qkv:      rmsmatvec_768_go,
+	siluMul:  silumul_2048_go,
 	wo:       matvec_768_go,
 }
 

@@ -25,6 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:      rmsmatvec_768_neon,
 			qmvD:     q4_0matvec_768_neon,
 			qmvF:     q4_0matvec_2048_neon,
+			siluMul:  silumul_2048_neon,
 			wo:       matvec_768_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {

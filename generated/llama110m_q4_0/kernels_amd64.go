@@ -113,3 +113,13 @@ func rmsswiglu_2048x768_avx2(out *float32, w *float32, x *float32, nw *float32, 
 //
 //go:noescape
 func rmsswiglu_2048x768_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// silumul_2048_avx2: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
+//
+//go:noescape
+func silumul_2048_avx2(out *float32, h *float32, n int)
+
+// silumul_2048_avx512: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
+//
+//go:noescape
+func silumul_2048_avx512(out *float32, h *float32, n int)

@@ -25,6 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:      rmsmatvec_768_avx512,
 			qmvD:     q8_0matvec_768_avx512,
 			qmvF:     q8_0matvec_2048_avx512,
+			siluMul:  silumul_2048_avx512,
 			wo:       matvec_768_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
@@ -48,6 +49,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:      rmsmatvec_768_avx2,
 			qmvD:     q8_0matvec_768_avx2,
 			qmvF:     q8_0matvec_2048_avx2,
+			siluMul:  silumul_2048_avx2,
 			wo:       matvec_768_avx2,
 		}, true
 	}

@@ -412,6 +412,7 @@ type kernelSet struct {
 	mmQKV    func(out, w, x *float32, n, b int)
 	mmOut    func(out, w, x *float32, n, b int)
 	mmGateUp func(out, w, x *float32, n, b int)
+	siluMul  func(out, h *float32, n int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
@@ -435,6 +436,7 @@ var goKernels = kernelSet{
 	qkv:      rmsmatvec_768_go,
 	qmvD:     q8_0matvec_768_go,
 	qmvF:     q8_0matvec_2048_go,
+	siluMul:  silumul_2048_go,
 	wo:       matvec_768_go,
 }
 

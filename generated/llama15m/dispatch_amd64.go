@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_864x288_avx512,
 			name:     "avx512",
 			qkv:      rmsmatvec_288_avx512,
+			siluMul:  silumul_768_avx512,
 			wo:       matvec_288_avx512,
 		}, true
 	case cpu.AVX2:
@@ -41,6 +42,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_864x288_avx2,
 			name:     "avx2",
 			qkv:      rmsmatvec_288_avx2,
+			siluMul:  silumul_768_avx2,
 			wo:       matvec_288_avx2,
 		}, true
 	}

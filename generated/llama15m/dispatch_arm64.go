@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_864x288_neon,
 			name:     "neon",
 			qkv:      rmsmatvec_288_neon,
+			siluMul:  silumul_768_neon,
 			wo:       matvec_288_neon,
 		}, true
 	}

@@ -123,3 +123,13 @@ func rmsswiglu_768x288_avx2(out *float32, w *float32, x *float32, nw *float32, n
 //
 //go:noescape
 func rmsswiglu_768x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// silumul_768_avx2: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
+//
+//go:noescape
+func silumul_768_avx2(out *float32, h *float32, n int)
+
+// silumul_768_avx512: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
+//
+//go:noescape
+func silumul_768_avx512(out *float32, h *float32, n int)

@@ -25,6 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:      rmsmatvec_288_avx512,
 			qmvD:     q4_0matvec_288_avx512,
 			qmvF:     q4_0matvec_768_avx512,
+			siluMul:  silumul_768_avx512,
 			wo:       matvec_288_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
@@ -48,6 +49,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:      rmsmatvec_288_avx2,
 			qmvD:     q4_0matvec_288_avx2,
 			qmvF:     q4_0matvec_768_avx2,
+			siluMul:  silumul_768_avx2,
 			wo:       matvec_288_avx2,
 		}, true
 	}

@@ -58,3 +58,8 @@ func rmsmatvec_288_neon(out, w, x, nw *float32, n int, eps float32)
 //
 //go:noescape
 func rmsswiglu_768x288_neon(out, w, x, nw *float32, n int, eps float32)
+
+// silumul_768_neon: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
+//
+//go:noescape
+func silumul_768_neon(out, h *float32, n int)

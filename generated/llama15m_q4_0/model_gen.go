@@ -410,6 +410,7 @@ type kernelSet struct {
 	mmQKV    func(out, w, x *float32, n, b int)
 	mmOut    func(out, w, x *float32, n, b int)
 	mmGateUp func(out, w, x *float32, n, b int)
+	siluMul  func(out, h *float32, n int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
@@ -433,6 +434,7 @@ var goKernels = kernelSet{
 	qkv:      rmsmatvec_288_go,
 	qmvD:     q4_0matvec_288_go,
 	qmvF:     q4_0matvec_768_go,
+	siluMul:  silumul_768_go,
 	wo:       matvec_288_go,
 }
 

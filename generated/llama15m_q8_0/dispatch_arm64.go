@@ -25,6 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:      rmsmatvec_288_neon,
 			qmvD:     q8_0matvec_288_neon,
 			qmvF:     q8_0matvec_768_neon,
+			siluMul:  silumul_768_neon,
 			wo:       matvec_288_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {

@@ -113,3 +113,13 @@ func rmsswiglu_172x64_avx2(out *float32, w *float32, x *float32, nw *float32, n 
 //
 //go:noescape
 func rmsswiglu_172x64_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// silumul_172_avx2: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
+//
+//go:noescape
+func silumul_172_avx2(out *float32, h *float32, n int)
+
+// silumul_172_avx512: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
+//
+//go:noescape
+func silumul_172_avx512(out *float32, h *float32, n int)

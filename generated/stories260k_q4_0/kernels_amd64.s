@@ -10501,3 +10501,157 @@ rows1_201:
 done202:
 	VZEROUPPER
 	RET
+
+// func silumul_172_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+48(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone204
+
+silurow203:
+	XORQ BX, BX
+
+silucol205:
+	VMOVUPS      (CX)(BX*1), Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMULPS       688(CX)(BX*1), Y1, Y1
+	VMOVUPS      Y1, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x000002a0
+	JNE          silucol205
+	VMASKMOVPS   672(CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   1360(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, 672(AX)
+	ADDQ         $0x00000560, CX
+	ADDQ         $0x000002b0, AX
+	DECQ         DX
+	JNE          silurow203
+
+siludone204:
+	VZEROUPPER
+	RET
+
+// func silumul_172_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x00000fff, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone207
+
+silurow206:
+	XORQ BX, BX
+
+silucol208:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       688(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, $0x00000280
+	JNE          silucol208
+	VMOVUPS.Z    640(CX), K1, Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       1328(CX), Z0, K1, Z0
+	VMOVUPS      Z0, K1, 640(AX)
+	ADDQ         $0x00000560, CX
+	ADDQ         $0x000002b0, AX
+	DECQ         DX
+	JNE          silurow206
+
+siludone207:
+	VZEROUPPER
+	RET

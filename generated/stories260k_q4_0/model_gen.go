@@ -393,6 +393,7 @@ type kernelSet struct {
 	mmQKV    func(out, w, x *float32, n, b int)
 	mmOut    func(out, w, x *float32, n, b int)
 	mmGateUp func(out, w, x *float32, n, b int)
+	siluMul  func(out, h *float32, n int)
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
@@ -414,6 +415,7 @@ var goKernels = kernelSet{
 	name:     "go",
 	qkv:      rmsmatvec_64_go,
 	qmvD:     q4_0matvec_64_go,
+	siluMul:  silumul_172_go,
 	wo:       matvec_64_go,
 }
 

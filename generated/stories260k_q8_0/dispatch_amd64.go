@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx512",
 			qkv:      rmsmatvec_64_avx512,
 			qmvD:     q8_0matvec_64_avx512,
+			siluMul:  silumul_172_avx512,
 			wo:       matvec_64_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
@@ -45,6 +46,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx2",
 			qkv:      rmsmatvec_64_avx2,
 			qmvD:     q8_0matvec_64_avx2,
+			siluMul:  silumul_172_avx2,
 			wo:       matvec_64_avx2,
 		}, true
 	}

@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "neon",
 			qkv:      rmsmatvec_64_neon,
 			qmvD:     q8_0matvec_64_neon,
+			siluMul:  silumul_172_neon,
 			wo:       matvec_64_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {

@@ -58,3 +58,8 @@ func rmsmatvec_64_neon(out, w, x, nw *float32, n int, eps float32)
 //
 //go:noescape
 func rmsswiglu_172x64_neon(out, w, x, nw *float32, n int, eps float32)
+
+// silumul_172_neon: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
+//
+//go:noescape
+func silumul_172_neon(out, h *float32, n int)

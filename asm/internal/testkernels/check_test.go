@@ -21,6 +21,7 @@ type (
 	normFn   = func(out, w, x, nw *float32, n int, eps float32)
 	attnFn   = func(out, q, k, v, att *float32, t int)
 	matmulFn = func(out, w, x *float32, n, b int)
+	siluFn   = func(out, h *float32, n int)
 )
 
 const guard = 8
@@ -99,6 +100,8 @@ func checkKernel(t *testing.T, k asm.Kernel, fn any) {
 		checkGroupAttention(t, r, k, fn.(attnFn))
 	case asm.OpMatMul:
 		checkMatMul(t, r, k, fn.(matmulFn))
+	case asm.OpSiLUMul:
+		checkSiLUMul(t, r, k, fn.(siluFn))
 	default:
 		t.Fatalf("no check for %s", k.Op)
 	}
@@ -270,6 +273,27 @@ func checkMatMul(t *testing.T, r *rand.Rand, k asm.Kernel, fn matmulFn) {
 					if got := out[tok*R+i]; !near(float64(got), float64(want[tok*R+i]), tol) {
 						t.Fatalf("b %d rows [%d,%d): out[%d][%d] = %v, want %v", b, lo, hi, tok, i, got, want[tok*R+i])
 					}
+				}
+			}
+		}
+	}
+}
+
+func checkSiLUMul(t *testing.T, r *rand.Rand, k asm.Kernel, fn siluFn) {
+	F := k.Cols
+	for _, n := range []int{0, 1, 2, 3, 5} {
+		for _, scale := range []float32{4, 120} { // 120: beyond the exponential's clamps
+			h := rnd(r, n*2*F, scale)
+			want := make([]float32, n*F)
+			asm.SiLUMul(want, h, F)
+			all, out := guarded(n * F)
+			fn(ptr(out), ptr(h), n)
+			checkGuards(t, "silumul", all, func(int) bool { return true })
+			for i := range want {
+				g, u := float64(h[i/F*2*F+i%F]), float64(h[i/F*2*F+F+i%F])
+				exact := g / (1 + math.Exp(-g)) * u
+				if !near(float64(out[i]), exact, 2e-6*math.Abs(exact)+1e-30) {
+					t.Fatalf("n %d scale %v: out[%d] = %v, want %v (reference %v; gate %v up %v)", n, scale, i, out[i], exact, want[i], g, u)
 				}
 			}
 		}

@@ -694,6 +694,126 @@ func rmsswiglu_9x33_avx2(out *float32, w *float32, x *float32, nw *float32, n in
 //go:noescape
 func rmsswiglu_9x33_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// silumul_16_avx2: out[t*16+i] = silu(h[t*32+i])·h[t*32+16+i] for i < 16, t < n.
+//
+//go:noescape
+func silumul_16_avx2(out *float32, h *float32, n int)
+
+// silumul_16_avx512: out[t*16+i] = silu(h[t*32+i])·h[t*32+16+i] for i < 16, t < n.
+//
+//go:noescape
+func silumul_16_avx512(out *float32, h *float32, n int)
+
+// silumul_172_avx2: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
+//
+//go:noescape
+func silumul_172_avx2(out *float32, h *float32, n int)
+
+// silumul_172_avx512: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
+//
+//go:noescape
+func silumul_172_avx512(out *float32, h *float32, n int)
+
+// silumul_17_avx2: out[t*17+i] = silu(h[t*34+i])·h[t*34+17+i] for i < 17, t < n.
+//
+//go:noescape
+func silumul_17_avx2(out *float32, h *float32, n int)
+
+// silumul_17_avx512: out[t*17+i] = silu(h[t*34+i])·h[t*34+17+i] for i < 17, t < n.
+//
+//go:noescape
+func silumul_17_avx512(out *float32, h *float32, n int)
+
+// silumul_1_avx2: out[t*1+i] = silu(h[t*2+i])·h[t*2+1+i] for i < 1, t < n.
+//
+//go:noescape
+func silumul_1_avx2(out *float32, h *float32, n int)
+
+// silumul_1_avx512: out[t*1+i] = silu(h[t*2+i])·h[t*2+1+i] for i < 1, t < n.
+//
+//go:noescape
+func silumul_1_avx512(out *float32, h *float32, n int)
+
+// silumul_2048_avx2: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
+//
+//go:noescape
+func silumul_2048_avx2(out *float32, h *float32, n int)
+
+// silumul_2048_avx512: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
+//
+//go:noescape
+func silumul_2048_avx512(out *float32, h *float32, n int)
+
+// silumul_288_avx2: out[t*288+i] = silu(h[t*576+i])·h[t*576+288+i] for i < 288, t < n.
+//
+//go:noescape
+func silumul_288_avx2(out *float32, h *float32, n int)
+
+// silumul_288_avx512: out[t*288+i] = silu(h[t*576+i])·h[t*576+288+i] for i < 288, t < n.
+//
+//go:noescape
+func silumul_288_avx512(out *float32, h *float32, n int)
+
+// silumul_33_avx2: out[t*33+i] = silu(h[t*66+i])·h[t*66+33+i] for i < 33, t < n.
+//
+//go:noescape
+func silumul_33_avx2(out *float32, h *float32, n int)
+
+// silumul_33_avx512: out[t*33+i] = silu(h[t*66+i])·h[t*66+33+i] for i < 33, t < n.
+//
+//go:noescape
+func silumul_33_avx512(out *float32, h *float32, n int)
+
+// silumul_3_avx2: out[t*3+i] = silu(h[t*6+i])·h[t*6+3+i] for i < 3, t < n.
+//
+//go:noescape
+func silumul_3_avx2(out *float32, h *float32, n int)
+
+// silumul_3_avx512: out[t*3+i] = silu(h[t*6+i])·h[t*6+3+i] for i < 3, t < n.
+//
+//go:noescape
+func silumul_3_avx512(out *float32, h *float32, n int)
+
+// silumul_64_avx2: out[t*64+i] = silu(h[t*128+i])·h[t*128+64+i] for i < 64, t < n.
+//
+//go:noescape
+func silumul_64_avx2(out *float32, h *float32, n int)
+
+// silumul_64_avx512: out[t*64+i] = silu(h[t*128+i])·h[t*128+64+i] for i < 64, t < n.
+//
+//go:noescape
+func silumul_64_avx512(out *float32, h *float32, n int)
+
+// silumul_768_avx2: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
+//
+//go:noescape
+func silumul_768_avx2(out *float32, h *float32, n int)
+
+// silumul_768_avx512: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
+//
+//go:noescape
+func silumul_768_avx512(out *float32, h *float32, n int)
+
+// silumul_7_avx2: out[t*7+i] = silu(h[t*14+i])·h[t*14+7+i] for i < 7, t < n.
+//
+//go:noescape
+func silumul_7_avx2(out *float32, h *float32, n int)
+
+// silumul_7_avx512: out[t*7+i] = silu(h[t*14+i])·h[t*14+7+i] for i < 7, t < n.
+//
+//go:noescape
+func silumul_7_avx512(out *float32, h *float32, n int)
+
+// silumul_8_avx2: out[t*8+i] = silu(h[t*16+i])·h[t*16+8+i] for i < 8, t < n.
+//
+//go:noescape
+func silumul_8_avx2(out *float32, h *float32, n int)
+
+// silumul_8_avx512: out[t*8+i] = silu(h[t*16+i])·h[t*16+8+i] for i < 8, t < n.
+//
+//go:noescape
+func silumul_8_avx512(out *float32, h *float32, n int)
+
 // swiglu_13x17_avx2: out[r] = silu(w[r]·x)·(w[13+r]·x) for r < n, 17 columns.
 //
 //go:noescape

@@ -36080,6 +36080,1344 @@ done1299:
 	VZEROUPPER
 	RET
 
+// func silumul_16_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_16_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1301
+
+silurow1300:
+	XORQ BX, BX
+
+silucol1302:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       64(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000040
+	JNE          silucol1302
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000040, AX
+	DECQ         DX
+	JNE          silurow1300
+
+siludone1301:
+	VZEROUPPER
+	RET
+
+// func silumul_16_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_16_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1304
+
+silurow1303:
+	XORQ BX, BX
+
+silucol1305:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       64(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000040
+	JNE          silucol1305
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000040, AX
+	DECQ         DX
+	JNE          silurow1303
+
+siludone1304:
+	VZEROUPPER
+	RET
+
+// func silumul_172_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+48(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone1307
+
+silurow1306:
+	XORQ BX, BX
+
+silucol1308:
+	VMOVUPS      (CX)(BX*1), Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMULPS       688(CX)(BX*1), Y1, Y1
+	VMOVUPS      Y1, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x000002a0
+	JNE          silucol1308
+	VMASKMOVPS   672(CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   1360(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, 672(AX)
+	ADDQ         $0x00000560, CX
+	ADDQ         $0x000002b0, AX
+	DECQ         DX
+	JNE          silurow1306
+
+siludone1307:
+	VZEROUPPER
+	RET
+
+// func silumul_172_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x00000fff, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone1310
+
+silurow1309:
+	XORQ BX, BX
+
+silucol1311:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       688(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, $0x00000280
+	JNE          silucol1311
+	VMOVUPS.Z    640(CX), K1, Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       1328(CX), Z0, K1, Z0
+	VMOVUPS      Z0, K1, 640(AX)
+	ADDQ         $0x00000560, CX
+	ADDQ         $0x000002b0, AX
+	DECQ         DX
+	JNE          silurow1309
+
+siludone1310:
+	VZEROUPPER
+	RET
+
+// func silumul_17_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_17_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+60(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone1313
+
+silurow1312:
+	XORQ BX, BX
+
+silucol1314:
+	VMOVUPS      (CX)(BX*1), Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMULPS       68(CX)(BX*1), Y1, Y1
+	VMOVUPS      Y1, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000040
+	JNE          silucol1314
+	VMASKMOVPS   64(CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   132(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, 64(AX)
+	ADDQ         $0x00000088, CX
+	ADDQ         $0x00000044, AX
+	DECQ         DX
+	JNE          silurow1312
+
+siludone1313:
+	VZEROUPPER
+	RET
+
+// func silumul_17_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_17_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x00000001, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone1316
+
+silurow1315:
+	XORQ BX, BX
+
+silucol1317:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       68(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000040
+	JNE          silucol1317
+	VMOVUPS.Z    64(CX), K1, Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       132(CX), Y0, K1, Y0
+	VMOVUPS      Y0, K1, 64(AX)
+	ADDQ         $0x00000088, CX
+	ADDQ         $0x00000044, AX
+	DECQ         DX
+	JNE          silurow1315
+
+siludone1316:
+	VZEROUPPER
+	RET
+
+// func silumul_1_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_1_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+60(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone1319
+
+silurow1318:
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   4(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, (AX)
+	ADDQ         $0x00000008, CX
+	ADDQ         $0x00000004, AX
+	DECQ         DX
+	JNE          silurow1318
+
+siludone1319:
+	VZEROUPPER
+	RET
+
+// func silumul_1_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_1_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x00000001, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone1321
+
+silurow1320:
+	VMOVUPS.Z    (CX), K1, Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       4(CX), Y0, K1, Y0
+	VMOVUPS      Y0, K1, (AX)
+	ADDQ         $0x00000008, CX
+	ADDQ         $0x00000004, AX
+	DECQ         DX
+	JNE          silurow1320
+
+siludone1321:
+	VZEROUPPER
+	RET
+
+// func silumul_2048_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1323
+
+silurow1322:
+	XORQ BX, BX
+
+silucol1324:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       8192(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00002000
+	JNE          silucol1324
+	ADDQ         $0x00004000, CX
+	ADDQ         $0x00002000, AX
+	DECQ         DX
+	JNE          silurow1322
+
+siludone1323:
+	VZEROUPPER
+	RET
+
+// func silumul_2048_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1326
+
+silurow1325:
+	XORQ BX, BX
+
+silucol1327:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       8192(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, $0x00002000
+	JNE          silucol1327
+	ADDQ         $0x00004000, CX
+	ADDQ         $0x00002000, AX
+	DECQ         DX
+	JNE          silurow1325
+
+siludone1326:
+	VZEROUPPER
+	RET
+
+// func silumul_288_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_288_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1329
+
+silurow1328:
+	XORQ BX, BX
+
+silucol1330:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       1152(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000480
+	JNE          silucol1330
+	ADDQ         $0x00000900, CX
+	ADDQ         $0x00000480, AX
+	DECQ         DX
+	JNE          silurow1328
+
+siludone1329:
+	VZEROUPPER
+	RET
+
+// func silumul_288_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·silumul_288_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1332
+
+silurow1331:
+	XORQ BX, BX
+
+silucol1333:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       1152(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, $0x00000480
+	JNE          silucol1333
+	ADDQ         $0x00000900, CX
+	ADDQ         $0x00000480, AX
+	DECQ         DX
+	JNE          silurow1331
+
+siludone1332:
+	VZEROUPPER
+	RET
+
+// func silumul_33_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_33_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+60(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone1335
+
+silurow1334:
+	XORQ BX, BX
+
+silucol1336:
+	VMOVUPS      (CX)(BX*1), Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMULPS       132(CX)(BX*1), Y1, Y1
+	VMOVUPS      Y1, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000080
+	JNE          silucol1336
+	VMASKMOVPS   128(CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   260(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, 128(AX)
+	ADDQ         $0x00000108, CX
+	ADDQ         $0x00000084, AX
+	DECQ         DX
+	JNE          silurow1334
+
+siludone1335:
+	VZEROUPPER
+	RET
+
+// func silumul_33_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_33_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x00000001, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone1338
+
+silurow1337:
+	XORQ BX, BX
+
+silucol1339:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       132(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000080
+	JNE          silucol1339
+	VMOVUPS.Z    128(CX), K1, Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       260(CX), Y0, K1, Y0
+	VMOVUPS      Y0, K1, 128(AX)
+	ADDQ         $0x00000108, CX
+	ADDQ         $0x00000084, AX
+	DECQ         DX
+	JNE          silurow1337
+
+siludone1338:
+	VZEROUPPER
+	RET
+
+// func silumul_3_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_3_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+52(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone1341
+
+silurow1340:
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   12(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, (AX)
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x0000000c, AX
+	DECQ         DX
+	JNE          silurow1340
+
+siludone1341:
+	VZEROUPPER
+	RET
+
+// func silumul_3_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_3_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x00000007, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone1343
+
+silurow1342:
+	VMOVUPS.Z    (CX), K1, Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       12(CX), Y0, K1, Y0
+	VMOVUPS      Y0, K1, (AX)
+	ADDQ         $0x00000018, CX
+	ADDQ         $0x0000000c, AX
+	DECQ         DX
+	JNE          silurow1342
+
+siludone1343:
+	VZEROUPPER
+	RET
+
+// func silumul_64_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_64_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1345
+
+silurow1344:
+	XORQ BX, BX
+
+silucol1346:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       256(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000100
+	JNE          silucol1346
+	ADDQ         $0x00000200, CX
+	ADDQ         $0x00000100, AX
+	DECQ         DX
+	JNE          silurow1344
+
+siludone1345:
+	VZEROUPPER
+	RET
+
+// func silumul_64_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_64_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1348
+
+silurow1347:
+	XORQ BX, BX
+
+silucol1349:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       256(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000100
+	JNE          silucol1349
+	ADDQ         $0x00000200, CX
+	ADDQ         $0x00000100, AX
+	DECQ         DX
+	JNE          silurow1347
+
+siludone1348:
+	VZEROUPPER
+	RET
+
+// func silumul_768_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1351
+
+silurow1350:
+	XORQ BX, BX
+
+silucol1352:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       3072(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000c00
+	JNE          silucol1352
+	ADDQ         $0x00001800, CX
+	ADDQ         $0x00000c00, AX
+	DECQ         DX
+	JNE          silurow1350
+
+siludone1351:
+	VZEROUPPER
+	RET
+
+// func silumul_768_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1354
+
+silurow1353:
+	XORQ BX, BX
+
+silucol1355:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       3072(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, $0x00000c00
+	JNE          silucol1355
+	ADDQ         $0x00001800, CX
+	ADDQ         $0x00000c00, AX
+	DECQ         DX
+	JNE          silurow1353
+
+siludone1354:
+	VZEROUPPER
+	RET
+
+// func silumul_7_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_7_avx2(SB), NOSPLIT, $0-24
+	MOVQ    out+0(FP), AX
+	MOVQ    h+8(FP), CX
+	MOVQ    n+16(FP), DX
+	VMOVDQU masktab<>+36(SB), Y0
+	CMPQ    DX, $0x00
+	JLE     siludone1357
+
+silurow1356:
+	VMASKMOVPS   (CX), Y0, Y1
+	VMULPS       minus1<>+0(SB), Y1, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VADDPS       one<>+0(SB), Y2, Y2
+	VDIVPS       Y2, Y1, Y1
+	VMASKMOVPS   28(CX), Y0, Y2
+	VMULPS       Y2, Y1, Y1
+	VMASKMOVPS   Y1, Y0, (AX)
+	ADDQ         $0x00000038, CX
+	ADDQ         $0x0000001c, AX
+	DECQ         DX
+	JNE          silurow1356
+
+siludone1357:
+	VZEROUPPER
+	RET
+
+// func silumul_7_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_7_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  h+8(FP), CX
+	MOVQ  n+16(FP), DX
+	MOVL  $0x0000007f, BX
+	KMOVW BX, K1
+	CMPQ  DX, $0x00
+	JLE   siludone1359
+
+silurow1358:
+	VMOVUPS.Z    (CX), K1, Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       28(CX), Y0, K1, Y0
+	VMOVUPS      Y0, K1, (AX)
+	ADDQ         $0x00000038, CX
+	ADDQ         $0x0000001c, AX
+	DECQ         DX
+	JNE          silurow1358
+
+siludone1359:
+	VZEROUPPER
+	RET
+
+// func silumul_8_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_8_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1361
+
+silurow1360:
+	XORQ BX, BX
+
+silucol1362:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       32(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000020
+	JNE          silucol1362
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000020, AX
+	DECQ         DX
+	JNE          silurow1360
+
+siludone1361:
+	VZEROUPPER
+	RET
+
+// func silumul_8_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·silumul_8_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone1364
+
+silurow1363:
+	XORQ BX, BX
+
+silucol1365:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       32(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000020
+	JNE          silucol1365
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000020, AX
+	DECQ         DX
+	JNE          silurow1363
+
+siludone1364:
+	VZEROUPPER
+	RET
+
 // func swiglu_13x17_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3
 TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
@@ -36089,9 +37427,9 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1301
+	JL      tail1367
 
-rows4_1300:
+rows4_1366:
 	VMOVUPS      (DX), Y8
 	VMULPS       (CX), Y8, Y1
 	VMULPS       68(CX), Y8, Y2
@@ -36177,13 +37515,13 @@ rows4_1300:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1300
+	JGE          rows4_1366
 
-tail1301:
+tail1367:
 	TESTQ BX, BX
-	JE    done1303
+	JE    done1369
 
-rows1_1302:
+rows1_1368:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       884(CX), Y2, Y2
@@ -36236,9 +37574,9 @@ rows1_1302:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1302
+	JNE          rows1_1368
 
-done1303:
+done1369:
 	VZEROUPPER
 	RET
 
@@ -36252,9 +37590,9 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1305
+	JL    tail1371
 
-rows4_1304:
+rows4_1370:
 	VMOVUPS       (DX), Y7
 	VMULPS        (CX), Y7, Y0
 	VMULPS        68(CX), Y7, Y1
@@ -36340,13 +37678,13 @@ rows4_1304:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1304
+	JGE           rows4_1370
 
-tail1305:
+tail1371:
 	TESTQ BX, BX
-	JE    done1307
+	JE    done1373
 
-rows1_1306:
+rows1_1372:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        884(CX), Y1, Y1
@@ -36397,9 +37735,9 @@ rows1_1306:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1306
+	JNE           rows1_1372
 
-done1307:
+done1373:
 	VZEROUPPER
 	RET
 
@@ -36411,9 +37749,9 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1309
+	JL   tail1375
 
-rows4_1308:
+rows4_1374:
 	VMOVUPS      (DX), Y7
 	VMULPS       (CX), Y7, Y0
 	VMULPS       256(CX), Y7, Y1
@@ -36536,13 +37874,13 @@ rows4_1308:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1308
+	JGE          rows4_1374
 
-tail1309:
+tail1375:
 	TESTQ BX, BX
-	JE    done1311
+	JE    done1377
 
-rows1_1310:
+rows1_1376:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y0
 	VMULPS       44032(CX), Y1, Y1
@@ -36612,9 +37950,9 @@ rows1_1310:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1310
+	JNE          rows1_1376
 
-done1311:
+done1377:
 	VZEROUPPER
 	RET
 
@@ -36626,9 +37964,9 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1313
+	JL   tail1379
 
-rows4_1312:
+rows4_1378:
 	VMOVUPS       (DX), Y7
 	VMULPS        (CX), Y7, Y0
 	VMULPS        256(CX), Y7, Y1
@@ -36759,13 +38097,13 @@ rows4_1312:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1312
+	JGE           rows4_1378
 
-tail1313:
+tail1379:
 	TESTQ BX, BX
-	JE    done1315
+	JE    done1381
 
-rows1_1314:
+rows1_1380:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        44032(CX), Y1, Y1
@@ -36835,9 +38173,9 @@ rows1_1314:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1314
+	JNE           rows1_1380
 
-done1315:
+done1381:
 	VZEROUPPER
 	RET
 
@@ -36850,9 +38188,9 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1317
+	JL      tail1383
 
-rows4_1316:
+rows4_1382:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -36920,13 +38258,13 @@ rows4_1316:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1316
+	JGE          rows4_1382
 
-tail1317:
+tail1383:
 	TESTQ BX, BX
-	JE    done1319
+	JE    done1385
 
-rows1_1318:
+rows1_1384:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -36971,9 +38309,9 @@ rows1_1318:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1318
+	JNE          rows1_1384
 
-done1319:
+done1385:
 	VZEROUPPER
 	RET
 
@@ -36987,9 +38325,9 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1321
+	JL    tail1387
 
-rows4_1320:
+rows4_1386:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -37049,13 +38387,13 @@ rows4_1320:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1320
+	JGE           rows4_1386
 
-tail1321:
+tail1387:
 	TESTQ BX, BX
-	JE    done1323
+	JE    done1389
 
-rows1_1322:
+rows1_1388:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      4(CX), Y1, K1, Y1
@@ -37098,9 +38436,9 @@ rows1_1322:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1322
+	JNE           rows1_1388
 
-done1323:
+done1389:
 	VZEROUPPER
 	RET
 
@@ -37112,9 +38450,9 @@ TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1325
+	JL   tail1391
 
-rows4_1324:
+rows4_1390:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -37125,7 +38463,7 @@ rows4_1324:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1328:
+cols1394:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -37137,7 +38475,7 @@ cols1328:
 	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1328
+	JNE          cols1394
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -37188,13 +38526,13 @@ cols1328:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1324
+	JGE          rows4_1390
 
-tail1325:
+tail1391:
 	TESTQ BX, BX
-	JE    done1327
+	JE    done1393
 
-rows1_1326:
+rows1_1392:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -37205,7 +38543,7 @@ rows1_1326:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1329:
+cols1395:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
@@ -37220,7 +38558,7 @@ cols1329:
 	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1329
+	JNE          cols1395
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -37266,9 +38604,9 @@ cols1329:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1326
+	JNE          rows1_1392
 
-done1327:
+done1393:
 	VZEROUPPER
 	RET
 
@@ -37280,9 +38618,9 @@ TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1331
+	JL   tail1397
 
-rows4_1330:
+rows4_1396:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -37301,7 +38639,7 @@ rows4_1330:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1334:
+cols1400:
 	VMOVUPS       (DX)(SI*1), Z16
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
 	VFMADD231PS   3072(CX)(SI*1), Z16, Z1
@@ -37322,7 +38660,7 @@ cols1334:
 	VFMADD231PS   6300736(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1334
+	JNE           cols1400
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -37397,13 +38735,13 @@ cols1334:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1330
+	JGE           rows4_1396
 
-tail1331:
+tail1397:
 	TESTQ BX, BX
-	JE    done1333
+	JE    done1399
 
-rows1_1332:
+rows1_1398:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -37414,7 +38752,7 @@ rows1_1332:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1335:
+cols1401:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
@@ -37429,7 +38767,7 @@ cols1335:
 	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1335
+	JNE           cols1401
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -37479,9 +38817,9 @@ cols1335:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1332
+	JNE           rows1_1398
 
-done1333:
+done1399:
 	VZEROUPPER
 	RET
 
@@ -37493,9 +38831,9 @@ TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1337
+	JL   tail1403
 
-rows4_1336:
+rows4_1402:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -37506,7 +38844,7 @@ rows4_1336:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1340:
+cols1406:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
@@ -37518,7 +38856,7 @@ cols1340:
 	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1340
+	JNE          cols1406
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -37569,13 +38907,13 @@ cols1340:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1336
+	JGE          rows4_1402
 
-tail1337:
+tail1403:
 	TESTQ BX, BX
-	JE    done1339
+	JE    done1405
 
-rows1_1338:
+rows1_1404:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -37586,7 +38924,7 @@ rows1_1338:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1341:
+cols1407:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
@@ -37601,7 +38939,7 @@ cols1341:
 	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1341
+	JNE          cols1407
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -37647,9 +38985,9 @@ cols1341:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1338
+	JNE          rows1_1404
 
-done1339:
+done1405:
 	VZEROUPPER
 	RET
 
@@ -37661,9 +38999,9 @@ TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1343
+	JL   tail1409
 
-rows4_1342:
+rows4_1408:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -37682,7 +39020,7 @@ rows4_1342:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1346:
+cols1412:
 	VMOVUPS       (DX)(SI*1), Z16
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
 	VFMADD231PS   1152(CX)(SI*1), Z16, Z1
@@ -37703,7 +39041,7 @@ cols1346:
 	VFMADD231PS   335296(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols1346
+	JNE           cols1412
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -37778,13 +39116,13 @@ cols1346:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1342
+	JGE           rows4_1408
 
-tail1343:
+tail1409:
 	TESTQ BX, BX
-	JE    done1345
+	JE    done1411
 
-rows1_1344:
+rows1_1410:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -37795,7 +39133,7 @@ rows1_1344:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1347:
+cols1413:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   331776(CX)(SI*1), Z8, Z1
@@ -37810,7 +39148,7 @@ cols1347:
 	VFMADD231PS   331968(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols1347
+	JNE           cols1413
 	VMOVUPS       1024(DX), Z8
 	VFMADD231PS   1024(CX), Z8, Z0
 	VFMADD231PS   332800(CX), Z8, Z1
@@ -37866,9 +39204,9 @@ cols1347:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1344
+	JNE           rows1_1410
 
-done1345:
+done1411:
 	VZEROUPPER
 	RET
 
@@ -37881,9 +39219,9 @@ TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1349
+	JL      tail1415
 
-rows4_1348:
+rows4_1414:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -37951,13 +39289,13 @@ rows4_1348:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1348
+	JGE          rows4_1414
 
-tail1349:
+tail1415:
 	TESTQ BX, BX
-	JE    done1351
+	JE    done1417
 
-rows1_1350:
+rows1_1416:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -38002,9 +39340,9 @@ rows1_1350:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1350
+	JNE          rows1_1416
 
-done1351:
+done1417:
 	VZEROUPPER
 	RET
 
@@ -38018,9 +39356,9 @@ TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1353
+	JL    tail1419
 
-rows4_1352:
+rows4_1418:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -38080,13 +39418,13 @@ rows4_1352:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1352
+	JGE           rows4_1418
 
-tail1353:
+tail1419:
 	TESTQ BX, BX
-	JE    done1355
+	JE    done1421
 
-rows1_1354:
+rows1_1420:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      140(CX), Y1, K1, Y1
@@ -38129,9 +39467,9 @@ rows1_1354:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1354
+	JNE           rows1_1420
 
-done1355:
+done1421:
 	VZEROUPPER
 	RET
 
@@ -38143,9 +39481,9 @@ TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1357
+	JL   tail1423
 
-rows4_1356:
+rows4_1422:
 	VMOVUPS      (DX), Y7
 	VMULPS       (CX), Y7, Y0
 	VMULPS       256(CX), Y7, Y1
@@ -38268,13 +39606,13 @@ rows4_1356:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1356
+	JGE          rows4_1422
 
-tail1357:
+tail1423:
 	TESTQ BX, BX
-	JE    done1359
+	JE    done1425
 
-rows1_1358:
+rows1_1424:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y0
 	VMULPS       16384(CX), Y1, Y1
@@ -38344,9 +39682,9 @@ rows1_1358:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1358
+	JNE          rows1_1424
 
-done1359:
+done1425:
 	VZEROUPPER
 	RET
 
@@ -38358,9 +39696,9 @@ TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1361
+	JL   tail1427
 
-rows4_1360:
+rows4_1426:
 	VMOVUPS       (DX), Y7
 	VMULPS        (CX), Y7, Y0
 	VMULPS        256(CX), Y7, Y1
@@ -38491,13 +39829,13 @@ rows4_1360:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1360
+	JGE           rows4_1426
 
-tail1361:
+tail1427:
 	TESTQ BX, BX
-	JE    done1363
+	JE    done1429
 
-rows1_1362:
+rows1_1428:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        16384(CX), Y1, Y1
@@ -38567,9 +39905,9 @@ rows1_1362:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1362
+	JNE           rows1_1428
 
-done1363:
+done1429:
 	VZEROUPPER
 	RET
 
@@ -38581,9 +39919,9 @@ TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1365
+	JL   tail1431
 
-rows4_1364:
+rows4_1430:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -38594,7 +39932,7 @@ rows4_1364:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1368:
+cols1434:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  1152(CX)(SI*1), Y8, Y1
@@ -38606,7 +39944,7 @@ cols1368:
 	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1368
+	JNE          cols1434
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -38657,13 +39995,13 @@ cols1368:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1364
+	JGE          rows4_1430
 
-tail1365:
+tail1431:
 	TESTQ BX, BX
-	JE    done1367
+	JE    done1433
 
-rows1_1366:
+rows1_1432:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -38674,7 +40012,7 @@ rows1_1366:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1369:
+cols1435:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
@@ -38689,7 +40027,7 @@ cols1369:
 	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1369
+	JNE          cols1435
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -38735,9 +40073,9 @@ cols1369:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1366
+	JNE          rows1_1432
 
-done1367:
+done1433:
 	VZEROUPPER
 	RET
 
@@ -38749,9 +40087,9 @@ TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1371
+	JL   tail1437
 
-rows4_1370:
+rows4_1436:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -38770,7 +40108,7 @@ rows4_1370:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1374:
+cols1440:
 	VMOVUPS       (DX)(SI*1), Z16
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
 	VFMADD231PS   1152(CX)(SI*1), Z16, Z1
@@ -38791,7 +40129,7 @@ cols1374:
 	VFMADD231PS   888256(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols1374
+	JNE           cols1440
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -38866,13 +40204,13 @@ cols1374:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1370
+	JGE           rows4_1436
 
-tail1371:
+tail1437:
 	TESTQ BX, BX
-	JE    done1373
+	JE    done1439
 
-rows1_1372:
+rows1_1438:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -38883,7 +40221,7 @@ rows1_1372:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1375:
+cols1441:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   884736(CX)(SI*1), Z8, Z1
@@ -38898,7 +40236,7 @@ cols1375:
 	VFMADD231PS   884928(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols1375
+	JNE           cols1441
 	VMOVUPS       1024(DX), Z8
 	VFMADD231PS   1024(CX), Z8, Z0
 	VFMADD231PS   885760(CX), Z8, Z1
@@ -38954,9 +40292,9 @@ cols1375:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1372
+	JNE           rows1_1438
 
-done1373:
+done1439:
 	VZEROUPPER
 	RET
 
@@ -38968,9 +40306,9 @@ TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1377
+	JL   tail1443
 
-rows4_1376:
+rows4_1442:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -38981,7 +40319,7 @@ rows4_1376:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1380:
+cols1446:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
@@ -38993,7 +40331,7 @@ cols1380:
 	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1380
+	JNE          cols1446
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -39044,13 +40382,13 @@ cols1380:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1376
+	JGE          rows4_1442
 
-tail1377:
+tail1443:
 	TESTQ BX, BX
-	JE    done1379
+	JE    done1445
 
-rows1_1378:
+rows1_1444:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39061,7 +40399,7 @@ rows1_1378:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1381:
+cols1447:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
@@ -39076,7 +40414,7 @@ cols1381:
 	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1381
+	JNE          cols1447
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -39122,9 +40460,9 @@ cols1381:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1378
+	JNE          rows1_1444
 
-done1379:
+done1445:
 	VZEROUPPER
 	RET
 
@@ -39136,9 +40474,9 @@ TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1383
+	JL   tail1449
 
-rows4_1382:
+rows4_1448:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39157,7 +40495,7 @@ rows4_1382:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1386:
+cols1452:
 	VMOVUPS       (DX)(SI*1), Z16
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
 	VFMADD231PS   3072(CX)(SI*1), Z16, Z1
@@ -39178,7 +40516,7 @@ cols1386:
 	VFMADD231PS   2368576(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1386
+	JNE           cols1452
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -39253,13 +40591,13 @@ cols1386:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1382
+	JGE           rows4_1448
 
-tail1383:
+tail1449:
 	TESTQ BX, BX
-	JE    done1385
+	JE    done1451
 
-rows1_1384:
+rows1_1450:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39270,7 +40608,7 @@ rows1_1384:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1387:
+cols1453:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
@@ -39285,7 +40623,7 @@ cols1387:
 	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1387
+	JNE           cols1453
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -39335,9 +40673,9 @@ cols1387:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1384
+	JNE           rows1_1450
 
-done1385:
+done1451:
 	VZEROUPPER
 	RET
 
@@ -39350,9 +40688,9 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1389
+	JL      tail1455
 
-rows4_1388:
+rows4_1454:
 	VMOVUPS      (DX), Y8
 	VMULPS       (CX), Y8, Y1
 	VMULPS       132(CX), Y8, Y2
@@ -39456,13 +40794,13 @@ rows4_1388:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1388
+	JGE          rows4_1454
 
-tail1389:
+tail1455:
 	TESTQ BX, BX
-	JE    done1391
+	JE    done1457
 
-rows1_1390:
+rows1_1456:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       1188(CX), Y2, Y2
@@ -39525,9 +40863,9 @@ rows1_1390:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1390
+	JNE          rows1_1456
 
-done1391:
+done1457:
 	VZEROUPPER
 	RET
 
@@ -39541,9 +40879,9 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1393
+	JL    tail1459
 
-rows4_1392:
+rows4_1458:
 	VMOVUPS       (DX), Y7
 	VMULPS        (CX), Y7, Y0
 	VMULPS        132(CX), Y7, Y1
@@ -39647,13 +40985,13 @@ rows4_1392:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1392
+	JGE           rows4_1458
 
-tail1393:
+tail1459:
 	TESTQ BX, BX
-	JE    done1395
+	JE    done1461
 
-rows1_1394:
+rows1_1460:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        1188(CX), Y1, Y1
@@ -39714,8 +41052,8 @@ rows1_1394:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1394
+	JNE           rows1_1460
 
-done1395:
+done1461:
 	VZEROUPPER
 	RET

@@ -11099,6 +11099,438 @@ func rmsswiglu_9x33_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// silumul_16_go: out[t*16+i] = silu(h[t*32+i])·h[t*32+16+i] for i < 16, t < n.
+func silumul_16_go(out, h *float32, n int) {
+	const F = 16
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_172_go: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
+func silumul_172_go(out, h *float32, n int) {
+	const F = 172
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_17_go: out[t*17+i] = silu(h[t*34+i])·h[t*34+17+i] for i < 17, t < n.
+func silumul_17_go(out, h *float32, n int) {
+	const F = 17
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_1_go: out[t*1+i] = silu(h[t*2+i])·h[t*2+1+i] for i < 1, t < n.
+func silumul_1_go(out, h *float32, n int) {
+	const F = 1
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_2048_go: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
+func silumul_2048_go(out, h *float32, n int) {
+	const F = 2048
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_288_go: out[t*288+i] = silu(h[t*576+i])·h[t*576+288+i] for i < 288, t < n.
+func silumul_288_go(out, h *float32, n int) {
+	const F = 288
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_33_go: out[t*33+i] = silu(h[t*66+i])·h[t*66+33+i] for i < 33, t < n.
+func silumul_33_go(out, h *float32, n int) {
+	const F = 33
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_3_go: out[t*3+i] = silu(h[t*6+i])·h[t*6+3+i] for i < 3, t < n.
+func silumul_3_go(out, h *float32, n int) {
+	const F = 3
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_64_go: out[t*64+i] = silu(h[t*128+i])·h[t*128+64+i] for i < 64, t < n.
+func silumul_64_go(out, h *float32, n int) {
+	const F = 64
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_768_go: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
+func silumul_768_go(out, h *float32, n int) {
+	const F = 768
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_7_go: out[t*7+i] = silu(h[t*14+i])·h[t*14+7+i] for i < 7, t < n.
+func silumul_7_go(out, h *float32, n int) {
+	const F = 7
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
+// silumul_8_go: out[t*8+i] = silu(h[t*16+i])·h[t*16+8+i] for i < 8, t < n.
+func silumul_8_go(out, h *float32, n int) {
+	const F = 8
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}
+
 // swiglu_13x17_go: out[r] = silu(w[r]·x)·(w[13+r]·x) for r < n, 17 columns.
 func swiglu_13x17_go(out, w, x *float32, n int) {
 	const F, C = 13, 17
