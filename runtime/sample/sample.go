@@ -320,29 +320,35 @@ func (s *Sampler) Kept(logits []float32) []int {
 // exponential can only merge values that underflow or round together).
 func (s *Sampler) sampleTopK(logits []float32, k int, coin float32) int {
 	h := s.heap[:0]
-	for i, l := range logits {
-		// Once the heap is full, a logit not above the root's cannot make
-		// it (l/temp is monotone in l, and on a tie the later id loses).
-		if len(h) == k && !(l > logits[h[0].i]) {
-			continue
-		}
-		v := l / s.temp
+	i := 0
+	// Fill the heap with the first k comparable logits.
+	for ; i < len(logits) && len(h) < k; i++ {
+		v := logits[i] / s.temp
 		if v != v { // NaN: not comparable, never kept
 			continue
 		}
-		if len(h) < k {
-			h = append(h, cand{v, int32(i)})
-			if len(h) == k {
-				for j := k/2 - 1; j >= 0; j-- {
-					downWorst(h, j)
-				}
-			}
-			continue
+		h = append(h, cand{v, int32(i)})
+	}
+	if len(h) == k {
+		for j := k/2 - 1; j >= 0; j-- {
+			downWorst(h, j)
 		}
-		// Every id in the heap is below i, so on a tie i loses.
-		if v > h[0].p {
-			h[0] = cand{v, int32(i)}
-			downWorst(h, 0)
+		// A logit not above the root's cannot make it (l/temp is monotone
+		// in l, and on a tie the later id loses; NaN is never above): the
+		// scan is one load and one comparison per logit, against the root's
+		// logit kept in a register.
+		thr := logits[h[0].i]
+		for ; i < len(logits); i++ {
+			l := logits[i]
+			if !(l > thr) {
+				continue
+			}
+			// Every id in the heap is below i, so on a tie i loses.
+			if v := l / s.temp; v > h[0].p {
+				h[0] = cand{v, int32(i)}
+				downWorst(h, 0)
+				thr = logits[h[0].i]
+			}
 		}
 	}
 	s.heap = h
