@@ -712,7 +712,7 @@ func (g *amd) matmul(k Kernel) {
 		c.MOVQ(out, oq)
 		c.MOVQ(g.param("b"), cnt)
 		tile := func(nt int) {
-			// Streamed weights (a classifier's) come from memory while
+			// Streamed weights come from memory while
 			// the tokens' outputs are written in as many streams as there
 			// are tokens, more than the hardware prefetcher follows: the
 			// rows two blocks ahead are prefetched by hand.
@@ -775,13 +775,13 @@ func (g *amd) matmul(k Kernel) {
 	c.Label(done)
 }
 
-// matmulPF is matmul's prefetch distance in bytes: two row blocks ahead when
-// the matrix is too big for the L2 cache (prefetch is cheap, but in cache it
-// only costs issue slots), else none.
+// matmulPF is matmul's prefetch distance in bytes: two row blocks ahead, for
+// every matrix. Small ones (a layer's Q/K/V, output and down projections of
+// the 15M shape are 0.3–1 MB) fit the L2 cache in a loop over one matrix,
+// but in a forward pass the whole model streams through between two uses of
+// a layer: in a 16-row decode step of the 15M shape the layer products cost
+// ≈ 30 % less CPU with the prefetch (the classifier had it already).
 func (g *amd) matmulPF(R, C, rb int) int {
-	if R*C*4 <= 1<<20 {
-		return 0
-	}
 	return 2 * rb * C * 4
 }
 
