@@ -16,6 +16,14 @@ func QuantizeAct(xq []int8, xs []float32, x []float32) {
 		return
 	}
 	_, _ = xq[nb*BlockSize-1], xs[nb-1]
+	if quantizeActAsm(xq, xs, x, nb) {
+		return
+	}
+	quantizeActGo(xq, xs, x, nb)
+}
+
+// quantizeActGo is QuantizeAct's reference loop over nb blocks.
+func quantizeActGo(xq []int8, xs []float32, x []float32, nb int) {
 	for b := 0; b < nb; b++ {
 		blk := (*[BlockSize]float32)(x[b*BlockSize:])
 		q := (*[BlockSize]int8)(xq[b*BlockSize:])
