@@ -702,6 +702,9 @@ func (g *amd) matvec(k Kernel) {
 func matvecPF(C int) int {
 	const d = 4096
 	blk := 4 * C * 4
+	if blk > 16384 {
+		return 0 // rows of over 1024 floats: the hardware prefetcher keeps up
+	}
 	return (d + blk - 1) / blk * blk
 }
 
