@@ -14,8 +14,10 @@ import (
 // (runtime/quant.Blocks). The activation feeding a quantised matrix is
 // quantised to 8 bits per 32-block once (runtime/quant.QuantizeAct) and
 // shared by the matrices that read it (Q, K, V; gate, up), as in
-// runtime/quant/qmodel, whose arithmetic (RMSNorm, SwiGLU, integer dots
-// with one float multiply-add per block) this path follows.
+// runtime/quant/qmodel, whose arithmetic (RMSNorm, integer dots with one
+// float multiply-add per block) this path follows; SwiGLU is
+// runtime/quant.SwiGLU (AVX2 with the float kernels' exp: a few ulps from
+// qmodel's).
 
 const quantPkg = "github.com/modelc/modelc/runtime/quant"
 
@@ -258,7 +260,7 @@ func emitQuantForward(file *File, p *Plan) {
 			qnorm(sx("xb"), sx("x"), Id("lw").Dot("ffnNorm"), eps),
 			qact(sx("xb"), d),
 			qcall(p.QMVD, []qpart{{sx("hb"), 0, Id("ql").Dot("gate"), f}, {sx("hb2"), 0, Id("ql").Dot("up"), f}}),
-			Qual(kernelsPkg, "SwiGLU").Call(sx("hb").Index(Op(":")), sx("hb2").Index(Op(":"))),
+			Qual(quantPkg, "SwiGLU").Call(sx("hb").Index(Op(":")), sx("hb2").Index(Op(":"))),
 		}
 	} else {
 		attnIn = []Code{callKernel(p.QKV, sx("qkv"), Id("lw").Dot("qkv"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps)}

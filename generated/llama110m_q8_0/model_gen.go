@@ -278,7 +278,7 @@ func (s *Session) step(token, pos int) {
 				kern.qmvD(&s.hb2[a-2048], &ql.up[a-2048][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		kernels.SwiGLU(s.hb[:], s.hb2[:])
+		quant.SwiGLU(s.hb[:], s.hb2[:])
 		quant.QuantizeAct(s.xq[:2048], s.xs[:64], s.hb[:])
 		pool.RunGrain(768, 16, func(lo, hi int) {
 			kern.qmvF(&s.xb2[lo], &ql.down[lo][0], &s.xq[0], &s.xs[0], hi-lo)

@@ -276,7 +276,7 @@ func (s *Session) step(token, pos int) {
 				kern.qmvD(&s.hb2[a-768], &ql.up[a-768][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		kernels.SwiGLU(s.hb[:], s.hb2[:])
+		quant.SwiGLU(s.hb[:], s.hb2[:])
 		quant.QuantizeAct(s.xq[:768], s.xs[:24], s.hb[:])
 		pool.RunGrain(288, 44, func(lo, hi int) {
 			kern.qmvF(&s.xb2[lo], &ql.down[lo][0], &s.xq[0], &s.xs[0], hi-lo)

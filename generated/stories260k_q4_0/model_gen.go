@@ -264,7 +264,7 @@ func (s *Session) step(token, pos int) {
 			kern.qmvD(&s.hb[0], &ql.gate[0][0], &s.xq[0], &s.xs[0], 172)
 			kern.qmvD(&s.hb2[0], &ql.up[0][0], &s.xq[0], &s.xs[0], 172)
 		}
-		kernels.SwiGLU(s.hb[:], s.hb2[:])
+		quant.SwiGLU(s.hb[:], s.hb2[:])
 		kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
 		for i := range 64 {
 			s.x[i] += s.xb2[i]

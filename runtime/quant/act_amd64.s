@@ -174,3 +174,299 @@ DATA qaperm<>+20(SB)/4, $0x00000006
 DATA qaperm<>+24(SB)/4, $0x00000003
 DATA qaperm<>+28(SB)/4, $0x00000007
 GLOBL qaperm<>(SB), RODATA|NOPTR, $32
+
+// func swiglu_avx2(gate *float32, up *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglu_avx2(SB), NOSPLIT, $0-24
+	MOVQ  gate+0(FP), AX
+	MOVQ  up+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JZ    swdone
+
+swloop:
+	VMOVUPS      (AX), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       (CX), Y0, Y0
+	VMOVUPS      Y0, (AX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	DECQ         DX
+	JNZ          swloop
+
+swdone:
+	VZEROUPPER
+	RET
+
+DATA minus1<>+0(SB)/4, $0xbf800000
+DATA minus1<>+4(SB)/4, $0xbf800000
+DATA minus1<>+8(SB)/4, $0xbf800000
+DATA minus1<>+12(SB)/4, $0xbf800000
+DATA minus1<>+16(SB)/4, $0xbf800000
+DATA minus1<>+20(SB)/4, $0xbf800000
+DATA minus1<>+24(SB)/4, $0xbf800000
+DATA minus1<>+28(SB)/4, $0xbf800000
+DATA minus1<>+32(SB)/4, $0xbf800000
+DATA minus1<>+36(SB)/4, $0xbf800000
+DATA minus1<>+40(SB)/4, $0xbf800000
+DATA minus1<>+44(SB)/4, $0xbf800000
+DATA minus1<>+48(SB)/4, $0xbf800000
+DATA minus1<>+52(SB)/4, $0xbf800000
+DATA minus1<>+56(SB)/4, $0xbf800000
+DATA minus1<>+60(SB)/4, $0xbf800000
+GLOBL minus1<>(SB), RODATA|NOPTR, $64
+
+DATA exp_hi<>+0(SB)/4, $0x42b00000
+DATA exp_hi<>+4(SB)/4, $0x42b00000
+DATA exp_hi<>+8(SB)/4, $0x42b00000
+DATA exp_hi<>+12(SB)/4, $0x42b00000
+DATA exp_hi<>+16(SB)/4, $0x42b00000
+DATA exp_hi<>+20(SB)/4, $0x42b00000
+DATA exp_hi<>+24(SB)/4, $0x42b00000
+DATA exp_hi<>+28(SB)/4, $0x42b00000
+DATA exp_hi<>+32(SB)/4, $0x42b00000
+DATA exp_hi<>+36(SB)/4, $0x42b00000
+DATA exp_hi<>+40(SB)/4, $0x42b00000
+DATA exp_hi<>+44(SB)/4, $0x42b00000
+DATA exp_hi<>+48(SB)/4, $0x42b00000
+DATA exp_hi<>+52(SB)/4, $0x42b00000
+DATA exp_hi<>+56(SB)/4, $0x42b00000
+DATA exp_hi<>+60(SB)/4, $0x42b00000
+GLOBL exp_hi<>(SB), RODATA|NOPTR, $64
+
+DATA exp_lo<>+0(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+4(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+8(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+12(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+16(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+20(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+24(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+28(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+32(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+36(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+40(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+44(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+48(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+52(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+56(SB)/4, $0xc2aeac4f
+DATA exp_lo<>+60(SB)/4, $0xc2aeac4f
+GLOBL exp_lo<>(SB), RODATA|NOPTR, $64
+
+DATA log2e<>+0(SB)/4, $0x3fb8aa3b
+DATA log2e<>+4(SB)/4, $0x3fb8aa3b
+DATA log2e<>+8(SB)/4, $0x3fb8aa3b
+DATA log2e<>+12(SB)/4, $0x3fb8aa3b
+DATA log2e<>+16(SB)/4, $0x3fb8aa3b
+DATA log2e<>+20(SB)/4, $0x3fb8aa3b
+DATA log2e<>+24(SB)/4, $0x3fb8aa3b
+DATA log2e<>+28(SB)/4, $0x3fb8aa3b
+DATA log2e<>+32(SB)/4, $0x3fb8aa3b
+DATA log2e<>+36(SB)/4, $0x3fb8aa3b
+DATA log2e<>+40(SB)/4, $0x3fb8aa3b
+DATA log2e<>+44(SB)/4, $0x3fb8aa3b
+DATA log2e<>+48(SB)/4, $0x3fb8aa3b
+DATA log2e<>+52(SB)/4, $0x3fb8aa3b
+DATA log2e<>+56(SB)/4, $0x3fb8aa3b
+DATA log2e<>+60(SB)/4, $0x3fb8aa3b
+GLOBL log2e<>(SB), RODATA|NOPTR, $64
+
+DATA ln2hi<>+0(SB)/4, $0x3f318000
+DATA ln2hi<>+4(SB)/4, $0x3f318000
+DATA ln2hi<>+8(SB)/4, $0x3f318000
+DATA ln2hi<>+12(SB)/4, $0x3f318000
+DATA ln2hi<>+16(SB)/4, $0x3f318000
+DATA ln2hi<>+20(SB)/4, $0x3f318000
+DATA ln2hi<>+24(SB)/4, $0x3f318000
+DATA ln2hi<>+28(SB)/4, $0x3f318000
+DATA ln2hi<>+32(SB)/4, $0x3f318000
+DATA ln2hi<>+36(SB)/4, $0x3f318000
+DATA ln2hi<>+40(SB)/4, $0x3f318000
+DATA ln2hi<>+44(SB)/4, $0x3f318000
+DATA ln2hi<>+48(SB)/4, $0x3f318000
+DATA ln2hi<>+52(SB)/4, $0x3f318000
+DATA ln2hi<>+56(SB)/4, $0x3f318000
+DATA ln2hi<>+60(SB)/4, $0x3f318000
+GLOBL ln2hi<>(SB), RODATA|NOPTR, $64
+
+DATA ln2lo<>+0(SB)/4, $0xb95e8083
+DATA ln2lo<>+4(SB)/4, $0xb95e8083
+DATA ln2lo<>+8(SB)/4, $0xb95e8083
+DATA ln2lo<>+12(SB)/4, $0xb95e8083
+DATA ln2lo<>+16(SB)/4, $0xb95e8083
+DATA ln2lo<>+20(SB)/4, $0xb95e8083
+DATA ln2lo<>+24(SB)/4, $0xb95e8083
+DATA ln2lo<>+28(SB)/4, $0xb95e8083
+DATA ln2lo<>+32(SB)/4, $0xb95e8083
+DATA ln2lo<>+36(SB)/4, $0xb95e8083
+DATA ln2lo<>+40(SB)/4, $0xb95e8083
+DATA ln2lo<>+44(SB)/4, $0xb95e8083
+DATA ln2lo<>+48(SB)/4, $0xb95e8083
+DATA ln2lo<>+52(SB)/4, $0xb95e8083
+DATA ln2lo<>+56(SB)/4, $0xb95e8083
+DATA ln2lo<>+60(SB)/4, $0xb95e8083
+GLOBL ln2lo<>(SB), RODATA|NOPTR, $64
+
+DATA exp_p0<>+0(SB)/4, $0x39506967
+DATA exp_p0<>+4(SB)/4, $0x39506967
+DATA exp_p0<>+8(SB)/4, $0x39506967
+DATA exp_p0<>+12(SB)/4, $0x39506967
+DATA exp_p0<>+16(SB)/4, $0x39506967
+DATA exp_p0<>+20(SB)/4, $0x39506967
+DATA exp_p0<>+24(SB)/4, $0x39506967
+DATA exp_p0<>+28(SB)/4, $0x39506967
+DATA exp_p0<>+32(SB)/4, $0x39506967
+DATA exp_p0<>+36(SB)/4, $0x39506967
+DATA exp_p0<>+40(SB)/4, $0x39506967
+DATA exp_p0<>+44(SB)/4, $0x39506967
+DATA exp_p0<>+48(SB)/4, $0x39506967
+DATA exp_p0<>+52(SB)/4, $0x39506967
+DATA exp_p0<>+56(SB)/4, $0x39506967
+DATA exp_p0<>+60(SB)/4, $0x39506967
+GLOBL exp_p0<>(SB), RODATA|NOPTR, $64
+
+DATA exp_p1<>+0(SB)/4, $0x3ab743ce
+DATA exp_p1<>+4(SB)/4, $0x3ab743ce
+DATA exp_p1<>+8(SB)/4, $0x3ab743ce
+DATA exp_p1<>+12(SB)/4, $0x3ab743ce
+DATA exp_p1<>+16(SB)/4, $0x3ab743ce
+DATA exp_p1<>+20(SB)/4, $0x3ab743ce
+DATA exp_p1<>+24(SB)/4, $0x3ab743ce
+DATA exp_p1<>+28(SB)/4, $0x3ab743ce
+DATA exp_p1<>+32(SB)/4, $0x3ab743ce
+DATA exp_p1<>+36(SB)/4, $0x3ab743ce
+DATA exp_p1<>+40(SB)/4, $0x3ab743ce
+DATA exp_p1<>+44(SB)/4, $0x3ab743ce
+DATA exp_p1<>+48(SB)/4, $0x3ab743ce
+DATA exp_p1<>+52(SB)/4, $0x3ab743ce
+DATA exp_p1<>+56(SB)/4, $0x3ab743ce
+DATA exp_p1<>+60(SB)/4, $0x3ab743ce
+GLOBL exp_p1<>(SB), RODATA|NOPTR, $64
+
+DATA exp_p2<>+0(SB)/4, $0x3c088908
+DATA exp_p2<>+4(SB)/4, $0x3c088908
+DATA exp_p2<>+8(SB)/4, $0x3c088908
+DATA exp_p2<>+12(SB)/4, $0x3c088908
+DATA exp_p2<>+16(SB)/4, $0x3c088908
+DATA exp_p2<>+20(SB)/4, $0x3c088908
+DATA exp_p2<>+24(SB)/4, $0x3c088908
+DATA exp_p2<>+28(SB)/4, $0x3c088908
+DATA exp_p2<>+32(SB)/4, $0x3c088908
+DATA exp_p2<>+36(SB)/4, $0x3c088908
+DATA exp_p2<>+40(SB)/4, $0x3c088908
+DATA exp_p2<>+44(SB)/4, $0x3c088908
+DATA exp_p2<>+48(SB)/4, $0x3c088908
+DATA exp_p2<>+52(SB)/4, $0x3c088908
+DATA exp_p2<>+56(SB)/4, $0x3c088908
+DATA exp_p2<>+60(SB)/4, $0x3c088908
+GLOBL exp_p2<>(SB), RODATA|NOPTR, $64
+
+DATA exp_p3<>+0(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+4(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+8(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+12(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+16(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+20(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+24(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+28(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+32(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+36(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+40(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+44(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+48(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+52(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+56(SB)/4, $0x3d2aa9c1
+DATA exp_p3<>+60(SB)/4, $0x3d2aa9c1
+GLOBL exp_p3<>(SB), RODATA|NOPTR, $64
+
+DATA exp_p4<>+0(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+4(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+8(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+12(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+16(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+20(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+24(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+28(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+32(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+36(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+40(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+44(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+48(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+52(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+56(SB)/4, $0x3e2aaaaa
+DATA exp_p4<>+60(SB)/4, $0x3e2aaaaa
+GLOBL exp_p4<>(SB), RODATA|NOPTR, $64
+
+DATA exp_p5<>+0(SB)/4, $0x3f000000
+DATA exp_p5<>+4(SB)/4, $0x3f000000
+DATA exp_p5<>+8(SB)/4, $0x3f000000
+DATA exp_p5<>+12(SB)/4, $0x3f000000
+DATA exp_p5<>+16(SB)/4, $0x3f000000
+DATA exp_p5<>+20(SB)/4, $0x3f000000
+DATA exp_p5<>+24(SB)/4, $0x3f000000
+DATA exp_p5<>+28(SB)/4, $0x3f000000
+DATA exp_p5<>+32(SB)/4, $0x3f000000
+DATA exp_p5<>+36(SB)/4, $0x3f000000
+DATA exp_p5<>+40(SB)/4, $0x3f000000
+DATA exp_p5<>+44(SB)/4, $0x3f000000
+DATA exp_p5<>+48(SB)/4, $0x3f000000
+DATA exp_p5<>+52(SB)/4, $0x3f000000
+DATA exp_p5<>+56(SB)/4, $0x3f000000
+DATA exp_p5<>+60(SB)/4, $0x3f000000
+GLOBL exp_p5<>(SB), RODATA|NOPTR, $64
+
+DATA one<>+0(SB)/4, $0x3f800000
+DATA one<>+4(SB)/4, $0x3f800000
+DATA one<>+8(SB)/4, $0x3f800000
+DATA one<>+12(SB)/4, $0x3f800000
+DATA one<>+16(SB)/4, $0x3f800000
+DATA one<>+20(SB)/4, $0x3f800000
+DATA one<>+24(SB)/4, $0x3f800000
+DATA one<>+28(SB)/4, $0x3f800000
+DATA one<>+32(SB)/4, $0x3f800000
+DATA one<>+36(SB)/4, $0x3f800000
+DATA one<>+40(SB)/4, $0x3f800000
+DATA one<>+44(SB)/4, $0x3f800000
+DATA one<>+48(SB)/4, $0x3f800000
+DATA one<>+52(SB)/4, $0x3f800000
+DATA one<>+56(SB)/4, $0x3f800000
+DATA one<>+60(SB)/4, $0x3f800000
+GLOBL one<>(SB), RODATA|NOPTR, $64
+
+DATA i127<>+0(SB)/4, $0x0000007f
+DATA i127<>+4(SB)/4, $0x0000007f
+DATA i127<>+8(SB)/4, $0x0000007f
+DATA i127<>+12(SB)/4, $0x0000007f
+DATA i127<>+16(SB)/4, $0x0000007f
+DATA i127<>+20(SB)/4, $0x0000007f
+DATA i127<>+24(SB)/4, $0x0000007f
+DATA i127<>+28(SB)/4, $0x0000007f
+DATA i127<>+32(SB)/4, $0x0000007f
+DATA i127<>+36(SB)/4, $0x0000007f
+DATA i127<>+40(SB)/4, $0x0000007f
+DATA i127<>+44(SB)/4, $0x0000007f
+DATA i127<>+48(SB)/4, $0x0000007f
+DATA i127<>+52(SB)/4, $0x0000007f
+DATA i127<>+56(SB)/4, $0x0000007f
+DATA i127<>+60(SB)/4, $0x0000007f
+GLOBL i127<>(SB), RODATA|NOPTR, $64
