@@ -52,6 +52,8 @@ func (p *Plan) TrainKernels(isa asm.ISA) []asm.TKernel {
 	for _, k := range []asm.TKernel{
 		{Op: asm.TSoftmax, ISA: isa, Vocab: s.Vocab},
 		{Op: asm.TAttBwd, ISA: isa, HeadDim: s.HeadDim(), Stride: s.Dim + 2*s.KVDim()},
+		{Op: asm.TSwiGLU, ISA: isa, FFN: s.FFNDim},
+		{Op: asm.TSwiGLUBack, ISA: isa, FFN: s.FFNDim},
 	} {
 		if k.Supported() {
 			ks = append(ks, k)
@@ -158,6 +160,10 @@ func trainSetValue(p *Plan, isa asm.ISA) *Statement {
 			smax = k.Name()
 		case asm.TAttBwd:
 			d[Id("attBwd")] = Id(k.Name())
+		case asm.TSwiGLU:
+			d[Id("swi")] = Id(k.Name())
+		case asm.TSwiGLUBack:
+			d[Id("swib")] = Id(k.Name())
 		}
 	}
 	packed := false
@@ -231,6 +237,9 @@ func emitTrainer(p *Plan) *File {
 	fields = append(fields,
 		Comment("packW: the panel width of the packed forward kernels fp* (nil without them)."),
 		Id("packW").Int(),
+		Comment("swi, swib: SwiGLU and its gradient over n rows (asm.TKernel); nil: runtime/kernels."),
+		Id("swi").Func().Params(List(Id("out"), Id("gu")).Op("*").Float32(), Id("n").Int()),
+		Id("swib").Func().Params(List(Id("dgu"), Id("dout"), Id("gu")).Op("*").Float32(), Id("n").Int()),
 		Comment("smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max."),
 		Id("smax").Func().Params(Op("*").Float32()).Params(Float64(), Float32()),
 		Comment("attBwd: attention backward of one query row (asm.TKernel); nil: the Go loops."),
@@ -262,6 +271,8 @@ func emitTrainer(p *Plan) *File {
 			Id("AttentionSeq"):         Id("o").Dot("attention"),
 			Id("AttentionSeqBackward"): Id("o").Dot("attentionBackward"),
 			Id("SoftmaxCrossEntropy"):  Id("o").Dot("softmaxCrossEntropy"),
+			Id("SwiGLU"):               Id("o").Dot("swiglu"),
+			Id("SwiGLUBackward"):       Id("o").Dot("swigluBackward"),
 		}))),
 	)
 
@@ -362,6 +373,7 @@ func emitTrainer(p *Plan) *File {
 	)...)
 	emitTrainAttention(f, p)
 	emitSoftmaxCE(f, p)
+	emitSwiGLU(f, p)
 	emitAttentionBackward(f, p)
 	return f
 }
@@ -468,6 +480,33 @@ func emitTrainAttention(f *File, p *Plan) {
 			For(Id("j").Op(":=").Range().Id("row").Index(Op(":").Id("L"))).Block(Id("row").Index(Id("j")).Op("*=").Id("inv")),
 			Clear(Id("row").Index(Id("L").Op(":"))),
 		),
+	)
+}
+
+// emitSwiGLU writes the trainer's SwiGLU and its gradient: the path's
+// kernels for the spec's FFN width, runtime/kernels otherwise.
+func emitSwiGLU(f *File, p *Plan) {
+	F := p.Spec.FFNDim
+	f.Comment("swiglu is kernels.SwiGLURows through the path's kernel when it has one.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("swiglu").Params(List(Id("out"), Id("gu")).Index().Float32(), List(Id("N"), Id("F")).Int()).Block(
+		If(Id("o").Dot("ts").Dot("swi").Op("==").Nil().Op("||").Id("F").Op("!=").Lit(F).Op("||").Id("N").Op("<").Lit(1)).Block(
+			Qual(kernelsPkg, "SwiGLURows").Call(Id("out"), Id("gu"), Id("N"), Id("F")),
+			Return(),
+		),
+		Id("_").Op("=").Id("out").Index(Id("N").Op("*").Lit(F).Op("-").Lit(1)),
+		Id("_").Op("=").Id("gu").Index(Id("N").Op("*").Lit(2*F).Op("-").Lit(1)),
+		Id("o").Dot("ts").Dot("swi").Call(Op("&").Id("out").Index(Lit(0)), Op("&").Id("gu").Index(Lit(0)), Id("N")),
+	)
+	f.Comment("swigluBackward is kernels.SwiGLURowsBackward through the path's kernel when it has one.")
+	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("swigluBackward").Params(List(Id("dgu"), Id("dout"), Id("gu")).Index().Float32(), List(Id("N"), Id("F")).Int()).Block(
+		If(Id("o").Dot("ts").Dot("swib").Op("==").Nil().Op("||").Id("F").Op("!=").Lit(F).Op("||").Id("N").Op("<").Lit(1)).Block(
+			Qual(kernelsPkg, "SwiGLURowsBackward").Call(Id("dgu"), Id("dout"), Id("gu"), Id("N"), Id("F")),
+			Return(),
+		),
+		Id("_").Op("=").Id("dgu").Index(Id("N").Op("*").Lit(2*F).Op("-").Lit(1)),
+		Id("_").Op("=").Id("dout").Index(Id("N").Op("*").Lit(F).Op("-").Lit(1)),
+		Id("_").Op("=").Id("gu").Index(Id("N").Op("*").Lit(2*F).Op("-").Lit(1)),
+		Id("o").Dot("ts").Dot("swib").Call(Op("&").Id("dgu").Index(Lit(0)), Op("&").Id("dout").Index(Lit(0)), Op("&").Id("gu").Index(Lit(0)), Id("N")),
 	)
 }
 

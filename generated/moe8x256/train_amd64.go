@@ -21,6 +21,8 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:  mmpack_768x256_avx2,
 			packW:  16,
 			smax:   softmax_512_avx2,
+			swi:    swiglu_256_avx2,
+			swib:   swiglub_256_avx2,
 		}, true
 	case "avx512":
 		return trainSet{
@@ -36,6 +38,8 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:  mmpack_768x256_avx512,
 			packW:  48,
 			smax:   softmax_512_avx512,
+			swi:    swiglu_256_avx512,
+			swib:   swiglub_256_avx512,
 		}, true
 	}
 	return trainSet{}, false

@@ -38,6 +38,10 @@ type TrainOps struct {
 	AttentionSeqBackward func(dq, dk, dv, dOut, att, q, k, v, dp []float32, T, hd, stride, outStride int, causal bool)
 	// SoftmaxCrossEntropy is kernels.SoftmaxCrossEntropy, on one thread.
 	SoftmaxCrossEntropy func(logits []float32, targets []int32, N, V int) (float64, int)
+	// SwiGLU and SwiGLUBackward are kernels.SwiGLURows and
+	// SwiGLURowsBackward (of the dense FFN), on one thread.
+	SwiGLU         func(out, gateUp []float32, N, F int)
+	SwiGLUBackward func(dGateUp, dOut, gateUp []float32, N, F int)
 }
 
 // NewTrainerOps is NewTrainer with the operations of ops.
@@ -59,6 +63,12 @@ func (m *Model) NewTrainerOps(B, T int, ops TrainOps) (model.Trainer, error) {
 	}
 	if ops.SoftmaxCrossEntropy == nil {
 		ops.SoftmaxCrossEntropy = kernels.SoftmaxCrossEntropy
+	}
+	if ops.SwiGLU == nil {
+		ops.SwiGLU = kernels.SwiGLURows
+	}
+	if ops.SwiGLUBackward == nil {
+		ops.SwiGLUBackward = kernels.SwiGLURowsBackward
 	}
 	s := &m.p.Spec
 	if B < 1 || T < 1 {
@@ -238,7 +248,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 		}
 		tr.mm.MatMul(a.gu, a.xn2, w.wgu, N, d, 2*f)
 		rows(N, 2*f, func(lo, hi int) {
-			kernels.SwiGLURows(a.h[lo*f:], a.gu[lo*2*f:], hi-lo, f)
+			tr.mm.SwiGLU(a.h[lo*f:], a.gu[lo*2*f:], hi-lo, f)
 		})
 		tr.mm.MatMul(next, a.h, w.wdown, N, f, d)
 		kernels.Add(next[:N*d], a.xMid[:N*d])
@@ -372,7 +382,7 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 			dgu := tr.dgu[:N*2*f]
 			clear(dgu)
 			rows(N, 2*f, func(lo, hi int) {
-				kernels.SwiGLURowsBackward(dgu[lo*2*f:], dh[lo*f:], a.gu[lo*2*f:], hi-lo, f)
+				tr.mm.SwiGLUBackward(dgu[lo*2*f:], dh[lo*f:], a.gu[lo*2*f:], hi-lo, f)
 			})
 			clear(dxn)
 			tr.mm.BackwardWeight(gw.wgu, dgu, a.xn2, N, d, 2*f)

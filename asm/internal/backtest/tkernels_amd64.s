@@ -6653,3 +6653,933 @@ l1l343:
 ldone344:
 	VZEROUPPER
 	RET
+
+// func swiglu_16_avx2(out *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglu_16_avx2(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone348
+
+l1l347:
+	XORQ BX, BX
+	MOVQ $0x00000002, SI
+
+sw349:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       64(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x20, BX
+	DECQ         SI
+	JNE          sw349
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000040, AX
+	DECQ         DX
+	JNE          l1l347
+
+ldone348:
+	VZEROUPPER
+	RET
+
+DATA minus1<>+0(SB)/4, $0xbf800000
+DATA minus1<>+4(SB)/4, $0xbf800000
+DATA minus1<>+8(SB)/4, $0xbf800000
+DATA minus1<>+12(SB)/4, $0xbf800000
+DATA minus1<>+16(SB)/4, $0xbf800000
+DATA minus1<>+20(SB)/4, $0xbf800000
+DATA minus1<>+24(SB)/4, $0xbf800000
+DATA minus1<>+28(SB)/4, $0xbf800000
+DATA minus1<>+32(SB)/4, $0xbf800000
+DATA minus1<>+36(SB)/4, $0xbf800000
+DATA minus1<>+40(SB)/4, $0xbf800000
+DATA minus1<>+44(SB)/4, $0xbf800000
+DATA minus1<>+48(SB)/4, $0xbf800000
+DATA minus1<>+52(SB)/4, $0xbf800000
+DATA minus1<>+56(SB)/4, $0xbf800000
+DATA minus1<>+60(SB)/4, $0xbf800000
+GLOBL minus1<>(SB), RODATA|NOPTR, $64
+
+// func swiglu_16_avx512(out *float32, gu *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·swiglu_16_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone353
+
+l1l352:
+	XORQ BX, BX
+	MOVQ $0x00000001, SI
+
+sw354:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       64(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x40, BX
+	DECQ         SI
+	JNE          sw354
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000040, AX
+	DECQ         DX
+	JNE          l1l352
+
+ldone353:
+	VZEROUPPER
+	RET
+
+// func swiglu_24_avx2(out *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglu_24_avx2(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone358
+
+l1l357:
+	XORQ BX, BX
+	MOVQ $0x00000003, SI
+
+sw359:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       96(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x20, BX
+	DECQ         SI
+	JNE          sw359
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000060, AX
+	DECQ         DX
+	JNE          l1l357
+
+ldone358:
+	VZEROUPPER
+	RET
+
+// func swiglu_24_avx512(out *float32, gu *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·swiglu_24_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone363
+
+l1l362:
+	XORQ BX, BX
+	MOVQ $0x00000003, SI
+
+sw364:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       96(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x20, BX
+	DECQ         SI
+	JNE          sw364
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x00000060, AX
+	DECQ         DX
+	JNE          l1l362
+
+ldone363:
+	VZEROUPPER
+	RET
+
+// func swiglu_768_avx2(out *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglu_768_avx2(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone368
+
+l1l367:
+	XORQ BX, BX
+	MOVQ $0x00000060, SI
+
+sw369:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       3072(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x20, BX
+	DECQ         SI
+	JNE          sw369
+	ADDQ         $0x00001800, CX
+	ADDQ         $0x00000c00, AX
+	DECQ         DX
+	JNE          l1l367
+
+ldone368:
+	VZEROUPPER
+	RET
+
+// func swiglu_768_avx512(out *float32, gu *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·swiglu_768_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone373
+
+l1l372:
+	XORQ BX, BX
+	MOVQ $0x00000030, SI
+
+sw374:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       3072(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x40, BX
+	DECQ         SI
+	JNE          sw374
+	ADDQ         $0x00001800, CX
+	ADDQ         $0x00000c00, AX
+	DECQ         DX
+	JNE          l1l372
+
+ldone373:
+	VZEROUPPER
+	RET
+
+// func swiglu_8_avx2(out *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglu_8_avx2(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone378
+
+l1l377:
+	XORQ BX, BX
+	MOVQ $0x00000001, SI
+
+sw379:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       32(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x20, BX
+	DECQ         SI
+	JNE          sw379
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000020, AX
+	DECQ         DX
+	JNE          l1l377
+
+ldone378:
+	VZEROUPPER
+	RET
+
+// func swiglu_8_avx512(out *float32, gu *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·swiglu_8_avx512(SB), NOSPLIT, $0-24
+	MOVQ  out+0(FP), AX
+	MOVQ  gu+8(FP), CX
+	MOVQ  n+16(FP), DX
+	TESTQ DX, DX
+	JLE   ldone383
+
+l1l382:
+	XORQ BX, BX
+	MOVQ $0x00000001, SI
+
+sw384:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       32(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x20, BX
+	DECQ         SI
+	JNE          sw384
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000020, AX
+	DECQ         DX
+	JNE          l1l382
+
+ldone383:
+	VZEROUPPER
+	RET
+
+// func swiglub_16_avx2(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglub_16_avx2(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone388
+
+l1l387:
+	XORQ SI, SI
+	MOVQ $0x00000002, DI
+
+sw389:
+	VMOVUPS      (DX)(SI*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VMOVUPS      one<>+0(SB), Y2
+	VDIVPS       Y1, Y2, Y2
+	VMULPS       (CX)(SI*1), Y2, Y1
+	VMOVUPS      64(AX)(SI*1), Y3
+	VFMADD231PS  Y1, Y0, Y3
+	VMOVUPS      Y3, 64(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD213PS  one<>+0(SB), Y0, Y3
+	VMULPS       64(DX)(SI*1), Y1, Y1
+	VMOVUPS      (AX)(SI*1), Y0
+	VFMADD231PS  Y1, Y3, Y0
+	VMOVUPS      Y0, (AX)(SI*1)
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNE          sw389
+	ADDQ         $0x00000080, DX
+	ADDQ         $0x00000080, AX
+	ADDQ         $0x00000040, CX
+	DECQ         BX
+	JNE          l1l387
+
+ldone388:
+	VZEROUPPER
+	RET
+
+// func swiglub_16_avx512(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·swiglub_16_avx512(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone393
+
+l1l392:
+	XORQ SI, SI
+	MOVQ $0x00000001, DI
+
+sw394:
+	VMOVUPS      (DX)(SI*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VMOVUPS      one<>+0(SB), Z2
+	VDIVPS       Z1, Z2, Z2
+	VMULPS       (CX)(SI*1), Z2, Z1
+	VMOVUPS      64(AX)(SI*1), Z3
+	VFMADD231PS  Z1, Z0, Z3
+	VMOVUPS      Z3, 64(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Z3
+	VSUBPS       Z2, Z3, Z3
+	VFMADD213PS  one<>+0(SB), Z0, Z3
+	VMULPS       64(DX)(SI*1), Z1, Z1
+	VMOVUPS      (AX)(SI*1), Z0
+	VFMADD231PS  Z1, Z3, Z0
+	VMOVUPS      Z0, (AX)(SI*1)
+	ADDQ         $0x40, SI
+	DECQ         DI
+	JNE          sw394
+	ADDQ         $0x00000080, DX
+	ADDQ         $0x00000080, AX
+	ADDQ         $0x00000040, CX
+	DECQ         BX
+	JNE          l1l392
+
+ldone393:
+	VZEROUPPER
+	RET
+
+// func swiglub_24_avx2(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglub_24_avx2(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone398
+
+l1l397:
+	XORQ SI, SI
+	MOVQ $0x00000003, DI
+
+sw399:
+	VMOVUPS      (DX)(SI*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VMOVUPS      one<>+0(SB), Y2
+	VDIVPS       Y1, Y2, Y2
+	VMULPS       (CX)(SI*1), Y2, Y1
+	VMOVUPS      96(AX)(SI*1), Y3
+	VFMADD231PS  Y1, Y0, Y3
+	VMOVUPS      Y3, 96(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD213PS  one<>+0(SB), Y0, Y3
+	VMULPS       96(DX)(SI*1), Y1, Y1
+	VMOVUPS      (AX)(SI*1), Y0
+	VFMADD231PS  Y1, Y3, Y0
+	VMOVUPS      Y0, (AX)(SI*1)
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNE          sw399
+	ADDQ         $0x000000c0, DX
+	ADDQ         $0x000000c0, AX
+	ADDQ         $0x00000060, CX
+	DECQ         BX
+	JNE          l1l397
+
+ldone398:
+	VZEROUPPER
+	RET
+
+// func swiglub_24_avx512(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·swiglub_24_avx512(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone403
+
+l1l402:
+	XORQ SI, SI
+	MOVQ $0x00000003, DI
+
+sw404:
+	VMOVUPS      (DX)(SI*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VMOVUPS      one<>+0(SB), Y2
+	VDIVPS       Y1, Y2, Y2
+	VMULPS       (CX)(SI*1), Y2, Y1
+	VMOVUPS      96(AX)(SI*1), Y3
+	VFMADD231PS  Y1, Y0, Y3
+	VMOVUPS      Y3, 96(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD213PS  one<>+0(SB), Y0, Y3
+	VMULPS       96(DX)(SI*1), Y1, Y1
+	VMOVUPS      (AX)(SI*1), Y0
+	VFMADD231PS  Y1, Y3, Y0
+	VMOVUPS      Y0, (AX)(SI*1)
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNE          sw404
+	ADDQ         $0x000000c0, DX
+	ADDQ         $0x000000c0, AX
+	ADDQ         $0x00000060, CX
+	DECQ         BX
+	JNE          l1l402
+
+ldone403:
+	VZEROUPPER
+	RET
+
+// func swiglub_768_avx2(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglub_768_avx2(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone408
+
+l1l407:
+	XORQ SI, SI
+	MOVQ $0x00000060, DI
+
+sw409:
+	VMOVUPS      (DX)(SI*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VMOVUPS      one<>+0(SB), Y2
+	VDIVPS       Y1, Y2, Y2
+	VMULPS       (CX)(SI*1), Y2, Y1
+	VMOVUPS      3072(AX)(SI*1), Y3
+	VFMADD231PS  Y1, Y0, Y3
+	VMOVUPS      Y3, 3072(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD213PS  one<>+0(SB), Y0, Y3
+	VMULPS       3072(DX)(SI*1), Y1, Y1
+	VMOVUPS      (AX)(SI*1), Y0
+	VFMADD231PS  Y1, Y3, Y0
+	VMOVUPS      Y0, (AX)(SI*1)
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNE          sw409
+	ADDQ         $0x00001800, DX
+	ADDQ         $0x00001800, AX
+	ADDQ         $0x00000c00, CX
+	DECQ         BX
+	JNE          l1l407
+
+ldone408:
+	VZEROUPPER
+	RET
+
+// func swiglub_768_avx512(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·swiglub_768_avx512(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone413
+
+l1l412:
+	XORQ SI, SI
+	MOVQ $0x00000030, DI
+
+sw414:
+	VMOVUPS      (DX)(SI*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VMOVUPS      one<>+0(SB), Z2
+	VDIVPS       Z1, Z2, Z2
+	VMULPS       (CX)(SI*1), Z2, Z1
+	VMOVUPS      3072(AX)(SI*1), Z3
+	VFMADD231PS  Z1, Z0, Z3
+	VMOVUPS      Z3, 3072(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Z3
+	VSUBPS       Z2, Z3, Z3
+	VFMADD213PS  one<>+0(SB), Z0, Z3
+	VMULPS       3072(DX)(SI*1), Z1, Z1
+	VMOVUPS      (AX)(SI*1), Z0
+	VFMADD231PS  Z1, Z3, Z0
+	VMOVUPS      Z0, (AX)(SI*1)
+	ADDQ         $0x40, SI
+	DECQ         DI
+	JNE          sw414
+	ADDQ         $0x00001800, DX
+	ADDQ         $0x00001800, AX
+	ADDQ         $0x00000c00, CX
+	DECQ         BX
+	JNE          l1l412
+
+ldone413:
+	VZEROUPPER
+	RET
+
+// func swiglub_8_avx2(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglub_8_avx2(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone418
+
+l1l417:
+	XORQ SI, SI
+	MOVQ $0x00000001, DI
+
+sw419:
+	VMOVUPS      (DX)(SI*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VMOVUPS      one<>+0(SB), Y2
+	VDIVPS       Y1, Y2, Y2
+	VMULPS       (CX)(SI*1), Y2, Y1
+	VMOVUPS      32(AX)(SI*1), Y3
+	VFMADD231PS  Y1, Y0, Y3
+	VMOVUPS      Y3, 32(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD213PS  one<>+0(SB), Y0, Y3
+	VMULPS       32(DX)(SI*1), Y1, Y1
+	VMOVUPS      (AX)(SI*1), Y0
+	VFMADD231PS  Y1, Y3, Y0
+	VMOVUPS      Y0, (AX)(SI*1)
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNE          sw419
+	ADDQ         $0x00000040, DX
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000020, CX
+	DECQ         BX
+	JNE          l1l417
+
+ldone418:
+	VZEROUPPER
+	RET
+
+// func swiglub_8_avx512(dgu *float32, dout *float32, gu *float32, n int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·swiglub_8_avx512(SB), NOSPLIT, $0-32
+	MOVQ  dgu+0(FP), AX
+	MOVQ  dout+8(FP), CX
+	MOVQ  gu+16(FP), DX
+	MOVQ  n+24(FP), BX
+	TESTQ BX, BX
+	JLE   ldone423
+
+l1l422:
+	XORQ SI, SI
+	MOVQ $0x00000001, DI
+
+sw424:
+	VMOVUPS      (DX)(SI*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VRNDSCALEPS  $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VMOVUPS      one<>+0(SB), Y2
+	VDIVPS       Y1, Y2, Y2
+	VMULPS       (CX)(SI*1), Y2, Y1
+	VMOVUPS      32(AX)(SI*1), Y3
+	VFMADD231PS  Y1, Y0, Y3
+	VMOVUPS      Y3, 32(AX)(SI*1)
+	VMOVUPS      one<>+0(SB), Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD213PS  one<>+0(SB), Y0, Y3
+	VMULPS       32(DX)(SI*1), Y1, Y1
+	VMOVUPS      (AX)(SI*1), Y0
+	VFMADD231PS  Y1, Y3, Y0
+	VMOVUPS      Y0, (AX)(SI*1)
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNE          sw424
+	ADDQ         $0x00000040, DX
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000020, CX
+	DECQ         BX
+	JNE          l1l422
+
+ldone423:
+	VZEROUPPER
+	RET

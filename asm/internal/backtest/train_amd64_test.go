@@ -28,7 +28,13 @@ func TestTrainKernels(t *testing.T) {
 			if !k.Supported() {
 				continue
 			}
-			if k.Op == asm.TMatMulP {
+			if k.Op == asm.TSwiGLU || k.Op == asm.TSwiGLUBack {
+				fw, fb := amd64SwiGLU[k.Name()], amd64SwiGLUBack[k.Name()]
+				if fw == nil && fb == nil {
+					t.Fatalf("%s: not generated", k.Name())
+				}
+				testSwiGLU(t, k, fw, fb)
+			} else if k.Op == asm.TMatMulP {
 				fn := amd64MMPack[k.Name()]
 				if fn == nil {
 					t.Fatalf("%s: not generated", k.Name())
@@ -202,5 +208,51 @@ func testMMPack(t *testing.T, k asm.TKernel, fn mmpackfunc) {
 		}
 		fn(&out[0], &wp[0], &x[0], n)
 		check(t, k.Name(), out, want, abs)
+	}
+}
+
+func testSwiGLU(t *testing.T, k asm.TKernel, fw swiglufunc, fb swiglubfunc) {
+	F := k.FFN
+	r := rand.New(rand.NewPCG(uint64(F), 3))
+	for _, n := range []int{0, 1, 3} {
+		gu := randSlice(r, max(n, 1)*2*F)
+		for i := range gu {
+			gu[i] *= 4 // gates well into both tails of σ
+		}
+		if n > 0 {
+			gu[0], gu[1] = -100, 100
+		}
+		sig := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+		if fw != nil {
+			out := append(randSlice(r, n*F), canary)
+			want, abs := make([]float64, n*F), make([]float64, n*F)
+			for tt := 0; tt < n; tt++ {
+				for i := 0; i < F; i++ {
+					g, u := float64(gu[tt*2*F+i]), float64(gu[tt*2*F+F+i])
+					want[tt*F+i] = g * sig(g) * u
+					abs[tt*F+i] = math.Abs(want[tt*F+i]) * 10
+				}
+			}
+			fw(&out[0], &gu[0], n)
+			check(t, k.Name(), out, want, abs)
+			continue
+		}
+		dout := randSlice(r, max(n, 1)*F)
+		dgu := append(randSlice(r, n*2*F), canary)
+		want, abs := make([]float64, n*2*F), make([]float64, n*2*F)
+		for tt := 0; tt < n; tt++ {
+			for i := 0; i < F; i++ {
+				g, u, d := float64(gu[tt*2*F+i]), float64(gu[tt*2*F+F+i]), float64(dout[tt*F+i])
+				s := sig(g)
+				a := d * u * s * (1 + g*(1-s))
+				b := d * g * s
+				want[tt*2*F+i] = float64(dgu[tt*2*F+i]) + a
+				want[tt*2*F+F+i] = float64(dgu[tt*2*F+F+i]) + b
+				abs[tt*2*F+i] = math.Abs(float64(dgu[tt*2*F+i])) + 10*math.Abs(d*u*s)*(1+math.Abs(g))
+				abs[tt*2*F+F+i] = math.Abs(float64(dgu[tt*2*F+F+i])) + 10*math.Abs(b)
+			}
+		}
+		fb(&dgu[0], &dout[0], &gu[0], n)
+		check(t, k.Name(), dgu, want, abs)
 	}
 }

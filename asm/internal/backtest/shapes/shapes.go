@@ -36,6 +36,8 @@ func Kernels(isa asm.ISA) []asm.BKernel {
 var (
 	Vocabs = []int{8, 16, 24, 48, 520, 32000}
 	Heads  = [][2]int{{8, 24}, {16, 40}, {32, 96}, {48, 864}, {64, 64}}
+	// FFNs are the SwiGLU widths.
+	FFNs = []int{8, 16, 24, 768}
 	// PackShapes are the packed forward products' (R, C).
 	PackShapes = [][2]int{{1, 1}, {5, 7}, {16, 3}, {48, 16}, {100, 33}, {97, 288}, {200, 20}, {700, 288}}
 )
@@ -48,6 +50,9 @@ func TKernels(isa asm.ISA) []asm.TKernel {
 	}
 	for _, h := range Heads {
 		ks = append(ks, asm.TKernel{Op: asm.TAttBwd, ISA: isa, HeadDim: h[0], Stride: h[1]})
+	}
+	for _, f := range FFNs {
+		ks = append(ks, asm.TKernel{Op: asm.TSwiGLU, ISA: isa, FFN: f}, asm.TKernel{Op: asm.TSwiGLUBack, ISA: isa, FFN: f})
 	}
 	for _, s := range PackShapes {
 		ks = append(ks, asm.TKernel{Op: asm.TMatMulP, ISA: isa, Rows: s[0], Cols: s[1]})
@@ -151,6 +156,18 @@ func writeTTable(path string, ks []asm.TKernel) error {
 	b.WriteString("}\n\nvar amd64MMPack = map[string]mmpackfunc{\n")
 	for _, k := range ks {
 		if k.Op == asm.TMatMulP {
+			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
+		}
+	}
+	b.WriteString("}\n\nvar amd64SwiGLU = map[string]swiglufunc{\n")
+	for _, k := range ks {
+		if k.Op == asm.TSwiGLU {
+			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
+		}
+	}
+	b.WriteString("}\n\nvar amd64SwiGLUBack = map[string]swiglubfunc{\n")
+	for _, k := range ks {
+		if k.Op == asm.TSwiGLUBack {
 			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
 		}
 	}
