@@ -1186,6 +1186,9 @@ func (g *amd) groupAttention(k Kernel) {
 	c.MOVQ(kp, kq)
 	c.MOVQ(att, aq)
 	c.MOVQ(g.param("t"), cnt)
+	if hd == 8 && g.isa == AVX512 {
+		g.scores8x8(q, kq, aq, cnt, S, G, scale, ms, attAt)
+	}
 	s4, s1, s1l, sdone := g.newLabel("gscore4_"), g.newLabel("gscore1_"), g.newLabel("gscore1l"), g.newLabel("gscoredone")
 	c.CMPQ(cnt, operand.U8(4))
 	c.JL(operand.LabelRef(s1))
@@ -1222,8 +1225,15 @@ func (g *amd) groupAttention(k Kernel) {
 	c.Label(sdone)
 
 	// Pass 2, per head: att[j] = e^(att[j]-max) and their sum; ivs[h] = 1/sum.
+	// The scores are a row of their own: AVX-512 takes 16 at a time even
+	// when the head itself runs on YMM.
 	ivs := make([]reg.VecVirtual, G)
+	headLanes := g.lanes
 	for h := 0; h < G; h++ {
+		if g.isa == AVX512 {
+			g.lanes = 16
+		}
+		L := g.lanes
 		g.hmax(ms[h])
 		mv := g.vec()
 		c.VBROADCASTSS(ms[h], mv)
@@ -1282,6 +1292,7 @@ func (g *amd) groupAttention(k Kernel) {
 		}
 		c.Label(edone)
 		s := g.reduce1(sum)
+		g.lanes = headLanes
 		one := c.XMM()
 		c.VMOVSS(g.f32("one", 1), one)
 		c.VDIVSS(s, one, one)
@@ -1372,4 +1383,72 @@ func (g *amd) groupAttention(k Kernel) {
 	c.ADDQ(operand.U32(G*hd*4), out)
 	c.DECQ(heads)
 	c.JNE(operand.LabelRef(kvl))
+}
+
+// scores8x8 scores heads of 8 floats eight positions at a time with ZMM:
+// keys j+i and j+4+i share a register, every query head of the group is
+// duplicated into both halves of one, and the products of four such
+// registers reduce in one reduce4-like tree (per 128-bit lane the same adds
+// in the same order as attention's, so the scores are the same bits). It
+// leaves fewer than 8 positions for the caller's loops and folds its
+// maxima into ms.
+func (g *amd) scores8x8(q, kq, aq, cnt reg.GPVirtual, S, G int, scale operand.Mem, ms []reg.VecVirtual, attAt func(reg.Register, int, int) operand.Mem) {
+	c := g.c
+	qq := make([]reg.VecVirtual, G)
+	my := make([]reg.VecVirtual, G)
+	for h := range qq {
+		qq[h] = c.ZMM()
+		c.VBROADCASTF32X8(mem(q, h*8*4), qq[h])
+		my[h] = c.YMM()
+		c.VMOVUPS(g.constant("neginf", 0xff800000), my[h])
+	}
+	l8, fold := g.newLabel("gscore8_"), g.newLabel("gscore8done")
+	c.CMPQ(cnt, operand.U8(8))
+	c.JL(operand.LabelRef(fold))
+	c.Label(l8)
+	var z [4]reg.VecVirtual
+	for i := range z {
+		z[i] = c.ZMM()
+		c.VMOVUPS(mem(kq, i*S*4), z[i].AsY())
+		c.VINSERTF32X8(operand.U8(1), mem(kq, (4+i)*S*4), z[i], z[i])
+	}
+	for h := 0; h < G; h++ {
+		var p [4]reg.VecVirtual
+		for i := range p {
+			p[i] = c.ZMM()
+			c.VMULPS(qq[h], z[i], p[i])
+		}
+		u0, u1, u2, u3 := c.ZMM(), c.ZMM(), c.ZMM(), c.ZMM()
+		c.VUNPCKLPS(p[1], p[0], u0)
+		c.VUNPCKHPS(p[1], p[0], u1)
+		c.VADDPS(u1, u0, u0)
+		c.VUNPCKLPS(p[3], p[2], u2)
+		c.VUNPCKHPS(p[3], p[2], u3)
+		c.VADDPS(u3, u2, u2)
+		lo, hi := c.ZMM(), c.ZMM()
+		c.VUNPCKLPD(u2, u0, lo)
+		c.VUNPCKHPD(u2, u0, hi)
+		c.VADDPS(hi, lo, lo)
+		// Lanes 0+1 are positions j..j+3, lanes 2+3 positions j+4..j+7.
+		sw := c.ZMM()
+		c.VSHUFF32X4(operand.U8(0xb1), lo, lo, sw)
+		c.VADDPS(sw, lo, lo)
+		x := c.ZMM()
+		c.VSHUFF32X4(operand.U8(0x08), lo, lo, x)
+		c.VMULPS(scale, x.AsY(), x.AsY())
+		c.VMOVUPS(x.AsY(), attAt(aq, h, 0))
+		c.VMAXPS(x.AsY(), my[h], my[h])
+	}
+	c.ADDQ(operand.U32(8*S*4), kq)
+	c.ADDQ(operand.U8(32), aq)
+	c.SUBQ(operand.U8(8), cnt)
+	c.CMPQ(cnt, operand.U8(8))
+	c.JGE(operand.LabelRef(l8))
+	c.Label(fold)
+	for h := 0; h < G; h++ {
+		t := c.XMM()
+		c.VEXTRACTF32X4(operand.U8(1), my[h], t)
+		c.VMAXPS(t, ms[h], ms[h])
+		c.VMAXPS(my[h].AsX(), ms[h], ms[h])
+	}
 }

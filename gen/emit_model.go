@@ -111,6 +111,8 @@ func emitModel(p *Plan) *File {
 		Id("p").Op("*").Qual(modelPkg, "Params"),
 		Id("w").Op("*").Id("weights"),
 		Id("freqs").Index(Lit(hd/2)).Float32(),
+		// rot holds every position's rotation: cos in [0], sin in [1].
+		Id("rot").Op("*").Index(Lit(s.MaxSeq)).Index(Lit(2)).Index(Lit(hd/2)).Float32(),
 		// One batched pass at a time: they share the batch scratch.
 		Id("mu").Qual("sync", "Mutex"),
 		Id("b").Op("*").Id("batch"),
@@ -127,6 +129,14 @@ func emitModel(p *Plan) *File {
 			Id("w"): Parens(Op("*").Id("weights")).Parens(Qual("unsafe", "Pointer").Parens(Qual("unsafe", "SliceData").Call(Id("p").Dot("Data")))),
 		}),
 		Copy(Id("m").Dot("freqs").Index(Op(":")), Qual(kernelsPkg, "RoPEFreqs").Call(Id("HeadDim"), Lit(s.RopeTheta))),
+		Id("m").Dot("rot").Op("=").New(Index(Lit(s.MaxSeq)).Index(Lit(2)).Index(Lit(hd/2)).Float32()),
+		For(Id("pos").Op(":=").Range().Id("m").Dot("rot")).Block(
+			For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("m").Dot("freqs")).Block(
+				Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("fr")),
+				Id("m").Dot("rot").Index(Id("pos")).Index(Lit(0)).Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
+				Id("m").Dot("rot").Index(Id("pos")).Index(Lit(1)).Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
+			),
+		),
 		quantBind(p),
 		Return(Id("m"), Nil()),
 	)
@@ -215,13 +225,10 @@ func emitModel(p *Plan) *File {
 			Return(Id("s").Dot("logits").Index(Op(":"))),
 		)
 	}
-	file.Comment("ropeTables fills the rotation tables for position pos.")
+	file.Comment("ropeTables fills the rotation tables for position pos (from the table New made).")
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("ropeTables").Params(Id("pos").Int(), List(Id("cos"), Id("sin")).Op("*").Index(Lit(hd/2)).Float32()).Block(
-		For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("m").Dot("freqs")).Block(
-			Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("fr")),
-			Id("cos").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
-			Id("sin").Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
-		),
+		Id("r").Op(":=").Op("&").Id("m").Dot("rot").Index(Id("pos")),
+		Op("*").Id("cos").Op(",").Op("*").Id("sin").Op("=").Id("r").Index(Lit(0)).Op(",").Id("r").Index(Lit(1)),
 	)
 
 	file.Comment("PrefillBatch is the most tokens one batched pass takes.")

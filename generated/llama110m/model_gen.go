@@ -106,6 +106,7 @@ type Model struct {
 	p     *model.Params
 	w     *weights
 	freqs [32]float32
+	rot   *[1024][2][32]float32
 	mu    sync.Mutex
 	b     *batch
 }
@@ -123,6 +124,14 @@ func New(p *model.Params) (model.Model, error) {
 		w: (*weights)(unsafe.Pointer(unsafe.SliceData(p.Data))),
 	}
 	copy(m.freqs[:], kernels.RoPEFreqs(HeadDim, 10000.0))
+	m.rot = new([1024][2][32]float32)
+	for pos := range m.rot {
+		for i, fr := range m.freqs {
+			v := float64(float32(pos) * fr)
+			m.rot[pos][0][i] = float32(math.Cos(v))
+			m.rot[pos][1][i] = float32(math.Sin(v))
+		}
+	}
 	return m, nil
 }
 func (m *Model) Spec() *model.Spec {
@@ -229,13 +238,10 @@ func (s *Session) Forward(token, pos int) []float32 {
 	return s.logits[:]
 }
 
-// ropeTables fills the rotation tables for position pos.
+// ropeTables fills the rotation tables for position pos (from the table New made).
 func (m *Model) ropeTables(pos int, cos, sin *[32]float32) {
-	for i, fr := range m.freqs {
-		v := float64(float32(pos) * fr)
-		cos[i] = float32(math.Cos(v))
-		sin[i] = float32(math.Sin(v))
-	}
+	r := &m.rot[pos]
+	*cos, *sin = r[0], r[1]
 }
 
 // PrefillBatch is the most tokens one batched pass takes.

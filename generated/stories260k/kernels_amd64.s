@@ -1463,7 +1463,7 @@ gwsumdone59:
 	RET
 
 // func gattention_8_32_4x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512DQ, AVX512F, AVX512VL, FMA3
 TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), AX
 	MOVQ q+8(FP), CX
@@ -1475,17 +1475,84 @@ TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
 	MOVQ $0x00000004, R8
 
 kvhead60:
-	VMOVUPS (CX), Y0
-	VMOVUPS 32(CX), Y1
-	VMOVUPS neginf<>+0(SB), X2
-	VMOVUPS neginf<>+0(SB), X3
-	MOVQ    DX, R9
-	MOVQ    SI, R10
-	MOVQ    t+40(FP), R11
-	CMPQ    R11, $0x04
-	JL      gscore1_62
+	VMOVUPS         (CX), Y0
+	VMOVUPS         32(CX), Y1
+	VMOVUPS         neginf<>+0(SB), X2
+	VMOVUPS         neginf<>+0(SB), X3
+	MOVQ            DX, R9
+	MOVQ            SI, R10
+	MOVQ            t+40(FP), R11
+	VBROADCASTF32X8 (CX), Z4
+	VMOVUPS         neginf<>+0(SB), Y5
+	VBROADCASTF32X8 32(CX), Z6
+	VMOVUPS         neginf<>+0(SB), Y7
+	CMPQ            R11, $0x08
+	JL              gscore8done62
 
-gscore4_61:
+gscore8_61:
+	VMOVUPS      (R9), Y8
+	VINSERTF32X8 $0x01, 512(R9), Z8, Z8
+	VMOVUPS      128(R9), Y9
+	VINSERTF32X8 $0x01, 640(R9), Z9, Z9
+	VMOVUPS      256(R9), Y10
+	VINSERTF32X8 $0x01, 768(R9), Z10, Z10
+	VMOVUPS      384(R9), Y11
+	VINSERTF32X8 $0x01, 896(R9), Z11, Z11
+	VMULPS       Z4, Z8, Z12
+	VMULPS       Z4, Z9, Z13
+	VMULPS       Z4, Z10, Z14
+	VMULPS       Z4, Z11, Z15
+	VUNPCKLPS    Z13, Z12, Z16
+	VUNPCKHPS    Z13, Z12, Z12
+	VADDPS       Z12, Z16, Z16
+	VUNPCKLPS    Z15, Z14, Z12
+	VUNPCKHPS    Z15, Z14, Z13
+	VADDPS       Z13, Z12, Z12
+	VUNPCKLPD    Z12, Z16, Z13
+	VUNPCKHPD    Z12, Z16, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0xb1, Z13, Z13, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0x08, Z13, Z13, Z12
+	VMULPS       rsqrt8<>+0(SB), Y12, Y12
+	VMOVUPS      Y12, (R10)
+	VMAXPS       Y12, Y5, Y5
+	VMULPS       Z6, Z8, Z12
+	VMULPS       Z6, Z9, Z13
+	VMULPS       Z6, Z10, Z14
+	VMULPS       Z6, Z11, Z15
+	VUNPCKLPS    Z13, Z12, Z16
+	VUNPCKHPS    Z13, Z12, Z12
+	VADDPS       Z12, Z16, Z16
+	VUNPCKLPS    Z15, Z14, Z12
+	VUNPCKHPS    Z15, Z14, Z13
+	VADDPS       Z13, Z12, Z12
+	VUNPCKLPD    Z12, Z16, Z13
+	VUNPCKHPD    Z12, Z16, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0xb1, Z13, Z13, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0x08, Z13, Z13, Z12
+	VMULPS       rsqrt8<>+0(SB), Y12, Y12
+	VMOVUPS      Y12, (R10)(DI*1)
+	VMAXPS       Y12, Y7, Y7
+	ADDQ         $0x00000400, R9
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gscore8_61
+
+gscore8done62:
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VMAXPS        X4, X2, X2
+	VMAXPS        X5, X2, X2
+	VEXTRACTF32X4 $0x01, Y7, X4
+	VMAXPS        X4, X3, X3
+	VMAXPS        X7, X3, X3
+	CMPQ          R11, $0x04
+	JL            gscore1_64
+
+gscore4_63:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, Y4
 	VMOVUPS       zero<>+0(SB), Y5
@@ -1534,13 +1601,13 @@ gscore4_61:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_61
+	JGE           gscore4_63
 
-gscore1_62:
+gscore1_64:
 	TESTQ R11, R11
-	JE    gscoredone64
+	JE    gscoredone66
 
-gscore1l63:
+gscore1l65:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, Y4
 	VEXTRACTF32X4 $0x01, Y4, X5
@@ -1566,79 +1633,163 @@ gscore1l63:
 	ADDQ          $0x00000080, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l63
+	JNE           gscore1l65
 
-gscoredone64:
+gscoredone66:
 	VPERMILPS    $0x4e, X2, X0
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
 	VMAXPS       X0, X2, X2
-	VBROADCASTSS X2, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
-	JL           gexptail65
+	CMPQ         R11, $0x10
+	JL           gexptail67
 
-gexp66:
-	VMOVUPS      (R10), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
-	VMULPS       Y2, Y2, Y6
-	VFMADD213PS  Y2, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y2
-	VMOVUPS      Y2, (R10)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp66
+gexp68:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z5
+	VMULPS       Z2, Z2, Z6
+	VFMADD213PS  Z2, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp68
 
-gexptail65:
+gexptail67:
 	TESTQ        R11, R11
-	JE           gexpdone67
+	JE           gexpdone69
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y4, Y2
-	VMOVUPS      Y2, K1, (R10)
-	VADDPS       Y2, Y1, K1, Y1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z4, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone67:
+gexpdone69:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y6
+	VPERMILPS     $0x4e, X3, X0
+	VMAXPS        X0, X3, X3
+	VPERMILPS     $0xb1, X3, X0
+	VMAXPS        X0, X3, X3
+	VBROADCASTSS  X3, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*1), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x10
+	JL            gexptail70
+
+gexp71:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp71
+
+gexptail70:
+	TESTQ        R11, R11
+	JE           gexpdone72
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone72:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -1648,91 +1799,11 @@ gexpdone67:
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
 	VBROADCASTSS  X1, Y0
-	VPERMILPS     $0x4e, X3, X1
-	VMAXPS        X1, X3, X3
-	VPERMILPS     $0xb1, X3, X1
-	VMAXPS        X1, X3, X3
-	VBROADCASTSS  X3, Y1
-	VMOVUPS       zero<>+0(SB), Y2
-	MOVQ          SI, R10
-	LEAQ          (R10)(DI*1), R10
-	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x08
-	JL            gexptail68
-
-gexp69:
-	VMOVUPS      (R10), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R10)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp69
-
-gexptail68:
-	TESTQ        R11, R11
-	JE           gexpdone70
-	LEAQ         kmasktab<>+0(SB), R9
-	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K1, (R10)
-	VADDPS       Y3, Y2, K1, Y2
-
-gexpdone70:
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        one<>+0(SB), X2
-	VDIVSS        X1, X2, X2
-	VBROADCASTSS  X2, Y1
+	VMOVUPS       zero<>+0(SB), Y1
 	VMOVUPS       zero<>+0(SB), Y2
 	VMOVUPS       zero<>+0(SB), Y3
 	VMOVUPS       zero<>+0(SB), Y4
 	VMOVUPS       zero<>+0(SB), Y5
-	VMOVUPS       zero<>+0(SB), Y6
 	VMOVUPS       zero<>+0(SB), Y7
 	VMOVUPS       zero<>+0(SB), Y8
 	VMOVUPS       zero<>+0(SB), Y9
@@ -1740,19 +1811,19 @@ gexpdone70:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x04
-	JL            gwsum1_72
+	JL            gwsum1_74
 
-gwsum71:
+gwsum73:
 	VBROADCASTSS (R10), Y10
-	VFMADD231PS  (R9), Y10, Y2
+	VFMADD231PS  (R9), Y10, Y1
 	VBROADCASTSS (R10)(DI*1), Y10
-	VFMADD231PS  (R9), Y10, Y3
+	VFMADD231PS  (R9), Y10, Y2
 	VBROADCASTSS 4(R10), Y10
-	VFMADD231PS  128(R9), Y10, Y4
+	VFMADD231PS  128(R9), Y10, Y3
 	VBROADCASTSS 4(R10)(DI*1), Y10
-	VFMADD231PS  128(R9), Y10, Y5
+	VFMADD231PS  128(R9), Y10, Y4
 	VBROADCASTSS 8(R10), Y10
-	VFMADD231PS  256(R9), Y10, Y6
+	VFMADD231PS  256(R9), Y10, Y5
 	VBROADCASTSS 8(R10)(DI*1), Y10
 	VFMADD231PS  256(R9), Y10, Y7
 	VBROADCASTSS 12(R10), Y10
@@ -1763,33 +1834,33 @@ gwsum71:
 	ADDQ         $0x00000200, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum71
+	JGE          gwsum73
 
-gwsum1_72:
+gwsum1_74:
 	TESTQ R11, R11
-	JE    gwsumdone74
+	JE    gwsumdone76
 
-gwsum1l73:
+gwsum1l75:
 	VBROADCASTSS (R10), Y10
-	VFMADD231PS  (R9), Y10, Y2
+	VFMADD231PS  (R9), Y10, Y1
 	VBROADCASTSS (R10)(DI*1), Y10
-	VFMADD231PS  (R9), Y10, Y3
+	VFMADD231PS  (R9), Y10, Y2
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000080, R9
 	DECQ         R11
-	JNE          gwsum1l73
+	JNE          gwsum1l75
 
-gwsumdone74:
+gwsumdone76:
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y8, Y1, Y1
+	VMULPS  Y6, Y1, Y1
+	VMOVUPS Y1, (AX)
 	VADDPS  Y4, Y2, Y2
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y8, Y2, Y2
+	VADDPS  Y7, Y2, Y2
+	VADDPS  Y9, Y2, Y2
 	VMULPS  Y0, Y2, Y2
-	VMOVUPS Y2, (AX)
-	VADDPS  Y5, Y3, Y3
-	VADDPS  Y7, Y3, Y3
-	VADDPS  Y9, Y3, Y3
-	VMULPS  Y1, Y3, Y3
-	VMOVUPS Y3, 32(AX)
+	VMOVUPS Y2, 32(AX)
 	ADDQ    $0x00000020, DX
 	ADDQ    $0x00000020, BX
 	ADDQ    $0x00000040, CX
@@ -1806,16 +1877,16 @@ TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail76
+	JL   tail78
 
-rows4_75:
+rows4_77:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail80
+	JL   toktail82
 
-tok79:
+tok81:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -1972,11 +2043,11 @@ tok79:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok79
+	JGE          tok81
 
-toktail80:
+toktail82:
 	CMPQ         DI, $0x01
-	JL           tok1_81
+	JL           tok1_83
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -2049,25 +2120,25 @@ toktail80:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x01, DI
 
-tok1_81:
+tok1_83:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_75
+	JGE  rows4_77
 
-tail76:
+tail78:
 	TESTQ DX, DX
-	JE    done78
+	JE    done80
 
-rows1_77:
+rows1_79:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail83
+	JL   toktail85
 
-tok82:
+tok84:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -2130,11 +2201,11 @@ tok82:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok82
+	JGE          tok84
 
-toktail83:
+toktail85:
 	CMPQ         DI, $0x01
-	JL           tok1_84
+	JL           tok1_86
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -2166,13 +2237,13 @@ toktail83:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x01, DI
 
-tok1_84:
+tok1_86:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_77
+	JNE  rows1_79
 
-done78:
+done80:
 	VZEROUPPER
 	RET
 
@@ -2183,16 +2254,16 @@ TEXT ·matmul_128x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail86
+	JL   tail88
 
-rows4_85:
+rows4_87:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail90
+	JL   toktail92
 
-tok89:
+tok91:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -2557,11 +2628,11 @@ tok89:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok89
+	JGE           tok91
 
-toktail90:
+toktail92:
 	CMPQ          DI, $0x04
-	JL            tok4_91
+	JL            tok4_93
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -2822,9 +2893,9 @@ toktail90:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x04, DI
 
-tok4_91:
+tok4_93:
 	CMPQ          DI, $0x02
-	JL            tok2_92
+	JL            tok2_94
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -2981,9 +3052,9 @@ tok4_91:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x02, DI
 
-tok2_92:
+tok2_94:
 	CMPQ          DI, $0x01
-	JL            tok1_93
+	JL            tok1_95
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -3056,25 +3127,25 @@ tok2_92:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x01, DI
 
-tok1_93:
+tok1_95:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_85
+	JGE  rows4_87
 
-tail86:
+tail88:
 	TESTQ DX, DX
-	JE    done88
+	JE    done90
 
-rows1_87:
+rows1_89:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail95
+	JL   toktail97
 
-tok94:
+tok96:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -3229,11 +3300,11 @@ tok94:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok94
+	JGE           tok96
 
-toktail95:
+toktail97:
 	CMPQ          DI, $0x04
-	JL            tok4_96
+	JL            tok4_98
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -3342,9 +3413,9 @@ toktail95:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x04, DI
 
-tok4_96:
+tok4_98:
 	CMPQ          DI, $0x02
-	JL            tok2_97
+	JL            tok2_99
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -3407,9 +3478,9 @@ tok4_96:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x02, DI
 
-tok2_97:
+tok2_99:
 	CMPQ          DI, $0x01
-	JL            tok1_98
+	JL            tok1_100
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -3441,13 +3512,13 @@ tok2_97:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x01, DI
 
-tok1_98:
+tok1_100:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_87
+	JNE  rows1_89
 
-done88:
+done90:
 	VZEROUPPER
 	RET
 
@@ -3458,16 +3529,16 @@ TEXT ·matmul_344x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail100
+	JL   tail102
 
-rows4_99:
+rows4_101:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail104
+	JL   toktail106
 
-tok103:
+tok105:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -3624,11 +3695,11 @@ tok103:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok103
+	JGE          tok105
 
-toktail104:
+toktail106:
 	CMPQ         DI, $0x01
-	JL           tok1_105
+	JL           tok1_107
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -3701,25 +3772,25 @@ toktail104:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x01, DI
 
-tok1_105:
+tok1_107:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_99
+	JGE  rows4_101
 
-tail100:
+tail102:
 	TESTQ DX, DX
-	JE    done102
+	JE    done104
 
-rows1_101:
+rows1_103:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail107
+	JL   toktail109
 
-tok106:
+tok108:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -3782,11 +3853,11 @@ tok106:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok106
+	JGE          tok108
 
-toktail107:
+toktail109:
 	CMPQ         DI, $0x01
-	JL           tok1_108
+	JL           tok1_110
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -3818,13 +3889,13 @@ toktail107:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x01, DI
 
-tok1_108:
+tok1_110:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_101
+	JNE  rows1_103
 
-done102:
+done104:
 	VZEROUPPER
 	RET
 
@@ -3835,16 +3906,16 @@ TEXT ·matmul_344x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail110
+	JL   tail112
 
-rows4_109:
+rows4_111:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail114
+	JL   toktail116
 
-tok113:
+tok115:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -4209,11 +4280,11 @@ tok113:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok113
+	JGE           tok115
 
-toktail114:
+toktail116:
 	CMPQ          DI, $0x04
-	JL            tok4_115
+	JL            tok4_117
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -4474,9 +4545,9 @@ toktail114:
 	ADDQ          $0x00001580, SI
 	SUBQ          $0x04, DI
 
-tok4_115:
+tok4_117:
 	CMPQ          DI, $0x02
-	JL            tok2_116
+	JL            tok2_118
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -4633,9 +4704,9 @@ tok4_115:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x02, DI
 
-tok2_116:
+tok2_118:
 	CMPQ          DI, $0x01
-	JL            tok1_117
+	JL            tok1_119
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -4708,25 +4779,25 @@ tok2_116:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x01, DI
 
-tok1_117:
+tok1_119:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_109
+	JGE  rows4_111
 
-tail110:
+tail112:
 	TESTQ DX, DX
-	JE    done112
+	JE    done114
 
-rows1_111:
+rows1_113:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail119
+	JL   toktail121
 
-tok118:
+tok120:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -4881,11 +4952,11 @@ tok118:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok118
+	JGE           tok120
 
-toktail119:
+toktail121:
 	CMPQ          DI, $0x04
-	JL            tok4_120
+	JL            tok4_122
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -4994,9 +5065,9 @@ toktail119:
 	ADDQ          $0x00001580, SI
 	SUBQ          $0x04, DI
 
-tok4_120:
+tok4_122:
 	CMPQ          DI, $0x02
-	JL            tok2_121
+	JL            tok2_123
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -5059,9 +5130,9 @@ tok4_120:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x02, DI
 
-tok2_121:
+tok2_123:
 	CMPQ          DI, $0x01
-	JL            tok1_122
+	JL            tok1_124
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -5093,13 +5164,13 @@ tok2_121:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x01, DI
 
-tok1_122:
+tok1_124:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_111
+	JNE  rows1_113
 
-done112:
+done114:
 	VZEROUPPER
 	RET
 
@@ -5110,16 +5181,16 @@ TEXT ·matmul_512x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail124
+	JL   tail126
 
-rows4_123:
+rows4_125:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail128
+	JL   toktail130
 
-tok127:
+tok129:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -5276,11 +5347,11 @@ tok127:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok127
+	JGE          tok129
 
-toktail128:
+toktail130:
 	CMPQ         DI, $0x01
-	JL           tok1_129
+	JL           tok1_131
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -5353,25 +5424,25 @@ toktail128:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_129:
+tok1_131:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_123
+	JGE  rows4_125
 
-tail124:
+tail126:
 	TESTQ DX, DX
-	JE    done126
+	JE    done128
 
-rows1_125:
+rows1_127:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail131
+	JL   toktail133
 
-tok130:
+tok132:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -5434,11 +5505,11 @@ tok130:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok130
+	JGE          tok132
 
-toktail131:
+toktail133:
 	CMPQ         DI, $0x01
-	JL           tok1_132
+	JL           tok1_134
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -5470,13 +5541,13 @@ toktail131:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_132:
+tok1_134:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_125
+	JNE  rows1_127
 
-done126:
+done128:
 	VZEROUPPER
 	RET
 
@@ -5487,16 +5558,16 @@ TEXT ·matmul_512x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail134
+	JL   tail136
 
-rows4_133:
+rows4_135:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail138
+	JL   toktail140
 
-tok137:
+tok139:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -5861,11 +5932,11 @@ tok137:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok137
+	JGE           tok139
 
-toktail138:
+toktail140:
 	CMPQ          DI, $0x04
-	JL            tok4_139
+	JL            tok4_141
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -6126,9 +6197,9 @@ toktail138:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_139:
+tok4_141:
 	CMPQ          DI, $0x02
-	JL            tok2_140
+	JL            tok2_142
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -6285,9 +6356,9 @@ tok4_139:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_140:
+tok2_142:
 	CMPQ          DI, $0x01
-	JL            tok1_141
+	JL            tok1_143
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -6360,25 +6431,25 @@ tok2_140:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_141:
+tok1_143:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_133
+	JGE  rows4_135
 
-tail134:
+tail136:
 	TESTQ DX, DX
-	JE    done136
+	JE    done138
 
-rows1_135:
+rows1_137:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail143
+	JL   toktail145
 
-tok142:
+tok144:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -6533,11 +6604,11 @@ tok142:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok142
+	JGE           tok144
 
-toktail143:
+toktail145:
 	CMPQ          DI, $0x04
-	JL            tok4_144
+	JL            tok4_146
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -6646,9 +6717,9 @@ toktail143:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_144:
+tok4_146:
 	CMPQ          DI, $0x02
-	JL            tok2_145
+	JL            tok2_147
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -6711,9 +6782,9 @@ tok4_144:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_145:
+tok2_147:
 	CMPQ          DI, $0x01
-	JL            tok1_146
+	JL            tok1_148
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -6745,13 +6816,13 @@ tok2_145:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_146:
+tok1_148:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_135
+	JNE  rows1_137
 
-done136:
+done138:
 	VZEROUPPER
 	RET
 
@@ -6763,16 +6834,16 @@ TEXT ·matmul_64x172_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail148
+	JL      tail150
 
-rows4_147:
+rows4_149:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail152
+	JL   toktail154
 
-tok151:
+tok153:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6783,7 +6854,7 @@ tok151:
 	VXORPS Y8, Y8, Y8
 	XORQ   R8, R8
 
-cols153:
+cols155:
 	VMOVUPS      (BX)(R8*1), Y9
 	VMOVUPS      688(BX)(R8*1), Y10
 	PREFETCHT0   5504(CX)(R8*1)
@@ -6804,7 +6875,7 @@ cols153:
 	VFMADD231PS  Y10, Y11, Y8
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols153
+	JNE          cols155
 	VMASKMOVPS   672(BX), Y0, Y9
 	VMASKMOVPS   1360(BX), Y0, Y10
 	VMASKMOVPS   672(CX), Y0, Y11
@@ -6847,18 +6918,18 @@ cols153:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok151
+	JGE          tok153
 
-toktail152:
+toktail154:
 	CMPQ   DI, $0x01
-	JL     tok1_154
+	JL     tok1_156
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   R8, R8
 
-cols155:
+cols157:
 	VMOVUPS      (BX)(R8*1), Y5
 	PREFETCHT0   5504(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y5, Y1
@@ -6870,7 +6941,7 @@ cols155:
 	VFMADD231PS  2064(CX)(R8*1), Y5, Y4
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols155
+	JNE          cols157
 	VMASKMOVPS   672(BX), Y0, Y5
 	VMASKMOVPS   672(CX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -6896,30 +6967,30 @@ cols155:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_154:
+tok1_156:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_147
+	JGE  rows4_149
 
-tail148:
+tail150:
 	TESTQ DX, DX
-	JE    done150
+	JE    done152
 
-rows1_149:
+rows1_151:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail157
+	JL   toktail159
 
-tok156:
+tok158:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	XORQ   R8, R8
 
-cols158:
+cols160:
 	VMOVUPS      (BX)(R8*1), Y3
 	VMOVUPS      688(BX)(R8*1), Y4
 	PREFETCHT0   1376(CX)(R8*1)
@@ -6928,7 +6999,7 @@ cols158:
 	VFMADD231PS  Y4, Y5, Y2
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols158
+	JNE          cols160
 	VMASKMOVPS   672(BX), Y0, Y3
 	VMASKMOVPS   1360(BX), Y0, Y4
 	VMASKMOVPS   672(CX), Y0, Y5
@@ -6952,21 +7023,21 @@ cols158:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok156
+	JGE          tok158
 
-toktail157:
+toktail159:
 	CMPQ   DI, $0x01
-	JL     tok1_159
+	JL     tok1_161
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols160:
+cols162:
 	VMOVUPS      (BX)(R8*1), Y2
 	PREFETCHT0   1376(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y2, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols160
+	JNE          cols162
 	VMASKMOVPS   672(BX), Y0, Y2
 	VMASKMOVPS   672(CX), Y0, Y3
 	VFMADD231PS  Y2, Y3, Y1
@@ -6981,13 +7052,13 @@ cols160:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_159:
+tok1_161:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_149
+	JNE  rows1_151
 
-done150:
+done152:
 	VZEROUPPER
 	RET
 
@@ -7000,16 +7071,16 @@ TEXT ·matmul_64x172_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail162
+	JL    tail164
 
-rows4_161:
+rows4_163:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail166
+	JL   toktail168
 
-tok165:
+tok167:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       688(BX), Z19
 	VMOVUPS       1376(BX), Z20
@@ -7544,11 +7615,11 @@ tok165:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok165
+	JGE           tok167
 
-toktail166:
+toktail168:
 	CMPQ          DI, $0x04
-	JL            tok4_167
+	JL            tok4_169
 	VMOVUPS       (BX), Z12
 	VMOVUPS       688(BX), Z13
 	VMOVUPS       1376(BX), Z14
@@ -7933,9 +8004,9 @@ toktail166:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_167:
+tok4_169:
 	CMPQ          DI, $0x02
-	JL            tok2_168
+	JL            tok2_170
 	VMOVUPS       (BX), Z6
 	VMOVUPS       688(BX), Z7
 	PREFETCHT0    5504(CX)
@@ -8170,9 +8241,9 @@ tok4_167:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_168:
+tok2_170:
 	CMPQ          DI, $0x01
-	JL            tok1_169
+	JL            tok1_171
 	VMOVUPS       (BX), Z3
 	PREFETCHT0    5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -8292,25 +8363,25 @@ tok2_168:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_169:
+tok1_171:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_161
+	JGE  rows4_163
 
-tail162:
+tail164:
 	TESTQ DX, DX
-	JE    done164
+	JE    done166
 
-rows1_163:
+rows1_165:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail171
+	JL   toktail173
 
-tok170:
+tok172:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -8521,11 +8592,11 @@ tok170:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok170
+	JGE           tok172
 
-toktail171:
+toktail173:
 	CMPQ          DI, $0x04
-	JL            tok4_172
+	JL            tok4_174
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -8674,9 +8745,9 @@ toktail171:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_172:
+tok4_174:
 	CMPQ          DI, $0x02
-	JL            tok2_173
+	JL            tok2_175
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	PREFETCHT0    1376(CX)
@@ -8763,9 +8834,9 @@ tok4_172:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_173:
+tok2_175:
 	CMPQ          DI, $0x01
-	JL            tok1_174
+	JL            tok1_176
 	VMOVUPS       (BX), Z0
 	PREFETCHT0    1376(CX)
 	VMULPS        (CX), Z0, Z0
@@ -8811,13 +8882,13 @@ tok2_173:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_174:
+tok1_176:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_163
+	JNE  rows1_165
 
-done164:
+done166:
 	VZEROUPPER
 	RET
 
@@ -8828,16 +8899,16 @@ TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail176
+	JL   tail178
 
-rows4_175:
+rows4_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail180
+	JL   toktail182
 
-tok179:
+tok181:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -8994,11 +9065,11 @@ tok179:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok179
+	JGE          tok181
 
-toktail180:
+toktail182:
 	CMPQ         DI, $0x01
-	JL           tok1_181
+	JL           tok1_183
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -9071,25 +9142,25 @@ toktail180:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_181:
+tok1_183:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_175
+	JGE  rows4_177
 
-tail176:
+tail178:
 	TESTQ DX, DX
-	JE    done178
+	JE    done180
 
-rows1_177:
+rows1_179:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail183
+	JL   toktail185
 
-tok182:
+tok184:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -9152,11 +9223,11 @@ tok182:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok182
+	JGE          tok184
 
-toktail183:
+toktail185:
 	CMPQ         DI, $0x01
-	JL           tok1_184
+	JL           tok1_186
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -9188,13 +9259,13 @@ toktail183:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_184:
+tok1_186:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_177
+	JNE  rows1_179
 
-done178:
+done180:
 	VZEROUPPER
 	RET
 
@@ -9205,16 +9276,16 @@ TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail186
+	JL   tail188
 
-rows4_185:
+rows4_187:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail190
+	JL   toktail192
 
-tok189:
+tok191:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -9579,11 +9650,11 @@ tok189:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok189
+	JGE           tok191
 
-toktail190:
+toktail192:
 	CMPQ          DI, $0x04
-	JL            tok4_191
+	JL            tok4_193
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -9844,9 +9915,9 @@ toktail190:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_191:
+tok4_193:
 	CMPQ          DI, $0x02
-	JL            tok2_192
+	JL            tok2_194
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -10003,9 +10074,9 @@ tok4_191:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_192:
+tok2_194:
 	CMPQ          DI, $0x01
-	JL            tok1_193
+	JL            tok1_195
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -10078,25 +10149,25 @@ tok2_192:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_193:
+tok1_195:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_185
+	JGE  rows4_187
 
-tail186:
+tail188:
 	TESTQ DX, DX
-	JE    done188
+	JE    done190
 
-rows1_187:
+rows1_189:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail195
+	JL   toktail197
 
-tok194:
+tok196:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -10251,11 +10322,11 @@ tok194:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok194
+	JGE           tok196
 
-toktail195:
+toktail197:
 	CMPQ          DI, $0x04
-	JL            tok4_196
+	JL            tok4_198
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -10364,9 +10435,9 @@ toktail195:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_196:
+tok4_198:
 	CMPQ          DI, $0x02
-	JL            tok2_197
+	JL            tok2_199
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -10429,9 +10500,9 @@ tok4_196:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_197:
+tok2_199:
 	CMPQ          DI, $0x01
-	JL            tok1_198
+	JL            tok1_200
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -10463,13 +10534,13 @@ tok2_197:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_198:
+tok1_200:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_187
+	JNE  rows1_189
 
-done188:
+done190:
 	VZEROUPPER
 	RET
 
@@ -10482,9 +10553,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail200
+	JL      tail202
 
-rows4_199:
+rows4_201:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -10495,7 +10566,7 @@ rows4_199:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols203:
+cols205:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHT0   5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -10512,7 +10583,7 @@ cols203:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols203
+	JNE          cols205
 	VMOVUPS      640(DX), Y9
 	PREFETCHT0   6144(CX)
 	VFMADD231PS  640(CX), Y9, Y1
@@ -10551,20 +10622,20 @@ cols203:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_199
+	JGE          rows4_201
 
-tail200:
+tail202:
 	TESTQ BX, BX
-	JE    done202
+	JE    done204
 
-rows1_201:
+rows1_203:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols204:
+cols206:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -10575,7 +10646,7 @@ cols204:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols204
+	JNE          cols206
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -10594,9 +10665,9 @@ cols204:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_201
+	JNE          rows1_203
 
-done202:
+done204:
 	VZEROUPPER
 	RET
 
@@ -10610,9 +10681,9 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail206
+	JL    tail208
 
-rows4_205:
+rows4_207:
 	VMOVUPS       (DX), Z3
 	PREFETCHT0    5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -10736,13 +10807,13 @@ rows4_205:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_205
+	JGE           rows4_207
 
-tail206:
+tail208:
 	TESTQ BX, BX
-	JE    done208
+	JE    done210
 
-rows1_207:
+rows1_209:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -10780,9 +10851,9 @@ rows1_207:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_207
+	JNE           rows1_209
 
-done208:
+done210:
 	VZEROUPPER
 	RET
 
@@ -10794,9 +10865,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail210
+	JL   tail212
 
-rows4_209:
+rows4_211:
 	VMOVUPS      (DX), Y3
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y3, Y0
@@ -10873,13 +10944,13 @@ rows4_209:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_209
+	JGE          rows4_211
 
-tail210:
+tail212:
 	TESTQ BX, BX
-	JE    done212
+	JE    done214
 
-rows1_211:
+rows1_213:
 	VMOVUPS      (DX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(DX), Y1
@@ -10909,9 +10980,9 @@ rows1_211:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_211
+	JNE          rows1_213
 
-done212:
+done214:
 	VZEROUPPER
 	RET
 
@@ -10923,9 +10994,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail214
+	JL   tail216
 
-rows4_213:
+rows4_215:
 	VMOVUPS       (DX), Z3
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z3, Z0
@@ -10990,13 +11061,13 @@ rows4_213:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_213
+	JGE           rows4_215
 
-tail214:
+tail216:
 	TESTQ BX, BX
-	JE    done216
+	JE    done218
 
-rows1_215:
+rows1_217:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -11020,9 +11091,9 @@ rows1_215:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_215
+	JNE           rows1_217
 
-done216:
+done218:
 	VZEROUPPER
 	RET
 
@@ -11067,9 +11138,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail218
+	JL           tail220
 
-rows4_217:
+rows4_219:
 	VMOVUPS      (DX), Y4
 	VMULPS       (SI), Y4, Y4
 	PREFETCHT0   4096(CX)
@@ -11155,13 +11226,13 @@ rows4_217:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_217
+	JGE          rows4_219
 
-tail218:
+tail220:
 	TESTQ BX, BX
-	JE    done220
+	JE    done222
 
-rows1_219:
+rows1_221:
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	VMULPS       (CX), Y1, Y1
@@ -11200,9 +11271,9 @@ rows1_219:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_219
+	JNE          rows1_221
 
-done220:
+done222:
 	VZEROUPPER
 	RET
 
@@ -11259,9 +11330,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail222
+	JL            tail224
 
-rows4_221:
+rows4_223:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	PREFETCHT0    4096(CX)
@@ -11331,13 +11402,13 @@ rows4_221:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_221
+	JGE           rows4_223
 
-tail222:
+tail224:
 	TESTQ BX, BX
-	JE    done224
+	JE    done226
 
-rows1_223:
+rows1_225:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -11366,9 +11437,9 @@ rows1_223:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_223
+	JNE           rows1_225
 
-done224:
+done226:
 	VZEROUPPER
 	RET
 
@@ -11413,9 +11484,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail226
+	JL           tail228
 
-rows4_225:
+rows4_227:
 	VMOVUPS      (DX), Y8
 	VMULPS       (SI), Y8, Y8
 	PREFETCHT0   4096(CX)
@@ -11580,13 +11651,13 @@ rows4_225:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_225
+	JGE          rows4_227
 
-tail226:
+tail228:
 	TESTQ BX, BX
-	JE    done228
+	JE    done230
 
-rows1_227:
+rows1_229:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y1
@@ -11666,9 +11737,9 @@ rows1_227:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_227
+	JNE          rows1_229
 
-done228:
+done230:
 	VZEROUPPER
 	RET
 
@@ -11725,9 +11796,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail230
+	JL            tail232
 
-rows4_229:
+rows4_231:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	PREFETCHT0    4096(CX)
@@ -11876,13 +11947,13 @@ rows4_229:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_229
+	JGE           rows4_231
 
-tail230:
+tail232:
 	TESTQ BX, BX
-	JE    done232
+	JE    done234
 
-rows1_231:
+rows1_233:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -11950,9 +12021,9 @@ rows1_231:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_231
+	JNE           rows1_233
 
-done232:
+done234:
 	VZEROUPPER
 	RET
 
@@ -11964,12 +12035,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone234
+	JLE     siludone236
 
-silurow233:
+silurow235:
 	XORQ BX, BX
 
-silucol235:
+silucol237:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -11997,7 +12068,7 @@ silucol235:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol235
+	JNE          silucol237
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -12027,9 +12098,9 @@ silucol235:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow233
+	JNE          silurow235
 
-siludone234:
+siludone236:
 	VZEROUPPER
 	RET
 
@@ -12042,12 +12113,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone237
+	JLE   siludone239
 
-silurow236:
+silurow238:
 	XORQ BX, BX
 
-silucol238:
+silucol240:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -12075,7 +12146,7 @@ silucol238:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol238
+	JNE          silucol240
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -12104,8 +12175,8 @@ silucol238:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow236
+	JNE          silurow238
 
-siludone237:
+siludone239:
 	VZEROUPPER
 	RET

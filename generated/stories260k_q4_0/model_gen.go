@@ -107,6 +107,7 @@ type Model struct {
 	p     *model.Params
 	w     *weights
 	freqs [4]float32
+	rot   *[512][2][4]float32
 	mu    sync.Mutex
 	b     *batch
 	q     qweights
@@ -125,6 +126,14 @@ func New(p *model.Params) (model.Model, error) {
 		w: (*weights)(unsafe.Pointer(unsafe.SliceData(p.Data))),
 	}
 	copy(m.freqs[:], kernels.RoPEFreqs(HeadDim, 10000.0))
+	m.rot = new([512][2][4]float32)
+	for pos := range m.rot {
+		for i, fr := range m.freqs {
+			v := float64(float32(pos) * fr)
+			m.rot[pos][0][i] = float32(math.Cos(v))
+			m.rot[pos][1][i] = float32(math.Sin(v))
+		}
+	}
 	if err := m.bindQuant(); err != nil {
 		return nil, err
 	}
@@ -279,13 +288,10 @@ func (s *Session) classify() {
 	kern.qmvD(&s.logits[0], &s.m.q.cls[0][0], &s.xq[0], &s.xs[0], 512)
 }
 
-// ropeTables fills the rotation tables for position pos.
+// ropeTables fills the rotation tables for position pos (from the table New made).
 func (m *Model) ropeTables(pos int, cos, sin *[4]float32) {
-	for i, fr := range m.freqs {
-		v := float64(float32(pos) * fr)
-		cos[i] = float32(math.Cos(v))
-		sin[i] = float32(math.Sin(v))
-	}
+	r := &m.rot[pos]
+	*cos, *sin = r[0], r[1]
 }
 
 // PrefillBatch is the most tokens one batched pass takes.

@@ -7608,40 +7608,40 @@ gscoredone323:
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
 	VMAXPS       X0, X2, X2
-	VBROADCASTSS X2, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
-	CMPQ         R10, $0x08
+	CMPQ         R10, $0x10
 	JL           gexptail324
 
 gexp325:
-	VMOVUPS      (R9), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R9)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R9
-	SUBQ         $0x08, R10
-	CMPQ         R10, $0x08
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
 	JGE          gexp325
 
 gexptail324:
@@ -7649,31 +7649,33 @@ gexptail324:
 	JE           gexpdone326
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K2
-	VMOVUPS.Z    (R9), K2, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
-	VMULPS       Y2, Y2, Y4
-	VFMADD213PS  Y2, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y3, Y2
-	VMOVUPS      Y2, K2, (R9)
-	VADDPS       Y2, Y1, K2, Y1
+	VMOVUPS.Z    (R9), K2, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K2, (R9)
+	VADDPS       Z2, Z1, K2, Z1
 
 gexpdone326:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -8384,40 +8386,40 @@ gscoredone353:
 	VMAXPS       X0, X6, X6
 	VPERMILPS    $0xb1, X6, X0
 	VMAXPS       X0, X6, X6
-	VBROADCASTSS X6, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X6, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
+	CMPQ         R11, $0x10
 	JL           gexptail354
 
 gexp355:
-	VMOVUPS      (R10), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R10)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp355
 
 gexptail354:
@@ -8425,31 +8427,33 @@ gexptail354:
 	JE           gexpdone356
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
-	VMULPS       Y2, Y2, Y4
-	VFMADD213PS  Y2, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y3, Y2
-	VMOVUPS      Y2, K1, (R10)
-	VADDPS       Y2, Y1, K1, Y1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
 
 gexpdone356:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -8463,41 +8467,41 @@ gexpdone356:
 	VMAXPS        X1, X7, X7
 	VPERMILPS     $0xb1, X7, X1
 	VMAXPS        X1, X7, X7
-	VBROADCASTSS  X7, Y1
-	VMOVUPS       zero<>+0(SB), Y2
+	VBROADCASTSS  X7, Z1
+	VMOVUPS       zero<>+0(SB), Z2
 	MOVQ          SI, R10
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x08
+	CMPQ          R11, $0x10
 	JL            gexptail357
 
 gexp358:
-	VMOVUPS      (R10), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R10)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z3
+	VMOVUPS      Z3, (R10)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp358
 
 gexptail357:
@@ -8505,31 +8509,33 @@ gexptail357:
 	JE           gexpdone359
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K1, (R10)
-	VADDPS       Y3, Y2, K1, Y2
+	VMOVUPS.Z    (R10), K1, Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z1, Z1
+	VPADDD       i127<>+0(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z4, Z3
+	VMOVUPS      Z3, K1, (R10)
+	VADDPS       Z3, Z2, K1, Z2
 
 gexpdone359:
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -8543,41 +8549,41 @@ gexpdone359:
 	VMAXPS        X2, X8, X8
 	VPERMILPS     $0xb1, X8, X2
 	VMAXPS        X2, X8, X8
-	VBROADCASTSS  X8, Y2
-	VMOVUPS       zero<>+0(SB), Y3
+	VBROADCASTSS  X8, Z2
+	VMOVUPS       zero<>+0(SB), Z3
 	MOVQ          SI, R10
 	LEAQ          (R10)(DI*2), R10
 	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x08
+	CMPQ          R11, $0x10
 	JL            gexptail360
 
 gexp361:
-	VMOVUPS      (R10), Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y5
-	VRNDSCALEPS  $0x00, Y5, Y5
-	VFNMADD231PS ln2hi<>+0(SB), Y5, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y5, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y7
-	VFMADD213PS  Y4, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y5, Y5
-	VPADDD       i127<>+0(SB), Y5, Y5
-	VPSLLD       $0x17, Y5, Y5
-	VMULPS       Y5, Y6, Y4
-	VMOVUPS      Y4, (R10)
-	VADDPS       Y4, Y3, Y3
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       exp_hi<>+0(SB), Z4, Z4
+	VMAXPS       exp_lo<>+0(SB), Z4, Z4
+	VMULPS       log2e<>+0(SB), Z4, Z5
+	VRNDSCALEPS  $0x00, Z5, Z5
+	VFNMADD231PS ln2hi<>+0(SB), Z5, Z4
+	VFNMADD231PS ln2lo<>+0(SB), Z5, Z4
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z4, Z6
+	VMULPS       Z4, Z4, Z7
+	VFMADD213PS  Z4, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       i127<>+0(SB), Z5, Z5
+	VPSLLD       $0x17, Z5, Z5
+	VMULPS       Z5, Z6, Z4
+	VMOVUPS      Z4, (R10)
+	VADDPS       Z4, Z3, Z3
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp361
 
 gexptail360:
@@ -8585,31 +8591,33 @@ gexptail360:
 	JE           gexpdone362
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y2
-	VRNDSCALEPS  $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y5
-	VMULPS       Y4, Y4, Y6
-	VFMADD213PS  Y4, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y5, Y4
-	VMOVUPS      Y4, K1, (R10)
-	VADDPS       Y4, Y3, K1, Y3
+	VMOVUPS.Z    (R10), K1, Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       exp_hi<>+0(SB), Z4, Z4
+	VMAXPS       exp_lo<>+0(SB), Z4, Z4
+	VMULPS       log2e<>+0(SB), Z4, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z4
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z4
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z4, Z5
+	VMULPS       Z4, Z4, Z6
+	VFMADD213PS  Z4, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z5, Z4
+	VMOVUPS      Z4, K1, (R10)
+	VADDPS       Z4, Z3, K1, Z3
 
 gexpdone362:
+	VEXTRACTF64X4 $0x01, Z3, Y2
+	VADDPS        Y2, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X2
 	VADDPS        X2, X3, X2
 	VPERMILPS     $0x4e, X2, X3
@@ -9557,40 +9565,40 @@ gscoredone396:
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
 	VMAXPS       X0, X8, X8
-	VBROADCASTSS X8, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X8, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
-	CMPQ         R12, $0x08
+	CMPQ         R12, $0x10
 	JL           gexptail397
 
 gexp398:
-	VMOVUPS      (R11), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R11)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
+	VMOVUPS      (R11), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R11)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
 	JGE          gexp398
 
 gexptail397:
@@ -9598,31 +9606,33 @@ gexptail397:
 	JE           gexpdone399
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
-	VMULPS       Y2, Y2, Y4
-	VFMADD213PS  Y2, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y3, Y2
-	VMOVUPS      Y2, K1, (R11)
-	VADDPS       Y2, Y1, K1, Y1
+	VMOVUPS.Z    (R11), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R11)
+	VADDPS       Z2, Z1, K1, Z1
 
 gexpdone399:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -9636,41 +9646,41 @@ gexpdone399:
 	VMAXPS        X1, X9, X9
 	VPERMILPS     $0xb1, X9, X1
 	VMAXPS        X1, X9, X9
-	VBROADCASTSS  X9, Y1
-	VMOVUPS       zero<>+0(SB), Y2
+	VBROADCASTSS  X9, Z1
+	VMOVUPS       zero<>+0(SB), Z2
 	MOVQ          SI, R11
 	LEAQ          (R11)(DI*1), R11
 	MOVQ          t+40(FP), R12
-	CMPQ          R12, $0x08
+	CMPQ          R12, $0x10
 	JL            gexptail400
 
 gexp401:
-	VMOVUPS      (R11), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R11)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
+	VMOVUPS      (R11), Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z3
+	VMOVUPS      Z3, (R11)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
 	JGE          gexp401
 
 gexptail400:
@@ -9678,31 +9688,33 @@ gexptail400:
 	JE           gexpdone402
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K1, (R11)
-	VADDPS       Y3, Y2, K1, Y2
+	VMOVUPS.Z    (R11), K1, Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z1, Z1
+	VPADDD       i127<>+0(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z4, Z3
+	VMOVUPS      Z3, K1, (R11)
+	VADDPS       Z3, Z2, K1, Z2
 
 gexpdone402:
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -9716,41 +9728,41 @@ gexpdone402:
 	VMAXPS        X2, X10, X10
 	VPERMILPS     $0xb1, X10, X2
 	VMAXPS        X2, X10, X10
-	VBROADCASTSS  X10, Y2
-	VMOVUPS       zero<>+0(SB), Y3
+	VBROADCASTSS  X10, Z2
+	VMOVUPS       zero<>+0(SB), Z3
 	MOVQ          SI, R11
 	LEAQ          (R11)(DI*2), R11
 	MOVQ          t+40(FP), R12
-	CMPQ          R12, $0x08
+	CMPQ          R12, $0x10
 	JL            gexptail403
 
 gexp404:
-	VMOVUPS      (R11), Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y5
-	VRNDSCALEPS  $0x00, Y5, Y5
-	VFNMADD231PS ln2hi<>+0(SB), Y5, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y5, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y7
-	VFMADD213PS  Y4, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y5, Y5
-	VPADDD       i127<>+0(SB), Y5, Y5
-	VPSLLD       $0x17, Y5, Y5
-	VMULPS       Y5, Y6, Y4
-	VMOVUPS      Y4, (R11)
-	VADDPS       Y4, Y3, Y3
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
+	VMOVUPS      (R11), Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       exp_hi<>+0(SB), Z4, Z4
+	VMAXPS       exp_lo<>+0(SB), Z4, Z4
+	VMULPS       log2e<>+0(SB), Z4, Z5
+	VRNDSCALEPS  $0x00, Z5, Z5
+	VFNMADD231PS ln2hi<>+0(SB), Z5, Z4
+	VFNMADD231PS ln2lo<>+0(SB), Z5, Z4
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z4, Z6
+	VMULPS       Z4, Z4, Z7
+	VFMADD213PS  Z4, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       i127<>+0(SB), Z5, Z5
+	VPSLLD       $0x17, Z5, Z5
+	VMULPS       Z5, Z6, Z4
+	VMOVUPS      Z4, (R11)
+	VADDPS       Z4, Z3, Z3
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
 	JGE          gexp404
 
 gexptail403:
@@ -9758,31 +9770,33 @@ gexptail403:
 	JE           gexpdone405
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y2
-	VRNDSCALEPS  $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y5
-	VMULPS       Y4, Y4, Y6
-	VFMADD213PS  Y4, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y5, Y4
-	VMOVUPS      Y4, K1, (R11)
-	VADDPS       Y4, Y3, K1, Y3
+	VMOVUPS.Z    (R11), K1, Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       exp_hi<>+0(SB), Z4, Z4
+	VMAXPS       exp_lo<>+0(SB), Z4, Z4
+	VMULPS       log2e<>+0(SB), Z4, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z4
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z4
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z4, Z5
+	VMULPS       Z4, Z4, Z6
+	VFMADD213PS  Z4, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       i127<>+0(SB), Z2, Z2
+	VPSLLD       $0x17, Z2, Z2
+	VMULPS       Z2, Z5, Z4
+	VMOVUPS      Z4, K1, (R11)
+	VADDPS       Z4, Z3, K1, Z3
 
 gexpdone405:
+	VEXTRACTF64X4 $0x01, Z3, Y2
+	VADDPS        Y2, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X2
 	VADDPS        X2, X3, X2
 	VPERMILPS     $0x4e, X2, X3
@@ -9796,41 +9810,41 @@ gexpdone405:
 	VMAXPS        X3, X11, X11
 	VPERMILPS     $0xb1, X11, X3
 	VMAXPS        X3, X11, X11
-	VBROADCASTSS  X11, Y3
-	VMOVUPS       zero<>+0(SB), Y4
+	VBROADCASTSS  X11, Z3
+	VMOVUPS       zero<>+0(SB), Z4
 	MOVQ          SI, R11
 	LEAQ          (R11)(R8*1), R11
 	MOVQ          t+40(FP), R12
-	CMPQ          R12, $0x08
+	CMPQ          R12, $0x10
 	JL            gexptail406
 
 gexp407:
-	VMOVUPS      (R11), Y5
-	VSUBPS       Y3, Y5, Y5
-	VMINPS       exp_hi<>+0(SB), Y5, Y5
-	VMAXPS       exp_lo<>+0(SB), Y5, Y5
-	VMULPS       log2e<>+0(SB), Y5, Y6
-	VRNDSCALEPS  $0x00, Y6, Y6
-	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
-	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
-	VMOVUPS      exp_p0<>+0(SB), Y7
-	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
-	VMULPS       Y5, Y5, Y8
-	VFMADD213PS  Y5, Y8, Y7
-	VADDPS       one<>+0(SB), Y7, Y7
-	VCVTPS2DQ    Y6, Y6
-	VPADDD       i127<>+0(SB), Y6, Y6
-	VPSLLD       $0x17, Y6, Y6
-	VMULPS       Y6, Y7, Y5
-	VMOVUPS      Y5, (R11)
-	VADDPS       Y5, Y4, Y4
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
+	VMOVUPS      (R11), Z5
+	VSUBPS       Z3, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS ln2hi<>+0(SB), Z6, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z6, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z7
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z7
+	VMULPS       Z5, Z5, Z8
+	VFMADD213PS  Z5, Z8, Z7
+	VADDPS       one<>+0(SB), Z7, Z7
+	VCVTPS2DQ    Z6, Z6
+	VPADDD       i127<>+0(SB), Z6, Z6
+	VPSLLD       $0x17, Z6, Z6
+	VMULPS       Z6, Z7, Z5
+	VMOVUPS      Z5, (R11)
+	VADDPS       Z5, Z4, Z4
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
 	JGE          gexp407
 
 gexptail406:
@@ -9838,31 +9852,33 @@ gexptail406:
 	JE           gexpdone408
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y5
-	VSUBPS       Y3, Y5, Y5
-	VMINPS       exp_hi<>+0(SB), Y5, Y5
-	VMAXPS       exp_lo<>+0(SB), Y5, Y5
-	VMULPS       log2e<>+0(SB), Y5, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y5
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y5
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y5, Y6
-	VMULPS       Y5, Y5, Y7
-	VFMADD213PS  Y5, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y6, Y5
-	VMOVUPS      Y5, K1, (R11)
-	VADDPS       Y5, Y4, K1, Y4
+	VMOVUPS.Z    (R11), K1, Z5
+	VSUBPS       Z3, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z6
+	VMULPS       Z5, Z5, Z7
+	VFMADD213PS  Z5, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z6, Z5
+	VMOVUPS      Z5, K1, (R11)
+	VADDPS       Z5, Z4, K1, Z4
 
 gexpdone408:
+	VEXTRACTF64X4 $0x01, Z4, Y3
+	VADDPS        Y3, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X3
 	VADDPS        X3, X4, X3
 	VPERMILPS     $0x4e, X3, X4
@@ -10471,40 +10487,40 @@ gscoredone432:
 	VMAXPS       X0, X6, X6
 	VPERMILPS    $0xb1, X6, X0
 	VMAXPS       X0, X6, X6
-	VBROADCASTSS X6, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X6, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
+	CMPQ         R11, $0x10
 	JL           gexptail433
 
 gexp434:
-	VMOVUPS      (R10), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R10)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp434
 
 gexptail433:
@@ -10512,31 +10528,33 @@ gexptail433:
 	JE           gexpdone435
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
-	VMOVUPS.Z    (R10), K2, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
-	VMULPS       Y2, Y2, Y4
-	VFMADD213PS  Y2, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y3, Y2
-	VMOVUPS      Y2, K2, (R10)
-	VADDPS       Y2, Y1, K2, Y1
+	VMOVUPS.Z    (R10), K2, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K2, (R10)
+	VADDPS       Z2, Z1, K2, Z1
 
 gexpdone435:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -10550,41 +10568,41 @@ gexpdone435:
 	VMAXPS        X1, X7, X7
 	VPERMILPS     $0xb1, X7, X1
 	VMAXPS        X1, X7, X7
-	VBROADCASTSS  X7, Y1
-	VMOVUPS       zero<>+0(SB), Y2
+	VBROADCASTSS  X7, Z1
+	VMOVUPS       zero<>+0(SB), Z2
 	MOVQ          SI, R10
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x08
+	CMPQ          R11, $0x10
 	JL            gexptail436
 
 gexp437:
-	VMOVUPS      (R10), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R10)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z3
+	VMOVUPS      Z3, (R10)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp437
 
 gexptail436:
@@ -10592,31 +10610,33 @@ gexptail436:
 	JE           gexpdone438
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
-	VMOVUPS.Z    (R10), K2, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K2, (R10)
-	VADDPS       Y3, Y2, K2, Y2
+	VMOVUPS.Z    (R10), K2, Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z1, Z1
+	VPADDD       i127<>+0(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z4, Z3
+	VMOVUPS      Z3, K2, (R10)
+	VADDPS       Z3, Z2, K2, Z2
 
 gexpdone438:
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -11118,7 +11138,7 @@ gwsumdone457:
 	RET
 
 // func gattention_1_4_2x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·gattention_1_4_2x2_avx512(SB), NOSPLIT, $0-48
 	MOVQ  out+0(FP), AX
 	MOVQ  q+8(FP), CX
@@ -11230,40 +11250,40 @@ gscoredone462:
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
 	VMAXPS       X0, X2, X2
-	VBROADCASTSS X2, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
+	CMPQ         R11, $0x10
 	JL           gexptail463
 
 gexp464:
-	VMOVUPS      (R10), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
-	VMULPS       Y2, Y2, Y6
-	VFMADD213PS  Y2, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y2
-	VMOVUPS      Y2, (R10)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z5
+	VMULPS       Z2, Z2, Z6
+	VFMADD213PS  Z2, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp464
 
 gexptail463:
@@ -11271,31 +11291,33 @@ gexptail463:
 	JE           gexpdone465
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
-	VMOVUPS.Z    (R10), K2, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y4, Y2
-	VMOVUPS      Y2, K2, (R10)
-	VADDPS       Y2, Y1, K2, Y1
+	VMOVUPS.Z    (R10), K2, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z4, Z2
+	VMOVUPS      Z2, K2, (R10)
+	VADDPS       Z2, Z1, K2, Z1
 
 gexpdone465:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -11309,41 +11331,41 @@ gexpdone465:
 	VMAXPS        X1, X3, X3
 	VPERMILPS     $0xb1, X3, X1
 	VMAXPS        X1, X3, X3
-	VBROADCASTSS  X3, Y1
-	VMOVUPS       zero<>+0(SB), Y2
+	VBROADCASTSS  X3, Z1
+	VMOVUPS       zero<>+0(SB), Z2
 	MOVQ          SI, R10
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x08
+	CMPQ          R11, $0x10
 	JL            gexptail466
 
 gexp467:
-	VMOVUPS      (R10), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R10)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
+	VMOVUPS      (R10), Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z3
+	VMOVUPS      Z3, (R10)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
 	JGE          gexp467
 
 gexptail466:
@@ -11351,31 +11373,33 @@ gexptail466:
 	JE           gexpdone468
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
-	VMOVUPS.Z    (R10), K2, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K2, (R10)
-	VADDPS       Y3, Y2, K2, Y2
+	VMOVUPS.Z    (R10), K2, Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z1, Z1
+	VPADDD       i127<>+0(SB), Z1, Z1
+	VPSLLD       $0x17, Z1, Z1
+	VMULPS       Z1, Z4, Z3
+	VMOVUPS      Z3, K2, (R10)
+	VADDPS       Z3, Z2, K2, Z2
 
 gexpdone468:
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
 	VADDPS        X1, X2, X1
 	VPERMILPS     $0x4e, X1, X2
@@ -12453,7 +12477,7 @@ gwsumdone514:
 	RET
 
 // func gattention_3_7_2x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512F, AVX512VL
 TEXT ·gattention_3_7_2x1_avx512(SB), NOSPLIT, $0-48
 	MOVQ  out+0(FP), AX
 	MOVQ  q+8(FP), CX
@@ -12530,40 +12554,40 @@ gscoredone519:
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VMAXPS       X0, X1, X1
-	VBROADCASTSS X1, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X1, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
-	CMPQ         R10, $0x08
+	CMPQ         R10, $0x10
 	JL           gexptail520
 
 gexp521:
-	VMOVUPS      (R9), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R9)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R9
-	SUBQ         $0x08, R10
-	CMPQ         R10, $0x08
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
 	JGE          gexp521
 
 gexptail520:
@@ -12571,31 +12595,33 @@ gexptail520:
 	JE           gexpdone522
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K2
-	VMOVUPS.Z    (R9), K2, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
-	VMULPS       Y2, Y2, Y4
-	VFMADD213PS  Y2, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y3, Y2
-	VMOVUPS      Y2, K2, (R9)
-	VADDPS       Y2, Y1, K2, Y1
+	VMOVUPS.Z    (R9), K2, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K2, (R9)
+	VADDPS       Z2, Z1, K2, Z1
 
 gexpdone522:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -14975,7 +15001,7 @@ gwsumdone623:
 	RET
 
 // func gattention_8_32_4x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512DQ, AVX512F, AVX512VL, FMA3
 TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), AX
 	MOVQ q+8(FP), CX
@@ -14987,17 +15013,84 @@ TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
 	MOVQ $0x00000004, R8
 
 kvhead624:
-	VMOVUPS (CX), Y0
-	VMOVUPS 32(CX), Y1
-	VMOVUPS neginf<>+0(SB), X2
-	VMOVUPS neginf<>+0(SB), X3
-	MOVQ    DX, R9
-	MOVQ    SI, R10
-	MOVQ    t+40(FP), R11
-	CMPQ    R11, $0x04
-	JL      gscore1_626
+	VMOVUPS         (CX), Y0
+	VMOVUPS         32(CX), Y1
+	VMOVUPS         neginf<>+0(SB), X2
+	VMOVUPS         neginf<>+0(SB), X3
+	MOVQ            DX, R9
+	MOVQ            SI, R10
+	MOVQ            t+40(FP), R11
+	VBROADCASTF32X8 (CX), Z4
+	VMOVUPS         neginf<>+0(SB), Y5
+	VBROADCASTF32X8 32(CX), Z6
+	VMOVUPS         neginf<>+0(SB), Y7
+	CMPQ            R11, $0x08
+	JL              gscore8done626
 
-gscore4_625:
+gscore8_625:
+	VMOVUPS      (R9), Y8
+	VINSERTF32X8 $0x01, 512(R9), Z8, Z8
+	VMOVUPS      128(R9), Y9
+	VINSERTF32X8 $0x01, 640(R9), Z9, Z9
+	VMOVUPS      256(R9), Y10
+	VINSERTF32X8 $0x01, 768(R9), Z10, Z10
+	VMOVUPS      384(R9), Y11
+	VINSERTF32X8 $0x01, 896(R9), Z11, Z11
+	VMULPS       Z4, Z8, Z12
+	VMULPS       Z4, Z9, Z13
+	VMULPS       Z4, Z10, Z14
+	VMULPS       Z4, Z11, Z15
+	VUNPCKLPS    Z13, Z12, Z16
+	VUNPCKHPS    Z13, Z12, Z12
+	VADDPS       Z12, Z16, Z16
+	VUNPCKLPS    Z15, Z14, Z12
+	VUNPCKHPS    Z15, Z14, Z13
+	VADDPS       Z13, Z12, Z12
+	VUNPCKLPD    Z12, Z16, Z13
+	VUNPCKHPD    Z12, Z16, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0xb1, Z13, Z13, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0x08, Z13, Z13, Z12
+	VMULPS       rsqrt8<>+0(SB), Y12, Y12
+	VMOVUPS      Y12, (R10)
+	VMAXPS       Y12, Y5, Y5
+	VMULPS       Z6, Z8, Z12
+	VMULPS       Z6, Z9, Z13
+	VMULPS       Z6, Z10, Z14
+	VMULPS       Z6, Z11, Z15
+	VUNPCKLPS    Z13, Z12, Z16
+	VUNPCKHPS    Z13, Z12, Z12
+	VADDPS       Z12, Z16, Z16
+	VUNPCKLPS    Z15, Z14, Z12
+	VUNPCKHPS    Z15, Z14, Z13
+	VADDPS       Z13, Z12, Z12
+	VUNPCKLPD    Z12, Z16, Z13
+	VUNPCKHPD    Z12, Z16, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0xb1, Z13, Z13, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0x08, Z13, Z13, Z12
+	VMULPS       rsqrt8<>+0(SB), Y12, Y12
+	VMOVUPS      Y12, (R10)(DI*1)
+	VMAXPS       Y12, Y7, Y7
+	ADDQ         $0x00000400, R9
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gscore8_625
+
+gscore8done626:
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VMAXPS        X4, X2, X2
+	VMAXPS        X5, X2, X2
+	VEXTRACTF32X4 $0x01, Y7, X4
+	VMAXPS        X4, X3, X3
+	VMAXPS        X7, X3, X3
+	CMPQ          R11, $0x04
+	JL            gscore1_628
+
+gscore4_627:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, Y4
 	VMOVUPS       zero<>+0(SB), Y5
@@ -15046,13 +15139,13 @@ gscore4_625:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_625
+	JGE           gscore4_627
 
-gscore1_626:
+gscore1_628:
 	TESTQ R11, R11
-	JE    gscoredone628
+	JE    gscoredone630
 
-gscore1l627:
+gscore1l629:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, Y4
 	VEXTRACTF32X4 $0x01, Y4, X5
@@ -15078,79 +15171,163 @@ gscore1l627:
 	ADDQ          $0x00000080, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l627
+	JNE           gscore1l629
 
-gscoredone628:
+gscoredone630:
 	VPERMILPS    $0x4e, X2, X0
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
 	VMAXPS       X0, X2, X2
-	VBROADCASTSS X2, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
-	JL           gexptail629
+	CMPQ         R11, $0x10
+	JL           gexptail631
 
-gexp630:
-	VMOVUPS      (R10), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
-	VMULPS       Y2, Y2, Y6
-	VFMADD213PS  Y2, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y2
-	VMOVUPS      Y2, (R10)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp630
+gexp632:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z5
+	VMULPS       Z2, Z2, Z6
+	VFMADD213PS  Z2, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp632
 
-gexptail629:
+gexptail631:
 	TESTQ        R11, R11
-	JE           gexpdone631
+	JE           gexpdone633
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y4, Y2
-	VMOVUPS      Y2, K1, (R10)
-	VADDPS       Y2, Y1, K1, Y1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z4, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone631:
+gexpdone633:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y6
+	VPERMILPS     $0x4e, X3, X0
+	VMAXPS        X0, X3, X3
+	VPERMILPS     $0xb1, X3, X0
+	VMAXPS        X0, X3, X3
+	VBROADCASTSS  X3, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*1), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x10
+	JL            gexptail634
+
+gexp635:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp635
+
+gexptail634:
+	TESTQ        R11, R11
+	JE           gexpdone636
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone636:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -15160,91 +15337,11 @@ gexpdone631:
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
 	VBROADCASTSS  X1, Y0
-	VPERMILPS     $0x4e, X3, X1
-	VMAXPS        X1, X3, X3
-	VPERMILPS     $0xb1, X3, X1
-	VMAXPS        X1, X3, X3
-	VBROADCASTSS  X3, Y1
-	VMOVUPS       zero<>+0(SB), Y2
-	MOVQ          SI, R10
-	LEAQ          (R10)(DI*1), R10
-	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x08
-	JL            gexptail632
-
-gexp633:
-	VMOVUPS      (R10), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R10)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp633
-
-gexptail632:
-	TESTQ        R11, R11
-	JE           gexpdone634
-	LEAQ         kmasktab<>+0(SB), R9
-	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K1, (R10)
-	VADDPS       Y3, Y2, K1, Y2
-
-gexpdone634:
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        one<>+0(SB), X2
-	VDIVSS        X1, X2, X2
-	VBROADCASTSS  X2, Y1
+	VMOVUPS       zero<>+0(SB), Y1
 	VMOVUPS       zero<>+0(SB), Y2
 	VMOVUPS       zero<>+0(SB), Y3
 	VMOVUPS       zero<>+0(SB), Y4
 	VMOVUPS       zero<>+0(SB), Y5
-	VMOVUPS       zero<>+0(SB), Y6
 	VMOVUPS       zero<>+0(SB), Y7
 	VMOVUPS       zero<>+0(SB), Y8
 	VMOVUPS       zero<>+0(SB), Y9
@@ -15252,19 +15349,19 @@ gexpdone634:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x04
-	JL            gwsum1_636
+	JL            gwsum1_638
 
-gwsum635:
+gwsum637:
 	VBROADCASTSS (R10), Y10
-	VFMADD231PS  (R9), Y10, Y2
+	VFMADD231PS  (R9), Y10, Y1
 	VBROADCASTSS (R10)(DI*1), Y10
-	VFMADD231PS  (R9), Y10, Y3
+	VFMADD231PS  (R9), Y10, Y2
 	VBROADCASTSS 4(R10), Y10
-	VFMADD231PS  128(R9), Y10, Y4
+	VFMADD231PS  128(R9), Y10, Y3
 	VBROADCASTSS 4(R10)(DI*1), Y10
-	VFMADD231PS  128(R9), Y10, Y5
+	VFMADD231PS  128(R9), Y10, Y4
 	VBROADCASTSS 8(R10), Y10
-	VFMADD231PS  256(R9), Y10, Y6
+	VFMADD231PS  256(R9), Y10, Y5
 	VBROADCASTSS 8(R10)(DI*1), Y10
 	VFMADD231PS  256(R9), Y10, Y7
 	VBROADCASTSS 12(R10), Y10
@@ -15275,33 +15372,33 @@ gwsum635:
 	ADDQ         $0x00000200, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum635
+	JGE          gwsum637
 
-gwsum1_636:
+gwsum1_638:
 	TESTQ R11, R11
-	JE    gwsumdone638
+	JE    gwsumdone640
 
-gwsum1l637:
+gwsum1l639:
 	VBROADCASTSS (R10), Y10
-	VFMADD231PS  (R9), Y10, Y2
+	VFMADD231PS  (R9), Y10, Y1
 	VBROADCASTSS (R10)(DI*1), Y10
-	VFMADD231PS  (R9), Y10, Y3
+	VFMADD231PS  (R9), Y10, Y2
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000080, R9
 	DECQ         R11
-	JNE          gwsum1l637
+	JNE          gwsum1l639
 
-gwsumdone638:
+gwsumdone640:
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y8, Y1, Y1
+	VMULPS  Y6, Y1, Y1
+	VMOVUPS Y1, (AX)
 	VADDPS  Y4, Y2, Y2
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y8, Y2, Y2
+	VADDPS  Y7, Y2, Y2
+	VADDPS  Y9, Y2, Y2
 	VMULPS  Y0, Y2, Y2
-	VMOVUPS Y2, (AX)
-	VADDPS  Y5, Y3, Y3
-	VADDPS  Y7, Y3, Y3
-	VADDPS  Y9, Y3, Y3
-	VMULPS  Y1, Y3, Y3
-	VMOVUPS Y3, 32(AX)
+	VMOVUPS Y2, 32(AX)
 	ADDQ    $0x00000020, DX
 	ADDQ    $0x00000020, BX
 	ADDQ    $0x00000040, CX
@@ -15324,7 +15421,7 @@ TEXT ·gattention_8_8_1x4_avx2(SB), NOSPLIT, $0-48
 	LEAQ (DI)(DI*2), R8
 	MOVQ $0x00000001, R9
 
-kvhead639:
+kvhead641:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS 64(CX), Y2
@@ -15337,9 +15434,9 @@ kvhead639:
 	MOVQ    SI, R11
 	MOVQ    t+40(FP), R12
 	CMPQ    R12, $0x04
-	JL      gscore1_641
+	JL      gscore1_643
 
-gscore4_640:
+gscore4_642:
 	VXORPS       Y8, Y8, Y8
 	VFMADD231PS  (R10), Y0, Y8
 	VXORPS       Y9, Y9, Y9
@@ -15432,13 +15529,13 @@ gscore4_640:
 	ADDQ         $0x10, R11
 	SUBQ         $0x04, R12
 	CMPQ         R12, $0x04
-	JGE          gscore4_640
+	JGE          gscore4_642
 
-gscore1_641:
+gscore1_643:
 	TESTQ R12, R12
-	JE    gscoredone643
+	JE    gscoredone645
 
-gscore1l642:
+gscore1l644:
 	VXORPS       Y8, Y8, Y8
 	VFMADD231PS  (R10), Y0, Y8
 	VEXTRACTF128 $0x01, Y8, X9
@@ -15486,9 +15583,9 @@ gscore1l642:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x04, R11
 	DECQ         R12
-	JNE          gscore1l642
+	JNE          gscore1l644
 
-gscoredone643:
+gscoredone645:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -15498,9 +15595,9 @@ gscoredone643:
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail644
+	JL           gexptail646
 
-gexp645:
+gexp647:
 	VMOVUPS      (R11), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -15527,11 +15624,11 @@ gexp645:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp645
+	JGE          gexp647
 
-gexptail644:
+gexptail646:
 	TESTQ        R12, R12
-	JE           gexpdone646
+	JE           gexpdone648
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15561,7 +15658,7 @@ gexptail644:
 	VMASKMOVPS   Y2, Y3, (R11)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone646:
+gexpdone648:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -15581,9 +15678,9 @@ gexpdone646:
 	LEAQ         (R11)(DI*1), R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail647
+	JL           gexptail649
 
-gexp648:
+gexp650:
 	VMOVUPS      (R11), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -15610,11 +15707,11 @@ gexp648:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp648
+	JGE          gexp650
 
-gexptail647:
+gexptail649:
 	TESTQ        R12, R12
-	JE           gexpdone649
+	JE           gexpdone651
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15644,7 +15741,7 @@ gexptail647:
 	VMASKMOVPS   Y3, Y4, (R11)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone649:
+gexpdone651:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -15664,9 +15761,9 @@ gexpdone649:
 	LEAQ         (R11)(DI*2), R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail650
+	JL           gexptail652
 
-gexp651:
+gexp653:
 	VMOVUPS      (R11), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -15693,11 +15790,11 @@ gexp651:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp651
+	JGE          gexp653
 
-gexptail650:
+gexptail652:
 	TESTQ        R12, R12
-	JE           gexpdone652
+	JE           gexpdone654
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15727,7 +15824,7 @@ gexptail650:
 	VMASKMOVPS   Y4, Y5, (R11)
 	VADDPS       Y4, Y3, Y3
 
-gexpdone652:
+gexpdone654:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -15747,9 +15844,9 @@ gexpdone652:
 	LEAQ         (R11)(R8*1), R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail653
+	JL           gexptail655
 
-gexp654:
+gexp656:
 	VMOVUPS      (R11), Y5
 	VSUBPS       Y3, Y5, Y5
 	VMINPS       exp_hi<>+0(SB), Y5, Y5
@@ -15776,11 +15873,11 @@ gexp654:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp654
+	JGE          gexp656
 
-gexptail653:
+gexptail655:
 	TESTQ        R12, R12
-	JE           gexpdone655
+	JE           gexpdone657
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15810,7 +15907,7 @@ gexptail653:
 	VMASKMOVPS   Y5, Y6, (R11)
 	VADDPS       Y5, Y4, Y4
 
-gexpdone655:
+gexpdone657:
 	VEXTRACTF128 $0x01, Y4, X3
 	VADDPS       X3, X4, X3
 	VPERMILPS    $0x4e, X3, X4
@@ -15828,7 +15925,7 @@ gexpdone655:
 	MOVQ         BX, R10
 	MOVQ         t+40(FP), R12
 
-gwsum1l658:
+gwsum1l660:
 	VBROADCASTSS (R11), Y8
 	VFMADD231PS  (R10), Y8, Y4
 	VBROADCASTSS (R11)(DI*1), Y8
@@ -15840,7 +15937,7 @@ gwsum1l658:
 	ADDQ         $0x04, R11
 	ADDQ         $0x00000020, R10
 	DECQ         R12
-	JNE          gwsum1l658
+	JNE          gwsum1l660
 	VMULPS       Y0, Y4, Y4
 	VMOVUPS      Y4, (AX)
 	VMULPS       Y1, Y5, Y5
@@ -15854,12 +15951,12 @@ gwsum1l658:
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000080, AX
 	DECQ         R9
-	JNE          kvhead639
+	JNE          kvhead641
 	VZEROUPPER
 	RET
 
 // func gattention_8_8_1x4_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX2, AVX512DQ, AVX512F, AVX512VL, FMA3
 TEXT ·gattention_8_8_1x4_avx512(SB), NOSPLIT, $0-48
 	MOVQ out+0(FP), AX
 	MOVQ q+8(FP), CX
@@ -15871,22 +15968,137 @@ TEXT ·gattention_8_8_1x4_avx512(SB), NOSPLIT, $0-48
 	LEAQ (DI)(DI*2), R8
 	MOVQ $0x00000001, R9
 
-kvhead660:
-	VMOVUPS (CX), Y0
-	VMOVUPS 32(CX), Y1
-	VMOVUPS 64(CX), Y2
-	VMOVUPS 96(CX), Y3
-	VMOVUPS neginf<>+0(SB), X4
-	VMOVUPS neginf<>+0(SB), X5
-	VMOVUPS neginf<>+0(SB), X6
-	VMOVUPS neginf<>+0(SB), X7
-	MOVQ    DX, R10
-	MOVQ    SI, R11
-	MOVQ    t+40(FP), R12
-	CMPQ    R12, $0x04
-	JL      gscore1_662
+kvhead662:
+	VMOVUPS         (CX), Y0
+	VMOVUPS         32(CX), Y1
+	VMOVUPS         64(CX), Y2
+	VMOVUPS         96(CX), Y3
+	VMOVUPS         neginf<>+0(SB), X4
+	VMOVUPS         neginf<>+0(SB), X5
+	VMOVUPS         neginf<>+0(SB), X6
+	VMOVUPS         neginf<>+0(SB), X7
+	MOVQ            DX, R10
+	MOVQ            SI, R11
+	MOVQ            t+40(FP), R12
+	VBROADCASTF32X8 (CX), Z8
+	VMOVUPS         neginf<>+0(SB), Y9
+	VBROADCASTF32X8 32(CX), Z10
+	VMOVUPS         neginf<>+0(SB), Y11
+	VBROADCASTF32X8 64(CX), Z12
+	VMOVUPS         neginf<>+0(SB), Y13
+	VBROADCASTF32X8 96(CX), Z14
+	VMOVUPS         neginf<>+0(SB), Y15
+	CMPQ            R12, $0x08
+	JL              gscore8done664
 
-gscore4_661:
+gscore8_663:
+	VMOVUPS      (R10), Y16
+	VINSERTF32X8 $0x01, 128(R10), Z16, Z16
+	VMOVUPS      32(R10), Y17
+	VINSERTF32X8 $0x01, 160(R10), Z17, Z17
+	VMOVUPS      64(R10), Y18
+	VINSERTF32X8 $0x01, 192(R10), Z18, Z18
+	VMOVUPS      96(R10), Y19
+	VINSERTF32X8 $0x01, 224(R10), Z19, Z19
+	VMULPS       Z8, Z16, Z20
+	VMULPS       Z8, Z17, Z21
+	VMULPS       Z8, Z18, Z22
+	VMULPS       Z8, Z19, Z23
+	VUNPCKLPS    Z21, Z20, Z24
+	VUNPCKHPS    Z21, Z20, Z20
+	VADDPS       Z20, Z24, Z24
+	VUNPCKLPS    Z23, Z22, Z20
+	VUNPCKHPS    Z23, Z22, Z21
+	VADDPS       Z21, Z20, Z20
+	VUNPCKLPD    Z20, Z24, Z21
+	VUNPCKHPD    Z20, Z24, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0xb1, Z21, Z21, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0x08, Z21, Z21, Z20
+	VMULPS       rsqrt8<>+0(SB), Y20, Y20
+	VMOVUPS      Y20, (R11)
+	VMAXPS       Y20, Y9, Y9
+	VMULPS       Z10, Z16, Z20
+	VMULPS       Z10, Z17, Z21
+	VMULPS       Z10, Z18, Z22
+	VMULPS       Z10, Z19, Z23
+	VUNPCKLPS    Z21, Z20, Z24
+	VUNPCKHPS    Z21, Z20, Z20
+	VADDPS       Z20, Z24, Z24
+	VUNPCKLPS    Z23, Z22, Z20
+	VUNPCKHPS    Z23, Z22, Z21
+	VADDPS       Z21, Z20, Z20
+	VUNPCKLPD    Z20, Z24, Z21
+	VUNPCKHPD    Z20, Z24, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0xb1, Z21, Z21, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0x08, Z21, Z21, Z20
+	VMULPS       rsqrt8<>+0(SB), Y20, Y20
+	VMOVUPS      Y20, (R11)(DI*1)
+	VMAXPS       Y20, Y11, Y11
+	VMULPS       Z12, Z16, Z20
+	VMULPS       Z12, Z17, Z21
+	VMULPS       Z12, Z18, Z22
+	VMULPS       Z12, Z19, Z23
+	VUNPCKLPS    Z21, Z20, Z24
+	VUNPCKHPS    Z21, Z20, Z20
+	VADDPS       Z20, Z24, Z24
+	VUNPCKLPS    Z23, Z22, Z20
+	VUNPCKHPS    Z23, Z22, Z21
+	VADDPS       Z21, Z20, Z20
+	VUNPCKLPD    Z20, Z24, Z21
+	VUNPCKHPD    Z20, Z24, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0xb1, Z21, Z21, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0x08, Z21, Z21, Z20
+	VMULPS       rsqrt8<>+0(SB), Y20, Y20
+	VMOVUPS      Y20, (R11)(DI*2)
+	VMAXPS       Y20, Y13, Y13
+	VMULPS       Z14, Z16, Z20
+	VMULPS       Z14, Z17, Z21
+	VMULPS       Z14, Z18, Z22
+	VMULPS       Z14, Z19, Z23
+	VUNPCKLPS    Z21, Z20, Z24
+	VUNPCKHPS    Z21, Z20, Z20
+	VADDPS       Z20, Z24, Z24
+	VUNPCKLPS    Z23, Z22, Z20
+	VUNPCKHPS    Z23, Z22, Z21
+	VADDPS       Z21, Z20, Z20
+	VUNPCKLPD    Z20, Z24, Z21
+	VUNPCKHPD    Z20, Z24, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0xb1, Z21, Z21, Z20
+	VADDPS       Z20, Z21, Z21
+	VSHUFF32X4   $0x08, Z21, Z21, Z20
+	VMULPS       rsqrt8<>+0(SB), Y20, Y20
+	VMOVUPS      Y20, (R11)(R8*1)
+	VMAXPS       Y20, Y15, Y15
+	ADDQ         $0x00000100, R10
+	ADDQ         $0x20, R11
+	SUBQ         $0x08, R12
+	CMPQ         R12, $0x08
+	JGE          gscore8_663
+
+gscore8done664:
+	VEXTRACTF32X4 $0x01, Y9, X8
+	VMAXPS        X8, X4, X4
+	VMAXPS        X9, X4, X4
+	VEXTRACTF32X4 $0x01, Y11, X8
+	VMAXPS        X8, X5, X5
+	VMAXPS        X11, X5, X5
+	VEXTRACTF32X4 $0x01, Y13, X8
+	VMAXPS        X8, X6, X6
+	VMAXPS        X13, X6, X6
+	VEXTRACTF32X4 $0x01, Y15, X8
+	VMAXPS        X8, X7, X7
+	VMAXPS        X15, X7, X7
+	CMPQ          R12, $0x04
+	JL            gscore1_666
+
+gscore4_665:
 	VMOVUPS       zero<>+0(SB), Y8
 	VFMADD231PS   (R10), Y0, Y8
 	VMOVUPS       zero<>+0(SB), Y9
@@ -15979,13 +16191,13 @@ gscore4_661:
 	ADDQ          $0x10, R11
 	SUBQ          $0x04, R12
 	CMPQ          R12, $0x04
-	JGE           gscore4_661
+	JGE           gscore4_665
 
-gscore1_662:
+gscore1_666:
 	TESTQ R12, R12
-	JE    gscoredone664
+	JE    gscoredone668
 
-gscore1l663:
+gscore1l667:
 	VMOVUPS       zero<>+0(SB), Y8
 	VFMADD231PS   (R10), Y0, Y8
 	VEXTRACTF32X4 $0x01, Y8, X9
@@ -16033,79 +16245,327 @@ gscore1l663:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x04, R11
 	DECQ          R12
-	JNE           gscore1l663
+	JNE           gscore1l667
 
-gscoredone664:
+gscoredone668:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
 	VMAXPS       X0, X4, X4
-	VBROADCASTSS X4, Y0
-	VMOVUPS      zero<>+0(SB), Y1
+	VBROADCASTSS X4, Z0
+	VMOVUPS      zero<>+0(SB), Z1
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
-	CMPQ         R12, $0x08
-	JL           gexptail665
+	CMPQ         R12, $0x10
+	JL           gexptail669
 
-gexp666:
-	VMOVUPS      (R11), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y8
-	VFMADD213PS  Y2, Y8, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R11)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
-	JGE          gexp666
+gexp670:
+	VMOVUPS      (R11), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z8
+	VFMADD213PS  Z2, Z8, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R11)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp670
 
-gexptail665:
+gexptail669:
 	TESTQ        R12, R12
-	JE           gexpdone667
+	JE           gexpdone671
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VRNDSCALEPS  $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y3
-	VMULPS       Y2, Y2, Y4
-	VFMADD213PS  Y2, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y3, Y2
-	VMOVUPS      Y2, K1, (R11)
-	VADDPS       Y2, Y1, K1, Y1
+	VMOVUPS.Z    (R11), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R11)
+	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone667:
+gexpdone671:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y8
+	VPERMILPS     $0x4e, X5, X0
+	VMAXPS        X0, X5, X5
+	VPERMILPS     $0xb1, X5, X0
+	VMAXPS        X0, X5, X5
+	VBROADCASTSS  X5, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	MOVQ          SI, R11
+	LEAQ          (R11)(DI*1), R11
+	MOVQ          t+40(FP), R12
+	CMPQ          R12, $0x10
+	JL            gexptail672
+
+gexp673:
+	VMOVUPS      (R11), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R11)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp673
+
+gexptail672:
+	TESTQ        R12, R12
+	JE           gexpdone674
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R11)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone674:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y9
+	VPERMILPS     $0x4e, X6, X0
+	VMAXPS        X0, X6, X6
+	VPERMILPS     $0xb1, X6, X0
+	VMAXPS        X0, X6, X6
+	VBROADCASTSS  X6, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	MOVQ          SI, R11
+	LEAQ          (R11)(DI*2), R11
+	MOVQ          t+40(FP), R12
+	CMPQ          R12, $0x10
+	JL            gexptail675
+
+gexp676:
+	VMOVUPS      (R11), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R11)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp676
+
+gexptail675:
+	TESTQ        R12, R12
+	JE           gexpdone677
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R11)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone677:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y6
+	VPERMILPS     $0x4e, X7, X0
+	VMAXPS        X0, X7, X7
+	VPERMILPS     $0xb1, X7, X0
+	VMAXPS        X0, X7, X7
+	VBROADCASTSS  X7, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	MOVQ          SI, R11
+	LEAQ          (R11)(R8*1), R11
+	MOVQ          t+40(FP), R12
+	CMPQ          R12, $0x10
+	JL            gexptail678
+
+gexp679:
+	VMOVUPS      (R11), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R11)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp679
+
+gexptail678:
+	TESTQ        R12, R12
+	JE           gexpdone680
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R11)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone680:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -16115,252 +16575,12 @@ gexpdone667:
 	VMOVSS        one<>+0(SB), X1
 	VDIVSS        X0, X1, X1
 	VBROADCASTSS  X1, Y0
-	VPERMILPS     $0x4e, X5, X1
-	VMAXPS        X1, X5, X5
-	VPERMILPS     $0xb1, X5, X1
-	VMAXPS        X1, X5, X5
-	VBROADCASTSS  X5, Y1
+	VMOVUPS       zero<>+0(SB), Y1
 	VMOVUPS       zero<>+0(SB), Y2
-	MOVQ          SI, R11
-	LEAQ          (R11)(DI*1), R11
-	MOVQ          t+40(FP), R12
-	CMPQ          R12, $0x08
-	JL            gexptail668
-
-gexp669:
-	VMOVUPS      (R11), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VRNDSCALEPS  $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y8
-	VFMADD213PS  Y3, Y8, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R11)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
-	JGE          gexp669
-
-gexptail668:
-	TESTQ        R12, R12
-	JE           gexpdone670
-	LEAQ         kmasktab<>+0(SB), R10
-	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VRNDSCALEPS  $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y4
-	VMULPS       Y3, Y3, Y5
-	VFMADD213PS  Y3, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y4, Y3
-	VMOVUPS      Y3, K1, (R11)
-	VADDPS       Y3, Y2, K1, Y2
-
-gexpdone670:
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        one<>+0(SB), X2
-	VDIVSS        X1, X2, X2
-	VBROADCASTSS  X2, Y1
-	VPERMILPS     $0x4e, X6, X2
-	VMAXPS        X2, X6, X6
-	VPERMILPS     $0xb1, X6, X2
-	VMAXPS        X2, X6, X6
-	VBROADCASTSS  X6, Y2
 	VMOVUPS       zero<>+0(SB), Y3
-	MOVQ          SI, R11
-	LEAQ          (R11)(DI*2), R11
-	MOVQ          t+40(FP), R12
-	CMPQ          R12, $0x08
-	JL            gexptail671
-
-gexp672:
-	VMOVUPS      (R11), Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y5
-	VRNDSCALEPS  $0x00, Y5, Y5
-	VFNMADD231PS ln2hi<>+0(SB), Y5, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y5, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y8
-	VFMADD213PS  Y4, Y8, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y5, Y5
-	VPADDD       i127<>+0(SB), Y5, Y5
-	VPSLLD       $0x17, Y5, Y5
-	VMULPS       Y5, Y6, Y4
-	VMOVUPS      Y4, (R11)
-	VADDPS       Y4, Y3, Y3
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
-	JGE          gexp672
-
-gexptail671:
-	TESTQ        R12, R12
-	JE           gexpdone673
-	LEAQ         kmasktab<>+0(SB), R10
-	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y2
-	VRNDSCALEPS  $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y5
-	VMULPS       Y4, Y4, Y6
-	VFMADD213PS  Y4, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y5, Y4
-	VMOVUPS      Y4, K1, (R11)
-	VADDPS       Y4, Y3, K1, Y3
-
-gexpdone673:
-	VEXTRACTF32X4 $0x01, Y3, X2
-	VADDPS        X2, X3, X2
-	VPERMILPS     $0x4e, X2, X3
-	VADDPS        X3, X2, X2
-	VPERMILPS     $0xb1, X2, X3
-	VADDPS        X3, X2, X2
-	VMOVSS        one<>+0(SB), X3
-	VDIVSS        X2, X3, X3
-	VBROADCASTSS  X3, Y2
-	VPERMILPS     $0x4e, X7, X3
-	VMAXPS        X3, X7, X7
-	VPERMILPS     $0xb1, X7, X3
-	VMAXPS        X3, X7, X7
-	VBROADCASTSS  X7, Y3
-	VMOVUPS       zero<>+0(SB), Y4
-	MOVQ          SI, R11
-	LEAQ          (R11)(R8*1), R11
-	MOVQ          t+40(FP), R12
-	CMPQ          R12, $0x08
-	JL            gexptail674
-
-gexp675:
-	VMOVUPS      (R11), Y5
-	VSUBPS       Y3, Y5, Y5
-	VMINPS       exp_hi<>+0(SB), Y5, Y5
-	VMAXPS       exp_lo<>+0(SB), Y5, Y5
-	VMULPS       log2e<>+0(SB), Y5, Y6
-	VRNDSCALEPS  $0x00, Y6, Y6
-	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
-	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
-	VMOVUPS      exp_p0<>+0(SB), Y7
-	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
-	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
-	VMULPS       Y5, Y5, Y8
-	VFMADD213PS  Y5, Y8, Y7
-	VADDPS       one<>+0(SB), Y7, Y7
-	VCVTPS2DQ    Y6, Y6
-	VPADDD       i127<>+0(SB), Y6, Y6
-	VPSLLD       $0x17, Y6, Y6
-	VMULPS       Y6, Y7, Y5
-	VMOVUPS      Y5, (R11)
-	VADDPS       Y5, Y4, Y4
-	ADDQ         $0x20, R11
-	SUBQ         $0x08, R12
-	CMPQ         R12, $0x08
-	JGE          gexp675
-
-gexptail674:
-	TESTQ        R12, R12
-	JE           gexpdone676
-	LEAQ         kmasktab<>+0(SB), R10
-	KMOVW        (R10)(R12*2), K1
-	VMOVUPS.Z    (R11), K1, Y5
-	VSUBPS       Y3, Y5, Y5
-	VMINPS       exp_hi<>+0(SB), Y5, Y5
-	VMAXPS       exp_lo<>+0(SB), Y5, Y5
-	VMULPS       log2e<>+0(SB), Y5, Y3
-	VRNDSCALEPS  $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y5
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y5
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y5, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y5, Y6
-	VMULPS       Y5, Y5, Y7
-	VFMADD213PS  Y5, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y6, Y5
-	VMOVUPS      Y5, K1, (R11)
-	VADDPS       Y5, Y4, K1, Y4
-
-gexpdone676:
-	VEXTRACTF32X4 $0x01, Y4, X3
-	VADDPS        X3, X4, X3
-	VPERMILPS     $0x4e, X3, X4
-	VADDPS        X4, X3, X3
-	VPERMILPS     $0xb1, X3, X4
-	VADDPS        X4, X3, X3
-	VMOVSS        one<>+0(SB), X4
-	VDIVSS        X3, X4, X4
-	VBROADCASTSS  X4, Y3
 	VMOVUPS       zero<>+0(SB), Y4
 	VMOVUPS       zero<>+0(SB), Y5
-	VMOVUPS       zero<>+0(SB), Y6
 	VMOVUPS       zero<>+0(SB), Y7
-	VMOVUPS       zero<>+0(SB), Y8
-	VMOVUPS       zero<>+0(SB), Y9
 	VMOVUPS       zero<>+0(SB), Y10
 	VMOVUPS       zero<>+0(SB), Y11
 	VMOVUPS       zero<>+0(SB), Y12
@@ -16375,21 +16595,21 @@ gexpdone676:
 	MOVQ          BX, R10
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x04
-	JL            gwsum1_678
+	JL            gwsum1_682
 
-gwsum677:
+gwsum681:
 	VBROADCASTSS (R11), Y20
-	VFMADD231PS  (R10), Y20, Y4
+	VFMADD231PS  (R10), Y20, Y1
 	VBROADCASTSS (R11)(DI*1), Y20
-	VFMADD231PS  (R10), Y20, Y5
+	VFMADD231PS  (R10), Y20, Y2
 	VBROADCASTSS (R11)(DI*2), Y20
-	VFMADD231PS  (R10), Y20, Y6
+	VFMADD231PS  (R10), Y20, Y3
 	VBROADCASTSS (R11)(R8*1), Y20
-	VFMADD231PS  (R10), Y20, Y7
+	VFMADD231PS  (R10), Y20, Y4
 	VBROADCASTSS 4(R11), Y20
-	VFMADD231PS  32(R10), Y20, Y8
+	VFMADD231PS  32(R10), Y20, Y5
 	VBROADCASTSS 4(R11)(DI*1), Y20
-	VFMADD231PS  32(R10), Y20, Y9
+	VFMADD231PS  32(R10), Y20, Y7
 	VBROADCASTSS 4(R11)(DI*2), Y20
 	VFMADD231PS  32(R10), Y20, Y10
 	VBROADCASTSS 4(R11)(R8*1), Y20
@@ -16414,53 +16634,53 @@ gwsum677:
 	ADDQ         $0x00000080, R10
 	SUBQ         $0x04, R12
 	CMPQ         R12, $0x04
-	JGE          gwsum677
+	JGE          gwsum681
 
-gwsum1_678:
+gwsum1_682:
 	TESTQ R12, R12
-	JE    gwsumdone680
+	JE    gwsumdone684
 
-gwsum1l679:
+gwsum1l683:
 	VBROADCASTSS (R11), Y20
-	VFMADD231PS  (R10), Y20, Y4
+	VFMADD231PS  (R10), Y20, Y1
 	VBROADCASTSS (R11)(DI*1), Y20
-	VFMADD231PS  (R10), Y20, Y5
+	VFMADD231PS  (R10), Y20, Y2
 	VBROADCASTSS (R11)(DI*2), Y20
-	VFMADD231PS  (R10), Y20, Y6
+	VFMADD231PS  (R10), Y20, Y3
 	VBROADCASTSS (R11)(R8*1), Y20
-	VFMADD231PS  (R10), Y20, Y7
+	VFMADD231PS  (R10), Y20, Y4
 	ADDQ         $0x04, R11
 	ADDQ         $0x00000020, R10
 	DECQ         R12
-	JNE          gwsum1l679
+	JNE          gwsum1l683
 
-gwsumdone680:
-	VADDPS  Y8, Y4, Y4
-	VADDPS  Y12, Y4, Y4
-	VADDPS  Y16, Y4, Y4
+gwsumdone684:
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y12, Y1, Y1
+	VADDPS  Y16, Y1, Y1
+	VMULPS  Y8, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y7, Y2, Y2
+	VADDPS  Y13, Y2, Y2
+	VADDPS  Y17, Y2, Y2
+	VMULPS  Y9, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	VADDPS  Y10, Y3, Y3
+	VADDPS  Y14, Y3, Y3
+	VADDPS  Y18, Y3, Y3
+	VMULPS  Y6, Y3, Y3
+	VMOVUPS Y3, 64(AX)
+	VADDPS  Y11, Y4, Y4
+	VADDPS  Y15, Y4, Y4
+	VADDPS  Y19, Y4, Y4
 	VMULPS  Y0, Y4, Y4
-	VMOVUPS Y4, (AX)
-	VADDPS  Y9, Y5, Y5
-	VADDPS  Y13, Y5, Y5
-	VADDPS  Y17, Y5, Y5
-	VMULPS  Y1, Y5, Y5
-	VMOVUPS Y5, 32(AX)
-	VADDPS  Y10, Y6, Y6
-	VADDPS  Y14, Y6, Y6
-	VADDPS  Y18, Y6, Y6
-	VMULPS  Y2, Y6, Y6
-	VMOVUPS Y6, 64(AX)
-	VADDPS  Y11, Y7, Y7
-	VADDPS  Y15, Y7, Y7
-	VADDPS  Y19, Y7, Y7
-	VMULPS  Y3, Y7, Y7
-	VMOVUPS Y7, 96(AX)
+	VMOVUPS Y4, 96(AX)
 	ADDQ    $0x00000020, DX
 	ADDQ    $0x00000020, BX
 	ADDQ    $0x00000080, CX
 	ADDQ    $0x00000080, AX
 	DECQ    R9
-	JNE     kvhead660
+	JNE     kvhead662
 	VZEROUPPER
 	RET
 
@@ -16472,16 +16692,16 @@ TEXT ·matmul_13x17_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail682
+	JL      tail686
 
-rows4_681:
+rows4_685:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail686
+	JL   toktail690
 
-tok685:
+tok689:
 	VMOVUPS      (BX), Y7
 	VMOVUPS      68(BX), Y8
 	PREFETCHT0   544(CX)
@@ -16556,11 +16776,11 @@ tok685:
 	ADDQ         $0x00000068, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok685
+	JGE          tok689
 
-toktail686:
+toktail690:
 	CMPQ         DI, $0x01
-	JL           tok1_687
+	JL           tok1_691
 	VMOVUPS      (BX), Y4
 	PREFETCHT0   544(CX)
 	VMULPS       (CX), Y4, Y1
@@ -16600,25 +16820,25 @@ toktail686:
 	ADDQ         $0x00000034, SI
 	SUBQ         $0x01, DI
 
-tok1_687:
+tok1_691:
 	ADDQ $0x00000110, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_681
+	JGE  rows4_685
 
-tail682:
+tail686:
 	TESTQ DX, DX
-	JE    done684
+	JE    done688
 
-rows1_683:
+rows1_687:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail689
+	JL   toktail693
 
-tok688:
+tok692:
 	VMOVUPS      (BX), Y1
 	VMOVUPS      68(BX), Y2
 	PREFETCHT0   136(CX)
@@ -16653,11 +16873,11 @@ tok688:
 	ADDQ         $0x00000068, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok688
+	JGE          tok692
 
-toktail689:
+toktail693:
 	CMPQ         DI, $0x01
-	JL           tok1_690
+	JL           tok1_694
 	VMOVUPS      (BX), Y1
 	PREFETCHT0   136(CX)
 	VMULPS       (CX), Y1, Y1
@@ -16677,13 +16897,13 @@ toktail689:
 	ADDQ         $0x00000034, SI
 	SUBQ         $0x01, DI
 
-tok1_690:
+tok1_694:
 	ADDQ $0x00000044, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_683
+	JNE  rows1_687
 
-done684:
+done688:
 	VZEROUPPER
 	RET
 
@@ -16696,16 +16916,16 @@ TEXT ·matmul_13x17_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail692
+	JL    tail696
 
-rows4_691:
+rows4_695:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail696
+	JL   toktail700
 
-tok695:
+tok699:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       68(BX), Y19
 	VMOVUPS       136(BX), Y20
@@ -16884,11 +17104,11 @@ tok695:
 	ADDQ          $0x00000138, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok695
+	JGE           tok699
 
-toktail696:
+toktail700:
 	CMPQ          DI, $0x04
-	JL            tok4_697
+	JL            tok4_701
 	VMOVUPS       (BX), Y12
 	VMOVUPS       68(BX), Y13
 	VMOVUPS       136(BX), Y14
@@ -17013,9 +17233,9 @@ toktail696:
 	ADDQ          $0x000000d0, SI
 	SUBQ          $0x04, DI
 
-tok4_697:
+tok4_701:
 	CMPQ          DI, $0x02
-	JL            tok2_698
+	JL            tok2_702
 	VMOVUPS       (BX), Y6
 	VMOVUPS       68(BX), Y7
 	PREFETCHT0    544(CX)
@@ -17086,9 +17306,9 @@ tok4_697:
 	ADDQ          $0x00000068, SI
 	SUBQ          $0x02, DI
 
-tok2_698:
+tok2_702:
 	CMPQ          DI, $0x01
-	JL            tok1_699
+	JL            tok1_703
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    544(CX)
 	VMULPS        (CX), Y3, Y0
@@ -17124,25 +17344,25 @@ tok2_698:
 	ADDQ          $0x00000034, SI
 	SUBQ          $0x01, DI
 
-tok1_699:
+tok1_703:
 	ADDQ $0x00000110, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_691
+	JGE  rows4_695
 
-tail692:
+tail696:
 	TESTQ DX, DX
-	JE    done694
+	JE    done698
 
-rows1_693:
+rows1_697:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail701
+	JL   toktail705
 
-tok700:
+tok704:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       68(BX), Y1
 	VMOVUPS       136(BX), Y2
@@ -17228,11 +17448,11 @@ tok700:
 	ADDQ          $0x00000138, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok700
+	JGE           tok704
 
-toktail701:
+toktail705:
 	CMPQ          DI, $0x04
-	JL            tok4_702
+	JL            tok4_706
 	VMOVUPS       (BX), Y0
 	VMOVUPS       68(BX), Y1
 	VMOVUPS       136(BX), Y2
@@ -17292,9 +17512,9 @@ toktail701:
 	ADDQ          $0x000000d0, SI
 	SUBQ          $0x04, DI
 
-tok4_702:
+tok4_706:
 	CMPQ          DI, $0x02
-	JL            tok2_703
+	JL            tok2_707
 	VMOVUPS       (BX), Y0
 	VMOVUPS       68(BX), Y1
 	PREFETCHT0    136(CX)
@@ -17328,9 +17548,9 @@ tok4_702:
 	ADDQ          $0x00000068, SI
 	SUBQ          $0x02, DI
 
-tok2_703:
+tok2_707:
 	CMPQ          DI, $0x01
-	JL            tok1_704
+	JL            tok1_708
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    136(CX)
 	VMULPS        (CX), Y0, Y0
@@ -17349,13 +17569,13 @@ tok2_703:
 	ADDQ          $0x00000034, SI
 	SUBQ          $0x01, DI
 
-tok1_704:
+tok1_708:
 	ADDQ $0x00000044, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_693
+	JNE  rows1_697
 
-done694:
+done698:
 	VZEROUPPER
 	RET
 
@@ -17366,16 +17586,16 @@ TEXT ·matmul_172x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail706
+	JL   tail710
 
-rows4_705:
+rows4_709:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail710
+	JL   toktail714
 
-tok709:
+tok713:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -17532,11 +17752,11 @@ tok709:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok709
+	JGE          tok713
 
-toktail710:
+toktail714:
 	CMPQ         DI, $0x01
-	JL           tok1_711
+	JL           tok1_715
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -17609,25 +17829,25 @@ toktail710:
 	ADDQ         $0x000002b0, SI
 	SUBQ         $0x01, DI
 
-tok1_711:
+tok1_715:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_705
+	JGE  rows4_709
 
-tail706:
+tail710:
 	TESTQ DX, DX
-	JE    done708
+	JE    done712
 
-rows1_707:
+rows1_711:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail713
+	JL   toktail717
 
-tok712:
+tok716:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -17690,11 +17910,11 @@ tok712:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok712
+	JGE          tok716
 
-toktail713:
+toktail717:
 	CMPQ         DI, $0x01
-	JL           tok1_714
+	JL           tok1_718
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -17726,13 +17946,13 @@ toktail713:
 	ADDQ         $0x000002b0, SI
 	SUBQ         $0x01, DI
 
-tok1_714:
+tok1_718:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_707
+	JNE  rows1_711
 
-done708:
+done712:
 	VZEROUPPER
 	RET
 
@@ -17743,16 +17963,16 @@ TEXT ·matmul_172x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail716
+	JL   tail720
 
-rows4_715:
+rows4_719:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail720
+	JL   toktail724
 
-tok719:
+tok723:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -18117,11 +18337,11 @@ tok719:
 	ADDQ          $0x00001020, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok719
+	JGE           tok723
 
-toktail720:
+toktail724:
 	CMPQ          DI, $0x04
-	JL            tok4_721
+	JL            tok4_725
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -18382,9 +18602,9 @@ toktail720:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x04, DI
 
-tok4_721:
+tok4_725:
 	CMPQ          DI, $0x02
-	JL            tok2_722
+	JL            tok2_726
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -18541,9 +18761,9 @@ tok4_721:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x02, DI
 
-tok2_722:
+tok2_726:
 	CMPQ          DI, $0x01
-	JL            tok1_723
+	JL            tok1_727
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -18616,25 +18836,25 @@ tok2_722:
 	ADDQ          $0x000002b0, SI
 	SUBQ          $0x01, DI
 
-tok1_723:
+tok1_727:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_715
+	JGE  rows4_719
 
-tail716:
+tail720:
 	TESTQ DX, DX
-	JE    done718
+	JE    done722
 
-rows1_717:
+rows1_721:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail725
+	JL   toktail729
 
-tok724:
+tok728:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -18789,11 +19009,11 @@ tok724:
 	ADDQ          $0x00001020, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok724
+	JGE           tok728
 
-toktail725:
+toktail729:
 	CMPQ          DI, $0x04
-	JL            tok4_726
+	JL            tok4_730
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -18902,9 +19122,9 @@ toktail725:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x04, DI
 
-tok4_726:
+tok4_730:
 	CMPQ          DI, $0x02
-	JL            tok2_727
+	JL            tok2_731
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -18967,9 +19187,9 @@ tok4_726:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x02, DI
 
-tok2_727:
+tok2_731:
 	CMPQ          DI, $0x01
-	JL            tok1_728
+	JL            tok1_732
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -19001,13 +19221,13 @@ tok2_727:
 	ADDQ          $0x000002b0, SI
 	SUBQ          $0x01, DI
 
-tok1_728:
+tok1_732:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_717
+	JNE  rows1_721
 
-done718:
+done722:
 	VZEROUPPER
 	RET
 
@@ -19019,16 +19239,16 @@ TEXT ·matmul_1x1_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail730
+	JL      tail734
 
-rows4_729:
+rows4_733:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail734
+	JL   toktail738
 
-tok733:
+tok737:
 	VMASKMOVPS   (BX), Y0, Y7
 	VMASKMOVPS   4(BX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y2
@@ -19071,11 +19291,11 @@ tok733:
 	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok733
+	JGE          tok737
 
-toktail734:
+toktail738:
 	CMPQ         DI, $0x01
-	JL           tok1_735
+	JL           tok1_739
 	VMASKMOVPS   (BX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -19101,25 +19321,25 @@ toktail734:
 	ADDQ         $0x00000004, SI
 	SUBQ         $0x01, DI
 
-tok1_735:
+tok1_739:
 	ADDQ $0x00000010, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_729
+	JGE  rows4_733
 
-tail730:
+tail734:
 	TESTQ DX, DX
-	JE    done732
+	JE    done736
 
-rows1_731:
+rows1_735:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail737
+	JL   toktail741
 
-tok736:
+tok740:
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   4(BX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y3
@@ -19143,11 +19363,11 @@ tok736:
 	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok736
+	JGE          tok740
 
-toktail737:
+toktail741:
 	CMPQ         DI, $0x01
-	JL           tok1_738
+	JL           tok1_742
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -19162,13 +19382,13 @@ toktail737:
 	ADDQ         $0x00000004, SI
 	SUBQ         $0x01, DI
 
-tok1_738:
+tok1_742:
 	ADDQ $0x00000004, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_731
+	JNE  rows1_735
 
-done732:
+done736:
 	VZEROUPPER
 	RET
 
@@ -19181,16 +19401,16 @@ TEXT ·matmul_1x1_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail740
+	JL    tail744
 
-rows4_739:
+rows4_743:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail744
+	JL   toktail748
 
-tok743:
+tok747:
 	VMOVUPS.Z     (BX), K1, Y18
 	VMOVUPS.Z     4(BX), K1, Y19
 	VMOVUPS.Z     8(BX), K1, Y20
@@ -19297,11 +19517,11 @@ tok743:
 	ADDQ          $0x00000018, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok743
+	JGE           tok747
 
-toktail744:
+toktail748:
 	CMPQ          DI, $0x04
-	JL            tok4_745
+	JL            tok4_749
 	VMOVUPS.Z     (BX), K1, Y12
 	VMOVUPS.Z     4(BX), K1, Y13
 	VMOVUPS.Z     8(BX), K1, Y14
@@ -19374,9 +19594,9 @@ toktail744:
 	ADDQ          $0x00000010, SI
 	SUBQ          $0x04, DI
 
-tok4_745:
+tok4_749:
 	CMPQ          DI, $0x02
-	JL            tok2_746
+	JL            tok2_750
 	VMOVUPS.Z     (BX), K1, Y6
 	VMOVUPS.Z     4(BX), K1, Y7
 	VMULPS.Z      (CX), Y6, K1, Y0
@@ -19415,9 +19635,9 @@ tok4_745:
 	ADDQ          $0x00000008, SI
 	SUBQ          $0x02, DI
 
-tok2_746:
+tok2_750:
 	CMPQ          DI, $0x01
-	JL            tok1_747
+	JL            tok1_751
 	VMOVUPS.Z     (BX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      4(CX), Y3, K1, Y1
@@ -19439,25 +19659,25 @@ tok2_746:
 	ADDQ          $0x00000004, SI
 	SUBQ          $0x01, DI
 
-tok1_747:
+tok1_751:
 	ADDQ $0x00000010, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_739
+	JGE  rows4_743
 
-tail740:
+tail744:
 	TESTQ DX, DX
-	JE    done742
+	JE    done746
 
-rows1_741:
+rows1_745:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail749
+	JL   toktail753
 
-tok748:
+tok752:
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     4(BX), K1, Y1
 	VMOVUPS.Z     8(BX), K1, Y2
@@ -19516,11 +19736,11 @@ tok748:
 	ADDQ          $0x00000018, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok748
+	JGE           tok752
 
-toktail749:
+toktail753:
 	CMPQ          DI, $0x04
-	JL            tok4_750
+	JL            tok4_754
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     4(BX), K1, Y1
 	VMOVUPS.Z     8(BX), K1, Y2
@@ -19561,9 +19781,9 @@ toktail749:
 	ADDQ          $0x00000010, SI
 	SUBQ          $0x04, DI
 
-tok4_750:
+tok4_754:
 	CMPQ          DI, $0x02
-	JL            tok2_751
+	JL            tok2_755
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     4(BX), K1, Y1
 	VMULPS.Z      (CX), Y0, K1, Y0
@@ -19586,9 +19806,9 @@ tok4_750:
 	ADDQ          $0x00000008, SI
 	SUBQ          $0x02, DI
 
-tok2_751:
+tok2_755:
 	CMPQ          DI, $0x01
-	JL            tok1_752
+	JL            tok1_756
 	VMOVUPS.Z     (BX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -19602,13 +19822,13 @@ tok2_751:
 	ADDQ          $0x00000004, SI
 	SUBQ          $0x01, DI
 
-tok1_752:
+tok1_756:
 	ADDQ $0x00000004, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_741
+	JNE  rows1_745
 
-done742:
+done746:
 	VZEROUPPER
 	RET
 
@@ -19619,16 +19839,16 @@ TEXT ·matmul_2048x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail754
+	JL   tail758
 
-rows4_753:
+rows4_757:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail758
+	JL   toktail762
 
-tok757:
+tok761:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -19639,7 +19859,7 @@ tok757:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols759:
+cols763:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -19660,7 +19880,7 @@ cols759:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols759
+	JNE          cols763
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -19689,18 +19909,18 @@ cols759:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok757
+	JGE          tok761
 
-toktail758:
+toktail762:
 	CMPQ   DI, $0x01
-	JL     tok1_760
+	JL     tok1_764
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols761:
+cols765:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -19712,7 +19932,7 @@ cols761:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols761
+	JNE          cols765
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -19729,30 +19949,30 @@ cols761:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x01, DI
 
-tok1_760:
+tok1_764:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_753
+	JGE  rows4_757
 
-tail754:
+tail758:
 	TESTQ DX, DX
-	JE    done756
+	JE    done760
 
-rows1_755:
+rows1_759:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail763
+	JL   toktail767
 
-tok762:
+tok766:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols764:
+cols768:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -19761,7 +19981,7 @@ cols764:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols764
+	JNE          cols768
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -19780,21 +20000,21 @@ cols764:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok762
+	JGE          tok766
 
-toktail763:
+toktail767:
 	CMPQ   DI, $0x01
-	JL     tok1_765
+	JL     tok1_769
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols766:
+cols770:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols766
+	JNE          cols770
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -19806,13 +20026,13 @@ cols766:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x01, DI
 
-tok1_765:
+tok1_769:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_755
+	JNE  rows1_759
 
-done756:
+done760:
 	VZEROUPPER
 	RET
 
@@ -19823,16 +20043,16 @@ TEXT ·matmul_2048x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail768
+	JL   tail772
 
-rows4_767:
+rows4_771:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail772
+	JL   toktail776
 
-tok771:
+tok775:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -19859,7 +20079,7 @@ tok771:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols773:
+cols777:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -19900,7 +20120,7 @@ cols773:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols773
+	JNE           cols777
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -20025,11 +20245,11 @@ cols773:
 	ADDQ          $0x0000c000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok771
+	JGE           tok775
 
-toktail772:
+toktail776:
 	CMPQ    DI, $0x04
-	JL      tok4_774
+	JL      tok4_778
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -20048,7 +20268,7 @@ toktail772:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols775:
+cols779:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -20079,7 +20299,7 @@ cols775:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols775
+	JNE           cols779
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -20164,9 +20384,9 @@ cols775:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x04, DI
 
-tok4_774:
+tok4_778:
 	CMPQ    DI, $0x02
-	JL      tok2_776
+	JL      tok2_780
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -20177,7 +20397,7 @@ tok4_774:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols777:
+cols781:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -20198,7 +20418,7 @@ cols777:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols777
+	JNE           cols781
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -20243,16 +20463,16 @@ cols777:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x02, DI
 
-tok2_776:
+tok2_780:
 	CMPQ    DI, $0x01
-	JL      tok1_778
+	JL      tok1_782
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols779:
+cols783:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -20264,7 +20484,7 @@ cols779:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols779
+	JNE           cols783
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -20289,25 +20509,25 @@ cols779:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x01, DI
 
-tok1_778:
+tok1_782:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_767
+	JGE  rows4_771
 
-tail768:
+tail772:
 	TESTQ DX, DX
-	JE    done770
+	JE    done774
 
-rows1_769:
+rows1_773:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail781
+	JL   toktail785
 
-tok780:
+tok784:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -20316,7 +20536,7 @@ tok780:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols782:
+cols786:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -20333,7 +20553,7 @@ cols782:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols782
+	JNE           cols786
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -20392,18 +20612,18 @@ cols782:
 	ADDQ          $0x0000c000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok780
+	JGE           tok784
 
-toktail781:
+toktail785:
 	CMPQ    DI, $0x04
-	JL      tok4_783
+	JL      tok4_787
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols784:
+cols788:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -20416,7 +20636,7 @@ cols784:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols784
+	JNE           cols788
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -20457,14 +20677,14 @@ cols784:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x04, DI
 
-tok4_783:
+tok4_787:
 	CMPQ    DI, $0x02
-	JL      tok2_785
+	JL      tok2_789
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols786:
+cols790:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -20473,7 +20693,7 @@ cols786:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols786
+	JNE           cols790
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -20496,19 +20716,19 @@ cols786:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x02, DI
 
-tok2_785:
+tok2_789:
 	CMPQ    DI, $0x01
-	JL      tok1_787
+	JL      tok1_791
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols788:
+cols792:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols788
+	JNE           cols792
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -20522,13 +20742,13 @@ cols788:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x01, DI
 
-tok1_787:
+tok1_791:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_769
+	JNE  rows1_773
 
-done770:
+done774:
 	VZEROUPPER
 	RET
 
@@ -20539,16 +20759,16 @@ TEXT ·matmul_288x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail790
+	JL   tail794
 
-rows4_789:
+rows4_793:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail794
+	JL   toktail798
 
-tok793:
+tok797:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -20559,7 +20779,7 @@ tok793:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols795:
+cols799:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -20580,7 +20800,7 @@ cols795:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols795
+	JNE          cols799
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -20609,18 +20829,18 @@ cols795:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok793
+	JGE          tok797
 
-toktail794:
+toktail798:
 	CMPQ   DI, $0x01
-	JL     tok1_796
+	JL     tok1_800
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols797:
+cols801:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -20632,7 +20852,7 @@ cols797:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols797
+	JNE          cols801
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -20649,30 +20869,30 @@ cols797:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_796:
+tok1_800:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_789
+	JGE  rows4_793
 
-tail790:
+tail794:
 	TESTQ DX, DX
-	JE    done792
+	JE    done796
 
-rows1_791:
+rows1_795:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail799
+	JL   toktail803
 
-tok798:
+tok802:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols800:
+cols804:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -20681,7 +20901,7 @@ cols800:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols800
+	JNE          cols804
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -20700,21 +20920,21 @@ cols800:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok798
+	JGE          tok802
 
-toktail799:
+toktail803:
 	CMPQ   DI, $0x01
-	JL     tok1_801
+	JL     tok1_805
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols802:
+cols806:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols802
+	JNE          cols806
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -20726,13 +20946,13 @@ cols802:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_801:
+tok1_805:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_791
+	JNE  rows1_795
 
-done792:
+done796:
 	VZEROUPPER
 	RET
 
@@ -20743,16 +20963,16 @@ TEXT ·matmul_288x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail804
+	JL   tail808
 
-rows4_803:
+rows4_807:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail808
+	JL   toktail812
 
-tok807:
+tok811:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -20779,7 +20999,7 @@ tok807:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols809:
+cols813:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -20820,7 +21040,7 @@ cols809:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols809
+	JNE           cols813
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -20945,11 +21165,11 @@ cols809:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok807
+	JGE           tok811
 
-toktail808:
+toktail812:
 	CMPQ    DI, $0x04
-	JL      tok4_810
+	JL      tok4_814
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -20968,7 +21188,7 @@ toktail808:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols811:
+cols815:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -20999,7 +21219,7 @@ cols811:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols811
+	JNE           cols815
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -21084,9 +21304,9 @@ cols811:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_810:
+tok4_814:
 	CMPQ    DI, $0x02
-	JL      tok2_812
+	JL      tok2_816
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -21097,7 +21317,7 @@ tok4_810:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols813:
+cols817:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -21118,7 +21338,7 @@ cols813:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols813
+	JNE           cols817
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -21163,16 +21383,16 @@ cols813:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_812:
+tok2_816:
 	CMPQ    DI, $0x01
-	JL      tok1_814
+	JL      tok1_818
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols815:
+cols819:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -21184,7 +21404,7 @@ cols815:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols815
+	JNE           cols819
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -21209,25 +21429,25 @@ cols815:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_814:
+tok1_818:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_803
+	JGE  rows4_807
 
-tail804:
+tail808:
 	TESTQ DX, DX
-	JE    done806
+	JE    done810
 
-rows1_805:
+rows1_809:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail817
+	JL   toktail821
 
-tok816:
+tok820:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -21236,7 +21456,7 @@ tok816:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols818:
+cols822:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -21253,7 +21473,7 @@ cols818:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols818
+	JNE           cols822
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -21312,18 +21532,18 @@ cols818:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok816
+	JGE           tok820
 
-toktail817:
+toktail821:
 	CMPQ    DI, $0x04
-	JL      tok4_819
+	JL      tok4_823
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols820:
+cols824:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -21336,7 +21556,7 @@ cols820:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols820
+	JNE           cols824
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -21377,14 +21597,14 @@ cols820:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_819:
+tok4_823:
 	CMPQ    DI, $0x02
-	JL      tok2_821
+	JL      tok2_825
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols822:
+cols826:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -21393,7 +21613,7 @@ cols822:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols822
+	JNE           cols826
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -21416,19 +21636,19 @@ cols822:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_821:
+tok2_825:
 	CMPQ    DI, $0x01
-	JL      tok1_823
+	JL      tok1_827
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols824:
+cols828:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols824
+	JNE           cols828
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -21442,13 +21662,13 @@ cols824:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_823:
+tok1_827:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_805
+	JNE  rows1_809
 
-done806:
+done810:
 	VZEROUPPER
 	RET
 
@@ -21460,16 +21680,16 @@ TEXT ·matmul_5x7_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail826
+	JL      tail830
 
-rows4_825:
+rows4_829:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail830
+	JL   toktail834
 
-tok829:
+tok833:
 	VMASKMOVPS   (BX), Y0, Y7
 	VMASKMOVPS   28(BX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y2
@@ -21512,11 +21732,11 @@ tok829:
 	ADDQ         $0x00000028, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok829
+	JGE          tok833
 
-toktail830:
+toktail834:
 	CMPQ         DI, $0x01
-	JL           tok1_831
+	JL           tok1_835
 	VMASKMOVPS   (BX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -21542,25 +21762,25 @@ toktail830:
 	ADDQ         $0x00000014, SI
 	SUBQ         $0x01, DI
 
-tok1_831:
+tok1_835:
 	ADDQ $0x00000070, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_825
+	JGE  rows4_829
 
-tail826:
+tail830:
 	TESTQ DX, DX
-	JE    done828
+	JE    done832
 
-rows1_827:
+rows1_831:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail833
+	JL   toktail837
 
-tok832:
+tok836:
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   28(BX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y3
@@ -21584,11 +21804,11 @@ tok832:
 	ADDQ         $0x00000028, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok832
+	JGE          tok836
 
-toktail833:
+toktail837:
 	CMPQ         DI, $0x01
-	JL           tok1_834
+	JL           tok1_838
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -21603,13 +21823,13 @@ toktail833:
 	ADDQ         $0x00000014, SI
 	SUBQ         $0x01, DI
 
-tok1_834:
+tok1_838:
 	ADDQ $0x0000001c, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_827
+	JNE  rows1_831
 
-done828:
+done832:
 	VZEROUPPER
 	RET
 
@@ -21622,16 +21842,16 @@ TEXT ·matmul_5x7_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail836
+	JL    tail840
 
-rows4_835:
+rows4_839:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail840
+	JL   toktail844
 
-tok839:
+tok843:
 	VMOVUPS.Z     (BX), K1, Y18
 	VMOVUPS.Z     28(BX), K1, Y19
 	VMOVUPS.Z     56(BX), K1, Y20
@@ -21738,11 +21958,11 @@ tok839:
 	ADDQ          $0x00000078, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok839
+	JGE           tok843
 
-toktail840:
+toktail844:
 	CMPQ          DI, $0x04
-	JL            tok4_841
+	JL            tok4_845
 	VMOVUPS.Z     (BX), K1, Y12
 	VMOVUPS.Z     28(BX), K1, Y13
 	VMOVUPS.Z     56(BX), K1, Y14
@@ -21815,9 +22035,9 @@ toktail840:
 	ADDQ          $0x00000050, SI
 	SUBQ          $0x04, DI
 
-tok4_841:
+tok4_845:
 	CMPQ          DI, $0x02
-	JL            tok2_842
+	JL            tok2_846
 	VMOVUPS.Z     (BX), K1, Y6
 	VMOVUPS.Z     28(BX), K1, Y7
 	VMULPS.Z      (CX), Y6, K1, Y0
@@ -21856,9 +22076,9 @@ tok4_841:
 	ADDQ          $0x00000028, SI
 	SUBQ          $0x02, DI
 
-tok2_842:
+tok2_846:
 	CMPQ          DI, $0x01
-	JL            tok1_843
+	JL            tok1_847
 	VMOVUPS.Z     (BX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -21880,25 +22100,25 @@ tok2_842:
 	ADDQ          $0x00000014, SI
 	SUBQ          $0x01, DI
 
-tok1_843:
+tok1_847:
 	ADDQ $0x00000070, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_835
+	JGE  rows4_839
 
-tail836:
+tail840:
 	TESTQ DX, DX
-	JE    done838
+	JE    done842
 
-rows1_837:
+rows1_841:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail845
+	JL   toktail849
 
-tok844:
+tok848:
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     28(BX), K1, Y1
 	VMOVUPS.Z     56(BX), K1, Y2
@@ -21957,11 +22177,11 @@ tok844:
 	ADDQ          $0x00000078, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok844
+	JGE           tok848
 
-toktail845:
+toktail849:
 	CMPQ          DI, $0x04
-	JL            tok4_846
+	JL            tok4_850
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     28(BX), K1, Y1
 	VMOVUPS.Z     56(BX), K1, Y2
@@ -22002,9 +22222,9 @@ toktail845:
 	ADDQ          $0x00000050, SI
 	SUBQ          $0x04, DI
 
-tok4_846:
+tok4_850:
 	CMPQ          DI, $0x02
-	JL            tok2_847
+	JL            tok2_851
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     28(BX), K1, Y1
 	VMULPS.Z      (CX), Y0, K1, Y0
@@ -22027,9 +22247,9 @@ tok4_846:
 	ADDQ          $0x00000028, SI
 	SUBQ          $0x02, DI
 
-tok2_847:
+tok2_851:
 	CMPQ          DI, $0x01
-	JL            tok1_848
+	JL            tok1_852
 	VMOVUPS.Z     (BX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -22043,13 +22263,13 @@ tok2_847:
 	ADDQ          $0x00000014, SI
 	SUBQ          $0x01, DI
 
-tok1_848:
+tok1_852:
 	ADDQ $0x0000001c, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_837
+	JNE  rows1_841
 
-done838:
+done842:
 	VZEROUPPER
 	RET
 
@@ -22060,16 +22280,16 @@ TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail850
+	JL   tail854
 
-rows4_849:
+rows4_853:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail854
+	JL   toktail858
 
-tok853:
+tok857:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -22226,11 +22446,11 @@ tok853:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok853
+	JGE          tok857
 
-toktail854:
+toktail858:
 	CMPQ         DI, $0x01
-	JL           tok1_855
+	JL           tok1_859
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -22303,25 +22523,25 @@ toktail854:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_855:
+tok1_859:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_849
+	JGE  rows4_853
 
-tail850:
+tail854:
 	TESTQ DX, DX
-	JE    done852
+	JE    done856
 
-rows1_851:
+rows1_855:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail857
+	JL   toktail861
 
-tok856:
+tok860:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -22384,11 +22604,11 @@ tok856:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok856
+	JGE          tok860
 
-toktail857:
+toktail861:
 	CMPQ         DI, $0x01
-	JL           tok1_858
+	JL           tok1_862
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -22420,13 +22640,13 @@ toktail857:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_858:
+tok1_862:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_851
+	JNE  rows1_855
 
-done852:
+done856:
 	VZEROUPPER
 	RET
 
@@ -22437,16 +22657,16 @@ TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail860
+	JL   tail864
 
-rows4_859:
+rows4_863:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail864
+	JL   toktail868
 
-tok863:
+tok867:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -22811,11 +23031,11 @@ tok863:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok863
+	JGE           tok867
 
-toktail864:
+toktail868:
 	CMPQ          DI, $0x04
-	JL            tok4_865
+	JL            tok4_869
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -23076,9 +23296,9 @@ toktail864:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_865:
+tok4_869:
 	CMPQ          DI, $0x02
-	JL            tok2_866
+	JL            tok2_870
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -23235,9 +23455,9 @@ tok4_865:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_866:
+tok2_870:
 	CMPQ          DI, $0x01
-	JL            tok1_867
+	JL            tok1_871
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -23310,25 +23530,25 @@ tok2_866:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_867:
+tok1_871:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_859
+	JGE  rows4_863
 
-tail860:
+tail864:
 	TESTQ DX, DX
-	JE    done862
+	JE    done866
 
-rows1_861:
+rows1_865:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail869
+	JL   toktail873
 
-tok868:
+tok872:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -23483,11 +23703,11 @@ tok868:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok868
+	JGE           tok872
 
-toktail869:
+toktail873:
 	CMPQ          DI, $0x04
-	JL            tok4_870
+	JL            tok4_874
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -23596,9 +23816,9 @@ toktail869:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_870:
+tok4_874:
 	CMPQ          DI, $0x02
-	JL            tok2_871
+	JL            tok2_875
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -23661,9 +23881,9 @@ tok4_870:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_871:
+tok2_875:
 	CMPQ          DI, $0x01
-	JL            tok1_872
+	JL            tok1_876
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -23695,13 +23915,13 @@ tok2_871:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_872:
+tok1_876:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_861
+	JNE  rows1_865
 
-done862:
+done866:
 	VZEROUPPER
 	RET
 
@@ -23712,16 +23932,16 @@ TEXT ·matmul_768x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail874
+	JL   tail878
 
-rows4_873:
+rows4_877:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail878
+	JL   toktail882
 
-tok877:
+tok881:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -23732,7 +23952,7 @@ tok877:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols879:
+cols883:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -23753,7 +23973,7 @@ cols879:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols879
+	JNE          cols883
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -23782,18 +24002,18 @@ cols879:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok877
+	JGE          tok881
 
-toktail878:
+toktail882:
 	CMPQ   DI, $0x01
-	JL     tok1_880
+	JL     tok1_884
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols881:
+cols885:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -23805,7 +24025,7 @@ cols881:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols881
+	JNE          cols885
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -23822,30 +24042,30 @@ cols881:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_880:
+tok1_884:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_873
+	JGE  rows4_877
 
-tail874:
+tail878:
 	TESTQ DX, DX
-	JE    done876
+	JE    done880
 
-rows1_875:
+rows1_879:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail883
+	JL   toktail887
 
-tok882:
+tok886:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols884:
+cols888:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -23854,7 +24074,7 @@ cols884:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols884
+	JNE          cols888
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -23873,21 +24093,21 @@ cols884:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok882
+	JGE          tok886
 
-toktail883:
+toktail887:
 	CMPQ   DI, $0x01
-	JL     tok1_885
+	JL     tok1_889
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols886:
+cols890:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols886
+	JNE          cols890
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -23899,13 +24119,13 @@ cols886:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_885:
+tok1_889:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_875
+	JNE  rows1_879
 
-done876:
+done880:
 	VZEROUPPER
 	RET
 
@@ -23916,16 +24136,16 @@ TEXT ·matmul_768x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail888
+	JL   tail892
 
-rows4_887:
+rows4_891:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail892
+	JL   toktail896
 
-tok891:
+tok895:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -23952,7 +24172,7 @@ tok891:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols893:
+cols897:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -23993,7 +24213,7 @@ cols893:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols893
+	JNE           cols897
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -24118,11 +24338,11 @@ cols893:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok891
+	JGE           tok895
 
-toktail892:
+toktail896:
 	CMPQ    DI, $0x04
-	JL      tok4_894
+	JL      tok4_898
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -24141,7 +24361,7 @@ toktail892:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols895:
+cols899:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -24172,7 +24392,7 @@ cols895:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols895
+	JNE           cols899
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -24257,9 +24477,9 @@ cols895:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_894:
+tok4_898:
 	CMPQ    DI, $0x02
-	JL      tok2_896
+	JL      tok2_900
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -24270,7 +24490,7 @@ tok4_894:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols897:
+cols901:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -24291,7 +24511,7 @@ cols897:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols897
+	JNE           cols901
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -24336,16 +24556,16 @@ cols897:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_896:
+tok2_900:
 	CMPQ    DI, $0x01
-	JL      tok1_898
+	JL      tok1_902
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols899:
+cols903:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -24357,7 +24577,7 @@ cols899:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols899
+	JNE           cols903
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -24382,25 +24602,25 @@ cols899:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_898:
+tok1_902:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_887
+	JGE  rows4_891
 
-tail888:
+tail892:
 	TESTQ DX, DX
-	JE    done890
+	JE    done894
 
-rows1_889:
+rows1_893:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail901
+	JL   toktail905
 
-tok900:
+tok904:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -24409,7 +24629,7 @@ tok900:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols902:
+cols906:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -24426,7 +24646,7 @@ cols902:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols902
+	JNE           cols906
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -24485,18 +24705,18 @@ cols902:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok900
+	JGE           tok904
 
-toktail901:
+toktail905:
 	CMPQ    DI, $0x04
-	JL      tok4_903
+	JL      tok4_907
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols904:
+cols908:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -24509,7 +24729,7 @@ cols904:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols904
+	JNE           cols908
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -24550,14 +24770,14 @@ cols904:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_903:
+tok4_907:
 	CMPQ    DI, $0x02
-	JL      tok2_905
+	JL      tok2_909
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols906:
+cols910:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -24566,7 +24786,7 @@ cols906:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols906
+	JNE           cols910
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -24589,19 +24809,19 @@ cols906:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_905:
+tok2_909:
 	CMPQ    DI, $0x01
-	JL      tok1_907
+	JL      tok1_911
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols908:
+cols912:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols908
+	JNE           cols912
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -24615,13 +24835,13 @@ cols908:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_907:
+tok1_911:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_889
+	JNE  rows1_893
 
-done890:
+done894:
 	VZEROUPPER
 	RET
 
@@ -24632,16 +24852,16 @@ TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail910
+	JL   tail914
 
-rows4_909:
+rows4_913:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail914
+	JL   toktail918
 
-tok913:
+tok917:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -24652,7 +24872,7 @@ tok913:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols915:
+cols919:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -24673,7 +24893,7 @@ cols915:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols915
+	JNE          cols919
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -24702,18 +24922,18 @@ cols915:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok913
+	JGE          tok917
 
-toktail914:
+toktail918:
 	CMPQ   DI, $0x01
-	JL     tok1_916
+	JL     tok1_920
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols917:
+cols921:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -24725,7 +24945,7 @@ cols917:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols917
+	JNE          cols921
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -24742,30 +24962,30 @@ cols917:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_916:
+tok1_920:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_909
+	JGE  rows4_913
 
-tail910:
+tail914:
 	TESTQ DX, DX
-	JE    done912
+	JE    done916
 
-rows1_911:
+rows1_915:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail919
+	JL   toktail923
 
-tok918:
+tok922:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols920:
+cols924:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -24774,7 +24994,7 @@ cols920:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols920
+	JNE          cols924
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -24793,21 +25013,21 @@ cols920:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok918
+	JGE          tok922
 
-toktail919:
+toktail923:
 	CMPQ   DI, $0x01
-	JL     tok1_921
+	JL     tok1_925
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols922:
+cols926:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols922
+	JNE          cols926
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -24819,13 +25039,13 @@ cols922:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_921:
+tok1_925:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_911
+	JNE  rows1_915
 
-done912:
+done916:
 	VZEROUPPER
 	RET
 
@@ -24836,16 +25056,16 @@ TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail924
+	JL   tail928
 
-rows4_923:
+rows4_927:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail928
+	JL   toktail932
 
-tok927:
+tok931:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -24872,7 +25092,7 @@ tok927:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols929:
+cols933:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -24913,7 +25133,7 @@ cols929:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols929
+	JNE           cols933
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -25038,11 +25258,11 @@ cols929:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok927
+	JGE           tok931
 
-toktail928:
+toktail932:
 	CMPQ    DI, $0x04
-	JL      tok4_930
+	JL      tok4_934
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -25061,7 +25281,7 @@ toktail928:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols931:
+cols935:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -25092,7 +25312,7 @@ cols931:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols931
+	JNE           cols935
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -25177,9 +25397,9 @@ cols931:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_930:
+tok4_934:
 	CMPQ    DI, $0x02
-	JL      tok2_932
+	JL      tok2_936
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -25190,7 +25410,7 @@ tok4_930:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols933:
+cols937:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -25211,7 +25431,7 @@ cols933:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols933
+	JNE           cols937
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -25256,16 +25476,16 @@ cols933:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_932:
+tok2_936:
 	CMPQ    DI, $0x01
-	JL      tok1_934
+	JL      tok1_938
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols935:
+cols939:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -25277,7 +25497,7 @@ cols935:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols935
+	JNE           cols939
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -25302,25 +25522,25 @@ cols935:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_934:
+tok1_938:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_923
+	JGE  rows4_927
 
-tail924:
+tail928:
 	TESTQ DX, DX
-	JE    done926
+	JE    done930
 
-rows1_925:
+rows1_929:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail937
+	JL   toktail941
 
-tok936:
+tok940:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -25329,7 +25549,7 @@ tok936:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols938:
+cols942:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -25346,7 +25566,7 @@ cols938:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols938
+	JNE           cols942
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -25405,18 +25625,18 @@ cols938:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok936
+	JGE           tok940
 
-toktail937:
+toktail941:
 	CMPQ    DI, $0x04
-	JL      tok4_939
+	JL      tok4_943
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols940:
+cols944:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -25429,7 +25649,7 @@ cols940:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols940
+	JNE           cols944
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -25470,14 +25690,14 @@ cols940:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_939:
+tok4_943:
 	CMPQ    DI, $0x02
-	JL      tok2_941
+	JL      tok2_945
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols942:
+cols946:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -25486,7 +25706,7 @@ cols942:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols942
+	JNE           cols946
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -25509,19 +25729,19 @@ cols942:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_941:
+tok2_945:
 	CMPQ    DI, $0x01
-	JL      tok1_943
+	JL      tok1_947
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols944:
+cols948:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols944
+	JNE           cols948
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -25535,13 +25755,13 @@ cols944:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_943:
+tok1_947:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_925
+	JNE  rows1_929
 
-done926:
+done930:
 	VZEROUPPER
 	RET
 
@@ -25553,16 +25773,16 @@ TEXT ·matmul_9x33_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail946
+	JL      tail950
 
-rows4_945:
+rows4_949:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail950
+	JL   toktail954
 
-tok949:
+tok953:
 	VMOVUPS      (BX), Y7
 	VMOVUPS      132(BX), Y8
 	PREFETCHT0   1056(CX)
@@ -25669,11 +25889,11 @@ tok949:
 	ADDQ         $0x00000048, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok949
+	JGE          tok953
 
-toktail950:
+toktail954:
 	CMPQ         DI, $0x01
-	JL           tok1_951
+	JL           tok1_955
 	VMOVUPS      (BX), Y4
 	PREFETCHT0   1056(CX)
 	VMULPS       (CX), Y4, Y1
@@ -25727,25 +25947,25 @@ toktail950:
 	ADDQ         $0x00000024, SI
 	SUBQ         $0x01, DI
 
-tok1_951:
+tok1_955:
 	ADDQ $0x00000210, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_945
+	JGE  rows4_949
 
-tail946:
+tail950:
 	TESTQ DX, DX
-	JE    done948
+	JE    done952
 
-rows1_947:
+rows1_951:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail953
+	JL   toktail957
 
-tok952:
+tok956:
 	VMOVUPS      (BX), Y1
 	VMOVUPS      132(BX), Y2
 	PREFETCHT0   264(CX)
@@ -25791,11 +26011,11 @@ tok952:
 	ADDQ         $0x00000048, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok952
+	JGE          tok956
 
-toktail953:
+toktail957:
 	CMPQ         DI, $0x01
-	JL           tok1_954
+	JL           tok1_958
 	VMOVUPS      (BX), Y1
 	PREFETCHT0   264(CX)
 	VMULPS       (CX), Y1, Y1
@@ -25820,13 +26040,13 @@ toktail953:
 	ADDQ         $0x00000024, SI
 	SUBQ         $0x01, DI
 
-tok1_954:
+tok1_958:
 	ADDQ $0x00000084, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_947
+	JNE  rows1_951
 
-done948:
+done952:
 	VZEROUPPER
 	RET
 
@@ -25839,16 +26059,16 @@ TEXT ·matmul_9x33_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail956
+	JL    tail960
 
-rows4_955:
+rows4_959:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail960
+	JL   toktail964
 
-tok959:
+tok963:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       132(BX), Y19
 	VMOVUPS       264(BX), Y20
@@ -26099,11 +26319,11 @@ tok959:
 	ADDQ          $0x000000d8, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok959
+	JGE           tok963
 
-toktail960:
+toktail964:
 	CMPQ          DI, $0x04
-	JL            tok4_961
+	JL            tok4_965
 	VMOVUPS       (BX), Y12
 	VMOVUPS       132(BX), Y13
 	VMOVUPS       264(BX), Y14
@@ -26280,9 +26500,9 @@ toktail960:
 	ADDQ          $0x00000090, SI
 	SUBQ          $0x04, DI
 
-tok4_961:
+tok4_965:
 	CMPQ          DI, $0x02
-	JL            tok2_962
+	JL            tok2_966
 	VMOVUPS       (BX), Y6
 	VMOVUPS       132(BX), Y7
 	PREFETCHT0    1056(CX)
@@ -26385,9 +26605,9 @@ tok4_961:
 	ADDQ          $0x00000048, SI
 	SUBQ          $0x02, DI
 
-tok2_962:
+tok2_966:
 	CMPQ          DI, $0x01
-	JL            tok1_963
+	JL            tok1_967
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    1056(CX)
 	VMULPS        (CX), Y3, Y0
@@ -26437,25 +26657,25 @@ tok2_962:
 	ADDQ          $0x00000024, SI
 	SUBQ          $0x01, DI
 
-tok1_963:
+tok1_967:
 	ADDQ $0x00000210, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_955
+	JGE  rows4_959
 
-tail956:
+tail960:
 	TESTQ DX, DX
-	JE    done958
+	JE    done962
 
-rows1_957:
+rows1_961:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail965
+	JL   toktail969
 
-tok964:
+tok968:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       132(BX), Y1
 	VMOVUPS       264(BX), Y2
@@ -26568,11 +26788,11 @@ tok964:
 	ADDQ          $0x000000d8, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok964
+	JGE           tok968
 
-toktail965:
+toktail969:
 	CMPQ          DI, $0x04
-	JL            tok4_966
+	JL            tok4_970
 	VMOVUPS       (BX), Y0
 	VMOVUPS       132(BX), Y1
 	VMOVUPS       264(BX), Y2
@@ -26651,9 +26871,9 @@ toktail965:
 	ADDQ          $0x00000090, SI
 	SUBQ          $0x04, DI
 
-tok4_966:
+tok4_970:
 	CMPQ          DI, $0x02
-	JL            tok2_967
+	JL            tok2_971
 	VMOVUPS       (BX), Y0
 	VMOVUPS       132(BX), Y1
 	PREFETCHT0    264(CX)
@@ -26698,9 +26918,9 @@ tok4_966:
 	ADDQ          $0x00000048, SI
 	SUBQ          $0x02, DI
 
-tok2_967:
+tok2_971:
 	CMPQ          DI, $0x01
-	JL            tok1_968
+	JL            tok1_972
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    264(CX)
 	VMULPS        (CX), Y0, Y0
@@ -26724,13 +26944,13 @@ tok2_967:
 	ADDQ          $0x00000024, SI
 	SUBQ          $0x01, DI
 
-tok1_968:
+tok1_972:
 	ADDQ $0x00000084, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_957
+	JNE  rows1_961
 
-done958:
+done962:
 	VZEROUPPER
 	RET
 
@@ -26742,9 +26962,9 @@ TEXT ·matvec_16_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail970
+	JL   tail974
 
-rows4_969:
+rows4_973:
 	VMOVUPS      (DX), Y3
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y3, Y0
@@ -26779,13 +26999,13 @@ rows4_969:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_969
+	JGE          rows4_973
 
-tail970:
+tail974:
 	TESTQ BX, BX
-	JE    done972
+	JE    done976
 
-rows1_971:
+rows1_975:
 	VMOVUPS      (DX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(DX), Y1
@@ -26801,9 +27021,9 @@ rows1_971:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_971
+	JNE          rows1_975
 
-done972:
+done976:
 	VZEROUPPER
 	RET
 
@@ -26815,9 +27035,9 @@ TEXT ·matvec_16_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail974
+	JL   tail978
 
-rows4_973:
+rows4_977:
 	VMOVUPS       (DX), Y3
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Y3, Y0
@@ -26852,13 +27072,13 @@ rows4_973:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_973
+	JGE           rows4_977
 
-tail974:
+tail978:
 	TESTQ BX, BX
-	JE    done976
+	JE    done980
 
-rows1_975:
+rows1_979:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -26874,9 +27094,9 @@ rows1_975:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_975
+	JNE           rows1_979
 
-done976:
+done980:
 	VZEROUPPER
 	RET
 
@@ -26889,9 +27109,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail978
+	JL      tail982
 
-rows4_977:
+rows4_981:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -26902,7 +27122,7 @@ rows4_977:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols981:
+cols985:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHT0   5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -26919,7 +27139,7 @@ cols981:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols981
+	JNE          cols985
 	VMOVUPS      640(DX), Y9
 	PREFETCHT0   6144(CX)
 	VFMADD231PS  640(CX), Y9, Y1
@@ -26958,20 +27178,20 @@ cols981:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_977
+	JGE          rows4_981
 
-tail978:
+tail982:
 	TESTQ BX, BX
-	JE    done980
+	JE    done984
 
-rows1_979:
+rows1_983:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols982:
+cols986:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -26982,7 +27202,7 @@ cols982:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols982
+	JNE          cols986
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -27001,9 +27221,9 @@ cols982:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_979
+	JNE          rows1_983
 
-done980:
+done984:
 	VZEROUPPER
 	RET
 
@@ -27017,9 +27237,9 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail984
+	JL    tail988
 
-rows4_983:
+rows4_987:
 	VMOVUPS       (DX), Z3
 	PREFETCHT0    5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -27143,13 +27363,13 @@ rows4_983:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_983
+	JGE           rows4_987
 
-tail984:
+tail988:
 	TESTQ BX, BX
-	JE    done986
+	JE    done990
 
-rows1_985:
+rows1_989:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -27187,9 +27407,9 @@ rows1_985:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_985
+	JNE           rows1_989
 
-done986:
+done990:
 	VZEROUPPER
 	RET
 
@@ -27202,9 +27422,9 @@ TEXT ·matvec_17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail988
+	JL      tail992
 
-rows4_987:
+rows4_991:
 	VMOVUPS      (DX), Y4
 	PREFETCHT0   4352(CX)
 	VMULPS       (CX), Y4, Y1
@@ -27248,13 +27468,13 @@ rows4_987:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_987
+	JGE          rows4_991
 
-tail988:
+tail992:
 	TESTQ BX, BX
-	JE    done990
+	JE    done994
 
-rows1_989:
+rows1_993:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -27273,9 +27493,9 @@ rows1_989:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_989
+	JNE          rows1_993
 
-done990:
+done994:
 	VZEROUPPER
 	RET
 
@@ -27289,9 +27509,9 @@ TEXT ·matvec_17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail992
+	JL    tail996
 
-rows4_991:
+rows4_995:
 	VMOVUPS       (DX), Y3
 	PREFETCHT0    4352(CX)
 	VMULPS        (CX), Y3, Y0
@@ -27331,13 +27551,13 @@ rows4_991:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_991
+	JGE           rows4_995
 
-tail992:
+tail996:
 	TESTQ BX, BX
-	JE    done994
+	JE    done998
 
-rows1_993:
+rows1_997:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -27355,9 +27575,9 @@ rows1_993:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_993
+	JNE           rows1_997
 
-done994:
+done998:
 	VZEROUPPER
 	RET
 
@@ -27370,9 +27590,9 @@ TEXT ·matvec_1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail996
+	JL      tail1000
 
-rows4_995:
+rows4_999:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -27398,13 +27618,13 @@ rows4_995:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_995
+	JGE          rows4_999
 
-tail996:
+tail1000:
 	TESTQ BX, BX
-	JE    done998
+	JE    done1002
 
-rows1_997:
+rows1_1001:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -27418,9 +27638,9 @@ rows1_997:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_997
+	JNE          rows1_1001
 
-done998:
+done1002:
 	VZEROUPPER
 	RET
 
@@ -27434,9 +27654,9 @@ TEXT ·matvec_1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1000
+	JL    tail1004
 
-rows4_999:
+rows4_1003:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      4(CX), Y3, K1, Y1
@@ -27458,13 +27678,13 @@ rows4_999:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_999
+	JGE           rows4_1003
 
-tail1000:
+tail1004:
 	TESTQ BX, BX
-	JE    done1002
+	JE    done1006
 
-rows1_1001:
+rows1_1005:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -27477,9 +27697,9 @@ rows1_1001:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1001
+	JNE           rows1_1005
 
-done1002:
+done1006:
 	VZEROUPPER
 	RET
 
@@ -27491,9 +27711,9 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1004
+	JL   tail1008
 
-rows4_1003:
+rows4_1007:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -27504,7 +27724,7 @@ rows4_1003:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1007:
+cols1011:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -27517,7 +27737,7 @@ cols1007:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1007
+	JNE          cols1011
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -27538,20 +27758,20 @@ cols1007:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1003
+	JGE          rows4_1007
 
-tail1004:
+tail1008:
 	TESTQ BX, BX
-	JE    done1006
+	JE    done1010
 
-rows1_1005:
+rows1_1009:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1008:
+cols1012:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -27562,7 +27782,7 @@ cols1008:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1008
+	JNE          cols1012
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -27576,9 +27796,9 @@ cols1008:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1005
+	JNE          rows1_1009
 
-done1006:
+done1010:
 	VZEROUPPER
 	RET
 
@@ -27590,9 +27810,9 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1010
+	JL   tail1014
 
-rows4_1009:
+rows4_1013:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -27603,7 +27823,7 @@ rows4_1009:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1013:
+cols1017:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -27616,7 +27836,7 @@ cols1013:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1013
+	JNE           cols1017
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -27645,20 +27865,20 @@ cols1013:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1009
+	JGE           rows4_1013
 
-tail1010:
+tail1014:
 	TESTQ BX, BX
-	JE    done1012
+	JE    done1016
 
-rows1_1011:
+rows1_1015:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1014:
+cols1018:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -27669,7 +27889,7 @@ cols1014:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1014
+	JNE           cols1018
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -27685,9 +27905,9 @@ cols1014:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1011
+	JNE           rows1_1015
 
-done1012:
+done1016:
 	VZEROUPPER
 	RET
 
@@ -27699,9 +27919,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1016
+	JL   tail1020
 
-rows4_1015:
+rows4_1019:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -27712,7 +27932,7 @@ rows4_1015:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1019:
+cols1023:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -27729,7 +27949,7 @@ cols1019:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1019
+	JNE          cols1023
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -27750,20 +27970,20 @@ cols1019:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1015
+	JGE          rows4_1019
 
-tail1016:
+tail1020:
 	TESTQ BX, BX
-	JE    done1018
+	JE    done1022
 
-rows1_1017:
+rows1_1021:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1020:
+cols1024:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -27774,7 +27994,7 @@ cols1020:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1020
+	JNE          cols1024
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -27788,9 +28008,9 @@ cols1020:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1017
+	JNE          rows1_1021
 
-done1018:
+done1022:
 	VZEROUPPER
 	RET
 
@@ -27802,9 +28022,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1022
+	JL   tail1026
 
-rows4_1021:
+rows4_1025:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -27815,7 +28035,7 @@ rows4_1021:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1025:
+cols1029:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    4608(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -27836,7 +28056,7 @@ cols1025:
 	VFMADD231PS   3520(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols1025
+	JNE           cols1029
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -27865,20 +28085,20 @@ cols1025:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1021
+	JGE           rows4_1025
 
-tail1022:
+tail1026:
 	TESTQ BX, BX
-	JE    done1024
+	JE    done1028
 
-rows1_1023:
+rows1_1027:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1026:
+cols1030:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -27889,7 +28109,7 @@ cols1026:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols1026
+	JNE           cols1030
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(CX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -27909,9 +28129,9 @@ cols1026:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1023
+	JNE           rows1_1027
 
-done1024:
+done1028:
 	VZEROUPPER
 	RET
 
@@ -27924,9 +28144,9 @@ TEXT ·matvec_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1028
+	JL      tail1032
 
-rows4_1027:
+rows4_1031:
 	VMOVUPS      (DX), Y4
 	PREFETCHT0   4224(CX)
 	VMULPS       (CX), Y4, Y1
@@ -27984,13 +28204,13 @@ rows4_1027:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1027
+	JGE          rows4_1031
 
-tail1028:
+tail1032:
 	TESTQ BX, BX
-	JE    done1030
+	JE    done1034
 
-rows1_1029:
+rows1_1033:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -28015,9 +28235,9 @@ rows1_1029:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1029
+	JNE          rows1_1033
 
-done1030:
+done1034:
 	VZEROUPPER
 	RET
 
@@ -28031,9 +28251,9 @@ TEXT ·matvec_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1032
+	JL    tail1036
 
-rows4_1031:
+rows4_1035:
 	VMOVUPS       (DX), Y3
 	PREFETCHT0    4224(CX)
 	VMULPS        (CX), Y3, Y0
@@ -28087,13 +28307,13 @@ rows4_1031:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1031
+	JGE           rows4_1035
 
-tail1032:
+tail1036:
 	TESTQ BX, BX
-	JE    done1034
+	JE    done1038
 
-rows1_1033:
+rows1_1037:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -28117,9 +28337,9 @@ rows1_1033:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1033
+	JNE           rows1_1037
 
-done1034:
+done1038:
 	VZEROUPPER
 	RET
 
@@ -28132,9 +28352,9 @@ TEXT ·matvec_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1036
+	JL      tail1040
 
-rows4_1035:
+rows4_1039:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -28160,13 +28380,13 @@ rows4_1035:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1035
+	JGE          rows4_1039
 
-tail1036:
+tail1040:
 	TESTQ BX, BX
-	JE    done1038
+	JE    done1042
 
-rows1_1037:
+rows1_1041:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -28180,9 +28400,9 @@ rows1_1037:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1037
+	JNE          rows1_1041
 
-done1038:
+done1042:
 	VZEROUPPER
 	RET
 
@@ -28196,9 +28416,9 @@ TEXT ·matvec_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1040
+	JL    tail1044
 
-rows4_1039:
+rows4_1043:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      12(CX), Y3, K1, Y1
@@ -28220,13 +28440,13 @@ rows4_1039:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1039
+	JGE           rows4_1043
 
-tail1040:
+tail1044:
 	TESTQ BX, BX
-	JE    done1042
+	JE    done1046
 
-rows1_1041:
+rows1_1045:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -28239,9 +28459,9 @@ rows1_1041:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1041
+	JNE           rows1_1045
 
-done1042:
+done1046:
 	VZEROUPPER
 	RET
 
@@ -28253,9 +28473,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1044
+	JL   tail1048
 
-rows4_1043:
+rows4_1047:
 	VMOVUPS      (DX), Y3
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y3, Y0
@@ -28332,13 +28552,13 @@ rows4_1043:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1043
+	JGE          rows4_1047
 
-tail1044:
+tail1048:
 	TESTQ BX, BX
-	JE    done1046
+	JE    done1050
 
-rows1_1045:
+rows1_1049:
 	VMOVUPS      (DX), Y0
 	VMULPS       (CX), Y0, Y0
 	VMOVUPS      32(DX), Y1
@@ -28368,9 +28588,9 @@ rows1_1045:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1045
+	JNE          rows1_1049
 
-done1046:
+done1050:
 	VZEROUPPER
 	RET
 
@@ -28382,9 +28602,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1048
+	JL   tail1052
 
-rows4_1047:
+rows4_1051:
 	VMOVUPS       (DX), Z3
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z3, Z0
@@ -28449,13 +28669,13 @@ rows4_1047:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1047
+	JGE           rows4_1051
 
-tail1048:
+tail1052:
 	TESTQ BX, BX
-	JE    done1050
+	JE    done1054
 
-rows1_1049:
+rows1_1053:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -28479,9 +28699,9 @@ rows1_1049:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1049
+	JNE           rows1_1053
 
-done1050:
+done1054:
 	VZEROUPPER
 	RET
 
@@ -28493,9 +28713,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1052
+	JL   tail1056
 
-rows4_1051:
+rows4_1055:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -28506,7 +28726,7 @@ rows4_1051:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1055:
+cols1059:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -28523,7 +28743,7 @@ cols1055:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1055
+	JNE          cols1059
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -28544,20 +28764,20 @@ cols1055:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1051
+	JGE          rows4_1055
 
-tail1052:
+tail1056:
 	TESTQ BX, BX
-	JE    done1054
+	JE    done1058
 
-rows1_1053:
+rows1_1057:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1056:
+cols1060:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -28568,7 +28788,7 @@ cols1056:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1056
+	JNE          cols1060
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -28582,9 +28802,9 @@ cols1056:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1053
+	JNE          rows1_1057
 
-done1054:
+done1058:
 	VZEROUPPER
 	RET
 
@@ -28596,9 +28816,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1058
+	JL   tail1062
 
-rows4_1057:
+rows4_1061:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -28609,7 +28829,7 @@ rows4_1057:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1061:
+cols1065:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -28630,7 +28850,7 @@ cols1061:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1061
+	JNE           cols1065
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -28659,20 +28879,20 @@ cols1061:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1057
+	JGE           rows4_1061
 
-tail1058:
+tail1062:
 	TESTQ BX, BX
-	JE    done1060
+	JE    done1064
 
-rows1_1059:
+rows1_1063:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1062:
+cols1066:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -28683,7 +28903,7 @@ cols1062:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1062
+	JNE           cols1066
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -28699,9 +28919,9 @@ cols1062:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1059
+	JNE           rows1_1063
 
-done1060:
+done1064:
 	VZEROUPPER
 	RET
 
@@ -28714,9 +28934,9 @@ TEXT ·matvec_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1064
+	JL      tail1068
 
-rows4_1063:
+rows4_1067:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -28742,13 +28962,13 @@ rows4_1063:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1063
+	JGE          rows4_1067
 
-tail1064:
+tail1068:
 	TESTQ BX, BX
-	JE    done1066
+	JE    done1070
 
-rows1_1065:
+rows1_1069:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -28762,9 +28982,9 @@ rows1_1065:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1065
+	JNE          rows1_1069
 
-done1066:
+done1070:
 	VZEROUPPER
 	RET
 
@@ -28778,9 +28998,9 @@ TEXT ·matvec_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1068
+	JL    tail1072
 
-rows4_1067:
+rows4_1071:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -28802,13 +29022,13 @@ rows4_1067:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1067
+	JGE           rows4_1071
 
-tail1068:
+tail1072:
 	TESTQ BX, BX
-	JE    done1070
+	JE    done1074
 
-rows1_1069:
+rows1_1073:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -28821,9 +29041,9 @@ rows1_1069:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1069
+	JNE           rows1_1073
 
-done1070:
+done1074:
 	VZEROUPPER
 	RET
 
@@ -28835,9 +29055,9 @@ TEXT ·matvec_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1072
+	JL   tail1076
 
-rows4_1071:
+rows4_1075:
 	VMOVUPS      (DX), Y3
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y3, Y0
@@ -28863,13 +29083,13 @@ rows4_1071:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1071
+	JGE          rows4_1075
 
-tail1072:
+tail1076:
 	TESTQ BX, BX
-	JE    done1074
+	JE    done1078
 
-rows1_1073:
+rows1_1077:
 	VMOVUPS      (DX), Y0
 	VMULPS       (CX), Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
@@ -28882,9 +29102,9 @@ rows1_1073:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1073
+	JNE          rows1_1077
 
-done1074:
+done1078:
 	VZEROUPPER
 	RET
 
@@ -28896,9 +29116,9 @@ TEXT ·matvec_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1076
+	JL   tail1080
 
-rows4_1075:
+rows4_1079:
 	VMOVUPS       (DX), Y3
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Y3, Y0
@@ -28924,13 +29144,13 @@ rows4_1075:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1075
+	JGE           rows4_1079
 
-tail1076:
+tail1080:
 	TESTQ BX, BX
-	JE    done1078
+	JE    done1082
 
-rows1_1077:
+rows1_1081:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -28943,9 +29163,9 @@ rows1_1077:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1077
+	JNE           rows1_1081
 
-done1078:
+done1082:
 	VZEROUPPER
 	RET
 
@@ -28976,9 +29196,9 @@ TEXT ·rmsmatvec_16_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1080
+	JL           tail1084
 
-rows4_1079:
+rows4_1083:
 	VMOVUPS      (DX), Y4
 	VMULPS       (SI), Y4, Y4
 	PREFETCHT0   4096(CX)
@@ -29016,13 +29236,13 @@ rows4_1079:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1079
+	JGE          rows4_1083
 
-tail1080:
+tail1084:
 	TESTQ BX, BX
-	JE    done1082
+	JE    done1086
 
-rows1_1081:
+rows1_1085:
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	VMULPS       (CX), Y1, Y1
@@ -29041,9 +29261,9 @@ rows1_1081:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1081
+	JNE          rows1_1085
 
-done1082:
+done1086:
 	VZEROUPPER
 	RET
 
@@ -29092,9 +29312,9 @@ TEXT ·rmsmatvec_16_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1084
+	JL            tail1088
 
-rows4_1083:
+rows4_1087:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHT0    4096(CX)
@@ -29132,13 +29352,13 @@ rows4_1083:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1083
+	JGE           rows4_1087
 
-tail1084:
+tail1088:
 	TESTQ BX, BX
-	JE    done1086
+	JE    done1090
 
-rows1_1085:
+rows1_1089:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -29157,9 +29377,9 @@ rows1_1085:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1085
+	JNE           rows1_1089
 
-done1086:
+done1090:
 	VZEROUPPER
 	RET
 
@@ -29178,7 +29398,7 @@ TEXT ·rmsmatvec_172_avx2(SB), NOSPLIT, $0-44
 	VXORPS  Y4, Y4, Y4
 	XORQ    DI, DI
 
-cols1087:
+cols1091:
 	VMOVUPS      (DX)(DI*1), Y5
 	VFMADD231PS  (DX)(DI*1), Y5, Y1
 	VMOVUPS      32(DX)(DI*1), Y5
@@ -29189,7 +29409,7 @@ cols1087:
 	VFMADD231PS  96(DX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1087
+	JNE          cols1091
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(DX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -29212,9 +29432,9 @@ cols1087:
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1089
+	JL           tail1093
 
-rows4_1088:
+rows4_1092:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -29225,7 +29445,7 @@ rows4_1088:
 	VXORPS Y9, Y9, Y9
 	XORQ   DI, DI
 
-cols1092:
+cols1096:
 	VMOVUPS      (DX)(DI*1), Y10
 	VMULPS       (SI)(DI*1), Y10, Y10
 	PREFETCHT0   5504(CX)(DI*1)
@@ -29244,7 +29464,7 @@ cols1092:
 	VFMADD231PS  2096(CX)(DI*1), Y10, Y9
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1092
+	JNE          cols1096
 	VMOVUPS      640(DX), Y10
 	VMULPS       640(SI), Y10, Y10
 	PREFETCHT0   6144(CX)
@@ -29287,20 +29507,20 @@ cols1092:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1088
+	JGE          rows4_1092
 
-tail1089:
+tail1093:
 	TESTQ BX, BX
-	JE    done1091
+	JE    done1095
 
-rows1_1090:
+rows1_1094:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	XORQ   DI, DI
 
-cols1093:
+cols1097:
 	VMOVUPS      (DX)(DI*1), Y6
 	VMULPS       (SI)(DI*1), Y6, Y6
 	VFMADD231PS  (CX)(DI*1), Y6, Y2
@@ -29315,7 +29535,7 @@ cols1093:
 	VFMADD231PS  96(CX)(DI*1), Y6, Y5
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1093
+	JNE          cols1097
 	VMOVUPS      640(DX), Y6
 	VMULPS       640(SI), Y6, Y6
 	VFMADD231PS  640(CX), Y6, Y2
@@ -29338,9 +29558,9 @@ cols1093:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1090
+	JNE          rows1_1094
 
-done1091:
+done1095:
 	VZEROUPPER
 	RET
 
@@ -29413,9 +29633,9 @@ TEXT ·rmsmatvec_172_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1095
+	JL            tail1099
 
-rows4_1094:
+rows4_1098:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	PREFETCHT0    5504(CX)
@@ -29551,13 +29771,13 @@ rows4_1094:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1094
+	JGE           rows4_1098
 
-tail1095:
+tail1099:
 	TESTQ BX, BX
-	JE    done1097
+	JE    done1101
 
-rows1_1096:
+rows1_1100:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -29607,9 +29827,9 @@ rows1_1096:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1096
+	JNE           rows1_1100
 
-done1097:
+done1101:
 	VZEROUPPER
 	RET
 
@@ -29644,9 +29864,9 @@ TEXT ·rmsmatvec_17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1099
+	JL           tail1103
 
-rows4_1098:
+rows4_1102:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHT0   4352(CX)
@@ -29695,13 +29915,13 @@ rows4_1098:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1098
+	JGE          rows4_1102
 
-tail1099:
+tail1103:
 	TESTQ BX, BX
-	JE    done1101
+	JE    done1105
 
-rows1_1100:
+rows1_1104:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -29725,9 +29945,9 @@ rows1_1100:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1100
+	JNE          rows1_1104
 
-done1101:
+done1105:
 	VZEROUPPER
 	RET
 
@@ -29780,9 +30000,9 @@ TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1103
+	JL            tail1107
 
-rows4_1102:
+rows4_1106:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHT0    4352(CX)
@@ -29826,13 +30046,13 @@ rows4_1102:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1102
+	JGE           rows4_1106
 
-tail1103:
+tail1107:
 	TESTQ BX, BX
-	JE    done1105
+	JE    done1109
 
-rows1_1104:
+rows1_1108:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -29854,9 +30074,9 @@ rows1_1104:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1104
+	JNE           rows1_1108
 
-done1105:
+done1109:
 	VZEROUPPER
 	RET
 
@@ -29886,9 +30106,9 @@ TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1107
+	JL           tail1111
 
-rows4_1106:
+rows4_1110:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -29917,13 +30137,13 @@ rows4_1106:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1106
+	JGE          rows4_1110
 
-tail1107:
+tail1111:
 	TESTQ BX, BX
-	JE    done1109
+	JE    done1113
 
-rows1_1108:
+rows1_1112:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -29940,9 +30160,9 @@ rows1_1108:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1108
+	JNE          rows1_1112
 
-done1109:
+done1113:
 	VZEROUPPER
 	RET
 
@@ -29990,9 +30210,9 @@ TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1111
+	JL            tail1115
 
-rows4_1110:
+rows4_1114:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -30016,13 +30236,13 @@ rows4_1110:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1110
+	JGE           rows4_1114
 
-tail1111:
+tail1115:
 	TESTQ BX, BX
-	JE    done1113
+	JE    done1117
 
-rows1_1112:
+rows1_1116:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -30037,9 +30257,9 @@ rows1_1112:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1112
+	JNE           rows1_1116
 
-done1113:
+done1117:
 	VZEROUPPER
 	RET
 
@@ -30057,7 +30277,7 @@ TEXT ·rmsmatvec_2048_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1114:
+cols1118:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -30068,7 +30288,7 @@ cols1114:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1114
+	JNE          cols1118
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -30086,9 +30306,9 @@ cols1114:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1116
+	JL           tail1120
 
-rows4_1115:
+rows4_1119:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -30099,7 +30319,7 @@ rows4_1115:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1119:
+cols1123:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -30114,7 +30334,7 @@ cols1119:
 	VFMADD231PS  24608(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1119
+	JNE          cols1123
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -30136,20 +30356,20 @@ cols1119:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1115
+	JGE          rows4_1119
 
-tail1116:
+tail1120:
 	TESTQ BX, BX
-	JE    done1118
+	JE    done1122
 
-rows1_1117:
+rows1_1121:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1120:
+cols1124:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -30164,7 +30384,7 @@ cols1120:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1120
+	JNE          cols1124
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -30179,9 +30399,9 @@ cols1120:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1117
+	JNE          rows1_1121
 
-done1118:
+done1122:
 	VZEROUPPER
 	RET
 
@@ -30217,7 +30437,7 @@ TEXT ·rmsmatvec_2048_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1121:
+cols1125:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -30228,7 +30448,7 @@ cols1121:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1121
+	JNE           cols1125
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -30248,9 +30468,9 @@ cols1121:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1123
+	JL            tail1127
 
-rows4_1122:
+rows4_1126:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -30261,7 +30481,7 @@ rows4_1122:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1126:
+cols1130:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -30276,7 +30496,7 @@ cols1126:
 	VFMADD231PS   24640(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1126
+	JNE           cols1130
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -30306,20 +30526,20 @@ cols1126:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1122
+	JGE           rows4_1126
 
-tail1123:
+tail1127:
 	TESTQ BX, BX
-	JE    done1125
+	JE    done1129
 
-rows1_1124:
+rows1_1128:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1127:
+cols1131:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -30334,7 +30554,7 @@ cols1127:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1127
+	JNE           cols1131
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -30351,9 +30571,9 @@ cols1127:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1124
+	JNE           rows1_1128
 
-done1125:
+done1129:
 	VZEROUPPER
 	RET
 
@@ -30371,7 +30591,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1128:
+cols1132:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -30382,7 +30602,7 @@ cols1128:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1128
+	JNE          cols1132
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -30400,9 +30620,9 @@ cols1128:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1130
+	JL           tail1134
 
-rows4_1129:
+rows4_1133:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -30413,7 +30633,7 @@ rows4_1129:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1133:
+cols1137:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -30432,7 +30652,7 @@ cols1133:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1133
+	JNE          cols1137
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -30454,20 +30674,20 @@ cols1133:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1129
+	JGE          rows4_1133
 
-tail1130:
+tail1134:
 	TESTQ BX, BX
-	JE    done1132
+	JE    done1136
 
-rows1_1131:
+rows1_1135:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1134:
+cols1138:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -30482,7 +30702,7 @@ cols1134:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1134
+	JNE          cols1138
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -30497,9 +30717,9 @@ cols1134:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1131
+	JNE          rows1_1135
 
-done1132:
+done1136:
 	VZEROUPPER
 	RET
 
@@ -30535,7 +30755,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1135:
+cols1139:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -30546,7 +30766,7 @@ cols1135:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1135
+	JNE           cols1139
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -30570,9 +30790,9 @@ cols1135:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1137
+	JL            tail1141
 
-rows4_1136:
+rows4_1140:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -30583,7 +30803,7 @@ rows4_1136:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1140:
+cols1144:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    4608(CX)(DI*1)
@@ -30606,7 +30826,7 @@ cols1140:
 	VFMADD231PS   3520(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols1140
+	JNE           cols1144
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -30636,20 +30856,20 @@ cols1140:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1136
+	JGE           rows4_1140
 
-tail1137:
+tail1141:
 	TESTQ BX, BX
-	JE    done1139
+	JE    done1143
 
-rows1_1138:
+rows1_1142:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1141:
+cols1145:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -30664,7 +30884,7 @@ cols1141:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1141
+	JNE           cols1145
 	VMOVUPS       1024(DX), Z5
 	VMULPS        1024(SI), Z5, Z5
 	VFMADD231PS   1024(CX), Z5, Z1
@@ -30687,9 +30907,9 @@ cols1141:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1138
+	JNE           rows1_1142
 
-done1139:
+done1143:
 	VZEROUPPER
 	RET
 
@@ -30730,9 +30950,9 @@ TEXT ·rmsmatvec_33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1143
+	JL           tail1147
 
-rows4_1142:
+rows4_1146:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHT0   4224(CX)
@@ -30797,13 +31017,13 @@ rows4_1142:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1142
+	JGE          rows4_1146
 
-tail1143:
+tail1147:
 	TESTQ BX, BX
-	JE    done1145
+	JE    done1149
 
-rows1_1144:
+rows1_1148:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -30835,9 +31055,9 @@ rows1_1144:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1144
+	JNE          rows1_1148
 
-done1145:
+done1149:
 	VZEROUPPER
 	RET
 
@@ -30896,9 +31116,9 @@ TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1147
+	JL            tail1151
 
-rows4_1146:
+rows4_1150:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHT0    4224(CX)
@@ -30958,13 +31178,13 @@ rows4_1146:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1146
+	JGE           rows4_1150
 
-tail1147:
+tail1151:
 	TESTQ BX, BX
-	JE    done1149
+	JE    done1153
 
-rows1_1148:
+rows1_1152:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -30994,9 +31214,9 @@ rows1_1148:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1148
+	JNE           rows1_1152
 
-done1149:
+done1153:
 	VZEROUPPER
 	RET
 
@@ -31026,9 +31246,9 @@ TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1151
+	JL           tail1155
 
-rows4_1150:
+rows4_1154:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -31057,13 +31277,13 @@ rows4_1150:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1150
+	JGE          rows4_1154
 
-tail1151:
+tail1155:
 	TESTQ BX, BX
-	JE    done1153
+	JE    done1157
 
-rows1_1152:
+rows1_1156:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -31080,9 +31300,9 @@ rows1_1152:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1152
+	JNE          rows1_1156
 
-done1153:
+done1157:
 	VZEROUPPER
 	RET
 
@@ -31130,9 +31350,9 @@ TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1155
+	JL            tail1159
 
-rows4_1154:
+rows4_1158:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -31156,13 +31376,13 @@ rows4_1154:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1154
+	JGE           rows4_1158
 
-tail1155:
+tail1159:
 	TESTQ BX, BX
-	JE    done1157
+	JE    done1161
 
-rows1_1156:
+rows1_1160:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -31177,9 +31397,9 @@ rows1_1156:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1156
+	JNE           rows1_1160
 
-done1157:
+done1161:
 	VZEROUPPER
 	RET
 
@@ -31224,9 +31444,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1159
+	JL           tail1163
 
-rows4_1158:
+rows4_1162:
 	VMOVUPS      (DX), Y4
 	VMULPS       (SI), Y4, Y4
 	PREFETCHT0   4096(CX)
@@ -31312,13 +31532,13 @@ rows4_1158:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1158
+	JGE          rows4_1162
 
-tail1159:
+tail1163:
 	TESTQ BX, BX
-	JE    done1161
+	JE    done1165
 
-rows1_1160:
+rows1_1164:
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	VMULPS       (CX), Y1, Y1
@@ -31357,9 +31577,9 @@ rows1_1160:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1160
+	JNE          rows1_1164
 
-done1161:
+done1165:
 	VZEROUPPER
 	RET
 
@@ -31416,9 +31636,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1163
+	JL            tail1167
 
-rows4_1162:
+rows4_1166:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	PREFETCHT0    4096(CX)
@@ -31488,13 +31708,13 @@ rows4_1162:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1162
+	JGE           rows4_1166
 
-tail1163:
+tail1167:
 	TESTQ BX, BX
-	JE    done1165
+	JE    done1169
 
-rows1_1164:
+rows1_1168:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -31523,9 +31743,9 @@ rows1_1164:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1164
+	JNE           rows1_1168
 
-done1165:
+done1169:
 	VZEROUPPER
 	RET
 
@@ -31543,7 +31763,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1166:
+cols1170:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -31554,7 +31774,7 @@ cols1166:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1166
+	JNE          cols1170
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -31572,9 +31792,9 @@ cols1166:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1168
+	JL           tail1172
 
-rows4_1167:
+rows4_1171:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -31585,7 +31805,7 @@ rows4_1167:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1171:
+cols1175:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -31604,7 +31824,7 @@ cols1171:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1171
+	JNE          cols1175
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -31626,20 +31846,20 @@ cols1171:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1167
+	JGE          rows4_1171
 
-tail1168:
+tail1172:
 	TESTQ BX, BX
-	JE    done1170
+	JE    done1174
 
-rows1_1169:
+rows1_1173:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1172:
+cols1176:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -31654,7 +31874,7 @@ cols1172:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1172
+	JNE          cols1176
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -31669,9 +31889,9 @@ cols1172:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1169
+	JNE          rows1_1173
 
-done1170:
+done1174:
 	VZEROUPPER
 	RET
 
@@ -31707,7 +31927,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1173:
+cols1177:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -31718,7 +31938,7 @@ cols1173:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1173
+	JNE           cols1177
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -31738,9 +31958,9 @@ cols1173:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1175
+	JL            tail1179
 
-rows4_1174:
+rows4_1178:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -31751,7 +31971,7 @@ rows4_1174:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1178:
+cols1182:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    12288(CX)(DI*1)
@@ -31774,7 +31994,7 @@ cols1178:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1178
+	JNE           cols1182
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -31804,20 +32024,20 @@ cols1178:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1174
+	JGE           rows4_1178
 
-tail1175:
+tail1179:
 	TESTQ BX, BX
-	JE    done1177
+	JE    done1181
 
-rows1_1176:
+rows1_1180:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1179:
+cols1183:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -31832,7 +32052,7 @@ cols1179:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1179
+	JNE           cols1183
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -31849,9 +32069,9 @@ cols1179:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1176
+	JNE           rows1_1180
 
-done1177:
+done1181:
 	VZEROUPPER
 	RET
 
@@ -31881,9 +32101,9 @@ TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1181
+	JL           tail1185
 
-rows4_1180:
+rows4_1184:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -31912,13 +32132,13 @@ rows4_1180:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1180
+	JGE          rows4_1184
 
-tail1181:
+tail1185:
 	TESTQ BX, BX
-	JE    done1183
+	JE    done1187
 
-rows1_1182:
+rows1_1186:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -31935,9 +32155,9 @@ rows1_1182:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1182
+	JNE          rows1_1186
 
-done1183:
+done1187:
 	VZEROUPPER
 	RET
 
@@ -31985,9 +32205,9 @@ TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1185
+	JL            tail1189
 
-rows4_1184:
+rows4_1188:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -32011,13 +32231,13 @@ rows4_1184:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1184
+	JGE           rows4_1188
 
-tail1185:
+tail1189:
 	TESTQ BX, BX
-	JE    done1187
+	JE    done1191
 
-rows1_1186:
+rows1_1190:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -32032,9 +32252,9 @@ rows1_1186:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1186
+	JNE           rows1_1190
 
-done1187:
+done1191:
 	VZEROUPPER
 	RET
 
@@ -32062,9 +32282,9 @@ TEXT ·rmsmatvec_8_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1189
+	JL           tail1193
 
-rows4_1188:
+rows4_1192:
 	VMOVUPS      (DX), Y4
 	VMULPS       (SI), Y4, Y4
 	PREFETCHT0   4096(CX)
@@ -32092,13 +32312,13 @@ rows4_1188:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1188
+	JGE          rows4_1192
 
-tail1189:
+tail1193:
 	TESTQ BX, BX
-	JE    done1191
+	JE    done1195
 
-rows1_1190:
+rows1_1194:
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	VMULPS       (CX), Y1, Y1
@@ -32113,9 +32333,9 @@ rows1_1190:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1190
+	JNE          rows1_1194
 
-done1191:
+done1195:
 	VZEROUPPER
 	RET
 
@@ -32161,9 +32381,9 @@ TEXT ·rmsmatvec_8_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1193
+	JL            tail1197
 
-rows4_1192:
+rows4_1196:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHT0    4096(CX)
@@ -32191,13 +32411,13 @@ rows4_1192:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1192
+	JGE           rows4_1196
 
-tail1193:
+tail1197:
 	TESTQ BX, BX
-	JE    done1195
+	JE    done1199
 
-rows1_1194:
+rows1_1198:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -32212,9 +32432,9 @@ rows1_1194:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1194
+	JNE           rows1_1198
 
-done1195:
+done1199:
 	VZEROUPPER
 	RET
 
@@ -32249,9 +32469,9 @@ TEXT ·rmsswiglu_13x17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1197
+	JL           tail1201
 
-rows4_1196:
+rows4_1200:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHT0   4352(CX)
@@ -32351,13 +32571,13 @@ rows4_1196:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1196
+	JGE          rows4_1200
 
-tail1197:
+tail1201:
 	TESTQ BX, BX
-	JE    done1199
+	JE    done1203
 
-rows1_1198:
+rows1_1202:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -32416,9 +32636,9 @@ rows1_1198:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1198
+	JNE          rows1_1202
 
-done1199:
+done1203:
 	VZEROUPPER
 	RET
 
@@ -32471,9 +32691,9 @@ TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1201
+	JL            tail1205
 
-rows4_1200:
+rows4_1204:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHT0    4352(CX)
@@ -32572,13 +32792,13 @@ rows4_1200:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1200
+	JGE           rows4_1204
 
-tail1201:
+tail1205:
 	TESTQ BX, BX
-	JE    done1203
+	JE    done1207
 
-rows1_1202:
+rows1_1206:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -32634,9 +32854,9 @@ rows1_1202:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1202
+	JNE           rows1_1206
 
-done1203:
+done1207:
 	VZEROUPPER
 	RET
 
@@ -32681,9 +32901,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1205
+	JL           tail1209
 
-rows4_1204:
+rows4_1208:
 	VMOVUPS      (DX), Y8
 	VMULPS       (SI), Y8, Y8
 	PREFETCHT0   4096(CX)
@@ -32848,13 +33068,13 @@ rows4_1204:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1204
+	JGE          rows4_1208
 
-tail1205:
+tail1209:
 	TESTQ BX, BX
-	JE    done1207
+	JE    done1211
 
-rows1_1206:
+rows1_1210:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y1
@@ -32934,9 +33154,9 @@ rows1_1206:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1206
+	JNE          rows1_1210
 
-done1207:
+done1211:
 	VZEROUPPER
 	RET
 
@@ -32975,9 +33195,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1209
+	JL            tail1213
 
-rows4_1208:
+rows4_1212:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	PREFETCHT0    4096(CX)
@@ -33126,13 +33346,13 @@ rows4_1208:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1208
+	JGE           rows4_1212
 
-tail1209:
+tail1213:
 	TESTQ BX, BX
-	JE    done1211
+	JE    done1215
 
-rows1_1210:
+rows1_1214:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -33200,9 +33420,9 @@ rows1_1210:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1210
+	JNE           rows1_1214
 
-done1211:
+done1215:
 	VZEROUPPER
 	RET
 
@@ -33232,9 +33452,9 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1213
+	JL           tail1217
 
-rows4_1212:
+rows4_1216:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -33306,13 +33526,13 @@ rows4_1212:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1212
+	JGE          rows4_1216
 
-tail1213:
+tail1217:
 	TESTQ BX, BX
-	JE    done1215
+	JE    done1219
 
-rows1_1214:
+rows1_1218:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -33361,9 +33581,9 @@ rows1_1214:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1214
+	JNE          rows1_1218
 
-done1215:
+done1219:
 	VZEROUPPER
 	RET
 
@@ -33393,9 +33613,9 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1217
+	JL            tail1221
 
-rows4_1216:
+rows4_1220:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -33458,13 +33678,13 @@ rows4_1216:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1216
+	JGE           rows4_1220
 
-tail1217:
+tail1221:
 	TESTQ BX, BX
-	JE    done1219
+	JE    done1223
 
-rows1_1218:
+rows1_1222:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -33510,9 +33730,9 @@ rows1_1218:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1218
+	JNE           rows1_1222
 
-done1219:
+done1223:
 	VZEROUPPER
 	RET
 
@@ -33530,7 +33750,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1220:
+cols1224:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -33541,7 +33761,7 @@ cols1220:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1220
+	JNE          cols1224
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -33559,9 +33779,9 @@ cols1220:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1222
+	JL           tail1226
 
-rows4_1221:
+rows4_1225:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -33572,7 +33792,7 @@ rows4_1221:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1225:
+cols1229:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -33593,7 +33813,7 @@ cols1225:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1225
+	JNE          cols1229
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -33646,13 +33866,13 @@ cols1225:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1221
+	JGE          rows4_1225
 
-tail1222:
+tail1226:
 	TESTQ BX, BX
-	JE    done1224
+	JE    done1228
 
-rows1_1223:
+rows1_1227:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -33663,7 +33883,7 @@ rows1_1223:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1226:
+cols1230:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -33682,7 +33902,7 @@ cols1226:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1226
+	JNE          cols1230
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -33730,9 +33950,9 @@ cols1226:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1223
+	JNE          rows1_1227
 
-done1224:
+done1228:
 	VZEROUPPER
 	RET
 
@@ -33750,7 +33970,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1227:
+cols1231:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -33761,7 +33981,7 @@ cols1227:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1227
+	JNE           cols1231
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -33781,9 +34001,9 @@ cols1227:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1229
+	JL            tail1233
 
-rows4_1228:
+rows4_1232:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -33802,7 +34022,7 @@ rows4_1228:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols1232:
+cols1236:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	PREFETCHT0    12288(CX)(DI*1)
@@ -33841,7 +34061,7 @@ cols1232:
 	VFMADD231PS   6300736(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1232
+	JNE           cols1236
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -33918,13 +34138,13 @@ cols1232:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1228
+	JGE           rows4_1232
 
-tail1229:
+tail1233:
 	TESTQ BX, BX
-	JE    done1231
+	JE    done1235
 
-rows1_1230:
+rows1_1234:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -33935,7 +34155,7 @@ rows1_1230:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1233:
+cols1237:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -33954,7 +34174,7 @@ cols1233:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1233
+	JNE           cols1237
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -34006,9 +34226,9 @@ cols1233:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1230
+	JNE           rows1_1234
 
-done1231:
+done1235:
 	VZEROUPPER
 	RET
 
@@ -34026,7 +34246,7 @@ TEXT ·rmsswiglu_288x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1234:
+cols1238:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -34037,7 +34257,7 @@ cols1234:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1234
+	JNE          cols1238
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -34055,9 +34275,9 @@ cols1234:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1236
+	JL           tail1240
 
-rows4_1235:
+rows4_1239:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -34068,7 +34288,7 @@ rows4_1235:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1239:
+cols1243:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -34089,7 +34309,7 @@ cols1239:
 	VFMADD231PS  335232(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1239
+	JNE          cols1243
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -34142,13 +34362,13 @@ cols1239:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1235
+	JGE          rows4_1239
 
-tail1236:
+tail1240:
 	TESTQ BX, BX
-	JE    done1238
+	JE    done1242
 
-rows1_1237:
+rows1_1241:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -34159,7 +34379,7 @@ rows1_1237:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1240:
+cols1244:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -34178,7 +34398,7 @@ cols1240:
 	VFMADD231PS  331872(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1240
+	JNE          cols1244
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -34226,9 +34446,9 @@ cols1240:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1237
+	JNE          rows1_1241
 
-done1238:
+done1242:
 	VZEROUPPER
 	RET
 
@@ -34246,7 +34466,7 @@ TEXT ·rmsswiglu_288x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1241:
+cols1245:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -34257,7 +34477,7 @@ cols1241:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1241
+	JNE           cols1245
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -34281,9 +34501,9 @@ cols1241:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1243
+	JL            tail1247
 
-rows4_1242:
+rows4_1246:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -34302,7 +34522,7 @@ rows4_1242:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols1246:
+cols1250:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	PREFETCHT0    4608(CX)(DI*1)
@@ -34341,7 +34561,7 @@ cols1246:
 	VFMADD231PS   335296(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols1246
+	JNE           cols1250
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -34418,13 +34638,13 @@ cols1246:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1242
+	JGE           rows4_1246
 
-tail1243:
+tail1247:
 	TESTQ BX, BX
-	JE    done1245
+	JE    done1249
 
-rows1_1244:
+rows1_1248:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -34435,7 +34655,7 @@ rows1_1244:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1247:
+cols1251:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -34454,7 +34674,7 @@ cols1247:
 	VFMADD231PS   331968(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1247
+	JNE           cols1251
 	VMOVUPS       1024(DX), Z9
 	VMULPS        1024(SI), Z9, Z9
 	VFMADD231PS   1024(CX), Z9, Z1
@@ -34514,9 +34734,9 @@ cols1247:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1244
+	JNE           rows1_1248
 
-done1245:
+done1249:
 	VZEROUPPER
 	RET
 
@@ -34546,9 +34766,9 @@ TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1249
+	JL           tail1253
 
-rows4_1248:
+rows4_1252:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -34620,13 +34840,13 @@ rows4_1248:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1248
+	JGE          rows4_1252
 
-tail1249:
+tail1253:
 	TESTQ BX, BX
-	JE    done1251
+	JE    done1255
 
-rows1_1250:
+rows1_1254:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -34675,9 +34895,9 @@ rows1_1250:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1250
+	JNE          rows1_1254
 
-done1251:
+done1255:
 	VZEROUPPER
 	RET
 
@@ -34707,9 +34927,9 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1253
+	JL            tail1257
 
-rows4_1252:
+rows4_1256:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -34772,13 +34992,13 @@ rows4_1252:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1252
+	JGE           rows4_1256
 
-tail1253:
+tail1257:
 	TESTQ BX, BX
-	JE    done1255
+	JE    done1259
 
-rows1_1254:
+rows1_1258:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -34824,9 +35044,9 @@ rows1_1254:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1254
+	JNE           rows1_1258
 
-done1255:
+done1259:
 	VZEROUPPER
 	RET
 
@@ -34871,9 +35091,9 @@ TEXT ·rmsswiglu_64x64_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1257
+	JL           tail1261
 
-rows4_1256:
+rows4_1260:
 	VMOVUPS      (DX), Y8
 	VMULPS       (SI), Y8, Y8
 	PREFETCHT0   4096(CX)
@@ -35038,13 +35258,13 @@ rows4_1256:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1256
+	JGE          rows4_1260
 
-tail1257:
+tail1261:
 	TESTQ BX, BX
-	JE    done1259
+	JE    done1263
 
-rows1_1258:
+rows1_1262:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y1
@@ -35124,9 +35344,9 @@ rows1_1258:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1258
+	JNE          rows1_1262
 
-done1259:
+done1263:
 	VZEROUPPER
 	RET
 
@@ -35165,9 +35385,9 @@ TEXT ·rmsswiglu_64x64_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1261
+	JL            tail1265
 
-rows4_1260:
+rows4_1264:
 	VMOVUPS       (DX), Z8
 	VMULPS        (SI), Z8, Z8
 	PREFETCHT0    4096(CX)
@@ -35316,13 +35536,13 @@ rows4_1260:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1260
+	JGE           rows4_1264
 
-tail1261:
+tail1265:
 	TESTQ BX, BX
-	JE    done1263
+	JE    done1267
 
-rows1_1262:
+rows1_1266:
 	VMOVUPS       (DX), Z2
 	VMULPS        (SI), Z2, Z2
 	VMULPS        (CX), Z2, Z1
@@ -35390,9 +35610,9 @@ rows1_1262:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1262
+	JNE           rows1_1266
 
-done1263:
+done1267:
 	VZEROUPPER
 	RET
 
@@ -35410,7 +35630,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1264:
+cols1268:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -35421,7 +35641,7 @@ cols1264:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1264
+	JNE          cols1268
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -35439,9 +35659,9 @@ cols1264:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1266
+	JL           tail1270
 
-rows4_1265:
+rows4_1269:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -35452,7 +35672,7 @@ rows4_1265:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1269:
+cols1273:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -35473,7 +35693,7 @@ cols1269:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1269
+	JNE          cols1273
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -35526,13 +35746,13 @@ cols1269:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1265
+	JGE          rows4_1269
 
-tail1266:
+tail1270:
 	TESTQ BX, BX
-	JE    done1268
+	JE    done1272
 
-rows1_1267:
+rows1_1271:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -35543,7 +35763,7 @@ rows1_1267:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1270:
+cols1274:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -35562,7 +35782,7 @@ cols1270:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1270
+	JNE          cols1274
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -35610,9 +35830,9 @@ cols1270:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1267
+	JNE          rows1_1271
 
-done1268:
+done1272:
 	VZEROUPPER
 	RET
 
@@ -35630,7 +35850,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1271:
+cols1275:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -35641,7 +35861,7 @@ cols1271:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1271
+	JNE           cols1275
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -35665,9 +35885,9 @@ cols1271:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1273
+	JL            tail1277
 
-rows4_1272:
+rows4_1276:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -35686,7 +35906,7 @@ rows4_1272:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols1276:
+cols1280:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	PREFETCHT0    4608(CX)(DI*1)
@@ -35725,7 +35945,7 @@ cols1276:
 	VFMADD231PS   888256(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols1276
+	JNE           cols1280
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -35802,13 +36022,13 @@ cols1276:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1272
+	JGE           rows4_1276
 
-tail1273:
+tail1277:
 	TESTQ BX, BX
-	JE    done1275
+	JE    done1279
 
-rows1_1274:
+rows1_1278:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -35819,7 +36039,7 @@ rows1_1274:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1277:
+cols1281:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -35838,7 +36058,7 @@ cols1277:
 	VFMADD231PS   884928(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1277
+	JNE           cols1281
 	VMOVUPS       1024(DX), Z9
 	VMULPS        1024(SI), Z9, Z9
 	VFMADD231PS   1024(CX), Z9, Z1
@@ -35898,9 +36118,9 @@ cols1277:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1274
+	JNE           rows1_1278
 
-done1275:
+done1279:
 	VZEROUPPER
 	RET
 
@@ -35918,7 +36138,7 @@ TEXT ·rmsswiglu_768x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1278:
+cols1282:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -35929,7 +36149,7 @@ cols1278:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1278
+	JNE          cols1282
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -35947,9 +36167,9 @@ cols1278:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1280
+	JL           tail1284
 
-rows4_1279:
+rows4_1283:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -35960,7 +36180,7 @@ rows4_1279:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1283:
+cols1287:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -35981,7 +36201,7 @@ cols1283:
 	VFMADD231PS  2368512(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1283
+	JNE          cols1287
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -36034,13 +36254,13 @@ cols1283:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1279
+	JGE          rows4_1283
 
-tail1280:
+tail1284:
 	TESTQ BX, BX
-	JE    done1282
+	JE    done1286
 
-rows1_1281:
+rows1_1285:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -36051,7 +36271,7 @@ rows1_1281:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1284:
+cols1288:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -36070,7 +36290,7 @@ cols1284:
 	VFMADD231PS  2359392(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1284
+	JNE          cols1288
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -36118,9 +36338,9 @@ cols1284:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1281
+	JNE          rows1_1285
 
-done1282:
+done1286:
 	VZEROUPPER
 	RET
 
@@ -36138,7 +36358,7 @@ TEXT ·rmsswiglu_768x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1285:
+cols1289:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -36149,7 +36369,7 @@ cols1285:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1285
+	JNE           cols1289
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -36169,9 +36389,9 @@ cols1285:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1287
+	JL            tail1291
 
-rows4_1286:
+rows4_1290:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -36190,7 +36410,7 @@ rows4_1286:
 	VMOVUPS zero<>+0(SB), Z16
 	XORQ    DI, DI
 
-cols1290:
+cols1294:
 	VMOVUPS       (DX)(DI*1), Z17
 	VMULPS        (SI)(DI*1), Z17, Z17
 	PREFETCHT0    12288(CX)(DI*1)
@@ -36229,7 +36449,7 @@ cols1290:
 	VFMADD231PS   2368576(CX)(DI*1), Z17, Z16
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1290
+	JNE           cols1294
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
 	VADDPS        Z11, Z3, Z3
@@ -36306,13 +36526,13 @@ cols1290:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1286
+	JGE           rows4_1290
 
-tail1287:
+tail1291:
 	TESTQ BX, BX
-	JE    done1289
+	JE    done1293
 
-rows1_1288:
+rows1_1292:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -36323,7 +36543,7 @@ rows1_1288:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1291:
+cols1295:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -36342,7 +36562,7 @@ cols1291:
 	VFMADD231PS   2359488(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1291
+	JNE           cols1295
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -36394,9 +36614,9 @@ cols1291:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1288
+	JNE           rows1_1292
 
-done1289:
+done1293:
 	VZEROUPPER
 	RET
 
@@ -36437,9 +36657,9 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1293
+	JL           tail1297
 
-rows4_1292:
+rows4_1296:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHT0   4224(CX)
@@ -36567,13 +36787,13 @@ rows4_1292:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1292
+	JGE          rows4_1296
 
-tail1293:
+tail1297:
 	TESTQ BX, BX
-	JE    done1295
+	JE    done1299
 
-rows1_1294:
+rows1_1298:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -36644,9 +36864,9 @@ rows1_1294:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1294
+	JNE          rows1_1298
 
-done1295:
+done1299:
 	VZEROUPPER
 	RET
 
@@ -36687,9 +36907,9 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1297
+	JL            tail1301
 
-rows4_1296:
+rows4_1300:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHT0    4224(CX)
@@ -36816,13 +37036,13 @@ rows4_1296:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1296
+	JGE           rows4_1300
 
-tail1297:
+tail1301:
 	TESTQ BX, BX
-	JE    done1299
+	JE    done1303
 
-rows1_1298:
+rows1_1302:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -36890,9 +37110,9 @@ rows1_1298:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1298
+	JNE           rows1_1302
 
-done1299:
+done1303:
 	VZEROUPPER
 	RET
 
@@ -36903,12 +37123,12 @@ TEXT ·silumul_16_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1301
+	JLE  siludone1305
 
-silurow1300:
+silurow1304:
 	XORQ BX, BX
 
-silucol1302:
+silucol1306:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -36936,13 +37156,13 @@ silucol1302:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1302
+	JNE          silucol1306
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1300
+	JNE          silurow1304
 
-siludone1301:
+siludone1305:
 	VZEROUPPER
 	RET
 
@@ -36953,12 +37173,12 @@ TEXT ·silumul_16_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1304
+	JLE  siludone1308
 
-silurow1303:
+silurow1307:
 	XORQ BX, BX
 
-silucol1305:
+silucol1309:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -36986,13 +37206,13 @@ silucol1305:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1305
+	JNE          silucol1309
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1303
+	JNE          silurow1307
 
-siludone1304:
+siludone1308:
 	VZEROUPPER
 	RET
 
@@ -37004,12 +37224,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1307
+	JLE     siludone1311
 
-silurow1306:
+silurow1310:
 	XORQ BX, BX
 
-silucol1308:
+silucol1312:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37037,7 +37257,7 @@ silucol1308:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol1308
+	JNE          silucol1312
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37067,9 +37287,9 @@ silucol1308:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1306
+	JNE          silurow1310
 
-siludone1307:
+siludone1311:
 	VZEROUPPER
 	RET
 
@@ -37082,12 +37302,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1310
+	JLE   siludone1314
 
-silurow1309:
+silurow1313:
 	XORQ BX, BX
 
-silucol1311:
+silucol1315:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37115,7 +37335,7 @@ silucol1311:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol1311
+	JNE          silucol1315
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37144,9 +37364,9 @@ silucol1311:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1309
+	JNE          silurow1313
 
-siludone1310:
+siludone1314:
 	VZEROUPPER
 	RET
 
@@ -37158,12 +37378,12 @@ TEXT ·silumul_17_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1313
+	JLE     siludone1317
 
-silurow1312:
+silurow1316:
 	XORQ BX, BX
 
-silucol1314:
+silucol1318:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37191,7 +37411,7 @@ silucol1314:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1314
+	JNE          silucol1318
 	VMASKMOVPS   64(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37221,9 +37441,9 @@ silucol1314:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1312
+	JNE          silurow1316
 
-siludone1313:
+siludone1317:
 	VZEROUPPER
 	RET
 
@@ -37236,12 +37456,12 @@ TEXT ·silumul_17_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1316
+	JLE   siludone1320
 
-silurow1315:
+silurow1319:
 	XORQ BX, BX
 
-silucol1317:
+silucol1321:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37269,7 +37489,7 @@ silucol1317:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1317
+	JNE          silucol1321
 	VMOVUPS.Z    64(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37298,9 +37518,9 @@ silucol1317:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1315
+	JNE          silurow1319
 
-siludone1316:
+siludone1320:
 	VZEROUPPER
 	RET
 
@@ -37312,9 +37532,9 @@ TEXT ·silumul_1_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1319
+	JLE     siludone1323
 
-silurow1318:
+silurow1322:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37344,9 +37564,9 @@ silurow1318:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1318
+	JNE          silurow1322
 
-siludone1319:
+siludone1323:
 	VZEROUPPER
 	RET
 
@@ -37359,9 +37579,9 @@ TEXT ·silumul_1_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1321
+	JLE   siludone1325
 
-silurow1320:
+silurow1324:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37390,9 +37610,9 @@ silurow1320:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1320
+	JNE          silurow1324
 
-siludone1321:
+siludone1325:
 	VZEROUPPER
 	RET
 
@@ -37403,12 +37623,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1323
+	JLE  siludone1327
 
-silurow1322:
+silurow1326:
 	XORQ BX, BX
 
-silucol1324:
+silucol1328:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37436,13 +37656,13 @@ silucol1324:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1324
+	JNE          silucol1328
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1322
+	JNE          silurow1326
 
-siludone1323:
+siludone1327:
 	VZEROUPPER
 	RET
 
@@ -37453,12 +37673,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1326
+	JLE  siludone1330
 
-silurow1325:
+silurow1329:
 	XORQ BX, BX
 
-silucol1327:
+silucol1331:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37486,13 +37706,13 @@ silucol1327:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1327
+	JNE          silucol1331
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1325
+	JNE          silurow1329
 
-siludone1326:
+siludone1330:
 	VZEROUPPER
 	RET
 
@@ -37503,12 +37723,12 @@ TEXT ·silumul_288_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1329
+	JLE  siludone1333
 
-silurow1328:
+silurow1332:
 	XORQ BX, BX
 
-silucol1330:
+silucol1334:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37536,13 +37756,13 @@ silucol1330:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1330
+	JNE          silucol1334
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1328
+	JNE          silurow1332
 
-siludone1329:
+siludone1333:
 	VZEROUPPER
 	RET
 
@@ -37553,12 +37773,12 @@ TEXT ·silumul_288_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1332
+	JLE  siludone1336
 
-silurow1331:
+silurow1335:
 	XORQ BX, BX
 
-silucol1333:
+silucol1337:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37586,13 +37806,13 @@ silucol1333:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1333
+	JNE          silucol1337
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1331
+	JNE          silurow1335
 
-siludone1332:
+siludone1336:
 	VZEROUPPER
 	RET
 
@@ -37604,12 +37824,12 @@ TEXT ·silumul_33_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1335
+	JLE     siludone1339
 
-silurow1334:
+silurow1338:
 	XORQ BX, BX
 
-silucol1336:
+silucol1340:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37637,7 +37857,7 @@ silucol1336:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1336
+	JNE          silucol1340
 	VMASKMOVPS   128(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37667,9 +37887,9 @@ silucol1336:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1334
+	JNE          silurow1338
 
-siludone1335:
+siludone1339:
 	VZEROUPPER
 	RET
 
@@ -37682,12 +37902,12 @@ TEXT ·silumul_33_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1338
+	JLE   siludone1342
 
-silurow1337:
+silurow1341:
 	XORQ BX, BX
 
-silucol1339:
+silucol1343:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37715,7 +37935,7 @@ silucol1339:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1339
+	JNE          silucol1343
 	VMOVUPS.Z    128(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37744,9 +37964,9 @@ silucol1339:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1337
+	JNE          silurow1341
 
-siludone1338:
+siludone1342:
 	VZEROUPPER
 	RET
 
@@ -37758,9 +37978,9 @@ TEXT ·silumul_3_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1341
+	JLE     siludone1345
 
-silurow1340:
+silurow1344:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37790,9 +38010,9 @@ silurow1340:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1340
+	JNE          silurow1344
 
-siludone1341:
+siludone1345:
 	VZEROUPPER
 	RET
 
@@ -37805,9 +38025,9 @@ TEXT ·silumul_3_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000007, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1343
+	JLE   siludone1347
 
-silurow1342:
+silurow1346:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37836,9 +38056,9 @@ silurow1342:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1342
+	JNE          silurow1346
 
-siludone1343:
+siludone1347:
 	VZEROUPPER
 	RET
 
@@ -37849,12 +38069,12 @@ TEXT ·silumul_64_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1345
+	JLE  siludone1349
 
-silurow1344:
+silurow1348:
 	XORQ BX, BX
 
-silucol1346:
+silucol1350:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37882,13 +38102,13 @@ silucol1346:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1346
+	JNE          silucol1350
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1344
+	JNE          silurow1348
 
-siludone1345:
+siludone1349:
 	VZEROUPPER
 	RET
 
@@ -37899,12 +38119,12 @@ TEXT ·silumul_64_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1348
+	JLE  siludone1352
 
-silurow1347:
+silurow1351:
 	XORQ BX, BX
 
-silucol1349:
+silucol1353:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37932,13 +38152,13 @@ silucol1349:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1349
+	JNE          silucol1353
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1347
+	JNE          silurow1351
 
-siludone1348:
+siludone1352:
 	VZEROUPPER
 	RET
 
@@ -37949,12 +38169,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1351
+	JLE  siludone1355
 
-silurow1350:
+silurow1354:
 	XORQ BX, BX
 
-silucol1352:
+silucol1356:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37982,13 +38202,13 @@ silucol1352:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1352
+	JNE          silucol1356
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1350
+	JNE          silurow1354
 
-siludone1351:
+siludone1355:
 	VZEROUPPER
 	RET
 
@@ -37999,12 +38219,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1354
+	JLE  siludone1358
 
-silurow1353:
+silurow1357:
 	XORQ BX, BX
 
-silucol1355:
+silucol1359:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -38032,13 +38252,13 @@ silucol1355:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1355
+	JNE          silucol1359
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1353
+	JNE          silurow1357
 
-siludone1354:
+siludone1358:
 	VZEROUPPER
 	RET
 
@@ -38050,9 +38270,9 @@ TEXT ·silumul_7_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1357
+	JLE     siludone1361
 
-silurow1356:
+silurow1360:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -38082,9 +38302,9 @@ silurow1356:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1356
+	JNE          silurow1360
 
-siludone1357:
+siludone1361:
 	VZEROUPPER
 	RET
 
@@ -38097,9 +38317,9 @@ TEXT ·silumul_7_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1359
+	JLE   siludone1363
 
-silurow1358:
+silurow1362:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -38128,9 +38348,9 @@ silurow1358:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1358
+	JNE          silurow1362
 
-siludone1359:
+siludone1363:
 	VZEROUPPER
 	RET
 
@@ -38141,12 +38361,12 @@ TEXT ·silumul_8_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1361
+	JLE  siludone1365
 
-silurow1360:
+silurow1364:
 	XORQ BX, BX
 
-silucol1362:
+silucol1366:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -38174,13 +38394,13 @@ silucol1362:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1362
+	JNE          silucol1366
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1360
+	JNE          silurow1364
 
-siludone1361:
+siludone1365:
 	VZEROUPPER
 	RET
 
@@ -38191,12 +38411,12 @@ TEXT ·silumul_8_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1364
+	JLE  siludone1368
 
-silurow1363:
+silurow1367:
 	XORQ BX, BX
 
-silucol1365:
+silucol1369:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -38224,13 +38444,13 @@ silucol1365:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1365
+	JNE          silucol1369
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1363
+	JNE          silurow1367
 
-siludone1364:
+siludone1368:
 	VZEROUPPER
 	RET
 
@@ -38243,9 +38463,9 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1367
+	JL      tail1371
 
-rows4_1366:
+rows4_1370:
 	VMOVUPS      (DX), Y8
 	PREFETCHT0   4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -38339,13 +38559,13 @@ rows4_1366:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1366
+	JGE          rows4_1370
 
-tail1367:
+tail1371:
 	TESTQ BX, BX
-	JE    done1369
+	JE    done1373
 
-rows1_1368:
+rows1_1372:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       884(CX), Y2, Y2
@@ -38398,9 +38618,9 @@ rows1_1368:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1368
+	JNE          rows1_1372
 
-done1369:
+done1373:
 	VZEROUPPER
 	RET
 
@@ -38414,9 +38634,9 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1371
+	JL    tail1375
 
-rows4_1370:
+rows4_1374:
 	VMOVUPS       (DX), Y7
 	PREFETCHT0    4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -38510,13 +38730,13 @@ rows4_1370:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1370
+	JGE           rows4_1374
 
-tail1371:
+tail1375:
 	TESTQ BX, BX
-	JE    done1373
+	JE    done1377
 
-rows1_1372:
+rows1_1376:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        884(CX), Y1, Y1
@@ -38567,9 +38787,9 @@ rows1_1372:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1372
+	JNE           rows1_1376
 
-done1373:
+done1377:
 	VZEROUPPER
 	RET
 
@@ -38581,9 +38801,9 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1375
+	JL   tail1379
 
-rows4_1374:
+rows4_1378:
 	VMOVUPS      (DX), Y7
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y7, Y0
@@ -38738,13 +38958,13 @@ rows4_1374:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1374
+	JGE          rows4_1378
 
-tail1375:
+tail1379:
 	TESTQ BX, BX
-	JE    done1377
+	JE    done1381
 
-rows1_1376:
+rows1_1380:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y0
 	VMULPS       44032(CX), Y1, Y1
@@ -38814,9 +39034,9 @@ rows1_1376:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1376
+	JNE          rows1_1380
 
-done1377:
+done1381:
 	VZEROUPPER
 	RET
 
@@ -38828,9 +39048,9 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1379
+	JL   tail1383
 
-rows4_1378:
+rows4_1382:
 	VMOVUPS       (DX), Z7
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z7, Z0
@@ -38973,13 +39193,13 @@ rows4_1378:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1378
+	JGE           rows4_1382
 
-tail1379:
+tail1383:
 	TESTQ BX, BX
-	JE    done1381
+	JE    done1385
 
-rows1_1380:
+rows1_1384:
 	VMOVUPS       (DX), Z1
 	VMULPS        (CX), Z1, Z0
 	VMULPS        44032(CX), Z1, Z1
@@ -39041,9 +39261,9 @@ rows1_1380:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1380
+	JNE           rows1_1384
 
-done1381:
+done1385:
 	VZEROUPPER
 	RET
 
@@ -39056,9 +39276,9 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1383
+	JL      tail1387
 
-rows4_1382:
+rows4_1386:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -39126,13 +39346,13 @@ rows4_1382:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1382
+	JGE          rows4_1386
 
-tail1383:
+tail1387:
 	TESTQ BX, BX
-	JE    done1385
+	JE    done1389
 
-rows1_1384:
+rows1_1388:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -39177,9 +39397,9 @@ rows1_1384:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1384
+	JNE          rows1_1388
 
-done1385:
+done1389:
 	VZEROUPPER
 	RET
 
@@ -39193,9 +39413,9 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1387
+	JL    tail1391
 
-rows4_1386:
+rows4_1390:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -39255,13 +39475,13 @@ rows4_1386:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1386
+	JGE           rows4_1390
 
-tail1387:
+tail1391:
 	TESTQ BX, BX
-	JE    done1389
+	JE    done1393
 
-rows1_1388:
+rows1_1392:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      4(CX), Y1, K1, Y1
@@ -39304,9 +39524,9 @@ rows1_1388:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1388
+	JNE           rows1_1392
 
-done1389:
+done1393:
 	VZEROUPPER
 	RET
 
@@ -39318,9 +39538,9 @@ TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1391
+	JL   tail1395
 
-rows4_1390:
+rows4_1394:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39331,7 +39551,7 @@ rows4_1390:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1394:
+cols1398:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -39351,7 +39571,7 @@ cols1394:
 	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1394
+	JNE          cols1398
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -39402,13 +39622,13 @@ cols1394:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1390
+	JGE          rows4_1394
 
-tail1391:
+tail1395:
 	TESTQ BX, BX
-	JE    done1393
+	JE    done1397
 
-rows1_1392:
+rows1_1396:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39419,7 +39639,7 @@ rows1_1392:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1395:
+cols1399:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
@@ -39434,7 +39654,7 @@ cols1395:
 	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1395
+	JNE          cols1399
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -39480,9 +39700,9 @@ cols1395:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1392
+	JNE          rows1_1396
 
-done1393:
+done1397:
 	VZEROUPPER
 	RET
 
@@ -39494,9 +39714,9 @@ TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1397
+	JL   tail1401
 
-rows4_1396:
+rows4_1400:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39515,7 +39735,7 @@ rows4_1396:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1400:
+cols1404:
 	VMOVUPS       (DX)(SI*1), Z16
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
@@ -39552,7 +39772,7 @@ cols1400:
 	VFMADD231PS   6300736(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1400
+	JNE           cols1404
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -39627,13 +39847,13 @@ cols1400:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1396
+	JGE           rows4_1400
 
-tail1397:
+tail1401:
 	TESTQ BX, BX
-	JE    done1399
+	JE    done1403
 
-rows1_1398:
+rows1_1402:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39644,7 +39864,7 @@ rows1_1398:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1401:
+cols1405:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
@@ -39659,7 +39879,7 @@ cols1401:
 	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1401
+	JNE           cols1405
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -39709,9 +39929,9 @@ cols1401:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1398
+	JNE           rows1_1402
 
-done1399:
+done1403:
 	VZEROUPPER
 	RET
 
@@ -39723,9 +39943,9 @@ TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1403
+	JL   tail1407
 
-rows4_1402:
+rows4_1406:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39736,7 +39956,7 @@ rows4_1402:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1406:
+cols1410:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -39756,7 +39976,7 @@ cols1406:
 	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1406
+	JNE          cols1410
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -39807,13 +40027,13 @@ cols1406:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1402
+	JGE          rows4_1406
 
-tail1403:
+tail1407:
 	TESTQ BX, BX
-	JE    done1405
+	JE    done1409
 
-rows1_1404:
+rows1_1408:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39824,7 +40044,7 @@ rows1_1404:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1407:
+cols1411:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
@@ -39839,7 +40059,7 @@ cols1407:
 	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1407
+	JNE          cols1411
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -39885,9 +40105,9 @@ cols1407:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1404
+	JNE          rows1_1408
 
-done1405:
+done1409:
 	VZEROUPPER
 	RET
 
@@ -39899,9 +40119,9 @@ TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1409
+	JL   tail1413
 
-rows4_1408:
+rows4_1412:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39920,7 +40140,7 @@ rows4_1408:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1412:
+cols1416:
 	VMOVUPS       (DX)(SI*1), Z16
 	PREFETCHT0    4608(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
@@ -39957,7 +40177,7 @@ cols1412:
 	VFMADD231PS   335296(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols1412
+	JNE           cols1416
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -40032,13 +40252,13 @@ cols1412:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1408
+	JGE           rows4_1412
 
-tail1409:
+tail1413:
 	TESTQ BX, BX
-	JE    done1411
+	JE    done1415
 
-rows1_1410:
+rows1_1414:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -40049,7 +40269,7 @@ rows1_1410:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1413:
+cols1417:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   331776(CX)(SI*1), Z8, Z1
@@ -40064,7 +40284,7 @@ cols1413:
 	VFMADD231PS   331968(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols1413
+	JNE           cols1417
 	VMOVUPS       1024(DX), Z8
 	VFMADD231PS   1024(CX), Z8, Z0
 	VFMADD231PS   332800(CX), Z8, Z1
@@ -40120,9 +40340,9 @@ cols1413:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1410
+	JNE           rows1_1414
 
-done1411:
+done1415:
 	VZEROUPPER
 	RET
 
@@ -40135,9 +40355,9 @@ TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1415
+	JL      tail1419
 
-rows4_1414:
+rows4_1418:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -40205,13 +40425,13 @@ rows4_1414:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1414
+	JGE          rows4_1418
 
-tail1415:
+tail1419:
 	TESTQ BX, BX
-	JE    done1417
+	JE    done1421
 
-rows1_1416:
+rows1_1420:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -40256,9 +40476,9 @@ rows1_1416:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1416
+	JNE          rows1_1420
 
-done1417:
+done1421:
 	VZEROUPPER
 	RET
 
@@ -40272,9 +40492,9 @@ TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1419
+	JL    tail1423
 
-rows4_1418:
+rows4_1422:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -40334,13 +40554,13 @@ rows4_1418:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1418
+	JGE           rows4_1422
 
-tail1419:
+tail1423:
 	TESTQ BX, BX
-	JE    done1421
+	JE    done1425
 
-rows1_1420:
+rows1_1424:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      140(CX), Y1, K1, Y1
@@ -40383,9 +40603,9 @@ rows1_1420:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1420
+	JNE           rows1_1424
 
-done1421:
+done1425:
 	VZEROUPPER
 	RET
 
@@ -40397,9 +40617,9 @@ TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1423
+	JL   tail1427
 
-rows4_1422:
+rows4_1426:
 	VMOVUPS      (DX), Y7
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y7, Y0
@@ -40554,13 +40774,13 @@ rows4_1422:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1422
+	JGE          rows4_1426
 
-tail1423:
+tail1427:
 	TESTQ BX, BX
-	JE    done1425
+	JE    done1429
 
-rows1_1424:
+rows1_1428:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y0
 	VMULPS       16384(CX), Y1, Y1
@@ -40630,9 +40850,9 @@ rows1_1424:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1424
+	JNE          rows1_1428
 
-done1425:
+done1429:
 	VZEROUPPER
 	RET
 
@@ -40644,9 +40864,9 @@ TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1427
+	JL   tail1431
 
-rows4_1426:
+rows4_1430:
 	VMOVUPS       (DX), Z7
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z7, Z0
@@ -40789,13 +41009,13 @@ rows4_1426:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1426
+	JGE           rows4_1430
 
-tail1427:
+tail1431:
 	TESTQ BX, BX
-	JE    done1429
+	JE    done1433
 
-rows1_1428:
+rows1_1432:
 	VMOVUPS       (DX), Z1
 	VMULPS        (CX), Z1, Z0
 	VMULPS        16384(CX), Z1, Z1
@@ -40857,9 +41077,9 @@ rows1_1428:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1428
+	JNE           rows1_1432
 
-done1429:
+done1433:
 	VZEROUPPER
 	RET
 
@@ -40871,9 +41091,9 @@ TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1431
+	JL   tail1435
 
-rows4_1430:
+rows4_1434:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -40884,7 +41104,7 @@ rows4_1430:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1434:
+cols1438:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -40904,7 +41124,7 @@ cols1434:
 	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1434
+	JNE          cols1438
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -40955,13 +41175,13 @@ cols1434:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1430
+	JGE          rows4_1434
 
-tail1431:
+tail1435:
 	TESTQ BX, BX
-	JE    done1433
+	JE    done1437
 
-rows1_1432:
+rows1_1436:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -40972,7 +41192,7 @@ rows1_1432:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1435:
+cols1439:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
@@ -40987,7 +41207,7 @@ cols1435:
 	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1435
+	JNE          cols1439
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -41033,9 +41253,9 @@ cols1435:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1432
+	JNE          rows1_1436
 
-done1433:
+done1437:
 	VZEROUPPER
 	RET
 
@@ -41047,9 +41267,9 @@ TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1437
+	JL   tail1441
 
-rows4_1436:
+rows4_1440:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41068,7 +41288,7 @@ rows4_1436:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1440:
+cols1444:
 	VMOVUPS       (DX)(SI*1), Z16
 	PREFETCHT0    4608(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
@@ -41105,7 +41325,7 @@ cols1440:
 	VFMADD231PS   888256(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols1440
+	JNE           cols1444
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -41180,13 +41400,13 @@ cols1440:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1436
+	JGE           rows4_1440
 
-tail1437:
+tail1441:
 	TESTQ BX, BX
-	JE    done1439
+	JE    done1443
 
-rows1_1438:
+rows1_1442:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41197,7 +41417,7 @@ rows1_1438:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1441:
+cols1445:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   884736(CX)(SI*1), Z8, Z1
@@ -41212,7 +41432,7 @@ cols1441:
 	VFMADD231PS   884928(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols1441
+	JNE           cols1445
 	VMOVUPS       1024(DX), Z8
 	VFMADD231PS   1024(CX), Z8, Z0
 	VFMADD231PS   885760(CX), Z8, Z1
@@ -41268,9 +41488,9 @@ cols1441:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1438
+	JNE           rows1_1442
 
-done1439:
+done1443:
 	VZEROUPPER
 	RET
 
@@ -41282,9 +41502,9 @@ TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1443
+	JL   tail1447
 
-rows4_1442:
+rows4_1446:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -41295,7 +41515,7 @@ rows4_1442:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1446:
+cols1450:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -41315,7 +41535,7 @@ cols1446:
 	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1446
+	JNE          cols1450
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -41366,13 +41586,13 @@ cols1446:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1442
+	JGE          rows4_1446
 
-tail1443:
+tail1447:
 	TESTQ BX, BX
-	JE    done1445
+	JE    done1449
 
-rows1_1444:
+rows1_1448:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -41383,7 +41603,7 @@ rows1_1444:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1447:
+cols1451:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
@@ -41398,7 +41618,7 @@ cols1447:
 	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1447
+	JNE          cols1451
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -41444,9 +41664,9 @@ cols1447:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1444
+	JNE          rows1_1448
 
-done1445:
+done1449:
 	VZEROUPPER
 	RET
 
@@ -41458,9 +41678,9 @@ TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1449
+	JL   tail1453
 
-rows4_1448:
+rows4_1452:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41479,7 +41699,7 @@ rows4_1448:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    SI, SI
 
-cols1452:
+cols1456:
 	VMOVUPS       (DX)(SI*1), Z16
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z16, Z0
@@ -41516,7 +41736,7 @@ cols1452:
 	VFMADD231PS   2368576(CX)(SI*1), Z16, Z15
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1452
+	JNE           cols1456
 	VADDPS        Z8, Z0, Z0
 	VADDPS        Z9, Z1, Z1
 	VADDPS        Z10, Z2, Z2
@@ -41591,13 +41811,13 @@ cols1452:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1448
+	JGE           rows4_1452
 
-tail1449:
+tail1453:
 	TESTQ BX, BX
-	JE    done1451
+	JE    done1455
 
-rows1_1450:
+rows1_1454:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41608,7 +41828,7 @@ rows1_1450:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1453:
+cols1457:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
@@ -41623,7 +41843,7 @@ cols1453:
 	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1453
+	JNE           cols1457
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -41673,9 +41893,9 @@ cols1453:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1450
+	JNE           rows1_1454
 
-done1451:
+done1455:
 	VZEROUPPER
 	RET
 
@@ -41688,9 +41908,9 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1455
+	JL      tail1459
 
-rows4_1454:
+rows4_1458:
 	VMOVUPS      (DX), Y8
 	PREFETCHT0   4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -41810,13 +42030,13 @@ rows4_1454:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1454
+	JGE          rows4_1458
 
-tail1455:
+tail1459:
 	TESTQ BX, BX
-	JE    done1457
+	JE    done1461
 
-rows1_1456:
+rows1_1460:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       1188(CX), Y2, Y2
@@ -41879,9 +42099,9 @@ rows1_1456:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1456
+	JNE          rows1_1460
 
-done1457:
+done1461:
 	VZEROUPPER
 	RET
 
@@ -41895,9 +42115,9 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1459
+	JL    tail1463
 
-rows4_1458:
+rows4_1462:
 	VMOVUPS       (DX), Y7
 	PREFETCHT0    4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -42017,13 +42237,13 @@ rows4_1458:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1458
+	JGE           rows4_1462
 
-tail1459:
+tail1463:
 	TESTQ BX, BX
-	JE    done1461
+	JE    done1465
 
-rows1_1460:
+rows1_1464:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        1188(CX), Y1, Y1
@@ -42084,8 +42304,8 @@ rows1_1460:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1460
+	JNE           rows1_1464
 
-done1461:
+done1465:
 	VZEROUPPER
 	RET
