@@ -54,7 +54,16 @@ type qamd struct {
 // qRows is the row unroll: four rows share each x block load and scale.
 const qRows = 4
 
-// qAhead is how many row groups ahead the weights are prefetched.
+// rowsPerPass is the rows of one pass: qRows, or on AVX-512 (QMatVec) eight,
+// which share the group's activation loads, -o·Σx and scales.
+func (g *qamd) rowsPerPass() int {
+	if g.k.ISA == AVX512 && g.k.Rows == 0 {
+		return 8
+	}
+	return qRows
+}
+
+// qAhead is how many groups of qRows rows ahead the weights are prefetched.
 const qAhead = 4
 
 func (g *qamd) newLabel(what string) string {
@@ -111,12 +120,13 @@ func (g *qamd) kernel(k QKernel) {
 		c.JZ(operand.LabelRef(done))
 	}
 	c.Label(loop4)
-	c.CMPQ(n, operand.U8(qRows))
+	R := g.rowsPerPass()
+	c.CMPQ(n, operand.U8(R))
 	c.JL(operand.LabelRef(tail))
-	g.tokens(qRows, b, out, w, xq, xs)
-	c.ADDQ(operand.U32(qRows*rb), w)
-	c.ADDQ(operand.U8(4*qRows), out)
-	c.SUBQ(operand.U8(qRows), n)
+	g.tokens(R, b, out, w, xq, xs)
+	c.ADDQ(operand.U32(R*rb), w)
+	c.ADDQ(operand.U8(4*R), out)
+	c.SUBQ(operand.U8(R), n)
 	c.JMP(operand.LabelRef(loop4))
 	c.Label(tail)
 	c.TESTQ(n, n)
@@ -440,9 +450,9 @@ func (g *qamd) rowsZ(R int, out, w, xq, xs reg.GPVirtual) {
 		}
 		loop := g.newLabel("grp")
 		c.Label(loop)
-		if R == qRows {
+		if R > 1 {
 			for r := 0; r < R; r++ {
-				c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
+				c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*qRows) * rb})
 			}
 		}
 		// Shared by the rows: the activation codes (in the lane layout), the

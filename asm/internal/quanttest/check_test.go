@@ -14,6 +14,10 @@ import (
 // Row counts: below, at and past the 4-row unroll, with tails of 1-3.
 var rowCounts = []int{0, 1, 3, 4, 5, 11}
 
+// mvRowCounts are the QMatVec row counts: also whole passes of 8 rows (the
+// AVX-512 kernels) with and without leftovers.
+var mvRowCounts = []int{0, 1, 3, 4, 5, 8, 11, 13, 16, 21}
+
 func ggmlType(f asm.QFormat) gguf.GGMLType {
 	if f == asm.Q4_0 {
 		return gguf.TypeQ4_0
@@ -97,7 +101,7 @@ func run(t *testing.T, fn qfunc, p *problem, rows int) []float32 {
 // otherwise within float32 rounding of the sum of |terms|. Always within
 // that tolerance of dequantise-then-multiply in float64.
 func checkKernel(t *testing.T, k asm.QKernel, fn qfunc, exact bool) {
-	for _, rows := range rowCounts {
+	for _, rows := range mvRowCounts {
 		p := newProblem(k, rows, uint64(rows)+1)
 		got := run(t, fn, p, rows)
 		for i := range got {
