@@ -525,6 +525,7 @@ func (g *amd) mmpack(k TKernel) {
 	R, C := k.Rows, k.Cols
 	nfull, rem := R/W, R%W
 	sb := max(1, 384<<10/(C*W*4))
+	nt := k.NonTemporal()
 	g.prepMask(rem % L)
 	out, wp, x := g.loadPtr("out"), g.loadPtr("wp"), g.loadPtr("x")
 	// tile: u tokens × one panel (nv full vectors and a tail of lanes).
@@ -569,9 +570,12 @@ func (g *amd) mmpack(k TKernel) {
 		for i := range acc {
 			for v := range acc[i] {
 				m := mem(o, i*R*4+v*L*4)
-				if v == nv {
+				switch {
+				case v == nv:
 					g.storeTail(acc[i][v], m, tail)
-				} else {
+				case nt:
+					c.VMOVNTPS(acc[i][v], m)
+				default:
 					c.VMOVUPS(acc[i][v], m)
 				}
 			}
@@ -619,6 +623,17 @@ func (g *amd) mmpack(k TKernel) {
 	if left := nfull % sb; left > 0 || rem > 0 {
 		group(left, rem > 0)
 	}
+	if nt {
+		c.SFENCE()
+	}
+}
+
+// NonTemporal reports whether the packed product stores its outputs with
+// non-temporal stores (outputs far beyond the caches, like the classifier's
+// logits, then skip the read for ownership): R a multiple of 16 and at least
+// 8192. The caller must then pass out 64-byte aligned.
+func (k TKernel) NonTemporal() bool {
+	return k.Op == TMatMulP && k.Rows%16 == 0 && k.Rows >= 8192
 }
 
 // swiglu: row by row, F/L vectors each; σ(g) = 1/(1+e^(−g)).

@@ -331,7 +331,8 @@ func emitTrainer(p *Plan) *File {
 		If(Op("!").Id("ok")).Block(Qual(kernelsPkg, "MatMul").Call(Id("out"), Id("in"), Id("w"), Id("N"), Id("I"), Id("O")), Return()),
 		If(Id("N").Op("<=").Lit(0)).Block(Return()),
 	}, bounds([2]Code{Id("out"), NO.Clone()}, [2]Code{Id("in"), NI.Clone()}, [2]Code{Id("w"), OI.Clone()})...),
-		If(Id("fp").Op("!=").Nil().Op("&&").Id("N").Op(">=").Lit(trainPackMin)).Block(
+		Comment("From 8192 outputs on the packed kernel may store non-temporally: out must be 64-byte aligned."),
+		If(Id("fp").Op("!=").Nil().Op("&&").Id("N").Op(">=").Lit(trainPackMin).Op("&&").Parens(Id("O").Op("<").Lit(8192).Op("||").Uintptr().Call(Qual("unsafe", "Pointer").Call(Op("&").Id("out").Index(Lit(0)))).Op("%").Lit(64).Op("==").Lit(0))).Block(
 			Id("W").Op(":=").Id("o").Dot("ts").Dot("packW"),
 			Id("np").Op(":=").Parens(Id("O").Op("+").Id("W").Op("-").Lit(1)).Op("/").Id("W"),
 			If(Id("need").Op(":=").Id("np").Op("*").Id("I").Op("*").Id("W"), Len(Id("o").Dot("pack")).Op("<").Id("need")).Block(

@@ -104,7 +104,8 @@ func (o *trainOps) matmul(out, in, w []float32, N, I, O int) {
 	_ = out[N*O-1]
 	_ = in[N*I-1]
 	_ = w[O*I-1]
-	if fp != nil && N >= 32 {
+	// From 8192 outputs on the packed kernel may store non-temporally: out must be 64-byte aligned.
+	if fp != nil && N >= 32 && (O < 8192 || uintptr(unsafe.Pointer(&out[0]))%64 == 0) {
 		W := o.ts.packW
 		np := (O + W - 1) / W
 		if need := np * I * W; len(o.pack) < need {

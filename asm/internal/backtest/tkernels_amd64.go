@@ -124,6 +124,16 @@ func mmpack_700x288_avx2(out *float32, wp *float32, x *float32, n int)
 //go:noescape
 func mmpack_700x288_avx512(out *float32, wp *float32, x *float32, n int)
 
+// mmpack_8192x5_avx2: out[t*8192+r] = Σ_c x[t*5+c]·w[r*5+c] for t < n, w packed in panels of 16 rows.
+//
+//go:noescape
+func mmpack_8192x5_avx2(out *float32, wp *float32, x *float32, n int)
+
+// mmpack_8192x5_avx512: out[t*8192+r] = Σ_c x[t*5+c]·w[r*5+c] for t < n, w packed in panels of 48 rows.
+//
+//go:noescape
+func mmpack_8192x5_avx512(out *float32, wp *float32, x *float32, n int)
+
 // mmpack_97x288_avx2: out[t*97+r] = Σ_c x[t*288+c]·w[r*288+c] for t < n, w packed in panels of 16 rows.
 //
 //go:noescape

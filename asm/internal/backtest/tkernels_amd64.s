@@ -4660,6 +4660,376 @@ ldone206:
 	VZEROUPPER
 	RET
 
+// func mmpack_8192x5_avx2(out *float32, wp *float32, x *float32, n int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·mmpack_8192x5_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ wp+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ DX, DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x06
+	JL   l1_210
+
+lu209:
+	MOVQ AX, SI
+	MOVQ CX, DI
+	MOVQ $0x00000200, R8
+
+pan213:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ   DX, R9
+	MOVQ   DI, R10
+	MOVQ   $0x00000005, R11
+
+kc214:
+	VMOVUPS      (R10), Y12
+	VMOVUPS      32(R10), Y13
+	VBROADCASTSS (R9), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS 20(R9), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS 40(R9), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS 60(R9), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	VBROADCASTSS 80(R9), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS 100(R9), Y14
+	VFMADD231PS  Y12, Y14, Y10
+	VFMADD231PS  Y13, Y14, Y11
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000040, R10
+	DECQ         R11
+	JNE          kc214
+	VMOVNTPS     Y0, (SI)
+	VMOVNTPS     Y1, 32(SI)
+	VMOVNTPS     Y2, 32768(SI)
+	VMOVNTPS     Y3, 32800(SI)
+	VMOVNTPS     Y4, 65536(SI)
+	VMOVNTPS     Y5, 65568(SI)
+	VMOVNTPS     Y6, 98304(SI)
+	VMOVNTPS     Y7, 98336(SI)
+	VMOVNTPS     Y8, 131072(SI)
+	VMOVNTPS     Y9, 131104(SI)
+	VMOVNTPS     Y10, 163840(SI)
+	VMOVNTPS     Y11, 163872(SI)
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000140, DI
+	DECQ         R8
+	JNE          pan213
+	ADDQ         $0x00030000, AX
+	ADDQ         $0x00000078, DX
+	SUBQ         $0x06, BX
+	CMPQ         BX, $0x06
+	JGE          lu209
+
+l1_210:
+	TESTQ BX, BX
+	JLE   ldone212
+
+l1l211:
+	MOVQ AX, SI
+	MOVQ CX, DI
+	MOVQ $0x00000200, R8
+
+pan215:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   DX, R9
+	MOVQ   DI, R10
+	MOVQ   $0x00000005, R11
+
+kc216:
+	VMOVUPS      (R10), Y2
+	VMOVUPS      32(R10), Y3
+	VBROADCASTSS (R9), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000040, R10
+	DECQ         R11
+	JNE          kc216
+	VMOVNTPS     Y0, (SI)
+	VMOVNTPS     Y1, 32(SI)
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000140, DI
+	DECQ         R8
+	JNE          pan215
+	ADDQ         $0x00008000, AX
+	ADDQ         $0x00000014, DX
+	DECQ         BX
+	JNE          l1l211
+
+ldone212:
+	SFENCE
+	VZEROUPPER
+	RET
+
+// func mmpack_8192x5_avx512(out *float32, wp *float32, x *float32, n int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·mmpack_8192x5_avx512(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ wp+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ DX, DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   l1_218
+
+lu217:
+	MOVQ AX, SI
+	MOVQ CX, DI
+	MOVQ $0x000000aa, R8
+
+pan221:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	VMOVUPS zero<>+0(SB), Z9
+	VMOVUPS zero<>+0(SB), Z10
+	VMOVUPS zero<>+0(SB), Z11
+	VMOVUPS zero<>+0(SB), Z12
+	VMOVUPS zero<>+0(SB), Z13
+	VMOVUPS zero<>+0(SB), Z14
+	VMOVUPS zero<>+0(SB), Z15
+	VMOVUPS zero<>+0(SB), Z16
+	VMOVUPS zero<>+0(SB), Z17
+	VMOVUPS zero<>+0(SB), Z18
+	VMOVUPS zero<>+0(SB), Z19
+	VMOVUPS zero<>+0(SB), Z20
+	VMOVUPS zero<>+0(SB), Z21
+	VMOVUPS zero<>+0(SB), Z22
+	VMOVUPS zero<>+0(SB), Z23
+	MOVQ    DX, R9
+	MOVQ    DI, R10
+	MOVQ    $0x00000005, R11
+
+kc222:
+	VMOVUPS      (R10), Z24
+	VMOVUPS      64(R10), Z25
+	VMOVUPS      128(R10), Z26
+	VBROADCASTSS (R9), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS 20(R9), Z27
+	VFMADD231PS  Z24, Z27, Z3
+	VFMADD231PS  Z25, Z27, Z4
+	VFMADD231PS  Z26, Z27, Z5
+	VBROADCASTSS 40(R9), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS 60(R9), Z27
+	VFMADD231PS  Z24, Z27, Z9
+	VFMADD231PS  Z25, Z27, Z10
+	VFMADD231PS  Z26, Z27, Z11
+	VBROADCASTSS 80(R9), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS 100(R9), Z27
+	VFMADD231PS  Z24, Z27, Z15
+	VFMADD231PS  Z25, Z27, Z16
+	VFMADD231PS  Z26, Z27, Z17
+	VBROADCASTSS 120(R9), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS 140(R9), Z27
+	VFMADD231PS  Z24, Z27, Z21
+	VFMADD231PS  Z25, Z27, Z22
+	VFMADD231PS  Z26, Z27, Z23
+	ADDQ         $0x04, R9
+	ADDQ         $0x000000c0, R10
+	DECQ         R11
+	JNE          kc222
+	VMOVNTPS     Z0, (SI)
+	VMOVNTPS     Z1, 64(SI)
+	VMOVNTPS     Z2, 128(SI)
+	VMOVNTPS     Z3, 32768(SI)
+	VMOVNTPS     Z4, 32832(SI)
+	VMOVNTPS     Z5, 32896(SI)
+	VMOVNTPS     Z6, 65536(SI)
+	VMOVNTPS     Z7, 65600(SI)
+	VMOVNTPS     Z8, 65664(SI)
+	VMOVNTPS     Z9, 98304(SI)
+	VMOVNTPS     Z10, 98368(SI)
+	VMOVNTPS     Z11, 98432(SI)
+	VMOVNTPS     Z12, 131072(SI)
+	VMOVNTPS     Z13, 131136(SI)
+	VMOVNTPS     Z14, 131200(SI)
+	VMOVNTPS     Z15, 163840(SI)
+	VMOVNTPS     Z16, 163904(SI)
+	VMOVNTPS     Z17, 163968(SI)
+	VMOVNTPS     Z18, 196608(SI)
+	VMOVNTPS     Z19, 196672(SI)
+	VMOVNTPS     Z20, 196736(SI)
+	VMOVNTPS     Z21, 229376(SI)
+	VMOVNTPS     Z22, 229440(SI)
+	VMOVNTPS     Z23, 229504(SI)
+	ADDQ         $0x000000c0, SI
+	ADDQ         $0x000003c0, DI
+	DECQ         R8
+	JNE          pan221
+	VMOVUPS      zero<>+0(SB), Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	VMOVUPS      zero<>+0(SB), Z2
+	VMOVUPS      zero<>+0(SB), Z3
+	VMOVUPS      zero<>+0(SB), Z4
+	VMOVUPS      zero<>+0(SB), Z5
+	VMOVUPS      zero<>+0(SB), Z6
+	VMOVUPS      zero<>+0(SB), Z7
+	VMOVUPS      zero<>+0(SB), Z8
+	VMOVUPS      zero<>+0(SB), Z9
+	VMOVUPS      zero<>+0(SB), Z10
+	VMOVUPS      zero<>+0(SB), Z11
+	VMOVUPS      zero<>+0(SB), Z12
+	VMOVUPS      zero<>+0(SB), Z13
+	VMOVUPS      zero<>+0(SB), Z14
+	VMOVUPS      zero<>+0(SB), Z15
+	MOVQ         DX, R8
+	MOVQ         $0x00000005, R9
+
+kc223:
+	VMOVUPS      (DI), Z16
+	VMOVUPS      64(DI), Z17
+	VBROADCASTSS (R8), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS 20(R8), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS 40(R8), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 60(R8), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS 80(R8), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS 100(R8), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS 120(R8), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS 140(R8), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+	ADDQ         $0x04, R8
+	ADDQ         $0x000000c0, DI
+	DECQ         R9
+	JNE          kc223
+	VMOVNTPS     Z0, (SI)
+	VMOVNTPS     Z1, 64(SI)
+	VMOVNTPS     Z2, 32768(SI)
+	VMOVNTPS     Z3, 32832(SI)
+	VMOVNTPS     Z4, 65536(SI)
+	VMOVNTPS     Z5, 65600(SI)
+	VMOVNTPS     Z6, 98304(SI)
+	VMOVNTPS     Z7, 98368(SI)
+	VMOVNTPS     Z8, 131072(SI)
+	VMOVNTPS     Z9, 131136(SI)
+	VMOVNTPS     Z10, 163840(SI)
+	VMOVNTPS     Z11, 163904(SI)
+	VMOVNTPS     Z12, 196608(SI)
+	VMOVNTPS     Z13, 196672(SI)
+	VMOVNTPS     Z14, 229376(SI)
+	VMOVNTPS     Z15, 229440(SI)
+	ADDQ         $0x00040000, AX
+	ADDQ         $0x000000a0, DX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          lu217
+
+l1_218:
+	TESTQ BX, BX
+	JLE   ldone220
+
+l1l219:
+	MOVQ AX, SI
+	MOVQ CX, DI
+	MOVQ $0x000000aa, R8
+
+pan224:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	MOVQ    DX, R9
+	MOVQ    DI, R10
+	MOVQ    $0x00000005, R11
+
+kc225:
+	VMOVUPS      (R10), Z3
+	VMOVUPS      64(R10), Z4
+	VMOVUPS      128(R10), Z5
+	VBROADCASTSS (R9), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+	ADDQ         $0x04, R9
+	ADDQ         $0x000000c0, R10
+	DECQ         R11
+	JNE          kc225
+	VMOVNTPS     Z0, (SI)
+	VMOVNTPS     Z1, 64(SI)
+	VMOVNTPS     Z2, 128(SI)
+	ADDQ         $0x000000c0, SI
+	ADDQ         $0x000003c0, DI
+	DECQ         R8
+	JNE          pan224
+	VMOVUPS      zero<>+0(SB), Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         DX, R8
+	MOVQ         $0x00000005, R9
+
+kc226:
+	VMOVUPS      (DI), Z2
+	VMOVUPS      64(DI), Z3
+	VBROADCASTSS (R8), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+	ADDQ         $0x04, R8
+	ADDQ         $0x000000c0, DI
+	DECQ         R9
+	JNE          kc226
+	VMOVNTPS     Z0, (SI)
+	VMOVNTPS     Z1, 64(SI)
+	ADDQ         $0x00008000, AX
+	ADDQ         $0x00000014, DX
+	DECQ         BX
+	JNE          l1l219
+
+ldone220:
+	SFENCE
+	VZEROUPPER
+	RET
+
 // func mmpack_97x288_avx2(out *float32, wp *float32, x *float32, n int)
 // Requires: AVX, FMA3
 TEXT ·mmpack_97x288_avx2(SB), NOSPLIT, $0-32
@@ -4670,14 +5040,14 @@ TEXT ·mmpack_97x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ    DX, DX
 	MOVQ    n+24(FP), BX
 	CMPQ    BX, $0x06
-	JL      l1_210
+	JL      l1_228
 
-lu209:
+lu227:
 	MOVQ AX, SI
 	MOVQ CX, DI
 	MOVQ $0x00000006, R8
 
-pan213:
+pan231:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -4694,7 +5064,7 @@ pan213:
 	MOVQ   DI, R10
 	MOVQ   $0x00000120, R11
 
-kc214:
+kc232:
 	VMOVUPS      (R10), Y13
 	VMOVUPS      32(R10), Y14
 	VBROADCASTSS (R9), Y15
@@ -4718,7 +5088,7 @@ kc214:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000040, R10
 	DECQ         R11
-	JNE          kc214
+	JNE          kc232
 	VMOVUPS      Y1, (SI)
 	VMOVUPS      Y2, 32(SI)
 	VMOVUPS      Y3, 388(SI)
@@ -4734,7 +5104,7 @@ kc214:
 	ADDQ         $0x00000040, SI
 	ADDQ         $0x00004800, DI
 	DECQ         R8
-	JNE          pan213
+	JNE          pan231
 	VXORPS       Y1, Y1, Y1
 	VXORPS       Y2, Y2, Y2
 	VXORPS       Y3, Y3, Y3
@@ -4744,7 +5114,7 @@ kc214:
 	MOVQ         DX, R8
 	MOVQ         $0x00000120, R9
 
-kc215:
+kc233:
 	VMOVUPS      (DI), Y7
 	VBROADCASTSS (R8), Y8
 	VFMADD231PS  Y7, Y8, Y1
@@ -4761,7 +5131,7 @@ kc215:
 	ADDQ         $0x04, R8
 	ADDQ         $0x00000040, DI
 	DECQ         R9
-	JNE          kc215
+	JNE          kc233
 	VMASKMOVPS   Y1, Y0, (SI)
 	VMASKMOVPS   Y2, Y0, 388(SI)
 	VMASKMOVPS   Y3, Y0, 776(SI)
@@ -4772,25 +5142,25 @@ kc215:
 	ADDQ         $0x00001b00, DX
 	SUBQ         $0x06, BX
 	CMPQ         BX, $0x06
-	JGE          lu209
+	JGE          lu227
 
-l1_210:
+l1_228:
 	TESTQ BX, BX
-	JLE   ldone212
+	JLE   ldone230
 
-l1l211:
+l1l229:
 	MOVQ AX, SI
 	MOVQ CX, DI
 	MOVQ $0x00000006, R8
 
-pan216:
+pan234:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	MOVQ   DX, R9
 	MOVQ   DI, R10
 	MOVQ   $0x00000120, R11
 
-kc217:
+kc235:
 	VMOVUPS      (R10), Y3
 	VMOVUPS      32(R10), Y4
 	VBROADCASTSS (R9), Y5
@@ -4799,32 +5169,32 @@ kc217:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000040, R10
 	DECQ         R11
-	JNE          kc217
+	JNE          kc235
 	VMOVUPS      Y1, (SI)
 	VMOVUPS      Y2, 32(SI)
 	ADDQ         $0x00000040, SI
 	ADDQ         $0x00004800, DI
 	DECQ         R8
-	JNE          pan216
+	JNE          pan234
 	VXORPS       Y1, Y1, Y1
 	MOVQ         DX, R8
 	MOVQ         $0x00000120, R9
 
-kc218:
+kc236:
 	VMOVUPS      (DI), Y2
 	VBROADCASTSS (R8), Y3
 	VFMADD231PS  Y2, Y3, Y1
 	ADDQ         $0x04, R8
 	ADDQ         $0x00000040, DI
 	DECQ         R9
-	JNE          kc218
+	JNE          kc236
 	VMASKMOVPS   Y1, Y0, (SI)
 	ADDQ         $0x00000184, AX
 	ADDQ         $0x00000480, DX
 	DECQ         BX
-	JNE          l1l211
+	JNE          l1l229
 
-ldone212:
+ldone230:
 	VZEROUPPER
 	RET
 
@@ -4839,14 +5209,14 @@ TEXT ·mmpack_97x288_avx512(SB), NOSPLIT, $0-32
 	MOVQ  DX, DX
 	MOVQ  n+24(FP), BX
 	CMPQ  BX, $0x08
-	JL    l1_220
+	JL    l1_238
 
-lu219:
+lu237:
 	MOVQ AX, SI
 	MOVQ CX, DI
 	MOVQ $0x00000002, R8
 
-pan223:
+pan241:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4875,7 +5245,7 @@ pan223:
 	MOVQ    DI, R10
 	MOVQ    $0x00000120, R11
 
-kc224:
+kc242:
 	VMOVUPS      (R10), Z24
 	VMOVUPS      64(R10), Z25
 	VMOVUPS      128(R10), Z26
@@ -4914,7 +5284,7 @@ kc224:
 	ADDQ         $0x04, R9
 	ADDQ         $0x000000c0, R10
 	DECQ         R11
-	JNE          kc224
+	JNE          kc242
 	VMOVUPS      Z0, (SI)
 	VMOVUPS      Z1, 64(SI)
 	VMOVUPS      Z2, 128(SI)
@@ -4942,7 +5312,7 @@ kc224:
 	ADDQ         $0x000000c0, SI
 	ADDQ         $0x0000d800, DI
 	DECQ         R8
-	JNE          pan223
+	JNE          pan241
 	VMOVUPS      zero<>+0(SB), Z0
 	VMOVUPS      zero<>+0(SB), Z1
 	VMOVUPS      zero<>+0(SB), Z2
@@ -4954,7 +5324,7 @@ kc224:
 	MOVQ         DX, R8
 	MOVQ         $0x00000120, R9
 
-kc225:
+kc243:
 	VMOVUPS      (DI), Z8
 	VBROADCASTSS (R8), Z9
 	VFMADD231PS  Z8, Z9, Z0
@@ -4975,7 +5345,7 @@ kc225:
 	ADDQ         $0x04, R8
 	ADDQ         $0x000000c0, DI
 	DECQ         R9
-	JNE          kc225
+	JNE          kc243
 	VMOVUPS      Z0, K1, (SI)
 	VMOVUPS      Z1, K1, 388(SI)
 	VMOVUPS      Z2, K1, 776(SI)
@@ -4988,18 +5358,18 @@ kc225:
 	ADDQ         $0x00002400, DX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          lu219
+	JGE          lu237
 
-l1_220:
+l1_238:
 	TESTQ BX, BX
-	JLE   ldone222
+	JLE   ldone240
 
-l1l221:
+l1l239:
 	MOVQ AX, SI
 	MOVQ CX, DI
 	MOVQ $0x00000002, R8
 
-pan226:
+pan244:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5007,7 +5377,7 @@ pan226:
 	MOVQ    DI, R10
 	MOVQ    $0x00000120, R11
 
-kc227:
+kc245:
 	VMOVUPS      (R10), Z3
 	VMOVUPS      64(R10), Z4
 	VMOVUPS      128(R10), Z5
@@ -5018,33 +5388,33 @@ kc227:
 	ADDQ         $0x04, R9
 	ADDQ         $0x000000c0, R10
 	DECQ         R11
-	JNE          kc227
+	JNE          kc245
 	VMOVUPS      Z0, (SI)
 	VMOVUPS      Z1, 64(SI)
 	VMOVUPS      Z2, 128(SI)
 	ADDQ         $0x000000c0, SI
 	ADDQ         $0x0000d800, DI
 	DECQ         R8
-	JNE          pan226
+	JNE          pan244
 	VMOVUPS      zero<>+0(SB), Z0
 	MOVQ         DX, R8
 	MOVQ         $0x00000120, R9
 
-kc228:
+kc246:
 	VMOVUPS      (DI), Z1
 	VBROADCASTSS (R8), Z2
 	VFMADD231PS  Z1, Z2, Z0
 	ADDQ         $0x04, R8
 	ADDQ         $0x000000c0, DI
 	DECQ         R9
-	JNE          kc228
+	JNE          kc246
 	VMOVUPS      Z0, K1, (SI)
 	ADDQ         $0x00000184, AX
 	ADDQ         $0x00000480, DX
 	DECQ         BX
-	JNE          l1l221
+	JNE          l1l239
 
-ldone222:
+ldone240:
 	VZEROUPPER
 	RET
 
@@ -5068,9 +5438,9 @@ TEXT ·softmax_16_avx2(SB), NOSPLIT, $0-20
 	MOVQ         AX, CX
 	MOVQ         $0x00000002, DX
 	TESTQ        DX, DX
-	JLE          ldone232
+	JLE          ldone250
 
-l1l231:
+l1l249:
 	VMOVUPS      (CX), Y4
 	VSUBPS       Y0, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -5100,9 +5470,9 @@ l1l231:
 	VADDPD       Y5, Y3, Y3
 	ADDQ         $0x00000020, CX
 	DECQ         DX
-	JNE          l1l231
+	JNE          l1l249
 
-ldone232:
+ldone250:
 	VADDPD       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
@@ -5117,9 +5487,9 @@ ldone232:
 	MOVQ         AX, CX
 	MOVQ         $0x00000002, DX
 	CMPQ         DX, $0x04
-	JL           l1_234
+	JL           l1_252
 
-lu233:
+lu251:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -5131,20 +5501,20 @@ lu233:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu233
+	JGE     lu251
 
-l1_234:
+l1_252:
 	TESTQ DX, DX
-	JLE   ldone236
+	JLE   ldone254
 
-l1l235:
+l1l253:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l235
+	JNE     l1l253
 
-ldone236:
+ldone254:
 	VZEROUPPER
 	RET
 
@@ -5412,9 +5782,9 @@ TEXT ·softmax_16_avx512(SB), NOSPLIT, $0-20
 	MOVQ          AX, CX
 	MOVQ          $0x00000001, DX
 	TESTQ         DX, DX
-	JLE           ldone240
+	JLE           ldone258
 
-l1l239:
+l1l257:
 	VMOVUPS       (CX), Z4
 	VSUBPS        Z0, Z4, Z4
 	VMINPS        exp_hi<>+0(SB), Z4, Z4
@@ -5444,9 +5814,9 @@ l1l239:
 	VADDPD        Z5, Z3, Z3
 	ADDQ          $0x00000040, CX
 	DECQ          DX
-	JNE           l1l239
+	JNE           l1l257
 
-ldone240:
+ldone258:
 	VADDPD        Z3, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPD        Y0, Y2, Y2
@@ -5463,9 +5833,9 @@ ldone240:
 	MOVQ          AX, CX
 	MOVQ          $0x00000001, DX
 	CMPQ          DX, $0x04
-	JL            l1_242
+	JL            l1_260
 
-lu241:
+lu259:
 	VMULPS  (CX), Z0, Z1
 	VMOVUPS Z1, (CX)
 	VMULPS  64(CX), Z0, Z1
@@ -5477,20 +5847,20 @@ lu241:
 	ADDQ    $0x00000100, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu241
+	JGE     lu259
 
-l1_242:
+l1_260:
 	TESTQ DX, DX
-	JLE   ldone244
+	JLE   ldone262
 
-l1l243:
+l1l261:
 	VMULPS  (CX), Z0, Z1
 	VMOVUPS Z1, (CX)
 	ADDQ    $0x00000040, CX
 	DECQ    DX
-	JNE     l1l243
+	JNE     l1l261
 
-ldone244:
+ldone262:
 	VZEROUPPER
 	RET
 
@@ -5516,9 +5886,9 @@ TEXT ·softmax_24_avx2(SB), NOSPLIT, $0-20
 	MOVQ         AX, CX
 	MOVQ         $0x00000003, DX
 	TESTQ        DX, DX
-	JLE          ldone248
+	JLE          ldone266
 
-l1l247:
+l1l265:
 	VMOVUPS      (CX), Y4
 	VSUBPS       Y0, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -5548,9 +5918,9 @@ l1l247:
 	VADDPD       Y5, Y3, Y3
 	ADDQ         $0x00000020, CX
 	DECQ         DX
-	JNE          l1l247
+	JNE          l1l265
 
-ldone248:
+ldone266:
 	VADDPD       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
@@ -5565,9 +5935,9 @@ ldone248:
 	MOVQ         AX, CX
 	MOVQ         $0x00000003, DX
 	CMPQ         DX, $0x04
-	JL           l1_250
+	JL           l1_268
 
-lu249:
+lu267:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -5579,20 +5949,20 @@ lu249:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu249
+	JGE     lu267
 
-l1_250:
+l1_268:
 	TESTQ DX, DX
-	JLE   ldone252
+	JLE   ldone270
 
-l1l251:
+l1l269:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l251
+	JNE     l1l269
 
-ldone252:
+ldone270:
 	VZEROUPPER
 	RET
 
@@ -5618,9 +5988,9 @@ TEXT ·softmax_24_avx512(SB), NOSPLIT, $0-20
 	MOVQ          AX, CX
 	MOVQ          $0x00000003, DX
 	TESTQ         DX, DX
-	JLE           ldone256
+	JLE           ldone274
 
-l1l255:
+l1l273:
 	VMOVUPS       (CX), Y4
 	VSUBPS        Y0, Y4, Y4
 	VMINPS        exp_hi<>+0(SB), Y4, Y4
@@ -5650,9 +6020,9 @@ l1l255:
 	VADDPD        Y5, Y3, Y3
 	ADDQ          $0x00000020, CX
 	DECQ          DX
-	JNE           l1l255
+	JNE           l1l273
 
-ldone256:
+ldone274:
 	VADDPD        Y3, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPD        X0, X2, X0
@@ -5667,9 +6037,9 @@ ldone256:
 	MOVQ          AX, CX
 	MOVQ          $0x00000003, DX
 	CMPQ          DX, $0x04
-	JL            l1_258
+	JL            l1_276
 
-lu257:
+lu275:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -5681,20 +6051,20 @@ lu257:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu257
+	JGE     lu275
 
-l1_258:
+l1_276:
 	TESTQ DX, DX
-	JLE   ldone260
+	JLE   ldone278
 
-l1l259:
+l1l277:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l259
+	JNE     l1l277
 
-ldone260:
+ldone278:
 	VZEROUPPER
 	RET
 
@@ -5710,9 +6080,9 @@ TEXT ·softmax_32000_avx2(SB), NOSPLIT, $0-20
 	ADDQ    $0x00000080, CX
 	MOVQ    $0x00000f9c, DX
 	CMPQ    DX, $0x04
-	JL      l1_262
+	JL      l1_280
 
-lu261:
+lu279:
 	VMAXPS (CX), Y0, Y0
 	VMAXPS 32(CX), Y1, Y1
 	VMAXPS 64(CX), Y2, Y2
@@ -5720,19 +6090,19 @@ lu261:
 	ADDQ   $0x00000080, CX
 	SUBQ   $0x04, DX
 	CMPQ   DX, $0x04
-	JGE    lu261
+	JGE    lu279
 
-l1_262:
+l1_280:
 	TESTQ DX, DX
-	JLE   ldone264
+	JLE   ldone282
 
-l1l263:
+l1l281:
 	VMAXPS (CX), Y0, Y0
 	ADDQ   $0x00000020, CX
 	DECQ   DX
-	JNE    l1l263
+	JNE    l1l281
 
-ldone264:
+ldone282:
 	VMAXPS       Y1, Y0, Y0
 	VMAXPS       Y2, Y0, Y0
 	VMAXPS       Y3, Y0, Y0
@@ -5748,9 +6118,9 @@ ldone264:
 	MOVQ         AX, CX
 	MOVQ         $0x00000fa0, DX
 	TESTQ        DX, DX
-	JLE          ldone268
+	JLE          ldone286
 
-l1l267:
+l1l285:
 	VMOVUPS      (CX), Y4
 	VSUBPS       Y0, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -5780,9 +6150,9 @@ l1l267:
 	VADDPD       Y5, Y3, Y3
 	ADDQ         $0x00000020, CX
 	DECQ         DX
-	JNE          l1l267
+	JNE          l1l285
 
-ldone268:
+ldone286:
 	VADDPD       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
@@ -5797,9 +6167,9 @@ ldone268:
 	MOVQ         AX, CX
 	MOVQ         $0x00000fa0, DX
 	CMPQ         DX, $0x04
-	JL           l1_270
+	JL           l1_288
 
-lu269:
+lu287:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -5811,20 +6181,20 @@ lu269:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu269
+	JGE     lu287
 
-l1_270:
+l1_288:
 	TESTQ DX, DX
-	JLE   ldone272
+	JLE   ldone290
 
-l1l271:
+l1l289:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l271
+	JNE     l1l289
 
-ldone272:
+ldone290:
 	VZEROUPPER
 	RET
 
@@ -5840,9 +6210,9 @@ TEXT ·softmax_32000_avx512(SB), NOSPLIT, $0-20
 	ADDQ    $0x00000100, CX
 	MOVQ    $0x000007cc, DX
 	CMPQ    DX, $0x04
-	JL      l1_274
+	JL      l1_292
 
-lu273:
+lu291:
 	VMAXPS (CX), Z0, Z0
 	VMAXPS 64(CX), Z1, Z1
 	VMAXPS 128(CX), Z2, Z2
@@ -5850,19 +6220,19 @@ lu273:
 	ADDQ   $0x00000100, CX
 	SUBQ   $0x04, DX
 	CMPQ   DX, $0x04
-	JGE    lu273
+	JGE    lu291
 
-l1_274:
+l1_292:
 	TESTQ DX, DX
-	JLE   ldone276
+	JLE   ldone294
 
-l1l275:
+l1l293:
 	VMAXPS (CX), Z0, Z0
 	ADDQ   $0x00000040, CX
 	DECQ   DX
-	JNE    l1l275
+	JNE    l1l293
 
-ldone276:
+ldone294:
 	VMAXPS        Z1, Z0, Z0
 	VMAXPS        Z2, Z0, Z0
 	VMAXPS        Z3, Z0, Z0
@@ -5880,9 +6250,9 @@ ldone276:
 	MOVQ          AX, CX
 	MOVQ          $0x000007d0, DX
 	TESTQ         DX, DX
-	JLE           ldone280
+	JLE           ldone298
 
-l1l279:
+l1l297:
 	VMOVUPS       (CX), Z4
 	VSUBPS        Z0, Z4, Z4
 	VMINPS        exp_hi<>+0(SB), Z4, Z4
@@ -5912,9 +6282,9 @@ l1l279:
 	VADDPD        Z5, Z3, Z3
 	ADDQ          $0x00000040, CX
 	DECQ          DX
-	JNE           l1l279
+	JNE           l1l297
 
-ldone280:
+ldone298:
 	VADDPD        Z3, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPD        Y0, Y2, Y2
@@ -5931,9 +6301,9 @@ ldone280:
 	MOVQ          AX, CX
 	MOVQ          $0x000007d0, DX
 	CMPQ          DX, $0x04
-	JL            l1_282
+	JL            l1_300
 
-lu281:
+lu299:
 	VMULPS  (CX), Z0, Z1
 	VMOVUPS Z1, (CX)
 	VMULPS  64(CX), Z0, Z1
@@ -5945,20 +6315,20 @@ lu281:
 	ADDQ    $0x00000100, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu281
+	JGE     lu299
 
-l1_282:
+l1_300:
 	TESTQ DX, DX
-	JLE   ldone284
+	JLE   ldone302
 
-l1l283:
+l1l301:
 	VMULPS  (CX), Z0, Z1
 	VMOVUPS Z1, (CX)
 	ADDQ    $0x00000040, CX
 	DECQ    DX
-	JNE     l1l283
+	JNE     l1l301
 
-ldone284:
+ldone302:
 	VZEROUPPER
 	RET
 
@@ -5974,9 +6344,9 @@ TEXT ·softmax_48_avx2(SB), NOSPLIT, $0-20
 	ADDQ    $0x00000080, CX
 	MOVQ    $0x00000002, DX
 	CMPQ    DX, $0x04
-	JL      l1_286
+	JL      l1_304
 
-lu285:
+lu303:
 	VMAXPS (CX), Y0, Y0
 	VMAXPS 32(CX), Y1, Y1
 	VMAXPS 64(CX), Y2, Y2
@@ -5984,19 +6354,19 @@ lu285:
 	ADDQ   $0x00000080, CX
 	SUBQ   $0x04, DX
 	CMPQ   DX, $0x04
-	JGE    lu285
+	JGE    lu303
 
-l1_286:
+l1_304:
 	TESTQ DX, DX
-	JLE   ldone288
+	JLE   ldone306
 
-l1l287:
+l1l305:
 	VMAXPS (CX), Y0, Y0
 	ADDQ   $0x00000020, CX
 	DECQ   DX
-	JNE    l1l287
+	JNE    l1l305
 
-ldone288:
+ldone306:
 	VMAXPS       Y1, Y0, Y0
 	VMAXPS       Y2, Y0, Y0
 	VMAXPS       Y3, Y0, Y0
@@ -6012,9 +6382,9 @@ ldone288:
 	MOVQ         AX, CX
 	MOVQ         $0x00000006, DX
 	TESTQ        DX, DX
-	JLE          ldone292
+	JLE          ldone310
 
-l1l291:
+l1l309:
 	VMOVUPS      (CX), Y4
 	VSUBPS       Y0, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -6044,9 +6414,9 @@ l1l291:
 	VADDPD       Y5, Y3, Y3
 	ADDQ         $0x00000020, CX
 	DECQ         DX
-	JNE          l1l291
+	JNE          l1l309
 
-ldone292:
+ldone310:
 	VADDPD       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
@@ -6061,9 +6431,9 @@ ldone292:
 	MOVQ         AX, CX
 	MOVQ         $0x00000006, DX
 	CMPQ         DX, $0x04
-	JL           l1_294
+	JL           l1_312
 
-lu293:
+lu311:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -6075,20 +6445,20 @@ lu293:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu293
+	JGE     lu311
 
-l1_294:
+l1_312:
 	TESTQ DX, DX
-	JLE   ldone296
+	JLE   ldone314
 
-l1l295:
+l1l313:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l295
+	JNE     l1l313
 
-ldone296:
+ldone314:
 	VZEROUPPER
 	RET
 
@@ -6116,9 +6486,9 @@ TEXT ·softmax_48_avx512(SB), NOSPLIT, $0-20
 	MOVQ          AX, CX
 	MOVQ          $0x00000003, DX
 	TESTQ         DX, DX
-	JLE           ldone300
+	JLE           ldone318
 
-l1l299:
+l1l317:
 	VMOVUPS       (CX), Z4
 	VSUBPS        Z0, Z4, Z4
 	VMINPS        exp_hi<>+0(SB), Z4, Z4
@@ -6148,9 +6518,9 @@ l1l299:
 	VADDPD        Z5, Z3, Z3
 	ADDQ          $0x00000040, CX
 	DECQ          DX
-	JNE           l1l299
+	JNE           l1l317
 
-ldone300:
+ldone318:
 	VADDPD        Z3, Z2, Z2
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPD        Y0, Y2, Y2
@@ -6167,9 +6537,9 @@ ldone300:
 	MOVQ          AX, CX
 	MOVQ          $0x00000003, DX
 	CMPQ          DX, $0x04
-	JL            l1_302
+	JL            l1_320
 
-lu301:
+lu319:
 	VMULPS  (CX), Z0, Z1
 	VMOVUPS Z1, (CX)
 	VMULPS  64(CX), Z0, Z1
@@ -6181,20 +6551,20 @@ lu301:
 	ADDQ    $0x00000100, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu301
+	JGE     lu319
 
-l1_302:
+l1_320:
 	TESTQ DX, DX
-	JLE   ldone304
+	JLE   ldone322
 
-l1l303:
+l1l321:
 	VMULPS  (CX), Z0, Z1
 	VMOVUPS Z1, (CX)
 	ADDQ    $0x00000040, CX
 	DECQ    DX
-	JNE     l1l303
+	JNE     l1l321
 
-ldone304:
+ldone322:
 	VZEROUPPER
 	RET
 
@@ -6210,9 +6580,9 @@ TEXT ·softmax_520_avx2(SB), NOSPLIT, $0-20
 	ADDQ    $0x00000080, CX
 	MOVQ    $0x0000003d, DX
 	CMPQ    DX, $0x04
-	JL      l1_306
+	JL      l1_324
 
-lu305:
+lu323:
 	VMAXPS (CX), Y0, Y0
 	VMAXPS 32(CX), Y1, Y1
 	VMAXPS 64(CX), Y2, Y2
@@ -6220,19 +6590,19 @@ lu305:
 	ADDQ   $0x00000080, CX
 	SUBQ   $0x04, DX
 	CMPQ   DX, $0x04
-	JGE    lu305
+	JGE    lu323
 
-l1_306:
+l1_324:
 	TESTQ DX, DX
-	JLE   ldone308
+	JLE   ldone326
 
-l1l307:
+l1l325:
 	VMAXPS (CX), Y0, Y0
 	ADDQ   $0x00000020, CX
 	DECQ   DX
-	JNE    l1l307
+	JNE    l1l325
 
-ldone308:
+ldone326:
 	VMAXPS       Y1, Y0, Y0
 	VMAXPS       Y2, Y0, Y0
 	VMAXPS       Y3, Y0, Y0
@@ -6248,9 +6618,9 @@ ldone308:
 	MOVQ         AX, CX
 	MOVQ         $0x00000041, DX
 	TESTQ        DX, DX
-	JLE          ldone312
+	JLE          ldone330
 
-l1l311:
+l1l329:
 	VMOVUPS      (CX), Y4
 	VSUBPS       Y0, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -6280,9 +6650,9 @@ l1l311:
 	VADDPD       Y5, Y3, Y3
 	ADDQ         $0x00000020, CX
 	DECQ         DX
-	JNE          l1l311
+	JNE          l1l329
 
-ldone312:
+ldone330:
 	VADDPD       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
@@ -6297,9 +6667,9 @@ ldone312:
 	MOVQ         AX, CX
 	MOVQ         $0x00000041, DX
 	CMPQ         DX, $0x04
-	JL           l1_314
+	JL           l1_332
 
-lu313:
+lu331:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -6311,20 +6681,20 @@ lu313:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu313
+	JGE     lu331
 
-l1_314:
+l1_332:
 	TESTQ DX, DX
-	JLE   ldone316
+	JLE   ldone334
 
-l1l315:
+l1l333:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l315
+	JNE     l1l333
 
-ldone316:
+ldone334:
 	VZEROUPPER
 	RET
 
@@ -6340,9 +6710,9 @@ TEXT ·softmax_520_avx512(SB), NOSPLIT, $0-20
 	ADDQ    $0x00000080, CX
 	MOVQ    $0x0000003d, DX
 	CMPQ    DX, $0x04
-	JL      l1_318
+	JL      l1_336
 
-lu317:
+lu335:
 	VMAXPS (CX), Y0, Y0
 	VMAXPS 32(CX), Y1, Y1
 	VMAXPS 64(CX), Y2, Y2
@@ -6350,19 +6720,19 @@ lu317:
 	ADDQ   $0x00000080, CX
 	SUBQ   $0x04, DX
 	CMPQ   DX, $0x04
-	JGE    lu317
+	JGE    lu335
 
-l1_318:
+l1_336:
 	TESTQ DX, DX
-	JLE   ldone320
+	JLE   ldone338
 
-l1l319:
+l1l337:
 	VMAXPS (CX), Y0, Y0
 	ADDQ   $0x00000020, CX
 	DECQ   DX
-	JNE    l1l319
+	JNE    l1l337
 
-ldone320:
+ldone338:
 	VMAXPS        Y1, Y0, Y0
 	VMAXPS        Y2, Y0, Y0
 	VMAXPS        Y3, Y0, Y0
@@ -6378,9 +6748,9 @@ ldone320:
 	MOVQ          AX, CX
 	MOVQ          $0x00000041, DX
 	TESTQ         DX, DX
-	JLE           ldone324
+	JLE           ldone342
 
-l1l323:
+l1l341:
 	VMOVUPS       (CX), Y4
 	VSUBPS        Y0, Y4, Y4
 	VMINPS        exp_hi<>+0(SB), Y4, Y4
@@ -6410,9 +6780,9 @@ l1l323:
 	VADDPD        Y5, Y3, Y3
 	ADDQ          $0x00000020, CX
 	DECQ          DX
-	JNE           l1l323
+	JNE           l1l341
 
-ldone324:
+ldone342:
 	VADDPD        Y3, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPD        X0, X2, X0
@@ -6427,9 +6797,9 @@ ldone324:
 	MOVQ          AX, CX
 	MOVQ          $0x00000041, DX
 	CMPQ          DX, $0x04
-	JL            l1_326
+	JL            l1_344
 
-lu325:
+lu343:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -6441,20 +6811,20 @@ lu325:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu325
+	JGE     lu343
 
-l1_326:
+l1_344:
 	TESTQ DX, DX
-	JLE   ldone328
+	JLE   ldone346
 
-l1l327:
+l1l345:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l327
+	JNE     l1l345
 
-ldone328:
+ldone346:
 	VZEROUPPER
 	RET
 
@@ -6476,9 +6846,9 @@ TEXT ·softmax_8_avx2(SB), NOSPLIT, $0-20
 	MOVQ         AX, CX
 	MOVQ         $0x00000001, DX
 	TESTQ        DX, DX
-	JLE          ldone332
+	JLE          ldone350
 
-l1l331:
+l1l349:
 	VMOVUPS      (CX), Y4
 	VSUBPS       Y0, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -6508,9 +6878,9 @@ l1l331:
 	VADDPD       Y5, Y3, Y3
 	ADDQ         $0x00000020, CX
 	DECQ         DX
-	JNE          l1l331
+	JNE          l1l349
 
-ldone332:
+ldone350:
 	VADDPD       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPD       X0, X2, X0
@@ -6525,9 +6895,9 @@ ldone332:
 	MOVQ         AX, CX
 	MOVQ         $0x00000001, DX
 	CMPQ         DX, $0x04
-	JL           l1_334
+	JL           l1_352
 
-lu333:
+lu351:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -6539,20 +6909,20 @@ lu333:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu333
+	JGE     lu351
 
-l1_334:
+l1_352:
 	TESTQ DX, DX
-	JLE   ldone336
+	JLE   ldone354
 
-l1l335:
+l1l353:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l335
+	JNE     l1l353
 
-ldone336:
+ldone354:
 	VZEROUPPER
 	RET
 
@@ -6574,9 +6944,9 @@ TEXT ·softmax_8_avx512(SB), NOSPLIT, $0-20
 	MOVQ          AX, CX
 	MOVQ          $0x00000001, DX
 	TESTQ         DX, DX
-	JLE           ldone340
+	JLE           ldone358
 
-l1l339:
+l1l357:
 	VMOVUPS       (CX), Y4
 	VSUBPS        Y0, Y4, Y4
 	VMINPS        exp_hi<>+0(SB), Y4, Y4
@@ -6606,9 +6976,9 @@ l1l339:
 	VADDPD        Y5, Y3, Y3
 	ADDQ          $0x00000020, CX
 	DECQ          DX
-	JNE           l1l339
+	JNE           l1l357
 
-ldone340:
+ldone358:
 	VADDPD        Y3, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
 	VADDPD        X0, X2, X0
@@ -6623,9 +6993,9 @@ ldone340:
 	MOVQ          AX, CX
 	MOVQ          $0x00000001, DX
 	CMPQ          DX, $0x04
-	JL            l1_342
+	JL            l1_360
 
-lu341:
+lu359:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	VMULPS  32(CX), Y0, Y1
@@ -6637,20 +7007,20 @@ lu341:
 	ADDQ    $0x00000080, CX
 	SUBQ    $0x04, DX
 	CMPQ    DX, $0x04
-	JGE     lu341
+	JGE     lu359
 
-l1_342:
+l1_360:
 	TESTQ DX, DX
-	JLE   ldone344
+	JLE   ldone362
 
-l1l343:
+l1l361:
 	VMULPS  (CX), Y0, Y1
 	VMOVUPS Y1, (CX)
 	ADDQ    $0x00000020, CX
 	DECQ    DX
-	JNE     l1l343
+	JNE     l1l361
 
-ldone344:
+ldone362:
 	VZEROUPPER
 	RET
 
@@ -6661,13 +7031,13 @@ TEXT ·swiglu_16_avx2(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone348
+	JLE   ldone366
 
-l1l347:
+l1l365:
 	XORQ BX, BX
 	MOVQ $0x00000002, SI
 
-sw349:
+sw367:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -6695,13 +7065,13 @@ sw349:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x20, BX
 	DECQ         SI
-	JNE          sw349
+	JNE          sw367
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          l1l347
+	JNE          l1l365
 
-ldone348:
+ldone366:
 	VZEROUPPER
 	RET
 
@@ -6730,13 +7100,13 @@ TEXT ·swiglu_16_avx512(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone353
+	JLE   ldone371
 
-l1l352:
+l1l370:
 	XORQ BX, BX
 	MOVQ $0x00000001, SI
 
-sw354:
+sw372:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -6764,13 +7134,13 @@ sw354:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x40, BX
 	DECQ         SI
-	JNE          sw354
+	JNE          sw372
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          l1l352
+	JNE          l1l370
 
-ldone353:
+ldone371:
 	VZEROUPPER
 	RET
 
@@ -6781,13 +7151,13 @@ TEXT ·swiglu_24_avx2(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone358
+	JLE   ldone376
 
-l1l357:
+l1l375:
 	XORQ BX, BX
 	MOVQ $0x00000003, SI
 
-sw359:
+sw377:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -6815,13 +7185,13 @@ sw359:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x20, BX
 	DECQ         SI
-	JNE          sw359
+	JNE          sw377
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000060, AX
 	DECQ         DX
-	JNE          l1l357
+	JNE          l1l375
 
-ldone358:
+ldone376:
 	VZEROUPPER
 	RET
 
@@ -6832,13 +7202,13 @@ TEXT ·swiglu_24_avx512(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone363
+	JLE   ldone381
 
-l1l362:
+l1l380:
 	XORQ BX, BX
 	MOVQ $0x00000003, SI
 
-sw364:
+sw382:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -6866,13 +7236,13 @@ sw364:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x20, BX
 	DECQ         SI
-	JNE          sw364
+	JNE          sw382
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x00000060, AX
 	DECQ         DX
-	JNE          l1l362
+	JNE          l1l380
 
-ldone363:
+ldone381:
 	VZEROUPPER
 	RET
 
@@ -6883,13 +7253,13 @@ TEXT ·swiglu_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone368
+	JLE   ldone386
 
-l1l367:
+l1l385:
 	XORQ BX, BX
 	MOVQ $0x00000060, SI
 
-sw369:
+sw387:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -6917,13 +7287,13 @@ sw369:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x20, BX
 	DECQ         SI
-	JNE          sw369
+	JNE          sw387
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          l1l367
+	JNE          l1l385
 
-ldone368:
+ldone386:
 	VZEROUPPER
 	RET
 
@@ -6934,13 +7304,13 @@ TEXT ·swiglu_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone373
+	JLE   ldone391
 
-l1l372:
+l1l390:
 	XORQ BX, BX
 	MOVQ $0x00000030, SI
 
-sw374:
+sw392:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -6968,13 +7338,13 @@ sw374:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x40, BX
 	DECQ         SI
-	JNE          sw374
+	JNE          sw392
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          l1l372
+	JNE          l1l390
 
-ldone373:
+ldone391:
 	VZEROUPPER
 	RET
 
@@ -6985,13 +7355,13 @@ TEXT ·swiglu_8_avx2(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone378
+	JLE   ldone396
 
-l1l377:
+l1l395:
 	XORQ BX, BX
 	MOVQ $0x00000001, SI
 
-sw379:
+sw397:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7019,13 +7389,13 @@ sw379:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x20, BX
 	DECQ         SI
-	JNE          sw379
+	JNE          sw397
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          l1l377
+	JNE          l1l395
 
-ldone378:
+ldone396:
 	VZEROUPPER
 	RET
 
@@ -7036,13 +7406,13 @@ TEXT ·swiglu_8_avx512(SB), NOSPLIT, $0-24
 	MOVQ  gu+8(FP), CX
 	MOVQ  n+16(FP), DX
 	TESTQ DX, DX
-	JLE   ldone383
+	JLE   ldone401
 
-l1l382:
+l1l400:
 	XORQ BX, BX
 	MOVQ $0x00000001, SI
 
-sw384:
+sw402:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7070,13 +7440,13 @@ sw384:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x20, BX
 	DECQ         SI
-	JNE          sw384
+	JNE          sw402
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          l1l382
+	JNE          l1l400
 
-ldone383:
+ldone401:
 	VZEROUPPER
 	RET
 
@@ -7088,13 +7458,13 @@ TEXT ·swiglub_16_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone388
+	JLE   ldone406
 
-l1l387:
+l1l405:
 	XORQ SI, SI
 	MOVQ $0x00000002, DI
 
-sw389:
+sw407:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7132,14 +7502,14 @@ sw389:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw389
+	JNE          sw407
 	ADDQ         $0x00000080, DX
 	ADDQ         $0x00000080, AX
 	ADDQ         $0x00000040, CX
 	DECQ         BX
-	JNE          l1l387
+	JNE          l1l405
 
-ldone388:
+ldone406:
 	VZEROUPPER
 	RET
 
@@ -7151,13 +7521,13 @@ TEXT ·swiglub_16_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone393
+	JLE   ldone411
 
-l1l392:
+l1l410:
 	XORQ SI, SI
 	MOVQ $0x00000001, DI
 
-sw394:
+sw412:
 	VMOVUPS      (DX)(SI*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -7195,14 +7565,14 @@ sw394:
 	VMOVUPS      Z0, (AX)(SI*1)
 	ADDQ         $0x40, SI
 	DECQ         DI
-	JNE          sw394
+	JNE          sw412
 	ADDQ         $0x00000080, DX
 	ADDQ         $0x00000080, AX
 	ADDQ         $0x00000040, CX
 	DECQ         BX
-	JNE          l1l392
+	JNE          l1l410
 
-ldone393:
+ldone411:
 	VZEROUPPER
 	RET
 
@@ -7214,13 +7584,13 @@ TEXT ·swiglub_24_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone398
+	JLE   ldone416
 
-l1l397:
+l1l415:
 	XORQ SI, SI
 	MOVQ $0x00000003, DI
 
-sw399:
+sw417:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7258,14 +7628,14 @@ sw399:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw399
+	JNE          sw417
 	ADDQ         $0x000000c0, DX
 	ADDQ         $0x000000c0, AX
 	ADDQ         $0x00000060, CX
 	DECQ         BX
-	JNE          l1l397
+	JNE          l1l415
 
-ldone398:
+ldone416:
 	VZEROUPPER
 	RET
 
@@ -7277,13 +7647,13 @@ TEXT ·swiglub_24_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone403
+	JLE   ldone421
 
-l1l402:
+l1l420:
 	XORQ SI, SI
 	MOVQ $0x00000003, DI
 
-sw404:
+sw422:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7321,14 +7691,14 @@ sw404:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw404
+	JNE          sw422
 	ADDQ         $0x000000c0, DX
 	ADDQ         $0x000000c0, AX
 	ADDQ         $0x00000060, CX
 	DECQ         BX
-	JNE          l1l402
+	JNE          l1l420
 
-ldone403:
+ldone421:
 	VZEROUPPER
 	RET
 
@@ -7340,13 +7710,13 @@ TEXT ·swiglub_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone408
+	JLE   ldone426
 
-l1l407:
+l1l425:
 	XORQ SI, SI
 	MOVQ $0x00000060, DI
 
-sw409:
+sw427:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7384,14 +7754,14 @@ sw409:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw409
+	JNE          sw427
 	ADDQ         $0x00001800, DX
 	ADDQ         $0x00001800, AX
 	ADDQ         $0x00000c00, CX
 	DECQ         BX
-	JNE          l1l407
+	JNE          l1l425
 
-ldone408:
+ldone426:
 	VZEROUPPER
 	RET
 
@@ -7403,13 +7773,13 @@ TEXT ·swiglub_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone413
+	JLE   ldone431
 
-l1l412:
+l1l430:
 	XORQ SI, SI
 	MOVQ $0x00000030, DI
 
-sw414:
+sw432:
 	VMOVUPS      (DX)(SI*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -7447,14 +7817,14 @@ sw414:
 	VMOVUPS      Z0, (AX)(SI*1)
 	ADDQ         $0x40, SI
 	DECQ         DI
-	JNE          sw414
+	JNE          sw432
 	ADDQ         $0x00001800, DX
 	ADDQ         $0x00001800, AX
 	ADDQ         $0x00000c00, CX
 	DECQ         BX
-	JNE          l1l412
+	JNE          l1l430
 
-ldone413:
+ldone431:
 	VZEROUPPER
 	RET
 
@@ -7466,13 +7836,13 @@ TEXT ·swiglub_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone418
+	JLE   ldone436
 
-l1l417:
+l1l435:
 	XORQ SI, SI
 	MOVQ $0x00000001, DI
 
-sw419:
+sw437:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7510,14 +7880,14 @@ sw419:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw419
+	JNE          sw437
 	ADDQ         $0x00000040, DX
 	ADDQ         $0x00000040, AX
 	ADDQ         $0x00000020, CX
 	DECQ         BX
-	JNE          l1l417
+	JNE          l1l435
 
-ldone418:
+ldone436:
 	VZEROUPPER
 	RET
 
@@ -7529,13 +7899,13 @@ TEXT ·swiglub_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone423
+	JLE   ldone441
 
-l1l422:
+l1l440:
 	XORQ SI, SI
 	MOVQ $0x00000001, DI
 
-sw424:
+sw442:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7573,13 +7943,13 @@ sw424:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw424
+	JNE          sw442
 	ADDQ         $0x00000040, DX
 	ADDQ         $0x00000040, AX
 	ADDQ         $0x00000020, CX
 	DECQ         BX
-	JNE          l1l422
+	JNE          l1l440
 
-ldone423:
+ldone441:
 	VZEROUPPER
 	RET

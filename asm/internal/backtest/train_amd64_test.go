@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/asm/internal/backtest/shapes"
@@ -193,7 +194,9 @@ func testMMPack(t *testing.T, k asm.TKernel, fn mmpackfunc) {
 	}
 	for _, n := range counts {
 		x := randSlice(r, max(n, 1)*C)
-		out := append(randSlice(r, n*R), canary, canary, canary)
+		out := aligned64(n*R + 3)
+		copy(out, randSlice(r, n*R))
+		out[n*R], out[n*R+1], out[n*R+2] = canary, canary, canary
 		want, abs := make([]float64, n*R), make([]float64, n*R)
 		for tt := 0; tt < n; tt++ {
 			for o := 0; o < R; o++ {
@@ -255,4 +258,15 @@ func testSwiGLU(t *testing.T, k asm.TKernel, fw swiglufunc, fb swiglubfunc) {
 		fb(&dgu[0], &dout[0], &gu[0], n)
 		check(t, k.Name(), dgu, want, abs)
 	}
+}
+
+// aligned64 is a slice of n floats starting on a 64-byte boundary (the
+// non-temporal stores of asm.TKernel.NonTemporal need it).
+func aligned64(n int) []float32 {
+	b := make([]float32, n+16)
+	off := 0
+	for uintptr(unsafe.Pointer(&b[off]))%64 != 0 {
+		off++
+	}
+	return b[off : off+n]
 }

@@ -41,6 +41,7 @@ var amd64MMPack = map[string]mmpackfunc{
 	"mmpack_97x288_avx2":    mmpack_97x288_avx2,
 	"mmpack_200x20_avx2":    mmpack_200x20_avx2,
 	"mmpack_700x288_avx2":   mmpack_700x288_avx2,
+	"mmpack_8192x5_avx2":    mmpack_8192x5_avx2,
 	"mmpack_1x1_avx512":     mmpack_1x1_avx512,
 	"mmpack_5x7_avx512":     mmpack_5x7_avx512,
 	"mmpack_16x3_avx512":    mmpack_16x3_avx512,
@@ -49,6 +50,7 @@ var amd64MMPack = map[string]mmpackfunc{
 	"mmpack_97x288_avx512":  mmpack_97x288_avx512,
 	"mmpack_200x20_avx512":  mmpack_200x20_avx512,
 	"mmpack_700x288_avx512": mmpack_700x288_avx512,
+	"mmpack_8192x5_avx512":  mmpack_8192x5_avx512,
 }
 
 var amd64SwiGLU = map[string]swiglufunc{

@@ -39,7 +39,7 @@ var (
 	// FFNs are the SwiGLU widths.
 	FFNs = []int{8, 16, 24, 768}
 	// PackShapes are the packed forward products' (R, C).
-	PackShapes = [][2]int{{1, 1}, {5, 7}, {16, 3}, {48, 16}, {100, 33}, {97, 288}, {200, 20}, {700, 288}}
+	PackShapes = [][2]int{{1, 1}, {5, 7}, {16, 3}, {48, 16}, {100, 33}, {97, 288}, {200, 20}, {700, 288}, {8192, 5}}
 )
 
 // TKernels returns the training kernels for isa (amd64 only).
