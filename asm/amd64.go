@@ -426,6 +426,9 @@ type dotJob struct {
 	cols  int
 	u     int // column unroll: independent accumulators per dot
 	pf    int // when > 0, prefetch each row's line this many bytes ahead
+	// xr, when set, holds the single vector's column steps in registers
+	// (already times g): straight-line blocks without a tail only.
+	xr []reg.VecVirtual
 }
 
 // dots emits the block and returns acc[i][t], full vectors whose lanes sum to
@@ -466,6 +469,9 @@ func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 		}
 	}
 	loadX := func(p col, t int) reg.VecVirtual {
+		if j.xr != nil {
+			return j.xr[p.disp/(L*4)]
+		}
 		xv := g.vec()
 		c.VMOVUPS(p.at(j.x, j.xtoks[t]), xv)
 		if j.g != nil {
@@ -561,6 +567,9 @@ func (g *amd) unroll(rows, toks, extras, cols int) int {
 	// enough to cover the FMA latency; more only lengthens the reductions.
 	u := (g.nreg - extras) / (rows*toks + toks)
 	u = min(max(u, 1), 2)
+	if rows*toks >= 8 {
+		u = 1 // eight chains in one step already
+	}
 	if rows*toks < 4 {
 		u = min(max((g.nreg-extras)/(rows*toks+toks), 1), 4)
 	}
@@ -636,13 +645,30 @@ func (g *amd) matvec(k Kernel) {
 	if norm {
 		extras++
 	}
+	// A short x (times g) stays in registers across all the row blocks.
+	var xr []reg.VecVirtual
+	if nv := C / g.lanes; C%g.lanes == 0 && nv <= 8 {
+		for v := 0; v < nv; v++ {
+			xv := g.vec()
+			c.VMOVUPS(mem(x, v*g.lanes*4), xv)
+			if norm {
+				c.VMULPS(mem(gp, v*g.lanes*4), xv, xv)
+			}
+			xr = append(xr, xv)
+		}
+		extras += nv
+	}
 	block := func(rb int) {
 		wr := rows(rb)
 		pf := 0
 		if rb == 4 {
 			pf = matvecPF(C)
 		}
-		acc := g.dots(dotJob{w: w, wrows: wr, x: x, xtoks: []int{0}, g: gp, cols: C, u: g.unroll(len(wr), 1, extras, C), pf: pf})
+		j := dotJob{w: w, wrows: wr, x: x, xtoks: []int{0}, g: gp, cols: C, u: g.unroll(len(wr), 1, extras, C), pf: pf}
+		if xr != nil {
+			j.g, j.xr = nil, xr
+		}
+		acc := g.dots(j)
 		var s, u reg.Register
 		if rb == 4 {
 			s = g.reduce4([4]reg.Register{g.toY(acc[0][0]), g.toY(acc[1][0]), g.toY(acc[2][0]), g.toY(acc[3][0])})
