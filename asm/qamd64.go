@@ -173,6 +173,10 @@ func (g *qamd) rows(R int, out, w, xq, xs reg.GPVirtual) {
 		g.rowsZ(R, out, w, xq, xs)
 		return
 	}
+	if k.Format == Q4_0 {
+		g.rowsQ4Y(R, out, w, xq, xs)
+		return
+	}
 	rb, bb := k.RowBytes(), k.Format.BlockBytes()
 	acc := make([]reg.VecVirtual, R)
 	for r := range acc {
@@ -552,5 +556,107 @@ func (g *qamd) rowsZ(R int, out, w, xq, xs reg.GPVirtual) {
 		c.VEXTRACTF64X4(operand.U8(1), acc[r], y)
 		c.VADDPS(acc[r].AsY(), y, y)
 		c.VMOVSS(g.hsum(y), operand.Mem{Base: out, Disp: 4 * r})
+	}
+}
+
+// rowsQ4Y is rows for Q4_0 on AVX2: each step takes two blocks of R rows.
+// The two blocks' 16 nibble bytes fill the two 128-bit halves of a YMM; the
+// low nibbles (elements 0-15) meet x's first halves and the high ones x's
+// second halves, arranged once per pair for all rows (VPERM2I128), so one
+// AND, one shift+AND, two VPMADDUBSW, one VPADDW and one VPMADDWD per row
+// cover 64 weights; lanes 0-3 belong to block b, 4-7 to b+1. The scales of
+// the pair are two word broadcasts blended and widened by one VCVTPH2PS.
+// A leftover block runs as in rows.
+func (g *qamd) rowsQ4Y(R int, out, w, xq, xs reg.GPVirtual) {
+	c, k := g.c, g.k
+	rb, bb := k.RowBytes(), k.Format.BlockBytes()
+	nb := k.Cols / 32
+	pairs, rest := nb/2, nb%2
+	nib, ones := g.bytesConst("qnib", 0x0f0f0f0f), g.bytesConst("qones16", 0x00010001)
+	acc := make([]reg.VecVirtual, R)
+	for r := range acc {
+		acc[r] = c.YMM()
+		c.VXORPS(acc[r], acc[r], acc[r])
+	}
+	wp, xp, sp := c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(w, wp)
+	c.MOVQ(xq, xp)
+	c.MOVQ(xs, sp)
+	if pairs > 0 {
+		cnt := c.GP64()
+		c.MOVQ(operand.U32(pairs), cnt)
+		loop := g.newLabel("pair")
+		c.Label(loop)
+		if R == qRows {
+			for r := 0; r < R; r++ {
+				c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
+			}
+		}
+		x0, x1, xl, xh := c.YMM(), c.YMM(), c.YMM(), c.YMM()
+		c.VMOVDQU(operand.Mem{Base: xp}, x0)
+		c.VMOVDQU(operand.Mem{Base: xp, Disp: 32}, x1)
+		c.VPERM2I128(operand.U8(0x20), x1, x0, xl) // first halves of both blocks
+		c.VPERM2I128(operand.U8(0x31), x1, x0, xh) // second halves
+		e, e2, base := c.YMM(), c.YMM(), c.YMM()
+		c.VMOVDQU(g.bytesConst("qeight", 0x08080808), e)
+		c.VPMADDUBSW(xh, e, e2)
+		c.VPMADDUBSW(xl, e, e)
+		c.VPADDW(e2, e, e)
+		c.VPMADDWD(ones, e, base) // 8·Σx per lane
+		dx, d1 := c.YMM(), c.XMM()
+		c.VBROADCASTSS(operand.Mem{Base: sp}, dx)
+		c.VBROADCASTSS(operand.Mem{Base: sp, Disp: 4}, d1)
+		c.VINSERTF128(operand.U8(1), d1, dx, dx)
+		for r := 0; r < R; r++ {
+			ro := r * rb
+			raw, hi := c.YMM(), c.YMM()
+			c.VMOVDQU(operand.Mem{Base: wp, Disp: ro + 2}, raw.AsX())
+			c.VINSERTI128(operand.U8(1), operand.Mem{Base: wp, Disp: ro + bb + 2}, raw, raw)
+			c.VPSRLW(operand.U8(4), raw, hi)
+			c.VPAND(nib, raw, raw)
+			c.VPAND(nib, hi, hi)
+			p, q := c.YMM(), c.YMM()
+			c.VPMADDUBSW(xl, raw, p)
+			c.VPMADDUBSW(xh, hi, q)
+			c.VPADDW(q, p, p) // pairs at most 2·2·15·127: no overflow
+			i32 := c.YMM()
+			c.VPMADDWD(ones, p, i32)
+			c.VPSUBD(base, i32, i32)
+			f := c.YMM()
+			c.VCVTDQ2PS(i32, f)
+			h0, h1 := c.XMM(), c.XMM()
+			c.VPBROADCASTW(operand.Mem{Base: wp, Disp: ro}, h0)
+			c.VPBROADCASTW(operand.Mem{Base: wp, Disp: ro + bb}, h1)
+			c.VPBLENDD(operand.U8(0xc), h1, h0, h0)
+			d := c.YMM()
+			c.VCVTPH2PS(h0, d)
+			c.VMULPS(dx, d, d)
+			c.VFMADD231PS(f, d, acc[r])
+		}
+		c.ADDQ(operand.U8(64), xp)
+		c.ADDQ(operand.U8(8), sp)
+		c.ADDQ(operand.U8(2*bb), wp)
+		c.DECQ(cnt)
+		c.JNZ(operand.LabelRef(loop))
+	}
+	if rest > 0 {
+		x := c.YMM()
+		c.VMOVDQU(operand.Mem{Base: xp}, x)
+		sx := c.YMM()
+		c.VBROADCASTSS(operand.Mem{Base: sp}, sx)
+		eight := g.eightSum(x)
+		for r := 0; r < R; r++ {
+			isum := g.dotNibbles(operand.Mem{Base: wp, Disp: r*rb + 2}, x, eight)
+			f := c.YMM()
+			c.VCVTDQ2PS(isum, f)
+			h, d := c.XMM(), c.YMM()
+			c.VPBROADCASTW(operand.Mem{Base: wp, Disp: r * rb}, h)
+			c.VCVTPH2PS(h, d)
+			c.VMULPS(sx, d, d)
+			c.VFMADD231PS(f, d, acc[r])
+		}
+	}
+	for r := 0; r < R; r++ {
+		c.VMOVSS(g.hsum(acc[r]), operand.Mem{Base: out, Disp: 4 * r})
 	}
 }

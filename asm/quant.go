@@ -40,12 +40,17 @@ import (
 //	        VPMADDWD with ones widens to int32, VCVTDQ2PS and one FMA per block
 //	        with the scale d_w·d_x (d_w widened by VCVTPH2PS). Q4_0 feeds the
 //	        raw nibbles q+8 to VPMADDUBSW as the unsigned operand and
-//	        subtracts 8·Σx, computed once per block for all rows.
+//	        subtracts 8·Σx, computed once per block pair for all rows; two
+//	        blocks share a YMM (low nibbles against x's first halves, high
+//	        nibbles against the second halves).
 //	AVX512  AVX-512 VNNI: VPDPBUSD does u8×s8 → int32 in one instruction. The
 //	        codes are made unsigned by an offset (Q8_0: XOR 0x80 = w+128;
 //	        Q4_0: the raw nibble) and each row's sum starts from -offset·Σx,
-//	        computed once per block for all rows. YMM width: a block is 32
-//	        bytes. Needs AVX-512 F+VL+BW+VNNI: callers must check
+//	        computed once per block group for all rows. QMatVec takes 8
+//	        rows a pass and ZMM groups of blocks (Q8_0 2, Q4_0 4), the
+//	        group's weight scales picked from the row bytes by VPERMW and
+//	        widened by one VCVTPH2PS (QMatMul: 4 rows). Needs AVX-512
+//	        F+VL+BW+VNNI: callers must check
 //	        runtime/cpu's Features.AVX512BW and AVX512VNNI, not only the
 //	        AVX512 level.
 //	NEON    SDOT (dot-product extension, as WORD) on two 16-byte halves;

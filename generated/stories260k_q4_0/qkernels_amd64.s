@@ -23,71 +23,98 @@ qrows4_1:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000002, R10
+	MOVQ   $0x00000001, R10
 
-qblk5:
+qpair5:
 	PREFETCHT0   576(DI)
 	PREFETCHT0   612(DI)
 	PREFETCHT0   648(DI)
 	PREFETCHT0   684(DI)
-	VMOVUPS      (R8), Y4
-	VBROADCASTSS (R9), Y5
-	VMOVUPS      qeight<>+0(SB), Y6
-	VPMADDUBSW   Y4, Y6, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y12
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      38(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      38(DI), X8
+	VINSERTI128  $0x01, 56(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
 	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 36(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      74(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 54(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      74(DI), X9
+	VINSERTI128  $0x01, 92(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 72(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      110(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
-	VPMADDWD     qones16<>+0(SB), Y4, Y4
-	VPSUBD       Y6, Y4, Y4
+	VPBROADCASTW 90(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      110(DI), X10
+	VINSERTI128  $0x01, 128(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VPBROADCASTW 108(DI), X6
-	VCVTPH2PS    X6, Y6
-	VMULPS       Y5, Y6, Y6
-	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW 108(DI), X5
+	VPBROADCASTW 126(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk5
+	JNZ          qpair5
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -130,31 +157,43 @@ qrows1_3:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000002, R10
+	MOVQ   $0x00000001, R10
 
-qblk6:
-	VMOVUPS      (R8), Y1
-	VBROADCASTSS (R9), Y2
-	VMOVUPS      qeight<>+0(SB), Y3
-	VPMADDUBSW   Y1, Y3, Y3
-	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
-	VPAND        qnib<>+0(SB), Y4, Y4
-	VPMADDUBSW   Y1, Y4, Y1
-	VPMADDWD     qones16<>+0(SB), Y1, Y1
-	VPSUBD       Y3, Y1, Y1
+qpair6:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VPBROADCASTW (DI), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk6
+	JNZ          qpair6
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -171,15 +210,15 @@ qdone4:
 	VZEROUPPER
 	RET
 
-DATA qeight<>+0(SB)/4, $0x08080808
-DATA qeight<>+4(SB)/4, $0x08080808
-DATA qeight<>+8(SB)/4, $0x08080808
-DATA qeight<>+12(SB)/4, $0x08080808
-DATA qeight<>+16(SB)/4, $0x08080808
-DATA qeight<>+20(SB)/4, $0x08080808
-DATA qeight<>+24(SB)/4, $0x08080808
-DATA qeight<>+28(SB)/4, $0x08080808
-GLOBL qeight<>(SB), RODATA|NOPTR, $32
+DATA qnib<>+0(SB)/4, $0x0f0f0f0f
+DATA qnib<>+4(SB)/4, $0x0f0f0f0f
+DATA qnib<>+8(SB)/4, $0x0f0f0f0f
+DATA qnib<>+12(SB)/4, $0x0f0f0f0f
+DATA qnib<>+16(SB)/4, $0x0f0f0f0f
+DATA qnib<>+20(SB)/4, $0x0f0f0f0f
+DATA qnib<>+24(SB)/4, $0x0f0f0f0f
+DATA qnib<>+28(SB)/4, $0x0f0f0f0f
+GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 DATA qones16<>+0(SB)/4, $0x00010001
 DATA qones16<>+4(SB)/4, $0x00010001
@@ -191,15 +230,15 @@ DATA qones16<>+24(SB)/4, $0x00010001
 DATA qones16<>+28(SB)/4, $0x00010001
 GLOBL qones16<>(SB), RODATA|NOPTR, $32
 
-DATA qnib<>+0(SB)/4, $0x0f0f0f0f
-DATA qnib<>+4(SB)/4, $0x0f0f0f0f
-DATA qnib<>+8(SB)/4, $0x0f0f0f0f
-DATA qnib<>+12(SB)/4, $0x0f0f0f0f
-DATA qnib<>+16(SB)/4, $0x0f0f0f0f
-DATA qnib<>+20(SB)/4, $0x0f0f0f0f
-DATA qnib<>+24(SB)/4, $0x0f0f0f0f
-DATA qnib<>+28(SB)/4, $0x0f0f0f0f
-GLOBL qnib<>(SB), RODATA|NOPTR, $32
+DATA qeight<>+0(SB)/4, $0x08080808
+DATA qeight<>+4(SB)/4, $0x08080808
+DATA qeight<>+8(SB)/4, $0x08080808
+DATA qeight<>+12(SB)/4, $0x08080808
+DATA qeight<>+16(SB)/4, $0x08080808
+DATA qeight<>+20(SB)/4, $0x08080808
+DATA qeight<>+24(SB)/4, $0x08080808
+DATA qeight<>+28(SB)/4, $0x08080808
+GLOBL qeight<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3

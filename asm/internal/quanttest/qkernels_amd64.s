@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func q4_0matmul_13x32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·q4_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
@@ -25,21 +25,14 @@ qrows4_1:
 	MOVQ BX, R11
 
 qtok5:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	MOVQ   CX, R12
-	MOVQ   R10, R13
-	MOVQ   R11, R14
-	MOVQ   $0x00000001, R15
-
-qblk6:
-	PREFETCHT0   288(R12)
-	PREFETCHT0   306(R12)
-	PREFETCHT0   324(R12)
-	PREFETCHT0   342(R12)
-	VMOVUPS      (R13), Y4
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         CX, R12
+	MOVQ         R10, R13
+	MOVQ         R11, R14
+	VMOVDQU      (R13), Y4
 	VBROADCASTSS (R14), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
@@ -92,11 +85,6 @@ qblk6:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk6
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -145,15 +133,12 @@ qrows1_3:
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok7:
-	VXORPS Y0, Y0, Y0
-	MOVQ   CX, R12
-	MOVQ   R10, R13
-	MOVQ   R11, R14
-	MOVQ   $0x00000001, R15
-
-qblk8:
-	VMOVUPS      (R13), Y1
+qtok6:
+	VXORPS       Y0, Y0, Y0
+	MOVQ         CX, R12
+	MOVQ         R10, R13
+	MOVQ         R11, R14
+	VMOVDQU      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
@@ -170,11 +155,6 @@ qblk8:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk8
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -186,7 +166,7 @@ qblk8:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok7
+	JNZ          qtok6
 	ADDQ         $0x00000012, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
@@ -196,15 +176,15 @@ qdone4:
 	VZEROUPPER
 	RET
 
-DATA qeight<>+0(SB)/4, $0x08080808
-DATA qeight<>+4(SB)/4, $0x08080808
-DATA qeight<>+8(SB)/4, $0x08080808
-DATA qeight<>+12(SB)/4, $0x08080808
-DATA qeight<>+16(SB)/4, $0x08080808
-DATA qeight<>+20(SB)/4, $0x08080808
-DATA qeight<>+24(SB)/4, $0x08080808
-DATA qeight<>+28(SB)/4, $0x08080808
-GLOBL qeight<>(SB), RODATA|NOPTR, $32
+DATA qnib<>+0(SB)/4, $0x0f0f0f0f
+DATA qnib<>+4(SB)/4, $0x0f0f0f0f
+DATA qnib<>+8(SB)/4, $0x0f0f0f0f
+DATA qnib<>+12(SB)/4, $0x0f0f0f0f
+DATA qnib<>+16(SB)/4, $0x0f0f0f0f
+DATA qnib<>+20(SB)/4, $0x0f0f0f0f
+DATA qnib<>+24(SB)/4, $0x0f0f0f0f
+DATA qnib<>+28(SB)/4, $0x0f0f0f0f
+GLOBL qnib<>(SB), RODATA|NOPTR, $32
 
 DATA qones16<>+0(SB)/4, $0x00010001
 DATA qones16<>+4(SB)/4, $0x00010001
@@ -216,15 +196,15 @@ DATA qones16<>+24(SB)/4, $0x00010001
 DATA qones16<>+28(SB)/4, $0x00010001
 GLOBL qones16<>(SB), RODATA|NOPTR, $32
 
-DATA qnib<>+0(SB)/4, $0x0f0f0f0f
-DATA qnib<>+4(SB)/4, $0x0f0f0f0f
-DATA qnib<>+8(SB)/4, $0x0f0f0f0f
-DATA qnib<>+12(SB)/4, $0x0f0f0f0f
-DATA qnib<>+16(SB)/4, $0x0f0f0f0f
-DATA qnib<>+20(SB)/4, $0x0f0f0f0f
-DATA qnib<>+24(SB)/4, $0x0f0f0f0f
-DATA qnib<>+28(SB)/4, $0x0f0f0f0f
-GLOBL qnib<>(SB), RODATA|NOPTR, $32
+DATA qeight<>+0(SB)/4, $0x08080808
+DATA qeight<>+4(SB)/4, $0x08080808
+DATA qeight<>+8(SB)/4, $0x08080808
+DATA qeight<>+12(SB)/4, $0x08080808
+DATA qeight<>+16(SB)/4, $0x08080808
+DATA qeight<>+20(SB)/4, $0x08080808
+DATA qeight<>+24(SB)/4, $0x08080808
+DATA qeight<>+28(SB)/4, $0x08080808
+GLOBL qeight<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matmul_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
@@ -237,17 +217,17 @@ TEXT ·q4_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone12
+	JZ        qdone10
 
-qrows4_9:
+qrows4_7:
 	CMPQ SI, $0x04
-	JL   qtail10
+	JL   qtail8
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok13:
+qtok11:
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -353,23 +333,23 @@ qtok13:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok13
+	JNZ           qtok11
 	ADDQ          $0x00000048, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_9
+	JMP           qrows4_7
 
-qtail10:
+qtail8:
 	TESTQ SI, SI
-	JZ    qdone12
+	JZ    qdone10
 
-qrows1_11:
+qrows1_9:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok14:
+qtok12:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, R12
 	MOVQ          R10, R13
@@ -406,13 +386,13 @@ qtok14:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok14
+	JNZ           qtok12
 	ADDQ          $0x00000012, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_11
+	JNZ           qrows1_9
 
-qdone12:
+qdone10:
 	VZEROUPPER
 	RET
 
@@ -454,17 +434,17 @@ TEXT ·q4_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone18
+	JZ    qdone16
 
-qrows4_15:
+qrows4_13:
 	CMPQ SI, $0x04
-	JL   qtail16
+	JL   qtail14
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok19:
+qtok17:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -472,59 +452,144 @@ qtok19:
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000003, R15
+	MOVQ   $0x00000001, R15
 
-qblk20:
+qpair18:
 	PREFETCHT0   864(R12)
 	PREFETCHT0   918(R12)
 	PREFETCHT0   972(R12)
 	PREFETCHT0   1026(R12)
-	VMOVUPS      (R13), Y4
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y13
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      56(R12), X8
+	VINSERTI128  $0x01, 74(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 54(R12), X7
+	VPBROADCASTW 72(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      110(R12), X9
+	VINSERTI128  $0x01, 128(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 108(R12), X7
+	VPBROADCASTW 126(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      164(R12), X10
+	VINSERTI128  $0x01, 182(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 162(R12), X5
+	VPBROADCASTW 180(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair18
+	VMOVDQU      (R13), Y4
 	VBROADCASTSS (R14), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      56(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      56(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 54(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      110(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      110(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 108(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      164(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      164(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -532,11 +597,6 @@ qblk20:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk20
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -569,38 +629,72 @@ qblk20:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok19
+	JNZ          qtok17
 	ADDQ         $0x000000d8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_15
+	JMP          qrows4_13
 
-qtail16:
+qtail14:
 	TESTQ SI, SI
-	JZ    qdone18
+	JZ    qdone16
 
-qrows1_17:
+qrows1_15:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok21:
+qtok19:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000003, R15
+	MOVQ   $0x00000001, R15
 
-qblk22:
-	VMOVUPS      (R13), Y1
+qpair20:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair20
+	VMOVDQU      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(R12), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -610,11 +704,6 @@ qblk22:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk22
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -626,13 +715,13 @@ qblk22:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok21
+	JNZ          qtok19
 	ADDQ         $0x00000036, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_17
+	JNZ          qrows1_15
 
-qdone18:
+qdone16:
 	VZEROUPPER
 	RET
 
@@ -647,17 +736,17 @@ TEXT ·q4_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone26
+	JZ        qdone24
 
-qrows4_23:
+qrows4_21:
 	CMPQ SI, $0x04
-	JL   qtail24
+	JL   qtail22
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok27:
+qtok25:
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -863,23 +952,23 @@ qtok27:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok27
+	JNZ           qtok25
 	ADDQ          $0x000000d8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_23
+	JMP           qrows4_21
 
-qtail24:
+qtail22:
 	TESTQ SI, SI
-	JZ    qdone26
+	JZ    qdone24
 
-qrows1_25:
+qrows1_23:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok28:
+qtok26:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, R12
 	MOVQ          R10, R13
@@ -950,13 +1039,13 @@ qtok28:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok28
+	JNZ           qtok26
 	ADDQ          $0x00000036, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_25
+	JNZ           qrows1_23
 
-qdone26:
+qdone24:
 	VZEROUPPER
 	RET
 
@@ -970,17 +1059,17 @@ TEXT ·q4_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone32
+	JZ    qdone30
 
-qrows4_29:
+qrows4_27:
 	CMPQ SI, $0x04
-	JL   qtail30
+	JL   qtail28
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok33:
+qtok31:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -988,59 +1077,144 @@ qtok33:
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000009, R15
+	MOVQ   $0x00000004, R15
 
-qblk34:
+qpair32:
 	PREFETCHT0   2592(R12)
 	PREFETCHT0   2754(R12)
 	PREFETCHT0   2916(R12)
 	PREFETCHT0   3078(R12)
-	VMOVUPS      (R13), Y4
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y13
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      164(R12), X8
+	VINSERTI128  $0x01, 182(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 162(R12), X7
+	VPBROADCASTW 180(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      326(R12), X9
+	VINSERTI128  $0x01, 344(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 324(R12), X7
+	VPBROADCASTW 342(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      488(R12), X10
+	VINSERTI128  $0x01, 506(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 486(R12), X5
+	VPBROADCASTW 504(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair32
+	VMOVDQU      (R13), Y4
 	VBROADCASTSS (R14), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      164(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      164(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 162(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      326(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      326(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 324(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      488(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      488(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -1048,11 +1222,6 @@ qblk34:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk34
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1085,38 +1254,72 @@ qblk34:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok33
+	JNZ          qtok31
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_29
+	JMP          qrows4_27
 
-qtail30:
+qtail28:
 	TESTQ SI, SI
-	JZ    qdone32
+	JZ    qdone30
 
-qrows1_31:
+qrows1_29:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok35:
+qtok33:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000009, R15
+	MOVQ   $0x00000004, R15
 
-qblk36:
-	VMOVUPS      (R13), Y1
+qpair34:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair34
+	VMOVDQU      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(R12), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -1126,11 +1329,6 @@ qblk36:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk36
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1142,13 +1340,13 @@ qblk36:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok35
+	JNZ          qtok33
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_31
+	JNZ          qrows1_29
 
-qdone32:
+qdone30:
 	VZEROUPPER
 	RET
 
@@ -1163,17 +1361,17 @@ TEXT ·q4_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone40
+	JZ        qdone38
 
-qrows4_37:
+qrows4_35:
 	CMPQ SI, $0x04
-	JL   qtail38
+	JL   qtail36
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok41:
+qtok39:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1187,7 +1385,7 @@ qtok41:
 	VMOVDQU64 qoffz08<>+0(SB), Z7
 	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qgrp42:
+qgrp40:
 	PREFETCHT0      2592(R12)
 	PREFETCHT0      2754(R12)
 	PREFETCHT0      2916(R12)
@@ -1266,7 +1464,7 @@ qgrp42:
 	ADDQ            $0x10, R14
 	ADDQ            $0x48, R12
 	DECQ            R15
-	JNZ             qgrp42
+	JNZ             qgrp40
 	VMOVDQA32       Z0, Z5
 	VMOVDQA32       Z0, Z6
 	VMOVDQA32       Z0, Z7
@@ -1365,23 +1563,23 @@ qgrp42:
 	ADDQ            $0x00000120, R10
 	ADDQ            $0x00000024, R11
 	DECQ            R8
-	JNZ             qtok41
+	JNZ             qtok39
 	ADDQ            $0x00000288, CX
 	ADDQ            $0x10, AX
 	SUBQ            $0x04, SI
-	JMP             qrows4_37
+	JMP             qrows4_35
 
-qtail38:
+qtail36:
 	TESTQ SI, SI
-	JZ    qdone40
+	JZ    qdone38
 
-qrows1_39:
+qrows1_37:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok43:
+qtok41:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -1392,7 +1590,7 @@ qtok43:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp44:
+qgrp42:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R13), Z7
 	VMOVDQU64       64(R13), Z9
@@ -1422,7 +1620,7 @@ qgrp44:
 	ADDQ            $0x10, R14
 	ADDQ            $0x48, R12
 	DECQ            R15
-	JNZ             qgrp44
+	JNZ             qgrp42
 	VMOVDQA32       Z0, Z2
 	VMOVDQU32       (R13), Y3
 	VBROADCASTSS    (R14), Y4
@@ -1455,13 +1653,13 @@ qgrp44:
 	ADDQ            $0x00000120, R10
 	ADDQ            $0x00000024, R11
 	DECQ            R8
-	JNZ             qtok43
+	JNZ             qtok41
 	ADDQ            $0x000000a2, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_39
+	JNZ             qrows1_37
 
-qdone40:
+qdone38:
 	VZEROUPPER
 	RET
 
@@ -1547,17 +1745,17 @@ TEXT ·q4_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone48
+	JZ    qdone46
 
-qrows4_45:
+qrows4_43:
 	CMPQ SI, $0x04
-	JL   qtail46
+	JL   qtail44
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok49:
+qtok47:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1565,59 +1763,144 @@ qtok49:
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000009, R15
+	MOVQ   $0x00000004, R15
 
-qblk50:
+qpair48:
 	PREFETCHT0   2592(R12)
 	PREFETCHT0   2754(R12)
 	PREFETCHT0   2916(R12)
 	PREFETCHT0   3078(R12)
-	VMOVUPS      (R13), Y4
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y13
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      164(R12), X8
+	VINSERTI128  $0x01, 182(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 162(R12), X7
+	VPBROADCASTW 180(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      326(R12), X9
+	VINSERTI128  $0x01, 344(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 324(R12), X7
+	VPBROADCASTW 342(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      488(R12), X10
+	VINSERTI128  $0x01, 506(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 486(R12), X5
+	VPBROADCASTW 504(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair48
+	VMOVDQU      (R13), Y4
 	VBROADCASTSS (R14), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      164(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      164(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 162(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      326(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      326(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 324(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      488(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      488(R12), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -1625,11 +1908,6 @@ qblk50:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk50
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -1662,38 +1940,72 @@ qblk50:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok49
+	JNZ          qtok47
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_45
+	JMP          qrows4_43
 
-qtail46:
+qtail44:
 	TESTQ SI, SI
-	JZ    qdone48
+	JZ    qdone46
 
-qrows1_47:
+qrows1_45:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok51:
+qtok49:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000009, R15
+	MOVQ   $0x00000004, R15
 
-qblk52:
-	VMOVUPS      (R13), Y1
+qpair50:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair50
+	VMOVDQU      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(R12), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -1703,11 +2015,6 @@ qblk52:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
-	DECQ         R15
-	JNZ          qblk52
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -1719,13 +2026,13 @@ qblk52:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok51
+	JNZ          qtok49
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_47
+	JNZ          qrows1_45
 
-qdone48:
+qdone46:
 	VZEROUPPER
 	RET
 
@@ -1740,17 +2047,17 @@ TEXT ·q4_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone56
+	JZ        qdone54
 
-qrows4_53:
+qrows4_51:
 	CMPQ SI, $0x04
-	JL   qtail54
+	JL   qtail52
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok57:
+qtok55:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1764,7 +2071,7 @@ qtok57:
 	VMOVDQU64 qoffz08<>+0(SB), Z7
 	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qgrp58:
+qgrp56:
 	PREFETCHT0      2592(R12)
 	PREFETCHT0      2754(R12)
 	PREFETCHT0      2916(R12)
@@ -1843,7 +2150,7 @@ qgrp58:
 	ADDQ            $0x10, R14
 	ADDQ            $0x48, R12
 	DECQ            R15
-	JNZ             qgrp58
+	JNZ             qgrp56
 	VMOVDQA32       Z0, Z5
 	VMOVDQA32       Z0, Z6
 	VMOVDQA32       Z0, Z7
@@ -1942,23 +2249,23 @@ qgrp58:
 	ADDQ            $0x00000120, R10
 	ADDQ            $0x00000024, R11
 	DECQ            R8
-	JNZ             qtok57
+	JNZ             qtok55
 	ADDQ            $0x00000288, CX
 	ADDQ            $0x10, AX
 	SUBQ            $0x04, SI
-	JMP             qrows4_53
+	JMP             qrows4_51
 
-qtail54:
+qtail52:
 	TESTQ SI, SI
-	JZ    qdone56
+	JZ    qdone54
 
-qrows1_55:
+qrows1_53:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok59:
+qtok57:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -1969,7 +2276,7 @@ qtok59:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp60:
+qgrp58:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R13), Z7
 	VMOVDQU64       64(R13), Z9
@@ -1999,7 +2306,7 @@ qgrp60:
 	ADDQ            $0x10, R14
 	ADDQ            $0x48, R12
 	DECQ            R15
-	JNZ             qgrp60
+	JNZ             qgrp58
 	VMOVDQA32       Z0, Z2
 	VMOVDQU32       (R13), Y3
 	VBROADCASTSS    (R14), Y4
@@ -2032,13 +2339,13 @@ qgrp60:
 	ADDQ            $0x00000120, R10
 	ADDQ            $0x00000024, R11
 	DECQ            R8
-	JNZ             qtok59
+	JNZ             qtok57
 	ADDQ            $0x000000a2, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_55
+	JNZ             qrows1_53
 
-qdone56:
+qdone54:
 	VZEROUPPER
 	RET
 
@@ -2052,17 +2359,17 @@ TEXT ·q4_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone64
+	JZ    qdone62
 
-qrows4_61:
+qrows4_59:
 	CMPQ SI, $0x04
-	JL   qtail62
+	JL   qtail60
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok65:
+qtok63:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2070,71 +2377,98 @@ qtok65:
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000018, R15
+	MOVQ   $0x0000000c, R15
 
-qblk66:
+qpair64:
 	PREFETCHT0   6912(R12)
 	PREFETCHT0   7344(R12)
 	PREFETCHT0   7776(R12)
 	PREFETCHT0   8208(R12)
-	VMOVUPS      (R13), Y4
-	VBROADCASTSS (R14), Y5
-	VMOVUPS      qeight<>+0(SB), Y6
-	VPMADDUBSW   Y4, Y6, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      434(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      434(R12), X8
+	VINSERTI128  $0x01, 452(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
 	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 432(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      866(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 450(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      866(R12), X9
+	VINSERTI128  $0x01, 884(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 864(R12), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      1298(R12), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
-	VPMADDWD     qones16<>+0(SB), Y4, Y4
-	VPSUBD       Y6, Y4, Y4
+	VPBROADCASTW 882(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      1298(R12), X10
+	VINSERTI128  $0x01, 1316(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VPBROADCASTW 1296(R12), X6
-	VCVTPH2PS    X6, Y6
-	VMULPS       Y5, Y6, Y6
-	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
+	VPBROADCASTW 1296(R12), X5
+	VPBROADCASTW 1314(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
 	DECQ         R15
-	JNZ          qblk66
+	JNZ          qpair64
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2167,52 +2501,64 @@ qblk66:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok65
+	JNZ          qtok63
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_61
+	JMP          qrows4_59
 
-qtail62:
+qtail60:
 	TESTQ SI, SI
-	JZ    qdone64
+	JZ    qdone62
 
-qrows1_63:
+qrows1_61:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok67:
+qtok65:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
-	MOVQ   $0x00000018, R15
+	MOVQ   $0x0000000c, R15
 
-qblk68:
-	VMOVUPS      (R13), Y1
-	VBROADCASTSS (R14), Y2
-	VMOVUPS      qeight<>+0(SB), Y3
-	VPMADDUBSW   Y1, Y3, Y3
-	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(R12), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
-	VPAND        qnib<>+0(SB), Y4, Y4
-	VPMADDUBSW   Y1, Y4, Y1
-	VPMADDWD     qones16<>+0(SB), Y1, Y1
-	VPSUBD       Y3, Y1, Y1
+qpair66:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VPBROADCASTW (R12), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R13
-	ADDQ         $0x04, R14
-	ADDQ         $0x12, R12
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
 	DECQ         R15
-	JNZ          qblk68
+	JNZ          qpair66
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2224,13 +2570,13 @@ qblk68:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok67
+	JNZ          qtok65
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_63
+	JNZ          qrows1_61
 
-qdone64:
+qdone62:
 	VZEROUPPER
 	RET
 
@@ -2245,17 +2591,17 @@ TEXT ·q4_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone72
+	JZ        qdone70
 
-qrows4_69:
+qrows4_67:
 	CMPQ SI, $0x04
-	JL   qtail70
+	JL   qtail68
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok73:
+qtok71:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -2269,7 +2615,7 @@ qtok73:
 	VMOVDQU64 qoffz08<>+0(SB), Z7
 	VMOVDQU64 qnibz<>+0(SB), Z8
 
-qgrp74:
+qgrp72:
 	PREFETCHT0      6912(R12)
 	PREFETCHT0      7344(R12)
 	PREFETCHT0      7776(R12)
@@ -2348,7 +2694,7 @@ qgrp74:
 	ADDQ            $0x10, R14
 	ADDQ            $0x48, R12
 	DECQ            R15
-	JNZ             qgrp74
+	JNZ             qgrp72
 	VEXTRACTF64X4   $0x01, Z1, Y5
 	VADDPS          Y1, Y5, Y5
 	VEXTRACTF32X4   $0x01, Y5, X1
@@ -2389,23 +2735,23 @@ qgrp74:
 	ADDQ            $0x00000300, R10
 	ADDQ            $0x00000060, R11
 	DECQ            R8
-	JNZ             qtok73
+	JNZ             qtok71
 	ADDQ            $0x000006c0, CX
 	ADDQ            $0x10, AX
 	SUBQ            $0x04, SI
-	JMP             qrows4_69
+	JMP             qrows4_67
 
-qtail70:
+qtail68:
 	TESTQ SI, SI
-	JZ    qdone72
+	JZ    qdone70
 
-qrows1_71:
+qrows1_69:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok75:
+qtok73:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -2416,7 +2762,7 @@ qtok75:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp76:
+qgrp74:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R13), Z7
 	VMOVDQU64       64(R13), Z9
@@ -2446,7 +2792,7 @@ qgrp76:
 	ADDQ            $0x10, R14
 	ADDQ            $0x48, R12
 	DECQ            R15
-	JNZ             qgrp76
+	JNZ             qgrp74
 	VEXTRACTF64X4   $0x01, Z1, Y2
 	VADDPS          Y1, Y2, Y2
 	VEXTRACTF32X4   $0x01, Y2, X1
@@ -2460,13 +2806,13 @@ qgrp76:
 	ADDQ            $0x00000300, R10
 	ADDQ            $0x00000060, R11
 	DECQ            R8
-	JNZ             qtok75
+	JNZ             qtok73
 	ADDQ            $0x000001b0, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_71
+	JNZ             qrows1_69
 
-qdone72:
+qdone70:
 	VZEROUPPER
 	RET
 
@@ -2479,9 +2825,9 @@ TEXT ·q4_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_77:
+qrows4_75:
 	CMPQ   SI, $0x04
-	JL     qtail78
+	JL     qtail76
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2489,59 +2835,144 @@ qrows4_77:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000005, R10
+	MOVQ   $0x00000002, R10
 
-qblk81:
+qpair79:
 	PREFETCHT0   1440(DI)
 	PREFETCHT0   1530(DI)
 	PREFETCHT0   1620(DI)
 	PREFETCHT0   1710(DI)
-	VMOVUPS      (R8), Y4
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y13
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (DI), X7
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      92(DI), X8
+	VINSERTI128  $0x01, 110(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 90(DI), X7
+	VPBROADCASTW 108(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      182(DI), X9
+	VINSERTI128  $0x01, 200(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 180(DI), X7
+	VPBROADCASTW 198(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      272(DI), X10
+	VINSERTI128  $0x01, 290(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 270(DI), X5
+	VPBROADCASTW 288(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair79
+	VMOVDQU      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      92(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      92(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 90(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      182(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      182(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 180(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      272(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      272(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -2549,11 +2980,6 @@ qblk81:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk81
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -2585,28 +3011,62 @@ qblk81:
 	ADDQ         $0x00000168, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_77
+	JMP          qrows4_75
 
-qtail78:
+qtail76:
 	TESTQ SI, SI
-	JZ    qdone80
+	JZ    qdone78
 
-qrows1_79:
+qrows1_77:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000005, R10
+	MOVQ   $0x00000002, R10
 
-qblk82:
-	VMOVUPS      (R8), Y1
+qpair80:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair80
+	VMOVDQU      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(DI), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -2616,11 +3076,6 @@ qblk82:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -2631,9 +3086,9 @@ qblk82:
 	ADDQ         $0x0000005a, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_79
+	JNZ          qrows1_77
 
-qdone80:
+qdone78:
 	VZEROUPPER
 	RET
 
@@ -2647,9 +3102,9 @@ TEXT ·q4_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_83:
+qrows4_81:
 	CMPQ      SI, $0x08
-	JL        qtail84
+	JL        qtail82
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -2667,7 +3122,7 @@ qrows4_83:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp87:
+qgrp85:
 	PREFETCHT0      1440(DI)
 	PREFETCHT0      1530(DI)
 	PREFETCHT0      1620(DI)
@@ -2810,7 +3265,7 @@ qgrp87:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp87
+	JNZ             qgrp85
 	VMOVDQA32       Z0, Z9
 	VMOVDQA32       Z0, Z10
 	VMOVDQA32       Z0, Z11
@@ -2996,13 +3451,13 @@ qgrp87:
 	ADDQ            $0x000002d0, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_83
+	JMP             qrows4_81
 
-qtail84:
+qtail82:
 	TESTQ SI, SI
-	JZ    qdone86
+	JZ    qdone84
 
-qrows1_85:
+qrows1_83:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -3013,7 +3468,7 @@ qrows1_85:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp88:
+qgrp86:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -3043,7 +3498,7 @@ qgrp88:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp88
+	JNZ             qgrp86
 	VMOVDQA32       Z0, Z2
 	VMOVDQU32       (R8), Y3
 	VBROADCASTSS    (R9), Y4
@@ -3075,9 +3530,9 @@ qgrp88:
 	ADDQ            $0x0000005a, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_85
+	JNZ             qrows1_83
 
-qdone86:
+qdone84:
 	VZEROUPPER
 	RET
 
@@ -3090,9 +3545,9 @@ TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_89:
+qrows4_87:
 	CMPQ   SI, $0x04
-	JL     qtail90
+	JL     qtail88
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3100,71 +3555,98 @@ qrows4_89:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000040, R10
+	MOVQ   $0x00000020, R10
 
-qblk93:
+qpair91:
 	PREFETCHT0   18432(DI)
 	PREFETCHT0   19584(DI)
 	PREFETCHT0   20736(DI)
 	PREFETCHT0   21888(DI)
-	VMOVUPS      (R8), Y4
-	VBROADCASTSS (R9), Y5
-	VMOVUPS      qeight<>+0(SB), Y6
-	VPMADDUBSW   Y4, Y6, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y12
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      1154(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      1154(DI), X8
+	VINSERTI128  $0x01, 1172(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
 	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 1152(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      2306(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 1170(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      2306(DI), X9
+	VINSERTI128  $0x01, 2324(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 2304(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      3458(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
-	VPMADDWD     qones16<>+0(SB), Y4, Y4
-	VPSUBD       Y6, Y4, Y4
+	VPBROADCASTW 2322(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      3458(DI), X10
+	VINSERTI128  $0x01, 3476(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VPBROADCASTW 3456(DI), X6
-	VCVTPH2PS    X6, Y6
-	VMULPS       Y5, Y6, Y6
-	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW 3456(DI), X5
+	VPBROADCASTW 3474(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk93
+	JNZ          qpair91
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3196,42 +3678,54 @@ qblk93:
 	ADDQ         $0x00001200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_89
+	JMP          qrows4_87
 
-qtail90:
+qtail88:
 	TESTQ SI, SI
-	JZ    qdone92
+	JZ    qdone90
 
-qrows1_91:
+qrows1_89:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000040, R10
+	MOVQ   $0x00000020, R10
 
-qblk94:
-	VMOVUPS      (R8), Y1
-	VBROADCASTSS (R9), Y2
-	VMOVUPS      qeight<>+0(SB), Y3
-	VPMADDUBSW   Y1, Y3, Y3
-	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
-	VPAND        qnib<>+0(SB), Y4, Y4
-	VPMADDUBSW   Y1, Y4, Y1
-	VPMADDWD     qones16<>+0(SB), Y1, Y1
-	VPSUBD       Y3, Y1, Y1
+qpair92:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VPBROADCASTW (DI), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk94
+	JNZ          qpair92
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3242,9 +3736,9 @@ qblk94:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_91
+	JNZ          qrows1_89
 
-qdone92:
+qdone90:
 	VZEROUPPER
 	RET
 
@@ -3258,9 +3752,9 @@ TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_95:
+qrows4_93:
 	CMPQ      SI, $0x08
-	JL        qtail96
+	JL        qtail94
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -3278,7 +3772,7 @@ qrows4_95:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp99:
+qgrp97:
 	PREFETCHT0      18432(DI)
 	PREFETCHT0      19584(DI)
 	PREFETCHT0      20736(DI)
@@ -3421,7 +3915,7 @@ qgrp99:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp99
+	JNZ             qgrp97
 	VEXTRACTF64X4   $0x01, Z1, Y9
 	VADDPS          Y1, Y9, Y9
 	VEXTRACTF32X4   $0x01, Y9, X1
@@ -3497,13 +3991,13 @@ qgrp99:
 	ADDQ            $0x00002400, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_95
+	JMP             qrows4_93
 
-qtail96:
+qtail94:
 	TESTQ SI, SI
-	JZ    qdone98
+	JZ    qdone96
 
-qrows1_97:
+qrows1_95:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -3514,7 +4008,7 @@ qrows1_97:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp100:
+qgrp98:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -3544,7 +4038,7 @@ qgrp100:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp100
+	JNZ             qgrp98
 	VEXTRACTF64X4   $0x01, Z1, Y2
 	VADDPS          Y1, Y2, Y2
 	VEXTRACTF32X4   $0x01, Y2, X1
@@ -3557,9 +4051,9 @@ qgrp100:
 	ADDQ            $0x00000480, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_97
+	JNZ             qrows1_95
 
-qdone98:
+qdone96:
 	VZEROUPPER
 	RET
 
@@ -3572,9 +4066,9 @@ TEXT ·q4_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_101:
+qrows4_99:
 	CMPQ   SI, $0x04
-	JL     qtail102
+	JL     qtail100
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3582,59 +4076,144 @@ qrows4_101:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000009, R10
+	MOVQ   $0x00000004, R10
 
-qblk105:
+qpair103:
 	PREFETCHT0   2592(DI)
 	PREFETCHT0   2754(DI)
 	PREFETCHT0   2916(DI)
 	PREFETCHT0   3078(DI)
-	VMOVUPS      (R8), Y4
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y13
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (DI), X7
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      164(DI), X8
+	VINSERTI128  $0x01, 182(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 162(DI), X7
+	VPBROADCASTW 180(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      326(DI), X9
+	VINSERTI128  $0x01, 344(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 324(DI), X7
+	VPBROADCASTW 342(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      488(DI), X10
+	VINSERTI128  $0x01, 506(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 486(DI), X5
+	VPBROADCASTW 504(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair103
+	VMOVDQU      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      164(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      164(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 162(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      326(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      326(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 324(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      488(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      488(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -3642,11 +4221,6 @@ qblk105:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk105
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -3678,28 +4252,62 @@ qblk105:
 	ADDQ         $0x00000288, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_101
+	JMP          qrows4_99
 
-qtail102:
+qtail100:
 	TESTQ SI, SI
-	JZ    qdone104
+	JZ    qdone102
 
-qrows1_103:
+qrows1_101:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000009, R10
+	MOVQ   $0x00000004, R10
 
-qblk106:
-	VMOVUPS      (R8), Y1
+qpair104:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair104
+	VMOVDQU      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(DI), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -3709,11 +4317,6 @@ qblk106:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk106
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -3724,9 +4327,9 @@ qblk106:
 	ADDQ         $0x000000a2, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_103
+	JNZ          qrows1_101
 
-qdone104:
+qdone102:
 	VZEROUPPER
 	RET
 
@@ -3740,9 +4343,9 @@ TEXT ·q4_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_107:
+qrows4_105:
 	CMPQ      SI, $0x08
-	JL        qtail108
+	JL        qtail106
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -3760,7 +4363,7 @@ qrows4_107:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp111:
+qgrp109:
 	PREFETCHT0      2592(DI)
 	PREFETCHT0      2754(DI)
 	PREFETCHT0      2916(DI)
@@ -3903,7 +4506,7 @@ qgrp111:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp111
+	JNZ             qgrp109
 	VMOVDQA32       Z0, Z9
 	VMOVDQA32       Z0, Z10
 	VMOVDQA32       Z0, Z11
@@ -4089,13 +4692,13 @@ qgrp111:
 	ADDQ            $0x00000510, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_107
+	JMP             qrows4_105
 
-qtail108:
+qtail106:
 	TESTQ SI, SI
-	JZ    qdone110
+	JZ    qdone108
 
-qrows1_109:
+qrows1_107:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -4106,7 +4709,7 @@ qrows1_109:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp112:
+qgrp110:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -4136,7 +4739,7 @@ qgrp112:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp112
+	JNZ             qgrp110
 	VMOVDQA32       Z0, Z2
 	VMOVDQU32       (R8), Y3
 	VBROADCASTSS    (R9), Y4
@@ -4168,14 +4771,14 @@ qgrp112:
 	ADDQ            $0x000000a2, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_109
+	JNZ             qrows1_107
 
-qdone110:
+qdone108:
 	VZEROUPPER
 	RET
 
 // func q4_0matvec_32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·q4_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
@@ -4183,24 +4786,17 @@ TEXT ·q4_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_113:
-	CMPQ   SI, $0x04
-	JL     qtail114
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	MOVQ   CX, DI
-	MOVQ   DX, R8
-	MOVQ   BX, R9
-	MOVQ   $0x00000001, R10
-
-qblk117:
-	PREFETCHT0   288(DI)
-	PREFETCHT0   306(DI)
-	PREFETCHT0   324(DI)
-	PREFETCHT0   342(DI)
-	VMOVUPS      (R8), Y4
+qrows4_111:
+	CMPQ         SI, $0x04
+	JL           qtail112
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         CX, DI
+	MOVQ         DX, R8
+	MOVQ         BX, R9
+	VMOVDQU      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
@@ -4253,11 +4849,6 @@ qblk117:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk117
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4289,21 +4880,18 @@ qblk117:
 	ADDQ         $0x00000048, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_113
+	JMP          qrows4_111
 
-qtail114:
+qtail112:
 	TESTQ SI, SI
-	JZ    qdone116
+	JZ    qdone114
 
-qrows1_115:
-	VXORPS Y0, Y0, Y0
-	MOVQ   CX, DI
-	MOVQ   DX, R8
-	MOVQ   BX, R9
-	MOVQ   $0x00000001, R10
-
-qblk118:
-	VMOVUPS      (R8), Y1
+qrows1_113:
+	VXORPS       Y0, Y0, Y0
+	MOVQ         CX, DI
+	MOVQ         DX, R8
+	MOVQ         BX, R9
+	VMOVDQU      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
@@ -4320,11 +4908,6 @@ qblk118:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk118
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4335,9 +4918,9 @@ qblk118:
 	ADDQ         $0x00000012, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_115
+	JNZ          qrows1_113
 
-qdone116:
+qdone114:
 	VZEROUPPER
 	RET
 
@@ -4351,9 +4934,9 @@ TEXT ·q4_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_119:
+qrows4_115:
 	CMPQ          SI, $0x08
-	JL            qtail120
+	JL            qtail116
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -4550,13 +5133,13 @@ qrows4_119:
 	ADDQ          $0x00000090, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_119
+	JMP           qrows4_115
 
-qtail120:
+qtail116:
 	TESTQ SI, SI
-	JZ    qdone122
+	JZ    qdone118
 
-qrows1_121:
+qrows1_117:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, DI
 	MOVQ          DX, R8
@@ -4592,9 +5175,9 @@ qrows1_121:
 	ADDQ          $0x00000012, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_121
+	JNZ           qrows1_117
 
-qdone122:
+qdone118:
 	VZEROUPPER
 	RET
 
@@ -4607,9 +5190,9 @@ TEXT ·q4_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_123:
+qrows4_119:
 	CMPQ   SI, $0x04
-	JL     qtail124
+	JL     qtail120
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4617,59 +5200,144 @@ qrows4_123:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000011, R10
+	MOVQ   $0x00000008, R10
 
-qblk127:
+qpair123:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
 	PREFETCHT0   5814(DI)
-	VMOVUPS      (R8), Y4
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y13
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (DI), X7
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      308(DI), X8
+	VINSERTI128  $0x01, 326(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 306(DI), X7
+	VPBROADCASTW 324(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      614(DI), X9
+	VINSERTI128  $0x01, 632(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 612(DI), X7
+	VPBROADCASTW 630(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      920(DI), X10
+	VINSERTI128  $0x01, 938(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(DI), X5
+	VPBROADCASTW 936(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair123
+	VMOVDQU      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      308(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      308(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 306(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      614(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      614(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 612(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      920(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      920(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -4677,11 +5345,6 @@ qblk127:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk127
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -4713,28 +5376,62 @@ qblk127:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_123
+	JMP          qrows4_119
 
-qtail124:
+qtail120:
 	TESTQ SI, SI
-	JZ    qdone126
+	JZ    qdone122
 
-qrows1_125:
+qrows1_121:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000011, R10
+	MOVQ   $0x00000008, R10
 
-qblk128:
-	VMOVUPS      (R8), Y1
+qpair124:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair124
+	VMOVDQU      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(DI), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -4744,11 +5441,6 @@ qblk128:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk128
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -4759,9 +5451,9 @@ qblk128:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_125
+	JNZ          qrows1_121
 
-qdone126:
+qdone122:
 	VZEROUPPER
 	RET
 
@@ -4775,9 +5467,9 @@ TEXT ·q4_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_129:
+qrows4_125:
 	CMPQ      SI, $0x08
-	JL        qtail130
+	JL        qtail126
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -4795,7 +5487,7 @@ qrows4_129:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp133:
+qgrp129:
 	PREFETCHT0      4896(DI)
 	PREFETCHT0      5202(DI)
 	PREFETCHT0      5508(DI)
@@ -4938,7 +5630,7 @@ qgrp133:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp133
+	JNZ             qgrp129
 	VMOVDQA32       Z0, Z9
 	VMOVDQA32       Z0, Z10
 	VMOVDQA32       Z0, Z11
@@ -5124,13 +5816,13 @@ qgrp133:
 	ADDQ            $0x00000990, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_129
+	JMP             qrows4_125
 
-qtail130:
+qtail126:
 	TESTQ SI, SI
-	JZ    qdone132
+	JZ    qdone128
 
-qrows1_131:
+qrows1_127:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -5141,7 +5833,7 @@ qrows1_131:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp134:
+qgrp130:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -5171,7 +5863,7 @@ qgrp134:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp134
+	JNZ             qgrp130
 	VMOVDQA32       Z0, Z2
 	VMOVDQU32       (R8), Y3
 	VBROADCASTSS    (R9), Y4
@@ -5203,9 +5895,9 @@ qgrp134:
 	ADDQ            $0x00000132, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_131
+	JNZ             qrows1_127
 
-qdone132:
+qdone128:
 	VZEROUPPER
 	RET
 
@@ -5218,9 +5910,9 @@ TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_135:
+qrows4_131:
 	CMPQ   SI, $0x04
-	JL     qtail136
+	JL     qtail132
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5228,71 +5920,98 @@ qrows4_135:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000002, R10
+	MOVQ   $0x00000001, R10
 
-qblk139:
+qpair135:
 	PREFETCHT0   576(DI)
 	PREFETCHT0   612(DI)
 	PREFETCHT0   648(DI)
 	PREFETCHT0   684(DI)
-	VMOVUPS      (R8), Y4
-	VBROADCASTSS (R9), Y5
-	VMOVUPS      qeight<>+0(SB), Y6
-	VPMADDUBSW   Y4, Y6, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y12
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      38(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      38(DI), X8
+	VINSERTI128  $0x01, 56(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
 	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 36(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      74(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 54(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      74(DI), X9
+	VINSERTI128  $0x01, 92(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 72(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      110(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
-	VPMADDWD     qones16<>+0(SB), Y4, Y4
-	VPSUBD       Y6, Y4, Y4
+	VPBROADCASTW 90(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      110(DI), X10
+	VINSERTI128  $0x01, 128(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VPBROADCASTW 108(DI), X6
-	VCVTPH2PS    X6, Y6
-	VMULPS       Y5, Y6, Y6
-	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW 108(DI), X5
+	VPBROADCASTW 126(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk139
+	JNZ          qpair135
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5324,42 +6043,54 @@ qblk139:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_135
+	JMP          qrows4_131
 
-qtail136:
+qtail132:
 	TESTQ SI, SI
-	JZ    qdone138
+	JZ    qdone134
 
-qrows1_137:
+qrows1_133:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000002, R10
+	MOVQ   $0x00000001, R10
 
-qblk140:
-	VMOVUPS      (R8), Y1
-	VBROADCASTSS (R9), Y2
-	VMOVUPS      qeight<>+0(SB), Y3
-	VPMADDUBSW   Y1, Y3, Y3
-	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
-	VPAND        qnib<>+0(SB), Y4, Y4
-	VPMADDUBSW   Y1, Y4, Y1
-	VPMADDWD     qones16<>+0(SB), Y1, Y1
-	VPSUBD       Y3, Y1, Y1
+qpair136:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VPBROADCASTW (DI), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk140
+	JNZ          qpair136
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5370,9 +6101,9 @@ qblk140:
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_137
+	JNZ          qrows1_133
 
-qdone138:
+qdone134:
 	VZEROUPPER
 	RET
 
@@ -5386,9 +6117,9 @@ TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_141:
+qrows4_137:
 	CMPQ          SI, $0x08
-	JL            qtail142
+	JL            qtail138
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -5679,13 +6410,13 @@ qrows4_141:
 	ADDQ          $0x00000120, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_141
+	JMP           qrows4_137
 
-qtail142:
+qtail138:
 	TESTQ SI, SI
-	JZ    qdone144
+	JZ    qdone140
 
-qrows1_143:
+qrows1_139:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, DI
 	MOVQ          DX, R8
@@ -5738,9 +6469,9 @@ qrows1_143:
 	ADDQ          $0x00000024, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_143
+	JNZ           qrows1_139
 
-qdone144:
+qdone140:
 	VZEROUPPER
 	RET
 
@@ -5753,9 +6484,9 @@ TEXT ·q4_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_145:
+qrows4_141:
 	CMPQ   SI, $0x04
-	JL     qtail146
+	JL     qtail142
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5763,71 +6494,98 @@ qrows4_145:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000018, R10
+	MOVQ   $0x0000000c, R10
 
-qblk149:
+qpair145:
 	PREFETCHT0   6912(DI)
 	PREFETCHT0   7344(DI)
 	PREFETCHT0   7776(DI)
 	PREFETCHT0   8208(DI)
-	VMOVUPS      (R8), Y4
-	VBROADCASTSS (R9), Y5
-	VMOVUPS      qeight<>+0(SB), Y6
-	VPMADDUBSW   Y4, Y6, Y6
-	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y12
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      434(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      434(DI), X8
+	VINSERTI128  $0x01, 452(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
 	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 432(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      866(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VPBROADCASTW 450(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      866(DI), X9
+	VINSERTI128  $0x01, 884(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 864(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      1298(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
-	VPMADDWD     qones16<>+0(SB), Y4, Y4
-	VPSUBD       Y6, Y4, Y4
+	VPBROADCASTW 882(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      1298(DI), X10
+	VINSERTI128  $0x01, 1316(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VPBROADCASTW 1296(DI), X6
-	VCVTPH2PS    X6, Y6
-	VMULPS       Y5, Y6, Y6
-	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW 1296(DI), X5
+	VPBROADCASTW 1314(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk149
+	JNZ          qpair145
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -5859,42 +6617,54 @@ qblk149:
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_145
+	JMP          qrows4_141
 
-qtail146:
+qtail142:
 	TESTQ SI, SI
-	JZ    qdone148
+	JZ    qdone144
 
-qrows1_147:
+qrows1_143:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000018, R10
+	MOVQ   $0x0000000c, R10
 
-qblk150:
-	VMOVUPS      (R8), Y1
-	VBROADCASTSS (R9), Y2
-	VMOVUPS      qeight<>+0(SB), Y3
-	VPMADDUBSW   Y1, Y3, Y3
-	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
-	VPAND        qnib<>+0(SB), Y4, Y4
-	VPMADDUBSW   Y1, Y4, Y1
-	VPMADDWD     qones16<>+0(SB), Y1, Y1
-	VPSUBD       Y3, Y1, Y1
+qpair146:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VPBROADCASTW (DI), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qblk150
+	JNZ          qpair146
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -5905,9 +6675,9 @@ qblk150:
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_147
+	JNZ          qrows1_143
 
-qdone148:
+qdone144:
 	VZEROUPPER
 	RET
 
@@ -5921,9 +6691,9 @@ TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_151:
+qrows4_147:
 	CMPQ      SI, $0x08
-	JL        qtail152
+	JL        qtail148
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -5941,7 +6711,7 @@ qrows4_151:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp155:
+qgrp151:
 	PREFETCHT0      6912(DI)
 	PREFETCHT0      7344(DI)
 	PREFETCHT0      7776(DI)
@@ -6084,7 +6854,7 @@ qgrp155:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp155
+	JNZ             qgrp151
 	VEXTRACTF64X4   $0x01, Z1, Y9
 	VADDPS          Y1, Y9, Y9
 	VEXTRACTF32X4   $0x01, Y9, X1
@@ -6160,13 +6930,13 @@ qgrp155:
 	ADDQ            $0x00000d80, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_151
+	JMP             qrows4_147
 
-qtail152:
+qtail148:
 	TESTQ SI, SI
-	JZ    qdone154
+	JZ    qdone150
 
-qrows1_153:
+qrows1_149:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -6177,7 +6947,7 @@ qrows1_153:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp156:
+qgrp152:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -6207,7 +6977,7 @@ qgrp156:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp156
+	JNZ             qgrp152
 	VEXTRACTF64X4   $0x01, Z1, Y2
 	VADDPS          Y1, Y2, Y2
 	VEXTRACTF32X4   $0x01, Y2, X1
@@ -6220,9 +6990,9 @@ qgrp156:
 	ADDQ            $0x000001b0, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_153
+	JNZ             qrows1_149
 
-qdone154:
+qdone150:
 	VZEROUPPER
 	RET
 
@@ -6235,9 +7005,9 @@ TEXT ·q4_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_157:
+qrows4_153:
 	CMPQ   SI, $0x04
-	JL     qtail158
+	JL     qtail154
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6245,59 +7015,144 @@ qrows4_157:
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000003, R10
+	MOVQ   $0x00000001, R10
 
-qblk161:
+qpair157:
 	PREFETCHT0   864(DI)
 	PREFETCHT0   918(DI)
 	PREFETCHT0   972(DI)
 	PREFETCHT0   1026(DI)
-	VMOVUPS      (R8), Y4
+	VMOVDQU      (R8), Y4
+	VMOVDQU      32(R8), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y13
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y13, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R9), Y13
+	VBROADCASTSS 4(R9), X7
+	VINSERTF128  $0x01, X7, Y13, Y13
+	VMOVDQU      2(DI), X7
+	VINSERTI128  $0x01, 20(DI), Y7, Y7
+	VPSRLW       $0x04, Y7, Y14
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y7, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW (DI), X7
+	VPBROADCASTW 18(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y0
+	VMOVDQU      56(DI), X8
+	VINSERTI128  $0x01, 74(DI), Y8, Y8
+	VPSRLW       $0x04, Y8, Y14
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y8, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 54(DI), X7
+	VPBROADCASTW 72(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y1
+	VMOVDQU      110(DI), X9
+	VINSERTI128  $0x01, 128(DI), Y9, Y9
+	VPSRLW       $0x04, Y9, Y14
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y9, Y15
+	VPMADDUBSW   Y4, Y14, Y14
+	VPADDW       Y14, Y15, Y15
+	VPMADDWD     qones16<>+0(SB), Y15, Y14
+	VPSUBD       Y5, Y14, Y14
+	VCVTDQ2PS    Y14, Y14
+	VPBROADCASTW 108(DI), X7
+	VPBROADCASTW 126(DI), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y15
+	VMULPS       Y13, Y15, Y15
+	VFMADD231PS  Y14, Y15, Y2
+	VMOVDQU      164(DI), X10
+	VINSERTI128  $0x01, 182(DI), Y10, Y10
+	VPSRLW       $0x04, Y10, Y14
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y14, Y14
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y14, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 162(DI), X5
+	VPBROADCASTW 180(DI), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y13, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair157
+	VMOVDQU      (R8), Y4
 	VBROADCASTSS (R9), Y5
 	VMOVUPS      qeight<>+0(SB), Y6
 	VPMADDUBSW   Y4, Y6, Y6
 	VPMADDWD     qones16<>+0(SB), Y6, Y6
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VMOVUPS      2(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW (DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VMOVUPS      56(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVUPS      56(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 54(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VMOVUPS      110(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y8
-	VPMADDWD     qones16<>+0(SB), Y8, Y8
-	VPSUBD       Y6, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVUPS      110(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y13
+	VPMADDWD     qones16<>+0(SB), Y13, Y13
+	VPSUBD       Y6, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
 	VPBROADCASTW 108(DI), X7
-	VCVTPH2PS    X7, Y9
-	VMULPS       Y5, Y9, Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VMOVUPS      164(DI), X7
-	VPSRLW       $0x04, X7, X8
-	VINSERTI128  $0x01, X8, Y7, Y8
-	VPAND        qnib<>+0(SB), Y8, Y8
-	VPMADDUBSW   Y4, Y8, Y4
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y5, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVUPS      164(DI), X11
+	VPSRLW       $0x04, X11, X7
+	VINSERTI128  $0x01, X7, Y11, Y13
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y4, Y13, Y4
 	VPMADDWD     qones16<>+0(SB), Y4, Y4
 	VPSUBD       Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
@@ -6305,11 +7160,6 @@ qblk161:
 	VCVTPH2PS    X6, Y6
 	VMULPS       Y5, Y6, Y6
 	VFMADD231PS  Y4, Y6, Y3
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk161
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6341,28 +7191,62 @@ qblk161:
 	ADDQ         $0x000000d8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_157
+	JMP          qrows4_153
 
-qtail158:
+qtail154:
 	TESTQ SI, SI
-	JZ    qdone160
+	JZ    qdone156
 
-qrows1_159:
+qrows1_155:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
-	MOVQ   $0x00000003, R10
+	MOVQ   $0x00000001, R10
 
-qblk162:
-	VMOVUPS      (R8), Y1
+qpair158:
+	VMOVDQU      (R8), Y1
+	VMOVDQU      32(R8), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R9), Y4
+	VBROADCASTSS 4(R9), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(DI), X11
+	VINSERTI128  $0x01, 20(DI), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (DI), X2
+	VPBROADCASTW 18(DI), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          qpair158
+	VMOVDQU      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      qeight<>+0(SB), Y3
 	VPMADDUBSW   Y1, Y3, Y3
 	VPMADDWD     qones16<>+0(SB), Y3, Y3
-	VMOVUPS      2(DI), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y4
+	VMOVUPS      2(DI), X12
+	VPSRLW       $0x04, X12, X4
+	VINSERTI128  $0x01, X4, Y12, Y4
 	VPAND        qnib<>+0(SB), Y4, Y4
 	VPMADDUBSW   Y1, Y4, Y1
 	VPMADDWD     qones16<>+0(SB), Y1, Y1
@@ -6372,11 +7256,6 @@ qblk162:
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y2, Y3, Y3
 	VFMADD231PS  Y1, Y3, Y0
-	ADDQ         $0x20, R8
-	ADDQ         $0x04, R9
-	ADDQ         $0x12, DI
-	DECQ         R10
-	JNZ          qblk162
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -6387,9 +7266,9 @@ qblk162:
 	ADDQ         $0x00000036, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_159
+	JNZ          qrows1_155
 
-qdone160:
+qdone156:
 	VZEROUPPER
 	RET
 
@@ -6403,9 +7282,9 @@ TEXT ·q4_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_163:
+qrows4_159:
 	CMPQ          SI, $0x08
-	JL            qtail164
+	JL            qtail160
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -6790,13 +7669,13 @@ qrows4_163:
 	ADDQ          $0x000001b0, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_163
+	JMP           qrows4_159
 
-qtail164:
+qtail160:
 	TESTQ SI, SI
-	JZ    qdone166
+	JZ    qdone162
 
-qrows1_165:
+qrows1_161:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, DI
 	MOVQ          DX, R8
@@ -6866,9 +7745,9 @@ qrows1_165:
 	ADDQ          $0x00000036, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_165
+	JNZ           qrows1_161
 
-qdone166:
+qdone162:
 	VZEROUPPER
 	RET
 
@@ -6882,17 +7761,17 @@ TEXT ·q8_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone170
+	JZ    qdone166
 
-qrows4_167:
+qrows4_163:
 	CMPQ SI, $0x04
-	JL   qtail168
+	JL   qtail164
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok171:
+qtok167:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6902,7 +7781,7 @@ qtok171:
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk172:
+qblk168:
 	PREFETCHT0   544(R12)
 	PREFETCHT0   578(R12)
 	PREFETCHT0   612(R12)
@@ -6953,7 +7832,7 @@ qblk172:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk172
+	JNZ          qblk168
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -6986,30 +7865,30 @@ qblk172:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok171
+	JNZ          qtok167
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_167
+	JMP          qrows4_163
 
-qtail168:
+qtail164:
 	TESTQ SI, SI
-	JZ    qdone170
+	JZ    qdone166
 
-qrows1_169:
+qrows1_165:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok173:
+qtok169:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk174:
+qblk170:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -7026,7 +7905,7 @@ qblk174:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk174
+	JNZ          qblk170
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7038,13 +7917,13 @@ qblk174:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok173
+	JNZ          qtok169
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_169
+	JNZ          qrows1_165
 
-qdone170:
+qdone166:
 	VZEROUPPER
 	RET
 
@@ -7059,17 +7938,17 @@ TEXT ·q8_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone178
+	JZ        qdone174
 
-qrows4_175:
+qrows4_171:
 	CMPQ SI, $0x04
-	JL   qtail176
+	JL   qtail172
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok179:
+qtok175:
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -7167,23 +8046,23 @@ qtok179:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok179
+	JNZ           qtok175
 	ADDQ          $0x00000088, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_175
+	JMP           qrows4_171
 
-qtail176:
+qtail172:
 	TESTQ SI, SI
-	JZ    qdone178
+	JZ    qdone174
 
-qrows1_177:
+qrows1_173:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok180:
+qtok176:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, R12
 	MOVQ          R10, R13
@@ -7218,13 +8097,13 @@ qtok180:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok180
+	JNZ           qtok176
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_177
+	JNZ           qrows1_173
 
-qdone178:
+qdone174:
 	VZEROUPPER
 	RET
 
@@ -7248,17 +8127,17 @@ TEXT ·q8_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone184
+	JZ    qdone180
 
-qrows4_181:
+qrows4_177:
 	CMPQ SI, $0x04
-	JL   qtail182
+	JL   qtail178
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok185:
+qtok181:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7268,7 +8147,7 @@ qtok185:
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk186:
+qblk182:
 	PREFETCHT0   1632(R12)
 	PREFETCHT0   1734(R12)
 	PREFETCHT0   1836(R12)
@@ -7319,7 +8198,7 @@ qblk186:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk186
+	JNZ          qblk182
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7352,30 +8231,30 @@ qblk186:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok185
+	JNZ          qtok181
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_181
+	JMP          qrows4_177
 
-qtail182:
+qtail178:
 	TESTQ SI, SI
-	JZ    qdone184
+	JZ    qdone180
 
-qrows1_183:
+qrows1_179:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok187:
+qtok183:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk188:
+qblk184:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -7392,7 +8271,7 @@ qblk188:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk188
+	JNZ          qblk184
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7404,13 +8283,13 @@ qblk188:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok187
+	JNZ          qtok183
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_183
+	JNZ          qrows1_179
 
-qdone184:
+qdone180:
 	VZEROUPPER
 	RET
 
@@ -7425,17 +8304,17 @@ TEXT ·q8_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone192
+	JZ        qdone188
 
-qrows4_189:
+qrows4_185:
 	CMPQ SI, $0x04
-	JL   qtail190
+	JL   qtail186
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok193:
+qtok189:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -7448,7 +8327,7 @@ qtok193:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp194:
+qgrp190:
 	PREFETCHT0    1632(R12)
 	PREFETCHT0    1734(R12)
 	PREFETCHT0    1836(R12)
@@ -7503,7 +8382,7 @@ qgrp194:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp194
+	JNZ           qgrp190
 	VMOVDQA32     Z0, Z5
 	VMOVDQA32     Z0, Z6
 	VMOVDQA32     Z0, Z7
@@ -7594,23 +8473,23 @@ qgrp194:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok193
+	JNZ           qtok189
 	ADDQ          $0x00000198, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_189
+	JMP           qrows4_185
 
-qtail190:
+qtail186:
 	TESTQ SI, SI
-	JZ    qdone192
+	JZ    qdone188
 
-qrows1_191:
+qrows1_187:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok195:
+qtok191:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -7620,7 +8499,7 @@ qtok195:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp196:
+qgrp192:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -7641,7 +8520,7 @@ qgrp196:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp196
+	JNZ           qgrp192
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R13), Y3
 	VBROADCASTSS  (R14), Y4
@@ -7672,13 +8551,13 @@ qgrp196:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok195
+	JNZ           qtok191
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_191
+	JNZ           qrows1_187
 
-qdone192:
+qdone188:
 	VZEROUPPER
 	RET
 
@@ -7746,17 +8625,17 @@ TEXT ·q8_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone200
+	JZ    qdone196
 
-qrows4_197:
+qrows4_193:
 	CMPQ SI, $0x04
-	JL   qtail198
+	JL   qtail194
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok201:
+qtok197:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7766,7 +8645,7 @@ qtok201:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk202:
+qblk198:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -7817,7 +8696,7 @@ qblk202:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk202
+	JNZ          qblk198
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7850,30 +8729,30 @@ qblk202:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok201
+	JNZ          qtok197
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_197
+	JMP          qrows4_193
 
-qtail198:
+qtail194:
 	TESTQ SI, SI
-	JZ    qdone200
+	JZ    qdone196
 
-qrows1_199:
+qrows1_195:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok203:
+qtok199:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk204:
+qblk200:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -7890,7 +8769,7 @@ qblk204:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk204
+	JNZ          qblk200
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7902,13 +8781,13 @@ qblk204:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok203
+	JNZ          qtok199
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_199
+	JNZ          qrows1_195
 
-qdone200:
+qdone196:
 	VZEROUPPER
 	RET
 
@@ -7923,17 +8802,17 @@ TEXT ·q8_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone208
+	JZ        qdone204
 
-qrows4_205:
+qrows4_201:
 	CMPQ SI, $0x04
-	JL   qtail206
+	JL   qtail202
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok209:
+qtok205:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -7946,7 +8825,7 @@ qtok209:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp210:
+qgrp206:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
@@ -8001,7 +8880,7 @@ qgrp210:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp210
+	JNZ           qgrp206
 	VMOVDQA32     Z0, Z5
 	VMOVDQA32     Z0, Z6
 	VMOVDQA32     Z0, Z7
@@ -8092,23 +8971,23 @@ qgrp210:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok209
+	JNZ           qtok205
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_205
+	JMP           qrows4_201
 
-qtail206:
+qtail202:
 	TESTQ SI, SI
-	JZ    qdone208
+	JZ    qdone204
 
-qrows1_207:
+qrows1_203:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok211:
+qtok207:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -8118,7 +8997,7 @@ qtok211:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp212:
+qgrp208:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -8139,7 +9018,7 @@ qgrp212:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp212
+	JNZ           qgrp208
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R13), Y3
 	VBROADCASTSS  (R14), Y4
@@ -8170,13 +9049,13 @@ qgrp212:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok211
+	JNZ           qtok207
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_207
+	JNZ           qrows1_203
 
-qdone208:
+qdone204:
 	VZEROUPPER
 	RET
 
@@ -8190,17 +9069,17 @@ TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone216
+	JZ    qdone212
 
-qrows4_213:
+qrows4_209:
 	CMPQ SI, $0x04
-	JL   qtail214
+	JL   qtail210
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok217:
+qtok213:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8210,7 +9089,7 @@ qtok217:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk218:
+qblk214:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -8261,7 +9140,7 @@ qblk218:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk218
+	JNZ          qblk214
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8294,30 +9173,30 @@ qblk218:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok217
+	JNZ          qtok213
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_213
+	JMP          qrows4_209
 
-qtail214:
+qtail210:
 	TESTQ SI, SI
-	JZ    qdone216
+	JZ    qdone212
 
-qrows1_215:
+qrows1_211:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok219:
+qtok215:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk220:
+qblk216:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -8334,7 +9213,7 @@ qblk220:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk220
+	JNZ          qblk216
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8346,13 +9225,13 @@ qblk220:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok219
+	JNZ          qtok215
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_215
+	JNZ          qrows1_211
 
-qdone216:
+qdone212:
 	VZEROUPPER
 	RET
 
@@ -8367,17 +9246,17 @@ TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone224
+	JZ        qdone220
 
-qrows4_221:
+qrows4_217:
 	CMPQ SI, $0x04
-	JL   qtail222
+	JL   qtail218
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok225:
+qtok221:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -8390,7 +9269,7 @@ qtok225:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp226:
+qgrp222:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
@@ -8445,7 +9324,7 @@ qgrp226:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp226
+	JNZ           qgrp222
 	VMOVDQA32     Z0, Z5
 	VMOVDQA32     Z0, Z6
 	VMOVDQA32     Z0, Z7
@@ -8536,23 +9415,23 @@ qgrp226:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok225
+	JNZ           qtok221
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_221
+	JMP           qrows4_217
 
-qtail222:
+qtail218:
 	TESTQ SI, SI
-	JZ    qdone224
+	JZ    qdone220
 
-qrows1_223:
+qrows1_219:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok227:
+qtok223:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -8562,7 +9441,7 @@ qtok227:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp228:
+qgrp224:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -8583,7 +9462,7 @@ qgrp228:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp228
+	JNZ           qgrp224
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R13), Y3
 	VBROADCASTSS  (R14), Y4
@@ -8614,13 +9493,13 @@ qgrp228:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok227
+	JNZ           qtok223
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_223
+	JNZ           qrows1_219
 
-qdone224:
+qdone220:
 	VZEROUPPER
 	RET
 
@@ -8634,17 +9513,17 @@ TEXT ·q8_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone232
+	JZ    qdone228
 
-qrows4_229:
+qrows4_225:
 	CMPQ SI, $0x04
-	JL   qtail230
+	JL   qtail226
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok233:
+qtok229:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8654,7 +9533,7 @@ qtok233:
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk234:
+qblk230:
 	PREFETCHT0   13056(R12)
 	PREFETCHT0   13872(R12)
 	PREFETCHT0   14688(R12)
@@ -8705,7 +9584,7 @@ qblk234:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk234
+	JNZ          qblk230
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8738,30 +9617,30 @@ qblk234:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok233
+	JNZ          qtok229
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_229
+	JMP          qrows4_225
 
-qtail230:
+qtail226:
 	TESTQ SI, SI
-	JZ    qdone232
+	JZ    qdone228
 
-qrows1_231:
+qrows1_227:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok235:
+qtok231:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk236:
+qblk232:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -8778,7 +9657,7 @@ qblk236:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk236
+	JNZ          qblk232
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8790,13 +9669,13 @@ qblk236:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok235
+	JNZ          qtok231
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_231
+	JNZ          qrows1_227
 
-qdone232:
+qdone228:
 	VZEROUPPER
 	RET
 
@@ -8811,17 +9690,17 @@ TEXT ·q8_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone240
+	JZ        qdone236
 
-qrows4_237:
+qrows4_233:
 	CMPQ SI, $0x04
-	JL   qtail238
+	JL   qtail234
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok241:
+qtok237:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -8834,7 +9713,7 @@ qtok241:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp242:
+qgrp238:
 	PREFETCHT0    13056(R12)
 	PREFETCHT0    13872(R12)
 	PREFETCHT0    14688(R12)
@@ -8889,7 +9768,7 @@ qgrp242:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp242
+	JNZ           qgrp238
 	VEXTRACTF64X4 $0x01, Z1, Y5
 	VADDPS        Y1, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X1
@@ -8930,23 +9809,23 @@ qgrp242:
 	ADDQ          $0x00000300, R10
 	ADDQ          $0x00000060, R11
 	DECQ          R8
-	JNZ           qtok241
+	JNZ           qtok237
 	ADDQ          $0x00000cc0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_237
+	JMP           qrows4_233
 
-qtail238:
+qtail234:
 	TESTQ SI, SI
-	JZ    qdone240
+	JZ    qdone236
 
-qrows1_239:
+qrows1_235:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok243:
+qtok239:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -8956,7 +9835,7 @@ qtok243:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp244:
+qgrp240:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -8977,7 +9856,7 @@ qgrp244:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp244
+	JNZ           qgrp240
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -8991,13 +9870,13 @@ qgrp244:
 	ADDQ          $0x00000300, R10
 	ADDQ          $0x00000060, R11
 	DECQ          R8
-	JNZ           qtok243
+	JNZ           qtok239
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_239
+	JNZ           qrows1_235
 
-qdone240:
+qdone236:
 	VZEROUPPER
 	RET
 
@@ -9010,9 +9889,9 @@ TEXT ·q8_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_245:
+qrows4_241:
 	CMPQ   SI, $0x04
-	JL     qtail246
+	JL     qtail242
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9022,7 +9901,7 @@ qrows4_245:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk249:
+qblk245:
 	PREFETCHT0   2720(DI)
 	PREFETCHT0   2890(DI)
 	PREFETCHT0   3060(DI)
@@ -9073,7 +9952,7 @@ qblk249:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk249
+	JNZ          qblk245
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -9105,20 +9984,20 @@ qblk249:
 	ADDQ         $0x000002a8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_245
+	JMP          qrows4_241
 
-qtail246:
+qtail242:
 	TESTQ SI, SI
-	JZ    qdone248
+	JZ    qdone244
 
-qrows1_247:
+qrows1_243:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk250:
+qblk246:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -9135,7 +10014,7 @@ qblk250:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk250
+	JNZ          qblk246
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -9146,9 +10025,9 @@ qblk250:
 	ADDQ         $0x000000aa, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_247
+	JNZ          qrows1_243
 
-qdone248:
+qdone244:
 	VZEROUPPER
 	RET
 
@@ -9162,9 +10041,9 @@ TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_251:
+qrows4_247:
 	CMPQ      SI, $0x08
-	JL        qtail252
+	JL        qtail248
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -9181,7 +10060,7 @@ qrows4_251:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp255:
+qgrp251:
 	PREFETCHT0    2720(DI)
 	PREFETCHT0    2890(DI)
 	PREFETCHT0    3060(DI)
@@ -9280,7 +10159,7 @@ qgrp255:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp255
+	JNZ           qgrp251
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -9450,13 +10329,13 @@ qgrp255:
 	ADDQ          $0x00000550, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_251
+	JMP           qrows4_247
 
-qtail252:
+qtail248:
 	TESTQ SI, SI
-	JZ    qdone254
+	JZ    qdone250
 
-qrows1_253:
+qrows1_249:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -9466,7 +10345,7 @@ qrows1_253:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp256:
+qgrp252:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -9487,7 +10366,7 @@ qgrp256:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp256
+	JNZ           qgrp252
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -9517,9 +10396,9 @@ qgrp256:
 	ADDQ          $0x000000aa, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_253
+	JNZ           qrows1_249
 
-qdone254:
+qdone250:
 	VZEROUPPER
 	RET
 
@@ -9532,9 +10411,9 @@ TEXT ·q8_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_257:
+qrows4_253:
 	CMPQ   SI, $0x04
-	JL     qtail258
+	JL     qtail254
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9544,7 +10423,7 @@ qrows4_257:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk261:
+qblk257:
 	PREFETCHT0   34816(DI)
 	PREFETCHT0   36992(DI)
 	PREFETCHT0   39168(DI)
@@ -9595,7 +10474,7 @@ qblk261:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk261
+	JNZ          qblk257
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -9627,20 +10506,20 @@ qblk261:
 	ADDQ         $0x00002200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_257
+	JMP          qrows4_253
 
-qtail258:
+qtail254:
 	TESTQ SI, SI
-	JZ    qdone260
+	JZ    qdone256
 
-qrows1_259:
+qrows1_255:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk262:
+qblk258:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -9657,7 +10536,7 @@ qblk262:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk262
+	JNZ          qblk258
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -9668,9 +10547,9 @@ qblk262:
 	ADDQ         $0x00000880, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_259
+	JNZ          qrows1_255
 
-qdone260:
+qdone256:
 	VZEROUPPER
 	RET
 
@@ -9684,9 +10563,9 @@ TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_263:
+qrows4_259:
 	CMPQ      SI, $0x08
-	JL        qtail264
+	JL        qtail260
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -9703,7 +10582,7 @@ qrows4_263:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp267:
+qgrp263:
 	PREFETCHT0    34816(DI)
 	PREFETCHT0    36992(DI)
 	PREFETCHT0    39168(DI)
@@ -9802,7 +10681,7 @@ qgrp267:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp267
+	JNZ           qgrp263
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -9878,13 +10757,13 @@ qgrp267:
 	ADDQ          $0x00004400, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_263
+	JMP           qrows4_259
 
-qtail264:
+qtail260:
 	TESTQ SI, SI
-	JZ    qdone266
+	JZ    qdone262
 
-qrows1_265:
+qrows1_261:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -9894,7 +10773,7 @@ qrows1_265:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp268:
+qgrp264:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -9915,7 +10794,7 @@ qgrp268:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp268
+	JNZ           qgrp264
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -9928,9 +10807,9 @@ qgrp268:
 	ADDQ          $0x00000880, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_265
+	JNZ           qrows1_261
 
-qdone266:
+qdone262:
 	VZEROUPPER
 	RET
 
@@ -9943,9 +10822,9 @@ TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_269:
+qrows4_265:
 	CMPQ   SI, $0x04
-	JL     qtail270
+	JL     qtail266
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9955,7 +10834,7 @@ qrows4_269:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk273:
+qblk269:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -10006,7 +10885,7 @@ qblk273:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk273
+	JNZ          qblk269
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -10038,20 +10917,20 @@ qblk273:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_269
+	JMP          qrows4_265
 
-qtail270:
+qtail266:
 	TESTQ SI, SI
-	JZ    qdone272
+	JZ    qdone268
 
-qrows1_271:
+qrows1_267:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk274:
+qblk270:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -10068,7 +10947,7 @@ qblk274:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk274
+	JNZ          qblk270
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -10079,9 +10958,9 @@ qblk274:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_271
+	JNZ          qrows1_267
 
-qdone272:
+qdone268:
 	VZEROUPPER
 	RET
 
@@ -10095,9 +10974,9 @@ TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_275:
+qrows4_271:
 	CMPQ      SI, $0x08
-	JL        qtail276
+	JL        qtail272
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -10114,7 +10993,7 @@ qrows4_275:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp279:
+qgrp275:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -10213,7 +11092,7 @@ qgrp279:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp279
+	JNZ           qgrp275
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -10383,13 +11262,13 @@ qgrp279:
 	ADDQ          $0x00000990, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_275
+	JMP           qrows4_271
 
-qtail276:
+qtail272:
 	TESTQ SI, SI
-	JZ    qdone278
+	JZ    qdone274
 
-qrows1_277:
+qrows1_273:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -10399,7 +11278,7 @@ qrows1_277:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp280:
+qgrp276:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -10420,7 +11299,7 @@ qgrp280:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp280
+	JNZ           qgrp276
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -10450,9 +11329,9 @@ qgrp280:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_277
+	JNZ           qrows1_273
 
-qdone278:
+qdone274:
 	VZEROUPPER
 	RET
 
@@ -10465,9 +11344,9 @@ TEXT ·q8_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_281:
+qrows4_277:
 	CMPQ   SI, $0x04
-	JL     qtail282
+	JL     qtail278
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -10477,7 +11356,7 @@ qrows4_281:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk285:
+qblk281:
 	PREFETCHT0   544(DI)
 	PREFETCHT0   578(DI)
 	PREFETCHT0   612(DI)
@@ -10528,7 +11407,7 @@ qblk285:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk285
+	JNZ          qblk281
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -10560,20 +11439,20 @@ qblk285:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_281
+	JMP          qrows4_277
 
-qtail282:
+qtail278:
 	TESTQ SI, SI
-	JZ    qdone284
+	JZ    qdone280
 
-qrows1_283:
+qrows1_279:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk286:
+qblk282:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -10590,7 +11469,7 @@ qblk286:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk286
+	JNZ          qblk282
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -10601,9 +11480,9 @@ qblk286:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_283
+	JNZ          qrows1_279
 
-qdone284:
+qdone280:
 	VZEROUPPER
 	RET
 
@@ -10617,9 +11496,9 @@ TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_287:
+qrows4_283:
 	CMPQ          SI, $0x08
-	JL            qtail288
+	JL            qtail284
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -10800,13 +11679,13 @@ qrows4_287:
 	ADDQ          $0x00000110, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_287
+	JMP           qrows4_283
 
-qtail288:
+qtail284:
 	TESTQ SI, SI
-	JZ    qdone290
+	JZ    qdone286
 
-qrows1_289:
+qrows1_285:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, DI
 	MOVQ          DX, R8
@@ -10840,9 +11719,9 @@ qrows1_289:
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_289
+	JNZ           qrows1_285
 
-qdone290:
+qdone286:
 	VZEROUPPER
 	RET
 
@@ -10855,9 +11734,9 @@ TEXT ·q8_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_291:
+qrows4_287:
 	CMPQ   SI, $0x04
-	JL     qtail292
+	JL     qtail288
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -10867,7 +11746,7 @@ qrows4_291:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk295:
+qblk291:
 	PREFETCHT0   9248(DI)
 	PREFETCHT0   9826(DI)
 	PREFETCHT0   10404(DI)
@@ -10918,7 +11797,7 @@ qblk295:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk295
+	JNZ          qblk291
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -10950,20 +11829,20 @@ qblk295:
 	ADDQ         $0x00000908, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_291
+	JMP          qrows4_287
 
-qtail292:
+qtail288:
 	TESTQ SI, SI
-	JZ    qdone294
+	JZ    qdone290
 
-qrows1_293:
+qrows1_289:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk296:
+qblk292:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -10980,7 +11859,7 @@ qblk296:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk296
+	JNZ          qblk292
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -10991,9 +11870,9 @@ qblk296:
 	ADDQ         $0x00000242, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_293
+	JNZ          qrows1_289
 
-qdone294:
+qdone290:
 	VZEROUPPER
 	RET
 
@@ -11007,9 +11886,9 @@ TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_297:
+qrows4_293:
 	CMPQ      SI, $0x08
-	JL        qtail298
+	JL        qtail294
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -11026,7 +11905,7 @@ qrows4_297:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp301:
+qgrp297:
 	PREFETCHT0    9248(DI)
 	PREFETCHT0    9826(DI)
 	PREFETCHT0    10404(DI)
@@ -11125,7 +12004,7 @@ qgrp301:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp301
+	JNZ           qgrp297
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -11295,13 +12174,13 @@ qgrp301:
 	ADDQ          $0x00001210, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_297
+	JMP           qrows4_293
 
-qtail298:
+qtail294:
 	TESTQ SI, SI
-	JZ    qdone300
+	JZ    qdone296
 
-qrows1_299:
+qrows1_295:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -11311,7 +12190,7 @@ qrows1_299:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp302:
+qgrp298:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -11332,7 +12211,7 @@ qgrp302:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp302
+	JNZ           qgrp298
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -11362,9 +12241,9 @@ qgrp302:
 	ADDQ          $0x00000242, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_299
+	JNZ           qrows1_295
 
-qdone300:
+qdone296:
 	VZEROUPPER
 	RET
 
@@ -11377,9 +12256,9 @@ TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_303:
+qrows4_299:
 	CMPQ   SI, $0x04
-	JL     qtail304
+	JL     qtail300
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11389,7 +12268,7 @@ qrows4_303:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk307:
+qblk303:
 	PREFETCHT0   1088(DI)
 	PREFETCHT0   1156(DI)
 	PREFETCHT0   1224(DI)
@@ -11440,7 +12319,7 @@ qblk307:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk307
+	JNZ          qblk303
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -11472,20 +12351,20 @@ qblk307:
 	ADDQ         $0x00000110, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_303
+	JMP          qrows4_299
 
-qtail304:
+qtail300:
 	TESTQ SI, SI
-	JZ    qdone306
+	JZ    qdone302
 
-qrows1_305:
+qrows1_301:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk308:
+qblk304:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -11502,7 +12381,7 @@ qblk308:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk308
+	JNZ          qblk304
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -11513,9 +12392,9 @@ qblk308:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_305
+	JNZ          qrows1_301
 
-qdone306:
+qdone302:
 	VZEROUPPER
 	RET
 
@@ -11529,9 +12408,9 @@ TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_309:
+qrows4_305:
 	CMPQ      SI, $0x08
-	JL        qtail310
+	JL        qtail306
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -11548,7 +12427,7 @@ qrows4_309:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp313:
+qgrp309:
 	PREFETCHT0    1088(DI)
 	PREFETCHT0    1156(DI)
 	PREFETCHT0    1224(DI)
@@ -11647,7 +12526,7 @@ qgrp313:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp313
+	JNZ           qgrp309
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -11723,13 +12602,13 @@ qgrp313:
 	ADDQ          $0x00000220, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_309
+	JMP           qrows4_305
 
-qtail310:
+qtail306:
 	TESTQ SI, SI
-	JZ    qdone312
+	JZ    qdone308
 
-qrows1_311:
+qrows1_307:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -11739,7 +12618,7 @@ qrows1_311:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp314:
+qgrp310:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -11760,7 +12639,7 @@ qgrp314:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp314
+	JNZ           qgrp310
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -11773,9 +12652,9 @@ qgrp314:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_311
+	JNZ           qrows1_307
 
-qdone312:
+qdone308:
 	VZEROUPPER
 	RET
 
@@ -11788,9 +12667,9 @@ TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_315:
+qrows4_311:
 	CMPQ   SI, $0x04
-	JL     qtail316
+	JL     qtail312
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11800,7 +12679,7 @@ qrows4_315:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk319:
+qblk315:
 	PREFETCHT0   13056(DI)
 	PREFETCHT0   13872(DI)
 	PREFETCHT0   14688(DI)
@@ -11851,7 +12730,7 @@ qblk319:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk319
+	JNZ          qblk315
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -11883,20 +12762,20 @@ qblk319:
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_315
+	JMP          qrows4_311
 
-qtail316:
+qtail312:
 	TESTQ SI, SI
-	JZ    qdone318
+	JZ    qdone314
 
-qrows1_317:
+qrows1_313:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk320:
+qblk316:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -11913,7 +12792,7 @@ qblk320:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk320
+	JNZ          qblk316
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -11924,9 +12803,9 @@ qblk320:
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_317
+	JNZ          qrows1_313
 
-qdone318:
+qdone314:
 	VZEROUPPER
 	RET
 
@@ -11940,9 +12819,9 @@ TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_321:
+qrows4_317:
 	CMPQ      SI, $0x08
-	JL        qtail322
+	JL        qtail318
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -11959,7 +12838,7 @@ qrows4_321:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp325:
+qgrp321:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
@@ -12058,7 +12937,7 @@ qgrp325:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp325
+	JNZ           qgrp321
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -12134,13 +13013,13 @@ qgrp325:
 	ADDQ          $0x00001980, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_321
+	JMP           qrows4_317
 
-qtail322:
+qtail318:
 	TESTQ SI, SI
-	JZ    qdone324
+	JZ    qdone320
 
-qrows1_323:
+qrows1_319:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -12150,7 +13029,7 @@ qrows1_323:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp326:
+qgrp322:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -12171,7 +13050,7 @@ qgrp326:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp326
+	JNZ           qgrp322
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -12184,9 +13063,9 @@ qgrp326:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_323
+	JNZ           qrows1_319
 
-qdone324:
+qdone320:
 	VZEROUPPER
 	RET
 
@@ -12199,9 +13078,9 @@ TEXT ·q8_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_327:
+qrows4_323:
 	CMPQ   SI, $0x04
-	JL     qtail328
+	JL     qtail324
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -12211,7 +13090,7 @@ qrows4_327:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk331:
+qblk327:
 	PREFETCHT0   1632(DI)
 	PREFETCHT0   1734(DI)
 	PREFETCHT0   1836(DI)
@@ -12262,7 +13141,7 @@ qblk331:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk331
+	JNZ          qblk327
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -12294,20 +13173,20 @@ qblk331:
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_327
+	JMP          qrows4_323
 
-qtail328:
+qtail324:
 	TESTQ SI, SI
-	JZ    qdone330
+	JZ    qdone326
 
-qrows1_329:
+qrows1_325:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk332:
+qblk328:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -12324,7 +13203,7 @@ qblk332:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk332
+	JNZ          qblk328
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -12335,9 +13214,9 @@ qblk332:
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_329
+	JNZ          qrows1_325
 
-qdone330:
+qdone326:
 	VZEROUPPER
 	RET
 
@@ -12351,9 +13230,9 @@ TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_333:
+qrows4_329:
 	CMPQ      SI, $0x08
-	JL        qtail334
+	JL        qtail330
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -12370,7 +13249,7 @@ qrows4_333:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp337:
+qgrp333:
 	PREFETCHT0    1632(DI)
 	PREFETCHT0    1734(DI)
 	PREFETCHT0    1836(DI)
@@ -12469,7 +13348,7 @@ qgrp337:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp337
+	JNZ           qgrp333
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -12639,13 +13518,13 @@ qgrp337:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_333
+	JMP           qrows4_329
 
-qtail334:
+qtail330:
 	TESTQ SI, SI
-	JZ    qdone336
+	JZ    qdone332
 
-qrows1_335:
+qrows1_331:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -12655,7 +13534,7 @@ qrows1_335:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp338:
+qgrp334:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -12676,7 +13555,7 @@ qgrp338:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp338
+	JNZ           qgrp334
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -12706,8 +13585,8 @@ qgrp338:
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_335
+	JNZ           qrows1_331
 
-qdone336:
+qdone332:
 	VZEROUPPER
 	RET
