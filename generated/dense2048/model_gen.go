@@ -175,7 +175,13 @@ type batch struct {
 }
 
 func (m *Model) NewSession() model.Session {
-	return &Session{m: m}
+	s := &Session{m: m}
+	for l := range s.keys {
+		for p := range s.keys[l] {
+			s.keys[l][p][0][0], s.values[l][p][0][0] = 0, 0
+		}
+	}
+	return s
 }
 
 // Forward runs token at position pos and returns the logits.

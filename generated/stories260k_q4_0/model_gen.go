@@ -177,7 +177,13 @@ type batch struct {
 }
 
 func (m *Model) NewSession() model.Session {
-	return &Session{m: m}
+	s := &Session{m: m}
+	for l := range s.keys {
+		for p := range s.keys[l] {
+			s.keys[l][p][0][0], s.values[l][p][0][0] = 0, 0
+		}
+	}
+	return s
 }
 
 // QFormat is the block format of the quantised matrices.

@@ -149,8 +149,9 @@ func benchModel(ctx context.Context, m model.Model, steps int) (benchResult, err
 	}
 	dec := time.Since(t0).Seconds()
 
+	ps := m.NewSession() // made outside the timer, like the decode session
 	t0 = time.Now()
-	m.NewSession().Prefill(toks, 0)
+	ps.Prefill(toks, 0)
 	pre := time.Since(t0).Seconds()
 	return benchResult{steps: steps, decode: float64(steps) / dec, prefill: float64(steps) / pre}, nil
 }
