@@ -47,9 +47,9 @@ import (
 // of tokens × W outputs accumulates over all C inputs (a panel row of W
 // floats loaded, a token's input broadcast) and is stored once.
 //
-// SwiGLU (TSwiGLU) and its gradient (TSwiGLUBack) over n rows of F:
+// SwiGLU's gradient (TSwiGLUBack) over n rows of F (the forward is the
+// batched pass's OpSiLUMul kernel, which the trainer calls too):
 //
-//	func(out, gu *float32, n int)          out[t*F+i] = silu(g)·u
 //	func(dgu, dout, gu *float32, n int)    dg += dout·u·σ(g)·(1+g·(1−σ(g))), du += dout·g·σ(g)
 //
 // with g = gu[t*2F+i], u = gu[t*2F+F+i] (gate and up adjacent per row).
@@ -58,7 +58,7 @@ type TKernel struct {
 	ISA        ISA
 	Rows, Cols int // TMatMulP: outputs and inputs
 	Vocab      int // TSoftmax: the row length
-	FFN        int // TSwiGLU, TSwiGLUBack: F
+	FFN        int // TSwiGLUBack: F
 	// TAttBwd: head size and row stride of q, k, v, dq, dk, dv.
 	HeadDim, Stride int
 }
@@ -70,7 +70,6 @@ const (
 	TSoftmax TOp = iota
 	TAttBwd
 	TMatMulP
-	TSwiGLU
 	TSwiGLUBack
 )
 
@@ -94,9 +93,6 @@ func (k TKernel) Name() string {
 	if k.Op == TMatMulP {
 		return fmt.Sprintf("mmpack_%dx%d_%s", k.Rows, k.Cols, k.ISA)
 	}
-	if k.Op == TSwiGLU {
-		return fmt.Sprintf("swiglu_%d_%s", k.FFN, k.ISA)
-	}
 	if k.Op == TSwiGLUBack {
 		return fmt.Sprintf("swiglub_%d_%s", k.FFN, k.ISA)
 	}
@@ -110,9 +106,6 @@ func (k TKernel) Signature() string {
 	}
 	if k.Op == TMatMulP {
 		return "func(out, wp, x *float32, n int)"
-	}
-	if k.Op == TSwiGLU {
-		return "func(out, gu *float32, n int)"
 	}
 	if k.Op == TSwiGLUBack {
 		return "func(dgu, dout, gu *float32, n int)"
@@ -136,7 +129,7 @@ func (k TKernel) lanes() int {
 	if k.Op == TAttBwd {
 		n = k.HeadDim
 	}
-	if k.Op == TSwiGLU || k.Op == TSwiGLUBack {
+	if k.Op == TSwiGLUBack {
 		n = k.FFN
 	}
 	switch {
@@ -163,8 +156,8 @@ func (k TKernel) Supported() bool {
 }
 
 func (k TKernel) doc() string {
-	if k.Op == TSwiGLU || k.Op == TSwiGLUBack {
-		return fmt.Sprintf("%s: SwiGLU (or its gradient) over n rows of %d (gate|up adjacent).", k.Name(), k.FFN)
+	if k.Op == TSwiGLUBack {
+		return fmt.Sprintf("%s: SwiGLU's gradient over n rows of %d (gate|up adjacent).", k.Name(), k.FFN)
 	}
 	if k.Op == TMatMulP {
 		return fmt.Sprintf("%s: out[t*%d+r] = Σ_c x[t*%d+c]·w[r*%[3]d+c] for t < n, w packed in panels of %d rows.", k.Name(), k.Rows, k.Cols, PackWidth(k.ISA))
@@ -230,8 +223,8 @@ func (g *amd) tkernel(k TKernel) {
 		g.softmax(k)
 	} else if k.Op == TMatMulP {
 		g.mmpack(k)
-	} else if k.Op == TSwiGLU || k.Op == TSwiGLUBack {
-		g.swiglu(k)
+	} else if k.Op == TSwiGLUBack {
+		g.swigluBack(k)
 	} else {
 		g.attbwd(k)
 	}
@@ -636,17 +629,11 @@ func (k TKernel) NonTemporal() bool {
 	return k.Op == TMatMulP && k.Rows%16 == 0 && k.Rows >= 8192
 }
 
-// swiglu: row by row, F/L vectors each; σ(g) = 1/(1+e^(−g)).
-func (g *amd) swiglu(k TKernel) {
+// swigluBack: row by row, F/L vectors each; σ(g) = 1/(1+e^(−g)).
+func (g *amd) swigluBack(k TKernel) {
 	c := g.c
 	L, F := g.lanes, k.FFN
-	back := k.Op == TSwiGLUBack
-	var out, dout reg.GPVirtual
-	if back {
-		out, dout = g.loadPtr("dgu"), g.loadPtr("dout")
-	} else {
-		out = g.loadPtr("out")
-	}
+	out, dout := g.loadPtr("dgu"), g.loadPtr("dout")
 	gu := g.loadPtr("gu")
 	cnt := c.GP64()
 	c.MOVQ(g.param("n"), cnt)
@@ -665,39 +652,29 @@ func (g *amd) swiglu(k TKernel) {
 		c.VMULPS(g.f32("minus1", -1), gv, e) // −g
 		g.exp(e, g.vec)
 		c.VADDPS(g.f32("one", 1), e, e)
-		if !back {
-			c.VDIVPS(e, gv, gv) // g·σ(g)
-			c.VMULPS(at(gu, F*4), gv, gv)
-			c.VMOVUPS(gv, at(out, 0))
-		} else {
-			sig := g.vec()
-			c.VMOVUPS(g.f32("one", 1), sig)
-			c.VDIVPS(e, sig, sig)
-			t1 := g.vec()
-			c.VMULPS(at(dout, 0), sig, t1) // dout·σ
-			du := g.vec()
-			c.VMOVUPS(at(out, F*4), du)
-			c.VFMADD231PS(t1, gv, du) // du += dout·σ·g
-			c.VMOVUPS(du, at(out, F*4))
-			oms := g.vec()
-			c.VMOVUPS(g.f32("one", 1), oms)
-			c.VSUBPS(sig, oms, oms)                 // 1−σ
-			c.VFMADD213PS(g.f32("one", 1), gv, oms) // 1+g·(1−σ)
-			c.VMULPS(at(gu, F*4), t1, t1)           // dout·σ·u
-			dg := g.vec()
-			c.VMOVUPS(at(out, 0), dg)
-			c.VFMADD231PS(t1, oms, dg)
-			c.VMOVUPS(dg, at(out, 0))
-		}
+		sig := g.vec()
+		c.VMOVUPS(g.f32("one", 1), sig)
+		c.VDIVPS(e, sig, sig)
+		t1 := g.vec()
+		c.VMULPS(at(dout, 0), sig, t1) // dout·σ
+		du := g.vec()
+		c.VMOVUPS(at(out, F*4), du)
+		c.VFMADD231PS(t1, gv, du) // du += dout·σ·g
+		c.VMOVUPS(du, at(out, F*4))
+		oms := g.vec()
+		c.VMOVUPS(g.f32("one", 1), oms)
+		c.VSUBPS(sig, oms, oms)                 // 1−σ
+		c.VFMADD213PS(g.f32("one", 1), gv, oms) // 1+g·(1−σ)
+		c.VMULPS(at(gu, F*4), t1, t1)           // dout·σ·u
+		dg := g.vec()
+		c.VMOVUPS(at(out, 0), dg)
+		c.VFMADD231PS(t1, oms, dg)
+		c.VMOVUPS(dg, at(out, 0))
 		c.ADDQ(operand.U8(L*4), j)
 		c.DECQ(jn)
 		c.JNE(operand.LabelRef(lbl))
 		c.ADDQ(operand.U32(2*F*4), gu)
-		if back {
-			c.ADDQ(operand.U32(2*F*4), out)
-			c.ADDQ(operand.U32(F*4), dout)
-		} else {
-			c.ADDQ(operand.U32(F*4), out)
-		}
+		c.ADDQ(operand.U32(2*F*4), out)
+		c.ADDQ(operand.U32(F*4), dout)
 	})
 }

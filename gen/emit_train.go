@@ -52,7 +52,6 @@ func (p *Plan) TrainKernels(isa asm.ISA) []asm.TKernel {
 	for _, k := range []asm.TKernel{
 		{Op: asm.TSoftmax, ISA: isa, Vocab: s.Vocab},
 		{Op: asm.TAttBwd, ISA: isa, HeadDim: s.HeadDim(), Stride: s.Dim + 2*s.KVDim()},
-		{Op: asm.TSwiGLU, ISA: isa, FFN: s.FFNDim},
 		{Op: asm.TSwiGLUBack, ISA: isa, FFN: s.FFNDim},
 	} {
 		if k.Supported() {
@@ -160,8 +159,6 @@ func trainSetValue(p *Plan, isa asm.ISA) *Statement {
 			smax = k.Name()
 		case asm.TAttBwd:
 			d[Id("attBwd")] = Id(k.Name())
-		case asm.TSwiGLU:
-			d[Id("swi")] = Id(k.Name())
 		case asm.TSwiGLUBack:
 			d[Id("swib")] = Id(k.Name())
 		}
@@ -237,8 +234,7 @@ func emitTrainer(p *Plan) *File {
 	fields = append(fields,
 		Comment("packW: the panel width of the packed forward kernels fp* (nil without them)."),
 		Id("packW").Int(),
-		Comment("swi, swib: SwiGLU and its gradient over n rows (asm.TKernel); nil: runtime/kernels."),
-		Id("swi").Func().Params(List(Id("out"), Id("gu")).Op("*").Float32(), Id("n").Int()),
+		Comment("swib: SwiGLU's gradient over n rows (asm.TKernel); nil: runtime/kernels."),
 		Id("swib").Func().Params(List(Id("dgu"), Id("dout"), Id("gu")).Op("*").Float32(), Id("n").Int()),
 		Comment("smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max."),
 		Id("smax").Func().Params(Op("*").Float32()).Params(Float64(), Float32()),
@@ -255,6 +251,18 @@ func emitTrainer(p *Plan) *File {
 		Comment("pack holds the weights of the forward product running, in panels (one product at a time)."),
 		Id("pack").Index().Float32())
 
+	ops := Dict{
+		Id("MatMul"):               Id("o").Dot("matmul"),
+		Id("BackwardInput"):        Id("o").Dot("backwardInput"),
+		Id("BackwardWeight"):       Id("o").Dot("backwardWeight"),
+		Id("AttentionSeq"):         Id("o").Dot("attention"),
+		Id("AttentionSeqBackward"): Id("o").Dot("attentionBackward"),
+		Id("SoftmaxCrossEntropy"):  Id("o").Dot("softmaxCrossEntropy"),
+		Id("SwiGLUBackward"):       Id("o").Dot("swigluBackward"),
+	}
+	if hasSiLUMul(p) {
+		ops[Id("SwiGLU")] = Id("o").Dot("swiglu")
+	}
 	f.Comment("NewTrainer returns a trainer for batches of at most B sequences of T tokens:")
 	f.Comment("runtime/generic's trainer running this package's compiled matrix products.")
 	f.Func().Params(Id("m").Op("*").Id("Model")).Id("NewTrainer").Params(List(Id("B"), Id("T")).Int()).Params(Qual(modelPkg, "Trainer"), Error()).Block(
@@ -264,16 +272,7 @@ func emitTrainer(p *Plan) *File {
 		If(List(Id("ts"), Id("ok")).Op(":=").Id("archTrain").Call(Id("kern").Dot("name")), Id("ok")).Block(
 			Id("o").Dot("ts").Op("=").Id("ts"),
 		),
-		Return(Id("g").Assert(Op("*").Qual(genericPkg, "Model")).Dot("NewTrainerOps").Call(Id("B"), Id("T"), Qual(genericPkg, "TrainOps").Values(Dict{
-			Id("MatMul"):               Id("o").Dot("matmul"),
-			Id("BackwardInput"):        Id("o").Dot("backwardInput"),
-			Id("BackwardWeight"):       Id("o").Dot("backwardWeight"),
-			Id("AttentionSeq"):         Id("o").Dot("attention"),
-			Id("AttentionSeqBackward"): Id("o").Dot("attentionBackward"),
-			Id("SoftmaxCrossEntropy"):  Id("o").Dot("softmaxCrossEntropy"),
-			Id("SwiGLU"):               Id("o").Dot("swiglu"),
-			Id("SwiGLUBackward"):       Id("o").Dot("swigluBackward"),
-		}))),
+		Return(Id("g").Assert(Op("*").Qual(genericPkg, "Model")).Dot("NewTrainerOps").Call(Id("B"), Id("T"), Qual(genericPkg, "TrainOps").Values(ops))),
 	)
 
 	// pick: the kernels of a product by its shape (I inputs, O outputs).
@@ -488,16 +487,18 @@ func emitTrainAttention(f *File, p *Plan) {
 // kernels for the spec's FFN width, runtime/kernels otherwise.
 func emitSwiGLU(f *File, p *Plan) {
 	F := p.Spec.FFNDim
-	f.Comment("swiglu is kernels.SwiGLURows through the path's kernel when it has one.")
-	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("swiglu").Params(List(Id("out"), Id("gu")).Index().Float32(), List(Id("N"), Id("F")).Int()).Block(
-		If(Id("o").Dot("ts").Dot("swi").Op("==").Nil().Op("||").Id("F").Op("!=").Lit(F).Op("||").Id("N").Op("<").Lit(1)).Block(
-			Qual(kernelsPkg, "SwiGLURows").Call(Id("out"), Id("gu"), Id("N"), Id("F")),
-			Return(),
-		),
-		Id("_").Op("=").Id("out").Index(Id("N").Op("*").Lit(F).Op("-").Lit(1)),
-		Id("_").Op("=").Id("gu").Index(Id("N").Op("*").Lit(2*F).Op("-").Lit(1)),
-		Id("o").Dot("ts").Dot("swi").Call(Op("&").Id("out").Index(Lit(0)), Op("&").Id("gu").Index(Lit(0)), Id("N")),
-	)
+	if hasSiLUMul(p) {
+		f.Comment("swiglu is kernels.SwiGLURows through the batched pass's SiLU·mul kernel (every path has one).")
+		f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("swiglu").Params(List(Id("out"), Id("gu")).Index().Float32(), List(Id("N"), Id("F")).Int()).Block(
+			If(Id("F").Op("!=").Lit(F).Op("||").Id("N").Op("<").Lit(1)).Block(
+				Qual(kernelsPkg, "SwiGLURows").Call(Id("out"), Id("gu"), Id("N"), Id("F")),
+				Return(),
+			),
+			Id("_").Op("=").Id("out").Index(Id("N").Op("*").Lit(F).Op("-").Lit(1)),
+			Id("_").Op("=").Id("gu").Index(Id("N").Op("*").Lit(2*F).Op("-").Lit(1)),
+			Id("o").Dot("ks").Dot(p.SiLUMul.Field).Call(Op("&").Id("out").Index(Lit(0)), Op("&").Id("gu").Index(Lit(0)), Id("N")),
+		)
+	}
 	f.Comment("swigluBackward is kernels.SwiGLURowsBackward through the path's kernel when it has one.")
 	f.Func().Params(Id("o").Op("*").Id("trainOps")).Id("swigluBackward").Params(List(Id("dgu"), Id("dout"), Id("gu")).Index().Float32(), List(Id("N"), Id("F")).Int()).Block(
 		If(Id("o").Dot("ts").Dot("swib").Op("==").Nil().Op("||").Id("F").Op("!=").Lit(F).Op("||").Id("N").Op("<").Lit(1)).Block(

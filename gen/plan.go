@@ -142,6 +142,17 @@ func (p *Plan) Calls() []KCall {
 	return p.withAttDecode([]KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.SiLUMul, p.MMDown, p.MMCls, p.TrainAttention})
 }
 
+// hasSiLUMul reports whether the plan's kernel set has the batched pass's
+// SiLU·mul epilogue (dense plans; an MoE plan's experts have their own).
+func hasSiLUMul(p *Plan) bool {
+	for _, c := range p.Calls() {
+		if c.Field == p.SiLUMul.Field {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Plan) withAttDecode(cs []KCall) []KCall {
 	if p.AttDecode.Kernel.Op != 0 {
 		cs = append(cs, p.AttDecode)

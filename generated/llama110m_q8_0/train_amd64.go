@@ -27,7 +27,6 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:    mmpack_2304x768_avx2,
 			packW:    16,
 			smax:     softmax_32000_avx2,
-			swi:      swiglu_2048_avx2,
 			swib:     swiglub_2048_avx2,
 		}, true
 	case "avx512":
@@ -50,7 +49,6 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:    mmpack_2304x768_avx512,
 			packW:    48,
 			smax:     softmax_32000_avx512,
-			swi:      swiglu_2048_avx512,
 			swib:     swiglub_2048_avx512,
 		}, true
 	}

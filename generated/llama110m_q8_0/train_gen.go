@@ -29,8 +29,7 @@ type trainSet struct {
 	fpCls    func(out, wp, x *float32, n int)
 	// packW: the panel width of the packed forward kernels fp* (nil without them).
 	packW int
-	// swi, swib: SwiGLU and its gradient over n rows (asm.TKernel); nil: runtime/kernels.
-	swi  func(out, gu *float32, n int)
+	// swib: SwiGLU's gradient over n rows (asm.TKernel); nil: runtime/kernels.
 	swib func(dgu, dout, gu *float32, n int)
 	// smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max.
 	smax func(*float32) (float64, float32)
@@ -270,15 +269,15 @@ func softmaxRow(p *float32) (z float64, m float32) {
 	return
 }
 
-// swiglu is kernels.SwiGLURows through the path's kernel when it has one.
+// swiglu is kernels.SwiGLURows through the batched pass's SiLU·mul kernel (every path has one).
 func (o *trainOps) swiglu(out, gu []float32, N, F int) {
-	if o.ts.swi == nil || F != 2048 || N < 1 {
+	if F != 2048 || N < 1 {
 		kernels.SwiGLURows(out, gu, N, F)
 		return
 	}
 	_ = out[N*2048-1]
 	_ = gu[N*4096-1]
-	o.ts.swi(&out[0], &gu[0], N)
+	o.ks.siluMul(&out[0], &gu[0], N)
 }
 
 // swigluBackward is kernels.SwiGLURowsBackward through the path's kernel when it has one.

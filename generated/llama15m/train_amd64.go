@@ -27,7 +27,6 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:    mmpack_864x288_avx2,
 			packW:    16,
 			smax:     softmax_32000_avx2,
-			swi:      swiglu_768_avx2,
 			swib:     swiglub_768_avx2,
 		}, true
 	case "avx512":
@@ -50,7 +49,6 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:    mmpack_864x288_avx512,
 			packW:    48,
 			smax:     softmax_32000_avx512,
-			swi:      swiglu_768_avx512,
 			swib:     swiglub_768_avx512,
 		}, true
 	}

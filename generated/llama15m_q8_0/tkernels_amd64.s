@@ -3544,126 +3544,6 @@ ldone186:
 	VZEROUPPER
 	RET
 
-// func swiglu_768_avx2(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·swiglu_768_avx2(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone190
-
-l1l189:
-	XORQ BX, BX
-	MOVQ $0x00000060, SI
-
-sw191:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       3072(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw191
-	ADDQ         $0x00001800, CX
-	ADDQ         $0x00000c00, AX
-	DECQ         DX
-	JNE          l1l189
-
-ldone190:
-	VZEROUPPER
-	RET
-
-DATA minus1<>+0(SB)/4, $0xbf800000
-DATA minus1<>+4(SB)/4, $0xbf800000
-DATA minus1<>+8(SB)/4, $0xbf800000
-DATA minus1<>+12(SB)/4, $0xbf800000
-DATA minus1<>+16(SB)/4, $0xbf800000
-DATA minus1<>+20(SB)/4, $0xbf800000
-DATA minus1<>+24(SB)/4, $0xbf800000
-DATA minus1<>+28(SB)/4, $0xbf800000
-DATA minus1<>+32(SB)/4, $0xbf800000
-DATA minus1<>+36(SB)/4, $0xbf800000
-DATA minus1<>+40(SB)/4, $0xbf800000
-DATA minus1<>+44(SB)/4, $0xbf800000
-DATA minus1<>+48(SB)/4, $0xbf800000
-DATA minus1<>+52(SB)/4, $0xbf800000
-DATA minus1<>+56(SB)/4, $0xbf800000
-DATA minus1<>+60(SB)/4, $0xbf800000
-GLOBL minus1<>(SB), RODATA|NOPTR, $64
-
-// func swiglu_768_avx512(out *float32, gu *float32, n int)
-// Requires: AVX, AVX512F
-TEXT ·swiglu_768_avx512(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone195
-
-l1l194:
-	XORQ BX, BX
-	MOVQ $0x00000030, SI
-
-sw196:
-	VMOVUPS      (CX)(BX*1), Z0
-	VMULPS       minus1<>+0(SB), Z0, Z1
-	VMINPS       exp_hi<>+0(SB), Z1, Z1
-	VMAXPS       exp_lo<>+0(SB), Z1, Z1
-	VMULPS       log2e<>+0(SB), Z1, Z2
-	VRNDSCALEPS  $0x00, Z2, Z2
-	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
-	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
-	VMULPS       Z1, Z1, Z4
-	VFMADD213PS  Z1, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
-	VADDPS       one<>+0(SB), Z1, Z1
-	VDIVPS       Z1, Z0, Z0
-	VMULPS       3072(CX)(BX*1), Z0, Z0
-	VMOVUPS      Z0, (AX)(BX*1)
-	ADDQ         $0x40, BX
-	DECQ         SI
-	JNE          sw196
-	ADDQ         $0x00001800, CX
-	ADDQ         $0x00000c00, AX
-	DECQ         DX
-	JNE          l1l194
-
-ldone195:
-	VZEROUPPER
-	RET
-
 // func swiglub_768_avx2(dgu *float32, dout *float32, gu *float32, n int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·swiglub_768_avx2(SB), NOSPLIT, $0-32
@@ -3672,13 +3552,13 @@ TEXT ·swiglub_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone200
+	JLE   ldone190
 
-l1l199:
+l1l189:
 	XORQ SI, SI
 	MOVQ $0x00000060, DI
 
-sw201:
+sw191:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -3716,16 +3596,34 @@ sw201:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw201
+	JNE          sw191
 	ADDQ         $0x00001800, DX
 	ADDQ         $0x00001800, AX
 	ADDQ         $0x00000c00, CX
 	DECQ         BX
-	JNE          l1l199
+	JNE          l1l189
 
-ldone200:
+ldone190:
 	VZEROUPPER
 	RET
+
+DATA minus1<>+0(SB)/4, $0xbf800000
+DATA minus1<>+4(SB)/4, $0xbf800000
+DATA minus1<>+8(SB)/4, $0xbf800000
+DATA minus1<>+12(SB)/4, $0xbf800000
+DATA minus1<>+16(SB)/4, $0xbf800000
+DATA minus1<>+20(SB)/4, $0xbf800000
+DATA minus1<>+24(SB)/4, $0xbf800000
+DATA minus1<>+28(SB)/4, $0xbf800000
+DATA minus1<>+32(SB)/4, $0xbf800000
+DATA minus1<>+36(SB)/4, $0xbf800000
+DATA minus1<>+40(SB)/4, $0xbf800000
+DATA minus1<>+44(SB)/4, $0xbf800000
+DATA minus1<>+48(SB)/4, $0xbf800000
+DATA minus1<>+52(SB)/4, $0xbf800000
+DATA minus1<>+56(SB)/4, $0xbf800000
+DATA minus1<>+60(SB)/4, $0xbf800000
+GLOBL minus1<>(SB), RODATA|NOPTR, $64
 
 // func swiglub_768_avx512(dgu *float32, dout *float32, gu *float32, n int)
 // Requires: AVX, AVX512F
@@ -3735,13 +3633,13 @@ TEXT ·swiglub_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone205
+	JLE   ldone195
 
-l1l204:
+l1l194:
 	XORQ SI, SI
 	MOVQ $0x00000030, DI
 
-sw206:
+sw196:
 	VMOVUPS      (DX)(SI*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -3779,13 +3677,13 @@ sw206:
 	VMOVUPS      Z0, (AX)(SI*1)
 	ADDQ         $0x40, SI
 	DECQ         DI
-	JNE          sw206
+	JNE          sw196
 	ADDQ         $0x00001800, DX
 	ADDQ         $0x00001800, AX
 	ADDQ         $0x00000c00, CX
 	DECQ         BX
-	JNE          l1l204
+	JNE          l1l194
 
-ldone205:
+ldone195:
 	VZEROUPPER
 	RET

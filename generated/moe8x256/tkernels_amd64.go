@@ -54,22 +54,12 @@ func softmax_512_avx2(row *float32) (z float64, m float32)
 //go:noescape
 func softmax_512_avx512(row *float32) (z float64, m float32)
 
-// swiglu_256_avx2: SwiGLU (or its gradient) over n rows of 256 (gate|up adjacent).
-//
-//go:noescape
-func swiglu_256_avx2(out *float32, gu *float32, n int)
-
-// swiglu_256_avx512: SwiGLU (or its gradient) over n rows of 256 (gate|up adjacent).
-//
-//go:noescape
-func swiglu_256_avx512(out *float32, gu *float32, n int)
-
-// swiglub_256_avx2: SwiGLU (or its gradient) over n rows of 256 (gate|up adjacent).
+// swiglub_256_avx2: SwiGLU's gradient over n rows of 256 (gate|up adjacent).
 //
 //go:noescape
 func swiglub_256_avx2(dgu *float32, dout *float32, gu *float32, n int)
 
-// swiglub_256_avx512: SwiGLU (or its gradient) over n rows of 256 (gate|up adjacent).
+// swiglub_256_avx512: SwiGLU's gradient over n rows of 256 (gate|up adjacent).
 //
 //go:noescape
 func swiglub_256_avx512(dgu *float32, dout *float32, gu *float32, n int)

@@ -21,7 +21,6 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:  mmpack_768x256_avx2,
 			packW:  16,
 			smax:   softmax_512_avx2,
-			swi:    swiglu_256_avx2,
 			swib:   swiglub_256_avx2,
 		}, true
 	case "avx512":
@@ -38,7 +37,6 @@ func archTrain(name string) (trainSet, bool) {
 			fpQKV:  mmpack_768x256_avx512,
 			packW:  48,
 			smax:   softmax_512_avx512,
-			swi:    swiglu_256_avx512,
 			swib:   swiglub_256_avx512,
 		}, true
 	}

@@ -23,8 +23,7 @@ type trainSet struct {
 	fpCls func(out, wp, x *float32, n int)
 	// packW: the panel width of the packed forward kernels fp* (nil without them).
 	packW int
-	// swi, swib: SwiGLU and its gradient over n rows (asm.TKernel); nil: runtime/kernels.
-	swi  func(out, gu *float32, n int)
+	// swib: SwiGLU's gradient over n rows (asm.TKernel); nil: runtime/kernels.
 	swib func(dgu, dout, gu *float32, n int)
 	// smax: softmax of one row of logits in place, returning Σe^(x-m) and m = max.
 	smax func(*float32) (float64, float32)
@@ -72,7 +71,6 @@ func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
 		BackwardWeight:       o.backwardWeight,
 		MatMul:               o.matmul,
 		SoftmaxCrossEntropy:  o.softmaxCrossEntropy,
-		SwiGLU:               o.swiglu,
 		SwiGLUBackward:       o.swigluBackward,
 	})
 }
@@ -254,17 +252,6 @@ func softmaxRow(p *float32) (z float64, m float32) {
 		row[i] *= inv
 	}
 	return
-}
-
-// swiglu is kernels.SwiGLURows through the path's kernel when it has one.
-func (o *trainOps) swiglu(out, gu []float32, N, F int) {
-	if o.ts.swi == nil || F != 256 || N < 1 {
-		kernels.SwiGLURows(out, gu, N, F)
-		return
-	}
-	_ = out[N*256-1]
-	_ = gu[N*512-1]
-	o.ts.swi(&out[0], &gu[0], N)
 }
 
 // swigluBackward is kernels.SwiGLURowsBackward through the path's kernel when it has one.

@@ -13,6 +13,5 @@ type (
 	softmaxfunc = func(row *float32) (z float64, m float32)
 	attbwdfunc  = func(dq, dk, dv, dout, p, q, k, v, dp *float32, n int)
 	mmpackfunc  = func(out, wp, x *float32, n int)
-	swiglufunc  = func(out, gu *float32, n int)
 	swiglubfunc = func(dgu, dout, gu *float32, n int)
 )

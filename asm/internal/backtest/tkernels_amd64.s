@@ -7024,432 +7024,6 @@ ldone362:
 	VZEROUPPER
 	RET
 
-// func swiglu_16_avx2(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·swiglu_16_avx2(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone366
-
-l1l365:
-	XORQ BX, BX
-	MOVQ $0x00000002, SI
-
-sw367:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       64(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw367
-	ADDQ         $0x00000080, CX
-	ADDQ         $0x00000040, AX
-	DECQ         DX
-	JNE          l1l365
-
-ldone366:
-	VZEROUPPER
-	RET
-
-DATA minus1<>+0(SB)/4, $0xbf800000
-DATA minus1<>+4(SB)/4, $0xbf800000
-DATA minus1<>+8(SB)/4, $0xbf800000
-DATA minus1<>+12(SB)/4, $0xbf800000
-DATA minus1<>+16(SB)/4, $0xbf800000
-DATA minus1<>+20(SB)/4, $0xbf800000
-DATA minus1<>+24(SB)/4, $0xbf800000
-DATA minus1<>+28(SB)/4, $0xbf800000
-DATA minus1<>+32(SB)/4, $0xbf800000
-DATA minus1<>+36(SB)/4, $0xbf800000
-DATA minus1<>+40(SB)/4, $0xbf800000
-DATA minus1<>+44(SB)/4, $0xbf800000
-DATA minus1<>+48(SB)/4, $0xbf800000
-DATA minus1<>+52(SB)/4, $0xbf800000
-DATA minus1<>+56(SB)/4, $0xbf800000
-DATA minus1<>+60(SB)/4, $0xbf800000
-GLOBL minus1<>(SB), RODATA|NOPTR, $64
-
-// func swiglu_16_avx512(out *float32, gu *float32, n int)
-// Requires: AVX, AVX512F
-TEXT ·swiglu_16_avx512(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone371
-
-l1l370:
-	XORQ BX, BX
-	MOVQ $0x00000001, SI
-
-sw372:
-	VMOVUPS      (CX)(BX*1), Z0
-	VMULPS       minus1<>+0(SB), Z0, Z1
-	VMINPS       exp_hi<>+0(SB), Z1, Z1
-	VMAXPS       exp_lo<>+0(SB), Z1, Z1
-	VMULPS       log2e<>+0(SB), Z1, Z2
-	VRNDSCALEPS  $0x00, Z2, Z2
-	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
-	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
-	VMULPS       Z1, Z1, Z4
-	VFMADD213PS  Z1, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
-	VADDPS       one<>+0(SB), Z1, Z1
-	VDIVPS       Z1, Z0, Z0
-	VMULPS       64(CX)(BX*1), Z0, Z0
-	VMOVUPS      Z0, (AX)(BX*1)
-	ADDQ         $0x40, BX
-	DECQ         SI
-	JNE          sw372
-	ADDQ         $0x00000080, CX
-	ADDQ         $0x00000040, AX
-	DECQ         DX
-	JNE          l1l370
-
-ldone371:
-	VZEROUPPER
-	RET
-
-// func swiglu_24_avx2(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·swiglu_24_avx2(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone376
-
-l1l375:
-	XORQ BX, BX
-	MOVQ $0x00000003, SI
-
-sw377:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       96(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw377
-	ADDQ         $0x000000c0, CX
-	ADDQ         $0x00000060, AX
-	DECQ         DX
-	JNE          l1l375
-
-ldone376:
-	VZEROUPPER
-	RET
-
-// func swiglu_24_avx512(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
-TEXT ·swiglu_24_avx512(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone381
-
-l1l380:
-	XORQ BX, BX
-	MOVQ $0x00000003, SI
-
-sw382:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VRNDSCALEPS  $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       96(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw382
-	ADDQ         $0x000000c0, CX
-	ADDQ         $0x00000060, AX
-	DECQ         DX
-	JNE          l1l380
-
-ldone381:
-	VZEROUPPER
-	RET
-
-// func swiglu_768_avx2(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·swiglu_768_avx2(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone386
-
-l1l385:
-	XORQ BX, BX
-	MOVQ $0x00000060, SI
-
-sw387:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       3072(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw387
-	ADDQ         $0x00001800, CX
-	ADDQ         $0x00000c00, AX
-	DECQ         DX
-	JNE          l1l385
-
-ldone386:
-	VZEROUPPER
-	RET
-
-// func swiglu_768_avx512(out *float32, gu *float32, n int)
-// Requires: AVX, AVX512F
-TEXT ·swiglu_768_avx512(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone391
-
-l1l390:
-	XORQ BX, BX
-	MOVQ $0x00000030, SI
-
-sw392:
-	VMOVUPS      (CX)(BX*1), Z0
-	VMULPS       minus1<>+0(SB), Z0, Z1
-	VMINPS       exp_hi<>+0(SB), Z1, Z1
-	VMAXPS       exp_lo<>+0(SB), Z1, Z1
-	VMULPS       log2e<>+0(SB), Z1, Z2
-	VRNDSCALEPS  $0x00, Z2, Z2
-	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
-	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
-	VMULPS       Z1, Z1, Z4
-	VFMADD213PS  Z1, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
-	VADDPS       one<>+0(SB), Z1, Z1
-	VDIVPS       Z1, Z0, Z0
-	VMULPS       3072(CX)(BX*1), Z0, Z0
-	VMOVUPS      Z0, (AX)(BX*1)
-	ADDQ         $0x40, BX
-	DECQ         SI
-	JNE          sw392
-	ADDQ         $0x00001800, CX
-	ADDQ         $0x00000c00, AX
-	DECQ         DX
-	JNE          l1l390
-
-ldone391:
-	VZEROUPPER
-	RET
-
-// func swiglu_8_avx2(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·swiglu_8_avx2(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone396
-
-l1l395:
-	XORQ BX, BX
-	MOVQ $0x00000001, SI
-
-sw397:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       32(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw397
-	ADDQ         $0x00000040, CX
-	ADDQ         $0x00000020, AX
-	DECQ         DX
-	JNE          l1l395
-
-ldone396:
-	VZEROUPPER
-	RET
-
-// func swiglu_8_avx512(out *float32, gu *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
-TEXT ·swiglu_8_avx512(SB), NOSPLIT, $0-24
-	MOVQ  out+0(FP), AX
-	MOVQ  gu+8(FP), CX
-	MOVQ  n+16(FP), DX
-	TESTQ DX, DX
-	JLE   ldone401
-
-l1l400:
-	XORQ BX, BX
-	MOVQ $0x00000001, SI
-
-sw402:
-	VMOVUPS      (CX)(BX*1), Y0
-	VMULPS       minus1<>+0(SB), Y0, Y1
-	VMINPS       exp_hi<>+0(SB), Y1, Y1
-	VMAXPS       exp_lo<>+0(SB), Y1, Y1
-	VMULPS       log2e<>+0(SB), Y1, Y2
-	VRNDSCALEPS  $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
-	VMOVUPS      exp_p0<>+0(SB), Y3
-	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
-	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
-	VMULPS       Y1, Y1, Y4
-	VFMADD213PS  Y1, Y4, Y3
-	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
-	VADDPS       one<>+0(SB), Y1, Y1
-	VDIVPS       Y1, Y0, Y0
-	VMULPS       32(CX)(BX*1), Y0, Y0
-	VMOVUPS      Y0, (AX)(BX*1)
-	ADDQ         $0x20, BX
-	DECQ         SI
-	JNE          sw402
-	ADDQ         $0x00000040, CX
-	ADDQ         $0x00000020, AX
-	DECQ         DX
-	JNE          l1l400
-
-ldone401:
-	VZEROUPPER
-	RET
-
 // func swiglub_16_avx2(dgu *float32, dout *float32, gu *float32, n int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·swiglub_16_avx2(SB), NOSPLIT, $0-32
@@ -7458,13 +7032,13 @@ TEXT ·swiglub_16_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone406
+	JLE   ldone366
 
-l1l405:
+l1l365:
 	XORQ SI, SI
 	MOVQ $0x00000002, DI
 
-sw407:
+sw367:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7502,16 +7076,34 @@ sw407:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw407
+	JNE          sw367
 	ADDQ         $0x00000080, DX
 	ADDQ         $0x00000080, AX
 	ADDQ         $0x00000040, CX
 	DECQ         BX
-	JNE          l1l405
+	JNE          l1l365
 
-ldone406:
+ldone366:
 	VZEROUPPER
 	RET
+
+DATA minus1<>+0(SB)/4, $0xbf800000
+DATA minus1<>+4(SB)/4, $0xbf800000
+DATA minus1<>+8(SB)/4, $0xbf800000
+DATA minus1<>+12(SB)/4, $0xbf800000
+DATA minus1<>+16(SB)/4, $0xbf800000
+DATA minus1<>+20(SB)/4, $0xbf800000
+DATA minus1<>+24(SB)/4, $0xbf800000
+DATA minus1<>+28(SB)/4, $0xbf800000
+DATA minus1<>+32(SB)/4, $0xbf800000
+DATA minus1<>+36(SB)/4, $0xbf800000
+DATA minus1<>+40(SB)/4, $0xbf800000
+DATA minus1<>+44(SB)/4, $0xbf800000
+DATA minus1<>+48(SB)/4, $0xbf800000
+DATA minus1<>+52(SB)/4, $0xbf800000
+DATA minus1<>+56(SB)/4, $0xbf800000
+DATA minus1<>+60(SB)/4, $0xbf800000
+GLOBL minus1<>(SB), RODATA|NOPTR, $64
 
 // func swiglub_16_avx512(dgu *float32, dout *float32, gu *float32, n int)
 // Requires: AVX, AVX512F
@@ -7521,13 +7113,13 @@ TEXT ·swiglub_16_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone411
+	JLE   ldone371
 
-l1l410:
+l1l370:
 	XORQ SI, SI
 	MOVQ $0x00000001, DI
 
-sw412:
+sw372:
 	VMOVUPS      (DX)(SI*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -7565,14 +7157,14 @@ sw412:
 	VMOVUPS      Z0, (AX)(SI*1)
 	ADDQ         $0x40, SI
 	DECQ         DI
-	JNE          sw412
+	JNE          sw372
 	ADDQ         $0x00000080, DX
 	ADDQ         $0x00000080, AX
 	ADDQ         $0x00000040, CX
 	DECQ         BX
-	JNE          l1l410
+	JNE          l1l370
 
-ldone411:
+ldone371:
 	VZEROUPPER
 	RET
 
@@ -7584,13 +7176,13 @@ TEXT ·swiglub_24_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone416
+	JLE   ldone376
 
-l1l415:
+l1l375:
 	XORQ SI, SI
 	MOVQ $0x00000003, DI
 
-sw417:
+sw377:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7628,14 +7220,14 @@ sw417:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw417
+	JNE          sw377
 	ADDQ         $0x000000c0, DX
 	ADDQ         $0x000000c0, AX
 	ADDQ         $0x00000060, CX
 	DECQ         BX
-	JNE          l1l415
+	JNE          l1l375
 
-ldone416:
+ldone376:
 	VZEROUPPER
 	RET
 
@@ -7647,13 +7239,13 @@ TEXT ·swiglub_24_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone421
+	JLE   ldone381
 
-l1l420:
+l1l380:
 	XORQ SI, SI
 	MOVQ $0x00000003, DI
 
-sw422:
+sw382:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7691,14 +7283,14 @@ sw422:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw422
+	JNE          sw382
 	ADDQ         $0x000000c0, DX
 	ADDQ         $0x000000c0, AX
 	ADDQ         $0x00000060, CX
 	DECQ         BX
-	JNE          l1l420
+	JNE          l1l380
 
-ldone421:
+ldone381:
 	VZEROUPPER
 	RET
 
@@ -7710,13 +7302,13 @@ TEXT ·swiglub_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone426
+	JLE   ldone386
 
-l1l425:
+l1l385:
 	XORQ SI, SI
 	MOVQ $0x00000060, DI
 
-sw427:
+sw387:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7754,14 +7346,14 @@ sw427:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw427
+	JNE          sw387
 	ADDQ         $0x00001800, DX
 	ADDQ         $0x00001800, AX
 	ADDQ         $0x00000c00, CX
 	DECQ         BX
-	JNE          l1l425
+	JNE          l1l385
 
-ldone426:
+ldone386:
 	VZEROUPPER
 	RET
 
@@ -7773,13 +7365,13 @@ TEXT ·swiglub_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone431
+	JLE   ldone391
 
-l1l430:
+l1l390:
 	XORQ SI, SI
 	MOVQ $0x00000030, DI
 
-sw432:
+sw392:
 	VMOVUPS      (DX)(SI*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -7817,14 +7409,14 @@ sw432:
 	VMOVUPS      Z0, (AX)(SI*1)
 	ADDQ         $0x40, SI
 	DECQ         DI
-	JNE          sw432
+	JNE          sw392
 	ADDQ         $0x00001800, DX
 	ADDQ         $0x00001800, AX
 	ADDQ         $0x00000c00, CX
 	DECQ         BX
-	JNE          l1l430
+	JNE          l1l390
 
-ldone431:
+ldone391:
 	VZEROUPPER
 	RET
 
@@ -7836,13 +7428,13 @@ TEXT ·swiglub_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone436
+	JLE   ldone396
 
-l1l435:
+l1l395:
 	XORQ SI, SI
 	MOVQ $0x00000001, DI
 
-sw437:
+sw397:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7880,14 +7472,14 @@ sw437:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw437
+	JNE          sw397
 	ADDQ         $0x00000040, DX
 	ADDQ         $0x00000040, AX
 	ADDQ         $0x00000020, CX
 	DECQ         BX
-	JNE          l1l435
+	JNE          l1l395
 
-ldone436:
+ldone396:
 	VZEROUPPER
 	RET
 
@@ -7899,13 +7491,13 @@ TEXT ·swiglub_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ  gu+16(FP), DX
 	MOVQ  n+24(FP), BX
 	TESTQ BX, BX
-	JLE   ldone441
+	JLE   ldone401
 
-l1l440:
+l1l400:
 	XORQ SI, SI
 	MOVQ $0x00000001, DI
 
-sw442:
+sw402:
 	VMOVUPS      (DX)(SI*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7943,13 +7535,13 @@ sw442:
 	VMOVUPS      Y0, (AX)(SI*1)
 	ADDQ         $0x20, SI
 	DECQ         DI
-	JNE          sw442
+	JNE          sw402
 	ADDQ         $0x00000040, DX
 	ADDQ         $0x00000040, AX
 	ADDQ         $0x00000020, CX
 	DECQ         BX
-	JNE          l1l440
+	JNE          l1l400
 
-ldone441:
+ldone401:
 	VZEROUPPER
 	RET

@@ -53,17 +53,6 @@ var amd64MMPack = map[string]mmpackfunc{
 	"mmpack_8192x5_avx512":  mmpack_8192x5_avx512,
 }
 
-var amd64SwiGLU = map[string]swiglufunc{
-	"swiglu_8_avx2":     swiglu_8_avx2,
-	"swiglu_16_avx2":    swiglu_16_avx2,
-	"swiglu_24_avx2":    swiglu_24_avx2,
-	"swiglu_768_avx2":   swiglu_768_avx2,
-	"swiglu_8_avx512":   swiglu_8_avx512,
-	"swiglu_16_avx512":  swiglu_16_avx512,
-	"swiglu_24_avx512":  swiglu_24_avx512,
-	"swiglu_768_avx512": swiglu_768_avx512,
-}
-
 var amd64SwiGLUBack = map[string]swiglubfunc{
 	"swiglub_8_avx2":     swiglub_8_avx2,
 	"swiglub_16_avx2":    swiglub_16_avx2,

@@ -52,7 +52,7 @@ func TKernels(isa asm.ISA) []asm.TKernel {
 		ks = append(ks, asm.TKernel{Op: asm.TAttBwd, ISA: isa, HeadDim: h[0], Stride: h[1]})
 	}
 	for _, f := range FFNs {
-		ks = append(ks, asm.TKernel{Op: asm.TSwiGLU, ISA: isa, FFN: f}, asm.TKernel{Op: asm.TSwiGLUBack, ISA: isa, FFN: f})
+		ks = append(ks, asm.TKernel{Op: asm.TSwiGLUBack, ISA: isa, FFN: f})
 	}
 	for _, s := range PackShapes {
 		ks = append(ks, asm.TKernel{Op: asm.TMatMulP, ISA: isa, Rows: s[0], Cols: s[1]})
@@ -156,12 +156,6 @@ func writeTTable(path string, ks []asm.TKernel) error {
 	b.WriteString("}\n\nvar amd64MMPack = map[string]mmpackfunc{\n")
 	for _, k := range ks {
 		if k.Op == asm.TMatMulP {
-			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
-		}
-	}
-	b.WriteString("}\n\nvar amd64SwiGLU = map[string]swiglufunc{\n")
-	for _, k := range ks {
-		if k.Op == asm.TSwiGLU {
 			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
 		}
 	}
