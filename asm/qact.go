@@ -19,10 +19,6 @@ import (
 // x·id rounded half away from zero: trunc(f) + copysign(1, f) where the
 // fraction f - trunc(f) (exact) is at least one half; the code is the low
 // byte of that integer, as Go's conversion keeps it.
-//
-// The same file holds swiglu_avx2 (func(gate, up *float32, n int)): gate[i]
-// = gate[i]/(1+e^-gate[i])·up[i] for i < 8n, e^x as the float kernels
-// compute it (Cephes expf), within a few ulps of runtime/kernels.SwiGLU.
 func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c := build.NewContext()
 	c.ConstraintExpr("!purego")
@@ -136,7 +132,6 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.Label(done)
 	c.VZEROUPPER()
 	c.RET()
-	swiGLUAVX2(c)
 	f, err := c.Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("quantizeAct: %w", err)
@@ -152,42 +147,4 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 		return nil, nil, err
 	}
 	return asmText, stubs, nil
-}
-
-// swiGLUAVX2 emits swiglu_avx2 into c.
-func swiGLUAVX2(c *build.Context) {
-	g := &amd{c: c, isa: AVX2, lanes: 8, nreg: 16, consts: map[string]operand.Mem{}}
-	c.Function("swiglu_avx2")
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(gate, up *float32, n int)")
-	c.Doc("swiglu_avx2 is SwiGLU over 8n values: gate = silu(gate)·up.")
-	param := func(name string) reg.GPVirtual {
-		b, err := c.Param(name).Resolve()
-		if err != nil {
-			panic(err)
-		}
-		r := c.GP64()
-		c.MOVQ(b.Addr, r)
-		return r
-	}
-	gp, up, n := param("gate"), param("up"), param("n")
-	c.TESTQ(n, n)
-	c.JZ(operand.LabelRef("swdone"))
-	c.Label("swloop")
-	gv, e := c.YMM(), c.YMM()
-	c.VMOVUPS(operand.Mem{Base: gp}, gv)
-	c.VMULPS(g.f32("minus1", -1), gv, e)
-	g.exp(e, c.YMM)
-	c.VADDPS(g.f32("one", 1), e, e)
-	c.VDIVPS(e, gv, gv)
-	c.VMULPS(operand.Mem{Base: up}, gv, gv)
-	c.VMOVUPS(gv, operand.Mem{Base: gp})
-	c.ADDQ(operand.U8(32), gp)
-	c.ADDQ(operand.U8(32), up)
-	c.DECQ(n)
-	c.JNZ(operand.LabelRef("swloop"))
-	c.Label("swdone")
-	c.VZEROUPPER()
-	c.RET()
 }

@@ -15,9 +15,8 @@ import (
 // quantised to 8 bits per 32-block once (runtime/quant.QuantizeAct) and
 // shared by the matrices that read it (Q, K, V; gate, up), as in
 // runtime/quant/qmodel, whose arithmetic (RMSNorm, integer dots with one
-// float multiply-add per block) this path follows; SwiGLU is
-// runtime/quant.SwiGLU (AVX2 with the float kernels' exp: a few ulps from
-// qmodel's).
+// float multiply-add per block) this path follows; SwiGLU is the batched
+// pass's siluMul kernel (the float kernels' exp: a few ulps from qmodel's).
 
 const quantPkg = "github.com/modelc/modelc/runtime/quant"
 
@@ -64,7 +63,8 @@ func quantSessionFields(p *Plan) Code {
 		Comment("xq and xs are the quantised activation: 8-bit codes and a scale per 32-block."),
 		Line(), Id("xq").Index(Lit(n)).Int8(),
 		Line(), Id("xs").Index(Lit(n/32)).Float32(),
-		Line(), Id("hb2").Index(Lit(p.Spec.FFNDim)).Float32(),
+		Line(), Comment("hgu holds the quantised gate and up products side by side, as siluMul reads them."),
+		Line(), Id("hgu").Index(Lit(2*p.Spec.FFNDim)).Float32(),
 	)
 }
 
@@ -259,8 +259,8 @@ func emitQuantForward(file *File, p *Plan) {
 		ffnIn = []Code{
 			qnorm(sx("xb"), sx("x"), Id("lw").Dot("ffnNorm"), eps),
 			qact(sx("xb"), d),
-			qcall(p.QMVD, []qpart{{sx("hb"), 0, Id("ql").Dot("gate"), f}, {sx("hb2"), 0, Id("ql").Dot("up"), f}}),
-			Qual(quantPkg, "SwiGLU").Call(sx("hb").Index(Op(":")), sx("hb2").Index(Op(":"))),
+			qcall(p.QMVD, []qpart{{sx("hgu"), 0, Id("ql").Dot("gate"), f}, {sx("hgu"), f, Id("ql").Dot("up"), f}}),
+			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(sx("hb")).Index(Lit(0)), Op("&").Add(sx("hgu")).Index(Lit(0)), Lit(1)),
 		}
 	} else {
 		attnIn = []Code{callKernel(p.QKV, sx("qkv"), Id("lw").Dot("qkv"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps)}

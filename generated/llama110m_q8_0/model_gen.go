@@ -159,9 +159,10 @@ type Session struct {
 	logits       [32000]float32
 	keys, values [12][1024][12][64]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
-	xq  [2048]int8
-	xs  [64]float32
-	hb2 [2048]float32
+	xq [2048]int8
+	xs [64]float32
+	// hgu holds the quantised gate and up products side by side, as siluMul reads them.
+	hgu [4096]float32
 }
 
 // batchRow is one token of a batched pass: its session, token and position.
@@ -287,13 +288,13 @@ func (s *Session) step(token, pos int) {
 		quant.QuantizeAct(s.xq[:768], s.xs[:24], s.xb[:])
 		pool.RunGrain(4096, 44, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 2048); a < e {
-				kern.qmvD(&s.hb[a], &ql.gate[a][0], &s.xq[0], &s.xs[0], e-a)
+				kern.qmvD(&s.hgu[a], &ql.gate[a][0], &s.xq[0], &s.xs[0], e-a)
 			}
 			if a, e := max(lo, 2048), min(hi, 4096); a < e {
-				kern.qmvD(&s.hb2[a-2048], &ql.up[a-2048][0], &s.xq[0], &s.xs[0], e-a)
+				kern.qmvD(&s.hgu[a], &ql.up[a-2048][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		quant.SwiGLU(s.hb[:], s.hb2[:])
+		kern.siluMul(&s.hb[0], &s.hgu[0], 1)
 		quant.QuantizeAct(s.xq[:2048], s.xs[:64], s.hb[:])
 		pool.RunGrain(768, 16, func(lo, hi int) {
 			kern.qmvF(&s.xb2[lo], &ql.down[lo][0], &s.xq[0], &s.xs[0], hi-lo)

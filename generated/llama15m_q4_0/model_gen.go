@@ -159,9 +159,10 @@ type Session struct {
 	logits       [32000]float32
 	keys, values [6][256][6][48]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
-	xq  [768]int8
-	xs  [24]float32
-	hb2 [768]float32
+	xq [768]int8
+	xs [24]float32
+	// hgu holds the quantised gate and up products side by side, as siluMul reads them.
+	hgu [1536]float32
 }
 
 // batchRow is one token of a batched pass: its session, token and position.
@@ -285,13 +286,13 @@ func (s *Session) step(token, pos int) {
 		quant.QuantizeAct(s.xq[:288], s.xs[:9], s.xb[:])
 		pool.RunGrain(1536, 116, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 768); a < e {
-				kern.qmvD(&s.hb[a], &ql.gate[a][0], &s.xq[0], &s.xs[0], e-a)
+				kern.qmvD(&s.hgu[a], &ql.gate[a][0], &s.xq[0], &s.xs[0], e-a)
 			}
 			if a, e := max(lo, 768), min(hi, 1536); a < e {
-				kern.qmvD(&s.hb2[a-768], &ql.up[a-768][0], &s.xq[0], &s.xs[0], e-a)
+				kern.qmvD(&s.hgu[a], &ql.up[a-768][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		quant.SwiGLU(s.hb[:], s.hb2[:])
+		kern.siluMul(&s.hb[0], &s.hgu[0], 1)
 		quant.QuantizeAct(s.xq[:768], s.xs[:24], s.hb[:])
 		pool.RunGrain(288, 44, func(lo, hi int) {
 			kern.qmvF(&s.xb2[lo], &ql.down[lo][0], &s.xq[0], &s.xs[0], hi-lo)

@@ -159,9 +159,10 @@ type Session struct {
 	logits       [512]float32
 	keys, values [5][512][4][8]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
-	xq  [64]int8
-	xs  [2]float32
-	hb2 [172]float32
+	xq [64]int8
+	xs [2]float32
+	// hgu holds the quantised gate and up products side by side, as siluMul reads them.
+	hgu [344]float32
 }
 
 // batchRow is one token of a batched pass: its session, token and position.
@@ -276,10 +277,10 @@ func (s *Session) step(token, pos int) {
 		kernels.RMSNorm(s.xb[:], s.x[:], lw.ffnNorm[:], float32(1e-05))
 		quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
 		{
-			kern.qmvD(&s.hb[0], &ql.gate[0][0], &s.xq[0], &s.xs[0], 172)
-			kern.qmvD(&s.hb2[0], &ql.up[0][0], &s.xq[0], &s.xs[0], 172)
+			kern.qmvD(&s.hgu[0], &ql.gate[0][0], &s.xq[0], &s.xs[0], 172)
+			kern.qmvD(&s.hgu[172], &ql.up[0][0], &s.xq[0], &s.xs[0], 172)
 		}
-		quant.SwiGLU(s.hb[:], s.hb2[:])
+		kern.siluMul(&s.hb[0], &s.hgu[0], 1)
 		kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
 		for i := range 64 {
 			s.x[i] += s.xb2[i]

@@ -8,8 +8,3 @@ package quant
 //
 //go:noescape
 func quantizeAct_avx2(xq *int8, xs *float32, x *float32, nb int)
-
-// swiglu_avx2 is SwiGLU over 8n values: gate = silu(gate)·up.
-//
-//go:noescape
-func swiglu_avx2(gate *float32, up *float32, n int)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/modelc/modelc/asm"
-	"github.com/modelc/modelc/runtime/kernels"
 )
 
 // TestQuantizeActAsm: the assembly activation quantiser (where this build
@@ -76,32 +75,6 @@ func TestActGeneratedUpToDate(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s is stale: run go generate ./runtime/quant", name)
-		}
-	}
-}
-
-// TestSwiGLU: quant.SwiGLU (AVX2 where there is one) against
-// runtime/kernels.SwiGLU: within 4 ulps-ish relative error (1e-6) of the
-// float64 exp, and exactly the kernel's zero and sign handling.
-func TestSwiGLU(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	for _, n := range []int{1, 7, 8, 9, 32, 768, 2051} {
-		g, u := make([]float32, n), make([]float32, n)
-		for i := range g {
-			g[i] = float32(r.NormFloat64() * math.Pow(10, r.Float64()*4-2))
-			u[i] = float32(r.NormFloat64())
-		}
-		if n > 8 {
-			g[0], g[1], g[2], g[3] = 0, -200, 200, -88
-		}
-		want := append([]float32(nil), g...)
-		kernels.SwiGLU(want, u)
-		got := append([]float32(nil), g...)
-		SwiGLU(got, u)
-		for i := range want {
-			if d := math.Abs(float64(got[i] - want[i])); d > 1e-6*math.Abs(float64(want[i]))+1e-30 {
-				t.Fatalf("n %d: [%d] silu(%g)·%g = %g, want %g", n, i, g[i], u[i], got[i], want[i])
-			}
 		}
 	}
 }
