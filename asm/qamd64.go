@@ -99,7 +99,11 @@ func (g *qamd) kernel(k QKernel) {
 	c := g.c
 	g.k = k
 	c.Function(k.Name())
-	c.Attributes(attr.NOSPLIT)
+	if !k.Panel || k.Cols/32*4 <= 512 {
+		// A panel kernel's table of block sums is its frame: nosplit only
+		// while that is small.
+		c.Attributes(attr.NOSPLIT)
+	}
 	c.Pragma("noescape")
 	c.SignatureExpr(k.Signature())
 	c.Doc(k.doc())
@@ -112,6 +116,12 @@ func (g *qamd) kernel(k QKernel) {
 		g.zeroZ = c.ZMM()
 		c.VMOVDQU64(g.zmmConst("qzeroz", rep16(0)), g.zeroZ)
 		g.zero = g.zeroZ.AsY()
+	}
+	if k.Panel {
+		g.panel(out, w, xq, xs, n)
+		c.VZEROUPPER()
+		c.RET()
+		return
 	}
 	rb := k.RowBytes()
 	loop4, tail, loop1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")

@@ -49,7 +49,10 @@ import (
 //	        computed once per block group for all rows. QMatVec takes 8
 //	        rows a pass and ZMM groups of blocks (Q8_0 2, Q4_0 4), the
 //	        group's weight scales picked from the row bytes by VPERMW and
-//	        widened by one VCVTPH2PS (QMatMul: 4 rows). Needs AVX-512
+//	        widened by one VCVTPH2PS (QMatMul: 4 rows). The panel kernels
+//	        (QKernel.Panel) read a copy made at load in runtime/quant's
+//	        panel layout, 16 rows interleaved by 4 bytes: one linear
+//	        stream, one VPDPBUSD per 64 bytes of codes (qpanel.go). Needs AVX-512
 //	        F+VL+BW+VNNI: callers must check
 //	        runtime/cpu's Features.AVX512BW and AVX512VNNI, not only the
 //	        AVX512 level.
@@ -96,6 +99,9 @@ type QKernel struct {
 	NoDot  bool
 	// Rows > 0 makes a QMatMul whose output rows are Rows apart per token.
 	Rows int
+	// Panel (AVX-512 QMatVec only) reads the weights in the panel layout
+	// of runtime/quant.Panels instead of ggml's (qpanel.go).
+	Panel bool
 }
 
 // Name is e.g. q8_0matvec_288_avx2, q4_0matvec_768_neon, q8_0matvec_288_neonnodot.
@@ -106,6 +112,9 @@ func (k QKernel) Name() string {
 	}
 	if k.Rows > 0 {
 		return fmt.Sprintf("%smatmul_%dx%d_%s", k.Format, k.Rows, k.Cols, isa)
+	}
+	if k.Panel {
+		return fmt.Sprintf("%spanel_%d_%s", k.Format, k.Cols, isa)
 	}
 	return fmt.Sprintf("%smatvec_%d_%s", k.Format, k.Cols, isa)
 }
@@ -131,6 +140,9 @@ func (k QKernel) doc() string {
 	if k.Rows > 0 {
 		return fmt.Sprintf("%s: out[t*%d+r] = w[r]·x_t for r < n and b tokens, w in %s blocks (%d bytes a row), x quantised to 8 bits per 32-block.", k.Name(), k.Rows, k.Format, k.RowBytes())
 	}
+	if k.Panel {
+		return fmt.Sprintf("%s: out[r] = w[r]·x for r < n, w in %s blocks in panels of %d rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.", k.Name(), k.Format, QPanelRows)
+	}
 	return fmt.Sprintf("%s: out[r] = w[r]·x for r < n, w in %s blocks (%d bytes a row), x quantised to 8 bits per 32-block.", k.Name(), k.Format, k.RowBytes())
 }
 
@@ -147,6 +159,9 @@ func (k QKernel) Validate() error {
 	}
 	if k.Cols < 32 || k.Cols%32 != 0 || k.Cols > 1<<22 {
 		return fmt.Errorf("quant kernel %s: cols must be a positive multiple of 32 up to 2^22, got %d", k.Name(), k.Cols)
+	}
+	if k.Panel && (k.ISA != AVX512 || k.Rows != 0) {
+		return fmt.Errorf("quant kernel %s: the panel layout is for AVX-512 QMatVec only", k.Name())
 	}
 	if k.Rows < 0 || k.Rows > 1<<22 {
 		return fmt.Errorf("quant kernel %s: rows must be in [0, 2^22], got %d", k.Name(), k.Rows)

@@ -50,6 +50,12 @@ func emitKernelSet(f *File, p *Plan) {
 	for _, c := range p.QCalls() {
 		fields = append(fields, Id(c.Field).Add(qFuncType()))
 	}
+	for i, c := range p.QCalls() {
+		if i == 0 {
+			fields = append(fields, Comment("The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths."))
+		}
+		fields = append(fields, Id(c.PanelField()).Add(qFuncType()))
+	}
 	f.Comment("kernelSet is one instruction set's kernels for this model's shapes.")
 	f.Type().Id("kernelSet").Struct(fields...)
 	f.Comment("goKernels is the specialised pure-Go path, built everywhere.")
@@ -88,6 +94,11 @@ func kernelSetValue(p *Plan, isa asm.ISA) *Statement {
 	}
 	for _, c := range p.QCalls() {
 		d[Id(c.Field)] = Id(QKernelName(c, isa, false))
+		if isa == asm.AVX512 {
+			k := c.Kernel
+			k.ISA, k.Panel = isa, true
+			d[Id(c.PanelField())] = Id(k.Name())
+		}
 	}
 	return Id("kernelSet").Values(d)
 }
@@ -115,6 +126,9 @@ func qFallback(p *Plan, isa asm.ISA) []Code {
 			name = QKernelName(c, asm.AVX2, false)
 		}
 		set = append(set, Id("ks").Dot(c.Field).Op("=").Id(name))
+		if isa == asm.AVX512 {
+			set = append(set, Id("ks").Dot(c.PanelField()).Op("=").Nil())
+		}
 	}
 	return []Code{If(Id("f").Op(":=").Qual(cpuPkg, "Detect").Call(), cond).Block(set...)}
 }

@@ -2,6 +2,8 @@ package gen
 
 import (
 	. "github.com/dave/jennifer/jen"
+
+	"github.com/modelc/modelc/asm"
 )
 
 // The quantised decode path (spec quant q8_0 or q4_0).
@@ -32,7 +34,12 @@ func quantModelField(p *Plan) Code {
 	if p.Quant == 0 {
 		return Null()
 	}
-	return Id("q").Id("qweights")
+	return Add(
+		Id("q").Id("qweights"),
+		Line(), Comment("qp holds the panel copies of q's matrices (runtime/quant.Panels) when the"),
+		Line(), Comment("kernels chosen at load read panels (AVX-512 VNNI); nil otherwise."),
+		Line(), Id("qp").Op("*").Id("qweights"),
+	)
 }
 
 func quantBind(p *Plan) Code {
@@ -136,11 +143,77 @@ func emitQuantTypes(file *File, p *Plan) {
 	if p.QF {
 		lb = append(lb, bind(ql("down"), layer("ffn_down"), d, f))
 	}
-	body = append(body, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(lb...), Return(Err()))
+	pf := p.QCalls()[0].PanelField()
+	body = append(body, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(lb...),
+		If(Err().Op("==").Nil().Op("&&").Id("kern").Dot(pf).Op("!=").Nil()).Block(Err().Op("=").Id("m").Dot("bindPanels").Call()),
+		Return(Err()))
 	file.Comment("bindQuant points the quantised matrices at their blocks: the model file's")
 	file.Comment("own (no copy) when it holds them in QFormat, else blocks quantised from the")
-	file.Comment("float parameters (runtime/quant.Blocks).")
+	file.Comment("float parameters (runtime/quant.Blocks); and makes their panel copies when")
+	file.Comment("the kernels in use read panels.")
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("bindQuant").Params().Error().Block(body...)
+
+	// bindPanels: every matrix the kernels multiply, copied into panels.
+	pbind := func(dst, src Code, rows, cols int) Code {
+		return Add(dst).Op("=").Parens(p.qmat(rows, cols)).Parens(Id("panel").Call(Qual("unsafe", "Pointer").Call(src), Lit(rows), Lit(cols)))
+	}
+	pb := []Code{
+		Var().Err().Error(),
+		Id("qp").Op(":=").New(Id("qweights")),
+		Id("panel").Op(":=").Func().Params(Id("w").Qual("unsafe", "Pointer"), List(Id("rows"), Id("cols")).Int()).Qual("unsafe", "Pointer").Block(
+			If(Err().Op("!=").Nil()).Block(Return(Nil())),
+			Var().Id("b").Index().Byte(),
+			List(Id("b"), Err()).Op("=").Qual(quantPkg, "Panels").Call(Id("QFormat"),
+				Qual("unsafe", "Slice").Call(Parens(Op("*").Byte()).Parens(Id("w")), Id("rows").Op("*").Parens(Id("cols").Op("/").Lit(32)).Op("*").Lit(p.Quant.BlockBytes())),
+				Id("rows"), Id("cols")),
+			If(Err().Op("!=").Nil()).Block(Return(Nil())),
+			Return(Qual("unsafe", "Pointer").Call(Qual("unsafe", "SliceData").Call(Id("b")))),
+		),
+	}
+	if p.QD {
+		pb = append(pb, pbind(Id("qp").Dot("cls"), Id("m").Dot("q").Dot("cls"), s.Vocab, d))
+	}
+	var plb []Code
+	plb = append(plb, List(Id("ql"), Id("pl")).Op(":=").Op("&").Id("m").Dot("q").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qp").Dot("layers").Index(Id("l")))
+	pl := func(n string) *Statement { return Id("pl").Dot(n) }
+	if p.QD {
+		plb = append(plb,
+			pbind(pl("q"), ql("q"), d, d),
+			pbind(pl("k"), ql("k"), kv, d),
+			pbind(pl("v"), ql("v"), kv, d),
+			pbind(pl("wo"), ql("wo"), d, d),
+			pbind(pl("gate"), ql("gate"), f, d),
+			pbind(pl("up"), ql("up"), f, d),
+		)
+	}
+	if p.QF {
+		plb = append(plb, pbind(pl("down"), ql("down"), d, f))
+	}
+	pb = append(pb, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(plb...),
+		If(Err().Op("!=").Nil()).Block(Return(Err())),
+		Id("m").Dot("qp").Op("=").Id("qp"),
+		Return(Nil()))
+	file.Comment("bindPanels copies the quantised matrices into the panel layout of the")
+	file.Comment("AVX-512 VNNI panel kernels (the embedding rows stay in m.q).")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("bindPanels").Params().Error().Block(pb...)
+
+	// qpath: the matrices and kernels a step uses.
+	var ggml, panel, types []Code
+	types = append(types, Op("*").Id("qweights"))
+	ggml = append(ggml, Op("&").Id("m").Dot("q"))
+	panel = append(panel, Id("m").Dot("qp"))
+	for _, c := range p.QCalls() {
+		types = append(types, qFuncType())
+		ggml = append(ggml, Id("kern").Dot(c.Field))
+		panel = append(panel, Id("kern").Dot(c.PanelField()))
+	}
+	file.Comment("qpath returns the quantised matrices and kernels in use: the panel copies")
+	file.Comment("and kernels when both exist (the kernel path may change after load), else")
+	file.Comment("ggml's blocks and the kernels that read them.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("qpath").Params().Params(types...).Block(
+		If(Id("m").Dot("qp").Op("!=").Nil().Op("&&").Id("kern").Dot(pf).Op("!=").Nil()).Block(Return(panel...)),
+		Return(ggml...),
+	)
 }
 
 // qpart is one quantised matrix of a stacked product: its rows go to out at
@@ -163,7 +236,7 @@ func qcall(c QCall, parts []qpart) Code {
 	}
 	xargs := []Code{Op("&").Id("s").Dot("xq").Index(Lit(0)), Op("&").Id("s").Dot("xs").Index(Lit(0))}
 	kcall := func(out, w, n Code) Code {
-		return Id("kern").Dot(c.Field).Call(append([]Code{out, w}, append(xargs, n)...)...)
+		return Id(c.Field).Call(append([]Code{out, w}, append(xargs, n)...)...)
 	}
 	if rows*cols < ParallelMACs {
 		var calls []Code
@@ -175,7 +248,24 @@ func qcall(c QCall, parts []qpart) Code {
 		}
 		return Block(calls...)
 	}
-	grain := grainRows(cols)
+	// Split points fall on whole panels (asm.QPanelRows): a panel kernel's
+	// rows must start at a panel. Parts that do not start on one are split
+	// each on its own.
+	P := asm.QPanelRows
+	grain := (grainRows(cols) + P - 1) / P * P
+	aligned := true
+	for _, pt := range parts[:len(parts)-1] {
+		aligned = aligned && pt.rows%P == 0
+	}
+	if !aligned {
+		var calls []Code
+		for _, pt := range parts {
+			calls = append(calls, Id("pool").Dot("RunGrain").Call(Lit(pt.rows), Lit(grain), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+				kcall(Op("&").Add(pt.out).Index(plus("lo", pt.off)), Op("&").Add(pt.w).Index(Id("lo")).Index(Lit(0)), Id("hi").Op("-").Id("lo")),
+			)))
+		}
+		return Block(calls...)
+	}
 	var body []Code
 	base := 0
 	for _, pt := range parts {
@@ -218,6 +308,20 @@ func qnorm(out, x, nw Code, eps Code) Code {
 	return Qual(kernelsPkg, "RMSNorm").Call(Add(out).Index(Op(":")), Add(x).Index(Op(":")), Add(nw).Index(Op(":")), eps)
 }
 
+// qpathDecl declares qw and the quantised kernels of this step (s.m.qpath);
+// only qmvD when ffn_down is not needed (the classifier).
+func qpathDecl(p *Plan, all bool) Code {
+	vars := []Code{Id("qw")}
+	for _, c := range p.QCalls() {
+		if all || c.Field == p.QMVD.Field {
+			vars = append(vars, Id(c.Field))
+		} else {
+			vars = append(vars, Id("_"))
+		}
+	}
+	return List(vars...).Op(":=").Id("s").Dot("m").Dot("qpath").Call()
+}
+
 // emitQuantForward writes Forward as step (the layers) then classify.
 func emitQuantForward(file *File, p *Plan) {
 	s := &p.Spec
@@ -243,7 +347,7 @@ func emitQuantForward(file *File, p *Plan) {
 
 	embed := sx("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token"))
 	if p.QD {
-		embed = Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), sx("x").Index(Op(":")), Id("qw").Dot("embd").Index(Id("token")).Index(Op(":")))
+		embed = Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), sx("x").Index(Op(":")), Id("s").Dot("m").Dot("q").Dot("embd").Index(Id("token")).Index(Op(":")))
 	}
 	var attnIn, attnOut, ffnIn, ffnOut []Code
 	if p.QD {
@@ -298,7 +402,8 @@ func emitQuantForward(file *File, p *Plan) {
 	layer = append(layer, residual)
 	file.Comment("step runs token at position pos through every layer into s.x (and the KV cache).")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("step").Params(Id("token"), Id("pos").Int()).Block(
-		Id("w").Op(",").Id("qw").Op(":=").Id("s").Dot("m").Dot("w").Op(",").Op("&").Id("s").Dot("m").Dot("q"),
+		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
+		qpathDecl(p, true),
 		embed,
 		Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
 		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Add(sx("qkv")).Index(Lit(0)))),
@@ -314,9 +419,10 @@ func emitQuantForward(file *File, p *Plan) {
 	var clsBody []Code
 	if p.QD {
 		clsBody = []Code{
+			qpathDecl(p, false),
 			qnorm(sx("xb"), sx("x"), Id("s").Dot("m").Dot("w").Dot("outNorm"), eps),
 			qact(sx("xb"), d),
-			qcall(p.QMVD, []qpart{{sx("logits"), 0, Id("s").Dot("m").Dot("q").Dot("cls"), s.Vocab}}),
+			qcall(p.QMVD, []qpart{{sx("logits"), 0, Id("qw").Dot("cls"), s.Vocab}}),
 		}
 	} else {
 		clsBody = []Code{

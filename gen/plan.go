@@ -109,16 +109,24 @@ func (p *Plan) QCalls() []QCall {
 }
 
 // QKernels lists the quantised kernels for one instruction set (NEON: with
-// or without the dot-product extension).
+// or without the dot-product extension; AVX-512: the panel kernels too).
 func (p *Plan) QKernels(isa asm.ISA, noDot bool) []asm.QKernel {
 	var ks []asm.QKernel
 	for _, c := range p.QCalls() {
 		k := c.Kernel
 		k.ISA, k.NoDot = isa, noDot
 		ks = append(ks, k)
+		if isa == asm.AVX512 {
+			k.Panel = true
+			ks = append(ks, k)
+		}
 	}
 	return ks
 }
+
+// PanelField is the kernelSet field of c's panel kernel (nil on the paths
+// without one).
+func (c QCall) PanelField() string { return c.Field + "P" }
 
 // QKernelName is the function implementing quantised call c on isa.
 func QKernelName(c QCall, isa asm.ISA, noDot bool) string {

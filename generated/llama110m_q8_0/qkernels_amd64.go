@@ -23,3 +23,13 @@ func q8_0matvec_768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q8_0matvec_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_2048_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_768_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)

@@ -24,13 +24,17 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx512",
 			qkv:      rmsmatvec_288_avx512,
 			qmvD:     q4_0matvec_288_avx512,
+			qmvDP:    q4_0panel_288_avx512,
 			qmvF:     q4_0matvec_768_avx512,
+			qmvFP:    q4_0panel_768_avx512,
 			siluMul:  silumul_768_avx512,
 			wo:       matvec_288_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q4_0matvec_288_avx2
+			ks.qmvDP = nil
 			ks.qmvF = q4_0matvec_768_avx2
+			ks.qmvFP = nil
 		}
 		return ks, true
 	case cpu.AVX2:

@@ -111,6 +111,9 @@ type Model struct {
 	mu    sync.Mutex
 	b     *batch
 	q     qweights
+	// qp holds the panel copies of q's matrices (runtime/quant.Panels) when the
+	// kernels chosen at load read panels (AVX-512 VNNI); nil otherwise.
+	qp *qweights
 }
 
 // New checks that p has this package's shape and binds it.
@@ -206,7 +209,8 @@ type qweights struct {
 
 // bindQuant points the quantised matrices at their blocks: the model file's
 // own (no copy) when it holds them in QFormat, else blocks quantised from the
-// float parameters (runtime/quant.Blocks).
+// float parameters (runtime/quant.Blocks); and makes their panel copies when
+// the kernels in use read panels.
 func (m *Model) bindQuant() error {
 	var err error
 	blocks := func(name string, size int) unsafe.Pointer {
@@ -234,7 +238,54 @@ func (m *Model) bindQuant() error {
 		ql.up = (*[768][306]byte)(blocks(fmt.Sprintf("blk.%d.ffn_up.weight", l), 235008))
 		ql.down = (*[288][816]byte)(blocks(fmt.Sprintf("blk.%d.ffn_down.weight", l), 235008))
 	}
+	if err == nil && kern.qmvDP != nil {
+		err = m.bindPanels()
+	}
 	return err
+}
+
+// bindPanels copies the quantised matrices into the panel layout of the
+// AVX-512 VNNI panel kernels (the embedding rows stay in m.q).
+func (m *Model) bindPanels() error {
+	var err error
+	qp := new(qweights)
+	panel := func(w unsafe.Pointer, rows, cols int) unsafe.Pointer {
+		if err != nil {
+			return nil
+		}
+		var b []byte
+		b, err = quant.Panels(QFormat, unsafe.Slice((*byte)(w), rows*(cols/32)*34), rows, cols)
+		if err != nil {
+			return nil
+		}
+		return unsafe.Pointer(unsafe.SliceData(b))
+	}
+	qp.cls = (*[32000][306]byte)(panel(unsafe.Pointer(m.q.cls), 32000, 288))
+	for l := range 6 {
+		ql, pl := &m.q.layers[l], &qp.layers[l]
+		pl.q = (*[288][306]byte)(panel(unsafe.Pointer(ql.q), 288, 288))
+		pl.k = (*[288][306]byte)(panel(unsafe.Pointer(ql.k), 288, 288))
+		pl.v = (*[288][306]byte)(panel(unsafe.Pointer(ql.v), 288, 288))
+		pl.wo = (*[288][306]byte)(panel(unsafe.Pointer(ql.wo), 288, 288))
+		pl.gate = (*[768][306]byte)(panel(unsafe.Pointer(ql.gate), 768, 288))
+		pl.up = (*[768][306]byte)(panel(unsafe.Pointer(ql.up), 768, 288))
+		pl.down = (*[288][816]byte)(panel(unsafe.Pointer(ql.down), 288, 768))
+	}
+	if err != nil {
+		return err
+	}
+	m.qp = qp
+	return nil
+}
+
+// qpath returns the quantised matrices and kernels in use: the panel copies
+// and kernels when both exist (the kernel path may change after load), else
+// ggml's blocks and the kernels that read them.
+func (m *Model) qpath() (*qweights, func(out *float32, w *byte, xq *int8, xs *float32, n int), func(out *float32, w *byte, xq *int8, xs *float32, n int)) {
+	if m.qp != nil && kern.qmvDP != nil {
+		return m.qp, kern.qmvDP, kern.qmvFP
+	}
+	return &m.q, kern.qmvD, kern.qmvF
 }
 
 // Forward runs token at position pos and returns the logits.
@@ -249,8 +300,9 @@ func (s *Session) Forward(token, pos int) []float32 {
 
 // step runs token at position pos through every layer into s.x (and the KV cache).
 func (s *Session) step(token, pos int) {
-	w, qw := s.m.w, &s.m.q
-	quant.DequantizeRow(QFormat, s.x[:], qw.embd[token][:])
+	w := s.m.w
+	qw, qmvD, qmvF := s.m.qpath()
+	quant.DequantizeRow(QFormat, s.x[:], s.m.q.embd[token][:])
 	s.m.ropeTables(pos, &s.cos, &s.sin)
 	q := (*[6][24][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[6][24][2]float32)(unsafe.Pointer(&s.qkv[288]))
@@ -259,15 +311,15 @@ func (s *Session) step(token, pos int) {
 		lw, ql := &w.layers[l], &qw.layers[l]
 		kernels.RMSNorm(s.xb[:], s.x[:], lw.attnNorm[:], float32(1e-05))
 		quant.QuantizeAct(s.xq[:288], s.xs[:9], s.xb[:])
-		pool.RunGrain(864, 116, func(lo, hi int) {
+		pool.RunGrain(864, 128, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 288); a < e {
-				kern.qmvD(&s.qkv[a], &ql.q[a][0], &s.xq[0], &s.xs[0], e-a)
+				qmvD(&s.qkv[a], &ql.q[a][0], &s.xq[0], &s.xs[0], e-a)
 			}
 			if a, e := max(lo, 288), min(hi, 576); a < e {
-				kern.qmvD(&s.qkv[a], &ql.k[a-288][0], &s.xq[0], &s.xs[0], e-a)
+				qmvD(&s.qkv[a], &ql.k[a-288][0], &s.xq[0], &s.xs[0], e-a)
 			}
 			if a, e := max(lo, 576), min(hi, 864); a < e {
-				kern.qmvD(&s.qkv[a], &ql.v[a-576][0], &s.xq[0], &s.xs[0], e-a)
+				qmvD(&s.qkv[a], &ql.v[a-576][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
 		rope(q, k, &s.cos, &s.sin)
@@ -278,24 +330,24 @@ func (s *Session) step(token, pos int) {
 			kern.att(&s.xb[h*48], &s.qkv[h*48], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+1)
 		}
 		quant.QuantizeAct(s.xq[:288], s.xs[:9], s.xb[:])
-		kern.qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 288)
+		qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 288)
 		for i := range 288 {
 			s.x[i] += s.xb2[i]
 		}
 		kernels.RMSNorm(s.xb[:], s.x[:], lw.ffnNorm[:], float32(1e-05))
 		quant.QuantizeAct(s.xq[:288], s.xs[:9], s.xb[:])
-		pool.RunGrain(1536, 116, func(lo, hi int) {
+		pool.RunGrain(1536, 128, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 768); a < e {
-				kern.qmvD(&s.hgu[a], &ql.gate[a][0], &s.xq[0], &s.xs[0], e-a)
+				qmvD(&s.hgu[a], &ql.gate[a][0], &s.xq[0], &s.xs[0], e-a)
 			}
 			if a, e := max(lo, 768), min(hi, 1536); a < e {
-				kern.qmvD(&s.hgu[a], &ql.up[a-768][0], &s.xq[0], &s.xs[0], e-a)
+				qmvD(&s.hgu[a], &ql.up[a-768][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
 		kern.siluMul(&s.hb[0], &s.hgu[0], 1)
 		quant.QuantizeAct(s.xq[:768], s.xs[:24], s.hb[:])
-		pool.RunGrain(288, 44, func(lo, hi int) {
-			kern.qmvF(&s.xb2[lo], &ql.down[lo][0], &s.xq[0], &s.xs[0], hi-lo)
+		pool.RunGrain(288, 48, func(lo, hi int) {
+			qmvF(&s.xb2[lo], &ql.down[lo][0], &s.xq[0], &s.xs[0], hi-lo)
 		})
 		for i := range 288 {
 			s.x[i] += s.xb2[i]
@@ -305,10 +357,11 @@ func (s *Session) step(token, pos int) {
 
 // classify writes the logits of the state step left in s.x.
 func (s *Session) classify() {
+	qw, qmvD, _ := s.m.qpath()
 	kernels.RMSNorm(s.xb[:], s.x[:], s.m.w.outNorm[:], float32(1e-05))
 	quant.QuantizeAct(s.xq[:288], s.xs[:9], s.xb[:])
-	pool.RunGrain(32000, 116, func(lo, hi int) {
-		kern.qmvD(&s.logits[lo], &s.m.q.cls[lo][0], &s.xq[0], &s.xs[0], hi-lo)
+	pool.RunGrain(32000, 128, func(lo, hi int) {
+		qmvD(&s.logits[lo], &qw.cls[lo][0], &s.xq[0], &s.xs[0], hi-lo)
 	})
 }
 
@@ -429,6 +482,9 @@ type kernelSet struct {
 	attTrain func(out, q, k, v, att *float32, t int)
 	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvF     func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
+	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	qmvFP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.

@@ -111,6 +111,9 @@ type Model struct {
 	mu    sync.Mutex
 	b     *batch
 	q     qweights
+	// qp holds the panel copies of q's matrices (runtime/quant.Panels) when the
+	// kernels chosen at load read panels (AVX-512 VNNI); nil otherwise.
+	qp *qweights
 }
 
 // New checks that p has this package's shape and binds it.
@@ -205,7 +208,8 @@ type qweights struct {
 
 // bindQuant points the quantised matrices at their blocks: the model file's
 // own (no copy) when it holds them in QFormat, else blocks quantised from the
-// float parameters (runtime/quant.Blocks).
+// float parameters (runtime/quant.Blocks); and makes their panel copies when
+// the kernels in use read panels.
 func (m *Model) bindQuant() error {
 	var err error
 	blocks := func(name string, size int) unsafe.Pointer {
@@ -232,7 +236,53 @@ func (m *Model) bindQuant() error {
 		ql.gate = (*[172][36]byte)(blocks(fmt.Sprintf("blk.%d.ffn_gate.weight", l), 6192))
 		ql.up = (*[172][36]byte)(blocks(fmt.Sprintf("blk.%d.ffn_up.weight", l), 6192))
 	}
+	if err == nil && kern.qmvDP != nil {
+		err = m.bindPanels()
+	}
 	return err
+}
+
+// bindPanels copies the quantised matrices into the panel layout of the
+// AVX-512 VNNI panel kernels (the embedding rows stay in m.q).
+func (m *Model) bindPanels() error {
+	var err error
+	qp := new(qweights)
+	panel := func(w unsafe.Pointer, rows, cols int) unsafe.Pointer {
+		if err != nil {
+			return nil
+		}
+		var b []byte
+		b, err = quant.Panels(QFormat, unsafe.Slice((*byte)(w), rows*(cols/32)*18), rows, cols)
+		if err != nil {
+			return nil
+		}
+		return unsafe.Pointer(unsafe.SliceData(b))
+	}
+	qp.cls = (*[512][36]byte)(panel(unsafe.Pointer(m.q.cls), 512, 64))
+	for l := range 5 {
+		ql, pl := &m.q.layers[l], &qp.layers[l]
+		pl.q = (*[64][36]byte)(panel(unsafe.Pointer(ql.q), 64, 64))
+		pl.k = (*[32][36]byte)(panel(unsafe.Pointer(ql.k), 32, 64))
+		pl.v = (*[32][36]byte)(panel(unsafe.Pointer(ql.v), 32, 64))
+		pl.wo = (*[64][36]byte)(panel(unsafe.Pointer(ql.wo), 64, 64))
+		pl.gate = (*[172][36]byte)(panel(unsafe.Pointer(ql.gate), 172, 64))
+		pl.up = (*[172][36]byte)(panel(unsafe.Pointer(ql.up), 172, 64))
+	}
+	if err != nil {
+		return err
+	}
+	m.qp = qp
+	return nil
+}
+
+// qpath returns the quantised matrices and kernels in use: the panel copies
+// and kernels when both exist (the kernel path may change after load), else
+// ggml's blocks and the kernels that read them.
+func (m *Model) qpath() (*qweights, func(out *float32, w *byte, xq *int8, xs *float32, n int)) {
+	if m.qp != nil && kern.qmvDP != nil {
+		return m.qp, kern.qmvDP
+	}
+	return &m.q, kern.qmvD
 }
 
 // Forward runs token at position pos and returns the logits.
@@ -247,8 +297,9 @@ func (s *Session) Forward(token, pos int) []float32 {
 
 // step runs token at position pos through every layer into s.x (and the KV cache).
 func (s *Session) step(token, pos int) {
-	w, qw := s.m.w, &s.m.q
-	quant.DequantizeRow(QFormat, s.x[:], qw.embd[token][:])
+	w := s.m.w
+	qw, qmvD := s.m.qpath()
+	quant.DequantizeRow(QFormat, s.x[:], s.m.q.embd[token][:])
 	s.m.ropeTables(pos, &s.cos, &s.sin)
 	q := (*[8][4][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[4][4][2]float32)(unsafe.Pointer(&s.qkv[64]))
@@ -258,9 +309,9 @@ func (s *Session) step(token, pos int) {
 		kernels.RMSNorm(s.xb[:], s.x[:], lw.attnNorm[:], float32(1e-05))
 		quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
 		{
-			kern.qmvD(&s.qkv[0], &ql.q[0][0], &s.xq[0], &s.xs[0], 64)
-			kern.qmvD(&s.qkv[64], &ql.k[0][0], &s.xq[0], &s.xs[0], 32)
-			kern.qmvD(&s.qkv[96], &ql.v[0][0], &s.xq[0], &s.xs[0], 32)
+			qmvD(&s.qkv[0], &ql.q[0][0], &s.xq[0], &s.xs[0], 64)
+			qmvD(&s.qkv[64], &ql.k[0][0], &s.xq[0], &s.xs[0], 32)
+			qmvD(&s.qkv[96], &ql.v[0][0], &s.xq[0], &s.xs[0], 32)
 		}
 		rope(q, k, &s.cos, &s.sin)
 		s.keys[l][pos] = *(*[4][8]float32)(unsafe.Pointer(k))
@@ -270,15 +321,15 @@ func (s *Session) step(token, pos int) {
 			kern.att(&s.xb[h*8], &s.qkv[h*8], &keys[0][h/2][0], &values[0][h/2][0], &s.att[0], pos+1)
 		}
 		quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
-		kern.qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 64)
+		qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 64)
 		for i := range 64 {
 			s.x[i] += s.xb2[i]
 		}
 		kernels.RMSNorm(s.xb[:], s.x[:], lw.ffnNorm[:], float32(1e-05))
 		quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
 		{
-			kern.qmvD(&s.hgu[0], &ql.gate[0][0], &s.xq[0], &s.xs[0], 172)
-			kern.qmvD(&s.hgu[172], &ql.up[0][0], &s.xq[0], &s.xs[0], 172)
+			qmvD(&s.hgu[0], &ql.gate[0][0], &s.xq[0], &s.xs[0], 172)
+			qmvD(&s.hgu[172], &ql.up[0][0], &s.xq[0], &s.xs[0], 172)
 		}
 		kern.siluMul(&s.hb[0], &s.hgu[0], 1)
 		kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
@@ -290,9 +341,10 @@ func (s *Session) step(token, pos int) {
 
 // classify writes the logits of the state step left in s.x.
 func (s *Session) classify() {
+	qw, qmvD := s.m.qpath()
 	kernels.RMSNorm(s.xb[:], s.x[:], s.m.w.outNorm[:], float32(1e-05))
 	quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
-	kern.qmvD(&s.logits[0], &s.m.q.cls[0][0], &s.xq[0], &s.xs[0], 512)
+	qmvD(&s.logits[0], &qw.cls[0][0], &s.xq[0], &s.xs[0], 512)
 }
 
 // ropeTables fills the rotation tables for position pos (from the table New made).
@@ -411,6 +463,8 @@ type kernelSet struct {
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
 	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
+	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.

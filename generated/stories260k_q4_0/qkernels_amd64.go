@@ -13,3 +13,8 @@ func q4_0matvec_64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_64_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)

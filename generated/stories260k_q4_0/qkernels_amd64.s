@@ -635,3 +635,149 @@ DATA qoff8<>+20(SB)/4, $0x08080808
 DATA qoff8<>+24(SB)/4, $0x08080808
 DATA qoff8<>+28(SB)/4, $0x08080808
 GLOBL qoff8<>(SB), RODATA|NOPTR, $32
+
+// func q4_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_64_avx512(SB), NOSPLIT, $8-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000002, R9
+
+qsum11:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum11
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel12:
+	TESTQ     SI, SI
+	JLE       qpdone14
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000001, R10
+
+qpair15:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair15
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial13
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel12
+
+qpartial13:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone14:
+	VZEROUPPER
+	RET
+
+DATA qnibz<>+0(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+4(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+8(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+12(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+16(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+20(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+24(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+28(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+32(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+36(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+40(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+44(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+48(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+52(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+56(SB)/4, $0x0f0f0f0f
+DATA qnibz<>+60(SB)/4, $0x0f0f0f0f
+GLOBL qnibz<>(SB), RODATA|NOPTR, $64

@@ -24,11 +24,13 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx512",
 			qkv:      rmsmatvec_64_avx512,
 			qmvD:     q8_0matvec_64_avx512,
+			qmvDP:    q8_0panel_64_avx512,
 			siluMul:  silumul_172_avx512,
 			wo:       matvec_64_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_64_avx2
+			ks.qmvDP = nil
 		}
 		return ks, true
 	case cpu.AVX2:

@@ -496,3 +496,124 @@ DATA qoffz80<>+52(SB)/4, $0x80808080
 DATA qoffz80<>+56(SB)/4, $0x80808080
 DATA qoffz80<>+60(SB)/4, $0x80808080
 GLOBL qoffz80<>(SB), RODATA|NOPTR, $64
+
+// func q8_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_64_avx512(SB), NOSPLIT, $8-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000002, R9
+
+qsum13:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum13
+
+qpanel14:
+	TESTQ     SI, SI
+	JLE       qpdone16
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000001, R10
+
+qpair17:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair17
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial15
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel14
+
+qpartial15:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone16:
+	VZEROUPPER
+	RET
+
+DATA qoff80<>+0(SB)/4, $0x80808080
+DATA qoff80<>+4(SB)/4, $0x80808080
+DATA qoff80<>+8(SB)/4, $0x80808080
+DATA qoff80<>+12(SB)/4, $0x80808080
+DATA qoff80<>+16(SB)/4, $0x80808080
+DATA qoff80<>+20(SB)/4, $0x80808080
+DATA qoff80<>+24(SB)/4, $0x80808080
+DATA qoff80<>+28(SB)/4, $0x80808080
+GLOBL qoff80<>(SB), RODATA|NOPTR, $32

@@ -7,6 +7,7 @@ import (
 
 	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/runtime/cpu"
+	"github.com/modelc/modelc/runtime/quant"
 )
 
 // VNNI reports whether the AVX-512 quantised kernels can run here.
@@ -33,4 +34,11 @@ func archKernel(k asm.QKernel) qfunc {
 		return amd64Kernels[k.Name()]
 	}
 	return nil
+}
+
+// The panel kernels and runtime/quant.Panels agree on the panel height.
+func TestPanelRows(t *testing.T) {
+	if asm.QPanelRows != quant.PanelRows {
+		t.Fatalf("asm panels are %d rows, runtime/quant's %d", asm.QPanelRows, quant.PanelRows)
+	}
 }

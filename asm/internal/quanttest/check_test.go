@@ -15,8 +15,9 @@ import (
 var rowCounts = []int{0, 1, 3, 4, 5, 11}
 
 // mvRowCounts are the QMatVec row counts: also whole passes of 8 rows (the
-// AVX-512 kernels) with and without leftovers.
-var mvRowCounts = []int{0, 1, 3, 4, 5, 8, 11, 13, 16, 21}
+// AVX-512 kernels) and panels of 16 (the panel kernels), with and without
+// leftovers.
+var mvRowCounts = []int{0, 1, 3, 4, 5, 8, 11, 13, 16, 21, 32, 47}
 
 func ggmlType(f asm.QFormat) gguf.GGMLType {
 	if f == asm.Q4_0 {
@@ -78,14 +79,22 @@ func newProblem(k asm.QKernel, rows int, seed uint64) *problem {
 }
 
 // run calls fn over rows and checks it wrote out[0..rows) and nothing past.
-func run(t *testing.T, fn qfunc, p *problem, rows int) []float32 {
+// A panel kernel gets the blocks in the panel layout.
+func run(t *testing.T, k asm.QKernel, fn qfunc, p *problem, rows int) []float32 {
 	t.Helper()
 	out := make([]float32, rows+1)
 	const canary = float32(-12345.5)
 	out[rows] = canary
+	wb := p.w
+	if k.Panel {
+		var err error
+		if wb, err = quant.Panels(k.Format.String(), p.w, rows, k.Cols); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var w *byte
-	if len(p.w) > 0 {
-		w = &p.w[0]
+	if len(wb) > 0 {
+		w = &wb[0]
 	} else {
 		w = new(byte)
 	}
@@ -103,7 +112,7 @@ func run(t *testing.T, fn qfunc, p *problem, rows int) []float32 {
 func checkKernel(t *testing.T, k asm.QKernel, fn qfunc, exact bool) {
 	for _, rows := range mvRowCounts {
 		p := newProblem(k, rows, uint64(rows)+1)
-		got := run(t, fn, p, rows)
+		got := run(t, k, fn, p, rows)
 		for i := range got {
 			tol := 1e-5*p.absRef[i] + 1e-30
 			if exact && got[i] != p.ref[i] {

@@ -21,7 +21,7 @@ func TestAgainstFloat(t *testing.T) {
 			continue
 		}
 		p := newProblem(k, 5, 9)
-		got := run(t, goKernels[k.Name()], p, 5)
+		got := run(t, k, goKernels[k.Name()], p, 5)
 		C := k.Cols
 		for i := range got {
 			var exact, abs float64

@@ -134,6 +134,46 @@ func q4_0matvec_96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 //go:noescape
 func q4_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 
+// q4_0panel_160_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_2048_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_288_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_32_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_544_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_64_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_768_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panel_96_avx512: out[r] = w[r]·x for r < n, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0panel_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
 // q8_0matmul_13x32_avx2: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (34 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
@@ -263,3 +303,43 @@ func q8_0matvec_96_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q8_0matvec_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_160_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_2048_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_288_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_32_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_544_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_64_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_768_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panel_96_avx512: out[r] = w[r]·x for r < n, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0panel_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)

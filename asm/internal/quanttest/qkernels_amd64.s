@@ -7751,6 +7751,1119 @@ qdone162:
 	VZEROUPPER
 	RET
 
+// func q4_0panel_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_160_avx512(SB), NOSPLIT, $24-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000005, R9
+
+qsum163:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum163
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel164:
+	TESTQ     SI, SI
+	JLE       qpdone166
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000002, R10
+
+qpair167:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair167
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     32(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     96(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     160(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     224(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	ADDQ          $0x00000120, CX
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial165
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel164
+
+qpartial165:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone166:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_2048_avx512(SB), NOSPLIT, $256-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000040, R9
+
+qsum168:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum168
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel169:
+	TESTQ     SI, SI
+	JLE       qpdone171
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000020, R10
+
+qpair172:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair172
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial170
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel169
+
+qpartial170:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone171:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_288_avx512(SB), NOSPLIT, $40-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000009, R9
+
+qsum173:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum173
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel174:
+	TESTQ     SI, SI
+	JLE       qpdone176
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000004, R10
+
+qpair177:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair177
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     32(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     96(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     160(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     224(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	ADDQ          $0x00000120, CX
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial175
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel174
+
+qpartial175:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone176:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_32_avx512(SB), NOSPLIT, $8-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000001, R9
+
+qsum178:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum178
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel179:
+	TESTQ         SI, SI
+	JLE           qpdone181
+	VMOVDQA32     Z0, Z2
+	VMOVDQA32     Z0, Z3
+	MOVQ          DX, DI
+	MOVQ          BX, R8
+	LEAQ          (SP), R9
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     32(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     96(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     160(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     224(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	ADDQ          $0x00000120, CX
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial180
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel179
+
+qpartial180:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone181:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_544_avx512(SB), NOSPLIT, $72-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000011, R9
+
+qsum182:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum182
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel183:
+	TESTQ     SI, SI
+	JLE       qpdone185
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000008, R10
+
+qpair186:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair186
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     32(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     96(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     160(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     224(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	ADDQ          $0x00000120, CX
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial184
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel183
+
+qpartial184:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone185:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_64_avx512(SB), NOSPLIT, $8-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000002, R9
+
+qsum187:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum187
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel188:
+	TESTQ     SI, SI
+	JLE       qpdone190
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000001, R10
+
+qpair191:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair191
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial189
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel188
+
+qpartial189:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone190:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_768_avx512(SB), NOSPLIT, $96-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000018, R9
+
+qsum192:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum192
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel193:
+	TESTQ     SI, SI
+	JLE       qpdone195
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x0000000c, R10
+
+qpair196:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair196
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial194
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel193
+
+qpartial194:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone195:
+	VZEROUPPER
+	RET
+
+// func q4_0panel_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q4_0panel_96_avx512(SB), NOSPLIT, $16-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff8<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000003, R9
+
+qsum197:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum197
+	VMOVDQU64     qnibz<>+0(SB), Z1
+
+qpanel198:
+	TESTQ     SI, SI
+	JLE       qpdone200
+	VMOVDQA32 Z0, Z2
+	VMOVDQA32 Z0, Z3
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000001, R10
+
+qpair201:
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     64(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     128(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     192(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     256(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	VPBROADCASTD  4(R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     320(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 32(DI), Z6, Z4
+	VPDPBUSD.BCST 48(DI), Z7, Z5
+	VMOVDQU32     384(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 36(DI), Z6, Z4
+	VPDPBUSD.BCST 52(DI), Z7, Z5
+	VMOVDQU32     448(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 40(DI), Z6, Z4
+	VPDPBUSD.BCST 56(DI), Z7, Z5
+	VMOVDQU32     512(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 44(DI), Z6, Z4
+	VPDPBUSD.BCST 60(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     32(CX), Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z3
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000240, CX
+	DECQ          R10
+	JNZ           qpair201
+	VPBROADCASTD  (R9), Z4
+	VMOVDQA32     Z0, Z5
+	VMOVDQU32     32(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST (DI), Z6, Z4
+	VPDPBUSD.BCST 16(DI), Z7, Z5
+	VMOVDQU32     96(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 4(DI), Z6, Z4
+	VPDPBUSD.BCST 20(DI), Z7, Z5
+	VMOVDQU32     160(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 8(DI), Z6, Z4
+	VPDPBUSD.BCST 24(DI), Z7, Z5
+	VMOVDQU32     224(CX), Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPANDD        Z1, Z6, Z6
+	VPANDD        Z1, Z7, Z7
+	VPDPBUSD.BCST 12(DI), Z6, Z4
+	VPDPBUSD.BCST 28(DI), Z7, Z5
+	VPADDD        Z5, Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VCVTPH2PS     (CX), Z5
+	VMULPS.BCST   (R8), Z5, Z5
+	VFMADD231PS   Z4, Z5, Z2
+	ADDQ          $0x00000120, CX
+	VADDPS        Z3, Z2, Z2
+	CMPQ          SI, $0x10
+	JL            qpartial199
+	VMOVUPS       Z2, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel198
+
+qpartial199:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z2, K1, (AX)
+
+qpdone200:
+	VZEROUPPER
+	RET
+
 // func q8_0matmul_13x32_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
@@ -7761,17 +8874,17 @@ TEXT ·q8_0matmul_13x32_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone166
+	JZ    qdone205
 
-qrows4_163:
+qrows4_202:
 	CMPQ SI, $0x04
-	JL   qtail164
+	JL   qtail203
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok167:
+qtok206:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7781,7 +8894,7 @@ qtok167:
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk168:
+qblk207:
 	PREFETCHT0   544(R12)
 	PREFETCHT0   578(R12)
 	PREFETCHT0   612(R12)
@@ -7832,7 +8945,7 @@ qblk168:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk168
+	JNZ          qblk207
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -7865,30 +8978,30 @@ qblk168:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok167
+	JNZ          qtok206
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_163
+	JMP          qrows4_202
 
-qtail164:
+qtail203:
 	TESTQ SI, SI
-	JZ    qdone166
+	JZ    qdone205
 
-qrows1_165:
+qrows1_204:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok169:
+qtok208:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000001, R15
 
-qblk170:
+qblk209:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -7905,7 +9018,7 @@ qblk170:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk170
+	JNZ          qblk209
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -7917,13 +9030,13 @@ qblk170:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R8
-	JNZ          qtok169
+	JNZ          qtok208
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_165
+	JNZ          qrows1_204
 
-qdone166:
+qdone205:
 	VZEROUPPER
 	RET
 
@@ -7938,17 +9051,17 @@ TEXT ·q8_0matmul_13x32_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone174
+	JZ        qdone213
 
-qrows4_171:
+qrows4_210:
 	CMPQ SI, $0x04
-	JL   qtail172
+	JL   qtail211
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok175:
+qtok214:
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -8046,23 +9159,23 @@ qtok175:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok175
+	JNZ           qtok214
 	ADDQ          $0x00000088, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_171
+	JMP           qrows4_210
 
-qtail172:
+qtail211:
 	TESTQ SI, SI
-	JZ    qdone174
+	JZ    qdone213
 
-qrows1_173:
+qrows1_212:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok176:
+qtok215:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, R12
 	MOVQ          R10, R13
@@ -8097,13 +9210,13 @@ qtok176:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x00000004, R11
 	DECQ          R8
-	JNZ           qtok176
+	JNZ           qtok215
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_173
+	JNZ           qrows1_212
 
-qdone174:
+qdone213:
 	VZEROUPPER
 	RET
 
@@ -8127,17 +9240,17 @@ TEXT ·q8_0matmul_13x96_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone180
+	JZ    qdone219
 
-qrows4_177:
+qrows4_216:
 	CMPQ SI, $0x04
-	JL   qtail178
+	JL   qtail217
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok181:
+qtok220:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8147,7 +9260,7 @@ qtok181:
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk182:
+qblk221:
 	PREFETCHT0   1632(R12)
 	PREFETCHT0   1734(R12)
 	PREFETCHT0   1836(R12)
@@ -8198,7 +9311,7 @@ qblk182:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk182
+	JNZ          qblk221
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8231,30 +9344,30 @@ qblk182:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok181
+	JNZ          qtok220
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_177
+	JMP          qrows4_216
 
-qtail178:
+qtail217:
 	TESTQ SI, SI
-	JZ    qdone180
+	JZ    qdone219
 
-qrows1_179:
+qrows1_218:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok183:
+qtok222:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000003, R15
 
-qblk184:
+qblk223:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -8271,7 +9384,7 @@ qblk184:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk184
+	JNZ          qblk223
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8283,13 +9396,13 @@ qblk184:
 	ADDQ         $0x00000060, R10
 	ADDQ         $0x0000000c, R11
 	DECQ         R8
-	JNZ          qtok183
+	JNZ          qtok222
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_179
+	JNZ          qrows1_218
 
-qdone180:
+qdone219:
 	VZEROUPPER
 	RET
 
@@ -8304,17 +9417,17 @@ TEXT ·q8_0matmul_13x96_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone188
+	JZ        qdone227
 
-qrows4_185:
+qrows4_224:
 	CMPQ SI, $0x04
-	JL   qtail186
+	JL   qtail225
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok189:
+qtok228:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -8327,7 +9440,7 @@ qtok189:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp190:
+qgrp229:
 	PREFETCHT0    1632(R12)
 	PREFETCHT0    1734(R12)
 	PREFETCHT0    1836(R12)
@@ -8382,7 +9495,7 @@ qgrp190:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp190
+	JNZ           qgrp229
 	VMOVDQA32     Z0, Z5
 	VMOVDQA32     Z0, Z6
 	VMOVDQA32     Z0, Z7
@@ -8473,23 +9586,23 @@ qgrp190:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok189
+	JNZ           qtok228
 	ADDQ          $0x00000198, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_185
+	JMP           qrows4_224
 
-qtail186:
+qtail225:
 	TESTQ SI, SI
-	JZ    qdone188
+	JZ    qdone227
 
-qrows1_187:
+qrows1_226:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok191:
+qtok230:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -8499,7 +9612,7 @@ qtok191:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp192:
+qgrp231:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -8520,7 +9633,7 @@ qgrp192:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp192
+	JNZ           qgrp231
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R13), Y3
 	VBROADCASTSS  (R14), Y4
@@ -8551,13 +9664,13 @@ qgrp192:
 	ADDQ          $0x00000060, R10
 	ADDQ          $0x0000000c, R11
 	DECQ          R8
-	JNZ           qtok191
+	JNZ           qtok230
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_187
+	JNZ           qrows1_226
 
-qdone188:
+qdone227:
 	VZEROUPPER
 	RET
 
@@ -8625,17 +9738,17 @@ TEXT ·q8_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone196
+	JZ    qdone235
 
-qrows4_193:
+qrows4_232:
 	CMPQ SI, $0x04
-	JL   qtail194
+	JL   qtail233
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok197:
+qtok236:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8645,7 +9758,7 @@ qtok197:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk198:
+qblk237:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -8696,7 +9809,7 @@ qblk198:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk198
+	JNZ          qblk237
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -8729,30 +9842,30 @@ qblk198:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok197
+	JNZ          qtok236
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_193
+	JMP          qrows4_232
 
-qtail194:
+qtail233:
 	TESTQ SI, SI
-	JZ    qdone196
+	JZ    qdone235
 
-qrows1_195:
+qrows1_234:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok199:
+qtok238:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk200:
+qblk239:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -8769,7 +9882,7 @@ qblk200:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk200
+	JNZ          qblk239
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -8781,13 +9894,13 @@ qblk200:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok199
+	JNZ          qtok238
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_195
+	JNZ          qrows1_234
 
-qdone196:
+qdone235:
 	VZEROUPPER
 	RET
 
@@ -8802,17 +9915,17 @@ TEXT ·q8_0matmul_1536x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone204
+	JZ        qdone243
 
-qrows4_201:
+qrows4_240:
 	CMPQ SI, $0x04
-	JL   qtail202
+	JL   qtail241
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok205:
+qtok244:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -8825,7 +9938,7 @@ qtok205:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp206:
+qgrp245:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
@@ -8880,7 +9993,7 @@ qgrp206:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp206
+	JNZ           qgrp245
 	VMOVDQA32     Z0, Z5
 	VMOVDQA32     Z0, Z6
 	VMOVDQA32     Z0, Z7
@@ -8971,23 +10084,23 @@ qgrp206:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok205
+	JNZ           qtok244
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_201
+	JMP           qrows4_240
 
-qtail202:
+qtail241:
 	TESTQ SI, SI
-	JZ    qdone204
+	JZ    qdone243
 
-qrows1_203:
+qrows1_242:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok207:
+qtok246:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -8997,7 +10110,7 @@ qtok207:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp208:
+qgrp247:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -9018,7 +10131,7 @@ qgrp208:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp208
+	JNZ           qgrp247
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R13), Y3
 	VBROADCASTSS  (R14), Y4
@@ -9049,13 +10162,13 @@ qgrp208:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok207
+	JNZ           qtok246
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_203
+	JNZ           qrows1_242
 
-qdone204:
+qdone243:
 	VZEROUPPER
 	RET
 
@@ -9069,17 +10182,17 @@ TEXT ·q8_0matmul_300x288_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone212
+	JZ    qdone251
 
-qrows4_209:
+qrows4_248:
 	CMPQ SI, $0x04
-	JL   qtail210
+	JL   qtail249
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok213:
+qtok252:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9089,7 +10202,7 @@ qtok213:
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk214:
+qblk253:
 	PREFETCHT0   4896(R12)
 	PREFETCHT0   5202(R12)
 	PREFETCHT0   5508(R12)
@@ -9140,7 +10253,7 @@ qblk214:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk214
+	JNZ          qblk253
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -9173,30 +10286,30 @@ qblk214:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok213
+	JNZ          qtok252
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_209
+	JMP          qrows4_248
 
-qtail210:
+qtail249:
 	TESTQ SI, SI
-	JZ    qdone212
+	JZ    qdone251
 
-qrows1_211:
+qrows1_250:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok215:
+qtok254:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000009, R15
 
-qblk216:
+qblk255:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -9213,7 +10326,7 @@ qblk216:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk216
+	JNZ          qblk255
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -9225,13 +10338,13 @@ qblk216:
 	ADDQ         $0x00000120, R10
 	ADDQ         $0x00000024, R11
 	DECQ         R8
-	JNZ          qtok215
+	JNZ          qtok254
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_211
+	JNZ          qrows1_250
 
-qdone212:
+qdone251:
 	VZEROUPPER
 	RET
 
@@ -9246,17 +10359,17 @@ TEXT ·q8_0matmul_300x288_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone220
+	JZ        qdone259
 
-qrows4_217:
+qrows4_256:
 	CMPQ SI, $0x04
-	JL   qtail218
+	JL   qtail257
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok221:
+qtok260:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -9269,7 +10382,7 @@ qtok221:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp222:
+qgrp261:
 	PREFETCHT0    4896(R12)
 	PREFETCHT0    5202(R12)
 	PREFETCHT0    5508(R12)
@@ -9324,7 +10437,7 @@ qgrp222:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp222
+	JNZ           qgrp261
 	VMOVDQA32     Z0, Z5
 	VMOVDQA32     Z0, Z6
 	VMOVDQA32     Z0, Z7
@@ -9415,23 +10528,23 @@ qgrp222:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok221
+	JNZ           qtok260
 	ADDQ          $0x000004c8, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_217
+	JMP           qrows4_256
 
-qtail218:
+qtail257:
 	TESTQ SI, SI
-	JZ    qdone220
+	JZ    qdone259
 
-qrows1_219:
+qrows1_258:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok223:
+qtok262:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -9441,7 +10554,7 @@ qtok223:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp224:
+qgrp263:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -9462,7 +10575,7 @@ qgrp224:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp224
+	JNZ           qgrp263
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R13), Y3
 	VBROADCASTSS  (R14), Y4
@@ -9493,13 +10606,13 @@ qgrp224:
 	ADDQ          $0x00000120, R10
 	ADDQ          $0x00000024, R11
 	DECQ          R8
-	JNZ           qtok223
+	JNZ           qtok262
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_219
+	JNZ           qrows1_258
 
-qdone220:
+qdone259:
 	VZEROUPPER
 	RET
 
@@ -9513,17 +10626,17 @@ TEXT ·q8_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
 	MOVQ  n+32(FP), SI
 	MOVQ  b+40(FP), DI
 	TESTQ DI, DI
-	JZ    qdone228
+	JZ    qdone267
 
-qrows4_225:
+qrows4_264:
 	CMPQ SI, $0x04
-	JL   qtail226
+	JL   qtail265
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok229:
+qtok268:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9533,7 +10646,7 @@ qtok229:
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk230:
+qblk269:
 	PREFETCHT0   13056(R12)
 	PREFETCHT0   13872(R12)
 	PREFETCHT0   14688(R12)
@@ -9584,7 +10697,7 @@ qblk230:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk230
+	JNZ          qblk269
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -9617,30 +10730,30 @@ qblk230:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok229
+	JNZ          qtok268
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_225
+	JMP          qrows4_264
 
-qtail226:
+qtail265:
 	TESTQ SI, SI
-	JZ    qdone228
+	JZ    qdone267
 
-qrows1_227:
+qrows1_266:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok231:
+qtok270:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, R12
 	MOVQ   R10, R13
 	MOVQ   R11, R14
 	MOVQ   $0x00000018, R15
 
-qblk232:
+qblk271:
 	VMOVUPS      (R13), Y1
 	VBROADCASTSS (R14), Y2
 	VMOVUPS      2(R12), Y3
@@ -9657,7 +10770,7 @@ qblk232:
 	ADDQ         $0x04, R14
 	ADDQ         $0x22, R12
 	DECQ         R15
-	JNZ          qblk232
+	JNZ          qblk271
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -9669,13 +10782,13 @@ qblk232:
 	ADDQ         $0x00000300, R10
 	ADDQ         $0x00000060, R11
 	DECQ         R8
-	JNZ          qtok231
+	JNZ          qtok270
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_227
+	JNZ          qrows1_266
 
-qdone228:
+qdone267:
 	VZEROUPPER
 	RET
 
@@ -9690,17 +10803,17 @@ TEXT ·q8_0matmul_4096x768_avx512(SB), NOSPLIT, $0-48
 	MOVQ      b+40(FP), DI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	TESTQ     DI, DI
-	JZ        qdone236
+	JZ        qdone275
 
-qrows4_233:
+qrows4_272:
 	CMPQ SI, $0x04
-	JL   qtail234
+	JL   qtail273
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok237:
+qtok276:
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -9713,7 +10826,7 @@ qtok237:
 	VMOVDQU64 qsp2<>+0(SB), Z6
 	VMOVDQU64 qoffz80<>+0(SB), Z7
 
-qgrp238:
+qgrp277:
 	PREFETCHT0    13056(R12)
 	PREFETCHT0    13872(R12)
 	PREFETCHT0    14688(R12)
@@ -9768,7 +10881,7 @@ qgrp238:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp238
+	JNZ           qgrp277
 	VEXTRACTF64X4 $0x01, Z1, Y5
 	VADDPS        Y1, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X1
@@ -9809,23 +10922,23 @@ qgrp238:
 	ADDQ          $0x00000300, R10
 	ADDQ          $0x00000060, R11
 	DECQ          R8
-	JNZ           qtok237
+	JNZ           qtok276
 	ADDQ          $0x00000cc0, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, SI
-	JMP           qrows4_233
+	JMP           qrows4_272
 
-qtail234:
+qtail273:
 	TESTQ SI, SI
-	JZ    qdone236
+	JZ    qdone275
 
-qrows1_235:
+qrows1_274:
 	MOVQ DI, R8
 	MOVQ AX, R9
 	MOVQ DX, R10
 	MOVQ BX, R11
 
-qtok239:
+qtok278:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, R12
 	MOVQ      R10, R13
@@ -9835,7 +10948,7 @@ qtok239:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp240:
+qgrp279:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R13), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -9856,7 +10969,7 @@ qgrp240:
 	ADDQ          $0x08, R14
 	ADDQ          $0x44, R12
 	DECQ          R15
-	JNZ           qgrp240
+	JNZ           qgrp279
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -9870,13 +10983,13 @@ qgrp240:
 	ADDQ          $0x00000300, R10
 	ADDQ          $0x00000060, R11
 	DECQ          R8
-	JNZ           qtok239
+	JNZ           qtok278
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_235
+	JNZ           qrows1_274
 
-qdone236:
+qdone275:
 	VZEROUPPER
 	RET
 
@@ -9889,9 +11002,9 @@ TEXT ·q8_0matvec_160_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_241:
+qrows4_280:
 	CMPQ   SI, $0x04
-	JL     qtail242
+	JL     qtail281
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -9901,7 +11014,7 @@ qrows4_241:
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk245:
+qblk284:
 	PREFETCHT0   2720(DI)
 	PREFETCHT0   2890(DI)
 	PREFETCHT0   3060(DI)
@@ -9952,7 +11065,7 @@ qblk245:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk245
+	JNZ          qblk284
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -9984,20 +11097,20 @@ qblk245:
 	ADDQ         $0x000002a8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_241
+	JMP          qrows4_280
 
-qtail242:
+qtail281:
 	TESTQ SI, SI
-	JZ    qdone244
+	JZ    qdone283
 
-qrows1_243:
+qrows1_282:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000005, R10
 
-qblk246:
+qblk285:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -10014,7 +11127,7 @@ qblk246:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk246
+	JNZ          qblk285
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -10025,9 +11138,9 @@ qblk246:
 	ADDQ         $0x000000aa, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_243
+	JNZ          qrows1_282
 
-qdone244:
+qdone283:
 	VZEROUPPER
 	RET
 
@@ -10041,9 +11154,9 @@ TEXT ·q8_0matvec_160_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_247:
+qrows4_286:
 	CMPQ      SI, $0x08
-	JL        qtail248
+	JL        qtail287
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -10060,7 +11173,7 @@ qrows4_247:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp251:
+qgrp290:
 	PREFETCHT0    2720(DI)
 	PREFETCHT0    2890(DI)
 	PREFETCHT0    3060(DI)
@@ -10159,7 +11272,7 @@ qgrp251:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp251
+	JNZ           qgrp290
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -10329,13 +11442,13 @@ qgrp251:
 	ADDQ          $0x00000550, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_247
+	JMP           qrows4_286
 
-qtail248:
+qtail287:
 	TESTQ SI, SI
-	JZ    qdone250
+	JZ    qdone289
 
-qrows1_249:
+qrows1_288:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -10345,7 +11458,7 @@ qrows1_249:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp252:
+qgrp291:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -10366,7 +11479,7 @@ qgrp252:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp252
+	JNZ           qgrp291
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -10396,9 +11509,9 @@ qgrp252:
 	ADDQ          $0x000000aa, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_249
+	JNZ           qrows1_288
 
-qdone250:
+qdone289:
 	VZEROUPPER
 	RET
 
@@ -10411,9 +11524,9 @@ TEXT ·q8_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_253:
+qrows4_292:
 	CMPQ   SI, $0x04
-	JL     qtail254
+	JL     qtail293
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -10423,7 +11536,7 @@ qrows4_253:
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk257:
+qblk296:
 	PREFETCHT0   34816(DI)
 	PREFETCHT0   36992(DI)
 	PREFETCHT0   39168(DI)
@@ -10474,7 +11587,7 @@ qblk257:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk257
+	JNZ          qblk296
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -10506,20 +11619,20 @@ qblk257:
 	ADDQ         $0x00002200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_253
+	JMP          qrows4_292
 
-qtail254:
+qtail293:
 	TESTQ SI, SI
-	JZ    qdone256
+	JZ    qdone295
 
-qrows1_255:
+qrows1_294:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000040, R10
 
-qblk258:
+qblk297:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -10536,7 +11649,7 @@ qblk258:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk258
+	JNZ          qblk297
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -10547,9 +11660,9 @@ qblk258:
 	ADDQ         $0x00000880, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_255
+	JNZ          qrows1_294
 
-qdone256:
+qdone295:
 	VZEROUPPER
 	RET
 
@@ -10563,9 +11676,9 @@ TEXT ·q8_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_259:
+qrows4_298:
 	CMPQ      SI, $0x08
-	JL        qtail260
+	JL        qtail299
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -10582,7 +11695,7 @@ qrows4_259:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp263:
+qgrp302:
 	PREFETCHT0    34816(DI)
 	PREFETCHT0    36992(DI)
 	PREFETCHT0    39168(DI)
@@ -10681,7 +11794,7 @@ qgrp263:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp263
+	JNZ           qgrp302
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -10757,13 +11870,13 @@ qgrp263:
 	ADDQ          $0x00004400, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_259
+	JMP           qrows4_298
 
-qtail260:
+qtail299:
 	TESTQ SI, SI
-	JZ    qdone262
+	JZ    qdone301
 
-qrows1_261:
+qrows1_300:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -10773,7 +11886,7 @@ qrows1_261:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp264:
+qgrp303:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -10794,7 +11907,7 @@ qgrp264:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp264
+	JNZ           qgrp303
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -10807,9 +11920,9 @@ qgrp264:
 	ADDQ          $0x00000880, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_261
+	JNZ           qrows1_300
 
-qdone262:
+qdone301:
 	VZEROUPPER
 	RET
 
@@ -10822,9 +11935,9 @@ TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_265:
+qrows4_304:
 	CMPQ   SI, $0x04
-	JL     qtail266
+	JL     qtail305
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -10834,7 +11947,7 @@ qrows4_265:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk269:
+qblk308:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -10885,7 +11998,7 @@ qblk269:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk269
+	JNZ          qblk308
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -10917,20 +12030,20 @@ qblk269:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_265
+	JMP          qrows4_304
 
-qtail266:
+qtail305:
 	TESTQ SI, SI
-	JZ    qdone268
+	JZ    qdone307
 
-qrows1_267:
+qrows1_306:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk270:
+qblk309:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -10947,7 +12060,7 @@ qblk270:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk270
+	JNZ          qblk309
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -10958,9 +12071,9 @@ qblk270:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_267
+	JNZ          qrows1_306
 
-qdone268:
+qdone307:
 	VZEROUPPER
 	RET
 
@@ -10974,9 +12087,9 @@ TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_271:
+qrows4_310:
 	CMPQ      SI, $0x08
-	JL        qtail272
+	JL        qtail311
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -10993,7 +12106,7 @@ qrows4_271:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp275:
+qgrp314:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -11092,7 +12205,7 @@ qgrp275:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp275
+	JNZ           qgrp314
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -11262,13 +12375,13 @@ qgrp275:
 	ADDQ          $0x00000990, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_271
+	JMP           qrows4_310
 
-qtail272:
+qtail311:
 	TESTQ SI, SI
-	JZ    qdone274
+	JZ    qdone313
 
-qrows1_273:
+qrows1_312:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -11278,7 +12391,7 @@ qrows1_273:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp276:
+qgrp315:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -11299,7 +12412,7 @@ qgrp276:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp276
+	JNZ           qgrp315
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -11329,9 +12442,9 @@ qgrp276:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_273
+	JNZ           qrows1_312
 
-qdone274:
+qdone313:
 	VZEROUPPER
 	RET
 
@@ -11344,9 +12457,9 @@ TEXT ·q8_0matvec_32_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_277:
+qrows4_316:
 	CMPQ   SI, $0x04
-	JL     qtail278
+	JL     qtail317
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11356,7 +12469,7 @@ qrows4_277:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk281:
+qblk320:
 	PREFETCHT0   544(DI)
 	PREFETCHT0   578(DI)
 	PREFETCHT0   612(DI)
@@ -11407,7 +12520,7 @@ qblk281:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk281
+	JNZ          qblk320
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -11439,20 +12552,20 @@ qblk281:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_277
+	JMP          qrows4_316
 
-qtail278:
+qtail317:
 	TESTQ SI, SI
-	JZ    qdone280
+	JZ    qdone319
 
-qrows1_279:
+qrows1_318:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qblk282:
+qblk321:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -11469,7 +12582,7 @@ qblk282:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk282
+	JNZ          qblk321
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -11480,9 +12593,9 @@ qblk282:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_279
+	JNZ          qrows1_318
 
-qdone280:
+qdone319:
 	VZEROUPPER
 	RET
 
@@ -11496,9 +12609,9 @@ TEXT ·q8_0matvec_32_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_283:
+qrows4_322:
 	CMPQ          SI, $0x08
-	JL            qtail284
+	JL            qtail323
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -11679,13 +12792,13 @@ qrows4_283:
 	ADDQ          $0x00000110, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_283
+	JMP           qrows4_322
 
-qtail284:
+qtail323:
 	TESTQ SI, SI
-	JZ    qdone286
+	JZ    qdone325
 
-qrows1_285:
+qrows1_324:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, DI
 	MOVQ          DX, R8
@@ -11719,9 +12832,9 @@ qrows1_285:
 	ADDQ          $0x00000022, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_285
+	JNZ           qrows1_324
 
-qdone286:
+qdone325:
 	VZEROUPPER
 	RET
 
@@ -11734,9 +12847,9 @@ TEXT ·q8_0matvec_544_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_287:
+qrows4_326:
 	CMPQ   SI, $0x04
-	JL     qtail288
+	JL     qtail327
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -11746,7 +12859,7 @@ qrows4_287:
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk291:
+qblk330:
 	PREFETCHT0   9248(DI)
 	PREFETCHT0   9826(DI)
 	PREFETCHT0   10404(DI)
@@ -11797,7 +12910,7 @@ qblk291:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk291
+	JNZ          qblk330
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -11829,20 +12942,20 @@ qblk291:
 	ADDQ         $0x00000908, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_287
+	JMP          qrows4_326
 
-qtail288:
+qtail327:
 	TESTQ SI, SI
-	JZ    qdone290
+	JZ    qdone329
 
-qrows1_289:
+qrows1_328:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000011, R10
 
-qblk292:
+qblk331:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -11859,7 +12972,7 @@ qblk292:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk292
+	JNZ          qblk331
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -11870,9 +12983,9 @@ qblk292:
 	ADDQ         $0x00000242, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_289
+	JNZ          qrows1_328
 
-qdone290:
+qdone329:
 	VZEROUPPER
 	RET
 
@@ -11886,9 +12999,9 @@ TEXT ·q8_0matvec_544_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_293:
+qrows4_332:
 	CMPQ      SI, $0x08
-	JL        qtail294
+	JL        qtail333
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -11905,7 +13018,7 @@ qrows4_293:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp297:
+qgrp336:
 	PREFETCHT0    9248(DI)
 	PREFETCHT0    9826(DI)
 	PREFETCHT0    10404(DI)
@@ -12004,7 +13117,7 @@ qgrp297:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp297
+	JNZ           qgrp336
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -12174,13 +13287,13 @@ qgrp297:
 	ADDQ          $0x00001210, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_293
+	JMP           qrows4_332
 
-qtail294:
+qtail333:
 	TESTQ SI, SI
-	JZ    qdone296
+	JZ    qdone335
 
-qrows1_295:
+qrows1_334:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -12190,7 +13303,7 @@ qrows1_295:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp298:
+qgrp337:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -12211,7 +13324,7 @@ qgrp298:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp298
+	JNZ           qgrp337
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -12241,9 +13354,9 @@ qgrp298:
 	ADDQ          $0x00000242, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_295
+	JNZ           qrows1_334
 
-qdone296:
+qdone335:
 	VZEROUPPER
 	RET
 
@@ -12256,9 +13369,9 @@ TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_299:
+qrows4_338:
 	CMPQ   SI, $0x04
-	JL     qtail300
+	JL     qtail339
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -12268,7 +13381,7 @@ qrows4_299:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk303:
+qblk342:
 	PREFETCHT0   1088(DI)
 	PREFETCHT0   1156(DI)
 	PREFETCHT0   1224(DI)
@@ -12319,7 +13432,7 @@ qblk303:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk303
+	JNZ          qblk342
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -12351,20 +13464,20 @@ qblk303:
 	ADDQ         $0x00000110, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_299
+	JMP          qrows4_338
 
-qtail300:
+qtail339:
 	TESTQ SI, SI
-	JZ    qdone302
+	JZ    qdone341
 
-qrows1_301:
+qrows1_340:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk304:
+qblk343:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -12381,7 +13494,7 @@ qblk304:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk304
+	JNZ          qblk343
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -12392,9 +13505,9 @@ qblk304:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_301
+	JNZ          qrows1_340
 
-qdone302:
+qdone341:
 	VZEROUPPER
 	RET
 
@@ -12408,9 +13521,9 @@ TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_305:
+qrows4_344:
 	CMPQ      SI, $0x08
-	JL        qtail306
+	JL        qtail345
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -12427,7 +13540,7 @@ qrows4_305:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp309:
+qgrp348:
 	PREFETCHT0    1088(DI)
 	PREFETCHT0    1156(DI)
 	PREFETCHT0    1224(DI)
@@ -12526,7 +13639,7 @@ qgrp309:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp309
+	JNZ           qgrp348
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -12602,13 +13715,13 @@ qgrp309:
 	ADDQ          $0x00000220, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_305
+	JMP           qrows4_344
 
-qtail306:
+qtail345:
 	TESTQ SI, SI
-	JZ    qdone308
+	JZ    qdone347
 
-qrows1_307:
+qrows1_346:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -12618,7 +13731,7 @@ qrows1_307:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp310:
+qgrp349:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -12639,7 +13752,7 @@ qgrp310:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp310
+	JNZ           qgrp349
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -12652,9 +13765,9 @@ qgrp310:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_307
+	JNZ           qrows1_346
 
-qdone308:
+qdone347:
 	VZEROUPPER
 	RET
 
@@ -12667,9 +13780,9 @@ TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_311:
+qrows4_350:
 	CMPQ   SI, $0x04
-	JL     qtail312
+	JL     qtail351
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -12679,7 +13792,7 @@ qrows4_311:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk315:
+qblk354:
 	PREFETCHT0   13056(DI)
 	PREFETCHT0   13872(DI)
 	PREFETCHT0   14688(DI)
@@ -12730,7 +13843,7 @@ qblk315:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk315
+	JNZ          qblk354
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -12762,20 +13875,20 @@ qblk315:
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_311
+	JMP          qrows4_350
 
-qtail312:
+qtail351:
 	TESTQ SI, SI
-	JZ    qdone314
+	JZ    qdone353
 
-qrows1_313:
+qrows1_352:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk316:
+qblk355:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -12792,7 +13905,7 @@ qblk316:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk316
+	JNZ          qblk355
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -12803,9 +13916,9 @@ qblk316:
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_313
+	JNZ          qrows1_352
 
-qdone314:
+qdone353:
 	VZEROUPPER
 	RET
 
@@ -12819,9 +13932,9 @@ TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_317:
+qrows4_356:
 	CMPQ      SI, $0x08
-	JL        qtail318
+	JL        qtail357
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -12838,7 +13951,7 @@ qrows4_317:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp321:
+qgrp360:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
@@ -12937,7 +14050,7 @@ qgrp321:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp321
+	JNZ           qgrp360
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -13013,13 +14126,13 @@ qgrp321:
 	ADDQ          $0x00001980, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_317
+	JMP           qrows4_356
 
-qtail318:
+qtail357:
 	TESTQ SI, SI
-	JZ    qdone320
+	JZ    qdone359
 
-qrows1_319:
+qrows1_358:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -13029,7 +14142,7 @@ qrows1_319:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp322:
+qgrp361:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -13050,7 +14163,7 @@ qgrp322:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp322
+	JNZ           qgrp361
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -13063,9 +14176,9 @@ qgrp322:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_319
+	JNZ           qrows1_358
 
-qdone320:
+qdone359:
 	VZEROUPPER
 	RET
 
@@ -13078,9 +14191,9 @@ TEXT ·q8_0matvec_96_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_323:
+qrows4_362:
 	CMPQ   SI, $0x04
-	JL     qtail324
+	JL     qtail363
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -13090,7 +14203,7 @@ qrows4_323:
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk327:
+qblk366:
 	PREFETCHT0   1632(DI)
 	PREFETCHT0   1734(DI)
 	PREFETCHT0   1836(DI)
@@ -13141,7 +14254,7 @@ qblk327:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk327
+	JNZ          qblk366
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -13173,20 +14286,20 @@ qblk327:
 	ADDQ         $0x00000198, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_323
+	JMP          qrows4_362
 
-qtail324:
+qtail363:
 	TESTQ SI, SI
-	JZ    qdone326
+	JZ    qdone365
 
-qrows1_325:
+qrows1_364:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000003, R10
 
-qblk328:
+qblk367:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -13203,7 +14316,7 @@ qblk328:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk328
+	JNZ          qblk367
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -13214,9 +14327,9 @@ qblk328:
 	ADDQ         $0x00000066, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_325
+	JNZ          qrows1_364
 
-qdone326:
+qdone365:
 	VZEROUPPER
 	RET
 
@@ -13230,9 +14343,9 @@ TEXT ·q8_0matvec_96_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_329:
+qrows4_368:
 	CMPQ      SI, $0x08
-	JL        qtail330
+	JL        qtail369
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -13249,7 +14362,7 @@ qrows4_329:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp333:
+qgrp372:
 	PREFETCHT0    1632(DI)
 	PREFETCHT0    1734(DI)
 	PREFETCHT0    1836(DI)
@@ -13348,7 +14461,7 @@ qgrp333:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp333
+	JNZ           qgrp372
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -13518,13 +14631,13 @@ qgrp333:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_329
+	JMP           qrows4_368
 
-qtail330:
+qtail369:
 	TESTQ SI, SI
-	JZ    qdone332
+	JZ    qdone371
 
-qrows1_331:
+qrows1_370:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -13534,7 +14647,7 @@ qrows1_331:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp334:
+qgrp373:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -13555,7 +14668,7 @@ qgrp334:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp334
+	JNZ           qgrp373
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -13585,8 +14698,961 @@ qgrp334:
 	ADDQ          $0x00000066, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_331
+	JNZ           qrows1_370
 
-qdone332:
+qdone371:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_160_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_160_avx512(SB), NOSPLIT, $24-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000005, R9
+
+qsum374:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum374
+
+qpanel375:
+	TESTQ     SI, SI
+	JLE       qpdone377
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000002, R10
+
+qpair378:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair378
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     32(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     96(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     160(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     224(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     288(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     352(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     416(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     480(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000220, CX
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial376
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel375
+
+qpartial376:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone377:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_2048_avx512(SB), NOSPLIT, $256-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000040, R9
+
+qsum379:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum379
+
+qpanel380:
+	TESTQ     SI, SI
+	JLE       qpdone382
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000020, R10
+
+qpair383:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair383
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial381
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel380
+
+qpartial381:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone382:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_288_avx512(SB), NOSPLIT, $40-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000009, R9
+
+qsum384:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum384
+
+qpanel385:
+	TESTQ     SI, SI
+	JLE       qpdone387
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000004, R10
+
+qpair388:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair388
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     32(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     96(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     160(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     224(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     288(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     352(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     416(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     480(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000220, CX
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial386
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel385
+
+qpartial386:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone387:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_32_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_32_avx512(SB), NOSPLIT, $8-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000001, R9
+
+qsum389:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum389
+
+qpanel390:
+	TESTQ         SI, SI
+	JLE           qpdone392
+	VMOVDQA32     Z0, Z1
+	VMOVDQA32     Z0, Z2
+	MOVQ          DX, DI
+	MOVQ          BX, R8
+	LEAQ          (SP), R9
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     32(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     96(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     160(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     224(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     288(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     352(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     416(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     480(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000220, CX
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial391
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel390
+
+qpartial391:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone392:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_544_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_544_avx512(SB), NOSPLIT, $72-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000011, R9
+
+qsum393:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum393
+
+qpanel394:
+	TESTQ     SI, SI
+	JLE       qpdone396
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000008, R10
+
+qpair397:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair397
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     32(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     96(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     160(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     224(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     288(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     352(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     416(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     480(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000220, CX
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial395
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel394
+
+qpartial395:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone396:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_64_avx512(SB), NOSPLIT, $8-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000002, R9
+
+qsum398:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum398
+
+qpanel399:
+	TESTQ     SI, SI
+	JLE       qpdone401
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000001, R10
+
+qpair402:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair402
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial400
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel399
+
+qpartial400:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone401:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_768_avx512(SB), NOSPLIT, $96-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000018, R9
+
+qsum403:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum403
+
+qpanel404:
+	TESTQ     SI, SI
+	JLE       qpdone406
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x0000000c, R10
+
+qpair407:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair407
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial405
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel404
+
+qpartial405:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone406:
+	VZEROUPPER
+	RET
+
+// func q8_0panel_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+TEXT ·q8_0panel_96_avx512(SB), NOSPLIT, $16-40
+	MOVQ      out+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      xq+16(FP), DX
+	MOVQ      xs+24(FP), BX
+	MOVQ      n+32(FP), SI
+	VMOVDQU64 qzeroz<>+0(SB), Z0
+	VMOVDQU   qoff80<>+0(SB), Y1
+	MOVQ      DX, DI
+	LEAQ      (SP), R8
+	MOVQ      $0x00000003, R9
+
+qsum408:
+	VMOVDQA32     Y0, Y2
+	VPDPBUSD      (DI), Y1, Y2
+	VEXTRACTI32X4 $0x01, Y2, X3
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0x4e, X3, X2
+	VPADDD        X2, X3, X3
+	VPSHUFD       $0xb1, X3, X2
+	VPADDD        X2, X3, X3
+	VPSUBD        X3, X0, X3
+	VMOVD         X3, (R8)
+	ADDQ          $0x20, DI
+	ADDQ          $0x04, R8
+	DECQ          R9
+	JNZ           qsum408
+
+qpanel409:
+	TESTQ     SI, SI
+	JLE       qpdone411
+	VMOVDQA32 Z0, Z1
+	VMOVDQA32 Z0, Z2
+	MOVQ      DX, DI
+	MOVQ      BX, R8
+	LEAQ      (SP), R9
+	MOVQ      $0x00000001, R10
+
+qpair412:
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     64(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     128(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     192(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     256(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     320(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     384(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     448(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     512(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	VPBROADCASTD  4(R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     576(CX), Z5
+	VPDPBUSD.BCST 32(DI), Z5, Z3
+	VMOVDQU32     640(CX), Z5
+	VPDPBUSD.BCST 36(DI), Z5, Z4
+	VMOVDQU32     704(CX), Z5
+	VPDPBUSD.BCST 40(DI), Z5, Z3
+	VMOVDQU32     768(CX), Z5
+	VPDPBUSD.BCST 44(DI), Z5, Z4
+	VMOVDQU32     832(CX), Z5
+	VPDPBUSD.BCST 48(DI), Z5, Z3
+	VMOVDQU32     896(CX), Z5
+	VPDPBUSD.BCST 52(DI), Z5, Z4
+	VMOVDQU32     960(CX), Z5
+	VPDPBUSD.BCST 56(DI), Z5, Z3
+	VMOVDQU32     1024(CX), Z5
+	VPDPBUSD.BCST 60(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     32(CX), Z4
+	VMULPS.BCST   4(R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z2
+	ADDQ          $0x40, DI
+	ADDQ          $0x08, R8
+	ADDQ          $0x08, R9
+	ADDQ          $0x00000440, CX
+	DECQ          R10
+	JNZ           qpair412
+	VPBROADCASTD  (R9), Z3
+	VMOVDQA32     Z0, Z4
+	VMOVDQU32     32(CX), Z5
+	VPDPBUSD.BCST (DI), Z5, Z3
+	VMOVDQU32     96(CX), Z5
+	VPDPBUSD.BCST 4(DI), Z5, Z4
+	VMOVDQU32     160(CX), Z5
+	VPDPBUSD.BCST 8(DI), Z5, Z3
+	VMOVDQU32     224(CX), Z5
+	VPDPBUSD.BCST 12(DI), Z5, Z4
+	VMOVDQU32     288(CX), Z5
+	VPDPBUSD.BCST 16(DI), Z5, Z3
+	VMOVDQU32     352(CX), Z5
+	VPDPBUSD.BCST 20(DI), Z5, Z4
+	VMOVDQU32     416(CX), Z5
+	VPDPBUSD.BCST 24(DI), Z5, Z3
+	VMOVDQU32     480(CX), Z5
+	VPDPBUSD.BCST 28(DI), Z5, Z4
+	VPADDD        Z4, Z3, Z3
+	VCVTDQ2PS     Z3, Z3
+	VCVTPH2PS     (CX), Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VFMADD231PS   Z3, Z4, Z1
+	ADDQ          $0x00000220, CX
+	VADDPS        Z2, Z1, Z1
+	CMPQ          SI, $0x10
+	JL            qpartial410
+	VMOVUPS       Z1, (AX)
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, SI
+	JMP           qpanel409
+
+qpartial410:
+	MOVL    $0x0000ffff, CX
+	BZHIL   SI, CX, CX
+	KMOVW   CX, K1
+	VMOVUPS Z1, K1, (AX)
+
+qpdone411:
 	VZEROUPPER
 	RET

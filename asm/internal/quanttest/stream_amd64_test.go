@@ -23,7 +23,9 @@ import (
 // memory, so that they come cold from DRAM as in a decode step, and reports
 // the bytes streamed per second against the machine's read bandwidth
 // (bench/limits, same path) measured in alternation: "frac" is the share of
-// the bandwidth bound the kernels reach. Fastest of b.N interleaved rounds.
+// the bandwidth bound the kernels reach ("frac-panel": the AVX-512 panel
+// kernels on the same blocks in the panel layout). Fastest of b.N
+// interleaved rounds.
 //
 //	go test -run '^$' -bench Stream -benchtime 5x ./asm/internal/quanttest
 func BenchmarkStream(b *testing.B) {
@@ -39,7 +41,7 @@ func BenchmarkStream(b *testing.B) {
 		if f == asm.Q4_0 {
 			t = gguf.TypeQ4_0
 		}
-		var mats [][]byte
+		var mats, panels [][]byte
 		var total int64
 		for _, o := range ops {
 			wf := make([]float32, o.rows*o.cols)
@@ -51,6 +53,14 @@ func BenchmarkStream(b *testing.B) {
 				mats = append(mats, append([]byte(nil), w...))
 				total += int64(len(w))
 			}
+		}
+		for i, m := range mats {
+			o := ops[i/layers]
+			p, err := quant.Panels(f.String(), m, o.rows, o.cols)
+			if err != nil {
+				b.Fatal(err)
+			}
+			panels = append(panels, p)
 		}
 		// The same bytes in a file mapping, as a compiled model reads them.
 		var all []byte
@@ -87,18 +97,19 @@ func BenchmarkStream(b *testing.B) {
 			if isa == asm.AVX2 && !cpu.Supports(cpu.AVX2) || isa == asm.AVX512 && !VNNI() {
 				continue
 			}
-			fns := make([]qfunc, len(ops))
+			fns, pfns := make([]qfunc, len(ops)), make([]qfunc, len(ops))
 			for i, o := range ops {
 				fns[i] = amd64Kernels[asm.QKernel{Format: f, ISA: isa, Cols: o.cols}.Name()]
+				pfns[i] = amd64Kernels[asm.QKernel{Format: f, ISA: isa, Cols: o.cols, Panel: true}.Name()]
 			}
 			path := "avx2"
 			if isa == asm.AVX512 {
 				path = "avx512"
 			}
 			b.Run(fmt.Sprintf("110M/%s/%s", f, isa), func(b *testing.B) {
-				best, bestMap := time.Duration(1<<62), time.Duration(1<<62)
+				best, bestMap, bestPanel := time.Duration(1<<62), time.Duration(1<<62), time.Duration(1<<62)
 				bw := 0.0
-				pass := func(ms [][]byte) time.Duration {
+				pass := func(fns []qfunc, ms [][]byte) time.Duration {
 					t0 := time.Now()
 					for l := 0; l < layers; l++ {
 						for j, o := range ops {
@@ -108,8 +119,11 @@ func BenchmarkStream(b *testing.B) {
 					return time.Since(t0)
 				}
 				for i := 0; i < b.N; i++ {
-					best = min(best, pass(mats))
-					bestMap = min(bestMap, pass(mmats))
+					best = min(best, pass(fns, mats))
+					bestMap = min(bestMap, pass(fns, mmats))
+					if isa == asm.AVX512 {
+						bestPanel = min(bestPanel, pass(pfns, panels))
+					}
 					v, err := buf.ReadBandwidth(path, 1, 1)
 					if err != nil {
 						b.Fatal(err)
@@ -122,6 +136,9 @@ func BenchmarkStream(b *testing.B) {
 				b.ReportMetric(bw/1e9, "read-GB/s")
 				b.ReportMetric(gbs/bw, "frac")
 				b.ReportMetric(float64(total)/bestMap.Seconds()/bw, "frac-mmap")
+				if isa == asm.AVX512 {
+					b.ReportMetric(float64(total)/bestPanel.Seconds()/bw, "frac-panel")
+				}
 			})
 		}
 	}

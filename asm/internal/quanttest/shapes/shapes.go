@@ -36,6 +36,9 @@ func Kernels(isa asm.ISA) []asm.QKernel {
 	for _, f := range []asm.QFormat{asm.Q8_0, asm.Q4_0} {
 		for _, c := range Cols {
 			add(asm.QKernel{Format: f, ISA: isa, Cols: c})
+			if isa == asm.AVX512 {
+				add(asm.QKernel{Format: f, ISA: isa, Cols: c, Panel: true})
+			}
 		}
 		for _, rc := range MatMuls {
 			add(asm.QKernel{Format: f, ISA: isa, Rows: rc[0], Cols: rc[1]})

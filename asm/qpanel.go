@@ -1,0 +1,162 @@
+package asm
+
+import (
+	"github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// The AVX-512 VNNI panel kernels (QKernel.Panel): the quantised matvec over
+// weights rearranged at load by runtime/quant.Panels (its comment has the
+// layout; QPanelRows must equal quant.PanelRows, which quanttest checks).
+//
+// Why a second layout: in ggml's, a kernel that shares the activation work
+// across rows walks 8 row streams at once, and from one core that streams
+// at about 60 % of the read bandwidth; one row at a time is one stream but
+// does the activation work (and the scale shuffles) again for every row.
+// In a panel, 16 rows' codes sit interleaved by 4 bytes, so one ZMM load is
+// 4 codes of each of 16 rows and one VPDPBUSD with the activation's 4 bytes
+// broadcast from memory adds all 16 partial dots: 8 loads and 8 VPDPBUSD
+// (Q8_0) per block of 16 rows, no shuffles, and the weights are one linear
+// stream. The 16 lanes of the float accumulator are the 16 rows' outputs.
+//
+// The offset making the codes unsigned (Q8_0 +128, Q4_0 +8) costs o·Σx per
+// block, the same for every row: a table of -o·Σx_b is made on the stack
+// once per call and each block's integer sums start from it.
+
+// QPanelRows is runtime/quant.PanelRows.
+const QPanelRows = 16
+
+// panel emits the whole panel kernel body after the parameters are loaded.
+func (g *qamd) panel(out, w, xq, xs, n reg.GPVirtual) {
+	c, k := g.c, g.k
+	nb := k.Cols / 32
+	bb := k.Format.BlockBytes()
+	pb := QPanelRows * bb // one block of a panel
+	pairs, odd := nb/2, nb%2
+	chunks, off := 8, uint32(0x80808080)
+	if k.Format == Q4_0 {
+		chunks, off = 4, 0x08080808
+	}
+
+	// The table of -o·Σx_b, one int32 per block.
+	tbl := c.AllocLocal((4*nb + 7) &^ 7)
+	offY := c.YMM()
+	c.VMOVDQU(g.bytesConst(qOffName(off), off), offY)
+	{
+		xp, tp, cnt := c.GP64(), c.GP64(), c.GP64()
+		c.MOVQ(xq, xp)
+		c.LEAQ(tbl, tp)
+		c.MOVQ(operand.U32(nb), cnt)
+		loop := g.newLabel("sum")
+		c.Label(loop)
+		s := c.YMM()
+		c.VMOVDQA32(g.zero, s)
+		c.VPDPBUSD(operand.Mem{Base: xp}, offY, s)
+		h := c.XMM()
+		c.VEXTRACTI32X4(operand.U8(1), s, h)
+		c.VPADDD(s.AsX(), h, h)
+		t := c.XMM()
+		c.VPSHUFD(operand.U8(0x4e), h, t)
+		c.VPADDD(t, h, h)
+		c.VPSHUFD(operand.U8(0xb1), h, t)
+		c.VPADDD(t, h, h)
+		c.VPSUBD(h, g.zeroZ.AsX(), h)
+		c.VMOVD(h, operand.Mem{Base: tp})
+		c.ADDQ(operand.U8(32), xp)
+		c.ADDQ(operand.U8(4), tp)
+		c.DECQ(cnt)
+		c.JNZ(operand.LabelRef(loop))
+	}
+	var nib reg.VecVirtual
+	if k.Format == Q4_0 {
+		nib = c.ZMM()
+		c.VMOVDQU64(g.zmmConst("qnibz", rep16(0x0f0f0f0f)), nib)
+	}
+
+	panelLoop, partial, done := g.newLabel("panel"), g.newLabel("partial"), g.newLabel("pdone")
+	c.Label(panelLoop)
+	c.TESTQ(n, n)
+	c.JLE(operand.LabelRef(done))
+	acc := [2]reg.VecVirtual{c.ZMM(), c.ZMM()}
+	for _, a := range acc {
+		c.VMOVDQA32(g.zeroZ, a)
+	}
+	xp, sp, tp := c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(xq, xp)
+	c.MOVQ(xs, sp)
+	c.LEAQ(tbl, tp)
+	// block adds block j (of a pair, or the odd one) of the panel at w: its
+	// scales at w+scales, its chunks from w+codes.
+	block := func(j, scales, codes int) {
+		a, b := c.ZMM(), c.ZMM()
+		c.VPBROADCASTD(operand.Mem{Base: tp, Disp: 4 * j}, a)
+		c.VMOVDQA32(g.zeroZ, b)
+		for m := 0; m < chunks; m++ {
+			wv := c.ZMM()
+			c.VMOVDQU32(operand.Mem{Base: w, Disp: codes + 64*m}, wv)
+			if k.Format == Q8_0 {
+				dst := a
+				if m%2 == 1 {
+					dst = b
+				}
+				c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 4*m}, wv, dst)
+				continue
+			}
+			hi := c.ZMM()
+			c.VPSRLW(operand.U8(4), wv, hi)
+			c.VPANDD(nib, wv, wv)
+			c.VPANDD(nib, hi, hi)
+			c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 4*m}, wv, a)
+			c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 16 + 4*m}, hi, b)
+		}
+		c.VPADDD(b, a, a)
+		f := c.ZMM()
+		c.VCVTDQ2PS(a, f)
+		d := c.ZMM()
+		c.VCVTPH2PS(operand.Mem{Base: w, Disp: scales}, d)
+		c.VMULPS_BCST(operand.Mem{Base: sp, Disp: 4 * j}, d, d)
+		c.VFMADD231PS(f, d, acc[j])
+	}
+	if pairs > 0 {
+		cnt := c.GP64()
+		c.MOVQ(operand.U32(pairs), cnt)
+		loop := g.newLabel("pair")
+		c.Label(loop)
+		block(0, 0, 64)
+		block(1, 32, 64+pb-32)
+		c.ADDQ(operand.U8(64), xp)
+		c.ADDQ(operand.U8(8), sp)
+		c.ADDQ(operand.U8(8), tp)
+		c.ADDQ(operand.U32(2*pb), w)
+		c.DECQ(cnt)
+		c.JNZ(operand.LabelRef(loop))
+	}
+	if odd > 0 {
+		block(0, 0, 32)
+		c.ADDQ(operand.U32(pb), w)
+	}
+	c.VADDPS(acc[1], acc[0], acc[0])
+	c.CMPQ(n, operand.U8(QPanelRows))
+	c.JL(operand.LabelRef(partial))
+	c.VMOVUPS(acc[0], operand.Mem{Base: out})
+	c.ADDQ(operand.U8(4*QPanelRows), out)
+	c.SUBQ(operand.U8(QPanelRows), n)
+	c.JMP(operand.LabelRef(panelLoop))
+
+	// Fewer than 16 rows left: store their lanes only.
+	c.Label(partial)
+	ones, m := c.GP32(), c.GP32()
+	c.MOVL(operand.U32(0xffff), ones)
+	c.BZHIL(n.As32(), ones, m)
+	k1 := c.K()
+	c.KMOVW(m, k1)
+	c.VMOVUPS(acc[0], k1, operand.Mem{Base: out})
+	c.Label(done)
+}
+
+func qOffName(off uint32) string {
+	if off == 0x80808080 {
+		return "qoff80"
+	}
+	return "qoff8"
+}
