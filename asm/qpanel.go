@@ -102,12 +102,16 @@ func (g *qamd) panel(out, w, xq, xs, n reg.GPVirtual) {
 				c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 4*m}, wv, dst)
 				continue
 			}
+			// The high nibbles stay in place (16·nibble): b sums 16× their
+			// products, divided out once per block, exactly (shift by 4).
 			hi := c.ZMM()
-			c.VPSRLW(operand.U8(4), wv, hi)
+			c.VPANDND(wv, nib, hi)
 			c.VPANDD(nib, wv, wv)
-			c.VPANDD(nib, hi, hi)
 			c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 4*m}, wv, a)
 			c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 16 + 4*m}, hi, b)
+		}
+		if k.Format == Q4_0 {
+			c.VPSRAD(operand.U8(4), b, b)
 		}
 		c.VPADDD(b, a, a)
 		f := c.ZMM()
