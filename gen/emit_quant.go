@@ -154,40 +154,41 @@ func emitQuantTypes(file *File, p *Plan) {
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("bindQuant").Params().Error().Block(body...)
 
 	// bindPanels: every matrix the kernels multiply, copied into panels.
-	pbind := func(dst, src Code, rows, cols int) Code {
-		return Add(dst).Op("=").Parens(p.qmat(rows, cols)).Parens(Id("panel").Call(Qual("unsafe", "Pointer").Call(src), Lit(rows), Lit(cols)))
+	pbind := func(dst, src Code, rows, cols int, release bool) Code {
+		return Add(dst).Op("=").Parens(p.qmat(rows, cols)).Parens(Id("panel").Call(Qual("unsafe", "Pointer").Call(src), Lit(rows), Lit(cols), Lit(release)))
 	}
 	pb := []Code{
 		Var().Err().Error(),
 		Id("qp").Op(":=").New(Id("qweights")),
-		Id("panel").Op(":=").Func().Params(Id("w").Qual("unsafe", "Pointer"), List(Id("rows"), Id("cols")).Int()).Qual("unsafe", "Pointer").Block(
+		Comment("panel copies one matrix; release drops the source's file pages"),
+		Comment("from memory (all but the embedding rows, which stay in use)."),
+		Id("panel").Op(":=").Func().Params(Id("w").Qual("unsafe", "Pointer"), List(Id("rows"), Id("cols")).Int(), Id("release").Bool()).Qual("unsafe", "Pointer").Block(
 			If(Err().Op("!=").Nil()).Block(Return(Nil())),
+			Id("src").Op(":=").Qual("unsafe", "Slice").Call(Parens(Op("*").Byte()).Parens(Id("w")), Id("rows").Op("*").Parens(Id("cols").Op("/").Lit(32)).Op("*").Lit(p.Quant.BlockBytes())),
 			Var().Id("b").Index().Byte(),
-			List(Id("b"), Err()).Op("=").Qual(quantPkg, "Panels").Call(Id("QFormat"),
-				Qual("unsafe", "Slice").Call(Parens(Op("*").Byte()).Parens(Id("w")), Id("rows").Op("*").Parens(Id("cols").Op("/").Lit(32)).Op("*").Lit(p.Quant.BlockBytes())),
-				Id("rows"), Id("cols")),
-			If(Err().Op("!=").Nil()).Block(Return(Nil())),
+			If(List(Id("b"), Err()).Op("=").Qual(quantPkg, "Panels").Call(Id("QFormat"), Id("src"), Id("rows"), Id("cols")), Err().Op("!=").Nil()).Block(Return(Nil())),
+			If(Id("release")).Block(Qual(quantPkg, "Release").Call(Id("src"))),
 			Return(Qual("unsafe", "Pointer").Call(Qual("unsafe", "SliceData").Call(Id("b")))),
 		),
 	}
 	if p.QD {
-		pb = append(pb, pbind(Id("qp").Dot("cls"), Id("m").Dot("q").Dot("cls"), s.Vocab, d))
+		pb = append(pb, pbind(Id("qp").Dot("cls"), Id("m").Dot("q").Dot("cls"), s.Vocab, d, !s.TieEmbeddings))
 	}
 	var plb []Code
 	plb = append(plb, List(Id("ql"), Id("pl")).Op(":=").Op("&").Id("m").Dot("q").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qp").Dot("layers").Index(Id("l")))
 	pl := func(n string) *Statement { return Id("pl").Dot(n) }
 	if p.QD {
 		plb = append(plb,
-			pbind(pl("q"), ql("q"), d, d),
-			pbind(pl("k"), ql("k"), kv, d),
-			pbind(pl("v"), ql("v"), kv, d),
-			pbind(pl("wo"), ql("wo"), d, d),
-			pbind(pl("gate"), ql("gate"), f, d),
-			pbind(pl("up"), ql("up"), f, d),
+			pbind(pl("q"), ql("q"), d, d, true),
+			pbind(pl("k"), ql("k"), kv, d, true),
+			pbind(pl("v"), ql("v"), kv, d, true),
+			pbind(pl("wo"), ql("wo"), d, d, true),
+			pbind(pl("gate"), ql("gate"), f, d, true),
+			pbind(pl("up"), ql("up"), f, d, true),
 		)
 	}
 	if p.QF {
-		plb = append(plb, pbind(pl("down"), ql("down"), d, f))
+		plb = append(plb, pbind(pl("down"), ql("down"), d, f, true))
 	}
 	pb = append(pb, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(plb...),
 		If(Err().Op("!=").Nil()).Block(Return(Err())),

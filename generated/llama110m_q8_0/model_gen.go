@@ -249,27 +249,32 @@ func (m *Model) bindQuant() error {
 func (m *Model) bindPanels() error {
 	var err error
 	qp := new(qweights)
-	panel := func(w unsafe.Pointer, rows, cols int) unsafe.Pointer {
+	// panel copies one matrix; release drops the source's file pages
+	// from memory (all but the embedding rows, which stay in use).
+	panel := func(w unsafe.Pointer, rows, cols int, release bool) unsafe.Pointer {
 		if err != nil {
 			return nil
 		}
+		src := unsafe.Slice((*byte)(w), rows*(cols/32)*34)
 		var b []byte
-		b, err = quant.Panels(QFormat, unsafe.Slice((*byte)(w), rows*(cols/32)*34), rows, cols)
-		if err != nil {
+		if b, err = quant.Panels(QFormat, src, rows, cols); err != nil {
 			return nil
+		}
+		if release {
+			quant.Release(src)
 		}
 		return unsafe.Pointer(unsafe.SliceData(b))
 	}
-	qp.cls = (*[32000][816]byte)(panel(unsafe.Pointer(m.q.cls), 32000, 768))
+	qp.cls = (*[32000][816]byte)(panel(unsafe.Pointer(m.q.cls), 32000, 768, false))
 	for l := range 12 {
 		ql, pl := &m.q.layers[l], &qp.layers[l]
-		pl.q = (*[768][816]byte)(panel(unsafe.Pointer(ql.q), 768, 768))
-		pl.k = (*[768][816]byte)(panel(unsafe.Pointer(ql.k), 768, 768))
-		pl.v = (*[768][816]byte)(panel(unsafe.Pointer(ql.v), 768, 768))
-		pl.wo = (*[768][816]byte)(panel(unsafe.Pointer(ql.wo), 768, 768))
-		pl.gate = (*[2048][816]byte)(panel(unsafe.Pointer(ql.gate), 2048, 768))
-		pl.up = (*[2048][816]byte)(panel(unsafe.Pointer(ql.up), 2048, 768))
-		pl.down = (*[768][2176]byte)(panel(unsafe.Pointer(ql.down), 768, 2048))
+		pl.q = (*[768][816]byte)(panel(unsafe.Pointer(ql.q), 768, 768, true))
+		pl.k = (*[768][816]byte)(panel(unsafe.Pointer(ql.k), 768, 768, true))
+		pl.v = (*[768][816]byte)(panel(unsafe.Pointer(ql.v), 768, 768, true))
+		pl.wo = (*[768][816]byte)(panel(unsafe.Pointer(ql.wo), 768, 768, true))
+		pl.gate = (*[2048][816]byte)(panel(unsafe.Pointer(ql.gate), 2048, 768, true))
+		pl.up = (*[2048][816]byte)(panel(unsafe.Pointer(ql.up), 2048, 768, true))
+		pl.down = (*[768][2176]byte)(panel(unsafe.Pointer(ql.down), 768, 2048, true))
 	}
 	if err != nil {
 		return err

@@ -249,27 +249,32 @@ func (m *Model) bindQuant() error {
 func (m *Model) bindPanels() error {
 	var err error
 	qp := new(qweights)
-	panel := func(w unsafe.Pointer, rows, cols int) unsafe.Pointer {
+	// panel copies one matrix; release drops the source's file pages
+	// from memory (all but the embedding rows, which stay in use).
+	panel := func(w unsafe.Pointer, rows, cols int, release bool) unsafe.Pointer {
 		if err != nil {
 			return nil
 		}
+		src := unsafe.Slice((*byte)(w), rows*(cols/32)*18)
 		var b []byte
-		b, err = quant.Panels(QFormat, unsafe.Slice((*byte)(w), rows*(cols/32)*18), rows, cols)
-		if err != nil {
+		if b, err = quant.Panels(QFormat, src, rows, cols); err != nil {
 			return nil
+		}
+		if release {
+			quant.Release(src)
 		}
 		return unsafe.Pointer(unsafe.SliceData(b))
 	}
-	qp.cls = (*[32000][162]byte)(panel(unsafe.Pointer(m.q.cls), 32000, 288))
+	qp.cls = (*[32000][162]byte)(panel(unsafe.Pointer(m.q.cls), 32000, 288, false))
 	for l := range 6 {
 		ql, pl := &m.q.layers[l], &qp.layers[l]
-		pl.q = (*[288][162]byte)(panel(unsafe.Pointer(ql.q), 288, 288))
-		pl.k = (*[288][162]byte)(panel(unsafe.Pointer(ql.k), 288, 288))
-		pl.v = (*[288][162]byte)(panel(unsafe.Pointer(ql.v), 288, 288))
-		pl.wo = (*[288][162]byte)(panel(unsafe.Pointer(ql.wo), 288, 288))
-		pl.gate = (*[768][162]byte)(panel(unsafe.Pointer(ql.gate), 768, 288))
-		pl.up = (*[768][162]byte)(panel(unsafe.Pointer(ql.up), 768, 288))
-		pl.down = (*[288][432]byte)(panel(unsafe.Pointer(ql.down), 288, 768))
+		pl.q = (*[288][162]byte)(panel(unsafe.Pointer(ql.q), 288, 288, true))
+		pl.k = (*[288][162]byte)(panel(unsafe.Pointer(ql.k), 288, 288, true))
+		pl.v = (*[288][162]byte)(panel(unsafe.Pointer(ql.v), 288, 288, true))
+		pl.wo = (*[288][162]byte)(panel(unsafe.Pointer(ql.wo), 288, 288, true))
+		pl.gate = (*[768][162]byte)(panel(unsafe.Pointer(ql.gate), 768, 288, true))
+		pl.up = (*[768][162]byte)(panel(unsafe.Pointer(ql.up), 768, 288, true))
+		pl.down = (*[288][432]byte)(panel(unsafe.Pointer(ql.down), 288, 768, true))
 	}
 	if err != nil {
 		return err

@@ -247,26 +247,31 @@ func (m *Model) bindQuant() error {
 func (m *Model) bindPanels() error {
 	var err error
 	qp := new(qweights)
-	panel := func(w unsafe.Pointer, rows, cols int) unsafe.Pointer {
+	// panel copies one matrix; release drops the source's file pages
+	// from memory (all but the embedding rows, which stay in use).
+	panel := func(w unsafe.Pointer, rows, cols int, release bool) unsafe.Pointer {
 		if err != nil {
 			return nil
 		}
+		src := unsafe.Slice((*byte)(w), rows*(cols/32)*34)
 		var b []byte
-		b, err = quant.Panels(QFormat, unsafe.Slice((*byte)(w), rows*(cols/32)*34), rows, cols)
-		if err != nil {
+		if b, err = quant.Panels(QFormat, src, rows, cols); err != nil {
 			return nil
+		}
+		if release {
+			quant.Release(src)
 		}
 		return unsafe.Pointer(unsafe.SliceData(b))
 	}
-	qp.cls = (*[512][68]byte)(panel(unsafe.Pointer(m.q.cls), 512, 64))
+	qp.cls = (*[512][68]byte)(panel(unsafe.Pointer(m.q.cls), 512, 64, false))
 	for l := range 5 {
 		ql, pl := &m.q.layers[l], &qp.layers[l]
-		pl.q = (*[64][68]byte)(panel(unsafe.Pointer(ql.q), 64, 64))
-		pl.k = (*[32][68]byte)(panel(unsafe.Pointer(ql.k), 32, 64))
-		pl.v = (*[32][68]byte)(panel(unsafe.Pointer(ql.v), 32, 64))
-		pl.wo = (*[64][68]byte)(panel(unsafe.Pointer(ql.wo), 64, 64))
-		pl.gate = (*[172][68]byte)(panel(unsafe.Pointer(ql.gate), 172, 64))
-		pl.up = (*[172][68]byte)(panel(unsafe.Pointer(ql.up), 172, 64))
+		pl.q = (*[64][68]byte)(panel(unsafe.Pointer(ql.q), 64, 64, true))
+		pl.k = (*[32][68]byte)(panel(unsafe.Pointer(ql.k), 32, 64, true))
+		pl.v = (*[32][68]byte)(panel(unsafe.Pointer(ql.v), 32, 64, true))
+		pl.wo = (*[64][68]byte)(panel(unsafe.Pointer(ql.wo), 64, 64, true))
+		pl.gate = (*[172][68]byte)(panel(unsafe.Pointer(ql.gate), 172, 64, true))
+		pl.up = (*[172][68]byte)(panel(unsafe.Pointer(ql.up), 172, 64, true))
 	}
 	if err != nil {
 		return err

@@ -28,3 +28,31 @@ func TestMap(t *testing.T) {
 		t.Fatal("mapping a missing file succeeded")
 	}
 }
+
+// Released mapped pages read back the file's bytes; memory that is not a
+// mapping is left alone.
+func TestRelease(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	want := make([]byte, 5*os.Getpagesize()+123)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(p, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, unmap, err := Map(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmap()
+	Release(b[100 : len(b)-50])
+	Release(b)
+	if string(b) != string(want) {
+		t.Fatal("a released mapping reads back different bytes")
+	}
+	heap := append([]byte(nil), want...)
+	Release(heap)
+	if string(heap) != string(want) {
+		t.Fatal("Release changed memory that is not a mapping")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/mmap"
 )
 
 // PanelRows is the rows of one panel of the AVX-512 panel kernels
@@ -91,3 +92,8 @@ func packPanels(t gguf.GGMLType, dst, src []byte, rows, cols int) {
 		}
 	}
 }
+
+// Release drops the pages of blocks that were copied into panels from the
+// resident set when they lie in the model file's mapping (they are read
+// back from the page cache if touched again); other memory is left alone.
+func Release(blocks []byte) { mmap.Release(blocks) }
