@@ -54,16 +54,27 @@ func BenchmarkQuant(b *testing.B) {
 					t = gguf.TypeQ4_0
 				}
 				w, _ := quant.Quantize(t, wf)
-				for _, isa := range []asm.ISA{asm.Generic, asm.AVX2, asm.AVX512, asm.NEON} {
-					k := asm.QKernel{Format: f, ISA: isa, Cols: o.cols}
-					fn := kernel(k)
+				pw, err := quant.Panels(f.String(), w, o.rows, o.cols)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, k := range []asm.QKernel{
+					{Format: f, ISA: asm.Generic, Cols: o.cols}, {Format: f, ISA: asm.AVX2, Cols: o.cols},
+					{Format: f, ISA: asm.AVX512, Cols: o.cols}, {Format: f, ISA: asm.AVX512, Cols: o.cols, Panel: true},
+					{Format: f, ISA: asm.NEON, Cols: o.cols},
+				} {
+					fn, wk := kernel(k), w
 					if fn == nil {
 						continue
 					}
-					b.Run(fmt.Sprintf("%s/%s/%s/%s", m.name, o.name, f, isa), func(b *testing.B) {
+					name := k.ISA.String()
+					if k.Panel {
+						name, wk = "avx512panel", pw
+					}
+					b.Run(fmt.Sprintf("%s/%s/%s/%s", m.name, o.name, f, name), func(b *testing.B) {
 						b.SetBytes(int64(len(w)))
 						for i := 0; i < b.N; i++ {
-							fn(&out[0], &w[0], &xq[0], &xs[0], o.rows)
+							fn(&out[0], &wk[0], &xq[0], &xs[0], o.rows)
 						}
 					})
 				}
