@@ -386,15 +386,7 @@ func emitQuantForward(file *File, p *Plan) {
 		sx("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
 		sx("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
 		Id("keys").Op(",").Id("values").Op(":=").Op("&").Add(sx("keys")).Index(Id("l")).Op(",").Op("&").Add(sx("values")).Index(Id("l")),
-		For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
-			Id("kern").Dot("att").Call(
-				Op("&").Add(sx("xb")).Index(Id("h").Op("*").Lit(hd)),
-				Op("&").Add(sx("qkv")).Index(Id("h").Op("*").Lit(hd)),
-				Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-				Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-				Op("&").Add(sx("att")).Index(Lit(0)), Id("pos").Op("+").Lit(1),
-			),
-		),
+		decodeAttention(p, group),
 	)
 	layer = append(layer, attnOut...)
 	layer = append(layer, residual)

@@ -207,7 +207,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab, 0},
 		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1, 0},
 	}
-	if g := s.Heads / s.KVHeads; g <= 4 && s.Quant == "f32" {
+	if g := s.Heads / s.KVHeads; g <= 4 {
 		p.AttDecode = KCall{"attAll", asm.Kernel{Op: asm.OpGroupAttention, HeadDim: s.HeadDim(), KVStride: kv, Heads: s.KVHeads, Group: g}, 1, 0}
 	}
 	p.TrainAttention = KCall{"attTrain", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: d + 2*kv}, 1, 0}

@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX512:
 		ks := kernelSet{
 			att:      attention_64_768_avx512,
+			attAll:   gattention_64_768_12x1_avx512,
 			attTrain: attention_64_2304_avx512,
 			cls:      rmsmatvec_768_avx512,
 			down:     matvec_2048_avx512,
@@ -40,6 +41,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX2:
 		return kernelSet{
 			att:      attention_64_768_avx2,
+			attAll:   gattention_64_768_12x1_avx2,
 			attTrain: attention_64_2304_avx2,
 			cls:      rmsmatvec_768_avx2,
 			down:     matvec_2048_avx2,

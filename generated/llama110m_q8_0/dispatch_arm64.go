@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.NEON:
 		ks := kernelSet{
 			att:      attention_64_768_neon,
+			attAll:   gattention_64_768_12x1_neon,
 			attTrain: attention_64_2304_neon,
 			cls:      rmsmatvec_768_neon,
 			down:     matvec_2048_neon,

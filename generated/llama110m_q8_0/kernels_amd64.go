@@ -24,6 +24,16 @@ func attention_64_768_avx2(out *float32, q *float32, k *float32, v *float32, att
 //go:noescape
 func attention_64_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// gattention_64_768_12x1_avx2: 12 KV heads of 1 query heads each, head size 64, over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func gattention_64_768_12x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattention_64_768_12x1_avx512: 12 KV heads of 1 query heads each, head size 64, over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func gattention_64_768_12x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // matmul_2304x768_avx2: out[b*2304+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
 //
 //go:noescape

@@ -1345,6 +1345,528 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_64_768_12x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_64_768_12x1_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x0000000c, DI
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS 128(CX), Y4
+	VMOVUPS 160(CX), Y5
+	VMOVUPS 192(CX), Y6
+	VMOVUPS 224(CX), Y7
+	VMOVUPS neginf<>+0(SB), X8
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R8), Y0, Y9
+	VFMADD231PS  32(R8), Y1, Y9
+	VFMADD231PS  64(R8), Y2, Y9
+	VFMADD231PS  96(R8), Y3, Y9
+	VFMADD231PS  128(R8), Y4, Y9
+	VFMADD231PS  160(R8), Y5, Y9
+	VFMADD231PS  192(R8), Y6, Y9
+	VFMADD231PS  224(R8), Y7, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  3072(R8), Y0, Y10
+	VFMADD231PS  3104(R8), Y1, Y10
+	VFMADD231PS  3136(R8), Y2, Y10
+	VFMADD231PS  3168(R8), Y3, Y10
+	VFMADD231PS  3200(R8), Y4, Y10
+	VFMADD231PS  3232(R8), Y5, Y10
+	VFMADD231PS  3264(R8), Y6, Y10
+	VFMADD231PS  3296(R8), Y7, Y10
+	VXORPS       Y11, Y11, Y11
+	VFMADD231PS  6144(R8), Y0, Y11
+	VFMADD231PS  6176(R8), Y1, Y11
+	VFMADD231PS  6208(R8), Y2, Y11
+	VFMADD231PS  6240(R8), Y3, Y11
+	VFMADD231PS  6272(R8), Y4, Y11
+	VFMADD231PS  6304(R8), Y5, Y11
+	VFMADD231PS  6336(R8), Y6, Y11
+	VFMADD231PS  6368(R8), Y7, Y11
+	VXORPS       Y12, Y12, Y12
+	VFMADD231PS  9216(R8), Y0, Y12
+	VFMADD231PS  9248(R8), Y1, Y12
+	VFMADD231PS  9280(R8), Y2, Y12
+	VFMADD231PS  9312(R8), Y3, Y12
+	VFMADD231PS  9344(R8), Y4, Y12
+	VFMADD231PS  9376(R8), Y5, Y12
+	VFMADD231PS  9408(R8), Y6, Y12
+	VFMADD231PS  9440(R8), Y7, Y12
+	VUNPCKLPS    Y10, Y9, Y13
+	VUNPCKHPS    Y10, Y9, Y9
+	VADDPS       Y9, Y13, Y13
+	VUNPCKLPS    Y12, Y11, Y9
+	VUNPCKHPS    Y12, Y11, Y10
+	VADDPS       Y10, Y9, Y9
+	VUNPCKLPD    Y9, Y13, Y10
+	VUNPCKHPD    Y9, Y13, Y9
+	VADDPS       Y9, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X9
+	VADDPS       X9, X10, X9
+	VMULPS       rsqrt64<>+0(SB), X9, X9
+	VMOVUPS      X9, (R9)
+	VMAXPS       X9, X8, X8
+	ADDQ         $0x00003000, R8
+	ADDQ         $0x10, R9
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R10, R10
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R8), Y0, Y9
+	VFMADD231PS  32(R8), Y1, Y9
+	VFMADD231PS  64(R8), Y2, Y9
+	VFMADD231PS  96(R8), Y3, Y9
+	VFMADD231PS  128(R8), Y4, Y9
+	VFMADD231PS  160(R8), Y5, Y9
+	VFMADD231PS  192(R8), Y6, Y9
+	VFMADD231PS  224(R8), Y7, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X10
+	VPERMILPS    $0x4e, X10, X9
+	VADDPS       X9, X10, X10
+	VPERMILPS    $0xb1, X10, X9
+	VADDPS       X9, X10, X10
+	VMULSS       rsqrt64<>+0(SB), X10, X10
+	VMOVSS       X10, (R9)
+	VMAXSS       X10, X8, X8
+	ADDQ         $0x00000c00, R8
+	ADDQ         $0x04, R9
+	DECQ         R10
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X8, X0
+	VMAXPS       X0, X8, X8
+	VPERMILPS    $0xb1, X8, X0
+	VMAXPS       X0, X8, X8
+	VBROADCASTSS X8, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R9), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (R9)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R9
+	SUBQ         $0x08, R10
+	CMPQ         R10, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R10, R10
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R8
+	MOVQ         $0x00000010, R11
+	SUBQ         R10, R11
+	VMOVDQU      (R8)(R11*4), Y3
+	VMASKMOVPS   (R9), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (R9)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, R9
+	MOVQ         BX, R8
+	MOVQ         t+40(FP), R10
+
+gwsum1l55:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, Y2
+	VFMADD231PS  64(R8), Y9, Y3
+	VFMADD231PS  96(R8), Y9, Y4
+	VFMADD231PS  128(R8), Y9, Y5
+	VFMADD231PS  160(R8), Y9, Y6
+	VFMADD231PS  192(R8), Y9, Y7
+	VFMADD231PS  224(R8), Y9, Y8
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000c00, R8
+	DECQ         R10
+	JNE          gwsum1l55
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 128(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 224(AX)
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x00000100, CX
+	ADDQ         $0x00000100, AX
+	DECQ         DI
+	JNE          kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_64_768_12x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_64_768_12x1_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x0000000c, DI
+
+kvhead57:
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS 128(CX), Z2
+	VMOVUPS 192(CX), Z3
+	VMOVUPS neginf<>+0(SB), X4
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_59
+
+gscore4_58:
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   (R8), Z0, Z5
+	VFMADD231PS   64(R8), Z1, Z5
+	VFMADD231PS   128(R8), Z2, Z5
+	VFMADD231PS   192(R8), Z3, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   3072(R8), Z0, Z6
+	VFMADD231PS   3136(R8), Z1, Z6
+	VFMADD231PS   3200(R8), Z2, Z6
+	VFMADD231PS   3264(R8), Z3, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VFMADD231PS   6144(R8), Z0, Z7
+	VFMADD231PS   6208(R8), Z1, Z7
+	VFMADD231PS   6272(R8), Z2, Z7
+	VFMADD231PS   6336(R8), Z3, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VMOVUPS       zero<>+0(SB), Z8
+	VFMADD231PS   9216(R8), Z0, Z8
+	VFMADD231PS   9280(R8), Z1, Z8
+	VFMADD231PS   9344(R8), Z2, Z8
+	VFMADD231PS   9408(R8), Z3, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y9
+	VADDPS        Y9, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y9
+	VUNPCKHPS     Y6, Y5, Y5
+	VADDPS        Y5, Y9, Y9
+	VUNPCKLPS     Y8, Y7, Y5
+	VUNPCKHPS     Y8, Y7, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y9, Y6
+	VUNPCKHPD     Y5, Y9, Y5
+	VADDPS        Y5, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VMULPS        rsqrt64<>+0(SB), X5, X5
+	VMOVUPS       X5, (R9)
+	VMAXPS        X5, X4, X4
+	ADDQ          $0x00003000, R8
+	ADDQ          $0x10, R9
+	SUBQ          $0x04, R10
+	CMPQ          R10, $0x04
+	JGE           gscore4_58
+
+gscore1_59:
+	TESTQ R10, R10
+	JE    gscoredone61
+
+gscore1l60:
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   (R8), Z0, Z5
+	VFMADD231PS   64(R8), Z1, Z5
+	VFMADD231PS   128(R8), Z2, Z5
+	VFMADD231PS   192(R8), Z3, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X6
+	VADDPS        X6, X5, X6
+	VPERMILPS     $0x4e, X6, X5
+	VADDPS        X5, X6, X6
+	VPERMILPS     $0xb1, X6, X5
+	VADDPS        X5, X6, X6
+	VMULSS        rsqrt64<>+0(SB), X6, X6
+	VMOVSS        X6, (R9)
+	VMAXSS        X6, X4, X4
+	ADDQ          $0x00000c00, R8
+	ADDQ          $0x04, R9
+	DECQ          R10
+	JNE           gscore1l60
+
+gscoredone61:
+	VPERMILPS    $0x4e, X4, X0
+	VMAXPS       X0, X4, X4
+	VPERMILPS    $0xb1, X4, X0
+	VMAXPS       X0, X4, X4
+	VBROADCASTSS X4, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x10
+	JL           gexptail62
+
+gexp63:
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
+	JGE          gexp63
+
+gexptail62:
+	TESTQ        R10, R10
+	JE           gexpdone64
+	LEAQ         kmasktab<>+0(SB), R8
+	KMOVW        (R8)(R10*2), K1
+	VMOVUPS.Z    (R9), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R9)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone64:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
+	MOVQ          SI, R9
+	MOVQ          BX, R8
+	MOVQ          t+40(FP), R10
+	CMPQ          R10, $0x04
+	JL            gwsum1_66
+
+gwsum65:
+	VBROADCASTSS (R9), Z17
+	VFMADD231PS  (R8), Z17, Z1
+	VFMADD231PS  64(R8), Z17, Z2
+	VFMADD231PS  128(R8), Z17, Z3
+	VFMADD231PS  192(R8), Z17, Z4
+	VBROADCASTSS 4(R9), Z17
+	VFMADD231PS  3072(R8), Z17, Z5
+	VFMADD231PS  3136(R8), Z17, Z6
+	VFMADD231PS  3200(R8), Z17, Z7
+	VFMADD231PS  3264(R8), Z17, Z8
+	VBROADCASTSS 8(R9), Z17
+	VFMADD231PS  6144(R8), Z17, Z9
+	VFMADD231PS  6208(R8), Z17, Z10
+	VFMADD231PS  6272(R8), Z17, Z11
+	VFMADD231PS  6336(R8), Z17, Z12
+	VBROADCASTSS 12(R9), Z17
+	VFMADD231PS  9216(R8), Z17, Z13
+	VFMADD231PS  9280(R8), Z17, Z14
+	VFMADD231PS  9344(R8), Z17, Z15
+	VFMADD231PS  9408(R8), Z17, Z16
+	ADDQ         $0x10, R9
+	ADDQ         $0x00003000, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum65
+
+gwsum1_66:
+	TESTQ R10, R10
+	JE    gwsumdone68
+
+gwsum1l67:
+	VBROADCASTSS (R9), Z17
+	VFMADD231PS  (R8), Z17, Z1
+	VFMADD231PS  64(R8), Z17, Z2
+	VFMADD231PS  128(R8), Z17, Z3
+	VFMADD231PS  192(R8), Z17, Z4
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000c00, R8
+	DECQ         R10
+	JNE          gwsum1l67
+
+gwsumdone68:
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z9, Z1, Z1
+	VADDPS  Z13, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z10, Z2, Z2
+	VADDPS  Z14, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VADDPS  Z7, Z3, Z3
+	VADDPS  Z11, Z3, Z3
+	VADDPS  Z15, Z3, Z3
+	VMULPS  Z0, Z3, Z3
+	VMOVUPS Z3, 128(AX)
+	VADDPS  Z8, Z4, Z4
+	VADDPS  Z12, Z4, Z4
+	VADDPS  Z16, Z4, Z4
+	VMULPS  Z0, Z4, Z4
+	VMOVUPS Z4, 192(AX)
+	ADDQ    $0x00000100, DX
+	ADDQ    $0x00000100, BX
+	ADDQ    $0x00000100, CX
+	ADDQ    $0x00000100, AX
+	DECQ    DI
+	JNE     kvhead57
+	VZEROUPPER
+	RET
+
 // func matmul_2304x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3, MMX+
 TEXT ·matmul_2304x768_avx2(SB), NOSPLIT, $0-40
@@ -1352,16 +1874,16 @@ TEXT ·matmul_2304x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail70
 
-rows4_45:
+rows4_69:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail74
 
-tok49:
+tok73:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1372,7 +1894,7 @@ tok49:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols51:
+cols75:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -1393,7 +1915,7 @@ cols51:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols51
+	JNE          cols75
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1422,18 +1944,18 @@ cols51:
 	ADDQ         $0x00004800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok73
 
-toktail50:
+toktail74:
 	CMPQ   DI, $0x01
-	JL     tok1_52
+	JL     tok1_76
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols53:
+cols77:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -1445,7 +1967,7 @@ cols53:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols53
+	JNE          cols77
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1462,30 +1984,30 @@ cols53:
 	ADDQ         $0x00002400, SI
 	SUBQ         $0x01, DI
 
-tok1_52:
+tok1_76:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_69
 
-tail46:
+tail70:
 	TESTQ DX, DX
-	JE    done48
+	JE    done72
 
-rows1_47:
+rows1_71:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail55
+	JL   toktail79
 
-tok54:
+tok78:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols56:
+cols80:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -1494,7 +2016,7 @@ cols56:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols56
+	JNE          cols80
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1513,21 +2035,21 @@ cols56:
 	ADDQ         $0x00004800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok54
+	JGE          tok78
 
-toktail55:
+toktail79:
 	CMPQ   DI, $0x01
-	JL     tok1_57
+	JL     tok1_81
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols58:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols58
+	JNE          cols82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1539,13 +2061,13 @@ cols58:
 	ADDQ         $0x00002400, SI
 	SUBQ         $0x01, DI
 
-tok1_57:
+tok1_81:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_71
 
-done48:
+done72:
 	VZEROUPPER
 	RET
 
@@ -1556,16 +2078,16 @@ TEXT ·matmul_2304x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail60
+	JL   tail84
 
-rows4_59:
+rows4_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail64
+	JL   toktail88
 
-tok63:
+tok87:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1592,7 +2114,7 @@ tok63:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols65:
+cols89:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -1633,7 +2155,7 @@ cols65:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols65
+	JNE           cols89
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1758,11 +2280,11 @@ cols65:
 	ADDQ          $0x0000d800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok63
+	JGE           tok87
 
-toktail64:
+toktail88:
 	CMPQ    DI, $0x04
-	JL      tok4_66
+	JL      tok4_90
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1781,7 +2303,7 @@ toktail64:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols67:
+cols91:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -1812,7 +2334,7 @@ cols67:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols67
+	JNE           cols91
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -1897,9 +2419,9 @@ cols67:
 	ADDQ          $0x00009000, SI
 	SUBQ          $0x04, DI
 
-tok4_66:
+tok4_90:
 	CMPQ    DI, $0x02
-	JL      tok2_68
+	JL      tok2_92
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1910,7 +2432,7 @@ tok4_66:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols69:
+cols93:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -1931,7 +2453,7 @@ cols69:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols69
+	JNE           cols93
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -1976,16 +2498,16 @@ cols69:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x02, DI
 
-tok2_68:
+tok2_92:
 	CMPQ    DI, $0x01
-	JL      tok1_70
+	JL      tok1_94
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols71:
+cols95:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -1997,7 +2519,7 @@ cols71:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols71
+	JNE           cols95
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -2022,25 +2544,25 @@ cols71:
 	ADDQ          $0x00002400, SI
 	SUBQ          $0x01, DI
 
-tok1_70:
+tok1_94:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_59
+	JGE  rows4_83
 
-tail60:
+tail84:
 	TESTQ DX, DX
-	JE    done62
+	JE    done86
 
-rows1_61:
+rows1_85:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail73
+	JL   toktail97
 
-tok72:
+tok96:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2049,7 +2571,7 @@ tok72:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols74:
+cols98:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -2066,7 +2588,7 @@ cols74:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols74
+	JNE           cols98
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -2125,18 +2647,18 @@ cols74:
 	ADDQ          $0x0000d800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok72
+	JGE           tok96
 
-toktail73:
+toktail97:
 	CMPQ    DI, $0x04
-	JL      tok4_75
+	JL      tok4_99
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols76:
+cols100:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -2149,7 +2671,7 @@ cols76:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols76
+	JNE           cols100
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -2190,14 +2712,14 @@ cols76:
 	ADDQ          $0x00009000, SI
 	SUBQ          $0x04, DI
 
-tok4_75:
+tok4_99:
 	CMPQ    DI, $0x02
-	JL      tok2_77
+	JL      tok2_101
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols78:
+cols102:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -2206,7 +2728,7 @@ cols78:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols78
+	JNE           cols102
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -2229,19 +2751,19 @@ cols78:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x02, DI
 
-tok2_77:
+tok2_101:
 	CMPQ    DI, $0x01
-	JL      tok1_79
+	JL      tok1_103
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols80:
+cols104:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols80
+	JNE           cols104
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -2255,13 +2777,13 @@ cols80:
 	ADDQ          $0x00002400, SI
 	SUBQ          $0x01, DI
 
-tok1_79:
+tok1_103:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_61
+	JNE  rows1_85
 
-done62:
+done86:
 	VZEROUPPER
 	RET
 
@@ -2272,16 +2794,16 @@ TEXT ·matmul_32000x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail82
+	JL   tail106
 
-rows4_81:
+rows4_105:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail86
+	JL   toktail110
 
-tok85:
+tok109:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2292,7 +2814,7 @@ tok85:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols87:
+cols111:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -2313,7 +2835,7 @@ cols87:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols87
+	JNE          cols111
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2342,18 +2864,18 @@ cols87:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok85
+	JGE          tok109
 
-toktail86:
+toktail110:
 	CMPQ   DI, $0x01
-	JL     tok1_88
+	JL     tok1_112
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols89:
+cols113:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -2365,7 +2887,7 @@ cols89:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols89
+	JNE          cols113
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2382,30 +2904,30 @@ cols89:
 	ADDQ         $0x0001f400, SI
 	SUBQ         $0x01, DI
 
-tok1_88:
+tok1_112:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_81
+	JGE  rows4_105
 
-tail82:
+tail106:
 	TESTQ DX, DX
-	JE    done84
+	JE    done108
 
-rows1_83:
+rows1_107:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail91
+	JL   toktail115
 
-tok90:
+tok114:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols92:
+cols116:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -2414,7 +2936,7 @@ cols92:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols92
+	JNE          cols116
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2433,21 +2955,21 @@ cols92:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok90
+	JGE          tok114
 
-toktail91:
+toktail115:
 	CMPQ   DI, $0x01
-	JL     tok1_93
+	JL     tok1_117
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols94:
+cols118:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols94
+	JNE          cols118
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2459,13 +2981,13 @@ cols94:
 	ADDQ         $0x0001f400, SI
 	SUBQ         $0x01, DI
 
-tok1_93:
+tok1_117:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_83
+	JNE  rows1_107
 
-done84:
+done108:
 	VZEROUPPER
 	RET
 
@@ -2476,16 +2998,16 @@ TEXT ·matmul_32000x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail96
+	JL   tail120
 
-rows4_95:
+rows4_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail100
+	JL   toktail124
 
-tok99:
+tok123:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2512,7 +3034,7 @@ tok99:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols101:
+cols125:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -2553,7 +3075,7 @@ cols101:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols101
+	JNE           cols125
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -2678,11 +3200,11 @@ cols101:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok99
+	JGE           tok123
 
-toktail100:
+toktail124:
 	CMPQ    DI, $0x04
-	JL      tok4_102
+	JL      tok4_126
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2701,7 +3223,7 @@ toktail100:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols103:
+cols127:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -2732,7 +3254,7 @@ cols103:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols103
+	JNE           cols127
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -2817,9 +3339,9 @@ cols103:
 	ADDQ          $0x0007d000, SI
 	SUBQ          $0x04, DI
 
-tok4_102:
+tok4_126:
 	CMPQ    DI, $0x02
-	JL      tok2_104
+	JL      tok2_128
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2830,7 +3352,7 @@ tok4_102:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols105:
+cols129:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -2851,7 +3373,7 @@ cols105:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols105
+	JNE           cols129
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -2896,16 +3418,16 @@ cols105:
 	ADDQ          $0x0003e800, SI
 	SUBQ          $0x02, DI
 
-tok2_104:
+tok2_128:
 	CMPQ    DI, $0x01
-	JL      tok1_106
+	JL      tok1_130
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols107:
+cols131:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -2917,7 +3439,7 @@ cols107:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols107
+	JNE           cols131
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -2942,25 +3464,25 @@ cols107:
 	ADDQ          $0x0001f400, SI
 	SUBQ          $0x01, DI
 
-tok1_106:
+tok1_130:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_95
+	JGE  rows4_119
 
-tail96:
+tail120:
 	TESTQ DX, DX
-	JE    done98
+	JE    done122
 
-rows1_97:
+rows1_121:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail109
+	JL   toktail133
 
-tok108:
+tok132:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2969,7 +3491,7 @@ tok108:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols110:
+cols134:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -2986,7 +3508,7 @@ cols110:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols110
+	JNE           cols134
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3045,18 +3567,18 @@ cols110:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok108
+	JGE           tok132
 
-toktail109:
+toktail133:
 	CMPQ    DI, $0x04
-	JL      tok4_111
+	JL      tok4_135
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols112:
+cols136:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -3069,7 +3591,7 @@ cols112:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols112
+	JNE           cols136
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -3110,14 +3632,14 @@ cols112:
 	ADDQ          $0x0007d000, SI
 	SUBQ          $0x04, DI
 
-tok4_111:
+tok4_135:
 	CMPQ    DI, $0x02
-	JL      tok2_113
+	JL      tok2_137
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols114:
+cols138:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -3126,7 +3648,7 @@ cols114:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols114
+	JNE           cols138
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -3149,19 +3671,19 @@ cols114:
 	ADDQ          $0x0003e800, SI
 	SUBQ          $0x02, DI
 
-tok2_113:
+tok2_137:
 	CMPQ    DI, $0x01
-	JL      tok1_115
+	JL      tok1_139
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols116:
+cols140:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols116
+	JNE           cols140
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3175,13 +3697,13 @@ cols116:
 	ADDQ          $0x0001f400, SI
 	SUBQ          $0x01, DI
 
-tok1_115:
+tok1_139:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_97
+	JNE  rows1_121
 
-done98:
+done122:
 	VZEROUPPER
 	RET
 
@@ -3192,16 +3714,16 @@ TEXT ·matmul_4096x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail118
+	JL   tail142
 
-rows4_117:
+rows4_141:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail122
+	JL   toktail146
 
-tok121:
+tok145:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3212,7 +3734,7 @@ tok121:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols123:
+cols147:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -3233,7 +3755,7 @@ cols123:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols123
+	JNE          cols147
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3262,18 +3784,18 @@ cols123:
 	ADDQ         $0x00008000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok121
+	JGE          tok145
 
-toktail122:
+toktail146:
 	CMPQ   DI, $0x01
-	JL     tok1_124
+	JL     tok1_148
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols125:
+cols149:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -3285,7 +3807,7 @@ cols125:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols125
+	JNE          cols149
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3302,30 +3824,30 @@ cols125:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x01, DI
 
-tok1_124:
+tok1_148:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_117
+	JGE  rows4_141
 
-tail118:
+tail142:
 	TESTQ DX, DX
-	JE    done120
+	JE    done144
 
-rows1_119:
+rows1_143:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail127
+	JL   toktail151
 
-tok126:
+tok150:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols128:
+cols152:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -3334,7 +3856,7 @@ cols128:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols128
+	JNE          cols152
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3353,21 +3875,21 @@ cols128:
 	ADDQ         $0x00008000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok126
+	JGE          tok150
 
-toktail127:
+toktail151:
 	CMPQ   DI, $0x01
-	JL     tok1_129
+	JL     tok1_153
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols130:
+cols154:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols130
+	JNE          cols154
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3379,13 +3901,13 @@ cols130:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x01, DI
 
-tok1_129:
+tok1_153:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_119
+	JNE  rows1_143
 
-done120:
+done144:
 	VZEROUPPER
 	RET
 
@@ -3396,16 +3918,16 @@ TEXT ·matmul_4096x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail132
+	JL   tail156
 
-rows4_131:
+rows4_155:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail136
+	JL   toktail160
 
-tok135:
+tok159:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3432,7 +3954,7 @@ tok135:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols137:
+cols161:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -3473,7 +3995,7 @@ cols137:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols137
+	JNE           cols161
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -3598,11 +4120,11 @@ cols137:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok135
+	JGE           tok159
 
-toktail136:
+toktail160:
 	CMPQ    DI, $0x04
-	JL      tok4_138
+	JL      tok4_162
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3621,7 +4143,7 @@ toktail136:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols139:
+cols163:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -3652,7 +4174,7 @@ cols139:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols139
+	JNE           cols163
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -3737,9 +4259,9 @@ cols139:
 	ADDQ          $0x00010000, SI
 	SUBQ          $0x04, DI
 
-tok4_138:
+tok4_162:
 	CMPQ    DI, $0x02
-	JL      tok2_140
+	JL      tok2_164
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3750,7 +4272,7 @@ tok4_138:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols141:
+cols165:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -3771,7 +4293,7 @@ cols141:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols141
+	JNE           cols165
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -3816,16 +4338,16 @@ cols141:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x02, DI
 
-tok2_140:
+tok2_164:
 	CMPQ    DI, $0x01
-	JL      tok1_142
+	JL      tok1_166
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols143:
+cols167:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -3837,7 +4359,7 @@ cols143:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols143
+	JNE           cols167
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3862,25 +4384,25 @@ cols143:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x01, DI
 
-tok1_142:
+tok1_166:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_131
+	JGE  rows4_155
 
-tail132:
+tail156:
 	TESTQ DX, DX
-	JE    done134
+	JE    done158
 
-rows1_133:
+rows1_157:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail145
+	JL   toktail169
 
-tok144:
+tok168:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3889,7 +4411,7 @@ tok144:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols146:
+cols170:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -3906,7 +4428,7 @@ cols146:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols146
+	JNE           cols170
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3965,18 +4487,18 @@ cols146:
 	ADDQ          $0x00018000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok144
+	JGE           tok168
 
-toktail145:
+toktail169:
 	CMPQ    DI, $0x04
-	JL      tok4_147
+	JL      tok4_171
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols148:
+cols172:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -3989,7 +4511,7 @@ cols148:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols148
+	JNE           cols172
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -4030,14 +4552,14 @@ cols148:
 	ADDQ          $0x00010000, SI
 	SUBQ          $0x04, DI
 
-tok4_147:
+tok4_171:
 	CMPQ    DI, $0x02
-	JL      tok2_149
+	JL      tok2_173
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols150:
+cols174:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -4046,7 +4568,7 @@ cols150:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols150
+	JNE           cols174
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -4069,19 +4591,19 @@ cols150:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x02, DI
 
-tok2_149:
+tok2_173:
 	CMPQ    DI, $0x01
-	JL      tok1_151
+	JL      tok1_175
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols152:
+cols176:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols152
+	JNE           cols176
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -4095,13 +4617,13 @@ cols152:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x01, DI
 
-tok1_151:
+tok1_175:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_133
+	JNE  rows1_157
 
-done134:
+done158:
 	VZEROUPPER
 	RET
 
@@ -4112,16 +4634,16 @@ TEXT ·matmul_768x2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail154
+	JL   tail178
 
-rows4_153:
+rows4_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail158
+	JL   toktail182
 
-tok157:
+tok181:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4132,7 +4654,7 @@ tok157:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols159:
+cols183:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      8192(BX)(R8*1), Y9
 	PREFETCHT0   65536(CX)(R8*1)
@@ -4153,7 +4675,7 @@ cols159:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols159
+	JNE          cols183
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -4182,18 +4704,18 @@ cols159:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok157
+	JGE          tok181
 
-toktail158:
+toktail182:
 	CMPQ   DI, $0x01
-	JL     tok1_160
+	JL     tok1_184
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols161:
+cols185:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   65536(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -4205,7 +4727,7 @@ cols161:
 	VFMADD231PS  24576(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols161
+	JNE          cols185
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -4222,30 +4744,30 @@ cols161:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_160:
+tok1_184:
 	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_153
+	JGE  rows4_177
 
-tail154:
+tail178:
 	TESTQ DX, DX
-	JE    done156
+	JE    done180
 
-rows1_155:
+rows1_179:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail163
+	JL   toktail187
 
-tok162:
+tok186:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols164:
+cols188:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      8192(BX)(R8*1), Y3
 	PREFETCHT0   16384(CX)(R8*1)
@@ -4254,7 +4776,7 @@ cols164:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols164
+	JNE          cols188
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -4273,21 +4795,21 @@ cols164:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok162
+	JGE          tok186
 
-toktail163:
+toktail187:
 	CMPQ   DI, $0x01
-	JL     tok1_165
+	JL     tok1_189
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols166:
+cols190:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   16384(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00002000
-	JNE          cols166
+	JNE          cols190
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -4299,13 +4821,13 @@ cols166:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_165:
+tok1_189:
 	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_155
+	JNE  rows1_179
 
-done156:
+done180:
 	VZEROUPPER
 	RET
 
@@ -4316,16 +4838,16 @@ TEXT ·matmul_768x2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail168
+	JL   tail192
 
-rows4_167:
+rows4_191:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail172
+	JL   toktail196
 
-tok171:
+tok195:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4352,7 +4874,7 @@ tok171:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols173:
+cols197:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       8192(BX)(R8*1), Z25
 	VMOVUPS       16384(BX)(R8*1), Z26
@@ -4393,7 +4915,7 @@ cols173:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols173
+	JNE           cols197
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -4518,11 +5040,11 @@ cols173:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok171
+	JGE           tok195
 
-toktail172:
+toktail196:
 	CMPQ    DI, $0x04
-	JL      tok4_174
+	JL      tok4_198
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4541,7 +5063,7 @@ toktail172:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols175:
+cols199:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       8192(BX)(R8*1), Z17
 	VMOVUPS       16384(BX)(R8*1), Z18
@@ -4572,7 +5094,7 @@ cols175:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols175
+	JNE           cols199
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -4657,9 +5179,9 @@ cols175:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_174:
+tok4_198:
 	CMPQ    DI, $0x02
-	JL      tok2_176
+	JL      tok2_200
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4670,7 +5192,7 @@ tok4_174:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols177:
+cols201:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       8192(BX)(R8*1), Z9
 	PREFETCHT0    65536(CX)(R8*1)
@@ -4691,7 +5213,7 @@ cols177:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols177
+	JNE           cols201
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -4736,16 +5258,16 @@ cols177:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_176:
+tok2_200:
 	CMPQ    DI, $0x01
-	JL      tok1_178
+	JL      tok1_202
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols179:
+cols203:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    65536(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -4757,7 +5279,7 @@ cols179:
 	VFMADD231PS   24576(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols179
+	JNE           cols203
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -4782,25 +5304,25 @@ cols179:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_178:
+tok1_202:
 	ADDQ $0x00008000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_167
+	JGE  rows4_191
 
-tail168:
+tail192:
 	TESTQ DX, DX
-	JE    done170
+	JE    done194
 
-rows1_169:
+rows1_193:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail181
+	JL   toktail205
 
-tok180:
+tok204:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4809,7 +5331,7 @@ tok180:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols182:
+cols206:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       8192(BX)(R8*1), Z7
 	VMOVUPS       16384(BX)(R8*1), Z8
@@ -4826,7 +5348,7 @@ cols182:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols182
+	JNE           cols206
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -4885,18 +5407,18 @@ cols182:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok180
+	JGE           tok204
 
-toktail181:
+toktail205:
 	CMPQ    DI, $0x04
-	JL      tok4_183
+	JL      tok4_207
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols184:
+cols208:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       8192(BX)(R8*1), Z5
 	VMOVUPS       16384(BX)(R8*1), Z6
@@ -4909,7 +5431,7 @@ cols184:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols184
+	JNE           cols208
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -4950,14 +5472,14 @@ cols184:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_183:
+tok4_207:
 	CMPQ    DI, $0x02
-	JL      tok2_185
+	JL      tok2_209
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols186:
+cols210:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       8192(BX)(R8*1), Z3
 	PREFETCHT0    16384(CX)(R8*1)
@@ -4966,7 +5488,7 @@ cols186:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols186
+	JNE           cols210
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -4989,19 +5511,19 @@ cols186:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_185:
+tok2_209:
 	CMPQ    DI, $0x01
-	JL      tok1_187
+	JL      tok1_211
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols188:
+cols212:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    16384(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00002000
-	JNE           cols188
+	JNE           cols212
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -5015,13 +5537,13 @@ cols188:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_187:
+tok1_211:
 	ADDQ $0x00002000, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_169
+	JNE  rows1_193
 
-done170:
+done194:
 	VZEROUPPER
 	RET
 
@@ -5032,16 +5554,16 @@ TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail190
+	JL   tail214
 
-rows4_189:
+rows4_213:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail194
+	JL   toktail218
 
-tok193:
+tok217:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5052,7 +5574,7 @@ tok193:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols195:
+cols219:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -5073,7 +5595,7 @@ cols195:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols195
+	JNE          cols219
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -5102,18 +5624,18 @@ cols195:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok193
+	JGE          tok217
 
-toktail194:
+toktail218:
 	CMPQ   DI, $0x01
-	JL     tok1_196
+	JL     tok1_220
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols197:
+cols221:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -5125,7 +5647,7 @@ cols197:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols197
+	JNE          cols221
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -5142,30 +5664,30 @@ cols197:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_196:
+tok1_220:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_189
+	JGE  rows4_213
 
-tail190:
+tail214:
 	TESTQ DX, DX
-	JE    done192
+	JE    done216
 
-rows1_191:
+rows1_215:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail199
+	JL   toktail223
 
-tok198:
+tok222:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols200:
+cols224:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -5174,7 +5696,7 @@ cols200:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols200
+	JNE          cols224
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -5193,21 +5715,21 @@ cols200:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok198
+	JGE          tok222
 
-toktail199:
+toktail223:
 	CMPQ   DI, $0x01
-	JL     tok1_201
+	JL     tok1_225
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols202:
+cols226:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols202
+	JNE          cols226
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -5219,13 +5741,13 @@ cols202:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_201:
+tok1_225:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_191
+	JNE  rows1_215
 
-done192:
+done216:
 	VZEROUPPER
 	RET
 
@@ -5236,16 +5758,16 @@ TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail204
+	JL   tail228
 
-rows4_203:
+rows4_227:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail208
+	JL   toktail232
 
-tok207:
+tok231:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5272,7 +5794,7 @@ tok207:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols209:
+cols233:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -5313,7 +5835,7 @@ cols209:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols209
+	JNE           cols233
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -5438,11 +5960,11 @@ cols209:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok207
+	JGE           tok231
 
-toktail208:
+toktail232:
 	CMPQ    DI, $0x04
-	JL      tok4_210
+	JL      tok4_234
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5461,7 +5983,7 @@ toktail208:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols211:
+cols235:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -5492,7 +6014,7 @@ cols211:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols211
+	JNE           cols235
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -5577,9 +6099,9 @@ cols211:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_210:
+tok4_234:
 	CMPQ    DI, $0x02
-	JL      tok2_212
+	JL      tok2_236
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5590,7 +6112,7 @@ tok4_210:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols213:
+cols237:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -5611,7 +6133,7 @@ cols213:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols213
+	JNE           cols237
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -5656,16 +6178,16 @@ cols213:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_212:
+tok2_236:
 	CMPQ    DI, $0x01
-	JL      tok1_214
+	JL      tok1_238
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols215:
+cols239:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -5677,7 +6199,7 @@ cols215:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols215
+	JNE           cols239
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -5702,25 +6224,25 @@ cols215:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_214:
+tok1_238:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_203
+	JGE  rows4_227
 
-tail204:
+tail228:
 	TESTQ DX, DX
-	JE    done206
+	JE    done230
 
-rows1_205:
+rows1_229:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail217
+	JL   toktail241
 
-tok216:
+tok240:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5729,7 +6251,7 @@ tok216:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols218:
+cols242:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -5746,7 +6268,7 @@ cols218:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols218
+	JNE           cols242
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -5805,18 +6327,18 @@ cols218:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok216
+	JGE           tok240
 
-toktail217:
+toktail241:
 	CMPQ    DI, $0x04
-	JL      tok4_219
+	JL      tok4_243
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols220:
+cols244:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -5829,7 +6351,7 @@ cols220:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols220
+	JNE           cols244
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -5870,14 +6392,14 @@ cols220:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_219:
+tok4_243:
 	CMPQ    DI, $0x02
-	JL      tok2_221
+	JL      tok2_245
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols222:
+cols246:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -5886,7 +6408,7 @@ cols222:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols222
+	JNE           cols246
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -5909,19 +6431,19 @@ cols222:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_221:
+tok2_245:
 	CMPQ    DI, $0x01
-	JL      tok1_223
+	JL      tok1_247
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols224:
+cols248:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols224
+	JNE           cols248
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -5935,13 +6457,13 @@ cols224:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_223:
+tok1_247:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_205
+	JNE  rows1_229
 
-done206:
+done230:
 	VZEROUPPER
 	RET
 
@@ -5953,9 +6475,9 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail226
+	JL   tail250
 
-rows4_225:
+rows4_249:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5966,7 +6488,7 @@ rows4_225:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols229:
+cols253:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -5979,7 +6501,7 @@ cols229:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols229
+	JNE          cols253
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6000,20 +6522,20 @@ cols229:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_225
+	JGE          rows4_249
 
-tail226:
+tail250:
 	TESTQ BX, BX
-	JE    done228
+	JE    done252
 
-rows1_227:
+rows1_251:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols230:
+cols254:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6024,7 +6546,7 @@ cols230:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols230
+	JNE          cols254
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6038,9 +6560,9 @@ cols230:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_227
+	JNE          rows1_251
 
-done228:
+done252:
 	VZEROUPPER
 	RET
 
@@ -6052,9 +6574,9 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail232
+	JL   tail256
 
-rows4_231:
+rows4_255:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6065,7 +6587,7 @@ rows4_231:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols235:
+cols259:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -6078,7 +6600,7 @@ cols235:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols235
+	JNE           cols259
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6107,20 +6629,20 @@ cols235:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_231
+	JGE           rows4_255
 
-tail232:
+tail256:
 	TESTQ BX, BX
-	JE    done234
+	JE    done258
 
-rows1_233:
+rows1_257:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols236:
+cols260:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6131,7 +6653,7 @@ cols236:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols236
+	JNE           cols260
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6147,9 +6669,9 @@ cols236:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_233
+	JNE           rows1_257
 
-done234:
+done258:
 	VZEROUPPER
 	RET
 
@@ -6161,9 +6683,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail238
+	JL   tail262
 
-rows4_237:
+rows4_261:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6174,7 +6696,7 @@ rows4_237:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols241:
+cols265:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -6191,7 +6713,7 @@ cols241:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols241
+	JNE          cols265
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6212,20 +6734,20 @@ cols241:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_237
+	JGE          rows4_261
 
-tail238:
+tail262:
 	TESTQ BX, BX
-	JE    done240
+	JE    done264
 
-rows1_239:
+rows1_263:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols242:
+cols266:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6236,7 +6758,7 @@ cols242:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols242
+	JNE          cols266
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6250,9 +6772,9 @@ cols242:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_239
+	JNE          rows1_263
 
-done240:
+done264:
 	VZEROUPPER
 	RET
 
@@ -6264,9 +6786,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail244
+	JL   tail268
 
-rows4_243:
+rows4_267:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6277,7 +6799,7 @@ rows4_243:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols247:
+cols271:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -6298,7 +6820,7 @@ cols247:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols247
+	JNE           cols271
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6327,20 +6849,20 @@ cols247:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_243
+	JGE           rows4_267
 
-tail244:
+tail268:
 	TESTQ BX, BX
-	JE    done246
+	JE    done270
 
-rows1_245:
+rows1_269:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols248:
+cols272:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6351,7 +6873,7 @@ cols248:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols248
+	JNE           cols272
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6367,9 +6889,9 @@ cols248:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_245
+	JNE           rows1_269
 
-done246:
+done270:
 	VZEROUPPER
 	RET
 
@@ -6387,7 +6909,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols249:
+cols273:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -6398,7 +6920,7 @@ cols249:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols249
+	JNE          cols273
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6416,9 +6938,9 @@ cols249:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail251
+	JL           tail275
 
-rows4_250:
+rows4_274:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6429,7 +6951,7 @@ rows4_250:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols254:
+cols278:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -6448,7 +6970,7 @@ cols254:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols254
+	JNE          cols278
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -6470,20 +6992,20 @@ cols254:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_250
+	JGE          rows4_274
 
-tail251:
+tail275:
 	TESTQ BX, BX
-	JE    done253
+	JE    done277
 
-rows1_252:
+rows1_276:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols255:
+cols279:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -6498,7 +7020,7 @@ cols255:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols255
+	JNE          cols279
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -6513,9 +7035,9 @@ cols255:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_252
+	JNE          rows1_276
 
-done253:
+done277:
 	VZEROUPPER
 	RET
 
@@ -6551,7 +7073,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols256:
+cols280:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -6562,7 +7084,7 @@ cols256:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols256
+	JNE           cols280
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6582,9 +7104,9 @@ cols256:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail258
+	JL            tail282
 
-rows4_257:
+rows4_281:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -6595,7 +7117,7 @@ rows4_257:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols261:
+cols285:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    12288(CX)(DI*1)
@@ -6618,7 +7140,7 @@ cols261:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols261
+	JNE           cols285
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -6648,20 +7170,20 @@ cols261:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_257
+	JGE           rows4_281
 
-tail258:
+tail282:
 	TESTQ BX, BX
-	JE    done260
+	JE    done284
 
-rows1_259:
+rows1_283:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols262:
+cols286:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -6676,7 +7198,7 @@ cols262:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols262
+	JNE           cols286
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -6693,9 +7215,9 @@ cols262:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_259
+	JNE           rows1_283
 
-done260:
+done284:
 	VZEROUPPER
 	RET
 
@@ -6713,7 +7235,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols263:
+cols287:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -6724,7 +7246,7 @@ cols263:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols263
+	JNE          cols287
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6742,9 +7264,9 @@ cols263:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail265
+	JL           tail289
 
-rows4_264:
+rows4_288:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6755,7 +7277,7 @@ rows4_264:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols268:
+cols292:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -6776,7 +7298,7 @@ cols268:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols268
+	JNE          cols292
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -6829,13 +7351,13 @@ cols268:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_264
+	JGE          rows4_288
 
-tail265:
+tail289:
 	TESTQ BX, BX
-	JE    done267
+	JE    done291
 
-rows1_266:
+rows1_290:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6846,7 +7368,7 @@ rows1_266:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols269:
+cols293:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -6865,7 +7387,7 @@ cols269:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols269
+	JNE          cols293
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -6913,9 +7435,9 @@ cols269:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_266
+	JNE          rows1_290
 
-done267:
+done291:
 	VZEROUPPER
 	RET
 
@@ -6951,7 +7473,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols270:
+cols294:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -6962,7 +7484,7 @@ cols270:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols270
+	JNE           cols294
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6982,9 +7504,9 @@ cols270:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail272
+	JL            tail296
 
-rows4_271:
+rows4_295:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -6995,7 +7517,7 @@ rows4_271:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols275:
+cols299:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    12288(CX)(DI*1)
@@ -7016,7 +7538,7 @@ cols275:
 	VFMADD231PS   6300672(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols275
+	JNE           cols299
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -7085,13 +7607,13 @@ cols275:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_271
+	JGE           rows4_295
 
-tail272:
+tail296:
 	TESTQ BX, BX
-	JE    done274
+	JE    done298
 
-rows1_273:
+rows1_297:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -7102,7 +7624,7 @@ rows1_273:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols276:
+cols300:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -7121,7 +7643,7 @@ cols276:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols276
+	JNE           cols300
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -7173,9 +7695,9 @@ cols276:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_273
+	JNE           rows1_297
 
-done274:
+done298:
 	VZEROUPPER
 	RET
 
@@ -7186,12 +7708,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone278
+	JLE  siludone302
 
-silurow277:
+silurow301:
 	XORQ BX, BX
 
-silucol279:
+silucol303:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7219,13 +7741,13 @@ silucol279:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol279
+	JNE          silucol303
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow277
+	JNE          silurow301
 
-siludone278:
+siludone302:
 	VZEROUPPER
 	RET
 
@@ -7236,12 +7758,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone281
+	JLE  siludone305
 
-silurow280:
+silurow304:
 	XORQ BX, BX
 
-silucol282:
+silucol306:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -7269,12 +7791,12 @@ silucol282:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol282
+	JNE          silucol306
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow280
+	JNE          silurow304
 
-siludone281:
+siludone305:
 	VZEROUPPER
 	RET

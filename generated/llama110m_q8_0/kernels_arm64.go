@@ -14,6 +14,11 @@ func attention_64_2304_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func attention_64_768_neon(out, q, k, v, att *float32, t int)
 
+// gattention_64_768_12x1_neon: 12 KV heads of 1 query heads each, head size 64, over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func gattention_64_768_12x1_neon(out, q, k, v, att *float32, t int)
+
 // matmul_2304x768_neon: out[b*2304+r] = w[r]·x[b] for r < n and b tokens, 768 columns.
 //
 //go:noescape

@@ -331,9 +331,7 @@ func (s *Session) step(token, pos int) {
 		s.keys[l][pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
-		for h := range 12 {
-			kern.att(&s.xb[h*64], &s.qkv[h*64], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+1)
-		}
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
 		quant.QuantizeAct(s.xq[:768], s.xs[:24], s.xb[:])
 		pool.RunGrain(768, 48, func(lo, hi int) {
 			qmvD(&s.xb2[lo], &ql.wo[lo][0], &s.xq[0], &s.xs[0], hi-lo)
@@ -487,6 +485,7 @@ type kernelSet struct {
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
+	attAll   func(out, q, k, v, att *float32, t int)
 	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvF     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
@@ -497,6 +496,7 @@ type kernelSet struct {
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_64_768_go,
+	attAll:   gattention_64_768_12x1_go,
 	attTrain: attention_64_2304_go,
 	cls:      rmsmatvec_768_go,
 	down:     matvec_2048_go,

@@ -24,6 +24,16 @@ func attention_48_864_avx2(out *float32, q *float32, k *float32, v *float32, att
 //go:noescape
 func attention_48_864_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// gattention_48_288_6x1_avx2: 6 KV heads of 1 query heads each, head size 48, over t ≥ 1 positions 288 floats apart.
+//
+//go:noescape
+func gattention_48_288_6x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattention_48_288_6x1_avx512: 6 KV heads of 1 query heads each, head size 48, over t ≥ 1 positions 288 floats apart.
+//
+//go:noescape
+func gattention_48_288_6x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // matmul_1536x288_avx2: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 //
 //go:noescape

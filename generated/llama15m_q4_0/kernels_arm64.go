@@ -14,6 +14,11 @@ func attention_48_288_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func attention_48_864_neon(out, q, k, v, att *float32, t int)
 
+// gattention_48_288_6x1_neon: 6 KV heads of 1 query heads each, head size 48, over t ≥ 1 positions 288 floats apart.
+//
+//go:noescape
+func gattention_48_288_6x1_neon(out, q, k, v, att *float32, t int)
+
 // matmul_1536x288_neon: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 //
 //go:noescape

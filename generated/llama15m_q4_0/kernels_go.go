@@ -735,6 +735,378 @@ func attention_48_864_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// gattention_48_288_6x1_go: 6 KV heads of 1 query heads each, head size 48, over t ≥ 1 positions 288 floats apart.
+func gattention_48_288_6x1_go_head(out, q, k, v, att *float32, t int) {
+	const HD, S = 48, 288
+	if t <= 0 {
+		return
+	}
+	qv := (*[HD]float32)(unsafe.Pointer(q))
+	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
+	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
+	m := float32(math.Inf(-1))
+	const scale = 0.14433756
+	j := 0
+	for ; j <= t-4; j += 4 {
+		k0 := unsafe.Add(kp, j*(S*4))
+		k1 := unsafe.Add(k0, S*4)
+		k2 := unsafe.Add(k0, 2*S*4)
+		k3 := unsafe.Add(k0, 3*S*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[12][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[12][4]float32)(k0)
+		wb1 := (*[12][4]float32)(k1)
+		wb2 := (*[12][4]float32)(k2)
+		wb3 := (*[12][4]float32)(k3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		d0 := a00
+		d1 := a10
+		d2 := a20
+		d3 := a30
+		s0, s1, s2, s3 := d0*scale, d1*scale, d2*scale, d3*scale
+		*(*[4]float32)(unsafe.Add(ap, j*4)) = [4]float32{s0, s1, s2, s3}
+		m = max(m, s0, s1, s2, s3)
+	}
+	for ; j < t; j++ {
+		var a00, a01 float32
+		xb := (*[12][4]float32)(unsafe.Pointer(qv))
+		wb0 := (*[12][4]float32)(unsafe.Add(kp, j*(S*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		d0 := (a00 + a01)
+		s := d0 * scale
+		*(*float32)(unsafe.Add(ap, j*4)) = s
+		if s > m {
+			m = s
+		}
+	}
+	var sum float32
+	for j, s := range a {
+		var e float32
+		{
+			ex := s - m
+			if ex < -87.3 {
+				ex = -87.3
+			}
+			et := ex*1.442695041 + 12582912
+			en := et - 12582912
+			er := ex - en*0.693359375 + en*2.12194440e-4
+			ep := 1.9875691500e-4*er + 1.3981999507e-3
+			ep = ep*er + 8.3334519073e-3
+			ep = ep*er + 4.1665795894e-2
+			ep = ep*er + 1.6666665459e-1
+			ep = ep*er + 5.0000001201e-1
+			ep = ep*(er*er) + er + 1
+			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+		}
+		a[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	op := unsafe.Pointer(out)
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+8)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+8)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+8)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 8*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+12)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+12)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+12)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 12*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+16)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+16)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+16)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 16*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+20)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+20)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+20)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 20*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+24)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+24)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+24)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 24*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+28)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+28)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+28)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 28*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+32)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+32)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+32)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 32*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+36)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+36)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+36)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 36*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+40)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+40)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+40)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 40*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+	{
+		var o0, o1, o2, o3 float32
+		j := 0
+		for ; j <= t-2; j += 2 {
+			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+44)*4))
+			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+44)*4))
+			ew := (*[2]float32)(unsafe.Add(ap, j*4))
+			e0, e1 := ew[0], ew[1]
+			o0 += (e0*v0[0] + e1*v1[0])
+			o1 += (e0*v0[1] + e1*v1[1])
+			o2 += (e0*v0[2] + e1*v1[2])
+			o3 += (e0*v0[3] + e1*v1[3])
+		}
+		for ; j < t; j++ {
+			e := a[j]
+			vj := (*[4]float32)(unsafe.Add(vp, (j*S+44)*4))
+			o0 += e * vj[0]
+			o1 += e * vj[1]
+			o2 += e * vj[2]
+			o3 += e * vj[3]
+		}
+		*(*[4]float32)(unsafe.Add(op, 44*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
+	}
+}
+
+func gattention_48_288_6x1_go(out, q, k, v, att *float32, t int) {
+	const HD, G, NH = 48, 1, 6
+	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	for h := 0; h < NH*G; h++ {
+		o, kv := h*(HD*4), (h/G)*(HD*4)
+		gattention_48_288_6x1_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+	}
+}
+
 // matmul_1536x288_go: out[b*1536+r] = w[r]·x[b] for r < n and b tokens, 288 columns.
 func matmul_1536x288_go(out, w, x *float32, n, b int) {
 	const R, C = 1536, 288

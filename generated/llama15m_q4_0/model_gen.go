@@ -331,9 +331,7 @@ func (s *Session) step(token, pos int) {
 		s.keys[l][pos] = *(*[6][48]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
-		for h := range 6 {
-			kern.att(&s.xb[h*48], &s.qkv[h*48], &keys[0][h/1][0], &values[0][h/1][0], &s.att[0], pos+1)
-		}
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
 		quant.QuantizeAct(s.xq[:288], s.xs[:9], s.xb[:])
 		qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 288)
 		for i := range 288 {
@@ -485,6 +483,7 @@ type kernelSet struct {
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
+	attAll   func(out, q, k, v, att *float32, t int)
 	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvF     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
@@ -495,6 +494,7 @@ type kernelSet struct {
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_48_288_go,
+	attAll:   gattention_48_288_6x1_go,
 	attTrain: attention_48_864_go,
 	cls:      rmsmatvec_288_go,
 	down:     matvec_768_go,

@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX512:
 		ks := kernelSet{
 			att:      attention_48_288_avx512,
+			attAll:   gattention_48_288_6x1_avx512,
 			attTrain: attention_48_864_avx512,
 			cls:      rmsmatvec_288_avx512,
 			down:     matvec_768_avx512,
@@ -40,6 +41,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX2:
 		return kernelSet{
 			att:      attention_48_288_avx2,
+			attAll:   gattention_48_288_6x1_avx2,
 			attTrain: attention_48_864_avx2,
 			cls:      rmsmatvec_288_avx2,
 			down:     matvec_768_avx2,

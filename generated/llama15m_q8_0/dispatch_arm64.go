@@ -12,6 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.NEON:
 		ks := kernelSet{
 			att:      attention_48_288_neon,
+			attAll:   gattention_48_288_6x1_neon,
 			attTrain: attention_48_864_neon,
 			cls:      rmsmatvec_288_neon,
 			down:     matvec_768_neon,

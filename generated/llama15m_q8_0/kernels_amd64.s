@@ -1265,6 +1265,488 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_48_288_6x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_48_288_6x1_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000006, DI
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS 128(CX), Y4
+	VMOVUPS 160(CX), Y5
+	VMOVUPS neginf<>+0(SB), X6
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  (R8), Y0, Y7
+	VFMADD231PS  32(R8), Y1, Y7
+	VFMADD231PS  64(R8), Y2, Y7
+	VFMADD231PS  96(R8), Y3, Y7
+	VFMADD231PS  128(R8), Y4, Y7
+	VFMADD231PS  160(R8), Y5, Y7
+	VXORPS       Y8, Y8, Y8
+	VFMADD231PS  1152(R8), Y0, Y8
+	VFMADD231PS  1184(R8), Y1, Y8
+	VFMADD231PS  1216(R8), Y2, Y8
+	VFMADD231PS  1248(R8), Y3, Y8
+	VFMADD231PS  1280(R8), Y4, Y8
+	VFMADD231PS  1312(R8), Y5, Y8
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  2304(R8), Y0, Y9
+	VFMADD231PS  2336(R8), Y1, Y9
+	VFMADD231PS  2368(R8), Y2, Y9
+	VFMADD231PS  2400(R8), Y3, Y9
+	VFMADD231PS  2432(R8), Y4, Y9
+	VFMADD231PS  2464(R8), Y5, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  3456(R8), Y0, Y10
+	VFMADD231PS  3488(R8), Y1, Y10
+	VFMADD231PS  3520(R8), Y2, Y10
+	VFMADD231PS  3552(R8), Y3, Y10
+	VFMADD231PS  3584(R8), Y4, Y10
+	VFMADD231PS  3616(R8), Y5, Y10
+	VUNPCKLPS    Y8, Y7, Y11
+	VUNPCKHPS    Y8, Y7, Y7
+	VADDPS       Y7, Y11, Y11
+	VUNPCKLPS    Y10, Y9, Y7
+	VUNPCKHPS    Y10, Y9, Y8
+	VADDPS       Y8, Y7, Y7
+	VUNPCKLPD    Y7, Y11, Y8
+	VUNPCKHPD    Y7, Y11, Y7
+	VADDPS       Y7, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X7
+	VADDPS       X7, X8, X7
+	VMULPS       rsqrt48<>+0(SB), X7, X7
+	VMOVUPS      X7, (R9)
+	VMAXPS       X7, X6, X6
+	ADDQ         $0x00001200, R8
+	ADDQ         $0x10, R9
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R10, R10
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  (R8), Y0, Y7
+	VFMADD231PS  32(R8), Y1, Y7
+	VFMADD231PS  64(R8), Y2, Y7
+	VFMADD231PS  96(R8), Y3, Y7
+	VFMADD231PS  128(R8), Y4, Y7
+	VFMADD231PS  160(R8), Y5, Y7
+	VEXTRACTF128 $0x01, Y7, X8
+	VADDPS       X8, X7, X8
+	VPERMILPS    $0x4e, X8, X7
+	VADDPS       X7, X8, X8
+	VPERMILPS    $0xb1, X8, X7
+	VADDPS       X7, X8, X8
+	VMULSS       rsqrt48<>+0(SB), X8, X8
+	VMOVSS       X8, (R9)
+	VMAXSS       X8, X6, X6
+	ADDQ         $0x00000480, R8
+	ADDQ         $0x04, R9
+	DECQ         R10
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X6, X0
+	VMAXPS       X0, X6, X6
+	VPERMILPS    $0xb1, X6, X0
+	VMAXPS       X0, X6, X6
+	VBROADCASTSS X6, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R9), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (R9)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R9
+	SUBQ         $0x08, R10
+	CMPQ         R10, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R10, R10
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R8
+	MOVQ         $0x00000010, R11
+	SUBQ         R10, R11
+	VMOVDQU      (R8)(R11*4), Y3
+	VMASKMOVPS   (R9), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (R9)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	MOVQ         SI, R9
+	MOVQ         BX, R8
+	MOVQ         t+40(FP), R10
+
+gwsum1l55:
+	VBROADCASTSS (R9), Y7
+	VFMADD231PS  (R8), Y7, Y1
+	VFMADD231PS  32(R8), Y7, Y2
+	VFMADD231PS  64(R8), Y7, Y3
+	VFMADD231PS  96(R8), Y7, Y4
+	VFMADD231PS  128(R8), Y7, Y5
+	VFMADD231PS  160(R8), Y7, Y6
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000480, R8
+	DECQ         R10
+	JNE          gwsum1l55
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 128(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	ADDQ         $0x000000c0, DX
+	ADDQ         $0x000000c0, BX
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x000000c0, AX
+	DECQ         DI
+	JNE          kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_48_288_6x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_48_288_6x1_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000006, DI
+
+kvhead57:
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS 128(CX), Z2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R8
+	MOVQ    SI, R9
+	MOVQ    t+40(FP), R10
+	CMPQ    R10, $0x04
+	JL      gscore1_59
+
+gscore4_58:
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   (R8), Z0, Z4
+	VFMADD231PS   64(R8), Z1, Z4
+	VFMADD231PS   128(R8), Z2, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VFMADD231PS   1152(R8), Z0, Z5
+	VFMADD231PS   1216(R8), Z1, Z5
+	VFMADD231PS   1280(R8), Z2, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VFMADD231PS   2304(R8), Z0, Z6
+	VFMADD231PS   2368(R8), Z1, Z6
+	VFMADD231PS   2432(R8), Z2, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VFMADD231PS   3456(R8), Z0, Z7
+	VFMADD231PS   3520(R8), Z1, Z7
+	VFMADD231PS   3584(R8), Z2, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt48<>+0(SB), X4, X4
+	VMOVUPS       X4, (R9)
+	VMAXPS        X4, X3, X3
+	ADDQ          $0x00001200, R8
+	ADDQ          $0x10, R9
+	SUBQ          $0x04, R10
+	CMPQ          R10, $0x04
+	JGE           gscore4_58
+
+gscore1_59:
+	TESTQ R10, R10
+	JE    gscoredone61
+
+gscore1l60:
+	VMOVUPS       zero<>+0(SB), Z4
+	VFMADD231PS   (R8), Z0, Z4
+	VFMADD231PS   64(R8), Z1, Z4
+	VFMADD231PS   128(R8), Z2, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt48<>+0(SB), X5, X5
+	VMOVSS        X5, (R9)
+	VMAXSS        X5, X3, X3
+	ADDQ          $0x00000480, R8
+	ADDQ          $0x04, R9
+	DECQ          R10
+	JNE           gscore1l60
+
+gscoredone61:
+	VPERMILPS    $0x4e, X3, X0
+	VMAXPS       X0, X3, X3
+	VPERMILPS    $0xb1, X3, X0
+	VMAXPS       X0, X3, X3
+	VBROADCASTSS X3, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x10
+	JL           gexptail62
+
+gexp63:
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
+	JGE          gexp63
+
+gexptail62:
+	TESTQ        R10, R10
+	JE           gexpdone64
+	LEAQ         kmasktab<>+0(SB), R8
+	KMOVW        (R8)(R10*2), K1
+	VMOVUPS.Z    (R9), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R9)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone64:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	MOVQ          SI, R9
+	MOVQ          BX, R8
+	MOVQ          t+40(FP), R10
+	CMPQ          R10, $0x04
+	JL            gwsum1_66
+
+gwsum65:
+	VBROADCASTSS (R9), Z13
+	VFMADD231PS  (R8), Z13, Z1
+	VFMADD231PS  64(R8), Z13, Z2
+	VFMADD231PS  128(R8), Z13, Z3
+	VBROADCASTSS 4(R9), Z13
+	VFMADD231PS  1152(R8), Z13, Z4
+	VFMADD231PS  1216(R8), Z13, Z5
+	VFMADD231PS  1280(R8), Z13, Z6
+	VBROADCASTSS 8(R9), Z13
+	VFMADD231PS  2304(R8), Z13, Z7
+	VFMADD231PS  2368(R8), Z13, Z8
+	VFMADD231PS  2432(R8), Z13, Z9
+	VBROADCASTSS 12(R9), Z13
+	VFMADD231PS  3456(R8), Z13, Z10
+	VFMADD231PS  3520(R8), Z13, Z11
+	VFMADD231PS  3584(R8), Z13, Z12
+	ADDQ         $0x10, R9
+	ADDQ         $0x00001200, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum65
+
+gwsum1_66:
+	TESTQ R10, R10
+	JE    gwsumdone68
+
+gwsum1l67:
+	VBROADCASTSS (R9), Z13
+	VFMADD231PS  (R8), Z13, Z1
+	VFMADD231PS  64(R8), Z13, Z2
+	VFMADD231PS  128(R8), Z13, Z3
+	ADDQ         $0x04, R9
+	ADDQ         $0x00000480, R8
+	DECQ         R10
+	JNE          gwsum1l67
+
+gwsumdone68:
+	VADDPS  Z4, Z1, Z1
+	VADDPS  Z7, Z1, Z1
+	VADDPS  Z10, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z5, Z2, Z2
+	VADDPS  Z8, Z2, Z2
+	VADDPS  Z11, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VADDPS  Z6, Z3, Z3
+	VADDPS  Z9, Z3, Z3
+	VADDPS  Z12, Z3, Z3
+	VMULPS  Z0, Z3, Z3
+	VMOVUPS Z3, 128(AX)
+	ADDQ    $0x000000c0, DX
+	ADDQ    $0x000000c0, BX
+	ADDQ    $0x000000c0, CX
+	ADDQ    $0x000000c0, AX
+	DECQ    DI
+	JNE     kvhead57
+	VZEROUPPER
+	RET
+
 // func matmul_1536x288_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3, MMX+
 TEXT ·matmul_1536x288_avx2(SB), NOSPLIT, $0-40
@@ -1272,16 +1754,16 @@ TEXT ·matmul_1536x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail70
 
-rows4_45:
+rows4_69:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail74
 
-tok49:
+tok73:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1292,7 +1774,7 @@ tok49:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols51:
+cols75:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -1313,7 +1795,7 @@ cols51:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols51
+	JNE          cols75
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -1342,18 +1824,18 @@ cols51:
 	ADDQ         $0x00003000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok73
 
-toktail50:
+toktail74:
 	CMPQ   DI, $0x01
-	JL     tok1_52
+	JL     tok1_76
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols53:
+cols77:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -1365,7 +1847,7 @@ cols53:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols53
+	JNE          cols77
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -1382,30 +1864,30 @@ cols53:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x01, DI
 
-tok1_52:
+tok1_76:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_69
 
-tail46:
+tail70:
 	TESTQ DX, DX
-	JE    done48
+	JE    done72
 
-rows1_47:
+rows1_71:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail55
+	JL   toktail79
 
-tok54:
+tok78:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols56:
+cols80:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -1414,7 +1896,7 @@ cols56:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols56
+	JNE          cols80
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -1433,21 +1915,21 @@ cols56:
 	ADDQ         $0x00003000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok54
+	JGE          tok78
 
-toktail55:
+toktail79:
 	CMPQ   DI, $0x01
-	JL     tok1_57
+	JL     tok1_81
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols58:
+cols82:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols58
+	JNE          cols82
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -1459,13 +1941,13 @@ cols58:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x01, DI
 
-tok1_57:
+tok1_81:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_71
 
-done48:
+done72:
 	VZEROUPPER
 	RET
 
@@ -1476,16 +1958,16 @@ TEXT ·matmul_1536x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail60
+	JL   tail84
 
-rows4_59:
+rows4_83:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail64
+	JL   toktail88
 
-tok63:
+tok87:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1512,7 +1994,7 @@ tok63:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols65:
+cols89:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -1553,7 +2035,7 @@ cols65:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols65
+	JNE           cols89
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -1678,11 +2160,11 @@ cols65:
 	ADDQ          $0x00009000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok63
+	JGE           tok87
 
-toktail64:
+toktail88:
 	CMPQ    DI, $0x04
-	JL      tok4_66
+	JL      tok4_90
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1701,7 +2183,7 @@ toktail64:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols67:
+cols91:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -1732,7 +2214,7 @@ cols67:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols67
+	JNE           cols91
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -1817,9 +2299,9 @@ cols67:
 	ADDQ          $0x00006000, SI
 	SUBQ          $0x04, DI
 
-tok4_66:
+tok4_90:
 	CMPQ    DI, $0x02
-	JL      tok2_68
+	JL      tok2_92
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1830,7 +2312,7 @@ tok4_66:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols69:
+cols93:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -1851,7 +2333,7 @@ cols69:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols69
+	JNE           cols93
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -1896,16 +2378,16 @@ cols69:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x02, DI
 
-tok2_68:
+tok2_92:
 	CMPQ    DI, $0x01
-	JL      tok1_70
+	JL      tok1_94
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols71:
+cols95:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -1917,7 +2399,7 @@ cols71:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols71
+	JNE           cols95
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -1942,25 +2424,25 @@ cols71:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x01, DI
 
-tok1_70:
+tok1_94:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_59
+	JGE  rows4_83
 
-tail60:
+tail84:
 	TESTQ DX, DX
-	JE    done62
+	JE    done86
 
-rows1_61:
+rows1_85:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail73
+	JL   toktail97
 
-tok72:
+tok96:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -1969,7 +2451,7 @@ tok72:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols74:
+cols98:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -1986,7 +2468,7 @@ cols74:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols74
+	JNE           cols98
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -2045,18 +2527,18 @@ cols74:
 	ADDQ          $0x00009000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok72
+	JGE           tok96
 
-toktail73:
+toktail97:
 	CMPQ    DI, $0x04
-	JL      tok4_75
+	JL      tok4_99
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols76:
+cols100:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -2069,7 +2551,7 @@ cols76:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols76
+	JNE           cols100
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -2110,14 +2592,14 @@ cols76:
 	ADDQ          $0x00006000, SI
 	SUBQ          $0x04, DI
 
-tok4_75:
+tok4_99:
 	CMPQ    DI, $0x02
-	JL      tok2_77
+	JL      tok2_101
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols78:
+cols102:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -2126,7 +2608,7 @@ cols78:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols78
+	JNE           cols102
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -2149,19 +2631,19 @@ cols78:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x02, DI
 
-tok2_77:
+tok2_101:
 	CMPQ    DI, $0x01
-	JL      tok1_79
+	JL      tok1_103
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols80:
+cols104:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols80
+	JNE           cols104
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -2175,13 +2657,13 @@ cols80:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x01, DI
 
-tok1_79:
+tok1_103:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_61
+	JNE  rows1_85
 
-done62:
+done86:
 	VZEROUPPER
 	RET
 
@@ -2192,16 +2674,16 @@ TEXT ·matmul_288x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail82
+	JL   tail106
 
-rows4_81:
+rows4_105:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail86
+	JL   toktail110
 
-tok85:
+tok109:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2212,7 +2694,7 @@ tok85:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols87:
+cols111:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -2233,7 +2715,7 @@ cols87:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols87
+	JNE          cols111
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -2262,18 +2744,18 @@ cols87:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok85
+	JGE          tok109
 
-toktail86:
+toktail110:
 	CMPQ   DI, $0x01
-	JL     tok1_88
+	JL     tok1_112
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols89:
+cols113:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -2285,7 +2767,7 @@ cols89:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols89
+	JNE          cols113
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -2302,30 +2784,30 @@ cols89:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_88:
+tok1_112:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_81
+	JGE  rows4_105
 
-tail82:
+tail106:
 	TESTQ DX, DX
-	JE    done84
+	JE    done108
 
-rows1_83:
+rows1_107:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail91
+	JL   toktail115
 
-tok90:
+tok114:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols92:
+cols116:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -2334,7 +2816,7 @@ cols92:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols92
+	JNE          cols116
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -2353,21 +2835,21 @@ cols92:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok90
+	JGE          tok114
 
-toktail91:
+toktail115:
 	CMPQ   DI, $0x01
-	JL     tok1_93
+	JL     tok1_117
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols94:
+cols118:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols94
+	JNE          cols118
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -2379,13 +2861,13 @@ cols94:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_93:
+tok1_117:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_83
+	JNE  rows1_107
 
-done84:
+done108:
 	VZEROUPPER
 	RET
 
@@ -2396,16 +2878,16 @@ TEXT ·matmul_288x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail96
+	JL   tail120
 
-rows4_95:
+rows4_119:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail100
+	JL   toktail124
 
-tok99:
+tok123:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2432,7 +2914,7 @@ tok99:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols101:
+cols125:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -2473,7 +2955,7 @@ cols101:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols101
+	JNE           cols125
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -2598,11 +3080,11 @@ cols101:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok99
+	JGE           tok123
 
-toktail100:
+toktail124:
 	CMPQ    DI, $0x04
-	JL      tok4_102
+	JL      tok4_126
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2621,7 +3103,7 @@ toktail100:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols103:
+cols127:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -2652,7 +3134,7 @@ cols103:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols103
+	JNE           cols127
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -2737,9 +3219,9 @@ cols103:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_102:
+tok4_126:
 	CMPQ    DI, $0x02
-	JL      tok2_104
+	JL      tok2_128
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2750,7 +3232,7 @@ tok4_102:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols105:
+cols129:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -2771,7 +3253,7 @@ cols105:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols105
+	JNE           cols129
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -2816,16 +3298,16 @@ cols105:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_104:
+tok2_128:
 	CMPQ    DI, $0x01
-	JL      tok1_106
+	JL      tok1_130
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols107:
+cols131:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -2837,7 +3319,7 @@ cols107:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols107
+	JNE           cols131
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -2862,25 +3344,25 @@ cols107:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_106:
+tok1_130:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_95
+	JGE  rows4_119
 
-tail96:
+tail120:
 	TESTQ DX, DX
-	JE    done98
+	JE    done122
 
-rows1_97:
+rows1_121:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail109
+	JL   toktail133
 
-tok108:
+tok132:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -2889,7 +3371,7 @@ tok108:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols110:
+cols134:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -2906,7 +3388,7 @@ cols110:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols110
+	JNE           cols134
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -2965,18 +3447,18 @@ cols110:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok108
+	JGE           tok132
 
-toktail109:
+toktail133:
 	CMPQ    DI, $0x04
-	JL      tok4_111
+	JL      tok4_135
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols112:
+cols136:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -2989,7 +3471,7 @@ cols112:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols112
+	JNE           cols136
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -3030,14 +3512,14 @@ cols112:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_111:
+tok4_135:
 	CMPQ    DI, $0x02
-	JL      tok2_113
+	JL      tok2_137
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols114:
+cols138:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -3046,7 +3528,7 @@ cols114:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols114
+	JNE           cols138
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -3069,19 +3551,19 @@ cols114:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_113:
+tok2_137:
 	CMPQ    DI, $0x01
-	JL      tok1_115
+	JL      tok1_139
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols116:
+cols140:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols116
+	JNE           cols140
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -3095,13 +3577,13 @@ cols116:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_115:
+tok1_139:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_97
+	JNE  rows1_121
 
-done98:
+done122:
 	VZEROUPPER
 	RET
 
@@ -3112,16 +3594,16 @@ TEXT ·matmul_288x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail118
+	JL   tail142
 
-rows4_117:
+rows4_141:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail122
+	JL   toktail146
 
-tok121:
+tok145:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -3132,7 +3614,7 @@ tok121:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols123:
+cols147:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -3153,7 +3635,7 @@ cols123:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols123
+	JNE          cols147
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -3182,18 +3664,18 @@ cols123:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok121
+	JGE          tok145
 
-toktail122:
+toktail146:
 	CMPQ   DI, $0x01
-	JL     tok1_124
+	JL     tok1_148
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols125:
+cols149:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -3205,7 +3687,7 @@ cols125:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols125
+	JNE          cols149
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -3222,30 +3704,30 @@ cols125:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_124:
+tok1_148:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_117
+	JGE  rows4_141
 
-tail118:
+tail142:
 	TESTQ DX, DX
-	JE    done120
+	JE    done144
 
-rows1_119:
+rows1_143:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail127
+	JL   toktail151
 
-tok126:
+tok150:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols128:
+cols152:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -3254,7 +3736,7 @@ cols128:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols128
+	JNE          cols152
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -3273,21 +3755,21 @@ cols128:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok126
+	JGE          tok150
 
-toktail127:
+toktail151:
 	CMPQ   DI, $0x01
-	JL     tok1_129
+	JL     tok1_153
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols130:
+cols154:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols130
+	JNE          cols154
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -3299,13 +3781,13 @@ cols130:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_129:
+tok1_153:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_119
+	JNE  rows1_143
 
-done120:
+done144:
 	VZEROUPPER
 	RET
 
@@ -3316,16 +3798,16 @@ TEXT ·matmul_288x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail132
+	JL   tail156
 
-rows4_131:
+rows4_155:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail136
+	JL   toktail160
 
-tok135:
+tok159:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3352,7 +3834,7 @@ tok135:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols137:
+cols161:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -3393,7 +3875,7 @@ cols137:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols137
+	JNE           cols161
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -3518,11 +4000,11 @@ cols137:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok135
+	JGE           tok159
 
-toktail136:
+toktail160:
 	CMPQ    DI, $0x04
-	JL      tok4_138
+	JL      tok4_162
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3541,7 +4023,7 @@ toktail136:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols139:
+cols163:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -3572,7 +4054,7 @@ cols139:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols139
+	JNE           cols163
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -3657,9 +4139,9 @@ cols139:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_138:
+tok4_162:
 	CMPQ    DI, $0x02
-	JL      tok2_140
+	JL      tok2_164
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3670,7 +4152,7 @@ tok4_138:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols141:
+cols165:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -3691,7 +4173,7 @@ cols141:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols141
+	JNE           cols165
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -3736,16 +4218,16 @@ cols141:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_140:
+tok2_164:
 	CMPQ    DI, $0x01
-	JL      tok1_142
+	JL      tok1_166
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols143:
+cols167:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -3757,7 +4239,7 @@ cols143:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols143
+	JNE           cols167
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -3782,25 +4264,25 @@ cols143:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_142:
+tok1_166:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_131
+	JGE  rows4_155
 
-tail132:
+tail156:
 	TESTQ DX, DX
-	JE    done134
+	JE    done158
 
-rows1_133:
+rows1_157:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail145
+	JL   toktail169
 
-tok144:
+tok168:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -3809,7 +4291,7 @@ tok144:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols146:
+cols170:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -3826,7 +4308,7 @@ cols146:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols146
+	JNE           cols170
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -3885,18 +4367,18 @@ cols146:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok144
+	JGE           tok168
 
-toktail145:
+toktail169:
 	CMPQ    DI, $0x04
-	JL      tok4_147
+	JL      tok4_171
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols148:
+cols172:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -3909,7 +4391,7 @@ cols148:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols148
+	JNE           cols172
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -3950,14 +4432,14 @@ cols148:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_147:
+tok4_171:
 	CMPQ    DI, $0x02
-	JL      tok2_149
+	JL      tok2_173
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols150:
+cols174:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -3966,7 +4448,7 @@ cols150:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols150
+	JNE           cols174
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -3989,19 +4471,19 @@ cols150:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_149:
+tok2_173:
 	CMPQ    DI, $0x01
-	JL      tok1_151
+	JL      tok1_175
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols152:
+cols176:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols152
+	JNE           cols176
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -4015,13 +4497,13 @@ cols152:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_151:
+tok1_175:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_133
+	JNE  rows1_157
 
-done134:
+done158:
 	VZEROUPPER
 	RET
 
@@ -4032,16 +4514,16 @@ TEXT ·matmul_32000x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail154
+	JL   tail178
 
-rows4_153:
+rows4_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail158
+	JL   toktail182
 
-tok157:
+tok181:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4052,7 +4534,7 @@ tok157:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols159:
+cols183:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -4073,7 +4555,7 @@ cols159:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols159
+	JNE          cols183
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -4102,18 +4584,18 @@ cols159:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok157
+	JGE          tok181
 
-toktail158:
+toktail182:
 	CMPQ   DI, $0x01
-	JL     tok1_160
+	JL     tok1_184
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols161:
+cols185:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -4125,7 +4607,7 @@ cols161:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols161
+	JNE          cols185
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -4142,30 +4624,30 @@ cols161:
 	ADDQ         $0x0001f400, SI
 	SUBQ         $0x01, DI
 
-tok1_160:
+tok1_184:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_153
+	JGE  rows4_177
 
-tail154:
+tail178:
 	TESTQ DX, DX
-	JE    done156
+	JE    done180
 
-rows1_155:
+rows1_179:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail163
+	JL   toktail187
 
-tok162:
+tok186:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols164:
+cols188:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -4174,7 +4656,7 @@ cols164:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols164
+	JNE          cols188
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -4193,21 +4675,21 @@ cols164:
 	ADDQ         $0x0003e800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok162
+	JGE          tok186
 
-toktail163:
+toktail187:
 	CMPQ   DI, $0x01
-	JL     tok1_165
+	JL     tok1_189
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols166:
+cols190:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols166
+	JNE          cols190
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -4219,13 +4701,13 @@ cols166:
 	ADDQ         $0x0001f400, SI
 	SUBQ         $0x01, DI
 
-tok1_165:
+tok1_189:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_155
+	JNE  rows1_179
 
-done156:
+done180:
 	VZEROUPPER
 	RET
 
@@ -4236,16 +4718,16 @@ TEXT ·matmul_32000x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail168
+	JL   tail192
 
-rows4_167:
+rows4_191:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail172
+	JL   toktail196
 
-tok171:
+tok195:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4272,7 +4754,7 @@ tok171:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols173:
+cols197:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -4313,7 +4795,7 @@ cols173:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols173
+	JNE           cols197
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -4438,11 +4920,11 @@ cols173:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok171
+	JGE           tok195
 
-toktail172:
+toktail196:
 	CMPQ    DI, $0x04
-	JL      tok4_174
+	JL      tok4_198
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4461,7 +4943,7 @@ toktail172:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols175:
+cols199:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -4492,7 +4974,7 @@ cols175:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols175
+	JNE           cols199
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -4577,9 +5059,9 @@ cols175:
 	ADDQ          $0x0007d000, SI
 	SUBQ          $0x04, DI
 
-tok4_174:
+tok4_198:
 	CMPQ    DI, $0x02
-	JL      tok2_176
+	JL      tok2_200
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4590,7 +5072,7 @@ tok4_174:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols177:
+cols201:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -4611,7 +5093,7 @@ cols177:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols177
+	JNE           cols201
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -4656,16 +5138,16 @@ cols177:
 	ADDQ          $0x0003e800, SI
 	SUBQ          $0x02, DI
 
-tok2_176:
+tok2_200:
 	CMPQ    DI, $0x01
-	JL      tok1_178
+	JL      tok1_202
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols179:
+cols203:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -4677,7 +5159,7 @@ cols179:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols179
+	JNE           cols203
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -4702,25 +5184,25 @@ cols179:
 	ADDQ          $0x0001f400, SI
 	SUBQ          $0x01, DI
 
-tok1_178:
+tok1_202:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_167
+	JGE  rows4_191
 
-tail168:
+tail192:
 	TESTQ DX, DX
-	JE    done170
+	JE    done194
 
-rows1_169:
+rows1_193:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail181
+	JL   toktail205
 
-tok180:
+tok204:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -4729,7 +5211,7 @@ tok180:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols182:
+cols206:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -4746,7 +5228,7 @@ cols182:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols182
+	JNE           cols206
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -4805,18 +5287,18 @@ cols182:
 	ADDQ          $0x000bb800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok180
+	JGE           tok204
 
-toktail181:
+toktail205:
 	CMPQ    DI, $0x04
-	JL      tok4_183
+	JL      tok4_207
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols184:
+cols208:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -4829,7 +5311,7 @@ cols184:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols184
+	JNE           cols208
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -4870,14 +5352,14 @@ cols184:
 	ADDQ          $0x0007d000, SI
 	SUBQ          $0x04, DI
 
-tok4_183:
+tok4_207:
 	CMPQ    DI, $0x02
-	JL      tok2_185
+	JL      tok2_209
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols186:
+cols210:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -4886,7 +5368,7 @@ cols186:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols186
+	JNE           cols210
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -4909,19 +5391,19 @@ cols186:
 	ADDQ          $0x0003e800, SI
 	SUBQ          $0x02, DI
 
-tok2_185:
+tok2_209:
 	CMPQ    DI, $0x01
-	JL      tok1_187
+	JL      tok1_211
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols188:
+cols212:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols188
+	JNE           cols212
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -4935,13 +5417,13 @@ cols188:
 	ADDQ          $0x0001f400, SI
 	SUBQ          $0x01, DI
 
-tok1_187:
+tok1_211:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_169
+	JNE  rows1_193
 
-done170:
+done194:
 	VZEROUPPER
 	RET
 
@@ -4952,16 +5434,16 @@ TEXT ·matmul_864x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail190
+	JL   tail214
 
-rows4_189:
+rows4_213:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail194
+	JL   toktail218
 
-tok193:
+tok217:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -4972,7 +5454,7 @@ tok193:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols195:
+cols219:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -4993,7 +5475,7 @@ cols195:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols195
+	JNE          cols219
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -5022,18 +5504,18 @@ cols195:
 	ADDQ         $0x00001b00, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok193
+	JGE          tok217
 
-toktail194:
+toktail218:
 	CMPQ   DI, $0x01
-	JL     tok1_196
+	JL     tok1_220
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols197:
+cols221:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -5045,7 +5527,7 @@ cols197:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols197
+	JNE          cols221
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -5062,30 +5544,30 @@ cols197:
 	ADDQ         $0x00000d80, SI
 	SUBQ         $0x01, DI
 
-tok1_196:
+tok1_220:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_189
+	JGE  rows4_213
 
-tail190:
+tail214:
 	TESTQ DX, DX
-	JE    done192
+	JE    done216
 
-rows1_191:
+rows1_215:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail199
+	JL   toktail223
 
-tok198:
+tok222:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols200:
+cols224:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -5094,7 +5576,7 @@ cols200:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols200
+	JNE          cols224
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -5113,21 +5595,21 @@ cols200:
 	ADDQ         $0x00001b00, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok198
+	JGE          tok222
 
-toktail199:
+toktail223:
 	CMPQ   DI, $0x01
-	JL     tok1_201
+	JL     tok1_225
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols202:
+cols226:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols202
+	JNE          cols226
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -5139,13 +5621,13 @@ cols202:
 	ADDQ         $0x00000d80, SI
 	SUBQ         $0x01, DI
 
-tok1_201:
+tok1_225:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_191
+	JNE  rows1_215
 
-done192:
+done216:
 	VZEROUPPER
 	RET
 
@@ -5156,16 +5638,16 @@ TEXT ·matmul_864x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail204
+	JL   tail228
 
-rows4_203:
+rows4_227:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail208
+	JL   toktail232
 
-tok207:
+tok231:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5192,7 +5674,7 @@ tok207:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols209:
+cols233:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -5233,7 +5715,7 @@ cols209:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols209
+	JNE           cols233
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -5358,11 +5840,11 @@ cols209:
 	ADDQ          $0x00005100, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok207
+	JGE           tok231
 
-toktail208:
+toktail232:
 	CMPQ    DI, $0x04
-	JL      tok4_210
+	JL      tok4_234
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5381,7 +5863,7 @@ toktail208:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols211:
+cols235:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -5412,7 +5894,7 @@ cols211:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols211
+	JNE           cols235
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -5497,9 +5979,9 @@ cols211:
 	ADDQ          $0x00003600, SI
 	SUBQ          $0x04, DI
 
-tok4_210:
+tok4_234:
 	CMPQ    DI, $0x02
-	JL      tok2_212
+	JL      tok2_236
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5510,7 +5992,7 @@ tok4_210:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols213:
+cols237:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -5531,7 +6013,7 @@ cols213:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols213
+	JNE           cols237
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -5576,16 +6058,16 @@ cols213:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x02, DI
 
-tok2_212:
+tok2_236:
 	CMPQ    DI, $0x01
-	JL      tok1_214
+	JL      tok1_238
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols215:
+cols239:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -5597,7 +6079,7 @@ cols215:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols215
+	JNE           cols239
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -5622,25 +6104,25 @@ cols215:
 	ADDQ          $0x00000d80, SI
 	SUBQ          $0x01, DI
 
-tok1_214:
+tok1_238:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_203
+	JGE  rows4_227
 
-tail204:
+tail228:
 	TESTQ DX, DX
-	JE    done206
+	JE    done230
 
-rows1_205:
+rows1_229:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail217
+	JL   toktail241
 
-tok216:
+tok240:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5649,7 +6131,7 @@ tok216:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols218:
+cols242:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -5666,7 +6148,7 @@ cols218:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols218
+	JNE           cols242
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -5725,18 +6207,18 @@ cols218:
 	ADDQ          $0x00005100, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok216
+	JGE           tok240
 
-toktail217:
+toktail241:
 	CMPQ    DI, $0x04
-	JL      tok4_219
+	JL      tok4_243
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols220:
+cols244:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -5749,7 +6231,7 @@ cols220:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols220
+	JNE           cols244
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -5790,14 +6272,14 @@ cols220:
 	ADDQ          $0x00003600, SI
 	SUBQ          $0x04, DI
 
-tok4_219:
+tok4_243:
 	CMPQ    DI, $0x02
-	JL      tok2_221
+	JL      tok2_245
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols222:
+cols246:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -5806,7 +6288,7 @@ cols222:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols222
+	JNE           cols246
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -5829,19 +6311,19 @@ cols222:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x02, DI
 
-tok2_221:
+tok2_245:
 	CMPQ    DI, $0x01
-	JL      tok1_223
+	JL      tok1_247
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols224:
+cols248:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols224
+	JNE           cols248
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -5855,13 +6337,13 @@ cols224:
 	ADDQ          $0x00000d80, SI
 	SUBQ          $0x01, DI
 
-tok1_223:
+tok1_247:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_205
+	JNE  rows1_229
 
-done206:
+done230:
 	VZEROUPPER
 	RET
 
@@ -5873,9 +6355,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail226
+	JL   tail250
 
-rows4_225:
+rows4_249:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5886,7 +6368,7 @@ rows4_225:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols229:
+cols253:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -5903,7 +6385,7 @@ cols229:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols229
+	JNE          cols253
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -5924,20 +6406,20 @@ cols229:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_225
+	JGE          rows4_249
 
-tail226:
+tail250:
 	TESTQ BX, BX
-	JE    done228
+	JE    done252
 
-rows1_227:
+rows1_251:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols230:
+cols254:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -5948,7 +6430,7 @@ cols230:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols230
+	JNE          cols254
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -5962,9 +6444,9 @@ cols230:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_227
+	JNE          rows1_251
 
-done228:
+done252:
 	VZEROUPPER
 	RET
 
@@ -5976,9 +6458,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail232
+	JL   tail256
 
-rows4_231:
+rows4_255:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -5989,7 +6471,7 @@ rows4_231:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols235:
+cols259:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    4608(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -6010,7 +6492,7 @@ cols235:
 	VFMADD231PS   3520(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000480
-	JNE           cols235
+	JNE           cols259
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6039,20 +6521,20 @@ cols235:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_231
+	JGE           rows4_255
 
-tail232:
+tail256:
 	TESTQ BX, BX
-	JE    done234
+	JE    done258
 
-rows1_233:
+rows1_257:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols236:
+cols260:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6063,7 +6545,7 @@ cols236:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000400
-	JNE           cols236
+	JNE           cols260
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(CX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -6083,9 +6565,9 @@ cols236:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_233
+	JNE           rows1_257
 
-done234:
+done258:
 	VZEROUPPER
 	RET
 
@@ -6097,9 +6579,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail238
+	JL   tail262
 
-rows4_237:
+rows4_261:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6110,7 +6592,7 @@ rows4_237:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols241:
+cols265:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -6127,7 +6609,7 @@ cols241:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols241
+	JNE          cols265
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6148,20 +6630,20 @@ cols241:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_237
+	JGE          rows4_261
 
-tail238:
+tail262:
 	TESTQ BX, BX
-	JE    done240
+	JE    done264
 
-rows1_239:
+rows1_263:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols242:
+cols266:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6172,7 +6654,7 @@ cols242:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols242
+	JNE          cols266
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6186,9 +6668,9 @@ cols242:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_239
+	JNE          rows1_263
 
-done240:
+done264:
 	VZEROUPPER
 	RET
 
@@ -6200,9 +6682,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail244
+	JL   tail268
 
-rows4_243:
+rows4_267:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6213,7 +6695,7 @@ rows4_243:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols247:
+cols271:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -6234,7 +6716,7 @@ cols247:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols247
+	JNE           cols271
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6263,20 +6745,20 @@ cols247:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_243
+	JGE           rows4_267
 
-tail244:
+tail268:
 	TESTQ BX, BX
-	JE    done246
+	JE    done270
 
-rows1_245:
+rows1_269:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols248:
+cols272:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6287,7 +6769,7 @@ cols248:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols248
+	JNE           cols272
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6303,9 +6785,9 @@ cols248:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_245
+	JNE           rows1_269
 
-done246:
+done270:
 	VZEROUPPER
 	RET
 
@@ -6323,7 +6805,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols249:
+cols273:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -6334,7 +6816,7 @@ cols249:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols249
+	JNE          cols273
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6352,9 +6834,9 @@ cols249:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail251
+	JL           tail275
 
-rows4_250:
+rows4_274:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6365,7 +6847,7 @@ rows4_250:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols254:
+cols278:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -6384,7 +6866,7 @@ cols254:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols254
+	JNE          cols278
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -6406,20 +6888,20 @@ cols254:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_250
+	JGE          rows4_274
 
-tail251:
+tail275:
 	TESTQ BX, BX
-	JE    done253
+	JE    done277
 
-rows1_252:
+rows1_276:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols255:
+cols279:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -6434,7 +6916,7 @@ cols255:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols255
+	JNE          cols279
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -6449,9 +6931,9 @@ cols255:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_252
+	JNE          rows1_276
 
-done253:
+done277:
 	VZEROUPPER
 	RET
 
@@ -6487,7 +6969,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols256:
+cols280:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -6498,7 +6980,7 @@ cols256:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols256
+	JNE           cols280
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -6522,9 +7004,9 @@ cols256:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail258
+	JL            tail282
 
-rows4_257:
+rows4_281:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -6535,7 +7017,7 @@ rows4_257:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols261:
+cols285:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    4608(CX)(DI*1)
@@ -6558,7 +7040,7 @@ cols261:
 	VFMADD231PS   3520(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols261
+	JNE           cols285
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -6588,20 +7070,20 @@ cols261:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_257
+	JGE           rows4_281
 
-tail258:
+tail282:
 	TESTQ BX, BX
-	JE    done260
+	JE    done284
 
-rows1_259:
+rows1_283:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols262:
+cols286:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -6616,7 +7098,7 @@ cols262:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols262
+	JNE           cols286
 	VMOVUPS       1024(DX), Z5
 	VMULPS        1024(SI), Z5, Z5
 	VFMADD231PS   1024(CX), Z5, Z1
@@ -6639,9 +7121,9 @@ cols262:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_259
+	JNE           rows1_283
 
-done260:
+done284:
 	VZEROUPPER
 	RET
 
@@ -6659,7 +7141,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols263:
+cols287:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -6670,7 +7152,7 @@ cols263:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols263
+	JNE          cols287
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6688,9 +7170,9 @@ cols263:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail265
+	JL           tail289
 
-rows4_264:
+rows4_288:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6701,7 +7183,7 @@ rows4_264:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols268:
+cols292:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -6722,7 +7204,7 @@ cols268:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols268
+	JNE          cols292
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -6775,13 +7257,13 @@ cols268:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_264
+	JGE          rows4_288
 
-tail265:
+tail289:
 	TESTQ BX, BX
-	JE    done267
+	JE    done291
 
-rows1_266:
+rows1_290:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6792,7 +7274,7 @@ rows1_266:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols269:
+cols293:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -6811,7 +7293,7 @@ cols269:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols269
+	JNE          cols293
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -6859,9 +7341,9 @@ cols269:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_266
+	JNE          rows1_290
 
-done267:
+done291:
 	VZEROUPPER
 	RET
 
@@ -6897,7 +7379,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols270:
+cols294:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -6908,7 +7390,7 @@ cols270:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols270
+	JNE           cols294
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -6932,9 +7414,9 @@ cols270:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail272
+	JL            tail296
 
-rows4_271:
+rows4_295:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -6945,7 +7427,7 @@ rows4_271:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols275:
+cols299:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    4608(CX)(DI*1)
@@ -6966,7 +7448,7 @@ cols275:
 	VFMADD231PS   888192(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000480
-	JNE           cols275
+	JNE           cols299
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -7035,13 +7517,13 @@ cols275:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_271
+	JGE           rows4_295
 
-tail272:
+tail296:
 	TESTQ BX, BX
-	JE    done274
+	JE    done298
 
-rows1_273:
+rows1_297:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -7052,7 +7534,7 @@ rows1_273:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols276:
+cols300:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -7071,7 +7553,7 @@ cols276:
 	VFMADD231PS   884928(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols276
+	JNE           cols300
 	VMOVUPS       1024(DX), Z9
 	VMULPS        1024(SI), Z9, Z9
 	VFMADD231PS   1024(CX), Z9, Z1
@@ -7131,9 +7613,9 @@ cols276:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_273
+	JNE           rows1_297
 
-done274:
+done298:
 	VZEROUPPER
 	RET
 
@@ -7144,12 +7626,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone278
+	JLE  siludone302
 
-silurow277:
+silurow301:
 	XORQ BX, BX
 
-silucol279:
+silucol303:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -7177,13 +7659,13 @@ silucol279:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol279
+	JNE          silucol303
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow277
+	JNE          silurow301
 
-siludone278:
+siludone302:
 	VZEROUPPER
 	RET
 
@@ -7194,12 +7676,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone281
+	JLE  siludone305
 
-silurow280:
+silurow304:
 	XORQ BX, BX
 
-silucol282:
+silucol306:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -7227,12 +7709,12 @@ silucol282:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol282
+	JNE          silucol306
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow280
+	JNE          silurow304
 
-siludone281:
+siludone305:
 	VZEROUPPER
 	RET

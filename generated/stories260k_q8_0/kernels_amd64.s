@@ -1119,6 +1119,757 @@ wsumdone44:
 	VZEROUPPER
 	RET
 
+// func gattention_8_32_4x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_8_32_4x2_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000004, R8
+
+kvhead45:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS neginf<>+0(SB), X2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_47
+
+gscore4_46:
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y0, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  128(R9), Y0, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  256(R9), Y0, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  384(R9), Y0, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt8<>+0(SB), X4, X4
+	VMOVUPS      X4, (R10)
+	VMAXPS       X4, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y1, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  128(R9), Y1, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  256(R9), Y1, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  384(R9), Y1, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt8<>+0(SB), X4, X4
+	VMOVUPS      X4, (R10)(DI*1)
+	VMAXPS       X4, X3, X3
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x10, R10
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gscore4_46
+
+gscore1_47:
+	TESTQ R11, R11
+	JE    gscoredone49
+
+gscore1l48:
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y0, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt8<>+0(SB), X5, X5
+	VMOVSS       X5, (R10)
+	VMAXSS       X5, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R9), Y1, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt8<>+0(SB), X5, X5
+	VMOVSS       X5, (R10)(DI*1)
+	VMAXSS       X5, X3, X3
+	ADDQ         $0x00000080, R9
+	ADDQ         $0x04, R10
+	DECQ         R11
+	JNE          gscore1l48
+
+gscoredone49:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail50
+
+gexp51:
+	VMOVUPS      (R10), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
+	VMULPS       Y2, Y2, Y6
+	VFMADD213PS  Y2, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y2
+	VMOVUPS      Y2, (R10)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp51
+
+gexptail50:
+	TESTQ        R11, R11
+	JE           gexpdone52
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y5
+	VMULPS       Y2, Y2, Y6
+	VFMADD213PS  Y2, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y5, Y2
+	VANDPS       Y4, Y2, Y2
+	VMASKMOVPS   Y2, Y4, (R10)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone52:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VPERMILPS    $0x4e, X3, X1
+	VMAXPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VMAXPS       X1, X3, X3
+	VBROADCASTSS X3, Y1
+	VXORPS       Y2, Y2, Y2
+	MOVQ         SI, R10
+	LEAQ         (R10)(DI*1), R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail53
+
+gexp54:
+	VMOVUPS      (R10), Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R10)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp54
+
+gexptail53:
+	TESTQ        R11, R11
+	JE           gexpdone55
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y5, Y3
+	VANDPS       Y4, Y3, Y3
+	VMASKMOVPS   Y3, Y4, (R10)
+	VADDPS       Y3, Y2, Y2
+
+gexpdone55:
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSS       one<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VBROADCASTSS X2, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x04
+	JL           gwsum1_57
+
+gwsum56:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y3
+	VBROADCASTSS 4(R10), Y10
+	VFMADD231PS  128(R9), Y10, Y4
+	VBROADCASTSS 4(R10)(DI*1), Y10
+	VFMADD231PS  128(R9), Y10, Y5
+	VBROADCASTSS 8(R10), Y10
+	VFMADD231PS  256(R9), Y10, Y6
+	VBROADCASTSS 8(R10)(DI*1), Y10
+	VFMADD231PS  256(R9), Y10, Y7
+	VBROADCASTSS 12(R10), Y10
+	VFMADD231PS  384(R9), Y10, Y8
+	VBROADCASTSS 12(R10)(DI*1), Y10
+	VFMADD231PS  384(R9), Y10, Y9
+	ADDQ         $0x10, R10
+	ADDQ         $0x00000200, R9
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gwsum56
+
+gwsum1_57:
+	TESTQ R11, R11
+	JE    gwsumdone59
+
+gwsum1l58:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y3
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000080, R9
+	DECQ         R11
+	JNE          gwsum1l58
+
+gwsumdone59:
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, (AX)
+	VADDPS  Y5, Y3, Y3
+	VADDPS  Y7, Y3, Y3
+	VADDPS  Y9, Y3, Y3
+	VMULPS  Y1, Y3, Y3
+	VMOVUPS Y3, 32(AX)
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, AX
+	DECQ    R8
+	JNE     kvhead45
+	VZEROUPPER
+	RET
+
+// func gattention_8_32_4x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512DQ, AVX512F, AVX512VL, FMA3
+TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000004, R8
+
+kvhead60:
+	VMOVUPS         (CX), Y0
+	VMOVUPS         32(CX), Y1
+	VMOVUPS         neginf<>+0(SB), X2
+	VMOVUPS         neginf<>+0(SB), X3
+	MOVQ            DX, R9
+	MOVQ            SI, R10
+	MOVQ            t+40(FP), R11
+	VBROADCASTF32X8 (CX), Z4
+	VMOVUPS         neginf<>+0(SB), Y5
+	VBROADCASTF32X8 32(CX), Z6
+	VMOVUPS         neginf<>+0(SB), Y7
+	CMPQ            R11, $0x08
+	JL              gscore8done62
+
+gscore8_61:
+	VMOVUPS      (R9), Y8
+	VINSERTF32X8 $0x01, 512(R9), Z8, Z8
+	VMOVUPS      128(R9), Y9
+	VINSERTF32X8 $0x01, 640(R9), Z9, Z9
+	VMOVUPS      256(R9), Y10
+	VINSERTF32X8 $0x01, 768(R9), Z10, Z10
+	VMOVUPS      384(R9), Y11
+	VINSERTF32X8 $0x01, 896(R9), Z11, Z11
+	VMULPS       Z4, Z8, Z12
+	VMULPS       Z4, Z9, Z13
+	VMULPS       Z4, Z10, Z14
+	VMULPS       Z4, Z11, Z15
+	VUNPCKLPS    Z13, Z12, Z16
+	VUNPCKHPS    Z13, Z12, Z12
+	VADDPS       Z12, Z16, Z16
+	VUNPCKLPS    Z15, Z14, Z12
+	VUNPCKHPS    Z15, Z14, Z13
+	VADDPS       Z13, Z12, Z12
+	VUNPCKLPD    Z12, Z16, Z13
+	VUNPCKHPD    Z12, Z16, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0xb1, Z13, Z13, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0x08, Z13, Z13, Z12
+	VMULPS       rsqrt8<>+0(SB), Y12, Y12
+	VMOVUPS      Y12, (R10)
+	VMAXPS       Y12, Y5, Y5
+	VMULPS       Z6, Z8, Z12
+	VMULPS       Z6, Z9, Z13
+	VMULPS       Z6, Z10, Z14
+	VMULPS       Z6, Z11, Z15
+	VUNPCKLPS    Z13, Z12, Z16
+	VUNPCKHPS    Z13, Z12, Z12
+	VADDPS       Z12, Z16, Z16
+	VUNPCKLPS    Z15, Z14, Z12
+	VUNPCKHPS    Z15, Z14, Z13
+	VADDPS       Z13, Z12, Z12
+	VUNPCKLPD    Z12, Z16, Z13
+	VUNPCKHPD    Z12, Z16, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0xb1, Z13, Z13, Z12
+	VADDPS       Z12, Z13, Z13
+	VSHUFF32X4   $0x08, Z13, Z13, Z12
+	VMULPS       rsqrt8<>+0(SB), Y12, Y12
+	VMOVUPS      Y12, (R10)(DI*1)
+	VMAXPS       Y12, Y7, Y7
+	ADDQ         $0x00000400, R9
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gscore8_61
+
+gscore8done62:
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VMAXPS        X4, X2, X2
+	VMAXPS        X5, X2, X2
+	VEXTRACTF32X4 $0x01, Y7, X4
+	VMAXPS        X4, X3, X3
+	VMAXPS        X7, X3, X3
+	CMPQ          R11, $0x04
+	JL            gscore1_64
+
+gscore4_63:
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y0, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   128(R9), Y0, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   256(R9), Y0, Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VFMADD231PS   384(R9), Y0, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt8<>+0(SB), X4, X4
+	VMOVUPS       X4, (R10)
+	VMAXPS        X4, X2, X2
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   128(R9), Y1, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   256(R9), Y1, Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VFMADD231PS   384(R9), Y1, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt8<>+0(SB), X4, X4
+	VMOVUPS       X4, (R10)(DI*1)
+	VMAXPS        X4, X3, X3
+	ADDQ          $0x00000200, R9
+	ADDQ          $0x10, R10
+	SUBQ          $0x04, R11
+	CMPQ          R11, $0x04
+	JGE           gscore4_63
+
+gscore1_64:
+	TESTQ R11, R11
+	JE    gscoredone66
+
+gscore1l65:
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt8<>+0(SB), X5, X5
+	VMOVSS        X5, (R10)
+	VMAXSS        X5, X2, X2
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   (R9), Y1, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt8<>+0(SB), X5, X5
+	VMOVSS        X5, (R10)(DI*1)
+	VMAXSS        X5, X3, X3
+	ADDQ          $0x00000080, R9
+	ADDQ          $0x04, R10
+	DECQ          R11
+	JNE           gscore1l65
+
+gscoredone66:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x10
+	JL           gexptail67
+
+gexp68:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z5
+	VMULPS       Z2, Z2, Z6
+	VFMADD213PS  Z2, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       i127<>+0(SB), Z4, Z4
+	VPSLLD       $0x17, Z4, Z4
+	VMULPS       Z4, Z5, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp68
+
+gexptail67:
+	TESTQ        R11, R11
+	JE           gexpdone69
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z4, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone69:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y6
+	VPERMILPS     $0x4e, X3, X0
+	VMAXPS        X0, X3, X3
+	VPERMILPS     $0xb1, X3, X0
+	VMAXPS        X0, X3, X3
+	VBROADCASTSS  X3, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*1), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x10
+	JL            gexptail70
+
+gexp71:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       i127<>+0(SB), Z3, Z3
+	VPSLLD       $0x17, Z3, Z3
+	VMULPS       Z3, Z4, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp71
+
+gexptail70:
+	TESTQ        R11, R11
+	JE           gexpdone72
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       i127<>+0(SB), Z0, Z0
+	VPSLLD       $0x17, Z0, Z0
+	VMULPS       Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone72:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VMOVUPS       zero<>+0(SB), Y7
+	VMOVUPS       zero<>+0(SB), Y8
+	VMOVUPS       zero<>+0(SB), Y9
+	MOVQ          SI, R10
+	MOVQ          BX, R9
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x04
+	JL            gwsum1_74
+
+gwsum73:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y1
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VBROADCASTSS 4(R10), Y10
+	VFMADD231PS  128(R9), Y10, Y3
+	VBROADCASTSS 4(R10)(DI*1), Y10
+	VFMADD231PS  128(R9), Y10, Y4
+	VBROADCASTSS 8(R10), Y10
+	VFMADD231PS  256(R9), Y10, Y5
+	VBROADCASTSS 8(R10)(DI*1), Y10
+	VFMADD231PS  256(R9), Y10, Y7
+	VBROADCASTSS 12(R10), Y10
+	VFMADD231PS  384(R9), Y10, Y8
+	VBROADCASTSS 12(R10)(DI*1), Y10
+	VFMADD231PS  384(R9), Y10, Y9
+	ADDQ         $0x10, R10
+	ADDQ         $0x00000200, R9
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gwsum73
+
+gwsum1_74:
+	TESTQ R11, R11
+	JE    gwsumdone76
+
+gwsum1l75:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y1
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000080, R9
+	DECQ         R11
+	JNE          gwsum1l75
+
+gwsumdone76:
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y8, Y1, Y1
+	VMULPS  Y6, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y7, Y2, Y2
+	VADDPS  Y9, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 32(AX)
+	ADDQ    $0x00000020, DX
+	ADDQ    $0x00000020, BX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, AX
+	DECQ    R8
+	JNE     kvhead60
+	VZEROUPPER
+	RET
+
 // func matmul_128x64_avx2(out *float32, w *float32, x *float32, n int, b int)
 // Requires: AVX, FMA3, MMX+
 TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
@@ -1126,16 +1877,16 @@ TEXT ·matmul_128x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail46
+	JL   tail78
 
-rows4_45:
+rows4_77:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail50
+	JL   toktail82
 
-tok49:
+tok81:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -1292,11 +2043,11 @@ tok49:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok49
+	JGE          tok81
 
-toktail50:
+toktail82:
 	CMPQ         DI, $0x01
-	JL           tok1_51
+	JL           tok1_83
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -1369,25 +2120,25 @@ toktail50:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x01, DI
 
-tok1_51:
+tok1_83:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_45
+	JGE  rows4_77
 
-tail46:
+tail78:
 	TESTQ DX, DX
-	JE    done48
+	JE    done80
 
-rows1_47:
+rows1_79:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail53
+	JL   toktail85
 
-tok52:
+tok84:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -1450,11 +2201,11 @@ tok52:
 	ADDQ         $0x00000400, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok52
+	JGE          tok84
 
-toktail53:
+toktail85:
 	CMPQ         DI, $0x01
-	JL           tok1_54
+	JL           tok1_86
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -1486,13 +2237,13 @@ toktail53:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x01, DI
 
-tok1_54:
+tok1_86:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_47
+	JNE  rows1_79
 
-done48:
+done80:
 	VZEROUPPER
 	RET
 
@@ -1503,16 +2254,16 @@ TEXT ·matmul_128x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail56
+	JL   tail88
 
-rows4_55:
+rows4_87:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail60
+	JL   toktail92
 
-tok59:
+tok91:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -1877,11 +2628,11 @@ tok59:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok59
+	JGE           tok91
 
-toktail60:
+toktail92:
 	CMPQ          DI, $0x04
-	JL            tok4_61
+	JL            tok4_93
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -2142,9 +2893,9 @@ toktail60:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x04, DI
 
-tok4_61:
+tok4_93:
 	CMPQ          DI, $0x02
-	JL            tok2_62
+	JL            tok2_94
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -2301,9 +3052,9 @@ tok4_61:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x02, DI
 
-tok2_62:
+tok2_94:
 	CMPQ          DI, $0x01
-	JL            tok1_63
+	JL            tok1_95
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -2376,25 +3127,25 @@ tok2_62:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x01, DI
 
-tok1_63:
+tok1_95:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_55
+	JGE  rows4_87
 
-tail56:
+tail88:
 	TESTQ DX, DX
-	JE    done58
+	JE    done90
 
-rows1_57:
+rows1_89:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail65
+	JL   toktail97
 
-tok64:
+tok96:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -2549,11 +3300,11 @@ tok64:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok64
+	JGE           tok96
 
-toktail65:
+toktail97:
 	CMPQ          DI, $0x04
-	JL            tok4_66
+	JL            tok4_98
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -2662,9 +3413,9 @@ toktail65:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x04, DI
 
-tok4_66:
+tok4_98:
 	CMPQ          DI, $0x02
-	JL            tok2_67
+	JL            tok2_99
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -2727,9 +3478,9 @@ tok4_66:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x02, DI
 
-tok2_67:
+tok2_99:
 	CMPQ          DI, $0x01
-	JL            tok1_68
+	JL            tok1_100
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -2761,13 +3512,13 @@ tok2_67:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x01, DI
 
-tok1_68:
+tok1_100:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_57
+	JNE  rows1_89
 
-done58:
+done90:
 	VZEROUPPER
 	RET
 
@@ -2778,16 +3529,16 @@ TEXT ·matmul_344x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail70
+	JL   tail102
 
-rows4_69:
+rows4_101:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail74
+	JL   toktail106
 
-tok73:
+tok105:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -2944,11 +3695,11 @@ tok73:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok73
+	JGE          tok105
 
-toktail74:
+toktail106:
 	CMPQ         DI, $0x01
-	JL           tok1_75
+	JL           tok1_107
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -3021,25 +3772,25 @@ toktail74:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x01, DI
 
-tok1_75:
+tok1_107:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_69
+	JGE  rows4_101
 
-tail70:
+tail102:
 	TESTQ DX, DX
-	JE    done72
+	JE    done104
 
-rows1_71:
+rows1_103:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail77
+	JL   toktail109
 
-tok76:
+tok108:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -3102,11 +3853,11 @@ tok76:
 	ADDQ         $0x00000ac0, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok76
+	JGE          tok108
 
-toktail77:
+toktail109:
 	CMPQ         DI, $0x01
-	JL           tok1_78
+	JL           tok1_110
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -3138,13 +3889,13 @@ toktail77:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x01, DI
 
-tok1_78:
+tok1_110:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_71
+	JNE  rows1_103
 
-done72:
+done104:
 	VZEROUPPER
 	RET
 
@@ -3155,16 +3906,16 @@ TEXT ·matmul_344x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail80
+	JL   tail112
 
-rows4_79:
+rows4_111:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail84
+	JL   toktail116
 
-tok83:
+tok115:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -3529,11 +4280,11 @@ tok83:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok83
+	JGE           tok115
 
-toktail84:
+toktail116:
 	CMPQ          DI, $0x04
-	JL            tok4_85
+	JL            tok4_117
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -3794,9 +4545,9 @@ toktail84:
 	ADDQ          $0x00001580, SI
 	SUBQ          $0x04, DI
 
-tok4_85:
+tok4_117:
 	CMPQ          DI, $0x02
-	JL            tok2_86
+	JL            tok2_118
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -3953,9 +4704,9 @@ tok4_85:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x02, DI
 
-tok2_86:
+tok2_118:
 	CMPQ          DI, $0x01
-	JL            tok1_87
+	JL            tok1_119
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -4028,25 +4779,25 @@ tok2_86:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x01, DI
 
-tok1_87:
+tok1_119:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_79
+	JGE  rows4_111
 
-tail80:
+tail112:
 	TESTQ DX, DX
-	JE    done82
+	JE    done114
 
-rows1_81:
+rows1_113:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail89
+	JL   toktail121
 
-tok88:
+tok120:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -4201,11 +4952,11 @@ tok88:
 	ADDQ          $0x00002040, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok88
+	JGE           tok120
 
-toktail89:
+toktail121:
 	CMPQ          DI, $0x04
-	JL            tok4_90
+	JL            tok4_122
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -4314,9 +5065,9 @@ toktail89:
 	ADDQ          $0x00001580, SI
 	SUBQ          $0x04, DI
 
-tok4_90:
+tok4_122:
 	CMPQ          DI, $0x02
-	JL            tok2_91
+	JL            tok2_123
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -4379,9 +5130,9 @@ tok4_90:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x02, DI
 
-tok2_91:
+tok2_123:
 	CMPQ          DI, $0x01
-	JL            tok1_92
+	JL            tok1_124
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -4413,13 +5164,13 @@ tok2_91:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x01, DI
 
-tok1_92:
+tok1_124:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_81
+	JNE  rows1_113
 
-done82:
+done114:
 	VZEROUPPER
 	RET
 
@@ -4430,16 +5181,16 @@ TEXT ·matmul_512x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail94
+	JL   tail126
 
-rows4_93:
+rows4_125:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail98
+	JL   toktail130
 
-tok97:
+tok129:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -4596,11 +5347,11 @@ tok97:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok97
+	JGE          tok129
 
-toktail98:
+toktail130:
 	CMPQ         DI, $0x01
-	JL           tok1_99
+	JL           tok1_131
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -4673,25 +5424,25 @@ toktail98:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_99:
+tok1_131:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_93
+	JGE  rows4_125
 
-tail94:
+tail126:
 	TESTQ DX, DX
-	JE    done96
+	JE    done128
 
-rows1_95:
+rows1_127:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail101
+	JL   toktail133
 
-tok100:
+tok132:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -4754,11 +5505,11 @@ tok100:
 	ADDQ         $0x00001000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok100
+	JGE          tok132
 
-toktail101:
+toktail133:
 	CMPQ         DI, $0x01
-	JL           tok1_102
+	JL           tok1_134
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -4790,13 +5541,13 @@ toktail101:
 	ADDQ         $0x00000800, SI
 	SUBQ         $0x01, DI
 
-tok1_102:
+tok1_134:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_95
+	JNE  rows1_127
 
-done96:
+done128:
 	VZEROUPPER
 	RET
 
@@ -4807,16 +5558,16 @@ TEXT ·matmul_512x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail104
+	JL   tail136
 
-rows4_103:
+rows4_135:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail108
+	JL   toktail140
 
-tok107:
+tok139:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -5181,11 +5932,11 @@ tok107:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok107
+	JGE           tok139
 
-toktail108:
+toktail140:
 	CMPQ          DI, $0x04
-	JL            tok4_109
+	JL            tok4_141
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -5446,9 +6197,9 @@ toktail108:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_109:
+tok4_141:
 	CMPQ          DI, $0x02
-	JL            tok2_110
+	JL            tok2_142
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -5605,9 +6356,9 @@ tok4_109:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_110:
+tok2_142:
 	CMPQ          DI, $0x01
-	JL            tok1_111
+	JL            tok1_143
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -5680,25 +6431,25 @@ tok2_110:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_111:
+tok1_143:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_103
+	JGE  rows4_135
 
-tail104:
+tail136:
 	TESTQ DX, DX
-	JE    done106
+	JE    done138
 
-rows1_105:
+rows1_137:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail113
+	JL   toktail145
 
-tok112:
+tok144:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -5853,11 +6604,11 @@ tok112:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok112
+	JGE           tok144
 
-toktail113:
+toktail145:
 	CMPQ          DI, $0x04
-	JL            tok4_114
+	JL            tok4_146
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -5966,9 +6717,9 @@ toktail113:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x04, DI
 
-tok4_114:
+tok4_146:
 	CMPQ          DI, $0x02
-	JL            tok2_115
+	JL            tok2_147
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -6031,9 +6782,9 @@ tok4_114:
 	ADDQ          $0x00001000, SI
 	SUBQ          $0x02, DI
 
-tok2_115:
+tok2_147:
 	CMPQ          DI, $0x01
-	JL            tok1_116
+	JL            tok1_148
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -6065,13 +6816,13 @@ tok2_115:
 	ADDQ          $0x00000800, SI
 	SUBQ          $0x01, DI
 
-tok1_116:
+tok1_148:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_105
+	JNE  rows1_137
 
-done106:
+done138:
 	VZEROUPPER
 	RET
 
@@ -6083,16 +6834,16 @@ TEXT ·matmul_64x172_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail118
+	JL      tail150
 
-rows4_117:
+rows4_149:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail122
+	JL   toktail154
 
-tok121:
+tok153:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6103,7 +6854,7 @@ tok121:
 	VXORPS Y8, Y8, Y8
 	XORQ   R8, R8
 
-cols123:
+cols155:
 	VMOVUPS      (BX)(R8*1), Y9
 	VMOVUPS      688(BX)(R8*1), Y10
 	PREFETCHT0   5504(CX)(R8*1)
@@ -6124,7 +6875,7 @@ cols123:
 	VFMADD231PS  Y10, Y11, Y8
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols123
+	JNE          cols155
 	VMASKMOVPS   672(BX), Y0, Y9
 	VMASKMOVPS   1360(BX), Y0, Y10
 	VMASKMOVPS   672(CX), Y0, Y11
@@ -6167,18 +6918,18 @@ cols123:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok121
+	JGE          tok153
 
-toktail122:
+toktail154:
 	CMPQ   DI, $0x01
-	JL     tok1_124
+	JL     tok1_156
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   R8, R8
 
-cols125:
+cols157:
 	VMOVUPS      (BX)(R8*1), Y5
 	PREFETCHT0   5504(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y5, Y1
@@ -6190,7 +6941,7 @@ cols125:
 	VFMADD231PS  2064(CX)(R8*1), Y5, Y4
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols125
+	JNE          cols157
 	VMASKMOVPS   672(BX), Y0, Y5
 	VMASKMOVPS   672(CX), Y0, Y6
 	VFMADD231PS  Y5, Y6, Y1
@@ -6216,30 +6967,30 @@ cols125:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_124:
+tok1_156:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_117
+	JGE  rows4_149
 
-tail118:
+tail150:
 	TESTQ DX, DX
-	JE    done120
+	JE    done152
 
-rows1_119:
+rows1_151:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail127
+	JL   toktail159
 
-tok126:
+tok158:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	XORQ   R8, R8
 
-cols128:
+cols160:
 	VMOVUPS      (BX)(R8*1), Y3
 	VMOVUPS      688(BX)(R8*1), Y4
 	PREFETCHT0   1376(CX)(R8*1)
@@ -6248,7 +6999,7 @@ cols128:
 	VFMADD231PS  Y4, Y5, Y2
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols128
+	JNE          cols160
 	VMASKMOVPS   672(BX), Y0, Y3
 	VMASKMOVPS   1360(BX), Y0, Y4
 	VMASKMOVPS   672(CX), Y0, Y5
@@ -6272,21 +7023,21 @@ cols128:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok126
+	JGE          tok158
 
-toktail127:
+toktail159:
 	CMPQ   DI, $0x01
-	JL     tok1_129
+	JL     tok1_161
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols130:
+cols162:
 	VMOVUPS      (BX)(R8*1), Y2
 	PREFETCHT0   1376(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y2, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x000002a0
-	JNE          cols130
+	JNE          cols162
 	VMASKMOVPS   672(BX), Y0, Y2
 	VMASKMOVPS   672(CX), Y0, Y3
 	VFMADD231PS  Y2, Y3, Y1
@@ -6301,13 +7052,13 @@ cols130:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_129:
+tok1_161:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_119
+	JNE  rows1_151
 
-done120:
+done152:
 	VZEROUPPER
 	RET
 
@@ -6320,16 +7071,16 @@ TEXT ·matmul_64x172_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail132
+	JL    tail164
 
-rows4_131:
+rows4_163:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail136
+	JL   toktail168
 
-tok135:
+tok167:
 	VMOVUPS       (BX), Z18
 	VMOVUPS       688(BX), Z19
 	VMOVUPS       1376(BX), Z20
@@ -6864,11 +7615,11 @@ tok135:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok135
+	JGE           tok167
 
-toktail136:
+toktail168:
 	CMPQ          DI, $0x04
-	JL            tok4_137
+	JL            tok4_169
 	VMOVUPS       (BX), Z12
 	VMOVUPS       688(BX), Z13
 	VMOVUPS       1376(BX), Z14
@@ -7253,9 +8004,9 @@ toktail136:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_137:
+tok4_169:
 	CMPQ          DI, $0x02
-	JL            tok2_138
+	JL            tok2_170
 	VMOVUPS       (BX), Z6
 	VMOVUPS       688(BX), Z7
 	PREFETCHT0    5504(CX)
@@ -7490,9 +8241,9 @@ tok4_137:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_138:
+tok2_170:
 	CMPQ          DI, $0x01
-	JL            tok1_139
+	JL            tok1_171
 	VMOVUPS       (BX), Z3
 	PREFETCHT0    5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -7612,25 +8363,25 @@ tok2_138:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_139:
+tok1_171:
 	ADDQ $0x00000ac0, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_131
+	JGE  rows4_163
 
-tail132:
+tail164:
 	TESTQ DX, DX
-	JE    done134
+	JE    done166
 
-rows1_133:
+rows1_165:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail141
+	JL   toktail173
 
-tok140:
+tok172:
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -7841,11 +8592,11 @@ tok140:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok140
+	JGE           tok172
 
-toktail141:
+toktail173:
 	CMPQ          DI, $0x04
-	JL            tok4_142
+	JL            tok4_174
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	VMOVUPS       1376(BX), Z2
@@ -7994,9 +8745,9 @@ toktail141:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_142:
+tok4_174:
 	CMPQ          DI, $0x02
-	JL            tok2_143
+	JL            tok2_175
 	VMOVUPS       (BX), Z0
 	VMOVUPS       688(BX), Z1
 	PREFETCHT0    1376(CX)
@@ -8083,9 +8834,9 @@ tok4_142:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_143:
+tok2_175:
 	CMPQ          DI, $0x01
-	JL            tok1_144
+	JL            tok1_176
 	VMOVUPS       (BX), Z0
 	PREFETCHT0    1376(CX)
 	VMULPS        (CX), Z0, Z0
@@ -8131,13 +8882,13 @@ tok2_143:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_144:
+tok1_176:
 	ADDQ $0x000002b0, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_133
+	JNE  rows1_165
 
-done134:
+done166:
 	VZEROUPPER
 	RET
 
@@ -8148,16 +8899,16 @@ TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail146
+	JL   tail178
 
-rows4_145:
+rows4_177:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail150
+	JL   toktail182
 
-tok149:
+tok181:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -8314,11 +9065,11 @@ tok149:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok149
+	JGE          tok181
 
-toktail150:
+toktail182:
 	CMPQ         DI, $0x01
-	JL           tok1_151
+	JL           tok1_183
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -8391,25 +9142,25 @@ toktail150:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_151:
+tok1_183:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_145
+	JGE  rows4_177
 
-tail146:
+tail178:
 	TESTQ DX, DX
-	JE    done148
+	JE    done180
 
-rows1_147:
+rows1_179:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail153
+	JL   toktail185
 
-tok152:
+tok184:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -8472,11 +9223,11 @@ tok152:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok152
+	JGE          tok184
 
-toktail153:
+toktail185:
 	CMPQ         DI, $0x01
-	JL           tok1_154
+	JL           tok1_186
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -8508,13 +9259,13 @@ toktail153:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_154:
+tok1_186:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_147
+	JNE  rows1_179
 
-done148:
+done180:
 	VZEROUPPER
 	RET
 
@@ -8525,16 +9276,16 @@ TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail156
+	JL   tail188
 
-rows4_155:
+rows4_187:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail160
+	JL   toktail192
 
-tok159:
+tok191:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -8899,11 +9650,11 @@ tok159:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok159
+	JGE           tok191
 
-toktail160:
+toktail192:
 	CMPQ          DI, $0x04
-	JL            tok4_161
+	JL            tok4_193
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -9164,9 +9915,9 @@ toktail160:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_161:
+tok4_193:
 	CMPQ          DI, $0x02
-	JL            tok2_162
+	JL            tok2_194
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -9323,9 +10074,9 @@ tok4_161:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_162:
+tok2_194:
 	CMPQ          DI, $0x01
-	JL            tok1_163
+	JL            tok1_195
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -9398,25 +10149,25 @@ tok2_162:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_163:
+tok1_195:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_155
+	JGE  rows4_187
 
-tail156:
+tail188:
 	TESTQ DX, DX
-	JE    done158
+	JE    done190
 
-rows1_157:
+rows1_189:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail165
+	JL   toktail197
 
-tok164:
+tok196:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -9571,11 +10322,11 @@ tok164:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok164
+	JGE           tok196
 
-toktail165:
+toktail197:
 	CMPQ          DI, $0x04
-	JL            tok4_166
+	JL            tok4_198
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -9684,9 +10435,9 @@ toktail165:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_166:
+tok4_198:
 	CMPQ          DI, $0x02
-	JL            tok2_167
+	JL            tok2_199
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -9749,9 +10500,9 @@ tok4_166:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_167:
+tok2_199:
 	CMPQ          DI, $0x01
-	JL            tok1_168
+	JL            tok1_200
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -9783,13 +10534,13 @@ tok2_167:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_168:
+tok1_200:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_157
+	JNE  rows1_189
 
-done158:
+done190:
 	VZEROUPPER
 	RET
 
@@ -9802,9 +10553,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail170
+	JL      tail202
 
-rows4_169:
+rows4_201:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -9815,7 +10566,7 @@ rows4_169:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols173:
+cols205:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHT0   5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -9832,7 +10583,7 @@ cols173:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols173
+	JNE          cols205
 	VMOVUPS      640(DX), Y9
 	PREFETCHT0   6144(CX)
 	VFMADD231PS  640(CX), Y9, Y1
@@ -9871,20 +10622,20 @@ cols173:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_169
+	JGE          rows4_201
 
-tail170:
+tail202:
 	TESTQ BX, BX
-	JE    done172
+	JE    done204
 
-rows1_171:
+rows1_203:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols174:
+cols206:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -9895,7 +10646,7 @@ cols174:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols174
+	JNE          cols206
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -9914,9 +10665,9 @@ cols174:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_171
+	JNE          rows1_203
 
-done172:
+done204:
 	VZEROUPPER
 	RET
 
@@ -9930,9 +10681,9 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail176
+	JL    tail208
 
-rows4_175:
+rows4_207:
 	VMOVUPS       (DX), Z3
 	PREFETCHT0    5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -10056,13 +10807,13 @@ rows4_175:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_175
+	JGE           rows4_207
 
-tail176:
+tail208:
 	TESTQ BX, BX
-	JE    done178
+	JE    done210
 
-rows1_177:
+rows1_209:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -10100,9 +10851,9 @@ rows1_177:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_177
+	JNE           rows1_209
 
-done178:
+done210:
 	VZEROUPPER
 	RET
 
@@ -10122,9 +10873,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail180
+	JL      tail212
 
-rows4_179:
+rows4_211:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHT0   4352(CX)
@@ -10189,13 +10940,13 @@ rows4_179:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_179
+	JGE          rows4_211
 
-tail180:
+tail212:
 	TESTQ BX, BX
-	JE    done182
+	JE    done214
 
-rows1_181:
+rows1_213:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       32(CX), Y1, Y9
 	VFMADD231PS  64(CX), Y2, Y8
@@ -10215,9 +10966,9 @@ rows1_181:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_181
+	JNE          rows1_213
 
-done182:
+done214:
 	VZEROUPPER
 	RET
 
@@ -10233,9 +10984,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail184
+	JL      tail216
 
-rows4_183:
+rows4_215:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHT0    4352(CX)
@@ -10296,13 +11047,13 @@ rows4_183:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_183
+	JGE           rows4_215
 
-tail184:
+tail216:
 	TESTQ BX, BX
-	JE    done186
+	JE    done218
 
-rows1_185:
+rows1_217:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        64(CX), Z1, Z5
 	VMULPS        128(CX), Z2, Z6
@@ -10322,9 +11073,9 @@ rows1_185:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_185
+	JNE           rows1_217
 
-done186:
+done218:
 	VZEROUPPER
 	RET
 
@@ -10385,9 +11136,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail188
+	JL           tail220
 
-rows4_187:
+rows4_219:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHT0   4352(CX)
@@ -10453,13 +11204,13 @@ rows4_187:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_187
+	JGE          rows4_219
 
-tail188:
+tail220:
 	TESTQ BX, BX
-	JE    done190
+	JE    done222
 
-rows1_189:
+rows1_221:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       32(CX), Y2, Y10
 	VFMADD231PS  64(CX), Y3, Y9
@@ -10480,9 +11231,9 @@ rows1_189:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_189
+	JNE          rows1_221
 
-done190:
+done222:
 	VZEROUPPER
 	RET
 
@@ -10547,9 +11298,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail192
+	JL            tail224
 
-rows4_191:
+rows4_223:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHT0    4352(CX)
@@ -10611,13 +11362,13 @@ rows4_191:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_191
+	JGE           rows4_223
 
-tail192:
+tail224:
 	TESTQ BX, BX
-	JE    done194
+	JE    done226
 
-rows1_193:
+rows1_225:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        64(CX), Z2, Z6
 	VMULPS        128(CX), Z3, Z7
@@ -10638,9 +11389,9 @@ rows1_193:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_193
+	JNE           rows1_225
 
-done194:
+done226:
 	VZEROUPPER
 	RET
 
@@ -10701,9 +11452,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail196
+	JL           tail228
 
-rows4_195:
+rows4_227:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHT0   4352(CX)
@@ -10852,13 +11603,13 @@ rows4_195:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_195
+	JGE          rows4_227
 
-tail196:
+tail228:
 	TESTQ BX, BX
-	JE    done198
+	JE    done230
 
-rows1_197:
+rows1_229:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       44032(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -10916,9 +11667,9 @@ rows1_197:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_197
+	JNE          rows1_229
 
-done198:
+done230:
 	VZEROUPPER
 	RET
 
@@ -10983,9 +11734,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail200
+	JL            tail232
 
-rows4_199:
+rows4_231:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHT0    4352(CX)
@@ -11118,13 +11869,13 @@ rows4_199:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_199
+	JGE           rows4_231
 
-tail200:
+tail232:
 	TESTQ BX, BX
-	JE    done202
+	JE    done234
 
-rows1_201:
+rows1_233:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        44032(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -11184,9 +11935,9 @@ rows1_201:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_201
+	JNE           rows1_233
 
-done202:
+done234:
 	VZEROUPPER
 	RET
 
@@ -11198,12 +11949,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone204
+	JLE     siludone236
 
-silurow203:
+silurow235:
 	XORQ BX, BX
 
-silucol205:
+silucol237:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -11231,7 +11982,7 @@ silucol205:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol205
+	JNE          silucol237
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -11261,9 +12012,9 @@ silucol205:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow203
+	JNE          silurow235
 
-siludone204:
+siludone236:
 	VZEROUPPER
 	RET
 
@@ -11276,12 +12027,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone207
+	JLE   siludone239
 
-silurow206:
+silurow238:
 	XORQ BX, BX
 
-silucol208:
+silucol240:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -11309,7 +12060,7 @@ silucol208:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol208
+	JNE          silucol240
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -11338,8 +12089,8 @@ silucol208:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow206
+	JNE          silurow238
 
-siludone207:
+siludone239:
 	VZEROUPPER
 	RET

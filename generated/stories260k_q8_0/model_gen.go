@@ -157,7 +157,7 @@ type Session struct {
 	xb2          [64]float32
 	qkv          [128]float32
 	hb           [172]float32
-	att          [512]float32
+	att          [1024]float32
 	cos, sin     [4]float32
 	logits       [512]float32
 	keys, values [5][512][4][8]float32
@@ -322,9 +322,7 @@ func (s *Session) step(token, pos int) {
 		s.keys[l][pos] = *(*[4][8]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
-		for h := range 8 {
-			kern.att(&s.xb[h*8], &s.qkv[h*8], &keys[0][h/2][0], &values[0][h/2][0], &s.att[0], pos+1)
-		}
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
 		quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
 		qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 64)
 		for i := range 64 {
@@ -467,6 +465,7 @@ type kernelSet struct {
 	mmDown   func(out, w, x *float32, n, b int)
 	mmCls    func(out, w, x *float32, n, b int)
 	attTrain func(out, q, k, v, att *float32, t int)
+	attAll   func(out, q, k, v, att *float32, t int)
 	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
 	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
@@ -475,6 +474,7 @@ type kernelSet struct {
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_8_32_go,
+	attAll:   gattention_8_32_4x2_go,
 	attTrain: attention_8_128_go,
 	cls:      rmsmatvec_64_go,
 	down:     matvec_172_go,
