@@ -99,7 +99,7 @@ func (g *qamd) kernel(k QKernel) {
 	c := g.c
 	g.k = k
 	c.Function(k.Name())
-	if !k.Panel || k.Cols/32*4 <= 512 {
+	if !k.Panel || k.Rows > 0 || k.Cols/32*4 <= 512 {
 		// A panel kernel's table of block sums is its frame: nosplit only
 		// while that is small.
 		c.Attributes(attr.NOSPLIT)
@@ -118,7 +118,11 @@ func (g *qamd) kernel(k QKernel) {
 		g.zero = g.zeroZ.AsY()
 	}
 	if k.Panel {
-		g.panel(out, w, xq, xs, n)
+		if k.Rows > 0 {
+			g.panelMatMul(out, w, xq, xs, g.param("xsum"), n, b)
+		} else {
+			g.panel(out, w, xq, xs, n)
+		}
 		c.VZEROUPPER()
 		c.RET()
 		return

@@ -164,3 +164,153 @@ func qOffName(off uint32) string {
 	}
 	return "qoff8"
 }
+
+// panelMatMul is the panel kernel over b tokens (QKernel.Panel with Rows =
+// the output stride per token): for each panel, the tokens in groups of 4
+// (then one at a time) take the panel's blocks while they sit in L1, each
+// token with the arithmetic of panel (so its outputs equal panel's bit for
+// bit). The -o·Σx table comes from the caller (xsum, quant.ActSums), one
+// row of blocks per token, as the codes (xq) and scales (xs) do.
+func (g *qamd) panelMatMul(out, w, xq, xs, xsum, n, b reg.GPVirtual) {
+	c, k := g.c, g.k
+	nb := k.Cols / 32
+	pb := QPanelRows * k.Format.BlockBytes()
+	done := g.newLabel("pmmdone")
+	c.TESTQ(b, b)
+	c.JZ(operand.LabelRef(done))
+	var nib reg.VecVirtual
+	if k.Format == Q4_0 {
+		nib = c.ZMM()
+		c.VMOVDQU64(g.zmmConst("qnibz", rep16(0x0f0f0f0f)), nib)
+	}
+	k1 := c.K()
+
+	panelLoop := g.newLabel("pmmpanel")
+	c.Label(panelLoop)
+	c.TESTQ(n, n)
+	c.JLE(operand.LabelRef(done))
+	// The rows of this panel that exist: all 16, or the last n.
+	ones, mk := c.GP32(), c.GP32()
+	c.MOVL(operand.U32(0xffff), ones)
+	c.BZHIL(n.As32(), ones, mk)
+	c.KMOVW(mk, k1)
+	op, xp, sp, tp, t := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(out, op)
+	c.MOVQ(xq, xp)
+	c.MOVQ(xs, sp)
+	c.MOVQ(xsum, tp)
+	c.MOVQ(b, t)
+	group, single, next := g.newLabel("pmm4_"), g.newLabel("pmm1_"), g.newLabel("pmmnext")
+	c.Label(group)
+	c.CMPQ(t, operand.U8(4))
+	c.JL(operand.LabelRef(single))
+	g.panelTokens(4, w, op, xp, sp, tp, nib, k1)
+	c.ADDQ(operand.U32(4*4*k.Rows), op)
+	c.ADDQ(operand.U32(4*k.Cols), xp)
+	c.ADDQ(operand.U32(4*4*nb), sp)
+	c.ADDQ(operand.U32(4*4*nb), tp)
+	c.SUBQ(operand.U8(4), t)
+	c.JMP(operand.LabelRef(group))
+	c.Label(single)
+	c.TESTQ(t, t)
+	c.JZ(operand.LabelRef(next))
+	g.panelTokens(1, w, op, xp, sp, tp, nib, k1)
+	c.ADDQ(operand.U32(4*k.Rows), op)
+	c.ADDQ(operand.U32(k.Cols), xp)
+	c.ADDQ(operand.U32(4*nb), sp)
+	c.ADDQ(operand.U32(4*nb), tp)
+	c.DECQ(t)
+	c.JMP(operand.LabelRef(single))
+	c.Label(next)
+	c.ADDQ(operand.U32(nb*pb), w)
+	c.ADDQ(operand.U8(4*QPanelRows), out)
+	c.SUBQ(operand.U8(QPanelRows), n)
+	c.JMP(operand.LabelRef(panelLoop))
+	c.Label(done)
+}
+
+// panelTokens runs the panel at w for T tokens whose codes, scales and
+// table rows start at xq0, xs0, ts0 (token i at +i rows), storing the rows
+// selected by k1 at out0 + i·Rows floats.
+func (g *qamd) panelTokens(T int, w, out0, xq0, xs0, ts0 reg.GPVirtual, nib reg.VecVirtual, k1 reg.Register) {
+	c, k := g.c, g.k
+	nb := k.Cols / 32
+	pb := QPanelRows * k.Format.BlockBytes()
+	pairs, odd := nb/2, nb%2
+	chunks := 8
+	if k.Format == Q4_0 {
+		chunks = 4
+	}
+	acc := make([][2]reg.VecVirtual, T)
+	for i := range acc {
+		for j := range acc[i] {
+			acc[i][j] = c.ZMM()
+			c.VMOVDQA32(g.zeroZ, acc[i][j])
+		}
+	}
+	// i is 8 × the pair: x advances 64 bytes a pair, the scales and the
+	// table 8 (few registers: the caller's hold the token groups).
+	wp, i8 := c.GP64(), c.GP64()
+	c.MOVQ(w, wp)
+	c.XORQ(i8, i8)
+	xm := func(disp int) operand.Mem { return operand.Mem{Base: xq0, Index: i8, Scale: 8, Disp: disp} }
+	sm := func(disp int) operand.Mem { return operand.Mem{Base: xs0, Index: i8, Scale: 1, Disp: disp} }
+	tm := func(disp int) operand.Mem { return operand.Mem{Base: ts0, Index: i8, Scale: 1, Disp: disp} }
+	block := func(j, scales, codes int) {
+		// The block's codes once for all T tokens.
+		var lo, hi []reg.VecVirtual
+		for m := 0; m < chunks; m++ {
+			v := c.ZMM()
+			c.VMOVDQU32(operand.Mem{Base: wp, Disp: codes + 64*m}, v)
+			if k.Format == Q4_0 {
+				h := c.ZMM()
+				c.VPANDND(v, nib, h)
+				c.VPANDD(nib, v, v)
+				hi = append(hi, h)
+			}
+			lo = append(lo, v)
+		}
+		d := c.ZMM()
+		c.VCVTPH2PS(operand.Mem{Base: wp, Disp: scales}, d)
+		for i := 0; i < T; i++ {
+			x := func(disp int) operand.Mem { return xm(i*k.Cols + 32*j + disp) }
+			a := c.ZMM()
+			c.VPBROADCASTD(tm(4*i*nb+4*j), a)
+			if k.Format == Q8_0 {
+				for m := 0; m < chunks; m++ {
+					c.VPDPBUSD_BCST(x(4*m), lo[m], a)
+				}
+			} else {
+				bh := c.ZMM()
+				c.VMOVDQA32(g.zeroZ, bh)
+				for m := 0; m < chunks; m++ {
+					c.VPDPBUSD_BCST(x(4*m), lo[m], a)
+					c.VPDPBUSD_BCST(x(16+4*m), hi[m], bh)
+				}
+				c.VPSRAD(operand.U8(4), bh, bh)
+				c.VPADDD(bh, a, a)
+			}
+			f, dt := c.ZMM(), c.ZMM()
+			c.VCVTDQ2PS(a, f)
+			c.VMULPS_BCST(sm(4*i*nb+4*j), d, dt)
+			c.VFMADD231PS(f, dt, acc[i][j])
+		}
+	}
+	if pairs > 0 {
+		loop := g.newLabel("pmmpair")
+		c.Label(loop)
+		block(0, 0, 64)
+		block(1, 32, 64+pb-32)
+		c.ADDQ(operand.U32(2*pb), wp)
+		c.ADDQ(operand.U8(8), i8)
+		c.CMPQ(i8, operand.U32(8*pairs))
+		c.JNE(operand.LabelRef(loop))
+	}
+	if odd > 0 {
+		block(0, 0, 32)
+	}
+	for i := range acc {
+		c.VADDPS(acc[i][1], acc[i][0], acc[i][0])
+		c.VMOVUPS(acc[i][0], k1, operand.Mem{Base: out0, Disp: 4 * i * k.Rows})
+	}
+}

@@ -110,6 +110,9 @@ func (k QKernel) Name() string {
 	if k.NoDot && k.ISA == NEON {
 		isa += "nodot"
 	}
+	if k.Panel && k.Rows > 0 {
+		return fmt.Sprintf("%spanelmm_%dx%d_%s", k.Format, k.Rows, k.Cols, isa)
+	}
 	if k.Rows > 0 {
 		return fmt.Sprintf("%smatmul_%dx%d_%s", k.Format, k.Rows, k.Cols, isa)
 	}
@@ -125,9 +128,16 @@ const QSignature = "func(out *float32, w *byte, xq *int8, xs *float32, n int)"
 // QMatMulSignature is that of the QMatMul kernels.
 const QMatMulSignature = "func(out *float32, w *byte, xq *int8, xs *float32, n, b int)"
 
-// Signature is QSignature or QMatMulSignature.
+// QPanelMatMulSignature is that of the panel QMatMul kernels: xsum holds,
+// per token and block, -o·Σx (quant.ActSums; o = 128 for Q8_0, 8 for Q4_0).
+const QPanelMatMulSignature = "func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)"
+
+// Signature is QSignature, QMatMulSignature or QPanelMatMulSignature.
 func (k QKernel) Signature() string {
-	if k.Rows > 0 {
+	switch {
+	case k.Rows > 0 && k.Panel:
+		return QPanelMatMulSignature
+	case k.Rows > 0:
 		return QMatMulSignature
 	}
 	return QSignature
@@ -137,6 +147,9 @@ func (k QKernel) Signature() string {
 func (k QKernel) RowBytes() int { return k.Cols / 32 * k.Format.BlockBytes() }
 
 func (k QKernel) doc() string {
+	if k.Rows > 0 && k.Panel {
+		return fmt.Sprintf("%s: out[t*%d+r] = w[r]·x_t for r < n and b tokens, w in %s blocks in panels of %d rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.", k.Name(), k.Rows, k.Format, QPanelRows)
+	}
 	if k.Rows > 0 {
 		return fmt.Sprintf("%s: out[t*%d+r] = w[r]·x_t for r < n and b tokens, w in %s blocks (%d bytes a row), x quantised to 8 bits per 32-block.", k.Name(), k.Rows, k.Format, k.RowBytes())
 	}
@@ -160,8 +173,8 @@ func (k QKernel) Validate() error {
 	if k.Cols < 32 || k.Cols%32 != 0 || k.Cols > 1<<22 {
 		return fmt.Errorf("quant kernel %s: cols must be a positive multiple of 32 up to 2^22, got %d", k.Name(), k.Cols)
 	}
-	if k.Panel && (k.ISA != AVX512 || k.Rows != 0) {
-		return fmt.Errorf("quant kernel %s: the panel layout is for AVX-512 QMatVec only", k.Name())
+	if k.Panel && k.ISA != AVX512 {
+		return fmt.Errorf("quant kernel %s: the panel layout is for AVX-512 only", k.Name())
 	}
 	if k.Rows < 0 || k.Rows > 1<<22 {
 		return fmt.Errorf("quant kernel %s: rows must be in [0, 2^22], got %d", k.Name(), k.Rows)

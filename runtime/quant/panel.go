@@ -97,3 +97,25 @@ func packPanels(t gguf.GGMLType, dst, src []byte, rows, cols int) {
 // resident set when they lie in the model file's mapping (they are read
 // back from the page cache if touched again); other memory is left alone.
 func Release(blocks []byte) { mmap.Release(blocks) }
+
+// PanelOffset is what the panel kernels add to every code to make it
+// unsigned: 128 for Q8_0, 8 for Q4_0 (the raw nibble).
+func PanelOffset(format string) int32 {
+	if format == "q4_0" {
+		return 8
+	}
+	return 128
+}
+
+// ActSums writes -o·Σ of each 32-block of the codes xq into sums (one per
+// block): the table the panel matmul kernels start each block's integer
+// sum from, o being PanelOffset.
+func ActSums(sums []int32, xq []int8, o int32) {
+	for b := range sums {
+		var s int32
+		for _, v := range xq[b*BlockSize : (b+1)*BlockSize] {
+			s += int32(v)
+		}
+		sums[b] = -o * s
+	}
+}

@@ -23,7 +23,7 @@ func TestAMD64(t *testing.T) {
 			t.Logf("%s: not supported here", isa)
 			continue
 		}
-		ran += runAll(t, isa, amd64Kernels, amd64KernelsMM, false, nil)
+		ran += runAll(t, isa, amd64Kernels, amd64KernelsMM, amd64KernelsPMM, false, nil)
 	}
 	t.Logf("ran %d kernels", ran)
 }

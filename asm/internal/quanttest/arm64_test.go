@@ -12,7 +12,7 @@ import (
 // The NEON kernels add the block sums in the reference's order: equal bits.
 func TestARM64(t *testing.T) {
 	dot := cpu.Detect().ASIMDDP
-	ran := runAll(t, asm.NEON, arm64Kernels, arm64KernelsMM, true, func(k asm.QKernel) bool { return !k.NoDot && !dot })
+	ran := runAll(t, asm.NEON, arm64Kernels, arm64KernelsMM, arm64KernelsPMM, true, func(k asm.QKernel) bool { return !k.NoDot && !dot })
 	t.Logf("ran %d kernels (SDOT: %v)", ran, dot)
 }
 

@@ -192,13 +192,21 @@ func checkMatMul(t *testing.T, k asm.QKernel, fn qmmfunc, exact bool) {
 }
 
 // runAll checks every kernel of isa found in the tables.
-func runAll(t *testing.T, isa asm.ISA, mv map[string]qfunc, mm map[string]qmmfunc, exact bool, skip func(asm.QKernel) bool) int {
+func runAll(t *testing.T, isa asm.ISA, mv map[string]qfunc, mm map[string]qmmfunc, pmm map[string]qpmmfunc, exact bool, skip func(asm.QKernel) bool) int {
+	mvTable := mv
 	ran := 0
 	for _, k := range shapes.Kernels(isa) {
 		if skip != nil && skip(k) {
 			continue
 		}
-		if k.Rows > 0 {
+		if k.Rows > 0 && k.Panel {
+			fn, ok := pmm[k.Name()]
+			if !ok {
+				t.Fatalf("%s missing from the table", k.Name())
+			}
+			mv := asm.QKernel{Format: k.Format, ISA: k.ISA, Cols: k.Cols, Panel: true}
+			checkPanelMatMul(t, k, fn, mvTable[mv.Name()])
+		} else if k.Rows > 0 {
 			fn, ok := mm[k.Name()]
 			if !ok {
 				t.Fatalf("%s missing from the table", k.Name())
@@ -214,4 +222,69 @@ func runAll(t *testing.T, isa asm.ISA, mv map[string]qfunc, mm map[string]qmmfun
 		ran++
 	}
 	return ran
+}
+
+// checkPanelMatMul runs a panel QMatMul kernel over row and token counts on
+// panelled weights: every out[t*R+r] must equal the panel matvec mv on
+// token t bit for bit (a batched pass gives what decoding gives), and no
+// other element of out changes.
+func checkPanelMatMul(t *testing.T, k asm.QKernel, fn qpmmfunc, mv qfunc) {
+	if mv == nil {
+		t.Fatalf("%s: no panel matvec of %d columns", k.Name(), k.Cols)
+	}
+	nb := k.Cols / 32
+	for _, rows := range mvRowCounts {
+		if rows > k.Rows {
+			continue
+		}
+		for _, b := range []int{0, 1, 3, 4, 5, 9} {
+			p := newProblem(k, rows, uint64(7*rows+b))
+			pw, err := quant.Panels(k.Format.String(), p.w, rows, k.Cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := new(byte)
+			if len(pw) > 0 {
+				w = &pw[0]
+			}
+			T := max(1, b)
+			xq, xs, sums := make([]int8, T*k.Cols), make([]float32, T*nb), make([]int32, T*nb)
+			r := rand.New(rand.NewPCG(uint64(b), 5))
+			for tk := 0; tk < b; tk++ {
+				x := make([]float32, k.Cols)
+				for i := range x {
+					x[i] = float32(r.NormFloat64()) * float32(1+i%3)
+				}
+				quant.QuantizeAct(xq[tk*k.Cols:(tk+1)*k.Cols], xs[tk*nb:(tk+1)*nb], x)
+				quant.ActSums(sums[tk*nb:(tk+1)*nb], xq[tk*k.Cols:(tk+1)*k.Cols], quant.PanelOffset(k.Format.String()))
+			}
+			const canary = float32(-777.25)
+			out := make([]float32, T*k.Rows+1)
+			for i := range out {
+				out[i] = canary
+			}
+			fn(&out[0], w, &xq[0], &xs[0], &sums[0], rows, b)
+			want := make([]float32, rows+1)
+			for tk := 0; tk < T; tk++ {
+				if tk < b && rows > 0 {
+					mv(&want[0], w, &xq[tk*k.Cols], &xs[tk*nb], rows)
+				}
+				for i := 0; i < k.Rows; i++ {
+					got := out[tk*k.Rows+i]
+					if tk >= b || i >= rows {
+						if got != canary {
+							t.Fatalf("%s rows=%d b=%d: out[%d] written", k.Name(), rows, b, tk*k.Rows+i)
+						}
+						continue
+					}
+					if got != want[i] {
+						t.Fatalf("%s rows=%d b=%d: token %d row %d = %g, the panel matvec gives %g", k.Name(), rows, b, tk, i, got, want[i])
+					}
+				}
+			}
+			if out[len(out)-1] != canary {
+				t.Fatalf("%s: wrote past the output", k.Name())
+			}
+		}
+	}
 }

@@ -11,3 +11,7 @@ type qfunc = func(out *float32, w *byte, xq *int8, xs *float32, n int)
 
 // qmmfunc is the signature of the QMatMul kernels (asm.QMatMulSignature).
 type qmmfunc = func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// qpmmfunc is the signature of the panel QMatMul kernels
+// (asm.QPanelMatMulSignature).
+type qpmmfunc = func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)

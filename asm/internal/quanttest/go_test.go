@@ -10,7 +10,7 @@ import (
 
 // The pure-Go kernels add the block sums in the reference's order: equal bits.
 func TestGo(t *testing.T) {
-	t.Logf("ran %d kernels", runAll(t, asm.Generic, goKernels, goKernelsMM, true, nil))
+	t.Logf("ran %d kernels", runAll(t, asm.Generic, goKernels, goKernelsMM, goKernelsPMM, true, nil))
 }
 
 // Quantised matvec against float32 matvec with the original weights: the

@@ -174,6 +174,31 @@ func q4_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 //go:noescape
 func q4_0panel_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 
+// q4_0panelmm_13x32_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_13x96_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_1536x288_avx512: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_300x288_avx512: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_4096x768_avx512: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
 // q8_0matmul_13x32_avx2: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (34 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
@@ -343,3 +368,28 @@ func q8_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q8_0panel_96_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panelmm_13x32_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q8_0panelmm_13x96_avx512: out[t*13+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q8_0panelmm_1536x288_avx512: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q8_0panelmm_300x288_avx512: out[t*300+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q8_0panelmm_4096x768_avx512: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)

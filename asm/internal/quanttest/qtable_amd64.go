@@ -78,6 +78,19 @@ var amd64KernelsMM = map[string]qmmfunc{
 	"q4_0matmul_4096x768_avx512": q4_0matmul_4096x768_avx512,
 }
 
+var amd64KernelsPMM = map[string]qpmmfunc{
+	"q8_0panelmm_13x32_avx512":    q8_0panelmm_13x32_avx512,
+	"q8_0panelmm_13x96_avx512":    q8_0panelmm_13x96_avx512,
+	"q8_0panelmm_300x288_avx512":  q8_0panelmm_300x288_avx512,
+	"q8_0panelmm_1536x288_avx512": q8_0panelmm_1536x288_avx512,
+	"q8_0panelmm_4096x768_avx512": q8_0panelmm_4096x768_avx512,
+	"q4_0panelmm_13x32_avx512":    q4_0panelmm_13x32_avx512,
+	"q4_0panelmm_13x96_avx512":    q4_0panelmm_13x96_avx512,
+	"q4_0panelmm_300x288_avx512":  q4_0panelmm_300x288_avx512,
+	"q4_0panelmm_1536x288_avx512": q4_0panelmm_1536x288_avx512,
+	"q4_0panelmm_4096x768_avx512": q4_0panelmm_4096x768_avx512,
+}
+
 var f32Kernels = map[string]func(out, w, x *float32, n int){
 	"matvec_288_avx2":    matvec_288_avx2,
 	"matvec_768_avx2":    matvec_768_avx2,

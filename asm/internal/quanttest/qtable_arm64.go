@@ -61,3 +61,5 @@ var arm64KernelsMM = map[string]qmmfunc{
 	"q4_0matmul_4096x768_neon":      q4_0matmul_4096x768_neon,
 	"q4_0matmul_4096x768_neonnodot": q4_0matmul_4096x768_neonnodot,
 }
+
+var arm64KernelsPMM = map[string]qpmmfunc{}

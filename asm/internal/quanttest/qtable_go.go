@@ -33,3 +33,5 @@ var goKernelsMM = map[string]qmmfunc{
 	"q4_0matmul_1536x288_go": q4_0matmul_1536x288_go,
 	"q4_0matmul_4096x768_go": q4_0matmul_4096x768_go,
 }
+
+var goKernelsPMM = map[string]qpmmfunc{}

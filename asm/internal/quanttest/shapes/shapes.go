@@ -42,6 +42,9 @@ func Kernels(isa asm.ISA) []asm.QKernel {
 		}
 		for _, rc := range MatMuls {
 			add(asm.QKernel{Format: f, ISA: isa, Rows: rc[0], Cols: rc[1]})
+			if isa == asm.AVX512 {
+				add(asm.QKernel{Format: f, ISA: isa, Rows: rc[0], Cols: rc[1], Panel: true})
+			}
 		}
 	}
 	return ks
@@ -97,7 +100,14 @@ func writeTable(path, constraint, name string, ks []asm.QKernel, f32 ...[]asm.Ke
 	}
 	fmt.Fprintf(&b, "}\n\nvar %sMM = map[string]qmmfunc{\n", name)
 	for _, k := range ks {
-		if k.Rows > 0 {
+		if k.Rows > 0 && !k.Panel {
+			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
+		}
+	}
+	b.WriteString("}\n")
+	fmt.Fprintf(&b, "\nvar %sPMM = map[string]qpmmfunc{\n", name)
+	for _, k := range ks {
+		if k.Rows > 0 && k.Panel {
 			fmt.Fprintf(&b, "%q: %s,\n", k.Name(), k.Name())
 		}
 	}
