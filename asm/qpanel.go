@@ -189,10 +189,13 @@ func (g *qamd) panelMatMul(out, w, xq, xs, xsum, n, b reg.GPVirtual) {
 	c.Label(panelLoop)
 	c.TESTQ(n, n)
 	c.JLE(operand.LabelRef(done))
-	// The rows of this panel that exist: all 16, or the last n.
+	// The rows of this panel that exist: all 16, or the last n (BZHI reads
+	// only the index's low byte, hence the CMOV for n ≥ 16).
 	ones, mk := c.GP32(), c.GP32()
 	c.MOVL(operand.U32(0xffff), ones)
 	c.BZHIL(n.As32(), ones, mk)
+	c.CMPQ(n, operand.U8(QPanelRows))
+	c.CMOVLGE(ones, mk)
 	c.KMOVW(mk, k1)
 	op, xp, sp, tp, t := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
 	c.MOVQ(out, op)

@@ -56,6 +56,12 @@ func emitKernelSet(f *File, p *Plan) {
 		}
 		fields = append(fields, Id(c.PanelField()).Add(qFuncType()))
 	}
+	for i, c := range p.QMMCalls() {
+		if i == 0 {
+			fields = append(fields, Comment("The panel matmuls of the batched quantised pass (AVX-512 VNNI); nil on other paths."))
+		}
+		fields = append(fields, Id(c.Field).Add(qmmFuncType()))
+	}
 	f.Comment("kernelSet is one instruction set's kernels for this model's shapes.")
 	f.Type().Id("kernelSet").Struct(fields...)
 	f.Comment("goKernels is the specialised pure-Go path, built everywhere.")
@@ -100,12 +106,22 @@ func kernelSetValue(p *Plan, isa asm.ISA) *Statement {
 			d[Id(c.PanelField())] = Id(k.Name())
 		}
 	}
+	if isa == asm.AVX512 {
+		for _, c := range p.QMMCalls() {
+			d[Id(c.Field)] = Id(c.Kernel.Name())
+		}
+	}
 	return Id("kernelSet").Values(d)
 }
 
 // qFuncType is the Go type of a quantised matvec (asm.QSignature).
 func qFuncType() *Statement {
 	return Func().Params(Id("out").Op("*").Float32(), Id("w").Op("*").Byte(), Id("xq").Op("*").Int8(), Id("xs").Op("*").Float32(), Id("n").Int())
+}
+
+// qmmFuncType is the Go type of a panel QMatMul (asm.QPanelMatMulSignature).
+func qmmFuncType() *Statement {
+	return Func().Params(Id("out").Op("*").Float32(), Id("w").Op("*").Byte(), Id("xq").Op("*").Int8(), Id("xs").Op("*").Float32(), Id("xsum").Op("*").Int32(), List(Id("n"), Id("b")).Int())
 }
 
 // qFallback replaces the quantised kernels of a level's set when the CPU
@@ -128,6 +144,11 @@ func qFallback(p *Plan, isa asm.ISA) []Code {
 		set = append(set, Id("ks").Dot(c.Field).Op("=").Id(name))
 		if isa == asm.AVX512 {
 			set = append(set, Id("ks").Dot(c.PanelField()).Op("=").Nil())
+		}
+	}
+	if isa == asm.AVX512 {
+		for _, c := range p.QMMCalls() {
+			set = append(set, Id("ks").Dot(c.Field).Op("=").Nil())
 		}
 	}
 	return []Code{If(Id("f").Op(":=").Qual(cpuPkg, "Detect").Call(), cond).Block(set...)}

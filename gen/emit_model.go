@@ -165,8 +165,8 @@ func emitModel(p *Plan) *File {
 		Id("last").Bool(), // the session's logits come from this row
 	)
 	if p.Quant != 0 {
-		file.Comment("batch holds a batched pass's rows; the quantised path runs them one by one.")
-		file.Type().Id("batch").Struct(Id("rows").Index().Id("batchRow"))
+		file.Comment("batch holds a batched pass's rows (and, with panel matmuls, their activations).")
+		file.Type().Id("batch").Struct(quantBatchFields(p)...)
 	} else {
 		file.Comment("batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.")
 		file.Type().Id("batch").Struct(
@@ -608,23 +608,31 @@ func attGroup(p *Plan) int {
 // (keys, values): one call for every head, or one per head when the plan
 // has no grouped kernel.
 func decodeAttention(p *Plan, group int) Code {
+	return attentionCall(p, Id("s").Dot("xb"), Id("s").Dot("qkv"), Id("s").Dot("att"), Id("pos"))
+}
+
+// attentionCall is one token's attention at position pos over the cache
+// (keys, values) of a layer: query heads from the array q, output into the
+// array out, att the score scratch.
+func attentionCall(p *Plan, out, q, att, pos *Statement) Code {
 	hd := p.Spec.HeadDim()
+	group := p.Spec.Heads / p.Spec.KVHeads
 	if p.AttDecode.Kernel.Op != 0 {
 		return Id("kern").Dot(p.AttDecode.Field).Call(
-			Op("&").Id("s").Dot("xb").Index(Lit(0)),
-			Op("&").Id("s").Dot("qkv").Index(Lit(0)),
+			Op("&").Add(out).Index(Lit(0)),
+			Op("&").Add(q).Index(Lit(0)),
 			Op("&").Id("keys").Index(Lit(0)).Index(Lit(0)).Index(Lit(0)),
 			Op("&").Id("values").Index(Lit(0)).Index(Lit(0)).Index(Lit(0)),
-			Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
+			Op("&").Add(att).Index(Lit(0)), Add(pos).Op("+").Lit(1),
 		)
 	}
 	return For(Id("h").Op(":=").Range().Lit(p.Spec.Heads)).Block(
 		Id("kern").Dot("att").Call(
-			Op("&").Id("s").Dot("xb").Index(Id("h").Op("*").Lit(hd)),
-			Op("&").Id("s").Dot("qkv").Index(Id("h").Op("*").Lit(hd)),
+			Op("&").Add(out).Index(Id("h").Op("*").Lit(hd)),
+			Op("&").Add(q).Index(Id("h").Op("*").Lit(hd)),
 			Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
 			Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-			Op("&").Id("s").Dot("att").Index(Lit(0)), Id("pos").Op("+").Lit(1),
+			Op("&").Add(att).Index(Lit(0)), Add(pos).Op("+").Lit(1),
 		),
 	)
 }

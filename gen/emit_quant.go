@@ -1,6 +1,10 @@
 package gen
 
 import (
+	"fmt"
+	"regexp"
+	"strings"
+
 	. "github.com/dave/jennifer/jen"
 
 	"github.com/modelc/modelc/asm"
@@ -230,16 +234,21 @@ type qpart struct {
 // matrices parts (all cols wide) with kernel field, split over the worker
 // pool by rows when large enough, as callKernel does for the float kernels.
 func qcall(c QCall, parts []qpart) Code {
-	cols := c.Kernel.Cols
+	xargs := []Code{Op("&").Id("s").Dot("xq").Index(Lit(0)), Op("&").Id("s").Dot("xs").Index(Lit(0))}
+	return qsplit(c.Kernel.Cols, 1, parts, func(out, w, n Code) Code {
+		return Id(c.Field).Call(append([]Code{out, w}, append(xargs, n)...)...)
+	})
+}
+
+// qsplit calls kcall(out, w, n) over the row ranges of the stacked matrices
+// parts (cols wide, for tokens activations), split over the worker pool by
+// rows when large enough.
+func qsplit(cols, tokens int, parts []qpart, kcall func(out, w, n Code) Code) Code {
 	rows := 0
 	for _, pt := range parts {
 		rows += pt.rows
 	}
-	xargs := []Code{Op("&").Id("s").Dot("xq").Index(Lit(0)), Op("&").Id("s").Dot("xs").Index(Lit(0))}
-	kcall := func(out, w, n Code) Code {
-		return Id(c.Field).Call(append([]Code{out, w}, append(xargs, n)...)...)
-	}
-	if rows*cols < ParallelMACs {
+	if rows*cols*tokens < ParallelMACs {
 		var calls []Code
 		for _, pt := range parts {
 			calls = append(calls, kcall(Op("&").Add(pt.out).Index(Lit(pt.off)), Op("&").Add(pt.w).Index(Lit(0)).Index(Lit(0)), Lit(pt.rows)))
@@ -427,16 +436,161 @@ func emitQuantForward(file *File, p *Plan) {
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("classify").Params().Block(clsBody...)
 }
 
-// emitQuantRun writes run for the quantised path: each row through step, and
-// the classifier for the rows that end a span (the quantised batched kernels
-// are no faster than one matvec per token yet: runtime/quant/RESULTS.md).
-func emitQuantRun(file *File, p *Plan) {
-	file.Comment("run takes b's rows one by one through every layer, and the classifier")
-	file.Comment("for the rows that end a span, into their sessions' logits.")
-	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(
-		For(List(Id("_"), Id("r")).Op(":=").Range().Id("b").Dot("rows")).Block(
-			Id("r").Dot("s").Dot("step").Call(Id("r").Dot("tok"), Id("r").Dot("pos")),
-			If(Id("r").Dot("last")).Block(Id("r").Dot("s").Dot("classify").Call()),
-		),
+// quantBatchFields are the batch buffers of the batched quantised pass
+// (token-major, PrefillBatch rows), when the plan has one.
+func quantBatchFields(p *Plan) []Code {
+	fields := []Code{Id("rows").Index().Id("batchRow")}
+	if p.QMMCalls() == nil {
+		return fields
+	}
+	s := &p.Spec
+	d, kv, f, hd, pb := s.Dim, s.KVDim(), s.FFNDim, s.HeadDim(), p.PrefillBatch
+	return append(fields,
+		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
+		Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
+		Id("phgu").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
+		Id("phb").Index(Lit(pb)).Index(Lit(f)).Float32(),
+		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
+		List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd/2)).Float32(),
+		Id("att").Index(Lit(pb)).Index(Lit(attGroup(p)*s.MaxSeq)).Float32(),
+		Comment("The rows' activations quantised for the d-wide and the ffn-wide products:"),
+		Comment("codes, scales and -o·Σx per block (quant.ActSums)."),
+		Id("dq").Index(Lit(pb)).Index(Lit(d)).Int8(),
+		Id("ds").Index(Lit(pb)).Index(Lit(d/32)).Float32(),
+		Id("dsum").Index(Lit(pb)).Index(Lit(d/32)).Int32(),
+		Id("fq").Index(Lit(pb)).Index(Lit(f)).Int8(),
+		Id("fs").Index(Lit(pb)).Index(Lit(f/32)).Float32(),
+		Id("fsum").Index(Lit(pb)).Index(Lit(f/32)).Int32(),
 	)
+}
+
+// emitQuantRun writes run for the quantised path. With panel matmuls (the
+// AVX-512 VNNI path, every matrix quantised) the rows go through each layer
+// together, every weight panel read once for the batch; the arithmetic of
+// each row is the decode step's, so Prefill gives Forward's logits. Other
+// paths take the rows one by one through step.
+func emitQuantRun(file *File, p *Plan) {
+	perRow := For(List(Id("_"), Id("r")).Op(":=").Range().Id("b").Dot("rows")).Block(
+		Id("r").Dot("s").Dot("step").Call(Id("r").Dot("tok"), Id("r").Dot("pos")),
+		If(Id("r").Dot("last")).Block(Id("r").Dot("s").Dot("classify").Call()),
+	)
+	mm := p.QMMCalls()
+	if mm == nil {
+		file.Comment("run takes b's rows one by one through every layer, and the classifier")
+		file.Comment("for the rows that end a span, into their sessions' logits.")
+		file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(perRow)
+		return
+	}
+	s := &p.Spec
+	d, kv, f, hd := s.Dim, s.KVDim(), s.FFNDim, s.HeadDim()
+	eps := Lit(float32(s.NormEps))
+	bx := func(n string) *Statement { return Id("b").Dot(n) }
+	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
+	// rows loops over the batch's rows, naming i and r only where used.
+	rows := func(body ...Code) Code {
+		var src strings.Builder
+		for _, c := range body {
+			fmt.Fprintf(&src, "%#v\n", c)
+		}
+		uses := func(v string) bool { return regexp.MustCompile(`\b` + v + `\b`).MatchString(src.String()) }
+		if !uses("r") {
+			return For(Id("i").Op(":=").Range().Id("rows")).Block(body...)
+		}
+		i := Id("_")
+		if uses("i") {
+			i = Id("i")
+		}
+		return For(List(i, Id("r")).Op(":=").Range().Id("rows")).Block(body...)
+	}
+	// qact quantises row i of x for the d-wide (or ffn-wide) products.
+	qactRow := func(x string, wide bool) Code {
+		q, sc, sum, n := "dq", "ds", "dsum", d
+		if wide {
+			q, sc, sum, n = "fq", "fs", "fsum", f
+		}
+		return Block(
+			Qual(quantPkg, "QuantizeAct").Call(row(q).Index(Op(":")), row(sc).Index(Op(":")), row(x).Index(Op(":").Lit(n))),
+			Qual(quantPkg, "ActSums").Call(row(sum).Index(Op(":")), row(q).Index(Op(":")), Id("off")),
+		)
+	}
+	// mmcall multiplies the quantised rows (d- or ffn-wide) by the stacked parts.
+	mmcall := func(c QCall, wide bool, parts []qpart) Code {
+		q, sc, sum := "dq", "ds", "dsum"
+		if wide {
+			q, sc, sum = "fq", "fs", "fsum"
+		}
+		xargs := []Code{
+			Op("&").Add(bx(q)).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx(sc)).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx(sum)).Index(Lit(0)).Index(Lit(0)),
+		}
+		return qsplit(c.Kernel.Cols, 64, parts, func(out, w, n Code) Code {
+			return Id("kern").Dot(c.Field).Call(append([]Code{out, w}, append(xargs, n, Id("n"))...)...)
+		})
+	}
+	residual := rows(For(Id("j").Op(":=").Range().Lit(d)).Block(row("px").Index(Id("j")).Op("+=").Add(row("po")).Index(Id("j"))))
+	headsOf := func(n int, ptr *Statement) *Statement {
+		return unsafeCast(Index(Lit(n)).Index(Lit(hd/2)).Index(Lit(2)).Float32(), ptr)
+	}
+	kvRow := func(ptr *Statement) *Statement { return unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), ptr) }
+	cls := Id("qw").Dot("cls")
+	layer := []Code{
+		List(Id("lw"), Id("ql")).Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
+		rows(qnorm(row("pxn"), row("px"), Id("lw").Dot("attnNorm"), eps), qactRow("pxn", false)),
+		mmcall(mm[0], false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
+		// Every row's key and value go into its cache before any row
+		// attends, so a span's later rows see its earlier ones.
+		rows(
+			Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Add(row("pqkv")).Index(Lit(d)))),
+			Id("rope").Call(headsOf(s.Heads, Op("&").Add(row("pqkv")).Index(Lit(0))), Id("k"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
+			Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Id("k"))),
+			Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
+		),
+		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+			For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
+				Id("r").Op(":=").Id("rows").Index(Id("i")),
+				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
+				attentionCall(p, row("patt"), row("pqkv"), row("att"), Id("r").Dot("pos")),
+			),
+		)),
+		rows(qactRow("patt", false)),
+		mmcall(mm[1], false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
+		residual,
+		rows(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
+		mmcall(mm[2], false, []qpart{{bx("phgu").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phgu").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
+		Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phgu")).Index(Lit(0)).Index(Lit(0)), Id("n")),
+		rows(qactRow("phb", true)),
+		mmcall(mm[3], true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
+		residual,
+	}
+	body := []Code{
+		If(Id("m").Dot("qp").Op("==").Nil().Op("||").Id("kern").Dot(mm[0].Field).Op("==").Nil()).Block(perRow, Return()),
+		List(Id("rows"), Id("n")).Op(":=").List(Id("b").Dot("rows"), Len(Id("b").Dot("rows"))),
+		List(Id("w"), Id("qw")).Op(":=").List(Id("m").Dot("w"), Id("m").Dot("qp")),
+		Id("off").Op(":=").Qual(quantPkg, "PanelOffset").Call(Id("QFormat")),
+		rows(
+			Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), row("px").Index(Op(":")), Id("m").Dot("q").Dot("embd").Index(Id("r").Dot("tok")).Index(Op(":"))),
+			Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
+		),
+		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(layer...),
+		// The classifier for the rows whose logits are wanted, quantised into
+		// the first rows of dq.
+		Id("k").Op(":=").Lit(0),
+		rows(If(Id("r").Dot("last")).Block(
+			qnorm(Id("b").Dot("pxn").Index(Id("k")), row("px"), Id("w").Dot("outNorm"), eps),
+			Qual(quantPkg, "QuantizeAct").Call(Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("b").Dot("ds").Index(Id("k")).Index(Op(":")), Id("b").Dot("pxn").Index(Id("k")).Index(Op(":"))),
+			Qual(quantPkg, "ActSums").Call(Id("b").Dot("dsum").Index(Id("k")).Index(Op(":")), Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("off")),
+			Id("k").Op("++"),
+		)),
+		If(Id("k").Op("==").Lit(0)).Block(Return()),
+		Id("n").Op("=").Id("k"),
+		mmcall(mm[4], false, []qpart{{bx("plog").Index(Lit(0)), 0, cls, s.Vocab}}),
+		Id("k").Op("=").Lit(0),
+		rows(If(Id("r").Dot("last")).Block(
+			Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),
+			Id("k").Op("++"),
+		)),
+	}
+	file.Comment("run takes b's rows through every layer together with the panel matmuls")
+	file.Comment("(or one by one through step on other paths), then the classifier for the")
+	file.Comment("rows that end a span, into their sessions' logits.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(body...)
 }

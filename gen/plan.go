@@ -121,12 +121,34 @@ func (p *Plan) QKernels(isa asm.ISA, noDot bool) []asm.QKernel {
 			ks = append(ks, k)
 		}
 	}
+	if isa == asm.AVX512 {
+		for _, c := range p.QMMCalls() {
+			ks = append(ks, c.Kernel)
+		}
+	}
 	return ks
 }
 
 // PanelField is the kernelSet field of c's panel kernel (nil on the paths
 // without one).
 func (c QCall) PanelField() string { return c.Field + "P" }
+
+// QMMCalls are the panel QMatMul kernels of the batched quantised pass
+// (prefill), set on the AVX-512 VNNI path only: Q|K|V, output, gate|up,
+// down and classifier, each kernel's Rows the stride of its output rows.
+// Only when every matrix of a layer is quantised; otherwise the quantised
+// pass runs its rows one by one.
+func (p *Plan) QMMCalls() []QCall {
+	if !p.QD || !p.QF {
+		return nil
+	}
+	s := &p.Spec
+	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
+	mk := func(field string, stride, cols int) QCall {
+		return QCall{field, asm.QKernel{Format: p.Quant, ISA: asm.AVX512, Rows: stride, Cols: cols, Panel: true}}
+	}
+	return []QCall{mk("qmmQKV", d+2*kv, d), mk("qmmOut", d, d), mk("qmmGateUp", 2*f, d), mk("qmmDown", d, f), mk("qmmCls", s.Vocab, d)}
+}
 
 // QKernelName is the function implementing quantised call c on isa.
 func QKernelName(c QCall, isa asm.ISA, noDot bool) string {

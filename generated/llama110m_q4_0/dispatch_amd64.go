@@ -11,31 +11,41 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		ks := kernelSet{
-			att:      attention_64_768_avx512,
-			attAll:   gattention_64_768_12x1_avx512,
-			attTrain: attention_64_2304_avx512,
-			cls:      rmsmatvec_768_avx512,
-			down:     matvec_2048_avx512,
-			ffn:      rmsswiglu_2048x768_avx512,
-			mmCls:    matmul_32000x768_avx512,
-			mmDown:   matmul_768x2048_avx512,
-			mmGateUp: matmul_4096x768_avx512,
-			mmOut:    matmul_768x768_avx512,
-			mmQKV:    matmul_2304x768_avx512,
-			name:     "avx512",
-			qkv:      rmsmatvec_768_avx512,
-			qmvD:     q4_0matvec_768_avx512,
-			qmvDP:    q4_0panel_768_avx512,
-			qmvF:     q4_0matvec_2048_avx512,
-			qmvFP:    q4_0panel_2048_avx512,
-			siluMul:  silumul_2048_avx512,
-			wo:       matvec_768_avx512,
+			att:       attention_64_768_avx512,
+			attAll:    gattention_64_768_12x1_avx512,
+			attTrain:  attention_64_2304_avx512,
+			cls:       rmsmatvec_768_avx512,
+			down:      matvec_2048_avx512,
+			ffn:       rmsswiglu_2048x768_avx512,
+			mmCls:     matmul_32000x768_avx512,
+			mmDown:    matmul_768x2048_avx512,
+			mmGateUp:  matmul_4096x768_avx512,
+			mmOut:     matmul_768x768_avx512,
+			mmQKV:     matmul_2304x768_avx512,
+			name:      "avx512",
+			qkv:       rmsmatvec_768_avx512,
+			qmmCls:    q4_0panelmm_32000x768_avx512,
+			qmmDown:   q4_0panelmm_768x2048_avx512,
+			qmmGateUp: q4_0panelmm_4096x768_avx512,
+			qmmOut:    q4_0panelmm_768x768_avx512,
+			qmmQKV:    q4_0panelmm_2304x768_avx512,
+			qmvD:      q4_0matvec_768_avx512,
+			qmvDP:     q4_0panel_768_avx512,
+			qmvF:      q4_0matvec_2048_avx512,
+			qmvFP:     q4_0panel_2048_avx512,
+			siluMul:   silumul_2048_avx512,
+			wo:        matvec_768_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q4_0matvec_768_avx2
 			ks.qmvDP = nil
 			ks.qmvF = q4_0matvec_2048_avx2
 			ks.qmvFP = nil
+			ks.qmmQKV = nil
+			ks.qmmOut = nil
+			ks.qmmGateUp = nil
+			ks.qmmDown = nil
+			ks.qmmCls = nil
 		}
 		return ks, true
 	case cpu.AVX2:

@@ -175,9 +175,24 @@ type batchRow struct {
 	last     bool
 }
 
-// batch holds a batched pass's rows; the quantised path runs them one by one.
+// batch holds a batched pass's rows (and, with panel matmuls, their activations).
 type batch struct {
-	rows []batchRow
+	rows              []batchRow
+	px, pxn, patt, po [64][768]float32
+	pqkv              [64][2304]float32
+	phgu              [64][4096]float32
+	phb               [64][2048]float32
+	plog              [64][32000]float32
+	cos, sin          [64][32]float32
+	att               [64][1024]float32
+	// The rows' activations quantised for the d-wide and the ffn-wide products:
+	// codes, scales and -o·Σx per block (quant.ActSums).
+	dq   [64][768]int8
+	ds   [64][24]float32
+	dsum [64][24]int32
+	fq   [64][2048]int8
+	fs   [64][64]float32
+	fsum [64][64]int32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -446,13 +461,125 @@ func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int
 	return out
 }
 
-// run takes b's rows one by one through every layer, and the classifier
-// for the rows that end a span, into their sessions' logits.
+// run takes b's rows through every layer together with the panel matmuls
+// (or one by one through step on other paths), then the classifier for the
+// rows that end a span, into their sessions' logits.
 func (m *Model) run(b *batch) {
-	for _, r := range b.rows {
-		r.s.step(r.tok, r.pos)
+	if m.qp == nil || kern.qmmQKV == nil {
+		for _, r := range b.rows {
+			r.s.step(r.tok, r.pos)
+			if r.last {
+				r.s.classify()
+			}
+		}
+		return
+	}
+	rows, n := b.rows, len(b.rows)
+	w, qw := m.w, m.qp
+	off := quant.PanelOffset(QFormat)
+	for i, r := range rows {
+		quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
+	}
+	for l := range 12 {
+		lw, ql := &w.layers[l], &qw.layers[l]
+		for i := range rows {
+			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+			{
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+		}
+		pool.RunGrain(2304, 48, func(lo, hi int) {
+			if a, e := max(lo, 0), min(hi, 768); a < e {
+				kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+			if a, e := max(lo, 768), min(hi, 1536); a < e {
+				kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-768][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+			if a, e := max(lo, 1536), min(hi, 2304); a < e {
+				kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-1536][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+		})
+		for i, r := range rows {
+			k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
+			rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+			r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
+			r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
+		}
+		pool.RunGrain(n, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r := rows[i]
+				keys, values := &r.s.keys[l], &r.s.values[l]
+				kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+			}
+		})
+		for i := range rows {
+			{
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:768])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+		}
+		pool.RunGrain(768, 48, func(lo, hi int) {
+			kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+		})
+		for i := range rows {
+			for j := range 768 {
+				b.px[i][j] += b.po[i][j]
+			}
+		}
+		for i := range rows {
+			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+			{
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+		}
+		pool.RunGrain(4096, 48, func(lo, hi int) {
+			if a, e := max(lo, 0), min(hi, 2048); a < e {
+				kern.qmmGateUp(&b.phgu[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+			if a, e := max(lo, 2048), min(hi, 4096); a < e {
+				kern.qmmGateUp(&b.phgu[0][a], &ql.up[a-2048][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+		})
+		kern.siluMul(&b.phb[0][0], &b.phgu[0][0], n)
+		for i := range rows {
+			{
+				quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.phb[i][:2048])
+				quant.ActSums(b.fsum[i][:], b.fq[i][:], off)
+			}
+		}
+		pool.RunGrain(768, 16, func(lo, hi int) {
+			kern.qmmDown(&b.po[0][lo], &ql.down[lo][0], &b.fq[0][0], &b.fs[0][0], &b.fsum[0][0], hi-lo, n)
+		})
+		for i := range rows {
+			for j := range 768 {
+				b.px[i][j] += b.po[i][j]
+			}
+		}
+	}
+	k := 0
+	for i, r := range rows {
 		if r.last {
-			r.s.classify()
+			kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+			quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+			quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
+			k++
+		}
+	}
+	if k == 0 {
+		return
+	}
+	n = k
+	pool.RunGrain(32000, 48, func(lo, hi int) {
+		kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+	})
+	k = 0
+	for _, r := range rows {
+		if r.last {
+			r.s.logits = b.plog[k]
+			k++
 		}
 	}
 }
@@ -491,6 +618,12 @@ type kernelSet struct {
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
 	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvFP func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	// The panel matmuls of the batched quantised pass (AVX-512 VNNI); nil on other paths.
+	qmmQKV    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmOut    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmGateUp func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmDown   func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmCls    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.

@@ -33,3 +33,28 @@ func q4_0panel_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q4_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panelmm_2304x768_avx512: out[t*2304+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_2304x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_32000x768_avx512: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_32000x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_4096x768_avx512: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_768x2048_avx512: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_768x2048_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_768x768_avx512: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_768x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)

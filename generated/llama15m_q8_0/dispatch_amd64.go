@@ -11,31 +11,41 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		ks := kernelSet{
-			att:      attention_48_288_avx512,
-			attAll:   gattention_48_288_6x1_avx512,
-			attTrain: attention_48_864_avx512,
-			cls:      rmsmatvec_288_avx512,
-			down:     matvec_768_avx512,
-			ffn:      rmsswiglu_768x288_avx512,
-			mmCls:    matmul_32000x288_avx512,
-			mmDown:   matmul_288x768_avx512,
-			mmGateUp: matmul_1536x288_avx512,
-			mmOut:    matmul_288x288_avx512,
-			mmQKV:    matmul_864x288_avx512,
-			name:     "avx512",
-			qkv:      rmsmatvec_288_avx512,
-			qmvD:     q8_0matvec_288_avx512,
-			qmvDP:    q8_0panel_288_avx512,
-			qmvF:     q8_0matvec_768_avx512,
-			qmvFP:    q8_0panel_768_avx512,
-			siluMul:  silumul_768_avx512,
-			wo:       matvec_288_avx512,
+			att:       attention_48_288_avx512,
+			attAll:    gattention_48_288_6x1_avx512,
+			attTrain:  attention_48_864_avx512,
+			cls:       rmsmatvec_288_avx512,
+			down:      matvec_768_avx512,
+			ffn:       rmsswiglu_768x288_avx512,
+			mmCls:     matmul_32000x288_avx512,
+			mmDown:    matmul_288x768_avx512,
+			mmGateUp:  matmul_1536x288_avx512,
+			mmOut:     matmul_288x288_avx512,
+			mmQKV:     matmul_864x288_avx512,
+			name:      "avx512",
+			qkv:       rmsmatvec_288_avx512,
+			qmmCls:    q8_0panelmm_32000x288_avx512,
+			qmmDown:   q8_0panelmm_288x768_avx512,
+			qmmGateUp: q8_0panelmm_1536x288_avx512,
+			qmmOut:    q8_0panelmm_288x288_avx512,
+			qmmQKV:    q8_0panelmm_864x288_avx512,
+			qmvD:      q8_0matvec_288_avx512,
+			qmvDP:     q8_0panel_288_avx512,
+			qmvF:      q8_0matvec_768_avx512,
+			qmvFP:     q8_0panel_768_avx512,
+			siluMul:   silumul_768_avx512,
+			wo:        matvec_288_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_288_avx2
 			ks.qmvDP = nil
 			ks.qmvF = q8_0matvec_768_avx2
 			ks.qmvFP = nil
+			ks.qmmQKV = nil
+			ks.qmmOut = nil
+			ks.qmmGateUp = nil
+			ks.qmmDown = nil
+			ks.qmmCls = nil
 		}
 		return ks, true
 	case cpu.AVX2:

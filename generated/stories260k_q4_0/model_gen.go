@@ -175,7 +175,7 @@ type batchRow struct {
 	last     bool
 }
 
-// batch holds a batched pass's rows; the quantised path runs them one by one.
+// batch holds a batched pass's rows (and, with panel matmuls, their activations).
 type batch struct {
 	rows []batchRow
 }

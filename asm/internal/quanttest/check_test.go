@@ -233,7 +233,7 @@ func checkPanelMatMul(t *testing.T, k asm.QKernel, fn qpmmfunc, mv qfunc) {
 		t.Fatalf("%s: no panel matvec of %d columns", k.Name(), k.Cols)
 	}
 	nb := k.Cols / 32
-	for _, rows := range mvRowCounts {
+	for _, rows := range append(mvRowCounts, 128, 300) {
 		if rows > k.Rows {
 			continue
 		}

@@ -8808,7 +8808,7 @@ qpdone200:
 	RET
 
 // func q4_0panelmm_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panelmm_13x32_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -8823,16 +8823,18 @@ TEXT ·q4_0panelmm_13x32_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
 qpmmpanel203:
-	TESTQ SI, SI
-	JLE   qpmmdone202
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone202
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_204:
 	CMPQ          R13, $0x04
@@ -8990,7 +8992,7 @@ qpmmdone202:
 	RET
 
 // func q4_0panelmm_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panelmm_13x96_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -9005,16 +9007,18 @@ TEXT ·q4_0panelmm_13x96_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
 qpmmpanel208:
-	TESTQ SI, SI
-	JLE   qpmmdone207
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone207
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_209:
 	CMPQ      R13, $0x04
@@ -9386,7 +9390,7 @@ qpmmdone207:
 	RET
 
 // func q4_0panelmm_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panelmm_1536x288_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -9401,16 +9405,18 @@ TEXT ·q4_0panelmm_1536x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
 qpmmpanel215:
-	TESTQ SI, SI
-	JLE   qpmmdone214
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone214
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_216:
 	CMPQ      R13, $0x04
@@ -9782,7 +9788,7 @@ qpmmdone214:
 	RET
 
 // func q4_0panelmm_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panelmm_300x288_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -9797,16 +9803,18 @@ TEXT ·q4_0panelmm_300x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
 qpmmpanel222:
-	TESTQ SI, SI
-	JLE   qpmmdone221
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone221
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_223:
 	CMPQ      R13, $0x04
@@ -10178,7 +10186,7 @@ qpmmdone221:
 	RET
 
 // func q4_0panelmm_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panelmm_4096x768_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -10193,16 +10201,18 @@ TEXT ·q4_0panelmm_4096x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
 qpmmpanel229:
-	TESTQ SI, SI
-	JLE   qpmmdone228
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone228
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_230:
 	CMPQ      R13, $0x04
@@ -17266,7 +17276,7 @@ qpdone444:
 	RET
 
 // func q8_0panelmm_13x32_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q8_0panelmm_13x32_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -17280,16 +17290,18 @@ TEXT ·q8_0panelmm_13x32_avx512(SB), NOSPLIT, $0-56
 	JZ        qpmmdone446
 
 qpmmpanel447:
-	TESTQ SI, SI
-	JLE   qpmmdone446
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone446
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_448:
 	CMPQ          R13, $0x04
@@ -17424,7 +17436,7 @@ qpmmdone446:
 	RET
 
 // func q8_0panelmm_13x96_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q8_0panelmm_13x96_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -17438,16 +17450,18 @@ TEXT ·q8_0panelmm_13x96_avx512(SB), NOSPLIT, $0-56
 	JZ        qpmmdone451
 
 qpmmpanel452:
-	TESTQ SI, SI
-	JLE   qpmmdone451
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone451
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_453:
 	CMPQ      R13, $0x04
@@ -17750,7 +17764,7 @@ qpmmdone451:
 	RET
 
 // func q8_0panelmm_1536x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q8_0panelmm_1536x288_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -17764,16 +17778,18 @@ TEXT ·q8_0panelmm_1536x288_avx512(SB), NOSPLIT, $0-56
 	JZ        qpmmdone458
 
 qpmmpanel459:
-	TESTQ SI, SI
-	JLE   qpmmdone458
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone458
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_460:
 	CMPQ      R13, $0x04
@@ -18076,7 +18092,7 @@ qpmmdone458:
 	RET
 
 // func q8_0panelmm_300x288_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q8_0panelmm_300x288_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -18090,16 +18106,18 @@ TEXT ·q8_0panelmm_300x288_avx512(SB), NOSPLIT, $0-56
 	JZ        qpmmdone465
 
 qpmmpanel466:
-	TESTQ SI, SI
-	JLE   qpmmdone465
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone465
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_467:
 	CMPQ      R13, $0x04
@@ -18402,7 +18420,7 @@ qpmmdone465:
 	RET
 
 // func q8_0panelmm_4096x768_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
-// Requires: AVX, AVX512F, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VNNI, BMI2, CMOV
 TEXT ·q8_0panelmm_4096x768_avx512(SB), NOSPLIT, $0-56
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -18416,16 +18434,18 @@ TEXT ·q8_0panelmm_4096x768_avx512(SB), NOSPLIT, $0-56
 	JZ        qpmmdone472
 
 qpmmpanel473:
-	TESTQ SI, SI
-	JLE   qpmmdone472
-	MOVL  $0x0000ffff, R9
-	BZHIL SI, R9, R9
-	KMOVW R9, K1
-	MOVQ  AX, R9
-	MOVQ  DX, R10
-	MOVQ  BX, R11
-	MOVQ  R8, R12
-	MOVQ  DI, R13
+	TESTQ   SI, SI
+	JLE     qpmmdone472
+	MOVL    $0x0000ffff, R9
+	BZHIL   SI, R9, R10
+	CMPQ    SI, $0x10
+	CMOVLGE R9, R10
+	KMOVW   R10, K1
+	MOVQ    AX, R9
+	MOVQ    DX, R10
+	MOVQ    BX, R11
+	MOVQ    R8, R12
+	MOVQ    DI, R13
 
 qpmm4_474:
 	CMPQ      R13, $0x04
