@@ -530,7 +530,9 @@ func emitQuantRun(file *File, p *Plan) {
 	headsOf := func(n int, ptr *Statement) *Statement {
 		return unsafeCast(Index(Lit(n)).Index(Lit(hd/2)).Index(Lit(2)).Float32(), ptr)
 	}
-	kvRow := func(ptr *Statement) *Statement { return unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), ptr) }
+	kvRow := func(ptr *Statement) *Statement {
+		return unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), ptr)
+	}
 	cls := Id("qw").Dot("cls")
 	layer := []Code{
 		List(Id("lw"), Id("ql")).Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
