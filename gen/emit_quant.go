@@ -23,6 +23,11 @@ import (
 // runtime/quant/qmodel, whose arithmetic (RMSNorm, integer dots with one
 // float multiply-add per block) this path follows; SwiGLU is the batched
 // pass's siluMul kernel (the float kernels' exp: a few ulps from qmodel's).
+//
+// On AVX-512 VNNI the matrices are also copied at load into panels
+// (runtime/quant.Panels, Model.qp) that the panel kernels read, and a
+// batched pass (prefill, ForwardSpans) runs all its rows through each layer
+// with the panel matmuls, each row's arithmetic that of the decode step.
 
 const quantPkg = "github.com/modelc/modelc/runtime/quant"
 
