@@ -32,10 +32,9 @@ func (g *qamd) panel(out, w, xq, xs, n reg.GPVirtual) {
 	nb := k.Cols / 32
 	bb := k.Format.BlockBytes()
 	pb := QPanelRows * bb // one block of a panel
-	pairs, odd := nb/2, nb%2
-	chunks, off := 8, uint32(0x80808080)
+	off := uint32(0x80808080)
 	if k.Format == Q4_0 {
-		chunks, off = 4, 0x08080808
+		off = 0x08080808
 	}
 
 	// The table of -o·Σx_b, one int32 per block.
@@ -73,89 +72,33 @@ func (g *qamd) panel(out, w, xq, xs, n reg.GPVirtual) {
 		c.VMOVDQU64(g.zmmConst("qnibz", rep16(0x0f0f0f0f)), nib)
 	}
 
-	panelLoop, partial, done := g.newLabel("panel"), g.newLabel("partial"), g.newLabel("pdone")
+	// The panels, one token: the matmul's arithmetic (panelTokens).
+	k1 := c.K()
+	tp := c.GP64()
+	c.LEAQ(tbl, tp)
+	panelLoop, done := g.newLabel("panel"), g.newLabel("pdone")
 	c.Label(panelLoop)
 	c.TESTQ(n, n)
 	c.JLE(operand.LabelRef(done))
-	acc := [2]reg.VecVirtual{c.ZMM(), c.ZMM()}
-	for _, a := range acc {
-		c.VMOVDQA32(g.zeroZ, a)
-	}
-	xp, sp, tp := c.GP64(), c.GP64(), c.GP64()
-	c.MOVQ(xq, xp)
-	c.MOVQ(xs, sp)
-	c.LEAQ(tbl, tp)
-	// block adds block j (of a pair, or the odd one) of the panel at w: its
-	// scales at w+scales, its chunks from w+codes.
-	block := func(j, scales, codes int) {
-		a, b := c.ZMM(), c.ZMM()
-		c.VPBROADCASTD(operand.Mem{Base: tp, Disp: 4 * j}, a)
-		c.VMOVDQA32(g.zeroZ, b)
-		for m := 0; m < chunks; m++ {
-			wv := c.ZMM()
-			c.VMOVDQU32(operand.Mem{Base: w, Disp: codes + 64*m}, wv)
-			if k.Format == Q8_0 {
-				dst := a
-				if m%2 == 1 {
-					dst = b
-				}
-				c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 4*m}, wv, dst)
-				continue
-			}
-			// The high nibbles stay in place (16·nibble): b sums 16× their
-			// products, divided out once per block, exactly (shift by 4).
-			hi := c.ZMM()
-			c.VPANDND(wv, nib, hi)
-			c.VPANDD(nib, wv, wv)
-			c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 4*m}, wv, a)
-			c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 32*j + 16 + 4*m}, hi, b)
-		}
-		if k.Format == Q4_0 {
-			c.VPSRAD(operand.U8(4), b, b)
-		}
-		c.VPADDD(b, a, a)
-		f := c.ZMM()
-		c.VCVTDQ2PS(a, f)
-		d := c.ZMM()
-		c.VCVTPH2PS(operand.Mem{Base: w, Disp: scales}, d)
-		c.VMULPS_BCST(operand.Mem{Base: sp, Disp: 4 * j}, d, d)
-		c.VFMADD231PS(f, d, acc[j])
-	}
-	if pairs > 0 {
-		cnt := c.GP64()
-		c.MOVQ(operand.U32(pairs), cnt)
-		loop := g.newLabel("pair")
-		c.Label(loop)
-		block(0, 0, 64)
-		block(1, 32, 64+pb-32)
-		c.ADDQ(operand.U8(64), xp)
-		c.ADDQ(operand.U8(8), sp)
-		c.ADDQ(operand.U8(8), tp)
-		c.ADDQ(operand.U32(2*pb), w)
-		c.DECQ(cnt)
-		c.JNZ(operand.LabelRef(loop))
-	}
-	if odd > 0 {
-		block(0, 0, 32)
-		c.ADDQ(operand.U32(pb), w)
-	}
-	c.VADDPS(acc[1], acc[0], acc[0])
-	c.CMPQ(n, operand.U8(QPanelRows))
-	c.JL(operand.LabelRef(partial))
-	c.VMOVUPS(acc[0], operand.Mem{Base: out})
+	g.panelMask(n, k1)
+	g.panelTokens(1, w, out, xq, xs, tp, nib, k1)
+	c.ADDQ(operand.U32(nb*pb), w)
 	c.ADDQ(operand.U8(4*QPanelRows), out)
 	c.SUBQ(operand.U8(QPanelRows), n)
 	c.JMP(operand.LabelRef(panelLoop))
-
-	// Fewer than 16 rows left: store their lanes only.
-	c.Label(partial)
-	ones, m := c.GP32(), c.GP32()
-	c.MOVL(operand.U32(0xffff), ones)
-	c.BZHIL(n.As32(), ones, m)
-	k1 := c.K()
-	c.KMOVW(m, k1)
-	c.VMOVUPS(acc[0], k1, operand.Mem{Base: out})
 	c.Label(done)
+}
+
+// panelMask sets k1 to the rows of the panel that exist: all 16, or the
+// last n (BZHI reads only the index's low byte, hence the CMOV for n ≥ 16).
+func (g *qamd) panelMask(n reg.GPVirtual, k1 reg.Register) {
+	c := g.c
+	ones, mk := c.GP32(), c.GP32()
+	c.MOVL(operand.U32(0xffff), ones)
+	c.BZHIL(n.As32(), ones, mk)
+	c.CMPQ(n, operand.U8(QPanelRows))
+	c.CMOVLGE(ones, mk)
+	c.KMOVW(mk, k1)
 }
 
 func qOffName(off uint32) string {
@@ -189,14 +132,7 @@ func (g *qamd) panelMatMul(out, w, xq, xs, xsum, n, b reg.GPVirtual) {
 	c.Label(panelLoop)
 	c.TESTQ(n, n)
 	c.JLE(operand.LabelRef(done))
-	// The rows of this panel that exist: all 16, or the last n (BZHI reads
-	// only the index's low byte, hence the CMOV for n ≥ 16).
-	ones, mk := c.GP32(), c.GP32()
-	c.MOVL(operand.U32(0xffff), ones)
-	c.BZHIL(n.As32(), ones, mk)
-	c.CMPQ(n, operand.U8(QPanelRows))
-	c.CMOVLGE(ones, mk)
-	c.KMOVW(mk, k1)
+	g.panelMask(n, k1)
 	op, xp, sp, tp, t := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
 	c.MOVQ(out, op)
 	c.MOVQ(xq, xp)
@@ -279,10 +215,22 @@ func (g *qamd) panelTokens(T int, w, out0, xq0, xs0, ts0 reg.GPVirtual, nib reg.
 			x := func(disp int) operand.Mem { return xm(i*k.Cols + 32*j + disp) }
 			a := c.ZMM()
 			c.VPBROADCASTD(tm(4*i*nb+4*j), a)
-			if k.Format == Q8_0 {
+			if k.Format == Q8_0 && T > 1 {
 				for m := 0; m < chunks; m++ {
 					c.VPDPBUSD_BCST(x(4*m), lo[m], a)
 				}
+			} else if k.Format == Q8_0 {
+				// One token: two chains of 4 for latency (the same sum).
+				b2 := c.ZMM()
+				c.VMOVDQA32(g.zeroZ, b2)
+				for m := 0; m < chunks; m++ {
+					dst := a
+					if m%2 == 1 {
+						dst = b2
+					}
+					c.VPDPBUSD_BCST(x(4*m), lo[m], dst)
+				}
+				c.VPADDD(b2, a, a)
 			} else {
 				bh := c.ZMM()
 				c.VMOVDQA32(g.zeroZ, bh)

@@ -1376,7 +1376,7 @@ qdone22:
 	RET
 
 // func q4_0panel_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panel_288_avx512(SB), NOSPLIT, $40-40
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -1405,129 +1405,123 @@ qsum25:
 	DECQ          R9
 	JNZ           qsum25
 	VMOVDQU64     qnibz<>+0(SB), Z1
+	LEAQ          (SP), DI
 
 qpanel26:
 	TESTQ     SI, SI
-	JLE       qpdone28
+	JLE       qpdone27
+	MOVL      $0x0000ffff, R8
+	BZHIL     SI, R8, R9
+	CMPQ      SI, $0x10
+	CMOVLGE   R8, R9
+	KMOVW     R9, K1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
-	MOVQ      DX, DI
-	MOVQ      BX, R8
-	LEAQ      (SP), R9
-	MOVQ      $0x00000004, R10
+	MOVQ      CX, R8
+	XORQ      R9, R9
 
-qpair29:
-	VPBROADCASTD  (R9), Z4
-	VMOVDQA32     Z0, Z5
-	VMOVDQU32     64(CX), Z6
+qpmmpair28:
+	VMOVDQU32     64(R8), Z4
+	VPANDND       Z4, Z1, Z5
+	VPANDD        Z1, Z4, Z4
+	VMOVDQU32     128(R8), Z6
 	VPANDND       Z6, Z1, Z7
 	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST (DI), Z6, Z4
-	VPDPBUSD.BCST 16(DI), Z7, Z5
-	VMOVDQU32     128(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 4(DI), Z6, Z4
-	VPDPBUSD.BCST 20(DI), Z7, Z5
-	VMOVDQU32     192(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 8(DI), Z6, Z4
-	VPDPBUSD.BCST 24(DI), Z7, Z5
-	VMOVDQU32     256(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 12(DI), Z6, Z4
-	VPDPBUSD.BCST 28(DI), Z7, Z5
-	VPSRAD        $0x04, Z5, Z5
-	VPADDD        Z5, Z4, Z4
-	VCVTDQ2PS     Z4, Z4
-	VCVTPH2PS     (CX), Z5
-	VMULPS.BCST   (R8), Z5, Z5
+	VMOVDQU32     192(R8), Z8
+	VPANDND       Z8, Z1, Z9
+	VPANDD        Z1, Z8, Z8
+	VMOVDQU32     256(R8), Z10
+	VPANDND       Z10, Z1, Z11
+	VPANDD        Z1, Z10, Z10
+	VCVTPH2PS     (R8), Z12
+	VPBROADCASTD  (DI)(R9*1), Z13
+	VMOVDQA32     Z0, Z14
+	VPDPBUSD.BCST (DX)(R9*8), Z4, Z13
+	VPDPBUSD.BCST 16(DX)(R9*8), Z5, Z14
+	VPDPBUSD.BCST 4(DX)(R9*8), Z6, Z13
+	VPDPBUSD.BCST 20(DX)(R9*8), Z7, Z14
+	VPDPBUSD.BCST 8(DX)(R9*8), Z8, Z13
+	VPDPBUSD.BCST 24(DX)(R9*8), Z9, Z14
+	VPDPBUSD.BCST 12(DX)(R9*8), Z10, Z13
+	VPDPBUSD.BCST 28(DX)(R9*8), Z11, Z14
+	VPSRAD        $0x04, Z14, Z14
+	VPADDD        Z14, Z13, Z13
+	VCVTDQ2PS     Z13, Z4
+	VMULPS.BCST   (BX)(R9*1), Z12, Z5
 	VFMADD231PS   Z4, Z5, Z2
-	VPBROADCASTD  4(R9), Z4
-	VMOVDQA32     Z0, Z5
-	VMOVDQU32     320(CX), Z6
+	VMOVDQU32     320(R8), Z4
+	VPANDND       Z4, Z1, Z5
+	VPANDD        Z1, Z4, Z4
+	VMOVDQU32     384(R8), Z6
 	VPANDND       Z6, Z1, Z7
 	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 32(DI), Z6, Z4
-	VPDPBUSD.BCST 48(DI), Z7, Z5
-	VMOVDQU32     384(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 36(DI), Z6, Z4
-	VPDPBUSD.BCST 52(DI), Z7, Z5
-	VMOVDQU32     448(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 40(DI), Z6, Z4
-	VPDPBUSD.BCST 56(DI), Z7, Z5
-	VMOVDQU32     512(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 44(DI), Z6, Z4
-	VPDPBUSD.BCST 60(DI), Z7, Z5
-	VPSRAD        $0x04, Z5, Z5
-	VPADDD        Z5, Z4, Z4
-	VCVTDQ2PS     Z4, Z4
-	VCVTPH2PS     32(CX), Z5
-	VMULPS.BCST   4(R8), Z5, Z5
+	VMOVDQU32     448(R8), Z8
+	VPANDND       Z8, Z1, Z9
+	VPANDD        Z1, Z8, Z8
+	VMOVDQU32     512(R8), Z10
+	VPANDND       Z10, Z1, Z11
+	VPANDD        Z1, Z10, Z10
+	VCVTPH2PS     32(R8), Z12
+	VPBROADCASTD  4(DI)(R9*1), Z13
+	VMOVDQA32     Z0, Z14
+	VPDPBUSD.BCST 32(DX)(R9*8), Z4, Z13
+	VPDPBUSD.BCST 48(DX)(R9*8), Z5, Z14
+	VPDPBUSD.BCST 36(DX)(R9*8), Z6, Z13
+	VPDPBUSD.BCST 52(DX)(R9*8), Z7, Z14
+	VPDPBUSD.BCST 40(DX)(R9*8), Z8, Z13
+	VPDPBUSD.BCST 56(DX)(R9*8), Z9, Z14
+	VPDPBUSD.BCST 44(DX)(R9*8), Z10, Z13
+	VPDPBUSD.BCST 60(DX)(R9*8), Z11, Z14
+	VPSRAD        $0x04, Z14, Z14
+	VPADDD        Z14, Z13, Z13
+	VCVTDQ2PS     Z13, Z4
+	VMULPS.BCST   4(BX)(R9*1), Z12, Z5
 	VFMADD231PS   Z4, Z5, Z3
-	ADDQ          $0x40, DI
-	ADDQ          $0x08, R8
+	ADDQ          $0x00000240, R8
 	ADDQ          $0x08, R9
-	ADDQ          $0x00000240, CX
-	DECQ          R10
-	JNZ           qpair29
-	VPBROADCASTD  (R9), Z4
-	VMOVDQA32     Z0, Z5
-	VMOVDQU32     32(CX), Z6
+	CMPQ          R9, $0x00000020
+	JNE           qpmmpair28
+	VMOVDQU32     32(R8), Z4
+	VPANDND       Z4, Z1, Z5
+	VPANDD        Z1, Z4, Z4
+	VMOVDQU32     96(R8), Z6
 	VPANDND       Z6, Z1, Z7
 	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST (DI), Z6, Z4
-	VPDPBUSD.BCST 16(DI), Z7, Z5
-	VMOVDQU32     96(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 4(DI), Z6, Z4
-	VPDPBUSD.BCST 20(DI), Z7, Z5
-	VMOVDQU32     160(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 8(DI), Z6, Z4
-	VPDPBUSD.BCST 24(DI), Z7, Z5
-	VMOVDQU32     224(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 12(DI), Z6, Z4
-	VPDPBUSD.BCST 28(DI), Z7, Z5
-	VPSRAD        $0x04, Z5, Z5
-	VPADDD        Z5, Z4, Z4
-	VCVTDQ2PS     Z4, Z4
-	VCVTPH2PS     (CX), Z5
-	VMULPS.BCST   (R8), Z5, Z5
+	VMOVDQU32     160(R8), Z8
+	VPANDND       Z8, Z1, Z9
+	VPANDD        Z1, Z8, Z8
+	VMOVDQU32     224(R8), Z10
+	VPANDND       Z10, Z1, Z11
+	VPANDD        Z1, Z10, Z10
+	VCVTPH2PS     (R8), Z12
+	VPBROADCASTD  (DI)(R9*1), Z13
+	VMOVDQA32     Z0, Z14
+	VPDPBUSD.BCST (DX)(R9*8), Z4, Z13
+	VPDPBUSD.BCST 16(DX)(R9*8), Z5, Z14
+	VPDPBUSD.BCST 4(DX)(R9*8), Z6, Z13
+	VPDPBUSD.BCST 20(DX)(R9*8), Z7, Z14
+	VPDPBUSD.BCST 8(DX)(R9*8), Z8, Z13
+	VPDPBUSD.BCST 24(DX)(R9*8), Z9, Z14
+	VPDPBUSD.BCST 12(DX)(R9*8), Z10, Z13
+	VPDPBUSD.BCST 28(DX)(R9*8), Z11, Z14
+	VPSRAD        $0x04, Z14, Z14
+	VPADDD        Z14, Z13, Z13
+	VCVTDQ2PS     Z13, Z4
+	VMULPS.BCST   (BX)(R9*1), Z12, Z5
 	VFMADD231PS   Z4, Z5, Z2
-	ADDQ          $0x00000120, CX
 	VADDPS        Z3, Z2, Z2
-	CMPQ          SI, $0x10
-	JL            qpartial27
-	VMOVUPS       Z2, (AX)
+	VMOVUPS       Z2, K1, (AX)
+	ADDQ          $0x00000a20, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
 	JMP           qpanel26
 
-qpartial27:
-	MOVL    $0x0000ffff, CX
-	BZHIL   SI, CX, CX
-	KMOVW   CX, K1
-	VMOVUPS Z2, K1, (AX)
-
-qpdone28:
+qpdone27:
 	VZEROUPPER
 	RET
 
 // func q4_0panel_768_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
-// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2
+// Requires: AVX, AVX512F, AVX512VL, AVX512VNNI, BMI2, CMOV
 TEXT ·q4_0panel_768_avx512(SB), NOSPLIT, $96-40
 	MOVQ      out+0(FP), AX
 	MOVQ      w+8(FP), CX
@@ -1540,7 +1534,7 @@ TEXT ·q4_0panel_768_avx512(SB), NOSPLIT, $96-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000018, R9
 
-qsum30:
+qsum29:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -1554,97 +1548,92 @@ qsum30:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum30
+	JNZ           qsum29
 	VMOVDQU64     qnibz<>+0(SB), Z1
+	LEAQ          (SP), DI
 
-qpanel31:
+qpanel30:
 	TESTQ     SI, SI
-	JLE       qpdone33
+	JLE       qpdone31
+	MOVL      $0x0000ffff, R8
+	BZHIL     SI, R8, R9
+	CMPQ      SI, $0x10
+	CMOVLGE   R8, R9
+	KMOVW     R9, K1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
-	MOVQ      DX, DI
-	MOVQ      BX, R8
-	LEAQ      (SP), R9
-	MOVQ      $0x0000000c, R10
+	MOVQ      CX, R8
+	XORQ      R9, R9
 
-qpair34:
-	VPBROADCASTD  (R9), Z4
-	VMOVDQA32     Z0, Z5
-	VMOVDQU32     64(CX), Z6
+qpmmpair32:
+	VMOVDQU32     64(R8), Z4
+	VPANDND       Z4, Z1, Z5
+	VPANDD        Z1, Z4, Z4
+	VMOVDQU32     128(R8), Z6
 	VPANDND       Z6, Z1, Z7
 	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST (DI), Z6, Z4
-	VPDPBUSD.BCST 16(DI), Z7, Z5
-	VMOVDQU32     128(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 4(DI), Z6, Z4
-	VPDPBUSD.BCST 20(DI), Z7, Z5
-	VMOVDQU32     192(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 8(DI), Z6, Z4
-	VPDPBUSD.BCST 24(DI), Z7, Z5
-	VMOVDQU32     256(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 12(DI), Z6, Z4
-	VPDPBUSD.BCST 28(DI), Z7, Z5
-	VPSRAD        $0x04, Z5, Z5
-	VPADDD        Z5, Z4, Z4
-	VCVTDQ2PS     Z4, Z4
-	VCVTPH2PS     (CX), Z5
-	VMULPS.BCST   (R8), Z5, Z5
+	VMOVDQU32     192(R8), Z8
+	VPANDND       Z8, Z1, Z9
+	VPANDD        Z1, Z8, Z8
+	VMOVDQU32     256(R8), Z10
+	VPANDND       Z10, Z1, Z11
+	VPANDD        Z1, Z10, Z10
+	VCVTPH2PS     (R8), Z12
+	VPBROADCASTD  (DI)(R9*1), Z13
+	VMOVDQA32     Z0, Z14
+	VPDPBUSD.BCST (DX)(R9*8), Z4, Z13
+	VPDPBUSD.BCST 16(DX)(R9*8), Z5, Z14
+	VPDPBUSD.BCST 4(DX)(R9*8), Z6, Z13
+	VPDPBUSD.BCST 20(DX)(R9*8), Z7, Z14
+	VPDPBUSD.BCST 8(DX)(R9*8), Z8, Z13
+	VPDPBUSD.BCST 24(DX)(R9*8), Z9, Z14
+	VPDPBUSD.BCST 12(DX)(R9*8), Z10, Z13
+	VPDPBUSD.BCST 28(DX)(R9*8), Z11, Z14
+	VPSRAD        $0x04, Z14, Z14
+	VPADDD        Z14, Z13, Z13
+	VCVTDQ2PS     Z13, Z4
+	VMULPS.BCST   (BX)(R9*1), Z12, Z5
 	VFMADD231PS   Z4, Z5, Z2
-	VPBROADCASTD  4(R9), Z4
-	VMOVDQA32     Z0, Z5
-	VMOVDQU32     320(CX), Z6
+	VMOVDQU32     320(R8), Z4
+	VPANDND       Z4, Z1, Z5
+	VPANDD        Z1, Z4, Z4
+	VMOVDQU32     384(R8), Z6
 	VPANDND       Z6, Z1, Z7
 	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 32(DI), Z6, Z4
-	VPDPBUSD.BCST 48(DI), Z7, Z5
-	VMOVDQU32     384(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 36(DI), Z6, Z4
-	VPDPBUSD.BCST 52(DI), Z7, Z5
-	VMOVDQU32     448(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 40(DI), Z6, Z4
-	VPDPBUSD.BCST 56(DI), Z7, Z5
-	VMOVDQU32     512(CX), Z6
-	VPANDND       Z6, Z1, Z7
-	VPANDD        Z1, Z6, Z6
-	VPDPBUSD.BCST 44(DI), Z6, Z4
-	VPDPBUSD.BCST 60(DI), Z7, Z5
-	VPSRAD        $0x04, Z5, Z5
-	VPADDD        Z5, Z4, Z4
-	VCVTDQ2PS     Z4, Z4
-	VCVTPH2PS     32(CX), Z5
-	VMULPS.BCST   4(R8), Z5, Z5
+	VMOVDQU32     448(R8), Z8
+	VPANDND       Z8, Z1, Z9
+	VPANDD        Z1, Z8, Z8
+	VMOVDQU32     512(R8), Z10
+	VPANDND       Z10, Z1, Z11
+	VPANDD        Z1, Z10, Z10
+	VCVTPH2PS     32(R8), Z12
+	VPBROADCASTD  4(DI)(R9*1), Z13
+	VMOVDQA32     Z0, Z14
+	VPDPBUSD.BCST 32(DX)(R9*8), Z4, Z13
+	VPDPBUSD.BCST 48(DX)(R9*8), Z5, Z14
+	VPDPBUSD.BCST 36(DX)(R9*8), Z6, Z13
+	VPDPBUSD.BCST 52(DX)(R9*8), Z7, Z14
+	VPDPBUSD.BCST 40(DX)(R9*8), Z8, Z13
+	VPDPBUSD.BCST 56(DX)(R9*8), Z9, Z14
+	VPDPBUSD.BCST 44(DX)(R9*8), Z10, Z13
+	VPDPBUSD.BCST 60(DX)(R9*8), Z11, Z14
+	VPSRAD        $0x04, Z14, Z14
+	VPADDD        Z14, Z13, Z13
+	VCVTDQ2PS     Z13, Z4
+	VMULPS.BCST   4(BX)(R9*1), Z12, Z5
 	VFMADD231PS   Z4, Z5, Z3
-	ADDQ          $0x40, DI
-	ADDQ          $0x08, R8
+	ADDQ          $0x00000240, R8
 	ADDQ          $0x08, R9
-	ADDQ          $0x00000240, CX
-	DECQ          R10
-	JNZ           qpair34
+	CMPQ          R9, $0x00000060
+	JNE           qpmmpair32
 	VADDPS        Z3, Z2, Z2
-	CMPQ          SI, $0x10
-	JL            qpartial32
-	VMOVUPS       Z2, (AX)
+	VMOVUPS       Z2, K1, (AX)
+	ADDQ          $0x00001b00, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel31
+	JMP           qpanel30
 
-qpartial32:
-	MOVL    $0x0000ffff, CX
-	BZHIL   SI, CX, CX
-	KMOVW   CX, K1
-	VMOVUPS Z2, K1, (AX)
-
-qpdone33:
+qpdone31:
 	VZEROUPPER
 	RET
 
@@ -1660,12 +1649,12 @@ TEXT ·q4_0panelmm_1536x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone35
+	JZ        qpmmdone33
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel36:
+qpmmpanel34:
 	TESTQ   SI, SI
-	JLE     qpmmdone35
+	JLE     qpmmdone33
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1677,9 +1666,9 @@ qpmmpanel36:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_37:
+qpmm4_35:
 	CMPQ      R13, $0x04
-	JL        qpmm1_38
+	JL        qpmm1_36
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1691,7 +1680,7 @@ qpmm4_37:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair40:
+qpmmpair38:
 	VMOVDQU32     64(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -1841,7 +1830,7 @@ qpmmpair40:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair40
+	JNE           qpmmpair38
 	VMOVDQU32     32(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -1928,17 +1917,17 @@ qpmmpair40:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_37
+	JMP           qpmm4_35
 
-qpmm1_38:
+qpmm1_36:
 	TESTQ     R13, R13
-	JZ        qpmmnext39
+	JZ        qpmmnext37
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair41:
+qpmmpair39:
 	VMOVDQU32     64(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -1998,7 +1987,7 @@ qpmmpair41:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair41
+	JNE           qpmmpair39
 	VMOVDQU32     32(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -2034,15 +2023,15 @@ qpmmpair41:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_38
+	JMP           qpmm1_36
 
-qpmmnext39:
+qpmmnext37:
 	ADDQ $0x00000a20, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel36
+	JMP  qpmmpanel34
 
-qpmmdone35:
+qpmmdone33:
 	VZEROUPPER
 	RET
 
@@ -2058,12 +2047,12 @@ TEXT ·q4_0panelmm_288x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone42
+	JZ        qpmmdone40
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel43:
+qpmmpanel41:
 	TESTQ   SI, SI
-	JLE     qpmmdone42
+	JLE     qpmmdone40
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2075,9 +2064,9 @@ qpmmpanel43:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_44:
+qpmm4_42:
 	CMPQ      R13, $0x04
-	JL        qpmm1_45
+	JL        qpmm1_43
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -2089,7 +2078,7 @@ qpmm4_44:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair47:
+qpmmpair45:
 	VMOVDQU32     64(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -2239,7 +2228,7 @@ qpmmpair47:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair47
+	JNE           qpmmpair45
 	VMOVDQU32     32(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -2326,17 +2315,17 @@ qpmmpair47:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_44
+	JMP           qpmm4_42
 
-qpmm1_45:
+qpmm1_43:
 	TESTQ     R13, R13
-	JZ        qpmmnext46
+	JZ        qpmmnext44
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair48:
+qpmmpair46:
 	VMOVDQU32     64(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -2396,7 +2385,7 @@ qpmmpair48:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair48
+	JNE           qpmmpair46
 	VMOVDQU32     32(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -2432,15 +2421,15 @@ qpmmpair48:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_45
+	JMP           qpmm1_43
 
-qpmmnext46:
+qpmmnext44:
 	ADDQ $0x00000a20, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel43
+	JMP  qpmmpanel41
 
-qpmmdone42:
+qpmmdone40:
 	VZEROUPPER
 	RET
 
@@ -2456,12 +2445,12 @@ TEXT ·q4_0panelmm_288x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone49
+	JZ        qpmmdone47
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel50:
+qpmmpanel48:
 	TESTQ   SI, SI
-	JLE     qpmmdone49
+	JLE     qpmmdone47
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2473,9 +2462,9 @@ qpmmpanel50:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_51:
+qpmm4_49:
 	CMPQ      R13, $0x04
-	JL        qpmm1_52
+	JL        qpmm1_50
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -2487,7 +2476,7 @@ qpmm4_51:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair54:
+qpmmpair52:
 	VMOVDQU32     64(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -2637,7 +2626,7 @@ qpmmpair54:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair54
+	JNE           qpmmpair52
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -2651,17 +2640,17 @@ qpmmpair54:
 	ADDQ          $0x00000180, R11
 	ADDQ          $0x00000180, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_51
+	JMP           qpmm4_49
 
-qpmm1_52:
+qpmm1_50:
 	TESTQ     R13, R13
-	JZ        qpmmnext53
+	JZ        qpmmnext51
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair55:
+qpmmpair53:
 	VMOVDQU32     64(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -2721,7 +2710,7 @@ qpmmpair55:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair55
+	JNE           qpmmpair53
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000480, R9
@@ -2729,15 +2718,15 @@ qpmmpair55:
 	ADDQ          $0x00000060, R11
 	ADDQ          $0x00000060, R12
 	DECQ          R13
-	JMP           qpmm1_52
+	JMP           qpmm1_50
 
-qpmmnext53:
+qpmmnext51:
 	ADDQ $0x00001b00, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel50
+	JMP  qpmmpanel48
 
-qpmmdone49:
+qpmmdone47:
 	VZEROUPPER
 	RET
 
@@ -2753,12 +2742,12 @@ TEXT ·q4_0panelmm_32000x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone56
+	JZ        qpmmdone54
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel57:
+qpmmpanel55:
 	TESTQ   SI, SI
-	JLE     qpmmdone56
+	JLE     qpmmdone54
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2770,9 +2759,9 @@ qpmmpanel57:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_58:
+qpmm4_56:
 	CMPQ      R13, $0x04
-	JL        qpmm1_59
+	JL        qpmm1_57
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -2784,7 +2773,7 @@ qpmm4_58:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair61:
+qpmmpair59:
 	VMOVDQU32     64(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -2934,7 +2923,7 @@ qpmmpair61:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair61
+	JNE           qpmmpair59
 	VMOVDQU32     32(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -3021,17 +3010,17 @@ qpmmpair61:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_58
+	JMP           qpmm4_56
 
-qpmm1_59:
+qpmm1_57:
 	TESTQ     R13, R13
-	JZ        qpmmnext60
+	JZ        qpmmnext58
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair62:
+qpmmpair60:
 	VMOVDQU32     64(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -3091,7 +3080,7 @@ qpmmpair62:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair62
+	JNE           qpmmpair60
 	VMOVDQU32     32(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -3127,15 +3116,15 @@ qpmmpair62:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_59
+	JMP           qpmm1_57
 
-qpmmnext60:
+qpmmnext58:
 	ADDQ $0x00000a20, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel57
+	JMP  qpmmpanel55
 
-qpmmdone56:
+qpmmdone54:
 	VZEROUPPER
 	RET
 
@@ -3151,12 +3140,12 @@ TEXT ·q4_0panelmm_864x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone63
+	JZ        qpmmdone61
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel64:
+qpmmpanel62:
 	TESTQ   SI, SI
-	JLE     qpmmdone63
+	JLE     qpmmdone61
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -3168,9 +3157,9 @@ qpmmpanel64:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_65:
+qpmm4_63:
 	CMPQ      R13, $0x04
-	JL        qpmm1_66
+	JL        qpmm1_64
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -3182,7 +3171,7 @@ qpmm4_65:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair68:
+qpmmpair66:
 	VMOVDQU32     64(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -3332,7 +3321,7 @@ qpmmpair68:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair68
+	JNE           qpmmpair66
 	VMOVDQU32     32(R14), Z10
 	VPANDND       Z10, Z1, Z11
 	VPANDD        Z1, Z10, Z10
@@ -3419,17 +3408,17 @@ qpmmpair68:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_65
+	JMP           qpmm4_63
 
-qpmm1_66:
+qpmm1_64:
 	TESTQ     R13, R13
-	JZ        qpmmnext67
+	JZ        qpmmnext65
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair69:
+qpmmpair67:
 	VMOVDQU32     64(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -3489,7 +3478,7 @@ qpmmpair69:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair69
+	JNE           qpmmpair67
 	VMOVDQU32     32(R14), Z4
 	VPANDND       Z4, Z1, Z5
 	VPANDD        Z1, Z4, Z4
@@ -3525,14 +3514,14 @@ qpmmpair69:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_66
+	JMP           qpmm1_64
 
-qpmmnext67:
+qpmmnext65:
 	ADDQ $0x00000a20, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel64
+	JMP  qpmmpanel62
 
-qpmmdone63:
+qpmmdone61:
 	VZEROUPPER
 	RET
