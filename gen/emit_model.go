@@ -177,7 +177,7 @@ func emitModel(p *Plan) *File {
 			Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
 			Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
 			List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd/2)).Float32(),
-			Id("att").Index(Lit(pb)).Index(Lit(s.MaxSeq)).Float32(),
+			Id("att").Index(Lit(pb)).Index(Lit(attGroup(p)*s.MaxSeq)).Float32(),
 			moeScratchField(p),
 		)
 	}
@@ -204,7 +204,6 @@ func emitModel(p *Plan) *File {
 	}
 	eps := Lit(float32(s.NormEps))
 	residual := For(Id("i").Op(":=").Range().Lit(d)).Block(Id("s").Dot("x").Index(Id("i")).Op("+=").Id("s").Dot("xb2").Index(Id("i")))
-	group := s.Heads / s.KVHeads
 	if p.Quant != 0 {
 		emitQuantForward(file, p)
 	} else {
@@ -226,7 +225,7 @@ func emitModel(p *Plan) *File {
 				Id("s").Dot("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
 				Id("s").Dot("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
 				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
-				decodeAttention(p, group),
+				decodeAttention(p),
 				callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
 				residual,
 				ffnBlock(p, eps, residual),
@@ -336,30 +335,7 @@ func emitModel(p *Plan) *File {
 				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
 				perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("attnNorm"))),
 				callKernel(p.MMQKV, Id("b").Dot("pqkv"), Id("lw").Dot("qkv"), Op("&").Id("b").Dot("pxn").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
-				// Every row's key and value go into its cache before any row
-				// attends, so a span's later rows see its earlier ones.
-				perToken(
-					Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d)))),
-					Id("rope").Call(headsOf(s.Heads, Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(0))), Id("k"), Op("&").Id("b").Dot("cos").Index(Id("i")), Op("&").Id("b").Dot("sin").Index(Id("i"))),
-					Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
-					Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Lit(d+kv)))),
-				),
-				// Rows attend in parallel, each with its own score scratch.
-				Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
-					For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
-						Id("r").Op(":=").Id("rows").Index(Id("i")),
-						Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
-						For(Id("h").Op(":=").Range().Lit(s.Heads)).Block(
-							Id("kern").Dot("att").Call(
-								Op("&").Id("b").Dot("patt").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
-								Op("&").Id("b").Dot("pqkv").Index(Id("i")).Index(Id("h").Op("*").Lit(hd)),
-								Op("&").Id("keys").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-								Op("&").Id("values").Index(Lit(0)).Index(Id("h").Op("/").Lit(group)).Index(Lit(0)),
-								Op("&").Id("b").Dot("att").Index(Id("i")).Index(Lit(0)), Id("r").Dot("pos").Op("+").Lit(1),
-							),
-						),
-					),
-				)),
+				batchAttention(p, perToken),
 				callKernel(p.MMOut, Id("b").Dot("po"), Id("lw").Dot("wo"), Op("&").Id("b").Dot("patt").Index(Lit(0)).Index(Lit(0)), nil, Id("n")),
 				addInto,
 				batchFFN(p, perToken, addInto, f),
@@ -607,8 +583,39 @@ func attGroup(p *Plan) int {
 // decodeAttention is the decode step's attention over layer l's cache
 // (keys, values): one call for every head, or one per head when the plan
 // has no grouped kernel.
-func decodeAttention(p *Plan, group int) Code {
+func decodeAttention(p *Plan) Code {
 	return attentionCall(p, Id("s").Dot("xb"), Id("s").Dot("qkv"), Id("s").Dot("att"), Id("pos"))
+}
+
+// batchAttention is the attention of a batched pass (b, rows, n, layer l):
+// every row's rotated key and value go into its session's cache before any
+// row attends, so a span's later rows see its earlier ones; then the rows
+// attend in parallel, each with its own score scratch, as decode does.
+func batchAttention(p *Plan, perRow func(...Code) Code) Code {
+	s := &p.Spec
+	d, kv, hd := s.Dim, s.KVDim(), s.HeadDim()
+	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
+	heads := func(n int, ptr *Statement) *Statement {
+		return unsafeCast(Index(Lit(n)).Index(Lit(hd/2)).Index(Lit(2)).Float32(), ptr)
+	}
+	kvRow := func(ptr *Statement) *Statement {
+		return unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), ptr)
+	}
+	return Block(
+		perRow(
+			Id("k").Op(":=").Add(heads(s.KVHeads, Op("&").Add(row("pqkv")).Index(Lit(d)))),
+			Id("rope").Call(heads(s.Heads, Op("&").Add(row("pqkv")).Index(Lit(0))), Id("k"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
+			Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Id("k"))),
+			Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
+		),
+		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+			For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
+				Id("r").Op(":=").Id("rows").Index(Id("i")),
+				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
+				attentionCall(p, row("patt"), row("pqkv"), row("att"), Id("r").Dot("pos")),
+			),
+		)),
+	)
 }
 
 // attentionCall is one token's attention at position pos over the cache

@@ -342,7 +342,6 @@ func emitQuantForward(file *File, p *Plan) {
 	s := &p.Spec
 	d, kv, hd, f := s.Dim, s.KVDim(), s.HeadDim(), s.FFNDim
 	eps := Lit(float32(s.NormEps))
-	group := s.Heads / s.KVHeads
 	sx := func(n string) *Statement { return Id("s").Dot(n) }
 	residual := For(Id("i").Op(":=").Range().Lit(d)).Block(sx("x").Index(Id("i")).Op("+=").Add(sx("xb2")).Index(Id("i")))
 	headsOf := func(n int, ptr *Statement) *Statement {
@@ -400,7 +399,7 @@ func emitQuantForward(file *File, p *Plan) {
 		sx("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
 		sx("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
 		Id("keys").Op(",").Id("values").Op(":=").Op("&").Add(sx("keys")).Index(Id("l")).Op(",").Op("&").Add(sx("values")).Index(Id("l")),
-		decodeAttention(p, group),
+		decodeAttention(p),
 	)
 	layer = append(layer, attnOut...)
 	layer = append(layer, residual)
@@ -487,7 +486,7 @@ func emitQuantRun(file *File, p *Plan) {
 		return
 	}
 	s := &p.Spec
-	d, kv, f, hd := s.Dim, s.KVDim(), s.FFNDim, s.HeadDim()
+	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
 	eps := Lit(float32(s.NormEps))
 	bx := func(n string) *Statement { return Id("b").Dot(n) }
 	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
@@ -532,32 +531,12 @@ func emitQuantRun(file *File, p *Plan) {
 		})
 	}
 	residual := rows(For(Id("j").Op(":=").Range().Lit(d)).Block(row("px").Index(Id("j")).Op("+=").Add(row("po")).Index(Id("j"))))
-	headsOf := func(n int, ptr *Statement) *Statement {
-		return unsafeCast(Index(Lit(n)).Index(Lit(hd/2)).Index(Lit(2)).Float32(), ptr)
-	}
-	kvRow := func(ptr *Statement) *Statement {
-		return unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), ptr)
-	}
 	cls := Id("qw").Dot("cls")
 	layer := []Code{
 		List(Id("lw"), Id("ql")).Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
 		rows(qnorm(row("pxn"), row("px"), Id("lw").Dot("attnNorm"), eps), qactRow("pxn", false)),
 		mmcall(mm[0], false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
-		// Every row's key and value go into its cache before any row
-		// attends, so a span's later rows see its earlier ones.
-		rows(
-			Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Add(row("pqkv")).Index(Lit(d)))),
-			Id("rope").Call(headsOf(s.Heads, Op("&").Add(row("pqkv")).Index(Lit(0))), Id("k"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
-			Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Id("k"))),
-			Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
-		),
-		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
-			For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
-				Id("r").Op(":=").Id("rows").Index(Id("i")),
-				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
-				attentionCall(p, row("patt"), row("pqkv"), row("att"), Id("r").Dot("pos")),
-			),
-		)),
+		batchAttention(p, rows),
 		rows(qactRow("patt", false)),
 		mmcall(mm[1], false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
 		residual,

@@ -336,21 +336,21 @@ func (m *Model) run(b *batch) {
 				kern.mmQKV(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 			})
 		}
-		for i, r := range rows {
-			k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
-			rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
-			r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
-			r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
-		}
-		pool.RunGrain(n, 1, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				r := rows[i]
-				keys, values := &r.s.keys[l], &r.s.values[l]
-				for h := range 8 {
-					kern.att(&b.patt[i][h*32], &b.pqkv[i][h*32], &keys[0][h/1][0], &values[0][h/1][0], &b.att[i][0], r.pos+1)
-				}
+		{
+			for i, r := range rows {
+				k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
+				rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+				r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
+				r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
 			}
-		})
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					r := rows[i]
+					keys, values := &r.s.keys[l], &r.s.values[l]
+					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+				}
+			})
+		}
 		{
 			o, m := &b.po, &lw.wo
 			pool.RunGrain(256, 128, func(lo, hi int) {

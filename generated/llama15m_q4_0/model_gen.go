@@ -499,19 +499,21 @@ func (m *Model) run(b *batch) {
 				kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-576][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
 			}
 		})
-		for i, r := range rows {
-			k := (*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][288]))
-			rope((*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
-			r.s.keys[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(k))
-			r.s.values[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(&b.pqkv[i][576]))
-		}
-		pool.RunGrain(n, 1, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				r := rows[i]
-				keys, values := &r.s.keys[l], &r.s.values[l]
-				kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+		{
+			for i, r := range rows {
+				k := (*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][288]))
+				rope((*[6][24][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+				r.s.keys[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(k))
+				r.s.values[l][r.pos] = *(*[6][48]float32)(unsafe.Pointer(&b.pqkv[i][576]))
 			}
-		})
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					r := rows[i]
+					keys, values := &r.s.keys[l], &r.s.values[l]
+					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+				}
+			})
+		}
 		for i := range rows {
 			{
 				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:288])

@@ -171,7 +171,7 @@ type batch struct {
 	pact              [64][172]float32
 	plog              [64][512]float32
 	cos, sin          [64][4]float32
-	att               [64][512]float32
+	att               [64][1024]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -316,21 +316,21 @@ func (m *Model) run(b *batch) {
 				kern.mmQKV(&o[0][lo], &m[lo][0], &b.pxn[0][0], hi-lo, n)
 			})
 		}
-		for i, r := range rows {
-			k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
-			rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
-			r.s.keys[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(k))
-			r.s.values[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
-		}
-		pool.RunGrain(n, 1, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				r := rows[i]
-				keys, values := &r.s.keys[l], &r.s.values[l]
-				for h := range 8 {
-					kern.att(&b.patt[i][h*8], &b.pqkv[i][h*8], &keys[0][h/2][0], &values[0][h/2][0], &b.att[i][0], r.pos+1)
-				}
+		{
+			for i, r := range rows {
+				k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
+				rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+				r.s.keys[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(k))
+				r.s.values[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
 			}
-		})
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					r := rows[i]
+					keys, values := &r.s.keys[l], &r.s.values[l]
+					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+				}
+			})
+		}
 		{
 			o, m := &b.po, &lw.wo
 			pool.RunGrain(64, 512, func(lo, hi int) {
