@@ -24,7 +24,9 @@ import (
 // the bytes streamed per second against the machine's read bandwidth
 // (bench/limits, same path) measured in alternation: "frac" is the share of
 // the bandwidth bound the kernels reach ("frac-panel": the AVX-512 panel
-// kernels on the same blocks in the panel layout). Fastest of b.N
+// kernels on the same blocks in the panel layout; "panel-GB/s" their rate,
+// beside "read-same-size-GB/s", a read loop over a buffer the size of the
+// matrices, which can gain from L3 where one over 256 MiB cannot). Fastest of b.N
 // interleaved rounds.
 //
 //	go test -run '^$' -bench Stream -benchtime 5x ./asm/internal/quanttest
@@ -138,6 +140,14 @@ func BenchmarkStream(b *testing.B) {
 				b.ReportMetric(float64(total)/bestMap.Seconds()/bw, "frac-mmap")
 				if isa == asm.AVX512 {
 					b.ReportMetric(float64(total)/bestPanel.Seconds()/bw, "frac-panel")
+					b.ReportMetric(float64(total)/bestPanel.Seconds()/1e9, "panel-GB/s")
+					same, _ := limits.NewBuffer(total)
+					v := 0.0
+					for i := 0; i < 5; i++ {
+						x, _ := same.ReadBandwidth(path, 1, 1)
+						v = max(v, x)
+					}
+					b.ReportMetric(v/1e9, "read-same-size-GB/s")
 				}
 			})
 		}
