@@ -44,8 +44,11 @@ import (
 type config struct {
 	bin, dir, runner, node, greedy, specs string
 	models                                []string
-	threads                               []int
-	steps, rounds, passes                 int
+	// lenient are models whose greedy ids may part from llama.cpp's: the
+	// divergence is reported, not failed.
+	lenient               map[string]bool
+	threads               []int
+	steps, rounds, passes int
 }
 
 func main() {
@@ -62,7 +65,15 @@ func main() {
 	flag.IntVar(&c.steps, "steps", 128, "decode positions from BOS, and prefill length")
 	flag.IntVar(&c.rounds, "rounds", 5, "interleaved rounds per model and thread count")
 	flag.IntVar(&c.passes, "passes", 5, "passes of each machine-limit measurement")
+	var lenient string
+	flag.StringVar(&lenient, "lenient", "", "models whose greedy ids may part from llama.cpp's (quantised files of random weights: a chaotic network and two engines' 8-bit activation roundings; runtime/quant/RESULTS.md); reported, not failed")
 	flag.Parse()
+	c.lenient = map[string]bool{}
+	for _, m := range strings.Split(lenient, ",") {
+		if m != "" {
+			c.lenient[m] = true
+		}
+	}
 	if c.greedy == "" {
 		c.greedy = filepath.Join(c.dir, "greedy")
 	}
@@ -500,6 +511,7 @@ func (r *results) print(w io.Writer, c config) {
 	p("\n## Greedy token ids\n\n")
 	p("modelc's ids come from `bench/llamacpp/greedy` (the `generate` loop over the same compiled package, recording each sampled id); `generate`'s stdout must equal their text. llama.cpp's come from every timed run (all runs of one setting must give the same ids).\n\n")
 	p("| model | modelc ids | generate text = ids' text | llama.cpp F32 KV, no FA: agree | llama.cpp default (F16 KV, flash attention): agree | modelc's top-2 logit gap there (median gap) |\n|---|---:|---|---:|---:|---:|\n")
+	var parted []string
 	for _, m := range r.models {
 		g := m.greedy
 		sameF, ofF, _ := agreement(g.IDs, m.llamaIDs["llama.cpp f32kv"])
@@ -513,9 +525,15 @@ func (r *results) print(w io.Writer, c config) {
 		if !m.textMatches {
 			r.failures = append(r.failures, fmt.Sprintf("%s: generate's stdout differs from the text of the greedy ids", m.name))
 		}
-		if sameF != ofF || ofF == 0 {
+		if (sameF != ofF || ofF == 0) && !c.lenient[m.name] {
 			r.failures = append(r.failures, fmt.Sprintf("%s: llama.cpp (F32 KV) ids differ from modelc's at position %d", m.name, sameF))
 		}
+		if sameF != ofF && c.lenient[m.name] {
+			parted = append(parted, fmt.Sprintf("%s at position %d", m.name, sameF))
+		}
+	}
+	if len(parted) > 0 {
+		p("\nAllowed by -lenient (quantised random-weight files): ids part from llama.cpp's (F32 KV) for %s.\n", strings.Join(parted, ", "))
 	}
 	for _, m := range r.models {
 		p("\n%s, modelc:              %s\n", m.name, ids(m.greedy.IDs))
