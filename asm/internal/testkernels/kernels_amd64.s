@@ -28013,70 +28013,200 @@ done1022:
 // func matvec_288_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
 TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), AX
-	MOVQ w+8(FP), CX
-	MOVQ x+16(FP), DX
-	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1026
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+24(FP), BX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	VMOVUPS 320(DX), Z5
+	VMOVUPS 384(DX), Z6
+	VMOVUPS 448(DX), Z7
+	VMOVUPS 512(DX), Z8
+	VMOVUPS 576(DX), Z9
+	VMOVUPS 640(DX), Z10
+	VMOVUPS 704(DX), Z11
+	VMOVUPS 768(DX), Z12
+	VMOVUPS 832(DX), Z13
+	VMOVUPS 896(DX), Z14
+	VMOVUPS 960(DX), Z15
+	VMOVUPS 1024(DX), Z16
+	VMOVUPS 1088(DX), Z17
+	CMPQ    BX, $0x04
+	JL      tail1026
 
 rows4_1025:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	XORQ    SI, SI
-
-cols1029:
-	VMOVUPS       (DX)(SI*1), Z8
-	PREFETCHT0    4608(CX)(SI*1)
-	VFMADD231PS   (CX)(SI*1), Z8, Z0
-	PREFETCHT0    5760(CX)(SI*1)
-	VFMADD231PS   1152(CX)(SI*1), Z8, Z1
-	PREFETCHT0    6912(CX)(SI*1)
-	VFMADD231PS   2304(CX)(SI*1), Z8, Z2
-	PREFETCHT0    8064(CX)(SI*1)
-	VFMADD231PS   3456(CX)(SI*1), Z8, Z3
-	VMOVUPS       64(DX)(SI*1), Z8
-	PREFETCHT0    4672(CX)(SI*1)
-	VFMADD231PS   64(CX)(SI*1), Z8, Z4
-	PREFETCHT0    5824(CX)(SI*1)
-	VFMADD231PS   1216(CX)(SI*1), Z8, Z5
-	PREFETCHT0    6976(CX)(SI*1)
-	VFMADD231PS   2368(CX)(SI*1), Z8, Z6
-	PREFETCHT0    8128(CX)(SI*1)
-	VFMADD231PS   3520(CX)(SI*1), Z8, Z7
-	ADDQ          $0x00000080, SI
-	CMPQ          SI, $0x00000480
-	JNE           cols1029
-	VADDPS        Z4, Z0, Z0
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z3, Z3
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPS     Y1, Y0, Y4
-	VUNPCKHPS     Y1, Y0, Y0
-	VADDPS        Y0, Y4, Y4
-	VUNPCKLPS     Y3, Y2, Y0
-	VUNPCKHPS     Y3, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPD     Y0, Y4, Y1
-	VUNPCKHPD     Y0, Y4, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VMOVUPS       X0, (AX)
+	PREFETCHT0    4608(CX)
+	VMULPS        (CX), Z0, Z18
+	PREFETCHT0    5760(CX)
+	VMULPS        1152(CX), Z0, Z19
+	PREFETCHT0    6912(CX)
+	VMULPS        2304(CX), Z0, Z20
+	PREFETCHT0    8064(CX)
+	VMULPS        3456(CX), Z0, Z21
+	PREFETCHT0    4672(CX)
+	VMULPS        64(CX), Z1, Z22
+	PREFETCHT0    5824(CX)
+	VMULPS        1216(CX), Z1, Z23
+	PREFETCHT0    6976(CX)
+	VMULPS        2368(CX), Z1, Z24
+	PREFETCHT0    8128(CX)
+	VMULPS        3520(CX), Z1, Z25
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   128(CX), Z2, Z18
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1280(CX), Z2, Z19
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2432(CX), Z2, Z20
+	PREFETCHT0    8192(CX)
+	VFMADD231PS   3584(CX), Z2, Z21
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   192(CX), Z3, Z22
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1344(CX), Z3, Z23
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   2496(CX), Z3, Z24
+	PREFETCHT0    8256(CX)
+	VFMADD231PS   3648(CX), Z3, Z25
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   256(CX), Z4, Z18
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1408(CX), Z4, Z19
+	PREFETCHT0    7168(CX)
+	VFMADD231PS   2560(CX), Z4, Z20
+	PREFETCHT0    8320(CX)
+	VFMADD231PS   3712(CX), Z4, Z21
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   320(CX), Z5, Z22
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1472(CX), Z5, Z23
+	PREFETCHT0    7232(CX)
+	VFMADD231PS   2624(CX), Z5, Z24
+	PREFETCHT0    8384(CX)
+	VFMADD231PS   3776(CX), Z5, Z25
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   384(CX), Z6, Z18
+	PREFETCHT0    6144(CX)
+	VFMADD231PS   1536(CX), Z6, Z19
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   2688(CX), Z6, Z20
+	PREFETCHT0    8448(CX)
+	VFMADD231PS   3840(CX), Z6, Z21
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   448(CX), Z7, Z22
+	PREFETCHT0    6208(CX)
+	VFMADD231PS   1600(CX), Z7, Z23
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   2752(CX), Z7, Z24
+	PREFETCHT0    8512(CX)
+	VFMADD231PS   3904(CX), Z7, Z25
+	PREFETCHT0    5120(CX)
+	VFMADD231PS   512(CX), Z8, Z18
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   1664(CX), Z8, Z19
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   2816(CX), Z8, Z20
+	PREFETCHT0    8576(CX)
+	VFMADD231PS   3968(CX), Z8, Z21
+	PREFETCHT0    5184(CX)
+	VFMADD231PS   576(CX), Z9, Z22
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   1728(CX), Z9, Z23
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   2880(CX), Z9, Z24
+	PREFETCHT0    8640(CX)
+	VFMADD231PS   4032(CX), Z9, Z25
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   640(CX), Z10, Z18
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   1792(CX), Z10, Z19
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   2944(CX), Z10, Z20
+	PREFETCHT0    8704(CX)
+	VFMADD231PS   4096(CX), Z10, Z21
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   704(CX), Z11, Z22
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   1856(CX), Z11, Z23
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3008(CX), Z11, Z24
+	PREFETCHT0    8768(CX)
+	VFMADD231PS   4160(CX), Z11, Z25
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   768(CX), Z12, Z18
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   1920(CX), Z12, Z19
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3072(CX), Z12, Z20
+	PREFETCHT0    8832(CX)
+	VFMADD231PS   4224(CX), Z12, Z21
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   832(CX), Z13, Z22
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   1984(CX), Z13, Z23
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3136(CX), Z13, Z24
+	PREFETCHT0    8896(CX)
+	VFMADD231PS   4288(CX), Z13, Z25
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   896(CX), Z14, Z18
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2048(CX), Z14, Z19
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3200(CX), Z14, Z20
+	PREFETCHT0    8960(CX)
+	VFMADD231PS   4352(CX), Z14, Z21
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   960(CX), Z15, Z22
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2112(CX), Z15, Z23
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3264(CX), Z15, Z24
+	PREFETCHT0    9024(CX)
+	VFMADD231PS   4416(CX), Z15, Z25
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1024(CX), Z16, Z18
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2176(CX), Z16, Z19
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3328(CX), Z16, Z20
+	PREFETCHT0    9088(CX)
+	VFMADD231PS   4480(CX), Z16, Z21
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1088(CX), Z17, Z22
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2240(CX), Z17, Z23
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3392(CX), Z17, Z24
+	PREFETCHT0    9152(CX)
+	VFMADD231PS   4544(CX), Z17, Z25
+	VADDPS        Z22, Z18, Z18
+	VADDPS        Z23, Z19, Z19
+	VADDPS        Z24, Z20, Z20
+	VADDPS        Z25, Z21, Z21
+	VEXTRACTF64X4 $0x01, Z18, Y22
+	VADDPS        Y22, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y22
+	VADDPS        Y22, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y22
+	VADDPS        Y22, Y20, Y20
+	VEXTRACTF64X4 $0x01, Z21, Y22
+	VADDPS        Y22, Y21, Y21
+	VUNPCKLPS     Y19, Y18, Y22
+	VUNPCKHPS     Y19, Y18, Y18
+	VADDPS        Y18, Y22, Y22
+	VUNPCKLPS     Y21, Y20, Y18
+	VUNPCKHPS     Y21, Y20, Y19
+	VADDPS        Y19, Y18, Y18
+	VUNPCKLPD     Y18, Y22, Y19
+	VUNPCKHPD     Y18, Y22, Y18
+	VADDPS        Y18, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VMOVUPS       X18, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
@@ -28088,40 +28218,36 @@ tail1026:
 	JE    done1028
 
 rows1_1027:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	XORQ    SI, SI
-
-cols1030:
-	VMOVUPS       (DX)(SI*1), Z4
-	VFMADD231PS   (CX)(SI*1), Z4, Z0
-	VMOVUPS       64(DX)(SI*1), Z4
-	VFMADD231PS   64(CX)(SI*1), Z4, Z1
-	VMOVUPS       128(DX)(SI*1), Z4
-	VFMADD231PS   128(CX)(SI*1), Z4, Z2
-	VMOVUPS       192(DX)(SI*1), Z4
-	VFMADD231PS   192(CX)(SI*1), Z4, Z3
-	ADDQ          $0x00000100, SI
-	CMPQ          SI, $0x00000400
-	JNE           cols1030
-	VMOVUPS       1024(DX), Z4
-	VFMADD231PS   1024(CX), Z4, Z0
-	VMOVUPS       1088(DX), Z4
-	VFMADD231PS   1088(CX), Z4, Z1
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VPERMILPS     $0x4e, X1, X0
-	VADDPS        X0, X1, X1
-	VPERMILPS     $0xb1, X1, X0
-	VADDPS        X0, X1, X1
-	VMOVSS        X1, (AX)
+	VMULPS        (CX), Z0, Z18
+	VMULPS        64(CX), Z1, Z19
+	VMULPS        128(CX), Z2, Z20
+	VMULPS        192(CX), Z3, Z21
+	VFMADD231PS   256(CX), Z4, Z18
+	VFMADD231PS   320(CX), Z5, Z19
+	VFMADD231PS   384(CX), Z6, Z20
+	VFMADD231PS   448(CX), Z7, Z21
+	VFMADD231PS   512(CX), Z8, Z18
+	VFMADD231PS   576(CX), Z9, Z19
+	VFMADD231PS   640(CX), Z10, Z20
+	VFMADD231PS   704(CX), Z11, Z21
+	VFMADD231PS   768(CX), Z12, Z18
+	VFMADD231PS   832(CX), Z13, Z19
+	VFMADD231PS   896(CX), Z14, Z20
+	VFMADD231PS   960(CX), Z15, Z21
+	VFMADD231PS   1024(CX), Z16, Z18
+	VFMADD231PS   1088(CX), Z17, Z19
+	VADDPS        Z19, Z18, Z18
+	VADDPS        Z20, Z18, Z18
+	VADDPS        Z21, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y19
+	VADDPS        Y19, Y18, Y18
+	VEXTRACTF32X4 $0x01, Y18, X19
+	VADDPS        X19, X18, X19
+	VPERMILPS     $0x4e, X19, X18
+	VADDPS        X18, X19, X19
+	VPERMILPS     $0xb1, X19, X18
+	VADDPS        X18, X19, X19
+	VMOVSS        X19, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
@@ -28140,9 +28266,9 @@ TEXT ·matvec_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1032
+	JL      tail1030
 
-rows4_1031:
+rows4_1029:
 	VMOVUPS      (DX), Y4
 	PREFETCHT0   4224(CX)
 	VMULPS       (CX), Y4, Y1
@@ -28200,13 +28326,13 @@ rows4_1031:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1031
+	JGE          rows4_1029
 
-tail1032:
+tail1030:
 	TESTQ BX, BX
-	JE    done1034
+	JE    done1032
 
-rows1_1033:
+rows1_1031:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -28231,9 +28357,9 @@ rows1_1033:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1033
+	JNE          rows1_1031
 
-done1034:
+done1032:
 	VZEROUPPER
 	RET
 
@@ -28247,9 +28373,9 @@ TEXT ·matvec_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1036
+	JL    tail1034
 
-rows4_1035:
+rows4_1033:
 	VMOVUPS       (DX), Y3
 	PREFETCHT0    4224(CX)
 	VMULPS        (CX), Y3, Y0
@@ -28303,13 +28429,13 @@ rows4_1035:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1035
+	JGE           rows4_1033
 
-tail1036:
+tail1034:
 	TESTQ BX, BX
-	JE    done1038
+	JE    done1036
 
-rows1_1037:
+rows1_1035:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -28333,9 +28459,9 @@ rows1_1037:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1037
+	JNE           rows1_1035
 
-done1038:
+done1036:
 	VZEROUPPER
 	RET
 
@@ -28348,9 +28474,9 @@ TEXT ·matvec_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1040
+	JL      tail1038
 
-rows4_1039:
+rows4_1037:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -28376,13 +28502,13 @@ rows4_1039:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1039
+	JGE          rows4_1037
 
-tail1040:
+tail1038:
 	TESTQ BX, BX
-	JE    done1042
+	JE    done1040
 
-rows1_1041:
+rows1_1039:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -28396,9 +28522,9 @@ rows1_1041:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1041
+	JNE          rows1_1039
 
-done1042:
+done1040:
 	VZEROUPPER
 	RET
 
@@ -28412,9 +28538,9 @@ TEXT ·matvec_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1044
+	JL    tail1042
 
-rows4_1043:
+rows4_1041:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      12(CX), Y3, K1, Y1
@@ -28436,13 +28562,13 @@ rows4_1043:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1043
+	JGE           rows4_1041
 
-tail1044:
+tail1042:
 	TESTQ BX, BX
-	JE    done1046
+	JE    done1044
 
-rows1_1045:
+rows1_1043:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -28455,9 +28581,9 @@ rows1_1045:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1045
+	JNE           rows1_1043
 
-done1046:
+done1044:
 	VZEROUPPER
 	RET
 
@@ -28477,9 +28603,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1048
+	JL      tail1046
 
-rows4_1047:
+rows4_1045:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHT0   4352(CX)
@@ -28544,13 +28670,13 @@ rows4_1047:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1047
+	JGE          rows4_1045
 
-tail1048:
+tail1046:
 	TESTQ BX, BX
-	JE    done1050
+	JE    done1048
 
-rows1_1049:
+rows1_1047:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       32(CX), Y1, Y9
 	VFMADD231PS  64(CX), Y2, Y8
@@ -28570,9 +28696,9 @@ rows1_1049:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1049
+	JNE          rows1_1047
 
-done1050:
+done1048:
 	VZEROUPPER
 	RET
 
@@ -28588,9 +28714,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1052
+	JL      tail1050
 
-rows4_1051:
+rows4_1049:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHT0    4352(CX)
@@ -28651,13 +28777,13 @@ rows4_1051:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1051
+	JGE           rows4_1049
 
-tail1052:
+tail1050:
 	TESTQ BX, BX
-	JE    done1054
+	JE    done1052
 
-rows1_1053:
+rows1_1051:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        64(CX), Z1, Z5
 	VMULPS        128(CX), Z2, Z6
@@ -28677,9 +28803,9 @@ rows1_1053:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1053
+	JNE           rows1_1051
 
-done1054:
+done1052:
 	VZEROUPPER
 	RET
 
@@ -28691,9 +28817,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1056
+	JL   tail1054
 
-rows4_1055:
+rows4_1053:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -28704,7 +28830,7 @@ rows4_1055:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1059:
+cols1057:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -28721,7 +28847,7 @@ cols1059:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1059
+	JNE          cols1057
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -28742,20 +28868,20 @@ cols1059:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1055
+	JGE          rows4_1053
 
-tail1056:
+tail1054:
 	TESTQ BX, BX
-	JE    done1058
+	JE    done1056
 
-rows1_1057:
+rows1_1055:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1060:
+cols1058:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -28766,7 +28892,7 @@ cols1060:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1060
+	JNE          cols1058
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -28780,9 +28906,9 @@ cols1060:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1057
+	JNE          rows1_1055
 
-done1058:
+done1056:
 	VZEROUPPER
 	RET
 
@@ -28794,9 +28920,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1062
+	JL   tail1060
 
-rows4_1061:
+rows4_1059:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -28807,7 +28933,7 @@ rows4_1061:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1065:
+cols1063:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -28828,7 +28954,7 @@ cols1065:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1065
+	JNE           cols1063
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -28857,20 +28983,20 @@ cols1065:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1061
+	JGE           rows4_1059
 
-tail1062:
+tail1060:
 	TESTQ BX, BX
-	JE    done1064
+	JE    done1062
 
-rows1_1063:
+rows1_1061:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1066:
+cols1064:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -28881,7 +29007,7 @@ cols1066:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1066
+	JNE           cols1064
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -28897,9 +29023,9 @@ cols1066:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1063
+	JNE           rows1_1061
 
-done1064:
+done1062:
 	VZEROUPPER
 	RET
 
@@ -28912,9 +29038,9 @@ TEXT ·matvec_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1068
+	JL      tail1066
 
-rows4_1067:
+rows4_1065:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -28940,13 +29066,13 @@ rows4_1067:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1067
+	JGE          rows4_1065
 
-tail1068:
+tail1066:
 	TESTQ BX, BX
-	JE    done1070
+	JE    done1068
 
-rows1_1069:
+rows1_1067:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -28960,9 +29086,9 @@ rows1_1069:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1069
+	JNE          rows1_1067
 
-done1070:
+done1068:
 	VZEROUPPER
 	RET
 
@@ -28976,9 +29102,9 @@ TEXT ·matvec_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1072
+	JL    tail1070
 
-rows4_1071:
+rows4_1069:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -29000,13 +29126,13 @@ rows4_1071:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1071
+	JGE           rows4_1069
 
-tail1072:
+tail1070:
 	TESTQ BX, BX
-	JE    done1074
+	JE    done1072
 
-rows1_1073:
+rows1_1071:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -29019,9 +29145,9 @@ rows1_1073:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1073
+	JNE           rows1_1071
 
-done1074:
+done1072:
 	VZEROUPPER
 	RET
 
@@ -29034,9 +29160,9 @@ TEXT ·matvec_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x04
-	JL      tail1076
+	JL      tail1074
 
-rows4_1075:
+rows4_1073:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHT0   4128(CX)
@@ -29061,13 +29187,13 @@ rows4_1075:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1075
+	JGE          rows4_1073
 
-tail1076:
+tail1074:
 	TESTQ BX, BX
-	JE    done1078
+	JE    done1076
 
-rows1_1077:
+rows1_1075:
 	VMULPS       (CX), Y0, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
@@ -29079,9 +29205,9 @@ rows1_1077:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1077
+	JNE          rows1_1075
 
-done1078:
+done1076:
 	VZEROUPPER
 	RET
 
@@ -29094,9 +29220,9 @@ TEXT ·matvec_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x04
-	JL      tail1080
+	JL      tail1078
 
-rows4_1079:
+rows4_1077:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHT0    4128(CX)
@@ -29121,13 +29247,13 @@ rows4_1079:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1079
+	JGE           rows4_1077
 
-tail1080:
+tail1078:
 	TESTQ BX, BX
-	JE    done1082
+	JE    done1080
 
-rows1_1081:
+rows1_1079:
 	VMULPS        (CX), Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -29139,9 +29265,9 @@ rows1_1081:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1081
+	JNE           rows1_1079
 
-done1082:
+done1080:
 	VZEROUPPER
 	RET
 
@@ -29176,9 +29302,9 @@ TEXT ·rmsmatvec_16_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      32(DX), Y2
 	VMULPS       32(SI), Y2, Y2
 	CMPQ         BX, $0x04
-	JL           tail1084
+	JL           tail1082
 
-rows4_1083:
+rows4_1081:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y3
 	PREFETCHT0   4160(CX)
@@ -29212,13 +29338,13 @@ rows4_1083:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1083
+	JGE          rows4_1081
 
-tail1084:
+tail1082:
 	TESTQ BX, BX
-	JE    done1086
+	JE    done1084
 
-rows1_1085:
+rows1_1083:
 	VMULPS       (CX), Y1, Y3
 	VMULPS       32(CX), Y2, Y4
 	VADDPS       Y4, Y3, Y3
@@ -29233,9 +29359,9 @@ rows1_1085:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1085
+	JNE          rows1_1083
 
-done1086:
+done1084:
 	VZEROUPPER
 	RET
 
@@ -29288,9 +29414,9 @@ TEXT ·rmsmatvec_16_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       32(DX), Y2
 	VMULPS        32(SI), Y2, Y2
 	CMPQ          BX, $0x04
-	JL            tail1088
+	JL            tail1086
 
-rows4_1087:
+rows4_1085:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Y1, Y3
 	PREFETCHT0    4160(CX)
@@ -29324,13 +29450,13 @@ rows4_1087:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1087
+	JGE           rows4_1085
 
-tail1088:
+tail1086:
 	TESTQ BX, BX
-	JE    done1090
+	JE    done1088
 
-rows1_1089:
+rows1_1087:
 	VMULPS        (CX), Y1, Y3
 	VMULPS        32(CX), Y2, Y4
 	VADDPS        Y4, Y3, Y3
@@ -29345,9 +29471,9 @@ rows1_1089:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1089
+	JNE           rows1_1087
 
-done1090:
+done1088:
 	VZEROUPPER
 	RET
 
@@ -29366,7 +29492,7 @@ TEXT ·rmsmatvec_172_avx2(SB), NOSPLIT, $0-44
 	VXORPS  Y4, Y4, Y4
 	XORQ    DI, DI
 
-cols1091:
+cols1089:
 	VMOVUPS      (DX)(DI*1), Y5
 	VFMADD231PS  (DX)(DI*1), Y5, Y1
 	VMOVUPS      32(DX)(DI*1), Y5
@@ -29377,7 +29503,7 @@ cols1091:
 	VFMADD231PS  96(DX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1091
+	JNE          cols1089
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(DX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -29400,9 +29526,9 @@ cols1091:
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1093
+	JL           tail1091
 
-rows4_1092:
+rows4_1090:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -29413,7 +29539,7 @@ rows4_1092:
 	VXORPS Y9, Y9, Y9
 	XORQ   DI, DI
 
-cols1096:
+cols1094:
 	VMOVUPS      (DX)(DI*1), Y10
 	VMULPS       (SI)(DI*1), Y10, Y10
 	PREFETCHT0   5504(CX)(DI*1)
@@ -29432,7 +29558,7 @@ cols1096:
 	VFMADD231PS  2096(CX)(DI*1), Y10, Y9
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1096
+	JNE          cols1094
 	VMOVUPS      640(DX), Y10
 	VMULPS       640(SI), Y10, Y10
 	PREFETCHT0   6144(CX)
@@ -29475,20 +29601,20 @@ cols1096:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1092
+	JGE          rows4_1090
 
-tail1093:
+tail1091:
 	TESTQ BX, BX
-	JE    done1095
+	JE    done1093
 
-rows1_1094:
+rows1_1092:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	XORQ   DI, DI
 
-cols1097:
+cols1095:
 	VMOVUPS      (DX)(DI*1), Y6
 	VMULPS       (SI)(DI*1), Y6, Y6
 	VFMADD231PS  (CX)(DI*1), Y6, Y2
@@ -29503,7 +29629,7 @@ cols1097:
 	VFMADD231PS  96(CX)(DI*1), Y6, Y5
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1097
+	JNE          cols1095
 	VMOVUPS      640(DX), Y6
 	VMULPS       640(SI), Y6, Y6
 	VFMADD231PS  640(CX), Y6, Y2
@@ -29526,9 +29652,9 @@ cols1097:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1094
+	JNE          rows1_1092
 
-done1095:
+done1093:
 	VZEROUPPER
 	RET
 
@@ -29601,9 +29727,9 @@ TEXT ·rmsmatvec_172_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1099
+	JL            tail1097
 
-rows4_1098:
+rows4_1096:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	PREFETCHT0    5504(CX)
@@ -29739,13 +29865,13 @@ rows4_1098:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1098
+	JGE           rows4_1096
 
-tail1099:
+tail1097:
 	TESTQ BX, BX
-	JE    done1101
+	JE    done1099
 
-rows1_1100:
+rows1_1098:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -29795,9 +29921,9 @@ rows1_1100:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1100
+	JNE           rows1_1098
 
-done1101:
+done1099:
 	VZEROUPPER
 	RET
 
@@ -29832,9 +29958,9 @@ TEXT ·rmsmatvec_17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1103
+	JL           tail1101
 
-rows4_1102:
+rows4_1100:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHT0   4352(CX)
@@ -29883,13 +30009,13 @@ rows4_1102:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1102
+	JGE          rows4_1100
 
-tail1103:
+tail1101:
 	TESTQ BX, BX
-	JE    done1105
+	JE    done1103
 
-rows1_1104:
+rows1_1102:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -29913,9 +30039,9 @@ rows1_1104:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1104
+	JNE          rows1_1102
 
-done1105:
+done1103:
 	VZEROUPPER
 	RET
 
@@ -29968,9 +30094,9 @@ TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1107
+	JL            tail1105
 
-rows4_1106:
+rows4_1104:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHT0    4352(CX)
@@ -30014,13 +30140,13 @@ rows4_1106:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1106
+	JGE           rows4_1104
 
-tail1107:
+tail1105:
 	TESTQ BX, BX
-	JE    done1109
+	JE    done1107
 
-rows1_1108:
+rows1_1106:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -30042,9 +30168,9 @@ rows1_1108:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1108
+	JNE           rows1_1106
 
-done1109:
+done1107:
 	VZEROUPPER
 	RET
 
@@ -30074,9 +30200,9 @@ TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1111
+	JL           tail1109
 
-rows4_1110:
+rows4_1108:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -30105,13 +30231,13 @@ rows4_1110:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1110
+	JGE          rows4_1108
 
-tail1111:
+tail1109:
 	TESTQ BX, BX
-	JE    done1113
+	JE    done1111
 
-rows1_1112:
+rows1_1110:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -30128,9 +30254,9 @@ rows1_1112:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1112
+	JNE          rows1_1110
 
-done1113:
+done1111:
 	VZEROUPPER
 	RET
 
@@ -30178,9 +30304,9 @@ TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1115
+	JL            tail1113
 
-rows4_1114:
+rows4_1112:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -30204,13 +30330,13 @@ rows4_1114:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1114
+	JGE           rows4_1112
 
-tail1115:
+tail1113:
 	TESTQ BX, BX
-	JE    done1117
+	JE    done1115
 
-rows1_1116:
+rows1_1114:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -30225,9 +30351,9 @@ rows1_1116:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1116
+	JNE           rows1_1114
 
-done1117:
+done1115:
 	VZEROUPPER
 	RET
 
@@ -30245,7 +30371,7 @@ TEXT ·rmsmatvec_2048_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1118:
+cols1116:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -30256,7 +30382,7 @@ cols1118:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1118
+	JNE          cols1116
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -30274,9 +30400,9 @@ cols1118:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1120
+	JL           tail1118
 
-rows4_1119:
+rows4_1117:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -30287,7 +30413,7 @@ rows4_1119:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1123:
+cols1121:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -30302,7 +30428,7 @@ cols1123:
 	VFMADD231PS  24608(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1123
+	JNE          cols1121
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -30324,20 +30450,20 @@ cols1123:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1119
+	JGE          rows4_1117
 
-tail1120:
+tail1118:
 	TESTQ BX, BX
-	JE    done1122
+	JE    done1120
 
-rows1_1121:
+rows1_1119:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1124:
+cols1122:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -30352,7 +30478,7 @@ cols1124:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1124
+	JNE          cols1122
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -30367,9 +30493,9 @@ cols1124:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1121
+	JNE          rows1_1119
 
-done1122:
+done1120:
 	VZEROUPPER
 	RET
 
@@ -30405,7 +30531,7 @@ TEXT ·rmsmatvec_2048_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1125:
+cols1123:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -30416,7 +30542,7 @@ cols1125:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1125
+	JNE           cols1123
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -30436,9 +30562,9 @@ cols1125:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1127
+	JL            tail1125
 
-rows4_1126:
+rows4_1124:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -30449,7 +30575,7 @@ rows4_1126:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1130:
+cols1128:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -30464,7 +30590,7 @@ cols1130:
 	VFMADD231PS   24640(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1130
+	JNE           cols1128
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -30494,20 +30620,20 @@ cols1130:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1126
+	JGE           rows4_1124
 
-tail1127:
+tail1125:
 	TESTQ BX, BX
-	JE    done1129
+	JE    done1127
 
-rows1_1128:
+rows1_1126:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1131:
+cols1129:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -30522,7 +30648,7 @@ cols1131:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1131
+	JNE           cols1129
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -30539,9 +30665,9 @@ cols1131:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1128
+	JNE           rows1_1126
 
-done1129:
+done1127:
 	VZEROUPPER
 	RET
 
@@ -30559,7 +30685,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1132:
+cols1130:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -30570,7 +30696,7 @@ cols1132:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1132
+	JNE          cols1130
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -30588,9 +30714,9 @@ cols1132:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1134
+	JL           tail1132
 
-rows4_1133:
+rows4_1131:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -30601,7 +30727,7 @@ rows4_1133:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1137:
+cols1135:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -30620,7 +30746,7 @@ cols1137:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1137
+	JNE          cols1135
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -30642,20 +30768,20 @@ cols1137:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1133
+	JGE          rows4_1131
 
-tail1134:
+tail1132:
 	TESTQ BX, BX
-	JE    done1136
+	JE    done1134
 
-rows1_1135:
+rows1_1133:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1138:
+cols1136:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -30670,7 +30796,7 @@ cols1138:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1138
+	JNE          cols1136
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -30685,9 +30811,9 @@ cols1138:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1135
+	JNE          rows1_1133
 
-done1136:
+done1134:
 	VZEROUPPER
 	RET
 
@@ -30723,7 +30849,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1139:
+cols1137:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -30734,7 +30860,7 @@ cols1139:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1139
+	JNE           cols1137
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -30757,127 +30883,263 @@ cols1139:
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
+	VMOVUPS       (DX), Z1
+	VMULPS        (SI), Z1, Z1
+	VMOVUPS       64(DX), Z2
+	VMULPS        64(SI), Z2, Z2
+	VMOVUPS       128(DX), Z3
+	VMULPS        128(SI), Z3, Z3
+	VMOVUPS       192(DX), Z4
+	VMULPS        192(SI), Z4, Z4
+	VMOVUPS       256(DX), Z5
+	VMULPS        256(SI), Z5, Z5
+	VMOVUPS       320(DX), Z6
+	VMULPS        320(SI), Z6, Z6
+	VMOVUPS       384(DX), Z7
+	VMULPS        384(SI), Z7, Z7
+	VMOVUPS       448(DX), Z8
+	VMULPS        448(SI), Z8, Z8
+	VMOVUPS       512(DX), Z9
+	VMULPS        512(SI), Z9, Z9
+	VMOVUPS       576(DX), Z10
+	VMULPS        576(SI), Z10, Z10
+	VMOVUPS       640(DX), Z11
+	VMULPS        640(SI), Z11, Z11
+	VMOVUPS       704(DX), Z12
+	VMULPS        704(SI), Z12, Z12
+	VMOVUPS       768(DX), Z13
+	VMULPS        768(SI), Z13, Z13
+	VMOVUPS       832(DX), Z14
+	VMULPS        832(SI), Z14, Z14
+	VMOVUPS       896(DX), Z15
+	VMULPS        896(SI), Z15, Z15
+	VMOVUPS       960(DX), Z16
+	VMULPS        960(SI), Z16, Z16
+	VMOVUPS       1024(DX), Z17
+	VMULPS        1024(SI), Z17, Z17
+	VMOVUPS       1088(DX), Z18
+	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1141
+	JL            tail1139
 
-rows4_1140:
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	XORQ    DI, DI
-
-cols1144:
-	VMOVUPS       (DX)(DI*1), Z9
-	VMULPS        (SI)(DI*1), Z9, Z9
-	PREFETCHT0    4608(CX)(DI*1)
-	VFMADD231PS   (CX)(DI*1), Z9, Z1
-	PREFETCHT0    5760(CX)(DI*1)
-	VFMADD231PS   1152(CX)(DI*1), Z9, Z2
-	PREFETCHT0    6912(CX)(DI*1)
-	VFMADD231PS   2304(CX)(DI*1), Z9, Z3
-	PREFETCHT0    8064(CX)(DI*1)
-	VFMADD231PS   3456(CX)(DI*1), Z9, Z4
-	VMOVUPS       64(DX)(DI*1), Z9
-	VMULPS        64(SI)(DI*1), Z9, Z9
-	PREFETCHT0    4672(CX)(DI*1)
-	VFMADD231PS   64(CX)(DI*1), Z9, Z5
-	PREFETCHT0    5824(CX)(DI*1)
-	VFMADD231PS   1216(CX)(DI*1), Z9, Z6
-	PREFETCHT0    6976(CX)(DI*1)
-	VFMADD231PS   2368(CX)(DI*1), Z9, Z7
-	PREFETCHT0    8128(CX)(DI*1)
-	VFMADD231PS   3520(CX)(DI*1), Z9, Z8
-	ADDQ          $0x00000080, DI
-	CMPQ          DI, $0x00000480
-	JNE           cols1144
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z3, Z3
-	VADDPS        Z8, Z4, Z4
-	VEXTRACTF64X4 $0x01, Z1, Y5
-	VADDPS        Y5, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y5
-	VADDPS        Y5, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y5
-	VADDPS        Y5, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y5
-	VADDPS        Y5, Y4, Y4
-	VUNPCKLPS     Y2, Y1, Y5
-	VUNPCKHPS     Y2, Y1, Y1
-	VADDPS        Y1, Y5, Y5
-	VUNPCKLPS     Y4, Y3, Y1
-	VUNPCKHPS     Y4, Y3, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y5, Y2
-	VUNPCKHPD     Y1, Y5, Y1
-	VADDPS        Y1, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VMULPS        X0, X1, X1
-	VMOVUPS       X1, (AX)
+rows4_1138:
+	PREFETCHT0    4608(CX)
+	VMULPS        (CX), Z1, Z19
+	PREFETCHT0    5760(CX)
+	VMULPS        1152(CX), Z1, Z20
+	PREFETCHT0    6912(CX)
+	VMULPS        2304(CX), Z1, Z21
+	PREFETCHT0    8064(CX)
+	VMULPS        3456(CX), Z1, Z22
+	PREFETCHT0    4672(CX)
+	VMULPS        64(CX), Z2, Z23
+	PREFETCHT0    5824(CX)
+	VMULPS        1216(CX), Z2, Z24
+	PREFETCHT0    6976(CX)
+	VMULPS        2368(CX), Z2, Z25
+	PREFETCHT0    8128(CX)
+	VMULPS        3520(CX), Z2, Z26
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   128(CX), Z3, Z19
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1280(CX), Z3, Z20
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2432(CX), Z3, Z21
+	PREFETCHT0    8192(CX)
+	VFMADD231PS   3584(CX), Z3, Z22
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   192(CX), Z4, Z23
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1344(CX), Z4, Z24
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   2496(CX), Z4, Z25
+	PREFETCHT0    8256(CX)
+	VFMADD231PS   3648(CX), Z4, Z26
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   256(CX), Z5, Z19
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1408(CX), Z5, Z20
+	PREFETCHT0    7168(CX)
+	VFMADD231PS   2560(CX), Z5, Z21
+	PREFETCHT0    8320(CX)
+	VFMADD231PS   3712(CX), Z5, Z22
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   320(CX), Z6, Z23
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1472(CX), Z6, Z24
+	PREFETCHT0    7232(CX)
+	VFMADD231PS   2624(CX), Z6, Z25
+	PREFETCHT0    8384(CX)
+	VFMADD231PS   3776(CX), Z6, Z26
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   384(CX), Z7, Z19
+	PREFETCHT0    6144(CX)
+	VFMADD231PS   1536(CX), Z7, Z20
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   2688(CX), Z7, Z21
+	PREFETCHT0    8448(CX)
+	VFMADD231PS   3840(CX), Z7, Z22
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   448(CX), Z8, Z23
+	PREFETCHT0    6208(CX)
+	VFMADD231PS   1600(CX), Z8, Z24
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   2752(CX), Z8, Z25
+	PREFETCHT0    8512(CX)
+	VFMADD231PS   3904(CX), Z8, Z26
+	PREFETCHT0    5120(CX)
+	VFMADD231PS   512(CX), Z9, Z19
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   1664(CX), Z9, Z20
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   2816(CX), Z9, Z21
+	PREFETCHT0    8576(CX)
+	VFMADD231PS   3968(CX), Z9, Z22
+	PREFETCHT0    5184(CX)
+	VFMADD231PS   576(CX), Z10, Z23
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   1728(CX), Z10, Z24
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   2880(CX), Z10, Z25
+	PREFETCHT0    8640(CX)
+	VFMADD231PS   4032(CX), Z10, Z26
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   640(CX), Z11, Z19
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   1792(CX), Z11, Z20
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   2944(CX), Z11, Z21
+	PREFETCHT0    8704(CX)
+	VFMADD231PS   4096(CX), Z11, Z22
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   704(CX), Z12, Z23
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   1856(CX), Z12, Z24
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3008(CX), Z12, Z25
+	PREFETCHT0    8768(CX)
+	VFMADD231PS   4160(CX), Z12, Z26
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   768(CX), Z13, Z19
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   1920(CX), Z13, Z20
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3072(CX), Z13, Z21
+	PREFETCHT0    8832(CX)
+	VFMADD231PS   4224(CX), Z13, Z22
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   832(CX), Z14, Z23
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   1984(CX), Z14, Z24
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3136(CX), Z14, Z25
+	PREFETCHT0    8896(CX)
+	VFMADD231PS   4288(CX), Z14, Z26
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   896(CX), Z15, Z19
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2048(CX), Z15, Z20
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3200(CX), Z15, Z21
+	PREFETCHT0    8960(CX)
+	VFMADD231PS   4352(CX), Z15, Z22
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   960(CX), Z16, Z23
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2112(CX), Z16, Z24
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3264(CX), Z16, Z25
+	PREFETCHT0    9024(CX)
+	VFMADD231PS   4416(CX), Z16, Z26
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1024(CX), Z17, Z19
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2176(CX), Z17, Z20
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3328(CX), Z17, Z21
+	PREFETCHT0    9088(CX)
+	VFMADD231PS   4480(CX), Z17, Z22
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1088(CX), Z18, Z23
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2240(CX), Z18, Z24
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3392(CX), Z18, Z25
+	PREFETCHT0    9152(CX)
+	VFMADD231PS   4544(CX), Z18, Z26
+	VADDPS        Z23, Z19, Z19
+	VADDPS        Z24, Z20, Z20
+	VADDPS        Z25, Z21, Z21
+	VADDPS        Z26, Z22, Z22
+	VEXTRACTF64X4 $0x01, Z19, Y23
+	VADDPS        Y23, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y23
+	VADDPS        Y23, Y20, Y20
+	VEXTRACTF64X4 $0x01, Z21, Y23
+	VADDPS        Y23, Y21, Y21
+	VEXTRACTF64X4 $0x01, Z22, Y23
+	VADDPS        Y23, Y22, Y22
+	VUNPCKLPS     Y20, Y19, Y23
+	VUNPCKHPS     Y20, Y19, Y19
+	VADDPS        Y19, Y23, Y23
+	VUNPCKLPS     Y22, Y21, Y19
+	VUNPCKHPS     Y22, Y21, Y20
+	VADDPS        Y20, Y19, Y19
+	VUNPCKLPD     Y19, Y23, Y20
+	VUNPCKHPD     Y19, Y23, Y19
+	VADDPS        Y19, Y20, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VMULPS        X0, X19, X19
+	VMOVUPS       X19, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1140
+	JGE           rows4_1138
 
-tail1141:
+tail1139:
 	TESTQ BX, BX
-	JE    done1143
+	JE    done1141
 
-rows1_1142:
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	XORQ    DI, DI
-
-cols1145:
-	VMOVUPS       (DX)(DI*1), Z5
-	VMULPS        (SI)(DI*1), Z5, Z5
-	VFMADD231PS   (CX)(DI*1), Z5, Z1
-	VMOVUPS       64(DX)(DI*1), Z5
-	VMULPS        64(SI)(DI*1), Z5, Z5
-	VFMADD231PS   64(CX)(DI*1), Z5, Z2
-	VMOVUPS       128(DX)(DI*1), Z5
-	VMULPS        128(SI)(DI*1), Z5, Z5
-	VFMADD231PS   128(CX)(DI*1), Z5, Z3
-	VMOVUPS       192(DX)(DI*1), Z5
-	VMULPS        192(SI)(DI*1), Z5, Z5
-	VFMADD231PS   192(CX)(DI*1), Z5, Z4
-	ADDQ          $0x00000100, DI
-	CMPQ          DI, $0x00000400
-	JNE           cols1145
-	VMOVUPS       1024(DX), Z5
-	VMULPS        1024(SI), Z5, Z5
-	VFMADD231PS   1024(CX), Z5, Z1
-	VMOVUPS       1088(DX), Z5
-	VMULPS        1088(SI), Z5, Z5
-	VFMADD231PS   1088(CX), Z5, Z2
-	VADDPS        Z2, Z1, Z1
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z1, Y2
-	VADDPS        Y2, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VPERMILPS     $0x4e, X2, X1
-	VADDPS        X1, X2, X2
-	VPERMILPS     $0xb1, X2, X1
-	VADDPS        X1, X2, X2
-	VMULPS        X0, X2, X2
-	VMOVSS        X2, (AX)
+rows1_1140:
+	VMULPS        (CX), Z1, Z19
+	VMULPS        64(CX), Z2, Z20
+	VMULPS        128(CX), Z3, Z21
+	VMULPS        192(CX), Z4, Z22
+	VFMADD231PS   256(CX), Z5, Z19
+	VFMADD231PS   320(CX), Z6, Z20
+	VFMADD231PS   384(CX), Z7, Z21
+	VFMADD231PS   448(CX), Z8, Z22
+	VFMADD231PS   512(CX), Z9, Z19
+	VFMADD231PS   576(CX), Z10, Z20
+	VFMADD231PS   640(CX), Z11, Z21
+	VFMADD231PS   704(CX), Z12, Z22
+	VFMADD231PS   768(CX), Z13, Z19
+	VFMADD231PS   832(CX), Z14, Z20
+	VFMADD231PS   896(CX), Z15, Z21
+	VFMADD231PS   960(CX), Z16, Z22
+	VFMADD231PS   1024(CX), Z17, Z19
+	VFMADD231PS   1088(CX), Z18, Z20
+	VADDPS        Z20, Z19, Z19
+	VADDPS        Z21, Z19, Z19
+	VADDPS        Z22, Z19, Z19
+	VEXTRACTF64X4 $0x01, Z19, Y20
+	VADDPS        Y20, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X20
+	VADDPS        X20, X19, X20
+	VPERMILPS     $0x4e, X20, X19
+	VADDPS        X19, X20, X20
+	VPERMILPS     $0xb1, X20, X19
+	VADDPS        X19, X20, X20
+	VMULPS        X0, X20, X20
+	VMOVSS        X20, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1142
+	JNE           rows1_1140
 
-done1143:
+done1141:
 	VZEROUPPER
 	RET
 
@@ -30918,9 +31180,9 @@ TEXT ·rmsmatvec_33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1147
+	JL           tail1143
 
-rows4_1146:
+rows4_1142:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHT0   4224(CX)
@@ -30985,13 +31247,13 @@ rows4_1146:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1146
+	JGE          rows4_1142
 
-tail1147:
+tail1143:
 	TESTQ BX, BX
-	JE    done1149
+	JE    done1145
 
-rows1_1148:
+rows1_1144:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -31023,9 +31285,9 @@ rows1_1148:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1148
+	JNE          rows1_1144
 
-done1149:
+done1145:
 	VZEROUPPER
 	RET
 
@@ -31084,9 +31346,9 @@ TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1151
+	JL            tail1147
 
-rows4_1150:
+rows4_1146:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHT0    4224(CX)
@@ -31146,13 +31408,13 @@ rows4_1150:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1150
+	JGE           rows4_1146
 
-tail1151:
+tail1147:
 	TESTQ BX, BX
-	JE    done1153
+	JE    done1149
 
-rows1_1152:
+rows1_1148:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -31182,9 +31444,9 @@ rows1_1152:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1152
+	JNE           rows1_1148
 
-done1153:
+done1149:
 	VZEROUPPER
 	RET
 
@@ -31214,9 +31476,9 @@ TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1155
+	JL           tail1151
 
-rows4_1154:
+rows4_1150:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -31245,13 +31507,13 @@ rows4_1154:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1154
+	JGE          rows4_1150
 
-tail1155:
+tail1151:
 	TESTQ BX, BX
-	JE    done1157
+	JE    done1153
 
-rows1_1156:
+rows1_1152:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -31268,9 +31530,9 @@ rows1_1156:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1156
+	JNE          rows1_1152
 
-done1157:
+done1153:
 	VZEROUPPER
 	RET
 
@@ -31318,9 +31580,9 @@ TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1159
+	JL            tail1155
 
-rows4_1158:
+rows4_1154:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -31344,13 +31606,13 @@ rows4_1158:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1158
+	JGE           rows4_1154
 
-tail1159:
+tail1155:
 	TESTQ BX, BX
-	JE    done1161
+	JE    done1157
 
-rows1_1160:
+rows1_1156:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -31365,9 +31627,9 @@ rows1_1160:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1160
+	JNE           rows1_1156
 
-done1161:
+done1157:
 	VZEROUPPER
 	RET
 
@@ -31428,9 +31690,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1163
+	JL           tail1159
 
-rows4_1162:
+rows4_1158:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHT0   4352(CX)
@@ -31496,13 +31758,13 @@ rows4_1162:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1162
+	JGE          rows4_1158
 
-tail1163:
+tail1159:
 	TESTQ BX, BX
-	JE    done1165
+	JE    done1161
 
-rows1_1164:
+rows1_1160:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       32(CX), Y2, Y10
 	VFMADD231PS  64(CX), Y3, Y9
@@ -31523,9 +31785,9 @@ rows1_1164:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1164
+	JNE          rows1_1160
 
-done1165:
+done1161:
 	VZEROUPPER
 	RET
 
@@ -31590,9 +31852,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail1167
+	JL            tail1163
 
-rows4_1166:
+rows4_1162:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHT0    4352(CX)
@@ -31654,13 +31916,13 @@ rows4_1166:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1166
+	JGE           rows4_1162
 
-tail1167:
+tail1163:
 	TESTQ BX, BX
-	JE    done1169
+	JE    done1165
 
-rows1_1168:
+rows1_1164:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        64(CX), Z2, Z6
 	VMULPS        128(CX), Z3, Z7
@@ -31681,9 +31943,9 @@ rows1_1168:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1168
+	JNE           rows1_1164
 
-done1169:
+done1165:
 	VZEROUPPER
 	RET
 
@@ -31701,7 +31963,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1170:
+cols1166:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -31712,7 +31974,7 @@ cols1170:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1170
+	JNE          cols1166
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -31730,9 +31992,9 @@ cols1170:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1172
+	JL           tail1168
 
-rows4_1171:
+rows4_1167:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -31743,7 +32005,7 @@ rows4_1171:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1175:
+cols1171:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -31762,7 +32024,7 @@ cols1175:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1175
+	JNE          cols1171
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -31784,20 +32046,20 @@ cols1175:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1171
+	JGE          rows4_1167
 
-tail1172:
+tail1168:
 	TESTQ BX, BX
-	JE    done1174
+	JE    done1170
 
-rows1_1173:
+rows1_1169:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1176:
+cols1172:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -31812,7 +32074,7 @@ cols1176:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1176
+	JNE          cols1172
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -31827,9 +32089,9 @@ cols1176:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1173
+	JNE          rows1_1169
 
-done1174:
+done1170:
 	VZEROUPPER
 	RET
 
@@ -31865,7 +32127,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1177:
+cols1173:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -31876,7 +32138,7 @@ cols1177:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1177
+	JNE           cols1173
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -31896,9 +32158,9 @@ cols1177:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1179
+	JL            tail1175
 
-rows4_1178:
+rows4_1174:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -31909,7 +32171,7 @@ rows4_1178:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1182:
+cols1178:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    12288(CX)(DI*1)
@@ -31932,7 +32194,7 @@ cols1182:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1182
+	JNE           cols1178
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -31962,20 +32224,20 @@ cols1182:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1178
+	JGE           rows4_1174
 
-tail1179:
+tail1175:
 	TESTQ BX, BX
-	JE    done1181
+	JE    done1177
 
-rows1_1180:
+rows1_1176:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1183:
+cols1179:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -31990,7 +32252,7 @@ cols1183:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1183
+	JNE           cols1179
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -32007,9 +32269,9 @@ cols1183:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1180
+	JNE           rows1_1176
 
-done1181:
+done1177:
 	VZEROUPPER
 	RET
 
@@ -32039,9 +32301,9 @@ TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1185
+	JL           tail1181
 
-rows4_1184:
+rows4_1180:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -32070,13 +32332,13 @@ rows4_1184:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1184
+	JGE          rows4_1180
 
-tail1185:
+tail1181:
 	TESTQ BX, BX
-	JE    done1187
+	JE    done1183
 
-rows1_1186:
+rows1_1182:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -32093,9 +32355,9 @@ rows1_1186:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1186
+	JNE          rows1_1182
 
-done1187:
+done1183:
 	VZEROUPPER
 	RET
 
@@ -32143,9 +32405,9 @@ TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1189
+	JL            tail1185
 
-rows4_1188:
+rows4_1184:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -32169,13 +32431,13 @@ rows4_1188:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1188
+	JGE           rows4_1184
 
-tail1189:
+tail1185:
 	TESTQ BX, BX
-	JE    done1191
+	JE    done1187
 
-rows1_1190:
+rows1_1186:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -32190,9 +32452,9 @@ rows1_1190:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1190
+	JNE           rows1_1186
 
-done1191:
+done1187:
 	VZEROUPPER
 	RET
 
@@ -32222,9 +32484,9 @@ TEXT ·rmsmatvec_8_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1193
+	JL           tail1189
 
-rows4_1192:
+rows4_1188:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y2
 	PREFETCHT0   4128(CX)
@@ -32250,13 +32512,13 @@ rows4_1192:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1192
+	JGE          rows4_1188
 
-tail1193:
+tail1189:
 	TESTQ BX, BX
-	JE    done1195
+	JE    done1191
 
-rows1_1194:
+rows1_1190:
 	VMULPS       (CX), Y1, Y2
 	VEXTRACTF128 $0x01, Y2, X3
 	VADDPS       X3, X2, X3
@@ -32269,9 +32531,9 @@ rows1_1194:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1194
+	JNE          rows1_1190
 
-done1195:
+done1191:
 	VZEROUPPER
 	RET
 
@@ -32319,9 +32581,9 @@ TEXT ·rmsmatvec_8_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	CMPQ          BX, $0x04
-	JL            tail1197
+	JL            tail1193
 
-rows4_1196:
+rows4_1192:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Y1, Y2
 	PREFETCHT0    4128(CX)
@@ -32347,13 +32609,13 @@ rows4_1196:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1196
+	JGE           rows4_1192
 
-tail1197:
+tail1193:
 	TESTQ BX, BX
-	JE    done1199
+	JE    done1195
 
-rows1_1198:
+rows1_1194:
 	VMULPS        (CX), Y1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X3, X2, X3
@@ -32366,9 +32628,9 @@ rows1_1198:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1198
+	JNE           rows1_1194
 
-done1199:
+done1195:
 	VZEROUPPER
 	RET
 
@@ -32403,9 +32665,9 @@ TEXT ·rmsswiglu_13x17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1201
+	JL           tail1197
 
-rows4_1200:
+rows4_1196:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHT0   4352(CX)
@@ -32505,13 +32767,13 @@ rows4_1200:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1200
+	JGE          rows4_1196
 
-tail1201:
+tail1197:
 	TESTQ BX, BX
-	JE    done1203
+	JE    done1199
 
-rows1_1202:
+rows1_1198:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -32570,9 +32832,9 @@ rows1_1202:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1202
+	JNE          rows1_1198
 
-done1203:
+done1199:
 	VZEROUPPER
 	RET
 
@@ -32625,9 +32887,9 @@ TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1205
+	JL            tail1201
 
-rows4_1204:
+rows4_1200:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHT0    4352(CX)
@@ -32718,13 +32980,13 @@ rows4_1204:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1204
+	JGE           rows4_1200
 
-tail1205:
+tail1201:
 	TESTQ BX, BX
-	JE    done1207
+	JE    done1203
 
-rows1_1206:
+rows1_1202:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -32780,9 +33042,9 @@ rows1_1206:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1206
+	JNE           rows1_1202
 
-done1207:
+done1203:
 	VZEROUPPER
 	RET
 
@@ -32843,9 +33105,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1209
+	JL           tail1205
 
-rows4_1208:
+rows4_1204:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHT0   4352(CX)
@@ -32994,13 +33256,13 @@ rows4_1208:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1208
+	JGE          rows4_1204
 
-tail1209:
+tail1205:
 	TESTQ BX, BX
-	JE    done1211
+	JE    done1207
 
-rows1_1210:
+rows1_1206:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       44032(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -33058,9 +33320,9 @@ rows1_1210:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1210
+	JNE          rows1_1206
 
-done1211:
+done1207:
 	VZEROUPPER
 	RET
 
@@ -33107,9 +33369,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail1213
+	JL            tail1209
 
-rows4_1212:
+rows4_1208:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHT0    4352(CX)
@@ -33242,13 +33504,13 @@ rows4_1212:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1212
+	JGE           rows4_1208
 
-tail1213:
+tail1209:
 	TESTQ BX, BX
-	JE    done1215
+	JE    done1211
 
-rows1_1214:
+rows1_1210:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        44032(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -33308,9 +33570,9 @@ rows1_1214:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1214
+	JNE           rows1_1210
 
-done1215:
+done1211:
 	VZEROUPPER
 	RET
 
@@ -33340,9 +33602,9 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1217
+	JL           tail1213
 
-rows4_1216:
+rows4_1212:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -33414,13 +33676,13 @@ rows4_1216:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1216
+	JGE          rows4_1212
 
-tail1217:
+tail1213:
 	TESTQ BX, BX
-	JE    done1219
+	JE    done1215
 
-rows1_1218:
+rows1_1214:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -33469,9 +33731,9 @@ rows1_1218:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1218
+	JNE          rows1_1214
 
-done1219:
+done1215:
 	VZEROUPPER
 	RET
 
@@ -33501,9 +33763,9 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1221
+	JL            tail1217
 
-rows4_1220:
+rows4_1216:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -33566,13 +33828,13 @@ rows4_1220:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1220
+	JGE           rows4_1216
 
-tail1221:
+tail1217:
 	TESTQ BX, BX
-	JE    done1223
+	JE    done1219
 
-rows1_1222:
+rows1_1218:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -33618,9 +33880,9 @@ rows1_1222:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1222
+	JNE           rows1_1218
 
-done1223:
+done1219:
 	VZEROUPPER
 	RET
 
@@ -33638,7 +33900,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1224:
+cols1220:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -33649,7 +33911,7 @@ cols1224:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1224
+	JNE          cols1220
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -33667,9 +33929,9 @@ cols1224:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1226
+	JL           tail1222
 
-rows4_1225:
+rows4_1221:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -33680,7 +33942,7 @@ rows4_1225:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1229:
+cols1225:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -33701,7 +33963,7 @@ cols1229:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1229
+	JNE          cols1225
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -33754,13 +34016,13 @@ cols1229:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1225
+	JGE          rows4_1221
 
-tail1226:
+tail1222:
 	TESTQ BX, BX
-	JE    done1228
+	JE    done1224
 
-rows1_1227:
+rows1_1223:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -33771,7 +34033,7 @@ rows1_1227:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1230:
+cols1226:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -33790,7 +34052,7 @@ cols1230:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1230
+	JNE          cols1226
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -33838,9 +34100,9 @@ cols1230:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1227
+	JNE          rows1_1223
 
-done1228:
+done1224:
 	VZEROUPPER
 	RET
 
@@ -33858,7 +34120,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1231:
+cols1227:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -33869,7 +34131,7 @@ cols1231:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1231
+	JNE           cols1227
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -33889,9 +34151,9 @@ cols1231:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1233
+	JL            tail1229
 
-rows4_1232:
+rows4_1228:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -33902,7 +34164,7 @@ rows4_1232:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1236:
+cols1232:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    12288(CX)(DI*1)
@@ -33923,7 +34185,7 @@ cols1236:
 	VFMADD231PS   6300672(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1236
+	JNE           cols1232
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -33992,13 +34254,13 @@ cols1236:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1232
+	JGE           rows4_1228
 
-tail1233:
+tail1229:
 	TESTQ BX, BX
-	JE    done1235
+	JE    done1231
 
-rows1_1234:
+rows1_1230:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -34009,7 +34271,7 @@ rows1_1234:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1237:
+cols1233:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -34028,7 +34290,7 @@ cols1237:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1237
+	JNE           cols1233
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -34080,9 +34342,9 @@ cols1237:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1234
+	JNE           rows1_1230
 
-done1235:
+done1231:
 	VZEROUPPER
 	RET
 
@@ -34100,7 +34362,7 @@ TEXT ·rmsswiglu_288x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1238:
+cols1234:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -34111,7 +34373,7 @@ cols1238:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1238
+	JNE          cols1234
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -34129,9 +34391,9 @@ cols1238:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1240
+	JL           tail1236
 
-rows4_1239:
+rows4_1235:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -34142,7 +34404,7 @@ rows4_1239:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1243:
+cols1239:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -34163,7 +34425,7 @@ cols1243:
 	VFMADD231PS  335232(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1243
+	JNE          cols1239
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -34216,13 +34478,13 @@ cols1243:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1239
+	JGE          rows4_1235
 
-tail1240:
+tail1236:
 	TESTQ BX, BX
-	JE    done1242
+	JE    done1238
 
-rows1_1241:
+rows1_1237:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -34233,7 +34495,7 @@ rows1_1241:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1244:
+cols1240:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -34252,7 +34514,7 @@ cols1244:
 	VFMADD231PS  331872(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1244
+	JNE          cols1240
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -34300,9 +34562,9 @@ cols1244:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1241
+	JNE          rows1_1237
 
-done1242:
+done1238:
 	VZEROUPPER
 	RET
 
@@ -34320,7 +34582,7 @@ TEXT ·rmsswiglu_288x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1245:
+cols1241:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -34331,7 +34593,7 @@ cols1245:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1245
+	JNE           cols1241
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -34354,209 +34616,497 @@ cols1245:
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
+	VMOVUPS       (DX), Z1
+	VMULPS        (SI), Z1, Z1
+	VMOVUPS       64(DX), Z2
+	VMULPS        64(SI), Z2, Z2
+	VMOVUPS       128(DX), Z3
+	VMULPS        128(SI), Z3, Z3
+	VMOVUPS       192(DX), Z4
+	VMULPS        192(SI), Z4, Z4
+	VMOVUPS       256(DX), Z5
+	VMULPS        256(SI), Z5, Z5
+	VMOVUPS       320(DX), Z6
+	VMULPS        320(SI), Z6, Z6
+	VMOVUPS       384(DX), Z7
+	VMULPS        384(SI), Z7, Z7
+	VMOVUPS       448(DX), Z8
+	VMULPS        448(SI), Z8, Z8
+	VMOVUPS       512(DX), Z9
+	VMULPS        512(SI), Z9, Z9
+	VMOVUPS       576(DX), Z10
+	VMULPS        576(SI), Z10, Z10
+	VMOVUPS       640(DX), Z11
+	VMULPS        640(SI), Z11, Z11
+	VMOVUPS       704(DX), Z12
+	VMULPS        704(SI), Z12, Z12
+	VMOVUPS       768(DX), Z13
+	VMULPS        768(SI), Z13, Z13
+	VMOVUPS       832(DX), Z14
+	VMULPS        832(SI), Z14, Z14
+	VMOVUPS       896(DX), Z15
+	VMULPS        896(SI), Z15, Z15
+	VMOVUPS       960(DX), Z16
+	VMULPS        960(SI), Z16, Z16
+	VMOVUPS       1024(DX), Z17
+	VMULPS        1024(SI), Z17, Z17
+	VMOVUPS       1088(DX), Z18
+	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1247
+	JL            tail1243
 
-rows4_1246:
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	XORQ    DI, DI
-
-cols1250:
-	VMOVUPS       (DX)(DI*1), Z9
-	VMULPS        (SI)(DI*1), Z9, Z9
-	PREFETCHT0    4608(CX)(DI*1)
-	VFMADD231PS   (CX)(DI*1), Z9, Z1
-	PREFETCHT0    5760(CX)(DI*1)
-	VFMADD231PS   1152(CX)(DI*1), Z9, Z2
-	PREFETCHT0    6912(CX)(DI*1)
-	VFMADD231PS   2304(CX)(DI*1), Z9, Z3
-	PREFETCHT0    8064(CX)(DI*1)
-	VFMADD231PS   3456(CX)(DI*1), Z9, Z4
-	PREFETCHT0    336384(CX)(DI*1)
-	VFMADD231PS   331776(CX)(DI*1), Z9, Z5
-	PREFETCHT0    337536(CX)(DI*1)
-	VFMADD231PS   332928(CX)(DI*1), Z9, Z6
-	PREFETCHT0    338688(CX)(DI*1)
-	VFMADD231PS   334080(CX)(DI*1), Z9, Z7
-	PREFETCHT0    339840(CX)(DI*1)
-	VFMADD231PS   335232(CX)(DI*1), Z9, Z8
-	ADDQ          $0x00000040, DI
-	CMPQ          DI, $0x00000480
-	JNE           cols1250
-	VEXTRACTF64X4 $0x01, Z1, Y9
-	VADDPS        Y9, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y9
-	VADDPS        Y9, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y9
-	VADDPS        Y9, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y9
-	VADDPS        Y9, Y4, Y4
-	VUNPCKLPS     Y2, Y1, Y9
-	VUNPCKHPS     Y2, Y1, Y1
-	VADDPS        Y1, Y9, Y9
-	VUNPCKLPS     Y4, Y3, Y1
-	VUNPCKHPS     Y4, Y3, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y9, Y2
-	VUNPCKHPD     Y1, Y9, Y1
-	VADDPS        Y1, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VEXTRACTF64X4 $0x01, Z5, Y2
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y2
-	VADDPS        Y2, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y2
-	VADDPS        Y2, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z8, Y2
-	VADDPS        Y2, Y8, Y8
-	VUNPCKLPS     Y6, Y5, Y2
-	VUNPCKHPS     Y6, Y5, Y3
-	VADDPS        Y3, Y2, Y2
-	VUNPCKLPS     Y8, Y7, Y3
-	VUNPCKHPS     Y8, Y7, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPD     Y3, Y2, Y4
-	VUNPCKHPD     Y3, Y2, Y2
-	VADDPS        Y2, Y4, Y4
-	VEXTRACTF32X4 $0x01, Y4, X2
-	VADDPS        X2, X4, X2
-	VMULPS        X0, X1, X1
-	VMULPS        X0, X2, X2
-	VMULPS        minus1<>+0(SB), X1, X3
-	VMINPS        exp_hi<>+0(SB), X3, X3
-	VMAXPS        exp_lo<>+0(SB), X3, X3
-	VMULPS        log2e<>+0(SB), X3, X4
-	VRNDSCALEPS   $0x00, X4, X4
-	VFNMADD231PS  ln2hi<>+0(SB), X4, X3
-	VFNMADD231PS  ln2lo<>+0(SB), X4, X3
-	VMOVUPS       exp_p0<>+0(SB), X5
-	VFMADD213PS   exp_p1<>+0(SB), X3, X5
-	VFMADD213PS   exp_p2<>+0(SB), X3, X5
-	VFMADD213PS   exp_p3<>+0(SB), X3, X5
-	VFMADD213PS   exp_p4<>+0(SB), X3, X5
-	VFMADD213PS   exp_p5<>+0(SB), X3, X5
-	VMULPS        X3, X3, X6
-	VFMADD213PS   X3, X6, X5
-	VADDPS        one<>+0(SB), X5, X5
-	VCVTPS2DQ     X4, X4
-	VPADDD        i127<>+0(SB), X4, X4
-	VPSLLD        $0x17, X4, X4
-	VMULPS        X4, X5, X3
-	VADDPS        one<>+0(SB), X3, X3
-	VDIVPS        X3, X1, X1
-	VMULPS        X2, X1, X1
-	VMOVUPS       X1, (AX)
+rows4_1242:
+	PREFETCHT0    4608(CX)
+	VMULPS        (CX), Z1, Z19
+	PREFETCHT0    5760(CX)
+	VMULPS        1152(CX), Z1, Z20
+	PREFETCHT0    6912(CX)
+	VMULPS        2304(CX), Z1, Z21
+	PREFETCHT0    8064(CX)
+	VMULPS        3456(CX), Z1, Z22
+	PREFETCHT0    336384(CX)
+	VMULPS        331776(CX), Z1, Z23
+	PREFETCHT0    337536(CX)
+	VMULPS        332928(CX), Z1, Z24
+	PREFETCHT0    338688(CX)
+	VMULPS        334080(CX), Z1, Z25
+	PREFETCHT0    339840(CX)
+	VMULPS        335232(CX), Z1, Z26
+	PREFETCHT0    4672(CX)
+	VFMADD231PS   64(CX), Z2, Z19
+	PREFETCHT0    5824(CX)
+	VFMADD231PS   1216(CX), Z2, Z20
+	PREFETCHT0    6976(CX)
+	VFMADD231PS   2368(CX), Z2, Z21
+	PREFETCHT0    8128(CX)
+	VFMADD231PS   3520(CX), Z2, Z22
+	PREFETCHT0    336448(CX)
+	VFMADD231PS   331840(CX), Z2, Z23
+	PREFETCHT0    337600(CX)
+	VFMADD231PS   332992(CX), Z2, Z24
+	PREFETCHT0    338752(CX)
+	VFMADD231PS   334144(CX), Z2, Z25
+	PREFETCHT0    339904(CX)
+	VFMADD231PS   335296(CX), Z2, Z26
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   128(CX), Z3, Z19
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1280(CX), Z3, Z20
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2432(CX), Z3, Z21
+	PREFETCHT0    8192(CX)
+	VFMADD231PS   3584(CX), Z3, Z22
+	PREFETCHT0    336512(CX)
+	VFMADD231PS   331904(CX), Z3, Z23
+	PREFETCHT0    337664(CX)
+	VFMADD231PS   333056(CX), Z3, Z24
+	PREFETCHT0    338816(CX)
+	VFMADD231PS   334208(CX), Z3, Z25
+	PREFETCHT0    339968(CX)
+	VFMADD231PS   335360(CX), Z3, Z26
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   192(CX), Z4, Z19
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1344(CX), Z4, Z20
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   2496(CX), Z4, Z21
+	PREFETCHT0    8256(CX)
+	VFMADD231PS   3648(CX), Z4, Z22
+	PREFETCHT0    336576(CX)
+	VFMADD231PS   331968(CX), Z4, Z23
+	PREFETCHT0    337728(CX)
+	VFMADD231PS   333120(CX), Z4, Z24
+	PREFETCHT0    338880(CX)
+	VFMADD231PS   334272(CX), Z4, Z25
+	PREFETCHT0    340032(CX)
+	VFMADD231PS   335424(CX), Z4, Z26
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   256(CX), Z5, Z19
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1408(CX), Z5, Z20
+	PREFETCHT0    7168(CX)
+	VFMADD231PS   2560(CX), Z5, Z21
+	PREFETCHT0    8320(CX)
+	VFMADD231PS   3712(CX), Z5, Z22
+	PREFETCHT0    336640(CX)
+	VFMADD231PS   332032(CX), Z5, Z23
+	PREFETCHT0    337792(CX)
+	VFMADD231PS   333184(CX), Z5, Z24
+	PREFETCHT0    338944(CX)
+	VFMADD231PS   334336(CX), Z5, Z25
+	PREFETCHT0    340096(CX)
+	VFMADD231PS   335488(CX), Z5, Z26
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   320(CX), Z6, Z19
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1472(CX), Z6, Z20
+	PREFETCHT0    7232(CX)
+	VFMADD231PS   2624(CX), Z6, Z21
+	PREFETCHT0    8384(CX)
+	VFMADD231PS   3776(CX), Z6, Z22
+	PREFETCHT0    336704(CX)
+	VFMADD231PS   332096(CX), Z6, Z23
+	PREFETCHT0    337856(CX)
+	VFMADD231PS   333248(CX), Z6, Z24
+	PREFETCHT0    339008(CX)
+	VFMADD231PS   334400(CX), Z6, Z25
+	PREFETCHT0    340160(CX)
+	VFMADD231PS   335552(CX), Z6, Z26
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   384(CX), Z7, Z19
+	PREFETCHT0    6144(CX)
+	VFMADD231PS   1536(CX), Z7, Z20
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   2688(CX), Z7, Z21
+	PREFETCHT0    8448(CX)
+	VFMADD231PS   3840(CX), Z7, Z22
+	PREFETCHT0    336768(CX)
+	VFMADD231PS   332160(CX), Z7, Z23
+	PREFETCHT0    337920(CX)
+	VFMADD231PS   333312(CX), Z7, Z24
+	PREFETCHT0    339072(CX)
+	VFMADD231PS   334464(CX), Z7, Z25
+	PREFETCHT0    340224(CX)
+	VFMADD231PS   335616(CX), Z7, Z26
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   448(CX), Z8, Z19
+	PREFETCHT0    6208(CX)
+	VFMADD231PS   1600(CX), Z8, Z20
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   2752(CX), Z8, Z21
+	PREFETCHT0    8512(CX)
+	VFMADD231PS   3904(CX), Z8, Z22
+	PREFETCHT0    336832(CX)
+	VFMADD231PS   332224(CX), Z8, Z23
+	PREFETCHT0    337984(CX)
+	VFMADD231PS   333376(CX), Z8, Z24
+	PREFETCHT0    339136(CX)
+	VFMADD231PS   334528(CX), Z8, Z25
+	PREFETCHT0    340288(CX)
+	VFMADD231PS   335680(CX), Z8, Z26
+	PREFETCHT0    5120(CX)
+	VFMADD231PS   512(CX), Z9, Z19
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   1664(CX), Z9, Z20
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   2816(CX), Z9, Z21
+	PREFETCHT0    8576(CX)
+	VFMADD231PS   3968(CX), Z9, Z22
+	PREFETCHT0    336896(CX)
+	VFMADD231PS   332288(CX), Z9, Z23
+	PREFETCHT0    338048(CX)
+	VFMADD231PS   333440(CX), Z9, Z24
+	PREFETCHT0    339200(CX)
+	VFMADD231PS   334592(CX), Z9, Z25
+	PREFETCHT0    340352(CX)
+	VFMADD231PS   335744(CX), Z9, Z26
+	PREFETCHT0    5184(CX)
+	VFMADD231PS   576(CX), Z10, Z19
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   1728(CX), Z10, Z20
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   2880(CX), Z10, Z21
+	PREFETCHT0    8640(CX)
+	VFMADD231PS   4032(CX), Z10, Z22
+	PREFETCHT0    336960(CX)
+	VFMADD231PS   332352(CX), Z10, Z23
+	PREFETCHT0    338112(CX)
+	VFMADD231PS   333504(CX), Z10, Z24
+	PREFETCHT0    339264(CX)
+	VFMADD231PS   334656(CX), Z10, Z25
+	PREFETCHT0    340416(CX)
+	VFMADD231PS   335808(CX), Z10, Z26
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   640(CX), Z11, Z19
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   1792(CX), Z11, Z20
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   2944(CX), Z11, Z21
+	PREFETCHT0    8704(CX)
+	VFMADD231PS   4096(CX), Z11, Z22
+	PREFETCHT0    337024(CX)
+	VFMADD231PS   332416(CX), Z11, Z23
+	PREFETCHT0    338176(CX)
+	VFMADD231PS   333568(CX), Z11, Z24
+	PREFETCHT0    339328(CX)
+	VFMADD231PS   334720(CX), Z11, Z25
+	PREFETCHT0    340480(CX)
+	VFMADD231PS   335872(CX), Z11, Z26
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   704(CX), Z12, Z19
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   1856(CX), Z12, Z20
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3008(CX), Z12, Z21
+	PREFETCHT0    8768(CX)
+	VFMADD231PS   4160(CX), Z12, Z22
+	PREFETCHT0    337088(CX)
+	VFMADD231PS   332480(CX), Z12, Z23
+	PREFETCHT0    338240(CX)
+	VFMADD231PS   333632(CX), Z12, Z24
+	PREFETCHT0    339392(CX)
+	VFMADD231PS   334784(CX), Z12, Z25
+	PREFETCHT0    340544(CX)
+	VFMADD231PS   335936(CX), Z12, Z26
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   768(CX), Z13, Z19
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   1920(CX), Z13, Z20
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3072(CX), Z13, Z21
+	PREFETCHT0    8832(CX)
+	VFMADD231PS   4224(CX), Z13, Z22
+	PREFETCHT0    337152(CX)
+	VFMADD231PS   332544(CX), Z13, Z23
+	PREFETCHT0    338304(CX)
+	VFMADD231PS   333696(CX), Z13, Z24
+	PREFETCHT0    339456(CX)
+	VFMADD231PS   334848(CX), Z13, Z25
+	PREFETCHT0    340608(CX)
+	VFMADD231PS   336000(CX), Z13, Z26
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   832(CX), Z14, Z19
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   1984(CX), Z14, Z20
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3136(CX), Z14, Z21
+	PREFETCHT0    8896(CX)
+	VFMADD231PS   4288(CX), Z14, Z22
+	PREFETCHT0    337216(CX)
+	VFMADD231PS   332608(CX), Z14, Z23
+	PREFETCHT0    338368(CX)
+	VFMADD231PS   333760(CX), Z14, Z24
+	PREFETCHT0    339520(CX)
+	VFMADD231PS   334912(CX), Z14, Z25
+	PREFETCHT0    340672(CX)
+	VFMADD231PS   336064(CX), Z14, Z26
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   896(CX), Z15, Z19
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2048(CX), Z15, Z20
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3200(CX), Z15, Z21
+	PREFETCHT0    8960(CX)
+	VFMADD231PS   4352(CX), Z15, Z22
+	PREFETCHT0    337280(CX)
+	VFMADD231PS   332672(CX), Z15, Z23
+	PREFETCHT0    338432(CX)
+	VFMADD231PS   333824(CX), Z15, Z24
+	PREFETCHT0    339584(CX)
+	VFMADD231PS   334976(CX), Z15, Z25
+	PREFETCHT0    340736(CX)
+	VFMADD231PS   336128(CX), Z15, Z26
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   960(CX), Z16, Z19
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2112(CX), Z16, Z20
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3264(CX), Z16, Z21
+	PREFETCHT0    9024(CX)
+	VFMADD231PS   4416(CX), Z16, Z22
+	PREFETCHT0    337344(CX)
+	VFMADD231PS   332736(CX), Z16, Z23
+	PREFETCHT0    338496(CX)
+	VFMADD231PS   333888(CX), Z16, Z24
+	PREFETCHT0    339648(CX)
+	VFMADD231PS   335040(CX), Z16, Z25
+	PREFETCHT0    340800(CX)
+	VFMADD231PS   336192(CX), Z16, Z26
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1024(CX), Z17, Z19
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2176(CX), Z17, Z20
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3328(CX), Z17, Z21
+	PREFETCHT0    9088(CX)
+	VFMADD231PS   4480(CX), Z17, Z22
+	PREFETCHT0    337408(CX)
+	VFMADD231PS   332800(CX), Z17, Z23
+	PREFETCHT0    338560(CX)
+	VFMADD231PS   333952(CX), Z17, Z24
+	PREFETCHT0    339712(CX)
+	VFMADD231PS   335104(CX), Z17, Z25
+	PREFETCHT0    340864(CX)
+	VFMADD231PS   336256(CX), Z17, Z26
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1088(CX), Z18, Z19
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2240(CX), Z18, Z20
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3392(CX), Z18, Z21
+	PREFETCHT0    9152(CX)
+	VFMADD231PS   4544(CX), Z18, Z22
+	PREFETCHT0    337472(CX)
+	VFMADD231PS   332864(CX), Z18, Z23
+	PREFETCHT0    338624(CX)
+	VFMADD231PS   334016(CX), Z18, Z24
+	PREFETCHT0    339776(CX)
+	VFMADD231PS   335168(CX), Z18, Z25
+	PREFETCHT0    340928(CX)
+	VFMADD231PS   336320(CX), Z18, Z26
+	VEXTRACTF64X4 $0x01, Z19, Y27
+	VADDPS        Y27, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y27
+	VADDPS        Y27, Y20, Y20
+	VEXTRACTF64X4 $0x01, Z21, Y27
+	VADDPS        Y27, Y21, Y21
+	VEXTRACTF64X4 $0x01, Z22, Y27
+	VADDPS        Y27, Y22, Y22
+	VUNPCKLPS     Y20, Y19, Y27
+	VUNPCKHPS     Y20, Y19, Y19
+	VADDPS        Y19, Y27, Y27
+	VUNPCKLPS     Y22, Y21, Y19
+	VUNPCKHPS     Y22, Y21, Y20
+	VADDPS        Y20, Y19, Y19
+	VUNPCKLPD     Y19, Y27, Y20
+	VUNPCKHPD     Y19, Y27, Y19
+	VADDPS        Y19, Y20, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VEXTRACTF64X4 $0x01, Z23, Y20
+	VADDPS        Y20, Y23, Y23
+	VEXTRACTF64X4 $0x01, Z24, Y20
+	VADDPS        Y20, Y24, Y24
+	VEXTRACTF64X4 $0x01, Z25, Y20
+	VADDPS        Y20, Y25, Y25
+	VEXTRACTF64X4 $0x01, Z26, Y20
+	VADDPS        Y20, Y26, Y26
+	VUNPCKLPS     Y24, Y23, Y20
+	VUNPCKHPS     Y24, Y23, Y21
+	VADDPS        Y21, Y20, Y20
+	VUNPCKLPS     Y26, Y25, Y21
+	VUNPCKHPS     Y26, Y25, Y22
+	VADDPS        Y22, Y21, Y21
+	VUNPCKLPD     Y21, Y20, Y22
+	VUNPCKHPD     Y21, Y20, Y20
+	VADDPS        Y20, Y22, Y22
+	VEXTRACTF32X4 $0x01, Y22, X20
+	VADDPS        X20, X22, X20
+	VMULPS        X0, X19, X19
+	VMULPS        X0, X20, X20
+	VMULPS        minus1<>+0(SB), X19, X21
+	VMINPS        exp_hi<>+0(SB), X21, X21
+	VMAXPS        exp_lo<>+0(SB), X21, X21
+	VMULPS        log2e<>+0(SB), X21, X22
+	VRNDSCALEPS   $0x00, X22, X22
+	VFNMADD231PS  ln2hi<>+0(SB), X22, X21
+	VFNMADD231PS  ln2lo<>+0(SB), X22, X21
+	VMOVUPS       exp_p0<>+0(SB), X23
+	VFMADD213PS   exp_p1<>+0(SB), X21, X23
+	VFMADD213PS   exp_p2<>+0(SB), X21, X23
+	VFMADD213PS   exp_p3<>+0(SB), X21, X23
+	VFMADD213PS   exp_p4<>+0(SB), X21, X23
+	VFMADD213PS   exp_p5<>+0(SB), X21, X23
+	VMULPS        X21, X21, X24
+	VFMADD213PS   X21, X24, X23
+	VADDPS        one<>+0(SB), X23, X23
+	VCVTPS2DQ     X22, X22
+	VPADDD        i127<>+0(SB), X22, X22
+	VPSLLD        $0x17, X22, X22
+	VMULPS        X22, X23, X21
+	VADDPS        one<>+0(SB), X21, X21
+	VDIVPS        X21, X19, X19
+	VMULPS        X20, X19, X19
+	VMOVUPS       X19, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1246
+	JGE           rows4_1242
 
-tail1247:
+tail1243:
 	TESTQ BX, BX
-	JE    done1249
+	JE    done1245
 
-rows1_1248:
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	XORQ    DI, DI
-
-cols1251:
-	VMOVUPS       (DX)(DI*1), Z9
-	VMULPS        (SI)(DI*1), Z9, Z9
-	VFMADD231PS   (CX)(DI*1), Z9, Z1
-	VFMADD231PS   331776(CX)(DI*1), Z9, Z2
-	VMOVUPS       64(DX)(DI*1), Z9
-	VMULPS        64(SI)(DI*1), Z9, Z9
-	VFMADD231PS   64(CX)(DI*1), Z9, Z3
-	VFMADD231PS   331840(CX)(DI*1), Z9, Z4
-	VMOVUPS       128(DX)(DI*1), Z9
-	VMULPS        128(SI)(DI*1), Z9, Z9
-	VFMADD231PS   128(CX)(DI*1), Z9, Z5
-	VFMADD231PS   331904(CX)(DI*1), Z9, Z6
-	VMOVUPS       192(DX)(DI*1), Z9
-	VMULPS        192(SI)(DI*1), Z9, Z9
-	VFMADD231PS   192(CX)(DI*1), Z9, Z7
-	VFMADD231PS   331968(CX)(DI*1), Z9, Z8
-	ADDQ          $0x00000100, DI
-	CMPQ          DI, $0x00000400
-	JNE           cols1251
-	VMOVUPS       1024(DX), Z9
-	VMULPS        1024(SI), Z9, Z9
-	VFMADD231PS   1024(CX), Z9, Z1
-	VFMADD231PS   332800(CX), Z9, Z2
-	VMOVUPS       1088(DX), Z9
-	VMULPS        1088(SI), Z9, Z9
-	VFMADD231PS   1088(CX), Z9, Z3
-	VFMADD231PS   332864(CX), Z9, Z4
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z2, Z2
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z1, Z1
-	VADDPS        Z8, Z2, Z2
-	VEXTRACTF64X4 $0x01, Z1, Y3
-	VADDPS        Y3, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X3
-	VADDPS        X3, X1, X3
-	VPERMILPS     $0x4e, X3, X1
-	VADDPS        X1, X3, X3
-	VPERMILPS     $0xb1, X3, X1
-	VADDPS        X1, X3, X3
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VMULPS        X0, X3, X3
-	VMULPS        X0, X1, X1
-	VMULPS        minus1<>+0(SB), X3, X2
-	VMINPS        exp_hi<>+0(SB), X2, X2
-	VMAXPS        exp_lo<>+0(SB), X2, X2
-	VMULPS        log2e<>+0(SB), X2, X4
-	VRNDSCALEPS   $0x00, X4, X4
-	VFNMADD231PS  ln2hi<>+0(SB), X4, X2
-	VFNMADD231PS  ln2lo<>+0(SB), X4, X2
-	VMOVUPS       exp_p0<>+0(SB), X5
-	VFMADD213PS   exp_p1<>+0(SB), X2, X5
-	VFMADD213PS   exp_p2<>+0(SB), X2, X5
-	VFMADD213PS   exp_p3<>+0(SB), X2, X5
-	VFMADD213PS   exp_p4<>+0(SB), X2, X5
-	VFMADD213PS   exp_p5<>+0(SB), X2, X5
-	VMULPS        X2, X2, X6
-	VFMADD213PS   X2, X6, X5
-	VADDPS        one<>+0(SB), X5, X5
-	VCVTPS2DQ     X4, X4
-	VPADDD        i127<>+0(SB), X4, X4
-	VPSLLD        $0x17, X4, X4
-	VMULPS        X4, X5, X2
-	VADDPS        one<>+0(SB), X2, X2
-	VDIVPS        X2, X3, X3
-	VMULPS        X1, X3, X3
-	VMOVSS        X3, (AX)
+rows1_1244:
+	VMULPS        (CX), Z1, Z19
+	VMULPS        331776(CX), Z1, Z20
+	VMULPS        64(CX), Z2, Z21
+	VMULPS        331840(CX), Z2, Z22
+	VMULPS        128(CX), Z3, Z23
+	VMULPS        331904(CX), Z3, Z24
+	VFMADD231PS   192(CX), Z4, Z19
+	VFMADD231PS   331968(CX), Z4, Z20
+	VFMADD231PS   256(CX), Z5, Z21
+	VFMADD231PS   332032(CX), Z5, Z22
+	VFMADD231PS   320(CX), Z6, Z23
+	VFMADD231PS   332096(CX), Z6, Z24
+	VFMADD231PS   384(CX), Z7, Z19
+	VFMADD231PS   332160(CX), Z7, Z20
+	VFMADD231PS   448(CX), Z8, Z21
+	VFMADD231PS   332224(CX), Z8, Z22
+	VFMADD231PS   512(CX), Z9, Z23
+	VFMADD231PS   332288(CX), Z9, Z24
+	VFMADD231PS   576(CX), Z10, Z19
+	VFMADD231PS   332352(CX), Z10, Z20
+	VFMADD231PS   640(CX), Z11, Z21
+	VFMADD231PS   332416(CX), Z11, Z22
+	VFMADD231PS   704(CX), Z12, Z23
+	VFMADD231PS   332480(CX), Z12, Z24
+	VFMADD231PS   768(CX), Z13, Z19
+	VFMADD231PS   332544(CX), Z13, Z20
+	VFMADD231PS   832(CX), Z14, Z21
+	VFMADD231PS   332608(CX), Z14, Z22
+	VFMADD231PS   896(CX), Z15, Z23
+	VFMADD231PS   332672(CX), Z15, Z24
+	VFMADD231PS   960(CX), Z16, Z19
+	VFMADD231PS   332736(CX), Z16, Z20
+	VFMADD231PS   1024(CX), Z17, Z21
+	VFMADD231PS   332800(CX), Z17, Z22
+	VFMADD231PS   1088(CX), Z18, Z23
+	VFMADD231PS   332864(CX), Z18, Z24
+	VADDPS        Z21, Z19, Z19
+	VADDPS        Z22, Z20, Z20
+	VADDPS        Z23, Z19, Z19
+	VADDPS        Z24, Z20, Z20
+	VEXTRACTF64X4 $0x01, Z19, Y21
+	VADDPS        Y21, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X21
+	VADDPS        X21, X19, X21
+	VPERMILPS     $0x4e, X21, X19
+	VADDPS        X19, X21, X21
+	VPERMILPS     $0xb1, X21, X19
+	VADDPS        X19, X21, X21
+	VEXTRACTF64X4 $0x01, Z20, Y19
+	VADDPS        Y19, Y20, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VPERMILPS     $0x4e, X19, X20
+	VADDPS        X20, X19, X19
+	VPERMILPS     $0xb1, X19, X20
+	VADDPS        X20, X19, X19
+	VMULPS        X0, X21, X21
+	VMULPS        X0, X19, X19
+	VMULPS        minus1<>+0(SB), X21, X20
+	VMINPS        exp_hi<>+0(SB), X20, X20
+	VMAXPS        exp_lo<>+0(SB), X20, X20
+	VMULPS        log2e<>+0(SB), X20, X22
+	VRNDSCALEPS   $0x00, X22, X22
+	VFNMADD231PS  ln2hi<>+0(SB), X22, X20
+	VFNMADD231PS  ln2lo<>+0(SB), X22, X20
+	VMOVUPS       exp_p0<>+0(SB), X23
+	VFMADD213PS   exp_p1<>+0(SB), X20, X23
+	VFMADD213PS   exp_p2<>+0(SB), X20, X23
+	VFMADD213PS   exp_p3<>+0(SB), X20, X23
+	VFMADD213PS   exp_p4<>+0(SB), X20, X23
+	VFMADD213PS   exp_p5<>+0(SB), X20, X23
+	VMULPS        X20, X20, X24
+	VFMADD213PS   X20, X24, X23
+	VADDPS        one<>+0(SB), X23, X23
+	VCVTPS2DQ     X22, X22
+	VPADDD        i127<>+0(SB), X22, X22
+	VPSLLD        $0x17, X22, X22
+	VMULPS        X22, X23, X20
+	VADDPS        one<>+0(SB), X20, X20
+	VDIVPS        X20, X21, X21
+	VMULPS        X19, X21, X21
+	VMOVSS        X21, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1248
+	JNE           rows1_1244
 
-done1249:
+done1245:
 	VZEROUPPER
 	RET
 
@@ -34586,9 +35136,9 @@ TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1253
+	JL           tail1247
 
-rows4_1252:
+rows4_1246:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -34660,13 +35210,13 @@ rows4_1252:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1252
+	JGE          rows4_1246
 
-tail1253:
+tail1247:
 	TESTQ BX, BX
-	JE    done1255
+	JE    done1249
 
-rows1_1254:
+rows1_1248:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -34715,9 +35265,9 @@ rows1_1254:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1254
+	JNE          rows1_1248
 
-done1255:
+done1249:
 	VZEROUPPER
 	RET
 
@@ -34747,9 +35297,9 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1257
+	JL            tail1251
 
-rows4_1256:
+rows4_1250:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -34812,13 +35362,13 @@ rows4_1256:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1256
+	JGE           rows4_1250
 
-tail1257:
+tail1251:
 	TESTQ BX, BX
-	JE    done1259
+	JE    done1253
 
-rows1_1258:
+rows1_1252:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -34864,9 +35414,9 @@ rows1_1258:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1258
+	JNE           rows1_1252
 
-done1259:
+done1253:
 	VZEROUPPER
 	RET
 
@@ -34927,9 +35477,9 @@ TEXT ·rmsswiglu_64x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1261
+	JL           tail1255
 
-rows4_1260:
+rows4_1254:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHT0   4352(CX)
@@ -35078,13 +35628,13 @@ rows4_1260:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1260
+	JGE          rows4_1254
 
-tail1261:
+tail1255:
 	TESTQ BX, BX
-	JE    done1263
+	JE    done1257
 
-rows1_1262:
+rows1_1256:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       16384(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -35142,9 +35692,9 @@ rows1_1262:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1262
+	JNE          rows1_1256
 
-done1263:
+done1257:
 	VZEROUPPER
 	RET
 
@@ -35191,9 +35741,9 @@ TEXT ·rmsswiglu_64x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail1265
+	JL            tail1259
 
-rows4_1264:
+rows4_1258:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHT0    4352(CX)
@@ -35326,13 +35876,13 @@ rows4_1264:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1264
+	JGE           rows4_1258
 
-tail1265:
+tail1259:
 	TESTQ BX, BX
-	JE    done1267
+	JE    done1261
 
-rows1_1266:
+rows1_1260:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        16384(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -35392,9 +35942,9 @@ rows1_1266:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1266
+	JNE           rows1_1260
 
-done1267:
+done1261:
 	VZEROUPPER
 	RET
 
@@ -35412,7 +35962,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1268:
+cols1262:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -35423,7 +35973,7 @@ cols1268:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1268
+	JNE          cols1262
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -35441,9 +35991,9 @@ cols1268:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1270
+	JL           tail1264
 
-rows4_1269:
+rows4_1263:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -35454,7 +36004,7 @@ rows4_1269:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1273:
+cols1267:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4608(CX)(DI*1)
@@ -35475,7 +36025,7 @@ cols1273:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1273
+	JNE          cols1267
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -35528,13 +36078,13 @@ cols1273:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1269
+	JGE          rows4_1263
 
-tail1270:
+tail1264:
 	TESTQ BX, BX
-	JE    done1272
+	JE    done1266
 
-rows1_1271:
+rows1_1265:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -35545,7 +36095,7 @@ rows1_1271:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1274:
+cols1268:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -35564,7 +36114,7 @@ cols1274:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1274
+	JNE          cols1268
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -35612,9 +36162,9 @@ cols1274:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1271
+	JNE          rows1_1265
 
-done1272:
+done1266:
 	VZEROUPPER
 	RET
 
@@ -35632,7 +36182,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1275:
+cols1269:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -35643,7 +36193,7 @@ cols1275:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1275
+	JNE           cols1269
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -35666,209 +36216,497 @@ cols1275:
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
+	VMOVUPS       (DX), Z1
+	VMULPS        (SI), Z1, Z1
+	VMOVUPS       64(DX), Z2
+	VMULPS        64(SI), Z2, Z2
+	VMOVUPS       128(DX), Z3
+	VMULPS        128(SI), Z3, Z3
+	VMOVUPS       192(DX), Z4
+	VMULPS        192(SI), Z4, Z4
+	VMOVUPS       256(DX), Z5
+	VMULPS        256(SI), Z5, Z5
+	VMOVUPS       320(DX), Z6
+	VMULPS        320(SI), Z6, Z6
+	VMOVUPS       384(DX), Z7
+	VMULPS        384(SI), Z7, Z7
+	VMOVUPS       448(DX), Z8
+	VMULPS        448(SI), Z8, Z8
+	VMOVUPS       512(DX), Z9
+	VMULPS        512(SI), Z9, Z9
+	VMOVUPS       576(DX), Z10
+	VMULPS        576(SI), Z10, Z10
+	VMOVUPS       640(DX), Z11
+	VMULPS        640(SI), Z11, Z11
+	VMOVUPS       704(DX), Z12
+	VMULPS        704(SI), Z12, Z12
+	VMOVUPS       768(DX), Z13
+	VMULPS        768(SI), Z13, Z13
+	VMOVUPS       832(DX), Z14
+	VMULPS        832(SI), Z14, Z14
+	VMOVUPS       896(DX), Z15
+	VMULPS        896(SI), Z15, Z15
+	VMOVUPS       960(DX), Z16
+	VMULPS        960(SI), Z16, Z16
+	VMOVUPS       1024(DX), Z17
+	VMULPS        1024(SI), Z17, Z17
+	VMOVUPS       1088(DX), Z18
+	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1277
+	JL            tail1271
 
-rows4_1276:
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	XORQ    DI, DI
-
-cols1280:
-	VMOVUPS       (DX)(DI*1), Z9
-	VMULPS        (SI)(DI*1), Z9, Z9
-	PREFETCHT0    4608(CX)(DI*1)
-	VFMADD231PS   (CX)(DI*1), Z9, Z1
-	PREFETCHT0    5760(CX)(DI*1)
-	VFMADD231PS   1152(CX)(DI*1), Z9, Z2
-	PREFETCHT0    6912(CX)(DI*1)
-	VFMADD231PS   2304(CX)(DI*1), Z9, Z3
-	PREFETCHT0    8064(CX)(DI*1)
-	VFMADD231PS   3456(CX)(DI*1), Z9, Z4
-	PREFETCHT0    889344(CX)(DI*1)
-	VFMADD231PS   884736(CX)(DI*1), Z9, Z5
-	PREFETCHT0    890496(CX)(DI*1)
-	VFMADD231PS   885888(CX)(DI*1), Z9, Z6
-	PREFETCHT0    891648(CX)(DI*1)
-	VFMADD231PS   887040(CX)(DI*1), Z9, Z7
-	PREFETCHT0    892800(CX)(DI*1)
-	VFMADD231PS   888192(CX)(DI*1), Z9, Z8
-	ADDQ          $0x00000040, DI
-	CMPQ          DI, $0x00000480
-	JNE           cols1280
-	VEXTRACTF64X4 $0x01, Z1, Y9
-	VADDPS        Y9, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y9
-	VADDPS        Y9, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y9
-	VADDPS        Y9, Y3, Y3
-	VEXTRACTF64X4 $0x01, Z4, Y9
-	VADDPS        Y9, Y4, Y4
-	VUNPCKLPS     Y2, Y1, Y9
-	VUNPCKHPS     Y2, Y1, Y1
-	VADDPS        Y1, Y9, Y9
-	VUNPCKLPS     Y4, Y3, Y1
-	VUNPCKHPS     Y4, Y3, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPD     Y1, Y9, Y2
-	VUNPCKHPD     Y1, Y9, Y1
-	VADDPS        Y1, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VEXTRACTF64X4 $0x01, Z5, Y2
-	VADDPS        Y2, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y2
-	VADDPS        Y2, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y2
-	VADDPS        Y2, Y7, Y7
-	VEXTRACTF64X4 $0x01, Z8, Y2
-	VADDPS        Y2, Y8, Y8
-	VUNPCKLPS     Y6, Y5, Y2
-	VUNPCKHPS     Y6, Y5, Y3
-	VADDPS        Y3, Y2, Y2
-	VUNPCKLPS     Y8, Y7, Y3
-	VUNPCKHPS     Y8, Y7, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPD     Y3, Y2, Y4
-	VUNPCKHPD     Y3, Y2, Y2
-	VADDPS        Y2, Y4, Y4
-	VEXTRACTF32X4 $0x01, Y4, X2
-	VADDPS        X2, X4, X2
-	VMULPS        X0, X1, X1
-	VMULPS        X0, X2, X2
-	VMULPS        minus1<>+0(SB), X1, X3
-	VMINPS        exp_hi<>+0(SB), X3, X3
-	VMAXPS        exp_lo<>+0(SB), X3, X3
-	VMULPS        log2e<>+0(SB), X3, X4
-	VRNDSCALEPS   $0x00, X4, X4
-	VFNMADD231PS  ln2hi<>+0(SB), X4, X3
-	VFNMADD231PS  ln2lo<>+0(SB), X4, X3
-	VMOVUPS       exp_p0<>+0(SB), X5
-	VFMADD213PS   exp_p1<>+0(SB), X3, X5
-	VFMADD213PS   exp_p2<>+0(SB), X3, X5
-	VFMADD213PS   exp_p3<>+0(SB), X3, X5
-	VFMADD213PS   exp_p4<>+0(SB), X3, X5
-	VFMADD213PS   exp_p5<>+0(SB), X3, X5
-	VMULPS        X3, X3, X6
-	VFMADD213PS   X3, X6, X5
-	VADDPS        one<>+0(SB), X5, X5
-	VCVTPS2DQ     X4, X4
-	VPADDD        i127<>+0(SB), X4, X4
-	VPSLLD        $0x17, X4, X4
-	VMULPS        X4, X5, X3
-	VADDPS        one<>+0(SB), X3, X3
-	VDIVPS        X3, X1, X1
-	VMULPS        X2, X1, X1
-	VMOVUPS       X1, (AX)
+rows4_1270:
+	PREFETCHT0    4608(CX)
+	VMULPS        (CX), Z1, Z19
+	PREFETCHT0    5760(CX)
+	VMULPS        1152(CX), Z1, Z20
+	PREFETCHT0    6912(CX)
+	VMULPS        2304(CX), Z1, Z21
+	PREFETCHT0    8064(CX)
+	VMULPS        3456(CX), Z1, Z22
+	PREFETCHT0    889344(CX)
+	VMULPS        884736(CX), Z1, Z23
+	PREFETCHT0    890496(CX)
+	VMULPS        885888(CX), Z1, Z24
+	PREFETCHT0    891648(CX)
+	VMULPS        887040(CX), Z1, Z25
+	PREFETCHT0    892800(CX)
+	VMULPS        888192(CX), Z1, Z26
+	PREFETCHT0    4672(CX)
+	VFMADD231PS   64(CX), Z2, Z19
+	PREFETCHT0    5824(CX)
+	VFMADD231PS   1216(CX), Z2, Z20
+	PREFETCHT0    6976(CX)
+	VFMADD231PS   2368(CX), Z2, Z21
+	PREFETCHT0    8128(CX)
+	VFMADD231PS   3520(CX), Z2, Z22
+	PREFETCHT0    889408(CX)
+	VFMADD231PS   884800(CX), Z2, Z23
+	PREFETCHT0    890560(CX)
+	VFMADD231PS   885952(CX), Z2, Z24
+	PREFETCHT0    891712(CX)
+	VFMADD231PS   887104(CX), Z2, Z25
+	PREFETCHT0    892864(CX)
+	VFMADD231PS   888256(CX), Z2, Z26
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   128(CX), Z3, Z19
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1280(CX), Z3, Z20
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2432(CX), Z3, Z21
+	PREFETCHT0    8192(CX)
+	VFMADD231PS   3584(CX), Z3, Z22
+	PREFETCHT0    889472(CX)
+	VFMADD231PS   884864(CX), Z3, Z23
+	PREFETCHT0    890624(CX)
+	VFMADD231PS   886016(CX), Z3, Z24
+	PREFETCHT0    891776(CX)
+	VFMADD231PS   887168(CX), Z3, Z25
+	PREFETCHT0    892928(CX)
+	VFMADD231PS   888320(CX), Z3, Z26
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   192(CX), Z4, Z19
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1344(CX), Z4, Z20
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   2496(CX), Z4, Z21
+	PREFETCHT0    8256(CX)
+	VFMADD231PS   3648(CX), Z4, Z22
+	PREFETCHT0    889536(CX)
+	VFMADD231PS   884928(CX), Z4, Z23
+	PREFETCHT0    890688(CX)
+	VFMADD231PS   886080(CX), Z4, Z24
+	PREFETCHT0    891840(CX)
+	VFMADD231PS   887232(CX), Z4, Z25
+	PREFETCHT0    892992(CX)
+	VFMADD231PS   888384(CX), Z4, Z26
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   256(CX), Z5, Z19
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1408(CX), Z5, Z20
+	PREFETCHT0    7168(CX)
+	VFMADD231PS   2560(CX), Z5, Z21
+	PREFETCHT0    8320(CX)
+	VFMADD231PS   3712(CX), Z5, Z22
+	PREFETCHT0    889600(CX)
+	VFMADD231PS   884992(CX), Z5, Z23
+	PREFETCHT0    890752(CX)
+	VFMADD231PS   886144(CX), Z5, Z24
+	PREFETCHT0    891904(CX)
+	VFMADD231PS   887296(CX), Z5, Z25
+	PREFETCHT0    893056(CX)
+	VFMADD231PS   888448(CX), Z5, Z26
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   320(CX), Z6, Z19
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1472(CX), Z6, Z20
+	PREFETCHT0    7232(CX)
+	VFMADD231PS   2624(CX), Z6, Z21
+	PREFETCHT0    8384(CX)
+	VFMADD231PS   3776(CX), Z6, Z22
+	PREFETCHT0    889664(CX)
+	VFMADD231PS   885056(CX), Z6, Z23
+	PREFETCHT0    890816(CX)
+	VFMADD231PS   886208(CX), Z6, Z24
+	PREFETCHT0    891968(CX)
+	VFMADD231PS   887360(CX), Z6, Z25
+	PREFETCHT0    893120(CX)
+	VFMADD231PS   888512(CX), Z6, Z26
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   384(CX), Z7, Z19
+	PREFETCHT0    6144(CX)
+	VFMADD231PS   1536(CX), Z7, Z20
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   2688(CX), Z7, Z21
+	PREFETCHT0    8448(CX)
+	VFMADD231PS   3840(CX), Z7, Z22
+	PREFETCHT0    889728(CX)
+	VFMADD231PS   885120(CX), Z7, Z23
+	PREFETCHT0    890880(CX)
+	VFMADD231PS   886272(CX), Z7, Z24
+	PREFETCHT0    892032(CX)
+	VFMADD231PS   887424(CX), Z7, Z25
+	PREFETCHT0    893184(CX)
+	VFMADD231PS   888576(CX), Z7, Z26
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   448(CX), Z8, Z19
+	PREFETCHT0    6208(CX)
+	VFMADD231PS   1600(CX), Z8, Z20
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   2752(CX), Z8, Z21
+	PREFETCHT0    8512(CX)
+	VFMADD231PS   3904(CX), Z8, Z22
+	PREFETCHT0    889792(CX)
+	VFMADD231PS   885184(CX), Z8, Z23
+	PREFETCHT0    890944(CX)
+	VFMADD231PS   886336(CX), Z8, Z24
+	PREFETCHT0    892096(CX)
+	VFMADD231PS   887488(CX), Z8, Z25
+	PREFETCHT0    893248(CX)
+	VFMADD231PS   888640(CX), Z8, Z26
+	PREFETCHT0    5120(CX)
+	VFMADD231PS   512(CX), Z9, Z19
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   1664(CX), Z9, Z20
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   2816(CX), Z9, Z21
+	PREFETCHT0    8576(CX)
+	VFMADD231PS   3968(CX), Z9, Z22
+	PREFETCHT0    889856(CX)
+	VFMADD231PS   885248(CX), Z9, Z23
+	PREFETCHT0    891008(CX)
+	VFMADD231PS   886400(CX), Z9, Z24
+	PREFETCHT0    892160(CX)
+	VFMADD231PS   887552(CX), Z9, Z25
+	PREFETCHT0    893312(CX)
+	VFMADD231PS   888704(CX), Z9, Z26
+	PREFETCHT0    5184(CX)
+	VFMADD231PS   576(CX), Z10, Z19
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   1728(CX), Z10, Z20
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   2880(CX), Z10, Z21
+	PREFETCHT0    8640(CX)
+	VFMADD231PS   4032(CX), Z10, Z22
+	PREFETCHT0    889920(CX)
+	VFMADD231PS   885312(CX), Z10, Z23
+	PREFETCHT0    891072(CX)
+	VFMADD231PS   886464(CX), Z10, Z24
+	PREFETCHT0    892224(CX)
+	VFMADD231PS   887616(CX), Z10, Z25
+	PREFETCHT0    893376(CX)
+	VFMADD231PS   888768(CX), Z10, Z26
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   640(CX), Z11, Z19
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   1792(CX), Z11, Z20
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   2944(CX), Z11, Z21
+	PREFETCHT0    8704(CX)
+	VFMADD231PS   4096(CX), Z11, Z22
+	PREFETCHT0    889984(CX)
+	VFMADD231PS   885376(CX), Z11, Z23
+	PREFETCHT0    891136(CX)
+	VFMADD231PS   886528(CX), Z11, Z24
+	PREFETCHT0    892288(CX)
+	VFMADD231PS   887680(CX), Z11, Z25
+	PREFETCHT0    893440(CX)
+	VFMADD231PS   888832(CX), Z11, Z26
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   704(CX), Z12, Z19
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   1856(CX), Z12, Z20
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3008(CX), Z12, Z21
+	PREFETCHT0    8768(CX)
+	VFMADD231PS   4160(CX), Z12, Z22
+	PREFETCHT0    890048(CX)
+	VFMADD231PS   885440(CX), Z12, Z23
+	PREFETCHT0    891200(CX)
+	VFMADD231PS   886592(CX), Z12, Z24
+	PREFETCHT0    892352(CX)
+	VFMADD231PS   887744(CX), Z12, Z25
+	PREFETCHT0    893504(CX)
+	VFMADD231PS   888896(CX), Z12, Z26
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   768(CX), Z13, Z19
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   1920(CX), Z13, Z20
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3072(CX), Z13, Z21
+	PREFETCHT0    8832(CX)
+	VFMADD231PS   4224(CX), Z13, Z22
+	PREFETCHT0    890112(CX)
+	VFMADD231PS   885504(CX), Z13, Z23
+	PREFETCHT0    891264(CX)
+	VFMADD231PS   886656(CX), Z13, Z24
+	PREFETCHT0    892416(CX)
+	VFMADD231PS   887808(CX), Z13, Z25
+	PREFETCHT0    893568(CX)
+	VFMADD231PS   888960(CX), Z13, Z26
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   832(CX), Z14, Z19
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   1984(CX), Z14, Z20
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3136(CX), Z14, Z21
+	PREFETCHT0    8896(CX)
+	VFMADD231PS   4288(CX), Z14, Z22
+	PREFETCHT0    890176(CX)
+	VFMADD231PS   885568(CX), Z14, Z23
+	PREFETCHT0    891328(CX)
+	VFMADD231PS   886720(CX), Z14, Z24
+	PREFETCHT0    892480(CX)
+	VFMADD231PS   887872(CX), Z14, Z25
+	PREFETCHT0    893632(CX)
+	VFMADD231PS   889024(CX), Z14, Z26
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   896(CX), Z15, Z19
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2048(CX), Z15, Z20
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3200(CX), Z15, Z21
+	PREFETCHT0    8960(CX)
+	VFMADD231PS   4352(CX), Z15, Z22
+	PREFETCHT0    890240(CX)
+	VFMADD231PS   885632(CX), Z15, Z23
+	PREFETCHT0    891392(CX)
+	VFMADD231PS   886784(CX), Z15, Z24
+	PREFETCHT0    892544(CX)
+	VFMADD231PS   887936(CX), Z15, Z25
+	PREFETCHT0    893696(CX)
+	VFMADD231PS   889088(CX), Z15, Z26
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   960(CX), Z16, Z19
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2112(CX), Z16, Z20
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3264(CX), Z16, Z21
+	PREFETCHT0    9024(CX)
+	VFMADD231PS   4416(CX), Z16, Z22
+	PREFETCHT0    890304(CX)
+	VFMADD231PS   885696(CX), Z16, Z23
+	PREFETCHT0    891456(CX)
+	VFMADD231PS   886848(CX), Z16, Z24
+	PREFETCHT0    892608(CX)
+	VFMADD231PS   888000(CX), Z16, Z25
+	PREFETCHT0    893760(CX)
+	VFMADD231PS   889152(CX), Z16, Z26
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1024(CX), Z17, Z19
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2176(CX), Z17, Z20
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3328(CX), Z17, Z21
+	PREFETCHT0    9088(CX)
+	VFMADD231PS   4480(CX), Z17, Z22
+	PREFETCHT0    890368(CX)
+	VFMADD231PS   885760(CX), Z17, Z23
+	PREFETCHT0    891520(CX)
+	VFMADD231PS   886912(CX), Z17, Z24
+	PREFETCHT0    892672(CX)
+	VFMADD231PS   888064(CX), Z17, Z25
+	PREFETCHT0    893824(CX)
+	VFMADD231PS   889216(CX), Z17, Z26
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1088(CX), Z18, Z19
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2240(CX), Z18, Z20
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3392(CX), Z18, Z21
+	PREFETCHT0    9152(CX)
+	VFMADD231PS   4544(CX), Z18, Z22
+	PREFETCHT0    890432(CX)
+	VFMADD231PS   885824(CX), Z18, Z23
+	PREFETCHT0    891584(CX)
+	VFMADD231PS   886976(CX), Z18, Z24
+	PREFETCHT0    892736(CX)
+	VFMADD231PS   888128(CX), Z18, Z25
+	PREFETCHT0    893888(CX)
+	VFMADD231PS   889280(CX), Z18, Z26
+	VEXTRACTF64X4 $0x01, Z19, Y27
+	VADDPS        Y27, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y27
+	VADDPS        Y27, Y20, Y20
+	VEXTRACTF64X4 $0x01, Z21, Y27
+	VADDPS        Y27, Y21, Y21
+	VEXTRACTF64X4 $0x01, Z22, Y27
+	VADDPS        Y27, Y22, Y22
+	VUNPCKLPS     Y20, Y19, Y27
+	VUNPCKHPS     Y20, Y19, Y19
+	VADDPS        Y19, Y27, Y27
+	VUNPCKLPS     Y22, Y21, Y19
+	VUNPCKHPS     Y22, Y21, Y20
+	VADDPS        Y20, Y19, Y19
+	VUNPCKLPD     Y19, Y27, Y20
+	VUNPCKHPD     Y19, Y27, Y19
+	VADDPS        Y19, Y20, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VEXTRACTF64X4 $0x01, Z23, Y20
+	VADDPS        Y20, Y23, Y23
+	VEXTRACTF64X4 $0x01, Z24, Y20
+	VADDPS        Y20, Y24, Y24
+	VEXTRACTF64X4 $0x01, Z25, Y20
+	VADDPS        Y20, Y25, Y25
+	VEXTRACTF64X4 $0x01, Z26, Y20
+	VADDPS        Y20, Y26, Y26
+	VUNPCKLPS     Y24, Y23, Y20
+	VUNPCKHPS     Y24, Y23, Y21
+	VADDPS        Y21, Y20, Y20
+	VUNPCKLPS     Y26, Y25, Y21
+	VUNPCKHPS     Y26, Y25, Y22
+	VADDPS        Y22, Y21, Y21
+	VUNPCKLPD     Y21, Y20, Y22
+	VUNPCKHPD     Y21, Y20, Y20
+	VADDPS        Y20, Y22, Y22
+	VEXTRACTF32X4 $0x01, Y22, X20
+	VADDPS        X20, X22, X20
+	VMULPS        X0, X19, X19
+	VMULPS        X0, X20, X20
+	VMULPS        minus1<>+0(SB), X19, X21
+	VMINPS        exp_hi<>+0(SB), X21, X21
+	VMAXPS        exp_lo<>+0(SB), X21, X21
+	VMULPS        log2e<>+0(SB), X21, X22
+	VRNDSCALEPS   $0x00, X22, X22
+	VFNMADD231PS  ln2hi<>+0(SB), X22, X21
+	VFNMADD231PS  ln2lo<>+0(SB), X22, X21
+	VMOVUPS       exp_p0<>+0(SB), X23
+	VFMADD213PS   exp_p1<>+0(SB), X21, X23
+	VFMADD213PS   exp_p2<>+0(SB), X21, X23
+	VFMADD213PS   exp_p3<>+0(SB), X21, X23
+	VFMADD213PS   exp_p4<>+0(SB), X21, X23
+	VFMADD213PS   exp_p5<>+0(SB), X21, X23
+	VMULPS        X21, X21, X24
+	VFMADD213PS   X21, X24, X23
+	VADDPS        one<>+0(SB), X23, X23
+	VCVTPS2DQ     X22, X22
+	VPADDD        i127<>+0(SB), X22, X22
+	VPSLLD        $0x17, X22, X22
+	VMULPS        X22, X23, X21
+	VADDPS        one<>+0(SB), X21, X21
+	VDIVPS        X21, X19, X19
+	VMULPS        X20, X19, X19
+	VMOVUPS       X19, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1276
+	JGE           rows4_1270
 
-tail1277:
+tail1271:
 	TESTQ BX, BX
-	JE    done1279
+	JE    done1273
 
-rows1_1278:
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	VMOVUPS zero<>+0(SB), Z8
-	XORQ    DI, DI
-
-cols1281:
-	VMOVUPS       (DX)(DI*1), Z9
-	VMULPS        (SI)(DI*1), Z9, Z9
-	VFMADD231PS   (CX)(DI*1), Z9, Z1
-	VFMADD231PS   884736(CX)(DI*1), Z9, Z2
-	VMOVUPS       64(DX)(DI*1), Z9
-	VMULPS        64(SI)(DI*1), Z9, Z9
-	VFMADD231PS   64(CX)(DI*1), Z9, Z3
-	VFMADD231PS   884800(CX)(DI*1), Z9, Z4
-	VMOVUPS       128(DX)(DI*1), Z9
-	VMULPS        128(SI)(DI*1), Z9, Z9
-	VFMADD231PS   128(CX)(DI*1), Z9, Z5
-	VFMADD231PS   884864(CX)(DI*1), Z9, Z6
-	VMOVUPS       192(DX)(DI*1), Z9
-	VMULPS        192(SI)(DI*1), Z9, Z9
-	VFMADD231PS   192(CX)(DI*1), Z9, Z7
-	VFMADD231PS   884928(CX)(DI*1), Z9, Z8
-	ADDQ          $0x00000100, DI
-	CMPQ          DI, $0x00000400
-	JNE           cols1281
-	VMOVUPS       1024(DX), Z9
-	VMULPS        1024(SI), Z9, Z9
-	VFMADD231PS   1024(CX), Z9, Z1
-	VFMADD231PS   885760(CX), Z9, Z2
-	VMOVUPS       1088(DX), Z9
-	VMULPS        1088(SI), Z9, Z9
-	VFMADD231PS   1088(CX), Z9, Z3
-	VFMADD231PS   885824(CX), Z9, Z4
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z2, Z2
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z2, Z2
-	VADDPS        Z7, Z1, Z1
-	VADDPS        Z8, Z2, Z2
-	VEXTRACTF64X4 $0x01, Z1, Y3
-	VADDPS        Y3, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X3
-	VADDPS        X3, X1, X3
-	VPERMILPS     $0x4e, X3, X1
-	VADDPS        X1, X3, X3
-	VPERMILPS     $0xb1, X3, X1
-	VADDPS        X1, X3, X3
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VMULPS        X0, X3, X3
-	VMULPS        X0, X1, X1
-	VMULPS        minus1<>+0(SB), X3, X2
-	VMINPS        exp_hi<>+0(SB), X2, X2
-	VMAXPS        exp_lo<>+0(SB), X2, X2
-	VMULPS        log2e<>+0(SB), X2, X4
-	VRNDSCALEPS   $0x00, X4, X4
-	VFNMADD231PS  ln2hi<>+0(SB), X4, X2
-	VFNMADD231PS  ln2lo<>+0(SB), X4, X2
-	VMOVUPS       exp_p0<>+0(SB), X5
-	VFMADD213PS   exp_p1<>+0(SB), X2, X5
-	VFMADD213PS   exp_p2<>+0(SB), X2, X5
-	VFMADD213PS   exp_p3<>+0(SB), X2, X5
-	VFMADD213PS   exp_p4<>+0(SB), X2, X5
-	VFMADD213PS   exp_p5<>+0(SB), X2, X5
-	VMULPS        X2, X2, X6
-	VFMADD213PS   X2, X6, X5
-	VADDPS        one<>+0(SB), X5, X5
-	VCVTPS2DQ     X4, X4
-	VPADDD        i127<>+0(SB), X4, X4
-	VPSLLD        $0x17, X4, X4
-	VMULPS        X4, X5, X2
-	VADDPS        one<>+0(SB), X2, X2
-	VDIVPS        X2, X3, X3
-	VMULPS        X1, X3, X3
-	VMOVSS        X3, (AX)
+rows1_1272:
+	VMULPS        (CX), Z1, Z19
+	VMULPS        884736(CX), Z1, Z20
+	VMULPS        64(CX), Z2, Z21
+	VMULPS        884800(CX), Z2, Z22
+	VMULPS        128(CX), Z3, Z23
+	VMULPS        884864(CX), Z3, Z24
+	VFMADD231PS   192(CX), Z4, Z19
+	VFMADD231PS   884928(CX), Z4, Z20
+	VFMADD231PS   256(CX), Z5, Z21
+	VFMADD231PS   884992(CX), Z5, Z22
+	VFMADD231PS   320(CX), Z6, Z23
+	VFMADD231PS   885056(CX), Z6, Z24
+	VFMADD231PS   384(CX), Z7, Z19
+	VFMADD231PS   885120(CX), Z7, Z20
+	VFMADD231PS   448(CX), Z8, Z21
+	VFMADD231PS   885184(CX), Z8, Z22
+	VFMADD231PS   512(CX), Z9, Z23
+	VFMADD231PS   885248(CX), Z9, Z24
+	VFMADD231PS   576(CX), Z10, Z19
+	VFMADD231PS   885312(CX), Z10, Z20
+	VFMADD231PS   640(CX), Z11, Z21
+	VFMADD231PS   885376(CX), Z11, Z22
+	VFMADD231PS   704(CX), Z12, Z23
+	VFMADD231PS   885440(CX), Z12, Z24
+	VFMADD231PS   768(CX), Z13, Z19
+	VFMADD231PS   885504(CX), Z13, Z20
+	VFMADD231PS   832(CX), Z14, Z21
+	VFMADD231PS   885568(CX), Z14, Z22
+	VFMADD231PS   896(CX), Z15, Z23
+	VFMADD231PS   885632(CX), Z15, Z24
+	VFMADD231PS   960(CX), Z16, Z19
+	VFMADD231PS   885696(CX), Z16, Z20
+	VFMADD231PS   1024(CX), Z17, Z21
+	VFMADD231PS   885760(CX), Z17, Z22
+	VFMADD231PS   1088(CX), Z18, Z23
+	VFMADD231PS   885824(CX), Z18, Z24
+	VADDPS        Z21, Z19, Z19
+	VADDPS        Z22, Z20, Z20
+	VADDPS        Z23, Z19, Z19
+	VADDPS        Z24, Z20, Z20
+	VEXTRACTF64X4 $0x01, Z19, Y21
+	VADDPS        Y21, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X21
+	VADDPS        X21, X19, X21
+	VPERMILPS     $0x4e, X21, X19
+	VADDPS        X19, X21, X21
+	VPERMILPS     $0xb1, X21, X19
+	VADDPS        X19, X21, X21
+	VEXTRACTF64X4 $0x01, Z20, Y19
+	VADDPS        Y19, Y20, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VPERMILPS     $0x4e, X19, X20
+	VADDPS        X20, X19, X19
+	VPERMILPS     $0xb1, X19, X20
+	VADDPS        X20, X19, X19
+	VMULPS        X0, X21, X21
+	VMULPS        X0, X19, X19
+	VMULPS        minus1<>+0(SB), X21, X20
+	VMINPS        exp_hi<>+0(SB), X20, X20
+	VMAXPS        exp_lo<>+0(SB), X20, X20
+	VMULPS        log2e<>+0(SB), X20, X22
+	VRNDSCALEPS   $0x00, X22, X22
+	VFNMADD231PS  ln2hi<>+0(SB), X22, X20
+	VFNMADD231PS  ln2lo<>+0(SB), X22, X20
+	VMOVUPS       exp_p0<>+0(SB), X23
+	VFMADD213PS   exp_p1<>+0(SB), X20, X23
+	VFMADD213PS   exp_p2<>+0(SB), X20, X23
+	VFMADD213PS   exp_p3<>+0(SB), X20, X23
+	VFMADD213PS   exp_p4<>+0(SB), X20, X23
+	VFMADD213PS   exp_p5<>+0(SB), X20, X23
+	VMULPS        X20, X20, X24
+	VFMADD213PS   X20, X24, X23
+	VADDPS        one<>+0(SB), X23, X23
+	VCVTPS2DQ     X22, X22
+	VPADDD        i127<>+0(SB), X22, X22
+	VPSLLD        $0x17, X22, X22
+	VMULPS        X22, X23, X20
+	VADDPS        one<>+0(SB), X20, X20
+	VDIVPS        X20, X21, X21
+	VMULPS        X19, X21, X21
+	VMOVSS        X21, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1278
+	JNE           rows1_1272
 
-done1279:
+done1273:
 	VZEROUPPER
 	RET
 
@@ -35886,7 +36724,7 @@ TEXT ·rmsswiglu_768x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1282:
+cols1274:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -35897,7 +36735,7 @@ cols1282:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1282
+	JNE          cols1274
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -35915,9 +36753,9 @@ cols1282:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1284
+	JL           tail1276
 
-rows4_1283:
+rows4_1275:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -35928,7 +36766,7 @@ rows4_1283:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1287:
+cols1279:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   12288(CX)(DI*1)
@@ -35949,7 +36787,7 @@ cols1287:
 	VFMADD231PS  2368512(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1287
+	JNE          cols1279
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -36002,13 +36840,13 @@ cols1287:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1283
+	JGE          rows4_1275
 
-tail1284:
+tail1276:
 	TESTQ BX, BX
-	JE    done1286
+	JE    done1278
 
-rows1_1285:
+rows1_1277:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -36019,7 +36857,7 @@ rows1_1285:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1288:
+cols1280:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -36038,7 +36876,7 @@ cols1288:
 	VFMADD231PS  2359392(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1288
+	JNE          cols1280
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -36086,9 +36924,9 @@ cols1288:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1285
+	JNE          rows1_1277
 
-done1286:
+done1278:
 	VZEROUPPER
 	RET
 
@@ -36106,7 +36944,7 @@ TEXT ·rmsswiglu_768x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1289:
+cols1281:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -36117,7 +36955,7 @@ cols1289:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1289
+	JNE           cols1281
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -36137,9 +36975,9 @@ cols1289:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1291
+	JL            tail1283
 
-rows4_1290:
+rows4_1282:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -36150,7 +36988,7 @@ rows4_1290:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1294:
+cols1286:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHT0    12288(CX)(DI*1)
@@ -36171,7 +37009,7 @@ cols1294:
 	VFMADD231PS   2368512(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1294
+	JNE           cols1286
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -36240,13 +37078,13 @@ cols1294:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1290
+	JGE           rows4_1282
 
-tail1291:
+tail1283:
 	TESTQ BX, BX
-	JE    done1293
+	JE    done1285
 
-rows1_1292:
+rows1_1284:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -36257,7 +37095,7 @@ rows1_1292:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1295:
+cols1287:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -36276,7 +37114,7 @@ cols1295:
 	VFMADD231PS   2359488(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1295
+	JNE           cols1287
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -36328,9 +37166,9 @@ cols1295:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1292
+	JNE           rows1_1284
 
-done1293:
+done1285:
 	VZEROUPPER
 	RET
 
@@ -36371,9 +37209,9 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1297
+	JL           tail1289
 
-rows4_1296:
+rows4_1288:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHT0   4224(CX)
@@ -36501,13 +37339,13 @@ rows4_1296:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1296
+	JGE          rows4_1288
 
-tail1297:
+tail1289:
 	TESTQ BX, BX
-	JE    done1299
+	JE    done1291
 
-rows1_1298:
+rows1_1290:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -36578,9 +37416,9 @@ rows1_1298:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1298
+	JNE          rows1_1290
 
-done1299:
+done1291:
 	VZEROUPPER
 	RET
 
@@ -36621,9 +37459,9 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1301
+	JL            tail1293
 
-rows4_1300:
+rows4_1292:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHT0    4224(CX)
@@ -36742,13 +37580,13 @@ rows4_1300:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1300
+	JGE           rows4_1292
 
-tail1301:
+tail1293:
 	TESTQ BX, BX
-	JE    done1303
+	JE    done1295
 
-rows1_1302:
+rows1_1294:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -36816,9 +37654,9 @@ rows1_1302:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1302
+	JNE           rows1_1294
 
-done1303:
+done1295:
 	VZEROUPPER
 	RET
 
@@ -36829,12 +37667,12 @@ TEXT ·silumul_16_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1305
+	JLE  siludone1297
 
-silurow1304:
+silurow1296:
 	XORQ BX, BX
 
-silucol1306:
+silucol1298:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -36862,13 +37700,13 @@ silucol1306:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1306
+	JNE          silucol1298
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1304
+	JNE          silurow1296
 
-siludone1305:
+siludone1297:
 	VZEROUPPER
 	RET
 
@@ -36879,12 +37717,12 @@ TEXT ·silumul_16_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1308
+	JLE  siludone1300
 
-silurow1307:
+silurow1299:
 	XORQ BX, BX
 
-silucol1309:
+silucol1301:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -36912,13 +37750,13 @@ silucol1309:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1309
+	JNE          silucol1301
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1307
+	JNE          silurow1299
 
-siludone1308:
+siludone1300:
 	VZEROUPPER
 	RET
 
@@ -36930,12 +37768,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1311
+	JLE     siludone1303
 
-silurow1310:
+silurow1302:
 	XORQ BX, BX
 
-silucol1312:
+silucol1304:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -36963,7 +37801,7 @@ silucol1312:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol1312
+	JNE          silucol1304
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -36993,9 +37831,9 @@ silucol1312:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1310
+	JNE          silurow1302
 
-siludone1311:
+siludone1303:
 	VZEROUPPER
 	RET
 
@@ -37008,12 +37846,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1314
+	JLE   siludone1306
 
-silurow1313:
+silurow1305:
 	XORQ BX, BX
 
-silucol1315:
+silucol1307:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37041,7 +37879,7 @@ silucol1315:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol1315
+	JNE          silucol1307
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37070,9 +37908,9 @@ silucol1315:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1313
+	JNE          silurow1305
 
-siludone1314:
+siludone1306:
 	VZEROUPPER
 	RET
 
@@ -37084,12 +37922,12 @@ TEXT ·silumul_17_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1317
+	JLE     siludone1309
 
-silurow1316:
+silurow1308:
 	XORQ BX, BX
 
-silucol1318:
+silucol1310:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37117,7 +37955,7 @@ silucol1318:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1318
+	JNE          silucol1310
 	VMASKMOVPS   64(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37147,9 +37985,9 @@ silucol1318:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1316
+	JNE          silurow1308
 
-siludone1317:
+siludone1309:
 	VZEROUPPER
 	RET
 
@@ -37162,12 +38000,12 @@ TEXT ·silumul_17_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1320
+	JLE   siludone1312
 
-silurow1319:
+silurow1311:
 	XORQ BX, BX
 
-silucol1321:
+silucol1313:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37195,7 +38033,7 @@ silucol1321:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1321
+	JNE          silucol1313
 	VMOVUPS.Z    64(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37224,9 +38062,9 @@ silucol1321:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1319
+	JNE          silurow1311
 
-siludone1320:
+siludone1312:
 	VZEROUPPER
 	RET
 
@@ -37238,9 +38076,9 @@ TEXT ·silumul_1_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1323
+	JLE     siludone1315
 
-silurow1322:
+silurow1314:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37270,9 +38108,9 @@ silurow1322:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1322
+	JNE          silurow1314
 
-siludone1323:
+siludone1315:
 	VZEROUPPER
 	RET
 
@@ -37285,9 +38123,9 @@ TEXT ·silumul_1_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1325
+	JLE   siludone1317
 
-silurow1324:
+silurow1316:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37316,9 +38154,9 @@ silurow1324:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1324
+	JNE          silurow1316
 
-siludone1325:
+siludone1317:
 	VZEROUPPER
 	RET
 
@@ -37329,12 +38167,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1327
+	JLE  siludone1319
 
-silurow1326:
+silurow1318:
 	XORQ BX, BX
 
-silucol1328:
+silucol1320:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37362,13 +38200,13 @@ silucol1328:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1328
+	JNE          silucol1320
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1326
+	JNE          silurow1318
 
-siludone1327:
+siludone1319:
 	VZEROUPPER
 	RET
 
@@ -37379,12 +38217,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1330
+	JLE  siludone1322
 
-silurow1329:
+silurow1321:
 	XORQ BX, BX
 
-silucol1331:
+silucol1323:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37412,13 +38250,13 @@ silucol1331:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1331
+	JNE          silucol1323
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1329
+	JNE          silurow1321
 
-siludone1330:
+siludone1322:
 	VZEROUPPER
 	RET
 
@@ -37429,12 +38267,12 @@ TEXT ·silumul_288_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1333
+	JLE  siludone1325
 
-silurow1332:
+silurow1324:
 	XORQ BX, BX
 
-silucol1334:
+silucol1326:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37462,13 +38300,13 @@ silucol1334:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1334
+	JNE          silucol1326
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1332
+	JNE          silurow1324
 
-siludone1333:
+siludone1325:
 	VZEROUPPER
 	RET
 
@@ -37479,12 +38317,12 @@ TEXT ·silumul_288_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1336
+	JLE  siludone1328
 
-silurow1335:
+silurow1327:
 	XORQ BX, BX
 
-silucol1337:
+silucol1329:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37512,13 +38350,13 @@ silucol1337:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1337
+	JNE          silucol1329
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1335
+	JNE          silurow1327
 
-siludone1336:
+siludone1328:
 	VZEROUPPER
 	RET
 
@@ -37530,12 +38368,12 @@ TEXT ·silumul_33_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1339
+	JLE     siludone1331
 
-silurow1338:
+silurow1330:
 	XORQ BX, BX
 
-silucol1340:
+silucol1332:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37563,7 +38401,7 @@ silucol1340:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1340
+	JNE          silucol1332
 	VMASKMOVPS   128(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37593,9 +38431,9 @@ silucol1340:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1338
+	JNE          silurow1330
 
-siludone1339:
+siludone1331:
 	VZEROUPPER
 	RET
 
@@ -37608,12 +38446,12 @@ TEXT ·silumul_33_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1342
+	JLE   siludone1334
 
-silurow1341:
+silurow1333:
 	XORQ BX, BX
 
-silucol1343:
+silucol1335:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37641,7 +38479,7 @@ silucol1343:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1343
+	JNE          silucol1335
 	VMOVUPS.Z    128(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37670,9 +38508,9 @@ silucol1343:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1341
+	JNE          silurow1333
 
-siludone1342:
+siludone1334:
 	VZEROUPPER
 	RET
 
@@ -37684,9 +38522,9 @@ TEXT ·silumul_3_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1345
+	JLE     siludone1337
 
-silurow1344:
+silurow1336:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -37716,9 +38554,9 @@ silurow1344:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1344
+	JNE          silurow1336
 
-siludone1345:
+siludone1337:
 	VZEROUPPER
 	RET
 
@@ -37731,9 +38569,9 @@ TEXT ·silumul_3_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000007, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1347
+	JLE   siludone1339
 
-silurow1346:
+silurow1338:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37762,9 +38600,9 @@ silurow1346:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1346
+	JNE          silurow1338
 
-siludone1347:
+siludone1339:
 	VZEROUPPER
 	RET
 
@@ -37775,12 +38613,12 @@ TEXT ·silumul_64_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1349
+	JLE  siludone1341
 
-silurow1348:
+silurow1340:
 	XORQ BX, BX
 
-silucol1350:
+silucol1342:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37808,13 +38646,13 @@ silucol1350:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1350
+	JNE          silucol1342
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1348
+	JNE          silurow1340
 
-siludone1349:
+siludone1341:
 	VZEROUPPER
 	RET
 
@@ -37825,12 +38663,12 @@ TEXT ·silumul_64_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1352
+	JLE  siludone1344
 
-silurow1351:
+silurow1343:
 	XORQ BX, BX
 
-silucol1353:
+silucol1345:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37858,13 +38696,13 @@ silucol1353:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1353
+	JNE          silucol1345
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1351
+	JNE          silurow1343
 
-siludone1352:
+siludone1344:
 	VZEROUPPER
 	RET
 
@@ -37875,12 +38713,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1355
+	JLE  siludone1347
 
-silurow1354:
+silurow1346:
 	XORQ BX, BX
 
-silucol1356:
+silucol1348:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -37908,13 +38746,13 @@ silucol1356:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1356
+	JNE          silucol1348
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1354
+	JNE          silurow1346
 
-siludone1355:
+siludone1347:
 	VZEROUPPER
 	RET
 
@@ -37925,12 +38763,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1358
+	JLE  siludone1350
 
-silurow1357:
+silurow1349:
 	XORQ BX, BX
 
-silucol1359:
+silucol1351:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -37958,13 +38796,13 @@ silucol1359:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1359
+	JNE          silucol1351
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1357
+	JNE          silurow1349
 
-siludone1358:
+siludone1350:
 	VZEROUPPER
 	RET
 
@@ -37976,9 +38814,9 @@ TEXT ·silumul_7_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1361
+	JLE     siludone1353
 
-silurow1360:
+silurow1352:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -38008,9 +38846,9 @@ silurow1360:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1360
+	JNE          silurow1352
 
-siludone1361:
+siludone1353:
 	VZEROUPPER
 	RET
 
@@ -38023,9 +38861,9 @@ TEXT ·silumul_7_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1363
+	JLE   siludone1355
 
-silurow1362:
+silurow1354:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -38054,9 +38892,9 @@ silurow1362:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1362
+	JNE          silurow1354
 
-siludone1363:
+siludone1355:
 	VZEROUPPER
 	RET
 
@@ -38067,12 +38905,12 @@ TEXT ·silumul_8_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1365
+	JLE  siludone1357
 
-silurow1364:
+silurow1356:
 	XORQ BX, BX
 
-silucol1366:
+silucol1358:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -38100,13 +38938,13 @@ silucol1366:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1366
+	JNE          silucol1358
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1364
+	JNE          silurow1356
 
-siludone1365:
+siludone1357:
 	VZEROUPPER
 	RET
 
@@ -38117,12 +38955,12 @@ TEXT ·silumul_8_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1368
+	JLE  siludone1360
 
-silurow1367:
+silurow1359:
 	XORQ BX, BX
 
-silucol1369:
+silucol1361:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -38150,13 +38988,13 @@ silucol1369:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1369
+	JNE          silucol1361
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1367
+	JNE          silurow1359
 
-siludone1368:
+siludone1360:
 	VZEROUPPER
 	RET
 
@@ -38169,9 +39007,9 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1371
+	JL      tail1363
 
-rows4_1370:
+rows4_1362:
 	VMOVUPS      (DX), Y8
 	PREFETCHT0   4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -38265,13 +39103,13 @@ rows4_1370:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1370
+	JGE          rows4_1362
 
-tail1371:
+tail1363:
 	TESTQ BX, BX
-	JE    done1373
+	JE    done1365
 
-rows1_1372:
+rows1_1364:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       884(CX), Y2, Y2
@@ -38324,9 +39162,9 @@ rows1_1372:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1372
+	JNE          rows1_1364
 
-done1373:
+done1365:
 	VZEROUPPER
 	RET
 
@@ -38340,9 +39178,9 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1375
+	JL    tail1367
 
-rows4_1374:
+rows4_1366:
 	VMOVUPS       (DX), Y7
 	PREFETCHT0    4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -38428,13 +39266,13 @@ rows4_1374:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1374
+	JGE           rows4_1366
 
-tail1375:
+tail1367:
 	TESTQ BX, BX
-	JE    done1377
+	JE    done1369
 
-rows1_1376:
+rows1_1368:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        884(CX), Y1, Y1
@@ -38485,9 +39323,9 @@ rows1_1376:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1376
+	JNE           rows1_1368
 
-done1377:
+done1369:
 	VZEROUPPER
 	RET
 
@@ -38507,9 +39345,9 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1379
+	JL      tail1371
 
-rows4_1378:
+rows4_1370:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHT0   4352(CX)
@@ -38656,13 +39494,13 @@ rows4_1378:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1378
+	JGE          rows4_1370
 
-tail1379:
+tail1371:
 	TESTQ BX, BX
-	JE    done1381
+	JE    done1373
 
-rows1_1380:
+rows1_1372:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       44032(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -38718,9 +39556,9 @@ rows1_1380:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1380
+	JNE          rows1_1372
 
-done1381:
+done1373:
 	VZEROUPPER
 	RET
 
@@ -38736,9 +39574,9 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1383
+	JL      tail1375
 
-rows4_1382:
+rows4_1374:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHT0    4352(CX)
@@ -38869,13 +39707,13 @@ rows4_1382:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1382
+	JGE           rows4_1374
 
-tail1383:
+tail1375:
 	TESTQ BX, BX
-	JE    done1385
+	JE    done1377
 
-rows1_1384:
+rows1_1376:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        44032(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -38933,9 +39771,9 @@ rows1_1384:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1384
+	JNE           rows1_1376
 
-done1385:
+done1377:
 	VZEROUPPER
 	RET
 
@@ -38948,9 +39786,9 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1387
+	JL      tail1379
 
-rows4_1386:
+rows4_1378:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -39018,13 +39856,13 @@ rows4_1386:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1386
+	JGE          rows4_1378
 
-tail1387:
+tail1379:
 	TESTQ BX, BX
-	JE    done1389
+	JE    done1381
 
-rows1_1388:
+rows1_1380:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -39069,9 +39907,9 @@ rows1_1388:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1388
+	JNE          rows1_1380
 
-done1389:
+done1381:
 	VZEROUPPER
 	RET
 
@@ -39085,9 +39923,9 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1391
+	JL    tail1383
 
-rows4_1390:
+rows4_1382:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -39147,13 +39985,13 @@ rows4_1390:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1390
+	JGE           rows4_1382
 
-tail1391:
+tail1383:
 	TESTQ BX, BX
-	JE    done1393
+	JE    done1385
 
-rows1_1392:
+rows1_1384:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      4(CX), Y1, K1, Y1
@@ -39196,9 +40034,9 @@ rows1_1392:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1392
+	JNE           rows1_1384
 
-done1393:
+done1385:
 	VZEROUPPER
 	RET
 
@@ -39210,9 +40048,9 @@ TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1395
+	JL   tail1387
 
-rows4_1394:
+rows4_1386:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39223,7 +40061,7 @@ rows4_1394:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1398:
+cols1390:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -39243,7 +40081,7 @@ cols1398:
 	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1398
+	JNE          cols1390
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -39294,13 +40132,13 @@ cols1398:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1394
+	JGE          rows4_1386
 
-tail1395:
+tail1387:
 	TESTQ BX, BX
-	JE    done1397
+	JE    done1389
 
-rows1_1396:
+rows1_1388:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39311,7 +40149,7 @@ rows1_1396:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1399:
+cols1391:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
@@ -39326,7 +40164,7 @@ cols1399:
 	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1399
+	JNE          cols1391
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -39372,9 +40210,9 @@ cols1399:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1396
+	JNE          rows1_1388
 
-done1397:
+done1389:
 	VZEROUPPER
 	RET
 
@@ -39386,9 +40224,9 @@ TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1401
+	JL   tail1393
 
-rows4_1400:
+rows4_1392:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39399,7 +40237,7 @@ rows4_1400:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1404:
+cols1396:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -39419,7 +40257,7 @@ cols1404:
 	VFMADD231PS   6300672(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1404
+	JNE           cols1396
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -39486,13 +40324,13 @@ cols1404:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1400
+	JGE           rows4_1392
 
-tail1401:
+tail1393:
 	TESTQ BX, BX
-	JE    done1403
+	JE    done1395
 
-rows1_1402:
+rows1_1394:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -39503,7 +40341,7 @@ rows1_1402:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1405:
+cols1397:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
@@ -39518,7 +40356,7 @@ cols1405:
 	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1405
+	JNE           cols1397
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -39568,9 +40406,9 @@ cols1405:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1402
+	JNE           rows1_1394
 
-done1403:
+done1395:
 	VZEROUPPER
 	RET
 
@@ -39582,9 +40420,9 @@ TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1407
+	JL   tail1399
 
-rows4_1406:
+rows4_1398:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39595,7 +40433,7 @@ rows4_1406:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1410:
+cols1402:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -39615,7 +40453,7 @@ cols1410:
 	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1410
+	JNE          cols1402
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -39666,13 +40504,13 @@ cols1410:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1406
+	JGE          rows4_1398
 
-tail1407:
+tail1399:
 	TESTQ BX, BX
-	JE    done1409
+	JE    done1401
 
-rows1_1408:
+rows1_1400:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39683,7 +40521,7 @@ rows1_1408:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1411:
+cols1403:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
@@ -39698,7 +40536,7 @@ cols1411:
 	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1411
+	JNE          cols1403
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -39744,211 +40582,490 @@ cols1411:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1408
+	JNE          rows1_1400
 
-done1409:
+done1401:
 	VZEROUPPER
 	RET
 
 // func swiglu_288x288_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, FMA3, MMX+
 TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), AX
-	MOVQ w+8(FP), CX
-	MOVQ x+16(FP), DX
-	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1413
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+24(FP), BX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	VMOVUPS 320(DX), Z5
+	VMOVUPS 384(DX), Z6
+	VMOVUPS 448(DX), Z7
+	VMOVUPS 512(DX), Z8
+	VMOVUPS 576(DX), Z9
+	VMOVUPS 640(DX), Z10
+	VMOVUPS 704(DX), Z11
+	VMOVUPS 768(DX), Z12
+	VMOVUPS 832(DX), Z13
+	VMOVUPS 896(DX), Z14
+	VMOVUPS 960(DX), Z15
+	VMOVUPS 1024(DX), Z16
+	VMOVUPS 1088(DX), Z17
+	CMPQ    BX, $0x04
+	JL      tail1405
 
-rows4_1412:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	XORQ    SI, SI
-
-cols1416:
-	VMOVUPS       (DX)(SI*1), Z8
-	PREFETCHT0    4608(CX)(SI*1)
-	VFMADD231PS   (CX)(SI*1), Z8, Z0
-	PREFETCHT0    5760(CX)(SI*1)
-	VFMADD231PS   1152(CX)(SI*1), Z8, Z1
-	PREFETCHT0    6912(CX)(SI*1)
-	VFMADD231PS   2304(CX)(SI*1), Z8, Z2
-	PREFETCHT0    8064(CX)(SI*1)
-	VFMADD231PS   3456(CX)(SI*1), Z8, Z3
-	PREFETCHT0    336384(CX)(SI*1)
-	VFMADD231PS   331776(CX)(SI*1), Z8, Z4
-	PREFETCHT0    337536(CX)(SI*1)
-	VFMADD231PS   332928(CX)(SI*1), Z8, Z5
-	PREFETCHT0    338688(CX)(SI*1)
-	VFMADD231PS   334080(CX)(SI*1), Z8, Z6
-	PREFETCHT0    339840(CX)(SI*1)
-	VFMADD231PS   335232(CX)(SI*1), Z8, Z7
-	ADDQ          $0x00000040, SI
-	CMPQ          SI, $0x00000480
-	JNE           cols1416
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y8
-	VADDPS        Y8, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y8
-	VADDPS        Y8, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y8
-	VADDPS        Y8, Y3, Y3
-	VUNPCKLPS     Y1, Y0, Y8
-	VUNPCKHPS     Y1, Y0, Y0
-	VADDPS        Y0, Y8, Y8
-	VUNPCKLPS     Y3, Y2, Y0
-	VUNPCKHPS     Y3, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPD     Y0, Y8, Y1
-	VUNPCKHPD     Y0, Y8, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y7
-	VUNPCKLPS     Y5, Y4, Y1
-	VUNPCKHPS     Y5, Y4, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPS     Y7, Y6, Y2
-	VUNPCKHPS     Y7, Y6, Y3
-	VADDPS        Y3, Y2, Y2
-	VUNPCKLPD     Y2, Y1, Y3
-	VUNPCKHPD     Y2, Y1, Y1
-	VADDPS        Y1, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X1, X3, X1
-	VMULPS        minus1<>+0(SB), X0, X2
-	VMINPS        exp_hi<>+0(SB), X2, X2
-	VMAXPS        exp_lo<>+0(SB), X2, X2
-	VMULPS        log2e<>+0(SB), X2, X3
-	VRNDSCALEPS   $0x00, X3, X3
-	VFNMADD231PS  ln2hi<>+0(SB), X3, X2
-	VFNMADD231PS  ln2lo<>+0(SB), X3, X2
-	VMOVUPS       exp_p0<>+0(SB), X4
-	VFMADD213PS   exp_p1<>+0(SB), X2, X4
-	VFMADD213PS   exp_p2<>+0(SB), X2, X4
-	VFMADD213PS   exp_p3<>+0(SB), X2, X4
-	VFMADD213PS   exp_p4<>+0(SB), X2, X4
-	VFMADD213PS   exp_p5<>+0(SB), X2, X4
-	VMULPS        X2, X2, X5
-	VFMADD213PS   X2, X5, X4
-	VADDPS        one<>+0(SB), X4, X4
-	VCVTPS2DQ     X3, X3
-	VPADDD        i127<>+0(SB), X3, X3
-	VPSLLD        $0x17, X3, X3
-	VMULPS        X3, X4, X2
-	VADDPS        one<>+0(SB), X2, X2
-	VDIVPS        X2, X0, X0
-	VMULPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+rows4_1404:
+	PREFETCHT0    4608(CX)
+	VMULPS        (CX), Z0, Z18
+	PREFETCHT0    5760(CX)
+	VMULPS        1152(CX), Z0, Z19
+	PREFETCHT0    6912(CX)
+	VMULPS        2304(CX), Z0, Z20
+	PREFETCHT0    8064(CX)
+	VMULPS        3456(CX), Z0, Z21
+	PREFETCHT0    336384(CX)
+	VMULPS        331776(CX), Z0, Z22
+	PREFETCHT0    337536(CX)
+	VMULPS        332928(CX), Z0, Z23
+	PREFETCHT0    338688(CX)
+	VMULPS        334080(CX), Z0, Z24
+	PREFETCHT0    339840(CX)
+	VMULPS        335232(CX), Z0, Z25
+	PREFETCHT0    4672(CX)
+	VFMADD231PS   64(CX), Z1, Z18
+	PREFETCHT0    5824(CX)
+	VFMADD231PS   1216(CX), Z1, Z19
+	PREFETCHT0    6976(CX)
+	VFMADD231PS   2368(CX), Z1, Z20
+	PREFETCHT0    8128(CX)
+	VFMADD231PS   3520(CX), Z1, Z21
+	PREFETCHT0    336448(CX)
+	VFMADD231PS   331840(CX), Z1, Z22
+	PREFETCHT0    337600(CX)
+	VFMADD231PS   332992(CX), Z1, Z23
+	PREFETCHT0    338752(CX)
+	VFMADD231PS   334144(CX), Z1, Z24
+	PREFETCHT0    339904(CX)
+	VFMADD231PS   335296(CX), Z1, Z25
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   128(CX), Z2, Z18
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1280(CX), Z2, Z19
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2432(CX), Z2, Z20
+	PREFETCHT0    8192(CX)
+	VFMADD231PS   3584(CX), Z2, Z21
+	PREFETCHT0    336512(CX)
+	VFMADD231PS   331904(CX), Z2, Z22
+	PREFETCHT0    337664(CX)
+	VFMADD231PS   333056(CX), Z2, Z23
+	PREFETCHT0    338816(CX)
+	VFMADD231PS   334208(CX), Z2, Z24
+	PREFETCHT0    339968(CX)
+	VFMADD231PS   335360(CX), Z2, Z25
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   192(CX), Z3, Z18
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1344(CX), Z3, Z19
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   2496(CX), Z3, Z20
+	PREFETCHT0    8256(CX)
+	VFMADD231PS   3648(CX), Z3, Z21
+	PREFETCHT0    336576(CX)
+	VFMADD231PS   331968(CX), Z3, Z22
+	PREFETCHT0    337728(CX)
+	VFMADD231PS   333120(CX), Z3, Z23
+	PREFETCHT0    338880(CX)
+	VFMADD231PS   334272(CX), Z3, Z24
+	PREFETCHT0    340032(CX)
+	VFMADD231PS   335424(CX), Z3, Z25
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   256(CX), Z4, Z18
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1408(CX), Z4, Z19
+	PREFETCHT0    7168(CX)
+	VFMADD231PS   2560(CX), Z4, Z20
+	PREFETCHT0    8320(CX)
+	VFMADD231PS   3712(CX), Z4, Z21
+	PREFETCHT0    336640(CX)
+	VFMADD231PS   332032(CX), Z4, Z22
+	PREFETCHT0    337792(CX)
+	VFMADD231PS   333184(CX), Z4, Z23
+	PREFETCHT0    338944(CX)
+	VFMADD231PS   334336(CX), Z4, Z24
+	PREFETCHT0    340096(CX)
+	VFMADD231PS   335488(CX), Z4, Z25
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   320(CX), Z5, Z18
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1472(CX), Z5, Z19
+	PREFETCHT0    7232(CX)
+	VFMADD231PS   2624(CX), Z5, Z20
+	PREFETCHT0    8384(CX)
+	VFMADD231PS   3776(CX), Z5, Z21
+	PREFETCHT0    336704(CX)
+	VFMADD231PS   332096(CX), Z5, Z22
+	PREFETCHT0    337856(CX)
+	VFMADD231PS   333248(CX), Z5, Z23
+	PREFETCHT0    339008(CX)
+	VFMADD231PS   334400(CX), Z5, Z24
+	PREFETCHT0    340160(CX)
+	VFMADD231PS   335552(CX), Z5, Z25
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   384(CX), Z6, Z18
+	PREFETCHT0    6144(CX)
+	VFMADD231PS   1536(CX), Z6, Z19
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   2688(CX), Z6, Z20
+	PREFETCHT0    8448(CX)
+	VFMADD231PS   3840(CX), Z6, Z21
+	PREFETCHT0    336768(CX)
+	VFMADD231PS   332160(CX), Z6, Z22
+	PREFETCHT0    337920(CX)
+	VFMADD231PS   333312(CX), Z6, Z23
+	PREFETCHT0    339072(CX)
+	VFMADD231PS   334464(CX), Z6, Z24
+	PREFETCHT0    340224(CX)
+	VFMADD231PS   335616(CX), Z6, Z25
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   448(CX), Z7, Z18
+	PREFETCHT0    6208(CX)
+	VFMADD231PS   1600(CX), Z7, Z19
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   2752(CX), Z7, Z20
+	PREFETCHT0    8512(CX)
+	VFMADD231PS   3904(CX), Z7, Z21
+	PREFETCHT0    336832(CX)
+	VFMADD231PS   332224(CX), Z7, Z22
+	PREFETCHT0    337984(CX)
+	VFMADD231PS   333376(CX), Z7, Z23
+	PREFETCHT0    339136(CX)
+	VFMADD231PS   334528(CX), Z7, Z24
+	PREFETCHT0    340288(CX)
+	VFMADD231PS   335680(CX), Z7, Z25
+	PREFETCHT0    5120(CX)
+	VFMADD231PS   512(CX), Z8, Z18
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   1664(CX), Z8, Z19
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   2816(CX), Z8, Z20
+	PREFETCHT0    8576(CX)
+	VFMADD231PS   3968(CX), Z8, Z21
+	PREFETCHT0    336896(CX)
+	VFMADD231PS   332288(CX), Z8, Z22
+	PREFETCHT0    338048(CX)
+	VFMADD231PS   333440(CX), Z8, Z23
+	PREFETCHT0    339200(CX)
+	VFMADD231PS   334592(CX), Z8, Z24
+	PREFETCHT0    340352(CX)
+	VFMADD231PS   335744(CX), Z8, Z25
+	PREFETCHT0    5184(CX)
+	VFMADD231PS   576(CX), Z9, Z18
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   1728(CX), Z9, Z19
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   2880(CX), Z9, Z20
+	PREFETCHT0    8640(CX)
+	VFMADD231PS   4032(CX), Z9, Z21
+	PREFETCHT0    336960(CX)
+	VFMADD231PS   332352(CX), Z9, Z22
+	PREFETCHT0    338112(CX)
+	VFMADD231PS   333504(CX), Z9, Z23
+	PREFETCHT0    339264(CX)
+	VFMADD231PS   334656(CX), Z9, Z24
+	PREFETCHT0    340416(CX)
+	VFMADD231PS   335808(CX), Z9, Z25
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   640(CX), Z10, Z18
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   1792(CX), Z10, Z19
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   2944(CX), Z10, Z20
+	PREFETCHT0    8704(CX)
+	VFMADD231PS   4096(CX), Z10, Z21
+	PREFETCHT0    337024(CX)
+	VFMADD231PS   332416(CX), Z10, Z22
+	PREFETCHT0    338176(CX)
+	VFMADD231PS   333568(CX), Z10, Z23
+	PREFETCHT0    339328(CX)
+	VFMADD231PS   334720(CX), Z10, Z24
+	PREFETCHT0    340480(CX)
+	VFMADD231PS   335872(CX), Z10, Z25
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   704(CX), Z11, Z18
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   1856(CX), Z11, Z19
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3008(CX), Z11, Z20
+	PREFETCHT0    8768(CX)
+	VFMADD231PS   4160(CX), Z11, Z21
+	PREFETCHT0    337088(CX)
+	VFMADD231PS   332480(CX), Z11, Z22
+	PREFETCHT0    338240(CX)
+	VFMADD231PS   333632(CX), Z11, Z23
+	PREFETCHT0    339392(CX)
+	VFMADD231PS   334784(CX), Z11, Z24
+	PREFETCHT0    340544(CX)
+	VFMADD231PS   335936(CX), Z11, Z25
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   768(CX), Z12, Z18
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   1920(CX), Z12, Z19
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3072(CX), Z12, Z20
+	PREFETCHT0    8832(CX)
+	VFMADD231PS   4224(CX), Z12, Z21
+	PREFETCHT0    337152(CX)
+	VFMADD231PS   332544(CX), Z12, Z22
+	PREFETCHT0    338304(CX)
+	VFMADD231PS   333696(CX), Z12, Z23
+	PREFETCHT0    339456(CX)
+	VFMADD231PS   334848(CX), Z12, Z24
+	PREFETCHT0    340608(CX)
+	VFMADD231PS   336000(CX), Z12, Z25
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   832(CX), Z13, Z18
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   1984(CX), Z13, Z19
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3136(CX), Z13, Z20
+	PREFETCHT0    8896(CX)
+	VFMADD231PS   4288(CX), Z13, Z21
+	PREFETCHT0    337216(CX)
+	VFMADD231PS   332608(CX), Z13, Z22
+	PREFETCHT0    338368(CX)
+	VFMADD231PS   333760(CX), Z13, Z23
+	PREFETCHT0    339520(CX)
+	VFMADD231PS   334912(CX), Z13, Z24
+	PREFETCHT0    340672(CX)
+	VFMADD231PS   336064(CX), Z13, Z25
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   896(CX), Z14, Z18
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2048(CX), Z14, Z19
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3200(CX), Z14, Z20
+	PREFETCHT0    8960(CX)
+	VFMADD231PS   4352(CX), Z14, Z21
+	PREFETCHT0    337280(CX)
+	VFMADD231PS   332672(CX), Z14, Z22
+	PREFETCHT0    338432(CX)
+	VFMADD231PS   333824(CX), Z14, Z23
+	PREFETCHT0    339584(CX)
+	VFMADD231PS   334976(CX), Z14, Z24
+	PREFETCHT0    340736(CX)
+	VFMADD231PS   336128(CX), Z14, Z25
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   960(CX), Z15, Z18
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2112(CX), Z15, Z19
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3264(CX), Z15, Z20
+	PREFETCHT0    9024(CX)
+	VFMADD231PS   4416(CX), Z15, Z21
+	PREFETCHT0    337344(CX)
+	VFMADD231PS   332736(CX), Z15, Z22
+	PREFETCHT0    338496(CX)
+	VFMADD231PS   333888(CX), Z15, Z23
+	PREFETCHT0    339648(CX)
+	VFMADD231PS   335040(CX), Z15, Z24
+	PREFETCHT0    340800(CX)
+	VFMADD231PS   336192(CX), Z15, Z25
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1024(CX), Z16, Z18
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2176(CX), Z16, Z19
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3328(CX), Z16, Z20
+	PREFETCHT0    9088(CX)
+	VFMADD231PS   4480(CX), Z16, Z21
+	PREFETCHT0    337408(CX)
+	VFMADD231PS   332800(CX), Z16, Z22
+	PREFETCHT0    338560(CX)
+	VFMADD231PS   333952(CX), Z16, Z23
+	PREFETCHT0    339712(CX)
+	VFMADD231PS   335104(CX), Z16, Z24
+	PREFETCHT0    340864(CX)
+	VFMADD231PS   336256(CX), Z16, Z25
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1088(CX), Z17, Z18
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2240(CX), Z17, Z19
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3392(CX), Z17, Z20
+	PREFETCHT0    9152(CX)
+	VFMADD231PS   4544(CX), Z17, Z21
+	PREFETCHT0    337472(CX)
+	VFMADD231PS   332864(CX), Z17, Z22
+	PREFETCHT0    338624(CX)
+	VFMADD231PS   334016(CX), Z17, Z23
+	PREFETCHT0    339776(CX)
+	VFMADD231PS   335168(CX), Z17, Z24
+	PREFETCHT0    340928(CX)
+	VFMADD231PS   336320(CX), Z17, Z25
+	VEXTRACTF64X4 $0x01, Z18, Y26
+	VADDPS        Y26, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y26
+	VADDPS        Y26, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y26
+	VADDPS        Y26, Y20, Y20
+	VEXTRACTF64X4 $0x01, Z21, Y26
+	VADDPS        Y26, Y21, Y21
+	VUNPCKLPS     Y19, Y18, Y26
+	VUNPCKHPS     Y19, Y18, Y18
+	VADDPS        Y18, Y26, Y26
+	VUNPCKLPS     Y21, Y20, Y18
+	VUNPCKHPS     Y21, Y20, Y19
+	VADDPS        Y19, Y18, Y18
+	VUNPCKLPD     Y18, Y26, Y19
+	VUNPCKHPD     Y18, Y26, Y18
+	VADDPS        Y18, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VEXTRACTF64X4 $0x01, Z22, Y19
+	VADDPS        Y19, Y22, Y22
+	VEXTRACTF64X4 $0x01, Z23, Y19
+	VADDPS        Y19, Y23, Y23
+	VEXTRACTF64X4 $0x01, Z24, Y19
+	VADDPS        Y19, Y24, Y24
+	VEXTRACTF64X4 $0x01, Z25, Y19
+	VADDPS        Y19, Y25, Y25
+	VUNPCKLPS     Y23, Y22, Y19
+	VUNPCKHPS     Y23, Y22, Y20
+	VADDPS        Y20, Y19, Y19
+	VUNPCKLPS     Y25, Y24, Y20
+	VUNPCKHPS     Y25, Y24, Y21
+	VADDPS        Y21, Y20, Y20
+	VUNPCKLPD     Y20, Y19, Y21
+	VUNPCKHPD     Y20, Y19, Y19
+	VADDPS        Y19, Y21, Y21
+	VEXTRACTF32X4 $0x01, Y21, X19
+	VADDPS        X19, X21, X19
+	VMULPS        minus1<>+0(SB), X18, X20
+	VMINPS        exp_hi<>+0(SB), X20, X20
+	VMAXPS        exp_lo<>+0(SB), X20, X20
+	VMULPS        log2e<>+0(SB), X20, X21
+	VRNDSCALEPS   $0x00, X21, X21
+	VFNMADD231PS  ln2hi<>+0(SB), X21, X20
+	VFNMADD231PS  ln2lo<>+0(SB), X21, X20
+	VMOVUPS       exp_p0<>+0(SB), X22
+	VFMADD213PS   exp_p1<>+0(SB), X20, X22
+	VFMADD213PS   exp_p2<>+0(SB), X20, X22
+	VFMADD213PS   exp_p3<>+0(SB), X20, X22
+	VFMADD213PS   exp_p4<>+0(SB), X20, X22
+	VFMADD213PS   exp_p5<>+0(SB), X20, X22
+	VMULPS        X20, X20, X23
+	VFMADD213PS   X20, X23, X22
+	VADDPS        one<>+0(SB), X22, X22
+	VCVTPS2DQ     X21, X21
+	VPADDD        i127<>+0(SB), X21, X21
+	VPSLLD        $0x17, X21, X21
+	VMULPS        X21, X22, X20
+	VADDPS        one<>+0(SB), X20, X20
+	VDIVPS        X20, X18, X18
+	VMULPS        X19, X18, X18
+	VMOVUPS       X18, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1412
+	JGE           rows4_1404
 
-tail1413:
+tail1405:
 	TESTQ BX, BX
-	JE    done1415
+	JE    done1407
 
-rows1_1414:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	XORQ    SI, SI
-
-cols1417:
-	VMOVUPS       (DX)(SI*1), Z8
-	VFMADD231PS   (CX)(SI*1), Z8, Z0
-	VFMADD231PS   331776(CX)(SI*1), Z8, Z1
-	VMOVUPS       64(DX)(SI*1), Z8
-	VFMADD231PS   64(CX)(SI*1), Z8, Z2
-	VFMADD231PS   331840(CX)(SI*1), Z8, Z3
-	VMOVUPS       128(DX)(SI*1), Z8
-	VFMADD231PS   128(CX)(SI*1), Z8, Z4
-	VFMADD231PS   331904(CX)(SI*1), Z8, Z5
-	VMOVUPS       192(DX)(SI*1), Z8
-	VFMADD231PS   192(CX)(SI*1), Z8, Z6
-	VFMADD231PS   331968(CX)(SI*1), Z8, Z7
-	ADDQ          $0x00000100, SI
-	CMPQ          SI, $0x00000400
-	JNE           cols1417
-	VMOVUPS       1024(DX), Z8
-	VFMADD231PS   1024(CX), Z8, Z0
-	VFMADD231PS   332800(CX), Z8, Z1
-	VMOVUPS       1088(DX), Z8
-	VFMADD231PS   1088(CX), Z8, Z2
-	VFMADD231PS   332864(CX), Z8, Z3
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z0, Z0
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z0, Z0
-	VADDPS        Z7, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z0, Y2
-	VADDPS        Y2, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X2
-	VADDPS        X2, X0, X2
-	VPERMILPS     $0x4e, X2, X0
-	VADDPS        X0, X2, X2
-	VPERMILPS     $0xb1, X2, X0
-	VADDPS        X0, X2, X2
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMULPS        minus1<>+0(SB), X2, X1
-	VMINPS        exp_hi<>+0(SB), X1, X1
-	VMAXPS        exp_lo<>+0(SB), X1, X1
-	VMULPS        log2e<>+0(SB), X1, X3
-	VRNDSCALEPS   $0x00, X3, X3
-	VFNMADD231PS  ln2hi<>+0(SB), X3, X1
-	VFNMADD231PS  ln2lo<>+0(SB), X3, X1
-	VMOVUPS       exp_p0<>+0(SB), X4
-	VFMADD213PS   exp_p1<>+0(SB), X1, X4
-	VFMADD213PS   exp_p2<>+0(SB), X1, X4
-	VFMADD213PS   exp_p3<>+0(SB), X1, X4
-	VFMADD213PS   exp_p4<>+0(SB), X1, X4
-	VFMADD213PS   exp_p5<>+0(SB), X1, X4
-	VMULPS        X1, X1, X5
-	VFMADD213PS   X1, X5, X4
-	VADDPS        one<>+0(SB), X4, X4
-	VCVTPS2DQ     X3, X3
-	VPADDD        i127<>+0(SB), X3, X3
-	VPSLLD        $0x17, X3, X3
-	VMULPS        X3, X4, X1
-	VADDPS        one<>+0(SB), X1, X1
-	VDIVPS        X1, X2, X2
-	VMULPS        X0, X2, X2
-	VMOVSS        X2, (AX)
+rows1_1406:
+	VMULPS        (CX), Z0, Z18
+	VMULPS        331776(CX), Z0, Z19
+	VMULPS        64(CX), Z1, Z20
+	VMULPS        331840(CX), Z1, Z21
+	VMULPS        128(CX), Z2, Z22
+	VMULPS        331904(CX), Z2, Z23
+	VMULPS        192(CX), Z3, Z24
+	VMULPS        331968(CX), Z3, Z25
+	VFMADD231PS   256(CX), Z4, Z18
+	VFMADD231PS   332032(CX), Z4, Z19
+	VFMADD231PS   320(CX), Z5, Z20
+	VFMADD231PS   332096(CX), Z5, Z21
+	VFMADD231PS   384(CX), Z6, Z22
+	VFMADD231PS   332160(CX), Z6, Z23
+	VFMADD231PS   448(CX), Z7, Z24
+	VFMADD231PS   332224(CX), Z7, Z25
+	VFMADD231PS   512(CX), Z8, Z18
+	VFMADD231PS   332288(CX), Z8, Z19
+	VFMADD231PS   576(CX), Z9, Z20
+	VFMADD231PS   332352(CX), Z9, Z21
+	VFMADD231PS   640(CX), Z10, Z22
+	VFMADD231PS   332416(CX), Z10, Z23
+	VFMADD231PS   704(CX), Z11, Z24
+	VFMADD231PS   332480(CX), Z11, Z25
+	VFMADD231PS   768(CX), Z12, Z18
+	VFMADD231PS   332544(CX), Z12, Z19
+	VFMADD231PS   832(CX), Z13, Z20
+	VFMADD231PS   332608(CX), Z13, Z21
+	VFMADD231PS   896(CX), Z14, Z22
+	VFMADD231PS   332672(CX), Z14, Z23
+	VFMADD231PS   960(CX), Z15, Z24
+	VFMADD231PS   332736(CX), Z15, Z25
+	VFMADD231PS   1024(CX), Z16, Z18
+	VFMADD231PS   332800(CX), Z16, Z19
+	VFMADD231PS   1088(CX), Z17, Z20
+	VFMADD231PS   332864(CX), Z17, Z21
+	VADDPS        Z20, Z18, Z18
+	VADDPS        Z21, Z19, Z19
+	VADDPS        Z22, Z18, Z18
+	VADDPS        Z23, Z19, Z19
+	VADDPS        Z24, Z18, Z18
+	VADDPS        Z25, Z19, Z19
+	VEXTRACTF64X4 $0x01, Z18, Y20
+	VADDPS        Y20, Y18, Y18
+	VEXTRACTF32X4 $0x01, Y18, X20
+	VADDPS        X20, X18, X20
+	VPERMILPS     $0x4e, X20, X18
+	VADDPS        X18, X20, X20
+	VPERMILPS     $0xb1, X20, X18
+	VADDPS        X18, X20, X20
+	VEXTRACTF64X4 $0x01, Z19, Y18
+	VADDPS        Y18, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VPERMILPS     $0x4e, X18, X19
+	VADDPS        X19, X18, X18
+	VPERMILPS     $0xb1, X18, X19
+	VADDPS        X19, X18, X18
+	VMULPS        minus1<>+0(SB), X20, X19
+	VMINPS        exp_hi<>+0(SB), X19, X19
+	VMAXPS        exp_lo<>+0(SB), X19, X19
+	VMULPS        log2e<>+0(SB), X19, X21
+	VRNDSCALEPS   $0x00, X21, X21
+	VFNMADD231PS  ln2hi<>+0(SB), X21, X19
+	VFNMADD231PS  ln2lo<>+0(SB), X21, X19
+	VMOVUPS       exp_p0<>+0(SB), X22
+	VFMADD213PS   exp_p1<>+0(SB), X19, X22
+	VFMADD213PS   exp_p2<>+0(SB), X19, X22
+	VFMADD213PS   exp_p3<>+0(SB), X19, X22
+	VFMADD213PS   exp_p4<>+0(SB), X19, X22
+	VFMADD213PS   exp_p5<>+0(SB), X19, X22
+	VMULPS        X19, X19, X23
+	VFMADD213PS   X19, X23, X22
+	VADDPS        one<>+0(SB), X22, X22
+	VCVTPS2DQ     X21, X21
+	VPADDD        i127<>+0(SB), X21, X21
+	VPSLLD        $0x17, X21, X21
+	VMULPS        X21, X22, X19
+	VADDPS        one<>+0(SB), X19, X19
+	VDIVPS        X19, X20, X20
+	VMULPS        X18, X20, X20
+	VMOVSS        X20, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1414
+	JNE           rows1_1406
 
-done1415:
+done1407:
 	VZEROUPPER
 	RET
 
@@ -39961,9 +41078,9 @@ TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1419
+	JL      tail1409
 
-rows4_1418:
+rows4_1408:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -40031,13 +41148,13 @@ rows4_1418:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1418
+	JGE          rows4_1408
 
-tail1419:
+tail1409:
 	TESTQ BX, BX
-	JE    done1421
+	JE    done1411
 
-rows1_1420:
+rows1_1410:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -40082,9 +41199,9 @@ rows1_1420:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1420
+	JNE          rows1_1410
 
-done1421:
+done1411:
 	VZEROUPPER
 	RET
 
@@ -40098,9 +41215,9 @@ TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1423
+	JL    tail1413
 
-rows4_1422:
+rows4_1412:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -40160,13 +41277,13 @@ rows4_1422:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1422
+	JGE           rows4_1412
 
-tail1423:
+tail1413:
 	TESTQ BX, BX
-	JE    done1425
+	JE    done1415
 
-rows1_1424:
+rows1_1414:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      140(CX), Y1, K1, Y1
@@ -40209,9 +41326,9 @@ rows1_1424:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1424
+	JNE           rows1_1414
 
-done1425:
+done1415:
 	VZEROUPPER
 	RET
 
@@ -40231,9 +41348,9 @@ TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1427
+	JL      tail1417
 
-rows4_1426:
+rows4_1416:
 	PREFETCHT0   4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHT0   4352(CX)
@@ -40380,13 +41497,13 @@ rows4_1426:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1426
+	JGE          rows4_1416
 
-tail1427:
+tail1417:
 	TESTQ BX, BX
-	JE    done1429
+	JE    done1419
 
-rows1_1428:
+rows1_1418:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       16384(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -40442,9 +41559,9 @@ rows1_1428:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1428
+	JNE          rows1_1418
 
-done1429:
+done1419:
 	VZEROUPPER
 	RET
 
@@ -40460,9 +41577,9 @@ TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1431
+	JL      tail1421
 
-rows4_1430:
+rows4_1420:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHT0    4352(CX)
@@ -40593,13 +41710,13 @@ rows4_1430:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1430
+	JGE           rows4_1420
 
-tail1431:
+tail1421:
 	TESTQ BX, BX
-	JE    done1433
+	JE    done1423
 
-rows1_1432:
+rows1_1422:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        16384(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -40657,9 +41774,9 @@ rows1_1432:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1432
+	JNE           rows1_1422
 
-done1433:
+done1423:
 	VZEROUPPER
 	RET
 
@@ -40671,9 +41788,9 @@ TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1435
+	JL   tail1425
 
-rows4_1434:
+rows4_1424:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -40684,7 +41801,7 @@ rows4_1434:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1438:
+cols1428:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -40704,7 +41821,7 @@ cols1438:
 	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1438
+	JNE          cols1428
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -40755,13 +41872,13 @@ cols1438:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1434
+	JGE          rows4_1424
 
-tail1435:
+tail1425:
 	TESTQ BX, BX
-	JE    done1437
+	JE    done1427
 
-rows1_1436:
+rows1_1426:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -40772,7 +41889,7 @@ rows1_1436:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1439:
+cols1429:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
@@ -40787,7 +41904,7 @@ cols1439:
 	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1439
+	JNE          cols1429
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -40833,211 +41950,490 @@ cols1439:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1436
+	JNE          rows1_1426
 
-done1437:
+done1427:
 	VZEROUPPER
 	RET
 
 // func swiglu_768x288_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, FMA3, MMX+
 TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), AX
-	MOVQ w+8(FP), CX
-	MOVQ x+16(FP), DX
-	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1441
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+24(FP), BX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	VMOVUPS 320(DX), Z5
+	VMOVUPS 384(DX), Z6
+	VMOVUPS 448(DX), Z7
+	VMOVUPS 512(DX), Z8
+	VMOVUPS 576(DX), Z9
+	VMOVUPS 640(DX), Z10
+	VMOVUPS 704(DX), Z11
+	VMOVUPS 768(DX), Z12
+	VMOVUPS 832(DX), Z13
+	VMOVUPS 896(DX), Z14
+	VMOVUPS 960(DX), Z15
+	VMOVUPS 1024(DX), Z16
+	VMOVUPS 1088(DX), Z17
+	CMPQ    BX, $0x04
+	JL      tail1431
 
-rows4_1440:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	XORQ    SI, SI
-
-cols1444:
-	VMOVUPS       (DX)(SI*1), Z8
-	PREFETCHT0    4608(CX)(SI*1)
-	VFMADD231PS   (CX)(SI*1), Z8, Z0
-	PREFETCHT0    5760(CX)(SI*1)
-	VFMADD231PS   1152(CX)(SI*1), Z8, Z1
-	PREFETCHT0    6912(CX)(SI*1)
-	VFMADD231PS   2304(CX)(SI*1), Z8, Z2
-	PREFETCHT0    8064(CX)(SI*1)
-	VFMADD231PS   3456(CX)(SI*1), Z8, Z3
-	PREFETCHT0    889344(CX)(SI*1)
-	VFMADD231PS   884736(CX)(SI*1), Z8, Z4
-	PREFETCHT0    890496(CX)(SI*1)
-	VFMADD231PS   885888(CX)(SI*1), Z8, Z5
-	PREFETCHT0    891648(CX)(SI*1)
-	VFMADD231PS   887040(CX)(SI*1), Z8, Z6
-	PREFETCHT0    892800(CX)(SI*1)
-	VFMADD231PS   888192(CX)(SI*1), Z8, Z7
-	ADDQ          $0x00000040, SI
-	CMPQ          SI, $0x00000480
-	JNE           cols1444
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y0
-	VEXTRACTF64X4 $0x01, Z1, Y8
-	VADDPS        Y8, Y1, Y1
-	VEXTRACTF64X4 $0x01, Z2, Y8
-	VADDPS        Y8, Y2, Y2
-	VEXTRACTF64X4 $0x01, Z3, Y8
-	VADDPS        Y8, Y3, Y3
-	VUNPCKLPS     Y1, Y0, Y8
-	VUNPCKHPS     Y1, Y0, Y0
-	VADDPS        Y0, Y8, Y8
-	VUNPCKLPS     Y3, Y2, Y0
-	VUNPCKHPS     Y3, Y2, Y1
-	VADDPS        Y1, Y0, Y0
-	VUNPCKLPD     Y0, Y8, Y1
-	VUNPCKHPD     Y0, Y8, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y4
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y5
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y7
-	VUNPCKLPS     Y5, Y4, Y1
-	VUNPCKHPS     Y5, Y4, Y2
-	VADDPS        Y2, Y1, Y1
-	VUNPCKLPS     Y7, Y6, Y2
-	VUNPCKHPS     Y7, Y6, Y3
-	VADDPS        Y3, Y2, Y2
-	VUNPCKLPD     Y2, Y1, Y3
-	VUNPCKHPD     Y2, Y1, Y1
-	VADDPS        Y1, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X1
-	VADDPS        X1, X3, X1
-	VMULPS        minus1<>+0(SB), X0, X2
-	VMINPS        exp_hi<>+0(SB), X2, X2
-	VMAXPS        exp_lo<>+0(SB), X2, X2
-	VMULPS        log2e<>+0(SB), X2, X3
-	VRNDSCALEPS   $0x00, X3, X3
-	VFNMADD231PS  ln2hi<>+0(SB), X3, X2
-	VFNMADD231PS  ln2lo<>+0(SB), X3, X2
-	VMOVUPS       exp_p0<>+0(SB), X4
-	VFMADD213PS   exp_p1<>+0(SB), X2, X4
-	VFMADD213PS   exp_p2<>+0(SB), X2, X4
-	VFMADD213PS   exp_p3<>+0(SB), X2, X4
-	VFMADD213PS   exp_p4<>+0(SB), X2, X4
-	VFMADD213PS   exp_p5<>+0(SB), X2, X4
-	VMULPS        X2, X2, X5
-	VFMADD213PS   X2, X5, X4
-	VADDPS        one<>+0(SB), X4, X4
-	VCVTPS2DQ     X3, X3
-	VPADDD        i127<>+0(SB), X3, X3
-	VPSLLD        $0x17, X3, X3
-	VMULPS        X3, X4, X2
-	VADDPS        one<>+0(SB), X2, X2
-	VDIVPS        X2, X0, X0
-	VMULPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+rows4_1430:
+	PREFETCHT0    4608(CX)
+	VMULPS        (CX), Z0, Z18
+	PREFETCHT0    5760(CX)
+	VMULPS        1152(CX), Z0, Z19
+	PREFETCHT0    6912(CX)
+	VMULPS        2304(CX), Z0, Z20
+	PREFETCHT0    8064(CX)
+	VMULPS        3456(CX), Z0, Z21
+	PREFETCHT0    889344(CX)
+	VMULPS        884736(CX), Z0, Z22
+	PREFETCHT0    890496(CX)
+	VMULPS        885888(CX), Z0, Z23
+	PREFETCHT0    891648(CX)
+	VMULPS        887040(CX), Z0, Z24
+	PREFETCHT0    892800(CX)
+	VMULPS        888192(CX), Z0, Z25
+	PREFETCHT0    4672(CX)
+	VFMADD231PS   64(CX), Z1, Z18
+	PREFETCHT0    5824(CX)
+	VFMADD231PS   1216(CX), Z1, Z19
+	PREFETCHT0    6976(CX)
+	VFMADD231PS   2368(CX), Z1, Z20
+	PREFETCHT0    8128(CX)
+	VFMADD231PS   3520(CX), Z1, Z21
+	PREFETCHT0    889408(CX)
+	VFMADD231PS   884800(CX), Z1, Z22
+	PREFETCHT0    890560(CX)
+	VFMADD231PS   885952(CX), Z1, Z23
+	PREFETCHT0    891712(CX)
+	VFMADD231PS   887104(CX), Z1, Z24
+	PREFETCHT0    892864(CX)
+	VFMADD231PS   888256(CX), Z1, Z25
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   128(CX), Z2, Z18
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1280(CX), Z2, Z19
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2432(CX), Z2, Z20
+	PREFETCHT0    8192(CX)
+	VFMADD231PS   3584(CX), Z2, Z21
+	PREFETCHT0    889472(CX)
+	VFMADD231PS   884864(CX), Z2, Z22
+	PREFETCHT0    890624(CX)
+	VFMADD231PS   886016(CX), Z2, Z23
+	PREFETCHT0    891776(CX)
+	VFMADD231PS   887168(CX), Z2, Z24
+	PREFETCHT0    892928(CX)
+	VFMADD231PS   888320(CX), Z2, Z25
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   192(CX), Z3, Z18
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1344(CX), Z3, Z19
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   2496(CX), Z3, Z20
+	PREFETCHT0    8256(CX)
+	VFMADD231PS   3648(CX), Z3, Z21
+	PREFETCHT0    889536(CX)
+	VFMADD231PS   884928(CX), Z3, Z22
+	PREFETCHT0    890688(CX)
+	VFMADD231PS   886080(CX), Z3, Z23
+	PREFETCHT0    891840(CX)
+	VFMADD231PS   887232(CX), Z3, Z24
+	PREFETCHT0    892992(CX)
+	VFMADD231PS   888384(CX), Z3, Z25
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   256(CX), Z4, Z18
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1408(CX), Z4, Z19
+	PREFETCHT0    7168(CX)
+	VFMADD231PS   2560(CX), Z4, Z20
+	PREFETCHT0    8320(CX)
+	VFMADD231PS   3712(CX), Z4, Z21
+	PREFETCHT0    889600(CX)
+	VFMADD231PS   884992(CX), Z4, Z22
+	PREFETCHT0    890752(CX)
+	VFMADD231PS   886144(CX), Z4, Z23
+	PREFETCHT0    891904(CX)
+	VFMADD231PS   887296(CX), Z4, Z24
+	PREFETCHT0    893056(CX)
+	VFMADD231PS   888448(CX), Z4, Z25
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   320(CX), Z5, Z18
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1472(CX), Z5, Z19
+	PREFETCHT0    7232(CX)
+	VFMADD231PS   2624(CX), Z5, Z20
+	PREFETCHT0    8384(CX)
+	VFMADD231PS   3776(CX), Z5, Z21
+	PREFETCHT0    889664(CX)
+	VFMADD231PS   885056(CX), Z5, Z22
+	PREFETCHT0    890816(CX)
+	VFMADD231PS   886208(CX), Z5, Z23
+	PREFETCHT0    891968(CX)
+	VFMADD231PS   887360(CX), Z5, Z24
+	PREFETCHT0    893120(CX)
+	VFMADD231PS   888512(CX), Z5, Z25
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   384(CX), Z6, Z18
+	PREFETCHT0    6144(CX)
+	VFMADD231PS   1536(CX), Z6, Z19
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   2688(CX), Z6, Z20
+	PREFETCHT0    8448(CX)
+	VFMADD231PS   3840(CX), Z6, Z21
+	PREFETCHT0    889728(CX)
+	VFMADD231PS   885120(CX), Z6, Z22
+	PREFETCHT0    890880(CX)
+	VFMADD231PS   886272(CX), Z6, Z23
+	PREFETCHT0    892032(CX)
+	VFMADD231PS   887424(CX), Z6, Z24
+	PREFETCHT0    893184(CX)
+	VFMADD231PS   888576(CX), Z6, Z25
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   448(CX), Z7, Z18
+	PREFETCHT0    6208(CX)
+	VFMADD231PS   1600(CX), Z7, Z19
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   2752(CX), Z7, Z20
+	PREFETCHT0    8512(CX)
+	VFMADD231PS   3904(CX), Z7, Z21
+	PREFETCHT0    889792(CX)
+	VFMADD231PS   885184(CX), Z7, Z22
+	PREFETCHT0    890944(CX)
+	VFMADD231PS   886336(CX), Z7, Z23
+	PREFETCHT0    892096(CX)
+	VFMADD231PS   887488(CX), Z7, Z24
+	PREFETCHT0    893248(CX)
+	VFMADD231PS   888640(CX), Z7, Z25
+	PREFETCHT0    5120(CX)
+	VFMADD231PS   512(CX), Z8, Z18
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   1664(CX), Z8, Z19
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   2816(CX), Z8, Z20
+	PREFETCHT0    8576(CX)
+	VFMADD231PS   3968(CX), Z8, Z21
+	PREFETCHT0    889856(CX)
+	VFMADD231PS   885248(CX), Z8, Z22
+	PREFETCHT0    891008(CX)
+	VFMADD231PS   886400(CX), Z8, Z23
+	PREFETCHT0    892160(CX)
+	VFMADD231PS   887552(CX), Z8, Z24
+	PREFETCHT0    893312(CX)
+	VFMADD231PS   888704(CX), Z8, Z25
+	PREFETCHT0    5184(CX)
+	VFMADD231PS   576(CX), Z9, Z18
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   1728(CX), Z9, Z19
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   2880(CX), Z9, Z20
+	PREFETCHT0    8640(CX)
+	VFMADD231PS   4032(CX), Z9, Z21
+	PREFETCHT0    889920(CX)
+	VFMADD231PS   885312(CX), Z9, Z22
+	PREFETCHT0    891072(CX)
+	VFMADD231PS   886464(CX), Z9, Z23
+	PREFETCHT0    892224(CX)
+	VFMADD231PS   887616(CX), Z9, Z24
+	PREFETCHT0    893376(CX)
+	VFMADD231PS   888768(CX), Z9, Z25
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   640(CX), Z10, Z18
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   1792(CX), Z10, Z19
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   2944(CX), Z10, Z20
+	PREFETCHT0    8704(CX)
+	VFMADD231PS   4096(CX), Z10, Z21
+	PREFETCHT0    889984(CX)
+	VFMADD231PS   885376(CX), Z10, Z22
+	PREFETCHT0    891136(CX)
+	VFMADD231PS   886528(CX), Z10, Z23
+	PREFETCHT0    892288(CX)
+	VFMADD231PS   887680(CX), Z10, Z24
+	PREFETCHT0    893440(CX)
+	VFMADD231PS   888832(CX), Z10, Z25
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   704(CX), Z11, Z18
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   1856(CX), Z11, Z19
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3008(CX), Z11, Z20
+	PREFETCHT0    8768(CX)
+	VFMADD231PS   4160(CX), Z11, Z21
+	PREFETCHT0    890048(CX)
+	VFMADD231PS   885440(CX), Z11, Z22
+	PREFETCHT0    891200(CX)
+	VFMADD231PS   886592(CX), Z11, Z23
+	PREFETCHT0    892352(CX)
+	VFMADD231PS   887744(CX), Z11, Z24
+	PREFETCHT0    893504(CX)
+	VFMADD231PS   888896(CX), Z11, Z25
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   768(CX), Z12, Z18
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   1920(CX), Z12, Z19
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3072(CX), Z12, Z20
+	PREFETCHT0    8832(CX)
+	VFMADD231PS   4224(CX), Z12, Z21
+	PREFETCHT0    890112(CX)
+	VFMADD231PS   885504(CX), Z12, Z22
+	PREFETCHT0    891264(CX)
+	VFMADD231PS   886656(CX), Z12, Z23
+	PREFETCHT0    892416(CX)
+	VFMADD231PS   887808(CX), Z12, Z24
+	PREFETCHT0    893568(CX)
+	VFMADD231PS   888960(CX), Z12, Z25
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   832(CX), Z13, Z18
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   1984(CX), Z13, Z19
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3136(CX), Z13, Z20
+	PREFETCHT0    8896(CX)
+	VFMADD231PS   4288(CX), Z13, Z21
+	PREFETCHT0    890176(CX)
+	VFMADD231PS   885568(CX), Z13, Z22
+	PREFETCHT0    891328(CX)
+	VFMADD231PS   886720(CX), Z13, Z23
+	PREFETCHT0    892480(CX)
+	VFMADD231PS   887872(CX), Z13, Z24
+	PREFETCHT0    893632(CX)
+	VFMADD231PS   889024(CX), Z13, Z25
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   896(CX), Z14, Z18
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2048(CX), Z14, Z19
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3200(CX), Z14, Z20
+	PREFETCHT0    8960(CX)
+	VFMADD231PS   4352(CX), Z14, Z21
+	PREFETCHT0    890240(CX)
+	VFMADD231PS   885632(CX), Z14, Z22
+	PREFETCHT0    891392(CX)
+	VFMADD231PS   886784(CX), Z14, Z23
+	PREFETCHT0    892544(CX)
+	VFMADD231PS   887936(CX), Z14, Z24
+	PREFETCHT0    893696(CX)
+	VFMADD231PS   889088(CX), Z14, Z25
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   960(CX), Z15, Z18
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2112(CX), Z15, Z19
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3264(CX), Z15, Z20
+	PREFETCHT0    9024(CX)
+	VFMADD231PS   4416(CX), Z15, Z21
+	PREFETCHT0    890304(CX)
+	VFMADD231PS   885696(CX), Z15, Z22
+	PREFETCHT0    891456(CX)
+	VFMADD231PS   886848(CX), Z15, Z23
+	PREFETCHT0    892608(CX)
+	VFMADD231PS   888000(CX), Z15, Z24
+	PREFETCHT0    893760(CX)
+	VFMADD231PS   889152(CX), Z15, Z25
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1024(CX), Z16, Z18
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2176(CX), Z16, Z19
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3328(CX), Z16, Z20
+	PREFETCHT0    9088(CX)
+	VFMADD231PS   4480(CX), Z16, Z21
+	PREFETCHT0    890368(CX)
+	VFMADD231PS   885760(CX), Z16, Z22
+	PREFETCHT0    891520(CX)
+	VFMADD231PS   886912(CX), Z16, Z23
+	PREFETCHT0    892672(CX)
+	VFMADD231PS   888064(CX), Z16, Z24
+	PREFETCHT0    893824(CX)
+	VFMADD231PS   889216(CX), Z16, Z25
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1088(CX), Z17, Z18
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2240(CX), Z17, Z19
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3392(CX), Z17, Z20
+	PREFETCHT0    9152(CX)
+	VFMADD231PS   4544(CX), Z17, Z21
+	PREFETCHT0    890432(CX)
+	VFMADD231PS   885824(CX), Z17, Z22
+	PREFETCHT0    891584(CX)
+	VFMADD231PS   886976(CX), Z17, Z23
+	PREFETCHT0    892736(CX)
+	VFMADD231PS   888128(CX), Z17, Z24
+	PREFETCHT0    893888(CX)
+	VFMADD231PS   889280(CX), Z17, Z25
+	VEXTRACTF64X4 $0x01, Z18, Y26
+	VADDPS        Y26, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y26
+	VADDPS        Y26, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y26
+	VADDPS        Y26, Y20, Y20
+	VEXTRACTF64X4 $0x01, Z21, Y26
+	VADDPS        Y26, Y21, Y21
+	VUNPCKLPS     Y19, Y18, Y26
+	VUNPCKHPS     Y19, Y18, Y18
+	VADDPS        Y18, Y26, Y26
+	VUNPCKLPS     Y21, Y20, Y18
+	VUNPCKHPS     Y21, Y20, Y19
+	VADDPS        Y19, Y18, Y18
+	VUNPCKLPD     Y18, Y26, Y19
+	VUNPCKHPD     Y18, Y26, Y18
+	VADDPS        Y18, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VEXTRACTF64X4 $0x01, Z22, Y19
+	VADDPS        Y19, Y22, Y22
+	VEXTRACTF64X4 $0x01, Z23, Y19
+	VADDPS        Y19, Y23, Y23
+	VEXTRACTF64X4 $0x01, Z24, Y19
+	VADDPS        Y19, Y24, Y24
+	VEXTRACTF64X4 $0x01, Z25, Y19
+	VADDPS        Y19, Y25, Y25
+	VUNPCKLPS     Y23, Y22, Y19
+	VUNPCKHPS     Y23, Y22, Y20
+	VADDPS        Y20, Y19, Y19
+	VUNPCKLPS     Y25, Y24, Y20
+	VUNPCKHPS     Y25, Y24, Y21
+	VADDPS        Y21, Y20, Y20
+	VUNPCKLPD     Y20, Y19, Y21
+	VUNPCKHPD     Y20, Y19, Y19
+	VADDPS        Y19, Y21, Y21
+	VEXTRACTF32X4 $0x01, Y21, X19
+	VADDPS        X19, X21, X19
+	VMULPS        minus1<>+0(SB), X18, X20
+	VMINPS        exp_hi<>+0(SB), X20, X20
+	VMAXPS        exp_lo<>+0(SB), X20, X20
+	VMULPS        log2e<>+0(SB), X20, X21
+	VRNDSCALEPS   $0x00, X21, X21
+	VFNMADD231PS  ln2hi<>+0(SB), X21, X20
+	VFNMADD231PS  ln2lo<>+0(SB), X21, X20
+	VMOVUPS       exp_p0<>+0(SB), X22
+	VFMADD213PS   exp_p1<>+0(SB), X20, X22
+	VFMADD213PS   exp_p2<>+0(SB), X20, X22
+	VFMADD213PS   exp_p3<>+0(SB), X20, X22
+	VFMADD213PS   exp_p4<>+0(SB), X20, X22
+	VFMADD213PS   exp_p5<>+0(SB), X20, X22
+	VMULPS        X20, X20, X23
+	VFMADD213PS   X20, X23, X22
+	VADDPS        one<>+0(SB), X22, X22
+	VCVTPS2DQ     X21, X21
+	VPADDD        i127<>+0(SB), X21, X21
+	VPSLLD        $0x17, X21, X21
+	VMULPS        X21, X22, X20
+	VADDPS        one<>+0(SB), X20, X20
+	VDIVPS        X20, X18, X18
+	VMULPS        X19, X18, X18
+	VMOVUPS       X18, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1440
+	JGE           rows4_1430
 
-tail1441:
+tail1431:
 	TESTQ BX, BX
-	JE    done1443
+	JE    done1433
 
-rows1_1442:
-	VMOVUPS zero<>+0(SB), Z0
-	VMOVUPS zero<>+0(SB), Z1
-	VMOVUPS zero<>+0(SB), Z2
-	VMOVUPS zero<>+0(SB), Z3
-	VMOVUPS zero<>+0(SB), Z4
-	VMOVUPS zero<>+0(SB), Z5
-	VMOVUPS zero<>+0(SB), Z6
-	VMOVUPS zero<>+0(SB), Z7
-	XORQ    SI, SI
-
-cols1445:
-	VMOVUPS       (DX)(SI*1), Z8
-	VFMADD231PS   (CX)(SI*1), Z8, Z0
-	VFMADD231PS   884736(CX)(SI*1), Z8, Z1
-	VMOVUPS       64(DX)(SI*1), Z8
-	VFMADD231PS   64(CX)(SI*1), Z8, Z2
-	VFMADD231PS   884800(CX)(SI*1), Z8, Z3
-	VMOVUPS       128(DX)(SI*1), Z8
-	VFMADD231PS   128(CX)(SI*1), Z8, Z4
-	VFMADD231PS   884864(CX)(SI*1), Z8, Z5
-	VMOVUPS       192(DX)(SI*1), Z8
-	VFMADD231PS   192(CX)(SI*1), Z8, Z6
-	VFMADD231PS   884928(CX)(SI*1), Z8, Z7
-	ADDQ          $0x00000100, SI
-	CMPQ          SI, $0x00000400
-	JNE           cols1445
-	VMOVUPS       1024(DX), Z8
-	VFMADD231PS   1024(CX), Z8, Z0
-	VFMADD231PS   885760(CX), Z8, Z1
-	VMOVUPS       1088(DX), Z8
-	VFMADD231PS   1088(CX), Z8, Z2
-	VFMADD231PS   885824(CX), Z8, Z3
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z3, Z1, Z1
-	VADDPS        Z4, Z0, Z0
-	VADDPS        Z5, Z1, Z1
-	VADDPS        Z6, Z0, Z0
-	VADDPS        Z7, Z1, Z1
-	VEXTRACTF64X4 $0x01, Z0, Y2
-	VADDPS        Y2, Y0, Y0
-	VEXTRACTF32X4 $0x01, Y0, X2
-	VADDPS        X2, X0, X2
-	VPERMILPS     $0x4e, X2, X0
-	VADDPS        X0, X2, X2
-	VPERMILPS     $0xb1, X2, X0
-	VADDPS        X0, X2, X2
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMULPS        minus1<>+0(SB), X2, X1
-	VMINPS        exp_hi<>+0(SB), X1, X1
-	VMAXPS        exp_lo<>+0(SB), X1, X1
-	VMULPS        log2e<>+0(SB), X1, X3
-	VRNDSCALEPS   $0x00, X3, X3
-	VFNMADD231PS  ln2hi<>+0(SB), X3, X1
-	VFNMADD231PS  ln2lo<>+0(SB), X3, X1
-	VMOVUPS       exp_p0<>+0(SB), X4
-	VFMADD213PS   exp_p1<>+0(SB), X1, X4
-	VFMADD213PS   exp_p2<>+0(SB), X1, X4
-	VFMADD213PS   exp_p3<>+0(SB), X1, X4
-	VFMADD213PS   exp_p4<>+0(SB), X1, X4
-	VFMADD213PS   exp_p5<>+0(SB), X1, X4
-	VMULPS        X1, X1, X5
-	VFMADD213PS   X1, X5, X4
-	VADDPS        one<>+0(SB), X4, X4
-	VCVTPS2DQ     X3, X3
-	VPADDD        i127<>+0(SB), X3, X3
-	VPSLLD        $0x17, X3, X3
-	VMULPS        X3, X4, X1
-	VADDPS        one<>+0(SB), X1, X1
-	VDIVPS        X1, X2, X2
-	VMULPS        X0, X2, X2
-	VMOVSS        X2, (AX)
+rows1_1432:
+	VMULPS        (CX), Z0, Z18
+	VMULPS        884736(CX), Z0, Z19
+	VMULPS        64(CX), Z1, Z20
+	VMULPS        884800(CX), Z1, Z21
+	VMULPS        128(CX), Z2, Z22
+	VMULPS        884864(CX), Z2, Z23
+	VMULPS        192(CX), Z3, Z24
+	VMULPS        884928(CX), Z3, Z25
+	VFMADD231PS   256(CX), Z4, Z18
+	VFMADD231PS   884992(CX), Z4, Z19
+	VFMADD231PS   320(CX), Z5, Z20
+	VFMADD231PS   885056(CX), Z5, Z21
+	VFMADD231PS   384(CX), Z6, Z22
+	VFMADD231PS   885120(CX), Z6, Z23
+	VFMADD231PS   448(CX), Z7, Z24
+	VFMADD231PS   885184(CX), Z7, Z25
+	VFMADD231PS   512(CX), Z8, Z18
+	VFMADD231PS   885248(CX), Z8, Z19
+	VFMADD231PS   576(CX), Z9, Z20
+	VFMADD231PS   885312(CX), Z9, Z21
+	VFMADD231PS   640(CX), Z10, Z22
+	VFMADD231PS   885376(CX), Z10, Z23
+	VFMADD231PS   704(CX), Z11, Z24
+	VFMADD231PS   885440(CX), Z11, Z25
+	VFMADD231PS   768(CX), Z12, Z18
+	VFMADD231PS   885504(CX), Z12, Z19
+	VFMADD231PS   832(CX), Z13, Z20
+	VFMADD231PS   885568(CX), Z13, Z21
+	VFMADD231PS   896(CX), Z14, Z22
+	VFMADD231PS   885632(CX), Z14, Z23
+	VFMADD231PS   960(CX), Z15, Z24
+	VFMADD231PS   885696(CX), Z15, Z25
+	VFMADD231PS   1024(CX), Z16, Z18
+	VFMADD231PS   885760(CX), Z16, Z19
+	VFMADD231PS   1088(CX), Z17, Z20
+	VFMADD231PS   885824(CX), Z17, Z21
+	VADDPS        Z20, Z18, Z18
+	VADDPS        Z21, Z19, Z19
+	VADDPS        Z22, Z18, Z18
+	VADDPS        Z23, Z19, Z19
+	VADDPS        Z24, Z18, Z18
+	VADDPS        Z25, Z19, Z19
+	VEXTRACTF64X4 $0x01, Z18, Y20
+	VADDPS        Y20, Y18, Y18
+	VEXTRACTF32X4 $0x01, Y18, X20
+	VADDPS        X20, X18, X20
+	VPERMILPS     $0x4e, X20, X18
+	VADDPS        X18, X20, X20
+	VPERMILPS     $0xb1, X20, X18
+	VADDPS        X18, X20, X20
+	VEXTRACTF64X4 $0x01, Z19, Y18
+	VADDPS        Y18, Y19, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VPERMILPS     $0x4e, X18, X19
+	VADDPS        X19, X18, X18
+	VPERMILPS     $0xb1, X18, X19
+	VADDPS        X19, X18, X18
+	VMULPS        minus1<>+0(SB), X20, X19
+	VMINPS        exp_hi<>+0(SB), X19, X19
+	VMAXPS        exp_lo<>+0(SB), X19, X19
+	VMULPS        log2e<>+0(SB), X19, X21
+	VRNDSCALEPS   $0x00, X21, X21
+	VFNMADD231PS  ln2hi<>+0(SB), X21, X19
+	VFNMADD231PS  ln2lo<>+0(SB), X21, X19
+	VMOVUPS       exp_p0<>+0(SB), X22
+	VFMADD213PS   exp_p1<>+0(SB), X19, X22
+	VFMADD213PS   exp_p2<>+0(SB), X19, X22
+	VFMADD213PS   exp_p3<>+0(SB), X19, X22
+	VFMADD213PS   exp_p4<>+0(SB), X19, X22
+	VFMADD213PS   exp_p5<>+0(SB), X19, X22
+	VMULPS        X19, X19, X23
+	VFMADD213PS   X19, X23, X22
+	VADDPS        one<>+0(SB), X22, X22
+	VCVTPS2DQ     X21, X21
+	VPADDD        i127<>+0(SB), X21, X21
+	VPSLLD        $0x17, X21, X21
+	VMULPS        X21, X22, X19
+	VADDPS        one<>+0(SB), X19, X19
+	VDIVPS        X19, X20, X20
+	VMULPS        X18, X20, X20
+	VMOVSS        X20, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1442
+	JNE           rows1_1432
 
-done1443:
+done1433:
 	VZEROUPPER
 	RET
 
@@ -41049,9 +42445,9 @@ TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1447
+	JL   tail1435
 
-rows4_1446:
+rows4_1434:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -41062,7 +42458,7 @@ rows4_1446:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1450:
+cols1438:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHT0   12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -41082,7 +42478,7 @@ cols1450:
 	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1450
+	JNE          cols1438
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -41133,13 +42529,13 @@ cols1450:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1446
+	JGE          rows4_1434
 
-tail1447:
+tail1435:
 	TESTQ BX, BX
-	JE    done1449
+	JE    done1437
 
-rows1_1448:
+rows1_1436:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -41150,7 +42546,7 @@ rows1_1448:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1451:
+cols1439:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
@@ -41165,7 +42561,7 @@ cols1451:
 	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1451
+	JNE          cols1439
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -41211,9 +42607,9 @@ cols1451:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1448
+	JNE          rows1_1436
 
-done1449:
+done1437:
 	VZEROUPPER
 	RET
 
@@ -41225,9 +42621,9 @@ TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1453
+	JL   tail1441
 
-rows4_1452:
+rows4_1440:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41238,7 +42634,7 @@ rows4_1452:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1456:
+cols1444:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHT0    12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -41258,7 +42654,7 @@ cols1456:
 	VFMADD231PS   2368512(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1456
+	JNE           cols1444
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -41325,13 +42721,13 @@ cols1456:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1452
+	JGE           rows4_1440
 
-tail1453:
+tail1441:
 	TESTQ BX, BX
-	JE    done1455
+	JE    done1443
 
-rows1_1454:
+rows1_1442:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41342,7 +42738,7 @@ rows1_1454:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1457:
+cols1445:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
@@ -41357,7 +42753,7 @@ cols1457:
 	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1457
+	JNE           cols1445
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -41407,9 +42803,9 @@ cols1457:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1454
+	JNE           rows1_1442
 
-done1455:
+done1443:
 	VZEROUPPER
 	RET
 
@@ -41422,9 +42818,9 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1459
+	JL      tail1447
 
-rows4_1458:
+rows4_1446:
 	VMOVUPS      (DX), Y8
 	PREFETCHT0   4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -41544,13 +42940,13 @@ rows4_1458:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1458
+	JGE          rows4_1446
 
-tail1459:
+tail1447:
 	TESTQ BX, BX
-	JE    done1461
+	JE    done1449
 
-rows1_1460:
+rows1_1448:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       1188(CX), Y2, Y2
@@ -41613,9 +43009,9 @@ rows1_1460:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1460
+	JNE          rows1_1448
 
-done1461:
+done1449:
 	VZEROUPPER
 	RET
 
@@ -41629,9 +43025,9 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1463
+	JL    tail1451
 
-rows4_1462:
+rows4_1450:
 	VMOVUPS       (DX), Y7
 	PREFETCHT0    4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -41743,13 +43139,13 @@ rows4_1462:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1462
+	JGE           rows4_1450
 
-tail1463:
+tail1451:
 	TESTQ BX, BX
-	JE    done1465
+	JE    done1453
 
-rows1_1464:
+rows1_1452:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        1188(CX), Y1, Y1
@@ -41810,8 +43206,8 @@ rows1_1464:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1464
+	JNE           rows1_1452
 
-done1465:
+done1453:
 	VZEROUPPER
 	RET
