@@ -169,17 +169,8 @@ func emitModel(p *Plan) *File {
 		file.Type().Id("batch").Struct(quantBatchFields(p)...)
 	} else {
 		file.Comment("batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.")
-		file.Type().Id("batch").Struct(
-			Id("rows").Index().Id("batchRow"),
-			List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
-			Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
-			Id("phb").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
-			Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
-			Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
-			List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd/2)).Float32(),
-			Id("att").Index(Lit(pb)).Index(Lit(attGroup(p)*s.MaxSeq)).Float32(),
-			moeScratchField(p),
-		)
+		fields := append([]Code{Id("rows").Index().Id("batchRow")}, batchActFields(p)...)
+		file.Type().Id("batch").Struct(append(fields, moeScratchField(p))...)
 	}
 	// A fresh Session's KV cache is untouched zero pages; without this loop
 	// every new position page-faults inside the decode loop (≈16 % of a
@@ -296,25 +287,7 @@ func emitModel(p *Plan) *File {
 		Return(Id("out")),
 	)
 
-	// perToken loops over the rows, naming i and r only where the body uses them.
-	perToken := func(body ...Code) Code {
-		var src strings.Builder
-		for _, c := range body {
-			fmt.Fprintf(&src, "%#v\n", c)
-		}
-		uses := func(v string) bool { return regexp.MustCompile(`\b` + v + `\b`).MatchString(src.String()) }
-		i, r := Id("_"), Id("_")
-		if uses("i") {
-			i = Id("i")
-		}
-		if uses("r") {
-			r = Id("r")
-		}
-		if !uses("r") {
-			return For(i.Op(":=").Range().Id("rows")).Block(body...)
-		}
-		return For(List(i, r).Op(":=").Range().Id("rows")).Block(body...)
-	}
+	perToken := perRow
 	addInto := perToken(For(Id("j").Op(":=").Range().Lit(d)).Block(
 		Id("b").Dot("px").Index(Id("i")).Index(Id("j")).Op("+=").Id("b").Dot("po").Index(Id("i")).Index(Id("j"))))
 	if p.Quant != 0 {
@@ -616,6 +589,43 @@ func batchAttention(p *Plan, perRow func(...Code) Code) Code {
 			),
 		)),
 	)
+}
+
+// perRow loops over a batched pass's rows, naming i and r only where the
+// body uses them.
+func perRow(body ...Code) Code {
+	var src strings.Builder
+	for _, c := range body {
+		fmt.Fprintf(&src, "%#v\n", c)
+	}
+	uses := func(v string) bool { return regexp.MustCompile(`\b` + v + `\b`).MatchString(src.String()) }
+	i, r := Id("_"), Id("_")
+	if uses("i") {
+		i = Id("i")
+	}
+	if uses("r") {
+		r = Id("r")
+	}
+	if !uses("r") {
+		return For(i.Op(":=").Range().Id("rows")).Block(body...)
+	}
+	return For(List(i, r).Op(":=").Range().Id("rows")).Block(body...)
+}
+
+// batchActFields are a batched pass's activations, token-major, for up to
+// PrefillBatch rows: the float and the quantised passes share them.
+func batchActFields(p *Plan) []Code {
+	s := &p.Spec
+	d, kv, f, hd, pb := s.Dim, s.KVDim(), s.FFNDim, s.HeadDim(), p.PrefillBatch
+	return []Code{
+		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
+		Id("pqkv").Index(Lit(pb)).Index(Lit(d + 2*kv)).Float32(),
+		Id("phb").Index(Lit(pb)).Index(Lit(2 * f)).Float32(),
+		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
+		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
+		List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd / 2)).Float32(),
+		Id("att").Index(Lit(pb)).Index(Lit(attGroup(p) * s.MaxSeq)).Float32(),
+	}
 }
 
 // attentionCall is one token's attention at position pos over the cache

@@ -1,10 +1,6 @@
 package gen
 
 import (
-	"fmt"
-	"regexp"
-	"strings"
-
 	. "github.com/dave/jennifer/jen"
 
 	"github.com/modelc/modelc/asm"
@@ -448,15 +444,9 @@ func quantBatchFields(p *Plan) []Code {
 		return fields
 	}
 	s := &p.Spec
-	d, kv, f, hd, pb := s.Dim, s.KVDim(), s.FFNDim, s.HeadDim(), p.PrefillBatch
+	d, f, pb := s.Dim, s.FFNDim, p.PrefillBatch
+	fields = append(fields, batchActFields(p)...)
 	return append(fields,
-		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
-		Id("pqkv").Index(Lit(pb)).Index(Lit(d+2*kv)).Float32(),
-		Id("phgu").Index(Lit(pb)).Index(Lit(2*f)).Float32(),
-		Id("phb").Index(Lit(pb)).Index(Lit(f)).Float32(),
-		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
-		List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd/2)).Float32(),
-		Id("att").Index(Lit(pb)).Index(Lit(attGroup(p)*s.MaxSeq)).Float32(),
 		Comment("The rows' activations quantised for the d-wide and the ffn-wide products:"),
 		Comment("codes, scales and -o·Σx per block (quant.ActSums)."),
 		Id("dq").Index(Lit(pb)).Index(Lit(d)).Int8(),
@@ -474,7 +464,7 @@ func quantBatchFields(p *Plan) []Code {
 // each row is the decode step's, so Prefill gives Forward's logits. Other
 // paths take the rows one by one through step.
 func emitQuantRun(file *File, p *Plan) {
-	perRow := For(List(Id("_"), Id("r")).Op(":=").Range().Id("b").Dot("rows")).Block(
+	oneByOne := For(List(Id("_"), Id("r")).Op(":=").Range().Id("b").Dot("rows")).Block(
 		Id("r").Dot("s").Dot("step").Call(Id("r").Dot("tok"), Id("r").Dot("pos")),
 		If(Id("r").Dot("last")).Block(Id("r").Dot("s").Dot("classify").Call()),
 	)
@@ -482,7 +472,7 @@ func emitQuantRun(file *File, p *Plan) {
 	if mm == nil {
 		file.Comment("run takes b's rows one by one through every layer, and the classifier")
 		file.Comment("for the rows that end a span, into their sessions' logits.")
-		file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(perRow)
+		file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(oneByOne)
 		return
 	}
 	s := &p.Spec
@@ -490,22 +480,6 @@ func emitQuantRun(file *File, p *Plan) {
 	eps := Lit(float32(s.NormEps))
 	bx := func(n string) *Statement { return Id("b").Dot(n) }
 	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
-	// rows loops over the batch's rows, naming i and r only where used.
-	rows := func(body ...Code) Code {
-		var src strings.Builder
-		for _, c := range body {
-			fmt.Fprintf(&src, "%#v\n", c)
-		}
-		uses := func(v string) bool { return regexp.MustCompile(`\b` + v + `\b`).MatchString(src.String()) }
-		if !uses("r") {
-			return For(Id("i").Op(":=").Range().Id("rows")).Block(body...)
-		}
-		i := Id("_")
-		if uses("i") {
-			i = Id("i")
-		}
-		return For(List(i, Id("r")).Op(":=").Range().Id("rows")).Block(body...)
-	}
 	// qact quantises row i of x for the d-wide (or ffn-wide) products.
 	qactRow := func(x string, wide bool) Code {
 		q, sc, sum, n := "dq", "ds", "dsum", d
@@ -530,29 +504,29 @@ func emitQuantRun(file *File, p *Plan) {
 			return Id("kern").Dot(c.Field).Call(append([]Code{out, w}, append(xargs, n, Id("n"))...)...)
 		})
 	}
-	residual := rows(For(Id("j").Op(":=").Range().Lit(d)).Block(row("px").Index(Id("j")).Op("+=").Add(row("po")).Index(Id("j"))))
+	residual := perRow(For(Id("j").Op(":=").Range().Lit(d)).Block(row("px").Index(Id("j")).Op("+=").Add(row("po")).Index(Id("j"))))
 	cls := Id("qw").Dot("cls")
 	layer := []Code{
 		List(Id("lw"), Id("ql")).Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
-		rows(qnorm(row("pxn"), row("px"), Id("lw").Dot("attnNorm"), eps), qactRow("pxn", false)),
+		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("attnNorm"), eps), qactRow("pxn", false)),
 		mmcall(mm[0], false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
-		batchAttention(p, rows),
-		rows(qactRow("patt", false)),
+		batchAttention(p, perRow),
+		perRow(qactRow("patt", false)),
 		mmcall(mm[1], false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
 		residual,
-		rows(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
-		mmcall(mm[2], false, []qpart{{bx("phgu").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phgu").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
-		Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phgu")).Index(Lit(0)).Index(Lit(0)), Id("n")),
-		rows(qactRow("phb", true)),
+		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
+		mmcall(mm[2], false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
+		Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("pact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Id("n")),
+		perRow(qactRow("pact", true)),
 		mmcall(mm[3], true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
 		residual,
 	}
 	body := []Code{
-		If(Id("m").Dot("qp").Op("==").Nil().Op("||").Id("kern").Dot(mm[0].Field).Op("==").Nil()).Block(perRow, Return()),
+		If(Id("m").Dot("qp").Op("==").Nil().Op("||").Id("kern").Dot(mm[0].Field).Op("==").Nil()).Block(oneByOne, Return()),
 		List(Id("rows"), Id("n")).Op(":=").List(Id("b").Dot("rows"), Len(Id("b").Dot("rows"))),
 		List(Id("w"), Id("qw")).Op(":=").List(Id("m").Dot("w"), Id("m").Dot("qp")),
 		Id("off").Op(":=").Qual(quantPkg, "PanelOffset").Call(Id("QFormat")),
-		rows(
+		perRow(
 			Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), row("px").Index(Op(":")), Id("m").Dot("q").Dot("embd").Index(Id("r").Dot("tok")).Index(Op(":"))),
 			Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
 		),
@@ -560,7 +534,7 @@ func emitQuantRun(file *File, p *Plan) {
 		// The classifier for the rows whose logits are wanted, quantised into
 		// the first rows of dq.
 		Id("k").Op(":=").Lit(0),
-		rows(If(Id("r").Dot("last")).Block(
+		perRow(If(Id("r").Dot("last")).Block(
 			qnorm(Id("b").Dot("pxn").Index(Id("k")), row("px"), Id("w").Dot("outNorm"), eps),
 			Qual(quantPkg, "QuantizeAct").Call(Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("b").Dot("ds").Index(Id("k")).Index(Op(":")), Id("b").Dot("pxn").Index(Id("k")).Index(Op(":"))),
 			Qual(quantPkg, "ActSums").Call(Id("b").Dot("dsum").Index(Id("k")).Index(Op(":")), Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("off")),
@@ -570,7 +544,7 @@ func emitQuantRun(file *File, p *Plan) {
 		Id("n").Op("=").Id("k"),
 		mmcall(mm[4], false, []qpart{{bx("plog").Index(Lit(0)), 0, cls, s.Vocab}}),
 		Id("k").Op("=").Lit(0),
-		rows(If(Id("r").Dot("last")).Block(
+		perRow(If(Id("r").Dot("last")).Block(
 			Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),
 			Id("k").Op("++"),
 		)),

@@ -180,8 +180,8 @@ type batch struct {
 	rows              []batchRow
 	px, pxn, patt, po [64][768]float32
 	pqkv              [64][2304]float32
-	phgu              [64][4096]float32
-	phb               [64][2048]float32
+	phb               [64][4096]float32
+	pact              [64][2048]float32
 	plog              [64][32000]float32
 	cos, sin          [64][32]float32
 	att               [64][1024]float32
@@ -539,16 +539,16 @@ func (m *Model) run(b *batch) {
 		}
 		pool.RunGrain(4096, 48, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 2048); a < e {
-				kern.qmmGateUp(&b.phgu[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				kern.qmmGateUp(&b.phb[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
 			}
 			if a, e := max(lo, 2048), min(hi, 4096); a < e {
-				kern.qmmGateUp(&b.phgu[0][a], &ql.up[a-2048][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				kern.qmmGateUp(&b.phb[0][a], &ql.up[a-2048][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
 			}
 		})
-		kern.siluMul(&b.phb[0][0], &b.phgu[0][0], n)
+		kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
 		for i := range rows {
 			{
-				quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.phb[i][:2048])
+				quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.pact[i][:2048])
 				quant.ActSums(b.fsum[i][:], b.fq[i][:], off)
 			}
 		}

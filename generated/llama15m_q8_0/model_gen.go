@@ -180,8 +180,8 @@ type batch struct {
 	rows              []batchRow
 	px, pxn, patt, po [64][288]float32
 	pqkv              [64][864]float32
-	phgu              [64][1536]float32
-	phb               [64][768]float32
+	phb               [64][1536]float32
+	pact              [64][768]float32
 	plog              [64][32000]float32
 	cos, sin          [64][24]float32
 	att               [64][256]float32
@@ -537,16 +537,16 @@ func (m *Model) run(b *batch) {
 		}
 		pool.RunGrain(1536, 128, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 768); a < e {
-				kern.qmmGateUp(&b.phgu[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				kern.qmmGateUp(&b.phb[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
 			}
 			if a, e := max(lo, 768), min(hi, 1536); a < e {
-				kern.qmmGateUp(&b.phgu[0][a], &ql.up[a-768][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				kern.qmmGateUp(&b.phb[0][a], &ql.up[a-768][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
 			}
 		})
-		kern.siluMul(&b.phb[0][0], &b.phgu[0][0], n)
+		kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
 		for i := range rows {
 			{
-				quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.phb[i][:768])
+				quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.pact[i][:768])
 				quant.ActSums(b.fsum[i][:], b.fq[i][:], off)
 			}
 		}
