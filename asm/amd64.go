@@ -109,6 +109,11 @@ func (g *amd) kernel(k Kernel) {
 		g.attention(k)
 	case OpGroupAttention:
 		g.groupAttention(k)
+	case OpGroupAttentionT:
+		if k.ISA == AVX512 {
+			g.lanes = 16
+		}
+		g.groupAttentionT(k)
 	case OpMatMul:
 		g.matmul(k)
 	case OpSiLUMul:
@@ -132,6 +137,8 @@ func (k Kernel) doc() string {
 		return fmt.Sprintf("%s: one head of size %d over t ≥ 1 positions %d floats apart.", k.Name(), k.HeadDim, k.KVStride)
 	case OpGroupAttention:
 		return fmt.Sprintf("%s: %d KV heads of %d query heads each, head size %d, over t ≥ 1 positions %d floats apart.", k.Name(), k.Heads, k.Group, k.HeadDim, k.KVStride)
+	case OpGroupAttentionT:
+		return fmt.Sprintf("%s: %d KV heads of %d query heads each, head size %d, over t ≥ 1 positions of a position-minor cache of %d.", k.Name(), k.Heads, k.Group, k.HeadDim, k.KVStride)
 	case OpMatMul:
 		return fmt.Sprintf("%s: out[b*%d+r] = w[r]·x[b] for r < n and b tokens, %d columns.", k.Name(), k.Rows, k.Cols)
 	case OpSiLUMul:
@@ -371,9 +378,17 @@ func (g *amd) hmax(x reg.Register) {
 // exp replaces every lane of v by e^v (Cephes expf: range reduction by ln 2,
 // degree-5 polynomial, 2^n through the exponent bits; relative error ~2e-7).
 // mk makes temporaries of v's width.
-func (g *amd) exp(v reg.Register, mk func() reg.VecVirtual) {
+func (g *amd) exp(v reg.Register, mk func() reg.VecVirtual) { g.expf(v, mk, true) }
+
+// expNonPos is exp for arguments ≤ 0 (scores minus their maximum), where
+// the upper clamp never acts: the same bits, one instruction less.
+func (g *amd) expNonPos(v reg.Register, mk func() reg.VecVirtual) { g.expf(v, mk, false) }
+
+func (g *amd) expf(v reg.Register, mk func() reg.VecVirtual, upper bool) {
 	c := g.c
-	c.VMINPS(g.f32("exp_hi", 88), v, v)
+	if upper {
+		c.VMINPS(g.f32("exp_hi", 88), v, v)
+	}
 	c.VMAXPS(g.f32("exp_lo", -87.33654), v, v)
 	fx := mk()
 	c.VMULPS(g.f32("log2e", math.Log2E), v, fx)
@@ -393,6 +408,12 @@ func (g *amd) exp(v reg.Register, mk func() reg.VecVirtual) {
 	c.VMULPS(v, v, r2)
 	c.VFMADD213PS(v, r2, p)
 	c.VADDPS(g.f32("one", 1), p, p)
+	if g.isa == AVX512 {
+		// p·2^n in one instruction: n is an integer in [-126, 127] after
+		// the clamps, so the product is exact either way.
+		c.VSCALEFPS(fx, p, v)
+		return
+	}
 	c.VCVTPS2DQ(fx, fx)
 	c.VPADDD(g.constant("i127", 127), fx, fx)
 	c.VPSLLD(operand.U8(23), fx, fx)
@@ -1416,6 +1437,267 @@ func (g *amd) groupAttention(k Kernel) {
 	c.ADDQ(operand.U32(G*hd*4), out)
 	c.DECQ(heads)
 	c.JNE(operand.LabelRef(kvl))
+}
+
+// groupAttentionT is GroupAttention over a position-minor cache (doc.go,
+// GroupAttentionT): the vectors run along positions, a tile of 16 at a time
+// (one ZMM, or two YMM halves). A tile's scores are HD multiply-adds of a
+// key row by a broadcast query element per head; the exponentials take
+// every head of the group in one pass; the weighted sum of the values keeps
+// one accumulator per (head, dim) along positions and sums each across its
+// lanes once at the end. The last tile (t mod 16 positions) loads under a
+// mask, so the positions from t on never enter, and its weights beyond t
+// are stored as zeros.
+func (g *amd) groupAttentionT(k Kernel) {
+	c := g.c
+	hd, S, L, G := k.HeadDim, k.KVStride, g.lanes, k.Group
+	out, q, kp, vp, att := g.loadPtr("out"), g.loadPtr("q"), g.loadPtr("k"), g.loadPtr("v"), g.loadPtr("att")
+	scale := g.f32(fmt.Sprintf("rsqrt%d", hd), float32(1/math.Sqrt(float64(hd))))
+	avx512 := g.isa == AVX512
+	subs := 16 / L // vectors per tile
+
+	// nfull whole tiles, then rem (< 16) positions under the masks.
+	nfull, rem := c.GP64(), c.GP64()
+	c.MOVQ(g.param("t"), nfull)
+	c.MOVQ(nfull, rem)
+	c.SHRQ(operand.U8(4), nfull)
+	c.ANDQ(operand.U8(15), rem)
+	var km reg.Register
+	var ym [2]reg.VecVirtual // AVX2: the first min(rem, 8), then max(rem-8, 0) lanes
+	{
+		tbl := c.GP64()
+		if avx512 {
+			c.LEAQ(g.kmaskTable(), tbl)
+			km = c.K()
+			c.KMOVW(operand.Mem{Base: tbl, Index: rem, Scale: 2}, km)
+		} else {
+			c.LEAQ(g.maskTable(), tbl)
+			eight, n, i := c.GP64(), c.GP64(), c.GP64()
+			c.MOVQ(operand.U32(8), eight)
+			c.MOVQ(rem, n)
+			c.CMPQ(n, eight)
+			c.CMOVQGT(eight, n)
+			c.MOVQ(operand.U32(16), i)
+			c.SUBQ(n, i)
+			ym[0] = c.YMM()
+			c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, ym[0])
+			c.MOVQ(rem, n)
+			c.SUBQ(eight, n)
+			c.XORQ(i, i)
+			c.CMPQ(n, i)
+			c.CMOVQLT(i, n)
+			c.MOVQ(operand.U32(16), i)
+			c.SUBQ(n, i)
+			ym[1] = c.YMM()
+			c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, ym[1])
+		}
+	}
+	load := func(m operand.Mem, dst reg.VecVirtual, sub int, masked bool) {
+		switch {
+		case !masked:
+			c.VMOVUPS(m, dst)
+		case avx512:
+			c.VMOVUPS_Z(m, km, dst)
+		default:
+			c.VMASKMOVPS(m, ym[sub], dst)
+		}
+	}
+	// tb is the tile's offset in a KV head's cache, ab its first position's
+	// in a head's scores, both in bytes.
+	tb, ab := c.GP64(), c.GP64()
+	kvAt := func(base reg.Register, d, sub int) operand.Mem {
+		return operand.Mem{Base: base, Index: tb, Scale: 1, Disp: d*64 + sub*32}
+	}
+	attAt := func(h, sub int) operand.Mem {
+		return operand.Mem{Base: att, Index: ab, Scale: 1, Disp: h*S*4 + sub*32}
+	}
+	tiles := func(body func(sub int, masked bool)) {
+		c.XORQ(tb, tb)
+		c.XORQ(ab, ab)
+		cnt := c.GP64()
+		c.MOVQ(nfull, cnt)
+		l, full, done := g.newLabel("ttile"), g.newLabel("tfull"), g.newLabel("tdone")
+		c.TESTQ(cnt, cnt)
+		c.JZ(operand.LabelRef(full))
+		c.Label(l)
+		for sub := range subs {
+			body(sub, false)
+		}
+		c.ADDQ(operand.U32(hd*64), tb)
+		c.ADDQ(operand.U8(64), ab)
+		c.DECQ(cnt)
+		c.JNZ(operand.LabelRef(l))
+		c.Label(full)
+		c.TESTQ(rem, rem)
+		c.JZ(operand.LabelRef(done))
+		for sub := range subs {
+			body(sub, true)
+		}
+		c.Label(done)
+	}
+
+	heads := c.GP64()
+	c.MOVQ(operand.U32(k.Heads), heads)
+	kvl := g.newLabel("tkvhead")
+	c.Label(kvl)
+
+	// Pass 1: scores of every head of the group, and their maxima.
+	ms := make([]reg.VecVirtual, G)
+	for h := range ms {
+		ms[h] = g.vec()
+		c.VMOVUPS(g.constant("neginf", 0xff800000), ms[h])
+	}
+	tiles(func(sub int, masked bool) {
+		s := make([]reg.VecVirtual, G)
+		for d := 0; d < hd; d++ {
+			kd := g.vec()
+			load(kvAt(kp, d, sub), kd, sub, masked)
+			for h := range s {
+				qm := mem(q, (h*hd+d)*4)
+				if d == 0 {
+					s[h] = g.vec()
+				}
+				switch {
+				case avx512 && d == 0:
+					c.VMULPS_BCST(qm, kd, s[h])
+				case avx512:
+					c.VFMADD231PS_BCST(qm, kd, s[h])
+				default:
+					b := g.vec()
+					c.VBROADCASTSS(qm, b)
+					if d == 0 {
+						c.VMULPS(b, kd, s[h])
+					} else {
+						c.VFMADD231PS(b, kd, s[h])
+					}
+				}
+			}
+		}
+		for h := range s {
+			c.VMULPS(scale, s[h], s[h])
+			c.VMOVUPS(s[h], attAt(h, sub))
+			switch {
+			case !masked:
+				c.VMAXPS(s[h], ms[h], ms[h])
+			case avx512:
+				c.VMAXPS(s[h], ms[h], km, ms[h])
+			default:
+				ninf := g.vec()
+				c.VMOVUPS(g.constant("neginf", 0xff800000), ninf)
+				c.VBLENDVPS(ym[sub], s[h], ninf, s[h])
+				c.VMAXPS(s[h], ms[h], ms[h])
+			}
+		}
+	})
+
+	// Pass 2: the weights e^(s-max) of every head, and 1/their sum.
+	sums := make([]reg.VecVirtual, G)
+	for h := range ms {
+		g.hmaxAll(ms[h])
+		sums[h] = g.vec()
+		g.zero(sums[h])
+	}
+	tiles(func(sub int, masked bool) {
+		for h := range ms {
+			e := g.vec()
+			load(attAt(h, sub), e, sub, masked)
+			c.VSUBPS(ms[h], e, e)
+			g.expNonPos(e, g.vec)
+			if masked {
+				if avx512 {
+					c.VMOVAPS_Z(e, km, e)
+				} else {
+					c.VANDPS(ym[sub], e, e)
+				}
+			}
+			c.VMOVUPS(e, attAt(h, sub))
+			c.VADDPS(e, sums[h], sums[h])
+		}
+	})
+	inv := make([]reg.VecVirtual, G)
+	for h := range sums {
+		s := g.reduce1(sums[h])
+		inv[h] = c.XMM()
+		c.VMOVUPS(g.f32("one", 1), inv[h])
+		c.VDIVPS(s, inv[h], inv[h])
+	}
+
+	// Pass 3: out[h][d] = Σ_j w_hj·v_dj / sum_h, dims in blocks that fit the
+	// registers with the masks and the reduction's temporaries (4 dims
+	// reduce at once).
+	db := max(1, (g.nreg-2-G-7)/G)
+	if db >= 4 {
+		db &^= 3
+	}
+	db = min(db, hd)
+	for d0 := 0; d0 < hd; d0 += db {
+		d1 := min(d0+db, hd)
+		acc := make([][]reg.VecVirtual, G)
+		for h := range acc {
+			acc[h] = make([]reg.VecVirtual, d1-d0)
+			for i := range acc[h] {
+				acc[h][i] = g.vec()
+				g.zero(acc[h][i])
+			}
+		}
+		tiles(func(sub int, masked bool) {
+			p := make([]reg.VecVirtual, G)
+			for h := range p {
+				p[h] = g.vec()
+				c.VMOVUPS(attAt(h, sub), p[h])
+			}
+			for d := d0; d < d1; d++ {
+				vd := g.vec()
+				load(kvAt(vp, d, sub), vd, sub, masked)
+				for h := range p {
+					c.VFMADD231PS(vd, p[h], acc[h][d-d0])
+				}
+			}
+		})
+		for h := range acc {
+			d := d0
+			for ; d+4 <= d1; d += 4 {
+				var a4 [4]reg.Register
+				for i := range a4 {
+					a4[i] = g.toY(acc[h][d-d0+i])
+				}
+				x := g.reduce4(a4)
+				c.VMULPS(inv[h], x, x)
+				c.VMOVUPS(x, mem(out, (h*hd+d)*4))
+			}
+			for ; d < d1; d++ {
+				x := g.reduce1(acc[h][d-d0])
+				c.VMULSS(inv[h], x, x)
+				c.VMOVSS(x, mem(out, (h*hd+d)*4))
+			}
+		}
+	}
+
+	c.ADDQ(operand.U32(hd*S*4), kp)
+	c.ADDQ(operand.U32(hd*S*4), vp)
+	c.ADDQ(operand.U32(G*hd*4), q)
+	c.ADDQ(operand.U32(G*hd*4), out)
+	c.DECQ(heads)
+	c.JNE(operand.LabelRef(kvl))
+}
+
+// hmaxAll makes every lane of the full vector v the maximum of its lanes.
+func (g *amd) hmaxAll(v reg.VecVirtual) {
+	c := g.c
+	t := g.vec()
+	if g.lanes == 16 {
+		c.VSHUFF32X4(operand.U8(0x4e), v, v, t)
+		c.VMAXPS(t, v, v)
+		c.VSHUFF32X4(operand.U8(0xb1), v, v, t)
+		c.VMAXPS(t, v, v)
+	} else {
+		c.VPERM2F128(operand.U8(0x01), v, v, t)
+		c.VMAXPS(t, v, v)
+	}
+	c.VPERMILPS(operand.U8(0x4e), v, t)
+	c.VMAXPS(t, v, v)
+	c.VPERMILPS(operand.U8(0xb1), v, t)
+	c.VMAXPS(t, v, v)
 }
 
 // scores8x8 scores heads of 8 floats eight positions at a time with ZMM:

@@ -71,7 +71,7 @@ func (e *neon) newLabel(what string) string {
 // Three-register float vector ops on .4S the Go assembler does not know.
 var neonOps = map[string]uint32{
 	"FADD": 0x4E20D400, "FSUB": 0x4EA0D400, "FMUL": 0x6E20DC00, "FDIV": 0x6E20FC00,
-	"FMAX": 0x4E20F400, "FMIN": 0x4EA0F400, "FADDP": 0x6E20D400,
+	"FMAX": 0x4E20F400, "FMIN": 0x4EA0F400, "FADDP": 0x6E20D400, "FMAXP": 0x6E20F400,
 }
 
 // v3 emits op Vd.4S, Vn.4S, Vm.4S.
@@ -157,6 +157,8 @@ func (e *neon) kernel(k Kernel) {
 		e.p("ADD $%d, R3, R3", k.HeadDim*4)
 		e.p("SUBS $1, R20, R20")
 		e.p("BNE %s", l)
+	case OpGroupAttentionT:
+		e.groupAttentionT(k)
 	case OpSiLUMul:
 		e.siluMulRows(k)
 	}
@@ -205,7 +207,7 @@ func argSize(k Kernel) int {
 	switch k.Op {
 	case OpRMSNormMatVec, OpRMSNormSwiGLU:
 		return 44
-	case OpAttention, OpGroupAttention:
+	case OpAttention, OpGroupAttention, OpGroupAttentionT:
 		return 48
 	case OpMatMul:
 		return 40
@@ -499,40 +501,7 @@ func (e *neon) attention(k Kernel) {
 	e.p("ADD $%d, R6, R6", S*4)
 	e.p("SUBS $1, R8, R8")
 	e.p("BNE %s", l1)
-	// Pass 2: att[j] = e^(att[j]-max), sum in V31 (vectors) + F28 (tail).
-	e.p("VDUP V30.S[0], V30.S4")
-	e.zero(31)
-	e.zero(28)
-	e.p("MOVD R4, R7")
-	e.p("LSR $2, R5, R8")
-	l2, l2done, l3, l3done := e.newLabel("exp4_"), e.newLabel("exp4done"), e.newLabel("exp1_"), e.newLabel("exp1done")
-	e.p("CBZ R8, %s", l2done)
-	fmt.Fprintf(e.b, "%s:\n", l2)
-	e.p("VLD1 (R7), [V16.S4]")
-	e.v3("FSUB", 16, 16, 30)
-	e.exp(16)
-	e.p("VST1.P [V16.S4], 16(R7)")
-	e.v3("FADD", 31, 31, 16)
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", l2)
-	fmt.Fprintf(e.b, "%s:\n", l2done)
-	e.p("AND $3, R5, R8")
-	e.p("CBZ R8, %s", l3done)
-	fmt.Fprintf(e.b, "%s:\n", l3)
-	e.p("FMOVS (R7), F16")
-	e.p("FSUBS F30, F16, F16")
-	e.exp(16)
-	e.p("FMOVS.P F16, 4(R7)")
-	e.p("FADDS F16, F28, F28")
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", l3)
-	fmt.Fprintf(e.b, "%s:\n", l3done)
-	e.v3("FADDP", 31, 31, 31)
-	e.v3("FADDP", 31, 31, 31)
-	e.p("FADDS F28, F31, F31")
-	e.p("FMOVS $1.0, F28")
-	e.p("FDIVS F31, F28, F28")
-	e.p("VDUP V28.S[0], V28.S4")
+	e.softmaxAtt()
 	// Pass 3: out = Σ p_j v_j / sum in groups of up to 16 vectors.
 	groups := max(1, (nq+15)/16)
 	for gi := 0; gi < groups; gi++ {
@@ -578,4 +547,297 @@ func (e *neon) attention(k Kernel) {
 			}
 		}
 	}
+}
+
+// softmaxAtt replaces att[0:t] (R4, R5) by e^(att[j]-max) with the max in
+// lane 0 of V30, and leaves 1/Σ in every lane of V28; it uses R7, R8, V16,
+// V30, V31 and exp's registers.
+func (e *neon) softmaxAtt() {
+	// att[j] = e^(att[j]-max), sum in V31 (vectors) + F28 (tail).
+	e.p("VDUP V30.S[0], V30.S4")
+	e.zero(31)
+	e.zero(28)
+	e.p("MOVD R4, R7")
+	e.p("LSR $2, R5, R8")
+	l2, l2done, l3, l3done := e.newLabel("exp4_"), e.newLabel("exp4done"), e.newLabel("exp1_"), e.newLabel("exp1done")
+	e.p("CBZ R8, %s", l2done)
+	fmt.Fprintf(e.b, "%s:\n", l2)
+	e.p("VLD1 (R7), [V16.S4]")
+	e.v3("FSUB", 16, 16, 30)
+	e.exp(16)
+	e.p("VST1.P [V16.S4], 16(R7)")
+	e.v3("FADD", 31, 31, 16)
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l2)
+	fmt.Fprintf(e.b, "%s:\n", l2done)
+	e.p("AND $3, R5, R8")
+	e.p("CBZ R8, %s", l3done)
+	fmt.Fprintf(e.b, "%s:\n", l3)
+	e.p("FMOVS (R7), F16")
+	e.p("FSUBS F30, F16, F16")
+	e.exp(16)
+	e.p("FMOVS.P F16, 4(R7)")
+	e.p("FADDS F16, F28, F28")
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l3)
+	fmt.Fprintf(e.b, "%s:\n", l3done)
+	e.v3("FADDP", 31, 31, 31)
+	e.v3("FADDP", 31, 31, 31)
+	e.p("FADDS F28, F31, F31")
+	e.p("FMOVS $1.0, F28")
+	e.p("FDIVS F31, F28, F28")
+	e.p("VDUP V28.S[0], V28.S4")
+}
+
+// fmlaElem emits FMLA Vd.4S, Vn.4S, Vm.S[i] (by element), which the Go
+// assembler lacks.
+func (e *neon) fmlaElem(d, n, m, i int) {
+	w := 0x4F801000 | uint32(i&1)<<21 | uint32(m)<<16 | uint32(i>>1)<<11 | uint32(n)<<5 | uint32(d)
+	e.p("WORD $0x%08x // FMLA V%d.4S, V%d.4S, V%d.S[%d]", w, d, n, m, i)
+}
+
+// groupAttentionT: every query head in turn (R20 counting the KV heads),
+// over the position-minor cache (asm.TIndex: per KV head, tiles of 16
+// positions of HD rows of 16 floats): R0 out, R1 q, R2 k and R3 v of the KV
+// head, R4 att, R5 t, R11 64 (one dim's row in a tile), R15 HD*S*4 (one KV
+// head).
+func (e *neon) groupAttentionT(k Kernel) {
+	hd, S := k.HeadDim, k.KVStride
+	e.attentionParams()
+	e.p("MOVD $64, R11")
+	e.p("MOVD $%d, R15", hd*S*4)
+	e.p("MOVD $%d, R20", k.Heads)
+	l := e.newLabel("kvheadt")
+	fmt.Fprintf(e.b, "%s:\n", l)
+	for i := 0; i < k.Group; i++ {
+		e.attentionT(hd)
+		e.p("ADD $%d, R0, R0", hd*4)
+		e.p("ADD $%d, R1, R1", hd*4)
+	}
+	e.p("ADD R15, R2, R2")
+	e.p("ADD R15, R3, R3")
+	e.p("SUBS $1, R20, R20")
+	e.p("BNE %s", l)
+}
+
+// attentionT emits one query head (R1) against the KV head at R2/R3 into R0.
+// The query sits in V0-V15 when it fits (q[4i:4i+4] in Vi, the hd%4 tail in
+// lane 0 of the next registers), else each q[d] is broadcast from memory
+// (R12, V19). Scores run 4 positions to a vector in V16/V17 (keys in V18),
+// scale in V29, running max in V30; positions from t on are never loaded:
+// the t%4 tail loads one float per dim (lanes 1-3 zero). R6 the position's
+// key column, R7 att cursor, R8 count, R10 row cursor, R13 dim counter.
+func (e *neon) attentionT(hd int) {
+	nq, qt := hd/4, hd%4
+	inRegs := nq+qt <= 16
+	if inRegs {
+		e.p("MOVD R1, R10")
+		for i := 0; i < nq; i++ {
+			e.p("VLD1.P 16(R10), [V%d.S4]", i)
+		}
+		for i := 0; i < qt; i++ {
+			e.p("FMOVS.P 4(R10), F%d", nq+i)
+		}
+	}
+	e.dup(29, float32(1/math.Sqrt(float64(hd))))
+	e.dup(30, -math.MaxFloat32)
+	// dots emits acc(V16, V17) += Σ_d q[d]·key(d), load(d) loading key d into
+	// V18 and stepping R10 to the next row.
+	dots := func(load func()) {
+		e.zero(16)
+		e.zero(17)
+		e.p("MOVD R6, R10")
+		if inRegs {
+			for d := 0; d < hd; d++ {
+				load()
+				if d < 4*nq {
+					e.fmlaElem(16+d%2, 18, d/4, d%4)
+				} else {
+					e.fmlaElem(16+d%2, 18, d-3*nq, 0)
+				}
+			}
+		} else {
+			l := e.newLabel("dimt")
+			e.p("MOVD R1, R12")
+			e.p("MOVD $%d, R13", hd)
+			fmt.Fprintf(e.b, "%s:\n", l)
+			e.p("VLD1R.P 4(R12), [V19.S4]")
+			load()
+			e.p("VFMLA V18.S4, V19.S4, V16.S4")
+			e.p("SUBS $1, R13, R13")
+			e.p("BNE %s", l)
+		}
+		e.v3("FADD", 16, 16, 17)
+	}
+	score4 := func() {
+		dots(func() { e.p("VLD1.P (R10)(R11), [V18.S4]") })
+		e.v3("FMUL", 16, 16, 29)
+		e.p("VST1.P [V16.S4], 16(R7)")
+		e.v3("FMAX", 30, 30, 16)
+		e.p("ADD $16, R6, R6")
+	}
+	// Pass 1: scores, whole tiles 4 positions at a time, then the last
+	// tile's groups of 4, then its positions one at a time.
+	e.p("MOVD R2, R6")
+	e.p("MOVD R4, R7")
+	e.tilesT(hd, score4, []int{6})
+	l4, l4done, l1, l1done := e.newLabel("scoret4_"), e.newLabel("scoret4done"), e.newLabel("scoret1_"), e.newLabel("scoret1done")
+	e.p("UBFX $2, R5, $2, R8")
+	e.p("CBZ R8, %s", l4done)
+	fmt.Fprintf(e.b, "%s:\n", l4)
+	score4()
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l4)
+	fmt.Fprintf(e.b, "%s:\n", l4done)
+	e.v3("FMAXP", 30, 30, 30)
+	e.v3("FMAXP", 30, 30, 30)
+	e.p("AND $3, R5, R8")
+	e.p("CBZ R8, %s", l1done)
+	fmt.Fprintf(e.b, "%s:\n", l1)
+	dots(func() {
+		e.p("FMOVS (R10), F18")
+		e.p("ADD R11, R10, R10")
+	})
+	e.p("FMULS F29, F16, F16")
+	e.p("FMOVS.P F16, 4(R7)")
+	e.p("FMAXS F16, F30, F30")
+	e.p("ADD $4, R6, R6")
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l1)
+	fmt.Fprintf(e.b, "%s:\n", l1done)
+	// Pass 2: softmax weights, 1/Σ in V28.
+	e.softmaxAtt()
+	// Pass 3: out[d] = Σ_j p_j·v[d][j] / Σ, 4 positions to a vector.
+	e.p("MOVD R3, R9")
+	e.p("MOVD R0, R14")
+	e.valuesT4(hd, hd/4)
+	e.valuesT1(hd, hd%4)
+}
+
+// tilesT emits the whole tiles (t/16, counted in R8): step four times (one
+// group of 4 positions each, advancing the cursors regs by 16 bytes), then
+// the cursors on to the next tile.
+func (e *neon) tilesT(hd int, step func(), regs []int) {
+	l, done := e.newLabel("tilet"), e.newLabel("tiletdone")
+	e.p("LSR $4, R5, R8")
+	e.p("CBZ R8, %s", done)
+	fmt.Fprintf(e.b, "%s:\n", l)
+	for range 4 {
+		step()
+	}
+	// The cursors sit at the tile's next row: on to the next tile.
+	for _, r := range regs {
+		if hd > 1 {
+			e.p("ADD $%d, R%d, R%d", hd*64-64, r, r)
+		}
+	}
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l)
+	fmt.Fprintf(e.b, "%s:\n", done)
+}
+
+// valuesT4 emits n blocks of 4 dims (rows R9, R10, R12, R6, R21 of the
+// values, 64 bytes apart in a tile) into R14: weights in V17, values in
+// V18-V21, accumulators V0-V3 (the query is no longer needed) and the scalar
+// tail's F4-F7, reduced into V16 and scaled by V28.
+func (e *neon) valuesT4(hd, n int) {
+	if n == 0 {
+		return
+	}
+	rows := []int{10, 12, 6, 21}
+	lb, l4, l4done, l1, l1done := e.newLabel("vblkt"), e.newLabel("vsum4t4_"), e.newLabel("vsum4t4done"), e.newLabel("vsum4t1_"), e.newLabel("vsum4t1done")
+	e.p("MOVD $%d, R13", n)
+	fmt.Fprintf(e.b, "%s:\n", lb)
+	for r := 0; r < 4; r++ {
+		e.zero(r)
+		e.zero(4 + r)
+	}
+	e.p("MOVD R4, R7")
+	e.p("MOVD R9, R10")
+	e.p("ADD R11, R10, R12")
+	e.p("ADD R11, R12, R6")
+	e.p("ADD R11, R6, R21")
+	step := func() {
+		e.p("VLD1.P 16(R7), [V17.S4]")
+		for r, R := range rows {
+			e.p("VLD1.P 16(R%d), [V%d.S4]", R, 18+r)
+		}
+		for r := range rows {
+			e.p("VFMLA V17.S4, V%d.S4, V%d.S4", 18+r, r)
+		}
+	}
+	e.tilesT(hd, step, rows)
+	e.p("UBFX $2, R5, $2, R8")
+	e.p("CBZ R8, %s", l4done)
+	fmt.Fprintf(e.b, "%s:\n", l4)
+	step()
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l4)
+	fmt.Fprintf(e.b, "%s:\n", l4done)
+	e.p("AND $3, R5, R8")
+	e.p("CBZ R8, %s", l1done)
+	fmt.Fprintf(e.b, "%s:\n", l1)
+	e.p("FMOVS.P 4(R7), F17")
+	for r, R := range rows {
+		e.p("FMOVS.P 4(R%d), F%d", R, 18+r)
+		e.p("FMADDS F17, F%d, F%d, F%d", 4+r, 18+r, 4+r)
+	}
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l1)
+	fmt.Fprintf(e.b, "%s:\n", l1done)
+	e.v3("FADDP", 30, 0, 1)
+	e.v3("FADDP", 31, 2, 3)
+	e.v3("FADDP", 16, 30, 31)
+	for r := 0; r < 4; r++ {
+		e.p("VMOV V%d.S[0], V30.S[%d]", 4+r, r)
+	}
+	e.v3("FADD", 16, 16, 30)
+	e.v3("FMUL", 16, 16, 28)
+	e.p("VST1.P [V16.S4], 16(R14)")
+	e.p("ADD R11<<2, R9, R9")
+	e.p("SUBS $1, R13, R13")
+	e.p("BNE %s", lb)
+}
+
+// valuesT1 emits n single dims (row R9, cursor R10) into R14: 4 positions
+// to a vector in V16 (weights V17, values V18), then the scalar tail.
+func (e *neon) valuesT1(hd, n int) {
+	if n == 0 {
+		return
+	}
+	ld, v4, v4done, v1, v1done := e.newLabel("vdimt"), e.newLabel("vsumt4_"), e.newLabel("vsumt4done"), e.newLabel("vsumt1_"), e.newLabel("vsumt1done")
+	e.p("MOVD $%d, R13", n)
+	fmt.Fprintf(e.b, "%s:\n", ld)
+	e.zero(16)
+	e.p("MOVD R4, R7")
+	e.p("MOVD R9, R10")
+	step := func() {
+		e.p("VLD1.P 16(R7), [V17.S4]")
+		e.p("VLD1.P 16(R10), [V18.S4]")
+		e.p("VFMLA V17.S4, V18.S4, V16.S4")
+	}
+	e.tilesT(hd, step, []int{10})
+	e.p("UBFX $2, R5, $2, R8")
+	e.p("CBZ R8, %s", v4done)
+	fmt.Fprintf(e.b, "%s:\n", v4)
+	step()
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", v4)
+	fmt.Fprintf(e.b, "%s:\n", v4done)
+	e.v3("FADDP", 16, 16, 16)
+	e.v3("FADDP", 16, 16, 16)
+	e.p("AND $3, R5, R8")
+	e.p("CBZ R8, %s", v1done)
+	fmt.Fprintf(e.b, "%s:\n", v1)
+	e.p("FMOVS.P 4(R7), F17")
+	e.p("FMOVS.P 4(R10), F18")
+	e.p("FMADDS F17, F16, F18, F16")
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", v1)
+	fmt.Fprintf(e.b, "%s:\n", v1done)
+	e.p("FMULS F28, F16, F16")
+	e.p("FMOVS.P F16, 4(R14)")
+	e.p("ADD R11, R9, R9")
+	e.p("SUBS $1, R13, R13")
+	e.p("BNE %s", ld)
 }

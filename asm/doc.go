@@ -80,6 +80,15 @@
 // are scored and summed in one pass over its cached rows, so each K and V
 // row is loaded once for all of them. att is scratch of Group·t floats.
 //
+// GroupAttentionT: the same over a position-minor cache of capacity S (a
+// multiple of 16, t ≤ S): per KV head, tiles of 16 positions, each HD rows
+// of 16 floats, so dim d of KV head g at position j is
+// k[g*HD*S + (j/16)*HD*16 + d*16 + j%16] (the same for v; asm.TIndex). Heads shorter than a vector use it
+// (stories260K's 8 floats): the vectors run along positions, so a score is
+// HD fused multiply-adds of a broadcast query element, with no horizontal
+// sums, and the weighted sum of the values is the same along positions. att
+// is scratch of Group·S floats.
+//
 // MatMul: func(out, w, x *float32, n, b int) with R baked in
 //
 //	out[t*R+r] = w[r]·x[t*C : t*C+C]  for r < n, t < b

@@ -211,10 +211,46 @@ func goKernel(g *goWriter, k Kernel) {
 		g.p("op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)\n")
 		g.p("for h := 0; h < NH*G; h++ {\no, kv := h*(HD*4), (h/G)*(HD*4)\n")
 		g.p("%s_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)\n}\n", name)
+	case OpGroupAttentionT:
+		goAttentionT(g, k, name)
 	case OpSiLUMul:
 		goSiLUMul(g, k, name)
 	}
 	g.p("}\n\n")
+}
+
+// goAttentionT is GroupAttentionT one query head at a time over the tiled
+// cache (TIndex): a tile is [HD][16] floats, 16 positions of every dim.
+func goAttentionT(g *goWriter, k Kernel, name string) {
+	HD := k.HeadDim
+	scale := float32(1 / math.Sqrt(float64(HD)))
+	g.p("func %s(out, q, k, v, att *float32, t int) {\nconst HD, S, NH, G = %d, %d, %d, %d\n", name, HD, k.KVStride, k.Heads, k.Group)
+	g.p("if t <= 0 {\nreturn\n}\n")
+	g.p("a := unsafe.Slice(att, t)\nqs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)\n")
+	g.p("for h := 0; h < NH*G; h++ {\n")
+	g.p("kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))\n")
+	g.p("vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))\n")
+	g.p("qh := (*[HD]float32)(qs[h*HD:])\nm := float32(math.Inf(-1))\n")
+	if HD <= unrollScores {
+		var terms []string
+		for i := 0; i < HD; i++ {
+			g.p("q%d := qh[%d]\n", i, i)
+			terms = append(terms, fmt.Sprintf("q%d*kt[%d][j%%16]", i, i))
+		}
+		g.p("for j := range a {\nkt := &kh[j/16]\ns := (%s) * %v\na[j] = s\nif s > m {\nm = s\n}\n}\n", pairwise(terms), scale)
+	} else {
+		g.p("for j := range a {\nkt := &kh[j/16]\nvar s float32\nfor d := range HD {\ns += qh[d] * kt[d][j%%16]\n}\n")
+		g.p("s *= %v\na[j] = s\nif s > m {\nm = s\n}\n}\n", scale)
+	}
+	g.p("var sum float32\nfor j, s := range a {\nvar e float32\n")
+	goExp(g, "e", "s - m", false)
+	g.p("a[j] = e\nsum += e\n}\ninv := 1 / sum\n")
+	// Four partial sums per output for the adds' latency.
+	g.p("for d := range HD {\nvar o0, o1, o2, o3 float32\nj := 0\n")
+	g.p("for ; j <= t-4; j += 4 {\nvd := (*[4]float32)(vh[j/16][d][j%%16:])\n")
+	g.p("o0 += a[j] * vd[0]\no1 += a[j+1] * vd[1]\no2 += a[j+2] * vd[2]\no3 += a[j+3] * vd[3]\n}\n")
+	g.p("for ; j < t; j++ {\no0 += a[j] * vh[j/16][d][j%%16]\n}\n")
+	g.p("os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv\n}\n}\n")
 }
 
 func goSiLUMul(g *goWriter, k Kernel, name string) {

@@ -10,25 +10,27 @@ type Op int
 
 // The kernel operations.
 const (
-	OpMatVec         Op = iota + 1 // out[r] = w[r]·x
-	OpRMSNormMatVec                // out[r] = w[r]·(g⊙x)/rms(x)
-	OpSwiGLU                       // out[r] = silu(w[r]·x)·(w[Rows+r]·x)
-	OpRMSNormSwiGLU                // SwiGLU on the RMS-normalised x
-	OpAttention                    // one head over t cached positions
-	OpMatMul                       // out[b][r] = w[r]·x[b] for a batch
-	OpGroupAttention               // every head of a layer: Heads KV heads of Group query heads each
-	OpSiLUMul                      // out[t][i] = silu(h[t][i])·h[t][F+i], rows of a batched gate|up product
+	OpMatVec          Op = iota + 1 // out[r] = w[r]·x
+	OpRMSNormMatVec                 // out[r] = w[r]·(g⊙x)/rms(x)
+	OpSwiGLU                        // out[r] = silu(w[r]·x)·(w[Rows+r]·x)
+	OpRMSNormSwiGLU                 // SwiGLU on the RMS-normalised x
+	OpAttention                     // one head over t cached positions
+	OpMatMul                        // out[b][r] = w[r]·x[b] for a batch
+	OpGroupAttention                // every head of a layer: Heads KV heads of Group query heads each
+	OpSiLUMul                       // out[t][i] = silu(h[t][i])·h[t][F+i], rows of a batched gate|up product
+	OpGroupAttentionT               // OpGroupAttention over a position-minor (transposed) KV cache
 )
 
 var opNames = map[Op]string{
-	OpMatVec:         "matvec",
-	OpRMSNormMatVec:  "rmsmatvec",
-	OpSwiGLU:         "swiglu",
-	OpRMSNormSwiGLU:  "rmsswiglu",
-	OpAttention:      "attention",
-	OpMatMul:         "matmul",
-	OpGroupAttention: "gattention",
-	OpSiLUMul:        "silumul",
+	OpMatVec:          "matvec",
+	OpRMSNormMatVec:   "rmsmatvec",
+	OpSwiGLU:          "swiglu",
+	OpRMSNormSwiGLU:   "rmsswiglu",
+	OpAttention:       "attention",
+	OpMatMul:          "matmul",
+	OpGroupAttention:  "gattention",
+	OpSiLUMul:         "silumul",
+	OpGroupAttentionT: "gattentiont",
 }
 
 func (o Op) String() string {
@@ -79,8 +81,11 @@ type Kernel struct {
 	// HeadDim and KVStride are the head size and the distance in floats between
 	// the cached keys (or values) of consecutive positions (OpAttention).
 	HeadDim, KVStride int
-	// Heads and Group (OpGroupAttention): the number of KV heads, and of
-	// query heads sharing each (grouped-query attention; 1 ≤ Group ≤ 4).
+	// For OpGroupAttentionT, KVStride is the cache's capacity in positions
+	// (a multiple of 16), laid out as TIndex says.
+	// Heads and Group (OpGroupAttention, OpGroupAttentionT): the number of KV
+	// heads, and of query heads sharing each (grouped-query attention;
+	// 1 ≤ Group ≤ 4).
 	Heads, Group int
 }
 
@@ -95,7 +100,7 @@ func (k Kernel) Name() string {
 		return fmt.Sprintf("%s_%dx%d_%s", k.Op, k.Rows, k.Cols, k.ISA)
 	case OpAttention:
 		return fmt.Sprintf("%s_%d_%d_%s", k.Op, k.HeadDim, k.KVStride, k.ISA)
-	case OpGroupAttention:
+	case OpGroupAttention, OpGroupAttentionT:
 		return fmt.Sprintf("%s_%d_%d_%dx%d_%s", k.Op, k.HeadDim, k.KVStride, k.Heads, k.Group, k.ISA)
 	}
 	return fmt.Sprintf("%s_%s", k.Op, k.ISA)
@@ -110,7 +115,7 @@ func (k Kernel) Signature() string {
 		return "func(out, w, x *float32, n int)"
 	case OpRMSNormMatVec, OpRMSNormSwiGLU:
 		return "func(out, w, x, nw *float32, n int, eps float32)"
-	case OpAttention, OpGroupAttention:
+	case OpAttention, OpGroupAttention, OpGroupAttentionT:
 		return "func(out, q, k, v, att *float32, t int)"
 	case OpMatMul:
 		return "func(out, w, x *float32, n, b int)"
@@ -140,6 +145,16 @@ func (k Kernel) Validate() error {
 		}
 		if k.Rows < 1 || k.Rows > limit || k.Rows*k.Cols > 1<<28 {
 			return fmt.Errorf("kernel %s: rows must be in [1, %d] with rows*cols ≤ 2^28, got %d", k.Name(), limit, k.Rows)
+		}
+	case OpGroupAttentionT:
+		if k.Heads < 1 || k.Heads > 1024 || k.Group < 1 || k.Group > 4 {
+			return fmt.Errorf("kernel %s: heads must be in [1, 1024] and group in [1, 4], got %d and %d", k.Name(), k.Heads, k.Group)
+		}
+		if k.HeadDim < 1 || k.HeadDim > 1024 {
+			return fmt.Errorf("kernel %s: head dim must be in [1, 1024], got %d", k.Name(), k.HeadDim)
+		}
+		if k.KVStride < 16 || k.KVStride%16 != 0 || k.KVStride*k.HeadDim*k.Heads > limit {
+			return fmt.Errorf("kernel %s: cache capacity must be a multiple of 16 with capacity·head dim·heads ≤ %d, got %d", k.Name(), limit, k.KVStride)
 		}
 	case OpAttention, OpGroupAttention:
 		if k.Op == OpGroupAttention {

@@ -134,6 +134,43 @@ func GroupAttention(out, q, k, v, att []float32, t, stride, hd, heads, group int
 	}
 }
 
+// GroupAttentionT is GroupAttention over a position-minor cache: dim d of
+// KV head g at position j is k[TIndex(g, d, j, hd, capacity)] (and the same
+// for v). Each score sums its products in order of d; att (at least t
+// floats) is scratch.
+func GroupAttentionT(out, q, k, v, att []float32, t, capacity, hd, heads, group int) {
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	att = att[:t]
+	for h := range heads * group {
+		g := h / group
+		kh, vh := k[g*hd*capacity:], v[g*hd*capacity:]
+		qh := q[h*hd : h*hd+hd]
+		for j := range att {
+			var s float32
+			for d, qd := range qh {
+				s += qd * kh[TIndex(0, d, j, hd, capacity)]
+			}
+			att[j] = s * scale
+		}
+		Softmax(att)
+		for d := range hd {
+			var o float32
+			for j, p := range att {
+				o += p * vh[TIndex(0, d, j, hd, capacity)]
+			}
+			out[h*hd+d] = o
+		}
+	}
+}
+
+// TIndex is where a position-minor cache of the given capacity keeps dim d
+// of KV head g at position j: per KV head, tiles of 16 positions, each the
+// head's hd rows of 16 floats ([capacity/16][hd][16]), so that a tile is one
+// contiguous run and a vector of 16 positions one aligned load.
+func TIndex(g, d, j, hd, capacity int) int {
+	return g*hd*capacity + (j/16)*hd*16 + d*16 + j%16
+}
+
 // MatMul computes out[b*rows+r] = w[r]·x[b] for b tokens: x is [b, cols]
 // token-major, w is [rows, cols], out is [b, rows].
 func MatMul(out, w, x []float32, rows, cols, b int) {

@@ -29,7 +29,7 @@ func kernelFuncType(op asm.Op) *Statement {
 		return f([]string{"out", "w", "x"}, Id("n").Int())
 	case asm.OpRMSNormMatVec, asm.OpRMSNormSwiGLU:
 		return f([]string{"out", "w", "x", "nw"}, Id("n").Int(), Id("eps").Float32())
-	case asm.OpAttention, asm.OpGroupAttention:
+	case asm.OpAttention, asm.OpGroupAttention, asm.OpGroupAttentionT:
 		return f([]string{"out", "q", "k", "v", "att"}, Id("t").Int())
 	case asm.OpMatMul:
 		return f([]string{"out", "w", "x"}, List(Id("n"), Id("b")).Int())

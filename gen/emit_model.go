@@ -151,10 +151,10 @@ func emitModel(p *Plan) *File {
 		Id("xb2").Index(Lit(d)).Float32(),
 		Id("qkv").Index(Lit(d+2*kv)).Float32(),
 		Id("hb").Index(Lit(f)).Float32(),
-		Id("att").Index(Lit(attGroup(p)*s.MaxSeq)).Float32(),
+		Id("att").Index(Lit(attScratch(p))).Float32(),
 		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
-		List(Id("keys"), Id("values")).Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(),
+		List(Id("keys"), Id("values")).Add(kvCacheType(p)),
 		moeScratchField(p),
 		quantSessionFields(p),
 	)
@@ -178,11 +178,7 @@ func emitModel(p *Plan) *File {
 	// front for the same reason.
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("NewSession").Params().Qual(modelPkg, "Session").Block(
 		Id("s").Op(":=").Op("&").Id("Session").Values(Dict{Id("m"): Id("m")}),
-		For(Id("l").Op(":=").Range().Id("s").Dot("keys")).Block(
-			For(Id("p").Op(":=").Range().Id("s").Dot("keys").Index(Id("l"))).Block(
-				List(Id("s").Dot("keys").Index(Id("l")).Index(Id("p")).Index(Lit(0)).Index(Lit(0)), Id("s").Dot("values").Index(Id("l")).Index(Id("p")).Index(Lit(0)).Index(Lit(0))).Op("=").List(Lit(0), Lit(0)),
-			),
-		),
+		touchKV(p),
 		Return(Id("s")),
 	)
 
@@ -213,8 +209,7 @@ func emitModel(p *Plan) *File {
 				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
 				callKernel(p.QKV, Id("s").Dot("qkv"), Id("lw").Dot("qkv"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps),
 				Id("rope").Call(Id("q"), Id("k"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
-				Id("s").Dot("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
-				Id("s").Dot("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
+				kvStore(p, Id("s"), Id("pos"), unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k")), Id("v")),
 				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
 				decodeAttention(p),
 				callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
@@ -553,6 +548,70 @@ func attGroup(p *Plan) int {
 	return 1
 }
 
+// attScratch is the size of an attention call's score scratch.
+func attScratch(p *Plan) int {
+	if p.PosMinorKV() {
+		return attGroup(p) * p.AttDecode.Kernel.KVStride
+	}
+	return attGroup(p) * p.Spec.MaxSeq
+}
+
+// kvCacheType is the type of Session.keys and .values: per layer, the
+// positions' rows, or (PosMinorKV) per KV head tiles of 16 positions of
+// every dim (asm.TIndex).
+func kvCacheType(p *Plan) *Statement {
+	s := &p.Spec
+	if p.PosMinorKV() {
+		return Index(Lit(s.Layers)).Index(Lit(s.KVHeads)).Index(Lit(p.AttDecode.Kernel.KVStride / 16)).Index(Lit(s.HeadDim())).Index(Lit(16)).Float32()
+	}
+	return Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(s.HeadDim())).Float32()
+}
+
+// touchKV writes a zero into every page of a new session's KV cache.
+func touchKV(p *Plan) Code {
+	if p.PosMinorKV() {
+		// A tile is smaller than a page: its first float touches each.
+		at := func(f string) *Statement {
+			return Id("s").Dot(f).Index(Id("l")).Index(Id("h")).Index(Id("c")).Index(Lit(0)).Index(Lit(0))
+		}
+		return For(Id("l").Op(":=").Range().Id("s").Dot("keys")).Block(
+			For(Id("h").Op(":=").Range().Id("s").Dot("keys").Index(Id("l"))).Block(
+				For(Id("c").Op(":=").Range().Id("s").Dot("keys").Index(Id("l")).Index(Id("h"))).Block(
+					List(at("keys"), at("values")).Op("=").List(Lit(0), Lit(0)),
+				),
+			),
+		)
+	}
+	return For(Id("l").Op(":=").Range().Id("s").Dot("keys")).Block(
+		For(Id("p").Op(":=").Range().Id("s").Dot("keys").Index(Id("l"))).Block(
+			List(Id("s").Dot("keys").Index(Id("l")).Index(Id("p")).Index(Lit(0)).Index(Lit(0)), Id("s").Dot("values").Index(Id("l")).Index(Id("p")).Index(Lit(0)).Index(Lit(0))).Op("=").List(Lit(0), Lit(0)),
+		),
+	)
+}
+
+// kvStore writes a token's rotated key and its value (pointers to
+// [KVHeads][HeadDim] arrays) into layer l's cache of session sess at pos.
+func kvStore(p *Plan, sess *Statement, pos Code, k, v *Statement) Code {
+	if !p.PosMinorKV() {
+		return sess.Clone().Dot("keys").Index(Id("l")).Index(pos).Op("=").Op("*").Add(k).Line().
+			Add(sess.Clone().Dot("values").Index(Id("l")).Index(pos).Op("=").Op("*").Add(v))
+	}
+	at := func(f string) *Statement {
+		return Id(f).Index(Id("h")).Index(Id("c")).Index(Id("d")).Index(Id("i"))
+	}
+	return Block(
+		List(Id("kr"), Id("vr")).Op(":=").List(k, v),
+		// The position's lane of its tile: unsigned, so i < 16 is known.
+		List(Id("c"), Id("i")).Op(":=").List(Uint().Parens(pos).Op("/").Lit(16), Uint().Parens(pos).Op("%").Lit(16)),
+		List(Id("kt"), Id("vt")).Op(":=").List(Op("&").Add(sess.Clone()).Dot("keys").Index(Id("l")), Op("&").Add(sess.Clone()).Dot("values").Index(Id("l"))),
+		For(Id("h").Op(":=").Range().Id("kr")).Block(
+			For(Id("d").Op(":=").Range().Id("kr").Index(Id("h"))).Block(
+				List(at("kt"), at("vt")).Op("=").List(Id("kr").Index(Id("h")).Index(Id("d")), Id("vr").Index(Id("h")).Index(Id("d"))),
+			),
+		),
+	)
+}
+
 // decodeAttention is the decode step's attention over layer l's cache
 // (keys, values): one call for every head, or one per head when the plan
 // has no grouped kernel.
@@ -578,8 +637,7 @@ func batchAttention(p *Plan, perRow func(...Code) Code) Code {
 		perRow(
 			Id("k").Op(":=").Add(heads(s.KVHeads, Op("&").Add(row("pqkv")).Index(Lit(d)))),
 			Id("rope").Call(heads(s.Heads, Op("&").Add(row("pqkv")).Index(Lit(0))), Id("k"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
-			Id("r").Dot("s").Dot("keys").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Id("k"))),
-			Id("r").Dot("s").Dot("values").Index(Id("l")).Index(Id("r").Dot("pos")).Op("=").Op("*").Add(kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
+			kvStore(p, Id("r").Dot("s"), Id("r").Dot("pos"), kvRow(Id("k")), kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
 		),
 		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
 			For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
@@ -624,7 +682,7 @@ func batchActFields(p *Plan) []Code {
 		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
 		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
 		List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd / 2)).Float32(),
-		Id("att").Index(Lit(pb)).Index(Lit(attGroup(p) * s.MaxSeq)).Float32(),
+		Id("att").Index(Lit(pb)).Index(Lit(attScratch(p))).Float32(),
 	}
 }
 
@@ -635,11 +693,17 @@ func attentionCall(p *Plan, out, q, att, pos *Statement) Code {
 	hd := p.Spec.HeadDim()
 	group := p.Spec.Heads / p.Spec.KVHeads
 	if p.AttDecode.Kernel.Op != 0 {
+		first := func(c string) *Statement {
+			if p.PosMinorKV() {
+				return Op("&").Id(c).Index(Lit(0)).Index(Lit(0)).Index(Lit(0)).Index(Lit(0))
+			}
+			return Op("&").Id(c).Index(Lit(0)).Index(Lit(0)).Index(Lit(0))
+		}
 		return Id("kern").Dot(p.AttDecode.Field).Call(
 			Op("&").Add(out).Index(Lit(0)),
 			Op("&").Add(q).Index(Lit(0)),
-			Op("&").Id("keys").Index(Lit(0)).Index(Lit(0)).Index(Lit(0)),
-			Op("&").Id("values").Index(Lit(0)).Index(Lit(0)).Index(Lit(0)),
+			first("keys"),
+			first("values"),
 			Op("&").Add(att).Index(Lit(0)), Add(pos).Op("+").Lit(1),
 		)
 	}

@@ -392,8 +392,7 @@ func emitQuantForward(file *File, p *Plan) {
 	layer = append(layer, attnIn...)
 	layer = append(layer,
 		Id("rope").Call(Id("q"), Id("k"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
-		sx("keys").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k"))),
-		sx("values").Index(Id("l")).Index(Id("pos")).Op("=").Op("*").Id("v"),
+		kvStore(p, Id("s"), Id("pos"), unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k")), Id("v")),
 		Id("keys").Op(",").Id("values").Op(":=").Op("&").Add(sx("keys")).Index(Id("l")).Op(",").Op("&").Add(sx("values")).Index(Id("l")),
 		decodeAttention(p),
 	)

@@ -649,10 +649,7 @@ exp17:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (DX)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, DX
@@ -682,10 +679,7 @@ exptail16:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -1139,10 +1133,7 @@ exp39:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (DX)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, DX
@@ -1172,10 +1163,7 @@ exptail38:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -1608,10 +1596,7 @@ gexp63:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (R9)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, R9
@@ -1641,10 +1626,7 @@ gexptail62:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (R9)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -15076,10 +15058,7 @@ rows4_257:
 	VMULPS        X19, X19, X22
 	VFMADD213PS   X19, X22, X21
 	VADDPS        one<>+0(SB), X21, X21
-	VCVTPS2DQ     X20, X20
-	VPADDD        i127<>+0(SB), X20, X20
-	VPSLLD        $0x17, X20, X20
-	VMULPS        X20, X21, X19
+	VSCALEFPS     X20, X21, X19
 	VADDPS        one<>+0(SB), X19, X19
 	VDIVPS        X19, X17, X17
 	VMULPS        X18, X17, X17
@@ -15167,10 +15146,7 @@ rows1_259:
 	VMULPS        X18, X18, X22
 	VFMADD213PS   X18, X22, X21
 	VADDPS        one<>+0(SB), X21, X21
-	VCVTPS2DQ     X20, X20
-	VPADDD        i127<>+0(SB), X20, X20
-	VPSLLD        $0x17, X20, X20
-	VMULPS        X20, X21, X18
+	VSCALEFPS     X20, X21, X18
 	VADDPS        one<>+0(SB), X18, X18
 	VDIVPS        X18, X19, X19
 	VMULPS        X17, X19, X19
@@ -15264,10 +15240,7 @@ silucol266:
 	VMULPS       Z1, Z1, Z4
 	VFMADD213PS  Z1, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
+	VSCALEFPS    Z2, Z3, Z1
 	VADDPS       one<>+0(SB), Z1, Z1
 	VDIVPS       Z1, Z0, Z0
 	VMULPS       8192(CX)(BX*1), Z0, Z0

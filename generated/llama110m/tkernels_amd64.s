@@ -2915,10 +2915,7 @@ l1l141:
 	VMULPS        Z4, Z4, Z7
 	VFMADD213PS   Z4, Z7, Z6
 	VADDPS        one<>+0(SB), Z6, Z6
-	VCVTPS2DQ     Z5, Z5
-	VPADDD        i127<>+0(SB), Z5, Z5
-	VPSLLD        $0x17, Z5, Z5
-	VMULPS        Z5, Z6, Z4
+	VSCALEFPS     Z5, Z6, Z4
 	VMOVUPS       Z4, (CX)
 	VEXTRACTF64X4 $0x01, Z4, Y5
 	VCVTPS2PD     Y4, Z4
@@ -3090,10 +3087,7 @@ sw156:
 	VMULPS       Z1, Z1, Z4
 	VFMADD213PS  Z1, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
+	VSCALEFPS    Z2, Z3, Z1
 	VADDPS       one<>+0(SB), Z1, Z1
 	VMOVUPS      one<>+0(SB), Z2
 	VDIVPS       Z1, Z2, Z2

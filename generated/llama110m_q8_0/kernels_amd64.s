@@ -668,10 +668,7 @@ exp17:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (DX)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, DX
@@ -701,10 +698,7 @@ exptail16:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -1205,10 +1199,7 @@ exp39:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (DX)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, DX
@@ -1238,10 +1229,7 @@ exptail38:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -1721,10 +1709,7 @@ gexp63:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (R9)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, R9
@@ -1754,10 +1739,7 @@ gexptail62:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (R9)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -7595,10 +7577,7 @@ cols299:
 	VMULPS        X3, X3, X6
 	VFMADD213PS   X3, X6, X5
 	VADDPS        one<>+0(SB), X5, X5
-	VCVTPS2DQ     X4, X4
-	VPADDD        i127<>+0(SB), X4, X4
-	VPSLLD        $0x17, X4, X4
-	VMULPS        X4, X5, X3
+	VSCALEFPS     X4, X5, X3
 	VADDPS        one<>+0(SB), X3, X3
 	VDIVPS        X3, X1, X1
 	VMULPS        X2, X1, X1
@@ -7684,10 +7663,7 @@ cols300:
 	VMULPS        X2, X2, X6
 	VFMADD213PS   X2, X6, X5
 	VADDPS        one<>+0(SB), X5, X5
-	VCVTPS2DQ     X4, X4
-	VPADDD        i127<>+0(SB), X4, X4
-	VPSLLD        $0x17, X4, X4
-	VMULPS        X4, X5, X2
+	VSCALEFPS     X4, X5, X2
 	VADDPS        one<>+0(SB), X2, X2
 	VDIVPS        X2, X3, X3
 	VMULPS        X1, X3, X3
@@ -7781,10 +7757,7 @@ silucol306:
 	VMULPS       Z1, Z1, Z4
 	VFMADD213PS  Z1, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
+	VSCALEFPS    Z2, Z3, Z1
 	VADDPS       one<>+0(SB), Z1, Z1
 	VDIVPS       Z1, Z0, Z0
 	VMULPS       8192(CX)(BX*1), Z0, Z0

@@ -642,10 +642,7 @@ exp17:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (DX)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, DX
@@ -675,10 +672,7 @@ exptail16:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -1139,10 +1133,7 @@ exp39:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (DX)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, DX
@@ -1172,10 +1163,7 @@ exptail38:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -1615,10 +1603,7 @@ gexp63:
 	VMULPS       Z2, Z2, Z5
 	VFMADD213PS  Z2, Z5, Z4
 	VADDPS       one<>+0(SB), Z4, Z4
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       i127<>+0(SB), Z3, Z3
-	VPSLLD       $0x17, Z3, Z3
-	VMULPS       Z3, Z4, Z2
+	VSCALEFPS    Z3, Z4, Z2
 	VMOVUPS      Z2, (R9)
 	VADDPS       Z2, Z1, Z1
 	ADDQ         $0x40, R9
@@ -1648,10 +1633,7 @@ gexptail62:
 	VMULPS       Z2, Z2, Z4
 	VFMADD213PS  Z2, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z0, Z0
-	VPADDD       i127<>+0(SB), Z0, Z0
-	VPSLLD       $0x17, Z0, Z0
-	VMULPS       Z0, Z3, Z2
+	VSCALEFPS    Z0, Z3, Z2
 	VMOVUPS      Z2, K1, (R9)
 	VADDPS       Z2, Z1, K1, Z1
 
@@ -8059,10 +8041,7 @@ rows4_291:
 	VMULPS        X21, X21, X24
 	VFMADD213PS   X21, X24, X23
 	VADDPS        one<>+0(SB), X23, X23
-	VCVTPS2DQ     X22, X22
-	VPADDD        i127<>+0(SB), X22, X22
-	VPSLLD        $0x17, X22, X22
-	VMULPS        X22, X23, X21
+	VSCALEFPS     X22, X23, X21
 	VADDPS        one<>+0(SB), X21, X21
 	VDIVPS        X21, X19, X19
 	VMULPS        X20, X19, X19
@@ -8152,10 +8131,7 @@ rows1_293:
 	VMULPS        X20, X20, X24
 	VFMADD213PS   X20, X24, X23
 	VADDPS        one<>+0(SB), X23, X23
-	VCVTPS2DQ     X22, X22
-	VPADDD        i127<>+0(SB), X22, X22
-	VPSLLD        $0x17, X22, X22
-	VMULPS        X22, X23, X20
+	VSCALEFPS     X22, X23, X20
 	VADDPS        one<>+0(SB), X20, X20
 	VDIVPS        X20, X21, X21
 	VMULPS        X19, X21, X21
@@ -8249,10 +8225,7 @@ silucol300:
 	VMULPS       Z1, Z1, Z4
 	VFMADD213PS  Z1, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
+	VSCALEFPS    Z2, Z3, Z1
 	VADDPS       one<>+0(SB), Z1, Z1
 	VDIVPS       Z1, Z0, Z0
 	VMULPS       3072(CX)(BX*1), Z0, Z0

@@ -12,7 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.NEON:
 		return kernelSet{
 			att:      attention_8_32_neon,
-			attAll:   gattention_8_32_4x2_neon,
+			attAll:   gattentiont_8_512_4x2_neon,
 			attTrain: attention_8_128_neon,
 			cls:      rmsmatvec_64_neon,
 			down:     matvec_172_neon,

@@ -205,110 +205,73 @@ func attention_8_32_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
-// gattention_8_32_4x2_go: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions 32 floats apart.
-func gattention_8_32_4x2_go_head(out, q, k, v, att *float32, t int) {
-	const HD, S = 8, 32
+// gattentiont_8_512_4x2_go: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 512.
+func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 8, 512, 4, 2
 	if t <= 0 {
 		return
 	}
-	qv := (*[HD]float32)(unsafe.Pointer(q))
-	kp, vp := unsafe.Pointer(k), unsafe.Pointer(v)
-	a, ap := unsafe.Slice(att, t), unsafe.Pointer(att)
-	m := float32(math.Inf(-1))
-	q0 := qv[0] * 0.35355338
-	q1 := qv[1] * 0.35355338
-	q2 := qv[2] * 0.35355338
-	q3 := qv[3] * 0.35355338
-	q4 := qv[4] * 0.35355338
-	q5 := qv[5] * 0.35355338
-	q6 := qv[6] * 0.35355338
-	q7 := qv[7] * 0.35355338
-	for j := range a {
-		kj := (*[HD]float32)(unsafe.Add(kp, j*(S*4)))
-		s := (((q0*kj[0] + q1*kj[1]) + (q2*kj[2] + q3*kj[3])) + ((q4*kj[4] + q5*kj[5]) + (q6*kj[6] + q7*kj[7])))
-		a[j] = s
-		if s > m {
-			m = s
-		}
-	}
-	var sum float32
-	for j, s := range a {
-		var e float32
-		{
-			ex := s - m
-			if ex < -87.3 {
-				ex = -87.3
-			}
-			et := ex*1.442695041 + 12582912
-			en := et - 12582912
-			er := ex - en*0.693359375 + en*2.12194440e-4
-			ep := 1.9875691500e-4*er + 1.3981999507e-3
-			ep = ep*er + 8.3334519073e-3
-			ep = ep*er + 4.1665795894e-2
-			ep = ep*er + 1.6666665459e-1
-			ep = ep*er + 5.0000001201e-1
-			ep = ep*(er*er) + er + 1
-			e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
-		}
-		a[j] = e
-		sum += e
-	}
-	inv := 1 / sum
-	op := unsafe.Pointer(out)
-	{
-		var o0, o1, o2, o3 float32
-		j := 0
-		for ; j <= t-2; j += 2 {
-			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+0)*4))
-			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+0)*4))
-			ew := (*[2]float32)(unsafe.Add(ap, j*4))
-			e0, e1 := ew[0], ew[1]
-			o0 += (e0*v0[0] + e1*v1[0])
-			o1 += (e0*v0[1] + e1*v1[1])
-			o2 += (e0*v0[2] + e1*v1[2])
-			o3 += (e0*v0[3] + e1*v1[3])
-		}
-		for ; j < t; j++ {
-			e := a[j]
-			vj := (*[4]float32)(unsafe.Add(vp, (j*S+0)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-		}
-		*(*[4]float32)(unsafe.Add(op, 0*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
-	}
-	{
-		var o0, o1, o2, o3 float32
-		j := 0
-		for ; j <= t-2; j += 2 {
-			v0 := (*[4]float32)(unsafe.Add(vp, ((j+0)*S+4)*4))
-			v1 := (*[4]float32)(unsafe.Add(vp, ((j+1)*S+4)*4))
-			ew := (*[2]float32)(unsafe.Add(ap, j*4))
-			e0, e1 := ew[0], ew[1]
-			o0 += (e0*v0[0] + e1*v1[0])
-			o1 += (e0*v0[1] + e1*v1[1])
-			o2 += (e0*v0[2] + e1*v1[2])
-			o3 += (e0*v0[3] + e1*v1[3])
-		}
-		for ; j < t; j++ {
-			e := a[j]
-			vj := (*[4]float32)(unsafe.Add(vp, (j*S+4)*4))
-			o0 += e * vj[0]
-			o1 += e * vj[1]
-			o2 += e * vj[2]
-			o3 += e * vj[3]
-		}
-		*(*[4]float32)(unsafe.Add(op, 4*4)) = [4]float32{o0 * inv, o1 * inv, o2 * inv, o3 * inv}
-	}
-}
-
-func gattention_8_32_4x2_go(out, q, k, v, att *float32, t int) {
-	const HD, G, NH = 8, 2, 4
-	op, qp, kp, vp := unsafe.Pointer(out), unsafe.Pointer(q), unsafe.Pointer(k), unsafe.Pointer(v)
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
 	for h := 0; h < NH*G; h++ {
-		o, kv := h*(HD*4), (h/G)*(HD*4)
-		gattention_8_32_4x2_go_head((*float32)(unsafe.Add(op, o)), (*float32)(unsafe.Add(qp, o)), (*float32)(unsafe.Add(kp, kv)), (*float32)(unsafe.Add(vp, kv)), att, t)
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		for j := range a {
+			kt := &kh[j/16]
+			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
 	}
 }
 

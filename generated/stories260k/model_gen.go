@@ -152,7 +152,7 @@ type Session struct {
 	att          [1024]float32
 	cos, sin     [4]float32
 	logits       [512]float32
-	keys, values [5][512][4][8]float32
+	keys, values [5][4][32][8][16]float32
 }
 
 // batchRow is one token of a batched pass: its session, token and position.
@@ -177,8 +177,10 @@ type batch struct {
 func (m *Model) NewSession() model.Session {
 	s := &Session{m: m}
 	for l := range s.keys {
-		for p := range s.keys[l] {
-			s.keys[l][p][0][0], s.values[l][p][0][0] = 0, 0
+		for h := range s.keys[l] {
+			for c := range s.keys[l][h] {
+				s.keys[l][h][c][0][0], s.values[l][h][c][0][0] = 0, 0
+			}
 		}
 	}
 	return s
@@ -199,10 +201,18 @@ func (s *Session) Forward(token, pos int) []float32 {
 		lw := &w.layers[l]
 		kern.qkv(&s.qkv[0], &lw.qkv[0][0], &s.x[0], &lw.attnNorm[0], 128, float32(1e-05))
 		rope(q, k, &s.cos, &s.sin)
-		s.keys[l][pos] = *(*[4][8]float32)(unsafe.Pointer(k))
-		s.values[l][pos] = *v
+		{
+			kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), v
+			c, i := uint(pos)/16, uint(pos)%16
+			kt, vt := &s.keys[l], &s.values[l]
+			for h := range kr {
+				for d := range kr[h] {
+					kt[h][c][d][i], vt[h][c][d][i] = kr[h][d], vr[h][d]
+				}
+			}
+		}
 		keys, values := &s.keys[l], &s.values[l]
-		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0][0], &values[0][0][0][0], &s.att[0], pos+1)
 		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 64)
 		for i := range 64 {
 			s.x[i] += s.xb2[i]
@@ -320,14 +330,22 @@ func (m *Model) run(b *batch) {
 			for i, r := range rows {
 				k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
 				rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
-				r.s.keys[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(k))
-				r.s.values[l][r.pos] = *(*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
+				{
+					kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
+					c, i := uint(r.pos)/16, uint(r.pos)%16
+					kt, vt := &r.s.keys[l], &r.s.values[l]
+					for h := range kr {
+						for d := range kr[h] {
+							kt[h][c][d][i], vt[h][c][d][i] = kr[h][d], vr[h][d]
+						}
+					}
+				}
 			}
 			pool.RunGrain(n, 1, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					r := rows[i]
 					keys, values := &r.s.keys[l], &r.s.values[l]
-					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
 				}
 			})
 		}
@@ -427,7 +445,7 @@ type kernelSet struct {
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_8_32_go,
-	attAll:   gattention_8_32_4x2_go,
+	attAll:   gattentiont_8_512_4x2_go,
 	attTrain: attention_8_128_go,
 	cls:      rmsmatvec_64_go,
 	down:     matvec_172_go,

@@ -12,7 +12,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX512:
 		ks := kernelSet{
 			att:      attention_8_32_avx512,
-			attAll:   gattention_8_32_4x2_avx512,
+			attAll:   gattentiont_8_512_4x2_avx512,
 			attTrain: attention_8_128_avx512,
 			cls:      rmsmatvec_64_avx512,
 			down:     matvec_172_avx512,
@@ -37,7 +37,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	case cpu.AVX2:
 		return kernelSet{
 			att:      attention_8_32_avx2,
-			attAll:   gattention_8_32_4x2_avx2,
+			attAll:   gattentiont_8_512_4x2_avx2,
 			attTrain: attention_8_128_avx2,
 			cls:      rmsmatvec_64_avx2,
 			down:     matvec_172_avx2,

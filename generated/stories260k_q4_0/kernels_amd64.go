@@ -24,15 +24,15 @@ func attention_8_32_avx2(out *float32, q *float32, k *float32, v *float32, att *
 //go:noescape
 func attention_8_32_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
-// gattention_8_32_4x2_avx2: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions 32 floats apart.
+// gattentiont_8_512_4x2_avx2: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 512.
 //
 //go:noescape
-func gattention_8_32_4x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+func gattentiont_8_512_4x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
-// gattention_8_32_4x2_avx512: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions 32 floats apart.
+// gattentiont_8_512_4x2_avx512: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 512.
 //
 //go:noescape
-func gattention_8_32_4x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+func gattentiont_8_512_4x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
 // matmul_128x64_avx2: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
 //

@@ -160,7 +160,7 @@ type Session struct {
 	att          [1024]float32
 	cos, sin     [4]float32
 	logits       [512]float32
-	keys, values [5][512][4][8]float32
+	keys, values [5][4][32][8][16]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
 	xq [64]int8
 	xs [2]float32
@@ -183,8 +183,10 @@ type batch struct {
 func (m *Model) NewSession() model.Session {
 	s := &Session{m: m}
 	for l := range s.keys {
-		for p := range s.keys[l] {
-			s.keys[l][p][0][0], s.values[l][p][0][0] = 0, 0
+		for h := range s.keys[l] {
+			for c := range s.keys[l][h] {
+				s.keys[l][h][c][0][0], s.values[l][h][c][0][0] = 0, 0
+			}
 		}
 	}
 	return s
@@ -319,10 +321,18 @@ func (s *Session) step(token, pos int) {
 			qmvD(&s.qkv[96], &ql.v[0][0], &s.xq[0], &s.xs[0], 32)
 		}
 		rope(q, k, &s.cos, &s.sin)
-		s.keys[l][pos] = *(*[4][8]float32)(unsafe.Pointer(k))
-		s.values[l][pos] = *v
+		{
+			kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), v
+			c, i := uint(pos)/16, uint(pos)%16
+			kt, vt := &s.keys[l], &s.values[l]
+			for h := range kr {
+				for d := range kr[h] {
+					kt[h][c][d][i], vt[h][c][d][i] = kr[h][d], vr[h][d]
+				}
+			}
+		}
 		keys, values := &s.keys[l], &s.values[l]
-		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
+		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0][0], &values[0][0][0][0], &s.att[0], pos+1)
 		quant.QuantizeAct(s.xq[:64], s.xs[:2], s.xb[:])
 		qmvD(&s.xb2[0], &ql.wo[0][0], &s.xq[0], &s.xs[0], 64)
 		for i := range 64 {
@@ -474,7 +484,7 @@ type kernelSet struct {
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
 	att:      attention_8_32_go,
-	attAll:   gattention_8_32_4x2_go,
+	attAll:   gattentiont_8_512_4x2_go,
 	attTrain: attention_8_128_go,
 	cls:      rmsmatvec_64_go,
 	down:     matvec_172_go,

@@ -14,10 +14,10 @@ func attention_8_128_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func attention_8_32_neon(out, q, k, v, att *float32, t int)
 
-// gattention_8_32_4x2_neon: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions 32 floats apart.
+// gattentiont_8_512_4x2_neon: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 512.
 //
 //go:noescape
-func gattention_8_32_4x2_neon(out, q, k, v, att *float32, t int)
+func gattentiont_8_512_4x2_neon(out, q, k, v, att *float32, t int)
 
 // matmul_128x64_neon: out[b*128+r] = w[r]·x[b] for r < n and b tokens, 64 columns.
 //

@@ -2603,10 +2603,7 @@ l1l127:
 	VMULPS        Z4, Z4, Z7
 	VFMADD213PS   Z4, Z7, Z6
 	VADDPS        one<>+0(SB), Z6, Z6
-	VCVTPS2DQ     Z5, Z5
-	VPADDD        i127<>+0(SB), Z5, Z5
-	VPSLLD        $0x17, Z5, Z5
-	VMULPS        Z5, Z6, Z4
+	VSCALEFPS     Z5, Z6, Z4
 	VMOVUPS       Z4, (CX)
 	VEXTRACTF64X4 $0x01, Z4, Y5
 	VCVTPS2PD     Y4, Z4

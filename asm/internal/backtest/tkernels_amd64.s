@@ -5802,10 +5802,7 @@ l1l257:
 	VMULPS        Z4, Z4, Z7
 	VFMADD213PS   Z4, Z7, Z6
 	VADDPS        one<>+0(SB), Z6, Z6
-	VCVTPS2DQ     Z5, Z5
-	VPADDD        i127<>+0(SB), Z5, Z5
-	VPSLLD        $0x17, Z5, Z5
-	VMULPS        Z5, Z6, Z4
+	VSCALEFPS     Z5, Z6, Z4
 	VMOVUPS       Z4, (CX)
 	VEXTRACTF64X4 $0x01, Z4, Y5
 	VCVTPS2PD     Y4, Z4
@@ -6008,10 +6005,7 @@ l1l273:
 	VMULPS        Y4, Y4, Y7
 	VFMADD213PS   Y4, Y7, Y6
 	VADDPS        one<>+0(SB), Y6, Y6
-	VCVTPS2DQ     Y5, Y5
-	VPADDD        i127<>+0(SB), Y5, Y5
-	VPSLLD        $0x17, Y5, Y5
-	VMULPS        Y5, Y6, Y4
+	VSCALEFPS     Y5, Y6, Y4
 	VMOVUPS       Y4, (CX)
 	VEXTRACTF32X4 $0x01, Y4, X5
 	VCVTPS2PD     X4, Y4
@@ -6270,10 +6264,7 @@ l1l297:
 	VMULPS        Z4, Z4, Z7
 	VFMADD213PS   Z4, Z7, Z6
 	VADDPS        one<>+0(SB), Z6, Z6
-	VCVTPS2DQ     Z5, Z5
-	VPADDD        i127<>+0(SB), Z5, Z5
-	VPSLLD        $0x17, Z5, Z5
-	VMULPS        Z5, Z6, Z4
+	VSCALEFPS     Z5, Z6, Z4
 	VMOVUPS       Z4, (CX)
 	VEXTRACTF64X4 $0x01, Z4, Y5
 	VCVTPS2PD     Y4, Z4
@@ -6506,10 +6497,7 @@ l1l317:
 	VMULPS        Z4, Z4, Z7
 	VFMADD213PS   Z4, Z7, Z6
 	VADDPS        one<>+0(SB), Z6, Z6
-	VCVTPS2DQ     Z5, Z5
-	VPADDD        i127<>+0(SB), Z5, Z5
-	VPSLLD        $0x17, Z5, Z5
-	VMULPS        Z5, Z6, Z4
+	VSCALEFPS     Z5, Z6, Z4
 	VMOVUPS       Z4, (CX)
 	VEXTRACTF64X4 $0x01, Z4, Y5
 	VCVTPS2PD     Y4, Z4
@@ -6768,10 +6756,7 @@ l1l341:
 	VMULPS        Y4, Y4, Y7
 	VFMADD213PS   Y4, Y7, Y6
 	VADDPS        one<>+0(SB), Y6, Y6
-	VCVTPS2DQ     Y5, Y5
-	VPADDD        i127<>+0(SB), Y5, Y5
-	VPSLLD        $0x17, Y5, Y5
-	VMULPS        Y5, Y6, Y4
+	VSCALEFPS     Y5, Y6, Y4
 	VMOVUPS       Y4, (CX)
 	VEXTRACTF32X4 $0x01, Y4, X5
 	VCVTPS2PD     X4, Y4
@@ -6964,10 +6949,7 @@ l1l357:
 	VMULPS        Y4, Y4, Y7
 	VFMADD213PS   Y4, Y7, Y6
 	VADDPS        one<>+0(SB), Y6, Y6
-	VCVTPS2DQ     Y5, Y5
-	VPADDD        i127<>+0(SB), Y5, Y5
-	VPSLLD        $0x17, Y5, Y5
-	VMULPS        Y5, Y6, Y4
+	VSCALEFPS     Y5, Y6, Y4
 	VMOVUPS       Y4, (CX)
 	VEXTRACTF32X4 $0x01, Y4, X5
 	VCVTPS2PD     X4, Y4
@@ -7137,10 +7119,7 @@ sw372:
 	VMULPS       Z1, Z1, Z4
 	VFMADD213PS  Z1, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
+	VSCALEFPS    Z2, Z3, Z1
 	VADDPS       one<>+0(SB), Z1, Z1
 	VMOVUPS      one<>+0(SB), Z2
 	VDIVPS       Z1, Z2, Z2
@@ -7232,7 +7211,7 @@ ldone376:
 	RET
 
 // func swiglub_24_avx512(dgu *float32, dout *float32, gu *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·swiglub_24_avx512(SB), NOSPLIT, $0-32
 	MOVQ  dgu+0(FP), AX
 	MOVQ  dout+8(FP), CX
@@ -7263,10 +7242,7 @@ sw382:
 	VMULPS       Y1, Y1, Y4
 	VFMADD213PS  Y1, Y4, Y3
 	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
+	VSCALEFPS    Y2, Y3, Y1
 	VADDPS       one<>+0(SB), Y1, Y1
 	VMOVUPS      one<>+0(SB), Y2
 	VDIVPS       Y1, Y2, Y2
@@ -7389,10 +7365,7 @@ sw392:
 	VMULPS       Z1, Z1, Z4
 	VFMADD213PS  Z1, Z4, Z3
 	VADDPS       one<>+0(SB), Z3, Z3
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       i127<>+0(SB), Z2, Z2
-	VPSLLD       $0x17, Z2, Z2
-	VMULPS       Z2, Z3, Z1
+	VSCALEFPS    Z2, Z3, Z1
 	VADDPS       one<>+0(SB), Z1, Z1
 	VMOVUPS      one<>+0(SB), Z2
 	VDIVPS       Z1, Z2, Z2
@@ -7484,7 +7457,7 @@ ldone396:
 	RET
 
 // func swiglub_8_avx512(dgu *float32, dout *float32, gu *float32, n int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+// Requires: AVX, AVX512F, AVX512VL, FMA3
 TEXT ·swiglub_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ  dgu+0(FP), AX
 	MOVQ  dout+8(FP), CX
@@ -7515,10 +7488,7 @@ sw402:
 	VMULPS       Y1, Y1, Y4
 	VFMADD213PS  Y1, Y4, Y3
 	VADDPS       one<>+0(SB), Y3, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y3, Y1
+	VSCALEFPS    Y2, Y3, Y1
 	VADDPS       one<>+0(SB), Y1, Y1
 	VMOVUPS      one<>+0(SB), Y2
 	VDIVPS       Y1, Y2, Y2

@@ -98,6 +98,8 @@ func checkKernel(t *testing.T, k asm.Kernel, fn any) {
 		checkAttention(t, r, k, fn.(attnFn))
 	case asm.OpGroupAttention:
 		checkGroupAttention(t, r, k, fn.(attnFn))
+	case asm.OpGroupAttentionT:
+		checkGroupAttentionT(t, r, k, fn.(attnFn))
 	case asm.OpMatMul:
 		checkMatMul(t, r, k, fn.(matmulFn))
 	case asm.OpSiLUMul:
@@ -232,6 +234,41 @@ func checkGroupAttention(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
 			allOut, out := guarded(NH * G * hd)
 			allAtt, att := guarded(G * T)
 			fn(ptr(out), ptr(q), ptr(keys[off:]), ptr(vals[off:]), ptr(att), T)
+			checkGuards(t, "attention out", allOut, func(int) bool { return true })
+			checkGuards(t, "attention att", allAtt, func(int) bool { return true })
+			for i := range want {
+				if !near(float64(out[i]), float64(want[i]), 2e-5) {
+					t.Fatalf("t %d scale %v: out[%d] (head %d) = %v, want %v", T, scale, i, i/hd, out[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func checkGroupAttentionT(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
+	hd, S, NH, G := k.HeadDim, k.KVStride, k.Heads, k.Group
+	for _, T := range []int{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 511, 512} {
+		if T > S {
+			continue
+		}
+		for _, scale := range []float32{1, 8} {
+			q := rnd(r, NH*G*hd, scale)
+			// Positions from t on hold NaN: they must not count, even as 0·v.
+			keys := rnd(r, NH*hd*S, scale)
+			vals := rnd(r, NH*hd*S, 1)
+			for g := range NH {
+				for d := range hd {
+					for j := T; j < S; j++ {
+						i := asm.TIndex(g, d, j, hd, S)
+						keys[i], vals[i] = float32(math.NaN()), float32(math.NaN())
+					}
+				}
+			}
+			want := make([]float32, NH*G*hd)
+			asm.GroupAttentionT(want, q, keys, vals, make([]float32, T), T, S, hd, NH, G)
+			allOut, out := guarded(NH * G * hd)
+			allAtt, att := guarded(G * S)
+			fn(ptr(out), ptr(q), ptr(keys), ptr(vals), ptr(att), T)
 			checkGuards(t, "attention out", allOut, func(int) bool { return true })
 			checkGuards(t, "attention att", allAtt, func(int) bool { return true })
 			for i := range want {

@@ -129,6 +129,51 @@ func gattention_8_32_4x2_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func gattention_8_8_1x4_neon(out, q, k, v, att *float32, t int)
 
+// gattentiont_12_112_2x4_neon: 2 KV heads of 4 query heads each, head size 12, over t ≥ 1 positions of a position-minor cache of 112.
+//
+//go:noescape
+func gattentiont_12_112_2x4_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_16_64_1x2_neon: 1 KV heads of 2 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 64.
+//
+//go:noescape
+func gattentiont_16_64_1x2_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_1_16_2x2_neon: 2 KV heads of 2 query heads each, head size 1, over t ≥ 1 positions of a position-minor cache of 16.
+//
+//go:noescape
+func gattentiont_1_16_2x2_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_33_32_1x1_neon: 1 KV heads of 1 query heads each, head size 33, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_33_32_1x1_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_3_32_2x1_neon: 2 KV heads of 1 query heads each, head size 3, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_3_32_2x1_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_5_48_3x3_neon: 3 KV heads of 3 query heads each, head size 5, over t ≥ 1 positions of a position-minor cache of 48.
+//
+//go:noescape
+func gattentiont_5_48_3x3_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_8_128_2x1_neon: 2 KV heads of 1 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 128.
+//
+//go:noescape
+func gattentiont_8_128_2x1_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_8_16_1x4_neon: 1 KV heads of 4 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 16.
+//
+//go:noescape
+func gattentiont_8_16_1x4_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_8_512_4x2_neon: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 512.
+//
+//go:noescape
+func gattentiont_8_512_4x2_neon(out, q, k, v, att *float32, t int)
+
 // matmul_13x17_neon: out[b*13+r] = w[r]·x[b] for r < n and b tokens, 17 columns.
 //
 //go:noescape

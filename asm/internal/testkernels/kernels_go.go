@@ -7544,6 +7544,629 @@ func gattention_8_8_1x4_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// gattentiont_12_112_2x4_go: 2 KV heads of 4 query heads each, head size 12, over t ≥ 1 positions of a position-minor cache of 112.
+func gattentiont_12_112_2x4_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 12, 112, 2, 4
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		q8 := qh[8]
+		q9 := qh[9]
+		q10 := qh[10]
+		q11 := qh[11]
+		for j := range a {
+			kt := &kh[j/16]
+			s := ((((q0*kt[0][j%16] + q1*kt[1][j%16]) + q2*kt[2][j%16]) + ((q3*kt[3][j%16] + q4*kt[4][j%16]) + q5*kt[5][j%16])) + (((q6*kt[6][j%16] + q7*kt[7][j%16]) + q8*kt[8][j%16]) + ((q9*kt[9][j%16] + q10*kt[10][j%16]) + q11*kt[11][j%16]))) * 0.28867513
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_16_64_1x2_go: 1 KV heads of 2 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 64.
+func gattentiont_16_64_1x2_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 16, 64, 1, 2
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		q8 := qh[8]
+		q9 := qh[9]
+		q10 := qh[10]
+		q11 := qh[11]
+		q12 := qh[12]
+		q13 := qh[13]
+		q14 := qh[14]
+		q15 := qh[15]
+		for j := range a {
+			kt := &kh[j/16]
+			s := ((((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) + (((q8*kt[8][j%16] + q9*kt[9][j%16]) + (q10*kt[10][j%16] + q11*kt[11][j%16])) + ((q12*kt[12][j%16] + q13*kt[13][j%16]) + (q14*kt[14][j%16] + q15*kt[15][j%16])))) * 0.25
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_1_16_2x2_go: 2 KV heads of 2 query heads each, head size 1, over t ≥ 1 positions of a position-minor cache of 16.
+func gattentiont_1_16_2x2_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 1, 16, 2, 2
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		for j := range a {
+			kt := &kh[j/16]
+			s := (q0 * kt[0][j%16]) * 1
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_33_32_1x1_go: 1 KV heads of 1 query heads each, head size 33, over t ≥ 1 positions of a position-minor cache of 32.
+func gattentiont_33_32_1x1_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 33, 32, 1, 1
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		for j := range a {
+			kt := &kh[j/16]
+			var s float32
+			for d := range HD {
+				s += qh[d] * kt[d][j%16]
+			}
+			s *= 0.17407766
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_3_32_2x1_go: 2 KV heads of 1 query heads each, head size 3, over t ≥ 1 positions of a position-minor cache of 32.
+func gattentiont_3_32_2x1_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 3, 32, 2, 1
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		for j := range a {
+			kt := &kh[j/16]
+			s := ((q0*kt[0][j%16] + q1*kt[1][j%16]) + q2*kt[2][j%16]) * 0.57735026
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_5_48_3x3_go: 3 KV heads of 3 query heads each, head size 5, over t ≥ 1 positions of a position-minor cache of 48.
+func gattentiont_5_48_3x3_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 5, 48, 3, 3
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		for j := range a {
+			kt := &kh[j/16]
+			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + q2*kt[2][j%16]) + (q3*kt[3][j%16] + q4*kt[4][j%16])) * 0.4472136
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_8_128_2x1_go: 2 KV heads of 1 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 128.
+func gattentiont_8_128_2x1_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 8, 128, 2, 1
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		for j := range a {
+			kt := &kh[j/16]
+			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_8_16_1x4_go: 1 KV heads of 4 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 16.
+func gattentiont_8_16_1x4_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 8, 16, 1, 4
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		for j := range a {
+			kt := &kh[j/16]
+			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
+// gattentiont_8_512_4x2_go: 4 KV heads of 2 query heads each, head size 8, over t ≥ 1 positions of a position-minor cache of 512.
+func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 8, 512, 4, 2
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		for j := range a {
+			kt := &kh[j/16]
+			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
+			a[j] = s
+			if s > m {
+				m = s
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for d := range HD {
+			var o0, o1, o2, o3 float32
+			j := 0
+			for ; j <= t-4; j += 4 {
+				vd := (*[4]float32)(vh[j/16][d][j%16:])
+				o0 += a[j] * vd[0]
+				o1 += a[j+1] * vd[1]
+				o2 += a[j+2] * vd[2]
+				o3 += a[j+3] * vd[3]
+			}
+			for ; j < t; j++ {
+				o0 += a[j] * vh[j/16][d][j%16]
+			}
+			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
+		}
+	}
+}
+
 // matmul_13x17_go: out[b*13+r] = w[r]·x[b] for r < n and b tokens, 17 columns.
 func matmul_13x17_go(out, w, x *float32, n, b int) {
 	const R, C = 13, 17

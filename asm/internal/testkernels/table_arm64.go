@@ -96,4 +96,13 @@ var arm64Kernels = map[string]any{
 	"gattention_64_130_2x2_neon":  gattention_64_130_2x2_neon,
 	"gattention_100_300_3x1_neon": gattention_100_300_3x1_neon,
 	"gattention_128_256_2x1_neon": gattention_128_256_2x1_neon,
+	"gattentiont_8_512_4x2_neon":  gattentiont_8_512_4x2_neon,
+	"gattentiont_8_16_1x4_neon":   gattentiont_8_16_1x4_neon,
+	"gattentiont_1_16_2x2_neon":   gattentiont_1_16_2x2_neon,
+	"gattentiont_3_32_2x1_neon":   gattentiont_3_32_2x1_neon,
+	"gattentiont_5_48_3x3_neon":   gattentiont_5_48_3x3_neon,
+	"gattentiont_8_128_2x1_neon":  gattentiont_8_128_2x1_neon,
+	"gattentiont_12_112_2x4_neon": gattentiont_12_112_2x4_neon,
+	"gattentiont_16_64_1x2_neon":  gattentiont_16_64_1x2_neon,
+	"gattentiont_33_32_1x1_neon":  gattentiont_33_32_1x1_neon,
 }

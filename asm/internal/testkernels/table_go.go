@@ -94,4 +94,13 @@ var goKernels = map[string]any{
 	"gattention_64_130_2x2_go":  gattention_64_130_2x2_go,
 	"gattention_100_300_3x1_go": gattention_100_300_3x1_go,
 	"gattention_128_256_2x1_go": gattention_128_256_2x1_go,
+	"gattentiont_8_512_4x2_go":  gattentiont_8_512_4x2_go,
+	"gattentiont_8_16_1x4_go":   gattentiont_8_16_1x4_go,
+	"gattentiont_1_16_2x2_go":   gattentiont_1_16_2x2_go,
+	"gattentiont_3_32_2x1_go":   gattentiont_3_32_2x1_go,
+	"gattentiont_5_48_3x3_go":   gattentiont_5_48_3x3_go,
+	"gattentiont_8_128_2x1_go":  gattentiont_8_128_2x1_go,
+	"gattentiont_12_112_2x4_go": gattentiont_12_112_2x4_go,
+	"gattentiont_16_64_1x2_go":  gattentiont_16_64_1x2_go,
+	"gattentiont_33_32_1x1_go":  gattentiont_33_32_1x1_go,
 }

@@ -15,6 +15,10 @@ var HeadDims = [][2]int{{1, 3}, {3, 5}, {8, 32}, {8, 8}, {12, 40}, {17, 51}, {48
 // grouped attention kernels tested: the bundled models' and odd ones.
 var GroupAttentions = [][4]int{{8, 32, 4, 2}, {1, 4, 2, 2}, {3, 7, 2, 1}, {8, 8, 1, 4}, {12, 40, 3, 1}, {17, 51, 3, 2}, {16, 64, 4, 4}, {16, 50, 3, 3}, {32, 64, 2, 2}, {48, 288, 6, 1}, {64, 768, 12, 1}, {64, 130, 2, 2}, {100, 300, 3, 1}, {128, 256, 2, 1}}
 
+// GroupAttentionsT are (head size, cache capacity, KV heads, group) of the
+// position-minor grouped attention kernels tested.
+var GroupAttentionsT = [][4]int{{8, 512, 4, 2}, {8, 16, 1, 4}, {1, 16, 2, 2}, {3, 32, 2, 1}, {5, 48, 3, 3}, {8, 128, 2, 1}, {12, 112, 2, 4}, {16, 64, 1, 2}, {33, 32, 1, 1}}
+
 // Pairs are (F, C) for SwiGLU and (R, C) for MatMul.
 var Pairs = [][2]int{{1, 1}, {5, 7}, {13, 17}, {9, 33}, {172, 64}, {768, 288}, {2048, 768}, {64, 64}, {288, 288}, {768, 768}}
 
@@ -50,6 +54,9 @@ func Kernels(isas ...asm.ISA) []asm.Kernel {
 		}
 		for _, a := range GroupAttentions {
 			ks = append(ks, asm.Kernel{Op: asm.OpGroupAttention, ISA: isa, HeadDim: a[0], KVStride: a[1], Heads: a[2], Group: a[3]})
+		}
+		for _, a := range GroupAttentionsT {
+			ks = append(ks, asm.Kernel{Op: asm.OpGroupAttentionT, ISA: isa, HeadDim: a[0], KVStride: a[1], Heads: a[2], Group: a[3]})
 		}
 	}
 	return ks
