@@ -597,12 +597,12 @@ func kvStore(p *Plan, sess *Statement, pos Code, k, v *Statement) Code {
 			Add(sess.Clone().Dot("values").Index(Id("l")).Index(pos).Op("=").Op("*").Add(v))
 	}
 	at := func(f string) *Statement {
-		return Id(f).Index(Id("h")).Index(Id("c")).Index(Id("d")).Index(Id("i"))
+		return Id(f).Index(Id("h")).Index(Id("tile")).Index(Id("d")).Index(Id("lane"))
 	}
 	return Block(
 		List(Id("kr"), Id("vr")).Op(":=").List(k, v),
-		// The position's lane of its tile: unsigned, so i < 16 is known.
-		List(Id("c"), Id("i")).Op(":=").List(Uint().Parens(pos).Op("/").Lit(16), Uint().Parens(pos).Op("%").Lit(16)),
+		// The position's lane of its tile: unsigned, so lane < 16 is known.
+		List(Id("tile"), Id("lane")).Op(":=").List(Uint().Parens(pos).Op("/").Lit(16), Uint().Parens(pos).Op("%").Lit(16)),
 		List(Id("kt"), Id("vt")).Op(":=").List(Op("&").Add(sess.Clone()).Dot("keys").Index(Id("l")), Op("&").Add(sess.Clone()).Dot("values").Index(Id("l"))),
 		For(Id("h").Op(":=").Range().Id("kr")).Block(
 			For(Id("d").Op(":=").Range().Id("kr").Index(Id("h"))).Block(

@@ -445,12 +445,17 @@ func quantBatchFields(p *Plan) []Code {
 	s := &p.Spec
 	d, f, pb := s.Dim, s.FFNDim, p.PrefillBatch
 	fields = append(fields, batchActFields(p)...)
-	return append(fields,
-		Comment("The rows' activations quantised for the d-wide and the ffn-wide products:"),
+	fields = append(fields,
+		Comment("The rows' activations quantised for the d-wide (and the ffn-wide) products:"),
 		Comment("codes, scales and -o·Σx per block (quant.ActSums)."),
 		Id("dq").Index(Lit(pb)).Index(Lit(d)).Int8(),
 		Id("ds").Index(Lit(pb)).Index(Lit(d/32)).Float32(),
 		Id("dsum").Index(Lit(pb)).Index(Lit(d/32)).Int32(),
+	)
+	if !p.QF {
+		return fields
+	}
+	return append(fields,
 		Id("fq").Index(Lit(pb)).Index(Lit(f)).Int8(),
 		Id("fs").Index(Lit(pb)).Index(Lit(f/32)).Float32(),
 		Id("fsum").Index(Lit(pb)).Index(Lit(f/32)).Int32(),
@@ -458,7 +463,7 @@ func quantBatchFields(p *Plan) []Code {
 }
 
 // emitQuantRun writes run for the quantised path. With panel matmuls (the
-// AVX-512 VNNI path, every matrix quantised) the rows go through each layer
+// AVX-512 VNNI path, the dim-wide matrices quantised) the rows go through each layer
 // together, every weight panel read once for the batch; the arithmetic of
 // each row is the decode step's, so Prefill gives Forward's logits. Other
 // paths take the rows one by one through step.
@@ -467,8 +472,7 @@ func emitQuantRun(file *File, p *Plan) {
 		Id("r").Dot("s").Dot("step").Call(Id("r").Dot("tok"), Id("r").Dot("pos")),
 		If(Id("r").Dot("last")).Block(Id("r").Dot("s").Dot("classify").Call()),
 	)
-	mm := p.QMMCalls()
-	if mm == nil {
+	if p.QMMCalls() == nil {
 		file.Comment("run takes b's rows one by one through every layer, and the classifier")
 		file.Comment("for the rows that end a span, into their sessions' logits.")
 		file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(oneByOne)
@@ -508,20 +512,29 @@ func emitQuantRun(file *File, p *Plan) {
 	layer := []Code{
 		List(Id("lw"), Id("ql")).Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
 		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("attnNorm"), eps), qactRow("pxn", false)),
-		mmcall(mm[0], false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
+		mmcall(p.qmm("qmmQKV"), false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
 		batchAttention(p, perRow),
 		perRow(qactRow("patt", false)),
-		mmcall(mm[1], false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
+		mmcall(p.qmm("qmmOut"), false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
 		residual,
 		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
-		mmcall(mm[2], false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
+		mmcall(p.qmm("qmmGateUp"), false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
 		Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("pact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Id("n")),
-		perRow(qactRow("pact", true)),
-		mmcall(mm[3], true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
-		residual,
 	}
+	if p.QF {
+		layer = append(layer,
+			perRow(qactRow("pact", true)),
+			mmcall(p.qmm("qmmDown"), true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
+		)
+	} else {
+		// ffn_down stays float32 (rows not whole blocks): the step's float
+		// matvec row by row, so that each row's sums are the step's (the
+		// float MatMul adds in another order).
+		layer = append(layer, perRow(callKernel(p.Down, row("po"), Id("lw").Dot("down"), Op("&").Add(row("pact")).Index(Lit(0)), nil, nil)))
+	}
+	layer = append(layer, residual)
 	body := []Code{
-		If(Id("m").Dot("qp").Op("==").Nil().Op("||").Id("kern").Dot(mm[0].Field).Op("==").Nil()).Block(oneByOne, Return()),
+		If(Id("m").Dot("qp").Op("==").Nil().Op("||").Id("kern").Dot(p.qmm("qmmQKV").Field).Op("==").Nil()).Block(oneByOne, Return()),
 		List(Id("rows"), Id("n")).Op(":=").List(Id("b").Dot("rows"), Len(Id("b").Dot("rows"))),
 		List(Id("w"), Id("qw")).Op(":=").List(Id("m").Dot("w"), Id("m").Dot("qp")),
 		Id("off").Op(":=").Qual(quantPkg, "PanelOffset").Call(Id("QFormat")),
@@ -541,7 +554,7 @@ func emitQuantRun(file *File, p *Plan) {
 		)),
 		If(Id("k").Op("==").Lit(0)).Block(Return()),
 		Id("n").Op("=").Id("k"),
-		mmcall(mm[4], false, []qpart{{bx("plog").Index(Lit(0)), 0, cls, s.Vocab}}),
+		mmcall(p.qmm("qmmCls"), false, []qpart{{bx("plog").Index(Lit(0)), 0, cls, s.Vocab}}),
 		Id("k").Op("=").Lit(0),
 		perRow(If(Id("r").Dot("last")).Block(
 			Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),

@@ -151,11 +151,13 @@ func (c QCall) PanelField() string { return c.Field + "P" }
 
 // QMMCalls are the panel QMatMul kernels of the batched quantised pass
 // (prefill), set on the AVX-512 VNNI path only: Q|K|V, output, gate|up,
-// down and classifier, each kernel's Rows the stride of its output rows.
-// Only when every matrix of a layer is quantised; otherwise the quantised
-// pass runs its rows one by one.
+// down (when ffn_down is quantised; otherwise the pass multiplies it row
+// by row with the step's float matvec) and
+// classifier, each kernel's Rows the stride of its output rows. None when
+// the dim-wide matrices are not quantised: the pass then runs its rows one
+// by one.
 func (p *Plan) QMMCalls() []QCall {
-	if !p.QD || !p.QF {
+	if !p.QD {
 		return nil
 	}
 	s := &p.Spec
@@ -163,7 +165,21 @@ func (p *Plan) QMMCalls() []QCall {
 	mk := func(field string, stride, cols int) QCall {
 		return QCall{field, asm.QKernel{Format: p.Quant, ISA: asm.AVX512, Rows: stride, Cols: cols, Panel: true}}
 	}
-	return []QCall{mk("qmmQKV", d+2*kv, d), mk("qmmOut", d, d), mk("qmmGateUp", 2*f, d), mk("qmmDown", d, f), mk("qmmCls", s.Vocab, d)}
+	cs := []QCall{mk("qmmQKV", d+2*kv, d), mk("qmmOut", d, d), mk("qmmGateUp", 2*f, d)}
+	if p.QF {
+		cs = append(cs, mk("qmmDown", d, f))
+	}
+	return append(cs, mk("qmmCls", s.Vocab, d))
+}
+
+// qmm returns the batched pass's panel matmul call named field.
+func (p *Plan) qmm(field string) QCall {
+	for _, c := range p.QMMCalls() {
+		if c.Field == field {
+			return c
+		}
+	}
+	panic("gen: no quantised matmul " + field)
 }
 
 // QKernelName is the function implementing quantised call c on isa.

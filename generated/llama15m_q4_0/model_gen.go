@@ -185,7 +185,7 @@ type batch struct {
 	plog              [64][32000]float32
 	cos, sin          [64][24]float32
 	att               [64][256]float32
-	// The rows' activations quantised for the d-wide and the ffn-wide products:
+	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
 	// codes, scales and -o·Σx per block (quant.ActSums).
 	dq   [64][288]int8
 	ds   [64][9]float32

@@ -203,11 +203,11 @@ func (s *Session) Forward(token, pos int) []float32 {
 		rope(q, k, &s.cos, &s.sin)
 		{
 			kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), v
-			c, i := uint(pos)/16, uint(pos)%16
+			tile, lane := uint(pos)/16, uint(pos)%16
 			kt, vt := &s.keys[l], &s.values[l]
 			for h := range kr {
 				for d := range kr[h] {
-					kt[h][c][d][i], vt[h][c][d][i] = kr[h][d], vr[h][d]
+					kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
 				}
 			}
 		}
@@ -332,11 +332,11 @@ func (m *Model) run(b *batch) {
 				rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
 				{
 					kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
-					c, i := uint(r.pos)/16, uint(r.pos)%16
+					tile, lane := uint(r.pos)/16, uint(r.pos)%16
 					kt, vt := &r.s.keys[l], &r.s.values[l]
 					for h := range kr {
 						for d := range kr[h] {
-							kt[h][c][d][i], vt[h][c][d][i] = kr[h][d], vr[h][d]
+							kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
 						}
 					}
 				}

@@ -18,3 +18,23 @@ func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q4_0panel_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q4_0panelmm_128x64_avx512: out[t*128+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_128x64_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_344x64_avx512: out[t*344+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_344x64_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_512x64_avx512: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_512x64_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q4_0panelmm_64x64_avx512: out[t*64+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q4_0panelmm_64x64_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)

@@ -11,27 +11,35 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		ks := kernelSet{
-			att:      attention_8_32_avx512,
-			attAll:   gattentiont_8_512_4x2_avx512,
-			attTrain: attention_8_128_avx512,
-			cls:      rmsmatvec_64_avx512,
-			down:     matvec_172_avx512,
-			ffn:      rmsswiglu_172x64_avx512,
-			mmCls:    matmul_512x64_avx512,
-			mmDown:   matmul_64x172_avx512,
-			mmGateUp: matmul_344x64_avx512,
-			mmOut:    matmul_64x64_avx512,
-			mmQKV:    matmul_128x64_avx512,
-			name:     "avx512",
-			qkv:      rmsmatvec_64_avx512,
-			qmvD:     q8_0matvec_64_avx512,
-			qmvDP:    q8_0panel_64_avx512,
-			siluMul:  silumul_172_avx512,
-			wo:       matvec_64_avx512,
+			att:       attention_8_32_avx512,
+			attAll:    gattentiont_8_512_4x2_avx512,
+			attTrain:  attention_8_128_avx512,
+			cls:       rmsmatvec_64_avx512,
+			down:      matvec_172_avx512,
+			ffn:       rmsswiglu_172x64_avx512,
+			mmCls:     matmul_512x64_avx512,
+			mmDown:    matmul_64x172_avx512,
+			mmGateUp:  matmul_344x64_avx512,
+			mmOut:     matmul_64x64_avx512,
+			mmQKV:     matmul_128x64_avx512,
+			name:      "avx512",
+			qkv:       rmsmatvec_64_avx512,
+			qmmCls:    q8_0panelmm_512x64_avx512,
+			qmmGateUp: q8_0panelmm_344x64_avx512,
+			qmmOut:    q8_0panelmm_64x64_avx512,
+			qmmQKV:    q8_0panelmm_128x64_avx512,
+			qmvD:      q8_0matvec_64_avx512,
+			qmvDP:     q8_0panel_64_avx512,
+			siluMul:   silumul_172_avx512,
+			wo:        matvec_64_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_64_avx2
 			ks.qmvDP = nil
+			ks.qmmQKV = nil
+			ks.qmmOut = nil
+			ks.qmmGateUp = nil
+			ks.qmmCls = nil
 		}
 		return ks, true
 	case cpu.AVX2:

@@ -177,7 +177,19 @@ type batchRow struct {
 
 // batch holds a batched pass's rows (and, with panel matmuls, their activations).
 type batch struct {
-	rows []batchRow
+	rows              []batchRow
+	px, pxn, patt, po [64][64]float32
+	pqkv              [64][128]float32
+	phb               [64][344]float32
+	pact              [64][172]float32
+	plog              [64][512]float32
+	cos, sin          [64][4]float32
+	att               [64][1024]float32
+	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
+	// codes, scales and -o·Σx per block (quant.ActSums).
+	dq   [64][64]int8
+	ds   [64][2]float32
+	dsum [64][2]int32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -323,11 +335,11 @@ func (s *Session) step(token, pos int) {
 		rope(q, k, &s.cos, &s.sin)
 		{
 			kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), v
-			c, i := uint(pos)/16, uint(pos)%16
+			tile, lane := uint(pos)/16, uint(pos)%16
 			kt, vt := &s.keys[l], &s.values[l]
 			for h := range kr {
 				for d := range kr[h] {
-					kt[h][c][d][i], vt[h][c][d][i] = kr[h][d], vr[h][d]
+					kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
 				}
 			}
 		}
@@ -436,13 +448,129 @@ func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int
 	return out
 }
 
-// run takes b's rows one by one through every layer, and the classifier
-// for the rows that end a span, into their sessions' logits.
+// run takes b's rows through every layer together with the panel matmuls
+// (or one by one through step on other paths), then the classifier for the
+// rows that end a span, into their sessions' logits.
 func (m *Model) run(b *batch) {
-	for _, r := range b.rows {
-		r.s.step(r.tok, r.pos)
+	if m.qp == nil || kern.qmmQKV == nil {
+		for _, r := range b.rows {
+			r.s.step(r.tok, r.pos)
+			if r.last {
+				r.s.classify()
+			}
+		}
+		return
+	}
+	rows, n := b.rows, len(b.rows)
+	w, qw := m.w, m.qp
+	off := quant.PanelOffset(QFormat)
+	for i, r := range rows {
+		quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
+	}
+	for l := range 5 {
+		lw, ql := &w.layers[l], &qw.layers[l]
+		for i := range rows {
+			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+			{
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+		}
+		pool.RunGrain(128, 512, func(lo, hi int) {
+			if a, e := max(lo, 0), min(hi, 64); a < e {
+				kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+			if a, e := max(lo, 64), min(hi, 96); a < e {
+				kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-64][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+			if a, e := max(lo, 96), min(hi, 128); a < e {
+				kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-96][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+			}
+		})
+		{
+			for i, r := range rows {
+				k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
+				rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+				{
+					kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
+					tile, lane := uint(r.pos)/16, uint(r.pos)%16
+					kt, vt := &r.s.keys[l], &r.s.values[l]
+					for h := range kr {
+						for d := range kr[h] {
+							kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
+						}
+					}
+				}
+			}
+			pool.RunGrain(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					r := rows[i]
+					keys, values := &r.s.keys[l], &r.s.values[l]
+					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
+				}
+			})
+		}
+		for i := range rows {
+			{
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:64])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+		}
+		pool.RunGrain(64, 512, func(lo, hi int) {
+			kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+		})
+		for i := range rows {
+			for j := range 64 {
+				b.px[i][j] += b.po[i][j]
+			}
+		}
+		for i := range rows {
+			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+			{
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+		}
+		{
+			pool.RunGrain(172, 512, func(lo, hi int) {
+				kern.qmmGateUp(&b.phb[0][lo], &ql.gate[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+			})
+			pool.RunGrain(172, 512, func(lo, hi int) {
+				kern.qmmGateUp(&b.phb[0][lo+172], &ql.up[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+			})
+		}
+		kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
+		for i := range rows {
+			kern.down(&b.po[i][0], &lw.down[0][0], &b.pact[i][0], 64)
+		}
+		for i := range rows {
+			for j := range 64 {
+				b.px[i][j] += b.po[i][j]
+			}
+		}
+	}
+	k := 0
+	for i, r := range rows {
 		if r.last {
-			r.s.classify()
+			kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+			quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+			quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
+			k++
+		}
+	}
+	if k == 0 {
+		return
+	}
+	n = k
+	pool.RunGrain(512, 512, func(lo, hi int) {
+		kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+	})
+	k = 0
+	for _, r := range rows {
+		if r.last {
+			r.s.logits = b.plog[k]
+			k++
 		}
 	}
 }
@@ -479,6 +607,11 @@ type kernelSet struct {
 	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
 	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	// The panel matmuls of the batched quantised pass (AVX-512 VNNI); nil on other paths.
+	qmmQKV    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmOut    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmGateUp func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmCls    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
