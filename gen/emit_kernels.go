@@ -62,6 +62,12 @@ func emitKernelSet(f *File, p *Plan) {
 		}
 		fields = append(fields, Id(c.Field).Add(qmmFuncType()))
 	}
+	for i, c := range p.GMMCalls() {
+		if i == 0 {
+			fields = append(fields, Comment("The matmuls of the batched quantised pass over ggml's blocks (AVX2, NEON, Go); nil on AVX-512."))
+		}
+		fields = append(fields, Id(c.Field).Add(gmmFuncType()))
+	}
 	f.Comment("kernelSet is one instruction set's kernels for this model's shapes.")
 	f.Type().Id("kernelSet").Struct(fields...)
 	f.Comment("goKernels is the specialised pure-Go path, built everywhere.")
@@ -110,6 +116,10 @@ func kernelSetValue(p *Plan, isa asm.ISA) *Statement {
 		for _, c := range p.QMMCalls() {
 			d[Id(c.Field)] = Id(c.Kernel.Name())
 		}
+	} else {
+		for _, c := range p.GMMCalls() {
+			d[Id(c.Field)] = Id(QKernelName(c, isa, false))
+		}
 	}
 	return Id("kernelSet").Values(d)
 }
@@ -122,6 +132,11 @@ func qFuncType() *Statement {
 // qmmFuncType is the Go type of a panel QMatMul (asm.QPanelMatMulSignature).
 func qmmFuncType() *Statement {
 	return Func().Params(Id("out").Op("*").Float32(), Id("w").Op("*").Byte(), Id("xq").Op("*").Int8(), Id("xs").Op("*").Float32(), Id("xsum").Op("*").Int32(), List(Id("n"), Id("b")).Int())
+}
+
+// gmmFuncType is the Go type of a QMatMul over ggml's blocks (asm.QMatMulSignature).
+func gmmFuncType() *Statement {
+	return Func().Params(Id("out").Op("*").Float32(), Id("w").Op("*").Byte(), Id("xq").Op("*").Int8(), Id("xs").Op("*").Float32(), List(Id("n"), Id("b")).Int())
 }
 
 // qFallback replaces the quantised kernels of a level's set when the CPU
@@ -149,6 +164,13 @@ func qFallback(p *Plan, isa asm.ISA) []Code {
 	if isa == asm.AVX512 {
 		for _, c := range p.QMMCalls() {
 			set = append(set, Id("ks").Dot(c.Field).Op("=").Nil())
+		}
+		for _, c := range p.GMMCalls() {
+			set = append(set, Id("ks").Dot(c.Field).Op("=").Id(QKernelName(c, asm.AVX2, false)))
+		}
+	} else {
+		for _, c := range p.GMMCalls() {
+			set = append(set, Id("ks").Dot(c.Field).Op("=").Id(QKernelName(c, asm.NEON, true)))
 		}
 	}
 	return []Code{If(Id("f").Op(":=").Qual(cpuPkg, "Detect").Call(), cond).Block(set...)}

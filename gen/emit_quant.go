@@ -21,9 +21,10 @@ import (
 // pass's siluMul kernel (the float kernels' exp: a few ulps from qmodel's).
 //
 // On AVX-512 VNNI the matrices are also copied at load into panels
-// (runtime/quant.Panels, Model.qp) that the panel kernels read, and a
-// batched pass (prefill, ForwardSpans) runs all its rows through each layer
-// with the panel matmuls, each row's arithmetic that of the decode step.
+// (runtime/quant.Panels, Model.qp) that the panel kernels read. A batched
+// pass (prefill, ForwardSpans) runs all its rows through each layer with
+// the panel matmuls, or on AVX2, NEON and Go with the QMatMul kernels over
+// ggml's blocks, each row's arithmetic that of the decode step.
 
 const quantPkg = "github.com/modelc/modelc/runtime/quant"
 
@@ -462,11 +463,12 @@ func quantBatchFields(p *Plan) []Code {
 	)
 }
 
-// emitQuantRun writes run for the quantised path. With panel matmuls (the
-// AVX-512 VNNI path, the dim-wide matrices quantised) the rows go through each layer
-// together, every weight panel read once for the batch; the arithmetic of
-// each row is the decode step's, so Prefill gives Forward's logits. Other
-// paths take the rows one by one through step.
+// emitQuantRun writes run for the quantised path. When the dim-wide
+// matrices are quantised the rows go through each layer together, every
+// weight panel (AVX-512 VNNI) or block row (AVX2, NEON, Go) read once for
+// the batch; the arithmetic of each row is the decode step's, so Prefill
+// gives Forward's logits. Otherwise (and on AVX-512 without panels) the rows
+// go one by one through step.
 func emitQuantRun(file *File, p *Plan) {
 	oneByOne := For(List(Id("_"), Id("r")).Op(":=").Range().Id("b").Dot("rows")).Block(
 		Id("r").Dot("s").Dot("step").Call(Id("r").Dot("tok"), Id("r").Dot("pos")),
@@ -478,53 +480,80 @@ func emitQuantRun(file *File, p *Plan) {
 		file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(oneByOne)
 		return
 	}
+	run := []Code{
+		If(Id("m").Dot("qp").Op("!=").Nil().Op("&&").Id("kern").Dot("qmmQKV").Op("!=").Nil()).Block(append(quantPass(p, true), Return())...),
+		If(Id("kern").Dot("gmmQKV").Op("!=").Nil()).Block(append(quantPass(p, false), Return())...),
+		oneByOne,
+	}
+	file.Comment("run takes b's rows through every layer together, with the panel matmuls")
+	file.Comment("(AVX-512 VNNI) or the matmuls over ggml's blocks (AVX2, NEON, Go), then the")
+	file.Comment("classifier for the rows that end a span, into their sessions' logits; one by")
+	file.Comment("one through step on AVX-512 without panels.")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(run...)
+}
+
+// quantPass is the body of the batched quantised pass: with the panel
+// matmuls over m.qp (AVX-512 VNNI) or with the matmuls over ggml's blocks in
+// m.q (gmm…: AVX2, NEON, Go).
+func quantPass(p *Plan, panel bool) []Code {
 	s := &p.Spec
 	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
 	eps := Lit(float32(s.NormEps))
 	bx := func(n string) *Statement { return Id("b").Dot(n) }
 	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
-	// qact quantises row i of x for the d-wide (or ffn-wide) products.
+	// qact quantises row i of x for the d-wide (or ffn-wide) products (with
+	// the panel kernels' -o·Σx tables).
 	qactRow := func(x string, wide bool) Code {
 		q, sc, sum, n := "dq", "ds", "dsum", d
 		if wide {
 			q, sc, sum, n = "fq", "fs", "fsum", f
 		}
-		return Block(
-			Qual(quantPkg, "QuantizeAct").Call(row(q).Index(Op(":")), row(sc).Index(Op(":")), row(x).Index(Op(":").Lit(n))),
-			Qual(quantPkg, "ActSums").Call(row(sum).Index(Op(":")), row(q).Index(Op(":")), Id("off")),
-		)
+		c := []Code{Qual(quantPkg, "QuantizeAct").Call(row(q).Index(Op(":")), row(sc).Index(Op(":")), row(x).Index(Op(":").Lit(n)))}
+		if panel {
+			c = append(c, Qual(quantPkg, "ActSums").Call(row(sum).Index(Op(":")), row(q).Index(Op(":")), Id("off")))
+		}
+		return Block(c...)
 	}
-	// mmcall multiplies the quantised rows (d- or ffn-wide) by the stacked parts.
-	mmcall := func(c QCall, wide bool, parts []qpart) Code {
+	// mmcall multiplies the quantised rows (d- or ffn-wide) by the stacked
+	// parts with the matmul named field (qmm…: panels, gmm…: ggml's blocks).
+	mmcall := func(field string, wide bool, parts []qpart) Code {
 		q, sc, sum := "dq", "ds", "dsum"
 		if wide {
 			q, sc, sum = "fq", "fs", "fsum"
 		}
-		xargs := []Code{
-			Op("&").Add(bx(q)).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx(sc)).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx(sum)).Index(Lit(0)).Index(Lit(0)),
+		c := p.qmm(field)
+		xargs := []Code{Op("&").Add(bx(q)).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx(sc)).Index(Lit(0)).Index(Lit(0))}
+		if panel {
+			xargs = append(xargs, Op("&").Add(bx(sum)).Index(Lit(0)).Index(Lit(0)))
+		} else {
+			field = "g" + field[1:]
 		}
 		return qsplit(c.Kernel.Cols, 64, parts, func(out, w, n Code) Code {
-			return Id("kern").Dot(c.Field).Call(append([]Code{out, w}, append(xargs, n, Id("n"))...)...)
+			return Id("kern").Dot(field).Call(append([]Code{out, w}, append(xargs, n, Id("n"))...)...)
 		})
 	}
 	residual := perRow(For(Id("j").Op(":=").Range().Lit(d)).Block(row("px").Index(Id("j")).Op("+=").Add(row("po")).Index(Id("j"))))
 	cls := Id("qw").Dot("cls")
+	clsSums := Null()
+	if panel {
+		clsSums = Qual(quantPkg, "ActSums").Call(Id("b").Dot("dsum").Index(Id("k")).Index(Op(":")), Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("off"))
+	}
 	layer := []Code{
 		List(Id("lw"), Id("ql")).Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
 		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("attnNorm"), eps), qactRow("pxn", false)),
-		mmcall(p.qmm("qmmQKV"), false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
+		mmcall("qmmQKV", false, []qpart{{bx("pqkv").Index(Lit(0)), 0, Id("ql").Dot("q"), d}, {bx("pqkv").Index(Lit(0)), d, Id("ql").Dot("k"), kv}, {bx("pqkv").Index(Lit(0)), d + kv, Id("ql").Dot("v"), kv}}),
 		batchAttention(p, perRow),
 		perRow(qactRow("patt", false)),
-		mmcall(p.qmm("qmmOut"), false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
+		mmcall("qmmOut", false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
 		residual,
 		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
-		mmcall(p.qmm("qmmGateUp"), false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
+		mmcall("qmmGateUp", false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
 		Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("pact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Id("n")),
 	}
 	if p.QF {
 		layer = append(layer,
 			perRow(qactRow("pact", true)),
-			mmcall(p.qmm("qmmDown"), true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
+			mmcall("qmmDown", true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
 		)
 	} else {
 		// ffn_down stays float32 (rows not whole blocks): the step's float
@@ -533,11 +562,18 @@ func emitQuantRun(file *File, p *Plan) {
 		layer = append(layer, perRow(callKernel(p.Down, row("po"), Id("lw").Dot("down"), Op("&").Add(row("pact")).Index(Lit(0)), nil, nil)))
 	}
 	layer = append(layer, residual)
+	qw := Op("&").Id("m").Dot("q")
+	if panel {
+		qw = Id("m").Dot("qp")
+	}
 	body := []Code{
-		If(Id("m").Dot("qp").Op("==").Nil().Op("||").Id("kern").Dot(p.qmm("qmmQKV").Field).Op("==").Nil()).Block(oneByOne, Return()),
 		List(Id("rows"), Id("n")).Op(":=").List(Id("b").Dot("rows"), Len(Id("b").Dot("rows"))),
-		List(Id("w"), Id("qw")).Op(":=").List(Id("m").Dot("w"), Id("m").Dot("qp")),
-		Id("off").Op(":=").Qual(quantPkg, "PanelOffset").Call(Id("QFormat")),
+		List(Id("w"), Id("qw")).Op(":=").List(Id("m").Dot("w"), qw),
+	}
+	if panel {
+		body = append(body, Id("off").Op(":=").Qual(quantPkg, "PanelOffset").Call(Id("QFormat")))
+	}
+	body = append(body,
 		perRow(
 			Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), row("px").Index(Op(":")), Id("m").Dot("q").Dot("embd").Index(Id("r").Dot("tok")).Index(Op(":"))),
 			Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
@@ -549,20 +585,17 @@ func emitQuantRun(file *File, p *Plan) {
 		perRow(If(Id("r").Dot("last")).Block(
 			qnorm(Id("b").Dot("pxn").Index(Id("k")), row("px"), Id("w").Dot("outNorm"), eps),
 			Qual(quantPkg, "QuantizeAct").Call(Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("b").Dot("ds").Index(Id("k")).Index(Op(":")), Id("b").Dot("pxn").Index(Id("k")).Index(Op(":"))),
-			Qual(quantPkg, "ActSums").Call(Id("b").Dot("dsum").Index(Id("k")).Index(Op(":")), Id("b").Dot("dq").Index(Id("k")).Index(Op(":")), Id("off")),
+			clsSums,
 			Id("k").Op("++"),
 		)),
 		If(Id("k").Op("==").Lit(0)).Block(Return()),
 		Id("n").Op("=").Id("k"),
-		mmcall(p.qmm("qmmCls"), false, []qpart{{bx("plog").Index(Lit(0)), 0, cls, s.Vocab}}),
+		mmcall("qmmCls", false, []qpart{{bx("plog").Index(Lit(0)), 0, cls, s.Vocab}}),
 		Id("k").Op("=").Lit(0),
 		perRow(If(Id("r").Dot("last")).Block(
 			Id("r").Dot("s").Dot("logits").Op("=").Id("b").Dot("plog").Index(Id("k")),
 			Id("k").Op("++"),
 		)),
-	}
-	file.Comment("run takes b's rows through every layer together with the panel matmuls")
-	file.Comment("(or one by one through step on other paths), then the classifier for the")
-	file.Comment("rows that end a span, into their sessions' logits.")
-	file.Func().Params(Id("m").Op("*").Id("Model")).Id("run").Params(Id("b").Op("*").Id("batch")).Block(body...)
+	)
+	return body
 }

@@ -141,6 +141,12 @@ func (p *Plan) QKernels(isa asm.ISA, noDot bool) []asm.QKernel {
 		for _, c := range p.QMMCalls() {
 			ks = append(ks, c.Kernel)
 		}
+	} else {
+		for _, c := range p.GMMCalls() {
+			k := c.Kernel
+			k.ISA, k.NoDot = isa, noDot
+			ks = append(ks, k)
+		}
 	}
 	return ks
 }
@@ -170,6 +176,21 @@ func (p *Plan) QMMCalls() []QCall {
 		cs = append(cs, mk("qmmDown", d, f))
 	}
 	return append(cs, mk("qmmCls", s.Vocab, d))
+}
+
+// GMMCalls are QMMCalls in ggml's block layout (QMatMul, no panels), the
+// batched quantised pass of the AVX2, NEON and pure-Go paths: each token's
+// sums those of the same path's QMatVec (tested in quanttest and e2e). The
+// AVX-512 set has none (its QMatVec takes 8 rows a pass, its QMatMul 4): without
+// panels it runs rows one by one.
+func (p *Plan) GMMCalls() []QCall {
+	var cs []QCall
+	for _, c := range p.QMMCalls() {
+		c.Field = "g" + c.Field[1:]
+		c.Kernel.Panel, c.Kernel.ISA = false, asm.Generic
+		cs = append(cs, c)
+	}
+	return cs
 }
 
 // qmm returns the batched pass's panel matmul call named field.

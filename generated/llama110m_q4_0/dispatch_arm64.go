@@ -11,27 +11,37 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		ks := kernelSet{
-			att:      attention_64_768_neon,
-			attAll:   gattention_64_768_12x1_neon,
-			attTrain: attention_64_2304_neon,
-			cls:      rmsmatvec_768_neon,
-			down:     matvec_2048_neon,
-			ffn:      rmsswiglu_2048x768_neon,
-			mmCls:    matmul_32000x768_neon,
-			mmDown:   matmul_768x2048_neon,
-			mmGateUp: matmul_4096x768_neon,
-			mmOut:    matmul_768x768_neon,
-			mmQKV:    matmul_2304x768_neon,
-			name:     "neon",
-			qkv:      rmsmatvec_768_neon,
-			qmvD:     q4_0matvec_768_neon,
-			qmvF:     q4_0matvec_2048_neon,
-			siluMul:  silumul_2048_neon,
-			wo:       matvec_768_neon,
+			att:       attention_64_768_neon,
+			attAll:    gattention_64_768_12x1_neon,
+			attTrain:  attention_64_2304_neon,
+			cls:       rmsmatvec_768_neon,
+			down:      matvec_2048_neon,
+			ffn:       rmsswiglu_2048x768_neon,
+			gmmCls:    q4_0matmul_32000x768_neon,
+			gmmDown:   q4_0matmul_768x2048_neon,
+			gmmGateUp: q4_0matmul_4096x768_neon,
+			gmmOut:    q4_0matmul_768x768_neon,
+			gmmQKV:    q4_0matmul_2304x768_neon,
+			mmCls:     matmul_32000x768_neon,
+			mmDown:    matmul_768x2048_neon,
+			mmGateUp:  matmul_4096x768_neon,
+			mmOut:     matmul_768x768_neon,
+			mmQKV:     matmul_2304x768_neon,
+			name:      "neon",
+			qkv:       rmsmatvec_768_neon,
+			qmvD:      q4_0matvec_768_neon,
+			qmvF:      q4_0matvec_2048_neon,
+			siluMul:   silumul_2048_neon,
+			wo:        matvec_768_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q4_0matvec_768_neonnodot
 			ks.qmvF = q4_0matvec_2048_neonnodot
+			ks.gmmQKV = q4_0matmul_2304x768_neonnodot
+			ks.gmmOut = q4_0matmul_768x768_neonnodot
+			ks.gmmGateUp = q4_0matmul_4096x768_neonnodot
+			ks.gmmDown = q4_0matmul_768x2048_neonnodot
+			ks.gmmCls = q4_0matmul_32000x768_neonnodot
 		}
 		return ks, true
 	}

@@ -4,6 +4,31 @@
 
 package llama110m_q4_0
 
+// q4_0matmul_2304x768_avx2: out[t*2304+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_2304x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_32000x768_avx2: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_32000x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_4096x768_avx2: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_4096x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_768x2048_avx2: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (1152 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_768x2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_768x768_avx2: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_768x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
 // q4_0matvec_2048_avx2: out[r] = w[r]·x for r < n, w in q4_0 blocks (1152 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape

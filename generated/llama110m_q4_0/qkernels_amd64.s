@@ -4,6 +4,1191 @@
 
 #include "textflag.h"
 
+// func q4_0matmul_2304x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_2304x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone4
+
+qrows4_1:
+	CMPQ SI, $0x04
+	JL   qtail2
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok5:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair6:
+	PREFETCHT0   6912(R12)
+	PREFETCHT0   7344(R12)
+	PREFETCHT0   7776(R12)
+	PREFETCHT0   8208(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      434(R12), X8
+	VINSERTI128  $0x01, 452(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 432(R12), X7
+	VPBROADCASTW 450(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      866(R12), X9
+	VINSERTI128  $0x01, 884(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 864(R12), X7
+	VPBROADCASTW 882(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      1298(R12), X10
+	VINSERTI128  $0x01, 1316(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 1296(R12), X5
+	VPBROADCASTW 1314(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair6
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00002400, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok5
+	ADDQ         $0x000006c0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_1
+
+qtail2:
+	TESTQ SI, SI
+	JZ    qdone4
+
+qrows1_3:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok7:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair8:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair8
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00002400, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok7
+	ADDQ         $0x000001b0, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_3
+
+qdone4:
+	VZEROUPPER
+	RET
+
+DATA qnib<>+0(SB)/4, $0x0f0f0f0f
+DATA qnib<>+4(SB)/4, $0x0f0f0f0f
+DATA qnib<>+8(SB)/4, $0x0f0f0f0f
+DATA qnib<>+12(SB)/4, $0x0f0f0f0f
+DATA qnib<>+16(SB)/4, $0x0f0f0f0f
+DATA qnib<>+20(SB)/4, $0x0f0f0f0f
+DATA qnib<>+24(SB)/4, $0x0f0f0f0f
+DATA qnib<>+28(SB)/4, $0x0f0f0f0f
+GLOBL qnib<>(SB), RODATA|NOPTR, $32
+
+DATA qones16<>+0(SB)/4, $0x00010001
+DATA qones16<>+4(SB)/4, $0x00010001
+DATA qones16<>+8(SB)/4, $0x00010001
+DATA qones16<>+12(SB)/4, $0x00010001
+DATA qones16<>+16(SB)/4, $0x00010001
+DATA qones16<>+20(SB)/4, $0x00010001
+DATA qones16<>+24(SB)/4, $0x00010001
+DATA qones16<>+28(SB)/4, $0x00010001
+GLOBL qones16<>(SB), RODATA|NOPTR, $32
+
+DATA qeight<>+0(SB)/4, $0x08080808
+DATA qeight<>+4(SB)/4, $0x08080808
+DATA qeight<>+8(SB)/4, $0x08080808
+DATA qeight<>+12(SB)/4, $0x08080808
+DATA qeight<>+16(SB)/4, $0x08080808
+DATA qeight<>+20(SB)/4, $0x08080808
+DATA qeight<>+24(SB)/4, $0x08080808
+DATA qeight<>+28(SB)/4, $0x08080808
+GLOBL qeight<>(SB), RODATA|NOPTR, $32
+
+// func q4_0matmul_32000x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_32000x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone12
+
+qrows4_9:
+	CMPQ SI, $0x04
+	JL   qtail10
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok13:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair14:
+	PREFETCHT0   6912(R12)
+	PREFETCHT0   7344(R12)
+	PREFETCHT0   7776(R12)
+	PREFETCHT0   8208(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      434(R12), X8
+	VINSERTI128  $0x01, 452(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 432(R12), X7
+	VPBROADCASTW 450(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      866(R12), X9
+	VINSERTI128  $0x01, 884(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 864(R12), X7
+	VPBROADCASTW 882(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      1298(R12), X10
+	VINSERTI128  $0x01, 1316(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 1296(R12), X5
+	VPBROADCASTW 1314(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair14
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x0001f400, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok13
+	ADDQ         $0x000006c0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_9
+
+qtail10:
+	TESTQ SI, SI
+	JZ    qdone12
+
+qrows1_11:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok15:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair16:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair16
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x0001f400, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok15
+	ADDQ         $0x000001b0, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_11
+
+qdone12:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_4096x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_4096x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone20
+
+qrows4_17:
+	CMPQ SI, $0x04
+	JL   qtail18
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok21:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair22:
+	PREFETCHT0   6912(R12)
+	PREFETCHT0   7344(R12)
+	PREFETCHT0   7776(R12)
+	PREFETCHT0   8208(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      434(R12), X8
+	VINSERTI128  $0x01, 452(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 432(R12), X7
+	VPBROADCASTW 450(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      866(R12), X9
+	VINSERTI128  $0x01, 884(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 864(R12), X7
+	VPBROADCASTW 882(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      1298(R12), X10
+	VINSERTI128  $0x01, 1316(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 1296(R12), X5
+	VPBROADCASTW 1314(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair22
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00004000, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok21
+	ADDQ         $0x000006c0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_17
+
+qtail18:
+	TESTQ SI, SI
+	JZ    qdone20
+
+qrows1_19:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok23:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair24:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair24
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00004000, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok23
+	ADDQ         $0x000001b0, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_19
+
+qdone20:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_768x2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_768x2048_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone28
+
+qrows4_25:
+	CMPQ SI, $0x04
+	JL   qtail26
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok29:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000020, R15
+
+qpair30:
+	PREFETCHT0   18432(R12)
+	PREFETCHT0   19584(R12)
+	PREFETCHT0   20736(R12)
+	PREFETCHT0   21888(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      1154(R12), X8
+	VINSERTI128  $0x01, 1172(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 1152(R12), X7
+	VPBROADCASTW 1170(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      2306(R12), X9
+	VINSERTI128  $0x01, 2324(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 2304(R12), X7
+	VPBROADCASTW 2322(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      3458(R12), X10
+	VINSERTI128  $0x01, 3476(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 3456(R12), X5
+	VPBROADCASTW 3474(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair30
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000c00, R9
+	ADDQ         $0x00000800, R10
+	ADDQ         $0x00000100, R11
+	DECQ         R8
+	JNZ          qtok29
+	ADDQ         $0x00001200, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_25
+
+qtail26:
+	TESTQ SI, SI
+	JZ    qdone28
+
+qrows1_27:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok31:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000020, R15
+
+qpair32:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair32
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000c00, R9
+	ADDQ         $0x00000800, R10
+	ADDQ         $0x00000100, R11
+	DECQ         R8
+	JNZ          qtok31
+	ADDQ         $0x00000480, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_27
+
+qdone28:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_768x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_768x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone36
+
+qrows4_33:
+	CMPQ SI, $0x04
+	JL   qtail34
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok37:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair38:
+	PREFETCHT0   6912(R12)
+	PREFETCHT0   7344(R12)
+	PREFETCHT0   7776(R12)
+	PREFETCHT0   8208(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      434(R12), X8
+	VINSERTI128  $0x01, 452(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 432(R12), X7
+	VPBROADCASTW 450(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      866(R12), X9
+	VINSERTI128  $0x01, 884(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 864(R12), X7
+	VPBROADCASTW 882(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      1298(R12), X10
+	VINSERTI128  $0x01, 1316(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 1296(R12), X5
+	VPBROADCASTW 1314(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair38
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000c00, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok37
+	ADDQ         $0x000006c0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_33
+
+qtail34:
+	TESTQ SI, SI
+	JZ    qdone36
+
+qrows1_35:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok39:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x0000000c, R15
+
+qpair40:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair40
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000c00, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok39
+	ADDQ         $0x000001b0, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_35
+
+qdone36:
+	VZEROUPPER
+	RET
+
 // func q4_0matvec_2048_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
@@ -13,9 +1198,9 @@ TEXT ·q4_0matvec_2048_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_1:
+qrows4_41:
 	CMPQ   SI, $0x04
-	JL     qtail2
+	JL     qtail42
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -25,7 +1210,7 @@ qrows4_1:
 	MOVQ   BX, R9
 	MOVQ   $0x00000020, R10
 
-qpair5:
+qpair45:
 	PREFETCHT0   18432(DI)
 	PREFETCHT0   19584(DI)
 	PREFETCHT0   20736(DI)
@@ -114,7 +1299,7 @@ qpair5:
 	ADDQ         $0x08, R9
 	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qpair5
+	JNZ          qpair45
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -146,20 +1331,20 @@ qpair5:
 	ADDQ         $0x00001200, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_1
+	JMP          qrows4_41
 
-qtail2:
+qtail42:
 	TESTQ SI, SI
-	JZ    qdone4
+	JZ    qdone44
 
-qrows1_3:
+qrows1_43:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000020, R10
 
-qpair6:
+qpair46:
 	VMOVDQU      (R8), Y1
 	VMOVDQU      32(R8), Y2
 	VPERM2I128   $0x20, Y2, Y1, Y3
@@ -193,7 +1378,7 @@ qpair6:
 	ADDQ         $0x08, R9
 	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qpair6
+	JNZ          qpair46
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -204,41 +1389,11 @@ qpair6:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_3
+	JNZ          qrows1_43
 
-qdone4:
+qdone44:
 	VZEROUPPER
 	RET
-
-DATA qnib<>+0(SB)/4, $0x0f0f0f0f
-DATA qnib<>+4(SB)/4, $0x0f0f0f0f
-DATA qnib<>+8(SB)/4, $0x0f0f0f0f
-DATA qnib<>+12(SB)/4, $0x0f0f0f0f
-DATA qnib<>+16(SB)/4, $0x0f0f0f0f
-DATA qnib<>+20(SB)/4, $0x0f0f0f0f
-DATA qnib<>+24(SB)/4, $0x0f0f0f0f
-DATA qnib<>+28(SB)/4, $0x0f0f0f0f
-GLOBL qnib<>(SB), RODATA|NOPTR, $32
-
-DATA qones16<>+0(SB)/4, $0x00010001
-DATA qones16<>+4(SB)/4, $0x00010001
-DATA qones16<>+8(SB)/4, $0x00010001
-DATA qones16<>+12(SB)/4, $0x00010001
-DATA qones16<>+16(SB)/4, $0x00010001
-DATA qones16<>+20(SB)/4, $0x00010001
-DATA qones16<>+24(SB)/4, $0x00010001
-DATA qones16<>+28(SB)/4, $0x00010001
-GLOBL qones16<>(SB), RODATA|NOPTR, $32
-
-DATA qeight<>+0(SB)/4, $0x08080808
-DATA qeight<>+4(SB)/4, $0x08080808
-DATA qeight<>+8(SB)/4, $0x08080808
-DATA qeight<>+12(SB)/4, $0x08080808
-DATA qeight<>+16(SB)/4, $0x08080808
-DATA qeight<>+20(SB)/4, $0x08080808
-DATA qeight<>+24(SB)/4, $0x08080808
-DATA qeight<>+28(SB)/4, $0x08080808
-GLOBL qeight<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_2048_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
@@ -250,9 +1405,9 @@ TEXT ·q4_0matvec_2048_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_7:
+qrows4_47:
 	CMPQ      SI, $0x08
-	JL        qtail8
+	JL        qtail48
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -270,7 +1425,7 @@ qrows4_7:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp11:
+qgrp51:
 	PREFETCHT0      18432(DI)
 	PREFETCHT0      19584(DI)
 	PREFETCHT0      20736(DI)
@@ -413,7 +1568,7 @@ qgrp11:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp11
+	JNZ             qgrp51
 	VEXTRACTF64X4   $0x01, Z1, Y9
 	VADDPS          Y1, Y9, Y9
 	VEXTRACTF32X4   $0x01, Y9, X1
@@ -489,13 +1644,13 @@ qgrp11:
 	ADDQ            $0x00002400, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_7
+	JMP             qrows4_47
 
-qtail8:
+qtail48:
 	TESTQ SI, SI
-	JZ    qdone10
+	JZ    qdone50
 
-qrows1_9:
+qrows1_49:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -506,7 +1661,7 @@ qrows1_9:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp12:
+qgrp52:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -536,7 +1691,7 @@ qgrp12:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp12
+	JNZ             qgrp52
 	VEXTRACTF64X4   $0x01, Z1, Y2
 	VADDPS          Y1, Y2, Y2
 	VEXTRACTF32X4   $0x01, Y2, X1
@@ -549,9 +1704,9 @@ qgrp12:
 	ADDQ            $0x00000480, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_9
+	JNZ             qrows1_49
 
-qdone10:
+qdone50:
 	VZEROUPPER
 	RET
 
@@ -654,9 +1809,9 @@ TEXT ·q4_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_13:
+qrows4_53:
 	CMPQ   SI, $0x04
-	JL     qtail14
+	JL     qtail54
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -666,7 +1821,7 @@ qrows4_13:
 	MOVQ   BX, R9
 	MOVQ   $0x0000000c, R10
 
-qpair17:
+qpair57:
 	PREFETCHT0   6912(DI)
 	PREFETCHT0   7344(DI)
 	PREFETCHT0   7776(DI)
@@ -755,7 +1910,7 @@ qpair17:
 	ADDQ         $0x08, R9
 	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qpair17
+	JNZ          qpair57
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -787,20 +1942,20 @@ qpair17:
 	ADDQ         $0x000006c0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_13
+	JMP          qrows4_53
 
-qtail14:
+qtail54:
 	TESTQ SI, SI
-	JZ    qdone16
+	JZ    qdone56
 
-qrows1_15:
+qrows1_55:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x0000000c, R10
 
-qpair18:
+qpair58:
 	VMOVDQU      (R8), Y1
 	VMOVDQU      32(R8), Y2
 	VPERM2I128   $0x20, Y2, Y1, Y3
@@ -834,7 +1989,7 @@ qpair18:
 	ADDQ         $0x08, R9
 	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qpair18
+	JNZ          qpair58
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -845,9 +2000,9 @@ qpair18:
 	ADDQ         $0x000001b0, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_15
+	JNZ          qrows1_55
 
-qdone16:
+qdone56:
 	VZEROUPPER
 	RET
 
@@ -861,9 +2016,9 @@ TEXT ·q4_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_19:
+qrows4_59:
 	CMPQ      SI, $0x08
-	JL        qtail20
+	JL        qtail60
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -881,7 +2036,7 @@ qrows4_19:
 	VMOVDQU64 qoffz08<>+0(SB), Z11
 	VMOVDQU64 qnibz<>+0(SB), Z12
 
-qgrp23:
+qgrp63:
 	PREFETCHT0      6912(DI)
 	PREFETCHT0      7344(DI)
 	PREFETCHT0      7776(DI)
@@ -1024,7 +2179,7 @@ qgrp23:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp23
+	JNZ             qgrp63
 	VEXTRACTF64X4   $0x01, Z1, Y9
 	VADDPS          Y1, Y9, Y9
 	VEXTRACTF32X4   $0x01, Y9, X1
@@ -1100,13 +2255,13 @@ qgrp23:
 	ADDQ            $0x00000d80, CX
 	ADDQ            $0x20, AX
 	SUBQ            $0x08, SI
-	JMP             qrows4_19
+	JMP             qrows4_59
 
-qtail20:
+qtail60:
 	TESTQ SI, SI
-	JZ    qdone22
+	JZ    qdone62
 
-qrows1_21:
+qrows1_61:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -1117,7 +2272,7 @@ qrows1_21:
 	VMOVDQU64 qoffz08<>+0(SB), Z4
 	VMOVDQU64 qnibz<>+0(SB), Z5
 
-qgrp24:
+qgrp64:
 	VMOVDQA32       Z0, Z6
 	VMOVDQU64       (R8), Z7
 	VMOVDQU64       64(R8), Z9
@@ -1147,7 +2302,7 @@ qgrp24:
 	ADDQ            $0x10, R9
 	ADDQ            $0x48, DI
 	DECQ            R10
-	JNZ             qgrp24
+	JNZ             qgrp64
 	VEXTRACTF64X4   $0x01, Z1, Y2
 	VADDPS          Y1, Y2, Y2
 	VEXTRACTF32X4   $0x01, Y2, X1
@@ -1160,9 +2315,9 @@ qgrp24:
 	ADDQ            $0x000001b0, CX
 	ADDQ            $0x04, AX
 	DECQ            SI
-	JNZ             qrows1_21
+	JNZ             qrows1_61
 
-qdone22:
+qdone62:
 	VZEROUPPER
 	RET
 
@@ -1180,7 +2335,7 @@ TEXT ·q4_0panel_2048_avx512(SB), NOSPLIT, $256-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000040, R9
 
-qsum25:
+qsum65:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -1194,13 +2349,13 @@ qsum25:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum25
+	JNZ           qsum65
 	VMOVDQU64     qnibz<>+0(SB), Z1
 	LEAQ          (SP), DI
 
-qpanel26:
+qpanel66:
 	TESTQ     SI, SI
-	JLE       qpdone27
+	JLE       qpdone67
 	MOVL      $0x0000ffff, R8
 	BZHIL     SI, R8, R9
 	CMPQ      SI, $0x10
@@ -1211,7 +2366,7 @@ qpanel26:
 	MOVQ      CX, R8
 	XORQ      R9, R9
 
-qpmmpair28:
+qpmmpair68:
 	VPANDD        64(R8), Z1, Z4
 	VPANDND       64(R8), Z1, Z5
 	VPANDD        128(R8), Z1, Z6
@@ -1263,15 +2418,15 @@ qpmmpair28:
 	ADDQ          $0x00000240, R8
 	ADDQ          $0x08, R9
 	CMPQ          R9, $0x00000100
-	JNE           qpmmpair28
+	JNE           qpmmpair68
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (AX)
 	ADDQ          $0x00004800, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel26
+	JMP           qpanel66
 
-qpdone27:
+qpdone67:
 	VZEROUPPER
 	RET
 
@@ -1299,7 +2454,7 @@ TEXT ·q4_0panel_768_avx512(SB), NOSPLIT, $96-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000018, R9
 
-qsum29:
+qsum69:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -1313,13 +2468,13 @@ qsum29:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum29
+	JNZ           qsum69
 	VMOVDQU64     qnibz<>+0(SB), Z1
 	LEAQ          (SP), DI
 
-qpanel30:
+qpanel70:
 	TESTQ     SI, SI
-	JLE       qpdone31
+	JLE       qpdone71
 	MOVL      $0x0000ffff, R8
 	BZHIL     SI, R8, R9
 	CMPQ      SI, $0x10
@@ -1330,7 +2485,7 @@ qpanel30:
 	MOVQ      CX, R8
 	XORQ      R9, R9
 
-qpmmpair32:
+qpmmpair72:
 	VPANDD        64(R8), Z1, Z4
 	VPANDND       64(R8), Z1, Z5
 	VPANDD        128(R8), Z1, Z6
@@ -1382,15 +2537,15 @@ qpmmpair32:
 	ADDQ          $0x00000240, R8
 	ADDQ          $0x08, R9
 	CMPQ          R9, $0x00000060
-	JNE           qpmmpair32
+	JNE           qpmmpair72
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (AX)
 	ADDQ          $0x00001b00, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel30
+	JMP           qpanel70
 
-qpdone31:
+qpdone71:
 	VZEROUPPER
 	RET
 
@@ -1406,12 +2561,12 @@ TEXT ·q4_0panelmm_2304x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone33
+	JZ        qpmmdone73
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel34:
+qpmmpanel74:
 	TESTQ   SI, SI
-	JLE     qpmmdone33
+	JLE     qpmmdone73
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1423,9 +2578,9 @@ qpmmpanel34:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_35:
+qpmm4_75:
 	CMPQ      R13, $0x04
-	JL        qpmm1_36
+	JL        qpmm1_76
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1437,7 +2592,7 @@ qpmm4_35:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair38:
+qpmmpair78:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -1579,7 +2734,7 @@ qpmmpair38:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair38
+	JNE           qpmmpair78
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -1593,17 +2748,17 @@ qpmmpair38:
 	ADDQ          $0x00000180, R11
 	ADDQ          $0x00000180, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_35
+	JMP           qpmm4_75
 
-qpmm1_36:
+qpmm1_76:
 	TESTQ     R13, R13
-	JZ        qpmmnext37
+	JZ        qpmmnext77
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair39:
+qpmmpair79:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -1655,7 +2810,7 @@ qpmmpair39:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair39
+	JNE           qpmmpair79
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00002400, R9
@@ -1663,15 +2818,15 @@ qpmmpair39:
 	ADDQ          $0x00000060, R11
 	ADDQ          $0x00000060, R12
 	DECQ          R13
-	JMP           qpmm1_36
+	JMP           qpmm1_76
 
-qpmmnext37:
+qpmmnext77:
 	ADDQ $0x00001b00, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel34
+	JMP  qpmmpanel74
 
-qpmmdone33:
+qpmmdone73:
 	VZEROUPPER
 	RET
 
@@ -1687,12 +2842,12 @@ TEXT ·q4_0panelmm_32000x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone40
+	JZ        qpmmdone80
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel41:
+qpmmpanel81:
 	TESTQ   SI, SI
-	JLE     qpmmdone40
+	JLE     qpmmdone80
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1704,9 +2859,9 @@ qpmmpanel41:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_42:
+qpmm4_82:
 	CMPQ      R13, $0x04
-	JL        qpmm1_43
+	JL        qpmm1_83
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1718,7 +2873,7 @@ qpmm4_42:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair45:
+qpmmpair85:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -1860,7 +3015,7 @@ qpmmpair45:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair45
+	JNE           qpmmpair85
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -1874,17 +3029,17 @@ qpmmpair45:
 	ADDQ          $0x00000180, R11
 	ADDQ          $0x00000180, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_42
+	JMP           qpmm4_82
 
-qpmm1_43:
+qpmm1_83:
 	TESTQ     R13, R13
-	JZ        qpmmnext44
+	JZ        qpmmnext84
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair46:
+qpmmpair86:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -1936,7 +3091,7 @@ qpmmpair46:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair46
+	JNE           qpmmpair86
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x0001f400, R9
@@ -1944,15 +3099,15 @@ qpmmpair46:
 	ADDQ          $0x00000060, R11
 	ADDQ          $0x00000060, R12
 	DECQ          R13
-	JMP           qpmm1_43
+	JMP           qpmm1_83
 
-qpmmnext44:
+qpmmnext84:
 	ADDQ $0x00001b00, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel41
+	JMP  qpmmpanel81
 
-qpmmdone40:
+qpmmdone80:
 	VZEROUPPER
 	RET
 
@@ -1968,12 +3123,12 @@ TEXT ·q4_0panelmm_4096x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone47
+	JZ        qpmmdone87
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel48:
+qpmmpanel88:
 	TESTQ   SI, SI
-	JLE     qpmmdone47
+	JLE     qpmmdone87
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1985,9 +3140,9 @@ qpmmpanel48:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_49:
+qpmm4_89:
 	CMPQ      R13, $0x04
-	JL        qpmm1_50
+	JL        qpmm1_90
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1999,7 +3154,7 @@ qpmm4_49:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair52:
+qpmmpair92:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -2141,7 +3296,7 @@ qpmmpair52:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair52
+	JNE           qpmmpair92
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -2155,17 +3310,17 @@ qpmmpair52:
 	ADDQ          $0x00000180, R11
 	ADDQ          $0x00000180, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_49
+	JMP           qpmm4_89
 
-qpmm1_50:
+qpmm1_90:
 	TESTQ     R13, R13
-	JZ        qpmmnext51
+	JZ        qpmmnext91
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair53:
+qpmmpair93:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -2217,7 +3372,7 @@ qpmmpair53:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair53
+	JNE           qpmmpair93
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00004000, R9
@@ -2225,15 +3380,15 @@ qpmmpair53:
 	ADDQ          $0x00000060, R11
 	ADDQ          $0x00000060, R12
 	DECQ          R13
-	JMP           qpmm1_50
+	JMP           qpmm1_90
 
-qpmmnext51:
+qpmmnext91:
 	ADDQ $0x00001b00, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel48
+	JMP  qpmmpanel88
 
-qpmmdone47:
+qpmmdone87:
 	VZEROUPPER
 	RET
 
@@ -2249,12 +3404,12 @@ TEXT ·q4_0panelmm_768x2048_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone54
+	JZ        qpmmdone94
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel55:
+qpmmpanel95:
 	TESTQ   SI, SI
-	JLE     qpmmdone54
+	JLE     qpmmdone94
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2266,9 +3421,9 @@ qpmmpanel55:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_56:
+qpmm4_96:
 	CMPQ      R13, $0x04
-	JL        qpmm1_57
+	JL        qpmm1_97
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -2280,7 +3435,7 @@ qpmm4_56:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair59:
+qpmmpair99:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -2422,7 +3577,7 @@ qpmmpair59:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000100
-	JNE           qpmmpair59
+	JNE           qpmmpair99
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -2436,17 +3591,17 @@ qpmmpair59:
 	ADDQ          $0x00000400, R11
 	ADDQ          $0x00000400, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_56
+	JMP           qpmm4_96
 
-qpmm1_57:
+qpmm1_97:
 	TESTQ     R13, R13
-	JZ        qpmmnext58
+	JZ        qpmmnext98
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair60:
+qpmmpair100:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -2498,7 +3653,7 @@ qpmmpair60:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000100
-	JNE           qpmmpair60
+	JNE           qpmmpair100
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000c00, R9
@@ -2506,15 +3661,15 @@ qpmmpair60:
 	ADDQ          $0x00000100, R11
 	ADDQ          $0x00000100, R12
 	DECQ          R13
-	JMP           qpmm1_57
+	JMP           qpmm1_97
 
-qpmmnext58:
+qpmmnext98:
 	ADDQ $0x00004800, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel55
+	JMP  qpmmpanel95
 
-qpmmdone54:
+qpmmdone94:
 	VZEROUPPER
 	RET
 
@@ -2530,12 +3685,12 @@ TEXT ·q4_0panelmm_768x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone61
+	JZ        qpmmdone101
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel62:
+qpmmpanel102:
 	TESTQ   SI, SI
-	JLE     qpmmdone61
+	JLE     qpmmdone101
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2547,9 +3702,9 @@ qpmmpanel62:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_63:
+qpmm4_103:
 	CMPQ      R13, $0x04
-	JL        qpmm1_64
+	JL        qpmm1_104
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -2561,7 +3716,7 @@ qpmm4_63:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair66:
+qpmmpair106:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -2703,7 +3858,7 @@ qpmmpair66:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair66
+	JNE           qpmmpair106
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -2717,17 +3872,17 @@ qpmmpair66:
 	ADDQ          $0x00000180, R11
 	ADDQ          $0x00000180, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_63
+	JMP           qpmm4_103
 
-qpmm1_64:
+qpmm1_104:
 	TESTQ     R13, R13
-	JZ        qpmmnext65
+	JZ        qpmmnext105
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair67:
+qpmmpair107:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -2779,7 +3934,7 @@ qpmmpair67:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair67
+	JNE           qpmmpair107
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000c00, R9
@@ -2787,14 +3942,14 @@ qpmmpair67:
 	ADDQ          $0x00000060, R11
 	ADDQ          $0x00000060, R12
 	DECQ          R13
-	JMP           qpmm1_64
+	JMP           qpmm1_104
 
-qpmmnext65:
+qpmmnext105:
 	ADDQ $0x00001b00, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel62
+	JMP  qpmmpanel102
 
-qpmmdone61:
+qpmmdone101:
 	VZEROUPPER
 	RET

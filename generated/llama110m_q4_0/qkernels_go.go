@@ -29,6 +29,346 @@ func qhalf(h uint16) float32 {
 	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
 }
 
+// q4_0matmul_2304x768_go: out[t*2304+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+func q4_0matmul_2304x768_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 24, 18, 432
+	const R = 2304
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+				i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+				i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+				i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+				i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+				i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+				i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+				i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+				i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+				i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+				i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+				i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+				i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+				i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+				i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+				i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+				i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+				i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+				i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+				i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+				i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+				i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+				i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+				i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+				i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+				i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+				i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+				i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+				i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+				i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+				i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+				i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
+// q4_0matmul_32000x768_go: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+func q4_0matmul_32000x768_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 24, 18, 432
+	const R = 32000
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+				i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+				i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+				i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+				i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+				i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+				i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+				i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+				i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+				i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+				i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+				i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+				i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+				i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+				i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+				i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+				i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+				i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+				i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+				i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+				i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+				i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+				i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+				i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+				i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+				i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+				i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+				i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+				i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+				i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+				i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+				i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
+// q4_0matmul_4096x768_go: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+func q4_0matmul_4096x768_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 24, 18, 432
+	const R = 4096
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+				i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+				i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+				i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+				i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+				i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+				i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+				i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+				i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+				i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+				i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+				i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+				i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+				i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+				i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+				i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+				i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+				i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+				i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+				i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+				i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+				i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+				i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+				i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+				i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+				i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+				i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+				i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+				i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+				i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+				i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+				i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
+// q4_0matmul_768x2048_go: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (1152 bytes a row), x quantised to 8 bits per 32-block.
+func q4_0matmul_768x2048_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 64, 18, 1152
+	const R = 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+				i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+				i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+				i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+				i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+				i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+				i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+				i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+				i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+				i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+				i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+				i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+				i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+				i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+				i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+				i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+				i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+				i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+				i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+				i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+				i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+				i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+				i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+				i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+				i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+				i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+				i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+				i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+				i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+				i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+				i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+				i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
+// q4_0matmul_768x768_go: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+func q4_0matmul_768x768_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 24, 18, 432
+	const R = 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += (int32(blk[2]&15) - 8) * int32(x[0])
+				i2 += (int32(blk[2]>>4) - 8) * int32(x[16])
+				i1 += (int32(blk[3]&15) - 8) * int32(x[1])
+				i3 += (int32(blk[3]>>4) - 8) * int32(x[17])
+				i2 += (int32(blk[4]&15) - 8) * int32(x[2])
+				i0 += (int32(blk[4]>>4) - 8) * int32(x[18])
+				i3 += (int32(blk[5]&15) - 8) * int32(x[3])
+				i1 += (int32(blk[5]>>4) - 8) * int32(x[19])
+				i0 += (int32(blk[6]&15) - 8) * int32(x[4])
+				i2 += (int32(blk[6]>>4) - 8) * int32(x[20])
+				i1 += (int32(blk[7]&15) - 8) * int32(x[5])
+				i3 += (int32(blk[7]>>4) - 8) * int32(x[21])
+				i2 += (int32(blk[8]&15) - 8) * int32(x[6])
+				i0 += (int32(blk[8]>>4) - 8) * int32(x[22])
+				i3 += (int32(blk[9]&15) - 8) * int32(x[7])
+				i1 += (int32(blk[9]>>4) - 8) * int32(x[23])
+				i0 += (int32(blk[10]&15) - 8) * int32(x[8])
+				i2 += (int32(blk[10]>>4) - 8) * int32(x[24])
+				i1 += (int32(blk[11]&15) - 8) * int32(x[9])
+				i3 += (int32(blk[11]>>4) - 8) * int32(x[25])
+				i2 += (int32(blk[12]&15) - 8) * int32(x[10])
+				i0 += (int32(blk[12]>>4) - 8) * int32(x[26])
+				i3 += (int32(blk[13]&15) - 8) * int32(x[11])
+				i1 += (int32(blk[13]>>4) - 8) * int32(x[27])
+				i0 += (int32(blk[14]&15) - 8) * int32(x[12])
+				i2 += (int32(blk[14]>>4) - 8) * int32(x[28])
+				i1 += (int32(blk[15]&15) - 8) * int32(x[13])
+				i3 += (int32(blk[15]>>4) - 8) * int32(x[29])
+				i2 += (int32(blk[16]&15) - 8) * int32(x[14])
+				i0 += (int32(blk[16]>>4) - 8) * int32(x[30])
+				i3 += (int32(blk[17]&15) - 8) * int32(x[15])
+				i1 += (int32(blk[17]>>4) - 8) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
 // q4_0matvec_2048_go: out[r] = w[r]·x for r < n, w in q4_0 blocks (1152 bytes a row), x quantised to 8 bits per 32-block.
 func q4_0matvec_2048_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 	const nb, bb, rb = 64, 18, 1152

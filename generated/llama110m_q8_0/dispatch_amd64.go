@@ -46,27 +46,37 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			ks.qmmGateUp = nil
 			ks.qmmDown = nil
 			ks.qmmCls = nil
+			ks.gmmQKV = q8_0matmul_2304x768_avx2
+			ks.gmmOut = q8_0matmul_768x768_avx2
+			ks.gmmGateUp = q8_0matmul_4096x768_avx2
+			ks.gmmDown = q8_0matmul_768x2048_avx2
+			ks.gmmCls = q8_0matmul_32000x768_avx2
 		}
 		return ks, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:      attention_64_768_avx2,
-			attAll:   gattention_64_768_12x1_avx2,
-			attTrain: attention_64_2304_avx2,
-			cls:      rmsmatvec_768_avx2,
-			down:     matvec_2048_avx2,
-			ffn:      rmsswiglu_2048x768_avx2,
-			mmCls:    matmul_32000x768_avx2,
-			mmDown:   matmul_768x2048_avx2,
-			mmGateUp: matmul_4096x768_avx2,
-			mmOut:    matmul_768x768_avx2,
-			mmQKV:    matmul_2304x768_avx2,
-			name:     "avx2",
-			qkv:      rmsmatvec_768_avx2,
-			qmvD:     q8_0matvec_768_avx2,
-			qmvF:     q8_0matvec_2048_avx2,
-			siluMul:  silumul_2048_avx2,
-			wo:       matvec_768_avx2,
+			att:       attention_64_768_avx2,
+			attAll:    gattention_64_768_12x1_avx2,
+			attTrain:  attention_64_2304_avx2,
+			cls:       rmsmatvec_768_avx2,
+			down:      matvec_2048_avx2,
+			ffn:       rmsswiglu_2048x768_avx2,
+			gmmCls:    q8_0matmul_32000x768_avx2,
+			gmmDown:   q8_0matmul_768x2048_avx2,
+			gmmGateUp: q8_0matmul_4096x768_avx2,
+			gmmOut:    q8_0matmul_768x768_avx2,
+			gmmQKV:    q8_0matmul_2304x768_avx2,
+			mmCls:     matmul_32000x768_avx2,
+			mmDown:    matmul_768x2048_avx2,
+			mmGateUp:  matmul_4096x768_avx2,
+			mmOut:     matmul_768x768_avx2,
+			mmQKV:     matmul_2304x768_avx2,
+			name:      "avx2",
+			qkv:       rmsmatvec_768_avx2,
+			qmvD:      q8_0matvec_768_avx2,
+			qmvF:      q8_0matvec_2048_avx2,
+			siluMul:   silumul_2048_avx2,
+			wo:        matvec_768_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -461,127 +461,235 @@ func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int
 	return out
 }
 
-// run takes b's rows through every layer together with the panel matmuls
-// (or one by one through step on other paths), then the classifier for the
-// rows that end a span, into their sessions' logits.
+// run takes b's rows through every layer together, with the panel matmuls
+// (AVX-512 VNNI) or the matmuls over ggml's blocks (AVX2, NEON, Go), then the
+// classifier for the rows that end a span, into their sessions' logits; one by
+// one through step on AVX-512 without panels.
 func (m *Model) run(b *batch) {
-	if m.qp == nil || kern.qmmQKV == nil {
-		for _, r := range b.rows {
-			r.s.step(r.tok, r.pos)
-			if r.last {
-				r.s.classify()
-			}
+	if m.qp != nil && kern.qmmQKV != nil {
+		rows, n := b.rows, len(b.rows)
+		w, qw := m.w, m.qp
+		off := quant.PanelOffset(QFormat)
+		for i, r := range rows {
+			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 		}
-		return
-	}
-	rows, n := b.rows, len(b.rows)
-	w, qw := m.w, m.qp
-	off := quant.PanelOffset(QFormat)
-	for i, r := range rows {
-		quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
-		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
-	}
-	for l := range 12 {
-		lw, ql := &w.layers[l], &qw.layers[l]
-		for i := range rows {
-			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
-			{
-				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
-				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+		for l := range 12 {
+			lw, ql := &w.layers[l], &qw.layers[l]
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
 			}
-		}
-		pool.RunGrain(2304, 48, func(lo, hi int) {
-			if a, e := max(lo, 0), min(hi, 768); a < e {
-				kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-			if a, e := max(lo, 768), min(hi, 1536); a < e {
-				kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-768][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-			if a, e := max(lo, 1536), min(hi, 2304); a < e {
-				kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-1536][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-		})
-		{
-			for i, r := range rows {
-				k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
-				rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
-				r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
-				r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
-			}
-			pool.RunGrain(n, 1, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					r := rows[i]
-					keys, values := &r.s.keys[l], &r.s.values[l]
-					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+			pool.RunGrain(2304, 48, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 768); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 768), min(hi, 1536); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-768][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 1536), min(hi, 2304); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-1536][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
 				}
 			})
-		}
-		for i := range rows {
 			{
-				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:768])
-				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				for i, r := range rows {
+					k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
+					rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
+					r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
+				}
+				pool.RunGrain(n, 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := rows[i]
+						keys, values := &r.s.keys[l], &r.s.values[l]
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+					}
+				})
+			}
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:768])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
+			}
+			pool.RunGrain(768, 48, func(lo, hi int) {
+				kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 768 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
+			}
+			pool.RunGrain(4096, 48, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 2048); a < e {
+					kern.qmmGateUp(&b.phb[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 2048), min(hi, 4096); a < e {
+					kern.qmmGateUp(&b.phb[0][a], &ql.up[a-2048][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+			})
+			kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.pact[i][:2048])
+					quant.ActSums(b.fsum[i][:], b.fq[i][:], off)
+				}
+			}
+			pool.RunGrain(768, 16, func(lo, hi int) {
+				kern.qmmDown(&b.po[0][lo], &ql.down[lo][0], &b.fq[0][0], &b.fs[0][0], &b.fsum[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 768 {
+					b.px[i][j] += b.po[i][j]
+				}
 			}
 		}
-		pool.RunGrain(768, 48, func(lo, hi int) {
-			kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+		k := 0
+		for i, r := range rows {
+			if r.last {
+				kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+				quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
+				k++
+			}
+		}
+		if k == 0 {
+			return
+		}
+		n = k
+		pool.RunGrain(32000, 48, func(lo, hi int) {
+			kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
 		})
-		for i := range rows {
-			for j := range 768 {
-				b.px[i][j] += b.po[i][j]
+		k = 0
+		for _, r := range rows {
+			if r.last {
+				r.s.logits = b.plog[k]
+				k++
 			}
 		}
-		for i := range rows {
-			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
-			{
-				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
-				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
-			}
-		}
-		pool.RunGrain(4096, 48, func(lo, hi int) {
-			if a, e := max(lo, 0), min(hi, 2048); a < e {
-				kern.qmmGateUp(&b.phb[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-			if a, e := max(lo, 2048), min(hi, 4096); a < e {
-				kern.qmmGateUp(&b.phb[0][a], &ql.up[a-2048][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-		})
-		kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
-		for i := range rows {
-			{
-				quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.pact[i][:2048])
-				quant.ActSums(b.fsum[i][:], b.fq[i][:], off)
-			}
-		}
-		pool.RunGrain(768, 16, func(lo, hi int) {
-			kern.qmmDown(&b.po[0][lo], &ql.down[lo][0], &b.fq[0][0], &b.fs[0][0], &b.fsum[0][0], hi-lo, n)
-		})
-		for i := range rows {
-			for j := range 768 {
-				b.px[i][j] += b.po[i][j]
-			}
-		}
-	}
-	k := 0
-	for i, r := range rows {
-		if r.last {
-			kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
-			quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
-			quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
-			k++
-		}
-	}
-	if k == 0 {
 		return
 	}
-	n = k
-	pool.RunGrain(32000, 48, func(lo, hi int) {
-		kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
-	})
-	k = 0
-	for _, r := range rows {
+	if kern.gmmQKV != nil {
+		rows, n := b.rows, len(b.rows)
+		w, qw := m.w, &m.q
+		for i, r := range rows {
+			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
+		}
+		for l := range 12 {
+			lw, ql := &w.layers[l], &qw.layers[l]
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
+				}
+			}
+			pool.RunGrain(2304, 48, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 768); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 768), min(hi, 1536); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.k[a-768][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 1536), min(hi, 2304); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.v[a-1536][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+			})
+			{
+				for i, r := range rows {
+					k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
+					rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
+					r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
+				}
+				pool.RunGrain(n, 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := rows[i]
+						keys, values := &r.s.keys[l], &r.s.values[l]
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+					}
+				})
+			}
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:768])
+				}
+			}
+			pool.RunGrain(768, 48, func(lo, hi int) {
+				kern.gmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 768 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:768])
+				}
+			}
+			pool.RunGrain(4096, 48, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 2048); a < e {
+					kern.gmmGateUp(&b.phb[0][a], &ql.gate[a][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 2048), min(hi, 4096); a < e {
+					kern.gmmGateUp(&b.phb[0][a], &ql.up[a-2048][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+			})
+			kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.fq[i][:], b.fs[i][:], b.pact[i][:2048])
+				}
+			}
+			pool.RunGrain(768, 16, func(lo, hi int) {
+				kern.gmmDown(&b.po[0][lo], &ql.down[lo][0], &b.fq[0][0], &b.fs[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 768 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+		}
+		k := 0
+		for i, r := range rows {
+			if r.last {
+				kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+				k++
+			}
+		}
+		if k == 0 {
+			return
+		}
+		n = k
+		pool.RunGrain(32000, 48, func(lo, hi int) {
+			kern.gmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+		})
+		k = 0
+		for _, r := range rows {
+			if r.last {
+				r.s.logits = b.plog[k]
+				k++
+			}
+		}
+		return
+	}
+	for _, r := range b.rows {
+		r.s.step(r.tok, r.pos)
 		if r.last {
-			r.s.logits = b.plog[k]
-			k++
+			r.s.classify()
 		}
 	}
 }
@@ -626,27 +734,38 @@ type kernelSet struct {
 	qmmGateUp func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 	qmmDown   func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 	qmmCls    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	// The matmuls of the batched quantised pass over ggml's blocks (AVX2, NEON, Go); nil on AVX-512.
+	gmmQKV    func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmOut    func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmGateUp func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmDown   func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmCls    func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:      attention_64_768_go,
-	attAll:   gattention_64_768_12x1_go,
-	attTrain: attention_64_2304_go,
-	cls:      rmsmatvec_768_go,
-	down:     matvec_2048_go,
-	ffn:      rmsswiglu_2048x768_go,
-	mmCls:    matmul_32000x768_go,
-	mmDown:   matmul_768x2048_go,
-	mmGateUp: matmul_4096x768_go,
-	mmOut:    matmul_768x768_go,
-	mmQKV:    matmul_2304x768_go,
-	name:     "go",
-	qkv:      rmsmatvec_768_go,
-	qmvD:     q8_0matvec_768_go,
-	qmvF:     q8_0matvec_2048_go,
-	siluMul:  silumul_2048_go,
-	wo:       matvec_768_go,
+	att:       attention_64_768_go,
+	attAll:    gattention_64_768_12x1_go,
+	attTrain:  attention_64_2304_go,
+	cls:       rmsmatvec_768_go,
+	down:      matvec_2048_go,
+	ffn:       rmsswiglu_2048x768_go,
+	gmmCls:    q8_0matmul_32000x768_go,
+	gmmDown:   q8_0matmul_768x2048_go,
+	gmmGateUp: q8_0matmul_4096x768_go,
+	gmmOut:    q8_0matmul_768x768_go,
+	gmmQKV:    q8_0matmul_2304x768_go,
+	mmCls:     matmul_32000x768_go,
+	mmDown:    matmul_768x2048_go,
+	mmGateUp:  matmul_4096x768_go,
+	mmOut:     matmul_768x768_go,
+	mmQKV:     matmul_2304x768_go,
+	name:      "go",
+	qkv:       rmsmatvec_768_go,
+	qmvD:      q8_0matvec_768_go,
+	qmvF:      q8_0matvec_2048_go,
+	siluMul:   silumul_2048_go,
+	wo:        matvec_768_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

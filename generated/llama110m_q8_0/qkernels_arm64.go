@@ -4,6 +4,56 @@
 
 package llama110m_q8_0
 
+// q8_0matmul_2304x768_neon: out[t*2304+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_2304x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_2304x768_neonnodot: out[t*2304+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_2304x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_32000x768_neon: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_32000x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_32000x768_neonnodot: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_32000x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_4096x768_neon: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_4096x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_4096x768_neonnodot: out[t*4096+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_4096x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_768x2048_neon: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (2176 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x2048_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_768x2048_neonnodot: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (2176 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x2048_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_768x768_neon: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_768x768_neonnodot: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
 // q8_0matvec_2048_neon: out[r] = w[r]·x for r < n, w in q8_0 blocks (2176 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape

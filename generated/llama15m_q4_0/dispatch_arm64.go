@@ -11,27 +11,37 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		ks := kernelSet{
-			att:      attention_48_288_neon,
-			attAll:   gattention_48_288_6x1_neon,
-			attTrain: attention_48_864_neon,
-			cls:      rmsmatvec_288_neon,
-			down:     matvec_768_neon,
-			ffn:      rmsswiglu_768x288_neon,
-			mmCls:    matmul_32000x288_neon,
-			mmDown:   matmul_288x768_neon,
-			mmGateUp: matmul_1536x288_neon,
-			mmOut:    matmul_288x288_neon,
-			mmQKV:    matmul_864x288_neon,
-			name:     "neon",
-			qkv:      rmsmatvec_288_neon,
-			qmvD:     q4_0matvec_288_neon,
-			qmvF:     q4_0matvec_768_neon,
-			siluMul:  silumul_768_neon,
-			wo:       matvec_288_neon,
+			att:       attention_48_288_neon,
+			attAll:    gattention_48_288_6x1_neon,
+			attTrain:  attention_48_864_neon,
+			cls:       rmsmatvec_288_neon,
+			down:      matvec_768_neon,
+			ffn:       rmsswiglu_768x288_neon,
+			gmmCls:    q4_0matmul_32000x288_neon,
+			gmmDown:   q4_0matmul_288x768_neon,
+			gmmGateUp: q4_0matmul_1536x288_neon,
+			gmmOut:    q4_0matmul_288x288_neon,
+			gmmQKV:    q4_0matmul_864x288_neon,
+			mmCls:     matmul_32000x288_neon,
+			mmDown:    matmul_288x768_neon,
+			mmGateUp:  matmul_1536x288_neon,
+			mmOut:     matmul_288x288_neon,
+			mmQKV:     matmul_864x288_neon,
+			name:      "neon",
+			qkv:       rmsmatvec_288_neon,
+			qmvD:      q4_0matvec_288_neon,
+			qmvF:      q4_0matvec_768_neon,
+			siluMul:   silumul_768_neon,
+			wo:        matvec_288_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q4_0matvec_288_neonnodot
 			ks.qmvF = q4_0matvec_768_neonnodot
+			ks.gmmQKV = q4_0matmul_864x288_neonnodot
+			ks.gmmOut = q4_0matmul_288x288_neonnodot
+			ks.gmmGateUp = q4_0matmul_1536x288_neonnodot
+			ks.gmmDown = q4_0matmul_288x768_neonnodot
+			ks.gmmCls = q4_0matmul_32000x288_neonnodot
 		}
 		return ks, true
 	}

@@ -4,6 +4,31 @@
 
 package llama15m_q4_0
 
+// q4_0matmul_1536x288_avx2: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_1536x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_288x288_avx2: out[t*288+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_288x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_288x768_avx2: out[t*288+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (432 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_288x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_32000x288_avx2: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_32000x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q4_0matmul_864x288_avx2: out[t*864+r] = w[r]·x_t for r < n and b tokens, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q4_0matmul_864x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
 // q4_0matvec_288_avx2: out[r] = w[r]·x for r < n, w in q4_0 blocks (162 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape

@@ -46,27 +46,37 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			ks.qmmGateUp = nil
 			ks.qmmDown = nil
 			ks.qmmCls = nil
+			ks.gmmQKV = q8_0matmul_864x288_avx2
+			ks.gmmOut = q8_0matmul_288x288_avx2
+			ks.gmmGateUp = q8_0matmul_1536x288_avx2
+			ks.gmmDown = q8_0matmul_288x768_avx2
+			ks.gmmCls = q8_0matmul_32000x288_avx2
 		}
 		return ks, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:      attention_48_288_avx2,
-			attAll:   gattention_48_288_6x1_avx2,
-			attTrain: attention_48_864_avx2,
-			cls:      rmsmatvec_288_avx2,
-			down:     matvec_768_avx2,
-			ffn:      rmsswiglu_768x288_avx2,
-			mmCls:    matmul_32000x288_avx2,
-			mmDown:   matmul_288x768_avx2,
-			mmGateUp: matmul_1536x288_avx2,
-			mmOut:    matmul_288x288_avx2,
-			mmQKV:    matmul_864x288_avx2,
-			name:     "avx2",
-			qkv:      rmsmatvec_288_avx2,
-			qmvD:     q8_0matvec_288_avx2,
-			qmvF:     q8_0matvec_768_avx2,
-			siluMul:  silumul_768_avx2,
-			wo:       matvec_288_avx2,
+			att:       attention_48_288_avx2,
+			attAll:    gattention_48_288_6x1_avx2,
+			attTrain:  attention_48_864_avx2,
+			cls:       rmsmatvec_288_avx2,
+			down:      matvec_768_avx2,
+			ffn:       rmsswiglu_768x288_avx2,
+			gmmCls:    q8_0matmul_32000x288_avx2,
+			gmmDown:   q8_0matmul_288x768_avx2,
+			gmmGateUp: q8_0matmul_1536x288_avx2,
+			gmmOut:    q8_0matmul_288x288_avx2,
+			gmmQKV:    q8_0matmul_864x288_avx2,
+			mmCls:     matmul_32000x288_avx2,
+			mmDown:    matmul_288x768_avx2,
+			mmGateUp:  matmul_1536x288_avx2,
+			mmOut:     matmul_288x288_avx2,
+			mmQKV:     matmul_864x288_avx2,
+			name:      "avx2",
+			qkv:       rmsmatvec_288_avx2,
+			qmvD:      q8_0matvec_288_avx2,
+			qmvF:      q8_0matvec_768_avx2,
+			siluMul:   silumul_768_avx2,
+			wo:        matvec_288_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -4,6 +4,896 @@
 
 #include "textflag.h"
 
+// func q8_0matmul_1536x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_1536x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone4
+
+qrows4_1:
+	CMPQ SI, $0x04
+	JL   qtail2
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok5:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk6:
+	PREFETCHT0   4896(R12)
+	PREFETCHT0   5202(R12)
+	PREFETCHT0   5508(R12)
+	PREFETCHT0   5814(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 306(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      614(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 612(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      920(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk6
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00001800, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok5
+	ADDQ         $0x000004c8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_1
+
+qtail2:
+	TESTQ SI, SI
+	JZ    qdone4
+
+qrows1_3:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok7:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk8:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk8
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00001800, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok7
+	ADDQ         $0x00000132, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_3
+
+qdone4:
+	VZEROUPPER
+	RET
+
+DATA qones16<>+0(SB)/4, $0x00010001
+DATA qones16<>+4(SB)/4, $0x00010001
+DATA qones16<>+8(SB)/4, $0x00010001
+DATA qones16<>+12(SB)/4, $0x00010001
+DATA qones16<>+16(SB)/4, $0x00010001
+DATA qones16<>+20(SB)/4, $0x00010001
+DATA qones16<>+24(SB)/4, $0x00010001
+DATA qones16<>+28(SB)/4, $0x00010001
+GLOBL qones16<>(SB), RODATA|NOPTR, $32
+
+// func q8_0matmul_288x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_288x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone12
+
+qrows4_9:
+	CMPQ SI, $0x04
+	JL   qtail10
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok13:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk14:
+	PREFETCHT0   4896(R12)
+	PREFETCHT0   5202(R12)
+	PREFETCHT0   5508(R12)
+	PREFETCHT0   5814(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 306(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      614(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 612(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      920(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk14
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000480, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok13
+	ADDQ         $0x000004c8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_9
+
+qtail10:
+	TESTQ SI, SI
+	JZ    qdone12
+
+qrows1_11:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok15:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk16:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk16
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000480, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok15
+	ADDQ         $0x00000132, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_11
+
+qdone12:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_288x768_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_288x768_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone20
+
+qrows4_17:
+	CMPQ SI, $0x04
+	JL   qtail18
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok21:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000018, R15
+
+qblk22:
+	PREFETCHT0   13056(R12)
+	PREFETCHT0   13872(R12)
+	PREFETCHT0   14688(R12)
+	PREFETCHT0   15504(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      818(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 816(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      1634(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 1632(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      2450(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 2448(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk22
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000480, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok21
+	ADDQ         $0x00000cc0, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_17
+
+qtail18:
+	TESTQ SI, SI
+	JZ    qdone20
+
+qrows1_19:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok23:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000018, R15
+
+qblk24:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk24
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000480, R9
+	ADDQ         $0x00000300, R10
+	ADDQ         $0x00000060, R11
+	DECQ         R8
+	JNZ          qtok23
+	ADDQ         $0x00000330, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_19
+
+qdone20:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_32000x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_32000x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone28
+
+qrows4_25:
+	CMPQ SI, $0x04
+	JL   qtail26
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok29:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk30:
+	PREFETCHT0   4896(R12)
+	PREFETCHT0   5202(R12)
+	PREFETCHT0   5508(R12)
+	PREFETCHT0   5814(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 306(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      614(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 612(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      920(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk30
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x0001f400, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok29
+	ADDQ         $0x000004c8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_25
+
+qtail26:
+	TESTQ SI, SI
+	JZ    qdone28
+
+qrows1_27:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok31:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk32:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk32
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x0001f400, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok31
+	ADDQ         $0x00000132, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_27
+
+qdone28:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_864x288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_864x288_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone36
+
+qrows4_33:
+	CMPQ SI, $0x04
+	JL   qtail34
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok37:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk38:
+	PREFETCHT0   4896(R12)
+	PREFETCHT0   5202(R12)
+	PREFETCHT0   5508(R12)
+	PREFETCHT0   5814(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      308(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 306(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      614(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 612(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      920(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 918(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk38
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000d80, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok37
+	ADDQ         $0x000004c8, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_33
+
+qtail34:
+	TESTQ SI, SI
+	JZ    qdone36
+
+qrows1_35:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok39:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000009, R15
+
+qblk40:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk40
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000d80, R9
+	ADDQ         $0x00000120, R10
+	ADDQ         $0x00000024, R11
+	DECQ         R8
+	JNZ          qtok39
+	ADDQ         $0x00000132, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_35
+
+qdone36:
+	VZEROUPPER
+	RET
+
 // func q8_0matvec_288_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
@@ -13,9 +903,9 @@ TEXT ·q8_0matvec_288_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_1:
+qrows4_41:
 	CMPQ   SI, $0x04
-	JL     qtail2
+	JL     qtail42
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -25,7 +915,7 @@ qrows4_1:
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk5:
+qblk45:
 	PREFETCHT0   4896(DI)
 	PREFETCHT0   5202(DI)
 	PREFETCHT0   5508(DI)
@@ -76,7 +966,7 @@ qblk5:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk5
+	JNZ          qblk45
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -108,20 +998,20 @@ qblk5:
 	ADDQ         $0x000004c8, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_1
+	JMP          qrows4_41
 
-qtail2:
+qtail42:
 	TESTQ SI, SI
-	JZ    qdone4
+	JZ    qdone44
 
-qrows1_3:
+qrows1_43:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000009, R10
 
-qblk6:
+qblk46:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -138,7 +1028,7 @@ qblk6:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk6
+	JNZ          qblk46
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -149,21 +1039,11 @@ qblk6:
 	ADDQ         $0x00000132, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_3
+	JNZ          qrows1_43
 
-qdone4:
+qdone44:
 	VZEROUPPER
 	RET
-
-DATA qones16<>+0(SB)/4, $0x00010001
-DATA qones16<>+4(SB)/4, $0x00010001
-DATA qones16<>+8(SB)/4, $0x00010001
-DATA qones16<>+12(SB)/4, $0x00010001
-DATA qones16<>+16(SB)/4, $0x00010001
-DATA qones16<>+20(SB)/4, $0x00010001
-DATA qones16<>+24(SB)/4, $0x00010001
-DATA qones16<>+28(SB)/4, $0x00010001
-GLOBL qones16<>(SB), RODATA|NOPTR, $32
 
 // func q8_0matvec_288_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
@@ -175,9 +1055,9 @@ TEXT ·q8_0matvec_288_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_7:
+qrows4_47:
 	CMPQ      SI, $0x08
-	JL        qtail8
+	JL        qtail48
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -194,7 +1074,7 @@ qrows4_7:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp11:
+qgrp51:
 	PREFETCHT0    4896(DI)
 	PREFETCHT0    5202(DI)
 	PREFETCHT0    5508(DI)
@@ -293,7 +1173,7 @@ qgrp11:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp11
+	JNZ           qgrp51
 	VMOVDQA32     Z0, Z9
 	VMOVDQA32     Z0, Z10
 	VMOVDQA32     Z0, Z11
@@ -463,13 +1343,13 @@ qgrp11:
 	ADDQ          $0x00000990, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_7
+	JMP           qrows4_47
 
-qtail8:
+qtail48:
 	TESTQ SI, SI
-	JZ    qdone10
+	JZ    qdone50
 
-qrows1_9:
+qrows1_49:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -479,7 +1359,7 @@ qrows1_9:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp12:
+qgrp52:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -500,7 +1380,7 @@ qgrp12:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp12
+	JNZ           qgrp52
 	VMOVDQA32     Z0, Z2
 	VMOVDQU32     (R8), Y3
 	VBROADCASTSS  (R9), Y4
@@ -530,9 +1410,9 @@ qgrp12:
 	ADDQ          $0x00000132, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_9
+	JNZ           qrows1_49
 
-qdone10:
+qdone50:
 	VZEROUPPER
 	RET
 
@@ -627,9 +1507,9 @@ TEXT ·q8_0matvec_768_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_13:
+qrows4_53:
 	CMPQ   SI, $0x04
-	JL     qtail14
+	JL     qtail54
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -639,7 +1519,7 @@ qrows4_13:
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk17:
+qblk57:
 	PREFETCHT0   13056(DI)
 	PREFETCHT0   13872(DI)
 	PREFETCHT0   14688(DI)
@@ -690,7 +1570,7 @@ qblk17:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk17
+	JNZ          qblk57
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -722,20 +1602,20 @@ qblk17:
 	ADDQ         $0x00000cc0, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_13
+	JMP          qrows4_53
 
-qtail14:
+qtail54:
 	TESTQ SI, SI
-	JZ    qdone16
+	JZ    qdone56
 
-qrows1_15:
+qrows1_55:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000018, R10
 
-qblk18:
+qblk58:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -752,7 +1632,7 @@ qblk18:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk18
+	JNZ          qblk58
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -763,9 +1643,9 @@ qblk18:
 	ADDQ         $0x00000330, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_15
+	JNZ          qrows1_55
 
-qdone16:
+qdone56:
 	VZEROUPPER
 	RET
 
@@ -779,9 +1659,9 @@ TEXT ·q8_0matvec_768_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_19:
+qrows4_59:
 	CMPQ      SI, $0x08
-	JL        qtail20
+	JL        qtail60
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -798,7 +1678,7 @@ qrows4_19:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp23:
+qgrp63:
 	PREFETCHT0    13056(DI)
 	PREFETCHT0    13872(DI)
 	PREFETCHT0    14688(DI)
@@ -897,7 +1777,7 @@ qgrp23:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp23
+	JNZ           qgrp63
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -973,13 +1853,13 @@ qgrp23:
 	ADDQ          $0x00001980, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_19
+	JMP           qrows4_59
 
-qtail20:
+qtail60:
 	TESTQ SI, SI
-	JZ    qdone22
+	JZ    qdone62
 
-qrows1_21:
+qrows1_61:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -989,7 +1869,7 @@ qrows1_21:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp24:
+qgrp64:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -1010,7 +1890,7 @@ qgrp24:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp24
+	JNZ           qgrp64
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -1023,9 +1903,9 @@ qgrp24:
 	ADDQ          $0x00000330, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_21
+	JNZ           qrows1_61
 
-qdone22:
+qdone62:
 	VZEROUPPER
 	RET
 
@@ -1043,7 +1923,7 @@ TEXT ·q8_0panel_288_avx512(SB), NOSPLIT, $40-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000009, R9
 
-qsum25:
+qsum65:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -1057,12 +1937,12 @@ qsum25:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum25
+	JNZ           qsum65
 	LEAQ          (SP), DI
 
-qpanel26:
+qpanel66:
 	TESTQ     SI, SI
-	JLE       qpdone27
+	JLE       qpdone67
 	MOVL      $0x0000ffff, R8
 	BZHIL     SI, R8, R9
 	CMPQ      SI, $0x10
@@ -1073,7 +1953,7 @@ qpanel26:
 	MOVQ      CX, R8
 	XORQ      R9, R9
 
-qpmmpair28:
+qpmmpair68:
 	VMOVDQU32     64(R8), Z3
 	VMOVDQU32     128(R8), Z4
 	VMOVDQU32     192(R8), Z5
@@ -1123,7 +2003,7 @@ qpmmpair28:
 	ADDQ          $0x00000440, R8
 	ADDQ          $0x08, R9
 	CMPQ          R9, $0x00000020
-	JNE           qpmmpair28
+	JNE           qpmmpair68
 	VMOVDQU32     32(R8), Z3
 	VMOVDQU32     96(R8), Z4
 	VMOVDQU32     160(R8), Z5
@@ -1152,9 +2032,9 @@ qpmmpair28:
 	ADDQ          $0x00001320, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel26
+	JMP           qpanel66
 
-qpdone27:
+qpdone67:
 	VZEROUPPER
 	RET
 
@@ -1172,7 +2052,7 @@ TEXT ·q8_0panel_768_avx512(SB), NOSPLIT, $96-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000018, R9
 
-qsum29:
+qsum69:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -1186,12 +2066,12 @@ qsum29:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum29
+	JNZ           qsum69
 	LEAQ          (SP), DI
 
-qpanel30:
+qpanel70:
 	TESTQ     SI, SI
-	JLE       qpdone31
+	JLE       qpdone71
 	MOVL      $0x0000ffff, R8
 	BZHIL     SI, R8, R9
 	CMPQ      SI, $0x10
@@ -1202,7 +2082,7 @@ qpanel30:
 	MOVQ      CX, R8
 	XORQ      R9, R9
 
-qpmmpair32:
+qpmmpair72:
 	VMOVDQU32     64(R8), Z3
 	VMOVDQU32     128(R8), Z4
 	VMOVDQU32     192(R8), Z5
@@ -1252,15 +2132,15 @@ qpmmpair32:
 	ADDQ          $0x00000440, R8
 	ADDQ          $0x08, R9
 	CMPQ          R9, $0x00000060
-	JNE           qpmmpair32
+	JNE           qpmmpair72
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (AX)
 	ADDQ          $0x00003300, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel30
+	JMP           qpanel70
 
-qpdone31:
+qpdone71:
 	VZEROUPPER
 	RET
 
@@ -1276,11 +2156,11 @@ TEXT ·q8_0panelmm_1536x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone33
+	JZ        qpmmdone73
 
-qpmmpanel34:
+qpmmpanel74:
 	TESTQ   SI, SI
-	JLE     qpmmdone33
+	JLE     qpmmdone73
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1292,9 +2172,9 @@ qpmmpanel34:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_35:
+qpmm4_75:
 	CMPQ      R13, $0x04
-	JL        qpmm1_36
+	JL        qpmm1_76
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1306,7 +2186,7 @@ qpmm4_35:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair38:
+qpmmpair78:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -1424,7 +2304,7 @@ qpmmpair38:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair38
+	JNE           qpmmpair78
 	VMOVDQU32     32(R14), Z9
 	VMOVDQU32     96(R14), Z10
 	VMOVDQU32     160(R14), Z11
@@ -1495,17 +2375,17 @@ qpmmpair38:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_35
+	JMP           qpmm4_75
 
-qpmm1_36:
+qpmm1_76:
 	TESTQ     R13, R13
-	JZ        qpmmnext37
+	JZ        qpmmnext77
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair39:
+qpmmpair79:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -1555,7 +2435,7 @@ qpmmpair39:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair39
+	JNE           qpmmpair79
 	VMOVDQU32     32(R14), Z3
 	VMOVDQU32     96(R14), Z4
 	VMOVDQU32     160(R14), Z5
@@ -1586,15 +2466,15 @@ qpmmpair39:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_36
+	JMP           qpmm1_76
 
-qpmmnext37:
+qpmmnext77:
 	ADDQ $0x00001320, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel34
+	JMP  qpmmpanel74
 
-qpmmdone33:
+qpmmdone73:
 	VZEROUPPER
 	RET
 
@@ -1610,11 +2490,11 @@ TEXT ·q8_0panelmm_288x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone40
+	JZ        qpmmdone80
 
-qpmmpanel41:
+qpmmpanel81:
 	TESTQ   SI, SI
-	JLE     qpmmdone40
+	JLE     qpmmdone80
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1626,9 +2506,9 @@ qpmmpanel41:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_42:
+qpmm4_82:
 	CMPQ      R13, $0x04
-	JL        qpmm1_43
+	JL        qpmm1_83
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1640,7 +2520,7 @@ qpmm4_42:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair45:
+qpmmpair85:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -1758,7 +2638,7 @@ qpmmpair45:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair45
+	JNE           qpmmpair85
 	VMOVDQU32     32(R14), Z9
 	VMOVDQU32     96(R14), Z10
 	VMOVDQU32     160(R14), Z11
@@ -1829,17 +2709,17 @@ qpmmpair45:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_42
+	JMP           qpmm4_82
 
-qpmm1_43:
+qpmm1_83:
 	TESTQ     R13, R13
-	JZ        qpmmnext44
+	JZ        qpmmnext84
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair46:
+qpmmpair86:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -1889,7 +2769,7 @@ qpmmpair46:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair46
+	JNE           qpmmpair86
 	VMOVDQU32     32(R14), Z3
 	VMOVDQU32     96(R14), Z4
 	VMOVDQU32     160(R14), Z5
@@ -1920,15 +2800,15 @@ qpmmpair46:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_43
+	JMP           qpmm1_83
 
-qpmmnext44:
+qpmmnext84:
 	ADDQ $0x00001320, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel41
+	JMP  qpmmpanel81
 
-qpmmdone40:
+qpmmdone80:
 	VZEROUPPER
 	RET
 
@@ -1944,11 +2824,11 @@ TEXT ·q8_0panelmm_288x768_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone47
+	JZ        qpmmdone87
 
-qpmmpanel48:
+qpmmpanel88:
 	TESTQ   SI, SI
-	JLE     qpmmdone47
+	JLE     qpmmdone87
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1960,9 +2840,9 @@ qpmmpanel48:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_49:
+qpmm4_89:
 	CMPQ      R13, $0x04
-	JL        qpmm1_50
+	JL        qpmm1_90
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1974,7 +2854,7 @@ qpmm4_49:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair52:
+qpmmpair92:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -2092,7 +2972,7 @@ qpmmpair52:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair52
+	JNE           qpmmpair92
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	VADDPS        Z4, Z3, Z3
@@ -2106,17 +2986,17 @@ qpmmpair52:
 	ADDQ          $0x00000180, R11
 	ADDQ          $0x00000180, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_49
+	JMP           qpmm4_89
 
-qpmm1_50:
+qpmm1_90:
 	TESTQ     R13, R13
-	JZ        qpmmnext51
+	JZ        qpmmnext91
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair53:
+qpmmpair93:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -2166,7 +3046,7 @@ qpmmpair53:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000060
-	JNE           qpmmpair53
+	JNE           qpmmpair93
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	ADDQ          $0x00000480, R9
@@ -2174,15 +3054,15 @@ qpmmpair53:
 	ADDQ          $0x00000060, R11
 	ADDQ          $0x00000060, R12
 	DECQ          R13
-	JMP           qpmm1_50
+	JMP           qpmm1_90
 
-qpmmnext51:
+qpmmnext91:
 	ADDQ $0x00003300, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel48
+	JMP  qpmmpanel88
 
-qpmmdone47:
+qpmmdone87:
 	VZEROUPPER
 	RET
 
@@ -2198,11 +3078,11 @@ TEXT ·q8_0panelmm_32000x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone54
+	JZ        qpmmdone94
 
-qpmmpanel55:
+qpmmpanel95:
 	TESTQ   SI, SI
-	JLE     qpmmdone54
+	JLE     qpmmdone94
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2214,9 +3094,9 @@ qpmmpanel55:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_56:
+qpmm4_96:
 	CMPQ      R13, $0x04
-	JL        qpmm1_57
+	JL        qpmm1_97
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -2228,7 +3108,7 @@ qpmm4_56:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair59:
+qpmmpair99:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -2346,7 +3226,7 @@ qpmmpair59:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair59
+	JNE           qpmmpair99
 	VMOVDQU32     32(R14), Z9
 	VMOVDQU32     96(R14), Z10
 	VMOVDQU32     160(R14), Z11
@@ -2417,17 +3297,17 @@ qpmmpair59:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_56
+	JMP           qpmm4_96
 
-qpmm1_57:
+qpmm1_97:
 	TESTQ     R13, R13
-	JZ        qpmmnext58
+	JZ        qpmmnext98
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair60:
+qpmmpair100:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -2477,7 +3357,7 @@ qpmmpair60:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair60
+	JNE           qpmmpair100
 	VMOVDQU32     32(R14), Z3
 	VMOVDQU32     96(R14), Z4
 	VMOVDQU32     160(R14), Z5
@@ -2508,15 +3388,15 @@ qpmmpair60:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_57
+	JMP           qpmm1_97
 
-qpmmnext58:
+qpmmnext98:
 	ADDQ $0x00001320, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel55
+	JMP  qpmmpanel95
 
-qpmmdone54:
+qpmmdone94:
 	VZEROUPPER
 	RET
 
@@ -2532,11 +3412,11 @@ TEXT ·q8_0panelmm_864x288_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone61
+	JZ        qpmmdone101
 
-qpmmpanel62:
+qpmmpanel102:
 	TESTQ   SI, SI
-	JLE     qpmmdone61
+	JLE     qpmmdone101
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -2548,9 +3428,9 @@ qpmmpanel62:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_63:
+qpmm4_103:
 	CMPQ      R13, $0x04
-	JL        qpmm1_64
+	JL        qpmm1_104
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -2562,7 +3442,7 @@ qpmm4_63:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair66:
+qpmmpair106:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -2680,7 +3560,7 @@ qpmmpair66:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair66
+	JNE           qpmmpair106
 	VMOVDQU32     32(R14), Z9
 	VMOVDQU32     96(R14), Z10
 	VMOVDQU32     160(R14), Z11
@@ -2751,17 +3631,17 @@ qpmmpair66:
 	ADDQ          $0x00000090, R11
 	ADDQ          $0x00000090, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_63
+	JMP           qpmm4_103
 
-qpmm1_64:
+qpmm1_104:
 	TESTQ     R13, R13
-	JZ        qpmmnext65
+	JZ        qpmmnext105
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair67:
+qpmmpair107:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -2811,7 +3691,7 @@ qpmmpair67:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000020
-	JNE           qpmmpair67
+	JNE           qpmmpair107
 	VMOVDQU32     32(R14), Z3
 	VMOVDQU32     96(R14), Z4
 	VMOVDQU32     160(R14), Z5
@@ -2842,14 +3722,14 @@ qpmmpair67:
 	ADDQ          $0x00000024, R11
 	ADDQ          $0x00000024, R12
 	DECQ          R13
-	JMP           qpmm1_64
+	JMP           qpmm1_104
 
-qpmmnext65:
+qpmmnext105:
 	ADDQ $0x00001320, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel62
+	JMP  qpmmpanel102
 
-qpmmdone61:
+qpmmdone101:
 	VZEROUPPER
 	RET

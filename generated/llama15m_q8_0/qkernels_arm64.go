@@ -4,6 +4,56 @@
 
 package llama15m_q8_0
 
+// q8_0matmul_1536x288_neon: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_1536x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_1536x288_neonnodot: out[t*1536+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_1536x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_288x288_neon: out[t*288+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_288x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_288x288_neonnodot: out[t*288+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_288x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_288x768_neon: out[t*288+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_288x768_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_288x768_neonnodot: out[t*288+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (816 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_288x768_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_32000x288_neon: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_32000x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_32000x288_neonnodot: out[t*32000+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_32000x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_864x288_neon: out[t*864+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_864x288_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_864x288_neonnodot: out[t*864+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_864x288_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
 // q8_0matvec_288_neon: out[r] = w[r]·x for r < n, w in q8_0 blocks (306 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape

@@ -11,25 +11,33 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		ks := kernelSet{
-			att:      attention_8_32_neon,
-			attAll:   gattentiont_8_512_4x2_neon,
-			attTrain: attention_8_128_neon,
-			cls:      rmsmatvec_64_neon,
-			down:     matvec_172_neon,
-			ffn:      rmsswiglu_172x64_neon,
-			mmCls:    matmul_512x64_neon,
-			mmDown:   matmul_64x172_neon,
-			mmGateUp: matmul_344x64_neon,
-			mmOut:    matmul_64x64_neon,
-			mmQKV:    matmul_128x64_neon,
-			name:     "neon",
-			qkv:      rmsmatvec_64_neon,
-			qmvD:     q4_0matvec_64_neon,
-			siluMul:  silumul_172_neon,
-			wo:       matvec_64_neon,
+			att:       attention_8_32_neon,
+			attAll:    gattentiont_8_512_4x2_neon,
+			attTrain:  attention_8_128_neon,
+			cls:       rmsmatvec_64_neon,
+			down:      matvec_172_neon,
+			ffn:       rmsswiglu_172x64_neon,
+			gmmCls:    q4_0matmul_512x64_neon,
+			gmmGateUp: q4_0matmul_344x64_neon,
+			gmmOut:    q4_0matmul_64x64_neon,
+			gmmQKV:    q4_0matmul_128x64_neon,
+			mmCls:     matmul_512x64_neon,
+			mmDown:    matmul_64x172_neon,
+			mmGateUp:  matmul_344x64_neon,
+			mmOut:     matmul_64x64_neon,
+			mmQKV:     matmul_128x64_neon,
+			name:      "neon",
+			qkv:       rmsmatvec_64_neon,
+			qmvD:      q4_0matvec_64_neon,
+			siluMul:   silumul_172_neon,
+			wo:        matvec_64_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q4_0matvec_64_neonnodot
+			ks.gmmQKV = q4_0matmul_128x64_neonnodot
+			ks.gmmOut = q4_0matmul_64x64_neonnodot
+			ks.gmmGateUp = q4_0matmul_344x64_neonnodot
+			ks.gmmCls = q4_0matmul_512x64_neonnodot
 		}
 		return ks, true
 	}

@@ -448,129 +448,240 @@ func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int
 	return out
 }
 
-// run takes b's rows through every layer together with the panel matmuls
-// (or one by one through step on other paths), then the classifier for the
-// rows that end a span, into their sessions' logits.
+// run takes b's rows through every layer together, with the panel matmuls
+// (AVX-512 VNNI) or the matmuls over ggml's blocks (AVX2, NEON, Go), then the
+// classifier for the rows that end a span, into their sessions' logits; one by
+// one through step on AVX-512 without panels.
 func (m *Model) run(b *batch) {
-	if m.qp == nil || kern.qmmQKV == nil {
-		for _, r := range b.rows {
-			r.s.step(r.tok, r.pos)
-			if r.last {
-				r.s.classify()
-			}
+	if m.qp != nil && kern.qmmQKV != nil {
+		rows, n := b.rows, len(b.rows)
+		w, qw := m.w, m.qp
+		off := quant.PanelOffset(QFormat)
+		for i, r := range rows {
+			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 		}
-		return
-	}
-	rows, n := b.rows, len(b.rows)
-	w, qw := m.w, m.qp
-	off := quant.PanelOffset(QFormat)
-	for i, r := range rows {
-		quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
-		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
-	}
-	for l := range 5 {
-		lw, ql := &w.layers[l], &qw.layers[l]
-		for i := range rows {
-			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
-			{
-				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
-				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
-			}
-		}
-		pool.RunGrain(128, 512, func(lo, hi int) {
-			if a, e := max(lo, 0), min(hi, 64); a < e {
-				kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-			if a, e := max(lo, 64), min(hi, 96); a < e {
-				kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-64][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-			if a, e := max(lo, 96), min(hi, 128); a < e {
-				kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-96][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
-			}
-		})
-		{
-			for i, r := range rows {
-				k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
-				rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+		for l := range 5 {
+			lw, ql := &w.layers[l], &qw.layers[l]
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
 				{
-					kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
-					tile, lane := uint(r.pos)/16, uint(r.pos)%16
-					kt, vt := &r.s.keys[l], &r.s.values[l]
-					for h := range kr {
-						for d := range kr[h] {
-							kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
+			}
+			pool.RunGrain(128, 512, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 64); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 64), min(hi, 96); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-64][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 96), min(hi, 128); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-96][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+			})
+			{
+				for i, r := range rows {
+					k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
+					rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					{
+						kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
+						tile, lane := uint(r.pos)/16, uint(r.pos)%16
+						kt, vt := &r.s.keys[l], &r.s.values[l]
+						for h := range kr {
+							for d := range kr[h] {
+								kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
+							}
 						}
 					}
 				}
+				pool.RunGrain(n, 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := rows[i]
+						keys, values := &r.s.keys[l], &r.s.values[l]
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
+					}
+				})
 			}
-			pool.RunGrain(n, 1, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					r := rows[i]
-					keys, values := &r.s.keys[l], &r.s.values[l]
-					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:64])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
 				}
+			}
+			pool.RunGrain(64, 512, func(lo, hi int) {
+				kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
 			})
-		}
-		for i := range rows {
+			for i := range rows {
+				for j := range 64 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
+			}
 			{
-				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:64])
-				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				pool.RunGrain(172, 512, func(lo, hi int) {
+					kern.qmmGateUp(&b.phb[0][lo], &ql.gate[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+				})
+				pool.RunGrain(172, 512, func(lo, hi int) {
+					kern.qmmGateUp(&b.phb[0][lo+172], &ql.up[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+				})
+			}
+			kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
+			for i := range rows {
+				kern.down(&b.po[i][0], &lw.down[0][0], &b.pact[i][0], 64)
+			}
+			for i := range rows {
+				for j := range 64 {
+					b.px[i][j] += b.po[i][j]
+				}
 			}
 		}
-		pool.RunGrain(64, 512, func(lo, hi int) {
-			kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+		k := 0
+		for i, r := range rows {
+			if r.last {
+				kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+				quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
+				k++
+			}
+		}
+		if k == 0 {
+			return
+		}
+		n = k
+		pool.RunGrain(512, 512, func(lo, hi int) {
+			kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
 		})
-		for i := range rows {
-			for j := range 64 {
-				b.px[i][j] += b.po[i][j]
+		k = 0
+		for _, r := range rows {
+			if r.last {
+				r.s.logits = b.plog[k]
+				k++
 			}
 		}
-		for i := range rows {
-			kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
-			{
-				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
-				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
-			}
-		}
-		{
-			pool.RunGrain(172, 512, func(lo, hi int) {
-				kern.qmmGateUp(&b.phb[0][lo], &ql.gate[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
-			})
-			pool.RunGrain(172, 512, func(lo, hi int) {
-				kern.qmmGateUp(&b.phb[0][lo+172], &ql.up[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
-			})
-		}
-		kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
-		for i := range rows {
-			kern.down(&b.po[i][0], &lw.down[0][0], &b.pact[i][0], 64)
-		}
-		for i := range rows {
-			for j := range 64 {
-				b.px[i][j] += b.po[i][j]
-			}
-		}
-	}
-	k := 0
-	for i, r := range rows {
-		if r.last {
-			kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
-			quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
-			quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
-			k++
-		}
-	}
-	if k == 0 {
 		return
 	}
-	n = k
-	pool.RunGrain(512, 512, func(lo, hi int) {
-		kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
-	})
-	k = 0
-	for _, r := range rows {
+	if kern.gmmQKV != nil {
+		rows, n := b.rows, len(b.rows)
+		w, qw := m.w, &m.q
+		for i, r := range rows {
+			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
+		}
+		for l := range 5 {
+			lw, ql := &w.layers[l], &qw.layers[l]
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
+				}
+			}
+			pool.RunGrain(128, 512, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 64); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 64), min(hi, 96); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.k[a-64][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 96), min(hi, 128); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.v[a-96][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+			})
+			{
+				for i, r := range rows {
+					k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
+					rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					{
+						kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
+						tile, lane := uint(r.pos)/16, uint(r.pos)%16
+						kt, vt := &r.s.keys[l], &r.s.values[l]
+						for h := range kr {
+							for d := range kr[h] {
+								kt[h][tile][d][lane], vt[h][tile][d][lane] = kr[h][d], vr[h][d]
+							}
+						}
+					}
+				}
+				pool.RunGrain(n, 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := rows[i]
+						keys, values := &r.s.keys[l], &r.s.values[l]
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
+					}
+				})
+			}
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:64])
+				}
+			}
+			pool.RunGrain(64, 512, func(lo, hi int) {
+				kern.gmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 64 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:64])
+				}
+			}
+			{
+				pool.RunGrain(172, 512, func(lo, hi int) {
+					kern.gmmGateUp(&b.phb[0][lo], &ql.gate[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+				})
+				pool.RunGrain(172, 512, func(lo, hi int) {
+					kern.gmmGateUp(&b.phb[0][lo+172], &ql.up[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+				})
+			}
+			kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
+			for i := range rows {
+				kern.down(&b.po[i][0], &lw.down[0][0], &b.pact[i][0], 64)
+			}
+			for i := range rows {
+				for j := range 64 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+		}
+		k := 0
+		for i, r := range rows {
+			if r.last {
+				kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+				k++
+			}
+		}
+		if k == 0 {
+			return
+		}
+		n = k
+		pool.RunGrain(512, 512, func(lo, hi int) {
+			kern.gmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+		})
+		k = 0
+		for _, r := range rows {
+			if r.last {
+				r.s.logits = b.plog[k]
+				k++
+			}
+		}
+		return
+	}
+	for _, r := range b.rows {
+		r.s.step(r.tok, r.pos)
 		if r.last {
-			r.s.logits = b.plog[k]
-			k++
+			r.s.classify()
 		}
 	}
 }
@@ -612,26 +723,35 @@ type kernelSet struct {
 	qmmOut    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 	qmmGateUp func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 	qmmCls    func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	// The matmuls of the batched quantised pass over ggml's blocks (AVX2, NEON, Go); nil on AVX-512.
+	gmmQKV    func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmOut    func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmGateUp func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmCls    func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:      attention_8_32_go,
-	attAll:   gattentiont_8_512_4x2_go,
-	attTrain: attention_8_128_go,
-	cls:      rmsmatvec_64_go,
-	down:     matvec_172_go,
-	ffn:      rmsswiglu_172x64_go,
-	mmCls:    matmul_512x64_go,
-	mmDown:   matmul_64x172_go,
-	mmGateUp: matmul_344x64_go,
-	mmOut:    matmul_64x64_go,
-	mmQKV:    matmul_128x64_go,
-	name:     "go",
-	qkv:      rmsmatvec_64_go,
-	qmvD:     q4_0matvec_64_go,
-	siluMul:  silumul_172_go,
-	wo:       matvec_64_go,
+	att:       attention_8_32_go,
+	attAll:    gattentiont_8_512_4x2_go,
+	attTrain:  attention_8_128_go,
+	cls:       rmsmatvec_64_go,
+	down:      matvec_172_go,
+	ffn:       rmsswiglu_172x64_go,
+	gmmCls:    q4_0matmul_512x64_go,
+	gmmGateUp: q4_0matmul_344x64_go,
+	gmmOut:    q4_0matmul_64x64_go,
+	gmmQKV:    q4_0matmul_128x64_go,
+	mmCls:     matmul_512x64_go,
+	mmDown:    matmul_64x172_go,
+	mmGateUp:  matmul_344x64_go,
+	mmOut:     matmul_64x64_go,
+	mmQKV:     matmul_128x64_go,
+	name:      "go",
+	qkv:       rmsmatvec_64_go,
+	qmvD:      q4_0matvec_64_go,
+	siluMul:   silumul_172_go,
+	wo:        matvec_64_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -4,6 +4,960 @@
 
 #include "textflag.h"
 
+// func q4_0matmul_128x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_128x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone4
+
+qrows4_1:
+	CMPQ SI, $0x04
+	JL   qtail2
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok5:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair6:
+	PREFETCHT0   576(R12)
+	PREFETCHT0   612(R12)
+	PREFETCHT0   648(R12)
+	PREFETCHT0   684(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      38(R12), X8
+	VINSERTI128  $0x01, 56(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 36(R12), X7
+	VPBROADCASTW 54(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      74(R12), X9
+	VINSERTI128  $0x01, 92(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 72(R12), X7
+	VPBROADCASTW 90(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      110(R12), X10
+	VINSERTI128  $0x01, 128(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 108(R12), X5
+	VPBROADCASTW 126(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair6
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok5
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_1
+
+qtail2:
+	TESTQ SI, SI
+	JZ    qdone4
+
+qrows1_3:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok7:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair8:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair8
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok7
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_3
+
+qdone4:
+	VZEROUPPER
+	RET
+
+DATA qnib<>+0(SB)/4, $0x0f0f0f0f
+DATA qnib<>+4(SB)/4, $0x0f0f0f0f
+DATA qnib<>+8(SB)/4, $0x0f0f0f0f
+DATA qnib<>+12(SB)/4, $0x0f0f0f0f
+DATA qnib<>+16(SB)/4, $0x0f0f0f0f
+DATA qnib<>+20(SB)/4, $0x0f0f0f0f
+DATA qnib<>+24(SB)/4, $0x0f0f0f0f
+DATA qnib<>+28(SB)/4, $0x0f0f0f0f
+GLOBL qnib<>(SB), RODATA|NOPTR, $32
+
+DATA qones16<>+0(SB)/4, $0x00010001
+DATA qones16<>+4(SB)/4, $0x00010001
+DATA qones16<>+8(SB)/4, $0x00010001
+DATA qones16<>+12(SB)/4, $0x00010001
+DATA qones16<>+16(SB)/4, $0x00010001
+DATA qones16<>+20(SB)/4, $0x00010001
+DATA qones16<>+24(SB)/4, $0x00010001
+DATA qones16<>+28(SB)/4, $0x00010001
+GLOBL qones16<>(SB), RODATA|NOPTR, $32
+
+DATA qeight<>+0(SB)/4, $0x08080808
+DATA qeight<>+4(SB)/4, $0x08080808
+DATA qeight<>+8(SB)/4, $0x08080808
+DATA qeight<>+12(SB)/4, $0x08080808
+DATA qeight<>+16(SB)/4, $0x08080808
+DATA qeight<>+20(SB)/4, $0x08080808
+DATA qeight<>+24(SB)/4, $0x08080808
+DATA qeight<>+28(SB)/4, $0x08080808
+GLOBL qeight<>(SB), RODATA|NOPTR, $32
+
+// func q4_0matmul_344x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_344x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone12
+
+qrows4_9:
+	CMPQ SI, $0x04
+	JL   qtail10
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok13:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair14:
+	PREFETCHT0   576(R12)
+	PREFETCHT0   612(R12)
+	PREFETCHT0   648(R12)
+	PREFETCHT0   684(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      38(R12), X8
+	VINSERTI128  $0x01, 56(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 36(R12), X7
+	VPBROADCASTW 54(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      74(R12), X9
+	VINSERTI128  $0x01, 92(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 72(R12), X7
+	VPBROADCASTW 90(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      110(R12), X10
+	VINSERTI128  $0x01, 128(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 108(R12), X5
+	VPBROADCASTW 126(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair14
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000560, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok13
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_9
+
+qtail10:
+	TESTQ SI, SI
+	JZ    qdone12
+
+qrows1_11:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok15:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair16:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair16
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000560, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok15
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_11
+
+qdone12:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_512x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_512x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone20
+
+qrows4_17:
+	CMPQ SI, $0x04
+	JL   qtail18
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok21:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair22:
+	PREFETCHT0   576(R12)
+	PREFETCHT0   612(R12)
+	PREFETCHT0   648(R12)
+	PREFETCHT0   684(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      38(R12), X8
+	VINSERTI128  $0x01, 56(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 36(R12), X7
+	VPBROADCASTW 54(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      74(R12), X9
+	VINSERTI128  $0x01, 92(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 72(R12), X7
+	VPBROADCASTW 90(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      110(R12), X10
+	VINSERTI128  $0x01, 128(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 108(R12), X5
+	VPBROADCASTW 126(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair22
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000800, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok21
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_17
+
+qtail18:
+	TESTQ SI, SI
+	JZ    qdone20
+
+qrows1_19:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok23:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair24:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair24
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000800, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok23
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_19
+
+qdone20:
+	VZEROUPPER
+	RET
+
+// func q4_0matmul_64x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q4_0matmul_64x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone28
+
+qrows4_25:
+	CMPQ SI, $0x04
+	JL   qtail26
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok29:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair30:
+	PREFETCHT0   576(R12)
+	PREFETCHT0   612(R12)
+	PREFETCHT0   648(R12)
+	PREFETCHT0   684(R12)
+	VMOVDQU      (R13), Y4
+	VMOVDQU      32(R13), Y5
+	VPERM2I128   $0x20, Y5, Y4, Y6
+	VPERM2I128   $0x31, Y5, Y4, Y4
+	VMOVDQU      qeight<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y12
+	VPMADDUBSW   Y6, Y5, Y5
+	VPADDW       Y12, Y5, Y5
+	VPMADDWD     qones16<>+0(SB), Y5, Y5
+	VBROADCASTSS (R14), Y12
+	VBROADCASTSS 4(R14), X7
+	VINSERTF128  $0x01, X7, Y12, Y12
+	VMOVDQU      2(R12), X7
+	VINSERTI128  $0x01, 20(R12), Y7, Y7
+	VPSRLW       $0x04, Y7, Y13
+	VPAND        qnib<>+0(SB), Y7, Y7
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y7, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW (R12), X7
+	VPBROADCASTW 18(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y0
+	VMOVDQU      38(R12), X8
+	VINSERTI128  $0x01, 56(R12), Y8, Y8
+	VPSRLW       $0x04, Y8, Y13
+	VPAND        qnib<>+0(SB), Y8, Y8
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y8, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 36(R12), X7
+	VPBROADCASTW 54(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y1
+	VMOVDQU      74(R12), X9
+	VINSERTI128  $0x01, 92(R12), Y9, Y9
+	VPSRLW       $0x04, Y9, Y13
+	VPAND        qnib<>+0(SB), Y9, Y9
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y9, Y14
+	VPMADDUBSW   Y4, Y13, Y13
+	VPADDW       Y13, Y14, Y14
+	VPMADDWD     qones16<>+0(SB), Y14, Y13
+	VPSUBD       Y5, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VPBROADCASTW 72(R12), X7
+	VPBROADCASTW 90(R12), X8
+	VPBLENDD     $0x0c, X8, X7, X7
+	VCVTPH2PS    X7, Y14
+	VMULPS       Y12, Y14, Y14
+	VFMADD231PS  Y13, Y14, Y2
+	VMOVDQU      110(R12), X10
+	VINSERTI128  $0x01, 128(R12), Y10, Y10
+	VPSRLW       $0x04, Y10, Y13
+	VPAND        qnib<>+0(SB), Y10, Y10
+	VPAND        qnib<>+0(SB), Y13, Y13
+	VPMADDUBSW   Y6, Y10, Y6
+	VPMADDUBSW   Y4, Y13, Y4
+	VPADDW       Y4, Y6, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y4
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 108(R12), X5
+	VPBROADCASTW 126(R12), X6
+	VPBLENDD     $0x0c, X6, X5, X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y12, Y5, Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair30
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000100, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok29
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_25
+
+qtail26:
+	TESTQ SI, SI
+	JZ    qdone28
+
+qrows1_27:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok31:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000001, R15
+
+qpair32:
+	VMOVDQU      (R13), Y1
+	VMOVDQU      32(R13), Y2
+	VPERM2I128   $0x20, Y2, Y1, Y3
+	VPERM2I128   $0x31, Y2, Y1, Y1
+	VMOVDQU      qeight<>+0(SB), Y2
+	VPMADDUBSW   Y1, Y2, Y4
+	VPMADDUBSW   Y3, Y2, Y2
+	VPADDW       Y4, Y2, Y2
+	VPMADDWD     qones16<>+0(SB), Y2, Y2
+	VBROADCASTSS (R14), Y4
+	VBROADCASTSS 4(R14), X5
+	VINSERTF128  $0x01, X5, Y4, Y4
+	VMOVDQU      2(R12), X11
+	VINSERTI128  $0x01, 20(R12), Y11, Y11
+	VPSRLW       $0x04, Y11, Y5
+	VPAND        qnib<>+0(SB), Y11, Y11
+	VPAND        qnib<>+0(SB), Y5, Y5
+	VPMADDUBSW   Y3, Y11, Y3
+	VPMADDUBSW   Y1, Y5, Y1
+	VPADDW       Y1, Y3, Y3
+	VPMADDWD     qones16<>+0(SB), Y3, Y1
+	VPSUBD       Y2, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X2
+	VPBROADCASTW 18(R12), X3
+	VPBLENDD     $0x0c, X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x40, R13
+	ADDQ         $0x08, R14
+	ADDQ         $0x24, R12
+	DECQ         R15
+	JNZ          qpair32
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000100, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok31
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_27
+
+qdone28:
+	VZEROUPPER
+	RET
+
 // func q4_0matvec_64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
@@ -13,9 +967,9 @@ TEXT ·q4_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_1:
+qrows4_33:
 	CMPQ   SI, $0x04
-	JL     qtail2
+	JL     qtail34
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -25,7 +979,7 @@ qrows4_1:
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qpair5:
+qpair37:
 	PREFETCHT0   576(DI)
 	PREFETCHT0   612(DI)
 	PREFETCHT0   648(DI)
@@ -114,7 +1068,7 @@ qpair5:
 	ADDQ         $0x08, R9
 	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qpair5
+	JNZ          qpair37
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -146,20 +1100,20 @@ qpair5:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_1
+	JMP          qrows4_33
 
-qtail2:
+qtail34:
 	TESTQ SI, SI
-	JZ    qdone4
+	JZ    qdone36
 
-qrows1_3:
+qrows1_35:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000001, R10
 
-qpair6:
+qpair38:
 	VMOVDQU      (R8), Y1
 	VMOVDQU      32(R8), Y2
 	VPERM2I128   $0x20, Y2, Y1, Y3
@@ -193,7 +1147,7 @@ qpair6:
 	ADDQ         $0x08, R9
 	ADDQ         $0x24, DI
 	DECQ         R10
-	JNZ          qpair6
+	JNZ          qpair38
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -204,41 +1158,11 @@ qpair6:
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_3
+	JNZ          qrows1_35
 
-qdone4:
+qdone36:
 	VZEROUPPER
 	RET
-
-DATA qnib<>+0(SB)/4, $0x0f0f0f0f
-DATA qnib<>+4(SB)/4, $0x0f0f0f0f
-DATA qnib<>+8(SB)/4, $0x0f0f0f0f
-DATA qnib<>+12(SB)/4, $0x0f0f0f0f
-DATA qnib<>+16(SB)/4, $0x0f0f0f0f
-DATA qnib<>+20(SB)/4, $0x0f0f0f0f
-DATA qnib<>+24(SB)/4, $0x0f0f0f0f
-DATA qnib<>+28(SB)/4, $0x0f0f0f0f
-GLOBL qnib<>(SB), RODATA|NOPTR, $32
-
-DATA qones16<>+0(SB)/4, $0x00010001
-DATA qones16<>+4(SB)/4, $0x00010001
-DATA qones16<>+8(SB)/4, $0x00010001
-DATA qones16<>+12(SB)/4, $0x00010001
-DATA qones16<>+16(SB)/4, $0x00010001
-DATA qones16<>+20(SB)/4, $0x00010001
-DATA qones16<>+24(SB)/4, $0x00010001
-DATA qones16<>+28(SB)/4, $0x00010001
-GLOBL qones16<>(SB), RODATA|NOPTR, $32
-
-DATA qeight<>+0(SB)/4, $0x08080808
-DATA qeight<>+4(SB)/4, $0x08080808
-DATA qeight<>+8(SB)/4, $0x08080808
-DATA qeight<>+12(SB)/4, $0x08080808
-DATA qeight<>+16(SB)/4, $0x08080808
-DATA qeight<>+20(SB)/4, $0x08080808
-DATA qeight<>+24(SB)/4, $0x08080808
-DATA qeight<>+28(SB)/4, $0x08080808
-GLOBL qeight<>(SB), RODATA|NOPTR, $32
 
 // func q4_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3
@@ -250,9 +1174,9 @@ TEXT ·q4_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_7:
+qrows4_39:
 	CMPQ          SI, $0x08
-	JL            qtail8
+	JL            qtail40
 	VMOVDQA32     Z0, Z1
 	VMOVDQA32     Z0, Z2
 	VMOVDQA32     Z0, Z3
@@ -543,13 +1467,13 @@ qrows4_7:
 	ADDQ          $0x00000120, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_7
+	JMP           qrows4_39
 
-qtail8:
+qtail40:
 	TESTQ SI, SI
-	JZ    qdone10
+	JZ    qdone42
 
-qrows1_9:
+qrows1_41:
 	VMOVDQA32     Z0, Z1
 	MOVQ          CX, DI
 	MOVQ          DX, R8
@@ -602,9 +1526,9 @@ qrows1_9:
 	ADDQ          $0x00000024, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_9
+	JNZ           qrows1_41
 
-qdone10:
+qdone42:
 	VZEROUPPER
 	RET
 
@@ -650,7 +1574,7 @@ TEXT ·q4_0panel_64_avx512(SB), NOSPLIT, $8-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000002, R9
 
-qsum11:
+qsum43:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -664,13 +1588,13 @@ qsum11:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum11
+	JNZ           qsum43
 	VMOVDQU64     qnibz<>+0(SB), Z1
 	LEAQ          (SP), DI
 
-qpanel12:
+qpanel44:
 	TESTQ     SI, SI
-	JLE       qpdone13
+	JLE       qpdone45
 	MOVL      $0x0000ffff, R8
 	BZHIL     SI, R8, R9
 	CMPQ      SI, $0x10
@@ -681,7 +1605,7 @@ qpanel12:
 	MOVQ      CX, R8
 	XORQ      R9, R9
 
-qpmmpair14:
+qpmmpair46:
 	VPANDD        64(R8), Z1, Z4
 	VPANDND       64(R8), Z1, Z5
 	VPANDD        128(R8), Z1, Z6
@@ -733,15 +1657,15 @@ qpmmpair14:
 	ADDQ          $0x00000240, R8
 	ADDQ          $0x08, R9
 	CMPQ          R9, $0x00000008
-	JNE           qpmmpair14
+	JNE           qpmmpair46
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (AX)
 	ADDQ          $0x00000240, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel12
+	JMP           qpanel44
 
-qpdone13:
+qpdone45:
 	VZEROUPPER
 	RET
 
@@ -775,12 +1699,12 @@ TEXT ·q4_0panelmm_128x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone15
+	JZ        qpmmdone47
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel16:
+qpmmpanel48:
 	TESTQ   SI, SI
-	JLE     qpmmdone15
+	JLE     qpmmdone47
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -792,9 +1716,9 @@ qpmmpanel16:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_17:
+qpmm4_49:
 	CMPQ      R13, $0x04
-	JL        qpmm1_18
+	JL        qpmm1_50
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -806,7 +1730,7 @@ qpmm4_17:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair20:
+qpmmpair52:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -948,7 +1872,7 @@ qpmmpair20:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair20
+	JNE           qpmmpair52
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -962,17 +1886,17 @@ qpmmpair20:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_17
+	JMP           qpmm4_49
 
-qpmm1_18:
+qpmm1_50:
 	TESTQ     R13, R13
-	JZ        qpmmnext19
+	JZ        qpmmnext51
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair21:
+qpmmpair53:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -1024,7 +1948,7 @@ qpmmpair21:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair21
+	JNE           qpmmpair53
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000200, R9
@@ -1032,15 +1956,15 @@ qpmmpair21:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_18
+	JMP           qpmm1_50
 
-qpmmnext19:
+qpmmnext51:
 	ADDQ $0x00000240, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel16
+	JMP  qpmmpanel48
 
-qpmmdone15:
+qpmmdone47:
 	VZEROUPPER
 	RET
 
@@ -1056,12 +1980,12 @@ TEXT ·q4_0panelmm_344x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone22
+	JZ        qpmmdone54
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel23:
+qpmmpanel55:
 	TESTQ   SI, SI
-	JLE     qpmmdone22
+	JLE     qpmmdone54
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1073,9 +1997,9 @@ qpmmpanel23:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_24:
+qpmm4_56:
 	CMPQ      R13, $0x04
-	JL        qpmm1_25
+	JL        qpmm1_57
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1087,7 +2011,7 @@ qpmm4_24:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair27:
+qpmmpair59:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -1229,7 +2153,7 @@ qpmmpair27:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair27
+	JNE           qpmmpair59
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -1243,17 +2167,17 @@ qpmmpair27:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_24
+	JMP           qpmm4_56
 
-qpmm1_25:
+qpmm1_57:
 	TESTQ     R13, R13
-	JZ        qpmmnext26
+	JZ        qpmmnext58
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair28:
+qpmmpair60:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -1305,7 +2229,7 @@ qpmmpair28:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair28
+	JNE           qpmmpair60
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000560, R9
@@ -1313,15 +2237,15 @@ qpmmpair28:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_25
+	JMP           qpmm1_57
 
-qpmmnext26:
+qpmmnext58:
 	ADDQ $0x00000240, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel23
+	JMP  qpmmpanel55
 
-qpmmdone22:
+qpmmdone54:
 	VZEROUPPER
 	RET
 
@@ -1337,12 +2261,12 @@ TEXT ·q4_0panelmm_512x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone29
+	JZ        qpmmdone61
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel30:
+qpmmpanel62:
 	TESTQ   SI, SI
-	JLE     qpmmdone29
+	JLE     qpmmdone61
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1354,9 +2278,9 @@ qpmmpanel30:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_31:
+qpmm4_63:
 	CMPQ      R13, $0x04
-	JL        qpmm1_32
+	JL        qpmm1_64
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1368,7 +2292,7 @@ qpmm4_31:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair34:
+qpmmpair66:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -1510,7 +2434,7 @@ qpmmpair34:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair34
+	JNE           qpmmpair66
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -1524,17 +2448,17 @@ qpmmpair34:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_31
+	JMP           qpmm4_63
 
-qpmm1_32:
+qpmm1_64:
 	TESTQ     R13, R13
-	JZ        qpmmnext33
+	JZ        qpmmnext65
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair35:
+qpmmpair67:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -1586,7 +2510,7 @@ qpmmpair35:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair35
+	JNE           qpmmpair67
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000800, R9
@@ -1594,15 +2518,15 @@ qpmmpair35:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_32
+	JMP           qpmm1_64
 
-qpmmnext33:
+qpmmnext65:
 	ADDQ $0x00000240, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel30
+	JMP  qpmmpanel62
 
-qpmmdone29:
+qpmmdone61:
 	VZEROUPPER
 	RET
 
@@ -1618,12 +2542,12 @@ TEXT ·q4_0panelmm_64x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone36
+	JZ        qpmmdone68
 	VMOVDQU64 qnibz<>+0(SB), Z1
 
-qpmmpanel37:
+qpmmpanel69:
 	TESTQ   SI, SI
-	JLE     qpmmdone36
+	JLE     qpmmdone68
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1635,9 +2559,9 @@ qpmmpanel37:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_38:
+qpmm4_70:
 	CMPQ      R13, $0x04
-	JL        qpmm1_39
+	JL        qpmm1_71
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	VMOVDQA32 Z0, Z4
@@ -1649,7 +2573,7 @@ qpmm4_38:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair41:
+qpmmpair73:
 	VPANDD        64(R14), Z1, Z10
 	VPANDND       64(R14), Z1, Z11
 	VPANDD        128(R14), Z1, Z12
@@ -1791,7 +2715,7 @@ qpmmpair41:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair41
+	JNE           qpmmpair73
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	VADDPS        Z5, Z4, Z4
@@ -1805,17 +2729,17 @@ qpmmpair41:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_38
+	JMP           qpmm4_70
 
-qpmm1_39:
+qpmm1_71:
 	TESTQ     R13, R13
-	JZ        qpmmnext40
+	JZ        qpmmnext72
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair42:
+qpmmpair74:
 	VPANDD        64(R14), Z1, Z4
 	VPANDND       64(R14), Z1, Z5
 	VPANDD        128(R14), Z1, Z6
@@ -1867,7 +2791,7 @@ qpmmpair42:
 	ADDQ          $0x00000240, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair42
+	JNE           qpmmpair74
 	VADDPS        Z3, Z2, Z2
 	VMOVUPS       Z2, K1, (R9)
 	ADDQ          $0x00000100, R9
@@ -1875,14 +2799,14 @@ qpmmpair42:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_39
+	JMP           qpmm1_71
 
-qpmmnext40:
+qpmmnext72:
 	ADDQ $0x00000240, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel37
+	JMP  qpmmpanel69
 
-qpmmdone36:
+qpmmdone68:
 	VZEROUPPER
 	RET

@@ -40,26 +40,34 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			ks.qmmOut = nil
 			ks.qmmGateUp = nil
 			ks.qmmCls = nil
+			ks.gmmQKV = q8_0matmul_128x64_avx2
+			ks.gmmOut = q8_0matmul_64x64_avx2
+			ks.gmmGateUp = q8_0matmul_344x64_avx2
+			ks.gmmCls = q8_0matmul_512x64_avx2
 		}
 		return ks, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:      attention_8_32_avx2,
-			attAll:   gattentiont_8_512_4x2_avx2,
-			attTrain: attention_8_128_avx2,
-			cls:      rmsmatvec_64_avx2,
-			down:     matvec_172_avx2,
-			ffn:      rmsswiglu_172x64_avx2,
-			mmCls:    matmul_512x64_avx2,
-			mmDown:   matmul_64x172_avx2,
-			mmGateUp: matmul_344x64_avx2,
-			mmOut:    matmul_64x64_avx2,
-			mmQKV:    matmul_128x64_avx2,
-			name:     "avx2",
-			qkv:      rmsmatvec_64_avx2,
-			qmvD:     q8_0matvec_64_avx2,
-			siluMul:  silumul_172_avx2,
-			wo:       matvec_64_avx2,
+			att:       attention_8_32_avx2,
+			attAll:    gattentiont_8_512_4x2_avx2,
+			attTrain:  attention_8_128_avx2,
+			cls:       rmsmatvec_64_avx2,
+			down:      matvec_172_avx2,
+			ffn:       rmsswiglu_172x64_avx2,
+			gmmCls:    q8_0matmul_512x64_avx2,
+			gmmGateUp: q8_0matmul_344x64_avx2,
+			gmmOut:    q8_0matmul_64x64_avx2,
+			gmmQKV:    q8_0matmul_128x64_avx2,
+			mmCls:     matmul_512x64_avx2,
+			mmDown:    matmul_64x172_avx2,
+			mmGateUp:  matmul_344x64_avx2,
+			mmOut:     matmul_64x64_avx2,
+			mmQKV:     matmul_128x64_avx2,
+			name:      "avx2",
+			qkv:       rmsmatvec_64_avx2,
+			qmvD:      q8_0matvec_64_avx2,
+			siluMul:   silumul_172_avx2,
+			wo:        matvec_64_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -4,6 +4,26 @@
 
 package stories260k_q8_0
 
+// q8_0matmul_128x64_avx2: out[t*128+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_128x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_344x64_avx2: out[t*344+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_344x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_512x64_avx2: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_512x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_64x64_avx2: out[t*64+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_64x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
 // q8_0matvec_64_avx2: out[r] = w[r]·x for r < n, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape

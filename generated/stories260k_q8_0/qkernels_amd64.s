@@ -4,6 +4,720 @@
 
 #include "textflag.h"
 
+// func q8_0matmul_128x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_128x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone4
+
+qrows4_1:
+	CMPQ SI, $0x04
+	JL   qtail2
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok5:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk6:
+	PREFETCHT0   1088(R12)
+	PREFETCHT0   1156(R12)
+	PREFETCHT0   1224(R12)
+	PREFETCHT0   1292(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      70(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 68(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      138(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 136(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      206(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 204(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk6
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok5
+	ADDQ         $0x00000110, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_1
+
+qtail2:
+	TESTQ SI, SI
+	JZ    qdone4
+
+qrows1_3:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok7:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk8:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk8
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok7
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_3
+
+qdone4:
+	VZEROUPPER
+	RET
+
+DATA qones16<>+0(SB)/4, $0x00010001
+DATA qones16<>+4(SB)/4, $0x00010001
+DATA qones16<>+8(SB)/4, $0x00010001
+DATA qones16<>+12(SB)/4, $0x00010001
+DATA qones16<>+16(SB)/4, $0x00010001
+DATA qones16<>+20(SB)/4, $0x00010001
+DATA qones16<>+24(SB)/4, $0x00010001
+DATA qones16<>+28(SB)/4, $0x00010001
+GLOBL qones16<>(SB), RODATA|NOPTR, $32
+
+// func q8_0matmul_344x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_344x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone12
+
+qrows4_9:
+	CMPQ SI, $0x04
+	JL   qtail10
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok13:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk14:
+	PREFETCHT0   1088(R12)
+	PREFETCHT0   1156(R12)
+	PREFETCHT0   1224(R12)
+	PREFETCHT0   1292(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      70(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 68(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      138(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 136(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      206(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 204(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk14
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000560, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok13
+	ADDQ         $0x00000110, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_9
+
+qtail10:
+	TESTQ SI, SI
+	JZ    qdone12
+
+qrows1_11:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok15:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk16:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk16
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000560, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok15
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_11
+
+qdone12:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_512x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_512x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone20
+
+qrows4_17:
+	CMPQ SI, $0x04
+	JL   qtail18
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok21:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk22:
+	PREFETCHT0   1088(R12)
+	PREFETCHT0   1156(R12)
+	PREFETCHT0   1224(R12)
+	PREFETCHT0   1292(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      70(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 68(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      138(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 136(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      206(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 204(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk22
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000800, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok21
+	ADDQ         $0x00000110, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_17
+
+qtail18:
+	TESTQ SI, SI
+	JZ    qdone20
+
+qrows1_19:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok23:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk24:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk24
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000800, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok23
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_19
+
+qdone20:
+	VZEROUPPER
+	RET
+
+// func q8_0matmul_64x64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·q8_0matmul_64x64_avx2(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  xq+16(FP), DX
+	MOVQ  xs+24(FP), BX
+	MOVQ  n+32(FP), SI
+	MOVQ  b+40(FP), DI
+	TESTQ DI, DI
+	JZ    qdone28
+
+qrows4_25:
+	CMPQ SI, $0x04
+	JL   qtail26
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok29:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk30:
+	PREFETCHT0   1088(R12)
+	PREFETCHT0   1156(R12)
+	PREFETCHT0   1224(R12)
+	PREFETCHT0   1292(R12)
+	VMOVUPS      (R13), Y4
+	VBROADCASTSS (R14), Y5
+	VMOVUPS      2(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW (R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VMOVUPS      70(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 68(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VMOVUPS      138(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     qones16<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VPBROADCASTW 136(R12), X7
+	VCVTPH2PS    X7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VMOVUPS      206(R12), Y6
+	VPSIGNB      Y6, Y6, Y7
+	VPSIGNB      Y6, Y4, Y4
+	VPMADDUBSW   Y4, Y7, Y4
+	VPMADDWD     qones16<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW 204(R12), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  Y4, Y6, Y3
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk30
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0x4e, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VSHUFPS      $0xb1, X4, X4, X0
+	VADDPS       X0, X4, X4
+	VMOVSS       X4, (R9)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 4(R9)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X2, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 8(R9)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X3, X0, X0
+	VSHUFPS      $0x4e, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VSHUFPS      $0xb1, X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       X0, 12(R9)
+	ADDQ         $0x00000100, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok29
+	ADDQ         $0x00000110, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, SI
+	JMP          qrows4_25
+
+qtail26:
+	TESTQ SI, SI
+	JZ    qdone28
+
+qrows1_27:
+	MOVQ DI, R8
+	MOVQ AX, R9
+	MOVQ DX, R10
+	MOVQ BX, R11
+
+qtok31:
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R12
+	MOVQ   R10, R13
+	MOVQ   R11, R14
+	MOVQ   $0x00000002, R15
+
+qblk32:
+	VMOVUPS      (R13), Y1
+	VBROADCASTSS (R14), Y2
+	VMOVUPS      2(R12), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPSIGNB      Y3, Y1, Y1
+	VPMADDUBSW   Y1, Y4, Y1
+	VPMADDWD     qones16<>+0(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VPBROADCASTW (R12), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x20, R13
+	ADDQ         $0x04, R14
+	ADDQ         $0x22, R12
+	DECQ         R15
+	JNZ          qblk32
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0x4e, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VSHUFPS      $0xb1, X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSS       X1, (R9)
+	ADDQ         $0x00000100, R9
+	ADDQ         $0x00000040, R10
+	ADDQ         $0x00000008, R11
+	DECQ         R8
+	JNZ          qtok31
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JNZ          qrows1_27
+
+qdone28:
+	VZEROUPPER
+	RET
+
 // func q8_0matvec_64_avx2(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
@@ -13,9 +727,9 @@ TEXT ·q8_0matvec_64_avx2(SB), NOSPLIT, $0-40
 	MOVQ xs+24(FP), BX
 	MOVQ n+32(FP), SI
 
-qrows4_1:
+qrows4_33:
 	CMPQ   SI, $0x04
-	JL     qtail2
+	JL     qtail34
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -25,7 +739,7 @@ qrows4_1:
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk5:
+qblk37:
 	PREFETCHT0   1088(DI)
 	PREFETCHT0   1156(DI)
 	PREFETCHT0   1224(DI)
@@ -76,7 +790,7 @@ qblk5:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk5
+	JNZ          qblk37
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X0, X4, X4
 	VSHUFPS      $0x4e, X4, X4, X0
@@ -108,20 +822,20 @@ qblk5:
 	ADDQ         $0x00000110, CX
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, SI
-	JMP          qrows4_1
+	JMP          qrows4_33
 
-qtail2:
+qtail34:
 	TESTQ SI, SI
-	JZ    qdone4
+	JZ    qdone36
 
-qrows1_3:
+qrows1_35:
 	VXORPS Y0, Y0, Y0
 	MOVQ   CX, DI
 	MOVQ   DX, R8
 	MOVQ   BX, R9
 	MOVQ   $0x00000002, R10
 
-qblk6:
+qblk38:
 	VMOVUPS      (R8), Y1
 	VBROADCASTSS (R9), Y2
 	VMOVUPS      2(DI), Y3
@@ -138,7 +852,7 @@ qblk6:
 	ADDQ         $0x04, R9
 	ADDQ         $0x22, DI
 	DECQ         R10
-	JNZ          qblk6
+	JNZ          qblk38
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X0, X1, X1
 	VSHUFPS      $0x4e, X1, X1, X0
@@ -149,21 +863,11 @@ qblk6:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         SI
-	JNZ          qrows1_3
+	JNZ          qrows1_35
 
-qdone4:
+qdone36:
 	VZEROUPPER
 	RET
-
-DATA qones16<>+0(SB)/4, $0x00010001
-DATA qones16<>+4(SB)/4, $0x00010001
-DATA qones16<>+8(SB)/4, $0x00010001
-DATA qones16<>+12(SB)/4, $0x00010001
-DATA qones16<>+16(SB)/4, $0x00010001
-DATA qones16<>+20(SB)/4, $0x00010001
-DATA qones16<>+24(SB)/4, $0x00010001
-DATA qones16<>+28(SB)/4, $0x00010001
-GLOBL qones16<>(SB), RODATA|NOPTR, $32
 
 // func q8_0matvec_64_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
@@ -175,9 +879,9 @@ TEXT ·q8_0matvec_64_avx512(SB), NOSPLIT, $0-40
 	MOVQ      n+32(FP), SI
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 
-qrows4_7:
+qrows4_39:
 	CMPQ      SI, $0x08
-	JL        qtail8
+	JL        qtail40
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -194,7 +898,7 @@ qrows4_7:
 	VMOVDQU64 qsp2<>+0(SB), Z10
 	VMOVDQU64 qoffz80<>+0(SB), Z11
 
-qgrp11:
+qgrp43:
 	PREFETCHT0    1088(DI)
 	PREFETCHT0    1156(DI)
 	PREFETCHT0    1224(DI)
@@ -293,7 +997,7 @@ qgrp11:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp11
+	JNZ           qgrp43
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y1, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X1
@@ -369,13 +1073,13 @@ qgrp11:
 	ADDQ          $0x00000220, CX
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, SI
-	JMP           qrows4_7
+	JMP           qrows4_39
 
-qtail8:
+qtail40:
 	TESTQ SI, SI
-	JZ    qdone10
+	JZ    qdone42
 
-qrows1_9:
+qrows1_41:
 	VMOVDQA32 Z0, Z1
 	MOVQ      CX, DI
 	MOVQ      DX, R8
@@ -385,7 +1089,7 @@ qrows1_9:
 	VMOVDQU64 qsp2<>+0(SB), Z3
 	VMOVDQU64 qoffz80<>+0(SB), Z4
 
-qgrp12:
+qgrp44:
 	VMOVDQA32     Z0, Z5
 	VMOVDQU64     (R8), Z7
 	VPDPBUSD      Z7, Z4, Z5
@@ -406,7 +1110,7 @@ qgrp12:
 	ADDQ          $0x08, R9
 	ADDQ          $0x44, DI
 	DECQ          R10
-	JNZ           qgrp12
+	JNZ           qgrp44
 	VEXTRACTF64X4 $0x01, Z1, Y2
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -419,9 +1123,9 @@ qgrp12:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          SI
-	JNZ           qrows1_9
+	JNZ           qrows1_41
 
-qdone10:
+qdone42:
 	VZEROUPPER
 	RET
 
@@ -511,7 +1215,7 @@ TEXT ·q8_0panel_64_avx512(SB), NOSPLIT, $8-40
 	LEAQ      (SP), R8
 	MOVQ      $0x00000002, R9
 
-qsum13:
+qsum45:
 	VMOVDQA32     Y0, Y2
 	VPDPBUSD      (DI), Y1, Y2
 	VEXTRACTI32X4 $0x01, Y2, X3
@@ -525,12 +1229,12 @@ qsum13:
 	ADDQ          $0x20, DI
 	ADDQ          $0x04, R8
 	DECQ          R9
-	JNZ           qsum13
+	JNZ           qsum45
 	LEAQ          (SP), DI
 
-qpanel14:
+qpanel46:
 	TESTQ     SI, SI
-	JLE       qpdone15
+	JLE       qpdone47
 	MOVL      $0x0000ffff, R8
 	BZHIL     SI, R8, R9
 	CMPQ      SI, $0x10
@@ -541,7 +1245,7 @@ qpanel14:
 	MOVQ      CX, R8
 	XORQ      R9, R9
 
-qpmmpair16:
+qpmmpair48:
 	VMOVDQU32     64(R8), Z3
 	VMOVDQU32     128(R8), Z4
 	VMOVDQU32     192(R8), Z5
@@ -591,15 +1295,15 @@ qpmmpair16:
 	ADDQ          $0x00000440, R8
 	ADDQ          $0x08, R9
 	CMPQ          R9, $0x00000008
-	JNE           qpmmpair16
+	JNE           qpmmpair48
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (AX)
 	ADDQ          $0x00000440, CX
 	ADDQ          $0x40, AX
 	SUBQ          $0x10, SI
-	JMP           qpanel14
+	JMP           qpanel46
 
-qpdone15:
+qpdone47:
 	VZEROUPPER
 	RET
 
@@ -625,11 +1329,11 @@ TEXT ·q8_0panelmm_128x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone17
+	JZ        qpmmdone49
 
-qpmmpanel18:
+qpmmpanel50:
 	TESTQ   SI, SI
-	JLE     qpmmdone17
+	JLE     qpmmdone49
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -641,9 +1345,9 @@ qpmmpanel18:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_19:
+qpmm4_51:
 	CMPQ      R13, $0x04
-	JL        qpmm1_20
+	JL        qpmm1_52
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -655,7 +1359,7 @@ qpmm4_19:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair22:
+qpmmpair54:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -773,7 +1477,7 @@ qpmmpair22:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair22
+	JNE           qpmmpair54
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	VADDPS        Z4, Z3, Z3
@@ -787,17 +1491,17 @@ qpmmpair22:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_19
+	JMP           qpmm4_51
 
-qpmm1_20:
+qpmm1_52:
 	TESTQ     R13, R13
-	JZ        qpmmnext21
+	JZ        qpmmnext53
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair23:
+qpmmpair55:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -847,7 +1551,7 @@ qpmmpair23:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair23
+	JNE           qpmmpair55
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	ADDQ          $0x00000200, R9
@@ -855,15 +1559,15 @@ qpmmpair23:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_20
+	JMP           qpmm1_52
 
-qpmmnext21:
+qpmmnext53:
 	ADDQ $0x00000440, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel18
+	JMP  qpmmpanel50
 
-qpmmdone17:
+qpmmdone49:
 	VZEROUPPER
 	RET
 
@@ -879,11 +1583,11 @@ TEXT ·q8_0panelmm_344x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone24
+	JZ        qpmmdone56
 
-qpmmpanel25:
+qpmmpanel57:
 	TESTQ   SI, SI
-	JLE     qpmmdone24
+	JLE     qpmmdone56
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -895,9 +1599,9 @@ qpmmpanel25:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_26:
+qpmm4_58:
 	CMPQ      R13, $0x04
-	JL        qpmm1_27
+	JL        qpmm1_59
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -909,7 +1613,7 @@ qpmm4_26:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair29:
+qpmmpair61:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -1027,7 +1731,7 @@ qpmmpair29:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair29
+	JNE           qpmmpair61
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	VADDPS        Z4, Z3, Z3
@@ -1041,17 +1745,17 @@ qpmmpair29:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_26
+	JMP           qpmm4_58
 
-qpmm1_27:
+qpmm1_59:
 	TESTQ     R13, R13
-	JZ        qpmmnext28
+	JZ        qpmmnext60
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair30:
+qpmmpair62:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -1101,7 +1805,7 @@ qpmmpair30:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair30
+	JNE           qpmmpair62
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	ADDQ          $0x00000560, R9
@@ -1109,15 +1813,15 @@ qpmmpair30:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_27
+	JMP           qpmm1_59
 
-qpmmnext28:
+qpmmnext60:
 	ADDQ $0x00000440, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel25
+	JMP  qpmmpanel57
 
-qpmmdone24:
+qpmmdone56:
 	VZEROUPPER
 	RET
 
@@ -1133,11 +1837,11 @@ TEXT ·q8_0panelmm_512x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone31
+	JZ        qpmmdone63
 
-qpmmpanel32:
+qpmmpanel64:
 	TESTQ   SI, SI
-	JLE     qpmmdone31
+	JLE     qpmmdone63
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1149,9 +1853,9 @@ qpmmpanel32:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_33:
+qpmm4_65:
 	CMPQ      R13, $0x04
-	JL        qpmm1_34
+	JL        qpmm1_66
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1163,7 +1867,7 @@ qpmm4_33:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair36:
+qpmmpair68:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -1281,7 +1985,7 @@ qpmmpair36:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair36
+	JNE           qpmmpair68
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	VADDPS        Z4, Z3, Z3
@@ -1295,17 +1999,17 @@ qpmmpair36:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_33
+	JMP           qpmm4_65
 
-qpmm1_34:
+qpmm1_66:
 	TESTQ     R13, R13
-	JZ        qpmmnext35
+	JZ        qpmmnext67
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair37:
+qpmmpair69:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -1355,7 +2059,7 @@ qpmmpair37:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair37
+	JNE           qpmmpair69
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	ADDQ          $0x00000800, R9
@@ -1363,15 +2067,15 @@ qpmmpair37:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_34
+	JMP           qpmm1_66
 
-qpmmnext35:
+qpmmnext67:
 	ADDQ $0x00000440, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel32
+	JMP  qpmmpanel64
 
-qpmmdone31:
+qpmmdone63:
 	VZEROUPPER
 	RET
 
@@ -1387,11 +2091,11 @@ TEXT ·q8_0panelmm_64x64_avx512(SB), NOSPLIT, $0-56
 	VMOVDQU64 qzeroz<>+0(SB), Z0
 	MOVQ      xsum+32(FP), R8
 	TESTQ     DI, DI
-	JZ        qpmmdone38
+	JZ        qpmmdone70
 
-qpmmpanel39:
+qpmmpanel71:
 	TESTQ   SI, SI
-	JLE     qpmmdone38
+	JLE     qpmmdone70
 	MOVL    $0x0000ffff, R9
 	BZHIL   SI, R9, R10
 	CMPQ    SI, $0x10
@@ -1403,9 +2107,9 @@ qpmmpanel39:
 	MOVQ    R8, R12
 	MOVQ    DI, R13
 
-qpmm4_40:
+qpmm4_72:
 	CMPQ      R13, $0x04
-	JL        qpmm1_41
+	JL        qpmm1_73
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	VMOVDQA32 Z0, Z3
@@ -1417,7 +2121,7 @@ qpmm4_40:
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair43:
+qpmmpair75:
 	VMOVDQU32     64(R14), Z9
 	VMOVDQU32     128(R14), Z10
 	VMOVDQU32     192(R14), Z11
@@ -1535,7 +2239,7 @@ qpmmpair43:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair43
+	JNE           qpmmpair75
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	VADDPS        Z4, Z3, Z3
@@ -1549,17 +2253,17 @@ qpmmpair43:
 	ADDQ          $0x00000020, R11
 	ADDQ          $0x00000020, R12
 	SUBQ          $0x04, R13
-	JMP           qpmm4_40
+	JMP           qpmm4_72
 
-qpmm1_41:
+qpmm1_73:
 	TESTQ     R13, R13
-	JZ        qpmmnext42
+	JZ        qpmmnext74
 	VMOVDQA32 Z0, Z1
 	VMOVDQA32 Z0, Z2
 	MOVQ      CX, R14
 	XORQ      R15, R15
 
-qpmmpair44:
+qpmmpair76:
 	VMOVDQU32     64(R14), Z3
 	VMOVDQU32     128(R14), Z4
 	VMOVDQU32     192(R14), Z5
@@ -1609,7 +2313,7 @@ qpmmpair44:
 	ADDQ          $0x00000440, R14
 	ADDQ          $0x08, R15
 	CMPQ          R15, $0x00000008
-	JNE           qpmmpair44
+	JNE           qpmmpair76
 	VADDPS        Z2, Z1, Z1
 	VMOVUPS       Z1, K1, (R9)
 	ADDQ          $0x00000100, R9
@@ -1617,14 +2321,14 @@ qpmmpair44:
 	ADDQ          $0x00000008, R11
 	ADDQ          $0x00000008, R12
 	DECQ          R13
-	JMP           qpmm1_41
+	JMP           qpmm1_73
 
-qpmmnext42:
+qpmmnext74:
 	ADDQ $0x00000440, CX
 	ADDQ $0x40, AX
 	SUBQ $0x10, SI
-	JMP  qpmmpanel39
+	JMP  qpmmpanel71
 
-qpmmdone38:
+qpmmdone70:
 	VZEROUPPER
 	RET

@@ -4,6 +4,46 @@
 
 package stories260k_q8_0
 
+// q8_0matmul_128x64_neon: out[t*128+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_128x64_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_128x64_neonnodot: out[t*128+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_128x64_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_344x64_neon: out[t*344+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_344x64_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_344x64_neonnodot: out[t*344+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_344x64_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_512x64_neon: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_512x64_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_512x64_neonnodot: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_512x64_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_64x64_neon: out[t*64+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_64x64_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_64x64_neonnodot: out[t*64+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_64x64_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
 // q8_0matvec_64_neon: out[r] = w[r]·x for r < n, w in q8_0 blocks (68 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
