@@ -220,36 +220,61 @@ func goKernel(g *goWriter, k Kernel) {
 }
 
 // goAttentionT is GroupAttentionT one query head at a time over the tiled
-// cache (TIndex): a tile is [HD][16] floats, 16 positions of every dim.
+// cache (TIndex): a tile is [HD][16] floats, 16 positions of every dim. Whole
+// tiles index constant-size arrays (no bounds checks); the last, partial one
+// loops over what is left.
 func goAttentionT(g *goWriter, k Kernel, name string) {
 	HD := k.HeadDim
 	scale := float32(1 / math.Sqrt(float64(HD)))
 	g.p("func %s(out, q, k, v, att *float32, t int) {\nconst HD, S, NH, G = %d, %d, %d, %d\n", name, HD, k.KVStride, k.Heads, k.Group)
 	g.p("if t <= 0 {\nreturn\n}\n")
-	g.p("a := unsafe.Slice(att, t)\nqs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)\n")
+	g.p("a := unsafe.Slice(att, t)\nqs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)\nfull := t / 16\n")
 	g.p("for h := 0; h < NH*G; h++ {\n")
 	g.p("kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))\n")
 	g.p("vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))\n")
 	g.p("qh := (*[HD]float32)(qs[h*HD:])\nm := float32(math.Inf(-1))\n")
+	// score(l) is the dot of the query with position l of tile kt.
+	var score string
 	if HD <= unrollScores {
 		var terms []string
 		for i := 0; i < HD; i++ {
 			g.p("q%d := qh[%d]\n", i, i)
-			terms = append(terms, fmt.Sprintf("q%d*kt[%d][j%%16]", i, i))
+			terms = append(terms, fmt.Sprintf("q%d*kt[%d][l]", i, i))
 		}
-		g.p("for j := range a {\nkt := &kh[j/16]\ns := (%s) * %v\na[j] = s\nif s > m {\nm = s\n}\n}\n", pairwise(terms), scale)
+		score = fmt.Sprintf("s := (%s) * %v\n", pairwise(terms), scale)
 	} else {
-		g.p("for j := range a {\nkt := &kh[j/16]\nvar s float32\nfor d := range HD {\ns += qh[d] * kt[d][j%%16]\n}\n")
-		g.p("s *= %v\na[j] = s\nif s > m {\nm = s\n}\n}\n", scale)
+		score = fmt.Sprintf("var s float32\nfor d := range HD {\ns += qh[d] * kt[d][l]\n}\ns *= %v\n", scale)
 	}
+	g.p("for c := 0; c < full; c++ {\nkt, at := &kh[c], (*[16]float32)(a[c*16:])\nfor l := range at {\n%sat[l] = s\nif s > m {\nm = s\n}\n}\n}\n", score)
+	g.p("if full*16 < t {\nkt, at := &kh[full], a[full*16:]\nfor l := range at {\n%sat[l] = s\nif s > m {\nm = s\n}\n}\n}\n", score)
 	g.p("var sum float32\nfor j, s := range a {\nvar e float32\n")
 	goExp(g, "e", "s - m", false)
 	g.p("a[j] = e\nsum += e\n}\ninv := 1 / sum\n")
+	if HD <= unrollScores {
+		// One accumulator per dim: each weight is loaded once for all dims.
+		var os, upd, st []string
+		for d := 0; d < HD; d++ {
+			os = append(os, fmt.Sprintf("o%d", d))
+			upd = append(upd, fmt.Sprintf("o%d += p * vt[%d][l]\n", d, d))
+			st = append(st, fmt.Sprintf("os[h*HD+%d] = o%d * inv\n", d, d))
+		}
+		g.p("var %s float32\n", strings.Join(os, ", "))
+		// Whole tiles four positions a step, pairwise: one add per dim and step
+		// into the accumulator.
+		var upd4 []string
+		for d := 0; d < HD; d++ {
+			upd4 = append(upd4, fmt.Sprintf("o%d += (p0*vt[%d][l] + p1*vt[%d][l+1]) + (p2*vt[%d][l+2] + p3*vt[%d][l+3])\n", d, d, d, d, d))
+		}
+		g.p("for c := 0; c < full; c++ {\nvt, at := &vh[c], (*[16]float32)(a[c*16:])\nfor l := 0; l < 16; l += 4 {\np0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]\n%s}\n}\n", strings.Join(upd4, ""))
+		g.p("if full*16 < t {\nvt := &vh[full]\nfor l, p := range a[full*16:] {\n%s}\n}\n", strings.Join(upd, ""))
+		g.p("%s}\n", strings.Join(st, ""))
+		return
+	}
 	// Four partial sums per output for the adds' latency.
-	g.p("for d := range HD {\nvar o0, o1, o2, o3 float32\nj := 0\n")
-	g.p("for ; j <= t-4; j += 4 {\nvd := (*[4]float32)(vh[j/16][d][j%%16:])\n")
-	g.p("o0 += a[j] * vd[0]\no1 += a[j+1] * vd[1]\no2 += a[j+2] * vd[2]\no3 += a[j+3] * vd[3]\n}\n")
-	g.p("for ; j < t; j++ {\no0 += a[j] * vh[j/16][d][j%%16]\n}\n")
+	g.p("for d := range HD {\nvar o0, o1, o2, o3 float32\n")
+	g.p("for c := 0; c < full; c++ {\nvd, at := &vh[c][d], (*[16]float32)(a[c*16:])\nfor l := 0; l < 16; l += 4 {\n")
+	g.p("o0 += at[l] * vd[l]\no1 += at[l+1] * vd[l+1]\no2 += at[l+2] * vd[l+2]\no3 += at[l+3] * vd[l+3]\n}\n}\n")
+	g.p("if full*16 < t {\nvd := &vh[full][d]\nfor l, p := range a[full*16:] {\no0 += p * vd[l]\n}\n}\n")
 	g.p("os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv\n}\n}\n")
 }
 

@@ -213,6 +213,7 @@ func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -226,12 +227,24 @@ func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
 		q5 := qh[5]
 		q6 := qh[6]
 		q7 := qh[7]
-		for j := range a {
-			kt := &kh[j/16]
-			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -257,21 +270,42 @@ func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
 	}
 }
 

@@ -96,3 +96,35 @@ func BenchmarkKernels(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGroupAttention times stories260K's attention over all heads of a
+// layer (4 KV heads of 2 query heads, heads of 8) at t cached positions: the
+// row-major cache (gattention) against the position-minor one (gattentiont)
+// on every path. One op is one call.
+func BenchmarkGroupAttention(b *testing.B) {
+	isas := []asm.ISA{asm.Generic, asm.AVX2, asm.AVX512, asm.NEON}
+	const hd, nh, g, capacity = 8, 4, 2, 512
+	r := rand.New(rand.NewPCG(5, 6))
+	q := rnd(r, nh*g*hd, 1)
+	keys, vals := rnd(r, nh*hd*capacity, 1), rnd(r, nh*hd*capacity, 1)
+	out, att := make([]float32, nh*g*hd), make([]float32, g*capacity)
+	for _, t := range []int{16, 64, 128, 256} {
+		for _, k := range []asm.Kernel{
+			{Op: asm.OpGroupAttention, HeadDim: hd, KVStride: nh * hd, Heads: nh, Group: g},
+			{Op: asm.OpGroupAttentionT, HeadDim: hd, KVStride: capacity, Heads: nh, Group: g},
+		} {
+			for _, isa := range isas {
+				k.ISA = isa
+				fn, _ := kernelFor(k).(attnFn)
+				if fn == nil || (isa != asm.Generic && !cpu.Supports(levelOf[isa])) {
+					continue
+				}
+				b.Run(fmt.Sprintf("t%d/%s/%s", t, k.Op, isa), func(b *testing.B) {
+					for b.Loop() {
+						fn(&out[0], &q[0], &keys[0], &vals[0], &att[0], t)
+					}
+				})
+			}
+		}
+	}
+}

@@ -7552,6 +7552,7 @@ func gattentiont_12_112_2x4_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -7569,12 +7570,24 @@ func gattentiont_12_112_2x4_go(out, q, k, v, att *float32, t int) {
 		q9 := qh[9]
 		q10 := qh[10]
 		q11 := qh[11]
-		for j := range a {
-			kt := &kh[j/16]
-			s := ((((q0*kt[0][j%16] + q1*kt[1][j%16]) + q2*kt[2][j%16]) + ((q3*kt[3][j%16] + q4*kt[4][j%16]) + q5*kt[5][j%16])) + (((q6*kt[6][j%16] + q7*kt[7][j%16]) + q8*kt[8][j%16]) + ((q9*kt[9][j%16] + q10*kt[10][j%16]) + q11*kt[11][j%16]))) * 0.28867513
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := ((((q0*kt[0][l] + q1*kt[1][l]) + q2*kt[2][l]) + ((q3*kt[3][l] + q4*kt[4][l]) + q5*kt[5][l])) + (((q6*kt[6][l] + q7*kt[7][l]) + q8*kt[8][l]) + ((q9*kt[9][l] + q10*kt[10][l]) + q11*kt[11][l]))) * 0.28867513
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := ((((q0*kt[0][l] + q1*kt[1][l]) + q2*kt[2][l]) + ((q3*kt[3][l] + q4*kt[4][l]) + q5*kt[5][l])) + (((q6*kt[6][l] + q7*kt[7][l]) + q8*kt[8][l]) + ((q9*kt[9][l] + q10*kt[10][l]) + q11*kt[11][l]))) * 0.28867513
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -7600,21 +7613,54 @@ func gattentiont_12_112_2x4_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
+				o8 += (p0*vt[8][l] + p1*vt[8][l+1]) + (p2*vt[8][l+2] + p3*vt[8][l+3])
+				o9 += (p0*vt[9][l] + p1*vt[9][l+1]) + (p2*vt[9][l+2] + p3*vt[9][l+3])
+				o10 += (p0*vt[10][l] + p1*vt[10][l+1]) + (p2*vt[10][l+2] + p3*vt[10][l+3])
+				o11 += (p0*vt[11][l] + p1*vt[11][l+1]) + (p2*vt[11][l+2] + p3*vt[11][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+				o8 += p * vt[8][l]
+				o9 += p * vt[9][l]
+				o10 += p * vt[10][l]
+				o11 += p * vt[11][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
+		os[h*HD+8] = o8 * inv
+		os[h*HD+9] = o9 * inv
+		os[h*HD+10] = o10 * inv
+		os[h*HD+11] = o11 * inv
 	}
 }
 
@@ -7626,6 +7672,7 @@ func gattentiont_16_64_1x2_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -7647,12 +7694,24 @@ func gattentiont_16_64_1x2_go(out, q, k, v, att *float32, t int) {
 		q13 := qh[13]
 		q14 := qh[14]
 		q15 := qh[15]
-		for j := range a {
-			kt := &kh[j/16]
-			s := ((((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) + (((q8*kt[8][j%16] + q9*kt[9][j%16]) + (q10*kt[10][j%16] + q11*kt[11][j%16])) + ((q12*kt[12][j%16] + q13*kt[13][j%16]) + (q14*kt[14][j%16] + q15*kt[15][j%16])))) * 0.25
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := ((((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) + (((q8*kt[8][l] + q9*kt[9][l]) + (q10*kt[10][l] + q11*kt[11][l])) + ((q12*kt[12][l] + q13*kt[13][l]) + (q14*kt[14][l] + q15*kt[15][l])))) * 0.25
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := ((((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) + (((q8*kt[8][l] + q9*kt[9][l]) + (q10*kt[10][l] + q11*kt[11][l])) + ((q12*kt[12][l] + q13*kt[13][l]) + (q14*kt[14][l] + q15*kt[15][l])))) * 0.25
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -7678,21 +7737,66 @@ func gattentiont_16_64_1x2_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
+				o8 += (p0*vt[8][l] + p1*vt[8][l+1]) + (p2*vt[8][l+2] + p3*vt[8][l+3])
+				o9 += (p0*vt[9][l] + p1*vt[9][l+1]) + (p2*vt[9][l+2] + p3*vt[9][l+3])
+				o10 += (p0*vt[10][l] + p1*vt[10][l+1]) + (p2*vt[10][l+2] + p3*vt[10][l+3])
+				o11 += (p0*vt[11][l] + p1*vt[11][l+1]) + (p2*vt[11][l+2] + p3*vt[11][l+3])
+				o12 += (p0*vt[12][l] + p1*vt[12][l+1]) + (p2*vt[12][l+2] + p3*vt[12][l+3])
+				o13 += (p0*vt[13][l] + p1*vt[13][l+1]) + (p2*vt[13][l+2] + p3*vt[13][l+3])
+				o14 += (p0*vt[14][l] + p1*vt[14][l+1]) + (p2*vt[14][l+2] + p3*vt[14][l+3])
+				o15 += (p0*vt[15][l] + p1*vt[15][l+1]) + (p2*vt[15][l+2] + p3*vt[15][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+				o8 += p * vt[8][l]
+				o9 += p * vt[9][l]
+				o10 += p * vt[10][l]
+				o11 += p * vt[11][l]
+				o12 += p * vt[12][l]
+				o13 += p * vt[13][l]
+				o14 += p * vt[14][l]
+				o15 += p * vt[15][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
+		os[h*HD+8] = o8 * inv
+		os[h*HD+9] = o9 * inv
+		os[h*HD+10] = o10 * inv
+		os[h*HD+11] = o11 * inv
+		os[h*HD+12] = o12 * inv
+		os[h*HD+13] = o13 * inv
+		os[h*HD+14] = o14 * inv
+		os[h*HD+15] = o15 * inv
 	}
 }
 
@@ -7704,18 +7808,31 @@ func gattentiont_1_16_2x2_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
 		qh := (*[HD]float32)(qs[h*HD:])
 		m := float32(math.Inf(-1))
 		q0 := qh[0]
-		for j := range a {
-			kt := &kh[j/16]
-			s := (q0 * kt[0][j%16]) * 1
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := (q0 * kt[0][l]) * 1
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := (q0 * kt[0][l]) * 1
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -7741,21 +7858,21 @@ func gattentiont_1_16_2x2_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
 	}
 }
 
@@ -7767,21 +7884,38 @@ func gattentiont_33_32_1x1_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
 		qh := (*[HD]float32)(qs[h*HD:])
 		m := float32(math.Inf(-1))
-		for j := range a {
-			kt := &kh[j/16]
-			var s float32
-			for d := range HD {
-				s += qh[d] * kt[d][j%16]
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				var s float32
+				for d := range HD {
+					s += qh[d] * kt[d][l]
+				}
+				s *= 0.17407766
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
-			s *= 0.17407766
-			a[j] = s
-			if s > m {
-				m = s
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				var s float32
+				for d := range HD {
+					s += qh[d] * kt[d][l]
+				}
+				s *= 0.17407766
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -7809,16 +7943,20 @@ func gattentiont_33_32_1x1_go(out, q, k, v, att *float32, t int) {
 		inv := 1 / sum
 		for d := range HD {
 			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+			for c := 0; c < full; c++ {
+				vd, at := &vh[c][d], (*[16]float32)(a[c*16:])
+				for l := 0; l < 16; l += 4 {
+					o0 += at[l] * vd[l]
+					o1 += at[l+1] * vd[l+1]
+					o2 += at[l+2] * vd[l+2]
+					o3 += at[l+3] * vd[l+3]
+				}
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
+			if full*16 < t {
+				vd := &vh[full][d]
+				for l, p := range a[full*16:] {
+					o0 += p * vd[l]
+				}
 			}
 			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
@@ -7833,6 +7971,7 @@ func gattentiont_3_32_2x1_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -7841,12 +7980,24 @@ func gattentiont_3_32_2x1_go(out, q, k, v, att *float32, t int) {
 		q0 := qh[0]
 		q1 := qh[1]
 		q2 := qh[2]
-		for j := range a {
-			kt := &kh[j/16]
-			s := ((q0*kt[0][j%16] + q1*kt[1][j%16]) + q2*kt[2][j%16]) * 0.57735026
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := ((q0*kt[0][l] + q1*kt[1][l]) + q2*kt[2][l]) * 0.57735026
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := ((q0*kt[0][l] + q1*kt[1][l]) + q2*kt[2][l]) * 0.57735026
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -7872,21 +8023,27 @@ func gattentiont_3_32_2x1_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
 	}
 }
 
@@ -7898,6 +8055,7 @@ func gattentiont_5_48_3x3_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -7908,12 +8066,24 @@ func gattentiont_5_48_3x3_go(out, q, k, v, att *float32, t int) {
 		q2 := qh[2]
 		q3 := qh[3]
 		q4 := qh[4]
-		for j := range a {
-			kt := &kh[j/16]
-			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + q2*kt[2][j%16]) + (q3*kt[3][j%16] + q4*kt[4][j%16])) * 0.4472136
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + q2*kt[2][l]) + (q3*kt[3][l] + q4*kt[4][l])) * 0.4472136
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + q2*kt[2][l]) + (q3*kt[3][l] + q4*kt[4][l])) * 0.4472136
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -7939,21 +8109,33 @@ func gattentiont_5_48_3x3_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
 	}
 }
 
@@ -7965,6 +8147,7 @@ func gattentiont_8_128_2x1_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -7978,12 +8161,24 @@ func gattentiont_8_128_2x1_go(out, q, k, v, att *float32, t int) {
 		q5 := qh[5]
 		q6 := qh[6]
 		q7 := qh[7]
-		for j := range a {
-			kt := &kh[j/16]
-			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -8009,21 +8204,42 @@ func gattentiont_8_128_2x1_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
 	}
 }
 
@@ -8035,6 +8251,7 @@ func gattentiont_8_16_1x4_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -8048,12 +8265,24 @@ func gattentiont_8_16_1x4_go(out, q, k, v, att *float32, t int) {
 		q5 := qh[5]
 		q6 := qh[6]
 		q7 := qh[7]
-		for j := range a {
-			kt := &kh[j/16]
-			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -8079,21 +8308,42 @@ func gattentiont_8_16_1x4_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
 	}
 }
 
@@ -8105,6 +8355,7 @@ func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
 	}
 	a := unsafe.Slice(att, t)
 	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
 	for h := 0; h < NH*G; h++ {
 		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
 		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
@@ -8118,12 +8369,24 @@ func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
 		q5 := qh[5]
 		q6 := qh[6]
 		q7 := qh[7]
-		for j := range a {
-			kt := &kh[j/16]
-			s := (((q0*kt[0][j%16] + q1*kt[1][j%16]) + (q2*kt[2][j%16] + q3*kt[3][j%16])) + ((q4*kt[4][j%16] + q5*kt[5][j%16]) + (q6*kt[6][j%16] + q7*kt[7][j%16]))) * 0.35355338
-			a[j] = s
-			if s > m {
-				m = s
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := (((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) * 0.35355338
+				at[l] = s
+				if s > m {
+					m = s
+				}
 			}
 		}
 		var sum float32
@@ -8149,21 +8412,42 @@ func gattentiont_8_512_4x2_go(out, q, k, v, att *float32, t int) {
 			sum += e
 		}
 		inv := 1 / sum
-		for d := range HD {
-			var o0, o1, o2, o3 float32
-			j := 0
-			for ; j <= t-4; j += 4 {
-				vd := (*[4]float32)(vh[j/16][d][j%16:])
-				o0 += a[j] * vd[0]
-				o1 += a[j+1] * vd[1]
-				o2 += a[j+2] * vd[2]
-				o3 += a[j+3] * vd[3]
+		var o0, o1, o2, o3, o4, o5, o6, o7 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
 			}
-			for ; j < t; j++ {
-				o0 += a[j] * vh[j/16][d][j%16]
-			}
-			os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv
 		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
 	}
 }
 
