@@ -1472,24 +1472,26 @@ func (g *amd) groupAttentionT(k Kernel) {
 			c.KMOVW(operand.Mem{Base: tbl, Index: rem, Scale: 2}, km)
 		} else {
 			c.LEAQ(g.maskTable(), tbl)
-			eight, n, i := c.GP64(), c.GP64(), c.GP64()
+			// The mask of the first n lanes: the table's words from 16-n.
+			mask := func(n reg.GPVirtual) reg.VecVirtual {
+				i, m := c.GP64(), c.YMM()
+				c.MOVQ(operand.U32(16), i)
+				c.SUBQ(n, i)
+				c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, m)
+				return m
+			}
+			eight, zero, n := c.GP64(), c.GP64(), c.GP64()
 			c.MOVQ(operand.U32(8), eight)
+			c.XORQ(zero, zero)
 			c.MOVQ(rem, n)
 			c.CMPQ(n, eight)
 			c.CMOVQGT(eight, n)
-			c.MOVQ(operand.U32(16), i)
-			c.SUBQ(n, i)
-			ym[0] = c.YMM()
-			c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, ym[0])
+			ym[0] = mask(n)
 			c.MOVQ(rem, n)
 			c.SUBQ(eight, n)
-			c.XORQ(i, i)
-			c.CMPQ(n, i)
-			c.CMOVQLT(i, n)
-			c.MOVQ(operand.U32(16), i)
-			c.SUBQ(n, i)
-			ym[1] = c.YMM()
-			c.VMOVDQU(operand.Mem{Base: tbl, Index: i, Scale: 4}, ym[1])
+			c.CMPQ(n, zero)
+			c.CMOVQLT(zero, n)
+			ym[1] = mask(n)
 		}
 	}
 	load := func(m operand.Mem, dst reg.VecVirtual, sub int, masked bool) {

@@ -680,31 +680,19 @@ func (e *neon) attentionT(hd int) {
 	// tile's groups of 4, then its positions one at a time.
 	e.p("MOVD R2, R6")
 	e.p("MOVD R4, R7")
-	e.tilesT(hd, score4, []int{6})
-	l4, l4done, l1, l1done := e.newLabel("scoret4_"), e.newLabel("scoret4done"), e.newLabel("scoret1_"), e.newLabel("scoret1done")
-	e.p("UBFX $2, R5, $2, R8")
-	e.p("CBZ R8, %s", l4done)
-	fmt.Fprintf(e.b, "%s:\n", l4)
-	score4()
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", l4)
-	fmt.Fprintf(e.b, "%s:\n", l4done)
-	e.v3("FMAXP", 30, 30, 30)
-	e.v3("FMAXP", 30, 30, 30)
-	e.p("AND $3, R5, R8")
-	e.p("CBZ R8, %s", l1done)
-	fmt.Fprintf(e.b, "%s:\n", l1)
-	dots(func() {
-		e.p("FMOVS (R10), F18")
-		e.p("ADD R11, R10, R10")
+	e.positionsT(hd, score4, []int{6}, func() {
+		e.v3("FMAXP", 30, 30, 30)
+		e.v3("FMAXP", 30, 30, 30)
+	}, func() {
+		dots(func() {
+			e.p("FMOVS (R10), F18")
+			e.p("ADD R11, R10, R10")
+		})
+		e.p("FMULS F29, F16, F16")
+		e.p("FMOVS.P F16, 4(R7)")
+		e.p("FMAXS F16, F30, F30")
+		e.p("ADD $4, R6, R6")
 	})
-	e.p("FMULS F29, F16, F16")
-	e.p("FMOVS.P F16, 4(R7)")
-	e.p("FMAXS F16, F30, F30")
-	e.p("ADD $4, R6, R6")
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", l1)
-	fmt.Fprintf(e.b, "%s:\n", l1done)
 	// Pass 2: softmax weights, 1/Σ in V28.
 	e.softmaxAtt()
 	// Pass 3: out[d] = Σ_j p_j·v[d][j] / Σ, 4 positions to a vector.
@@ -736,6 +724,29 @@ func (e *neon) tilesT(hd int, step func(), regs []int) {
 	fmt.Fprintf(e.b, "%s:\n", done)
 }
 
+// positionsT emits a pass over the t positions: the whole tiles (tilesT),
+// then the last tile's groups of 4 (step4), then mid, then its positions
+// one at a time (step1), counting in R8.
+func (e *neon) positionsT(hd int, step4 func(), regs []int, mid, step1 func()) {
+	e.tilesT(hd, step4, regs)
+	l4, l4done, l1, l1done := e.newLabel("post4_"), e.newLabel("post4done"), e.newLabel("post1_"), e.newLabel("post1done")
+	e.p("UBFX $2, R5, $2, R8")
+	e.p("CBZ R8, %s", l4done)
+	fmt.Fprintf(e.b, "%s:\n", l4)
+	step4()
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l4)
+	fmt.Fprintf(e.b, "%s:\n", l4done)
+	mid()
+	e.p("AND $3, R5, R8")
+	e.p("CBZ R8, %s", l1done)
+	fmt.Fprintf(e.b, "%s:\n", l1)
+	step1()
+	e.p("SUBS $1, R8, R8")
+	e.p("BNE %s", l1)
+	fmt.Fprintf(e.b, "%s:\n", l1done)
+}
+
 // valuesT4 emits n blocks of 4 dims (rows R9, R10, R12, R6, R21 of the
 // values, 64 bytes apart in a tile) into R14: weights in V17, values in
 // V18-V21, accumulators V0-V3 (the query is no longer needed) and the scalar
@@ -745,7 +756,7 @@ func (e *neon) valuesT4(hd, n int) {
 		return
 	}
 	rows := []int{10, 12, 6, 21}
-	lb, l4, l4done, l1, l1done := e.newLabel("vblkt"), e.newLabel("vsum4t4_"), e.newLabel("vsum4t4done"), e.newLabel("vsum4t1_"), e.newLabel("vsum4t1done")
+	lb := e.newLabel("vblkt")
 	e.p("MOVD $%d, R13", n)
 	fmt.Fprintf(e.b, "%s:\n", lb)
 	for r := 0; r < 4; r++ {
@@ -766,25 +777,13 @@ func (e *neon) valuesT4(hd, n int) {
 			e.p("VFMLA V17.S4, V%d.S4, V%d.S4", 18+r, r)
 		}
 	}
-	e.tilesT(hd, step, rows)
-	e.p("UBFX $2, R5, $2, R8")
-	e.p("CBZ R8, %s", l4done)
-	fmt.Fprintf(e.b, "%s:\n", l4)
-	step()
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", l4)
-	fmt.Fprintf(e.b, "%s:\n", l4done)
-	e.p("AND $3, R5, R8")
-	e.p("CBZ R8, %s", l1done)
-	fmt.Fprintf(e.b, "%s:\n", l1)
-	e.p("FMOVS.P 4(R7), F17")
-	for r, R := range rows {
-		e.p("FMOVS.P 4(R%d), F%d", R, 18+r)
-		e.p("FMADDS F17, F%d, F%d, F%d", 4+r, 18+r, 4+r)
-	}
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", l1)
-	fmt.Fprintf(e.b, "%s:\n", l1done)
+	e.positionsT(hd, step, rows, func() {}, func() {
+		e.p("FMOVS.P 4(R7), F17")
+		for r, R := range rows {
+			e.p("FMOVS.P 4(R%d), F%d", R, 18+r)
+			e.p("FMADDS F17, F%d, F%d, F%d", 4+r, 18+r, 4+r)
+		}
+	})
 	e.v3("FADDP", 30, 0, 1)
 	e.v3("FADDP", 31, 2, 3)
 	e.v3("FADDP", 16, 30, 31)
@@ -805,7 +804,7 @@ func (e *neon) valuesT1(hd, n int) {
 	if n == 0 {
 		return
 	}
-	ld, v4, v4done, v1, v1done := e.newLabel("vdimt"), e.newLabel("vsumt4_"), e.newLabel("vsumt4done"), e.newLabel("vsumt1_"), e.newLabel("vsumt1done")
+	ld := e.newLabel("vdimt")
 	e.p("MOVD $%d, R13", n)
 	fmt.Fprintf(e.b, "%s:\n", ld)
 	e.zero(16)
@@ -816,25 +815,14 @@ func (e *neon) valuesT1(hd, n int) {
 		e.p("VLD1.P 16(R10), [V18.S4]")
 		e.p("VFMLA V17.S4, V18.S4, V16.S4")
 	}
-	e.tilesT(hd, step, []int{10})
-	e.p("UBFX $2, R5, $2, R8")
-	e.p("CBZ R8, %s", v4done)
-	fmt.Fprintf(e.b, "%s:\n", v4)
-	step()
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", v4)
-	fmt.Fprintf(e.b, "%s:\n", v4done)
-	e.v3("FADDP", 16, 16, 16)
-	e.v3("FADDP", 16, 16, 16)
-	e.p("AND $3, R5, R8")
-	e.p("CBZ R8, %s", v1done)
-	fmt.Fprintf(e.b, "%s:\n", v1)
-	e.p("FMOVS.P 4(R7), F17")
-	e.p("FMOVS.P 4(R10), F18")
-	e.p("FMADDS F17, F16, F18, F16")
-	e.p("SUBS $1, R8, R8")
-	e.p("BNE %s", v1)
-	fmt.Fprintf(e.b, "%s:\n", v1done)
+	e.positionsT(hd, step, []int{10}, func() {
+		e.v3("FADDP", 16, 16, 16)
+		e.v3("FADDP", 16, 16, 16)
+	}, func() {
+		e.p("FMOVS.P 4(R7), F17")
+		e.p("FMOVS.P 4(R10), F18")
+		e.p("FMADDS F17, F16, F18, F16")
+	})
 	e.p("FMULS F28, F16, F16")
 	e.p("FMOVS.P F16, 4(R14)")
 	e.p("ADD R11, R9, R9")

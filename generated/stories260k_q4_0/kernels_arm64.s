@@ -501,8 +501,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -528,13 +528,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -568,8 +568,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -718,8 +718,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -761,11 +761,11 @@ tilet17:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -776,11 +776,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -791,8 +791,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -921,8 +921,8 @@ tilet19:
 	BNE tilet19
 tiletdone20:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done22
-scoret4_21:
+	CBZ R8, post4done22
+post4_21:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -948,13 +948,13 @@ scoret4_21:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_21
-scoret4done22:
+	BNE post4_21
+post4done22:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done24
-scoret1_23:
+	CBZ R8, post1done24
+post1_23:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -988,8 +988,8 @@ scoret1_23:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_23
-scoret1done24:
+	BNE post1_23
+post1done24:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -1138,8 +1138,8 @@ vblkt29:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone35
-tilet34:
+	CBZ R8, tiletdone31
+tilet30:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -1181,11 +1181,11 @@ tilet34:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet34
-tiletdone35:
+	BNE tilet30
+tiletdone31:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done31
-vsum4t4_30:
+	CBZ R8, post4done33
+post4_32:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -1196,11 +1196,11 @@ vsum4t4_30:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_30
-vsum4t4done31:
+	BNE post4_32
+post4done33:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done33
-vsum4t1_32:
+	CBZ R8, post1done35
+post1_34:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -1211,8 +1211,8 @@ vsum4t1_32:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_32
-vsum4t1done33:
+	BNE post1_34
+post1done35:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S

@@ -9138,8 +9138,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -9173,13 +9173,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -9225,8 +9225,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -9375,8 +9375,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -9418,11 +9418,11 @@ tilet17:
 	ADD $704, R6, R6
 	ADD $704, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -9433,11 +9433,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -9448,8 +9448,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -9611,8 +9611,8 @@ tilet19:
 	BNE tilet19
 tiletdone20:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done22
-scoret4_21:
+	CBZ R8, post4done22
+post4_21:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -9646,13 +9646,13 @@ scoret4_21:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_21
-scoret4done22:
+	BNE post4_21
+post4done22:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done24
-scoret1_23:
+	CBZ R8, post1done24
+post1_23:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -9698,8 +9698,8 @@ scoret1_23:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_23
-scoret1done24:
+	BNE post1_23
+post1done24:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -9848,8 +9848,8 @@ vblkt29:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone35
-tilet34:
+	CBZ R8, tiletdone31
+tilet30:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -9891,11 +9891,11 @@ tilet34:
 	ADD $704, R6, R6
 	ADD $704, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet34
-tiletdone35:
+	BNE tilet30
+tiletdone31:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done31
-vsum4t4_30:
+	CBZ R8, post4done33
+post4_32:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -9906,11 +9906,11 @@ vsum4t4_30:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_30
-vsum4t4done31:
+	BNE post4_32
+post4done33:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done33
-vsum4t1_32:
+	CBZ R8, post1done35
+post1_34:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -9921,8 +9921,8 @@ vsum4t1_32:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_32
-vsum4t1done33:
+	BNE post1_34
+post1done35:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -10084,8 +10084,8 @@ tilet36:
 	BNE tilet36
 tiletdone37:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done39
-scoret4_38:
+	CBZ R8, post4done39
+post4_38:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -10119,13 +10119,13 @@ scoret4_38:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_38
-scoret4done39:
+	BNE post4_38
+post4done39:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done41
-scoret1_40:
+	CBZ R8, post1done41
+post1_40:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -10171,8 +10171,8 @@ scoret1_40:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_40
-scoret1done41:
+	BNE post1_40
+post1done41:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -10321,8 +10321,8 @@ vblkt46:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone52
-tilet51:
+	CBZ R8, tiletdone48
+tilet47:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -10364,11 +10364,11 @@ tilet51:
 	ADD $704, R6, R6
 	ADD $704, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet51
-tiletdone52:
+	BNE tilet47
+tiletdone48:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done48
-vsum4t4_47:
+	CBZ R8, post4done50
+post4_49:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -10379,11 +10379,11 @@ vsum4t4_47:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_47
-vsum4t4done48:
+	BNE post4_49
+post4done50:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done50
-vsum4t1_49:
+	CBZ R8, post1done52
+post1_51:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -10394,8 +10394,8 @@ vsum4t1_49:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_49
-vsum4t1done50:
+	BNE post1_51
+post1done52:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -10557,8 +10557,8 @@ tilet53:
 	BNE tilet53
 tiletdone54:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done56
-scoret4_55:
+	CBZ R8, post4done56
+post4_55:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -10592,13 +10592,13 @@ scoret4_55:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_55
-scoret4done56:
+	BNE post4_55
+post4done56:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done58
-scoret1_57:
+	CBZ R8, post1done58
+post1_57:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -10644,8 +10644,8 @@ scoret1_57:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_57
-scoret1done58:
+	BNE post1_57
+post1done58:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -10794,8 +10794,8 @@ vblkt63:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone69
-tilet68:
+	CBZ R8, tiletdone65
+tilet64:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -10837,11 +10837,11 @@ tilet68:
 	ADD $704, R6, R6
 	ADD $704, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet68
-tiletdone69:
+	BNE tilet64
+tiletdone65:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done65
-vsum4t4_64:
+	CBZ R8, post4done67
+post4_66:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -10852,11 +10852,11 @@ vsum4t4_64:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_64
-vsum4t4done65:
+	BNE post4_66
+post4done67:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done67
-vsum4t1_66:
+	CBZ R8, post1done69
+post1_68:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -10867,8 +10867,8 @@ vsum4t1_66:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_66
-vsum4t1done67:
+	BNE post1_68
+post1done69:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -11081,8 +11081,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -11124,13 +11124,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -11188,8 +11188,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -11338,8 +11338,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -11381,11 +11381,11 @@ tilet17:
 	ADD $960, R6, R6
 	ADD $960, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -11396,11 +11396,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -11411,8 +11411,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -11607,8 +11607,8 @@ tilet19:
 	BNE tilet19
 tiletdone20:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done22
-scoret4_21:
+	CBZ R8, post4done22
+post4_21:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -11650,13 +11650,13 @@ scoret4_21:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_21
-scoret4done22:
+	BNE post4_21
+post4done22:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done24
-scoret1_23:
+	CBZ R8, post1done24
+post1_23:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -11714,8 +11714,8 @@ scoret1_23:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_23
-scoret1done24:
+	BNE post1_23
+post1done24:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -11864,8 +11864,8 @@ vblkt29:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone35
-tilet34:
+	CBZ R8, tiletdone31
+tilet30:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -11907,11 +11907,11 @@ tilet34:
 	ADD $960, R6, R6
 	ADD $960, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet34
-tiletdone35:
+	BNE tilet30
+tiletdone31:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done31
-vsum4t4_30:
+	CBZ R8, post4done33
+post4_32:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -11922,11 +11922,11 @@ vsum4t4_30:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_30
-vsum4t4done31:
+	BNE post4_32
+post4done33:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done33
-vsum4t1_32:
+	CBZ R8, post1done35
+post1_34:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -11937,8 +11937,8 @@ vsum4t1_32:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_32
-vsum4t1done33:
+	BNE post1_34
+post1done35:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -12027,8 +12027,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -12040,13 +12040,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -12059,8 +12059,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -12199,8 +12199,8 @@ vdimt12:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -12214,28 +12214,28 @@ tilet17:
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done14
-vsumt4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_13
-vsumt4done14:
+	BNE post4_15
+post4done16:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done16
-vsumt1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_15
-vsumt1done16:
+	BNE post1_17
+post1done18:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -12298,8 +12298,8 @@ tilet19:
 	BNE tilet19
 tiletdone20:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done22
-scoret4_21:
+	CBZ R8, post4done22
+post4_21:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -12311,13 +12311,13 @@ scoret4_21:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_21
-scoret4done22:
+	BNE post4_21
+post4done22:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done24
-scoret1_23:
+	CBZ R8, post1done24
+post1_23:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -12330,8 +12330,8 @@ scoret1_23:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_23
-scoret1done24:
+	BNE post1_23
+post1done24:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -12470,8 +12470,8 @@ vdimt29:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone35
-tilet34:
+	CBZ R8, tiletdone31
+tilet30:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -12485,28 +12485,28 @@ tilet34:
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE tilet34
-tiletdone35:
+	BNE tilet30
+tiletdone31:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done31
-vsumt4_30:
+	CBZ R8, post4done33
+post4_32:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_30
-vsumt4done31:
+	BNE post4_32
+post4done33:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done33
-vsumt1_32:
+	CBZ R8, post1done35
+post1_34:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_32
-vsumt1done33:
+	BNE post1_34
+post1done35:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -12852,8 +12852,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -12929,13 +12929,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -13044,8 +13044,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -13194,8 +13194,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -13237,11 +13237,11 @@ tilet17:
 	ADD $2048, R6, R6
 	ADD $2048, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -13252,11 +13252,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -13267,8 +13267,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -13288,8 +13288,8 @@ vdimt19:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone25
-tilet24:
+	CBZ R8, tiletdone21
+tilet20:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -13304,28 +13304,28 @@ tilet24:
 	VFMLA V17.S4, V18.S4, V16.S4
 	ADD $2048, R10, R10
 	SUBS $1, R8, R8
-	BNE tilet24
-tiletdone25:
+	BNE tilet20
+tiletdone21:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done21
-vsumt4_20:
+	CBZ R8, post4done23
+post4_22:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_20
-vsumt4done21:
+	BNE post4_22
+post4done23:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done23
-vsumt1_22:
+	CBZ R8, post1done25
+post1_24:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_22
-vsumt1done23:
+	BNE post1_24
+post1done25:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -13425,8 +13425,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -13442,13 +13442,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -13467,8 +13467,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -13607,8 +13607,8 @@ vdimt12:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -13623,28 +13623,28 @@ tilet17:
 	VFMLA V17.S4, V18.S4, V16.S4
 	ADD $128, R10, R10
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done14
-vsumt4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_13
-vsumt4done14:
+	BNE post4_15
+post4done16:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done16
-vsumt1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_15
-vsumt1done16:
+	BNE post1_17
+post1done18:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -13759,8 +13759,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -13780,13 +13780,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -13811,8 +13811,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -13961,8 +13961,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -14004,11 +14004,11 @@ tilet17:
 	ADD $256, R6, R6
 	ADD $256, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -14019,11 +14019,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -14034,8 +14034,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -14055,8 +14055,8 @@ vdimt19:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone25
-tilet24:
+	CBZ R8, tiletdone21
+tilet20:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -14071,28 +14071,28 @@ tilet24:
 	VFMLA V17.S4, V18.S4, V16.S4
 	ADD $256, R10, R10
 	SUBS $1, R8, R8
-	BNE tilet24
-tiletdone25:
+	BNE tilet20
+tiletdone21:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done21
-vsumt4_20:
+	CBZ R8, post4done23
+post4_22:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_20
-vsumt4done21:
+	BNE post4_22
+post4done23:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done23
-vsumt1_22:
+	CBZ R8, post1done25
+post1_24:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_22
-vsumt1done23:
+	BNE post1_24
+post1done25:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -14189,8 +14189,8 @@ tilet26:
 	BNE tilet26
 tiletdone27:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done29
-scoret4_28:
+	CBZ R8, post4done29
+post4_28:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -14210,13 +14210,13 @@ scoret4_28:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_28
-scoret4done29:
+	BNE post4_28
+post4done29:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done31
-scoret1_30:
+	CBZ R8, post1done31
+post1_30:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -14241,8 +14241,8 @@ scoret1_30:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_30
-scoret1done31:
+	BNE post1_30
+post1done31:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -14391,8 +14391,8 @@ vblkt36:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone42
-tilet41:
+	CBZ R8, tiletdone38
+tilet37:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -14434,11 +14434,11 @@ tilet41:
 	ADD $256, R6, R6
 	ADD $256, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet41
-tiletdone42:
+	BNE tilet37
+tiletdone38:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done38
-vsum4t4_37:
+	CBZ R8, post4done40
+post4_39:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -14449,11 +14449,11 @@ vsum4t4_37:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_37
-vsum4t4done38:
+	BNE post4_39
+post4done40:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done40
-vsum4t1_39:
+	CBZ R8, post1done42
+post1_41:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -14464,8 +14464,8 @@ vsum4t1_39:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_39
-vsum4t1done40:
+	BNE post1_41
+post1done42:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -14485,8 +14485,8 @@ vdimt43:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone49
-tilet48:
+	CBZ R8, tiletdone45
+tilet44:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -14501,28 +14501,28 @@ tilet48:
 	VFMLA V17.S4, V18.S4, V16.S4
 	ADD $256, R10, R10
 	SUBS $1, R8, R8
-	BNE tilet48
-tiletdone49:
+	BNE tilet44
+tiletdone45:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done45
-vsumt4_44:
+	CBZ R8, post4done47
+post4_46:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_44
-vsumt4done45:
+	BNE post4_46
+post4done47:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done47
-vsumt1_46:
+	CBZ R8, post1done49
+post1_48:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_46
-vsumt1done47:
+	BNE post1_48
+post1done49:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -14619,8 +14619,8 @@ tilet50:
 	BNE tilet50
 tiletdone51:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done53
-scoret4_52:
+	CBZ R8, post4done53
+post4_52:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -14640,13 +14640,13 @@ scoret4_52:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_52
-scoret4done53:
+	BNE post4_52
+post4done53:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done55
-scoret1_54:
+	CBZ R8, post1done55
+post1_54:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -14671,8 +14671,8 @@ scoret1_54:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_54
-scoret1done55:
+	BNE post1_54
+post1done55:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -14821,8 +14821,8 @@ vblkt60:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone66
-tilet65:
+	CBZ R8, tiletdone62
+tilet61:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -14864,11 +14864,11 @@ tilet65:
 	ADD $256, R6, R6
 	ADD $256, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet65
-tiletdone66:
+	BNE tilet61
+tiletdone62:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done62
-vsum4t4_61:
+	CBZ R8, post4done64
+post4_63:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -14879,11 +14879,11 @@ vsum4t4_61:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_61
-vsum4t4done62:
+	BNE post4_63
+post4done64:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done64
-vsum4t1_63:
+	CBZ R8, post1done66
+post1_65:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -14894,8 +14894,8 @@ vsum4t1_63:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_63
-vsum4t1done64:
+	BNE post1_65
+post1done66:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -14915,8 +14915,8 @@ vdimt67:
 	MOVD R4, R7
 	MOVD R9, R10
 	LSR $4, R5, R8
-	CBZ R8, tiletdone73
-tilet72:
+	CBZ R8, tiletdone69
+tilet68:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
@@ -14931,28 +14931,28 @@ tilet72:
 	VFMLA V17.S4, V18.S4, V16.S4
 	ADD $256, R10, R10
 	SUBS $1, R8, R8
-	BNE tilet72
-tiletdone73:
+	BNE tilet68
+tiletdone69:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsumt4done69
-vsumt4_68:
+	CBZ R8, post4done71
+post4_70:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VFMLA V17.S4, V18.S4, V16.S4
 	SUBS $1, R8, R8
-	BNE vsumt4_68
-vsumt4done69:
+	BNE post4_70
+post4done71:
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	WORD $0x6e30d610 // FADDP V16.4S, V16.4S, V16.4S
 	AND $3, R5, R8
-	CBZ R8, vsumt1done71
-vsumt1_70:
+	CBZ R8, post1done73
+post1_72:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F16, F18, F16
 	SUBS $1, R8, R8
-	BNE vsumt1_70
-vsumt1done71:
+	BNE post1_72
+post1done73:
 	FMULS F28, F16, F16
 	FMOVS.P F16, 4(R14)
 	ADD R11, R9, R9
@@ -15091,8 +15091,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -15118,13 +15118,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -15158,8 +15158,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -15308,8 +15308,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -15351,11 +15351,11 @@ tilet17:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -15366,11 +15366,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -15381,8 +15381,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -15529,8 +15529,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -15556,13 +15556,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -15596,8 +15596,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -15746,8 +15746,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -15789,11 +15789,11 @@ tilet17:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -15804,11 +15804,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -15819,8 +15819,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -15949,8 +15949,8 @@ tilet19:
 	BNE tilet19
 tiletdone20:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done22
-scoret4_21:
+	CBZ R8, post4done22
+post4_21:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -15976,13 +15976,13 @@ scoret4_21:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_21
-scoret4done22:
+	BNE post4_21
+post4done22:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done24
-scoret1_23:
+	CBZ R8, post1done24
+post1_23:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -16016,8 +16016,8 @@ scoret1_23:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_23
-scoret1done24:
+	BNE post1_23
+post1done24:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -16166,8 +16166,8 @@ vblkt29:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone35
-tilet34:
+	CBZ R8, tiletdone31
+tilet30:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -16209,11 +16209,11 @@ tilet34:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet34
-tiletdone35:
+	BNE tilet30
+tiletdone31:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done31
-vsum4t4_30:
+	CBZ R8, post4done33
+post4_32:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -16224,11 +16224,11 @@ vsum4t4_30:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_30
-vsum4t4done31:
+	BNE post4_32
+post4done33:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done33
-vsum4t1_32:
+	CBZ R8, post1done35
+post1_34:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -16239,8 +16239,8 @@ vsum4t1_32:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_32
-vsum4t1done33:
+	BNE post1_34
+post1done35:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -16369,8 +16369,8 @@ tilet36:
 	BNE tilet36
 tiletdone37:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done39
-scoret4_38:
+	CBZ R8, post4done39
+post4_38:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -16396,13 +16396,13 @@ scoret4_38:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_38
-scoret4done39:
+	BNE post4_38
+post4done39:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done41
-scoret1_40:
+	CBZ R8, post1done41
+post1_40:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -16436,8 +16436,8 @@ scoret1_40:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_40
-scoret1done41:
+	BNE post1_40
+post1done41:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -16586,8 +16586,8 @@ vblkt46:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone52
-tilet51:
+	CBZ R8, tiletdone48
+tilet47:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -16629,11 +16629,11 @@ tilet51:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet51
-tiletdone52:
+	BNE tilet47
+tiletdone48:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done48
-vsum4t4_47:
+	CBZ R8, post4done50
+post4_49:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -16644,11 +16644,11 @@ vsum4t4_47:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_47
-vsum4t4done48:
+	BNE post4_49
+post4done50:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done50
-vsum4t1_49:
+	CBZ R8, post1done52
+post1_51:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -16659,8 +16659,8 @@ vsum4t1_49:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_49
-vsum4t1done50:
+	BNE post1_51
+post1done52:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -16789,8 +16789,8 @@ tilet53:
 	BNE tilet53
 tiletdone54:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done56
-scoret4_55:
+	CBZ R8, post4done56
+post4_55:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -16816,13 +16816,13 @@ scoret4_55:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_55
-scoret4done56:
+	BNE post4_55
+post4done56:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done58
-scoret1_57:
+	CBZ R8, post1done58
+post1_57:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -16856,8 +16856,8 @@ scoret1_57:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_57
-scoret1done58:
+	BNE post1_57
+post1done58:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -17006,8 +17006,8 @@ vblkt63:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone69
-tilet68:
+	CBZ R8, tiletdone65
+tilet64:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -17049,11 +17049,11 @@ tilet68:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet68
-tiletdone69:
+	BNE tilet64
+tiletdone65:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done65
-vsum4t4_64:
+	CBZ R8, post4done67
+post4_66:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -17064,11 +17064,11 @@ vsum4t4_64:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_64
-vsum4t4done65:
+	BNE post4_66
+post4done67:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done67
-vsum4t1_66:
+	CBZ R8, post1done69
+post1_68:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -17079,8 +17079,8 @@ vsum4t1_66:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_66
-vsum4t1done67:
+	BNE post1_68
+post1done69:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -17227,8 +17227,8 @@ tilet2:
 	BNE tilet2
 tiletdone3:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done5
-scoret4_4:
+	CBZ R8, post4done5
+post4_4:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -17254,13 +17254,13 @@ scoret4_4:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_4
-scoret4done5:
+	BNE post4_4
+post4done5:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done7
-scoret1_6:
+	CBZ R8, post1done7
+post1_6:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -17294,8 +17294,8 @@ scoret1_6:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_6
-scoret1done7:
+	BNE post1_6
+post1done7:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -17444,8 +17444,8 @@ vblkt12:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone18
-tilet17:
+	CBZ R8, tiletdone14
+tilet13:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -17487,11 +17487,11 @@ tilet17:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet17
-tiletdone18:
+	BNE tilet13
+tiletdone14:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done14
-vsum4t4_13:
+	CBZ R8, post4done16
+post4_15:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -17502,11 +17502,11 @@ vsum4t4_13:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_13
-vsum4t4done14:
+	BNE post4_15
+post4done16:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done16
-vsum4t1_15:
+	CBZ R8, post1done18
+post1_17:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -17517,8 +17517,8 @@ vsum4t1_15:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_15
-vsum4t1done16:
+	BNE post1_17
+post1done18:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
@@ -17647,8 +17647,8 @@ tilet19:
 	BNE tilet19
 tiletdone20:
 	UBFX $2, R5, $2, R8
-	CBZ R8, scoret4done22
-scoret4_21:
+	CBZ R8, post4done22
+post4_21:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -17674,13 +17674,13 @@ scoret4_21:
 	WORD $0x4e30f7de // FMAX V30.4S, V30.4S, V16.4S
 	ADD $16, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret4_21
-scoret4done22:
+	BNE post4_21
+post4done22:
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	WORD $0x6e3ef7de // FMAXP V30.4S, V30.4S, V30.4S
 	AND $3, R5, R8
-	CBZ R8, scoret1done24
-scoret1_23:
+	CBZ R8, post1done24
+post1_23:
 	VEOR V16.B16, V16.B16, V16.B16
 	VEOR V17.B16, V17.B16, V17.B16
 	MOVD R6, R10
@@ -17714,8 +17714,8 @@ scoret1_23:
 	FMAXS F16, F30, F30
 	ADD $4, R6, R6
 	SUBS $1, R8, R8
-	BNE scoret1_23
-scoret1done24:
+	BNE post1_23
+post1done24:
 	VDUP V30.S[0], V30.S4
 	VEOR V31.B16, V31.B16, V31.B16
 	VEOR V28.B16, V28.B16, V28.B16
@@ -17864,8 +17864,8 @@ vblkt29:
 	ADD R11, R12, R6
 	ADD R11, R6, R21
 	LSR $4, R5, R8
-	CBZ R8, tiletdone35
-tilet34:
+	CBZ R8, tiletdone31
+tilet30:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -17907,11 +17907,11 @@ tilet34:
 	ADD $448, R6, R6
 	ADD $448, R21, R21
 	SUBS $1, R8, R8
-	BNE tilet34
-tiletdone35:
+	BNE tilet30
+tiletdone31:
 	UBFX $2, R5, $2, R8
-	CBZ R8, vsum4t4done31
-vsum4t4_30:
+	CBZ R8, post4done33
+post4_32:
 	VLD1.P 16(R7), [V17.S4]
 	VLD1.P 16(R10), [V18.S4]
 	VLD1.P 16(R12), [V19.S4]
@@ -17922,11 +17922,11 @@ vsum4t4_30:
 	VFMLA V17.S4, V20.S4, V2.S4
 	VFMLA V17.S4, V21.S4, V3.S4
 	SUBS $1, R8, R8
-	BNE vsum4t4_30
-vsum4t4done31:
+	BNE post4_32
+post4done33:
 	AND $3, R5, R8
-	CBZ R8, vsum4t1done33
-vsum4t1_32:
+	CBZ R8, post1done35
+post1_34:
 	FMOVS.P 4(R7), F17
 	FMOVS.P 4(R10), F18
 	FMADDS F17, F4, F18, F4
@@ -17937,8 +17937,8 @@ vsum4t1_32:
 	FMOVS.P 4(R21), F21
 	FMADDS F17, F7, F21, F7
 	SUBS $1, R8, R8
-	BNE vsum4t1_32
-vsum4t1done33:
+	BNE post1_34
+post1done35:
 	WORD $0x6e21d41e // FADDP V30.4S, V0.4S, V1.4S
 	WORD $0x6e23d45f // FADDP V31.4S, V2.4S, V3.4S
 	WORD $0x6e3fd7d0 // FADDP V16.4S, V30.4S, V31.4S
