@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,11 +16,13 @@ func quantizeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quantize IN.gguf OUT.gguf --type q8_0|q4_0",
 		Short: "Quantise a GGUF model's matrices to Q8_0 or Q4_0 (ggml's block layout)",
-		Long: `quantize rewrites a GGUF model with its 2-D weight matrices in ggml's Q8_0 or
-Q4_0 blocks (32 weights and a float16 scale), byte for byte as llama.cpp's
-quantize writes them, so the file runs in llama.cpp too. Matrices whose rows are
-not a multiple of 32 and the norms stay F32 (F16 if they were); the tokenizer
-and other metadata are copied, general.file_type is set (7 Q8_0, 2 Q4_0).`,
+		Long: `quantize rewrites a GGUF model with its weight matrices (and a mixture's 3-D
+expert stacks) in ggml's Q8_0 or Q4_0 blocks (32 weights and a float16 scale),
+byte for byte as llama.cpp's quantize writes them, so the file runs in llama.cpp
+too. Matrices whose rows are not a multiple of 32, the norms and a mixture's
+router stay F32 (F16 if they were); the tokenizer and other metadata are copied,
+general.file_type is set (7 Q8_0, 2 Q4_0). A compiled float model runs such a
+file by dequantising it at load.`,
 		Example: "  modelc quantize stories15M.gguf stories15M-q8_0.gguf --type q8_0",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,7 +48,11 @@ and other metadata are copied, general.file_type is set (7 Q8_0, 2 Q4_0).`,
 				for _, c := range changes {
 					in += int(c.From.BlockBytes()) * int(dimsProduct(c.Dims)/c.From.BlockSize())
 					out += c.Bytes
-					if c.To != t && len(c.Dims) == 2 {
+					switch {
+					case c.To == t || len(c.Dims) < 2:
+					case strings.HasSuffix(c.Name, "ffn_gate_inp.weight"):
+						fmt.Fprintf(w, "kept %-28s %v as %s (the router, as llama.cpp keeps it)\n", c.Name, c.Dims, c.To)
+					default:
 						fmt.Fprintf(w, "kept %-28s %v as %s (rows not a multiple of %d)\n", c.Name, c.Dims, c.To, quant.BlockSize)
 					}
 				}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/quant"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -136,4 +137,57 @@ func FuzzLoadMoEGGUF(f *testing.F) {
 			t.Fatal("reload changed the weights")
 		}
 	})
+}
+
+// TestMoEQuantizedLoads: a mixture quantised as llama.cpp does (expert stacks
+// in Q8_0, router F32) loads with each stack dequantised and the router
+// exact, so a compiled float model runs it.
+func TestMoEQuantizedLoads(t *testing.T) {
+	s := &spec.Spec{Name: "moe", Vocab: 7, Dim: 32, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 16,
+		NormEps: 1e-5, RopeTheta: 10000, MoE: &spec.MoE{Experts: 3, TopK: 2, FFNDim: 32}}
+	s.SetDefaults()
+	p := model.NewParams(s)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range p.Data {
+		p.Data[i] = float32(rng.NormFloat64())
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "moe.gguf")
+	if err := SaveGGUF(path, p, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // the kept tensors' data is the file's mapping
+	kvs, ts, _, err := quant.QuantizeFile(f, gguf.TypeQ8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qpath := filepath.Join(dir, "moe-q8.gguf")
+	if err := gguf.WriteFile(qpath, kvs, ts); err != nil {
+		t.Fatal(err)
+	}
+	q, g, err := LoadGGUF(qpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	for _, w := range ts {
+		got, orig := q.T(w.Name), p.T(w.Name)
+		want := orig
+		switch {
+		case w.Name == "blk.0.ffn_gate_inp.weight" && w.Type != gguf.TypeF32:
+			t.Fatalf("router stored as %s", w.Type)
+		case strings.HasSuffix(w.Name, "_exps.weight") && w.Type != gguf.TypeQ8_0:
+			t.Fatalf("%s stored as %s", w.Name, w.Type)
+		case w.Type == gguf.TypeQ8_0:
+			want = make([]float32, len(orig))
+			quant.Dequantize(gguf.TypeQ8_0, want, w.Data)
+		}
+		if !sameBits(got, want) {
+			t.Fatalf("%s (%s): loaded weights differ from the file's", w.Name, w.Type)
+		}
+	}
 }

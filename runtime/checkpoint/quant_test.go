@@ -33,7 +33,7 @@ func TestLoadQuantized(t *testing.T) {
 		copy(want.Data, p.Data)
 		nq := 0
 		for i, w := range ts {
-			if !quant.Quantizable(w.Dims) {
+			if !quant.Quantizable(w.Name, w.Dims) {
 				continue
 			}
 			src := p.T(w.Name)
@@ -101,7 +101,7 @@ func FuzzLoadQuantGGUF(f *testing.F) {
 	for _, ty := range []gguf.GGMLType{gguf.TypeQ8_0, gguf.TypeQ4_0} {
 		ts, _ := ggufTensors(p, false)
 		for i, w := range ts {
-			if quant.Quantizable(w.Dims) {
+			if quant.Quantizable(w.Name, w.Dims) {
 				ts[i].Type = ty
 				ts[i].Data, _ = quant.Quantize(ty, p.T(w.Name))
 			}

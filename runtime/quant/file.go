@@ -3,6 +3,7 @@ package quant
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/modelc/modelc/gguf"
 )
@@ -46,10 +47,15 @@ func Decode(t gguf.GGMLType, dst []float32, data []byte) error {
 	return nil
 }
 
-// Quantizable reports whether a tensor of these ggml dims (innermost first)
-// becomes quantised: a 2-D matrix whose rows are whole blocks.
-func Quantizable(dims []uint64) bool {
-	return len(dims) == 2 && dims[0] > 0 && dims[0]%BlockSize == 0
+// Quantizable reports whether tensor name of these ggml dims (innermost
+// first) becomes quantised: a matrix, or a stack of them (the 3-D experts of
+// a mixture), whose rows are whole blocks; as in llama.cpp's quantize, not
+// a mixture's router (ffn_gate_inp), which stays F32.
+func Quantizable(name string, dims []uint64) bool {
+	if strings.HasSuffix(name, "ffn_gate_inp.weight") {
+		return false
+	}
+	return (len(dims) == 2 || len(dims) == 3) && dims[0] > 0 && dims[0]%BlockSize == 0
 }
 
 // FileType is general.file_type for a file mostly in t (llama_ftype:
@@ -85,9 +91,10 @@ type Change struct {
 
 // QuantizeFile turns the tensors of a GGUF file into format t the way
 // llama.cpp's quantize does for a pure Q8_0/Q4_0 file: every 2-D matrix
-// whose rows are whole 32-blocks is quantised (from F32, F16, BF16, or
-// another block format through float32); the others (norms, matrices with
-// rows of other lengths) stay F32, or F16 if they were. All metadata is
+// whose rows are whole 32-blocks is quantised, and so are the 3-D expert
+// stacks of a mixture (from F32, F16, BF16, or another block format through
+// float32); the others (norms, the router, matrices with rows of other
+// lengths) stay F32, or F16 if they were. All metadata is
 // copied (tokenizer included) with general.file_type set for t and
 // general.quantization_version 2.
 func QuantizeFile(f *gguf.File, t gguf.GGMLType) ([]gguf.KV, []gguf.WriteTensor, []Change, error) {
@@ -121,7 +128,7 @@ func QuantizeFile(f *gguf.File, t gguf.GGMLType) ([]gguf.KV, []gguf.WriteTensor,
 		}
 		to := gguf.TypeF32
 		switch {
-		case Quantizable(info.Dims):
+		case Quantizable(info.Name, info.Dims):
 			to = t
 		case info.Type == gguf.TypeF32 || info.Type == gguf.TypeF16:
 			to = info.Type

@@ -34,6 +34,9 @@ func TestQuantizeFile(t *testing.T) {
 		{Name: "odd", Dims: []uint64{40, 2}, Type: gguf.TypeF32, Data: f32(80)},
 		{Name: "oddh", Dims: []uint64{40, 1}, Type: gguf.TypeF16, Data: make([]byte, 80)},
 		{Name: "norm", Dims: []uint64{64}, Type: gguf.TypeF32, Data: f32(64)},
+		// A mixture's expert stack is quantised as llama.cpp does; its router is not.
+		{Name: "blk.0.ffn_up_exps.weight", Dims: []uint64{32, 2, 3}, Type: gguf.TypeF32, Data: f32(192)},
+		{Name: "blk.0.ffn_gate_inp.weight", Dims: []uint64{64, 3}, Type: gguf.TypeF32, Data: f32(192)},
 	}
 	var buf bytes.Buffer
 	if err := gguf.Write(&buf, kvs, ts); err != nil {
@@ -48,7 +51,8 @@ func TestQuantizeFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantTypes := map[string]gguf.GGMLType{"m": ty, "h": ty, "odd": gguf.TypeF32, "oddh": gguf.TypeF16, "norm": gguf.TypeF32}
+		wantTypes := map[string]gguf.GGMLType{"m": ty, "h": ty, "odd": gguf.TypeF32, "oddh": gguf.TypeF16, "norm": gguf.TypeF32,
+			"blk.0.ffn_up_exps.weight": ty, "blk.0.ffn_gate_inp.weight": gguf.TypeF32}
 		for i, w := range ots {
 			if w.Type != wantTypes[w.Name] || changes[i].To != w.Type {
 				t.Errorf("%s: %s became %s, want %s", ty, w.Name, w.Type, wantTypes[w.Name])
@@ -61,8 +65,12 @@ func TestQuantizeFile(t *testing.T) {
 		if !bytes.Equal(ots[0].Data, want) {
 			t.Errorf("%s: tensor m bytes differ from Quantize", ty)
 		}
-		if !bytes.Equal(ots[2].Data, ts[2].Data) {
+		if !bytes.Equal(ots[2].Data, ts[2].Data) || !bytes.Equal(ots[6].Data, ts[6].Data) {
 			t.Errorf("%s: kept tensor changed", ty)
+		}
+		gguf.BytesToF32s(x, ts[5].Data)
+		if want, _ := Quantize(ty, x); !bytes.Equal(ots[5].Data, want) {
+			t.Errorf("%s: the expert stack's bytes differ from Quantize", ty)
 		}
 		out := filepath.Join(t.TempDir(), "q.gguf")
 		if err := gguf.WriteFile(out, okv, ots); err != nil {
