@@ -482,7 +482,7 @@ func emitQuantRun(file *File, p *Plan) {
 	}
 	run := []Code{
 		If(Id("m").Dot("qp").Op("!=").Nil().Op("&&").Id("kern").Dot("qmmQKV").Op("!=").Nil()).Block(append(quantPass(p, true), Return())...),
-		If(Id("kern").Dot("gmmQKV").Op("!=").Nil()).Block(append(quantPass(p, false), Return())...),
+		If(Id("kern").Dot(gmmField("qmmQKV")).Op("!=").Nil()).Block(append(quantPass(p, false), Return())...),
 		oneByOne,
 	}
 	file.Comment("run takes b's rows through every layer together, with the panel matmuls")
@@ -526,7 +526,7 @@ func quantPass(p *Plan, panel bool) []Code {
 		if panel {
 			xargs = append(xargs, Op("&").Add(bx(sum)).Index(Lit(0)).Index(Lit(0)))
 		} else {
-			field = "g" + field[1:]
+			field = gmmField(field)
 		}
 		return qsplit(c.Kernel.Cols, 64, parts, func(out, w, n Code) Code {
 			return Id("kern").Dot(field).Call(append([]Code{out, w}, append(xargs, n, Id("n"))...)...)

@@ -186,12 +186,16 @@ func (p *Plan) QMMCalls() []QCall {
 func (p *Plan) GMMCalls() []QCall {
 	var cs []QCall
 	for _, c := range p.QMMCalls() {
-		c.Field = "g" + c.Field[1:]
+		c.Field = gmmField(c.Field)
 		c.Kernel.Panel, c.Kernel.ISA = false, asm.Generic
 		cs = append(cs, c)
 	}
 	return cs
 }
+
+// gmmField names the ggml-layout matmul of panel matmul field (qmmQKV →
+// gmmQKV).
+func gmmField(field string) string { return "g" + field[1:] }
 
 // qmm returns the batched pass's panel matmul call named field.
 func (p *Plan) qmm(field string) QCall {
