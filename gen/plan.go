@@ -60,11 +60,12 @@ func grainRows(cols int) int {
 const posMinorHead = 16
 
 // kvCap is a position-minor cache's capacity: MaxSeq rounded up to whole
-// ZMM chunks.
+// tiles of 16 positions.
 func kvCap(maxSeq int) int { return (maxSeq + 15) &^ 15 }
 
 // PosMinorKV reports whether the KV cache is position-minor: per layer
-// [KVHeads][HeadDim][kvCap] instead of [MaxSeq][KVHeads][HeadDim].
+// [KVHeads][kvCap/16][HeadDim][16] (asm.TIndex) instead of
+// [MaxSeq][KVHeads][HeadDim].
 func (p *Plan) PosMinorKV() bool { return p.AttDecode.Kernel.Op == asm.OpGroupAttentionT }
 
 // Plan is everything the emitters need: the spec, the kernel calls of one
@@ -158,10 +159,9 @@ func (c QCall) PanelField() string { return c.Field + "P" }
 // QMMCalls are the panel QMatMul kernels of the batched quantised pass
 // (prefill), set on the AVX-512 VNNI path only: Q|K|V, output, gate|up,
 // down (when ffn_down is quantised; otherwise the pass multiplies it row
-// by row with the step's float matvec) and
-// classifier, each kernel's Rows the stride of its output rows. None when
-// the dim-wide matrices are not quantised: the pass then runs its rows one
-// by one.
+// by row with the step's float matvec) and classifier, each kernel's Rows
+// the stride of its output rows. None when the dim-wide matrices are not
+// quantised: the pass then runs its rows one by one.
 func (p *Plan) QMMCalls() []QCall {
 	if !p.QD {
 		return nil
@@ -180,9 +180,10 @@ func (p *Plan) QMMCalls() []QCall {
 
 // GMMCalls are QMMCalls in ggml's block layout (QMatMul, no panels), the
 // batched quantised pass of the AVX2, NEON and pure-Go paths: each token's
-// sums those of the same path's QMatVec (tested in quanttest and e2e). The
-// AVX-512 set has none (its QMatVec takes 8 rows a pass, its QMatMul 4): without
-// panels it runs rows one by one.
+// sums are those of the same path's QMatVec (e2e: Prefill = Forward bit for
+// bit on every path). The AVX-512 set has none (its QMatVec takes 8 rows a
+// pass, its QMatMul 4), so without panels it runs rows one by one; without
+// VNNI it falls back to AVX2's (qFallback).
 func (p *Plan) GMMCalls() []QCall {
 	var cs []QCall
 	for _, c := range p.QMMCalls() {
