@@ -66,14 +66,17 @@ bench-llamacpp: build
 	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -rounds $(or $(ROUNDS),5)
 
 ## bench-moe: the mixture-of-experts shape against dense shapes of its active and
-## its total parameters, modelc and llama.cpp on the same GGUFs (as bench-llamacpp).
+## its total parameters, and the shape at Q8_0 (modelc quantize), modelc and llama.cpp
+## on the same GGUFs (as bench-llamacpp; the quantised random-weight file's greedy ids
+## may part from llama.cpp's, reported).
 MOE_MODELS = moe8x256 dense512 dense2048
 bench-moe: build
 	cd bench/llamacpp && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --ignore-scripts --no-audit --no-fund; }
 	@mkdir -p bench/llamacpp/out
 	@for m in $(MOE_MODELS); do bin/modelc convert --random generated/$$m/model.yaml --std $(or $(RANDOM_STD),0.5) --tokenizer $(MODELS)/tok512.bin bench/llamacpp/out/$$m.gguf || exit 1; done
+	bin/modelc quantize -q bench/llamacpp/out/moe8x256.gguf bench/llamacpp/out/moe8x256_q8_0.gguf --type q8_0
 	$(GO) build -o bench/llamacpp/out/greedy ./bench/llamacpp/greedy
-	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -models moe8x256,dense512,dense2048 -rounds $(or $(ROUNDS),5)
+	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -models moe8x256,moe8x256_q8_0,dense512,dense2048 -rounds $(or $(ROUNDS),5) -lenient moe8x256_q8_0
 
 ## bench-serve: the compiled 15M shape (random weights, std 0.5) served twice,
 ## batched decoding on and off, loaded side by side by runtime/server/loadgen

@@ -72,12 +72,24 @@ func quantSessionFields(p *Plan) Code {
 		return Null()
 	}
 	n := p.qcols()
+	f := p.Spec.FFNDim
+	var experts Code = Null()
+	if p.QE {
+		mf := p.Spec.MoE.FFNDim
+		f = max(f, mf)
+		experts = Add(
+			Line(), Comment("hq and hs are an expert's quantised hidden activation (xq still holds its input)."),
+			Line(), Id("hq").Index(Lit(mf)).Int8(),
+			Line(), Id("hs").Index(Lit(mf/32)).Float32(),
+		)
+	}
 	return Add(
 		Comment("xq and xs are the quantised activation: 8-bit codes and a scale per 32-block."),
 		Line(), Id("xq").Index(Lit(n)).Int8(),
 		Line(), Id("xs").Index(Lit(n/32)).Float32(),
 		Line(), Comment("hgu holds the quantised gate and up products side by side, as siluMul reads them."),
-		Line(), Id("hgu").Index(Lit(2*p.Spec.FFNDim)).Float32(),
+		Line(), Id("hgu").Index(Lit(2*f)).Float32(),
+		experts,
 	)
 }
 
@@ -92,11 +104,27 @@ func emitQuantTypes(file *File, p *Plan) {
 		lf = append(lf,
 			List(Id("q"), Id("wo")).Add(p.qmat(d, d)),
 			List(Id("k"), Id("v")).Add(p.qmat(kv, d)),
-			List(Id("gate"), Id("up")).Add(p.qmat(f, d)),
 		)
+		if !p.MoE() {
+			lf = append(lf, List(Id("gate"), Id("up")).Add(p.qmat(f, d)))
+		}
 	}
 	if p.QF {
 		lf = append(lf, Id("down").Add(p.qmat(d, f)))
+	}
+	if p.QE {
+		m := s.MoE
+		lf = append(lf,
+			Comment("Every expert's rows, expert after expert (llama.cpp's 3-D stacks)."),
+			List(Id("gateExps"), Id("upExps")).Add(p.qmat(m.Experts*m.FFNDim, d)),
+			Id("downExps").Add(p.qmat(m.Experts*d, m.FFNDim)),
+		)
+		if m.SharedExpert {
+			lf = append(lf,
+				List(Id("sharedGate"), Id("sharedUp")).Add(p.qmat(m.FFNDim, d)),
+				Id("sharedDown").Add(p.qmat(d, m.FFNDim)),
+			)
+		}
 	}
 	file.Comment("qlayer points at one block's quantised matrices, row after row of " + s.Quant + " blocks.")
 	file.Type().Id("qlayer").Struct(lf...)
@@ -142,12 +170,32 @@ func emitQuantTypes(file *File, p *Plan) {
 			bind(ql("k"), layer("attn_k"), kv, d),
 			bind(ql("v"), layer("attn_v"), kv, d),
 			bind(ql("wo"), layer("attn_output"), d, d),
-			bind(ql("gate"), layer("ffn_gate"), f, d),
-			bind(ql("up"), layer("ffn_up"), f, d),
 		)
+		if !p.MoE() {
+			lb = append(lb,
+				bind(ql("gate"), layer("ffn_gate"), f, d),
+				bind(ql("up"), layer("ffn_up"), f, d),
+			)
+		}
 	}
 	if p.QF {
 		lb = append(lb, bind(ql("down"), layer("ffn_down"), d, f))
+	}
+	if p.QE {
+		m := s.MoE
+		E, mf := m.Experts, m.FFNDim
+		lb = append(lb,
+			bind(ql("gateExps"), layer("ffn_gate_exps"), E*mf, d),
+			bind(ql("upExps"), layer("ffn_up_exps"), E*mf, d),
+			bind(ql("downExps"), layer("ffn_down_exps"), E*d, mf),
+		)
+		if m.SharedExpert {
+			lb = append(lb,
+				bind(ql("sharedGate"), layer("ffn_gate_shexp"), mf, d),
+				bind(ql("sharedUp"), layer("ffn_up_shexp"), mf, d),
+				bind(ql("sharedDown"), layer("ffn_down_shexp"), d, mf),
+			)
+		}
 	}
 	pf := p.QCalls()[0].PanelField()
 	body = append(body, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(lb...),
@@ -189,12 +237,33 @@ func emitQuantTypes(file *File, p *Plan) {
 			pbind(pl("k"), ql("k"), kv, d, true),
 			pbind(pl("v"), ql("v"), kv, d, true),
 			pbind(pl("wo"), ql("wo"), d, d, true),
-			pbind(pl("gate"), ql("gate"), f, d, true),
-			pbind(pl("up"), ql("up"), f, d, true),
 		)
+		if !p.MoE() {
+			plb = append(plb,
+				pbind(pl("gate"), ql("gate"), f, d, true),
+				pbind(pl("up"), ql("up"), f, d, true),
+			)
+		}
 	}
 	if p.QF {
 		plb = append(plb, pbind(pl("down"), ql("down"), d, f, true))
+	}
+	if p.QE {
+		// Experts of whole 32-blocks start on whole 16-row panels.
+		m := s.MoE
+		E, mf := m.Experts, m.FFNDim
+		plb = append(plb,
+			pbind(pl("gateExps"), ql("gateExps"), E*mf, d, true),
+			pbind(pl("upExps"), ql("upExps"), E*mf, d, true),
+			pbind(pl("downExps"), ql("downExps"), E*d, mf, true),
+		)
+		if m.SharedExpert {
+			plb = append(plb,
+				pbind(pl("sharedGate"), ql("sharedGate"), mf, d, true),
+				pbind(pl("sharedUp"), ql("sharedUp"), mf, d, true),
+				pbind(pl("sharedDown"), ql("sharedDown"), d, mf, true),
+			)
+		}
 	}
 	pb = append(pb, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(plb...),
 		If(Err().Op("!=").Nil()).Block(Return(Err())),
@@ -235,8 +304,11 @@ type qpart struct {
 // qcall multiplies the quantised activation in s.xq/s.xs by the stacked
 // matrices parts (all cols wide) with kernel field, split over the worker
 // pool by rows when large enough, as callKernel does for the float kernels.
-func qcall(c QCall, parts []qpart) Code {
-	xargs := []Code{Op("&").Id("s").Dot("xq").Index(Lit(0)), Op("&").Id("s").Dot("xs").Index(Lit(0))}
+func qcall(c QCall, parts []qpart) Code { return qcallX(c, "xq", "xs", parts) }
+
+// qcallX is qcall with the quantised activation in s.<xq>, s.<xs>.
+func qcallX(c QCall, xq, xs string, parts []qpart) Code {
+	xargs := []Code{Op("&").Id("s").Dot(xq).Index(Lit(0)), Op("&").Id("s").Dot(xs).Index(Lit(0))}
 	return qsplit(c.Kernel.Cols, 1, parts, func(out, w, n Code) Code {
 		return Id(c.Field).Call(append([]Code{out, w}, append(xargs, n)...)...)
 	})
@@ -386,6 +458,9 @@ func emitQuantForward(file *File, p *Plan) {
 		ffnOut = []Code{qact(sx("hb"), f), qcall(p.QMVF, []qpart{{sx("xb2"), 0, Id("ql").Dot("down"), d}})}
 	} else {
 		ffnOut = []Code{callKernel(p.Down, sx("xb2"), Id("lw").Dot("down"), Op("&").Add(sx("hb")).Index(Lit(0)), nil, nil)}
+	}
+	if p.QE {
+		ffnIn, ffnOut = nil, quantMoE(p, eps)
 	}
 	layer := []Code{
 		Id("lw").Op(",").Id("ql").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
@@ -598,4 +673,51 @@ func quantPass(p *Plan, panel bool) []Code {
 		)),
 	)
 	return body
+}
+
+// quantMoE is a quantised step's mixture of experts into s.xb2: the float
+// router over the normalised x (kernels.MoERoute picks and weights the top
+// k, as the float model does), then the shared expert and each chosen one
+// through the quantised matvecs: gate and up on the 8-bit normalised x
+// (s.xq), silu·mul, the hidden quantised into s.hq, down; xb2 = shared +
+// Σ_j w_j·expert_j.
+func quantMoE(p *Plan, eps Code) []Code {
+	s := &p.Spec
+	m := s.MoE
+	d, mf := s.Dim, m.FFNDim
+	sx := func(n string) *Statement { return Id("s").Dot(n) }
+	sc := func(n string) *Statement { return Id("s").Dot("moe").Dot(n) }
+	// expert runs one expert's matrices (pointers gate, up, down) into out.
+	expert := func(gate, up, down, out Code) []Code {
+		return []Code{
+			qcall(p.QMVD, []qpart{{sx("hgu"), 0, gate, mf}, {sx("hgu"), mf, up, mf}}),
+			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(sc("hb")).Index(Lit(0)), Op("&").Add(sx("hgu")).Index(Lit(0)), Lit(1)),
+			Qual(quantPkg, "QuantizeAct").Call(sx("hq").Index(Op(":")), sx("hs").Index(Op(":")), sc("hb").Index(Op(":"))),
+			qcallX(p.QMVE, "hq", "hs", []qpart{{out, 0, down, d}}),
+		}
+	}
+	body := []Code{
+		callKernel(p.Router, sc("logits"), Id("lw").Dot("router"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+		Qual(kernelsPkg, "MoERoute").Call(sc("sel").Index(Op(":")), sc("w").Index(Op(":")), sc("probs").Index(Op(":")), sc("logits").Index(Op(":"))),
+		qnorm(sx("xb"), sx("x"), Id("lw").Dot("ffnNorm"), eps),
+		qact(sx("xb"), d),
+	}
+	if m.SharedExpert {
+		body = append(body, expert(Id("ql").Dot("sharedGate"), Id("ql").Dot("sharedUp"), Id("ql").Dot("sharedDown"), sx("xb2"))...)
+	} else {
+		body = append(body, sx("xb2").Op("=").Index(Lit(d)).Float32().Values())
+	}
+	// Expert e's rows of a stack, as a matrix of its own.
+	rowsOf := func(stack string, rows, cols int) *Statement {
+		return Parens(p.qmat(rows, cols)).Parens(Qual("unsafe", "Pointer").Call(Op("&").Id("ql").Dot(stack).Index(Int().Parens(Id("e")).Op("*").Lit(rows))))
+	}
+	loop := []Code{
+		List(Id("ge"), Id("ue"), Id("de")).Op(":=").List(rowsOf("gateExps", mf, d), rowsOf("upExps", mf, d), rowsOf("downExps", d, mf)),
+	}
+	loop = append(loop, expert(Id("ge"), Id("ue"), Id("de"), sc("tmp"))...)
+	loop = append(loop,
+		Id("wj").Op(":=").Add(sc("w")).Index(Id("j")),
+		For(Id("i").Op(":=").Range().Lit(d)).Block(sx("xb2").Index(Id("i")).Op("+=").Id("wj").Op("*").Add(sc("tmp")).Index(Id("i"))),
+	)
+	return append(body, For(List(Id("j"), Id("e")).Op(":=").Range().Add(sc("sel"))).Block(loop...))
 }

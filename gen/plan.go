@@ -100,11 +100,12 @@ type Plan struct {
 	// decode path then multiplies every matrix whose rows are whole
 	// 32-blocks in its blocks: QD says the matrices with rows of dim are
 	// (Q, K, V, output, gate, up, embedding/classifier), QF that ffn_down
-	// is; the others run the float kernels above.
-	Quant  asm.QFormat
-	QD, QF bool
-	// The quantised matvecs by row length (dim, ffn_dim).
-	QMVD, QMVF QCall
+	// is; the others run the float kernels above. QE: a mixture's experts
+	// (and shared expert) are quantised, their router stays float.
+	Quant      asm.QFormat
+	QD, QF, QE bool
+	// The quantised matvecs by row length (dim, ffn_dim, moe.ffn_dim).
+	QMVD, QMVF, QMVE QCall
 }
 
 // QCall is a quantised matrix-vector kernel of the decode path.
@@ -121,6 +122,9 @@ func (p *Plan) QCalls() []QCall {
 	}
 	if p.QF {
 		cs = append(cs, p.QMVF)
+	}
+	if p.QE {
+		cs = append(cs, p.QMVE)
 	}
 	return cs
 }
@@ -163,7 +167,7 @@ func (c QCall) PanelField() string { return c.Field + "P" }
 // the stride of its output rows. None when the dim-wide matrices are not
 // quantised: the pass then runs its rows one by one.
 func (p *Plan) QMMCalls() []QCall {
-	if !p.QD {
+	if !p.QD || p.MoE() {
 		return nil
 	}
 	s := &p.Spec
@@ -224,6 +228,9 @@ func (p *Plan) Calls() []KCall {
 		cs := []KCall{p.QKV, p.Out, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMCls, p.Router, p.ExpFFN, p.ExpDown, p.TrainAttention}
 		if p.Spec.MoE.SharedExpert {
 			cs = append(cs, p.SharedFFN)
+		}
+		if p.QE {
+			cs = append(cs, p.SiLUMul) // the quantised experts' epilogue
 		}
 		return p.withAttDecode(cs)
 	}
@@ -323,6 +330,13 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		p.QD, p.QF = d%32 == 0, f%32 == 0
 		p.QMVD = QCall{"qmvD", asm.QKernel{Format: p.Quant, Cols: d}}
 		p.QMVF = QCall{"qmvF", asm.QKernel{Format: p.Quant, Cols: f}}
+		if m := s.MoE; m != nil {
+			// No dense feed-forward; the experts' rows are whole blocks
+			// (spec.Unsupported), and silu·mul runs at their width.
+			p.QF, p.QE = false, true
+			p.QMVE = QCall{"qmvE", asm.QKernel{Format: p.Quant, Cols: m.FFNDim}}
+			p.SiLUMul = KCall{"siluMul", asm.Kernel{Op: asm.OpSiLUMul, Cols: m.FFNDim}, m.FFNDim, 0}
+		}
 	}
 	targets := s.Targets
 	if len(targets) == 0 {

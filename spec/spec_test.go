@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -369,8 +370,18 @@ func TestUnsupported(t *testing.T) {
 		t.Fatalf("moe is compiled now: %v", err)
 	}
 	s.Quant = "q8_0"
-	if err := s.Unsupported(); err == nil || err.Error() != "quant: q8_0 with moe not supported yet" {
-		t.Fatalf("q8_0 moe: %v", err)
+	if err := s.Unsupported(); err == nil || err.Error() != "quant: q8_0 with moe needs dim and moe.ffn_dim multiples of 32 (the experts' rows are whole blocks), got 64 and 8 (use f32)" {
+		t.Fatalf("q8_0 moe of 8: %v", err)
+	}
+	s.MoE.FFNDim, s.MoE.SharedExpert = 96, true
+	if err := s.Unsupported(); err != nil {
+		t.Fatalf("q8_0 moe of 96: %v", err)
+	}
+	// The experts (and the shared one) are quantised, the router is not.
+	q, f := s.QuantMatrices(), s.FloatTensors()
+	if !slices.Contains(q, "blk.N.ffn_down_exps") || !slices.Contains(q, "blk.N.ffn_up_shexp") || slices.Contains(q, "blk.N.ffn_gate") ||
+		!slices.Contains(f, "blk.N.ffn_gate_inp") {
+		t.Fatalf("q8_0 moe: quantised %v, f32 %v", q, f)
 	}
 }
 

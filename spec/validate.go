@@ -202,8 +202,8 @@ func (s *Spec) Unsupported() error {
 	if s.Quant == "f32" {
 		return nil
 	}
-	if s.MoE != nil {
-		return fieldErr("quant", "%s with moe not supported yet", s.Quant)
+	if m := s.MoE; m != nil && (s.Dim%32 != 0 || m.FFNDim%32 != 0) {
+		return fieldErr("quant", "%s with moe needs dim and moe.ffn_dim multiples of 32 (the experts' rows are whole blocks), got %d and %d (use f32)", s.Quant, s.Dim, m.FFNDim)
 	}
 	if len(s.QuantMatrices()) == 0 {
 		return fieldErr("quant", "%s needs rows of whole 32-weight blocks, but no matrix has them: dim %d and ffn_dim %d are not multiples of 32 (use f32)", s.Quant, s.Dim, s.FFNDim)
@@ -239,10 +239,25 @@ func (s *Spec) quantSplit() (q, f []string) {
 	}
 	d := s.Dim
 	add("token_embd", d)
-	for _, k := range []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"} {
+	for _, k := range []string{"attn_q", "attn_k", "attn_v", "attn_output"} {
 		add("blk.N."+k, d)
 	}
-	add("blk.N.ffn_down", s.FFNDim)
+	if m := s.MoE; m != nil {
+		// The router stays f32, as llama.cpp's quantize keeps it.
+		add("blk.N.ffn_gate_exps", d)
+		add("blk.N.ffn_up_exps", d)
+		add("blk.N.ffn_down_exps", m.FFNDim)
+		if m.SharedExpert {
+			add("blk.N.ffn_gate_shexp", d)
+			add("blk.N.ffn_up_shexp", d)
+			add("blk.N.ffn_down_shexp", m.FFNDim)
+		}
+		f = append(f, "blk.N.ffn_gate_inp")
+	} else {
+		add("blk.N.ffn_gate", d)
+		add("blk.N.ffn_up", d)
+		add("blk.N.ffn_down", s.FFNDim)
+	}
 	if !s.TieEmbeddings {
 		add("output", d)
 	}

@@ -20,11 +20,16 @@ func Blocks(p *model.Params, name, format string) ([]byte, error) {
 		return nil, err
 	}
 	tn, ok := p.Lookup(name)
-	if !ok || len(tn.Shape) != 2 || tn.Shape[1]%BlockSize != 0 {
+	// A matrix, or a stack of them (a mixture's experts): rows of the last dim.
+	if !ok || len(tn.Shape) < 2 || tn.Shape[len(tn.Shape)-1]%BlockSize != 0 {
 		return nil, fmt.Errorf("quant: %s is not a matrix of whole %d-blocks", name, BlockSize)
 	}
-	rb, _ := RowBytes(t, tn.Shape[1])
-	want := tn.Shape[0] * rb
+	rows := 1
+	for _, n := range tn.Shape[:len(tn.Shape)-1] {
+		rows *= n
+	}
+	rb, _ := RowBytes(t, tn.Shape[len(tn.Shape)-1])
+	want := rows * rb
 	if p.File != nil {
 		if info, ok := p.File.Tensor(name); ok {
 			switch {

@@ -36,6 +36,7 @@ import (
 	"github.com/modelc/modelc/generated/llama15m_q4_0"
 	"github.com/modelc/modelc/generated/llama15m_q8_0"
 	"github.com/modelc/modelc/generated/moe8x256"
+	"github.com/modelc/modelc/generated/moe8x256_q8_0"
 	"github.com/modelc/modelc/generated/stories260k"
 	"github.com/modelc/modelc/generated/stories260k_q4_0"
 	"github.com/modelc/modelc/generated/stories260k_q8_0"
@@ -69,6 +70,7 @@ var bundled = []compiled{
 	{"llama110m_q4_0", llama110m_q4_0.Spec(), llama110m_q4_0.New, llama110m_q4_0.SetThreads, llama110m_q4_0.KernelPath},
 	{"stories260k_q8_0", stories260k_q8_0.Spec(), stories260k_q8_0.New, stories260k_q8_0.SetThreads, stories260k_q8_0.KernelPath},
 	{"stories260k_q4_0", stories260k_q4_0.Spec(), stories260k_q4_0.New, stories260k_q4_0.SetThreads, stories260k_q4_0.KernelPath},
+	{"moe8x256_q8_0", moe8x256_q8_0.Spec(), moe8x256_q8_0.New, moe8x256_q8_0.SetThreads, moe8x256_q8_0.KernelPath},
 }
 
 // recorder is the CLI's sampler with a memory.
