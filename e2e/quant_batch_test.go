@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/modelc/modelc/generated/moe8x256"
+	"github.com/modelc/modelc/generated/moe8x256_q8_0"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/model"
@@ -16,9 +18,13 @@ import (
 // give each session, bit for bit, the logits its one-token Forward calls
 // give: on AVX-512 VNNI through the panel matmuls, elsewhere row by row.
 // llama15m has every matrix quantised; stories260K's ffn_down stays float32
-// (the pass multiplies it with the float MatMul).
+// (the pass runs the step's float matvec on it row by row); moe8x256_q8_0's
+// experts run row by row with the step's code.
 func TestCompiledQuantBatchesMatchForward(t *testing.T) {
-	for _, sh := range quantShapes {
+	moe := quantShape{"moe8x256", moe8x256.Spec(), moe8x256.New, []quantPkg{
+		{"q8_0", moe8x256_q8_0.New, moe8x256_q8_0.UseKernels, moe8x256_q8_0.KernelPath, 0},
+	}, 0}
+	for _, sh := range append(quantShapes, moe) {
 		t.Run(sh.name, func(t *testing.T) { testQuantBatches(t, sh) })
 	}
 }

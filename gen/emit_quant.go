@@ -460,7 +460,9 @@ func emitQuantForward(file *File, p *Plan) {
 		ffnOut = []Code{callKernel(p.Down, sx("xb2"), Id("lw").Dot("down"), Op("&").Add(sx("hb")).Index(Lit(0)), nil, nil)}
 	}
 	if p.QE {
-		ffnIn, ffnOut = nil, quantMoE(p, eps)
+		ffnIn = nil
+		ffnOut = []Code{Id("s").Dot("qmoeFFN").Call(Id("l"), Op("&").Add(sx("x")), Op("&").Add(sx("xb2")))}
+		emitQuantMoE(file, p, eps)
 	}
 	layer := []Code{
 		Id("lw").Op(",").Id("ql").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qw").Dot("layers").Index(Id("l")),
@@ -480,7 +482,7 @@ func emitQuantForward(file *File, p *Plan) {
 	file.Comment("step runs token at position pos through every layer into s.x (and the KV cache).")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("step").Params(Id("token"), Id("pos").Int()).Block(
 		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
-		qpathDecl(p, true),
+		qpathDecl(p, !p.QE), // qmoeFFN takes its experts' kernels itself
 		embed,
 		Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
 		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Add(sx("qkv")).Index(Lit(0)))),
@@ -621,16 +623,26 @@ func quantPass(p *Plan, panel bool) []Code {
 		perRow(qactRow("patt", false)),
 		mmcall("qmmOut", false, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("wo"), d}}),
 		residual,
-		perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
-		mmcall("qmmGateUp", false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
-		Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("pact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Id("n")),
 	}
-	if p.QF {
+	if p.MoE() {
+		// The experts row by row, each row in its session's scratch (the
+		// rows of one session in turn), with the step's code.
+		layer = append(layer, perRow(Id("r").Dot("s").Dot("qmoeFFN").Call(Id("l"), Op("&").Add(row("px")), Op("&").Add(row("po")))))
+	} else {
+		layer = append(layer,
+			perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
+			mmcall("qmmGateUp", false, []qpart{{bx("phb").Index(Lit(0)), 0, Id("ql").Dot("gate"), f}, {bx("phb").Index(Lit(0)), f, Id("ql").Dot("up"), f}}),
+			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("pact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("phb")).Index(Lit(0)).Index(Lit(0)), Id("n")),
+		)
+	}
+	switch {
+	case p.MoE():
+	case p.QF:
 		layer = append(layer,
 			perRow(qactRow("pact", true)),
 			mmcall("qmmDown", true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
 		)
-	} else {
+	default:
 		// ffn_down stays float32 (rows not whole blocks): the step's float
 		// matvec row by row, so that each row's sums are the step's (the
 		// float MatMul adds in another order).
@@ -675,37 +687,43 @@ func quantPass(p *Plan, panel bool) []Code {
 	return body
 }
 
-// quantMoE is a quantised step's mixture of experts into s.xb2: the float
-// router over the normalised x (kernels.MoERoute picks and weights the top
-// k, as the float model does), then the shared expert and each chosen one
-// through the quantised matvecs: gate and up on the 8-bit normalised x
-// (s.xq), silu·mul, the hidden quantised into s.hq, down; xb2 = shared +
-// Σ_j w_j·expert_j.
-func quantMoE(p *Plan, eps Code) []Code {
+// emitQuantMoE writes qmoeFFN, a quantised step's mixture of experts for
+// layer l from x into out (the step's and a batched pass's rows): the
+// float router over the normalised x (kernels.MoERoute picks and weights
+// the top k, as the float model does), then the shared expert and each
+// chosen one through the quantised matvecs: gate and up on the 8-bit
+// normalised x (s.xq), silu·mul, the hidden quantised into s.hq, down;
+// out = shared + Σ_j w_j·expert_j. The session's scratch holds the rest.
+func emitQuantMoE(file *File, p *Plan, eps Code) {
 	s := &p.Spec
 	m := s.MoE
 	d, mf := s.Dim, m.FFNDim
 	sx := func(n string) *Statement { return Id("s").Dot(n) }
 	sc := func(n string) *Statement { return Id("s").Dot("moe").Dot(n) }
-	// expert runs one expert's matrices (pointers gate, up, down) into out.
-	expert := func(gate, up, down, out Code) []Code {
+	out := Parens(Op("*").Id("out"))
+	// expert runs one expert's matrices (pointers gate, up, down) into dst.
+	expert := func(gate, up, down, dst Code) []Code {
 		return []Code{
 			qcall(p.QMVD, []qpart{{sx("hgu"), 0, gate, mf}, {sx("hgu"), mf, up, mf}}),
 			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(sc("hb")).Index(Lit(0)), Op("&").Add(sx("hgu")).Index(Lit(0)), Lit(1)),
 			Qual(quantPkg, "QuantizeAct").Call(sx("hq").Index(Op(":")), sx("hs").Index(Op(":")), sc("hb").Index(Op(":"))),
-			qcallX(p.QMVE, "hq", "hs", []qpart{{out, 0, down, d}}),
+			qcallX(p.QMVE, "hq", "hs", []qpart{{dst, 0, down, d}}),
 		}
 	}
-	body := []Code{
-		callKernel(p.Router, sc("logits"), Id("lw").Dot("router"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+	body := []Code{}
+	body = append(body,
+		Id("lw").Op(":=").Op("&").Id("s").Dot("m").Dot("w").Dot("layers").Index(Id("l")),
+		qpathDecl(p, true),
+		Id("ql").Op(":=").Op("&").Id("qw").Dot("layers").Index(Id("l")),
+		callKernel(p.Router, sc("logits"), Id("lw").Dot("router"), Op("&").Id("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
 		Qual(kernelsPkg, "MoERoute").Call(sc("sel").Index(Op(":")), sc("w").Index(Op(":")), sc("probs").Index(Op(":")), sc("logits").Index(Op(":"))),
-		qnorm(sx("xb"), sx("x"), Id("lw").Dot("ffnNorm"), eps),
+		qnorm(sx("xb"), Id("x"), Id("lw").Dot("ffnNorm"), eps),
 		qact(sx("xb"), d),
-	}
+	)
 	if m.SharedExpert {
-		body = append(body, expert(Id("ql").Dot("sharedGate"), Id("ql").Dot("sharedUp"), Id("ql").Dot("sharedDown"), sx("xb2"))...)
+		body = append(body, expert(Id("ql").Dot("sharedGate"), Id("ql").Dot("sharedUp"), Id("ql").Dot("sharedDown"), out)...)
 	} else {
-		body = append(body, sx("xb2").Op("=").Index(Lit(d)).Float32().Values())
+		body = append(body, Op("*").Id("out").Op("=").Index(Lit(d)).Float32().Values())
 	}
 	// Expert e's rows of a stack, as a matrix of its own.
 	rowsOf := func(stack string, rows, cols int) *Statement {
@@ -717,7 +735,10 @@ func quantMoE(p *Plan, eps Code) []Code {
 	loop = append(loop, expert(Id("ge"), Id("ue"), Id("de"), sc("tmp"))...)
 	loop = append(loop,
 		Id("wj").Op(":=").Add(sc("w")).Index(Id("j")),
-		For(Id("i").Op(":=").Range().Lit(d)).Block(sx("xb2").Index(Id("i")).Op("+=").Id("wj").Op("*").Add(sc("tmp")).Index(Id("i"))),
+		For(Id("i").Op(":=").Range().Lit(d)).Block(Id("out").Index(Id("i")).Op("+=").Id("wj").Op("*").Add(sc("tmp")).Index(Id("i"))),
 	)
-	return append(body, For(List(Id("j"), Id("e")).Op(":=").Range().Add(sc("sel"))).Block(loop...))
+	body = append(body, For(List(Id("j"), Id("e")).Op(":=").Range().Add(sc("sel"))).Block(loop...))
+	file.Comment("qmoeFFN runs layer l's mixture of experts on x into out (the float router, the")
+	file.Comment("chosen experts' quantised matrices); a batched pass calls it row by row.")
+	file.Func().Params(Id("s").Op("*").Id("Session")).Id("qmoeFFN").Params(Id("l").Int(), List(Id("x"), Id("out")).Op("*").Index(Lit(d)).Float32()).Block(body...)
 }

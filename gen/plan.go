@@ -164,10 +164,11 @@ func (c QCall) PanelField() string { return c.Field + "P" }
 // (prefill), set on the AVX-512 VNNI path only: Q|K|V, output, gate|up,
 // down (when ffn_down is quantised; otherwise the pass multiplies it row
 // by row with the step's float matvec) and classifier, each kernel's Rows
-// the stride of its output rows. None when the dim-wide matrices are not
-// quantised: the pass then runs its rows one by one.
+// the stride of its output rows; a mixture's experts run row by row. None
+// when the dim-wide matrices are not quantised: the pass then runs its rows
+// one by one.
 func (p *Plan) QMMCalls() []QCall {
-	if !p.QD || p.MoE() {
+	if !p.QD {
 		return nil
 	}
 	s := &p.Spec
@@ -175,9 +176,13 @@ func (p *Plan) QMMCalls() []QCall {
 	mk := func(field string, stride, cols int) QCall {
 		return QCall{field, asm.QKernel{Format: p.Quant, ISA: asm.AVX512, Rows: stride, Cols: cols, Panel: true}}
 	}
-	cs := []QCall{mk("qmmQKV", d+2*kv, d), mk("qmmOut", d, d), mk("qmmGateUp", 2*f, d)}
-	if p.QF {
-		cs = append(cs, mk("qmmDown", d, f))
+	cs := []QCall{mk("qmmQKV", d+2*kv, d), mk("qmmOut", d, d)}
+	switch {
+	case p.MoE(): // the experts run row by row (qmoeFFN)
+	case p.QF:
+		cs = append(cs, mk("qmmGateUp", 2*f, d), mk("qmmDown", d, f))
+	default:
+		cs = append(cs, mk("qmmGateUp", 2*f, d))
 	}
 	return append(cs, mk("qmmCls", s.Vocab, d))
 }

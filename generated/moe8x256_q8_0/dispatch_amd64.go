@@ -22,6 +22,9 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_768x256_avx512,
 			name:     "avx512",
 			qkv:      rmsmatvec_256_avx512,
+			qmmCls:   q8_0panelmm_512x256_avx512,
+			qmmOut:   q8_0panelmm_256x256_avx512,
+			qmmQKV:   q8_0panelmm_768x256_avx512,
 			qmvD:     q8_0matvec_256_avx512,
 			qmvDP:    q8_0panel_256_avx512,
 			qmvE:     q8_0matvec_256_avx512,
@@ -35,6 +38,12 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			ks.qmvDP = nil
 			ks.qmvE = q8_0matvec_256_avx2
 			ks.qmvEP = nil
+			ks.qmmQKV = nil
+			ks.qmmOut = nil
+			ks.qmmCls = nil
+			ks.gmmQKV = q8_0matmul_768x256_avx2
+			ks.gmmOut = q8_0matmul_256x256_avx2
+			ks.gmmCls = q8_0matmul_512x256_avx2
 		}
 		return ks, true
 	case cpu.AVX2:
@@ -45,6 +54,9 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			cls:      rmsmatvec_256_avx2,
 			expDown:  matvec_256_avx2,
 			expFFN:   rmsswiglu_2048x256_avx2,
+			gmmCls:   q8_0matmul_512x256_avx2,
+			gmmOut:   q8_0matmul_256x256_avx2,
+			gmmQKV:   q8_0matmul_768x256_avx2,
 			mmCls:    matmul_512x256_avx2,
 			mmOut:    matmul_256x256_avx2,
 			mmQKV:    matmul_768x256_avx2,

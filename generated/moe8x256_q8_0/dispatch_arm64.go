@@ -17,6 +17,9 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			cls:      rmsmatvec_256_neon,
 			expDown:  matvec_256_neon,
 			expFFN:   rmsswiglu_2048x256_neon,
+			gmmCls:   q8_0matmul_512x256_neon,
+			gmmOut:   q8_0matmul_256x256_neon,
+			gmmQKV:   q8_0matmul_768x256_neon,
 			mmCls:    matmul_512x256_neon,
 			mmOut:    matmul_256x256_neon,
 			mmQKV:    matmul_768x256_neon,
@@ -31,6 +34,9 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q8_0matvec_256_neonnodot
 			ks.qmvE = q8_0matvec_256_neonnodot
+			ks.gmmQKV = q8_0matmul_768x256_neonnodot
+			ks.gmmOut = q8_0matmul_256x256_neonnodot
+			ks.gmmCls = q8_0matmul_512x256_neonnodot
 		}
 		return ks, true
 	}

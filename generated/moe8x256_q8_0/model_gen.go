@@ -190,7 +190,19 @@ type batchRow struct {
 
 // batch holds a batched pass's rows (and, with panel matmuls, their activations).
 type batch struct {
-	rows []batchRow
+	rows              []batchRow
+	px, pxn, patt, po [64][256]float32
+	pqkv              [64][768]float32
+	phb               [64][512]float32
+	pact              [64][256]float32
+	plog              [64][512]float32
+	cos, sin          [64][16]float32
+	att               [64][256]float32
+	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
+	// codes, scales and -o·Σx per block (quant.ActSums).
+	dq   [64][256]int8
+	ds   [64][8]float32
+	dsum [64][8]int32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -317,10 +329,41 @@ func (s *Session) Forward(token, pos int) []float32 {
 	return s.logits[:]
 }
 
+// qmoeFFN runs layer l's mixture of experts on x into out (the float router, the
+// chosen experts' quantised matrices); a batched pass calls it row by row.
+func (s *Session) qmoeFFN(l int, x, out *[256]float32) {
+	lw := &s.m.w.layers[l]
+	qw, qmvD, qmvE := s.m.qpath()
+	ql := &qw.layers[l]
+	kern.router(&s.moe.logits[0], &lw.router[0][0], &x[0], &lw.ffnNorm[0], 8, float32(1e-05))
+	kernels.MoERoute(s.moe.sel[:], s.moe.w[:], s.moe.probs[:], s.moe.logits[:])
+	kernels.RMSNorm(s.xb[:], x[:], lw.ffnNorm[:], float32(1e-05))
+	quant.QuantizeAct(s.xq[:256], s.xs[:8], s.xb[:])
+	*out = [256]float32{}
+	for j, e := range s.moe.sel {
+		ge, ue, de := (*[256][272]byte)(unsafe.Pointer(&ql.gateExps[int(e)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.upExps[int(e)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.downExps[int(e)*256]))
+		pool.RunGrain(512, 128, func(lo, hi int) {
+			if a, e := max(lo, 0), min(hi, 256); a < e {
+				qmvD(&s.hgu[a], &ge[a][0], &s.xq[0], &s.xs[0], e-a)
+			}
+			if a, e := max(lo, 256), min(hi, 512); a < e {
+				qmvD(&s.hgu[a], &ue[a-256][0], &s.xq[0], &s.xs[0], e-a)
+			}
+		})
+		kern.siluMul(&s.moe.hb[0], &s.hgu[0], 1)
+		quant.QuantizeAct(s.hq[:], s.hs[:], s.moe.hb[:])
+		qmvE(&s.moe.tmp[0], &de[0][0], &s.hq[0], &s.hs[0], 256)
+		wj := s.moe.w[j]
+		for i := range 256 {
+			out[i] += wj * s.moe.tmp[i]
+		}
+	}
+}
+
 // step runs token at position pos through every layer into s.x (and the KV cache).
 func (s *Session) step(token, pos int) {
 	w := s.m.w
-	qw, qmvD, qmvE := s.m.qpath()
+	qw, qmvD, _ := s.m.qpath()
 	quant.DequantizeRow(QFormat, s.x[:], s.m.q.embd[token][:])
 	s.m.ropeTables(pos, &s.cos, &s.sin)
 	q := (*[8][16][2]float32)(unsafe.Pointer(&s.qkv[0]))
@@ -351,29 +394,7 @@ func (s *Session) step(token, pos int) {
 		for i := range 256 {
 			s.x[i] += s.xb2[i]
 		}
-		kern.router(&s.moe.logits[0], &lw.router[0][0], &s.x[0], &lw.ffnNorm[0], 8, float32(1e-05))
-		kernels.MoERoute(s.moe.sel[:], s.moe.w[:], s.moe.probs[:], s.moe.logits[:])
-		kernels.RMSNorm(s.xb[:], s.x[:], lw.ffnNorm[:], float32(1e-05))
-		quant.QuantizeAct(s.xq[:256], s.xs[:8], s.xb[:])
-		s.xb2 = [256]float32{}
-		for j, e := range s.moe.sel {
-			ge, ue, de := (*[256][272]byte)(unsafe.Pointer(&ql.gateExps[int(e)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.upExps[int(e)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.downExps[int(e)*256]))
-			pool.RunGrain(512, 128, func(lo, hi int) {
-				if a, e := max(lo, 0), min(hi, 256); a < e {
-					qmvD(&s.hgu[a], &ge[a][0], &s.xq[0], &s.xs[0], e-a)
-				}
-				if a, e := max(lo, 256), min(hi, 512); a < e {
-					qmvD(&s.hgu[a], &ue[a-256][0], &s.xq[0], &s.xs[0], e-a)
-				}
-			})
-			kern.siluMul(&s.moe.hb[0], &s.hgu[0], 1)
-			quant.QuantizeAct(s.hq[:], s.hs[:], s.moe.hb[:])
-			qmvE(&s.moe.tmp[0], &de[0][0], &s.hq[0], &s.hs[0], 256)
-			wj := s.moe.w[j]
-			for i := range 256 {
-				s.xb2[i] += wj * s.moe.tmp[i]
-			}
-		}
+		s.qmoeFFN(l, &s.x, &s.xb2)
 		for i := range 256 {
 			s.x[i] += s.xb2[i]
 		}
@@ -466,9 +487,189 @@ func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int
 	return out
 }
 
-// run takes b's rows one by one through every layer, and the classifier
-// for the rows that end a span, into their sessions' logits.
+// run takes b's rows through every layer together, with the panel matmuls
+// (AVX-512 VNNI) or the matmuls over ggml's blocks (AVX2, NEON, Go), then the
+// classifier for the rows that end a span, into their sessions' logits; one by
+// one through step on AVX-512 without panels.
 func (m *Model) run(b *batch) {
+	if m.qp != nil && kern.qmmQKV != nil {
+		rows, n := b.rows, len(b.rows)
+		w, qw := m.w, m.qp
+		off := quant.PanelOffset(QFormat)
+		for i, r := range rows {
+			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
+		}
+		for l := range 4 {
+			lw, ql := &w.layers[l], &qw.layers[l]
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:256])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
+			}
+			pool.RunGrain(768, 128, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 256); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 256), min(hi, 512); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.k[a-256][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+				if a, e := max(lo, 512), min(hi, 768); a < e {
+					kern.qmmQKV(&b.pqkv[0][a], &ql.v[a-512][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], e-a, n)
+				}
+			})
+			{
+				for i, r := range rows {
+					k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
+					rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
+					r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
+				}
+				pool.RunGrain(n, 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := rows[i]
+						keys, values := &r.s.keys[l], &r.s.values[l]
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+					}
+				})
+			}
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:256])
+					quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+				}
+			}
+			pool.RunGrain(256, 128, func(lo, hi int) {
+				kern.qmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 256 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+			for i, r := range rows {
+				r.s.qmoeFFN(l, &b.px[i], &b.po[i])
+			}
+			for i := range rows {
+				for j := range 256 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+		}
+		k := 0
+		for i, r := range rows {
+			if r.last {
+				kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+				quant.ActSums(b.dsum[k][:], b.dq[k][:], off)
+				k++
+			}
+		}
+		if k == 0 {
+			return
+		}
+		n = k
+		pool.RunGrain(512, 128, func(lo, hi int) {
+			kern.qmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], &b.dsum[0][0], hi-lo, n)
+		})
+		k = 0
+		for _, r := range rows {
+			if r.last {
+				r.s.logits = b.plog[k]
+				k++
+			}
+		}
+		return
+	}
+	if kern.gmmQKV != nil {
+		rows, n := b.rows, len(b.rows)
+		w, qw := m.w, &m.q
+		for i, r := range rows {
+			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
+			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
+		}
+		for l := range 4 {
+			lw, ql := &w.layers[l], &qw.layers[l]
+			for i := range rows {
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.attnNorm[:], float32(1e-05))
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:256])
+				}
+			}
+			pool.RunGrain(768, 128, func(lo, hi int) {
+				if a, e := max(lo, 0), min(hi, 256); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.q[a][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 256), min(hi, 512); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.k[a-256][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+				if a, e := max(lo, 512), min(hi, 768); a < e {
+					kern.gmmQKV(&b.pqkv[0][a], &ql.v[a-512][0], &b.dq[0][0], &b.ds[0][0], e-a, n)
+				}
+			})
+			{
+				for i, r := range rows {
+					k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
+					rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
+					r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
+				}
+				pool.RunGrain(n, 1, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := rows[i]
+						keys, values := &r.s.keys[l], &r.s.values[l]
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+					}
+				})
+			}
+			for i := range rows {
+				{
+					quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.patt[i][:256])
+				}
+			}
+			pool.RunGrain(256, 128, func(lo, hi int) {
+				kern.gmmOut(&b.po[0][lo], &ql.wo[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+			})
+			for i := range rows {
+				for j := range 256 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+			for i, r := range rows {
+				r.s.qmoeFFN(l, &b.px[i], &b.po[i])
+			}
+			for i := range rows {
+				for j := range 256 {
+					b.px[i][j] += b.po[i][j]
+				}
+			}
+		}
+		k := 0
+		for i, r := range rows {
+			if r.last {
+				kernels.RMSNorm(b.pxn[k][:], b.px[i][:], w.outNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[k][:], b.ds[k][:], b.pxn[k][:])
+				k++
+			}
+		}
+		if k == 0 {
+			return
+		}
+		n = k
+		pool.RunGrain(512, 128, func(lo, hi int) {
+			kern.gmmCls(&b.plog[0][lo], &qw.cls[lo][0], &b.dq[0][0], &b.ds[0][0], hi-lo, n)
+		})
+		k = 0
+		for _, r := range rows {
+			if r.last {
+				r.s.logits = b.plog[k]
+				k++
+			}
+		}
+		return
+	}
 	for _, r := range b.rows {
 		r.s.step(r.tok, r.pos)
 		if r.last {
@@ -510,6 +711,14 @@ type kernelSet struct {
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
 	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvEP func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	// The panel matmuls of the batched quantised pass (AVX-512 VNNI); nil on other paths.
+	qmmQKV func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmOut func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmCls func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	// The matmuls of the batched quantised pass over ggml's blocks (AVX2, NEON, Go); nil on AVX-512.
+	gmmQKV func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmOut func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmCls func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
@@ -520,6 +729,9 @@ var goKernels = kernelSet{
 	cls:      rmsmatvec_256_go,
 	expDown:  matvec_256_go,
 	expFFN:   rmsswiglu_2048x256_go,
+	gmmCls:   q8_0matmul_512x256_go,
+	gmmOut:   q8_0matmul_256x256_go,
+	gmmQKV:   q8_0matmul_768x256_go,
 	mmCls:    matmul_512x256_go,
 	mmOut:    matmul_256x256_go,
 	mmQKV:    matmul_768x256_go,

@@ -4,6 +4,21 @@
 
 package moe8x256_q8_0
 
+// q8_0matmul_256x256_avx2: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_256x256_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_512x256_avx2: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_512x256_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
+// q8_0matmul_768x256_avx2: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x256_avx2(out *float32, w *byte, xq *int8, xs *float32, n int, b int)
+
 // q8_0matvec_256_avx2: out[r] = w[r]·x for r < n, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape
@@ -18,3 +33,18 @@ func q8_0matvec_256_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
 //
 //go:noescape
 func q8_0panel_256_avx512(out *float32, w *byte, xq *int8, xs *float32, n int)
+
+// q8_0panelmm_256x256_avx512: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_256x256_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q8_0panelmm_512x256_avx512: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_512x256_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)
+
+// q8_0panelmm_768x256_avx512: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks in panels of 16 rows (runtime/quant.Panels), x quantised to 8 bits per 32-block with its block sums.
+//
+//go:noescape
+func q8_0panelmm_768x256_avx512(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n int, b int)

@@ -4,6 +4,36 @@
 
 package moe8x256_q8_0
 
+// q8_0matmul_256x256_neon: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_256x256_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_256x256_neonnodot: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_256x256_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_512x256_neon: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_512x256_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_512x256_neonnodot: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_512x256_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_768x256_neon: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x256_neon(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
+// q8_0matmul_768x256_neonnodot: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+//
+//go:noescape
+func q8_0matmul_768x256_neonnodot(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+
 // q8_0matvec_256_neon: out[r] = w[r]·x for r < n, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
 //
 //go:noescape

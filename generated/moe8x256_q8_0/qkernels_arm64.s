@@ -4,6 +4,336 @@
 
 #include "textflag.h"
 
+// q8_0matmul_256x256_neon: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+TEXT ·q8_0matmul_256x256_neon(SB), NOSPLIT, $0-48
+	MOVD b+40(FP), R19
+	CBZ R19, qdone1
+	MOVD out+0(FP), R20
+	MOVD xq+16(FP), R21
+	MOVD xs+24(FP), R22
+qtok4:
+	MOVD R20, R0
+	MOVD w+8(FP), R1
+	MOVD R21, R2
+	MOVD R22, R3
+	MOVD n+32(FP), R4
+	CBZ R4, qdone1
+qrow2:
+	VEOR V20.B16, V20.B16, V20.B16
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R3, R7
+	MOVD $8, R8
+qblk3:
+	MOVHU (R5), R9
+	FMOVS R9, F21
+	FCVTHS F21, F21
+	FMOVS.P 4(R7), F22
+	FMULS F22, F21, F21
+	ADD $2, R5, R10
+	VLD1 (R10), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VEOR V4.B16, V4.B16, V4.B16
+	WORD $0x4e829404 // SDOT V4.4S, V0.16B, V2.16B
+	WORD $0x4e839424 // SDOT V4.4S, V1.16B, V3.16B
+	VADDV V4.S4, V4
+	FMOVS F4, R9
+	SCVTFWS R9, F4
+	FMULS F21, F4, F4
+	FADDS F4, F20, F20
+	ADD $34, R5, R5
+	SUBS $1, R8, R8
+	BNE qblk3
+	FMOVS.P F20, 4(R0)
+	ADD $272, R1, R1
+	SUBS $1, R4, R4
+	BNE qrow2
+	ADD $1024, R20, R20
+	ADD $256, R21, R21
+	ADD $32, R22, R22
+	SUBS $1, R19, R19
+	BNE qtok4
+qdone1:
+	RET
+
+// q8_0matmul_256x256_neonnodot: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+TEXT ·q8_0matmul_256x256_neonnodot(SB), NOSPLIT, $0-48
+	MOVD b+40(FP), R19
+	CBZ R19, qdone1
+	MOVD out+0(FP), R20
+	MOVD xq+16(FP), R21
+	MOVD xs+24(FP), R22
+qtok4:
+	MOVD R20, R0
+	MOVD w+8(FP), R1
+	MOVD R21, R2
+	MOVD R22, R3
+	MOVD n+32(FP), R4
+	CBZ R4, qdone1
+qrow2:
+	VEOR V20.B16, V20.B16, V20.B16
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R3, R7
+	MOVD $8, R8
+qblk3:
+	MOVHU (R5), R9
+	FMOVS R9, F21
+	FCVTHS F21, F21
+	FMOVS.P 4(R7), F22
+	FMULS F22, F21, F21
+	ADD $2, R5, R10
+	VLD1 (R10), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VEOR V4.B16, V4.B16, V4.B16
+	WORD $0x0e22c005 // SMULL V5.8H, V0.8B, V2.8B
+	WORD $0x4e22c006 // SMULL2 V6.8H, V0.16B, V2.16B
+	WORD $0x0e23c027 // SMULL V7.8H, V1.8B, V3.8B
+	WORD $0x4e23c030 // SMULL2 V16.8H, V1.16B, V3.16B
+	WORD $0x4e6068a4 // SADALP V4.4S, V5.8H
+	WORD $0x4e6068c4 // SADALP V4.4S, V6.8H
+	WORD $0x4e6068e4 // SADALP V4.4S, V7.8H
+	WORD $0x4e606a04 // SADALP V4.4S, V16.8H
+	VADDV V4.S4, V4
+	FMOVS F4, R9
+	SCVTFWS R9, F4
+	FMULS F21, F4, F4
+	FADDS F4, F20, F20
+	ADD $34, R5, R5
+	SUBS $1, R8, R8
+	BNE qblk3
+	FMOVS.P F20, 4(R0)
+	ADD $272, R1, R1
+	SUBS $1, R4, R4
+	BNE qrow2
+	ADD $1024, R20, R20
+	ADD $256, R21, R21
+	ADD $32, R22, R22
+	SUBS $1, R19, R19
+	BNE qtok4
+qdone1:
+	RET
+
+// q8_0matmul_512x256_neon: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+TEXT ·q8_0matmul_512x256_neon(SB), NOSPLIT, $0-48
+	MOVD b+40(FP), R19
+	CBZ R19, qdone1
+	MOVD out+0(FP), R20
+	MOVD xq+16(FP), R21
+	MOVD xs+24(FP), R22
+qtok4:
+	MOVD R20, R0
+	MOVD w+8(FP), R1
+	MOVD R21, R2
+	MOVD R22, R3
+	MOVD n+32(FP), R4
+	CBZ R4, qdone1
+qrow2:
+	VEOR V20.B16, V20.B16, V20.B16
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R3, R7
+	MOVD $8, R8
+qblk3:
+	MOVHU (R5), R9
+	FMOVS R9, F21
+	FCVTHS F21, F21
+	FMOVS.P 4(R7), F22
+	FMULS F22, F21, F21
+	ADD $2, R5, R10
+	VLD1 (R10), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VEOR V4.B16, V4.B16, V4.B16
+	WORD $0x4e829404 // SDOT V4.4S, V0.16B, V2.16B
+	WORD $0x4e839424 // SDOT V4.4S, V1.16B, V3.16B
+	VADDV V4.S4, V4
+	FMOVS F4, R9
+	SCVTFWS R9, F4
+	FMULS F21, F4, F4
+	FADDS F4, F20, F20
+	ADD $34, R5, R5
+	SUBS $1, R8, R8
+	BNE qblk3
+	FMOVS.P F20, 4(R0)
+	ADD $272, R1, R1
+	SUBS $1, R4, R4
+	BNE qrow2
+	ADD $2048, R20, R20
+	ADD $256, R21, R21
+	ADD $32, R22, R22
+	SUBS $1, R19, R19
+	BNE qtok4
+qdone1:
+	RET
+
+// q8_0matmul_512x256_neonnodot: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+TEXT ·q8_0matmul_512x256_neonnodot(SB), NOSPLIT, $0-48
+	MOVD b+40(FP), R19
+	CBZ R19, qdone1
+	MOVD out+0(FP), R20
+	MOVD xq+16(FP), R21
+	MOVD xs+24(FP), R22
+qtok4:
+	MOVD R20, R0
+	MOVD w+8(FP), R1
+	MOVD R21, R2
+	MOVD R22, R3
+	MOVD n+32(FP), R4
+	CBZ R4, qdone1
+qrow2:
+	VEOR V20.B16, V20.B16, V20.B16
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R3, R7
+	MOVD $8, R8
+qblk3:
+	MOVHU (R5), R9
+	FMOVS R9, F21
+	FCVTHS F21, F21
+	FMOVS.P 4(R7), F22
+	FMULS F22, F21, F21
+	ADD $2, R5, R10
+	VLD1 (R10), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VEOR V4.B16, V4.B16, V4.B16
+	WORD $0x0e22c005 // SMULL V5.8H, V0.8B, V2.8B
+	WORD $0x4e22c006 // SMULL2 V6.8H, V0.16B, V2.16B
+	WORD $0x0e23c027 // SMULL V7.8H, V1.8B, V3.8B
+	WORD $0x4e23c030 // SMULL2 V16.8H, V1.16B, V3.16B
+	WORD $0x4e6068a4 // SADALP V4.4S, V5.8H
+	WORD $0x4e6068c4 // SADALP V4.4S, V6.8H
+	WORD $0x4e6068e4 // SADALP V4.4S, V7.8H
+	WORD $0x4e606a04 // SADALP V4.4S, V16.8H
+	VADDV V4.S4, V4
+	FMOVS F4, R9
+	SCVTFWS R9, F4
+	FMULS F21, F4, F4
+	FADDS F4, F20, F20
+	ADD $34, R5, R5
+	SUBS $1, R8, R8
+	BNE qblk3
+	FMOVS.P F20, 4(R0)
+	ADD $272, R1, R1
+	SUBS $1, R4, R4
+	BNE qrow2
+	ADD $2048, R20, R20
+	ADD $256, R21, R21
+	ADD $32, R22, R22
+	SUBS $1, R19, R19
+	BNE qtok4
+qdone1:
+	RET
+
+// q8_0matmul_768x256_neon: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+TEXT ·q8_0matmul_768x256_neon(SB), NOSPLIT, $0-48
+	MOVD b+40(FP), R19
+	CBZ R19, qdone1
+	MOVD out+0(FP), R20
+	MOVD xq+16(FP), R21
+	MOVD xs+24(FP), R22
+qtok4:
+	MOVD R20, R0
+	MOVD w+8(FP), R1
+	MOVD R21, R2
+	MOVD R22, R3
+	MOVD n+32(FP), R4
+	CBZ R4, qdone1
+qrow2:
+	VEOR V20.B16, V20.B16, V20.B16
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R3, R7
+	MOVD $8, R8
+qblk3:
+	MOVHU (R5), R9
+	FMOVS R9, F21
+	FCVTHS F21, F21
+	FMOVS.P 4(R7), F22
+	FMULS F22, F21, F21
+	ADD $2, R5, R10
+	VLD1 (R10), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VEOR V4.B16, V4.B16, V4.B16
+	WORD $0x4e829404 // SDOT V4.4S, V0.16B, V2.16B
+	WORD $0x4e839424 // SDOT V4.4S, V1.16B, V3.16B
+	VADDV V4.S4, V4
+	FMOVS F4, R9
+	SCVTFWS R9, F4
+	FMULS F21, F4, F4
+	FADDS F4, F20, F20
+	ADD $34, R5, R5
+	SUBS $1, R8, R8
+	BNE qblk3
+	FMOVS.P F20, 4(R0)
+	ADD $272, R1, R1
+	SUBS $1, R4, R4
+	BNE qrow2
+	ADD $3072, R20, R20
+	ADD $256, R21, R21
+	ADD $32, R22, R22
+	SUBS $1, R19, R19
+	BNE qtok4
+qdone1:
+	RET
+
+// q8_0matmul_768x256_neonnodot: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+TEXT ·q8_0matmul_768x256_neonnodot(SB), NOSPLIT, $0-48
+	MOVD b+40(FP), R19
+	CBZ R19, qdone1
+	MOVD out+0(FP), R20
+	MOVD xq+16(FP), R21
+	MOVD xs+24(FP), R22
+qtok4:
+	MOVD R20, R0
+	MOVD w+8(FP), R1
+	MOVD R21, R2
+	MOVD R22, R3
+	MOVD n+32(FP), R4
+	CBZ R4, qdone1
+qrow2:
+	VEOR V20.B16, V20.B16, V20.B16
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R3, R7
+	MOVD $8, R8
+qblk3:
+	MOVHU (R5), R9
+	FMOVS R9, F21
+	FCVTHS F21, F21
+	FMOVS.P 4(R7), F22
+	FMULS F22, F21, F21
+	ADD $2, R5, R10
+	VLD1 (R10), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VEOR V4.B16, V4.B16, V4.B16
+	WORD $0x0e22c005 // SMULL V5.8H, V0.8B, V2.8B
+	WORD $0x4e22c006 // SMULL2 V6.8H, V0.16B, V2.16B
+	WORD $0x0e23c027 // SMULL V7.8H, V1.8B, V3.8B
+	WORD $0x4e23c030 // SMULL2 V16.8H, V1.16B, V3.16B
+	WORD $0x4e6068a4 // SADALP V4.4S, V5.8H
+	WORD $0x4e6068c4 // SADALP V4.4S, V6.8H
+	WORD $0x4e6068e4 // SADALP V4.4S, V7.8H
+	WORD $0x4e606a04 // SADALP V4.4S, V16.8H
+	VADDV V4.S4, V4
+	FMOVS F4, R9
+	SCVTFWS R9, F4
+	FMULS F21, F4, F4
+	FADDS F4, F20, F20
+	ADD $34, R5, R5
+	SUBS $1, R8, R8
+	BNE qblk3
+	FMOVS.P F20, 4(R0)
+	ADD $272, R1, R1
+	SUBS $1, R4, R4
+	BNE qrow2
+	ADD $3072, R20, R20
+	ADD $256, R21, R21
+	ADD $32, R22, R22
+	SUBS $1, R19, R19
+	BNE qtok4
+qdone1:
+	RET
+
 // q8_0matvec_256_neon: out[r] = w[r]·x for r < n, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
 TEXT ·q8_0matvec_256_neon(SB), NOSPLIT, $0-40
 	MOVD out+0(FP), R0

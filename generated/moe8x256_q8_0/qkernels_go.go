@@ -29,6 +29,210 @@ func qhalf(h uint16) float32 {
 	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
 }
 
+// q8_0matmul_256x256_go: out[t*256+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+func q8_0matmul_256x256_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 8, 34, 272
+	const R = 256
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += int32(int8(blk[2])) * int32(x[0])
+				i1 += int32(int8(blk[3])) * int32(x[1])
+				i2 += int32(int8(blk[4])) * int32(x[2])
+				i3 += int32(int8(blk[5])) * int32(x[3])
+				i0 += int32(int8(blk[6])) * int32(x[4])
+				i1 += int32(int8(blk[7])) * int32(x[5])
+				i2 += int32(int8(blk[8])) * int32(x[6])
+				i3 += int32(int8(blk[9])) * int32(x[7])
+				i0 += int32(int8(blk[10])) * int32(x[8])
+				i1 += int32(int8(blk[11])) * int32(x[9])
+				i2 += int32(int8(blk[12])) * int32(x[10])
+				i3 += int32(int8(blk[13])) * int32(x[11])
+				i0 += int32(int8(blk[14])) * int32(x[12])
+				i1 += int32(int8(blk[15])) * int32(x[13])
+				i2 += int32(int8(blk[16])) * int32(x[14])
+				i3 += int32(int8(blk[17])) * int32(x[15])
+				i0 += int32(int8(blk[18])) * int32(x[16])
+				i1 += int32(int8(blk[19])) * int32(x[17])
+				i2 += int32(int8(blk[20])) * int32(x[18])
+				i3 += int32(int8(blk[21])) * int32(x[19])
+				i0 += int32(int8(blk[22])) * int32(x[20])
+				i1 += int32(int8(blk[23])) * int32(x[21])
+				i2 += int32(int8(blk[24])) * int32(x[22])
+				i3 += int32(int8(blk[25])) * int32(x[23])
+				i0 += int32(int8(blk[26])) * int32(x[24])
+				i1 += int32(int8(blk[27])) * int32(x[25])
+				i2 += int32(int8(blk[28])) * int32(x[26])
+				i3 += int32(int8(blk[29])) * int32(x[27])
+				i0 += int32(int8(blk[30])) * int32(x[28])
+				i1 += int32(int8(blk[31])) * int32(x[29])
+				i2 += int32(int8(blk[32])) * int32(x[30])
+				i3 += int32(int8(blk[33])) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
+// q8_0matmul_512x256_go: out[t*512+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+func q8_0matmul_512x256_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 8, 34, 272
+	const R = 512
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += int32(int8(blk[2])) * int32(x[0])
+				i1 += int32(int8(blk[3])) * int32(x[1])
+				i2 += int32(int8(blk[4])) * int32(x[2])
+				i3 += int32(int8(blk[5])) * int32(x[3])
+				i0 += int32(int8(blk[6])) * int32(x[4])
+				i1 += int32(int8(blk[7])) * int32(x[5])
+				i2 += int32(int8(blk[8])) * int32(x[6])
+				i3 += int32(int8(blk[9])) * int32(x[7])
+				i0 += int32(int8(blk[10])) * int32(x[8])
+				i1 += int32(int8(blk[11])) * int32(x[9])
+				i2 += int32(int8(blk[12])) * int32(x[10])
+				i3 += int32(int8(blk[13])) * int32(x[11])
+				i0 += int32(int8(blk[14])) * int32(x[12])
+				i1 += int32(int8(blk[15])) * int32(x[13])
+				i2 += int32(int8(blk[16])) * int32(x[14])
+				i3 += int32(int8(blk[17])) * int32(x[15])
+				i0 += int32(int8(blk[18])) * int32(x[16])
+				i1 += int32(int8(blk[19])) * int32(x[17])
+				i2 += int32(int8(blk[20])) * int32(x[18])
+				i3 += int32(int8(blk[21])) * int32(x[19])
+				i0 += int32(int8(blk[22])) * int32(x[20])
+				i1 += int32(int8(blk[23])) * int32(x[21])
+				i2 += int32(int8(blk[24])) * int32(x[22])
+				i3 += int32(int8(blk[25])) * int32(x[23])
+				i0 += int32(int8(blk[26])) * int32(x[24])
+				i1 += int32(int8(blk[27])) * int32(x[25])
+				i2 += int32(int8(blk[28])) * int32(x[26])
+				i3 += int32(int8(blk[29])) * int32(x[27])
+				i0 += int32(int8(blk[30])) * int32(x[28])
+				i1 += int32(int8(blk[31])) * int32(x[29])
+				i2 += int32(int8(blk[32])) * int32(x[30])
+				i3 += int32(int8(blk[33])) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
+// q8_0matmul_768x256_go: out[t*768+r] = w[r]·x_t for r < n and b tokens, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
+func q8_0matmul_768x256_go(out *float32, w *byte, xq *int8, xs *float32, n, b int) {
+	const nb, bb, rb = 8, 34, 272
+	const R = 768
+	if n <= 0 || b <= 0 {
+		return
+	}
+	ws := unsafe.Slice(w, n*rb)
+	xqs := unsafe.Slice(xq, b*nb*32)
+	xss := unsafe.Slice(xs, b*nb)
+	os := unsafe.Slice(out, (b-1)*R+n)
+	for t := 0; t < b; t++ {
+		o := os[t*R : t*R+n]
+		q := (*[nb * 32]int8)(xqs[t*nb*32:])
+		s := (*[nb]float32)(xss[t*nb:])
+		for r := range o {
+			row := (*[rb]byte)(ws[r*rb:])
+			var sum float32
+			for i := 0; i < nb; i++ {
+				blk := (*[bb]byte)(row[i*bb:])
+				x := (*[32]int8)(q[i*32:])
+				var i0, i1, i2, i3 int32
+				i0 += int32(int8(blk[2])) * int32(x[0])
+				i1 += int32(int8(blk[3])) * int32(x[1])
+				i2 += int32(int8(blk[4])) * int32(x[2])
+				i3 += int32(int8(blk[5])) * int32(x[3])
+				i0 += int32(int8(blk[6])) * int32(x[4])
+				i1 += int32(int8(blk[7])) * int32(x[5])
+				i2 += int32(int8(blk[8])) * int32(x[6])
+				i3 += int32(int8(blk[9])) * int32(x[7])
+				i0 += int32(int8(blk[10])) * int32(x[8])
+				i1 += int32(int8(blk[11])) * int32(x[9])
+				i2 += int32(int8(blk[12])) * int32(x[10])
+				i3 += int32(int8(blk[13])) * int32(x[11])
+				i0 += int32(int8(blk[14])) * int32(x[12])
+				i1 += int32(int8(blk[15])) * int32(x[13])
+				i2 += int32(int8(blk[16])) * int32(x[14])
+				i3 += int32(int8(blk[17])) * int32(x[15])
+				i0 += int32(int8(blk[18])) * int32(x[16])
+				i1 += int32(int8(blk[19])) * int32(x[17])
+				i2 += int32(int8(blk[20])) * int32(x[18])
+				i3 += int32(int8(blk[21])) * int32(x[19])
+				i0 += int32(int8(blk[22])) * int32(x[20])
+				i1 += int32(int8(blk[23])) * int32(x[21])
+				i2 += int32(int8(blk[24])) * int32(x[22])
+				i3 += int32(int8(blk[25])) * int32(x[23])
+				i0 += int32(int8(blk[26])) * int32(x[24])
+				i1 += int32(int8(blk[27])) * int32(x[25])
+				i2 += int32(int8(blk[28])) * int32(x[26])
+				i3 += int32(int8(blk[29])) * int32(x[27])
+				i0 += int32(int8(blk[30])) * int32(x[28])
+				i1 += int32(int8(blk[31])) * int32(x[29])
+				i2 += int32(int8(blk[32])) * int32(x[30])
+				i3 += int32(int8(blk[33])) * int32(x[31])
+				h := uint16(blk[0]) | uint16(blk[1])<<8
+				var d float32
+				if e := h & 0x7c00; e != 0 && e != 0x7c00 {
+					d = math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)+0x1c000)<<13)
+				} else {
+					d = qhalf(h)
+				}
+				sum += float32(float32(i0+i1+i2+i3) * (d * s[i]))
+			}
+			o[r] = sum
+		}
+	}
+}
+
 // q8_0matvec_256_go: out[r] = w[r]·x for r < n, w in q8_0 blocks (272 bytes a row), x quantised to 8 bits per 32-block.
 func q8_0matvec_256_go(out *float32, w *byte, xq *int8, xs *float32, n int) {
 	const nb, bb, rb = 8, 34, 272
