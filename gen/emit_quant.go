@@ -727,7 +727,7 @@ func emitQuantMoE(file *File, p *Plan, eps Code) {
 	}
 	// Expert e's rows of a stack, as a matrix of its own.
 	rowsOf := func(stack string, rows, cols int) *Statement {
-		return Parens(p.qmat(rows, cols)).Parens(Qual("unsafe", "Pointer").Call(Op("&").Id("ql").Dot(stack).Index(Int().Parens(Id("e")).Op("*").Lit(rows))))
+		return Parens(p.qmat(rows, cols)).Parens(Qual("unsafe", "Pointer").Call(Op("&").Id("ql").Dot(stack).Index(Int().Parens(Id("ex")).Op("*").Lit(rows))))
 	}
 	loop := []Code{
 		List(Id("ge"), Id("ue"), Id("de")).Op(":=").List(rowsOf("gateExps", mf, d), rowsOf("upExps", mf, d), rowsOf("downExps", d, mf)),
@@ -737,7 +737,7 @@ func emitQuantMoE(file *File, p *Plan, eps Code) {
 		Id("wj").Op(":=").Add(sc("w")).Index(Id("j")),
 		For(Id("i").Op(":=").Range().Lit(d)).Block(Id("out").Index(Id("i")).Op("+=").Id("wj").Op("*").Add(sc("tmp")).Index(Id("i"))),
 	)
-	body = append(body, For(List(Id("j"), Id("e")).Op(":=").Range().Add(sc("sel"))).Block(loop...))
+	body = append(body, For(List(Id("j"), Id("ex")).Op(":=").Range().Add(sc("sel"))).Block(loop...))
 	file.Comment("qmoeFFN runs layer l's mixture of experts on x into out (the float router, the")
 	file.Comment("chosen experts' quantised matrices); a batched pass calls it row by row.")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("qmoeFFN").Params(Id("l").Int(), List(Id("x"), Id("out")).Op("*").Index(Lit(d)).Float32()).Block(body...)

@@ -340,8 +340,8 @@ func (s *Session) qmoeFFN(l int, x, out *[256]float32) {
 	kernels.RMSNorm(s.xb[:], x[:], lw.ffnNorm[:], float32(1e-05))
 	quant.QuantizeAct(s.xq[:256], s.xs[:8], s.xb[:])
 	*out = [256]float32{}
-	for j, e := range s.moe.sel {
-		ge, ue, de := (*[256][272]byte)(unsafe.Pointer(&ql.gateExps[int(e)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.upExps[int(e)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.downExps[int(e)*256]))
+	for j, ex := range s.moe.sel {
+		ge, ue, de := (*[256][272]byte)(unsafe.Pointer(&ql.gateExps[int(ex)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.upExps[int(ex)*256])), (*[256][272]byte)(unsafe.Pointer(&ql.downExps[int(ex)*256]))
 		pool.RunGrain(512, 128, func(lo, hi int) {
 			if a, e := max(lo, 0), min(hi, 256); a < e {
 				qmvD(&s.hgu[a], &ge[a][0], &s.xq[0], &s.xs[0], e-a)
