@@ -530,6 +530,28 @@ func quantBatchFields(p *Plan) []Code {
 		Id("ds").Index(Lit(pb)).Index(Lit(d/32)).Float32(),
 		Id("dsum").Index(Lit(pb)).Index(Lit(d/32)).Int32(),
 	)
+	if p.QE {
+		m := s.MoE
+		mf, k := m.FFNDim, m.TopK
+		fields = append(fields,
+			Comment("A mixture's routing per row, and each expert's rows gathered: their"),
+			Comment("quantised inputs, gate|up products, hidden activations and outputs."),
+			Id("esel").Index(Lit(pb)).Index(Lit(k)).Int32(),
+			Id("ew").Index(Lit(pb)).Index(Lit(k)).Float32(),
+			List(Id("elog"), Id("eprob")).Index(Lit(m.Experts)).Float32(),
+			Id("eidx").Index(Lit(pb*k)).Int(),
+			Id("gq").Index(Lit(pb)).Index(Lit(d)).Int8(),
+			Id("gs").Index(Lit(pb)).Index(Lit(d/32)).Float32(),
+			Id("gsum").Index(Lit(pb)).Index(Lit(d/32)).Int32(),
+			Id("ehgu").Index(Lit(pb)).Index(Lit(2*mf)).Float32(),
+			Id("eact").Index(Lit(pb)).Index(Lit(mf)).Float32(),
+			Id("hq").Index(Lit(pb)).Index(Lit(mf)).Int8(),
+			Id("hs").Index(Lit(pb)).Index(Lit(mf/32)).Float32(),
+			Id("hsum").Index(Lit(pb)).Index(Lit(mf/32)).Int32(),
+			Id("eout").Index(Lit(pb)).Index(Lit(d)).Float32(),
+			Id("etmp").Index(Lit(pb)).Index(Lit(k)).Index(Lit(d)).Float32(),
+		)
+	}
 	if !p.QF {
 		return fields
 	}
@@ -591,13 +613,10 @@ func quantPass(p *Plan, panel bool) []Code {
 		}
 		return Block(c...)
 	}
-	// mmcall multiplies the quantised rows (d- or ffn-wide) by the stacked
-	// parts with the matmul named field (qmm…: panels, gmm…: ggml's blocks).
-	mmcall := func(field string, wide bool, parts []qpart) Code {
-		q, sc, sum := "dq", "ds", "dsum"
-		if wide {
-			q, sc, sum = "fq", "fs", "fsum"
-		}
+	// mmcallX multiplies the tokens quantised rows of b.<q>, b.<sc>,
+	// b.<sum> by the stacked parts with the matmul named field (qmm…:
+	// panels, gmm…: ggml's blocks).
+	mmcallX := func(field, q, sc, sum string, tokens Code, parts []qpart) Code {
 		c := p.qmm(field)
 		xargs := []Code{Op("&").Add(bx(q)).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx(sc)).Index(Lit(0)).Index(Lit(0))}
 		if panel {
@@ -606,8 +625,15 @@ func quantPass(p *Plan, panel bool) []Code {
 			field = gmmField(field)
 		}
 		return qsplit(c.Kernel.Cols, 64, parts, func(out, w, n Code) Code {
-			return Id("kern").Dot(field).Call(append([]Code{out, w}, append(xargs, n, Id("n"))...)...)
+			return Id("kern").Dot(field).Call(append([]Code{out, w}, append(xargs, n, tokens)...)...)
 		})
+	}
+	// mmcall is mmcallX over all the batch's rows, d- or ffn-wide.
+	mmcall := func(field string, wide bool, parts []qpart) Code {
+		if wide {
+			return mmcallX(field, "fq", "fs", "fsum", Id("n"), parts)
+		}
+		return mmcallX(field, "dq", "ds", "dsum", Id("n"), parts)
 	}
 	residual := perRow(For(Id("j").Op(":=").Range().Lit(d)).Block(row("px").Index(Id("j")).Op("+=").Add(row("po")).Index(Id("j"))))
 	cls := Id("qw").Dot("cls")
@@ -625,9 +651,7 @@ func quantPass(p *Plan, panel bool) []Code {
 		residual,
 	}
 	if p.MoE() {
-		// The experts row by row, each row in its session's scratch (the
-		// rows of one session in turn), with the step's code.
-		layer = append(layer, perRow(Id("r").Dot("s").Dot("qmoeFFN").Call(Id("l"), Op("&").Add(row("px")), Op("&").Add(row("po")))))
+		layer = append(layer, quantMoEPass(p, panel, eps, mmcallX)...)
 	} else {
 		layer = append(layer,
 			perRow(qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps), qactRow("pxn", false)),
@@ -741,4 +765,81 @@ func emitQuantMoE(file *File, p *Plan, eps Code) {
 	file.Comment("qmoeFFN runs layer l's mixture of experts on x into out (the float router, the")
 	file.Comment("chosen experts' quantised matrices); a batched pass calls it row by row.")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("qmoeFFN").Params(Id("l").Int(), List(Id("x"), Id("out")).Op("*").Index(Lit(d)).Float32()).Block(body...)
+}
+
+// quantMoEPass is a batched pass's mixture of experts into b.po: every row
+// routed and its normalised input quantised (into dq) as the step does;
+// the shared expert over all rows; then each expert over the rows routed to
+// it, gathered (gq), gate|up, silu·mul, the hidden quantised (hq), down,
+// each row's output kept per choice (etmp); finally each row's choices
+// added in the step's order. Every token's sums are those of qmoeFFN.
+func quantMoEPass(p *Plan, panel bool, eps Code, mmcallX func(field, q, sc, sum string, tokens Code, parts []qpart) Code) []Code {
+	s := &p.Spec
+	m := s.MoE
+	d, mf, E, K := s.Dim, m.FFNDim, m.Experts, m.TopK
+	bx := func(n string) *Statement { return Id("b").Dot(n) }
+	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
+	sums := func(sum, q string, i Code) Code {
+		if !panel {
+			return Null()
+		}
+		return Qual(quantPkg, "ActSums").Call(bx(sum).Index(i).Index(Op(":")), bx(q).Index(i).Index(Op(":")), Id("off"))
+	}
+	// hidden runs gate|up of the tokens rows quantised in (q, sc, sum) by
+	// the gate and up matrices, silu·mul, and quantises the hidden rows.
+	hidden := func(q, sc, sum string, tokens Code, gate, up Code) []Code {
+		return []Code{
+			mmcallX("qmmExpGU", q, sc, sum, tokens, []qpart{{bx("ehgu").Index(Lit(0)), 0, gate, mf}, {bx("ehgu").Index(Lit(0)), mf, up, mf}}),
+			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("eact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("ehgu")).Index(Lit(0)).Index(Lit(0)), tokens),
+			For(Id("t").Op(":=").Range().Add(tokens)).Block(
+				Qual(quantPkg, "QuantizeAct").Call(bx("hq").Index(Id("t")).Index(Op(":")), bx("hs").Index(Id("t")).Index(Op(":")), bx("eact").Index(Id("t")).Index(Op(":"))),
+				sums("hsum", "hq", Id("t")),
+			),
+		}
+	}
+	var out []Code
+	out = append(out, perRow(
+		callKernel(p.Router, bx("elog"), Id("lw").Dot("router"), Op("&").Add(row("px")).Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+		Qual(kernelsPkg, "MoERoute").Call(row("esel").Index(Op(":")), row("ew").Index(Op(":")), bx("eprob").Index(Op(":")), bx("elog").Index(Op(":"))),
+		qnorm(row("pxn"), row("px"), Id("lw").Dot("ffnNorm"), eps),
+		Qual(quantPkg, "QuantizeAct").Call(row("dq").Index(Op(":")), row("ds").Index(Op(":")), row("pxn").Index(Op(":").Lit(d))),
+		sums("dsum", "dq", Id("i")),
+	))
+	if m.SharedExpert {
+		out = append(out, hidden("dq", "ds", "dsum", Id("n"), Id("ql").Dot("sharedGate"), Id("ql").Dot("sharedUp"))...)
+		out = append(out, mmcallX("qmmExpDown", "hq", "hs", "hsum", Id("n"), []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("sharedDown"), d}}))
+	} else {
+		out = append(out, perRow(row("po").Op("=").Index(Lit(d)).Float32().Values()))
+	}
+	rowsOf := func(stack string, rows, cols int) *Statement {
+		return Parens(p.qmat(rows, cols)).Parens(Qual("unsafe", "Pointer").Call(Op("&").Id("ql").Dot(stack).Index(Id("ex").Op("*").Lit(rows))))
+	}
+	gather := For(List(Id("i"), Id("sel")).Op(":=").Range().Add(bx("esel").Index(Op(":").Id("n")))).Block(
+		For(List(Id("j"), Id("e")).Op(":=").Range().Id("sel")).Block(
+			If(Int().Parens(Id("e")).Op("==").Id("ex")).Block(
+				List(bx("eidx").Index(Id("k")), bx("gq").Index(Id("k")), bx("gs").Index(Id("k")), bx("gsum").Index(Id("k"))).Op("=").
+					List(Id("i").Op("*").Lit(K).Op("+").Id("j"), bx("dq").Index(Id("i")), bx("ds").Index(Id("i")), bx("dsum").Index(Id("i"))),
+				Id("k").Op("++"),
+			),
+		),
+	)
+	expert := []Code{
+		Id("k").Op(":=").Lit(0),
+		gather,
+		If(Id("k").Op("==").Lit(0)).Block(Continue()),
+		List(Id("ge"), Id("ue"), Id("de")).Op(":=").List(rowsOf("gateExps", mf, d), rowsOf("upExps", mf, d), rowsOf("downExps", d, mf)),
+	}
+	expert = append(expert, hidden("gq", "gs", "gsum", Id("k"), Id("ge"), Id("ue"))...)
+	expert = append(expert,
+		mmcallX("qmmExpDown", "hq", "hs", "hsum", Id("k"), []qpart{{bx("eout").Index(Lit(0)), 0, Id("de"), d}}),
+		For(List(Id("t"), Id("c")).Op(":=").Range().Add(bx("eidx").Index(Op(":").Id("k")))).Block(
+			bx("etmp").Index(Id("c").Op("/").Lit(K)).Index(Id("c").Op("%").Lit(K)).Op("=").Add(bx("eout")).Index(Id("t")),
+		),
+	)
+	out = append(out, For(Id("ex").Op(":=").Range().Lit(E)).Block(expert...))
+	// Each row's choices in the step's order (j), as qmoeFFN adds them.
+	out = append(out, perRow(For(List(Id("j"), Id("wj")).Op(":=").Range().Add(row("ew"))).Block(
+		For(Id("q").Op(":=").Range().Lit(d)).Block(row("po").Index(Id("q")).Op("+=").Id("wj").Op("*").Add(row("etmp")).Index(Id("j")).Index(Id("q"))),
+	)))
+	return out
 }

@@ -164,7 +164,8 @@ func (c QCall) PanelField() string { return c.Field + "P" }
 // (prefill), set on the AVX-512 VNNI path only: Q|K|V, output, gate|up,
 // down (when ffn_down is quantised; otherwise the pass multiplies it row
 // by row with the step's float matvec) and classifier, each kernel's Rows
-// the stride of its output rows; a mixture's experts run row by row. None
+// the stride of its output rows; a mixture's experts (gate|up, down) over
+// the rows routed to each. None
 // when the dim-wide matrices are not quantised: the pass then runs its rows
 // one by one.
 func (p *Plan) QMMCalls() []QCall {
@@ -178,7 +179,9 @@ func (p *Plan) QMMCalls() []QCall {
 	}
 	cs := []QCall{mk("qmmQKV", d+2*kv, d), mk("qmmOut", d, d)}
 	switch {
-	case p.MoE(): // the experts run row by row (qmoeFFN)
+	case p.MoE(): // each expert over the rows routed to it
+		mf := s.MoE.FFNDim
+		cs = append(cs, mk("qmmExpGU", 2*mf, d), mk("qmmExpDown", d, mf))
 	case p.QF:
 		cs = append(cs, mk("qmmGateUp", 2*f, d), mk("qmmDown", d, f))
 	default:

@@ -11,27 +11,29 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.AVX512:
 		ks := kernelSet{
-			att:      attention_32_256_avx512,
-			attAll:   gattention_32_256_8x1_avx512,
-			attTrain: attention_32_768_avx512,
-			cls:      rmsmatvec_256_avx512,
-			expDown:  matvec_256_avx512,
-			expFFN:   rmsswiglu_2048x256_avx512,
-			mmCls:    matmul_512x256_avx512,
-			mmOut:    matmul_256x256_avx512,
-			mmQKV:    matmul_768x256_avx512,
-			name:     "avx512",
-			qkv:      rmsmatvec_256_avx512,
-			qmmCls:   q8_0panelmm_512x256_avx512,
-			qmmOut:   q8_0panelmm_256x256_avx512,
-			qmmQKV:   q8_0panelmm_768x256_avx512,
-			qmvD:     q8_0matvec_256_avx512,
-			qmvDP:    q8_0panel_256_avx512,
-			qmvE:     q8_0matvec_256_avx512,
-			qmvEP:    q8_0panel_256_avx512,
-			router:   rmsmatvec_256_avx512,
-			siluMul:  silumul_256_avx512,
-			wo:       matvec_256_avx512,
+			att:        attention_32_256_avx512,
+			attAll:     gattention_32_256_8x1_avx512,
+			attTrain:   attention_32_768_avx512,
+			cls:        rmsmatvec_256_avx512,
+			expDown:    matvec_256_avx512,
+			expFFN:     rmsswiglu_2048x256_avx512,
+			mmCls:      matmul_512x256_avx512,
+			mmOut:      matmul_256x256_avx512,
+			mmQKV:      matmul_768x256_avx512,
+			name:       "avx512",
+			qkv:        rmsmatvec_256_avx512,
+			qmmCls:     q8_0panelmm_512x256_avx512,
+			qmmExpDown: q8_0panelmm_256x256_avx512,
+			qmmExpGU:   q8_0panelmm_512x256_avx512,
+			qmmOut:     q8_0panelmm_256x256_avx512,
+			qmmQKV:     q8_0panelmm_768x256_avx512,
+			qmvD:       q8_0matvec_256_avx512,
+			qmvDP:      q8_0panel_256_avx512,
+			qmvE:       q8_0matvec_256_avx512,
+			qmvEP:      q8_0panel_256_avx512,
+			router:     rmsmatvec_256_avx512,
+			siluMul:    silumul_256_avx512,
+			wo:         matvec_256_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_256_avx2
@@ -40,33 +42,39 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			ks.qmvEP = nil
 			ks.qmmQKV = nil
 			ks.qmmOut = nil
+			ks.qmmExpGU = nil
+			ks.qmmExpDown = nil
 			ks.qmmCls = nil
 			ks.gmmQKV = q8_0matmul_768x256_avx2
 			ks.gmmOut = q8_0matmul_256x256_avx2
+			ks.gmmExpGU = q8_0matmul_512x256_avx2
+			ks.gmmExpDown = q8_0matmul_256x256_avx2
 			ks.gmmCls = q8_0matmul_512x256_avx2
 		}
 		return ks, true
 	case cpu.AVX2:
 		return kernelSet{
-			att:      attention_32_256_avx2,
-			attAll:   gattention_32_256_8x1_avx2,
-			attTrain: attention_32_768_avx2,
-			cls:      rmsmatvec_256_avx2,
-			expDown:  matvec_256_avx2,
-			expFFN:   rmsswiglu_2048x256_avx2,
-			gmmCls:   q8_0matmul_512x256_avx2,
-			gmmOut:   q8_0matmul_256x256_avx2,
-			gmmQKV:   q8_0matmul_768x256_avx2,
-			mmCls:    matmul_512x256_avx2,
-			mmOut:    matmul_256x256_avx2,
-			mmQKV:    matmul_768x256_avx2,
-			name:     "avx2",
-			qkv:      rmsmatvec_256_avx2,
-			qmvD:     q8_0matvec_256_avx2,
-			qmvE:     q8_0matvec_256_avx2,
-			router:   rmsmatvec_256_avx2,
-			siluMul:  silumul_256_avx2,
-			wo:       matvec_256_avx2,
+			att:        attention_32_256_avx2,
+			attAll:     gattention_32_256_8x1_avx2,
+			attTrain:   attention_32_768_avx2,
+			cls:        rmsmatvec_256_avx2,
+			expDown:    matvec_256_avx2,
+			expFFN:     rmsswiglu_2048x256_avx2,
+			gmmCls:     q8_0matmul_512x256_avx2,
+			gmmExpDown: q8_0matmul_256x256_avx2,
+			gmmExpGU:   q8_0matmul_512x256_avx2,
+			gmmOut:     q8_0matmul_256x256_avx2,
+			gmmQKV:     q8_0matmul_768x256_avx2,
+			mmCls:      matmul_512x256_avx2,
+			mmOut:      matmul_256x256_avx2,
+			mmQKV:      matmul_768x256_avx2,
+			name:       "avx2",
+			qkv:        rmsmatvec_256_avx2,
+			qmvD:       q8_0matvec_256_avx2,
+			qmvE:       q8_0matvec_256_avx2,
+			router:     rmsmatvec_256_avx2,
+			siluMul:    silumul_256_avx2,
+			wo:         matvec_256_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -11,31 +11,35 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		ks := kernelSet{
-			att:      attention_32_256_neon,
-			attAll:   gattention_32_256_8x1_neon,
-			attTrain: attention_32_768_neon,
-			cls:      rmsmatvec_256_neon,
-			expDown:  matvec_256_neon,
-			expFFN:   rmsswiglu_2048x256_neon,
-			gmmCls:   q8_0matmul_512x256_neon,
-			gmmOut:   q8_0matmul_256x256_neon,
-			gmmQKV:   q8_0matmul_768x256_neon,
-			mmCls:    matmul_512x256_neon,
-			mmOut:    matmul_256x256_neon,
-			mmQKV:    matmul_768x256_neon,
-			name:     "neon",
-			qkv:      rmsmatvec_256_neon,
-			qmvD:     q8_0matvec_256_neon,
-			qmvE:     q8_0matvec_256_neon,
-			router:   rmsmatvec_256_neon,
-			siluMul:  silumul_256_neon,
-			wo:       matvec_256_neon,
+			att:        attention_32_256_neon,
+			attAll:     gattention_32_256_8x1_neon,
+			attTrain:   attention_32_768_neon,
+			cls:        rmsmatvec_256_neon,
+			expDown:    matvec_256_neon,
+			expFFN:     rmsswiglu_2048x256_neon,
+			gmmCls:     q8_0matmul_512x256_neon,
+			gmmExpDown: q8_0matmul_256x256_neon,
+			gmmExpGU:   q8_0matmul_512x256_neon,
+			gmmOut:     q8_0matmul_256x256_neon,
+			gmmQKV:     q8_0matmul_768x256_neon,
+			mmCls:      matmul_512x256_neon,
+			mmOut:      matmul_256x256_neon,
+			mmQKV:      matmul_768x256_neon,
+			name:       "neon",
+			qkv:        rmsmatvec_256_neon,
+			qmvD:       q8_0matvec_256_neon,
+			qmvE:       q8_0matvec_256_neon,
+			router:     rmsmatvec_256_neon,
+			siluMul:    silumul_256_neon,
+			wo:         matvec_256_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q8_0matvec_256_neonnodot
 			ks.qmvE = q8_0matvec_256_neonnodot
 			ks.gmmQKV = q8_0matmul_768x256_neonnodot
 			ks.gmmOut = q8_0matmul_256x256_neonnodot
+			ks.gmmExpGU = q8_0matmul_512x256_neonnodot
+			ks.gmmExpDown = q8_0matmul_256x256_neonnodot
 			ks.gmmCls = q8_0matmul_512x256_neonnodot
 		}
 		return ks, true

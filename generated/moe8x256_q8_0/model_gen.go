@@ -203,6 +203,22 @@ type batch struct {
 	dq   [64][256]int8
 	ds   [64][8]float32
 	dsum [64][8]int32
+	// A mixture's routing per row, and each expert's rows gathered: their
+	// quantised inputs, gate|up products, hidden activations and outputs.
+	esel        [64][2]int32
+	ew          [64][2]float32
+	elog, eprob [8]float32
+	eidx        [128]int
+	gq          [64][256]int8
+	gs          [64][8]float32
+	gsum        [64][8]int32
+	ehgu        [64][512]float32
+	eact        [64][256]float32
+	hq          [64][256]int8
+	hs          [64][8]float32
+	hsum        [64][8]int32
+	eout        [64][256]float32
+	etmp        [64][2][256]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -549,8 +565,56 @@ func (m *Model) run(b *batch) {
 					b.px[i][j] += b.po[i][j]
 				}
 			}
-			for i, r := range rows {
-				r.s.qmoeFFN(l, &b.px[i], &b.po[i])
+			for i := range rows {
+				kern.router(&b.elog[0], &lw.router[0][0], &b.px[i][0], &lw.ffnNorm[0], 8, float32(1e-05))
+				kernels.MoERoute(b.esel[i][:], b.ew[i][:], b.eprob[:], b.elog[:])
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:256])
+				quant.ActSums(b.dsum[i][:], b.dq[i][:], off)
+			}
+			for i := range rows {
+				b.po[i] = [256]float32{}
+			}
+			for ex := range 8 {
+				k := 0
+				for i, sel := range b.esel[:n] {
+					for j, e := range sel {
+						if int(e) == ex {
+							b.eidx[k], b.gq[k], b.gs[k], b.gsum[k] = i*2+j, b.dq[i], b.ds[i], b.dsum[i]
+							k++
+						}
+					}
+				}
+				if k == 0 {
+					continue
+				}
+				ge, ue, de := (*[256][272]byte)(unsafe.Pointer(&ql.gateExps[ex*256])), (*[256][272]byte)(unsafe.Pointer(&ql.upExps[ex*256])), (*[256][272]byte)(unsafe.Pointer(&ql.downExps[ex*256]))
+				pool.RunGrain(512, 128, func(lo, hi int) {
+					if a, e := max(lo, 0), min(hi, 256); a < e {
+						kern.qmmExpGU(&b.ehgu[0][a], &ge[a][0], &b.gq[0][0], &b.gs[0][0], &b.gsum[0][0], e-a, k)
+					}
+					if a, e := max(lo, 256), min(hi, 512); a < e {
+						kern.qmmExpGU(&b.ehgu[0][a], &ue[a-256][0], &b.gq[0][0], &b.gs[0][0], &b.gsum[0][0], e-a, k)
+					}
+				})
+				kern.siluMul(&b.eact[0][0], &b.ehgu[0][0], k)
+				for t := range k {
+					quant.QuantizeAct(b.hq[t][:], b.hs[t][:], b.eact[t][:])
+					quant.ActSums(b.hsum[t][:], b.hq[t][:], off)
+				}
+				pool.RunGrain(256, 128, func(lo, hi int) {
+					kern.qmmExpDown(&b.eout[0][lo], &de[lo][0], &b.hq[0][0], &b.hs[0][0], &b.hsum[0][0], hi-lo, k)
+				})
+				for t, c := range b.eidx[:k] {
+					b.etmp[c/2][c%2] = b.eout[t]
+				}
+			}
+			for i := range rows {
+				for j, wj := range b.ew[i] {
+					for q := range 256 {
+						b.po[i][q] += wj * b.etmp[i][j][q]
+					}
+				}
 			}
 			for i := range rows {
 				for j := range 256 {
@@ -637,8 +701,54 @@ func (m *Model) run(b *batch) {
 					b.px[i][j] += b.po[i][j]
 				}
 			}
-			for i, r := range rows {
-				r.s.qmoeFFN(l, &b.px[i], &b.po[i])
+			for i := range rows {
+				kern.router(&b.elog[0], &lw.router[0][0], &b.px[i][0], &lw.ffnNorm[0], 8, float32(1e-05))
+				kernels.MoERoute(b.esel[i][:], b.ew[i][:], b.eprob[:], b.elog[:])
+				kernels.RMSNorm(b.pxn[i][:], b.px[i][:], lw.ffnNorm[:], float32(1e-05))
+				quant.QuantizeAct(b.dq[i][:], b.ds[i][:], b.pxn[i][:256])
+			}
+			for i := range rows {
+				b.po[i] = [256]float32{}
+			}
+			for ex := range 8 {
+				k := 0
+				for i, sel := range b.esel[:n] {
+					for j, e := range sel {
+						if int(e) == ex {
+							b.eidx[k], b.gq[k], b.gs[k], b.gsum[k] = i*2+j, b.dq[i], b.ds[i], b.dsum[i]
+							k++
+						}
+					}
+				}
+				if k == 0 {
+					continue
+				}
+				ge, ue, de := (*[256][272]byte)(unsafe.Pointer(&ql.gateExps[ex*256])), (*[256][272]byte)(unsafe.Pointer(&ql.upExps[ex*256])), (*[256][272]byte)(unsafe.Pointer(&ql.downExps[ex*256]))
+				pool.RunGrain(512, 128, func(lo, hi int) {
+					if a, e := max(lo, 0), min(hi, 256); a < e {
+						kern.gmmExpGU(&b.ehgu[0][a], &ge[a][0], &b.gq[0][0], &b.gs[0][0], e-a, k)
+					}
+					if a, e := max(lo, 256), min(hi, 512); a < e {
+						kern.gmmExpGU(&b.ehgu[0][a], &ue[a-256][0], &b.gq[0][0], &b.gs[0][0], e-a, k)
+					}
+				})
+				kern.siluMul(&b.eact[0][0], &b.ehgu[0][0], k)
+				for t := range k {
+					quant.QuantizeAct(b.hq[t][:], b.hs[t][:], b.eact[t][:])
+				}
+				pool.RunGrain(256, 128, func(lo, hi int) {
+					kern.gmmExpDown(&b.eout[0][lo], &de[lo][0], &b.hq[0][0], &b.hs[0][0], hi-lo, k)
+				})
+				for t, c := range b.eidx[:k] {
+					b.etmp[c/2][c%2] = b.eout[t]
+				}
+			}
+			for i := range rows {
+				for j, wj := range b.ew[i] {
+					for q := range 256 {
+						b.po[i][q] += wj * b.etmp[i][j][q]
+					}
+				}
 			}
 			for i := range rows {
 				for j := range 256 {
@@ -712,36 +822,42 @@ type kernelSet struct {
 	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvEP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	// The panel matmuls of the batched quantised pass (AVX-512 VNNI); nil on other paths.
-	qmmQKV func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
-	qmmOut func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
-	qmmCls func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmQKV     func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmOut     func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmExpGU   func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmExpDown func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
+	qmmCls     func(out *float32, w *byte, xq *int8, xs *float32, xsum *int32, n, b int)
 	// The matmuls of the batched quantised pass over ggml's blocks (AVX2, NEON, Go); nil on AVX-512.
-	gmmQKV func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
-	gmmOut func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
-	gmmCls func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmQKV     func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmOut     func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmExpGU   func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmExpDown func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
+	gmmCls     func(out *float32, w *byte, xq *int8, xs *float32, n, b int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:      attention_32_256_go,
-	attAll:   gattention_32_256_8x1_go,
-	attTrain: attention_32_768_go,
-	cls:      rmsmatvec_256_go,
-	expDown:  matvec_256_go,
-	expFFN:   rmsswiglu_2048x256_go,
-	gmmCls:   q8_0matmul_512x256_go,
-	gmmOut:   q8_0matmul_256x256_go,
-	gmmQKV:   q8_0matmul_768x256_go,
-	mmCls:    matmul_512x256_go,
-	mmOut:    matmul_256x256_go,
-	mmQKV:    matmul_768x256_go,
-	name:     "go",
-	qkv:      rmsmatvec_256_go,
-	qmvD:     q8_0matvec_256_go,
-	qmvE:     q8_0matvec_256_go,
-	router:   rmsmatvec_256_go,
-	siluMul:  silumul_256_go,
-	wo:       matvec_256_go,
+	att:        attention_32_256_go,
+	attAll:     gattention_32_256_8x1_go,
+	attTrain:   attention_32_768_go,
+	cls:        rmsmatvec_256_go,
+	expDown:    matvec_256_go,
+	expFFN:     rmsswiglu_2048x256_go,
+	gmmCls:     q8_0matmul_512x256_go,
+	gmmExpDown: q8_0matmul_256x256_go,
+	gmmExpGU:   q8_0matmul_512x256_go,
+	gmmOut:     q8_0matmul_256x256_go,
+	gmmQKV:     q8_0matmul_768x256_go,
+	mmCls:      matmul_512x256_go,
+	mmOut:      matmul_256x256_go,
+	mmQKV:      matmul_768x256_go,
+	name:       "go",
+	qkv:        rmsmatvec_256_go,
+	qmvD:       q8_0matvec_256_go,
+	qmvE:       q8_0matvec_256_go,
+	router:     rmsmatvec_256_go,
+	siluMul:    silumul_256_go,
+	wo:         matvec_256_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.
