@@ -279,6 +279,7 @@ func check(name string, s *model.Spec, newModel model.Factory) {
 // Gaussian weights lose more to 4 bits than trained ones); a wrong kernel
 // or expert moves them by O(1) (unrelated logits: about 1.4). The routers
 // are scaled up so that both pick the same experts despite that noise.
+// Prefill must give decoding's logits bit for bit.
 func checkQuant(name string, s *model.Spec, newModel model.Factory) {
 	p := cli.RandomParams(s, 42)
 	for _, tn := range p.Tensors {
@@ -321,6 +322,24 @@ func checkQuant(name string, s *model.Spec, newModel model.Factory) {
 	if worst > bound || math.IsNaN(worst) {
 		fmt.Println("FAIL", name, "relative RMS", worst)
 		os.Exit(1)
+	}
+	// A batched pass gives each token decoding's logits bit for bit.
+	n := s.MaxSeq - 2
+	toks := make([]int, n)
+	for i := range toks {
+		toks[i] = (i*5 + 1) %% s.Vocab
+	}
+	fs := g.NewSession()
+	var last []float32
+	for pos, tok := range toks {
+		last = fs.Forward(tok, pos)
+	}
+	pre := g.NewSession().Prefill(toks, 0)
+	for i := range last {
+		if math.Float32bits(pre[i]) != math.Float32bits(last[i]) {
+			fmt.Println("FAIL", name, "prefill logit", i, pre[i], "decoding", last[i])
+			os.Exit(1)
+		}
 	}
 	if s.MoE != nil {
 		checkExperts(name, s, p, newModel)
