@@ -170,6 +170,7 @@ func emitModel(p *Plan) *File {
 	} else {
 		file.Comment("batch holds a batched pass's activations, token-major, for up to PrefillBatch rows.")
 		fields := append([]Code{Id("rows").Index().Id("batchRow")}, batchActFields(p)...)
+		fields = append(fields, moeBatchFields(p)...)
 		file.Type().Id("batch").Struct(append(fields, moeScratchField(p))...)
 	}
 	// A fresh Session's KV cache is untouched zero pages; without this loop
@@ -357,14 +358,10 @@ func ffnBlock(p *Plan, eps Code, residual Code) Code {
 }
 
 // batchFFN is the feed-forward half of a layer in a batched pass: matrix
-// products over all rows, or the mixture of experts row by row (each row reads
-// only its chosen experts).
+// products over all rows, or the mixture of experts (batchMoE).
 func batchFFN(p *Plan, perToken func(...Code) Code, addInto Code, f int) Code {
 	if p.MoE() {
-		return Block(
-			perToken(Id("m").Dot("moeFFN").Call(Id("lw"), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("b").Dot("po").Index(Id("i")), Op("&").Id("b").Dot("moe"))),
-			addInto,
-		)
+		return Block(append(batchMoE(p), addInto)...)
 	}
 	return Block(
 		perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("ffnNorm"))),
@@ -716,4 +713,87 @@ func attentionCall(p *Plan, out, q, att, pos *Statement) Code {
 			Op("&").Add(att).Index(Lit(0)), Add(pos).Op("+").Lit(1),
 		),
 	)
+}
+
+// batchMoE is a batched pass's mixture of experts into b.po: every row
+// routed (the float model's router and MoERoute) and normalised; the
+// shared expert over all rows; each expert over the rows routed to it,
+// gathered (gx): gate|up, silu·mul, down, each row's output kept per choice
+// (etmp); then each row adds its choices in the step's order. Unchosen
+// experts' weights are not read.
+func batchMoE(p *Plan) []Code {
+	s := &p.Spec
+	m := s.MoE
+	d, mf, E, K := s.Dim, m.FFNDim, m.Experts, m.TopK
+	eps := Lit(float32(s.NormEps))
+	bx := func(n string) *Statement { return Id("b").Dot(n) }
+	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
+	// mmc multiplies tokens rows of x by the stacked parts with MatMul c.
+	mmc := func(c KCall, x Code, tokens Code, parts []qpart) Code {
+		return qsplit(c.Kernel.Cols, p.PrefillBatch, parts, func(out, w, n Code) Code {
+			return Id("kern").Dot(c.Field).Call(out, w, x, n, tokens)
+		})
+	}
+	at := func(n string) *Statement { return Op("&").Add(bx(n)).Index(Lit(0)).Index(Lit(0)) }
+	out := []Code{perRow(
+		callKernel(p.Router, bx("moe").Dot("logits"), Id("lw").Dot("router"), Op("&").Add(row("px")).Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
+		Qual(kernelsPkg, "MoERoute").Call(row("esel").Index(Op(":")), row("ew").Index(Op(":")), bx("moe").Dot("probs").Index(Op(":")), bx("moe").Dot("logits").Index(Op(":"))),
+		Id("rmsnorm").Call(Op("&").Add(row("pxn")), Op("&").Add(row("px")), Op("&").Id("lw").Dot("ffnNorm")),
+	)}
+	if m.SharedExpert {
+		out = append(out,
+			mmc(p.MMExpGU, at("pxn"), Id("n"), []qpart{{bx("ehgu").Index(Lit(0)), 0, Id("lw").Dot("sharedGateUp"), 2 * mf}}),
+			Id("kern").Dot(p.SiLUMulE.Field).Call(at("eact"), at("ehgu"), Id("n")),
+			mmc(p.MMExpDown, at("eact"), Id("n"), []qpart{{bx("po").Index(Lit(0)), 0, Id("lw").Dot("sharedDown"), d}}),
+		)
+	} else {
+		out = append(out, perRow(row("po").Op("=").Index(Lit(d)).Float32().Values()))
+	}
+	gather := For(List(Id("i"), Id("sel")).Op(":=").Range().Add(bx("esel").Index(Op(":").Id("n")))).Block(
+		For(List(Id("j"), Id("e")).Op(":=").Range().Id("sel")).Block(
+			If(Int().Parens(Id("e")).Op("==").Id("ex")).Block(
+				List(bx("eidx").Index(Id("k")), bx("gx").Index(Id("k"))).Op("=").List(Id("i").Op("*").Lit(K).Op("+").Id("j"), bx("pxn").Index(Id("i"))),
+				Id("k").Op("++"),
+			),
+		),
+	)
+	expert := []Code{
+		Id("k").Op(":=").Lit(0),
+		gather,
+		If(Id("k").Op("==").Lit(0)).Block(Continue()),
+		mmc(p.MMExpGU, at("gx"), Id("k"), []qpart{
+			{bx("ehgu").Index(Lit(0)), 0, Id("lw").Dot("gateExps").Index(Id("ex")), mf},
+			{bx("ehgu").Index(Lit(0)), mf, Id("lw").Dot("upExps").Index(Id("ex")), mf},
+		}),
+		Id("kern").Dot(p.SiLUMulE.Field).Call(at("eact"), at("ehgu"), Id("k")),
+		mmc(p.MMExpDown, at("eact"), Id("k"), []qpart{{bx("eout").Index(Lit(0)), 0, Id("lw").Dot("downExps").Index(Id("ex")), d}}),
+		For(List(Id("t"), Id("c")).Op(":=").Range().Add(bx("eidx").Index(Op(":").Id("k")))).Block(
+			bx("etmp").Index(Id("c").Op("/").Lit(K)).Index(Id("c").Op("%").Lit(K)).Op("=").Add(bx("eout")).Index(Id("t")),
+		),
+	}
+	out = append(out, For(Id("ex").Op(":=").Range().Lit(E)).Block(expert...))
+	return append(out, perRow(For(List(Id("j"), Id("wj")).Op(":=").Range().Add(row("ew"))).Block(
+		For(Id("q").Op(":=").Range().Lit(d)).Block(row("po").Index(Id("q")).Op("+=").Id("wj").Op("*").Add(row("etmp")).Index(Id("j")).Index(Id("q"))),
+	)))
+}
+
+// moeBatchFields are a float batched pass's mixture scratch: each row's
+// routing, each expert's gathered rows and products, each row's outputs
+// per choice.
+func moeBatchFields(p *Plan) []Code {
+	if !p.MoE() || p.Quant != 0 {
+		return nil
+	}
+	s := &p.Spec
+	m := s.MoE
+	d, mf, K, pb := s.Dim, m.FFNDim, m.TopK, p.PrefillBatch
+	return []Code{
+		Id("esel").Index(Lit(pb)).Index(Lit(K)).Int32(),
+		Id("ew").Index(Lit(pb)).Index(Lit(K)).Float32(),
+		Id("eidx").Index(Lit(pb * K)).Int(),
+		List(Id("gx"), Id("eout")).Index(Lit(pb)).Index(Lit(d)).Float32(),
+		Id("ehgu").Index(Lit(pb)).Index(Lit(2 * mf)).Float32(),
+		Id("eact").Index(Lit(pb)).Index(Lit(mf)).Float32(),
+		Id("etmp").Index(Lit(pb)).Index(Lit(K)).Index(Lit(d)).Float32(),
+	}
 }

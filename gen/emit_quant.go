@@ -729,7 +729,7 @@ func emitQuantMoE(file *File, p *Plan, eps Code) {
 	expert := func(gate, up, down, dst Code) []Code {
 		return []Code{
 			qcall(p.QMVD, []qpart{{sx("hgu"), 0, gate, mf}, {sx("hgu"), mf, up, mf}}),
-			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(sc("hb")).Index(Lit(0)), Op("&").Add(sx("hgu")).Index(Lit(0)), Lit(1)),
+			Id("kern").Dot(p.SiLUMulE.Field).Call(Op("&").Add(sc("hb")).Index(Lit(0)), Op("&").Add(sx("hgu")).Index(Lit(0)), Lit(1)),
 			Qual(quantPkg, "QuantizeAct").Call(sx("hq").Index(Op(":")), sx("hs").Index(Op(":")), sc("hb").Index(Op(":"))),
 			qcallX(p.QMVE, "hq", "hs", []qpart{{dst, 0, down, d}}),
 		}
@@ -790,7 +790,7 @@ func quantMoEPass(p *Plan, panel bool, eps Code, mmcallX func(field, q, sc, sum 
 	hidden := func(q, sc, sum string, tokens Code, gate, up Code) []Code {
 		return []Code{
 			mmcallX("qmmExpGU", q, sc, sum, tokens, []qpart{{bx("ehgu").Index(Lit(0)), 0, gate, mf}, {bx("ehgu").Index(Lit(0)), mf, up, mf}}),
-			Id("kern").Dot(p.SiLUMul.Field).Call(Op("&").Add(bx("eact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("ehgu")).Index(Lit(0)).Index(Lit(0)), tokens),
+			Id("kern").Dot(p.SiLUMulE.Field).Call(Op("&").Add(bx("eact")).Index(Lit(0)).Index(Lit(0)), Op("&").Add(bx("ehgu")).Index(Lit(0)).Index(Lit(0)), tokens),
 			For(Id("t").Op(":=").Range().Add(tokens)).Block(
 				Qual(quantPkg, "QuantizeAct").Call(bx("hq").Index(Id("t")).Index(Op(":")), bx("hs").Index(Id("t")).Index(Op(":")), bx("eact").Index(Id("t")).Index(Op(":"))),
 				sums("hsum", "hq", Id("t")),

@@ -91,8 +91,12 @@ type Plan struct {
 	SiLUMul KCall
 	// A mixture of experts replaces FFN, Down, MMGateUp and MMDown: the
 	// router, then per chosen expert its fused norm+SwiGLU and its down
-	// projection (and the shared expert's, when the spec has one).
+	// projection (and the shared expert's, when the spec has one). A
+	// batched pass runs each expert over the rows routed to it: gate|up
+	// (MMExpGU, rows 2·moe.ffn_dim apart), silu·mul at the experts' width
+	// (SiLUMulE), down (MMExpDown).
 	Router, ExpFFN, ExpDown, SharedFFN KCall
+	MMExpGU, MMExpDown, SiLUMulE       KCall
 	// TrainAttention is the trainer's attention: queries, keys and values
 	// are rows of the batched Q|K|V output, dim+2·kv_dim floats apart.
 	TrainAttention KCall
@@ -237,9 +241,7 @@ func (p *Plan) Calls() []KCall {
 		if p.Spec.MoE.SharedExpert {
 			cs = append(cs, p.SharedFFN)
 		}
-		if p.QE {
-			cs = append(cs, p.SiLUMul) // the quantised experts' epilogue
-		}
+		cs = append(cs, p.MMExpGU, p.MMExpDown, p.SiLUMulE)
 		return p.withAttDecode(cs)
 	}
 	return p.withAttDecode([]KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.SiLUMul, p.MMDown, p.MMCls, p.TrainAttention})
@@ -329,6 +331,9 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		p.ExpFFN = KCall{"expFFN", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: m.Experts * mf, Cols: d}, mf, 0}
 		p.ExpDown = KCall{"expDown", asm.Kernel{Op: asm.OpMatVec, Cols: mf}, d, 0}
 		p.SharedFFN = KCall{"sharedFFN", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: mf, Cols: d}, mf, 0}
+		p.MMExpGU = mm("mmExpGU", 2*mf, d)
+		p.MMExpDown = mm("mmExpDown", d, mf)
+		p.SiLUMulE = KCall{"siluMulE", asm.Kernel{Op: asm.OpSiLUMul, Cols: mf}, mf, 0}
 	}
 	if s.Quant != "f32" {
 		p.Quant = asm.Q8_0
@@ -340,10 +345,9 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		p.QMVF = QCall{"qmvF", asm.QKernel{Format: p.Quant, Cols: f}}
 		if m := s.MoE; m != nil {
 			// No dense feed-forward; the experts' rows are whole blocks
-			// (spec.Unsupported), and silu·mul runs at their width.
+			// (spec.Unsupported).
 			p.QF, p.QE = false, true
 			p.QMVE = QCall{"qmvE", asm.QKernel{Format: p.Quant, Cols: m.FFNDim}}
-			p.SiLUMul = KCall{"siluMul", asm.Kernel{Op: asm.OpSiLUMul, Cols: m.FFNDim}, m.FFNDim, 0}
 		}
 	}
 	targets := s.Targets

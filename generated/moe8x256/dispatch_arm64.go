@@ -11,19 +11,22 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 	switch l {
 	case cpu.NEON:
 		return kernelSet{
-			att:      attention_32_256_neon,
-			attAll:   gattention_32_256_8x1_neon,
-			attTrain: attention_32_768_neon,
-			cls:      rmsmatvec_256_neon,
-			expDown:  matvec_256_neon,
-			expFFN:   rmsswiglu_2048x256_neon,
-			mmCls:    matmul_512x256_neon,
-			mmOut:    matmul_256x256_neon,
-			mmQKV:    matmul_768x256_neon,
-			name:     "neon",
-			qkv:      rmsmatvec_256_neon,
-			router:   rmsmatvec_256_neon,
-			wo:       matvec_256_neon,
+			att:       attention_32_256_neon,
+			attAll:    gattention_32_256_8x1_neon,
+			attTrain:  attention_32_768_neon,
+			cls:       rmsmatvec_256_neon,
+			expDown:   matvec_256_neon,
+			expFFN:    rmsswiglu_2048x256_neon,
+			mmCls:     matmul_512x256_neon,
+			mmExpDown: matmul_256x256_neon,
+			mmExpGU:   matmul_512x256_neon,
+			mmOut:     matmul_256x256_neon,
+			mmQKV:     matmul_768x256_neon,
+			name:      "neon",
+			qkv:       rmsmatvec_256_neon,
+			router:    rmsmatvec_256_neon,
+			siluMulE:  silumul_256_neon,
+			wo:        matvec_256_neon,
 		}, true
 	}
 	return kernelSet{}, false

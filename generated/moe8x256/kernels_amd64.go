@@ -93,3 +93,13 @@ func rmsswiglu_2048x256_avx2(out *float32, w *float32, x *float32, nw *float32, 
 //
 //go:noescape
 func rmsswiglu_2048x256_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
+
+// silumul_256_avx2: out[t*256+i] = silu(h[t*512+i])·h[t*512+256+i] for i < 256, t < n.
+//
+//go:noescape
+func silumul_256_avx2(out *float32, h *float32, n int)
+
+// silumul_256_avx512: out[t*256+i] = silu(h[t*512+i])·h[t*512+256+i] for i < 256, t < n.
+//
+//go:noescape
+func silumul_256_avx512(out *float32, h *float32, n int)

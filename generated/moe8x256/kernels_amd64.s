@@ -11334,3 +11334,100 @@ rows1_183:
 done184:
 	VZEROUPPER
 	RET
+
+// func silumul_256_avx2(out *float32, h *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·silumul_256_avx2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone186
+
+silurow185:
+	XORQ BX, BX
+
+silucol187:
+	VMOVUPS      (CX)(BX*1), Y0
+	VMULPS       minus1<>+0(SB), Y0, Y1
+	VMINPS       exp_hi<>+0(SB), Y1, Y1
+	VMAXPS       exp_lo<>+0(SB), Y1, Y1
+	VMULPS       log2e<>+0(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y1
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y1
+	VMOVUPS      exp_p0<>+0(SB), Y3
+	VFMADD213PS  exp_p1<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p2<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p3<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p4<>+0(SB), Y1, Y3
+	VFMADD213PS  exp_p5<>+0(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       one<>+0(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       one<>+0(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       1024(CX)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, $0x00000400
+	JNE          silucol187
+	ADDQ         $0x00000800, CX
+	ADDQ         $0x00000400, AX
+	DECQ         DX
+	JNE          silurow185
+
+siludone186:
+	VZEROUPPER
+	RET
+
+// func silumul_256_avx512(out *float32, h *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·silumul_256_avx512(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), AX
+	MOVQ h+8(FP), CX
+	MOVQ n+16(FP), DX
+	CMPQ DX, $0x00
+	JLE  siludone189
+
+silurow188:
+	XORQ BX, BX
+
+silucol190:
+	VMOVUPS      (CX)(BX*1), Z0
+	VMULPS       minus1<>+0(SB), Z0, Z1
+	VMINPS       exp_hi<>+0(SB), Z1, Z1
+	VMAXPS       exp_lo<>+0(SB), Z1, Z1
+	VMULPS       log2e<>+0(SB), Z1, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z1
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z1
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z1, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z1, Z3
+	VMULPS       Z1, Z1, Z4
+	VFMADD213PS  Z1, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VSCALEFPS    Z2, Z3, Z1
+	VADDPS       one<>+0(SB), Z1, Z1
+	VDIVPS       Z1, Z0, Z0
+	VMULPS       1024(CX)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (AX)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, $0x00000400
+	JNE          silucol190
+	ADDQ         $0x00000800, CX
+	ADDQ         $0x00000400, AX
+	DECQ         DX
+	JNE          silurow188
+
+siludone189:
+	VZEROUPPER
+	RET

@@ -48,3 +48,8 @@ func rmsmatvec_256_neon(out, w, x, nw *float32, n int, eps float32)
 //
 //go:noescape
 func rmsswiglu_2048x256_neon(out, w, x, nw *float32, n int, eps float32)
+
+// silumul_256_neon: out[t*256+i] = silu(h[t*512+i])·h[t*512+256+i] for i < 256, t < n.
+//
+//go:noescape
+func silumul_256_neon(out, h *float32, n int)

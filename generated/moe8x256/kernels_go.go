@@ -1267,3 +1267,39 @@ func rmsswiglu_2048x256_go(out, w, x, nw *float32, n int, eps float32) {
 		*(*float32)(unsafe.Add(op, r*4)) = e0 * su0
 	}
 }
+
+// silumul_256_go: out[t*256+i] = silu(h[t*512+i])·h[t*512+256+i] for i < 256, t < n.
+func silumul_256_go(out, h *float32, n int) {
+	const F = 256
+	hp, op := unsafe.Pointer(h), unsafe.Pointer(out)
+	for t := 0; t < n; t++ {
+		gv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)))
+		uv := (*[F]float32)(unsafe.Add(hp, t*(2*F*4)+F*4))
+		ov := (*[F]float32)(unsafe.Add(op, t*(F*4)))
+		for i := range ov {
+			s := gv[i]
+			var e0 float32
+			{
+				ex := -s
+				if ex > 88 {
+					ex = 88
+				}
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e0 = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			e0 = s / (1 + e0)
+			ov[i] = e0 * uv[i]
+		}
+	}
+}

@@ -182,6 +182,13 @@ type batch struct {
 	plog              [64][512]float32
 	cos, sin          [64][16]float32
 	att               [64][256]float32
+	esel              [64][2]int32
+	ew                [64][2]float32
+	eidx              [128]int
+	gx, eout          [64][256]float32
+	ehgu              [64][512]float32
+	eact              [64][256]float32
+	etmp              [64][2][256]float32
 	moe               moeScratch
 }
 
@@ -364,7 +371,48 @@ func (m *Model) run(b *batch) {
 		}
 		{
 			for i := range rows {
-				m.moeFFN(lw, &b.px[i], &b.po[i], &b.moe)
+				kern.router(&b.moe.logits[0], &lw.router[0][0], &b.px[i][0], &lw.ffnNorm[0], 8, float32(1e-05))
+				kernels.MoERoute(b.esel[i][:], b.ew[i][:], b.moe.probs[:], b.moe.logits[:])
+				rmsnorm(&b.pxn[i], &b.px[i], &lw.ffnNorm)
+			}
+			for i := range rows {
+				b.po[i] = [256]float32{}
+			}
+			for ex := range 8 {
+				k := 0
+				for i, sel := range b.esel[:n] {
+					for j, e := range sel {
+						if int(e) == ex {
+							b.eidx[k], b.gx[k] = i*2+j, b.pxn[i]
+							k++
+						}
+					}
+				}
+				if k == 0 {
+					continue
+				}
+				pool.RunGrain(512, 128, func(lo, hi int) {
+					if a, e := max(lo, 0), min(hi, 256); a < e {
+						kern.mmExpGU(&b.ehgu[0][a], &lw.gateExps[ex][a][0], &b.gx[0][0], e-a, k)
+					}
+					if a, e := max(lo, 256), min(hi, 512); a < e {
+						kern.mmExpGU(&b.ehgu[0][a], &lw.upExps[ex][a-256][0], &b.gx[0][0], e-a, k)
+					}
+				})
+				kern.siluMulE(&b.eact[0][0], &b.ehgu[0][0], k)
+				pool.RunGrain(256, 128, func(lo, hi int) {
+					kern.mmExpDown(&b.eout[0][lo], &lw.downExps[ex][lo][0], &b.eact[0][0], hi-lo, k)
+				})
+				for t, c := range b.eidx[:k] {
+					b.etmp[c/2][c%2] = b.eout[t]
+				}
+			}
+			for i := range rows {
+				for j, wj := range b.ew[i] {
+					for q := range 256 {
+						b.po[i][q] += wj * b.etmp[i][j][q]
+					}
+				}
 			}
 			for i := range rows {
 				for j := range 256 {
@@ -412,36 +460,42 @@ func rmsnorm(out, x, nw *[256]float32) {
 
 // kernelSet is one instruction set's kernels for this model's shapes.
 type kernelSet struct {
-	name     string
-	qkv      func(out, w, x, nw *float32, n int, eps float32)
-	wo       func(out, w, x *float32, n int)
-	cls      func(out, w, x, nw *float32, n int, eps float32)
-	att      func(out, q, k, v, att *float32, t int)
-	mmQKV    func(out, w, x *float32, n, b int)
-	mmOut    func(out, w, x *float32, n, b int)
-	mmCls    func(out, w, x *float32, n, b int)
-	router   func(out, w, x, nw *float32, n int, eps float32)
-	expFFN   func(out, w, x, nw *float32, n int, eps float32)
-	expDown  func(out, w, x *float32, n int)
-	attTrain func(out, q, k, v, att *float32, t int)
-	attAll   func(out, q, k, v, att *float32, t int)
+	name      string
+	qkv       func(out, w, x, nw *float32, n int, eps float32)
+	wo        func(out, w, x *float32, n int)
+	cls       func(out, w, x, nw *float32, n int, eps float32)
+	att       func(out, q, k, v, att *float32, t int)
+	mmQKV     func(out, w, x *float32, n, b int)
+	mmOut     func(out, w, x *float32, n, b int)
+	mmCls     func(out, w, x *float32, n, b int)
+	router    func(out, w, x, nw *float32, n int, eps float32)
+	expFFN    func(out, w, x, nw *float32, n int, eps float32)
+	expDown   func(out, w, x *float32, n int)
+	attTrain  func(out, q, k, v, att *float32, t int)
+	mmExpGU   func(out, w, x *float32, n, b int)
+	mmExpDown func(out, w, x *float32, n, b int)
+	siluMulE  func(out, h *float32, n int)
+	attAll    func(out, q, k, v, att *float32, t int)
 }
 
 // goKernels is the specialised pure-Go path, built everywhere.
 var goKernels = kernelSet{
-	att:      attention_32_256_go,
-	attAll:   gattention_32_256_8x1_go,
-	attTrain: attention_32_768_go,
-	cls:      rmsmatvec_256_go,
-	expDown:  matvec_256_go,
-	expFFN:   rmsswiglu_2048x256_go,
-	mmCls:    matmul_512x256_go,
-	mmOut:    matmul_256x256_go,
-	mmQKV:    matmul_768x256_go,
-	name:     "go",
-	qkv:      rmsmatvec_256_go,
-	router:   rmsmatvec_256_go,
-	wo:       matvec_256_go,
+	att:       attention_32_256_go,
+	attAll:    gattention_32_256_8x1_go,
+	attTrain:  attention_32_768_go,
+	cls:       rmsmatvec_256_go,
+	expDown:   matvec_256_go,
+	expFFN:    rmsswiglu_2048x256_go,
+	mmCls:     matmul_512x256_go,
+	mmExpDown: matmul_256x256_go,
+	mmExpGU:   matmul_512x256_go,
+	mmOut:     matmul_256x256_go,
+	mmQKV:     matmul_768x256_go,
+	name:      "go",
+	qkv:       rmsmatvec_256_go,
+	router:    rmsmatvec_256_go,
+	siluMulE:  silumul_256_go,
+	wo:        matvec_256_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -12,15 +12,21 @@ import (
 
 // trainSet is one instruction set's backward matrix kernels.
 type trainSet struct {
-	dxQKV func(dx, dy, w *float32, n int)
-	dwQKV func(dw, dy, x *float32, n, b int)
-	dxOut func(dx, dy, w *float32, n int)
-	dwOut func(dw, dy, x *float32, n, b int)
-	dxCls func(dx, dy, w *float32, n int)
-	dwCls func(dw, dy, x *float32, n, b int)
-	fpQKV func(out, wp, x *float32, n int)
-	fpOut func(out, wp, x *float32, n int)
-	fpCls func(out, wp, x *float32, n int)
+	dxQKV     func(dx, dy, w *float32, n int)
+	dwQKV     func(dw, dy, x *float32, n, b int)
+	dxOut     func(dx, dy, w *float32, n int)
+	dwOut     func(dw, dy, x *float32, n, b int)
+	dxCls     func(dx, dy, w *float32, n int)
+	dwCls     func(dw, dy, x *float32, n, b int)
+	dxExpGU   func(dx, dy, w *float32, n int)
+	dwExpGU   func(dw, dy, x *float32, n, b int)
+	dxExpDown func(dx, dy, w *float32, n int)
+	dwExpDown func(dw, dy, x *float32, n, b int)
+	fpQKV     func(out, wp, x *float32, n int)
+	fpOut     func(out, wp, x *float32, n int)
+	fpCls     func(out, wp, x *float32, n int)
+	fpExpGU   func(out, wp, x *float32, n int)
+	fpExpDown func(out, wp, x *float32, n int)
 	// packW: the panel width of the packed forward kernels fp* (nil without them).
 	packW int
 	// swib: SwiGLU's gradient over n rows (asm.TKernel); nil: runtime/kernels.
@@ -33,13 +39,17 @@ type trainSet struct {
 
 // goTrain is the pure-Go set, built everywhere.
 var goTrain = trainSet{
-	dwCls: matmuldw_512x256_go,
-	dwOut: matmuldw_256x256_go,
-	dwQKV: matmuldw_768x256_go,
-	dxCls: matmuldx_512x256_go,
-	dxOut: matmuldx_256x256_go,
-	dxQKV: matmuldx_768x256_go,
-	smax:  softmaxRow,
+	dwCls:     matmuldw_512x256_go,
+	dwExpDown: matmuldw_256x256_go,
+	dwExpGU:   matmuldw_512x256_go,
+	dwOut:     matmuldw_256x256_go,
+	dwQKV:     matmuldw_768x256_go,
+	dxCls:     matmuldx_512x256_go,
+	dxExpDown: matmuldx_256x256_go,
+	dxExpGU:   matmuldx_512x256_go,
+	dxOut:     matmuldx_256x256_go,
+	dxQKV:     matmuldx_768x256_go,
+	smax:      softmaxRow,
 }
 
 // trainOps holds the kernels of the path in use when the trainer was made.

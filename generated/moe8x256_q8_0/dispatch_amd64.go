@@ -18,6 +18,8 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			expDown:    matvec_256_avx512,
 			expFFN:     rmsswiglu_2048x256_avx512,
 			mmCls:      matmul_512x256_avx512,
+			mmExpDown:  matmul_256x256_avx512,
+			mmExpGU:    matmul_512x256_avx512,
 			mmOut:      matmul_256x256_avx512,
 			mmQKV:      matmul_768x256_avx512,
 			name:       "avx512",
@@ -32,7 +34,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvE:       q8_0matvec_256_avx512,
 			qmvEP:      q8_0panel_256_avx512,
 			router:     rmsmatvec_256_avx512,
-			siluMul:    silumul_256_avx512,
+			siluMulE:   silumul_256_avx512,
 			wo:         matvec_256_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
@@ -66,6 +68,8 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			gmmOut:     q8_0matmul_256x256_avx2,
 			gmmQKV:     q8_0matmul_768x256_avx2,
 			mmCls:      matmul_512x256_avx2,
+			mmExpDown:  matmul_256x256_avx2,
+			mmExpGU:    matmul_512x256_avx2,
 			mmOut:      matmul_256x256_avx2,
 			mmQKV:      matmul_768x256_avx2,
 			name:       "avx2",
@@ -73,7 +77,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:       q8_0matvec_256_avx2,
 			qmvE:       q8_0matvec_256_avx2,
 			router:     rmsmatvec_256_avx2,
-			siluMul:    silumul_256_avx2,
+			siluMulE:   silumul_256_avx2,
 			wo:         matvec_256_avx2,
 		}, true
 	}

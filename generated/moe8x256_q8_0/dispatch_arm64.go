@@ -23,6 +23,8 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			gmmOut:     q8_0matmul_256x256_neon,
 			gmmQKV:     q8_0matmul_768x256_neon,
 			mmCls:      matmul_512x256_neon,
+			mmExpDown:  matmul_256x256_neon,
+			mmExpGU:    matmul_512x256_neon,
 			mmOut:      matmul_256x256_neon,
 			mmQKV:      matmul_768x256_neon,
 			name:       "neon",
@@ -30,7 +32,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:       q8_0matvec_256_neon,
 			qmvE:       q8_0matvec_256_neon,
 			router:     rmsmatvec_256_neon,
-			siluMul:    silumul_256_neon,
+			siluMulE:   silumul_256_neon,
 			wo:         matvec_256_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {

@@ -366,7 +366,7 @@ func (s *Session) qmoeFFN(l int, x, out *[256]float32) {
 				qmvD(&s.hgu[a], &ue[a-256][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		kern.siluMul(&s.moe.hb[0], &s.hgu[0], 1)
+		kern.siluMulE(&s.moe.hb[0], &s.hgu[0], 1)
 		quant.QuantizeAct(s.hq[:], s.hs[:], s.moe.hb[:])
 		qmvE(&s.moe.tmp[0], &de[0][0], &s.hq[0], &s.hs[0], 256)
 		wj := s.moe.w[j]
@@ -597,7 +597,7 @@ func (m *Model) run(b *batch) {
 						kern.qmmExpGU(&b.ehgu[0][a], &ue[a-256][0], &b.gq[0][0], &b.gs[0][0], &b.gsum[0][0], e-a, k)
 					}
 				})
-				kern.siluMul(&b.eact[0][0], &b.ehgu[0][0], k)
+				kern.siluMulE(&b.eact[0][0], &b.ehgu[0][0], k)
 				for t := range k {
 					quant.QuantizeAct(b.hq[t][:], b.hs[t][:], b.eact[t][:])
 					quant.ActSums(b.hsum[t][:], b.hq[t][:], off)
@@ -732,7 +732,7 @@ func (m *Model) run(b *batch) {
 						kern.gmmExpGU(&b.ehgu[0][a], &ue[a-256][0], &b.gq[0][0], &b.gs[0][0], e-a, k)
 					}
 				})
-				kern.siluMul(&b.eact[0][0], &b.ehgu[0][0], k)
+				kern.siluMulE(&b.eact[0][0], &b.ehgu[0][0], k)
 				for t := range k {
 					quant.QuantizeAct(b.hq[t][:], b.hs[t][:], b.eact[t][:])
 				}
@@ -802,22 +802,24 @@ func rmsnorm(out, x, nw *[256]float32) {
 
 // kernelSet is one instruction set's kernels for this model's shapes.
 type kernelSet struct {
-	name     string
-	qkv      func(out, w, x, nw *float32, n int, eps float32)
-	wo       func(out, w, x *float32, n int)
-	cls      func(out, w, x, nw *float32, n int, eps float32)
-	att      func(out, q, k, v, att *float32, t int)
-	mmQKV    func(out, w, x *float32, n, b int)
-	mmOut    func(out, w, x *float32, n, b int)
-	mmCls    func(out, w, x *float32, n, b int)
-	router   func(out, w, x, nw *float32, n int, eps float32)
-	expFFN   func(out, w, x, nw *float32, n int, eps float32)
-	expDown  func(out, w, x *float32, n int)
-	attTrain func(out, q, k, v, att *float32, t int)
-	siluMul  func(out, h *float32, n int)
-	attAll   func(out, q, k, v, att *float32, t int)
-	qmvD     func(out *float32, w *byte, xq *int8, xs *float32, n int)
-	qmvE     func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	name      string
+	qkv       func(out, w, x, nw *float32, n int, eps float32)
+	wo        func(out, w, x *float32, n int)
+	cls       func(out, w, x, nw *float32, n int, eps float32)
+	att       func(out, q, k, v, att *float32, t int)
+	mmQKV     func(out, w, x *float32, n, b int)
+	mmOut     func(out, w, x *float32, n, b int)
+	mmCls     func(out, w, x *float32, n, b int)
+	router    func(out, w, x, nw *float32, n int, eps float32)
+	expFFN    func(out, w, x, nw *float32, n int, eps float32)
+	expDown   func(out, w, x *float32, n int)
+	attTrain  func(out, q, k, v, att *float32, t int)
+	mmExpGU   func(out, w, x *float32, n, b int)
+	mmExpDown func(out, w, x *float32, n, b int)
+	siluMulE  func(out, h *float32, n int)
+	attAll    func(out, q, k, v, att *float32, t int)
+	qmvD      func(out *float32, w *byte, xq *int8, xs *float32, n int)
+	qmvE      func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	// The panel kernels (AVX-512 VNNI) read the panel copies of the quantised matrices (Model.qp); nil on other paths.
 	qmvDP func(out *float32, w *byte, xq *int8, xs *float32, n int)
 	qmvEP func(out *float32, w *byte, xq *int8, xs *float32, n int)
@@ -849,6 +851,8 @@ var goKernels = kernelSet{
 	gmmOut:     q8_0matmul_256x256_go,
 	gmmQKV:     q8_0matmul_768x256_go,
 	mmCls:      matmul_512x256_go,
+	mmExpDown:  matmul_256x256_go,
+	mmExpGU:    matmul_512x256_go,
 	mmOut:      matmul_256x256_go,
 	mmQKV:      matmul_768x256_go,
 	name:       "go",
@@ -856,7 +860,7 @@ var goKernels = kernelSet{
 	qmvD:       q8_0matvec_256_go,
 	qmvE:       q8_0matvec_256_go,
 	router:     rmsmatvec_256_go,
-	siluMul:    silumul_256_go,
+	siluMulE:   silumul_256_go,
 	wo:         matvec_256_go,
 }
 

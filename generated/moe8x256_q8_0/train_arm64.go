@@ -9,13 +9,17 @@ func archTrain(name string) (trainSet, bool) {
 	switch name {
 	case "neon":
 		return trainSet{
-			dwCls: matmuldw_512x256_neon,
-			dwOut: matmuldw_256x256_neon,
-			dwQKV: matmuldw_768x256_neon,
-			dxCls: matmuldx_512x256_neon,
-			dxOut: matmuldx_256x256_neon,
-			dxQKV: matmuldx_768x256_neon,
-			smax:  softmaxRow,
+			dwCls:     matmuldw_512x256_neon,
+			dwExpDown: matmuldw_256x256_neon,
+			dwExpGU:   matmuldw_512x256_neon,
+			dwOut:     matmuldw_256x256_neon,
+			dwQKV:     matmuldw_768x256_neon,
+			dxCls:     matmuldx_512x256_neon,
+			dxExpDown: matmuldx_256x256_neon,
+			dxExpGU:   matmuldx_512x256_neon,
+			dxOut:     matmuldx_256x256_neon,
+			dxQKV:     matmuldx_768x256_neon,
+			smax:      softmaxRow,
 		}, true
 	}
 	return trainSet{}, false
