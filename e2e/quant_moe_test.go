@@ -11,7 +11,6 @@ import (
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cli"
 	"github.com/modelc/modelc/runtime/cpu"
-	"github.com/modelc/modelc/runtime/quant"
 )
 
 // The compiled quantised mixture of experts (attention and every expert in
@@ -36,23 +35,8 @@ func TestCompiledQuantMoE(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	f32 := filepath.Join(dir, "m.gguf")
-	if err := checkpoint.SaveGGUF(f32, p, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(f32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	kvs, ts, _, err := quant.QuantizeFile(f, gguf.TypeQ8_0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeQuantParams(t, dir, p, "q8_0")
 	path := filepath.Join(dir, "q8_0.gguf")
-	if err := gguf.WriteFile(path, kvs, ts); err != nil {
-		t.Fatal(err)
-	}
 	fp, ff, err := checkpoint.Load(path)
 	if err != nil {
 		t.Fatal(err)

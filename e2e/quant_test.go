@@ -68,6 +68,17 @@ func writeQuantFiles(t *testing.T, dir string, sh quantShape) (*model.Params, st
 			}
 		}
 	}
+	var formats []string
+	for _, q := range sh.pkgs {
+		formats = append(formats, q.format)
+	}
+	return p, writeQuantParams(t, dir, p, formats...)
+}
+
+// writeQuantParams writes p as dir/m.gguf (F32, its path returned) and as
+// dir/<format>.gguf quantised by modelc quantize's code for each format.
+func writeQuantParams(t *testing.T, dir string, p *model.Params, formats ...string) string {
+	t.Helper()
 	f32 := filepath.Join(dir, "m.gguf")
 	if err := checkpoint.SaveGGUF(f32, p, nil, false); err != nil {
 		t.Fatal(err)
@@ -77,17 +88,17 @@ func writeQuantFiles(t *testing.T, dir string, sh quantShape) (*model.Params, st
 		t.Fatal(err)
 	}
 	defer f.Close()
-	for _, q := range sh.pkgs {
-		typ, _ := quant.ParseType(q.format)
+	for _, format := range formats {
+		typ, _ := quant.ParseType(format)
 		kvs, ts, _, err := quant.QuantizeFile(f, typ)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := gguf.WriteFile(filepath.Join(dir, q.format+".gguf"), kvs, ts); err != nil {
+		if err := gguf.WriteFile(filepath.Join(dir, format+".gguf"), kvs, ts); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return p, f32
+	return f32
 }
 
 func isNorm(name string) bool { return len(name) > 12 && name[len(name)-12:] == "_norm.weight" }

@@ -212,22 +212,27 @@ import (
 	"github.com/modelc/modelc/runtime/model"
 )
 
+// models builds the compiled model and the generic one on p.
+func models(name string, p *model.Params, newModel model.Factory) (g, r model.Model) {
+	g, err := newModel(p)
+	if err != nil {
+		fmt.Println(name, err)
+		os.Exit(1)
+	}
+	if r, err = generic.New(p); err != nil {
+		fmt.Println(name, err)
+		os.Exit(1)
+	}
+	return g, r
+}
+
 func check(name string, s *model.Spec, newModel model.Factory) {
 	p := cli.RandomParams(s, 42)
 	// Larger weights than an initialised model so that attention is not uniform.
 	for i := range p.Data {
 		p.Data[i] *= 8
 	}
-	g, err := newModel(p)
-	if err != nil {
-		fmt.Println(name, err)
-		os.Exit(1)
-	}
-	r, err := generic.New(p)
-	if err != nil {
-		fmt.Println(name, err)
-		os.Exit(1)
-	}
+	g, r := models(name, p, newModel)
 	gs, rs := g.NewSession(), r.NewSession()
 	worst := 0.0
 	for pos := 0; pos < s.MaxSeq; pos++ {
@@ -291,16 +296,7 @@ func checkQuant(name string, s *model.Spec, newModel model.Factory) {
 			d[i] *= k
 		}
 	}
-	g, err := newModel(p)
-	if err != nil {
-		fmt.Println(name, err)
-		os.Exit(1)
-	}
-	r, err := generic.New(p)
-	if err != nil {
-		fmt.Println(name, err)
-		os.Exit(1)
-	}
+	g, r := models(name, p, newModel)
 	gs, rs := g.NewSession(), r.NewSession()
 	worst := 0.0
 	for pos := 0; pos < s.MaxSeq; pos++ {
