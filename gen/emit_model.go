@@ -724,7 +724,7 @@ func attentionCall(p *Plan, out, q, att, pos *Statement) Code {
 func batchMoE(p *Plan) []Code {
 	s := &p.Spec
 	m := s.MoE
-	d, mf, E, K := s.Dim, m.FFNDim, m.Experts, m.TopK
+	d, mf := s.Dim, m.FFNDim
 	eps := Lit(float32(s.NormEps))
 	bx := func(n string) *Statement { return Id("b").Dot(n) }
 	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
@@ -749,41 +749,30 @@ func batchMoE(p *Plan) []Code {
 	} else {
 		out = append(out, perRow(row("po").Op("=").Index(Lit(d)).Float32().Values()))
 	}
-	gather := For(List(Id("i"), Id("sel")).Op(":=").Range().Add(bx("esel").Index(Op(":").Id("n")))).Block(
-		For(List(Id("j"), Id("e")).Op(":=").Range().Id("sel")).Block(
-			If(Int().Parens(Id("e")).Op("==").Id("ex")).Block(
-				List(bx("eidx").Index(Id("k")), bx("gx").Index(Id("k"))).Op("=").List(Id("i").Op("*").Lit(K).Op("+").Id("j"), bx("pxn").Index(Id("i"))),
-				Id("k").Op("++"),
-			),
-		),
-	)
-	expert := []Code{
-		Id("k").Op(":=").Lit(0),
-		gather,
-		If(Id("k").Op("==").Lit(0)).Block(Continue()),
+	return append(out, expertGroups(p, [][2]string{{"gx", "pxn"}},
 		mmc(p.MMExpGU, at("gx"), Id("k"), []qpart{
 			{bx("ehgu").Index(Lit(0)), 0, Id("lw").Dot("gateExps").Index(Id("ex")), mf},
 			{bx("ehgu").Index(Lit(0)), mf, Id("lw").Dot("upExps").Index(Id("ex")), mf},
 		}),
 		Id("kern").Dot(p.SiLUMulE.Field).Call(at("eact"), at("ehgu"), Id("k")),
 		mmc(p.MMExpDown, at("eact"), Id("k"), []qpart{{bx("eout").Index(Lit(0)), 0, Id("lw").Dot("downExps").Index(Id("ex")), d}}),
-		For(List(Id("t"), Id("c")).Op(":=").Range().Add(bx("eidx").Index(Op(":").Id("k")))).Block(
-			bx("etmp").Index(Id("c").Op("/").Lit(K)).Index(Id("c").Op("%").Lit(K)).Op("=").Add(bx("eout")).Index(Id("t")),
-		),
-	}
-	out = append(out, For(Id("ex").Op(":=").Range().Lit(E)).Block(expert...))
-	return append(out, perRow(For(List(Id("j"), Id("wj")).Op(":=").Range().Add(row("ew"))).Block(
-		For(Id("q").Op(":=").Range().Lit(d)).Block(row("po").Index(Id("q")).Op("+=").Id("wj").Op("*").Add(row("etmp")).Index(Id("j")).Index(Id("q"))),
-	)))
+	)...)
 }
 
-// moeBatchFields are a float batched pass's mixture scratch: each row's
-// routing, each expert's gathered rows and products, each row's outputs
-// per choice.
+// moeBatchFields are a float batched pass's mixture scratch: the grouped
+// experts' buffers and each expert's gathered input rows.
 func moeBatchFields(p *Plan) []Code {
 	if !p.MoE() || p.Quant != 0 {
 		return nil
 	}
+	return append(moeGroupFields(p), Id("gx").Index(Lit(p.PrefillBatch)).Index(Lit(p.Spec.Dim)).Float32())
+}
+
+// moeGroupFields are the buffers of a mixture's grouped experts in a
+// batched pass, float or quantised: each row's routing (esel, ew), the rows
+// of the expert at hand (eidx), their gate|up products, hidden activations
+// and outputs, and each row's outputs per choice (etmp).
+func moeGroupFields(p *Plan) []Code {
 	s := &p.Spec
 	m := s.MoE
 	d, mf, K, pb := s.Dim, m.FFNDim, m.TopK, p.PrefillBatch
@@ -791,9 +780,47 @@ func moeBatchFields(p *Plan) []Code {
 		Id("esel").Index(Lit(pb)).Index(Lit(K)).Int32(),
 		Id("ew").Index(Lit(pb)).Index(Lit(K)).Float32(),
 		Id("eidx").Index(Lit(pb * K)).Int(),
-		List(Id("gx"), Id("eout")).Index(Lit(pb)).Index(Lit(d)).Float32(),
 		Id("ehgu").Index(Lit(pb)).Index(Lit(2 * mf)).Float32(),
 		Id("eact").Index(Lit(pb)).Index(Lit(mf)).Float32(),
+		Id("eout").Index(Lit(pb)).Index(Lit(d)).Float32(),
 		Id("etmp").Index(Lit(pb)).Index(Lit(K)).Index(Lit(d)).Float32(),
+	}
+}
+
+// expertGroups runs each expert of a mixture once over the rows of a
+// batched pass routed to it (b.esel): their choice indices gathered into
+// b.eidx and, for each copy {dst, src}, b.dst[k] = b.src[i]; body over those
+// k rows leaves their outputs in b.eout, each kept per choice in b.etmp;
+// then every row adds its choices into b.po in the step's order (j).
+func expertGroups(p *Plan, copies [][2]string, body ...Code) []Code {
+	s := &p.Spec
+	d, E, K := s.Dim, s.MoE.Experts, s.MoE.TopK
+	bx := func(n string) *Statement { return Id("b").Dot(n) }
+	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
+	dst, src := []Code{bx("eidx").Index(Id("k"))}, []Code{Id("i").Op("*").Lit(K).Op("+").Id("j")}
+	for _, c := range copies {
+		dst, src = append(dst, bx(c[0]).Index(Id("k"))), append(src, bx(c[1]).Index(Id("i")))
+	}
+	expert := []Code{
+		Id("k").Op(":=").Lit(0),
+		For(List(Id("i"), Id("sel")).Op(":=").Range().Add(bx("esel").Index(Op(":").Id("n")))).Block(
+			For(List(Id("j"), Id("e")).Op(":=").Range().Id("sel")).Block(
+				If(Int().Parens(Id("e")).Op("==").Id("ex")).Block(
+					List(dst...).Op("=").List(src...),
+					Id("k").Op("++"),
+				),
+			),
+		),
+		If(Id("k").Op("==").Lit(0)).Block(Continue()),
+	}
+	expert = append(expert, body...)
+	expert = append(expert, For(List(Id("t"), Id("c")).Op(":=").Range().Add(bx("eidx").Index(Op(":").Id("k")))).Block(
+		bx("etmp").Index(Id("c").Op("/").Lit(K)).Index(Id("c").Op("%").Lit(K)).Op("=").Add(bx("eout")).Index(Id("t")),
+	))
+	return []Code{
+		For(Id("ex").Op(":=").Range().Lit(E)).Block(expert...),
+		perRow(For(List(Id("j"), Id("wj")).Op(":=").Range().Add(row("ew"))).Block(
+			For(Id("q").Op(":=").Range().Lit(d)).Block(row("po").Index(Id("q")).Op("+=").Id("wj").Op("*").Add(row("etmp")).Index(Id("j")).Index(Id("q"))),
+		)),
 	}
 }

@@ -532,24 +532,18 @@ func quantBatchFields(p *Plan) []Code {
 	)
 	if p.QE {
 		m := s.MoE
-		mf, k := m.FFNDim, m.TopK
+		mf := m.FFNDim
+		fields = append(fields, moeGroupFields(p)...)
 		fields = append(fields,
-			Comment("A mixture's routing per row, and each expert's rows gathered: their"),
-			Comment("quantised inputs, gate|up products, hidden activations and outputs."),
-			Id("esel").Index(Lit(pb)).Index(Lit(k)).Int32(),
-			Id("ew").Index(Lit(pb)).Index(Lit(k)).Float32(),
+			Comment("A mixture's router scratch, and an expert's gathered rows quantised:"),
+			Comment("inputs (gq, gs, gsum) and hidden activations (hq, hs, hsum)."),
 			List(Id("elog"), Id("eprob")).Index(Lit(m.Experts)).Float32(),
-			Id("eidx").Index(Lit(pb*k)).Int(),
 			Id("gq").Index(Lit(pb)).Index(Lit(d)).Int8(),
 			Id("gs").Index(Lit(pb)).Index(Lit(d/32)).Float32(),
 			Id("gsum").Index(Lit(pb)).Index(Lit(d/32)).Int32(),
-			Id("ehgu").Index(Lit(pb)).Index(Lit(2*mf)).Float32(),
-			Id("eact").Index(Lit(pb)).Index(Lit(mf)).Float32(),
 			Id("hq").Index(Lit(pb)).Index(Lit(mf)).Int8(),
 			Id("hs").Index(Lit(pb)).Index(Lit(mf/32)).Float32(),
 			Id("hsum").Index(Lit(pb)).Index(Lit(mf/32)).Int32(),
-			Id("eout").Index(Lit(pb)).Index(Lit(d)).Float32(),
-			Id("etmp").Index(Lit(pb)).Index(Lit(k)).Index(Lit(d)).Float32(),
 		)
 	}
 	if !p.QF {
@@ -776,7 +770,7 @@ func emitQuantMoE(file *File, p *Plan, eps Code) {
 func quantMoEPass(p *Plan, panel bool, eps Code, mmcallX func(field, q, sc, sum string, tokens Code, parts []qpart) Code) []Code {
 	s := &p.Spec
 	m := s.MoE
-	d, mf, E, K := s.Dim, m.FFNDim, m.Experts, m.TopK
+	d, mf := s.Dim, m.FFNDim
 	bx := func(n string) *Statement { return Id("b").Dot(n) }
 	row := func(n string) *Statement { return Id("b").Dot(n).Index(Id("i")) }
 	sums := func(sum, q string, i Code) Code {
@@ -814,32 +808,15 @@ func quantMoEPass(p *Plan, panel bool, eps Code, mmcallX func(field, q, sc, sum 
 	rowsOf := func(stack string, rows, cols int) *Statement {
 		return Parens(p.qmat(rows, cols)).Parens(Qual("unsafe", "Pointer").Call(Op("&").Id("ql").Dot(stack).Index(Id("ex").Op("*").Lit(rows))))
 	}
-	gather := For(List(Id("i"), Id("sel")).Op(":=").Range().Add(bx("esel").Index(Op(":").Id("n")))).Block(
-		For(List(Id("j"), Id("e")).Op(":=").Range().Id("sel")).Block(
-			If(Int().Parens(Id("e")).Op("==").Id("ex")).Block(
-				List(bx("eidx").Index(Id("k")), bx("gq").Index(Id("k")), bx("gs").Index(Id("k")), bx("gsum").Index(Id("k"))).Op("=").
-					List(Id("i").Op("*").Lit(K).Op("+").Id("j"), bx("dq").Index(Id("i")), bx("ds").Index(Id("i")), bx("dsum").Index(Id("i"))),
-				Id("k").Op("++"),
-			),
-		),
-	)
-	expert := []Code{
-		Id("k").Op(":=").Lit(0),
-		gather,
-		If(Id("k").Op("==").Lit(0)).Block(Continue()),
+	// The panel kernels' -o·Σx tables go with the rows; ggml's have none.
+	copies := [][2]string{{"gq", "dq"}, {"gs", "ds"}}
+	if panel {
+		copies = append(copies, [2]string{"gsum", "dsum"})
+	}
+	body := []Code{
 		List(Id("ge"), Id("ue"), Id("de")).Op(":=").List(rowsOf("gateExps", mf, d), rowsOf("upExps", mf, d), rowsOf("downExps", d, mf)),
 	}
-	expert = append(expert, hidden("gq", "gs", "gsum", Id("k"), Id("ge"), Id("ue"))...)
-	expert = append(expert,
-		mmcallX("qmmExpDown", "hq", "hs", "hsum", Id("k"), []qpart{{bx("eout").Index(Lit(0)), 0, Id("de"), d}}),
-		For(List(Id("t"), Id("c")).Op(":=").Range().Add(bx("eidx").Index(Op(":").Id("k")))).Block(
-			bx("etmp").Index(Id("c").Op("/").Lit(K)).Index(Id("c").Op("%").Lit(K)).Op("=").Add(bx("eout")).Index(Id("t")),
-		),
-	)
-	out = append(out, For(Id("ex").Op(":=").Range().Lit(E)).Block(expert...))
-	// Each row's choices in the step's order (j), as qmoeFFN adds them.
-	out = append(out, perRow(For(List(Id("j"), Id("wj")).Op(":=").Range().Add(row("ew"))).Block(
-		For(Id("q").Op(":=").Range().Lit(d)).Block(row("po").Index(Id("q")).Op("+=").Id("wj").Op("*").Add(row("etmp")).Index(Id("j")).Index(Id("q"))),
-	)))
-	return out
+	body = append(body, hidden("gq", "gs", "gsum", Id("k"), Id("ge"), Id("ue"))...)
+	body = append(body, mmcallX("qmmExpDown", "hq", "hs", "hsum", Id("k"), []qpart{{bx("eout").Index(Lit(0)), 0, Id("de"), d}}))
+	return append(out, expertGroups(p, copies, body...)...)
 }

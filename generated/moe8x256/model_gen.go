@@ -185,10 +185,11 @@ type batch struct {
 	esel              [64][2]int32
 	ew                [64][2]float32
 	eidx              [128]int
-	gx, eout          [64][256]float32
 	ehgu              [64][512]float32
 	eact              [64][256]float32
+	eout              [64][256]float32
 	etmp              [64][2][256]float32
+	gx                [64][256]float32
 	moe               moeScratch
 }
 

@@ -203,22 +203,22 @@ type batch struct {
 	dq   [64][256]int8
 	ds   [64][8]float32
 	dsum [64][8]int32
-	// A mixture's routing per row, and each expert's rows gathered: their
-	// quantised inputs, gate|up products, hidden activations and outputs.
-	esel        [64][2]int32
-	ew          [64][2]float32
+	esel [64][2]int32
+	ew   [64][2]float32
+	eidx [128]int
+	ehgu [64][512]float32
+	eact [64][256]float32
+	eout [64][256]float32
+	etmp [64][2][256]float32
+	// A mixture's router scratch, and an expert's gathered rows quantised:
+	// inputs (gq, gs, gsum) and hidden activations (hq, hs, hsum).
 	elog, eprob [8]float32
-	eidx        [128]int
 	gq          [64][256]int8
 	gs          [64][8]float32
 	gsum        [64][8]int32
-	ehgu        [64][512]float32
-	eact        [64][256]float32
 	hq          [64][256]int8
 	hs          [64][8]float32
 	hsum        [64][8]int32
-	eout        [64][256]float32
-	etmp        [64][2][256]float32
 }
 
 func (m *Model) NewSession() model.Session {
@@ -715,7 +715,7 @@ func (m *Model) run(b *batch) {
 				for i, sel := range b.esel[:n] {
 					for j, e := range sel {
 						if int(e) == ex {
-							b.eidx[k], b.gq[k], b.gs[k], b.gsum[k] = i*2+j, b.dq[i], b.ds[i], b.dsum[i]
+							b.eidx[k], b.gq[k], b.gs[k] = i*2+j, b.dq[i], b.ds[i]
 							k++
 						}
 					}
