@@ -393,7 +393,8 @@ func qnorm(out, x, nw Code, eps Code) Code {
 }
 
 // qpathDecl declares qw and the quantised kernels of this step (s.m.qpath);
-// only qmvD when ffn_down is not needed (the classifier).
+// only qmvD unless all (the classifier; a mixture's step, whose experts'
+// kernels qmoeFFN takes itself).
 func qpathDecl(p *Plan, all bool) Code {
 	vars := []Code{Id("qw")}
 	for _, c := range p.QCalls() {
