@@ -103,7 +103,7 @@ func (g *amd) kernel(k Kernel) {
 	c.SignatureExpr(k.Signature())
 	c.Doc(k.doc())
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec, OpSwiGLU, OpRMSNormSwiGLU:
+	case OpMatVec, OpMatVecAdd, OpRMSNormMatVec, OpSwiGLU, OpRMSNormSwiGLU:
 		g.matvec(k)
 	case OpAttention:
 		g.attention(k)
@@ -127,6 +127,8 @@ func (k Kernel) doc() string {
 	switch k.Op {
 	case OpMatVec:
 		return fmt.Sprintf("%s: out[r] = w[r]·x for r < n, %d columns.", k.Name(), k.Cols)
+	case OpMatVecAdd:
+		return fmt.Sprintf("%s: out[r] += w[r]·x for r < n, %d columns.", k.Name(), k.Cols)
 	case OpRMSNormMatVec:
 		return fmt.Sprintf("%s: out[r] = w[r]·(g⊙x)/rms(x) for r < n, %d columns.", k.Name(), k.Cols)
 	case OpSwiGLU:
@@ -717,6 +719,12 @@ func (g *amd) matvec(k Kernel) {
 		}
 		if swi {
 			g.siluMul(s, u)
+		}
+		switch {
+		case k.Op == OpMatVecAdd && rb == 4:
+			c.VADDPS(mem(out, 0), s, s)
+		case k.Op == OpMatVecAdd:
+			c.VADDSS(mem(out, 0), s, s)
 		}
 		if rb == 4 {
 			c.VMOVUPS(s, mem(out, 0))

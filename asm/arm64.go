@@ -106,7 +106,7 @@ func (e *neon) zero(v int) { e.p("VEOR V%d.B16, V%d.B16, V%d.B16", v, v, v) }
 func (e *neon) kernel(k Kernel) {
 	fmt.Fprintf(e.b, "\n// %s\nTEXT ·%s(SB), NOSPLIT, $0-%d\n", k.doc(), k.Name(), argSize(k))
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec, OpSwiGLU, OpRMSNormSwiGLU:
+	case OpMatVec, OpMatVecAdd, OpRMSNormMatVec, OpSwiGLU, OpRMSNormSwiGLU:
 		e.p("MOVD out+0(FP), R0")
 		e.p("MOVD w+8(FP), R1")
 		e.p("MOVD x+16(FP), R2")
@@ -390,6 +390,14 @@ func (e *neon) block(k Kernel, rb int, norm, swi bool) {
 	}
 	if swi {
 		e.siluMul(29, 31)
+	}
+	switch {
+	case k.Op == OpMatVecAdd && rb == 4:
+		e.p("VLD1 (R0), [V30.S4]")
+		e.v3("FADD", 29, 29, 30)
+	case k.Op == OpMatVecAdd:
+		e.p("FMOVS (R0), F30")
+		e.p("FADDS F30, F29, F29")
 	}
 	if rb == 4 {
 		e.p("VST1.P [V29.S4], 16(R0)")

@@ -43,6 +43,13 @@
 //
 //	out[r] = Σ_c w[r*C+c]·x[c]  for r < n.
 //
+// MatVecAdd: func(out, w, x *float32, n int)
+//
+//	out[r] += Σ_c w[r*C+c]·x[c]  for r < n: MatVec's sum, then one add.
+//
+// The attention output and down projections of a decode step add into the
+// residual stream in place, so the step needs no separate add loop.
+//
 // RMSNormMatVec: func(out, w, x, nw *float32, n int, eps float32)
 //
 //	out[r] = w[r]·(nw⊙x)·inv,  inv = 1/sqrt(Σx²/C + eps)

@@ -194,7 +194,7 @@ func goKernel(g *goWriter, k Kernel) {
 	name := k.Name()
 	g.p("// %s\n", k.doc())
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec:
+	case OpMatVec, OpMatVecAdd, OpRMSNormMatVec:
 		goMatVec(g, k, name)
 	case OpSwiGLU, OpRMSNormSwiGLU:
 		goSwiGLU(g, k, name)
@@ -304,10 +304,17 @@ func goMatVec(g *goWriter, k Kernel, name string) {
 	g.p("r := 0\nfor ; r <= n-4; r += 4 {\nr0 := unsafe.Add(wp, r*(C*4))\n")
 	g.p("r1 := unsafe.Add(r0, C*4)\nr2 := unsafe.Add(r0, 2*C*4)\nr3 := unsafe.Add(r0, 3*C*4)\n")
 	goDot(g, []string{"r0", "r1", "r2", "r3"}, "xp", k.Cols, []string{"s0", "s1", "s2", "s3"})
-	g.p("*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}\n}\n")
+	set := "="
+	if k.Op == OpMatVecAdd {
+		g.p("o := (*[4]float32)(unsafe.Add(op, r*4))\n")
+		g.p("*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}\n}\n")
+		set = "+="
+	} else {
+		g.p("*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}\n}\n")
+	}
 	g.p("for ; r < n; r++ {\n")
 	goDot(g, []string{"unsafe.Add(wp, r*(C*4))"}, "xp", k.Cols, []string{"s0"})
-	g.p("*(*float32)(unsafe.Add(op, r*4)) = s0\n}\n")
+	g.p("*(*float32)(unsafe.Add(op, r*4)) %s s0\n}\n", set)
 }
 
 func goSwiGLU(g *goWriter, k Kernel, name string) {

@@ -19,6 +19,7 @@ const (
 	OpGroupAttention                // every head of a layer: Heads KV heads of Group query heads each
 	OpSiLUMul                       // out[t][i] = silu(h[t][i])·h[t][F+i], rows of a batched gate|up product
 	OpGroupAttentionT               // OpGroupAttention over a position-minor (transposed) KV cache
+	OpMatVecAdd                     // out[r] += w[r]·x: a projection added into the residual stream
 )
 
 var opNames = map[Op]string{
@@ -31,6 +32,7 @@ var opNames = map[Op]string{
 	OpGroupAttention:  "gattention",
 	OpSiLUMul:         "silumul",
 	OpGroupAttentionT: "gattentiont",
+	OpMatVecAdd:       "matvecadd",
 }
 
 func (o Op) String() string {
@@ -73,7 +75,8 @@ type Kernel struct {
 	// Rows: for SwiGLU/RMSNormSwiGLU the FFN width F (the up rows start F rows
 	// after the gate rows); for MatMul the total row count R, which is the
 	// stride of one token's output. Unused (and not part of the name) for
-	// OpMatVec and OpRMSNormMatVec, whose row count is a run-time argument.
+	// OpMatVec, OpMatVecAdd and OpRMSNormMatVec, whose row count is a run-time
+	// argument.
 	Rows int
 	// Cols is the input length C of a row (matrix ops); for OpSiLUMul the
 	// FFN width F (a row of the input holds F gate then F up values).
@@ -94,7 +97,7 @@ type Kernel struct {
 // Kernels with the same name are the same function.
 func (k Kernel) Name() string {
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec, OpSiLUMul:
+	case OpMatVec, OpMatVecAdd, OpRMSNormMatVec, OpSiLUMul:
 		return fmt.Sprintf("%s_%d_%s", k.Op, k.Cols, k.ISA)
 	case OpSwiGLU, OpRMSNormSwiGLU, OpMatMul:
 		return fmt.Sprintf("%s_%dx%d_%s", k.Op, k.Rows, k.Cols, k.ISA)
@@ -111,7 +114,7 @@ func (k Kernel) Name() string {
 // counts, so that a worker pool can hand each worker a range of rows.
 func (k Kernel) Signature() string {
 	switch k.Op {
-	case OpMatVec, OpSwiGLU:
+	case OpMatVec, OpMatVecAdd, OpSwiGLU:
 		return "func(out, w, x *float32, n int)"
 	case OpRMSNormMatVec, OpRMSNormSwiGLU:
 		return "func(out, w, x, nw *float32, n int, eps float32)"
@@ -135,7 +138,7 @@ func (k Kernel) Validate() error {
 	}
 	const limit = 1 << 24 // keeps every baked byte offset inside an int32 displacement
 	switch k.Op {
-	case OpMatVec, OpRMSNormMatVec, OpSiLUMul:
+	case OpMatVec, OpMatVecAdd, OpRMSNormMatVec, OpSiLUMul:
 		if k.Cols < 1 || k.Cols > limit {
 			return fmt.Errorf("kernel %s: cols must be in [1, %d], got %d", k.Name(), limit, k.Cols)
 		}

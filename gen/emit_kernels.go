@@ -25,7 +25,7 @@ func kernelFuncType(op asm.Op) *Statement {
 		return Func().Params(append(params, rest...)...)
 	}
 	switch op {
-	case asm.OpMatVec, asm.OpSwiGLU:
+	case asm.OpMatVec, asm.OpMatVecAdd, asm.OpSwiGLU:
 		return f([]string{"out", "w", "x"}, Id("n").Int())
 	case asm.OpRMSNormMatVec, asm.OpRMSNormSwiGLU:
 		return f([]string{"out", "w", "x", "nw"}, Id("n").Int(), Id("eps").Float32())

@@ -213,8 +213,7 @@ func emitModel(p *Plan) *File {
 				kvStore(p, Id("s"), Id("pos"), unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k")), Id("v")),
 				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
 				decodeAttention(p),
-				callKernel(p.Out, Id("s").Dot("xb2"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
-				residual,
+				callKernel(p.Out, Id("s").Dot("x"), Id("lw").Dot("wo"), Op("&").Id("s").Dot("xb").Index(Lit(0)), nil, nil),
 				ffnBlock(p, eps, residual),
 			),
 			callKernel(p.Classifier, Id("s").Dot("logits"), cls, Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), eps),
@@ -342,7 +341,8 @@ func emitModel(p *Plan) *File {
 }
 
 // ffnBlock is the feed-forward half of a layer in Forward: the fused
-// norm+SwiGLU and down projection, or the mixture of experts.
+// norm+SwiGLU and the down projection added into x, or the mixture of
+// experts and the residual add.
 func ffnBlock(p *Plan, eps Code, residual Code) Code {
 	if p.MoE() {
 		return Block(
@@ -352,8 +352,7 @@ func ffnBlock(p *Plan, eps Code, residual Code) Code {
 	}
 	return Block(
 		callKernel(p.FFN, Id("s").Dot("hb"), Id("lw").Dot("gateUp"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps),
-		callKernel(p.Down, Id("s").Dot("xb2"), Id("lw").Dot("down"), Op("&").Id("s").Dot("hb").Index(Lit(0)), nil, nil),
-		residual,
+		callKernel(p.Down, Id("s").Dot("x"), Id("lw").Dot("down"), Op("&").Id("s").Dot("hb").Index(Lit(0)), nil, nil),
 	)
 }
 

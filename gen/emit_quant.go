@@ -443,6 +443,7 @@ func emitQuantForward(file *File, p *Plan) {
 		attnOut = []Code{
 			qact(sx("xb"), d),
 			qcall(p.QMVD, []qpart{{sx("xb2"), 0, Id("ql").Dot("wo"), d}}),
+			residual,
 		}
 		ffnIn = []Code{
 			qnorm(sx("xb"), sx("x"), Id("lw").Dot("ffnNorm"), eps),
@@ -452,17 +453,17 @@ func emitQuantForward(file *File, p *Plan) {
 		}
 	} else {
 		attnIn = []Code{callKernel(p.QKV, sx("qkv"), Id("lw").Dot("qkv"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps)}
-		attnOut = []Code{callKernel(p.Out, sx("xb2"), Id("lw").Dot("wo"), Op("&").Add(sx("xb")).Index(Lit(0)), nil, nil)}
+		attnOut = []Code{callKernel(p.Out, sx("x"), Id("lw").Dot("wo"), Op("&").Add(sx("xb")).Index(Lit(0)), nil, nil)} // adds into x
 		ffnIn = []Code{callKernel(p.FFN, sx("hb"), Id("lw").Dot("gateUp"), Op("&").Add(sx("x")).Index(Lit(0)), Op("&").Id("lw").Dot("ffnNorm").Index(Lit(0)), eps)}
 	}
 	if p.QF {
-		ffnOut = []Code{qact(sx("hb"), f), qcall(p.QMVF, []qpart{{sx("xb2"), 0, Id("ql").Dot("down"), d}})}
+		ffnOut = []Code{qact(sx("hb"), f), qcall(p.QMVF, []qpart{{sx("xb2"), 0, Id("ql").Dot("down"), d}}), residual}
 	} else {
-		ffnOut = []Code{callKernel(p.Down, sx("xb2"), Id("lw").Dot("down"), Op("&").Add(sx("hb")).Index(Lit(0)), nil, nil)}
+		ffnOut = []Code{callKernel(p.Down, sx("x"), Id("lw").Dot("down"), Op("&").Add(sx("hb")).Index(Lit(0)), nil, nil)} // adds into x
 	}
 	if p.QE {
 		ffnIn = nil
-		ffnOut = []Code{Id("s").Dot("qmoeFFN").Call(Id("l"), Op("&").Add(sx("x")), Op("&").Add(sx("xb2")))}
+		ffnOut = []Code{Id("s").Dot("qmoeFFN").Call(Id("l"), Op("&").Add(sx("x")), Op("&").Add(sx("xb2"))), residual}
 		emitQuantMoE(file, p, eps)
 	}
 	layer := []Code{
@@ -476,10 +477,8 @@ func emitQuantForward(file *File, p *Plan) {
 		decodeAttention(p),
 	)
 	layer = append(layer, attnOut...)
-	layer = append(layer, residual)
 	layer = append(layer, ffnIn...)
 	layer = append(layer, ffnOut...)
-	layer = append(layer, residual)
 	file.Comment("step runs token at position pos through every layer into s.x (and the KV cache).")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("step").Params(Id("token"), Id("pos").Int()).Block(
 		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
@@ -656,18 +655,19 @@ func quantPass(p *Plan, panel bool) []Code {
 	}
 	switch {
 	case p.MoE():
+		layer = append(layer, residual)
 	case p.QF:
 		layer = append(layer,
 			perRow(qactRow("pact", true)),
 			mmcall("qmmDown", true, []qpart{{bx("po").Index(Lit(0)), 0, Id("ql").Dot("down"), d}}),
+			residual,
 		)
 	default:
 		// ffn_down stays float32 (rows not whole blocks): the step's float
-		// matvec row by row, so that each row's sums are the step's (the
-		// float MatMul adds in another order).
-		layer = append(layer, perRow(callKernel(p.Down, row("po"), Id("lw").Dot("down"), Op("&").Add(row("pact")).Index(Lit(0)), nil, nil)))
+		// matvec (which adds into the residual) row by row, so that each
+		// row's sums are the step's (the float MatMul adds in another order).
+		layer = append(layer, perRow(callKernel(p.Down, row("px"), Id("lw").Dot("down"), Op("&").Add(row("pact")).Index(Lit(0)), nil, nil)))
 	}
-	layer = append(layer, residual)
 	qw := Op("&").Id("m").Dot("q")
 	if panel {
 		qw = Id("m").Dot("qp")

@@ -298,9 +298,10 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		Spec:       *s,
 		Package:    s.Name,
 		QKV:        KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv, 0},
-		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVec, Cols: d}, d, 0},
+		// The output and down projections add into the residual stream.
+		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVecAdd, Cols: d}, d, 0},
 		FFN:        KCall{"ffn", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: f, Cols: d}, f, 0},
-		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVec, Cols: f}, d, 0},
+		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVecAdd, Cols: f}, d, 0},
 		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab, 0},
 		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1, 0},
 	}

@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_32_256_8x1_neon,
 			attTrain: attention_32_768_neon,
 			cls:      rmsmatvec_256_neon,
-			down:     matvec_2048_neon,
+			down:     matvecadd_2048_neon,
 			ffn:      rmsswiglu_2048x256_neon,
 			mmCls:    matmul_512x256_neon,
 			mmDown:   matmul_256x2048_neon,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "neon",
 			qkv:      rmsmatvec_256_neon,
 			siluMul:  silumul_2048_neon,
-			wo:       matvec_256_neon,
+			wo:       matvecadd_256_neon,
 		}, true
 	}
 	return kernelSet{}, false

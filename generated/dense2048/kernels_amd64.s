@@ -13416,9 +13416,9 @@ done206:
 	VZEROUPPER
 	RET
 
-// func matvec_2048_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_2048_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3
-TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -13466,6 +13466,7 @@ cols221:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00008000, CX
 	ADDQ         $0x10, AX
@@ -13505,6 +13506,7 @@ cols222:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
@@ -13515,9 +13517,9 @@ done220:
 	VZEROUPPER
 	RET
 
-// func matvec_2048_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_2048_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -13573,6 +13575,7 @@ cols227:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
 	VMOVUPS       X0, (AX)
 	ADDQ          $0x00008000, CX
 	ADDQ          $0x10, AX
@@ -13614,6 +13617,7 @@ cols228:
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
+	VADDSS        (AX), X1, X1
 	VMOVSS        X1, (AX)
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
@@ -13624,9 +13628,9 @@ done226:
 	VZEROUPPER
 	RET
 
-// func matvec_256_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_256_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -13678,6 +13682,7 @@ cols233:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00001000, CX
 	ADDQ         $0x10, AX
@@ -13717,6 +13722,7 @@ cols234:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
@@ -13727,9 +13733,9 @@ done232:
 	VZEROUPPER
 	RET
 
-// func matvec_256_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_256_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -13905,6 +13911,7 @@ rows4_235:
 	VADDPS        Y16, Y17, Y17
 	VEXTRACTF32X4 $0x01, Y17, X16
 	VADDPS        X16, X17, X16
+	VADDPS        (AX), X16, X16
 	VMOVUPS       X16, (AX)
 	ADDQ          $0x00001000, CX
 	ADDQ          $0x10, AX
@@ -13944,6 +13951,7 @@ rows1_237:
 	VADDPS        X16, X17, X17
 	VPERMILPS     $0xb1, X17, X16
 	VADDPS        X16, X17, X17
+	VADDSS        (AX), X17, X17
 	VMOVSS        X17, (AX)
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX

@@ -44,15 +44,15 @@ func matmul_512x256_neon(out, w, x *float32, n, b int)
 //go:noescape
 func matmul_768x256_neon(out, w, x *float32, n, b int)
 
-// matvec_2048_neon: out[r] = w[r]·x for r < n, 2048 columns.
+// matvecadd_2048_neon: out[r] += w[r]·x for r < n, 2048 columns.
 //
 //go:noescape
-func matvec_2048_neon(out, w, x *float32, n int)
+func matvecadd_2048_neon(out, w, x *float32, n int)
 
-// matvec_256_neon: out[r] = w[r]·x for r < n, 256 columns.
+// matvecadd_256_neon: out[r] += w[r]·x for r < n, 256 columns.
 //
 //go:noescape
-func matvec_256_neon(out, w, x *float32, n int)
+func matvecadd_256_neon(out, w, x *float32, n int)
 
 // rmsmatvec_256_neon: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 256 columns.
 //

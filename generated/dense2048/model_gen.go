@@ -208,10 +208,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
 		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
-		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 256)
-		for i := range 256 {
-			s.x[i] += s.xb2[i]
-		}
+		kern.wo(&s.x[0], &lw.wo[0][0], &s.xb[0], 256)
 		{
 			{
 				o, m := &s.hb, &lw.gateUp
@@ -220,13 +217,10 @@ func (s *Session) Forward(token, pos int) []float32 {
 				})
 			}
 			{
-				o, m := &s.xb2, &lw.down
+				o, m := &s.x, &lw.down
 				pool.RunGrain(256, 16, func(lo, hi int) {
 					kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
 				})
-			}
-			for i := range 256 {
-				s.x[i] += s.xb2[i]
 			}
 		}
 	}
@@ -450,7 +444,7 @@ var goKernels = kernelSet{
 	attAll:   gattention_32_256_8x1_go,
 	attTrain: attention_32_768_go,
 	cls:      rmsmatvec_256_go,
-	down:     matvec_2048_go,
+	down:     matvecadd_2048_go,
 	ffn:      rmsswiglu_2048x256_go,
 	mmCls:    matmul_512x256_go,
 	mmDown:   matmul_256x2048_go,
@@ -460,7 +454,7 @@ var goKernels = kernelSet{
 	name:     "go",
 	qkv:      rmsmatvec_256_go,
 	siluMul:  silumul_2048_go,
-	wo:       matvec_256_go,
+	wo:       matvecadd_256_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_32_256_8x1_neon,
 			attTrain: attention_32_768_neon,
 			cls:      rmsmatvec_256_neon,
-			down:     matvec_512_neon,
+			down:     matvecadd_512_neon,
 			ffn:      rmsswiglu_512x256_neon,
 			mmCls:    matmul_512x256_neon,
 			mmDown:   matmul_256x512_neon,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "neon",
 			qkv:      rmsmatvec_256_neon,
 			siluMul:  silumul_512_neon,
-			wo:       matvec_256_neon,
+			wo:       matvecadd_256_neon,
 		}, true
 	}
 	return kernelSet{}, false

@@ -84,25 +84,25 @@ func matmul_768x256_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_768x256_avx512(out *float32, w *float32, x *float32, n int, b int)
 
-// matvec_256_avx2: out[r] = w[r]·x for r < n, 256 columns.
+// matvecadd_256_avx2: out[r] += w[r]·x for r < n, 256 columns.
 //
 //go:noescape
-func matvec_256_avx2(out *float32, w *float32, x *float32, n int)
+func matvecadd_256_avx2(out *float32, w *float32, x *float32, n int)
 
-// matvec_256_avx512: out[r] = w[r]·x for r < n, 256 columns.
+// matvecadd_256_avx512: out[r] += w[r]·x for r < n, 256 columns.
 //
 //go:noescape
-func matvec_256_avx512(out *float32, w *float32, x *float32, n int)
+func matvecadd_256_avx512(out *float32, w *float32, x *float32, n int)
 
-// matvec_512_avx2: out[r] = w[r]·x for r < n, 512 columns.
+// matvecadd_512_avx2: out[r] += w[r]·x for r < n, 512 columns.
 //
 //go:noescape
-func matvec_512_avx2(out *float32, w *float32, x *float32, n int)
+func matvecadd_512_avx2(out *float32, w *float32, x *float32, n int)
 
-// matvec_512_avx512: out[r] = w[r]·x for r < n, 512 columns.
+// matvecadd_512_avx512: out[r] += w[r]·x for r < n, 512 columns.
 //
 //go:noescape
-func matvec_512_avx512(out *float32, w *float32, x *float32, n int)
+func matvecadd_512_avx512(out *float32, w *float32, x *float32, n int)
 
 // rmsmatvec_256_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 256 columns.
 //

@@ -13416,9 +13416,9 @@ done206:
 	VZEROUPPER
 	RET
 
-// func matvec_256_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_256_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_256_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -13470,6 +13470,7 @@ cols221:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00001000, CX
 	ADDQ         $0x10, AX
@@ -13509,6 +13510,7 @@ cols222:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
@@ -13519,9 +13521,9 @@ done220:
 	VZEROUPPER
 	RET
 
-// func matvec_256_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_256_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_256_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_256_avx512(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -13697,6 +13699,7 @@ rows4_223:
 	VADDPS        Y16, Y17, Y17
 	VEXTRACTF32X4 $0x01, Y17, X16
 	VADDPS        X16, X17, X16
+	VADDPS        (AX), X16, X16
 	VMOVUPS       X16, (AX)
 	ADDQ          $0x00001000, CX
 	ADDQ          $0x10, AX
@@ -13736,6 +13739,7 @@ rows1_225:
 	VADDPS        X16, X17, X17
 	VPERMILPS     $0xb1, X17, X16
 	VADDPS        X16, X17, X17
+	VADDSS        (AX), X17, X17
 	VMOVSS        X17, (AX)
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
@@ -13746,9 +13750,9 @@ done226:
 	VZEROUPPER
 	RET
 
-// func matvec_512_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_512_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_512_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_512_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -13800,6 +13804,7 @@ cols231:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x10, AX
@@ -13839,6 +13844,7 @@ cols232:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00000800, CX
 	ADDQ         $0x04, AX
@@ -13849,9 +13855,9 @@ done230:
 	VZEROUPPER
 	RET
 
-// func matvec_512_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_512_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_512_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_512_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -13915,6 +13921,7 @@ cols237:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
 	VMOVUPS       X0, (AX)
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x10, AX
@@ -13956,6 +13963,7 @@ cols238:
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
+	VADDSS        (AX), X1, X1
 	VMOVSS        X1, (AX)
 	ADDQ          $0x00000800, CX
 	ADDQ          $0x04, AX

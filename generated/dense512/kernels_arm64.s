@@ -1149,8 +1149,8 @@ done3:
 mmdone1:
 	RET
 
-// matvec_256_neon: out[r] = w[r]·x for r < n, 256 columns.
-TEXT ·matvec_256_neon(SB), NOSPLIT, $0-32
+// matvecadd_256_neon: out[r] += w[r]·x for r < n, 256 columns.
+TEXT ·matvecadd_256_neon(SB), NOSPLIT, $0-32
 	MOVD out+0(FP), R0
 	MOVD w+8(FP), R1
 	MOVD x+16(FP), R2
@@ -1195,6 +1195,8 @@ cols5:
 	WORD $0x6e22d41e // FADDP V30.4S, V0.4S, V2.4S
 	WORD $0x6e26d49d // FADDP V29.4S, V4.4S, V6.4S
 	WORD $0x6e3dd7dd // FADDP V29.4S, V30.4S, V29.4S
+	VLD1 (R0), [V30.S4]
+	WORD $0x4e3ed7bd // FADD V29.4S, V29.4S, V30.4S
 	VST1.P [V29.S4], 16(R0)
 	ADD $4096, R1, R1
 	SUB $4, R3, R3
@@ -1218,6 +1220,8 @@ cols6:
 	WORD $0x4e21d400 // FADD V0.4S, V0.4S, V1.4S
 	WORD $0x6e20d41d // FADDP V29.4S, V0.4S, V0.4S
 	WORD $0x6e3dd7bd // FADDP V29.4S, V29.4S, V29.4S
+	FMOVS (R0), F30
+	FADDS F30, F29, F29
 	FMOVS.P F29, 4(R0)
 	ADD $1024, R1, R1
 	SUBS $1, R3, R3
@@ -1225,8 +1229,8 @@ cols6:
 done1:
 	RET
 
-// matvec_512_neon: out[r] = w[r]·x for r < n, 512 columns.
-TEXT ·matvec_512_neon(SB), NOSPLIT, $0-32
+// matvecadd_512_neon: out[r] += w[r]·x for r < n, 512 columns.
+TEXT ·matvecadd_512_neon(SB), NOSPLIT, $0-32
 	MOVD out+0(FP), R0
 	MOVD w+8(FP), R1
 	MOVD x+16(FP), R2
@@ -1271,6 +1275,8 @@ cols5:
 	WORD $0x6e22d41e // FADDP V30.4S, V0.4S, V2.4S
 	WORD $0x6e26d49d // FADDP V29.4S, V4.4S, V6.4S
 	WORD $0x6e3dd7dd // FADDP V29.4S, V30.4S, V29.4S
+	VLD1 (R0), [V30.S4]
+	WORD $0x4e3ed7bd // FADD V29.4S, V29.4S, V30.4S
 	VST1.P [V29.S4], 16(R0)
 	ADD $8192, R1, R1
 	SUB $4, R3, R3
@@ -1294,6 +1300,8 @@ cols6:
 	WORD $0x4e21d400 // FADD V0.4S, V0.4S, V1.4S
 	WORD $0x6e20d41d // FADDP V29.4S, V0.4S, V0.4S
 	WORD $0x6e3dd7bd // FADDP V29.4S, V29.4S, V29.4S
+	FMOVS (R0), F30
+	FADDS F30, F29, F29
 	FMOVS.P F29, 4(R0)
 	ADD $2048, R1, R1
 	SUBS $1, R3, R3

@@ -1126,8 +1126,8 @@ func matmul_768x256_go(out, w, x *float32, n, b int) {
 	}
 }
 
-// matvec_256_go: out[r] = w[r]·x for r < n, 256 columns.
-func matvec_256_go(out, w, x *float32, n int) {
+// matvecadd_256_go: out[r] += w[r]·x for r < n, 256 columns.
+func matvecadd_256_go(out, w, x *float32, n int) {
 	const C = 256
 	if n <= 0 {
 		return
@@ -1161,7 +1161,8 @@ func matvec_256_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -1175,12 +1176,12 @@ func matvec_256_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 
-// matvec_512_go: out[r] = w[r]·x for r < n, 512 columns.
-func matvec_512_go(out, w, x *float32, n int) {
+// matvecadd_512_go: out[r] += w[r]·x for r < n, 512 columns.
+func matvecadd_512_go(out, w, x *float32, n int) {
 	const C = 512
 	if n <= 0 {
 		return
@@ -1214,7 +1215,8 @@ func matvec_512_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -1228,7 +1230,7 @@ func matvec_512_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 

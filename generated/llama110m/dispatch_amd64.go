@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_64_768_12x1_avx512,
 			attTrain: attention_64_2304_avx512,
 			cls:      rmsmatvec_768_avx512,
-			down:     matvec_2048_avx512,
+			down:     matvecadd_2048_avx512,
 			ffn:      rmsswiglu_2048x768_avx512,
 			mmCls:    matmul_32000x768_avx512,
 			mmDown:   matmul_768x2048_avx512,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx512",
 			qkv:      rmsmatvec_768_avx512,
 			siluMul:  silumul_2048_avx512,
-			wo:       matvec_768_avx512,
+			wo:       matvecadd_768_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
@@ -33,7 +33,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_64_768_12x1_avx2,
 			attTrain: attention_64_2304_avx2,
 			cls:      rmsmatvec_768_avx2,
-			down:     matvec_2048_avx2,
+			down:     matvecadd_2048_avx2,
 			ffn:      rmsswiglu_2048x768_avx2,
 			mmCls:    matmul_32000x768_avx2,
 			mmDown:   matmul_768x2048_avx2,
@@ -43,7 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx2",
 			qkv:      rmsmatvec_768_avx2,
 			siluMul:  silumul_2048_avx2,
-			wo:       matvec_768_avx2,
+			wo:       matvecadd_768_avx2,
 		}, true
 	}
 	return kernelSet{}, false

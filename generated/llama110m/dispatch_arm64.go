@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_64_768_12x1_neon,
 			attTrain: attention_64_2304_neon,
 			cls:      rmsmatvec_768_neon,
-			down:     matvec_2048_neon,
+			down:     matvecadd_2048_neon,
 			ffn:      rmsswiglu_2048x768_neon,
 			mmCls:    matmul_32000x768_neon,
 			mmDown:   matmul_768x2048_neon,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "neon",
 			qkv:      rmsmatvec_768_neon,
 			siluMul:  silumul_2048_neon,
-			wo:       matvec_768_neon,
+			wo:       matvecadd_768_neon,
 		}, true
 	}
 	return kernelSet{}, false

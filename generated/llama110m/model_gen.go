@@ -209,13 +209,10 @@ func (s *Session) Forward(token, pos int) []float32 {
 		keys, values := &s.keys[l], &s.values[l]
 		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
 		{
-			o, m := &s.xb2, &lw.wo
+			o, m := &s.x, &lw.wo
 			pool.RunGrain(768, 44, func(lo, hi int) {
 				kern.wo(&o[lo], &m[lo][0], &s.xb[0], hi-lo)
 			})
-		}
-		for i := range 768 {
-			s.x[i] += s.xb2[i]
 		}
 		{
 			{
@@ -225,13 +222,10 @@ func (s *Session) Forward(token, pos int) []float32 {
 				})
 			}
 			{
-				o, m := &s.xb2, &lw.down
+				o, m := &s.x, &lw.down
 				pool.RunGrain(768, 16, func(lo, hi int) {
 					kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
 				})
-			}
-			for i := range 768 {
-				s.x[i] += s.xb2[i]
 			}
 		}
 	}
@@ -455,7 +449,7 @@ var goKernels = kernelSet{
 	attAll:   gattention_64_768_12x1_go,
 	attTrain: attention_64_2304_go,
 	cls:      rmsmatvec_768_go,
-	down:     matvec_2048_go,
+	down:     matvecadd_2048_go,
 	ffn:      rmsswiglu_2048x768_go,
 	mmCls:    matmul_32000x768_go,
 	mmDown:   matmul_768x2048_go,
@@ -465,7 +459,7 @@ var goKernels = kernelSet{
 	name:     "go",
 	qkv:      rmsmatvec_768_go,
 	siluMul:  silumul_2048_go,
-	wo:       matvec_768_go,
+	wo:       matvecadd_768_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -84,25 +84,25 @@ func matmul_768x768_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_768x768_avx512(out *float32, w *float32, x *float32, n int, b int)
 
-// matvec_2048_avx2: out[r] = w[r]·x for r < n, 2048 columns.
+// matvecadd_2048_avx2: out[r] += w[r]·x for r < n, 2048 columns.
 //
 //go:noescape
-func matvec_2048_avx2(out *float32, w *float32, x *float32, n int)
+func matvecadd_2048_avx2(out *float32, w *float32, x *float32, n int)
 
-// matvec_2048_avx512: out[r] = w[r]·x for r < n, 2048 columns.
+// matvecadd_2048_avx512: out[r] += w[r]·x for r < n, 2048 columns.
 //
 //go:noescape
-func matvec_2048_avx512(out *float32, w *float32, x *float32, n int)
+func matvecadd_2048_avx512(out *float32, w *float32, x *float32, n int)
 
-// matvec_768_avx2: out[r] = w[r]·x for r < n, 768 columns.
+// matvecadd_768_avx2: out[r] += w[r]·x for r < n, 768 columns.
 //
 //go:noescape
-func matvec_768_avx2(out *float32, w *float32, x *float32, n int)
+func matvecadd_768_avx2(out *float32, w *float32, x *float32, n int)
 
-// matvec_768_avx512: out[r] = w[r]·x for r < n, 768 columns.
+// matvecadd_768_avx512: out[r] += w[r]·x for r < n, 768 columns.
 //
 //go:noescape
-func matvec_768_avx512(out *float32, w *float32, x *float32, n int)
+func matvecadd_768_avx512(out *float32, w *float32, x *float32, n int)
 
 // rmsmatvec_768_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 768 columns.
 //

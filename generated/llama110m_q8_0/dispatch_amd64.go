@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattention_64_768_12x1_avx512,
 			attTrain:  attention_64_2304_avx512,
 			cls:       rmsmatvec_768_avx512,
-			down:      matvec_2048_avx512,
+			down:      matvecadd_2048_avx512,
 			ffn:       rmsswiglu_2048x768_avx512,
 			mmCls:     matmul_32000x768_avx512,
 			mmDown:    matmul_768x2048_avx512,
@@ -34,7 +34,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvF:      q8_0matvec_2048_avx512,
 			qmvFP:     q8_0panel_2048_avx512,
 			siluMul:   silumul_2048_avx512,
-			wo:        matvec_768_avx512,
+			wo:        matvecadd_768_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_768_avx2
@@ -59,7 +59,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattention_64_768_12x1_avx2,
 			attTrain:  attention_64_2304_avx2,
 			cls:       rmsmatvec_768_avx2,
-			down:      matvec_2048_avx2,
+			down:      matvecadd_2048_avx2,
 			ffn:       rmsswiglu_2048x768_avx2,
 			gmmCls:    q8_0matmul_32000x768_avx2,
 			gmmDown:   q8_0matmul_768x2048_avx2,
@@ -76,7 +76,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:      q8_0matvec_768_avx2,
 			qmvF:      q8_0matvec_2048_avx2,
 			siluMul:   silumul_2048_avx2,
-			wo:        matvec_768_avx2,
+			wo:        matvecadd_768_avx2,
 		}, true
 	}
 	return kernelSet{}, false

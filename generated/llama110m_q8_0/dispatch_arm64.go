@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattention_64_768_12x1_neon,
 			attTrain:  attention_64_2304_neon,
 			cls:       rmsmatvec_768_neon,
-			down:      matvec_2048_neon,
+			down:      matvecadd_2048_neon,
 			ffn:       rmsswiglu_2048x768_neon,
 			gmmCls:    q8_0matmul_32000x768_neon,
 			gmmDown:   q8_0matmul_768x2048_neon,
@@ -32,7 +32,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:      q8_0matvec_768_neon,
 			qmvF:      q8_0matvec_2048_neon,
 			siluMul:   silumul_2048_neon,
-			wo:        matvec_768_neon,
+			wo:        matvecadd_768_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q8_0matvec_768_neonnodot

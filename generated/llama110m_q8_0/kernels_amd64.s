@@ -6449,9 +6449,9 @@ done230:
 	VZEROUPPER
 	RET
 
-// func matvec_2048_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_2048_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3
-TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6499,6 +6499,7 @@ cols253:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00008000, CX
 	ADDQ         $0x10, AX
@@ -6538,6 +6539,7 @@ cols254:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
@@ -6548,9 +6550,9 @@ done252:
 	VZEROUPPER
 	RET
 
-// func matvec_2048_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_2048_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6606,6 +6608,7 @@ cols259:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
 	VMOVUPS       X0, (AX)
 	ADDQ          $0x00008000, CX
 	ADDQ          $0x10, AX
@@ -6647,6 +6650,7 @@ cols260:
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
+	VADDSS        (AX), X1, X1
 	VMOVSS        X1, (AX)
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
@@ -6657,9 +6661,9 @@ done258:
 	VZEROUPPER
 	RET
 
-// func matvec_768_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_768_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6711,6 +6715,7 @@ cols265:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00003000, CX
 	ADDQ         $0x10, AX
@@ -6750,6 +6755,7 @@ cols266:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
@@ -6760,9 +6766,9 @@ done264:
 	VZEROUPPER
 	RET
 
-// func matvec_768_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_768_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6826,6 +6832,7 @@ cols271:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
 	VMOVUPS       X0, (AX)
 	ADDQ          $0x00003000, CX
 	ADDQ          $0x10, AX
@@ -6867,6 +6874,7 @@ cols272:
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
+	VADDSS        (AX), X1, X1
 	VMOVSS        X1, (AX)
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX

@@ -1678,8 +1678,8 @@ func matmul_768x768_go(out, w, x *float32, n, b int) {
 	}
 }
 
-// matvec_2048_go: out[r] = w[r]·x for r < n, 2048 columns.
-func matvec_2048_go(out, w, x *float32, n int) {
+// matvecadd_2048_go: out[r] += w[r]·x for r < n, 2048 columns.
+func matvecadd_2048_go(out, w, x *float32, n int) {
 	const C = 2048
 	if n <= 0 {
 		return
@@ -1713,7 +1713,8 @@ func matvec_2048_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -1727,12 +1728,12 @@ func matvec_2048_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 
-// matvec_768_go: out[r] = w[r]·x for r < n, 768 columns.
-func matvec_768_go(out, w, x *float32, n int) {
+// matvecadd_768_go: out[r] += w[r]·x for r < n, 768 columns.
+func matvecadd_768_go(out, w, x *float32, n int) {
 	const C = 768
 	if n <= 0 {
 		return
@@ -1766,7 +1767,8 @@ func matvec_768_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -1780,7 +1782,7 @@ func matvec_768_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 

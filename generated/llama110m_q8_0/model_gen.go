@@ -748,7 +748,7 @@ var goKernels = kernelSet{
 	attAll:    gattention_64_768_12x1_go,
 	attTrain:  attention_64_2304_go,
 	cls:       rmsmatvec_768_go,
-	down:      matvec_2048_go,
+	down:      matvecadd_2048_go,
 	ffn:       rmsswiglu_2048x768_go,
 	gmmCls:    q8_0matmul_32000x768_go,
 	gmmDown:   q8_0matmul_768x2048_go,
@@ -765,7 +765,7 @@ var goKernels = kernelSet{
 	qmvD:      q8_0matvec_768_go,
 	qmvF:      q8_0matvec_2048_go,
 	siluMul:   silumul_2048_go,
-	wo:        matvec_768_go,
+	wo:        matvecadd_768_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_48_288_6x1_avx512,
 			attTrain: attention_48_864_avx512,
 			cls:      rmsmatvec_288_avx512,
-			down:     matvec_768_avx512,
+			down:     matvecadd_768_avx512,
 			ffn:      rmsswiglu_768x288_avx512,
 			mmCls:    matmul_32000x288_avx512,
 			mmDown:   matmul_288x768_avx512,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx512",
 			qkv:      rmsmatvec_288_avx512,
 			siluMul:  silumul_768_avx512,
-			wo:       matvec_288_avx512,
+			wo:       matvecadd_288_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
@@ -33,7 +33,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_48_288_6x1_avx2,
 			attTrain: attention_48_864_avx2,
 			cls:      rmsmatvec_288_avx2,
-			down:     matvec_768_avx2,
+			down:     matvecadd_768_avx2,
 			ffn:      rmsswiglu_768x288_avx2,
 			mmCls:    matmul_32000x288_avx2,
 			mmDown:   matmul_288x768_avx2,
@@ -43,7 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx2",
 			qkv:      rmsmatvec_288_avx2,
 			siluMul:  silumul_768_avx2,
-			wo:       matvec_288_avx2,
+			wo:       matvecadd_288_avx2,
 		}, true
 	}
 	return kernelSet{}, false

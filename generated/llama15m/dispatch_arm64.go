@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattention_48_288_6x1_neon,
 			attTrain: attention_48_864_neon,
 			cls:      rmsmatvec_288_neon,
-			down:     matvec_768_neon,
+			down:     matvecadd_768_neon,
 			ffn:      rmsswiglu_768x288_neon,
 			mmCls:    matmul_32000x288_neon,
 			mmDown:   matmul_288x768_neon,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "neon",
 			qkv:      rmsmatvec_288_neon,
 			siluMul:  silumul_768_neon,
-			wo:       matvec_288_neon,
+			wo:       matvecadd_288_neon,
 		}, true
 	}
 	return kernelSet{}, false

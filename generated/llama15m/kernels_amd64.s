@@ -6329,9 +6329,9 @@ done230:
 	VZEROUPPER
 	RET
 
-// func matvec_288_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_288_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6383,6 +6383,7 @@ cols253:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00001200, CX
 	ADDQ         $0x10, AX
@@ -6422,6 +6423,7 @@ cols254:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
@@ -6432,9 +6434,9 @@ done252:
 	VZEROUPPER
 	RET
 
-// func matvec_288_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_288_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_288_avx512(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -6628,6 +6630,7 @@ rows4_255:
 	VADDPS        Y18, Y19, Y19
 	VEXTRACTF32X4 $0x01, Y19, X18
 	VADDPS        X18, X19, X18
+	VADDPS        (AX), X18, X18
 	VMOVUPS       X18, (AX)
 	ADDQ          $0x00001200, CX
 	ADDQ          $0x10, AX
@@ -6669,6 +6672,7 @@ rows1_257:
 	VADDPS        X18, X19, X19
 	VPERMILPS     $0xb1, X19, X18
 	VADDPS        X18, X19, X19
+	VADDSS        (AX), X19, X19
 	VMOVSS        X19, (AX)
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
@@ -6679,9 +6683,9 @@ done258:
 	VZEROUPPER
 	RET
 
-// func matvec_768_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_768_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6733,6 +6737,7 @@ cols263:
 	VADDPS       Y0, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
 	VMOVUPS      X0, (AX)
 	ADDQ         $0x00003000, CX
 	ADDQ         $0x10, AX
@@ -6772,6 +6777,7 @@ cols264:
 	VADDPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
 	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
 	VMOVSS       X1, (AX)
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
@@ -6782,9 +6788,9 @@ done262:
 	VZEROUPPER
 	RET
 
-// func matvec_768_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_768_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), AX
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
@@ -6848,6 +6854,7 @@ cols269:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
 	VMOVUPS       X0, (AX)
 	ADDQ          $0x00003000, CX
 	ADDQ          $0x10, AX
@@ -6889,6 +6896,7 @@ cols270:
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
+	VADDSS        (AX), X1, X1
 	VMOVSS        X1, (AX)
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX

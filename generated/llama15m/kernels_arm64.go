@@ -44,15 +44,15 @@ func matmul_32000x288_neon(out, w, x *float32, n, b int)
 //go:noescape
 func matmul_864x288_neon(out, w, x *float32, n, b int)
 
-// matvec_288_neon: out[r] = w[r]·x for r < n, 288 columns.
+// matvecadd_288_neon: out[r] += w[r]·x for r < n, 288 columns.
 //
 //go:noescape
-func matvec_288_neon(out, w, x *float32, n int)
+func matvecadd_288_neon(out, w, x *float32, n int)
 
-// matvec_768_neon: out[r] = w[r]·x for r < n, 768 columns.
+// matvecadd_768_neon: out[r] += w[r]·x for r < n, 768 columns.
 //
 //go:noescape
-func matvec_768_neon(out, w, x *float32, n int)
+func matvecadd_768_neon(out, w, x *float32, n int)
 
 // rmsmatvec_288_neon: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 288 columns.
 //

@@ -208,10 +208,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
 		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
-		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 288)
-		for i := range 288 {
-			s.x[i] += s.xb2[i]
-		}
+		kern.wo(&s.x[0], &lw.wo[0][0], &s.xb[0], 288)
 		{
 			{
 				o, m := &s.hb, &lw.gateUp
@@ -220,13 +217,10 @@ func (s *Session) Forward(token, pos int) []float32 {
 				})
 			}
 			{
-				o, m := &s.xb2, &lw.down
+				o, m := &s.x, &lw.down
 				pool.RunGrain(288, 44, func(lo, hi int) {
 					kern.down(&o[lo], &m[lo][0], &s.hb[0], hi-lo)
 				})
-			}
-			for i := range 288 {
-				s.x[i] += s.xb2[i]
 			}
 		}
 	}
@@ -450,7 +444,7 @@ var goKernels = kernelSet{
 	attAll:   gattention_48_288_6x1_go,
 	attTrain: attention_48_864_go,
 	cls:      rmsmatvec_288_go,
-	down:     matvec_768_go,
+	down:     matvecadd_768_go,
 	ffn:      rmsswiglu_768x288_go,
 	mmCls:    matmul_32000x288_go,
 	mmDown:   matmul_288x768_go,
@@ -460,7 +454,7 @@ var goKernels = kernelSet{
 	name:     "go",
 	qkv:      rmsmatvec_288_go,
 	siluMul:  silumul_768_go,
-	wo:       matvec_288_go,
+	wo:       matvecadd_288_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

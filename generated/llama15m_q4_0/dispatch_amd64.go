@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattention_48_288_6x1_avx512,
 			attTrain:  attention_48_864_avx512,
 			cls:       rmsmatvec_288_avx512,
-			down:      matvec_768_avx512,
+			down:      matvecadd_768_avx512,
 			ffn:       rmsswiglu_768x288_avx512,
 			mmCls:     matmul_32000x288_avx512,
 			mmDown:    matmul_288x768_avx512,
@@ -34,7 +34,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvF:      q4_0matvec_768_avx512,
 			qmvFP:     q4_0panel_768_avx512,
 			siluMul:   silumul_768_avx512,
-			wo:        matvec_288_avx512,
+			wo:        matvecadd_288_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q4_0matvec_288_avx2
@@ -59,7 +59,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattention_48_288_6x1_avx2,
 			attTrain:  attention_48_864_avx2,
 			cls:       rmsmatvec_288_avx2,
-			down:      matvec_768_avx2,
+			down:      matvecadd_768_avx2,
 			ffn:       rmsswiglu_768x288_avx2,
 			gmmCls:    q4_0matmul_32000x288_avx2,
 			gmmDown:   q4_0matmul_288x768_avx2,
@@ -76,7 +76,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:      q4_0matvec_288_avx2,
 			qmvF:      q4_0matvec_768_avx2,
 			siluMul:   silumul_768_avx2,
-			wo:        matvec_288_avx2,
+			wo:        matvecadd_288_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -1402,8 +1402,8 @@ func matmul_864x288_go(out, w, x *float32, n, b int) {
 	}
 }
 
-// matvec_288_go: out[r] = w[r]·x for r < n, 288 columns.
-func matvec_288_go(out, w, x *float32, n int) {
+// matvecadd_288_go: out[r] += w[r]·x for r < n, 288 columns.
+func matvecadd_288_go(out, w, x *float32, n int) {
 	const C = 288
 	if n <= 0 {
 		return
@@ -1437,7 +1437,8 @@ func matvec_288_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -1451,12 +1452,12 @@ func matvec_288_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 
-// matvec_768_go: out[r] = w[r]·x for r < n, 768 columns.
-func matvec_768_go(out, w, x *float32, n int) {
+// matvecadd_768_go: out[r] += w[r]·x for r < n, 768 columns.
+func matvecadd_768_go(out, w, x *float32, n int) {
 	const C = 768
 	if n <= 0 {
 		return
@@ -1490,7 +1491,8 @@ func matvec_768_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -1504,7 +1506,7 @@ func matvec_768_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 

@@ -746,7 +746,7 @@ var goKernels = kernelSet{
 	attAll:    gattention_48_288_6x1_go,
 	attTrain:  attention_48_864_go,
 	cls:       rmsmatvec_288_go,
-	down:      matvec_768_go,
+	down:      matvecadd_768_go,
 	ffn:       rmsswiglu_768x288_go,
 	gmmCls:    q4_0matmul_32000x288_go,
 	gmmDown:   q4_0matmul_288x768_go,
@@ -763,7 +763,7 @@ var goKernels = kernelSet{
 	qmvD:      q4_0matvec_288_go,
 	qmvF:      q4_0matvec_768_go,
 	siluMul:   silumul_768_go,
-	wo:        matvec_288_go,
+	wo:        matvecadd_288_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

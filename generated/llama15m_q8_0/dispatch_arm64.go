@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattention_48_288_6x1_neon,
 			attTrain:  attention_48_864_neon,
 			cls:       rmsmatvec_288_neon,
-			down:      matvec_768_neon,
+			down:      matvecadd_768_neon,
 			ffn:       rmsswiglu_768x288_neon,
 			gmmCls:    q8_0matmul_32000x288_neon,
 			gmmDown:   q8_0matmul_288x768_neon,
@@ -32,7 +32,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:      q8_0matvec_288_neon,
 			qmvF:      q8_0matvec_768_neon,
 			siluMul:   silumul_768_neon,
-			wo:        matvec_288_neon,
+			wo:        matvecadd_288_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q8_0matvec_288_neonnodot

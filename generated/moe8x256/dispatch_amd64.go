@@ -26,7 +26,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_256_avx512,
 			router:    rmsmatvec_256_avx512,
 			siluMulE:  silumul_256_avx512,
-			wo:        matvec_256_avx512,
+			wo:        matvecadd_256_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
@@ -45,7 +45,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_256_avx2,
 			router:    rmsmatvec_256_avx2,
 			siluMulE:  silumul_256_avx2,
-			wo:        matvec_256_avx2,
+			wo:        matvecadd_256_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -26,7 +26,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_256_neon,
 			router:    rmsmatvec_256_neon,
 			siluMulE:  silumul_256_neon,
-			wo:        matvec_256_neon,
+			wo:        matvecadd_256_neon,
 		}, true
 	}
 	return kernelSet{}, false

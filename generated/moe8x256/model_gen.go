@@ -227,10 +227,7 @@ func (s *Session) Forward(token, pos int) []float32 {
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
 		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0], &values[0][0][0], &s.att[0], pos+1)
-		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 256)
-		for i := range 256 {
-			s.x[i] += s.xb2[i]
-		}
+		kern.wo(&s.x[0], &lw.wo[0][0], &s.xb[0], 256)
 		{
 			s.m.moeFFN(lw, &s.x, &s.xb2, &s.moe)
 			for i := range 256 {
@@ -496,7 +493,7 @@ var goKernels = kernelSet{
 	qkv:       rmsmatvec_256_go,
 	router:    rmsmatvec_256_go,
 	siluMulE:  silumul_256_go,
-	wo:        matvec_256_go,
+	wo:        matvecadd_256_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

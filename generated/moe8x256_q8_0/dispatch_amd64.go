@@ -35,7 +35,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvEP:      q8_0panel_256_avx512,
 			router:     rmsmatvec_256_avx512,
 			siluMulE:   silumul_256_avx512,
-			wo:         matvec_256_avx512,
+			wo:         matvecadd_256_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_256_avx2
@@ -78,7 +78,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvE:       q8_0matvec_256_avx2,
 			router:     rmsmatvec_256_avx2,
 			siluMulE:   silumul_256_avx2,
-			wo:         matvec_256_avx2,
+			wo:         matvecadd_256_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -33,7 +33,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvE:       q8_0matvec_256_neon,
 			router:     rmsmatvec_256_neon,
 			siluMulE:   silumul_256_neon,
-			wo:         matvec_256_neon,
+			wo:         matvecadd_256_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q8_0matvec_256_neonnodot

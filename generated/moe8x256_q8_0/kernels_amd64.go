@@ -74,6 +74,16 @@ func matvec_256_avx2(out *float32, w *float32, x *float32, n int)
 //go:noescape
 func matvec_256_avx512(out *float32, w *float32, x *float32, n int)
 
+// matvecadd_256_avx2: out[r] += w[r]·x for r < n, 256 columns.
+//
+//go:noescape
+func matvecadd_256_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_256_avx512: out[r] += w[r]·x for r < n, 256 columns.
+//
+//go:noescape
+func matvecadd_256_avx512(out *float32, w *float32, x *float32, n int)
+
 // rmsmatvec_256_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 256 columns.
 //
 //go:noescape

@@ -10129,6 +10129,340 @@ done162:
 	VZEROUPPER
 	RET
 
+// func matvecadd_256_avx2(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·matvecadd_256_avx2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), BX
+	CMPQ BX, $0x04
+	JL   tail164
+
+rows4_163:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols167:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHT0   4096(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHT0   5120(CX)(SI*1)
+	VFMADD231PS  1024(CX)(SI*1), Y8, Y1
+	PREFETCHT0   6144(CX)(SI*1)
+	VFMADD231PS  2048(CX)(SI*1), Y8, Y2
+	PREFETCHT0   7168(CX)(SI*1)
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y3
+	VMOVUPS      32(DX)(SI*1), Y8
+	VFMADD231PS  32(CX)(SI*1), Y8, Y4
+	VFMADD231PS  1056(CX)(SI*1), Y8, Y5
+	VFMADD231PS  2080(CX)(SI*1), Y8, Y6
+	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000040, SI
+	CMPQ         SI, $0x00000400
+	JNE          cols167
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y4, Y4
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y4, Y1
+	VUNPCKHPD    Y0, Y4, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x00001000, CX
+	ADDQ         $0x10, AX
+	SUBQ         $0x04, BX
+	CMPQ         BX, $0x04
+	JGE          rows4_163
+
+tail164:
+	TESTQ BX, BX
+	JE    done166
+
+rows1_165:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   SI, SI
+
+cols168:
+	VMOVUPS      (DX)(SI*1), Y4
+	VFMADD231PS  (CX)(SI*1), Y4, Y0
+	VMOVUPS      32(DX)(SI*1), Y4
+	VFMADD231PS  32(CX)(SI*1), Y4, Y1
+	VMOVUPS      64(DX)(SI*1), Y4
+	VFMADD231PS  64(CX)(SI*1), Y4, Y2
+	VMOVUPS      96(DX)(SI*1), Y4
+	VFMADD231PS  96(CX)(SI*1), Y4, Y3
+	ADDQ         $0x00000080, SI
+	CMPQ         SI, $0x00000400
+	JNE          cols168
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y3, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VADDSS       (AX), X1, X1
+	VMOVSS       X1, (AX)
+	ADDQ         $0x00000400, CX
+	ADDQ         $0x04, AX
+	DECQ         BX
+	JNE          rows1_165
+
+done166:
+	VZEROUPPER
+	RET
+
+// func matvecadd_256_avx512(out *float32, w *float32, x *float32, n int)
+// Requires: AVX, AVX512F, AVX512VL, MMX+
+TEXT ·matvecadd_256_avx512(SB), NOSPLIT, $0-32
+	MOVQ    out+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    x+16(FP), DX
+	MOVQ    n+24(FP), BX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	VMOVUPS 320(DX), Z5
+	VMOVUPS 384(DX), Z6
+	VMOVUPS 448(DX), Z7
+	VMOVUPS 512(DX), Z8
+	VMOVUPS 576(DX), Z9
+	VMOVUPS 640(DX), Z10
+	VMOVUPS 704(DX), Z11
+	VMOVUPS 768(DX), Z12
+	VMOVUPS 832(DX), Z13
+	VMOVUPS 896(DX), Z14
+	VMOVUPS 960(DX), Z15
+	CMPQ    BX, $0x04
+	JL      tail170
+
+rows4_169:
+	PREFETCHT0    4096(CX)
+	VMULPS        (CX), Z0, Z16
+	PREFETCHT0    5120(CX)
+	VMULPS        1024(CX), Z0, Z17
+	PREFETCHT0    6144(CX)
+	VMULPS        2048(CX), Z0, Z18
+	PREFETCHT0    7168(CX)
+	VMULPS        3072(CX), Z0, Z19
+	PREFETCHT0    4160(CX)
+	VMULPS        64(CX), Z1, Z20
+	PREFETCHT0    5184(CX)
+	VMULPS        1088(CX), Z1, Z21
+	PREFETCHT0    6208(CX)
+	VMULPS        2112(CX), Z1, Z22
+	PREFETCHT0    7232(CX)
+	VMULPS        3136(CX), Z1, Z23
+	PREFETCHT0    4224(CX)
+	VFMADD231PS   128(CX), Z2, Z16
+	PREFETCHT0    5248(CX)
+	VFMADD231PS   1152(CX), Z2, Z17
+	PREFETCHT0    6272(CX)
+	VFMADD231PS   2176(CX), Z2, Z18
+	PREFETCHT0    7296(CX)
+	VFMADD231PS   3200(CX), Z2, Z19
+	PREFETCHT0    4288(CX)
+	VFMADD231PS   192(CX), Z3, Z20
+	PREFETCHT0    5312(CX)
+	VFMADD231PS   1216(CX), Z3, Z21
+	PREFETCHT0    6336(CX)
+	VFMADD231PS   2240(CX), Z3, Z22
+	PREFETCHT0    7360(CX)
+	VFMADD231PS   3264(CX), Z3, Z23
+	PREFETCHT0    4352(CX)
+	VFMADD231PS   256(CX), Z4, Z16
+	PREFETCHT0    5376(CX)
+	VFMADD231PS   1280(CX), Z4, Z17
+	PREFETCHT0    6400(CX)
+	VFMADD231PS   2304(CX), Z4, Z18
+	PREFETCHT0    7424(CX)
+	VFMADD231PS   3328(CX), Z4, Z19
+	PREFETCHT0    4416(CX)
+	VFMADD231PS   320(CX), Z5, Z20
+	PREFETCHT0    5440(CX)
+	VFMADD231PS   1344(CX), Z5, Z21
+	PREFETCHT0    6464(CX)
+	VFMADD231PS   2368(CX), Z5, Z22
+	PREFETCHT0    7488(CX)
+	VFMADD231PS   3392(CX), Z5, Z23
+	PREFETCHT0    4480(CX)
+	VFMADD231PS   384(CX), Z6, Z16
+	PREFETCHT0    5504(CX)
+	VFMADD231PS   1408(CX), Z6, Z17
+	PREFETCHT0    6528(CX)
+	VFMADD231PS   2432(CX), Z6, Z18
+	PREFETCHT0    7552(CX)
+	VFMADD231PS   3456(CX), Z6, Z19
+	PREFETCHT0    4544(CX)
+	VFMADD231PS   448(CX), Z7, Z20
+	PREFETCHT0    5568(CX)
+	VFMADD231PS   1472(CX), Z7, Z21
+	PREFETCHT0    6592(CX)
+	VFMADD231PS   2496(CX), Z7, Z22
+	PREFETCHT0    7616(CX)
+	VFMADD231PS   3520(CX), Z7, Z23
+	PREFETCHT0    4608(CX)
+	VFMADD231PS   512(CX), Z8, Z16
+	PREFETCHT0    5632(CX)
+	VFMADD231PS   1536(CX), Z8, Z17
+	PREFETCHT0    6656(CX)
+	VFMADD231PS   2560(CX), Z8, Z18
+	PREFETCHT0    7680(CX)
+	VFMADD231PS   3584(CX), Z8, Z19
+	PREFETCHT0    4672(CX)
+	VFMADD231PS   576(CX), Z9, Z20
+	PREFETCHT0    5696(CX)
+	VFMADD231PS   1600(CX), Z9, Z21
+	PREFETCHT0    6720(CX)
+	VFMADD231PS   2624(CX), Z9, Z22
+	PREFETCHT0    7744(CX)
+	VFMADD231PS   3648(CX), Z9, Z23
+	PREFETCHT0    4736(CX)
+	VFMADD231PS   640(CX), Z10, Z16
+	PREFETCHT0    5760(CX)
+	VFMADD231PS   1664(CX), Z10, Z17
+	PREFETCHT0    6784(CX)
+	VFMADD231PS   2688(CX), Z10, Z18
+	PREFETCHT0    7808(CX)
+	VFMADD231PS   3712(CX), Z10, Z19
+	PREFETCHT0    4800(CX)
+	VFMADD231PS   704(CX), Z11, Z20
+	PREFETCHT0    5824(CX)
+	VFMADD231PS   1728(CX), Z11, Z21
+	PREFETCHT0    6848(CX)
+	VFMADD231PS   2752(CX), Z11, Z22
+	PREFETCHT0    7872(CX)
+	VFMADD231PS   3776(CX), Z11, Z23
+	PREFETCHT0    4864(CX)
+	VFMADD231PS   768(CX), Z12, Z16
+	PREFETCHT0    5888(CX)
+	VFMADD231PS   1792(CX), Z12, Z17
+	PREFETCHT0    6912(CX)
+	VFMADD231PS   2816(CX), Z12, Z18
+	PREFETCHT0    7936(CX)
+	VFMADD231PS   3840(CX), Z12, Z19
+	PREFETCHT0    4928(CX)
+	VFMADD231PS   832(CX), Z13, Z20
+	PREFETCHT0    5952(CX)
+	VFMADD231PS   1856(CX), Z13, Z21
+	PREFETCHT0    6976(CX)
+	VFMADD231PS   2880(CX), Z13, Z22
+	PREFETCHT0    8000(CX)
+	VFMADD231PS   3904(CX), Z13, Z23
+	PREFETCHT0    4992(CX)
+	VFMADD231PS   896(CX), Z14, Z16
+	PREFETCHT0    6016(CX)
+	VFMADD231PS   1920(CX), Z14, Z17
+	PREFETCHT0    7040(CX)
+	VFMADD231PS   2944(CX), Z14, Z18
+	PREFETCHT0    8064(CX)
+	VFMADD231PS   3968(CX), Z14, Z19
+	PREFETCHT0    5056(CX)
+	VFMADD231PS   960(CX), Z15, Z20
+	PREFETCHT0    6080(CX)
+	VFMADD231PS   1984(CX), Z15, Z21
+	PREFETCHT0    7104(CX)
+	VFMADD231PS   3008(CX), Z15, Z22
+	PREFETCHT0    8128(CX)
+	VFMADD231PS   4032(CX), Z15, Z23
+	VADDPS        Z20, Z16, Z16
+	VADDPS        Z21, Z17, Z17
+	VADDPS        Z22, Z18, Z18
+	VADDPS        Z23, Z19, Z19
+	VEXTRACTF64X4 $0x01, Z16, Y20
+	VADDPS        Y20, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z17, Y20
+	VADDPS        Y20, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z18, Y20
+	VADDPS        Y20, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y20
+	VADDPS        Y20, Y19, Y19
+	VUNPCKLPS     Y17, Y16, Y20
+	VUNPCKHPS     Y17, Y16, Y16
+	VADDPS        Y16, Y20, Y20
+	VUNPCKLPS     Y19, Y18, Y16
+	VUNPCKHPS     Y19, Y18, Y17
+	VADDPS        Y17, Y16, Y16
+	VUNPCKLPD     Y16, Y20, Y17
+	VUNPCKHPD     Y16, Y20, Y16
+	VADDPS        Y16, Y17, Y17
+	VEXTRACTF32X4 $0x01, Y17, X16
+	VADDPS        X16, X17, X16
+	VADDPS        (AX), X16, X16
+	VMOVUPS       X16, (AX)
+	ADDQ          $0x00001000, CX
+	ADDQ          $0x10, AX
+	SUBQ          $0x04, BX
+	CMPQ          BX, $0x04
+	JGE           rows4_169
+
+tail170:
+	TESTQ BX, BX
+	JE    done172
+
+rows1_171:
+	VMULPS        (CX), Z0, Z16
+	VMULPS        64(CX), Z1, Z17
+	VMULPS        128(CX), Z2, Z18
+	VMULPS        192(CX), Z3, Z19
+	VFMADD231PS   256(CX), Z4, Z16
+	VFMADD231PS   320(CX), Z5, Z17
+	VFMADD231PS   384(CX), Z6, Z18
+	VFMADD231PS   448(CX), Z7, Z19
+	VFMADD231PS   512(CX), Z8, Z16
+	VFMADD231PS   576(CX), Z9, Z17
+	VFMADD231PS   640(CX), Z10, Z18
+	VFMADD231PS   704(CX), Z11, Z19
+	VFMADD231PS   768(CX), Z12, Z16
+	VFMADD231PS   832(CX), Z13, Z17
+	VFMADD231PS   896(CX), Z14, Z18
+	VFMADD231PS   960(CX), Z15, Z19
+	VADDPS        Z17, Z16, Z16
+	VADDPS        Z18, Z16, Z16
+	VADDPS        Z19, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y17
+	VADDPS        Y17, Y16, Y16
+	VEXTRACTF32X4 $0x01, Y16, X17
+	VADDPS        X17, X16, X17
+	VPERMILPS     $0x4e, X17, X16
+	VADDPS        X16, X17, X17
+	VPERMILPS     $0xb1, X17, X16
+	VADDPS        X16, X17, X17
+	VADDSS        (AX), X17, X17
+	VMOVSS        X17, (AX)
+	ADDQ          $0x00000400, CX
+	ADDQ          $0x04, AX
+	DECQ          BX
+	JNE           rows1_171
+
+done172:
+	VZEROUPPER
+	RET
+
 // func rmsmatvec_256_avx2(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 // Requires: AVX, AVX2, FMA3, MMX+
 TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
@@ -10143,7 +10477,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols163:
+cols173:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -10154,7 +10488,7 @@ cols163:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols163
+	JNE          cols173
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -10172,9 +10506,9 @@ cols163:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail165
+	JL           tail175
 
-rows4_164:
+rows4_174:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -10185,7 +10519,7 @@ rows4_164:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols168:
+cols178:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4096(CX)(DI*1)
@@ -10204,7 +10538,7 @@ cols168:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols168
+	JNE          cols178
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -10226,20 +10560,20 @@ cols168:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_164
+	JGE          rows4_174
 
-tail165:
+tail175:
 	TESTQ BX, BX
-	JE    done167
+	JE    done177
 
-rows1_166:
+rows1_176:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols169:
+cols179:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -10254,7 +10588,7 @@ cols169:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols169
+	JNE          cols179
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -10269,9 +10603,9 @@ cols169:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_166
+	JNE          rows1_176
 
-done167:
+done177:
 	VZEROUPPER
 	RET
 
@@ -10384,9 +10718,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       960(DX), Z16
 	VMULPS        960(SI), Z16, Z16
 	CMPQ          BX, $0x04
-	JL            tail171
+	JL            tail181
 
-rows4_170:
+rows4_180:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z17
 	PREFETCHT0    5120(CX)
@@ -10544,13 +10878,13 @@ rows4_170:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_170
+	JGE           rows4_180
 
-tail171:
+tail181:
 	TESTQ BX, BX
-	JE    done173
+	JE    done183
 
-rows1_172:
+rows1_182:
 	VMULPS        (CX), Z1, Z17
 	VMULPS        64(CX), Z2, Z18
 	VMULPS        128(CX), Z3, Z19
@@ -10583,9 +10917,9 @@ rows1_172:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_172
+	JNE           rows1_182
 
-done173:
+done183:
 	VZEROUPPER
 	RET
 
@@ -10603,7 +10937,7 @@ TEXT ·rmsswiglu_2048x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols174:
+cols184:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -10614,7 +10948,7 @@ cols174:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols174
+	JNE          cols184
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -10632,9 +10966,9 @@ cols174:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail176
+	JL           tail186
 
-rows4_175:
+rows4_185:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -10645,7 +10979,7 @@ rows4_175:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols179:
+cols189:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHT0   4096(CX)(DI*1)
@@ -10666,7 +11000,7 @@ cols179:
 	VFMADD231PS  2100224(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols179
+	JNE          cols189
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -10719,13 +11053,13 @@ cols179:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_175
+	JGE          rows4_185
 
-tail176:
+tail186:
 	TESTQ BX, BX
-	JE    done178
+	JE    done188
 
-rows1_177:
+rows1_187:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -10736,7 +11070,7 @@ rows1_177:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols180:
+cols190:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -10755,7 +11089,7 @@ cols180:
 	VFMADD231PS  2097248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols180
+	JNE          cols190
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -10803,9 +11137,9 @@ cols180:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_177
+	JNE          rows1_187
 
-done178:
+done188:
 	VZEROUPPER
 	RET
 
@@ -10918,9 +11252,9 @@ TEXT ·rmsswiglu_2048x256_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       960(DX), Z16
 	VMULPS        960(SI), Z16, Z16
 	CMPQ          BX, $0x04
-	JL            tail182
+	JL            tail192
 
-rows4_181:
+rows4_191:
 	PREFETCHT0    4096(CX)
 	VMULPS        (CX), Z1, Z17
 	PREFETCHT0    5120(CX)
@@ -11242,13 +11576,13 @@ rows4_181:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_181
+	JGE           rows4_191
 
-tail182:
+tail192:
 	TESTQ BX, BX
-	JE    done184
+	JE    done194
 
-rows1_183:
+rows1_193:
 	VMULPS        (CX), Z1, Z17
 	VMULPS        2097152(CX), Z1, Z18
 	VMULPS        64(CX), Z2, Z19
@@ -11329,9 +11663,9 @@ rows1_183:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_183
+	JNE           rows1_193
 
-done184:
+done194:
 	VZEROUPPER
 	RET
 
@@ -11342,12 +11676,12 @@ TEXT ·silumul_256_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone186
+	JLE  siludone196
 
-silurow185:
+silurow195:
 	XORQ BX, BX
 
-silucol187:
+silucol197:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -11375,13 +11709,13 @@ silucol187:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000400
-	JNE          silucol187
+	JNE          silucol197
 	ADDQ         $0x00000800, CX
 	ADDQ         $0x00000400, AX
 	DECQ         DX
-	JNE          silurow185
+	JNE          silurow195
 
-siludone186:
+siludone196:
 	VZEROUPPER
 	RET
 
@@ -11392,12 +11726,12 @@ TEXT ·silumul_256_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone189
+	JLE  siludone199
 
-silurow188:
+silurow198:
 	XORQ BX, BX
 
-silucol190:
+silucol200:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -11422,12 +11756,12 @@ silucol190:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000400
-	JNE          silucol190
+	JNE          silucol200
 	ADDQ         $0x00000800, CX
 	ADDQ         $0x00000400, AX
 	DECQ         DX
-	JNE          silurow188
+	JNE          silurow198
 
-siludone189:
+siludone199:
 	VZEROUPPER
 	RET

@@ -39,6 +39,11 @@ func matmul_768x256_neon(out, w, x *float32, n, b int)
 //go:noescape
 func matvec_256_neon(out, w, x *float32, n int)
 
+// matvecadd_256_neon: out[r] += w[r]·x for r < n, 256 columns.
+//
+//go:noescape
+func matvecadd_256_neon(out, w, x *float32, n int)
+
 // rmsmatvec_256_neon: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 256 columns.
 //
 //go:noescape

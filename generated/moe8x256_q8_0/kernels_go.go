@@ -1061,6 +1061,60 @@ func matvec_256_go(out, w, x *float32, n int) {
 	}
 }
 
+// matvecadd_256_go: out[r] += w[r]·x for r < n, 256 columns.
+func matvecadd_256_go(out, w, x *float32, n int) {
+	const C = 256
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[64][4]float32)(xp)
+		wb0 := (*[64][4]float32)(r0)
+		wb1 := (*[64][4]float32)(r1)
+		wb2 := (*[64][4]float32)(r2)
+		wb3 := (*[64][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[64][4]float32)(xp)
+		wb0 := (*[64][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
 // rmsmatvec_256_go: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 256 columns.
 func rmsmatvec_256_go(out, w, x, nw *float32, n int, eps float32) {
 	const C = 256

@@ -861,7 +861,7 @@ var goKernels = kernelSet{
 	qmvE:       q8_0matvec_256_go,
 	router:     rmsmatvec_256_go,
 	siluMulE:   silumul_256_go,
-	wo:         matvec_256_go,
+	wo:         matvecadd_256_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

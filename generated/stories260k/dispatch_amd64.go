@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattentiont_8_512_4x2_avx512,
 			attTrain: attention_8_128_avx512,
 			cls:      rmsmatvec_64_avx512,
-			down:     matvec_172_avx512,
+			down:     matvecadd_172_avx512,
 			ffn:      rmsswiglu_172x64_avx512,
 			mmCls:    matmul_512x64_avx512,
 			mmDown:   matmul_64x172_avx512,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx512",
 			qkv:      rmsmatvec_64_avx512,
 			siluMul:  silumul_172_avx512,
-			wo:       matvec_64_avx512,
+			wo:       matvecadd_64_avx512,
 		}, true
 	case cpu.AVX2:
 		return kernelSet{
@@ -33,7 +33,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattentiont_8_512_4x2_avx2,
 			attTrain: attention_8_128_avx2,
 			cls:      rmsmatvec_64_avx2,
-			down:     matvec_172_avx2,
+			down:     matvecadd_172_avx2,
 			ffn:      rmsswiglu_172x64_avx2,
 			mmCls:    matmul_512x64_avx2,
 			mmDown:   matmul_64x172_avx2,
@@ -43,7 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "avx2",
 			qkv:      rmsmatvec_64_avx2,
 			siluMul:  silumul_172_avx2,
-			wo:       matvec_64_avx2,
+			wo:       matvecadd_64_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:   gattentiont_8_512_4x2_neon,
 			attTrain: attention_8_128_neon,
 			cls:      rmsmatvec_64_neon,
-			down:     matvec_172_neon,
+			down:     matvecadd_172_neon,
 			ffn:      rmsswiglu_172x64_neon,
 			mmCls:    matmul_512x64_neon,
 			mmDown:   matmul_64x172_neon,
@@ -25,7 +25,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:     "neon",
 			qkv:      rmsmatvec_64_neon,
 			siluMul:  silumul_172_neon,
-			wo:       matvec_64_neon,
+			wo:       matvecadd_64_neon,
 		}, true
 	}
 	return kernelSet{}, false

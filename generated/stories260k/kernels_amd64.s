@@ -11006,9 +11006,9 @@ done187:
 	VZEROUPPER
 	RET
 
-// func matvec_172_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_172_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -11079,6 +11079,7 @@ cols202:
 	VADDPS       Y1, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
+	VADDPS       (AX), X1, X1
 	VMOVUPS      X1, (AX)
 	ADDQ         $0x00000ac0, CX
 	ADDQ         $0x10, AX
@@ -11123,6 +11124,7 @@ cols203:
 	VADDPS       X1, X2, X2
 	VPERMILPS    $0xb1, X2, X1
 	VADDPS       X1, X2, X2
+	VADDSS       (AX), X2, X2
 	VMOVSS       X2, (AX)
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
@@ -11133,9 +11135,9 @@ done201:
 	VZEROUPPER
 	RET
 
-// func matvec_172_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_172_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_172_avx512(SB), NOSPLIT, $0-32
 	MOVQ  out+0(FP), AX
 	MOVQ  w+8(FP), CX
 	MOVQ  x+16(FP), DX
@@ -11264,6 +11266,7 @@ rows4_204:
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
 	VMOVUPS       X0, (AX)
 	ADDQ          $0x00000ac0, CX
 	ADDQ          $0x10, AX
@@ -11309,6 +11312,7 @@ rows1_206:
 	VADDPS        X0, X1, X1
 	VPERMILPS     $0xb1, X1, X0
 	VADDPS        X0, X1, X1
+	VADDSS        (AX), X1, X1
 	VMOVSS        X1, (AX)
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
@@ -11319,9 +11323,9 @@ done207:
 	VZEROUPPER
 	RET
 
-// func matvec_64_avx2(out *float32, w *float32, x *float32, n int)
+// func matvecadd_64_avx2(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_64_avx2(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -11397,6 +11401,7 @@ rows4_208:
 	VADDPS       Y8, Y9, Y9
 	VEXTRACTF128 $0x01, Y9, X8
 	VADDPS       X8, X9, X8
+	VADDPS       (AX), X8, X8
 	VMOVUPS      X8, (AX)
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x10, AX
@@ -11424,6 +11429,7 @@ rows1_210:
 	VADDPS       X8, X9, X9
 	VPERMILPS    $0xb1, X9, X8
 	VADDPS       X8, X9, X9
+	VADDSS       (AX), X9, X9
 	VMOVSS       X9, (AX)
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
@@ -11434,9 +11440,9 @@ done211:
 	VZEROUPPER
 	RET
 
-// func matvec_64_avx512(out *float32, w *float32, x *float32, n int)
+// func matvecadd_64_avx512(out *float32, w *float32, x *float32, n int)
 // Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
+TEXT ·matvecadd_64_avx512(SB), NOSPLIT, $0-32
 	MOVQ    out+0(FP), AX
 	MOVQ    w+8(FP), CX
 	MOVQ    x+16(FP), DX
@@ -11504,6 +11510,7 @@ rows4_212:
 	VADDPS        Y4, Y5, Y5
 	VEXTRACTF32X4 $0x01, Y5, X4
 	VADDPS        X4, X5, X4
+	VADDPS        (AX), X4, X4
 	VMOVUPS       X4, (AX)
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x10, AX
@@ -11531,6 +11538,7 @@ rows1_214:
 	VADDPS        X4, X5, X5
 	VPERMILPS     $0xb1, X5, X4
 	VADDPS        X4, X5, X5
+	VADDSS        (AX), X5, X5
 	VMOVSS        X5, (AX)
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX

@@ -44,15 +44,15 @@ func matmul_64x172_neon(out, w, x *float32, n, b int)
 //go:noescape
 func matmul_64x64_neon(out, w, x *float32, n, b int)
 
-// matvec_172_neon: out[r] = w[r]·x for r < n, 172 columns.
+// matvecadd_172_neon: out[r] += w[r]·x for r < n, 172 columns.
 //
 //go:noescape
-func matvec_172_neon(out, w, x *float32, n int)
+func matvecadd_172_neon(out, w, x *float32, n int)
 
-// matvec_64_neon: out[r] = w[r]·x for r < n, 64 columns.
+// matvecadd_64_neon: out[r] += w[r]·x for r < n, 64 columns.
 //
 //go:noescape
-func matvec_64_neon(out, w, x *float32, n int)
+func matvecadd_64_neon(out, w, x *float32, n int)
 
 // rmsmatvec_64_neon: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 64 columns.
 //

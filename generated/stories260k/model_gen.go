@@ -213,16 +213,10 @@ func (s *Session) Forward(token, pos int) []float32 {
 		}
 		keys, values := &s.keys[l], &s.values[l]
 		kern.attAll(&s.xb[0], &s.qkv[0], &keys[0][0][0][0], &values[0][0][0][0], &s.att[0], pos+1)
-		kern.wo(&s.xb2[0], &lw.wo[0][0], &s.xb[0], 64)
-		for i := range 64 {
-			s.x[i] += s.xb2[i]
-		}
+		kern.wo(&s.x[0], &lw.wo[0][0], &s.xb[0], 64)
 		{
 			kern.ffn(&s.hb[0], &lw.gateUp[0][0], &s.x[0], &lw.ffnNorm[0], 172, float32(1e-05))
-			kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
-			for i := range 64 {
-				s.x[i] += s.xb2[i]
-			}
+			kern.down(&s.x[0], &lw.down[0][0], &s.hb[0], 64)
 		}
 	}
 	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &s.x[0], &w.outNorm[0], 512, float32(1e-05))
@@ -448,7 +442,7 @@ var goKernels = kernelSet{
 	attAll:   gattentiont_8_512_4x2_go,
 	attTrain: attention_8_128_go,
 	cls:      rmsmatvec_64_go,
-	down:     matvec_172_go,
+	down:     matvecadd_172_go,
 	ffn:      rmsswiglu_172x64_go,
 	mmCls:    matmul_512x64_go,
 	mmDown:   matmul_64x172_go,
@@ -458,7 +452,7 @@ var goKernels = kernelSet{
 	name:     "go",
 	qkv:      rmsmatvec_64_go,
 	siluMul:  silumul_172_go,
-	wo:       matvec_64_go,
+	wo:       matvecadd_64_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

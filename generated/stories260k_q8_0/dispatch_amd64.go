@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattentiont_8_512_4x2_avx512,
 			attTrain:  attention_8_128_avx512,
 			cls:       rmsmatvec_64_avx512,
-			down:      matvec_172_avx512,
+			down:      matvecadd_172_avx512,
 			ffn:       rmsswiglu_172x64_avx512,
 			mmCls:     matmul_512x64_avx512,
 			mmDown:    matmul_64x172_avx512,
@@ -31,7 +31,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvD:      q8_0matvec_64_avx512,
 			qmvDP:     q8_0panel_64_avx512,
 			siluMul:   silumul_172_avx512,
-			wo:        matvec_64_avx512,
+			wo:        matvecadd_64_avx512,
 		}
 		if f := cpu.Detect(); !f.AVX512BW || !f.AVX512VNNI {
 			ks.qmvD = q8_0matvec_64_avx2
@@ -52,7 +52,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattentiont_8_512_4x2_avx2,
 			attTrain:  attention_8_128_avx2,
 			cls:       rmsmatvec_64_avx2,
-			down:      matvec_172_avx2,
+			down:      matvecadd_172_avx2,
 			ffn:       rmsswiglu_172x64_avx2,
 			gmmCls:    q8_0matmul_512x64_avx2,
 			gmmGateUp: q8_0matmul_344x64_avx2,
@@ -67,7 +67,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_64_avx2,
 			qmvD:      q8_0matvec_64_avx2,
 			siluMul:   silumul_172_avx2,
-			wo:        matvec_64_avx2,
+			wo:        matvecadd_64_avx2,
 		}, true
 	}
 	return kernelSet{}, false

@@ -15,7 +15,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			attAll:    gattentiont_8_512_4x2_neon,
 			attTrain:  attention_8_128_neon,
 			cls:       rmsmatvec_64_neon,
-			down:      matvec_172_neon,
+			down:      matvecadd_172_neon,
 			ffn:       rmsswiglu_172x64_neon,
 			gmmCls:    q8_0matmul_512x64_neon,
 			gmmGateUp: q8_0matmul_344x64_neon,
@@ -30,7 +30,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_64_neon,
 			qmvD:      q8_0matvec_64_neon,
 			siluMul:   silumul_172_neon,
-			wo:        matvec_64_neon,
+			wo:        matvecadd_64_neon,
 		}
 		if f := cpu.Detect(); !f.ASIMDDP {
 			ks.qmvD = q8_0matvec_64_neonnodot

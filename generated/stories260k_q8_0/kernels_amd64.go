@@ -84,25 +84,25 @@ func matmul_64x64_avx2(out *float32, w *float32, x *float32, n int, b int)
 //go:noescape
 func matmul_64x64_avx512(out *float32, w *float32, x *float32, n int, b int)
 
-// matvec_172_avx2: out[r] = w[r]·x for r < n, 172 columns.
+// matvecadd_172_avx2: out[r] += w[r]·x for r < n, 172 columns.
 //
 //go:noescape
-func matvec_172_avx2(out *float32, w *float32, x *float32, n int)
+func matvecadd_172_avx2(out *float32, w *float32, x *float32, n int)
 
-// matvec_172_avx512: out[r] = w[r]·x for r < n, 172 columns.
+// matvecadd_172_avx512: out[r] += w[r]·x for r < n, 172 columns.
 //
 //go:noescape
-func matvec_172_avx512(out *float32, w *float32, x *float32, n int)
+func matvecadd_172_avx512(out *float32, w *float32, x *float32, n int)
 
-// matvec_64_avx2: out[r] = w[r]·x for r < n, 64 columns.
+// matvecadd_64_avx2: out[r] += w[r]·x for r < n, 64 columns.
 //
 //go:noescape
-func matvec_64_avx2(out *float32, w *float32, x *float32, n int)
+func matvecadd_64_avx2(out *float32, w *float32, x *float32, n int)
 
-// matvec_64_avx512: out[r] = w[r]·x for r < n, 64 columns.
+// matvecadd_64_avx512: out[r] += w[r]·x for r < n, 64 columns.
 //
 //go:noescape
-func matvec_64_avx512(out *float32, w *float32, x *float32, n int)
+func matvecadd_64_avx512(out *float32, w *float32, x *float32, n int)
 
 // rmsmatvec_64_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 64 columns.
 //

@@ -1681,8 +1681,8 @@ done3:
 mmdone1:
 	RET
 
-// matvec_172_neon: out[r] = w[r]·x for r < n, 172 columns.
-TEXT ·matvec_172_neon(SB), NOSPLIT, $0-32
+// matvecadd_172_neon: out[r] += w[r]·x for r < n, 172 columns.
+TEXT ·matvecadd_172_neon(SB), NOSPLIT, $0-32
 	MOVD out+0(FP), R0
 	MOVD w+8(FP), R1
 	MOVD x+16(FP), R2
@@ -1736,6 +1736,8 @@ cols5:
 	WORD $0x6e22d41e // FADDP V30.4S, V0.4S, V2.4S
 	WORD $0x6e26d49d // FADDP V29.4S, V4.4S, V6.4S
 	WORD $0x6e3dd7dd // FADDP V29.4S, V30.4S, V29.4S
+	VLD1 (R0), [V30.S4]
+	WORD $0x4e3ed7bd // FADD V29.4S, V29.4S, V30.4S
 	VST1.P [V29.S4], 16(R0)
 	ADD $2752, R1, R1
 	SUB $4, R3, R3
@@ -1762,6 +1764,8 @@ cols6:
 	WORD $0x4e21d400 // FADD V0.4S, V0.4S, V1.4S
 	WORD $0x6e20d41d // FADDP V29.4S, V0.4S, V0.4S
 	WORD $0x6e3dd7bd // FADDP V29.4S, V29.4S, V29.4S
+	FMOVS (R0), F30
+	FADDS F30, F29, F29
 	FMOVS.P F29, 4(R0)
 	ADD $688, R1, R1
 	SUBS $1, R3, R3
@@ -1769,8 +1773,8 @@ cols6:
 done1:
 	RET
 
-// matvec_64_neon: out[r] = w[r]·x for r < n, 64 columns.
-TEXT ·matvec_64_neon(SB), NOSPLIT, $0-32
+// matvecadd_64_neon: out[r] += w[r]·x for r < n, 64 columns.
+TEXT ·matvecadd_64_neon(SB), NOSPLIT, $0-32
 	MOVD out+0(FP), R0
 	MOVD w+8(FP), R1
 	MOVD x+16(FP), R2
@@ -1815,6 +1819,8 @@ cols5:
 	WORD $0x6e22d41e // FADDP V30.4S, V0.4S, V2.4S
 	WORD $0x6e26d49d // FADDP V29.4S, V4.4S, V6.4S
 	WORD $0x6e3dd7dd // FADDP V29.4S, V30.4S, V29.4S
+	VLD1 (R0), [V30.S4]
+	WORD $0x4e3ed7bd // FADD V29.4S, V29.4S, V30.4S
 	VST1.P [V29.S4], 16(R0)
 	ADD $1024, R1, R1
 	SUB $4, R3, R3
@@ -1838,6 +1844,8 @@ cols6:
 	WORD $0x4e21d400 // FADD V0.4S, V0.4S, V1.4S
 	WORD $0x6e20d41d // FADDP V29.4S, V0.4S, V0.4S
 	WORD $0x6e3dd7bd // FADDP V29.4S, V29.4S, V29.4S
+	FMOVS (R0), F30
+	FADDS F30, F29, F29
 	FMOVS.P F29, 4(R0)
 	ADD $256, R1, R1
 	SUBS $1, R3, R3

@@ -604,8 +604,8 @@ func matmul_64x64_go(out, w, x *float32, n, b int) {
 	}
 }
 
-// matvec_172_go: out[r] = w[r]·x for r < n, 172 columns.
-func matvec_172_go(out, w, x *float32, n int) {
+// matvecadd_172_go: out[r] += w[r]·x for r < n, 172 columns.
+func matvecadd_172_go(out, w, x *float32, n int) {
 	const C = 172
 	if n <= 0 {
 		return
@@ -639,7 +639,8 @@ func matvec_172_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -653,12 +654,12 @@ func matvec_172_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 
-// matvec_64_go: out[r] = w[r]·x for r < n, 64 columns.
-func matvec_64_go(out, w, x *float32, n int) {
+// matvecadd_64_go: out[r] += w[r]·x for r < n, 64 columns.
+func matvecadd_64_go(out, w, x *float32, n int) {
 	const C = 64
 	if n <= 0 {
 		return
@@ -692,7 +693,8 @@ func matvec_64_go(out, w, x *float32, n int) {
 		s1 := a10
 		s2 := a20
 		s3 := a30
-		*(*[4]float32)(unsafe.Add(op, r*4)) = [4]float32{s0, s1, s2, s3}
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
 	}
 	for ; r < n; r++ {
 		var a00, a01 float32
@@ -706,7 +708,7 @@ func matvec_64_go(out, w, x *float32, n int) {
 			a01 += w0[2]*x2 + w0[3]*x3
 		}
 		s0 := (a00 + a01)
-		*(*float32)(unsafe.Add(op, r*4)) = s0
+		*(*float32)(unsafe.Add(op, r*4)) += s0
 	}
 }
 

@@ -357,10 +357,7 @@ func (s *Session) step(token, pos int) {
 			qmvD(&s.hgu[172], &ql.up[0][0], &s.xq[0], &s.xs[0], 172)
 		}
 		kern.siluMul(&s.hb[0], &s.hgu[0], 1)
-		kern.down(&s.xb2[0], &lw.down[0][0], &s.hb[0], 64)
-		for i := range 64 {
-			s.x[i] += s.xb2[i]
-		}
+		kern.down(&s.x[0], &lw.down[0][0], &s.hb[0], 64)
 	}
 }
 
@@ -535,12 +532,7 @@ func (m *Model) run(b *batch) {
 			}
 			kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
 			for i := range rows {
-				kern.down(&b.po[i][0], &lw.down[0][0], &b.pact[i][0], 64)
-			}
-			for i := range rows {
-				for j := range 64 {
-					b.px[i][j] += b.po[i][j]
-				}
+				kern.down(&b.px[i][0], &lw.down[0][0], &b.pact[i][0], 64)
 			}
 		}
 		k := 0
@@ -646,12 +638,7 @@ func (m *Model) run(b *batch) {
 			}
 			kern.siluMul(&b.pact[0][0], &b.phb[0][0], n)
 			for i := range rows {
-				kern.down(&b.po[i][0], &lw.down[0][0], &b.pact[i][0], 64)
-			}
-			for i := range rows {
-				for j := range 64 {
-					b.px[i][j] += b.po[i][j]
-				}
+				kern.down(&b.px[i][0], &lw.down[0][0], &b.pact[i][0], 64)
 			}
 		}
 		k := 0
@@ -736,7 +723,7 @@ var goKernels = kernelSet{
 	attAll:    gattentiont_8_512_4x2_go,
 	attTrain:  attention_8_128_go,
 	cls:       rmsmatvec_64_go,
-	down:      matvec_172_go,
+	down:      matvecadd_172_go,
 	ffn:       rmsswiglu_172x64_go,
 	gmmCls:    q8_0matmul_512x64_go,
 	gmmGateUp: q8_0matmul_344x64_go,
@@ -751,7 +738,7 @@ var goKernels = kernelSet{
 	qkv:       rmsmatvec_64_go,
 	qmvD:      q8_0matvec_64_go,
 	siluMul:   silumul_172_go,
-	wo:        matvec_64_go,
+	wo:        matvecadd_64_go,
 }
 
 // kern is the kernel path in use: the widest this machine runs, chosen once at start.

@@ -3,6 +3,7 @@ package testkernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"unsafe"
 
@@ -90,7 +91,7 @@ const rel = 2.4e-7
 func checkKernel(t *testing.T, k asm.Kernel, fn any) {
 	r := rand.New(rand.NewPCG(uint64(k.Cols*131+k.Rows*7+k.HeadDim), 42))
 	switch k.Op {
-	case asm.OpMatVec, asm.OpRMSNormMatVec:
+	case asm.OpMatVec, asm.OpMatVecAdd, asm.OpRMSNormMatVec:
 		checkMatVec(t, r, k, fn)
 	case asm.OpSwiGLU, asm.OpRMSNormSwiGLU:
 		checkSwiGLU(t, r, k, fn)
@@ -124,10 +125,26 @@ func checkMatVec(t *testing.T, r *rand.Rand, k asm.Kernel, fn any) {
 		}
 		want := make([]float32, rows)
 		asm.MatVec(want, w, xn)
+		// MatVecAdd adds into what out holds, and gives exactly the same
+		// path's MatVec plus one add: the step's numbers do not change. (Not
+		// for pure Go on arm64, where the compiler fuses multiply-adds, and
+		// which pair it fuses depends on the rest of the function.)
+		add := k.Op == asm.OpMatVecAdd
+		exact := add && !(runtime.GOARCH == "arm64" && k.ISA == asm.Generic)
+		prior, plain := rnd(r, rows, 2), make([]float32, rows)
+		if add {
+			for i := range want {
+				want[i] += prior[i]
+			}
+		}
 		// The whole range, then a sub-range as a pool worker would get it.
 		for _, lohi := range [][2]int{{0, rows}, {rows / 3, rows - rows/4}} {
 			lo, hi := lohi[0], lohi[1]
 			all, out := guarded(rows)
+			if add { // the same rows as this call, so the same blocks and tails
+				kernelFor(asm.Kernel{Op: asm.OpMatVec, ISA: k.ISA, Cols: C}).(matvecFn)(ptr(plain[lo:]), ptr(w[lo*C:]), ptr(x), hi-lo)
+				copy(out[lo:hi], prior[lo:hi])
+			}
 			if norm {
 				fn.(normFn)(ptr(out[lo:]), ptr(w[lo*C:]), ptr(x), ptr(nw), hi-lo, eps)
 			} else {
@@ -135,6 +152,9 @@ func checkMatVec(t *testing.T, r *rand.Rand, k asm.Kernel, fn any) {
 			}
 			checkGuards(t, "matvec", all, func(i int) bool { return i >= lo && i < hi })
 			for i := lo; i < hi; i++ {
+				if exact && out[i] != prior[i]+plain[i] {
+					t.Fatalf("rows %d [%d,%d): out[%d] = %v, want the path's matvec %v + %v = %v", rows, lo, hi, i, out[i], plain[i], prior[i], prior[i]+plain[i])
+				}
 				tol := rel*float64(C)*dotBound(w[i*C:i*C+C], xn) + 1e-6
 				if norm {
 					tol *= 4 // the kernel folds the norm scale in after the sum

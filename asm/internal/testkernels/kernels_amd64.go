@@ -564,6 +564,126 @@ func matvec_8_avx2(out *float32, w *float32, x *float32, n int)
 //go:noescape
 func matvec_8_avx512(out *float32, w *float32, x *float32, n int)
 
+// matvecadd_16_avx2: out[r] += w[r]·x for r < n, 16 columns.
+//
+//go:noescape
+func matvecadd_16_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_16_avx512: out[r] += w[r]·x for r < n, 16 columns.
+//
+//go:noescape
+func matvecadd_16_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_172_avx2: out[r] += w[r]·x for r < n, 172 columns.
+//
+//go:noescape
+func matvecadd_172_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_172_avx512: out[r] += w[r]·x for r < n, 172 columns.
+//
+//go:noescape
+func matvecadd_172_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_17_avx2: out[r] += w[r]·x for r < n, 17 columns.
+//
+//go:noescape
+func matvecadd_17_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_17_avx512: out[r] += w[r]·x for r < n, 17 columns.
+//
+//go:noescape
+func matvecadd_17_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_1_avx2: out[r] += w[r]·x for r < n, 1 columns.
+//
+//go:noescape
+func matvecadd_1_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_1_avx512: out[r] += w[r]·x for r < n, 1 columns.
+//
+//go:noescape
+func matvecadd_1_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_2048_avx2: out[r] += w[r]·x for r < n, 2048 columns.
+//
+//go:noescape
+func matvecadd_2048_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_2048_avx512: out[r] += w[r]·x for r < n, 2048 columns.
+//
+//go:noescape
+func matvecadd_2048_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_288_avx2: out[r] += w[r]·x for r < n, 288 columns.
+//
+//go:noescape
+func matvecadd_288_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_288_avx512: out[r] += w[r]·x for r < n, 288 columns.
+//
+//go:noescape
+func matvecadd_288_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_33_avx2: out[r] += w[r]·x for r < n, 33 columns.
+//
+//go:noescape
+func matvecadd_33_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_33_avx512: out[r] += w[r]·x for r < n, 33 columns.
+//
+//go:noescape
+func matvecadd_33_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_3_avx2: out[r] += w[r]·x for r < n, 3 columns.
+//
+//go:noescape
+func matvecadd_3_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_3_avx512: out[r] += w[r]·x for r < n, 3 columns.
+//
+//go:noescape
+func matvecadd_3_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_64_avx2: out[r] += w[r]·x for r < n, 64 columns.
+//
+//go:noescape
+func matvecadd_64_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_64_avx512: out[r] += w[r]·x for r < n, 64 columns.
+//
+//go:noescape
+func matvecadd_64_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_768_avx2: out[r] += w[r]·x for r < n, 768 columns.
+//
+//go:noescape
+func matvecadd_768_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_768_avx512: out[r] += w[r]·x for r < n, 768 columns.
+//
+//go:noescape
+func matvecadd_768_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_7_avx2: out[r] += w[r]·x for r < n, 7 columns.
+//
+//go:noescape
+func matvecadd_7_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_7_avx512: out[r] += w[r]·x for r < n, 7 columns.
+//
+//go:noescape
+func matvecadd_7_avx512(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_8_avx2: out[r] += w[r]·x for r < n, 8 columns.
+//
+//go:noescape
+func matvecadd_8_avx2(out *float32, w *float32, x *float32, n int)
+
+// matvecadd_8_avx512: out[r] += w[r]·x for r < n, 8 columns.
+//
+//go:noescape
+func matvecadd_8_avx512(out *float32, w *float32, x *float32, n int)
+
 // rmsmatvec_16_avx2: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 16 columns.
 //
 //go:noescape

@@ -284,6 +284,66 @@ func matvec_7_neon(out, w, x *float32, n int)
 //go:noescape
 func matvec_8_neon(out, w, x *float32, n int)
 
+// matvecadd_16_neon: out[r] += w[r]·x for r < n, 16 columns.
+//
+//go:noescape
+func matvecadd_16_neon(out, w, x *float32, n int)
+
+// matvecadd_172_neon: out[r] += w[r]·x for r < n, 172 columns.
+//
+//go:noescape
+func matvecadd_172_neon(out, w, x *float32, n int)
+
+// matvecadd_17_neon: out[r] += w[r]·x for r < n, 17 columns.
+//
+//go:noescape
+func matvecadd_17_neon(out, w, x *float32, n int)
+
+// matvecadd_1_neon: out[r] += w[r]·x for r < n, 1 columns.
+//
+//go:noescape
+func matvecadd_1_neon(out, w, x *float32, n int)
+
+// matvecadd_2048_neon: out[r] += w[r]·x for r < n, 2048 columns.
+//
+//go:noescape
+func matvecadd_2048_neon(out, w, x *float32, n int)
+
+// matvecadd_288_neon: out[r] += w[r]·x for r < n, 288 columns.
+//
+//go:noescape
+func matvecadd_288_neon(out, w, x *float32, n int)
+
+// matvecadd_33_neon: out[r] += w[r]·x for r < n, 33 columns.
+//
+//go:noescape
+func matvecadd_33_neon(out, w, x *float32, n int)
+
+// matvecadd_3_neon: out[r] += w[r]·x for r < n, 3 columns.
+//
+//go:noescape
+func matvecadd_3_neon(out, w, x *float32, n int)
+
+// matvecadd_64_neon: out[r] += w[r]·x for r < n, 64 columns.
+//
+//go:noescape
+func matvecadd_64_neon(out, w, x *float32, n int)
+
+// matvecadd_768_neon: out[r] += w[r]·x for r < n, 768 columns.
+//
+//go:noescape
+func matvecadd_768_neon(out, w, x *float32, n int)
+
+// matvecadd_7_neon: out[r] += w[r]·x for r < n, 7 columns.
+//
+//go:noescape
+func matvecadd_7_neon(out, w, x *float32, n int)
+
+// matvecadd_8_neon: out[r] += w[r]·x for r < n, 8 columns.
+//
+//go:noescape
+func matvecadd_8_neon(out, w, x *float32, n int)
+
 // rmsmatvec_16_neon: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 16 columns.
 //
 //go:noescape

@@ -9737,6 +9737,682 @@ func matvec_8_go(out, w, x *float32, n int) {
 	}
 }
 
+// matvecadd_16_go: out[r] += w[r]·x for r < n, 16 columns.
+func matvecadd_16_go(out, w, x *float32, n int) {
+	const C = 16
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(r0)
+		wb1 := (*[4][4]float32)(r1)
+		wb2 := (*[4][4]float32)(r2)
+		wb3 := (*[4][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_172_go: out[r] += w[r]·x for r < n, 172 columns.
+func matvecadd_172_go(out, w, x *float32, n int) {
+	const C = 172
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(r0)
+		wb1 := (*[43][4]float32)(r1)
+		wb2 := (*[43][4]float32)(r2)
+		wb3 := (*[43][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[43][4]float32)(xp)
+		wb0 := (*[43][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_17_go: out[r] += w[r]·x for r < n, 17 columns.
+func matvecadd_17_go(out, w, x *float32, n int) {
+	const C = 17
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(r0)
+		wb1 := (*[4][4]float32)(r1)
+		wb2 := (*[4][4]float32)(r2)
+		wb3 := (*[4][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(r0)
+		wa1 := (*[17]float32)(r1)
+		wa2 := (*[17]float32)(r2)
+		wa3 := (*[17]float32)(r3)
+		a00 += wa0[16] * xa[16]
+		a10 += wa1[16] * xa[16]
+		a20 += wa2[16] * xa[16]
+		a30 += wa3[16] * xa[16]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[4][4]float32)(xp)
+		wb0 := (*[4][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[17]float32)(xp)
+		wa0 := (*[17]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[16] * xa[16]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_1_go: out[r] += w[r]·x for r < n, 1 columns.
+func matvecadd_1_go(out, w, x *float32, n int) {
+	const C = 1
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(r0)
+		wa1 := (*[1]float32)(r1)
+		wa2 := (*[1]float32)(r2)
+		wa3 := (*[1]float32)(r3)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xa := (*[1]float32)(xp)
+		wa0 := (*[1]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[0] * xa[0]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_2048_go: out[r] += w[r]·x for r < n, 2048 columns.
+func matvecadd_2048_go(out, w, x *float32, n int) {
+	const C = 2048
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[512][4]float32)(xp)
+		wb0 := (*[512][4]float32)(r0)
+		wb1 := (*[512][4]float32)(r1)
+		wb2 := (*[512][4]float32)(r2)
+		wb3 := (*[512][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[512][4]float32)(xp)
+		wb0 := (*[512][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_288_go: out[r] += w[r]·x for r < n, 288 columns.
+func matvecadd_288_go(out, w, x *float32, n int) {
+	const C = 288
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(r0)
+		wb1 := (*[72][4]float32)(r1)
+		wb2 := (*[72][4]float32)(r2)
+		wb3 := (*[72][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[72][4]float32)(xp)
+		wb0 := (*[72][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_33_go: out[r] += w[r]·x for r < n, 33 columns.
+func matvecadd_33_go(out, w, x *float32, n int) {
+	const C = 33
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(r0)
+		wb1 := (*[8][4]float32)(r1)
+		wb2 := (*[8][4]float32)(r2)
+		wb3 := (*[8][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(r0)
+		wa1 := (*[33]float32)(r1)
+		wa2 := (*[33]float32)(r2)
+		wa3 := (*[33]float32)(r3)
+		a00 += wa0[32] * xa[32]
+		a10 += wa1[32] * xa[32]
+		a20 += wa2[32] * xa[32]
+		a30 += wa3[32] * xa[32]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[8][4]float32)(xp)
+		wb0 := (*[8][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[33]float32)(xp)
+		wa0 := (*[33]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[32] * xa[32]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_3_go: out[r] += w[r]·x for r < n, 3 columns.
+func matvecadd_3_go(out, w, x *float32, n int) {
+	const C = 3
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xa := (*[3]float32)(xp)
+		wa0 := (*[3]float32)(r0)
+		wa1 := (*[3]float32)(r1)
+		wa2 := (*[3]float32)(r2)
+		wa3 := (*[3]float32)(r3)
+		a00 += wa0[0] * xa[0]
+		a10 += wa1[0] * xa[0]
+		a20 += wa2[0] * xa[0]
+		a30 += wa3[0] * xa[0]
+		a00 += wa0[1] * xa[1]
+		a10 += wa1[1] * xa[1]
+		a20 += wa2[1] * xa[1]
+		a30 += wa3[1] * xa[1]
+		a00 += wa0[2] * xa[2]
+		a10 += wa1[2] * xa[2]
+		a20 += wa2[2] * xa[2]
+		a30 += wa3[2] * xa[2]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xa := (*[3]float32)(xp)
+		wa0 := (*[3]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[0] * xa[0]
+		a01 += wa0[1] * xa[1]
+		a00 += wa0[2] * xa[2]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_64_go: out[r] += w[r]·x for r < n, 64 columns.
+func matvecadd_64_go(out, w, x *float32, n int) {
+	const C = 64
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(r0)
+		wb1 := (*[16][4]float32)(r1)
+		wb2 := (*[16][4]float32)(r2)
+		wb3 := (*[16][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[16][4]float32)(xp)
+		wb0 := (*[16][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_768_go: out[r] += w[r]·x for r < n, 768 columns.
+func matvecadd_768_go(out, w, x *float32, n int) {
+	const C = 768
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(r0)
+		wb1 := (*[192][4]float32)(r1)
+		wb2 := (*[192][4]float32)(r2)
+		wb3 := (*[192][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[192][4]float32)(xp)
+		wb0 := (*[192][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_7_go: out[r] += w[r]·x for r < n, 7 columns.
+func matvecadd_7_go(out, w, x *float32, n int) {
+	const C = 7
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(r0)
+		wb1 := (*[1][4]float32)(r1)
+		wb2 := (*[1][4]float32)(r2)
+		wb3 := (*[1][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(r0)
+		wa1 := (*[7]float32)(r1)
+		wa2 := (*[7]float32)(r2)
+		wa3 := (*[7]float32)(r3)
+		a00 += wa0[4] * xa[4]
+		a10 += wa1[4] * xa[4]
+		a20 += wa2[4] * xa[4]
+		a30 += wa3[4] * xa[4]
+		a00 += wa0[5] * xa[5]
+		a10 += wa1[5] * xa[5]
+		a20 += wa2[5] * xa[5]
+		a30 += wa3[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		a10 += wa1[6] * xa[6]
+		a20 += wa2[6] * xa[6]
+		a30 += wa3[6] * xa[6]
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[1][4]float32)(xp)
+		wb0 := (*[1][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		xa := (*[7]float32)(xp)
+		wa0 := (*[7]float32)(unsafe.Add(wp, r*(C*4)))
+		a00 += wa0[4] * xa[4]
+		a01 += wa0[5] * xa[5]
+		a00 += wa0[6] * xa[6]
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
+// matvecadd_8_go: out[r] += w[r]·x for r < n, 8 columns.
+func matvecadd_8_go(out, w, x *float32, n int) {
+	const C = 8
+	if n <= 0 {
+		return
+	}
+	xp, wp, op := unsafe.Pointer(x), unsafe.Pointer(w), unsafe.Pointer(out)
+	r := 0
+	for ; r <= n-4; r += 4 {
+		r0 := unsafe.Add(wp, r*(C*4))
+		r1 := unsafe.Add(r0, C*4)
+		r2 := unsafe.Add(r0, 2*C*4)
+		r3 := unsafe.Add(r0, 3*C*4)
+		var a00, a10, a20, a30 float32
+		xb := (*[2][4]float32)(xp)
+		wb0 := (*[2][4]float32)(r0)
+		wb1 := (*[2][4]float32)(r1)
+		wb2 := (*[2][4]float32)(r2)
+		wb3 := (*[2][4]float32)(r3)
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += (w0[0]*x0 + w0[1]*x1) + (w0[2]*x2 + w0[3]*x3)
+			w1 := &wb1[i]
+			a10 += (w1[0]*x0 + w1[1]*x1) + (w1[2]*x2 + w1[3]*x3)
+			w2 := &wb2[i]
+			a20 += (w2[0]*x0 + w2[1]*x1) + (w2[2]*x2 + w2[3]*x3)
+			w3 := &wb3[i]
+			a30 += (w3[0]*x0 + w3[1]*x1) + (w3[2]*x2 + w3[3]*x3)
+		}
+		s0 := a00
+		s1 := a10
+		s2 := a20
+		s3 := a30
+		o := (*[4]float32)(unsafe.Add(op, r*4))
+		*o = [4]float32{o[0] + s0, o[1] + s1, o[2] + s2, o[3] + s3}
+	}
+	for ; r < n; r++ {
+		var a00, a01 float32
+		xb := (*[2][4]float32)(xp)
+		wb0 := (*[2][4]float32)(unsafe.Add(wp, r*(C*4)))
+		for i := range xb {
+			xx := &xb[i]
+			x0, x1, x2, x3 := xx[0], xx[1], xx[2], xx[3]
+			w0 := &wb0[i]
+			a00 += w0[0]*x0 + w0[1]*x1
+			a01 += w0[2]*x2 + w0[3]*x3
+		}
+		s0 := (a00 + a01)
+		*(*float32)(unsafe.Add(op, r*4)) += s0
+	}
+}
+
 // rmsmatvec_16_go: out[r] = w[r]·(g⊙x)/rms(x) for r < n, 16 columns.
 func rmsmatvec_16_go(out, w, x, nw *float32, n int, eps float32) {
 	const C = 16

@@ -40,7 +40,7 @@ func Kernels(isas ...asm.ISA) []asm.Kernel {
 	var ks []asm.Kernel
 	for _, isa := range isas {
 		for _, c := range Cols {
-			ks = append(ks, asm.Kernel{Op: asm.OpMatVec, ISA: isa, Cols: c}, asm.Kernel{Op: asm.OpRMSNormMatVec, ISA: isa, Cols: c},
+			ks = append(ks, asm.Kernel{Op: asm.OpMatVec, ISA: isa, Cols: c}, asm.Kernel{Op: asm.OpMatVecAdd, ISA: isa, Cols: c}, asm.Kernel{Op: asm.OpRMSNormMatVec, ISA: isa, Cols: c},
 				asm.Kernel{Op: asm.OpSiLUMul, ISA: isa, Cols: c})
 		}
 		for _, p := range Pairs {
