@@ -295,9 +295,9 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	}
 	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
 	p := &Plan{
-		Spec:       *s,
-		Package:    s.Name,
-		QKV:        KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv, 0},
+		Spec:    *s,
+		Package: s.Name,
+		QKV:     KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv, 0},
 		// The output and down projections add into the residual stream.
 		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVecAdd, Cols: d}, d, 0},
 		FFN:        KCall{"ffn", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: f, Cols: d}, f, 0},
