@@ -294,11 +294,11 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		return nil, err
 	}
 	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
+	// Out and Down add into the residual stream (MatVecAdd).
 	p := &Plan{
-		Spec:    *s,
-		Package: s.Name,
-		QKV:     KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv, 0},
-		// The output and down projections add into the residual stream.
+		Spec:       *s,
+		Package:    s.Name,
+		QKV:        KCall{"qkv", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, d + 2*kv, 0},
 		Out:        KCall{"wo", asm.Kernel{Op: asm.OpMatVecAdd, Cols: d}, d, 0},
 		FFN:        KCall{"ffn", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: f, Cols: d}, f, 0},
 		Down:       KCall{"down", asm.Kernel{Op: asm.OpMatVecAdd, Cols: f}, d, 0},
