@@ -126,7 +126,14 @@ type setting struct {
 	threads int
 }
 
-type figures struct{ decode, prefill series }
+type figures struct {
+	decode, prefill series
+	// paired: modelc's decode of each round ÷ the bandwidth bound read just
+	// before and after that run (the better of the two): on a shared machine
+	// whose bandwidth drifts, a fraction whose two terms are minutes apart
+	// says more about the neighbours than about the kernels.
+	paired series
+}
 
 type modelInfo struct {
 	name, gguf   string
@@ -211,6 +218,12 @@ func measure(c config) (*results, error) {
 			for round := range c.rounds {
 				progress("%s, %d thread(s), round %d/%d", m.name, t, round+1, c.rounds)
 				for _, e := range engines {
+					var before float64
+					if e == "modelc" {
+						if before, err = buf.ReadBandwidth(r.path, t, 3); err != nil {
+							return nil, err
+						}
+					}
 					dec, pre, err := r.runEngine(c, m, e, t)
 					if err != nil {
 						return nil, err
@@ -218,6 +231,13 @@ func measure(c config) (*results, error) {
 					f := r.runs[st][e]
 					f.decode = append(f.decode, dec)
 					f.prefill = append(f.prefill, pre)
+					if e == "modelc" {
+						after, err := buf.ReadBandwidth(r.path, t, 3)
+						if err != nil {
+							return nil, err
+						}
+						f.paired = append(f.paired, dec/(max(before, after)/m.bytesPerTok))
+					}
 				}
 				bw, err := buf.ReadBandwidth(r.path, t, 3)
 				if err != nil {
@@ -465,11 +485,11 @@ func (r *results) print(w io.Writer, c config) {
 		p("\n## %s tokens/s, F32, same GGUF\n\n", strings.ToUpper(phase[:1])+phase[1:])
 		p("| model | threads | modelc best | modelc median | llama.cpp best | llama.cpp median | modelc ÷ llama.cpp (best, median) | llama.cpp F32 KV, no FA: best | median | modelc ÷ it (best) |")
 		if phase == "decode" {
-			p(" modelc best ÷ bandwidth bound | ÷ FMA bound |")
+			p(" modelc best ÷ bandwidth bound | paired per round: median (best) | ÷ FMA bound |")
 		}
 		p("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		if phase == "decode" {
-			p("---:|---:|")
+			p("---:|---:|---:|")
 		}
 		p("\n")
 		for _, m := range r.models {
@@ -488,13 +508,14 @@ func (r *results) print(w io.Writer, c config) {
 				if phase == "decode" {
 					bwBound := m.bandwidth[t] / m.bytesPerTok
 					flopBound := r.peak[t] / m.flopsPerTok
-					p(" %.0f%% (of %.0f tok/s) | %.1f%% (of %.0f tok/s) |", 100*mc.best()/bwBound, bwBound, 100*mc.best()/flopBound, flopBound)
+					pr := f["modelc"].paired
+					p(" %.0f%% (of %.0f tok/s) | %.0f%% (%.0f%%) | %.1f%% (of %.0f tok/s) |", 100*mc.best()/bwBound, bwBound, 100*pr.median(), 100*pr.best(), 100*mc.best()/flopBound, flopBound)
 				}
 				p("\n")
 			}
 		}
 	}
-	p("\nBounds: bytes per token (weights read once, the classifier in full, and the KV cache at the run's mean context of %.1f positions: the formula of `modelc spec show`) ÷ the read bandwidth over a buffer of that size on as many threads; FLOPs per token (same formula) ÷ the FMA peak.\n\n", float64(c.steps+1)/2)
+	p("\nBounds: bytes per token (weights read once, the classifier in full, and the KV cache at the run's mean context of %.1f positions: the formula of `modelc spec show`) ÷ the read bandwidth over a buffer of that size on as many threads; FLOPs per token (same formula) ÷ the FMA peak. \"modelc best ÷ bandwidth bound\" divides the best decode by the best bandwidth read before, between and after the rounds; \"paired per round\" divides each round's decode by the better of the two bandwidth readings taken just before and just after it.\n\n", float64(c.steps+1)/2)
 	p("| model | bytes per token | FLOPs per token | modelc kernels |\n|---|---:|---:|---|\n")
 	for _, m := range r.models {
 		p("| %s | %.0f | %.0f | %s |\n", m.name, m.bytesPerTok, m.flopsPerTok, m.greedy.Kernels)
