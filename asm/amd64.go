@@ -118,6 +118,11 @@ func (g *amd) kernel(k Kernel) {
 		g.matmul(k)
 	case OpSiLUMul:
 		g.siluMulRows(k)
+	case OpRoPE:
+		if k.ISA == AVX512 {
+			g.lanes = 16
+		}
+		g.rope(k)
 	}
 	c.VZEROUPPER()
 	c.RET()
@@ -145,6 +150,8 @@ func (k Kernel) doc() string {
 		return fmt.Sprintf("%s: out[b*%d+r] = w[r]·x[b] for r < n and b tokens, %d columns.", k.Name(), k.Rows, k.Cols)
 	case OpSiLUMul:
 		return fmt.Sprintf("%s: out[t*%d+i] = silu(h[t*%d+i])·h[t*%d+%d+i] for i < %d, t < n.", k.Name(), k.Cols, 2*k.Cols, 2*k.Cols, k.Cols, k.Cols)
+	case OpRoPE:
+		return fmt.Sprintf("%s: rotary embedding of %d heads of %d in x, in place, from the table cs (asm.RoPETable).", k.Name(), k.Heads, k.HeadDim)
 	}
 	return k.Name()
 }
@@ -879,6 +886,34 @@ func (g *amd) matmulPF(R, C, rb int) int {
 // siluMulRows emits the SwiGLU epilogue of a batched pass: each of n rows of
 // h holds F gate values then F up values; out gets F values per row. One
 // vector at a time in a loop over the row, the tail of F%lanes under a mask.
+// rope rotates the pairs of every head in straight-line code: x·C plus
+// x with its pairs swapped times S (the table's two halves), the products
+// rounded before the sum as in the reference.
+func (g *amd) rope(k Kernel) {
+	c := g.c
+	x, cs := g.loadPtr("x"), g.loadPtr("cs")
+	n, L, P := k.Heads*k.HeadDim, g.lanes, RoPEPeriod(k.HeadDim)
+	g.prepMask(n % L)
+	for o := 0; o < n; o += L {
+		t := min(L, n-o)
+		v, sw := g.vec(), g.vec()
+		if t == L {
+			c.VMOVUPS(mem(x, o*4), v)
+		} else {
+			g.loadTail(mem(x, o*4), v, t)
+		}
+		c.VPERMILPS(operand.U8(0xb1), v, sw)
+		c.VMULPS(mem(cs, (o%P)*4), v, v)
+		c.VMULPS(mem(cs, (P+o%P)*4), sw, sw)
+		c.VADDPS(sw, v, v)
+		if t == L {
+			c.VMOVUPS(v, mem(x, o*4))
+		} else {
+			g.storeTail(v, mem(x, o*4), t)
+		}
+	}
+}
+
 func (g *amd) siluMulRows(k Kernel) {
 	c := g.c
 	F, L := k.Cols, g.lanes

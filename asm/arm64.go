@@ -161,8 +161,42 @@ func (e *neon) kernel(k Kernel) {
 		e.groupAttentionT(k)
 	case OpSiLUMul:
 		e.siluMulRows(k)
+	case OpRoPE:
+		e.rope(k)
 	}
 	e.p("RET")
+}
+
+// rope: R0 loads and R3 stores x, R1 the table, R4 and R5 a vector's two
+// table rows; x in V0, its pairs swapped (REV64) in V3, the table in V1 and
+// V2. A last pair (heads·head size ≡ 2 mod 4) goes through the D registers.
+func (e *neon) rope(k Kernel) {
+	n, P := k.Heads*k.HeadDim, RoPEPeriod(k.HeadDim)
+	e.p("MOVD x+0(FP), R0")
+	e.p("MOVD cs+8(FP), R1")
+	e.p("MOVD R0, R3")
+	for o := 0; o < n; o += 4 {
+		e.p("ADD $%d, R1, R4", (o%P)*4)
+		e.p("ADD $%d, R1, R5", (P+o%P)*4)
+		if n-o >= 4 {
+			e.p("VLD1.P 16(R0), [V0.S4]")
+			e.p("VLD1 (R4), [V1.S4]")
+			e.p("VLD1 (R5), [V2.S4]")
+		} else {
+			e.p("FMOVD (R0), F0")
+			e.p("FMOVD (R4), F1")
+			e.p("FMOVD (R5), F2")
+		}
+		e.p("WORD $0x%08x // REV64 V3.4S, V0.4S", 0x4EA00800|0<<5|3)
+		e.v3("FMUL", 0, 0, 1)
+		e.v3("FMUL", 3, 3, 2)
+		e.v3("FADD", 0, 0, 3)
+		if n-o >= 4 {
+			e.p("VST1.P [V0.S4], 16(R3)")
+		} else {
+			e.p("FMOVD F0, (R3)")
+		}
+	}
 }
 
 // siluMulRows: R0 out cursor, R1 row of h, R2 up cursor, R3 rows left, R12
@@ -213,6 +247,8 @@ func argSize(k Kernel) int {
 		return 40
 	case OpSiLUMul:
 		return 24
+	case OpRoPE:
+		return 16
 	}
 	return 32
 }

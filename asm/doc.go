@@ -96,6 +96,17 @@
 // sums, and the weighted sum of the values is the same along positions. att
 // is scratch of Group·S floats.
 //
+// RoPE: func(x, cs *float32) with Heads (n) and HeadDim (HD) baked in
+//
+//	x[2i], x[2i+1] = x[2i]·C[j] + x[2i+1]·S[j], x[2i+1]·C[j+1] + x[2i]·S[j+1]
+//
+// for the n·HD floats of x, j = 2i mod P, P = RoPEPeriod(HD): cs holds C
+// then S, P floats each (RoPETable: cos of each pair twice, then -sin, sin),
+// one position's rotation repeated so that vectors of any width start
+// inside it. Each product is rounded before the sum, so every path gives
+// the same bits (and those of the step's former Go loop). The decode step
+// rotates its query and key heads, adjacent in the Q|K|V output, in one call.
+//
 // MatMul: func(out, w, x *float32, n, b int) with R baked in
 //
 //	out[t*R+r] = w[r]·x[t*C : t*C+C]  for r < n, t < b

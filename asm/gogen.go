@@ -215,6 +215,8 @@ func goKernel(g *goWriter, k Kernel) {
 		goAttentionT(g, k, name)
 	case OpSiLUMul:
 		goSiLUMul(g, k, name)
+	case OpRoPE:
+		goRoPE(g, k, name)
 	}
 	g.p("}\n\n")
 }
@@ -276,6 +278,16 @@ func goAttentionT(g *goWriter, k Kernel, name string) {
 	g.p("o0 += at[l] * vd[l]\no1 += at[l+1] * vd[l+1]\no2 += at[l+2] * vd[l+2]\no3 += at[l+3] * vd[l+3]\n}\n}\n")
 	g.p("if full*16 < t {\nvd := &vh[full][d]\nfor l, p := range a[full*16:] {\no0 += p * vd[l]\n}\n}\n")
 	g.p("os[h*HD+d] = ((o0 + o1) + (o2 + o3)) * inv\n}\n}\n")
+}
+
+// goRoPE is RoPE over the table, each product rounded (float32() keeps
+// arm64's compiler from fusing it into the sum) as in the assembly.
+func goRoPE(g *goWriter, k Kernel, name string) {
+	g.p("func %s(x, cs *float32) {\nconst N, P = %d, %d\n", name, k.Heads*k.HeadDim, RoPEPeriod(k.HeadDim))
+	g.p("xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))\n")
+	g.p("for i, j := 0, 0; i < N; i, j = i+2, j+2 {\nif j == P {\nj = 0\n}\n")
+	g.p("a, b := xv[i], xv[i+1]\n")
+	g.p("xv[i] = float32(a*t[j]) + float32(b*t[P+j])\nxv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])\n}\n")
 }
 
 func goSiLUMul(g *goWriter, k Kernel, name string) {

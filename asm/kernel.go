@@ -20,6 +20,7 @@ const (
 	OpSiLUMul                       // out[t][i] = silu(h[t][i])·h[t][F+i], rows of a batched gate|up product
 	OpGroupAttentionT               // OpGroupAttention over a position-minor (transposed) KV cache
 	OpMatVecAdd                     // out[r] += w[r]·x: a projection added into the residual stream
+	OpRoPE                          // rotary embedding of Heads heads of HeadDim in place, from an expanded table
 )
 
 var opNames = map[Op]string{
@@ -33,6 +34,7 @@ var opNames = map[Op]string{
 	OpSiLUMul:         "silumul",
 	OpGroupAttentionT: "gattentiont",
 	OpMatVecAdd:       "matvecadd",
+	OpRoPE:            "rope",
 }
 
 func (o Op) String() string {
@@ -88,7 +90,8 @@ type Kernel struct {
 	// (a multiple of 16), laid out as TIndex says.
 	// Heads and Group (OpGroupAttention, OpGroupAttentionT): the number of KV
 	// heads, and of query heads sharing each (grouped-query attention;
-	// 1 ≤ Group ≤ 4).
+	// 1 ≤ Group ≤ 4). OpRoPE: Heads is the number of heads of HeadDim it
+	// rotates (the query heads then the KV heads, adjacent).
 	Heads, Group int
 }
 
@@ -105,6 +108,8 @@ func (k Kernel) Name() string {
 		return fmt.Sprintf("%s_%d_%d_%s", k.Op, k.HeadDim, k.KVStride, k.ISA)
 	case OpGroupAttention, OpGroupAttentionT:
 		return fmt.Sprintf("%s_%d_%d_%dx%d_%s", k.Op, k.HeadDim, k.KVStride, k.Heads, k.Group, k.ISA)
+	case OpRoPE:
+		return fmt.Sprintf("%s_%dx%d_%s", k.Op, k.Heads, k.HeadDim, k.ISA)
 	}
 	return fmt.Sprintf("%s_%s", k.Op, k.ISA)
 }
@@ -124,6 +129,8 @@ func (k Kernel) Signature() string {
 		return "func(out, w, x *float32, n, b int)"
 	case OpSiLUMul:
 		return "func(out, h *float32, n int)"
+	case OpRoPE:
+		return "func(x, cs *float32)"
 	}
 	return ""
 }
@@ -148,6 +155,10 @@ func (k Kernel) Validate() error {
 		}
 		if k.Rows < 1 || k.Rows > limit || k.Rows*k.Cols > 1<<28 {
 			return fmt.Errorf("kernel %s: rows must be in [1, %d] with rows*cols ≤ 2^28, got %d", k.Name(), limit, k.Rows)
+		}
+	case OpRoPE:
+		if k.HeadDim < 2 || k.HeadDim%2 != 0 || k.HeadDim > 1024 || k.Heads < 1 || k.Heads > 1024 {
+			return fmt.Errorf("kernel %s: head dim must be even in [2, 1024] and heads in [1, 1024], got %d and %d", k.Name(), k.HeadDim, k.Heads)
 		}
 	case OpGroupAttentionT:
 		if k.Heads < 1 || k.Heads > 1024 || k.Group < 1 || k.Group > 4 {
@@ -199,4 +210,15 @@ func dedup(ks []Kernel, isa ...ISA) ([]Kernel, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
+}
+
+// RoPEPeriod is the length of each half of a RoPE kernel's table: the head
+// size repeated up to a multiple of 16 floats, so that every vector of any
+// path starts at a whole multiple of its width within the table.
+func RoPEPeriod(headDim int) int {
+	p := headDim
+	for p%16 != 0 {
+		p += headDim
+	}
+	return p
 }

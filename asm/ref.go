@@ -178,3 +178,30 @@ func MatMul(out, w, x []float32, rows, cols, b int) {
 		MatVec(out[t*rows:t*rows+rows], w[:rows*cols], x[t*cols:t*cols+cols])
 	}
 }
+
+// RoPETable fills cs (2·RoPEPeriod(len(cos)·2) floats) for one position from
+// the rotation's cos and sin per pair of a head: the first half holds
+// cos_i at both 2i and 2i+1, the second -sin_i at 2i and sin_i at 2i+1,
+// repeated over the period.
+func RoPETable(cs, cos, sin []float32) {
+	hd := 2 * len(cos)
+	p := RoPEPeriod(hd)
+	for j := 0; j < p; j += 2 {
+		i := (j % hd) / 2
+		cs[j], cs[j+1] = cos[i], cos[i]
+		cs[p+j], cs[p+j+1] = -sin[i], sin[i]
+	}
+}
+
+// RoPE rotates the pairs of n heads of hd floats in place with the table of
+// RoPETable: x[2i], x[2i+1] = x[2i]·c - x[2i+1]·s, x[2i+1]·c + x[2i]·s, each
+// product rounded before the sum.
+func RoPE(x, cs []float32, n, hd int) {
+	p := RoPEPeriod(hd)
+	for i := 0; i < n*hd; i += 2 {
+		j := i % p
+		a, b := x[i], x[i+1]
+		x[i] = float32(a*cs[j]) + float32(b*cs[p+j])
+		x[i+1] = float32(b*cs[j+1]) + float32(a*cs[p+j+1])
+	}
+}

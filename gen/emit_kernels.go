@@ -35,6 +35,8 @@ func kernelFuncType(op asm.Op) *Statement {
 		return f([]string{"out", "w", "x"}, List(Id("n"), Id("b")).Int())
 	case asm.OpSiLUMul:
 		return f([]string{"out", "h"}, Id("n").Int())
+	case asm.OpRoPE:
+		return f([]string{"x", "cs"})
 	}
 	panic(fmt.Sprintf("gen: no function type for %s", op))
 }
@@ -214,26 +216,4 @@ func emitNoArchDispatch(p *Plan, archs []string) *File {
 		Return(Id("kernelSet").Values(), False()),
 	)
 	return f
-}
-
-// emitRoPE emits the rotation of the query and key heads by the per-position
-// cos/sin tables.
-func emitRoPE(f *File, heads, kvHeads, hd int) {
-	half := hd / 2
-	pairs := func(n int) *Statement { return Index(Lit(n)).Index(Lit(half)).Index(Lit(2)).Float32() }
-	rot := func(name string, n int) Code {
-		return For(Id("h").Op(":=").Range().Lit(n)).Block(
-			For(Id("i").Op(":=").Range().Lit(half)).Block(
-				Id("p").Op(":=").Op("&").Id(name).Index(Id("h")).Index(Id("i")),
-				List(Id("a"), Id("b")).Op(":=").Id("p").Index(Lit(0)).Op(",").Id("p").Index(Lit(1)),
-				Id("p").Index(Lit(0)).Op("=").Id("a").Op("*").Id("cos").Index(Id("i")).Op("-").Id("b").Op("*").Id("sin").Index(Id("i")),
-				Id("p").Index(Lit(1)).Op("=").Id("a").Op("*").Id("sin").Index(Id("i")).Op("+").Id("b").Op("*").Id("cos").Index(Id("i")),
-			),
-		)
-	}
-	f.Comment("rope rotates each adjacent pair of every query and key head.")
-	f.Func().Id("rope").Params(
-		Id("q").Op("*").Add(pairs(heads)), Id("k").Op("*").Add(pairs(kvHeads)),
-		List(Id("cos"), Id("sin")).Op("*").Index(Lit(half)).Float32(),
-	).Block(rot("q", heads), rot("k", kvHeads))
 }

@@ -111,8 +111,9 @@ func emitModel(p *Plan) *File {
 		Id("p").Op("*").Qual(modelPkg, "Params"),
 		Id("w").Op("*").Id("weights"),
 		Id("freqs").Index(Lit(hd/2)).Float32(),
-		// rot holds every position's rotation: cos in [0], sin in [1].
-		Id("rot").Op("*").Index(Lit(s.MaxSeq)).Index(Lit(2)).Index(Lit(hd/2)).Float32(),
+		// rcs holds every position's rotation in the RoPE kernel's table
+		// (asm.RoPETable): cos of each pair twice, then -sin, sin.
+		Id("rcs").Op("*").Index(Lit(s.MaxSeq)).Index(Lit(2*asm.RoPEPeriod(hd))).Float32(),
 		// One batched pass at a time: they share the batch scratch.
 		Id("mu").Qual("sync", "Mutex"),
 		Id("b").Op("*").Id("batch"),
@@ -129,12 +130,13 @@ func emitModel(p *Plan) *File {
 			Id("w"): Parens(Op("*").Id("weights")).Parens(Qual("unsafe", "Pointer").Parens(Qual("unsafe", "SliceData").Call(Id("p").Dot("Data")))),
 		}),
 		Copy(Id("m").Dot("freqs").Index(Op(":")), Qual(kernelsPkg, "RoPEFreqs").Call(Id("HeadDim"), Lit(s.RopeTheta))),
-		Id("m").Dot("rot").Op("=").New(Index(Lit(s.MaxSeq)).Index(Lit(2)).Index(Lit(hd/2)).Float32()),
-		For(Id("pos").Op(":=").Range().Id("m").Dot("rot")).Block(
-			For(Id("i").Op(",").Id("fr").Op(":=").Range().Id("m").Dot("freqs")).Block(
-				Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("fr")),
-				Id("m").Dot("rot").Index(Id("pos")).Index(Lit(0)).Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Cos").Call(Id("v"))),
-				Id("m").Dot("rot").Index(Id("pos")).Index(Lit(1)).Index(Id("i")).Op("=").Float32().Parens(Qual("math", "Sin").Call(Id("v"))),
+		Id("m").Dot("rcs").Op("=").New(Index(Lit(s.MaxSeq)).Index(Lit(2*asm.RoPEPeriod(hd))).Float32()),
+		For(Id("pos").Op(":=").Range().Id("m").Dot("rcs")).Block(
+			Id("t").Op(":=").Op("&").Id("m").Dot("rcs").Index(Id("pos")),
+			For(Id("j").Op(":=").Lit(0), Id("j").Op("<").Lit(asm.RoPEPeriod(hd)), Id("j").Op("+=").Lit(2)).Block(
+				Id("v").Op(":=").Float64().Parens(Float32().Parens(Id("pos")).Op("*").Id("m").Dot("freqs").Index(Id("j").Op("%").Lit(hd).Op("/").Lit(2))),
+				List(Id("c"), Id("s")).Op(":=").List(Float32().Parens(Qual("math", "Cos").Call(Id("v"))), Float32().Parens(Qual("math", "Sin").Call(Id("v")))),
+				List(Id("t").Index(Id("j")), Id("t").Index(Id("j").Op("+").Lit(1)), Id("t").Index(Id("j").Op("+").Lit(asm.RoPEPeriod(hd))), Id("t").Index(Id("j").Op("+").Lit(asm.RoPEPeriod(hd)+1))).Op("=").List(Id("c"), Id("c"), Op("-").Id("s"), Id("s")),
 			),
 		),
 		quantBind(p),
@@ -152,7 +154,6 @@ func emitModel(p *Plan) *File {
 		Id("qkv").Index(Lit(d+2*kv)).Float32(),
 		Id("hb").Index(Lit(f)).Float32(),
 		Id("att").Index(Lit(attScratch(p))).Float32(),
-		List(Id("cos"), Id("sin")).Index(Lit(hd/2)).Float32(),
 		Id("logits").Index(Lit(s.Vocab)).Float32(),
 		List(Id("keys"), Id("values")).Add(kvCacheType(p)),
 		moeScratchField(p),
@@ -202,14 +203,12 @@ func emitModel(p *Plan) *File {
 			),
 			Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
 			Id("s").Dot("x").Op("=").Id("w").Dot("tokEmbd").Index(Id("token")),
-			Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
-			Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Id("s").Dot("qkv").Index(Lit(0)))),
 			Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Id("s").Dot("qkv").Index(Lit(d)))),
 			Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Id("s").Dot("qkv").Index(Lit(d+kv)))),
 			For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
 				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
 				callKernel(p.QKV, Id("s").Dot("qkv"), Id("lw").Dot("qkv"), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("lw").Dot("attnNorm").Index(Lit(0)), eps),
-				Id("rope").Call(Id("q"), Id("k"), Op("&").Id("s").Dot("cos"), Op("&").Id("s").Dot("sin")),
+				ropeCall(p, Op("&").Id("s").Dot("qkv").Index(Lit(0)), Op("&").Id("s").Dot("m").Dot("rcs").Index(Id("pos")).Index(Lit(0))),
 				kvStore(p, Id("s"), Id("pos"), unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k")), Id("v")),
 				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("s").Dot("values").Index(Id("l")),
 				decodeAttention(p),
@@ -220,11 +219,6 @@ func emitModel(p *Plan) *File {
 			Return(Id("s").Dot("logits").Index(Op(":"))),
 		)
 	}
-	file.Comment("ropeTables fills the rotation tables for position pos (from the table New made).")
-	file.Func().Params(Id("m").Op("*").Id("Model")).Id("ropeTables").Params(Id("pos").Int(), List(Id("cos"), Id("sin")).Op("*").Index(Lit(hd/2)).Float32()).Block(
-		Id("r").Op(":=").Op("&").Id("m").Dot("rot").Index(Id("pos")),
-		Op("*").Id("cos").Op(",").Op("*").Id("sin").Op("=").Id("r").Index(Lit(0)).Op(",").Id("r").Index(Lit(1)),
-	)
 
 	file.Comment("PrefillBatch is the most tokens one batched pass takes.")
 	file.Const().Id("PrefillBatch").Op("=").Lit(pb)
@@ -294,11 +288,7 @@ func emitModel(p *Plan) *File {
 			Id("rows").Op(":=").Id("b").Dot("rows"),
 			Id("n").Op(":=").Len(Id("rows")),
 			Id("w").Op(":=").Id("m").Dot("w"),
-			// Each row's rotation tables once for all layers.
-			perToken(
-				Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok")),
-				Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Id("b").Dot("cos").Index(Id("i")), Op("&").Id("b").Dot("sin").Index(Id("i"))),
-			),
+			perToken(Id("b").Dot("px").Index(Id("i")).Op("=").Id("w").Dot("tokEmbd").Index(Id("r").Dot("tok"))),
 			For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(
 				Id("lw").Op(":=").Op("&").Id("w").Dot("layers").Index(Id("l")),
 				perToken(Id("rmsnorm").Call(Op("&").Id("b").Dot("pxn").Index(Id("i")), Op("&").Id("b").Dot("px").Index(Id("i")), Op("&").Id("lw").Dot("attnNorm"))),
@@ -333,7 +323,6 @@ func emitModel(p *Plan) *File {
 	)
 
 	emitKernelSet(file, p)
-	emitRoPE(file, s.Heads, s.KVHeads, hd)
 	if p.MoE() {
 		emitMoE(file, p, eps)
 	}
@@ -632,7 +621,7 @@ func batchAttention(p *Plan, perRow func(...Code) Code) Code {
 	return Block(
 		perRow(
 			Id("k").Op(":=").Add(heads(s.KVHeads, Op("&").Add(row("pqkv")).Index(Lit(d)))),
-			Id("rope").Call(heads(s.Heads, Op("&").Add(row("pqkv")).Index(Lit(0))), Id("k"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
+			ropeCall(p, Op("&").Add(row("pqkv")).Index(Lit(0)), Op("&").Id("m").Dot("rcs").Index(Id("r").Dot("pos")).Index(Lit(0))),
 			kvStore(p, Id("r").Dot("s"), Id("r").Dot("pos"), kvRow(Id("k")), kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
 		),
 		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
@@ -670,17 +659,20 @@ func perRow(body ...Code) Code {
 // PrefillBatch rows: the float and the quantised passes share them.
 func batchActFields(p *Plan) []Code {
 	s := &p.Spec
-	d, kv, f, hd, pb := s.Dim, s.KVDim(), s.FFNDim, s.HeadDim(), p.PrefillBatch
+	d, kv, f, pb := s.Dim, s.KVDim(), s.FFNDim, p.PrefillBatch
 	return []Code{
 		List(Id("px"), Id("pxn"), Id("patt"), Id("po")).Index(Lit(pb)).Index(Lit(d)).Float32(),
 		Id("pqkv").Index(Lit(pb)).Index(Lit(d + 2*kv)).Float32(),
 		Id("phb").Index(Lit(pb)).Index(Lit(2 * f)).Float32(),
 		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
 		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
-		List(Id("cos"), Id("sin")).Index(Lit(pb)).Index(Lit(hd / 2)).Float32(),
 		Id("att").Index(Lit(pb)).Index(Lit(attScratch(p))).Float32(),
 	}
 }
+
+// ropeCall rotates the query and key heads at qk (a row of Q|K|V) by the
+// table cs of their position.
+func ropeCall(p *Plan, qk, cs Code) Code { return Id("kern").Dot(p.RoPE.Field).Call(qk, cs) }
 
 // attentionCall is one token's attention at position pos over the cache
 // (keys, values) of a layer: query heads from the array q, output into the

@@ -471,7 +471,7 @@ func emitQuantForward(file *File, p *Plan) {
 	}
 	layer = append(layer, attnIn...)
 	layer = append(layer,
-		Id("rope").Call(Id("q"), Id("k"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
+		ropeCall(p, Op("&").Add(sx("qkv")).Index(Lit(0)), Op("&").Id("s").Dot("m").Dot("rcs").Index(Id("pos")).Index(Lit(0))),
 		kvStore(p, Id("s"), Id("pos"), unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Id("k")), Id("v")),
 		Id("keys").Op(",").Id("values").Op(":=").Op("&").Add(sx("keys")).Index(Id("l")).Op(",").Op("&").Add(sx("values")).Index(Id("l")),
 		decodeAttention(p),
@@ -484,8 +484,6 @@ func emitQuantForward(file *File, p *Plan) {
 		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
 		qpathDecl(p, !p.QE), // qmoeFFN takes its experts' kernels itself
 		embed,
-		Id("s").Dot("m").Dot("ropeTables").Call(Id("pos"), Op("&").Add(sx("cos")), Op("&").Add(sx("sin"))),
-		Id("q").Op(":=").Add(headsOf(s.Heads, Op("&").Add(sx("qkv")).Index(Lit(0)))),
 		Id("k").Op(":=").Add(headsOf(s.KVHeads, Op("&").Add(sx("qkv")).Index(Lit(d)))),
 		Id("v").Op(":=").Add(unsafeCast(Index(Lit(s.KVHeads)).Index(Lit(hd)).Float32(), Op("&").Add(sx("qkv")).Index(Lit(d+kv)))),
 		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(layer...),
@@ -680,10 +678,7 @@ func quantPass(p *Plan, panel bool) []Code {
 		body = append(body, Id("off").Op(":=").Qual(quantPkg, "PanelOffset").Call(Id("QFormat")))
 	}
 	body = append(body,
-		perRow(
-			Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), row("px").Index(Op(":")), Id("m").Dot("q").Dot("embd").Index(Id("r").Dot("tok")).Index(Op(":"))),
-			Id("m").Dot("ropeTables").Call(Id("r").Dot("pos"), Op("&").Add(row("cos")), Op("&").Add(row("sin"))),
-		),
+		perRow(Qual(quantPkg, "DequantizeRow").Call(Id("QFormat"), row("px").Index(Op(":")), Id("m").Dot("q").Dot("embd").Index(Id("r").Dot("tok")).Index(Op(":")))),
 		For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(layer...),
 		// The classifier for the rows whose logits are wanted, quantised into
 		// the first rows of dq.

@@ -97,6 +97,9 @@ type Plan struct {
 	// (SiLUMulE), down (MMExpDown).
 	Router, ExpFFN, ExpDown, SharedFFN KCall
 	MMExpGU, MMExpDown, SiLUMulE       KCall
+	// RoPE rotates a token's query and key heads (adjacent in the Q|K|V
+	// output) by its position's table (Model.rcs).
+	RoPE KCall
 	// TrainAttention is the trainer's attention: queries, keys and values
 	// are rows of the batched Q|K|V output, dim+2·kv_dim floats apart.
 	TrainAttention KCall
@@ -237,14 +240,14 @@ func (p *Plan) MoE() bool { return p.Spec.MoE != nil }
 // Calls returns the plan's distinct kernel fields in a stable order.
 func (p *Plan) Calls() []KCall {
 	if p.MoE() {
-		cs := []KCall{p.QKV, p.Out, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMCls, p.Router, p.ExpFFN, p.ExpDown, p.TrainAttention}
+		cs := []KCall{p.QKV, p.RoPE, p.Out, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMCls, p.Router, p.ExpFFN, p.ExpDown, p.TrainAttention}
 		if p.Spec.MoE.SharedExpert {
 			cs = append(cs, p.SharedFFN)
 		}
 		cs = append(cs, p.MMExpGU, p.MMExpDown, p.SiLUMulE)
 		return p.withAttDecode(cs)
 	}
-	return p.withAttDecode([]KCall{p.QKV, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.SiLUMul, p.MMDown, p.MMCls, p.TrainAttention})
+	return p.withAttDecode([]KCall{p.QKV, p.RoPE, p.Out, p.FFN, p.Down, p.Classifier, p.Attention, p.MMQKV, p.MMOut, p.MMGateUp, p.SiLUMul, p.MMDown, p.MMCls, p.TrainAttention})
 }
 
 // hasSiLUMul reports whether the plan's kernel set has the batched pass's
@@ -310,6 +313,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 	} else if g <= 4 {
 		p.AttDecode = KCall{"attAll", asm.Kernel{Op: asm.OpGroupAttention, HeadDim: s.HeadDim(), KVStride: kv, Heads: s.KVHeads, Group: g}, 1, 0}
 	}
+	p.RoPE = KCall{"rope", asm.Kernel{Op: asm.OpRoPE, Heads: s.Heads + s.KVHeads, HeadDim: s.HeadDim()}, 1, 0}
 	p.TrainAttention = KCall{"attTrain", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: d + 2*kv}, 1, 0}
 	// Prefill runs the prompt in batches of up to 64 tokens: each weight row
 	// loaded once serves the whole batch.

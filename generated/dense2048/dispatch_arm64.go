@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_768x256_neon,
 			name:     "neon",
 			qkv:      rmsmatvec_256_neon,
+			rope:     rope_16x32_neon,
 			siluMul:  silumul_2048_neon,
 			wo:       matvecadd_256_neon,
 		}, true

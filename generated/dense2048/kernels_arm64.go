@@ -64,6 +64,11 @@ func rmsmatvec_256_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_2048x256_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_16x32_neon: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_neon(x, cs *float32)
+
 // silumul_2048_neon: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
 //
 //go:noescape

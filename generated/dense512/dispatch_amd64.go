@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_768x256_avx512,
 			name:     "avx512",
 			qkv:      rmsmatvec_256_avx512,
+			rope:     rope_16x32_avx512,
 			siluMul:  silumul_512_avx512,
 			wo:       matvecadd_256_avx512,
 		}, true
@@ -42,6 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_768x256_avx2,
 			name:     "avx2",
 			qkv:      rmsmatvec_256_avx2,
+			rope:     rope_16x32_avx2,
 			siluMul:  silumul_512_avx2,
 			wo:       matvecadd_256_avx2,
 		}, true

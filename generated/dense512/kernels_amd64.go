@@ -124,6 +124,16 @@ func rmsswiglu_512x256_avx2(out *float32, w *float32, x *float32, nw *float32, n
 //go:noescape
 func rmsswiglu_512x256_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rope_16x32_avx2: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_avx2(x *float32, cs *float32)
+
+// rope_16x32_avx512: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_avx512(x *float32, cs *float32)
+
 // silumul_512_avx2: out[t*512+i] = silu(h[t*1024+i])·h[t*1024+512+i] for i < 512, t < n.
 //
 //go:noescape

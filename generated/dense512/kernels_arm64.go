@@ -64,6 +64,11 @@ func rmsmatvec_256_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_512x256_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_16x32_neon: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_neon(x, cs *float32)
+
 // silumul_512_neon: out[t*512+i] = silu(h[t*1024+i])·h[t*1024+512+i] for i < 512, t < n.
 //
 //go:noescape

@@ -1441,6 +1441,20 @@ func rmsswiglu_512x256_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// rope_16x32_go: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+func rope_16x32_go(x, cs *float32) {
+	const N, P = 512, 32
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
 // silumul_512_go: out[t*512+i] = silu(h[t*1024+i])·h[t*1024+512+i] for i < 512, t < n.
 func silumul_512_go(out, h *float32, n int) {
 	const F = 512

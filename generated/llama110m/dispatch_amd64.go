@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_2304x768_avx512,
 			name:     "avx512",
 			qkv:      rmsmatvec_768_avx512,
+			rope:     rope_24x64_avx512,
 			siluMul:  silumul_2048_avx512,
 			wo:       matvecadd_768_avx512,
 		}, true
@@ -42,6 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_2304x768_avx2,
 			name:     "avx2",
 			qkv:      rmsmatvec_768_avx2,
+			rope:     rope_24x64_avx2,
 			siluMul:  silumul_2048_avx2,
 			wo:       matvecadd_768_avx2,
 		}, true

@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_2304x768_neon,
 			name:     "neon",
 			qkv:      rmsmatvec_768_neon,
+			rope:     rope_24x64_neon,
 			siluMul:  silumul_2048_neon,
 			wo:       matvecadd_768_neon,
 		}, true

@@ -64,6 +64,11 @@ func rmsmatvec_768_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_2048x768_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_24x64_neon: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_24x64_neon(x, cs *float32)
+
 // silumul_2048_neon: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
 //
 //go:noescape

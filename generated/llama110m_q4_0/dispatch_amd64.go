@@ -33,6 +33,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvDP:     q4_0panel_768_avx512,
 			qmvF:      q4_0matvec_2048_avx512,
 			qmvFP:     q4_0panel_2048_avx512,
+			rope:      rope_24x64_avx512,
 			siluMul:   silumul_2048_avx512,
 			wo:        matvecadd_768_avx512,
 		}
@@ -75,6 +76,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_768_avx2,
 			qmvD:      q4_0matvec_768_avx2,
 			qmvF:      q4_0matvec_2048_avx2,
+			rope:      rope_24x64_avx2,
 			siluMul:   silumul_2048_avx2,
 			wo:        matvecadd_768_avx2,
 		}, true

@@ -124,6 +124,16 @@ func rmsswiglu_2048x768_avx2(out *float32, w *float32, x *float32, nw *float32, 
 //go:noescape
 func rmsswiglu_2048x768_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rope_24x64_avx2: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_24x64_avx2(x *float32, cs *float32)
+
+// rope_24x64_avx512: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_24x64_avx512(x *float32, cs *float32)
+
 // silumul_2048_avx2: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
 //
 //go:noescape

@@ -107,7 +107,7 @@ type Model struct {
 	p     *model.Params
 	w     *weights
 	freqs [32]float32
-	rot   *[1024][2][32]float32
+	rcs   *[1024][128]float32
 	mu    sync.Mutex
 	b     *batch
 	q     qweights
@@ -129,12 +129,13 @@ func New(p *model.Params) (model.Model, error) {
 		w: (*weights)(unsafe.Pointer(unsafe.SliceData(p.Data))),
 	}
 	copy(m.freqs[:], kernels.RoPEFreqs(HeadDim, 10000.0))
-	m.rot = new([1024][2][32]float32)
-	for pos := range m.rot {
-		for i, fr := range m.freqs {
-			v := float64(float32(pos) * fr)
-			m.rot[pos][0][i] = float32(math.Cos(v))
-			m.rot[pos][1][i] = float32(math.Sin(v))
+	m.rcs = new([1024][128]float32)
+	for pos := range m.rcs {
+		t := &m.rcs[pos]
+		for j := 0; j < 64; j += 2 {
+			v := float64(float32(pos) * m.freqs[j%64/2])
+			c, s := float32(math.Cos(v)), float32(math.Sin(v))
+			t[j], t[j+1], t[j+64], t[j+65] = c, c, -s, s
 		}
 	}
 	if err := m.bindQuant(); err != nil {
@@ -158,7 +159,6 @@ type Session struct {
 	qkv          [2304]float32
 	hb           [2048]float32
 	att          [1024]float32
-	cos, sin     [32]float32
 	logits       [32000]float32
 	keys, values [12][1024][12][64]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
@@ -183,7 +183,6 @@ type batch struct {
 	phb               [64][4096]float32
 	pact              [64][2048]float32
 	plog              [64][32000]float32
-	cos, sin          [64][32]float32
 	att               [64][1024]float32
 	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
 	// codes, scales and -o·Σx per block (quant.ActSums).
@@ -323,8 +322,6 @@ func (s *Session) step(token, pos int) {
 	w := s.m.w
 	qw, qmvD, qmvF := s.m.qpath()
 	quant.DequantizeRow(QFormat, s.x[:], s.m.q.embd[token][:])
-	s.m.ropeTables(pos, &s.cos, &s.sin)
-	q := (*[12][32][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[12][32][2]float32)(unsafe.Pointer(&s.qkv[768]))
 	v := (*[12][64]float32)(unsafe.Pointer(&s.qkv[1536]))
 	for l := range 12 {
@@ -342,7 +339,7 @@ func (s *Session) step(token, pos int) {
 				qmvD(&s.qkv[a], &ql.v[a-1536][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		rope(q, k, &s.cos, &s.sin)
+		kern.rope(&s.qkv[0], &s.m.rcs[pos][0])
 		s.keys[l][pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
@@ -383,12 +380,6 @@ func (s *Session) classify() {
 	pool.RunGrain(32000, 48, func(lo, hi int) {
 		qmvD(&s.logits[lo], &qw.cls[lo][0], &s.xq[0], &s.xs[0], hi-lo)
 	})
-}
-
-// ropeTables fills the rotation tables for position pos (from the table New made).
-func (m *Model) ropeTables(pos int, cos, sin *[32]float32) {
-	r := &m.rot[pos]
-	*cos, *sin = r[0], r[1]
 }
 
 // PrefillBatch is the most tokens one batched pass takes.
@@ -472,7 +463,6 @@ func (m *Model) run(b *batch) {
 		off := quant.PanelOffset(QFormat)
 		for i, r := range rows {
 			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
-			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 		}
 		for l := range 12 {
 			lw, ql := &w.layers[l], &qw.layers[l]
@@ -497,7 +487,7 @@ func (m *Model) run(b *batch) {
 			{
 				for i, r := range rows {
 					k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
-					rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					kern.rope(&b.pqkv[i][0], &m.rcs[r.pos][0])
 					r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 					r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
 				}
@@ -584,7 +574,6 @@ func (m *Model) run(b *batch) {
 		w, qw := m.w, &m.q
 		for i, r := range rows {
 			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
-			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 		}
 		for l := range 12 {
 			lw, ql := &w.layers[l], &qw.layers[l]
@@ -608,7 +597,7 @@ func (m *Model) run(b *batch) {
 			{
 				for i, r := range rows {
 					k := (*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][768]))
-					rope((*[12][32][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					kern.rope(&b.pqkv[i][0], &m.rcs[r.pos][0])
 					r.s.keys[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(k))
 					r.s.values[l][r.pos] = *(*[12][64]float32)(unsafe.Pointer(&b.pqkv[i][1536]))
 				}
@@ -710,6 +699,7 @@ func rmsnorm(out, x, nw *[768]float32) {
 type kernelSet struct {
 	name     string
 	qkv      func(out, w, x, nw *float32, n int, eps float32)
+	rope     func(x, cs *float32)
 	wo       func(out, w, x *float32, n int)
 	ffn      func(out, w, x, nw *float32, n int, eps float32)
 	down     func(out, w, x *float32, n int)
@@ -764,6 +754,7 @@ var goKernels = kernelSet{
 	qkv:       rmsmatvec_768_go,
 	qmvD:      q4_0matvec_768_go,
 	qmvF:      q4_0matvec_2048_go,
+	rope:      rope_24x64_go,
 	siluMul:   silumul_2048_go,
 	wo:        matvecadd_768_go,
 }
@@ -801,24 +792,4 @@ func UseKernels(l cpu.Level) error {
 // KernelPath names the kernel path in use.
 func KernelPath() string {
 	return kern.name
-}
-
-// rope rotates each adjacent pair of every query and key head.
-func rope(q *[12][32][2]float32, k *[12][32][2]float32, cos, sin *[32]float32) {
-	for h := range 12 {
-		for i := range 32 {
-			p := &q[h][i]
-			a, b := p[0], p[1]
-			p[0] = a*cos[i] - b*sin[i]
-			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
-	for h := range 12 {
-		for i := range 32 {
-			p := &k[h][i]
-			a, b := p[0], p[1]
-			p[0] = a*cos[i] - b*sin[i]
-			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
 }

@@ -31,6 +31,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_768_neon,
 			qmvD:      q8_0matvec_768_neon,
 			qmvF:      q8_0matvec_2048_neon,
+			rope:      rope_24x64_neon,
 			siluMul:   silumul_2048_neon,
 			wo:        matvecadd_768_neon,
 		}

@@ -1993,6 +1993,20 @@ func rmsswiglu_2048x768_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// rope_24x64_go: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+func rope_24x64_go(x, cs *float32) {
+	const N, P = 1536, 64
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
 // silumul_2048_go: out[t*2048+i] = silu(h[t*4096+i])·h[t*4096+2048+i] for i < 2048, t < n.
 func silumul_2048_go(out, h *float32, n int) {
 	const F = 2048

@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_864x288_avx512,
 			name:     "avx512",
 			qkv:      rmsmatvec_288_avx512,
+			rope:     rope_12x48_avx512,
 			siluMul:  silumul_768_avx512,
 			wo:       matvecadd_288_avx512,
 		}, true
@@ -42,6 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_864x288_avx2,
 			name:     "avx2",
 			qkv:      rmsmatvec_288_avx2,
+			rope:     rope_12x48_avx2,
 			siluMul:  silumul_768_avx2,
 			wo:       matvecadd_288_avx2,
 		}, true

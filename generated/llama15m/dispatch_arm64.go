@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_864x288_neon,
 			name:     "neon",
 			qkv:      rmsmatvec_288_neon,
+			rope:     rope_12x48_neon,
 			siluMul:  silumul_768_neon,
 			wo:       matvecadd_288_neon,
 		}, true

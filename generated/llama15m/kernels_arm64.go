@@ -64,6 +64,11 @@ func rmsmatvec_288_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_768x288_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_12x48_neon: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x48_neon(x, cs *float32)
+
 // silumul_768_neon: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
 //
 //go:noescape

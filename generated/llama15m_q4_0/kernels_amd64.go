@@ -124,6 +124,16 @@ func rmsswiglu_768x288_avx2(out *float32, w *float32, x *float32, nw *float32, n
 //go:noescape
 func rmsswiglu_768x288_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rope_12x48_avx2: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x48_avx2(x *float32, cs *float32)
+
+// rope_12x48_avx512: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x48_avx512(x *float32, cs *float32)
+
 // silumul_768_avx2: out[t*768+i] = silu(h[t*1536+i])·h[t*1536+768+i] for i < 768, t < n.
 //
 //go:noescape

@@ -33,6 +33,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmvDP:     q8_0panel_288_avx512,
 			qmvF:      q8_0matvec_768_avx512,
 			qmvFP:     q8_0panel_768_avx512,
+			rope:      rope_12x48_avx512,
 			siluMul:   silumul_768_avx512,
 			wo:        matvecadd_288_avx512,
 		}
@@ -75,6 +76,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_288_avx2,
 			qmvD:      q8_0matvec_288_avx2,
 			qmvF:      q8_0matvec_768_avx2,
+			rope:      rope_12x48_avx2,
 			siluMul:   silumul_768_avx2,
 			wo:        matvecadd_288_avx2,
 		}, true

@@ -31,6 +31,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:       rmsmatvec_288_neon,
 			qmvD:      q8_0matvec_288_neon,
 			qmvF:      q8_0matvec_768_neon,
+			rope:      rope_12x48_neon,
 			siluMul:   silumul_768_neon,
 			wo:        matvecadd_288_neon,
 		}

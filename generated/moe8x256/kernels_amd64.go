@@ -104,6 +104,16 @@ func rmsswiglu_2048x256_avx2(out *float32, w *float32, x *float32, nw *float32, 
 //go:noescape
 func rmsswiglu_2048x256_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rope_16x32_avx2: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_avx2(x *float32, cs *float32)
+
+// rope_16x32_avx512: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_avx512(x *float32, cs *float32)
+
 // silumul_256_avx2: out[t*256+i] = silu(h[t*512+i])·h[t*512+256+i] for i < 256, t < n.
 //
 //go:noescape

@@ -54,6 +54,11 @@ func rmsmatvec_256_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_2048x256_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_16x32_neon: rotary embedding of 16 heads of 32 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_16x32_neon(x, cs *float32)
+
 // silumul_256_neon: out[t*256+i] = silu(h[t*512+i])·h[t*512+256+i] for i < 256, t < n.
 //
 //go:noescape

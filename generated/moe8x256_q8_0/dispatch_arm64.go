@@ -31,6 +31,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qkv:        rmsmatvec_256_neon,
 			qmvD:       q8_0matvec_256_neon,
 			qmvE:       q8_0matvec_256_neon,
+			rope:       rope_16x32_neon,
 			router:     rmsmatvec_256_neon,
 			siluMulE:   silumul_256_neon,
 			wo:         matvecadd_256_neon,

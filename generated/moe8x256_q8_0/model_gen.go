@@ -116,7 +116,7 @@ type Model struct {
 	p     *model.Params
 	w     *weights
 	freqs [16]float32
-	rot   *[256][2][16]float32
+	rcs   *[256][64]float32
 	mu    sync.Mutex
 	b     *batch
 	q     qweights
@@ -138,12 +138,13 @@ func New(p *model.Params) (model.Model, error) {
 		w: (*weights)(unsafe.Pointer(unsafe.SliceData(p.Data))),
 	}
 	copy(m.freqs[:], kernels.RoPEFreqs(HeadDim, 10000.0))
-	m.rot = new([256][2][16]float32)
-	for pos := range m.rot {
-		for i, fr := range m.freqs {
-			v := float64(float32(pos) * fr)
-			m.rot[pos][0][i] = float32(math.Cos(v))
-			m.rot[pos][1][i] = float32(math.Sin(v))
+	m.rcs = new([256][64]float32)
+	for pos := range m.rcs {
+		t := &m.rcs[pos]
+		for j := 0; j < 32; j += 2 {
+			v := float64(float32(pos) * m.freqs[j%32/2])
+			c, s := float32(math.Cos(v)), float32(math.Sin(v))
+			t[j], t[j+1], t[j+32], t[j+33] = c, c, -s, s
 		}
 	}
 	if err := m.bindQuant(); err != nil {
@@ -167,7 +168,6 @@ type Session struct {
 	qkv          [768]float32
 	hb           [256]float32
 	att          [256]float32
-	cos, sin     [16]float32
 	logits       [512]float32
 	keys, values [4][256][8][32]float32
 	moe          moeScratch
@@ -196,7 +196,6 @@ type batch struct {
 	phb               [64][512]float32
 	pact              [64][256]float32
 	plog              [64][512]float32
-	cos, sin          [64][16]float32
 	att               [64][256]float32
 	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
 	// codes, scales and -o·Σx per block (quant.ActSums).
@@ -381,8 +380,6 @@ func (s *Session) step(token, pos int) {
 	w := s.m.w
 	qw, qmvD, _ := s.m.qpath()
 	quant.DequantizeRow(QFormat, s.x[:], s.m.q.embd[token][:])
-	s.m.ropeTables(pos, &s.cos, &s.sin)
-	q := (*[8][16][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[8][16][2]float32)(unsafe.Pointer(&s.qkv[256]))
 	v := (*[8][32]float32)(unsafe.Pointer(&s.qkv[512]))
 	for l := range 4 {
@@ -400,7 +397,7 @@ func (s *Session) step(token, pos int) {
 				qmvD(&s.qkv[a], &ql.v[a-512][0], &s.xq[0], &s.xs[0], e-a)
 			}
 		})
-		rope(q, k, &s.cos, &s.sin)
+		kern.rope(&s.qkv[0], &s.m.rcs[pos][0])
 		s.keys[l][pos] = *(*[8][32]float32)(unsafe.Pointer(k))
 		s.values[l][pos] = *v
 		keys, values := &s.keys[l], &s.values[l]
@@ -425,12 +422,6 @@ func (s *Session) classify() {
 	pool.RunGrain(512, 128, func(lo, hi int) {
 		qmvD(&s.logits[lo], &qw.cls[lo][0], &s.xq[0], &s.xs[0], hi-lo)
 	})
-}
-
-// ropeTables fills the rotation tables for position pos (from the table New made).
-func (m *Model) ropeTables(pos int, cos, sin *[16]float32) {
-	r := &m.rot[pos]
-	*cos, *sin = r[0], r[1]
 }
 
 // PrefillBatch is the most tokens one batched pass takes.
@@ -514,7 +505,6 @@ func (m *Model) run(b *batch) {
 		off := quant.PanelOffset(QFormat)
 		for i, r := range rows {
 			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
-			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 		}
 		for l := range 4 {
 			lw, ql := &w.layers[l], &qw.layers[l]
@@ -539,7 +529,7 @@ func (m *Model) run(b *batch) {
 			{
 				for i, r := range rows {
 					k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
-					rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					kern.rope(&b.pqkv[i][0], &m.rcs[r.pos][0])
 					r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
 					r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
 				}
@@ -652,7 +642,6 @@ func (m *Model) run(b *batch) {
 		w, qw := m.w, &m.q
 		for i, r := range rows {
 			quant.DequantizeRow(QFormat, b.px[i][:], m.q.embd[r.tok][:])
-			m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 		}
 		for l := range 4 {
 			lw, ql := &w.layers[l], &qw.layers[l]
@@ -676,7 +665,7 @@ func (m *Model) run(b *batch) {
 			{
 				for i, r := range rows {
 					k := (*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][256]))
-					rope((*[8][16][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+					kern.rope(&b.pqkv[i][0], &m.rcs[r.pos][0])
 					r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
 					r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
 				}
@@ -804,6 +793,7 @@ func rmsnorm(out, x, nw *[256]float32) {
 type kernelSet struct {
 	name      string
 	qkv       func(out, w, x, nw *float32, n int, eps float32)
+	rope      func(x, cs *float32)
 	wo        func(out, w, x *float32, n int)
 	cls       func(out, w, x, nw *float32, n int, eps float32)
 	att       func(out, q, k, v, att *float32, t int)
@@ -859,6 +849,7 @@ var goKernels = kernelSet{
 	qkv:        rmsmatvec_256_go,
 	qmvD:       q8_0matvec_256_go,
 	qmvE:       q8_0matvec_256_go,
+	rope:       rope_16x32_go,
 	router:     rmsmatvec_256_go,
 	siluMulE:   silumul_256_go,
 	wo:         matvecadd_256_go,
@@ -897,26 +888,6 @@ func UseKernels(l cpu.Level) error {
 // KernelPath names the kernel path in use.
 func KernelPath() string {
 	return kern.name
-}
-
-// rope rotates each adjacent pair of every query and key head.
-func rope(q *[8][16][2]float32, k *[8][16][2]float32, cos, sin *[16]float32) {
-	for h := range 8 {
-		for i := range 16 {
-			p := &q[h][i]
-			a, b := p[0], p[1]
-			p[0] = a*cos[i] - b*sin[i]
-			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
-	for h := range 8 {
-		for i := range 16 {
-			p := &k[h][i]
-			a, b := p[0], p[1]
-			p[0] = a*cos[i] - b*sin[i]
-			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
 }
 
 // moeScratch is the working memory of moeFFN for one row.

@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_128x64_avx512,
 			name:     "avx512",
 			qkv:      rmsmatvec_64_avx512,
+			rope:     rope_12x8_avx512,
 			siluMul:  silumul_172_avx512,
 			wo:       matvecadd_64_avx512,
 		}, true
@@ -42,6 +43,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_128x64_avx2,
 			name:     "avx2",
 			qkv:      rmsmatvec_64_avx2,
+			rope:     rope_12x8_avx2,
 			siluMul:  silumul_172_avx2,
 			wo:       matvecadd_64_avx2,
 		}, true

@@ -24,6 +24,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			mmQKV:    matmul_128x64_neon,
 			name:     "neon",
 			qkv:      rmsmatvec_64_neon,
+			rope:     rope_12x8_neon,
 			siluMul:  silumul_172_neon,
 			wo:       matvecadd_64_neon,
 		}, true

@@ -124,6 +124,16 @@ func rmsswiglu_172x64_avx2(out *float32, w *float32, x *float32, nw *float32, n 
 //go:noescape
 func rmsswiglu_172x64_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rope_12x8_avx2: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x8_avx2(x *float32, cs *float32)
+
+// rope_12x8_avx512: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x8_avx512(x *float32, cs *float32)
+
 // silumul_172_avx2: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
 //
 //go:noescape

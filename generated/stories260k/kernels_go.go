@@ -919,6 +919,20 @@ func rmsswiglu_172x64_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// rope_12x8_go: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+func rope_12x8_go(x, cs *float32) {
+	const N, P = 96, 16
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
 // silumul_172_go: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
 func silumul_172_go(out, h *float32, n int) {
 	const F = 172

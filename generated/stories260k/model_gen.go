@@ -106,7 +106,7 @@ type Model struct {
 	p     *model.Params
 	w     *weights
 	freqs [4]float32
-	rot   *[512][2][4]float32
+	rcs   *[512][32]float32
 	mu    sync.Mutex
 	b     *batch
 }
@@ -124,12 +124,13 @@ func New(p *model.Params) (model.Model, error) {
 		w: (*weights)(unsafe.Pointer(unsafe.SliceData(p.Data))),
 	}
 	copy(m.freqs[:], kernels.RoPEFreqs(HeadDim, 10000.0))
-	m.rot = new([512][2][4]float32)
-	for pos := range m.rot {
-		for i, fr := range m.freqs {
-			v := float64(float32(pos) * fr)
-			m.rot[pos][0][i] = float32(math.Cos(v))
-			m.rot[pos][1][i] = float32(math.Sin(v))
+	m.rcs = new([512][32]float32)
+	for pos := range m.rcs {
+		t := &m.rcs[pos]
+		for j := 0; j < 16; j += 2 {
+			v := float64(float32(pos) * m.freqs[j%8/2])
+			c, s := float32(math.Cos(v)), float32(math.Sin(v))
+			t[j], t[j+1], t[j+16], t[j+17] = c, c, -s, s
 		}
 	}
 	return m, nil
@@ -150,7 +151,6 @@ type Session struct {
 	qkv          [128]float32
 	hb           [172]float32
 	att          [1024]float32
-	cos, sin     [4]float32
 	logits       [512]float32
 	keys, values [5][4][32][8][16]float32
 }
@@ -170,7 +170,6 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	cos, sin          [64][4]float32
 	att               [64][1024]float32
 }
 
@@ -193,14 +192,12 @@ func (s *Session) Forward(token, pos int) []float32 {
 	}
 	w := s.m.w
 	s.x = w.tokEmbd[token]
-	s.m.ropeTables(pos, &s.cos, &s.sin)
-	q := (*[8][4][2]float32)(unsafe.Pointer(&s.qkv[0]))
 	k := (*[4][4][2]float32)(unsafe.Pointer(&s.qkv[64]))
 	v := (*[4][8]float32)(unsafe.Pointer(&s.qkv[96]))
 	for l := range 5 {
 		lw := &w.layers[l]
 		kern.qkv(&s.qkv[0], &lw.qkv[0][0], &s.x[0], &lw.attnNorm[0], 128, float32(1e-05))
-		rope(q, k, &s.cos, &s.sin)
+		kern.rope(&s.qkv[0], &s.m.rcs[pos][0])
 		{
 			kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), v
 			tile, lane := uint(pos)/16, uint(pos)%16
@@ -221,12 +218,6 @@ func (s *Session) Forward(token, pos int) []float32 {
 	}
 	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &s.x[0], &w.outNorm[0], 512, float32(1e-05))
 	return s.logits[:]
-}
-
-// ropeTables fills the rotation tables for position pos (from the table New made).
-func (m *Model) ropeTables(pos int, cos, sin *[4]float32) {
-	r := &m.rot[pos]
-	*cos, *sin = r[0], r[1]
 }
 
 // PrefillBatch is the most tokens one batched pass takes.
@@ -307,7 +298,6 @@ func (m *Model) run(b *batch) {
 	w := m.w
 	for i, r := range rows {
 		b.px[i] = w.tokEmbd[r.tok]
-		m.ropeTables(r.pos, &b.cos[i], &b.sin[i])
 	}
 	for l := range 5 {
 		lw := &w.layers[l]
@@ -323,7 +313,7 @@ func (m *Model) run(b *batch) {
 		{
 			for i, r := range rows {
 				k := (*[4][4][2]float32)(unsafe.Pointer(&b.pqkv[i][64]))
-				rope((*[8][4][2]float32)(unsafe.Pointer(&b.pqkv[i][0])), k, &b.cos[i], &b.sin[i])
+				kern.rope(&b.pqkv[i][0], &m.rcs[r.pos][0])
 				{
 					kr, vr := (*[4][8]float32)(unsafe.Pointer(k)), (*[4][8]float32)(unsafe.Pointer(&b.pqkv[i][96]))
 					tile, lane := uint(r.pos)/16, uint(r.pos)%16
@@ -421,6 +411,7 @@ func rmsnorm(out, x, nw *[64]float32) {
 type kernelSet struct {
 	name     string
 	qkv      func(out, w, x, nw *float32, n int, eps float32)
+	rope     func(x, cs *float32)
 	wo       func(out, w, x *float32, n int)
 	ffn      func(out, w, x, nw *float32, n int, eps float32)
 	down     func(out, w, x *float32, n int)
@@ -451,6 +442,7 @@ var goKernels = kernelSet{
 	mmQKV:    matmul_128x64_go,
 	name:     "go",
 	qkv:      rmsmatvec_64_go,
+	rope:     rope_12x8_go,
 	siluMul:  silumul_172_go,
 	wo:       matvecadd_64_go,
 }
@@ -488,24 +480,4 @@ func UseKernels(l cpu.Level) error {
 // KernelPath names the kernel path in use.
 func KernelPath() string {
 	return kern.name
-}
-
-// rope rotates each adjacent pair of every query and key head.
-func rope(q *[8][4][2]float32, k *[4][4][2]float32, cos, sin *[4]float32) {
-	for h := range 8 {
-		for i := range 4 {
-			p := &q[h][i]
-			a, b := p[0], p[1]
-			p[0] = a*cos[i] - b*sin[i]
-			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
-	for h := range 4 {
-		for i := range 4 {
-			p := &k[h][i]
-			a, b := p[0], p[1]
-			p[0] = a*cos[i] - b*sin[i]
-			p[1] = a*sin[i] + b*cos[i]
-		}
-	}
 }

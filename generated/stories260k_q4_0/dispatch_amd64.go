@@ -30,6 +30,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			qmmQKV:    q4_0panelmm_128x64_avx512,
 			qmvD:      q4_0matvec_64_avx512,
 			qmvDP:     q4_0panel_64_avx512,
+			rope:      rope_12x8_avx512,
 			siluMul:   silumul_172_avx512,
 			wo:        matvecadd_64_avx512,
 		}
@@ -66,6 +67,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:      "avx2",
 			qkv:       rmsmatvec_64_avx2,
 			qmvD:      q4_0matvec_64_avx2,
+			rope:      rope_12x8_avx2,
 			siluMul:   silumul_172_avx2,
 			wo:        matvecadd_64_avx2,
 		}, true

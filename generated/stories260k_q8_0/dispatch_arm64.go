@@ -29,6 +29,7 @@ func archKernels(l cpu.Level) (kernelSet, bool) {
 			name:      "neon",
 			qkv:       rmsmatvec_64_neon,
 			qmvD:      q8_0matvec_64_neon,
+			rope:      rope_12x8_neon,
 			siluMul:   silumul_172_neon,
 			wo:        matvecadd_64_neon,
 		}

@@ -64,6 +64,11 @@ func rmsmatvec_64_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_172x64_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_12x8_neon: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x8_neon(x, cs *float32)
+
 // silumul_172_neon: out[t*172+i] = silu(h[t*344+i])·h[t*344+172+i] for i < 172, t < n.
 //
 //go:noescape

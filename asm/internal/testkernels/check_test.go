@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -105,6 +106,8 @@ func checkKernel(t *testing.T, k asm.Kernel, fn any) {
 		checkMatMul(t, r, k, fn.(matmulFn))
 	case asm.OpSiLUMul:
 		checkSiLUMul(t, r, k, fn.(siluFn))
+	case asm.OpRoPE:
+		checkRoPE(t, r, k, fn.(ropeFn))
 	default:
 		t.Fatalf("no check for %s", k.Op)
 	}
@@ -352,6 +355,37 @@ func checkSiLUMul(t *testing.T, r *rand.Rand, k asm.Kernel, fn siluFn) {
 				if !near(float64(out[i]), exact, 2e-6*math.Abs(exact)+1e-30) {
 					t.Fatalf("n %d scale %v: out[%d] = %v, want %v (reference %v; gate %v up %v)", n, scale, i, out[i], exact, want[i], g, u)
 				}
+			}
+		}
+	}
+}
+
+type ropeFn = func(x, cs *float32)
+
+// checkRoPE requires the reference's bits: every path rounds each product
+// before the sum. Positions far out (large angles) and small ones.
+func checkRoPE(t *testing.T, r *rand.Rand, k asm.Kernel, fn ropeFn) {
+	n, hd := k.Heads*k.HeadDim, k.HeadDim
+	p := asm.RoPEPeriod(hd)
+	for _, pos := range []int{0, 1, 7, 500, 4095} {
+		cos, sin := make([]float32, hd/2), make([]float32, hd/2)
+		for i := range cos {
+			a := float64(pos) * math.Pow(10000, -2*float64(i)/float64(hd))
+			cos[i], sin[i] = float32(math.Cos(a)), float32(math.Sin(a))
+		}
+		allCS, cs := guarded(2 * p)
+		asm.RoPETable(cs, cos, sin)
+		x := rnd(r, n, 4)
+		want := slices.Clone(x)
+		asm.RoPE(want, cs, k.Heads, hd)
+		all, got := guarded(n)
+		copy(got, x)
+		fn(ptr(got), ptr(cs))
+		checkGuards(t, "rope", all, func(int) bool { return true })
+		checkGuards(t, "rope table", allCS, func(int) bool { return true })
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("pos %d: x[%d] = %v, want %v (the reference's bits)", pos, i, got[i], want[i])
 			}
 		}
 	}

@@ -904,6 +904,86 @@ func rmsswiglu_9x33_avx2(out *float32, w *float32, x *float32, nw *float32, n in
 //go:noescape
 func rmsswiglu_9x33_avx512(out *float32, w *float32, x *float32, nw *float32, n int, eps float32)
 
+// rope_12x48_avx2: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x48_avx2(x *float32, cs *float32)
+
+// rope_12x48_avx512: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x48_avx512(x *float32, cs *float32)
+
+// rope_12x8_avx2: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x8_avx2(x *float32, cs *float32)
+
+// rope_12x8_avx512: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x8_avx512(x *float32, cs *float32)
+
+// rope_1x2_avx2: rotary embedding of 1 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_1x2_avx2(x *float32, cs *float32)
+
+// rope_1x2_avx512: rotary embedding of 1 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_1x2_avx512(x *float32, cs *float32)
+
+// rope_24x64_avx2: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_24x64_avx2(x *float32, cs *float32)
+
+// rope_24x64_avx512: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_24x64_avx512(x *float32, cs *float32)
+
+// rope_3x2_avx2: rotary embedding of 3 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x2_avx2(x *float32, cs *float32)
+
+// rope_3x2_avx512: rotary embedding of 3 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x2_avx512(x *float32, cs *float32)
+
+// rope_3x34_avx2: rotary embedding of 3 heads of 34 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x34_avx2(x *float32, cs *float32)
+
+// rope_3x34_avx512: rotary embedding of 3 heads of 34 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x34_avx512(x *float32, cs *float32)
+
+// rope_5x6_avx2: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_5x6_avx2(x *float32, cs *float32)
+
+// rope_5x6_avx512: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_5x6_avx512(x *float32, cs *float32)
+
+// rope_7x12_avx2: rotary embedding of 7 heads of 12 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_7x12_avx2(x *float32, cs *float32)
+
+// rope_7x12_avx512: rotary embedding of 7 heads of 12 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_7x12_avx512(x *float32, cs *float32)
+
 // silumul_16_avx2: out[t*16+i] = silu(h[t*32+i])·h[t*32+16+i] for i < 16, t < n.
 //
 //go:noescape

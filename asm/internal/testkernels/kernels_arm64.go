@@ -454,6 +454,46 @@ func rmsswiglu_768x768_neon(out, w, x, nw *float32, n int, eps float32)
 //go:noescape
 func rmsswiglu_9x33_neon(out, w, x, nw *float32, n int, eps float32)
 
+// rope_12x48_neon: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x48_neon(x, cs *float32)
+
+// rope_12x8_neon: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_12x8_neon(x, cs *float32)
+
+// rope_1x2_neon: rotary embedding of 1 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_1x2_neon(x, cs *float32)
+
+// rope_24x64_neon: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_24x64_neon(x, cs *float32)
+
+// rope_3x2_neon: rotary embedding of 3 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x2_neon(x, cs *float32)
+
+// rope_3x34_neon: rotary embedding of 3 heads of 34 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x34_neon(x, cs *float32)
+
+// rope_5x6_neon: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_5x6_neon(x, cs *float32)
+
+// rope_7x12_neon: rotary embedding of 7 heads of 12 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_7x12_neon(x, cs *float32)
+
 // silumul_16_neon: out[t*16+i] = silu(h[t*32+i])·h[t*32+16+i] for i < 16, t < n.
 //
 //go:noescape

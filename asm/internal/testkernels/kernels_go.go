@@ -12682,6 +12682,118 @@ func rmsswiglu_9x33_go(out, w, x, nw *float32, n int, eps float32) {
 	}
 }
 
+// rope_12x48_go: rotary embedding of 12 heads of 48 in x, in place, from the table cs (asm.RoPETable).
+func rope_12x48_go(x, cs *float32) {
+	const N, P = 576, 48
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_12x8_go: rotary embedding of 12 heads of 8 in x, in place, from the table cs (asm.RoPETable).
+func rope_12x8_go(x, cs *float32) {
+	const N, P = 96, 16
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_1x2_go: rotary embedding of 1 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+func rope_1x2_go(x, cs *float32) {
+	const N, P = 2, 16
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_24x64_go: rotary embedding of 24 heads of 64 in x, in place, from the table cs (asm.RoPETable).
+func rope_24x64_go(x, cs *float32) {
+	const N, P = 1536, 64
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_3x2_go: rotary embedding of 3 heads of 2 in x, in place, from the table cs (asm.RoPETable).
+func rope_3x2_go(x, cs *float32) {
+	const N, P = 6, 16
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_3x34_go: rotary embedding of 3 heads of 34 in x, in place, from the table cs (asm.RoPETable).
+func rope_3x34_go(x, cs *float32) {
+	const N, P = 102, 272
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_5x6_go: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+func rope_5x6_go(x, cs *float32) {
+	const N, P = 30, 48
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
+// rope_7x12_go: rotary embedding of 7 heads of 12 in x, in place, from the table cs (asm.RoPETable).
+func rope_7x12_go(x, cs *float32) {
+	const N, P = 84, 48
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
 // silumul_16_go: out[t*16+i] = silu(h[t*32+i])·h[t*32+16+i] for i < 16, t < n.
 func silumul_16_go(out, h *float32, n int) {
 	const F = 16

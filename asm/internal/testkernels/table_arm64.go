@@ -117,4 +117,12 @@ var arm64Kernels = map[string]any{
 	"gattentiont_12_112_2x4_neon": gattentiont_12_112_2x4_neon,
 	"gattentiont_16_64_1x2_neon":  gattentiont_16_64_1x2_neon,
 	"gattentiont_33_32_1x1_neon":  gattentiont_33_32_1x1_neon,
+	"rope_12x8_neon":              rope_12x8_neon,
+	"rope_12x48_neon":             rope_12x48_neon,
+	"rope_24x64_neon":             rope_24x64_neon,
+	"rope_1x2_neon":               rope_1x2_neon,
+	"rope_3x2_neon":               rope_3x2_neon,
+	"rope_5x6_neon":               rope_5x6_neon,
+	"rope_7x12_neon":              rope_7x12_neon,
+	"rope_3x34_neon":              rope_3x34_neon,
 }

@@ -115,4 +115,12 @@ var goKernels = map[string]any{
 	"gattentiont_12_112_2x4_go": gattentiont_12_112_2x4_go,
 	"gattentiont_16_64_1x2_go":  gattentiont_16_64_1x2_go,
 	"gattentiont_33_32_1x1_go":  gattentiont_33_32_1x1_go,
+	"rope_12x8_go":              rope_12x8_go,
+	"rope_12x48_go":             rope_12x48_go,
+	"rope_24x64_go":             rope_24x64_go,
+	"rope_1x2_go":               rope_1x2_go,
+	"rope_3x2_go":               rope_3x2_go,
+	"rope_5x6_go":               rope_5x6_go,
+	"rope_7x12_go":              rope_7x12_go,
+	"rope_3x34_go":              rope_3x34_go,
 }

@@ -19,6 +19,11 @@ var GroupAttentions = [][4]int{{8, 32, 4, 2}, {1, 4, 2, 2}, {3, 7, 2, 1}, {8, 8,
 // position-minor grouped attention kernels tested.
 var GroupAttentionsT = [][4]int{{8, 512, 4, 2}, {8, 16, 1, 4}, {1, 16, 2, 2}, {3, 32, 2, 1}, {5, 48, 3, 3}, {8, 128, 2, 1}, {12, 112, 2, 4}, {16, 64, 1, 2}, {33, 32, 1, 1}}
 
+// RoPEs are (heads, head size) of the rotary-embedding kernels tested:
+// stories260K's 8+4 heads of 8, the 15M's 6+6 of 48, the 110M's 12+12 of
+// 64, and sizes whose vectors end inside a head or leave a last pair.
+var RoPEs = [][2]int{{12, 8}, {12, 48}, {24, 64}, {1, 2}, {3, 2}, {5, 6}, {7, 12}, {3, 34}}
+
 // Pairs are (F, C) for SwiGLU and (R, C) for MatMul.
 var Pairs = [][2]int{{1, 1}, {5, 7}, {13, 17}, {9, 33}, {172, 64}, {768, 288}, {2048, 768}, {64, 64}, {288, 288}, {768, 768}}
 
@@ -57,6 +62,9 @@ func Kernels(isas ...asm.ISA) []asm.Kernel {
 		}
 		for _, a := range GroupAttentionsT {
 			ks = append(ks, asm.Kernel{Op: asm.OpGroupAttentionT, ISA: isa, HeadDim: a[0], KVStride: a[1], Heads: a[2], Group: a[3]})
+		}
+		for _, r := range RoPEs {
+			ks = append(ks, asm.Kernel{Op: asm.OpRoPE, ISA: isa, Heads: r[0], HeadDim: r[1]})
 		}
 	}
 	return ks
