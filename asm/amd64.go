@@ -886,33 +886,54 @@ func (g *amd) matmulPF(R, C, rb int) int {
 // siluMulRows emits the SwiGLU epilogue of a batched pass: each of n rows of
 // h holds F gate values then F up values; out gets F values per row. One
 // vector at a time in a loop over the row, the tail of F%lanes under a mask.
-// rope rotates the pairs of every head in straight-line code: x·C plus
-// x with its pairs swapped times S (the table's two halves), the products
-// rounded before the sum as in the reference.
+// rope rotates the pairs of every head: x·C plus x with its pairs swapped
+// times S (the table's two halves), the products rounded before the sum as
+// in the reference. Whole chunks (ropeChunk) go round a loop, so the code
+// stays short whatever the head count; the rest is straight-line.
 func (g *amd) rope(k Kernel) {
 	c := g.c
 	x, cs := g.loadPtr("x"), g.loadPtr("cs")
 	n, L, P := k.Heads*k.HeadDim, g.lanes, RoPEPeriod(k.HeadDim)
 	g.prepMask(n % L)
-	for o := 0; o < n; o += L {
-		t := min(L, n-o)
-		v, sw := g.vec(), g.vec()
-		if t == L {
-			c.VMOVUPS(mem(x, o*4), v)
-		} else {
-			g.loadTail(mem(x, o*4), v, t)
-		}
-		c.VPERMILPS(operand.U8(0xb1), v, sw)
-		c.VMULPS(mem(cs, (o%P)*4), v, v)
-		c.VMULPS(mem(cs, (P+o%P)*4), sw, sw)
-		c.VADDPS(sw, v, v)
-		if t == L {
-			c.VMOVUPS(v, mem(x, o*4))
-		} else {
-			g.storeTail(v, mem(x, o*4), t)
+	span := func(n int) { // n floats from x on, the table from its start
+		for o := 0; o < n; o += L {
+			j := o % P
+			t := min(L, n-o)
+			v, sw := g.vec(), g.vec()
+			if t == L {
+				c.VMOVUPS(mem(x, o*4), v)
+			} else {
+				g.loadTail(mem(x, o*4), v, t)
+			}
+			c.VPERMILPS(operand.U8(0xb1), v, sw)
+			c.VMULPS(mem(cs, j*4), v, v)
+			c.VMULPS(mem(cs, (P+j)*4), sw, sw)
+			c.VADDPS(sw, v, v)
+			if t == L {
+				c.VMOVUPS(v, mem(x, o*4))
+			} else {
+				g.storeTail(v, mem(x, o*4), t)
+			}
 		}
 	}
+	C := ropeChunk(P)
+	if chunks := n / C; chunks > 0 {
+		cnt := c.GP64()
+		c.MOVQ(operand.U32(chunks), cnt)
+		l := g.newLabel("ropechunk")
+		c.Label(l)
+		span(C)
+		c.ADDQ(operand.U32(C*4), x)
+		c.DECQ(cnt)
+		c.JNZ(operand.LabelRef(l))
+	}
+	span(n % C)
 }
+
+// ropeChunk is the floats one round of a RoPE kernel's loop rotates: whole
+// periods of the table, at least 256 floats (16 ZMM), so that small heads
+// (stories260K's 96 floats) run straight-line and big ones loop.
+func ropeChunk(P int) int { return P * max(1, 256/P) }
 
 func (g *amd) siluMulRows(k Kernel) {
 	c := g.c

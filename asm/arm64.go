@@ -169,12 +169,29 @@ func (e *neon) kernel(k Kernel) {
 
 // rope: R0 loads and R3 stores x, R1 the table, R4 and R5 a vector's two
 // table rows; x in V0, its pairs swapped (REV64) in V3, the table in V1 and
-// V2. A last pair (heads·head size ≡ 2 mod 4) goes through the D registers.
+// V2. Whole chunks (ropeChunk) go round a loop (R6 counts them), the rest
+// straight-line; a last pair (heads·head size ≡ 2 mod 4) goes through the D
+// registers.
 func (e *neon) rope(k Kernel) {
 	n, P := k.Heads*k.HeadDim, RoPEPeriod(k.HeadDim)
 	e.p("MOVD x+0(FP), R0")
 	e.p("MOVD cs+8(FP), R1")
 	e.p("MOVD R0, R3")
+	C := ropeChunk(P)
+	if chunks := n / C; chunks > 0 {
+		l := e.newLabel("ropechunk")
+		e.p("MOVD $%d, R6", chunks)
+		fmt.Fprintf(e.b, "%s:\n", l)
+		e.ropeSpan(C, P)
+		e.p("SUBS $1, R6, R6")
+		e.p("BNE %s", l)
+	}
+	e.ropeSpan(n%C, P)
+}
+
+// ropeSpan rotates n floats from R0 (loads) and R3 (stores), both advanced,
+// with the table (period P) from its start.
+func (e *neon) ropeSpan(n, P int) {
 	for o := 0; o < n; o += 4 {
 		e.p("ADD $%d, R1, R4", (o%P)*4)
 		e.p("ADD $%d, R1, R5", (P+o%P)*4)

@@ -964,6 +964,16 @@ func rope_3x34_avx2(x *float32, cs *float32)
 //go:noescape
 func rope_3x34_avx512(x *float32, cs *float32)
 
+// rope_41x6_avx2: rotary embedding of 41 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_41x6_avx2(x *float32, cs *float32)
+
+// rope_41x6_avx512: rotary embedding of 41 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_41x6_avx512(x *float32, cs *float32)
+
 // rope_5x6_avx2: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
 //
 //go:noescape

@@ -484,6 +484,11 @@ func rope_3x2_neon(x, cs *float32)
 //go:noescape
 func rope_3x34_neon(x, cs *float32)
 
+// rope_41x6_neon: rotary embedding of 41 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_41x6_neon(x, cs *float32)
+
 // rope_5x6_neon: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
 //
 //go:noescape

@@ -12766,6 +12766,20 @@ func rope_3x34_go(x, cs *float32) {
 	}
 }
 
+// rope_41x6_go: rotary embedding of 41 heads of 6 in x, in place, from the table cs (asm.RoPETable).
+func rope_41x6_go(x, cs *float32) {
+	const N, P = 246, 48
+	xv, t := (*[N]float32)(unsafe.Pointer(x)), (*[2 * P]float32)(unsafe.Pointer(cs))
+	for i, j := 0, 0; i < N; i, j = i+2, j+2 {
+		if j == P {
+			j = 0
+		}
+		a, b := xv[i], xv[i+1]
+		xv[i] = float32(a*t[j]) + float32(b*t[P+j])
+		xv[i+1] = float32(b*t[j+1]) + float32(a*t[P+j+1])
+	}
+}
+
 // rope_5x6_go: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
 func rope_5x6_go(x, cs *float32) {
 	const N, P = 30, 48

@@ -125,6 +125,7 @@ var amd64Kernels = map[string]any{
 	"rope_5x6_avx2":                 rope_5x6_avx2,
 	"rope_7x12_avx2":                rope_7x12_avx2,
 	"rope_3x34_avx2":                rope_3x34_avx2,
+	"rope_41x6_avx2":                rope_41x6_avx2,
 	"matvec_1_avx512":               matvec_1_avx512,
 	"matvecadd_1_avx512":            matvecadd_1_avx512,
 	"rmsmatvec_1_avx512":            rmsmatvec_1_avx512,
@@ -245,4 +246,5 @@ var amd64Kernels = map[string]any{
 	"rope_5x6_avx512":               rope_5x6_avx512,
 	"rope_7x12_avx512":              rope_7x12_avx512,
 	"rope_3x34_avx512":              rope_3x34_avx512,
+	"rope_41x6_avx512":              rope_41x6_avx512,
 }

@@ -125,4 +125,5 @@ var arm64Kernels = map[string]any{
 	"rope_5x6_neon":               rope_5x6_neon,
 	"rope_7x12_neon":              rope_7x12_neon,
 	"rope_3x34_neon":              rope_3x34_neon,
+	"rope_41x6_neon":              rope_41x6_neon,
 }

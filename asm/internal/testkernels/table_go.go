@@ -123,4 +123,5 @@ var goKernels = map[string]any{
 	"rope_5x6_go":               rope_5x6_go,
 	"rope_7x12_go":              rope_7x12_go,
 	"rope_3x34_go":              rope_3x34_go,
+	"rope_41x6_go":              rope_41x6_go,
 }

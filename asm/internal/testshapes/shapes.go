@@ -21,8 +21,9 @@ var GroupAttentionsT = [][4]int{{8, 512, 4, 2}, {8, 16, 1, 4}, {1, 16, 2, 2}, {3
 
 // RoPEs are (heads, head size) of the rotary-embedding kernels tested:
 // stories260K's 8+4 heads of 8, the 15M's 6+6 of 48, the 110M's 12+12 of
-// 64, and sizes whose vectors end inside a head or leave a last pair.
-var RoPEs = [][2]int{{12, 8}, {12, 48}, {24, 64}, {1, 2}, {3, 2}, {5, 6}, {7, 12}, {3, 34}}
+// 64, and sizes whose vectors end inside a head or leave a last pair, or
+// that loop over chunks of the table and leave a remainder.
+var RoPEs = [][2]int{{12, 8}, {12, 48}, {24, 64}, {1, 2}, {3, 2}, {5, 6}, {7, 12}, {3, 34}, {41, 6}}
 
 // Pairs are (F, C) for SwiGLU and (R, C) for MatMul.
 var Pairs = [][2]int{{1, 1}, {5, 7}, {13, 17}, {9, 33}, {172, 64}, {768, 288}, {2048, 768}, {64, 64}, {288, 288}, {768, 768}}
