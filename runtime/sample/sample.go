@@ -101,6 +101,15 @@ func Argmax(x []float32) int {
 	if len(x) == 0 {
 		return -1
 	}
+	if i := argmaxAsm(x); i >= 0 { // AVX2: 512 logits in ≈ 30 ns instead of ≈ 300
+		return i
+	}
+	return argmaxGo(x)
+}
+
+// argmaxGo is Argmax's loop: a NaN is never larger, so NaNs are skipped
+// unless x[0] is one (then the answer is 0), as in run.c.
+func argmaxGo(x []float32) int {
 	best, bv := 0, x[0]
 	for i, v := range x[1:] {
 		if v > bv {
