@@ -23,12 +23,14 @@
 // Kernel.Name is op_shape_isa, where shape lists only what is baked in:
 //
 //	matvec_288_avx2        MatVec, 288 columns
+//	matvecadd_288_neon     MatVecAdd, 288 columns
 //	rmsmatvec_288_avx512   RMSNormMatVec, 288 columns
 //	swiglu_768x288_neon    SwiGLU, F = 768 gate (then up) rows, 288 columns
 //	rmsswiglu_768x288_go   RMSNormSwiGLU
 //	matmul_288x288_avx2    MatMul, R = 288 rows (the output stride), 288 columns
 //	silumul_768_avx512     SiLUMul, F = 768
 //	attention_48_288_avx2  Attention, head size 48, 288 floats between positions
+//	rope_12x48_avx512      RoPE, 12 heads of 48
 //
 // # Layout and calling convention
 //
