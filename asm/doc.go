@@ -39,7 +39,8 @@
 // worker pool can give each worker a row range [lo, hi): it passes
 // &out[lo], &w[lo*cols] and n = hi-lo. All sizes may be odd; tails are
 // handled under masks and no kernel reads or writes past the elements the
-// contract names. Inputs and outputs must not overlap.
+// contract names. Inputs and outputs must not overlap (RoPE rotates x in
+// place, and MatVecAdd reads each out[r] before it writes it).
 //
 // MatVec: func(out, w, x *float32, n int)
 //
