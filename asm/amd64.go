@@ -9,8 +9,6 @@ import (
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -40,21 +38,7 @@ func AMD64(ks []Kernel, pkg string) (asmText, stubs []byte, err error) {
 	for _, k := range ks {
 		g.kernel(k)
 	}
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("amd64 kernels: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 kernels: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 kernels: print assembly: %w", err)
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 kernels: print stubs: %w", err)
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "amd64 kernels")
 }
 
 // Thresholds from BenchmarkKernels (asm/RESULTS.md): matrix-vector rows of
@@ -182,13 +166,7 @@ func (g *amd) newLabel(what string) string {
 	return fmt.Sprintf("%s%d", what, g.label)
 }
 
-func (g *amd) param(name string) operand.Mem {
-	b, err := g.c.Param(name).Resolve()
-	if err != nil {
-		panic(err) // the signatures are ours: a mismatch is a bug in this package
-	}
-	return b.Addr
-}
+func (g *amd) param(name string) operand.Mem { return paramAddr(g.c, name) }
 
 func (g *amd) loadPtr(name string) reg.GPVirtual {
 	r := g.c.GP64()

@@ -1,13 +1,9 @@
 package asm
 
 import (
-	"fmt"
-
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -27,16 +23,7 @@ func ArgmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.Pragma("noescape")
 	c.SignatureExpr("func(x *float32, n int) int")
 	c.Doc("argmax_avx2 is the index of the first largest of the n ≥ 1 floats at x, or -1 if one is a NaN.")
-	param := func(name string) reg.GPVirtual {
-		b, err := c.Param(name).Resolve()
-		if err != nil {
-			panic(err)
-		}
-		r := c.GP64()
-		c.MOVQ(b.Addr, r)
-		return r
-	}
-	x, n := param("x"), param("n")
+	x, n := loadParam(c, "x"), loadParam(c, "n")
 	at := func(i reg.GPVirtual, disp int) operand.Mem {
 		return operand.Mem{Base: x, Index: i, Scale: 4, Disp: disp}
 	}
@@ -139,19 +126,5 @@ func ArgmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VZEROUPPER()
 	c.RET()
 
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("argmax: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("argmax: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, err
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, err
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "argmax")
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -203,21 +201,7 @@ func BackwardAMD64(ks []BKernel, pkg string) (asmText, stubs []byte, err error) 
 	for _, k := range ks {
 		g.bkernel(k)
 	}
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("amd64 backward kernels: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 backward kernels: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 backward kernels: print assembly: %w", err)
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 backward kernels: print stubs: %w", err)
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "amd64 backward kernels")
 }
 
 // btile describes the register tile of the outer-product engine.

@@ -6,8 +6,6 @@ import (
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -69,21 +67,7 @@ func LimitsAMD64(pkg string) (asmText, stubs []byte, err error) {
 	for _, isa := range []ISA{AVX2, AVX512} {
 		readKernel(c, isa)
 	}
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("limit kernels: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("limit kernels: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("limit kernels: print assembly: %w", err)
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("limit kernels: print stubs: %w", err)
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "limit kernels")
 }
 
 func limitVec(c *build.Context, isa ISA) reg.VecVirtual {
@@ -91,14 +75,6 @@ func limitVec(c *build.Context, isa ISA) reg.VecVirtual {
 		return c.ZMM()
 	}
 	return c.YMM()
-}
-
-func limitParam(c *build.Context, name string) operand.Mem {
-	b, err := c.Param(name).Resolve()
-	if err != nil {
-		panic(err) // the signatures are ours: a mismatch is a bug here
-	}
-	return b.Addr
 }
 
 // limitSumStore adds vs pairwise into vs[0] and stores it at out.
@@ -121,15 +97,15 @@ func peakFMA(c *build.Context, isa ISA) {
 	c.SignatureExpr("func(n int, a, b float32, out *float32)")
 	c.Doc(fmt.Sprintf("peakFMA_%s runs n iterations of %d independent FMA chains acc = acc·a + b and stores their sum at out.", isa, chains))
 	n := c.GP64()
-	c.MOVQ(limitParam(c, "n"), n)
+	c.MOVQ(paramAddr(c, "n"), n)
 	a, b := limitVec(c, isa), limitVec(c, isa)
-	c.VBROADCASTSS(limitParam(c, "a"), a)
-	c.VBROADCASTSS(limitParam(c, "b"), b)
+	c.VBROADCASTSS(paramAddr(c, "a"), a)
+	c.VBROADCASTSS(paramAddr(c, "b"), b)
 	acc := make([]reg.VecVirtual, chains)
 	for i := range acc {
 		// A broadcast, not a xor: it writes without reading (see amd.zero).
 		acc[i] = limitVec(c, isa)
-		c.VBROADCASTSS(limitParam(c, "b"), acc[i])
+		c.VBROADCASTSS(paramAddr(c, "b"), acc[i])
 	}
 	loop, done := "fma_loop_"+isa.String(), "fma_done_"+isa.String()
 	c.TESTQ(n, n)
@@ -142,7 +118,7 @@ func peakFMA(c *build.Context, isa ISA) {
 	c.JNZ(operand.LabelRef(loop))
 	c.Label(done)
 	out := c.GP64()
-	c.MOVQ(limitParam(c, "out"), out)
+	c.MOVQ(paramAddr(c, "out"), out)
 	limitSumStore(c, acc, operand.Mem{Base: out})
 	c.VZEROUPPER()
 	c.RET()
@@ -156,14 +132,14 @@ func readKernel(c *build.Context, isa ISA) {
 	c.SignatureExpr("func(p *float32, n int, x float32, out *float32)")
 	c.Doc(fmt.Sprintf("read_%s streams n blocks of %d vectors from p as FMA memory operands (acc += p·x) and stores the sum at out.", isa, LimitReadBlock))
 	p, n := c.GP64(), c.GP64()
-	c.MOVQ(limitParam(c, "p"), p)
-	c.MOVQ(limitParam(c, "n"), n)
+	c.MOVQ(paramAddr(c, "p"), p)
+	c.MOVQ(paramAddr(c, "n"), n)
 	x := limitVec(c, isa)
-	c.VBROADCASTSS(limitParam(c, "x"), x)
+	c.VBROADCASTSS(paramAddr(c, "x"), x)
 	acc := make([]reg.VecVirtual, LimitReadBlock)
 	for i := range acc {
 		acc[i] = limitVec(c, isa)
-		c.VBROADCASTSS(limitParam(c, "x"), acc[i])
+		c.VBROADCASTSS(paramAddr(c, "x"), acc[i])
 	}
 	loop, done := "read_loop_"+isa.String(), "read_done_"+isa.String()
 	c.TESTQ(n, n)
@@ -177,7 +153,7 @@ func readKernel(c *build.Context, isa ISA) {
 	c.JNZ(operand.LabelRef(loop))
 	c.Label(done)
 	out := c.GP64()
-	c.MOVQ(limitParam(c, "out"), out)
+	c.MOVQ(paramAddr(c, "out"), out)
 	limitSumStore(c, acc, operand.Mem{Base: out})
 	c.VZEROUPPER()
 	c.RET()

@@ -1,14 +1,11 @@
 package asm
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -40,16 +37,7 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.Pragma("noescape")
 	c.SignatureExpr("func(xq *int8, xs *float32, x *float32, nb int)")
 	c.Doc("quantizeAct_avx2 is QuantizeAct over nb blocks of 32 activations.")
-	param := func(name string) reg.GPVirtual {
-		b, err := c.Param(name).Resolve()
-		if err != nil {
-			panic(err)
-		}
-		r := c.GP64()
-		c.MOVQ(b.Addr, r)
-		return r
-	}
-	xq, xs, x, nb := param("xq"), param("xs"), param("x"), param("nb")
+	xq, xs, x, nb := loadParam(c, "xq"), loadParam(c, "xs"), loadParam(c, "x"), loadParam(c, "nb")
 	abs, sign, half, one, n127 := c.YMM(), c.YMM(), c.YMM(), c.YMM(), c.YMM()
 	c.VMOVUPS(cst("qaabs", 0x7fffffff), abs)
 	c.VMOVUPS(cst("qasign", 0x80000000), sign)
@@ -132,19 +120,5 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.Label(done)
 	c.VZEROUPPER()
 	c.RET()
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("quantizeAct: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("quantizeAct: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, err
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, err
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "quantizeAct")
 }

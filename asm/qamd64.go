@@ -6,8 +6,6 @@ import (
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -24,21 +22,7 @@ func QuantAMD64(ks []QKernel, pkg string) (asmText, stubs []byte, err error) {
 	for _, k := range ks {
 		g.kernel(k)
 	}
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("amd64 quant kernels: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 quant kernels: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 quant kernels: print assembly: %w", err)
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 quant kernels: print stubs: %w", err)
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "amd64 quant kernels")
 }
 
 // qamd emits the quantised kernels of one file.
@@ -85,15 +69,7 @@ func (g *qamd) bytesConst(name string, v uint32) operand.Mem {
 	return m
 }
 
-func (g *qamd) param(name string) reg.GPVirtual {
-	b, err := g.c.Param(name).Resolve()
-	if err != nil {
-		panic(err) // the signature is ours: a mismatch is a bug here
-	}
-	r := g.c.GP64()
-	g.c.MOVQ(b.Addr, r)
-	return r
-}
+func (g *qamd) param(name string) reg.GPVirtual { return loadParam(g.c, name) }
 
 func (g *qamd) kernel(k QKernel) {
 	c := g.c

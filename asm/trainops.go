@@ -8,8 +8,6 @@ import (
 	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
-	"github.com/mmcloughlin/avo/pass"
-	"github.com/mmcloughlin/avo/printer"
 	"github.com/mmcloughlin/avo/reg"
 )
 
@@ -189,21 +187,7 @@ func TrainOpsAMD64(ks []TKernel, pkg string) (asmText, stubs []byte, err error) 
 	for _, k := range uniq {
 		g.tkernel(k)
 	}
-	f, err := c.Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("amd64 training kernels: %w", err)
-	}
-	if err := pass.Compile.Execute(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 training kernels: %w", err)
-	}
-	cfg := printer.Config{Name: "modelc", Pkg: pkg}
-	if asmText, err = printer.NewGoAsm(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 training kernels: print assembly: %w", err)
-	}
-	if stubs, err = printer.NewStubs(cfg).Print(f); err != nil {
-		return nil, nil, fmt.Errorf("amd64 training kernels: print stubs: %w", err)
-	}
-	return asmText, stubs, nil
+	return printAVO(c, pkg, "amd64 training kernels")
 }
 
 func (g *amd) tkernel(k TKernel) {
