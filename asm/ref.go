@@ -24,6 +24,15 @@ func MatVec(out, w, x []float32) {
 	}
 }
 
+// MatVecAdd adds the product into out: out[r] += w[r]·x, MatVec's sum then
+// one add.
+func MatVecAdd(out, w, x []float32) {
+	c := len(x)
+	for r := range out {
+		out[r] += Dot(w[r*c:r*c+c], x)
+	}
+}
+
 // InvRMS is 1/sqrt(mean(x²)+eps), the RMSNorm scale.
 func InvRMS(x []float32, eps float32) float32 {
 	var ss float32

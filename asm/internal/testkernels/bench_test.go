@@ -56,13 +56,13 @@ func BenchmarkKernels(b *testing.B) {
 				func() { asm.RoPE(out, cs, (m.Dim+m.KVDim)/m.Head, m.Head) },
 				func(fn any) { fn.(ropeFn)(&out[0], &cs[0]) }},
 			{"wo", asm.Kernel{Op: asm.OpMatVecAdd, Cols: m.Dim}, m.Dim,
-				func() { matVecAdd(out[:m.Dim], w, x[:m.Dim]) },
+				func() { asm.MatVecAdd(out[:m.Dim], w, x[:m.Dim]) },
 				func(fn any) { fn.(matvecFn)(&out[0], &w[0], &x[0], m.Dim) }},
 			{"ffn_up", asm.Kernel{Op: asm.OpRMSNormSwiGLU, Rows: m.FFN, Cols: m.Dim}, 2 * m.FFN,
 				func() { asm.RMSNorm(xn, x[:m.Dim], nw, eps); asm.SwiGLU(out[:m.FFN], w, xn) },
 				func(fn any) { fn.(normFn)(&out[0], &w[0], &x[0], &nw[0], m.FFN, eps) }},
 			{"ffn_down", asm.Kernel{Op: asm.OpMatVecAdd, Cols: m.FFN}, m.Dim,
-				func() { matVecAdd(out[:m.Dim], w, x[:m.FFN]) },
+				func() { asm.MatVecAdd(out[:m.Dim], w, x[:m.FFN]) },
 				func(fn any) { fn.(matvecFn)(&out[0], &w[0], &x[0], m.Dim) }},
 			{"classifier", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: m.Dim}, m.Vocab,
 				func() { asm.RMSNorm(xn, x[:m.Dim], nw, eps); asm.MatVec(out[:m.Vocab], w, xn) },
@@ -132,14 +132,5 @@ func BenchmarkGroupAttention(b *testing.B) {
 				})
 			}
 		}
-	}
-}
-
-// matVecAdd is the reference of MatVecAdd: MatVec, then one add per row.
-func matVecAdd(out, w, x []float32) {
-	y := make([]float32, len(out))
-	asm.MatVec(y, w, x)
-	for i := range out {
-		out[i] += y[i]
 	}
 }

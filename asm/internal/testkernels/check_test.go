@@ -127,7 +127,6 @@ func checkMatVec(t *testing.T, r *rand.Rand, k asm.Kernel, fn any) {
 			asm.RMSNorm(xn, x, nw, eps)
 		}
 		want := make([]float32, rows)
-		asm.MatVec(want, w, xn)
 		// MatVecAdd adds into what out holds, and gives exactly the same
 		// path's MatVec plus one add: the step's numbers do not change. (Not
 		// for pure Go on arm64, where the compiler fuses multiply-adds, and
@@ -136,9 +135,10 @@ func checkMatVec(t *testing.T, r *rand.Rand, k asm.Kernel, fn any) {
 		exact := add && !(runtime.GOARCH == "arm64" && k.ISA == asm.Generic)
 		prior, plain := rnd(r, rows, 2), make([]float32, rows)
 		if add {
-			for i := range want {
-				want[i] += prior[i]
-			}
+			copy(want, prior)
+			asm.MatVecAdd(want, w, xn)
+		} else {
+			asm.MatVec(want, w, xn)
 		}
 		// The whole range, then a sub-range as a pool worker would get it.
 		for _, lohi := range [][2]int{{0, rows}, {rows / 3, rows - rows/4}} {
