@@ -94,37 +94,49 @@ func quantSessionFields(p *Plan) Code {
 }
 
 // emitQuantTypes writes qlayer, qweights and bindQuant.
-func emitQuantTypes(file *File, p *Plan) {
+// qmatrix is one quantised matrix of a layer: its qlayer field, its GGUF
+// tensor (blk.N.<tensor>.weight) and its shape.
+type qmatrix struct {
+	field, tensor string
+	rows, cols    int
+}
+
+// qlayerMatrices lists a layer's quantised matrices, in the order qlayer
+// declares them and bindQuant and bindPanels bind them.
+func (p *Plan) qlayerMatrices() []qmatrix {
 	s := &p.Spec
 	d, kv, f := s.Dim, s.KVDim(), s.FFNDim
-	file.Comment("QFormat is the block format of the quantised matrices.")
-	file.Const().Id("QFormat").Op("=").Lit(s.Quant)
-	var lf []Code
+	var ms []qmatrix
 	if p.QD {
-		lf = append(lf,
-			List(Id("q"), Id("wo")).Add(p.qmat(d, d)),
-			List(Id("k"), Id("v")).Add(p.qmat(kv, d)),
-		)
+		ms = append(ms, qmatrix{"q", "attn_q", d, d}, qmatrix{"k", "attn_k", kv, d}, qmatrix{"v", "attn_v", kv, d}, qmatrix{"wo", "attn_output", d, d})
 		if !p.MoE() {
-			lf = append(lf, List(Id("gate"), Id("up")).Add(p.qmat(f, d)))
+			ms = append(ms, qmatrix{"gate", "ffn_gate", f, d}, qmatrix{"up", "ffn_up", f, d})
 		}
 	}
 	if p.QF {
-		lf = append(lf, Id("down").Add(p.qmat(d, f)))
+		ms = append(ms, qmatrix{"down", "ffn_down", d, f})
 	}
 	if p.QE {
-		m := s.MoE
-		lf = append(lf,
-			Comment("Every expert's rows, expert after expert (llama.cpp's 3-D stacks)."),
-			List(Id("gateExps"), Id("upExps")).Add(p.qmat(m.Experts*m.FFNDim, d)),
-			Id("downExps").Add(p.qmat(m.Experts*d, m.FFNDim)),
-		)
-		if m.SharedExpert {
-			lf = append(lf,
-				List(Id("sharedGate"), Id("sharedUp")).Add(p.qmat(m.FFNDim, d)),
-				Id("sharedDown").Add(p.qmat(d, m.FFNDim)),
-			)
+		E, mf := s.MoE.Experts, s.MoE.FFNDim
+		ms = append(ms, qmatrix{"gateExps", "ffn_gate_exps", E * mf, d}, qmatrix{"upExps", "ffn_up_exps", E * mf, d}, qmatrix{"downExps", "ffn_down_exps", E * d, mf})
+		if s.MoE.SharedExpert {
+			ms = append(ms, qmatrix{"sharedGate", "ffn_gate_shexp", mf, d}, qmatrix{"sharedUp", "ffn_up_shexp", mf, d}, qmatrix{"sharedDown", "ffn_down_shexp", d, mf})
 		}
+	}
+	return ms
+}
+
+func emitQuantTypes(file *File, p *Plan) {
+	s := &p.Spec
+	d := s.Dim
+	file.Comment("QFormat is the block format of the quantised matrices.")
+	file.Const().Id("QFormat").Op("=").Lit(s.Quant)
+	var lf []Code
+	for _, m := range p.qlayerMatrices() {
+		if m.field == "gateExps" {
+			lf = append(lf, Comment("Every expert's rows, expert after expert (llama.cpp's 3-D stacks)."))
+		}
+		lf = append(lf, Id(m.field).Add(p.qmat(m.rows, m.cols)))
 	}
 	file.Comment("qlayer points at one block's quantised matrices, row after row of " + s.Quant + " blocks.")
 	file.Type().Id("qlayer").Struct(lf...)
@@ -164,38 +176,8 @@ func emitQuantTypes(file *File, p *Plan) {
 	var lb []Code
 	lb = append(lb, Id("ql").Op(":=").Op("&").Id("m").Dot("q").Dot("layers").Index(Id("l")))
 	ql := func(n string) *Statement { return Id("ql").Dot(n) }
-	if p.QD {
-		lb = append(lb,
-			bind(ql("q"), layer("attn_q"), d, d),
-			bind(ql("k"), layer("attn_k"), kv, d),
-			bind(ql("v"), layer("attn_v"), kv, d),
-			bind(ql("wo"), layer("attn_output"), d, d),
-		)
-		if !p.MoE() {
-			lb = append(lb,
-				bind(ql("gate"), layer("ffn_gate"), f, d),
-				bind(ql("up"), layer("ffn_up"), f, d),
-			)
-		}
-	}
-	if p.QF {
-		lb = append(lb, bind(ql("down"), layer("ffn_down"), d, f))
-	}
-	if p.QE {
-		m := s.MoE
-		E, mf := m.Experts, m.FFNDim
-		lb = append(lb,
-			bind(ql("gateExps"), layer("ffn_gate_exps"), E*mf, d),
-			bind(ql("upExps"), layer("ffn_up_exps"), E*mf, d),
-			bind(ql("downExps"), layer("ffn_down_exps"), E*d, mf),
-		)
-		if m.SharedExpert {
-			lb = append(lb,
-				bind(ql("sharedGate"), layer("ffn_gate_shexp"), mf, d),
-				bind(ql("sharedUp"), layer("ffn_up_shexp"), mf, d),
-				bind(ql("sharedDown"), layer("ffn_down_shexp"), d, mf),
-			)
-		}
+	for _, m := range p.qlayerMatrices() {
+		lb = append(lb, bind(ql(m.field), layer(m.tensor), m.rows, m.cols))
 	}
 	pf := p.QCalls()[0].PanelField()
 	body = append(body, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(lb...),
@@ -231,39 +213,9 @@ func emitQuantTypes(file *File, p *Plan) {
 	var plb []Code
 	plb = append(plb, List(Id("ql"), Id("pl")).Op(":=").Op("&").Id("m").Dot("q").Dot("layers").Index(Id("l")).Op(",").Op("&").Id("qp").Dot("layers").Index(Id("l")))
 	pl := func(n string) *Statement { return Id("pl").Dot(n) }
-	if p.QD {
-		plb = append(plb,
-			pbind(pl("q"), ql("q"), d, d, true),
-			pbind(pl("k"), ql("k"), kv, d, true),
-			pbind(pl("v"), ql("v"), kv, d, true),
-			pbind(pl("wo"), ql("wo"), d, d, true),
-		)
-		if !p.MoE() {
-			plb = append(plb,
-				pbind(pl("gate"), ql("gate"), f, d, true),
-				pbind(pl("up"), ql("up"), f, d, true),
-			)
-		}
-	}
-	if p.QF {
-		plb = append(plb, pbind(pl("down"), ql("down"), d, f, true))
-	}
-	if p.QE {
-		// Experts of whole 32-blocks start on whole 16-row panels.
-		m := s.MoE
-		E, mf := m.Experts, m.FFNDim
-		plb = append(plb,
-			pbind(pl("gateExps"), ql("gateExps"), E*mf, d, true),
-			pbind(pl("upExps"), ql("upExps"), E*mf, d, true),
-			pbind(pl("downExps"), ql("downExps"), E*d, mf, true),
-		)
-		if m.SharedExpert {
-			plb = append(plb,
-				pbind(pl("sharedGate"), ql("sharedGate"), mf, d, true),
-				pbind(pl("sharedUp"), ql("sharedUp"), mf, d, true),
-				pbind(pl("sharedDown"), ql("sharedDown"), d, mf, true),
-			)
-		}
+	// (Experts of whole 32-blocks start on whole 16-row panels.)
+	for _, m := range p.qlayerMatrices() {
+		plb = append(plb, pbind(pl(m.field), ql(m.field), m.rows, m.cols, true))
 	}
 	pb = append(pb, For(Id("l").Op(":=").Range().Lit(s.Layers)).Block(plb...),
 		If(Err().Op("!=").Nil()).Block(Return(Err())),

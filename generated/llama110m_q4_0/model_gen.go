@@ -209,10 +209,13 @@ const QFormat = "q4_0"
 
 // qlayer points at one block's quantised matrices, row after row of q4_0 blocks.
 type qlayer struct {
-	q, wo    *[768][432]byte
-	k, v     *[768][432]byte
-	gate, up *[2048][432]byte
-	down     *[768][1152]byte
+	q    *[768][432]byte
+	k    *[768][432]byte
+	v    *[768][432]byte
+	wo   *[768][432]byte
+	gate *[2048][432]byte
+	up   *[2048][432]byte
+	down *[768][1152]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).

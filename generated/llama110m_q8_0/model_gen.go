@@ -209,10 +209,13 @@ const QFormat = "q8_0"
 
 // qlayer points at one block's quantised matrices, row after row of q8_0 blocks.
 type qlayer struct {
-	q, wo    *[768][816]byte
-	k, v     *[768][816]byte
-	gate, up *[2048][816]byte
-	down     *[768][2176]byte
+	q    *[768][816]byte
+	k    *[768][816]byte
+	v    *[768][816]byte
+	wo   *[768][816]byte
+	gate *[2048][816]byte
+	up   *[2048][816]byte
+	down *[768][2176]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).

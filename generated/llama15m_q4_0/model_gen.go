@@ -209,10 +209,13 @@ const QFormat = "q4_0"
 
 // qlayer points at one block's quantised matrices, row after row of q4_0 blocks.
 type qlayer struct {
-	q, wo    *[288][162]byte
-	k, v     *[288][162]byte
-	gate, up *[768][162]byte
-	down     *[288][432]byte
+	q    *[288][162]byte
+	k    *[288][162]byte
+	v    *[288][162]byte
+	wo   *[288][162]byte
+	gate *[768][162]byte
+	up   *[768][162]byte
+	down *[288][432]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).

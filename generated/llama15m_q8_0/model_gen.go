@@ -209,10 +209,13 @@ const QFormat = "q8_0"
 
 // qlayer points at one block's quantised matrices, row after row of q8_0 blocks.
 type qlayer struct {
-	q, wo    *[288][306]byte
-	k, v     *[288][306]byte
-	gate, up *[768][306]byte
-	down     *[288][816]byte
+	q    *[288][306]byte
+	k    *[288][306]byte
+	v    *[288][306]byte
+	wo   *[288][306]byte
+	gate *[768][306]byte
+	up   *[768][306]byte
+	down *[288][816]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).

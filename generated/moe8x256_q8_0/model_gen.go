@@ -235,11 +235,14 @@ const QFormat = "q8_0"
 
 // qlayer points at one block's quantised matrices, row after row of q8_0 blocks.
 type qlayer struct {
-	q, wo *[256][272]byte
-	k, v  *[256][272]byte
+	q  *[256][272]byte
+	k  *[256][272]byte
+	v  *[256][272]byte
+	wo *[256][272]byte
 	// Every expert's rows, expert after expert (llama.cpp's 3-D stacks).
-	gateExps, upExps *[2048][272]byte
-	downExps         *[2048][272]byte
+	gateExps *[2048][272]byte
+	upExps   *[2048][272]byte
+	downExps *[2048][272]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).

@@ -208,9 +208,12 @@ const QFormat = "q4_0"
 
 // qlayer points at one block's quantised matrices, row after row of q4_0 blocks.
 type qlayer struct {
-	q, wo    *[64][36]byte
-	k, v     *[32][36]byte
-	gate, up *[172][36]byte
+	q    *[64][36]byte
+	k    *[32][36]byte
+	v    *[32][36]byte
+	wo   *[64][36]byte
+	gate *[172][36]byte
+	up   *[172][36]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).

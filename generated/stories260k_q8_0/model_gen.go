@@ -208,9 +208,12 @@ const QFormat = "q8_0"
 
 // qlayer points at one block's quantised matrices, row after row of q8_0 blocks.
 type qlayer struct {
-	q, wo    *[64][68]byte
-	k, v     *[32][68]byte
-	gate, up *[172][68]byte
+	q    *[64][68]byte
+	k    *[32][68]byte
+	v    *[32][68]byte
+	wo   *[64][68]byte
+	gate *[172][68]byte
+	up   *[172][68]byte
 }
 
 // qweights points at every quantised matrix (the classifier is the embedding when tied).
