@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -50,7 +49,7 @@ file by dequantising it at load.`,
 					out += c.Bytes
 					switch {
 					case c.To == t || len(c.Dims) < 2:
-					case strings.HasSuffix(c.Name, "ffn_gate_inp.weight"):
+					case quant.IsRouter(c.Name):
 						fmt.Fprintf(w, "kept %-28s %v as %s (the router, as llama.cpp keeps it)\n", c.Name, c.Dims, c.To)
 					default:
 						fmt.Fprintf(w, "kept %-28s %v as %s (rows not a multiple of %d)\n", c.Name, c.Dims, c.To, quant.BlockSize)

@@ -47,12 +47,16 @@ func Decode(t gguf.GGMLType, dst []float32, data []byte) error {
 	return nil
 }
 
+// IsRouter reports whether tensor name is a mixture's router (ffn_gate_inp),
+// which quantisation keeps F32 as llama.cpp's quantize does.
+func IsRouter(name string) bool { return strings.HasSuffix(name, "ffn_gate_inp.weight") }
+
 // Quantizable reports whether tensor name of these ggml dims (innermost
 // first) becomes quantised: a matrix, or a stack of them (the 3-D experts of
 // a mixture), whose rows are whole blocks; as in llama.cpp's quantize, not
 // a mixture's router (ffn_gate_inp), which stays F32.
 func Quantizable(name string, dims []uint64) bool {
-	if strings.HasSuffix(name, "ffn_gate_inp.weight") {
+	if IsRouter(name) {
 		return false
 	}
 	return (len(dims) == 2 || len(dims) == 3) && dims[0] > 0 && dims[0]%BlockSize == 0
