@@ -12,10 +12,10 @@ import (
 // QuantActAMD64 returns the assembly and stubs of quantizeAct_avx2, the AVX2
 // form of runtime/quant.QuantizeAct (func(xq *int8, xs *float32, x *float32,
 // nb int): nb blocks of 32), with the reference's arithmetic to the bit:
-// xs[b] = max|x_b|/127, id = 1/xs[b] (0 when xs[b] is 0), and each code
-// x·id rounded half away from zero: trunc(f) + copysign(1, f) where the
-// fraction f - trunc(f) (exact) is at least one half; the code is the low
-// byte of that integer, as Go's conversion keeps it.
+// xs[b] = max|x_b|/127 rounded to float16 (VCVTPS2PH, to nearest even),
+// id = 127/max|x_b| (0 when xs[b] is 0), and each code x·id rounded to
+// nearest, ties to even; the code is the low byte of the converted integer
+// (a NaN converts to 0x80000000, so to 0, as the Go loop's NaN case gives).
 func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c := build.NewContext()
 	c.ConstraintExpr("!purego")
@@ -38,11 +38,8 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.SignatureExpr("func(xq *int8, xs *float32, x *float32, nb int)")
 	c.Doc("quantizeAct_avx2 is QuantizeAct over nb blocks of 32 activations.")
 	xq, xs, x, nb := loadParam(c, "xq"), loadParam(c, "xs"), loadParam(c, "x"), loadParam(c, "nb")
-	abs, sign, half, one, n127 := c.YMM(), c.YMM(), c.YMM(), c.YMM(), c.YMM()
+	abs, n127 := c.YMM(), c.YMM()
 	c.VMOVUPS(cst("qaabs", 0x7fffffff), abs)
-	c.VMOVUPS(cst("qasign", 0x80000000), sign)
-	c.VMOVUPS(cst("qahalf", math.Float32bits(0.5)), half)
-	c.VMOVUPS(cst("qaone", math.Float32bits(1)), one)
 	c.VMOVUPS(cst("qa127", math.Float32bits(127)), n127)
 	lowByte := c.YMM()
 	c.VMOVUPS(cst("qalow", 0xff), lowByte)
@@ -78,28 +75,24 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VPERMILPS(operand.U8(0xb1), h, t)
 	c.VMAXPS(t, h, h)
 	d := c.XMM()
-	c.VDIVSS(n127.AsX(), h, d) // d = amax/127
+	c.VDIVSS(n127.AsX(), h, d)       // d = amax/127
+	c.VCVTPS2PH(operand.U8(0), d, d) // to float16, nearest even
+	c.VCVTPH2PS(d, d)
 	c.VMOVSS(d, operand.Mem{Base: xs})
+	c.VDIVSS(h, n127.AsX(), h) // 127/amax
 	dy, id, z := c.YMM(), c.YMM(), c.YMM()
 	c.VBROADCASTSS(d, dy)
-	c.VDIVPS(dy, one, id) // 1/d
+	c.VBROADCASTSS(h, id)
 	c.VXORPS(z, z, z)
 	c.VCMPPS(operand.U8(4), z, dy, z) // d != 0
 	c.VANDPS(z, id, id)
 	q := make([]reg.VecVirtual, 4)
 	for i := range q {
-		f, tr, fr, s := c.YMM(), c.YMM(), c.YMM(), c.YMM()
+		f := c.YMM()
 		c.VMULPS(id, v[i], f)
-		c.VROUNDPS(operand.U8(3), f, tr) // toward zero
-		c.VSUBPS(tr, f, fr)
-		c.VANDPS(abs, fr, fr)
-		c.VCMPPS(operand.U8(13), half, fr, fr) // |frac| >= 0.5
-		c.VANDPS(sign, f, s)
-		c.VORPS(one, s, s) // copysign(1, f)
-		c.VANDPS(fr, s, s)
-		c.VADDPS(s, tr, tr)
+		c.VROUNDPS(operand.U8(0), f, f) // nearest, ties to even
 		q[i] = c.YMM()
-		c.VCVTTPS2DQ(tr, q[i])
+		c.VCVTTPS2DQ(f, q[i])
 	}
 	// Low bytes, as Go's int8(int32(...)) keeps them: an infinite or NaN
 	// code (a block of subnormals, whose 1/d overflows) converts to

@@ -13,8 +13,8 @@ import (
 // blocks of a float16 scale d followed by the codes — 32 int8 for Q8_0 (34
 // bytes), or 16 bytes of nibbles for Q4_0 (18 bytes; byte j holds element j
 // low and j+16 high, value nibble-8). The activation x is quantised to 8 bits
-// per 32-block first (runtime/quant.QuantizeAct): xq int8 codes and xs
-// float32 scales. A kernel computes, for r < n,
+// per 32-block first (runtime/quant.QuantizeAct, llama.cpp's CPU activation
+// quantiser): xq int8 codes and xs scales (float16 values held in float32). A kernel computes, for r < n,
 //
 //	out[r] = Σ_b d(w[r], b)·xs[b]·Σ_j q(w[r], b, j)·xq[32b+j]
 //

@@ -7,9 +7,14 @@ import (
 )
 
 // QuantizeAct quantises activations x (a multiple of 32 values) to 8 bits
-// per 32-block for the integer dot products: xs[b] = max|x_b|/127 in float32
-// (not rounded to float16: the activation never leaves memory) and
-// xq = round(x/xs[b]), halves away from zero, in [-127, 127].
+// per 32-block for the integer dot products as llama.cpp's CPU backend does
+// (so that both engines' integer sums see the same codes): the scale xs[b]
+// is max|x_b|/127 rounded to float16 (the block's stored scale in ggml),
+// and the codes are x·(127/max|x_b|) rounded to nearest, ties to even, in
+// [-127, 127]. A block whose float16 scale is 0 gets codes 0 (its products
+// vanish either way). ggml's own reference quantiser differs (1/d, ties
+// away from zero), and so would the dot products in about one block in
+// 10^5; the vectorised one is what llama.cpp runs.
 func QuantizeAct(xq []int8, xs []float32, x []float32) {
 	nb := len(x) / BlockSize
 	if nb == 0 {
@@ -33,15 +38,27 @@ func quantizeActGo(xq []int8, xs []float32, x []float32, nb int) {
 				amax = a
 			}
 		}
-		d := amax / 127
-		id := inverse(d)
+		d := gguf.F16ToF32(gguf.F32ToF16(amax / 127))
 		xs[b] = d
+		var id float32
+		if d != 0 {
+			id = 127 / amax
+		}
 		for j, v := range blk {
-			// Half away from zero: exact in float64 for |f| ≤ 127.
-			f := float64(v * id)
-			q[j] = int8(int32(f + math.Copysign(0.5, f)))
+			// The product's float64 is exact, so is its rounding; a NaN
+			// (an infinite or NaN input) gives code 0 as the vector
+			// conversion's 0x80000000 does in its low byte.
+			q[j] = int8(roundCode(float64(v * id)))
 		}
 	}
+}
+
+// roundCode rounds f to the nearest integer, ties to even; NaN gives 0.
+func roundCode(f float64) int32 {
+	if f != f {
+		return 0
+	}
+	return int32(math.RoundToEven(f))
 }
 
 // DotQ8_0 is the reference integer dot product of one Q8_0 row w (len(xq)/32

@@ -5,96 +5,68 @@
 #include "textflag.h"
 
 // func quantizeAct_avx2(xq *int8, xs *float32, x *float32, nb int)
-// Requires: AVX, AVX2
+// Requires: AVX, AVX2, F16C
 TEXT ·quantizeAct_avx2(SB), NOSPLIT, $0-32
 	MOVQ    xq+0(FP), AX
 	MOVQ    xs+8(FP), CX
 	MOVQ    x+16(FP), DX
 	MOVQ    nb+24(FP), BX
 	VMOVUPS qaabs<>+0(SB), Y0
-	VMOVUPS qasign<>+0(SB), Y1
-	VMOVUPS qahalf<>+0(SB), Y2
-	VMOVUPS qaone<>+0(SB), Y3
-	VMOVUPS qa127<>+0(SB), Y4
-	VMOVUPS qalow<>+0(SB), Y5
-	VMOVDQU qaperm<>+0(SB), Y6
+	VMOVUPS qa127<>+0(SB), Y1
+	VMOVUPS qalow<>+0(SB), Y2
+	VMOVDQU qaperm<>+0(SB), Y3
 	TESTQ   BX, BX
 	JZ      qadone
 
 qablk:
-	VMOVUPS      (DX), Y7
-	VMOVUPS      32(DX), Y8
-	VMOVUPS      64(DX), Y9
-	VMOVUPS      96(DX), Y10
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VMOVUPS      64(DX), Y6
+	VMOVUPS      96(DX), Y7
+	VANDPS       Y0, Y4, Y8
+	VANDPS       Y0, Y5, Y9
+	VANDPS       Y0, Y6, Y10
 	VANDPS       Y0, Y7, Y11
-	VANDPS       Y0, Y8, Y12
-	VANDPS       Y0, Y9, Y13
-	VANDPS       Y0, Y10, Y14
-	VMAXPS       Y12, Y11, Y11
-	VMAXPS       Y14, Y13, Y13
-	VMAXPS       Y13, Y11, Y11
-	VEXTRACTF128 $0x01, Y11, X12
-	VMAXPS       X12, X11, X12
-	VPERMILPS    $0x4e, X12, X11
-	VMAXPS       X11, X12, X12
-	VPERMILPS    $0xb1, X12, X11
-	VMAXPS       X11, X12, X12
-	VDIVSS       X4, X12, X11
-	VMOVSS       X11, (CX)
-	VBROADCASTSS X11, Y11
-	VDIVPS       Y11, Y3, Y12
-	VXORPS       Y13, Y13, Y13
-	VCMPPS       $0x04, Y13, Y11, Y13
-	VANDPS       Y13, Y12, Y12
-	VMULPS       Y12, Y7, Y7
-	VROUNDPS     $0x03, Y7, Y11
-	VSUBPS       Y11, Y7, Y13
-	VANDPS       Y0, Y13, Y13
-	VCMPPS       $0x0d, Y2, Y13, Y13
-	VANDPS       Y1, Y7, Y7
-	VORPS        Y3, Y7, Y7
-	VANDPS       Y13, Y7, Y7
-	VADDPS       Y7, Y11, Y11
-	VCVTTPS2DQ   Y11, Y7
-	VMULPS       Y12, Y8, Y8
-	VROUNDPS     $0x03, Y8, Y11
-	VSUBPS       Y11, Y8, Y13
-	VANDPS       Y0, Y13, Y13
-	VCMPPS       $0x0d, Y2, Y13, Y13
-	VANDPS       Y1, Y8, Y8
-	VORPS        Y3, Y8, Y8
-	VANDPS       Y13, Y8, Y8
-	VADDPS       Y8, Y11, Y11
-	VCVTTPS2DQ   Y11, Y8
-	VMULPS       Y12, Y9, Y9
-	VROUNDPS     $0x03, Y9, Y11
-	VSUBPS       Y11, Y9, Y13
-	VANDPS       Y0, Y13, Y13
-	VCMPPS       $0x0d, Y2, Y13, Y13
-	VANDPS       Y1, Y9, Y9
-	VORPS        Y3, Y9, Y9
-	VANDPS       Y13, Y9, Y9
-	VADDPS       Y9, Y11, Y11
-	VCVTTPS2DQ   Y11, Y9
-	VMULPS       Y12, Y10, Y10
-	VROUNDPS     $0x03, Y10, Y11
-	VSUBPS       Y11, Y10, Y12
-	VANDPS       Y0, Y12, Y12
-	VCMPPS       $0x0d, Y2, Y12, Y12
-	VANDPS       Y1, Y10, Y10
-	VORPS        Y3, Y10, Y10
-	VANDPS       Y12, Y10, Y10
-	VADDPS       Y10, Y11, Y11
-	VCVTTPS2DQ   Y11, Y10
-	VPAND        Y5, Y7, Y7
-	VPAND        Y5, Y8, Y8
-	VPAND        Y5, Y9, Y9
-	VPAND        Y5, Y10, Y10
-	VPACKUSDW    Y8, Y7, Y7
-	VPACKUSDW    Y10, Y9, Y9
-	VPACKUSWB    Y9, Y7, Y7
-	VPERMD       Y7, Y6, Y7
-	VMOVDQU      Y7, (AX)
+	VMAXPS       Y9, Y8, Y8
+	VMAXPS       Y11, Y10, Y10
+	VMAXPS       Y10, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X9
+	VMAXPS       X9, X8, X9
+	VPERMILPS    $0x4e, X9, X8
+	VMAXPS       X8, X9, X9
+	VPERMILPS    $0xb1, X9, X8
+	VMAXPS       X8, X9, X9
+	VDIVSS       X1, X9, X8
+	VCVTPS2PH    $0x00, X8, X8
+	VCVTPH2PS    X8, X8
+	VMOVSS       X8, (CX)
+	VDIVSS       X9, X1, X9
+	VBROADCASTSS X8, Y8
+	VBROADCASTSS X9, Y9
+	VXORPS       Y10, Y10, Y10
+	VCMPPS       $0x04, Y10, Y8, Y10
+	VANDPS       Y10, Y9, Y9
+	VMULPS       Y9, Y4, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VCVTTPS2DQ   Y4, Y4
+	VMULPS       Y9, Y5, Y5
+	VROUNDPS     $0x00, Y5, Y5
+	VCVTTPS2DQ   Y5, Y5
+	VMULPS       Y9, Y6, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VCVTTPS2DQ   Y6, Y6
+	VMULPS       Y9, Y7, Y7
+	VROUNDPS     $0x00, Y7, Y7
+	VCVTTPS2DQ   Y7, Y7
+	VPAND        Y2, Y4, Y4
+	VPAND        Y2, Y5, Y5
+	VPAND        Y2, Y6, Y6
+	VPAND        Y2, Y7, Y7
+	VPACKUSDW    Y5, Y4, Y4
+	VPACKUSDW    Y7, Y6, Y6
+	VPACKUSWB    Y6, Y4, Y4
+	VPERMD       Y4, Y3, Y4
+	VMOVDQU      Y4, (AX)
 	ADDQ         $0x20, AX
 	ADDQ         $0x04, CX
 	ADDQ         $0x00000080, DX
@@ -114,36 +86,6 @@ DATA qaabs<>+20(SB)/4, $0x7fffffff
 DATA qaabs<>+24(SB)/4, $0x7fffffff
 DATA qaabs<>+28(SB)/4, $0x7fffffff
 GLOBL qaabs<>(SB), RODATA|NOPTR, $32
-
-DATA qasign<>+0(SB)/4, $0x80000000
-DATA qasign<>+4(SB)/4, $0x80000000
-DATA qasign<>+8(SB)/4, $0x80000000
-DATA qasign<>+12(SB)/4, $0x80000000
-DATA qasign<>+16(SB)/4, $0x80000000
-DATA qasign<>+20(SB)/4, $0x80000000
-DATA qasign<>+24(SB)/4, $0x80000000
-DATA qasign<>+28(SB)/4, $0x80000000
-GLOBL qasign<>(SB), RODATA|NOPTR, $32
-
-DATA qahalf<>+0(SB)/4, $0x3f000000
-DATA qahalf<>+4(SB)/4, $0x3f000000
-DATA qahalf<>+8(SB)/4, $0x3f000000
-DATA qahalf<>+12(SB)/4, $0x3f000000
-DATA qahalf<>+16(SB)/4, $0x3f000000
-DATA qahalf<>+20(SB)/4, $0x3f000000
-DATA qahalf<>+24(SB)/4, $0x3f000000
-DATA qahalf<>+28(SB)/4, $0x3f000000
-GLOBL qahalf<>(SB), RODATA|NOPTR, $32
-
-DATA qaone<>+0(SB)/4, $0x3f800000
-DATA qaone<>+4(SB)/4, $0x3f800000
-DATA qaone<>+8(SB)/4, $0x3f800000
-DATA qaone<>+12(SB)/4, $0x3f800000
-DATA qaone<>+16(SB)/4, $0x3f800000
-DATA qaone<>+20(SB)/4, $0x3f800000
-DATA qaone<>+24(SB)/4, $0x3f800000
-DATA qaone<>+28(SB)/4, $0x3f800000
-GLOBL qaone<>(SB), RODATA|NOPTR, $32
 
 DATA qa127<>+0(SB)/4, $0x42fe0000
 DATA qa127<>+4(SB)/4, $0x42fe0000

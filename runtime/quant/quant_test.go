@@ -155,6 +155,36 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestQuantizeAct: llama.cpp's CPU activation quantiser, value by value
+// (check.py compares it with the library itself on many blocks): the scale
+// is max/127 rounded to float16, codes are x·127/max rounded to nearest with
+// ties to even, a block whose float16 scale is 0 gets codes 0.
+func TestQuantizeAct(t *testing.T) {
+	x := make([]float32, 3*BlockSize)
+	// Block 0: max 127, so 127/max is 1 and every half is a tie.
+	copy(x, []float32{127, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.49, -126.5})
+	// Block 1: max 100: the scale 100/127 = 0.7874016 rounds to float16
+	// 0.78759766; the codes use 127/100 (50 makes 63.5 in float32: a tie, to
+	// even 64, where 1/scale would make 63.48).
+	copy(x[BlockSize:], []float32{100, -100, 0.3937, 50, -50, 1})
+	// Block 2: max 1e-7: the scale 7.9e-10 is 0 in float16.
+	copy(x[2*BlockSize:], []float32{1e-7, -5e-8})
+	xq, xs := make([]int8, len(x)), make([]float32, 3)
+	QuantizeAct(xq, xs, x)
+	want := map[int]int8{0: 127, 1: 0, 2: 2, 3: 2, 4: 0, 5: -2, 6: -2, 7: 3, 8: -126,
+		32: 127, 33: -127, 34: 0, 35: 64, 36: -64, 37: 1, 64: 0, 65: 0}
+	for i, w := range want {
+		if xq[i] != w {
+			t.Errorf("code %d (x %g) = %d, want %d", i, x[i], xq[i], w)
+		}
+	}
+	for b, w := range []float32{1, 0.78759766, 0} {
+		if xs[b] != w {
+			t.Errorf("scale %d = %.9g, want %.9g", b, xs[b], w)
+		}
+	}
+}
+
 // TestDots: the integer dot products equal the float dot product of the
 // dequantised weights and dequantised activations, and are close to the
 // float32 dot product within the quantisation error.
@@ -169,7 +199,9 @@ func TestDots(t *testing.T) {
 	xs := make([]float32, n/32)
 	QuantizeAct(xq, xs, x)
 	for i := range x {
-		if e := math.Abs(float64(x[i]) - float64(xq[i])*float64(xs[i/32])); e > float64(xs[i/32])/2*1.0001 {
+		// Half a step, plus the float16 scale's rounding (2^-11 of up to
+		// 127 steps) since the codes use 127/max, not 1/xs.
+		if e := math.Abs(float64(x[i]) - float64(xq[i])*float64(xs[i/32])); e > float64(xs[i/32])*(0.5+127.0/2048)*1.0001 {
 			t.Fatalf("activation %d: %g vs %g", i, x[i], float64(xq[i])*float64(xs[i/32]))
 		}
 	}

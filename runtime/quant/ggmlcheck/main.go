@@ -6,9 +6,12 @@
 //
 // With dq6_k it instead reads Q6_K super-blocks and writes runtime/quant's
 // dequantised float32s, for check.py to compare with ggml's
-// dequantize_row_q6_K.
+// dequantize_row_q6_K. With act it quantises the rows as activations
+// (quant.QuantizeAct) and writes them as Q8_0 blocks (the float16 scale,
+// then the codes), for check.py to compare with the CPU backend's own
+// activation quantiser (the from_float of its Q8_0 type traits).
 //
-// Usage: ggmlcheck q8_0|q4_0|dq6_k < input > output
+// Usage: ggmlcheck q8_0|q4_0|dq6_k|act < input > output
 package main
 
 import (
@@ -29,7 +32,7 @@ func main() {
 
 func run() error {
 	if len(os.Args) != 2 {
-		return fmt.Errorf("usage: ggmlcheck q8_0|q4_0|dq6_k < input > output")
+		return fmt.Errorf("usage: ggmlcheck q8_0|q4_0|dq6_k|act < input > output")
 	}
 	raw, err := io.ReadAll(os.Stdin)
 	if err != nil {
@@ -48,15 +51,31 @@ func run() error {
 		_, err = os.Stdout.Write(out)
 		return err
 	}
-	t, err := quant.ParseType(os.Args[1])
-	if err != nil {
-		return err
-	}
 	if len(raw)%(4*quant.BlockSize) != 0 {
 		return fmt.Errorf("stdin holds %d bytes: not whole blocks of 32 float32s", len(raw))
 	}
 	x := make([]float32, len(raw)/4)
 	gguf.BytesToF32s(x, raw)
+	if os.Args[1] == "act" {
+		nb := len(x) / quant.BlockSize
+		xq, xs := make([]int8, len(x)), make([]float32, nb)
+		quant.QuantizeAct(xq, xs, x)
+		out := make([]byte, nb*quant.Q8_0BlockBytes)
+		for b := range nb {
+			blk := out[b*quant.Q8_0BlockBytes:]
+			h := gguf.F32ToF16(xs[b])
+			blk[0], blk[1] = byte(h), byte(h>>8)
+			for j, q := range xq[b*quant.BlockSize : (b+1)*quant.BlockSize] {
+				blk[2+j] = byte(q)
+			}
+		}
+		_, err = os.Stdout.Write(out)
+		return err
+	}
+	t, err := quant.ParseType(os.Args[1])
+	if err != nil {
+		return err
+	}
 	b, err := quant.Quantize(t, x)
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ for m in models:
     for p in prompts:
         args = [GREEDYIDS, "--model", m, "--steps", "64"] + EXTRA + (["--prompt", p] if p else [])
         ours = json.loads(subprocess.run(args, capture_output=True, check=True, text=True).stdout)
-        largs = ["node", RUNMJS, "--model", m, "--steps", "64", "--kv", "f32"]
+        largs = ["node", RUNMJS, "--model", m, "--steps", "64", "--kv", "f32", "--fa", "off"]
         if p:
             largs += ["--prompt-ids", ",".join(map(str, ours["prompt"]))]
         theirs = json.loads(subprocess.run(largs, capture_output=True, check=True, text=True).stdout.strip().splitlines()[-1])

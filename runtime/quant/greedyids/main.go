@@ -14,7 +14,11 @@
 // margins[i] is the gap between the best and second-best logit at step i (a
 // small one is a near-tie that rounding may flip between engines).
 //
-// Usage: greedyids --model X.gguf [--steps 64] [--prompt TEXT] [--int]
+// With --logits 1,2,3 it generates nothing: it feeds those ids one at a
+// time and prints every position's logits (one JSON array of arrays), for
+// logitdiff.py to compare with llama.cpp's (bench/llamacpp/logits.mjs).
+//
+// Usage: greedyids --model X.gguf [--steps 64] [--prompt TEXT] [--int] [--logits IDS]
 package main
 
 import (
@@ -23,6 +27,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
@@ -43,6 +50,7 @@ func run() error {
 	steps := flag.Int("steps", 64, "tokens to generate after BOS")
 	intPath := flag.Bool("int", false, "run the quantised weights with integer dot products (runtime/quant/qmodel)")
 	text := flag.String("prompt", "", "text to continue (encoded with the GGUF's tokenizer, BOS first)")
+	force := flag.String("logits", "", "instead of generating, feed these comma-separated ids one at a time and print each position's logits")
 	flag.Parse()
 	if *path == "" || *steps < 1 {
 		return fmt.Errorf("usage: greedyids --model X.gguf [--steps N ≥ 1]")
@@ -85,6 +93,9 @@ func run() error {
 		return err
 	}
 	s := m.NewSession()
+	if *force != "" {
+		return printLogits(s, *force, p.Spec.Vocab, p.Spec.MaxSeq)
+	}
 	for pos, t := range prompt[:len(prompt)-1] {
 		s.Forward(t, pos)
 	}
@@ -113,4 +124,22 @@ func run() error {
 		IDs     []int     `json:"ids"`
 		Margins []float64 `json:"margins"`
 	}{prompt, ids, margins})
+}
+
+// printLogits feeds ids one at a time and prints one JSON line: each
+// position's logits, for comparing with llama.cpp's (bench/llamacpp/logits.mjs).
+func printLogits(s model.Session, list string, vocab, maxSeq int) error {
+	fields := strings.Split(list, ",")
+	if len(fields) > maxSeq {
+		return fmt.Errorf("--logits: %d ids exceed the context of %d", len(fields), maxSeq)
+	}
+	var out [][]float32
+	for pos, f := range fields {
+		t, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || t < 0 || t >= vocab {
+			return fmt.Errorf("--logits: id %d (%q) is not a token id below %d", pos, f, vocab)
+		}
+		out = append(out, slices.Clone(s.Forward(t, pos)))
+	}
+	return json.NewEncoder(os.Stdout).Encode(out)
 }
