@@ -37,6 +37,8 @@ import (
 	"github.com/modelc/modelc/generated/llama15m_q8_0"
 	"github.com/modelc/modelc/generated/moe8x256"
 	"github.com/modelc/modelc/generated/moe8x256_q8_0"
+	"github.com/modelc/modelc/generated/shakespeare_q4_0"
+	"github.com/modelc/modelc/generated/shakespeare_q8_0"
 	"github.com/modelc/modelc/generated/stories260k"
 	"github.com/modelc/modelc/generated/stories260k_q4_0"
 	"github.com/modelc/modelc/generated/stories260k_q8_0"
@@ -71,6 +73,9 @@ var bundled = []compiled{
 	{"stories260k_q8_0", stories260k_q8_0.Spec(), stories260k_q8_0.New, stories260k_q8_0.SetThreads, stories260k_q8_0.KernelPath},
 	{"stories260k_q4_0", stories260k_q4_0.Spec(), stories260k_q4_0.New, stories260k_q4_0.SetThreads, stories260k_q4_0.KernelPath},
 	{"moe8x256_q8_0", moe8x256_q8_0.Spec(), moe8x256_q8_0.New, moe8x256_q8_0.SetThreads, moe8x256_q8_0.KernelPath},
+	// The shape of the model trained on tinyshakespeare, quantised.
+	{"shakespeare_q8_0", shakespeare_q8_0.Spec(), shakespeare_q8_0.New, shakespeare_q8_0.SetThreads, shakespeare_q8_0.KernelPath},
+	{"shakespeare_q4_0", shakespeare_q4_0.Spec(), shakespeare_q4_0.New, shakespeare_q4_0.SetThreads, shakespeare_q4_0.KernelPath},
 }
 
 // recorder is the CLI's sampler with a memory.

@@ -1,26 +1,48 @@
-"""Greedy ids of modelc (greedyids) against llama.cpp (bench/llamacpp/run.mjs,
-KV cache in F32) on the same GGUF files, for six prompts: how many of the
-first tokens agree, and the logit margin where they first differ.
+"""Greedy ids of modelc against llama.cpp (bench/llamacpp/run.mjs: F32 KV
+cache, no flash attention, which would round Q to F16) on the same GGUF
+files, for six prompts: how many of the first tokens agree, and modelc's
+logit margin where they first differ.
 
-Usage: GREEDYIDS=/tmp/greedyids RUNMJS=bench/llamacpp/run.mjs [GREEDY_FLAGS=--int] compare.py A.gguf ...
+modelc's side is the quantised reference (greedyids; GREEDY_FLAGS=--int for
+its integer path) or, with GREEDY set, the compiled package the file's shape
+selects (bench/llamacpp/greedy: the code `generate --temperature 0` runs;
+GODEBUG=cpu.avx512f=off and the purego tag pick its other kernel paths).
+The prompts' ids always come from greedyids (the GGUF's tokenizer, BOS first).
+
+Usage: GREEDYIDS=/tmp/greedyids RUNMJS=bench/llamacpp/run.mjs [GREEDY=/tmp/greedy] [GREEDY_FLAGS=--int] compare.py A.gguf ...
 """
-import json, subprocess, sys
-import os
+import json, os, subprocess, sys
+
 GREEDYIDS = os.environ["GREEDYIDS"]
 RUNMJS = os.environ["RUNMJS"]
+COMPILED = os.environ.get("GREEDY")
 EXTRA = os.environ.get("GREEDY_FLAGS", "").split()
-models = sys.argv[1:]
 prompts = ["", "ROMEO:", "First Citizen:\nBefore we proceed", "KING HENRY:\nWhat say you", "To be, or not", "My lord, the"]
-for m in models:
+
+
+def run(args):
+    return json.loads(subprocess.run(args, capture_output=True, check=True, text=True).stdout.strip().splitlines()[-1])
+
+
+for m in sys.argv[1:]:
+    agreed = 0
     for p in prompts:
-        args = [GREEDYIDS, "--model", m, "--steps", "64"] + EXTRA + (["--prompt", p] if p else [])
-        ours = json.loads(subprocess.run(args, capture_output=True, check=True, text=True).stdout)
+        prompt_args = ["--prompt", p] if p else []
+        # Without a prompt: 64 tokens from BOS; with one: the token sampled
+        # after it and 64 more, as run.mjs reports them.
+        ours = run([GREEDYIDS, "--model", m, "--steps", "64"] + EXTRA + prompt_args)
+        path = "greedyids " + " ".join(EXTRA)
+        if COMPILED:
+            c = run([COMPILED, "--model", m, "--steps", str(len(ours["prompt"]) + 64 - (0 if p else 1))] + prompt_args)
+            ours["ids"], ours["margins"], path = c["ids"], c["margins"], f"{c['model']} ({c['kernels']})"
         largs = ["node", RUNMJS, "--model", m, "--steps", "64", "--kv", "f32", "--fa", "off"]
         if p:
             largs += ["--prompt-ids", ",".join(map(str, ours["prompt"]))]
-        theirs = json.loads(subprocess.run(largs, capture_output=True, check=True, text=True).stdout.strip().splitlines()[-1])
+        theirs = run(largs)
         a, b = ours["ids"], theirs["ids"]
         n = min(len(a), len(b))
         agree = next((i for i in range(n) if a[i] != b[i]), n)
+        agreed += agree == n
         note = "" if agree == n else f" (first difference at {agree}: margin {ours['margins'][agree]:.4f})"
-        print(f"{m.split('/')[-1]:16s} prompt {p[:20]!r:24s} {agree}/{n} agree{note}")
+        print(f"{m.split('/')[-1]:16s} {path:28s} prompt {p[:20]!r:24s} {agree}/{n} agree{note}")
+    print(f"{m.split('/')[-1]:16s} {agreed} of {len(prompts)} prompts agree on every token")

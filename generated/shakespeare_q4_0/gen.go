@@ -1,0 +1,4 @@
+// Package shakespeare_q4_0 is the shakespeare_q4_0 model compiled by modelc from model.yaml.
+package shakespeare_q4_0
+
+//go:generate go run github.com/modelc/modelc/cmd/modelc gen model.yaml
