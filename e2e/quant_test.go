@@ -9,6 +9,8 @@ import (
 	"github.com/modelc/modelc/generated/llama15m"
 	"github.com/modelc/modelc/generated/llama15m_q4_0"
 	"github.com/modelc/modelc/generated/llama15m_q8_0"
+	"github.com/modelc/modelc/generated/shakespeare_q4_0"
+	"github.com/modelc/modelc/generated/shakespeare_q8_0"
 	"github.com/modelc/modelc/generated/stories260k"
 	"github.com/modelc/modelc/generated/stories260k_q4_0"
 	"github.com/modelc/modelc/generated/stories260k_q8_0"
@@ -16,6 +18,7 @@ import (
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cli"
 	"github.com/modelc/modelc/runtime/cpu"
+	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/quant"
 	"github.com/modelc/modelc/runtime/quant/qmodel"
@@ -43,6 +46,12 @@ var quantShapes = []quantShape{
 		{"q8_0", stories260k_q8_0.New, stories260k_q8_0.UseKernels, stories260k_q8_0.KernelPath, 0.1},
 		{"q4_0", stories260k_q4_0.New, stories260k_q4_0.UseKernels, stories260k_q4_0.KernelPath, 0.75},
 	}, 1 + 5*6},
+	// The trained model's shape (untied classifier, no float package: the
+	// generic model is the float32 side).
+	{"shakespeare", shakespeare_q8_0.Spec(), generic.New, []quantPkg{
+		{"q8_0", shakespeare_q8_0.New, shakespeare_q8_0.UseKernels, shakespeare_q8_0.KernelPath, 0.1},
+		{"q4_0", shakespeare_q4_0.New, shakespeare_q4_0.UseKernels, shakespeare_q4_0.KernelPath, 0.75},
+	}, 2 + 3*7},
 }
 
 // quantPkg is one compiled quantised package.
