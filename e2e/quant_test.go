@@ -274,3 +274,77 @@ func TestCompiledQuantFormats(t *testing.T) {
 		t.Fatal("NaN logits")
 	}
 }
+
+// TestCompiledQuantMixedOutput: a Q4_0 file whose output.weight is Q8_0, as
+// llama.cpp's quantize writes one when the rows are not whole 256-blocks
+// (else Q6_K), runs in a q4_0 binary: that one tensor is requantised to
+// Q4_0 at load (quant.Requantised names it), and the logits are those of
+// the all-Q4_0 file holding the same requantised blocks, bit for bit.
+func TestCompiledQuantMixedOutput(t *testing.T) {
+	dir := t.TempDir()
+	sh := quantShapes[2]
+	if sh.name != "shakespeare" || sh.spec.TieEmbeddings {
+		t.Fatalf("quantShapes[2] is %s (tied %v), want the untied shakespeare shape", sh.name, sh.spec.TieEmbeddings)
+	}
+	_, f32 := writeQuantFiles(t, dir, sh)
+	src, err := gguf.Open(f32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	kvs, ts, _, err := quant.QuantizeFile(src, gguf.TypeQ4_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mixed: output.weight in Q8_0. Reference: the same tensor's Q8_0
+	// values requantised to Q4_0, the rest as in the mixed file.
+	raw, _ := src.TensorData("output.weight")
+	w := make([]float32, len(raw)/4)
+	gguf.BytesToF32s(w, raw)
+	q8, _ := quant.Quantize(gguf.TypeQ8_0, w)
+	quant.Dequantize(gguf.TypeQ8_0, w, q8)
+	q4, _ := quant.Quantize(gguf.TypeQ4_0, w)
+	files := map[string][]byte{"mixed.gguf": q8, "ref.gguf": q4}
+	for name, data := range files {
+		out := append([]gguf.WriteTensor(nil), ts...)
+		for i := range out {
+			if out[i].Name == "output.weight" {
+				out[i].Data = data
+				out[i].Type = gguf.TypeQ8_0
+				if name == "ref.gguf" {
+					out[i].Type = gguf.TypeQ4_0
+				}
+			}
+		}
+		if err := gguf.WriteFile(filepath.Join(dir, name), kvs, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logits := func(name string) []float32 {
+		p, f, err := checkpoint.LoadKeepBlocks(filepath.Join(dir, name), gguf.TypeQ4_0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		re := quant.Requantised(p, "q4_0")
+		if want := map[string]int{"mixed.gguf": 1, "ref.gguf": 0}[name]; len(re) != want || want == 1 && re[0] != "output.weight" {
+			t.Fatalf("%s: Requantised = %v", name, re)
+		}
+		m, err := shakespeare_q4_0.New(p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		s := m.NewSession()
+		var l []float32
+		for pos, tok := range []int{1, 40, 300, 7} {
+			l = append(l, s.Forward(tok, pos)...)
+		}
+		return l
+	}
+	got, want := logits("mixed.gguf"), logits("ref.gguf")
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("logit %d: mixed file %g, requantised file %g", i, got[i], want[i])
+		}
+	}
+}

@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"math"
+	"os"
+	"strings"
 
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/checkpoint"
@@ -39,6 +41,11 @@ func (a *app) loadParams(path string, useGeneric bool) (*model.Params, *gguf.Fil
 				f.Close()
 			}
 			return nil, nil, fmt.Errorf("%s: %w (use --generic to run it anyway)", path, err)
+		}
+		for _, name := range quant.Requantised(p, a.spec.Quant) {
+			info, _ := f.Tensor(name)
+			fmt.Fprintf(os.Stderr, "note: %s: %s is %s in the file; this binary, compiled for %s, runs it requantised to %s (--generic runs the file as stored)\n",
+				path, name, info.Type, a.spec.Quant, strings.ToUpper(a.spec.Quant))
 		}
 	}
 	return p, f, nil
