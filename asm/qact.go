@@ -94,9 +94,9 @@ func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 		q[i] = c.YMM()
 		c.VCVTTPS2DQ(f, q[i])
 	}
-	// Low bytes, as Go's int8(int32(...)) keeps them: an infinite or NaN
-	// code (a block of subnormals, whose 1/d overflows) converts to
-	// 0x80000000 and so to 0, as on the Go path on amd64.
+	// Low bytes: the codes are in [-127, 127] but for a NaN one (an
+	// infinite or NaN input), which converts to 0x80000000 and so to 0, as
+	// the Go loop's roundCode gives.
 	for i := range q {
 		c.VPAND(lowByte, q[i], q[i])
 	}
