@@ -32,12 +32,7 @@ func quantizeActGo(xq []int8, xs []float32, x []float32, nb int) {
 	for b := 0; b < nb; b++ {
 		blk := (*[BlockSize]float32)(x[b*BlockSize:])
 		q := (*[BlockSize]int8)(xq[b*BlockSize:])
-		var amax float32
-		for _, v := range blk {
-			if a := abs32(v); a > amax {
-				amax = a
-			}
-		}
+		amax := blockMax(blk)
 		d := gguf.F16ToF32(gguf.F32ToF16(amax / 127))
 		xs[b] = d
 		var id float32
@@ -51,6 +46,28 @@ func quantizeActGo(xq []int8, xs []float32, x []float32, nb int) {
 			q[j] = int8(roundCode(float64(v * id)))
 		}
 	}
+}
+
+// blockMax is max|v| over a block through the AVX2 kernel's tree of
+// maxima, whose x86 max returns its second operand when either is NaN, so
+// that the Go loop and the kernel agree on a block holding a NaN too (any
+// other block has one maximum whatever the order).
+func blockMax(blk *[BlockSize]float32) float32 {
+	mx := func(a, b float32) float32 {
+		if a > b {
+			return a
+		}
+		return b
+	}
+	var g [4]float32
+	var h [8]float32
+	for k := range h {
+		h[k] = mx(mx(abs32(blk[k]), abs32(blk[8+k])), mx(abs32(blk[16+k]), abs32(blk[24+k])))
+	}
+	for k := range g {
+		g[k] = mx(h[k], h[4+k])
+	}
+	return mx(mx(g[0], g[2]), mx(g[1], g[3]))
 }
 
 // roundCode rounds f to the nearest integer, ties to even; NaN gives 0.

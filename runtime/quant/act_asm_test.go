@@ -2,12 +2,14 @@ package quant
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"os"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/gguf"
 )
 
 // TestQuantizeActAsm: the assembly activation quantiser (where this build
@@ -77,4 +79,80 @@ func TestActGeneratedUpToDate(t *testing.T) {
 			t.Errorf("%s is stale: run go generate ./runtime/quant", name)
 		}
 	}
+}
+
+// FuzzQuantizeAct: for any 64 floats (two blocks), the assembly quantiser
+// (where there is one) gives the Go loop's bits, NaNs included; in a block
+// without NaN every code is in [-127, 127]; a finite block's scale is
+// max/127 in float16 and each value lies within half a step (plus the
+// float16 scale's rounding) of its code.
+func FuzzQuantizeAct(f *testing.F) {
+	seed := make([]byte, 256)
+	for i := range 64 {
+		binary.LittleEndian.PutUint32(seed[4*i:], math.Float32bits(float32(i-32)*0.75))
+	}
+	f.Add(seed)
+	f.Add(bytes.Repeat([]byte{0, 0, 0x80, 0x3f}, 64)) // all 1.0
+	f.Add(bytes.Repeat([]byte{1, 0, 0, 0}, 64))       // subnormals
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) < 256 {
+			return
+		}
+		x := make([]float32, 64)
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		q, s := make([]int8, 64), make([]float32, 2)
+		quantizeActGo(q, s, x, 2)
+		if qa, sa := make([]int8, 64), make([]float32, 2); quantizeActAsm(qa, sa, x, 2) {
+			for i := range q {
+				if qa[i] != q[i] {
+					t.Fatalf("code %d: asm %d, Go %d (x %g)", i, qa[i], q[i], x[i])
+				}
+			}
+			for b := range s {
+				if math.Float32bits(sa[b]) != math.Float32bits(s[b]) {
+					t.Fatalf("scale %d: asm %g, Go %g", b, sa[b], s[b])
+				}
+			}
+		}
+		for b := range 2 {
+			blk := x[32*b : 32*b+32]
+			var amax float32
+			finite, nan := true, false
+			for _, v := range blk {
+				finite = finite && !math.IsInf(float64(v), 0) && !math.IsNaN(float64(v))
+				nan = nan || math.IsNaN(float64(v))
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			if nan {
+				continue // a NaN may hide the maximum from the max tree: codes are then garbage, alike on both paths
+			}
+			for j := range 32 {
+				if c := q[32*b+j]; c < -127 {
+					t.Fatalf("code %d = %d", 32*b+j, c)
+				}
+			}
+			if !finite {
+				continue
+			}
+			if want := gguf.F16ToF32(gguf.F32ToF16(amax / 127)); math.Float32bits(s[b]) != math.Float32bits(want) {
+				t.Fatalf("block %d: scale %g, want %g", b, s[b], want)
+			}
+			if s[b] == 0 || math.IsInf(float64(s[b]), 0) {
+				continue
+			}
+			// Half a step of the exact scale max/127, plus up to 127 steps
+			// of the float16 scale's rounding (relative 2^-11, more where
+			// it is subnormal in float16).
+			d := float64(amax) / 127
+			bound := (d/2 + 127*math.Abs(float64(s[b])-d)) * 1.0001
+			for j, v := range blk {
+				e := math.Abs(float64(v) - float64(q[32*b+j])*float64(s[b]))
+				if e > bound {
+					t.Fatalf("block %d value %d: %g is code %d of scale %g (error %g)", b, j, v, q[32*b+j], s[b], e)
+				}
+			}
+		}
+	})
 }
