@@ -36,6 +36,17 @@ func LoadKeepBlocks(path string, keep gguf.GGMLType) (*model.Params, *gguf.File,
 	return loadGGUF(path, keep)
 }
 
+// LoadFor loads a model file for a model whose weight format is q (a
+// spec's quant: "f32", "q8_0" or "q4_0"): for a quantised one the file's
+// blocks of that format stay undecoded (LoadKeepBlocks), so that only the
+// blocks, not a float copy of them, take memory; otherwise as Load.
+func LoadFor(path, q string) (*model.Params, *gguf.File, error) {
+	if t, err := quant.ParseType(q); err == nil {
+		return LoadKeepBlocks(path, t)
+	}
+	return Load(path)
+}
+
 func loadGGUF(path string, keep gguf.GGMLType) (*model.Params, *gguf.File, error) {
 	f, err := gguf.Open(path)
 	if err != nil {

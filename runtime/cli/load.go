@@ -22,16 +22,12 @@ func (a *app) loadParams(path string, useGeneric bool) (*model.Params, *gguf.Fil
 	if path == "" {
 		return nil, nil, errNoModel
 	}
-	load := checkpoint.Load
-	if !useGeneric && a.spec.Quant != "f32" {
-		// A quantised binary runs the file's blocks in place: not dequantised.
-		t, err := quant.ParseType(a.spec.Quant)
-		if err != nil {
-			return nil, nil, err
-		}
-		load = func(path string) (*model.Params, *gguf.File, error) { return checkpoint.LoadKeepBlocks(path, t) }
+	// A quantised binary runs the file's blocks in place: not dequantised.
+	q := a.spec.Quant
+	if useGeneric {
+		q = "f32"
 	}
-	p, f, err := load(path)
+	p, f, err := checkpoint.LoadFor(path, q)
 	if err != nil {
 		return nil, nil, err
 	}

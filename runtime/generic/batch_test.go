@@ -325,3 +325,17 @@ func TestPackPanels(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesUndecoded: parameters whose quantised tensors stayed in the
+// file's blocks (checkpoint.LoadKeepBlocks) hold zeros there; the generic
+// model must refuse them rather than run zeros.
+func TestNewRefusesUndecoded(t *testing.T) {
+	p := model.NewParams(batchSpec(false))
+	if _, err := New(p); err != nil {
+		t.Fatal(err)
+	}
+	p.Undecoded = map[string]bool{"blk.0.attn_q.weight": true}
+	if _, err := New(p); err == nil || !strings.Contains(err.Error(), "blk.0.attn_q.weight") {
+		t.Fatalf("undecoded tensor: %v", err)
+	}
+}

@@ -30,6 +30,10 @@ func New(p *model.Params) (model.Model, error) {
 	if len(p.Data) != n {
 		return nil, fmt.Errorf("generic model: parameters hold %d floats, spec needs %d", len(p.Data), n)
 	}
+	for name := range p.Undecoded {
+		// Its floats are zeros: only a quantised compiled model reads it.
+		return nil, fmt.Errorf("generic model: tensor %s was left in its file's blocks (load the file with checkpoint.Load)", name)
+	}
 	return &Model{p: p, freqs: kernels.RoPEFreqs(s.HeadDim(), s.RopeTheta)}, nil
 }
 
