@@ -47,6 +47,31 @@ func LoadFor(path, q string) (*model.Params, *gguf.File, error) {
 	return Load(path)
 }
 
+// DecodeKept decodes the tensors LoadKeepBlocks left in their blocks (p's
+// Undecoded) from p.File into p.Data, in place, and returns parameters that
+// share p's memory with nothing left undecoded, for a model that reads
+// floats (the generic one). p itself is not changed otherwise, and a
+// quantised compiled model running on p may go on meanwhile: it reads
+// those tensors' blocks, never their floats.
+func DecodeKept(p *model.Params) (*model.Params, error) {
+	q := *p
+	q.Undecoded = nil
+	for name := range p.Undecoded {
+		if p.File == nil {
+			return nil, fmt.Errorf("checkpoint: tensor %s is in blocks but the parameters have no file", name)
+		}
+		info, _ := p.File.Tensor(name)
+		data, err := p.File.TensorData(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := quant.Decode(info.Type, q.T(name), data); err != nil {
+			return nil, fmt.Errorf("checkpoint: tensor %s: %w", name, err)
+		}
+	}
+	return &q, nil
+}
+
 func loadGGUF(path string, keep gguf.GGMLType) (*model.Params, *gguf.File, error) {
 	f, err := gguf.Open(path)
 	if err != nil {

@@ -285,7 +285,14 @@ func (o *serveOptions) load(srv *Server, log *slog.Logger) (io.Closer, error) {
 	for _, f := range o.setters {
 		f(o.threads)
 	}
-	p, f, err := checkpoint.Load(o.modelPath)
+	// A quantised compiled model reads the file's blocks in place; they are
+	// decoded to floats only if /v1/embeddings asks for the generic model
+	// (lazyEmbedder). The retrieval index embeds at once: it gets floats.
+	q := "f32"
+	if !o.useGeneric && o.factory != nil && o.spec != nil && o.cfg.RAG == nil {
+		q = o.spec.Quant
+	}
+	p, f, err := checkpoint.LoadFor(o.modelPath, q)
 	if err != nil {
 		return nil, err
 	}

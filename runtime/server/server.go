@@ -23,11 +23,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/sample"
@@ -169,7 +171,11 @@ func (s *Server) Ready(m model.Model, tok tokenizer.Tokenizer, chat ChatFormat, 
 		embed, _ = m.(Embedder)
 	}
 	if embed == nil { // the generic model reads the same weights
-		if g, err := generic.New(m.Params()); err == nil {
+		if p := m.Params(); len(p.Undecoded) > 0 {
+			// A quantised compiled model's blocks: floats for the generic
+			// model are decoded on the first request that needs them.
+			embed = &lazyEmbedder{p: p}
+		} else if g, err := generic.New(p); err == nil {
 			embed, _ = g.(Embedder)
 		}
 	}
@@ -180,6 +186,37 @@ func (s *Server) Ready(m model.Model, tok tokenizer.Tokenizer, chat ChatFormat, 
 		return errors.New("server: Ready called twice")
 	}
 	return nil
+}
+
+// lazyEmbedder is the generic model's Embedder over parameters whose
+// quantised tensors stayed in the file's blocks: the first Embed decodes
+// them (checkpoint.DecodeKept), so that a server that never embeds keeps
+// only the blocks in memory.
+type lazyEmbedder struct {
+	p    *model.Params
+	once sync.Once
+	e    Embedder
+	err  error
+}
+
+func (l *lazyEmbedder) Embed(tokens []int) ([]float32, error) {
+	l.once.Do(func() {
+		var p *model.Params
+		if p, l.err = checkpoint.DecodeKept(l.p); l.err != nil {
+			return
+		}
+		var g model.Model
+		if g, l.err = generic.New(p); l.err == nil {
+			var ok bool
+			if l.e, ok = g.(Embedder); !ok {
+				l.err = errors.New("server: the generic model cannot embed")
+			}
+		}
+	})
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.e.Embed(tokens)
 }
 
 // Batching reports whether decode steps run batched (false before Ready).
