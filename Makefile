@@ -5,7 +5,7 @@ SPECS := $(wildcard generated/*/model.yaml)
 NAMES := $(patsubst generated/%/model.yaml,%,$(SPECS))
 GO ?= go
 
-.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp bench-moe bench-serve bench-quant
+.PHONY: all generate build test test-short bench demo fuzz clean bench-llamacpp bench-moe bench-serve bench-quant agree-llamacpp
 
 all: build
 
@@ -120,6 +120,26 @@ bench-quant: build
 	$(GO) run ./bench/llamacpp/sidebyside -bin bin -dir bench/llamacpp/out -rounds $(or $(ROUNDS),3) -threads $(or $(THREADS),1) \
 		-models stories260k_q8_0,stories260k_q4_0,llama15m,llama15m_q8_0,llama15m_q4_0,llama110m,llama110m_q8_0,llama110m_q4_0 \
 		-lenient stories260k_q4_0,llama15m_q8_0,llama15m_q4_0,llama110m_q8_0,llama110m_q4_0
+
+## agree-llamacpp: greedy tokens of a model trained here against llama.cpp's on the same
+## Q8_0 and Q4_0 files (runtime/quant/RESULTS.md, "Activations quantised as llama.cpp
+## does"): runtime/train/bench/results/shakespeare.yaml trained 3,000 steps on
+## tinyshakespeare (≈ 20 min at one thread, once: the run is kept in bench/llamacpp/out),
+## quantised, then six prompts × 64 tokens through the compiled shakespeare_q8_0/_q4_0
+## packages and llama.cpp (F32 KV cache, no flash attention). Needs npm and python3.
+AGREE_RUN := bench/llamacpp/out/shakespeare
+agree-llamacpp:
+	cd bench/llamacpp && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --ignore-scripts --no-audit --no-fund; }
+	@mkdir -p bench/llamacpp/out
+	$(GO) build -o bin/modelc ./cmd/modelc
+	$(GO) build -o bench/llamacpp/out/trainrun ./runtime/train/bench/trainrun
+	$(GO) build -o bench/llamacpp/out/greedyids ./runtime/quant/greedyids
+	$(GO) build -o bench/llamacpp/out/greedy ./bench/llamacpp/greedy
+	[ -f $(AGREE_RUN)/model.gguf ] || bench/llamacpp/out/trainrun --spec runtime/train/bench/results/shakespeare.yaml train \
+		--data $(SHARED)/text/tinyshakespeare.txt --tokenizer $(MODELS)/tok512.bin --steps 3000 --threads 1 --out $(AGREE_RUN)
+	@for q in q8_0 q4_0; do bin/modelc quantize -q $(AGREE_RUN)/model.gguf $(AGREE_RUN)/$$q.gguf --type $$q || exit 1; done
+	GREEDYIDS=bench/llamacpp/out/greedyids RUNMJS=bench/llamacpp/run.mjs GREEDY=bench/llamacpp/out/greedy \
+		python3 runtime/quant/greedyids/compare.py $(AGREE_RUN)/q8_0.gguf $(AGREE_RUN)/q4_0.gguf
 
 clean:
 	rm -rf bin
