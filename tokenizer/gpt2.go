@@ -67,6 +67,15 @@ func gpt2FromParts(tokens, merges []string) (*ByteLevel, error) {
 	return NewByteLevel(v)
 }
 
+// jsonTok shows a JSON token in an error: strings quoted, so that one
+// holding a newline keeps the message on one line.
+func jsonTok(t json.Token) string {
+	if s, ok := t.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(t)
+}
+
 // ParseGPT2Encoder reads an encoder.json object mapping token text to id and
 // returns the tokens by id. The ids must be exactly 0..n-1, each once, and
 // no key may repeat.
@@ -78,7 +87,7 @@ func ParseGPT2Encoder(data []byte) ([]string, error) {
 		return nil, fmt.Errorf("offset %d: %v", dec.InputOffset(), err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("offset 0: want a JSON object of token -> id, found %v", tok)
+		return nil, fmt.Errorf("offset 0: want a JSON object of token -> id, found %s", jsonTok(tok))
 	}
 	byID := map[int]string{}
 	seen := map[string]bool{}
@@ -90,7 +99,7 @@ func ParseGPT2Encoder(data []byte) ([]string, error) {
 		}
 		key, ok := kt.(string)
 		if !ok {
-			return nil, fmt.Errorf("offset %d: want a token string, found %v", off, kt)
+			return nil, fmt.Errorf("offset %d: want a token string, found %s", off, jsonTok(kt))
 		}
 		off = dec.InputOffset()
 		vt, err := dec.Token()
@@ -99,7 +108,7 @@ func ParseGPT2Encoder(data []byte) ([]string, error) {
 		}
 		num, ok := vt.(json.Number)
 		if !ok {
-			return nil, fmt.Errorf("offset %d: token %q: want an integer id, found %v", off, key, vt)
+			return nil, fmt.Errorf("offset %d: token %q: want an integer id, found %s", off, key, jsonTok(vt))
 		}
 		id64, err := num.Int64()
 		if err != nil || id64 < 0 || id64 >= 1<<31-1 {
