@@ -60,16 +60,24 @@ func DecodeKept(p *model.Params) (*model.Params, error) {
 		if p.File == nil {
 			return nil, fmt.Errorf("checkpoint: tensor %s is in blocks but the parameters have no file", name)
 		}
-		info, _ := p.File.Tensor(name)
-		data, err := p.File.TensorData(name)
-		if err != nil {
-			return nil, err
-		}
-		if err := quant.Decode(info.Type, q.T(name), data); err != nil {
-			return nil, fmt.Errorf("checkpoint: tensor %s: %w", name, err)
+		if err := decodeTensor(p.File, name, q.T(name)); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
 	}
 	return &q, nil
+}
+
+// decodeTensor decodes tensor name of f, whatever its format, into dst.
+func decodeTensor(f *gguf.File, name string, dst []float32) error {
+	info, _ := f.Tensor(name)
+	data, err := f.TensorData(name)
+	if err != nil {
+		return err
+	}
+	if err := quant.Decode(info.Type, dst, data); err != nil {
+		return fmt.Errorf("tensor %s: %w", name, err)
+	}
+	return nil
 }
 
 func loadGGUF(path string, keep gguf.GGMLType) (*model.Params, *gguf.File, error) {
@@ -120,20 +128,18 @@ func fromGGUF(f *gguf.File, keep gguf.GGMLType) (*model.Params, error) {
 	p := model.NewParams(&s)
 	p.File = f
 	for _, t := range p.Tensors {
-		info, _ := f.Tensor(t.Name)
-		data, err := f.TensorData(t.Name)
-		if err != nil {
-			return nil, err
-		}
-		if keep != 0 && info.Type == keep {
+		if info, _ := f.Tensor(t.Name); keep != 0 && info.Type == keep {
+			if _, err := f.TensorData(t.Name); err != nil { // in bounds, though not read now
+				return nil, err
+			}
 			if p.Undecoded == nil {
 				p.Undecoded = map[string]bool{}
 			}
 			p.Undecoded[t.Name] = true
 			continue
 		}
-		if err := quant.Decode(info.Type, p.T(t.Name), data); err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+		if err := decodeTensor(f, t.Name, p.T(t.Name)); err != nil {
+			return nil, err
 		}
 	}
 	return p, nil
