@@ -10,36 +10,37 @@ through the KV cache.
 
 Usage: GREEDYIDS=/tmp/greedyids LOGITSMJS=bench/llamacpp/logits.mjs [GREEDY_FLAGS=--int] logitdiff.py A.gguf ...
 """
-import json, os, subprocess, sys
+import os, sys
 
-GREEDYIDS = os.environ["GREEDYIDS"]
-LOGITSMJS = os.path.abspath(os.environ["LOGITSMJS"])
-EXTRA = os.environ.get("GREEDY_FLAGS", "").split()
-prompts = ["", "ROMEO:", "First Citizen:\nBefore we proceed", "KING HENRY:\nWhat say you", "To be, or not", "My lord, the"]
+from compare import PROMPTS, run  # same folder
 
 
-def run(args, **kw):
-    return json.loads(subprocess.run(args, capture_output=True, check=True, text=True, **kw).stdout.strip().splitlines()[-1])
+def main():
+    greedyids = os.environ["GREEDYIDS"]
+    logitsmjs = os.path.abspath(os.environ["LOGITSMJS"])
+    extra = os.environ.get("GREEDY_FLAGS", "").split()
+    for m in sys.argv[1:]:
+        every = []
+        for p in PROMPTS:
+            g = run([greedyids, "--model", m, "--steps", "64"] + extra + (["--prompt", p] if p else []))
+            ids = ",".join(map(str, g["prompt"] + g["ids"][:-1]))
+            ours = run([greedyids, "--model", m, "--logits", ids] + extra)
+            theirs = run(["node", logitsmjs, "--model", os.path.abspath(m), "--ids", ids, "--top", "6"],
+                         cwd=os.path.dirname(logitsmjs))
+            errs, first = [], None
+            for pos, (lo, th) in enumerate(zip(ours, theirs)):
+                best = lo[th[0][0]]
+                e = max(abs((lo[t] - best) - d) for t, d in th)
+                errs.append(e)
+                if first is None and e > 1e-4:
+                    first = pos
+            every += errs
+            errs.sort()
+            print(f"{m.split('/')[-1]:16s} prompt {p[:20]!r:24s} |Δ| median {errs[len(errs) // 2]:.1e}, max {errs[-1]:.1e}"
+                  + (f"; first above 1e-4 at position {first}" if first is not None else ""))
+        every.sort()
+        print(f"{m.split('/')[-1]:16s} all {len(every)} positions: median {every[len(every) // 2]:.1e}, 90th percentile {every[len(every) * 9 // 10]:.1e}")
 
 
-for m in sys.argv[1:]:
-    every = []
-    for p in prompts:
-        g = run([GREEDYIDS, "--model", m, "--steps", "64"] + EXTRA + (["--prompt", p] if p else []))
-        ids = ",".join(map(str, g["prompt"] + g["ids"][:-1]))
-        ours = run([GREEDYIDS, "--model", m, "--logits", ids] + EXTRA)
-        theirs = run(["node", LOGITSMJS, "--model", os.path.abspath(m), "--ids", ids, "--top", "6"],
-                     cwd=os.path.dirname(LOGITSMJS))
-        errs, first = [], None
-        for pos, (lo, th) in enumerate(zip(ours, theirs)):
-            best = lo[th[0][0]]
-            e = max(abs((lo[t] - best) - d) for t, d in th)
-            errs.append(e)
-            if first is None and e > 1e-4:
-                first = pos
-        every += errs
-        errs.sort()
-        print(f"{m.split('/')[-1]:16s} prompt {p[:20]!r:24s} |Δ| median {errs[len(errs) // 2]:.1e}, max {errs[-1]:.1e}"
-              + (f"; first above 1e-4 at position {first}" if first is not None else ""))
-    every.sort()
-    print(f"{m.split('/')[-1]:16s} all {len(every)} positions: median {every[len(every) // 2]:.1e}, 90th percentile {every[len(every) * 9 // 10]:.1e}")
+if __name__ == "__main__":
+    main()
