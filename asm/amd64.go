@@ -434,6 +434,7 @@ type dotJob struct {
 	cols  int
 	u     int // column unroll: independent accumulators per dot
 	pf    int // when > 0, prefetch each row's line this many bytes ahead
+	nta   bool // prefetch non-temporally (PREFETCHNTA, not PREFETCHT0)
 	// xr, when set, holds the single vector's column steps in registers
 	// (already times g): straight-line blocks without a tail only.
 	xr []reg.VecVirtual
@@ -494,7 +495,11 @@ func (g *amd) dots(j dotJob) [][]reg.VecVirtual {
 		}
 		for i := 0; i < nr; i++ {
 			if j.pf > 0 && p.disp%64 == 0 {
-				c.PREFETCHT0(p.at(j.w, j.wrows[i]+j.pf))
+				if j.nta {
+					c.PREFETCHNTA(p.at(j.w, j.wrows[i]+j.pf))
+				} else {
+					c.PREFETCHT0(p.at(j.w, j.wrows[i]+j.pf))
+				}
 			}
 			if nt == 1 {
 				fma(p.at(j.w, j.wrows[i]), xs[0], u, i, 0)
@@ -679,7 +684,7 @@ func (g *amd) matvec(k Kernel) {
 		if rb == 4 {
 			pf = matvecPF(C)
 		}
-		j := dotJob{w: w, wrows: wr, x: x, xtoks: []int{0}, g: gp, cols: C, u: g.unroll(len(wr), 1, extras, C), pf: pf}
+		j := dotJob{w: w, wrows: wr, x: x, xtoks: []int{0}, g: gp, cols: C, u: g.unroll(len(wr), 1, extras, C), pf: pf, nta: true}
 		if xr != nil {
 			j.g, j.xr = nil, xr
 		}
@@ -745,7 +750,11 @@ func (g *amd) matvec(k Kernel) {
 // weights and its KV cache do not fit), and the prefetch one line per row
 // and step ahead hides the latency the hardware prefetcher leaves at the
 // start of each small matrix (stories260K decode 7 % faster than without,
-// 16 KiB ahead slower than none).
+// 16 KiB ahead slower than none). The prefetch is non-temporal: a weight is
+// not read again before the whole model has streamed past, so keeping it
+// out of the outer caches' recently-used ways leaves them to what is (the
+// KV cache, the activations); the 110M shape decodes ≈ 5 % and the 15M
+// ≈ 3 % faster than with PREFETCHT0 (paired medians, asm/RESULTS.md).
 func matvecPF(C int) int {
 	const d = 4096
 	blk := 4 * C * 4

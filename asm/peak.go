@@ -65,7 +65,8 @@ func LimitsAMD64(pkg string) (asmText, stubs []byte, err error) {
 		peakFMA(c, isa)
 	}
 	for _, isa := range []ISA{AVX2, AVX512} {
-		readKernel(c, isa)
+		readKernel(c, isa, false)
+		readKernel(c, isa, true)
 	}
 	return printAVO(c, pkg, "limit kernels")
 }
@@ -124,16 +125,27 @@ func peakFMA(c *build.Context, isa ISA) {
 	c.RET()
 }
 
-func readKernel(c *build.Context, isa ISA) {
+func readKernel(c *build.Context, isa ISA, nta bool) {
 	lanes := LimitLanes(isa)
-	c.Function("read_" + isa.String())
+	name, sig := "read_"+isa.String(), "func(p *float32, n int, x float32, out *float32)"
+	doc := fmt.Sprintf("%s streams n blocks of %d vectors from p as FMA memory operands (acc += p·x) and stores the sum at out.", name, LimitReadBlock)
+	if nta {
+		name, sig = "readnta_"+isa.String(), "func(p *float32, n int, x float32, out *float32, ahead int)"
+		doc = fmt.Sprintf("%s is read_%s with a PREFETCHNTA of every line ahead bytes on, as the decode matvecs stream their weights.", name, isa)
+	}
+	c.Function(name)
 	c.Attributes(attr.NOSPLIT)
 	c.Pragma("noescape")
-	c.SignatureExpr("func(p *float32, n int, x float32, out *float32)")
-	c.Doc(fmt.Sprintf("read_%s streams n blocks of %d vectors from p as FMA memory operands (acc += p·x) and stores the sum at out.", isa, LimitReadBlock))
+	c.SignatureExpr(sig)
+	c.Doc(doc)
 	p, n := c.GP64(), c.GP64()
 	c.MOVQ(paramAddr(c, "p"), p)
 	c.MOVQ(paramAddr(c, "n"), n)
+	var ahead reg.GPVirtual
+	if nta {
+		ahead = c.GP64()
+		c.MOVQ(paramAddr(c, "ahead"), ahead)
+	}
 	x := limitVec(c, isa)
 	c.VBROADCASTSS(paramAddr(c, "x"), x)
 	acc := make([]reg.VecVirtual, LimitReadBlock)
@@ -141,12 +153,16 @@ func readKernel(c *build.Context, isa ISA) {
 		acc[i] = limitVec(c, isa)
 		c.VBROADCASTSS(paramAddr(c, "x"), acc[i])
 	}
-	loop, done := "read_loop_"+isa.String(), "read_done_"+isa.String()
+	loop, done := name+"_loop", name+"_done"
 	c.TESTQ(n, n)
 	c.JLE(operand.LabelRef(done))
 	c.Label(loop)
 	for i := range acc {
-		c.VFMADD231PS(operand.Mem{Base: p, Disp: 4 * lanes * i}, x, acc[i])
+		d := 4 * lanes * i
+		if nta && d%64 == 0 {
+			c.PREFETCHNTA(operand.Mem{Base: p, Index: ahead, Scale: 1, Disp: d})
+		}
+		c.VFMADD231PS(operand.Mem{Base: p, Disp: d}, x, acc[i])
 	}
 	c.ADDQ(operand.U32(uint32(4*lanes*LimitReadBlock)), p)
 	c.DECQ(n)

@@ -19,7 +19,17 @@ func peakFMA_avx512(n int, a float32, b float32, out *float32)
 //go:noescape
 func read_avx2(p *float32, n int, x float32, out *float32)
 
+// readnta_avx2 is read_avx2 with a PREFETCHNTA of every line ahead bytes on, as the decode matvecs stream their weights.
+//
+//go:noescape
+func readnta_avx2(p *float32, n int, x float32, out *float32, ahead int)
+
 // read_avx512 streams n blocks of 8 vectors from p as FMA memory operands (acc += p·x) and stores the sum at out.
 //
 //go:noescape
 func read_avx512(p *float32, n int, x float32, out *float32)
+
+// readnta_avx512 is read_avx512 with a PREFETCHNTA of every line ahead bytes on, as the decode matvecs stream their weights.
+//
+//go:noescape
+func readnta_avx512(p *float32, n int, x float32, out *float32, ahead int)

@@ -163,9 +163,9 @@ TEXT ·read_avx2(SB), NOSPLIT, $0-32
 	VBROADCASTSS x+16(FP), Y7
 	VBROADCASTSS x+16(FP), Y8
 	TESTQ        CX, CX
-	JLE          read_done_avx2
+	JLE          read_avx2_done
 
-read_loop_avx2:
+read_avx2_loop:
 	VFMADD231PS (AX), Y0, Y1
 	VFMADD231PS 32(AX), Y0, Y2
 	VFMADD231PS 64(AX), Y0, Y3
@@ -176,9 +176,57 @@ read_loop_avx2:
 	VFMADD231PS 224(AX), Y0, Y8
 	ADDQ        $0x00000100, AX
 	DECQ        CX
-	JNZ         read_loop_avx2
+	JNZ         read_avx2_loop
 
-read_done_avx2:
+read_avx2_done:
+	MOVQ    out+24(FP), AX
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	VADDPS  Y8, Y4, Y4
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y2, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VZEROUPPER
+	RET
+
+// func readnta_avx2(p *float32, n int, x float32, out *float32, ahead int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·readnta_avx2(SB), NOSPLIT, $0-40
+	MOVQ         p+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVQ         ahead+32(FP), DX
+	VBROADCASTSS x+16(FP), Y0
+	VBROADCASTSS x+16(FP), Y1
+	VBROADCASTSS x+16(FP), Y2
+	VBROADCASTSS x+16(FP), Y3
+	VBROADCASTSS x+16(FP), Y4
+	VBROADCASTSS x+16(FP), Y5
+	VBROADCASTSS x+16(FP), Y6
+	VBROADCASTSS x+16(FP), Y7
+	VBROADCASTSS x+16(FP), Y8
+	TESTQ        CX, CX
+	JLE          readnta_avx2_done
+
+readnta_avx2_loop:
+	PREFETCHNTA (AX)(DX*1)
+	VFMADD231PS (AX), Y0, Y1
+	VFMADD231PS 32(AX), Y0, Y2
+	PREFETCHNTA 64(AX)(DX*1)
+	VFMADD231PS 64(AX), Y0, Y3
+	VFMADD231PS 96(AX), Y0, Y4
+	PREFETCHNTA 128(AX)(DX*1)
+	VFMADD231PS 128(AX), Y0, Y5
+	VFMADD231PS 160(AX), Y0, Y6
+	PREFETCHNTA 192(AX)(DX*1)
+	VFMADD231PS 192(AX), Y0, Y7
+	VFMADD231PS 224(AX), Y0, Y8
+	ADDQ        $0x00000100, AX
+	DECQ        CX
+	JNZ         readnta_avx2_loop
+
+readnta_avx2_done:
 	MOVQ    out+24(FP), AX
 	VADDPS  Y5, Y1, Y1
 	VADDPS  Y6, Y2, Y2
@@ -206,9 +254,9 @@ TEXT ·read_avx512(SB), NOSPLIT, $0-32
 	VBROADCASTSS x+16(FP), Z7
 	VBROADCASTSS x+16(FP), Z8
 	TESTQ        CX, CX
-	JLE          read_done_avx512
+	JLE          read_avx512_done
 
-read_loop_avx512:
+read_avx512_loop:
 	VFMADD231PS (AX), Z0, Z1
 	VFMADD231PS 64(AX), Z0, Z2
 	VFMADD231PS 128(AX), Z0, Z3
@@ -219,9 +267,61 @@ read_loop_avx512:
 	VFMADD231PS 448(AX), Z0, Z8
 	ADDQ        $0x00000200, AX
 	DECQ        CX
-	JNZ         read_loop_avx512
+	JNZ         read_avx512_loop
 
-read_done_avx512:
+read_avx512_done:
+	MOVQ    out+24(FP), AX
+	VADDPS  Z5, Z1, Z1
+	VADDPS  Z6, Z2, Z2
+	VADDPS  Z7, Z3, Z3
+	VADDPS  Z8, Z4, Z4
+	VADDPS  Z3, Z1, Z1
+	VADDPS  Z4, Z2, Z2
+	VADDPS  Z2, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VZEROUPPER
+	RET
+
+// func readnta_avx512(p *float32, n int, x float32, out *float32, ahead int)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·readnta_avx512(SB), NOSPLIT, $0-40
+	MOVQ         p+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVQ         ahead+32(FP), DX
+	VBROADCASTSS x+16(FP), Z0
+	VBROADCASTSS x+16(FP), Z1
+	VBROADCASTSS x+16(FP), Z2
+	VBROADCASTSS x+16(FP), Z3
+	VBROADCASTSS x+16(FP), Z4
+	VBROADCASTSS x+16(FP), Z5
+	VBROADCASTSS x+16(FP), Z6
+	VBROADCASTSS x+16(FP), Z7
+	VBROADCASTSS x+16(FP), Z8
+	TESTQ        CX, CX
+	JLE          readnta_avx512_done
+
+readnta_avx512_loop:
+	PREFETCHNTA (AX)(DX*1)
+	VFMADD231PS (AX), Z0, Z1
+	PREFETCHNTA 64(AX)(DX*1)
+	VFMADD231PS 64(AX), Z0, Z2
+	PREFETCHNTA 128(AX)(DX*1)
+	VFMADD231PS 128(AX), Z0, Z3
+	PREFETCHNTA 192(AX)(DX*1)
+	VFMADD231PS 192(AX), Z0, Z4
+	PREFETCHNTA 256(AX)(DX*1)
+	VFMADD231PS 256(AX), Z0, Z5
+	PREFETCHNTA 320(AX)(DX*1)
+	VFMADD231PS 320(AX), Z0, Z6
+	PREFETCHNTA 384(AX)(DX*1)
+	VFMADD231PS 384(AX), Z0, Z7
+	PREFETCHNTA 448(AX)(DX*1)
+	VFMADD231PS 448(AX), Z0, Z8
+	ADDQ        $0x00000200, AX
+	DECQ        CX
+	JNZ         readnta_avx512_loop
+
+readnta_avx512_done:
 	MOVQ    out+24(FP), AX
 	VADDPS  Z5, Z1, Z1
 	VADDPS  Z6, Z2, Z2

@@ -1,7 +1,9 @@
 // Package limits measures the two ceilings of decoding on this machine: read
 // bandwidth (streaming a buffer with the loads the matvec kernels use: an FMA
-// with a memory operand, 8 accumulators) and FMA peak (independent FMA
-// chains in registers), on one thread or several. A decoded token reads every
+// with a memory operand, 8 accumulators; the best of plain loads and loads
+// with a PREFETCHNTA of each line 1 or 4 KiB ahead, the hint the decode
+// matvecs give) and FMA peak (independent FMA chains in registers), on one
+// thread or several. A decoded token reads every
 // weight once and does two FLOPs per weight, so tokens/s can be no more than
 // bandwidth ÷ bytes per token and peak ÷ FLOPs per token; the benchmarks
 // quote their figures as fractions of these.
@@ -24,6 +26,24 @@ type kernels struct {
 	fma   func(n int, a, b float32, out *float32) // n iterations
 	flops int                                     // FLOPs per iteration of fma
 	read  func(p *float32, n int, x float32, out *float32)
+	// readNTA is read with a PREFETCHNTA of every line ahead bytes on (nil
+	// on the Go path).
+	readNTA func(p *float32, n int, x float32, out *float32, ahead int)
+}
+
+// ntaAheads are the prefetch distances the bandwidth measurement tries.
+var ntaAheads = []int{1 << 10, 4 << 10}
+
+// reads lists the ways of streaming a buffer that ReadBandwidth times: the
+// best of them is the machine's read bandwidth.
+func (k kernels) reads() []func(p *float32, n int, x float32, out *float32) {
+	rs := []func(p *float32, n int, x float32, out *float32){k.read}
+	if k.readNTA != nil {
+		for _, a := range ntaAheads {
+			rs = append(rs, func(p *float32, n int, x float32, out *float32) { k.readNTA(p, n, x, out, a) })
+		}
+	}
+	return rs
 }
 
 // block is the floats read kernels consume per iteration.
@@ -100,9 +120,10 @@ func run(threads int, f func(i int)) time.Duration {
 // sink keeps the kernels' results observable.
 var sink [16]float32
 
-// ReadBandwidth streams the buffer with path's read kernel on threads
+// ReadBandwidth streams the buffer with path's read kernels on threads
 // threads, each reading its own contiguous share, and returns the best of
-// passes in bytes per second. A pass reads the buffer enough times to take
+// passes in bytes per second; a pass times every way of reading (k.reads)
+// in turn. A pass reads the buffer enough times to take
 // at least minPassBytes, so that small (cache-resident) buffers are timed
 // over many milliseconds too.
 func (b *Buffer) ReadBandwidth(path string, threads, passes int) (float64, error) {
@@ -124,14 +145,16 @@ func (b *Buffer) ReadBandwidth(path string, threads, passes int) (float64, error
 	outs := make([][16]float32, threads)
 	best := time.Duration(0)
 	for range passes {
-		d := run(threads, func(i int) {
-			p := &b.data[i*per*k.block()]
-			for range reps {
-				k.read(p, per, 1, &outs[i][0])
+		for _, read := range k.reads() {
+			d := run(threads, func(i int) {
+				p := &b.data[i*per*k.block()]
+				for range reps {
+					read(p, per, 1, &outs[i][0])
+				}
+			})
+			if best == 0 || d < best {
+				best = d
 			}
-		})
-		if best == 0 || d < best {
-			best = d
 		}
 	}
 	sink = outs[0]

@@ -64,31 +64,37 @@ func TestFMAKernelValues(t *testing.T) {
 	}
 }
 
-// The read kernel's lanes sum to Σ p[i]·x over exactly n blocks, plus the
+// Every read kernel's lanes sum to Σ p[i]·x over exactly n blocks, plus the
 // accumulators' start: the element after the blocks (huge) must not count.
+// The prefetching ones give the same sums, prefetching past the end freely.
 func TestReadKernelSums(t *testing.T) {
 	for _, p := range Paths() {
 		k := kernelsFor(p)
-		for _, blocks := range []int{0, 1, 3, 17} {
-			d := make([]float32, blocks*k.block()+1)
-			var want float64
-			for i := range d {
-				d[i] = float32(i%13) - 6
-				if i < blocks*k.block() {
-					want += float64(d[i]) * 0.5
+		if (p == "go") != (k.readNTA == nil) {
+			t.Errorf("%s: prefetching read kernel present = %v", p, k.readNTA != nil)
+		}
+		for ri, read := range k.reads() {
+			for _, blocks := range []int{0, 1, 3, 17} {
+				d := make([]float32, blocks*k.block()+1)
+				var want float64
+				for i := range d {
+					d[i] = float32(i%13) - 6
+					if i < blocks*k.block() {
+						want += float64(d[i]) * 0.5
+					}
 				}
-			}
-			d[len(d)-1] = 1e30
-			var out [16]float32
-			k.read(&d[0], blocks, 0.5, &out[0])
-			var got float64
-			for l := range k.lanes {
-				got += float64(out[l])
-			}
-			// Each of the 8 accumulators starts at x in every lane.
-			want += 0.5 * 8 * float64(k.lanes)
-			if math.Abs(got-want) > 1e-3 {
-				t.Errorf("%s, %d blocks: sum %g, want %g", p, blocks, got, want)
+				d[len(d)-1] = 1e30
+				var out [16]float32
+				read(&d[0], blocks, 0.5, &out[0])
+				var got float64
+				for l := range k.lanes {
+					got += float64(out[l])
+				}
+				// Each of the 8 accumulators starts at x in every lane.
+				want += 0.5 * 8 * float64(k.lanes)
+				if math.Abs(got-want) > 1e-3 {
+					t.Errorf("%s read %d, %d blocks: sum %g, want %g", p, ri, blocks, got, want)
+				}
 			}
 		}
 	}
