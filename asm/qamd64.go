@@ -47,7 +47,9 @@ func (g *qamd) rowsPerPass() int {
 	return qRows
 }
 
-// qAhead is how many groups of qRows rows ahead the weights are prefetched.
+// qAhead is how many groups of qRows rows ahead the weights are prefetched,
+// non-temporally as in the float matvecs (matvecPF): 110M decode Q4_0 ≈ 5 %,
+// Q8_0 2–4 % faster than with PREFETCHT0 (paired medians), 15M unchanged.
 const qAhead = 4
 
 func (g *qamd) newLabel(what string) string {
@@ -185,7 +187,7 @@ func (g *qamd) rows(R int, out, w, xq, xs reg.GPVirtual) {
 		// is in cache (the hardware prefetcher alone falls behind on big
 		// Q8_0 matrices).
 		for r := 0; r < R; r++ {
-			c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
+			c.PREFETCHNTA(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
 		}
 	}
 	x := c.YMM()
@@ -446,7 +448,7 @@ func (g *qamd) rowsZ(R int, out, w, xq, xs reg.GPVirtual) {
 		c.Label(loop)
 		if R > 1 {
 			for r := 0; r < R; r++ {
-				c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*qRows) * rb})
+				c.PREFETCHNTA(operand.Mem{Base: wp, Disp: (r + qAhead*qRows) * rb})
 			}
 		}
 		// Shared by the rows: the activation codes (in the lane layout), the
@@ -579,7 +581,7 @@ func (g *qamd) rowsQ4Y(R int, out, w, xq, xs reg.GPVirtual) {
 		c.Label(loop)
 		if R == qRows {
 			for r := 0; r < R; r++ {
-				c.PREFETCHT0(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
+				c.PREFETCHNTA(operand.Mem{Base: wp, Disp: (r + qAhead*R) * rb})
 			}
 		}
 		x0, x1, xl, xh := c.YMM(), c.YMM(), c.YMM(), c.YMM()
