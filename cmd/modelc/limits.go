@@ -22,7 +22,9 @@ func limitsCmd() *cobra.Command {
 		Use:   "limits",
 		Short: "Measure this machine's read bandwidth and FMA peak (the ceilings of decoding)",
 		Long: `limits streams buffers of each --sizes with the loads the matvec kernels use
-(an FMA whose memory operand is the weight vector, 8 accumulators) and runs
+(an FMA whose memory operand is the weight vector, 8 accumulators; the best of
+plain loads and loads with a PREFETCHNTA of each line 1 or 4 KiB ahead, the
+hint the decode matvecs give, on the assembly paths) and runs
 independent FMA chains in registers, on each thread count of --threads and
 each kernel path, and prints the best of --passes. A decoded token reads
 every weight once and does 2 FLOPs per weight: tokens/s ≤ bandwidth ÷ bytes
