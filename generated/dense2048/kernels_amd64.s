@@ -13423,6 +13423,66 @@ TEXT ·matvecadd_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   tail4_222
+
+rows8_221:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols223:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
+	VFMADD231PS  16384(CX)(SI*1), Y8, Y2
+	VFMADD231PS  24576(CX)(SI*1), Y8, Y3
+	VFMADD231PS  32768(CX)(SI*1), Y8, Y4
+	VFMADD231PS  40960(CX)(SI*1), Y8, Y5
+	VFMADD231PS  49152(CX)(SI*1), Y8, Y6
+	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols223
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00010000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_221
+
+tail4_222:
 	CMPQ BX, $0x04
 	JL   tail218
 
@@ -13437,7 +13497,7 @@ rows4_217:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols221:
+cols224:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -13450,7 +13510,7 @@ cols221:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols221
+	JNE          cols224
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -13485,7 +13545,7 @@ rows1_219:
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols222:
+cols225:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -13496,7 +13556,7 @@ cols222:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols222
+	JNE          cols225
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -13524,10 +13584,10 @@ TEXT ·matvecadd_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail224
+	CMPQ BX, $0x08
+	JL   tail4_231
 
-rows4_223:
+rows8_230:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -13538,7 +13598,83 @@ rows4_223:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols227:
+cols232:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
+	VFMADD231PS   16384(CX)(SI*1), Z8, Z2
+	VFMADD231PS   24576(CX)(SI*1), Z8, Z3
+	VFMADD231PS   32768(CX)(SI*1), Z8, Z4
+	VFMADD231PS   40960(CX)(SI*1), Z8, Z5
+	VFMADD231PS   49152(CX)(SI*1), Z8, Z6
+	VFMADD231PS   57344(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols232
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00010000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_230
+
+tail4_231:
+	CMPQ BX, $0x04
+	JL   tail227
+
+rows4_226:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols233:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -13551,7 +13687,7 @@ cols227:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols227
+	JNE           cols233
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -13581,20 +13717,20 @@ cols227:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_223
+	JGE           rows4_226
 
-tail224:
+tail227:
 	TESTQ BX, BX
-	JE    done226
+	JE    done229
 
-rows1_225:
+rows1_228:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols228:
+cols234:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -13605,7 +13741,7 @@ cols228:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols228
+	JNE           cols234
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -13622,9 +13758,9 @@ cols228:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_225
+	JNE           rows1_228
 
-done226:
+done229:
 	VZEROUPPER
 	RET
 
@@ -13636,9 +13772,9 @@ TEXT ·matvecadd_256_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail230
+	JL   tail236
 
-rows4_229:
+rows4_235:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -13649,7 +13785,7 @@ rows4_229:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols233:
+cols239:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4096(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -13666,7 +13802,7 @@ cols233:
 	VFMADD231PS  3104(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols233
+	JNE          cols239
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -13688,20 +13824,20 @@ cols233:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_229
+	JGE          rows4_235
 
-tail230:
+tail236:
 	TESTQ BX, BX
-	JE    done232
+	JE    done238
 
-rows1_231:
+rows1_237:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols234:
+cols240:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -13712,7 +13848,7 @@ cols234:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000400
-	JNE          cols234
+	JNE          cols240
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -13727,9 +13863,9 @@ cols234:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_231
+	JNE          rows1_237
 
-done232:
+done238:
 	VZEROUPPER
 	RET
 
@@ -13757,9 +13893,9 @@ TEXT ·matvecadd_256_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 896(DX), Z14
 	VMOVUPS 960(DX), Z15
 	CMPQ    BX, $0x04
-	JL      tail236
+	JL      tail242
 
-rows4_235:
+rows4_241:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z16
 	PREFETCHNTA   5120(CX)
@@ -13917,13 +14053,13 @@ rows4_235:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_235
+	JGE           rows4_241
 
-tail236:
+tail242:
 	TESTQ BX, BX
-	JE    done238
+	JE    done244
 
-rows1_237:
+rows1_243:
 	VMULPS        (CX), Z0, Z16
 	VMULPS        64(CX), Z1, Z17
 	VMULPS        128(CX), Z2, Z18
@@ -13956,9 +14092,9 @@ rows1_237:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_237
+	JNE           rows1_243
 
-done238:
+done244:
 	VZEROUPPER
 	RET
 
@@ -13976,7 +14112,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols239:
+cols245:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -13987,7 +14123,7 @@ cols239:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols239
+	JNE          cols245
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -14005,9 +14141,9 @@ cols239:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail241
+	JL           tail247
 
-rows4_240:
+rows4_246:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -14018,7 +14154,7 @@ rows4_240:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols244:
+cols250:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4096(CX)(DI*1)
@@ -14037,7 +14173,7 @@ cols244:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols244
+	JNE          cols250
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -14059,20 +14195,20 @@ cols244:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_240
+	JGE          rows4_246
 
-tail241:
+tail247:
 	TESTQ BX, BX
-	JE    done243
+	JE    done249
 
-rows1_242:
+rows1_248:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols245:
+cols251:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -14087,7 +14223,7 @@ cols245:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols245
+	JNE          cols251
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -14102,9 +14238,9 @@ cols245:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_242
+	JNE          rows1_248
 
-done243:
+done249:
 	VZEROUPPER
 	RET
 
@@ -14217,9 +14353,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       960(DX), Z16
 	VMULPS        960(SI), Z16, Z16
 	CMPQ          BX, $0x04
-	JL            tail247
+	JL            tail253
 
-rows4_246:
+rows4_252:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z17
 	PREFETCHNTA   5120(CX)
@@ -14377,13 +14513,13 @@ rows4_246:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_246
+	JGE           rows4_252
 
-tail247:
+tail253:
 	TESTQ BX, BX
-	JE    done249
+	JE    done255
 
-rows1_248:
+rows1_254:
 	VMULPS        (CX), Z1, Z17
 	VMULPS        64(CX), Z2, Z18
 	VMULPS        128(CX), Z3, Z19
@@ -14416,9 +14552,9 @@ rows1_248:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_248
+	JNE           rows1_254
 
-done249:
+done255:
 	VZEROUPPER
 	RET
 
@@ -14436,7 +14572,7 @@ TEXT ·rmsswiglu_2048x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols250:
+cols256:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -14447,7 +14583,7 @@ cols250:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols250
+	JNE          cols256
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -14465,9 +14601,9 @@ cols250:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail252
+	JL           tail258
 
-rows4_251:
+rows4_257:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -14478,7 +14614,7 @@ rows4_251:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols255:
+cols261:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4096(CX)(DI*1)
@@ -14499,7 +14635,7 @@ cols255:
 	VFMADD231PS  2100224(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols255
+	JNE          cols261
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -14552,13 +14688,13 @@ cols255:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_251
+	JGE          rows4_257
 
-tail252:
+tail258:
 	TESTQ BX, BX
-	JE    done254
+	JE    done260
 
-rows1_253:
+rows1_259:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -14569,7 +14705,7 @@ rows1_253:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols256:
+cols262:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -14588,7 +14724,7 @@ cols256:
 	VFMADD231PS  2097248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols256
+	JNE          cols262
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -14636,9 +14772,9 @@ cols256:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_253
+	JNE          rows1_259
 
-done254:
+done260:
 	VZEROUPPER
 	RET
 
@@ -14751,9 +14887,9 @@ TEXT ·rmsswiglu_2048x256_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       960(DX), Z16
 	VMULPS        960(SI), Z16, Z16
 	CMPQ          BX, $0x04
-	JL            tail258
+	JL            tail264
 
-rows4_257:
+rows4_263:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z17
 	PREFETCHNTA   5120(CX)
@@ -15075,13 +15211,13 @@ rows4_257:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_257
+	JGE           rows4_263
 
-tail258:
+tail264:
 	TESTQ BX, BX
-	JE    done260
+	JE    done266
 
-rows1_259:
+rows1_265:
 	VMULPS        (CX), Z1, Z17
 	VMULPS        2097152(CX), Z1, Z18
 	VMULPS        64(CX), Z2, Z19
@@ -15162,9 +15298,9 @@ rows1_259:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_259
+	JNE           rows1_265
 
-done260:
+done266:
 	VZEROUPPER
 	RET
 
@@ -15175,7 +15311,7 @@ TEXT ·rope_16x32_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk261:
+ropechunk267:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -15370,7 +15506,7 @@ ropechunk261:
 	VMOVUPS   Y0, 992(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk261
+	JNZ       ropechunk267
 	VZEROUPPER
 	RET
 
@@ -15381,7 +15517,7 @@ TEXT ·rope_16x32_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk262:
+ropechunk268:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -15480,7 +15616,7 @@ ropechunk262:
 	VMOVUPS   Z0, 960(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk262
+	JNZ       ropechunk268
 	VZEROUPPER
 	RET
 
@@ -15491,12 +15627,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone264
+	JLE  siludone270
 
-silurow263:
+silurow269:
 	XORQ BX, BX
 
-silucol265:
+silucol271:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -15524,13 +15660,13 @@ silucol265:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol265
+	JNE          silucol271
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow263
+	JNE          silurow269
 
-siludone264:
+siludone270:
 	VZEROUPPER
 	RET
 
@@ -15541,12 +15677,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone267
+	JLE  siludone273
 
-silurow266:
+silurow272:
 	XORQ BX, BX
 
-silucol268:
+silucol274:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -15571,12 +15707,12 @@ silucol268:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol268
+	JNE          silucol274
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow266
+	JNE          silurow272
 
-siludone267:
+siludone273:
 	VZEROUPPER
 	RET

@@ -13757,6 +13757,74 @@ TEXT ·matvecadd_512_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   tail4_232
+
+rows8_231:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols233:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHNTA  16384(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHNTA  18432(CX)(SI*1)
+	VFMADD231PS  2048(CX)(SI*1), Y8, Y1
+	PREFETCHNTA  20480(CX)(SI*1)
+	VFMADD231PS  4096(CX)(SI*1), Y8, Y2
+	PREFETCHNTA  22528(CX)(SI*1)
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y3
+	PREFETCHNTA  24576(CX)(SI*1)
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y4
+	PREFETCHNTA  26624(CX)(SI*1)
+	VFMADD231PS  10240(CX)(SI*1), Y8, Y5
+	PREFETCHNTA  28672(CX)(SI*1)
+	VFMADD231PS  12288(CX)(SI*1), Y8, Y6
+	PREFETCHNTA  30720(CX)(SI*1)
+	VFMADD231PS  14336(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000800
+	JNE          cols233
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00004000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_231
+
+tail4_232:
 	CMPQ BX, $0x04
 	JL   tail228
 
@@ -13771,7 +13839,7 @@ rows4_227:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols231:
+cols234:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  8192(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -13788,7 +13856,7 @@ cols231:
 	VFMADD231PS  6176(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000800
-	JNE          cols231
+	JNE          cols234
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -13823,7 +13891,7 @@ rows1_229:
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols232:
+cols235:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -13834,7 +13902,7 @@ cols232:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000800
-	JNE          cols232
+	JNE          cols235
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -13862,10 +13930,10 @@ TEXT ·matvecadd_512_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail234
+	CMPQ BX, $0x08
+	JL   tail4_241
 
-rows4_233:
+rows8_240:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -13876,7 +13944,91 @@ rows4_233:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols237:
+cols242:
+	VMOVUPS       (DX)(SI*1), Z8
+	PREFETCHNTA   16384(CX)(SI*1)
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	PREFETCHNTA   18432(CX)(SI*1)
+	VFMADD231PS   2048(CX)(SI*1), Z8, Z1
+	PREFETCHNTA   20480(CX)(SI*1)
+	VFMADD231PS   4096(CX)(SI*1), Z8, Z2
+	PREFETCHNTA   22528(CX)(SI*1)
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z3
+	PREFETCHNTA   24576(CX)(SI*1)
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z4
+	PREFETCHNTA   26624(CX)(SI*1)
+	VFMADD231PS   10240(CX)(SI*1), Z8, Z5
+	PREFETCHNTA   28672(CX)(SI*1)
+	VFMADD231PS   12288(CX)(SI*1), Z8, Z6
+	PREFETCHNTA   30720(CX)(SI*1)
+	VFMADD231PS   14336(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00000800
+	JNE           cols242
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00004000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_240
+
+tail4_241:
+	CMPQ BX, $0x04
+	JL   tail237
+
+rows4_236:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols243:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   8192(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -13897,7 +14049,7 @@ cols237:
 	VFMADD231PS   6208(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000800
-	JNE           cols237
+	JNE           cols243
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -13927,20 +14079,20 @@ cols237:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_233
+	JGE           rows4_236
 
-tail234:
+tail237:
 	TESTQ BX, BX
-	JE    done236
+	JE    done239
 
-rows1_235:
+rows1_238:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols238:
+cols244:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -13951,7 +14103,7 @@ cols238:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000800
-	JNE           cols238
+	JNE           cols244
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -13968,9 +14120,9 @@ cols238:
 	ADDQ          $0x00000800, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_235
+	JNE           rows1_238
 
-done236:
+done239:
 	VZEROUPPER
 	RET
 
@@ -13988,7 +14140,7 @@ TEXT ·rmsmatvec_256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols239:
+cols245:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -13999,7 +14151,7 @@ cols239:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols239
+	JNE          cols245
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -14017,9 +14169,9 @@ cols239:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail241
+	JL           tail247
 
-rows4_240:
+rows4_246:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -14030,7 +14182,7 @@ rows4_240:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols244:
+cols250:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4096(CX)(DI*1)
@@ -14049,7 +14201,7 @@ cols244:
 	VFMADD231PS  3104(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols244
+	JNE          cols250
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -14071,20 +14223,20 @@ cols244:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_240
+	JGE          rows4_246
 
-tail241:
+tail247:
 	TESTQ BX, BX
-	JE    done243
+	JE    done249
 
-rows1_242:
+rows1_248:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols245:
+cols251:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -14099,7 +14251,7 @@ cols245:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols245
+	JNE          cols251
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -14114,9 +14266,9 @@ cols245:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_242
+	JNE          rows1_248
 
-done243:
+done249:
 	VZEROUPPER
 	RET
 
@@ -14229,9 +14381,9 @@ TEXT ·rmsmatvec_256_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       960(DX), Z16
 	VMULPS        960(SI), Z16, Z16
 	CMPQ          BX, $0x04
-	JL            tail247
+	JL            tail253
 
-rows4_246:
+rows4_252:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z17
 	PREFETCHNTA   5120(CX)
@@ -14389,13 +14541,13 @@ rows4_246:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_246
+	JGE           rows4_252
 
-tail247:
+tail253:
 	TESTQ BX, BX
-	JE    done249
+	JE    done255
 
-rows1_248:
+rows1_254:
 	VMULPS        (CX), Z1, Z17
 	VMULPS        64(CX), Z2, Z18
 	VMULPS        128(CX), Z3, Z19
@@ -14428,9 +14580,9 @@ rows1_248:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_248
+	JNE           rows1_254
 
-done249:
+done255:
 	VZEROUPPER
 	RET
 
@@ -14448,7 +14600,7 @@ TEXT ·rmsswiglu_512x256_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols250:
+cols256:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -14459,7 +14611,7 @@ cols250:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols250
+	JNE          cols256
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -14477,9 +14629,9 @@ cols250:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail252
+	JL           tail258
 
-rows4_251:
+rows4_257:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -14490,7 +14642,7 @@ rows4_251:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols255:
+cols261:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4096(CX)(DI*1)
@@ -14511,7 +14663,7 @@ cols255:
 	VFMADD231PS  527360(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols255
+	JNE          cols261
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -14564,13 +14716,13 @@ cols255:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_251
+	JGE          rows4_257
 
-tail252:
+tail258:
 	TESTQ BX, BX
-	JE    done254
+	JE    done260
 
-rows1_253:
+rows1_259:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -14581,7 +14733,7 @@ rows1_253:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols256:
+cols262:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -14600,7 +14752,7 @@ cols256:
 	VFMADD231PS  524384(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000400
-	JNE          cols256
+	JNE          cols262
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -14648,9 +14800,9 @@ cols256:
 	ADDQ         $0x00000400, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_253
+	JNE          rows1_259
 
-done254:
+done260:
 	VZEROUPPER
 	RET
 
@@ -14763,9 +14915,9 @@ TEXT ·rmsswiglu_512x256_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       960(DX), Z16
 	VMULPS        960(SI), Z16, Z16
 	CMPQ          BX, $0x04
-	JL            tail258
+	JL            tail264
 
-rows4_257:
+rows4_263:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z17
 	PREFETCHNTA   5120(CX)
@@ -15087,13 +15239,13 @@ rows4_257:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_257
+	JGE           rows4_263
 
-tail258:
+tail264:
 	TESTQ BX, BX
-	JE    done260
+	JE    done266
 
-rows1_259:
+rows1_265:
 	VMULPS        (CX), Z1, Z17
 	VMULPS        524288(CX), Z1, Z18
 	VMULPS        64(CX), Z2, Z19
@@ -15174,9 +15326,9 @@ rows1_259:
 	ADDQ          $0x00000400, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_259
+	JNE           rows1_265
 
-done260:
+done266:
 	VZEROUPPER
 	RET
 
@@ -15187,7 +15339,7 @@ TEXT ·rope_16x32_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk261:
+ropechunk267:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -15382,7 +15534,7 @@ ropechunk261:
 	VMOVUPS   Y0, 992(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk261
+	JNZ       ropechunk267
 	VZEROUPPER
 	RET
 
@@ -15393,7 +15545,7 @@ TEXT ·rope_16x32_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk262:
+ropechunk268:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -15492,7 +15644,7 @@ ropechunk262:
 	VMOVUPS   Z0, 960(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk262
+	JNZ       ropechunk268
 	VZEROUPPER
 	RET
 
@@ -15503,12 +15655,12 @@ TEXT ·silumul_512_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone264
+	JLE  siludone270
 
-silurow263:
+silurow269:
 	XORQ BX, BX
 
-silucol265:
+silucol271:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -15536,13 +15688,13 @@ silucol265:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000800
-	JNE          silucol265
+	JNE          silucol271
 	ADDQ         $0x00001000, CX
 	ADDQ         $0x00000800, AX
 	DECQ         DX
-	JNE          silurow263
+	JNE          silurow269
 
-siludone264:
+siludone270:
 	VZEROUPPER
 	RET
 
@@ -15553,12 +15705,12 @@ TEXT ·silumul_512_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone267
+	JLE  siludone273
 
-silurow266:
+silurow272:
 	XORQ BX, BX
 
-silucol268:
+silucol274:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -15583,12 +15735,12 @@ silucol268:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000800
-	JNE          silucol268
+	JNE          silucol274
 	ADDQ         $0x00001000, CX
 	ADDQ         $0x00000800, AX
 	DECQ         DX
-	JNE          silurow266
+	JNE          silurow272
 
-siludone267:
+siludone273:
 	VZEROUPPER
 	RET

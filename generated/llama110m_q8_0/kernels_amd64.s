@@ -6456,6 +6456,66 @@ TEXT ·matvecadd_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   tail4_254
+
+rows8_253:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols255:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
+	VFMADD231PS  16384(CX)(SI*1), Y8, Y2
+	VFMADD231PS  24576(CX)(SI*1), Y8, Y3
+	VFMADD231PS  32768(CX)(SI*1), Y8, Y4
+	VFMADD231PS  40960(CX)(SI*1), Y8, Y5
+	VFMADD231PS  49152(CX)(SI*1), Y8, Y6
+	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols255
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00010000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_253
+
+tail4_254:
 	CMPQ BX, $0x04
 	JL   tail250
 
@@ -6470,7 +6530,7 @@ rows4_249:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols253:
+cols256:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -6483,7 +6543,7 @@ cols253:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols253
+	JNE          cols256
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6518,7 +6578,7 @@ rows1_251:
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols254:
+cols257:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6529,7 +6589,7 @@ cols254:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols254
+	JNE          cols257
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6557,10 +6617,10 @@ TEXT ·matvecadd_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail256
+	CMPQ BX, $0x08
+	JL   tail4_263
 
-rows4_255:
+rows8_262:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6571,7 +6631,83 @@ rows4_255:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols259:
+cols264:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
+	VFMADD231PS   16384(CX)(SI*1), Z8, Z2
+	VFMADD231PS   24576(CX)(SI*1), Z8, Z3
+	VFMADD231PS   32768(CX)(SI*1), Z8, Z4
+	VFMADD231PS   40960(CX)(SI*1), Z8, Z5
+	VFMADD231PS   49152(CX)(SI*1), Z8, Z6
+	VFMADD231PS   57344(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols264
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00010000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_262
+
+tail4_263:
+	CMPQ BX, $0x04
+	JL   tail259
+
+rows4_258:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols265:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -6584,7 +6720,7 @@ cols259:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols259
+	JNE           cols265
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6614,20 +6750,20 @@ cols259:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_255
+	JGE           rows4_258
 
-tail256:
+tail259:
 	TESTQ BX, BX
-	JE    done258
+	JE    done261
 
-rows1_257:
+rows1_260:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols260:
+cols266:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6638,7 +6774,7 @@ cols260:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols260
+	JNE           cols266
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6655,9 +6791,9 @@ cols260:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_257
+	JNE           rows1_260
 
-done258:
+done261:
 	VZEROUPPER
 	RET
 
@@ -6668,10 +6804,10 @@ TEXT ·matvecadd_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail262
+	CMPQ BX, $0x08
+	JL   tail4_272
 
-rows4_261:
+rows8_271:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6682,7 +6818,75 @@ rows4_261:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols265:
+cols273:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHNTA  24576(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHNTA  27648(CX)(SI*1)
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	PREFETCHNTA  30720(CX)(SI*1)
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	PREFETCHNTA  33792(CX)(SI*1)
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	PREFETCHNTA  36864(CX)(SI*1)
+	VFMADD231PS  12288(CX)(SI*1), Y8, Y4
+	PREFETCHNTA  39936(CX)(SI*1)
+	VFMADD231PS  15360(CX)(SI*1), Y8, Y5
+	PREFETCHNTA  43008(CX)(SI*1)
+	VFMADD231PS  18432(CX)(SI*1), Y8, Y6
+	PREFETCHNTA  46080(CX)(SI*1)
+	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols273
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_271
+
+tail4_272:
+	CMPQ BX, $0x04
+	JL   tail268
+
+rows4_267:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols274:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -6699,7 +6903,7 @@ cols265:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols265
+	JNE          cols274
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6721,20 +6925,20 @@ cols265:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_261
+	JGE          rows4_267
 
-tail262:
+tail268:
 	TESTQ BX, BX
-	JE    done264
+	JE    done270
 
-rows1_263:
+rows1_269:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols266:
+cols275:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6745,7 +6949,7 @@ cols266:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols266
+	JNE          cols275
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6760,9 +6964,9 @@ cols266:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_263
+	JNE          rows1_269
 
-done264:
+done270:
 	VZEROUPPER
 	RET
 
@@ -6773,10 +6977,10 @@ TEXT ·matvecadd_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail268
+	CMPQ BX, $0x08
+	JL   tail4_281
 
-rows4_267:
+rows8_280:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6787,7 +6991,91 @@ rows4_267:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols271:
+cols282:
+	VMOVUPS       (DX)(SI*1), Z8
+	PREFETCHNTA   24576(CX)(SI*1)
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	PREFETCHNTA   27648(CX)(SI*1)
+	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
+	PREFETCHNTA   30720(CX)(SI*1)
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z2
+	PREFETCHNTA   33792(CX)(SI*1)
+	VFMADD231PS   9216(CX)(SI*1), Z8, Z3
+	PREFETCHNTA   36864(CX)(SI*1)
+	VFMADD231PS   12288(CX)(SI*1), Z8, Z4
+	PREFETCHNTA   39936(CX)(SI*1)
+	VFMADD231PS   15360(CX)(SI*1), Z8, Z5
+	PREFETCHNTA   43008(CX)(SI*1)
+	VFMADD231PS   18432(CX)(SI*1), Z8, Z6
+	PREFETCHNTA   46080(CX)(SI*1)
+	VFMADD231PS   21504(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols282
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_280
+
+tail4_281:
+	CMPQ BX, $0x04
+	JL   tail277
+
+rows4_276:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols283:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -6808,7 +7096,7 @@ cols271:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols271
+	JNE           cols283
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6838,20 +7126,20 @@ cols271:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_267
+	JGE           rows4_276
 
-tail268:
+tail277:
 	TESTQ BX, BX
-	JE    done270
+	JE    done279
 
-rows1_269:
+rows1_278:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols272:
+cols284:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6862,7 +7150,7 @@ cols272:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols272
+	JNE           cols284
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6879,9 +7167,9 @@ cols272:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_269
+	JNE           rows1_278
 
-done270:
+done279:
 	VZEROUPPER
 	RET
 
@@ -6899,7 +7187,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols273:
+cols285:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -6910,7 +7198,7 @@ cols273:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols273
+	JNE          cols285
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6927,10 +7215,10 @@ cols273:
 	VMOVSS       one<>+0(SB), X0
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
-	CMPQ         BX, $0x04
-	JL           tail275
+	CMPQ         BX, $0x08
+	JL           tail4_291
 
-rows4_274:
+rows8_290:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6941,7 +7229,76 @@ rows4_274:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols278:
+cols292:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	PREFETCHNTA  24576(CX)(DI*1)
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	PREFETCHNTA  27648(CX)(DI*1)
+	VFMADD231PS  3072(CX)(DI*1), Y9, Y2
+	PREFETCHNTA  30720(CX)(DI*1)
+	VFMADD231PS  6144(CX)(DI*1), Y9, Y3
+	PREFETCHNTA  33792(CX)(DI*1)
+	VFMADD231PS  9216(CX)(DI*1), Y9, Y4
+	PREFETCHNTA  36864(CX)(DI*1)
+	VFMADD231PS  12288(CX)(DI*1), Y9, Y5
+	PREFETCHNTA  39936(CX)(DI*1)
+	VFMADD231PS  15360(CX)(DI*1), Y9, Y6
+	PREFETCHNTA  43008(CX)(DI*1)
+	VFMADD231PS  18432(CX)(DI*1), Y9, Y7
+	PREFETCHNTA  46080(CX)(DI*1)
+	VFMADD231PS  21504(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000020, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols292
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, (AX)
+	VUNPCKLPS    Y6, Y5, Y1
+	VUNPCKHPS    Y6, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y8, Y7, Y2
+	VUNPCKHPS    Y8, Y7, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_290
+
+tail4_291:
+	CMPQ BX, $0x04
+	JL   tail287
+
+rows4_286:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols293:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -6960,7 +7317,7 @@ cols278:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols278
+	JNE          cols293
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -6982,20 +7339,20 @@ cols278:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_274
+	JGE          rows4_286
 
-tail275:
+tail287:
 	TESTQ BX, BX
-	JE    done277
+	JE    done289
 
-rows1_276:
+rows1_288:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols279:
+cols294:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -7010,7 +7367,7 @@ cols279:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols279
+	JNE          cols294
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -7025,9 +7382,9 @@ cols279:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_276
+	JNE          rows1_288
 
-done277:
+done289:
 	VZEROUPPER
 	RET
 
@@ -7063,7 +7420,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols280:
+cols295:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -7074,7 +7431,7 @@ cols280:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols280
+	JNE           cols295
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -7093,10 +7450,10 @@ cols280:
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
-	CMPQ          BX, $0x04
-	JL            tail282
+	CMPQ          BX, $0x08
+	JL            tail4_301
 
-rows4_281:
+rows8_300:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -7107,7 +7464,92 @@ rows4_281:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols285:
+cols302:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	PREFETCHNTA   24576(CX)(DI*1)
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	PREFETCHNTA   27648(CX)(DI*1)
+	VFMADD231PS   3072(CX)(DI*1), Z9, Z2
+	PREFETCHNTA   30720(CX)(DI*1)
+	VFMADD231PS   6144(CX)(DI*1), Z9, Z3
+	PREFETCHNTA   33792(CX)(DI*1)
+	VFMADD231PS   9216(CX)(DI*1), Z9, Z4
+	PREFETCHNTA   36864(CX)(DI*1)
+	VFMADD231PS   12288(CX)(DI*1), Z9, Z5
+	PREFETCHNTA   39936(CX)(DI*1)
+	VFMADD231PS   15360(CX)(DI*1), Z9, Z6
+	PREFETCHNTA   43008(CX)(DI*1)
+	VFMADD231PS   18432(CX)(DI*1), Z9, Z7
+	PREFETCHNTA   46080(CX)(DI*1)
+	VFMADD231PS   21504(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000040, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols302
+	VEXTRACTF64X4 $0x01, Z1, Y9
+	VADDPS        Y9, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y9
+	VADDPS        Y9, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y4
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, (AX)
+	VEXTRACTF64X4 $0x01, Z5, Y1
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y1
+	VADDPS        Y1, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y1
+	VADDPS        Y1, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y1
+	VADDPS        Y1, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y1
+	VUNPCKHPS     Y6, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y8, Y7, Y2
+	VUNPCKHPS     Y8, Y7, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_300
+
+tail4_301:
+	CMPQ BX, $0x04
+	JL   tail297
+
+rows4_296:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols303:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -7130,7 +7572,7 @@ cols285:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols285
+	JNE           cols303
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -7160,20 +7602,20 @@ cols285:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_281
+	JGE           rows4_296
 
-tail282:
+tail297:
 	TESTQ BX, BX
-	JE    done284
+	JE    done299
 
-rows1_283:
+rows1_298:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols286:
+cols304:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -7188,7 +7630,7 @@ cols286:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols286
+	JNE           cols304
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -7205,9 +7647,9 @@ cols286:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_283
+	JNE           rows1_298
 
-done284:
+done299:
 	VZEROUPPER
 	RET
 
@@ -7225,7 +7667,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols287:
+cols305:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -7236,7 +7678,7 @@ cols287:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols287
+	JNE          cols305
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -7254,9 +7696,9 @@ cols287:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail289
+	JL           tail307
 
-rows4_288:
+rows4_306:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7267,7 +7709,7 @@ rows4_288:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols292:
+cols310:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -7288,7 +7730,7 @@ cols292:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols292
+	JNE          cols310
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -7341,13 +7783,13 @@ cols292:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_288
+	JGE          rows4_306
 
-tail289:
+tail307:
 	TESTQ BX, BX
-	JE    done291
+	JE    done309
 
-rows1_290:
+rows1_308:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7358,7 +7800,7 @@ rows1_290:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols293:
+cols311:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -7377,7 +7819,7 @@ cols293:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols293
+	JNE          cols311
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -7425,9 +7867,9 @@ cols293:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_290
+	JNE          rows1_308
 
-done291:
+done309:
 	VZEROUPPER
 	RET
 
@@ -7463,7 +7905,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols294:
+cols312:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -7474,7 +7916,7 @@ cols294:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols294
+	JNE           cols312
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -7494,9 +7936,9 @@ cols294:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail296
+	JL            tail314
 
-rows4_295:
+rows4_313:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -7507,7 +7949,7 @@ rows4_295:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols299:
+cols317:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -7528,7 +7970,7 @@ cols299:
 	VFMADD231PS   6300672(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols299
+	JNE           cols317
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -7594,13 +8036,13 @@ cols299:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_295
+	JGE           rows4_313
 
-tail296:
+tail314:
 	TESTQ BX, BX
-	JE    done298
+	JE    done316
 
-rows1_297:
+rows1_315:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -7611,7 +8053,7 @@ rows1_297:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols300:
+cols318:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -7630,7 +8072,7 @@ cols300:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols300
+	JNE           cols318
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -7679,9 +8121,9 @@ cols300:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_297
+	JNE           rows1_315
 
-done298:
+done316:
 	VZEROUPPER
 	RET
 
@@ -7692,7 +8134,7 @@ TEXT ·rope_24x64_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk301:
+ropechunk319:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -7887,7 +8329,7 @@ ropechunk301:
 	VMOVUPS   Y0, 992(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk301
+	JNZ       ropechunk319
 	VZEROUPPER
 	RET
 
@@ -7898,7 +8340,7 @@ TEXT ·rope_24x64_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk302:
+ropechunk320:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -7997,7 +8439,7 @@ ropechunk302:
 	VMOVUPS   Z0, 960(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk302
+	JNZ       ropechunk320
 	VZEROUPPER
 	RET
 
@@ -8008,12 +8450,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone304
+	JLE  siludone322
 
-silurow303:
+silurow321:
 	XORQ BX, BX
 
-silucol305:
+silucol323:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -8041,13 +8483,13 @@ silucol305:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol305
+	JNE          silucol323
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow303
+	JNE          silurow321
 
-siludone304:
+siludone322:
 	VZEROUPPER
 	RET
 
@@ -8058,12 +8500,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone307
+	JLE  siludone325
 
-silurow306:
+silurow324:
 	XORQ BX, BX
 
-silucol308:
+silucol326:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -8088,12 +8530,12 @@ silucol308:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol308
+	JNE          silucol326
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow306
+	JNE          silurow324
 
-siludone307:
+siludone325:
 	VZEROUPPER
 	RET

@@ -6690,6 +6690,74 @@ TEXT ·matvecadd_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   tail4_264
+
+rows8_263:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols265:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHNTA  24576(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHNTA  27648(CX)(SI*1)
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	PREFETCHNTA  30720(CX)(SI*1)
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	PREFETCHNTA  33792(CX)(SI*1)
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	PREFETCHNTA  36864(CX)(SI*1)
+	VFMADD231PS  12288(CX)(SI*1), Y8, Y4
+	PREFETCHNTA  39936(CX)(SI*1)
+	VFMADD231PS  15360(CX)(SI*1), Y8, Y5
+	PREFETCHNTA  43008(CX)(SI*1)
+	VFMADD231PS  18432(CX)(SI*1), Y8, Y6
+	PREFETCHNTA  46080(CX)(SI*1)
+	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols265
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_263
+
+tail4_264:
 	CMPQ BX, $0x04
 	JL   tail260
 
@@ -6704,7 +6772,7 @@ rows4_259:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols263:
+cols266:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -6721,7 +6789,7 @@ cols263:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols263
+	JNE          cols266
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -6756,7 +6824,7 @@ rows1_261:
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols264:
+cols267:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -6767,7 +6835,7 @@ cols264:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols264
+	JNE          cols267
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6795,10 +6863,10 @@ TEXT ·matvecadd_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail266
+	CMPQ BX, $0x08
+	JL   tail4_273
 
-rows4_265:
+rows8_272:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -6809,7 +6877,91 @@ rows4_265:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols269:
+cols274:
+	VMOVUPS       (DX)(SI*1), Z8
+	PREFETCHNTA   24576(CX)(SI*1)
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	PREFETCHNTA   27648(CX)(SI*1)
+	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
+	PREFETCHNTA   30720(CX)(SI*1)
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z2
+	PREFETCHNTA   33792(CX)(SI*1)
+	VFMADD231PS   9216(CX)(SI*1), Z8, Z3
+	PREFETCHNTA   36864(CX)(SI*1)
+	VFMADD231PS   12288(CX)(SI*1), Z8, Z4
+	PREFETCHNTA   39936(CX)(SI*1)
+	VFMADD231PS   15360(CX)(SI*1), Z8, Z5
+	PREFETCHNTA   43008(CX)(SI*1)
+	VFMADD231PS   18432(CX)(SI*1), Z8, Z6
+	PREFETCHNTA   46080(CX)(SI*1)
+	VFMADD231PS   21504(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols274
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_272
+
+tail4_273:
+	CMPQ BX, $0x04
+	JL   tail269
+
+rows4_268:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols275:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -6830,7 +6982,7 @@ cols269:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols269
+	JNE           cols275
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -6860,20 +7012,20 @@ cols269:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_265
+	JGE           rows4_268
 
-tail266:
+tail269:
 	TESTQ BX, BX
-	JE    done268
+	JE    done271
 
-rows1_267:
+rows1_270:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols270:
+cols276:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -6884,7 +7036,7 @@ cols270:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols270
+	JNE           cols276
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -6901,9 +7053,9 @@ cols270:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_267
+	JNE           rows1_270
 
-done268:
+done271:
 	VZEROUPPER
 	RET
 
@@ -6921,7 +7073,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols271:
+cols277:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -6932,7 +7084,7 @@ cols271:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols271
+	JNE          cols277
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -6950,9 +7102,9 @@ cols271:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail273
+	JL           tail279
 
-rows4_272:
+rows4_278:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -6963,7 +7115,7 @@ rows4_272:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols276:
+cols282:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -6982,7 +7134,7 @@ cols276:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols276
+	JNE          cols282
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -7004,20 +7156,20 @@ cols276:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_272
+	JGE          rows4_278
 
-tail273:
+tail279:
 	TESTQ BX, BX
-	JE    done275
+	JE    done281
 
-rows1_274:
+rows1_280:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols277:
+cols283:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -7032,7 +7184,7 @@ cols277:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols277
+	JNE          cols283
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -7047,9 +7199,9 @@ cols277:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_274
+	JNE          rows1_280
 
-done275:
+done281:
 	VZEROUPPER
 	RET
 
@@ -7085,7 +7237,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols278:
+cols284:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -7096,7 +7248,7 @@ cols278:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols278
+	JNE           cols284
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -7156,9 +7308,9 @@ cols278:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail280
+	JL            tail286
 
-rows4_279:
+rows4_285:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -7332,13 +7484,13 @@ rows4_279:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_279
+	JGE           rows4_285
 
-tail280:
+tail286:
 	TESTQ BX, BX
-	JE    done282
+	JE    done288
 
-rows1_281:
+rows1_287:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        64(CX), Z2, Z20
 	VMULPS        128(CX), Z3, Z21
@@ -7373,9 +7525,9 @@ rows1_281:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_281
+	JNE           rows1_287
 
-done282:
+done288:
 	VZEROUPPER
 	RET
 
@@ -7393,7 +7545,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols283:
+cols289:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -7404,7 +7556,7 @@ cols283:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols283
+	JNE          cols289
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -7422,9 +7574,9 @@ cols283:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail285
+	JL           tail291
 
-rows4_284:
+rows4_290:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7435,7 +7587,7 @@ rows4_284:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols288:
+cols294:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -7456,7 +7608,7 @@ cols288:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols288
+	JNE          cols294
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -7509,13 +7661,13 @@ cols288:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_284
+	JGE          rows4_290
 
-tail285:
+tail291:
 	TESTQ BX, BX
-	JE    done287
+	JE    done293
 
-rows1_286:
+rows1_292:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -7526,7 +7678,7 @@ rows1_286:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols289:
+cols295:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -7545,7 +7697,7 @@ cols289:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols289
+	JNE          cols295
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -7593,9 +7745,9 @@ cols289:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_286
+	JNE          rows1_292
 
-done287:
+done293:
 	VZEROUPPER
 	RET
 
@@ -7631,7 +7783,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols290:
+cols296:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -7642,7 +7794,7 @@ cols290:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols290
+	JNE           cols296
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -7702,9 +7854,9 @@ cols290:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail292
+	JL            tail298
 
-rows4_291:
+rows4_297:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -8058,13 +8210,13 @@ rows4_291:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_291
+	JGE           rows4_297
 
-tail292:
+tail298:
 	TESTQ BX, BX
-	JE    done294
+	JE    done300
 
-rows1_293:
+rows1_299:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        884736(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -8147,9 +8299,9 @@ rows1_293:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_293
+	JNE           rows1_299
 
-done294:
+done300:
 	VZEROUPPER
 	RET
 
@@ -8160,7 +8312,7 @@ TEXT ·rope_12x48_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk295:
+ropechunk301:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -8343,7 +8495,7 @@ ropechunk295:
 	VMOVUPS   Y0, 928(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk295
+	JNZ       ropechunk301
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -8426,7 +8578,7 @@ TEXT ·rope_12x48_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk296:
+ropechunk302:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -8519,7 +8671,7 @@ ropechunk296:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk296
+	JNZ       ropechunk302
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -8566,12 +8718,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone298
+	JLE  siludone304
 
-silurow297:
+silurow303:
 	XORQ BX, BX
 
-silucol299:
+silucol305:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -8599,13 +8751,13 @@ silucol299:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol299
+	JNE          silucol305
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow297
+	JNE          silurow303
 
-siludone298:
+siludone304:
 	VZEROUPPER
 	RET
 
@@ -8616,12 +8768,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone301
+	JLE  siludone307
 
-silurow300:
+silurow306:
 	XORQ BX, BX
 
-silucol302:
+silucol308:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -8646,12 +8798,12 @@ silucol302:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol302
+	JNE          silucol308
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow300
+	JNE          silurow306
 
-siludone301:
+siludone307:
 	VZEROUPPER
 	RET

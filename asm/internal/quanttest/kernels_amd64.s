@@ -11,6 +11,64 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   tail4_6
+
+rows8_5:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols7:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
+	VFMADD231PS  16384(CX)(SI*1), Y8, Y2
+	VFMADD231PS  24576(CX)(SI*1), Y8, Y3
+	VFMADD231PS  32768(CX)(SI*1), Y8, Y4
+	VFMADD231PS  40960(CX)(SI*1), Y8, Y5
+	VFMADD231PS  49152(CX)(SI*1), Y8, Y6
+	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols7
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00010000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_5
+
+tail4_6:
 	CMPQ BX, $0x04
 	JL   tail2
 
@@ -25,7 +83,7 @@ rows4_1:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols5:
+cols8:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -38,7 +96,7 @@ cols5:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols5
+	JNE          cols8
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -72,7 +130,7 @@ rows1_3:
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols6:
+cols9:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -83,7 +141,7 @@ cols6:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols6
+	JNE          cols9
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -110,10 +168,10 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail8
+	CMPQ BX, $0x08
+	JL   tail4_15
 
-rows4_7:
+rows8_14:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -124,7 +182,81 @@ rows4_7:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols11:
+cols16:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
+	VFMADD231PS   16384(CX)(SI*1), Z8, Z2
+	VFMADD231PS   24576(CX)(SI*1), Z8, Z3
+	VFMADD231PS   32768(CX)(SI*1), Z8, Z4
+	VFMADD231PS   40960(CX)(SI*1), Z8, Z5
+	VFMADD231PS   49152(CX)(SI*1), Z8, Z6
+	VFMADD231PS   57344(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols16
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00010000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_14
+
+tail4_15:
+	CMPQ BX, $0x04
+	JL   tail11
+
+rows4_10:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols17:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -137,7 +269,7 @@ cols11:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols11
+	JNE           cols17
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -166,20 +298,20 @@ cols11:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_7
+	JGE           rows4_10
 
-tail8:
+tail11:
 	TESTQ BX, BX
-	JE    done10
+	JE    done13
 
-rows1_9:
+rows1_12:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols12:
+cols18:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -190,7 +322,7 @@ cols12:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols12
+	JNE           cols18
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -206,9 +338,9 @@ cols12:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_9
+	JNE           rows1_12
 
-done10:
+done13:
 	VZEROUPPER
 	RET
 
@@ -238,9 +370,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail14
+	JL   tail20
 
-rows4_13:
+rows4_19:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -251,7 +383,7 @@ rows4_13:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols17:
+cols23:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -268,7 +400,7 @@ cols17:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols17
+	JNE          cols23
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -289,20 +421,20 @@ cols17:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_13
+	JGE          rows4_19
 
-tail14:
+tail20:
 	TESTQ BX, BX
-	JE    done16
+	JE    done22
 
-rows1_15:
+rows1_21:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols18:
+cols24:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -313,7 +445,7 @@ cols18:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols18
+	JNE          cols24
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -327,9 +459,9 @@ cols18:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_15
+	JNE          rows1_21
 
-done16:
+done22:
 	VZEROUPPER
 	RET
 
@@ -359,9 +491,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail20
+	JL      tail26
 
-rows4_19:
+rows4_25:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -534,13 +666,13 @@ rows4_19:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_19
+	JGE           rows4_25
 
-tail20:
+tail26:
 	TESTQ BX, BX
-	JE    done22
+	JE    done28
 
-rows1_21:
+rows1_27:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        64(CX), Z1, Z19
 	VMULPS        128(CX), Z2, Z20
@@ -574,9 +706,9 @@ rows1_21:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_21
+	JNE           rows1_27
 
-done22:
+done28:
 	VZEROUPPER
 	RET
 
@@ -587,10 +719,10 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail24
+	CMPQ BX, $0x08
+	JL   tail4_34
 
-rows4_23:
+rows8_33:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -601,7 +733,73 @@ rows4_23:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols27:
+cols35:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHNTA  24576(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHNTA  27648(CX)(SI*1)
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	PREFETCHNTA  30720(CX)(SI*1)
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	PREFETCHNTA  33792(CX)(SI*1)
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	PREFETCHNTA  36864(CX)(SI*1)
+	VFMADD231PS  12288(CX)(SI*1), Y8, Y4
+	PREFETCHNTA  39936(CX)(SI*1)
+	VFMADD231PS  15360(CX)(SI*1), Y8, Y5
+	PREFETCHNTA  43008(CX)(SI*1)
+	VFMADD231PS  18432(CX)(SI*1), Y8, Y6
+	PREFETCHNTA  46080(CX)(SI*1)
+	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols35
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_33
+
+tail4_34:
+	CMPQ BX, $0x04
+	JL   tail30
+
+rows4_29:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols36:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -618,7 +816,7 @@ cols27:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols27
+	JNE          cols36
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -639,20 +837,20 @@ cols27:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_23
+	JGE          rows4_29
 
-tail24:
+tail30:
 	TESTQ BX, BX
-	JE    done26
+	JE    done32
 
-rows1_25:
+rows1_31:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols28:
+cols37:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -663,7 +861,7 @@ cols28:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols28
+	JNE          cols37
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -677,9 +875,9 @@ cols28:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_25
+	JNE          rows1_31
 
-done26:
+done32:
 	VZEROUPPER
 	RET
 
@@ -690,10 +888,10 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail30
+	CMPQ BX, $0x08
+	JL   tail4_43
 
-rows4_29:
+rows8_42:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -704,7 +902,89 @@ rows4_29:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols33:
+cols44:
+	VMOVUPS       (DX)(SI*1), Z8
+	PREFETCHNTA   24576(CX)(SI*1)
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	PREFETCHNTA   27648(CX)(SI*1)
+	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
+	PREFETCHNTA   30720(CX)(SI*1)
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z2
+	PREFETCHNTA   33792(CX)(SI*1)
+	VFMADD231PS   9216(CX)(SI*1), Z8, Z3
+	PREFETCHNTA   36864(CX)(SI*1)
+	VFMADD231PS   12288(CX)(SI*1), Z8, Z4
+	PREFETCHNTA   39936(CX)(SI*1)
+	VFMADD231PS   15360(CX)(SI*1), Z8, Z5
+	PREFETCHNTA   43008(CX)(SI*1)
+	VFMADD231PS   18432(CX)(SI*1), Z8, Z6
+	PREFETCHNTA   46080(CX)(SI*1)
+	VFMADD231PS   21504(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols44
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_42
+
+tail4_43:
+	CMPQ BX, $0x04
+	JL   tail39
+
+rows4_38:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols45:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -725,7 +1005,7 @@ cols33:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols33
+	JNE           cols45
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -754,20 +1034,20 @@ cols33:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_29
+	JGE           rows4_38
 
-tail30:
+tail39:
 	TESTQ BX, BX
-	JE    done32
+	JE    done41
 
-rows1_31:
+rows1_40:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols34:
+cols46:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -778,7 +1058,7 @@ cols34:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols34
+	JNE           cols46
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -794,8 +1074,8 @@ cols34:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_31
+	JNE           rows1_40
 
-done32:
+done41:
 	VZEROUPPER
 	RET

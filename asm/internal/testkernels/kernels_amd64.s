@@ -41060,6 +41060,64 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
+	CMPQ BX, $0x08
+	JL   tail4_1333
+
+rows8_1332:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols1334:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
+	VFMADD231PS  16384(CX)(SI*1), Y8, Y2
+	VFMADD231PS  24576(CX)(SI*1), Y8, Y3
+	VFMADD231PS  32768(CX)(SI*1), Y8, Y4
+	VFMADD231PS  40960(CX)(SI*1), Y8, Y5
+	VFMADD231PS  49152(CX)(SI*1), Y8, Y6
+	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols1334
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00010000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_1332
+
+tail4_1333:
 	CMPQ BX, $0x04
 	JL   tail1329
 
@@ -41074,7 +41132,7 @@ rows4_1328:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1332:
+cols1335:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -41087,7 +41145,7 @@ cols1332:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1332
+	JNE          cols1335
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -41121,7 +41179,7 @@ rows1_1330:
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1333:
+cols1336:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -41132,7 +41190,7 @@ cols1333:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1333
+	JNE          cols1336
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -41159,10 +41217,10 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1335
+	CMPQ BX, $0x08
+	JL   tail4_1342
 
-rows4_1334:
+rows8_1341:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -41173,7 +41231,81 @@ rows4_1334:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1338:
+cols1343:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
+	VFMADD231PS   16384(CX)(SI*1), Z8, Z2
+	VFMADD231PS   24576(CX)(SI*1), Z8, Z3
+	VFMADD231PS   32768(CX)(SI*1), Z8, Z4
+	VFMADD231PS   40960(CX)(SI*1), Z8, Z5
+	VFMADD231PS   49152(CX)(SI*1), Z8, Z6
+	VFMADD231PS   57344(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols1343
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00010000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1341
+
+tail4_1342:
+	CMPQ BX, $0x04
+	JL   tail1338
+
+rows4_1337:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols1344:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -41186,7 +41318,7 @@ cols1338:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1338
+	JNE           cols1344
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -41215,20 +41347,20 @@ cols1338:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1334
+	JGE           rows4_1337
 
-tail1335:
+tail1338:
 	TESTQ BX, BX
-	JE    done1337
+	JE    done1340
 
-rows1_1336:
+rows1_1339:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1339:
+cols1345:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -41239,7 +41371,7 @@ cols1339:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1339
+	JNE           cols1345
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -41255,9 +41387,9 @@ cols1339:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1336
+	JNE           rows1_1339
 
-done1337:
+done1340:
 	VZEROUPPER
 	RET
 
@@ -41269,9 +41401,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1341
+	JL   tail1347
 
-rows4_1340:
+rows4_1346:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -41282,7 +41414,7 @@ rows4_1340:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1344:
+cols1350:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -41299,7 +41431,7 @@ cols1344:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1344
+	JNE          cols1350
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -41320,20 +41452,20 @@ cols1344:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1340
+	JGE          rows4_1346
 
-tail1341:
+tail1347:
 	TESTQ BX, BX
-	JE    done1343
+	JE    done1349
 
-rows1_1342:
+rows1_1348:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1345:
+cols1351:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -41344,7 +41476,7 @@ cols1345:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1345
+	JNE          cols1351
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -41358,9 +41490,9 @@ cols1345:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1342
+	JNE          rows1_1348
 
-done1343:
+done1349:
 	VZEROUPPER
 	RET
 
@@ -41390,9 +41522,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1347
+	JL      tail1353
 
-rows4_1346:
+rows4_1352:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -41565,13 +41697,13 @@ rows4_1346:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1346
+	JGE           rows4_1352
 
-tail1347:
+tail1353:
 	TESTQ BX, BX
-	JE    done1349
+	JE    done1355
 
-rows1_1348:
+rows1_1354:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        64(CX), Z1, Z19
 	VMULPS        128(CX), Z2, Z20
@@ -41605,9 +41737,9 @@ rows1_1348:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1348
+	JNE           rows1_1354
 
-done1349:
+done1355:
 	VZEROUPPER
 	RET
 
@@ -41620,9 +41752,9 @@ TEXT ·matvec_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1351
+	JL      tail1357
 
-rows4_1350:
+rows4_1356:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y4, Y1
@@ -41680,13 +41812,13 @@ rows4_1350:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1350
+	JGE          rows4_1356
 
-tail1351:
+tail1357:
 	TESTQ BX, BX
-	JE    done1353
+	JE    done1359
 
-rows1_1352:
+rows1_1358:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -41711,9 +41843,9 @@ rows1_1352:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1352
+	JNE          rows1_1358
 
-done1353:
+done1359:
 	VZEROUPPER
 	RET
 
@@ -41727,9 +41859,9 @@ TEXT ·matvec_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1355
+	JL    tail1361
 
-rows4_1354:
+rows4_1360:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y3, Y0
@@ -41783,13 +41915,13 @@ rows4_1354:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1354
+	JGE           rows4_1360
 
-tail1355:
+tail1361:
 	TESTQ BX, BX
-	JE    done1357
+	JE    done1363
 
-rows1_1356:
+rows1_1362:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -41813,9 +41945,9 @@ rows1_1356:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1356
+	JNE           rows1_1362
 
-done1357:
+done1363:
 	VZEROUPPER
 	RET
 
@@ -41828,9 +41960,9 @@ TEXT ·matvec_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1359
+	JL      tail1365
 
-rows4_1358:
+rows4_1364:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -41856,13 +41988,13 @@ rows4_1358:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1358
+	JGE          rows4_1364
 
-tail1359:
+tail1365:
 	TESTQ BX, BX
-	JE    done1361
+	JE    done1367
 
-rows1_1360:
+rows1_1366:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -41876,9 +42008,9 @@ rows1_1360:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1360
+	JNE          rows1_1366
 
-done1361:
+done1367:
 	VZEROUPPER
 	RET
 
@@ -41892,9 +42024,9 @@ TEXT ·matvec_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1363
+	JL    tail1369
 
-rows4_1362:
+rows4_1368:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      12(CX), Y3, K1, Y1
@@ -41916,13 +42048,13 @@ rows4_1362:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1362
+	JGE           rows4_1368
 
-tail1363:
+tail1369:
 	TESTQ BX, BX
-	JE    done1365
+	JE    done1371
 
-rows1_1364:
+rows1_1370:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -41935,9 +42067,9 @@ rows1_1364:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1364
+	JNE           rows1_1370
 
-done1365:
+done1371:
 	VZEROUPPER
 	RET
 
@@ -41957,9 +42089,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1367
+	JL      tail1373
 
-rows4_1366:
+rows4_1372:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -42024,13 +42156,13 @@ rows4_1366:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1366
+	JGE          rows4_1372
 
-tail1367:
+tail1373:
 	TESTQ BX, BX
-	JE    done1369
+	JE    done1375
 
-rows1_1368:
+rows1_1374:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       32(CX), Y1, Y9
 	VFMADD231PS  64(CX), Y2, Y8
@@ -42050,9 +42182,9 @@ rows1_1368:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1368
+	JNE          rows1_1374
 
-done1369:
+done1375:
 	VZEROUPPER
 	RET
 
@@ -42068,9 +42200,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1371
+	JL      tail1377
 
-rows4_1370:
+rows4_1376:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -42131,13 +42263,13 @@ rows4_1370:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1370
+	JGE           rows4_1376
 
-tail1371:
+tail1377:
 	TESTQ BX, BX
-	JE    done1373
+	JE    done1379
 
-rows1_1372:
+rows1_1378:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        64(CX), Z1, Z5
 	VMULPS        128(CX), Z2, Z6
@@ -42157,9 +42289,9 @@ rows1_1372:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1372
+	JNE           rows1_1378
 
-done1373:
+done1379:
 	VZEROUPPER
 	RET
 
@@ -42170,10 +42302,10 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1375
+	CMPQ BX, $0x08
+	JL   tail4_1385
 
-rows4_1374:
+rows8_1384:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -42184,7 +42316,73 @@ rows4_1374:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1378:
+cols1386:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHNTA  24576(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHNTA  27648(CX)(SI*1)
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	PREFETCHNTA  30720(CX)(SI*1)
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	PREFETCHNTA  33792(CX)(SI*1)
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	PREFETCHNTA  36864(CX)(SI*1)
+	VFMADD231PS  12288(CX)(SI*1), Y8, Y4
+	PREFETCHNTA  39936(CX)(SI*1)
+	VFMADD231PS  15360(CX)(SI*1), Y8, Y5
+	PREFETCHNTA  43008(CX)(SI*1)
+	VFMADD231PS  18432(CX)(SI*1), Y8, Y6
+	PREFETCHNTA  46080(CX)(SI*1)
+	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols1386
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_1384
+
+tail4_1385:
+	CMPQ BX, $0x04
+	JL   tail1381
+
+rows4_1380:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols1387:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -42201,7 +42399,7 @@ cols1378:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1378
+	JNE          cols1387
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -42222,20 +42420,20 @@ cols1378:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1374
+	JGE          rows4_1380
 
-tail1375:
+tail1381:
 	TESTQ BX, BX
-	JE    done1377
+	JE    done1383
 
-rows1_1376:
+rows1_1382:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1379:
+cols1388:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -42246,7 +42444,7 @@ cols1379:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1379
+	JNE          cols1388
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -42260,9 +42458,9 @@ cols1379:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1376
+	JNE          rows1_1382
 
-done1377:
+done1383:
 	VZEROUPPER
 	RET
 
@@ -42273,10 +42471,10 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1381
+	CMPQ BX, $0x08
+	JL   tail4_1394
 
-rows4_1380:
+rows8_1393:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -42287,7 +42485,89 @@ rows4_1380:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1384:
+cols1395:
+	VMOVUPS       (DX)(SI*1), Z8
+	PREFETCHNTA   24576(CX)(SI*1)
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	PREFETCHNTA   27648(CX)(SI*1)
+	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
+	PREFETCHNTA   30720(CX)(SI*1)
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z2
+	PREFETCHNTA   33792(CX)(SI*1)
+	VFMADD231PS   9216(CX)(SI*1), Z8, Z3
+	PREFETCHNTA   36864(CX)(SI*1)
+	VFMADD231PS   12288(CX)(SI*1), Z8, Z4
+	PREFETCHNTA   39936(CX)(SI*1)
+	VFMADD231PS   15360(CX)(SI*1), Z8, Z5
+	PREFETCHNTA   43008(CX)(SI*1)
+	VFMADD231PS   18432(CX)(SI*1), Z8, Z6
+	PREFETCHNTA   46080(CX)(SI*1)
+	VFMADD231PS   21504(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols1395
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1393
+
+tail4_1394:
+	CMPQ BX, $0x04
+	JL   tail1390
+
+rows4_1389:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols1396:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -42308,7 +42588,7 @@ cols1384:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1384
+	JNE           cols1396
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -42337,20 +42617,20 @@ cols1384:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1380
+	JGE           rows4_1389
 
-tail1381:
+tail1390:
 	TESTQ BX, BX
-	JE    done1383
+	JE    done1392
 
-rows1_1382:
+rows1_1391:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1385:
+cols1397:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -42361,7 +42641,7 @@ cols1385:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1385
+	JNE           cols1397
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -42377,9 +42657,9 @@ cols1385:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1382
+	JNE           rows1_1391
 
-done1383:
+done1392:
 	VZEROUPPER
 	RET
 
@@ -42392,9 +42672,9 @@ TEXT ·matvec_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1387
+	JL      tail1399
 
-rows4_1386:
+rows4_1398:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -42420,13 +42700,13 @@ rows4_1386:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1386
+	JGE          rows4_1398
 
-tail1387:
+tail1399:
 	TESTQ BX, BX
-	JE    done1389
+	JE    done1401
 
-rows1_1388:
+rows1_1400:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -42440,9 +42720,9 @@ rows1_1388:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1388
+	JNE          rows1_1400
 
-done1389:
+done1401:
 	VZEROUPPER
 	RET
 
@@ -42456,9 +42736,9 @@ TEXT ·matvec_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1391
+	JL    tail1403
 
-rows4_1390:
+rows4_1402:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -42480,13 +42760,13 @@ rows4_1390:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1390
+	JGE           rows4_1402
 
-tail1391:
+tail1403:
 	TESTQ BX, BX
-	JE    done1393
+	JE    done1405
 
-rows1_1392:
+rows1_1404:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -42499,9 +42779,9 @@ rows1_1392:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1392
+	JNE           rows1_1404
 
-done1393:
+done1405:
 	VZEROUPPER
 	RET
 
@@ -42514,9 +42794,9 @@ TEXT ·matvec_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x04
-	JL      tail1395
+	JL      tail1407
 
-rows4_1394:
+rows4_1406:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHNTA  4128(CX)
@@ -42541,13 +42821,13 @@ rows4_1394:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1394
+	JGE          rows4_1406
 
-tail1395:
+tail1407:
 	TESTQ BX, BX
-	JE    done1397
+	JE    done1409
 
-rows1_1396:
+rows1_1408:
 	VMULPS       (CX), Y0, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
@@ -42559,9 +42839,9 @@ rows1_1396:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1396
+	JNE          rows1_1408
 
-done1397:
+done1409:
 	VZEROUPPER
 	RET
 
@@ -42574,9 +42854,9 @@ TEXT ·matvec_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x04
-	JL      tail1399
+	JL      tail1411
 
-rows4_1398:
+rows4_1410:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHNTA   4128(CX)
@@ -42601,13 +42881,13 @@ rows4_1398:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1398
+	JGE           rows4_1410
 
-tail1399:
+tail1411:
 	TESTQ BX, BX
-	JE    done1401
+	JE    done1413
 
-rows1_1400:
+rows1_1412:
 	VMULPS        (CX), Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -42619,9 +42899,9 @@ rows1_1400:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1400
+	JNE           rows1_1412
 
-done1401:
+done1413:
 	VZEROUPPER
 	RET
 
@@ -42635,9 +42915,9 @@ TEXT ·matvecadd_16_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
 	CMPQ    BX, $0x04
-	JL      tail1403
+	JL      tail1415
 
-rows4_1402:
+rows4_1414:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y2
 	PREFETCHNTA  4160(CX)
@@ -42671,13 +42951,13 @@ rows4_1402:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1402
+	JGE          rows4_1414
 
-tail1403:
+tail1415:
 	TESTQ BX, BX
-	JE    done1405
+	JE    done1417
 
-rows1_1404:
+rows1_1416:
 	VMULPS       (CX), Y0, Y2
 	VMULPS       32(CX), Y1, Y3
 	VADDPS       Y3, Y2, Y2
@@ -42692,9 +42972,9 @@ rows1_1404:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1404
+	JNE          rows1_1416
 
-done1405:
+done1417:
 	VZEROUPPER
 	RET
 
@@ -42708,9 +42988,9 @@ TEXT ·matvecadd_16_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
 	CMPQ    BX, $0x04
-	JL      tail1407
+	JL      tail1419
 
-rows4_1406:
+rows4_1418:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y2
 	PREFETCHNTA   4160(CX)
@@ -42744,13 +43024,13 @@ rows4_1406:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1406
+	JGE           rows4_1418
 
-tail1407:
+tail1419:
 	TESTQ BX, BX
-	JE    done1409
+	JE    done1421
 
-rows1_1408:
+rows1_1420:
 	VMULPS        (CX), Y0, Y2
 	VMULPS        32(CX), Y1, Y3
 	VADDPS        Y3, Y2, Y2
@@ -42765,9 +43045,9 @@ rows1_1408:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1408
+	JNE           rows1_1420
 
-done1409:
+done1421:
 	VZEROUPPER
 	RET
 
@@ -42780,9 +43060,9 @@ TEXT ·matvecadd_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1411
+	JL      tail1423
 
-rows4_1410:
+rows4_1422:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -42793,7 +43073,7 @@ rows4_1410:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols1414:
+cols1426:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHNTA  5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -42810,7 +43090,7 @@ cols1414:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols1414
+	JNE          cols1426
 	VMOVUPS      640(DX), Y9
 	PREFETCHNTA  6144(CX)
 	VFMADD231PS  640(CX), Y9, Y1
@@ -42850,20 +43130,20 @@ cols1414:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1410
+	JGE          rows4_1422
 
-tail1411:
+tail1423:
 	TESTQ BX, BX
-	JE    done1413
+	JE    done1425
 
-rows1_1412:
+rows1_1424:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols1415:
+cols1427:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -42874,7 +43154,7 @@ cols1415:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols1415
+	JNE          cols1427
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -42894,9 +43174,9 @@ cols1415:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1412
+	JNE          rows1_1424
 
-done1413:
+done1425:
 	VZEROUPPER
 	RET
 
@@ -42910,9 +43190,9 @@ TEXT ·matvecadd_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1417
+	JL    tail1429
 
-rows4_1416:
+rows4_1428:
 	VMOVUPS       (DX), Z3
 	PREFETCHNTA   5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -43037,13 +43317,13 @@ rows4_1416:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1416
+	JGE           rows4_1428
 
-tail1417:
+tail1429:
 	TESTQ BX, BX
-	JE    done1419
+	JE    done1431
 
-rows1_1418:
+rows1_1430:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -43082,9 +43362,9 @@ rows1_1418:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1418
+	JNE           rows1_1430
 
-done1419:
+done1431:
 	VZEROUPPER
 	RET
 
@@ -43097,9 +43377,9 @@ TEXT ·matvecadd_17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1421
+	JL      tail1433
 
-rows4_1420:
+rows4_1432:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y4, Y1
@@ -43144,13 +43424,13 @@ rows4_1420:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1420
+	JGE          rows4_1432
 
-tail1421:
+tail1433:
 	TESTQ BX, BX
-	JE    done1423
+	JE    done1435
 
-rows1_1422:
+rows1_1434:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -43170,9 +43450,9 @@ rows1_1422:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1422
+	JNE          rows1_1434
 
-done1423:
+done1435:
 	VZEROUPPER
 	RET
 
@@ -43186,9 +43466,9 @@ TEXT ·matvecadd_17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1425
+	JL    tail1437
 
-rows4_1424:
+rows4_1436:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y3, Y0
@@ -43229,13 +43509,13 @@ rows4_1424:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1424
+	JGE           rows4_1436
 
-tail1425:
+tail1437:
 	TESTQ BX, BX
-	JE    done1427
+	JE    done1439
 
-rows1_1426:
+rows1_1438:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -43254,9 +43534,9 @@ rows1_1426:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1426
+	JNE           rows1_1438
 
-done1427:
+done1439:
 	VZEROUPPER
 	RET
 
@@ -43269,9 +43549,9 @@ TEXT ·matvecadd_1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1429
+	JL      tail1441
 
-rows4_1428:
+rows4_1440:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -43298,13 +43578,13 @@ rows4_1428:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1428
+	JGE          rows4_1440
 
-tail1429:
+tail1441:
 	TESTQ BX, BX
-	JE    done1431
+	JE    done1443
 
-rows1_1430:
+rows1_1442:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -43319,9 +43599,9 @@ rows1_1430:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1430
+	JNE          rows1_1442
 
-done1431:
+done1443:
 	VZEROUPPER
 	RET
 
@@ -43335,9 +43615,9 @@ TEXT ·matvecadd_1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1433
+	JL    tail1445
 
-rows4_1432:
+rows4_1444:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      4(CX), Y3, K1, Y1
@@ -43360,13 +43640,13 @@ rows4_1432:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1432
+	JGE           rows4_1444
 
-tail1433:
+tail1445:
 	TESTQ BX, BX
-	JE    done1435
+	JE    done1447
 
-rows1_1434:
+rows1_1446:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -43380,9 +43660,9 @@ rows1_1434:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1434
+	JNE           rows1_1446
 
-done1435:
+done1447:
 	VZEROUPPER
 	RET
 
@@ -43393,10 +43673,10 @@ TEXT ·matvecadd_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1437
+	CMPQ BX, $0x08
+	JL   tail4_1453
 
-rows4_1436:
+rows8_1452:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -43407,7 +43687,67 @@ rows4_1436:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1440:
+cols1454:
+	VMOVUPS      (DX)(SI*1), Y8
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
+	VFMADD231PS  16384(CX)(SI*1), Y8, Y2
+	VFMADD231PS  24576(CX)(SI*1), Y8, Y3
+	VFMADD231PS  32768(CX)(SI*1), Y8, Y4
+	VFMADD231PS  40960(CX)(SI*1), Y8, Y5
+	VFMADD231PS  49152(CX)(SI*1), Y8, Y6
+	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00002000
+	JNE          cols1454
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00010000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_1452
+
+tail4_1453:
+	CMPQ BX, $0x04
+	JL   tail1449
+
+rows4_1448:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols1455:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -43420,7 +43760,7 @@ cols1440:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1440
+	JNE          cols1455
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -43442,20 +43782,20 @@ cols1440:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1436
+	JGE          rows4_1448
 
-tail1437:
+tail1449:
 	TESTQ BX, BX
-	JE    done1439
+	JE    done1451
 
-rows1_1438:
+rows1_1450:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1441:
+cols1456:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -43466,7 +43806,7 @@ cols1441:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1441
+	JNE          cols1456
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -43481,9 +43821,9 @@ cols1441:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1438
+	JNE          rows1_1450
 
-done1439:
+done1451:
 	VZEROUPPER
 	RET
 
@@ -43494,10 +43834,10 @@ TEXT ·matvecadd_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1443
+	CMPQ BX, $0x08
+	JL   tail4_1462
 
-rows4_1442:
+rows8_1461:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -43508,7 +43848,83 @@ rows4_1442:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1446:
+cols1463:
+	VMOVUPS       (DX)(SI*1), Z8
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
+	VFMADD231PS   16384(CX)(SI*1), Z8, Z2
+	VFMADD231PS   24576(CX)(SI*1), Z8, Z3
+	VFMADD231PS   32768(CX)(SI*1), Z8, Z4
+	VFMADD231PS   40960(CX)(SI*1), Z8, Z5
+	VFMADD231PS   49152(CX)(SI*1), Z8, Z6
+	VFMADD231PS   57344(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00002000
+	JNE           cols1463
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00010000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1461
+
+tail4_1462:
+	CMPQ BX, $0x04
+	JL   tail1458
+
+rows4_1457:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols1464:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -43521,7 +43937,7 @@ cols1446:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1446
+	JNE           cols1464
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -43551,20 +43967,20 @@ cols1446:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1442
+	JGE           rows4_1457
 
-tail1443:
+tail1458:
 	TESTQ BX, BX
-	JE    done1445
+	JE    done1460
 
-rows1_1444:
+rows1_1459:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1447:
+cols1465:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -43575,7 +43991,7 @@ cols1447:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1447
+	JNE           cols1465
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -43592,9 +44008,9 @@ cols1447:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1444
+	JNE           rows1_1459
 
-done1445:
+done1460:
 	VZEROUPPER
 	RET
 
@@ -43606,9 +44022,9 @@ TEXT ·matvecadd_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1449
+	JL   tail1467
 
-rows4_1448:
+rows4_1466:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -43619,7 +44035,7 @@ rows4_1448:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1452:
+cols1470:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -43636,7 +44052,7 @@ cols1452:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1452
+	JNE          cols1470
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -43658,20 +44074,20 @@ cols1452:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1448
+	JGE          rows4_1466
 
-tail1449:
+tail1467:
 	TESTQ BX, BX
-	JE    done1451
+	JE    done1469
 
-rows1_1450:
+rows1_1468:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1453:
+cols1471:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -43682,7 +44098,7 @@ cols1453:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1453
+	JNE          cols1471
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -43697,9 +44113,9 @@ cols1453:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1450
+	JNE          rows1_1468
 
-done1451:
+done1469:
 	VZEROUPPER
 	RET
 
@@ -43729,9 +44145,9 @@ TEXT ·matvecadd_288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1455
+	JL      tail1473
 
-rows4_1454:
+rows4_1472:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -43905,13 +44321,13 @@ rows4_1454:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1454
+	JGE           rows4_1472
 
-tail1455:
+tail1473:
 	TESTQ BX, BX
-	JE    done1457
+	JE    done1475
 
-rows1_1456:
+rows1_1474:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        64(CX), Z1, Z19
 	VMULPS        128(CX), Z2, Z20
@@ -43946,9 +44362,9 @@ rows1_1456:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1456
+	JNE           rows1_1474
 
-done1457:
+done1475:
 	VZEROUPPER
 	RET
 
@@ -43961,9 +44377,9 @@ TEXT ·matvecadd_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1459
+	JL      tail1477
 
-rows4_1458:
+rows4_1476:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y4, Y1
@@ -44022,13 +44438,13 @@ rows4_1458:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1458
+	JGE          rows4_1476
 
-tail1459:
+tail1477:
 	TESTQ BX, BX
-	JE    done1461
+	JE    done1479
 
-rows1_1460:
+rows1_1478:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -44054,9 +44470,9 @@ rows1_1460:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1460
+	JNE          rows1_1478
 
-done1461:
+done1479:
 	VZEROUPPER
 	RET
 
@@ -44070,9 +44486,9 @@ TEXT ·matvecadd_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1463
+	JL    tail1481
 
-rows4_1462:
+rows4_1480:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y3, Y0
@@ -44127,13 +44543,13 @@ rows4_1462:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1462
+	JGE           rows4_1480
 
-tail1463:
+tail1481:
 	TESTQ BX, BX
-	JE    done1465
+	JE    done1483
 
-rows1_1464:
+rows1_1482:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -44158,9 +44574,9 @@ rows1_1464:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1464
+	JNE           rows1_1482
 
-done1465:
+done1483:
 	VZEROUPPER
 	RET
 
@@ -44173,9 +44589,9 @@ TEXT ·matvecadd_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1467
+	JL      tail1485
 
-rows4_1466:
+rows4_1484:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -44202,13 +44618,13 @@ rows4_1466:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1466
+	JGE          rows4_1484
 
-tail1467:
+tail1485:
 	TESTQ BX, BX
-	JE    done1469
+	JE    done1487
 
-rows1_1468:
+rows1_1486:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -44223,9 +44639,9 @@ rows1_1468:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1468
+	JNE          rows1_1486
 
-done1469:
+done1487:
 	VZEROUPPER
 	RET
 
@@ -44239,9 +44655,9 @@ TEXT ·matvecadd_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1471
+	JL    tail1489
 
-rows4_1470:
+rows4_1488:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      12(CX), Y3, K1, Y1
@@ -44264,13 +44680,13 @@ rows4_1470:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1470
+	JGE           rows4_1488
 
-tail1471:
+tail1489:
 	TESTQ BX, BX
-	JE    done1473
+	JE    done1491
 
-rows1_1472:
+rows1_1490:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -44284,9 +44700,9 @@ rows1_1472:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1472
+	JNE           rows1_1490
 
-done1473:
+done1491:
 	VZEROUPPER
 	RET
 
@@ -44306,9 +44722,9 @@ TEXT ·matvecadd_64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1475
+	JL      tail1493
 
-rows4_1474:
+rows4_1492:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -44374,13 +44790,13 @@ rows4_1474:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1474
+	JGE          rows4_1492
 
-tail1475:
+tail1493:
 	TESTQ BX, BX
-	JE    done1477
+	JE    done1495
 
-rows1_1476:
+rows1_1494:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       32(CX), Y1, Y9
 	VFMADD231PS  64(CX), Y2, Y8
@@ -44401,9 +44817,9 @@ rows1_1476:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1476
+	JNE          rows1_1494
 
-done1477:
+done1495:
 	VZEROUPPER
 	RET
 
@@ -44419,9 +44835,9 @@ TEXT ·matvecadd_64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1479
+	JL      tail1497
 
-rows4_1478:
+rows4_1496:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -44483,13 +44899,13 @@ rows4_1478:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1478
+	JGE           rows4_1496
 
-tail1479:
+tail1497:
 	TESTQ BX, BX
-	JE    done1481
+	JE    done1499
 
-rows1_1480:
+rows1_1498:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        64(CX), Z1, Z5
 	VMULPS        128(CX), Z2, Z6
@@ -44510,9 +44926,9 @@ rows1_1480:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1480
+	JNE           rows1_1498
 
-done1481:
+done1499:
 	VZEROUPPER
 	RET
 
@@ -44523,10 +44939,10 @@ TEXT ·matvecadd_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1483
+	CMPQ BX, $0x08
+	JL   tail4_1505
 
-rows4_1482:
+rows8_1504:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -44537,7 +44953,75 @@ rows4_1482:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1486:
+cols1506:
+	VMOVUPS      (DX)(SI*1), Y8
+	PREFETCHNTA  24576(CX)(SI*1)
+	VFMADD231PS  (CX)(SI*1), Y8, Y0
+	PREFETCHNTA  27648(CX)(SI*1)
+	VFMADD231PS  3072(CX)(SI*1), Y8, Y1
+	PREFETCHNTA  30720(CX)(SI*1)
+	VFMADD231PS  6144(CX)(SI*1), Y8, Y2
+	PREFETCHNTA  33792(CX)(SI*1)
+	VFMADD231PS  9216(CX)(SI*1), Y8, Y3
+	PREFETCHNTA  36864(CX)(SI*1)
+	VFMADD231PS  12288(CX)(SI*1), Y8, Y4
+	PREFETCHNTA  39936(CX)(SI*1)
+	VFMADD231PS  15360(CX)(SI*1), Y8, Y5
+	PREFETCHNTA  43008(CX)(SI*1)
+	VFMADD231PS  18432(CX)(SI*1), Y8, Y6
+	PREFETCHNTA  46080(CX)(SI*1)
+	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
+	ADDQ         $0x00000020, SI
+	CMPQ         SI, $0x00000c00
+	JNE          cols1506
+	VUNPCKLPS    Y1, Y0, Y8
+	VUNPCKHPS    Y1, Y0, Y0
+	VADDPS       Y0, Y8, Y8
+	VUNPCKLPS    Y3, Y2, Y0
+	VUNPCKHPS    Y3, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPD    Y0, Y8, Y1
+	VUNPCKHPD    Y0, Y8, Y0
+	VADDPS       Y0, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	VUNPCKLPS    Y5, Y4, Y0
+	VUNPCKHPS    Y5, Y4, Y1
+	VADDPS       Y1, Y0, Y0
+	VUNPCKLPS    Y7, Y6, Y1
+	VUNPCKHPS    Y7, Y6, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y0, Y2
+	VUNPCKHPD    Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VADDPS       16(AX), X0, X0
+	VMOVUPS      X0, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_1504
+
+tail4_1505:
+	CMPQ BX, $0x04
+	JL   tail1501
+
+rows4_1500:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+cols1507:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -44554,7 +45038,7 @@ cols1486:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1486
+	JNE          cols1507
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -44576,20 +45060,20 @@ cols1486:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1482
+	JGE          rows4_1500
 
-tail1483:
+tail1501:
 	TESTQ BX, BX
-	JE    done1485
+	JE    done1503
 
-rows1_1484:
+rows1_1502:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1487:
+cols1508:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -44600,7 +45084,7 @@ cols1487:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1487
+	JNE          cols1508
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -44615,9 +45099,9 @@ cols1487:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1484
+	JNE          rows1_1502
 
-done1485:
+done1503:
 	VZEROUPPER
 	RET
 
@@ -44628,10 +45112,10 @@ TEXT ·matvecadd_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ w+8(FP), CX
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
-	CMPQ BX, $0x04
-	JL   tail1489
+	CMPQ BX, $0x08
+	JL   tail4_1514
 
-rows4_1488:
+rows8_1513:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -44642,7 +45126,91 @@ rows4_1488:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1492:
+cols1515:
+	VMOVUPS       (DX)(SI*1), Z8
+	PREFETCHNTA   24576(CX)(SI*1)
+	VFMADD231PS   (CX)(SI*1), Z8, Z0
+	PREFETCHNTA   27648(CX)(SI*1)
+	VFMADD231PS   3072(CX)(SI*1), Z8, Z1
+	PREFETCHNTA   30720(CX)(SI*1)
+	VFMADD231PS   6144(CX)(SI*1), Z8, Z2
+	PREFETCHNTA   33792(CX)(SI*1)
+	VFMADD231PS   9216(CX)(SI*1), Z8, Z3
+	PREFETCHNTA   36864(CX)(SI*1)
+	VFMADD231PS   12288(CX)(SI*1), Z8, Z4
+	PREFETCHNTA   39936(CX)(SI*1)
+	VFMADD231PS   15360(CX)(SI*1), Z8, Z5
+	PREFETCHNTA   43008(CX)(SI*1)
+	VFMADD231PS   18432(CX)(SI*1), Z8, Z6
+	PREFETCHNTA   46080(CX)(SI*1)
+	VFMADD231PS   21504(CX)(SI*1), Z8, Z7
+	ADDQ          $0x00000040, SI
+	CMPQ          SI, $0x00000c00
+	JNE           cols1515
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VUNPCKLPS     Y1, Y0, Y8
+	VUNPCKHPS     Y1, Y0, Y0
+	VADDPS        Y0, Y8, Y8
+	VUNPCKLPS     Y3, Y2, Y0
+	VUNPCKHPS     Y3, Y2, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPD     Y0, Y8, Y1
+	VUNPCKHPD     Y0, Y8, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VADDPS        (AX), X0, X0
+	VMOVUPS       X0, (AX)
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y0
+	VUNPCKHPS     Y5, Y4, Y1
+	VADDPS        Y1, Y0, Y0
+	VUNPCKLPS     Y7, Y6, Y1
+	VUNPCKHPS     Y7, Y6, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y0, Y2
+	VUNPCKHPD     Y1, Y0, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VADDPS        16(AX), X0, X0
+	VMOVUPS       X0, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1513
+
+tail4_1514:
+	CMPQ BX, $0x04
+	JL   tail1510
+
+rows4_1509:
+	VMOVUPS zero<>+0(SB), Z0
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	XORQ    SI, SI
+
+cols1516:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -44663,7 +45231,7 @@ cols1492:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1492
+	JNE           cols1516
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -44693,20 +45261,20 @@ cols1492:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1488
+	JGE           rows4_1509
 
-tail1489:
+tail1510:
 	TESTQ BX, BX
-	JE    done1491
+	JE    done1512
 
-rows1_1490:
+rows1_1511:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1493:
+cols1517:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -44717,7 +45285,7 @@ cols1493:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1493
+	JNE           cols1517
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -44734,9 +45302,9 @@ cols1493:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1490
+	JNE           rows1_1511
 
-done1491:
+done1512:
 	VZEROUPPER
 	RET
 
@@ -44749,9 +45317,9 @@ TEXT ·matvecadd_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1495
+	JL      tail1519
 
-rows4_1494:
+rows4_1518:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -44778,13 +45346,13 @@ rows4_1494:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1494
+	JGE          rows4_1518
 
-tail1495:
+tail1519:
 	TESTQ BX, BX
-	JE    done1497
+	JE    done1521
 
-rows1_1496:
+rows1_1520:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -44799,9 +45367,9 @@ rows1_1496:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1496
+	JNE          rows1_1520
 
-done1497:
+done1521:
 	VZEROUPPER
 	RET
 
@@ -44815,9 +45383,9 @@ TEXT ·matvecadd_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1499
+	JL    tail1523
 
-rows4_1498:
+rows4_1522:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -44840,13 +45408,13 @@ rows4_1498:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1498
+	JGE           rows4_1522
 
-tail1499:
+tail1523:
 	TESTQ BX, BX
-	JE    done1501
+	JE    done1525
 
-rows1_1500:
+rows1_1524:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -44860,9 +45428,9 @@ rows1_1500:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1500
+	JNE           rows1_1524
 
-done1501:
+done1525:
 	VZEROUPPER
 	RET
 
@@ -44875,9 +45443,9 @@ TEXT ·matvecadd_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x04
-	JL      tail1503
+	JL      tail1527
 
-rows4_1502:
+rows4_1526:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHNTA  4128(CX)
@@ -44903,13 +45471,13 @@ rows4_1502:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1502
+	JGE          rows4_1526
 
-tail1503:
+tail1527:
 	TESTQ BX, BX
-	JE    done1505
+	JE    done1529
 
-rows1_1504:
+rows1_1528:
 	VMULPS       (CX), Y0, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
@@ -44922,9 +45490,9 @@ rows1_1504:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1504
+	JNE          rows1_1528
 
-done1505:
+done1529:
 	VZEROUPPER
 	RET
 
@@ -44937,9 +45505,9 @@ TEXT ·matvecadd_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x04
-	JL      tail1507
+	JL      tail1531
 
-rows4_1506:
+rows4_1530:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHNTA   4128(CX)
@@ -44965,13 +45533,13 @@ rows4_1506:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1506
+	JGE           rows4_1530
 
-tail1507:
+tail1531:
 	TESTQ BX, BX
-	JE    done1509
+	JE    done1533
 
-rows1_1508:
+rows1_1532:
 	VMULPS        (CX), Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -44984,9 +45552,9 @@ rows1_1508:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1508
+	JNE           rows1_1532
 
-done1509:
+done1533:
 	VZEROUPPER
 	RET
 
@@ -45021,9 +45589,9 @@ TEXT ·rmsmatvec_16_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      32(DX), Y2
 	VMULPS       32(SI), Y2, Y2
 	CMPQ         BX, $0x04
-	JL           tail1511
+	JL           tail1535
 
-rows4_1510:
+rows4_1534:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y3
 	PREFETCHNTA  4160(CX)
@@ -45057,13 +45625,13 @@ rows4_1510:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1510
+	JGE          rows4_1534
 
-tail1511:
+tail1535:
 	TESTQ BX, BX
-	JE    done1513
+	JE    done1537
 
-rows1_1512:
+rows1_1536:
 	VMULPS       (CX), Y1, Y3
 	VMULPS       32(CX), Y2, Y4
 	VADDPS       Y4, Y3, Y3
@@ -45078,9 +45646,9 @@ rows1_1512:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1512
+	JNE          rows1_1536
 
-done1513:
+done1537:
 	VZEROUPPER
 	RET
 
@@ -45133,9 +45701,9 @@ TEXT ·rmsmatvec_16_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       32(DX), Y2
 	VMULPS        32(SI), Y2, Y2
 	CMPQ          BX, $0x04
-	JL            tail1515
+	JL            tail1539
 
-rows4_1514:
+rows4_1538:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y1, Y3
 	PREFETCHNTA   4160(CX)
@@ -45169,13 +45737,13 @@ rows4_1514:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1514
+	JGE           rows4_1538
 
-tail1515:
+tail1539:
 	TESTQ BX, BX
-	JE    done1517
+	JE    done1541
 
-rows1_1516:
+rows1_1540:
 	VMULPS        (CX), Y1, Y3
 	VMULPS        32(CX), Y2, Y4
 	VADDPS        Y4, Y3, Y3
@@ -45190,9 +45758,9 @@ rows1_1516:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1516
+	JNE           rows1_1540
 
-done1517:
+done1541:
 	VZEROUPPER
 	RET
 
@@ -45211,7 +45779,7 @@ TEXT ·rmsmatvec_172_avx2(SB), NOSPLIT, $0-44
 	VXORPS  Y4, Y4, Y4
 	XORQ    DI, DI
 
-cols1518:
+cols1542:
 	VMOVUPS      (DX)(DI*1), Y5
 	VFMADD231PS  (DX)(DI*1), Y5, Y1
 	VMOVUPS      32(DX)(DI*1), Y5
@@ -45222,7 +45790,7 @@ cols1518:
 	VFMADD231PS  96(DX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1518
+	JNE          cols1542
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(DX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -45245,9 +45813,9 @@ cols1518:
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1520
+	JL           tail1544
 
-rows4_1519:
+rows4_1543:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -45258,7 +45826,7 @@ rows4_1519:
 	VXORPS Y9, Y9, Y9
 	XORQ   DI, DI
 
-cols1523:
+cols1547:
 	VMOVUPS      (DX)(DI*1), Y10
 	VMULPS       (SI)(DI*1), Y10, Y10
 	PREFETCHNTA  5504(CX)(DI*1)
@@ -45277,7 +45845,7 @@ cols1523:
 	VFMADD231PS  2096(CX)(DI*1), Y10, Y9
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1523
+	JNE          cols1547
 	VMOVUPS      640(DX), Y10
 	VMULPS       640(SI), Y10, Y10
 	PREFETCHNTA  6144(CX)
@@ -45320,20 +45888,20 @@ cols1523:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1519
+	JGE          rows4_1543
 
-tail1520:
+tail1544:
 	TESTQ BX, BX
-	JE    done1522
+	JE    done1546
 
-rows1_1521:
+rows1_1545:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	XORQ   DI, DI
 
-cols1524:
+cols1548:
 	VMOVUPS      (DX)(DI*1), Y6
 	VMULPS       (SI)(DI*1), Y6, Y6
 	VFMADD231PS  (CX)(DI*1), Y6, Y2
@@ -45348,7 +45916,7 @@ cols1524:
 	VFMADD231PS  96(CX)(DI*1), Y6, Y5
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols1524
+	JNE          cols1548
 	VMOVUPS      640(DX), Y6
 	VMULPS       640(SI), Y6, Y6
 	VFMADD231PS  640(CX), Y6, Y2
@@ -45371,9 +45939,9 @@ cols1524:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1521
+	JNE          rows1_1545
 
-done1522:
+done1546:
 	VZEROUPPER
 	RET
 
@@ -45446,9 +46014,9 @@ TEXT ·rmsmatvec_172_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1526
+	JL            tail1550
 
-rows4_1525:
+rows4_1549:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	PREFETCHNTA   5504(CX)
@@ -45584,13 +46152,13 @@ rows4_1525:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1525
+	JGE           rows4_1549
 
-tail1526:
+tail1550:
 	TESTQ BX, BX
-	JE    done1528
+	JE    done1552
 
-rows1_1527:
+rows1_1551:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -45640,9 +46208,9 @@ rows1_1527:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1527
+	JNE           rows1_1551
 
-done1528:
+done1552:
 	VZEROUPPER
 	RET
 
@@ -45677,9 +46245,9 @@ TEXT ·rmsmatvec_17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1530
+	JL           tail1554
 
-rows4_1529:
+rows4_1553:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHNTA  4352(CX)
@@ -45728,13 +46296,13 @@ rows4_1529:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1529
+	JGE          rows4_1553
 
-tail1530:
+tail1554:
 	TESTQ BX, BX
-	JE    done1532
+	JE    done1556
 
-rows1_1531:
+rows1_1555:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -45758,9 +46326,9 @@ rows1_1531:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1531
+	JNE          rows1_1555
 
-done1532:
+done1556:
 	VZEROUPPER
 	RET
 
@@ -45813,9 +46381,9 @@ TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1534
+	JL            tail1558
 
-rows4_1533:
+rows4_1557:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHNTA   4352(CX)
@@ -45859,13 +46427,13 @@ rows4_1533:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1533
+	JGE           rows4_1557
 
-tail1534:
+tail1558:
 	TESTQ BX, BX
-	JE    done1536
+	JE    done1560
 
-rows1_1535:
+rows1_1559:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -45887,9 +46455,9 @@ rows1_1535:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1535
+	JNE           rows1_1559
 
-done1536:
+done1560:
 	VZEROUPPER
 	RET
 
@@ -45919,9 +46487,9 @@ TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1538
+	JL           tail1562
 
-rows4_1537:
+rows4_1561:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -45950,13 +46518,13 @@ rows4_1537:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1537
+	JGE          rows4_1561
 
-tail1538:
+tail1562:
 	TESTQ BX, BX
-	JE    done1540
+	JE    done1564
 
-rows1_1539:
+rows1_1563:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -45973,9 +46541,9 @@ rows1_1539:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1539
+	JNE          rows1_1563
 
-done1540:
+done1564:
 	VZEROUPPER
 	RET
 
@@ -46023,9 +46591,9 @@ TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1542
+	JL            tail1566
 
-rows4_1541:
+rows4_1565:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -46049,13 +46617,13 @@ rows4_1541:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1541
+	JGE           rows4_1565
 
-tail1542:
+tail1566:
 	TESTQ BX, BX
-	JE    done1544
+	JE    done1568
 
-rows1_1543:
+rows1_1567:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -46070,9 +46638,9 @@ rows1_1543:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1543
+	JNE           rows1_1567
 
-done1544:
+done1568:
 	VZEROUPPER
 	RET
 
@@ -46090,7 +46658,7 @@ TEXT ·rmsmatvec_2048_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1545:
+cols1569:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -46101,7 +46669,7 @@ cols1545:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1545
+	JNE          cols1569
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -46118,10 +46686,10 @@ cols1545:
 	VMOVSS       one<>+0(SB), X0
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
-	CMPQ         BX, $0x04
-	JL           tail1547
+	CMPQ         BX, $0x08
+	JL           tail4_1575
 
-rows4_1546:
+rows8_1574:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -46132,7 +46700,68 @@ rows4_1546:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1550:
+cols1576:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	VFMADD231PS  8192(CX)(DI*1), Y9, Y2
+	VFMADD231PS  16384(CX)(DI*1), Y9, Y3
+	VFMADD231PS  24576(CX)(DI*1), Y9, Y4
+	VFMADD231PS  32768(CX)(DI*1), Y9, Y5
+	VFMADD231PS  40960(CX)(DI*1), Y9, Y6
+	VFMADD231PS  49152(CX)(DI*1), Y9, Y7
+	VFMADD231PS  57344(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000020, DI
+	CMPQ         DI, $0x00002000
+	JNE          cols1576
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, (AX)
+	VUNPCKLPS    Y6, Y5, Y1
+	VUNPCKHPS    Y6, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y8, Y7, Y2
+	VUNPCKHPS    Y8, Y7, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, 16(AX)
+	ADDQ         $0x00010000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_1574
+
+tail4_1575:
+	CMPQ BX, $0x04
+	JL   tail1571
+
+rows4_1570:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols1577:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -46147,7 +46776,7 @@ cols1550:
 	VFMADD231PS  24608(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1550
+	JNE          cols1577
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -46169,20 +46798,20 @@ cols1550:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1546
+	JGE          rows4_1570
 
-tail1547:
+tail1571:
 	TESTQ BX, BX
-	JE    done1549
+	JE    done1573
 
-rows1_1548:
+rows1_1572:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1551:
+cols1578:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -46197,7 +46826,7 @@ cols1551:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols1551
+	JNE          cols1578
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -46212,9 +46841,9 @@ cols1551:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1548
+	JNE          rows1_1572
 
-done1549:
+done1573:
 	VZEROUPPER
 	RET
 
@@ -46250,7 +46879,7 @@ TEXT ·rmsmatvec_2048_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1552:
+cols1579:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -46261,7 +46890,7 @@ cols1552:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1552
+	JNE           cols1579
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -46280,10 +46909,10 @@ cols1552:
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
-	CMPQ          BX, $0x04
-	JL            tail1554
+	CMPQ          BX, $0x08
+	JL            tail4_1585
 
-rows4_1553:
+rows8_1584:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -46294,7 +46923,84 @@ rows4_1553:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1557:
+cols1586:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	VFMADD231PS   8192(CX)(DI*1), Z9, Z2
+	VFMADD231PS   16384(CX)(DI*1), Z9, Z3
+	VFMADD231PS   24576(CX)(DI*1), Z9, Z4
+	VFMADD231PS   32768(CX)(DI*1), Z9, Z5
+	VFMADD231PS   40960(CX)(DI*1), Z9, Z6
+	VFMADD231PS   49152(CX)(DI*1), Z9, Z7
+	VFMADD231PS   57344(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000040, DI
+	CMPQ          DI, $0x00002000
+	JNE           cols1586
+	VEXTRACTF64X4 $0x01, Z1, Y9
+	VADDPS        Y9, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y9
+	VADDPS        Y9, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y4
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, (AX)
+	VEXTRACTF64X4 $0x01, Z5, Y1
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y1
+	VADDPS        Y1, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y1
+	VADDPS        Y1, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y1
+	VADDPS        Y1, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y1
+	VUNPCKHPS     Y6, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y8, Y7, Y2
+	VUNPCKHPS     Y8, Y7, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, 16(AX)
+	ADDQ          $0x00010000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1584
+
+tail4_1585:
+	CMPQ BX, $0x04
+	JL   tail1581
+
+rows4_1580:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols1587:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -46309,7 +47015,7 @@ cols1557:
 	VFMADD231PS   24640(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1557
+	JNE           cols1587
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -46339,20 +47045,20 @@ cols1557:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1553
+	JGE           rows4_1580
 
-tail1554:
+tail1581:
 	TESTQ BX, BX
-	JE    done1556
+	JE    done1583
 
-rows1_1555:
+rows1_1582:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1558:
+cols1588:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -46367,7 +47073,7 @@ cols1558:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols1558
+	JNE           cols1588
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -46384,9 +47090,9 @@ cols1558:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1555
+	JNE           rows1_1582
 
-done1556:
+done1583:
 	VZEROUPPER
 	RET
 
@@ -46404,7 +47110,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1559:
+cols1589:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -46415,7 +47121,7 @@ cols1559:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1559
+	JNE          cols1589
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -46433,9 +47139,9 @@ cols1559:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1561
+	JL           tail1591
 
-rows4_1560:
+rows4_1590:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -46446,7 +47152,7 @@ rows4_1560:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1564:
+cols1594:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -46465,7 +47171,7 @@ cols1564:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1564
+	JNE          cols1594
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -46487,20 +47193,20 @@ cols1564:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1560
+	JGE          rows4_1590
 
-tail1561:
+tail1591:
 	TESTQ BX, BX
-	JE    done1563
+	JE    done1593
 
-rows1_1562:
+rows1_1592:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1565:
+cols1595:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -46515,7 +47221,7 @@ cols1565:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1565
+	JNE          cols1595
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -46530,9 +47236,9 @@ cols1565:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1562
+	JNE          rows1_1592
 
-done1563:
+done1593:
 	VZEROUPPER
 	RET
 
@@ -46568,7 +47274,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1566:
+cols1596:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -46579,7 +47285,7 @@ cols1566:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1566
+	JNE           cols1596
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -46639,9 +47345,9 @@ cols1566:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1568
+	JL            tail1598
 
-rows4_1567:
+rows4_1597:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -46815,13 +47521,13 @@ rows4_1567:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1567
+	JGE           rows4_1597
 
-tail1568:
+tail1598:
 	TESTQ BX, BX
-	JE    done1570
+	JE    done1600
 
-rows1_1569:
+rows1_1599:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        64(CX), Z2, Z20
 	VMULPS        128(CX), Z3, Z21
@@ -46856,9 +47562,9 @@ rows1_1569:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1569
+	JNE           rows1_1599
 
-done1570:
+done1600:
 	VZEROUPPER
 	RET
 
@@ -46899,9 +47605,9 @@ TEXT ·rmsmatvec_33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1572
+	JL           tail1602
 
-rows4_1571:
+rows4_1601:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHNTA  4224(CX)
@@ -46966,13 +47672,13 @@ rows4_1571:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1571
+	JGE          rows4_1601
 
-tail1572:
+tail1602:
 	TESTQ BX, BX
-	JE    done1574
+	JE    done1604
 
-rows1_1573:
+rows1_1603:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -47004,9 +47710,9 @@ rows1_1573:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1573
+	JNE          rows1_1603
 
-done1574:
+done1604:
 	VZEROUPPER
 	RET
 
@@ -47065,9 +47771,9 @@ TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1576
+	JL            tail1606
 
-rows4_1575:
+rows4_1605:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHNTA   4224(CX)
@@ -47127,13 +47833,13 @@ rows4_1575:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1575
+	JGE           rows4_1605
 
-tail1576:
+tail1606:
 	TESTQ BX, BX
-	JE    done1578
+	JE    done1608
 
-rows1_1577:
+rows1_1607:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -47163,9 +47869,9 @@ rows1_1577:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1577
+	JNE           rows1_1607
 
-done1578:
+done1608:
 	VZEROUPPER
 	RET
 
@@ -47195,9 +47901,9 @@ TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1580
+	JL           tail1610
 
-rows4_1579:
+rows4_1609:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -47226,13 +47932,13 @@ rows4_1579:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1579
+	JGE          rows4_1609
 
-tail1580:
+tail1610:
 	TESTQ BX, BX
-	JE    done1582
+	JE    done1612
 
-rows1_1581:
+rows1_1611:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -47249,9 +47955,9 @@ rows1_1581:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1581
+	JNE          rows1_1611
 
-done1582:
+done1612:
 	VZEROUPPER
 	RET
 
@@ -47299,9 +48005,9 @@ TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1584
+	JL            tail1614
 
-rows4_1583:
+rows4_1613:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -47325,13 +48031,13 @@ rows4_1583:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1583
+	JGE           rows4_1613
 
-tail1584:
+tail1614:
 	TESTQ BX, BX
-	JE    done1586
+	JE    done1616
 
-rows1_1585:
+rows1_1615:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -47346,9 +48052,9 @@ rows1_1585:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1585
+	JNE           rows1_1615
 
-done1586:
+done1616:
 	VZEROUPPER
 	RET
 
@@ -47409,9 +48115,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1588
+	JL           tail1618
 
-rows4_1587:
+rows4_1617:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -47477,13 +48183,13 @@ rows4_1587:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1587
+	JGE          rows4_1617
 
-tail1588:
+tail1618:
 	TESTQ BX, BX
-	JE    done1590
+	JE    done1620
 
-rows1_1589:
+rows1_1619:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       32(CX), Y2, Y10
 	VFMADD231PS  64(CX), Y3, Y9
@@ -47504,9 +48210,9 @@ rows1_1589:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1589
+	JNE          rows1_1619
 
-done1590:
+done1620:
 	VZEROUPPER
 	RET
 
@@ -47571,9 +48277,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail1592
+	JL            tail1622
 
-rows4_1591:
+rows4_1621:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -47635,13 +48341,13 @@ rows4_1591:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1591
+	JGE           rows4_1621
 
-tail1592:
+tail1622:
 	TESTQ BX, BX
-	JE    done1594
+	JE    done1624
 
-rows1_1593:
+rows1_1623:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        64(CX), Z2, Z6
 	VMULPS        128(CX), Z3, Z7
@@ -47662,9 +48368,9 @@ rows1_1593:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1593
+	JNE           rows1_1623
 
-done1594:
+done1624:
 	VZEROUPPER
 	RET
 
@@ -47682,7 +48388,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1595:
+cols1625:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -47693,7 +48399,7 @@ cols1595:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1595
+	JNE          cols1625
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -47710,10 +48416,10 @@ cols1595:
 	VMOVSS       one<>+0(SB), X0
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
-	CMPQ         BX, $0x04
-	JL           tail1597
+	CMPQ         BX, $0x08
+	JL           tail4_1631
 
-rows4_1596:
+rows8_1630:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -47724,7 +48430,76 @@ rows4_1596:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1600:
+cols1632:
+	VMOVUPS      (DX)(DI*1), Y9
+	VMULPS       (SI)(DI*1), Y9, Y9
+	PREFETCHNTA  24576(CX)(DI*1)
+	VFMADD231PS  (CX)(DI*1), Y9, Y1
+	PREFETCHNTA  27648(CX)(DI*1)
+	VFMADD231PS  3072(CX)(DI*1), Y9, Y2
+	PREFETCHNTA  30720(CX)(DI*1)
+	VFMADD231PS  6144(CX)(DI*1), Y9, Y3
+	PREFETCHNTA  33792(CX)(DI*1)
+	VFMADD231PS  9216(CX)(DI*1), Y9, Y4
+	PREFETCHNTA  36864(CX)(DI*1)
+	VFMADD231PS  12288(CX)(DI*1), Y9, Y5
+	PREFETCHNTA  39936(CX)(DI*1)
+	VFMADD231PS  15360(CX)(DI*1), Y9, Y6
+	PREFETCHNTA  43008(CX)(DI*1)
+	VFMADD231PS  18432(CX)(DI*1), Y9, Y7
+	PREFETCHNTA  46080(CX)(DI*1)
+	VFMADD231PS  21504(CX)(DI*1), Y9, Y8
+	ADDQ         $0x00000020, DI
+	CMPQ         DI, $0x00000c00
+	JNE          cols1632
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y9, Y9
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y9, Y2
+	VUNPCKHPD    Y1, Y9, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, (AX)
+	VUNPCKLPS    Y6, Y5, Y1
+	VUNPCKHPS    Y6, Y5, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPS    Y8, Y7, Y2
+	VUNPCKHPS    Y8, Y7, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y1, Y3
+	VUNPCKHPD    Y2, Y1, Y1
+	VADDPS       Y1, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VMULPS       X0, X1, X1
+	VMOVUPS      X1, 16(AX)
+	ADDQ         $0x00006000, CX
+	ADDQ         $0x20, AX
+	SUBQ         $0x08, BX
+	CMPQ         BX, $0x08
+	JGE          rows8_1630
+
+tail4_1631:
+	CMPQ BX, $0x04
+	JL   tail1627
+
+rows4_1626:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   DI, DI
+
+cols1633:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -47743,7 +48518,7 @@ cols1600:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1600
+	JNE          cols1633
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -47765,20 +48540,20 @@ cols1600:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1596
+	JGE          rows4_1626
 
-tail1597:
+tail1627:
 	TESTQ BX, BX
-	JE    done1599
+	JE    done1629
 
-rows1_1598:
+rows1_1628:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols1601:
+cols1634:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -47793,7 +48568,7 @@ cols1601:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1601
+	JNE          cols1634
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -47808,9 +48583,9 @@ cols1601:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1598
+	JNE          rows1_1628
 
-done1599:
+done1629:
 	VZEROUPPER
 	RET
 
@@ -47846,7 +48621,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1602:
+cols1635:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -47857,7 +48632,7 @@ cols1602:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1602
+	JNE           cols1635
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -47876,10 +48651,10 @@ cols1602:
 	VMOVSS        one<>+0(SB), X0
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
-	CMPQ          BX, $0x04
-	JL            tail1604
+	CMPQ          BX, $0x08
+	JL            tail4_1641
 
-rows4_1603:
+rows8_1640:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -47890,7 +48665,92 @@ rows4_1603:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1607:
+cols1642:
+	VMOVUPS       (DX)(DI*1), Z9
+	VMULPS        (SI)(DI*1), Z9, Z9
+	PREFETCHNTA   24576(CX)(DI*1)
+	VFMADD231PS   (CX)(DI*1), Z9, Z1
+	PREFETCHNTA   27648(CX)(DI*1)
+	VFMADD231PS   3072(CX)(DI*1), Z9, Z2
+	PREFETCHNTA   30720(CX)(DI*1)
+	VFMADD231PS   6144(CX)(DI*1), Z9, Z3
+	PREFETCHNTA   33792(CX)(DI*1)
+	VFMADD231PS   9216(CX)(DI*1), Z9, Z4
+	PREFETCHNTA   36864(CX)(DI*1)
+	VFMADD231PS   12288(CX)(DI*1), Z9, Z5
+	PREFETCHNTA   39936(CX)(DI*1)
+	VFMADD231PS   15360(CX)(DI*1), Z9, Z6
+	PREFETCHNTA   43008(CX)(DI*1)
+	VFMADD231PS   18432(CX)(DI*1), Z9, Z7
+	PREFETCHNTA   46080(CX)(DI*1)
+	VFMADD231PS   21504(CX)(DI*1), Z9, Z8
+	ADDQ          $0x00000040, DI
+	CMPQ          DI, $0x00000c00
+	JNE           cols1642
+	VEXTRACTF64X4 $0x01, Z1, Y9
+	VADDPS        Y9, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z3, Y9
+	VADDPS        Y9, Y3, Y3
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y4
+	VUNPCKLPS     Y2, Y1, Y9
+	VUNPCKHPS     Y2, Y1, Y1
+	VADDPS        Y1, Y9, Y9
+	VUNPCKLPS     Y4, Y3, Y1
+	VUNPCKHPS     Y4, Y3, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPD     Y1, Y9, Y2
+	VUNPCKHPD     Y1, Y9, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, (AX)
+	VEXTRACTF64X4 $0x01, Z5, Y1
+	VADDPS        Y1, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y1
+	VADDPS        Y1, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y1
+	VADDPS        Y1, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y1
+	VADDPS        Y1, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y1
+	VUNPCKHPS     Y6, Y5, Y2
+	VADDPS        Y2, Y1, Y1
+	VUNPCKLPS     Y8, Y7, Y2
+	VUNPCKHPS     Y8, Y7, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y1, Y3
+	VUNPCKHPD     Y2, Y1, Y1
+	VADDPS        Y1, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X1
+	VADDPS        X1, X3, X1
+	VMULPS        X0, X1, X1
+	VMOVUPS       X1, 16(AX)
+	ADDQ          $0x00006000, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1640
+
+tail4_1641:
+	CMPQ BX, $0x04
+	JL   tail1637
+
+rows4_1636:
+	VMOVUPS zero<>+0(SB), Z1
+	VMOVUPS zero<>+0(SB), Z2
+	VMOVUPS zero<>+0(SB), Z3
+	VMOVUPS zero<>+0(SB), Z4
+	VMOVUPS zero<>+0(SB), Z5
+	VMOVUPS zero<>+0(SB), Z6
+	VMOVUPS zero<>+0(SB), Z7
+	VMOVUPS zero<>+0(SB), Z8
+	XORQ    DI, DI
+
+cols1643:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -47913,7 +48773,7 @@ cols1607:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1607
+	JNE           cols1643
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -47943,20 +48803,20 @@ cols1607:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1603
+	JGE           rows4_1636
 
-tail1604:
+tail1637:
 	TESTQ BX, BX
-	JE    done1606
+	JE    done1639
 
-rows1_1605:
+rows1_1638:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols1608:
+cols1644:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -47971,7 +48831,7 @@ cols1608:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1608
+	JNE           cols1644
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -47988,9 +48848,9 @@ cols1608:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1605
+	JNE           rows1_1638
 
-done1606:
+done1639:
 	VZEROUPPER
 	RET
 
@@ -48020,9 +48880,9 @@ TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1610
+	JL           tail1646
 
-rows4_1609:
+rows4_1645:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -48051,13 +48911,13 @@ rows4_1609:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1609
+	JGE          rows4_1645
 
-tail1610:
+tail1646:
 	TESTQ BX, BX
-	JE    done1612
+	JE    done1648
 
-rows1_1611:
+rows1_1647:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -48074,9 +48934,9 @@ rows1_1611:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1611
+	JNE          rows1_1647
 
-done1612:
+done1648:
 	VZEROUPPER
 	RET
 
@@ -48124,9 +48984,9 @@ TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1614
+	JL            tail1650
 
-rows4_1613:
+rows4_1649:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -48150,13 +49010,13 @@ rows4_1613:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1613
+	JGE           rows4_1649
 
-tail1614:
+tail1650:
 	TESTQ BX, BX
-	JE    done1616
+	JE    done1652
 
-rows1_1615:
+rows1_1651:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -48171,9 +49031,9 @@ rows1_1615:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1615
+	JNE           rows1_1651
 
-done1616:
+done1652:
 	VZEROUPPER
 	RET
 
@@ -48203,9 +49063,9 @@ TEXT ·rmsmatvec_8_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1618
+	JL           tail1654
 
-rows4_1617:
+rows4_1653:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y2
 	PREFETCHNTA  4128(CX)
@@ -48231,13 +49091,13 @@ rows4_1617:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1617
+	JGE          rows4_1653
 
-tail1618:
+tail1654:
 	TESTQ BX, BX
-	JE    done1620
+	JE    done1656
 
-rows1_1619:
+rows1_1655:
 	VMULPS       (CX), Y1, Y2
 	VEXTRACTF128 $0x01, Y2, X3
 	VADDPS       X3, X2, X3
@@ -48250,9 +49110,9 @@ rows1_1619:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1619
+	JNE          rows1_1655
 
-done1620:
+done1656:
 	VZEROUPPER
 	RET
 
@@ -48300,9 +49160,9 @@ TEXT ·rmsmatvec_8_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	CMPQ          BX, $0x04
-	JL            tail1622
+	JL            tail1658
 
-rows4_1621:
+rows4_1657:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y1, Y2
 	PREFETCHNTA   4128(CX)
@@ -48328,13 +49188,13 @@ rows4_1621:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1621
+	JGE           rows4_1657
 
-tail1622:
+tail1658:
 	TESTQ BX, BX
-	JE    done1624
+	JE    done1660
 
-rows1_1623:
+rows1_1659:
 	VMULPS        (CX), Y1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X3, X2, X3
@@ -48347,9 +49207,9 @@ rows1_1623:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1623
+	JNE           rows1_1659
 
-done1624:
+done1660:
 	VZEROUPPER
 	RET
 
@@ -48384,9 +49244,9 @@ TEXT ·rmsswiglu_13x17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1626
+	JL           tail1662
 
-rows4_1625:
+rows4_1661:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4352(CX)
@@ -48486,13 +49346,13 @@ rows4_1625:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1625
+	JGE          rows4_1661
 
-tail1626:
+tail1662:
 	TESTQ BX, BX
-	JE    done1628
+	JE    done1664
 
-rows1_1627:
+rows1_1663:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -48551,9 +49411,9 @@ rows1_1627:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1627
+	JNE          rows1_1663
 
-done1628:
+done1664:
 	VZEROUPPER
 	RET
 
@@ -48606,9 +49466,9 @@ TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1630
+	JL            tail1666
 
-rows4_1629:
+rows4_1665:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4352(CX)
@@ -48696,13 +49556,13 @@ rows4_1629:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1629
+	JGE           rows4_1665
 
-tail1630:
+tail1666:
 	TESTQ BX, BX
-	JE    done1632
+	JE    done1668
 
-rows1_1631:
+rows1_1667:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -48755,9 +49615,9 @@ rows1_1631:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1631
+	JNE           rows1_1667
 
-done1632:
+done1668:
 	VZEROUPPER
 	RET
 
@@ -48818,9 +49678,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1634
+	JL           tail1670
 
-rows4_1633:
+rows4_1669:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -48969,13 +49829,13 @@ rows4_1633:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1633
+	JGE          rows4_1669
 
-tail1634:
+tail1670:
 	TESTQ BX, BX
-	JE    done1636
+	JE    done1672
 
-rows1_1635:
+rows1_1671:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       44032(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -49033,9 +49893,9 @@ rows1_1635:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1635
+	JNE          rows1_1671
 
-done1636:
+done1672:
 	VZEROUPPER
 	RET
 
@@ -49082,9 +49942,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail1638
+	JL            tail1674
 
-rows4_1637:
+rows4_1673:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -49214,13 +50074,13 @@ rows4_1637:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1637
+	JGE           rows4_1673
 
-tail1638:
+tail1674:
 	TESTQ BX, BX
-	JE    done1640
+	JE    done1676
 
-rows1_1639:
+rows1_1675:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        44032(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -49277,9 +50137,9 @@ rows1_1639:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1639
+	JNE           rows1_1675
 
-done1640:
+done1676:
 	VZEROUPPER
 	RET
 
@@ -49309,9 +50169,9 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1642
+	JL           tail1678
 
-rows4_1641:
+rows4_1677:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -49383,13 +50243,13 @@ rows4_1641:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1641
+	JGE          rows4_1677
 
-tail1642:
+tail1678:
 	TESTQ BX, BX
-	JE    done1644
+	JE    done1680
 
-rows1_1643:
+rows1_1679:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -49438,9 +50298,9 @@ rows1_1643:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1643
+	JNE          rows1_1679
 
-done1644:
+done1680:
 	VZEROUPPER
 	RET
 
@@ -49470,9 +50330,9 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1646
+	JL            tail1682
 
-rows4_1645:
+rows4_1681:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -49532,13 +50392,13 @@ rows4_1645:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1645
+	JGE           rows4_1681
 
-tail1646:
+tail1682:
 	TESTQ BX, BX
-	JE    done1648
+	JE    done1684
 
-rows1_1647:
+rows1_1683:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -49581,9 +50441,9 @@ rows1_1647:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1647
+	JNE           rows1_1683
 
-done1648:
+done1684:
 	VZEROUPPER
 	RET
 
@@ -49601,7 +50461,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1649:
+cols1685:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -49612,7 +50472,7 @@ cols1649:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1649
+	JNE          cols1685
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -49630,9 +50490,9 @@ cols1649:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1651
+	JL           tail1687
 
-rows4_1650:
+rows4_1686:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -49643,7 +50503,7 @@ rows4_1650:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1654:
+cols1690:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -49664,7 +50524,7 @@ cols1654:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1654
+	JNE          cols1690
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -49717,13 +50577,13 @@ cols1654:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1650
+	JGE          rows4_1686
 
-tail1651:
+tail1687:
 	TESTQ BX, BX
-	JE    done1653
+	JE    done1689
 
-rows1_1652:
+rows1_1688:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -49734,7 +50594,7 @@ rows1_1652:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1655:
+cols1691:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -49753,7 +50613,7 @@ cols1655:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1655
+	JNE          cols1691
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -49801,9 +50661,9 @@ cols1655:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1652
+	JNE          rows1_1688
 
-done1653:
+done1689:
 	VZEROUPPER
 	RET
 
@@ -49821,7 +50681,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1656:
+cols1692:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -49832,7 +50692,7 @@ cols1656:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1656
+	JNE           cols1692
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -49852,9 +50712,9 @@ cols1656:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1658
+	JL            tail1694
 
-rows4_1657:
+rows4_1693:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -49865,7 +50725,7 @@ rows4_1657:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1661:
+cols1697:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -49886,7 +50746,7 @@ cols1661:
 	VFMADD231PS   6300672(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1661
+	JNE           cols1697
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -49952,13 +50812,13 @@ cols1661:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1657
+	JGE           rows4_1693
 
-tail1658:
+tail1694:
 	TESTQ BX, BX
-	JE    done1660
+	JE    done1696
 
-rows1_1659:
+rows1_1695:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -49969,7 +50829,7 @@ rows1_1659:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1662:
+cols1698:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -49988,7 +50848,7 @@ cols1662:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1662
+	JNE           cols1698
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -50037,9 +50897,9 @@ cols1662:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1659
+	JNE           rows1_1695
 
-done1660:
+done1696:
 	VZEROUPPER
 	RET
 
@@ -50057,7 +50917,7 @@ TEXT ·rmsswiglu_288x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1663:
+cols1699:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -50068,7 +50928,7 @@ cols1663:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1663
+	JNE          cols1699
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -50086,9 +50946,9 @@ cols1663:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1665
+	JL           tail1701
 
-rows4_1664:
+rows4_1700:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -50099,7 +50959,7 @@ rows4_1664:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1668:
+cols1704:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -50120,7 +50980,7 @@ cols1668:
 	VFMADD231PS  335232(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1668
+	JNE          cols1704
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -50173,13 +51033,13 @@ cols1668:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1664
+	JGE          rows4_1700
 
-tail1665:
+tail1701:
 	TESTQ BX, BX
-	JE    done1667
+	JE    done1703
 
-rows1_1666:
+rows1_1702:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -50190,7 +51050,7 @@ rows1_1666:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1669:
+cols1705:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -50209,7 +51069,7 @@ cols1669:
 	VFMADD231PS  331872(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1669
+	JNE          cols1705
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -50257,9 +51117,9 @@ cols1669:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1666
+	JNE          rows1_1702
 
-done1667:
+done1703:
 	VZEROUPPER
 	RET
 
@@ -50277,7 +51137,7 @@ TEXT ·rmsswiglu_288x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1670:
+cols1706:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -50288,7 +51148,7 @@ cols1670:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1670
+	JNE           cols1706
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -50348,9 +51208,9 @@ cols1670:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1672
+	JL            tail1708
 
-rows4_1671:
+rows4_1707:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -50704,13 +51564,13 @@ rows4_1671:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1671
+	JGE           rows4_1707
 
-tail1672:
+tail1708:
 	TESTQ BX, BX
-	JE    done1674
+	JE    done1710
 
-rows1_1673:
+rows1_1709:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        331776(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -50793,9 +51653,9 @@ rows1_1673:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1673
+	JNE           rows1_1709
 
-done1674:
+done1710:
 	VZEROUPPER
 	RET
 
@@ -50825,9 +51685,9 @@ TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1676
+	JL           tail1712
 
-rows4_1675:
+rows4_1711:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -50899,13 +51759,13 @@ rows4_1675:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1675
+	JGE          rows4_1711
 
-tail1676:
+tail1712:
 	TESTQ BX, BX
-	JE    done1678
+	JE    done1714
 
-rows1_1677:
+rows1_1713:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -50954,9 +51814,9 @@ rows1_1677:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1677
+	JNE          rows1_1713
 
-done1678:
+done1714:
 	VZEROUPPER
 	RET
 
@@ -50986,9 +51846,9 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1680
+	JL            tail1716
 
-rows4_1679:
+rows4_1715:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -51048,13 +51908,13 @@ rows4_1679:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1679
+	JGE           rows4_1715
 
-tail1680:
+tail1716:
 	TESTQ BX, BX
-	JE    done1682
+	JE    done1718
 
-rows1_1681:
+rows1_1717:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -51097,9 +51957,9 @@ rows1_1681:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1681
+	JNE           rows1_1717
 
-done1682:
+done1718:
 	VZEROUPPER
 	RET
 
@@ -51160,9 +52020,9 @@ TEXT ·rmsswiglu_64x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1684
+	JL           tail1720
 
-rows4_1683:
+rows4_1719:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -51311,13 +52171,13 @@ rows4_1683:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1683
+	JGE          rows4_1719
 
-tail1684:
+tail1720:
 	TESTQ BX, BX
-	JE    done1686
+	JE    done1722
 
-rows1_1685:
+rows1_1721:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       16384(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -51375,9 +52235,9 @@ rows1_1685:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1685
+	JNE          rows1_1721
 
-done1686:
+done1722:
 	VZEROUPPER
 	RET
 
@@ -51424,9 +52284,9 @@ TEXT ·rmsswiglu_64x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x04
-	JL            tail1688
+	JL            tail1724
 
-rows4_1687:
+rows4_1723:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -51556,13 +52416,13 @@ rows4_1687:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1687
+	JGE           rows4_1723
 
-tail1688:
+tail1724:
 	TESTQ BX, BX
-	JE    done1690
+	JE    done1726
 
-rows1_1689:
+rows1_1725:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        16384(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -51619,9 +52479,9 @@ rows1_1689:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1689
+	JNE           rows1_1725
 
-done1690:
+done1726:
 	VZEROUPPER
 	RET
 
@@ -51639,7 +52499,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1691:
+cols1727:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -51650,7 +52510,7 @@ cols1691:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1691
+	JNE          cols1727
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -51668,9 +52528,9 @@ cols1691:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1693
+	JL           tail1729
 
-rows4_1692:
+rows4_1728:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -51681,7 +52541,7 @@ rows4_1692:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1696:
+cols1732:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -51702,7 +52562,7 @@ cols1696:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1696
+	JNE          cols1732
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -51755,13 +52615,13 @@ cols1696:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1692
+	JGE          rows4_1728
 
-tail1693:
+tail1729:
 	TESTQ BX, BX
-	JE    done1695
+	JE    done1731
 
-rows1_1694:
+rows1_1730:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -51772,7 +52632,7 @@ rows1_1694:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1697:
+cols1733:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -51791,7 +52651,7 @@ cols1697:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1697
+	JNE          cols1733
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -51839,9 +52699,9 @@ cols1697:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1694
+	JNE          rows1_1730
 
-done1695:
+done1731:
 	VZEROUPPER
 	RET
 
@@ -51859,7 +52719,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1698:
+cols1734:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -51870,7 +52730,7 @@ cols1698:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1698
+	JNE           cols1734
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -51930,9 +52790,9 @@ cols1698:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1700
+	JL            tail1736
 
-rows4_1699:
+rows4_1735:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -52286,13 +53146,13 @@ rows4_1699:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1699
+	JGE           rows4_1735
 
-tail1700:
+tail1736:
 	TESTQ BX, BX
-	JE    done1702
+	JE    done1738
 
-rows1_1701:
+rows1_1737:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        884736(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -52375,9 +53235,9 @@ rows1_1701:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1701
+	JNE           rows1_1737
 
-done1702:
+done1738:
 	VZEROUPPER
 	RET
 
@@ -52395,7 +53255,7 @@ TEXT ·rmsswiglu_768x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1703:
+cols1739:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -52406,7 +53266,7 @@ cols1703:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1703
+	JNE          cols1739
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -52424,9 +53284,9 @@ cols1703:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1705
+	JL           tail1741
 
-rows4_1704:
+rows4_1740:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -52437,7 +53297,7 @@ rows4_1704:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1708:
+cols1744:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -52458,7 +53318,7 @@ cols1708:
 	VFMADD231PS  2368512(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1708
+	JNE          cols1744
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -52511,13 +53371,13 @@ cols1708:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1704
+	JGE          rows4_1740
 
-tail1705:
+tail1741:
 	TESTQ BX, BX
-	JE    done1707
+	JE    done1743
 
-rows1_1706:
+rows1_1742:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -52528,7 +53388,7 @@ rows1_1706:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1709:
+cols1745:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -52547,7 +53407,7 @@ cols1709:
 	VFMADD231PS  2359392(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1709
+	JNE          cols1745
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -52595,9 +53455,9 @@ cols1709:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1706
+	JNE          rows1_1742
 
-done1707:
+done1743:
 	VZEROUPPER
 	RET
 
@@ -52615,7 +53475,7 @@ TEXT ·rmsswiglu_768x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1710:
+cols1746:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -52626,7 +53486,7 @@ cols1710:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1710
+	JNE           cols1746
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -52646,9 +53506,9 @@ cols1710:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1712
+	JL            tail1748
 
-rows4_1711:
+rows4_1747:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -52659,7 +53519,7 @@ rows4_1711:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1715:
+cols1751:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -52680,7 +53540,7 @@ cols1715:
 	VFMADD231PS   2368512(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1715
+	JNE           cols1751
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -52746,13 +53606,13 @@ cols1715:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1711
+	JGE           rows4_1747
 
-tail1712:
+tail1748:
 	TESTQ BX, BX
-	JE    done1714
+	JE    done1750
 
-rows1_1713:
+rows1_1749:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -52763,7 +53623,7 @@ rows1_1713:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1716:
+cols1752:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -52782,7 +53642,7 @@ cols1716:
 	VFMADD231PS   2359488(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1716
+	JNE           cols1752
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -52831,9 +53691,9 @@ cols1716:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1713
+	JNE           rows1_1749
 
-done1714:
+done1750:
 	VZEROUPPER
 	RET
 
@@ -52874,9 +53734,9 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1718
+	JL           tail1754
 
-rows4_1717:
+rows4_1753:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4224(CX)
@@ -53004,13 +53864,13 @@ rows4_1717:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1717
+	JGE          rows4_1753
 
-tail1718:
+tail1754:
 	TESTQ BX, BX
-	JE    done1720
+	JE    done1756
 
-rows1_1719:
+rows1_1755:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -53081,9 +53941,9 @@ rows1_1719:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1719
+	JNE          rows1_1755
 
-done1720:
+done1756:
 	VZEROUPPER
 	RET
 
@@ -53124,9 +53984,9 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1722
+	JL            tail1758
 
-rows4_1721:
+rows4_1757:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4224(CX)
@@ -53242,13 +54102,13 @@ rows4_1721:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1721
+	JGE           rows4_1757
 
-tail1722:
+tail1758:
 	TESTQ BX, BX
-	JE    done1724
+	JE    done1760
 
-rows1_1723:
+rows1_1759:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -53313,9 +54173,9 @@ rows1_1723:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1723
+	JNE           rows1_1759
 
-done1724:
+done1760:
 	VZEROUPPER
 	RET
 
@@ -53326,7 +54186,7 @@ TEXT ·rope_12x48_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk1725:
+ropechunk1761:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -53509,7 +54369,7 @@ ropechunk1725:
 	VMOVUPS   Y0, 928(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk1725
+	JNZ       ropechunk1761
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -53592,7 +54452,7 @@ TEXT ·rope_12x48_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk1726:
+ropechunk1762:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -53685,7 +54545,7 @@ ropechunk1726:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk1726
+	JNZ       ropechunk1762
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -53887,7 +54747,7 @@ TEXT ·rope_24x64_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk1727:
+ropechunk1763:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -54082,7 +54942,7 @@ ropechunk1727:
 	VMOVUPS   Y0, 992(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk1727
+	JNZ       ropechunk1763
 	VZEROUPPER
 	RET
 
@@ -54093,7 +54953,7 @@ TEXT ·rope_24x64_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk1728:
+ropechunk1764:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -54192,7 +55052,7 @@ ropechunk1728:
 	VMOVUPS   Z0, 960(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk1728
+	JNZ       ropechunk1764
 	VZEROUPPER
 	RET
 
@@ -54374,7 +55234,7 @@ TEXT ·rope_41x6_avx2(SB), NOSPLIT, $0-16
 	VMOVDQU masktab<>+40(SB), Y0
 	MOVQ    $0x00000001, DX
 
-ropechunk1729:
+ropechunk1765:
 	VMOVUPS    (AX), Y1
 	VPERMILPS  $0xb1, Y1, Y2
 	VMULPS     (CX), Y1, Y1
@@ -54557,7 +55417,7 @@ ropechunk1729:
 	VMOVUPS    Y1, 928(AX)
 	ADDQ       $0x000003c0, AX
 	DECQ       DX
-	JNZ        ropechunk1729
+	JNZ        ropechunk1765
 	VMASKMOVPS (AX), Y0, Y1
 	VPERMILPS  $0xb1, Y1, Y2
 	VMULPS     (CX), Y1, Y1
@@ -54576,7 +55436,7 @@ TEXT ·rope_41x6_avx512(SB), NOSPLIT, $0-16
 	KMOVW DX, K1
 	MOVQ  $0x00000001, DX
 
-ropechunk1730:
+ropechunk1766:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -54669,7 +55529,7 @@ ropechunk1730:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk1730
+	JNZ       ropechunk1766
 	VMOVUPS.Z (AX), K1, Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -54862,12 +55722,12 @@ TEXT ·silumul_16_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1732
+	JLE  siludone1768
 
-silurow1731:
+silurow1767:
 	XORQ BX, BX
 
-silucol1733:
+silucol1769:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -54895,13 +55755,13 @@ silucol1733:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1733
+	JNE          silucol1769
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1731
+	JNE          silurow1767
 
-siludone1732:
+siludone1768:
 	VZEROUPPER
 	RET
 
@@ -54912,12 +55772,12 @@ TEXT ·silumul_16_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1735
+	JLE  siludone1771
 
-silurow1734:
+silurow1770:
 	XORQ BX, BX
 
-silucol1736:
+silucol1772:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -54942,13 +55802,13 @@ silucol1736:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1736
+	JNE          silucol1772
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1734
+	JNE          silurow1770
 
-siludone1735:
+siludone1771:
 	VZEROUPPER
 	RET
 
@@ -54960,12 +55820,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1738
+	JLE     siludone1774
 
-silurow1737:
+silurow1773:
 	XORQ BX, BX
 
-silucol1739:
+silucol1775:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -54993,7 +55853,7 @@ silucol1739:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol1739
+	JNE          silucol1775
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55023,9 +55883,9 @@ silucol1739:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1737
+	JNE          silurow1773
 
-siludone1738:
+siludone1774:
 	VZEROUPPER
 	RET
 
@@ -55038,12 +55898,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1741
+	JLE   siludone1777
 
-silurow1740:
+silurow1776:
 	XORQ BX, BX
 
-silucol1742:
+silucol1778:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55068,7 +55928,7 @@ silucol1742:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol1742
+	JNE          silucol1778
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55094,9 +55954,9 @@ silucol1742:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1740
+	JNE          silurow1776
 
-siludone1741:
+siludone1777:
 	VZEROUPPER
 	RET
 
@@ -55108,12 +55968,12 @@ TEXT ·silumul_17_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1744
+	JLE     siludone1780
 
-silurow1743:
+silurow1779:
 	XORQ BX, BX
 
-silucol1745:
+silucol1781:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55141,7 +56001,7 @@ silucol1745:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1745
+	JNE          silucol1781
 	VMASKMOVPS   64(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55171,9 +56031,9 @@ silucol1745:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1743
+	JNE          silurow1779
 
-siludone1744:
+siludone1780:
 	VZEROUPPER
 	RET
 
@@ -55186,12 +56046,12 @@ TEXT ·silumul_17_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1747
+	JLE   siludone1783
 
-silurow1746:
+silurow1782:
 	XORQ BX, BX
 
-silucol1748:
+silucol1784:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55216,7 +56076,7 @@ silucol1748:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1748
+	JNE          silucol1784
 	VMOVUPS.Z    64(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55242,9 +56102,9 @@ silucol1748:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1746
+	JNE          silurow1782
 
-siludone1747:
+siludone1783:
 	VZEROUPPER
 	RET
 
@@ -55256,9 +56116,9 @@ TEXT ·silumul_1_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1750
+	JLE     siludone1786
 
-silurow1749:
+silurow1785:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55288,9 +56148,9 @@ silurow1749:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1749
+	JNE          silurow1785
 
-siludone1750:
+siludone1786:
 	VZEROUPPER
 	RET
 
@@ -55303,9 +56163,9 @@ TEXT ·silumul_1_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1752
+	JLE   siludone1788
 
-silurow1751:
+silurow1787:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55331,9 +56191,9 @@ silurow1751:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1751
+	JNE          silurow1787
 
-siludone1752:
+siludone1788:
 	VZEROUPPER
 	RET
 
@@ -55344,12 +56204,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1754
+	JLE  siludone1790
 
-silurow1753:
+silurow1789:
 	XORQ BX, BX
 
-silucol1755:
+silucol1791:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55377,13 +56237,13 @@ silucol1755:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1755
+	JNE          silucol1791
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1753
+	JNE          silurow1789
 
-siludone1754:
+siludone1790:
 	VZEROUPPER
 	RET
 
@@ -55394,12 +56254,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1757
+	JLE  siludone1793
 
-silurow1756:
+silurow1792:
 	XORQ BX, BX
 
-silucol1758:
+silucol1794:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55424,13 +56284,13 @@ silucol1758:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1758
+	JNE          silucol1794
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1756
+	JNE          silurow1792
 
-siludone1757:
+siludone1793:
 	VZEROUPPER
 	RET
 
@@ -55441,12 +56301,12 @@ TEXT ·silumul_288_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1760
+	JLE  siludone1796
 
-silurow1759:
+silurow1795:
 	XORQ BX, BX
 
-silucol1761:
+silucol1797:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55474,13 +56334,13 @@ silucol1761:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1761
+	JNE          silucol1797
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1759
+	JNE          silurow1795
 
-siludone1760:
+siludone1796:
 	VZEROUPPER
 	RET
 
@@ -55491,12 +56351,12 @@ TEXT ·silumul_288_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1763
+	JLE  siludone1799
 
-silurow1762:
+silurow1798:
 	XORQ BX, BX
 
-silucol1764:
+silucol1800:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55521,13 +56381,13 @@ silucol1764:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1764
+	JNE          silucol1800
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1762
+	JNE          silurow1798
 
-siludone1763:
+siludone1799:
 	VZEROUPPER
 	RET
 
@@ -55539,12 +56399,12 @@ TEXT ·silumul_33_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1766
+	JLE     siludone1802
 
-silurow1765:
+silurow1801:
 	XORQ BX, BX
 
-silucol1767:
+silucol1803:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55572,7 +56432,7 @@ silucol1767:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1767
+	JNE          silucol1803
 	VMASKMOVPS   128(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55602,9 +56462,9 @@ silucol1767:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1765
+	JNE          silurow1801
 
-siludone1766:
+siludone1802:
 	VZEROUPPER
 	RET
 
@@ -55617,12 +56477,12 @@ TEXT ·silumul_33_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1769
+	JLE   siludone1805
 
-silurow1768:
+silurow1804:
 	XORQ BX, BX
 
-silucol1770:
+silucol1806:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55647,7 +56507,7 @@ silucol1770:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1770
+	JNE          silucol1806
 	VMOVUPS.Z    128(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55673,9 +56533,9 @@ silucol1770:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1768
+	JNE          silurow1804
 
-siludone1769:
+siludone1805:
 	VZEROUPPER
 	RET
 
@@ -55687,9 +56547,9 @@ TEXT ·silumul_3_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1772
+	JLE     siludone1808
 
-silurow1771:
+silurow1807:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55719,9 +56579,9 @@ silurow1771:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1771
+	JNE          silurow1807
 
-siludone1772:
+siludone1808:
 	VZEROUPPER
 	RET
 
@@ -55734,9 +56594,9 @@ TEXT ·silumul_3_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000007, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1774
+	JLE   siludone1810
 
-silurow1773:
+silurow1809:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55762,9 +56622,9 @@ silurow1773:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1773
+	JNE          silurow1809
 
-siludone1774:
+siludone1810:
 	VZEROUPPER
 	RET
 
@@ -55775,12 +56635,12 @@ TEXT ·silumul_64_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1776
+	JLE  siludone1812
 
-silurow1775:
+silurow1811:
 	XORQ BX, BX
 
-silucol1777:
+silucol1813:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55808,13 +56668,13 @@ silucol1777:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1777
+	JNE          silucol1813
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1775
+	JNE          silurow1811
 
-siludone1776:
+siludone1812:
 	VZEROUPPER
 	RET
 
@@ -55825,12 +56685,12 @@ TEXT ·silumul_64_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1779
+	JLE  siludone1815
 
-silurow1778:
+silurow1814:
 	XORQ BX, BX
 
-silucol1780:
+silucol1816:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55855,13 +56715,13 @@ silucol1780:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1780
+	JNE          silucol1816
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1778
+	JNE          silurow1814
 
-siludone1779:
+siludone1815:
 	VZEROUPPER
 	RET
 
@@ -55872,12 +56732,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1782
+	JLE  siludone1818
 
-silurow1781:
+silurow1817:
 	XORQ BX, BX
 
-silucol1783:
+silucol1819:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55905,13 +56765,13 @@ silucol1783:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1783
+	JNE          silucol1819
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1781
+	JNE          silurow1817
 
-siludone1782:
+siludone1818:
 	VZEROUPPER
 	RET
 
@@ -55922,12 +56782,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1785
+	JLE  siludone1821
 
-silurow1784:
+silurow1820:
 	XORQ BX, BX
 
-silucol1786:
+silucol1822:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55952,13 +56812,13 @@ silucol1786:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1786
+	JNE          silucol1822
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1784
+	JNE          silurow1820
 
-siludone1785:
+siludone1821:
 	VZEROUPPER
 	RET
 
@@ -55970,9 +56830,9 @@ TEXT ·silumul_7_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1788
+	JLE     siludone1824
 
-silurow1787:
+silurow1823:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56002,9 +56862,9 @@ silurow1787:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1787
+	JNE          silurow1823
 
-siludone1788:
+siludone1824:
 	VZEROUPPER
 	RET
 
@@ -56017,9 +56877,9 @@ TEXT ·silumul_7_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1790
+	JLE   siludone1826
 
-silurow1789:
+silurow1825:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56045,9 +56905,9 @@ silurow1789:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1789
+	JNE          silurow1825
 
-siludone1790:
+siludone1826:
 	VZEROUPPER
 	RET
 
@@ -56058,12 +56918,12 @@ TEXT ·silumul_8_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1792
+	JLE  siludone1828
 
-silurow1791:
+silurow1827:
 	XORQ BX, BX
 
-silucol1793:
+silucol1829:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56091,13 +56951,13 @@ silucol1793:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1793
+	JNE          silucol1829
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1791
+	JNE          silurow1827
 
-siludone1792:
+siludone1828:
 	VZEROUPPER
 	RET
 
@@ -56108,12 +56968,12 @@ TEXT ·silumul_8_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1795
+	JLE  siludone1831
 
-silurow1794:
+silurow1830:
 	XORQ BX, BX
 
-silucol1796:
+silucol1832:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56138,13 +56998,13 @@ silucol1796:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1796
+	JNE          silucol1832
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1794
+	JNE          silurow1830
 
-siludone1795:
+siludone1831:
 	VZEROUPPER
 	RET
 
@@ -56157,9 +57017,9 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1798
+	JL      tail1834
 
-rows4_1797:
+rows4_1833:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -56253,13 +57113,13 @@ rows4_1797:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1797
+	JGE          rows4_1833
 
-tail1798:
+tail1834:
 	TESTQ BX, BX
-	JE    done1800
+	JE    done1836
 
-rows1_1799:
+rows1_1835:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       884(CX), Y2, Y2
@@ -56312,9 +57172,9 @@ rows1_1799:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1799
+	JNE          rows1_1835
 
-done1800:
+done1836:
 	VZEROUPPER
 	RET
 
@@ -56328,9 +57188,9 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1802
+	JL    tail1838
 
-rows4_1801:
+rows4_1837:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -56413,13 +57273,13 @@ rows4_1801:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1801
+	JGE           rows4_1837
 
-tail1802:
+tail1838:
 	TESTQ BX, BX
-	JE    done1804
+	JE    done1840
 
-rows1_1803:
+rows1_1839:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        884(CX), Y1, Y1
@@ -56467,9 +57327,9 @@ rows1_1803:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1803
+	JNE           rows1_1839
 
-done1804:
+done1840:
 	VZEROUPPER
 	RET
 
@@ -56489,9 +57349,9 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1806
+	JL      tail1842
 
-rows4_1805:
+rows4_1841:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -56638,13 +57498,13 @@ rows4_1805:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1805
+	JGE          rows4_1841
 
-tail1806:
+tail1842:
 	TESTQ BX, BX
-	JE    done1808
+	JE    done1844
 
-rows1_1807:
+rows1_1843:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       44032(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -56700,9 +57560,9 @@ rows1_1807:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1807
+	JNE          rows1_1843
 
-done1808:
+done1844:
 	VZEROUPPER
 	RET
 
@@ -56718,9 +57578,9 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1810
+	JL      tail1846
 
-rows4_1809:
+rows4_1845:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -56848,13 +57708,13 @@ rows4_1809:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1809
+	JGE           rows4_1845
 
-tail1810:
+tail1846:
 	TESTQ BX, BX
-	JE    done1812
+	JE    done1848
 
-rows1_1811:
+rows1_1847:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        44032(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -56909,9 +57769,9 @@ rows1_1811:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1811
+	JNE           rows1_1847
 
-done1812:
+done1848:
 	VZEROUPPER
 	RET
 
@@ -56924,9 +57784,9 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1814
+	JL      tail1850
 
-rows4_1813:
+rows4_1849:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -56994,13 +57854,13 @@ rows4_1813:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1813
+	JGE          rows4_1849
 
-tail1814:
+tail1850:
 	TESTQ BX, BX
-	JE    done1816
+	JE    done1852
 
-rows1_1815:
+rows1_1851:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -57045,9 +57905,9 @@ rows1_1815:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1815
+	JNE          rows1_1851
 
-done1816:
+done1852:
 	VZEROUPPER
 	RET
 
@@ -57061,9 +57921,9 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1818
+	JL    tail1854
 
-rows4_1817:
+rows4_1853:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -57120,13 +57980,13 @@ rows4_1817:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1817
+	JGE           rows4_1853
 
-tail1818:
+tail1854:
 	TESTQ BX, BX
-	JE    done1820
+	JE    done1856
 
-rows1_1819:
+rows1_1855:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      4(CX), Y1, K1, Y1
@@ -57166,9 +58026,9 @@ rows1_1819:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1819
+	JNE           rows1_1855
 
-done1820:
+done1856:
 	VZEROUPPER
 	RET
 
@@ -57180,9 +58040,9 @@ TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1822
+	JL   tail1858
 
-rows4_1821:
+rows4_1857:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57193,7 +58053,7 @@ rows4_1821:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1825:
+cols1861:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -57213,7 +58073,7 @@ cols1825:
 	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1825
+	JNE          cols1861
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -57264,13 +58124,13 @@ cols1825:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1821
+	JGE          rows4_1857
 
-tail1822:
+tail1858:
 	TESTQ BX, BX
-	JE    done1824
+	JE    done1860
 
-rows1_1823:
+rows1_1859:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57281,7 +58141,7 @@ rows1_1823:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1826:
+cols1862:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
@@ -57296,7 +58156,7 @@ cols1826:
 	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1826
+	JNE          cols1862
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -57342,9 +58202,9 @@ cols1826:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1823
+	JNE          rows1_1859
 
-done1824:
+done1860:
 	VZEROUPPER
 	RET
 
@@ -57356,9 +58216,9 @@ TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1828
+	JL   tail1864
 
-rows4_1827:
+rows4_1863:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -57369,7 +58229,7 @@ rows4_1827:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1831:
+cols1867:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -57389,7 +58249,7 @@ cols1831:
 	VFMADD231PS   6300672(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1831
+	JNE           cols1867
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -57453,13 +58313,13 @@ cols1831:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1827
+	JGE           rows4_1863
 
-tail1828:
+tail1864:
 	TESTQ BX, BX
-	JE    done1830
+	JE    done1866
 
-rows1_1829:
+rows1_1865:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -57470,7 +58330,7 @@ rows1_1829:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1832:
+cols1868:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
@@ -57485,7 +58345,7 @@ cols1832:
 	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1832
+	JNE           cols1868
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -57532,9 +58392,9 @@ cols1832:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1829
+	JNE           rows1_1865
 
-done1830:
+done1866:
 	VZEROUPPER
 	RET
 
@@ -57546,9 +58406,9 @@ TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1834
+	JL   tail1870
 
-rows4_1833:
+rows4_1869:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57559,7 +58419,7 @@ rows4_1833:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1837:
+cols1873:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -57579,7 +58439,7 @@ cols1837:
 	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1837
+	JNE          cols1873
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -57630,13 +58490,13 @@ cols1837:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1833
+	JGE          rows4_1869
 
-tail1834:
+tail1870:
 	TESTQ BX, BX
-	JE    done1836
+	JE    done1872
 
-rows1_1835:
+rows1_1871:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57647,7 +58507,7 @@ rows1_1835:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1838:
+cols1874:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
@@ -57662,7 +58522,7 @@ cols1838:
 	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1838
+	JNE          cols1874
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -57708,9 +58568,9 @@ cols1838:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1835
+	JNE          rows1_1871
 
-done1836:
+done1872:
 	VZEROUPPER
 	RET
 
@@ -57740,9 +58600,9 @@ TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1840
+	JL      tail1876
 
-rows4_1839:
+rows4_1875:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -58094,13 +58954,13 @@ rows4_1839:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1839
+	JGE           rows4_1875
 
-tail1840:
+tail1876:
 	TESTQ BX, BX
-	JE    done1842
+	JE    done1878
 
-rows1_1841:
+rows1_1877:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        331776(CX), Z0, Z19
 	VMULPS        64(CX), Z1, Z20
@@ -58183,9 +59043,9 @@ rows1_1841:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1841
+	JNE           rows1_1877
 
-done1842:
+done1878:
 	VZEROUPPER
 	RET
 
@@ -58198,9 +59058,9 @@ TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1844
+	JL      tail1880
 
-rows4_1843:
+rows4_1879:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -58268,13 +59128,13 @@ rows4_1843:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1843
+	JGE          rows4_1879
 
-tail1844:
+tail1880:
 	TESTQ BX, BX
-	JE    done1846
+	JE    done1882
 
-rows1_1845:
+rows1_1881:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -58319,9 +59179,9 @@ rows1_1845:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1845
+	JNE          rows1_1881
 
-done1846:
+done1882:
 	VZEROUPPER
 	RET
 
@@ -58335,9 +59195,9 @@ TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1848
+	JL    tail1884
 
-rows4_1847:
+rows4_1883:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -58394,13 +59254,13 @@ rows4_1847:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1847
+	JGE           rows4_1883
 
-tail1848:
+tail1884:
 	TESTQ BX, BX
-	JE    done1850
+	JE    done1886
 
-rows1_1849:
+rows1_1885:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      140(CX), Y1, K1, Y1
@@ -58440,9 +59300,9 @@ rows1_1849:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1849
+	JNE           rows1_1885
 
-done1850:
+done1886:
 	VZEROUPPER
 	RET
 
@@ -58462,9 +59322,9 @@ TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1852
+	JL      tail1888
 
-rows4_1851:
+rows4_1887:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -58611,13 +59471,13 @@ rows4_1851:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1851
+	JGE          rows4_1887
 
-tail1852:
+tail1888:
 	TESTQ BX, BX
-	JE    done1854
+	JE    done1890
 
-rows1_1853:
+rows1_1889:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       16384(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -58673,9 +59533,9 @@ rows1_1853:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1853
+	JNE          rows1_1889
 
-done1854:
+done1890:
 	VZEROUPPER
 	RET
 
@@ -58691,9 +59551,9 @@ TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x04
-	JL      tail1856
+	JL      tail1892
 
-rows4_1855:
+rows4_1891:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -58821,13 +59681,13 @@ rows4_1855:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1855
+	JGE           rows4_1891
 
-tail1856:
+tail1892:
 	TESTQ BX, BX
-	JE    done1858
+	JE    done1894
 
-rows1_1857:
+rows1_1893:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        16384(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -58882,9 +59742,9 @@ rows1_1857:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1857
+	JNE           rows1_1893
 
-done1858:
+done1894:
 	VZEROUPPER
 	RET
 
@@ -58896,9 +59756,9 @@ TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1860
+	JL   tail1896
 
-rows4_1859:
+rows4_1895:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -58909,7 +59769,7 @@ rows4_1859:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1863:
+cols1899:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -58929,7 +59789,7 @@ cols1863:
 	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1863
+	JNE          cols1899
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -58980,13 +59840,13 @@ cols1863:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1859
+	JGE          rows4_1895
 
-tail1860:
+tail1896:
 	TESTQ BX, BX
-	JE    done1862
+	JE    done1898
 
-rows1_1861:
+rows1_1897:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -58997,7 +59857,7 @@ rows1_1861:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1864:
+cols1900:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
@@ -59012,7 +59872,7 @@ cols1864:
 	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1864
+	JNE          cols1900
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -59058,9 +59918,9 @@ cols1864:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1861
+	JNE          rows1_1897
 
-done1862:
+done1898:
 	VZEROUPPER
 	RET
 
@@ -59090,9 +59950,9 @@ TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1866
+	JL      tail1902
 
-rows4_1865:
+rows4_1901:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -59444,13 +60304,13 @@ rows4_1865:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1865
+	JGE           rows4_1901
 
-tail1866:
+tail1902:
 	TESTQ BX, BX
-	JE    done1868
+	JE    done1904
 
-rows1_1867:
+rows1_1903:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        884736(CX), Z0, Z19
 	VMULPS        64(CX), Z1, Z20
@@ -59533,9 +60393,9 @@ rows1_1867:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1867
+	JNE           rows1_1903
 
-done1868:
+done1904:
 	VZEROUPPER
 	RET
 
@@ -59547,9 +60407,9 @@ TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1870
+	JL   tail1906
 
-rows4_1869:
+rows4_1905:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -59560,7 +60420,7 @@ rows4_1869:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1873:
+cols1909:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -59580,7 +60440,7 @@ cols1873:
 	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1873
+	JNE          cols1909
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -59631,13 +60491,13 @@ cols1873:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1869
+	JGE          rows4_1905
 
-tail1870:
+tail1906:
 	TESTQ BX, BX
-	JE    done1872
+	JE    done1908
 
-rows1_1871:
+rows1_1907:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -59648,7 +60508,7 @@ rows1_1871:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1874:
+cols1910:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
@@ -59663,7 +60523,7 @@ cols1874:
 	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1874
+	JNE          cols1910
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -59709,9 +60569,9 @@ cols1874:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1871
+	JNE          rows1_1907
 
-done1872:
+done1908:
 	VZEROUPPER
 	RET
 
@@ -59723,9 +60583,9 @@ TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1876
+	JL   tail1912
 
-rows4_1875:
+rows4_1911:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -59736,7 +60596,7 @@ rows4_1875:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1879:
+cols1915:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -59756,7 +60616,7 @@ cols1879:
 	VFMADD231PS   2368512(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1879
+	JNE           cols1915
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -59820,13 +60680,13 @@ cols1879:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1875
+	JGE           rows4_1911
 
-tail1876:
+tail1912:
 	TESTQ BX, BX
-	JE    done1878
+	JE    done1914
 
-rows1_1877:
+rows1_1913:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -59837,7 +60697,7 @@ rows1_1877:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1880:
+cols1916:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
@@ -59852,7 +60712,7 @@ cols1880:
 	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1880
+	JNE           cols1916
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -59899,9 +60759,9 @@ cols1880:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1877
+	JNE           rows1_1913
 
-done1878:
+done1914:
 	VZEROUPPER
 	RET
 
@@ -59914,9 +60774,9 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1882
+	JL      tail1918
 
-rows4_1881:
+rows4_1917:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -60036,13 +60896,13 @@ rows4_1881:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1881
+	JGE          rows4_1917
 
-tail1882:
+tail1918:
 	TESTQ BX, BX
-	JE    done1884
+	JE    done1920
 
-rows1_1883:
+rows1_1919:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       1188(CX), Y2, Y2
@@ -60105,9 +60965,9 @@ rows1_1883:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1883
+	JNE          rows1_1919
 
-done1884:
+done1920:
 	VZEROUPPER
 	RET
 
@@ -60121,9 +60981,9 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1886
+	JL    tail1922
 
-rows4_1885:
+rows4_1921:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -60232,13 +61092,13 @@ rows4_1885:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1885
+	JGE           rows4_1921
 
-tail1886:
+tail1922:
 	TESTQ BX, BX
-	JE    done1888
+	JE    done1924
 
-rows1_1887:
+rows1_1923:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        1188(CX), Y1, Y1
@@ -60296,8 +61156,8 @@ rows1_1887:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1887
+	JNE           rows1_1923
 
-done1888:
+done1924:
 	VZEROUPPER
 	RET
