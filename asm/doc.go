@@ -129,9 +129,12 @@
 //
 // avo never spills, so every unroll is planned to fit: a matvec keeps 4 rows
 // × u column vectors of accumulators (u = 2 on AVX2's 16 YMM, 4 on
-// AVX-512's 32 ZMM; SwiGLU holds 8 rows), loads x once per column step and
-// takes w as the FMA's memory operand; the four row sums are folded with
-// unpack/add into one XMM and stored together. Column loops are fully
+// AVX-512's 32 ZMM; SwiGLU holds 8 rows, and so do matvecs whose rows have
+// 512 floats or more, whose weights stream from DRAM: more reads in flight),
+// loads x once per column step and takes w as the FMA's memory operand;
+// each four row sums are folded with unpack/add into one XMM and stored
+// together. The weights of the next block are prefetched non-temporally
+// (they are not read again before the whole model has streamed past). Column loops are fully
 // unrolled up to 16 vectors, else looped with the remainder straight-line.
 // AVX-512 code uses only instructions with EVEX forms, since the allocator
 // may place values in registers 16-31.
