@@ -432,8 +432,8 @@ type dotJob struct {
 	xtoks []int
 	g     reg.Register
 	cols  int
-	u     int // column unroll: independent accumulators per dot
-	pf    int // when > 0, prefetch each row's line this many bytes ahead
+	u     int  // column unroll: independent accumulators per dot
+	pf    int  // when > 0, prefetch each row's line this many bytes ahead
 	nta   bool // prefetch non-temporally (PREFETCHNTA, not PREFETCHT0)
 	// xr, when set, holds the single vector's column steps in registers
 	// (already times g): straight-line blocks without a tail only.
