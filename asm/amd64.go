@@ -689,8 +689,8 @@ func (g *amd) matvec(k Kernel) {
 			j.g, j.xr = nil, xr
 		}
 		acc := g.dots(j)
-		if rb == 8 { // two groups of 4 rows (no SwiGLU: its blocks are 4 gate and 4 up rows)
-			for h := range 2 {
+		if !swi && rb >= 4 { // groups of 4 rows, each reduced into one XMM
+			for h := range rb / 4 {
 				s := g.reduce4([4]reg.Register{g.toY(acc[4*h][0]), g.toY(acc[4*h+1][0]), g.toY(acc[4*h+2][0]), g.toY(acc[4*h+3][0])})
 				if norm {
 					c.VMULPS(inv.AsX(), s, s)
@@ -739,7 +739,7 @@ func (g *amd) matvec(k Kernel) {
 	if !swi && C >= 512 {
 		// Rows of 2 KiB and more come from DRAM in the big shapes: eight
 		// row streams at a time keep more reads in flight than four (110M
-		// decode ≈ 9 % faster at one thread; shorter rows gained nothing).
+		// decode 5–9 % faster at one thread; shorter rows gained nothing).
 		l8, t4 := g.newLabel("rows8_"), g.newLabel("tail4_")
 		c.CMPQ(n, operand.U8(8))
 		c.JL(operand.LabelRef(t4))
