@@ -134,8 +134,9 @@
 // loads x once per column step and takes w as the FMA's memory operand;
 // each four row sums are folded with unpack/add into one XMM and stored
 // together. The weights of the next block are prefetched non-temporally
-// (they are not read again before the whole model has streamed past). Column loops are fully
-// unrolled up to 16 vectors, else looped with the remainder straight-line.
+// (they are not read again before the whole model has streamed past).
+// Column loops are fully unrolled up to 16 vectors, else looped with the
+// remainder straight-line.
 // AVX-512 code uses only instructions with EVEX forms, since the allocator
 // may place values in registers 16-31.
 package asm
