@@ -108,6 +108,17 @@ type series []float64
 
 func (s series) best() float64 { return slices.Max(s) }
 
+// per divides s by d round by round: the two engines of a round run minutes
+// apart at most, so their ratio drifts less with the machine than a ratio of
+// bests or of medians taken over the whole run.
+func (s series) per(d series) series {
+	out := make(series, min(len(s), len(d)))
+	for i := range out {
+		out[i] = s[i] / d[i]
+	}
+	return out
+}
+
 func (s series) median() float64 {
 	t := slices.Clone(s)
 	slices.Sort(t)
@@ -465,7 +476,7 @@ func (r *results) print(w io.Writer, c config) {
 		p(" (llama.cpp CPU backend %s)", r.models[0].backend)
 	}
 	p(". Load average at start %s, at end %s. ", r.loadStart, r.loadEnd)
-	p("%d interleaved rounds per model and thread count (modelc, llama.cpp, llama.cpp F32 KV, modelc, ...; one process per run); best and median of the rounds. Decode: %d positions from BOS, greedy; prefill: %d tokens in one batch.\n\n", c.rounds, c.steps, c.steps)
+	p("%d interleaved rounds per model and thread count (modelc, llama.cpp, llama.cpp F32 KV, modelc, ...; one process per run); best and median of the rounds, and \"per round\": each round's modelc run ÷ the llama.cpp run right after it, median and range over the rounds (the ratio least moved by the machine's drift). Decode: %d positions from BOS, greedy; prefill: %d tokens in one batch.\n\n", c.rounds, c.steps, c.steps)
 
 	p("## Machine limits (%s kernels; best of %d passes before and after the runs, and of 3 passes in every round beside the runs)\n\n", r.path, c.passes)
 	p("| | 1 GiB read, GB/s | FMA peak, GFLOP/s |")
@@ -483,11 +494,11 @@ func (r *results) print(w io.Writer, c config) {
 
 	for _, phase := range []string{"decode", "prefill"} {
 		p("\n## %s tokens/s, F32, same GGUF\n\n", strings.ToUpper(phase[:1])+phase[1:])
-		p("| model | threads | modelc best | modelc median | llama.cpp best | llama.cpp median | modelc ÷ llama.cpp (best, median) | llama.cpp F32 KV, no FA: best | median | modelc ÷ it (best) |")
+		p("| model | threads | modelc best | modelc median | llama.cpp best | llama.cpp median | modelc ÷ llama.cpp (best, median) | per round: median (range) | llama.cpp F32 KV, no FA: best | median | modelc ÷ it (best) |")
 		if phase == "decode" {
 			p(" modelc best ÷ bandwidth bound | paired per round: median (best) | ÷ DRAM bound | ÷ FMA bound |")
 		}
-		p("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		p("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		if phase == "decode" {
 			p("---:|---:|---:|---:|")
 		}
@@ -502,9 +513,10 @@ func (r *results) print(w io.Writer, c config) {
 					return f[e].prefill
 				}
 				mc, ll, lf := get("modelc"), get("llama.cpp"), get("llama.cpp f32kv")
-				p("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f×, %.2f× | %.1f | %.1f | %.2f× |", m.name, t,
+				rr := mc.per(ll)
+				p("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f×, %.2f× | %.2f× (%.2f–%.2f×) | %.1f | %.1f | %.2f× |", m.name, t,
 					mc.best(), mc.median(), ll.best(), ll.median(), mc.best()/ll.best(), mc.median()/ll.median(),
-					lf.best(), lf.median(), mc.best()/lf.best())
+					rr.median(), slices.Min(rr), slices.Max(rr), lf.best(), lf.median(), mc.best()/lf.best())
 				if phase == "decode" {
 					bwBound := m.bandwidth[t] / m.bytesPerTok
 					flopBound := r.peak[t] / m.flopsPerTok

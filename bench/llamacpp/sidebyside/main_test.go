@@ -47,4 +47,9 @@ func TestSeries(t *testing.T) {
 	if (series{4, 1, 9}).median() != 4 {
 		t.Error("odd median")
 	}
+	// Round by round: 30/10, 20/5, 12/6; the shorter series sets the length.
+	r := series{30, 20, 12}.per(series{10, 5, 6, 99})
+	if len(r) != 3 || r[0] != 3 || r[1] != 4 || r[2] != 2 || r.median() != 3 {
+		t.Errorf("per = %v, want [3 4 2] (median 3)", r)
+	}
 }
