@@ -689,11 +689,24 @@ func (g *amd) matvec(k Kernel) {
 			j.g, j.xr = nil, xr
 		}
 		acc := g.dots(j)
-		if !swi && rb >= 4 { // groups of 4 rows, each reduced into one XMM
+		quad := func(i int) [4]reg.Register {
+			return [4]reg.Register{g.toY(acc[i][0]), g.toY(acc[i+1][0]), g.toY(acc[i+2][0]), g.toY(acc[i+3][0])}
+		}
+		if rb >= 4 { // groups of 4 rows (and their up rows), each reduced into one XMM
 			for h := range rb / 4 {
-				s := g.reduce4([4]reg.Register{g.toY(acc[4*h][0]), g.toY(acc[4*h+1][0]), g.toY(acc[4*h+2][0]), g.toY(acc[4*h+3][0])})
+				s := g.reduce4(quad(4 * h))
+				var u reg.Register
+				if swi {
+					u = g.reduce4(quad(rb + 4*h))
+				}
 				if norm {
 					c.VMULPS(inv.AsX(), s, s)
+					if swi {
+						c.VMULPS(inv.AsX(), u, u)
+					}
+				}
+				if swi {
+					g.siluMul(s, u)
 				}
 				if k.Op == OpMatVecAdd {
 					c.VADDPS(mem(out, 16*h), s, s)
@@ -702,17 +715,10 @@ func (g *amd) matvec(k Kernel) {
 			}
 			return
 		}
-		var s, u reg.Register
-		if rb == 4 {
-			s = g.reduce4([4]reg.Register{g.toY(acc[0][0]), g.toY(acc[1][0]), g.toY(acc[2][0]), g.toY(acc[3][0])})
-			if swi {
-				u = g.reduce4([4]reg.Register{g.toY(acc[4][0]), g.toY(acc[5][0]), g.toY(acc[6][0]), g.toY(acc[7][0])})
-			}
-		} else {
-			s = g.reduce1(acc[0][0])
-			if swi {
-				u = g.reduce1(acc[1][0])
-			}
+		s := g.reduce1(acc[0][0])
+		var u reg.Register
+		if swi {
+			u = g.reduce1(acc[1][0])
 		}
 		if norm {
 			c.VMULPS(inv.AsX(), s, s)
@@ -723,23 +729,20 @@ func (g *amd) matvec(k Kernel) {
 		if swi {
 			g.siluMul(s, u)
 		}
-		switch {
-		case k.Op == OpMatVecAdd && rb == 4:
-			c.VADDPS(mem(out, 0), s, s)
-		case k.Op == OpMatVecAdd:
+		if k.Op == OpMatVecAdd {
 			c.VADDSS(mem(out, 0), s, s)
 		}
-		if rb == 4 {
-			c.VMOVUPS(s, mem(out, 0))
-		} else {
-			c.VMOVSS(s, mem(out, 0))
-		}
+		c.VMOVSS(s, mem(out, 0))
 	}
 	l4, t1, l1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
-	if !swi && C >= 512 {
-		// Rows of 2 KiB and more come from DRAM in the big shapes: eight
-		// row streams at a time keep more reads in flight than four (110M
-		// decode 5–9 % faster at one thread; shorter rows gained nothing).
+	// Eight-row blocks keep more reads in flight than four. Rows of 2 KiB
+	// and more come from DRAM in the big shapes (110M decode 5–9 % faster
+	// at one thread; shorter rows gained nothing). A SwiGLU block of eight
+	// holds sixteen accumulators: on AVX-512 with x in registers and room
+	// for the SiLU's temporaries (stories260K, whose weights come from L3
+	// every token: the token ≈ 2 % faster).
+	swi8 := swi && g.isa == AVX512 && xr != nil && 2*8+len(xr)+8 <= g.nreg
+	if (!swi && C >= 512) || swi8 {
 		l8, t4 := g.newLabel("rows8_"), g.newLabel("tail4_")
 		c.CMPQ(n, operand.U8(8))
 		c.JL(operand.LabelRef(t4))

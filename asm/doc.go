@@ -129,8 +129,10 @@
 //
 // avo never spills, so every unroll is planned to fit: a matvec keeps 4 rows
 // × u column vectors of accumulators (u = 2 on AVX2's 16 YMM, 4 on
-// AVX-512's 32 ZMM; SwiGLU holds 8 rows, and so do matvecs whose rows have
-// 512 floats or more, whose weights stream from DRAM: more reads in flight),
+// AVX-512's 32 ZMM; SwiGLU holds 8 rows (4 gate, 4 up; 16 on AVX-512 when x
+// fits in registers, as stories260K's 64 floats do), and so do matvecs whose
+// rows have 512 floats or more, whose weights stream from DRAM: more reads in
+// flight),
 // loads x once per column step and takes w as the FMA's memory operand;
 // each four row sums are folded with unpack/add into one XMM and stored
 // together. The weights of the next block are prefetched non-temporally

@@ -49941,8 +49941,269 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VMULPS        128(SI), Z3, Z3
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
-	CMPQ          BX, $0x04
-	JL            tail1674
+	CMPQ          BX, $0x08
+	JL            tail4_1678
+
+rows8_1677:
+	PREFETCHNTA   4096(CX)
+	VMULPS        (CX), Z1, Z5
+	PREFETCHNTA   4352(CX)
+	VMULPS        256(CX), Z1, Z6
+	PREFETCHNTA   4608(CX)
+	VMULPS        512(CX), Z1, Z7
+	PREFETCHNTA   4864(CX)
+	VMULPS        768(CX), Z1, Z8
+	PREFETCHNTA   5120(CX)
+	VMULPS        1024(CX), Z1, Z9
+	PREFETCHNTA   5376(CX)
+	VMULPS        1280(CX), Z1, Z10
+	PREFETCHNTA   5632(CX)
+	VMULPS        1536(CX), Z1, Z11
+	PREFETCHNTA   5888(CX)
+	VMULPS        1792(CX), Z1, Z12
+	PREFETCHNTA   48128(CX)
+	VMULPS        44032(CX), Z1, Z13
+	PREFETCHNTA   48384(CX)
+	VMULPS        44288(CX), Z1, Z14
+	PREFETCHNTA   48640(CX)
+	VMULPS        44544(CX), Z1, Z15
+	PREFETCHNTA   48896(CX)
+	VMULPS        44800(CX), Z1, Z16
+	PREFETCHNTA   49152(CX)
+	VMULPS        45056(CX), Z1, Z17
+	PREFETCHNTA   49408(CX)
+	VMULPS        45312(CX), Z1, Z18
+	PREFETCHNTA   49664(CX)
+	VMULPS        45568(CX), Z1, Z19
+	PREFETCHNTA   49920(CX)
+	VMULPS        45824(CX), Z1, Z20
+	PREFETCHNTA   4160(CX)
+	VFMADD231PS   64(CX), Z2, Z5
+	PREFETCHNTA   4416(CX)
+	VFMADD231PS   320(CX), Z2, Z6
+	PREFETCHNTA   4672(CX)
+	VFMADD231PS   576(CX), Z2, Z7
+	PREFETCHNTA   4928(CX)
+	VFMADD231PS   832(CX), Z2, Z8
+	PREFETCHNTA   5184(CX)
+	VFMADD231PS   1088(CX), Z2, Z9
+	PREFETCHNTA   5440(CX)
+	VFMADD231PS   1344(CX), Z2, Z10
+	PREFETCHNTA   5696(CX)
+	VFMADD231PS   1600(CX), Z2, Z11
+	PREFETCHNTA   5952(CX)
+	VFMADD231PS   1856(CX), Z2, Z12
+	PREFETCHNTA   48192(CX)
+	VFMADD231PS   44096(CX), Z2, Z13
+	PREFETCHNTA   48448(CX)
+	VFMADD231PS   44352(CX), Z2, Z14
+	PREFETCHNTA   48704(CX)
+	VFMADD231PS   44608(CX), Z2, Z15
+	PREFETCHNTA   48960(CX)
+	VFMADD231PS   44864(CX), Z2, Z16
+	PREFETCHNTA   49216(CX)
+	VFMADD231PS   45120(CX), Z2, Z17
+	PREFETCHNTA   49472(CX)
+	VFMADD231PS   45376(CX), Z2, Z18
+	PREFETCHNTA   49728(CX)
+	VFMADD231PS   45632(CX), Z2, Z19
+	PREFETCHNTA   49984(CX)
+	VFMADD231PS   45888(CX), Z2, Z20
+	PREFETCHNTA   4224(CX)
+	VFMADD231PS   128(CX), Z3, Z5
+	PREFETCHNTA   4480(CX)
+	VFMADD231PS   384(CX), Z3, Z6
+	PREFETCHNTA   4736(CX)
+	VFMADD231PS   640(CX), Z3, Z7
+	PREFETCHNTA   4992(CX)
+	VFMADD231PS   896(CX), Z3, Z8
+	PREFETCHNTA   5248(CX)
+	VFMADD231PS   1152(CX), Z3, Z9
+	PREFETCHNTA   5504(CX)
+	VFMADD231PS   1408(CX), Z3, Z10
+	PREFETCHNTA   5760(CX)
+	VFMADD231PS   1664(CX), Z3, Z11
+	PREFETCHNTA   6016(CX)
+	VFMADD231PS   1920(CX), Z3, Z12
+	PREFETCHNTA   48256(CX)
+	VFMADD231PS   44160(CX), Z3, Z13
+	PREFETCHNTA   48512(CX)
+	VFMADD231PS   44416(CX), Z3, Z14
+	PREFETCHNTA   48768(CX)
+	VFMADD231PS   44672(CX), Z3, Z15
+	PREFETCHNTA   49024(CX)
+	VFMADD231PS   44928(CX), Z3, Z16
+	PREFETCHNTA   49280(CX)
+	VFMADD231PS   45184(CX), Z3, Z17
+	PREFETCHNTA   49536(CX)
+	VFMADD231PS   45440(CX), Z3, Z18
+	PREFETCHNTA   49792(CX)
+	VFMADD231PS   45696(CX), Z3, Z19
+	PREFETCHNTA   50048(CX)
+	VFMADD231PS   45952(CX), Z3, Z20
+	PREFETCHNTA   4288(CX)
+	VFMADD231PS   192(CX), Z4, Z5
+	PREFETCHNTA   4544(CX)
+	VFMADD231PS   448(CX), Z4, Z6
+	PREFETCHNTA   4800(CX)
+	VFMADD231PS   704(CX), Z4, Z7
+	PREFETCHNTA   5056(CX)
+	VFMADD231PS   960(CX), Z4, Z8
+	PREFETCHNTA   5312(CX)
+	VFMADD231PS   1216(CX), Z4, Z9
+	PREFETCHNTA   5568(CX)
+	VFMADD231PS   1472(CX), Z4, Z10
+	PREFETCHNTA   5824(CX)
+	VFMADD231PS   1728(CX), Z4, Z11
+	PREFETCHNTA   6080(CX)
+	VFMADD231PS   1984(CX), Z4, Z12
+	PREFETCHNTA   48320(CX)
+	VFMADD231PS   44224(CX), Z4, Z13
+	PREFETCHNTA   48576(CX)
+	VFMADD231PS   44480(CX), Z4, Z14
+	PREFETCHNTA   48832(CX)
+	VFMADD231PS   44736(CX), Z4, Z15
+	PREFETCHNTA   49088(CX)
+	VFMADD231PS   44992(CX), Z4, Z16
+	PREFETCHNTA   49344(CX)
+	VFMADD231PS   45248(CX), Z4, Z17
+	PREFETCHNTA   49600(CX)
+	VFMADD231PS   45504(CX), Z4, Z18
+	PREFETCHNTA   49856(CX)
+	VFMADD231PS   45760(CX), Z4, Z19
+	PREFETCHNTA   50112(CX)
+	VFMADD231PS   46016(CX), Z4, Z20
+	VEXTRACTF64X4 $0x01, Z5, Y21
+	VADDPS        Y21, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y21
+	VADDPS        Y21, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y21
+	VADDPS        Y21, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y21
+	VADDPS        Y21, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y21
+	VUNPCKHPS     Y6, Y5, Y5
+	VADDPS        Y5, Y21, Y21
+	VUNPCKLPS     Y8, Y7, Y5
+	VUNPCKHPS     Y8, Y7, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y21, Y6
+	VUNPCKHPD     Y5, Y21, Y5
+	VADDPS        Y5, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF64X4 $0x01, Z13, Y6
+	VADDPS        Y6, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z14, Y6
+	VADDPS        Y6, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z15, Y6
+	VADDPS        Y6, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z16, Y6
+	VADDPS        Y6, Y16, Y16
+	VUNPCKLPS     Y14, Y13, Y6
+	VUNPCKHPS     Y14, Y13, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y16, Y15, Y7
+	VUNPCKHPS     Y16, Y15, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPD     Y7, Y6, Y8
+	VUNPCKHPD     Y7, Y6, Y6
+	VADDPS        Y6, Y8, Y8
+	VEXTRACTF32X4 $0x01, Y8, X6
+	VADDPS        X6, X8, X6
+	VMULPS        X0, X5, X5
+	VMULPS        X0, X6, X6
+	VMULPS        minus1<>+0(SB), X5, X7
+	VMINPS        exp_hi<>+0(SB), X7, X7
+	VMAXPS        exp_lo<>+0(SB), X7, X7
+	VMULPS        log2e<>+0(SB), X7, X8
+	VRNDSCALEPS   $0x00, X8, X8
+	VFNMADD231PS  ln2hi<>+0(SB), X8, X7
+	VFNMADD231PS  ln2lo<>+0(SB), X8, X7
+	VMOVUPS       exp_p0<>+0(SB), X13
+	VFMADD213PS   exp_p1<>+0(SB), X7, X13
+	VFMADD213PS   exp_p2<>+0(SB), X7, X13
+	VFMADD213PS   exp_p3<>+0(SB), X7, X13
+	VFMADD213PS   exp_p4<>+0(SB), X7, X13
+	VFMADD213PS   exp_p5<>+0(SB), X7, X13
+	VMULPS        X7, X7, X14
+	VFMADD213PS   X7, X14, X13
+	VADDPS        one<>+0(SB), X13, X13
+	VSCALEFPS     X8, X13, X7
+	VADDPS        one<>+0(SB), X7, X7
+	VDIVPS        X7, X5, X5
+	VMULPS        X6, X5, X5
+	VMOVUPS       X5, (AX)
+	VEXTRACTF64X4 $0x01, Z9, Y5
+	VADDPS        Y5, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z10, Y5
+	VADDPS        Y5, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z11, Y5
+	VADDPS        Y5, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z12, Y5
+	VADDPS        Y5, Y12, Y12
+	VUNPCKLPS     Y10, Y9, Y5
+	VUNPCKHPS     Y10, Y9, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y12, Y11, Y6
+	VUNPCKHPS     Y12, Y11, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPD     Y6, Y5, Y7
+	VUNPCKHPD     Y6, Y5, Y5
+	VADDPS        Y5, Y7, Y7
+	VEXTRACTF32X4 $0x01, Y7, X5
+	VADDPS        X5, X7, X5
+	VEXTRACTF64X4 $0x01, Z17, Y6
+	VADDPS        Y6, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z18, Y6
+	VADDPS        Y6, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y6
+	VADDPS        Y6, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y6
+	VADDPS        Y6, Y20, Y20
+	VUNPCKLPS     Y18, Y17, Y6
+	VUNPCKHPS     Y18, Y17, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y20, Y19, Y7
+	VUNPCKHPS     Y20, Y19, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPD     Y7, Y6, Y8
+	VUNPCKHPD     Y7, Y6, Y6
+	VADDPS        Y6, Y8, Y8
+	VEXTRACTF32X4 $0x01, Y8, X6
+	VADDPS        X6, X8, X6
+	VMULPS        X0, X5, X5
+	VMULPS        X0, X6, X6
+	VMULPS        minus1<>+0(SB), X5, X7
+	VMINPS        exp_hi<>+0(SB), X7, X7
+	VMAXPS        exp_lo<>+0(SB), X7, X7
+	VMULPS        log2e<>+0(SB), X7, X8
+	VRNDSCALEPS   $0x00, X8, X8
+	VFNMADD231PS  ln2hi<>+0(SB), X8, X7
+	VFNMADD231PS  ln2lo<>+0(SB), X8, X7
+	VMOVUPS       exp_p0<>+0(SB), X9
+	VFMADD213PS   exp_p1<>+0(SB), X7, X9
+	VFMADD213PS   exp_p2<>+0(SB), X7, X9
+	VFMADD213PS   exp_p3<>+0(SB), X7, X9
+	VFMADD213PS   exp_p4<>+0(SB), X7, X9
+	VFMADD213PS   exp_p5<>+0(SB), X7, X9
+	VMULPS        X7, X7, X10
+	VFMADD213PS   X7, X10, X9
+	VADDPS        one<>+0(SB), X9, X9
+	VSCALEFPS     X8, X9, X7
+	VADDPS        one<>+0(SB), X7, X7
+	VDIVPS        X7, X5, X5
+	VMULPS        X6, X5, X5
+	VMOVUPS       X5, 16(AX)
+	ADDQ          $0x00000800, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1677
+
+tail4_1678:
+	CMPQ BX, $0x04
+	JL   tail1674
 
 rows4_1673:
 	PREFETCHNTA   4096(CX)
@@ -50169,9 +50430,9 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1678
+	JL           tail1680
 
-rows4_1677:
+rows4_1679:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -50243,13 +50504,13 @@ rows4_1677:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1677
+	JGE          rows4_1679
 
-tail1678:
+tail1680:
 	TESTQ BX, BX
-	JE    done1680
+	JE    done1682
 
-rows1_1679:
+rows1_1681:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -50298,9 +50559,9 @@ rows1_1679:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1679
+	JNE          rows1_1681
 
-done1680:
+done1682:
 	VZEROUPPER
 	RET
 
@@ -50330,9 +50591,9 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1682
+	JL            tail1684
 
-rows4_1681:
+rows4_1683:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -50392,13 +50653,13 @@ rows4_1681:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1681
+	JGE           rows4_1683
 
-tail1682:
+tail1684:
 	TESTQ BX, BX
-	JE    done1684
+	JE    done1686
 
-rows1_1683:
+rows1_1685:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -50441,9 +50702,9 @@ rows1_1683:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1683
+	JNE           rows1_1685
 
-done1684:
+done1686:
 	VZEROUPPER
 	RET
 
@@ -50461,7 +50722,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1685:
+cols1687:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -50472,7 +50733,7 @@ cols1685:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1685
+	JNE          cols1687
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -50490,9 +50751,9 @@ cols1685:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1687
+	JL           tail1689
 
-rows4_1686:
+rows4_1688:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -50503,7 +50764,7 @@ rows4_1686:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1690:
+cols1692:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -50524,7 +50785,7 @@ cols1690:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1690
+	JNE          cols1692
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -50577,13 +50838,13 @@ cols1690:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1686
+	JGE          rows4_1688
 
-tail1687:
+tail1689:
 	TESTQ BX, BX
-	JE    done1689
+	JE    done1691
 
-rows1_1688:
+rows1_1690:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -50594,7 +50855,7 @@ rows1_1688:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1691:
+cols1693:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -50613,7 +50874,7 @@ cols1691:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1691
+	JNE          cols1693
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -50661,9 +50922,9 @@ cols1691:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1688
+	JNE          rows1_1690
 
-done1689:
+done1691:
 	VZEROUPPER
 	RET
 
@@ -50681,7 +50942,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1692:
+cols1694:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -50692,7 +50953,7 @@ cols1692:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1692
+	JNE           cols1694
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -50712,9 +50973,9 @@ cols1692:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1694
+	JL            tail1696
 
-rows4_1693:
+rows4_1695:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -50725,7 +50986,7 @@ rows4_1693:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1697:
+cols1699:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -50746,7 +51007,7 @@ cols1697:
 	VFMADD231PS   6300672(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1697
+	JNE           cols1699
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -50812,13 +51073,13 @@ cols1697:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1693
+	JGE           rows4_1695
 
-tail1694:
+tail1696:
 	TESTQ BX, BX
-	JE    done1696
+	JE    done1698
 
-rows1_1695:
+rows1_1697:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -50829,7 +51090,7 @@ rows1_1695:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1698:
+cols1700:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -50848,7 +51109,7 @@ cols1698:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1698
+	JNE           cols1700
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -50897,9 +51158,9 @@ cols1698:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1695
+	JNE           rows1_1697
 
-done1696:
+done1698:
 	VZEROUPPER
 	RET
 
@@ -50917,7 +51178,7 @@ TEXT ·rmsswiglu_288x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1699:
+cols1701:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -50928,7 +51189,7 @@ cols1699:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1699
+	JNE          cols1701
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -50946,9 +51207,9 @@ cols1699:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1701
+	JL           tail1703
 
-rows4_1700:
+rows4_1702:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -50959,7 +51220,7 @@ rows4_1700:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1704:
+cols1706:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -50980,7 +51241,7 @@ cols1704:
 	VFMADD231PS  335232(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1704
+	JNE          cols1706
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -51033,13 +51294,13 @@ cols1704:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1700
+	JGE          rows4_1702
 
-tail1701:
+tail1703:
 	TESTQ BX, BX
-	JE    done1703
+	JE    done1705
 
-rows1_1702:
+rows1_1704:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -51050,7 +51311,7 @@ rows1_1702:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1705:
+cols1707:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -51069,7 +51330,7 @@ cols1705:
 	VFMADD231PS  331872(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1705
+	JNE          cols1707
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -51117,9 +51378,9 @@ cols1705:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1702
+	JNE          rows1_1704
 
-done1703:
+done1705:
 	VZEROUPPER
 	RET
 
@@ -51137,7 +51398,7 @@ TEXT ·rmsswiglu_288x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1706:
+cols1708:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -51148,7 +51409,7 @@ cols1706:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1706
+	JNE           cols1708
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -51208,9 +51469,9 @@ cols1706:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1708
+	JL            tail1710
 
-rows4_1707:
+rows4_1709:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -51564,13 +51825,13 @@ rows4_1707:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1707
+	JGE           rows4_1709
 
-tail1708:
+tail1710:
 	TESTQ BX, BX
-	JE    done1710
+	JE    done1712
 
-rows1_1709:
+rows1_1711:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        331776(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -51653,9 +51914,9 @@ rows1_1709:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1709
+	JNE           rows1_1711
 
-done1710:
+done1712:
 	VZEROUPPER
 	RET
 
@@ -51685,9 +51946,9 @@ TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1712
+	JL           tail1714
 
-rows4_1711:
+rows4_1713:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -51759,13 +52020,13 @@ rows4_1711:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1711
+	JGE          rows4_1713
 
-tail1712:
+tail1714:
 	TESTQ BX, BX
-	JE    done1714
+	JE    done1716
 
-rows1_1713:
+rows1_1715:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -51814,9 +52075,9 @@ rows1_1713:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1713
+	JNE          rows1_1715
 
-done1714:
+done1716:
 	VZEROUPPER
 	RET
 
@@ -51846,9 +52107,9 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1716
+	JL            tail1718
 
-rows4_1715:
+rows4_1717:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -51908,13 +52169,13 @@ rows4_1715:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1715
+	JGE           rows4_1717
 
-tail1716:
+tail1718:
 	TESTQ BX, BX
-	JE    done1718
+	JE    done1720
 
-rows1_1717:
+rows1_1719:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -51957,9 +52218,9 @@ rows1_1717:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1717
+	JNE           rows1_1719
 
-done1718:
+done1720:
 	VZEROUPPER
 	RET
 
@@ -52020,9 +52281,9 @@ TEXT ·rmsswiglu_64x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail1720
+	JL           tail1722
 
-rows4_1719:
+rows4_1721:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -52171,13 +52432,13 @@ rows4_1719:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1719
+	JGE          rows4_1721
 
-tail1720:
+tail1722:
 	TESTQ BX, BX
-	JE    done1722
+	JE    done1724
 
-rows1_1721:
+rows1_1723:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       16384(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -52235,9 +52496,9 @@ rows1_1721:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1721
+	JNE          rows1_1723
 
-done1722:
+done1724:
 	VZEROUPPER
 	RET
 
@@ -52283,10 +52544,271 @@ TEXT ·rmsswiglu_64x64_avx512(SB), NOSPLIT, $0-44
 	VMULPS        128(SI), Z3, Z3
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
-	CMPQ          BX, $0x04
-	JL            tail1724
+	CMPQ          BX, $0x08
+	JL            tail4_1730
 
-rows4_1723:
+rows8_1729:
+	PREFETCHNTA   4096(CX)
+	VMULPS        (CX), Z1, Z5
+	PREFETCHNTA   4352(CX)
+	VMULPS        256(CX), Z1, Z6
+	PREFETCHNTA   4608(CX)
+	VMULPS        512(CX), Z1, Z7
+	PREFETCHNTA   4864(CX)
+	VMULPS        768(CX), Z1, Z8
+	PREFETCHNTA   5120(CX)
+	VMULPS        1024(CX), Z1, Z9
+	PREFETCHNTA   5376(CX)
+	VMULPS        1280(CX), Z1, Z10
+	PREFETCHNTA   5632(CX)
+	VMULPS        1536(CX), Z1, Z11
+	PREFETCHNTA   5888(CX)
+	VMULPS        1792(CX), Z1, Z12
+	PREFETCHNTA   20480(CX)
+	VMULPS        16384(CX), Z1, Z13
+	PREFETCHNTA   20736(CX)
+	VMULPS        16640(CX), Z1, Z14
+	PREFETCHNTA   20992(CX)
+	VMULPS        16896(CX), Z1, Z15
+	PREFETCHNTA   21248(CX)
+	VMULPS        17152(CX), Z1, Z16
+	PREFETCHNTA   21504(CX)
+	VMULPS        17408(CX), Z1, Z17
+	PREFETCHNTA   21760(CX)
+	VMULPS        17664(CX), Z1, Z18
+	PREFETCHNTA   22016(CX)
+	VMULPS        17920(CX), Z1, Z19
+	PREFETCHNTA   22272(CX)
+	VMULPS        18176(CX), Z1, Z20
+	PREFETCHNTA   4160(CX)
+	VFMADD231PS   64(CX), Z2, Z5
+	PREFETCHNTA   4416(CX)
+	VFMADD231PS   320(CX), Z2, Z6
+	PREFETCHNTA   4672(CX)
+	VFMADD231PS   576(CX), Z2, Z7
+	PREFETCHNTA   4928(CX)
+	VFMADD231PS   832(CX), Z2, Z8
+	PREFETCHNTA   5184(CX)
+	VFMADD231PS   1088(CX), Z2, Z9
+	PREFETCHNTA   5440(CX)
+	VFMADD231PS   1344(CX), Z2, Z10
+	PREFETCHNTA   5696(CX)
+	VFMADD231PS   1600(CX), Z2, Z11
+	PREFETCHNTA   5952(CX)
+	VFMADD231PS   1856(CX), Z2, Z12
+	PREFETCHNTA   20544(CX)
+	VFMADD231PS   16448(CX), Z2, Z13
+	PREFETCHNTA   20800(CX)
+	VFMADD231PS   16704(CX), Z2, Z14
+	PREFETCHNTA   21056(CX)
+	VFMADD231PS   16960(CX), Z2, Z15
+	PREFETCHNTA   21312(CX)
+	VFMADD231PS   17216(CX), Z2, Z16
+	PREFETCHNTA   21568(CX)
+	VFMADD231PS   17472(CX), Z2, Z17
+	PREFETCHNTA   21824(CX)
+	VFMADD231PS   17728(CX), Z2, Z18
+	PREFETCHNTA   22080(CX)
+	VFMADD231PS   17984(CX), Z2, Z19
+	PREFETCHNTA   22336(CX)
+	VFMADD231PS   18240(CX), Z2, Z20
+	PREFETCHNTA   4224(CX)
+	VFMADD231PS   128(CX), Z3, Z5
+	PREFETCHNTA   4480(CX)
+	VFMADD231PS   384(CX), Z3, Z6
+	PREFETCHNTA   4736(CX)
+	VFMADD231PS   640(CX), Z3, Z7
+	PREFETCHNTA   4992(CX)
+	VFMADD231PS   896(CX), Z3, Z8
+	PREFETCHNTA   5248(CX)
+	VFMADD231PS   1152(CX), Z3, Z9
+	PREFETCHNTA   5504(CX)
+	VFMADD231PS   1408(CX), Z3, Z10
+	PREFETCHNTA   5760(CX)
+	VFMADD231PS   1664(CX), Z3, Z11
+	PREFETCHNTA   6016(CX)
+	VFMADD231PS   1920(CX), Z3, Z12
+	PREFETCHNTA   20608(CX)
+	VFMADD231PS   16512(CX), Z3, Z13
+	PREFETCHNTA   20864(CX)
+	VFMADD231PS   16768(CX), Z3, Z14
+	PREFETCHNTA   21120(CX)
+	VFMADD231PS   17024(CX), Z3, Z15
+	PREFETCHNTA   21376(CX)
+	VFMADD231PS   17280(CX), Z3, Z16
+	PREFETCHNTA   21632(CX)
+	VFMADD231PS   17536(CX), Z3, Z17
+	PREFETCHNTA   21888(CX)
+	VFMADD231PS   17792(CX), Z3, Z18
+	PREFETCHNTA   22144(CX)
+	VFMADD231PS   18048(CX), Z3, Z19
+	PREFETCHNTA   22400(CX)
+	VFMADD231PS   18304(CX), Z3, Z20
+	PREFETCHNTA   4288(CX)
+	VFMADD231PS   192(CX), Z4, Z5
+	PREFETCHNTA   4544(CX)
+	VFMADD231PS   448(CX), Z4, Z6
+	PREFETCHNTA   4800(CX)
+	VFMADD231PS   704(CX), Z4, Z7
+	PREFETCHNTA   5056(CX)
+	VFMADD231PS   960(CX), Z4, Z8
+	PREFETCHNTA   5312(CX)
+	VFMADD231PS   1216(CX), Z4, Z9
+	PREFETCHNTA   5568(CX)
+	VFMADD231PS   1472(CX), Z4, Z10
+	PREFETCHNTA   5824(CX)
+	VFMADD231PS   1728(CX), Z4, Z11
+	PREFETCHNTA   6080(CX)
+	VFMADD231PS   1984(CX), Z4, Z12
+	PREFETCHNTA   20672(CX)
+	VFMADD231PS   16576(CX), Z4, Z13
+	PREFETCHNTA   20928(CX)
+	VFMADD231PS   16832(CX), Z4, Z14
+	PREFETCHNTA   21184(CX)
+	VFMADD231PS   17088(CX), Z4, Z15
+	PREFETCHNTA   21440(CX)
+	VFMADD231PS   17344(CX), Z4, Z16
+	PREFETCHNTA   21696(CX)
+	VFMADD231PS   17600(CX), Z4, Z17
+	PREFETCHNTA   21952(CX)
+	VFMADD231PS   17856(CX), Z4, Z18
+	PREFETCHNTA   22208(CX)
+	VFMADD231PS   18112(CX), Z4, Z19
+	PREFETCHNTA   22464(CX)
+	VFMADD231PS   18368(CX), Z4, Z20
+	VEXTRACTF64X4 $0x01, Z5, Y21
+	VADDPS        Y21, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y21
+	VADDPS        Y21, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y21
+	VADDPS        Y21, Y7, Y7
+	VEXTRACTF64X4 $0x01, Z8, Y21
+	VADDPS        Y21, Y8, Y8
+	VUNPCKLPS     Y6, Y5, Y21
+	VUNPCKHPS     Y6, Y5, Y5
+	VADDPS        Y5, Y21, Y21
+	VUNPCKLPS     Y8, Y7, Y5
+	VUNPCKHPS     Y8, Y7, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y21, Y6
+	VUNPCKHPD     Y5, Y21, Y5
+	VADDPS        Y5, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF64X4 $0x01, Z13, Y6
+	VADDPS        Y6, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z14, Y6
+	VADDPS        Y6, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z15, Y6
+	VADDPS        Y6, Y15, Y15
+	VEXTRACTF64X4 $0x01, Z16, Y6
+	VADDPS        Y6, Y16, Y16
+	VUNPCKLPS     Y14, Y13, Y6
+	VUNPCKHPS     Y14, Y13, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y16, Y15, Y7
+	VUNPCKHPS     Y16, Y15, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPD     Y7, Y6, Y8
+	VUNPCKHPD     Y7, Y6, Y6
+	VADDPS        Y6, Y8, Y8
+	VEXTRACTF32X4 $0x01, Y8, X6
+	VADDPS        X6, X8, X6
+	VMULPS        X0, X5, X5
+	VMULPS        X0, X6, X6
+	VMULPS        minus1<>+0(SB), X5, X7
+	VMINPS        exp_hi<>+0(SB), X7, X7
+	VMAXPS        exp_lo<>+0(SB), X7, X7
+	VMULPS        log2e<>+0(SB), X7, X8
+	VRNDSCALEPS   $0x00, X8, X8
+	VFNMADD231PS  ln2hi<>+0(SB), X8, X7
+	VFNMADD231PS  ln2lo<>+0(SB), X8, X7
+	VMOVUPS       exp_p0<>+0(SB), X13
+	VFMADD213PS   exp_p1<>+0(SB), X7, X13
+	VFMADD213PS   exp_p2<>+0(SB), X7, X13
+	VFMADD213PS   exp_p3<>+0(SB), X7, X13
+	VFMADD213PS   exp_p4<>+0(SB), X7, X13
+	VFMADD213PS   exp_p5<>+0(SB), X7, X13
+	VMULPS        X7, X7, X14
+	VFMADD213PS   X7, X14, X13
+	VADDPS        one<>+0(SB), X13, X13
+	VSCALEFPS     X8, X13, X7
+	VADDPS        one<>+0(SB), X7, X7
+	VDIVPS        X7, X5, X5
+	VMULPS        X6, X5, X5
+	VMOVUPS       X5, (AX)
+	VEXTRACTF64X4 $0x01, Z9, Y5
+	VADDPS        Y5, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z10, Y5
+	VADDPS        Y5, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z11, Y5
+	VADDPS        Y5, Y11, Y11
+	VEXTRACTF64X4 $0x01, Z12, Y5
+	VADDPS        Y5, Y12, Y12
+	VUNPCKLPS     Y10, Y9, Y5
+	VUNPCKHPS     Y10, Y9, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y12, Y11, Y6
+	VUNPCKHPS     Y12, Y11, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPD     Y6, Y5, Y7
+	VUNPCKHPD     Y6, Y5, Y5
+	VADDPS        Y5, Y7, Y7
+	VEXTRACTF32X4 $0x01, Y7, X5
+	VADDPS        X5, X7, X5
+	VEXTRACTF64X4 $0x01, Z17, Y6
+	VADDPS        Y6, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z18, Y6
+	VADDPS        Y6, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y6
+	VADDPS        Y6, Y19, Y19
+	VEXTRACTF64X4 $0x01, Z20, Y6
+	VADDPS        Y6, Y20, Y20
+	VUNPCKLPS     Y18, Y17, Y6
+	VUNPCKHPS     Y18, Y17, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPS     Y20, Y19, Y7
+	VUNPCKHPS     Y20, Y19, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPD     Y7, Y6, Y8
+	VUNPCKHPD     Y7, Y6, Y6
+	VADDPS        Y6, Y8, Y8
+	VEXTRACTF32X4 $0x01, Y8, X6
+	VADDPS        X6, X8, X6
+	VMULPS        X0, X5, X5
+	VMULPS        X0, X6, X6
+	VMULPS        minus1<>+0(SB), X5, X7
+	VMINPS        exp_hi<>+0(SB), X7, X7
+	VMAXPS        exp_lo<>+0(SB), X7, X7
+	VMULPS        log2e<>+0(SB), X7, X8
+	VRNDSCALEPS   $0x00, X8, X8
+	VFNMADD231PS  ln2hi<>+0(SB), X8, X7
+	VFNMADD231PS  ln2lo<>+0(SB), X8, X7
+	VMOVUPS       exp_p0<>+0(SB), X9
+	VFMADD213PS   exp_p1<>+0(SB), X7, X9
+	VFMADD213PS   exp_p2<>+0(SB), X7, X9
+	VFMADD213PS   exp_p3<>+0(SB), X7, X9
+	VFMADD213PS   exp_p4<>+0(SB), X7, X9
+	VFMADD213PS   exp_p5<>+0(SB), X7, X9
+	VMULPS        X7, X7, X10
+	VFMADD213PS   X7, X10, X9
+	VADDPS        one<>+0(SB), X9, X9
+	VSCALEFPS     X8, X9, X7
+	VADDPS        one<>+0(SB), X7, X7
+	VDIVPS        X7, X5, X5
+	VMULPS        X6, X5, X5
+	VMOVUPS       X5, 16(AX)
+	ADDQ          $0x00000800, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1729
+
+tail4_1730:
+	CMPQ BX, $0x04
+	JL   tail1726
+
+rows4_1725:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -52416,13 +52938,13 @@ rows4_1723:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1723
+	JGE           rows4_1725
 
-tail1724:
+tail1726:
 	TESTQ BX, BX
-	JE    done1726
+	JE    done1728
 
-rows1_1725:
+rows1_1727:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        16384(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -52479,9 +53001,9 @@ rows1_1725:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1725
+	JNE           rows1_1727
 
-done1726:
+done1728:
 	VZEROUPPER
 	RET
 
@@ -52499,7 +53021,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1727:
+cols1731:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -52510,7 +53032,7 @@ cols1727:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1727
+	JNE          cols1731
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -52528,9 +53050,9 @@ cols1727:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1729
+	JL           tail1733
 
-rows4_1728:
+rows4_1732:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -52541,7 +53063,7 @@ rows4_1728:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1732:
+cols1736:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -52562,7 +53084,7 @@ cols1732:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1732
+	JNE          cols1736
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -52615,13 +53137,13 @@ cols1732:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1728
+	JGE          rows4_1732
 
-tail1729:
+tail1733:
 	TESTQ BX, BX
-	JE    done1731
+	JE    done1735
 
-rows1_1730:
+rows1_1734:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -52632,7 +53154,7 @@ rows1_1730:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1733:
+cols1737:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -52651,7 +53173,7 @@ cols1733:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols1733
+	JNE          cols1737
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -52699,9 +53221,9 @@ cols1733:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1730
+	JNE          rows1_1734
 
-done1731:
+done1735:
 	VZEROUPPER
 	RET
 
@@ -52719,7 +53241,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1734:
+cols1738:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -52730,7 +53252,7 @@ cols1734:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols1734
+	JNE           cols1738
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -52790,9 +53312,9 @@ cols1734:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail1736
+	JL            tail1740
 
-rows4_1735:
+rows4_1739:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -53146,13 +53668,13 @@ rows4_1735:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1735
+	JGE           rows4_1739
 
-tail1736:
+tail1740:
 	TESTQ BX, BX
-	JE    done1738
+	JE    done1742
 
-rows1_1737:
+rows1_1741:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        884736(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -53235,9 +53757,9 @@ rows1_1737:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1737
+	JNE           rows1_1741
 
-done1738:
+done1742:
 	VZEROUPPER
 	RET
 
@@ -53255,7 +53777,7 @@ TEXT ·rmsswiglu_768x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols1739:
+cols1743:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -53266,7 +53788,7 @@ cols1739:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1739
+	JNE          cols1743
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -53284,9 +53806,9 @@ cols1739:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail1741
+	JL           tail1745
 
-rows4_1740:
+rows4_1744:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -53297,7 +53819,7 @@ rows4_1740:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1744:
+cols1748:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -53318,7 +53840,7 @@ cols1744:
 	VFMADD231PS  2368512(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1744
+	JNE          cols1748
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -53371,13 +53893,13 @@ cols1744:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1740
+	JGE          rows4_1744
 
-tail1741:
+tail1745:
 	TESTQ BX, BX
-	JE    done1743
+	JE    done1747
 
-rows1_1742:
+rows1_1746:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -53388,7 +53910,7 @@ rows1_1742:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols1745:
+cols1749:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -53407,7 +53929,7 @@ cols1745:
 	VFMADD231PS  2359392(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols1745
+	JNE          cols1749
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -53455,9 +53977,9 @@ cols1745:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1742
+	JNE          rows1_1746
 
-done1743:
+done1747:
 	VZEROUPPER
 	RET
 
@@ -53475,7 +53997,7 @@ TEXT ·rmsswiglu_768x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols1746:
+cols1750:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -53486,7 +54008,7 @@ cols1746:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1746
+	JNE           cols1750
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -53506,9 +54028,9 @@ cols1746:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail1748
+	JL            tail1752
 
-rows4_1747:
+rows4_1751:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -53519,7 +54041,7 @@ rows4_1747:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1751:
+cols1755:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -53540,7 +54062,7 @@ cols1751:
 	VFMADD231PS   2368512(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1751
+	JNE           cols1755
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -53606,13 +54128,13 @@ cols1751:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1747
+	JGE           rows4_1751
 
-tail1748:
+tail1752:
 	TESTQ BX, BX
-	JE    done1750
+	JE    done1754
 
-rows1_1749:
+rows1_1753:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -53623,7 +54145,7 @@ rows1_1749:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols1752:
+cols1756:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -53642,7 +54164,7 @@ cols1752:
 	VFMADD231PS   2359488(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols1752
+	JNE           cols1756
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -53691,9 +54213,9 @@ cols1752:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1749
+	JNE           rows1_1753
 
-done1750:
+done1754:
 	VZEROUPPER
 	RET
 
@@ -53734,9 +54256,9 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail1754
+	JL           tail1758
 
-rows4_1753:
+rows4_1757:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4224(CX)
@@ -53864,13 +54386,13 @@ rows4_1753:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1753
+	JGE          rows4_1757
 
-tail1754:
+tail1758:
 	TESTQ BX, BX
-	JE    done1756
+	JE    done1760
 
-rows1_1755:
+rows1_1759:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -53941,9 +54463,9 @@ rows1_1755:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1755
+	JNE          rows1_1759
 
-done1756:
+done1760:
 	VZEROUPPER
 	RET
 
@@ -53984,9 +54506,9 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail1758
+	JL            tail1762
 
-rows4_1757:
+rows4_1761:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4224(CX)
@@ -54102,13 +54624,13 @@ rows4_1757:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1757
+	JGE           rows4_1761
 
-tail1758:
+tail1762:
 	TESTQ BX, BX
-	JE    done1760
+	JE    done1764
 
-rows1_1759:
+rows1_1763:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -54173,9 +54695,9 @@ rows1_1759:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1759
+	JNE           rows1_1763
 
-done1760:
+done1764:
 	VZEROUPPER
 	RET
 
@@ -54186,7 +54708,7 @@ TEXT ·rope_12x48_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk1761:
+ropechunk1765:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -54369,7 +54891,7 @@ ropechunk1761:
 	VMOVUPS   Y0, 928(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk1761
+	JNZ       ropechunk1765
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -54452,7 +54974,7 @@ TEXT ·rope_12x48_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk1762:
+ropechunk1766:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -54545,7 +55067,7 @@ ropechunk1762:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk1762
+	JNZ       ropechunk1766
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -54747,7 +55269,7 @@ TEXT ·rope_24x64_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk1763:
+ropechunk1767:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -54942,7 +55464,7 @@ ropechunk1763:
 	VMOVUPS   Y0, 992(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk1763
+	JNZ       ropechunk1767
 	VZEROUPPER
 	RET
 
@@ -54953,7 +55475,7 @@ TEXT ·rope_24x64_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk1764:
+ropechunk1768:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -55052,7 +55574,7 @@ ropechunk1764:
 	VMOVUPS   Z0, 960(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk1764
+	JNZ       ropechunk1768
 	VZEROUPPER
 	RET
 
@@ -55234,7 +55756,7 @@ TEXT ·rope_41x6_avx2(SB), NOSPLIT, $0-16
 	VMOVDQU masktab<>+40(SB), Y0
 	MOVQ    $0x00000001, DX
 
-ropechunk1765:
+ropechunk1769:
 	VMOVUPS    (AX), Y1
 	VPERMILPS  $0xb1, Y1, Y2
 	VMULPS     (CX), Y1, Y1
@@ -55417,7 +55939,7 @@ ropechunk1765:
 	VMOVUPS    Y1, 928(AX)
 	ADDQ       $0x000003c0, AX
 	DECQ       DX
-	JNZ        ropechunk1765
+	JNZ        ropechunk1769
 	VMASKMOVPS (AX), Y0, Y1
 	VPERMILPS  $0xb1, Y1, Y2
 	VMULPS     (CX), Y1, Y1
@@ -55436,7 +55958,7 @@ TEXT ·rope_41x6_avx512(SB), NOSPLIT, $0-16
 	KMOVW DX, K1
 	MOVQ  $0x00000001, DX
 
-ropechunk1766:
+ropechunk1770:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -55529,7 +56051,7 @@ ropechunk1766:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk1766
+	JNZ       ropechunk1770
 	VMOVUPS.Z (AX), K1, Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -55722,12 +56244,12 @@ TEXT ·silumul_16_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1768
+	JLE  siludone1772
 
-silurow1767:
+silurow1771:
 	XORQ BX, BX
 
-silucol1769:
+silucol1773:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55755,13 +56277,13 @@ silucol1769:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1769
+	JNE          silucol1773
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1767
+	JNE          silurow1771
 
-siludone1768:
+siludone1772:
 	VZEROUPPER
 	RET
 
@@ -55772,12 +56294,12 @@ TEXT ·silumul_16_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1771
+	JLE  siludone1775
 
-silurow1770:
+silurow1774:
 	XORQ BX, BX
 
-silucol1772:
+silucol1776:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -55802,13 +56324,13 @@ silucol1772:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1772
+	JNE          silucol1776
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow1770
+	JNE          silurow1774
 
-siludone1771:
+siludone1775:
 	VZEROUPPER
 	RET
 
@@ -55820,12 +56342,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1774
+	JLE     siludone1778
 
-silurow1773:
+silurow1777:
 	XORQ BX, BX
 
-silucol1775:
+silucol1779:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55853,7 +56375,7 @@ silucol1775:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol1775
+	JNE          silucol1779
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -55883,9 +56405,9 @@ silucol1775:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1773
+	JNE          silurow1777
 
-siludone1774:
+siludone1778:
 	VZEROUPPER
 	RET
 
@@ -55898,12 +56420,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1777
+	JLE   siludone1781
 
-silurow1776:
+silurow1780:
 	XORQ BX, BX
 
-silucol1778:
+silucol1782:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55928,7 +56450,7 @@ silucol1778:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol1778
+	JNE          silucol1782
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -55954,9 +56476,9 @@ silucol1778:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow1776
+	JNE          silurow1780
 
-siludone1777:
+siludone1781:
 	VZEROUPPER
 	RET
 
@@ -55968,12 +56490,12 @@ TEXT ·silumul_17_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1780
+	JLE     siludone1784
 
-silurow1779:
+silurow1783:
 	XORQ BX, BX
 
-silucol1781:
+silucol1785:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56001,7 +56523,7 @@ silucol1781:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1781
+	JNE          silucol1785
 	VMASKMOVPS   64(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56031,9 +56553,9 @@ silucol1781:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1779
+	JNE          silurow1783
 
-siludone1780:
+siludone1784:
 	VZEROUPPER
 	RET
 
@@ -56046,12 +56568,12 @@ TEXT ·silumul_17_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1783
+	JLE   siludone1787
 
-silurow1782:
+silurow1786:
 	XORQ BX, BX
 
-silucol1784:
+silucol1788:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56076,7 +56598,7 @@ silucol1784:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol1784
+	JNE          silucol1788
 	VMOVUPS.Z    64(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56102,9 +56624,9 @@ silucol1784:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow1782
+	JNE          silurow1786
 
-siludone1783:
+siludone1787:
 	VZEROUPPER
 	RET
 
@@ -56116,9 +56638,9 @@ TEXT ·silumul_1_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1786
+	JLE     siludone1790
 
-silurow1785:
+silurow1789:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56148,9 +56670,9 @@ silurow1785:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1785
+	JNE          silurow1789
 
-siludone1786:
+siludone1790:
 	VZEROUPPER
 	RET
 
@@ -56163,9 +56685,9 @@ TEXT ·silumul_1_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1788
+	JLE   siludone1792
 
-silurow1787:
+silurow1791:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56191,9 +56713,9 @@ silurow1787:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow1787
+	JNE          silurow1791
 
-siludone1788:
+siludone1792:
 	VZEROUPPER
 	RET
 
@@ -56204,12 +56726,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1790
+	JLE  siludone1794
 
-silurow1789:
+silurow1793:
 	XORQ BX, BX
 
-silucol1791:
+silucol1795:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56237,13 +56759,13 @@ silucol1791:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1791
+	JNE          silucol1795
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1789
+	JNE          silurow1793
 
-siludone1790:
+siludone1794:
 	VZEROUPPER
 	RET
 
@@ -56254,12 +56776,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1793
+	JLE  siludone1797
 
-silurow1792:
+silurow1796:
 	XORQ BX, BX
 
-silucol1794:
+silucol1798:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -56284,13 +56806,13 @@ silucol1794:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol1794
+	JNE          silucol1798
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow1792
+	JNE          silurow1796
 
-siludone1793:
+siludone1797:
 	VZEROUPPER
 	RET
 
@@ -56301,12 +56823,12 @@ TEXT ·silumul_288_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1796
+	JLE  siludone1800
 
-silurow1795:
+silurow1799:
 	XORQ BX, BX
 
-silucol1797:
+silucol1801:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56334,13 +56856,13 @@ silucol1797:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1797
+	JNE          silucol1801
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1795
+	JNE          silurow1799
 
-siludone1796:
+siludone1800:
 	VZEROUPPER
 	RET
 
@@ -56351,12 +56873,12 @@ TEXT ·silumul_288_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1799
+	JLE  siludone1803
 
-silurow1798:
+silurow1802:
 	XORQ BX, BX
 
-silucol1800:
+silucol1804:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -56381,13 +56903,13 @@ silucol1800:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol1800
+	JNE          silucol1804
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow1798
+	JNE          silurow1802
 
-siludone1799:
+siludone1803:
 	VZEROUPPER
 	RET
 
@@ -56399,12 +56921,12 @@ TEXT ·silumul_33_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1802
+	JLE     siludone1806
 
-silurow1801:
+silurow1805:
 	XORQ BX, BX
 
-silucol1803:
+silucol1807:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56432,7 +56954,7 @@ silucol1803:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1803
+	JNE          silucol1807
 	VMASKMOVPS   128(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56462,9 +56984,9 @@ silucol1803:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1801
+	JNE          silurow1805
 
-siludone1802:
+siludone1806:
 	VZEROUPPER
 	RET
 
@@ -56477,12 +56999,12 @@ TEXT ·silumul_33_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1805
+	JLE   siludone1809
 
-silurow1804:
+silurow1808:
 	XORQ BX, BX
 
-silucol1806:
+silucol1810:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56507,7 +57029,7 @@ silucol1806:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol1806
+	JNE          silucol1810
 	VMOVUPS.Z    128(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56533,9 +57055,9 @@ silucol1806:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow1804
+	JNE          silurow1808
 
-siludone1805:
+siludone1809:
 	VZEROUPPER
 	RET
 
@@ -56547,9 +57069,9 @@ TEXT ·silumul_3_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1808
+	JLE     siludone1812
 
-silurow1807:
+silurow1811:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56579,9 +57101,9 @@ silurow1807:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1807
+	JNE          silurow1811
 
-siludone1808:
+siludone1812:
 	VZEROUPPER
 	RET
 
@@ -56594,9 +57116,9 @@ TEXT ·silumul_3_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000007, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1810
+	JLE   siludone1814
 
-silurow1809:
+silurow1813:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56622,9 +57144,9 @@ silurow1809:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow1809
+	JNE          silurow1813
 
-siludone1810:
+siludone1814:
 	VZEROUPPER
 	RET
 
@@ -56635,12 +57157,12 @@ TEXT ·silumul_64_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1812
+	JLE  siludone1816
 
-silurow1811:
+silurow1815:
 	XORQ BX, BX
 
-silucol1813:
+silucol1817:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56668,13 +57190,13 @@ silucol1813:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1813
+	JNE          silucol1817
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1811
+	JNE          silurow1815
 
-siludone1812:
+siludone1816:
 	VZEROUPPER
 	RET
 
@@ -56685,12 +57207,12 @@ TEXT ·silumul_64_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1815
+	JLE  siludone1819
 
-silurow1814:
+silurow1818:
 	XORQ BX, BX
 
-silucol1816:
+silucol1820:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -56715,13 +57237,13 @@ silucol1816:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol1816
+	JNE          silucol1820
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow1814
+	JNE          silurow1818
 
-siludone1815:
+siludone1819:
 	VZEROUPPER
 	RET
 
@@ -56732,12 +57254,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1818
+	JLE  siludone1822
 
-silurow1817:
+silurow1821:
 	XORQ BX, BX
 
-silucol1819:
+silucol1823:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56765,13 +57287,13 @@ silucol1819:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1819
+	JNE          silucol1823
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1817
+	JNE          silurow1821
 
-siludone1818:
+siludone1822:
 	VZEROUPPER
 	RET
 
@@ -56782,12 +57304,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1821
+	JLE  siludone1825
 
-silurow1820:
+silurow1824:
 	XORQ BX, BX
 
-silucol1822:
+silucol1826:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -56812,13 +57334,13 @@ silucol1822:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol1822
+	JNE          silucol1826
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow1820
+	JNE          silurow1824
 
-siludone1821:
+siludone1825:
 	VZEROUPPER
 	RET
 
@@ -56830,9 +57352,9 @@ TEXT ·silumul_7_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone1824
+	JLE     siludone1828
 
-silurow1823:
+silurow1827:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -56862,9 +57384,9 @@ silurow1823:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1823
+	JNE          silurow1827
 
-siludone1824:
+siludone1828:
 	VZEROUPPER
 	RET
 
@@ -56877,9 +57399,9 @@ TEXT ·silumul_7_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone1826
+	JLE   siludone1830
 
-silurow1825:
+silurow1829:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56905,9 +57427,9 @@ silurow1825:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow1825
+	JNE          silurow1829
 
-siludone1826:
+siludone1830:
 	VZEROUPPER
 	RET
 
@@ -56918,12 +57440,12 @@ TEXT ·silumul_8_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1828
+	JLE  siludone1832
 
-silurow1827:
+silurow1831:
 	XORQ BX, BX
 
-silucol1829:
+silucol1833:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56951,13 +57473,13 @@ silucol1829:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1829
+	JNE          silucol1833
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1827
+	JNE          silurow1831
 
-siludone1828:
+siludone1832:
 	VZEROUPPER
 	RET
 
@@ -56968,12 +57490,12 @@ TEXT ·silumul_8_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone1831
+	JLE  siludone1835
 
-silurow1830:
+silurow1834:
 	XORQ BX, BX
 
-silucol1832:
+silucol1836:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -56998,13 +57520,13 @@ silucol1832:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol1832
+	JNE          silucol1836
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow1830
+	JNE          silurow1834
 
-siludone1831:
+siludone1835:
 	VZEROUPPER
 	RET
 
@@ -57017,9 +57539,9 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1834
+	JL      tail1838
 
-rows4_1833:
+rows4_1837:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -57113,13 +57635,13 @@ rows4_1833:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1833
+	JGE          rows4_1837
 
-tail1834:
+tail1838:
 	TESTQ BX, BX
-	JE    done1836
+	JE    done1840
 
-rows1_1835:
+rows1_1839:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       884(CX), Y2, Y2
@@ -57172,9 +57694,9 @@ rows1_1835:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1835
+	JNE          rows1_1839
 
-done1836:
+done1840:
 	VZEROUPPER
 	RET
 
@@ -57188,9 +57710,9 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1838
+	JL    tail1842
 
-rows4_1837:
+rows4_1841:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -57273,13 +57795,13 @@ rows4_1837:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1837
+	JGE           rows4_1841
 
-tail1838:
+tail1842:
 	TESTQ BX, BX
-	JE    done1840
+	JE    done1844
 
-rows1_1839:
+rows1_1843:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        884(CX), Y1, Y1
@@ -57327,9 +57849,9 @@ rows1_1839:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1839
+	JNE           rows1_1843
 
-done1840:
+done1844:
 	VZEROUPPER
 	RET
 
@@ -57349,9 +57871,9 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1842
+	JL      tail1846
 
-rows4_1841:
+rows4_1845:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -57498,13 +58020,13 @@ rows4_1841:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1841
+	JGE          rows4_1845
 
-tail1842:
+tail1846:
 	TESTQ BX, BX
-	JE    done1844
+	JE    done1848
 
-rows1_1843:
+rows1_1847:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       44032(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -57560,9 +58082,9 @@ rows1_1843:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1843
+	JNE          rows1_1847
 
-done1844:
+done1848:
 	VZEROUPPER
 	RET
 
@@ -57577,10 +58099,267 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 64(DX), Z1
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
-	CMPQ    BX, $0x04
-	JL      tail1846
+	CMPQ    BX, $0x08
+	JL      tail4_1854
 
-rows4_1845:
+rows8_1853:
+	PREFETCHNTA   4096(CX)
+	VMULPS        (CX), Z0, Z4
+	PREFETCHNTA   4352(CX)
+	VMULPS        256(CX), Z0, Z5
+	PREFETCHNTA   4608(CX)
+	VMULPS        512(CX), Z0, Z6
+	PREFETCHNTA   4864(CX)
+	VMULPS        768(CX), Z0, Z7
+	PREFETCHNTA   5120(CX)
+	VMULPS        1024(CX), Z0, Z8
+	PREFETCHNTA   5376(CX)
+	VMULPS        1280(CX), Z0, Z9
+	PREFETCHNTA   5632(CX)
+	VMULPS        1536(CX), Z0, Z10
+	PREFETCHNTA   5888(CX)
+	VMULPS        1792(CX), Z0, Z11
+	PREFETCHNTA   48128(CX)
+	VMULPS        44032(CX), Z0, Z12
+	PREFETCHNTA   48384(CX)
+	VMULPS        44288(CX), Z0, Z13
+	PREFETCHNTA   48640(CX)
+	VMULPS        44544(CX), Z0, Z14
+	PREFETCHNTA   48896(CX)
+	VMULPS        44800(CX), Z0, Z15
+	PREFETCHNTA   49152(CX)
+	VMULPS        45056(CX), Z0, Z16
+	PREFETCHNTA   49408(CX)
+	VMULPS        45312(CX), Z0, Z17
+	PREFETCHNTA   49664(CX)
+	VMULPS        45568(CX), Z0, Z18
+	PREFETCHNTA   49920(CX)
+	VMULPS        45824(CX), Z0, Z19
+	PREFETCHNTA   4160(CX)
+	VFMADD231PS   64(CX), Z1, Z4
+	PREFETCHNTA   4416(CX)
+	VFMADD231PS   320(CX), Z1, Z5
+	PREFETCHNTA   4672(CX)
+	VFMADD231PS   576(CX), Z1, Z6
+	PREFETCHNTA   4928(CX)
+	VFMADD231PS   832(CX), Z1, Z7
+	PREFETCHNTA   5184(CX)
+	VFMADD231PS   1088(CX), Z1, Z8
+	PREFETCHNTA   5440(CX)
+	VFMADD231PS   1344(CX), Z1, Z9
+	PREFETCHNTA   5696(CX)
+	VFMADD231PS   1600(CX), Z1, Z10
+	PREFETCHNTA   5952(CX)
+	VFMADD231PS   1856(CX), Z1, Z11
+	PREFETCHNTA   48192(CX)
+	VFMADD231PS   44096(CX), Z1, Z12
+	PREFETCHNTA   48448(CX)
+	VFMADD231PS   44352(CX), Z1, Z13
+	PREFETCHNTA   48704(CX)
+	VFMADD231PS   44608(CX), Z1, Z14
+	PREFETCHNTA   48960(CX)
+	VFMADD231PS   44864(CX), Z1, Z15
+	PREFETCHNTA   49216(CX)
+	VFMADD231PS   45120(CX), Z1, Z16
+	PREFETCHNTA   49472(CX)
+	VFMADD231PS   45376(CX), Z1, Z17
+	PREFETCHNTA   49728(CX)
+	VFMADD231PS   45632(CX), Z1, Z18
+	PREFETCHNTA   49984(CX)
+	VFMADD231PS   45888(CX), Z1, Z19
+	PREFETCHNTA   4224(CX)
+	VFMADD231PS   128(CX), Z2, Z4
+	PREFETCHNTA   4480(CX)
+	VFMADD231PS   384(CX), Z2, Z5
+	PREFETCHNTA   4736(CX)
+	VFMADD231PS   640(CX), Z2, Z6
+	PREFETCHNTA   4992(CX)
+	VFMADD231PS   896(CX), Z2, Z7
+	PREFETCHNTA   5248(CX)
+	VFMADD231PS   1152(CX), Z2, Z8
+	PREFETCHNTA   5504(CX)
+	VFMADD231PS   1408(CX), Z2, Z9
+	PREFETCHNTA   5760(CX)
+	VFMADD231PS   1664(CX), Z2, Z10
+	PREFETCHNTA   6016(CX)
+	VFMADD231PS   1920(CX), Z2, Z11
+	PREFETCHNTA   48256(CX)
+	VFMADD231PS   44160(CX), Z2, Z12
+	PREFETCHNTA   48512(CX)
+	VFMADD231PS   44416(CX), Z2, Z13
+	PREFETCHNTA   48768(CX)
+	VFMADD231PS   44672(CX), Z2, Z14
+	PREFETCHNTA   49024(CX)
+	VFMADD231PS   44928(CX), Z2, Z15
+	PREFETCHNTA   49280(CX)
+	VFMADD231PS   45184(CX), Z2, Z16
+	PREFETCHNTA   49536(CX)
+	VFMADD231PS   45440(CX), Z2, Z17
+	PREFETCHNTA   49792(CX)
+	VFMADD231PS   45696(CX), Z2, Z18
+	PREFETCHNTA   50048(CX)
+	VFMADD231PS   45952(CX), Z2, Z19
+	PREFETCHNTA   4288(CX)
+	VFMADD231PS   192(CX), Z3, Z4
+	PREFETCHNTA   4544(CX)
+	VFMADD231PS   448(CX), Z3, Z5
+	PREFETCHNTA   4800(CX)
+	VFMADD231PS   704(CX), Z3, Z6
+	PREFETCHNTA   5056(CX)
+	VFMADD231PS   960(CX), Z3, Z7
+	PREFETCHNTA   5312(CX)
+	VFMADD231PS   1216(CX), Z3, Z8
+	PREFETCHNTA   5568(CX)
+	VFMADD231PS   1472(CX), Z3, Z9
+	PREFETCHNTA   5824(CX)
+	VFMADD231PS   1728(CX), Z3, Z10
+	PREFETCHNTA   6080(CX)
+	VFMADD231PS   1984(CX), Z3, Z11
+	PREFETCHNTA   48320(CX)
+	VFMADD231PS   44224(CX), Z3, Z12
+	PREFETCHNTA   48576(CX)
+	VFMADD231PS   44480(CX), Z3, Z13
+	PREFETCHNTA   48832(CX)
+	VFMADD231PS   44736(CX), Z3, Z14
+	PREFETCHNTA   49088(CX)
+	VFMADD231PS   44992(CX), Z3, Z15
+	PREFETCHNTA   49344(CX)
+	VFMADD231PS   45248(CX), Z3, Z16
+	PREFETCHNTA   49600(CX)
+	VFMADD231PS   45504(CX), Z3, Z17
+	PREFETCHNTA   49856(CX)
+	VFMADD231PS   45760(CX), Z3, Z18
+	PREFETCHNTA   50112(CX)
+	VFMADD231PS   46016(CX), Z3, Z19
+	VEXTRACTF64X4 $0x01, Z4, Y20
+	VADDPS        Y20, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y20
+	VADDPS        Y20, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y20
+	VADDPS        Y20, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y20
+	VADDPS        Y20, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y20
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y20, Y20
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y20, Y5
+	VUNPCKHPD     Y4, Y20, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VEXTRACTF64X4 $0x01, Z12, Y5
+	VADDPS        Y5, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z13, Y5
+	VADDPS        Y5, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z14, Y5
+	VADDPS        Y5, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z15, Y5
+	VADDPS        Y5, Y15, Y15
+	VUNPCKLPS     Y13, Y12, Y5
+	VUNPCKHPS     Y13, Y12, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y15, Y14, Y6
+	VUNPCKHPS     Y15, Y14, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPD     Y6, Y5, Y7
+	VUNPCKHPD     Y6, Y5, Y5
+	VADDPS        Y5, Y7, Y7
+	VEXTRACTF32X4 $0x01, Y7, X5
+	VADDPS        X5, X7, X5
+	VMULPS        minus1<>+0(SB), X4, X6
+	VMINPS        exp_hi<>+0(SB), X6, X6
+	VMAXPS        exp_lo<>+0(SB), X6, X6
+	VMULPS        log2e<>+0(SB), X6, X7
+	VRNDSCALEPS   $0x00, X7, X7
+	VFNMADD231PS  ln2hi<>+0(SB), X7, X6
+	VFNMADD231PS  ln2lo<>+0(SB), X7, X6
+	VMOVUPS       exp_p0<>+0(SB), X12
+	VFMADD213PS   exp_p1<>+0(SB), X6, X12
+	VFMADD213PS   exp_p2<>+0(SB), X6, X12
+	VFMADD213PS   exp_p3<>+0(SB), X6, X12
+	VFMADD213PS   exp_p4<>+0(SB), X6, X12
+	VFMADD213PS   exp_p5<>+0(SB), X6, X12
+	VMULPS        X6, X6, X13
+	VFMADD213PS   X6, X13, X12
+	VADDPS        one<>+0(SB), X12, X12
+	VSCALEFPS     X7, X12, X6
+	VADDPS        one<>+0(SB), X6, X6
+	VDIVPS        X6, X4, X4
+	VMULPS        X5, X4, X4
+	VMOVUPS       X4, (AX)
+	VEXTRACTF64X4 $0x01, Z8, Y4
+	VADDPS        Y4, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z9, Y4
+	VADDPS        Y4, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z10, Y4
+	VADDPS        Y4, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z11, Y4
+	VADDPS        Y4, Y11, Y11
+	VUNPCKLPS     Y9, Y8, Y4
+	VUNPCKHPS     Y9, Y8, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPS     Y11, Y10, Y5
+	VUNPCKHPS     Y11, Y10, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y4, Y6
+	VUNPCKHPD     Y5, Y4, Y4
+	VADDPS        Y4, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X4
+	VADDPS        X4, X6, X4
+	VEXTRACTF64X4 $0x01, Z16, Y5
+	VADDPS        Y5, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z17, Y5
+	VADDPS        Y5, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z18, Y5
+	VADDPS        Y5, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y5
+	VADDPS        Y5, Y19, Y19
+	VUNPCKLPS     Y17, Y16, Y5
+	VUNPCKHPS     Y17, Y16, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y19, Y18, Y6
+	VUNPCKHPS     Y19, Y18, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPD     Y6, Y5, Y7
+	VUNPCKHPD     Y6, Y5, Y5
+	VADDPS        Y5, Y7, Y7
+	VEXTRACTF32X4 $0x01, Y7, X5
+	VADDPS        X5, X7, X5
+	VMULPS        minus1<>+0(SB), X4, X6
+	VMINPS        exp_hi<>+0(SB), X6, X6
+	VMAXPS        exp_lo<>+0(SB), X6, X6
+	VMULPS        log2e<>+0(SB), X6, X7
+	VRNDSCALEPS   $0x00, X7, X7
+	VFNMADD231PS  ln2hi<>+0(SB), X7, X6
+	VFNMADD231PS  ln2lo<>+0(SB), X7, X6
+	VMOVUPS       exp_p0<>+0(SB), X8
+	VFMADD213PS   exp_p1<>+0(SB), X6, X8
+	VFMADD213PS   exp_p2<>+0(SB), X6, X8
+	VFMADD213PS   exp_p3<>+0(SB), X6, X8
+	VFMADD213PS   exp_p4<>+0(SB), X6, X8
+	VFMADD213PS   exp_p5<>+0(SB), X6, X8
+	VMULPS        X6, X6, X9
+	VFMADD213PS   X6, X9, X8
+	VADDPS        one<>+0(SB), X8, X8
+	VSCALEFPS     X7, X8, X6
+	VADDPS        one<>+0(SB), X6, X6
+	VDIVPS        X6, X4, X4
+	VMULPS        X5, X4, X4
+	VMOVUPS       X4, 16(AX)
+	ADDQ          $0x00000800, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1853
+
+tail4_1854:
+	CMPQ BX, $0x04
+	JL   tail1850
+
+rows4_1849:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -57708,13 +58487,13 @@ rows4_1845:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1845
+	JGE           rows4_1849
 
-tail1846:
+tail1850:
 	TESTQ BX, BX
-	JE    done1848
+	JE    done1852
 
-rows1_1847:
+rows1_1851:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        44032(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -57769,9 +58548,9 @@ rows1_1847:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1847
+	JNE           rows1_1851
 
-done1848:
+done1852:
 	VZEROUPPER
 	RET
 
@@ -57784,9 +58563,9 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1850
+	JL      tail1856
 
-rows4_1849:
+rows4_1855:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -57854,13 +58633,13 @@ rows4_1849:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1849
+	JGE          rows4_1855
 
-tail1850:
+tail1856:
 	TESTQ BX, BX
-	JE    done1852
+	JE    done1858
 
-rows1_1851:
+rows1_1857:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -57905,9 +58684,9 @@ rows1_1851:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1851
+	JNE          rows1_1857
 
-done1852:
+done1858:
 	VZEROUPPER
 	RET
 
@@ -57921,9 +58700,9 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1854
+	JL    tail1860
 
-rows4_1853:
+rows4_1859:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -57980,13 +58759,13 @@ rows4_1853:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1853
+	JGE           rows4_1859
 
-tail1854:
+tail1860:
 	TESTQ BX, BX
-	JE    done1856
+	JE    done1862
 
-rows1_1855:
+rows1_1861:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      4(CX), Y1, K1, Y1
@@ -58026,9 +58805,9 @@ rows1_1855:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1855
+	JNE           rows1_1861
 
-done1856:
+done1862:
 	VZEROUPPER
 	RET
 
@@ -58040,9 +58819,9 @@ TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1858
+	JL   tail1864
 
-rows4_1857:
+rows4_1863:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -58053,7 +58832,7 @@ rows4_1857:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1861:
+cols1867:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -58073,7 +58852,7 @@ cols1861:
 	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1861
+	JNE          cols1867
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -58124,13 +58903,13 @@ cols1861:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1857
+	JGE          rows4_1863
 
-tail1858:
+tail1864:
 	TESTQ BX, BX
-	JE    done1860
+	JE    done1866
 
-rows1_1859:
+rows1_1865:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -58141,7 +58920,7 @@ rows1_1859:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1862:
+cols1868:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
@@ -58156,7 +58935,7 @@ cols1862:
 	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1862
+	JNE          cols1868
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -58202,9 +58981,9 @@ cols1862:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1859
+	JNE          rows1_1865
 
-done1860:
+done1866:
 	VZEROUPPER
 	RET
 
@@ -58216,9 +58995,9 @@ TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1864
+	JL   tail1870
 
-rows4_1863:
+rows4_1869:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -58229,7 +59008,7 @@ rows4_1863:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1867:
+cols1873:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -58249,7 +59028,7 @@ cols1867:
 	VFMADD231PS   6300672(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1867
+	JNE           cols1873
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -58313,13 +59092,13 @@ cols1867:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1863
+	JGE           rows4_1869
 
-tail1864:
+tail1870:
 	TESTQ BX, BX
-	JE    done1866
+	JE    done1872
 
-rows1_1865:
+rows1_1871:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -58330,7 +59109,7 @@ rows1_1865:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1868:
+cols1874:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
@@ -58345,7 +59124,7 @@ cols1868:
 	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1868
+	JNE           cols1874
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -58392,9 +59171,9 @@ cols1868:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1865
+	JNE           rows1_1871
 
-done1866:
+done1872:
 	VZEROUPPER
 	RET
 
@@ -58406,9 +59185,9 @@ TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1870
+	JL   tail1876
 
-rows4_1869:
+rows4_1875:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -58419,7 +59198,7 @@ rows4_1869:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1873:
+cols1879:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -58439,7 +59218,7 @@ cols1873:
 	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1873
+	JNE          cols1879
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -58490,13 +59269,13 @@ cols1873:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1869
+	JGE          rows4_1875
 
-tail1870:
+tail1876:
 	TESTQ BX, BX
-	JE    done1872
+	JE    done1878
 
-rows1_1871:
+rows1_1877:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -58507,7 +59286,7 @@ rows1_1871:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1874:
+cols1880:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
@@ -58522,7 +59301,7 @@ cols1874:
 	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1874
+	JNE          cols1880
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -58568,9 +59347,9 @@ cols1874:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1871
+	JNE          rows1_1877
 
-done1872:
+done1878:
 	VZEROUPPER
 	RET
 
@@ -58600,9 +59379,9 @@ TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1876
+	JL      tail1882
 
-rows4_1875:
+rows4_1881:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -58954,13 +59733,13 @@ rows4_1875:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1875
+	JGE           rows4_1881
 
-tail1876:
+tail1882:
 	TESTQ BX, BX
-	JE    done1878
+	JE    done1884
 
-rows1_1877:
+rows1_1883:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        331776(CX), Z0, Z19
 	VMULPS        64(CX), Z1, Z20
@@ -59043,9 +59822,9 @@ rows1_1877:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1877
+	JNE           rows1_1883
 
-done1878:
+done1884:
 	VZEROUPPER
 	RET
 
@@ -59058,9 +59837,9 @@ TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1880
+	JL      tail1886
 
-rows4_1879:
+rows4_1885:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -59128,13 +59907,13 @@ rows4_1879:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1879
+	JGE          rows4_1885
 
-tail1880:
+tail1886:
 	TESTQ BX, BX
-	JE    done1882
+	JE    done1888
 
-rows1_1881:
+rows1_1887:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -59179,9 +59958,9 @@ rows1_1881:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1881
+	JNE          rows1_1887
 
-done1882:
+done1888:
 	VZEROUPPER
 	RET
 
@@ -59195,9 +59974,9 @@ TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1884
+	JL    tail1890
 
-rows4_1883:
+rows4_1889:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -59254,13 +60033,13 @@ rows4_1883:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1883
+	JGE           rows4_1889
 
-tail1884:
+tail1890:
 	TESTQ BX, BX
-	JE    done1886
+	JE    done1892
 
-rows1_1885:
+rows1_1891:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      140(CX), Y1, K1, Y1
@@ -59300,9 +60079,9 @@ rows1_1885:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1885
+	JNE           rows1_1891
 
-done1886:
+done1892:
 	VZEROUPPER
 	RET
 
@@ -59322,9 +60101,9 @@ TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail1888
+	JL      tail1894
 
-rows4_1887:
+rows4_1893:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -59471,13 +60250,13 @@ rows4_1887:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1887
+	JGE          rows4_1893
 
-tail1888:
+tail1894:
 	TESTQ BX, BX
-	JE    done1890
+	JE    done1896
 
-rows1_1889:
+rows1_1895:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       16384(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -59533,9 +60312,9 @@ rows1_1889:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1889
+	JNE          rows1_1895
 
-done1890:
+done1896:
 	VZEROUPPER
 	RET
 
@@ -59550,10 +60329,267 @@ TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 64(DX), Z1
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
-	CMPQ    BX, $0x04
-	JL      tail1892
+	CMPQ    BX, $0x08
+	JL      tail4_1902
 
-rows4_1891:
+rows8_1901:
+	PREFETCHNTA   4096(CX)
+	VMULPS        (CX), Z0, Z4
+	PREFETCHNTA   4352(CX)
+	VMULPS        256(CX), Z0, Z5
+	PREFETCHNTA   4608(CX)
+	VMULPS        512(CX), Z0, Z6
+	PREFETCHNTA   4864(CX)
+	VMULPS        768(CX), Z0, Z7
+	PREFETCHNTA   5120(CX)
+	VMULPS        1024(CX), Z0, Z8
+	PREFETCHNTA   5376(CX)
+	VMULPS        1280(CX), Z0, Z9
+	PREFETCHNTA   5632(CX)
+	VMULPS        1536(CX), Z0, Z10
+	PREFETCHNTA   5888(CX)
+	VMULPS        1792(CX), Z0, Z11
+	PREFETCHNTA   20480(CX)
+	VMULPS        16384(CX), Z0, Z12
+	PREFETCHNTA   20736(CX)
+	VMULPS        16640(CX), Z0, Z13
+	PREFETCHNTA   20992(CX)
+	VMULPS        16896(CX), Z0, Z14
+	PREFETCHNTA   21248(CX)
+	VMULPS        17152(CX), Z0, Z15
+	PREFETCHNTA   21504(CX)
+	VMULPS        17408(CX), Z0, Z16
+	PREFETCHNTA   21760(CX)
+	VMULPS        17664(CX), Z0, Z17
+	PREFETCHNTA   22016(CX)
+	VMULPS        17920(CX), Z0, Z18
+	PREFETCHNTA   22272(CX)
+	VMULPS        18176(CX), Z0, Z19
+	PREFETCHNTA   4160(CX)
+	VFMADD231PS   64(CX), Z1, Z4
+	PREFETCHNTA   4416(CX)
+	VFMADD231PS   320(CX), Z1, Z5
+	PREFETCHNTA   4672(CX)
+	VFMADD231PS   576(CX), Z1, Z6
+	PREFETCHNTA   4928(CX)
+	VFMADD231PS   832(CX), Z1, Z7
+	PREFETCHNTA   5184(CX)
+	VFMADD231PS   1088(CX), Z1, Z8
+	PREFETCHNTA   5440(CX)
+	VFMADD231PS   1344(CX), Z1, Z9
+	PREFETCHNTA   5696(CX)
+	VFMADD231PS   1600(CX), Z1, Z10
+	PREFETCHNTA   5952(CX)
+	VFMADD231PS   1856(CX), Z1, Z11
+	PREFETCHNTA   20544(CX)
+	VFMADD231PS   16448(CX), Z1, Z12
+	PREFETCHNTA   20800(CX)
+	VFMADD231PS   16704(CX), Z1, Z13
+	PREFETCHNTA   21056(CX)
+	VFMADD231PS   16960(CX), Z1, Z14
+	PREFETCHNTA   21312(CX)
+	VFMADD231PS   17216(CX), Z1, Z15
+	PREFETCHNTA   21568(CX)
+	VFMADD231PS   17472(CX), Z1, Z16
+	PREFETCHNTA   21824(CX)
+	VFMADD231PS   17728(CX), Z1, Z17
+	PREFETCHNTA   22080(CX)
+	VFMADD231PS   17984(CX), Z1, Z18
+	PREFETCHNTA   22336(CX)
+	VFMADD231PS   18240(CX), Z1, Z19
+	PREFETCHNTA   4224(CX)
+	VFMADD231PS   128(CX), Z2, Z4
+	PREFETCHNTA   4480(CX)
+	VFMADD231PS   384(CX), Z2, Z5
+	PREFETCHNTA   4736(CX)
+	VFMADD231PS   640(CX), Z2, Z6
+	PREFETCHNTA   4992(CX)
+	VFMADD231PS   896(CX), Z2, Z7
+	PREFETCHNTA   5248(CX)
+	VFMADD231PS   1152(CX), Z2, Z8
+	PREFETCHNTA   5504(CX)
+	VFMADD231PS   1408(CX), Z2, Z9
+	PREFETCHNTA   5760(CX)
+	VFMADD231PS   1664(CX), Z2, Z10
+	PREFETCHNTA   6016(CX)
+	VFMADD231PS   1920(CX), Z2, Z11
+	PREFETCHNTA   20608(CX)
+	VFMADD231PS   16512(CX), Z2, Z12
+	PREFETCHNTA   20864(CX)
+	VFMADD231PS   16768(CX), Z2, Z13
+	PREFETCHNTA   21120(CX)
+	VFMADD231PS   17024(CX), Z2, Z14
+	PREFETCHNTA   21376(CX)
+	VFMADD231PS   17280(CX), Z2, Z15
+	PREFETCHNTA   21632(CX)
+	VFMADD231PS   17536(CX), Z2, Z16
+	PREFETCHNTA   21888(CX)
+	VFMADD231PS   17792(CX), Z2, Z17
+	PREFETCHNTA   22144(CX)
+	VFMADD231PS   18048(CX), Z2, Z18
+	PREFETCHNTA   22400(CX)
+	VFMADD231PS   18304(CX), Z2, Z19
+	PREFETCHNTA   4288(CX)
+	VFMADD231PS   192(CX), Z3, Z4
+	PREFETCHNTA   4544(CX)
+	VFMADD231PS   448(CX), Z3, Z5
+	PREFETCHNTA   4800(CX)
+	VFMADD231PS   704(CX), Z3, Z6
+	PREFETCHNTA   5056(CX)
+	VFMADD231PS   960(CX), Z3, Z7
+	PREFETCHNTA   5312(CX)
+	VFMADD231PS   1216(CX), Z3, Z8
+	PREFETCHNTA   5568(CX)
+	VFMADD231PS   1472(CX), Z3, Z9
+	PREFETCHNTA   5824(CX)
+	VFMADD231PS   1728(CX), Z3, Z10
+	PREFETCHNTA   6080(CX)
+	VFMADD231PS   1984(CX), Z3, Z11
+	PREFETCHNTA   20672(CX)
+	VFMADD231PS   16576(CX), Z3, Z12
+	PREFETCHNTA   20928(CX)
+	VFMADD231PS   16832(CX), Z3, Z13
+	PREFETCHNTA   21184(CX)
+	VFMADD231PS   17088(CX), Z3, Z14
+	PREFETCHNTA   21440(CX)
+	VFMADD231PS   17344(CX), Z3, Z15
+	PREFETCHNTA   21696(CX)
+	VFMADD231PS   17600(CX), Z3, Z16
+	PREFETCHNTA   21952(CX)
+	VFMADD231PS   17856(CX), Z3, Z17
+	PREFETCHNTA   22208(CX)
+	VFMADD231PS   18112(CX), Z3, Z18
+	PREFETCHNTA   22464(CX)
+	VFMADD231PS   18368(CX), Z3, Z19
+	VEXTRACTF64X4 $0x01, Z4, Y20
+	VADDPS        Y20, Y4, Y4
+	VEXTRACTF64X4 $0x01, Z5, Y20
+	VADDPS        Y20, Y5, Y5
+	VEXTRACTF64X4 $0x01, Z6, Y20
+	VADDPS        Y20, Y6, Y6
+	VEXTRACTF64X4 $0x01, Z7, Y20
+	VADDPS        Y20, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y20
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y20, Y20
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y20, Y5
+	VUNPCKHPD     Y4, Y20, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VEXTRACTF64X4 $0x01, Z12, Y5
+	VADDPS        Y5, Y12, Y12
+	VEXTRACTF64X4 $0x01, Z13, Y5
+	VADDPS        Y5, Y13, Y13
+	VEXTRACTF64X4 $0x01, Z14, Y5
+	VADDPS        Y5, Y14, Y14
+	VEXTRACTF64X4 $0x01, Z15, Y5
+	VADDPS        Y5, Y15, Y15
+	VUNPCKLPS     Y13, Y12, Y5
+	VUNPCKHPS     Y13, Y12, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y15, Y14, Y6
+	VUNPCKHPS     Y15, Y14, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPD     Y6, Y5, Y7
+	VUNPCKHPD     Y6, Y5, Y5
+	VADDPS        Y5, Y7, Y7
+	VEXTRACTF32X4 $0x01, Y7, X5
+	VADDPS        X5, X7, X5
+	VMULPS        minus1<>+0(SB), X4, X6
+	VMINPS        exp_hi<>+0(SB), X6, X6
+	VMAXPS        exp_lo<>+0(SB), X6, X6
+	VMULPS        log2e<>+0(SB), X6, X7
+	VRNDSCALEPS   $0x00, X7, X7
+	VFNMADD231PS  ln2hi<>+0(SB), X7, X6
+	VFNMADD231PS  ln2lo<>+0(SB), X7, X6
+	VMOVUPS       exp_p0<>+0(SB), X12
+	VFMADD213PS   exp_p1<>+0(SB), X6, X12
+	VFMADD213PS   exp_p2<>+0(SB), X6, X12
+	VFMADD213PS   exp_p3<>+0(SB), X6, X12
+	VFMADD213PS   exp_p4<>+0(SB), X6, X12
+	VFMADD213PS   exp_p5<>+0(SB), X6, X12
+	VMULPS        X6, X6, X13
+	VFMADD213PS   X6, X13, X12
+	VADDPS        one<>+0(SB), X12, X12
+	VSCALEFPS     X7, X12, X6
+	VADDPS        one<>+0(SB), X6, X6
+	VDIVPS        X6, X4, X4
+	VMULPS        X5, X4, X4
+	VMOVUPS       X4, (AX)
+	VEXTRACTF64X4 $0x01, Z8, Y4
+	VADDPS        Y4, Y8, Y8
+	VEXTRACTF64X4 $0x01, Z9, Y4
+	VADDPS        Y4, Y9, Y9
+	VEXTRACTF64X4 $0x01, Z10, Y4
+	VADDPS        Y4, Y10, Y10
+	VEXTRACTF64X4 $0x01, Z11, Y4
+	VADDPS        Y4, Y11, Y11
+	VUNPCKLPS     Y9, Y8, Y4
+	VUNPCKHPS     Y9, Y8, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPS     Y11, Y10, Y5
+	VUNPCKHPS     Y11, Y10, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPD     Y5, Y4, Y6
+	VUNPCKHPD     Y5, Y4, Y4
+	VADDPS        Y4, Y6, Y6
+	VEXTRACTF32X4 $0x01, Y6, X4
+	VADDPS        X4, X6, X4
+	VEXTRACTF64X4 $0x01, Z16, Y5
+	VADDPS        Y5, Y16, Y16
+	VEXTRACTF64X4 $0x01, Z17, Y5
+	VADDPS        Y5, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z18, Y5
+	VADDPS        Y5, Y18, Y18
+	VEXTRACTF64X4 $0x01, Z19, Y5
+	VADDPS        Y5, Y19, Y19
+	VUNPCKLPS     Y17, Y16, Y5
+	VUNPCKHPS     Y17, Y16, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y19, Y18, Y6
+	VUNPCKHPS     Y19, Y18, Y7
+	VADDPS        Y7, Y6, Y6
+	VUNPCKLPD     Y6, Y5, Y7
+	VUNPCKHPD     Y6, Y5, Y5
+	VADDPS        Y5, Y7, Y7
+	VEXTRACTF32X4 $0x01, Y7, X5
+	VADDPS        X5, X7, X5
+	VMULPS        minus1<>+0(SB), X4, X6
+	VMINPS        exp_hi<>+0(SB), X6, X6
+	VMAXPS        exp_lo<>+0(SB), X6, X6
+	VMULPS        log2e<>+0(SB), X6, X7
+	VRNDSCALEPS   $0x00, X7, X7
+	VFNMADD231PS  ln2hi<>+0(SB), X7, X6
+	VFNMADD231PS  ln2lo<>+0(SB), X7, X6
+	VMOVUPS       exp_p0<>+0(SB), X8
+	VFMADD213PS   exp_p1<>+0(SB), X6, X8
+	VFMADD213PS   exp_p2<>+0(SB), X6, X8
+	VFMADD213PS   exp_p3<>+0(SB), X6, X8
+	VFMADD213PS   exp_p4<>+0(SB), X6, X8
+	VFMADD213PS   exp_p5<>+0(SB), X6, X8
+	VMULPS        X6, X6, X9
+	VFMADD213PS   X6, X9, X8
+	VADDPS        one<>+0(SB), X8, X8
+	VSCALEFPS     X7, X8, X6
+	VADDPS        one<>+0(SB), X6, X6
+	VDIVPS        X6, X4, X4
+	VMULPS        X5, X4, X4
+	VMOVUPS       X4, 16(AX)
+	ADDQ          $0x00000800, CX
+	ADDQ          $0x20, AX
+	SUBQ          $0x08, BX
+	CMPQ          BX, $0x08
+	JGE           rows8_1901
+
+tail4_1902:
+	CMPQ BX, $0x04
+	JL   tail1898
+
+rows4_1897:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -59681,13 +60717,13 @@ rows4_1891:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1891
+	JGE           rows4_1897
 
-tail1892:
+tail1898:
 	TESTQ BX, BX
-	JE    done1894
+	JE    done1900
 
-rows1_1893:
+rows1_1899:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        16384(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -59742,9 +60778,9 @@ rows1_1893:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1893
+	JNE           rows1_1899
 
-done1894:
+done1900:
 	VZEROUPPER
 	RET
 
@@ -59756,9 +60792,9 @@ TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1896
+	JL   tail1904
 
-rows4_1895:
+rows4_1903:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -59769,7 +60805,7 @@ rows4_1895:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1899:
+cols1907:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -59789,7 +60825,7 @@ cols1899:
 	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1899
+	JNE          cols1907
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -59840,13 +60876,13 @@ cols1899:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1895
+	JGE          rows4_1903
 
-tail1896:
+tail1904:
 	TESTQ BX, BX
-	JE    done1898
+	JE    done1906
 
-rows1_1897:
+rows1_1905:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -59857,7 +60893,7 @@ rows1_1897:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1900:
+cols1908:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
@@ -59872,7 +60908,7 @@ cols1900:
 	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1900
+	JNE          cols1908
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -59918,9 +60954,9 @@ cols1900:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1897
+	JNE          rows1_1905
 
-done1898:
+done1906:
 	VZEROUPPER
 	RET
 
@@ -59950,9 +60986,9 @@ TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1902
+	JL      tail1910
 
-rows4_1901:
+rows4_1909:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -60304,13 +61340,13 @@ rows4_1901:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1901
+	JGE           rows4_1909
 
-tail1902:
+tail1910:
 	TESTQ BX, BX
-	JE    done1904
+	JE    done1912
 
-rows1_1903:
+rows1_1911:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        884736(CX), Z0, Z19
 	VMULPS        64(CX), Z1, Z20
@@ -60393,9 +61429,9 @@ rows1_1903:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1903
+	JNE           rows1_1911
 
-done1904:
+done1912:
 	VZEROUPPER
 	RET
 
@@ -60407,9 +61443,9 @@ TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1906
+	JL   tail1914
 
-rows4_1905:
+rows4_1913:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -60420,7 +61456,7 @@ rows4_1905:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1909:
+cols1917:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -60440,7 +61476,7 @@ cols1909:
 	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1909
+	JNE          cols1917
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -60491,13 +61527,13 @@ cols1909:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1905
+	JGE          rows4_1913
 
-tail1906:
+tail1914:
 	TESTQ BX, BX
-	JE    done1908
+	JE    done1916
 
-rows1_1907:
+rows1_1915:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -60508,7 +61544,7 @@ rows1_1907:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1910:
+cols1918:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
@@ -60523,7 +61559,7 @@ cols1910:
 	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1910
+	JNE          cols1918
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -60569,9 +61605,9 @@ cols1910:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1907
+	JNE          rows1_1915
 
-done1908:
+done1916:
 	VZEROUPPER
 	RET
 
@@ -60583,9 +61619,9 @@ TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1912
+	JL   tail1920
 
-rows4_1911:
+rows4_1919:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -60596,7 +61632,7 @@ rows4_1911:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1915:
+cols1923:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -60616,7 +61652,7 @@ cols1915:
 	VFMADD231PS   2368512(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1915
+	JNE           cols1923
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -60680,13 +61716,13 @@ cols1915:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1911
+	JGE           rows4_1919
 
-tail1912:
+tail1920:
 	TESTQ BX, BX
-	JE    done1914
+	JE    done1922
 
-rows1_1913:
+rows1_1921:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -60697,7 +61733,7 @@ rows1_1913:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1916:
+cols1924:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
@@ -60712,7 +61748,7 @@ cols1916:
 	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1916
+	JNE           cols1924
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -60759,9 +61795,9 @@ cols1916:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1913
+	JNE           rows1_1921
 
-done1914:
+done1922:
 	VZEROUPPER
 	RET
 
@@ -60774,9 +61810,9 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail1918
+	JL      tail1926
 
-rows4_1917:
+rows4_1925:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -60896,13 +61932,13 @@ rows4_1917:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1917
+	JGE          rows4_1925
 
-tail1918:
+tail1926:
 	TESTQ BX, BX
-	JE    done1920
+	JE    done1928
 
-rows1_1919:
+rows1_1927:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       1188(CX), Y2, Y2
@@ -60965,9 +62001,9 @@ rows1_1919:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1919
+	JNE          rows1_1927
 
-done1920:
+done1928:
 	VZEROUPPER
 	RET
 
@@ -60981,9 +62017,9 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail1922
+	JL    tail1930
 
-rows4_1921:
+rows4_1929:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -61092,13 +62128,13 @@ rows4_1921:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1921
+	JGE           rows4_1929
 
-tail1922:
+tail1930:
 	TESTQ BX, BX
-	JE    done1924
+	JE    done1932
 
-rows1_1923:
+rows1_1931:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        1188(CX), Y1, Y1
@@ -61156,8 +62192,8 @@ rows1_1923:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1923
+	JNE           rows1_1931
 
-done1924:
+done1932:
 	VZEROUPPER
 	RET
