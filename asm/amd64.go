@@ -737,12 +737,13 @@ func (g *amd) matvec(k Kernel) {
 	l4, t1, l1, done := g.newLabel("rows4_"), g.newLabel("tail"), g.newLabel("rows1_"), g.newLabel("done")
 	// Eight-row blocks keep more reads in flight than four. Rows of 2 KiB
 	// and more come from DRAM in the big shapes (110M decode 5–9 % faster
-	// at one thread; shorter rows gained nothing). A SwiGLU block of eight
-	// holds sixteen accumulators: on AVX-512 with x in registers and room
-	// for the SiLU's temporaries (stories260K, whose weights come from L3
-	// every token: the token ≈ 2 % faster).
+	// at one thread); rows shorter than 1 KiB, stories260K's, come from L3
+	// every token (its 1.1 MB token overflows the 1 MB L2; token ≈ 2–3 %
+	// faster); the rows between (the 15M shape's 288 floats) lost. A SwiGLU
+	// block of eight holds sixteen accumulators: on AVX-512 with x in
+	// registers and room for the SiLU's temporaries.
 	swi8 := swi && g.isa == AVX512 && xr != nil && 2*8+len(xr)+8 <= g.nreg
-	if (!swi && C >= 512) || swi8 {
+	if (!swi && (C >= 512 || C < 256)) || swi8 {
 		l8, t4 := g.newLabel("rows8_"), g.newLabel("tail4_")
 		c.CMPQ(n, operand.U8(8))
 		c.JL(operand.LabelRef(t4))
