@@ -131,8 +131,8 @@
 // × u column vectors of accumulators (u = 2 on AVX2's 16 YMM, 4 on
 // AVX-512's 32 ZMM; SwiGLU holds 8 rows (4 gate, 4 up; 16 on AVX-512 when x
 // fits in registers, as stories260K's 64 floats do), and so do matvecs whose
-// rows have 512 floats or more, whose weights stream from DRAM: more reads in
-// flight),
+// rows have 512 floats or more (weights streaming from DRAM) or fewer than 256
+// (stories260K's, from L3 every token): more reads in flight),
 // loads x once per column step and takes w as the FMA's memory operand;
 // each four row sums are folded with unpack/add into one XMM and stored
 // together. The weights of the next block are prefetched non-temporally
