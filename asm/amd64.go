@@ -738,7 +738,7 @@ func (g *amd) matvec(k Kernel) {
 	// Eight-row blocks keep more reads in flight than four. Rows of 2 KiB
 	// and more come from DRAM in the big shapes (110M decode 5–9 % faster
 	// at one thread); rows shorter than 1 KiB, stories260K's, come from L3
-	// every token (its 1.1 MB token overflows the 1 MB L2; token ≈ 2–3 %
+	// every token (its 1.1 MB token overflows the 1 MB L2; token ≈ 1–3 %
 	// faster); the rows between (the 15M shape's 288 floats) lost. A SwiGLU
 	// block of eight holds sixteen accumulators: on AVX-512 with x in
 	// registers and room for the SiLU's temporaries.
