@@ -689,6 +689,19 @@ func (g *amd) matvec(k Kernel) {
 			j.g, j.xr = nil, xr
 		}
 		acc := g.dots(j)
+		// scale applies the norm to the row sums s (and the up rows' u) and,
+		// for SwiGLU, leaves SiLU(s)·u in s.
+		scale := func(s, u reg.Register) {
+			if norm {
+				c.VMULPS(inv.AsX(), s, s)
+				if swi {
+					c.VMULPS(inv.AsX(), u, u)
+				}
+			}
+			if swi {
+				g.siluMul(s, u)
+			}
+		}
 		quad := func(i int) [4]reg.Register {
 			return [4]reg.Register{g.toY(acc[i][0]), g.toY(acc[i+1][0]), g.toY(acc[i+2][0]), g.toY(acc[i+3][0])}
 		}
@@ -699,15 +712,7 @@ func (g *amd) matvec(k Kernel) {
 				if swi {
 					u = g.reduce4(quad(rb + 4*h))
 				}
-				if norm {
-					c.VMULPS(inv.AsX(), s, s)
-					if swi {
-						c.VMULPS(inv.AsX(), u, u)
-					}
-				}
-				if swi {
-					g.siluMul(s, u)
-				}
+				scale(s, u)
 				if k.Op == OpMatVecAdd {
 					c.VADDPS(mem(out, 16*h), s, s)
 				}
@@ -720,15 +725,7 @@ func (g *amd) matvec(k Kernel) {
 		if swi {
 			u = g.reduce1(acc[1][0])
 		}
-		if norm {
-			c.VMULPS(inv.AsX(), s, s)
-			if swi {
-				c.VMULPS(inv.AsX(), u, u)
-			}
-		}
-		if swi {
-			g.siluMul(s, u)
-		}
+		scale(s, u)
 		if k.Op == OpMatVecAdd {
 			c.VADDSS(mem(out, 0), s, s)
 		}
