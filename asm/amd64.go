@@ -345,46 +345,42 @@ func (g *amd) reduce4(a [4]reg.Register) reg.Register {
 // two apart, then eight apart, which leaves row r in lane r.
 func (g *amd) reduceRows(a []reg.VecVirtual) reg.Register {
 	c := g.c
-	pair := func(x, y reg.Register, op func(x, y reg.Register) (lo, hi reg.Register)) reg.VecVirtual {
-		lo, hi := op(x, y)
-		c.VADDPS(hi, lo, lo)
-		return lo.(reg.VecVirtual)
+	type op func(x, y, dst reg.Register)
+	// comb returns lo(x, y) + hi(x, y).
+	comb := func(x, y reg.Register, lo, hi op) reg.VecVirtual {
+		l, h := c.ZMM(), c.ZMM()
+		lo(x, y, l)
+		hi(x, y, h)
+		c.VADDPS(h, l, l)
+		return l
 	}
-	shuf := func(ilo, ihi uint8) func(x, y reg.Register) (reg.Register, reg.Register) {
-		return func(x, y reg.Register) (reg.Register, reg.Register) {
-			lo, hi := c.ZMM(), c.ZMM()
-			c.VSHUFF32X4(operand.U8(ilo), y, x, lo) // x's 128-bit lanes, then y's
-			c.VSHUFF32X4(operand.U8(ihi), y, x, hi)
-			return lo, hi
-		}
+	shuf := func(imm uint8) op { // x's two selected 128-bit lanes, then y's
+		return func(x, y, dst reg.Register) { c.VSHUFF32X4(operand.U8(imm), y, x, dst) }
 	}
-	unpack := func(l, h func(...operand.Op)) func(x, y reg.Register) (reg.Register, reg.Register) {
-		return func(x, y reg.Register) (reg.Register, reg.Register) {
-			lo, hi := c.ZMM(), c.ZMM()
-			l(y, x, lo)
-			h(y, x, hi)
-			return lo, hi
-		}
+	unpack := func(f func(...operand.Op)) op {
+		return func(x, y, dst reg.Register) { f(y, x, dst) }
 	}
 	var v, p, q []reg.VecVirtual
 	for b := 0; b < len(a); b += 8 { // the 256-bit halves of rows r and r+4
 		for r := b; r < b+4; r++ {
-			v = append(v, pair(a[r], a[r+4], shuf(0x44, 0xee)))
+			v = append(v, comb(a[r], a[r+4], shuf(0x44), shuf(0xee)))
 		}
 	}
 	for i := 0; i < len(v); i += 2 { // lanes two apart; rows r, r+1
-		p = append(p, pair(v[i], v[i+1], unpack(c.VUNPCKLPS, c.VUNPCKHPS)))
+		p = append(p, comb(v[i], v[i+1], unpack(c.VUNPCKLPS), unpack(c.VUNPCKHPS)))
 	}
 	for i := 0; i < len(p); i += 2 { // neighbouring lanes; rows r, r+2
-		q = append(q, pair(p[i], p[i+1], unpack(c.VUNPCKLPD, c.VUNPCKHPD)))
+		q = append(q, comb(p[i], p[i+1], unpack(c.VUNPCKLPD), unpack(c.VUNPCKHPD)))
 	}
-	// The 128-bit lanes; rows r and r+8.
-	if len(q) == 1 {
-		lo, hi := shuf(0x88, 0xdd)(q[0], q[0])
-		c.VADDPS(hi.(reg.Vec).AsY(), lo.(reg.Vec).AsY(), lo.(reg.Vec).AsY())
-		return lo.(reg.Vec).AsY()
+	// The 128-bit lanes; rows r and r+8 (eight rows: the low half is theirs).
+	if len(q) == 1 { // only the low half is wanted: a YMM add
+		l, h := c.ZMM(), c.ZMM()
+		shuf(0x88)(q[0], q[0], l)
+		shuf(0xdd)(q[0], q[0], h)
+		c.VADDPS(h.AsY(), l.AsY(), l.AsY())
+		return l.AsY()
 	}
-	return pair(q[0], q[1], shuf(0x88, 0xdd))
+	return comb(q[0], q[1], shuf(0x88), shuf(0xdd))
 }
 
 // reduce1 returns an XMM register whose every lane is the sum of v's lanes.
@@ -747,17 +743,28 @@ func (g *amd) matvec(k Kernel) {
 		}
 		acc := g.dots(j)
 		// scale applies the norm to the row sums s (and the up rows' u) and,
-		// for SwiGLU, leaves SiLU(s)·u in s.
+		// for SwiGLU, leaves SiLU(s)·u in s; put adds s to out (MatVecAdd)
+		// and stores it at byte offset off.
 		scale := func(s, u reg.Register) {
 			if norm {
-				c.VMULPS(inv.AsX(), s, s)
+				nv := reg.Register(inv.AsX())
+				if s.Size() == 32 {
+					nv = inv.AsY()
+				}
+				c.VMULPS(nv, s, s)
 				if swi {
-					c.VMULPS(inv.AsX(), u, u)
+					c.VMULPS(nv, u, u)
 				}
 			}
 			if swi {
 				g.siluMul(s, u)
 			}
+		}
+		put := func(s reg.Register, off int) {
+			if k.Op == OpMatVecAdd {
+				c.VADDPS(mem(out, off), s, s)
+			}
+			c.VMOVUPS(s, mem(out, off))
 		}
 		if g.isa == AVX512 && rb == 8 && acc[0][0].Size() == 64 { // 8 rows (and 8 up rows) into one register
 			a := make([]reg.VecVirtual, len(acc))
@@ -765,24 +772,13 @@ func (g *amd) matvec(k Kernel) {
 				a[i] = acc[i][0]
 			}
 			z := g.reduceRows(a)
-			if norm {
-				nv := inv.AsY()
-				if swi {
-					nv = inv.AsZ()
-				}
-				c.VMULPS(nv, z, z)
-			}
-			s := z
-			if swi {
-				s = z.(reg.Vec).AsY()
-				u := c.YMM()
+			s, u := z, reg.Register(nil)
+			if swi { // the gate rows' sums in the low half, the up rows' in the high
+				s, u = z.(reg.Vec).AsY(), c.YMM()
 				c.VEXTRACTF64X4(operand.U8(1), z, u)
-				g.siluMul(s, u)
 			}
-			if k.Op == OpMatVecAdd {
-				c.VADDPS(mem(out, 0), s, s)
-			}
-			c.VMOVUPS(s, mem(out, 0))
+			scale(s, u)
+			put(s, 0)
 			return
 		}
 		quad := func(i int) [4]reg.Register {
@@ -796,10 +792,7 @@ func (g *amd) matvec(k Kernel) {
 					u = g.reduce4(quad(rb + 4*h))
 				}
 				scale(s, u)
-				if k.Op == OpMatVecAdd {
-					c.VADDPS(mem(out, 16*h), s, s)
-				}
-				c.VMOVUPS(s, mem(out, 16*h))
+				put(s, 16*h)
 			}
 			return
 		}

@@ -135,7 +135,8 @@
 // (stories260K's, from L3 every token): more reads in flight),
 // loads x once per column step and takes w as the FMA's memory operand;
 // each four row sums are folded with unpack/add into one XMM and stored
-// together. The weights of the next block are prefetched non-temporally
+// together (on AVX-512 a block of eight rows, and the SwiGLU's eight gate
+// and eight up rows, fold in one transpose, reduceRows, to the same bits). The weights of the next block are prefetched non-temporally
 // (they are not read again before the whole model has streamed past).
 // Column loops are fully unrolled up to 16 vectors, else looped with the
 // remainder straight-line.

@@ -13812,8 +13812,9 @@ rows8_217:
 	VSHUFF32X4    $0x88, Z7, Z10, Z8
 	VSHUFF32X4    $0xdd, Z7, Z10, Z7
 	VADDPS        Z7, Z8, Z8
-	VMULPS        Z0, Z8, Z8
 	VEXTRACTF64X4 $0x01, Z8, Y7
+	VMULPS        Y0, Y8, Y8
+	VMULPS        Y0, Y7, Y7
 	VMULPS        minus1<>+0(SB), Y8, Y9
 	VMINPS        exp_hi<>+0(SB), Y9, Y9
 	VMAXPS        exp_lo<>+0(SB), Y9, Y9

@@ -54288,8 +54288,9 @@ rows8_1788:
 	VSHUFF32X4    $0x88, Z5, Z8, Z6
 	VSHUFF32X4    $0xdd, Z5, Z8, Z5
 	VADDPS        Z5, Z6, Z6
-	VMULPS        Z0, Z6, Z6
 	VEXTRACTF64X4 $0x01, Z6, Y5
+	VMULPS        Y0, Y6, Y6
+	VMULPS        Y0, Y5, Y5
 	VMULPS        minus1<>+0(SB), Y6, Y7
 	VMINPS        exp_hi<>+0(SB), Y7, Y7
 	VMAXPS        exp_lo<>+0(SB), Y7, Y7
@@ -56837,8 +56838,9 @@ rows8_1840:
 	VSHUFF32X4    $0x88, Z5, Z8, Z6
 	VSHUFF32X4    $0xdd, Z5, Z8, Z5
 	VADDPS        Z5, Z6, Z6
-	VMULPS        Z0, Z6, Z6
 	VEXTRACTF64X4 $0x01, Z6, Y5
+	VMULPS        Y0, Y6, Y6
+	VMULPS        Y0, Y5, Y5
 	VMULPS        minus1<>+0(SB), Y6, Y7
 	VMINPS        exp_hi<>+0(SB), Y7, Y7
 	VMAXPS        exp_lo<>+0(SB), Y7, Y7
