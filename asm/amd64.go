@@ -421,29 +421,60 @@ func (g *amd) exp(v reg.Register, mk func() reg.VecVirtual) { g.expf(v, mk, true
 func (g *amd) expNonPos(v reg.Register, mk func() reg.VecVirtual) { g.expf(v, mk, false) }
 
 func (g *amd) expf(v reg.Register, mk func() reg.VecVirtual, upper bool) {
+	g.expfWith(v, mk, upper, g.expMem)
+}
+
+// expConst holds exp's constants by the names of their memory copies.
+var expConst = map[string]float32{
+	"exp_hi": 88, "exp_lo": -87.33654, "log2e": math.Log2E,
+	"ln2hi": 0.693359375, "ln2lo": -2.12194440e-4,
+	"exp_p0": 1.9875691500e-4, "exp_p1": 1.3981999507e-3, "exp_p2": 8.3334519073e-3,
+	"exp_p3": 4.1665795894e-2, "exp_p4": 1.6666665459e-1, "exp_p5": 5.0000001201e-1,
+	"one": 1,
+}
+
+// expNonPosConsts names the constants expNonPos reads.
+var expNonPosConsts = []string{"exp_lo", "log2e", "ln2hi", "ln2lo", "exp_p0", "exp_p1", "exp_p2", "exp_p3", "exp_p4", "exp_p5", "one"}
+
+// expMem reads exp's constant name from memory.
+func (g *amd) expMem(name string) operand.Op { return g.f32(name, expConst[name]) }
+
+// expRegs loads expNonPos's constants into registers once, for a loop that
+// takes many exponentials: the same bits, ten fewer loads each.
+func (g *amd) expRegs() func(string) operand.Op {
+	regs := map[string]reg.VecVirtual{}
+	for _, name := range expNonPosConsts {
+		regs[name] = g.vec()
+		g.c.VMOVUPS(g.expMem(name), regs[name])
+	}
+	return func(name string) operand.Op { return regs[name] }
+}
+
+// expfWith is expf with its constants from k (memory or registers).
+func (g *amd) expfWith(v reg.Register, mk func() reg.VecVirtual, upper bool, k func(string) operand.Op) {
 	c := g.c
 	if upper {
-		c.VMINPS(g.f32("exp_hi", 88), v, v)
+		c.VMINPS(k("exp_hi"), v, v)
 	}
-	c.VMAXPS(g.f32("exp_lo", -87.33654), v, v)
+	c.VMAXPS(k("exp_lo"), v, v)
 	fx := mk()
-	c.VMULPS(g.f32("log2e", math.Log2E), v, fx)
+	c.VMULPS(k("log2e"), v, fx)
 	if g.isa == AVX512 {
 		c.VRNDSCALEPS(operand.U8(0), fx, fx)
 	} else {
 		c.VROUNDPS(operand.U8(0), fx, fx)
 	}
-	c.VFNMADD231PS(g.f32("ln2hi", 0.693359375), fx, v)
-	c.VFNMADD231PS(g.f32("ln2lo", -2.12194440e-4), fx, v)
+	c.VFNMADD231PS(k("ln2hi"), fx, v)
+	c.VFNMADD231PS(k("ln2lo"), fx, v)
 	p := mk()
-	c.VMOVUPS(g.f32("exp_p0", 1.9875691500e-4), p)
-	for i, k := range []float32{1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1} {
-		c.VFMADD213PS(g.f32(fmt.Sprintf("exp_p%d", i+1), k), v, p)
+	c.VMOVUPS(k("exp_p0"), p)
+	for i := 1; i <= 5; i++ {
+		c.VFMADD213PS(k(fmt.Sprintf("exp_p%d", i)), v, p)
 	}
 	r2 := mk()
 	c.VMULPS(v, v, r2)
 	c.VFMADD213PS(v, r2, p)
-	c.VADDPS(g.f32("one", 1), p, p)
+	c.VADDPS(k("one"), p, p)
 	if g.isa == AVX512 {
 		// p·2^n in one instruction: n is an integer in [-126, 127] after
 		// the clamps, so the product is exact either way.
@@ -1706,6 +1737,19 @@ func (g *amd) groupAttentionT(k Kernel) {
 		ms[h] = g.vec()
 		c.VMOVUPS(g.constant("neginf", 0xff800000), ms[h])
 	}
+	// AVX-512: the group's query elements broadcast once per KV head (G·hd
+	// registers), not once per tile.
+	var qb [][]reg.VecVirtual
+	if avx512 && G*hd+3*G+2 <= g.nreg {
+		qb = make([][]reg.VecVirtual, G)
+		for h := range qb {
+			qb[h] = make([]reg.VecVirtual, hd)
+			for d := range qb[h] {
+				qb[h][d] = g.vec()
+				c.VBROADCASTSS(mem(q, (h*hd+d)*4), qb[h][d])
+			}
+		}
+	}
 	tiles(func(sub int, masked bool) {
 		s := make([]reg.VecVirtual, G)
 		for d := 0; d < hd; d++ {
@@ -1717,6 +1761,10 @@ func (g *amd) groupAttentionT(k Kernel) {
 					s[h] = g.vec()
 				}
 				switch {
+				case qb != nil && d == 0:
+					c.VMULPS(qb[h][d], kd, s[h])
+				case qb != nil:
+					c.VFMADD231PS(qb[h][d], kd, s[h])
 				case avx512 && d == 0:
 					c.VMULPS_BCST(qm, kd, s[h])
 				case avx512:
@@ -1756,12 +1804,16 @@ func (g *amd) groupAttentionT(k Kernel) {
 		sums[h] = g.vec()
 		g.zero(sums[h])
 	}
+	kexp := g.expMem
+	if avx512 && len(expNonPosConsts)+6*G <= g.nreg {
+		kexp = g.expRegs()
+	}
 	tiles(func(sub int, masked bool) {
 		for h := range ms {
 			e := g.vec()
 			load(attAt(h, sub), e, sub, masked)
 			c.VSUBPS(ms[h], e, e)
-			g.expNonPos(e, g.vec)
+			g.expfWith(e, g.vec, false, kexp)
 			if masked {
 				if avx512 {
 					c.VMOVAPS_Z(e, km, e)

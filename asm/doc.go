@@ -140,6 +140,9 @@
 // (they are not read again before the whole model has streamed past).
 // Column loops are fully unrolled up to 16 vectors, else looped with the
 // remainder straight-line.
+// GroupAttentionT on AVX-512 holds a KV head's broadcast query elements
+// (Group·HD ZMM) while it scores, and the exponential's constants while it
+// weighs, rather than loading them in every tile.
 // AVX-512 code uses only instructions with EVEX forms, since the allocator
 // may place values in registers 16-31.
 package asm
