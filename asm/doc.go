@@ -97,7 +97,8 @@
 // (stories260K's 8 floats): the vectors run along positions, so a score is
 // HD fused multiply-adds of a broadcast query element, with no horizontal
 // sums, and the weighted sum of the values is the same along positions. att
-// is scratch of Group·S floats.
+// is scratch of KV heads·Group·S floats (on AVX-512 every KV head is scored
+// before any is weighed, so that no head's passes wait on its own maxima).
 //
 // RoPE: func(x, cs *float32) with Heads (n) and HeadDim (HD) baked in
 //

@@ -535,8 +535,8 @@ func attGroup(p *Plan) int {
 
 // attScratch is the size of an attention call's score scratch.
 func attScratch(p *Plan) int {
-	if p.PosMinorKV() {
-		return attGroup(p) * p.AttDecode.Kernel.KVStride
+	if k := p.AttDecode.Kernel; p.PosMinorKV() {
+		return k.Heads * attGroup(p) * k.KVStride
 	}
 	return attGroup(p) * p.Spec.MaxSeq
 }

@@ -150,7 +150,7 @@ type Session struct {
 	xb2          [64]float32
 	qkv          [128]float32
 	hb           [172]float32
-	att          [1024]float32
+	att          [4096]float32
 	logits       [512]float32
 	keys, values [5][4][32][8][16]float32
 }
@@ -170,7 +170,7 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	att               [64][1024]float32
+	att               [64][4096]float32
 }
 
 func (m *Model) NewSession() model.Session {

@@ -158,7 +158,7 @@ type Session struct {
 	xb2          [64]float32
 	qkv          [128]float32
 	hb           [172]float32
-	att          [1024]float32
+	att          [4096]float32
 	logits       [512]float32
 	keys, values [5][4][32][8][16]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
@@ -183,7 +183,7 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	att               [64][1024]float32
+	att               [64][4096]float32
 	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
 	// codes, scales and -o·Σx per block (quant.ActSums).
 	dq   [64][64]int8

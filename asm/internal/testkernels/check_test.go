@@ -290,7 +290,7 @@ func checkGroupAttentionT(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
 			want := make([]float32, NH*G*hd)
 			asm.GroupAttentionT(want, q, keys, vals, make([]float32, T), T, S, hd, NH, G)
 			allOut, out := guarded(NH * G * hd)
-			allAtt, att := guarded(G * S)
+			allAtt, att := guarded(NH * G * S)
 			fn(ptr(out), ptr(q), ptr(keys), ptr(vals), ptr(att), T)
 			checkGuards(t, "attention out", allOut, func(int) bool { return true })
 			checkGuards(t, "attention att", allAtt, func(int) bool { return true })
