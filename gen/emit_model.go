@@ -174,13 +174,14 @@ func emitModel(p *Plan) *File {
 		fields = append(fields, moeBatchFields(p)...)
 		file.Type().Id("batch").Struct(append(fields, moeScratchField(p))...)
 	}
-	// A fresh Session's KV cache is untouched zero pages; without this loop
-	// every new position page-faults inside the decode loop (≈16 % of a
-	// small quantised model's decode time). llama.cpp clears its cache up
-	// front for the same reason.
+	// A fresh Session is untouched zero pages; without FaultIn every new
+	// position of the KV cache, and the first token's scratch, page-faults
+	// inside the decode loop (≈16 % of a small quantised model's decode
+	// time). llama.cpp clears its cache up front for the same reason.
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("NewSession").Params().Qual(modelPkg, "Session").Block(
-		Id("s").Op(":=").Op("&").Id("Session").Values(Dict{Id("m"): Id("m")}),
-		touchKV(p),
+		Id("s").Op(":=").Op("&").Id("Session").Values(),
+		Qual(cpuPkg, "FaultIn").Call(Qual("unsafe", "Pointer").Call(Id("s")), Qual("unsafe", "Sizeof").Call(Op("*").Id("s"))),
+		Id("s").Dot("m").Op("=").Id("m"),
 		Return(Id("s")),
 	)
 
@@ -552,28 +553,6 @@ func kvCacheType(p *Plan) *Statement {
 	return Index(Lit(s.Layers)).Index(Lit(s.MaxSeq)).Index(Lit(s.KVHeads)).Index(Lit(s.HeadDim())).Float32()
 }
 
-// touchKV writes a zero into every page of a new session's KV cache.
-func touchKV(p *Plan) Code {
-	if p.PosMinorKV() {
-		// A tile is smaller than a page: its first float touches each.
-		at := func(f string) *Statement {
-			return Id("s").Dot(f).Index(Id("l")).Index(Id("h")).Index(Id("c")).Index(Lit(0)).Index(Lit(0))
-		}
-		return For(Id("l").Op(":=").Range().Id("s").Dot("keys")).Block(
-			For(Id("h").Op(":=").Range().Id("s").Dot("keys").Index(Id("l"))).Block(
-				For(Id("c").Op(":=").Range().Id("s").Dot("keys").Index(Id("l")).Index(Id("h"))).Block(
-					List(at("keys"), at("values")).Op("=").List(Lit(0), Lit(0)),
-				),
-			),
-		)
-	}
-	return For(Id("l").Op(":=").Range().Id("s").Dot("keys")).Block(
-		For(Id("p").Op(":=").Range().Id("s").Dot("keys").Index(Id("l"))).Block(
-			List(Id("s").Dot("keys").Index(Id("l")).Index(Id("p")).Index(Lit(0)).Index(Lit(0)), Id("s").Dot("values").Index(Id("l")).Index(Id("p")).Index(Lit(0)).Index(Lit(0))).Op("=").List(Lit(0), Lit(0)),
-		),
-	)
-}
-
 // kvStore writes a token's rotated key and its value (pointers to
 // [KVHeads][HeadDim] arrays) into layer l's cache of session sess at pos.
 func kvStore(p *Plan, sess *Statement, pos Code, k, v *Statement) Code {
@@ -607,7 +586,8 @@ func decodeAttention(p *Plan) Code {
 // batchAttention is the attention of a batched pass (b, rows, n, layer l):
 // every row's rotated key and value go into its session's cache before any
 // row attends, so a span's later rows see its earlier ones; then the rows
-// attend in parallel, each with its own score scratch, as decode does.
+// attend in parallel, each chunk of them with its own score scratch (a slot
+// of b.att, one per chunk the pool may run), as decode does.
 func batchAttention(p *Plan, perRow func(...Code) Code) Code {
 	s := &p.Spec
 	d, kv, hd := s.Dim, s.KVDim(), s.HeadDim()
@@ -624,11 +604,16 @@ func batchAttention(p *Plan, perRow func(...Code) Code) Code {
 			ropeCall(p, Op("&").Add(row("pqkv")).Index(Lit(0)), Op("&").Id("m").Dot("rcs").Index(Id("r").Dot("pos")).Index(Lit(0))),
 			kvStore(p, Id("r").Dot("s"), Id("r").Dot("pos"), kvRow(Id("k")), kvRow(Op("&").Add(row("pqkv")).Index(Lit(d+kv)))),
 		),
+		If(Id("c").Op(":=").Id("pool").Dot("MaxChunks").Call(), Len(Id("b").Dot("att")).Op("<").Id("c")).Block(
+			Id("b").Dot("att").Op("=").Make(Index().Index(Lit(attScratch(p))).Float32(), Id("c")),
+		),
+		Id("b").Dot("attSlot").Dot("Store").Call(Lit(0)),
 		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(
+			Id("att").Op(":=").Op("&").Id("b").Dot("att").Index(Id("b").Dot("attSlot").Dot("Add").Call(Lit(1)).Op("-").Lit(1)),
 			For(Id("i").Op(":=").Id("lo"), Id("i").Op("<").Id("hi"), Id("i").Op("++")).Block(
 				Id("r").Op(":=").Id("rows").Index(Id("i")),
 				Id("keys").Op(",").Id("values").Op(":=").Op("&").Id("r").Dot("s").Dot("keys").Index(Id("l")).Op(",").Op("&").Id("r").Dot("s").Dot("values").Index(Id("l")),
-				attentionCall(p, row("patt"), row("pqkv"), row("att"), Id("r").Dot("pos")),
+				attentionCall(p, row("patt"), row("pqkv"), Id("att"), Id("r").Dot("pos")),
 			),
 		)),
 	)
@@ -666,7 +651,9 @@ func batchActFields(p *Plan) []Code {
 		Id("phb").Index(Lit(pb)).Index(Lit(2 * f)).Float32(),
 		Id("pact").Index(Lit(pb)).Index(Lit(f)).Float32(),
 		Id("plog").Index(Lit(pb)).Index(Lit(s.Vocab)).Float32(),
-		Id("att").Index(Lit(pb)).Index(Lit(attScratch(p))).Float32(),
+		// One attention scratch per chunk of rows the pool runs at once.
+		Id("att").Index().Index(Lit(attScratch(p))).Float32(),
+		Id("attSlot").Qual("sync/atomic", "Int32"),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/modelc/modelc/runtime/model"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -170,16 +171,14 @@ type batch struct {
 	phb               [64][1024]float32
 	pact              [64][512]float32
 	plog              [64][512]float32
-	att               [64][256]float32
+	att               [][256]float32
+	attSlot           atomic.Int32
 }
 
 func (m *Model) NewSession() model.Session {
-	s := &Session{m: m}
-	for l := range s.keys {
-		for p := range s.keys[l] {
-			s.keys[l][p][0][0], s.values[l][p][0][0] = 0, 0
-		}
-	}
+	s := &Session{}
+	cpu.FaultIn(unsafe.Pointer(s), unsafe.Sizeof(*s))
+	s.m = m
 	return s
 }
 
@@ -327,11 +326,16 @@ func (m *Model) run(b *batch) {
 				r.s.keys[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(k))
 				r.s.values[l][r.pos] = *(*[8][32]float32)(unsafe.Pointer(&b.pqkv[i][512]))
 			}
+			if c := pool.MaxChunks(); len(b.att) < c {
+				b.att = make([][256]float32, c)
+			}
+			b.attSlot.Store(0)
 			pool.RunGrain(n, 1, func(lo, hi int) {
+				att := &b.att[b.attSlot.Add(1)-1]
 				for i := lo; i < hi; i++ {
 					r := rows[i]
 					keys, values := &r.s.keys[l], &r.s.values[l]
-					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &b.att[i][0], r.pos+1)
+					kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0], &values[0][0][0], &att[0], r.pos+1)
 				}
 			})
 		}

@@ -10,6 +10,7 @@ import (
 	quant "github.com/modelc/modelc/runtime/quant"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -183,7 +184,8 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	att               [64][4096]float32
+	att               [][4096]float32
+	attSlot           atomic.Int32
 	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
 	// codes, scales and -o·Σx per block (quant.ActSums).
 	dq   [64][64]int8
@@ -192,14 +194,9 @@ type batch struct {
 }
 
 func (m *Model) NewSession() model.Session {
-	s := &Session{m: m}
-	for l := range s.keys {
-		for h := range s.keys[l] {
-			for c := range s.keys[l][h] {
-				s.keys[l][h][c][0][0], s.values[l][h][c][0][0] = 0, 0
-			}
-		}
-	}
+	s := &Session{}
+	cpu.FaultIn(unsafe.Pointer(s), unsafe.Sizeof(*s))
+	s.m = m
 	return s
 }
 
@@ -486,11 +483,16 @@ func (m *Model) run(b *batch) {
 						}
 					}
 				}
+				if c := pool.MaxChunks(); len(b.att) < c {
+					b.att = make([][4096]float32, c)
+				}
+				b.attSlot.Store(0)
 				pool.RunGrain(n, 1, func(lo, hi int) {
+					att := &b.att[b.attSlot.Add(1)-1]
 					for i := lo; i < hi; i++ {
 						r := rows[i]
 						keys, values := &r.s.keys[l], &r.s.values[l]
-						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &att[0], r.pos+1)
 					}
 				})
 			}
@@ -593,11 +595,16 @@ func (m *Model) run(b *batch) {
 						}
 					}
 				}
+				if c := pool.MaxChunks(); len(b.att) < c {
+					b.att = make([][4096]float32, c)
+				}
+				b.attSlot.Store(0)
 				pool.RunGrain(n, 1, func(lo, hi int) {
+					att := &b.att[b.attSlot.Add(1)-1]
 					for i := lo; i < hi; i++ {
 						r := rows[i]
 						keys, values := &r.s.keys[l], &r.s.values[l]
-						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &b.att[i][0], r.pos+1)
+						kern.attAll(&b.patt[i][0], &b.pqkv[i][0], &keys[0][0][0][0], &values[0][0][0][0], &att[0], r.pos+1)
 					}
 				})
 			}

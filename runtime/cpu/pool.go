@@ -71,6 +71,12 @@ func NewPool(threads int) *Pool {
 // Threads is the number of threads work is split over.
 func (p *Pool) Threads() int { return p.threads }
 
+// MaxChunks is the most chunks one Run or RunGrain call hands to fn, so a
+// caller that gives each call of fn its own scratch needs this many. Two per
+// thread: when a worker is descheduled in the middle of its chunk, the
+// others still share the rest.
+func (p *Pool) MaxChunks() int { return min(2*p.threads, 1<<16-1) }
+
 // Run calls fn over contiguous chunks [lo, hi) covering [0, n), one chunk per
 // thread, and returns when all are done.
 func (p *Pool) Run(n int, fn func(lo, hi int)) { p.RunGrain(n, 1, fn) }
@@ -89,9 +95,7 @@ func (p *Pool) RunGrain(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	// Two chunks per thread: when a worker is descheduled in the middle of
-	// its chunk, the others still share the rest.
-	chunks := min(units, 2*p.threads, 1<<16-1)
+	chunks := min(units, p.MaxChunks())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fn, p.n, p.grain, p.chunks = fn, n, grain, chunks

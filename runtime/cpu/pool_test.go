@@ -45,6 +45,9 @@ func TestPoolCovers(t *testing.T) {
 				if got := int(calls.Load()); got != want {
 					t.Errorf("threads %d grain %d n %d: %d chunks, want %d", threads, grain, n, got, want)
 				}
+				if got := int(calls.Load()); got > p.MaxChunks() {
+					t.Errorf("threads %d grain %d n %d: %d chunks, more than MaxChunks %d", threads, grain, n, got, p.MaxChunks())
+				}
 			}
 		}
 		p.Close()
