@@ -1738,9 +1738,11 @@ func (g *amd) groupAttentionT(k Kernel) {
 		}
 		qAt := func(h, d int) operand.Mem { return mem(q, ((kv*G+h)*hd+d)*4) }
 		// AVX-512: the group's query elements broadcast once per KV head
-		// (G·hd registers), not once per tile.
+		// (G·hd registers), not once per tile, when they fit beside the
+		// maxima, scores and key row, and the a0 maxima of the heads
+		// scored before.
 		var qb [][]reg.VecVirtual
-		if avx512 && G*hd+3*G+2+(a0/G)*G <= g.nreg {
+		if avx512 && G*hd+3*G+2+a0 <= g.nreg {
 			qb = make([][]reg.VecVirtual, G)
 			for h := range qb {
 				qb[h] = make([]reg.VecVirtual, hd)

@@ -77,8 +77,8 @@ func (p *Pool) Threads() int { return p.threads }
 // others still share the rest.
 func (p *Pool) MaxChunks() int { return min(2*p.threads, 1<<16-1) }
 
-// Run calls fn over contiguous chunks [lo, hi) covering [0, n), one chunk per
-// thread, and returns when all are done.
+// Run calls fn over contiguous chunks [lo, hi) covering [0, n), at most
+// MaxChunks of them, and returns when all are done.
 func (p *Pool) Run(n int, fn func(lo, hi int)) { p.RunGrain(n, 1, fn) }
 
 // RunGrain is Run with chunks that are multiples of grain items (except the
