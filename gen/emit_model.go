@@ -248,7 +248,12 @@ func emitModel(p *Plan) *File {
 		),
 		Id("m").Dot("mu").Dot("Lock").Call(),
 		Defer().Id("m").Dot("mu").Dot("Unlock").Call(),
-		If(Id("m").Dot("b").Op("==").Nil()).Block(Id("m").Dot("b").Op("=").New(Id("batch"))),
+		// The batch is made on first use and faulted in whole, so that a
+		// later pass touching more rows does not fault inside its kernels.
+		If(Id("m").Dot("b").Op("==").Nil()).Block(
+			Id("m").Dot("b").Op("=").New(Id("batch")),
+			Qual(cpuPkg, "FaultIn").Call(Qual("unsafe", "Pointer").Call(Id("m").Dot("b")), Qual("unsafe", "Sizeof").Call(Op("*").Id("m").Dot("b"))),
+		),
 		Id("b").Op(":=").Id("m").Dot("b"),
 		Id("b").Dot("rows").Op("=").Id("b").Dot("rows").Index(Op(":").Lit(0)),
 		Id("out").Op(":=").Make(Index().Index().Float32(), Len(Id("sessions"))),
@@ -606,6 +611,7 @@ func batchAttention(p *Plan, perRow func(...Code) Code) Code {
 		),
 		If(Id("c").Op(":=").Id("pool").Dot("MaxChunks").Call(), Len(Id("b").Dot("att")).Op("<").Id("c")).Block(
 			Id("b").Dot("att").Op("=").Make(Index().Index(Lit(attScratch(p))).Float32(), Id("c")),
+			Qual(cpuPkg, "FaultIn").Call(Qual("unsafe", "Pointer").Call(Op("&").Id("b").Dot("att").Index(Lit(0))), Id("uintptr").Call(Id("c")).Op("*").Qual("unsafe", "Sizeof").Call(Id("b").Dot("att").Index(Lit(0)))),
 		),
 		Id("b").Dot("attSlot").Dot("Store").Call(Lit(0)),
 		Id("pool").Dot("RunGrain").Call(Id("n"), Lit(1), Func().Params(List(Id("lo"), Id("hi")).Int()).Block(

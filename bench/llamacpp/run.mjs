@@ -1,8 +1,10 @@
 // run.mjs: llama.cpp (the CPU build node-llama-cpp ships) on one GGUF, with the
 // protocol of modelc's `bench` command, so the two engines' figures compare:
 //
-//   1. warm-up: 4 greedy tokens from BOS on a sequence that is then cleared
-//      (the weights are mmapped: the first pass faults them in);
+//   1. warm-up: 4 greedy tokens from BOS, then a batch as long as step 3's
+//      (BOS repeated), on a sequence cleared after each (the weights are
+//      mmapped: the first pass faults them in; the batch touches the
+//      compute buffers a long batch needs);
 //   2. decode: from BOS, `steps` positions, one token per evaluation, greedy;
 //      the time covers every evaluation and its sampling;
 //   3. prefill: the `steps` tokens fed in step 2 (BOS and the first steps-1
@@ -101,6 +103,8 @@ async function decode(prompt, n) {
 }
 
 await decode([bos], 4);
+await seq.clearHistory();
+await decode(Array(prompt.length === 1 ? steps : prompt.length).fill(bos), 1);
 await seq.clearHistory();
 
 // Decode: positions 0..steps-1 from BOS evaluate one token each. With a

@@ -418,6 +418,7 @@ func (m *Model) ForwardSpans(sessions []model.Session, tokens [][]int, pos []int
 	defer m.mu.Unlock()
 	if m.b == nil {
 		m.b = new(batch)
+		cpu.FaultIn(unsafe.Pointer(m.b), unsafe.Sizeof(*m.b))
 	}
 	b := m.b
 	b.rows = b.rows[:0]
@@ -495,6 +496,7 @@ func (m *Model) run(b *batch) {
 				}
 				if c := pool.MaxChunks(); len(b.att) < c {
 					b.att = make([][1024]float32, c)
+					cpu.FaultIn(unsafe.Pointer(&b.att[0]), uintptr(c)*unsafe.Sizeof(b.att[0]))
 				}
 				b.attSlot.Store(0)
 				pool.RunGrain(n, 1, func(lo, hi int) {
@@ -610,6 +612,7 @@ func (m *Model) run(b *batch) {
 				}
 				if c := pool.MaxChunks(); len(b.att) < c {
 					b.att = make([][1024]float32, c)
+					cpu.FaultIn(unsafe.Pointer(&b.att[0]), uintptr(c)*unsafe.Sizeof(b.att[0]))
 				}
 				b.attSlot.Store(0)
 				pool.RunGrain(n, 1, func(lo, hi int) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -124,8 +125,10 @@ func (r benchResult) print(w io.Writer) {
 }
 
 // benchModel decodes greedily from BOS for steps positions on a fresh
-// session (after a short warm-up that faults in the weights), then prefills
-// the same tokens on another; the heap is collected before each timer.
+// session, then prefills the same tokens on another. A warm-up first decodes
+// 4 tokens (faulting in the weights) and prefills steps tokens (the batched
+// pass's scratch, made on first use), as bench/llamacpp/run.mjs does for
+// llama.cpp; the heap is collected before each timer.
 func benchModel(ctx context.Context, m model.Model, steps int) (benchResult, error) {
 	s := m.Spec()
 	steps = min(steps, s.MaxSeq)
@@ -134,6 +137,7 @@ func benchModel(ctx context.Context, m model.Model, steps int) (benchResult, err
 	for pos, tok := 0, first; pos < min(steps, 4); pos++ {
 		tok = sample.Argmax(warm.Forward(tok, pos))
 	}
+	m.NewSession().Prefill(slices.Repeat([]int{first}, steps), 0)
 
 	sess := m.NewSession()
 	toks := make([]int, steps)

@@ -10,8 +10,9 @@
 // llama.cpp, llama.cpp with F32 KV, modelc, ...), so that load from other
 // processes on a shared machine falls on all of them alike.
 //
-// Protocol, the same in both engines (modelc's `bench`, run.mjs): a 4-token
-// warm-up; decode = greedy from BOS for --steps positions, one token per
+// Protocol, the same in both engines (modelc's `bench`, run.mjs): a warm-up
+// of 4 decoded tokens and one batch as long as the prefill's; decode =
+// greedy from BOS for --steps positions, one token per
 // forward pass, timed over every pass and its sampling; prefill = those
 // --steps tokens as one batch, up to the logits of the last.
 //
