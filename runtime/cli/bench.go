@@ -28,7 +28,9 @@ func (a *app) benchCmd() *cobra.Command {
 tokens, and prints tokens per second. --random draws weights from --seed
 (Gaussian, std 0.02) for shapes with no checkpoint. --compare runs the compiled
 and the generic model on the same weights and prints the speedup. Each figure
-is the best of --rounds runs, the models taking turns.`,
+is the best of --rounds runs, the models taking turns. Each run first decodes 4
+tokens and prefills one batch untimed (faulting in the weights and scratch),
+and collects the heap before each timer.`,
 		Example: fmt.Sprintf("  %[1]s bench --random --steps 128 --compare\n  %[1]s bench --model stories260K.bin --threads 1", a.name),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
