@@ -440,7 +440,7 @@ var expNonPosConsts = []string{"exp_lo", "log2e", "ln2hi", "ln2lo", "exp_p0", "e
 func (g *amd) expMem(name string) operand.Op { return g.f32(name, expConst[name]) }
 
 // expRegs loads expNonPos's constants into registers once, for a loop that
-// takes many exponentials: the same bits, ten fewer loads each.
+// takes many exponentials: the same bits, eleven fewer loads each.
 func (g *amd) expRegs() func(string) operand.Op {
 	regs := map[string]reg.VecVirtual{}
 	for _, name := range expNonPosConsts {
