@@ -430,7 +430,9 @@ var expConst = map[string]float32{
 	"ln2hi": 0.693359375, "ln2lo": -2.12194440e-4,
 	"exp_p0": 1.9875691500e-4, "exp_p1": 1.3981999507e-3, "exp_p2": 8.3334519073e-3,
 	"exp_p3": 4.1665795894e-2, "exp_p4": 1.6666665459e-1, "exp_p5": 5.0000001201e-1,
-	"one": 1,
+	"one":     1,
+	"exp2_p0": 1.535336188319500e-4, "exp2_p1": 1.339887440266574e-3, "exp2_p2": 9.618437357674640e-3,
+	"exp2_p3": 5.550332471162809e-2, "exp2_p4": 2.402264791363012e-1, "exp2_p5": 6.931472028550421e-1,
 }
 
 // expNonPosConsts names the constants expNonPos reads.
@@ -441,13 +443,58 @@ func (g *amd) expMem(name string) operand.Op { return g.f32(name, expConst[name]
 
 // expRegs loads expNonPos's constants into registers once, for a loop that
 // takes many exponentials: the same bits, eleven fewer loads each.
-func (g *amd) expRegs() func(string) operand.Op {
+func (g *amd) expRegs() func(string) operand.Op { return g.constRegs(expNonPosConsts) }
+
+// constRegs loads the named constants of expConst into registers; the
+// others stay in memory.
+func (g *amd) constRegs(names []string) func(string) operand.Op {
 	regs := map[string]reg.VecVirtual{}
-	for _, name := range expNonPosConsts {
+	for _, name := range names {
 		regs[name] = g.vec()
 		g.c.VMOVUPS(g.expMem(name), regs[name])
 	}
-	return func(name string) operand.Op { return regs[name] }
+	return func(name string) operand.Op {
+		if r, ok := regs[name]; ok {
+			return r
+		}
+		return g.expMem(name)
+	}
+}
+
+// exp2Consts names the constants exp2 reads from k (the polynomial's first
+// coefficient is loaded, not copied, so it stays in memory).
+var exp2Consts = []string{"exp2_p1", "exp2_p2", "exp2_p3", "exp2_p4", "exp2_p5", "one"}
+
+// exp2 replaces every lane of v by 2^v (Cephes exp2f: n = round(v), 2^f
+// for f = v-n in [-1/2, 1/2] as 1 + f·P(f) of degree 5, times 2^n; relative
+// error under 1e-7). AVX-512 scales by 2^n exactly for any n (VSCALEFPS:
+// overflow gives +Inf, underflow 0); AVX2 builds 2^n in the exponent bits,
+// so v is first clamped to [-126, 126]. mk makes temporaries of v's width.
+func (g *amd) exp2(v reg.Register, mk func() reg.VecVirtual, k func(string) operand.Op) {
+	c := g.c
+	n := mk()
+	if g.isa == AVX512 {
+		c.VRNDSCALEPS(operand.U8(0), v, n)
+	} else {
+		c.VMAXPS(g.f32("exp2_lo", -126), v, v)
+		c.VMINPS(g.f32("exp2_hi", 126), v, v)
+		c.VROUNDPS(operand.U8(0), v, n)
+	}
+	c.VSUBPS(n, v, v)
+	p := mk()
+	c.VMOVUPS(g.expMem("exp2_p0"), p)
+	for i := 1; i <= 5; i++ {
+		c.VFMADD213PS(k(fmt.Sprintf("exp2_p%d", i)), v, p)
+	}
+	c.VFMADD213PS(k("one"), v, p)
+	if g.isa == AVX512 {
+		c.VSCALEFPS(n, p, v)
+		return
+	}
+	c.VCVTPS2DQ(n, n)
+	c.VPADDD(g.constant("i127", 127), n, n)
+	c.VPSLLD(operand.U8(23), n, n)
+	c.VMULPS(n, p, v)
 }
 
 // expfWith is expf with its constants from k (memory or registers).
@@ -1630,14 +1677,14 @@ func (g *amd) groupAttention(k Kernel) {
 // groupAttentionT is GroupAttention over a position-minor cache (doc.go,
 // GroupAttentionT): the vectors run along positions, a tile of 16 at a time
 // (one ZMM, or two YMM halves). A tile's scores are HD multiply-adds of a
-// key row by a broadcast query element per head; the exponentials take
-// every head of the group in one pass; the weighted sum of the values keeps
-// one accumulator per (head, dim) along positions and sums each across its
-// lanes once at the end. The last tile (t mod 16 positions) loads under a
-// mask, so the positions from t on never enter, and its weights beyond t
-// are stored as zeros. Where the registers allow (groupAttentionAllHeads)
-// every KV head is scored before any is weighed: stories260K's call at
-// t = 64 takes 220 ns hot against 250–350 one head at a time.
+// key row by a broadcast query element per head; the weighted sum of the
+// values keeps one accumulator per (head, dim) along positions and sums
+// each across its lanes once at the end. The last tile (t mod 16
+// positions) loads under a mask, so the positions from t on never enter,
+// and its weights beyond t are stored as zeros. The softmax skips its
+// maximum where it can (fastScore): one KV head at a time, the scores'
+// powers of two go straight into att, and only a head whose sum leaves
+// [fastSumMin, fastSumMax] is redone with the maxima (score, expSums).
 func (g *amd) groupAttentionT(k Kernel) {
 	c := g.c
 	hd, S, L, G := k.HeadDim, k.KVStride, g.lanes, k.Group
@@ -1729,59 +1776,52 @@ func (g *amd) groupAttentionT(k Kernel) {
 		c.Label(done)
 	}
 
-	// Pass 1: the scores of KV head kv's query heads (into att from head
-	// kv·G) and their maxima, folded into ms.
+	// The scores of KV head kv's query heads for one tile: G accumulators of
+	// hd multiply-adds of a key row by a query element, broadcast from qb
+	// when set, else from memory.
+	dots := func(kv, sub int, masked bool, qb [][]reg.VecVirtual) []reg.VecVirtual {
+		qAt := func(h, d int) operand.Mem { return mem(q, ((kv*G+h)*hd+d)*4) }
+		s := make([]reg.VecVirtual, G)
+		for d := 0; d < hd; d++ {
+			kd := g.vec()
+			load(kvAt(kp, kv, d, sub), kd, sub, masked)
+			for h := range s {
+				qm := qAt(h, d)
+				if d == 0 {
+					s[h] = g.vec()
+				}
+				switch {
+				case qb != nil && d == 0:
+					c.VMULPS(qb[h][d], kd, s[h])
+				case qb != nil:
+					c.VFMADD231PS(qb[h][d], kd, s[h])
+				case avx512 && d == 0:
+					c.VMULPS_BCST(qm, kd, s[h])
+				case avx512:
+					c.VFMADD231PS_BCST(qm, kd, s[h])
+				default:
+					b := g.vec()
+					c.VBROADCASTSS(qm, b)
+					if d == 0 {
+						c.VMULPS(b, kd, s[h])
+					} else {
+						c.VFMADD231PS(b, kd, s[h])
+					}
+				}
+			}
+		}
+		return s
+	}
+
+	// Pass 1 (the fallback's): the scores of KV head kv's query heads (into
+	// att from head kv·G) and their maxima, folded into ms.
 	score := func(kv int, ms []reg.VecVirtual) {
 		a0 := kv * G
 		for h := range ms {
 			c.VMOVUPS(g.constant("neginf", 0xff800000), ms[h])
 		}
-		qAt := func(h, d int) operand.Mem { return mem(q, ((kv*G+h)*hd+d)*4) }
-		// AVX-512: the group's query elements broadcast once per KV head
-		// (G·hd registers), not once per tile, when they fit beside the
-		// maxima, scores and key row, and the a0 maxima of the heads
-		// scored before.
-		var qb [][]reg.VecVirtual
-		if avx512 && G*hd+3*G+2+a0 <= g.nreg {
-			qb = make([][]reg.VecVirtual, G)
-			for h := range qb {
-				qb[h] = make([]reg.VecVirtual, hd)
-				for d := range qb[h] {
-					qb[h][d] = g.vec()
-					c.VBROADCASTSS(qAt(h, d), qb[h][d])
-				}
-			}
-		}
 		tiles(func(sub int, masked bool) {
-			s := make([]reg.VecVirtual, G)
-			for d := 0; d < hd; d++ {
-				kd := g.vec()
-				load(kvAt(kp, kv, d, sub), kd, sub, masked)
-				for h := range s {
-					qm := qAt(h, d)
-					if d == 0 {
-						s[h] = g.vec()
-					}
-					switch {
-					case qb != nil && d == 0:
-						c.VMULPS(qb[h][d], kd, s[h])
-					case qb != nil:
-						c.VFMADD231PS(qb[h][d], kd, s[h])
-					case avx512 && d == 0:
-						c.VMULPS_BCST(qm, kd, s[h])
-					case avx512:
-						c.VFMADD231PS_BCST(qm, kd, s[h])
-					default:
-						b := g.vec()
-						c.VBROADCASTSS(qm, b)
-						if d == 0 {
-							c.VMULPS(b, kd, s[h])
-						} else {
-							c.VFMADD231PS(b, kd, s[h])
-						}
-					}
-				}
-			}
+			s := dots(kv, sub, masked, nil)
 			for h := range s {
 				c.VMULPS(scale, s[h], s[h])
 				c.VMOVUPS(s[h], attAt(a0+h, sub))
@@ -1803,12 +1843,19 @@ func (g *amd) groupAttentionT(k Kernel) {
 		}
 	}
 
-	// Passes 2 and 3 of KV head kv, its maxima in ms and its scores in att
-	// from head kv·G: the weights e^(s-max) and 1/their sum, then
-	// out[h][d] = Σ_j w_hj·v_dj / sum_h, dims in blocks that fit the
-	// registers with the masks and the reduction's temporaries (4 dims
-	// reduce at once). live counts the registers the caller keeps.
-	weigh := func(kv int, ms []reg.VecVirtual, live int) {
+	// zeroTail zeroes e's lanes from t on in the last tile.
+	zeroTail := func(e reg.VecVirtual, sub int) {
+		if avx512 {
+			c.VMOVAPS_Z(e, km, e)
+		} else {
+			c.VANDPS(ym[sub], e, e)
+		}
+	}
+
+	// Pass 2 (the fallback's) of KV head kv, its maxima in ms and its scores
+	// in att from head kv·G: the weights e^(s-max), and 1/their sums. live
+	// counts the registers the caller keeps.
+	expSums := func(kv int, ms []reg.VecVirtual, live int) []reg.Register {
 		a0 := kv * G
 		sums := make([]reg.VecVirtual, G)
 		for h := range sums {
@@ -1826,24 +1873,28 @@ func (g *amd) groupAttentionT(k Kernel) {
 				c.VSUBPS(ms[h], e, e)
 				g.expfWith(e, g.vec, false, kexp)
 				if masked {
-					if avx512 {
-						c.VMOVAPS_Z(e, km, e)
-					} else {
-						c.VANDPS(ym[sub], e, e)
-					}
+					zeroTail(e, sub)
 				}
 				c.VMOVUPS(e, attAt(a0+h, sub))
 				c.VADDPS(e, sums[h], sums[h])
 			}
 		})
-		inv := make([]reg.VecVirtual, G)
+		inv := make([]reg.Register, G)
 		for h := range sums {
 			s := g.reduce1(sums[h])
 			inv[h] = c.XMM()
 			c.VMOVUPS(g.f32("one", 1), inv[h])
 			c.VDIVPS(s, inv[h], inv[h])
 		}
+		return inv
+	}
 
+	// Pass 3 of KV head kv, its weights in att from head kv·G and 1/their
+	// sums in inv: out[h][d] = Σ_j w_hj·v_dj · inv_h, dims in blocks that
+	// fit the registers with the masks and the reduction's temporaries (4
+	// dims reduce at once).
+	weighted := func(kv int, inv []reg.Register, live int) {
+		a0 := kv * G
 		masks := 0 // AVX2 holds its tail masks in two vector registers
 		if !avx512 {
 			masks = 2
@@ -1898,49 +1949,101 @@ func (g *amd) groupAttentionT(k Kernel) {
 		}
 	}
 
-	if groupAttentionAllHeads(k, g.isa) {
-		// Every KV head's scores first, then each head's weights and sums:
-		// the maxima that passes 2 wait for are all known before the first
-		// starts, so the heads' passes overlap instead of draining in turn.
-		ms := make([][]reg.VecVirtual, k.Heads)
-		for kv := range ms {
-			ms[kv] = make([]reg.VecVirtual, G)
-			for h := range ms[kv] {
-				ms[kv][h] = g.vec()
+	// Pass 1 without the maximum: the scores in base 2 (the query times
+	// log2(e)/sqrt(hd)), their powers of two straight into att and their
+	// sums, whose range decides (fast) whether they stand in for the
+	// softmax's e^(s-max): the same weights after pass 3's division, with
+	// one pass and the wait for the maxima gone. The exponentials' and
+	// the query's registers are taken where they fit beside the sums, the
+	// scores, the key row and the exponential's temporaries.
+	scale2 := g.f32(fmt.Sprintf("rsqrt%dlog2e", hd), float32(math.Log2E/math.Sqrt(float64(hd))))
+	fastScore := func() []reg.VecVirtual {
+		base := 3*G + 4
+		k2 := g.expMem
+		if base+len(exp2Consts) <= g.nreg {
+			k2 = g.constRegs(exp2Consts)
+			base += len(exp2Consts)
+		}
+		var qb [][]reg.VecVirtual
+		if avx512 && base+G*hd <= g.nreg {
+			qb = make([][]reg.VecVirtual, G)
+			for h := range qb {
+				qb[h] = make([]reg.VecVirtual, hd)
+				for d := range qb[h] {
+					qb[h][d] = g.vec()
+					c.VBROADCASTSS(mem(q, (h*hd+d)*4), qb[h][d])
+					c.VMULPS(scale2, qb[h][d], qb[h][d])
+				}
 			}
-			score(kv, ms[kv])
 		}
-		for kv := range ms {
-			weigh(kv, ms[kv], (k.Heads-1-kv)*G)
+		sums := make([]reg.VecVirtual, G)
+		for h := range sums {
+			sums[h] = g.vec()
+			g.zero(sums[h])
 		}
-		return
+		tiles(func(sub int, masked bool) {
+			s := dots(0, sub, masked, qb)
+			for h := range s {
+				if qb == nil {
+					c.VMULPS(scale2, s[h], s[h])
+				}
+				g.exp2(s[h], g.vec, k2)
+				if masked {
+					zeroTail(s[h], sub)
+				}
+				c.VMOVUPS(s[h], attAt(h, sub))
+				c.VADDPS(s[h], sums[h], sums[h])
+			}
+		})
+		return sums
 	}
 
+	// One KV head per iteration, the pointers advancing: the fast pass 1
+	// and its check, then pass 3; where a sum falls outside
+	// [fastSumMin, fastSumMax], the head is redone with the maxima.
 	heads := c.GP64()
 	c.MOVQ(operand.U32(k.Heads), heads)
-	kvl := g.newLabel("tkvhead")
+	kvl, next, slow, done := g.newLabel("tkvhead"), g.newLabel("tnext"), g.newLabel("tslow"), g.newLabel("tdone")
 	c.Label(kvl)
-	ms := make([]reg.VecVirtual, G)
-	for h := range ms {
-		ms[h] = g.vec()
+	sums := fastScore()
+	inv := make([]reg.Register, G)
+	for h := range sums {
+		s := g.reduce1(sums[h])
+		c.VUCOMISS(g.f32("fastsummin", fastSumMin), s)
+		c.JCS(operand.LabelRef(slow)) // below, or NaN
+		c.VUCOMISS(g.f32("fastsummax", fastSumMax), s)
+		c.JHI(operand.LabelRef(slow))
+		inv[h] = c.XMM()
+		c.VMOVUPS(g.f32("one", 1), inv[h])
+		c.VDIVPS(s, inv[h], inv[h])
 	}
-	score(0, ms)
-	weigh(0, ms, 0)
+	weighted(0, inv, 0)
+	c.Label(next)
 	c.ADDQ(operand.U32(hd*S*4), kp)
 	c.ADDQ(operand.U32(hd*S*4), vp)
 	c.ADDQ(operand.U32(G*hd*4), q)
 	c.ADDQ(operand.U32(G*hd*4), out)
 	c.DECQ(heads)
 	c.JNE(operand.LabelRef(kvl))
+	c.JMP(operand.LabelRef(done))
+
+	c.Label(slow)
+	ms := make([]reg.VecVirtual, G)
+	for h := range ms {
+		ms[h] = g.vec()
+	}
+	score(0, ms)
+	weighted(0, expSums(0, ms, 0), 0)
+	c.JMP(operand.LabelRef(next))
+	c.Label(done)
 }
 
-// groupAttentionAllHeads reports whether GroupAttentionT on isa scores every
-// KV head before weighing any: on AVX-512, whose 32 registers hold every
-// head's maxima through the passes, when there are at most 8 query heads.
-// Otherwise one KV head at a time (the att scratch's first Group·S floats).
-func groupAttentionAllHeads(k Kernel, isa ISA) bool {
-	return isa == AVX512 && k.Heads*k.Group <= 8
-}
+// The range of a fast pass's sum of 2^s (attention without the maximum)
+// that stands in for the softmax: no weight above 2^40, so no product with
+// a value overflows where e^(s-max) would not, and the largest at least
+// 2^-40/t, so the weights that underflow are far below the sum's last bit.
+// Real models' scores stay well inside; the rest take the exact path.
+const fastSumMin, fastSumMax = 0x1p-40, 0x1p40
 
 // hmaxAll makes every lane of the full vector v the maximum of its lanes.
 func (g *amd) hmaxAll(v reg.VecVirtual) {

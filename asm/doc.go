@@ -97,8 +97,11 @@
 // (stories260K's 8 floats): the vectors run along positions, so a score is
 // HD fused multiply-adds of a broadcast query element, with no horizontal
 // sums, and the weighted sum of the values is the same along positions. att
-// is scratch of KV heads·Group·S floats (on AVX-512 every KV head is scored
-// before any is weighed, so that no head's passes wait on its own maxima).
+// is scratch of Group·S floats. The AVX kernels skip the softmax's maximum:
+// e^(s-max)/Σ e^(s-max) = 2^s'/Σ 2^s' for s' = s·log2(e), so they take the
+// powers of two as they score (no pass waits on the maxima) and redo a KV
+// head with the maxima only when its sum leaves [2^-40, 2^40], where a
+// weight could overflow or the largest could be near underflow.
 //
 // RoPE: func(x, cs *float32) with Heads (n) and HeadDim (HD) baked in
 //

@@ -541,8 +541,8 @@ func attGroup(p *Plan) int {
 
 // attScratch is the size of an attention call's score scratch.
 func attScratch(p *Plan) int {
-	if k := p.AttDecode.Kernel; p.PosMinorKV() {
-		return k.Heads * attGroup(p) * k.KVStride
+	if p.PosMinorKV() {
+		return attGroup(p) * p.AttDecode.Kernel.KVStride
 	}
 	return attGroup(p) * p.Spec.MaxSeq
 }

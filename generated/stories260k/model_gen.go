@@ -151,7 +151,7 @@ type Session struct {
 	xb2          [64]float32
 	qkv          [128]float32
 	hb           [172]float32
-	att          [4096]float32
+	att          [1024]float32
 	logits       [512]float32
 	keys, values [5][4][32][8][16]float32
 }
@@ -171,7 +171,7 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	att               [][4096]float32
+	att               [][1024]float32
 	attSlot           atomic.Int32
 }
 
@@ -324,7 +324,7 @@ func (m *Model) run(b *batch) {
 				}
 			}
 			if c := pool.MaxChunks(); len(b.att) < c {
-				b.att = make([][4096]float32, c)
+				b.att = make([][1024]float32, c)
 				cpu.FaultIn(unsafe.Pointer(&b.att[0]), uintptr(c)*unsafe.Sizeof(b.att[0]))
 			}
 			b.attSlot.Store(0)

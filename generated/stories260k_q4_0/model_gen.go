@@ -159,7 +159,7 @@ type Session struct {
 	xb2          [64]float32
 	qkv          [128]float32
 	hb           [172]float32
-	att          [4096]float32
+	att          [1024]float32
 	logits       [512]float32
 	keys, values [5][4][32][8][16]float32
 	// xq and xs are the quantised activation: 8-bit codes and a scale per 32-block.
@@ -184,7 +184,7 @@ type batch struct {
 	phb               [64][344]float32
 	pact              [64][172]float32
 	plog              [64][512]float32
-	att               [][4096]float32
+	att               [][1024]float32
 	attSlot           atomic.Int32
 	// The rows' activations quantised for the d-wide (and the ffn-wide) products:
 	// codes, scales and -o·Σx per block (quant.ActSums).
@@ -485,7 +485,7 @@ func (m *Model) run(b *batch) {
 					}
 				}
 				if c := pool.MaxChunks(); len(b.att) < c {
-					b.att = make([][4096]float32, c)
+					b.att = make([][1024]float32, c)
 					cpu.FaultIn(unsafe.Pointer(&b.att[0]), uintptr(c)*unsafe.Sizeof(b.att[0]))
 				}
 				b.attSlot.Store(0)
@@ -598,7 +598,7 @@ func (m *Model) run(b *batch) {
 					}
 				}
 				if c := pool.MaxChunks(); len(b.att) < c {
-					b.att = make([][4096]float32, c)
+					b.att = make([][1024]float32, c)
 					cpu.FaultIn(unsafe.Pointer(&b.att[0]), uintptr(c)*unsafe.Sizeof(b.att[0]))
 				}
 				b.attSlot.Store(0)

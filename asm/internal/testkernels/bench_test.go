@@ -113,7 +113,7 @@ func BenchmarkGroupAttention(b *testing.B) {
 	r := rand.New(rand.NewPCG(5, 6))
 	q := rnd(r, nh*g*hd, 1)
 	keys, vals := rnd(r, nh*hd*capacity, 1), rnd(r, nh*hd*capacity, 1)
-	out, att := make([]float32, nh*g*hd), make([]float32, nh*g*capacity)
+	out, att := make([]float32, nh*g*hd), make([]float32, g*capacity)
 	for _, t := range []int{16, 64, 128, 256} {
 		for _, k := range []asm.Kernel{
 			{Op: asm.OpGroupAttention, HeadDim: hd, KVStride: nh * hd, Heads: nh, Group: g},

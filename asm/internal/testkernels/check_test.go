@@ -274,10 +274,28 @@ func checkGroupAttentionT(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
 		if T > S {
 			continue
 		}
-		for _, scale := range []float32{1, 8} {
+		// The AVX kernels take a fast path (no maximum) while their sums of
+		// 2^s stay in range: scales 1 and 3, and 8 for some t. shift adds
+		// 40, -40 or 100 (2^144 overflows) to every score of a scale-1 case
+		// (through dim 0 of each query and key), beyond that range: the path
+		// with the maxima.
+		type inputs struct{ scale, shift float32 }
+		for _, in := range []inputs{{1, 0}, {3, 0}, {8, 0}, {1, 40}, {1, -40}, {1, 100}} {
+			scale := in.scale
 			q := rnd(r, NH*G*hd, scale)
 			// Positions from t on hold NaN: they must not count, even as 0·v.
 			keys := rnd(r, NH*hd*S, scale)
+			if in.shift != 0 {
+				c := float32(math.Sqrt(math.Abs(float64(in.shift)) * math.Sqrt(float64(hd))))
+				for h := range NH * G {
+					q[h*hd] = c
+				}
+				for g := range NH {
+					for j := range T {
+						keys[asm.TIndex(g, 0, j, hd, S)] = c * float32(math.Copysign(1, float64(in.shift)))
+					}
+				}
+			}
 			vals := rnd(r, NH*hd*S, 1)
 			for g := range NH {
 				for d := range hd {
@@ -290,13 +308,19 @@ func checkGroupAttentionT(t *testing.T, r *rand.Rand, k asm.Kernel, fn attnFn) {
 			want := make([]float32, NH*G*hd)
 			asm.GroupAttentionT(want, q, keys, vals, make([]float32, T), T, S, hd, NH, G)
 			allOut, out := guarded(NH * G * hd)
-			allAtt, att := guarded(NH * G * S)
+			allAtt, att := guarded(G * S)
 			fn(ptr(out), ptr(q), ptr(keys), ptr(vals), ptr(att), T)
 			checkGuards(t, "attention out", allOut, func(int) bool { return true })
 			checkGuards(t, "attention att", allAtt, func(int) bool { return true })
 			for i := range want {
 				if !near(float64(out[i]), float64(want[i]), 2e-5) {
-					t.Fatalf("t %d scale %v: out[%d] (head %d) = %v, want %v", T, scale, i, i/hd, out[i], want[i])
+					t.Fatalf("t %d scale %v shift %v: out[%d] (head %d) = %v, want %v", T, scale, in.shift, i, i/hd, out[i], want[i])
+				}
+			}
+			if in.shift != 0 {
+				// The path with the maxima ran: the last head's weights e^(s-max) peak at 1.
+				if m := slices.Max(att[:T]); m != 1 {
+					t.Fatalf("t %d shift %v: largest weight %v, want 1 (the path with the maxima)", T, in.shift, m)
 				}
 			}
 		}
