@@ -1928,6 +1928,32 @@ func (g *amd) groupAttentionT(k Kernel) {
 					}
 				}
 			})
+			if n := G * hd; g.lanes == 16 && d1-d0 == hd && G <= 2 && (n == 8 || n == 16) {
+				// Every head's sums in one transpose (reduceRows), head h's
+				// dims in lanes h·hd on: the out rows of the group, in order.
+				var rows []reg.VecVirtual
+				for h := range acc {
+					rows = append(rows, acc[h]...)
+				}
+				x := g.reduceRows(rows)
+				iv := c.ZMM()
+				c.VBROADCASTSS(inv[0], iv)
+				switch {
+				case G == 2 && hd == 8: // inv[1] in the upper 256 bits
+					hi := c.YMM()
+					c.VBROADCASTSS(inv[1], hi)
+					c.VINSERTF64X4(operand.U8(1), hi, iv, iv)
+				case G == 2: // hd 4: inv[1] in the upper 128 bits of the YMM
+					c.VINSERTF128(operand.U8(1), inv[1], iv.AsY(), iv.AsY())
+				}
+				if n == 8 {
+					c.VMULPS(iv.AsY(), x, x)
+				} else {
+					c.VMULPS(iv, x, x)
+				}
+				c.VMOVUPS(x, mem(out, kv*G*hd*4))
+				continue
+			}
 			for h := range acc {
 				o := (kv*G + h) * hd
 				d := d0

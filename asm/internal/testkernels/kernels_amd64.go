@@ -264,6 +264,16 @@ func gattentiont_12_112_2x4_avx2(out *float32, q *float32, k *float32, v *float3
 //go:noescape
 func gattentiont_12_112_2x4_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// gattentiont_16_32_2x1_avx2: 2 KV heads of 1 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_16_32_2x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattentiont_16_32_2x1_avx512: 2 KV heads of 1 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_16_32_2x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // gattentiont_16_64_1x2_avx2: 1 KV heads of 2 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 64.
 //
 //go:noescape
@@ -303,6 +313,16 @@ func gattentiont_3_32_2x1_avx2(out *float32, q *float32, k *float32, v *float32,
 //
 //go:noescape
 func gattentiont_3_32_2x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattentiont_4_32_3x2_avx2: 3 KV heads of 2 query heads each, head size 4, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_4_32_3x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattentiont_4_32_3x2_avx512: 3 KV heads of 2 query heads each, head size 4, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_4_32_3x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
 // gattentiont_5_48_3x3_avx2: 3 KV heads of 3 query heads each, head size 5, over t ≥ 1 positions of a position-minor cache of 48.
 //

@@ -134,6 +134,11 @@ func gattention_8_8_1x4_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func gattentiont_12_112_2x4_neon(out, q, k, v, att *float32, t int)
 
+// gattentiont_16_32_2x1_neon: 2 KV heads of 1 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_16_32_2x1_neon(out, q, k, v, att *float32, t int)
+
 // gattentiont_16_64_1x2_neon: 1 KV heads of 2 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 64.
 //
 //go:noescape
@@ -153,6 +158,11 @@ func gattentiont_33_32_1x1_neon(out, q, k, v, att *float32, t int)
 //
 //go:noescape
 func gattentiont_3_32_2x1_neon(out, q, k, v, att *float32, t int)
+
+// gattentiont_4_32_3x2_neon: 3 KV heads of 2 query heads each, head size 4, over t ≥ 1 positions of a position-minor cache of 32.
+//
+//go:noescape
+func gattentiont_4_32_3x2_neon(out, q, k, v, att *float32, t int)
 
 // gattentiont_5_48_3x3_neon: 3 KV heads of 3 query heads each, head size 5, over t ≥ 1 positions of a position-minor cache of 48.
 //

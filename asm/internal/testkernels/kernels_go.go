@@ -7664,6 +7664,142 @@ func gattentiont_12_112_2x4_go(out, q, k, v, att *float32, t int) {
 	}
 }
 
+// gattentiont_16_32_2x1_go: 2 KV heads of 1 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 32.
+func gattentiont_16_32_2x1_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 16, 32, 2, 1
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		q4 := qh[4]
+		q5 := qh[5]
+		q6 := qh[6]
+		q7 := qh[7]
+		q8 := qh[8]
+		q9 := qh[9]
+		q10 := qh[10]
+		q11 := qh[11]
+		q12 := qh[12]
+		q13 := qh[13]
+		q14 := qh[14]
+		q15 := qh[15]
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := ((((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) + (((q8*kt[8][l] + q9*kt[9][l]) + (q10*kt[10][l] + q11*kt[11][l])) + ((q12*kt[12][l] + q13*kt[13][l]) + (q14*kt[14][l] + q15*kt[15][l])))) * 0.25
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := ((((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) + ((q4*kt[4][l] + q5*kt[5][l]) + (q6*kt[6][l] + q7*kt[7][l]))) + (((q8*kt[8][l] + q9*kt[9][l]) + (q10*kt[10][l] + q11*kt[11][l])) + ((q12*kt[12][l] + q13*kt[13][l]) + (q14*kt[14][l] + q15*kt[15][l])))) * 0.25
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		var o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+				o4 += (p0*vt[4][l] + p1*vt[4][l+1]) + (p2*vt[4][l+2] + p3*vt[4][l+3])
+				o5 += (p0*vt[5][l] + p1*vt[5][l+1]) + (p2*vt[5][l+2] + p3*vt[5][l+3])
+				o6 += (p0*vt[6][l] + p1*vt[6][l+1]) + (p2*vt[6][l+2] + p3*vt[6][l+3])
+				o7 += (p0*vt[7][l] + p1*vt[7][l+1]) + (p2*vt[7][l+2] + p3*vt[7][l+3])
+				o8 += (p0*vt[8][l] + p1*vt[8][l+1]) + (p2*vt[8][l+2] + p3*vt[8][l+3])
+				o9 += (p0*vt[9][l] + p1*vt[9][l+1]) + (p2*vt[9][l+2] + p3*vt[9][l+3])
+				o10 += (p0*vt[10][l] + p1*vt[10][l+1]) + (p2*vt[10][l+2] + p3*vt[10][l+3])
+				o11 += (p0*vt[11][l] + p1*vt[11][l+1]) + (p2*vt[11][l+2] + p3*vt[11][l+3])
+				o12 += (p0*vt[12][l] + p1*vt[12][l+1]) + (p2*vt[12][l+2] + p3*vt[12][l+3])
+				o13 += (p0*vt[13][l] + p1*vt[13][l+1]) + (p2*vt[13][l+2] + p3*vt[13][l+3])
+				o14 += (p0*vt[14][l] + p1*vt[14][l+1]) + (p2*vt[14][l+2] + p3*vt[14][l+3])
+				o15 += (p0*vt[15][l] + p1*vt[15][l+1]) + (p2*vt[15][l+2] + p3*vt[15][l+3])
+			}
+		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+				o4 += p * vt[4][l]
+				o5 += p * vt[5][l]
+				o6 += p * vt[6][l]
+				o7 += p * vt[7][l]
+				o8 += p * vt[8][l]
+				o9 += p * vt[9][l]
+				o10 += p * vt[10][l]
+				o11 += p * vt[11][l]
+				o12 += p * vt[12][l]
+				o13 += p * vt[13][l]
+				o14 += p * vt[14][l]
+				o15 += p * vt[15][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
+		os[h*HD+4] = o4 * inv
+		os[h*HD+5] = o5 * inv
+		os[h*HD+6] = o6 * inv
+		os[h*HD+7] = o7 * inv
+		os[h*HD+8] = o8 * inv
+		os[h*HD+9] = o9 * inv
+		os[h*HD+10] = o10 * inv
+		os[h*HD+11] = o11 * inv
+		os[h*HD+12] = o12 * inv
+		os[h*HD+13] = o13 * inv
+		os[h*HD+14] = o14 * inv
+		os[h*HD+15] = o15 * inv
+	}
+}
+
 // gattentiont_16_64_1x2_go: 1 KV heads of 2 query heads each, head size 16, over t ≥ 1 positions of a position-minor cache of 64.
 func gattentiont_16_64_1x2_go(out, q, k, v, att *float32, t int) {
 	const HD, S, NH, G = 16, 64, 1, 2
@@ -8044,6 +8180,94 @@ func gattentiont_3_32_2x1_go(out, q, k, v, att *float32, t int) {
 		os[h*HD+0] = o0 * inv
 		os[h*HD+1] = o1 * inv
 		os[h*HD+2] = o2 * inv
+	}
+}
+
+// gattentiont_4_32_3x2_go: 3 KV heads of 2 query heads each, head size 4, over t ≥ 1 positions of a position-minor cache of 32.
+func gattentiont_4_32_3x2_go(out, q, k, v, att *float32, t int) {
+	const HD, S, NH, G = 4, 32, 3, 2
+	if t <= 0 {
+		return
+	}
+	a := unsafe.Slice(att, t)
+	qs, os := unsafe.Slice(q, NH*G*HD), unsafe.Slice(out, NH*G*HD)
+	full := t / 16
+	for h := 0; h < NH*G; h++ {
+		kh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(k), (h/G)*(HD*S*4)))
+		vh := (*[S / 16][HD][16]float32)(unsafe.Add(unsafe.Pointer(v), (h/G)*(HD*S*4)))
+		qh := (*[HD]float32)(qs[h*HD:])
+		m := float32(math.Inf(-1))
+		q0 := qh[0]
+		q1 := qh[1]
+		q2 := qh[2]
+		q3 := qh[3]
+		for c := 0; c < full; c++ {
+			kt, at := &kh[c], (*[16]float32)(a[c*16:])
+			for l := range at {
+				s := ((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) * 0.5
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		if full*16 < t {
+			kt, at := &kh[full], a[full*16:]
+			for l := range at {
+				s := ((q0*kt[0][l] + q1*kt[1][l]) + (q2*kt[2][l] + q3*kt[3][l])) * 0.5
+				at[l] = s
+				if s > m {
+					m = s
+				}
+			}
+		}
+		var sum float32
+		for j, s := range a {
+			var e float32
+			{
+				ex := s - m
+				if ex < -87.3 {
+					ex = -87.3
+				}
+				et := ex*1.442695041 + 12582912
+				en := et - 12582912
+				er := ex - en*0.693359375 + en*2.12194440e-4
+				ep := 1.9875691500e-4*er + 1.3981999507e-3
+				ep = ep*er + 8.3334519073e-3
+				ep = ep*er + 4.1665795894e-2
+				ep = ep*er + 1.6666665459e-1
+				ep = ep*er + 5.0000001201e-1
+				ep = ep*(er*er) + er + 1
+				e = ep * math.Float32frombits((math.Float32bits(et)+127)<<23)
+			}
+			a[j] = e
+			sum += e
+		}
+		inv := 1 / sum
+		var o0, o1, o2, o3 float32
+		for c := 0; c < full; c++ {
+			vt, at := &vh[c], (*[16]float32)(a[c*16:])
+			for l := 0; l < 16; l += 4 {
+				p0, p1, p2, p3 := at[l], at[l+1], at[l+2], at[l+3]
+				o0 += (p0*vt[0][l] + p1*vt[0][l+1]) + (p2*vt[0][l+2] + p3*vt[0][l+3])
+				o1 += (p0*vt[1][l] + p1*vt[1][l+1]) + (p2*vt[1][l+2] + p3*vt[1][l+3])
+				o2 += (p0*vt[2][l] + p1*vt[2][l+1]) + (p2*vt[2][l+2] + p3*vt[2][l+3])
+				o3 += (p0*vt[3][l] + p1*vt[3][l+1]) + (p2*vt[3][l+2] + p3*vt[3][l+3])
+			}
+		}
+		if full*16 < t {
+			vt := &vh[full]
+			for l, p := range a[full*16:] {
+				o0 += p * vt[0][l]
+				o1 += p * vt[1][l]
+				o2 += p * vt[2][l]
+				o3 += p * vt[3][l]
+			}
+		}
+		os[h*HD+0] = o0 * inv
+		os[h*HD+1] = o1 * inv
+		os[h*HD+2] = o2 * inv
+		os[h*HD+3] = o3 * inv
 	}
 }
 

@@ -114,6 +114,8 @@ var arm64Kernels = map[string]any{
 	"gattentiont_3_32_2x1_neon":   gattentiont_3_32_2x1_neon,
 	"gattentiont_5_48_3x3_neon":   gattentiont_5_48_3x3_neon,
 	"gattentiont_8_128_2x1_neon":  gattentiont_8_128_2x1_neon,
+	"gattentiont_4_32_3x2_neon":   gattentiont_4_32_3x2_neon,
+	"gattentiont_16_32_2x1_neon":  gattentiont_16_32_2x1_neon,
 	"gattentiont_12_112_2x4_neon": gattentiont_12_112_2x4_neon,
 	"gattentiont_16_64_1x2_neon":  gattentiont_16_64_1x2_neon,
 	"gattentiont_33_32_1x1_neon":  gattentiont_33_32_1x1_neon,

@@ -112,6 +112,8 @@ var goKernels = map[string]any{
 	"gattentiont_3_32_2x1_go":   gattentiont_3_32_2x1_go,
 	"gattentiont_5_48_3x3_go":   gattentiont_5_48_3x3_go,
 	"gattentiont_8_128_2x1_go":  gattentiont_8_128_2x1_go,
+	"gattentiont_4_32_3x2_go":   gattentiont_4_32_3x2_go,
+	"gattentiont_16_32_2x1_go":  gattentiont_16_32_2x1_go,
 	"gattentiont_12_112_2x4_go": gattentiont_12_112_2x4_go,
 	"gattentiont_16_64_1x2_go":  gattentiont_16_64_1x2_go,
 	"gattentiont_33_32_1x1_go":  gattentiont_33_32_1x1_go,
