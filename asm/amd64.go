@@ -1978,13 +1978,17 @@ func (g *amd) groupAttentionT(k Kernel) {
 	// Pass 1 without the maximum: the scores in base 2 (the query times
 	// log2(e)/sqrt(hd)), their powers of two straight into att and their
 	// sums, whose range decides (fast) whether they stand in for the
-	// softmax's e^(s-max): the same weights after pass 3's division, with
-	// one pass and the wait for the maxima gone. The exponentials' and
-	// the query's registers are taken where they fit beside the sums, the
-	// scores, the key row and the exponential's temporaries.
+	// softmax's e^(s-max): the same weights once pass 3 divides by the sums,
+	// with one pass and the wait for the maxima gone. The exponential's
+	// constants and the query are held in registers where they fit beside
+	// the sums and scores, the key row, a broadcast, the exponential's two
+	// temporaries and AVX2's two tail masks.
 	scale2 := g.f32(fmt.Sprintf("rsqrt%dlog2e", hd), float32(math.Log2E/math.Sqrt(float64(hd))))
 	fastScore := func() []reg.VecVirtual {
-		base := 3*G + 4
+		base := 2*G + 4
+		if !avx512 {
+			base += 2
+		}
 		k2 := g.expMem
 		if base+len(exp2Consts) <= g.nreg {
 			k2 = g.constRegs(exp2Consts)
