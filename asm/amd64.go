@@ -487,6 +487,14 @@ func (g *amd) exp2(v reg.Register, mk func() reg.VecVirtual, k func(string) oper
 		c.VFMADD213PS(k(fmt.Sprintf("exp2_p%d", i)), v, p)
 	}
 	c.VFMADD213PS(k("one"), v, p)
+	g.times2n(p, n, v)
+}
+
+// times2n leaves p·2^n in v for integral n (clobbered): VSCALEFPS on
+// AVX-512, exact for any n; on AVX2 2^n built in the exponent bits, for n
+// in [-126, 127].
+func (g *amd) times2n(p, n, v reg.Register) {
+	c := g.c
 	if g.isa == AVX512 {
 		c.VSCALEFPS(n, p, v)
 		return
@@ -522,16 +530,9 @@ func (g *amd) expfWith(v reg.Register, mk func() reg.VecVirtual, upper bool, k f
 	c.VMULPS(v, v, r2)
 	c.VFMADD213PS(v, r2, p)
 	c.VADDPS(k("one"), p, p)
-	if g.isa == AVX512 {
-		// p·2^n in one instruction: n is an integer in [-126, 127] after
-		// the clamps, so the product is exact either way.
-		c.VSCALEFPS(fx, p, v)
-		return
-	}
-	c.VCVTPS2DQ(fx, fx)
-	c.VPADDD(g.constant("i127", 127), fx, fx)
-	c.VPSLLD(operand.U8(23), fx, fx)
-	c.VMULPS(fx, p, v)
+	// n is an integer in [-126, 127] after the clamps: the same product
+	// on either path.
+	g.times2n(p, fx, v)
 }
 
 // ---- dot products: the inner engine of every matrix kernel ----
