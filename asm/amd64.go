@@ -1742,12 +1742,12 @@ func (g *amd) groupAttentionT(k Kernel) {
 			c.VMASKMOVPS(m, ym[sub], dst)
 		}
 	}
-	// tb is the tile's offset in a KV head's cache, ab its first position's
-	// in a head's scores, both in bytes. kv is a KV head's index from the
-	// pointers (0 when the loop advances them).
+	// tb is the tile's offset in the KV head's cache, ab its first
+	// position's in a head's scores, both in bytes; the loop over KV heads
+	// advances the pointers.
 	tb, ab := c.GP64(), c.GP64()
-	kvAt := func(base reg.Register, kv, d, sub int) operand.Mem {
-		return operand.Mem{Base: base, Index: tb, Scale: 1, Disp: kv*hd*S*4 + d*64 + sub*32}
+	kvAt := func(base reg.Register, d, sub int) operand.Mem {
+		return operand.Mem{Base: base, Index: tb, Scale: 1, Disp: d*64 + sub*32}
 	}
 	attAt := func(h, sub int) operand.Mem {
 		return operand.Mem{Base: att, Index: ab, Scale: 1, Disp: h*S*4 + sub*32}
@@ -1777,15 +1777,15 @@ func (g *amd) groupAttentionT(k Kernel) {
 		c.Label(done)
 	}
 
-	// The scores of KV head kv's query heads for one tile: G accumulators of
+	// The scores of the KV head's query heads for one tile: G accumulators of
 	// hd multiply-adds of a key row by a query element, broadcast from qb
 	// when set, else from memory.
-	dots := func(kv, sub int, masked bool, qb [][]reg.VecVirtual) []reg.VecVirtual {
-		qAt := func(h, d int) operand.Mem { return mem(q, ((kv*G+h)*hd+d)*4) }
+	dots := func(sub int, masked bool, qb [][]reg.VecVirtual) []reg.VecVirtual {
+		qAt := func(h, d int) operand.Mem { return mem(q, (h*hd+d)*4) }
 		s := make([]reg.VecVirtual, G)
 		for d := 0; d < hd; d++ {
 			kd := g.vec()
-			load(kvAt(kp, kv, d, sub), kd, sub, masked)
+			load(kvAt(kp, d, sub), kd, sub, masked)
 			for h := range s {
 				qm := qAt(h, d)
 				if d == 0 {
@@ -1814,18 +1814,17 @@ func (g *amd) groupAttentionT(k Kernel) {
 		return s
 	}
 
-	// Pass 1 (the fallback's): the scores of KV head kv's query heads (into
-	// att from head kv·G) and their maxima, folded into ms.
-	score := func(kv int, ms []reg.VecVirtual) {
-		a0 := kv * G
+	// Pass 1 (the fallback's): the scores of the KV head's query heads
+	// (into att) and their maxima, folded into ms.
+	score := func(ms []reg.VecVirtual) {
 		for h := range ms {
 			c.VMOVUPS(g.constant("neginf", 0xff800000), ms[h])
 		}
 		tiles(func(sub int, masked bool) {
-			s := dots(kv, sub, masked, nil)
+			s := dots(sub, masked, nil)
 			for h := range s {
 				c.VMULPS(scale, s[h], s[h])
-				c.VMOVUPS(s[h], attAt(a0+h, sub))
+				c.VMOVUPS(s[h], attAt(h, sub))
 				switch {
 				case !masked:
 					c.VMAXPS(s[h], ms[h], ms[h])
@@ -1853,54 +1852,55 @@ func (g *amd) groupAttentionT(k Kernel) {
 		}
 	}
 
-	// Pass 2 (the fallback's) of KV head kv, its maxima in ms and its scores
-	// in att from head kv·G: the weights e^(s-max), and 1/their sums. live
-	// counts the registers the caller keeps.
-	expSums := func(kv int, ms []reg.VecVirtual, live int) []reg.Register {
-		a0 := kv * G
+	// recip returns an XMM of 1/s for an XMM s (a sum from reduce1).
+	recip := func(s reg.Register) reg.Register {
+		inv := c.XMM()
+		c.VMOVUPS(g.f32("one", 1), inv)
+		c.VDIVPS(s, inv, inv)
+		return inv
+	}
+
+	// Pass 2 (the fallback's), the maxima in ms and the scores in att: the
+	// weights e^(s-max), and 1/their sums.
+	expSums := func(ms []reg.VecVirtual) []reg.Register {
 		sums := make([]reg.VecVirtual, G)
 		for h := range sums {
 			sums[h] = g.vec()
 			g.zero(sums[h])
 		}
 		kexp := g.expMem
-		if avx512 && len(expNonPosConsts)+6*G+live <= g.nreg {
+		if avx512 && len(expNonPosConsts)+6*G <= g.nreg {
 			kexp = g.expRegs()
 		}
 		tiles(func(sub int, masked bool) {
 			for h := range ms {
 				e := g.vec()
-				load(attAt(a0+h, sub), e, sub, masked)
+				load(attAt(h, sub), e, sub, masked)
 				c.VSUBPS(ms[h], e, e)
 				g.expfWith(e, g.vec, false, kexp)
 				if masked {
 					zeroTail(e, sub)
 				}
-				c.VMOVUPS(e, attAt(a0+h, sub))
+				c.VMOVUPS(e, attAt(h, sub))
 				c.VADDPS(e, sums[h], sums[h])
 			}
 		})
 		inv := make([]reg.Register, G)
 		for h := range sums {
-			s := g.reduce1(sums[h])
-			inv[h] = c.XMM()
-			c.VMOVUPS(g.f32("one", 1), inv[h])
-			c.VDIVPS(s, inv[h], inv[h])
+			inv[h] = recip(g.reduce1(sums[h]))
 		}
 		return inv
 	}
 
-	// Pass 3 of KV head kv, its weights in att from head kv·G and 1/their
-	// sums in inv: out[h][d] = Σ_j w_hj·v_dj · inv_h, dims in blocks that
+	// Pass 3, the weights in att and 1/their sums in inv: out[h][d] = Σ_j w_hj·v_dj · inv_h, dims in blocks that
 	// fit the registers with the masks and the reduction's temporaries (4
 	// dims reduce at once).
-	weighted := func(kv int, inv []reg.Register, live int) {
-		a0 := kv * G
+	weighted := func(inv []reg.Register) {
 		masks := 0 // AVX2 holds its tail masks in two vector registers
 		if !avx512 {
 			masks = 2
 		}
-		db := max(1, (g.nreg-masks-G-7-live)/G)
+		db := max(1, (g.nreg-masks-G-7)/G)
 		if db >= 4 {
 			db &^= 3
 		}
@@ -1919,11 +1919,11 @@ func (g *amd) groupAttentionT(k Kernel) {
 				p := make([]reg.VecVirtual, G)
 				for h := range p {
 					p[h] = g.vec()
-					c.VMOVUPS(attAt(a0+h, sub), p[h])
+					c.VMOVUPS(attAt(h, sub), p[h])
 				}
 				for d := d0; d < d1; d++ {
 					vd := g.vec()
-					load(kvAt(vp, kv, d, sub), vd, sub, masked)
+					load(kvAt(vp, d, sub), vd, sub, masked)
 					for h := range p {
 						c.VFMADD231PS(vd, p[h], acc[h][d-d0])
 					}
@@ -1952,11 +1952,11 @@ func (g *amd) groupAttentionT(k Kernel) {
 				} else {
 					c.VMULPS(iv, x, x)
 				}
-				c.VMOVUPS(x, mem(out, kv*G*hd*4))
+				c.VMOVUPS(x, mem(out, 0))
 				continue
 			}
 			for h := range acc {
-				o := (kv*G + h) * hd
+				o := h * hd
 				d := d0
 				for ; d+4 <= d1; d += 4 {
 					var a4 [4]reg.Register
@@ -2013,7 +2013,7 @@ func (g *amd) groupAttentionT(k Kernel) {
 			g.zero(sums[h])
 		}
 		tiles(func(sub int, masked bool) {
-			s := dots(0, sub, masked, qb)
+			s := dots(sub, masked, qb)
 			for h := range s {
 				if qb == nil {
 					c.VMULPS(scale2, s[h], s[h])
@@ -2044,11 +2044,9 @@ func (g *amd) groupAttentionT(k Kernel) {
 		c.JCS(operand.LabelRef(slow)) // below, or NaN
 		c.VUCOMISS(g.f32("fastsummax", fastSumMax), s)
 		c.JHI(operand.LabelRef(slow))
-		inv[h] = c.XMM()
-		c.VMOVUPS(g.f32("one", 1), inv[h])
-		c.VDIVPS(s, inv[h], inv[h])
+		inv[h] = recip(s)
 	}
-	weighted(0, inv, 0)
+	weighted(inv)
 	c.Label(next)
 	c.ADDQ(operand.U32(hd*S*4), kp)
 	c.ADDQ(operand.U32(hd*S*4), vp)
@@ -2063,8 +2061,8 @@ func (g *amd) groupAttentionT(k Kernel) {
 	for h := range ms {
 		ms[h] = g.vec()
 	}
-	score(0, ms)
-	weighted(0, expSums(0, ms, 0), 0)
+	score(ms)
+	weighted(expSums(ms))
 	c.JMP(operand.LabelRef(next))
 	c.Label(done)
 }
