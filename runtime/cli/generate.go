@@ -61,7 +61,7 @@ deterministic; otherwise --seed makes a run repeatable.`,
 				return err
 			}
 			st, err := generate.Generate(cmd.Context(), m.NewSession(), tok, sampler,
-				generate.Options{Prompt: prompt, Steps: steps, MaxSeq: m.Spec().MaxSeq}, cmd.OutOrStdout())
+				generate.Options{Prompt: prompt, Steps: steps, MaxSeq: m.Spec().MaxSeq, Coalesce: generate.DefaultCoalesce}, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}

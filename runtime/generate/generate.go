@@ -33,7 +33,22 @@ type Options struct {
 	Steps int
 	// MaxSeq is the model's context length.
 	MaxSeq int
+	// Coalesce, when > 0, holds back the text of a piece that comes less
+	// than Coalesce after the last write, and writes it with the next piece
+	// that comes later, or at the end: a fast model then costs one write
+	// (and flush) per Coalesce instead of one per token — a write to a
+	// terminal or pipe takes 5–12 µs here, as long as a stories260K token —
+	// while a slow one still shows every token as it comes. 0 writes every
+	// piece at once.
+	Coalesce time.Duration
 }
+
+// DefaultCoalesce is what the CLI passes as Options.Coalesce: 50 writes a
+// second at most, which the eye cannot tell from one a token.
+const DefaultCoalesce = 20 * time.Millisecond
+
+// now is the clock Coalesce reads (tests replace it).
+var now = time.Now
 
 // Sampler picks the next token from logits (*sample.Sampler is one).
 type Sampler interface {
@@ -95,7 +110,7 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 		}
 	}
 	bos, eos := tok.BOS(), tok.EOS()
-	w := &writer{out: out}
+	w := &writer{out: out, every: opts.Coalesce}
 	if f, ok := out.(flusher); ok {
 		w.flush = f
 	}
@@ -110,6 +125,10 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 		if err := w.piece(tok, prompt[p], prompt[p+1]); err != nil {
 			return st, err
 		}
+	}
+	// The prompt shows before a prefill that may take a while.
+	if err := w.emit(); err != nil {
+		return st, err
 	}
 	if err := ctx.Err(); err != nil {
 		return st, w.abort(err)
@@ -133,6 +152,7 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 		}
 		next := sampler.Sample(logits)
 		if next < 0 || next >= vocab {
+			w.emit() // the text so far
 			return st, fmt.Errorf("generate: sampler returned token %d at position %d, outside the vocabulary of %d (model has %d logits)", next, pos, vocab, len(logits))
 		}
 		st.DecodeTokens++
@@ -152,21 +172,44 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 	return st, w.end()
 }
 
-// writer streams pieces and remembers the first write error.
+// writer streams pieces, holding them back while they come faster than
+// every (see Options.Coalesce).
 type writer struct {
 	out   io.Writer
 	flush flusher
+	every time.Duration
+	last  time.Time // of the last write; zero before the first
+	buf   []byte
 }
 
 func (w *writer) piece(tok Tokenizer, prev, next int) error {
 	b, err := tok.Piece(prev, next)
 	if err != nil {
+		w.emit() // the text so far, as when every piece was written at once
 		return fmt.Errorf("generate: decode token %d after %d: %w", next, prev, err)
 	}
 	if !Printable(b) {
 		return nil
 	}
-	if _, err := w.out.Write(b); err != nil {
+	w.buf = append(w.buf, b...)
+	if w.every > 0 {
+		t := now()
+		if !w.last.IsZero() && t.Sub(w.last) < w.every {
+			return nil
+		}
+		w.last = t
+	}
+	return w.emit()
+}
+
+// emit writes and flushes the text held back, if any.
+func (w *writer) emit() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.out.Write(w.buf)
+	w.buf = w.buf[:0]
+	if err != nil {
 		return fmt.Errorf("generate: write: %w", err)
 	}
 	if w.flush != nil {
@@ -179,15 +222,8 @@ func (w *writer) piece(tok Tokenizer, prev, next int) error {
 
 // end finishes the text with a newline, as run.c does.
 func (w *writer) end() error {
-	if _, err := w.out.Write([]byte{'\n'}); err != nil {
-		return fmt.Errorf("generate: write: %w", err)
-	}
-	if w.flush != nil {
-		if err := w.flush.Flush(); err != nil {
-			return fmt.Errorf("generate: write: %w", err)
-		}
-	}
-	return nil
+	w.buf = append(w.buf, '\n')
+	return w.emit()
 }
 
 // abort ends the line and reports why the loop stopped.

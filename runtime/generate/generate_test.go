@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeTok has ids 0 <unk>, 1 BOS, 2 EOS, 3..5 raw bytes <0x07>, <0x0A>,
@@ -288,6 +289,88 @@ func TestGenerateFlushesEachPiece(t *testing.T) {
 	if w.String() != "Once upon a time\n" || w.flushes != 5 {
 		t.Fatalf("wrote %q with %d flushes, want 5", w.String(), w.flushes)
 	}
+}
+
+// writeLog records each write's text.
+type writeLog struct{ writes []string }
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+// withClock makes now advance by step at every reading, for one test.
+func withClock(t *testing.T, step time.Duration) {
+	t.Helper()
+	c := time.Unix(1e9, 0)
+	now = func() time.Time { c = c.Add(step); return c }
+	t.Cleanup(func() { now = time.Now })
+}
+
+func TestGenerateCoalesces(t *testing.T) {
+	tok := newFakeTok()
+	script := []int{0, 0, 0, 0, 7, 8, 9, 10, 11, 12, 8, 9, 6, 7, 8, 9}
+	run := func(coalesce time.Duration) []string {
+		var w writeLog
+		sess := newFakeSession(tok.VocabSize(), script...)
+		if _, err := Generate(context.Background(), sess, tok, argmax{}, Options{Prompt: "Once upon a time", Steps: 16, MaxSeq: 16, Coalesce: coalesce}, &w); err != nil {
+			t.Fatal(err)
+		}
+		return w.writes
+	}
+	each := run(0)
+	if len(each) != 17 { // sixteen pieces and the newline
+		t.Fatalf("Coalesce 0 wrote %d times, want 17: %q", len(each), each)
+	}
+	text := strings.Join(each, "")
+	// Tokens 1 ms apart, held back for 5 ms: the first piece at once, then a
+	// write when 5 ms have passed, the prompt before the prefill, the rest
+	// at the end.
+	withClock(t, time.Millisecond)
+	fast := run(5 * time.Millisecond)
+	if got := strings.Join(fast, ""); got != text {
+		t.Fatalf("coalesced text %q, want %q", got, text)
+	}
+	if len(fast) < 3 || len(fast) > 6 {
+		t.Fatalf("tokens 1 ms apart, coalesced over 5 ms: %d writes %q, want 3–6", len(fast), fast)
+	}
+	if fast[0] != "Once" || fast[1] != " upon a time" {
+		t.Fatalf("first writes %q, want the first piece alone, then the rest of the prompt", fast[:2])
+	}
+	// Tokens slower than the interval: every piece as it comes.
+	withClock(t, 10*time.Millisecond)
+	if slow := run(5 * time.Millisecond); !slices.Equal(slow, each) {
+		t.Fatalf("tokens 10 ms apart, coalesced over 5 ms: writes %q, want %q", slow, each)
+	}
+}
+
+func TestGenerateCoalescedTextSurvivesErrors(t *testing.T) {
+	withClock(t, time.Millisecond)
+	tok := newFakeTok()
+	var out bytes.Buffer
+	sess := newFakeSession(tok.VocabSize(), 0, 7, 8)
+	_, err := Generate(context.Background(), sess, tok, &afterN{n: 2}, Options{Prompt: "Once", Steps: 8, MaxSeq: 8, Coalesce: time.Hour}, &out)
+	if err == nil || out.String() != "Once upon a" {
+		t.Fatalf("bad sample after two tokens: wrote %q (error %v), want %q and an error", out.String(), err, "Once upon a")
+	}
+	tok.failOn = 9
+	out.Reset()
+	sess = newFakeSession(tok.VocabSize(), 0, 7, 8, 9)
+	_, err = Generate(context.Background(), sess, tok, argmax{}, Options{Prompt: "Once", Steps: 8, MaxSeq: 8, Coalesce: time.Hour}, &out)
+	if err == nil || out.String() != "Once upon a" {
+		t.Fatalf("piece failing at the third token: wrote %q (error %v), want %q and an error", out.String(), err, "Once upon a")
+	}
+}
+
+// afterN samples by argmax n times, then returns an id outside any vocabulary.
+type afterN struct{ n int }
+
+func (a *afterN) Sample(l []float32) int {
+	if a.n == 0 {
+		return 1000
+	}
+	a.n--
+	return argmax{}.Sample(l)
 }
 
 type cancelAfter struct {

@@ -156,7 +156,7 @@ func Ask(ctx context.Context, r *Retriever, m model.Model, tok generate.Tokenize
 	}
 	var ans bytes.Buffer
 	w := &skipWriter{skip: echo, out: io.MultiWriter(out, &ans)}
-	st, err := generate.Generate(ctx, m.NewSession(), tok, sampler, generate.Options{Prompt: prompt, Steps: o.Steps, MaxSeq: m.Spec().MaxSeq}, w)
+	st, err := generate.Generate(ctx, m.NewSession(), tok, sampler, generate.Options{Prompt: prompt, Steps: o.Steps, MaxSeq: m.Spec().MaxSeq, Coalesce: generate.DefaultCoalesce}, w)
 	a.Stats = st
 	a.Text = strings.TrimSpace(ans.String())
 	if err != nil {
