@@ -158,18 +158,11 @@ func (s *Sampler) softmax(logits []float32) []float32 {
 		s.probs = make([]float32, len(logits))
 	}
 	p := s.probs[:len(logits)]
-	mx := float32(math.Inf(-1))
-	for i, v := range logits {
-		v /= s.temp
-		p[i] = v
-		if v > mx {
-			mx = v
-		}
+	if !expAsm(p, logits, s.temp) {
+		expGo(p, logits, s.temp)
 	}
 	var sum float32
-	for i, v := range p {
-		e := float32(math.Exp(float64(v - mx)))
-		p[i] = e
+	for _, e := range p {
 		sum += e
 	}
 	inv := 1 / sum
@@ -177,6 +170,22 @@ func (s *Sampler) softmax(logits []float32) []float32 {
 		p[i] *= inv
 	}
 	return p
+}
+
+// expGo sets p[i] = float32(math.Exp(float64(logits[i]/temp - mx))), mx the
+// largest logits[i]/temp (NaNs skipped): the numbers expAsm must match.
+func expGo(p, logits []float32, temp float32) {
+	mx := float32(math.Inf(-1))
+	for i, v := range logits {
+		v /= temp
+		p[i] = v
+		if v > mx {
+			mx = v
+		}
+	}
+	for i, v := range p {
+		p[i] = float32(math.Exp(float64(v - mx)))
+	}
 }
 
 // sampleMult draws from the whole distribution in id order (run.c's sample_mult).
