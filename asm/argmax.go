@@ -64,13 +64,7 @@ func ArgmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VMAXPS(m[1], m[0], m[0])
 	c.VMAXPS(m[3], m[2], m[2])
 	c.VMAXPS(m[2], m[0], m[0])
-	h, t := c.XMM(), c.XMM()
-	c.VEXTRACTF128(operand.U8(1), m[0], h)
-	c.VMAXPS(h, m[0].AsX(), h)
-	c.VPERMILPS(operand.U8(0x4e), h, t)
-	c.VMAXPS(t, h, h)
-	c.VPERMILPS(operand.U8(0xb1), h, t)
-	c.VMAXPS(t, h, h)
+	h := hmaxPS(c, m[0])
 	c.Label("amscalar")
 	c.CMPQ(i, n)
 	c.JGE(operand.LabelRef("ambest"))
@@ -127,4 +121,17 @@ func ArgmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.RET()
 
 	return printAVO(c, pkg, "argmax")
+}
+
+// hmaxPS returns an XMM whose lanes all hold the largest of the 8 floats of
+// the YMM v (which must hold no NaN).
+func hmaxPS(c *build.Context, v reg.VecVirtual) reg.VecVirtual {
+	h, t := c.XMM(), c.XMM()
+	c.VEXTRACTF128(operand.U8(1), v, h)
+	c.VMAXPS(h, v.AsX(), h)
+	c.VPERMILPS(operand.U8(0x4e), h, t)
+	c.VMAXPS(t, h, h)
+	c.VPERMILPS(operand.U8(0xb1), h, t)
+	c.VMAXPS(t, h, h)
+	return h
 }

@@ -28,7 +28,7 @@ sloop:
 
 stail:
 	VEXTRACTF128 $0x01, Y1, X2
-	VMAXPS       X1, X2, X2
+	VMAXPS       X2, X1, X2
 	VPERMILPS    $0x4e, X2, X1
 	VMAXPS       X1, X2, X2
 	VPERMILPS    $0xb1, X2, X1
