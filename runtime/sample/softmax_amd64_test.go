@@ -4,6 +4,7 @@ package sample
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -230,4 +231,30 @@ func BenchmarkSoftmax(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzSoftmaxBits: for any logits and temperature, expAsm gives expGo's bits.
+func FuzzSoftmaxBits(f *testing.F) {
+	f.Add([]byte{0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 128, 191, 0, 0, 192, 127, 0, 0, 128, 255, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, float32(1))
+	f.Add([]byte{0, 0, 32, 65, 0, 0, 32, 193}, float32(0.01))
+	f.Fuzz(func(t *testing.T, raw []byte, temp float32) {
+		if !softmaxAVX2 || !(temp > 0) || math.IsInf(float64(temp), 0) {
+			return
+		}
+		l := make([]float32, len(raw)/4)
+		for i := range l {
+			l[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		if len(l) == 0 {
+			return
+		}
+		got, want := make([]float32, len(l)), make([]float32, len(l))
+		expAsm(got, l, temp)
+		expGo(want, l, temp)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+				t.Fatalf("logits %v, temperature %v: lane %d asm %v, Go %v", l, temp, i, got[i], want[i])
+			}
+		}
+	})
 }
