@@ -124,3 +124,52 @@ func TestTopKNonFinite(t *testing.T) {
 		t.Fatalf("all NaN: %d", got)
 	}
 }
+
+// TestNucleusMatchesBuckets: nucleus, which orders small candidate sets with
+// the heap, keeps and draws what sampleTopP's buckets do, on both sides of
+// heapTopP.
+func TestNucleusMatchesBuckets(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	heap, buckets := 0, 0
+	for trial := range 48 {
+		n := []int{3, 512, 2048, 32000}[trial%4]
+		logits := randomLogits(r, n, []float64{0.1, 1, 3, 8}[(trial/4)%4], trial%5 == 0)
+		p := Params{Temperature: 0.5 + r.Float64(), TopP: []float64{0.9, 0.5, 0.99}[trial%3]}
+		a, b := mustNew(t, p), mustNew(t, p)
+		probs := slices.Clone(a.softmax(logits))
+		cutoff := (1 - a.topP) / float32(n-1)
+		c := 0
+		for _, q := range probs {
+			if q >= cutoff {
+				c++
+			}
+		}
+		if c <= heapTopP {
+			heap++
+		} else {
+			buckets++
+		}
+		for k := range 5 {
+			coin := float32(k) / 5
+			if x, y := a.nucleus(probs, coin), b.sampleTopP(probs, coin); x != y || !slices.Equal(keptIDs(a.kept), keptIDs(b.kept)) {
+				t.Fatalf("trial %d (n %d, %d candidates, %+v), coin %v: nucleus draws %d keeping %v, buckets %d keeping %v",
+					trial, n, c, p, coin, x, keptIDs(a.kept), y, keptIDs(b.kept))
+			}
+		}
+	}
+	if heap == 0 || buckets == 0 {
+		t.Fatalf("the trials took the heap %d times and the buckets %d: both sides must be tried", heap, buckets)
+	}
+}
+
+func BenchmarkSampleTopP512(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	logits := make([]float32, 512)
+	for i := range logits {
+		logits[i] = float32(r.NormFloat64() * 3)
+	}
+	s, _ := New(Params{Temperature: 1, TopP: 0.9, Seed: 1})
+	for b.Loop() {
+		s.Sample(logits)
+	}
+}
