@@ -35,10 +35,13 @@ const (
 //   - scalemax_avx2(p, logits *float32, n int, temp float32) float32 writes
 //     p[i] = logits[i]/temp for the n ≥ 1 logits and returns the largest,
 //     NaNs skipped (-Inf when all are NaN), as the Go loop does;
-//   - expshift_avx2(p *float32, n int, mx float32) int replaces p[i] by
-//     float32(math.Exp(float64(p[i]-mx))) for n a multiple of 8, or by -1
-//     where it cannot vouch for those bits, and returns non-zero when it
-//     left a -1.
+//   - expshift_avx2(p *float32, n int, mx float32) (sum float32, bad int)
+//     replaces p[i] by float32(math.Exp(float64(p[i]-mx))) for n a multiple
+//     of 8, or by -1 where it cannot vouch for those bits (bad is then
+//     non-zero), and returns the float32 sum of what it wrote, added in
+//     index order as the Go loop does;
+//   - scale_avx2(p *float32, n int, s float32) multiplies the n floats at p
+//     by s.
 func SoftmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c := build.NewContext()
 	c.ConstraintExpr("!purego")
@@ -50,13 +53,15 @@ func SoftmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.Function("expshift_avx2")
 	c.Attributes(attr.NOSPLIT)
 	c.Pragma("noescape")
-	c.SignatureExpr("func(p *float32, n int, mx float32) int")
-	c.Doc("expshift_avx2 replaces each of the n (a multiple of 8) floats at p by float32(math.Exp(float64(p[i]-mx))), or by -1 where it cannot vouch for those bits; non-zero when it left a -1.")
+	c.SignatureExpr("func(p *float32, n int, mx float32) (sum float32, bad int)")
+	c.Doc("expshift_avx2 replaces each of the n (a multiple of 8) floats at p by float32(math.Exp(float64(p[i]-mx))), or by -1 where it cannot vouch for those bits (then bad is non-zero), and returns their float32 sum added in order.")
 	p, n := loadParam(c, "p"), loadParam(c, "n")
 	mx := c.XMM()
 	c.VBROADCASTSS(paramAddr(c, "mx"), mx)
 	bad := c.YMM()
 	c.VXORPD(bad, bad, bad)
+	sum := c.XMM()
+	c.VXORPS(sum, sum, sum)
 	i := c.GP64()
 	c.XORQ(i, i)
 	// Two groups of 4 lanes a step: their polynomials, the long chains,
@@ -132,7 +137,7 @@ func SoftmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	zero := c.YMM()
 	c.VXORPD(zero, zero, zero)
 	for g := range groups {
-		expCheck(c, k, x[g], kd[g], e[g], zero, bad, at(g))
+		expCheck(c, k, x[g], kd[g], e[g], zero, bad, sum, at(g))
 	}
 	c.ADDQ(operand.U8(4*groups), i)
 	c.JMP(operand.LabelRef("eloop"))
@@ -141,19 +146,57 @@ func SoftmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VMOVMSKPD(bad, flag)
 	ret := c.GP64()
 	c.MOVL(flag, ret.As32()) // zero-extends
-	c.Store(ret, c.ReturnIndex(0))
+	c.Store(sum, c.ReturnIndex(0))
+	c.Store(ret, c.ReturnIndex(1))
 	c.VZEROUPPER()
 	c.RET()
 
+	scaleBy(c)
 	return printAVO(c, pkg, "softmax")
+}
+
+// scaleBy emits scale_avx2 (see SoftmaxAMD64).
+func scaleBy(c *build.Context) {
+	c.Function("scale_avx2")
+	c.Attributes(attr.NOSPLIT)
+	c.Pragma("noescape")
+	c.SignatureExpr("func(p *float32, n int, s float32)")
+	c.Doc("scale_avx2 multiplies the n floats at p by s.")
+	p, n := loadParam(c, "p"), loadParam(c, "n")
+	s := c.YMM()
+	c.VBROADCASTSS(paramAddr(c, "s"), s)
+	i, end := c.GP64(), c.GP64()
+	c.XORQ(i, i)
+	c.MOVQ(n, end)
+	c.ANDQ(operand.I32(-8), end)
+	c.Label("mloop")
+	c.CMPQ(i, end)
+	c.JGE(operand.LabelRef("mtail"))
+	v := c.YMM()
+	c.VMULPS(operand.Mem{Base: p, Index: i, Scale: 4}, s, v)
+	c.VMOVUPS(v, operand.Mem{Base: p, Index: i, Scale: 4})
+	c.ADDQ(operand.U8(8), i)
+	c.JMP(operand.LabelRef("mloop"))
+	c.Label("mtail")
+	c.CMPQ(i, n)
+	c.JGE(operand.LabelRef("mret"))
+	x := c.XMM()
+	c.VMULSS(operand.Mem{Base: p, Index: i, Scale: 4}, s.AsX(), x)
+	c.VMOVSS(x, operand.Mem{Base: p, Index: i, Scale: 4})
+	c.INCQ(i)
+	c.JMP(operand.LabelRef("mtail"))
+	c.Label("mret")
+	c.VZEROUPPER()
+	c.RET()
 }
 
 // expCheck finishes a group of 4 lanes: y = e·2^k, whose float32 rounding
 // is kept when y is clear of the rounding midpoint (the 29 bits float32
 // drops from y's mantissa, 2^28 at the midpoint, more than 256 away from
 // it: 256 float64 ulps are at least 2^-45·y); 0 for x ≤ -104, -1
-// otherwise (then bad gets the lane). The 4 floats go to at.
-func expCheck(c *build.Context, k *smConsts, x, kd, e, zero, bad reg.VecVirtual, at operand.Mem) {
+// otherwise (then bad gets the lane). The 4 floats go to at and, in order,
+// into sum.
+func expCheck(c *build.Context, k *smConsts, x, kd, e, zero, bad, sum reg.VecVirtual, at operand.Mem) {
 	f64, u64 := k.f64, k.u64
 	scale := c.YMM()
 	c.VPADDQ(u64("sm_bias", 1023), kd, scale)
@@ -185,6 +228,16 @@ func expCheck(c *build.Context, k *smConsts, x, kd, e, zero, bad reg.VecVirtual,
 	out := c.XMM()
 	c.VCVTPD2PSY(res, out) // y rounds to the float32 checked above; 0, -1 exactly
 	c.VMOVUPS(out, at)
+	// The sum, one lane after another as the Go loop adds them; its chain
+	// of dependent adds runs beside the next lanes' exponentials.
+	c.VADDSS(out, sum, sum)
+	t := c.XMM()
+	c.VMOVSHDUP(out, t) // lane 1
+	c.VADDSS(t, sum, sum)
+	c.VMOVHLPS(out, out, t) // lane 2
+	c.VADDSS(t, sum, sum)
+	c.VPERMILPS(operand.U8(0xff), out, t) // lane 3
+	c.VADDSS(t, sum, sum)
 }
 
 // smConsts are the kernels' read-only vectors, each made once.

@@ -158,23 +158,23 @@ func (s *Sampler) softmax(logits []float32) []float32 {
 		s.probs = make([]float32, len(logits))
 	}
 	p := s.probs[:len(logits)]
-	if !expAsm(p, logits, s.temp) {
-		expGo(p, logits, s.temp)
-	}
-	var sum float32
-	for _, e := range p {
-		sum += e
+	sum, ok := expAsm(p, logits, s.temp)
+	if !ok {
+		sum = expGo(p, logits, s.temp)
 	}
 	inv := 1 / sum
-	for i := range p {
-		p[i] *= inv
+	if !scaleAsm(p, inv) {
+		for i := range p {
+			p[i] *= inv
+		}
 	}
 	return p
 }
 
 // expGo sets p[i] = float32(math.Exp(float64(logits[i]/temp - mx))), mx the
-// largest logits[i]/temp (NaNs skipped): the numbers expAsm must match.
-func expGo(p, logits []float32, temp float32) {
+// largest logits[i]/temp (NaNs skipped), and returns their float32 sum in
+// index order: the numbers expAsm must match.
+func expGo(p, logits []float32, temp float32) (sum float32) {
 	mx := float32(math.Inf(-1))
 	for i, v := range logits {
 		v /= temp
@@ -184,8 +184,11 @@ func expGo(p, logits []float32, temp float32) {
 		}
 	}
 	for i, v := range p {
-		p[i] = float32(math.Exp(float64(v - mx)))
+		e := float32(math.Exp(float64(v - mx)))
+		p[i] = e
+		sum += e
 	}
+	return sum
 }
 
 // sampleMult draws from the whole distribution in id order (run.c's sample_mult).

@@ -9,7 +9,12 @@ package sample
 //go:noescape
 func scalemax_avx2(p *float32, logits *float32, n int, temp float32) float32
 
-// expshift_avx2 replaces each of the n (a multiple of 8) floats at p by float32(math.Exp(float64(p[i]-mx))), or by -1 where it cannot vouch for those bits; non-zero when it left a -1.
+// expshift_avx2 replaces each of the n (a multiple of 8) floats at p by float32(math.Exp(float64(p[i]-mx))), or by -1 where it cannot vouch for those bits (then bad is non-zero), and returns their float32 sum added in order.
 //
 //go:noescape
-func expshift_avx2(p *float32, n int, mx float32) int
+func expshift_avx2(p *float32, n int, mx float32) (sum float32, bad int)
+
+// scale_avx2 multiplies the n floats at p by s.
+//
+//go:noescape
+func scale_avx2(p *float32, n int, s float32)

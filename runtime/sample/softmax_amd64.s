@@ -59,129 +59,145 @@ DATA sm_neginf<>+24(SB)/4, $0xff800000
 DATA sm_neginf<>+28(SB)/4, $0xff800000
 GLOBL sm_neginf<>(SB), RODATA|NOPTR, $32
 
-// func expshift_avx2(p *float32, n int, mx float32) int
-// Requires: AVX, AVX2, FMA3
-TEXT ·expshift_avx2(SB), NOSPLIT, $0-32
+// func expshift_avx2(p *float32, n int, mx float32) (sum float32, bad int)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expshift_avx2(SB), NOSPLIT, $0-40
 	MOVQ         p+0(FP), AX
 	MOVQ         n+8(FP), CX
 	VBROADCASTSS mx+16(FP), X0
 	VXORPD       Y1, Y1, Y1
+	VXORPS       X2, X2, X2
 	XORQ         DX, DX
 
 eloop:
 	CMPQ         DX, CX
 	JGE          edone
-	VMOVUPS      (AX)(DX*4), X2
-	VSUBPS       X0, X2, X2
-	VCVTPS2PD    X2, Y2
-	VMOVUPS      16(AX)(DX*4), X3
+	VMOVUPS      (AX)(DX*4), X3
 	VSUBPS       X0, X3, X3
 	VCVTPS2PD    X3, Y3
-	VMULPD       sm_log2e<>+0(SB), Y2, Y4
-	VADDPD       sm_shifter<>+0(SB), Y4, Y4
+	VMOVUPS      16(AX)(DX*4), X4
+	VSUBPS       X0, X4, X4
+	VCVTPS2PD    X4, Y4
 	VMULPD       sm_log2e<>+0(SB), Y3, Y5
 	VADDPD       sm_shifter<>+0(SB), Y5, Y5
-	VSUBPD       sm_shifter<>+0(SB), Y4, Y6
-	VMOVAPD      Y2, Y7
-	VFNMADD231PD sm_ln2hi<>+0(SB), Y6, Y7
-	VFNMADD231PD sm_ln2lo<>+0(SB), Y6, Y7
-	VSUBPD       sm_shifter<>+0(SB), Y5, Y6
+	VMULPD       sm_log2e<>+0(SB), Y4, Y6
+	VADDPD       sm_shifter<>+0(SB), Y6, Y6
+	VSUBPD       sm_shifter<>+0(SB), Y5, Y7
 	VMOVAPD      Y3, Y8
-	VFNMADD231PD sm_ln2hi<>+0(SB), Y6, Y8
-	VFNMADD231PD sm_ln2lo<>+0(SB), Y6, Y8
-	VMULPD       Y7, Y7, Y6
-	VMULPD       Y8, Y8, Y9
-	VMOVUPD      sm_c1<>+0(SB), Y10
-	VFMADD213PD  sm_c0<>+0(SB), Y7, Y10
-	VMOVUPD      sm_c3<>+0(SB), Y11
-	VFMADD213PD  sm_c2<>+0(SB), Y7, Y11
-	VFMADD231PD  Y11, Y6, Y10
-	VMOVUPD      sm_c5<>+0(SB), Y11
-	VFMADD213PD  sm_c4<>+0(SB), Y7, Y11
-	VMOVUPD      sm_c7<>+0(SB), Y12
-	VFMADD213PD  sm_c6<>+0(SB), Y7, Y12
-	VFMADD231PD  Y12, Y6, Y11
-	VMULPD       Y6, Y6, Y12
-	VFMADD231PD  Y11, Y12, Y10
+	VFNMADD231PD sm_ln2hi<>+0(SB), Y7, Y8
+	VFNMADD231PD sm_ln2lo<>+0(SB), Y7, Y8
+	VSUBPD       sm_shifter<>+0(SB), Y6, Y7
+	VMOVAPD      Y4, Y9
+	VFNMADD231PD sm_ln2hi<>+0(SB), Y7, Y9
+	VFNMADD231PD sm_ln2lo<>+0(SB), Y7, Y9
+	VMULPD       Y8, Y8, Y7
+	VMULPD       Y9, Y9, Y10
 	VMOVUPD      sm_c1<>+0(SB), Y11
 	VFMADD213PD  sm_c0<>+0(SB), Y8, Y11
-	VMOVUPD      sm_c3<>+0(SB), Y13
-	VFMADD213PD  sm_c2<>+0(SB), Y8, Y13
-	VFMADD231PD  Y13, Y9, Y11
-	VMOVUPD      sm_c5<>+0(SB), Y13
-	VFMADD213PD  sm_c4<>+0(SB), Y8, Y13
-	VMOVUPD      sm_c7<>+0(SB), Y14
-	VFMADD213PD  sm_c6<>+0(SB), Y8, Y14
-	VFMADD231PD  Y14, Y9, Y13
-	VMULPD       Y9, Y9, Y14
-	VFMADD231PD  Y13, Y14, Y11
-	VMOVUPD      sm_c9<>+0(SB), Y13
-	VFMADD213PD  sm_c8<>+0(SB), Y7, Y13
-	VMOVUPD      sm_c11<>+0(SB), Y15
-	VFMADD213PD  sm_c10<>+0(SB), Y7, Y15
-	VFMADD231PD  Y15, Y6, Y13
-	VFMADD231PD  sm_c12<>+0(SB), Y12, Y13
-	VMULPD       Y12, Y12, Y12
-	VFMADD231PD  Y13, Y12, Y10
-	VMOVUPD      sm_c9<>+0(SB), Y6
-	VFMADD213PD  sm_c8<>+0(SB), Y8, Y6
-	VMOVUPD      sm_c11<>+0(SB), Y7
-	VFMADD213PD  sm_c10<>+0(SB), Y8, Y7
-	VFMADD231PD  Y7, Y9, Y6
-	VFMADD231PD  sm_c12<>+0(SB), Y14, Y6
-	VMULPD       Y14, Y14, Y14
-	VFMADD231PD  Y6, Y14, Y11
-	VXORPD       Y6, Y6, Y6
-	VPADDQ       sm_bias<>+0(SB), Y4, Y4
-	VPSLLQ       $0x34, Y4, Y4
-	VMULPD       Y4, Y10, Y4
-	VPAND        sm_low29<>+0(SB), Y4, Y7
-	VPSUBQ       sm_mid<>+0(SB), Y7, Y7
-	VPCMPGTQ     sm_margin<>+0(SB), Y7, Y8
-	VMOVDQU      sm_negmargin<>+0(SB), Y9
-	VPCMPGTQ     Y7, Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VCMPPD       $0x1d, sm_low<>+0(SB), Y2, Y9
-	VANDPD       Y9, Y8, Y8
-	VCMPPD       $0x12, Y6, Y2, Y9
-	VANDPD       Y9, Y8, Y8
-	VCMPPD       $0x12, sm_zerolim<>+0(SB), Y2, Y2
-	VMOVUPD      sm_neg1<>+0(SB), Y7
-	VBLENDVPD    Y8, Y4, Y7, Y7
-	VBLENDVPD    Y2, Y6, Y7, Y7
-	VORPD        Y2, Y8, Y8
-	VANDNPD      sm_ones<>+0(SB), Y8, Y8
-	VORPD        Y8, Y1, Y1
-	VCVTPD2PSY   Y7, X2
-	VMOVUPS      X2, (AX)(DX*4)
-	VPADDQ       sm_bias<>+0(SB), Y5, Y2
-	VPSLLQ       $0x34, Y2, Y2
-	VMULPD       Y2, Y11, Y2
-	VPAND        sm_low29<>+0(SB), Y2, Y4
-	VPSUBQ       sm_mid<>+0(SB), Y4, Y4
-	VPCMPGTQ     sm_margin<>+0(SB), Y4, Y5
-	VMOVDQU      sm_negmargin<>+0(SB), Y7
-	VPCMPGTQ     Y4, Y7, Y7
-	VPOR         Y7, Y5, Y5
-	VCMPPD       $0x1d, sm_low<>+0(SB), Y3, Y7
-	VANDPD       Y7, Y5, Y5
-	VCMPPD       $0x12, Y6, Y3, Y7
-	VANDPD       Y7, Y5, Y5
+	VMOVUPD      sm_c3<>+0(SB), Y12
+	VFMADD213PD  sm_c2<>+0(SB), Y8, Y12
+	VFMADD231PD  Y12, Y7, Y11
+	VMOVUPD      sm_c5<>+0(SB), Y12
+	VFMADD213PD  sm_c4<>+0(SB), Y8, Y12
+	VMOVUPD      sm_c7<>+0(SB), Y13
+	VFMADD213PD  sm_c6<>+0(SB), Y8, Y13
+	VFMADD231PD  Y13, Y7, Y12
+	VMULPD       Y7, Y7, Y13
+	VFMADD231PD  Y12, Y13, Y11
+	VMOVUPD      sm_c1<>+0(SB), Y12
+	VFMADD213PD  sm_c0<>+0(SB), Y9, Y12
+	VMOVUPD      sm_c3<>+0(SB), Y14
+	VFMADD213PD  sm_c2<>+0(SB), Y9, Y14
+	VFMADD231PD  Y14, Y10, Y12
+	VMOVUPD      sm_c5<>+0(SB), Y14
+	VFMADD213PD  sm_c4<>+0(SB), Y9, Y14
+	VMOVUPD      sm_c7<>+0(SB), Y15
+	VFMADD213PD  sm_c6<>+0(SB), Y9, Y15
+	VFMADD231PD  Y15, Y10, Y14
+	VMULPD       Y10, Y10, Y15
+	VFMADD231PD  Y14, Y15, Y12
+	VMOVUPD      sm_c9<>+0(SB), Y14
+	VFMADD213PD  sm_c8<>+0(SB), Y8, Y14
+	VMOVUPD      sm_c11<>+0(SB), Y16
+	VFMADD213PD  sm_c10<>+0(SB), Y8, Y16
+	VFMADD231PD  Y16, Y7, Y14
+	VFMADD231PD  sm_c12<>+0(SB), Y13, Y14
+	VMULPD       Y13, Y13, Y13
+	VFMADD231PD  Y14, Y13, Y11
+	VMOVUPD      sm_c9<>+0(SB), Y7
+	VFMADD213PD  sm_c8<>+0(SB), Y9, Y7
+	VMOVUPD      sm_c11<>+0(SB), Y8
+	VFMADD213PD  sm_c10<>+0(SB), Y9, Y8
+	VFMADD231PD  Y8, Y10, Y7
+	VFMADD231PD  sm_c12<>+0(SB), Y15, Y7
+	VMULPD       Y15, Y15, Y15
+	VFMADD231PD  Y7, Y15, Y12
+	VXORPD       Y7, Y7, Y7
+	VPADDQ       sm_bias<>+0(SB), Y5, Y5
+	VPSLLQ       $0x34, Y5, Y5
+	VMULPD       Y5, Y11, Y5
+	VPAND        sm_low29<>+0(SB), Y5, Y8
+	VPSUBQ       sm_mid<>+0(SB), Y8, Y8
+	VPCMPGTQ     sm_margin<>+0(SB), Y8, Y9
+	VMOVDQU      sm_negmargin<>+0(SB), Y10
+	VPCMPGTQ     Y8, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VCMPPD       $0x1d, sm_low<>+0(SB), Y3, Y10
+	VANDPD       Y10, Y9, Y9
+	VCMPPD       $0x12, Y7, Y3, Y10
+	VANDPD       Y10, Y9, Y9
 	VCMPPD       $0x12, sm_zerolim<>+0(SB), Y3, Y3
-	VMOVUPD      sm_neg1<>+0(SB), Y4
-	VBLENDVPD    Y5, Y2, Y4, Y4
-	VBLENDVPD    Y3, Y6, Y4, Y4
-	VORPD        Y3, Y5, Y5
-	VANDNPD      sm_ones<>+0(SB), Y5, Y5
-	VORPD        Y5, Y1, Y1
-	VCVTPD2PSY   Y4, X2
-	VMOVUPS      X2, 16(AX)(DX*4)
+	VMOVUPD      sm_neg1<>+0(SB), Y8
+	VBLENDVPD    Y9, Y5, Y8, Y8
+	VBLENDVPD    Y3, Y7, Y8, Y8
+	VORPD        Y3, Y9, Y9
+	VANDNPD      sm_ones<>+0(SB), Y9, Y9
+	VORPD        Y9, Y1, Y1
+	VCVTPD2PSY   Y8, X3
+	VMOVUPS      X3, (AX)(DX*4)
+	VADDSS       X3, X2, X2
+	VMOVSHDUP    X3, X5
+	VADDSS       X5, X2, X2
+	VMOVHLPS     X3, X3, X5
+	VADDSS       X5, X2, X2
+	VPERMILPS    $0xff, X3, X5
+	VADDSS       X5, X2, X2
+	VPADDQ       sm_bias<>+0(SB), Y6, Y3
+	VPSLLQ       $0x34, Y3, Y3
+	VMULPD       Y3, Y12, Y3
+	VPAND        sm_low29<>+0(SB), Y3, Y5
+	VPSUBQ       sm_mid<>+0(SB), Y5, Y5
+	VPCMPGTQ     sm_margin<>+0(SB), Y5, Y6
+	VMOVDQU      sm_negmargin<>+0(SB), Y8
+	VPCMPGTQ     Y5, Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VCMPPD       $0x1d, sm_low<>+0(SB), Y4, Y8
+	VANDPD       Y8, Y6, Y6
+	VCMPPD       $0x12, Y7, Y4, Y8
+	VANDPD       Y8, Y6, Y6
+	VCMPPD       $0x12, sm_zerolim<>+0(SB), Y4, Y4
+	VMOVUPD      sm_neg1<>+0(SB), Y5
+	VBLENDVPD    Y6, Y3, Y5, Y5
+	VBLENDVPD    Y4, Y7, Y5, Y5
+	VORPD        Y4, Y6, Y6
+	VANDNPD      sm_ones<>+0(SB), Y6, Y6
+	VORPD        Y6, Y1, Y1
+	VCVTPD2PSY   Y5, X3
+	VMOVUPS      X3, 16(AX)(DX*4)
+	VADDSS       X3, X2, X2
+	VMOVSHDUP    X3, X4
+	VADDSS       X4, X2, X2
+	VMOVHLPS     X3, X3, X4
+	VADDSS       X4, X2, X2
+	VPERMILPS    $0xff, X3, X4
+	VADDSS       X4, X2, X2
 	ADDQ         $0x08, DX
 	JMP          eloop
 
 edone:
 	VMOVMSKPD Y1, AX
-	MOVQ      AX, ret+24(FP)
+	MOVSS     X2, sum+24(FP)
+	MOVQ      AX, bad+32(FP)
 	VZEROUPPER
 	RET
 
@@ -340,3 +356,33 @@ DATA sm_ones<>+8(SB)/8, $0xffffffffffffffff
 DATA sm_ones<>+16(SB)/8, $0xffffffffffffffff
 DATA sm_ones<>+24(SB)/8, $0xffffffffffffffff
 GLOBL sm_ones<>(SB), RODATA|NOPTR, $32
+
+// func scale_avx2(p *float32, n int, s float32)
+// Requires: AVX
+TEXT ·scale_avx2(SB), NOSPLIT, $0-20
+	MOVQ         p+0(FP), AX
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y0
+	XORQ         DX, DX
+	MOVQ         CX, BX
+	ANDQ         $-8, BX
+
+mloop:
+	CMPQ    DX, BX
+	JGE     mtail
+	VMULPS  (AX)(DX*4), Y0, Y1
+	VMOVUPS Y1, (AX)(DX*4)
+	ADDQ    $0x08, DX
+	JMP     mloop
+
+mtail:
+	CMPQ   DX, CX
+	JGE    mret
+	VMULSS (AX)(DX*4), X0, X1
+	VMOVSS X1, (AX)(DX*4)
+	INCQ   DX
+	JMP    mtail
+
+mret:
+	VZEROUPPER
+	RET

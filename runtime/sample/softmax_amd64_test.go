@@ -47,8 +47,15 @@ func TestExpShiftBits(t *testing.T) {
 			}
 		}
 		p := append([]float32(nil), d...)
-		flag := expshift_avx2(&p[0], n, 0)
+		sum, flag := expshift_avx2(&p[0], n, 0)
 		sawLeft := false
+		var want32 float32
+		for _, e := range p {
+			want32 += e
+		}
+		if flag == 0 && math.Float32bits(sum) != math.Float32bits(want32) {
+			t.Fatalf("round %d: kernel's sum %v, the lanes added in order %v", round, sum, want32)
+		}
 		for i, got := range p {
 			want := float32(math.Exp(float64(d[i])))
 			x := float64(d[i])
@@ -141,7 +148,9 @@ func TestExpModel(t *testing.T) {
 		}
 	}
 	p := append([]float32(nil), d...)
-	expshift_avx2(&p[0], n, 0)
+	if _, bad := expshift_avx2(&p[0], n, 0); bad == 0 {
+		t.Log("no lane left for math.Exp")
+	}
 	worst := 0.0
 	for i, x := range d {
 		y, lane := expModel(x)
@@ -180,10 +189,23 @@ func TestSoftmaxAsmMatchesGo(t *testing.T) {
 				}
 			}
 			got, want := make([]float32, n), make([]float32, n)
-			if !expAsm(got, l, temp) {
+			gotSum, ok := expAsm(got, l, temp)
+			if !ok {
 				t.Fatal("expAsm declined on an AVX2 machine")
 			}
-			expGo(want, l, temp)
+			wantSum := expGo(want, l, temp)
+			if !sameBits(gotSum, wantSum) {
+				t.Fatalf("n %d trial %d (σ %v, temperature %v): asm sum %v, Go sum %v", n, trial, sigma, temp, gotSum, wantSum)
+			}
+			scaled := append([]float32(nil), want...)
+			if !scaleAsm(scaled, 1/wantSum) {
+				t.Fatal("scaleAsm declined on an AVX2 machine")
+			}
+			for i := range scaled {
+				if !sameBits(scaled[i], want[i]*(1/wantSum)) {
+					t.Fatalf("n %d trial %d: scaled lane %d %v, Go %v", n, trial, i, scaled[i], want[i]*(1/wantSum))
+				}
+			}
 			for i := range got {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
 					t.Fatalf("n %d trial %d (σ %v, temperature %v), logit %d = %v: asm %v, Go %v", n, trial, sigma, temp, i, l[i], got[i], want[i])
@@ -211,25 +233,26 @@ func TestSoftmaxGeneratedUpToDate(t *testing.T) {
 	}
 }
 
+// BenchmarkSoftmax times the sampler's whole softmax (scale, maximum,
+// exponentials, sum, normalisation) with the kernels and with the Go loops.
 func BenchmarkSoftmax(b *testing.B) {
+	defer func(v bool) { softmaxAVX2 = v }(softmaxAVX2)
 	for _, n := range []int{512, 32000} {
 		r := rand.New(rand.NewPCG(1, 2))
 		l := make([]float32, n)
 		for i := range l {
 			l[i] = float32(r.NormFloat64() * 2)
 		}
-		p := make([]float32, n)
+		s := mustNew(b, Params{Temperature: 1, TopP: 1})
 		name := map[int]string{512: "512", 32000: "32000"}[n]
-		b.Run(name+"/asm", func(b *testing.B) {
-			for b.Loop() {
-				expAsm(p, l, 1)
-			}
-		})
-		b.Run(name+"/go", func(b *testing.B) {
-			for b.Loop() {
-				expGo(p, l, 1)
-			}
-		})
+		for _, asm := range []bool{true, false} {
+			b.Run(name+map[bool]string{true: "/asm", false: "/go"}[asm], func(b *testing.B) {
+				softmaxAVX2 = asm && cpu.Supports(cpu.AVX2)
+				for b.Loop() {
+					s.softmax(l)
+				}
+			})
+		}
 	}
 }
 
@@ -249,12 +272,19 @@ func FuzzSoftmaxBits(f *testing.F) {
 			return
 		}
 		got, want := make([]float32, len(l)), make([]float32, len(l))
-		expAsm(got, l, temp)
-		expGo(want, l, temp)
+		gotSum, _ := expAsm(got, l, temp)
+		if wantSum := expGo(want, l, temp); !sameBits(gotSum, wantSum) {
+			t.Fatalf("logits %v, temperature %v: asm sum %v, Go sum %v", l, temp, gotSum, wantSum)
+		}
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
 				t.Fatalf("logits %v, temperature %v: lane %d asm %v, Go %v", l, temp, i, got[i], want[i])
 			}
 		}
 	})
+}
+
+// sameBits: a and b are the same float32, NaNs being all alike.
+func sameBits(a, b float32) bool {
+	return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
 }
