@@ -1,14 +1,13 @@
 package asm_test
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/asm/internal/backtest/shapes"
+	"github.com/modelc/modelc/internal/gentest"
 )
 
 // TestBackwardGeneratedUpToDate regenerates package backtest and fails if
@@ -18,19 +17,7 @@ func TestBackwardGeneratedUpToDate(t *testing.T) {
 	if err := shapes.Generate(dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range shapes.Files {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := os.ReadFile(filepath.Join("internal", "backtest", name))
-		if err != nil {
-			t.Fatalf("committed %s: %v", name, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("internal/backtest/%s is stale: run go generate ./asm/internal/backtest", name)
-		}
-	}
+	gentest.MatchDir(t, filepath.Join("internal", "backtest"), dir, shapes.Files, "go generate ./asm/internal/backtest")
 }
 
 func TestBKernelValidate(t *testing.T) {

@@ -1,14 +1,13 @@
 package asm_test
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/asm/internal/quanttest/shapes"
+	"github.com/modelc/modelc/internal/gentest"
 )
 
 // TestQuantGeneratedUpToDate regenerates package quanttest and fails if the
@@ -18,19 +17,7 @@ func TestQuantGeneratedUpToDate(t *testing.T) {
 	if err := shapes.Generate(dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range shapes.Files {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := os.ReadFile(filepath.Join("internal", "quanttest", name))
-		if err != nil {
-			t.Fatalf("committed %s: %v", name, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("internal/quanttest/%s is stale: run go generate ./asm/internal/quanttest", name)
-		}
-	}
+	gentest.MatchDir(t, filepath.Join("internal", "quanttest"), dir, shapes.Files, "go generate ./asm/internal/quanttest")
 }
 
 func TestQKernelValidate(t *testing.T) {

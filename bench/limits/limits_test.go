@@ -1,14 +1,12 @@
 package limits
 
 import (
-	"bytes"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/modelc/modelc/bench/limits/internal/limitgen"
+	"github.com/modelc/modelc/internal/gentest"
 )
 
 // TestGeneratedUpToDate regenerates the kernels and fails if the committed
@@ -18,19 +16,7 @@ func TestGeneratedUpToDate(t *testing.T) {
 	if err := limitgen.Generate(dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range limitgen.Files {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatalf("committed %s: %v", name, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s is stale: run go generate ./bench/limits", name)
-		}
-	}
+	gentest.MatchDir(t, ".", dir, limitgen.Files, "go generate ./bench/limits")
 }
 
 // The FMA kernel computes acc = acc·a + b from acc = b on every chain: with

@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/gentest"
 )
 
 // TestQuantizeActAsm: the assembly activation quantiser (where this build
@@ -70,15 +70,7 @@ func TestActGeneratedUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string][]byte{"act_amd64.s": s, "act_amd64.go": stubs} {
-		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s is stale: run go generate ./runtime/quant", name)
-		}
-	}
+	gentest.Match(t, ".", map[string][]byte{"act_amd64.s": s, "act_amd64.go": stubs}, "go generate ./runtime/quant")
 }
 
 // FuzzQuantizeAct: for any 64 floats (two blocks), the assembly quantiser

@@ -1,15 +1,14 @@
 package sample
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/internal/gentest"
 	"github.com/modelc/modelc/runtime/cpu"
 )
 
@@ -93,15 +92,7 @@ func TestArgmaxGeneratedUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string][]byte{"argmax_amd64.s": s, "argmax_amd64.go": stubs} {
-		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s is stale: run go generate ./runtime/sample", name)
-		}
-	}
+	gentest.Match(t, ".", map[string][]byte{"argmax_amd64.s": s, "argmax_amd64.go": stubs}, "go generate ./runtime/sample")
 }
 
 func BenchmarkArgmax(b *testing.B) {

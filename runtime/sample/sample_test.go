@@ -308,26 +308,27 @@ func TestKeptAgainstFullSort(t *testing.T) {
 	}
 }
 
-func BenchmarkSampleTopP32000(b *testing.B) {
+// benchSample times Sample with p over n logits drawn from N(0, sigma²).
+func benchSample(b *testing.B, n int, sigma float64, p Params) {
 	r := rand.New(rand.NewPCG(5, 6))
-	logits := make([]float32, 32000)
+	logits := make([]float32, n)
 	for i := range logits {
-		logits[i] = float32(r.NormFloat64() * 2)
+		logits[i] = float32(r.NormFloat64() * sigma)
 	}
-	s, _ := New(Params{Temperature: 1, TopP: 0.9, Seed: 1})
+	s := mustNew(b, p)
 	for b.Loop() {
 		s.Sample(logits)
 	}
 }
 
+func BenchmarkSampleTopP32000(b *testing.B) {
+	benchSample(b, 32000, 2, Params{Temperature: 1, TopP: 0.9, Seed: 1})
+}
+
+func BenchmarkSampleTopP512(b *testing.B) {
+	benchSample(b, 512, 3, Params{Temperature: 1, TopP: 0.9, Seed: 1})
+}
+
 func BenchmarkSampleTopK40(b *testing.B) {
-	r := rand.New(rand.NewPCG(5, 6))
-	logits := make([]float32, 32000)
-	for i := range logits {
-		logits[i] = float32(r.NormFloat64() * 2)
-	}
-	s, _ := New(Params{Temperature: 1, TopP: 0.9, TopK: 40, Seed: 1})
-	for b.Loop() {
-		s.Sample(logits)
-	}
+	benchSample(b, 32000, 2, Params{Temperature: 1, TopP: 0.9, TopK: 40, Seed: 1})
 }

@@ -161,15 +161,3 @@ func TestNucleusMatchesBuckets(t *testing.T) {
 		t.Fatalf("the trials took the heap %d times and the buckets %d: both sides must be tried", heap, buckets)
 	}
 }
-
-func BenchmarkSampleTopP512(b *testing.B) {
-	r := rand.New(rand.NewPCG(5, 6))
-	logits := make([]float32, 512)
-	for i := range logits {
-		logits[i] = float32(r.NormFloat64() * 3)
-	}
-	s, _ := New(Params{Temperature: 1, TopP: 0.9, Seed: 1})
-	for b.Loop() {
-		s.Sample(logits)
-	}
-}

@@ -3,14 +3,13 @@
 package sample
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/internal/gentest"
 	"github.com/modelc/modelc/runtime/cpu"
 )
 
@@ -222,15 +221,7 @@ func TestSoftmaxGeneratedUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string][]byte{"softmax_amd64.s": s, "softmax_amd64.go": stubs} {
-		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s is stale: run go generate ./runtime/sample", name)
-		}
-	}
+	gentest.Match(t, ".", map[string][]byte{"softmax_amd64.s": s, "softmax_amd64.go": stubs}, "go generate ./runtime/sample")
 }
 
 // BenchmarkSoftmax times the sampler's whole softmax (scale, maximum,
