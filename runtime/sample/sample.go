@@ -212,21 +212,38 @@ func sampleMult(probs []float32, coin float32) int {
 // and through nucleus to this or sampleTopP, which give the same result; this
 // is also their reference in the tests and sampleTopP's fallback.
 func (s *Sampler) sampleTop(probs []float32, k int, coin float32) int {
-	n := len(probs)
-	h := s.heap[:0]
+	var h []cand
 	if k == 0 {
-		cutoff := (1 - s.topP) / float32(n-1)
-		for i, p := range probs {
-			if p >= cutoff {
-				h = append(h, cand{p, int32(i)})
-			}
-		}
+		h, _ = s.candidates(probs, len(probs))
 	} else {
+		h = s.heap[:0]
 		for i, p := range probs {
 			h = append(h, cand{p, int32(i)})
 		}
+		s.heap = h
 	}
-	s.heap = h
+	return s.fromHeap(h, probs, k, coin)
+}
+
+// candidates gathers into s.heap the tokens at or above top-p's cutoff,
+// (1-p)/(n-1), or stops and reports false after more than most.
+func (s *Sampler) candidates(probs []float32, most int) ([]cand, bool) {
+	cutoff := (1 - s.topP) / float32(len(probs)-1)
+	h := s.heap[:0]
+	defer func() { s.heap = h }()
+	for i, p := range probs {
+		if p >= cutoff {
+			if len(h) == most {
+				return h, false
+			}
+			h = append(h, cand{p, int32(i)})
+		}
+	}
+	return h, true
+}
+
+// fromHeap is sampleTop's selection and draw from its candidates h.
+func (s *Sampler) fromHeap(h []cand, probs []float32, k int, coin float32) int {
 	if len(h) == 0 { // only NaNs: nothing comparable survived
 		s.kept = s.kept[:0]
 		return Argmax(probs)
@@ -341,15 +358,8 @@ const heapTopP = 1024
 // nucleus is sampleTop without top-k, through whichever of the heap and the
 // buckets is faster for probs; both keep the same tokens and draw the same one.
 func (s *Sampler) nucleus(probs []float32, coin float32) int {
-	cutoff := (1 - s.topP) / float32(len(probs)-1)
-	c := 0
-	for _, p := range probs {
-		if p >= cutoff {
-			c++
-		}
-	}
-	if c <= heapTopP {
-		return s.sampleTop(probs, 0, coin)
+	if h, ok := s.candidates(probs, heapTopP); ok {
+		return s.fromHeap(h, probs, 0, coin)
 	}
 	return s.sampleTopP(probs, coin)
 }
