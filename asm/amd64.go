@@ -81,11 +81,7 @@ func (g *amd) kernel(k Kernel) {
 		}
 	}
 	g.kmask, g.vmask = map[int]reg.Register{}, map[int]reg.Register{}
-	c.Function(k.Name())
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr(k.Signature())
-	c.Doc(k.doc())
+	leaf(c, k.Name(), k.Signature(), k.doc())
 	switch k.Op {
 	case OpMatVec, OpMatVecAdd, OpRMSNormMatVec, OpSwiGLU, OpRMSNormSwiGLU:
 		g.matvec(k)

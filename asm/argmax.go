@@ -1,7 +1,6 @@
 package asm
 
 import (
-	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -18,11 +17,7 @@ import (
 func ArgmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c := build.NewContext()
 	c.ConstraintExpr("!purego")
-	c.Function("argmax_avx2")
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(x *float32, n int) int")
-	c.Doc("argmax_avx2 is the index of the first largest of the n ≥ 1 floats at x, or -1 if one is a NaN.")
+	leaf(c, "argmax_avx2", "func(x *float32, n int) int", "argmax_avx2 is the index of the first largest of the n ≥ 1 floats at x, or -1 if one is a NaN.")
 	x, n := loadParam(c, "x"), loadParam(c, "n")
 	at := func(i reg.GPVirtual, disp int) operand.Mem {
 		return operand.Mem{Base: x, Index: i, Scale: 4, Disp: disp}

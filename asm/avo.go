@@ -2,7 +2,9 @@ package asm
 
 import (
 	"fmt"
+	"math"
 
+	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/pass"
@@ -46,4 +48,57 @@ func loadParam(c *build.Context, name string) reg.GPVirtual {
 	r := c.GP64()
 	c.MOVQ(paramAddr(c, name), r)
 	return r
+}
+
+// constPool makes a standalone generator's read-only 32-byte vectors, each
+// once (amd's constant does the same for the model kernels, 64 bytes wide).
+type constPool struct {
+	c *build.Context
+	m map[string]operand.Mem
+}
+
+// vec returns the 32-byte vector of name, words made by add on first use.
+func (k *constPool) vec(name string, add func()) operand.Mem {
+	if m, ok := k.m[name]; ok {
+		return m
+	}
+	m := k.c.StaticGlobal(name)
+	k.c.DataAttributes(attr.RODATA | attr.NOPTR)
+	add()
+	k.m[name] = m
+	return m
+}
+
+func (k *constPool) f64(name string, v float64) operand.Mem {
+	return k.u64(name, math.Float64bits(v))
+}
+
+func (k *constPool) u64(name string, v uint64) operand.Mem {
+	return k.vec(name, func() {
+		for range 4 {
+			k.c.AppendDatum(operand.U64(v))
+		}
+	})
+}
+
+func (k *constPool) u32(name string, v uint32) operand.Mem {
+	return k.vec(name, func() {
+		for range 8 {
+			k.c.AppendDatum(operand.U32(v))
+		}
+	})
+}
+
+// newConstPool returns an empty pool for the functions of c.
+func newConstPool(c *build.Context) *constPool {
+	return &constPool{c: c, m: map[string]operand.Mem{}}
+}
+
+// leaf starts a NOSPLIT, noescape function name of c with signature sig.
+func leaf(c *build.Context, name, sig, doc string) {
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.Pragma("noescape")
+	c.SignatureExpr(sig)
+	c.Doc(doc)
 }

@@ -6,7 +6,6 @@ import (
 	"go/format"
 	"sort"
 
-	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -224,11 +223,7 @@ func (g *amd) bkernel(k BKernel) {
 		ti, cv = 8, 3 // 24 + 3 + 1 ≤ 32
 	}
 	g.kmask, g.vmask = map[int]reg.Register{}, map[int]reg.Register{}
-	c.Function(k.Name())
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr(k.Signature())
-	c.Doc(k.doc())
+	leaf(c, k.Name(), k.Signature(), k.doc())
 	g.prepMask(k.Cols % g.lanes)
 	R, C := k.Rows, k.Cols
 	if k.DW {

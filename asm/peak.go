@@ -3,7 +3,6 @@ package asm
 import (
 	"fmt"
 
-	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -92,11 +91,7 @@ func limitSumStore(c *build.Context, vs []reg.VecVirtual, out operand.Mem) {
 
 func peakFMA(c *build.Context, isa ISA) {
 	chains := LimitFMAChains(isa)
-	c.Function("peakFMA_" + isa.String())
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(n int, a, b float32, out *float32)")
-	c.Doc(fmt.Sprintf("peakFMA_%s runs n iterations of %d independent FMA chains acc = acc·a + b and stores their sum at out.", isa, chains))
+	leaf(c, "peakFMA_"+isa.String(), "func(n int, a, b float32, out *float32)", fmt.Sprintf("peakFMA_%s runs n iterations of %d independent FMA chains acc = acc·a + b and stores their sum at out.", isa, chains))
 	n := c.GP64()
 	c.MOVQ(paramAddr(c, "n"), n)
 	a, b := limitVec(c, isa), limitVec(c, isa)
@@ -133,11 +128,7 @@ func readKernel(c *build.Context, isa ISA, nta bool) {
 		name, sig = "readnta_"+isa.String(), "func(p *float32, n int, x float32, out *float32, ahead int)"
 		doc = fmt.Sprintf("%s is read_%s with a PREFETCHNTA of every line ahead bytes on, as the decode matvecs stream their weights.", name, isa)
 	}
-	c.Function(name)
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr(sig)
-	c.Doc(doc)
+	leaf(c, name, sig, doc)
 	p, n := c.GP64(), c.GP64()
 	c.MOVQ(paramAddr(c, "p"), p)
 	c.MOVQ(paramAddr(c, "n"), n)

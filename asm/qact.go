@@ -19,24 +19,8 @@ import (
 func QuantActAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c := build.NewContext()
 	c.ConstraintExpr("!purego")
-	consts := map[string]operand.Mem{}
-	cst := func(name string, v uint32) operand.Mem {
-		if m, ok := consts[name]; ok {
-			return m
-		}
-		m := c.StaticGlobal(name)
-		c.DataAttributes(attr.RODATA | attr.NOPTR)
-		for i := 0; i < 8; i++ {
-			c.AppendDatum(operand.U32(v))
-		}
-		consts[name] = m
-		return m
-	}
-	c.Function("quantizeAct_avx2")
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(xq *int8, xs *float32, x *float32, nb int)")
-	c.Doc("quantizeAct_avx2 is QuantizeAct over nb blocks of 32 activations.")
+	cst := newConstPool(c).u32
+	leaf(c, "quantizeAct_avx2", "func(xq *int8, xs *float32, x *float32, nb int)", "quantizeAct_avx2 is QuantizeAct over nb blocks of 32 activations.")
 	xq, xs, x, nb := loadParam(c, "xq"), loadParam(c, "xs"), loadParam(c, "x"), loadParam(c, "nb")
 	abs, n127 := c.YMM(), c.YMM()
 	c.VMOVUPS(cst("qaabs", 0x7fffffff), abs)

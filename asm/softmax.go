@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/mmcloughlin/avo/attr"
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -45,16 +44,12 @@ const (
 func SoftmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c := build.NewContext()
 	c.ConstraintExpr("!purego")
-	k := &smConsts{c: c, m: map[string]operand.Mem{}}
+	k := newConstPool(c)
 	f64 := k.f64
 
 	scaleMax(c, k)
 
-	c.Function("expshift_avx2")
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(p *float32, n int, mx float32) (sum float32, bad int)")
-	c.Doc("expshift_avx2 replaces each of the n (a multiple of 8) floats at p by float32(math.Exp(float64(p[i]-mx))), or by -1 where it cannot vouch for those bits (then bad is non-zero), and returns their float32 sum added in order.")
+	leaf(c, "expshift_avx2", "func(p *float32, n int, mx float32) (sum float32, bad int)", "expshift_avx2 replaces each of the n (a multiple of 8) floats at p by float32(math.Exp(float64(p[i]-mx))), or by -1 where it cannot vouch for those bits (then bad is non-zero), and returns their float32 sum added in order.")
 	p, n := loadParam(c, "p"), loadParam(c, "n")
 	mx := c.XMM()
 	c.VBROADCASTSS(paramAddr(c, "mx"), mx)
@@ -157,11 +152,7 @@ func SoftmaxAMD64(pkg string) (asmText, stubs []byte, err error) {
 
 // scaleBy emits scale_avx2 (see SoftmaxAMD64).
 func scaleBy(c *build.Context) {
-	c.Function("scale_avx2")
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(p *float32, n int, s float32)")
-	c.Doc("scale_avx2 multiplies the n floats at p by s.")
+	leaf(c, "scale_avx2", "func(p *float32, n int, s float32)", "scale_avx2 multiplies the n floats at p by s.")
 	p, n := loadParam(c, "p"), loadParam(c, "n")
 	s := c.YMM()
 	c.VBROADCASTSS(paramAddr(c, "s"), s)
@@ -196,7 +187,7 @@ func scaleBy(c *build.Context) {
 // it: 256 float64 ulps are at least 2^-45·y); 0 for x ≤ -104, -1
 // otherwise (then bad gets the lane). The 4 floats go to at and, in order,
 // into sum.
-func expCheck(c *build.Context, k *smConsts, x, kd, e, zero, bad, sum reg.VecVirtual, at operand.Mem) {
+func expCheck(c *build.Context, k *constPool, x, kd, e, zero, bad, sum reg.VecVirtual, at operand.Mem) {
 	f64, u64 := k.f64, k.u64
 	scale := c.YMM()
 	c.VPADDQ(u64("sm_bias", 1023), kd, scale)
@@ -240,51 +231,9 @@ func expCheck(c *build.Context, k *smConsts, x, kd, e, zero, bad, sum reg.VecVir
 	c.VADDSS(t, sum, sum)
 }
 
-// smConsts are the kernels' read-only vectors, each made once.
-type smConsts struct {
-	c *build.Context
-	m map[string]operand.Mem
-}
-
-// vec returns the 32-byte vector of name, words made by add on first use.
-func (k *smConsts) vec(name string, add func()) operand.Mem {
-	if m, ok := k.m[name]; ok {
-		return m
-	}
-	m := k.c.StaticGlobal(name)
-	k.c.DataAttributes(attr.RODATA | attr.NOPTR)
-	add()
-	k.m[name] = m
-	return m
-}
-
-func (k *smConsts) f64(name string, v float64) operand.Mem {
-	return k.u64(name, math.Float64bits(v))
-}
-
-func (k *smConsts) u64(name string, v uint64) operand.Mem {
-	return k.vec(name, func() {
-		for range 4 {
-			k.c.AppendDatum(operand.U64(v))
-		}
-	})
-}
-
-func (k *smConsts) u32(name string, v uint32) operand.Mem {
-	return k.vec(name, func() {
-		for range 8 {
-			k.c.AppendDatum(operand.U32(v))
-		}
-	})
-}
-
 // scaleMax emits scalemax_avx2 (see SoftmaxAMD64).
-func scaleMax(c *build.Context, k *smConsts) {
-	c.Function("scalemax_avx2")
-	c.Attributes(attr.NOSPLIT)
-	c.Pragma("noescape")
-	c.SignatureExpr("func(p, logits *float32, n int, temp float32) float32")
-	c.Doc("scalemax_avx2 writes p[i] = logits[i]/temp for the n ≥ 1 logits and returns the largest, NaNs skipped (-Inf when all are).")
+func scaleMax(c *build.Context, k *constPool) {
+	leaf(c, "scalemax_avx2", "func(p, logits *float32, n int, temp float32) float32", "scalemax_avx2 writes p[i] = logits[i]/temp for the n ≥ 1 logits and returns the largest, NaNs skipped (-Inf when all are).")
 	p, l, n := loadParam(c, "p"), loadParam(c, "logits"), loadParam(c, "n")
 	t := c.YMM()
 	c.VBROADCASTSS(paramAddr(c, "temp"), t)
