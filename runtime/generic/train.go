@@ -224,7 +224,7 @@ func (tr *Trainer) Forward(tokens, targets []int32, B, T int) float32 {
 		tr.mm.MatMul(a.qkv, a.xn1, w.wqkv, N, d, S)
 		rows(N, S, func(lo, hi int) {
 			// Q and K are adjacent in a row: one rotation pass over both.
-			kernels.RoPERows(a.qkv[lo*S:], hi-lo, T, S, d+kv, cos, sin)
+			kernels.RoPERows(a.qkv[lo*S:], lo, hi-lo, T, S, d+kv, cos, sin)
 		})
 		group := H / KVH
 		parallel(B*H, 1, func(lo, hi int) {
@@ -414,7 +414,7 @@ func (tr *Trainer) backward(custom bool, dLogits, dHidden []float32) {
 			}
 		})
 		rows(N, S, func(lo, hi int) {
-			kernels.RoPERowsBackward(dqkv[lo*S:], hi-lo, T, S, d+kv, cos, sin)
+			kernels.RoPERowsBackward(dqkv[lo*S:], lo, hi-lo, T, S, d+kv, cos, sin)
 		})
 		dxn1 := dxn
 		clear(dxn1)

@@ -43,7 +43,8 @@ func workers() *cpu.Pool {
 }
 
 // minWork is roughly the number of multiply-adds worth handing to a thread.
-const minWork = 1 << 15
+// A variable so that tests can make every pass split into many slices.
+var minWork = 1 << 15
 
 func grainFor(perItem int) int { return max(1, minWork/max(1, perItem)) }
 

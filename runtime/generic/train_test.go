@@ -194,31 +194,39 @@ func TestModelGradients(t *testing.T) {
 
 // TestTrainerDeterministic: one thread or two, and a trainer made for a
 // bigger batch than it runs, give the same loss and gradients bit for bit.
+// Every pass is split into slices of a few rows, so slices start inside a
+// sequence (T is odd) as they do on real shapes.
 func TestTrainerDeterministic(t *testing.T) {
-	s := &spec.Spec{Name: "small", Vocab: 37, Dim: 32, Layers: 2, Heads: 4, KVHeads: 2, FFNDim: 48, MaxSeq: 32,
+	dense := &spec.Spec{Name: "small", Vocab: 37, Dim: 32, Layers: 2, Heads: 4, KVHeads: 2, FFNDim: 48, MaxSeq: 32,
 		NormEps: 1e-5, RopeTheta: 10000}
-	m := randomModel(t, s, 9)
-	B, T := 4, 24
-	tokens, targets := batch(s, B, T, 10)
-	run := func(procs, capB, capT int) (float32, []float32) {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		tr, err := m.NewTrainer(capB, capT)
-		if err != nil {
-			t.Fatal(err)
+	moe := *dense
+	moe.MoE = &spec.MoE{Experts: 4, TopK: 2, FFNDim: 24, SharedExpert: true, AuxLossCoef: 0.01}
+	defer func(w int) { minWork = w }(minWork)
+	minWork = 3 * 64 // three rows of Q|K|V a slice
+	for _, s := range []*spec.Spec{dense, &moe} {
+		m := randomModel(t, s, 9)
+		B, T := 4, 23
+		tokens, targets := batch(s, B, T, 10)
+		run := func(procs, capB, capT int) (float32, []float32) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			tr, err := m.NewTrainer(capB, capT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss := tr.Forward(tokens, targets, B, T)
+			tr.Backward()
+			return loss, tr.Grads()
 		}
-		loss := tr.Forward(tokens, targets, B, T)
-		tr.Backward()
-		return loss, tr.Grads()
-	}
-	l1, g1 := run(1, B, T)
-	for _, c := range []struct{ procs, capB, capT int }{{2, B, T}, {4, B, T}, {1, B + 2, T + 8}} {
-		l2, g2 := run(c.procs, c.capB, c.capT)
-		if l1 != l2 {
-			t.Fatalf("%+v: loss %v, want %v", c, l2, l1)
-		}
-		for i := range g1 {
-			if g1[i] != g2[i] {
-				t.Fatalf("%+v: gradient %d is %v, want %v", c, i, g2[i], g1[i])
+		l1, g1 := run(1, B, T)
+		for _, c := range []struct{ procs, capB, capT int }{{2, B, T}, {4, B, T}, {1, B + 2, T + 8}} {
+			l2, g2 := run(c.procs, c.capB, c.capT)
+			if l1 != l2 {
+				t.Fatalf("moe=%v %+v: loss %v, want %v", s.MoE != nil, c, l2, l1)
+			}
+			for i := range g1 {
+				if g1[i] != g2[i] {
+					t.Fatalf("moe=%v %+v: gradient %d is %v, want %v", s.MoE != nil, c, i, g2[i], g1[i])
+				}
 			}
 		}
 	}

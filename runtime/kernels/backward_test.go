@@ -172,7 +172,7 @@ func TestRoPERows(t *testing.T) {
 	x, r := randVec(rng, N*stride, 1), randVec(rng, N*stride, 1)
 	y := make([]float32, len(x))
 	copy(y, x)
-	RoPERows(y, N, T, stride, width, cos, sin)
+	RoPERows(y, 0, N, T, stride, width, cos, sin)
 	for n := 0; n < N; n++ {
 		one := append([]float32(nil), x[n*stride:n*stride+width]...)
 		RoPE(one, n%T, freqs)
@@ -185,9 +185,24 @@ func TestRoPERows(t *testing.T) {
 			t.Fatalf("RoPERows touched a float beyond width")
 		}
 	}
-	loss := func() float64 { copy(y, x); RoPERows(y, N, T, stride, width, cos, sin); return dotLoss(r, y) }
+	// Rows handed out in slices that start inside a sequence (as the
+	// trainer's threads get them) rotate as in one call.
 	d := append([]float32(nil), r...)
-	RoPERowsBackward(d, N, T, stride, width, cos, sin)
+	RoPERowsBackward(d, 0, N, T, stride, width, cos, sin)
+	for _, cuts := range [][]int{{0, 3, 7, N}, {0, 1, 2, 9, N}} {
+		z, dz := append([]float32(nil), x...), append([]float32(nil), r...)
+		for i := 0; i+1 < len(cuts); i++ {
+			lo, hi := cuts[i], cuts[i+1]
+			RoPERows(z[lo*stride:], lo, hi-lo, T, stride, width, cos, sin)
+			RoPERowsBackward(dz[lo*stride:], lo, hi-lo, T, stride, width, cos, sin)
+		}
+		for i := range z {
+			if z[i] != y[i] || dz[i] != d[i] {
+				t.Fatalf("rows cut at %v: float %d differs from one call", cuts, i)
+			}
+		}
+	}
+	loss := func() float64 { copy(y, x); RoPERows(y, 0, N, T, stride, width, cos, sin); return dotLoss(r, y) }
 	checkGrad(t, "dx", x, d, loss)
 }
 

@@ -21,12 +21,14 @@ func RoPETable(T int, freqs []float32) (cos, sin []float32) {
 
 // RoPERows rotates, in each of N rows of x (row n at x[n*stride:]), the first
 // width floats (whole heads of 2·len(table row) floats) as RoPE does at
-// position n mod T: rows are B sequences of T tokens starting at position 0.
-func RoPERows(x []float32, N, T, stride, width int, cos, sin []float32) {
+// position (first+n) mod T: the rows are rows first.. of B sequences of T
+// tokens starting at position 0, so a thread given a slice that starts
+// inside a sequence passes the slice's first row.
+func RoPERows(x []float32, first, N, T, stride, width int, cos, sin []float32) {
 	h := len(cos) / T
 	hd := 2 * h
 	for n := 0; n < N; n++ {
-		pos := n % T
+		pos := (first + n) % T
 		c, s := cos[pos*h:pos*h+h], sin[pos*h:pos*h+h]
 		row := x[n*stride : n*stride+width]
 		for k := 0; k+hd <= width; k += hd {
@@ -43,11 +45,11 @@ func RoPERows(x []float32, N, T, stride, width int, cos, sin []float32) {
 // RoPERowsBackward turns, in place, the gradient with respect to RoPERows'
 // output into the gradient with respect to its input: the rotation is
 // orthogonal, so its transpose rotates by the opposite angle.
-func RoPERowsBackward(dx []float32, N, T, stride, width int, cos, sin []float32) {
+func RoPERowsBackward(dx []float32, first, N, T, stride, width int, cos, sin []float32) {
 	h := len(cos) / T
 	hd := 2 * h
 	for n := 0; n < N; n++ {
-		pos := n % T
+		pos := (first + n) % T
 		c, s := cos[pos*h:pos*h+h], sin[pos*h:pos*h+h]
 		row := dx[n*stride : n*stride+width]
 		for k := 0; k+hd <= width; k += hd {
