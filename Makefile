@@ -38,7 +38,7 @@ bench: build
 
 ## demo: compile the bundled stories260k spec, build its binary and tell its story
 demo:
-	@test -f $(MODELS)/stories260K.bin || { echo "demo: $(MODELS)/stories260K.bin not found (see README: Getting the model)"; exit 1; }
+	@test -f $(MODELS)/stories260K.bin || { echo "demo: $(MODELS)/stories260K.bin not found (see README: The two commands)"; exit 1; }
 	$(GO) run ./cmd/modelc gen generated/stories260k/model.yaml
 	@mkdir -p bin
 	$(GO) build -o bin/stories260k ./generated/stories260k/cmd/stories260k

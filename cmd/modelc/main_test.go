@@ -36,10 +36,11 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// spec import of stories260K.bin gives the shape of the bundled spec.
+// spec import of stories260K.bin gives the shape of the bundled spec; -o
+// makes the new model's folder.
 func TestSpecImportMatchesBundled(t *testing.T) {
 	root, data := repo(t)
-	out := filepath.Join(t.TempDir(), "model.yaml")
+	out := filepath.Join(t.TempDir(), "stories260k", "model.yaml")
 	if _, err := run(t, "spec", "import", filepath.Join(data, "models", "stories260K.bin"), "-o", out); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -82,7 +83,12 @@ func importSpec(path string) (spec.Spec, error) {
 	return spec.FromLlama2C(path)
 }
 
+// writeFileAtomic writes data to path through a temporary file, making the
+// folder first: a spec imported for a new model goes into a folder of its own.
 func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err

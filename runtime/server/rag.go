@@ -168,10 +168,10 @@ type ragOptions struct {
 var ragEnv = []string{"rag-store", "rag-k", "rag-mode", "rag-template"}
 
 func (o *ragOptions) flags(fl *pflag.FlagSet) {
-	fl.StringVar(&o.store, "rag-store", "", "answer chat requests from this RAG store (a `rag ingest` file or postgres:// URL); empty: no retrieval")
+	fl.StringVar(&o.store, "rag-store", "", "answer chat requests from this RAG store (a file from rag ingest, or a postgres:// URL); empty: no retrieval")
 	fl.IntVar(&o.k, "rag-k", 4, "chunks retrieved per chat request (a request's \"rag\": {\"k\": N} overrides)")
 	fl.StringVar(&o.mode, "rag-mode", string(rag.Hybrid), "retrieval mode: bm25, dense, hybrid or fts")
-	fl.StringVar(&o.template, "rag-template", "", "prompt template file for the augmented user message (Go text/template, as `rag ask --template`)")
+	fl.StringVar(&o.template, "rag-template", "", "prompt template file for the augmented user message (Go text/template, as for rag ask --template)")
 }
 
 // config checks the flags and returns the server's RAG (nil without a store).

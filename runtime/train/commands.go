@@ -144,7 +144,7 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "training corpus: a UTF-8 text file, or a token file (.tok) from `modelc data prepare`")
+	f.StringVar(&data, "data", "", "training corpus: a UTF-8 text file, or a token file (.tok) from modelc data prepare")
 	f.StringVar(&tokPath, "tokenizer", "", "tokenizer file (llama2.c tokenizer.bin, GGUF, or GPT-2 encoder.json); needed for a text corpus")
 	f.IntVar(&steps, "steps", 0, "optimizer steps of the whole run (the learning rate decays to --min-lr at the last)")
 	f.StringVar(&out, "out", "run", "run folder to write")
