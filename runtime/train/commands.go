@@ -124,6 +124,20 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 				if data == "" {
 					return errors.New("--data FILE is required (a text corpus, or a token file from `modelc data prepare`)")
 				}
+				if hp.WarmupSteps >= steps && steps > 0 && !quiet {
+					if f.Changed("warmup") {
+						fmt.Fprintf(cmd.ErrOrStderr(), "note: --warmup %d ≥ --steps %d: the learning rate never decays\n", hp.WarmupSteps, steps)
+					} else {
+						fmt.Fprintf(cmd.ErrOrStderr(), "note: the spec's warm-up of %d steps is longer than the run: warming up for %d (a tenth of --steps)\n", hp.WarmupSteps, steps/10)
+					}
+				}
+				if hp.WarmupSteps >= steps && !f.Changed("warmup") {
+					hp.WarmupSteps = steps / 10
+				}
+				if tokPath == "" && ggufHasTokenizer(init) {
+					// As eval does: the vocabulary a GGUF --init carries.
+					tokPath = init
+				}
 				cfg.Train, cfg.Steps, cfg.Data, cfg.Out, cfg.Init = hp, steps, data, out, init
 				cfg.TokenizerPath, cfg.MaskID, cfg.EvalBatches = tokPath, mask, evalBatches
 				if tokPath != "" {
@@ -154,7 +168,7 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 	f.IntVar(&hp.SeqLen, "seq", hp.SeqLen, "tokens per sequence")
 	f.Float64Var(&hp.LR, "lr", hp.LR, "peak learning rate")
 	f.Float64Var(&hp.MinLR, "min-lr", hp.MinLR, "learning rate at the end of the cosine decay")
-	f.IntVar(&hp.WarmupSteps, "warmup", hp.WarmupSteps, "linear warm-up steps")
+	f.IntVar(&hp.WarmupSteps, "warmup", hp.WarmupSteps, "linear warm-up steps (a spec default longer than --steps becomes a tenth of --steps)")
 	f.Float64Var(&hp.WeightDecay, "weight-decay", hp.WeightDecay, "AdamW weight decay (not applied to norm weights)")
 	f.Float64Var(&hp.Beta1, "beta1", hp.Beta1, "AdamW β1")
 	f.Float64Var(&hp.Beta2, "beta2", hp.Beta2, "AdamW β2")
@@ -301,6 +315,20 @@ prints the mean cross-entropy per token and its exponential, the perplexity.`,
 	f.BoolVar(&useGeneric, "generic", false, "run the generic model (any shape) instead of the compiled code")
 	f.IntVar(&threads, "threads", runtime.NumCPU(), "threads to use")
 	return cmd
+}
+
+// ggufHasTokenizer reports whether path is a GGUF file with a vocabulary.
+func ggufHasTokenizer(path string) bool {
+	if path == "" {
+		return false
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, ok := f.Get(gguf.KeyTokenizerModel)
+	return ok
 }
 
 // evalTokenizer loads --tokenizer, or the one a GGUF model carries; a token

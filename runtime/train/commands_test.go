@@ -51,6 +51,10 @@ func TestTrainEvalCommands(t *testing.T) {
 	if !strings.Contains(stdout, "trained 6 steps") || !strings.Contains(stderr, "step 6/6") {
 		t.Fatalf("stdout %q stderr %q", stdout, stderr)
 	}
+	// The spec's 100 warm-up steps would outlast the run: a tenth of it.
+	if !strings.Contains(stderr, "warming up for 0") {
+		t.Errorf("no note of the shortened warm-up in %q", stderr)
+	}
 	for _, f := range []string{ModelFile, StateFile, MetricsFile, PlotFile, RunFile, DataFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("run folder lacks %s", f)
@@ -61,12 +65,29 @@ func TestTrainEvalCommands(t *testing.T) {
 		t.Fatalf("resume: %q %v", stdout, err)
 	}
 	ri, _ := ReadRunInfo(out)
-	if ri.Train.BatchSize != 2 || ri.Steps != 6 {
+	if ri.Train.BatchSize != 2 || ri.Steps != 6 || ri.Train.WarmupSteps != 0 {
 		t.Fatalf("run.json: %+v", ri)
 	}
 	stdout, _, err = runCmd(t, s, "eval", "--model", filepath.Join(out, ModelFile), "--data", text, "--max-batches", "3")
 	if err != nil || !strings.Contains(stdout, "perplexity") {
 		t.Fatalf("eval: %q %v", stdout, err)
+	}
+	// From the token file with no --tokenizer: a GGUF --init lends its
+	// vocabulary to the new model file; without one, a note says the model
+	// file will carry none.
+	tokFile := filepath.Join(out, DataFile)
+	out2 := filepath.Join(t.TempDir(), "run2")
+	if _, _, err = runCmd(t, s, "train", "--data", tokFile, "--init", filepath.Join(out, ModelFile), "--steps", "1", "--out", out2,
+		"--batch", "2", "--seq", "32", "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, _, err = runCmd(t, s, "eval", "--model", filepath.Join(out2, ModelFile), "--data", text, "--max-batches", "1"); err != nil {
+		t.Fatalf("eval of a model trained from a token file with a GGUF --init: %v", err)
+	}
+	_, stderr, err = runCmd(t, s, "train", "--data", tokFile, "--steps", "1", "--out", filepath.Join(t.TempDir(), "run3"),
+		"--batch", "2", "--seq", "32")
+	if err != nil || !strings.Contains(stderr, "will carry none") {
+		t.Fatalf("train from a token file without a tokenizer: %v, stderr %q", err, stderr)
 	}
 	// The masked objective with tok512 needs --mask-id: it has no mask token.
 	ms := *s

@@ -362,6 +362,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer toks.Close()
+	if _, ok := cfg.Tokenizer.(GGUFMetadataer); !ok {
+		fmt.Fprintf(log, "note: no --tokenizer with a vocabulary to store: %s will carry none, so generate, eval and serve will need --tokenizer\n", filepath.Join(cfg.Out, ModelFile))
+	}
 	if toks.Vocab() != s.Vocab {
 		return nil, fmt.Errorf("token file %s was made for a vocabulary of %d, the model's vocabulary is %d", dataPath, toks.Vocab(), s.Vocab)
 	}
