@@ -91,13 +91,17 @@ type Answer struct {
 	Prompt  string   // the prompt as given to the model
 	Sources []Result // the chunks in the prompt, in citation order
 	Dropped int      // retrieved chunks left out because the context was full
-	Stats   generate.Stats
+	// Cut is how many bytes were cut from the end of the one source when
+	// not even the best chunk fitted whole (0: none).
+	Cut   int
+	Stats generate.Stats
 }
 
 // Ask retrieves context for question, builds the prompt, and generates the
 // answer with m, streaming it to out. Contexts that do not fit the model's
-// window are dropped from the last; a question that does not fit even
-// alone is an error.
+// window are dropped from the last; when not even the best one fits, as
+// much of it as fits is kept, cut at a space; a question that does not fit
+// even alone is an error.
 func Ask(ctx context.Context, r *Retriever, m model.Model, tok generate.Tokenizer, sampler generate.Sampler, question string, o AskOptions, out io.Writer) (*Answer, error) {
 	if strings.TrimSpace(question) == "" {
 		return nil, fmt.Errorf("the question is empty")
@@ -121,24 +125,64 @@ func Ask(ctx context.Context, r *Retriever, m model.Model, tok generate.Tokenize
 		return nil, err
 	}
 	a := &Answer{}
-	var prompt string
-	var n int
-	for keep := len(results); keep >= 0; keep-- {
-		prompt, err = BuildPrompt(o.Template, question, results[:keep])
+	// fit renders the prompt with rs and reports whether it leaves room.
+	fit := func(rs []Result) (string, int, bool, error) {
+		prompt, err := BuildPrompt(o.Template, question, rs)
 		if err != nil {
-			return nil, err
+			return "", 0, false, err
 		}
 		ids, err := tok.Encode(prompt, true, false)
 		if err != nil {
-			return nil, fmt.Errorf("encode the prompt: %w", err)
+			return "", 0, false, fmt.Errorf("encode the prompt: %w", err)
 		}
-		n = len(ids)
-		if n+room <= maxSeq {
-			a.Sources, a.Dropped = results[:keep], len(results)-keep
+		return prompt, len(ids), len(ids)+room <= maxSeq, nil
+	}
+	var prompt string
+	for keep := len(results); keep >= 0; keep-- {
+		p, n, ok, err := fit(results[:keep])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			prompt, a.Sources, a.Dropped = p, results[:keep], len(results)-keep
 			break
 		}
 		if keep == 0 {
 			return nil, fmt.Errorf("the question alone makes a prompt of %d tokens; the model's context is %d, with %d kept for the answer: ask a shorter question", n, maxSeq, room)
+		}
+	}
+	if len(a.Sources) == 0 && len(results) > 0 {
+		// The longest start of the best chunk that fits, cut at a space.
+		best := results[0]
+		var cuts []int
+		for i, c := range best.Text {
+			if c == ' ' || c == '\n' {
+				cuts = append(cuts, i)
+			}
+		}
+		lo, hi := -1, len(cuts) // cuts[lo] fits (lo = -1: none); cuts[hi] does not
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			r := best
+			r.Text = strings.TrimSpace(best.Text[:cuts[mid]])
+			_, _, ok, err := fit([]Result{r})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		if lo >= 0 && strings.TrimSpace(best.Text[:cuts[lo]]) != "" {
+			r := best
+			r.Text = strings.TrimSpace(best.Text[:cuts[lo]])
+			r.End = r.Start + int64(strings.Index(best.Text, r.Text)+len(r.Text))
+			if prompt, _, _, err = fit([]Result{r}); err != nil {
+				return nil, err
+			}
+			a.Sources, a.Dropped, a.Cut = []Result{r}, len(results)-1, len(best.Text)-len(r.Text)
 		}
 	}
 	a.Prompt = prompt

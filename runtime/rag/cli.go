@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -102,7 +101,6 @@ func (f *modelFlags) add(cmd *cobra.Command, required bool) {
 type loaded struct {
 	m    model.Model
 	tok  tokenizer.Tokenizer
-	name string
 	file *gguf.File
 }
 
@@ -130,7 +128,7 @@ func (a *app) load(f *modelFlags) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loaded{file: gf, name: strings.TrimSuffix(filepath.Base(f.model), filepath.Ext(f.model))}
+	l := &loaded{file: gf}
 	fail := func(err error) (*loaded, error) { l.close(); return nil, err }
 	factory := a.factory
 	if f.generic || factory == nil {
@@ -173,12 +171,12 @@ func embedderFor(name string, l *loaded) (embed.Embedder, error) {
 	if l == nil {
 		return nil, fmt.Errorf("the store holds %s vectors: pass --model (and --tokenizer) to embed the query the same way", name)
 	}
-	e, err := embed.NewPooled(l.m, l.tok, l.name)
+	e, err := embed.NewPooled(l.m, l.tok)
 	if err != nil {
 		return nil, err
 	}
 	if e.Name() != name {
-		return nil, fmt.Errorf("the store holds %s vectors, --model gives %s", name, e.Name())
+		return nil, fmt.Errorf("the store holds %s vectors, --model gives %s (other weights): pass the model it was ingested with, ingest again, or search with --mode bm25", name, e.Name())
 	}
 	return e, nil
 }
@@ -261,7 +259,7 @@ as it was.`,
 				if l == nil {
 					return errors.New("--embedder model needs --model")
 				}
-				if o.Embedder, err = embed.NewPooled(l.m, l.tok, l.name); err != nil {
+				if o.Embedder, err = embed.NewPooled(l.m, l.tok); err != nil {
 					return err
 				}
 			default:
@@ -472,6 +470,9 @@ Default template:
 				if showPr {
 					fmt.Fprintf(pw, "--- prompt ---\n%s\n--- end of prompt ---\n", ans.Prompt)
 				}
+				if ans.Cut > 0 {
+					fmt.Fprintf(pw, "note: the best chunk was cut by %d bytes to fit the model's context (ingest with --model to bound chunks by the model's tokens)\n", ans.Cut)
+				}
 				if ans.Dropped > 0 {
 					fmt.Fprintf(pw, "note: %d retrieved chunks did not fit the model's context\n", ans.Dropped)
 				}
@@ -516,7 +517,7 @@ embeds each line of standard input.`,
 			defer l.close()
 			var e embed.Embedder
 			if l != nil {
-				if e, err = embed.NewPooled(l.m, l.tok, l.name); err != nil {
+				if e, err = embed.NewPooled(l.m, l.tok); err != nil {
 					return err
 				}
 			} else {

@@ -224,13 +224,37 @@ func TestModelIngest(t *testing.T) {
 	if _, _, err := e.run("rag", storeFlag, "ingest", "-m", e.model, "-z", e.tok, "--chunk-tokens", "9999", f); err == nil || !strings.Contains(err.Error(), "context") {
 		t.Errorf("chunks longer than the context: %v", err)
 	}
+	// Chunks of 400 words do not fit a context of 200: ask keeps as much of
+	// the best one as fits rather than none.
+	words := "--store=" + filepath.Join(t.TempDir(), "words.db")
+	e.must("rag", words, "-q", "ingest", "--chunk-tokens", "400", f)
+	out, errs := e.must("rag", words, "ask", "-m", e.model, "-z", e.tok, "-k", "2", "-n", "200", "--mode", "bm25", "--show-prompt", "Where does Lily live?")
+	if !strings.Contains(errs, "the best chunk was cut by") || !strings.Contains(errs, "1 retrieved chunks did not fit") ||
+		!strings.Contains(out, "\nSources:\n[1] "+f+":") || strings.Contains(out, "[2] ") {
+		t.Errorf("ask over chunks longer than the context: stdout %q stderr %q", out, errs)
+	}
 	e.must("rag", storeFlag, "-q", "ingest", "-m", e.model, "-z", e.tok, "--chunk-tokens", "64", "--overlap", "8", f)
 	if _, _, err := e.run("rag", storeFlag, "search", "--mode", "dense", "shells"); err == nil || !strings.Contains(err.Error(), "--model") {
 		t.Errorf("dense search of model vectors without the model: %v", err)
 	}
-	out, _ := e.must("rag", storeFlag, "search", "-m", e.model, "-z", e.tok, "--full", "--mode", "hybrid", "-k", "3", "shells", "beach")
+	out, _ = e.must("rag", storeFlag, "search", "-m", e.model, "-z", e.tok, "--full", "--mode", "hybrid", "-k", "3", "shells", "beach")
 	if !strings.Contains(out, "[bm25 #") || !strings.Contains(out, f) {
 		t.Errorf("hybrid search with model vectors: %q", out)
+	}
+	// The embedder is the weights, not the file's name: a renamed copy
+	// searches the store, a copy with one weight changed is refused.
+	raw, err := os.ReadFile(e.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := filepath.Join(t.TempDir(), "renamed.bin")
+	os.WriteFile(renamed, raw, 0o644)
+	e.must("rag", storeFlag, "search", "-m", renamed, "-z", e.tok, "--mode", "dense", "shells")
+	raw[len(raw)/2] ^= 1
+	changed := filepath.Join(t.TempDir(), "stories260K.bin")
+	os.WriteFile(changed, raw, 0o644)
+	if _, _, err := e.run("rag", storeFlag, "search", "-m", changed, "-z", e.tok, "--mode", "dense", "shells"); err == nil || !strings.Contains(err.Error(), "vectors") {
+		t.Errorf("dense search with other weights under the same name: %v", err)
 	}
 	// Every stored chunk is within 64 tokens of the model's tokenizer.
 	s, err := store.Open(context.Background(), e.db, store.Options{ReadOnly: true})

@@ -2,8 +2,6 @@ package rag
 
 import (
 	"context"
-	"path/filepath"
-	"strings"
 
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/tokenizer"
@@ -11,13 +9,13 @@ import (
 
 // OpenRetriever opens the store at loc for searching (read-only) with the
 // embedder its vectors were made with: the hash baseline, or the pooled
-// hidden states of m (modelPath names it as `rag ingest --model` did). m
+// hidden states of m (the same weights `rag ingest --model` read). m
 // may be nil when mode needs no vectors (bm25, fts) or the store holds
 // hash vectors. The caller closes r.Store.
-func OpenRetriever(ctx context.Context, loc string, mode Mode, m model.Model, tok tokenizer.Tokenizer, modelPath string) (*Retriever, error) {
+func OpenRetriever(ctx context.Context, loc string, mode Mode, m model.Model, tok tokenizer.Tokenizer) (*Retriever, error) {
 	var l *loaded
 	if m != nil && tok != nil {
-		l = &loaded{m: m, tok: tok, name: strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))}
+		l = &loaded{m: m, tok: tok}
 	}
 	return openRetriever(ctx, loc, l, mode == Dense || mode == Hybrid)
 }

@@ -322,7 +322,7 @@ func (o *serveOptions) load(srv *Server, log *slog.Logger) (io.Closer, error) {
 		return closer, err
 	}
 	if o.cfg.RAG != nil {
-		c, err := o.rag.open(context.Background(), o.cfg.RAG, m, tok, o.modelPath)
+		c, err := o.rag.open(context.Background(), o.cfg.RAG, m, tok)
 		if err != nil {
 			return closer, err
 		}

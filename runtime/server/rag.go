@@ -201,8 +201,8 @@ func (o *ragOptions) config() (*RAG, error) {
 
 // open opens the store for r once the model is loaded (its pooled states
 // may be the store's embedder).
-func (o *ragOptions) open(ctx context.Context, r *RAG, m model.Model, tok tokenizer.Tokenizer, modelPath string) (io.Closer, error) {
-	ret, err := rag.OpenRetriever(ctx, o.store, r.Mode, m, tok, modelPath)
+func (o *ragOptions) open(ctx context.Context, r *RAG, m model.Model, tok tokenizer.Tokenizer) (io.Closer, error) {
+	ret, err := rag.OpenRetriever(ctx, o.store, r.Mode, m, tok)
 	if err != nil {
 		return nil, fmt.Errorf("--rag-store: %w", err)
 	}

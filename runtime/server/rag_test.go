@@ -71,7 +71,7 @@ func sourcesOf(t *testing.T, raw string) []sourceOut {
 func TestChatRAG(t *testing.T) {
 	ctx := context.Background()
 	path := ragStore(t)
-	r, err := rag.OpenRetriever(ctx, path, rag.Hybrid, nil, nil, "")
+	r, err := rag.OpenRetriever(ctx, path, rag.Hybrid, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestChatRAG(t *testing.T) {
 func TestChatRAGFits(t *testing.T) {
 	ctx := context.Background()
 	path := ragStore(t)
-	r, err := rag.OpenRetriever(ctx, path, rag.BM25, nil, nil, "")
+	r, err := rag.OpenRetriever(ctx, path, rag.BM25, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,9 @@ package embed
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -45,12 +48,14 @@ type Pooled struct {
 	vocab  int
 }
 
-// NewPooled prepares the embedder. name identifies the model (for example
-// its file's base name); it becomes part of Name, which stores compare.
-func NewPooled(m model.Model, tok Encoder, name string) (*Pooled, error) {
+// NewPooled prepares the embedder. Its Name, which stores compare, holds
+// the SHA-256 of the model's weights: the same weights under another file
+// name or format (a llama2.c file and its GGUF) embed alike, a fine-tuned
+// copy under the old name does not.
+func NewPooled(m model.Model, tok Encoder) (*Pooled, error) {
 	s := m.Spec()
 	p := &Pooled{m: m, tok: tok, maxSeq: s.MaxSeq, dim: s.Dim, vocab: s.Vocab}
-	p.name = fmt.Sprintf("pooled-v1/%s/%d", name, s.Dim)
+	p.name = fmt.Sprintf("pooled-v2/%s/%d", WeightsID(m.Params().Data), s.Dim)
 	if tok.VocabSize() != s.Vocab {
 		return nil, fmt.Errorf("pooled embedder: tokenizer has %d tokens, model %d", tok.VocabSize(), s.Vocab)
 	}
@@ -201,4 +206,20 @@ func (p *Pooled) recover(logits, h []float32) {
 	for i := range h {
 		h[i] = dense.Dot(p.pinv[i*p.vocab:(i+1)*p.vocab], logits)
 	}
+}
+
+// WeightsID is the first 16 hex digits of the SHA-256 of the weights as
+// little-endian float32s.
+func WeightsID(w []float32) string {
+	h := sha256.New()
+	var buf [1 << 14]byte
+	for len(w) > 0 {
+		n := min(len(w), len(buf)/4)
+		for i, v := range w[:n] {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		h.Write(buf[:4*n])
+		w = w[n:]
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -8,10 +8,25 @@ import (
 
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
+	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/rag/dense"
 	"github.com/modelc/modelc/runtime/rag/internal/ragtest"
 	"github.com/modelc/modelc/tokenizer"
 )
+
+// WeightsID is the SHA-256 of the little-endian floats (value from Python's
+// hashlib over struct.pack('<2f', 1.0, -2.5)).
+func TestWeightsID(t *testing.T) {
+	if got := WeightsID([]float32{1, -2.5}); got != "48943f7a0ea247f8" {
+		t.Fatalf("WeightsID = %s", got)
+	}
+	big := make([]float32, 10000) // across the 4096-float buffer
+	a := WeightsID(big)
+	big[9999] = 1
+	if WeightsID(big) == a {
+		t.Fatal("the last float does not count")
+	}
+}
 
 func TestPooled(t *testing.T) {
 	data := ragtest.DataDir(t)
@@ -27,15 +42,26 @@ func TestPooled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewPooled(m, tok, "stories260K")
+	e, err := NewPooled(m, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Dim() != 64 || e.Name() != "pooled-v1/stories260K/64" || e.direct == nil {
+	if e.Dim() != 64 || e.Name() != "pooled-v2/"+WeightsID(p.Data)+"/64" || e.direct == nil {
 		t.Fatalf("dim %d name %q direct %v", e.Dim(), e.Name(), e.direct != nil)
 	}
+	// Other weights, another name: one float changed.
+	q := model.NewParams(&p.Spec)
+	copy(q.Data, p.Data)
+	q.Data[len(q.Data)/2] = math.Nextafter32(q.Data[len(q.Data)/2], 1)
+	mq, err := generic.New(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eq, err := NewPooled(mq, tok); err != nil || eq.Name() == e.Name() {
+		t.Fatalf("one weight changed, the same name %q (%v)", e.Name(), err)
+	}
 	// The same embedder recovering hidden states from logits.
-	r, err := NewPooled(m, tok, "stories260K")
+	r, err := NewPooled(m, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +103,7 @@ func TestPooled(t *testing.T) {
 		t.Errorf("different texts embed the same (cosine %v)", s)
 	}
 	// Recovery agrees with the model's own pooling (the server's vectors).
-	d, _ := NewPooled(m, tok, "stories260K")
+	d, _ := NewPooled(m, tok)
 	ws, err := d.Embed(context.Background(), texts)
 	if err != nil {
 		t.Fatal(err)
