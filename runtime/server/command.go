@@ -192,6 +192,11 @@ func (o *serveOptions) run(ctx context.Context, stderr io.Writer) error {
 	if o.modelPath == "" {
 		return errors.New("--model FILE is required")
 	}
+	// Loading runs after the server listens (/health says 503 meanwhile);
+	// a missing file is worth saying before that.
+	if _, err := os.Stat(o.modelPath); err != nil {
+		return fmt.Errorf("--model: %w", err)
+	}
 	if o.chat != "" {
 		if _, err := tokenizer.ChatTemplate(o.chat); err != nil {
 			return fmt.Errorf("--chat-template: %w", err)

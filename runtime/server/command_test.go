@@ -105,7 +105,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"--model", stories, "--chat-template", "nope"}, "--chat-template"},
 		{[]string{"--model", stories, "--log-level", "loud"}, "--log-level"},
 		{[]string{"--model", stories, "--addr", busy.Addr().String()}, "--addr"},
-		{[]string{"--model", filepath.Join(t.TempDir(), "none.bin"), "--addr", "127.0.0.1:0"}, "none.bin"},
+		{[]string{"--model", filepath.Join(t.TempDir(), "none.bin"), "--addr", busy.Addr().String()}, "--model: stat"},
+		{[]string{"--model", stories, "--rag-store", filepath.Join(t.TempDir(), "none.db"), "--addr", busy.Addr().String()}, "--rag-store: stat"},
 		{[]string{"--model", stories, "--addr", "127.0.0.1:0"}, "pass --tokenizer"},
 		{[]string{"--model", stories, "--tokenizer", filepath.Join(d, "models", "llama2c_tokenizer32000.bin"), "--addr", "127.0.0.1:0"}, "32000 tokens"},
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"text/template"
 
 	"github.com/spf13/pflag"
@@ -185,6 +186,12 @@ func (o *ragOptions) config() (*RAG, error) {
 	}
 	if o.k < 1 || o.k > 64 {
 		return nil, fmt.Errorf("--rag-k: must be in [1, 64], got %d", o.k)
+	}
+	if !strings.Contains(o.store, "://") {
+		// Checked before the server listens; the store opens after the model.
+		if _, err := os.Stat(o.store); err != nil {
+			return nil, fmt.Errorf("--rag-store: %w (make one with rag ingest)", err)
+		}
 	}
 	r := &RAG{K: o.k, Mode: mode}
 	if o.template != "" {

@@ -145,7 +145,17 @@ func New(cfg Config) (*Server, error) {
 	s.route("POST /v1/embeddings", "/v1/embeddings", true, s.loaded(s.embeddings))
 	s.route("POST /tokenize", "/tokenize", true, s.loaded(s.tokenize))
 	s.route("POST /detokenize", "/detokenize", true, s.loaded(s.detokenize))
+	// The catch-all below would answer a known path with the wrong method
+	// before the mux's own 405: say which method it takes.
+	methods := map[string]string{"/health": "GET", "/metrics": "GET", "/v1/models": "GET",
+		"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/embeddings": "POST",
+		"/tokenize": "POST", "/detokenize": "POST"}
 	s.route("/", "other", false, func(w http.ResponseWriter, r *http.Request) *apiError {
+		if m, ok := methods[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			return &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: strp("method_not_allowed"),
+				Message: fmt.Sprintf("%s takes %s, not %s", r.URL.Path, m, r.Method)}
+		}
 		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: strp("not_found"),
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}
 	})
@@ -405,13 +415,13 @@ func newID(prefix string) string {
 }
 
 // tokenize answers llama.cpp's /tokenize: {"content", "add_special"} →
-// {"tokens"}.
+// {"tokens"}; as there, BOS only with "add_special": true.
 func (s *Server) tokenize(w http.ResponseWriter, r *http.Request, st *state) *apiError {
 	var req tokenizeRequest
 	if e := decode(w, r, s.cfg.MaxBody, &req); e != nil {
 		return e
 	}
-	bos := req.AddSpecial == nil || *req.AddSpecial
+	bos := req.AddSpecial != nil && *req.AddSpecial
 	ids, err := st.tok.Encode(req.Content, bos, false)
 	if err != nil {
 		return badRequest("content", "", "content: %v", err)

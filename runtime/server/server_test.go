@@ -449,6 +449,11 @@ func TestErrors(t *testing.T) {
 		}
 	}
 
+	// A known path with the wrong method: 405 and the method it takes.
+	code, body := ts.get(t, "/v1/completions")
+	if msg, _, _, ecode := errorBody(t, body); code != 405 || ecode != "method_not_allowed" || !strings.Contains(msg, "takes POST") {
+		t.Errorf("GET /v1/completions: %d %s", code, body)
+	}
 	// The client sees the status and message.
 	_, err := ts.client.Completions.New(context.Background(), completionParams("a cat", 64, 0, 1))
 	if e := apiErr(t, err); e.StatusCode != 400 || e.Code != "context_length_exceeded" || e.Param != "max_tokens" {
@@ -566,13 +571,14 @@ func TestTokenize(t *testing.T) {
 	tok := tok512(t)
 	ts := startServer(t, testConfig(), randomModel(t, tinySpec(64), 4), tok)
 	want, _ := tok.Encode("Once upon a time", true, false)
-	code, _, body := ts.post(t, "/tokenize", `{"content":"Once upon a time"}`)
+	// As llama.cpp's server: no BOS unless add_special asks for it.
+	code, _, body := ts.post(t, "/tokenize", `{"content":"Once upon a time","add_special":true}`)
 	if code != 200 || body != fmt.Sprintf(`{"tokens":%s}`+"\n", mustJSON(want)) {
-		t.Errorf("tokenize: %d %s, want %v", code, body, want)
+		t.Errorf("tokenize with BOS: %d %s, want %v", code, body, want)
 	}
-	code, _, body = ts.post(t, "/tokenize", `{"content":"Once upon a time","add_special":false}`)
+	code, _, body = ts.post(t, "/tokenize", `{"content":"Once upon a time"}`)
 	if code != 200 || body != fmt.Sprintf(`{"tokens":%s}`+"\n", mustJSON(want[1:])) {
-		t.Errorf("tokenize without BOS: %d %s", code, body)
+		t.Errorf("tokenize: %d %s, want %v", code, body, want[1:])
 	}
 	code, _, body = ts.post(t, "/detokenize", fmt.Sprintf(`{"tokens":%s}`, mustJSON(want)))
 	if code != 200 || body != `{"content":"Once upon a time"}`+"\n" {
