@@ -30,6 +30,9 @@ type File struct {
 // ErrNotFound is wrapped by the getters' errors when a key is absent.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotGGUF is wrapped by the error for a file without GGUF's magic.
+var ErrNotGGUF = errors.New("not a GGUF file")
+
 // Open parses the file at path. It memory-maps the file read-only where the
 // platform allows and reads it into memory otherwise; Close releases it.
 func Open(path string) (*File, error) {
@@ -139,7 +142,7 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if string(magic) != Magic {
-		return nil, fmt.Errorf("gguf: offset 0: bad magic %q, want %q (not a GGUF file)", magic, Magic)
+		return nil, fmt.Errorf("gguf: offset 0: bad magic %q, want %q (%w)", magic, Magic, ErrNotGGUF)
 	}
 	f := &File{}
 	if f.Version, err = d.u32("version"); err != nil {

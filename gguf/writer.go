@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
+
+	"github.com/modelc/modelc/internal/atomicfile"
 )
 
 // WriteTensor is a tensor to write: Dims in ggml order (Dims[0] is the row
@@ -312,38 +312,17 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 
 // WriteFile writes a GGUF file atomically: to a temporary file in the same
 // directory, synced, then renamed over path.
-func WriteFile(path string, kvs []KV, tensors []WriteTensor) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+func WriteFile(path string, kvs []KV, tensors []WriteTensor) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = Write(tmp, kvs, tensors); err != nil {
+	if err := Write(f, kvs, tensors); err != nil {
+		f.Abort()
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("gguf: %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("gguf: %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("gguf: %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("gguf: %w", err)
-	}
-	// Sync the directory so the rename itself survives a crash; not every
-	// platform allows it, so failure here is not an error.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -7,7 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/modelc/modelc/internal/atomicfile"
 )
 
 // maxLlama2CPiece bounds one piece's length so a corrupt length field
@@ -132,16 +133,9 @@ func unkIf(pieces []string) int {
 // temporary file renamed into place. BOS and EOS are spelled "\n<s>\n" and
 // "\n</s>\n" as llama2.c's exporter does when their text is "<s>"/"</s>".
 func (t *SentencePiece) WriteLlama2C(path string) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
-		return fmt.Errorf("tokenizer: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("tokenizer: write %s: %w", path, err)
+		return fmt.Errorf("tokenizer: %w", err)
 	}
 	w := bufio.NewWriter(f)
 	pieces := make([]string, len(t.pieces))
@@ -163,18 +157,11 @@ func (t *SentencePiece) WriteLlama2C(path string) error {
 		w.WriteString(p)
 	}
 	if err := w.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		f.Abort()
 		return fmt.Errorf("tokenizer: write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("tokenizer: write %s: %w", path, err)
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func buildCmd() *cobra.Command {
 	var out string
 	var tags string
 	cmd := &cobra.Command{
-		Use:   "build SPEC.yaml -o BINARY",
+		Use:   "build SPEC.yaml [-o BINARY]",
 		Short: "Compile a spec and build its binary",
 		Example: `  modelc build generated/stories260k/model.yaml -o bin/stories260k
   modelc build generated/stories260k/model.yaml -o bin/stories260k-purego --tags purego`,

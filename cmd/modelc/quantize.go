@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,9 @@ file by dequantising it at load.`,
 				return err
 			}
 			f, err := gguf.Open(args[0])
+			if errors.Is(err, gguf.ErrNotGGUF) {
+				return fmt.Errorf("%w; a llama2.c .bin goes through modelc convert first", err)
+			}
 			if err != nil {
 				return err
 			}

@@ -238,7 +238,7 @@ func TestInfo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"stories: compiled for", "dim", "64", "kernels: purego (test)", "cpu: ", "fits this binary"} {
+	for _, want := range []string{"compiled for:\nstories260k: causal", "dim", "64", "kernels: purego (test)", "cpu: ", "fits this binary"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("info output lacks %q:\n%s", want, out.String())
 		}

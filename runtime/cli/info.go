@@ -23,7 +23,7 @@ on this machine, and with --model whether a model file fits it.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s: compiled for\n", a.name)
+			fmt.Fprintln(w, "compiled for:")
 			showSpec(w, a.spec)
 			path := "not reported by this binary"
 			if a.cfg.kernelPath != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/posttrain/tasks"
@@ -522,7 +523,7 @@ files.`,
 					if err := write(&b); err != nil {
 						return err
 					}
-					if err := writeAtomic(filepath.Join(dir, name), []byte(b.String())); err != nil {
+					if err := atomicfile.WriteFile(filepath.Join(dir, name), []byte(b.String())); err != nil {
 						return err
 					}
 				}
@@ -703,7 +704,7 @@ test a reward model on the mistakes this model actually makes.`,
 			if err := tasks.WriteJSONL(&b, pairs); err != nil {
 				return err
 			}
-			if err := writeAtomic(out, []byte(b.String())); err != nil {
+			if err := atomicfile.WriteFile(out, []byte(b.String())); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d pairs from %d problems in %s\n", len(pairs), len(ps), out)

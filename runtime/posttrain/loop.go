@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
@@ -143,7 +144,7 @@ func (l *loop) start(p *model.Params) error {
 		if err != nil {
 			return err
 		}
-		return writeAtomic(filepath.Join(l.Out, RunFile), append(b, '\n'))
+		return atomicfile.WriteFile(filepath.Join(l.Out, RunFile), append(b, '\n'))
 	}
 	st, err := train.LoadState(statePath)
 	if err != nil {
@@ -375,32 +376,7 @@ func writeMetrics(path string, ms []Metric) error {
 		b.Write(line)
 		b.WriteByte('\n')
 	}
-	return writeAtomic(path, b.Bytes())
-}
-
-// writeAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 // SaveHead writes a reward head.
@@ -409,7 +385,7 @@ func SaveHead(path string, head []float32) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b)
+	return atomicfile.WriteFile(path, b)
 }
 
 // LoadHead reads a reward head of dim floats.

@@ -265,6 +265,11 @@ as it was.`,
 			default:
 				return fmt.Errorf("--embedder: want hash or model, got %q", embedder)
 			}
+			// Before the store is opened (and a new one made): no empty
+			// store for a mistyped path.
+			if _, err := CollectFiles(args); err != nil {
+				return err
+			}
 			s, err := store.Open(cmd.Context(), *loc, store.Options{HNSWMin: hnswMin})
 			if err != nil {
 				return err

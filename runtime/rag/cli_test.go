@@ -97,6 +97,13 @@ func TestCLI(t *testing.T) {
 	if _, _, err := e.run("rag", storeFlag, "search", "house"); err == nil || !strings.Contains(err.Error(), "ingest") {
 		t.Errorf("search of a missing store: %v", err)
 	}
+	// An ingest of a path that is not there makes no store.
+	if _, _, err := e.run("rag", storeFlag, "ingest", filepath.Join(e.dir, "nothere")); err == nil || !strings.Contains(err.Error(), "nothere") {
+		t.Errorf("ingest of a missing path: %v", err)
+	}
+	if _, err := os.Stat(e.db); err == nil {
+		t.Errorf("a failed ingest left a store at %s", e.db)
+	}
 
 	out, errs := e.must("rag", storeFlag, "ingest", docs, bin)
 	if !strings.Contains(out, "ingested 2 files (0 unchanged, 1 skipped)") {

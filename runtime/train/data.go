@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/internal/mmap"
 	"io"
 	"os"
@@ -136,7 +137,7 @@ func (t *Tokens) Close() error {
 
 // tokenWriter streams ids into a token file written atomically.
 type tokenWriter struct {
-	f     *atomicFile
+	f     *atomicfile.File
 	w     *bufio.Writer
 	width int
 	vocab int
@@ -148,7 +149,7 @@ func newTokenWriter(path string, vocab int) (*tokenWriter, error) {
 	if vocab <= 0 || int64(vocab) > 1<<32 {
 		return nil, fmt.Errorf("token file %s: vocabulary size %d out of range", path, vocab)
 	}
-	f, err := createAtomic(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +176,7 @@ func (tw *tokenWriter) write(ids []int) error {
 			binary.LittleEndian.PutUint32(tw.buf[:], uint32(id))
 		}
 		if _, err := tw.w.Write(tw.buf[:tw.width]); err != nil {
-			return fmt.Errorf("token file %s: %w", tw.f.path, err)
+			return fmt.Errorf("token file %s: %w", tw.f.Path(), err)
 		}
 	}
 	tw.n += uint64(len(ids))
@@ -185,7 +186,7 @@ func (tw *tokenWriter) write(ids []int) error {
 func (tw *tokenWriter) commit() error {
 	if err := tw.w.Flush(); err != nil {
 		tw.f.Abort()
-		return fmt.Errorf("token file %s: %w", tw.f.path, err)
+		return fmt.Errorf("token file %s: %w", tw.f.Path(), err)
 	}
 	var h [tokHeaderSize]byte
 	copy(h[:], tokMagic)
@@ -196,7 +197,7 @@ func (tw *tokenWriter) commit() error {
 	le.PutUint64(h[16:], tw.n)
 	if _, err := tw.f.WriteAt(h[:], 0); err != nil {
 		tw.f.Abort()
-		return fmt.Errorf("token file %s: %w", tw.f.path, err)
+		return fmt.Errorf("token file %s: %w", tw.f.Path(), err)
 	}
 	return tw.f.Commit()
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/modelc/modelc/internal/atomicfile"
 )
 
 // MetricsFile is the metrics' name in a run folder: one JSON object a line.
@@ -80,7 +82,7 @@ func writeMetrics(path string, ms []Metric) error {
 		b.Write(line)
 		b.WriteByte('\n')
 	}
-	return writeFileAtomic(path, b.Bytes())
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 // metricsLog appends lines as steps complete; lines after the last

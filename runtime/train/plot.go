@@ -8,6 +8,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/modelc/modelc/internal/atomicfile"
 )
 
 // PlotFile is the loss curve's name in a run folder.
@@ -56,7 +58,7 @@ func PlotLoss(path, title string, ms []Metric) error {
 	if _, err := wt.WriteTo(&b); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	return writeFileAtomic(path, b.Bytes())
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 var valColor = color.RGBA{R: 220, G: 60, B: 30, A: 255}

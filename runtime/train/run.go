@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
@@ -246,7 +247,7 @@ func checkWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("output folder %s cannot be made: %w", dir, rootCause(err))
 	}
-	f, err := createAtomic(filepath.Join(dir, ".write-test"))
+	f, err := atomicfile.Create(filepath.Join(dir, ".write-test"))
 	if err != nil {
 		return fmt.Errorf("output folder %s is not writable: %w", dir, rootCause(err))
 	}
@@ -443,7 +444,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			info.Corpus = absOr(cfg.Data)
 		}
 		b, _ := json.MarshalIndent(info, "", "  ")
-		if err := writeFileAtomic(filepath.Join(cfg.Out, RunFile), append(b, '\n')); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(cfg.Out, RunFile), append(b, '\n')); err != nil {
 			return nil, err
 		}
 	}

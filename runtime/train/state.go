@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/modelc/modelc/internal/atomicfile"
 )
 
 // The training state file holds everything a resumed run needs to continue
@@ -66,7 +68,7 @@ func SaveState(path string, st *State) error {
 	if err != nil {
 		return fmt.Errorf("save state %s: %w", path, err)
 	}
-	f, err := createAtomic(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}

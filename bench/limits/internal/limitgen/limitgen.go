@@ -3,11 +3,10 @@
 package limitgen
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/internal/atomicfile"
 )
 
 // Files are the generated files of package limits.
@@ -28,28 +27,4 @@ func Generate(dir string) error {
 }
 
 // writeFile replaces path atomically (temp file, sync, rename).
-func writeFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
+func writeFile(path string, data []byte) error { return atomicfile.WriteFile(path, data) }

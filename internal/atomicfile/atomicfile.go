@@ -1,4 +1,8 @@
-package train
+// Package atomicfile writes a file under a temporary name beside its final
+// path, renamed into place only once complete and synced: a reader, or a run
+// resumed after a crash, sees the old file or the new one, never half of one.
+// It uses the standard library only, so that every package may use it.
+package atomicfile
 
 import (
 	"fmt"
@@ -6,26 +10,29 @@ import (
 	"path/filepath"
 )
 
-// atomicFile is a file written under a temporary name beside its final path
-// and renamed over it only once complete and synced, so a reader — or a
-// resumed run after a crash — sees the old file or the new one, never half.
-type atomicFile struct {
+// File is a file being written; Commit puts it in place, Abort drops it.
+type File struct {
 	*os.File
 	path string
 	done bool
 }
 
-func createAtomic(path string) (*atomicFile, error) {
+// Create starts the file that will become path.
+func Create(path string) (*File, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &atomicFile{File: f, path: path}, nil
+	return &File{File: f, path: path}, nil
 }
 
-// Commit syncs, closes and renames the file into place, then syncs the
-// directory so the rename itself survives a crash.
-func (f *atomicFile) Commit() error {
+// Path is where Commit puts the file.
+func (f *File) Path() string { return f.path }
+
+// Commit syncs, closes and renames the file into place (mode 0644, not the
+// temporary file's 0600), then syncs the directory so that the rename
+// itself survives a crash.
+func (f *File) Commit() error {
 	if err := f.Sync(); err != nil {
 		f.Abort()
 		return fmt.Errorf("write %s: %w", f.path, err)
@@ -51,7 +58,7 @@ func (f *atomicFile) Commit() error {
 }
 
 // Abort removes the temporary file; after Commit it does nothing.
-func (f *atomicFile) Abort() {
+func (f *File) Abort() {
 	if f.done {
 		return
 	}
@@ -60,9 +67,9 @@ func (f *atomicFile) Abort() {
 	os.Remove(f.Name())
 }
 
-// writeFileAtomic writes data to path atomically.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := createAtomic(path)
+// WriteFile writes data to path atomically.
+func WriteFile(path string, data []byte) error {
+	f, err := Create(path)
 	if err != nil {
 		return err
 	}

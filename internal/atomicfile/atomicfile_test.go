@@ -1,0 +1,43 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.txt")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "new" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v, want 0644", st.Mode().Perm())
+	}
+	// An aborted file leaves the old one and no temporary file.
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("half")
+	f.Abort()
+	f.Abort() // twice is harmless
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("after Abort the file holds %q", b)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("%d entries in the folder after Abort, want 1", len(es))
+	}
+	// A folder that does not exist is an error naming the path.
+	if err := WriteFile(filepath.Join(dir, "no", "b.txt"), nil); err == nil {
+		t.Error("write into a missing folder succeeded")
+	}
+}
