@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -431,7 +432,12 @@ cross-entropy, comparable with --alpha 0 (hard labels only).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			saved := cfg
 			if fresh && cf.c.Init == "" && cf.resume == "" {
-				cf.c.Init = "-" // satisfied below
+				// Satisfied below; meanwhile the teacher lends its vocabulary
+				// when --tokenizer is left out.
+				cf.c.Init = "-"
+				if cfg.Teacher != "" {
+					cf.c.Init = cfg.Teacher
+				}
 			}
 			if err := c.prepare(cmd, &cf, &cfg, &cfg.Common); err != nil {
 				return err
@@ -696,7 +702,18 @@ test a reward model on the mistakes this model actually makes.`,
 			if err != nil {
 				return err
 			}
-			pairs, err := SamplePairs(m, e, ps, n, temp, maxNew, rand.New(rand.NewPCG(seed, 0x70616972))) // "pair"
+			t0, last := time.Now(), time.Time{}
+			pw := cmd.ErrOrStderr()
+			progress := func(done, np int) {
+				// A line at most every two seconds, and the last.
+				if now := time.Now(); now.Sub(last) >= 2*time.Second || done == len(ps) {
+					last = now
+					el := now.Sub(t0)
+					eta := time.Duration(float64(el) / float64(done) * float64(len(ps)-done))
+					fmt.Fprintf(pw, "problems %d/%d  pairs %d  %s elapsed  ETA %s\n", done, len(ps), np, el.Round(time.Second), eta.Round(time.Second))
+				}
+			}
+			pairs, err := SamplePairs(m, e, ps, n, temp, maxNew, rand.New(rand.NewPCG(seed, 0x70616972)), progress) // "pair"
 			if err != nil {
 				return err
 			}

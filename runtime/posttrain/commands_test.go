@@ -72,6 +72,11 @@ func TestCommands(t *testing.T) {
 		"--data", corpus(t, dir, 10000), "--steps", "2", "--out", filepath.Join(dir, "distill")}, common...)...); err != nil || !strings.Contains(out, "distill: 2 steps") {
 		t.Fatalf("distill: %q %v", out, err)
 	}
+	// A fresh student without --tokenizer takes the GGUF teacher's vocabulary.
+	if out, err := runCmd(t, append([]string{"distill", "--teacher", sftModel, "--fresh",
+		"--data", corpus(t, dir, 10000), "--steps", "1", "--out", filepath.Join(dir, "distill2")}, common...)...); err != nil || !strings.Contains(out, "distill: 1 steps") {
+		t.Fatalf("distill --fresh with the teacher's vocabulary: %q %v", out, err)
+	}
 
 	// Bad input: the line number of a malformed line; nothing written.
 	bad := filepath.Join(dir, "bad.jsonl")

@@ -14,8 +14,10 @@ import (
 // worked solution when no sample is right. The rejected replies are thus
 // the model's own mistakes, labelled by the verifiable answer check, which
 // is what a reward model judging this model's replies must tell apart.
-// Identical wrong replies to a problem are paired once.
-func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp float64, maxNew int, rng *rand.Rand) ([]tasks.Pair, error) {
+// Identical wrong replies to a problem are paired once. progress, when not
+// nil, is called after each problem with the problems done and the pairs
+// so far.
+func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp float64, maxNew int, rng *rand.Rand, progress func(done, pairs int)) ([]tasks.Pair, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("samples per problem must be ≥ 1, got %d", n)
 	}
@@ -23,7 +25,7 @@ func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp floa
 		return nil, fmt.Errorf("temperature must be > 0 to sample, got %g", temp)
 	}
 	var out []tasks.Pair
-	for _, p := range ps {
+	for pi, p := range ps {
 		prompt, err := e.Prompt(p.Prompt)
 		if err != nil {
 			return nil, fmt.Errorf("problem %q: %w", p.Prompt, err)
@@ -44,6 +46,9 @@ func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp floa
 		}
 		for i, w := range wrong {
 			out = append(out, tasks.Pair{Prompt: p.Prompt, Chosen: right[i%len(right)], Rejected: w})
+		}
+		if progress != nil {
+			progress(pi+1, len(out))
 		}
 	}
 	return out, nil

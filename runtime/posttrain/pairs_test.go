@@ -66,12 +66,16 @@ func TestSamplePairs(t *testing.T) {
 	m := &scriptedModel{s: tinySpec(), eos: tok.EOS(),
 		scripts: [][]int{enc(wrong1), enc(right), enc(wrong1), enc(wrong2)}}
 	rng := rand.New(rand.NewPCG(1, 1))
-	pairs, err := SamplePairs(m, e, []tasks.Problem{p}, 4, 1, 32, rng)
+	var calls [][2]int
+	pairs, err := SamplePairs(m, e, []tasks.Problem{p}, 4, 1, 32, rng, func(done, n int) { calls = append(calls, [2]int{done, n}) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(pairs) != 2 {
 		t.Fatalf("%d pairs, want 2 (the repeated wrong reply once): %+v", len(pairs), pairs)
+	}
+	if len(calls) != 1 || calls[0] != [2]int{1, 2} {
+		t.Errorf("progress calls %v, want [[1 2]]", calls)
 	}
 	for i, want := range []string{wrong1, wrong2} {
 		pr := pairs[i]
@@ -81,14 +85,14 @@ func TestSamplePairs(t *testing.T) {
 	}
 	// No right reply: the worked solution is chosen.
 	m.scripts, m.n = [][]int{enc(wrong2)}, 0
-	pairs, err = SamplePairs(m, e, []tasks.Problem{p}, 3, 1, 32, rng)
+	pairs, err = SamplePairs(m, e, []tasks.Problem{p}, 3, 1, 32, rng, nil)
 	if err != nil || len(pairs) != 1 || pairs[0].Chosen != p.Solution() || strings.TrimSpace(pairs[0].Rejected) != wrong2 {
 		t.Fatalf("no right reply: %+v, %v", pairs, err)
 	}
-	if _, err := SamplePairs(m, e, []tasks.Problem{p}, 0, 1, 32, rng); err == nil {
+	if _, err := SamplePairs(m, e, []tasks.Problem{p}, 0, 1, 32, rng, nil); err == nil {
 		t.Fatal("n = 0 accepted")
 	}
-	if _, err := SamplePairs(m, e, []tasks.Problem{p}, 2, 0, 32, rng); err == nil {
+	if _, err := SamplePairs(m, e, []tasks.Problem{p}, 2, 0, 32, rng, nil); err == nil {
 		t.Fatal("temperature 0 accepted")
 	}
 }
