@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/modelc/modelc/internal/atomicfile"
+	"github.com/modelc/modelc/internal/f32le"
 )
 
 // The training state file holds everything a resumed run needs to continue
@@ -80,16 +81,8 @@ func SaveState(path string, st *State) error {
 	binary.LittleEndian.PutUint32(b[8:], uint32(len(hdr)))
 	w.Write(b[:])
 	w.Write(hdr)
-	buf := make([]byte, 4096)
 	for _, arr := range [][]float32{st.Weights, st.M, st.V} {
-		for len(arr) > 0 {
-			k := min(len(arr), len(buf)/4)
-			for i, v := range arr[:k] {
-				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-			}
-			w.Write(buf[:4*k])
-			arr = arr[k:]
-		}
+		f32le.Write(w, arr) // a bufio.Writer's error comes back from Flush
 	}
 	if err := w.Flush(); err != nil {
 		f.Abort()

@@ -3,12 +3,12 @@ package embed
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 
+	"github.com/modelc/modelc/internal/f32le"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/rag/dense"
@@ -212,14 +212,6 @@ func (p *Pooled) recover(logits, h []float32) {
 // little-endian float32s.
 func WeightsID(w []float32) string {
 	h := sha256.New()
-	var buf [1 << 14]byte
-	for len(w) > 0 {
-		n := min(len(w), len(buf)/4)
-		for i, v := range w[:n] {
-			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-		}
-		h.Write(buf[:4*n])
-		w = w[n:]
-	}
+	f32le.Write(h, w) // a hash never fails to write
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
