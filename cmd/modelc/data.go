@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/train"
 	"github.com/modelc/modelc/tokenizer"
 )
@@ -24,6 +25,9 @@ of uint16 ids (uint32 when the vocabulary is larger than 65,536) that
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return fmt.Errorf("-o FILE is required")
+			}
+			if err := atomicfile.NotInput("-o", out, append(args, tok)...); err != nil {
+				return err
 			}
 			t, err := tokenizer.Load(tok, vocab)
 			if err != nil {

@@ -155,3 +155,33 @@ func TestDataPrepare(t *testing.T) {
 		t.Fatal("a missing corpus file was accepted")
 	}
 }
+
+// An output that is one of the inputs is refused, and the input survives.
+func TestOutputIsInput(t *testing.T) {
+	_, data := repo(t)
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "c.txt")
+	text := strings.Repeat("the cat sat on the mat. ", 200)
+	os.WriteFile(corpus, []byte(text), 0o644)
+	model := filepath.Join(dir, "m.bin")
+	raw, err := os.ReadFile(filepath.Join(data, "models", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(model, raw, 0o644)
+	for _, args := range [][]string{
+		{"data", "prepare", corpus, "--tokenizer", filepath.Join(data, "models", "tok512.bin"), "-o", corpus},
+		{"tokenizer", "train", "--vocab", "300", corpus, "-o", corpus},
+		{"spec", "import", model, "-o", model},
+	} {
+		if _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "is also an input") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	if b, _ := os.ReadFile(corpus); string(b) != text {
+		t.Error("the corpus was overwritten")
+	}
+	if b, _ := os.ReadFile(model); !bytes.Equal(b, raw) {
+		t.Error("the model was overwritten")
+	}
+}

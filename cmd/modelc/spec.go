@@ -39,6 +39,11 @@ func specCmd() *cobra.Command {
   modelc spec import model.gguf -o generated/mymodel/model.yaml --name mymodel`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out != "" {
+				if err := atomicfile.NotInput("-o", out, args[0]); err != nil {
+					return err
+				}
+			}
 			s, err := importSpec(args[0])
 			if err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/tokenizer"
 )
 
@@ -257,6 +258,9 @@ repeatable) are never split and their text in the corpus is not learned from.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return errors.New("-o FILE is required")
+			}
+			if err := atomicfile.NotInput("-o", out, args...); err != nil {
+				return err
 			}
 			st, err := tokenizer.ParseTrainStyle(style)
 			if err != nil {

@@ -79,3 +79,19 @@ func WriteFile(path string, data []byte) error {
 	}
 	return f.Commit()
 }
+
+// NotInput returns an error when out is the same file as one of inputs:
+// a command that reads its inputs while it writes (or after it has
+// replaced) its output would destroy them.
+func NotInput(flag, out string, inputs ...string) error {
+	so, err := os.Stat(out)
+	if err != nil {
+		return nil // no file there yet: nothing to destroy
+	}
+	for _, in := range inputs {
+		if si, err := os.Stat(in); err == nil && os.SameFile(so, si) {
+			return fmt.Errorf("%s %s is also an input: writing it would destroy %s; choose another output", flag, out, in)
+		}
+	}
+	return nil
+}

@@ -41,3 +41,20 @@ func TestWriteFile(t *testing.T) {
 		t.Error("write into a missing folder succeeded")
 	}
 }
+
+func TestNotInput(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("a"), 0o644)
+	os.WriteFile(b, []byte("b"), 0o644)
+	if err := NotInput("-o", filepath.Join(dir, "new"), a); err != nil {
+		t.Errorf("a new output: %v", err)
+	}
+	if err := NotInput("-o", b, a); err != nil {
+		t.Errorf("another file: %v", err)
+	}
+	// The same file under another spelling of its path.
+	if err := NotInput("-o", filepath.Join(dir, ".", "a"), b, a); err == nil {
+		t.Error("an output that is an input was accepted")
+	}
+}

@@ -88,6 +88,26 @@ func TestCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "bad", "state.bin")); err == nil {
 		t.Fatal("a failed run left a checkpoint")
 	}
+	// NaN and infinite hyperparameters are named, and no folder is left.
+	for _, c := range [][]string{
+		{"sft", "--init", base, "--data", f("sft_train.jsonl"), "--weight-decay", "NaN"},
+		{"sft", "--init", base, "--data", f("sft_train.jsonl"), "--grad-clip", "Inf"},
+		{"dpo", "--init", sftModel, "--data", f("prefs_train.jsonl"), "--beta", "NaN"},
+		{"grpo", "--init", sftModel, "--problems", f("problems_train.jsonl"), "--clip-eps", "NaN"},
+		{"grpo", "--init", sftModel, "--problems", f("problems_train.jsonl"), "--temperature", "Inf"},
+		{"distill", "--teacher", sftModel, "--fresh", "--data", corpus(t, dir, 1000), "--alpha", "NaN"},
+		// Conversations whose assistant turns all start beyond --seq.
+		{"sft", "--init", base, "--data", f("sft_train.jsonl"), "--batch", "2", "--seq", "4"},
+	} {
+		out := filepath.Join(dir, "nan")
+		flag := c[len(c)-2]
+		if _, err := runCmd(t, append(c, "--steps", "1", "--out", out)...); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%v: %v", c, err)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%v left %s", c, out)
+		}
+	}
 	if _, err := runCmd(t, "sft", "--data", bad, "--steps", "1"); err == nil || !strings.Contains(err.Error(), "--init") {
 		t.Fatalf("no --init: %v", err)
 	}

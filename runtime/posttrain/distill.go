@@ -3,6 +3,7 @@ package posttrain
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -25,15 +26,15 @@ type DistillConfig struct {
 // student) at temperature τ plus (1−α) times the cross-entropy of the next
 // token. The validation loss is the plain cross-entropy on the corpus's
 // last tenth, comparable across α.
-func Distill(ctx context.Context, cfg DistillConfig) (*Result, error) {
+func Distill(ctx context.Context, cfg DistillConfig) (_ *Result, runErr error) {
 	cfg.Stage = "distill"
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if cfg.Alpha < 0 || cfg.Alpha > 1 {
+	if !(cfg.Alpha >= 0 && cfg.Alpha <= 1) {
 		return nil, fmt.Errorf("--alpha: must be in [0, 1], got %g", cfg.Alpha)
 	}
-	if !(cfg.Tau > 0) {
+	if !(cfg.Tau > 0) || math.IsInf(cfg.Tau, 0) {
 		return nil, fmt.Errorf("--temperature: must be > 0, got %g", cfg.Tau)
 	}
 	if cfg.Teacher == "" {
@@ -57,6 +58,16 @@ func Distill(ctx context.Context, cfg DistillConfig) (*Result, error) {
 		return nil, err
 	}
 	dataPath := cfg.Data
+	// The folder is checked and made before the corpus is tokenized into it.
+	abandon, err := train.OpenOut(cfg.Out, cfg.Resume)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if runErr != nil {
+			abandon()
+		}
+	}()
 	if !train.IsTokenFile(dataPath) {
 		dataPath = filepath.Join(cfg.Out, train.DataFile)
 		if !cfg.Resume {
@@ -84,6 +95,7 @@ func Distill(ctx context.Context, cfg DistillConfig) (*Result, error) {
 	cfg.Data, _ = filepath.Abs(cfg.Data)
 	cfg.Teacher, _ = filepath.Abs(cfg.Teacher)
 	l := cfg.loop(cfg, nil)
+	l.abandon = abandon // the folder is open already
 	if err := l.start(p); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package posttrain
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/modelc/modelc/runtime/model"
@@ -43,7 +44,7 @@ func DPOTrain(ctx context.Context, cfg DPOConfig) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if !(cfg.Beta > 0) {
+	if !(cfg.Beta > 0) || math.IsInf(cfg.Beta, 0) {
 		return nil, fmt.Errorf("--beta: must be > 0, got %g", cfg.Beta)
 	}
 	e, err := cfg.encoder()

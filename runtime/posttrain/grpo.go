@@ -48,12 +48,13 @@ func (c *GRPOConfig) checkGRPO() error {
 	switch {
 	case c.G < 2:
 		return fmt.Errorf("--g: a group needs at least 2 completions, got %d", c.G)
-	case c.Eps <= 0 || c.Eps >= 1:
+	// Each test is written so that NaN fails it.
+	case !(c.Eps > 0 && c.Eps < 1):
 		return fmt.Errorf("--clip-eps: must be in (0, 1), got %g", c.Eps)
-	case c.Beta < 0:
-		return fmt.Errorf("--beta: must be ≥ 0, got %g", c.Beta)
-	case c.Temp <= 0:
-		return fmt.Errorf("--temperature: must be > 0 to sample a group, got %g", c.Temp)
+	case !(c.Beta >= 0) || math.IsInf(c.Beta, 0):
+		return fmt.Errorf("--beta: must be a number ≥ 0, got %g", c.Beta)
+	case !(c.Temp > 0) || math.IsInf(c.Temp, 0):
+		return fmt.Errorf("--temperature: must be a number > 0 to sample a group, got %g", c.Temp)
 	case c.MaxNew < 1:
 		return fmt.Errorf("--max-new: must be ≥ 1, got %d", c.MaxNew)
 	case c.Updates < 1:

@@ -58,10 +58,15 @@ func (h *Hyper) check() error {
 		return fmt.Errorf("--steps: must be ≥ 1, got %d", h.Steps)
 	case !(h.LR > 0) || math.IsInf(h.LR, 0):
 		return fmt.Errorf("--lr: must be > 0, got %g", h.LR)
-	case h.MinLR < 0 || h.MinLR > h.LR:
+	// Each test is written so that NaN fails it.
+	case !(h.MinLR >= 0 && h.MinLR <= h.LR):
 		return fmt.Errorf("--min-lr: must be between 0 and --lr %g, got %g", h.LR, h.MinLR)
-	case h.Warmup < 0 || h.WeightDecay < 0 || h.GradClip < 0:
-		return errors.New("--warmup, --weight-decay and --grad-clip must be ≥ 0")
+	case h.Warmup < 0:
+		return fmt.Errorf("--warmup: must be ≥ 0, got %d", h.Warmup)
+	case !(h.WeightDecay >= 0) || math.IsInf(h.WeightDecay, 0):
+		return fmt.Errorf("--weight-decay: must be a number ≥ 0, got %g", h.WeightDecay)
+	case !(h.GradClip >= 0) || math.IsInf(h.GradClip, 0):
+		return fmt.Errorf("--grad-clip: must be a number ≥ 0 (0 = no clipping), got %g", h.GradClip)
 	}
 	return nil
 }
@@ -113,6 +118,7 @@ type loop struct {
 	tokens   int64
 	lastLoss float64
 	lr       float64 // of the step running
+	abandon  func()  // removes an output folder made for a run that failed
 }
 
 // start binds p (the starting weights) and, on resume, replaces them and
@@ -127,9 +133,22 @@ func (l *loop) start(p *model.Params) error {
 	if l.Out == "" {
 		return errors.New("--out: the run folder is required")
 	}
-	if err := os.MkdirAll(l.Out, 0o755); err != nil {
-		return fmt.Errorf("output folder %s: %w", l.Out, err)
+	if l.abandon == nil {
+		abandon, err := train.OpenOut(l.Out, l.Resume)
+		if err != nil {
+			return err
+		}
+		l.abandon = abandon
 	}
+	if err := l.resume(p); err != nil {
+		l.abandon()
+		return err
+	}
+	return nil
+}
+
+// resume binds p and writes run.json, or on resume loads the checkpoint.
+func (l *loop) resume(p *model.Params) error {
 	l.p = p
 	l.opt = train.NewAdamW(p, 0.9, 0.95, l.Hyper.WeightDecay)
 	if l.Head != nil {
@@ -137,9 +156,6 @@ func (l *loop) start(p *model.Params) error {
 	}
 	statePath := filepath.Join(l.Out, train.StateFile)
 	if !l.Resume {
-		if _, err := os.Stat(statePath); err == nil {
-			return fmt.Errorf("output folder %s already holds a run; continue it with --resume %s or choose another --out", l.Out, l.Out)
-		}
 		b, err := json.MarshalIndent(l.Info, "", "  ")
 		if err != nil {
 			return err
@@ -205,7 +221,12 @@ func (l *loop) save() error {
 // run steps until Hyper.Steps. step fills grads (the model's, and headGrads
 // when there is a head) for step number s; eval, if set, returns
 // validation figures every EvalEvery steps and at the end.
-func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), step func(s int) (stepResult, error), eval func() (map[string]float64, error)) error {
+func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), step func(s int) (stepResult, error), eval func() (map[string]float64, error)) (err error) {
+	defer func() {
+		if err != nil && l.abandon != nil {
+			l.abandon()
+		}
+	}()
 	h := l.Hyper
 	sched := train.Schedule{LR: h.LR, MinLR: h.MinLR, Warmup: h.Warmup, Total: h.Steps}
 	here := 0

@@ -2,6 +2,7 @@ package posttrain
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/modelc/modelc/runtime/model"
@@ -21,7 +22,7 @@ func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp floa
 	if n < 1 {
 		return nil, fmt.Errorf("samples per problem must be ≥ 1, got %d", n)
 	}
-	if temp <= 0 {
+	if !(temp > 0) || math.IsInf(temp, 0) {
 		return nil, fmt.Errorf("temperature must be > 0 to sample, got %g", temp)
 	}
 	var out []tasks.Pair

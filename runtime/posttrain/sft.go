@@ -48,6 +48,9 @@ func SFT(ctx context.Context, cfg SFTConfig) (*Result, error) {
 	if cut > 0 {
 		fmt.Fprintf(cfg.logw(), "%d conversations longer than %d tokens were cut\n", cut, T+1)
 	}
+	if trained(rows) == 0 {
+		return nil, fmt.Errorf("%s: no assistant token falls within --seq %d tokens of its conversation's start; raise --seq or shorten the prompts", cfg.Data, T)
+	}
 	var val []Row
 	if cfg.Val != "" {
 		if val, _, err = SFTRows(cfg.Val, e, T); err != nil {
@@ -139,4 +142,17 @@ func evalRows(tr model.Trainer, rows []Row, B, T int, tokens, targets []int32) f
 		return 0
 	}
 	return sum / float64(n)
+}
+
+// trained counts the positions of rows whose target is trained on.
+func trained(rows []Row) int {
+	n := 0
+	for _, r := range rows {
+		for _, t := range r.Targets {
+			if t != model.IgnoreTarget {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -121,6 +121,12 @@ func TestCommandErrors(t *testing.T) {
 		{big, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--out", t.TempDir()}, "has 512 tokens, the model's vocabulary is 1000"},
 		{s, []string{"train", "--resume", t.TempDir()}, "not a run folder"},
 		{s, []string{"train", "--data", text, "--steps", "3", "--threads", "0"}, "--threads"},
+		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--weight-decay", "NaN", "--out", filepath.Join(t.TempDir(), "n")}, "--weight-decay: must be a number"},
+		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--grad-clip", "Inf", "--out", filepath.Join(t.TempDir(), "n")}, "--grad-clip: must be a number"},
+		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--beta1", "NaN", "--out", filepath.Join(t.TempDir(), "n")}, "--beta1"},
+		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--min-lr", "NaN", "--out", filepath.Join(t.TempDir(), "n")}, "--min-lr"},
+		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--batch", "100000", "--out", filepath.Join(t.TempDir(), "n")}, "--batch: must be between 1 and 65536"},
+		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--eval-every", "-1", "--out", filepath.Join(t.TempDir(), "n")}, "--eval-every"},
 		{s, []string{"eval", "--data", text}, "--model FILE is required"},
 		{s, []string{"eval", "--model", filepath.Join(d, "models", "stories260K.bin"), "--data", text}, "dim"},
 		{s, []string{"eval", "--model", filepath.Join(d, "models", "stories260K.bin"), "--data", text, "--generic"}, "no tokenizer"},
@@ -187,4 +193,43 @@ func TestEvalStories(t *testing.T) {
 
 func sscanf(s string, loss, ppl *float64) (int, error) {
 	return fmt.Sscanf(s, "loss %f nats/token  perplexity %f", loss, ppl)
+}
+
+// TestOutFolder: a new run refuses a folder that holds other files (and
+// writes nothing there), and a run that fails early leaves no folder.
+func TestOutFolder(t *testing.T) {
+	d := sharedData(t)
+	tokPath := filepath.Join(d, "models", "tok512.bin")
+	dir := t.TempDir()
+	text := filepath.Join(dir, "corpus.txt")
+	os.WriteFile(text, []byte(shakespeare(t)[:30000]), 0o644)
+	s := &spec.Spec{Name: "tiny", Vocab: 512, Dim: 16, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 32}
+	s.SetDefaults()
+	args := func(out string) []string {
+		return []string{"train", "--data", text, "--tokenizer", tokPath, "--steps", "1", "--out", out, "--batch", "2", "--seq", "32", "--quiet"}
+	}
+	full := filepath.Join(dir, "full")
+	os.Mkdir(full, 0o755)
+	os.WriteFile(filepath.Join(full, ModelFile), []byte("a base model"), 0o644)
+	if _, _, err := runCmd(t, s, args(full)...); err == nil || !strings.Contains(err.Error(), "not empty and holds no run") {
+		t.Fatalf("a folder with other files: %v", err)
+	}
+	if es, _ := os.ReadDir(full); len(es) != 1 {
+		t.Errorf("the refused folder holds %d entries", len(es))
+	}
+	if b, _ := os.ReadFile(filepath.Join(full, ModelFile)); string(b) != "a base model" {
+		t.Error("the file in the refused folder was written over")
+	}
+	// Fails after tokenizing (a corpus too short for one window): no folder.
+	short := filepath.Join(dir, "short.txt")
+	os.WriteFile(short, []byte("a few words"), 0o644)
+	gone := filepath.Join(dir, "gone")
+	a := args(gone)
+	a[2] = short
+	if _, _, err := runCmd(t, s, a...); err == nil {
+		t.Fatal("a corpus too short was accepted")
+	}
+	if _, err := os.Stat(gone); err == nil {
+		t.Errorf("a failed run left %s", gone)
+	}
 }

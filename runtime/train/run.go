@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/modelc/modelc/gguf"
@@ -163,26 +165,31 @@ func (c *Config) check() error {
 		return errors.New("train: no model spec")
 	case c.Steps < 1:
 		return fmt.Errorf("--steps: must be ≥ 1, got %d", c.Steps)
-	case t.BatchSize < 1:
-		return fmt.Errorf("--batch: must be ≥ 1, got %d", t.BatchSize)
+	case t.BatchSize < 1 || t.BatchSize > spec.MaxBatch:
+		return fmt.Errorf("--batch: must be between 1 and %d, got %d", spec.MaxBatch, t.BatchSize)
 	case t.SeqLen < 1 || t.SeqLen > s.MaxSeq:
 		return fmt.Errorf("--seq: must be between 1 and the model's max_seq %d, got %d", s.MaxSeq, t.SeqLen)
-	case t.GradAccum < 1:
-		return fmt.Errorf("--grad-accum: must be ≥ 1, got %d", t.GradAccum)
+	case t.GradAccum < 1 || t.GradAccum > spec.MaxBatch:
+		return fmt.Errorf("--grad-accum: must be between 1 and %d, got %d", spec.MaxBatch, t.GradAccum)
 	case !(t.LR > 0) || math.IsInf(t.LR, 0):
 		return fmt.Errorf("--lr: must be > 0, got %g", t.LR)
-	case t.MinLR < 0 || t.MinLR > t.LR:
+	// Each test is written so that NaN fails it.
+	case !(t.MinLR >= 0 && t.MinLR <= t.LR):
 		return fmt.Errorf("--min-lr: must be between 0 and --lr %g, got %g", t.LR, t.MinLR)
 	case t.WarmupSteps < 0:
 		return fmt.Errorf("--warmup: must be ≥ 0, got %d", t.WarmupSteps)
-	case t.WeightDecay < 0:
-		return fmt.Errorf("--weight-decay: must be ≥ 0, got %g", t.WeightDecay)
-	case t.Beta1 < 0 || t.Beta1 >= 1:
+	case !(t.WeightDecay >= 0) || math.IsInf(t.WeightDecay, 0):
+		return fmt.Errorf("--weight-decay: must be a number ≥ 0, got %g", t.WeightDecay)
+	case !(t.Beta1 >= 0 && t.Beta1 < 1):
 		return fmt.Errorf("--beta1: must be in [0, 1), got %g", t.Beta1)
-	case t.Beta2 < 0 || t.Beta2 >= 1:
+	case !(t.Beta2 >= 0 && t.Beta2 < 1):
 		return fmt.Errorf("--beta2: must be in [0, 1), got %g", t.Beta2)
-	case t.GradClip < 0:
-		return fmt.Errorf("--grad-clip: must be ≥ 0 (0 = no clipping), got %g", t.GradClip)
+	case !(t.GradClip >= 0) || math.IsInf(t.GradClip, 0):
+		return fmt.Errorf("--grad-clip: must be a number ≥ 0 (0 = no clipping), got %g", t.GradClip)
+	case t.EvalEvery < 0:
+		return fmt.Errorf("--eval-every: must be ≥ 0 (0 = only at the end), got %d", t.EvalEvery)
+	case t.CheckpointEv < 0:
+		return fmt.Errorf("--checkpoint-every: must be ≥ 0 (0 = only at the end), got %d", t.CheckpointEv)
 	case c.Out == "":
 		return errors.New("--out: the run folder is required")
 	case c.Data == "" && !c.Resume:
@@ -241,18 +248,40 @@ func trainable(factory model.Factory, p *model.Params) (model.Trainable, bool, e
 	return m.(model.Trainable), factory != nil, nil
 }
 
-// checkWritable makes the folder and checks a file can be created in it, so
-// a bad --out fails before any work.
-func checkWritable(dir string) error {
+// OpenOut prepares a run's output folder. A new run needs a folder that is
+// new or empty — one that holds a run is continued with --resume, and one
+// that holds anything else is refused rather than written over (a base
+// model the run starts from, say). The folder is made and checked
+// writable. abandon removes it again if it was made here and the run
+// failed before saving a state, so a failed command leaves nothing behind.
+func OpenOut(dir string, resume bool) (abandon func(), err error) {
+	es, err := os.ReadDir(dir)
+	made := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case err != nil && !made:
+		return nil, fmt.Errorf("output folder %s: %w", dir, rootCause(err))
+	case resume:
+	case slices.ContainsFunc(es, func(e os.DirEntry) bool { return e.Name() == StateFile }):
+		return nil, fmt.Errorf("output folder %s already holds a run; continue it with --resume %s or choose another --out", dir, dir)
+	case len(es) > 0:
+		return nil, fmt.Errorf("output folder %s is not empty and holds no run: choose a new or empty folder (nothing in it is written over)", dir)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("output folder %s cannot be made: %w", dir, rootCause(err))
+		return nil, fmt.Errorf("output folder %s cannot be made: %w", dir, rootCause(err))
 	}
 	f, err := atomicfile.Create(filepath.Join(dir, ".write-test"))
 	if err != nil {
-		return fmt.Errorf("output folder %s is not writable: %w", dir, rootCause(err))
+		if made {
+			os.Remove(dir)
+		}
+		return nil, fmt.Errorf("output folder %s is not writable: %w", dir, rootCause(err))
 	}
 	f.Abort()
-	return nil
+	return func() {
+		if _, err := os.Stat(filepath.Join(dir, StateFile)); made && err != nil {
+			os.RemoveAll(dir)
+		}
+	}, nil
 }
 
 // rootCause strips the path wrappers off a file system error: the caller
@@ -296,7 +325,7 @@ func objective(s *spec.Spec, maskID int, tok tokenizer.Tokenizer) (Objective, er
 // steps and at the end, and stops with an error wrapping ErrNaN, keeping
 // the last good checkpoint, if the loss stops being finite. When ctx is
 // cancelled it saves a checkpoint and returns ctx's error.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 	if cfg.EvalBatches <= 0 {
 		cfg.EvalBatches = 20
 	}
@@ -322,9 +351,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkWritable(cfg.Out); err != nil {
+	abandon, err := OpenOut(cfg.Out, cfg.Resume)
+	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if runErr != nil {
+			abandon()
+		}
+	}()
 	statePath := filepath.Join(cfg.Out, StateFile)
 
 	// The data: a token file as is, or a text corpus tokenized once into
@@ -336,9 +371,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("resume %s: %w", cfg.Out, err)
 		}
 	} else {
-		if _, err := os.Stat(statePath); err == nil {
-			return nil, fmt.Errorf("output folder %s already holds a run; continue it with --resume %s or choose another --out", cfg.Out, cfg.Out)
-		}
 		if _, err := os.Stat(cfg.Data); err != nil {
 			return nil, fmt.Errorf("--data: %w", err)
 		}
