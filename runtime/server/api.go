@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The OpenAI wire format: requests are decoded strictly (unknown fields are
@@ -38,9 +40,17 @@ func badRequest(param, code, format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: strp(param), Code: strp(code), Message: fmt.Sprintf(format, args...)}
 }
 
+// bodyTimeout bounds the reading of a request body (a variable for tests).
+var bodyTimeout = time.Minute
+
 // decode reads one JSON object of at most limit bytes from r into v. It
 // rejects unknown fields, trailing data and bodies over the limit.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) *apiError {
+	// A client that stops sending mid-body gets 408 instead of holding its
+	// connection for ever. Only the body's reading is bounded (a server-wide
+	// ReadTimeout would also cut off a long streamed response).
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	body := http.MaxBytesReader(w, r.Body, limit)
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -49,8 +59,16 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) *apiErro
 			return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: strp("request_too_large"),
 				Message: fmt.Sprintf("request body is larger than the limit of %d bytes", mbe.Limit)}
 		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			// The deadline stays: the server's drain of the unread body
+			// then ends at once, and the connection closes after the answer.
+			w.Header().Set("Connection", "close")
+			return &apiError{Status: http.StatusRequestTimeout, Type: "invalid_request_error", Code: strp("request_timeout"),
+				Message: fmt.Sprintf("the request body did not arrive within %v", bodyTimeout)}
+		}
 		return badRequest("", "", "reading the request body: %v", err)
 	}
+	rc.SetReadDeadline(time.Time{})
 	return decodeBytes(data, v)
 }
 
@@ -218,7 +236,16 @@ func (c *contentField) UnmarshalJSON(b []byte) error {
 
 // embeddingInput is a string, an array of strings, an array of token ids or
 // an array of arrays of token ids.
-type embeddingInput = promptField
+type embeddingInput struct{ promptField }
+
+// UnmarshalJSON names the field "input" in its errors.
+func (p *embeddingInput) UnmarshalJSON(b []byte) error {
+	err := p.promptField.UnmarshalJSON(b)
+	if fe, ok := err.(*fieldError); ok {
+		return &fieldError{"input", fe.msg}
+	}
+	return err
+}
 
 type streamOptions struct {
 	IncludeUsage bool `json:"include_usage"`

@@ -202,6 +202,15 @@ func (o *serveOptions) run(ctx context.Context, stderr io.Writer) error {
 			return fmt.Errorf("--chat-template: %w", err)
 		}
 	}
+	if o.spec != nil && o.cfg.Slots > 0 {
+		// Every slot's KV cache is allocated at load: say so before that
+		// runs the machine out of memory.
+		kv := uint64(o.spec.Figures().KVCacheBytes)
+		if ram := totalRAM(); ram > 0 && uint64(o.cfg.Slots)*kv > ram/2 {
+			return fmt.Errorf("--slots %d needs %s of KV cache (%s a slot), more than half this machine's %s of memory",
+				o.cfg.Slots, spec.Bytes(int64(uint64(o.cfg.Slots)*kv)), spec.Bytes(int64(kv)), spec.Bytes(int64(ram)))
+		}
+	}
 	var err error
 	if o.cfg.RAG, err = o.rag.config(); err != nil {
 		return err

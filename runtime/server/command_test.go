@@ -100,7 +100,7 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{[]string{}, "--model FILE is required"},
 		{[]string{"--model", stories, "--batch", "maybe"}, "--batch: must be on or off"},
-		{[]string{"--model", stories, "--slots", "0"}, "--slots: must be ≥ 1, got 0"},
+		{[]string{"--model", stories, "--slots", "0"}, "--slots: must be between 1 and 1024, got 0"},
 		{[]string{"--model", stories, "--temperature", "-1"}, "--temperature"},
 		{[]string{"--model", stories, "--chat-template", "nope"}, "--chat-template"},
 		{[]string{"--model", stories, "--log-level", "loud"}, "--log-level"},
@@ -118,6 +118,16 @@ func TestCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
 		}
+	}
+	// Slots whose KV caches would take more than half the memory are refused
+	// before anything is allocated (4 GiB a slot here).
+	big := &spec.Spec{Name: "big", Vocab: 32000, Dim: 4096, Layers: 32, Heads: 32, KVHeads: 32, FFNDim: 11008, MaxSeq: 4096}
+	big.SetDefaults()
+	cmd0 := Command("big", big, generic.New)
+	cmd0.SetArgs([]string{"--model", stories, "--slots", "1024", "--addr", busy.Addr().String(), "--log-level=error"})
+	cmd0.SetErr(io.Discard)
+	if err := cmd0.Execute(); err == nil || !strings.Contains(err.Error(), "--slots 1024 needs 4.0 TiB of KV cache (4.0 GiB a slot)") {
+		t.Errorf("slots beyond memory: %v", err)
 	}
 	// A compiled shape that differs from the file's is refused without --generic.
 	cmd := Command("tiny", tinySpec(64), generic.New)

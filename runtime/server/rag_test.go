@@ -135,6 +135,12 @@ func TestChatRAG(t *testing.T) {
 		t.Errorf("k 1 bm25: sources %+v", s)
 	}
 
+	// fts on a file store is the client's mistake: 400, not 500.
+	_, err = ts.client.Chat.Completions.New(ctx, params, option.WithJSONSet("rag", map[string]any{"mode": "fts"}))
+	if e := apiErr(t, err); e.StatusCode != 400 || e.Param != "rag.mode" {
+		t.Errorf("fts on a file store: %d %q %s", e.StatusCode, e.Param, e.Message)
+	}
+
 	// Streamed: the first chunk carries the sources, the text is the same.
 	stream := ts.client.Chat.Completions.NewStreaming(ctx, params)
 	var text strings.Builder

@@ -105,11 +105,14 @@ type state struct {
 	engine *engine
 }
 
+// MaxSlots bounds --slots: each slot holds a KV cache of the whole context.
+const MaxSlots = 1024
+
 // New checks cfg and returns a server that is still loading.
 func New(cfg Config) (*Server, error) {
 	switch {
-	case cfg.Slots < 1:
-		return nil, fmt.Errorf("slots: must be ≥ 1, got %d", cfg.Slots)
+	case cfg.Slots < 1 || cfg.Slots > MaxSlots:
+		return nil, fmt.Errorf("slots: must be between 1 and %d, got %d", MaxSlots, cfg.Slots)
 	case cfg.MaxQueue < 0:
 		return nil, fmt.Errorf("max-queue: must be ≥ 0, got %d", cfg.MaxQueue)
 	case cfg.MaxBody < 1:

@@ -1,15 +1,19 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -429,6 +433,7 @@ func TestErrors(t *testing.T) {
 		{"wrong model", "/v1/completions", `{"model": "gpt-4", "prompt": "x"}`, 404, "model", "model_not_found", []string{`"gpt-4"`, `"tiny"`}},
 		{"too big", "/v1/completions", `{"prompt": "` + strings.Repeat("x", 3000) + `"}`, 413, "", "request_too_large", []string{"2000 bytes"}},
 		{"embedding dims", "/v1/embeddings", `{"input": "x", "dimensions": 8}`, 400, "dimensions", "unsupported_value", []string{"32"}},
+		{"embedding input type", "/v1/embeddings", `{"input": {"a": 1}}`, 400, "input", "invalid_type", []string{"input: expected a string"}},
 		{"detokenize range", "/detokenize", `{"tokens": [1, -4]}`, 400, "tokens", "invalid_token", []string{"tokens[1] is -4"}},
 		{"no endpoint", "/v1/nothing", `{}`, 404, "", "not_found", nil},
 	}
@@ -676,5 +681,35 @@ func TestPrefixReuse(t *testing.T) {
 			}
 			cached = now
 		}
+	}
+}
+
+// TestSlowBody: a client that stops sending in the middle of its body gets
+// 408 once the body's time is up, instead of holding the connection.
+func TestSlowBody(t *testing.T) {
+	defer func(d time.Duration) { bodyTimeout = d }(bodyTimeout)
+	bodyTimeout = 200 * time.Millisecond
+	ts := startServer(t, testConfig(), randomModel(t, tinySpec(64), 4), tok512(t))
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status %d, want 408", resp.StatusCode)
+	}
+}
+
+func TestSlotsBound(t *testing.T) {
+	cfg := testConfig()
+	cfg.Slots = MaxSlots + 1
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "slots: must be between 1 and 1024") {
+		t.Errorf("slots %d: %v", cfg.Slots, err)
 	}
 }
