@@ -29,6 +29,9 @@ of uint16 ids (uint32 when the vocabulary is larger than 65,536) that
 			if err := atomicfile.NotInput("-o", out, append(args, tok)...); err != nil {
 				return err
 			}
+			if vocab < 0 {
+				return fmt.Errorf("--vocab: must be ≥ 0 (0: read to the end), got %d", vocab)
+			}
 			t, err := tokenizer.Load(tok, vocab)
 			if err != nil {
 				return err

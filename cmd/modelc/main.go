@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/modelc/modelc/runtime/cli"
 )
 
 func main() {
@@ -32,5 +34,6 @@ assembly specialised to exactly its shapes, and builds one binary per model.
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(genCmd(), buildCmd(), specCmd(), convertCmd(), benchCmd(), dataCmd(), quantizeCmd(), tokenizerCmd(), limitsCmd())
+	cli.StrictGroups(root)
 	return root
 }

@@ -299,6 +299,12 @@ repeatable) are never split and their text in the corpus is not learned from.`,
 			if err != nil {
 				return err
 			}
+			if r.total == 0 {
+				return fmt.Errorf("the corpus (%s) is empty: nothing to learn merges from", strings.Join(args, ", "))
+			}
+			if len(v.Tokens) < vocab && !quiet {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: the corpus supports %d tokens, fewer than --vocab %d: every pair that occurs --min-frequency times is merged\n", len(v.Tokens), vocab)
+			}
 			if err := v.SaveGGUF(out); err != nil {
 				return err
 			}

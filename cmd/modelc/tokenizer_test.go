@@ -528,3 +528,23 @@ func FuzzTokenizerEncodeDecode(f *testing.F) {
 		}
 	})
 }
+
+// An empty corpus is an error (no file written); a --vocab the corpus cannot
+// reach is said.
+func TestTokenizerTrainSmallCorpus(t *testing.T) {
+	dir := t.TempDir()
+	empty, tiny := filepath.Join(dir, "empty.txt"), filepath.Join(dir, "tiny.txt")
+	os.WriteFile(empty, nil, 0o644)
+	os.WriteFile(tiny, []byte("ab ab ab cd"), 0o644)
+	out := filepath.Join(dir, "v.gguf")
+	if _, err := run(t, "tokenizer", "train", "--vocab", "300", empty, "-o", out); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty corpus: %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("an empty corpus wrote a vocabulary")
+	}
+	got, err := run(t, "tokenizer", "train", "--vocab", "100000", tiny, "-o", out)
+	if err != nil || !strings.Contains(got, "fewer than --vocab 100000") {
+		t.Errorf("unreachable vocabulary: %v %q", err, got)
+	}
+}

@@ -122,6 +122,7 @@ compiled one (see "%s info").`, name, name),
 		ptOpts = append(ptOpts, posttrain.WithThreads(f))
 	}
 	root.AddCommand(posttrain.Commands(name, s, factory, ptOpts...)...)
+	StrictGroups(root)
 	return root
 }
 

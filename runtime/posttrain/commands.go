@@ -271,6 +271,9 @@ func (c *cmds) rewardScoreCmd() *cobra.Command {
 			if dir == "" {
 				return errors.New("--model DIR (a reward train run folder) is required")
 			}
+			if seq < 1 {
+				return fmt.Errorf("--seq: must be ≥ 1, got %d", seq)
+			}
 			tok, err := loadTokenizer(tokPath, filepath.Join(dir, "model.gguf"))
 			if err != nil {
 				return err
@@ -563,6 +566,13 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 			if modelPath == "" || probsPath == "" {
 				return errors.New("--model FILE and --problems FILE are required")
 			}
+			// Checked before the evaluation, not after it.
+			if vs != "" && rmDir == "" {
+				return errors.New("--vs needs --reward-model DIR to judge")
+			}
+			if maxNew < 1 || seq < 1 {
+				return fmt.Errorf("--max-new and --seq: must be ≥ 1, got %d and %d", maxNew, seq)
+			}
 			tok, err := loadTokenizer(tokPath, modelPath)
 			if err != nil {
 				return err
@@ -677,6 +687,9 @@ test a reward model on the mistakes this model actually makes.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" || probsPath == "" || out == "" {
 				return errors.New("--model FILE, --problems FILE and --out FILE are required")
+			}
+			if maxNew < 1 {
+				return fmt.Errorf("--max-new: must be ≥ 1, got %d", maxNew)
 			}
 			tok, err := loadTokenizer(tokPath, modelPath)
 			if err != nil {

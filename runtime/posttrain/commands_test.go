@@ -108,6 +108,20 @@ func TestCommands(t *testing.T) {
 			t.Errorf("%v left %s", c, out)
 		}
 	}
+	for _, c := range [][]string{
+		{"reward", "score", "--model", rm, "--data", f("prefs_val.jsonl"), "--seq", "0"},
+		{"tasks", "eval", "--model", sftModel, "--problems", f("problems_val.jsonl"), "--max-new", "0"},
+		{"tasks", "eval", "--model", sftModel, "--problems", f("problems_val.jsonl"), "--vs", base},
+		{"tasks", "pairs", "--model", sftModel, "--problems", f("problems_val.jsonl"), "--out", filepath.Join(dir, "p.jsonl"), "--max-new", "-1"},
+	} {
+		want := c[len(c)-2]
+		if want == "--vs" {
+			want = "--reward-model"
+		}
+		if _, err := runCmd(t, c...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v", c, err)
+		}
+	}
 	if _, err := runCmd(t, "sft", "--data", bad, "--steps", "1"); err == nil || !strings.Contains(err.Error(), "--init") {
 		t.Fatalf("no --init: %v", err)
 	}
