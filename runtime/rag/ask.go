@@ -53,9 +53,35 @@ func BuildPrompt(tmpl *template.Template, question string, rs []Result) (string,
 	}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("prompt template %s: %w", tmpl.Name(), err)
+		msg := strings.TrimPrefix(err.Error(), "template: ")
+		// The value a range cannot iterate over is printed whole: for a
+		// range over the data, every retrieved chunk. The action, named
+		// before it, says enough.
+		if i := strings.Index(msg, "range can't iterate over "); i >= 0 {
+			msg = msg[:i] + "range can't iterate over it (it needs a slice, map, channel or integer)"
+		}
+		return "", fmt.Errorf("prompt template %s: %s", tmpl.Name(), oneLine(msg, 200))
 	}
 	return b.String(), nil
+}
+
+// oneLine shortens a message to its first line and at most about n bytes,
+// for the other values text/template may print in an error.
+func oneLine(msg string, n int) string {
+	cut := false
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg, cut = msg[:i], true
+	}
+	if len(msg) > n {
+		for n > 0 && !utf8RuneStart(msg[n]) {
+			n--
+		}
+		msg, cut = msg[:n], true
+	}
+	if cut {
+		msg = strings.TrimRight(msg, " ") + " …"
+	}
+	return msg
 }
 
 // AskOptions say how to answer.

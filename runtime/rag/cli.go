@@ -163,7 +163,7 @@ func (a *app) load(f *modelFlags) (*loaded, error) {
 func embedderFor(name string, l *loaded) (embed.Embedder, error) {
 	if d, ok := strings.CutPrefix(name, "hash-v1/"); ok {
 		n, err := strconv.Atoi(d)
-		if err != nil || n < 1 {
+		if err != nil || embed.CheckHashDim(n) != nil {
 			return nil, fmt.Errorf("store names embedder %q: bad dimension", name)
 		}
 		return embed.NewHash(n), nil
@@ -231,6 +231,11 @@ with a warning. All of it is one transaction: interrupted, the store stays
 as it was.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Before the store is opened: a bad flag must not leave a new,
+			// empty store behind.
+			if err := (chunk.Options{Size: size, Overlap: overlap}).Validate(); err != nil {
+				return fmt.Errorf("--chunk-tokens %d --overlap %d: %w", size, overlap, err)
+			}
 			l, err := a.load(&mf)
 			if err != nil {
 				return err
@@ -251,8 +256,8 @@ as it was.`,
 			}
 			switch embedder {
 			case "hash":
-				if hashDim < 1 {
-					return fmt.Errorf("--hash-dim must be ≥ 1, got %d", hashDim)
+				if err := embed.CheckHashDim(hashDim); err != nil {
+					return fmt.Errorf("--hash-dim: %w", err)
 				}
 				o.Embedder = embed.NewHash(hashDim)
 			case "model":
@@ -526,8 +531,8 @@ embeds each line of standard input.`,
 					return err
 				}
 			} else {
-				if hashDim < 1 {
-					return fmt.Errorf("--hash-dim must be ≥ 1, got %d", hashDim)
+				if err := embed.CheckHashDim(hashDim); err != nil {
+					return fmt.Errorf("--hash-dim: %w", err)
 				}
 				e = embed.NewHash(hashDim)
 			}

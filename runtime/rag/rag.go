@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/modelc/modelc/runtime/rag/bm25"
 	"github.com/modelc/modelc/runtime/rag/embed"
@@ -64,6 +65,17 @@ type Retriever struct {
 // ErrNoTerms is returned when a keyword query has no searchable words.
 var ErrNoTerms = errors.New("the query has no searchable words (only stop words or punctuation)")
 
+// ErrEmptyQuery is returned for a query of nothing but white space, which
+// would otherwise rank chunks by a zero vector, arbitrarily. It is an
+// ErrNoTerms too (errors.Is), so that callers that answer without context
+// when there is nothing to search for (the chat server) go on doing so.
+var ErrEmptyQuery error = emptyQuery{}
+
+type emptyQuery struct{}
+
+func (emptyQuery) Error() string        { return "the query is empty" }
+func (emptyQuery) Is(target error) bool { return target == ErrNoTerms }
+
 // fullTexter is a store with its own full-text search.
 type fullTexter interface {
 	KeywordFTS(ctx context.Context, words []string, k int) ([]topk.Hit, error)
@@ -96,6 +108,9 @@ func (r *Retriever) check(ctx context.Context, mode Mode) (store.Meta, error) {
 func (r *Retriever) Search(ctx context.Context, query string, mode Mode, k int) ([]Result, error) {
 	if k < 1 {
 		return nil, fmt.Errorf("k must be ≥ 1, got %d", k)
+	}
+	if strings.TrimSpace(query) == "" {
+		return nil, ErrEmptyQuery
 	}
 	if _, err := r.check(ctx, mode); err != nil {
 		return nil, err

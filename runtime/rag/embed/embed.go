@@ -33,6 +33,19 @@ type Hash struct {
 	D int // dimension
 }
 
+// MaxHashDim bounds the hash embedder's dimension: far more than feature
+// hashing gains from, and small enough that a mistyped value is an error
+// rather than an allocation that takes the machine's memory.
+const MaxHashDim = 1 << 16
+
+// CheckHashDim says whether d is a dimension the hash embedder takes.
+func CheckHashDim(d int) error {
+	if d < 1 || d > MaxHashDim {
+		return fmt.Errorf("must be in [1, %d], got %d", MaxHashDim, d)
+	}
+	return nil
+}
+
 // NewHash returns the baseline embedder with d dimensions.
 func NewHash(d int) *Hash { return &Hash{D: d} }
 
@@ -44,8 +57,8 @@ func (h *Hash) Dim() int { return h.D }
 
 // Embed hashes each text.
 func (h *Hash) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	if h.D < 1 {
-		return nil, fmt.Errorf("hash embedder: dimension must be ≥ 1, got %d", h.D)
+	if err := CheckHashDim(h.D); err != nil {
+		return nil, fmt.Errorf("hash embedder: dimension %w", err)
 	}
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
