@@ -1425,7 +1425,15 @@ func (g *amd) groupAttention(k Kernel) {
 	if g.isa == AVX512 {
 		qmax = 16
 	}
-	qInRegs := G*nch <= qmax
+	// The query stays in registers when it fits beside the heads' running
+	// maxima, AVX2's tail mask and the step's four scores with their
+	// reduction (AVX2 with four heads of 16 floats takes 8 + 4 of its 16
+	// and does not fit).
+	masks := 0
+	if tail > 0 && g.isa == AVX2 {
+		masks = 1
+	}
+	qInRegs := G*nch <= qmax && G*(nch+1)+masks <= g.nreg-5
 	qv := make([][]reg.Register, G)
 	for h := range qv {
 		qv[h] = make([]reg.Register, nch)

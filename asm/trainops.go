@@ -364,7 +364,21 @@ func (g *amd) constant64(name string, v uint64) operand.Mem {
 // attbwd: pass 1 over the keys four at a time (dot products of g with four
 // value rows, reduced together), pass 2 two at a time (two accumulator sets
 // for dq).
+//
+// The plan follows the head's size in vectors, nch: g lives in nch
+// registers through pass 1 and dq's accumulators take nch per set in pass
+// 2, which fits the register file up to attbwdRegChunks(nreg) vectors
+// (10 on AVX2's 16 YMM, 26 on AVX-512's 32: heads of 80 and 208 floats, or
+// 416 on ZMM). A larger head (Llama-7B's 128 on AVX2) keeps the first
+// chunks of g in registers and reads the others from memory, and runs pass
+// 2 over blocks of columns, each block a pass over the keys with its own
+// accumulators: every product and every sum in the same order, so the
+// results are the same bits as the unblocked plan's with one set.
 func (g *amd) attbwd(k TKernel) {
+	if nch := k.HeadDim / g.lanes; nch > attbwdRegChunks(g.nreg) {
+		g.attbwdBlocked(k)
+		return
+	}
 	c := g.c
 	L, S, hd := g.lanes, k.Stride, k.HeadDim
 	nch := hd / L
@@ -482,6 +496,161 @@ func (g *amd) attbwd(k TKernel) {
 		}
 		c.VADDPS(mem(dq, j*L*4), a, a)
 		c.VMOVUPS(a, mem(dq, j*L*4))
+	}
+}
+
+// attbwdRegChunks is the most vectors of a head attbwd's register plan
+// holds (g through pass 1, one set of dq accumulators in pass 2) beside
+// its temporaries: the rest of nreg goes to σ, the four dot products of a
+// step and their reduction (pass 1), and to ds, a dk row and the step's
+// scalars (pass 2).
+func attbwdRegChunks(nreg int) int { return nreg - 6 }
+
+// attbwdBlocked is attbwd for heads of more than attbwdRegChunks vectors.
+// Pass 1 keeps the first gk chunks of g in registers and loads the others
+// in each step, once for the step's four value rows (one accumulator per
+// row, chunk after chunk in the same order as attbwd's dot); pass 2 walks
+// the keys once per block of at most attbwdRegChunks columns of dq,
+// recomputing each key's ds (a few scalar operations, the same bits).
+func (g *amd) attbwdBlocked(k TKernel) {
+	c := g.c
+	L, S, hd := g.lanes, k.Stride, k.HeadDim
+	nch := hd / L
+	row := S * 4
+	// Pass 1 holds σ, four dot products, a chunk of g or a value row, and
+	// reduce4's temporaries beside the chunks of g it keeps.
+	gk := min(nch, g.nreg-8)
+	dq, dk, dv := g.loadPtr("dq"), g.loadPtr("dk"), g.loadPtr("dv")
+	gp, pp, qp, kp, vp, dpp := g.loadPtr("dout"), g.loadPtr("p"), g.loadPtr("q"), g.loadPtr("k"), g.loadPtr("v"), g.loadPtr("dp")
+	gv := make([]reg.VecVirtual, gk)
+	for j := range gv {
+		gv[j] = g.vec()
+		c.VMOVUPS(mem(gp, j*L*4), gv[j])
+	}
+	// gAt is chunk j of g: a register, or loaded into a new one.
+	gAt := func(j int) reg.VecVirtual {
+		if j < gk {
+			return gv[j]
+		}
+		t := g.vec()
+		c.VMOVUPS(mem(gp, j*L*4), t)
+		return t
+	}
+	sumx := c.XMM()
+	c.VXORPS(sumx, sumx, sumx)
+	vq, dvq, pq, dpq, cnt := c.GP64(), c.GP64(), c.GP64(), c.GP64(), c.GP64()
+	c.MOVQ(vp, vq)
+	c.MOVQ(dv, dvq)
+	c.MOVQ(pp, pq)
+	c.MOVQ(dpp, dpq)
+	c.MOVQ(g.param("n"), cnt)
+	// dots returns g·v of the u value rows from vq on, one accumulator each.
+	dots := func(u int) []reg.VecVirtual {
+		acc := make([]reg.VecVirtual, u)
+		for j := 0; j < nch; j++ {
+			gj := gAt(j)
+			for s := range acc {
+				m := mem(vq, s*row+j*L*4)
+				if j == 0 {
+					acc[s] = g.vec()
+					c.VMULPS(m, gj, acc[s])
+				} else {
+					c.VFMADD231PS(m, gj, acc[s])
+				}
+			}
+		}
+		return acc
+	}
+	dvUpdate := func(s int) {
+		pb := g.vec()
+		c.VBROADCASTSS(mem(pq, s*4), pb)
+		for j := 0; j < nch; j++ {
+			t := g.vec()
+			c.VMOVUPS(mem(dvq, s*row+j*L*4), t)
+			if j < gk {
+				c.VFMADD231PS(gv[j], pb, t)
+			} else {
+				c.VFMADD231PS(mem(gp, j*L*4), pb, t)
+			}
+			c.VMOVUPS(t, mem(dvq, s*row+j*L*4))
+		}
+	}
+	g.loop(cnt, 4, func(u int) {
+		if u == 4 {
+			acc := dots(4)
+			var a [4]reg.Register
+			for s := range a {
+				a[s] = g.toY(acc[s])
+			}
+			x := g.reduce4(a)
+			c.VMOVUPS(x, mem(dpq, 0))
+			c.VFMADD231PS(mem(pq, 0), x, sumx)
+		} else {
+			x := g.reduce1(dots(1)[0])
+			c.VMOVSS(x, mem(dpq, 0))
+			pt := c.XMM()
+			c.VMOVSS(mem(pq, 0), pt)
+			c.VFMADD231SS(pt, x, sumx)
+		}
+		for s := 0; s < u; s++ {
+			dvUpdate(s)
+		}
+		c.ADDQ(operand.U32(u*row), vq)
+		c.ADDQ(operand.U32(u*row), dvq)
+		c.ADDQ(operand.U8(u*4), pq)
+		c.ADDQ(operand.U8(u*4), dpq)
+	})
+	// σ in every lane of sumx.
+	t := c.XMM()
+	c.VPERMILPS(operand.U8(0x4e), sumx, t)
+	c.VADDPS(t, sumx, sumx)
+	c.VPERMILPS(operand.U8(0xb1), sumx, t)
+	c.VADDPS(t, sumx, sumx)
+
+	// Pass 2, one block of columns at a time, the blocks as even as the
+	// register plan allows.
+	scale := g.f32(fmt.Sprintf("rsqrt%d", hd), float32(1/math.Sqrt(float64(hd))))
+	nb := attbwdRegChunks(g.nreg)
+	blocks := (nch + nb - 1) / nb
+	nb = (nch + blocks - 1) / blocks
+	kq, dkq := c.GP64(), c.GP64()
+	for j0 := 0; j0 < nch; j0 += nb {
+		j1 := min(j0+nb, nch)
+		acc := make([]reg.VecVirtual, j1-j0)
+		for j := range acc {
+			acc[j] = g.vec()
+			g.zero(acc[j])
+		}
+		c.MOVQ(kp, kq)
+		c.MOVQ(dk, dkq)
+		c.MOVQ(pp, pq)
+		c.MOVQ(dpp, dpq)
+		c.MOVQ(g.param("n"), cnt)
+		g.loop(cnt, 1, func(int) {
+			x := c.XMM()
+			c.VMOVSS(mem(dpq, 0), x)
+			c.VSUBSS(sumx, x, x)
+			c.VMULSS(mem(pq, 0), x, x)
+			c.VMULSS(scale, x, x)
+			ds := g.vec()
+			c.VBROADCASTSS(x, ds)
+			for j := j0; j < j1; j++ {
+				c.VFMADD231PS(mem(kq, j*L*4), ds, acc[j-j0])
+				t := g.vec()
+				c.VMOVUPS(mem(dkq, j*L*4), t)
+				c.VFMADD231PS(mem(qp, j*L*4), ds, t)
+				c.VMOVUPS(t, mem(dkq, j*L*4))
+			}
+			c.ADDQ(operand.U32(row), kq)
+			c.ADDQ(operand.U32(row), dkq)
+			c.ADDQ(operand.U8(4), pq)
+			c.ADDQ(operand.U8(4), dpq)
+		})
+		for j := j0; j < j1; j++ {
+			a := acc[j-j0]
+			c.VADDPS(mem(dq, j*L*4), a, a)
+			c.VMOVUPS(a, mem(dq, j*L*4))
+		}
 	}
 }
 

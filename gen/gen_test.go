@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -120,6 +121,7 @@ func TestDifferentialRandomSpecs(t *testing.T) {
 		{1, 1, 18, 40, 41, false}, // one head of 18 (> unroll limit)
 		{6, 3, 2, 5, 7, true},     // head dim 2
 		{5, 1, 24, 70, 97, false}, // wide heads, blocked dot products
+		{4, 1, 128, 40, 41, true}, // Llama-7B's heads of 128, GQA 4:1: blocked register plans
 	}
 	for i, sh := range shapes {
 		s := &spec.Spec{
@@ -393,5 +395,59 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// avx2High matches a register an AVX2-only CPU lacks (X16-X31, Y16-Y31,
+// any Z or K register) in a line of Go assembly.
+var avx2High = regexp.MustCompile(`\b(?:[XY](?:1[6-9]|2[0-9]|3[01])|Z[0-9]+|K[1-7])\b`)
+
+// Specs with large heads (Llama-7B's 128, and 256) compile: every kernel
+// of the plan, the training kernels among them, generates within its
+// register file (avo never spills: 16 YMM on AVX2) and assembles. Before
+// the attention kernels blocked large heads, the spec of heads of 128
+// generated an AVX2 attention backward using Y16-Y18, which failed in
+// `modelc build` (VEXTRACTF128 has no AVX-512 form), and heads of 256 did
+// not generate at all.
+func TestLargeHeadSpecs(t *testing.T) {
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skipf("go env GOROOT: %v", err)
+	}
+	inc := filepath.Join(strings.TrimSpace(string(goroot)), "pkg", "include")
+	for _, c := range []struct{ dim, heads, kv int }{{256, 2, 2}, {512, 4, 1}, {512, 2, 1}} {
+		s := &spec.Spec{Name: fmt.Sprintf("hd%d", c.dim/c.heads), Vocab: 64, Dim: c.dim, Layers: 1, Heads: c.heads, KVHeads: c.kv, FFNDim: 688, MaxSeq: 64}
+		s.SetDefaults()
+		files, err := Files(s, "example.com/"+s.Name)
+		if err != nil {
+			t.Fatalf("dim %d heads %d: %v", c.dim, c.heads, err)
+		}
+		hd := s.HeadDim()
+		if !bytes.Contains(files["tkernels_amd64.s"], []byte(fmt.Sprintf("attbwd_%d_", hd))) {
+			t.Errorf("heads of %d: no attention backward kernel", hd)
+		}
+		dir := t.TempDir()
+		for name, b := range files {
+			if !strings.HasSuffix(name, ".s") {
+				continue
+			}
+			fn := ""
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "TEXT ") {
+					fn = strings.Fields(line)[1]
+				} else if code, _, _ := strings.Cut(line, "//"); strings.Contains(fn, "_avx2") && avx2High.MatchString(code) {
+					t.Errorf("heads of %d: %s: %s uses a register only AVX-512 has: %s", hd, name, fn, strings.TrimSpace(line))
+					fn = ""
+				}
+			}
+			src := filepath.Join(dir, name)
+			must(t, os.WriteFile(src, b, 0o644))
+			arch := strings.TrimSuffix(name[strings.LastIndex(name, "_")+1:], ".s")
+			cmd := exec.Command("go", "tool", "asm", "-p", s.Name, "-I", inc, "-o", src+".o", src)
+			cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("heads of %d: %s does not assemble: %v\n%.2000s", hd, name, err, out)
+			}
+		}
 	}
 }

@@ -85,6 +85,7 @@ func TestValidate(t *testing.T) {
 		{"heads%kv", func(s *Spec) { s.KVHeads = 3 }, "kv_heads: must divide heads (8), got 3"},
 		{"kv>heads", func(s *Spec) { s.KVHeads = 16 }, "kv_heads: must divide heads (8), got 16"},
 		{"odd head dim", func(s *Spec) { s.Dim = 24; s.KVHeads = 8 }, "heads: dim/heads must be even for RoPE, got 24/8 = 3"},
+		{"head dim big", func(s *Spec) { s.Dim = 16400; s.KVHeads = 8 }, "heads: dim/heads must be ≤ 1024 (the largest head the kernels take), got 16400/8 = 2050"},
 		{"eps 0", func(s *Spec) { s.NormEps = 0 }, "norm_eps: must be in (0, 1), got 0"},
 		{"eps 1", func(s *Spec) { s.NormEps = 1 }, "norm_eps: must be in (0, 1), got 1"},
 		{"eps nan", func(s *Spec) { s.NormEps = math.NaN() }, "norm_eps: must be in (0, 1), got NaN"},

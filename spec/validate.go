@@ -19,6 +19,9 @@ const (
 	MaxVocab   = 1 << 24
 	MaxSeqLen  = 1 << 20
 	MaxExperts = 1024
+	// MaxHeadDim bounds dim/heads: the largest head the kernels are
+	// generated for (asm.Kernel.Validate).
+	MaxHeadDim = 1024
 	MaxBatch   = 1 << 16
 	maxNameLen = 64
 )
@@ -105,6 +108,9 @@ func (s *Spec) validateShape() error {
 	}
 	if hd := s.Dim / s.Heads; hd%2 != 0 {
 		return fieldErr("heads", "dim/heads must be even for RoPE, got %d/%d = %d", s.Dim, s.Heads, hd)
+	}
+	if hd := s.Dim / s.Heads; hd > MaxHeadDim {
+		return fieldErr("heads", "dim/heads must be ≤ %d (the largest head the kernels take), got %d/%d = %d", MaxHeadDim, s.Dim, s.Heads, hd)
 	}
 	if err := floatOpen("norm_eps", s.NormEps, 0, 1); err != nil {
 		return err

@@ -4,6 +4,16 @@
 
 package backtest
 
+// attbwd_128_384_avx2: attention backward of one query row, head size 128, rows 384 floats apart.
+//
+//go:noescape
+func attbwd_128_384_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_128_384_avx512: attention backward of one query row, head size 128, rows 384 floats apart.
+//
+//go:noescape
+func attbwd_128_384_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
 // attbwd_16_40_avx2: attention backward of one query row, head size 16, rows 40 floats apart.
 //
 //go:noescape
@@ -13,6 +23,26 @@ func attbwd_16_40_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *
 //
 //go:noescape
 func attbwd_16_40_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_216_432_avx2: attention backward of one query row, head size 216, rows 432 floats apart.
+//
+//go:noescape
+func attbwd_216_432_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_216_432_avx512: attention backward of one query row, head size 216, rows 432 floats apart.
+//
+//go:noescape
+func attbwd_216_432_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_256_768_avx2: attention backward of one query row, head size 256, rows 768 floats apart.
+//
+//go:noescape
+func attbwd_256_768_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_256_768_avx512: attention backward of one query row, head size 256, rows 768 floats apart.
+//
+//go:noescape
+func attbwd_256_768_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
 // attbwd_32_96_avx2: attention backward of one query row, head size 32, rows 96 floats apart.
 //
@@ -43,6 +73,16 @@ func attbwd_64_64_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *
 //
 //go:noescape
 func attbwd_64_64_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_88_88_avx2: attention backward of one query row, head size 88, rows 88 floats apart.
+//
+//go:noescape
+func attbwd_88_88_avx2(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
+
+// attbwd_88_88_avx512: attention backward of one query row, head size 88, rows 88 floats apart.
+//
+//go:noescape
+func attbwd_88_88_avx512(dq *float32, dk *float32, dv *float32, dout *float32, p *float32, q *float32, k *float32, v *float32, dp *float32, n int)
 
 // attbwd_8_24_avx2: attention backward of one query row, head size 8, rows 24 floats apart.
 //

@@ -20,16 +20,24 @@ var amd64Softmax = map[string]softmaxfunc{
 }
 
 var amd64AttBwd = map[string]attbwdfunc{
-	"attbwd_8_24_avx2":     attbwd_8_24_avx2,
-	"attbwd_16_40_avx2":    attbwd_16_40_avx2,
-	"attbwd_32_96_avx2":    attbwd_32_96_avx2,
-	"attbwd_48_864_avx2":   attbwd_48_864_avx2,
-	"attbwd_64_64_avx2":    attbwd_64_64_avx2,
-	"attbwd_8_24_avx512":   attbwd_8_24_avx512,
-	"attbwd_16_40_avx512":  attbwd_16_40_avx512,
-	"attbwd_32_96_avx512":  attbwd_32_96_avx512,
-	"attbwd_48_864_avx512": attbwd_48_864_avx512,
-	"attbwd_64_64_avx512":  attbwd_64_64_avx512,
+	"attbwd_8_24_avx2":      attbwd_8_24_avx2,
+	"attbwd_16_40_avx2":     attbwd_16_40_avx2,
+	"attbwd_32_96_avx2":     attbwd_32_96_avx2,
+	"attbwd_48_864_avx2":    attbwd_48_864_avx2,
+	"attbwd_64_64_avx2":     attbwd_64_64_avx2,
+	"attbwd_88_88_avx2":     attbwd_88_88_avx2,
+	"attbwd_128_384_avx2":   attbwd_128_384_avx2,
+	"attbwd_216_432_avx2":   attbwd_216_432_avx2,
+	"attbwd_256_768_avx2":   attbwd_256_768_avx2,
+	"attbwd_8_24_avx512":    attbwd_8_24_avx512,
+	"attbwd_16_40_avx512":   attbwd_16_40_avx512,
+	"attbwd_32_96_avx512":   attbwd_32_96_avx512,
+	"attbwd_48_864_avx512":  attbwd_48_864_avx512,
+	"attbwd_64_64_avx512":   attbwd_64_64_avx512,
+	"attbwd_88_88_avx512":   attbwd_88_88_avx512,
+	"attbwd_128_384_avx512": attbwd_128_384_avx512,
+	"attbwd_216_432_avx512": attbwd_216_432_avx512,
+	"attbwd_256_768_avx512": attbwd_256_768_avx512,
 }
 
 var amd64MMPack = map[string]mmpackfunc{

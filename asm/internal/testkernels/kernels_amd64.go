@@ -34,6 +34,16 @@ func attention_12_40_avx2(out *float32, q *float32, k *float32, v *float32, att 
 //go:noescape
 func attention_12_40_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// attention_136_272_avx2: one head of size 136 over t ≥ 1 positions 272 floats apart.
+//
+//go:noescape
+func attention_136_272_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_136_272_avx512: one head of size 136 over t ≥ 1 positions 272 floats apart.
+//
+//go:noescape
+func attention_136_272_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // attention_17_51_avx2: one head of size 17 over t ≥ 1 positions 51 floats apart.
 //
 //go:noescape
@@ -53,6 +63,16 @@ func attention_1_3_avx2(out *float32, q *float32, k *float32, v *float32, att *f
 //
 //go:noescape
 func attention_1_3_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_256_768_avx2: one head of size 256 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_256_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// attention_256_768_avx512: one head of size 256 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_256_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
 // attention_3_5_avx2: one head of size 3 over t ≥ 1 positions 5 floats apart.
 //
@@ -134,6 +154,16 @@ func gattention_128_256_2x1_avx2(out *float32, q *float32, k *float32, v *float3
 //go:noescape
 func gattention_128_256_2x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
+// gattention_128_512_1x4_avx2: 1 KV heads of 4 query heads each, head size 128, over t ≥ 1 positions 512 floats apart.
+//
+//go:noescape
+func gattention_128_512_1x4_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattention_128_512_1x4_avx512: 1 KV heads of 4 query heads each, head size 128, over t ≥ 1 positions 512 floats apart.
+//
+//go:noescape
+func gattention_128_512_1x4_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
 // gattention_12_40_3x1_avx2: 3 KV heads of 1 query heads each, head size 12, over t ≥ 1 positions 40 floats apart.
 //
 //go:noescape
@@ -183,6 +213,16 @@ func gattention_1_4_2x2_avx2(out *float32, q *float32, k *float32, v *float32, a
 //
 //go:noescape
 func gattention_1_4_2x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattention_256_512_2x2_avx2: 2 KV heads of 2 query heads each, head size 256, over t ≥ 1 positions 512 floats apart.
+//
+//go:noescape
+func gattention_256_512_2x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+
+// gattention_256_512_2x2_avx512: 2 KV heads of 2 query heads each, head size 256, over t ≥ 1 positions 512 floats apart.
+//
+//go:noescape
+func gattention_256_512_2x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 
 // gattention_32_64_2x2_avx2: 2 KV heads of 2 query heads each, head size 32, over t ≥ 1 positions 64 floats apart.
 //
@@ -964,6 +1004,16 @@ func rope_24x64_avx2(x *float32, cs *float32)
 //go:noescape
 func rope_24x64_avx512(x *float32, cs *float32)
 
+// rope_3x256_avx2: rotary embedding of 3 heads of 256 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x256_avx2(x *float32, cs *float32)
+
+// rope_3x256_avx512: rotary embedding of 3 heads of 256 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x256_avx512(x *float32, cs *float32)
+
 // rope_3x2_avx2: rotary embedding of 3 heads of 2 in x, in place, from the table cs (asm.RoPETable).
 //
 //go:noescape
@@ -993,6 +1043,16 @@ func rope_41x6_avx2(x *float32, cs *float32)
 //
 //go:noescape
 func rope_41x6_avx512(x *float32, cs *float32)
+
+// rope_4x128_avx2: rotary embedding of 4 heads of 128 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_4x128_avx2(x *float32, cs *float32)
+
+// rope_4x128_avx512: rotary embedding of 4 heads of 128 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_4x128_avx512(x *float32, cs *float32)
 
 // rope_5x6_avx2: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
 //

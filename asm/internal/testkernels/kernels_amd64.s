@@ -2211,6 +2211,731 @@ wsumdone74:
 	VZEROUPPER
 	RET
 
+// func attention_136_272_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_136_272_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS neginf<>+0(SB), X0
+	MOVQ    SI, DI
+	MOVQ    t+40(FP), R8
+	CMPQ    R8, $0x04
+	JL      score1_76
+
+score4_75:
+	VXORPS       Y1, Y1, Y1
+	VMOVUPS      (CX), Y2
+	VFMADD231PS  (DX), Y2, Y1
+	VMOVUPS      32(CX), Y2
+	VFMADD231PS  32(DX), Y2, Y1
+	VMOVUPS      64(CX), Y2
+	VFMADD231PS  64(DX), Y2, Y1
+	VMOVUPS      96(CX), Y2
+	VFMADD231PS  96(DX), Y2, Y1
+	VMOVUPS      128(CX), Y2
+	VFMADD231PS  128(DX), Y2, Y1
+	VMOVUPS      160(CX), Y2
+	VFMADD231PS  160(DX), Y2, Y1
+	VMOVUPS      192(CX), Y2
+	VFMADD231PS  192(DX), Y2, Y1
+	VMOVUPS      224(CX), Y2
+	VFMADD231PS  224(DX), Y2, Y1
+	VMOVUPS      256(CX), Y2
+	VFMADD231PS  256(DX), Y2, Y1
+	VMOVUPS      288(CX), Y2
+	VFMADD231PS  288(DX), Y2, Y1
+	VMOVUPS      320(CX), Y2
+	VFMADD231PS  320(DX), Y2, Y1
+	VMOVUPS      352(CX), Y2
+	VFMADD231PS  352(DX), Y2, Y1
+	VMOVUPS      384(CX), Y2
+	VFMADD231PS  384(DX), Y2, Y1
+	VMOVUPS      416(CX), Y2
+	VFMADD231PS  416(DX), Y2, Y1
+	VMOVUPS      448(CX), Y2
+	VFMADD231PS  448(DX), Y2, Y1
+	VMOVUPS      480(CX), Y2
+	VFMADD231PS  480(DX), Y2, Y1
+	VMOVUPS      512(CX), Y2
+	VFMADD231PS  512(DX), Y2, Y1
+	VXORPS       Y2, Y2, Y2
+	VMOVUPS      (CX), Y3
+	VFMADD231PS  1088(DX), Y3, Y2
+	VMOVUPS      32(CX), Y3
+	VFMADD231PS  1120(DX), Y3, Y2
+	VMOVUPS      64(CX), Y3
+	VFMADD231PS  1152(DX), Y3, Y2
+	VMOVUPS      96(CX), Y3
+	VFMADD231PS  1184(DX), Y3, Y2
+	VMOVUPS      128(CX), Y3
+	VFMADD231PS  1216(DX), Y3, Y2
+	VMOVUPS      160(CX), Y3
+	VFMADD231PS  1248(DX), Y3, Y2
+	VMOVUPS      192(CX), Y3
+	VFMADD231PS  1280(DX), Y3, Y2
+	VMOVUPS      224(CX), Y3
+	VFMADD231PS  1312(DX), Y3, Y2
+	VMOVUPS      256(CX), Y3
+	VFMADD231PS  1344(DX), Y3, Y2
+	VMOVUPS      288(CX), Y3
+	VFMADD231PS  1376(DX), Y3, Y2
+	VMOVUPS      320(CX), Y3
+	VFMADD231PS  1408(DX), Y3, Y2
+	VMOVUPS      352(CX), Y3
+	VFMADD231PS  1440(DX), Y3, Y2
+	VMOVUPS      384(CX), Y3
+	VFMADD231PS  1472(DX), Y3, Y2
+	VMOVUPS      416(CX), Y3
+	VFMADD231PS  1504(DX), Y3, Y2
+	VMOVUPS      448(CX), Y3
+	VFMADD231PS  1536(DX), Y3, Y2
+	VMOVUPS      480(CX), Y3
+	VFMADD231PS  1568(DX), Y3, Y2
+	VMOVUPS      512(CX), Y3
+	VFMADD231PS  1600(DX), Y3, Y2
+	VXORPS       Y3, Y3, Y3
+	VMOVUPS      (CX), Y4
+	VFMADD231PS  2176(DX), Y4, Y3
+	VMOVUPS      32(CX), Y4
+	VFMADD231PS  2208(DX), Y4, Y3
+	VMOVUPS      64(CX), Y4
+	VFMADD231PS  2240(DX), Y4, Y3
+	VMOVUPS      96(CX), Y4
+	VFMADD231PS  2272(DX), Y4, Y3
+	VMOVUPS      128(CX), Y4
+	VFMADD231PS  2304(DX), Y4, Y3
+	VMOVUPS      160(CX), Y4
+	VFMADD231PS  2336(DX), Y4, Y3
+	VMOVUPS      192(CX), Y4
+	VFMADD231PS  2368(DX), Y4, Y3
+	VMOVUPS      224(CX), Y4
+	VFMADD231PS  2400(DX), Y4, Y3
+	VMOVUPS      256(CX), Y4
+	VFMADD231PS  2432(DX), Y4, Y3
+	VMOVUPS      288(CX), Y4
+	VFMADD231PS  2464(DX), Y4, Y3
+	VMOVUPS      320(CX), Y4
+	VFMADD231PS  2496(DX), Y4, Y3
+	VMOVUPS      352(CX), Y4
+	VFMADD231PS  2528(DX), Y4, Y3
+	VMOVUPS      384(CX), Y4
+	VFMADD231PS  2560(DX), Y4, Y3
+	VMOVUPS      416(CX), Y4
+	VFMADD231PS  2592(DX), Y4, Y3
+	VMOVUPS      448(CX), Y4
+	VFMADD231PS  2624(DX), Y4, Y3
+	VMOVUPS      480(CX), Y4
+	VFMADD231PS  2656(DX), Y4, Y3
+	VMOVUPS      512(CX), Y4
+	VFMADD231PS  2688(DX), Y4, Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  3264(DX), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  3296(DX), Y5, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  3328(DX), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  3360(DX), Y5, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  3392(DX), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  3424(DX), Y5, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  3456(DX), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  3488(DX), Y5, Y4
+	VMOVUPS      256(CX), Y5
+	VFMADD231PS  3520(DX), Y5, Y4
+	VMOVUPS      288(CX), Y5
+	VFMADD231PS  3552(DX), Y5, Y4
+	VMOVUPS      320(CX), Y5
+	VFMADD231PS  3584(DX), Y5, Y4
+	VMOVUPS      352(CX), Y5
+	VFMADD231PS  3616(DX), Y5, Y4
+	VMOVUPS      384(CX), Y5
+	VFMADD231PS  3648(DX), Y5, Y4
+	VMOVUPS      416(CX), Y5
+	VFMADD231PS  3680(DX), Y5, Y4
+	VMOVUPS      448(CX), Y5
+	VFMADD231PS  3712(DX), Y5, Y4
+	VMOVUPS      480(CX), Y5
+	VFMADD231PS  3744(DX), Y5, Y4
+	VMOVUPS      512(CX), Y5
+	VFMADD231PS  3776(DX), Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y5, Y5
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y5, Y2
+	VUNPCKHPD    Y1, Y5, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMULPS       rsqrt136<>+0(SB), X1, X1
+	VMOVUPS      X1, (DI)
+	VMAXPS       X1, X0, X0
+	ADDQ         $0x00001100, DX
+	ADDQ         $0x10, DI
+	SUBQ         $0x04, R8
+	CMPQ         R8, $0x04
+	JGE          score4_75
+
+score1_76:
+	TESTQ R8, R8
+	JE    scoredone78
+
+score1l77:
+	VXORPS       Y1, Y1, Y1
+	VMOVUPS      (CX), Y2
+	VFMADD231PS  (DX), Y2, Y1
+	VMOVUPS      32(CX), Y2
+	VFMADD231PS  32(DX), Y2, Y1
+	VMOVUPS      64(CX), Y2
+	VFMADD231PS  64(DX), Y2, Y1
+	VMOVUPS      96(CX), Y2
+	VFMADD231PS  96(DX), Y2, Y1
+	VMOVUPS      128(CX), Y2
+	VFMADD231PS  128(DX), Y2, Y1
+	VMOVUPS      160(CX), Y2
+	VFMADD231PS  160(DX), Y2, Y1
+	VMOVUPS      192(CX), Y2
+	VFMADD231PS  192(DX), Y2, Y1
+	VMOVUPS      224(CX), Y2
+	VFMADD231PS  224(DX), Y2, Y1
+	VMOVUPS      256(CX), Y2
+	VFMADD231PS  256(DX), Y2, Y1
+	VMOVUPS      288(CX), Y2
+	VFMADD231PS  288(DX), Y2, Y1
+	VMOVUPS      320(CX), Y2
+	VFMADD231PS  320(DX), Y2, Y1
+	VMOVUPS      352(CX), Y2
+	VFMADD231PS  352(DX), Y2, Y1
+	VMOVUPS      384(CX), Y2
+	VFMADD231PS  384(DX), Y2, Y1
+	VMOVUPS      416(CX), Y2
+	VFMADD231PS  416(DX), Y2, Y1
+	VMOVUPS      448(CX), Y2
+	VFMADD231PS  448(DX), Y2, Y1
+	VMOVUPS      480(CX), Y2
+	VFMADD231PS  480(DX), Y2, Y1
+	VMOVUPS      512(CX), Y2
+	VFMADD231PS  512(DX), Y2, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VPERMILPS    $0x4e, X2, X1
+	VADDPS       X1, X2, X2
+	VPERMILPS    $0xb1, X2, X1
+	VADDPS       X1, X2, X2
+	VMULSS       rsqrt136<>+0(SB), X2, X2
+	VMOVSS       X2, (DI)
+	VMAXSS       X2, X0, X0
+	ADDQ         $0x00000440, DX
+	ADDQ         $0x04, DI
+	DECQ         R8
+	JNE          score1l77
+
+scoredone78:
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DI
+	MOVQ         t+40(FP), R8
+	CMPQ         R8, $0x08
+	JL           exptail79
+
+exp80:
+	VMOVUPS      (DI), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DI)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DI
+	SUBQ         $0x08, R8
+	CMPQ         R8, $0x08
+	JGE          exp80
+
+exptail79:
+	TESTQ        R8, R8
+	JE           expdone81
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, DX
+	SUBQ         R8, DX
+	VMOVDQU      (CX)(DX*4), Y3
+	VMASKMOVPS   (DI), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DI)
+	VADDPS       Y2, Y1, Y1
+
+expdone81:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	MOVQ         SI, DI
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), R8
+
+wsum1l84:
+	VBROADCASTSS (DI), Y11
+	VFMADD231PS  (CX), Y11, Y1
+	VFMADD231PS  32(CX), Y11, Y2
+	VFMADD231PS  64(CX), Y11, Y3
+	VFMADD231PS  96(CX), Y11, Y4
+	VFMADD231PS  128(CX), Y11, Y5
+	VFMADD231PS  160(CX), Y11, Y6
+	VFMADD231PS  192(CX), Y11, Y7
+	VFMADD231PS  224(CX), Y11, Y8
+	VFMADD231PS  256(CX), Y11, Y9
+	VFMADD231PS  288(CX), Y11, Y10
+	ADDQ         $0x04, DI
+	ADDQ         $0x00000440, CX
+	DECQ         R8
+	JNE          wsum1l84
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 128(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 224(AX)
+	VMULPS       Y0, Y9, Y9
+	VMOVUPS      Y9, 256(AX)
+	VMULPS       Y0, Y10, Y10
+	VMOVUPS      Y10, 288(AX)
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, DI
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), R8
+
+wsum1l88:
+	VBROADCASTSS (DI), Y8
+	VFMADD231PS  320(CX), Y8, Y1
+	VFMADD231PS  352(CX), Y8, Y2
+	VFMADD231PS  384(CX), Y8, Y3
+	VFMADD231PS  416(CX), Y8, Y4
+	VFMADD231PS  448(CX), Y8, Y5
+	VFMADD231PS  480(CX), Y8, Y6
+	VFMADD231PS  512(CX), Y8, Y7
+	ADDQ         $0x04, DI
+	ADDQ         $0x00000440, CX
+	DECQ         R8
+	JNE          wsum1l88
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 320(AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 352(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 384(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 416(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 448(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 480(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 512(AX)
+	VZEROUPPER
+	RET
+
+DATA rsqrt136<>+0(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+4(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+8(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+12(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+16(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+20(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+24(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+28(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+32(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+36(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+40(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+44(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+48(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+52(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+56(SB)/4, $0x3daf9d53
+DATA rsqrt136<>+60(SB)/4, $0x3daf9d53
+GLOBL rsqrt136<>(SB), RODATA|NOPTR, $64
+
+// func attention_136_272_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·attention_136_272_avx512(SB), NOSPLIT, $0-48
+	MOVQ      out+0(FP), AX
+	MOVQ      q+8(FP), CX
+	MOVQ      k+16(FP), DX
+	MOVQ      v+24(FP), BX
+	MOVQ      att+32(FP), SI
+	MOVL      $0x000000ff, DI
+	KMOVW     DI, K1
+	VMOVUPS   (CX), Z0
+	VMOVUPS   64(CX), Z1
+	VMOVUPS   128(CX), Z2
+	VMOVUPS   192(CX), Z3
+	VMOVUPS   256(CX), Z4
+	VMOVUPS   320(CX), Z5
+	VMOVUPS   384(CX), Z6
+	VMOVUPS   448(CX), Z7
+	VMOVUPS.Z 512(CX), K1, Z8
+	VMOVUPS   neginf<>+0(SB), X9
+	MOVQ      DX, CX
+	MOVQ      SI, DX
+	MOVQ      t+40(FP), DI
+	CMPQ      DI, $0x04
+	JL        score1_91
+
+score4_90:
+	VMOVUPS       zero<>+0(SB), Z10
+	VFMADD231PS   (CX), Z0, Z10
+	VFMADD231PS   64(CX), Z1, Z10
+	VFMADD231PS   128(CX), Z2, Z10
+	VFMADD231PS   192(CX), Z3, Z10
+	VFMADD231PS   256(CX), Z4, Z10
+	VFMADD231PS   320(CX), Z5, Z10
+	VFMADD231PS   384(CX), Z6, Z10
+	VFMADD231PS   448(CX), Z7, Z10
+	VFMADD231PS   512(CX), Z8, K1, Z10
+	VEXTRACTF64X4 $0x01, Z10, Y11
+	VADDPS        Y11, Y10, Y10
+	VMOVUPS       zero<>+0(SB), Z11
+	VFMADD231PS   1088(CX), Z0, Z11
+	VFMADD231PS   1152(CX), Z1, Z11
+	VFMADD231PS   1216(CX), Z2, Z11
+	VFMADD231PS   1280(CX), Z3, Z11
+	VFMADD231PS   1344(CX), Z4, Z11
+	VFMADD231PS   1408(CX), Z5, Z11
+	VFMADD231PS   1472(CX), Z6, Z11
+	VFMADD231PS   1536(CX), Z7, Z11
+	VFMADD231PS   1600(CX), Z8, K1, Z11
+	VEXTRACTF64X4 $0x01, Z11, Y12
+	VADDPS        Y12, Y11, Y11
+	VMOVUPS       zero<>+0(SB), Z12
+	VFMADD231PS   2176(CX), Z0, Z12
+	VFMADD231PS   2240(CX), Z1, Z12
+	VFMADD231PS   2304(CX), Z2, Z12
+	VFMADD231PS   2368(CX), Z3, Z12
+	VFMADD231PS   2432(CX), Z4, Z12
+	VFMADD231PS   2496(CX), Z5, Z12
+	VFMADD231PS   2560(CX), Z6, Z12
+	VFMADD231PS   2624(CX), Z7, Z12
+	VFMADD231PS   2688(CX), Z8, K1, Z12
+	VEXTRACTF64X4 $0x01, Z12, Y13
+	VADDPS        Y13, Y12, Y12
+	VMOVUPS       zero<>+0(SB), Z13
+	VFMADD231PS   3264(CX), Z0, Z13
+	VFMADD231PS   3328(CX), Z1, Z13
+	VFMADD231PS   3392(CX), Z2, Z13
+	VFMADD231PS   3456(CX), Z3, Z13
+	VFMADD231PS   3520(CX), Z4, Z13
+	VFMADD231PS   3584(CX), Z5, Z13
+	VFMADD231PS   3648(CX), Z6, Z13
+	VFMADD231PS   3712(CX), Z7, Z13
+	VFMADD231PS   3776(CX), Z8, K1, Z13
+	VEXTRACTF64X4 $0x01, Z13, Y14
+	VADDPS        Y14, Y13, Y13
+	VUNPCKLPS     Y11, Y10, Y14
+	VUNPCKHPS     Y11, Y10, Y10
+	VADDPS        Y10, Y14, Y14
+	VUNPCKLPS     Y13, Y12, Y10
+	VUNPCKHPS     Y13, Y12, Y11
+	VADDPS        Y11, Y10, Y10
+	VUNPCKLPD     Y10, Y14, Y11
+	VUNPCKHPD     Y10, Y14, Y10
+	VADDPS        Y10, Y11, Y11
+	VEXTRACTF32X4 $0x01, Y11, X10
+	VADDPS        X10, X11, X10
+	VMULPS        rsqrt136<>+0(SB), X10, X10
+	VMOVUPS       X10, (DX)
+	VMAXPS        X10, X9, X9
+	ADDQ          $0x00001100, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_90
+
+score1_91:
+	TESTQ DI, DI
+	JE    scoredone93
+
+score1l92:
+	VMOVUPS       zero<>+0(SB), Z10
+	VFMADD231PS   (CX), Z0, Z10
+	VFMADD231PS   64(CX), Z1, Z10
+	VFMADD231PS   128(CX), Z2, Z10
+	VFMADD231PS   192(CX), Z3, Z10
+	VFMADD231PS   256(CX), Z4, Z10
+	VFMADD231PS   320(CX), Z5, Z10
+	VFMADD231PS   384(CX), Z6, Z10
+	VFMADD231PS   448(CX), Z7, Z10
+	VFMADD231PS   512(CX), Z8, K1, Z10
+	VEXTRACTF64X4 $0x01, Z10, Y11
+	VADDPS        Y11, Y10, Y10
+	VEXTRACTF32X4 $0x01, Y10, X11
+	VADDPS        X11, X10, X11
+	VPERMILPS     $0x4e, X11, X10
+	VADDPS        X10, X11, X11
+	VPERMILPS     $0xb1, X11, X10
+	VADDPS        X10, X11, X11
+	VMULSS        rsqrt136<>+0(SB), X11, X11
+	VMOVSS        X11, (DX)
+	VMAXSS        X11, X9, X9
+	ADDQ          $0x00000440, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l92
+
+scoredone93:
+	VPERMILPS    $0x4e, X9, X0
+	VMAXPS       X0, X9, X9
+	VPERMILPS    $0xb1, X9, X0
+	VMAXPS       X0, X9, X9
+	VBROADCASTSS X9, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x10
+	JL           exptail94
+
+exp95:
+	VMOVUPS      (DX), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z3, Z4, Z2
+	VMOVUPS      Z2, (DX)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, DI
+	CMPQ         DI, $0x10
+	JGE          exp95
+
+exptail94:
+	TESTQ        DI, DI
+	JE           expdone96
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K2
+	VMOVUPS.Z    (DX), K2, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VSCALEFPS    Z0, Z3, Z2
+	VMOVUPS      Z2, K2, (DX)
+	VADDPS       Z2, Z1, K2, Z1
+
+expdone96:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
+	VMOVUPS       zero<>+0(SB), Z17
+	VMOVUPS       zero<>+0(SB), Z18
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+	CMPQ          DI, $0x02
+	JL            wsum1_98
+
+wsum97:
+	VBROADCASTSS (DX), Z19
+	VFMADD231PS  (CX), Z19, Z1
+	VFMADD231PS  64(CX), Z19, Z2
+	VFMADD231PS  128(CX), Z19, Z3
+	VFMADD231PS  192(CX), Z19, Z4
+	VFMADD231PS  256(CX), Z19, Z5
+	VFMADD231PS  320(CX), Z19, Z6
+	VFMADD231PS  384(CX), Z19, Z7
+	VFMADD231PS  448(CX), Z19, Z8
+	VFMADD231PS  512(CX), Z19, K1, Z9
+	VBROADCASTSS 4(DX), Z19
+	VFMADD231PS  1088(CX), Z19, Z10
+	VFMADD231PS  1152(CX), Z19, Z11
+	VFMADD231PS  1216(CX), Z19, Z12
+	VFMADD231PS  1280(CX), Z19, Z13
+	VFMADD231PS  1344(CX), Z19, Z14
+	VFMADD231PS  1408(CX), Z19, Z15
+	VFMADD231PS  1472(CX), Z19, Z16
+	VFMADD231PS  1536(CX), Z19, Z17
+	VFMADD231PS  1600(CX), Z19, K1, Z18
+	ADDQ         $0x08, DX
+	ADDQ         $0x00000880, CX
+	SUBQ         $0x02, DI
+	CMPQ         DI, $0x02
+	JGE          wsum97
+
+wsum1_98:
+	TESTQ DI, DI
+	JE    wsumdone100
+
+wsum1l99:
+	VBROADCASTSS (DX), Z19
+	VFMADD231PS  (CX), Z19, Z1
+	VFMADD231PS  64(CX), Z19, Z2
+	VFMADD231PS  128(CX), Z19, Z3
+	VFMADD231PS  192(CX), Z19, Z4
+	VFMADD231PS  256(CX), Z19, Z5
+	VFMADD231PS  320(CX), Z19, Z6
+	VFMADD231PS  384(CX), Z19, Z7
+	VFMADD231PS  448(CX), Z19, Z8
+	VFMADD231PS  512(CX), Z19, K1, Z9
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000440, CX
+	DECQ         DI
+	JNE          wsum1l99
+
+wsumdone100:
+	VADDPS  Z10, Z1, Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	VADDPS  Z11, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 64(AX)
+	VADDPS  Z12, Z3, Z3
+	VMULPS  Z0, Z3, Z3
+	VMOVUPS Z3, 128(AX)
+	VADDPS  Z13, Z4, Z4
+	VMULPS  Z0, Z4, Z4
+	VMOVUPS Z4, 192(AX)
+	VADDPS  Z14, Z5, Z5
+	VMULPS  Z0, Z5, Z5
+	VMOVUPS Z5, 256(AX)
+	VADDPS  Z15, Z6, Z6
+	VMULPS  Z0, Z6, Z6
+	VMOVUPS Z6, 320(AX)
+	VADDPS  Z16, Z7, Z7
+	VMULPS  Z0, Z7, Z7
+	VMOVUPS Z7, 384(AX)
+	VADDPS  Z17, Z8, Z8
+	VMULPS  Z0, Z8, Z8
+	VMOVUPS Z8, 448(AX)
+	VADDPS  Z18, Z9, Z9
+	VMULPS  Z0, Z9, Z9
+	VMOVUPS Z9, K1, 512(AX)
+	VZEROUPPER
+	RET
+
 // func attention_17_51_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·attention_17_51_avx2(SB), NOSPLIT, $0-48
@@ -2228,9 +2953,9 @@ TEXT ·attention_17_51_avx2(SB), NOSPLIT, $0-48
 	MOVQ       SI, DX
 	MOVQ       t+40(FP), DI
 	CMPQ       DI, $0x04
-	JL         score1_76
+	JL         score1_102
 
-score4_75:
+score4_101:
 	VXORPS       Y5, Y5, Y5
 	VFMADD231PS  (CX), Y1, Y5
 	VFMADD231PS  32(CX), Y2, Y5
@@ -2269,13 +2994,13 @@ score4_75:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_75
+	JGE          score4_101
 
-score1_76:
+score1_102:
 	TESTQ DI, DI
-	JE    scoredone78
+	JE    scoredone104
 
-score1l77:
+score1l103:
 	VXORPS       Y5, Y5, Y5
 	VFMADD231PS  (CX), Y1, Y5
 	VFMADD231PS  32(CX), Y2, Y5
@@ -2293,9 +3018,9 @@ score1l77:
 	ADDQ         $0x000000cc, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l77
+	JNE          score1l103
 
-scoredone78:
+scoredone104:
 	VPERMILPS    $0x4e, X4, X1
 	VMAXPS       X1, X4, X4
 	VPERMILPS    $0xb1, X4, X1
@@ -2305,9 +3030,9 @@ scoredone78:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail79
+	JL           exptail105
 
-exp80:
+exp106:
 	VMOVUPS      (DX), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -2334,11 +3059,11 @@ exp80:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp80
+	JGE          exp106
 
-exptail79:
+exptail105:
 	TESTQ        DI, DI
-	JE           expdone81
+	JE           expdone107
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -2368,7 +3093,7 @@ exptail79:
 	VMASKMOVPS   Y3, Y4, (DX)
 	VADDPS       Y3, Y2, Y2
 
-expdone81:
+expdone107:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -2391,9 +3116,9 @@ expdone81:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x03
-	JL           wsum1_83
+	JL           wsum1_109
 
-wsum82:
+wsum108:
 	VBROADCASTSS (DX), Y11
 	VFMADD231PS  (CX), Y11, Y2
 	VFMADD231PS  32(CX), Y11, Y3
@@ -2413,13 +3138,13 @@ wsum82:
 	ADDQ         $0x00000264, CX
 	SUBQ         $0x03, DI
 	CMPQ         DI, $0x03
-	JGE          wsum82
+	JGE          wsum108
 
-wsum1_83:
+wsum1_109:
 	TESTQ DI, DI
-	JE    wsumdone85
+	JE    wsumdone111
 
-wsum1l84:
+wsum1l110:
 	VBROADCASTSS (DX), Y11
 	VFMADD231PS  (CX), Y11, Y2
 	VFMADD231PS  32(CX), Y11, Y3
@@ -2428,9 +3153,9 @@ wsum1l84:
 	ADDQ         $0x04, DX
 	ADDQ         $0x000000cc, CX
 	DECQ         DI
-	JNE          wsum1l84
+	JNE          wsum1l110
 
-wsumdone85:
+wsumdone111:
 	VADDPS     Y5, Y2, Y2
 	VADDPS     Y8, Y2, Y2
 	VMULPS     Y1, Y2, Y2
@@ -2482,9 +3207,9 @@ TEXT ·attention_17_51_avx512(SB), NOSPLIT, $0-48
 	MOVQ      SI, DX
 	MOVQ      t+40(FP), DI
 	CMPQ      DI, $0x04
-	JL        score1_87
+	JL        score1_113
 
-score4_86:
+score4_112:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (CX), Y0, Y4
 	VFMADD231PS   32(CX), Y1, Y4
@@ -2519,13 +3244,13 @@ score4_86:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_86
+	JGE           score4_112
 
-score1_87:
+score1_113:
 	TESTQ DI, DI
-	JE    scoredone89
+	JE    scoredone115
 
-score1l88:
+score1l114:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (CX), Y0, Y4
 	VFMADD231PS   32(CX), Y1, Y4
@@ -2542,9 +3267,9 @@ score1l88:
 	ADDQ          $0x000000cc, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l88
+	JNE           score1l114
 
-scoredone89:
+scoredone115:
 	VPERMILPS    $0x4e, X3, X0
 	VMAXPS       X0, X3, X3
 	VPERMILPS    $0xb1, X3, X0
@@ -2554,9 +3279,9 @@ scoredone89:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail90
+	JL           exptail116
 
-exp91:
+exp117:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -2580,11 +3305,11 @@ exp91:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp91
+	JGE          exp117
 
-exptail90:
+exptail116:
 	TESTQ        DI, DI
-	JE           expdone92
+	JE           expdone118
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
 	VMOVUPS.Z    (DX), K2, Y2
@@ -2608,7 +3333,7 @@ exptail90:
 	VMOVUPS      Y2, K2, (DX)
 	VADDPS       Y2, Y1, K2, Y1
 
-expdone92:
+expdone118:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -2634,9 +3359,9 @@ expdone92:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_94
+	JL            wsum1_120
 
-wsum93:
+wsum119:
 	VBROADCASTSS (DX), Y13
 	VFMADD231PS  (CX), Y13, Y1
 	VFMADD231PS  32(CX), Y13, Y2
@@ -2657,13 +3382,13 @@ wsum93:
 	ADDQ         $0x00000330, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum93
+	JGE          wsum119
 
-wsum1_94:
+wsum1_120:
 	TESTQ DI, DI
-	JE    wsumdone96
+	JE    wsumdone122
 
-wsum1l95:
+wsum1l121:
 	VBROADCASTSS (DX), Y13
 	VFMADD231PS  (CX), Y13, Y1
 	VFMADD231PS  32(CX), Y13, Y2
@@ -2671,9 +3396,9 @@ wsum1l95:
 	ADDQ         $0x04, DX
 	ADDQ         $0x000000cc, CX
 	DECQ         DI
-	JNE          wsum1l95
+	JNE          wsum1l121
 
-wsumdone96:
+wsumdone122:
 	VADDPS  Y4, Y1, Y1
 	VADDPS  Y7, Y1, Y1
 	VADDPS  Y10, Y1, Y1
@@ -2707,9 +3432,9 @@ TEXT ·attention_1_3_avx2(SB), NOSPLIT, $0-48
 	MOVQ       SI, DX
 	MOVQ       t+40(FP), DI
 	CMPQ       DI, $0x04
-	JL         score1_98
+	JL         score1_124
 
-score4_97:
+score4_123:
 	VXORPS       Y3, Y3, Y3
 	VMASKMOVPS   (CX), Y0, Y4
 	VFMADD231PS  Y4, Y1, Y3
@@ -2740,13 +3465,13 @@ score4_97:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_97
+	JGE          score4_123
 
-score1_98:
+score1_124:
 	TESTQ DI, DI
-	JE    scoredone100
+	JE    scoredone126
 
-score1l99:
+score1l125:
 	VXORPS       Y3, Y3, Y3
 	VMASKMOVPS   (CX), Y0, Y4
 	VFMADD231PS  Y4, Y1, Y3
@@ -2762,9 +3487,9 @@ score1l99:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l99
+	JNE          score1l125
 
-scoredone100:
+scoredone126:
 	VPERMILPS    $0x4e, X2, X1
 	VMAXPS       X1, X2, X2
 	VPERMILPS    $0xb1, X2, X1
@@ -2774,9 +3499,9 @@ scoredone100:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail101
+	JL           exptail127
 
-exp102:
+exp128:
 	VMOVUPS      (DX), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -2803,11 +3528,11 @@ exp102:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp102
+	JGE          exp128
 
-exptail101:
+exptail127:
 	TESTQ        DI, DI
-	JE           expdone103
+	JE           expdone129
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -2837,7 +3562,7 @@ exptail101:
 	VMASKMOVPS   Y3, Y4, (DX)
 	VADDPS       Y3, Y2, Y2
 
-expdone103:
+expdone129:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -2855,9 +3580,9 @@ expdone103:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x04
-	JL           wsum1_105
+	JL           wsum1_131
 
-wsum104:
+wsum130:
 	VBROADCASTSS (DX), Y6
 	VMASKMOVPS   (CX), Y0, Y7
 	VFMADD231PS  Y7, Y6, Y2
@@ -2874,22 +3599,22 @@ wsum104:
 	ADDQ         $0x00000030, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum104
+	JGE          wsum130
 
-wsum1_105:
+wsum1_131:
 	TESTQ DI, DI
-	JE    wsumdone107
+	JE    wsumdone133
 
-wsum1l106:
+wsum1l132:
 	VBROADCASTSS (DX), Y6
 	VMASKMOVPS   (CX), Y0, Y7
 	VFMADD231PS  Y7, Y6, Y2
 	ADDQ         $0x04, DX
 	ADDQ         $0x0000000c, CX
 	DECQ         DI
-	JNE          wsum1l106
+	JNE          wsum1l132
 
-wsumdone107:
+wsumdone133:
 	VADDPS     Y3, Y2, Y2
 	VADDPS     Y4, Y2, Y2
 	VADDPS     Y5, Y2, Y2
@@ -2932,9 +3657,9 @@ TEXT ·attention_1_3_avx512(SB), NOSPLIT, $0-48
 	MOVQ      SI, DX
 	MOVQ      t+40(FP), DI
 	CMPQ      DI, $0x04
-	JL        score1_109
+	JL        score1_135
 
-score4_108:
+score4_134:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, K1, Y2
 	VMOVUPS       zero<>+0(SB), Y3
@@ -2961,13 +3686,13 @@ score4_108:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_108
+	JGE           score4_134
 
-score1_109:
+score1_135:
 	TESTQ DI, DI
-	JE    scoredone111
+	JE    scoredone137
 
-score1l110:
+score1l136:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, K1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
@@ -2982,9 +3707,9 @@ score1l110:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l110
+	JNE           score1l136
 
-scoredone111:
+scoredone137:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -2994,9 +3719,9 @@ scoredone111:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail112
+	JL           exptail138
 
-exp113:
+exp139:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -3020,11 +3745,11 @@ exp113:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp113
+	JGE          exp139
 
-exptail112:
+exptail138:
 	TESTQ        DI, DI
-	JE           expdone114
+	JE           expdone140
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
 	VMOVUPS.Z    (DX), K2, Y2
@@ -3048,7 +3773,7 @@ exptail112:
 	VMOVUPS      Y2, K2, (DX)
 	VADDPS       Y2, Y1, K2, Y1
 
-expdone114:
+expdone140:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -3066,9 +3791,9 @@ expdone114:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_116
+	JL            wsum1_142
 
-wsum115:
+wsum141:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, K1, Y1
 	VBROADCASTSS 4(DX), Y5
@@ -3081,26 +3806,1035 @@ wsum115:
 	ADDQ         $0x00000030, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum115
+	JGE          wsum141
 
-wsum1_116:
+wsum1_142:
 	TESTQ DI, DI
-	JE    wsumdone118
+	JE    wsumdone144
 
-wsum1l117:
+wsum1l143:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, K1, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x0000000c, CX
 	DECQ         DI
-	JNE          wsum1l117
+	JNE          wsum1l143
 
-wsumdone118:
+wsumdone144:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
 	VMULPS  Y0, Y1, Y1
 	VMOVUPS Y1, K1, (AX)
+	VZEROUPPER
+	RET
+
+// func attention_256_768_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·attention_256_768_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS neginf<>+0(SB), X0
+	MOVQ    SI, DI
+	MOVQ    t+40(FP), R8
+	CMPQ    R8, $0x04
+	JL      score1_146
+
+score4_145:
+	VXORPS       Y1, Y1, Y1
+	VMOVUPS      (CX), Y2
+	VFMADD231PS  (DX), Y2, Y1
+	VMOVUPS      32(CX), Y2
+	VFMADD231PS  32(DX), Y2, Y1
+	VMOVUPS      64(CX), Y2
+	VFMADD231PS  64(DX), Y2, Y1
+	VMOVUPS      96(CX), Y2
+	VFMADD231PS  96(DX), Y2, Y1
+	VMOVUPS      128(CX), Y2
+	VFMADD231PS  128(DX), Y2, Y1
+	VMOVUPS      160(CX), Y2
+	VFMADD231PS  160(DX), Y2, Y1
+	VMOVUPS      192(CX), Y2
+	VFMADD231PS  192(DX), Y2, Y1
+	VMOVUPS      224(CX), Y2
+	VFMADD231PS  224(DX), Y2, Y1
+	VMOVUPS      256(CX), Y2
+	VFMADD231PS  256(DX), Y2, Y1
+	VMOVUPS      288(CX), Y2
+	VFMADD231PS  288(DX), Y2, Y1
+	VMOVUPS      320(CX), Y2
+	VFMADD231PS  320(DX), Y2, Y1
+	VMOVUPS      352(CX), Y2
+	VFMADD231PS  352(DX), Y2, Y1
+	VMOVUPS      384(CX), Y2
+	VFMADD231PS  384(DX), Y2, Y1
+	VMOVUPS      416(CX), Y2
+	VFMADD231PS  416(DX), Y2, Y1
+	VMOVUPS      448(CX), Y2
+	VFMADD231PS  448(DX), Y2, Y1
+	VMOVUPS      480(CX), Y2
+	VFMADD231PS  480(DX), Y2, Y1
+	VMOVUPS      512(CX), Y2
+	VFMADD231PS  512(DX), Y2, Y1
+	VMOVUPS      544(CX), Y2
+	VFMADD231PS  544(DX), Y2, Y1
+	VMOVUPS      576(CX), Y2
+	VFMADD231PS  576(DX), Y2, Y1
+	VMOVUPS      608(CX), Y2
+	VFMADD231PS  608(DX), Y2, Y1
+	VMOVUPS      640(CX), Y2
+	VFMADD231PS  640(DX), Y2, Y1
+	VMOVUPS      672(CX), Y2
+	VFMADD231PS  672(DX), Y2, Y1
+	VMOVUPS      704(CX), Y2
+	VFMADD231PS  704(DX), Y2, Y1
+	VMOVUPS      736(CX), Y2
+	VFMADD231PS  736(DX), Y2, Y1
+	VMOVUPS      768(CX), Y2
+	VFMADD231PS  768(DX), Y2, Y1
+	VMOVUPS      800(CX), Y2
+	VFMADD231PS  800(DX), Y2, Y1
+	VMOVUPS      832(CX), Y2
+	VFMADD231PS  832(DX), Y2, Y1
+	VMOVUPS      864(CX), Y2
+	VFMADD231PS  864(DX), Y2, Y1
+	VMOVUPS      896(CX), Y2
+	VFMADD231PS  896(DX), Y2, Y1
+	VMOVUPS      928(CX), Y2
+	VFMADD231PS  928(DX), Y2, Y1
+	VMOVUPS      960(CX), Y2
+	VFMADD231PS  960(DX), Y2, Y1
+	VMOVUPS      992(CX), Y2
+	VFMADD231PS  992(DX), Y2, Y1
+	VXORPS       Y2, Y2, Y2
+	VMOVUPS      (CX), Y3
+	VFMADD231PS  3072(DX), Y3, Y2
+	VMOVUPS      32(CX), Y3
+	VFMADD231PS  3104(DX), Y3, Y2
+	VMOVUPS      64(CX), Y3
+	VFMADD231PS  3136(DX), Y3, Y2
+	VMOVUPS      96(CX), Y3
+	VFMADD231PS  3168(DX), Y3, Y2
+	VMOVUPS      128(CX), Y3
+	VFMADD231PS  3200(DX), Y3, Y2
+	VMOVUPS      160(CX), Y3
+	VFMADD231PS  3232(DX), Y3, Y2
+	VMOVUPS      192(CX), Y3
+	VFMADD231PS  3264(DX), Y3, Y2
+	VMOVUPS      224(CX), Y3
+	VFMADD231PS  3296(DX), Y3, Y2
+	VMOVUPS      256(CX), Y3
+	VFMADD231PS  3328(DX), Y3, Y2
+	VMOVUPS      288(CX), Y3
+	VFMADD231PS  3360(DX), Y3, Y2
+	VMOVUPS      320(CX), Y3
+	VFMADD231PS  3392(DX), Y3, Y2
+	VMOVUPS      352(CX), Y3
+	VFMADD231PS  3424(DX), Y3, Y2
+	VMOVUPS      384(CX), Y3
+	VFMADD231PS  3456(DX), Y3, Y2
+	VMOVUPS      416(CX), Y3
+	VFMADD231PS  3488(DX), Y3, Y2
+	VMOVUPS      448(CX), Y3
+	VFMADD231PS  3520(DX), Y3, Y2
+	VMOVUPS      480(CX), Y3
+	VFMADD231PS  3552(DX), Y3, Y2
+	VMOVUPS      512(CX), Y3
+	VFMADD231PS  3584(DX), Y3, Y2
+	VMOVUPS      544(CX), Y3
+	VFMADD231PS  3616(DX), Y3, Y2
+	VMOVUPS      576(CX), Y3
+	VFMADD231PS  3648(DX), Y3, Y2
+	VMOVUPS      608(CX), Y3
+	VFMADD231PS  3680(DX), Y3, Y2
+	VMOVUPS      640(CX), Y3
+	VFMADD231PS  3712(DX), Y3, Y2
+	VMOVUPS      672(CX), Y3
+	VFMADD231PS  3744(DX), Y3, Y2
+	VMOVUPS      704(CX), Y3
+	VFMADD231PS  3776(DX), Y3, Y2
+	VMOVUPS      736(CX), Y3
+	VFMADD231PS  3808(DX), Y3, Y2
+	VMOVUPS      768(CX), Y3
+	VFMADD231PS  3840(DX), Y3, Y2
+	VMOVUPS      800(CX), Y3
+	VFMADD231PS  3872(DX), Y3, Y2
+	VMOVUPS      832(CX), Y3
+	VFMADD231PS  3904(DX), Y3, Y2
+	VMOVUPS      864(CX), Y3
+	VFMADD231PS  3936(DX), Y3, Y2
+	VMOVUPS      896(CX), Y3
+	VFMADD231PS  3968(DX), Y3, Y2
+	VMOVUPS      928(CX), Y3
+	VFMADD231PS  4000(DX), Y3, Y2
+	VMOVUPS      960(CX), Y3
+	VFMADD231PS  4032(DX), Y3, Y2
+	VMOVUPS      992(CX), Y3
+	VFMADD231PS  4064(DX), Y3, Y2
+	VXORPS       Y3, Y3, Y3
+	VMOVUPS      (CX), Y4
+	VFMADD231PS  6144(DX), Y4, Y3
+	VMOVUPS      32(CX), Y4
+	VFMADD231PS  6176(DX), Y4, Y3
+	VMOVUPS      64(CX), Y4
+	VFMADD231PS  6208(DX), Y4, Y3
+	VMOVUPS      96(CX), Y4
+	VFMADD231PS  6240(DX), Y4, Y3
+	VMOVUPS      128(CX), Y4
+	VFMADD231PS  6272(DX), Y4, Y3
+	VMOVUPS      160(CX), Y4
+	VFMADD231PS  6304(DX), Y4, Y3
+	VMOVUPS      192(CX), Y4
+	VFMADD231PS  6336(DX), Y4, Y3
+	VMOVUPS      224(CX), Y4
+	VFMADD231PS  6368(DX), Y4, Y3
+	VMOVUPS      256(CX), Y4
+	VFMADD231PS  6400(DX), Y4, Y3
+	VMOVUPS      288(CX), Y4
+	VFMADD231PS  6432(DX), Y4, Y3
+	VMOVUPS      320(CX), Y4
+	VFMADD231PS  6464(DX), Y4, Y3
+	VMOVUPS      352(CX), Y4
+	VFMADD231PS  6496(DX), Y4, Y3
+	VMOVUPS      384(CX), Y4
+	VFMADD231PS  6528(DX), Y4, Y3
+	VMOVUPS      416(CX), Y4
+	VFMADD231PS  6560(DX), Y4, Y3
+	VMOVUPS      448(CX), Y4
+	VFMADD231PS  6592(DX), Y4, Y3
+	VMOVUPS      480(CX), Y4
+	VFMADD231PS  6624(DX), Y4, Y3
+	VMOVUPS      512(CX), Y4
+	VFMADD231PS  6656(DX), Y4, Y3
+	VMOVUPS      544(CX), Y4
+	VFMADD231PS  6688(DX), Y4, Y3
+	VMOVUPS      576(CX), Y4
+	VFMADD231PS  6720(DX), Y4, Y3
+	VMOVUPS      608(CX), Y4
+	VFMADD231PS  6752(DX), Y4, Y3
+	VMOVUPS      640(CX), Y4
+	VFMADD231PS  6784(DX), Y4, Y3
+	VMOVUPS      672(CX), Y4
+	VFMADD231PS  6816(DX), Y4, Y3
+	VMOVUPS      704(CX), Y4
+	VFMADD231PS  6848(DX), Y4, Y3
+	VMOVUPS      736(CX), Y4
+	VFMADD231PS  6880(DX), Y4, Y3
+	VMOVUPS      768(CX), Y4
+	VFMADD231PS  6912(DX), Y4, Y3
+	VMOVUPS      800(CX), Y4
+	VFMADD231PS  6944(DX), Y4, Y3
+	VMOVUPS      832(CX), Y4
+	VFMADD231PS  6976(DX), Y4, Y3
+	VMOVUPS      864(CX), Y4
+	VFMADD231PS  7008(DX), Y4, Y3
+	VMOVUPS      896(CX), Y4
+	VFMADD231PS  7040(DX), Y4, Y3
+	VMOVUPS      928(CX), Y4
+	VFMADD231PS  7072(DX), Y4, Y3
+	VMOVUPS      960(CX), Y4
+	VFMADD231PS  7104(DX), Y4, Y3
+	VMOVUPS      992(CX), Y4
+	VFMADD231PS  7136(DX), Y4, Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  9216(DX), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  9248(DX), Y5, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  9280(DX), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  9312(DX), Y5, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  9344(DX), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  9376(DX), Y5, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  9408(DX), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  9440(DX), Y5, Y4
+	VMOVUPS      256(CX), Y5
+	VFMADD231PS  9472(DX), Y5, Y4
+	VMOVUPS      288(CX), Y5
+	VFMADD231PS  9504(DX), Y5, Y4
+	VMOVUPS      320(CX), Y5
+	VFMADD231PS  9536(DX), Y5, Y4
+	VMOVUPS      352(CX), Y5
+	VFMADD231PS  9568(DX), Y5, Y4
+	VMOVUPS      384(CX), Y5
+	VFMADD231PS  9600(DX), Y5, Y4
+	VMOVUPS      416(CX), Y5
+	VFMADD231PS  9632(DX), Y5, Y4
+	VMOVUPS      448(CX), Y5
+	VFMADD231PS  9664(DX), Y5, Y4
+	VMOVUPS      480(CX), Y5
+	VFMADD231PS  9696(DX), Y5, Y4
+	VMOVUPS      512(CX), Y5
+	VFMADD231PS  9728(DX), Y5, Y4
+	VMOVUPS      544(CX), Y5
+	VFMADD231PS  9760(DX), Y5, Y4
+	VMOVUPS      576(CX), Y5
+	VFMADD231PS  9792(DX), Y5, Y4
+	VMOVUPS      608(CX), Y5
+	VFMADD231PS  9824(DX), Y5, Y4
+	VMOVUPS      640(CX), Y5
+	VFMADD231PS  9856(DX), Y5, Y4
+	VMOVUPS      672(CX), Y5
+	VFMADD231PS  9888(DX), Y5, Y4
+	VMOVUPS      704(CX), Y5
+	VFMADD231PS  9920(DX), Y5, Y4
+	VMOVUPS      736(CX), Y5
+	VFMADD231PS  9952(DX), Y5, Y4
+	VMOVUPS      768(CX), Y5
+	VFMADD231PS  9984(DX), Y5, Y4
+	VMOVUPS      800(CX), Y5
+	VFMADD231PS  10016(DX), Y5, Y4
+	VMOVUPS      832(CX), Y5
+	VFMADD231PS  10048(DX), Y5, Y4
+	VMOVUPS      864(CX), Y5
+	VFMADD231PS  10080(DX), Y5, Y4
+	VMOVUPS      896(CX), Y5
+	VFMADD231PS  10112(DX), Y5, Y4
+	VMOVUPS      928(CX), Y5
+	VFMADD231PS  10144(DX), Y5, Y4
+	VMOVUPS      960(CX), Y5
+	VFMADD231PS  10176(DX), Y5, Y4
+	VMOVUPS      992(CX), Y5
+	VFMADD231PS  10208(DX), Y5, Y4
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y5, Y5
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VUNPCKLPD    Y1, Y5, Y2
+	VUNPCKHPD    Y1, Y5, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMULPS       rsqrt256<>+0(SB), X1, X1
+	VMOVUPS      X1, (DI)
+	VMAXPS       X1, X0, X0
+	ADDQ         $0x00003000, DX
+	ADDQ         $0x10, DI
+	SUBQ         $0x04, R8
+	CMPQ         R8, $0x04
+	JGE          score4_145
+
+score1_146:
+	TESTQ R8, R8
+	JE    scoredone148
+
+score1l147:
+	VXORPS       Y1, Y1, Y1
+	VMOVUPS      (CX), Y2
+	VFMADD231PS  (DX), Y2, Y1
+	VMOVUPS      32(CX), Y2
+	VFMADD231PS  32(DX), Y2, Y1
+	VMOVUPS      64(CX), Y2
+	VFMADD231PS  64(DX), Y2, Y1
+	VMOVUPS      96(CX), Y2
+	VFMADD231PS  96(DX), Y2, Y1
+	VMOVUPS      128(CX), Y2
+	VFMADD231PS  128(DX), Y2, Y1
+	VMOVUPS      160(CX), Y2
+	VFMADD231PS  160(DX), Y2, Y1
+	VMOVUPS      192(CX), Y2
+	VFMADD231PS  192(DX), Y2, Y1
+	VMOVUPS      224(CX), Y2
+	VFMADD231PS  224(DX), Y2, Y1
+	VMOVUPS      256(CX), Y2
+	VFMADD231PS  256(DX), Y2, Y1
+	VMOVUPS      288(CX), Y2
+	VFMADD231PS  288(DX), Y2, Y1
+	VMOVUPS      320(CX), Y2
+	VFMADD231PS  320(DX), Y2, Y1
+	VMOVUPS      352(CX), Y2
+	VFMADD231PS  352(DX), Y2, Y1
+	VMOVUPS      384(CX), Y2
+	VFMADD231PS  384(DX), Y2, Y1
+	VMOVUPS      416(CX), Y2
+	VFMADD231PS  416(DX), Y2, Y1
+	VMOVUPS      448(CX), Y2
+	VFMADD231PS  448(DX), Y2, Y1
+	VMOVUPS      480(CX), Y2
+	VFMADD231PS  480(DX), Y2, Y1
+	VMOVUPS      512(CX), Y2
+	VFMADD231PS  512(DX), Y2, Y1
+	VMOVUPS      544(CX), Y2
+	VFMADD231PS  544(DX), Y2, Y1
+	VMOVUPS      576(CX), Y2
+	VFMADD231PS  576(DX), Y2, Y1
+	VMOVUPS      608(CX), Y2
+	VFMADD231PS  608(DX), Y2, Y1
+	VMOVUPS      640(CX), Y2
+	VFMADD231PS  640(DX), Y2, Y1
+	VMOVUPS      672(CX), Y2
+	VFMADD231PS  672(DX), Y2, Y1
+	VMOVUPS      704(CX), Y2
+	VFMADD231PS  704(DX), Y2, Y1
+	VMOVUPS      736(CX), Y2
+	VFMADD231PS  736(DX), Y2, Y1
+	VMOVUPS      768(CX), Y2
+	VFMADD231PS  768(DX), Y2, Y1
+	VMOVUPS      800(CX), Y2
+	VFMADD231PS  800(DX), Y2, Y1
+	VMOVUPS      832(CX), Y2
+	VFMADD231PS  832(DX), Y2, Y1
+	VMOVUPS      864(CX), Y2
+	VFMADD231PS  864(DX), Y2, Y1
+	VMOVUPS      896(CX), Y2
+	VFMADD231PS  896(DX), Y2, Y1
+	VMOVUPS      928(CX), Y2
+	VFMADD231PS  928(DX), Y2, Y1
+	VMOVUPS      960(CX), Y2
+	VFMADD231PS  960(DX), Y2, Y1
+	VMOVUPS      992(CX), Y2
+	VFMADD231PS  992(DX), Y2, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VPERMILPS    $0x4e, X2, X1
+	VADDPS       X1, X2, X2
+	VPERMILPS    $0xb1, X2, X1
+	VADDPS       X1, X2, X2
+	VMULSS       rsqrt256<>+0(SB), X2, X2
+	VMOVSS       X2, (DI)
+	VMAXSS       X2, X0, X0
+	ADDQ         $0x00000c00, DX
+	ADDQ         $0x04, DI
+	DECQ         R8
+	JNE          score1l147
+
+scoredone148:
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, DI
+	MOVQ         t+40(FP), R8
+	CMPQ         R8, $0x08
+	JL           exptail149
+
+exp150:
+	VMOVUPS      (DI), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (DI)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, DI
+	SUBQ         $0x08, R8
+	CMPQ         R8, $0x08
+	JGE          exp150
+
+exptail149:
+	TESTQ        R8, R8
+	JE           expdone151
+	LEAQ         masktab<>+0(SB), CX
+	MOVQ         $0x00000010, DX
+	SUBQ         R8, DX
+	VMOVDQU      (CX)(DX*4), Y3
+	VMASKMOVPS   (DI), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (DI)
+	VADDPS       Y2, Y1, Y1
+
+expdone151:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	MOVQ         SI, DI
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), R8
+
+wsum1l154:
+	VBROADCASTSS (DI), Y11
+	VFMADD231PS  (CX), Y11, Y1
+	VFMADD231PS  32(CX), Y11, Y2
+	VFMADD231PS  64(CX), Y11, Y3
+	VFMADD231PS  96(CX), Y11, Y4
+	VFMADD231PS  128(CX), Y11, Y5
+	VFMADD231PS  160(CX), Y11, Y6
+	VFMADD231PS  192(CX), Y11, Y7
+	VFMADD231PS  224(CX), Y11, Y8
+	VFMADD231PS  256(CX), Y11, Y9
+	VFMADD231PS  288(CX), Y11, Y10
+	ADDQ         $0x04, DI
+	ADDQ         $0x00000c00, CX
+	DECQ         R8
+	JNE          wsum1l154
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 128(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 224(AX)
+	VMULPS       Y0, Y9, Y9
+	VMOVUPS      Y9, 256(AX)
+	VMULPS       Y0, Y10, Y10
+	VMOVUPS      Y10, 288(AX)
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	MOVQ         SI, DI
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), R8
+
+wsum1l158:
+	VBROADCASTSS (DI), Y11
+	VFMADD231PS  320(CX), Y11, Y1
+	VFMADD231PS  352(CX), Y11, Y2
+	VFMADD231PS  384(CX), Y11, Y3
+	VFMADD231PS  416(CX), Y11, Y4
+	VFMADD231PS  448(CX), Y11, Y5
+	VFMADD231PS  480(CX), Y11, Y6
+	VFMADD231PS  512(CX), Y11, Y7
+	VFMADD231PS  544(CX), Y11, Y8
+	VFMADD231PS  576(CX), Y11, Y9
+	VFMADD231PS  608(CX), Y11, Y10
+	ADDQ         $0x04, DI
+	ADDQ         $0x00000c00, CX
+	DECQ         R8
+	JNE          wsum1l158
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 320(AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 352(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 384(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 416(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 448(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 480(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 512(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 544(AX)
+	VMULPS       Y0, Y9, Y9
+	VMOVUPS      Y9, 576(AX)
+	VMULPS       Y0, Y10, Y10
+	VMOVUPS      Y10, 608(AX)
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	MOVQ         SI, DI
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), R8
+
+wsum1l162:
+	VBROADCASTSS (DI), Y11
+	VFMADD231PS  640(CX), Y11, Y1
+	VFMADD231PS  672(CX), Y11, Y2
+	VFMADD231PS  704(CX), Y11, Y3
+	VFMADD231PS  736(CX), Y11, Y4
+	VFMADD231PS  768(CX), Y11, Y5
+	VFMADD231PS  800(CX), Y11, Y6
+	VFMADD231PS  832(CX), Y11, Y7
+	VFMADD231PS  864(CX), Y11, Y8
+	VFMADD231PS  896(CX), Y11, Y9
+	VFMADD231PS  928(CX), Y11, Y10
+	ADDQ         $0x04, DI
+	ADDQ         $0x00000c00, CX
+	DECQ         R8
+	JNE          wsum1l162
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 640(AX)
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 672(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 704(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 736(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 768(AX)
+	VMULPS       Y0, Y6, Y6
+	VMOVUPS      Y6, 800(AX)
+	VMULPS       Y0, Y7, Y7
+	VMOVUPS      Y7, 832(AX)
+	VMULPS       Y0, Y8, Y8
+	VMOVUPS      Y8, 864(AX)
+	VMULPS       Y0, Y9, Y9
+	VMOVUPS      Y9, 896(AX)
+	VMULPS       Y0, Y10, Y10
+	VMOVUPS      Y10, 928(AX)
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, DI
+	MOVQ         BX, CX
+	MOVQ         t+40(FP), R8
+	CMPQ         R8, $0x04
+	JL           wsum1_165
+
+wsum164:
+	VBROADCASTSS (DI), Y9
+	VFMADD231PS  960(CX), Y9, Y1
+	VFMADD231PS  992(CX), Y9, Y2
+	VBROADCASTSS 4(DI), Y9
+	VFMADD231PS  4032(CX), Y9, Y3
+	VFMADD231PS  4064(CX), Y9, Y4
+	VBROADCASTSS 8(DI), Y9
+	VFMADD231PS  7104(CX), Y9, Y5
+	VFMADD231PS  7136(CX), Y9, Y6
+	VBROADCASTSS 12(DI), Y9
+	VFMADD231PS  10176(CX), Y9, Y7
+	VFMADD231PS  10208(CX), Y9, Y8
+	ADDQ         $0x10, DI
+	ADDQ         $0x00003000, CX
+	SUBQ         $0x04, R8
+	CMPQ         R8, $0x04
+	JGE          wsum164
+
+wsum1_165:
+	TESTQ R8, R8
+	JE    wsumdone167
+
+wsum1l166:
+	VBROADCASTSS (DI), Y9
+	VFMADD231PS  960(CX), Y9, Y1
+	VFMADD231PS  992(CX), Y9, Y2
+	ADDQ         $0x04, DI
+	ADDQ         $0x00000c00, CX
+	DECQ         R8
+	JNE          wsum1l166
+
+wsumdone167:
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y7, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, 960(AX)
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, 992(AX)
+	VZEROUPPER
+	RET
+
+DATA rsqrt256<>+0(SB)/4, $0x3d800000
+DATA rsqrt256<>+4(SB)/4, $0x3d800000
+DATA rsqrt256<>+8(SB)/4, $0x3d800000
+DATA rsqrt256<>+12(SB)/4, $0x3d800000
+DATA rsqrt256<>+16(SB)/4, $0x3d800000
+DATA rsqrt256<>+20(SB)/4, $0x3d800000
+DATA rsqrt256<>+24(SB)/4, $0x3d800000
+DATA rsqrt256<>+28(SB)/4, $0x3d800000
+DATA rsqrt256<>+32(SB)/4, $0x3d800000
+DATA rsqrt256<>+36(SB)/4, $0x3d800000
+DATA rsqrt256<>+40(SB)/4, $0x3d800000
+DATA rsqrt256<>+44(SB)/4, $0x3d800000
+DATA rsqrt256<>+48(SB)/4, $0x3d800000
+DATA rsqrt256<>+52(SB)/4, $0x3d800000
+DATA rsqrt256<>+56(SB)/4, $0x3d800000
+DATA rsqrt256<>+60(SB)/4, $0x3d800000
+GLOBL rsqrt256<>(SB), RODATA|NOPTR, $64
+
+// func attention_256_768_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·attention_256_768_avx512(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	VMOVUPS 128(CX), Z2
+	VMOVUPS 192(CX), Z3
+	VMOVUPS 256(CX), Z4
+	VMOVUPS 320(CX), Z5
+	VMOVUPS 384(CX), Z6
+	VMOVUPS 448(CX), Z7
+	VMOVUPS 512(CX), Z8
+	VMOVUPS 576(CX), Z9
+	VMOVUPS 640(CX), Z10
+	VMOVUPS 704(CX), Z11
+	VMOVUPS 768(CX), Z12
+	VMOVUPS 832(CX), Z13
+	VMOVUPS 896(CX), Z14
+	VMOVUPS 960(CX), Z15
+	VMOVUPS neginf<>+0(SB), X16
+	MOVQ    DX, CX
+	MOVQ    SI, DX
+	MOVQ    t+40(FP), DI
+	CMPQ    DI, $0x04
+	JL      score1_169
+
+score4_168:
+	VMOVUPS       zero<>+0(SB), Z17
+	VFMADD231PS   (CX), Z0, Z17
+	VFMADD231PS   64(CX), Z1, Z17
+	VFMADD231PS   128(CX), Z2, Z17
+	VFMADD231PS   192(CX), Z3, Z17
+	VFMADD231PS   256(CX), Z4, Z17
+	VFMADD231PS   320(CX), Z5, Z17
+	VFMADD231PS   384(CX), Z6, Z17
+	VFMADD231PS   448(CX), Z7, Z17
+	VFMADD231PS   512(CX), Z8, Z17
+	VFMADD231PS   576(CX), Z9, Z17
+	VFMADD231PS   640(CX), Z10, Z17
+	VFMADD231PS   704(CX), Z11, Z17
+	VFMADD231PS   768(CX), Z12, Z17
+	VFMADD231PS   832(CX), Z13, Z17
+	VFMADD231PS   896(CX), Z14, Z17
+	VFMADD231PS   960(CX), Z15, Z17
+	VEXTRACTF64X4 $0x01, Z17, Y18
+	VADDPS        Y18, Y17, Y17
+	VMOVUPS       zero<>+0(SB), Z18
+	VFMADD231PS   3072(CX), Z0, Z18
+	VFMADD231PS   3136(CX), Z1, Z18
+	VFMADD231PS   3200(CX), Z2, Z18
+	VFMADD231PS   3264(CX), Z3, Z18
+	VFMADD231PS   3328(CX), Z4, Z18
+	VFMADD231PS   3392(CX), Z5, Z18
+	VFMADD231PS   3456(CX), Z6, Z18
+	VFMADD231PS   3520(CX), Z7, Z18
+	VFMADD231PS   3584(CX), Z8, Z18
+	VFMADD231PS   3648(CX), Z9, Z18
+	VFMADD231PS   3712(CX), Z10, Z18
+	VFMADD231PS   3776(CX), Z11, Z18
+	VFMADD231PS   3840(CX), Z12, Z18
+	VFMADD231PS   3904(CX), Z13, Z18
+	VFMADD231PS   3968(CX), Z14, Z18
+	VFMADD231PS   4032(CX), Z15, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y19
+	VADDPS        Y19, Y18, Y18
+	VMOVUPS       zero<>+0(SB), Z19
+	VFMADD231PS   6144(CX), Z0, Z19
+	VFMADD231PS   6208(CX), Z1, Z19
+	VFMADD231PS   6272(CX), Z2, Z19
+	VFMADD231PS   6336(CX), Z3, Z19
+	VFMADD231PS   6400(CX), Z4, Z19
+	VFMADD231PS   6464(CX), Z5, Z19
+	VFMADD231PS   6528(CX), Z6, Z19
+	VFMADD231PS   6592(CX), Z7, Z19
+	VFMADD231PS   6656(CX), Z8, Z19
+	VFMADD231PS   6720(CX), Z9, Z19
+	VFMADD231PS   6784(CX), Z10, Z19
+	VFMADD231PS   6848(CX), Z11, Z19
+	VFMADD231PS   6912(CX), Z12, Z19
+	VFMADD231PS   6976(CX), Z13, Z19
+	VFMADD231PS   7040(CX), Z14, Z19
+	VFMADD231PS   7104(CX), Z15, Z19
+	VEXTRACTF64X4 $0x01, Z19, Y20
+	VADDPS        Y20, Y19, Y19
+	VMOVUPS       zero<>+0(SB), Z20
+	VFMADD231PS   9216(CX), Z0, Z20
+	VFMADD231PS   9280(CX), Z1, Z20
+	VFMADD231PS   9344(CX), Z2, Z20
+	VFMADD231PS   9408(CX), Z3, Z20
+	VFMADD231PS   9472(CX), Z4, Z20
+	VFMADD231PS   9536(CX), Z5, Z20
+	VFMADD231PS   9600(CX), Z6, Z20
+	VFMADD231PS   9664(CX), Z7, Z20
+	VFMADD231PS   9728(CX), Z8, Z20
+	VFMADD231PS   9792(CX), Z9, Z20
+	VFMADD231PS   9856(CX), Z10, Z20
+	VFMADD231PS   9920(CX), Z11, Z20
+	VFMADD231PS   9984(CX), Z12, Z20
+	VFMADD231PS   10048(CX), Z13, Z20
+	VFMADD231PS   10112(CX), Z14, Z20
+	VFMADD231PS   10176(CX), Z15, Z20
+	VEXTRACTF64X4 $0x01, Z20, Y21
+	VADDPS        Y21, Y20, Y20
+	VUNPCKLPS     Y18, Y17, Y21
+	VUNPCKHPS     Y18, Y17, Y17
+	VADDPS        Y17, Y21, Y21
+	VUNPCKLPS     Y20, Y19, Y17
+	VUNPCKHPS     Y20, Y19, Y18
+	VADDPS        Y18, Y17, Y17
+	VUNPCKLPD     Y17, Y21, Y18
+	VUNPCKHPD     Y17, Y21, Y17
+	VADDPS        Y17, Y18, Y18
+	VEXTRACTF32X4 $0x01, Y18, X17
+	VADDPS        X17, X18, X17
+	VMULPS        rsqrt256<>+0(SB), X17, X17
+	VMOVUPS       X17, (DX)
+	VMAXPS        X17, X16, X16
+	ADDQ          $0x00003000, CX
+	ADDQ          $0x10, DX
+	SUBQ          $0x04, DI
+	CMPQ          DI, $0x04
+	JGE           score4_168
+
+score1_169:
+	TESTQ DI, DI
+	JE    scoredone171
+
+score1l170:
+	VMOVUPS       zero<>+0(SB), Z17
+	VFMADD231PS   (CX), Z0, Z17
+	VFMADD231PS   64(CX), Z1, Z17
+	VFMADD231PS   128(CX), Z2, Z17
+	VFMADD231PS   192(CX), Z3, Z17
+	VFMADD231PS   256(CX), Z4, Z17
+	VFMADD231PS   320(CX), Z5, Z17
+	VFMADD231PS   384(CX), Z6, Z17
+	VFMADD231PS   448(CX), Z7, Z17
+	VFMADD231PS   512(CX), Z8, Z17
+	VFMADD231PS   576(CX), Z9, Z17
+	VFMADD231PS   640(CX), Z10, Z17
+	VFMADD231PS   704(CX), Z11, Z17
+	VFMADD231PS   768(CX), Z12, Z17
+	VFMADD231PS   832(CX), Z13, Z17
+	VFMADD231PS   896(CX), Z14, Z17
+	VFMADD231PS   960(CX), Z15, Z17
+	VEXTRACTF64X4 $0x01, Z17, Y18
+	VADDPS        Y18, Y17, Y17
+	VEXTRACTF32X4 $0x01, Y17, X18
+	VADDPS        X18, X17, X18
+	VPERMILPS     $0x4e, X18, X17
+	VADDPS        X17, X18, X18
+	VPERMILPS     $0xb1, X18, X17
+	VADDPS        X17, X18, X18
+	VMULSS        rsqrt256<>+0(SB), X18, X18
+	VMOVSS        X18, (DX)
+	VMAXSS        X18, X16, X16
+	ADDQ          $0x00000c00, CX
+	ADDQ          $0x04, DX
+	DECQ          DI
+	JNE           score1l170
+
+scoredone171:
+	VPERMILPS    $0x4e, X16, X0
+	VMAXPS       X0, X16, X16
+	VPERMILPS    $0xb1, X16, X0
+	VMAXPS       X0, X16, X16
+	VBROADCASTSS X16, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, DX
+	MOVQ         t+40(FP), DI
+	CMPQ         DI, $0x10
+	JL           exptail172
+
+exp173:
+	VMOVUPS      (DX), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z3, Z4, Z2
+	VMOVUPS      Z2, (DX)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, DI
+	CMPQ         DI, $0x10
+	JGE          exp173
+
+exptail172:
+	TESTQ        DI, DI
+	JE           expdone174
+	LEAQ         kmasktab<>+0(SB), CX
+	KMOVW        (CX)(DI*2), K1
+	VMOVUPS.Z    (DX), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VSCALEFPS    Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (DX)
+	VADDPS       Z2, Z1, K1, Z1
+
+expdone174:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Z0
+	VMOVUPS       zero<>+0(SB), Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
+	MOVQ          SI, DX
+	MOVQ          BX, CX
+	MOVQ          t+40(FP), DI
+
+wsum1l177:
+	VBROADCASTSS (DX), Z17
+	VFMADD231PS  (CX), Z17, Z1
+	VFMADD231PS  64(CX), Z17, Z2
+	VFMADD231PS  128(CX), Z17, Z3
+	VFMADD231PS  192(CX), Z17, Z4
+	VFMADD231PS  256(CX), Z17, Z5
+	VFMADD231PS  320(CX), Z17, Z6
+	VFMADD231PS  384(CX), Z17, Z7
+	VFMADD231PS  448(CX), Z17, Z8
+	VFMADD231PS  512(CX), Z17, Z9
+	VFMADD231PS  576(CX), Z17, Z10
+	VFMADD231PS  640(CX), Z17, Z11
+	VFMADD231PS  704(CX), Z17, Z12
+	VFMADD231PS  768(CX), Z17, Z13
+	VFMADD231PS  832(CX), Z17, Z14
+	VFMADD231PS  896(CX), Z17, Z15
+	VFMADD231PS  960(CX), Z17, Z16
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000c00, CX
+	DECQ         DI
+	JNE          wsum1l177
+	VMULPS       Z0, Z1, Z1
+	VMOVUPS      Z1, (AX)
+	VMULPS       Z0, Z2, Z2
+	VMOVUPS      Z2, 64(AX)
+	VMULPS       Z0, Z3, Z3
+	VMOVUPS      Z3, 128(AX)
+	VMULPS       Z0, Z4, Z4
+	VMOVUPS      Z4, 192(AX)
+	VMULPS       Z0, Z5, Z5
+	VMOVUPS      Z5, 256(AX)
+	VMULPS       Z0, Z6, Z6
+	VMOVUPS      Z6, 320(AX)
+	VMULPS       Z0, Z7, Z7
+	VMOVUPS      Z7, 384(AX)
+	VMULPS       Z0, Z8, Z8
+	VMOVUPS      Z8, 448(AX)
+	VMULPS       Z0, Z9, Z9
+	VMOVUPS      Z9, 512(AX)
+	VMULPS       Z0, Z10, Z10
+	VMOVUPS      Z10, 576(AX)
+	VMULPS       Z0, Z11, Z11
+	VMOVUPS      Z11, 640(AX)
+	VMULPS       Z0, Z12, Z12
+	VMOVUPS      Z12, 704(AX)
+	VMULPS       Z0, Z13, Z13
+	VMOVUPS      Z13, 768(AX)
+	VMULPS       Z0, Z14, Z14
+	VMOVUPS      Z14, 832(AX)
+	VMULPS       Z0, Z15, Z15
+	VMOVUPS      Z15, 896(AX)
+	VMULPS       Z0, Z16, Z16
+	VMOVUPS      Z16, 960(AX)
 	VZEROUPPER
 	RET
 
@@ -3119,9 +4853,9 @@ TEXT ·attention_3_5_avx2(SB), NOSPLIT, $0-48
 	MOVQ       SI, DX
 	MOVQ       t+40(FP), DI
 	CMPQ       DI, $0x04
-	JL         score1_120
+	JL         score1_180
 
-score4_119:
+score4_179:
 	VXORPS       Y3, Y3, Y3
 	VMASKMOVPS   (CX), Y0, Y4
 	VFMADD231PS  Y4, Y1, Y3
@@ -3152,13 +4886,13 @@ score4_119:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_119
+	JGE          score4_179
 
-score1_120:
+score1_180:
 	TESTQ DI, DI
-	JE    scoredone122
+	JE    scoredone182
 
-score1l121:
+score1l181:
 	VXORPS       Y3, Y3, Y3
 	VMASKMOVPS   (CX), Y0, Y4
 	VFMADD231PS  Y4, Y1, Y3
@@ -3174,9 +4908,9 @@ score1l121:
 	ADDQ         $0x00000014, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l121
+	JNE          score1l181
 
-scoredone122:
+scoredone182:
 	VPERMILPS    $0x4e, X2, X1
 	VMAXPS       X1, X2, X2
 	VPERMILPS    $0xb1, X2, X1
@@ -3186,9 +4920,9 @@ scoredone122:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail123
+	JL           exptail183
 
-exp124:
+exp184:
 	VMOVUPS      (DX), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -3215,11 +4949,11 @@ exp124:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp124
+	JGE          exp184
 
-exptail123:
+exptail183:
 	TESTQ        DI, DI
-	JE           expdone125
+	JE           expdone185
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -3249,7 +4983,7 @@ exptail123:
 	VMASKMOVPS   Y3, Y4, (DX)
 	VADDPS       Y3, Y2, Y2
 
-expdone125:
+expdone185:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -3267,9 +5001,9 @@ expdone125:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x04
-	JL           wsum1_127
+	JL           wsum1_187
 
-wsum126:
+wsum186:
 	VBROADCASTSS (DX), Y6
 	VMASKMOVPS   (CX), Y0, Y7
 	VFMADD231PS  Y7, Y6, Y2
@@ -3286,22 +5020,22 @@ wsum126:
 	ADDQ         $0x00000050, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum126
+	JGE          wsum186
 
-wsum1_127:
+wsum1_187:
 	TESTQ DI, DI
-	JE    wsumdone129
+	JE    wsumdone189
 
-wsum1l128:
+wsum1l188:
 	VBROADCASTSS (DX), Y6
 	VMASKMOVPS   (CX), Y0, Y7
 	VFMADD231PS  Y7, Y6, Y2
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000014, CX
 	DECQ         DI
-	JNE          wsum1l128
+	JNE          wsum1l188
 
-wsumdone129:
+wsumdone189:
 	VADDPS     Y3, Y2, Y2
 	VADDPS     Y4, Y2, Y2
 	VADDPS     Y5, Y2, Y2
@@ -3344,9 +5078,9 @@ TEXT ·attention_3_5_avx512(SB), NOSPLIT, $0-48
 	MOVQ      SI, DX
 	MOVQ      t+40(FP), DI
 	CMPQ      DI, $0x04
-	JL        score1_131
+	JL        score1_191
 
-score4_130:
+score4_190:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, K1, Y2
 	VMOVUPS       zero<>+0(SB), Y3
@@ -3373,13 +5107,13 @@ score4_130:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_130
+	JGE           score4_190
 
-score1_131:
+score1_191:
 	TESTQ DI, DI
-	JE    scoredone133
+	JE    scoredone193
 
-score1l132:
+score1l192:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, K1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
@@ -3394,9 +5128,9 @@ score1l132:
 	ADDQ          $0x00000014, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l132
+	JNE           score1l192
 
-scoredone133:
+scoredone193:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -3406,9 +5140,9 @@ scoredone133:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail134
+	JL           exptail194
 
-exp135:
+exp195:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -3432,11 +5166,11 @@ exp135:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp135
+	JGE          exp195
 
-exptail134:
+exptail194:
 	TESTQ        DI, DI
-	JE           expdone136
+	JE           expdone196
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K2
 	VMOVUPS.Z    (DX), K2, Y2
@@ -3460,7 +5194,7 @@ exptail134:
 	VMOVUPS      Y2, K2, (DX)
 	VADDPS       Y2, Y1, K2, Y1
 
-expdone136:
+expdone196:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -3478,9 +5212,9 @@ expdone136:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_138
+	JL            wsum1_198
 
-wsum137:
+wsum197:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, K1, Y1
 	VBROADCASTSS 4(DX), Y5
@@ -3493,21 +5227,21 @@ wsum137:
 	ADDQ         $0x00000050, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum137
+	JGE          wsum197
 
-wsum1_138:
+wsum1_198:
 	TESTQ DI, DI
-	JE    wsumdone140
+	JE    wsumdone200
 
-wsum1l139:
+wsum1l199:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, K1, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000014, CX
 	DECQ         DI
-	JNE          wsum1l139
+	JNE          wsum1l199
 
-wsumdone140:
+wsumdone200:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
@@ -3535,9 +5269,9 @@ TEXT ·attention_48_288_avx2(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_142
+	JL      score1_202
 
-score4_141:
+score4_201:
 	VXORPS       Y7, Y7, Y7
 	VFMADD231PS  (CX), Y0, Y7
 	VFMADD231PS  32(CX), Y1, Y7
@@ -3584,13 +5318,13 @@ score4_141:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_141
+	JGE          score4_201
 
-score1_142:
+score1_202:
 	TESTQ DI, DI
-	JE    scoredone144
+	JE    scoredone204
 
-score1l143:
+score1l203:
 	VXORPS       Y7, Y7, Y7
 	VFMADD231PS  (CX), Y0, Y7
 	VFMADD231PS  32(CX), Y1, Y7
@@ -3610,9 +5344,9 @@ score1l143:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l143
+	JNE          score1l203
 
-scoredone144:
+scoredone204:
 	VPERMILPS    $0x4e, X6, X0
 	VMAXPS       X0, X6, X6
 	VPERMILPS    $0xb1, X6, X0
@@ -3622,9 +5356,9 @@ scoredone144:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail145
+	JL           exptail205
 
-exp146:
+exp206:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -3651,11 +5385,11 @@ exp146:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp146
+	JGE          exp206
 
-exptail145:
+exptail205:
 	TESTQ        DI, DI
-	JE           expdone147
+	JE           expdone207
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -3685,7 +5419,7 @@ exptail145:
 	VMASKMOVPS   Y2, Y3, (DX)
 	VADDPS       Y2, Y1, Y1
 
-expdone147:
+expdone207:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -3705,7 +5439,7 @@ expdone147:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 
-wsum1l150:
+wsum1l210:
 	VBROADCASTSS (DX), Y7
 	VFMADD231PS  (CX), Y7, Y1
 	VFMADD231PS  32(CX), Y7, Y2
@@ -3716,7 +5450,7 @@ wsum1l150:
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000480, CX
 	DECQ         DI
-	JNE          wsum1l150
+	JNE          wsum1l210
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, (AX)
 	VMULPS       Y0, Y2, Y2
@@ -3766,9 +5500,9 @@ TEXT ·attention_48_288_avx512(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_153
+	JL      score1_213
 
-score4_152:
+score4_212:
 	VMOVUPS       zero<>+0(SB), Z4
 	VFMADD231PS   (CX), Z0, Z4
 	VFMADD231PS   64(CX), Z1, Z4
@@ -3811,13 +5545,13 @@ score4_152:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_152
+	JGE           score4_212
 
-score1_153:
+score1_213:
 	TESTQ DI, DI
-	JE    scoredone155
+	JE    scoredone215
 
-score1l154:
+score1l214:
 	VMOVUPS       zero<>+0(SB), Z4
 	VFMADD231PS   (CX), Z0, Z4
 	VFMADD231PS   64(CX), Z1, Z4
@@ -3836,9 +5570,9 @@ score1l154:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l154
+	JNE           score1l214
 
-scoredone155:
+scoredone215:
 	VPERMILPS    $0x4e, X3, X0
 	VMAXPS       X0, X3, X3
 	VPERMILPS    $0xb1, X3, X0
@@ -3848,9 +5582,9 @@ scoredone155:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x10
-	JL           exptail156
+	JL           exptail216
 
-exp157:
+exp217:
 	VMOVUPS      (DX), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -3874,11 +5608,11 @@ exp157:
 	ADDQ         $0x40, DX
 	SUBQ         $0x10, DI
 	CMPQ         DI, $0x10
-	JGE          exp157
+	JGE          exp217
 
-exptail156:
+exptail216:
 	TESTQ        DI, DI
-	JE           expdone158
+	JE           expdone218
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K1
 	VMOVUPS.Z    (DX), K1, Z2
@@ -3902,7 +5636,7 @@ exptail156:
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
-expdone158:
+expdone218:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -3930,9 +5664,9 @@ expdone158:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_160
+	JL            wsum1_220
 
-wsum159:
+wsum219:
 	VBROADCASTSS (DX), Z13
 	VFMADD231PS  (CX), Z13, Z1
 	VFMADD231PS  64(CX), Z13, Z2
@@ -3953,13 +5687,13 @@ wsum159:
 	ADDQ         $0x00001200, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum159
+	JGE          wsum219
 
-wsum1_160:
+wsum1_220:
 	TESTQ DI, DI
-	JE    wsumdone162
+	JE    wsumdone222
 
-wsum1l161:
+wsum1l221:
 	VBROADCASTSS (DX), Z13
 	VFMADD231PS  (CX), Z13, Z1
 	VFMADD231PS  64(CX), Z13, Z2
@@ -3967,9 +5701,9 @@ wsum1l161:
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000480, CX
 	DECQ         DI
-	JNE          wsum1l161
+	JNE          wsum1l221
 
-wsumdone162:
+wsumdone222:
 	VADDPS  Z4, Z1, Z1
 	VADDPS  Z7, Z1, Z1
 	VADDPS  Z10, Z1, Z1
@@ -4009,9 +5743,9 @@ TEXT ·attention_64_64_avx2(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_164
+	JL      score1_224
 
-score4_163:
+score4_223:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y9
@@ -4066,13 +5800,13 @@ score4_163:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_163
+	JGE          score4_223
 
-score1_164:
+score1_224:
 	TESTQ DI, DI
-	JE    scoredone166
+	JE    scoredone226
 
-score1l165:
+score1l225:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y9
@@ -4094,9 +5828,9 @@ score1l165:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l165
+	JNE          score1l225
 
-scoredone166:
+scoredone226:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -4106,9 +5840,9 @@ scoredone166:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail167
+	JL           exptail227
 
-exp168:
+exp228:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -4135,11 +5869,11 @@ exp168:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp168
+	JGE          exp228
 
-exptail167:
+exptail227:
 	TESTQ        DI, DI
-	JE           expdone169
+	JE           expdone229
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -4169,7 +5903,7 @@ exptail167:
 	VMASKMOVPS   Y2, Y3, (DX)
 	VADDPS       Y2, Y1, Y1
 
-expdone169:
+expdone229:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -4191,7 +5925,7 @@ expdone169:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 
-wsum1l172:
+wsum1l232:
 	VBROADCASTSS (DX), Y9
 	VFMADD231PS  (CX), Y9, Y1
 	VFMADD231PS  32(CX), Y9, Y2
@@ -4204,7 +5938,7 @@ wsum1l172:
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000100, CX
 	DECQ         DI
-	JNE          wsum1l172
+	JNE          wsum1l232
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, (AX)
 	VMULPS       Y0, Y2, Y2
@@ -4259,9 +5993,9 @@ TEXT ·attention_64_64_avx512(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_175
+	JL      score1_235
 
-score4_174:
+score4_234:
 	VMOVUPS       zero<>+0(SB), Z5
 	VFMADD231PS   (CX), Z0, Z5
 	VFMADD231PS   64(CX), Z1, Z5
@@ -4308,13 +6042,13 @@ score4_174:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_174
+	JGE           score4_234
 
-score1_175:
+score1_235:
 	TESTQ DI, DI
-	JE    scoredone177
+	JE    scoredone237
 
-score1l176:
+score1l236:
 	VMOVUPS       zero<>+0(SB), Z5
 	VFMADD231PS   (CX), Z0, Z5
 	VFMADD231PS   64(CX), Z1, Z5
@@ -4334,9 +6068,9 @@ score1l176:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l176
+	JNE           score1l236
 
-scoredone177:
+scoredone237:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -4346,9 +6080,9 @@ scoredone177:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x10
-	JL           exptail178
+	JL           exptail238
 
-exp179:
+exp239:
 	VMOVUPS      (DX), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -4372,11 +6106,11 @@ exp179:
 	ADDQ         $0x40, DX
 	SUBQ         $0x10, DI
 	CMPQ         DI, $0x10
-	JGE          exp179
+	JGE          exp239
 
-exptail178:
+exptail238:
 	TESTQ        DI, DI
-	JE           expdone180
+	JE           expdone240
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K1
 	VMOVUPS.Z    (DX), K1, Z2
@@ -4400,7 +6134,7 @@ exptail178:
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
-expdone180:
+expdone240:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -4432,9 +6166,9 @@ expdone180:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_182
+	JL            wsum1_242
 
-wsum181:
+wsum241:
 	VBROADCASTSS (DX), Z17
 	VFMADD231PS  (CX), Z17, Z1
 	VFMADD231PS  64(CX), Z17, Z2
@@ -4459,13 +6193,13 @@ wsum181:
 	ADDQ         $0x00000400, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum181
+	JGE          wsum241
 
-wsum1_182:
+wsum1_242:
 	TESTQ DI, DI
-	JE    wsumdone184
+	JE    wsumdone244
 
-wsum1l183:
+wsum1l243:
 	VBROADCASTSS (DX), Z17
 	VFMADD231PS  (CX), Z17, Z1
 	VFMADD231PS  64(CX), Z17, Z2
@@ -4474,9 +6208,9 @@ wsum1l183:
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000100, CX
 	DECQ         DI
-	JNE          wsum1l183
+	JNE          wsum1l243
 
-wsumdone184:
+wsumdone244:
 	VADDPS  Z5, Z1, Z1
 	VADDPS  Z9, Z1, Z1
 	VADDPS  Z13, Z1, Z1
@@ -4521,9 +6255,9 @@ TEXT ·attention_64_768_avx2(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_186
+	JL      score1_246
 
-score4_185:
+score4_245:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y9
@@ -4578,13 +6312,13 @@ score4_185:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_185
+	JGE          score4_245
 
-score1_186:
+score1_246:
 	TESTQ DI, DI
-	JE    scoredone188
+	JE    scoredone248
 
-score1l187:
+score1l247:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y9
@@ -4606,9 +6340,9 @@ score1l187:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l187
+	JNE          score1l247
 
-scoredone188:
+scoredone248:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -4618,9 +6352,9 @@ scoredone188:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail189
+	JL           exptail249
 
-exp190:
+exp250:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -4647,11 +6381,11 @@ exp190:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp190
+	JGE          exp250
 
-exptail189:
+exptail249:
 	TESTQ        DI, DI
-	JE           expdone191
+	JE           expdone251
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -4681,7 +6415,7 @@ exptail189:
 	VMASKMOVPS   Y2, Y3, (DX)
 	VADDPS       Y2, Y1, Y1
 
-expdone191:
+expdone251:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -4703,7 +6437,7 @@ expdone191:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 
-wsum1l194:
+wsum1l254:
 	VBROADCASTSS (DX), Y9
 	VFMADD231PS  (CX), Y9, Y1
 	VFMADD231PS  32(CX), Y9, Y2
@@ -4716,7 +6450,7 @@ wsum1l194:
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000c00, CX
 	DECQ         DI
-	JNE          wsum1l194
+	JNE          wsum1l254
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, (AX)
 	VMULPS       Y0, Y2, Y2
@@ -4753,9 +6487,9 @@ TEXT ·attention_64_768_avx512(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_197
+	JL      score1_257
 
-score4_196:
+score4_256:
 	VMOVUPS       zero<>+0(SB), Z5
 	VFMADD231PS   (CX), Z0, Z5
 	VFMADD231PS   64(CX), Z1, Z5
@@ -4802,13 +6536,13 @@ score4_196:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_196
+	JGE           score4_256
 
-score1_197:
+score1_257:
 	TESTQ DI, DI
-	JE    scoredone199
+	JE    scoredone259
 
-score1l198:
+score1l258:
 	VMOVUPS       zero<>+0(SB), Z5
 	VFMADD231PS   (CX), Z0, Z5
 	VFMADD231PS   64(CX), Z1, Z5
@@ -4828,9 +6562,9 @@ score1l198:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l198
+	JNE           score1l258
 
-scoredone199:
+scoredone259:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -4840,9 +6574,9 @@ scoredone199:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x10
-	JL           exptail200
+	JL           exptail260
 
-exp201:
+exp261:
 	VMOVUPS      (DX), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -4866,11 +6600,11 @@ exp201:
 	ADDQ         $0x40, DX
 	SUBQ         $0x10, DI
 	CMPQ         DI, $0x10
-	JGE          exp201
+	JGE          exp261
 
-exptail200:
+exptail260:
 	TESTQ        DI, DI
-	JE           expdone202
+	JE           expdone262
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K1
 	VMOVUPS.Z    (DX), K1, Z2
@@ -4894,7 +6628,7 @@ exptail200:
 	VMOVUPS      Z2, K1, (DX)
 	VADDPS       Z2, Z1, K1, Z1
 
-expdone202:
+expdone262:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -4926,9 +6660,9 @@ expdone202:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_204
+	JL            wsum1_264
 
-wsum203:
+wsum263:
 	VBROADCASTSS (DX), Z17
 	VFMADD231PS  (CX), Z17, Z1
 	VFMADD231PS  64(CX), Z17, Z2
@@ -4953,13 +6687,13 @@ wsum203:
 	ADDQ         $0x00003000, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum203
+	JGE          wsum263
 
-wsum1_204:
+wsum1_264:
 	TESTQ DI, DI
-	JE    wsumdone206
+	JE    wsumdone266
 
-wsum1l205:
+wsum1l265:
 	VBROADCASTSS (DX), Z17
 	VFMADD231PS  (CX), Z17, Z1
 	VFMADD231PS  64(CX), Z17, Z2
@@ -4968,9 +6702,9 @@ wsum1l205:
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000c00, CX
 	DECQ         DI
-	JNE          wsum1l205
+	JNE          wsum1l265
 
-wsumdone206:
+wsumdone266:
 	VADDPS  Z5, Z1, Z1
 	VADDPS  Z9, Z1, Z1
 	VADDPS  Z13, Z1, Z1
@@ -5008,9 +6742,9 @@ TEXT ·attention_8_32_avx2(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_208
+	JL      score1_268
 
-score4_207:
+score4_267:
 	VXORPS       Y2, Y2, Y2
 	VFMADD231PS  (CX), Y0, Y2
 	VXORPS       Y3, Y3, Y3
@@ -5037,13 +6771,13 @@ score4_207:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_207
+	JGE          score4_267
 
-score1_208:
+score1_268:
 	TESTQ DI, DI
-	JE    scoredone210
+	JE    scoredone270
 
-score1l209:
+score1l269:
 	VXORPS       Y2, Y2, Y2
 	VFMADD231PS  (CX), Y0, Y2
 	VEXTRACTF128 $0x01, Y2, X3
@@ -5058,9 +6792,9 @@ score1l209:
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l209
+	JNE          score1l269
 
-scoredone210:
+scoredone270:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -5070,9 +6804,9 @@ scoredone210:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail211
+	JL           exptail271
 
-exp212:
+exp272:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -5099,11 +6833,11 @@ exp212:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp212
+	JGE          exp272
 
-exptail211:
+exptail271:
 	TESTQ        DI, DI
-	JE           expdone213
+	JE           expdone273
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -5133,7 +6867,7 @@ exptail211:
 	VMASKMOVPS   Y2, Y3, (DX)
 	VADDPS       Y2, Y1, Y1
 
-expdone213:
+expdone273:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -5151,9 +6885,9 @@ expdone213:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x04
-	JL           wsum1_215
+	JL           wsum1_275
 
-wsum214:
+wsum274:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
@@ -5166,21 +6900,21 @@ wsum214:
 	ADDQ         $0x00000200, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum214
+	JGE          wsum274
 
-wsum1_215:
+wsum1_275:
 	TESTQ DI, DI
-	JE    wsumdone217
+	JE    wsumdone277
 
-wsum1l216:
+wsum1l276:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000080, CX
 	DECQ         DI
-	JNE          wsum1l216
+	JNE          wsum1l276
 
-wsumdone217:
+wsumdone277:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
@@ -5221,9 +6955,9 @@ TEXT ·attention_8_32_avx512(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_219
+	JL      score1_279
 
-score4_218:
+score4_278:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, Y2
 	VMOVUPS       zero<>+0(SB), Y3
@@ -5250,13 +6984,13 @@ score4_218:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_218
+	JGE           score4_278
 
-score1_219:
+score1_279:
 	TESTQ DI, DI
-	JE    scoredone221
+	JE    scoredone281
 
-score1l220:
+score1l280:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
@@ -5271,9 +7005,9 @@ score1l220:
 	ADDQ          $0x00000080, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l220
+	JNE           score1l280
 
-scoredone221:
+scoredone281:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -5283,9 +7017,9 @@ scoredone221:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail222
+	JL           exptail282
 
-exp223:
+exp283:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -5309,11 +7043,11 @@ exp223:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp223
+	JGE          exp283
 
-exptail222:
+exptail282:
 	TESTQ        DI, DI
-	JE           expdone224
+	JE           expdone284
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K1
 	VMOVUPS.Z    (DX), K1, Y2
@@ -5337,7 +7071,7 @@ exptail222:
 	VMOVUPS      Y2, K1, (DX)
 	VADDPS       Y2, Y1, K1, Y1
 
-expdone224:
+expdone284:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5355,9 +7089,9 @@ expdone224:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_226
+	JL            wsum1_286
 
-wsum225:
+wsum285:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
@@ -5370,21 +7104,21 @@ wsum225:
 	ADDQ         $0x00000200, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum225
+	JGE          wsum285
 
-wsum1_226:
+wsum1_286:
 	TESTQ DI, DI
-	JE    wsumdone228
+	JE    wsumdone288
 
-wsum1l227:
+wsum1l287:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000080, CX
 	DECQ         DI
-	JNE          wsum1l227
+	JNE          wsum1l287
 
-wsumdone228:
+wsumdone288:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
@@ -5407,9 +7141,9 @@ TEXT ·attention_8_8_avx2(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_230
+	JL      score1_290
 
-score4_229:
+score4_289:
 	VXORPS       Y2, Y2, Y2
 	VFMADD231PS  (CX), Y0, Y2
 	VXORPS       Y3, Y3, Y3
@@ -5436,13 +7170,13 @@ score4_229:
 	ADDQ         $0x10, DX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          score4_229
+	JGE          score4_289
 
-score1_230:
+score1_290:
 	TESTQ DI, DI
-	JE    scoredone232
+	JE    scoredone292
 
-score1l231:
+score1l291:
 	VXORPS       Y2, Y2, Y2
 	VFMADD231PS  (CX), Y0, Y2
 	VEXTRACTF128 $0x01, Y2, X3
@@ -5457,9 +7191,9 @@ score1l231:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, DX
 	DECQ         DI
-	JNE          score1l231
+	JNE          score1l291
 
-scoredone232:
+scoredone292:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -5469,9 +7203,9 @@ scoredone232:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail233
+	JL           exptail293
 
-exp234:
+exp294:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -5498,11 +7232,11 @@ exp234:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp234
+	JGE          exp294
 
-exptail233:
+exptail293:
 	TESTQ        DI, DI
-	JE           expdone235
+	JE           expdone295
 	LEAQ         masktab<>+0(SB), CX
 	MOVQ         $0x00000010, R8
 	SUBQ         DI, R8
@@ -5532,7 +7266,7 @@ exptail233:
 	VMASKMOVPS   Y2, Y3, (DX)
 	VADDPS       Y2, Y1, Y1
 
-expdone235:
+expdone295:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -5550,9 +7284,9 @@ expdone235:
 	MOVQ         BX, CX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x04
-	JL           wsum1_237
+	JL           wsum1_297
 
-wsum236:
+wsum296:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
@@ -5565,21 +7299,21 @@ wsum236:
 	ADDQ         $0x00000080, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum236
+	JGE          wsum296
 
-wsum1_237:
+wsum1_297:
 	TESTQ DI, DI
-	JE    wsumdone239
+	JE    wsumdone299
 
-wsum1l238:
+wsum1l298:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000020, CX
 	DECQ         DI
-	JNE          wsum1l238
+	JNE          wsum1l298
 
-wsumdone239:
+wsumdone299:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
@@ -5602,9 +7336,9 @@ TEXT ·attention_8_8_avx512(SB), NOSPLIT, $0-48
 	MOVQ    SI, DX
 	MOVQ    t+40(FP), DI
 	CMPQ    DI, $0x04
-	JL      score1_241
+	JL      score1_301
 
-score4_240:
+score4_300:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, Y2
 	VMOVUPS       zero<>+0(SB), Y3
@@ -5631,13 +7365,13 @@ score4_240:
 	ADDQ          $0x10, DX
 	SUBQ          $0x04, DI
 	CMPQ          DI, $0x04
-	JGE           score4_240
+	JGE           score4_300
 
-score1_241:
+score1_301:
 	TESTQ DI, DI
-	JE    scoredone243
+	JE    scoredone303
 
-score1l242:
+score1l302:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (CX), Y0, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
@@ -5652,9 +7386,9 @@ score1l242:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, DX
 	DECQ          DI
-	JNE           score1l242
+	JNE           score1l302
 
-scoredone243:
+scoredone303:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -5664,9 +7398,9 @@ scoredone243:
 	MOVQ         SI, DX
 	MOVQ         t+40(FP), DI
 	CMPQ         DI, $0x08
-	JL           exptail244
+	JL           exptail304
 
-exp245:
+exp305:
 	VMOVUPS      (DX), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -5690,11 +7424,11 @@ exp245:
 	ADDQ         $0x20, DX
 	SUBQ         $0x08, DI
 	CMPQ         DI, $0x08
-	JGE          exp245
+	JGE          exp305
 
-exptail244:
+exptail304:
 	TESTQ        DI, DI
-	JE           expdone246
+	JE           expdone306
 	LEAQ         kmasktab<>+0(SB), CX
 	KMOVW        (CX)(DI*2), K1
 	VMOVUPS.Z    (DX), K1, Y2
@@ -5718,7 +7452,7 @@ exptail244:
 	VMOVUPS      Y2, K1, (DX)
 	VADDPS       Y2, Y1, K1, Y1
 
-expdone246:
+expdone306:
 	VEXTRACTF32X4 $0x01, Y1, X0
 	VADDPS        X0, X1, X0
 	VPERMILPS     $0x4e, X0, X1
@@ -5736,9 +7470,9 @@ expdone246:
 	MOVQ          BX, CX
 	MOVQ          t+40(FP), DI
 	CMPQ          DI, $0x04
-	JL            wsum1_248
+	JL            wsum1_308
 
-wsum247:
+wsum307:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	VBROADCASTSS 4(DX), Y5
@@ -5751,21 +7485,21 @@ wsum247:
 	ADDQ         $0x00000080, CX
 	SUBQ         $0x04, DI
 	CMPQ         DI, $0x04
-	JGE          wsum247
+	JGE          wsum307
 
-wsum1_248:
+wsum1_308:
 	TESTQ DI, DI
-	JE    wsumdone250
+	JE    wsumdone310
 
-wsum1l249:
+wsum1l309:
 	VBROADCASTSS (DX), Y5
 	VFMADD231PS  (CX), Y5, Y1
 	ADDQ         $0x04, DX
 	ADDQ         $0x00000020, CX
 	DECQ         DI
-	JNE          wsum1l249
+	JNE          wsum1l309
 
-wsumdone250:
+wsumdone310:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
@@ -5787,15 +7521,15 @@ TEXT ·gattention_100_300_3x1_avx2(SB), NOSPLIT, $0-48
 	SHLQ    $0x02, DI
 	MOVQ    $0x00000003, DI
 
-kvhead251:
+kvhead311:
 	VMOVUPS neginf<>+0(SB), X1
 	MOVQ    DX, R8
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_253
+	JL      gscore1_313
 
-gscore4_252:
+gscore4_312:
 	VXORPS       Y2, Y2, Y2
 	VMOVUPS      (CX), Y3
 	VFMADD231PS  (R8), Y3, Y2
@@ -5926,13 +7660,13 @@ gscore4_252:
 	ADDQ         $0x10, R9
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gscore4_252
+	JGE          gscore4_312
 
-gscore1_253:
+gscore1_313:
 	TESTQ R10, R10
-	JE    gscoredone255
+	JE    gscoredone315
 
-gscore1l254:
+gscore1l314:
 	VXORPS       Y2, Y2, Y2
 	VMOVUPS      (CX), Y3
 	VFMADD231PS  (R8), Y3, Y2
@@ -5973,9 +7707,9 @@ gscore1l254:
 	ADDQ         $0x000004b0, R8
 	ADDQ         $0x04, R9
 	DECQ         R10
-	JNE          gscore1l254
+	JNE          gscore1l314
 
-gscoredone255:
+gscoredone315:
 	VPERMILPS    $0x4e, X1, X2
 	VMAXPS       X2, X1, X1
 	VPERMILPS    $0xb1, X1, X2
@@ -5985,9 +7719,9 @@ gscoredone255:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x08
-	JL           gexptail256
+	JL           gexptail316
 
-gexp257:
+gexp317:
 	VMOVUPS      (R9), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -6014,11 +7748,11 @@ gexp257:
 	ADDQ         $0x20, R9
 	SUBQ         $0x08, R10
 	CMPQ         R10, $0x08
-	JGE          gexp257
+	JGE          gexp317
 
-gexptail256:
+gexptail316:
 	TESTQ        R10, R10
-	JE           gexpdone258
+	JE           gexpdone318
 	LEAQ         masktab<>+0(SB), R8
 	MOVQ         $0x00000010, R11
 	SUBQ         R10, R11
@@ -6048,7 +7782,7 @@ gexptail256:
 	VMASKMOVPS   Y3, Y4, (R9)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone258:
+gexpdone318:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -6071,7 +7805,7 @@ gexpdone258:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 
-gwsum1l261:
+gwsum1l321:
 	VBROADCASTSS (R9), Y11
 	VFMADD231PS  (R8), Y11, Y2
 	VFMADD231PS  32(R8), Y11, Y3
@@ -6085,7 +7819,7 @@ gwsum1l261:
 	ADDQ         $0x04, R9
 	ADDQ         $0x000004b0, R8
 	DECQ         R10
-	JNE          gwsum1l261
+	JNE          gwsum1l321
 	VMULPS       Y1, Y2, Y2
 	VMOVUPS      Y2, (AX)
 	VMULPS       Y1, Y3, Y3
@@ -6116,9 +7850,9 @@ gwsum1l261:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x02
-	JL           gwsum1_264
+	JL           gwsum1_324
 
-gwsum263:
+gwsum323:
 	VBROADCASTSS (R9), Y10
 	VFMADD231PS  288(R8), Y10, Y2
 	VFMADD231PS  320(R8), Y10, Y3
@@ -6135,13 +7869,13 @@ gwsum263:
 	ADDQ         $0x00000960, R8
 	SUBQ         $0x02, R10
 	CMPQ         R10, $0x02
-	JGE          gwsum263
+	JGE          gwsum323
 
-gwsum1_264:
+gwsum1_324:
 	TESTQ R10, R10
-	JE    gwsumdone266
+	JE    gwsumdone326
 
-gwsum1l265:
+gwsum1l325:
 	VBROADCASTSS (R9), Y10
 	VFMADD231PS  288(R8), Y10, Y2
 	VFMADD231PS  320(R8), Y10, Y3
@@ -6151,9 +7885,9 @@ gwsum1l265:
 	ADDQ         $0x04, R9
 	ADDQ         $0x000004b0, R8
 	DECQ         R10
-	JNE          gwsum1l265
+	JNE          gwsum1l325
 
-gwsumdone266:
+gwsumdone326:
 	VADDPS     Y6, Y2, Y2
 	VMULPS     Y1, Y2, Y2
 	VMOVUPS    Y2, 288(AX)
@@ -6171,7 +7905,7 @@ gwsumdone266:
 	ADDQ       $0x00000190, CX
 	ADDQ       $0x00000190, AX
 	DECQ       DI
-	JNE        kvhead251
+	JNE        kvhead311
 	VZEROUPPER
 	RET
 
@@ -6189,7 +7923,7 @@ TEXT ·gattention_100_300_3x1_avx512(SB), NOSPLIT, $0-48
 	SHLQ  $0x02, DI
 	MOVQ  $0x00000003, DI
 
-kvhead267:
+kvhead327:
 	VMOVUPS   (CX), Z0
 	VMOVUPS   64(CX), Z1
 	VMOVUPS   128(CX), Z2
@@ -6202,9 +7936,9 @@ kvhead267:
 	MOVQ      SI, R9
 	MOVQ      t+40(FP), R10
 	CMPQ      R10, $0x04
-	JL        gscore1_269
+	JL        gscore1_329
 
-gscore4_268:
+gscore4_328:
 	VMOVUPS       zero<>+0(SB), Z8
 	VFMADD231PS   (R8), Z0, Z8
 	VFMADD231PS   64(R8), Z1, Z8
@@ -6263,13 +7997,13 @@ gscore4_268:
 	ADDQ          $0x10, R9
 	SUBQ          $0x04, R10
 	CMPQ          R10, $0x04
-	JGE           gscore4_268
+	JGE           gscore4_328
 
-gscore1_269:
+gscore1_329:
 	TESTQ R10, R10
-	JE    gscoredone271
+	JE    gscoredone331
 
-gscore1l270:
+gscore1l330:
 	VMOVUPS       zero<>+0(SB), Z8
 	VFMADD231PS   (R8), Z0, Z8
 	VFMADD231PS   64(R8), Z1, Z8
@@ -6292,9 +8026,9 @@ gscore1l270:
 	ADDQ          $0x000004b0, R8
 	ADDQ          $0x04, R9
 	DECQ          R10
-	JNE           gscore1l270
+	JNE           gscore1l330
 
-gscoredone271:
+gscoredone331:
 	VPERMILPS    $0x4e, X7, X0
 	VMAXPS       X0, X7, X7
 	VPERMILPS    $0xb1, X7, X0
@@ -6304,9 +8038,9 @@ gscoredone271:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x10
-	JL           gexptail272
+	JL           gexptail332
 
-gexp273:
+gexp333:
 	VMOVUPS      (R9), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -6330,11 +8064,11 @@ gexp273:
 	ADDQ         $0x40, R9
 	SUBQ         $0x10, R10
 	CMPQ         R10, $0x10
-	JGE          gexp273
+	JGE          gexp333
 
-gexptail272:
+gexptail332:
 	TESTQ        R10, R10
-	JE           gexpdone274
+	JE           gexpdone334
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K2
 	VMOVUPS.Z    (R9), K2, Z2
@@ -6358,7 +8092,7 @@ gexptail272:
 	VMOVUPS      Z2, K2, (R9)
 	VADDPS       Z2, Z1, K2, Z1
 
-gexpdone274:
+gexpdone334:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -6395,9 +8129,9 @@ gexpdone274:
 	MOVQ          BX, R8
 	MOVQ          t+40(FP), R10
 	CMPQ          R10, $0x03
-	JL            gwsum1_276
+	JL            gwsum1_336
 
-gwsum275:
+gwsum335:
 	VBROADCASTSS (R9), Z22
 	VFMADD231PS  (R8), Z22, Z1
 	VFMADD231PS  64(R8), Z22, Z2
@@ -6426,13 +8160,13 @@ gwsum275:
 	ADDQ         $0x00000e10, R8
 	SUBQ         $0x03, R10
 	CMPQ         R10, $0x03
-	JGE          gwsum275
+	JGE          gwsum335
 
-gwsum1_276:
+gwsum1_336:
 	TESTQ R10, R10
-	JE    gwsumdone278
+	JE    gwsumdone338
 
-gwsum1l277:
+gwsum1l337:
 	VBROADCASTSS (R9), Z22
 	VFMADD231PS  (R8), Z22, Z1
 	VFMADD231PS  64(R8), Z22, Z2
@@ -6444,9 +8178,9 @@ gwsum1l277:
 	ADDQ         $0x04, R9
 	ADDQ         $0x000004b0, R8
 	DECQ         R10
-	JNE          gwsum1l277
+	JNE          gwsum1l337
 
-gwsumdone278:
+gwsumdone338:
 	VADDPS  Z8, Z1, Z1
 	VADDPS  Z15, Z1, Z1
 	VMULPS  Z0, Z1, Z1
@@ -6480,7 +8214,7 @@ gwsumdone278:
 	ADDQ    $0x00000190, CX
 	ADDQ    $0x00000190, AX
 	DECQ    DI
-	JNE     kvhead267
+	JNE     kvhead327
 	VZEROUPPER
 	RET
 
@@ -6496,15 +8230,15 @@ TEXT ·gattention_128_256_2x1_avx2(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000002, DI
 
-kvhead279:
+kvhead339:
 	VMOVUPS neginf<>+0(SB), X0
 	MOVQ    DX, R8
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_281
+	JL      gscore1_341
 
-gscore4_280:
+gscore4_340:
 	VXORPS       Y1, Y1, Y1
 	VMOVUPS      (CX), Y2
 	VFMADD231PS  (R8), Y2, Y1
@@ -6655,13 +8389,13 @@ gscore4_280:
 	ADDQ         $0x10, R9
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gscore4_280
+	JGE          gscore4_340
 
-gscore1_281:
+gscore1_341:
 	TESTQ R10, R10
-	JE    gscoredone283
+	JE    gscoredone343
 
-gscore1l282:
+gscore1l342:
 	VXORPS       Y1, Y1, Y1
 	VMOVUPS      (CX), Y2
 	VFMADD231PS  (R8), Y2, Y1
@@ -6707,9 +8441,9 @@ gscore1l282:
 	ADDQ         $0x00000400, R8
 	ADDQ         $0x04, R9
 	DECQ         R10
-	JNE          gscore1l282
+	JNE          gscore1l342
 
-gscoredone283:
+gscoredone343:
 	VPERMILPS    $0x4e, X0, X1
 	VMAXPS       X1, X0, X0
 	VPERMILPS    $0xb1, X0, X1
@@ -6719,9 +8453,9 @@ gscoredone283:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x08
-	JL           gexptail284
+	JL           gexptail344
 
-gexp285:
+gexp345:
 	VMOVUPS      (R9), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -6748,11 +8482,11 @@ gexp285:
 	ADDQ         $0x20, R9
 	SUBQ         $0x08, R10
 	CMPQ         R10, $0x08
-	JGE          gexp285
+	JGE          gexp345
 
-gexptail284:
+gexptail344:
 	TESTQ        R10, R10
-	JE           gexpdone286
+	JE           gexpdone346
 	LEAQ         masktab<>+0(SB), R8
 	MOVQ         $0x00000010, R11
 	SUBQ         R10, R11
@@ -6782,7 +8516,7 @@ gexptail284:
 	VMASKMOVPS   Y2, Y3, (R9)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone286:
+gexpdone346:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -6805,7 +8539,7 @@ gexpdone286:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 
-gwsum1l289:
+gwsum1l349:
 	VBROADCASTSS (R9), Y10
 	VFMADD231PS  (R8), Y10, Y1
 	VFMADD231PS  32(R8), Y10, Y2
@@ -6819,7 +8553,7 @@ gwsum1l289:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000400, R8
 	DECQ         R10
-	JNE          gwsum1l289
+	JNE          gwsum1l349
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, (AX)
 	VMULPS       Y0, Y2, Y2
@@ -6849,7 +8583,7 @@ gwsum1l289:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 
-gwsum1l293:
+gwsum1l353:
 	VBROADCASTSS (R9), Y8
 	VFMADD231PS  288(R8), Y8, Y1
 	VFMADD231PS  320(R8), Y8, Y2
@@ -6861,7 +8595,7 @@ gwsum1l293:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000400, R8
 	DECQ         R10
-	JNE          gwsum1l293
+	JNE          gwsum1l353
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, 288(AX)
 	VMULPS       Y0, Y2, Y2
@@ -6881,7 +8615,7 @@ gwsum1l293:
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000200, AX
 	DECQ         DI
-	JNE          kvhead279
+	JNE          kvhead339
 	VZEROUPPER
 	RET
 
@@ -6897,7 +8631,7 @@ TEXT ·gattention_128_256_2x1_avx512(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000002, DI
 
-kvhead295:
+kvhead355:
 	VMOVUPS (CX), Z0
 	VMOVUPS 64(CX), Z1
 	VMOVUPS 128(CX), Z2
@@ -6911,9 +8645,9 @@ kvhead295:
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_297
+	JL      gscore1_357
 
-gscore4_296:
+gscore4_356:
 	VMOVUPS       zero<>+0(SB), Z9
 	VFMADD231PS   (R8), Z0, Z9
 	VFMADD231PS   64(R8), Z1, Z9
@@ -6976,13 +8710,13 @@ gscore4_296:
 	ADDQ          $0x10, R9
 	SUBQ          $0x04, R10
 	CMPQ          R10, $0x04
-	JGE           gscore4_296
+	JGE           gscore4_356
 
-gscore1_297:
+gscore1_357:
 	TESTQ R10, R10
-	JE    gscoredone299
+	JE    gscoredone359
 
-gscore1l298:
+gscore1l358:
 	VMOVUPS       zero<>+0(SB), Z9
 	VFMADD231PS   (R8), Z0, Z9
 	VFMADD231PS   64(R8), Z1, Z9
@@ -7006,9 +8740,9 @@ gscore1l298:
 	ADDQ          $0x00000400, R8
 	ADDQ          $0x04, R9
 	DECQ          R10
-	JNE           gscore1l298
+	JNE           gscore1l358
 
-gscoredone299:
+gscoredone359:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -7018,9 +8752,9 @@ gscoredone299:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x10
-	JL           gexptail300
+	JL           gexptail360
 
-gexp301:
+gexp361:
 	VMOVUPS      (R9), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -7044,11 +8778,11 @@ gexp301:
 	ADDQ         $0x40, R9
 	SUBQ         $0x10, R10
 	CMPQ         R10, $0x10
-	JGE          gexp301
+	JGE          gexp361
 
-gexptail300:
+gexptail360:
 	TESTQ        R10, R10
-	JE           gexpdone302
+	JE           gexpdone362
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K1
 	VMOVUPS.Z    (R9), K1, Z2
@@ -7072,7 +8806,7 @@ gexptail300:
 	VMOVUPS      Z2, K1, (R9)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone302:
+gexpdone362:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -7112,9 +8846,9 @@ gexpdone302:
 	MOVQ          BX, R8
 	MOVQ          t+40(FP), R10
 	CMPQ          R10, $0x03
-	JL            gwsum1_304
+	JL            gwsum1_364
 
-gwsum303:
+gwsum363:
 	VBROADCASTSS (R9), Z25
 	VFMADD231PS  (R8), Z25, Z1
 	VFMADD231PS  64(R8), Z25, Z2
@@ -7146,13 +8880,13 @@ gwsum303:
 	ADDQ         $0x00000c00, R8
 	SUBQ         $0x03, R10
 	CMPQ         R10, $0x03
-	JGE          gwsum303
+	JGE          gwsum363
 
-gwsum1_304:
+gwsum1_364:
 	TESTQ R10, R10
-	JE    gwsumdone306
+	JE    gwsumdone366
 
-gwsum1l305:
+gwsum1l365:
 	VBROADCASTSS (R9), Z25
 	VFMADD231PS  (R8), Z25, Z1
 	VFMADD231PS  64(R8), Z25, Z2
@@ -7165,9 +8899,9 @@ gwsum1l305:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000400, R8
 	DECQ         R10
-	JNE          gwsum1l305
+	JNE          gwsum1l365
 
-gwsumdone306:
+gwsumdone366:
 	VADDPS  Z9, Z1, Z1
 	VADDPS  Z17, Z1, Z1
 	VMULPS  Z0, Z1, Z1
@@ -7205,50 +8939,167 @@ gwsumdone306:
 	ADDQ    $0x00000200, CX
 	ADDQ    $0x00000200, AX
 	DECQ    DI
-	JNE     kvhead295
+	JNE     kvhead355
 	VZEROUPPER
 	RET
 
-// func gattention_12_40_3x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// func gattention_128_512_1x4_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gattention_12_40_3x1_avx2(SB), NOSPLIT, $0-48
-	MOVQ    out+0(FP), AX
-	MOVQ    q+8(FP), CX
-	MOVQ    k+16(FP), DX
-	MOVQ    v+24(FP), BX
-	MOVQ    att+32(FP), SI
-	VMOVDQU masktab<>+48(SB), Y0
-	MOVQ    t+40(FP), DI
-	SHLQ    $0x02, DI
-	MOVQ    $0x00000003, DI
+TEXT ·gattention_128_512_1x4_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ $0x00000001, R9
 
-kvhead307:
-	VMOVUPS    (CX), Y1
-	VMASKMOVPS 32(CX), Y0, Y2
-	VMOVUPS    neginf<>+0(SB), X3
-	MOVQ       DX, R8
-	MOVQ       SI, R9
-	MOVQ       t+40(FP), R10
-	CMPQ       R10, $0x04
-	JL         gscore1_309
+kvhead367:
+	VMOVUPS neginf<>+0(SB), X0
+	VMOVUPS neginf<>+0(SB), X1
+	VMOVUPS neginf<>+0(SB), X2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    t+40(FP), R12
+	CMPQ    R12, $0x04
+	JL      gscore1_369
 
-gscore4_308:
+gscore4_368:
 	VXORPS       Y4, Y4, Y4
-	VFMADD231PS  (R8), Y1, Y4
-	VMASKMOVPS   32(R8), Y0, Y5
-	VFMADD231PS  Y5, Y2, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      256(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      288(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      320(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      352(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      384(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      416(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      448(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      480(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
 	VXORPS       Y5, Y5, Y5
-	VFMADD231PS  160(R8), Y1, Y5
-	VMASKMOVPS   192(R8), Y0, Y6
-	VFMADD231PS  Y6, Y2, Y5
+	VMOVUPS      (CX), Y6
+	VFMADD231PS  2048(R10), Y6, Y5
+	VMOVUPS      32(CX), Y6
+	VFMADD231PS  2080(R10), Y6, Y5
+	VMOVUPS      64(CX), Y6
+	VFMADD231PS  2112(R10), Y6, Y5
+	VMOVUPS      96(CX), Y6
+	VFMADD231PS  2144(R10), Y6, Y5
+	VMOVUPS      128(CX), Y6
+	VFMADD231PS  2176(R10), Y6, Y5
+	VMOVUPS      160(CX), Y6
+	VFMADD231PS  2208(R10), Y6, Y5
+	VMOVUPS      192(CX), Y6
+	VFMADD231PS  2240(R10), Y6, Y5
+	VMOVUPS      224(CX), Y6
+	VFMADD231PS  2272(R10), Y6, Y5
+	VMOVUPS      256(CX), Y6
+	VFMADD231PS  2304(R10), Y6, Y5
+	VMOVUPS      288(CX), Y6
+	VFMADD231PS  2336(R10), Y6, Y5
+	VMOVUPS      320(CX), Y6
+	VFMADD231PS  2368(R10), Y6, Y5
+	VMOVUPS      352(CX), Y6
+	VFMADD231PS  2400(R10), Y6, Y5
+	VMOVUPS      384(CX), Y6
+	VFMADD231PS  2432(R10), Y6, Y5
+	VMOVUPS      416(CX), Y6
+	VFMADD231PS  2464(R10), Y6, Y5
+	VMOVUPS      448(CX), Y6
+	VFMADD231PS  2496(R10), Y6, Y5
+	VMOVUPS      480(CX), Y6
+	VFMADD231PS  2528(R10), Y6, Y5
 	VXORPS       Y6, Y6, Y6
-	VFMADD231PS  320(R8), Y1, Y6
-	VMASKMOVPS   352(R8), Y0, Y7
-	VFMADD231PS  Y7, Y2, Y6
+	VMOVUPS      (CX), Y7
+	VFMADD231PS  4096(R10), Y7, Y6
+	VMOVUPS      32(CX), Y7
+	VFMADD231PS  4128(R10), Y7, Y6
+	VMOVUPS      64(CX), Y7
+	VFMADD231PS  4160(R10), Y7, Y6
+	VMOVUPS      96(CX), Y7
+	VFMADD231PS  4192(R10), Y7, Y6
+	VMOVUPS      128(CX), Y7
+	VFMADD231PS  4224(R10), Y7, Y6
+	VMOVUPS      160(CX), Y7
+	VFMADD231PS  4256(R10), Y7, Y6
+	VMOVUPS      192(CX), Y7
+	VFMADD231PS  4288(R10), Y7, Y6
+	VMOVUPS      224(CX), Y7
+	VFMADD231PS  4320(R10), Y7, Y6
+	VMOVUPS      256(CX), Y7
+	VFMADD231PS  4352(R10), Y7, Y6
+	VMOVUPS      288(CX), Y7
+	VFMADD231PS  4384(R10), Y7, Y6
+	VMOVUPS      320(CX), Y7
+	VFMADD231PS  4416(R10), Y7, Y6
+	VMOVUPS      352(CX), Y7
+	VFMADD231PS  4448(R10), Y7, Y6
+	VMOVUPS      384(CX), Y7
+	VFMADD231PS  4480(R10), Y7, Y6
+	VMOVUPS      416(CX), Y7
+	VFMADD231PS  4512(R10), Y7, Y6
+	VMOVUPS      448(CX), Y7
+	VFMADD231PS  4544(R10), Y7, Y6
+	VMOVUPS      480(CX), Y7
+	VFMADD231PS  4576(R10), Y7, Y6
 	VXORPS       Y7, Y7, Y7
-	VFMADD231PS  480(R8), Y1, Y7
-	VMASKMOVPS   512(R8), Y0, Y8
-	VFMADD231PS  Y8, Y2, Y7
+	VMOVUPS      (CX), Y8
+	VFMADD231PS  6144(R10), Y8, Y7
+	VMOVUPS      32(CX), Y8
+	VFMADD231PS  6176(R10), Y8, Y7
+	VMOVUPS      64(CX), Y8
+	VFMADD231PS  6208(R10), Y8, Y7
+	VMOVUPS      96(CX), Y8
+	VFMADD231PS  6240(R10), Y8, Y7
+	VMOVUPS      128(CX), Y8
+	VFMADD231PS  6272(R10), Y8, Y7
+	VMOVUPS      160(CX), Y8
+	VFMADD231PS  6304(R10), Y8, Y7
+	VMOVUPS      192(CX), Y8
+	VFMADD231PS  6336(R10), Y8, Y7
+	VMOVUPS      224(CX), Y8
+	VFMADD231PS  6368(R10), Y8, Y7
+	VMOVUPS      256(CX), Y8
+	VFMADD231PS  6400(R10), Y8, Y7
+	VMOVUPS      288(CX), Y8
+	VFMADD231PS  6432(R10), Y8, Y7
+	VMOVUPS      320(CX), Y8
+	VFMADD231PS  6464(R10), Y8, Y7
+	VMOVUPS      352(CX), Y8
+	VFMADD231PS  6496(R10), Y8, Y7
+	VMOVUPS      384(CX), Y8
+	VFMADD231PS  6528(R10), Y8, Y7
+	VMOVUPS      416(CX), Y8
+	VFMADD231PS  6560(R10), Y8, Y7
+	VMOVUPS      448(CX), Y8
+	VFMADD231PS  6592(R10), Y8, Y7
+	VMOVUPS      480(CX), Y8
+	VFMADD231PS  6624(R10), Y8, Y7
 	VUNPCKLPS    Y5, Y4, Y8
 	VUNPCKHPS    Y5, Y4, Y4
 	VADDPS       Y4, Y8, Y8
@@ -7260,1541 +9111,448 @@ gscore4_308:
 	VADDPS       Y4, Y5, Y5
 	VEXTRACTF128 $0x01, Y5, X4
 	VADDPS       X4, X5, X4
-	VMULPS       rsqrt12<>+0(SB), X4, X4
-	VMOVUPS      X4, (R9)
+	VMULPS       rsqrt128<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)
+	VMAXPS       X4, X0, X0
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      512(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      544(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      576(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      608(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      640(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      672(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      704(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      736(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      768(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      800(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      832(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      864(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      896(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      928(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      960(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      992(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      512(CX), Y6
+	VFMADD231PS  2048(R10), Y6, Y5
+	VMOVUPS      544(CX), Y6
+	VFMADD231PS  2080(R10), Y6, Y5
+	VMOVUPS      576(CX), Y6
+	VFMADD231PS  2112(R10), Y6, Y5
+	VMOVUPS      608(CX), Y6
+	VFMADD231PS  2144(R10), Y6, Y5
+	VMOVUPS      640(CX), Y6
+	VFMADD231PS  2176(R10), Y6, Y5
+	VMOVUPS      672(CX), Y6
+	VFMADD231PS  2208(R10), Y6, Y5
+	VMOVUPS      704(CX), Y6
+	VFMADD231PS  2240(R10), Y6, Y5
+	VMOVUPS      736(CX), Y6
+	VFMADD231PS  2272(R10), Y6, Y5
+	VMOVUPS      768(CX), Y6
+	VFMADD231PS  2304(R10), Y6, Y5
+	VMOVUPS      800(CX), Y6
+	VFMADD231PS  2336(R10), Y6, Y5
+	VMOVUPS      832(CX), Y6
+	VFMADD231PS  2368(R10), Y6, Y5
+	VMOVUPS      864(CX), Y6
+	VFMADD231PS  2400(R10), Y6, Y5
+	VMOVUPS      896(CX), Y6
+	VFMADD231PS  2432(R10), Y6, Y5
+	VMOVUPS      928(CX), Y6
+	VFMADD231PS  2464(R10), Y6, Y5
+	VMOVUPS      960(CX), Y6
+	VFMADD231PS  2496(R10), Y6, Y5
+	VMOVUPS      992(CX), Y6
+	VFMADD231PS  2528(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      512(CX), Y7
+	VFMADD231PS  4096(R10), Y7, Y6
+	VMOVUPS      544(CX), Y7
+	VFMADD231PS  4128(R10), Y7, Y6
+	VMOVUPS      576(CX), Y7
+	VFMADD231PS  4160(R10), Y7, Y6
+	VMOVUPS      608(CX), Y7
+	VFMADD231PS  4192(R10), Y7, Y6
+	VMOVUPS      640(CX), Y7
+	VFMADD231PS  4224(R10), Y7, Y6
+	VMOVUPS      672(CX), Y7
+	VFMADD231PS  4256(R10), Y7, Y6
+	VMOVUPS      704(CX), Y7
+	VFMADD231PS  4288(R10), Y7, Y6
+	VMOVUPS      736(CX), Y7
+	VFMADD231PS  4320(R10), Y7, Y6
+	VMOVUPS      768(CX), Y7
+	VFMADD231PS  4352(R10), Y7, Y6
+	VMOVUPS      800(CX), Y7
+	VFMADD231PS  4384(R10), Y7, Y6
+	VMOVUPS      832(CX), Y7
+	VFMADD231PS  4416(R10), Y7, Y6
+	VMOVUPS      864(CX), Y7
+	VFMADD231PS  4448(R10), Y7, Y6
+	VMOVUPS      896(CX), Y7
+	VFMADD231PS  4480(R10), Y7, Y6
+	VMOVUPS      928(CX), Y7
+	VFMADD231PS  4512(R10), Y7, Y6
+	VMOVUPS      960(CX), Y7
+	VFMADD231PS  4544(R10), Y7, Y6
+	VMOVUPS      992(CX), Y7
+	VFMADD231PS  4576(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      512(CX), Y8
+	VFMADD231PS  6144(R10), Y8, Y7
+	VMOVUPS      544(CX), Y8
+	VFMADD231PS  6176(R10), Y8, Y7
+	VMOVUPS      576(CX), Y8
+	VFMADD231PS  6208(R10), Y8, Y7
+	VMOVUPS      608(CX), Y8
+	VFMADD231PS  6240(R10), Y8, Y7
+	VMOVUPS      640(CX), Y8
+	VFMADD231PS  6272(R10), Y8, Y7
+	VMOVUPS      672(CX), Y8
+	VFMADD231PS  6304(R10), Y8, Y7
+	VMOVUPS      704(CX), Y8
+	VFMADD231PS  6336(R10), Y8, Y7
+	VMOVUPS      736(CX), Y8
+	VFMADD231PS  6368(R10), Y8, Y7
+	VMOVUPS      768(CX), Y8
+	VFMADD231PS  6400(R10), Y8, Y7
+	VMOVUPS      800(CX), Y8
+	VFMADD231PS  6432(R10), Y8, Y7
+	VMOVUPS      832(CX), Y8
+	VFMADD231PS  6464(R10), Y8, Y7
+	VMOVUPS      864(CX), Y8
+	VFMADD231PS  6496(R10), Y8, Y7
+	VMOVUPS      896(CX), Y8
+	VFMADD231PS  6528(R10), Y8, Y7
+	VMOVUPS      928(CX), Y8
+	VFMADD231PS  6560(R10), Y8, Y7
+	VMOVUPS      960(CX), Y8
+	VFMADD231PS  6592(R10), Y8, Y7
+	VMOVUPS      992(CX), Y8
+	VFMADD231PS  6624(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt128<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)(DI*1)
+	VMAXPS       X4, X1, X1
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      1024(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      1056(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      1088(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      1120(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      1152(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      1184(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      1216(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      1248(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      1280(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      1312(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      1344(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      1376(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      1408(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      1440(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      1472(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      1504(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      1024(CX), Y6
+	VFMADD231PS  2048(R10), Y6, Y5
+	VMOVUPS      1056(CX), Y6
+	VFMADD231PS  2080(R10), Y6, Y5
+	VMOVUPS      1088(CX), Y6
+	VFMADD231PS  2112(R10), Y6, Y5
+	VMOVUPS      1120(CX), Y6
+	VFMADD231PS  2144(R10), Y6, Y5
+	VMOVUPS      1152(CX), Y6
+	VFMADD231PS  2176(R10), Y6, Y5
+	VMOVUPS      1184(CX), Y6
+	VFMADD231PS  2208(R10), Y6, Y5
+	VMOVUPS      1216(CX), Y6
+	VFMADD231PS  2240(R10), Y6, Y5
+	VMOVUPS      1248(CX), Y6
+	VFMADD231PS  2272(R10), Y6, Y5
+	VMOVUPS      1280(CX), Y6
+	VFMADD231PS  2304(R10), Y6, Y5
+	VMOVUPS      1312(CX), Y6
+	VFMADD231PS  2336(R10), Y6, Y5
+	VMOVUPS      1344(CX), Y6
+	VFMADD231PS  2368(R10), Y6, Y5
+	VMOVUPS      1376(CX), Y6
+	VFMADD231PS  2400(R10), Y6, Y5
+	VMOVUPS      1408(CX), Y6
+	VFMADD231PS  2432(R10), Y6, Y5
+	VMOVUPS      1440(CX), Y6
+	VFMADD231PS  2464(R10), Y6, Y5
+	VMOVUPS      1472(CX), Y6
+	VFMADD231PS  2496(R10), Y6, Y5
+	VMOVUPS      1504(CX), Y6
+	VFMADD231PS  2528(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      1024(CX), Y7
+	VFMADD231PS  4096(R10), Y7, Y6
+	VMOVUPS      1056(CX), Y7
+	VFMADD231PS  4128(R10), Y7, Y6
+	VMOVUPS      1088(CX), Y7
+	VFMADD231PS  4160(R10), Y7, Y6
+	VMOVUPS      1120(CX), Y7
+	VFMADD231PS  4192(R10), Y7, Y6
+	VMOVUPS      1152(CX), Y7
+	VFMADD231PS  4224(R10), Y7, Y6
+	VMOVUPS      1184(CX), Y7
+	VFMADD231PS  4256(R10), Y7, Y6
+	VMOVUPS      1216(CX), Y7
+	VFMADD231PS  4288(R10), Y7, Y6
+	VMOVUPS      1248(CX), Y7
+	VFMADD231PS  4320(R10), Y7, Y6
+	VMOVUPS      1280(CX), Y7
+	VFMADD231PS  4352(R10), Y7, Y6
+	VMOVUPS      1312(CX), Y7
+	VFMADD231PS  4384(R10), Y7, Y6
+	VMOVUPS      1344(CX), Y7
+	VFMADD231PS  4416(R10), Y7, Y6
+	VMOVUPS      1376(CX), Y7
+	VFMADD231PS  4448(R10), Y7, Y6
+	VMOVUPS      1408(CX), Y7
+	VFMADD231PS  4480(R10), Y7, Y6
+	VMOVUPS      1440(CX), Y7
+	VFMADD231PS  4512(R10), Y7, Y6
+	VMOVUPS      1472(CX), Y7
+	VFMADD231PS  4544(R10), Y7, Y6
+	VMOVUPS      1504(CX), Y7
+	VFMADD231PS  4576(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      1024(CX), Y8
+	VFMADD231PS  6144(R10), Y8, Y7
+	VMOVUPS      1056(CX), Y8
+	VFMADD231PS  6176(R10), Y8, Y7
+	VMOVUPS      1088(CX), Y8
+	VFMADD231PS  6208(R10), Y8, Y7
+	VMOVUPS      1120(CX), Y8
+	VFMADD231PS  6240(R10), Y8, Y7
+	VMOVUPS      1152(CX), Y8
+	VFMADD231PS  6272(R10), Y8, Y7
+	VMOVUPS      1184(CX), Y8
+	VFMADD231PS  6304(R10), Y8, Y7
+	VMOVUPS      1216(CX), Y8
+	VFMADD231PS  6336(R10), Y8, Y7
+	VMOVUPS      1248(CX), Y8
+	VFMADD231PS  6368(R10), Y8, Y7
+	VMOVUPS      1280(CX), Y8
+	VFMADD231PS  6400(R10), Y8, Y7
+	VMOVUPS      1312(CX), Y8
+	VFMADD231PS  6432(R10), Y8, Y7
+	VMOVUPS      1344(CX), Y8
+	VFMADD231PS  6464(R10), Y8, Y7
+	VMOVUPS      1376(CX), Y8
+	VFMADD231PS  6496(R10), Y8, Y7
+	VMOVUPS      1408(CX), Y8
+	VFMADD231PS  6528(R10), Y8, Y7
+	VMOVUPS      1440(CX), Y8
+	VFMADD231PS  6560(R10), Y8, Y7
+	VMOVUPS      1472(CX), Y8
+	VFMADD231PS  6592(R10), Y8, Y7
+	VMOVUPS      1504(CX), Y8
+	VFMADD231PS  6624(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt128<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)(DI*2)
+	VMAXPS       X4, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      1536(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      1568(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      1600(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      1632(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      1664(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      1696(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      1728(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      1760(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      1792(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      1824(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      1856(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      1888(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      1920(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      1952(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      1984(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      2016(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      1536(CX), Y6
+	VFMADD231PS  2048(R10), Y6, Y5
+	VMOVUPS      1568(CX), Y6
+	VFMADD231PS  2080(R10), Y6, Y5
+	VMOVUPS      1600(CX), Y6
+	VFMADD231PS  2112(R10), Y6, Y5
+	VMOVUPS      1632(CX), Y6
+	VFMADD231PS  2144(R10), Y6, Y5
+	VMOVUPS      1664(CX), Y6
+	VFMADD231PS  2176(R10), Y6, Y5
+	VMOVUPS      1696(CX), Y6
+	VFMADD231PS  2208(R10), Y6, Y5
+	VMOVUPS      1728(CX), Y6
+	VFMADD231PS  2240(R10), Y6, Y5
+	VMOVUPS      1760(CX), Y6
+	VFMADD231PS  2272(R10), Y6, Y5
+	VMOVUPS      1792(CX), Y6
+	VFMADD231PS  2304(R10), Y6, Y5
+	VMOVUPS      1824(CX), Y6
+	VFMADD231PS  2336(R10), Y6, Y5
+	VMOVUPS      1856(CX), Y6
+	VFMADD231PS  2368(R10), Y6, Y5
+	VMOVUPS      1888(CX), Y6
+	VFMADD231PS  2400(R10), Y6, Y5
+	VMOVUPS      1920(CX), Y6
+	VFMADD231PS  2432(R10), Y6, Y5
+	VMOVUPS      1952(CX), Y6
+	VFMADD231PS  2464(R10), Y6, Y5
+	VMOVUPS      1984(CX), Y6
+	VFMADD231PS  2496(R10), Y6, Y5
+	VMOVUPS      2016(CX), Y6
+	VFMADD231PS  2528(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      1536(CX), Y7
+	VFMADD231PS  4096(R10), Y7, Y6
+	VMOVUPS      1568(CX), Y7
+	VFMADD231PS  4128(R10), Y7, Y6
+	VMOVUPS      1600(CX), Y7
+	VFMADD231PS  4160(R10), Y7, Y6
+	VMOVUPS      1632(CX), Y7
+	VFMADD231PS  4192(R10), Y7, Y6
+	VMOVUPS      1664(CX), Y7
+	VFMADD231PS  4224(R10), Y7, Y6
+	VMOVUPS      1696(CX), Y7
+	VFMADD231PS  4256(R10), Y7, Y6
+	VMOVUPS      1728(CX), Y7
+	VFMADD231PS  4288(R10), Y7, Y6
+	VMOVUPS      1760(CX), Y7
+	VFMADD231PS  4320(R10), Y7, Y6
+	VMOVUPS      1792(CX), Y7
+	VFMADD231PS  4352(R10), Y7, Y6
+	VMOVUPS      1824(CX), Y7
+	VFMADD231PS  4384(R10), Y7, Y6
+	VMOVUPS      1856(CX), Y7
+	VFMADD231PS  4416(R10), Y7, Y6
+	VMOVUPS      1888(CX), Y7
+	VFMADD231PS  4448(R10), Y7, Y6
+	VMOVUPS      1920(CX), Y7
+	VFMADD231PS  4480(R10), Y7, Y6
+	VMOVUPS      1952(CX), Y7
+	VFMADD231PS  4512(R10), Y7, Y6
+	VMOVUPS      1984(CX), Y7
+	VFMADD231PS  4544(R10), Y7, Y6
+	VMOVUPS      2016(CX), Y7
+	VFMADD231PS  4576(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      1536(CX), Y8
+	VFMADD231PS  6144(R10), Y8, Y7
+	VMOVUPS      1568(CX), Y8
+	VFMADD231PS  6176(R10), Y8, Y7
+	VMOVUPS      1600(CX), Y8
+	VFMADD231PS  6208(R10), Y8, Y7
+	VMOVUPS      1632(CX), Y8
+	VFMADD231PS  6240(R10), Y8, Y7
+	VMOVUPS      1664(CX), Y8
+	VFMADD231PS  6272(R10), Y8, Y7
+	VMOVUPS      1696(CX), Y8
+	VFMADD231PS  6304(R10), Y8, Y7
+	VMOVUPS      1728(CX), Y8
+	VFMADD231PS  6336(R10), Y8, Y7
+	VMOVUPS      1760(CX), Y8
+	VFMADD231PS  6368(R10), Y8, Y7
+	VMOVUPS      1792(CX), Y8
+	VFMADD231PS  6400(R10), Y8, Y7
+	VMOVUPS      1824(CX), Y8
+	VFMADD231PS  6432(R10), Y8, Y7
+	VMOVUPS      1856(CX), Y8
+	VFMADD231PS  6464(R10), Y8, Y7
+	VMOVUPS      1888(CX), Y8
+	VFMADD231PS  6496(R10), Y8, Y7
+	VMOVUPS      1920(CX), Y8
+	VFMADD231PS  6528(R10), Y8, Y7
+	VMOVUPS      1952(CX), Y8
+	VFMADD231PS  6560(R10), Y8, Y7
+	VMOVUPS      1984(CX), Y8
+	VFMADD231PS  6592(R10), Y8, Y7
+	VMOVUPS      2016(CX), Y8
+	VFMADD231PS  6624(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt128<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)(R8*1)
 	VMAXPS       X4, X3, X3
-	ADDQ         $0x00000280, R8
-	ADDQ         $0x10, R9
-	SUBQ         $0x04, R10
-	CMPQ         R10, $0x04
-	JGE          gscore4_308
-
-gscore1_309:
-	TESTQ R10, R10
-	JE    gscoredone311
-
-gscore1l310:
-	VXORPS       Y4, Y4, Y4
-	VFMADD231PS  (R8), Y1, Y4
-	VMASKMOVPS   32(R8), Y0, Y5
-	VFMADD231PS  Y5, Y2, Y4
-	VEXTRACTF128 $0x01, Y4, X5
-	VADDPS       X5, X4, X5
-	VPERMILPS    $0x4e, X5, X4
-	VADDPS       X4, X5, X5
-	VPERMILPS    $0xb1, X5, X4
-	VADDPS       X4, X5, X5
-	VMULSS       rsqrt12<>+0(SB), X5, X5
-	VMOVSS       X5, (R9)
-	VMAXSS       X5, X3, X3
-	ADDQ         $0x000000a0, R8
-	ADDQ         $0x04, R9
-	DECQ         R10
-	JNE          gscore1l310
-
-gscoredone311:
-	VPERMILPS    $0x4e, X3, X1
-	VMAXPS       X1, X3, X3
-	VPERMILPS    $0xb1, X3, X1
-	VMAXPS       X1, X3, X3
-	VBROADCASTSS X3, Y1
-	VXORPS       Y2, Y2, Y2
-	MOVQ         SI, R9
-	MOVQ         t+40(FP), R10
-	CMPQ         R10, $0x08
-	JL           gexptail312
-
-gexp313:
-	VMOVUPS      (R9), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VROUNDPS     $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R9)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R9
-	SUBQ         $0x08, R10
-	CMPQ         R10, $0x08
-	JGE          gexp313
-
-gexptail312:
-	TESTQ        R10, R10
-	JE           gexpdone314
-	LEAQ         masktab<>+0(SB), R8
-	MOVQ         $0x00000010, R11
-	SUBQ         R10, R11
-	VMOVDQU      (R8)(R11*4), Y4
-	VMASKMOVPS   (R9), Y4, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VROUNDPS     $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y5, Y3
-	VANDPS       Y4, Y3, Y3
-	VMASKMOVPS   Y3, Y4, (R9)
-	VADDPS       Y3, Y2, Y2
-
-gexpdone314:
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VPERMILPS    $0x4e, X1, X2
-	VADDPS       X2, X1, X1
-	VPERMILPS    $0xb1, X1, X2
-	VADDPS       X2, X1, X1
-	VMOVSS       one<>+0(SB), X2
-	VDIVSS       X1, X2, X2
-	VBROADCASTSS X2, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	VXORPS       Y9, Y9, Y9
-	MOVQ         SI, R9
-	MOVQ         BX, R8
-	MOVQ         t+40(FP), R10
-	CMPQ         R10, $0x04
-	JL           gwsum1_316
-
-gwsum315:
-	VBROADCASTSS (R9), Y10
-	VFMADD231PS  (R8), Y10, Y2
-	VMASKMOVPS   32(R8), Y0, Y11
-	VFMADD231PS  Y11, Y10, Y3
-	VBROADCASTSS 4(R9), Y10
-	VFMADD231PS  160(R8), Y10, Y4
-	VMASKMOVPS   192(R8), Y0, Y11
-	VFMADD231PS  Y11, Y10, Y5
-	VBROADCASTSS 8(R9), Y10
-	VFMADD231PS  320(R8), Y10, Y6
-	VMASKMOVPS   352(R8), Y0, Y11
-	VFMADD231PS  Y11, Y10, Y7
-	VBROADCASTSS 12(R9), Y10
-	VFMADD231PS  480(R8), Y10, Y8
-	VMASKMOVPS   512(R8), Y0, Y11
-	VFMADD231PS  Y11, Y10, Y9
-	ADDQ         $0x10, R9
-	ADDQ         $0x00000280, R8
-	SUBQ         $0x04, R10
-	CMPQ         R10, $0x04
-	JGE          gwsum315
-
-gwsum1_316:
-	TESTQ R10, R10
-	JE    gwsumdone318
-
-gwsum1l317:
-	VBROADCASTSS (R9), Y10
-	VFMADD231PS  (R8), Y10, Y2
-	VMASKMOVPS   32(R8), Y0, Y11
-	VFMADD231PS  Y11, Y10, Y3
-	ADDQ         $0x04, R9
-	ADDQ         $0x000000a0, R8
-	DECQ         R10
-	JNE          gwsum1l317
-
-gwsumdone318:
-	VADDPS     Y4, Y2, Y2
-	VADDPS     Y6, Y2, Y2
-	VADDPS     Y8, Y2, Y2
-	VMULPS     Y1, Y2, Y2
-	VMOVUPS    Y2, (AX)
-	VADDPS     Y5, Y3, Y3
-	VADDPS     Y7, Y3, Y3
-	VADDPS     Y9, Y3, Y3
-	VMULPS     Y1, Y3, Y3
-	VMASKMOVPS Y3, Y0, 32(AX)
-	ADDQ       $0x00000030, DX
-	ADDQ       $0x00000030, BX
-	ADDQ       $0x00000030, CX
-	ADDQ       $0x00000030, AX
-	DECQ       DI
-	JNE        kvhead307
-	VZEROUPPER
-	RET
-
-// func gattention_12_40_3x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
-TEXT ·gattention_12_40_3x1_avx512(SB), NOSPLIT, $0-48
-	MOVQ  out+0(FP), AX
-	MOVQ  q+8(FP), CX
-	MOVQ  k+16(FP), DX
-	MOVQ  v+24(FP), BX
-	MOVQ  att+32(FP), SI
-	MOVL  $0x0000000f, DI
-	KMOVW DI, K1
-	MOVQ  t+40(FP), DI
-	SHLQ  $0x02, DI
-	MOVQ  $0x00000003, DI
-
-kvhead319:
-	VMOVUPS   (CX), Y0
-	VMOVUPS.Z 32(CX), K1, Y1
-	VMOVUPS   neginf<>+0(SB), X2
-	MOVQ      DX, R8
-	MOVQ      SI, R9
-	MOVQ      t+40(FP), R10
-	CMPQ      R10, $0x04
-	JL        gscore1_321
-
-gscore4_320:
-	VMOVUPS       zero<>+0(SB), Y3
-	VFMADD231PS   (R8), Y0, Y3
-	VFMADD231PS   32(R8), Y1, K1, Y3
-	VMOVUPS       zero<>+0(SB), Y4
-	VFMADD231PS   160(R8), Y0, Y4
-	VFMADD231PS   192(R8), Y1, K1, Y4
-	VMOVUPS       zero<>+0(SB), Y5
-	VFMADD231PS   320(R8), Y0, Y5
-	VFMADD231PS   352(R8), Y1, K1, Y5
-	VMOVUPS       zero<>+0(SB), Y6
-	VFMADD231PS   480(R8), Y0, Y6
-	VFMADD231PS   512(R8), Y1, K1, Y6
-	VUNPCKLPS     Y4, Y3, Y7
-	VUNPCKHPS     Y4, Y3, Y3
-	VADDPS        Y3, Y7, Y7
-	VUNPCKLPS     Y6, Y5, Y3
-	VUNPCKHPS     Y6, Y5, Y4
-	VADDPS        Y4, Y3, Y3
-	VUNPCKLPD     Y3, Y7, Y4
-	VUNPCKHPD     Y3, Y7, Y3
-	VADDPS        Y3, Y4, Y4
-	VEXTRACTF32X4 $0x01, Y4, X3
-	VADDPS        X3, X4, X3
-	VMULPS        rsqrt12<>+0(SB), X3, X3
-	VMOVUPS       X3, (R9)
-	VMAXPS        X3, X2, X2
-	ADDQ          $0x00000280, R8
-	ADDQ          $0x10, R9
-	SUBQ          $0x04, R10
-	CMPQ          R10, $0x04
-	JGE           gscore4_320
-
-gscore1_321:
-	TESTQ R10, R10
-	JE    gscoredone323
-
-gscore1l322:
-	VMOVUPS       zero<>+0(SB), Y3
-	VFMADD231PS   (R8), Y0, Y3
-	VFMADD231PS   32(R8), Y1, K1, Y3
-	VEXTRACTF32X4 $0x01, Y3, X4
-	VADDPS        X4, X3, X4
-	VPERMILPS     $0x4e, X4, X3
-	VADDPS        X3, X4, X4
-	VPERMILPS     $0xb1, X4, X3
-	VADDPS        X3, X4, X4
-	VMULSS        rsqrt12<>+0(SB), X4, X4
-	VMOVSS        X4, (R9)
-	VMAXSS        X4, X2, X2
-	ADDQ          $0x000000a0, R8
-	ADDQ          $0x04, R9
-	DECQ          R10
-	JNE           gscore1l322
-
-gscoredone323:
-	VPERMILPS    $0x4e, X2, X0
-	VMAXPS       X0, X2, X2
-	VPERMILPS    $0xb1, X2, X0
-	VMAXPS       X0, X2, X2
-	VBROADCASTSS X2, Z0
-	VMOVUPS      zero<>+0(SB), Z1
-	MOVQ         SI, R9
-	MOVQ         t+40(FP), R10
-	CMPQ         R10, $0x10
-	JL           gexptail324
-
-gexp325:
-	VMOVUPS      (R9), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VSCALEFPS    Z3, Z4, Z2
-	VMOVUPS      Z2, (R9)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, R9
-	SUBQ         $0x10, R10
-	CMPQ         R10, $0x10
-	JGE          gexp325
-
-gexptail324:
-	TESTQ        R10, R10
-	JE           gexpdone326
-	LEAQ         kmasktab<>+0(SB), R8
-	KMOVW        (R8)(R10*2), K2
-	VMOVUPS.Z    (R9), K2, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VSCALEFPS    Z0, Z3, Z2
-	VMOVUPS      Z2, K2, (R9)
-	VADDPS       Z2, Z1, K2, Z1
-
-gexpdone326:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        one<>+0(SB), X1
-	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Y0
-	VMOVUPS       zero<>+0(SB), Y1
-	VMOVUPS       zero<>+0(SB), Y2
-	VMOVUPS       zero<>+0(SB), Y3
-	VMOVUPS       zero<>+0(SB), Y4
-	VMOVUPS       zero<>+0(SB), Y5
-	VMOVUPS       zero<>+0(SB), Y6
-	VMOVUPS       zero<>+0(SB), Y7
-	VMOVUPS       zero<>+0(SB), Y8
-	MOVQ          SI, R9
-	MOVQ          BX, R8
-	MOVQ          t+40(FP), R10
-	CMPQ          R10, $0x04
-	JL            gwsum1_328
-
-gwsum327:
-	VBROADCASTSS (R9), Y9
-	VFMADD231PS  (R8), Y9, Y1
-	VFMADD231PS  32(R8), Y9, K1, Y2
-	VBROADCASTSS 4(R9), Y9
-	VFMADD231PS  160(R8), Y9, Y3
-	VFMADD231PS  192(R8), Y9, K1, Y4
-	VBROADCASTSS 8(R9), Y9
-	VFMADD231PS  320(R8), Y9, Y5
-	VFMADD231PS  352(R8), Y9, K1, Y6
-	VBROADCASTSS 12(R9), Y9
-	VFMADD231PS  480(R8), Y9, Y7
-	VFMADD231PS  512(R8), Y9, K1, Y8
-	ADDQ         $0x10, R9
-	ADDQ         $0x00000280, R8
-	SUBQ         $0x04, R10
-	CMPQ         R10, $0x04
-	JGE          gwsum327
-
-gwsum1_328:
-	TESTQ R10, R10
-	JE    gwsumdone330
-
-gwsum1l329:
-	VBROADCASTSS (R9), Y9
-	VFMADD231PS  (R8), Y9, Y1
-	VFMADD231PS  32(R8), Y9, K1, Y2
-	ADDQ         $0x04, R9
-	ADDQ         $0x000000a0, R8
-	DECQ         R10
-	JNE          gwsum1l329
-
-gwsumdone330:
-	VADDPS  Y3, Y1, Y1
-	VADDPS  Y5, Y1, Y1
-	VADDPS  Y7, Y1, Y1
-	VMULPS  Y0, Y1, Y1
-	VMOVUPS Y1, (AX)
-	VADDPS  Y4, Y2, Y2
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y8, Y2, Y2
-	VMULPS  Y0, Y2, Y2
-	VMOVUPS Y2, K1, 32(AX)
-	ADDQ    $0x00000030, DX
-	ADDQ    $0x00000030, BX
-	ADDQ    $0x00000030, CX
-	ADDQ    $0x00000030, AX
-	DECQ    DI
-	JNE     kvhead319
-	VZEROUPPER
-	RET
-
-// func gattention_16_50_3x3_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·gattention_16_50_3x3_avx2(SB), NOSPLIT, $0-48
-	MOVQ out+0(FP), AX
-	MOVQ q+8(FP), CX
-	MOVQ k+16(FP), DX
-	MOVQ v+24(FP), BX
-	MOVQ att+32(FP), SI
-	MOVQ t+40(FP), DI
-	SHLQ $0x02, DI
-	MOVQ $0x00000003, R8
-
-kvhead331:
-	VMOVUPS (CX), Y0
-	VMOVUPS 32(CX), Y1
-	VMOVUPS 64(CX), Y2
-	VMOVUPS 96(CX), Y3
-	VMOVUPS 128(CX), Y4
-	VMOVUPS 160(CX), Y5
-	VMOVUPS neginf<>+0(SB), X6
-	VMOVUPS neginf<>+0(SB), X7
-	VMOVUPS neginf<>+0(SB), X8
-	MOVQ    DX, R9
-	MOVQ    SI, R10
-	MOVQ    t+40(FP), R11
-	CMPQ    R11, $0x04
-	JL      gscore1_333
-
-gscore4_332:
-	VXORPS       Y9, Y9, Y9
-	VFMADD231PS  (R9), Y0, Y9
-	VFMADD231PS  32(R9), Y1, Y9
-	VXORPS       Y10, Y10, Y10
-	VFMADD231PS  200(R9), Y0, Y10
-	VFMADD231PS  232(R9), Y1, Y10
-	VXORPS       Y11, Y11, Y11
-	VFMADD231PS  400(R9), Y0, Y11
-	VFMADD231PS  432(R9), Y1, Y11
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  600(R9), Y0, Y12
-	VFMADD231PS  632(R9), Y1, Y12
-	VUNPCKLPS    Y10, Y9, Y13
-	VUNPCKHPS    Y10, Y9, Y9
-	VADDPS       Y9, Y13, Y13
-	VUNPCKLPS    Y12, Y11, Y9
-	VUNPCKHPS    Y12, Y11, Y10
-	VADDPS       Y10, Y9, Y9
-	VUNPCKLPD    Y9, Y13, Y10
-	VUNPCKHPD    Y9, Y13, Y9
-	VADDPS       Y9, Y10, Y10
-	VEXTRACTF128 $0x01, Y10, X9
-	VADDPS       X9, X10, X9
-	VMULPS       rsqrt16<>+0(SB), X9, X9
-	VMOVUPS      X9, (R10)
-	VMAXPS       X9, X6, X6
-	VXORPS       Y9, Y9, Y9
-	VFMADD231PS  (R9), Y2, Y9
-	VFMADD231PS  32(R9), Y3, Y9
-	VXORPS       Y10, Y10, Y10
-	VFMADD231PS  200(R9), Y2, Y10
-	VFMADD231PS  232(R9), Y3, Y10
-	VXORPS       Y11, Y11, Y11
-	VFMADD231PS  400(R9), Y2, Y11
-	VFMADD231PS  432(R9), Y3, Y11
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  600(R9), Y2, Y12
-	VFMADD231PS  632(R9), Y3, Y12
-	VUNPCKLPS    Y10, Y9, Y13
-	VUNPCKHPS    Y10, Y9, Y9
-	VADDPS       Y9, Y13, Y13
-	VUNPCKLPS    Y12, Y11, Y9
-	VUNPCKHPS    Y12, Y11, Y10
-	VADDPS       Y10, Y9, Y9
-	VUNPCKLPD    Y9, Y13, Y10
-	VUNPCKHPD    Y9, Y13, Y9
-	VADDPS       Y9, Y10, Y10
-	VEXTRACTF128 $0x01, Y10, X9
-	VADDPS       X9, X10, X9
-	VMULPS       rsqrt16<>+0(SB), X9, X9
-	VMOVUPS      X9, (R10)(DI*1)
-	VMAXPS       X9, X7, X7
-	VXORPS       Y9, Y9, Y9
-	VFMADD231PS  (R9), Y4, Y9
-	VFMADD231PS  32(R9), Y5, Y9
-	VXORPS       Y10, Y10, Y10
-	VFMADD231PS  200(R9), Y4, Y10
-	VFMADD231PS  232(R9), Y5, Y10
-	VXORPS       Y11, Y11, Y11
-	VFMADD231PS  400(R9), Y4, Y11
-	VFMADD231PS  432(R9), Y5, Y11
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  600(R9), Y4, Y12
-	VFMADD231PS  632(R9), Y5, Y12
-	VUNPCKLPS    Y10, Y9, Y13
-	VUNPCKHPS    Y10, Y9, Y9
-	VADDPS       Y9, Y13, Y13
-	VUNPCKLPS    Y12, Y11, Y9
-	VUNPCKHPS    Y12, Y11, Y10
-	VADDPS       Y10, Y9, Y9
-	VUNPCKLPD    Y9, Y13, Y10
-	VUNPCKHPD    Y9, Y13, Y9
-	VADDPS       Y9, Y10, Y10
-	VEXTRACTF128 $0x01, Y10, X9
-	VADDPS       X9, X10, X9
-	VMULPS       rsqrt16<>+0(SB), X9, X9
-	VMOVUPS      X9, (R10)(DI*2)
-	VMAXPS       X9, X8, X8
-	ADDQ         $0x00000320, R9
-	ADDQ         $0x10, R10
-	SUBQ         $0x04, R11
-	CMPQ         R11, $0x04
-	JGE          gscore4_332
-
-gscore1_333:
-	TESTQ R11, R11
-	JE    gscoredone335
-
-gscore1l334:
-	VXORPS       Y9, Y9, Y9
-	VFMADD231PS  (R9), Y0, Y9
-	VFMADD231PS  32(R9), Y1, Y9
-	VEXTRACTF128 $0x01, Y9, X10
-	VADDPS       X10, X9, X10
-	VPERMILPS    $0x4e, X10, X9
-	VADDPS       X9, X10, X10
-	VPERMILPS    $0xb1, X10, X9
-	VADDPS       X9, X10, X10
-	VMULSS       rsqrt16<>+0(SB), X10, X10
-	VMOVSS       X10, (R10)
-	VMAXSS       X10, X6, X6
-	VXORPS       Y9, Y9, Y9
-	VFMADD231PS  (R9), Y2, Y9
-	VFMADD231PS  32(R9), Y3, Y9
-	VEXTRACTF128 $0x01, Y9, X10
-	VADDPS       X10, X9, X10
-	VPERMILPS    $0x4e, X10, X9
-	VADDPS       X9, X10, X10
-	VPERMILPS    $0xb1, X10, X9
-	VADDPS       X9, X10, X10
-	VMULSS       rsqrt16<>+0(SB), X10, X10
-	VMOVSS       X10, (R10)(DI*1)
-	VMAXSS       X10, X7, X7
-	VXORPS       Y9, Y9, Y9
-	VFMADD231PS  (R9), Y4, Y9
-	VFMADD231PS  32(R9), Y5, Y9
-	VEXTRACTF128 $0x01, Y9, X10
-	VADDPS       X10, X9, X10
-	VPERMILPS    $0x4e, X10, X9
-	VADDPS       X9, X10, X10
-	VPERMILPS    $0xb1, X10, X9
-	VADDPS       X9, X10, X10
-	VMULSS       rsqrt16<>+0(SB), X10, X10
-	VMOVSS       X10, (R10)(DI*2)
-	VMAXSS       X10, X8, X8
-	ADDQ         $0x000000c8, R9
-	ADDQ         $0x04, R10
-	DECQ         R11
-	JNE          gscore1l334
-
-gscoredone335:
-	VPERMILPS    $0x4e, X6, X0
-	VMAXPS       X0, X6, X6
-	VPERMILPS    $0xb1, X6, X0
-	VMAXPS       X0, X6, X6
-	VBROADCASTSS X6, Y0
-	VXORPS       Y1, Y1, Y1
-	MOVQ         SI, R10
-	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
-	JL           gexptail336
-
-gexp337:
-	VMOVUPS      (R10), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VROUNDPS     $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R10)
-	VADDPS       Y2, Y1, Y1
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp337
-
-gexptail336:
-	TESTQ        R11, R11
-	JE           gexpdone338
-	LEAQ         masktab<>+0(SB), R9
-	MOVQ         $0x00000010, R12
-	SUBQ         R11, R12
-	VMOVDQU      (R9)(R12*4), Y3
-	VMASKMOVPS   (R10), Y3, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
-	VROUNDPS     $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y0, Y0
-	VPADDD       i127<>+0(SB), Y0, Y0
-	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y4, Y2
-	VANDPS       Y3, Y2, Y2
-	VMASKMOVPS   Y2, Y3, (R10)
-	VADDPS       Y2, Y1, Y1
-
-gexpdone338:
-	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X0
-	VPERMILPS    $0x4e, X0, X1
-	VADDPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSS       one<>+0(SB), X1
-	VDIVSS       X0, X1, X1
-	VBROADCASTSS X1, Y0
-	VPERMILPS    $0x4e, X7, X1
-	VMAXPS       X1, X7, X7
-	VPERMILPS    $0xb1, X7, X1
-	VMAXPS       X1, X7, X7
-	VBROADCASTSS X7, Y1
-	VXORPS       Y2, Y2, Y2
-	MOVQ         SI, R10
-	LEAQ         (R10)(DI*1), R10
-	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
-	JL           gexptail339
-
-gexp340:
-	VMOVUPS      (R10), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VROUNDPS     $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R10)
-	VADDPS       Y3, Y2, Y2
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp340
-
-gexptail339:
-	TESTQ        R11, R11
-	JE           gexpdone341
-	LEAQ         masktab<>+0(SB), R9
-	MOVQ         $0x00000010, R12
-	SUBQ         R11, R12
-	VMOVDQU      (R9)(R12*4), Y4
-	VMASKMOVPS   (R10), Y4, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
-	VROUNDPS     $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       i127<>+0(SB), Y1, Y1
-	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y5, Y3
-	VANDPS       Y4, Y3, Y3
-	VMASKMOVPS   Y3, Y4, (R10)
-	VADDPS       Y3, Y2, Y2
-
-gexpdone341:
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VPERMILPS    $0x4e, X1, X2
-	VADDPS       X2, X1, X1
-	VPERMILPS    $0xb1, X1, X2
-	VADDPS       X2, X1, X1
-	VMOVSS       one<>+0(SB), X2
-	VDIVSS       X1, X2, X2
-	VBROADCASTSS X2, Y1
-	VPERMILPS    $0x4e, X8, X2
-	VMAXPS       X2, X8, X8
-	VPERMILPS    $0xb1, X8, X2
-	VMAXPS       X2, X8, X8
-	VBROADCASTSS X8, Y2
-	VXORPS       Y3, Y3, Y3
-	MOVQ         SI, R10
-	LEAQ         (R10)(DI*2), R10
-	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x08
-	JL           gexptail342
-
-gexp343:
-	VMOVUPS      (R10), Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y5
-	VROUNDPS     $0x00, Y5, Y5
-	VFNMADD231PS ln2hi<>+0(SB), Y5, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y5, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y7
-	VFMADD213PS  Y4, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y5, Y5
-	VPADDD       i127<>+0(SB), Y5, Y5
-	VPSLLD       $0x17, Y5, Y5
-	VMULPS       Y5, Y6, Y4
-	VMOVUPS      Y4, (R10)
-	VADDPS       Y4, Y3, Y3
-	ADDQ         $0x20, R10
-	SUBQ         $0x08, R11
-	CMPQ         R11, $0x08
-	JGE          gexp343
-
-gexptail342:
-	TESTQ        R11, R11
-	JE           gexpdone344
-	LEAQ         masktab<>+0(SB), R9
-	MOVQ         $0x00000010, R12
-	SUBQ         R11, R12
-	VMOVDQU      (R9)(R12*4), Y5
-	VMASKMOVPS   (R10), Y5, Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y2
-	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y7
-	VFMADD213PS  Y4, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y2, Y2
-	VPADDD       i127<>+0(SB), Y2, Y2
-	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y6, Y4
-	VANDPS       Y5, Y4, Y4
-	VMASKMOVPS   Y4, Y5, (R10)
-	VADDPS       Y4, Y3, Y3
-
-gexpdone344:
-	VEXTRACTF128 $0x01, Y3, X2
-	VADDPS       X2, X3, X2
-	VPERMILPS    $0x4e, X2, X3
-	VADDPS       X3, X2, X2
-	VPERMILPS    $0xb1, X2, X3
-	VADDPS       X3, X2, X2
-	VMOVSS       one<>+0(SB), X3
-	VDIVSS       X2, X3, X3
-	VBROADCASTSS X3, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VXORPS       Y8, Y8, Y8
-	MOVQ         SI, R10
-	MOVQ         BX, R9
-	MOVQ         t+40(FP), R11
-
-gwsum1l347:
-	VBROADCASTSS (R10), Y9
-	VFMADD231PS  (R9), Y9, Y3
-	VFMADD231PS  32(R9), Y9, Y4
-	VBROADCASTSS (R10)(DI*1), Y9
-	VFMADD231PS  (R9), Y9, Y5
-	VFMADD231PS  32(R9), Y9, Y6
-	VBROADCASTSS (R10)(DI*2), Y9
-	VFMADD231PS  (R9), Y9, Y7
-	VFMADD231PS  32(R9), Y9, Y8
-	ADDQ         $0x04, R10
-	ADDQ         $0x000000c8, R9
-	DECQ         R11
-	JNE          gwsum1l347
-	VMULPS       Y0, Y3, Y3
-	VMOVUPS      Y3, (AX)
-	VMULPS       Y0, Y4, Y4
-	VMOVUPS      Y4, 32(AX)
-	VMULPS       Y1, Y5, Y5
-	VMOVUPS      Y5, 64(AX)
-	VMULPS       Y1, Y6, Y6
-	VMOVUPS      Y6, 96(AX)
-	VMULPS       Y2, Y7, Y7
-	VMOVUPS      Y7, 128(AX)
-	VMULPS       Y2, Y8, Y8
-	VMOVUPS      Y8, 160(AX)
-	ADDQ         $0x00000040, DX
-	ADDQ         $0x00000040, BX
-	ADDQ         $0x000000c0, CX
-	ADDQ         $0x000000c0, AX
-	DECQ         R8
-	JNE          kvhead331
-	VZEROUPPER
-	RET
-
-DATA rsqrt16<>+0(SB)/4, $0x3e800000
-DATA rsqrt16<>+4(SB)/4, $0x3e800000
-DATA rsqrt16<>+8(SB)/4, $0x3e800000
-DATA rsqrt16<>+12(SB)/4, $0x3e800000
-DATA rsqrt16<>+16(SB)/4, $0x3e800000
-DATA rsqrt16<>+20(SB)/4, $0x3e800000
-DATA rsqrt16<>+24(SB)/4, $0x3e800000
-DATA rsqrt16<>+28(SB)/4, $0x3e800000
-DATA rsqrt16<>+32(SB)/4, $0x3e800000
-DATA rsqrt16<>+36(SB)/4, $0x3e800000
-DATA rsqrt16<>+40(SB)/4, $0x3e800000
-DATA rsqrt16<>+44(SB)/4, $0x3e800000
-DATA rsqrt16<>+48(SB)/4, $0x3e800000
-DATA rsqrt16<>+52(SB)/4, $0x3e800000
-DATA rsqrt16<>+56(SB)/4, $0x3e800000
-DATA rsqrt16<>+60(SB)/4, $0x3e800000
-GLOBL rsqrt16<>(SB), RODATA|NOPTR, $64
-
-// func gattention_16_50_3x3_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
-TEXT ·gattention_16_50_3x3_avx512(SB), NOSPLIT, $0-48
-	MOVQ out+0(FP), AX
-	MOVQ q+8(FP), CX
-	MOVQ k+16(FP), DX
-	MOVQ v+24(FP), BX
-	MOVQ att+32(FP), SI
-	MOVQ t+40(FP), DI
-	SHLQ $0x02, DI
-	MOVQ $0x00000003, R8
-
-kvhead349:
-	VMOVUPS (CX), Y0
-	VMOVUPS 32(CX), Y1
-	VMOVUPS 64(CX), Y2
-	VMOVUPS 96(CX), Y3
-	VMOVUPS 128(CX), Y4
-	VMOVUPS 160(CX), Y5
-	VMOVUPS neginf<>+0(SB), X6
-	VMOVUPS neginf<>+0(SB), X7
-	VMOVUPS neginf<>+0(SB), X8
-	MOVQ    DX, R9
-	MOVQ    SI, R10
-	MOVQ    t+40(FP), R11
-	CMPQ    R11, $0x04
-	JL      gscore1_351
-
-gscore4_350:
-	VMOVUPS       zero<>+0(SB), Y9
-	VFMADD231PS   (R9), Y0, Y9
-	VFMADD231PS   32(R9), Y1, Y9
-	VMOVUPS       zero<>+0(SB), Y10
-	VFMADD231PS   200(R9), Y0, Y10
-	VFMADD231PS   232(R9), Y1, Y10
-	VMOVUPS       zero<>+0(SB), Y11
-	VFMADD231PS   400(R9), Y0, Y11
-	VFMADD231PS   432(R9), Y1, Y11
-	VMOVUPS       zero<>+0(SB), Y12
-	VFMADD231PS   600(R9), Y0, Y12
-	VFMADD231PS   632(R9), Y1, Y12
-	VUNPCKLPS     Y10, Y9, Y13
-	VUNPCKHPS     Y10, Y9, Y9
-	VADDPS        Y9, Y13, Y13
-	VUNPCKLPS     Y12, Y11, Y9
-	VUNPCKHPS     Y12, Y11, Y10
-	VADDPS        Y10, Y9, Y9
-	VUNPCKLPD     Y9, Y13, Y10
-	VUNPCKHPD     Y9, Y13, Y9
-	VADDPS        Y9, Y10, Y10
-	VEXTRACTF32X4 $0x01, Y10, X9
-	VADDPS        X9, X10, X9
-	VMULPS        rsqrt16<>+0(SB), X9, X9
-	VMOVUPS       X9, (R10)
-	VMAXPS        X9, X6, X6
-	VMOVUPS       zero<>+0(SB), Y9
-	VFMADD231PS   (R9), Y2, Y9
-	VFMADD231PS   32(R9), Y3, Y9
-	VMOVUPS       zero<>+0(SB), Y10
-	VFMADD231PS   200(R9), Y2, Y10
-	VFMADD231PS   232(R9), Y3, Y10
-	VMOVUPS       zero<>+0(SB), Y11
-	VFMADD231PS   400(R9), Y2, Y11
-	VFMADD231PS   432(R9), Y3, Y11
-	VMOVUPS       zero<>+0(SB), Y12
-	VFMADD231PS   600(R9), Y2, Y12
-	VFMADD231PS   632(R9), Y3, Y12
-	VUNPCKLPS     Y10, Y9, Y13
-	VUNPCKHPS     Y10, Y9, Y9
-	VADDPS        Y9, Y13, Y13
-	VUNPCKLPS     Y12, Y11, Y9
-	VUNPCKHPS     Y12, Y11, Y10
-	VADDPS        Y10, Y9, Y9
-	VUNPCKLPD     Y9, Y13, Y10
-	VUNPCKHPD     Y9, Y13, Y9
-	VADDPS        Y9, Y10, Y10
-	VEXTRACTF32X4 $0x01, Y10, X9
-	VADDPS        X9, X10, X9
-	VMULPS        rsqrt16<>+0(SB), X9, X9
-	VMOVUPS       X9, (R10)(DI*1)
-	VMAXPS        X9, X7, X7
-	VMOVUPS       zero<>+0(SB), Y9
-	VFMADD231PS   (R9), Y4, Y9
-	VFMADD231PS   32(R9), Y5, Y9
-	VMOVUPS       zero<>+0(SB), Y10
-	VFMADD231PS   200(R9), Y4, Y10
-	VFMADD231PS   232(R9), Y5, Y10
-	VMOVUPS       zero<>+0(SB), Y11
-	VFMADD231PS   400(R9), Y4, Y11
-	VFMADD231PS   432(R9), Y5, Y11
-	VMOVUPS       zero<>+0(SB), Y12
-	VFMADD231PS   600(R9), Y4, Y12
-	VFMADD231PS   632(R9), Y5, Y12
-	VUNPCKLPS     Y10, Y9, Y13
-	VUNPCKHPS     Y10, Y9, Y9
-	VADDPS        Y9, Y13, Y13
-	VUNPCKLPS     Y12, Y11, Y9
-	VUNPCKHPS     Y12, Y11, Y10
-	VADDPS        Y10, Y9, Y9
-	VUNPCKLPD     Y9, Y13, Y10
-	VUNPCKHPD     Y9, Y13, Y9
-	VADDPS        Y9, Y10, Y10
-	VEXTRACTF32X4 $0x01, Y10, X9
-	VADDPS        X9, X10, X9
-	VMULPS        rsqrt16<>+0(SB), X9, X9
-	VMOVUPS       X9, (R10)(DI*2)
-	VMAXPS        X9, X8, X8
-	ADDQ          $0x00000320, R9
-	ADDQ          $0x10, R10
-	SUBQ          $0x04, R11
-	CMPQ          R11, $0x04
-	JGE           gscore4_350
-
-gscore1_351:
-	TESTQ R11, R11
-	JE    gscoredone353
-
-gscore1l352:
-	VMOVUPS       zero<>+0(SB), Y9
-	VFMADD231PS   (R9), Y0, Y9
-	VFMADD231PS   32(R9), Y1, Y9
-	VEXTRACTF32X4 $0x01, Y9, X10
-	VADDPS        X10, X9, X10
-	VPERMILPS     $0x4e, X10, X9
-	VADDPS        X9, X10, X10
-	VPERMILPS     $0xb1, X10, X9
-	VADDPS        X9, X10, X10
-	VMULSS        rsqrt16<>+0(SB), X10, X10
-	VMOVSS        X10, (R10)
-	VMAXSS        X10, X6, X6
-	VMOVUPS       zero<>+0(SB), Y9
-	VFMADD231PS   (R9), Y2, Y9
-	VFMADD231PS   32(R9), Y3, Y9
-	VEXTRACTF32X4 $0x01, Y9, X10
-	VADDPS        X10, X9, X10
-	VPERMILPS     $0x4e, X10, X9
-	VADDPS        X9, X10, X10
-	VPERMILPS     $0xb1, X10, X9
-	VADDPS        X9, X10, X10
-	VMULSS        rsqrt16<>+0(SB), X10, X10
-	VMOVSS        X10, (R10)(DI*1)
-	VMAXSS        X10, X7, X7
-	VMOVUPS       zero<>+0(SB), Y9
-	VFMADD231PS   (R9), Y4, Y9
-	VFMADD231PS   32(R9), Y5, Y9
-	VEXTRACTF32X4 $0x01, Y9, X10
-	VADDPS        X10, X9, X10
-	VPERMILPS     $0x4e, X10, X9
-	VADDPS        X9, X10, X10
-	VPERMILPS     $0xb1, X10, X9
-	VADDPS        X9, X10, X10
-	VMULSS        rsqrt16<>+0(SB), X10, X10
-	VMOVSS        X10, (R10)(DI*2)
-	VMAXSS        X10, X8, X8
-	ADDQ          $0x000000c8, R9
-	ADDQ          $0x04, R10
-	DECQ          R11
-	JNE           gscore1l352
-
-gscoredone353:
-	VPERMILPS    $0x4e, X6, X0
-	VMAXPS       X0, X6, X6
-	VPERMILPS    $0xb1, X6, X0
-	VMAXPS       X0, X6, X6
-	VBROADCASTSS X6, Z0
-	VMOVUPS      zero<>+0(SB), Z1
-	MOVQ         SI, R10
-	MOVQ         t+40(FP), R11
-	CMPQ         R11, $0x10
-	JL           gexptail354
-
-gexp355:
-	VMOVUPS      (R10), Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z3
-	VRNDSCALEPS  $0x00, Z3, Z3
-	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
-	VMULPS       Z2, Z2, Z5
-	VFMADD213PS  Z2, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VSCALEFPS    Z3, Z4, Z2
-	VMOVUPS      Z2, (R10)
-	VADDPS       Z2, Z1, Z1
-	ADDQ         $0x40, R10
-	SUBQ         $0x10, R11
-	CMPQ         R11, $0x10
-	JGE          gexp355
-
-gexptail354:
-	TESTQ        R11, R11
-	JE           gexpdone356
-	LEAQ         kmasktab<>+0(SB), R9
-	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Z2
-	VSUBPS       Z0, Z2, Z2
-	VMINPS       exp_hi<>+0(SB), Z2, Z2
-	VMAXPS       exp_lo<>+0(SB), Z2, Z2
-	VMULPS       log2e<>+0(SB), Z2, Z0
-	VRNDSCALEPS  $0x00, Z0, Z0
-	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
-	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
-	VMOVUPS      exp_p0<>+0(SB), Z3
-	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
-	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
-	VMULPS       Z2, Z2, Z4
-	VFMADD213PS  Z2, Z4, Z3
-	VADDPS       one<>+0(SB), Z3, Z3
-	VSCALEFPS    Z0, Z3, Z2
-	VMOVUPS      Z2, K1, (R10)
-	VADDPS       Z2, Z1, K1, Z1
-
-gexpdone356:
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        one<>+0(SB), X1
-	VDIVSS        X0, X1, X1
-	VBROADCASTSS  X1, Y0
-	VPERMILPS     $0x4e, X7, X1
-	VMAXPS        X1, X7, X7
-	VPERMILPS     $0xb1, X7, X1
-	VMAXPS        X1, X7, X7
-	VBROADCASTSS  X7, Z1
-	VMOVUPS       zero<>+0(SB), Z2
-	MOVQ          SI, R10
-	LEAQ          (R10)(DI*1), R10
-	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x10
-	JL            gexptail357
-
-gexp358:
-	VMOVUPS      (R10), Z3
-	VSUBPS       Z1, Z3, Z3
-	VMINPS       exp_hi<>+0(SB), Z3, Z3
-	VMAXPS       exp_lo<>+0(SB), Z3, Z3
-	VMULPS       log2e<>+0(SB), Z3, Z4
-	VRNDSCALEPS  $0x00, Z4, Z4
-	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
-	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
-	VMOVUPS      exp_p0<>+0(SB), Z5
-	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
-	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
-	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
-	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
-	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
-	VMULPS       Z3, Z3, Z6
-	VFMADD213PS  Z3, Z6, Z5
-	VADDPS       one<>+0(SB), Z5, Z5
-	VSCALEFPS    Z4, Z5, Z3
-	VMOVUPS      Z3, (R10)
-	VADDPS       Z3, Z2, Z2
-	ADDQ         $0x40, R10
-	SUBQ         $0x10, R11
-	CMPQ         R11, $0x10
-	JGE          gexp358
-
-gexptail357:
-	TESTQ        R11, R11
-	JE           gexpdone359
-	LEAQ         kmasktab<>+0(SB), R9
-	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Z3
-	VSUBPS       Z1, Z3, Z3
-	VMINPS       exp_hi<>+0(SB), Z3, Z3
-	VMAXPS       exp_lo<>+0(SB), Z3, Z3
-	VMULPS       log2e<>+0(SB), Z3, Z1
-	VRNDSCALEPS  $0x00, Z1, Z1
-	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
-	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
-	VMOVUPS      exp_p0<>+0(SB), Z4
-	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
-	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
-	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
-	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
-	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
-	VMULPS       Z3, Z3, Z5
-	VFMADD213PS  Z3, Z5, Z4
-	VADDPS       one<>+0(SB), Z4, Z4
-	VSCALEFPS    Z1, Z4, Z3
-	VMOVUPS      Z3, K1, (R10)
-	VADDPS       Z3, Z2, K1, Z2
-
-gexpdone359:
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y2
-	VEXTRACTF32X4 $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VMOVSS        one<>+0(SB), X2
-	VDIVSS        X1, X2, X2
-	VBROADCASTSS  X2, Y1
-	VPERMILPS     $0x4e, X8, X2
-	VMAXPS        X2, X8, X8
-	VPERMILPS     $0xb1, X8, X2
-	VMAXPS        X2, X8, X8
-	VBROADCASTSS  X8, Z2
-	VMOVUPS       zero<>+0(SB), Z3
-	MOVQ          SI, R10
-	LEAQ          (R10)(DI*2), R10
-	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x10
-	JL            gexptail360
-
-gexp361:
-	VMOVUPS      (R10), Z4
-	VSUBPS       Z2, Z4, Z4
-	VMINPS       exp_hi<>+0(SB), Z4, Z4
-	VMAXPS       exp_lo<>+0(SB), Z4, Z4
-	VMULPS       log2e<>+0(SB), Z4, Z5
-	VRNDSCALEPS  $0x00, Z5, Z5
-	VFNMADD231PS ln2hi<>+0(SB), Z5, Z4
-	VFNMADD231PS ln2lo<>+0(SB), Z5, Z4
-	VMOVUPS      exp_p0<>+0(SB), Z6
-	VFMADD213PS  exp_p1<>+0(SB), Z4, Z6
-	VFMADD213PS  exp_p2<>+0(SB), Z4, Z6
-	VFMADD213PS  exp_p3<>+0(SB), Z4, Z6
-	VFMADD213PS  exp_p4<>+0(SB), Z4, Z6
-	VFMADD213PS  exp_p5<>+0(SB), Z4, Z6
-	VMULPS       Z4, Z4, Z7
-	VFMADD213PS  Z4, Z7, Z6
-	VADDPS       one<>+0(SB), Z6, Z6
-	VSCALEFPS    Z5, Z6, Z4
-	VMOVUPS      Z4, (R10)
-	VADDPS       Z4, Z3, Z3
-	ADDQ         $0x40, R10
-	SUBQ         $0x10, R11
-	CMPQ         R11, $0x10
-	JGE          gexp361
-
-gexptail360:
-	TESTQ        R11, R11
-	JE           gexpdone362
-	LEAQ         kmasktab<>+0(SB), R9
-	KMOVW        (R9)(R11*2), K1
-	VMOVUPS.Z    (R10), K1, Z4
-	VSUBPS       Z2, Z4, Z4
-	VMINPS       exp_hi<>+0(SB), Z4, Z4
-	VMAXPS       exp_lo<>+0(SB), Z4, Z4
-	VMULPS       log2e<>+0(SB), Z4, Z2
-	VRNDSCALEPS  $0x00, Z2, Z2
-	VFNMADD231PS ln2hi<>+0(SB), Z2, Z4
-	VFNMADD231PS ln2lo<>+0(SB), Z2, Z4
-	VMOVUPS      exp_p0<>+0(SB), Z5
-	VFMADD213PS  exp_p1<>+0(SB), Z4, Z5
-	VFMADD213PS  exp_p2<>+0(SB), Z4, Z5
-	VFMADD213PS  exp_p3<>+0(SB), Z4, Z5
-	VFMADD213PS  exp_p4<>+0(SB), Z4, Z5
-	VFMADD213PS  exp_p5<>+0(SB), Z4, Z5
-	VMULPS       Z4, Z4, Z6
-	VFMADD213PS  Z4, Z6, Z5
-	VADDPS       one<>+0(SB), Z5, Z5
-	VSCALEFPS    Z2, Z5, Z4
-	VMOVUPS      Z4, K1, (R10)
-	VADDPS       Z4, Z3, K1, Z3
-
-gexpdone362:
-	VEXTRACTF64X4 $0x01, Z3, Y2
-	VADDPS        Y2, Y3, Y3
-	VEXTRACTF32X4 $0x01, Y3, X2
-	VADDPS        X2, X3, X2
-	VPERMILPS     $0x4e, X2, X3
-	VADDPS        X3, X2, X2
-	VPERMILPS     $0xb1, X2, X3
-	VADDPS        X3, X2, X2
-	VMOVSS        one<>+0(SB), X3
-	VDIVSS        X2, X3, X3
-	VBROADCASTSS  X3, Y2
-	VMOVUPS       zero<>+0(SB), Y3
-	VMOVUPS       zero<>+0(SB), Y4
-	VMOVUPS       zero<>+0(SB), Y5
-	VMOVUPS       zero<>+0(SB), Y6
-	VMOVUPS       zero<>+0(SB), Y7
-	VMOVUPS       zero<>+0(SB), Y8
-	VMOVUPS       zero<>+0(SB), Y9
-	VMOVUPS       zero<>+0(SB), Y10
-	VMOVUPS       zero<>+0(SB), Y11
-	VMOVUPS       zero<>+0(SB), Y12
-	VMOVUPS       zero<>+0(SB), Y13
-	VMOVUPS       zero<>+0(SB), Y14
-	VMOVUPS       zero<>+0(SB), Y15
-	VMOVUPS       zero<>+0(SB), Y16
-	VMOVUPS       zero<>+0(SB), Y17
-	VMOVUPS       zero<>+0(SB), Y18
-	VMOVUPS       zero<>+0(SB), Y19
-	VMOVUPS       zero<>+0(SB), Y20
-	VMOVUPS       zero<>+0(SB), Y21
-	VMOVUPS       zero<>+0(SB), Y22
-	VMOVUPS       zero<>+0(SB), Y23
-	VMOVUPS       zero<>+0(SB), Y24
-	VMOVUPS       zero<>+0(SB), Y25
-	VMOVUPS       zero<>+0(SB), Y26
-	MOVQ          SI, R10
-	MOVQ          BX, R9
-	MOVQ          t+40(FP), R11
-	CMPQ          R11, $0x04
-	JL            gwsum1_364
-
-gwsum363:
-	VBROADCASTSS (R10), Y27
-	VFMADD231PS  (R9), Y27, Y3
-	VFMADD231PS  32(R9), Y27, Y4
-	VBROADCASTSS (R10)(DI*1), Y27
-	VFMADD231PS  (R9), Y27, Y5
-	VFMADD231PS  32(R9), Y27, Y6
-	VBROADCASTSS (R10)(DI*2), Y27
-	VFMADD231PS  (R9), Y27, Y7
-	VFMADD231PS  32(R9), Y27, Y8
-	VBROADCASTSS 4(R10), Y27
-	VFMADD231PS  200(R9), Y27, Y9
-	VFMADD231PS  232(R9), Y27, Y10
-	VBROADCASTSS 4(R10)(DI*1), Y27
-	VFMADD231PS  200(R9), Y27, Y11
-	VFMADD231PS  232(R9), Y27, Y12
-	VBROADCASTSS 4(R10)(DI*2), Y27
-	VFMADD231PS  200(R9), Y27, Y13
-	VFMADD231PS  232(R9), Y27, Y14
-	VBROADCASTSS 8(R10), Y27
-	VFMADD231PS  400(R9), Y27, Y15
-	VFMADD231PS  432(R9), Y27, Y16
-	VBROADCASTSS 8(R10)(DI*1), Y27
-	VFMADD231PS  400(R9), Y27, Y17
-	VFMADD231PS  432(R9), Y27, Y18
-	VBROADCASTSS 8(R10)(DI*2), Y27
-	VFMADD231PS  400(R9), Y27, Y19
-	VFMADD231PS  432(R9), Y27, Y20
-	VBROADCASTSS 12(R10), Y27
-	VFMADD231PS  600(R9), Y27, Y21
-	VFMADD231PS  632(R9), Y27, Y22
-	VBROADCASTSS 12(R10)(DI*1), Y27
-	VFMADD231PS  600(R9), Y27, Y23
-	VFMADD231PS  632(R9), Y27, Y24
-	VBROADCASTSS 12(R10)(DI*2), Y27
-	VFMADD231PS  600(R9), Y27, Y25
-	VFMADD231PS  632(R9), Y27, Y26
-	ADDQ         $0x10, R10
-	ADDQ         $0x00000320, R9
-	SUBQ         $0x04, R11
-	CMPQ         R11, $0x04
-	JGE          gwsum363
-
-gwsum1_364:
-	TESTQ R11, R11
-	JE    gwsumdone366
-
-gwsum1l365:
-	VBROADCASTSS (R10), Y27
-	VFMADD231PS  (R9), Y27, Y3
-	VFMADD231PS  32(R9), Y27, Y4
-	VBROADCASTSS (R10)(DI*1), Y27
-	VFMADD231PS  (R9), Y27, Y5
-	VFMADD231PS  32(R9), Y27, Y6
-	VBROADCASTSS (R10)(DI*2), Y27
-	VFMADD231PS  (R9), Y27, Y7
-	VFMADD231PS  32(R9), Y27, Y8
-	ADDQ         $0x04, R10
-	ADDQ         $0x000000c8, R9
-	DECQ         R11
-	JNE          gwsum1l365
-
-gwsumdone366:
-	VADDPS  Y9, Y3, Y3
-	VADDPS  Y15, Y3, Y3
-	VADDPS  Y21, Y3, Y3
-	VMULPS  Y0, Y3, Y3
-	VMOVUPS Y3, (AX)
-	VADDPS  Y10, Y4, Y4
-	VADDPS  Y16, Y4, Y4
-	VADDPS  Y22, Y4, Y4
-	VMULPS  Y0, Y4, Y4
-	VMOVUPS Y4, 32(AX)
-	VADDPS  Y11, Y5, Y5
-	VADDPS  Y17, Y5, Y5
-	VADDPS  Y23, Y5, Y5
-	VMULPS  Y1, Y5, Y5
-	VMOVUPS Y5, 64(AX)
-	VADDPS  Y12, Y6, Y6
-	VADDPS  Y18, Y6, Y6
-	VADDPS  Y24, Y6, Y6
-	VMULPS  Y1, Y6, Y6
-	VMOVUPS Y6, 96(AX)
-	VADDPS  Y13, Y7, Y7
-	VADDPS  Y19, Y7, Y7
-	VADDPS  Y25, Y7, Y7
-	VMULPS  Y2, Y7, Y7
-	VMOVUPS Y7, 128(AX)
-	VADDPS  Y14, Y8, Y8
-	VADDPS  Y20, Y8, Y8
-	VADDPS  Y26, Y8, Y8
-	VMULPS  Y2, Y8, Y8
-	VMOVUPS Y8, 160(AX)
-	ADDQ    $0x00000040, DX
-	ADDQ    $0x00000040, BX
-	ADDQ    $0x000000c0, CX
-	ADDQ    $0x000000c0, AX
-	DECQ    R8
-	JNE     kvhead349
-	VZEROUPPER
-	RET
-
-// func gattention_16_64_4x4_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·gattention_16_64_4x4_avx2(SB), NOSPLIT, $0-48
-	MOVQ out+0(FP), AX
-	MOVQ q+8(FP), CX
-	MOVQ k+16(FP), DX
-	MOVQ v+24(FP), BX
-	MOVQ att+32(FP), SI
-	MOVQ t+40(FP), DI
-	SHLQ $0x02, DI
-	LEAQ (DI)(DI*2), R8
-	MOVQ $0x00000004, R9
-
-kvhead367:
-	VMOVUPS (CX), Y0
-	VMOVUPS 32(CX), Y1
-	VMOVUPS 64(CX), Y2
-	VMOVUPS 96(CX), Y3
-	VMOVUPS 128(CX), Y4
-	VMOVUPS 160(CX), Y5
-	VMOVUPS 192(CX), Y6
-	VMOVUPS 224(CX), Y7
-	VMOVUPS neginf<>+0(SB), X8
-	VMOVUPS neginf<>+0(SB), X9
-	VMOVUPS neginf<>+0(SB), X10
-	VMOVUPS neginf<>+0(SB), X11
-	MOVQ    DX, R10
-	MOVQ    SI, R11
-	MOVQ    t+40(FP), R12
-	CMPQ    R12, $0x04
-	JL      gscore1_369
-
-gscore4_368:
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y0, Y12
-	VFMADD231PS  32(R10), Y1, Y12
-	VXORPS       Y13, Y13, Y13
-	VFMADD231PS  256(R10), Y0, Y13
-	VFMADD231PS  288(R10), Y1, Y13
-	VXORPS       Y14, Y14, Y14
-	VFMADD231PS  512(R10), Y0, Y14
-	VFMADD231PS  544(R10), Y1, Y14
-	VXORPS       Y15, Y15, Y15
-	VFMADD231PS  768(R10), Y0, Y15
-	VFMADD231PS  800(R10), Y1, Y15
-	VUNPCKLPS    Y13, Y12, Y16
-	VUNPCKHPS    Y13, Y12, Y12
-	VADDPS       Y12, Y16, Y16
-	VUNPCKLPS    Y15, Y14, Y12
-	VUNPCKHPS    Y15, Y14, Y13
-	VADDPS       Y13, Y12, Y12
-	VUNPCKLPD    Y12, Y16, Y13
-	VUNPCKHPD    Y12, Y16, Y12
-	VADDPS       Y12, Y13, Y13
-	VEXTRACTF128 $0x01, Y13, X12
-	VADDPS       X12, X13, X12
-	VMULPS       rsqrt16<>+0(SB), X12, X12
-	VMOVUPS      X12, (R11)
-	VMAXPS       X12, X8, X8
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y2, Y12
-	VFMADD231PS  32(R10), Y3, Y12
-	VXORPS       Y13, Y13, Y13
-	VFMADD231PS  256(R10), Y2, Y13
-	VFMADD231PS  288(R10), Y3, Y13
-	VXORPS       Y14, Y14, Y14
-	VFMADD231PS  512(R10), Y2, Y14
-	VFMADD231PS  544(R10), Y3, Y14
-	VXORPS       Y15, Y15, Y15
-	VFMADD231PS  768(R10), Y2, Y15
-	VFMADD231PS  800(R10), Y3, Y15
-	VUNPCKLPS    Y13, Y12, Y16
-	VUNPCKHPS    Y13, Y12, Y12
-	VADDPS       Y12, Y16, Y16
-	VUNPCKLPS    Y15, Y14, Y12
-	VUNPCKHPS    Y15, Y14, Y13
-	VADDPS       Y13, Y12, Y12
-	VUNPCKLPD    Y12, Y16, Y13
-	VUNPCKHPD    Y12, Y16, Y12
-	VADDPS       Y12, Y13, Y13
-	VEXTRACTF128 $0x01, Y13, X12
-	VADDPS       X12, X13, X12
-	VMULPS       rsqrt16<>+0(SB), X12, X12
-	VMOVUPS      X12, (R11)(DI*1)
-	VMAXPS       X12, X9, X9
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y4, Y12
-	VFMADD231PS  32(R10), Y5, Y12
-	VXORPS       Y13, Y13, Y13
-	VFMADD231PS  256(R10), Y4, Y13
-	VFMADD231PS  288(R10), Y5, Y13
-	VXORPS       Y14, Y14, Y14
-	VFMADD231PS  512(R10), Y4, Y14
-	VFMADD231PS  544(R10), Y5, Y14
-	VXORPS       Y15, Y15, Y15
-	VFMADD231PS  768(R10), Y4, Y15
-	VFMADD231PS  800(R10), Y5, Y15
-	VUNPCKLPS    Y13, Y12, Y16
-	VUNPCKHPS    Y13, Y12, Y12
-	VADDPS       Y12, Y16, Y16
-	VUNPCKLPS    Y15, Y14, Y12
-	VUNPCKHPS    Y15, Y14, Y13
-	VADDPS       Y13, Y12, Y12
-	VUNPCKLPD    Y12, Y16, Y13
-	VUNPCKHPD    Y12, Y16, Y12
-	VADDPS       Y12, Y13, Y13
-	VEXTRACTF128 $0x01, Y13, X12
-	VADDPS       X12, X13, X12
-	VMULPS       rsqrt16<>+0(SB), X12, X12
-	VMOVUPS      X12, (R11)(DI*2)
-	VMAXPS       X12, X10, X10
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y6, Y12
-	VFMADD231PS  32(R10), Y7, Y12
-	VXORPS       Y13, Y13, Y13
-	VFMADD231PS  256(R10), Y6, Y13
-	VFMADD231PS  288(R10), Y7, Y13
-	VXORPS       Y14, Y14, Y14
-	VFMADD231PS  512(R10), Y6, Y14
-	VFMADD231PS  544(R10), Y7, Y14
-	VXORPS       Y15, Y15, Y15
-	VFMADD231PS  768(R10), Y6, Y15
-	VFMADD231PS  800(R10), Y7, Y15
-	VUNPCKLPS    Y13, Y12, Y16
-	VUNPCKHPS    Y13, Y12, Y12
-	VADDPS       Y12, Y16, Y16
-	VUNPCKLPS    Y15, Y14, Y12
-	VUNPCKHPS    Y15, Y14, Y13
-	VADDPS       Y13, Y12, Y12
-	VUNPCKLPD    Y12, Y16, Y13
-	VUNPCKHPD    Y12, Y16, Y12
-	VADDPS       Y12, Y13, Y13
-	VEXTRACTF128 $0x01, Y13, X12
-	VADDPS       X12, X13, X12
-	VMULPS       rsqrt16<>+0(SB), X12, X12
-	VMOVUPS      X12, (R11)(R8*1)
-	VMAXPS       X12, X11, X11
-	ADDQ         $0x00000400, R10
+	ADDQ         $0x00002000, R10
 	ADDQ         $0x10, R11
 	SUBQ         $0x04, R12
 	CMPQ         R12, $0x04
@@ -8805,95 +9563,215 @@ gscore1_369:
 	JE    gscoredone371
 
 gscore1l370:
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y0, Y12
-	VFMADD231PS  32(R10), Y1, Y12
-	VEXTRACTF128 $0x01, Y12, X13
-	VADDPS       X13, X12, X13
-	VPERMILPS    $0x4e, X13, X12
-	VADDPS       X12, X13, X13
-	VPERMILPS    $0xb1, X13, X12
-	VADDPS       X12, X13, X13
-	VMULSS       rsqrt16<>+0(SB), X13, X13
-	VMOVSS       X13, (R11)
-	VMAXSS       X13, X8, X8
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y2, Y12
-	VFMADD231PS  32(R10), Y3, Y12
-	VEXTRACTF128 $0x01, Y12, X13
-	VADDPS       X13, X12, X13
-	VPERMILPS    $0x4e, X13, X12
-	VADDPS       X12, X13, X13
-	VPERMILPS    $0xb1, X13, X12
-	VADDPS       X12, X13, X13
-	VMULSS       rsqrt16<>+0(SB), X13, X13
-	VMOVSS       X13, (R11)(DI*1)
-	VMAXSS       X13, X9, X9
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y4, Y12
-	VFMADD231PS  32(R10), Y5, Y12
-	VEXTRACTF128 $0x01, Y12, X13
-	VADDPS       X13, X12, X13
-	VPERMILPS    $0x4e, X13, X12
-	VADDPS       X12, X13, X13
-	VPERMILPS    $0xb1, X13, X12
-	VADDPS       X12, X13, X13
-	VMULSS       rsqrt16<>+0(SB), X13, X13
-	VMOVSS       X13, (R11)(DI*2)
-	VMAXSS       X13, X10, X10
-	VXORPS       Y12, Y12, Y12
-	VFMADD231PS  (R10), Y6, Y12
-	VFMADD231PS  32(R10), Y7, Y12
-	VEXTRACTF128 $0x01, Y12, X13
-	VADDPS       X13, X12, X13
-	VPERMILPS    $0x4e, X13, X12
-	VADDPS       X12, X13, X13
-	VPERMILPS    $0xb1, X13, X12
-	VADDPS       X12, X13, X13
-	VMULSS       rsqrt16<>+0(SB), X13, X13
-	VMOVSS       X13, (R11)(R8*1)
-	VMAXSS       X13, X11, X11
-	ADDQ         $0x00000100, R10
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      256(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      288(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      320(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      352(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      384(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      416(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      448(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      480(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt128<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)
+	VMAXSS       X5, X0, X0
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      512(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      544(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      576(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      608(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      640(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      672(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      704(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      736(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      768(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      800(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      832(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      864(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      896(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      928(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      960(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      992(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt128<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)(DI*1)
+	VMAXSS       X5, X1, X1
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      1024(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      1056(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      1088(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      1120(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      1152(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      1184(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      1216(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      1248(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      1280(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      1312(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      1344(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      1376(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      1408(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      1440(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      1472(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      1504(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt128<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)(DI*2)
+	VMAXSS       X5, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      1536(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      1568(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VMOVUPS      1600(CX), Y5
+	VFMADD231PS  64(R10), Y5, Y4
+	VMOVUPS      1632(CX), Y5
+	VFMADD231PS  96(R10), Y5, Y4
+	VMOVUPS      1664(CX), Y5
+	VFMADD231PS  128(R10), Y5, Y4
+	VMOVUPS      1696(CX), Y5
+	VFMADD231PS  160(R10), Y5, Y4
+	VMOVUPS      1728(CX), Y5
+	VFMADD231PS  192(R10), Y5, Y4
+	VMOVUPS      1760(CX), Y5
+	VFMADD231PS  224(R10), Y5, Y4
+	VMOVUPS      1792(CX), Y5
+	VFMADD231PS  256(R10), Y5, Y4
+	VMOVUPS      1824(CX), Y5
+	VFMADD231PS  288(R10), Y5, Y4
+	VMOVUPS      1856(CX), Y5
+	VFMADD231PS  320(R10), Y5, Y4
+	VMOVUPS      1888(CX), Y5
+	VFMADD231PS  352(R10), Y5, Y4
+	VMOVUPS      1920(CX), Y5
+	VFMADD231PS  384(R10), Y5, Y4
+	VMOVUPS      1952(CX), Y5
+	VFMADD231PS  416(R10), Y5, Y4
+	VMOVUPS      1984(CX), Y5
+	VFMADD231PS  448(R10), Y5, Y4
+	VMOVUPS      2016(CX), Y5
+	VFMADD231PS  480(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt128<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)(R8*1)
+	VMAXSS       X5, X3, X3
+	ADDQ         $0x00000800, R10
 	ADDQ         $0x04, R11
 	DECQ         R12
 	JNE          gscore1l370
 
 gscoredone371:
-	VPERMILPS    $0x4e, X8, X0
-	VMAXPS       X0, X8, X8
-	VPERMILPS    $0xb1, X8, X0
-	VMAXPS       X0, X8, X8
-	VBROADCASTSS X8, Y0
-	VXORPS       Y1, Y1, Y1
+	VPERMILPS    $0x4e, X0, X4
+	VMAXPS       X4, X0, X0
+	VPERMILPS    $0xb1, X0, X4
+	VMAXPS       X4, X0, X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y4, Y4, Y4
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
 	JL           gexptail372
 
 gexp373:
-	VMOVUPS      (R11), Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y3
-	VROUNDPS     $0x00, Y3, Y3
-	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
-	VCVTPS2DQ    Y3, Y3
-	VPADDD       i127<>+0(SB), Y3, Y3
-	VPSLLD       $0x17, Y3, Y3
-	VMULPS       Y3, Y4, Y2
-	VMOVUPS      Y2, (R11)
-	VADDPS       Y2, Y1, Y1
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y0, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
@@ -8905,48 +9783,48 @@ gexptail372:
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
-	VMOVDQU      (R10)(R13*4), Y3
-	VMASKMOVPS   (R11), Y3, Y2
-	VSUBPS       Y0, Y2, Y2
-	VMINPS       exp_hi<>+0(SB), Y2, Y2
-	VMAXPS       exp_lo<>+0(SB), Y2, Y2
-	VMULPS       log2e<>+0(SB), Y2, Y0
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y0, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y0
 	VROUNDPS     $0x00, Y0, Y0
-	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
-	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
-	VMOVUPS      exp_p0<>+0(SB), Y4
-	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
-	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
-	VMULPS       Y2, Y2, Y5
-	VFMADD213PS  Y2, Y5, Y4
-	VADDPS       one<>+0(SB), Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
 	VCVTPS2DQ    Y0, Y0
 	VPADDD       i127<>+0(SB), Y0, Y0
 	VPSLLD       $0x17, Y0, Y0
-	VMULPS       Y0, Y4, Y2
-	VANDPS       Y3, Y2, Y2
-	VMASKMOVPS   Y2, Y3, (R11)
-	VADDPS       Y2, Y1, Y1
+	VMULPS       Y0, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
 
 gexpdone374:
-	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X0
-	VPERMILPS    $0x4e, X0, X1
-	VADDPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSS       one<>+0(SB), X1
-	VDIVSS       X0, X1, X1
-	VBROADCASTSS X1, Y0
-	VPERMILPS    $0x4e, X9, X1
-	VMAXPS       X1, X9, X9
-	VPERMILPS    $0xb1, X9, X1
-	VMAXPS       X1, X9, X9
-	VBROADCASTSS X9, Y1
-	VXORPS       Y2, Y2, Y2
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X0, X4, X0
+	VPERMILPS    $0x4e, X0, X4
+	VADDPS       X4, X0, X0
+	VPERMILPS    $0xb1, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VPERMILPS    $0x4e, X1, X4
+	VMAXPS       X4, X1, X1
+	VPERMILPS    $0xb1, X1, X4
+	VMAXPS       X4, X1, X1
+	VBROADCASTSS X1, Y1
+	VXORPS       Y4, Y4, Y4
 	MOVQ         SI, R11
 	LEAQ         (R11)(DI*1), R11
 	MOVQ         t+40(FP), R12
@@ -8954,29 +9832,29 @@ gexpdone374:
 	JL           gexptail375
 
 gexp376:
-	VMOVUPS      (R11), Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y4
-	VROUNDPS     $0x00, Y4, Y4
-	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPADDD       i127<>+0(SB), Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VMULPS       Y4, Y5, Y3
-	VMOVUPS      Y3, (R11)
-	VADDPS       Y3, Y2, Y2
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y1, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
@@ -8988,48 +9866,48 @@ gexptail375:
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
-	VMOVDQU      (R10)(R13*4), Y4
-	VMASKMOVPS   (R11), Y4, Y3
-	VSUBPS       Y1, Y3, Y3
-	VMINPS       exp_hi<>+0(SB), Y3, Y3
-	VMAXPS       exp_lo<>+0(SB), Y3, Y3
-	VMULPS       log2e<>+0(SB), Y3, Y1
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y1, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y1
 	VROUNDPS     $0x00, Y1, Y1
-	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
-	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
-	VMOVUPS      exp_p0<>+0(SB), Y5
-	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
-	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       one<>+0(SB), Y5, Y5
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
 	VCVTPS2DQ    Y1, Y1
 	VPADDD       i127<>+0(SB), Y1, Y1
 	VPSLLD       $0x17, Y1, Y1
-	VMULPS       Y1, Y5, Y3
-	VANDPS       Y4, Y3, Y3
-	VMASKMOVPS   Y3, Y4, (R11)
-	VADDPS       Y3, Y2, Y2
+	VMULPS       Y1, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
 
 gexpdone377:
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VPERMILPS    $0x4e, X1, X2
-	VADDPS       X2, X1, X1
-	VPERMILPS    $0xb1, X1, X2
-	VADDPS       X2, X1, X1
-	VMOVSS       one<>+0(SB), X2
-	VDIVSS       X1, X2, X2
-	VBROADCASTSS X2, Y1
-	VPERMILPS    $0x4e, X10, X2
-	VMAXPS       X2, X10, X10
-	VPERMILPS    $0xb1, X10, X2
-	VMAXPS       X2, X10, X10
-	VBROADCASTSS X10, Y2
-	VXORPS       Y3, Y3, Y3
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X1
+	VPERMILPS    $0x4e, X1, X4
+	VADDPS       X4, X1, X1
+	VPERMILPS    $0xb1, X1, X4
+	VADDPS       X4, X1, X1
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X1, X4, X4
+	VBROADCASTSS X4, Y1
+	VPERMILPS    $0x4e, X2, X4
+	VMAXPS       X4, X2, X2
+	VPERMILPS    $0xb1, X2, X4
+	VMAXPS       X4, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       Y4, Y4, Y4
 	MOVQ         SI, R11
 	LEAQ         (R11)(DI*2), R11
 	MOVQ         t+40(FP), R12
@@ -9037,29 +9915,29 @@ gexpdone377:
 	JL           gexptail378
 
 gexp379:
-	VMOVUPS      (R11), Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y5
-	VROUNDPS     $0x00, Y5, Y5
-	VFNMADD231PS ln2hi<>+0(SB), Y5, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y5, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y7
-	VFMADD213PS  Y4, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
-	VCVTPS2DQ    Y5, Y5
-	VPADDD       i127<>+0(SB), Y5, Y5
-	VPSLLD       $0x17, Y5, Y5
-	VMULPS       Y5, Y6, Y4
-	VMOVUPS      Y4, (R11)
-	VADDPS       Y4, Y3, Y3
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y2, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
@@ -9071,47 +9949,47 @@ gexptail378:
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
-	VMOVDQU      (R10)(R13*4), Y5
-	VMASKMOVPS   (R11), Y5, Y4
-	VSUBPS       Y2, Y4, Y4
-	VMINPS       exp_hi<>+0(SB), Y4, Y4
-	VMAXPS       exp_lo<>+0(SB), Y4, Y4
-	VMULPS       log2e<>+0(SB), Y4, Y2
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y2, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y2
 	VROUNDPS     $0x00, Y2, Y2
-	VFNMADD231PS ln2hi<>+0(SB), Y2, Y4
-	VFNMADD231PS ln2lo<>+0(SB), Y2, Y4
-	VMOVUPS      exp_p0<>+0(SB), Y6
-	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
-	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
-	VMULPS       Y4, Y4, Y7
-	VFMADD213PS  Y4, Y7, Y6
-	VADDPS       one<>+0(SB), Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
 	VCVTPS2DQ    Y2, Y2
 	VPADDD       i127<>+0(SB), Y2, Y2
 	VPSLLD       $0x17, Y2, Y2
-	VMULPS       Y2, Y6, Y4
-	VANDPS       Y5, Y4, Y4
-	VMASKMOVPS   Y4, Y5, (R11)
-	VADDPS       Y4, Y3, Y3
+	VMULPS       Y2, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
 
 gexpdone380:
-	VEXTRACTF128 $0x01, Y3, X2
-	VADDPS       X2, X3, X2
-	VPERMILPS    $0x4e, X2, X3
-	VADDPS       X3, X2, X2
-	VPERMILPS    $0xb1, X2, X3
-	VADDPS       X3, X2, X2
-	VMOVSS       one<>+0(SB), X3
-	VDIVSS       X2, X3, X3
-	VBROADCASTSS X3, Y2
-	VPERMILPS    $0x4e, X11, X3
-	VMAXPS       X3, X11, X11
-	VPERMILPS    $0xb1, X11, X3
-	VMAXPS       X3, X11, X11
-	VBROADCASTSS X11, Y3
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VPERMILPS    $0x4e, X2, X4
+	VADDPS       X4, X2, X2
+	VPERMILPS    $0xb1, X2, X4
+	VADDPS       X4, X2, X2
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X2, X4, X4
+	VBROADCASTSS X4, Y2
+	VPERMILPS    $0x4e, X3, X4
+	VMAXPS       X4, X3, X3
+	VPERMILPS    $0xb1, X3, X4
+	VMAXPS       X4, X3, X3
+	VBROADCASTSS X3, Y3
 	VXORPS       Y4, Y4, Y4
 	MOVQ         SI, R11
 	LEAQ         (R11)(R8*1), R11
@@ -9208,17 +10086,17 @@ gwsum1l386:
 	VBROADCASTSS (R11)(R8*1), Y8
 	VFMADD231PS  (R10), Y8, Y7
 	ADDQ         $0x04, R11
-	ADDQ         $0x00000100, R10
+	ADDQ         $0x00000800, R10
 	DECQ         R12
 	JNE          gwsum1l386
 	VMULPS       Y0, Y4, Y4
 	VMOVUPS      Y4, (AX)
 	VMULPS       Y1, Y5, Y5
-	VMOVUPS      Y5, 64(AX)
+	VMOVUPS      Y5, 512(AX)
 	VMULPS       Y2, Y6, Y6
-	VMOVUPS      Y6, 128(AX)
+	VMOVUPS      Y6, 1024(AX)
 	VMULPS       Y3, Y7, Y7
-	VMOVUPS      Y7, 192(AX)
+	VMOVUPS      Y7, 1536(AX)
 	VXORPS       Y4, Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VXORPS       Y6, Y6, Y6
@@ -9237,9 +10115,3475 @@ gwsum1l390:
 	VBROADCASTSS (R11)(R8*1), Y8
 	VFMADD231PS  32(R10), Y8, Y7
 	ADDQ         $0x04, R11
-	ADDQ         $0x00000100, R10
+	ADDQ         $0x00000800, R10
 	DECQ         R12
 	JNE          gwsum1l390
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 32(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 544(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1056(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1568(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l394:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  64(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  64(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  64(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  64(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l394
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 64(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 576(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1088(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1600(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l398:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  96(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  96(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  96(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  96(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l398
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 608(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1120(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1632(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l402:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  128(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  128(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  128(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  128(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l402
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 128(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 640(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1152(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1664(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l406:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  160(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  160(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  160(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  160(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l406
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 160(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 672(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1184(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1696(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l410:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  192(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  192(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  192(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  192(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l410
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 192(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 704(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1216(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1728(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l414:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  224(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  224(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  224(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  224(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l414
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 224(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 736(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1248(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1760(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l418:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  256(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  256(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  256(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  256(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l418
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 256(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 768(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1280(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1792(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l422:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  288(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  288(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  288(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  288(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l422
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 288(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 800(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1312(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1824(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l426:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  320(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  320(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  320(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  320(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l426
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 320(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 832(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1344(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1856(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l430:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  352(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  352(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  352(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  352(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l430
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 352(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 864(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1376(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1888(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l434:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  384(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  384(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  384(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  384(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l434
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 384(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 896(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1408(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1920(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l438:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  416(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  416(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  416(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  416(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l438
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 416(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 928(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1440(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1952(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l442:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  448(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  448(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  448(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  448(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l442
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 448(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 960(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1472(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 1984(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l446:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  480(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  480(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  480(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  480(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l446
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 480(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 992(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 1504(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 2016(AX)
+	ADDQ         $0x00000200, DX
+	ADDQ         $0x00000200, BX
+	ADDQ         $0x00000800, CX
+	ADDQ         $0x00000800, AX
+	DECQ         R9
+	JNE          kvhead367
+	VZEROUPPER
+	RET
+
+// func gattention_128_512_1x4_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_128_512_1x4_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ $0x00000001, R9
+
+kvhead448:
+	VMOVUPS neginf<>+0(SB), X0
+	VMOVUPS neginf<>+0(SB), X1
+	VMOVUPS neginf<>+0(SB), X2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    t+40(FP), R12
+	CMPQ    R12, $0x04
+	JL      gscore1_450
+
+gscore4_449:
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       (CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       64(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       128(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       192(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       256(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       320(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       384(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       448(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       (CX), Z6
+	VFMADD231PS   2048(R10), Z6, Z5
+	VMOVUPS       64(CX), Z6
+	VFMADD231PS   2112(R10), Z6, Z5
+	VMOVUPS       128(CX), Z6
+	VFMADD231PS   2176(R10), Z6, Z5
+	VMOVUPS       192(CX), Z6
+	VFMADD231PS   2240(R10), Z6, Z5
+	VMOVUPS       256(CX), Z6
+	VFMADD231PS   2304(R10), Z6, Z5
+	VMOVUPS       320(CX), Z6
+	VFMADD231PS   2368(R10), Z6, Z5
+	VMOVUPS       384(CX), Z6
+	VFMADD231PS   2432(R10), Z6, Z5
+	VMOVUPS       448(CX), Z6
+	VFMADD231PS   2496(R10), Z6, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       (CX), Z7
+	VFMADD231PS   4096(R10), Z7, Z6
+	VMOVUPS       64(CX), Z7
+	VFMADD231PS   4160(R10), Z7, Z6
+	VMOVUPS       128(CX), Z7
+	VFMADD231PS   4224(R10), Z7, Z6
+	VMOVUPS       192(CX), Z7
+	VFMADD231PS   4288(R10), Z7, Z6
+	VMOVUPS       256(CX), Z7
+	VFMADD231PS   4352(R10), Z7, Z6
+	VMOVUPS       320(CX), Z7
+	VFMADD231PS   4416(R10), Z7, Z6
+	VMOVUPS       384(CX), Z7
+	VFMADD231PS   4480(R10), Z7, Z6
+	VMOVUPS       448(CX), Z7
+	VFMADD231PS   4544(R10), Z7, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       (CX), Z8
+	VFMADD231PS   6144(R10), Z8, Z7
+	VMOVUPS       64(CX), Z8
+	VFMADD231PS   6208(R10), Z8, Z7
+	VMOVUPS       128(CX), Z8
+	VFMADD231PS   6272(R10), Z8, Z7
+	VMOVUPS       192(CX), Z8
+	VFMADD231PS   6336(R10), Z8, Z7
+	VMOVUPS       256(CX), Z8
+	VFMADD231PS   6400(R10), Z8, Z7
+	VMOVUPS       320(CX), Z8
+	VFMADD231PS   6464(R10), Z8, Z7
+	VMOVUPS       384(CX), Z8
+	VFMADD231PS   6528(R10), Z8, Z7
+	VMOVUPS       448(CX), Z8
+	VFMADD231PS   6592(R10), Z8, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt128<>+0(SB), X4, X4
+	VMOVUPS       X4, (R11)
+	VMAXPS        X4, X0, X0
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       512(CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       576(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       640(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       704(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       768(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       832(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       896(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       960(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       512(CX), Z6
+	VFMADD231PS   2048(R10), Z6, Z5
+	VMOVUPS       576(CX), Z6
+	VFMADD231PS   2112(R10), Z6, Z5
+	VMOVUPS       640(CX), Z6
+	VFMADD231PS   2176(R10), Z6, Z5
+	VMOVUPS       704(CX), Z6
+	VFMADD231PS   2240(R10), Z6, Z5
+	VMOVUPS       768(CX), Z6
+	VFMADD231PS   2304(R10), Z6, Z5
+	VMOVUPS       832(CX), Z6
+	VFMADD231PS   2368(R10), Z6, Z5
+	VMOVUPS       896(CX), Z6
+	VFMADD231PS   2432(R10), Z6, Z5
+	VMOVUPS       960(CX), Z6
+	VFMADD231PS   2496(R10), Z6, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       512(CX), Z7
+	VFMADD231PS   4096(R10), Z7, Z6
+	VMOVUPS       576(CX), Z7
+	VFMADD231PS   4160(R10), Z7, Z6
+	VMOVUPS       640(CX), Z7
+	VFMADD231PS   4224(R10), Z7, Z6
+	VMOVUPS       704(CX), Z7
+	VFMADD231PS   4288(R10), Z7, Z6
+	VMOVUPS       768(CX), Z7
+	VFMADD231PS   4352(R10), Z7, Z6
+	VMOVUPS       832(CX), Z7
+	VFMADD231PS   4416(R10), Z7, Z6
+	VMOVUPS       896(CX), Z7
+	VFMADD231PS   4480(R10), Z7, Z6
+	VMOVUPS       960(CX), Z7
+	VFMADD231PS   4544(R10), Z7, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       512(CX), Z8
+	VFMADD231PS   6144(R10), Z8, Z7
+	VMOVUPS       576(CX), Z8
+	VFMADD231PS   6208(R10), Z8, Z7
+	VMOVUPS       640(CX), Z8
+	VFMADD231PS   6272(R10), Z8, Z7
+	VMOVUPS       704(CX), Z8
+	VFMADD231PS   6336(R10), Z8, Z7
+	VMOVUPS       768(CX), Z8
+	VFMADD231PS   6400(R10), Z8, Z7
+	VMOVUPS       832(CX), Z8
+	VFMADD231PS   6464(R10), Z8, Z7
+	VMOVUPS       896(CX), Z8
+	VFMADD231PS   6528(R10), Z8, Z7
+	VMOVUPS       960(CX), Z8
+	VFMADD231PS   6592(R10), Z8, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt128<>+0(SB), X4, X4
+	VMOVUPS       X4, (R11)(DI*1)
+	VMAXPS        X4, X1, X1
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       1024(CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       1088(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       1152(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       1216(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       1280(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       1344(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       1408(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       1472(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       1024(CX), Z6
+	VFMADD231PS   2048(R10), Z6, Z5
+	VMOVUPS       1088(CX), Z6
+	VFMADD231PS   2112(R10), Z6, Z5
+	VMOVUPS       1152(CX), Z6
+	VFMADD231PS   2176(R10), Z6, Z5
+	VMOVUPS       1216(CX), Z6
+	VFMADD231PS   2240(R10), Z6, Z5
+	VMOVUPS       1280(CX), Z6
+	VFMADD231PS   2304(R10), Z6, Z5
+	VMOVUPS       1344(CX), Z6
+	VFMADD231PS   2368(R10), Z6, Z5
+	VMOVUPS       1408(CX), Z6
+	VFMADD231PS   2432(R10), Z6, Z5
+	VMOVUPS       1472(CX), Z6
+	VFMADD231PS   2496(R10), Z6, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       1024(CX), Z7
+	VFMADD231PS   4096(R10), Z7, Z6
+	VMOVUPS       1088(CX), Z7
+	VFMADD231PS   4160(R10), Z7, Z6
+	VMOVUPS       1152(CX), Z7
+	VFMADD231PS   4224(R10), Z7, Z6
+	VMOVUPS       1216(CX), Z7
+	VFMADD231PS   4288(R10), Z7, Z6
+	VMOVUPS       1280(CX), Z7
+	VFMADD231PS   4352(R10), Z7, Z6
+	VMOVUPS       1344(CX), Z7
+	VFMADD231PS   4416(R10), Z7, Z6
+	VMOVUPS       1408(CX), Z7
+	VFMADD231PS   4480(R10), Z7, Z6
+	VMOVUPS       1472(CX), Z7
+	VFMADD231PS   4544(R10), Z7, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       1024(CX), Z8
+	VFMADD231PS   6144(R10), Z8, Z7
+	VMOVUPS       1088(CX), Z8
+	VFMADD231PS   6208(R10), Z8, Z7
+	VMOVUPS       1152(CX), Z8
+	VFMADD231PS   6272(R10), Z8, Z7
+	VMOVUPS       1216(CX), Z8
+	VFMADD231PS   6336(R10), Z8, Z7
+	VMOVUPS       1280(CX), Z8
+	VFMADD231PS   6400(R10), Z8, Z7
+	VMOVUPS       1344(CX), Z8
+	VFMADD231PS   6464(R10), Z8, Z7
+	VMOVUPS       1408(CX), Z8
+	VFMADD231PS   6528(R10), Z8, Z7
+	VMOVUPS       1472(CX), Z8
+	VFMADD231PS   6592(R10), Z8, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt128<>+0(SB), X4, X4
+	VMOVUPS       X4, (R11)(DI*2)
+	VMAXPS        X4, X2, X2
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       1536(CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       1600(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       1664(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       1728(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       1792(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       1856(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       1920(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       1984(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       1536(CX), Z6
+	VFMADD231PS   2048(R10), Z6, Z5
+	VMOVUPS       1600(CX), Z6
+	VFMADD231PS   2112(R10), Z6, Z5
+	VMOVUPS       1664(CX), Z6
+	VFMADD231PS   2176(R10), Z6, Z5
+	VMOVUPS       1728(CX), Z6
+	VFMADD231PS   2240(R10), Z6, Z5
+	VMOVUPS       1792(CX), Z6
+	VFMADD231PS   2304(R10), Z6, Z5
+	VMOVUPS       1856(CX), Z6
+	VFMADD231PS   2368(R10), Z6, Z5
+	VMOVUPS       1920(CX), Z6
+	VFMADD231PS   2432(R10), Z6, Z5
+	VMOVUPS       1984(CX), Z6
+	VFMADD231PS   2496(R10), Z6, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       1536(CX), Z7
+	VFMADD231PS   4096(R10), Z7, Z6
+	VMOVUPS       1600(CX), Z7
+	VFMADD231PS   4160(R10), Z7, Z6
+	VMOVUPS       1664(CX), Z7
+	VFMADD231PS   4224(R10), Z7, Z6
+	VMOVUPS       1728(CX), Z7
+	VFMADD231PS   4288(R10), Z7, Z6
+	VMOVUPS       1792(CX), Z7
+	VFMADD231PS   4352(R10), Z7, Z6
+	VMOVUPS       1856(CX), Z7
+	VFMADD231PS   4416(R10), Z7, Z6
+	VMOVUPS       1920(CX), Z7
+	VFMADD231PS   4480(R10), Z7, Z6
+	VMOVUPS       1984(CX), Z7
+	VFMADD231PS   4544(R10), Z7, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y7
+	VADDPS        Y7, Y6, Y6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       1536(CX), Z8
+	VFMADD231PS   6144(R10), Z8, Z7
+	VMOVUPS       1600(CX), Z8
+	VFMADD231PS   6208(R10), Z8, Z7
+	VMOVUPS       1664(CX), Z8
+	VFMADD231PS   6272(R10), Z8, Z7
+	VMOVUPS       1728(CX), Z8
+	VFMADD231PS   6336(R10), Z8, Z7
+	VMOVUPS       1792(CX), Z8
+	VFMADD231PS   6400(R10), Z8, Z7
+	VMOVUPS       1856(CX), Z8
+	VFMADD231PS   6464(R10), Z8, Z7
+	VMOVUPS       1920(CX), Z8
+	VFMADD231PS   6528(R10), Z8, Z7
+	VMOVUPS       1984(CX), Z8
+	VFMADD231PS   6592(R10), Z8, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	VUNPCKLPS     Y5, Y4, Y8
+	VUNPCKHPS     Y5, Y4, Y4
+	VADDPS        Y4, Y8, Y8
+	VUNPCKLPS     Y7, Y6, Y4
+	VUNPCKHPS     Y7, Y6, Y5
+	VADDPS        Y5, Y4, Y4
+	VUNPCKLPD     Y4, Y8, Y5
+	VUNPCKHPD     Y4, Y8, Y4
+	VADDPS        Y4, Y5, Y5
+	VEXTRACTF32X4 $0x01, Y5, X4
+	VADDPS        X4, X5, X4
+	VMULPS        rsqrt128<>+0(SB), X4, X4
+	VMOVUPS       X4, (R11)(R8*1)
+	VMAXPS        X4, X3, X3
+	ADDQ          $0x00002000, R10
+	ADDQ          $0x10, R11
+	SUBQ          $0x04, R12
+	CMPQ          R12, $0x04
+	JGE           gscore4_449
+
+gscore1_450:
+	TESTQ R12, R12
+	JE    gscoredone452
+
+gscore1l451:
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       (CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       64(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       128(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       192(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       256(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       320(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       384(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       448(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt128<>+0(SB), X5, X5
+	VMOVSS        X5, (R11)
+	VMAXSS        X5, X0, X0
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       512(CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       576(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       640(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       704(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       768(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       832(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       896(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       960(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt128<>+0(SB), X5, X5
+	VMOVSS        X5, (R11)(DI*1)
+	VMAXSS        X5, X1, X1
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       1024(CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       1088(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       1152(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       1216(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       1280(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       1344(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       1408(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       1472(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt128<>+0(SB), X5, X5
+	VMOVSS        X5, (R11)(DI*2)
+	VMAXSS        X5, X2, X2
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       1536(CX), Z5
+	VFMADD231PS   (R10), Z5, Z4
+	VMOVUPS       1600(CX), Z5
+	VFMADD231PS   64(R10), Z5, Z4
+	VMOVUPS       1664(CX), Z5
+	VFMADD231PS   128(R10), Z5, Z4
+	VMOVUPS       1728(CX), Z5
+	VFMADD231PS   192(R10), Z5, Z4
+	VMOVUPS       1792(CX), Z5
+	VFMADD231PS   256(R10), Z5, Z4
+	VMOVUPS       1856(CX), Z5
+	VFMADD231PS   320(R10), Z5, Z4
+	VMOVUPS       1920(CX), Z5
+	VFMADD231PS   384(R10), Z5, Z4
+	VMOVUPS       1984(CX), Z5
+	VFMADD231PS   448(R10), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VPERMILPS     $0x4e, X5, X4
+	VADDPS        X4, X5, X5
+	VPERMILPS     $0xb1, X5, X4
+	VADDPS        X4, X5, X5
+	VMULSS        rsqrt128<>+0(SB), X5, X5
+	VMOVSS        X5, (R11)(R8*1)
+	VMAXSS        X5, X3, X3
+	ADDQ          $0x00000800, R10
+	ADDQ          $0x04, R11
+	DECQ          R12
+	JNE           gscore1l451
+
+gscoredone452:
+	VPERMILPS    $0x4e, X0, X4
+	VMAXPS       X4, X0, X0
+	VPERMILPS    $0xb1, X0, X4
+	VMAXPS       X4, X0, X0
+	VBROADCASTSS X0, Z0
+	VMOVUPS      zero<>+0(SB), Z4
+	MOVQ         SI, R11
+	MOVQ         t+40(FP), R12
+	CMPQ         R12, $0x10
+	JL           gexptail453
+
+gexp454:
+	VMOVUPS      (R11), Z5
+	VSUBPS       Z0, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS ln2hi<>+0(SB), Z6, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z6, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z7
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z7
+	VMULPS       Z5, Z5, Z8
+	VFMADD213PS  Z5, Z8, Z7
+	VADDPS       one<>+0(SB), Z7, Z7
+	VSCALEFPS    Z6, Z7, Z5
+	VMOVUPS      Z5, (R11)
+	VADDPS       Z5, Z4, Z4
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp454
+
+gexptail453:
+	TESTQ        R12, R12
+	JE           gexpdone455
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z5
+	VSUBPS       Z0, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z6
+	VMULPS       Z5, Z5, Z7
+	VFMADD213PS  Z5, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VSCALEFPS    Z0, Z6, Z5
+	VMOVUPS      Z5, K1, (R11)
+	VADDPS       Z5, Z4, K1, Z4
+
+gexpdone455:
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VPERMILPS     $0x4e, X0, X4
+	VADDPS        X4, X0, X0
+	VPERMILPS     $0xb1, X0, X4
+	VADDPS        X4, X0, X0
+	VMOVSS        one<>+0(SB), X4
+	VDIVSS        X0, X4, X4
+	VBROADCASTSS  X4, Z0
+	VPERMILPS     $0x4e, X1, X4
+	VMAXPS        X4, X1, X1
+	VPERMILPS     $0xb1, X1, X4
+	VMAXPS        X4, X1, X1
+	VBROADCASTSS  X1, Z1
+	VMOVUPS       zero<>+0(SB), Z4
+	MOVQ          SI, R11
+	LEAQ          (R11)(DI*1), R11
+	MOVQ          t+40(FP), R12
+	CMPQ          R12, $0x10
+	JL            gexptail456
+
+gexp457:
+	VMOVUPS      (R11), Z5
+	VSUBPS       Z1, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS ln2hi<>+0(SB), Z6, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z6, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z7
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z7
+	VMULPS       Z5, Z5, Z8
+	VFMADD213PS  Z5, Z8, Z7
+	VADDPS       one<>+0(SB), Z7, Z7
+	VSCALEFPS    Z6, Z7, Z5
+	VMOVUPS      Z5, (R11)
+	VADDPS       Z5, Z4, Z4
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp457
+
+gexptail456:
+	TESTQ        R12, R12
+	JE           gexpdone458
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z5
+	VSUBPS       Z1, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z6
+	VMULPS       Z5, Z5, Z7
+	VFMADD213PS  Z5, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VSCALEFPS    Z1, Z6, Z5
+	VMOVUPS      Z5, K1, (R11)
+	VADDPS       Z5, Z4, K1, Z4
+
+gexpdone458:
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y1, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X1
+	VADDPS        X1, X4, X1
+	VPERMILPS     $0x4e, X1, X4
+	VADDPS        X4, X1, X1
+	VPERMILPS     $0xb1, X1, X4
+	VADDPS        X4, X1, X1
+	VMOVSS        one<>+0(SB), X4
+	VDIVSS        X1, X4, X4
+	VBROADCASTSS  X4, Z1
+	VPERMILPS     $0x4e, X2, X4
+	VMAXPS        X4, X2, X2
+	VPERMILPS     $0xb1, X2, X4
+	VMAXPS        X4, X2, X2
+	VBROADCASTSS  X2, Z2
+	VMOVUPS       zero<>+0(SB), Z4
+	MOVQ          SI, R11
+	LEAQ          (R11)(DI*2), R11
+	MOVQ          t+40(FP), R12
+	CMPQ          R12, $0x10
+	JL            gexptail459
+
+gexp460:
+	VMOVUPS      (R11), Z5
+	VSUBPS       Z2, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS ln2hi<>+0(SB), Z6, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z6, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z7
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z7
+	VMULPS       Z5, Z5, Z8
+	VFMADD213PS  Z5, Z8, Z7
+	VADDPS       one<>+0(SB), Z7, Z7
+	VSCALEFPS    Z6, Z7, Z5
+	VMOVUPS      Z5, (R11)
+	VADDPS       Z5, Z4, Z4
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp460
+
+gexptail459:
+	TESTQ        R12, R12
+	JE           gexpdone461
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z5
+	VSUBPS       Z2, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z6
+	VMULPS       Z5, Z5, Z7
+	VFMADD213PS  Z5, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VSCALEFPS    Z2, Z6, Z5
+	VMOVUPS      Z5, K1, (R11)
+	VADDPS       Z5, Z4, K1, Z4
+
+gexpdone461:
+	VEXTRACTF64X4 $0x01, Z4, Y2
+	VADDPS        Y2, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VPERMILPS     $0x4e, X2, X4
+	VADDPS        X4, X2, X2
+	VPERMILPS     $0xb1, X2, X4
+	VADDPS        X4, X2, X2
+	VMOVSS        one<>+0(SB), X4
+	VDIVSS        X2, X4, X4
+	VBROADCASTSS  X4, Z2
+	VPERMILPS     $0x4e, X3, X4
+	VMAXPS        X4, X3, X3
+	VPERMILPS     $0xb1, X3, X4
+	VMAXPS        X4, X3, X3
+	VBROADCASTSS  X3, Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	MOVQ          SI, R11
+	LEAQ          (R11)(R8*1), R11
+	MOVQ          t+40(FP), R12
+	CMPQ          R12, $0x10
+	JL            gexptail462
+
+gexp463:
+	VMOVUPS      (R11), Z5
+	VSUBPS       Z3, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z6
+	VRNDSCALEPS  $0x00, Z6, Z6
+	VFNMADD231PS ln2hi<>+0(SB), Z6, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z6, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z7
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z7
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z7
+	VMULPS       Z5, Z5, Z8
+	VFMADD213PS  Z5, Z8, Z7
+	VADDPS       one<>+0(SB), Z7, Z7
+	VSCALEFPS    Z6, Z7, Z5
+	VMOVUPS      Z5, (R11)
+	VADDPS       Z5, Z4, Z4
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	CMPQ         R12, $0x10
+	JGE          gexp463
+
+gexptail462:
+	TESTQ        R12, R12
+	JE           gexpdone464
+	LEAQ         kmasktab<>+0(SB), R10
+	KMOVW        (R10)(R12*2), K1
+	VMOVUPS.Z    (R11), K1, Z5
+	VSUBPS       Z3, Z5, Z5
+	VMINPS       exp_hi<>+0(SB), Z5, Z5
+	VMAXPS       exp_lo<>+0(SB), Z5, Z5
+	VMULPS       log2e<>+0(SB), Z5, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z5
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z5
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z5, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z5, Z6
+	VMULPS       Z5, Z5, Z7
+	VFMADD213PS  Z5, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VSCALEFPS    Z3, Z6, Z5
+	VMOVUPS      Z5, K1, (R11)
+	VADDPS       Z5, Z4, K1, Z4
+
+gexpdone464:
+	VEXTRACTF64X4 $0x01, Z4, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VPERMILPS     $0x4e, X3, X4
+	VADDPS        X4, X3, X3
+	VPERMILPS     $0xb1, X3, X4
+	VADDPS        X4, X3, X3
+	VMOVSS        one<>+0(SB), X4
+	VDIVSS        X3, X4, X4
+	VBROADCASTSS  X4, Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
+	VMOVUPS       zero<>+0(SB), Z17
+	VMOVUPS       zero<>+0(SB), Z18
+	VMOVUPS       zero<>+0(SB), Z19
+	VMOVUPS       zero<>+0(SB), Z20
+	VMOVUPS       zero<>+0(SB), Z21
+	VMOVUPS       zero<>+0(SB), Z22
+	VMOVUPS       zero<>+0(SB), Z23
+	MOVQ          SI, R11
+	MOVQ          BX, R10
+	MOVQ          t+40(FP), R12
+
+gwsum1l467:
+	VBROADCASTSS (R11), Z24
+	VFMADD231PS  (R10), Z24, Z4
+	VFMADD231PS  64(R10), Z24, Z5
+	VFMADD231PS  128(R10), Z24, Z6
+	VFMADD231PS  192(R10), Z24, Z7
+	VFMADD231PS  256(R10), Z24, Z8
+	VBROADCASTSS (R11)(DI*1), Z24
+	VFMADD231PS  (R10), Z24, Z9
+	VFMADD231PS  64(R10), Z24, Z10
+	VFMADD231PS  128(R10), Z24, Z11
+	VFMADD231PS  192(R10), Z24, Z12
+	VFMADD231PS  256(R10), Z24, Z13
+	VBROADCASTSS (R11)(DI*2), Z24
+	VFMADD231PS  (R10), Z24, Z14
+	VFMADD231PS  64(R10), Z24, Z15
+	VFMADD231PS  128(R10), Z24, Z16
+	VFMADD231PS  192(R10), Z24, Z17
+	VFMADD231PS  256(R10), Z24, Z18
+	VBROADCASTSS (R11)(R8*1), Z24
+	VFMADD231PS  (R10), Z24, Z19
+	VFMADD231PS  64(R10), Z24, Z20
+	VFMADD231PS  128(R10), Z24, Z21
+	VFMADD231PS  192(R10), Z24, Z22
+	VFMADD231PS  256(R10), Z24, Z23
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l467
+	VMULPS       Z0, Z4, Z4
+	VMOVUPS      Z4, (AX)
+	VMULPS       Z0, Z5, Z5
+	VMOVUPS      Z5, 64(AX)
+	VMULPS       Z0, Z6, Z6
+	VMOVUPS      Z6, 128(AX)
+	VMULPS       Z0, Z7, Z7
+	VMOVUPS      Z7, 192(AX)
+	VMULPS       Z0, Z8, Z8
+	VMOVUPS      Z8, 256(AX)
+	VMULPS       Z1, Z9, Z9
+	VMOVUPS      Z9, 512(AX)
+	VMULPS       Z1, Z10, Z10
+	VMOVUPS      Z10, 576(AX)
+	VMULPS       Z1, Z11, Z11
+	VMOVUPS      Z11, 640(AX)
+	VMULPS       Z1, Z12, Z12
+	VMOVUPS      Z12, 704(AX)
+	VMULPS       Z1, Z13, Z13
+	VMOVUPS      Z13, 768(AX)
+	VMULPS       Z2, Z14, Z14
+	VMOVUPS      Z14, 1024(AX)
+	VMULPS       Z2, Z15, Z15
+	VMOVUPS      Z15, 1088(AX)
+	VMULPS       Z2, Z16, Z16
+	VMOVUPS      Z16, 1152(AX)
+	VMULPS       Z2, Z17, Z17
+	VMOVUPS      Z17, 1216(AX)
+	VMULPS       Z2, Z18, Z18
+	VMOVUPS      Z18, 1280(AX)
+	VMULPS       Z3, Z19, Z19
+	VMOVUPS      Z19, 1536(AX)
+	VMULPS       Z3, Z20, Z20
+	VMOVUPS      Z20, 1600(AX)
+	VMULPS       Z3, Z21, Z21
+	VMOVUPS      Z21, 1664(AX)
+	VMULPS       Z3, Z22, Z22
+	VMOVUPS      Z22, 1728(AX)
+	VMULPS       Z3, Z23, Z23
+	VMOVUPS      Z23, 1792(AX)
+	VMOVUPS      zero<>+0(SB), Z4
+	VMOVUPS      zero<>+0(SB), Z5
+	VMOVUPS      zero<>+0(SB), Z6
+	VMOVUPS      zero<>+0(SB), Z7
+	VMOVUPS      zero<>+0(SB), Z8
+	VMOVUPS      zero<>+0(SB), Z9
+	VMOVUPS      zero<>+0(SB), Z10
+	VMOVUPS      zero<>+0(SB), Z11
+	VMOVUPS      zero<>+0(SB), Z12
+	VMOVUPS      zero<>+0(SB), Z13
+	VMOVUPS      zero<>+0(SB), Z14
+	VMOVUPS      zero<>+0(SB), Z15
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l471:
+	VBROADCASTSS (R11), Z16
+	VFMADD231PS  320(R10), Z16, Z4
+	VFMADD231PS  384(R10), Z16, Z5
+	VFMADD231PS  448(R10), Z16, Z6
+	VBROADCASTSS (R11)(DI*1), Z16
+	VFMADD231PS  320(R10), Z16, Z7
+	VFMADD231PS  384(R10), Z16, Z8
+	VFMADD231PS  448(R10), Z16, Z9
+	VBROADCASTSS (R11)(DI*2), Z16
+	VFMADD231PS  320(R10), Z16, Z10
+	VFMADD231PS  384(R10), Z16, Z11
+	VFMADD231PS  448(R10), Z16, Z12
+	VBROADCASTSS (R11)(R8*1), Z16
+	VFMADD231PS  320(R10), Z16, Z13
+	VFMADD231PS  384(R10), Z16, Z14
+	VFMADD231PS  448(R10), Z16, Z15
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000800, R10
+	DECQ         R12
+	JNE          gwsum1l471
+	VMULPS       Z0, Z4, Z4
+	VMOVUPS      Z4, 320(AX)
+	VMULPS       Z0, Z5, Z5
+	VMOVUPS      Z5, 384(AX)
+	VMULPS       Z0, Z6, Z6
+	VMOVUPS      Z6, 448(AX)
+	VMULPS       Z1, Z7, Z7
+	VMOVUPS      Z7, 832(AX)
+	VMULPS       Z1, Z8, Z8
+	VMOVUPS      Z8, 896(AX)
+	VMULPS       Z1, Z9, Z9
+	VMOVUPS      Z9, 960(AX)
+	VMULPS       Z2, Z10, Z10
+	VMOVUPS      Z10, 1344(AX)
+	VMULPS       Z2, Z11, Z11
+	VMOVUPS      Z11, 1408(AX)
+	VMULPS       Z2, Z12, Z12
+	VMOVUPS      Z12, 1472(AX)
+	VMULPS       Z3, Z13, Z13
+	VMOVUPS      Z13, 1856(AX)
+	VMULPS       Z3, Z14, Z14
+	VMOVUPS      Z14, 1920(AX)
+	VMULPS       Z3, Z15, Z15
+	VMOVUPS      Z15, 1984(AX)
+	ADDQ         $0x00000200, DX
+	ADDQ         $0x00000200, BX
+	ADDQ         $0x00000800, CX
+	ADDQ         $0x00000800, AX
+	DECQ         R9
+	JNE          kvhead448
+	VZEROUPPER
+	RET
+
+// func gattention_12_40_3x1_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_12_40_3x1_avx2(SB), NOSPLIT, $0-48
+	MOVQ    out+0(FP), AX
+	MOVQ    q+8(FP), CX
+	MOVQ    k+16(FP), DX
+	MOVQ    v+24(FP), BX
+	MOVQ    att+32(FP), SI
+	VMOVDQU masktab<>+48(SB), Y0
+	MOVQ    t+40(FP), DI
+	SHLQ    $0x02, DI
+	MOVQ    $0x00000003, DI
+
+kvhead473:
+	VMOVUPS    (CX), Y1
+	VMASKMOVPS 32(CX), Y0, Y2
+	VMOVUPS    neginf<>+0(SB), X3
+	MOVQ       DX, R8
+	MOVQ       SI, R9
+	MOVQ       t+40(FP), R10
+	CMPQ       R10, $0x04
+	JL         gscore1_475
+
+gscore4_474:
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R8), Y1, Y4
+	VMASKMOVPS   32(R8), Y0, Y5
+	VFMADD231PS  Y5, Y2, Y4
+	VXORPS       Y5, Y5, Y5
+	VFMADD231PS  160(R8), Y1, Y5
+	VMASKMOVPS   192(R8), Y0, Y6
+	VFMADD231PS  Y6, Y2, Y5
+	VXORPS       Y6, Y6, Y6
+	VFMADD231PS  320(R8), Y1, Y6
+	VMASKMOVPS   352(R8), Y0, Y7
+	VFMADD231PS  Y7, Y2, Y6
+	VXORPS       Y7, Y7, Y7
+	VFMADD231PS  480(R8), Y1, Y7
+	VMASKMOVPS   512(R8), Y0, Y8
+	VFMADD231PS  Y8, Y2, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt12<>+0(SB), X4, X4
+	VMOVUPS      X4, (R9)
+	VMAXPS       X4, X3, X3
+	ADDQ         $0x00000280, R8
+	ADDQ         $0x10, R9
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gscore4_474
+
+gscore1_475:
+	TESTQ R10, R10
+	JE    gscoredone477
+
+gscore1l476:
+	VXORPS       Y4, Y4, Y4
+	VFMADD231PS  (R8), Y1, Y4
+	VMASKMOVPS   32(R8), Y0, Y5
+	VFMADD231PS  Y5, Y2, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt12<>+0(SB), X5, X5
+	VMOVSS       X5, (R9)
+	VMAXSS       X5, X3, X3
+	ADDQ         $0x000000a0, R8
+	ADDQ         $0x04, R9
+	DECQ         R10
+	JNE          gscore1l476
+
+gscoredone477:
+	VPERMILPS    $0x4e, X3, X1
+	VMAXPS       X1, X3, X3
+	VPERMILPS    $0xb1, X3, X1
+	VMAXPS       X1, X3, X3
+	VBROADCASTSS X3, Y1
+	VXORPS       Y2, Y2, Y2
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x08
+	JL           gexptail478
+
+gexp479:
+	VMOVUPS      (R9), Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R9)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R9
+	SUBQ         $0x08, R10
+	CMPQ         R10, $0x08
+	JGE          gexp479
+
+gexptail478:
+	TESTQ        R10, R10
+	JE           gexpdone480
+	LEAQ         masktab<>+0(SB), R8
+	MOVQ         $0x00000010, R11
+	SUBQ         R10, R11
+	VMOVDQU      (R8)(R11*4), Y4
+	VMASKMOVPS   (R9), Y4, Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y5, Y3
+	VANDPS       Y4, Y3, Y3
+	VMASKMOVPS   Y3, Y4, (R9)
+	VADDPS       Y3, Y2, Y2
+
+gexpdone480:
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSS       one<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VBROADCASTSS X2, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R9
+	MOVQ         BX, R8
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x04
+	JL           gwsum1_482
+
+gwsum481:
+	VBROADCASTSS (R9), Y10
+	VFMADD231PS  (R8), Y10, Y2
+	VMASKMOVPS   32(R8), Y0, Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VBROADCASTSS 4(R9), Y10
+	VFMADD231PS  160(R8), Y10, Y4
+	VMASKMOVPS   192(R8), Y0, Y11
+	VFMADD231PS  Y11, Y10, Y5
+	VBROADCASTSS 8(R9), Y10
+	VFMADD231PS  320(R8), Y10, Y6
+	VMASKMOVPS   352(R8), Y0, Y11
+	VFMADD231PS  Y11, Y10, Y7
+	VBROADCASTSS 12(R9), Y10
+	VFMADD231PS  480(R8), Y10, Y8
+	VMASKMOVPS   512(R8), Y0, Y11
+	VFMADD231PS  Y11, Y10, Y9
+	ADDQ         $0x10, R9
+	ADDQ         $0x00000280, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum481
+
+gwsum1_482:
+	TESTQ R10, R10
+	JE    gwsumdone484
+
+gwsum1l483:
+	VBROADCASTSS (R9), Y10
+	VFMADD231PS  (R8), Y10, Y2
+	VMASKMOVPS   32(R8), Y0, Y11
+	VFMADD231PS  Y11, Y10, Y3
+	ADDQ         $0x04, R9
+	ADDQ         $0x000000a0, R8
+	DECQ         R10
+	JNE          gwsum1l483
+
+gwsumdone484:
+	VADDPS     Y4, Y2, Y2
+	VADDPS     Y6, Y2, Y2
+	VADDPS     Y8, Y2, Y2
+	VMULPS     Y1, Y2, Y2
+	VMOVUPS    Y2, (AX)
+	VADDPS     Y5, Y3, Y3
+	VADDPS     Y7, Y3, Y3
+	VADDPS     Y9, Y3, Y3
+	VMULPS     Y1, Y3, Y3
+	VMASKMOVPS Y3, Y0, 32(AX)
+	ADDQ       $0x00000030, DX
+	ADDQ       $0x00000030, BX
+	ADDQ       $0x00000030, CX
+	ADDQ       $0x00000030, AX
+	DECQ       DI
+	JNE        kvhead473
+	VZEROUPPER
+	RET
+
+// func gattention_12_40_3x1_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·gattention_12_40_3x1_avx512(SB), NOSPLIT, $0-48
+	MOVQ  out+0(FP), AX
+	MOVQ  q+8(FP), CX
+	MOVQ  k+16(FP), DX
+	MOVQ  v+24(FP), BX
+	MOVQ  att+32(FP), SI
+	MOVL  $0x0000000f, DI
+	KMOVW DI, K1
+	MOVQ  t+40(FP), DI
+	SHLQ  $0x02, DI
+	MOVQ  $0x00000003, DI
+
+kvhead485:
+	VMOVUPS   (CX), Y0
+	VMOVUPS.Z 32(CX), K1, Y1
+	VMOVUPS   neginf<>+0(SB), X2
+	MOVQ      DX, R8
+	MOVQ      SI, R9
+	MOVQ      t+40(FP), R10
+	CMPQ      R10, $0x04
+	JL        gscore1_487
+
+gscore4_486:
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   (R8), Y0, Y3
+	VFMADD231PS   32(R8), Y1, K1, Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VFMADD231PS   160(R8), Y0, Y4
+	VFMADD231PS   192(R8), Y1, K1, Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VFMADD231PS   320(R8), Y0, Y5
+	VFMADD231PS   352(R8), Y1, K1, Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VFMADD231PS   480(R8), Y0, Y6
+	VFMADD231PS   512(R8), Y1, K1, Y6
+	VUNPCKLPS     Y4, Y3, Y7
+	VUNPCKHPS     Y4, Y3, Y3
+	VADDPS        Y3, Y7, Y7
+	VUNPCKLPS     Y6, Y5, Y3
+	VUNPCKHPS     Y6, Y5, Y4
+	VADDPS        Y4, Y3, Y3
+	VUNPCKLPD     Y3, Y7, Y4
+	VUNPCKHPD     Y3, Y7, Y3
+	VADDPS        Y3, Y4, Y4
+	VEXTRACTF32X4 $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VMULPS        rsqrt12<>+0(SB), X3, X3
+	VMOVUPS       X3, (R9)
+	VMAXPS        X3, X2, X2
+	ADDQ          $0x00000280, R8
+	ADDQ          $0x10, R9
+	SUBQ          $0x04, R10
+	CMPQ          R10, $0x04
+	JGE           gscore4_486
+
+gscore1_487:
+	TESTQ R10, R10
+	JE    gscoredone489
+
+gscore1l488:
+	VMOVUPS       zero<>+0(SB), Y3
+	VFMADD231PS   (R8), Y0, Y3
+	VFMADD231PS   32(R8), Y1, K1, Y3
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X4
+	VPERMILPS     $0x4e, X4, X3
+	VADDPS        X3, X4, X4
+	VPERMILPS     $0xb1, X4, X3
+	VADDPS        X3, X4, X4
+	VMULSS        rsqrt12<>+0(SB), X4, X4
+	VMOVSS        X4, (R9)
+	VMAXSS        X4, X2, X2
+	ADDQ          $0x000000a0, R8
+	ADDQ          $0x04, R9
+	DECQ          R10
+	JNE           gscore1l488
+
+gscoredone489:
+	VPERMILPS    $0x4e, X2, X0
+	VMAXPS       X0, X2, X2
+	VPERMILPS    $0xb1, X2, X0
+	VMAXPS       X0, X2, X2
+	VBROADCASTSS X2, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R9
+	MOVQ         t+40(FP), R10
+	CMPQ         R10, $0x10
+	JL           gexptail490
+
+gexp491:
+	VMOVUPS      (R9), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z3, Z4, Z2
+	VMOVUPS      Z2, (R9)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R9
+	SUBQ         $0x10, R10
+	CMPQ         R10, $0x10
+	JGE          gexp491
+
+gexptail490:
+	TESTQ        R10, R10
+	JE           gexpdone492
+	LEAQ         kmasktab<>+0(SB), R8
+	KMOVW        (R8)(R10*2), K2
+	VMOVUPS.Z    (R9), K2, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VSCALEFPS    Z0, Z3, Z2
+	VMOVUPS      Z2, K2, (R9)
+	VADDPS       Z2, Z1, K2, Z1
+
+gexpdone492:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y0
+	VMOVUPS       zero<>+0(SB), Y1
+	VMOVUPS       zero<>+0(SB), Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VMOVUPS       zero<>+0(SB), Y8
+	MOVQ          SI, R9
+	MOVQ          BX, R8
+	MOVQ          t+40(FP), R10
+	CMPQ          R10, $0x04
+	JL            gwsum1_494
+
+gwsum493:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, K1, Y2
+	VBROADCASTSS 4(R9), Y9
+	VFMADD231PS  160(R8), Y9, Y3
+	VFMADD231PS  192(R8), Y9, K1, Y4
+	VBROADCASTSS 8(R9), Y9
+	VFMADD231PS  320(R8), Y9, Y5
+	VFMADD231PS  352(R8), Y9, K1, Y6
+	VBROADCASTSS 12(R9), Y9
+	VFMADD231PS  480(R8), Y9, Y7
+	VFMADD231PS  512(R8), Y9, K1, Y8
+	ADDQ         $0x10, R9
+	ADDQ         $0x00000280, R8
+	SUBQ         $0x04, R10
+	CMPQ         R10, $0x04
+	JGE          gwsum493
+
+gwsum1_494:
+	TESTQ R10, R10
+	JE    gwsumdone496
+
+gwsum1l495:
+	VBROADCASTSS (R9), Y9
+	VFMADD231PS  (R8), Y9, Y1
+	VFMADD231PS  32(R8), Y9, K1, Y2
+	ADDQ         $0x04, R9
+	ADDQ         $0x000000a0, R8
+	DECQ         R10
+	JNE          gwsum1l495
+
+gwsumdone496:
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y7, Y1, Y1
+	VMULPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)
+	VADDPS  Y4, Y2, Y2
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y8, Y2, Y2
+	VMULPS  Y0, Y2, Y2
+	VMOVUPS Y2, K1, 32(AX)
+	ADDQ    $0x00000030, DX
+	ADDQ    $0x00000030, BX
+	ADDQ    $0x00000030, CX
+	ADDQ    $0x00000030, AX
+	DECQ    DI
+	JNE     kvhead485
+	VZEROUPPER
+	RET
+
+// func gattention_16_50_3x3_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_16_50_3x3_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000003, R8
+
+kvhead497:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS 128(CX), Y4
+	VMOVUPS 160(CX), Y5
+	VMOVUPS neginf<>+0(SB), X6
+	VMOVUPS neginf<>+0(SB), X7
+	VMOVUPS neginf<>+0(SB), X8
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_499
+
+gscore4_498:
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R9), Y0, Y9
+	VFMADD231PS  32(R9), Y1, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  200(R9), Y0, Y10
+	VFMADD231PS  232(R9), Y1, Y10
+	VXORPS       Y11, Y11, Y11
+	VFMADD231PS  400(R9), Y0, Y11
+	VFMADD231PS  432(R9), Y1, Y11
+	VXORPS       Y12, Y12, Y12
+	VFMADD231PS  600(R9), Y0, Y12
+	VFMADD231PS  632(R9), Y1, Y12
+	VUNPCKLPS    Y10, Y9, Y13
+	VUNPCKHPS    Y10, Y9, Y9
+	VADDPS       Y9, Y13, Y13
+	VUNPCKLPS    Y12, Y11, Y9
+	VUNPCKHPS    Y12, Y11, Y10
+	VADDPS       Y10, Y9, Y9
+	VUNPCKLPD    Y9, Y13, Y10
+	VUNPCKHPD    Y9, Y13, Y9
+	VADDPS       Y9, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X9
+	VADDPS       X9, X10, X9
+	VMULPS       rsqrt16<>+0(SB), X9, X9
+	VMOVUPS      X9, (R10)
+	VMAXPS       X9, X6, X6
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R9), Y2, Y9
+	VFMADD231PS  32(R9), Y3, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  200(R9), Y2, Y10
+	VFMADD231PS  232(R9), Y3, Y10
+	VXORPS       Y11, Y11, Y11
+	VFMADD231PS  400(R9), Y2, Y11
+	VFMADD231PS  432(R9), Y3, Y11
+	VXORPS       Y12, Y12, Y12
+	VFMADD231PS  600(R9), Y2, Y12
+	VFMADD231PS  632(R9), Y3, Y12
+	VUNPCKLPS    Y10, Y9, Y13
+	VUNPCKHPS    Y10, Y9, Y9
+	VADDPS       Y9, Y13, Y13
+	VUNPCKLPS    Y12, Y11, Y9
+	VUNPCKHPS    Y12, Y11, Y10
+	VADDPS       Y10, Y9, Y9
+	VUNPCKLPD    Y9, Y13, Y10
+	VUNPCKHPD    Y9, Y13, Y9
+	VADDPS       Y9, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X9
+	VADDPS       X9, X10, X9
+	VMULPS       rsqrt16<>+0(SB), X9, X9
+	VMOVUPS      X9, (R10)(DI*1)
+	VMAXPS       X9, X7, X7
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R9), Y4, Y9
+	VFMADD231PS  32(R9), Y5, Y9
+	VXORPS       Y10, Y10, Y10
+	VFMADD231PS  200(R9), Y4, Y10
+	VFMADD231PS  232(R9), Y5, Y10
+	VXORPS       Y11, Y11, Y11
+	VFMADD231PS  400(R9), Y4, Y11
+	VFMADD231PS  432(R9), Y5, Y11
+	VXORPS       Y12, Y12, Y12
+	VFMADD231PS  600(R9), Y4, Y12
+	VFMADD231PS  632(R9), Y5, Y12
+	VUNPCKLPS    Y10, Y9, Y13
+	VUNPCKHPS    Y10, Y9, Y9
+	VADDPS       Y9, Y13, Y13
+	VUNPCKLPS    Y12, Y11, Y9
+	VUNPCKHPS    Y12, Y11, Y10
+	VADDPS       Y10, Y9, Y9
+	VUNPCKLPD    Y9, Y13, Y10
+	VUNPCKHPD    Y9, Y13, Y9
+	VADDPS       Y9, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X9
+	VADDPS       X9, X10, X9
+	VMULPS       rsqrt16<>+0(SB), X9, X9
+	VMOVUPS      X9, (R10)(DI*2)
+	VMAXPS       X9, X8, X8
+	ADDQ         $0x00000320, R9
+	ADDQ         $0x10, R10
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gscore4_498
+
+gscore1_499:
+	TESTQ R11, R11
+	JE    gscoredone501
+
+gscore1l500:
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R9), Y0, Y9
+	VFMADD231PS  32(R9), Y1, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X10
+	VPERMILPS    $0x4e, X10, X9
+	VADDPS       X9, X10, X10
+	VPERMILPS    $0xb1, X10, X9
+	VADDPS       X9, X10, X10
+	VMULSS       rsqrt16<>+0(SB), X10, X10
+	VMOVSS       X10, (R10)
+	VMAXSS       X10, X6, X6
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R9), Y2, Y9
+	VFMADD231PS  32(R9), Y3, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X10
+	VPERMILPS    $0x4e, X10, X9
+	VADDPS       X9, X10, X10
+	VPERMILPS    $0xb1, X10, X9
+	VADDPS       X9, X10, X10
+	VMULSS       rsqrt16<>+0(SB), X10, X10
+	VMOVSS       X10, (R10)(DI*1)
+	VMAXSS       X10, X7, X7
+	VXORPS       Y9, Y9, Y9
+	VFMADD231PS  (R9), Y4, Y9
+	VFMADD231PS  32(R9), Y5, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X10
+	VPERMILPS    $0x4e, X10, X9
+	VADDPS       X9, X10, X10
+	VPERMILPS    $0xb1, X10, X9
+	VADDPS       X9, X10, X10
+	VMULSS       rsqrt16<>+0(SB), X10, X10
+	VMOVSS       X10, (R10)(DI*2)
+	VMAXSS       X10, X8, X8
+	ADDQ         $0x000000c8, R9
+	ADDQ         $0x04, R10
+	DECQ         R11
+	JNE          gscore1l500
+
+gscoredone501:
+	VPERMILPS    $0x4e, X6, X0
+	VMAXPS       X0, X6, X6
+	VPERMILPS    $0xb1, X6, X0
+	VMAXPS       X0, X6, X6
+	VBROADCASTSS X6, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail502
+
+gexp503:
+	VMOVUPS      (R10), Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y4, Y2
+	VMOVUPS      Y2, (R10)
+	VADDPS       Y2, Y1, Y1
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp503
+
+gexptail502:
+	TESTQ        R11, R11
+	JE           gexpdone504
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y3
+	VMASKMOVPS   (R10), Y3, Y2
+	VSUBPS       Y0, Y2, Y2
+	VMINPS       exp_hi<>+0(SB), Y2, Y2
+	VMAXPS       exp_lo<>+0(SB), Y2, Y2
+	VMULPS       log2e<>+0(SB), Y2, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y2
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y2
+	VMOVUPS      exp_p0<>+0(SB), Y4
+	VFMADD213PS  exp_p1<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p2<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p3<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p4<>+0(SB), Y2, Y4
+	VFMADD213PS  exp_p5<>+0(SB), Y2, Y4
+	VMULPS       Y2, Y2, Y5
+	VFMADD213PS  Y2, Y5, Y4
+	VADDPS       one<>+0(SB), Y4, Y4
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y4, Y2
+	VANDPS       Y3, Y2, Y2
+	VMASKMOVPS   Y2, Y3, (R10)
+	VADDPS       Y2, Y1, Y1
+
+gexpdone504:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSS       one<>+0(SB), X1
+	VDIVSS       X0, X1, X1
+	VBROADCASTSS X1, Y0
+	VPERMILPS    $0x4e, X7, X1
+	VMAXPS       X1, X7, X7
+	VPERMILPS    $0xb1, X7, X1
+	VMAXPS       X1, X7, X7
+	VBROADCASTSS X7, Y1
+	VXORPS       Y2, Y2, Y2
+	MOVQ         SI, R10
+	LEAQ         (R10)(DI*1), R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail505
+
+gexp506:
+	VMOVUPS      (R10), Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R10)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp506
+
+gexptail505:
+	TESTQ        R11, R11
+	JE           gexpdone507
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y5, Y3
+	VANDPS       Y4, Y3, Y3
+	VMASKMOVPS   Y3, Y4, (R10)
+	VADDPS       Y3, Y2, Y2
+
+gexpdone507:
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSS       one<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VBROADCASTSS X2, Y1
+	VPERMILPS    $0x4e, X8, X2
+	VMAXPS       X2, X8, X8
+	VPERMILPS    $0xb1, X8, X2
+	VMAXPS       X2, X8, X8
+	VBROADCASTSS X8, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         SI, R10
+	LEAQ         (R10)(DI*2), R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail508
+
+gexp509:
+	VMOVUPS      (R10), Y4
+	VSUBPS       Y2, Y4, Y4
+	VMINPS       exp_hi<>+0(SB), Y4, Y4
+	VMAXPS       exp_lo<>+0(SB), Y4, Y4
+	VMULPS       log2e<>+0(SB), Y4, Y5
+	VROUNDPS     $0x00, Y5, Y5
+	VFNMADD231PS ln2hi<>+0(SB), Y5, Y4
+	VFNMADD231PS ln2lo<>+0(SB), Y5, Y4
+	VMOVUPS      exp_p0<>+0(SB), Y6
+	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
+	VMULPS       Y4, Y4, Y7
+	VFMADD213PS  Y4, Y7, Y6
+	VADDPS       one<>+0(SB), Y6, Y6
+	VCVTPS2DQ    Y5, Y5
+	VPADDD       i127<>+0(SB), Y5, Y5
+	VPSLLD       $0x17, Y5, Y5
+	VMULPS       Y5, Y6, Y4
+	VMOVUPS      Y4, (R10)
+	VADDPS       Y4, Y3, Y3
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp509
+
+gexptail508:
+	TESTQ        R11, R11
+	JE           gexpdone510
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y5
+	VMASKMOVPS   (R10), Y5, Y4
+	VSUBPS       Y2, Y4, Y4
+	VMINPS       exp_hi<>+0(SB), Y4, Y4
+	VMAXPS       exp_lo<>+0(SB), Y4, Y4
+	VMULPS       log2e<>+0(SB), Y4, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y4
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y4
+	VMOVUPS      exp_p0<>+0(SB), Y6
+	VFMADD213PS  exp_p1<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p2<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p3<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p4<>+0(SB), Y4, Y6
+	VFMADD213PS  exp_p5<>+0(SB), Y4, Y6
+	VMULPS       Y4, Y4, Y7
+	VFMADD213PS  Y4, Y7, Y6
+	VADDPS       one<>+0(SB), Y6, Y6
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y6, Y4
+	VANDPS       Y5, Y4, Y4
+	VMASKMOVPS   Y4, Y5, (R10)
+	VADDPS       Y4, Y3, Y3
+
+gexpdone510:
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VPERMILPS    $0x4e, X2, X3
+	VADDPS       X3, X2, X2
+	VPERMILPS    $0xb1, X2, X3
+	VADDPS       X3, X2, X2
+	VMOVSS       one<>+0(SB), X3
+	VDIVSS       X2, X3, X3
+	VBROADCASTSS X3, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l513:
+	VBROADCASTSS (R10), Y9
+	VFMADD231PS  (R9), Y9, Y3
+	VFMADD231PS  32(R9), Y9, Y4
+	VBROADCASTSS (R10)(DI*1), Y9
+	VFMADD231PS  (R9), Y9, Y5
+	VFMADD231PS  32(R9), Y9, Y6
+	VBROADCASTSS (R10)(DI*2), Y9
+	VFMADD231PS  (R9), Y9, Y7
+	VFMADD231PS  32(R9), Y9, Y8
+	ADDQ         $0x04, R10
+	ADDQ         $0x000000c8, R9
+	DECQ         R11
+	JNE          gwsum1l513
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, (AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 32(AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 64(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 96(AX)
+	VMULPS       Y2, Y7, Y7
+	VMOVUPS      Y7, 128(AX)
+	VMULPS       Y2, Y8, Y8
+	VMOVUPS      Y8, 160(AX)
+	ADDQ         $0x00000040, DX
+	ADDQ         $0x00000040, BX
+	ADDQ         $0x000000c0, CX
+	ADDQ         $0x000000c0, AX
+	DECQ         R8
+	JNE          kvhead497
+	VZEROUPPER
+	RET
+
+DATA rsqrt16<>+0(SB)/4, $0x3e800000
+DATA rsqrt16<>+4(SB)/4, $0x3e800000
+DATA rsqrt16<>+8(SB)/4, $0x3e800000
+DATA rsqrt16<>+12(SB)/4, $0x3e800000
+DATA rsqrt16<>+16(SB)/4, $0x3e800000
+DATA rsqrt16<>+20(SB)/4, $0x3e800000
+DATA rsqrt16<>+24(SB)/4, $0x3e800000
+DATA rsqrt16<>+28(SB)/4, $0x3e800000
+DATA rsqrt16<>+32(SB)/4, $0x3e800000
+DATA rsqrt16<>+36(SB)/4, $0x3e800000
+DATA rsqrt16<>+40(SB)/4, $0x3e800000
+DATA rsqrt16<>+44(SB)/4, $0x3e800000
+DATA rsqrt16<>+48(SB)/4, $0x3e800000
+DATA rsqrt16<>+52(SB)/4, $0x3e800000
+DATA rsqrt16<>+56(SB)/4, $0x3e800000
+DATA rsqrt16<>+60(SB)/4, $0x3e800000
+GLOBL rsqrt16<>(SB), RODATA|NOPTR, $64
+
+// func gattention_16_50_3x3_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, FMA3
+TEXT ·gattention_16_50_3x3_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000003, R8
+
+kvhead515:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS 128(CX), Y4
+	VMOVUPS 160(CX), Y5
+	VMOVUPS neginf<>+0(SB), X6
+	VMOVUPS neginf<>+0(SB), X7
+	VMOVUPS neginf<>+0(SB), X8
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_517
+
+gscore4_516:
+	VMOVUPS       zero<>+0(SB), Y9
+	VFMADD231PS   (R9), Y0, Y9
+	VFMADD231PS   32(R9), Y1, Y9
+	VMOVUPS       zero<>+0(SB), Y10
+	VFMADD231PS   200(R9), Y0, Y10
+	VFMADD231PS   232(R9), Y1, Y10
+	VMOVUPS       zero<>+0(SB), Y11
+	VFMADD231PS   400(R9), Y0, Y11
+	VFMADD231PS   432(R9), Y1, Y11
+	VMOVUPS       zero<>+0(SB), Y12
+	VFMADD231PS   600(R9), Y0, Y12
+	VFMADD231PS   632(R9), Y1, Y12
+	VUNPCKLPS     Y10, Y9, Y13
+	VUNPCKHPS     Y10, Y9, Y9
+	VADDPS        Y9, Y13, Y13
+	VUNPCKLPS     Y12, Y11, Y9
+	VUNPCKHPS     Y12, Y11, Y10
+	VADDPS        Y10, Y9, Y9
+	VUNPCKLPD     Y9, Y13, Y10
+	VUNPCKHPD     Y9, Y13, Y9
+	VADDPS        Y9, Y10, Y10
+	VEXTRACTF32X4 $0x01, Y10, X9
+	VADDPS        X9, X10, X9
+	VMULPS        rsqrt16<>+0(SB), X9, X9
+	VMOVUPS       X9, (R10)
+	VMAXPS        X9, X6, X6
+	VMOVUPS       zero<>+0(SB), Y9
+	VFMADD231PS   (R9), Y2, Y9
+	VFMADD231PS   32(R9), Y3, Y9
+	VMOVUPS       zero<>+0(SB), Y10
+	VFMADD231PS   200(R9), Y2, Y10
+	VFMADD231PS   232(R9), Y3, Y10
+	VMOVUPS       zero<>+0(SB), Y11
+	VFMADD231PS   400(R9), Y2, Y11
+	VFMADD231PS   432(R9), Y3, Y11
+	VMOVUPS       zero<>+0(SB), Y12
+	VFMADD231PS   600(R9), Y2, Y12
+	VFMADD231PS   632(R9), Y3, Y12
+	VUNPCKLPS     Y10, Y9, Y13
+	VUNPCKHPS     Y10, Y9, Y9
+	VADDPS        Y9, Y13, Y13
+	VUNPCKLPS     Y12, Y11, Y9
+	VUNPCKHPS     Y12, Y11, Y10
+	VADDPS        Y10, Y9, Y9
+	VUNPCKLPD     Y9, Y13, Y10
+	VUNPCKHPD     Y9, Y13, Y9
+	VADDPS        Y9, Y10, Y10
+	VEXTRACTF32X4 $0x01, Y10, X9
+	VADDPS        X9, X10, X9
+	VMULPS        rsqrt16<>+0(SB), X9, X9
+	VMOVUPS       X9, (R10)(DI*1)
+	VMAXPS        X9, X7, X7
+	VMOVUPS       zero<>+0(SB), Y9
+	VFMADD231PS   (R9), Y4, Y9
+	VFMADD231PS   32(R9), Y5, Y9
+	VMOVUPS       zero<>+0(SB), Y10
+	VFMADD231PS   200(R9), Y4, Y10
+	VFMADD231PS   232(R9), Y5, Y10
+	VMOVUPS       zero<>+0(SB), Y11
+	VFMADD231PS   400(R9), Y4, Y11
+	VFMADD231PS   432(R9), Y5, Y11
+	VMOVUPS       zero<>+0(SB), Y12
+	VFMADD231PS   600(R9), Y4, Y12
+	VFMADD231PS   632(R9), Y5, Y12
+	VUNPCKLPS     Y10, Y9, Y13
+	VUNPCKHPS     Y10, Y9, Y9
+	VADDPS        Y9, Y13, Y13
+	VUNPCKLPS     Y12, Y11, Y9
+	VUNPCKHPS     Y12, Y11, Y10
+	VADDPS        Y10, Y9, Y9
+	VUNPCKLPD     Y9, Y13, Y10
+	VUNPCKHPD     Y9, Y13, Y9
+	VADDPS        Y9, Y10, Y10
+	VEXTRACTF32X4 $0x01, Y10, X9
+	VADDPS        X9, X10, X9
+	VMULPS        rsqrt16<>+0(SB), X9, X9
+	VMOVUPS       X9, (R10)(DI*2)
+	VMAXPS        X9, X8, X8
+	ADDQ          $0x00000320, R9
+	ADDQ          $0x10, R10
+	SUBQ          $0x04, R11
+	CMPQ          R11, $0x04
+	JGE           gscore4_516
+
+gscore1_517:
+	TESTQ R11, R11
+	JE    gscoredone519
+
+gscore1l518:
+	VMOVUPS       zero<>+0(SB), Y9
+	VFMADD231PS   (R9), Y0, Y9
+	VFMADD231PS   32(R9), Y1, Y9
+	VEXTRACTF32X4 $0x01, Y9, X10
+	VADDPS        X10, X9, X10
+	VPERMILPS     $0x4e, X10, X9
+	VADDPS        X9, X10, X10
+	VPERMILPS     $0xb1, X10, X9
+	VADDPS        X9, X10, X10
+	VMULSS        rsqrt16<>+0(SB), X10, X10
+	VMOVSS        X10, (R10)
+	VMAXSS        X10, X6, X6
+	VMOVUPS       zero<>+0(SB), Y9
+	VFMADD231PS   (R9), Y2, Y9
+	VFMADD231PS   32(R9), Y3, Y9
+	VEXTRACTF32X4 $0x01, Y9, X10
+	VADDPS        X10, X9, X10
+	VPERMILPS     $0x4e, X10, X9
+	VADDPS        X9, X10, X10
+	VPERMILPS     $0xb1, X10, X9
+	VADDPS        X9, X10, X10
+	VMULSS        rsqrt16<>+0(SB), X10, X10
+	VMOVSS        X10, (R10)(DI*1)
+	VMAXSS        X10, X7, X7
+	VMOVUPS       zero<>+0(SB), Y9
+	VFMADD231PS   (R9), Y4, Y9
+	VFMADD231PS   32(R9), Y5, Y9
+	VEXTRACTF32X4 $0x01, Y9, X10
+	VADDPS        X10, X9, X10
+	VPERMILPS     $0x4e, X10, X9
+	VADDPS        X9, X10, X10
+	VPERMILPS     $0xb1, X10, X9
+	VADDPS        X9, X10, X10
+	VMULSS        rsqrt16<>+0(SB), X10, X10
+	VMOVSS        X10, (R10)(DI*2)
+	VMAXSS        X10, X8, X8
+	ADDQ          $0x000000c8, R9
+	ADDQ          $0x04, R10
+	DECQ          R11
+	JNE           gscore1l518
+
+gscoredone519:
+	VPERMILPS    $0x4e, X6, X0
+	VMAXPS       X0, X6, X6
+	VPERMILPS    $0xb1, X6, X0
+	VMAXPS       X0, X6, X6
+	VBROADCASTSS X6, Z0
+	VMOVUPS      zero<>+0(SB), Z1
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x10
+	JL           gexptail520
+
+gexp521:
+	VMOVUPS      (R10), Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z3
+	VRNDSCALEPS  $0x00, Z3, Z3
+	VFNMADD231PS ln2hi<>+0(SB), Z3, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z3, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z4
+	VMULPS       Z2, Z2, Z5
+	VFMADD213PS  Z2, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z3, Z4, Z2
+	VMOVUPS      Z2, (R10)
+	VADDPS       Z2, Z1, Z1
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp521
+
+gexptail520:
+	TESTQ        R11, R11
+	JE           gexpdone522
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z2
+	VSUBPS       Z0, Z2, Z2
+	VMINPS       exp_hi<>+0(SB), Z2, Z2
+	VMAXPS       exp_lo<>+0(SB), Z2, Z2
+	VMULPS       log2e<>+0(SB), Z2, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z2
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z2
+	VMOVUPS      exp_p0<>+0(SB), Z3
+	VFMADD213PS  exp_p1<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p2<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p3<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p4<>+0(SB), Z2, Z3
+	VFMADD213PS  exp_p5<>+0(SB), Z2, Z3
+	VMULPS       Z2, Z2, Z4
+	VFMADD213PS  Z2, Z4, Z3
+	VADDPS       one<>+0(SB), Z3, Z3
+	VSCALEFPS    Z0, Z3, Z2
+	VMOVUPS      Z2, K1, (R10)
+	VADDPS       Z2, Z1, K1, Z1
+
+gexpdone522:
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSS        one<>+0(SB), X1
+	VDIVSS        X0, X1, X1
+	VBROADCASTSS  X1, Y0
+	VPERMILPS     $0x4e, X7, X1
+	VMAXPS        X1, X7, X7
+	VPERMILPS     $0xb1, X7, X1
+	VMAXPS        X1, X7, X7
+	VBROADCASTSS  X7, Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*1), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x10
+	JL            gexptail523
+
+gexp524:
+	VMOVUPS      (R10), Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VSCALEFPS    Z4, Z5, Z3
+	VMOVUPS      Z3, (R10)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp524
+
+gexptail523:
+	TESTQ        R11, R11
+	JE           gexpdone525
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z1, Z4, Z3
+	VMOVUPS      Z3, K1, (R10)
+	VADDPS       Z3, Z2, K1, Z2
+
+gexpdone525:
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        one<>+0(SB), X2
+	VDIVSS        X1, X2, X2
+	VBROADCASTSS  X2, Y1
+	VPERMILPS     $0x4e, X8, X2
+	VMAXPS        X2, X8, X8
+	VPERMILPS     $0xb1, X8, X2
+	VMAXPS        X2, X8, X8
+	VBROADCASTSS  X8, Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*2), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x10
+	JL            gexptail526
+
+gexp527:
+	VMOVUPS      (R10), Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       exp_hi<>+0(SB), Z4, Z4
+	VMAXPS       exp_lo<>+0(SB), Z4, Z4
+	VMULPS       log2e<>+0(SB), Z4, Z5
+	VRNDSCALEPS  $0x00, Z5, Z5
+	VFNMADD231PS ln2hi<>+0(SB), Z5, Z4
+	VFNMADD231PS ln2lo<>+0(SB), Z5, Z4
+	VMOVUPS      exp_p0<>+0(SB), Z6
+	VFMADD213PS  exp_p1<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p2<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p3<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p4<>+0(SB), Z4, Z6
+	VFMADD213PS  exp_p5<>+0(SB), Z4, Z6
+	VMULPS       Z4, Z4, Z7
+	VFMADD213PS  Z4, Z7, Z6
+	VADDPS       one<>+0(SB), Z6, Z6
+	VSCALEFPS    Z5, Z6, Z4
+	VMOVUPS      Z4, (R10)
+	VADDPS       Z4, Z3, Z3
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp527
+
+gexptail526:
+	TESTQ        R11, R11
+	JE           gexpdone528
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z4
+	VSUBPS       Z2, Z4, Z4
+	VMINPS       exp_hi<>+0(SB), Z4, Z4
+	VMAXPS       exp_lo<>+0(SB), Z4, Z4
+	VMULPS       log2e<>+0(SB), Z4, Z2
+	VRNDSCALEPS  $0x00, Z2, Z2
+	VFNMADD231PS ln2hi<>+0(SB), Z2, Z4
+	VFNMADD231PS ln2lo<>+0(SB), Z2, Z4
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z4, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z4, Z5
+	VMULPS       Z4, Z4, Z6
+	VFMADD213PS  Z4, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VSCALEFPS    Z2, Z5, Z4
+	VMOVUPS      Z4, K1, (R10)
+	VADDPS       Z4, Z3, K1, Z3
+
+gexpdone528:
+	VEXTRACTF64X4 $0x01, Z3, Y2
+	VADDPS        Y2, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VPERMILPS     $0x4e, X2, X3
+	VADDPS        X3, X2, X2
+	VPERMILPS     $0xb1, X2, X3
+	VADDPS        X3, X2, X2
+	VMOVSS        one<>+0(SB), X3
+	VDIVSS        X2, X3, X3
+	VBROADCASTSS  X3, Y2
+	VMOVUPS       zero<>+0(SB), Y3
+	VMOVUPS       zero<>+0(SB), Y4
+	VMOVUPS       zero<>+0(SB), Y5
+	VMOVUPS       zero<>+0(SB), Y6
+	VMOVUPS       zero<>+0(SB), Y7
+	VMOVUPS       zero<>+0(SB), Y8
+	VMOVUPS       zero<>+0(SB), Y9
+	VMOVUPS       zero<>+0(SB), Y10
+	VMOVUPS       zero<>+0(SB), Y11
+	VMOVUPS       zero<>+0(SB), Y12
+	VMOVUPS       zero<>+0(SB), Y13
+	VMOVUPS       zero<>+0(SB), Y14
+	VMOVUPS       zero<>+0(SB), Y15
+	VMOVUPS       zero<>+0(SB), Y16
+	VMOVUPS       zero<>+0(SB), Y17
+	VMOVUPS       zero<>+0(SB), Y18
+	VMOVUPS       zero<>+0(SB), Y19
+	VMOVUPS       zero<>+0(SB), Y20
+	VMOVUPS       zero<>+0(SB), Y21
+	VMOVUPS       zero<>+0(SB), Y22
+	VMOVUPS       zero<>+0(SB), Y23
+	VMOVUPS       zero<>+0(SB), Y24
+	VMOVUPS       zero<>+0(SB), Y25
+	VMOVUPS       zero<>+0(SB), Y26
+	MOVQ          SI, R10
+	MOVQ          BX, R9
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x04
+	JL            gwsum1_530
+
+gwsum529:
+	VBROADCASTSS (R10), Y27
+	VFMADD231PS  (R9), Y27, Y3
+	VFMADD231PS  32(R9), Y27, Y4
+	VBROADCASTSS (R10)(DI*1), Y27
+	VFMADD231PS  (R9), Y27, Y5
+	VFMADD231PS  32(R9), Y27, Y6
+	VBROADCASTSS (R10)(DI*2), Y27
+	VFMADD231PS  (R9), Y27, Y7
+	VFMADD231PS  32(R9), Y27, Y8
+	VBROADCASTSS 4(R10), Y27
+	VFMADD231PS  200(R9), Y27, Y9
+	VFMADD231PS  232(R9), Y27, Y10
+	VBROADCASTSS 4(R10)(DI*1), Y27
+	VFMADD231PS  200(R9), Y27, Y11
+	VFMADD231PS  232(R9), Y27, Y12
+	VBROADCASTSS 4(R10)(DI*2), Y27
+	VFMADD231PS  200(R9), Y27, Y13
+	VFMADD231PS  232(R9), Y27, Y14
+	VBROADCASTSS 8(R10), Y27
+	VFMADD231PS  400(R9), Y27, Y15
+	VFMADD231PS  432(R9), Y27, Y16
+	VBROADCASTSS 8(R10)(DI*1), Y27
+	VFMADD231PS  400(R9), Y27, Y17
+	VFMADD231PS  432(R9), Y27, Y18
+	VBROADCASTSS 8(R10)(DI*2), Y27
+	VFMADD231PS  400(R9), Y27, Y19
+	VFMADD231PS  432(R9), Y27, Y20
+	VBROADCASTSS 12(R10), Y27
+	VFMADD231PS  600(R9), Y27, Y21
+	VFMADD231PS  632(R9), Y27, Y22
+	VBROADCASTSS 12(R10)(DI*1), Y27
+	VFMADD231PS  600(R9), Y27, Y23
+	VFMADD231PS  632(R9), Y27, Y24
+	VBROADCASTSS 12(R10)(DI*2), Y27
+	VFMADD231PS  600(R9), Y27, Y25
+	VFMADD231PS  632(R9), Y27, Y26
+	ADDQ         $0x10, R10
+	ADDQ         $0x00000320, R9
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gwsum529
+
+gwsum1_530:
+	TESTQ R11, R11
+	JE    gwsumdone532
+
+gwsum1l531:
+	VBROADCASTSS (R10), Y27
+	VFMADD231PS  (R9), Y27, Y3
+	VFMADD231PS  32(R9), Y27, Y4
+	VBROADCASTSS (R10)(DI*1), Y27
+	VFMADD231PS  (R9), Y27, Y5
+	VFMADD231PS  32(R9), Y27, Y6
+	VBROADCASTSS (R10)(DI*2), Y27
+	VFMADD231PS  (R9), Y27, Y7
+	VFMADD231PS  32(R9), Y27, Y8
+	ADDQ         $0x04, R10
+	ADDQ         $0x000000c8, R9
+	DECQ         R11
+	JNE          gwsum1l531
+
+gwsumdone532:
+	VADDPS  Y9, Y3, Y3
+	VADDPS  Y15, Y3, Y3
+	VADDPS  Y21, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VMOVUPS Y3, (AX)
+	VADDPS  Y10, Y4, Y4
+	VADDPS  Y16, Y4, Y4
+	VADDPS  Y22, Y4, Y4
+	VMULPS  Y0, Y4, Y4
+	VMOVUPS Y4, 32(AX)
+	VADDPS  Y11, Y5, Y5
+	VADDPS  Y17, Y5, Y5
+	VADDPS  Y23, Y5, Y5
+	VMULPS  Y1, Y5, Y5
+	VMOVUPS Y5, 64(AX)
+	VADDPS  Y12, Y6, Y6
+	VADDPS  Y18, Y6, Y6
+	VADDPS  Y24, Y6, Y6
+	VMULPS  Y1, Y6, Y6
+	VMOVUPS Y6, 96(AX)
+	VADDPS  Y13, Y7, Y7
+	VADDPS  Y19, Y7, Y7
+	VADDPS  Y25, Y7, Y7
+	VMULPS  Y2, Y7, Y7
+	VMOVUPS Y7, 128(AX)
+	VADDPS  Y14, Y8, Y8
+	VADDPS  Y20, Y8, Y8
+	VADDPS  Y26, Y8, Y8
+	VMULPS  Y2, Y8, Y8
+	VMOVUPS Y8, 160(AX)
+	ADDQ    $0x00000040, DX
+	ADDQ    $0x00000040, BX
+	ADDQ    $0x000000c0, CX
+	ADDQ    $0x000000c0, AX
+	DECQ    R8
+	JNE     kvhead515
+	VZEROUPPER
+	RET
+
+// func gattention_16_64_4x4_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_16_64_4x4_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ $0x00000004, R9
+
+kvhead533:
+	VMOVUPS neginf<>+0(SB), X0
+	VMOVUPS neginf<>+0(SB), X1
+	VMOVUPS neginf<>+0(SB), X2
+	VMOVUPS neginf<>+0(SB), X3
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    t+40(FP), R12
+	CMPQ    R12, $0x04
+	JL      gscore1_535
+
+gscore4_534:
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      (CX), Y6
+	VFMADD231PS  256(R10), Y6, Y5
+	VMOVUPS      32(CX), Y6
+	VFMADD231PS  288(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      (CX), Y7
+	VFMADD231PS  512(R10), Y7, Y6
+	VMOVUPS      32(CX), Y7
+	VFMADD231PS  544(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      (CX), Y8
+	VFMADD231PS  768(R10), Y8, Y7
+	VMOVUPS      32(CX), Y8
+	VFMADD231PS  800(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt16<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)
+	VMAXPS       X4, X0, X0
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      64(CX), Y6
+	VFMADD231PS  256(R10), Y6, Y5
+	VMOVUPS      96(CX), Y6
+	VFMADD231PS  288(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      64(CX), Y7
+	VFMADD231PS  512(R10), Y7, Y6
+	VMOVUPS      96(CX), Y7
+	VFMADD231PS  544(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      64(CX), Y8
+	VFMADD231PS  768(R10), Y8, Y7
+	VMOVUPS      96(CX), Y8
+	VFMADD231PS  800(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt16<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)(DI*1)
+	VMAXPS       X4, X1, X1
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      128(CX), Y6
+	VFMADD231PS  256(R10), Y6, Y5
+	VMOVUPS      160(CX), Y6
+	VFMADD231PS  288(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      128(CX), Y7
+	VFMADD231PS  512(R10), Y7, Y6
+	VMOVUPS      160(CX), Y7
+	VFMADD231PS  544(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      128(CX), Y8
+	VFMADD231PS  768(R10), Y8, Y7
+	VMOVUPS      160(CX), Y8
+	VFMADD231PS  800(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt16<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)(DI*2)
+	VMAXPS       X4, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      192(CX), Y6
+	VFMADD231PS  256(R10), Y6, Y5
+	VMOVUPS      224(CX), Y6
+	VFMADD231PS  288(R10), Y6, Y5
+	VXORPS       Y6, Y6, Y6
+	VMOVUPS      192(CX), Y7
+	VFMADD231PS  512(R10), Y7, Y6
+	VMOVUPS      224(CX), Y7
+	VFMADD231PS  544(R10), Y7, Y6
+	VXORPS       Y7, Y7, Y7
+	VMOVUPS      192(CX), Y8
+	VFMADD231PS  768(R10), Y8, Y7
+	VMOVUPS      224(CX), Y8
+	VFMADD231PS  800(R10), Y8, Y7
+	VUNPCKLPS    Y5, Y4, Y8
+	VUNPCKHPS    Y5, Y4, Y4
+	VADDPS       Y4, Y8, Y8
+	VUNPCKLPS    Y7, Y6, Y4
+	VUNPCKHPS    Y7, Y6, Y5
+	VADDPS       Y5, Y4, Y4
+	VUNPCKLPD    Y4, Y8, Y5
+	VUNPCKHPD    Y4, Y8, Y4
+	VADDPS       Y4, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X4
+	VADDPS       X4, X5, X4
+	VMULPS       rsqrt16<>+0(SB), X4, X4
+	VMOVUPS      X4, (R11)(R8*1)
+	VMAXPS       X4, X3, X3
+	ADDQ         $0x00000400, R10
+	ADDQ         $0x10, R11
+	SUBQ         $0x04, R12
+	CMPQ         R12, $0x04
+	JGE          gscore4_534
+
+gscore1_535:
+	TESTQ R12, R12
+	JE    gscoredone537
+
+gscore1l536:
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt16<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)
+	VMAXSS       X5, X0, X0
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt16<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)(DI*1)
+	VMAXSS       X5, X1, X1
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt16<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)(DI*2)
+	VMAXSS       X5, X2, X2
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  (R10), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  32(R10), Y5, Y4
+	VEXTRACTF128 $0x01, Y4, X5
+	VADDPS       X5, X4, X5
+	VPERMILPS    $0x4e, X5, X4
+	VADDPS       X4, X5, X5
+	VPERMILPS    $0xb1, X5, X4
+	VADDPS       X4, X5, X5
+	VMULSS       rsqrt16<>+0(SB), X5, X5
+	VMOVSS       X5, (R11)(R8*1)
+	VMAXSS       X5, X3, X3
+	ADDQ         $0x00000100, R10
+	ADDQ         $0x04, R11
+	DECQ         R12
+	JNE          gscore1l536
+
+gscoredone537:
+	VPERMILPS    $0x4e, X0, X4
+	VMAXPS       X4, X0, X0
+	VPERMILPS    $0xb1, X0, X4
+	VMAXPS       X4, X0, X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y4, Y4, Y4
+	MOVQ         SI, R11
+	MOVQ         t+40(FP), R12
+	CMPQ         R12, $0x08
+	JL           gexptail538
+
+gexp539:
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y0, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
+	ADDQ         $0x20, R11
+	SUBQ         $0x08, R12
+	CMPQ         R12, $0x08
+	JGE          gexp539
+
+gexptail538:
+	TESTQ        R12, R12
+	JE           gexpdone540
+	LEAQ         masktab<>+0(SB), R10
+	MOVQ         $0x00000010, R13
+	SUBQ         R12, R13
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y0, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
+
+gexpdone540:
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X0, X4, X0
+	VPERMILPS    $0x4e, X0, X4
+	VADDPS       X4, X0, X0
+	VPERMILPS    $0xb1, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X0, X4, X4
+	VBROADCASTSS X4, Y0
+	VPERMILPS    $0x4e, X1, X4
+	VMAXPS       X4, X1, X1
+	VPERMILPS    $0xb1, X1, X4
+	VMAXPS       X4, X1, X1
+	VBROADCASTSS X1, Y1
+	VXORPS       Y4, Y4, Y4
+	MOVQ         SI, R11
+	LEAQ         (R11)(DI*1), R11
+	MOVQ         t+40(FP), R12
+	CMPQ         R12, $0x08
+	JL           gexptail541
+
+gexp542:
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y1, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
+	ADDQ         $0x20, R11
+	SUBQ         $0x08, R12
+	CMPQ         R12, $0x08
+	JGE          gexp542
+
+gexptail541:
+	TESTQ        R12, R12
+	JE           gexpdone543
+	LEAQ         masktab<>+0(SB), R10
+	MOVQ         $0x00000010, R13
+	SUBQ         R12, R13
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y1, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
+
+gexpdone543:
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X1
+	VPERMILPS    $0x4e, X1, X4
+	VADDPS       X4, X1, X1
+	VPERMILPS    $0xb1, X1, X4
+	VADDPS       X4, X1, X1
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X1, X4, X4
+	VBROADCASTSS X4, Y1
+	VPERMILPS    $0x4e, X2, X4
+	VMAXPS       X4, X2, X2
+	VPERMILPS    $0xb1, X2, X4
+	VMAXPS       X4, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       Y4, Y4, Y4
+	MOVQ         SI, R11
+	LEAQ         (R11)(DI*2), R11
+	MOVQ         t+40(FP), R12
+	CMPQ         R12, $0x08
+	JL           gexptail544
+
+gexp545:
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y2, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
+	ADDQ         $0x20, R11
+	SUBQ         $0x08, R12
+	CMPQ         R12, $0x08
+	JGE          gexp545
+
+gexptail544:
+	TESTQ        R12, R12
+	JE           gexpdone546
+	LEAQ         masktab<>+0(SB), R10
+	MOVQ         $0x00000010, R13
+	SUBQ         R12, R13
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y2, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS ln2hi<>+0(SB), Y2, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y2, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       i127<>+0(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
+
+gexpdone546:
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VPERMILPS    $0x4e, X2, X4
+	VADDPS       X4, X2, X2
+	VPERMILPS    $0xb1, X2, X4
+	VADDPS       X4, X2, X2
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X2, X4, X4
+	VBROADCASTSS X4, Y2
+	VPERMILPS    $0x4e, X3, X4
+	VMAXPS       X4, X3, X3
+	VPERMILPS    $0xb1, X3, X4
+	VMAXPS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       Y4, Y4, Y4
+	MOVQ         SI, R11
+	LEAQ         (R11)(R8*1), R11
+	MOVQ         t+40(FP), R12
+	CMPQ         R12, $0x08
+	JL           gexptail547
+
+gexp548:
+	VMOVUPS      (R11), Y5
+	VSUBPS       Y3, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VFNMADD231PS ln2hi<>+0(SB), Y6, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y6, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       i127<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y7, Y5
+	VMOVUPS      Y5, (R11)
+	VADDPS       Y5, Y4, Y4
+	ADDQ         $0x20, R11
+	SUBQ         $0x08, R12
+	CMPQ         R12, $0x08
+	JGE          gexp548
+
+gexptail547:
+	TESTQ        R12, R12
+	JE           gexpdone549
+	LEAQ         masktab<>+0(SB), R10
+	MOVQ         $0x00000010, R13
+	SUBQ         R12, R13
+	VMOVDQU      (R10)(R13*4), Y6
+	VMASKMOVPS   (R11), Y6, Y5
+	VSUBPS       Y3, Y5, Y5
+	VMINPS       exp_hi<>+0(SB), Y5, Y5
+	VMAXPS       exp_lo<>+0(SB), Y5, Y5
+	VMULPS       log2e<>+0(SB), Y5, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VFNMADD231PS ln2hi<>+0(SB), Y3, Y5
+	VFNMADD231PS ln2lo<>+0(SB), Y3, Y5
+	VMOVUPS      exp_p0<>+0(SB), Y7
+	VFMADD213PS  exp_p1<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p2<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p3<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p4<>+0(SB), Y5, Y7
+	VFMADD213PS  exp_p5<>+0(SB), Y5, Y7
+	VMULPS       Y5, Y5, Y8
+	VFMADD213PS  Y5, Y8, Y7
+	VADDPS       one<>+0(SB), Y7, Y7
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       i127<>+0(SB), Y3, Y3
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y7, Y5
+	VANDPS       Y6, Y5, Y5
+	VMASKMOVPS   Y5, Y6, (R11)
+	VADDPS       Y5, Y4, Y4
+
+gexpdone549:
+	VEXTRACTF128 $0x01, Y4, X3
+	VADDPS       X3, X4, X3
+	VPERMILPS    $0x4e, X3, X4
+	VADDPS       X4, X3, X3
+	VPERMILPS    $0xb1, X3, X4
+	VADDPS       X4, X3, X3
+	VMOVSS       one<>+0(SB), X4
+	VDIVSS       X3, X4, X4
+	VBROADCASTSS X4, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l552:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  (R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  (R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  (R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  (R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000100, R10
+	DECQ         R12
+	JNE          gwsum1l552
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, (AX)
+	VMULPS       Y1, Y5, Y5
+	VMOVUPS      Y5, 64(AX)
+	VMULPS       Y2, Y6, Y6
+	VMOVUPS      Y6, 128(AX)
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVQ         SI, R11
+	MOVQ         BX, R10
+	MOVQ         t+40(FP), R12
+
+gwsum1l556:
+	VBROADCASTSS (R11), Y8
+	VFMADD231PS  32(R10), Y8, Y4
+	VBROADCASTSS (R11)(DI*1), Y8
+	VFMADD231PS  32(R10), Y8, Y5
+	VBROADCASTSS (R11)(DI*2), Y8
+	VFMADD231PS  32(R10), Y8, Y6
+	VBROADCASTSS (R11)(R8*1), Y8
+	VFMADD231PS  32(R10), Y8, Y7
+	ADDQ         $0x04, R11
+	ADDQ         $0x00000100, R10
+	DECQ         R12
+	JNE          gwsum1l556
 	VMULPS       Y0, Y4, Y4
 	VMOVUPS      Y4, 32(AX)
 	VMULPS       Y1, Y5, Y5
@@ -9253,7 +13597,7 @@ gwsum1l390:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x00000100, AX
 	DECQ         R9
-	JNE          kvhead367
+	JNE          kvhead533
 	VZEROUPPER
 	RET
 
@@ -9270,7 +13614,7 @@ TEXT ·gattention_16_64_4x4_avx512(SB), NOSPLIT, $0-48
 	LEAQ (DI)(DI*2), R8
 	MOVQ $0x00000004, R9
 
-kvhead392:
+kvhead558:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS 64(CX), Y2
@@ -9287,9 +13631,9 @@ kvhead392:
 	MOVQ    SI, R11
 	MOVQ    t+40(FP), R12
 	CMPQ    R12, $0x04
-	JL      gscore1_394
+	JL      gscore1_560
 
-gscore4_393:
+gscore4_559:
 	VMOVUPS       zero<>+0(SB), Y12
 	VFMADD231PS   (R10), Y0, Y12
 	VFMADD231PS   32(R10), Y1, Y12
@@ -9398,13 +13742,13 @@ gscore4_393:
 	ADDQ          $0x10, R11
 	SUBQ          $0x04, R12
 	CMPQ          R12, $0x04
-	JGE           gscore4_393
+	JGE           gscore4_559
 
-gscore1_394:
+gscore1_560:
 	TESTQ R12, R12
-	JE    gscoredone396
+	JE    gscoredone562
 
-gscore1l395:
+gscore1l561:
 	VMOVUPS       zero<>+0(SB), Y12
 	VFMADD231PS   (R10), Y0, Y12
 	VFMADD231PS   32(R10), Y1, Y12
@@ -9456,9 +13800,9 @@ gscore1l395:
 	ADDQ          $0x00000100, R10
 	ADDQ          $0x04, R11
 	DECQ          R12
-	JNE           gscore1l395
+	JNE           gscore1l561
 
-gscoredone396:
+gscoredone562:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -9468,9 +13812,9 @@ gscoredone396:
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x10
-	JL           gexptail397
+	JL           gexptail563
 
-gexp398:
+gexp564:
 	VMOVUPS      (R11), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -9494,11 +13838,11 @@ gexp398:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp398
+	JGE          gexp564
 
-gexptail397:
+gexptail563:
 	TESTQ        R12, R12
-	JE           gexpdone399
+	JE           gexpdone565
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z2
@@ -9522,7 +13866,7 @@ gexptail397:
 	VMOVUPS      Z2, K1, (R11)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone399:
+gexpdone565:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -9544,9 +13888,9 @@ gexpdone399:
 	LEAQ          (R11)(DI*1), R11
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x10
-	JL            gexptail400
+	JL            gexptail566
 
-gexp401:
+gexp567:
 	VMOVUPS      (R11), Z3
 	VSUBPS       Z1, Z3, Z3
 	VMINPS       exp_hi<>+0(SB), Z3, Z3
@@ -9570,11 +13914,11 @@ gexp401:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp401
+	JGE          gexp567
 
-gexptail400:
+gexptail566:
 	TESTQ        R12, R12
-	JE           gexpdone402
+	JE           gexpdone568
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z3
@@ -9598,7 +13942,7 @@ gexptail400:
 	VMOVUPS      Z3, K1, (R11)
 	VADDPS       Z3, Z2, K1, Z2
 
-gexpdone402:
+gexpdone568:
 	VEXTRACTF64X4 $0x01, Z2, Y1
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -9620,9 +13964,9 @@ gexpdone402:
 	LEAQ          (R11)(DI*2), R11
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x10
-	JL            gexptail403
+	JL            gexptail569
 
-gexp404:
+gexp570:
 	VMOVUPS      (R11), Z4
 	VSUBPS       Z2, Z4, Z4
 	VMINPS       exp_hi<>+0(SB), Z4, Z4
@@ -9646,11 +13990,11 @@ gexp404:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp404
+	JGE          gexp570
 
-gexptail403:
+gexptail569:
 	TESTQ        R12, R12
-	JE           gexpdone405
+	JE           gexpdone571
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z4
@@ -9674,7 +14018,7 @@ gexptail403:
 	VMOVUPS      Z4, K1, (R11)
 	VADDPS       Z4, Z3, K1, Z3
 
-gexpdone405:
+gexpdone571:
 	VEXTRACTF64X4 $0x01, Z3, Y2
 	VADDPS        Y2, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X2
@@ -9696,9 +14040,9 @@ gexpdone405:
 	LEAQ          (R11)(R8*1), R11
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x10
-	JL            gexptail406
+	JL            gexptail572
 
-gexp407:
+gexp573:
 	VMOVUPS      (R11), Z5
 	VSUBPS       Z3, Z5, Z5
 	VMINPS       exp_hi<>+0(SB), Z5, Z5
@@ -9722,11 +14066,11 @@ gexp407:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp407
+	JGE          gexp573
 
-gexptail406:
+gexptail572:
 	TESTQ        R12, R12
-	JE           gexpdone408
+	JE           gexpdone574
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z5
@@ -9750,7 +14094,7 @@ gexptail406:
 	VMOVUPS      Z5, K1, (R11)
 	VADDPS       Z5, Z4, K1, Z4
 
-gexpdone408:
+gexpdone574:
 	VEXTRACTF64X4 $0x01, Z4, Y3
 	VADDPS        Y3, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X3
@@ -9782,9 +14126,9 @@ gexpdone408:
 	MOVQ          BX, R10
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x02
-	JL            gwsum1_410
+	JL            gwsum1_576
 
-gwsum409:
+gwsum575:
 	VBROADCASTSS (R11), Y20
 	VFMADD231PS  (R10), Y20, Y4
 	VFMADD231PS  32(R10), Y20, Y5
@@ -9813,13 +14157,13 @@ gwsum409:
 	ADDQ         $0x00000200, R10
 	SUBQ         $0x02, R12
 	CMPQ         R12, $0x02
-	JGE          gwsum409
+	JGE          gwsum575
 
-gwsum1_410:
+gwsum1_576:
 	TESTQ R12, R12
-	JE    gwsumdone412
+	JE    gwsumdone578
 
-gwsum1l411:
+gwsum1l577:
 	VBROADCASTSS (R11), Y20
 	VFMADD231PS  (R10), Y20, Y4
 	VFMADD231PS  32(R10), Y20, Y5
@@ -9835,9 +14179,9 @@ gwsum1l411:
 	ADDQ         $0x04, R11
 	ADDQ         $0x00000100, R10
 	DECQ         R12
-	JNE          gwsum1l411
+	JNE          gwsum1l577
 
-gwsumdone412:
+gwsumdone578:
 	VADDPS  Y12, Y4, Y4
 	VMULPS  Y0, Y4, Y4
 	VMOVUPS Y4, (AX)
@@ -9867,7 +14211,7 @@ gwsumdone412:
 	ADDQ    $0x00000100, CX
 	ADDQ    $0x00000100, AX
 	DECQ    R9
-	JNE     kvhead392
+	JNE     kvhead558
 	VZEROUPPER
 	RET
 
@@ -9884,7 +14228,7 @@ TEXT ·gattention_17_51_3x2_avx2(SB), NOSPLIT, $0-48
 	SHLQ    $0x02, DI
 	MOVQ    $0x00000003, R8
 
-kvhead413:
+kvhead579:
 	VMOVUPS    (CX), Y1
 	VMOVUPS    32(CX), Y2
 	VMASKMOVPS 64(CX), Y0, Y3
@@ -9897,9 +14241,9 @@ kvhead413:
 	MOVQ       SI, R10
 	MOVQ       t+40(FP), R11
 	CMPQ       R11, $0x04
-	JL         gscore1_415
+	JL         gscore1_581
 
-gscore4_414:
+gscore4_580:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (R9), Y1, Y9
 	VFMADD231PS  32(R9), Y2, Y9
@@ -9972,13 +14316,13 @@ gscore4_414:
 	ADDQ         $0x10, R10
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gscore4_414
+	JGE          gscore4_580
 
-gscore1_415:
+gscore1_581:
 	TESTQ R11, R11
-	JE    gscoredone417
+	JE    gscoredone583
 
-gscore1l416:
+gscore1l582:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (R9), Y1, Y9
 	VFMADD231PS  32(R9), Y2, Y9
@@ -10010,9 +14354,9 @@ gscore1l416:
 	ADDQ         $0x000000cc, R9
 	ADDQ         $0x04, R10
 	DECQ         R11
-	JNE          gscore1l416
+	JNE          gscore1l582
 
-gscoredone417:
+gscoredone583:
 	VPERMILPS    $0x4e, X7, X1
 	VMAXPS       X1, X7, X7
 	VPERMILPS    $0xb1, X7, X1
@@ -10022,9 +14366,9 @@ gscoredone417:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail418
+	JL           gexptail584
 
-gexp419:
+gexp585:
 	VMOVUPS      (R10), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -10051,11 +14395,11 @@ gexp419:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp419
+	JGE          gexp585
 
-gexptail418:
+gexptail584:
 	TESTQ        R11, R11
-	JE           gexpdone420
+	JE           gexpdone586
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -10085,7 +14429,7 @@ gexptail418:
 	VMASKMOVPS   Y3, Y4, (R10)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone420:
+gexpdone586:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -10105,9 +14449,9 @@ gexpdone420:
 	LEAQ         (R10)(DI*1), R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail421
+	JL           gexptail587
 
-gexp422:
+gexp588:
 	VMOVUPS      (R10), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -10134,11 +14478,11 @@ gexp422:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp422
+	JGE          gexp588
 
-gexptail421:
+gexptail587:
 	TESTQ        R11, R11
-	JE           gexpdone423
+	JE           gexpdone589
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -10168,7 +14512,7 @@ gexptail421:
 	VMASKMOVPS   Y4, Y5, (R10)
 	VADDPS       Y4, Y3, Y3
 
-gexpdone423:
+gexpdone589:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -10188,7 +14532,7 @@ gexpdone423:
 	MOVQ         BX, R9
 	MOVQ         t+40(FP), R11
 
-gwsum1l426:
+gwsum1l592:
 	VBROADCASTSS (R10), Y9
 	VFMADD231PS  (R9), Y9, Y3
 	VFMADD231PS  32(R9), Y9, Y4
@@ -10202,7 +14546,7 @@ gwsum1l426:
 	ADDQ         $0x04, R10
 	ADDQ         $0x000000cc, R9
 	DECQ         R11
-	JNE          gwsum1l426
+	JNE          gwsum1l592
 	VMULPS       Y1, Y3, Y3
 	VMOVUPS      Y3, (AX)
 	VMULPS       Y1, Y4, Y4
@@ -10220,7 +14564,7 @@ gwsum1l426:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000088, AX
 	DECQ         R8
-	JNE          kvhead413
+	JNE          kvhead579
 	VZEROUPPER
 	RET
 
@@ -10238,7 +14582,7 @@ TEXT ·gattention_17_51_3x2_avx512(SB), NOSPLIT, $0-48
 	SHLQ  $0x02, DI
 	MOVQ  $0x00000003, R8
 
-kvhead428:
+kvhead594:
 	VMOVUPS   (CX), Y0
 	VMOVUPS   32(CX), Y1
 	VMOVUPS.Z 64(CX), K1, Y2
@@ -10251,9 +14595,9 @@ kvhead428:
 	MOVQ      SI, R10
 	MOVQ      t+40(FP), R11
 	CMPQ      R11, $0x04
-	JL        gscore1_430
+	JL        gscore1_596
 
-gscore4_429:
+gscore4_595:
 	VMOVUPS       zero<>+0(SB), Y8
 	VFMADD231PS   (R9), Y0, Y8
 	VFMADD231PS   32(R9), Y1, Y8
@@ -10318,13 +14662,13 @@ gscore4_429:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_429
+	JGE           gscore4_595
 
-gscore1_430:
+gscore1_596:
 	TESTQ R11, R11
-	JE    gscoredone432
+	JE    gscoredone598
 
-gscore1l431:
+gscore1l597:
 	VMOVUPS       zero<>+0(SB), Y8
 	VFMADD231PS   (R9), Y0, Y8
 	VFMADD231PS   32(R9), Y1, Y8
@@ -10354,9 +14698,9 @@ gscore1l431:
 	ADDQ          $0x000000cc, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l431
+	JNE           gscore1l597
 
-gscoredone432:
+gscoredone598:
 	VPERMILPS    $0x4e, X6, X0
 	VMAXPS       X0, X6, X6
 	VPERMILPS    $0xb1, X6, X0
@@ -10366,9 +14710,9 @@ gscoredone432:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x10
-	JL           gexptail433
+	JL           gexptail599
 
-gexp434:
+gexp600:
 	VMOVUPS      (R10), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -10392,11 +14736,11 @@ gexp434:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp434
+	JGE          gexp600
 
-gexptail433:
+gexptail599:
 	TESTQ        R11, R11
-	JE           gexpdone435
+	JE           gexpdone601
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
 	VMOVUPS.Z    (R10), K2, Z2
@@ -10420,7 +14764,7 @@ gexptail433:
 	VMOVUPS      Z2, K2, (R10)
 	VADDPS       Z2, Z1, K2, Z1
 
-gexpdone435:
+gexpdone601:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -10442,9 +14786,9 @@ gexpdone435:
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x10
-	JL            gexptail436
+	JL            gexptail602
 
-gexp437:
+gexp603:
 	VMOVUPS      (R10), Z3
 	VSUBPS       Z1, Z3, Z3
 	VMINPS       exp_hi<>+0(SB), Z3, Z3
@@ -10468,11 +14812,11 @@ gexp437:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp437
+	JGE          gexp603
 
-gexptail436:
+gexptail602:
 	TESTQ        R11, R11
-	JE           gexpdone438
+	JE           gexpdone604
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
 	VMOVUPS.Z    (R10), K2, Z3
@@ -10496,7 +14840,7 @@ gexptail436:
 	VMOVUPS      Z3, K2, (R10)
 	VADDPS       Z3, Z2, K2, Z2
 
-gexpdone438:
+gexpdone604:
 	VEXTRACTF64X4 $0x01, Z2, Y1
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -10536,9 +14880,9 @@ gexpdone438:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x04
-	JL            gwsum1_440
+	JL            gwsum1_606
 
-gwsum439:
+gwsum605:
 	VBROADCASTSS (R10), Y26
 	VFMADD231PS  (R9), Y26, Y2
 	VFMADD231PS  32(R9), Y26, Y3
@@ -10575,13 +14919,13 @@ gwsum439:
 	ADDQ         $0x00000330, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum439
+	JGE          gwsum605
 
-gwsum1_440:
+gwsum1_606:
 	TESTQ R11, R11
-	JE    gwsumdone442
+	JE    gwsumdone608
 
-gwsum1l441:
+gwsum1l607:
 	VBROADCASTSS (R10), Y26
 	VFMADD231PS  (R9), Y26, Y2
 	VFMADD231PS  32(R9), Y26, Y3
@@ -10593,9 +14937,9 @@ gwsum1l441:
 	ADDQ         $0x04, R10
 	ADDQ         $0x000000cc, R9
 	DECQ         R11
-	JNE          gwsum1l441
+	JNE          gwsum1l607
 
-gwsumdone442:
+gwsumdone608:
 	VADDPS  Y8, Y2, Y2
 	VADDPS  Y14, Y2, Y2
 	VADDPS  Y20, Y2, Y2
@@ -10631,7 +14975,7 @@ gwsumdone442:
 	ADDQ    $0x00000088, CX
 	ADDQ    $0x00000088, AX
 	DECQ    R8
-	JNE     kvhead428
+	JNE     kvhead594
 	VZEROUPPER
 	RET
 
@@ -10648,7 +14992,7 @@ TEXT ·gattention_1_4_2x2_avx2(SB), NOSPLIT, $0-48
 	SHLQ    $0x02, DI
 	MOVQ    $0x00000002, R8
 
-kvhead443:
+kvhead609:
 	VMASKMOVPS (CX), Y0, Y1
 	VMASKMOVPS 4(CX), Y0, Y2
 	VMOVUPS    neginf<>+0(SB), X3
@@ -10657,9 +15001,9 @@ kvhead443:
 	MOVQ       SI, R10
 	MOVQ       t+40(FP), R11
 	CMPQ       R11, $0x04
-	JL         gscore1_445
+	JL         gscore1_611
 
-gscore4_444:
+gscore4_610:
 	VXORPS       Y5, Y5, Y5
 	VMASKMOVPS   (R9), Y0, Y6
 	VFMADD231PS  Y6, Y1, Y5
@@ -10716,13 +15060,13 @@ gscore4_444:
 	ADDQ         $0x10, R10
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gscore4_444
+	JGE          gscore4_610
 
-gscore1_445:
+gscore1_611:
 	TESTQ R11, R11
-	JE    gscoredone447
+	JE    gscoredone613
 
-gscore1l446:
+gscore1l612:
 	VXORPS       Y5, Y5, Y5
 	VMASKMOVPS   (R9), Y0, Y6
 	VFMADD231PS  Y6, Y1, Y5
@@ -10750,9 +15094,9 @@ gscore1l446:
 	ADDQ         $0x00000010, R9
 	ADDQ         $0x04, R10
 	DECQ         R11
-	JNE          gscore1l446
+	JNE          gscore1l612
 
-gscoredone447:
+gscoredone613:
 	VPERMILPS    $0x4e, X3, X1
 	VMAXPS       X1, X3, X3
 	VPERMILPS    $0xb1, X3, X1
@@ -10762,9 +15106,9 @@ gscoredone447:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail448
+	JL           gexptail614
 
-gexp449:
+gexp615:
 	VMOVUPS      (R10), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -10791,11 +15135,11 @@ gexp449:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp449
+	JGE          gexp615
 
-gexptail448:
+gexptail614:
 	TESTQ        R11, R11
-	JE           gexpdone450
+	JE           gexpdone616
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -10825,7 +15169,7 @@ gexptail448:
 	VMASKMOVPS   Y3, Y5, (R10)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone450:
+gexpdone616:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -10845,9 +15189,9 @@ gexpdone450:
 	LEAQ         (R10)(DI*1), R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail451
+	JL           gexptail617
 
-gexp452:
+gexp618:
 	VMOVUPS      (R10), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -10874,11 +15218,11 @@ gexp452:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp452
+	JGE          gexp618
 
-gexptail451:
+gexptail617:
 	TESTQ        R11, R11
-	JE           gexpdone453
+	JE           gexpdone619
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -10908,7 +15252,7 @@ gexptail451:
 	VMASKMOVPS   Y4, Y5, (R10)
 	VADDPS       Y4, Y3, Y3
 
-gexpdone453:
+gexpdone619:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -10930,9 +15274,9 @@ gexpdone453:
 	MOVQ         BX, R9
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x04
-	JL           gwsum1_455
+	JL           gwsum1_621
 
-gwsum454:
+gwsum620:
 	VBROADCASTSS (R10), Y11
 	VMASKMOVPS   (R9), Y0, Y12
 	VFMADD231PS  Y12, Y11, Y3
@@ -10961,13 +15305,13 @@ gwsum454:
 	ADDQ         $0x00000040, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum454
+	JGE          gwsum620
 
-gwsum1_455:
+gwsum1_621:
 	TESTQ R11, R11
-	JE    gwsumdone457
+	JE    gwsumdone623
 
-gwsum1l456:
+gwsum1l622:
 	VBROADCASTSS (R10), Y11
 	VMASKMOVPS   (R9), Y0, Y12
 	VFMADD231PS  Y12, Y11, Y3
@@ -10977,9 +15321,9 @@ gwsum1l456:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000010, R9
 	DECQ         R11
-	JNE          gwsum1l456
+	JNE          gwsum1l622
 
-gwsumdone457:
+gwsumdone623:
 	VADDPS     Y5, Y3, Y3
 	VADDPS     Y7, Y3, Y3
 	VADDPS     Y9, Y3, Y3
@@ -10995,7 +15339,7 @@ gwsumdone457:
 	ADDQ       $0x00000008, CX
 	ADDQ       $0x00000008, AX
 	DECQ       R8
-	JNE        kvhead443
+	JNE        kvhead609
 	VZEROUPPER
 	RET
 
@@ -11013,7 +15357,7 @@ TEXT ·gattention_1_4_2x2_avx512(SB), NOSPLIT, $0-48
 	SHLQ  $0x02, DI
 	MOVQ  $0x00000002, R8
 
-kvhead458:
+kvhead624:
 	VMOVUPS.Z (CX), K1, Y0
 	VMOVUPS.Z 4(CX), K1, Y1
 	VMOVUPS   neginf<>+0(SB), X2
@@ -11022,9 +15366,9 @@ kvhead458:
 	MOVQ      SI, R10
 	MOVQ      t+40(FP), R11
 	CMPQ      R11, $0x04
-	JL        gscore1_460
+	JL        gscore1_626
 
-gscore4_459:
+gscore4_625:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, K1, Y4
 	VMOVUPS       zero<>+0(SB), Y5
@@ -11073,13 +15417,13 @@ gscore4_459:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_459
+	JGE           gscore4_625
 
-gscore1_460:
+gscore1_626:
 	TESTQ R11, R11
-	JE    gscoredone462
+	JE    gscoredone628
 
-gscore1l461:
+gscore1l627:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, K1, Y4
 	VEXTRACTF32X4 $0x01, Y4, X5
@@ -11105,9 +15449,9 @@ gscore1l461:
 	ADDQ          $0x00000010, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l461
+	JNE           gscore1l627
 
-gscoredone462:
+gscoredone628:
 	VPERMILPS    $0x4e, X2, X0
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
@@ -11117,9 +15461,9 @@ gscoredone462:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x10
-	JL           gexptail463
+	JL           gexptail629
 
-gexp464:
+gexp630:
 	VMOVUPS      (R10), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -11143,11 +15487,11 @@ gexp464:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp464
+	JGE          gexp630
 
-gexptail463:
+gexptail629:
 	TESTQ        R11, R11
-	JE           gexpdone465
+	JE           gexpdone631
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
 	VMOVUPS.Z    (R10), K2, Z2
@@ -11171,7 +15515,7 @@ gexptail463:
 	VMOVUPS      Z2, K2, (R10)
 	VADDPS       Z2, Z1, K2, Z1
 
-gexpdone465:
+gexpdone631:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -11193,9 +15537,9 @@ gexpdone465:
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x10
-	JL            gexptail466
+	JL            gexptail632
 
-gexp467:
+gexp633:
 	VMOVUPS      (R10), Z3
 	VSUBPS       Z1, Z3, Z3
 	VMINPS       exp_hi<>+0(SB), Z3, Z3
@@ -11219,11 +15563,11 @@ gexp467:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp467
+	JGE          gexp633
 
-gexptail466:
+gexptail632:
 	TESTQ        R11, R11
-	JE           gexpdone468
+	JE           gexpdone634
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K2
 	VMOVUPS.Z    (R10), K2, Z3
@@ -11247,7 +15591,7 @@ gexptail466:
 	VMOVUPS      Z3, K2, (R10)
 	VADDPS       Z3, Z2, K2, Z2
 
-gexpdone468:
+gexpdone634:
 	VEXTRACTF64X4 $0x01, Z2, Y1
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -11271,9 +15615,9 @@ gexpdone468:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x04
-	JL            gwsum1_470
+	JL            gwsum1_636
 
-gwsum469:
+gwsum635:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, K1, Y2
 	VBROADCASTSS (R10)(DI*1), Y10
@@ -11294,13 +15638,13 @@ gwsum469:
 	ADDQ         $0x00000040, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum469
+	JGE          gwsum635
 
-gwsum1_470:
+gwsum1_636:
 	TESTQ R11, R11
-	JE    gwsumdone472
+	JE    gwsumdone638
 
-gwsum1l471:
+gwsum1l637:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, K1, Y2
 	VBROADCASTSS (R10)(DI*1), Y10
@@ -11308,9 +15652,9 @@ gwsum1l471:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000010, R9
 	DECQ         R11
-	JNE          gwsum1l471
+	JNE          gwsum1l637
 
-gwsumdone472:
+gwsumdone638:
 	VADDPS  Y4, Y2, Y2
 	VADDPS  Y6, Y2, Y2
 	VADDPS  Y8, Y2, Y2
@@ -11326,7 +15670,2082 @@ gwsumdone472:
 	ADDQ    $0x00000008, CX
 	ADDQ    $0x00000008, AX
 	DECQ    R8
-	JNE     kvhead458
+	JNE     kvhead624
+	VZEROUPPER
+	RET
+
+// func gattention_256_512_2x2_avx2(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gattention_256_512_2x2_avx2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000002, R8
+
+kvhead639:
+	VMOVUPS neginf<>+0(SB), X0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_641
+
+gscore4_640:
+	VXORPS       Y2, Y2, Y2
+	VMOVUPS      (CX), Y3
+	VFMADD231PS  (R9), Y3, Y2
+	VMOVUPS      32(CX), Y3
+	VFMADD231PS  32(R9), Y3, Y2
+	VMOVUPS      64(CX), Y3
+	VFMADD231PS  64(R9), Y3, Y2
+	VMOVUPS      96(CX), Y3
+	VFMADD231PS  96(R9), Y3, Y2
+	VMOVUPS      128(CX), Y3
+	VFMADD231PS  128(R9), Y3, Y2
+	VMOVUPS      160(CX), Y3
+	VFMADD231PS  160(R9), Y3, Y2
+	VMOVUPS      192(CX), Y3
+	VFMADD231PS  192(R9), Y3, Y2
+	VMOVUPS      224(CX), Y3
+	VFMADD231PS  224(R9), Y3, Y2
+	VMOVUPS      256(CX), Y3
+	VFMADD231PS  256(R9), Y3, Y2
+	VMOVUPS      288(CX), Y3
+	VFMADD231PS  288(R9), Y3, Y2
+	VMOVUPS      320(CX), Y3
+	VFMADD231PS  320(R9), Y3, Y2
+	VMOVUPS      352(CX), Y3
+	VFMADD231PS  352(R9), Y3, Y2
+	VMOVUPS      384(CX), Y3
+	VFMADD231PS  384(R9), Y3, Y2
+	VMOVUPS      416(CX), Y3
+	VFMADD231PS  416(R9), Y3, Y2
+	VMOVUPS      448(CX), Y3
+	VFMADD231PS  448(R9), Y3, Y2
+	VMOVUPS      480(CX), Y3
+	VFMADD231PS  480(R9), Y3, Y2
+	VMOVUPS      512(CX), Y3
+	VFMADD231PS  512(R9), Y3, Y2
+	VMOVUPS      544(CX), Y3
+	VFMADD231PS  544(R9), Y3, Y2
+	VMOVUPS      576(CX), Y3
+	VFMADD231PS  576(R9), Y3, Y2
+	VMOVUPS      608(CX), Y3
+	VFMADD231PS  608(R9), Y3, Y2
+	VMOVUPS      640(CX), Y3
+	VFMADD231PS  640(R9), Y3, Y2
+	VMOVUPS      672(CX), Y3
+	VFMADD231PS  672(R9), Y3, Y2
+	VMOVUPS      704(CX), Y3
+	VFMADD231PS  704(R9), Y3, Y2
+	VMOVUPS      736(CX), Y3
+	VFMADD231PS  736(R9), Y3, Y2
+	VMOVUPS      768(CX), Y3
+	VFMADD231PS  768(R9), Y3, Y2
+	VMOVUPS      800(CX), Y3
+	VFMADD231PS  800(R9), Y3, Y2
+	VMOVUPS      832(CX), Y3
+	VFMADD231PS  832(R9), Y3, Y2
+	VMOVUPS      864(CX), Y3
+	VFMADD231PS  864(R9), Y3, Y2
+	VMOVUPS      896(CX), Y3
+	VFMADD231PS  896(R9), Y3, Y2
+	VMOVUPS      928(CX), Y3
+	VFMADD231PS  928(R9), Y3, Y2
+	VMOVUPS      960(CX), Y3
+	VFMADD231PS  960(R9), Y3, Y2
+	VMOVUPS      992(CX), Y3
+	VFMADD231PS  992(R9), Y3, Y2
+	VXORPS       Y3, Y3, Y3
+	VMOVUPS      (CX), Y4
+	VFMADD231PS  2048(R9), Y4, Y3
+	VMOVUPS      32(CX), Y4
+	VFMADD231PS  2080(R9), Y4, Y3
+	VMOVUPS      64(CX), Y4
+	VFMADD231PS  2112(R9), Y4, Y3
+	VMOVUPS      96(CX), Y4
+	VFMADD231PS  2144(R9), Y4, Y3
+	VMOVUPS      128(CX), Y4
+	VFMADD231PS  2176(R9), Y4, Y3
+	VMOVUPS      160(CX), Y4
+	VFMADD231PS  2208(R9), Y4, Y3
+	VMOVUPS      192(CX), Y4
+	VFMADD231PS  2240(R9), Y4, Y3
+	VMOVUPS      224(CX), Y4
+	VFMADD231PS  2272(R9), Y4, Y3
+	VMOVUPS      256(CX), Y4
+	VFMADD231PS  2304(R9), Y4, Y3
+	VMOVUPS      288(CX), Y4
+	VFMADD231PS  2336(R9), Y4, Y3
+	VMOVUPS      320(CX), Y4
+	VFMADD231PS  2368(R9), Y4, Y3
+	VMOVUPS      352(CX), Y4
+	VFMADD231PS  2400(R9), Y4, Y3
+	VMOVUPS      384(CX), Y4
+	VFMADD231PS  2432(R9), Y4, Y3
+	VMOVUPS      416(CX), Y4
+	VFMADD231PS  2464(R9), Y4, Y3
+	VMOVUPS      448(CX), Y4
+	VFMADD231PS  2496(R9), Y4, Y3
+	VMOVUPS      480(CX), Y4
+	VFMADD231PS  2528(R9), Y4, Y3
+	VMOVUPS      512(CX), Y4
+	VFMADD231PS  2560(R9), Y4, Y3
+	VMOVUPS      544(CX), Y4
+	VFMADD231PS  2592(R9), Y4, Y3
+	VMOVUPS      576(CX), Y4
+	VFMADD231PS  2624(R9), Y4, Y3
+	VMOVUPS      608(CX), Y4
+	VFMADD231PS  2656(R9), Y4, Y3
+	VMOVUPS      640(CX), Y4
+	VFMADD231PS  2688(R9), Y4, Y3
+	VMOVUPS      672(CX), Y4
+	VFMADD231PS  2720(R9), Y4, Y3
+	VMOVUPS      704(CX), Y4
+	VFMADD231PS  2752(R9), Y4, Y3
+	VMOVUPS      736(CX), Y4
+	VFMADD231PS  2784(R9), Y4, Y3
+	VMOVUPS      768(CX), Y4
+	VFMADD231PS  2816(R9), Y4, Y3
+	VMOVUPS      800(CX), Y4
+	VFMADD231PS  2848(R9), Y4, Y3
+	VMOVUPS      832(CX), Y4
+	VFMADD231PS  2880(R9), Y4, Y3
+	VMOVUPS      864(CX), Y4
+	VFMADD231PS  2912(R9), Y4, Y3
+	VMOVUPS      896(CX), Y4
+	VFMADD231PS  2944(R9), Y4, Y3
+	VMOVUPS      928(CX), Y4
+	VFMADD231PS  2976(R9), Y4, Y3
+	VMOVUPS      960(CX), Y4
+	VFMADD231PS  3008(R9), Y4, Y3
+	VMOVUPS      992(CX), Y4
+	VFMADD231PS  3040(R9), Y4, Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      (CX), Y5
+	VFMADD231PS  4096(R9), Y5, Y4
+	VMOVUPS      32(CX), Y5
+	VFMADD231PS  4128(R9), Y5, Y4
+	VMOVUPS      64(CX), Y5
+	VFMADD231PS  4160(R9), Y5, Y4
+	VMOVUPS      96(CX), Y5
+	VFMADD231PS  4192(R9), Y5, Y4
+	VMOVUPS      128(CX), Y5
+	VFMADD231PS  4224(R9), Y5, Y4
+	VMOVUPS      160(CX), Y5
+	VFMADD231PS  4256(R9), Y5, Y4
+	VMOVUPS      192(CX), Y5
+	VFMADD231PS  4288(R9), Y5, Y4
+	VMOVUPS      224(CX), Y5
+	VFMADD231PS  4320(R9), Y5, Y4
+	VMOVUPS      256(CX), Y5
+	VFMADD231PS  4352(R9), Y5, Y4
+	VMOVUPS      288(CX), Y5
+	VFMADD231PS  4384(R9), Y5, Y4
+	VMOVUPS      320(CX), Y5
+	VFMADD231PS  4416(R9), Y5, Y4
+	VMOVUPS      352(CX), Y5
+	VFMADD231PS  4448(R9), Y5, Y4
+	VMOVUPS      384(CX), Y5
+	VFMADD231PS  4480(R9), Y5, Y4
+	VMOVUPS      416(CX), Y5
+	VFMADD231PS  4512(R9), Y5, Y4
+	VMOVUPS      448(CX), Y5
+	VFMADD231PS  4544(R9), Y5, Y4
+	VMOVUPS      480(CX), Y5
+	VFMADD231PS  4576(R9), Y5, Y4
+	VMOVUPS      512(CX), Y5
+	VFMADD231PS  4608(R9), Y5, Y4
+	VMOVUPS      544(CX), Y5
+	VFMADD231PS  4640(R9), Y5, Y4
+	VMOVUPS      576(CX), Y5
+	VFMADD231PS  4672(R9), Y5, Y4
+	VMOVUPS      608(CX), Y5
+	VFMADD231PS  4704(R9), Y5, Y4
+	VMOVUPS      640(CX), Y5
+	VFMADD231PS  4736(R9), Y5, Y4
+	VMOVUPS      672(CX), Y5
+	VFMADD231PS  4768(R9), Y5, Y4
+	VMOVUPS      704(CX), Y5
+	VFMADD231PS  4800(R9), Y5, Y4
+	VMOVUPS      736(CX), Y5
+	VFMADD231PS  4832(R9), Y5, Y4
+	VMOVUPS      768(CX), Y5
+	VFMADD231PS  4864(R9), Y5, Y4
+	VMOVUPS      800(CX), Y5
+	VFMADD231PS  4896(R9), Y5, Y4
+	VMOVUPS      832(CX), Y5
+	VFMADD231PS  4928(R9), Y5, Y4
+	VMOVUPS      864(CX), Y5
+	VFMADD231PS  4960(R9), Y5, Y4
+	VMOVUPS      896(CX), Y5
+	VFMADD231PS  4992(R9), Y5, Y4
+	VMOVUPS      928(CX), Y5
+	VFMADD231PS  5024(R9), Y5, Y4
+	VMOVUPS      960(CX), Y5
+	VFMADD231PS  5056(R9), Y5, Y4
+	VMOVUPS      992(CX), Y5
+	VFMADD231PS  5088(R9), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      (CX), Y6
+	VFMADD231PS  6144(R9), Y6, Y5
+	VMOVUPS      32(CX), Y6
+	VFMADD231PS  6176(R9), Y6, Y5
+	VMOVUPS      64(CX), Y6
+	VFMADD231PS  6208(R9), Y6, Y5
+	VMOVUPS      96(CX), Y6
+	VFMADD231PS  6240(R9), Y6, Y5
+	VMOVUPS      128(CX), Y6
+	VFMADD231PS  6272(R9), Y6, Y5
+	VMOVUPS      160(CX), Y6
+	VFMADD231PS  6304(R9), Y6, Y5
+	VMOVUPS      192(CX), Y6
+	VFMADD231PS  6336(R9), Y6, Y5
+	VMOVUPS      224(CX), Y6
+	VFMADD231PS  6368(R9), Y6, Y5
+	VMOVUPS      256(CX), Y6
+	VFMADD231PS  6400(R9), Y6, Y5
+	VMOVUPS      288(CX), Y6
+	VFMADD231PS  6432(R9), Y6, Y5
+	VMOVUPS      320(CX), Y6
+	VFMADD231PS  6464(R9), Y6, Y5
+	VMOVUPS      352(CX), Y6
+	VFMADD231PS  6496(R9), Y6, Y5
+	VMOVUPS      384(CX), Y6
+	VFMADD231PS  6528(R9), Y6, Y5
+	VMOVUPS      416(CX), Y6
+	VFMADD231PS  6560(R9), Y6, Y5
+	VMOVUPS      448(CX), Y6
+	VFMADD231PS  6592(R9), Y6, Y5
+	VMOVUPS      480(CX), Y6
+	VFMADD231PS  6624(R9), Y6, Y5
+	VMOVUPS      512(CX), Y6
+	VFMADD231PS  6656(R9), Y6, Y5
+	VMOVUPS      544(CX), Y6
+	VFMADD231PS  6688(R9), Y6, Y5
+	VMOVUPS      576(CX), Y6
+	VFMADD231PS  6720(R9), Y6, Y5
+	VMOVUPS      608(CX), Y6
+	VFMADD231PS  6752(R9), Y6, Y5
+	VMOVUPS      640(CX), Y6
+	VFMADD231PS  6784(R9), Y6, Y5
+	VMOVUPS      672(CX), Y6
+	VFMADD231PS  6816(R9), Y6, Y5
+	VMOVUPS      704(CX), Y6
+	VFMADD231PS  6848(R9), Y6, Y5
+	VMOVUPS      736(CX), Y6
+	VFMADD231PS  6880(R9), Y6, Y5
+	VMOVUPS      768(CX), Y6
+	VFMADD231PS  6912(R9), Y6, Y5
+	VMOVUPS      800(CX), Y6
+	VFMADD231PS  6944(R9), Y6, Y5
+	VMOVUPS      832(CX), Y6
+	VFMADD231PS  6976(R9), Y6, Y5
+	VMOVUPS      864(CX), Y6
+	VFMADD231PS  7008(R9), Y6, Y5
+	VMOVUPS      896(CX), Y6
+	VFMADD231PS  7040(R9), Y6, Y5
+	VMOVUPS      928(CX), Y6
+	VFMADD231PS  7072(R9), Y6, Y5
+	VMOVUPS      960(CX), Y6
+	VFMADD231PS  7104(R9), Y6, Y5
+	VMOVUPS      992(CX), Y6
+	VFMADD231PS  7136(R9), Y6, Y5
+	VUNPCKLPS    Y3, Y2, Y6
+	VUNPCKHPS    Y3, Y2, Y2
+	VADDPS       Y2, Y6, Y6
+	VUNPCKLPS    Y5, Y4, Y2
+	VUNPCKHPS    Y5, Y4, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y6, Y3
+	VUNPCKHPD    Y2, Y6, Y2
+	VADDPS       Y2, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VMULPS       rsqrt256<>+0(SB), X2, X2
+	VMOVUPS      X2, (R10)
+	VMAXPS       X2, X0, X0
+	VXORPS       Y2, Y2, Y2
+	VMOVUPS      1024(CX), Y3
+	VFMADD231PS  (R9), Y3, Y2
+	VMOVUPS      1056(CX), Y3
+	VFMADD231PS  32(R9), Y3, Y2
+	VMOVUPS      1088(CX), Y3
+	VFMADD231PS  64(R9), Y3, Y2
+	VMOVUPS      1120(CX), Y3
+	VFMADD231PS  96(R9), Y3, Y2
+	VMOVUPS      1152(CX), Y3
+	VFMADD231PS  128(R9), Y3, Y2
+	VMOVUPS      1184(CX), Y3
+	VFMADD231PS  160(R9), Y3, Y2
+	VMOVUPS      1216(CX), Y3
+	VFMADD231PS  192(R9), Y3, Y2
+	VMOVUPS      1248(CX), Y3
+	VFMADD231PS  224(R9), Y3, Y2
+	VMOVUPS      1280(CX), Y3
+	VFMADD231PS  256(R9), Y3, Y2
+	VMOVUPS      1312(CX), Y3
+	VFMADD231PS  288(R9), Y3, Y2
+	VMOVUPS      1344(CX), Y3
+	VFMADD231PS  320(R9), Y3, Y2
+	VMOVUPS      1376(CX), Y3
+	VFMADD231PS  352(R9), Y3, Y2
+	VMOVUPS      1408(CX), Y3
+	VFMADD231PS  384(R9), Y3, Y2
+	VMOVUPS      1440(CX), Y3
+	VFMADD231PS  416(R9), Y3, Y2
+	VMOVUPS      1472(CX), Y3
+	VFMADD231PS  448(R9), Y3, Y2
+	VMOVUPS      1504(CX), Y3
+	VFMADD231PS  480(R9), Y3, Y2
+	VMOVUPS      1536(CX), Y3
+	VFMADD231PS  512(R9), Y3, Y2
+	VMOVUPS      1568(CX), Y3
+	VFMADD231PS  544(R9), Y3, Y2
+	VMOVUPS      1600(CX), Y3
+	VFMADD231PS  576(R9), Y3, Y2
+	VMOVUPS      1632(CX), Y3
+	VFMADD231PS  608(R9), Y3, Y2
+	VMOVUPS      1664(CX), Y3
+	VFMADD231PS  640(R9), Y3, Y2
+	VMOVUPS      1696(CX), Y3
+	VFMADD231PS  672(R9), Y3, Y2
+	VMOVUPS      1728(CX), Y3
+	VFMADD231PS  704(R9), Y3, Y2
+	VMOVUPS      1760(CX), Y3
+	VFMADD231PS  736(R9), Y3, Y2
+	VMOVUPS      1792(CX), Y3
+	VFMADD231PS  768(R9), Y3, Y2
+	VMOVUPS      1824(CX), Y3
+	VFMADD231PS  800(R9), Y3, Y2
+	VMOVUPS      1856(CX), Y3
+	VFMADD231PS  832(R9), Y3, Y2
+	VMOVUPS      1888(CX), Y3
+	VFMADD231PS  864(R9), Y3, Y2
+	VMOVUPS      1920(CX), Y3
+	VFMADD231PS  896(R9), Y3, Y2
+	VMOVUPS      1952(CX), Y3
+	VFMADD231PS  928(R9), Y3, Y2
+	VMOVUPS      1984(CX), Y3
+	VFMADD231PS  960(R9), Y3, Y2
+	VMOVUPS      2016(CX), Y3
+	VFMADD231PS  992(R9), Y3, Y2
+	VXORPS       Y3, Y3, Y3
+	VMOVUPS      1024(CX), Y4
+	VFMADD231PS  2048(R9), Y4, Y3
+	VMOVUPS      1056(CX), Y4
+	VFMADD231PS  2080(R9), Y4, Y3
+	VMOVUPS      1088(CX), Y4
+	VFMADD231PS  2112(R9), Y4, Y3
+	VMOVUPS      1120(CX), Y4
+	VFMADD231PS  2144(R9), Y4, Y3
+	VMOVUPS      1152(CX), Y4
+	VFMADD231PS  2176(R9), Y4, Y3
+	VMOVUPS      1184(CX), Y4
+	VFMADD231PS  2208(R9), Y4, Y3
+	VMOVUPS      1216(CX), Y4
+	VFMADD231PS  2240(R9), Y4, Y3
+	VMOVUPS      1248(CX), Y4
+	VFMADD231PS  2272(R9), Y4, Y3
+	VMOVUPS      1280(CX), Y4
+	VFMADD231PS  2304(R9), Y4, Y3
+	VMOVUPS      1312(CX), Y4
+	VFMADD231PS  2336(R9), Y4, Y3
+	VMOVUPS      1344(CX), Y4
+	VFMADD231PS  2368(R9), Y4, Y3
+	VMOVUPS      1376(CX), Y4
+	VFMADD231PS  2400(R9), Y4, Y3
+	VMOVUPS      1408(CX), Y4
+	VFMADD231PS  2432(R9), Y4, Y3
+	VMOVUPS      1440(CX), Y4
+	VFMADD231PS  2464(R9), Y4, Y3
+	VMOVUPS      1472(CX), Y4
+	VFMADD231PS  2496(R9), Y4, Y3
+	VMOVUPS      1504(CX), Y4
+	VFMADD231PS  2528(R9), Y4, Y3
+	VMOVUPS      1536(CX), Y4
+	VFMADD231PS  2560(R9), Y4, Y3
+	VMOVUPS      1568(CX), Y4
+	VFMADD231PS  2592(R9), Y4, Y3
+	VMOVUPS      1600(CX), Y4
+	VFMADD231PS  2624(R9), Y4, Y3
+	VMOVUPS      1632(CX), Y4
+	VFMADD231PS  2656(R9), Y4, Y3
+	VMOVUPS      1664(CX), Y4
+	VFMADD231PS  2688(R9), Y4, Y3
+	VMOVUPS      1696(CX), Y4
+	VFMADD231PS  2720(R9), Y4, Y3
+	VMOVUPS      1728(CX), Y4
+	VFMADD231PS  2752(R9), Y4, Y3
+	VMOVUPS      1760(CX), Y4
+	VFMADD231PS  2784(R9), Y4, Y3
+	VMOVUPS      1792(CX), Y4
+	VFMADD231PS  2816(R9), Y4, Y3
+	VMOVUPS      1824(CX), Y4
+	VFMADD231PS  2848(R9), Y4, Y3
+	VMOVUPS      1856(CX), Y4
+	VFMADD231PS  2880(R9), Y4, Y3
+	VMOVUPS      1888(CX), Y4
+	VFMADD231PS  2912(R9), Y4, Y3
+	VMOVUPS      1920(CX), Y4
+	VFMADD231PS  2944(R9), Y4, Y3
+	VMOVUPS      1952(CX), Y4
+	VFMADD231PS  2976(R9), Y4, Y3
+	VMOVUPS      1984(CX), Y4
+	VFMADD231PS  3008(R9), Y4, Y3
+	VMOVUPS      2016(CX), Y4
+	VFMADD231PS  3040(R9), Y4, Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVUPS      1024(CX), Y5
+	VFMADD231PS  4096(R9), Y5, Y4
+	VMOVUPS      1056(CX), Y5
+	VFMADD231PS  4128(R9), Y5, Y4
+	VMOVUPS      1088(CX), Y5
+	VFMADD231PS  4160(R9), Y5, Y4
+	VMOVUPS      1120(CX), Y5
+	VFMADD231PS  4192(R9), Y5, Y4
+	VMOVUPS      1152(CX), Y5
+	VFMADD231PS  4224(R9), Y5, Y4
+	VMOVUPS      1184(CX), Y5
+	VFMADD231PS  4256(R9), Y5, Y4
+	VMOVUPS      1216(CX), Y5
+	VFMADD231PS  4288(R9), Y5, Y4
+	VMOVUPS      1248(CX), Y5
+	VFMADD231PS  4320(R9), Y5, Y4
+	VMOVUPS      1280(CX), Y5
+	VFMADD231PS  4352(R9), Y5, Y4
+	VMOVUPS      1312(CX), Y5
+	VFMADD231PS  4384(R9), Y5, Y4
+	VMOVUPS      1344(CX), Y5
+	VFMADD231PS  4416(R9), Y5, Y4
+	VMOVUPS      1376(CX), Y5
+	VFMADD231PS  4448(R9), Y5, Y4
+	VMOVUPS      1408(CX), Y5
+	VFMADD231PS  4480(R9), Y5, Y4
+	VMOVUPS      1440(CX), Y5
+	VFMADD231PS  4512(R9), Y5, Y4
+	VMOVUPS      1472(CX), Y5
+	VFMADD231PS  4544(R9), Y5, Y4
+	VMOVUPS      1504(CX), Y5
+	VFMADD231PS  4576(R9), Y5, Y4
+	VMOVUPS      1536(CX), Y5
+	VFMADD231PS  4608(R9), Y5, Y4
+	VMOVUPS      1568(CX), Y5
+	VFMADD231PS  4640(R9), Y5, Y4
+	VMOVUPS      1600(CX), Y5
+	VFMADD231PS  4672(R9), Y5, Y4
+	VMOVUPS      1632(CX), Y5
+	VFMADD231PS  4704(R9), Y5, Y4
+	VMOVUPS      1664(CX), Y5
+	VFMADD231PS  4736(R9), Y5, Y4
+	VMOVUPS      1696(CX), Y5
+	VFMADD231PS  4768(R9), Y5, Y4
+	VMOVUPS      1728(CX), Y5
+	VFMADD231PS  4800(R9), Y5, Y4
+	VMOVUPS      1760(CX), Y5
+	VFMADD231PS  4832(R9), Y5, Y4
+	VMOVUPS      1792(CX), Y5
+	VFMADD231PS  4864(R9), Y5, Y4
+	VMOVUPS      1824(CX), Y5
+	VFMADD231PS  4896(R9), Y5, Y4
+	VMOVUPS      1856(CX), Y5
+	VFMADD231PS  4928(R9), Y5, Y4
+	VMOVUPS      1888(CX), Y5
+	VFMADD231PS  4960(R9), Y5, Y4
+	VMOVUPS      1920(CX), Y5
+	VFMADD231PS  4992(R9), Y5, Y4
+	VMOVUPS      1952(CX), Y5
+	VFMADD231PS  5024(R9), Y5, Y4
+	VMOVUPS      1984(CX), Y5
+	VFMADD231PS  5056(R9), Y5, Y4
+	VMOVUPS      2016(CX), Y5
+	VFMADD231PS  5088(R9), Y5, Y4
+	VXORPS       Y5, Y5, Y5
+	VMOVUPS      1024(CX), Y6
+	VFMADD231PS  6144(R9), Y6, Y5
+	VMOVUPS      1056(CX), Y6
+	VFMADD231PS  6176(R9), Y6, Y5
+	VMOVUPS      1088(CX), Y6
+	VFMADD231PS  6208(R9), Y6, Y5
+	VMOVUPS      1120(CX), Y6
+	VFMADD231PS  6240(R9), Y6, Y5
+	VMOVUPS      1152(CX), Y6
+	VFMADD231PS  6272(R9), Y6, Y5
+	VMOVUPS      1184(CX), Y6
+	VFMADD231PS  6304(R9), Y6, Y5
+	VMOVUPS      1216(CX), Y6
+	VFMADD231PS  6336(R9), Y6, Y5
+	VMOVUPS      1248(CX), Y6
+	VFMADD231PS  6368(R9), Y6, Y5
+	VMOVUPS      1280(CX), Y6
+	VFMADD231PS  6400(R9), Y6, Y5
+	VMOVUPS      1312(CX), Y6
+	VFMADD231PS  6432(R9), Y6, Y5
+	VMOVUPS      1344(CX), Y6
+	VFMADD231PS  6464(R9), Y6, Y5
+	VMOVUPS      1376(CX), Y6
+	VFMADD231PS  6496(R9), Y6, Y5
+	VMOVUPS      1408(CX), Y6
+	VFMADD231PS  6528(R9), Y6, Y5
+	VMOVUPS      1440(CX), Y6
+	VFMADD231PS  6560(R9), Y6, Y5
+	VMOVUPS      1472(CX), Y6
+	VFMADD231PS  6592(R9), Y6, Y5
+	VMOVUPS      1504(CX), Y6
+	VFMADD231PS  6624(R9), Y6, Y5
+	VMOVUPS      1536(CX), Y6
+	VFMADD231PS  6656(R9), Y6, Y5
+	VMOVUPS      1568(CX), Y6
+	VFMADD231PS  6688(R9), Y6, Y5
+	VMOVUPS      1600(CX), Y6
+	VFMADD231PS  6720(R9), Y6, Y5
+	VMOVUPS      1632(CX), Y6
+	VFMADD231PS  6752(R9), Y6, Y5
+	VMOVUPS      1664(CX), Y6
+	VFMADD231PS  6784(R9), Y6, Y5
+	VMOVUPS      1696(CX), Y6
+	VFMADD231PS  6816(R9), Y6, Y5
+	VMOVUPS      1728(CX), Y6
+	VFMADD231PS  6848(R9), Y6, Y5
+	VMOVUPS      1760(CX), Y6
+	VFMADD231PS  6880(R9), Y6, Y5
+	VMOVUPS      1792(CX), Y6
+	VFMADD231PS  6912(R9), Y6, Y5
+	VMOVUPS      1824(CX), Y6
+	VFMADD231PS  6944(R9), Y6, Y5
+	VMOVUPS      1856(CX), Y6
+	VFMADD231PS  6976(R9), Y6, Y5
+	VMOVUPS      1888(CX), Y6
+	VFMADD231PS  7008(R9), Y6, Y5
+	VMOVUPS      1920(CX), Y6
+	VFMADD231PS  7040(R9), Y6, Y5
+	VMOVUPS      1952(CX), Y6
+	VFMADD231PS  7072(R9), Y6, Y5
+	VMOVUPS      1984(CX), Y6
+	VFMADD231PS  7104(R9), Y6, Y5
+	VMOVUPS      2016(CX), Y6
+	VFMADD231PS  7136(R9), Y6, Y5
+	VUNPCKLPS    Y3, Y2, Y6
+	VUNPCKHPS    Y3, Y2, Y2
+	VADDPS       Y2, Y6, Y6
+	VUNPCKLPS    Y5, Y4, Y2
+	VUNPCKHPS    Y5, Y4, Y3
+	VADDPS       Y3, Y2, Y2
+	VUNPCKLPD    Y2, Y6, Y3
+	VUNPCKHPD    Y2, Y6, Y2
+	VADDPS       Y2, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VMULPS       rsqrt256<>+0(SB), X2, X2
+	VMOVUPS      X2, (R10)(DI*1)
+	VMAXPS       X2, X1, X1
+	ADDQ         $0x00002000, R9
+	ADDQ         $0x10, R10
+	SUBQ         $0x04, R11
+	CMPQ         R11, $0x04
+	JGE          gscore4_640
+
+gscore1_641:
+	TESTQ R11, R11
+	JE    gscoredone643
+
+gscore1l642:
+	VXORPS       Y2, Y2, Y2
+	VMOVUPS      (CX), Y3
+	VFMADD231PS  (R9), Y3, Y2
+	VMOVUPS      32(CX), Y3
+	VFMADD231PS  32(R9), Y3, Y2
+	VMOVUPS      64(CX), Y3
+	VFMADD231PS  64(R9), Y3, Y2
+	VMOVUPS      96(CX), Y3
+	VFMADD231PS  96(R9), Y3, Y2
+	VMOVUPS      128(CX), Y3
+	VFMADD231PS  128(R9), Y3, Y2
+	VMOVUPS      160(CX), Y3
+	VFMADD231PS  160(R9), Y3, Y2
+	VMOVUPS      192(CX), Y3
+	VFMADD231PS  192(R9), Y3, Y2
+	VMOVUPS      224(CX), Y3
+	VFMADD231PS  224(R9), Y3, Y2
+	VMOVUPS      256(CX), Y3
+	VFMADD231PS  256(R9), Y3, Y2
+	VMOVUPS      288(CX), Y3
+	VFMADD231PS  288(R9), Y3, Y2
+	VMOVUPS      320(CX), Y3
+	VFMADD231PS  320(R9), Y3, Y2
+	VMOVUPS      352(CX), Y3
+	VFMADD231PS  352(R9), Y3, Y2
+	VMOVUPS      384(CX), Y3
+	VFMADD231PS  384(R9), Y3, Y2
+	VMOVUPS      416(CX), Y3
+	VFMADD231PS  416(R9), Y3, Y2
+	VMOVUPS      448(CX), Y3
+	VFMADD231PS  448(R9), Y3, Y2
+	VMOVUPS      480(CX), Y3
+	VFMADD231PS  480(R9), Y3, Y2
+	VMOVUPS      512(CX), Y3
+	VFMADD231PS  512(R9), Y3, Y2
+	VMOVUPS      544(CX), Y3
+	VFMADD231PS  544(R9), Y3, Y2
+	VMOVUPS      576(CX), Y3
+	VFMADD231PS  576(R9), Y3, Y2
+	VMOVUPS      608(CX), Y3
+	VFMADD231PS  608(R9), Y3, Y2
+	VMOVUPS      640(CX), Y3
+	VFMADD231PS  640(R9), Y3, Y2
+	VMOVUPS      672(CX), Y3
+	VFMADD231PS  672(R9), Y3, Y2
+	VMOVUPS      704(CX), Y3
+	VFMADD231PS  704(R9), Y3, Y2
+	VMOVUPS      736(CX), Y3
+	VFMADD231PS  736(R9), Y3, Y2
+	VMOVUPS      768(CX), Y3
+	VFMADD231PS  768(R9), Y3, Y2
+	VMOVUPS      800(CX), Y3
+	VFMADD231PS  800(R9), Y3, Y2
+	VMOVUPS      832(CX), Y3
+	VFMADD231PS  832(R9), Y3, Y2
+	VMOVUPS      864(CX), Y3
+	VFMADD231PS  864(R9), Y3, Y2
+	VMOVUPS      896(CX), Y3
+	VFMADD231PS  896(R9), Y3, Y2
+	VMOVUPS      928(CX), Y3
+	VFMADD231PS  928(R9), Y3, Y2
+	VMOVUPS      960(CX), Y3
+	VFMADD231PS  960(R9), Y3, Y2
+	VMOVUPS      992(CX), Y3
+	VFMADD231PS  992(R9), Y3, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X3
+	VPERMILPS    $0x4e, X3, X2
+	VADDPS       X2, X3, X3
+	VPERMILPS    $0xb1, X3, X2
+	VADDPS       X2, X3, X3
+	VMULSS       rsqrt256<>+0(SB), X3, X3
+	VMOVSS       X3, (R10)
+	VMAXSS       X3, X0, X0
+	VXORPS       Y2, Y2, Y2
+	VMOVUPS      1024(CX), Y3
+	VFMADD231PS  (R9), Y3, Y2
+	VMOVUPS      1056(CX), Y3
+	VFMADD231PS  32(R9), Y3, Y2
+	VMOVUPS      1088(CX), Y3
+	VFMADD231PS  64(R9), Y3, Y2
+	VMOVUPS      1120(CX), Y3
+	VFMADD231PS  96(R9), Y3, Y2
+	VMOVUPS      1152(CX), Y3
+	VFMADD231PS  128(R9), Y3, Y2
+	VMOVUPS      1184(CX), Y3
+	VFMADD231PS  160(R9), Y3, Y2
+	VMOVUPS      1216(CX), Y3
+	VFMADD231PS  192(R9), Y3, Y2
+	VMOVUPS      1248(CX), Y3
+	VFMADD231PS  224(R9), Y3, Y2
+	VMOVUPS      1280(CX), Y3
+	VFMADD231PS  256(R9), Y3, Y2
+	VMOVUPS      1312(CX), Y3
+	VFMADD231PS  288(R9), Y3, Y2
+	VMOVUPS      1344(CX), Y3
+	VFMADD231PS  320(R9), Y3, Y2
+	VMOVUPS      1376(CX), Y3
+	VFMADD231PS  352(R9), Y3, Y2
+	VMOVUPS      1408(CX), Y3
+	VFMADD231PS  384(R9), Y3, Y2
+	VMOVUPS      1440(CX), Y3
+	VFMADD231PS  416(R9), Y3, Y2
+	VMOVUPS      1472(CX), Y3
+	VFMADD231PS  448(R9), Y3, Y2
+	VMOVUPS      1504(CX), Y3
+	VFMADD231PS  480(R9), Y3, Y2
+	VMOVUPS      1536(CX), Y3
+	VFMADD231PS  512(R9), Y3, Y2
+	VMOVUPS      1568(CX), Y3
+	VFMADD231PS  544(R9), Y3, Y2
+	VMOVUPS      1600(CX), Y3
+	VFMADD231PS  576(R9), Y3, Y2
+	VMOVUPS      1632(CX), Y3
+	VFMADD231PS  608(R9), Y3, Y2
+	VMOVUPS      1664(CX), Y3
+	VFMADD231PS  640(R9), Y3, Y2
+	VMOVUPS      1696(CX), Y3
+	VFMADD231PS  672(R9), Y3, Y2
+	VMOVUPS      1728(CX), Y3
+	VFMADD231PS  704(R9), Y3, Y2
+	VMOVUPS      1760(CX), Y3
+	VFMADD231PS  736(R9), Y3, Y2
+	VMOVUPS      1792(CX), Y3
+	VFMADD231PS  768(R9), Y3, Y2
+	VMOVUPS      1824(CX), Y3
+	VFMADD231PS  800(R9), Y3, Y2
+	VMOVUPS      1856(CX), Y3
+	VFMADD231PS  832(R9), Y3, Y2
+	VMOVUPS      1888(CX), Y3
+	VFMADD231PS  864(R9), Y3, Y2
+	VMOVUPS      1920(CX), Y3
+	VFMADD231PS  896(R9), Y3, Y2
+	VMOVUPS      1952(CX), Y3
+	VFMADD231PS  928(R9), Y3, Y2
+	VMOVUPS      1984(CX), Y3
+	VFMADD231PS  960(R9), Y3, Y2
+	VMOVUPS      2016(CX), Y3
+	VFMADD231PS  992(R9), Y3, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X3
+	VPERMILPS    $0x4e, X3, X2
+	VADDPS       X2, X3, X3
+	VPERMILPS    $0xb1, X3, X2
+	VADDPS       X2, X3, X3
+	VMULSS       rsqrt256<>+0(SB), X3, X3
+	VMOVSS       X3, (R10)(DI*1)
+	VMAXSS       X3, X1, X1
+	ADDQ         $0x00000800, R9
+	ADDQ         $0x04, R10
+	DECQ         R11
+	JNE          gscore1l642
+
+gscoredone643:
+	VPERMILPS    $0x4e, X0, X2
+	VMAXPS       X2, X0, X0
+	VPERMILPS    $0xb1, X0, X2
+	VMAXPS       X2, X0, X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y2, Y2, Y2
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail644
+
+gexp645:
+	VMOVUPS      (R10), Y3
+	VSUBPS       Y0, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R10)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp645
+
+gexptail644:
+	TESTQ        R11, R11
+	JE           gexpdone646
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y3
+	VSUBPS       Y0, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y0
+	VROUNDPS     $0x00, Y0, Y0
+	VFNMADD231PS ln2hi<>+0(SB), Y0, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y0, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       i127<>+0(SB), Y0, Y0
+	VPSLLD       $0x17, Y0, Y0
+	VMULPS       Y0, Y5, Y3
+	VANDPS       Y4, Y3, Y3
+	VMASKMOVPS   Y3, Y4, (R10)
+	VADDPS       Y3, Y2, Y2
+
+gexpdone646:
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VPERMILPS    $0x4e, X0, X2
+	VADDPS       X2, X0, X0
+	VPERMILPS    $0xb1, X0, X2
+	VADDPS       X2, X0, X0
+	VMOVSS       one<>+0(SB), X2
+	VDIVSS       X0, X2, X2
+	VBROADCASTSS X2, Y0
+	VPERMILPS    $0x4e, X1, X2
+	VMAXPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VMAXPS       X2, X1, X1
+	VBROADCASTSS X1, Y1
+	VXORPS       Y2, Y2, Y2
+	MOVQ         SI, R10
+	LEAQ         (R10)(DI*1), R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x08
+	JL           gexptail647
+
+gexp648:
+	VMOVUPS      (R10), Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS ln2hi<>+0(SB), Y4, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y4, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       i127<>+0(SB), Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y5, Y3
+	VMOVUPS      Y3, (R10)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x20, R10
+	SUBQ         $0x08, R11
+	CMPQ         R11, $0x08
+	JGE          gexp648
+
+gexptail647:
+	TESTQ        R11, R11
+	JE           gexpdone649
+	LEAQ         masktab<>+0(SB), R9
+	MOVQ         $0x00000010, R12
+	SUBQ         R11, R12
+	VMOVDQU      (R9)(R12*4), Y4
+	VMASKMOVPS   (R10), Y4, Y3
+	VSUBPS       Y1, Y3, Y3
+	VMINPS       exp_hi<>+0(SB), Y3, Y3
+	VMAXPS       exp_lo<>+0(SB), Y3, Y3
+	VMULPS       log2e<>+0(SB), Y3, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS ln2hi<>+0(SB), Y1, Y3
+	VFNMADD231PS ln2lo<>+0(SB), Y1, Y3
+	VMOVUPS      exp_p0<>+0(SB), Y5
+	VFMADD213PS  exp_p1<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p2<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p3<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p4<>+0(SB), Y3, Y5
+	VFMADD213PS  exp_p5<>+0(SB), Y3, Y5
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VADDPS       one<>+0(SB), Y5, Y5
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       i127<>+0(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y5, Y3
+	VANDPS       Y4, Y3, Y3
+	VMASKMOVPS   Y3, Y4, (R10)
+	VADDPS       Y3, Y2, Y2
+
+gexpdone649:
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VPERMILPS    $0x4e, X1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0xb1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSS       one<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VBROADCASTSS X2, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l652:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  (R9), Y10, Y2
+	VFMADD231PS  32(R9), Y10, Y3
+	VFMADD231PS  64(R9), Y10, Y4
+	VFMADD231PS  96(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  (R9), Y10, Y6
+	VFMADD231PS  32(R9), Y10, Y7
+	VFMADD231PS  64(R9), Y10, Y8
+	VFMADD231PS  96(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l652
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, (AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 32(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 64(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 96(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1024(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1056(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1088(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1120(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l656:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  128(R9), Y10, Y2
+	VFMADD231PS  160(R9), Y10, Y3
+	VFMADD231PS  192(R9), Y10, Y4
+	VFMADD231PS  224(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  128(R9), Y10, Y6
+	VFMADD231PS  160(R9), Y10, Y7
+	VFMADD231PS  192(R9), Y10, Y8
+	VFMADD231PS  224(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l656
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 128(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 160(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 192(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 224(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1152(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1184(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1216(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1248(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l660:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  256(R9), Y10, Y2
+	VFMADD231PS  288(R9), Y10, Y3
+	VFMADD231PS  320(R9), Y10, Y4
+	VFMADD231PS  352(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  256(R9), Y10, Y6
+	VFMADD231PS  288(R9), Y10, Y7
+	VFMADD231PS  320(R9), Y10, Y8
+	VFMADD231PS  352(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l660
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 256(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 288(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 320(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 352(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1280(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1312(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1344(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1376(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l664:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  384(R9), Y10, Y2
+	VFMADD231PS  416(R9), Y10, Y3
+	VFMADD231PS  448(R9), Y10, Y4
+	VFMADD231PS  480(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  384(R9), Y10, Y6
+	VFMADD231PS  416(R9), Y10, Y7
+	VFMADD231PS  448(R9), Y10, Y8
+	VFMADD231PS  480(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l664
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 384(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 416(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 448(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 480(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1408(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1440(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1472(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1504(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l668:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  512(R9), Y10, Y2
+	VFMADD231PS  544(R9), Y10, Y3
+	VFMADD231PS  576(R9), Y10, Y4
+	VFMADD231PS  608(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  512(R9), Y10, Y6
+	VFMADD231PS  544(R9), Y10, Y7
+	VFMADD231PS  576(R9), Y10, Y8
+	VFMADD231PS  608(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l668
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 512(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 544(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 576(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 608(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1536(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1568(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1600(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1632(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l672:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  640(R9), Y10, Y2
+	VFMADD231PS  672(R9), Y10, Y3
+	VFMADD231PS  704(R9), Y10, Y4
+	VFMADD231PS  736(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  640(R9), Y10, Y6
+	VFMADD231PS  672(R9), Y10, Y7
+	VFMADD231PS  704(R9), Y10, Y8
+	VFMADD231PS  736(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l672
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 640(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 672(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 704(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 736(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1664(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1696(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1728(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1760(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l676:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  768(R9), Y10, Y2
+	VFMADD231PS  800(R9), Y10, Y3
+	VFMADD231PS  832(R9), Y10, Y4
+	VFMADD231PS  864(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  768(R9), Y10, Y6
+	VFMADD231PS  800(R9), Y10, Y7
+	VFMADD231PS  832(R9), Y10, Y8
+	VFMADD231PS  864(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l676
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 768(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 800(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 832(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 864(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1792(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1824(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1856(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 1888(AX)
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+
+gwsum1l680:
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  896(R9), Y10, Y2
+	VFMADD231PS  928(R9), Y10, Y3
+	VFMADD231PS  960(R9), Y10, Y4
+	VFMADD231PS  992(R9), Y10, Y5
+	VBROADCASTSS (R10)(DI*1), Y10
+	VFMADD231PS  896(R9), Y10, Y6
+	VFMADD231PS  928(R9), Y10, Y7
+	VFMADD231PS  960(R9), Y10, Y8
+	VFMADD231PS  992(R9), Y10, Y9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l680
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 896(AX)
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 928(AX)
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 960(AX)
+	VMULPS       Y0, Y5, Y5
+	VMOVUPS      Y5, 992(AX)
+	VMULPS       Y1, Y6, Y6
+	VMOVUPS      Y6, 1920(AX)
+	VMULPS       Y1, Y7, Y7
+	VMOVUPS      Y7, 1952(AX)
+	VMULPS       Y1, Y8, Y8
+	VMOVUPS      Y8, 1984(AX)
+	VMULPS       Y1, Y9, Y9
+	VMOVUPS      Y9, 2016(AX)
+	ADDQ         $0x00000400, DX
+	ADDQ         $0x00000400, BX
+	ADDQ         $0x00000800, CX
+	ADDQ         $0x00000800, AX
+	DECQ         R8
+	JNE          kvhead639
+	VZEROUPPER
+	RET
+
+// func gattention_256_512_2x2_avx512(out *float32, q *float32, k *float32, v *float32, att *float32, t int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·gattention_256_512_2x2_avx512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), AX
+	MOVQ q+8(FP), CX
+	MOVQ k+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ att+32(FP), SI
+	MOVQ t+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ $0x00000002, R8
+
+kvhead682:
+	VMOVUPS neginf<>+0(SB), X0
+	VMOVUPS neginf<>+0(SB), X1
+	MOVQ    DX, R9
+	MOVQ    SI, R10
+	MOVQ    t+40(FP), R11
+	CMPQ    R11, $0x04
+	JL      gscore1_684
+
+gscore4_683:
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       (CX), Z3
+	VFMADD231PS   (R9), Z3, Z2
+	VMOVUPS       64(CX), Z3
+	VFMADD231PS   64(R9), Z3, Z2
+	VMOVUPS       128(CX), Z3
+	VFMADD231PS   128(R9), Z3, Z2
+	VMOVUPS       192(CX), Z3
+	VFMADD231PS   192(R9), Z3, Z2
+	VMOVUPS       256(CX), Z3
+	VFMADD231PS   256(R9), Z3, Z2
+	VMOVUPS       320(CX), Z3
+	VFMADD231PS   320(R9), Z3, Z2
+	VMOVUPS       384(CX), Z3
+	VFMADD231PS   384(R9), Z3, Z2
+	VMOVUPS       448(CX), Z3
+	VFMADD231PS   448(R9), Z3, Z2
+	VMOVUPS       512(CX), Z3
+	VFMADD231PS   512(R9), Z3, Z2
+	VMOVUPS       576(CX), Z3
+	VFMADD231PS   576(R9), Z3, Z2
+	VMOVUPS       640(CX), Z3
+	VFMADD231PS   640(R9), Z3, Z2
+	VMOVUPS       704(CX), Z3
+	VFMADD231PS   704(R9), Z3, Z2
+	VMOVUPS       768(CX), Z3
+	VFMADD231PS   768(R9), Z3, Z2
+	VMOVUPS       832(CX), Z3
+	VFMADD231PS   832(R9), Z3, Z2
+	VMOVUPS       896(CX), Z3
+	VFMADD231PS   896(R9), Z3, Z2
+	VMOVUPS       960(CX), Z3
+	VFMADD231PS   960(R9), Z3, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VADDPS        Y3, Y2, Y2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       (CX), Z4
+	VFMADD231PS   2048(R9), Z4, Z3
+	VMOVUPS       64(CX), Z4
+	VFMADD231PS   2112(R9), Z4, Z3
+	VMOVUPS       128(CX), Z4
+	VFMADD231PS   2176(R9), Z4, Z3
+	VMOVUPS       192(CX), Z4
+	VFMADD231PS   2240(R9), Z4, Z3
+	VMOVUPS       256(CX), Z4
+	VFMADD231PS   2304(R9), Z4, Z3
+	VMOVUPS       320(CX), Z4
+	VFMADD231PS   2368(R9), Z4, Z3
+	VMOVUPS       384(CX), Z4
+	VFMADD231PS   2432(R9), Z4, Z3
+	VMOVUPS       448(CX), Z4
+	VFMADD231PS   2496(R9), Z4, Z3
+	VMOVUPS       512(CX), Z4
+	VFMADD231PS   2560(R9), Z4, Z3
+	VMOVUPS       576(CX), Z4
+	VFMADD231PS   2624(R9), Z4, Z3
+	VMOVUPS       640(CX), Z4
+	VFMADD231PS   2688(R9), Z4, Z3
+	VMOVUPS       704(CX), Z4
+	VFMADD231PS   2752(R9), Z4, Z3
+	VMOVUPS       768(CX), Z4
+	VFMADD231PS   2816(R9), Z4, Z3
+	VMOVUPS       832(CX), Z4
+	VFMADD231PS   2880(R9), Z4, Z3
+	VMOVUPS       896(CX), Z4
+	VFMADD231PS   2944(R9), Z4, Z3
+	VMOVUPS       960(CX), Z4
+	VFMADD231PS   3008(R9), Z4, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       (CX), Z5
+	VFMADD231PS   4096(R9), Z5, Z4
+	VMOVUPS       64(CX), Z5
+	VFMADD231PS   4160(R9), Z5, Z4
+	VMOVUPS       128(CX), Z5
+	VFMADD231PS   4224(R9), Z5, Z4
+	VMOVUPS       192(CX), Z5
+	VFMADD231PS   4288(R9), Z5, Z4
+	VMOVUPS       256(CX), Z5
+	VFMADD231PS   4352(R9), Z5, Z4
+	VMOVUPS       320(CX), Z5
+	VFMADD231PS   4416(R9), Z5, Z4
+	VMOVUPS       384(CX), Z5
+	VFMADD231PS   4480(R9), Z5, Z4
+	VMOVUPS       448(CX), Z5
+	VFMADD231PS   4544(R9), Z5, Z4
+	VMOVUPS       512(CX), Z5
+	VFMADD231PS   4608(R9), Z5, Z4
+	VMOVUPS       576(CX), Z5
+	VFMADD231PS   4672(R9), Z5, Z4
+	VMOVUPS       640(CX), Z5
+	VFMADD231PS   4736(R9), Z5, Z4
+	VMOVUPS       704(CX), Z5
+	VFMADD231PS   4800(R9), Z5, Z4
+	VMOVUPS       768(CX), Z5
+	VFMADD231PS   4864(R9), Z5, Z4
+	VMOVUPS       832(CX), Z5
+	VFMADD231PS   4928(R9), Z5, Z4
+	VMOVUPS       896(CX), Z5
+	VFMADD231PS   4992(R9), Z5, Z4
+	VMOVUPS       960(CX), Z5
+	VFMADD231PS   5056(R9), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       (CX), Z6
+	VFMADD231PS   6144(R9), Z6, Z5
+	VMOVUPS       64(CX), Z6
+	VFMADD231PS   6208(R9), Z6, Z5
+	VMOVUPS       128(CX), Z6
+	VFMADD231PS   6272(R9), Z6, Z5
+	VMOVUPS       192(CX), Z6
+	VFMADD231PS   6336(R9), Z6, Z5
+	VMOVUPS       256(CX), Z6
+	VFMADD231PS   6400(R9), Z6, Z5
+	VMOVUPS       320(CX), Z6
+	VFMADD231PS   6464(R9), Z6, Z5
+	VMOVUPS       384(CX), Z6
+	VFMADD231PS   6528(R9), Z6, Z5
+	VMOVUPS       448(CX), Z6
+	VFMADD231PS   6592(R9), Z6, Z5
+	VMOVUPS       512(CX), Z6
+	VFMADD231PS   6656(R9), Z6, Z5
+	VMOVUPS       576(CX), Z6
+	VFMADD231PS   6720(R9), Z6, Z5
+	VMOVUPS       640(CX), Z6
+	VFMADD231PS   6784(R9), Z6, Z5
+	VMOVUPS       704(CX), Z6
+	VFMADD231PS   6848(R9), Z6, Z5
+	VMOVUPS       768(CX), Z6
+	VFMADD231PS   6912(R9), Z6, Z5
+	VMOVUPS       832(CX), Z6
+	VFMADD231PS   6976(R9), Z6, Z5
+	VMOVUPS       896(CX), Z6
+	VFMADD231PS   7040(R9), Z6, Z5
+	VMOVUPS       960(CX), Z6
+	VFMADD231PS   7104(R9), Z6, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y3, Y2, Y6
+	VUNPCKHPS     Y3, Y2, Y2
+	VADDPS        Y2, Y6, Y6
+	VUNPCKLPS     Y5, Y4, Y2
+	VUNPCKHPS     Y5, Y4, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y6, Y3
+	VUNPCKHPD     Y2, Y6, Y2
+	VADDPS        Y2, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VMULPS        rsqrt256<>+0(SB), X2, X2
+	VMOVUPS       X2, (R10)
+	VMAXPS        X2, X0, X0
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       1024(CX), Z3
+	VFMADD231PS   (R9), Z3, Z2
+	VMOVUPS       1088(CX), Z3
+	VFMADD231PS   64(R9), Z3, Z2
+	VMOVUPS       1152(CX), Z3
+	VFMADD231PS   128(R9), Z3, Z2
+	VMOVUPS       1216(CX), Z3
+	VFMADD231PS   192(R9), Z3, Z2
+	VMOVUPS       1280(CX), Z3
+	VFMADD231PS   256(R9), Z3, Z2
+	VMOVUPS       1344(CX), Z3
+	VFMADD231PS   320(R9), Z3, Z2
+	VMOVUPS       1408(CX), Z3
+	VFMADD231PS   384(R9), Z3, Z2
+	VMOVUPS       1472(CX), Z3
+	VFMADD231PS   448(R9), Z3, Z2
+	VMOVUPS       1536(CX), Z3
+	VFMADD231PS   512(R9), Z3, Z2
+	VMOVUPS       1600(CX), Z3
+	VFMADD231PS   576(R9), Z3, Z2
+	VMOVUPS       1664(CX), Z3
+	VFMADD231PS   640(R9), Z3, Z2
+	VMOVUPS       1728(CX), Z3
+	VFMADD231PS   704(R9), Z3, Z2
+	VMOVUPS       1792(CX), Z3
+	VFMADD231PS   768(R9), Z3, Z2
+	VMOVUPS       1856(CX), Z3
+	VFMADD231PS   832(R9), Z3, Z2
+	VMOVUPS       1920(CX), Z3
+	VFMADD231PS   896(R9), Z3, Z2
+	VMOVUPS       1984(CX), Z3
+	VFMADD231PS   960(R9), Z3, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VADDPS        Y3, Y2, Y2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       1024(CX), Z4
+	VFMADD231PS   2048(R9), Z4, Z3
+	VMOVUPS       1088(CX), Z4
+	VFMADD231PS   2112(R9), Z4, Z3
+	VMOVUPS       1152(CX), Z4
+	VFMADD231PS   2176(R9), Z4, Z3
+	VMOVUPS       1216(CX), Z4
+	VFMADD231PS   2240(R9), Z4, Z3
+	VMOVUPS       1280(CX), Z4
+	VFMADD231PS   2304(R9), Z4, Z3
+	VMOVUPS       1344(CX), Z4
+	VFMADD231PS   2368(R9), Z4, Z3
+	VMOVUPS       1408(CX), Z4
+	VFMADD231PS   2432(R9), Z4, Z3
+	VMOVUPS       1472(CX), Z4
+	VFMADD231PS   2496(R9), Z4, Z3
+	VMOVUPS       1536(CX), Z4
+	VFMADD231PS   2560(R9), Z4, Z3
+	VMOVUPS       1600(CX), Z4
+	VFMADD231PS   2624(R9), Z4, Z3
+	VMOVUPS       1664(CX), Z4
+	VFMADD231PS   2688(R9), Z4, Z3
+	VMOVUPS       1728(CX), Z4
+	VFMADD231PS   2752(R9), Z4, Z3
+	VMOVUPS       1792(CX), Z4
+	VFMADD231PS   2816(R9), Z4, Z3
+	VMOVUPS       1856(CX), Z4
+	VFMADD231PS   2880(R9), Z4, Z3
+	VMOVUPS       1920(CX), Z4
+	VFMADD231PS   2944(R9), Z4, Z3
+	VMOVUPS       1984(CX), Z4
+	VFMADD231PS   3008(R9), Z4, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       1024(CX), Z5
+	VFMADD231PS   4096(R9), Z5, Z4
+	VMOVUPS       1088(CX), Z5
+	VFMADD231PS   4160(R9), Z5, Z4
+	VMOVUPS       1152(CX), Z5
+	VFMADD231PS   4224(R9), Z5, Z4
+	VMOVUPS       1216(CX), Z5
+	VFMADD231PS   4288(R9), Z5, Z4
+	VMOVUPS       1280(CX), Z5
+	VFMADD231PS   4352(R9), Z5, Z4
+	VMOVUPS       1344(CX), Z5
+	VFMADD231PS   4416(R9), Z5, Z4
+	VMOVUPS       1408(CX), Z5
+	VFMADD231PS   4480(R9), Z5, Z4
+	VMOVUPS       1472(CX), Z5
+	VFMADD231PS   4544(R9), Z5, Z4
+	VMOVUPS       1536(CX), Z5
+	VFMADD231PS   4608(R9), Z5, Z4
+	VMOVUPS       1600(CX), Z5
+	VFMADD231PS   4672(R9), Z5, Z4
+	VMOVUPS       1664(CX), Z5
+	VFMADD231PS   4736(R9), Z5, Z4
+	VMOVUPS       1728(CX), Z5
+	VFMADD231PS   4800(R9), Z5, Z4
+	VMOVUPS       1792(CX), Z5
+	VFMADD231PS   4864(R9), Z5, Z4
+	VMOVUPS       1856(CX), Z5
+	VFMADD231PS   4928(R9), Z5, Z4
+	VMOVUPS       1920(CX), Z5
+	VFMADD231PS   4992(R9), Z5, Z4
+	VMOVUPS       1984(CX), Z5
+	VFMADD231PS   5056(R9), Z5, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y5
+	VADDPS        Y5, Y4, Y4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       1024(CX), Z6
+	VFMADD231PS   6144(R9), Z6, Z5
+	VMOVUPS       1088(CX), Z6
+	VFMADD231PS   6208(R9), Z6, Z5
+	VMOVUPS       1152(CX), Z6
+	VFMADD231PS   6272(R9), Z6, Z5
+	VMOVUPS       1216(CX), Z6
+	VFMADD231PS   6336(R9), Z6, Z5
+	VMOVUPS       1280(CX), Z6
+	VFMADD231PS   6400(R9), Z6, Z5
+	VMOVUPS       1344(CX), Z6
+	VFMADD231PS   6464(R9), Z6, Z5
+	VMOVUPS       1408(CX), Z6
+	VFMADD231PS   6528(R9), Z6, Z5
+	VMOVUPS       1472(CX), Z6
+	VFMADD231PS   6592(R9), Z6, Z5
+	VMOVUPS       1536(CX), Z6
+	VFMADD231PS   6656(R9), Z6, Z5
+	VMOVUPS       1600(CX), Z6
+	VFMADD231PS   6720(R9), Z6, Z5
+	VMOVUPS       1664(CX), Z6
+	VFMADD231PS   6784(R9), Z6, Z5
+	VMOVUPS       1728(CX), Z6
+	VFMADD231PS   6848(R9), Z6, Z5
+	VMOVUPS       1792(CX), Z6
+	VFMADD231PS   6912(R9), Z6, Z5
+	VMOVUPS       1856(CX), Z6
+	VFMADD231PS   6976(R9), Z6, Z5
+	VMOVUPS       1920(CX), Z6
+	VFMADD231PS   7040(R9), Z6, Z5
+	VMOVUPS       1984(CX), Z6
+	VFMADD231PS   7104(R9), Z6, Z5
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y5
+	VUNPCKLPS     Y3, Y2, Y6
+	VUNPCKHPS     Y3, Y2, Y2
+	VADDPS        Y2, Y6, Y6
+	VUNPCKLPS     Y5, Y4, Y2
+	VUNPCKHPS     Y5, Y4, Y3
+	VADDPS        Y3, Y2, Y2
+	VUNPCKLPD     Y2, Y6, Y3
+	VUNPCKHPD     Y2, Y6, Y2
+	VADDPS        Y2, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VMULPS        rsqrt256<>+0(SB), X2, X2
+	VMOVUPS       X2, (R10)(DI*1)
+	VMAXPS        X2, X1, X1
+	ADDQ          $0x00002000, R9
+	ADDQ          $0x10, R10
+	SUBQ          $0x04, R11
+	CMPQ          R11, $0x04
+	JGE           gscore4_683
+
+gscore1_684:
+	TESTQ R11, R11
+	JE    gscoredone686
+
+gscore1l685:
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       (CX), Z3
+	VFMADD231PS   (R9), Z3, Z2
+	VMOVUPS       64(CX), Z3
+	VFMADD231PS   64(R9), Z3, Z2
+	VMOVUPS       128(CX), Z3
+	VFMADD231PS   128(R9), Z3, Z2
+	VMOVUPS       192(CX), Z3
+	VFMADD231PS   192(R9), Z3, Z2
+	VMOVUPS       256(CX), Z3
+	VFMADD231PS   256(R9), Z3, Z2
+	VMOVUPS       320(CX), Z3
+	VFMADD231PS   320(R9), Z3, Z2
+	VMOVUPS       384(CX), Z3
+	VFMADD231PS   384(R9), Z3, Z2
+	VMOVUPS       448(CX), Z3
+	VFMADD231PS   448(R9), Z3, Z2
+	VMOVUPS       512(CX), Z3
+	VFMADD231PS   512(R9), Z3, Z2
+	VMOVUPS       576(CX), Z3
+	VFMADD231PS   576(R9), Z3, Z2
+	VMOVUPS       640(CX), Z3
+	VFMADD231PS   640(R9), Z3, Z2
+	VMOVUPS       704(CX), Z3
+	VFMADD231PS   704(R9), Z3, Z2
+	VMOVUPS       768(CX), Z3
+	VFMADD231PS   768(R9), Z3, Z2
+	VMOVUPS       832(CX), Z3
+	VFMADD231PS   832(R9), Z3, Z2
+	VMOVUPS       896(CX), Z3
+	VFMADD231PS   896(R9), Z3, Z2
+	VMOVUPS       960(CX), Z3
+	VFMADD231PS   960(R9), Z3, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VADDPS        Y3, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X3
+	VADDPS        X3, X2, X3
+	VPERMILPS     $0x4e, X3, X2
+	VADDPS        X2, X3, X3
+	VPERMILPS     $0xb1, X3, X2
+	VADDPS        X2, X3, X3
+	VMULSS        rsqrt256<>+0(SB), X3, X3
+	VMOVSS        X3, (R10)
+	VMAXSS        X3, X0, X0
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       1024(CX), Z3
+	VFMADD231PS   (R9), Z3, Z2
+	VMOVUPS       1088(CX), Z3
+	VFMADD231PS   64(R9), Z3, Z2
+	VMOVUPS       1152(CX), Z3
+	VFMADD231PS   128(R9), Z3, Z2
+	VMOVUPS       1216(CX), Z3
+	VFMADD231PS   192(R9), Z3, Z2
+	VMOVUPS       1280(CX), Z3
+	VFMADD231PS   256(R9), Z3, Z2
+	VMOVUPS       1344(CX), Z3
+	VFMADD231PS   320(R9), Z3, Z2
+	VMOVUPS       1408(CX), Z3
+	VFMADD231PS   384(R9), Z3, Z2
+	VMOVUPS       1472(CX), Z3
+	VFMADD231PS   448(R9), Z3, Z2
+	VMOVUPS       1536(CX), Z3
+	VFMADD231PS   512(R9), Z3, Z2
+	VMOVUPS       1600(CX), Z3
+	VFMADD231PS   576(R9), Z3, Z2
+	VMOVUPS       1664(CX), Z3
+	VFMADD231PS   640(R9), Z3, Z2
+	VMOVUPS       1728(CX), Z3
+	VFMADD231PS   704(R9), Z3, Z2
+	VMOVUPS       1792(CX), Z3
+	VFMADD231PS   768(R9), Z3, Z2
+	VMOVUPS       1856(CX), Z3
+	VFMADD231PS   832(R9), Z3, Z2
+	VMOVUPS       1920(CX), Z3
+	VFMADD231PS   896(R9), Z3, Z2
+	VMOVUPS       1984(CX), Z3
+	VFMADD231PS   960(R9), Z3, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VADDPS        Y3, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X3
+	VADDPS        X3, X2, X3
+	VPERMILPS     $0x4e, X3, X2
+	VADDPS        X2, X3, X3
+	VPERMILPS     $0xb1, X3, X2
+	VADDPS        X2, X3, X3
+	VMULSS        rsqrt256<>+0(SB), X3, X3
+	VMOVSS        X3, (R10)(DI*1)
+	VMAXSS        X3, X1, X1
+	ADDQ          $0x00000800, R9
+	ADDQ          $0x04, R10
+	DECQ          R11
+	JNE           gscore1l685
+
+gscoredone686:
+	VPERMILPS    $0x4e, X0, X2
+	VMAXPS       X2, X0, X0
+	VPERMILPS    $0xb1, X0, X2
+	VMAXPS       X2, X0, X0
+	VBROADCASTSS X0, Z0
+	VMOVUPS      zero<>+0(SB), Z2
+	MOVQ         SI, R10
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x10
+	JL           gexptail687
+
+gexp688:
+	VMOVUPS      (R10), Z3
+	VSUBPS       Z0, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VSCALEFPS    Z4, Z5, Z3
+	VMOVUPS      Z3, (R10)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp688
+
+gexptail687:
+	TESTQ        R11, R11
+	JE           gexpdone689
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z3
+	VSUBPS       Z0, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS ln2hi<>+0(SB), Z0, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z0, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z0, Z4, Z3
+	VMOVUPS      Z3, K1, (R10)
+	VADDPS       Z3, Z2, K1, Z2
+
+gexpdone689:
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VPERMILPS     $0x4e, X0, X2
+	VADDPS        X2, X0, X0
+	VPERMILPS     $0xb1, X0, X2
+	VADDPS        X2, X0, X0
+	VMOVSS        one<>+0(SB), X2
+	VDIVSS        X0, X2, X2
+	VBROADCASTSS  X2, Z0
+	VPERMILPS     $0x4e, X1, X2
+	VMAXPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VMAXPS        X2, X1, X1
+	VBROADCASTSS  X1, Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	MOVQ          SI, R10
+	LEAQ          (R10)(DI*1), R10
+	MOVQ          t+40(FP), R11
+	CMPQ          R11, $0x10
+	JL            gexptail690
+
+gexp691:
+	VMOVUPS      (R10), Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z4
+	VRNDSCALEPS  $0x00, Z4, Z4
+	VFNMADD231PS ln2hi<>+0(SB), Z4, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z4, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z5
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z5
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z5
+	VMULPS       Z3, Z3, Z6
+	VFMADD213PS  Z3, Z6, Z5
+	VADDPS       one<>+0(SB), Z5, Z5
+	VSCALEFPS    Z4, Z5, Z3
+	VMOVUPS      Z3, (R10)
+	VADDPS       Z3, Z2, Z2
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, R11
+	CMPQ         R11, $0x10
+	JGE          gexp691
+
+gexptail690:
+	TESTQ        R11, R11
+	JE           gexpdone692
+	LEAQ         kmasktab<>+0(SB), R9
+	KMOVW        (R9)(R11*2), K1
+	VMOVUPS.Z    (R10), K1, Z3
+	VSUBPS       Z1, Z3, Z3
+	VMINPS       exp_hi<>+0(SB), Z3, Z3
+	VMAXPS       exp_lo<>+0(SB), Z3, Z3
+	VMULPS       log2e<>+0(SB), Z3, Z1
+	VRNDSCALEPS  $0x00, Z1, Z1
+	VFNMADD231PS ln2hi<>+0(SB), Z1, Z3
+	VFNMADD231PS ln2lo<>+0(SB), Z1, Z3
+	VMOVUPS      exp_p0<>+0(SB), Z4
+	VFMADD213PS  exp_p1<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p2<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p3<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p4<>+0(SB), Z3, Z4
+	VFMADD213PS  exp_p5<>+0(SB), Z3, Z4
+	VMULPS       Z3, Z3, Z5
+	VFMADD213PS  Z3, Z5, Z4
+	VADDPS       one<>+0(SB), Z4, Z4
+	VSCALEFPS    Z1, Z4, Z3
+	VMOVUPS      Z3, K1, (R10)
+	VADDPS       Z3, Z2, K1, Z2
+
+gexpdone692:
+	VEXTRACTF64X4 $0x01, Z2, Y1
+	VADDPS        Y1, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y2, X1
+	VADDPS        X1, X2, X1
+	VPERMILPS     $0x4e, X1, X2
+	VADDPS        X2, X1, X1
+	VPERMILPS     $0xb1, X1, X2
+	VADDPS        X2, X1, X1
+	VMOVSS        one<>+0(SB), X2
+	VDIVSS        X1, X2, X2
+	VBROADCASTSS  X2, Z1
+	VMOVUPS       zero<>+0(SB), Z2
+	VMOVUPS       zero<>+0(SB), Z3
+	VMOVUPS       zero<>+0(SB), Z4
+	VMOVUPS       zero<>+0(SB), Z5
+	VMOVUPS       zero<>+0(SB), Z6
+	VMOVUPS       zero<>+0(SB), Z7
+	VMOVUPS       zero<>+0(SB), Z8
+	VMOVUPS       zero<>+0(SB), Z9
+	VMOVUPS       zero<>+0(SB), Z10
+	VMOVUPS       zero<>+0(SB), Z11
+	VMOVUPS       zero<>+0(SB), Z12
+	VMOVUPS       zero<>+0(SB), Z13
+	VMOVUPS       zero<>+0(SB), Z14
+	VMOVUPS       zero<>+0(SB), Z15
+	VMOVUPS       zero<>+0(SB), Z16
+	VMOVUPS       zero<>+0(SB), Z17
+	VMOVUPS       zero<>+0(SB), Z18
+	VMOVUPS       zero<>+0(SB), Z19
+	VMOVUPS       zero<>+0(SB), Z20
+	VMOVUPS       zero<>+0(SB), Z21
+	VMOVUPS       zero<>+0(SB), Z22
+	VMOVUPS       zero<>+0(SB), Z23
+	VMOVUPS       zero<>+0(SB), Z24
+	VMOVUPS       zero<>+0(SB), Z25
+	MOVQ          SI, R10
+	MOVQ          BX, R9
+	MOVQ          t+40(FP), R11
+
+gwsum1l695:
+	VBROADCASTSS (R10), Z26
+	VFMADD231PS  (R9), Z26, Z2
+	VFMADD231PS  64(R9), Z26, Z3
+	VFMADD231PS  128(R9), Z26, Z4
+	VFMADD231PS  192(R9), Z26, Z5
+	VFMADD231PS  256(R9), Z26, Z6
+	VFMADD231PS  320(R9), Z26, Z7
+	VFMADD231PS  384(R9), Z26, Z8
+	VFMADD231PS  448(R9), Z26, Z9
+	VFMADD231PS  512(R9), Z26, Z10
+	VFMADD231PS  576(R9), Z26, Z11
+	VFMADD231PS  640(R9), Z26, Z12
+	VFMADD231PS  704(R9), Z26, Z13
+	VBROADCASTSS (R10)(DI*1), Z26
+	VFMADD231PS  (R9), Z26, Z14
+	VFMADD231PS  64(R9), Z26, Z15
+	VFMADD231PS  128(R9), Z26, Z16
+	VFMADD231PS  192(R9), Z26, Z17
+	VFMADD231PS  256(R9), Z26, Z18
+	VFMADD231PS  320(R9), Z26, Z19
+	VFMADD231PS  384(R9), Z26, Z20
+	VFMADD231PS  448(R9), Z26, Z21
+	VFMADD231PS  512(R9), Z26, Z22
+	VFMADD231PS  576(R9), Z26, Z23
+	VFMADD231PS  640(R9), Z26, Z24
+	VFMADD231PS  704(R9), Z26, Z25
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l695
+	VMULPS       Z0, Z2, Z2
+	VMOVUPS      Z2, (AX)
+	VMULPS       Z0, Z3, Z3
+	VMOVUPS      Z3, 64(AX)
+	VMULPS       Z0, Z4, Z4
+	VMOVUPS      Z4, 128(AX)
+	VMULPS       Z0, Z5, Z5
+	VMOVUPS      Z5, 192(AX)
+	VMULPS       Z0, Z6, Z6
+	VMOVUPS      Z6, 256(AX)
+	VMULPS       Z0, Z7, Z7
+	VMOVUPS      Z7, 320(AX)
+	VMULPS       Z0, Z8, Z8
+	VMOVUPS      Z8, 384(AX)
+	VMULPS       Z0, Z9, Z9
+	VMOVUPS      Z9, 448(AX)
+	VMULPS       Z0, Z10, Z10
+	VMOVUPS      Z10, 512(AX)
+	VMULPS       Z0, Z11, Z11
+	VMOVUPS      Z11, 576(AX)
+	VMULPS       Z0, Z12, Z12
+	VMOVUPS      Z12, 640(AX)
+	VMULPS       Z0, Z13, Z13
+	VMOVUPS      Z13, 704(AX)
+	VMULPS       Z1, Z14, Z14
+	VMOVUPS      Z14, 1024(AX)
+	VMULPS       Z1, Z15, Z15
+	VMOVUPS      Z15, 1088(AX)
+	VMULPS       Z1, Z16, Z16
+	VMOVUPS      Z16, 1152(AX)
+	VMULPS       Z1, Z17, Z17
+	VMOVUPS      Z17, 1216(AX)
+	VMULPS       Z1, Z18, Z18
+	VMOVUPS      Z18, 1280(AX)
+	VMULPS       Z1, Z19, Z19
+	VMOVUPS      Z19, 1344(AX)
+	VMULPS       Z1, Z20, Z20
+	VMOVUPS      Z20, 1408(AX)
+	VMULPS       Z1, Z21, Z21
+	VMOVUPS      Z21, 1472(AX)
+	VMULPS       Z1, Z22, Z22
+	VMOVUPS      Z22, 1536(AX)
+	VMULPS       Z1, Z23, Z23
+	VMOVUPS      Z23, 1600(AX)
+	VMULPS       Z1, Z24, Z24
+	VMOVUPS      Z24, 1664(AX)
+	VMULPS       Z1, Z25, Z25
+	VMOVUPS      Z25, 1728(AX)
+	VMOVUPS      zero<>+0(SB), Z2
+	VMOVUPS      zero<>+0(SB), Z3
+	VMOVUPS      zero<>+0(SB), Z4
+	VMOVUPS      zero<>+0(SB), Z5
+	VMOVUPS      zero<>+0(SB), Z6
+	VMOVUPS      zero<>+0(SB), Z7
+	VMOVUPS      zero<>+0(SB), Z8
+	VMOVUPS      zero<>+0(SB), Z9
+	VMOVUPS      zero<>+0(SB), Z10
+	VMOVUPS      zero<>+0(SB), Z11
+	VMOVUPS      zero<>+0(SB), Z12
+	VMOVUPS      zero<>+0(SB), Z13
+	VMOVUPS      zero<>+0(SB), Z14
+	VMOVUPS      zero<>+0(SB), Z15
+	VMOVUPS      zero<>+0(SB), Z16
+	VMOVUPS      zero<>+0(SB), Z17
+	VMOVUPS      zero<>+0(SB), Z18
+	VMOVUPS      zero<>+0(SB), Z19
+	VMOVUPS      zero<>+0(SB), Z20
+	VMOVUPS      zero<>+0(SB), Z21
+	VMOVUPS      zero<>+0(SB), Z22
+	VMOVUPS      zero<>+0(SB), Z23
+	VMOVUPS      zero<>+0(SB), Z24
+	VMOVUPS      zero<>+0(SB), Z25
+	MOVQ         SI, R10
+	MOVQ         BX, R9
+	MOVQ         t+40(FP), R11
+	CMPQ         R11, $0x03
+	JL           gwsum1_698
+
+gwsum697:
+	VBROADCASTSS (R10), Z26
+	VFMADD231PS  768(R9), Z26, Z2
+	VFMADD231PS  832(R9), Z26, Z3
+	VFMADD231PS  896(R9), Z26, Z4
+	VFMADD231PS  960(R9), Z26, Z5
+	VBROADCASTSS (R10)(DI*1), Z26
+	VFMADD231PS  768(R9), Z26, Z6
+	VFMADD231PS  832(R9), Z26, Z7
+	VFMADD231PS  896(R9), Z26, Z8
+	VFMADD231PS  960(R9), Z26, Z9
+	VBROADCASTSS 4(R10), Z26
+	VFMADD231PS  2816(R9), Z26, Z10
+	VFMADD231PS  2880(R9), Z26, Z11
+	VFMADD231PS  2944(R9), Z26, Z12
+	VFMADD231PS  3008(R9), Z26, Z13
+	VBROADCASTSS 4(R10)(DI*1), Z26
+	VFMADD231PS  2816(R9), Z26, Z14
+	VFMADD231PS  2880(R9), Z26, Z15
+	VFMADD231PS  2944(R9), Z26, Z16
+	VFMADD231PS  3008(R9), Z26, Z17
+	VBROADCASTSS 8(R10), Z26
+	VFMADD231PS  4864(R9), Z26, Z18
+	VFMADD231PS  4928(R9), Z26, Z19
+	VFMADD231PS  4992(R9), Z26, Z20
+	VFMADD231PS  5056(R9), Z26, Z21
+	VBROADCASTSS 8(R10)(DI*1), Z26
+	VFMADD231PS  4864(R9), Z26, Z22
+	VFMADD231PS  4928(R9), Z26, Z23
+	VFMADD231PS  4992(R9), Z26, Z24
+	VFMADD231PS  5056(R9), Z26, Z25
+	ADDQ         $0x0c, R10
+	ADDQ         $0x00001800, R9
+	SUBQ         $0x03, R11
+	CMPQ         R11, $0x03
+	JGE          gwsum697
+
+gwsum1_698:
+	TESTQ R11, R11
+	JE    gwsumdone700
+
+gwsum1l699:
+	VBROADCASTSS (R10), Z26
+	VFMADD231PS  768(R9), Z26, Z2
+	VFMADD231PS  832(R9), Z26, Z3
+	VFMADD231PS  896(R9), Z26, Z4
+	VFMADD231PS  960(R9), Z26, Z5
+	VBROADCASTSS (R10)(DI*1), Z26
+	VFMADD231PS  768(R9), Z26, Z6
+	VFMADD231PS  832(R9), Z26, Z7
+	VFMADD231PS  896(R9), Z26, Z8
+	VFMADD231PS  960(R9), Z26, Z9
+	ADDQ         $0x04, R10
+	ADDQ         $0x00000800, R9
+	DECQ         R11
+	JNE          gwsum1l699
+
+gwsumdone700:
+	VADDPS  Z10, Z2, Z2
+	VADDPS  Z18, Z2, Z2
+	VMULPS  Z0, Z2, Z2
+	VMOVUPS Z2, 768(AX)
+	VADDPS  Z11, Z3, Z3
+	VADDPS  Z19, Z3, Z3
+	VMULPS  Z0, Z3, Z3
+	VMOVUPS Z3, 832(AX)
+	VADDPS  Z12, Z4, Z4
+	VADDPS  Z20, Z4, Z4
+	VMULPS  Z0, Z4, Z4
+	VMOVUPS Z4, 896(AX)
+	VADDPS  Z13, Z5, Z5
+	VADDPS  Z21, Z5, Z5
+	VMULPS  Z0, Z5, Z5
+	VMOVUPS Z5, 960(AX)
+	VADDPS  Z14, Z6, Z6
+	VADDPS  Z22, Z6, Z6
+	VMULPS  Z1, Z6, Z6
+	VMOVUPS Z6, 1792(AX)
+	VADDPS  Z15, Z7, Z7
+	VADDPS  Z23, Z7, Z7
+	VMULPS  Z1, Z7, Z7
+	VMOVUPS Z7, 1856(AX)
+	VADDPS  Z16, Z8, Z8
+	VADDPS  Z24, Z8, Z8
+	VMULPS  Z1, Z8, Z8
+	VMOVUPS Z8, 1920(AX)
+	VADDPS  Z17, Z9, Z9
+	VADDPS  Z25, Z9, Z9
+	VMULPS  Z1, Z9, Z9
+	VMOVUPS Z9, 1984(AX)
+	ADDQ    $0x00000400, DX
+	ADDQ    $0x00000400, BX
+	ADDQ    $0x00000800, CX
+	ADDQ    $0x00000800, AX
+	DECQ    R8
+	JNE     kvhead682
 	VZEROUPPER
 	RET
 
@@ -11342,7 +17761,7 @@ TEXT ·gattention_32_64_2x2_avx2(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000002, R8
 
-kvhead473:
+kvhead701:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS 64(CX), Y2
@@ -11357,9 +17776,9 @@ kvhead473:
 	MOVQ    SI, R10
 	MOVQ    t+40(FP), R11
 	CMPQ    R11, $0x04
-	JL      gscore1_475
+	JL      gscore1_703
 
-gscore4_474:
+gscore4_702:
 	VXORPS       Y10, Y10, Y10
 	VFMADD231PS  (R9), Y0, Y10
 	VFMADD231PS  32(R9), Y1, Y10
@@ -11432,13 +17851,13 @@ gscore4_474:
 	ADDQ         $0x10, R10
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gscore4_474
+	JGE          gscore4_702
 
-gscore1_475:
+gscore1_703:
 	TESTQ R11, R11
-	JE    gscoredone477
+	JE    gscoredone705
 
-gscore1l476:
+gscore1l704:
 	VXORPS       Y10, Y10, Y10
 	VFMADD231PS  (R9), Y0, Y10
 	VFMADD231PS  32(R9), Y1, Y10
@@ -11470,9 +17889,9 @@ gscore1l476:
 	ADDQ         $0x00000100, R9
 	ADDQ         $0x04, R10
 	DECQ         R11
-	JNE          gscore1l476
+	JNE          gscore1l704
 
-gscoredone477:
+gscoredone705:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -11482,9 +17901,9 @@ gscoredone477:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail478
+	JL           gexptail706
 
-gexp479:
+gexp707:
 	VMOVUPS      (R10), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -11511,11 +17930,11 @@ gexp479:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp479
+	JGE          gexp707
 
-gexptail478:
+gexptail706:
 	TESTQ        R11, R11
-	JE           gexpdone480
+	JE           gexpdone708
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -11545,7 +17964,7 @@ gexptail478:
 	VMASKMOVPS   Y2, Y3, (R10)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone480:
+gexpdone708:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -11565,9 +17984,9 @@ gexpdone480:
 	LEAQ         (R10)(DI*1), R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail481
+	JL           gexptail709
 
-gexp482:
+gexp710:
 	VMOVUPS      (R10), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -11594,11 +18013,11 @@ gexp482:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp482
+	JGE          gexp710
 
-gexptail481:
+gexptail709:
 	TESTQ        R11, R11
-	JE           gexpdone483
+	JE           gexpdone711
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -11628,7 +18047,7 @@ gexptail481:
 	VMASKMOVPS   Y3, Y4, (R10)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone483:
+gexpdone711:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -11650,7 +18069,7 @@ gexpdone483:
 	MOVQ         BX, R9
 	MOVQ         t+40(FP), R11
 
-gwsum1l486:
+gwsum1l714:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, Y2
 	VFMADD231PS  32(R9), Y10, Y3
@@ -11664,7 +18083,7 @@ gwsum1l486:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000100, R9
 	DECQ         R11
-	JNE          gwsum1l486
+	JNE          gwsum1l714
 	VMULPS       Y0, Y2, Y2
 	VMOVUPS      Y2, (AX)
 	VMULPS       Y0, Y3, Y3
@@ -11686,7 +18105,7 @@ gwsum1l486:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x00000100, AX
 	DECQ         R8
-	JNE          kvhead473
+	JNE          kvhead701
 	VZEROUPPER
 	RET
 
@@ -11720,7 +18139,7 @@ TEXT ·gattention_32_64_2x2_avx512(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000002, R8
 
-kvhead488:
+kvhead716:
 	VMOVUPS (CX), Z0
 	VMOVUPS 64(CX), Z1
 	VMOVUPS 128(CX), Z2
@@ -11731,9 +18150,9 @@ kvhead488:
 	MOVQ    SI, R10
 	MOVQ    t+40(FP), R11
 	CMPQ    R11, $0x04
-	JL      gscore1_490
+	JL      gscore1_718
 
-gscore4_489:
+gscore4_717:
 	VMOVUPS       zero<>+0(SB), Z6
 	VFMADD231PS   (R9), Z0, Z6
 	VFMADD231PS   64(R9), Z1, Z6
@@ -11806,13 +18225,13 @@ gscore4_489:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_489
+	JGE           gscore4_717
 
-gscore1_490:
+gscore1_718:
 	TESTQ R11, R11
-	JE    gscoredone492
+	JE    gscoredone720
 
-gscore1l491:
+gscore1l719:
 	VMOVUPS       zero<>+0(SB), Z6
 	VFMADD231PS   (R9), Z0, Z6
 	VFMADD231PS   64(R9), Z1, Z6
@@ -11844,9 +18263,9 @@ gscore1l491:
 	ADDQ          $0x00000100, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l491
+	JNE           gscore1l719
 
-gscoredone492:
+gscoredone720:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -11856,9 +18275,9 @@ gscoredone492:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x10
-	JL           gexptail493
+	JL           gexptail721
 
-gexp494:
+gexp722:
 	VMOVUPS      (R10), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -11882,11 +18301,11 @@ gexp494:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp494
+	JGE          gexp722
 
-gexptail493:
+gexptail721:
 	TESTQ        R11, R11
-	JE           gexpdone495
+	JE           gexpdone723
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
 	VMOVUPS.Z    (R10), K1, Z2
@@ -11910,7 +18329,7 @@ gexptail493:
 	VMOVUPS      Z2, K1, (R10)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone495:
+gexpdone723:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -11932,9 +18351,9 @@ gexpdone495:
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x10
-	JL            gexptail496
+	JL            gexptail724
 
-gexp497:
+gexp725:
 	VMOVUPS      (R10), Z3
 	VSUBPS       Z1, Z3, Z3
 	VMINPS       exp_hi<>+0(SB), Z3, Z3
@@ -11958,11 +18377,11 @@ gexp497:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp497
+	JGE          gexp725
 
-gexptail496:
+gexptail724:
 	TESTQ        R11, R11
-	JE           gexpdone498
+	JE           gexpdone726
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
 	VMOVUPS.Z    (R10), K1, Z3
@@ -11986,7 +18405,7 @@ gexptail496:
 	VMOVUPS      Z3, K1, (R10)
 	VADDPS       Z3, Z2, K1, Z2
 
-gexpdone498:
+gexpdone726:
 	VEXTRACTF64X4 $0x01, Z2, Y1
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -12018,9 +18437,9 @@ gexpdone498:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x04
-	JL            gwsum1_500
+	JL            gwsum1_728
 
-gwsum499:
+gwsum727:
 	VBROADCASTSS (R10), Z18
 	VFMADD231PS  (R9), Z18, Z2
 	VFMADD231PS  64(R9), Z18, Z3
@@ -12049,13 +18468,13 @@ gwsum499:
 	ADDQ         $0x00000400, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum499
+	JGE          gwsum727
 
-gwsum1_500:
+gwsum1_728:
 	TESTQ R11, R11
-	JE    gwsumdone502
+	JE    gwsumdone730
 
-gwsum1l501:
+gwsum1l729:
 	VBROADCASTSS (R10), Z18
 	VFMADD231PS  (R9), Z18, Z2
 	VFMADD231PS  64(R9), Z18, Z3
@@ -12065,9 +18484,9 @@ gwsum1l501:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000100, R9
 	DECQ         R11
-	JNE          gwsum1l501
+	JNE          gwsum1l729
 
-gwsumdone502:
+gwsumdone730:
 	VADDPS  Z6, Z2, Z2
 	VADDPS  Z10, Z2, Z2
 	VADDPS  Z14, Z2, Z2
@@ -12093,7 +18512,7 @@ gwsumdone502:
 	ADDQ    $0x00000100, CX
 	ADDQ    $0x00000100, AX
 	DECQ    R8
-	JNE     kvhead488
+	JNE     kvhead716
 	VZEROUPPER
 	RET
 
@@ -12110,16 +18529,16 @@ TEXT ·gattention_3_7_2x1_avx2(SB), NOSPLIT, $0-48
 	SHLQ    $0x02, DI
 	MOVQ    $0x00000002, DI
 
-kvhead503:
+kvhead731:
 	VMASKMOVPS (CX), Y0, Y1
 	VMOVUPS    neginf<>+0(SB), X2
 	MOVQ       DX, R8
 	MOVQ       SI, R9
 	MOVQ       t+40(FP), R10
 	CMPQ       R10, $0x04
-	JL         gscore1_505
+	JL         gscore1_733
 
-gscore4_504:
+gscore4_732:
 	VXORPS       Y3, Y3, Y3
 	VMASKMOVPS   (R8), Y0, Y4
 	VFMADD231PS  Y4, Y1, Y3
@@ -12150,13 +18569,13 @@ gscore4_504:
 	ADDQ         $0x10, R9
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gscore4_504
+	JGE          gscore4_732
 
-gscore1_505:
+gscore1_733:
 	TESTQ R10, R10
-	JE    gscoredone507
+	JE    gscoredone735
 
-gscore1l506:
+gscore1l734:
 	VXORPS       Y3, Y3, Y3
 	VMASKMOVPS   (R8), Y0, Y4
 	VFMADD231PS  Y4, Y1, Y3
@@ -12172,9 +18591,9 @@ gscore1l506:
 	ADDQ         $0x0000001c, R8
 	ADDQ         $0x04, R9
 	DECQ         R10
-	JNE          gscore1l506
+	JNE          gscore1l734
 
-gscoredone507:
+gscoredone735:
 	VPERMILPS    $0x4e, X2, X1
 	VMAXPS       X1, X2, X2
 	VPERMILPS    $0xb1, X2, X1
@@ -12184,9 +18603,9 @@ gscoredone507:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x08
-	JL           gexptail508
+	JL           gexptail736
 
-gexp509:
+gexp737:
 	VMOVUPS      (R9), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -12213,11 +18632,11 @@ gexp509:
 	ADDQ         $0x20, R9
 	SUBQ         $0x08, R10
 	CMPQ         R10, $0x08
-	JGE          gexp509
+	JGE          gexp737
 
-gexptail508:
+gexptail736:
 	TESTQ        R10, R10
-	JE           gexpdone510
+	JE           gexpdone738
 	LEAQ         masktab<>+0(SB), R8
 	MOVQ         $0x00000010, R11
 	SUBQ         R10, R11
@@ -12247,7 +18666,7 @@ gexptail508:
 	VMASKMOVPS   Y3, Y4, (R9)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone510:
+gexpdone738:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -12265,9 +18684,9 @@ gexpdone510:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x04
-	JL           gwsum1_512
+	JL           gwsum1_740
 
-gwsum511:
+gwsum739:
 	VBROADCASTSS (R9), Y6
 	VMASKMOVPS   (R8), Y0, Y7
 	VFMADD231PS  Y7, Y6, Y2
@@ -12284,22 +18703,22 @@ gwsum511:
 	ADDQ         $0x00000070, R8
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gwsum511
+	JGE          gwsum739
 
-gwsum1_512:
+gwsum1_740:
 	TESTQ R10, R10
-	JE    gwsumdone514
+	JE    gwsumdone742
 
-gwsum1l513:
+gwsum1l741:
 	VBROADCASTSS (R9), Y6
 	VMASKMOVPS   (R8), Y0, Y7
 	VFMADD231PS  Y7, Y6, Y2
 	ADDQ         $0x04, R9
 	ADDQ         $0x0000001c, R8
 	DECQ         R10
-	JNE          gwsum1l513
+	JNE          gwsum1l741
 
-gwsumdone514:
+gwsumdone742:
 	VADDPS     Y3, Y2, Y2
 	VADDPS     Y4, Y2, Y2
 	VADDPS     Y5, Y2, Y2
@@ -12310,7 +18729,7 @@ gwsumdone514:
 	ADDQ       $0x0000000c, CX
 	ADDQ       $0x0000000c, AX
 	DECQ       DI
-	JNE        kvhead503
+	JNE        kvhead731
 	VZEROUPPER
 	RET
 
@@ -12328,16 +18747,16 @@ TEXT ·gattention_3_7_2x1_avx512(SB), NOSPLIT, $0-48
 	SHLQ  $0x02, DI
 	MOVQ  $0x00000002, DI
 
-kvhead515:
+kvhead743:
 	VMOVUPS.Z (CX), K1, Y0
 	VMOVUPS   neginf<>+0(SB), X1
 	MOVQ      DX, R8
 	MOVQ      SI, R9
 	MOVQ      t+40(FP), R10
 	CMPQ      R10, $0x04
-	JL        gscore1_517
+	JL        gscore1_745
 
-gscore4_516:
+gscore4_744:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (R8), Y0, K1, Y2
 	VMOVUPS       zero<>+0(SB), Y3
@@ -12364,13 +18783,13 @@ gscore4_516:
 	ADDQ          $0x10, R9
 	SUBQ          $0x04, R10
 	CMPQ          R10, $0x04
-	JGE           gscore4_516
+	JGE           gscore4_744
 
-gscore1_517:
+gscore1_745:
 	TESTQ R10, R10
-	JE    gscoredone519
+	JE    gscoredone747
 
-gscore1l518:
+gscore1l746:
 	VMOVUPS       zero<>+0(SB), Y2
 	VFMADD231PS   (R8), Y0, K1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
@@ -12385,9 +18804,9 @@ gscore1l518:
 	ADDQ          $0x0000001c, R8
 	ADDQ          $0x04, R9
 	DECQ          R10
-	JNE           gscore1l518
+	JNE           gscore1l746
 
-gscoredone519:
+gscoredone747:
 	VPERMILPS    $0x4e, X1, X0
 	VMAXPS       X0, X1, X1
 	VPERMILPS    $0xb1, X1, X0
@@ -12397,9 +18816,9 @@ gscoredone519:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x10
-	JL           gexptail520
+	JL           gexptail748
 
-gexp521:
+gexp749:
 	VMOVUPS      (R9), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -12423,11 +18842,11 @@ gexp521:
 	ADDQ         $0x40, R9
 	SUBQ         $0x10, R10
 	CMPQ         R10, $0x10
-	JGE          gexp521
+	JGE          gexp749
 
-gexptail520:
+gexptail748:
 	TESTQ        R10, R10
-	JE           gexpdone522
+	JE           gexpdone750
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K2
 	VMOVUPS.Z    (R9), K2, Z2
@@ -12451,7 +18870,7 @@ gexptail520:
 	VMOVUPS      Z2, K2, (R9)
 	VADDPS       Z2, Z1, K2, Z1
 
-gexpdone522:
+gexpdone750:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -12471,9 +18890,9 @@ gexpdone522:
 	MOVQ          BX, R8
 	MOVQ          t+40(FP), R10
 	CMPQ          R10, $0x04
-	JL            gwsum1_524
+	JL            gwsum1_752
 
-gwsum523:
+gwsum751:
 	VBROADCASTSS (R9), Y5
 	VFMADD231PS  (R8), Y5, K1, Y1
 	VBROADCASTSS 4(R9), Y5
@@ -12486,21 +18905,21 @@ gwsum523:
 	ADDQ         $0x00000070, R8
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gwsum523
+	JGE          gwsum751
 
-gwsum1_524:
+gwsum1_752:
 	TESTQ R10, R10
-	JE    gwsumdone526
+	JE    gwsumdone754
 
-gwsum1l525:
+gwsum1l753:
 	VBROADCASTSS (R9), Y5
 	VFMADD231PS  (R8), Y5, K1, Y1
 	ADDQ         $0x04, R9
 	ADDQ         $0x0000001c, R8
 	DECQ         R10
-	JNE          gwsum1l525
+	JNE          gwsum1l753
 
-gwsumdone526:
+gwsumdone754:
 	VADDPS  Y2, Y1, Y1
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y4, Y1, Y1
@@ -12511,7 +18930,7 @@ gwsumdone526:
 	ADDQ    $0x0000000c, CX
 	ADDQ    $0x0000000c, AX
 	DECQ    DI
-	JNE     kvhead515
+	JNE     kvhead743
 	VZEROUPPER
 	RET
 
@@ -12527,7 +18946,7 @@ TEXT ·gattention_48_288_6x1_avx2(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000006, DI
 
-kvhead527:
+kvhead755:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS 64(CX), Y2
@@ -12539,9 +18958,9 @@ kvhead527:
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_529
+	JL      gscore1_757
 
-gscore4_528:
+gscore4_756:
 	VXORPS       Y7, Y7, Y7
 	VFMADD231PS  (R8), Y0, Y7
 	VFMADD231PS  32(R8), Y1, Y7
@@ -12588,13 +19007,13 @@ gscore4_528:
 	ADDQ         $0x10, R9
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gscore4_528
+	JGE          gscore4_756
 
-gscore1_529:
+gscore1_757:
 	TESTQ R10, R10
-	JE    gscoredone531
+	JE    gscoredone759
 
-gscore1l530:
+gscore1l758:
 	VXORPS       Y7, Y7, Y7
 	VFMADD231PS  (R8), Y0, Y7
 	VFMADD231PS  32(R8), Y1, Y7
@@ -12614,9 +19033,9 @@ gscore1l530:
 	ADDQ         $0x00000480, R8
 	ADDQ         $0x04, R9
 	DECQ         R10
-	JNE          gscore1l530
+	JNE          gscore1l758
 
-gscoredone531:
+gscoredone759:
 	VPERMILPS    $0x4e, X6, X0
 	VMAXPS       X0, X6, X6
 	VPERMILPS    $0xb1, X6, X0
@@ -12626,9 +19045,9 @@ gscoredone531:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x08
-	JL           gexptail532
+	JL           gexptail760
 
-gexp533:
+gexp761:
 	VMOVUPS      (R9), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -12655,11 +19074,11 @@ gexp533:
 	ADDQ         $0x20, R9
 	SUBQ         $0x08, R10
 	CMPQ         R10, $0x08
-	JGE          gexp533
+	JGE          gexp761
 
-gexptail532:
+gexptail760:
 	TESTQ        R10, R10
-	JE           gexpdone534
+	JE           gexpdone762
 	LEAQ         masktab<>+0(SB), R8
 	MOVQ         $0x00000010, R11
 	SUBQ         R10, R11
@@ -12689,7 +19108,7 @@ gexptail532:
 	VMASKMOVPS   Y2, Y3, (R9)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone534:
+gexpdone762:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -12709,7 +19128,7 @@ gexpdone534:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 
-gwsum1l537:
+gwsum1l765:
 	VBROADCASTSS (R9), Y7
 	VFMADD231PS  (R8), Y7, Y1
 	VFMADD231PS  32(R8), Y7, Y2
@@ -12720,7 +19139,7 @@ gwsum1l537:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000480, R8
 	DECQ         R10
-	JNE          gwsum1l537
+	JNE          gwsum1l765
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, (AX)
 	VMULPS       Y0, Y2, Y2
@@ -12738,7 +19157,7 @@ gwsum1l537:
 	ADDQ         $0x000000c0, CX
 	ADDQ         $0x000000c0, AX
 	DECQ         DI
-	JNE          kvhead527
+	JNE          kvhead755
 	VZEROUPPER
 	RET
 
@@ -12754,7 +19173,7 @@ TEXT ·gattention_48_288_6x1_avx512(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000006, DI
 
-kvhead539:
+kvhead767:
 	VMOVUPS (CX), Z0
 	VMOVUPS 64(CX), Z1
 	VMOVUPS 128(CX), Z2
@@ -12763,9 +19182,9 @@ kvhead539:
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_541
+	JL      gscore1_769
 
-gscore4_540:
+gscore4_768:
 	VMOVUPS       zero<>+0(SB), Z4
 	VFMADD231PS   (R8), Z0, Z4
 	VFMADD231PS   64(R8), Z1, Z4
@@ -12808,13 +19227,13 @@ gscore4_540:
 	ADDQ          $0x10, R9
 	SUBQ          $0x04, R10
 	CMPQ          R10, $0x04
-	JGE           gscore4_540
+	JGE           gscore4_768
 
-gscore1_541:
+gscore1_769:
 	TESTQ R10, R10
-	JE    gscoredone543
+	JE    gscoredone771
 
-gscore1l542:
+gscore1l770:
 	VMOVUPS       zero<>+0(SB), Z4
 	VFMADD231PS   (R8), Z0, Z4
 	VFMADD231PS   64(R8), Z1, Z4
@@ -12833,9 +19252,9 @@ gscore1l542:
 	ADDQ          $0x00000480, R8
 	ADDQ          $0x04, R9
 	DECQ          R10
-	JNE           gscore1l542
+	JNE           gscore1l770
 
-gscoredone543:
+gscoredone771:
 	VPERMILPS    $0x4e, X3, X0
 	VMAXPS       X0, X3, X3
 	VPERMILPS    $0xb1, X3, X0
@@ -12845,9 +19264,9 @@ gscoredone543:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x10
-	JL           gexptail544
+	JL           gexptail772
 
-gexp545:
+gexp773:
 	VMOVUPS      (R9), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -12871,11 +19290,11 @@ gexp545:
 	ADDQ         $0x40, R9
 	SUBQ         $0x10, R10
 	CMPQ         R10, $0x10
-	JGE          gexp545
+	JGE          gexp773
 
-gexptail544:
+gexptail772:
 	TESTQ        R10, R10
-	JE           gexpdone546
+	JE           gexpdone774
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K1
 	VMOVUPS.Z    (R9), K1, Z2
@@ -12899,7 +19318,7 @@ gexptail544:
 	VMOVUPS      Z2, K1, (R9)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone546:
+gexpdone774:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -12927,9 +19346,9 @@ gexpdone546:
 	MOVQ          BX, R8
 	MOVQ          t+40(FP), R10
 	CMPQ          R10, $0x04
-	JL            gwsum1_548
+	JL            gwsum1_776
 
-gwsum547:
+gwsum775:
 	VBROADCASTSS (R9), Z13
 	VFMADD231PS  (R8), Z13, Z1
 	VFMADD231PS  64(R8), Z13, Z2
@@ -12950,13 +19369,13 @@ gwsum547:
 	ADDQ         $0x00001200, R8
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gwsum547
+	JGE          gwsum775
 
-gwsum1_548:
+gwsum1_776:
 	TESTQ R10, R10
-	JE    gwsumdone550
+	JE    gwsumdone778
 
-gwsum1l549:
+gwsum1l777:
 	VBROADCASTSS (R9), Z13
 	VFMADD231PS  (R8), Z13, Z1
 	VFMADD231PS  64(R8), Z13, Z2
@@ -12964,9 +19383,9 @@ gwsum1l549:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000480, R8
 	DECQ         R10
-	JNE          gwsum1l549
+	JNE          gwsum1l777
 
-gwsumdone550:
+gwsumdone778:
 	VADDPS  Z4, Z1, Z1
 	VADDPS  Z7, Z1, Z1
 	VADDPS  Z10, Z1, Z1
@@ -12987,7 +19406,7 @@ gwsumdone550:
 	ADDQ    $0x000000c0, CX
 	ADDQ    $0x000000c0, AX
 	DECQ    DI
-	JNE     kvhead539
+	JNE     kvhead767
 	VZEROUPPER
 	RET
 
@@ -13003,16 +19422,16 @@ TEXT ·gattention_64_130_2x2_avx2(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000002, R8
 
-kvhead551:
+kvhead779:
 	VMOVUPS neginf<>+0(SB), X0
 	VMOVUPS neginf<>+0(SB), X1
 	MOVQ    DX, R9
 	MOVQ    SI, R10
 	MOVQ    t+40(FP), R11
 	CMPQ    R11, $0x04
-	JL      gscore1_553
+	JL      gscore1_781
 
-gscore4_552:
+gscore4_780:
 	VXORPS       Y2, Y2, Y2
 	VMOVUPS      (CX), Y3
 	VFMADD231PS  (R9), Y3, Y2
@@ -13181,13 +19600,13 @@ gscore4_552:
 	ADDQ         $0x10, R10
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gscore4_552
+	JGE          gscore4_780
 
-gscore1_553:
+gscore1_781:
 	TESTQ R11, R11
-	JE    gscoredone555
+	JE    gscoredone783
 
-gscore1l554:
+gscore1l782:
 	VXORPS       Y2, Y2, Y2
 	VMOVUPS      (CX), Y3
 	VFMADD231PS  (R9), Y3, Y2
@@ -13243,9 +19662,9 @@ gscore1l554:
 	ADDQ         $0x00000208, R9
 	ADDQ         $0x04, R10
 	DECQ         R11
-	JNE          gscore1l554
+	JNE          gscore1l782
 
-gscoredone555:
+gscoredone783:
 	VPERMILPS    $0x4e, X0, X2
 	VMAXPS       X2, X0, X0
 	VPERMILPS    $0xb1, X0, X2
@@ -13255,9 +19674,9 @@ gscoredone555:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail556
+	JL           gexptail784
 
-gexp557:
+gexp785:
 	VMOVUPS      (R10), Y3
 	VSUBPS       Y0, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -13284,11 +19703,11 @@ gexp557:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp557
+	JGE          gexp785
 
-gexptail556:
+gexptail784:
 	TESTQ        R11, R11
-	JE           gexpdone558
+	JE           gexpdone786
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -13318,7 +19737,7 @@ gexptail556:
 	VMASKMOVPS   Y3, Y4, (R10)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone558:
+gexpdone786:
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VPERMILPS    $0x4e, X0, X2
@@ -13338,9 +19757,9 @@ gexpdone558:
 	LEAQ         (R10)(DI*1), R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail559
+	JL           gexptail787
 
-gexp560:
+gexp788:
 	VMOVUPS      (R10), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -13367,11 +19786,11 @@ gexp560:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp560
+	JGE          gexp788
 
-gexptail559:
+gexptail787:
 	TESTQ        R11, R11
-	JE           gexpdone561
+	JE           gexpdone789
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -13401,7 +19820,7 @@ gexptail559:
 	VMASKMOVPS   Y3, Y4, (R10)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone561:
+gexpdone789:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -13423,7 +19842,7 @@ gexpdone561:
 	MOVQ         BX, R9
 	MOVQ         t+40(FP), R11
 
-gwsum1l564:
+gwsum1l792:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, Y2
 	VFMADD231PS  32(R9), Y10, Y3
@@ -13437,7 +19856,7 @@ gwsum1l564:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000208, R9
 	DECQ         R11
-	JNE          gwsum1l564
+	JNE          gwsum1l792
 	VMULPS       Y0, Y2, Y2
 	VMOVUPS      Y2, (AX)
 	VMULPS       Y0, Y3, Y3
@@ -13466,7 +19885,7 @@ gwsum1l564:
 	MOVQ         BX, R9
 	MOVQ         t+40(FP), R11
 
-gwsum1l568:
+gwsum1l796:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  128(R9), Y10, Y2
 	VFMADD231PS  160(R9), Y10, Y3
@@ -13480,7 +19899,7 @@ gwsum1l568:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000208, R9
 	DECQ         R11
-	JNE          gwsum1l568
+	JNE          gwsum1l796
 	VMULPS       Y0, Y2, Y2
 	VMOVUPS      Y2, 128(AX)
 	VMULPS       Y0, Y3, Y3
@@ -13502,7 +19921,7 @@ gwsum1l568:
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000200, AX
 	DECQ         R8
-	JNE          kvhead551
+	JNE          kvhead779
 	VZEROUPPER
 	RET
 
@@ -13518,7 +19937,7 @@ TEXT ·gattention_64_130_2x2_avx512(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000002, R8
 
-kvhead570:
+kvhead798:
 	VMOVUPS (CX), Z0
 	VMOVUPS 64(CX), Z1
 	VMOVUPS 128(CX), Z2
@@ -13533,9 +19952,9 @@ kvhead570:
 	MOVQ    SI, R10
 	MOVQ    t+40(FP), R11
 	CMPQ    R11, $0x04
-	JL      gscore1_572
+	JL      gscore1_800
 
-gscore4_571:
+gscore4_799:
 	VMOVUPS       zero<>+0(SB), Z10
 	VFMADD231PS   (R9), Z0, Z10
 	VFMADD231PS   64(R9), Z1, Z10
@@ -13624,13 +20043,13 @@ gscore4_571:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_571
+	JGE           gscore4_799
 
-gscore1_572:
+gscore1_800:
 	TESTQ R11, R11
-	JE    gscoredone574
+	JE    gscoredone802
 
-gscore1l573:
+gscore1l801:
 	VMOVUPS       zero<>+0(SB), Z10
 	VFMADD231PS   (R9), Z0, Z10
 	VFMADD231PS   64(R9), Z1, Z10
@@ -13666,9 +20085,9 @@ gscore1l573:
 	ADDQ          $0x00000208, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l573
+	JNE           gscore1l801
 
-gscoredone574:
+gscoredone802:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -13678,9 +20097,9 @@ gscoredone574:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x10
-	JL           gexptail575
+	JL           gexptail803
 
-gexp576:
+gexp804:
 	VMOVUPS      (R10), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -13704,11 +20123,11 @@ gexp576:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp576
+	JGE          gexp804
 
-gexptail575:
+gexptail803:
 	TESTQ        R11, R11
-	JE           gexpdone577
+	JE           gexpdone805
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
 	VMOVUPS.Z    (R10), K1, Z2
@@ -13732,7 +20151,7 @@ gexptail575:
 	VMOVUPS      Z2, K1, (R10)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone577:
+gexpdone805:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -13754,9 +20173,9 @@ gexpdone577:
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x10
-	JL            gexptail578
+	JL            gexptail806
 
-gexp579:
+gexp807:
 	VMOVUPS      (R10), Z3
 	VSUBPS       Z1, Z3, Z3
 	VMINPS       exp_hi<>+0(SB), Z3, Z3
@@ -13780,11 +20199,11 @@ gexp579:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp579
+	JGE          gexp807
 
-gexptail578:
+gexptail806:
 	TESTQ        R11, R11
-	JE           gexpdone580
+	JE           gexpdone808
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
 	VMOVUPS.Z    (R10), K1, Z3
@@ -13808,7 +20227,7 @@ gexptail578:
 	VMOVUPS      Z3, K1, (R10)
 	VADDPS       Z3, Z2, K1, Z2
 
-gexpdone580:
+gexpdone808:
 	VEXTRACTF64X4 $0x01, Z2, Y1
 	VADDPS        Y1, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X1
@@ -13848,9 +20267,9 @@ gexpdone580:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x03
-	JL            gwsum1_582
+	JL            gwsum1_810
 
-gwsum581:
+gwsum809:
 	VBROADCASTSS (R10), Z26
 	VFMADD231PS  (R9), Z26, Z2
 	VFMADD231PS  64(R9), Z26, Z3
@@ -13885,13 +20304,13 @@ gwsum581:
 	ADDQ         $0x00000618, R9
 	SUBQ         $0x03, R11
 	CMPQ         R11, $0x03
-	JGE          gwsum581
+	JGE          gwsum809
 
-gwsum1_582:
+gwsum1_810:
 	TESTQ R11, R11
-	JE    gwsumdone584
+	JE    gwsumdone812
 
-gwsum1l583:
+gwsum1l811:
 	VBROADCASTSS (R10), Z26
 	VFMADD231PS  (R9), Z26, Z2
 	VFMADD231PS  64(R9), Z26, Z3
@@ -13905,9 +20324,9 @@ gwsum1l583:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000208, R9
 	DECQ         R11
-	JNE          gwsum1l583
+	JNE          gwsum1l811
 
-gwsumdone584:
+gwsumdone812:
 	VADDPS  Z10, Z2, Z2
 	VADDPS  Z18, Z2, Z2
 	VMULPS  Z0, Z2, Z2
@@ -13945,7 +20364,7 @@ gwsumdone584:
 	ADDQ    $0x00000200, CX
 	ADDQ    $0x00000200, AX
 	DECQ    R8
-	JNE     kvhead570
+	JNE     kvhead798
 	VZEROUPPER
 	RET
 
@@ -13961,7 +20380,7 @@ TEXT ·gattention_64_768_12x1_avx2(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x0000000c, DI
 
-kvhead585:
+kvhead813:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS 64(CX), Y2
@@ -13975,9 +20394,9 @@ kvhead585:
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_587
+	JL      gscore1_815
 
-gscore4_586:
+gscore4_814:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (R8), Y0, Y9
 	VFMADD231PS  32(R8), Y1, Y9
@@ -14032,13 +20451,13 @@ gscore4_586:
 	ADDQ         $0x10, R9
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gscore4_586
+	JGE          gscore4_814
 
-gscore1_587:
+gscore1_815:
 	TESTQ R10, R10
-	JE    gscoredone589
+	JE    gscoredone817
 
-gscore1l588:
+gscore1l816:
 	VXORPS       Y9, Y9, Y9
 	VFMADD231PS  (R8), Y0, Y9
 	VFMADD231PS  32(R8), Y1, Y9
@@ -14060,9 +20479,9 @@ gscore1l588:
 	ADDQ         $0x00000c00, R8
 	ADDQ         $0x04, R9
 	DECQ         R10
-	JNE          gscore1l588
+	JNE          gscore1l816
 
-gscoredone589:
+gscoredone817:
 	VPERMILPS    $0x4e, X8, X0
 	VMAXPS       X0, X8, X8
 	VPERMILPS    $0xb1, X8, X0
@@ -14072,9 +20491,9 @@ gscoredone589:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x08
-	JL           gexptail590
+	JL           gexptail818
 
-gexp591:
+gexp819:
 	VMOVUPS      (R9), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -14101,11 +20520,11 @@ gexp591:
 	ADDQ         $0x20, R9
 	SUBQ         $0x08, R10
 	CMPQ         R10, $0x08
-	JGE          gexp591
+	JGE          gexp819
 
-gexptail590:
+gexptail818:
 	TESTQ        R10, R10
-	JE           gexpdone592
+	JE           gexpdone820
 	LEAQ         masktab<>+0(SB), R8
 	MOVQ         $0x00000010, R11
 	SUBQ         R10, R11
@@ -14135,7 +20554,7 @@ gexptail590:
 	VMASKMOVPS   Y2, Y3, (R9)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone592:
+gexpdone820:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -14157,7 +20576,7 @@ gexpdone592:
 	MOVQ         BX, R8
 	MOVQ         t+40(FP), R10
 
-gwsum1l595:
+gwsum1l823:
 	VBROADCASTSS (R9), Y9
 	VFMADD231PS  (R8), Y9, Y1
 	VFMADD231PS  32(R8), Y9, Y2
@@ -14170,7 +20589,7 @@ gwsum1l595:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000c00, R8
 	DECQ         R10
-	JNE          gwsum1l595
+	JNE          gwsum1l823
 	VMULPS       Y0, Y1, Y1
 	VMOVUPS      Y1, (AX)
 	VMULPS       Y0, Y2, Y2
@@ -14192,7 +20611,7 @@ gwsum1l595:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DI
-	JNE          kvhead585
+	JNE          kvhead813
 	VZEROUPPER
 	RET
 
@@ -14208,7 +20627,7 @@ TEXT ·gattention_64_768_12x1_avx512(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x0000000c, DI
 
-kvhead597:
+kvhead825:
 	VMOVUPS (CX), Z0
 	VMOVUPS 64(CX), Z1
 	VMOVUPS 128(CX), Z2
@@ -14218,9 +20637,9 @@ kvhead597:
 	MOVQ    SI, R9
 	MOVQ    t+40(FP), R10
 	CMPQ    R10, $0x04
-	JL      gscore1_599
+	JL      gscore1_827
 
-gscore4_598:
+gscore4_826:
 	VMOVUPS       zero<>+0(SB), Z5
 	VFMADD231PS   (R8), Z0, Z5
 	VFMADD231PS   64(R8), Z1, Z5
@@ -14267,13 +20686,13 @@ gscore4_598:
 	ADDQ          $0x10, R9
 	SUBQ          $0x04, R10
 	CMPQ          R10, $0x04
-	JGE           gscore4_598
+	JGE           gscore4_826
 
-gscore1_599:
+gscore1_827:
 	TESTQ R10, R10
-	JE    gscoredone601
+	JE    gscoredone829
 
-gscore1l600:
+gscore1l828:
 	VMOVUPS       zero<>+0(SB), Z5
 	VFMADD231PS   (R8), Z0, Z5
 	VFMADD231PS   64(R8), Z1, Z5
@@ -14293,9 +20712,9 @@ gscore1l600:
 	ADDQ          $0x00000c00, R8
 	ADDQ          $0x04, R9
 	DECQ          R10
-	JNE           gscore1l600
+	JNE           gscore1l828
 
-gscoredone601:
+gscoredone829:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -14305,9 +20724,9 @@ gscoredone601:
 	MOVQ         SI, R9
 	MOVQ         t+40(FP), R10
 	CMPQ         R10, $0x10
-	JL           gexptail602
+	JL           gexptail830
 
-gexp603:
+gexp831:
 	VMOVUPS      (R9), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -14331,11 +20750,11 @@ gexp603:
 	ADDQ         $0x40, R9
 	SUBQ         $0x10, R10
 	CMPQ         R10, $0x10
-	JGE          gexp603
+	JGE          gexp831
 
-gexptail602:
+gexptail830:
 	TESTQ        R10, R10
-	JE           gexpdone604
+	JE           gexpdone832
 	LEAQ         kmasktab<>+0(SB), R8
 	KMOVW        (R8)(R10*2), K1
 	VMOVUPS.Z    (R9), K1, Z2
@@ -14359,7 +20778,7 @@ gexptail602:
 	VMOVUPS      Z2, K1, (R9)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone604:
+gexpdone832:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -14391,9 +20810,9 @@ gexpdone604:
 	MOVQ          BX, R8
 	MOVQ          t+40(FP), R10
 	CMPQ          R10, $0x04
-	JL            gwsum1_606
+	JL            gwsum1_834
 
-gwsum605:
+gwsum833:
 	VBROADCASTSS (R9), Z17
 	VFMADD231PS  (R8), Z17, Z1
 	VFMADD231PS  64(R8), Z17, Z2
@@ -14418,13 +20837,13 @@ gwsum605:
 	ADDQ         $0x00003000, R8
 	SUBQ         $0x04, R10
 	CMPQ         R10, $0x04
-	JGE          gwsum605
+	JGE          gwsum833
 
-gwsum1_606:
+gwsum1_834:
 	TESTQ R10, R10
-	JE    gwsumdone608
+	JE    gwsumdone836
 
-gwsum1l607:
+gwsum1l835:
 	VBROADCASTSS (R9), Z17
 	VFMADD231PS  (R8), Z17, Z1
 	VFMADD231PS  64(R8), Z17, Z2
@@ -14433,9 +20852,9 @@ gwsum1l607:
 	ADDQ         $0x04, R9
 	ADDQ         $0x00000c00, R8
 	DECQ         R10
-	JNE          gwsum1l607
+	JNE          gwsum1l835
 
-gwsumdone608:
+gwsumdone836:
 	VADDPS  Z5, Z1, Z1
 	VADDPS  Z9, Z1, Z1
 	VADDPS  Z13, Z1, Z1
@@ -14461,7 +20880,7 @@ gwsumdone608:
 	ADDQ    $0x00000100, CX
 	ADDQ    $0x00000100, AX
 	DECQ    DI
-	JNE     kvhead597
+	JNE     kvhead825
 	VZEROUPPER
 	RET
 
@@ -14477,7 +20896,7 @@ TEXT ·gattention_8_32_4x2_avx2(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000004, R8
 
-kvhead609:
+kvhead837:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS neginf<>+0(SB), X2
@@ -14486,9 +20905,9 @@ kvhead609:
 	MOVQ    SI, R10
 	MOVQ    t+40(FP), R11
 	CMPQ    R11, $0x04
-	JL      gscore1_611
+	JL      gscore1_839
 
-gscore4_610:
+gscore4_838:
 	VXORPS       Y4, Y4, Y4
 	VFMADD231PS  (R9), Y0, Y4
 	VXORPS       Y5, Y5, Y5
@@ -14537,13 +20956,13 @@ gscore4_610:
 	ADDQ         $0x10, R10
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gscore4_610
+	JGE          gscore4_838
 
-gscore1_611:
+gscore1_839:
 	TESTQ R11, R11
-	JE    gscoredone613
+	JE    gscoredone841
 
-gscore1l612:
+gscore1l840:
 	VXORPS       Y4, Y4, Y4
 	VFMADD231PS  (R9), Y0, Y4
 	VEXTRACTF128 $0x01, Y4, X5
@@ -14569,9 +20988,9 @@ gscore1l612:
 	ADDQ         $0x00000080, R9
 	ADDQ         $0x04, R10
 	DECQ         R11
-	JNE          gscore1l612
+	JNE          gscore1l840
 
-gscoredone613:
+gscoredone841:
 	VPERMILPS    $0x4e, X2, X0
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
@@ -14581,9 +21000,9 @@ gscoredone613:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail614
+	JL           gexptail842
 
-gexp615:
+gexp843:
 	VMOVUPS      (R10), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -14610,11 +21029,11 @@ gexp615:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp615
+	JGE          gexp843
 
-gexptail614:
+gexptail842:
 	TESTQ        R11, R11
-	JE           gexpdone616
+	JE           gexpdone844
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -14644,7 +21063,7 @@ gexptail614:
 	VMASKMOVPS   Y2, Y4, (R10)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone616:
+gexpdone844:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -14664,9 +21083,9 @@ gexpdone616:
 	LEAQ         (R10)(DI*1), R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x08
-	JL           gexptail617
+	JL           gexptail845
 
-gexp618:
+gexp846:
 	VMOVUPS      (R10), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -14693,11 +21112,11 @@ gexp618:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gexp618
+	JGE          gexp846
 
-gexptail617:
+gexptail845:
 	TESTQ        R11, R11
-	JE           gexpdone619
+	JE           gexpdone847
 	LEAQ         masktab<>+0(SB), R9
 	MOVQ         $0x00000010, R12
 	SUBQ         R11, R12
@@ -14727,7 +21146,7 @@ gexptail617:
 	VMASKMOVPS   Y3, Y4, (R10)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone619:
+gexpdone847:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -14749,9 +21168,9 @@ gexpdone619:
 	MOVQ         BX, R9
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x04
-	JL           gwsum1_621
+	JL           gwsum1_849
 
-gwsum620:
+gwsum848:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, Y2
 	VBROADCASTSS (R10)(DI*1), Y10
@@ -14772,13 +21191,13 @@ gwsum620:
 	ADDQ         $0x00000200, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum620
+	JGE          gwsum848
 
-gwsum1_621:
+gwsum1_849:
 	TESTQ R11, R11
-	JE    gwsumdone623
+	JE    gwsumdone851
 
-gwsum1l622:
+gwsum1l850:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, Y2
 	VBROADCASTSS (R10)(DI*1), Y10
@@ -14786,9 +21205,9 @@ gwsum1l622:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000080, R9
 	DECQ         R11
-	JNE          gwsum1l622
+	JNE          gwsum1l850
 
-gwsumdone623:
+gwsumdone851:
 	VADDPS  Y4, Y2, Y2
 	VADDPS  Y6, Y2, Y2
 	VADDPS  Y8, Y2, Y2
@@ -14804,7 +21223,7 @@ gwsumdone623:
 	ADDQ    $0x00000040, CX
 	ADDQ    $0x00000040, AX
 	DECQ    R8
-	JNE     kvhead609
+	JNE     kvhead837
 	VZEROUPPER
 	RET
 
@@ -14820,7 +21239,7 @@ TEXT ·gattention_8_32_4x2_avx512(SB), NOSPLIT, $0-48
 	SHLQ $0x02, DI
 	MOVQ $0x00000004, R8
 
-kvhead624:
+kvhead852:
 	VMOVUPS         (CX), Y0
 	VMOVUPS         32(CX), Y1
 	VMOVUPS         neginf<>+0(SB), X2
@@ -14833,9 +21252,9 @@ kvhead624:
 	VBROADCASTF32X8 32(CX), Z6
 	VMOVUPS         neginf<>+0(SB), Y7
 	CMPQ            R11, $0x08
-	JL              gscore8done626
+	JL              gscore8done854
 
-gscore8_625:
+gscore8_853:
 	VMOVUPS      (R9), Y8
 	VINSERTF32X8 $0x01, 512(R9), Z8, Z8
 	VMOVUPS      128(R9), Y9
@@ -14886,9 +21305,9 @@ gscore8_625:
 	ADDQ         $0x20, R10
 	SUBQ         $0x08, R11
 	CMPQ         R11, $0x08
-	JGE          gscore8_625
+	JGE          gscore8_853
 
-gscore8done626:
+gscore8done854:
 	VEXTRACTF32X4 $0x01, Y5, X4
 	VMAXPS        X4, X2, X2
 	VMAXPS        X5, X2, X2
@@ -14896,9 +21315,9 @@ gscore8done626:
 	VMAXPS        X4, X3, X3
 	VMAXPS        X7, X3, X3
 	CMPQ          R11, $0x04
-	JL            gscore1_628
+	JL            gscore1_856
 
-gscore4_627:
+gscore4_855:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, Y4
 	VMOVUPS       zero<>+0(SB), Y5
@@ -14947,13 +21366,13 @@ gscore4_627:
 	ADDQ          $0x10, R10
 	SUBQ          $0x04, R11
 	CMPQ          R11, $0x04
-	JGE           gscore4_627
+	JGE           gscore4_855
 
-gscore1_628:
+gscore1_856:
 	TESTQ R11, R11
-	JE    gscoredone630
+	JE    gscoredone858
 
-gscore1l629:
+gscore1l857:
 	VMOVUPS       zero<>+0(SB), Y4
 	VFMADD231PS   (R9), Y0, Y4
 	VEXTRACTF32X4 $0x01, Y4, X5
@@ -14979,9 +21398,9 @@ gscore1l629:
 	ADDQ          $0x00000080, R9
 	ADDQ          $0x04, R10
 	DECQ          R11
-	JNE           gscore1l629
+	JNE           gscore1l857
 
-gscoredone630:
+gscoredone858:
 	VPERMILPS    $0x4e, X2, X0
 	VMAXPS       X0, X2, X2
 	VPERMILPS    $0xb1, X2, X0
@@ -14991,9 +21410,9 @@ gscoredone630:
 	MOVQ         SI, R10
 	MOVQ         t+40(FP), R11
 	CMPQ         R11, $0x10
-	JL           gexptail631
+	JL           gexptail859
 
-gexp632:
+gexp860:
 	VMOVUPS      (R10), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -15017,11 +21436,11 @@ gexp632:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp632
+	JGE          gexp860
 
-gexptail631:
+gexptail859:
 	TESTQ        R11, R11
-	JE           gexpdone633
+	JE           gexpdone861
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
 	VMOVUPS.Z    (R10), K1, Z2
@@ -15045,7 +21464,7 @@ gexptail631:
 	VMOVUPS      Z2, K1, (R10)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone633:
+gexpdone861:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -15067,9 +21486,9 @@ gexpdone633:
 	LEAQ          (R10)(DI*1), R10
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x10
-	JL            gexptail634
+	JL            gexptail862
 
-gexp635:
+gexp863:
 	VMOVUPS      (R10), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -15093,11 +21512,11 @@ gexp635:
 	ADDQ         $0x40, R10
 	SUBQ         $0x10, R11
 	CMPQ         R11, $0x10
-	JGE          gexp635
+	JGE          gexp863
 
-gexptail634:
+gexptail862:
 	TESTQ        R11, R11
-	JE           gexpdone636
+	JE           gexpdone864
 	LEAQ         kmasktab<>+0(SB), R9
 	KMOVW        (R9)(R11*2), K1
 	VMOVUPS.Z    (R10), K1, Z2
@@ -15121,7 +21540,7 @@ gexptail634:
 	VMOVUPS      Z2, K1, (R10)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone636:
+gexpdone864:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -15145,9 +21564,9 @@ gexpdone636:
 	MOVQ          BX, R9
 	MOVQ          t+40(FP), R11
 	CMPQ          R11, $0x04
-	JL            gwsum1_638
+	JL            gwsum1_866
 
-gwsum637:
+gwsum865:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, Y1
 	VBROADCASTSS (R10)(DI*1), Y10
@@ -15168,13 +21587,13 @@ gwsum637:
 	ADDQ         $0x00000200, R9
 	SUBQ         $0x04, R11
 	CMPQ         R11, $0x04
-	JGE          gwsum637
+	JGE          gwsum865
 
-gwsum1_638:
+gwsum1_866:
 	TESTQ R11, R11
-	JE    gwsumdone640
+	JE    gwsumdone868
 
-gwsum1l639:
+gwsum1l867:
 	VBROADCASTSS (R10), Y10
 	VFMADD231PS  (R9), Y10, Y1
 	VBROADCASTSS (R10)(DI*1), Y10
@@ -15182,9 +21601,9 @@ gwsum1l639:
 	ADDQ         $0x04, R10
 	ADDQ         $0x00000080, R9
 	DECQ         R11
-	JNE          gwsum1l639
+	JNE          gwsum1l867
 
-gwsumdone640:
+gwsumdone868:
 	VADDPS  Y3, Y1, Y1
 	VADDPS  Y5, Y1, Y1
 	VADDPS  Y8, Y1, Y1
@@ -15200,7 +21619,7 @@ gwsumdone640:
 	ADDQ    $0x00000040, CX
 	ADDQ    $0x00000040, AX
 	DECQ    R8
-	JNE     kvhead624
+	JNE     kvhead852
 	VZEROUPPER
 	RET
 
@@ -15217,7 +21636,7 @@ TEXT ·gattention_8_8_1x4_avx2(SB), NOSPLIT, $0-48
 	LEAQ (DI)(DI*2), R8
 	MOVQ $0x00000001, R9
 
-kvhead641:
+kvhead869:
 	VMOVUPS (CX), Y0
 	VMOVUPS 32(CX), Y1
 	VMOVUPS 64(CX), Y2
@@ -15230,9 +21649,9 @@ kvhead641:
 	MOVQ    SI, R11
 	MOVQ    t+40(FP), R12
 	CMPQ    R12, $0x04
-	JL      gscore1_643
+	JL      gscore1_871
 
-gscore4_642:
+gscore4_870:
 	VXORPS       Y8, Y8, Y8
 	VFMADD231PS  (R10), Y0, Y8
 	VXORPS       Y9, Y9, Y9
@@ -15325,13 +21744,13 @@ gscore4_642:
 	ADDQ         $0x10, R11
 	SUBQ         $0x04, R12
 	CMPQ         R12, $0x04
-	JGE          gscore4_642
+	JGE          gscore4_870
 
-gscore1_643:
+gscore1_871:
 	TESTQ R12, R12
-	JE    gscoredone645
+	JE    gscoredone873
 
-gscore1l644:
+gscore1l872:
 	VXORPS       Y8, Y8, Y8
 	VFMADD231PS  (R10), Y0, Y8
 	VEXTRACTF128 $0x01, Y8, X9
@@ -15379,9 +21798,9 @@ gscore1l644:
 	ADDQ         $0x00000020, R10
 	ADDQ         $0x04, R11
 	DECQ         R12
-	JNE          gscore1l644
+	JNE          gscore1l872
 
-gscoredone645:
+gscoredone873:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -15391,9 +21810,9 @@ gscoredone645:
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail646
+	JL           gexptail874
 
-gexp647:
+gexp875:
 	VMOVUPS      (R11), Y2
 	VSUBPS       Y0, Y2, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -15420,11 +21839,11 @@ gexp647:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp647
+	JGE          gexp875
 
-gexptail646:
+gexptail874:
 	TESTQ        R12, R12
-	JE           gexpdone648
+	JE           gexpdone876
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15454,7 +21873,7 @@ gexptail646:
 	VMASKMOVPS   Y2, Y3, (R11)
 	VADDPS       Y2, Y1, Y1
 
-gexpdone648:
+gexpdone876:
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VPERMILPS    $0x4e, X0, X1
@@ -15474,9 +21893,9 @@ gexpdone648:
 	LEAQ         (R11)(DI*1), R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail649
+	JL           gexptail877
 
-gexp650:
+gexp878:
 	VMOVUPS      (R11), Y3
 	VSUBPS       Y1, Y3, Y3
 	VMINPS       exp_hi<>+0(SB), Y3, Y3
@@ -15503,11 +21922,11 @@ gexp650:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp650
+	JGE          gexp878
 
-gexptail649:
+gexptail877:
 	TESTQ        R12, R12
-	JE           gexpdone651
+	JE           gexpdone879
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15537,7 +21956,7 @@ gexptail649:
 	VMASKMOVPS   Y3, Y4, (R11)
 	VADDPS       Y3, Y2, Y2
 
-gexpdone651:
+gexpdone879:
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VPERMILPS    $0x4e, X1, X2
@@ -15557,9 +21976,9 @@ gexpdone651:
 	LEAQ         (R11)(DI*2), R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail652
+	JL           gexptail880
 
-gexp653:
+gexp881:
 	VMOVUPS      (R11), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMINPS       exp_hi<>+0(SB), Y4, Y4
@@ -15586,11 +22005,11 @@ gexp653:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp653
+	JGE          gexp881
 
-gexptail652:
+gexptail880:
 	TESTQ        R12, R12
-	JE           gexpdone654
+	JE           gexpdone882
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15620,7 +22039,7 @@ gexptail652:
 	VMASKMOVPS   Y4, Y5, (R11)
 	VADDPS       Y4, Y3, Y3
 
-gexpdone654:
+gexpdone882:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -15640,9 +22059,9 @@ gexpdone654:
 	LEAQ         (R11)(R8*1), R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x08
-	JL           gexptail655
+	JL           gexptail883
 
-gexp656:
+gexp884:
 	VMOVUPS      (R11), Y5
 	VSUBPS       Y3, Y5, Y5
 	VMINPS       exp_hi<>+0(SB), Y5, Y5
@@ -15669,11 +22088,11 @@ gexp656:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gexp656
+	JGE          gexp884
 
-gexptail655:
+gexptail883:
 	TESTQ        R12, R12
-	JE           gexpdone657
+	JE           gexpdone885
 	LEAQ         masktab<>+0(SB), R10
 	MOVQ         $0x00000010, R13
 	SUBQ         R12, R13
@@ -15703,7 +22122,7 @@ gexptail655:
 	VMASKMOVPS   Y5, Y6, (R11)
 	VADDPS       Y5, Y4, Y4
 
-gexpdone657:
+gexpdone885:
 	VEXTRACTF128 $0x01, Y4, X3
 	VADDPS       X3, X4, X3
 	VPERMILPS    $0x4e, X3, X4
@@ -15721,7 +22140,7 @@ gexpdone657:
 	MOVQ         BX, R10
 	MOVQ         t+40(FP), R12
 
-gwsum1l660:
+gwsum1l888:
 	VBROADCASTSS (R11), Y8
 	VFMADD231PS  (R10), Y8, Y4
 	VBROADCASTSS (R11)(DI*1), Y8
@@ -15733,7 +22152,7 @@ gwsum1l660:
 	ADDQ         $0x04, R11
 	ADDQ         $0x00000020, R10
 	DECQ         R12
-	JNE          gwsum1l660
+	JNE          gwsum1l888
 	VMULPS       Y0, Y4, Y4
 	VMOVUPS      Y4, (AX)
 	VMULPS       Y1, Y5, Y5
@@ -15747,7 +22166,7 @@ gwsum1l660:
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000080, AX
 	DECQ         R9
-	JNE          kvhead641
+	JNE          kvhead869
 	VZEROUPPER
 	RET
 
@@ -15764,7 +22183,7 @@ TEXT ·gattention_8_8_1x4_avx512(SB), NOSPLIT, $0-48
 	LEAQ (DI)(DI*2), R8
 	MOVQ $0x00000001, R9
 
-kvhead662:
+kvhead890:
 	VMOVUPS         (CX), Y0
 	VMOVUPS         32(CX), Y1
 	VMOVUPS         64(CX), Y2
@@ -15785,9 +22204,9 @@ kvhead662:
 	VBROADCASTF32X8 96(CX), Z14
 	VMOVUPS         neginf<>+0(SB), Y15
 	CMPQ            R12, $0x08
-	JL              gscore8done664
+	JL              gscore8done892
 
-gscore8_663:
+gscore8_891:
 	VMOVUPS      (R10), Y16
 	VINSERTF32X8 $0x01, 128(R10), Z16, Z16
 	VMOVUPS      32(R10), Y17
@@ -15876,9 +22295,9 @@ gscore8_663:
 	ADDQ         $0x20, R11
 	SUBQ         $0x08, R12
 	CMPQ         R12, $0x08
-	JGE          gscore8_663
+	JGE          gscore8_891
 
-gscore8done664:
+gscore8done892:
 	VEXTRACTF32X4 $0x01, Y9, X8
 	VMAXPS        X8, X4, X4
 	VMAXPS        X9, X4, X4
@@ -15892,9 +22311,9 @@ gscore8done664:
 	VMAXPS        X8, X7, X7
 	VMAXPS        X15, X7, X7
 	CMPQ          R12, $0x04
-	JL            gscore1_666
+	JL            gscore1_894
 
-gscore4_665:
+gscore4_893:
 	VMOVUPS       zero<>+0(SB), Y8
 	VFMADD231PS   (R10), Y0, Y8
 	VMOVUPS       zero<>+0(SB), Y9
@@ -15987,13 +22406,13 @@ gscore4_665:
 	ADDQ          $0x10, R11
 	SUBQ          $0x04, R12
 	CMPQ          R12, $0x04
-	JGE           gscore4_665
+	JGE           gscore4_893
 
-gscore1_666:
+gscore1_894:
 	TESTQ R12, R12
-	JE    gscoredone668
+	JE    gscoredone896
 
-gscore1l667:
+gscore1l895:
 	VMOVUPS       zero<>+0(SB), Y8
 	VFMADD231PS   (R10), Y0, Y8
 	VEXTRACTF32X4 $0x01, Y8, X9
@@ -16041,9 +22460,9 @@ gscore1l667:
 	ADDQ          $0x00000020, R10
 	ADDQ          $0x04, R11
 	DECQ          R12
-	JNE           gscore1l667
+	JNE           gscore1l895
 
-gscoredone668:
+gscoredone896:
 	VPERMILPS    $0x4e, X4, X0
 	VMAXPS       X0, X4, X4
 	VPERMILPS    $0xb1, X4, X0
@@ -16053,9 +22472,9 @@ gscoredone668:
 	MOVQ         SI, R11
 	MOVQ         t+40(FP), R12
 	CMPQ         R12, $0x10
-	JL           gexptail669
+	JL           gexptail897
 
-gexp670:
+gexp898:
 	VMOVUPS      (R11), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -16079,11 +22498,11 @@ gexp670:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp670
+	JGE          gexp898
 
-gexptail669:
+gexptail897:
 	TESTQ        R12, R12
-	JE           gexpdone671
+	JE           gexpdone899
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z2
@@ -16107,7 +22526,7 @@ gexptail669:
 	VMOVUPS      Z2, K1, (R11)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone671:
+gexpdone899:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -16129,9 +22548,9 @@ gexpdone671:
 	LEAQ          (R11)(DI*1), R11
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x10
-	JL            gexptail672
+	JL            gexptail900
 
-gexp673:
+gexp901:
 	VMOVUPS      (R11), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -16155,11 +22574,11 @@ gexp673:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp673
+	JGE          gexp901
 
-gexptail672:
+gexptail900:
 	TESTQ        R12, R12
-	JE           gexpdone674
+	JE           gexpdone902
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z2
@@ -16183,7 +22602,7 @@ gexptail672:
 	VMOVUPS      Z2, K1, (R11)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone674:
+gexpdone902:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -16205,9 +22624,9 @@ gexpdone674:
 	LEAQ          (R11)(DI*2), R11
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x10
-	JL            gexptail675
+	JL            gexptail903
 
-gexp676:
+gexp904:
 	VMOVUPS      (R11), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -16231,11 +22650,11 @@ gexp676:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp676
+	JGE          gexp904
 
-gexptail675:
+gexptail903:
 	TESTQ        R12, R12
-	JE           gexpdone677
+	JE           gexpdone905
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z2
@@ -16259,7 +22678,7 @@ gexptail675:
 	VMOVUPS      Z2, K1, (R11)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone677:
+gexpdone905:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -16281,9 +22700,9 @@ gexpdone677:
 	LEAQ          (R11)(R8*1), R11
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x10
-	JL            gexptail678
+	JL            gexptail906
 
-gexp679:
+gexp907:
 	VMOVUPS      (R11), Z2
 	VSUBPS       Z0, Z2, Z2
 	VMINPS       exp_hi<>+0(SB), Z2, Z2
@@ -16307,11 +22726,11 @@ gexp679:
 	ADDQ         $0x40, R11
 	SUBQ         $0x10, R12
 	CMPQ         R12, $0x10
-	JGE          gexp679
+	JGE          gexp907
 
-gexptail678:
+gexptail906:
 	TESTQ        R12, R12
-	JE           gexpdone680
+	JE           gexpdone908
 	LEAQ         kmasktab<>+0(SB), R10
 	KMOVW        (R10)(R12*2), K1
 	VMOVUPS.Z    (R11), K1, Z2
@@ -16335,7 +22754,7 @@ gexptail678:
 	VMOVUPS      Z2, K1, (R11)
 	VADDPS       Z2, Z1, K1, Z1
 
-gexpdone680:
+gexpdone908:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -16367,9 +22786,9 @@ gexpdone680:
 	MOVQ          BX, R10
 	MOVQ          t+40(FP), R12
 	CMPQ          R12, $0x04
-	JL            gwsum1_682
+	JL            gwsum1_910
 
-gwsum681:
+gwsum909:
 	VBROADCASTSS (R11), Y20
 	VFMADD231PS  (R10), Y20, Y1
 	VBROADCASTSS (R11)(DI*1), Y20
@@ -16406,13 +22825,13 @@ gwsum681:
 	ADDQ         $0x00000080, R10
 	SUBQ         $0x04, R12
 	CMPQ         R12, $0x04
-	JGE          gwsum681
+	JGE          gwsum909
 
-gwsum1_682:
+gwsum1_910:
 	TESTQ R12, R12
-	JE    gwsumdone684
+	JE    gwsumdone912
 
-gwsum1l683:
+gwsum1l911:
 	VBROADCASTSS (R11), Y20
 	VFMADD231PS  (R10), Y20, Y1
 	VBROADCASTSS (R11)(DI*1), Y20
@@ -16424,9 +22843,9 @@ gwsum1l683:
 	ADDQ         $0x04, R11
 	ADDQ         $0x00000020, R10
 	DECQ         R12
-	JNE          gwsum1l683
+	JNE          gwsum1l911
 
-gwsumdone684:
+gwsumdone912:
 	VADDPS  Y5, Y1, Y1
 	VADDPS  Y12, Y1, Y1
 	VADDPS  Y16, Y1, Y1
@@ -16452,7 +22871,7 @@ gwsumdone684:
 	ADDQ    $0x00000080, CX
 	ADDQ    $0x00000080, AX
 	DECQ    R9
-	JNE     kvhead662
+	JNE     kvhead890
 	VZEROUPPER
 	RET
 
@@ -16486,7 +22905,7 @@ TEXT ·gattentiont_12_112_2x4_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000002, R11
 
-tkvhead685:
+tkvhead913:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -16495,9 +22914,9 @@ tkvhead685:
 	XORQ   R10, R10
 	MOVQ   DI, R12
 	TESTQ  R12, R12
-	JZ     tfull690
+	JZ     tfull918
 
-ttile689:
+ttile917:
 	VMOVUPS      (DX)(R9*1), Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -16861,11 +23280,11 @@ ttile689:
 	ADDQ         $0x00000300, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile689
+	JNZ          ttile917
 
-tfull690:
+tfull918:
 	TESTQ        R8, R8
-	JZ           tdone691
+	JZ           tdone919
 	VMASKMOVPS   (DX)(R9*1), Y0, Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -17235,7 +23654,7 @@ tfull690:
 	VMOVUPS      Y6, 1376(SI)(R10*1)
 	VADDPS       Y6, Y5, Y5
 
-tdone691:
+tdone919:
 	VEXTRACTF128 $0x01, Y2, X6
 	VADDPS       X6, X2, X6
 	VPERMILPS    $0x4e, X6, X2
@@ -17243,9 +23662,9 @@ tdone691:
 	VPERMILPS    $0xb1, X6, X2
 	VADDPS       X2, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow687
+	JCS          tslow915
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow687
+	JHI          tslow915
 	VMOVUPS      one<>+0(SB), X2
 	VDIVPS       X6, X2, X2
 	VEXTRACTF128 $0x01, Y3, X6
@@ -17255,9 +23674,9 @@ tdone691:
 	VPERMILPS    $0xb1, X6, X3
 	VADDPS       X3, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow687
+	JCS          tslow915
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow687
+	JHI          tslow915
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X6, X3, X3
 	VEXTRACTF128 $0x01, Y4, X6
@@ -17267,9 +23686,9 @@ tdone691:
 	VPERMILPS    $0xb1, X6, X4
 	VADDPS       X4, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow687
+	JCS          tslow915
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow687
+	JHI          tslow915
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X6, X4, X4
 	VEXTRACTF128 $0x01, Y5, X6
@@ -17279,9 +23698,9 @@ tdone691:
 	VPERMILPS    $0xb1, X6, X5
 	VADDPS       X5, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow687
+	JCS          tslow915
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow687
+	JHI          tslow915
 	VMOVUPS      one<>+0(SB), X5
 	VDIVPS       X6, X5, X5
 	VXORPS       Y6, Y6, Y6
@@ -17292,9 +23711,9 @@ tdone691:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull693
+	JZ           tfull921
 
-ttile692:
+ttile920:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17316,11 +23735,11 @@ ttile692:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile692
+	JNZ         ttile920
 
-tfull693:
+tfull921:
 	TESTQ       R8, R8
-	JZ          tdone694
+	JZ          tdone922
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17340,7 +23759,7 @@ tfull693:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone694:
+tdone922:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17381,9 +23800,9 @@ tdone694:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull696
+	JZ           tfull924
 
-ttile695:
+ttile923:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17405,11 +23824,11 @@ ttile695:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile695
+	JNZ         ttile923
 
-tfull696:
+tfull924:
 	TESTQ       R8, R8
-	JZ          tdone697
+	JZ          tdone925
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17429,7 +23848,7 @@ tfull696:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone697:
+tdone925:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17470,9 +23889,9 @@ tdone697:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull699
+	JZ           tfull927
 
-ttile698:
+ttile926:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17494,11 +23913,11 @@ ttile698:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile698
+	JNZ         ttile926
 
-tfull699:
+tfull927:
 	TESTQ       R8, R8
-	JZ          tdone700
+	JZ          tdone928
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17518,7 +23937,7 @@ tfull699:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone700:
+tdone928:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17559,9 +23978,9 @@ tdone700:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull702
+	JZ           tfull930
 
-ttile701:
+ttile929:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17583,11 +24002,11 @@ ttile701:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile701
+	JNZ         ttile929
 
-tfull702:
+tfull930:
 	TESTQ       R8, R8
-	JZ          tdone703
+	JZ          tdone931
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17607,7 +24026,7 @@ tfull702:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone703:
+tdone931:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17648,9 +24067,9 @@ tdone703:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull705
+	JZ           tfull933
 
-ttile704:
+ttile932:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17672,11 +24091,11 @@ ttile704:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile704
+	JNZ         ttile932
 
-tfull705:
+tfull933:
 	TESTQ       R8, R8
-	JZ          tdone706
+	JZ          tdone934
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17696,7 +24115,7 @@ tfull705:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone706:
+tdone934:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17737,9 +24156,9 @@ tdone706:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull708
+	JZ           tfull936
 
-ttile707:
+ttile935:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17761,11 +24180,11 @@ ttile707:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile707
+	JNZ         ttile935
 
-tfull708:
+tfull936:
 	TESTQ       R8, R8
-	JZ          tdone709
+	JZ          tdone937
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17785,7 +24204,7 @@ tfull708:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone709:
+tdone937:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17826,9 +24245,9 @@ tdone709:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull711
+	JZ           tfull939
 
-ttile710:
+ttile938:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17850,11 +24269,11 @@ ttile710:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile710
+	JNZ         ttile938
 
-tfull711:
+tfull939:
 	TESTQ       R8, R8
-	JZ          tdone712
+	JZ          tdone940
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17874,7 +24293,7 @@ tfull711:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone712:
+tdone940:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -17915,9 +24334,9 @@ tdone712:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull714
+	JZ           tfull942
 
-ttile713:
+ttile941:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17939,11 +24358,11 @@ ttile713:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile713
+	JNZ         ttile941
 
-tfull714:
+tfull942:
 	TESTQ       R8, R8
-	JZ          tdone715
+	JZ          tdone943
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -17963,7 +24382,7 @@ tfull714:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone715:
+tdone943:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -18004,9 +24423,9 @@ tdone715:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull717
+	JZ           tfull945
 
-ttile716:
+ttile944:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18028,11 +24447,11 @@ ttile716:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile716
+	JNZ         ttile944
 
-tfull717:
+tfull945:
 	TESTQ       R8, R8
-	JZ          tdone718
+	JZ          tdone946
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18052,7 +24471,7 @@ tfull717:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone718:
+tdone946:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -18093,9 +24512,9 @@ tdone718:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull720
+	JZ           tfull948
 
-ttile719:
+ttile947:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18117,11 +24536,11 @@ ttile719:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile719
+	JNZ         ttile947
 
-tfull720:
+tfull948:
 	TESTQ       R8, R8
-	JZ          tdone721
+	JZ          tdone949
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18141,7 +24560,7 @@ tfull720:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone721:
+tdone949:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -18182,9 +24601,9 @@ tdone721:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull723
+	JZ           tfull951
 
-ttile722:
+ttile950:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18206,11 +24625,11 @@ ttile722:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile722
+	JNZ         ttile950
 
-tfull723:
+tfull951:
 	TESTQ       R8, R8
-	JZ          tdone724
+	JZ          tdone952
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18230,7 +24649,7 @@ tfull723:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone724:
+tdone952:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -18271,9 +24690,9 @@ tdone724:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull726
+	JZ           tfull954
 
-ttile725:
+ttile953:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18295,11 +24714,11 @@ ttile725:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile725
+	JNZ         ttile953
 
-tfull726:
+tfull954:
 	TESTQ       R8, R8
-	JZ          tdone727
+	JZ          tdone955
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -18319,7 +24738,7 @@ tfull726:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone727:
+tdone955:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -18353,16 +24772,16 @@ tdone727:
 	VMULSS       X5, X2, X2
 	VMOVSS       X2, 188(AX)
 
-tnext686:
+tnext914:
 	ADDQ $0x00001500, DX
 	ADDQ $0x00001500, BX
 	ADDQ $0x000000c0, CX
 	ADDQ $0x000000c0, AX
 	DECQ R11
-	JNE  tkvhead685
-	JMP  tdone688
+	JNE  tkvhead913
+	JMP  tdone916
 
-tslow687:
+tslow915:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	VMOVUPS neginf<>+0(SB), Y4
@@ -18371,9 +24790,9 @@ tslow687:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull729
+	JZ      tfull957
 
-ttile728:
+ttile956:
 	VMOVUPS      (DX)(R9*1), Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -18617,11 +25036,11 @@ ttile728:
 	ADDQ         $0x00000300, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile728
+	JNZ          ttile956
 
-tfull729:
+tfull957:
 	TESTQ        R8, R8
-	JZ           tdone730
+	JZ           tdone958
 	VMASKMOVPS   (DX)(R9*1), Y0, Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -18879,7 +25298,7 @@ tfull729:
 	VBLENDVPS    Y1, Y6, Y7, Y6
 	VMAXPS       Y6, Y5, Y5
 
-tdone730:
+tdone958:
 	VPERM2F128 $0x01, Y2, Y2, Y6
 	VMAXPS     Y6, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y6
@@ -18912,9 +25331,9 @@ tdone730:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull732
+	JZ         tfull960
 
-ttile731:
+ttile959:
 	VMOVUPS      (SI)(R10*1), Y10
 	VSUBPS       Y2, Y10, Y10
 	VMAXPS       exp_lo<>+0(SB), Y10, Y10
@@ -19094,11 +25513,11 @@ ttile731:
 	ADDQ         $0x00000300, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile731
+	JNZ          ttile959
 
-tfull732:
+tfull960:
 	TESTQ        R8, R8
-	JZ           tdone733
+	JZ           tdone961
 	VMASKMOVPS   (SI)(R10*1), Y0, Y10
 	VSUBPS       Y2, Y10, Y10
 	VMAXPS       exp_lo<>+0(SB), Y10, Y10
@@ -19284,7 +25703,7 @@ tfull732:
 	VMOVUPS      Y2, 1376(SI)(R10*1)
 	VADDPS       Y2, Y9, Y9
 
-tdone733:
+tdone961:
 	VEXTRACTF128 $0x01, Y6, X2
 	VADDPS       X2, X6, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -19325,9 +25744,9 @@ tdone733:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull735
+	JZ           tfull963
 
-ttile734:
+ttile962:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19349,11 +25768,11 @@ ttile734:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile734
+	JNZ         ttile962
 
-tfull735:
+tfull963:
 	TESTQ       R8, R8
-	JZ          tdone736
+	JZ          tdone964
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19373,7 +25792,7 @@ tfull735:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone736:
+tdone964:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19414,9 +25833,9 @@ tdone736:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull738
+	JZ           tfull966
 
-ttile737:
+ttile965:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19438,11 +25857,11 @@ ttile737:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile737
+	JNZ         ttile965
 
-tfull738:
+tfull966:
 	TESTQ       R8, R8
-	JZ          tdone739
+	JZ          tdone967
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19462,7 +25881,7 @@ tfull738:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone739:
+tdone967:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19503,9 +25922,9 @@ tdone739:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull741
+	JZ           tfull969
 
-ttile740:
+ttile968:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19527,11 +25946,11 @@ ttile740:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile740
+	JNZ         ttile968
 
-tfull741:
+tfull969:
 	TESTQ       R8, R8
-	JZ          tdone742
+	JZ          tdone970
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19551,7 +25970,7 @@ tfull741:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone742:
+tdone970:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19592,9 +26011,9 @@ tdone742:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull744
+	JZ           tfull972
 
-ttile743:
+ttile971:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19616,11 +26035,11 @@ ttile743:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile743
+	JNZ         ttile971
 
-tfull744:
+tfull972:
 	TESTQ       R8, R8
-	JZ          tdone745
+	JZ          tdone973
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19640,7 +26059,7 @@ tfull744:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone745:
+tdone973:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19681,9 +26100,9 @@ tdone745:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull747
+	JZ           tfull975
 
-ttile746:
+ttile974:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19705,11 +26124,11 @@ ttile746:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile746
+	JNZ         ttile974
 
-tfull747:
+tfull975:
 	TESTQ       R8, R8
-	JZ          tdone748
+	JZ          tdone976
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19729,7 +26148,7 @@ tfull747:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone748:
+tdone976:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19770,9 +26189,9 @@ tdone748:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull750
+	JZ           tfull978
 
-ttile749:
+ttile977:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19794,11 +26213,11 @@ ttile749:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile749
+	JNZ         ttile977
 
-tfull750:
+tfull978:
 	TESTQ       R8, R8
-	JZ          tdone751
+	JZ          tdone979
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19818,7 +26237,7 @@ tfull750:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone751:
+tdone979:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19859,9 +26278,9 @@ tdone751:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull753
+	JZ           tfull981
 
-ttile752:
+ttile980:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19883,11 +26302,11 @@ ttile752:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile752
+	JNZ         ttile980
 
-tfull753:
+tfull981:
 	TESTQ       R8, R8
-	JZ          tdone754
+	JZ          tdone982
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19907,7 +26326,7 @@ tfull753:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone754:
+tdone982:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -19948,9 +26367,9 @@ tdone754:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull756
+	JZ           tfull984
 
-ttile755:
+ttile983:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19972,11 +26391,11 @@ ttile755:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile755
+	JNZ         ttile983
 
-tfull756:
+tfull984:
 	TESTQ       R8, R8
-	JZ          tdone757
+	JZ          tdone985
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -19996,7 +26415,7 @@ tfull756:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone757:
+tdone985:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -20037,9 +26456,9 @@ tdone757:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull759
+	JZ           tfull987
 
-ttile758:
+ttile986:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20061,11 +26480,11 @@ ttile758:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile758
+	JNZ         ttile986
 
-tfull759:
+tfull987:
 	TESTQ       R8, R8
-	JZ          tdone760
+	JZ          tdone988
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20085,7 +26504,7 @@ tfull759:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone760:
+tdone988:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -20126,9 +26545,9 @@ tdone760:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull762
+	JZ           tfull990
 
-ttile761:
+ttile989:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20150,11 +26569,11 @@ ttile761:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile761
+	JNZ         ttile989
 
-tfull762:
+tfull990:
 	TESTQ       R8, R8
-	JZ          tdone763
+	JZ          tdone991
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20174,7 +26593,7 @@ tfull762:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone763:
+tdone991:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -20215,9 +26634,9 @@ tdone763:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull765
+	JZ           tfull993
 
-ttile764:
+ttile992:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20239,11 +26658,11 @@ ttile764:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile764
+	JNZ         ttile992
 
-tfull765:
+tfull993:
 	TESTQ       R8, R8
-	JZ          tdone766
+	JZ          tdone994
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20263,7 +26682,7 @@ tfull765:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone766:
+tdone994:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -20304,9 +26723,9 @@ tdone766:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull768
+	JZ           tfull996
 
-ttile767:
+ttile995:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20328,11 +26747,11 @@ ttile767:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile767
+	JNZ         ttile995
 
-tfull768:
+tfull996:
 	TESTQ       R8, R8
-	JZ          tdone769
+	JZ          tdone997
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     448(SI)(R10*1), Y11
 	VMOVUPS     896(SI)(R10*1), Y12
@@ -20352,7 +26771,7 @@ tfull768:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone769:
+tdone997:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -20385,9 +26804,9 @@ tdone769:
 	VADDPS       X3, X2, X2
 	VMULSS       X6, X2, X2
 	VMOVSS       X2, 188(AX)
-	JMP          tnext686
+	JMP          tnext914
 
-tdone688:
+tdone916:
 	VZEROUPPER
 	RET
 
@@ -20605,7 +27024,7 @@ TEXT ·gattentiont_12_112_2x4_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000002, R11
 
-tkvhead770:
+tkvhead998:
 	VMOVUPS exp2_p1<>+0(SB), Z0
 	VMOVUPS exp2_p2<>+0(SB), Z1
 	VMOVUPS exp2_p3<>+0(SB), Z2
@@ -20620,9 +27039,9 @@ tkvhead770:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull775
+	JZ      tfull1003
 
-ttile774:
+ttile1002:
 	VMOVUPS          (DX)(R9*1), Z10
 	VMULPS.BCST      (CX), Z10, Z11
 	VMULPS.BCST      48(CX), Z10, Z12
@@ -20738,11 +27157,11 @@ ttile774:
 	ADDQ             $0x00000300, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile774
+	JNZ              ttile1002
 
-tfull775:
+tfull1003:
 	TESTQ            R8, R8
-	JZ               tdone776
+	JZ               tdone1004
 	VMOVUPS.Z        (DX)(R9*1), K1, Z10
 	VMULPS.BCST      (CX), Z10, Z11
 	VMULPS.BCST      48(CX), Z10, Z12
@@ -20860,7 +27279,7 @@ tfull775:
 	VMOVUPS          Z10, 1344(SI)(R10*1)
 	VADDPS           Z10, Z9, Z9
 
-tdone776:
+tdone1004:
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y6
 	VEXTRACTF32X4 $0x01, Y6, X0
@@ -20870,9 +27289,9 @@ tdone776:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow772
+	JCS           tslow1000
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow772
+	JHI           tslow1000
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z7, Y0
@@ -20884,9 +27303,9 @@ tdone776:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow772
+	JCS           tslow1000
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow772
+	JHI           tslow1000
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VEXTRACTF64X4 $0x01, Z8, Y0
@@ -20898,9 +27317,9 @@ tdone776:
 	VPERMILPS     $0xb1, X0, X3
 	VADDPS        X3, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow772
+	JCS           tslow1000
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow772
+	JHI           tslow1000
 	VMOVUPS       one<>+0(SB), X3
 	VDIVPS        X0, X3, X3
 	VEXTRACTF64X4 $0x01, Z9, Y0
@@ -20912,9 +27331,9 @@ tdone776:
 	VPERMILPS     $0xb1, X0, X4
 	VADDPS        X4, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow772
+	JCS           tslow1000
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow772
+	JHI           tslow1000
 	VMOVUPS       one<>+0(SB), X4
 	VDIVPS        X0, X4, X4
 	VMOVUPS       zero<>+0(SB), Z0
@@ -20937,9 +27356,9 @@ tdone776:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull778
+	JZ            tfull1006
 
-ttile777:
+ttile1005:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -20967,11 +27386,11 @@ ttile777:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile777
+	JNZ         ttile1005
 
-tfull778:
+tfull1006:
 	TESTQ       R8, R8
-	JZ          tdone779
+	JZ          tdone1007
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -20997,7 +27416,7 @@ tfull778:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone779:
+tdone1007:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -21102,9 +27521,9 @@ tdone779:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull781
+	JZ            tfull1009
 
-ttile780:
+ttile1008:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -21132,11 +27551,11 @@ ttile780:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile780
+	JNZ         ttile1008
 
-tfull781:
+tfull1009:
 	TESTQ       R8, R8
-	JZ          tdone782
+	JZ          tdone1010
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -21162,7 +27581,7 @@ tfull781:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone782:
+tdone1010:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -21267,9 +27686,9 @@ tdone782:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull784
+	JZ            tfull1012
 
-ttile783:
+ttile1011:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -21297,11 +27716,11 @@ ttile783:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile783
+	JNZ         ttile1011
 
-tfull784:
+tfull1012:
 	TESTQ       R8, R8
-	JZ          tdone785
+	JZ          tdone1013
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -21327,7 +27746,7 @@ tfull784:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone785:
+tdone1013:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -21413,16 +27832,16 @@ tdone785:
 	VMULPS        X4, X0, X0
 	VMOVUPS       X0, 176(AX)
 
-tnext771:
+tnext999:
 	ADDQ $0x00001500, DX
 	ADDQ $0x00001500, BX
 	ADDQ $0x000000c0, CX
 	ADDQ $0x000000c0, AX
 	DECQ R11
-	JNE  tkvhead770
-	JMP  tdone773
+	JNE  tkvhead998
+	JMP  tdone1001
 
-tslow772:
+tslow1000:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	VMOVUPS neginf<>+0(SB), Z2
@@ -21431,9 +27850,9 @@ tslow772:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull787
+	JZ      tfull1015
 
-ttile786:
+ttile1014:
 	VMOVUPS          (DX)(R9*1), Z4
 	VMULPS.BCST      (CX), Z4, Z5
 	VMULPS.BCST      48(CX), Z4, Z6
@@ -21509,11 +27928,11 @@ ttile786:
 	ADDQ             $0x00000300, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile786
+	JNZ              ttile1014
 
-tfull787:
+tfull1015:
 	TESTQ            R8, R8
-	JZ               tdone788
+	JZ               tdone1016
 	VMOVUPS.Z        (DX)(R9*1), K1, Z4
 	VMULPS.BCST      (CX), Z4, Z5
 	VMULPS.BCST      48(CX), Z4, Z6
@@ -21587,7 +28006,7 @@ tfull787:
 	VMOVUPS          Z4, 1344(SI)(R10*1)
 	VMAXPS           Z4, Z3, K1, Z3
 
-tdone788:
+tdone1016:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z4
 	VMAXPS     Z4, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z4
@@ -21628,9 +28047,9 @@ tdone788:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull790
+	JZ         tfull1018
 
-ttile789:
+ttile1017:
 	VMOVUPS      (SI)(R10*1), Z8
 	VSUBPS       Z0, Z8, Z8
 	VMAXPS       exp_lo<>+0(SB), Z8, Z8
@@ -21710,11 +28129,11 @@ ttile789:
 	ADDQ         $0x00000300, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile789
+	JNZ          ttile1017
 
-tfull790:
+tfull1018:
 	TESTQ        R8, R8
-	JZ           tdone791
+	JZ           tdone1019
 	VMOVUPS.Z    (SI)(R10*1), K1, Z8
 	VSUBPS       Z0, Z8, Z8
 	VMAXPS       exp_lo<>+0(SB), Z8, Z8
@@ -21796,7 +28215,7 @@ tfull790:
 	VMOVUPS      Z0, 1344(SI)(R10*1)
 	VADDPS       Z0, Z7, Z7
 
-tdone791:
+tdone1019:
 	VEXTRACTF64X4 $0x01, Z4, Y0
 	VADDPS        Y0, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X0
@@ -21857,9 +28276,9 @@ tdone791:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull793
+	JZ            tfull1021
 
-ttile792:
+ttile1020:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -21887,11 +28306,11 @@ ttile792:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile792
+	JNZ         ttile1020
 
-tfull793:
+tfull1021:
 	TESTQ       R8, R8
-	JZ          tdone794
+	JZ          tdone1022
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -21917,7 +28336,7 @@ tfull793:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone794:
+tdone1022:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -22022,9 +28441,9 @@ tdone794:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull796
+	JZ            tfull1024
 
-ttile795:
+ttile1023:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -22052,11 +28471,11 @@ ttile795:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile795
+	JNZ         ttile1023
 
-tfull796:
+tfull1024:
 	TESTQ       R8, R8
-	JZ          tdone797
+	JZ          tdone1025
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -22082,7 +28501,7 @@ tfull796:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone797:
+tdone1025:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -22187,9 +28606,9 @@ tdone797:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull799
+	JZ            tfull1027
 
-ttile798:
+ttile1026:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -22217,11 +28636,11 @@ ttile798:
 	ADDQ        $0x00000300, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile798
+	JNZ         ttile1026
 
-tfull799:
+tfull1027:
 	TESTQ       R8, R8
-	JZ          tdone800
+	JZ          tdone1028
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     448(SI)(R10*1), Z21
 	VMOVUPS     896(SI)(R10*1), Z22
@@ -22247,7 +28666,7 @@ tfull799:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone800:
+tdone1028:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -22332,9 +28751,9 @@ tdone800:
 	VADDPS        X0, X2, X0
 	VMULPS        X4, X0, X0
 	VMOVUPS       X0, 176(AX)
-	JMP           tnext771
+	JMP           tnext999
 
-tdone773:
+tdone1001:
 	VZEROUPPER
 	RET
 
@@ -22368,7 +28787,7 @@ TEXT ·gattentiont_16_32_2x1_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000002, R11
 
-tkvhead801:
+tkvhead1029:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -22380,9 +28799,9 @@ tkvhead801:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull806
+	JZ      tfull1034
 
-ttile805:
+ttile1033:
 	VMOVUPS      (DX)(R9*1), Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -22518,11 +28937,11 @@ ttile805:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile805
+	JNZ          ttile1033
 
-tfull806:
+tfull1034:
 	TESTQ        R8, R8
-	JZ           tdone807
+	JZ           tdone1035
 	VMASKMOVPS   (DX)(R9*1), Y0, Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -22658,7 +29077,7 @@ tfull806:
 	VMOVUPS      Y9, 32(SI)(R10*1)
 	VADDPS       Y9, Y8, Y8
 
-tdone807:
+tdone1035:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -22666,9 +29085,9 @@ tdone807:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow803
+	JCS          tslow1031
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow803
+	JHI          tslow1031
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VXORPS       Y2, Y2, Y2
@@ -22679,9 +29098,9 @@ tdone807:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull809
+	JZ           tfull1037
 
-ttile808:
+ttile1036:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22703,11 +29122,11 @@ ttile808:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile808
+	JNZ         ttile1036
 
-tfull809:
+tfull1037:
 	TESTQ       R8, R8
-	JZ          tdone810
+	JZ          tdone1038
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22727,7 +29146,7 @@ tfull809:
 	VMASKMOVPS  224(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone810:
+tdone1038:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -22749,9 +29168,9 @@ tdone810:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull812
+	JZ           tfull1040
 
-ttile811:
+ttile1039:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     256(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22773,11 +29192,11 @@ ttile811:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile811
+	JNZ         ttile1039
 
-tfull812:
+tfull1040:
 	TESTQ       R8, R8
-	JZ          tdone813
+	JZ          tdone1041
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22797,7 +29216,7 @@ tfull812:
 	VMASKMOVPS  480(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone813:
+tdone1041:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -22819,9 +29238,9 @@ tdone813:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull815
+	JZ           tfull1043
 
-ttile814:
+ttile1042:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     512(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22843,11 +29262,11 @@ ttile814:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile814
+	JNZ         ttile1042
 
-tfull815:
+tfull1043:
 	TESTQ       R8, R8
-	JZ          tdone816
+	JZ          tdone1044
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  512(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22867,7 +29286,7 @@ tfull815:
 	VMASKMOVPS  736(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone816:
+tdone1044:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -22889,9 +29308,9 @@ tdone816:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull818
+	JZ           tfull1046
 
-ttile817:
+ttile1045:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     768(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22913,11 +29332,11 @@ ttile817:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile817
+	JNZ         ttile1045
 
-tfull818:
+tfull1046:
 	TESTQ       R8, R8
-	JZ          tdone819
+	JZ          tdone1047
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  768(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -22937,7 +29356,7 @@ tfull818:
 	VMASKMOVPS  992(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone819:
+tdone1047:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -22952,24 +29371,24 @@ tdone819:
 	VMULPS       X3, X2, X2
 	VMOVUPS      X2, 48(AX)
 
-tnext802:
+tnext1030:
 	ADDQ $0x00000800, DX
 	ADDQ $0x00000800, BX
 	ADDQ $0x00000040, CX
 	ADDQ $0x00000040, AX
 	DECQ R11
-	JNE  tkvhead801
-	JMP  tdone804
+	JNE  tkvhead1029
+	JMP  tdone1032
 
-tslow803:
+tslow1031:
 	VMOVUPS neginf<>+0(SB), Y2
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull821
+	JZ      tfull1049
 
-ttile820:
+ttile1048:
 	VMOVUPS      (DX)(R9*1), Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -23075,11 +29494,11 @@ ttile820:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile820
+	JNZ          ttile1048
 
-tfull821:
+tfull1049:
 	TESTQ        R8, R8
-	JZ           tdone822
+	JZ           tdone1050
 	VMASKMOVPS   (DX)(R9*1), Y0, Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -23187,7 +29606,7 @@ tfull821:
 	VBLENDVPS    Y1, Y3, Y4, Y3
 	VMAXPS       Y3, Y2, Y2
 
-tdone822:
+tdone1050:
 	VPERM2F128 $0x01, Y2, Y2, Y3
 	VMAXPS     Y3, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y3
@@ -23199,9 +29618,9 @@ tdone822:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull824
+	JZ         tfull1052
 
-ttile823:
+ttile1051:
 	VMOVUPS      (SI)(R10*1), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -23249,11 +29668,11 @@ ttile823:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile823
+	JNZ          ttile1051
 
-tfull824:
+tfull1052:
 	TESTQ        R8, R8
-	JZ           tdone825
+	JZ           tdone1053
 	VMASKMOVPS   (SI)(R10*1), Y0, Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -23301,7 +29720,7 @@ tfull824:
 	VMOVUPS      Y4, 32(SI)(R10*1)
 	VADDPS       Y4, Y3, Y3
 
-tdone825:
+tdone1053:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -23318,9 +29737,9 @@ tdone825:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull827
+	JZ           tfull1055
 
-ttile826:
+ttile1054:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23342,11 +29761,11 @@ ttile826:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile826
+	JNZ         ttile1054
 
-tfull827:
+tfull1055:
 	TESTQ       R8, R8
-	JZ          tdone828
+	JZ          tdone1056
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23366,7 +29785,7 @@ tfull827:
 	VMASKMOVPS  224(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone828:
+tdone1056:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -23388,9 +29807,9 @@ tdone828:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull830
+	JZ           tfull1058
 
-ttile829:
+ttile1057:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     256(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23412,11 +29831,11 @@ ttile829:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile829
+	JNZ         ttile1057
 
-tfull830:
+tfull1058:
 	TESTQ       R8, R8
-	JZ          tdone831
+	JZ          tdone1059
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23436,7 +29855,7 @@ tfull830:
 	VMASKMOVPS  480(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone831:
+tdone1059:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -23458,9 +29877,9 @@ tdone831:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull833
+	JZ           tfull1061
 
-ttile832:
+ttile1060:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     512(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23482,11 +29901,11 @@ ttile832:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile832
+	JNZ         ttile1060
 
-tfull833:
+tfull1061:
 	TESTQ       R8, R8
-	JZ          tdone834
+	JZ          tdone1062
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  512(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23506,7 +29925,7 @@ tfull833:
 	VMASKMOVPS  736(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone834:
+tdone1062:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -23528,9 +29947,9 @@ tdone834:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull836
+	JZ           tfull1064
 
-ttile835:
+ttile1063:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     768(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23552,11 +29971,11 @@ ttile835:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile835
+	JNZ         ttile1063
 
-tfull836:
+tfull1064:
 	TESTQ       R8, R8
-	JZ          tdone837
+	JZ          tdone1065
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  768(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -23576,7 +29995,7 @@ tfull836:
 	VMASKMOVPS  992(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone837:
+tdone1065:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -23590,9 +30009,9 @@ tdone837:
 	VADDPS       X2, X4, X2
 	VMULPS       X3, X2, X2
 	VMOVUPS      X2, 48(AX)
-	JMP          tnext802
+	JMP          tnext1030
 
-tdone804:
+tdone1032:
 	VZEROUPPER
 	RET
 
@@ -23630,7 +30049,7 @@ TEXT ·gattentiont_16_32_2x1_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000002, R11
 
-tkvhead838:
+tkvhead1066:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -23674,9 +30093,9 @@ tkvhead838:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull843
+	JZ           tfull1071
 
-ttile842:
+ttile1070:
 	VMOVUPS     (DX)(R9*1), Z23
 	VMULPS      Z6, Z23, Z23
 	VMOVUPS     64(DX)(R9*1), Z24
@@ -23724,11 +30143,11 @@ ttile842:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile842
+	JNZ         ttile1070
 
-tfull843:
+tfull1071:
 	TESTQ       R8, R8
-	JZ          tdone844
+	JZ          tdone1072
 	VMOVUPS.Z   (DX)(R9*1), K1, Z23
 	VMULPS      Z6, Z23, Z6
 	VMOVUPS.Z   64(DX)(R9*1), K1, Z23
@@ -23775,7 +30194,7 @@ tfull843:
 	VMOVUPS     Z6, (SI)(R10*1)
 	VADDPS      Z6, Z22, Z22
 
-tdone844:
+tdone1072:
 	VEXTRACTF64X4 $0x01, Z22, Y0
 	VADDPS        Y0, Y22, Y22
 	VEXTRACTF32X4 $0x01, Y22, X0
@@ -23785,9 +30204,9 @@ tdone844:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow840
+	JCS           tslow1068
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow840
+	JHI           tslow1068
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VMOVUPS       zero<>+0(SB), Z0
@@ -23810,9 +30229,9 @@ tdone844:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull846
+	JZ            tfull1074
 
-ttile845:
+ttile1073:
 	VMOVUPS     (SI)(R10*1), Z17
 	VMOVUPS     (BX)(R9*1), Z18
 	VFMADD231PS Z18, Z17, Z0
@@ -23849,11 +30268,11 @@ ttile845:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile845
+	JNZ         ttile1073
 
-tfull846:
+tfull1074:
 	TESTQ       R8, R8
-	JZ          tdone847
+	JZ          tdone1075
 	VMOVUPS     (SI)(R10*1), Z17
 	VMOVUPS.Z   (BX)(R9*1), K1, Z18
 	VFMADD231PS Z18, Z17, Z0
@@ -23888,7 +30307,7 @@ tfull846:
 	VMOVUPS.Z   960(BX)(R9*1), K1, Z18
 	VFMADD231PS Z18, Z17, Z16
 
-tdone847:
+tdone1075:
 	VSHUFF32X4   $0x44, Z5, Z0, Z17
 	VSHUFF32X4   $0xee, Z5, Z0, Z0
 	VADDPS       Z0, Z17, Z17
@@ -23938,24 +30357,24 @@ tdone847:
 	VMULPS       Z0, Z2, Z2
 	VMOVUPS      Z2, (AX)
 
-tnext839:
+tnext1067:
 	ADDQ $0x00000800, DX
 	ADDQ $0x00000800, BX
 	ADDQ $0x00000040, CX
 	ADDQ $0x00000040, AX
 	DECQ R11
-	JNE  tkvhead838
-	JMP  tdone841
+	JNE  tkvhead1066
+	JMP  tdone1069
 
-tslow840:
+tslow1068:
 	VMOVUPS neginf<>+0(SB), Z0
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull849
+	JZ      tfull1077
 
-ttile848:
+ttile1076:
 	VMOVUPS          (DX)(R9*1), Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS          64(DX)(R9*1), Z2
@@ -23994,11 +30413,11 @@ ttile848:
 	ADDQ             $0x00000400, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile848
+	JNZ              ttile1076
 
-tfull849:
+tfull1077:
 	TESTQ            R8, R8
-	JZ               tdone850
+	JZ               tdone1078
 	VMOVUPS.Z        (DX)(R9*1), K1, Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS.Z        64(DX)(R9*1), K1, Z2
@@ -24035,7 +30454,7 @@ tfull849:
 	VMOVUPS          Z1, (SI)(R10*1)
 	VMAXPS           Z1, Z0, K1, Z0
 
-tdone850:
+tdone1078:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z1
 	VMAXPS     Z1, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z1
@@ -24060,9 +30479,9 @@ tdone850:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull852
+	JZ         tfull1080
 
-ttile851:
+ttile1079:
 	VMOVUPS      (SI)(R10*1), Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -24085,11 +30504,11 @@ ttile851:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile851
+	JNZ          ttile1079
 
-tfull852:
+tfull1080:
 	TESTQ        R8, R8
-	JZ           tdone853
+	JZ           tdone1081
 	VMOVUPS.Z    (SI)(R10*1), K1, Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -24111,7 +30530,7 @@ tfull852:
 	VMOVUPS      Z13, (SI)(R10*1)
 	VADDPS       Z13, Z1, Z1
 
-tdone853:
+tdone1081:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -24142,9 +30561,9 @@ tdone853:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull855
+	JZ            tfull1083
 
-ttile854:
+ttile1082:
 	VMOVUPS     (SI)(R10*1), Z17
 	VMOVUPS     (BX)(R9*1), Z18
 	VFMADD231PS Z18, Z17, Z0
@@ -24181,11 +30600,11 @@ ttile854:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile854
+	JNZ         ttile1082
 
-tfull855:
+tfull1083:
 	TESTQ       R8, R8
-	JZ          tdone856
+	JZ          tdone1084
 	VMOVUPS     (SI)(R10*1), Z17
 	VMOVUPS.Z   (BX)(R9*1), K1, Z18
 	VFMADD231PS Z18, Z17, Z0
@@ -24220,7 +30639,7 @@ tfull855:
 	VMOVUPS.Z   960(BX)(R9*1), K1, Z18
 	VFMADD231PS Z18, Z17, Z16
 
-tdone856:
+tdone1084:
 	VSHUFF32X4   $0x44, Z5, Z0, Z17
 	VSHUFF32X4   $0xee, Z5, Z0, Z0
 	VADDPS       Z0, Z17, Z17
@@ -24269,9 +30688,9 @@ tdone856:
 	VBROADCASTSS X1, Z0
 	VMULPS       Z0, Z2, Z2
 	VMOVUPS      Z2, (AX)
-	JMP          tnext839
+	JMP          tnext1067
 
-tdone841:
+tdone1069:
 	VZEROUPPER
 	RET
 
@@ -24305,7 +30724,7 @@ TEXT ·gattentiont_16_64_1x2_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000001, R11
 
-tkvhead857:
+tkvhead1085:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -24318,9 +30737,9 @@ tkvhead857:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull862
+	JZ      tfull1090
 
-ttile861:
+ttile1089:
 	VMOVUPS      (DX)(R9*1), Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -24556,11 +30975,11 @@ ttile861:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile861
+	JNZ          ttile1089
 
-tfull862:
+tfull1090:
 	TESTQ        R8, R8
-	JZ           tdone863
+	JZ           tdone1091
 	VMASKMOVPS   (DX)(R9*1), Y0, Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -24798,7 +31217,7 @@ tfull862:
 	VMOVUPS      Y10, 288(SI)(R10*1)
 	VADDPS       Y10, Y9, Y9
 
-tdone863:
+tdone1091:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -24806,9 +31225,9 @@ tdone863:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow859
+	JCS          tslow1087
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow859
+	JHI          tslow1087
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VEXTRACTF128 $0x01, Y9, X2
@@ -24818,9 +31237,9 @@ tdone863:
 	VPERMILPS    $0xb1, X2, X4
 	VADDPS       X4, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow859
+	JCS          tslow1087
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow859
+	JHI          tslow1087
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X2, X4, X4
 	VXORPS       Y2, Y2, Y2
@@ -24831,9 +31250,9 @@ tdone863:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull865
+	JZ           tfull1093
 
-ttile864:
+ttile1092:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     (BX)(R9*1), Y10
@@ -24853,11 +31272,11 @@ ttile864:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile864
+	JNZ         ttile1092
 
-tfull865:
+tfull1093:
 	TESTQ       R8, R8
-	JZ          tdone866
+	JZ          tdone1094
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  (BX)(R9*1), Y0, Y10
@@ -24875,7 +31294,7 @@ tfull865:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone866:
+tdone1094:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -24916,9 +31335,9 @@ tdone866:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull868
+	JZ           tfull1096
 
-ttile867:
+ttile1095:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     128(BX)(R9*1), Y10
@@ -24938,11 +31357,11 @@ ttile867:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile867
+	JNZ         ttile1095
 
-tfull868:
+tfull1096:
 	TESTQ       R8, R8
-	JZ          tdone869
+	JZ          tdone1097
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  128(BX)(R9*1), Y0, Y10
@@ -24960,7 +31379,7 @@ tfull868:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone869:
+tdone1097:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25001,9 +31420,9 @@ tdone869:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull871
+	JZ           tfull1099
 
-ttile870:
+ttile1098:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     256(BX)(R9*1), Y10
@@ -25023,11 +31442,11 @@ ttile870:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile870
+	JNZ         ttile1098
 
-tfull871:
+tfull1099:
 	TESTQ       R8, R8
-	JZ          tdone872
+	JZ          tdone1100
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y10
@@ -25045,7 +31464,7 @@ tfull871:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone872:
+tdone1100:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25086,9 +31505,9 @@ tdone872:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull874
+	JZ           tfull1102
 
-ttile873:
+ttile1101:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     384(BX)(R9*1), Y10
@@ -25108,11 +31527,11 @@ ttile873:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile873
+	JNZ         ttile1101
 
-tfull874:
+tfull1102:
 	TESTQ       R8, R8
-	JZ          tdone875
+	JZ          tdone1103
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  384(BX)(R9*1), Y0, Y10
@@ -25130,7 +31549,7 @@ tfull874:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone875:
+tdone1103:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25171,9 +31590,9 @@ tdone875:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull877
+	JZ           tfull1105
 
-ttile876:
+ttile1104:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     512(BX)(R9*1), Y10
@@ -25193,11 +31612,11 @@ ttile876:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile876
+	JNZ         ttile1104
 
-tfull877:
+tfull1105:
 	TESTQ       R8, R8
-	JZ          tdone878
+	JZ          tdone1106
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  512(BX)(R9*1), Y0, Y10
@@ -25215,7 +31634,7 @@ tfull877:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone878:
+tdone1106:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25256,9 +31675,9 @@ tdone878:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull880
+	JZ           tfull1108
 
-ttile879:
+ttile1107:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     640(BX)(R9*1), Y10
@@ -25278,11 +31697,11 @@ ttile879:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile879
+	JNZ         ttile1107
 
-tfull880:
+tfull1108:
 	TESTQ       R8, R8
-	JZ          tdone881
+	JZ          tdone1109
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  640(BX)(R9*1), Y0, Y10
@@ -25300,7 +31719,7 @@ tfull880:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone881:
+tdone1109:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25341,9 +31760,9 @@ tdone881:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull883
+	JZ           tfull1111
 
-ttile882:
+ttile1110:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     768(BX)(R9*1), Y10
@@ -25363,11 +31782,11 @@ ttile882:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile882
+	JNZ         ttile1110
 
-tfull883:
+tfull1111:
 	TESTQ       R8, R8
-	JZ          tdone884
+	JZ          tdone1112
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  768(BX)(R9*1), Y0, Y10
@@ -25385,7 +31804,7 @@ tfull883:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone884:
+tdone1112:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25426,9 +31845,9 @@ tdone884:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull886
+	JZ           tfull1114
 
-ttile885:
+ttile1113:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     896(BX)(R9*1), Y10
@@ -25448,11 +31867,11 @@ ttile885:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile885
+	JNZ         ttile1113
 
-tfull886:
+tfull1114:
 	TESTQ       R8, R8
-	JZ          tdone887
+	JZ          tdone1115
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  896(BX)(R9*1), Y0, Y10
@@ -25470,7 +31889,7 @@ tfull886:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone887:
+tdone1115:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -25504,25 +31923,25 @@ tdone887:
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 124(AX)
 
-tnext858:
+tnext1086:
 	ADDQ $0x00001000, DX
 	ADDQ $0x00001000, BX
 	ADDQ $0x00000080, CX
 	ADDQ $0x00000080, AX
 	DECQ R11
-	JNE  tkvhead857
-	JMP  tdone860
+	JNE  tkvhead1085
+	JMP  tdone1088
 
-tslow859:
+tslow1087:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull889
+	JZ      tfull1117
 
-ttile888:
+ttile1116:
 	VMOVUPS      (DX)(R9*1), Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -25698,11 +32117,11 @@ ttile888:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile888
+	JNZ          ttile1116
 
-tfull889:
+tfull1117:
 	TESTQ        R8, R8
-	JZ           tdone890
+	JZ           tdone1118
 	VMASKMOVPS   (DX)(R9*1), Y0, Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -25884,7 +32303,7 @@ tfull889:
 	VBLENDVPS    Y1, Y4, Y5, Y4
 	VMAXPS       Y4, Y3, Y3
 
-tdone890:
+tdone1118:
 	VPERM2F128 $0x01, Y2, Y2, Y4
 	VMAXPS     Y4, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y4
@@ -25903,9 +32322,9 @@ tdone890:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull892
+	JZ         tfull1120
 
-ttile891:
+ttile1119:
 	VMOVUPS      (SI)(R10*1), Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -25997,11 +32416,11 @@ ttile891:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile891
+	JNZ          ttile1119
 
-tfull892:
+tfull1120:
 	TESTQ        R8, R8
-	JZ           tdone893
+	JZ           tdone1121
 	VMASKMOVPS   (SI)(R10*1), Y0, Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -26095,7 +32514,7 @@ tfull892:
 	VMOVUPS      Y2, 288(SI)(R10*1)
 	VADDPS       Y2, Y5, Y5
 
-tdone893:
+tdone1121:
 	VEXTRACTF128 $0x01, Y4, X2
 	VADDPS       X2, X4, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -26120,9 +32539,9 @@ tdone893:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull895
+	JZ           tfull1123
 
-ttile894:
+ttile1122:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     (BX)(R9*1), Y10
@@ -26142,11 +32561,11 @@ ttile894:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile894
+	JNZ         ttile1122
 
-tfull895:
+tfull1123:
 	TESTQ       R8, R8
-	JZ          tdone896
+	JZ          tdone1124
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  (BX)(R9*1), Y0, Y10
@@ -26164,7 +32583,7 @@ tfull895:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone896:
+tdone1124:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26205,9 +32624,9 @@ tdone896:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull898
+	JZ           tfull1126
 
-ttile897:
+ttile1125:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     128(BX)(R9*1), Y10
@@ -26227,11 +32646,11 @@ ttile897:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile897
+	JNZ         ttile1125
 
-tfull898:
+tfull1126:
 	TESTQ       R8, R8
-	JZ          tdone899
+	JZ          tdone1127
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  128(BX)(R9*1), Y0, Y10
@@ -26249,7 +32668,7 @@ tfull898:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone899:
+tdone1127:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26290,9 +32709,9 @@ tdone899:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull901
+	JZ           tfull1129
 
-ttile900:
+ttile1128:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     256(BX)(R9*1), Y10
@@ -26312,11 +32731,11 @@ ttile900:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile900
+	JNZ         ttile1128
 
-tfull901:
+tfull1129:
 	TESTQ       R8, R8
-	JZ          tdone902
+	JZ          tdone1130
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y10
@@ -26334,7 +32753,7 @@ tfull901:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone902:
+tdone1130:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26375,9 +32794,9 @@ tdone902:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull904
+	JZ           tfull1132
 
-ttile903:
+ttile1131:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     384(BX)(R9*1), Y10
@@ -26397,11 +32816,11 @@ ttile903:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile903
+	JNZ         ttile1131
 
-tfull904:
+tfull1132:
 	TESTQ       R8, R8
-	JZ          tdone905
+	JZ          tdone1133
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  384(BX)(R9*1), Y0, Y10
@@ -26419,7 +32838,7 @@ tfull904:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone905:
+tdone1133:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26460,9 +32879,9 @@ tdone905:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull907
+	JZ           tfull1135
 
-ttile906:
+ttile1134:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     512(BX)(R9*1), Y10
@@ -26482,11 +32901,11 @@ ttile906:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile906
+	JNZ         ttile1134
 
-tfull907:
+tfull1135:
 	TESTQ       R8, R8
-	JZ          tdone908
+	JZ          tdone1136
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  512(BX)(R9*1), Y0, Y10
@@ -26504,7 +32923,7 @@ tfull907:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone908:
+tdone1136:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26545,9 +32964,9 @@ tdone908:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull910
+	JZ           tfull1138
 
-ttile909:
+ttile1137:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     640(BX)(R9*1), Y10
@@ -26567,11 +32986,11 @@ ttile909:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile909
+	JNZ         ttile1137
 
-tfull910:
+tfull1138:
 	TESTQ       R8, R8
-	JZ          tdone911
+	JZ          tdone1139
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  640(BX)(R9*1), Y0, Y10
@@ -26589,7 +33008,7 @@ tfull910:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone911:
+tdone1139:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26630,9 +33049,9 @@ tdone911:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull913
+	JZ           tfull1141
 
-ttile912:
+ttile1140:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     768(BX)(R9*1), Y10
@@ -26652,11 +33071,11 @@ ttile912:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile912
+	JNZ         ttile1140
 
-tfull913:
+tfull1141:
 	TESTQ       R8, R8
-	JZ          tdone914
+	JZ          tdone1142
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  768(BX)(R9*1), Y0, Y10
@@ -26674,7 +33093,7 @@ tfull913:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone914:
+tdone1142:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26715,9 +33134,9 @@ tdone914:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull916
+	JZ           tfull1144
 
-ttile915:
+ttile1143:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMOVUPS     896(BX)(R9*1), Y10
@@ -26737,11 +33156,11 @@ ttile915:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile915
+	JNZ         ttile1143
 
-tfull916:
+tfull1144:
 	TESTQ       R8, R8
-	JZ          tdone917
+	JZ          tdone1145
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     256(SI)(R10*1), Y9
 	VMASKMOVPS  896(BX)(R9*1), Y0, Y10
@@ -26759,7 +33178,7 @@ tfull916:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone917:
+tdone1145:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -26792,9 +33211,9 @@ tdone917:
 	VADDPS       X3, X2, X2
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 124(AX)
-	JMP          tnext858
+	JMP          tnext1086
 
-tdone860:
+tdone1088:
 	VZEROUPPER
 	RET
 
@@ -26814,7 +33233,7 @@ TEXT ·gattentiont_16_64_1x2_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000001, R11
 
-tkvhead918:
+tkvhead1146:
 	VMOVUPS exp2_p1<>+0(SB), Z0
 	VMOVUPS exp2_p2<>+0(SB), Z1
 	VMOVUPS exp2_p3<>+0(SB), Z2
@@ -26827,9 +33246,9 @@ tkvhead918:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull923
+	JZ      tfull1151
 
-ttile922:
+ttile1150:
 	VMOVUPS          (DX)(R9*1), Z8
 	VMULPS.BCST      (CX), Z8, Z9
 	VMULPS.BCST      64(CX), Z8, Z8
@@ -26907,11 +33326,11 @@ ttile922:
 	ADDQ             $0x00000400, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile922
+	JNZ              ttile1150
 
-tfull923:
+tfull1151:
 	TESTQ            R8, R8
-	JZ               tdone924
+	JZ               tdone1152
 	VMOVUPS.Z        (DX)(R9*1), K1, Z8
 	VMULPS.BCST      (CX), Z8, Z9
 	VMULPS.BCST      64(CX), Z8, Z8
@@ -26989,7 +33408,7 @@ tfull923:
 	VMOVUPS          Z8, 256(SI)(R10*1)
 	VADDPS           Z8, Z7, Z7
 
-tdone924:
+tdone1152:
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y6
 	VEXTRACTF32X4 $0x01, Y6, X0
@@ -26999,9 +33418,9 @@ tdone924:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow920
+	JCS           tslow1148
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow920
+	JHI           tslow1148
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z7, Y0
@@ -27013,9 +33432,9 @@ tdone924:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow920
+	JCS           tslow1148
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow920
+	JHI           tslow1148
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VMOVUPS       zero<>+0(SB), Z0
@@ -27038,9 +33457,9 @@ tdone924:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull926
+	JZ            tfull1154
 
-ttile925:
+ttile1153:
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS     (BX)(R9*1), Z20
@@ -27070,11 +33489,11 @@ ttile925:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile925
+	JNZ         ttile1153
 
-tfull926:
+tfull1154:
 	TESTQ       R8, R8
-	JZ          tdone927
+	JZ          tdone1155
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS.Z   (BX)(R9*1), K1, Z20
@@ -27102,7 +33521,7 @@ tfull926:
 	VFMADD231PS Z20, Z18, Z9
 	VFMADD231PS Z20, Z19, Z17
 
-tdone927:
+tdone1155:
 	VEXTRACTF64X4 $0x01, Z0, Y18
 	VADDPS        Y18, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z3, Y18
@@ -27207,9 +33626,9 @@ tdone927:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull929
+	JZ            tfull1157
 
-ttile928:
+ttile1156:
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS     512(BX)(R9*1), Z20
@@ -27239,11 +33658,11 @@ ttile928:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile928
+	JNZ         ttile1156
 
-tfull929:
+tfull1157:
 	TESTQ       R8, R8
-	JZ          tdone930
+	JZ          tdone1158
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS.Z   512(BX)(R9*1), K1, Z20
@@ -27271,7 +33690,7 @@ tfull929:
 	VFMADD231PS Z20, Z18, Z9
 	VFMADD231PS Z20, Z19, Z17
 
-tdone930:
+tdone1158:
 	VEXTRACTF64X4 $0x01, Z0, Y18
 	VADDPS        Y18, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z3, Y18
@@ -27357,25 +33776,25 @@ tdone930:
 	VMULPS        X2, X0, X0
 	VMOVUPS       X0, 112(AX)
 
-tnext919:
+tnext1147:
 	ADDQ $0x00001000, DX
 	ADDQ $0x00001000, BX
 	ADDQ $0x00000080, CX
 	ADDQ $0x00000080, AX
 	DECQ R11
-	JNE  tkvhead918
-	JMP  tdone921
+	JNE  tkvhead1146
+	JMP  tdone1149
 
-tslow920:
+tslow1148:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull932
+	JZ      tfull1160
 
-ttile931:
+ttile1159:
 	VMOVUPS          (DX)(R9*1), Z2
 	VMULPS.BCST      (CX), Z2, Z3
 	VMULPS.BCST      64(CX), Z2, Z2
@@ -27433,11 +33852,11 @@ ttile931:
 	ADDQ             $0x00000400, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile931
+	JNZ              ttile1159
 
-tfull932:
+tfull1160:
 	TESTQ            R8, R8
-	JZ               tdone933
+	JZ               tdone1161
 	VMOVUPS.Z        (DX)(R9*1), K1, Z2
 	VMULPS.BCST      (CX), Z2, Z3
 	VMULPS.BCST      64(CX), Z2, Z2
@@ -27493,7 +33912,7 @@ tfull932:
 	VMOVUPS          Z2, 256(SI)(R10*1)
 	VMAXPS           Z2, Z1, K1, Z1
 
-tdone933:
+tdone1161:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z2
 	VMAXPS     Z2, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z2
@@ -27527,9 +33946,9 @@ tdone933:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull935
+	JZ         tfull1163
 
-ttile934:
+ttile1162:
 	VMOVUPS      (SI)(R10*1), Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -27571,11 +33990,11 @@ ttile934:
 	ADDQ         $0x00000400, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile934
+	JNZ          ttile1162
 
-tfull935:
+tfull1163:
 	TESTQ        R8, R8
-	JZ           tdone936
+	JZ           tdone1164
 	VMOVUPS.Z    (SI)(R10*1), K1, Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -27617,7 +34036,7 @@ tfull935:
 	VMOVUPS      Z0, 256(SI)(R10*1)
 	VADDPS       Z0, Z3, Z3
 
-tdone936:
+tdone1164:
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
@@ -27658,9 +34077,9 @@ tdone936:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull938
+	JZ            tfull1166
 
-ttile937:
+ttile1165:
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS     (BX)(R9*1), Z20
@@ -27690,11 +34109,11 @@ ttile937:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile937
+	JNZ         ttile1165
 
-tfull938:
+tfull1166:
 	TESTQ       R8, R8
-	JZ          tdone939
+	JZ          tdone1167
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS.Z   (BX)(R9*1), K1, Z20
@@ -27722,7 +34141,7 @@ tfull938:
 	VFMADD231PS Z20, Z18, Z9
 	VFMADD231PS Z20, Z19, Z17
 
-tdone939:
+tdone1167:
 	VEXTRACTF64X4 $0x01, Z0, Y18
 	VADDPS        Y18, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z3, Y18
@@ -27827,9 +34246,9 @@ tdone939:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull941
+	JZ            tfull1169
 
-ttile940:
+ttile1168:
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS     512(BX)(R9*1), Z20
@@ -27859,11 +34278,11 @@ ttile940:
 	ADDQ        $0x00000400, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile940
+	JNZ         ttile1168
 
-tfull941:
+tfull1169:
 	TESTQ       R8, R8
-	JZ          tdone942
+	JZ          tdone1170
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     256(SI)(R10*1), Z19
 	VMOVUPS.Z   512(BX)(R9*1), K1, Z20
@@ -27891,7 +34310,7 @@ tfull941:
 	VFMADD231PS Z20, Z18, Z9
 	VFMADD231PS Z20, Z19, Z17
 
-tdone942:
+tdone1170:
 	VEXTRACTF64X4 $0x01, Z0, Y18
 	VADDPS        Y18, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z3, Y18
@@ -27976,9 +34395,9 @@ tdone942:
 	VADDPS        X0, X3, X0
 	VMULPS        X2, X0, X0
 	VMOVUPS       X0, 112(AX)
-	JMP           tnext919
+	JMP           tnext1147
 
-tdone921:
+tdone1149:
 	VZEROUPPER
 	RET
 
@@ -28012,7 +34431,7 @@ TEXT ·gattentiont_1_16_2x2_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000002, R11
 
-tkvhead943:
+tkvhead1171:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -28025,9 +34444,9 @@ tkvhead943:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull948
+	JZ      tfull1176
 
-ttile947:
+ttile1175:
 	VMOVUPS      (DX)(R9*1), Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -28113,11 +34532,11 @@ ttile947:
 	ADDQ         $0x00000040, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile947
+	JNZ          ttile1175
 
-tfull948:
+tfull1176:
 	TESTQ        R8, R8
-	JZ           tdone949
+	JZ           tdone1177
 	VMASKMOVPS   (DX)(R9*1), Y0, Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -28205,7 +34624,7 @@ tfull948:
 	VMOVUPS      Y10, 96(SI)(R10*1)
 	VADDPS       Y10, Y9, Y9
 
-tdone949:
+tdone1177:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -28213,9 +34632,9 @@ tdone949:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow945
+	JCS          tslow1173
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow945
+	JHI          tslow1173
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VEXTRACTF128 $0x01, Y9, X2
@@ -28225,9 +34644,9 @@ tdone949:
 	VPERMILPS    $0xb1, X2, X4
 	VADDPS       X4, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow945
+	JCS          tslow1173
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow945
+	JHI          tslow1173
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X2, X4, X4
 	VXORPS       Y2, Y2, Y2
@@ -28236,9 +34655,9 @@ tdone949:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull951
+	JZ           tfull1179
 
-ttile950:
+ttile1178:
 	VMOVUPS     (SI)(R10*1), Y6
 	VMOVUPS     64(SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
@@ -28252,11 +34671,11 @@ ttile950:
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile950
+	JNZ         ttile1178
 
-tfull951:
+tfull1179:
 	TESTQ       R8, R8
-	JZ          tdone952
+	JZ          tdone1180
 	VMOVUPS     (SI)(R10*1), Y6
 	VMOVUPS     64(SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
@@ -28268,7 +34687,7 @@ tfull951:
 	VFMADD231PS Y8, Y6, Y2
 	VFMADD231PS Y8, Y7, Y5
 
-tdone952:
+tdone1180:
 	VEXTRACTF128 $0x01, Y2, X6
 	VADDPS       X6, X2, X6
 	VPERMILPS    $0x4e, X6, X2
@@ -28286,25 +34705,25 @@ tdone952:
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 4(AX)
 
-tnext944:
+tnext1172:
 	ADDQ $0x00000040, DX
 	ADDQ $0x00000040, BX
 	ADDQ $0x00000008, CX
 	ADDQ $0x00000008, AX
 	DECQ R11
-	JNE  tkvhead943
-	JMP  tdone946
+	JNE  tkvhead1171
+	JMP  tdone1174
 
-tslow945:
+tslow1173:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull954
+	JZ      tfull1182
 
-ttile953:
+ttile1181:
 	VMOVUPS      (DX)(R9*1), Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -28330,11 +34749,11 @@ ttile953:
 	ADDQ         $0x00000040, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile953
+	JNZ          ttile1181
 
-tfull954:
+tfull1182:
 	TESTQ        R8, R8
-	JZ           tdone955
+	JZ           tdone1183
 	VMASKMOVPS   (DX)(R9*1), Y0, Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -28366,7 +34785,7 @@ tfull954:
 	VBLENDVPS    Y1, Y4, Y5, Y4
 	VMAXPS       Y4, Y3, Y3
 
-tdone955:
+tdone1183:
 	VPERM2F128 $0x01, Y2, Y2, Y4
 	VMAXPS     Y4, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y4
@@ -28385,9 +34804,9 @@ tdone955:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull957
+	JZ         tfull1185
 
-ttile956:
+ttile1184:
 	VMOVUPS      (SI)(R10*1), Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -28479,11 +34898,11 @@ ttile956:
 	ADDQ         $0x00000040, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile956
+	JNZ          ttile1184
 
-tfull957:
+tfull1185:
 	TESTQ        R8, R8
-	JZ           tdone958
+	JZ           tdone1186
 	VMASKMOVPS   (SI)(R10*1), Y0, Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -28577,7 +34996,7 @@ tfull957:
 	VMOVUPS      Y2, 96(SI)(R10*1)
 	VADDPS       Y2, Y5, Y5
 
-tdone958:
+tdone1186:
 	VEXTRACTF128 $0x01, Y4, X2
 	VADDPS       X2, X4, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -28600,9 +35019,9 @@ tdone958:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull960
+	JZ           tfull1188
 
-ttile959:
+ttile1187:
 	VMOVUPS     (SI)(R10*1), Y6
 	VMOVUPS     64(SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
@@ -28616,11 +35035,11 @@ ttile959:
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile959
+	JNZ         ttile1187
 
-tfull960:
+tfull1188:
 	TESTQ       R8, R8
-	JZ          tdone961
+	JZ          tdone1189
 	VMOVUPS     (SI)(R10*1), Y6
 	VMOVUPS     64(SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
@@ -28632,7 +35051,7 @@ tfull960:
 	VFMADD231PS Y8, Y6, Y2
 	VFMADD231PS Y8, Y7, Y5
 
-tdone961:
+tdone1189:
 	VEXTRACTF128 $0x01, Y2, X6
 	VADDPS       X6, X2, X6
 	VPERMILPS    $0x4e, X6, X2
@@ -28649,9 +35068,9 @@ tdone961:
 	VADDPS       X3, X2, X2
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 4(AX)
-	JMP          tnext944
+	JMP          tnext1172
 
-tdone946:
+tdone1174:
 	VZEROUPPER
 	RET
 
@@ -28689,7 +35108,7 @@ TEXT ·gattentiont_1_16_2x2_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000002, R11
 
-tkvhead962:
+tkvhead1190:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -28706,9 +35125,9 @@ tkvhead962:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull967
+	JZ           tfull1195
 
-ttile966:
+ttile1194:
 	VMOVUPS     (DX)(R9*1), Z10
 	VMULPS      Z6, Z10, Z11
 	VMULPS      Z7, Z10, Z10
@@ -28739,11 +35158,11 @@ ttile966:
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile966
+	JNZ         ttile1194
 
-tfull967:
+tfull1195:
 	TESTQ       R8, R8
-	JZ          tdone968
+	JZ          tdone1196
 	VMOVUPS.Z   (DX)(R9*1), K1, Z10
 	VMULPS      Z6, Z10, Z6
 	VMULPS      Z7, Z10, Z7
@@ -28774,7 +35193,7 @@ tfull967:
 	VMOVUPS     Z7, 64(SI)(R10*1)
 	VADDPS      Z7, Z9, Z9
 
-tdone968:
+tdone1196:
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Y0, Y8, Y8
 	VEXTRACTF32X4 $0x01, Y8, X0
@@ -28784,9 +35203,9 @@ tdone968:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow964
+	JCS           tslow1192
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow964
+	JHI           tslow1192
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z9, Y0
@@ -28798,9 +35217,9 @@ tdone968:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow964
+	JCS           tslow1192
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow964
+	JHI           tslow1192
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VMOVUPS       zero<>+0(SB), Z0
@@ -28809,9 +35228,9 @@ tdone968:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull970
+	JZ            tfull1198
 
-ttile969:
+ttile1197:
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS     64(SI)(R10*1), Z5
 	VMOVUPS     (BX)(R9*1), Z6
@@ -28820,18 +35239,18 @@ ttile969:
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile969
+	JNZ         ttile1197
 
-tfull970:
+tfull1198:
 	TESTQ       R8, R8
-	JZ          tdone971
+	JZ          tdone1199
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS     64(SI)(R10*1), Z5
 	VMOVUPS.Z   (BX)(R9*1), K1, Z6
 	VFMADD231PS Z6, Z4, Z0
 	VFMADD231PS Z6, Z5, Z3
 
-tdone971:
+tdone1199:
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -28853,25 +35272,25 @@ tdone971:
 	VMULSS        X2, X0, X0
 	VMOVSS        X0, 4(AX)
 
-tnext963:
+tnext1191:
 	ADDQ $0x00000040, DX
 	ADDQ $0x00000040, BX
 	ADDQ $0x00000008, CX
 	ADDQ $0x00000008, AX
 	DECQ R11
-	JNE  tkvhead962
-	JMP  tdone965
+	JNE  tkvhead1190
+	JMP  tdone1193
 
-tslow964:
+tslow1192:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull973
+	JZ      tfull1201
 
-ttile972:
+ttile1200:
 	VMOVUPS     (DX)(R9*1), Z2
 	VMULPS.BCST (CX), Z2, Z3
 	VMULPS.BCST 4(CX), Z2, Z2
@@ -28884,11 +35303,11 @@ ttile972:
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile972
+	JNZ         ttile1200
 
-tfull973:
+tfull1201:
 	TESTQ       R8, R8
-	JZ          tdone974
+	JZ          tdone1202
 	VMOVUPS.Z   (DX)(R9*1), K1, Z2
 	VMULPS.BCST (CX), Z2, Z3
 	VMULPS.BCST 4(CX), Z2, Z2
@@ -28899,7 +35318,7 @@ tfull973:
 	VMOVUPS     Z2, 64(SI)(R10*1)
 	VMAXPS      Z2, Z1, K1, Z1
 
-tdone974:
+tdone1202:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z2
 	VMAXPS     Z2, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z2
@@ -28933,9 +35352,9 @@ tdone974:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull976
+	JZ         tfull1204
 
-ttile975:
+ttile1203:
 	VMOVUPS      (SI)(R10*1), Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -28977,11 +35396,11 @@ ttile975:
 	ADDQ         $0x00000040, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile975
+	JNZ          ttile1203
 
-tfull976:
+tfull1204:
 	TESTQ        R8, R8
-	JZ           tdone977
+	JZ           tdone1205
 	VMOVUPS.Z    (SI)(R10*1), K1, Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -29023,7 +35442,7 @@ tfull976:
 	VMOVUPS      Z0, 64(SI)(R10*1)
 	VADDPS       Z0, Z3, Z3
 
-tdone977:
+tdone1205:
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
@@ -29050,9 +35469,9 @@ tdone977:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull979
+	JZ            tfull1207
 
-ttile978:
+ttile1206:
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS     64(SI)(R10*1), Z5
 	VMOVUPS     (BX)(R9*1), Z6
@@ -29061,18 +35480,18 @@ ttile978:
 	ADDQ        $0x00000040, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile978
+	JNZ         ttile1206
 
-tfull979:
+tfull1207:
 	TESTQ       R8, R8
-	JZ          tdone980
+	JZ          tdone1208
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS     64(SI)(R10*1), Z5
 	VMOVUPS.Z   (BX)(R9*1), K1, Z6
 	VFMADD231PS Z6, Z4, Z0
 	VFMADD231PS Z6, Z5, Z3
 
-tdone980:
+tdone1208:
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -29093,9 +35512,9 @@ tdone980:
 	VADDPS        X1, X0, X0
 	VMULSS        X2, X0, X0
 	VMOVSS        X0, 4(AX)
-	JMP           tnext963
+	JMP           tnext1191
 
-tdone965:
+tdone1193:
 	VZEROUPPER
 	RET
 
@@ -29129,7 +35548,7 @@ TEXT ·gattentiont_33_32_1x1_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000001, R11
 
-tkvhead981:
+tkvhead1209:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -29141,9 +35560,9 @@ tkvhead981:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull986
+	JZ      tfull1214
 
-ttile985:
+ttile1213:
 	VMOVUPS      (DX)(R9*1), Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -29381,11 +35800,11 @@ ttile985:
 	ADDQ         $0x00000840, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile985
+	JNZ          ttile1213
 
-tfull986:
+tfull1214:
 	TESTQ        R8, R8
-	JZ           tdone987
+	JZ           tdone1215
 	VMASKMOVPS   (DX)(R9*1), Y0, Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -29623,7 +36042,7 @@ tfull986:
 	VMOVUPS      Y9, 32(SI)(R10*1)
 	VADDPS       Y9, Y8, Y8
 
-tdone987:
+tdone1215:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -29631,9 +36050,9 @@ tdone987:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow983
+	JCS          tslow1211
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow983
+	JHI          tslow1211
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VXORPS       Y2, Y2, Y2
@@ -29644,9 +36063,9 @@ tdone987:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull989
+	JZ           tfull1217
 
-ttile988:
+ttile1216:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29668,11 +36087,11 @@ ttile988:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile988
+	JNZ         ttile1216
 
-tfull989:
+tfull1217:
 	TESTQ       R8, R8
-	JZ          tdone990
+	JZ          tdone1218
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29692,7 +36111,7 @@ tfull989:
 	VMASKMOVPS  224(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone990:
+tdone1218:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -29714,9 +36133,9 @@ tdone990:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull992
+	JZ           tfull1220
 
-ttile991:
+ttile1219:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     256(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29738,11 +36157,11 @@ ttile991:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile991
+	JNZ         ttile1219
 
-tfull992:
+tfull1220:
 	TESTQ       R8, R8
-	JZ          tdone993
+	JZ          tdone1221
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29762,7 +36181,7 @@ tfull992:
 	VMASKMOVPS  480(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone993:
+tdone1221:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -29784,9 +36203,9 @@ tdone993:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull995
+	JZ           tfull1223
 
-ttile994:
+ttile1222:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     512(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29808,11 +36227,11 @@ ttile994:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile994
+	JNZ         ttile1222
 
-tfull995:
+tfull1223:
 	TESTQ       R8, R8
-	JZ          tdone996
+	JZ          tdone1224
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  512(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29832,7 +36251,7 @@ tfull995:
 	VMASKMOVPS  736(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone996:
+tdone1224:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -29854,9 +36273,9 @@ tdone996:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull998
+	JZ           tfull1226
 
-ttile997:
+ttile1225:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     768(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29878,11 +36297,11 @@ ttile997:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile997
+	JNZ         ttile1225
 
-tfull998:
+tfull1226:
 	TESTQ       R8, R8
-	JZ          tdone999
+	JZ          tdone1227
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  768(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29902,7 +36321,7 @@ tfull998:
 	VMASKMOVPS  992(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone999:
+tdone1227:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -29924,9 +36343,9 @@ tdone999:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1001
+	JZ           tfull1229
 
-ttile1000:
+ttile1228:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1024(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29948,11 +36367,11 @@ ttile1000:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1000
+	JNZ         ttile1228
 
-tfull1001:
+tfull1229:
 	TESTQ       R8, R8
-	JZ          tdone1002
+	JZ          tdone1230
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1024(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -29972,7 +36391,7 @@ tfull1001:
 	VMASKMOVPS  1248(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1002:
+tdone1230:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -29994,9 +36413,9 @@ tdone1002:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1004
+	JZ           tfull1232
 
-ttile1003:
+ttile1231:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1280(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30018,11 +36437,11 @@ ttile1003:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1003
+	JNZ         ttile1231
 
-tfull1004:
+tfull1232:
 	TESTQ       R8, R8
-	JZ          tdone1005
+	JZ          tdone1233
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1280(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30042,7 +36461,7 @@ tfull1004:
 	VMASKMOVPS  1504(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1005:
+tdone1233:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -30064,9 +36483,9 @@ tdone1005:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1007
+	JZ           tfull1235
 
-ttile1006:
+ttile1234:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1536(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30088,11 +36507,11 @@ ttile1006:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1006
+	JNZ         ttile1234
 
-tfull1007:
+tfull1235:
 	TESTQ       R8, R8
-	JZ          tdone1008
+	JZ          tdone1236
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1536(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30112,7 +36531,7 @@ tfull1007:
 	VMASKMOVPS  1760(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1008:
+tdone1236:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -30134,9 +36553,9 @@ tdone1008:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1010
+	JZ           tfull1238
 
-ttile1009:
+ttile1237:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1792(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30158,11 +36577,11 @@ ttile1009:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1009
+	JNZ         ttile1237
 
-tfull1010:
+tfull1238:
 	TESTQ       R8, R8
-	JZ          tdone1011
+	JZ          tdone1239
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1792(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30182,7 +36601,7 @@ tfull1010:
 	VMASKMOVPS  2016(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1011:
+tdone1239:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -30201,9 +36620,9 @@ tdone1011:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1013
+	JZ           tfull1241
 
-ttile1012:
+ttile1240:
 	VMOVUPS     (SI)(R10*1), Y4
 	VMOVUPS     2048(BX)(R9*1), Y5
 	VFMADD231PS Y5, Y4, Y2
@@ -30213,11 +36632,11 @@ ttile1012:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1012
+	JNZ         ttile1240
 
-tfull1013:
+tfull1241:
 	TESTQ       R8, R8
-	JZ          tdone1014
+	JZ          tdone1242
 	VMOVUPS     (SI)(R10*1), Y4
 	VMASKMOVPS  2048(BX)(R9*1), Y0, Y5
 	VFMADD231PS Y5, Y4, Y2
@@ -30225,7 +36644,7 @@ tfull1013:
 	VMASKMOVPS  2080(BX)(R9*1), Y1, Y5
 	VFMADD231PS Y5, Y4, Y2
 
-tdone1014:
+tdone1242:
 	VEXTRACTF128 $0x01, Y2, X4
 	VADDPS       X4, X2, X4
 	VPERMILPS    $0x4e, X4, X2
@@ -30235,24 +36654,24 @@ tdone1014:
 	VMULSS       X3, X4, X4
 	VMOVSS       X4, 128(AX)
 
-tnext982:
+tnext1210:
 	ADDQ $0x00001080, DX
 	ADDQ $0x00001080, BX
 	ADDQ $0x00000084, CX
 	ADDQ $0x00000084, AX
 	DECQ R11
-	JNE  tkvhead981
-	JMP  tdone984
+	JNE  tkvhead1209
+	JMP  tdone1212
 
-tslow983:
+tslow1211:
 	VMOVUPS neginf<>+0(SB), Y2
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1016
+	JZ      tfull1244
 
-ttile1015:
+ttile1243:
 	VMOVUPS      (DX)(R9*1), Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -30460,11 +36879,11 @@ ttile1015:
 	ADDQ         $0x00000840, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1015
+	JNZ          ttile1243
 
-tfull1016:
+tfull1244:
 	TESTQ        R8, R8
-	JZ           tdone1017
+	JZ           tdone1245
 	VMASKMOVPS   (DX)(R9*1), Y0, Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -30674,7 +37093,7 @@ tfull1016:
 	VBLENDVPS    Y1, Y3, Y4, Y3
 	VMAXPS       Y3, Y2, Y2
 
-tdone1017:
+tdone1245:
 	VPERM2F128 $0x01, Y2, Y2, Y3
 	VMAXPS     Y3, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y3
@@ -30686,9 +37105,9 @@ tdone1017:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1019
+	JZ         tfull1247
 
-ttile1018:
+ttile1246:
 	VMOVUPS      (SI)(R10*1), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -30736,11 +37155,11 @@ ttile1018:
 	ADDQ         $0x00000840, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1018
+	JNZ          ttile1246
 
-tfull1019:
+tfull1247:
 	TESTQ        R8, R8
-	JZ           tdone1020
+	JZ           tdone1248
 	VMASKMOVPS   (SI)(R10*1), Y0, Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -30788,7 +37207,7 @@ tfull1019:
 	VMOVUPS      Y4, 32(SI)(R10*1)
 	VADDPS       Y4, Y3, Y3
 
-tdone1020:
+tdone1248:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -30805,9 +37224,9 @@ tdone1020:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1022
+	JZ           tfull1250
 
-ttile1021:
+ttile1249:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30829,11 +37248,11 @@ ttile1021:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1021
+	JNZ         ttile1249
 
-tfull1022:
+tfull1250:
 	TESTQ       R8, R8
-	JZ          tdone1023
+	JZ          tdone1251
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30853,7 +37272,7 @@ tfull1022:
 	VMASKMOVPS  224(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1023:
+tdone1251:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -30875,9 +37294,9 @@ tdone1023:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1025
+	JZ           tfull1253
 
-ttile1024:
+ttile1252:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     256(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30899,11 +37318,11 @@ ttile1024:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1024
+	JNZ         ttile1252
 
-tfull1025:
+tfull1253:
 	TESTQ       R8, R8
-	JZ          tdone1026
+	JZ          tdone1254
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30923,7 +37342,7 @@ tfull1025:
 	VMASKMOVPS  480(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1026:
+tdone1254:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -30945,9 +37364,9 @@ tdone1026:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1028
+	JZ           tfull1256
 
-ttile1027:
+ttile1255:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     512(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30969,11 +37388,11 @@ ttile1027:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1027
+	JNZ         ttile1255
 
-tfull1028:
+tfull1256:
 	TESTQ       R8, R8
-	JZ          tdone1029
+	JZ          tdone1257
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  512(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -30993,7 +37412,7 @@ tfull1028:
 	VMASKMOVPS  736(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1029:
+tdone1257:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -31015,9 +37434,9 @@ tdone1029:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1031
+	JZ           tfull1259
 
-ttile1030:
+ttile1258:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     768(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31039,11 +37458,11 @@ ttile1030:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1030
+	JNZ         ttile1258
 
-tfull1031:
+tfull1259:
 	TESTQ       R8, R8
-	JZ          tdone1032
+	JZ          tdone1260
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  768(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31063,7 +37482,7 @@ tfull1031:
 	VMASKMOVPS  992(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1032:
+tdone1260:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -31085,9 +37504,9 @@ tdone1032:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1034
+	JZ           tfull1262
 
-ttile1033:
+ttile1261:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1024(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31109,11 +37528,11 @@ ttile1033:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1033
+	JNZ         ttile1261
 
-tfull1034:
+tfull1262:
 	TESTQ       R8, R8
-	JZ          tdone1035
+	JZ          tdone1263
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1024(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31133,7 +37552,7 @@ tfull1034:
 	VMASKMOVPS  1248(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1035:
+tdone1263:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -31155,9 +37574,9 @@ tdone1035:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1037
+	JZ           tfull1265
 
-ttile1036:
+ttile1264:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1280(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31179,11 +37598,11 @@ ttile1036:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1036
+	JNZ         ttile1264
 
-tfull1037:
+tfull1265:
 	TESTQ       R8, R8
-	JZ          tdone1038
+	JZ          tdone1266
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1280(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31203,7 +37622,7 @@ tfull1037:
 	VMASKMOVPS  1504(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1038:
+tdone1266:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -31225,9 +37644,9 @@ tdone1038:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1040
+	JZ           tfull1268
 
-ttile1039:
+ttile1267:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1536(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31249,11 +37668,11 @@ ttile1039:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1039
+	JNZ         ttile1267
 
-tfull1040:
+tfull1268:
 	TESTQ       R8, R8
-	JZ          tdone1041
+	JZ          tdone1269
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1536(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31273,7 +37692,7 @@ tfull1040:
 	VMASKMOVPS  1760(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1041:
+tdone1269:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -31295,9 +37714,9 @@ tdone1041:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1043
+	JZ           tfull1271
 
-ttile1042:
+ttile1270:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     1792(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31319,11 +37738,11 @@ ttile1042:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1042
+	JNZ         ttile1270
 
-tfull1043:
+tfull1271:
 	TESTQ       R8, R8
-	JZ          tdone1044
+	JZ          tdone1272
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  1792(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -31343,7 +37762,7 @@ tfull1043:
 	VMASKMOVPS  2016(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1044:
+tdone1272:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -31362,9 +37781,9 @@ tdone1044:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1046
+	JZ           tfull1274
 
-ttile1045:
+ttile1273:
 	VMOVUPS     (SI)(R10*1), Y4
 	VMOVUPS     2048(BX)(R9*1), Y5
 	VFMADD231PS Y5, Y4, Y2
@@ -31374,11 +37793,11 @@ ttile1045:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1045
+	JNZ         ttile1273
 
-tfull1046:
+tfull1274:
 	TESTQ       R8, R8
-	JZ          tdone1047
+	JZ          tdone1275
 	VMOVUPS     (SI)(R10*1), Y4
 	VMASKMOVPS  2048(BX)(R9*1), Y0, Y5
 	VFMADD231PS Y5, Y4, Y2
@@ -31386,7 +37805,7 @@ tfull1046:
 	VMASKMOVPS  2080(BX)(R9*1), Y1, Y5
 	VFMADD231PS Y5, Y4, Y2
 
-tdone1047:
+tdone1275:
 	VEXTRACTF128 $0x01, Y2, X4
 	VADDPS       X4, X2, X4
 	VPERMILPS    $0x4e, X4, X2
@@ -31395,9 +37814,9 @@ tdone1047:
 	VADDPS       X2, X4, X4
 	VMULSS       X3, X4, X4
 	VMOVSS       X4, 128(AX)
-	JMP          tnext982
+	JMP          tnext1210
 
-tdone984:
+tdone1212:
 	VZEROUPPER
 	RET
 
@@ -31453,7 +37872,7 @@ TEXT ·gattentiont_33_32_1x1_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000001, R11
 
-tkvhead1048:
+tkvhead1276:
 	VMOVUPS exp2_p1<>+0(SB), Z0
 	VMOVUPS exp2_p2<>+0(SB), Z1
 	VMOVUPS exp2_p3<>+0(SB), Z2
@@ -31465,9 +37884,9 @@ tkvhead1048:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1053
+	JZ      tfull1281
 
-ttile1052:
+ttile1280:
 	VMOVUPS          (DX)(R9*1), Z7
 	VMULPS.BCST      (CX), Z7, Z7
 	VMOVUPS          64(DX)(R9*1), Z8
@@ -31550,11 +37969,11 @@ ttile1052:
 	ADDQ             $0x00000840, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1052
+	JNZ              ttile1280
 
-tfull1053:
+tfull1281:
 	TESTQ            R8, R8
-	JZ               tdone1054
+	JZ               tdone1282
 	VMOVUPS.Z        (DX)(R9*1), K1, Z7
 	VMULPS.BCST      (CX), Z7, Z7
 	VMOVUPS.Z        64(DX)(R9*1), K1, Z8
@@ -31636,7 +38055,7 @@ tfull1053:
 	VMOVUPS          Z7, (SI)(R10*1)
 	VADDPS           Z7, Z6, Z6
 
-tdone1054:
+tdone1282:
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y6
 	VEXTRACTF32X4 $0x01, Y6, X0
@@ -31646,9 +38065,9 @@ tdone1054:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1050
+	JCS           tslow1278
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1050
+	JHI           tslow1278
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VMOVUPS       zero<>+0(SB), Z0
@@ -31679,9 +38098,9 @@ tdone1054:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1056
+	JZ            tfull1284
 
-ttile1055:
+ttile1283:
 	VMOVUPS     (SI)(R10*1), Z25
 	VMOVUPS     (BX)(R9*1), Z26
 	VFMADD231PS Z26, Z25, Z0
@@ -31734,11 +38153,11 @@ ttile1055:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1055
+	JNZ         ttile1283
 
-tfull1056:
+tfull1284:
 	TESTQ       R8, R8
-	JZ          tdone1057
+	JZ          tdone1285
 	VMOVUPS     (SI)(R10*1), Z25
 	VMOVUPS.Z   (BX)(R9*1), K1, Z26
 	VFMADD231PS Z26, Z25, Z0
@@ -31789,7 +38208,7 @@ tfull1056:
 	VMOVUPS.Z   1472(BX)(R9*1), K1, Z26
 	VFMADD231PS Z26, Z25, Z24
 
-tdone1057:
+tdone1285:
 	VEXTRACTF64X4 $0x01, Z0, Y25
 	VADDPS        Y25, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y25
@@ -31929,9 +38348,9 @@ tdone1057:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1059
+	JZ            tfull1287
 
-ttile1058:
+ttile1286:
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS     1536(BX)(R9*1), Z11
 	VFMADD231PS Z11, Z10, Z0
@@ -31954,11 +38373,11 @@ ttile1058:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1058
+	JNZ         ttile1286
 
-tfull1059:
+tfull1287:
 	TESTQ       R8, R8
-	JZ          tdone1060
+	JZ          tdone1288
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS.Z   1536(BX)(R9*1), K1, Z11
 	VFMADD231PS Z11, Z10, Z0
@@ -31979,7 +38398,7 @@ tfull1059:
 	VMOVUPS.Z   2048(BX)(R9*1), K1, Z11
 	VFMADD231PS Z11, Z10, Z9
 
-tdone1060:
+tdone1288:
 	VEXTRACTF64X4 $0x01, Z0, Y10
 	VADDPS        Y10, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y10
@@ -32033,24 +38452,24 @@ tdone1060:
 	VMULSS        X1, X0, X0
 	VMOVSS        X0, 128(AX)
 
-tnext1049:
+tnext1277:
 	ADDQ $0x00001080, DX
 	ADDQ $0x00001080, BX
 	ADDQ $0x00000084, CX
 	ADDQ $0x00000084, AX
 	DECQ R11
-	JNE  tkvhead1048
-	JMP  tdone1051
+	JNE  tkvhead1276
+	JMP  tdone1279
 
-tslow1050:
+tslow1278:
 	VMOVUPS neginf<>+0(SB), Z0
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1062
+	JZ      tfull1290
 
-ttile1061:
+ttile1289:
 	VMOVUPS          (DX)(R9*1), Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS          64(DX)(R9*1), Z2
@@ -32123,11 +38542,11 @@ ttile1061:
 	ADDQ             $0x00000840, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1061
+	JNZ              ttile1289
 
-tfull1062:
+tfull1290:
 	TESTQ            R8, R8
-	JZ               tdone1063
+	JZ               tdone1291
 	VMOVUPS.Z        (DX)(R9*1), K1, Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS.Z        64(DX)(R9*1), K1, Z2
@@ -32198,7 +38617,7 @@ tfull1062:
 	VMOVUPS          Z1, (SI)(R10*1)
 	VMAXPS           Z1, Z0, K1, Z0
 
-tdone1063:
+tdone1291:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z1
 	VMAXPS     Z1, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z1
@@ -32223,9 +38642,9 @@ tdone1063:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1065
+	JZ         tfull1293
 
-ttile1064:
+ttile1292:
 	VMOVUPS      (SI)(R10*1), Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -32248,11 +38667,11 @@ ttile1064:
 	ADDQ         $0x00000840, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1064
+	JNZ          ttile1292
 
-tfull1065:
+tfull1293:
 	TESTQ        R8, R8
-	JZ           tdone1066
+	JZ           tdone1294
 	VMOVUPS.Z    (SI)(R10*1), K1, Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -32274,7 +38693,7 @@ tfull1065:
 	VMOVUPS      Z13, (SI)(R10*1)
 	VADDPS       Z13, Z1, Z1
 
-tdone1066:
+tdone1294:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -32313,9 +38732,9 @@ tdone1066:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1068
+	JZ            tfull1296
 
-ttile1067:
+ttile1295:
 	VMOVUPS     (SI)(R10*1), Z25
 	VMOVUPS     (BX)(R9*1), Z26
 	VFMADD231PS Z26, Z25, Z0
@@ -32368,11 +38787,11 @@ ttile1067:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1067
+	JNZ         ttile1295
 
-tfull1068:
+tfull1296:
 	TESTQ       R8, R8
-	JZ          tdone1069
+	JZ          tdone1297
 	VMOVUPS     (SI)(R10*1), Z25
 	VMOVUPS.Z   (BX)(R9*1), K1, Z26
 	VFMADD231PS Z26, Z25, Z0
@@ -32423,7 +38842,7 @@ tfull1068:
 	VMOVUPS.Z   1472(BX)(R9*1), K1, Z26
 	VFMADD231PS Z26, Z25, Z24
 
-tdone1069:
+tdone1297:
 	VEXTRACTF64X4 $0x01, Z0, Y25
 	VADDPS        Y25, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y25
@@ -32563,9 +38982,9 @@ tdone1069:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1071
+	JZ            tfull1299
 
-ttile1070:
+ttile1298:
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS     1536(BX)(R9*1), Z11
 	VFMADD231PS Z11, Z10, Z0
@@ -32588,11 +39007,11 @@ ttile1070:
 	ADDQ        $0x00000840, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1070
+	JNZ         ttile1298
 
-tfull1071:
+tfull1299:
 	TESTQ       R8, R8
-	JZ          tdone1072
+	JZ          tdone1300
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS.Z   1536(BX)(R9*1), K1, Z11
 	VFMADD231PS Z11, Z10, Z0
@@ -32613,7 +39032,7 @@ tfull1071:
 	VMOVUPS.Z   2048(BX)(R9*1), K1, Z11
 	VFMADD231PS Z11, Z10, Z9
 
-tdone1072:
+tdone1300:
 	VEXTRACTF64X4 $0x01, Z0, Y10
 	VADDPS        Y10, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y10
@@ -32666,9 +39085,9 @@ tdone1072:
 	VADDPS        X2, X0, X0
 	VMULSS        X1, X0, X0
 	VMOVSS        X0, 128(AX)
-	JMP           tnext1049
+	JMP           tnext1277
 
-tdone1051:
+tdone1279:
 	VZEROUPPER
 	RET
 
@@ -32702,7 +39121,7 @@ TEXT ·gattentiont_3_32_2x1_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000002, R11
 
-tkvhead1073:
+tkvhead1301:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -32714,9 +39133,9 @@ tkvhead1073:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1078
+	JZ      tfull1306
 
-ttile1077:
+ttile1305:
 	VMOVUPS      (DX)(R9*1), Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -32774,11 +39193,11 @@ ttile1077:
 	ADDQ         $0x000000c0, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1077
+	JNZ          ttile1305
 
-tfull1078:
+tfull1306:
 	TESTQ        R8, R8
-	JZ           tdone1079
+	JZ           tdone1307
 	VMASKMOVPS   (DX)(R9*1), Y0, Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -32836,7 +39255,7 @@ tfull1078:
 	VMOVUPS      Y9, 32(SI)(R10*1)
 	VADDPS       Y9, Y8, Y8
 
-tdone1079:
+tdone1307:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -32844,9 +39263,9 @@ tdone1079:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow1075
+	JCS          tslow1303
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow1075
+	JHI          tslow1303
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VXORPS       Y2, Y2, Y2
@@ -32856,9 +39275,9 @@ tdone1079:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1081
+	JZ           tfull1309
 
-ttile1080:
+ttile1308:
 	VMOVUPS     (SI)(R10*1), Y6
 	VMOVUPS     (BX)(R9*1), Y7
 	VFMADD231PS Y7, Y6, Y2
@@ -32876,11 +39295,11 @@ ttile1080:
 	ADDQ        $0x000000c0, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1080
+	JNZ         ttile1308
 
-tfull1081:
+tfull1309:
 	TESTQ       R8, R8
-	JZ          tdone1082
+	JZ          tdone1310
 	VMOVUPS     (SI)(R10*1), Y6
 	VMASKMOVPS  (BX)(R9*1), Y0, Y7
 	VFMADD231PS Y7, Y6, Y2
@@ -32896,7 +39315,7 @@ tfull1081:
 	VMASKMOVPS  160(BX)(R9*1), Y1, Y7
 	VFMADD231PS Y7, Y6, Y5
 
-tdone1082:
+tdone1310:
 	VEXTRACTF128 $0x01, Y2, X6
 	VADDPS       X6, X2, X6
 	VPERMILPS    $0x4e, X6, X2
@@ -32922,24 +39341,24 @@ tdone1082:
 	VMULSS       X3, X2, X2
 	VMOVSS       X2, 8(AX)
 
-tnext1074:
+tnext1302:
 	ADDQ $0x00000180, DX
 	ADDQ $0x00000180, BX
 	ADDQ $0x0000000c, CX
 	ADDQ $0x0000000c, AX
 	DECQ R11
-	JNE  tkvhead1073
-	JMP  tdone1076
+	JNE  tkvhead1301
+	JMP  tdone1304
 
-tslow1075:
+tslow1303:
 	VMOVUPS neginf<>+0(SB), Y2
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1084
+	JZ      tfull1312
 
-ttile1083:
+ttile1311:
 	VMOVUPS      (DX)(R9*1), Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -32967,11 +39386,11 @@ ttile1083:
 	ADDQ         $0x000000c0, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1083
+	JNZ          ttile1311
 
-tfull1084:
+tfull1312:
 	TESTQ        R8, R8
-	JZ           tdone1085
+	JZ           tdone1313
 	VMASKMOVPS   (DX)(R9*1), Y0, Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -33001,7 +39420,7 @@ tfull1084:
 	VBLENDVPS    Y1, Y3, Y4, Y3
 	VMAXPS       Y3, Y2, Y2
 
-tdone1085:
+tdone1313:
 	VPERM2F128 $0x01, Y2, Y2, Y3
 	VMAXPS     Y3, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y3
@@ -33013,9 +39432,9 @@ tdone1085:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1087
+	JZ         tfull1315
 
-ttile1086:
+ttile1314:
 	VMOVUPS      (SI)(R10*1), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -33063,11 +39482,11 @@ ttile1086:
 	ADDQ         $0x000000c0, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1086
+	JNZ          ttile1314
 
-tfull1087:
+tfull1315:
 	TESTQ        R8, R8
-	JZ           tdone1088
+	JZ           tdone1316
 	VMASKMOVPS   (SI)(R10*1), Y0, Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -33115,7 +39534,7 @@ tfull1087:
 	VMOVUPS      Y4, 32(SI)(R10*1)
 	VADDPS       Y4, Y3, Y3
 
-tdone1088:
+tdone1316:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -33131,9 +39550,9 @@ tdone1088:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1090
+	JZ           tfull1318
 
-ttile1089:
+ttile1317:
 	VMOVUPS     (SI)(R10*1), Y6
 	VMOVUPS     (BX)(R9*1), Y7
 	VFMADD231PS Y7, Y6, Y2
@@ -33151,11 +39570,11 @@ ttile1089:
 	ADDQ        $0x000000c0, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1089
+	JNZ         ttile1317
 
-tfull1090:
+tfull1318:
 	TESTQ       R8, R8
-	JZ          tdone1091
+	JZ          tdone1319
 	VMOVUPS     (SI)(R10*1), Y6
 	VMASKMOVPS  (BX)(R9*1), Y0, Y7
 	VFMADD231PS Y7, Y6, Y2
@@ -33171,7 +39590,7 @@ tfull1090:
 	VMASKMOVPS  160(BX)(R9*1), Y1, Y7
 	VFMADD231PS Y7, Y6, Y5
 
-tdone1091:
+tdone1319:
 	VEXTRACTF128 $0x01, Y2, X6
 	VADDPS       X6, X2, X6
 	VPERMILPS    $0x4e, X6, X2
@@ -33196,9 +39615,9 @@ tdone1091:
 	VADDPS       X4, X2, X2
 	VMULSS       X3, X2, X2
 	VMOVSS       X2, 8(AX)
-	JMP          tnext1074
+	JMP          tnext1302
 
-tdone1076:
+tdone1304:
 	VZEROUPPER
 	RET
 
@@ -33236,7 +39655,7 @@ TEXT ·gattentiont_3_32_2x1_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000002, R11
 
-tkvhead1092:
+tkvhead1320:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -33254,9 +39673,9 @@ tkvhead1092:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1097
+	JZ           tfull1325
 
-ttile1096:
+ttile1324:
 	VMOVUPS     (DX)(R9*1), Z10
 	VMULPS      Z6, Z10, Z10
 	VMOVUPS     64(DX)(R9*1), Z11
@@ -33278,11 +39697,11 @@ ttile1096:
 	ADDQ        $0x000000c0, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1096
+	JNZ         ttile1324
 
-tfull1097:
+tfull1325:
 	TESTQ       R8, R8
-	JZ          tdone1098
+	JZ          tdone1326
 	VMOVUPS.Z   (DX)(R9*1), K1, Z10
 	VMULPS      Z6, Z10, Z6
 	VMOVUPS.Z   64(DX)(R9*1), K1, Z10
@@ -33303,7 +39722,7 @@ tfull1097:
 	VMOVUPS     Z6, (SI)(R10*1)
 	VADDPS      Z6, Z9, Z9
 
-tdone1098:
+tdone1326:
 	VEXTRACTF64X4 $0x01, Z9, Y0
 	VADDPS        Y0, Y9, Y9
 	VEXTRACTF32X4 $0x01, Y9, X0
@@ -33313,9 +39732,9 @@ tdone1098:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1094
+	JCS           tslow1322
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1094
+	JHI           tslow1322
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VMOVUPS       zero<>+0(SB), Z0
@@ -33325,9 +39744,9 @@ tdone1098:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1100
+	JZ            tfull1328
 
-ttile1099:
+ttile1327:
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS     (BX)(R9*1), Z5
 	VFMADD231PS Z5, Z4, Z0
@@ -33338,11 +39757,11 @@ ttile1099:
 	ADDQ        $0x000000c0, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1099
+	JNZ         ttile1327
 
-tfull1100:
+tfull1328:
 	TESTQ       R8, R8
-	JZ          tdone1101
+	JZ          tdone1329
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS.Z   (BX)(R9*1), K1, Z5
 	VFMADD231PS Z5, Z4, Z0
@@ -33351,7 +39770,7 @@ tfull1100:
 	VMOVUPS.Z   128(BX)(R9*1), K1, Z5
 	VFMADD231PS Z5, Z4, Z3
 
-tdone1101:
+tdone1329:
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -33383,24 +39802,24 @@ tdone1101:
 	VMULSS        X1, X0, X0
 	VMOVSS        X0, 8(AX)
 
-tnext1093:
+tnext1321:
 	ADDQ $0x00000180, DX
 	ADDQ $0x00000180, BX
 	ADDQ $0x0000000c, CX
 	ADDQ $0x0000000c, AX
 	DECQ R11
-	JNE  tkvhead1092
-	JMP  tdone1095
+	JNE  tkvhead1320
+	JMP  tdone1323
 
-tslow1094:
+tslow1322:
 	VMOVUPS neginf<>+0(SB), Z0
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1103
+	JZ      tfull1331
 
-ttile1102:
+ttile1330:
 	VMOVUPS          (DX)(R9*1), Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS          64(DX)(R9*1), Z2
@@ -33413,11 +39832,11 @@ ttile1102:
 	ADDQ             $0x000000c0, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1102
+	JNZ              ttile1330
 
-tfull1103:
+tfull1331:
 	TESTQ            R8, R8
-	JZ               tdone1104
+	JZ               tdone1332
 	VMOVUPS.Z        (DX)(R9*1), K1, Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS.Z        64(DX)(R9*1), K1, Z2
@@ -33428,7 +39847,7 @@ tfull1103:
 	VMOVUPS          Z1, (SI)(R10*1)
 	VMAXPS           Z1, Z0, K1, Z0
 
-tdone1104:
+tdone1332:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z1
 	VMAXPS     Z1, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z1
@@ -33453,9 +39872,9 @@ tdone1104:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1106
+	JZ         tfull1334
 
-ttile1105:
+ttile1333:
 	VMOVUPS      (SI)(R10*1), Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -33478,11 +39897,11 @@ ttile1105:
 	ADDQ         $0x000000c0, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1105
+	JNZ          ttile1333
 
-tfull1106:
+tfull1334:
 	TESTQ        R8, R8
-	JZ           tdone1107
+	JZ           tdone1335
 	VMOVUPS.Z    (SI)(R10*1), K1, Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -33504,7 +39923,7 @@ tfull1106:
 	VMOVUPS      Z13, (SI)(R10*1)
 	VADDPS       Z13, Z1, Z1
 
-tdone1107:
+tdone1335:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -33522,9 +39941,9 @@ tdone1107:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1109
+	JZ            tfull1337
 
-ttile1108:
+ttile1336:
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS     (BX)(R9*1), Z5
 	VFMADD231PS Z5, Z4, Z0
@@ -33535,11 +39954,11 @@ ttile1108:
 	ADDQ        $0x000000c0, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1108
+	JNZ         ttile1336
 
-tfull1109:
+tfull1337:
 	TESTQ       R8, R8
-	JZ          tdone1110
+	JZ          tdone1338
 	VMOVUPS     (SI)(R10*1), Z4
 	VMOVUPS.Z   (BX)(R9*1), K1, Z5
 	VFMADD231PS Z5, Z4, Z0
@@ -33548,7 +39967,7 @@ tfull1109:
 	VMOVUPS.Z   128(BX)(R9*1), K1, Z5
 	VFMADD231PS Z5, Z4, Z3
 
-tdone1110:
+tdone1338:
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -33579,9 +39998,9 @@ tdone1110:
 	VADDPS        X2, X0, X0
 	VMULSS        X1, X0, X0
 	VMOVSS        X0, 8(AX)
-	JMP           tnext1093
+	JMP           tnext1321
 
-tdone1095:
+tdone1323:
 	VZEROUPPER
 	RET
 
@@ -33615,7 +40034,7 @@ TEXT ·gattentiont_4_32_3x2_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000003, R11
 
-tkvhead1111:
+tkvhead1339:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -33628,9 +40047,9 @@ tkvhead1111:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1116
+	JZ      tfull1344
 
-ttile1115:
+ttile1343:
 	VMOVUPS      (DX)(R9*1), Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -33746,11 +40165,11 @@ ttile1115:
 	ADDQ         $0x00000100, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1115
+	JNZ          ttile1343
 
-tfull1116:
+tfull1344:
 	TESTQ        R8, R8
-	JZ           tdone1117
+	JZ           tdone1345
 	VMASKMOVPS   (DX)(R9*1), Y0, Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -33868,7 +40287,7 @@ tfull1116:
 	VMOVUPS      Y10, 160(SI)(R10*1)
 	VADDPS       Y10, Y9, Y9
 
-tdone1117:
+tdone1345:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -33876,9 +40295,9 @@ tdone1117:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow1113
+	JCS          tslow1341
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow1113
+	JHI          tslow1341
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VEXTRACTF128 $0x01, Y9, X2
@@ -33888,9 +40307,9 @@ tdone1117:
 	VPERMILPS    $0xb1, X2, X4
 	VADDPS       X4, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow1113
+	JCS          tslow1341
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow1113
+	JHI          tslow1341
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X2, X4, X4
 	VXORPS       Y2, Y2, Y2
@@ -33901,9 +40320,9 @@ tdone1117:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1119
+	JZ           tfull1347
 
-ttile1118:
+ttile1346:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMOVUPS     (BX)(R9*1), Y10
@@ -33923,11 +40342,11 @@ ttile1118:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1118
+	JNZ         ttile1346
 
-tfull1119:
+tfull1347:
 	TESTQ       R8, R8
-	JZ          tdone1120
+	JZ          tdone1348
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMASKMOVPS  (BX)(R9*1), Y0, Y10
@@ -33945,7 +40364,7 @@ tfull1119:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1120:
+tdone1348:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -33986,9 +40405,9 @@ tdone1120:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1122
+	JZ           tfull1350
 
-ttile1121:
+ttile1349:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMOVUPS     128(BX)(R9*1), Y10
@@ -34008,11 +40427,11 @@ ttile1121:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1121
+	JNZ         ttile1349
 
-tfull1122:
+tfull1350:
 	TESTQ       R8, R8
-	JZ          tdone1123
+	JZ          tdone1351
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMASKMOVPS  128(BX)(R9*1), Y0, Y10
@@ -34030,7 +40449,7 @@ tfull1122:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1123:
+tdone1351:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -34064,25 +40483,25 @@ tdone1123:
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 28(AX)
 
-tnext1112:
+tnext1340:
 	ADDQ $0x00000200, DX
 	ADDQ $0x00000200, BX
 	ADDQ $0x00000020, CX
 	ADDQ $0x00000020, AX
 	DECQ R11
-	JNE  tkvhead1111
-	JMP  tdone1114
+	JNE  tkvhead1339
+	JMP  tdone1342
 
-tslow1113:
+tslow1341:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1125
+	JZ      tfull1353
 
-ttile1124:
+ttile1352:
 	VMOVUPS      (DX)(R9*1), Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -34138,11 +40557,11 @@ ttile1124:
 	ADDQ         $0x00000100, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1124
+	JNZ          ttile1352
 
-tfull1125:
+tfull1353:
 	TESTQ        R8, R8
-	JZ           tdone1126
+	JZ           tdone1354
 	VMASKMOVPS   (DX)(R9*1), Y0, Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -34204,7 +40623,7 @@ tfull1125:
 	VBLENDVPS    Y1, Y4, Y5, Y4
 	VMAXPS       Y4, Y3, Y3
 
-tdone1126:
+tdone1354:
 	VPERM2F128 $0x01, Y2, Y2, Y4
 	VMAXPS     Y4, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y4
@@ -34223,9 +40642,9 @@ tdone1126:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1128
+	JZ         tfull1356
 
-ttile1127:
+ttile1355:
 	VMOVUPS      (SI)(R10*1), Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -34317,11 +40736,11 @@ ttile1127:
 	ADDQ         $0x00000100, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1127
+	JNZ          ttile1355
 
-tfull1128:
+tfull1356:
 	TESTQ        R8, R8
-	JZ           tdone1129
+	JZ           tdone1357
 	VMASKMOVPS   (SI)(R10*1), Y0, Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -34415,7 +40834,7 @@ tfull1128:
 	VMOVUPS      Y2, 160(SI)(R10*1)
 	VADDPS       Y2, Y5, Y5
 
-tdone1129:
+tdone1357:
 	VEXTRACTF128 $0x01, Y4, X2
 	VADDPS       X2, X4, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -34440,9 +40859,9 @@ tdone1129:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1131
+	JZ           tfull1359
 
-ttile1130:
+ttile1358:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMOVUPS     (BX)(R9*1), Y10
@@ -34462,11 +40881,11 @@ ttile1130:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1130
+	JNZ         ttile1358
 
-tfull1131:
+tfull1359:
 	TESTQ       R8, R8
-	JZ          tdone1132
+	JZ          tdone1360
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMASKMOVPS  (BX)(R9*1), Y0, Y10
@@ -34484,7 +40903,7 @@ tfull1131:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1132:
+tdone1360:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -34525,9 +40944,9 @@ tdone1132:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1134
+	JZ           tfull1362
 
-ttile1133:
+ttile1361:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMOVUPS     128(BX)(R9*1), Y10
@@ -34547,11 +40966,11 @@ ttile1133:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1133
+	JNZ         ttile1361
 
-tfull1134:
+tfull1362:
 	TESTQ       R8, R8
-	JZ          tdone1135
+	JZ          tdone1363
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     128(SI)(R10*1), Y9
 	VMASKMOVPS  128(BX)(R9*1), Y0, Y10
@@ -34569,7 +40988,7 @@ tfull1134:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1135:
+tdone1363:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -34602,9 +41021,9 @@ tdone1135:
 	VADDPS       X3, X2, X2
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 28(AX)
-	JMP          tnext1112
+	JMP          tnext1340
 
-tdone1114:
+tdone1342:
 	VZEROUPPER
 	RET
 
@@ -34660,7 +41079,7 @@ TEXT ·gattentiont_4_32_3x2_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000003, R11
 
-tkvhead1136:
+tkvhead1364:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -34689,9 +41108,9 @@ tkvhead1136:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1141
+	JZ           tfull1369
 
-ttile1140:
+ttile1368:
 	VMOVUPS     (DX)(R9*1), Z16
 	VMULPS      Z6, Z16, Z17
 	VMULPS      Z10, Z16, Z16
@@ -34731,11 +41150,11 @@ ttile1140:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1140
+	JNZ         ttile1368
 
-tfull1141:
+tfull1369:
 	TESTQ       R8, R8
-	JZ          tdone1142
+	JZ          tdone1370
 	VMOVUPS.Z   (DX)(R9*1), K1, Z16
 	VMULPS      Z6, Z16, Z6
 	VMULPS      Z10, Z16, Z10
@@ -34775,7 +41194,7 @@ tfull1141:
 	VMOVUPS     Z10, 128(SI)(R10*1)
 	VADDPS      Z10, Z15, Z15
 
-tdone1142:
+tdone1370:
 	VEXTRACTF64X4 $0x01, Z14, Y0
 	VADDPS        Y0, Y14, Y14
 	VEXTRACTF32X4 $0x01, Y14, X0
@@ -34785,9 +41204,9 @@ tdone1142:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1138
+	JCS           tslow1366
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1138
+	JHI           tslow1366
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z15, Y0
@@ -34799,9 +41218,9 @@ tdone1142:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1138
+	JCS           tslow1366
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1138
+	JHI           tslow1366
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VMOVUPS       zero<>+0(SB), Z0
@@ -34816,9 +41235,9 @@ tdone1142:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1144
+	JZ            tfull1372
 
-ttile1143:
+ttile1371:
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS     128(SI)(R10*1), Z11
 	VMOVUPS     (BX)(R9*1), Z12
@@ -34836,11 +41255,11 @@ ttile1143:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1143
+	JNZ         ttile1371
 
-tfull1144:
+tfull1372:
 	TESTQ       R8, R8
-	JZ          tdone1145
+	JZ          tdone1373
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS     128(SI)(R10*1), Z11
 	VMOVUPS.Z   (BX)(R9*1), K1, Z12
@@ -34856,7 +41275,7 @@ tfull1144:
 	VFMADD231PS Z12, Z10, Z5
 	VFMADD231PS Z12, Z11, Z9
 
-tdone1145:
+tdone1373:
 	VSHUFF32X4   $0x44, Z6, Z0, Z10
 	VSHUFF32X4   $0xee, Z6, Z0, Z0
 	VADDPS       Z0, Z10, Z10
@@ -34886,25 +41305,25 @@ tdone1145:
 	VMULPS       Y1, Y0, Y0
 	VMOVUPS      Y0, (AX)
 
-tnext1137:
+tnext1365:
 	ADDQ $0x00000200, DX
 	ADDQ $0x00000200, BX
 	ADDQ $0x00000020, CX
 	ADDQ $0x00000020, AX
 	DECQ R11
-	JNE  tkvhead1136
-	JMP  tdone1139
+	JNE  tkvhead1364
+	JMP  tdone1367
 
-tslow1138:
+tslow1366:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1147
+	JZ      tfull1375
 
-ttile1146:
+ttile1374:
 	VMOVUPS          (DX)(R9*1), Z2
 	VMULPS.BCST      (CX), Z2, Z3
 	VMULPS.BCST      16(CX), Z2, Z2
@@ -34926,11 +41345,11 @@ ttile1146:
 	ADDQ             $0x00000100, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1146
+	JNZ              ttile1374
 
-tfull1147:
+tfull1375:
 	TESTQ            R8, R8
-	JZ               tdone1148
+	JZ               tdone1376
 	VMOVUPS.Z        (DX)(R9*1), K1, Z2
 	VMULPS.BCST      (CX), Z2, Z3
 	VMULPS.BCST      16(CX), Z2, Z2
@@ -34950,7 +41369,7 @@ tfull1147:
 	VMOVUPS          Z2, 128(SI)(R10*1)
 	VMAXPS           Z2, Z1, K1, Z1
 
-tdone1148:
+tdone1376:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z2
 	VMAXPS     Z2, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z2
@@ -34984,9 +41403,9 @@ tdone1148:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1150
+	JZ         tfull1378
 
-ttile1149:
+ttile1377:
 	VMOVUPS      (SI)(R10*1), Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -35028,11 +41447,11 @@ ttile1149:
 	ADDQ         $0x00000100, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1149
+	JNZ          ttile1377
 
-tfull1150:
+tfull1378:
 	TESTQ        R8, R8
-	JZ           tdone1151
+	JZ           tdone1379
 	VMOVUPS.Z    (SI)(R10*1), K1, Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -35074,7 +41493,7 @@ tfull1150:
 	VMOVUPS      Z0, 128(SI)(R10*1)
 	VADDPS       Z0, Z3, Z3
 
-tdone1151:
+tdone1379:
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
@@ -35107,9 +41526,9 @@ tdone1151:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1153
+	JZ            tfull1381
 
-ttile1152:
+ttile1380:
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS     128(SI)(R10*1), Z11
 	VMOVUPS     (BX)(R9*1), Z12
@@ -35127,11 +41546,11 @@ ttile1152:
 	ADDQ        $0x00000100, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1152
+	JNZ         ttile1380
 
-tfull1153:
+tfull1381:
 	TESTQ       R8, R8
-	JZ          tdone1154
+	JZ          tdone1382
 	VMOVUPS     (SI)(R10*1), Z10
 	VMOVUPS     128(SI)(R10*1), Z11
 	VMOVUPS.Z   (BX)(R9*1), K1, Z12
@@ -35147,7 +41566,7 @@ tfull1153:
 	VFMADD231PS Z12, Z10, Z5
 	VFMADD231PS Z12, Z11, Z9
 
-tdone1154:
+tdone1382:
 	VSHUFF32X4   $0x44, Z6, Z0, Z10
 	VSHUFF32X4   $0xee, Z6, Z0, Z0
 	VADDPS       Z0, Z10, Z10
@@ -35176,9 +41595,9 @@ tdone1154:
 	VINSERTF128  $0x01, X2, Y1, Y1
 	VMULPS       Y1, Y0, Y0
 	VMOVUPS      Y0, (AX)
-	JMP          tnext1137
+	JMP          tnext1365
 
-tdone1139:
+tdone1367:
 	VZEROUPPER
 	RET
 
@@ -35212,7 +41631,7 @@ TEXT ·gattentiont_5_48_3x3_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000003, R11
 
-tkvhead1155:
+tkvhead1383:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -35220,9 +41639,9 @@ tkvhead1155:
 	XORQ   R10, R10
 	MOVQ   DI, R12
 	TESTQ  R12, R12
-	JZ     tfull1160
+	JZ     tfull1388
 
-ttile1159:
+ttile1387:
 	VMOVUPS      (DX)(R9*1), Y5
 	VBROADCASTSS (CX), Y6
 	VMULPS       Y6, Y5, Y6
@@ -35404,11 +41823,11 @@ ttile1159:
 	ADDQ         $0x00000140, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1159
+	JNZ          ttile1387
 
-tfull1160:
+tfull1388:
 	TESTQ        R8, R8
-	JZ           tdone1161
+	JZ           tdone1389
 	VMASKMOVPS   (DX)(R9*1), Y0, Y5
 	VBROADCASTSS (CX), Y6
 	VMULPS       Y6, Y5, Y6
@@ -35594,7 +42013,7 @@ tfull1160:
 	VMOVUPS      Y5, 416(SI)(R10*1)
 	VADDPS       Y5, Y4, Y4
 
-tdone1161:
+tdone1389:
 	VEXTRACTF128 $0x01, Y2, X5
 	VADDPS       X5, X2, X5
 	VPERMILPS    $0x4e, X5, X2
@@ -35602,9 +42021,9 @@ tdone1161:
 	VPERMILPS    $0xb1, X5, X2
 	VADDPS       X2, X5, X5
 	VUCOMISS     fastsummin<>+0(SB), X5
-	JCS          tslow1157
+	JCS          tslow1385
 	VUCOMISS     fastsummax<>+0(SB), X5
-	JHI          tslow1157
+	JHI          tslow1385
 	VMOVUPS      one<>+0(SB), X2
 	VDIVPS       X5, X2, X2
 	VEXTRACTF128 $0x01, Y3, X5
@@ -35614,9 +42033,9 @@ tdone1161:
 	VPERMILPS    $0xb1, X5, X3
 	VADDPS       X3, X5, X5
 	VUCOMISS     fastsummin<>+0(SB), X5
-	JCS          tslow1157
+	JCS          tslow1385
 	VUCOMISS     fastsummax<>+0(SB), X5
-	JHI          tslow1157
+	JHI          tslow1385
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X5, X3, X3
 	VEXTRACTF128 $0x01, Y4, X5
@@ -35626,9 +42045,9 @@ tdone1161:
 	VPERMILPS    $0xb1, X5, X4
 	VADDPS       X4, X5, X5
 	VUCOMISS     fastsummin<>+0(SB), X5
-	JCS          tslow1157
+	JCS          tslow1385
 	VUCOMISS     fastsummax<>+0(SB), X5
-	JHI          tslow1157
+	JHI          tslow1385
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X5, X4, X4
 	VXORPS       Y5, Y5, Y5
@@ -35638,9 +42057,9 @@ tdone1161:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1163
+	JZ           tfull1391
 
-ttile1162:
+ttile1390:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35658,11 +42077,11 @@ ttile1162:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1162
+	JNZ         ttile1390
 
-tfull1163:
+tfull1391:
 	TESTQ       R8, R8
-	JZ          tdone1164
+	JZ          tdone1392
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35678,7 +42097,7 @@ tfull1163:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1164:
+tdone1392:
 	VEXTRACTF128 $0x01, Y5, X8
 	VADDPS       X8, X5, X8
 	VPERMILPS    $0x4e, X8, X5
@@ -35710,9 +42129,9 @@ tdone1164:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1166
+	JZ           tfull1394
 
-ttile1165:
+ttile1393:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35730,11 +42149,11 @@ ttile1165:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1165
+	JNZ         ttile1393
 
-tfull1166:
+tfull1394:
 	TESTQ       R8, R8
-	JZ          tdone1167
+	JZ          tdone1395
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35750,7 +42169,7 @@ tfull1166:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1167:
+tdone1395:
 	VEXTRACTF128 $0x01, Y5, X8
 	VADDPS       X8, X5, X8
 	VPERMILPS    $0x4e, X8, X5
@@ -35782,9 +42201,9 @@ tdone1167:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1169
+	JZ           tfull1397
 
-ttile1168:
+ttile1396:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35802,11 +42221,11 @@ ttile1168:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1168
+	JNZ         ttile1396
 
-tfull1169:
+tfull1397:
 	TESTQ       R8, R8
-	JZ          tdone1170
+	JZ          tdone1398
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35822,7 +42241,7 @@ tfull1169:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1170:
+tdone1398:
 	VEXTRACTF128 $0x01, Y5, X8
 	VADDPS       X8, X5, X8
 	VPERMILPS    $0x4e, X8, X5
@@ -35854,9 +42273,9 @@ tdone1170:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1172
+	JZ           tfull1400
 
-ttile1171:
+ttile1399:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35874,11 +42293,11 @@ ttile1171:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1171
+	JNZ         ttile1399
 
-tfull1172:
+tfull1400:
 	TESTQ       R8, R8
-	JZ          tdone1173
+	JZ          tdone1401
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35894,7 +42313,7 @@ tfull1172:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1173:
+tdone1401:
 	VEXTRACTF128 $0x01, Y5, X8
 	VADDPS       X8, X5, X8
 	VPERMILPS    $0x4e, X8, X5
@@ -35926,9 +42345,9 @@ tdone1173:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1175
+	JZ           tfull1403
 
-ttile1174:
+ttile1402:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35946,11 +42365,11 @@ ttile1174:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1174
+	JNZ         ttile1402
 
-tfull1175:
+tfull1403:
 	TESTQ       R8, R8
-	JZ          tdone1176
+	JZ          tdone1404
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -35966,7 +42385,7 @@ tfull1175:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1176:
+tdone1404:
 	VEXTRACTF128 $0x01, Y5, X8
 	VADDPS       X8, X5, X8
 	VPERMILPS    $0x4e, X8, X5
@@ -35992,16 +42411,16 @@ tdone1176:
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 56(AX)
 
-tnext1156:
+tnext1384:
 	ADDQ $0x000003c0, DX
 	ADDQ $0x000003c0, BX
 	ADDQ $0x0000003c, CX
 	ADDQ $0x0000003c, AX
 	DECQ R11
-	JNE  tkvhead1155
-	JMP  tdone1158
+	JNE  tkvhead1383
+	JMP  tdone1386
 
-tslow1157:
+tslow1385:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	VMOVUPS neginf<>+0(SB), Y4
@@ -36009,9 +42428,9 @@ tslow1157:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1178
+	JZ      tfull1406
 
-ttile1177:
+ttile1405:
 	VMOVUPS      (DX)(R9*1), Y5
 	VBROADCASTSS (CX), Y6
 	VMULPS       Y6, Y5, Y6
@@ -36103,11 +42522,11 @@ ttile1177:
 	ADDQ         $0x00000140, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1177
+	JNZ          ttile1405
 
-tfull1178:
+tfull1406:
 	TESTQ        R8, R8
-	JZ           tdone1179
+	JZ           tdone1407
 	VMASKMOVPS   (DX)(R9*1), Y0, Y5
 	VBROADCASTSS (CX), Y6
 	VMULPS       Y6, Y5, Y6
@@ -36209,7 +42628,7 @@ tfull1178:
 	VBLENDVPS    Y1, Y5, Y6, Y5
 	VMAXPS       Y5, Y4, Y4
 
-tdone1179:
+tdone1407:
 	VPERM2F128 $0x01, Y2, Y2, Y5
 	VMAXPS     Y5, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y5
@@ -36235,9 +42654,9 @@ tdone1179:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1181
+	JZ         tfull1409
 
-ttile1180:
+ttile1408:
 	VMOVUPS      (SI)(R10*1), Y8
 	VSUBPS       Y2, Y8, Y8
 	VMAXPS       exp_lo<>+0(SB), Y8, Y8
@@ -36373,11 +42792,11 @@ ttile1180:
 	ADDQ         $0x00000140, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1180
+	JNZ          ttile1408
 
-tfull1181:
+tfull1409:
 	TESTQ        R8, R8
-	JZ           tdone1182
+	JZ           tdone1410
 	VMASKMOVPS   (SI)(R10*1), Y0, Y8
 	VSUBPS       Y2, Y8, Y8
 	VMAXPS       exp_lo<>+0(SB), Y8, Y8
@@ -36517,7 +42936,7 @@ tfull1181:
 	VMOVUPS      Y2, 416(SI)(R10*1)
 	VADDPS       Y2, Y7, Y7
 
-tdone1182:
+tdone1410:
 	VEXTRACTF128 $0x01, Y5, X2
 	VADDPS       X2, X5, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -36549,9 +42968,9 @@ tdone1182:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1184
+	JZ           tfull1412
 
-ttile1183:
+ttile1411:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36569,11 +42988,11 @@ ttile1183:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1183
+	JNZ         ttile1411
 
-tfull1184:
+tfull1412:
 	TESTQ       R8, R8
-	JZ          tdone1185
+	JZ          tdone1413
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36589,7 +43008,7 @@ tfull1184:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1185:
+tdone1413:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -36621,9 +43040,9 @@ tdone1185:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1187
+	JZ           tfull1415
 
-ttile1186:
+ttile1414:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36641,11 +43060,11 @@ ttile1186:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1186
+	JNZ         ttile1414
 
-tfull1187:
+tfull1415:
 	TESTQ       R8, R8
-	JZ          tdone1188
+	JZ          tdone1416
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36661,7 +43080,7 @@ tfull1187:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1188:
+tdone1416:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -36693,9 +43112,9 @@ tdone1188:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1190
+	JZ           tfull1418
 
-ttile1189:
+ttile1417:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36713,11 +43132,11 @@ ttile1189:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1189
+	JNZ         ttile1417
 
-tfull1190:
+tfull1418:
 	TESTQ       R8, R8
-	JZ          tdone1191
+	JZ          tdone1419
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36733,7 +43152,7 @@ tfull1190:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1191:
+tdone1419:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -36765,9 +43184,9 @@ tdone1191:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1193
+	JZ           tfull1421
 
-ttile1192:
+ttile1420:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36785,11 +43204,11 @@ ttile1192:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1192
+	JNZ         ttile1420
 
-tfull1193:
+tfull1421:
 	TESTQ       R8, R8
-	JZ          tdone1194
+	JZ          tdone1422
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36805,7 +43224,7 @@ tfull1193:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1194:
+tdone1422:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -36837,9 +43256,9 @@ tdone1194:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1196
+	JZ           tfull1424
 
-ttile1195:
+ttile1423:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36857,11 +43276,11 @@ ttile1195:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1195
+	JNZ         ttile1423
 
-tfull1196:
+tfull1424:
 	TESTQ       R8, R8
-	JZ          tdone1197
+	JZ          tdone1425
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     192(SI)(R10*1), Y9
 	VMOVUPS     384(SI)(R10*1), Y10
@@ -36877,7 +43296,7 @@ tfull1196:
 	VFMADD231PS Y11, Y9, Y6
 	VFMADD231PS Y11, Y10, Y7
 
-tdone1197:
+tdone1425:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -36902,9 +43321,9 @@ tdone1197:
 	VADDPS       X3, X2, X2
 	VMULSS       X5, X2, X2
 	VMOVSS       X2, 56(AX)
-	JMP          tnext1156
+	JMP          tnext1384
 
-tdone1158:
+tdone1386:
 	VZEROUPPER
 	RET
 
@@ -36960,7 +43379,7 @@ TEXT ·gattentiont_5_48_3x3_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000003, R11
 
-tkvhead1198:
+tkvhead1426:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -37004,9 +43423,9 @@ tkvhead1198:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1203
+	JZ           tfull1431
 
-ttile1202:
+ttile1430:
 	VMOVUPS     (DX)(R9*1), Z24
 	VMULPS      Z6, Z24, Z25
 	VMULPS      Z11, Z24, Z26
@@ -37066,11 +43485,11 @@ ttile1202:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1202
+	JNZ         ttile1430
 
-tfull1203:
+tfull1431:
 	TESTQ       R8, R8
-	JZ          tdone1204
+	JZ          tdone1432
 	VMOVUPS.Z   (DX)(R9*1), K1, Z24
 	VMULPS      Z6, Z24, Z6
 	VMULPS      Z11, Z24, Z11
@@ -37131,7 +43550,7 @@ tfull1203:
 	VMOVUPS     Z16, 384(SI)(R10*1)
 	VADDPS      Z16, Z23, Z23
 
-tdone1204:
+tdone1432:
 	VEXTRACTF64X4 $0x01, Z21, Y0
 	VADDPS        Y0, Y21, Y21
 	VEXTRACTF32X4 $0x01, Y21, X0
@@ -37141,9 +43560,9 @@ tdone1204:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1200
+	JCS           tslow1428
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1200
+	JHI           tslow1428
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z22, Y0
@@ -37155,9 +43574,9 @@ tdone1204:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1200
+	JCS           tslow1428
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1200
+	JHI           tslow1428
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VEXTRACTF64X4 $0x01, Z23, Y0
@@ -37169,9 +43588,9 @@ tdone1204:
 	VPERMILPS     $0xb1, X0, X3
 	VADDPS        X3, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1200
+	JCS           tslow1428
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1200
+	JHI           tslow1428
 	VMOVUPS       one<>+0(SB), X3
 	VDIVPS        X0, X3, X3
 	VMOVUPS       zero<>+0(SB), Z0
@@ -37190,9 +43609,9 @@ tdone1204:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1206
+	JZ            tfull1434
 
-ttile1205:
+ttile1433:
 	VMOVUPS     (SI)(R10*1), Z15
 	VMOVUPS     192(SI)(R10*1), Z16
 	VMOVUPS     384(SI)(R10*1), Z17
@@ -37215,11 +43634,11 @@ ttile1205:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1205
+	JNZ         ttile1433
 
-tfull1206:
+tfull1434:
 	TESTQ       R8, R8
-	JZ          tdone1207
+	JZ          tdone1435
 	VMOVUPS     (SI)(R10*1), Z15
 	VMOVUPS     192(SI)(R10*1), Z16
 	VMOVUPS     384(SI)(R10*1), Z17
@@ -37240,7 +43659,7 @@ tfull1206:
 	VFMADD231PS Z18, Z16, Z10
 	VFMADD231PS Z18, Z17, Z14
 
-tdone1207:
+tdone1435:
 	VEXTRACTF64X4 $0x01, Z0, Y15
 	VADDPS        Y15, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y15
@@ -37311,9 +43730,9 @@ tdone1207:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1209
+	JZ            tfull1437
 
-ttile1208:
+ttile1436:
 	VMOVUPS     (SI)(R10*1), Z6
 	VMOVUPS     192(SI)(R10*1), Z7
 	VMOVUPS     384(SI)(R10*1), Z8
@@ -37324,11 +43743,11 @@ ttile1208:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1208
+	JNZ         ttile1436
 
-tfull1209:
+tfull1437:
 	TESTQ       R8, R8
-	JZ          tdone1210
+	JZ          tdone1438
 	VMOVUPS     (SI)(R10*1), Z6
 	VMOVUPS     192(SI)(R10*1), Z7
 	VMOVUPS     384(SI)(R10*1), Z8
@@ -37337,7 +43756,7 @@ tfull1209:
 	VFMADD231PS Z9, Z7, Z4
 	VFMADD231PS Z9, Z8, Z5
 
-tdone1210:
+tdone1438:
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -37369,16 +43788,16 @@ tdone1210:
 	VMULSS        X3, X0, X0
 	VMOVSS        X0, 56(AX)
 
-tnext1199:
+tnext1427:
 	ADDQ $0x000003c0, DX
 	ADDQ $0x000003c0, BX
 	ADDQ $0x0000003c, CX
 	ADDQ $0x0000003c, AX
 	DECQ R11
-	JNE  tkvhead1198
-	JMP  tdone1201
+	JNE  tkvhead1426
+	JMP  tdone1429
 
-tslow1200:
+tslow1428:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	VMOVUPS neginf<>+0(SB), Z2
@@ -37386,9 +43805,9 @@ tslow1200:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1212
+	JZ      tfull1440
 
-ttile1211:
+ttile1439:
 	VMOVUPS          (DX)(R9*1), Z3
 	VMULPS.BCST      (CX), Z3, Z4
 	VMULPS.BCST      20(CX), Z3, Z5
@@ -37421,11 +43840,11 @@ ttile1211:
 	ADDQ             $0x00000140, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1211
+	JNZ              ttile1439
 
-tfull1212:
+tfull1440:
 	TESTQ            R8, R8
-	JZ               tdone1213
+	JZ               tdone1441
 	VMOVUPS.Z        (DX)(R9*1), K1, Z3
 	VMULPS.BCST      (CX), Z3, Z4
 	VMULPS.BCST      20(CX), Z3, Z5
@@ -37456,7 +43875,7 @@ tfull1212:
 	VMOVUPS          Z3, 384(SI)(R10*1)
 	VMAXPS           Z3, Z2, K1, Z2
 
-tdone1213:
+tdone1441:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z3
 	VMAXPS     Z3, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z3
@@ -37499,9 +43918,9 @@ tdone1213:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1215
+	JZ         tfull1443
 
-ttile1214:
+ttile1442:
 	VMOVUPS      (SI)(R10*1), Z17
 	VSUBPS       Z0, Z17, Z17
 	VMAXPS       Z6, Z17, Z17
@@ -37562,11 +43981,11 @@ ttile1214:
 	ADDQ         $0x00000140, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1214
+	JNZ          ttile1442
 
-tfull1215:
+tfull1443:
 	TESTQ        R8, R8
-	JZ           tdone1216
+	JZ           tdone1444
 	VMOVUPS.Z    (SI)(R10*1), K1, Z17
 	VSUBPS       Z0, Z17, Z17
 	VMAXPS       Z6, Z17, Z17
@@ -37628,7 +44047,7 @@ tfull1215:
 	VMOVUPS      Z0, 384(SI)(R10*1)
 	VADDPS       Z0, Z5, Z5
 
-tdone1216:
+tdone1444:
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y3
 	VEXTRACTF32X4 $0x01, Y3, X0
@@ -37675,9 +44094,9 @@ tdone1216:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1218
+	JZ            tfull1446
 
-ttile1217:
+ttile1445:
 	VMOVUPS     (SI)(R10*1), Z15
 	VMOVUPS     192(SI)(R10*1), Z16
 	VMOVUPS     384(SI)(R10*1), Z17
@@ -37700,11 +44119,11 @@ ttile1217:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1217
+	JNZ         ttile1445
 
-tfull1218:
+tfull1446:
 	TESTQ       R8, R8
-	JZ          tdone1219
+	JZ          tdone1447
 	VMOVUPS     (SI)(R10*1), Z15
 	VMOVUPS     192(SI)(R10*1), Z16
 	VMOVUPS     384(SI)(R10*1), Z17
@@ -37725,7 +44144,7 @@ tfull1218:
 	VFMADD231PS Z18, Z16, Z10
 	VFMADD231PS Z18, Z17, Z14
 
-tdone1219:
+tdone1447:
 	VEXTRACTF64X4 $0x01, Z0, Y15
 	VADDPS        Y15, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y15
@@ -37796,9 +44215,9 @@ tdone1219:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1221
+	JZ            tfull1449
 
-ttile1220:
+ttile1448:
 	VMOVUPS     (SI)(R10*1), Z6
 	VMOVUPS     192(SI)(R10*1), Z7
 	VMOVUPS     384(SI)(R10*1), Z8
@@ -37809,11 +44228,11 @@ ttile1220:
 	ADDQ        $0x00000140, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1220
+	JNZ         ttile1448
 
-tfull1221:
+tfull1449:
 	TESTQ       R8, R8
-	JZ          tdone1222
+	JZ          tdone1450
 	VMOVUPS     (SI)(R10*1), Z6
 	VMOVUPS     192(SI)(R10*1), Z7
 	VMOVUPS     384(SI)(R10*1), Z8
@@ -37822,7 +44241,7 @@ tfull1221:
 	VFMADD231PS Z9, Z7, Z4
 	VFMADD231PS Z9, Z8, Z5
 
-tdone1222:
+tdone1450:
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -37853,9 +44272,9 @@ tdone1222:
 	VADDPS        X1, X0, X0
 	VMULSS        X3, X0, X0
 	VMOVSS        X0, 56(AX)
-	JMP           tnext1199
+	JMP           tnext1427
 
-tdone1201:
+tdone1429:
 	VZEROUPPER
 	RET
 
@@ -37889,7 +44308,7 @@ TEXT ·gattentiont_8_128_2x1_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000002, R11
 
-tkvhead1223:
+tkvhead1451:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -37901,9 +44320,9 @@ tkvhead1223:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1228
+	JZ      tfull1456
 
-ttile1227:
+ttile1455:
 	VMOVUPS      (DX)(R9*1), Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -37991,11 +44410,11 @@ ttile1227:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1227
+	JNZ          ttile1455
 
-tfull1228:
+tfull1456:
 	TESTQ        R8, R8
-	JZ           tdone1229
+	JZ           tdone1457
 	VMASKMOVPS   (DX)(R9*1), Y0, Y9
 	VBROADCASTSS (CX), Y10
 	VMULPS       Y10, Y9, Y9
@@ -38083,7 +44502,7 @@ tfull1228:
 	VMOVUPS      Y9, 32(SI)(R10*1)
 	VADDPS       Y9, Y8, Y8
 
-tdone1229:
+tdone1457:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -38091,9 +44510,9 @@ tdone1229:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow1225
+	JCS          tslow1453
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow1225
+	JHI          tslow1453
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VXORPS       Y2, Y2, Y2
@@ -38104,9 +44523,9 @@ tdone1229:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1231
+	JZ           tfull1459
 
-ttile1230:
+ttile1458:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38128,11 +44547,11 @@ ttile1230:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1230
+	JNZ         ttile1458
 
-tfull1231:
+tfull1459:
 	TESTQ       R8, R8
-	JZ          tdone1232
+	JZ          tdone1460
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38152,7 +44571,7 @@ tfull1231:
 	VMASKMOVPS  224(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1232:
+tdone1460:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -38174,9 +44593,9 @@ tdone1232:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1234
+	JZ           tfull1462
 
-ttile1233:
+ttile1461:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     256(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38198,11 +44617,11 @@ ttile1233:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1233
+	JNZ         ttile1461
 
-tfull1234:
+tfull1462:
 	TESTQ       R8, R8
-	JZ          tdone1235
+	JZ          tdone1463
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38222,7 +44641,7 @@ tfull1234:
 	VMASKMOVPS  480(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1235:
+tdone1463:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -38237,24 +44656,24 @@ tdone1235:
 	VMULPS       X3, X2, X2
 	VMOVUPS      X2, 16(AX)
 
-tnext1224:
+tnext1452:
 	ADDQ $0x00001000, DX
 	ADDQ $0x00001000, BX
 	ADDQ $0x00000020, CX
 	ADDQ $0x00000020, AX
 	DECQ R11
-	JNE  tkvhead1223
-	JMP  tdone1226
+	JNE  tkvhead1451
+	JMP  tdone1454
 
-tslow1225:
+tslow1453:
 	VMOVUPS neginf<>+0(SB), Y2
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1237
+	JZ      tfull1465
 
-ttile1236:
+ttile1464:
 	VMOVUPS      (DX)(R9*1), Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -38312,11 +44731,11 @@ ttile1236:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1236
+	JNZ          ttile1464
 
-tfull1237:
+tfull1465:
 	TESTQ        R8, R8
-	JZ           tdone1238
+	JZ           tdone1466
 	VMASKMOVPS   (DX)(R9*1), Y0, Y3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y3, Y3
@@ -38376,7 +44795,7 @@ tfull1237:
 	VBLENDVPS    Y1, Y3, Y4, Y3
 	VMAXPS       Y3, Y2, Y2
 
-tdone1238:
+tdone1466:
 	VPERM2F128 $0x01, Y2, Y2, Y3
 	VMAXPS     Y3, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y3
@@ -38388,9 +44807,9 @@ tdone1238:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1240
+	JZ         tfull1468
 
-ttile1239:
+ttile1467:
 	VMOVUPS      (SI)(R10*1), Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -38438,11 +44857,11 @@ ttile1239:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1239
+	JNZ          ttile1467
 
-tfull1240:
+tfull1468:
 	TESTQ        R8, R8
-	JZ           tdone1241
+	JZ           tdone1469
 	VMASKMOVPS   (SI)(R10*1), Y0, Y4
 	VSUBPS       Y2, Y4, Y4
 	VMAXPS       exp_lo<>+0(SB), Y4, Y4
@@ -38490,7 +44909,7 @@ tfull1240:
 	VMOVUPS      Y4, 32(SI)(R10*1)
 	VADDPS       Y4, Y3, Y3
 
-tdone1241:
+tdone1469:
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -38507,9 +44926,9 @@ tdone1241:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1243
+	JZ           tfull1471
 
-ttile1242:
+ttile1470:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     (BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38531,11 +44950,11 @@ ttile1242:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1242
+	JNZ         ttile1470
 
-tfull1243:
+tfull1471:
 	TESTQ       R8, R8
-	JZ          tdone1244
+	JZ          tdone1472
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  (BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38555,7 +44974,7 @@ tfull1243:
 	VMASKMOVPS  224(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1244:
+tdone1472:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -38577,9 +44996,9 @@ tdone1244:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1246
+	JZ           tfull1474
 
-ttile1245:
+ttile1473:
 	VMOVUPS     (SI)(R10*1), Y7
 	VMOVUPS     256(BX)(R9*1), Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38601,11 +45020,11 @@ ttile1245:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1245
+	JNZ         ttile1473
 
-tfull1246:
+tfull1474:
 	TESTQ       R8, R8
-	JZ          tdone1247
+	JZ          tdone1475
 	VMOVUPS     (SI)(R10*1), Y7
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y8
 	VFMADD231PS Y8, Y7, Y2
@@ -38625,7 +45044,7 @@ tfull1246:
 	VMASKMOVPS  480(BX)(R9*1), Y1, Y8
 	VFMADD231PS Y8, Y7, Y6
 
-tdone1247:
+tdone1475:
 	VUNPCKLPS    Y4, Y2, Y7
 	VUNPCKHPS    Y4, Y2, Y2
 	VADDPS       Y2, Y7, Y7
@@ -38639,9 +45058,9 @@ tdone1247:
 	VADDPS       X2, X4, X2
 	VMULPS       X3, X2, X2
 	VMOVUPS      X2, 16(AX)
-	JMP          tnext1224
+	JMP          tnext1452
 
-tdone1226:
+tdone1454:
 	VZEROUPPER
 	RET
 
@@ -38679,7 +45098,7 @@ TEXT ·gattentiont_8_128_2x1_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000002, R11
 
-tkvhead1248:
+tkvhead1476:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -38707,9 +45126,9 @@ tkvhead1248:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1253
+	JZ           tfull1481
 
-ttile1252:
+ttile1480:
 	VMOVUPS     (DX)(R9*1), Z15
 	VMULPS      Z6, Z15, Z15
 	VMOVUPS     64(DX)(R9*1), Z16
@@ -38741,11 +45160,11 @@ ttile1252:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1252
+	JNZ         ttile1480
 
-tfull1253:
+tfull1481:
 	TESTQ       R8, R8
-	JZ          tdone1254
+	JZ          tdone1482
 	VMOVUPS.Z   (DX)(R9*1), K1, Z15
 	VMULPS      Z6, Z15, Z6
 	VMOVUPS.Z   64(DX)(R9*1), K1, Z15
@@ -38776,7 +45195,7 @@ tfull1253:
 	VMOVUPS     Z6, (SI)(R10*1)
 	VADDPS      Z6, Z14, Z14
 
-tdone1254:
+tdone1482:
 	VEXTRACTF64X4 $0x01, Z14, Y0
 	VADDPS        Y0, Y14, Y14
 	VEXTRACTF32X4 $0x01, Y14, X0
@@ -38786,9 +45205,9 @@ tdone1254:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1250
+	JCS           tslow1478
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1250
+	JHI           tslow1478
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VMOVUPS       zero<>+0(SB), Z0
@@ -38803,9 +45222,9 @@ tdone1254:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1256
+	JZ            tfull1484
 
-ttile1255:
+ttile1483:
 	VMOVUPS     (SI)(R10*1), Z9
 	VMOVUPS     (BX)(R9*1), Z10
 	VFMADD231PS Z10, Z9, Z0
@@ -38826,11 +45245,11 @@ ttile1255:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1255
+	JNZ         ttile1483
 
-tfull1256:
+tfull1484:
 	TESTQ       R8, R8
-	JZ          tdone1257
+	JZ          tdone1485
 	VMOVUPS     (SI)(R10*1), Z9
 	VMOVUPS.Z   (BX)(R9*1), K1, Z10
 	VFMADD231PS Z10, Z9, Z0
@@ -38849,7 +45268,7 @@ tfull1256:
 	VMOVUPS.Z   448(BX)(R9*1), K1, Z10
 	VFMADD231PS Z10, Z9, Z8
 
-tdone1257:
+tdone1485:
 	VSHUFF32X4   $0x44, Z5, Z0, Z9
 	VSHUFF32X4   $0xee, Z5, Z0, Z0
 	VADDPS       Z0, Z9, Z9
@@ -38878,24 +45297,24 @@ tdone1257:
 	VMULPS       Y1, Y0, Y0
 	VMOVUPS      Y0, (AX)
 
-tnext1249:
+tnext1477:
 	ADDQ $0x00001000, DX
 	ADDQ $0x00001000, BX
 	ADDQ $0x00000020, CX
 	ADDQ $0x00000020, AX
 	DECQ R11
-	JNE  tkvhead1248
-	JMP  tdone1251
+	JNE  tkvhead1476
+	JMP  tdone1479
 
-tslow1250:
+tslow1478:
 	VMOVUPS neginf<>+0(SB), Z0
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1259
+	JZ      tfull1487
 
-ttile1258:
+ttile1486:
 	VMOVUPS          (DX)(R9*1), Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS          64(DX)(R9*1), Z2
@@ -38918,11 +45337,11 @@ ttile1258:
 	ADDQ             $0x00000200, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1258
+	JNZ              ttile1486
 
-tfull1259:
+tfull1487:
 	TESTQ            R8, R8
-	JZ               tdone1260
+	JZ               tdone1488
 	VMOVUPS.Z        (DX)(R9*1), K1, Z1
 	VMULPS.BCST      (CX), Z1, Z1
 	VMOVUPS.Z        64(DX)(R9*1), K1, Z2
@@ -38943,7 +45362,7 @@ tfull1259:
 	VMOVUPS          Z1, (SI)(R10*1)
 	VMAXPS           Z1, Z0, K1, Z0
 
-tdone1260:
+tdone1488:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z1
 	VMAXPS     Z1, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z1
@@ -38968,9 +45387,9 @@ tdone1260:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1262
+	JZ         tfull1490
 
-ttile1261:
+ttile1489:
 	VMOVUPS      (SI)(R10*1), Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -38993,11 +45412,11 @@ ttile1261:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1261
+	JNZ          ttile1489
 
-tfull1262:
+tfull1490:
 	TESTQ        R8, R8
-	JZ           tdone1263
+	JZ           tdone1491
 	VMOVUPS.Z    (SI)(R10*1), K1, Z13
 	VSUBPS       Z0, Z13, Z13
 	VMAXPS       Z2, Z13, Z13
@@ -39019,7 +45438,7 @@ tfull1262:
 	VMOVUPS      Z13, (SI)(R10*1)
 	VADDPS       Z13, Z1, Z1
 
-tdone1263:
+tdone1491:
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -39042,9 +45461,9 @@ tdone1263:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1265
+	JZ            tfull1493
 
-ttile1264:
+ttile1492:
 	VMOVUPS     (SI)(R10*1), Z9
 	VMOVUPS     (BX)(R9*1), Z10
 	VFMADD231PS Z10, Z9, Z0
@@ -39065,11 +45484,11 @@ ttile1264:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1264
+	JNZ         ttile1492
 
-tfull1265:
+tfull1493:
 	TESTQ       R8, R8
-	JZ          tdone1266
+	JZ          tdone1494
 	VMOVUPS     (SI)(R10*1), Z9
 	VMOVUPS.Z   (BX)(R9*1), K1, Z10
 	VFMADD231PS Z10, Z9, Z0
@@ -39088,7 +45507,7 @@ tfull1265:
 	VMOVUPS.Z   448(BX)(R9*1), K1, Z10
 	VFMADD231PS Z10, Z9, Z8
 
-tdone1266:
+tdone1494:
 	VSHUFF32X4   $0x44, Z5, Z0, Z9
 	VSHUFF32X4   $0xee, Z5, Z0, Z0
 	VADDPS       Z0, Z9, Z9
@@ -39116,9 +45535,9 @@ tdone1266:
 	VBROADCASTSS X1, Z1
 	VMULPS       Y1, Y0, Y0
 	VMOVUPS      Y0, (AX)
-	JMP          tnext1249
+	JMP          tnext1477
 
-tdone1251:
+tdone1479:
 	VZEROUPPER
 	RET
 
@@ -39152,7 +45571,7 @@ TEXT ·gattentiont_8_16_1x4_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000001, R11
 
-tkvhead1267:
+tkvhead1495:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -39161,9 +45580,9 @@ tkvhead1267:
 	XORQ   R10, R10
 	MOVQ   DI, R12
 	TESTQ  R12, R12
-	JZ     tfull1272
+	JZ     tfull1500
 
-ttile1271:
+ttile1499:
 	VMOVUPS      (DX)(R9*1), Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -39455,11 +45874,11 @@ ttile1271:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1271
+	JNZ          ttile1499
 
-tfull1272:
+tfull1500:
 	TESTQ        R8, R8
-	JZ           tdone1273
+	JZ           tdone1501
 	VMASKMOVPS   (DX)(R9*1), Y0, Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -39757,7 +46176,7 @@ tfull1272:
 	VMOVUPS      Y6, 224(SI)(R10*1)
 	VADDPS       Y6, Y5, Y5
 
-tdone1273:
+tdone1501:
 	VEXTRACTF128 $0x01, Y2, X6
 	VADDPS       X6, X2, X6
 	VPERMILPS    $0x4e, X6, X2
@@ -39765,9 +46184,9 @@ tdone1273:
 	VPERMILPS    $0xb1, X6, X2
 	VADDPS       X2, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow1269
+	JCS          tslow1497
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow1269
+	JHI          tslow1497
 	VMOVUPS      one<>+0(SB), X2
 	VDIVPS       X6, X2, X2
 	VEXTRACTF128 $0x01, Y3, X6
@@ -39777,9 +46196,9 @@ tdone1273:
 	VPERMILPS    $0xb1, X6, X3
 	VADDPS       X3, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow1269
+	JCS          tslow1497
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow1269
+	JHI          tslow1497
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X6, X3, X3
 	VEXTRACTF128 $0x01, Y4, X6
@@ -39789,9 +46208,9 @@ tdone1273:
 	VPERMILPS    $0xb1, X6, X4
 	VADDPS       X4, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow1269
+	JCS          tslow1497
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow1269
+	JHI          tslow1497
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X6, X4, X4
 	VEXTRACTF128 $0x01, Y5, X6
@@ -39801,9 +46220,9 @@ tdone1273:
 	VPERMILPS    $0xb1, X6, X5
 	VADDPS       X5, X6, X6
 	VUCOMISS     fastsummin<>+0(SB), X6
-	JCS          tslow1269
+	JCS          tslow1497
 	VUCOMISS     fastsummax<>+0(SB), X6
-	JHI          tslow1269
+	JHI          tslow1497
 	VMOVUPS      one<>+0(SB), X5
 	VDIVPS       X6, X5, X5
 	VXORPS       Y6, Y6, Y6
@@ -39814,9 +46233,9 @@ tdone1273:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1275
+	JZ           tfull1503
 
-ttile1274:
+ttile1502:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -39838,11 +46257,11 @@ ttile1274:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1274
+	JNZ         ttile1502
 
-tfull1275:
+tfull1503:
 	TESTQ       R8, R8
-	JZ          tdone1276
+	JZ          tdone1504
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -39862,7 +46281,7 @@ tfull1275:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1276:
+tdone1504:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -39903,9 +46322,9 @@ tdone1276:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1278
+	JZ           tfull1506
 
-ttile1277:
+ttile1505:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -39927,11 +46346,11 @@ ttile1277:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1277
+	JNZ         ttile1505
 
-tfull1278:
+tfull1506:
 	TESTQ       R8, R8
-	JZ          tdone1279
+	JZ          tdone1507
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -39951,7 +46370,7 @@ tfull1278:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1279:
+tdone1507:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -39992,9 +46411,9 @@ tdone1279:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1281
+	JZ           tfull1509
 
-ttile1280:
+ttile1508:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40016,11 +46435,11 @@ ttile1280:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1280
+	JNZ         ttile1508
 
-tfull1281:
+tfull1509:
 	TESTQ       R8, R8
-	JZ          tdone1282
+	JZ          tdone1510
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40040,7 +46459,7 @@ tfull1281:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1282:
+tdone1510:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -40081,9 +46500,9 @@ tdone1282:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1284
+	JZ           tfull1512
 
-ttile1283:
+ttile1511:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40105,11 +46524,11 @@ ttile1283:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1283
+	JNZ         ttile1511
 
-tfull1284:
+tfull1512:
 	TESTQ       R8, R8
-	JZ          tdone1285
+	JZ          tdone1513
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40129,7 +46548,7 @@ tfull1284:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1285:
+tdone1513:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -40170,9 +46589,9 @@ tdone1285:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1287
+	JZ           tfull1515
 
-ttile1286:
+ttile1514:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40194,11 +46613,11 @@ ttile1286:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1286
+	JNZ         ttile1514
 
-tfull1287:
+tfull1515:
 	TESTQ       R8, R8
-	JZ          tdone1288
+	JZ          tdone1516
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40218,7 +46637,7 @@ tfull1287:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1288:
+tdone1516:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -40259,9 +46678,9 @@ tdone1288:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1290
+	JZ           tfull1518
 
-ttile1289:
+ttile1517:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40283,11 +46702,11 @@ ttile1289:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1289
+	JNZ         ttile1517
 
-tfull1290:
+tfull1518:
 	TESTQ       R8, R8
-	JZ          tdone1291
+	JZ          tdone1519
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40307,7 +46726,7 @@ tfull1290:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1291:
+tdone1519:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -40348,9 +46767,9 @@ tdone1291:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1293
+	JZ           tfull1521
 
-ttile1292:
+ttile1520:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40372,11 +46791,11 @@ ttile1292:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1292
+	JNZ         ttile1520
 
-tfull1293:
+tfull1521:
 	TESTQ       R8, R8
-	JZ          tdone1294
+	JZ          tdone1522
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40396,7 +46815,7 @@ tfull1293:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1294:
+tdone1522:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -40437,9 +46856,9 @@ tdone1294:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1296
+	JZ           tfull1524
 
-ttile1295:
+ttile1523:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40461,11 +46880,11 @@ ttile1295:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1295
+	JNZ         ttile1523
 
-tfull1296:
+tfull1524:
 	TESTQ       R8, R8
-	JZ          tdone1297
+	JZ          tdone1525
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -40485,7 +46904,7 @@ tfull1296:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1297:
+tdone1525:
 	VEXTRACTF128 $0x01, Y6, X10
 	VADDPS       X10, X6, X10
 	VPERMILPS    $0x4e, X10, X6
@@ -40519,16 +46938,16 @@ tdone1297:
 	VMULSS       X5, X2, X2
 	VMOVSS       X2, 124(AX)
 
-tnext1268:
+tnext1496:
 	ADDQ $0x00000200, DX
 	ADDQ $0x00000200, BX
 	ADDQ $0x00000080, CX
 	ADDQ $0x00000080, AX
 	DECQ R11
-	JNE  tkvhead1267
-	JMP  tdone1270
+	JNE  tkvhead1495
+	JMP  tdone1498
 
-tslow1269:
+tslow1497:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	VMOVUPS neginf<>+0(SB), Y4
@@ -40537,9 +46956,9 @@ tslow1269:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1299
+	JZ      tfull1527
 
-ttile1298:
+ttile1526:
 	VMOVUPS      (DX)(R9*1), Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -40711,11 +47130,11 @@ ttile1298:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1298
+	JNZ          ttile1526
 
-tfull1299:
+tfull1527:
 	TESTQ        R8, R8
-	JZ           tdone1300
+	JZ           tdone1528
 	VMASKMOVPS   (DX)(R9*1), Y0, Y6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y6, Y7
@@ -40901,7 +47320,7 @@ tfull1299:
 	VBLENDVPS    Y1, Y6, Y7, Y6
 	VMAXPS       Y6, Y5, Y5
 
-tdone1300:
+tdone1528:
 	VPERM2F128 $0x01, Y2, Y2, Y6
 	VMAXPS     Y6, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y6
@@ -40934,9 +47353,9 @@ tdone1300:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1302
+	JZ         tfull1530
 
-ttile1301:
+ttile1529:
 	VMOVUPS      (SI)(R10*1), Y10
 	VSUBPS       Y2, Y10, Y10
 	VMAXPS       exp_lo<>+0(SB), Y10, Y10
@@ -41116,11 +47535,11 @@ ttile1301:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1301
+	JNZ          ttile1529
 
-tfull1302:
+tfull1530:
 	TESTQ        R8, R8
-	JZ           tdone1303
+	JZ           tdone1531
 	VMASKMOVPS   (SI)(R10*1), Y0, Y10
 	VSUBPS       Y2, Y10, Y10
 	VMAXPS       exp_lo<>+0(SB), Y10, Y10
@@ -41306,7 +47725,7 @@ tfull1302:
 	VMOVUPS      Y2, 224(SI)(R10*1)
 	VADDPS       Y2, Y9, Y9
 
-tdone1303:
+tdone1531:
 	VEXTRACTF128 $0x01, Y6, X2
 	VADDPS       X2, X6, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -41347,9 +47766,9 @@ tdone1303:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1305
+	JZ           tfull1533
 
-ttile1304:
+ttile1532:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41371,11 +47790,11 @@ ttile1304:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1304
+	JNZ         ttile1532
 
-tfull1305:
+tfull1533:
 	TESTQ       R8, R8
-	JZ          tdone1306
+	JZ          tdone1534
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41395,7 +47814,7 @@ tfull1305:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1306:
+tdone1534:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41436,9 +47855,9 @@ tdone1306:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1308
+	JZ           tfull1536
 
-ttile1307:
+ttile1535:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41460,11 +47879,11 @@ ttile1307:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1307
+	JNZ         ttile1535
 
-tfull1308:
+tfull1536:
 	TESTQ       R8, R8
-	JZ          tdone1309
+	JZ          tdone1537
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41484,7 +47903,7 @@ tfull1308:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1309:
+tdone1537:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41525,9 +47944,9 @@ tdone1309:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1311
+	JZ           tfull1539
 
-ttile1310:
+ttile1538:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41549,11 +47968,11 @@ ttile1310:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1310
+	JNZ         ttile1538
 
-tfull1311:
+tfull1539:
 	TESTQ       R8, R8
-	JZ          tdone1312
+	JZ          tdone1540
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41573,7 +47992,7 @@ tfull1311:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1312:
+tdone1540:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41614,9 +48033,9 @@ tdone1312:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1314
+	JZ           tfull1542
 
-ttile1313:
+ttile1541:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41638,11 +48057,11 @@ ttile1313:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1313
+	JNZ         ttile1541
 
-tfull1314:
+tfull1542:
 	TESTQ       R8, R8
-	JZ          tdone1315
+	JZ          tdone1543
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41662,7 +48081,7 @@ tfull1314:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1315:
+tdone1543:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41703,9 +48122,9 @@ tdone1315:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1317
+	JZ           tfull1545
 
-ttile1316:
+ttile1544:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41727,11 +48146,11 @@ ttile1316:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1316
+	JNZ         ttile1544
 
-tfull1317:
+tfull1545:
 	TESTQ       R8, R8
-	JZ          tdone1318
+	JZ          tdone1546
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41751,7 +48170,7 @@ tfull1317:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1318:
+tdone1546:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41792,9 +48211,9 @@ tdone1318:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1320
+	JZ           tfull1548
 
-ttile1319:
+ttile1547:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41816,11 +48235,11 @@ ttile1319:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1319
+	JNZ         ttile1547
 
-tfull1320:
+tfull1548:
 	TESTQ       R8, R8
-	JZ          tdone1321
+	JZ          tdone1549
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41840,7 +48259,7 @@ tfull1320:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1321:
+tdone1549:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41881,9 +48300,9 @@ tdone1321:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1323
+	JZ           tfull1551
 
-ttile1322:
+ttile1550:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41905,11 +48324,11 @@ ttile1322:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1322
+	JNZ         ttile1550
 
-tfull1323:
+tfull1551:
 	TESTQ       R8, R8
-	JZ          tdone1324
+	JZ          tdone1552
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41929,7 +48348,7 @@ tfull1323:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1324:
+tdone1552:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -41970,9 +48389,9 @@ tdone1324:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1326
+	JZ           tfull1554
 
-ttile1325:
+ttile1553:
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -41994,11 +48413,11 @@ ttile1325:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1325
+	JNZ         ttile1553
 
-tfull1326:
+tfull1554:
 	TESTQ       R8, R8
-	JZ          tdone1327
+	JZ          tdone1555
 	VMOVUPS     (SI)(R10*1), Y10
 	VMOVUPS     64(SI)(R10*1), Y11
 	VMOVUPS     128(SI)(R10*1), Y12
@@ -42018,7 +48437,7 @@ tfull1326:
 	VFMADD231PS Y14, Y12, Y8
 	VFMADD231PS Y14, Y13, Y9
 
-tdone1327:
+tdone1555:
 	VEXTRACTF128 $0x01, Y2, X10
 	VADDPS       X10, X2, X10
 	VPERMILPS    $0x4e, X10, X2
@@ -42051,9 +48470,9 @@ tdone1327:
 	VADDPS       X3, X2, X2
 	VMULSS       X6, X2, X2
 	VMOVSS       X2, 124(AX)
-	JMP          tnext1268
+	JMP          tnext1496
 
-tdone1270:
+tdone1498:
 	VZEROUPPER
 	RET
 
@@ -42073,7 +48492,7 @@ TEXT ·gattentiont_8_16_1x4_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000001, R11
 
-tkvhead1328:
+tkvhead1556:
 	VMOVUPS exp2_p1<>+0(SB), Z0
 	VMOVUPS exp2_p2<>+0(SB), Z1
 	VMOVUPS exp2_p3<>+0(SB), Z2
@@ -42088,9 +48507,9 @@ tkvhead1328:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1333
+	JZ      tfull1561
 
-ttile1332:
+ttile1560:
 	VMOVUPS          (DX)(R9*1), Z10
 	VMULPS.BCST      (CX), Z10, Z11
 	VMULPS.BCST      32(CX), Z10, Z12
@@ -42186,11 +48605,11 @@ ttile1332:
 	ADDQ             $0x00000200, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1332
+	JNZ              ttile1560
 
-tfull1333:
+tfull1561:
 	TESTQ            R8, R8
-	JZ               tdone1334
+	JZ               tdone1562
 	VMOVUPS.Z        (DX)(R9*1), K1, Z10
 	VMULPS.BCST      (CX), Z10, Z11
 	VMULPS.BCST      32(CX), Z10, Z12
@@ -42288,7 +48707,7 @@ tfull1333:
 	VMOVUPS          Z10, 192(SI)(R10*1)
 	VADDPS           Z10, Z9, Z9
 
-tdone1334:
+tdone1562:
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y6
 	VEXTRACTF32X4 $0x01, Y6, X0
@@ -42298,9 +48717,9 @@ tdone1334:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1330
+	JCS           tslow1558
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1330
+	JHI           tslow1558
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z7, Y0
@@ -42312,9 +48731,9 @@ tdone1334:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1330
+	JCS           tslow1558
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1330
+	JHI           tslow1558
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VEXTRACTF64X4 $0x01, Z8, Y0
@@ -42326,9 +48745,9 @@ tdone1334:
 	VPERMILPS     $0xb1, X0, X3
 	VADDPS        X3, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1330
+	JCS           tslow1558
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1330
+	JHI           tslow1558
 	VMOVUPS       one<>+0(SB), X3
 	VDIVPS        X0, X3, X3
 	VEXTRACTF64X4 $0x01, Z9, Y0
@@ -42340,9 +48759,9 @@ tdone1334:
 	VPERMILPS     $0xb1, X0, X4
 	VADDPS        X4, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1330
+	JCS           tslow1558
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1330
+	JHI           tslow1558
 	VMOVUPS       one<>+0(SB), X4
 	VDIVPS        X0, X4, X4
 	VMOVUPS       zero<>+0(SB), Z0
@@ -42365,9 +48784,9 @@ tdone1334:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1336
+	JZ            tfull1564
 
-ttile1335:
+ttile1563:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -42395,11 +48814,11 @@ ttile1335:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1335
+	JNZ         ttile1563
 
-tfull1336:
+tfull1564:
 	TESTQ       R8, R8
-	JZ          tdone1337
+	JZ          tdone1565
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -42425,7 +48844,7 @@ tfull1336:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone1337:
+tdone1565:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -42530,9 +48949,9 @@ tdone1337:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1339
+	JZ            tfull1567
 
-ttile1338:
+ttile1566:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -42560,11 +48979,11 @@ ttile1338:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1338
+	JNZ         ttile1566
 
-tfull1339:
+tfull1567:
 	TESTQ       R8, R8
-	JZ          tdone1340
+	JZ          tdone1568
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -42590,7 +49009,7 @@ tfull1339:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone1340:
+tdone1568:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -42676,16 +49095,16 @@ tdone1340:
 	VMULPS        X4, X0, X0
 	VMOVUPS       X0, 112(AX)
 
-tnext1329:
+tnext1557:
 	ADDQ $0x00000200, DX
 	ADDQ $0x00000200, BX
 	ADDQ $0x00000080, CX
 	ADDQ $0x00000080, AX
 	DECQ R11
-	JNE  tkvhead1328
-	JMP  tdone1331
+	JNE  tkvhead1556
+	JMP  tdone1559
 
-tslow1330:
+tslow1558:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	VMOVUPS neginf<>+0(SB), Z2
@@ -42694,9 +49113,9 @@ tslow1330:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1342
+	JZ      tfull1570
 
-ttile1341:
+ttile1569:
 	VMOVUPS          (DX)(R9*1), Z4
 	VMULPS.BCST      (CX), Z4, Z5
 	VMULPS.BCST      32(CX), Z4, Z6
@@ -42752,11 +49171,11 @@ ttile1341:
 	ADDQ             $0x00000200, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1341
+	JNZ              ttile1569
 
-tfull1342:
+tfull1570:
 	TESTQ            R8, R8
-	JZ               tdone1343
+	JZ               tdone1571
 	VMOVUPS.Z        (DX)(R9*1), K1, Z4
 	VMULPS.BCST      (CX), Z4, Z5
 	VMULPS.BCST      32(CX), Z4, Z6
@@ -42810,7 +49229,7 @@ tfull1342:
 	VMOVUPS          Z4, 192(SI)(R10*1)
 	VMAXPS           Z4, Z3, K1, Z3
 
-tdone1343:
+tdone1571:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z4
 	VMAXPS     Z4, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z4
@@ -42851,9 +49270,9 @@ tdone1343:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1345
+	JZ         tfull1573
 
-ttile1344:
+ttile1572:
 	VMOVUPS      (SI)(R10*1), Z8
 	VSUBPS       Z0, Z8, Z8
 	VMAXPS       exp_lo<>+0(SB), Z8, Z8
@@ -42933,11 +49352,11 @@ ttile1344:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1344
+	JNZ          ttile1572
 
-tfull1345:
+tfull1573:
 	TESTQ        R8, R8
-	JZ           tdone1346
+	JZ           tdone1574
 	VMOVUPS.Z    (SI)(R10*1), K1, Z8
 	VSUBPS       Z0, Z8, Z8
 	VMAXPS       exp_lo<>+0(SB), Z8, Z8
@@ -43019,7 +49438,7 @@ tfull1345:
 	VMOVUPS      Z0, 192(SI)(R10*1)
 	VADDPS       Z0, Z7, Z7
 
-tdone1346:
+tdone1574:
 	VEXTRACTF64X4 $0x01, Z4, Y0
 	VADDPS        Y0, Y4, Y4
 	VEXTRACTF32X4 $0x01, Y4, X0
@@ -43080,9 +49499,9 @@ tdone1346:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1348
+	JZ            tfull1576
 
-ttile1347:
+ttile1575:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -43110,11 +49529,11 @@ ttile1347:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1347
+	JNZ         ttile1575
 
-tfull1348:
+tfull1576:
 	TESTQ       R8, R8
-	JZ          tdone1349
+	JZ          tdone1577
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -43140,7 +49559,7 @@ tfull1348:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone1349:
+tdone1577:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -43245,9 +49664,9 @@ tdone1349:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1351
+	JZ            tfull1579
 
-ttile1350:
+ttile1578:
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -43275,11 +49694,11 @@ ttile1350:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1350
+	JNZ         ttile1578
 
-tfull1351:
+tfull1579:
 	TESTQ       R8, R8
-	JZ          tdone1352
+	JZ          tdone1580
 	VMOVUPS     (SI)(R10*1), Z20
 	VMOVUPS     64(SI)(R10*1), Z21
 	VMOVUPS     128(SI)(R10*1), Z22
@@ -43305,7 +49724,7 @@ tfull1351:
 	VFMADD231PS Z24, Z22, Z15
 	VFMADD231PS Z24, Z23, Z19
 
-tdone1352:
+tdone1580:
 	VEXTRACTF64X4 $0x01, Z0, Y20
 	VADDPS        Y20, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z5, Y20
@@ -43390,9 +49809,9 @@ tdone1352:
 	VADDPS        X0, X2, X0
 	VMULPS        X4, X0, X0
 	VMOVUPS       X0, 112(AX)
-	JMP           tnext1329
+	JMP           tnext1557
 
-tdone1331:
+tdone1559:
 	VZEROUPPER
 	RET
 
@@ -43426,7 +49845,7 @@ TEXT ·gattentiont_8_512_4x2_avx2(SB), NOSPLIT, $0-48
 	VMOVDQU (R9)(R10*4), Y1
 	MOVQ    $0x00000004, R11
 
-tkvhead1353:
+tkvhead1581:
 	VMOVUPS exp2_p1<>+0(SB), Y2
 	VMOVUPS exp2_p2<>+0(SB), Y3
 	VMOVUPS exp2_p3<>+0(SB), Y4
@@ -43439,9 +49858,9 @@ tkvhead1353:
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1358
+	JZ      tfull1586
 
-ttile1357:
+ttile1585:
 	VMOVUPS      (DX)(R9*1), Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -43597,11 +50016,11 @@ ttile1357:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1357
+	JNZ          ttile1585
 
-tfull1358:
+tfull1586:
 	TESTQ        R8, R8
-	JZ           tdone1359
+	JZ           tdone1587
 	VMASKMOVPS   (DX)(R9*1), Y0, Y10
 	VBROADCASTSS (CX), Y11
 	VMULPS       Y11, Y10, Y11
@@ -43759,7 +50178,7 @@ tfull1358:
 	VMOVUPS      Y10, 2080(SI)(R10*1)
 	VADDPS       Y10, Y9, Y9
 
-tdone1359:
+tdone1587:
 	VEXTRACTF128 $0x01, Y8, X2
 	VADDPS       X2, X8, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -43767,9 +50186,9 @@ tdone1359:
 	VPERMILPS    $0xb1, X2, X3
 	VADDPS       X3, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow1355
+	JCS          tslow1583
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow1355
+	JHI          tslow1583
 	VMOVUPS      one<>+0(SB), X3
 	VDIVPS       X2, X3, X3
 	VEXTRACTF128 $0x01, Y9, X2
@@ -43779,9 +50198,9 @@ tdone1359:
 	VPERMILPS    $0xb1, X2, X4
 	VADDPS       X4, X2, X2
 	VUCOMISS     fastsummin<>+0(SB), X2
-	JCS          tslow1355
+	JCS          tslow1583
 	VUCOMISS     fastsummax<>+0(SB), X2
-	JHI          tslow1355
+	JHI          tslow1583
 	VMOVUPS      one<>+0(SB), X4
 	VDIVPS       X2, X4, X4
 	VXORPS       Y2, Y2, Y2
@@ -43792,9 +50211,9 @@ tdone1359:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1361
+	JZ           tfull1589
 
-ttile1360:
+ttile1588:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     (BX)(R9*1), Y10
@@ -43814,11 +50233,11 @@ ttile1360:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1360
+	JNZ         ttile1588
 
-tfull1361:
+tfull1589:
 	TESTQ       R8, R8
-	JZ          tdone1362
+	JZ          tdone1590
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  (BX)(R9*1), Y0, Y10
@@ -43836,7 +50255,7 @@ tfull1361:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1362:
+tdone1590:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -43877,9 +50296,9 @@ tdone1362:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1364
+	JZ           tfull1592
 
-ttile1363:
+ttile1591:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     128(BX)(R9*1), Y10
@@ -43899,11 +50318,11 @@ ttile1363:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1363
+	JNZ         ttile1591
 
-tfull1364:
+tfull1592:
 	TESTQ       R8, R8
-	JZ          tdone1365
+	JZ          tdone1593
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  128(BX)(R9*1), Y0, Y10
@@ -43921,7 +50340,7 @@ tfull1364:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1365:
+tdone1593:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -43962,9 +50381,9 @@ tdone1365:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1367
+	JZ           tfull1595
 
-ttile1366:
+ttile1594:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     256(BX)(R9*1), Y10
@@ -43984,11 +50403,11 @@ ttile1366:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1366
+	JNZ         ttile1594
 
-tfull1367:
+tfull1595:
 	TESTQ       R8, R8
-	JZ          tdone1368
+	JZ          tdone1596
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y10
@@ -44006,7 +50425,7 @@ tfull1367:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1368:
+tdone1596:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -44047,9 +50466,9 @@ tdone1368:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1370
+	JZ           tfull1598
 
-ttile1369:
+ttile1597:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     384(BX)(R9*1), Y10
@@ -44069,11 +50488,11 @@ ttile1369:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1369
+	JNZ         ttile1597
 
-tfull1370:
+tfull1598:
 	TESTQ       R8, R8
-	JZ          tdone1371
+	JZ          tdone1599
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  384(BX)(R9*1), Y0, Y10
@@ -44091,7 +50510,7 @@ tfull1370:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1371:
+tdone1599:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -44125,25 +50544,25 @@ tdone1371:
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 60(AX)
 
-tnext1354:
+tnext1582:
 	ADDQ $0x00004000, DX
 	ADDQ $0x00004000, BX
 	ADDQ $0x00000040, CX
 	ADDQ $0x00000040, AX
 	DECQ R11
-	JNE  tkvhead1353
-	JMP  tdone1356
+	JNE  tkvhead1581
+	JMP  tdone1584
 
-tslow1355:
+tslow1583:
 	VMOVUPS neginf<>+0(SB), Y2
 	VMOVUPS neginf<>+0(SB), Y3
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1373
+	JZ      tfull1601
 
-ttile1372:
+ttile1600:
 	VMOVUPS      (DX)(R9*1), Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -44239,11 +50658,11 @@ ttile1372:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1372
+	JNZ          ttile1600
 
-tfull1373:
+tfull1601:
 	TESTQ        R8, R8
-	JZ           tdone1374
+	JZ           tdone1602
 	VMASKMOVPS   (DX)(R9*1), Y0, Y4
 	VBROADCASTSS (CX), Y5
 	VMULPS       Y5, Y4, Y5
@@ -44345,7 +50764,7 @@ tfull1373:
 	VBLENDVPS    Y1, Y4, Y5, Y4
 	VMAXPS       Y4, Y3, Y3
 
-tdone1374:
+tdone1602:
 	VPERM2F128 $0x01, Y2, Y2, Y4
 	VMAXPS     Y4, Y2, Y2
 	VPERMILPS  $0x4e, Y2, Y4
@@ -44364,9 +50783,9 @@ tdone1374:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1376
+	JZ         tfull1604
 
-ttile1375:
+ttile1603:
 	VMOVUPS      (SI)(R10*1), Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -44458,11 +50877,11 @@ ttile1375:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1375
+	JNZ          ttile1603
 
-tfull1376:
+tfull1604:
 	TESTQ        R8, R8
-	JZ           tdone1377
+	JZ           tdone1605
 	VMASKMOVPS   (SI)(R10*1), Y0, Y6
 	VSUBPS       Y2, Y6, Y6
 	VMAXPS       exp_lo<>+0(SB), Y6, Y6
@@ -44556,7 +50975,7 @@ tfull1376:
 	VMOVUPS      Y2, 2080(SI)(R10*1)
 	VADDPS       Y2, Y5, Y5
 
-tdone1377:
+tdone1605:
 	VEXTRACTF128 $0x01, Y4, X2
 	VADDPS       X2, X4, X2
 	VPERMILPS    $0x4e, X2, X3
@@ -44581,9 +51000,9 @@ tdone1377:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1379
+	JZ           tfull1607
 
-ttile1378:
+ttile1606:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     (BX)(R9*1), Y10
@@ -44603,11 +51022,11 @@ ttile1378:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1378
+	JNZ         ttile1606
 
-tfull1379:
+tfull1607:
 	TESTQ       R8, R8
-	JZ          tdone1380
+	JZ          tdone1608
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  (BX)(R9*1), Y0, Y10
@@ -44625,7 +51044,7 @@ tfull1379:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1380:
+tdone1608:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -44666,9 +51085,9 @@ tdone1380:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1382
+	JZ           tfull1610
 
-ttile1381:
+ttile1609:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     128(BX)(R9*1), Y10
@@ -44688,11 +51107,11 @@ ttile1381:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1381
+	JNZ         ttile1609
 
-tfull1382:
+tfull1610:
 	TESTQ       R8, R8
-	JZ          tdone1383
+	JZ          tdone1611
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  128(BX)(R9*1), Y0, Y10
@@ -44710,7 +51129,7 @@ tfull1382:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1383:
+tdone1611:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -44751,9 +51170,9 @@ tdone1383:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1385
+	JZ           tfull1613
 
-ttile1384:
+ttile1612:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     256(BX)(R9*1), Y10
@@ -44773,11 +51192,11 @@ ttile1384:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1384
+	JNZ         ttile1612
 
-tfull1385:
+tfull1613:
 	TESTQ       R8, R8
-	JZ          tdone1386
+	JZ          tdone1614
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  256(BX)(R9*1), Y0, Y10
@@ -44795,7 +51214,7 @@ tfull1385:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1386:
+tdone1614:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -44836,9 +51255,9 @@ tdone1386:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1388
+	JZ           tfull1616
 
-ttile1387:
+ttile1615:
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMOVUPS     384(BX)(R9*1), Y10
@@ -44858,11 +51277,11 @@ ttile1387:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1387
+	JNZ         ttile1615
 
-tfull1388:
+tfull1616:
 	TESTQ       R8, R8
-	JZ          tdone1389
+	JZ          tdone1617
 	VMOVUPS     (SI)(R10*1), Y8
 	VMOVUPS     2048(SI)(R10*1), Y9
 	VMASKMOVPS  384(BX)(R9*1), Y0, Y10
@@ -44880,7 +51299,7 @@ tfull1388:
 	VFMADD231PS Y10, Y8, Y5
 	VFMADD231PS Y10, Y9, Y7
 
-tdone1389:
+tdone1617:
 	VEXTRACTF128 $0x01, Y2, X8
 	VADDPS       X8, X2, X8
 	VPERMILPS    $0x4e, X8, X2
@@ -44913,9 +51332,9 @@ tdone1389:
 	VADDPS       X3, X2, X2
 	VMULSS       X4, X2, X2
 	VMOVSS       X2, 60(AX)
-	JMP          tnext1354
+	JMP          tnext1582
 
-tdone1356:
+tdone1584:
 	VZEROUPPER
 	RET
 
@@ -44935,7 +51354,7 @@ TEXT ·gattentiont_8_512_4x2_avx512(SB), NOSPLIT, $0-48
 	KMOVW (R9)(R8*2), K1
 	MOVQ  $0x00000004, R11
 
-tkvhead1390:
+tkvhead1618:
 	VMOVUPS      exp2_p1<>+0(SB), Z0
 	VMOVUPS      exp2_p2<>+0(SB), Z1
 	VMOVUPS      exp2_p3<>+0(SB), Z2
@@ -44980,9 +51399,9 @@ tkvhead1390:
 	XORQ         R10, R10
 	MOVQ         DI, R12
 	TESTQ        R12, R12
-	JZ           tfull1395
+	JZ           tfull1623
 
-ttile1394:
+ttile1622:
 	VMOVUPS     (DX)(R9*1), Z24
 	VMULPS      Z6, Z24, Z25
 	VMULPS      Z14, Z24, Z24
@@ -45034,11 +51453,11 @@ ttile1394:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1394
+	JNZ         ttile1622
 
-tfull1395:
+tfull1623:
 	TESTQ       R8, R8
-	JZ          tdone1396
+	JZ          tdone1624
 	VMOVUPS.Z   (DX)(R9*1), K1, Z24
 	VMULPS      Z6, Z24, Z6
 	VMULPS      Z14, Z24, Z14
@@ -45090,7 +51509,7 @@ tfull1395:
 	VMOVUPS     Z14, 2048(SI)(R10*1)
 	VADDPS      Z14, Z23, Z23
 
-tdone1396:
+tdone1624:
 	VEXTRACTF64X4 $0x01, Z22, Y0
 	VADDPS        Y0, Y22, Y22
 	VEXTRACTF32X4 $0x01, Y22, X0
@@ -45100,9 +51519,9 @@ tdone1396:
 	VPERMILPS     $0xb1, X0, X1
 	VADDPS        X1, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1392
+	JCS           tslow1620
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1392
+	JHI           tslow1620
 	VMOVUPS       one<>+0(SB), X1
 	VDIVPS        X0, X1, X1
 	VEXTRACTF64X4 $0x01, Z23, Y0
@@ -45114,9 +51533,9 @@ tdone1396:
 	VPERMILPS     $0xb1, X0, X2
 	VADDPS        X2, X0, X0
 	VUCOMISS      fastsummin<>+0(SB), X0
-	JCS           tslow1392
+	JCS           tslow1620
 	VUCOMISS      fastsummax<>+0(SB), X0
-	JHI           tslow1392
+	JHI           tslow1620
 	VMOVUPS       one<>+0(SB), X2
 	VDIVPS        X0, X2, X2
 	VMOVUPS       zero<>+0(SB), Z0
@@ -45139,9 +51558,9 @@ tdone1396:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1398
+	JZ            tfull1626
 
-ttile1397:
+ttile1625:
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     2048(SI)(R10*1), Z19
 	VMOVUPS     (BX)(R9*1), Z20
@@ -45171,11 +51590,11 @@ ttile1397:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1397
+	JNZ         ttile1625
 
-tfull1398:
+tfull1626:
 	TESTQ       R8, R8
-	JZ          tdone1399
+	JZ          tdone1627
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     2048(SI)(R10*1), Z19
 	VMOVUPS.Z   (BX)(R9*1), K1, Z20
@@ -45203,7 +51622,7 @@ tfull1398:
 	VFMADD231PS Z20, Z18, Z9
 	VFMADD231PS Z20, Z19, Z17
 
-tdone1399:
+tdone1627:
 	VSHUFF32X4   $0x44, Z6, Z0, Z18
 	VSHUFF32X4   $0xee, Z6, Z0, Z0
 	VADDPS       Z0, Z18, Z18
@@ -45255,25 +51674,25 @@ tdone1399:
 	VMULPS       Z0, Z3, Z3
 	VMOVUPS      Z3, (AX)
 
-tnext1391:
+tnext1619:
 	ADDQ $0x00004000, DX
 	ADDQ $0x00004000, BX
 	ADDQ $0x00000040, CX
 	ADDQ $0x00000040, AX
 	DECQ R11
-	JNE  tkvhead1390
-	JMP  tdone1393
+	JNE  tkvhead1618
+	JMP  tdone1621
 
-tslow1392:
+tslow1620:
 	VMOVUPS neginf<>+0(SB), Z0
 	VMOVUPS neginf<>+0(SB), Z1
 	XORQ    R9, R9
 	XORQ    R10, R10
 	MOVQ    DI, R12
 	TESTQ   R12, R12
-	JZ      tfull1401
+	JZ      tfull1629
 
-ttile1400:
+ttile1628:
 	VMOVUPS          (DX)(R9*1), Z2
 	VMULPS.BCST      (CX), Z2, Z3
 	VMULPS.BCST      32(CX), Z2, Z2
@@ -45307,11 +51726,11 @@ ttile1400:
 	ADDQ             $0x00000200, R9
 	ADDQ             $0x40, R10
 	DECQ             R12
-	JNZ              ttile1400
+	JNZ              ttile1628
 
-tfull1401:
+tfull1629:
 	TESTQ            R8, R8
-	JZ               tdone1402
+	JZ               tdone1630
 	VMOVUPS.Z        (DX)(R9*1), K1, Z2
 	VMULPS.BCST      (CX), Z2, Z3
 	VMULPS.BCST      32(CX), Z2, Z2
@@ -45343,7 +51762,7 @@ tfull1401:
 	VMOVUPS          Z2, 2048(SI)(R10*1)
 	VMAXPS           Z2, Z1, K1, Z1
 
-tdone1402:
+tdone1630:
 	VSHUFF32X4 $0x4e, Z0, Z0, Z2
 	VMAXPS     Z2, Z0, Z0
 	VSHUFF32X4 $0xb1, Z0, Z0, Z2
@@ -45377,9 +51796,9 @@ tdone1402:
 	XORQ       R10, R10
 	MOVQ       DI, R12
 	TESTQ      R12, R12
-	JZ         tfull1404
+	JZ         tfull1632
 
-ttile1403:
+ttile1631:
 	VMOVUPS      (SI)(R10*1), Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -45421,11 +51840,11 @@ ttile1403:
 	ADDQ         $0x00000200, R9
 	ADDQ         $0x40, R10
 	DECQ         R12
-	JNZ          ttile1403
+	JNZ          ttile1631
 
-tfull1404:
+tfull1632:
 	TESTQ        R8, R8
-	JZ           tdone1405
+	JZ           tdone1633
 	VMOVUPS.Z    (SI)(R10*1), K1, Z15
 	VSUBPS       Z0, Z15, Z15
 	VMAXPS       Z4, Z15, Z15
@@ -45467,7 +51886,7 @@ tfull1404:
 	VMOVUPS      Z0, 2048(SI)(R10*1)
 	VADDPS       Z0, Z3, Z3
 
-tdone1405:
+tdone1633:
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y2
 	VEXTRACTF32X4 $0x01, Y2, X0
@@ -45508,9 +51927,9 @@ tdone1405:
 	XORQ          R10, R10
 	MOVQ          DI, R12
 	TESTQ         R12, R12
-	JZ            tfull1407
+	JZ            tfull1635
 
-ttile1406:
+ttile1634:
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     2048(SI)(R10*1), Z19
 	VMOVUPS     (BX)(R9*1), Z20
@@ -45540,11 +51959,11 @@ ttile1406:
 	ADDQ        $0x00000200, R9
 	ADDQ        $0x40, R10
 	DECQ        R12
-	JNZ         ttile1406
+	JNZ         ttile1634
 
-tfull1407:
+tfull1635:
 	TESTQ       R8, R8
-	JZ          tdone1408
+	JZ          tdone1636
 	VMOVUPS     (SI)(R10*1), Z18
 	VMOVUPS     2048(SI)(R10*1), Z19
 	VMOVUPS.Z   (BX)(R9*1), K1, Z20
@@ -45572,7 +51991,7 @@ tfull1407:
 	VFMADD231PS Z20, Z18, Z9
 	VFMADD231PS Z20, Z19, Z17
 
-tdone1408:
+tdone1636:
 	VSHUFF32X4   $0x44, Z6, Z0, Z18
 	VSHUFF32X4   $0xee, Z6, Z0, Z0
 	VADDPS       Z0, Z18, Z18
@@ -45623,9 +52042,9 @@ tdone1408:
 	VINSERTF64X4 $0x01, Y1, Z0, Z0
 	VMULPS       Z0, Z3, Z3
 	VMOVUPS      Z3, (AX)
-	JMP          tnext1391
+	JMP          tnext1619
 
-tdone1393:
+tdone1621:
 	VZEROUPPER
 	RET
 
@@ -45637,16 +52056,16 @@ TEXT ·matmul_13x17_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail1410
+	JL      tail1638
 
-rows4_1409:
+rows4_1637:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1414
+	JL   toktail1642
 
-tok1413:
+tok1641:
 	VMOVUPS      (BX), Y7
 	VMOVUPS      68(BX), Y8
 	PREFETCHT0   544(CX)
@@ -45721,11 +52140,11 @@ tok1413:
 	ADDQ         $0x00000068, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1413
+	JGE          tok1641
 
-toktail1414:
+toktail1642:
 	CMPQ         DI, $0x01
-	JL           tok1_1415
+	JL           tok1_1643
 	VMOVUPS      (BX), Y4
 	PREFETCHT0   544(CX)
 	VMULPS       (CX), Y4, Y1
@@ -45765,25 +52184,25 @@ toktail1414:
 	ADDQ         $0x00000034, SI
 	SUBQ         $0x01, DI
 
-tok1_1415:
+tok1_1643:
 	ADDQ $0x00000110, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1409
+	JGE  rows4_1637
 
-tail1410:
+tail1638:
 	TESTQ DX, DX
-	JE    done1412
+	JE    done1640
 
-rows1_1411:
+rows1_1639:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1417
+	JL   toktail1645
 
-tok1416:
+tok1644:
 	VMOVUPS      (BX), Y1
 	VMOVUPS      68(BX), Y2
 	PREFETCHT0   136(CX)
@@ -45818,11 +52237,11 @@ tok1416:
 	ADDQ         $0x00000068, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1416
+	JGE          tok1644
 
-toktail1417:
+toktail1645:
 	CMPQ         DI, $0x01
-	JL           tok1_1418
+	JL           tok1_1646
 	VMOVUPS      (BX), Y1
 	PREFETCHT0   136(CX)
 	VMULPS       (CX), Y1, Y1
@@ -45842,13 +52261,13 @@ toktail1417:
 	ADDQ         $0x00000034, SI
 	SUBQ         $0x01, DI
 
-tok1_1418:
+tok1_1646:
 	ADDQ $0x00000044, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1411
+	JNE  rows1_1639
 
-done1412:
+done1640:
 	VZEROUPPER
 	RET
 
@@ -45861,16 +52280,16 @@ TEXT ·matmul_13x17_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail1420
+	JL    tail1648
 
-rows4_1419:
+rows4_1647:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1424
+	JL   toktail1652
 
-tok1423:
+tok1651:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       68(BX), Y19
 	VMOVUPS       136(BX), Y20
@@ -46049,11 +52468,11 @@ tok1423:
 	ADDQ          $0x00000138, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1423
+	JGE           tok1651
 
-toktail1424:
+toktail1652:
 	CMPQ          DI, $0x04
-	JL            tok4_1425
+	JL            tok4_1653
 	VMOVUPS       (BX), Y12
 	VMOVUPS       68(BX), Y13
 	VMOVUPS       136(BX), Y14
@@ -46178,9 +52597,9 @@ toktail1424:
 	ADDQ          $0x000000d0, SI
 	SUBQ          $0x04, DI
 
-tok4_1425:
+tok4_1653:
 	CMPQ          DI, $0x02
-	JL            tok2_1426
+	JL            tok2_1654
 	VMOVUPS       (BX), Y6
 	VMOVUPS       68(BX), Y7
 	PREFETCHT0    544(CX)
@@ -46251,9 +52670,9 @@ tok4_1425:
 	ADDQ          $0x00000068, SI
 	SUBQ          $0x02, DI
 
-tok2_1426:
+tok2_1654:
 	CMPQ          DI, $0x01
-	JL            tok1_1427
+	JL            tok1_1655
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    544(CX)
 	VMULPS        (CX), Y3, Y0
@@ -46289,25 +52708,25 @@ tok2_1426:
 	ADDQ          $0x00000034, SI
 	SUBQ          $0x01, DI
 
-tok1_1427:
+tok1_1655:
 	ADDQ $0x00000110, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1419
+	JGE  rows4_1647
 
-tail1420:
+tail1648:
 	TESTQ DX, DX
-	JE    done1422
+	JE    done1650
 
-rows1_1421:
+rows1_1649:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1429
+	JL   toktail1657
 
-tok1428:
+tok1656:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       68(BX), Y1
 	VMOVUPS       136(BX), Y2
@@ -46393,11 +52812,11 @@ tok1428:
 	ADDQ          $0x00000138, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1428
+	JGE           tok1656
 
-toktail1429:
+toktail1657:
 	CMPQ          DI, $0x04
-	JL            tok4_1430
+	JL            tok4_1658
 	VMOVUPS       (BX), Y0
 	VMOVUPS       68(BX), Y1
 	VMOVUPS       136(BX), Y2
@@ -46457,9 +52876,9 @@ toktail1429:
 	ADDQ          $0x000000d0, SI
 	SUBQ          $0x04, DI
 
-tok4_1430:
+tok4_1658:
 	CMPQ          DI, $0x02
-	JL            tok2_1431
+	JL            tok2_1659
 	VMOVUPS       (BX), Y0
 	VMOVUPS       68(BX), Y1
 	PREFETCHT0    136(CX)
@@ -46493,9 +52912,9 @@ tok4_1430:
 	ADDQ          $0x00000068, SI
 	SUBQ          $0x02, DI
 
-tok2_1431:
+tok2_1659:
 	CMPQ          DI, $0x01
-	JL            tok1_1432
+	JL            tok1_1660
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    136(CX)
 	VMULPS        (CX), Y0, Y0
@@ -46514,13 +52933,13 @@ tok2_1431:
 	ADDQ          $0x00000034, SI
 	SUBQ          $0x01, DI
 
-tok1_1432:
+tok1_1660:
 	ADDQ $0x00000044, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1421
+	JNE  rows1_1649
 
-done1422:
+done1650:
 	VZEROUPPER
 	RET
 
@@ -46531,16 +52950,16 @@ TEXT ·matmul_172x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1434
+	JL   tail1662
 
-rows4_1433:
+rows4_1661:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1438
+	JL   toktail1666
 
-tok1437:
+tok1665:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -46697,11 +53116,11 @@ tok1437:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1437
+	JGE          tok1665
 
-toktail1438:
+toktail1666:
 	CMPQ         DI, $0x01
-	JL           tok1_1439
+	JL           tok1_1667
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -46774,25 +53193,25 @@ toktail1438:
 	ADDQ         $0x000002b0, SI
 	SUBQ         $0x01, DI
 
-tok1_1439:
+tok1_1667:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1433
+	JGE  rows4_1661
 
-tail1434:
+tail1662:
 	TESTQ DX, DX
-	JE    done1436
+	JE    done1664
 
-rows1_1435:
+rows1_1663:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1441
+	JL   toktail1669
 
-tok1440:
+tok1668:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -46855,11 +53274,11 @@ tok1440:
 	ADDQ         $0x00000560, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1440
+	JGE          tok1668
 
-toktail1441:
+toktail1669:
 	CMPQ         DI, $0x01
-	JL           tok1_1442
+	JL           tok1_1670
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -46891,13 +53310,13 @@ toktail1441:
 	ADDQ         $0x000002b0, SI
 	SUBQ         $0x01, DI
 
-tok1_1442:
+tok1_1670:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1435
+	JNE  rows1_1663
 
-done1436:
+done1664:
 	VZEROUPPER
 	RET
 
@@ -46908,16 +53327,16 @@ TEXT ·matmul_172x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1444
+	JL   tail1672
 
-rows4_1443:
+rows4_1671:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1448
+	JL   toktail1676
 
-tok1447:
+tok1675:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -47282,11 +53701,11 @@ tok1447:
 	ADDQ          $0x00001020, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1447
+	JGE           tok1675
 
-toktail1448:
+toktail1676:
 	CMPQ          DI, $0x04
-	JL            tok4_1449
+	JL            tok4_1677
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -47547,9 +53966,9 @@ toktail1448:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x04, DI
 
-tok4_1449:
+tok4_1677:
 	CMPQ          DI, $0x02
-	JL            tok2_1450
+	JL            tok2_1678
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -47706,9 +54125,9 @@ tok4_1449:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x02, DI
 
-tok2_1450:
+tok2_1678:
 	CMPQ          DI, $0x01
-	JL            tok1_1451
+	JL            tok1_1679
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -47781,25 +54200,25 @@ tok2_1450:
 	ADDQ          $0x000002b0, SI
 	SUBQ          $0x01, DI
 
-tok1_1451:
+tok1_1679:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1443
+	JGE  rows4_1671
 
-tail1444:
+tail1672:
 	TESTQ DX, DX
-	JE    done1446
+	JE    done1674
 
-rows1_1445:
+rows1_1673:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1453
+	JL   toktail1681
 
-tok1452:
+tok1680:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -47954,11 +54373,11 @@ tok1452:
 	ADDQ          $0x00001020, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1452
+	JGE           tok1680
 
-toktail1453:
+toktail1681:
 	CMPQ          DI, $0x04
-	JL            tok4_1454
+	JL            tok4_1682
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -48067,9 +54486,9 @@ toktail1453:
 	ADDQ          $0x00000ac0, SI
 	SUBQ          $0x04, DI
 
-tok4_1454:
+tok4_1682:
 	CMPQ          DI, $0x02
-	JL            tok2_1455
+	JL            tok2_1683
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -48132,9 +54551,9 @@ tok4_1454:
 	ADDQ          $0x00000560, SI
 	SUBQ          $0x02, DI
 
-tok2_1455:
+tok2_1683:
 	CMPQ          DI, $0x01
-	JL            tok1_1456
+	JL            tok1_1684
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -48166,13 +54585,13 @@ tok2_1455:
 	ADDQ          $0x000002b0, SI
 	SUBQ          $0x01, DI
 
-tok1_1456:
+tok1_1684:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1445
+	JNE  rows1_1673
 
-done1446:
+done1674:
 	VZEROUPPER
 	RET
 
@@ -48184,16 +54603,16 @@ TEXT ·matmul_1x1_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail1458
+	JL      tail1686
 
-rows4_1457:
+rows4_1685:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1462
+	JL   toktail1690
 
-tok1461:
+tok1689:
 	VMASKMOVPS   (BX), Y0, Y7
 	VMASKMOVPS   4(BX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y2
@@ -48236,11 +54655,11 @@ tok1461:
 	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1461
+	JGE          tok1689
 
-toktail1462:
+toktail1690:
 	CMPQ         DI, $0x01
-	JL           tok1_1463
+	JL           tok1_1691
 	VMASKMOVPS   (BX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -48266,25 +54685,25 @@ toktail1462:
 	ADDQ         $0x00000004, SI
 	SUBQ         $0x01, DI
 
-tok1_1463:
+tok1_1691:
 	ADDQ $0x00000010, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1457
+	JGE  rows4_1685
 
-tail1458:
+tail1686:
 	TESTQ DX, DX
-	JE    done1460
+	JE    done1688
 
-rows1_1459:
+rows1_1687:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1465
+	JL   toktail1693
 
-tok1464:
+tok1692:
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   4(BX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y3
@@ -48308,11 +54727,11 @@ tok1464:
 	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1464
+	JGE          tok1692
 
-toktail1465:
+toktail1693:
 	CMPQ         DI, $0x01
-	JL           tok1_1466
+	JL           tok1_1694
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -48327,13 +54746,13 @@ toktail1465:
 	ADDQ         $0x00000004, SI
 	SUBQ         $0x01, DI
 
-tok1_1466:
+tok1_1694:
 	ADDQ $0x00000004, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1459
+	JNE  rows1_1687
 
-done1460:
+done1688:
 	VZEROUPPER
 	RET
 
@@ -48346,16 +54765,16 @@ TEXT ·matmul_1x1_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail1468
+	JL    tail1696
 
-rows4_1467:
+rows4_1695:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1472
+	JL   toktail1700
 
-tok1471:
+tok1699:
 	VMOVUPS.Z     (BX), K1, Y18
 	VMOVUPS.Z     4(BX), K1, Y19
 	VMOVUPS.Z     8(BX), K1, Y20
@@ -48462,11 +54881,11 @@ tok1471:
 	ADDQ          $0x00000018, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1471
+	JGE           tok1699
 
-toktail1472:
+toktail1700:
 	CMPQ          DI, $0x04
-	JL            tok4_1473
+	JL            tok4_1701
 	VMOVUPS.Z     (BX), K1, Y12
 	VMOVUPS.Z     4(BX), K1, Y13
 	VMOVUPS.Z     8(BX), K1, Y14
@@ -48539,9 +54958,9 @@ toktail1472:
 	ADDQ          $0x00000010, SI
 	SUBQ          $0x04, DI
 
-tok4_1473:
+tok4_1701:
 	CMPQ          DI, $0x02
-	JL            tok2_1474
+	JL            tok2_1702
 	VMOVUPS.Z     (BX), K1, Y6
 	VMOVUPS.Z     4(BX), K1, Y7
 	VMULPS.Z      (CX), Y6, K1, Y0
@@ -48580,9 +54999,9 @@ tok4_1473:
 	ADDQ          $0x00000008, SI
 	SUBQ          $0x02, DI
 
-tok2_1474:
+tok2_1702:
 	CMPQ          DI, $0x01
-	JL            tok1_1475
+	JL            tok1_1703
 	VMOVUPS.Z     (BX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      4(CX), Y3, K1, Y1
@@ -48604,25 +55023,25 @@ tok2_1474:
 	ADDQ          $0x00000004, SI
 	SUBQ          $0x01, DI
 
-tok1_1475:
+tok1_1703:
 	ADDQ $0x00000010, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1467
+	JGE  rows4_1695
 
-tail1468:
+tail1696:
 	TESTQ DX, DX
-	JE    done1470
+	JE    done1698
 
-rows1_1469:
+rows1_1697:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1477
+	JL   toktail1705
 
-tok1476:
+tok1704:
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     4(BX), K1, Y1
 	VMOVUPS.Z     8(BX), K1, Y2
@@ -48681,11 +55100,11 @@ tok1476:
 	ADDQ          $0x00000018, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1476
+	JGE           tok1704
 
-toktail1477:
+toktail1705:
 	CMPQ          DI, $0x04
-	JL            tok4_1478
+	JL            tok4_1706
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     4(BX), K1, Y1
 	VMOVUPS.Z     8(BX), K1, Y2
@@ -48726,9 +55145,9 @@ toktail1477:
 	ADDQ          $0x00000010, SI
 	SUBQ          $0x04, DI
 
-tok4_1478:
+tok4_1706:
 	CMPQ          DI, $0x02
-	JL            tok2_1479
+	JL            tok2_1707
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     4(BX), K1, Y1
 	VMULPS.Z      (CX), Y0, K1, Y0
@@ -48751,9 +55170,9 @@ tok4_1478:
 	ADDQ          $0x00000008, SI
 	SUBQ          $0x02, DI
 
-tok2_1479:
+tok2_1707:
 	CMPQ          DI, $0x01
-	JL            tok1_1480
+	JL            tok1_1708
 	VMOVUPS.Z     (BX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -48767,13 +55186,13 @@ tok2_1479:
 	ADDQ          $0x00000004, SI
 	SUBQ          $0x01, DI
 
-tok1_1480:
+tok1_1708:
 	ADDQ $0x00000004, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1469
+	JNE  rows1_1697
 
-done1470:
+done1698:
 	VZEROUPPER
 	RET
 
@@ -48784,16 +55203,16 @@ TEXT ·matmul_2048x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1482
+	JL   tail1710
 
-rows4_1481:
+rows4_1709:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1486
+	JL   toktail1714
 
-tok1485:
+tok1713:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -48804,7 +55223,7 @@ tok1485:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols1487:
+cols1715:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -48825,7 +55244,7 @@ cols1487:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1487
+	JNE          cols1715
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -48854,18 +55273,18 @@ cols1487:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1485
+	JGE          tok1713
 
-toktail1486:
+toktail1714:
 	CMPQ   DI, $0x01
-	JL     tok1_1488
+	JL     tok1_1716
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols1489:
+cols1717:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -48877,7 +55296,7 @@ cols1489:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1489
+	JNE          cols1717
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -48894,30 +55313,30 @@ cols1489:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x01, DI
 
-tok1_1488:
+tok1_1716:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1481
+	JGE  rows4_1709
 
-tail1482:
+tail1710:
 	TESTQ DX, DX
-	JE    done1484
+	JE    done1712
 
-rows1_1483:
+rows1_1711:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1491
+	JL   toktail1719
 
-tok1490:
+tok1718:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols1492:
+cols1720:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -48926,7 +55345,7 @@ cols1492:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1492
+	JNE          cols1720
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -48945,21 +55364,21 @@ cols1492:
 	ADDQ         $0x00004000, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1490
+	JGE          tok1718
 
-toktail1491:
+toktail1719:
 	CMPQ   DI, $0x01
-	JL     tok1_1493
+	JL     tok1_1721
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols1494:
+cols1722:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1494
+	JNE          cols1722
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -48971,13 +55390,13 @@ cols1494:
 	ADDQ         $0x00002000, SI
 	SUBQ         $0x01, DI
 
-tok1_1493:
+tok1_1721:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1483
+	JNE  rows1_1711
 
-done1484:
+done1712:
 	VZEROUPPER
 	RET
 
@@ -48988,16 +55407,16 @@ TEXT ·matmul_2048x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1496
+	JL   tail1724
 
-rows4_1495:
+rows4_1723:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1500
+	JL   toktail1728
 
-tok1499:
+tok1727:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -49024,7 +55443,7 @@ tok1499:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols1501:
+cols1729:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -49065,7 +55484,7 @@ cols1501:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1501
+	JNE           cols1729
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -49190,11 +55609,11 @@ cols1501:
 	ADDQ          $0x0000c000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1499
+	JGE           tok1727
 
-toktail1500:
+toktail1728:
 	CMPQ    DI, $0x04
-	JL      tok4_1502
+	JL      tok4_1730
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -49213,7 +55632,7 @@ toktail1500:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols1503:
+cols1731:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -49244,7 +55663,7 @@ cols1503:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1503
+	JNE           cols1731
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -49329,9 +55748,9 @@ cols1503:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x04, DI
 
-tok4_1502:
+tok4_1730:
 	CMPQ    DI, $0x02
-	JL      tok2_1504
+	JL      tok2_1732
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -49342,7 +55761,7 @@ tok4_1502:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols1505:
+cols1733:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -49363,7 +55782,7 @@ cols1505:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1505
+	JNE           cols1733
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -49408,16 +55827,16 @@ cols1505:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x02, DI
 
-tok2_1504:
+tok2_1732:
 	CMPQ    DI, $0x01
-	JL      tok1_1506
+	JL      tok1_1734
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1507:
+cols1735:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -49429,7 +55848,7 @@ cols1507:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1507
+	JNE           cols1735
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -49454,25 +55873,25 @@ cols1507:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x01, DI
 
-tok1_1506:
+tok1_1734:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1495
+	JGE  rows4_1723
 
-tail1496:
+tail1724:
 	TESTQ DX, DX
-	JE    done1498
+	JE    done1726
 
-rows1_1497:
+rows1_1725:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1509
+	JL   toktail1737
 
-tok1508:
+tok1736:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -49481,7 +55900,7 @@ tok1508:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols1510:
+cols1738:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -49498,7 +55917,7 @@ cols1510:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1510
+	JNE           cols1738
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -49557,18 +55976,18 @@ cols1510:
 	ADDQ          $0x0000c000, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1508
+	JGE           tok1736
 
-toktail1509:
+toktail1737:
 	CMPQ    DI, $0x04
-	JL      tok4_1511
+	JL      tok4_1739
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1512:
+cols1740:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -49581,7 +56000,7 @@ cols1512:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1512
+	JNE           cols1740
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -49622,14 +56041,14 @@ cols1512:
 	ADDQ          $0x00008000, SI
 	SUBQ          $0x04, DI
 
-tok4_1511:
+tok4_1739:
 	CMPQ    DI, $0x02
-	JL      tok2_1513
+	JL      tok2_1741
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols1514:
+cols1742:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -49638,7 +56057,7 @@ cols1514:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1514
+	JNE           cols1742
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -49661,19 +56080,19 @@ cols1514:
 	ADDQ          $0x00004000, SI
 	SUBQ          $0x02, DI
 
-tok2_1513:
+tok2_1741:
 	CMPQ    DI, $0x01
-	JL      tok1_1515
+	JL      tok1_1743
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols1516:
+cols1744:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1516
+	JNE           cols1744
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -49687,13 +56106,13 @@ cols1516:
 	ADDQ          $0x00002000, SI
 	SUBQ          $0x01, DI
 
-tok1_1515:
+tok1_1743:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1497
+	JNE  rows1_1725
 
-done1498:
+done1726:
 	VZEROUPPER
 	RET
 
@@ -49704,16 +56123,16 @@ TEXT ·matmul_288x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1518
+	JL   tail1746
 
-rows4_1517:
+rows4_1745:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1522
+	JL   toktail1750
 
-tok1521:
+tok1749:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -49724,7 +56143,7 @@ tok1521:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols1523:
+cols1751:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -49745,7 +56164,7 @@ cols1523:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1523
+	JNE          cols1751
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -49774,18 +56193,18 @@ cols1523:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1521
+	JGE          tok1749
 
-toktail1522:
+toktail1750:
 	CMPQ   DI, $0x01
-	JL     tok1_1524
+	JL     tok1_1752
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols1525:
+cols1753:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -49797,7 +56216,7 @@ cols1525:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1525
+	JNE          cols1753
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -49814,30 +56233,30 @@ cols1525:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_1524:
+tok1_1752:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1517
+	JGE  rows4_1745
 
-tail1518:
+tail1746:
 	TESTQ DX, DX
-	JE    done1520
+	JE    done1748
 
-rows1_1519:
+rows1_1747:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1527
+	JL   toktail1755
 
-tok1526:
+tok1754:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols1528:
+cols1756:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -49846,7 +56265,7 @@ cols1528:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1528
+	JNE          cols1756
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -49865,21 +56284,21 @@ cols1528:
 	ADDQ         $0x00000900, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1526
+	JGE          tok1754
 
-toktail1527:
+toktail1755:
 	CMPQ   DI, $0x01
-	JL     tok1_1529
+	JL     tok1_1757
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols1530:
+cols1758:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1530
+	JNE          cols1758
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -49891,13 +56310,13 @@ cols1530:
 	ADDQ         $0x00000480, SI
 	SUBQ         $0x01, DI
 
-tok1_1529:
+tok1_1757:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1519
+	JNE  rows1_1747
 
-done1520:
+done1748:
 	VZEROUPPER
 	RET
 
@@ -49908,16 +56327,16 @@ TEXT ·matmul_288x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1532
+	JL   tail1760
 
-rows4_1531:
+rows4_1759:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1536
+	JL   toktail1764
 
-tok1535:
+tok1763:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -49944,7 +56363,7 @@ tok1535:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols1537:
+cols1765:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -49985,7 +56404,7 @@ cols1537:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1537
+	JNE           cols1765
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -50110,11 +56529,11 @@ cols1537:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1535
+	JGE           tok1763
 
-toktail1536:
+toktail1764:
 	CMPQ    DI, $0x04
-	JL      tok4_1538
+	JL      tok4_1766
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -50133,7 +56552,7 @@ toktail1536:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols1539:
+cols1767:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -50164,7 +56583,7 @@ cols1539:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1539
+	JNE           cols1767
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -50249,9 +56668,9 @@ cols1539:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_1538:
+tok4_1766:
 	CMPQ    DI, $0x02
-	JL      tok2_1540
+	JL      tok2_1768
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -50262,7 +56681,7 @@ tok4_1538:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols1541:
+cols1769:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -50283,7 +56702,7 @@ cols1541:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1541
+	JNE           cols1769
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -50328,16 +56747,16 @@ cols1541:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_1540:
+tok2_1768:
 	CMPQ    DI, $0x01
-	JL      tok1_1542
+	JL      tok1_1770
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1543:
+cols1771:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -50349,7 +56768,7 @@ cols1543:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1543
+	JNE           cols1771
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -50374,25 +56793,25 @@ cols1543:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_1542:
+tok1_1770:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1531
+	JGE  rows4_1759
 
-tail1532:
+tail1760:
 	TESTQ DX, DX
-	JE    done1534
+	JE    done1762
 
-rows1_1533:
+rows1_1761:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1545
+	JL   toktail1773
 
-tok1544:
+tok1772:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -50401,7 +56820,7 @@ tok1544:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols1546:
+cols1774:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -50418,7 +56837,7 @@ cols1546:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1546
+	JNE           cols1774
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -50477,18 +56896,18 @@ cols1546:
 	ADDQ          $0x00001b00, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1544
+	JGE           tok1772
 
-toktail1545:
+toktail1773:
 	CMPQ    DI, $0x04
-	JL      tok4_1547
+	JL      tok4_1775
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1548:
+cols1776:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -50501,7 +56920,7 @@ cols1548:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1548
+	JNE           cols1776
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -50542,14 +56961,14 @@ cols1548:
 	ADDQ          $0x00001200, SI
 	SUBQ          $0x04, DI
 
-tok4_1547:
+tok4_1775:
 	CMPQ    DI, $0x02
-	JL      tok2_1549
+	JL      tok2_1777
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols1550:
+cols1778:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -50558,7 +56977,7 @@ cols1550:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1550
+	JNE           cols1778
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -50581,19 +57000,19 @@ cols1550:
 	ADDQ          $0x00000900, SI
 	SUBQ          $0x02, DI
 
-tok2_1549:
+tok2_1777:
 	CMPQ    DI, $0x01
-	JL      tok1_1551
+	JL      tok1_1779
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols1552:
+cols1780:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1552
+	JNE           cols1780
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -50607,13 +57026,13 @@ cols1552:
 	ADDQ          $0x00000480, SI
 	SUBQ          $0x01, DI
 
-tok1_1551:
+tok1_1779:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1533
+	JNE  rows1_1761
 
-done1534:
+done1762:
 	VZEROUPPER
 	RET
 
@@ -50625,16 +57044,16 @@ TEXT ·matmul_5x7_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail1554
+	JL      tail1782
 
-rows4_1553:
+rows4_1781:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1558
+	JL   toktail1786
 
-tok1557:
+tok1785:
 	VMASKMOVPS   (BX), Y0, Y7
 	VMASKMOVPS   28(BX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y2
@@ -50677,11 +57096,11 @@ tok1557:
 	ADDQ         $0x00000028, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1557
+	JGE          tok1785
 
-toktail1558:
+toktail1786:
 	CMPQ         DI, $0x01
-	JL           tok1_1559
+	JL           tok1_1787
 	VMASKMOVPS   (BX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -50707,25 +57126,25 @@ toktail1558:
 	ADDQ         $0x00000014, SI
 	SUBQ         $0x01, DI
 
-tok1_1559:
+tok1_1787:
 	ADDQ $0x00000070, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1553
+	JGE  rows4_1781
 
-tail1554:
+tail1782:
 	TESTQ DX, DX
-	JE    done1556
+	JE    done1784
 
-rows1_1555:
+rows1_1783:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1561
+	JL   toktail1789
 
-tok1560:
+tok1788:
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   28(BX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y3
@@ -50749,11 +57168,11 @@ tok1560:
 	ADDQ         $0x00000028, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1560
+	JGE          tok1788
 
-toktail1561:
+toktail1789:
 	CMPQ         DI, $0x01
-	JL           tok1_1562
+	JL           tok1_1790
 	VMASKMOVPS   (BX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -50768,13 +57187,13 @@ toktail1561:
 	ADDQ         $0x00000014, SI
 	SUBQ         $0x01, DI
 
-tok1_1562:
+tok1_1790:
 	ADDQ $0x0000001c, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1555
+	JNE  rows1_1783
 
-done1556:
+done1784:
 	VZEROUPPER
 	RET
 
@@ -50787,16 +57206,16 @@ TEXT ·matmul_5x7_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail1564
+	JL    tail1792
 
-rows4_1563:
+rows4_1791:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1568
+	JL   toktail1796
 
-tok1567:
+tok1795:
 	VMOVUPS.Z     (BX), K1, Y18
 	VMOVUPS.Z     28(BX), K1, Y19
 	VMOVUPS.Z     56(BX), K1, Y20
@@ -50903,11 +57322,11 @@ tok1567:
 	ADDQ          $0x00000078, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1567
+	JGE           tok1795
 
-toktail1568:
+toktail1796:
 	CMPQ          DI, $0x04
-	JL            tok4_1569
+	JL            tok4_1797
 	VMOVUPS.Z     (BX), K1, Y12
 	VMOVUPS.Z     28(BX), K1, Y13
 	VMOVUPS.Z     56(BX), K1, Y14
@@ -50980,9 +57399,9 @@ toktail1568:
 	ADDQ          $0x00000050, SI
 	SUBQ          $0x04, DI
 
-tok4_1569:
+tok4_1797:
 	CMPQ          DI, $0x02
-	JL            tok2_1570
+	JL            tok2_1798
 	VMOVUPS.Z     (BX), K1, Y6
 	VMOVUPS.Z     28(BX), K1, Y7
 	VMULPS.Z      (CX), Y6, K1, Y0
@@ -51021,9 +57440,9 @@ tok4_1569:
 	ADDQ          $0x00000028, SI
 	SUBQ          $0x02, DI
 
-tok2_1570:
+tok2_1798:
 	CMPQ          DI, $0x01
-	JL            tok1_1571
+	JL            tok1_1799
 	VMOVUPS.Z     (BX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -51045,25 +57464,25 @@ tok2_1570:
 	ADDQ          $0x00000014, SI
 	SUBQ          $0x01, DI
 
-tok1_1571:
+tok1_1799:
 	ADDQ $0x00000070, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1563
+	JGE  rows4_1791
 
-tail1564:
+tail1792:
 	TESTQ DX, DX
-	JE    done1566
+	JE    done1794
 
-rows1_1565:
+rows1_1793:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1573
+	JL   toktail1801
 
-tok1572:
+tok1800:
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     28(BX), K1, Y1
 	VMOVUPS.Z     56(BX), K1, Y2
@@ -51122,11 +57541,11 @@ tok1572:
 	ADDQ          $0x00000078, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1572
+	JGE           tok1800
 
-toktail1573:
+toktail1801:
 	CMPQ          DI, $0x04
-	JL            tok4_1574
+	JL            tok4_1802
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     28(BX), K1, Y1
 	VMOVUPS.Z     56(BX), K1, Y2
@@ -51167,9 +57586,9 @@ toktail1573:
 	ADDQ          $0x00000050, SI
 	SUBQ          $0x04, DI
 
-tok4_1574:
+tok4_1802:
 	CMPQ          DI, $0x02
-	JL            tok2_1575
+	JL            tok2_1803
 	VMOVUPS.Z     (BX), K1, Y0
 	VMOVUPS.Z     28(BX), K1, Y1
 	VMULPS.Z      (CX), Y0, K1, Y0
@@ -51192,9 +57611,9 @@ tok4_1574:
 	ADDQ          $0x00000028, SI
 	SUBQ          $0x02, DI
 
-tok2_1575:
+tok2_1803:
 	CMPQ          DI, $0x01
-	JL            tok1_1576
+	JL            tok1_1804
 	VMOVUPS.Z     (BX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -51208,13 +57627,13 @@ tok2_1575:
 	ADDQ          $0x00000014, SI
 	SUBQ          $0x01, DI
 
-tok1_1576:
+tok1_1804:
 	ADDQ $0x0000001c, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1565
+	JNE  rows1_1793
 
-done1566:
+done1794:
 	VZEROUPPER
 	RET
 
@@ -51225,16 +57644,16 @@ TEXT ·matmul_64x64_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1578
+	JL   tail1806
 
-rows4_1577:
+rows4_1805:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1582
+	JL   toktail1810
 
-tok1581:
+tok1809:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      256(BX), Y7
 	PREFETCHT0   2048(CX)
@@ -51391,11 +57810,11 @@ tok1581:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1581
+	JGE          tok1809
 
-toktail1582:
+toktail1810:
 	CMPQ         DI, $0x01
-	JL           tok1_1583
+	JL           tok1_1811
 	VMOVUPS      (BX), Y3
 	PREFETCHT0   2048(CX)
 	VMULPS       (CX), Y3, Y0
@@ -51468,25 +57887,25 @@ toktail1582:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_1583:
+tok1_1811:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1577
+	JGE  rows4_1805
 
-tail1578:
+tail1806:
 	TESTQ DX, DX
-	JE    done1580
+	JE    done1808
 
-rows1_1579:
+rows1_1807:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1585
+	JL   toktail1813
 
-tok1584:
+tok1812:
 	VMOVUPS      (BX), Y0
 	VMOVUPS      256(BX), Y1
 	PREFETCHT0   512(CX)
@@ -51549,11 +57968,11 @@ tok1584:
 	ADDQ         $0x00000200, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1584
+	JGE          tok1812
 
-toktail1585:
+toktail1813:
 	CMPQ         DI, $0x01
-	JL           tok1_1586
+	JL           tok1_1814
 	VMOVUPS      (BX), Y0
 	PREFETCHT0   512(CX)
 	VMULPS       (CX), Y0, Y0
@@ -51585,13 +58004,13 @@ toktail1585:
 	ADDQ         $0x00000100, SI
 	SUBQ         $0x01, DI
 
-tok1_1586:
+tok1_1814:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1579
+	JNE  rows1_1807
 
-done1580:
+done1808:
 	VZEROUPPER
 	RET
 
@@ -51602,16 +58021,16 @@ TEXT ·matmul_64x64_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1588
+	JL   tail1816
 
-rows4_1587:
+rows4_1815:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1592
+	JL   toktail1820
 
-tok1591:
+tok1819:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       256(BX), Y19
 	VMOVUPS       512(BX), Y20
@@ -51976,11 +58395,11 @@ tok1591:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1591
+	JGE           tok1819
 
-toktail1592:
+toktail1820:
 	CMPQ          DI, $0x04
-	JL            tok4_1593
+	JL            tok4_1821
 	VMOVUPS       (BX), Y12
 	VMOVUPS       256(BX), Y13
 	VMOVUPS       512(BX), Y14
@@ -52241,9 +58660,9 @@ toktail1592:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_1593:
+tok4_1821:
 	CMPQ          DI, $0x02
-	JL            tok2_1594
+	JL            tok2_1822
 	VMOVUPS       (BX), Y6
 	VMOVUPS       256(BX), Y7
 	PREFETCHT0    2048(CX)
@@ -52400,9 +58819,9 @@ tok4_1593:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_1594:
+tok2_1822:
 	CMPQ          DI, $0x01
-	JL            tok1_1595
+	JL            tok1_1823
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    2048(CX)
 	VMULPS        (CX), Y3, Y0
@@ -52475,25 +58894,25 @@ tok2_1594:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_1595:
+tok1_1823:
 	ADDQ $0x00000400, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1587
+	JGE  rows4_1815
 
-tail1588:
+tail1816:
 	TESTQ DX, DX
-	JE    done1590
+	JE    done1818
 
-rows1_1589:
+rows1_1817:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1597
+	JL   toktail1825
 
-tok1596:
+tok1824:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -52648,11 +59067,11 @@ tok1596:
 	ADDQ          $0x00000600, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1596
+	JGE           tok1824
 
-toktail1597:
+toktail1825:
 	CMPQ          DI, $0x04
-	JL            tok4_1598
+	JL            tok4_1826
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	VMOVUPS       512(BX), Y2
@@ -52761,9 +59180,9 @@ toktail1597:
 	ADDQ          $0x00000400, SI
 	SUBQ          $0x04, DI
 
-tok4_1598:
+tok4_1826:
 	CMPQ          DI, $0x02
-	JL            tok2_1599
+	JL            tok2_1827
 	VMOVUPS       (BX), Y0
 	VMOVUPS       256(BX), Y1
 	PREFETCHT0    512(CX)
@@ -52826,9 +59245,9 @@ tok4_1598:
 	ADDQ          $0x00000200, SI
 	SUBQ          $0x02, DI
 
-tok2_1599:
+tok2_1827:
 	CMPQ          DI, $0x01
-	JL            tok1_1600
+	JL            tok1_1828
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    512(CX)
 	VMULPS        (CX), Y0, Y0
@@ -52860,13 +59279,13 @@ tok2_1599:
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x01, DI
 
-tok1_1600:
+tok1_1828:
 	ADDQ $0x00000100, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1589
+	JNE  rows1_1817
 
-done1590:
+done1818:
 	VZEROUPPER
 	RET
 
@@ -52877,16 +59296,16 @@ TEXT ·matmul_768x288_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1602
+	JL   tail1830
 
-rows4_1601:
+rows4_1829:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1606
+	JL   toktail1834
 
-tok1605:
+tok1833:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -52897,7 +59316,7 @@ tok1605:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols1607:
+cols1835:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      1152(BX)(R8*1), Y9
 	PREFETCHT0   9216(CX)(R8*1)
@@ -52918,7 +59337,7 @@ cols1607:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1607
+	JNE          cols1835
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -52947,18 +59366,18 @@ cols1607:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1605
+	JGE          tok1833
 
-toktail1606:
+toktail1834:
 	CMPQ   DI, $0x01
-	JL     tok1_1608
+	JL     tok1_1836
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols1609:
+cols1837:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   9216(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -52970,7 +59389,7 @@ cols1609:
 	VFMADD231PS  3456(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1609
+	JNE          cols1837
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -52987,30 +59406,30 @@ cols1609:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_1608:
+tok1_1836:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1601
+	JGE  rows4_1829
 
-tail1602:
+tail1830:
 	TESTQ DX, DX
-	JE    done1604
+	JE    done1832
 
-rows1_1603:
+rows1_1831:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1611
+	JL   toktail1839
 
-tok1610:
+tok1838:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols1612:
+cols1840:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      1152(BX)(R8*1), Y3
 	PREFETCHT0   2304(CX)(R8*1)
@@ -53019,7 +59438,7 @@ cols1612:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1612
+	JNE          cols1840
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -53038,21 +59457,21 @@ cols1612:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1610
+	JGE          tok1838
 
-toktail1611:
+toktail1839:
 	CMPQ   DI, $0x01
-	JL     tok1_1613
+	JL     tok1_1841
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols1614:
+cols1842:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   2304(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000480
-	JNE          cols1614
+	JNE          cols1842
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -53064,13 +59483,13 @@ cols1614:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_1613:
+tok1_1841:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1603
+	JNE  rows1_1831
 
-done1604:
+done1832:
 	VZEROUPPER
 	RET
 
@@ -53081,16 +59500,16 @@ TEXT ·matmul_768x288_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1616
+	JL   tail1844
 
-rows4_1615:
+rows4_1843:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1620
+	JL   toktail1848
 
-tok1619:
+tok1847:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -53117,7 +59536,7 @@ tok1619:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols1621:
+cols1849:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       1152(BX)(R8*1), Z25
 	VMOVUPS       2304(BX)(R8*1), Z26
@@ -53158,7 +59577,7 @@ cols1621:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1621
+	JNE           cols1849
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -53283,11 +59702,11 @@ cols1621:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1619
+	JGE           tok1847
 
-toktail1620:
+toktail1848:
 	CMPQ    DI, $0x04
-	JL      tok4_1622
+	JL      tok4_1850
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -53306,7 +59725,7 @@ toktail1620:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols1623:
+cols1851:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       1152(BX)(R8*1), Z17
 	VMOVUPS       2304(BX)(R8*1), Z18
@@ -53337,7 +59756,7 @@ cols1623:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1623
+	JNE           cols1851
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -53422,9 +59841,9 @@ cols1623:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_1622:
+tok4_1850:
 	CMPQ    DI, $0x02
-	JL      tok2_1624
+	JL      tok2_1852
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -53435,7 +59854,7 @@ tok4_1622:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols1625:
+cols1853:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       1152(BX)(R8*1), Z9
 	PREFETCHT0    9216(CX)(R8*1)
@@ -53456,7 +59875,7 @@ cols1625:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1625
+	JNE           cols1853
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -53501,16 +59920,16 @@ cols1625:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_1624:
+tok2_1852:
 	CMPQ    DI, $0x01
-	JL      tok1_1626
+	JL      tok1_1854
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1627:
+cols1855:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    9216(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -53522,7 +59941,7 @@ cols1627:
 	VFMADD231PS   3456(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1627
+	JNE           cols1855
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -53547,25 +59966,25 @@ cols1627:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_1626:
+tok1_1854:
 	ADDQ $0x00001200, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1615
+	JGE  rows4_1843
 
-tail1616:
+tail1844:
 	TESTQ DX, DX
-	JE    done1618
+	JE    done1846
 
-rows1_1617:
+rows1_1845:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1629
+	JL   toktail1857
 
-tok1628:
+tok1856:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -53574,7 +59993,7 @@ tok1628:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols1630:
+cols1858:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       1152(BX)(R8*1), Z7
 	VMOVUPS       2304(BX)(R8*1), Z8
@@ -53591,7 +60010,7 @@ cols1630:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1630
+	JNE           cols1858
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -53650,18 +60069,18 @@ cols1630:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1628
+	JGE           tok1856
 
-toktail1629:
+toktail1857:
 	CMPQ    DI, $0x04
-	JL      tok4_1631
+	JL      tok4_1859
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1632:
+cols1860:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       1152(BX)(R8*1), Z5
 	VMOVUPS       2304(BX)(R8*1), Z6
@@ -53674,7 +60093,7 @@ cols1632:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1632
+	JNE           cols1860
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -53715,14 +60134,14 @@ cols1632:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_1631:
+tok4_1859:
 	CMPQ    DI, $0x02
-	JL      tok2_1633
+	JL      tok2_1861
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols1634:
+cols1862:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       1152(BX)(R8*1), Z3
 	PREFETCHT0    2304(CX)(R8*1)
@@ -53731,7 +60150,7 @@ cols1634:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1634
+	JNE           cols1862
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -53754,19 +60173,19 @@ cols1634:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_1633:
+tok2_1861:
 	CMPQ    DI, $0x01
-	JL      tok1_1635
+	JL      tok1_1863
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols1636:
+cols1864:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    2304(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000480
-	JNE           cols1636
+	JNE           cols1864
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -53780,13 +60199,13 @@ cols1636:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_1635:
+tok1_1863:
 	ADDQ $0x00000480, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1617
+	JNE  rows1_1845
 
-done1618:
+done1846:
 	VZEROUPPER
 	RET
 
@@ -53797,16 +60216,16 @@ TEXT ·matmul_768x768_avx2(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1638
+	JL   tail1866
 
-rows4_1637:
+rows4_1865:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1642
+	JL   toktail1870
 
-tok1641:
+tok1869:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -53817,7 +60236,7 @@ tok1641:
 	VXORPS Y7, Y7, Y7
 	XORQ   R8, R8
 
-cols1643:
+cols1871:
 	VMOVUPS      (BX)(R8*1), Y8
 	VMOVUPS      3072(BX)(R8*1), Y9
 	PREFETCHT0   24576(CX)(R8*1)
@@ -53838,7 +60257,7 @@ cols1643:
 	VFMADD231PS  Y9, Y10, Y7
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1643
+	JNE          cols1871
 	VUNPCKLPS    Y2, Y0, Y8
 	VUNPCKHPS    Y2, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -53867,18 +60286,18 @@ cols1643:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1641
+	JGE          tok1869
 
-toktail1642:
+toktail1870:
 	CMPQ   DI, $0x01
-	JL     tok1_1644
+	JL     tok1_1872
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-cols1645:
+cols1873:
 	VMOVUPS      (BX)(R8*1), Y4
 	PREFETCHT0   24576(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y4, Y0
@@ -53890,7 +60309,7 @@ cols1645:
 	VFMADD231PS  9216(CX)(R8*1), Y4, Y3
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1645
+	JNE          cols1873
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y4, Y4
@@ -53907,30 +60326,30 @@ cols1645:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_1644:
+tok1_1872:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1637
+	JGE  rows4_1865
 
-tail1638:
+tail1866:
 	TESTQ DX, DX
-	JE    done1640
+	JE    done1868
 
-rows1_1639:
+rows1_1867:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1647
+	JL   toktail1875
 
-tok1646:
+tok1874:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	XORQ   R8, R8
 
-cols1648:
+cols1876:
 	VMOVUPS      (BX)(R8*1), Y2
 	VMOVUPS      3072(BX)(R8*1), Y3
 	PREFETCHT0   6144(CX)(R8*1)
@@ -53939,7 +60358,7 @@ cols1648:
 	VFMADD231PS  Y3, Y4, Y1
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1648
+	JNE          cols1876
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VPERMILPS    $0x4e, X2, X0
@@ -53958,21 +60377,21 @@ cols1648:
 	ADDQ         $0x00001800, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1646
+	JGE          tok1874
 
-toktail1647:
+toktail1875:
 	CMPQ   DI, $0x01
-	JL     tok1_1649
+	JL     tok1_1877
 	VXORPS Y0, Y0, Y0
 	XORQ   R8, R8
 
-cols1650:
+cols1878:
 	VMOVUPS      (BX)(R8*1), Y1
 	PREFETCHT0   6144(CX)(R8*1)
 	VFMADD231PS  (CX)(R8*1), Y1, Y0
 	ADDQ         $0x00000020, R8
 	CMPQ         R8, $0x00000c00
-	JNE          cols1650
+	JNE          cols1878
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VPERMILPS    $0x4e, X1, X0
@@ -53984,13 +60403,13 @@ cols1650:
 	ADDQ         $0x00000c00, SI
 	SUBQ         $0x01, DI
 
-tok1_1649:
+tok1_1877:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1639
+	JNE  rows1_1867
 
-done1640:
+done1868:
 	VZEROUPPER
 	RET
 
@@ -54001,16 +60420,16 @@ TEXT ·matmul_768x768_avx512(SB), NOSPLIT, $0-40
 	MOVQ w+8(FP), CX
 	MOVQ n+24(FP), DX
 	CMPQ DX, $0x04
-	JL   tail1652
+	JL   tail1880
 
-rows4_1651:
+rows4_1879:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1656
+	JL   toktail1884
 
-tok1655:
+tok1883:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -54037,7 +60456,7 @@ tok1655:
 	VMOVUPS zero<>+0(SB), Z23
 	XORQ    R8, R8
 
-cols1657:
+cols1885:
 	VMOVUPS       (BX)(R8*1), Z24
 	VMOVUPS       3072(BX)(R8*1), Z25
 	VMOVUPS       6144(BX)(R8*1), Z26
@@ -54078,7 +60497,7 @@ cols1657:
 	VFMADD231PS   Z29, Z30, Z23
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1657
+	JNE           cols1885
 	VEXTRACTF64X4 $0x01, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z6, Y24
@@ -54203,11 +60622,11 @@ cols1657:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1655
+	JGE           tok1883
 
-toktail1656:
+toktail1884:
 	CMPQ    DI, $0x04
-	JL      tok4_1658
+	JL      tok4_1886
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -54226,7 +60645,7 @@ toktail1656:
 	VMOVUPS zero<>+0(SB), Z15
 	XORQ    R8, R8
 
-cols1659:
+cols1887:
 	VMOVUPS       (BX)(R8*1), Z16
 	VMOVUPS       3072(BX)(R8*1), Z17
 	VMOVUPS       6144(BX)(R8*1), Z18
@@ -54257,7 +60676,7 @@ cols1659:
 	VFMADD231PS   Z19, Z20, Z15
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1659
+	JNE           cols1887
 	VEXTRACTF64X4 $0x01, Z0, Y16
 	VADDPS        Y16, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z4, Y16
@@ -54342,9 +60761,9 @@ cols1659:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_1658:
+tok4_1886:
 	CMPQ    DI, $0x02
-	JL      tok2_1660
+	JL      tok2_1888
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -54355,7 +60774,7 @@ tok4_1658:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    R8, R8
 
-cols1661:
+cols1889:
 	VMOVUPS       (BX)(R8*1), Z8
 	VMOVUPS       3072(BX)(R8*1), Z9
 	PREFETCHT0    24576(CX)(R8*1)
@@ -54376,7 +60795,7 @@ cols1661:
 	VFMADD231PS   Z9, Z10, Z7
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1661
+	JNE           cols1889
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z2, Y8
@@ -54421,16 +60840,16 @@ cols1661:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_1660:
+tok2_1888:
 	CMPQ    DI, $0x01
-	JL      tok1_1662
+	JL      tok1_1890
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1663:
+cols1891:
 	VMOVUPS       (BX)(R8*1), Z4
 	PREFETCHT0    24576(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z4, Z0
@@ -54442,7 +60861,7 @@ cols1663:
 	VFMADD231PS   9216(CX)(R8*1), Z4, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1663
+	JNE           cols1891
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y4
@@ -54467,25 +60886,25 @@ cols1663:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_1662:
+tok1_1890:
 	ADDQ $0x00003000, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1651
+	JGE  rows4_1879
 
-tail1652:
+tail1880:
 	TESTQ DX, DX
-	JE    done1654
+	JE    done1882
 
-rows1_1653:
+rows1_1881:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1665
+	JL   toktail1893
 
-tok1664:
+tok1892:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -54494,7 +60913,7 @@ tok1664:
 	VMOVUPS zero<>+0(SB), Z5
 	XORQ    R8, R8
 
-cols1666:
+cols1894:
 	VMOVUPS       (BX)(R8*1), Z6
 	VMOVUPS       3072(BX)(R8*1), Z7
 	VMOVUPS       6144(BX)(R8*1), Z8
@@ -54511,7 +60930,7 @@ cols1666:
 	VFMADD231PS   Z11, Z12, Z5
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1666
+	JNE           cols1894
 	VEXTRACTF64X4 $0x01, Z0, Y6
 	VADDPS        Y6, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X6
@@ -54570,18 +60989,18 @@ cols1666:
 	ADDQ          $0x00004800, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1664
+	JGE           tok1892
 
-toktail1665:
+toktail1893:
 	CMPQ    DI, $0x04
-	JL      tok4_1667
+	JL      tok4_1895
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    R8, R8
 
-cols1668:
+cols1896:
 	VMOVUPS       (BX)(R8*1), Z4
 	VMOVUPS       3072(BX)(R8*1), Z5
 	VMOVUPS       6144(BX)(R8*1), Z6
@@ -54594,7 +61013,7 @@ cols1668:
 	VFMADD231PS   Z7, Z8, Z3
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1668
+	JNE           cols1896
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X4
@@ -54635,14 +61054,14 @@ cols1668:
 	ADDQ          $0x00003000, SI
 	SUBQ          $0x04, DI
 
-tok4_1667:
+tok4_1895:
 	CMPQ    DI, $0x02
-	JL      tok2_1669
+	JL      tok2_1897
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	XORQ    R8, R8
 
-cols1670:
+cols1898:
 	VMOVUPS       (BX)(R8*1), Z2
 	VMOVUPS       3072(BX)(R8*1), Z3
 	PREFETCHT0    6144(CX)(R8*1)
@@ -54651,7 +61070,7 @@ cols1670:
 	VFMADD231PS   Z3, Z4, Z1
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1670
+	JNE           cols1898
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X2
@@ -54674,19 +61093,19 @@ cols1670:
 	ADDQ          $0x00001800, SI
 	SUBQ          $0x02, DI
 
-tok2_1669:
+tok2_1897:
 	CMPQ    DI, $0x01
-	JL      tok1_1671
+	JL      tok1_1899
 	VMOVUPS zero<>+0(SB), Z0
 	XORQ    R8, R8
 
-cols1672:
+cols1900:
 	VMOVUPS       (BX)(R8*1), Z1
 	PREFETCHT0    6144(CX)(R8*1)
 	VFMADD231PS   (CX)(R8*1), Z1, Z0
 	ADDQ          $0x00000040, R8
 	CMPQ          R8, $0x00000c00
-	JNE           cols1672
+	JNE           cols1900
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -54700,13 +61119,13 @@ cols1672:
 	ADDQ          $0x00000c00, SI
 	SUBQ          $0x01, DI
 
-tok1_1671:
+tok1_1899:
 	ADDQ $0x00000c00, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1653
+	JNE  rows1_1881
 
-done1654:
+done1882:
 	VZEROUPPER
 	RET
 
@@ -54718,16 +61137,16 @@ TEXT ·matmul_9x33_avx2(SB), NOSPLIT, $0-40
 	MOVQ    n+24(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x04
-	JL      tail1674
+	JL      tail1902
 
-rows4_1673:
+rows4_1901:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1678
+	JL   toktail1906
 
-tok1677:
+tok1905:
 	VMOVUPS      (BX), Y7
 	VMOVUPS      132(BX), Y8
 	PREFETCHT0   1056(CX)
@@ -54834,11 +61253,11 @@ tok1677:
 	ADDQ         $0x00000048, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1677
+	JGE          tok1905
 
-toktail1678:
+toktail1906:
 	CMPQ         DI, $0x01
-	JL           tok1_1679
+	JL           tok1_1907
 	VMOVUPS      (BX), Y4
 	PREFETCHT0   1056(CX)
 	VMULPS       (CX), Y4, Y1
@@ -54892,25 +61311,25 @@ toktail1678:
 	ADDQ         $0x00000024, SI
 	SUBQ         $0x01, DI
 
-tok1_1679:
+tok1_1907:
 	ADDQ $0x00000210, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1673
+	JGE  rows4_1901
 
-tail1674:
+tail1902:
 	TESTQ DX, DX
-	JE    done1676
+	JE    done1904
 
-rows1_1675:
+rows1_1903:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x02
-	JL   toktail1681
+	JL   toktail1909
 
-tok1680:
+tok1908:
 	VMOVUPS      (BX), Y1
 	VMOVUPS      132(BX), Y2
 	PREFETCHT0   264(CX)
@@ -54956,11 +61375,11 @@ tok1680:
 	ADDQ         $0x00000048, SI
 	SUBQ         $0x02, DI
 	CMPQ         DI, $0x02
-	JGE          tok1680
+	JGE          tok1908
 
-toktail1681:
+toktail1909:
 	CMPQ         DI, $0x01
-	JL           tok1_1682
+	JL           tok1_1910
 	VMOVUPS      (BX), Y1
 	PREFETCHT0   264(CX)
 	VMULPS       (CX), Y1, Y1
@@ -54985,13 +61404,13 @@ toktail1681:
 	ADDQ         $0x00000024, SI
 	SUBQ         $0x01, DI
 
-tok1_1682:
+tok1_1910:
 	ADDQ $0x00000084, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1675
+	JNE  rows1_1903
 
-done1676:
+done1904:
 	VZEROUPPER
 	RET
 
@@ -55004,16 +61423,16 @@ TEXT ·matmul_9x33_avx512(SB), NOSPLIT, $0-40
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x04
-	JL    tail1684
+	JL    tail1912
 
-rows4_1683:
+rows4_1911:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1688
+	JL   toktail1916
 
-tok1687:
+tok1915:
 	VMOVUPS       (BX), Y18
 	VMOVUPS       132(BX), Y19
 	VMOVUPS       264(BX), Y20
@@ -55264,11 +61683,11 @@ tok1687:
 	ADDQ          $0x000000d8, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1687
+	JGE           tok1915
 
-toktail1688:
+toktail1916:
 	CMPQ          DI, $0x04
-	JL            tok4_1689
+	JL            tok4_1917
 	VMOVUPS       (BX), Y12
 	VMOVUPS       132(BX), Y13
 	VMOVUPS       264(BX), Y14
@@ -55445,9 +61864,9 @@ toktail1688:
 	ADDQ          $0x00000090, SI
 	SUBQ          $0x04, DI
 
-tok4_1689:
+tok4_1917:
 	CMPQ          DI, $0x02
-	JL            tok2_1690
+	JL            tok2_1918
 	VMOVUPS       (BX), Y6
 	VMOVUPS       132(BX), Y7
 	PREFETCHT0    1056(CX)
@@ -55550,9 +61969,9 @@ tok4_1689:
 	ADDQ          $0x00000048, SI
 	SUBQ          $0x02, DI
 
-tok2_1690:
+tok2_1918:
 	CMPQ          DI, $0x01
-	JL            tok1_1691
+	JL            tok1_1919
 	VMOVUPS       (BX), Y3
 	PREFETCHT0    1056(CX)
 	VMULPS        (CX), Y3, Y0
@@ -55602,25 +62021,25 @@ tok2_1690:
 	ADDQ          $0x00000024, SI
 	SUBQ          $0x01, DI
 
-tok1_1691:
+tok1_1919:
 	ADDQ $0x00000210, CX
 	ADDQ $0x10, AX
 	SUBQ $0x04, DX
 	CMPQ DX, $0x04
-	JGE  rows4_1683
+	JGE  rows4_1911
 
-tail1684:
+tail1912:
 	TESTQ DX, DX
-	JE    done1686
+	JE    done1914
 
-rows1_1685:
+rows1_1913:
 	MOVQ x+16(FP), BX
 	MOVQ AX, SI
 	MOVQ b+32(FP), DI
 	CMPQ DI, $0x06
-	JL   toktail1693
+	JL   toktail1921
 
-tok1692:
+tok1920:
 	VMOVUPS       (BX), Y0
 	VMOVUPS       132(BX), Y1
 	VMOVUPS       264(BX), Y2
@@ -55733,11 +62152,11 @@ tok1692:
 	ADDQ          $0x000000d8, SI
 	SUBQ          $0x06, DI
 	CMPQ          DI, $0x06
-	JGE           tok1692
+	JGE           tok1920
 
-toktail1693:
+toktail1921:
 	CMPQ          DI, $0x04
-	JL            tok4_1694
+	JL            tok4_1922
 	VMOVUPS       (BX), Y0
 	VMOVUPS       132(BX), Y1
 	VMOVUPS       264(BX), Y2
@@ -55816,9 +62235,9 @@ toktail1693:
 	ADDQ          $0x00000090, SI
 	SUBQ          $0x04, DI
 
-tok4_1694:
+tok4_1922:
 	CMPQ          DI, $0x02
-	JL            tok2_1695
+	JL            tok2_1923
 	VMOVUPS       (BX), Y0
 	VMOVUPS       132(BX), Y1
 	PREFETCHT0    264(CX)
@@ -55863,9 +62282,9 @@ tok4_1694:
 	ADDQ          $0x00000048, SI
 	SUBQ          $0x02, DI
 
-tok2_1695:
+tok2_1923:
 	CMPQ          DI, $0x01
-	JL            tok1_1696
+	JL            tok1_1924
 	VMOVUPS       (BX), Y0
 	PREFETCHT0    264(CX)
 	VMULPS        (CX), Y0, Y0
@@ -55889,13 +62308,13 @@ tok2_1695:
 	ADDQ          $0x00000024, SI
 	SUBQ          $0x01, DI
 
-tok1_1696:
+tok1_1924:
 	ADDQ $0x00000084, CX
 	ADDQ $0x04, AX
 	DECQ DX
-	JNE  rows1_1685
+	JNE  rows1_1913
 
-done1686:
+done1914:
 	VZEROUPPER
 	RET
 
@@ -55909,9 +62328,9 @@ TEXT ·matvec_16_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
 	CMPQ    BX, $0x08
-	JL      tail4_1702
+	JL      tail4_1930
 
-rows8_1701:
+rows8_1929:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y2
 	PREFETCHNTA  4160(CX)
@@ -55964,13 +62383,13 @@ rows8_1701:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1701
+	JGE          rows8_1929
 
-tail4_1702:
+tail4_1930:
 	CMPQ BX, $0x04
-	JL   tail1698
+	JL   tail1926
 
-rows4_1697:
+rows4_1925:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y2
 	PREFETCHNTA  4160(CX)
@@ -56003,13 +62422,13 @@ rows4_1697:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1697
+	JGE          rows4_1925
 
-tail1698:
+tail1926:
 	TESTQ BX, BX
-	JE    done1700
+	JE    done1928
 
-rows1_1699:
+rows1_1927:
 	VMULPS       (CX), Y0, Y2
 	VMULPS       32(CX), Y1, Y3
 	VADDPS       Y3, Y2, Y2
@@ -56023,9 +62442,9 @@ rows1_1699:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1699
+	JNE          rows1_1927
 
-done1700:
+done1928:
 	VZEROUPPER
 	RET
 
@@ -56039,9 +62458,9 @@ TEXT ·matvec_16_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
 	CMPQ    BX, $0x08
-	JL      tail4_1708
+	JL      tail4_1936
 
-rows8_1707:
+rows8_1935:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y2
 	PREFETCHNTA   4160(CX)
@@ -56094,13 +62513,13 @@ rows8_1707:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1707
+	JGE           rows8_1935
 
-tail4_1708:
+tail4_1936:
 	CMPQ BX, $0x04
-	JL   tail1704
+	JL   tail1932
 
-rows4_1703:
+rows4_1931:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y2
 	PREFETCHNTA   4160(CX)
@@ -56133,13 +62552,13 @@ rows4_1703:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1703
+	JGE           rows4_1931
 
-tail1704:
+tail1932:
 	TESTQ BX, BX
-	JE    done1706
+	JE    done1934
 
-rows1_1705:
+rows1_1933:
 	VMULPS        (CX), Y0, Y2
 	VMULPS        32(CX), Y1, Y3
 	VADDPS        Y3, Y2, Y2
@@ -56153,9 +62572,9 @@ rows1_1705:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1705
+	JNE           rows1_1933
 
-done1706:
+done1934:
 	VZEROUPPER
 	RET
 
@@ -56168,9 +62587,9 @@ TEXT ·matvec_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1714
+	JL      tail4_1942
 
-rows8_1713:
+rows8_1941:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -56181,7 +62600,7 @@ rows8_1713:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols1715:
+cols1943:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHNTA  5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -56201,7 +62620,7 @@ cols1715:
 	VFMADD231PS  4816(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x000002a0
-	JNE          cols1715
+	JNE          cols1943
 	VMASKMOVPS   672(DX), Y0, Y9
 	VMASKMOVPS   672(CX), Y0, Y10
 	VFMADD231PS  Y9, Y10, Y1
@@ -56247,13 +62666,13 @@ cols1715:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1713
+	JGE          rows8_1941
 
-tail4_1714:
+tail4_1942:
 	CMPQ BX, $0x04
-	JL   tail1710
+	JL   tail1938
 
-rows4_1709:
+rows4_1937:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -56264,7 +62683,7 @@ rows4_1709:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols1716:
+cols1944:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHNTA  5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -56281,7 +62700,7 @@ cols1716:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols1716
+	JNE          cols1944
 	VMOVUPS      640(DX), Y9
 	PREFETCHNTA  6144(CX)
 	VFMADD231PS  640(CX), Y9, Y1
@@ -56320,20 +62739,20 @@ cols1716:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1709
+	JGE          rows4_1937
 
-tail1710:
+tail1938:
 	TESTQ BX, BX
-	JE    done1712
+	JE    done1940
 
-rows1_1711:
+rows1_1939:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols1717:
+cols1945:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -56344,7 +62763,7 @@ cols1717:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols1717
+	JNE          cols1945
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -56363,9 +62782,9 @@ cols1717:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1711
+	JNE          rows1_1939
 
-done1712:
+done1940:
 	VZEROUPPER
 	RET
 
@@ -56379,9 +62798,9 @@ TEXT ·matvec_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1723
+	JL    tail4_1951
 
-rows8_1722:
+rows8_1950:
 	VMOVUPS     (DX), Z7
 	PREFETCHNTA 5504(CX)
 	VMULPS      (CX), Z7, Z0
@@ -56590,13 +63009,13 @@ rows8_1722:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1722
+	JGE         rows8_1950
 
-tail4_1723:
+tail4_1951:
 	CMPQ BX, $0x04
-	JL   tail1719
+	JL   tail1947
 
-rows4_1718:
+rows4_1946:
 	VMOVUPS       (DX), Z3
 	PREFETCHNTA   5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -56720,13 +63139,13 @@ rows4_1718:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1718
+	JGE           rows4_1946
 
-tail1719:
+tail1947:
 	TESTQ BX, BX
-	JE    done1721
+	JE    done1949
 
-rows1_1720:
+rows1_1948:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -56764,9 +63183,9 @@ rows1_1720:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1720
+	JNE           rows1_1948
 
-done1721:
+done1949:
 	VZEROUPPER
 	RET
 
@@ -56779,9 +63198,9 @@ TEXT ·matvec_17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1729
+	JL      tail4_1957
 
-rows8_1728:
+rows8_1956:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -56853,13 +63272,13 @@ rows8_1728:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1728
+	JGE          rows8_1956
 
-tail4_1729:
+tail4_1957:
 	CMPQ BX, $0x04
-	JL   tail1725
+	JL   tail1953
 
-rows4_1724:
+rows4_1952:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y4, Y1
@@ -56903,13 +63322,13 @@ rows4_1724:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1724
+	JGE          rows4_1952
 
-tail1725:
+tail1953:
 	TESTQ BX, BX
-	JE    done1727
+	JE    done1955
 
-rows1_1726:
+rows1_1954:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -56928,9 +63347,9 @@ rows1_1726:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1726
+	JNE          rows1_1954
 
-done1727:
+done1955:
 	VZEROUPPER
 	RET
 
@@ -56944,9 +63363,9 @@ TEXT ·matvec_17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1735
+	JL    tail4_1963
 
-rows8_1734:
+rows8_1962:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -57010,13 +63429,13 @@ rows8_1734:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1734
+	JGE           rows8_1962
 
-tail4_1735:
+tail4_1963:
 	CMPQ BX, $0x04
-	JL   tail1731
+	JL   tail1959
 
-rows4_1730:
+rows4_1958:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y3, Y0
@@ -57056,13 +63475,13 @@ rows4_1730:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1730
+	JGE           rows4_1958
 
-tail1731:
+tail1959:
 	TESTQ BX, BX
-	JE    done1733
+	JE    done1961
 
-rows1_1732:
+rows1_1960:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -57080,9 +63499,9 @@ rows1_1732:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1732
+	JNE           rows1_1960
 
-done1733:
+done1961:
 	VZEROUPPER
 	RET
 
@@ -57095,9 +63514,9 @@ TEXT ·matvec_1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1741
+	JL      tail4_1969
 
-rows8_1740:
+rows8_1968:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -57143,13 +63562,13 @@ rows8_1740:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1740
+	JGE          rows8_1968
 
-tail4_1741:
+tail4_1969:
 	CMPQ BX, $0x04
-	JL   tail1737
+	JL   tail1965
 
-rows4_1736:
+rows4_1964:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -57175,13 +63594,13 @@ rows4_1736:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1736
+	JGE          rows4_1964
 
-tail1737:
+tail1965:
 	TESTQ BX, BX
-	JE    done1739
+	JE    done1967
 
-rows1_1738:
+rows1_1966:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -57195,9 +63614,9 @@ rows1_1738:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1738
+	JNE          rows1_1966
 
-done1739:
+done1967:
 	VZEROUPPER
 	RET
 
@@ -57211,9 +63630,9 @@ TEXT ·matvec_1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1747
+	JL    tail4_1975
 
-rows8_1746:
+rows8_1974:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -57251,13 +63670,13 @@ rows8_1746:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1746
+	JGE           rows8_1974
 
-tail4_1747:
+tail4_1975:
 	CMPQ BX, $0x04
-	JL   tail1743
+	JL   tail1971
 
-rows4_1742:
+rows4_1970:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      4(CX), Y3, K1, Y1
@@ -57279,13 +63698,13 @@ rows4_1742:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1742
+	JGE           rows4_1970
 
-tail1743:
+tail1971:
 	TESTQ BX, BX
-	JE    done1745
+	JE    done1973
 
-rows1_1744:
+rows1_1972:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -57298,9 +63717,9 @@ rows1_1744:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1744
+	JNE           rows1_1972
 
-done1745:
+done1973:
 	VZEROUPPER
 	RET
 
@@ -57312,9 +63731,9 @@ TEXT ·matvec_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1753
+	JL   tail4_1981
 
-rows8_1752:
+rows8_1980:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57325,7 +63744,7 @@ rows8_1752:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1754:
+cols1982:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -57337,7 +63756,7 @@ cols1754:
 	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1754
+	JNE          cols1982
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -57366,13 +63785,13 @@ cols1754:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1752
+	JGE          rows8_1980
 
-tail4_1753:
+tail4_1981:
 	CMPQ BX, $0x04
-	JL   tail1749
+	JL   tail1977
 
-rows4_1748:
+rows4_1976:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57383,7 +63802,7 @@ rows4_1748:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1755:
+cols1983:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -57396,7 +63815,7 @@ cols1755:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1755
+	JNE          cols1983
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -57417,20 +63836,20 @@ cols1755:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1748
+	JGE          rows4_1976
 
-tail1749:
+tail1977:
 	TESTQ BX, BX
-	JE    done1751
+	JE    done1979
 
-rows1_1750:
+rows1_1978:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1756:
+cols1984:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -57441,7 +63860,7 @@ cols1756:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1756
+	JNE          cols1984
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -57455,9 +63874,9 @@ cols1756:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1750
+	JNE          rows1_1978
 
-done1751:
+done1979:
 	VZEROUPPER
 	RET
 
@@ -57469,9 +63888,9 @@ TEXT ·matvec_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1762
+	JL   tail4_1990
 
-rows8_1761:
+rows8_1989:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -57482,7 +63901,7 @@ rows8_1761:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1763:
+cols1991:
 	VMOVUPS     (DX)(SI*1), Z8
 	VFMADD231PS (CX)(SI*1), Z8, Z0
 	VFMADD231PS 8192(CX)(SI*1), Z8, Z1
@@ -57494,7 +63913,7 @@ cols1763:
 	VFMADD231PS 57344(CX)(SI*1), Z8, Z7
 	ADDQ        $0x00000040, SI
 	CMPQ        SI, $0x00002000
-	JNE         cols1763
+	JNE         cols1991
 	VSHUFF32X4  $0x44, Z4, Z0, Z8
 	VSHUFF32X4  $0xee, Z4, Z0, Z0
 	VADDPS      Z0, Z8, Z8
@@ -57524,13 +63943,13 @@ cols1763:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1761
+	JGE         rows8_1989
 
-tail4_1762:
+tail4_1990:
 	CMPQ BX, $0x04
-	JL   tail1758
+	JL   tail1986
 
-rows4_1757:
+rows4_1985:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -57541,7 +63960,7 @@ rows4_1757:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1764:
+cols1992:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -57554,7 +63973,7 @@ cols1764:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1764
+	JNE           cols1992
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -57583,20 +64002,20 @@ cols1764:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1757
+	JGE           rows4_1985
 
-tail1758:
+tail1986:
 	TESTQ BX, BX
-	JE    done1760
+	JE    done1988
 
-rows1_1759:
+rows1_1987:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1765:
+cols1993:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -57607,7 +64026,7 @@ cols1765:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1765
+	JNE           cols1993
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -57623,9 +64042,9 @@ cols1765:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1759
+	JNE           rows1_1987
 
-done1760:
+done1988:
 	VZEROUPPER
 	RET
 
@@ -57637,9 +64056,9 @@ TEXT ·matvec_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1767
+	JL   tail1995
 
-rows4_1766:
+rows4_1994:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -57650,7 +64069,7 @@ rows4_1766:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1770:
+cols1998:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -57667,7 +64086,7 @@ cols1770:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1770
+	JNE          cols1998
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -57688,20 +64107,20 @@ cols1770:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1766
+	JGE          rows4_1994
 
-tail1767:
+tail1995:
 	TESTQ BX, BX
-	JE    done1769
+	JE    done1997
 
-rows1_1768:
+rows1_1996:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1771:
+cols1999:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -57712,7 +64131,7 @@ cols1771:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1771
+	JNE          cols1999
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -57726,9 +64145,9 @@ cols1771:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1768
+	JNE          rows1_1996
 
-done1769:
+done1997:
 	VZEROUPPER
 	RET
 
@@ -57758,9 +64177,9 @@ TEXT ·matvec_288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1773
+	JL      tail2001
 
-rows4_1772:
+rows4_2000:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -57933,13 +64352,13 @@ rows4_1772:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1772
+	JGE           rows4_2000
 
-tail1773:
+tail2001:
 	TESTQ BX, BX
-	JE    done1775
+	JE    done2003
 
-rows1_1774:
+rows1_2002:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        64(CX), Z1, Z19
 	VMULPS        128(CX), Z2, Z20
@@ -57973,9 +64392,9 @@ rows1_1774:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1774
+	JNE           rows1_2002
 
-done1775:
+done2003:
 	VZEROUPPER
 	RET
 
@@ -57988,9 +64407,9 @@ TEXT ·matvec_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1781
+	JL      tail4_2009
 
-rows8_1780:
+rows8_2008:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -58088,13 +64507,13 @@ rows8_1780:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1780
+	JGE          rows8_2008
 
-tail4_1781:
+tail4_2009:
 	CMPQ BX, $0x04
-	JL   tail1777
+	JL   tail2005
 
-rows4_1776:
+rows4_2004:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y4, Y1
@@ -58152,13 +64571,13 @@ rows4_1776:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1776
+	JGE          rows4_2004
 
-tail1777:
+tail2005:
 	TESTQ BX, BX
-	JE    done1779
+	JE    done2007
 
-rows1_1778:
+rows1_2006:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -58183,9 +64602,9 @@ rows1_1778:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1778
+	JNE          rows1_2006
 
-done1779:
+done2007:
 	VZEROUPPER
 	RET
 
@@ -58199,9 +64618,9 @@ TEXT ·matvec_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1787
+	JL    tail4_2015
 
-rows8_1786:
+rows8_2014:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -58291,13 +64710,13 @@ rows8_1786:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1786
+	JGE           rows8_2014
 
-tail4_1787:
+tail4_2015:
 	CMPQ BX, $0x04
-	JL   tail1783
+	JL   tail2011
 
-rows4_1782:
+rows4_2010:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y3, Y0
@@ -58351,13 +64770,13 @@ rows4_1782:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1782
+	JGE           rows4_2010
 
-tail1783:
+tail2011:
 	TESTQ BX, BX
-	JE    done1785
+	JE    done2013
 
-rows1_1784:
+rows1_2012:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -58381,9 +64800,9 @@ rows1_1784:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1784
+	JNE           rows1_2012
 
-done1785:
+done2013:
 	VZEROUPPER
 	RET
 
@@ -58396,9 +64815,9 @@ TEXT ·matvec_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1793
+	JL      tail4_2021
 
-rows8_1792:
+rows8_2020:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -58444,13 +64863,13 @@ rows8_1792:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1792
+	JGE          rows8_2020
 
-tail4_1793:
+tail4_2021:
 	CMPQ BX, $0x04
-	JL   tail1789
+	JL   tail2017
 
-rows4_1788:
+rows4_2016:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -58476,13 +64895,13 @@ rows4_1788:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1788
+	JGE          rows4_2016
 
-tail1789:
+tail2017:
 	TESTQ BX, BX
-	JE    done1791
+	JE    done2019
 
-rows1_1790:
+rows1_2018:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -58496,9 +64915,9 @@ rows1_1790:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1790
+	JNE          rows1_2018
 
-done1791:
+done2019:
 	VZEROUPPER
 	RET
 
@@ -58512,9 +64931,9 @@ TEXT ·matvec_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1799
+	JL    tail4_2027
 
-rows8_1798:
+rows8_2026:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      12(CX), Y7, K1, Y1
@@ -58552,13 +64971,13 @@ rows8_1798:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1798
+	JGE           rows8_2026
 
-tail4_1799:
+tail4_2027:
 	CMPQ BX, $0x04
-	JL   tail1795
+	JL   tail2023
 
-rows4_1794:
+rows4_2022:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      12(CX), Y3, K1, Y1
@@ -58580,13 +64999,13 @@ rows4_1794:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1794
+	JGE           rows4_2022
 
-tail1795:
+tail2023:
 	TESTQ BX, BX
-	JE    done1797
+	JE    done2025
 
-rows1_1796:
+rows1_2024:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -58599,9 +65018,9 @@ rows1_1796:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1796
+	JNE           rows1_2024
 
-done1797:
+done2025:
 	VZEROUPPER
 	RET
 
@@ -58621,9 +65040,9 @@ TEXT ·matvec_64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x08
-	JL      tail4_1805
+	JL      tail4_2033
 
-rows8_1804:
+rows8_2032:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -58748,13 +65167,13 @@ rows8_1804:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1804
+	JGE          rows8_2032
 
-tail4_1805:
+tail4_2033:
 	CMPQ BX, $0x04
-	JL   tail1801
+	JL   tail2029
 
-rows4_1800:
+rows4_2028:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -58819,13 +65238,13 @@ rows4_1800:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1800
+	JGE          rows4_2028
 
-tail1801:
+tail2029:
 	TESTQ BX, BX
-	JE    done1803
+	JE    done2031
 
-rows1_1802:
+rows1_2030:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       32(CX), Y1, Y9
 	VFMADD231PS  64(CX), Y2, Y8
@@ -58845,9 +65264,9 @@ rows1_1802:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1802
+	JNE          rows1_2030
 
-done1803:
+done2031:
 	VZEROUPPER
 	RET
 
@@ -58863,9 +65282,9 @@ TEXT ·matvec_64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x08
-	JL      tail4_1811
+	JL      tail4_2039
 
-rows8_1810:
+rows8_2038:
 	PREFETCHNTA 4096(CX)
 	VMULPS      (CX), Z0, Z4
 	PREFETCHNTA 4352(CX)
@@ -58959,13 +65378,13 @@ rows8_1810:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1810
+	JGE         rows8_2038
 
-tail4_1811:
+tail4_2039:
 	CMPQ BX, $0x04
-	JL   tail1807
+	JL   tail2035
 
-rows4_1806:
+rows4_2034:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -59026,13 +65445,13 @@ rows4_1806:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1806
+	JGE           rows4_2034
 
-tail1807:
+tail2035:
 	TESTQ BX, BX
-	JE    done1809
+	JE    done2037
 
-rows1_1808:
+rows1_2036:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        64(CX), Z1, Z5
 	VMULPS        128(CX), Z2, Z6
@@ -59052,9 +65471,9 @@ rows1_1808:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1808
+	JNE           rows1_2036
 
-done1809:
+done2037:
 	VZEROUPPER
 	RET
 
@@ -59066,9 +65485,9 @@ TEXT ·matvec_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1817
+	JL   tail4_2045
 
-rows8_1816:
+rows8_2044:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -59079,7 +65498,7 @@ rows8_1816:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1818:
+cols2046:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  24576(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -59099,7 +65518,7 @@ cols1818:
 	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1818
+	JNE          cols2046
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -59128,13 +65547,13 @@ cols1818:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1816
+	JGE          rows8_2044
 
-tail4_1817:
+tail4_2045:
 	CMPQ BX, $0x04
-	JL   tail1813
+	JL   tail2041
 
-rows4_1812:
+rows4_2040:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -59145,7 +65564,7 @@ rows4_1812:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1819:
+cols2047:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -59162,7 +65581,7 @@ cols1819:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1819
+	JNE          cols2047
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -59183,20 +65602,20 @@ cols1819:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1812
+	JGE          rows4_2040
 
-tail1813:
+tail2041:
 	TESTQ BX, BX
-	JE    done1815
+	JE    done2043
 
-rows1_1814:
+rows1_2042:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1820:
+cols2048:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -59207,7 +65626,7 @@ cols1820:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1820
+	JNE          cols2048
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -59221,9 +65640,9 @@ cols1820:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1814
+	JNE          rows1_2042
 
-done1815:
+done2043:
 	VZEROUPPER
 	RET
 
@@ -59235,9 +65654,9 @@ TEXT ·matvec_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1826
+	JL   tail4_2054
 
-rows8_1825:
+rows8_2053:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -59248,7 +65667,7 @@ rows8_1825:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1827:
+cols2055:
 	VMOVUPS     (DX)(SI*1), Z8
 	PREFETCHNTA 24576(CX)(SI*1)
 	VFMADD231PS (CX)(SI*1), Z8, Z0
@@ -59268,7 +65687,7 @@ cols1827:
 	VFMADD231PS 21504(CX)(SI*1), Z8, Z7
 	ADDQ        $0x00000040, SI
 	CMPQ        SI, $0x00000c00
-	JNE         cols1827
+	JNE         cols2055
 	VSHUFF32X4  $0x44, Z4, Z0, Z8
 	VSHUFF32X4  $0xee, Z4, Z0, Z0
 	VADDPS      Z0, Z8, Z8
@@ -59298,13 +65717,13 @@ cols1827:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1825
+	JGE         rows8_2053
 
-tail4_1826:
+tail4_2054:
 	CMPQ BX, $0x04
-	JL   tail1822
+	JL   tail2050
 
-rows4_1821:
+rows4_2049:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -59315,7 +65734,7 @@ rows4_1821:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1828:
+cols2056:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -59336,7 +65755,7 @@ cols1828:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1828
+	JNE           cols2056
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -59365,20 +65784,20 @@ cols1828:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1821
+	JGE           rows4_2049
 
-tail1822:
+tail2050:
 	TESTQ BX, BX
-	JE    done1824
+	JE    done2052
 
-rows1_1823:
+rows1_2051:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1829:
+cols2057:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -59389,7 +65808,7 @@ cols1829:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1829
+	JNE           cols2057
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -59405,9 +65824,9 @@ cols1829:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1823
+	JNE           rows1_2051
 
-done1824:
+done2052:
 	VZEROUPPER
 	RET
 
@@ -59420,9 +65839,9 @@ TEXT ·matvec_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1835
+	JL      tail4_2063
 
-rows8_1834:
+rows8_2062:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -59468,13 +65887,13 @@ rows8_1834:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1834
+	JGE          rows8_2062
 
-tail4_1835:
+tail4_2063:
 	CMPQ BX, $0x04
-	JL   tail1831
+	JL   tail2059
 
-rows4_1830:
+rows4_2058:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -59500,13 +65919,13 @@ rows4_1830:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1830
+	JGE          rows4_2058
 
-tail1831:
+tail2059:
 	TESTQ BX, BX
-	JE    done1833
+	JE    done2061
 
-rows1_1832:
+rows1_2060:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -59520,9 +65939,9 @@ rows1_1832:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1832
+	JNE          rows1_2060
 
-done1833:
+done2061:
 	VZEROUPPER
 	RET
 
@@ -59536,9 +65955,9 @@ TEXT ·matvec_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1841
+	JL    tail4_2069
 
-rows8_1840:
+rows8_2068:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -59576,13 +65995,13 @@ rows8_1840:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1840
+	JGE           rows8_2068
 
-tail4_1841:
+tail4_2069:
 	CMPQ BX, $0x04
-	JL   tail1837
+	JL   tail2065
 
-rows4_1836:
+rows4_2064:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -59604,13 +66023,13 @@ rows4_1836:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1836
+	JGE           rows4_2064
 
-tail1837:
+tail2065:
 	TESTQ BX, BX
-	JE    done1839
+	JE    done2067
 
-rows1_1838:
+rows1_2066:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -59623,9 +66042,9 @@ rows1_1838:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1838
+	JNE           rows1_2066
 
-done1839:
+done2067:
 	VZEROUPPER
 	RET
 
@@ -59638,9 +66057,9 @@ TEXT ·matvec_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1847
+	JL      tail4_2075
 
-rows8_1846:
+rows8_2074:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHNTA  4128(CX)
@@ -59685,13 +66104,13 @@ rows8_1846:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1846
+	JGE          rows8_2074
 
-tail4_1847:
+tail4_2075:
 	CMPQ BX, $0x04
-	JL   tail1843
+	JL   tail2071
 
-rows4_1842:
+rows4_2070:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHNTA  4128(CX)
@@ -59716,13 +66135,13 @@ rows4_1842:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1842
+	JGE          rows4_2070
 
-tail1843:
+tail2071:
 	TESTQ BX, BX
-	JE    done1845
+	JE    done2073
 
-rows1_1844:
+rows1_2072:
 	VMULPS       (CX), Y0, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
@@ -59734,9 +66153,9 @@ rows1_1844:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1844
+	JNE          rows1_2072
 
-done1845:
+done2073:
 	VZEROUPPER
 	RET
 
@@ -59749,9 +66168,9 @@ TEXT ·matvec_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1853
+	JL      tail4_2081
 
-rows8_1852:
+rows8_2080:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHNTA   4128(CX)
@@ -59796,13 +66215,13 @@ rows8_1852:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1852
+	JGE           rows8_2080
 
-tail4_1853:
+tail4_2081:
 	CMPQ BX, $0x04
-	JL   tail1849
+	JL   tail2077
 
-rows4_1848:
+rows4_2076:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHNTA   4128(CX)
@@ -59827,13 +66246,13 @@ rows4_1848:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1848
+	JGE           rows4_2076
 
-tail1849:
+tail2077:
 	TESTQ BX, BX
-	JE    done1851
+	JE    done2079
 
-rows1_1850:
+rows1_2078:
 	VMULPS        (CX), Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -59845,9 +66264,9 @@ rows1_1850:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1850
+	JNE           rows1_2078
 
-done1851:
+done2079:
 	VZEROUPPER
 	RET
 
@@ -59861,9 +66280,9 @@ TEXT ·matvecadd_16_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
 	CMPQ    BX, $0x08
-	JL      tail4_1859
+	JL      tail4_2087
 
-rows8_1858:
+rows8_2086:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y2
 	PREFETCHNTA  4160(CX)
@@ -59918,13 +66337,13 @@ rows8_1858:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1858
+	JGE          rows8_2086
 
-tail4_1859:
+tail4_2087:
 	CMPQ BX, $0x04
-	JL   tail1855
+	JL   tail2083
 
-rows4_1854:
+rows4_2082:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y2
 	PREFETCHNTA  4160(CX)
@@ -59958,13 +66377,13 @@ rows4_1854:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1854
+	JGE          rows4_2082
 
-tail1855:
+tail2083:
 	TESTQ BX, BX
-	JE    done1857
+	JE    done2085
 
-rows1_1856:
+rows1_2084:
 	VMULPS       (CX), Y0, Y2
 	VMULPS       32(CX), Y1, Y3
 	VADDPS       Y3, Y2, Y2
@@ -59979,9 +66398,9 @@ rows1_1856:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1856
+	JNE          rows1_2084
 
-done1857:
+done2085:
 	VZEROUPPER
 	RET
 
@@ -59995,9 +66414,9 @@ TEXT ·matvecadd_16_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS (DX), Y0
 	VMOVUPS 32(DX), Y1
 	CMPQ    BX, $0x08
-	JL      tail4_1865
+	JL      tail4_2093
 
-rows8_1864:
+rows8_2092:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y2
 	PREFETCHNTA   4160(CX)
@@ -60052,13 +66471,13 @@ rows8_1864:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1864
+	JGE           rows8_2092
 
-tail4_1865:
+tail4_2093:
 	CMPQ BX, $0x04
-	JL   tail1861
+	JL   tail2089
 
-rows4_1860:
+rows4_2088:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y2
 	PREFETCHNTA   4160(CX)
@@ -60092,13 +66511,13 @@ rows4_1860:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1860
+	JGE           rows4_2088
 
-tail1861:
+tail2089:
 	TESTQ BX, BX
-	JE    done1863
+	JE    done2091
 
-rows1_1862:
+rows1_2090:
 	VMULPS        (CX), Y0, Y2
 	VMULPS        32(CX), Y1, Y3
 	VADDPS        Y3, Y2, Y2
@@ -60113,9 +66532,9 @@ rows1_1862:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1862
+	JNE           rows1_2090
 
-done1863:
+done2091:
 	VZEROUPPER
 	RET
 
@@ -60128,9 +66547,9 @@ TEXT ·matvecadd_172_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1871
+	JL      tail4_2099
 
-rows8_1870:
+rows8_2098:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -60141,7 +66560,7 @@ rows8_1870:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols1872:
+cols2100:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHNTA  5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -60161,7 +66580,7 @@ cols1872:
 	VFMADD231PS  4816(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x000002a0
-	JNE          cols1872
+	JNE          cols2100
 	VMASKMOVPS   672(DX), Y0, Y9
 	VMASKMOVPS   672(CX), Y0, Y10
 	VFMADD231PS  Y9, Y10, Y1
@@ -60209,13 +66628,13 @@ cols1872:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1870
+	JGE          rows8_2098
 
-tail4_1871:
+tail4_2099:
 	CMPQ BX, $0x04
-	JL   tail1867
+	JL   tail2095
 
-rows4_1866:
+rows4_2094:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -60226,7 +66645,7 @@ rows4_1866:
 	VXORPS Y8, Y8, Y8
 	XORQ   SI, SI
 
-cols1873:
+cols2101:
 	VMOVUPS      (DX)(SI*1), Y9
 	PREFETCHNTA  5504(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y9, Y1
@@ -60243,7 +66662,7 @@ cols1873:
 	VFMADD231PS  2096(CX)(SI*1), Y9, Y8
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols1873
+	JNE          cols2101
 	VMOVUPS      640(DX), Y9
 	PREFETCHNTA  6144(CX)
 	VFMADD231PS  640(CX), Y9, Y1
@@ -60283,20 +66702,20 @@ cols1873:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1866
+	JGE          rows4_2094
 
-tail1867:
+tail2095:
 	TESTQ BX, BX
-	JE    done1869
+	JE    done2097
 
-rows1_1868:
+rows1_2096:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   SI, SI
 
-cols1874:
+cols2102:
 	VMOVUPS      (DX)(SI*1), Y5
 	VFMADD231PS  (CX)(SI*1), Y5, Y1
 	VMOVUPS      32(DX)(SI*1), Y5
@@ -60307,7 +66726,7 @@ cols1874:
 	VFMADD231PS  96(CX)(SI*1), Y5, Y4
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000280
-	JNE          cols1874
+	JNE          cols2102
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(CX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -60327,9 +66746,9 @@ cols1874:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1868
+	JNE          rows1_2096
 
-done1869:
+done2097:
 	VZEROUPPER
 	RET
 
@@ -60343,9 +66762,9 @@ TEXT ·matvecadd_172_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000fff, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1880
+	JL    tail4_2108
 
-rows8_1879:
+rows8_2107:
 	VMOVUPS     (DX), Z7
 	PREFETCHNTA 5504(CX)
 	VMULPS      (CX), Z7, Z0
@@ -60555,13 +66974,13 @@ rows8_1879:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1879
+	JGE         rows8_2107
 
-tail4_1880:
+tail4_2108:
 	CMPQ BX, $0x04
-	JL   tail1876
+	JL   tail2104
 
-rows4_1875:
+rows4_2103:
 	VMOVUPS       (DX), Z3
 	PREFETCHNTA   5504(CX)
 	VMULPS        (CX), Z3, Z0
@@ -60686,13 +67105,13 @@ rows4_1875:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1875
+	JGE           rows4_2103
 
-tail1876:
+tail2104:
 	TESTQ BX, BX
-	JE    done1878
+	JE    done2106
 
-rows1_1877:
+rows1_2105:
 	VMOVUPS       (DX), Z0
 	VMULPS        (CX), Z0, Z0
 	VMOVUPS       64(DX), Z1
@@ -60731,9 +67150,9 @@ rows1_1877:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1877
+	JNE           rows1_2105
 
-done1878:
+done2106:
 	VZEROUPPER
 	RET
 
@@ -60746,9 +67165,9 @@ TEXT ·matvecadd_17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1886
+	JL      tail4_2114
 
-rows8_1885:
+rows8_2113:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -60822,13 +67241,13 @@ rows8_1885:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1885
+	JGE          rows8_2113
 
-tail4_1886:
+tail4_2114:
 	CMPQ BX, $0x04
-	JL   tail1882
+	JL   tail2110
 
-rows4_1881:
+rows4_2109:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y4, Y1
@@ -60873,13 +67292,13 @@ rows4_1881:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1881
+	JGE          rows4_2109
 
-tail1882:
+tail2110:
 	TESTQ BX, BX
-	JE    done1884
+	JE    done2112
 
-rows1_1883:
+rows1_2111:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -60899,9 +67318,9 @@ rows1_1883:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1883
+	JNE          rows1_2111
 
-done1884:
+done2112:
 	VZEROUPPER
 	RET
 
@@ -60915,9 +67334,9 @@ TEXT ·matvecadd_17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1892
+	JL    tail4_2120
 
-rows8_1891:
+rows8_2119:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -60983,13 +67402,13 @@ rows8_1891:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1891
+	JGE           rows8_2119
 
-tail4_1892:
+tail4_2120:
 	CMPQ BX, $0x04
-	JL   tail1888
+	JL   tail2116
 
-rows4_1887:
+rows4_2115:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y3, Y0
@@ -61030,13 +67449,13 @@ rows4_1887:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1887
+	JGE           rows4_2115
 
-tail1888:
+tail2116:
 	TESTQ BX, BX
-	JE    done1890
+	JE    done2118
 
-rows1_1889:
+rows1_2117:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -61055,9 +67474,9 @@ rows1_1889:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1889
+	JNE           rows1_2117
 
-done1890:
+done2118:
 	VZEROUPPER
 	RET
 
@@ -61070,9 +67489,9 @@ TEXT ·matvecadd_1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1898
+	JL      tail4_2126
 
-rows8_1897:
+rows8_2125:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -61120,13 +67539,13 @@ rows8_1897:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1897
+	JGE          rows8_2125
 
-tail4_1898:
+tail4_2126:
 	CMPQ BX, $0x04
-	JL   tail1894
+	JL   tail2122
 
-rows4_1893:
+rows4_2121:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -61153,13 +67572,13 @@ rows4_1893:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1893
+	JGE          rows4_2121
 
-tail1894:
+tail2122:
 	TESTQ BX, BX
-	JE    done1896
+	JE    done2124
 
-rows1_1895:
+rows1_2123:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -61174,9 +67593,9 @@ rows1_1895:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1895
+	JNE          rows1_2123
 
-done1896:
+done2124:
 	VZEROUPPER
 	RET
 
@@ -61190,9 +67609,9 @@ TEXT ·matvecadd_1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1904
+	JL    tail4_2132
 
-rows8_1903:
+rows8_2131:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -61232,13 +67651,13 @@ rows8_1903:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1903
+	JGE           rows8_2131
 
-tail4_1904:
+tail4_2132:
 	CMPQ BX, $0x04
-	JL   tail1900
+	JL   tail2128
 
-rows4_1899:
+rows4_2127:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      4(CX), Y3, K1, Y1
@@ -61261,13 +67680,13 @@ rows4_1899:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1899
+	JGE           rows4_2127
 
-tail1900:
+tail2128:
 	TESTQ BX, BX
-	JE    done1902
+	JE    done2130
 
-rows1_1901:
+rows1_2129:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -61281,9 +67700,9 @@ rows1_1901:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1901
+	JNE           rows1_2129
 
-done1902:
+done2130:
 	VZEROUPPER
 	RET
 
@@ -61295,9 +67714,9 @@ TEXT ·matvecadd_2048_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1910
+	JL   tail4_2138
 
-rows8_1909:
+rows8_2137:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -61308,7 +67727,7 @@ rows8_1909:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1911:
+cols2139:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -61320,7 +67739,7 @@ cols1911:
 	VFMADD231PS  57344(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1911
+	JNE          cols2139
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -61351,13 +67770,13 @@ cols1911:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1909
+	JGE          rows8_2137
 
-tail4_1910:
+tail4_2138:
 	CMPQ BX, $0x04
-	JL   tail1906
+	JL   tail2134
 
-rows4_1905:
+rows4_2133:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -61368,7 +67787,7 @@ rows4_1905:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1912:
+cols2140:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  8192(CX)(SI*1), Y8, Y1
@@ -61381,7 +67800,7 @@ cols1912:
 	VFMADD231PS  24608(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1912
+	JNE          cols2140
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -61403,20 +67822,20 @@ cols1912:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1905
+	JGE          rows4_2133
 
-tail1906:
+tail2134:
 	TESTQ BX, BX
-	JE    done1908
+	JE    done2136
 
-rows1_1907:
+rows1_2135:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1913:
+cols2141:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -61427,7 +67846,7 @@ cols1913:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00002000
-	JNE          cols1913
+	JNE          cols2141
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -61442,9 +67861,9 @@ cols1913:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1907
+	JNE          rows1_2135
 
-done1908:
+done2136:
 	VZEROUPPER
 	RET
 
@@ -61456,9 +67875,9 @@ TEXT ·matvecadd_2048_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1919
+	JL   tail4_2147
 
-rows8_1918:
+rows8_2146:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -61469,7 +67888,7 @@ rows8_1918:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1920:
+cols2148:
 	VMOVUPS     (DX)(SI*1), Z8
 	VFMADD231PS (CX)(SI*1), Z8, Z0
 	VFMADD231PS 8192(CX)(SI*1), Z8, Z1
@@ -61481,7 +67900,7 @@ cols1920:
 	VFMADD231PS 57344(CX)(SI*1), Z8, Z7
 	ADDQ        $0x00000040, SI
 	CMPQ        SI, $0x00002000
-	JNE         cols1920
+	JNE         cols2148
 	VSHUFF32X4  $0x44, Z4, Z0, Z8
 	VSHUFF32X4  $0xee, Z4, Z0, Z0
 	VADDPS      Z0, Z8, Z8
@@ -61512,13 +67931,13 @@ cols1920:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1918
+	JGE         rows8_2146
 
-tail4_1919:
+tail4_2147:
 	CMPQ BX, $0x04
-	JL   tail1915
+	JL   tail2143
 
-rows4_1914:
+rows4_2142:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -61529,7 +67948,7 @@ rows4_1914:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1921:
+cols2149:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   8192(CX)(SI*1), Z8, Z1
@@ -61542,7 +67961,7 @@ cols1921:
 	VFMADD231PS   24640(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1921
+	JNE           cols2149
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -61572,20 +67991,20 @@ cols1921:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1914
+	JGE           rows4_2142
 
-tail1915:
+tail2143:
 	TESTQ BX, BX
-	JE    done1917
+	JE    done2145
 
-rows1_1916:
+rows1_2144:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1922:
+cols2150:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -61596,7 +68015,7 @@ cols1922:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00002000
-	JNE           cols1922
+	JNE           cols2150
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -61613,9 +68032,9 @@ cols1922:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1916
+	JNE           rows1_2144
 
-done1917:
+done2145:
 	VZEROUPPER
 	RET
 
@@ -61627,9 +68046,9 @@ TEXT ·matvecadd_288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail1924
+	JL   tail2152
 
-rows4_1923:
+rows4_2151:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -61640,7 +68059,7 @@ rows4_1923:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1927:
+cols2155:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -61657,7 +68076,7 @@ cols1927:
 	VFMADD231PS  3488(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1927
+	JNE          cols2155
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -61679,20 +68098,20 @@ cols1927:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1923
+	JGE          rows4_2151
 
-tail1924:
+tail2152:
 	TESTQ BX, BX
-	JE    done1926
+	JE    done2154
 
-rows1_1925:
+rows1_2153:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1928:
+cols2156:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -61703,7 +68122,7 @@ cols1928:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols1928
+	JNE          cols2156
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -61718,9 +68137,9 @@ cols1928:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1925
+	JNE          rows1_2153
 
-done1926:
+done2154:
 	VZEROUPPER
 	RET
 
@@ -61750,9 +68169,9 @@ TEXT ·matvecadd_288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail1930
+	JL      tail2158
 
-rows4_1929:
+rows4_2157:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -61926,13 +68345,13 @@ rows4_1929:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1929
+	JGE           rows4_2157
 
-tail1930:
+tail2158:
 	TESTQ BX, BX
-	JE    done1932
+	JE    done2160
 
-rows1_1931:
+rows1_2159:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        64(CX), Z1, Z19
 	VMULPS        128(CX), Z2, Z20
@@ -61967,9 +68386,9 @@ rows1_1931:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1931
+	JNE           rows1_2159
 
-done1932:
+done2160:
 	VZEROUPPER
 	RET
 
@@ -61982,9 +68401,9 @@ TEXT ·matvecadd_33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1938
+	JL      tail4_2166
 
-rows8_1937:
+rows8_2165:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -62084,13 +68503,13 @@ rows8_1937:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1937
+	JGE          rows8_2165
 
-tail4_1938:
+tail4_2166:
 	CMPQ BX, $0x04
-	JL   tail1934
+	JL   tail2162
 
-rows4_1933:
+rows4_2161:
 	VMOVUPS      (DX), Y4
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y4, Y1
@@ -62149,13 +68568,13 @@ rows4_1933:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1933
+	JGE          rows4_2161
 
-tail1934:
+tail2162:
 	TESTQ BX, BX
-	JE    done1936
+	JE    done2164
 
-rows1_1935:
+rows1_2163:
 	VMOVUPS      (DX), Y1
 	VMULPS       (CX), Y1, Y1
 	VMOVUPS      32(DX), Y2
@@ -62181,9 +68600,9 @@ rows1_1935:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1935
+	JNE          rows1_2163
 
-done1936:
+done2164:
 	VZEROUPPER
 	RET
 
@@ -62197,9 +68616,9 @@ TEXT ·matvecadd_33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1944
+	JL    tail4_2172
 
-rows8_1943:
+rows8_2171:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -62291,13 +68710,13 @@ rows8_1943:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1943
+	JGE           rows8_2171
 
-tail4_1944:
+tail4_2172:
 	CMPQ BX, $0x04
-	JL   tail1940
+	JL   tail2168
 
-rows4_1939:
+rows4_2167:
 	VMOVUPS       (DX), Y3
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y3, Y0
@@ -62352,13 +68771,13 @@ rows4_1939:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1939
+	JGE           rows4_2167
 
-tail1940:
+tail2168:
 	TESTQ BX, BX
-	JE    done1942
+	JE    done2170
 
-rows1_1941:
+rows1_2169:
 	VMOVUPS       (DX), Y0
 	VMULPS        (CX), Y0, Y0
 	VMOVUPS       32(DX), Y1
@@ -62383,9 +68802,9 @@ rows1_1941:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1941
+	JNE           rows1_2169
 
-done1942:
+done2170:
 	VZEROUPPER
 	RET
 
@@ -62398,9 +68817,9 @@ TEXT ·matvecadd_3_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1950
+	JL      tail4_2178
 
-rows8_1949:
+rows8_2177:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -62448,13 +68867,13 @@ rows8_1949:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1949
+	JGE          rows8_2177
 
-tail4_1950:
+tail4_2178:
 	CMPQ BX, $0x04
-	JL   tail1946
+	JL   tail2174
 
-rows4_1945:
+rows4_2173:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -62481,13 +68900,13 @@ rows4_1945:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1945
+	JGE          rows4_2173
 
-tail1946:
+tail2174:
 	TESTQ BX, BX
-	JE    done1948
+	JE    done2176
 
-rows1_1947:
+rows1_2175:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -62502,9 +68921,9 @@ rows1_1947:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1947
+	JNE          rows1_2175
 
-done1948:
+done2176:
 	VZEROUPPER
 	RET
 
@@ -62518,9 +68937,9 @@ TEXT ·matvecadd_3_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000007, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1956
+	JL    tail4_2184
 
-rows8_1955:
+rows8_2183:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      12(CX), Y7, K1, Y1
@@ -62560,13 +68979,13 @@ rows8_1955:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1955
+	JGE           rows8_2183
 
-tail4_1956:
+tail4_2184:
 	CMPQ BX, $0x04
-	JL   tail1952
+	JL   tail2180
 
-rows4_1951:
+rows4_2179:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      12(CX), Y3, K1, Y1
@@ -62589,13 +69008,13 @@ rows4_1951:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1951
+	JGE           rows4_2179
 
-tail1952:
+tail2180:
 	TESTQ BX, BX
-	JE    done1954
+	JE    done2182
 
-rows1_1953:
+rows1_2181:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -62609,9 +69028,9 @@ rows1_1953:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1953
+	JNE           rows1_2181
 
-done1954:
+done2182:
 	VZEROUPPER
 	RET
 
@@ -62631,9 +69050,9 @@ TEXT ·matvecadd_64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x08
-	JL      tail4_1962
+	JL      tail4_2190
 
-rows8_1961:
+rows8_2189:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -62760,13 +69179,13 @@ rows8_1961:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1961
+	JGE          rows8_2189
 
-tail4_1962:
+tail4_2190:
 	CMPQ BX, $0x04
-	JL   tail1958
+	JL   tail2186
 
-rows4_1957:
+rows4_2185:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -62832,13 +69251,13 @@ rows4_1957:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1957
+	JGE          rows4_2185
 
-tail1958:
+tail2186:
 	TESTQ BX, BX
-	JE    done1960
+	JE    done2188
 
-rows1_1959:
+rows1_2187:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       32(CX), Y1, Y9
 	VFMADD231PS  64(CX), Y2, Y8
@@ -62859,9 +69278,9 @@ rows1_1959:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1959
+	JNE          rows1_2187
 
-done1960:
+done2188:
 	VZEROUPPER
 	RET
 
@@ -62877,9 +69296,9 @@ TEXT ·matvecadd_64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x08
-	JL      tail4_1968
+	JL      tail4_2196
 
-rows8_1967:
+rows8_2195:
 	PREFETCHNTA 4096(CX)
 	VMULPS      (CX), Z0, Z4
 	PREFETCHNTA 4352(CX)
@@ -62974,13 +69393,13 @@ rows8_1967:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1967
+	JGE         rows8_2195
 
-tail4_1968:
+tail4_2196:
 	CMPQ BX, $0x04
-	JL   tail1964
+	JL   tail2192
 
-rows4_1963:
+rows4_2191:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -63042,13 +69461,13 @@ rows4_1963:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1963
+	JGE           rows4_2191
 
-tail1964:
+tail2192:
 	TESTQ BX, BX
-	JE    done1966
+	JE    done2194
 
-rows1_1965:
+rows1_2193:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        64(CX), Z1, Z5
 	VMULPS        128(CX), Z2, Z6
@@ -63069,9 +69488,9 @@ rows1_1965:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1965
+	JNE           rows1_2193
 
-done1966:
+done2194:
 	VZEROUPPER
 	RET
 
@@ -63083,9 +69502,9 @@ TEXT ·matvecadd_768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1974
+	JL   tail4_2202
 
-rows8_1973:
+rows8_2201:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -63096,7 +69515,7 @@ rows8_1973:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1975:
+cols2203:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  24576(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -63116,7 +69535,7 @@ cols1975:
 	VFMADD231PS  21504(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1975
+	JNE          cols2203
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -63147,13 +69566,13 @@ cols1975:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1973
+	JGE          rows8_2201
 
-tail4_1974:
+tail4_2202:
 	CMPQ BX, $0x04
-	JL   tail1970
+	JL   tail2198
 
-rows4_1969:
+rows4_2197:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -63164,7 +69583,7 @@ rows4_1969:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols1976:
+cols2204:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -63181,7 +69600,7 @@ cols1976:
 	VFMADD231PS  9248(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000040, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1976
+	JNE          cols2204
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -63203,20 +69622,20 @@ cols1976:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1969
+	JGE          rows4_2197
 
-tail1970:
+tail2198:
 	TESTQ BX, BX
-	JE    done1972
+	JE    done2200
 
-rows1_1971:
+rows1_2199:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   SI, SI
 
-cols1977:
+cols2205:
 	VMOVUPS      (DX)(SI*1), Y4
 	VFMADD231PS  (CX)(SI*1), Y4, Y0
 	VMOVUPS      32(DX)(SI*1), Y4
@@ -63227,7 +69646,7 @@ cols1977:
 	VFMADD231PS  96(CX)(SI*1), Y4, Y3
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols1977
+	JNE          cols2205
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -63242,9 +69661,9 @@ cols1977:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1971
+	JNE          rows1_2199
 
-done1972:
+done2200:
 	VZEROUPPER
 	RET
 
@@ -63256,9 +69675,9 @@ TEXT ·matvecadd_768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x08
-	JL   tail4_1983
+	JL   tail4_2211
 
-rows8_1982:
+rows8_2210:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -63269,7 +69688,7 @@ rows8_1982:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1984:
+cols2212:
 	VMOVUPS     (DX)(SI*1), Z8
 	PREFETCHNTA 24576(CX)(SI*1)
 	VFMADD231PS (CX)(SI*1), Z8, Z0
@@ -63289,7 +69708,7 @@ cols1984:
 	VFMADD231PS 21504(CX)(SI*1), Z8, Z7
 	ADDQ        $0x00000040, SI
 	CMPQ        SI, $0x00000c00
-	JNE         cols1984
+	JNE         cols2212
 	VSHUFF32X4  $0x44, Z4, Z0, Z8
 	VSHUFF32X4  $0xee, Z4, Z0, Z0
 	VADDPS      Z0, Z8, Z8
@@ -63320,13 +69739,13 @@ cols1984:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_1982
+	JGE         rows8_2210
 
-tail4_1983:
+tail4_2211:
 	CMPQ BX, $0x04
-	JL   tail1979
+	JL   tail2207
 
-rows4_1978:
+rows4_2206:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -63337,7 +69756,7 @@ rows4_1978:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols1985:
+cols2213:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -63358,7 +69777,7 @@ cols1985:
 	VFMADD231PS   9280(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000080, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1985
+	JNE           cols2213
 	VADDPS        Z4, Z0, Z0
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
@@ -63388,20 +69807,20 @@ cols1985:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1978
+	JGE           rows4_2206
 
-tail1979:
+tail2207:
 	TESTQ BX, BX
-	JE    done1981
+	JE    done2209
 
-rows1_1980:
+rows1_2208:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    SI, SI
 
-cols1986:
+cols2214:
 	VMOVUPS       (DX)(SI*1), Z4
 	VFMADD231PS   (CX)(SI*1), Z4, Z0
 	VMOVUPS       64(DX)(SI*1), Z4
@@ -63412,7 +69831,7 @@ cols1986:
 	VFMADD231PS   192(CX)(SI*1), Z4, Z3
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols1986
+	JNE           cols2214
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -63429,9 +69848,9 @@ cols1986:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1980
+	JNE           rows1_2208
 
-done1981:
+done2209:
 	VZEROUPPER
 	RET
 
@@ -63444,9 +69863,9 @@ TEXT ·matvecadd_7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_1992
+	JL      tail4_2220
 
-rows8_1991:
+rows8_2219:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -63494,13 +69913,13 @@ rows8_1991:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_1991
+	JGE          rows8_2219
 
-tail4_1992:
+tail4_2220:
 	CMPQ BX, $0x04
-	JL   tail1988
+	JL   tail2216
 
-rows4_1987:
+rows4_2215:
 	VMASKMOVPS   (DX), Y0, Y4
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y4, Y1, Y1
@@ -63527,13 +69946,13 @@ rows4_1987:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1987
+	JGE          rows4_2215
 
-tail1988:
+tail2216:
 	TESTQ BX, BX
-	JE    done1990
+	JE    done2218
 
-rows1_1989:
+rows1_2217:
 	VMASKMOVPS   (DX), Y0, Y1
 	VMASKMOVPS   (CX), Y0, Y2
 	VMULPS       Y1, Y2, Y1
@@ -63548,9 +69967,9 @@ rows1_1989:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_1989
+	JNE          rows1_2217
 
-done1990:
+done2218:
 	VZEROUPPER
 	RET
 
@@ -63564,9 +69983,9 @@ TEXT ·matvecadd_7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x08
-	JL    tail4_1998
+	JL    tail4_2226
 
-rows8_1997:
+rows8_2225:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -63606,13 +70025,13 @@ rows8_1997:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_1997
+	JGE           rows8_2225
 
-tail4_1998:
+tail4_2226:
 	CMPQ BX, $0x04
-	JL   tail1994
+	JL   tail2222
 
-rows4_1993:
+rows4_2221:
 	VMOVUPS.Z     (DX), K1, Y3
 	VMULPS.Z      (CX), Y3, K1, Y0
 	VMULPS.Z      28(CX), Y3, K1, Y1
@@ -63635,13 +70054,13 @@ rows4_1993:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_1993
+	JGE           rows4_2221
 
-tail1994:
+tail2222:
 	TESTQ BX, BX
-	JE    done1996
+	JE    done2224
 
-rows1_1995:
+rows1_2223:
 	VMOVUPS.Z     (DX), K1, Y0
 	VMULPS.Z      (CX), Y0, K1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -63655,9 +70074,9 @@ rows1_1995:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_1995
+	JNE           rows1_2223
 
-done1996:
+done2224:
 	VZEROUPPER
 	RET
 
@@ -63670,9 +70089,9 @@ TEXT ·matvecadd_8_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_2004
+	JL      tail4_2232
 
-rows8_2003:
+rows8_2231:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHNTA  4128(CX)
@@ -63719,13 +70138,13 @@ rows8_2003:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2003
+	JGE          rows8_2231
 
-tail4_2004:
+tail4_2232:
 	CMPQ BX, $0x04
-	JL   tail2000
+	JL   tail2228
 
-rows4_1999:
+rows4_2227:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y1
 	PREFETCHNTA  4128(CX)
@@ -63751,13 +70170,13 @@ rows4_1999:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_1999
+	JGE          rows4_2227
 
-tail2000:
+tail2228:
 	TESTQ BX, BX
-	JE    done2002
+	JE    done2230
 
-rows1_2001:
+rows1_2229:
 	VMULPS       (CX), Y0, Y1
 	VEXTRACTF128 $0x01, Y1, X2
 	VADDPS       X2, X1, X2
@@ -63770,9 +70189,9 @@ rows1_2001:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2001
+	JNE          rows1_2229
 
-done2002:
+done2230:
 	VZEROUPPER
 	RET
 
@@ -63785,9 +70204,9 @@ TEXT ·matvecadd_8_avx512(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVUPS (DX), Y0
 	CMPQ    BX, $0x08
-	JL      tail4_2010
+	JL      tail4_2238
 
-rows8_2009:
+rows8_2237:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHNTA   4128(CX)
@@ -63834,13 +70253,13 @@ rows8_2009:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2009
+	JGE           rows8_2237
 
-tail4_2010:
+tail4_2238:
 	CMPQ BX, $0x04
-	JL   tail2006
+	JL   tail2234
 
-rows4_2005:
+rows4_2233:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y0, Y1
 	PREFETCHNTA   4128(CX)
@@ -63866,13 +70285,13 @@ rows4_2005:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2005
+	JGE           rows4_2233
 
-tail2006:
+tail2234:
 	TESTQ BX, BX
-	JE    done2008
+	JE    done2236
 
-rows1_2007:
+rows1_2235:
 	VMULPS        (CX), Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X2
 	VADDPS        X2, X1, X2
@@ -63885,9 +70304,9 @@ rows1_2007:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2007
+	JNE           rows1_2235
 
-done2008:
+done2236:
 	VZEROUPPER
 	RET
 
@@ -63922,9 +70341,9 @@ TEXT ·rmsmatvec_16_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      32(DX), Y2
 	VMULPS       32(SI), Y2, Y2
 	CMPQ         BX, $0x08
-	JL           tail4_2016
+	JL           tail4_2244
 
-rows8_2015:
+rows8_2243:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y3
 	PREFETCHNTA  4160(CX)
@@ -63979,13 +70398,13 @@ rows8_2015:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2015
+	JGE          rows8_2243
 
-tail4_2016:
+tail4_2244:
 	CMPQ BX, $0x04
-	JL   tail2012
+	JL   tail2240
 
-rows4_2011:
+rows4_2239:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y3
 	PREFETCHNTA  4160(CX)
@@ -64019,13 +70438,13 @@ rows4_2011:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2011
+	JGE          rows4_2239
 
-tail2012:
+tail2240:
 	TESTQ BX, BX
-	JE    done2014
+	JE    done2242
 
-rows1_2013:
+rows1_2241:
 	VMULPS       (CX), Y1, Y3
 	VMULPS       32(CX), Y2, Y4
 	VADDPS       Y4, Y3, Y3
@@ -64040,9 +70459,9 @@ rows1_2013:
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2013
+	JNE          rows1_2241
 
-done2014:
+done2242:
 	VZEROUPPER
 	RET
 
@@ -64095,9 +70514,9 @@ TEXT ·rmsmatvec_16_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       32(DX), Y2
 	VMULPS        32(SI), Y2, Y2
 	CMPQ          BX, $0x08
-	JL            tail4_2022
+	JL            tail4_2250
 
-rows8_2021:
+rows8_2249:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y1, Y3
 	PREFETCHNTA   4160(CX)
@@ -64152,13 +70571,13 @@ rows8_2021:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2021
+	JGE           rows8_2249
 
-tail4_2022:
+tail4_2250:
 	CMPQ BX, $0x04
-	JL   tail2018
+	JL   tail2246
 
-rows4_2017:
+rows4_2245:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y1, Y3
 	PREFETCHNTA   4160(CX)
@@ -64192,13 +70611,13 @@ rows4_2017:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2017
+	JGE           rows4_2245
 
-tail2018:
+tail2246:
 	TESTQ BX, BX
-	JE    done2020
+	JE    done2248
 
-rows1_2019:
+rows1_2247:
 	VMULPS        (CX), Y1, Y3
 	VMULPS        32(CX), Y2, Y4
 	VADDPS        Y4, Y3, Y3
@@ -64213,9 +70632,9 @@ rows1_2019:
 	ADDQ          $0x00000040, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2019
+	JNE           rows1_2247
 
-done2020:
+done2248:
 	VZEROUPPER
 	RET
 
@@ -64234,7 +70653,7 @@ TEXT ·rmsmatvec_172_avx2(SB), NOSPLIT, $0-44
 	VXORPS  Y4, Y4, Y4
 	XORQ    DI, DI
 
-cols2023:
+cols2251:
 	VMOVUPS      (DX)(DI*1), Y5
 	VFMADD231PS  (DX)(DI*1), Y5, Y1
 	VMOVUPS      32(DX)(DI*1), Y5
@@ -64245,7 +70664,7 @@ cols2023:
 	VFMADD231PS  96(DX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols2023
+	JNE          cols2251
 	VMOVUPS      640(DX), Y5
 	VFMADD231PS  640(DX), Y5, Y1
 	VMASKMOVPS   672(DX), Y0, Y5
@@ -64268,9 +70687,9 @@ cols2023:
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2029
+	JL           tail4_2257
 
-rows8_2028:
+rows8_2256:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -64281,7 +70700,7 @@ rows8_2028:
 	VXORPS Y9, Y9, Y9
 	XORQ   DI, DI
 
-cols2030:
+cols2258:
 	VMOVUPS      (DX)(DI*1), Y10
 	VMULPS       (SI)(DI*1), Y10, Y10
 	PREFETCHNTA  5504(CX)(DI*1)
@@ -64302,7 +70721,7 @@ cols2030:
 	VFMADD231PS  4816(CX)(DI*1), Y10, Y9
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x000002a0
-	JNE          cols2030
+	JNE          cols2258
 	VMASKMOVPS   672(DX), Y0, Y10
 	VMASKMOVPS   672(SI), Y0, Y11
 	VMULPS       Y11, Y10, Y10
@@ -64352,13 +70771,13 @@ cols2030:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2028
+	JGE          rows8_2256
 
-tail4_2029:
+tail4_2257:
 	CMPQ BX, $0x04
-	JL   tail2025
+	JL   tail2253
 
-rows4_2024:
+rows4_2252:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -64369,7 +70788,7 @@ rows4_2024:
 	VXORPS Y9, Y9, Y9
 	XORQ   DI, DI
 
-cols2031:
+cols2259:
 	VMOVUPS      (DX)(DI*1), Y10
 	VMULPS       (SI)(DI*1), Y10, Y10
 	PREFETCHNTA  5504(CX)(DI*1)
@@ -64388,7 +70807,7 @@ cols2031:
 	VFMADD231PS  2096(CX)(DI*1), Y10, Y9
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols2031
+	JNE          cols2259
 	VMOVUPS      640(DX), Y10
 	VMULPS       640(SI), Y10, Y10
 	PREFETCHNTA  6144(CX)
@@ -64431,20 +70850,20 @@ cols2031:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2024
+	JGE          rows4_2252
 
-tail2025:
+tail2253:
 	TESTQ BX, BX
-	JE    done2027
+	JE    done2255
 
-rows1_2026:
+rows1_2254:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	XORQ   DI, DI
 
-cols2032:
+cols2260:
 	VMOVUPS      (DX)(DI*1), Y6
 	VMULPS       (SI)(DI*1), Y6, Y6
 	VFMADD231PS  (CX)(DI*1), Y6, Y2
@@ -64459,7 +70878,7 @@ cols2032:
 	VFMADD231PS  96(CX)(DI*1), Y6, Y5
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000280
-	JNE          cols2032
+	JNE          cols2260
 	VMOVUPS      640(DX), Y6
 	VMULPS       640(SI), Y6, Y6
 	VFMADD231PS  640(CX), Y6, Y2
@@ -64482,9 +70901,9 @@ cols2032:
 	ADDQ         $0x000002b0, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2026
+	JNE          rows1_2254
 
-done2027:
+done2255:
 	VZEROUPPER
 	RET
 
@@ -64557,9 +70976,9 @@ TEXT ·rmsmatvec_172_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x08
-	JL            tail4_2038
+	JL            tail4_2266
 
-rows8_2037:
+rows8_2265:
 	VMOVUPS     (DX), Z8
 	VMULPS      (SI), Z8, Z8
 	PREFETCHNTA 5504(CX)
@@ -64780,13 +71199,13 @@ rows8_2037:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_2037
+	JGE         rows8_2265
 
-tail4_2038:
+tail4_2266:
 	CMPQ BX, $0x04
-	JL   tail2034
+	JL   tail2262
 
-rows4_2033:
+rows4_2261:
 	VMOVUPS       (DX), Z4
 	VMULPS        (SI), Z4, Z4
 	PREFETCHNTA   5504(CX)
@@ -64922,13 +71341,13 @@ rows4_2033:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2033
+	JGE           rows4_2261
 
-tail2034:
+tail2262:
 	TESTQ BX, BX
-	JE    done2036
+	JE    done2264
 
-rows1_2035:
+rows1_2263:
 	VMOVUPS       (DX), Z1
 	VMULPS        (SI), Z1, Z1
 	VMULPS        (CX), Z1, Z1
@@ -64978,9 +71397,9 @@ rows1_2035:
 	ADDQ          $0x000002b0, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2035
+	JNE           rows1_2263
 
-done2036:
+done2264:
 	VZEROUPPER
 	RET
 
@@ -65015,9 +71434,9 @@ TEXT ·rmsmatvec_17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2044
+	JL           tail4_2272
 
-rows8_2043:
+rows8_2271:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4352(CX)
@@ -65095,13 +71514,13 @@ rows8_2043:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2043
+	JGE          rows8_2271
 
-tail4_2044:
+tail4_2272:
 	CMPQ BX, $0x04
-	JL   tail2040
+	JL   tail2268
 
-rows4_2039:
+rows4_2267:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHNTA  4352(CX)
@@ -65150,13 +71569,13 @@ rows4_2039:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2039
+	JGE          rows4_2267
 
-tail2040:
+tail2268:
 	TESTQ BX, BX
-	JE    done2042
+	JE    done2270
 
-rows1_2041:
+rows1_2269:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -65180,9 +71599,9 @@ rows1_2041:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2041
+	JNE          rows1_2269
 
-done2042:
+done2270:
 	VZEROUPPER
 	RET
 
@@ -65235,9 +71654,9 @@ TEXT ·rmsmatvec_17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x08
-	JL            tail4_2050
+	JL            tail4_2278
 
-rows8_2049:
+rows8_2277:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4352(CX)
@@ -65306,13 +71725,13 @@ rows8_2049:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2049
+	JGE           rows8_2277
 
-tail4_2050:
+tail4_2278:
 	CMPQ BX, $0x04
-	JL   tail2046
+	JL   tail2274
 
-rows4_2045:
+rows4_2273:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHNTA   4352(CX)
@@ -65356,13 +71775,13 @@ rows4_2045:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2045
+	JGE           rows4_2273
 
-tail2046:
+tail2274:
 	TESTQ BX, BX
-	JE    done2048
+	JE    done2276
 
-rows1_2047:
+rows1_2275:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -65384,9 +71803,9 @@ rows1_2047:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2047
+	JNE           rows1_2275
 
-done2048:
+done2276:
 	VZEROUPPER
 	RET
 
@@ -65416,9 +71835,9 @@ TEXT ·rmsmatvec_1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2056
+	JL           tail4_2284
 
-rows8_2055:
+rows8_2283:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -65468,13 +71887,13 @@ rows8_2055:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2055
+	JGE          rows8_2283
 
-tail4_2056:
+tail4_2284:
 	CMPQ BX, $0x04
-	JL   tail2052
+	JL   tail2280
 
-rows4_2051:
+rows4_2279:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -65503,13 +71922,13 @@ rows4_2051:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2051
+	JGE          rows4_2279
 
-tail2052:
+tail2280:
 	TESTQ BX, BX
-	JE    done2054
+	JE    done2282
 
-rows1_2053:
+rows1_2281:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -65526,9 +71945,9 @@ rows1_2053:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2053
+	JNE          rows1_2281
 
-done2054:
+done2282:
 	VZEROUPPER
 	RET
 
@@ -65576,9 +71995,9 @@ TEXT ·rmsmatvec_1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x08
-	JL            tail4_2062
+	JL            tail4_2290
 
-rows8_2061:
+rows8_2289:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -65619,13 +72038,13 @@ rows8_2061:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2061
+	JGE           rows8_2289
 
-tail4_2062:
+tail4_2290:
 	CMPQ BX, $0x04
-	JL   tail2058
+	JL   tail2286
 
-rows4_2057:
+rows4_2285:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -65649,13 +72068,13 @@ rows4_2057:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2057
+	JGE           rows4_2285
 
-tail2058:
+tail2286:
 	TESTQ BX, BX
-	JE    done2060
+	JE    done2288
 
-rows1_2059:
+rows1_2287:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -65670,9 +72089,9 @@ rows1_2059:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2059
+	JNE           rows1_2287
 
-done2060:
+done2288:
 	VZEROUPPER
 	RET
 
@@ -65690,7 +72109,7 @@ TEXT ·rmsmatvec_2048_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2063:
+cols2291:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -65701,7 +72120,7 @@ cols2063:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols2063
+	JNE          cols2291
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -65719,9 +72138,9 @@ cols2063:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x08
-	JL           tail4_2069
+	JL           tail4_2297
 
-rows8_2068:
+rows8_2296:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -65732,7 +72151,7 @@ rows8_2068:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2070:
+cols2298:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -65745,7 +72164,7 @@ cols2070:
 	VFMADD231PS  57344(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols2070
+	JNE          cols2298
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -65776,13 +72195,13 @@ cols2070:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2068
+	JGE          rows8_2296
 
-tail4_2069:
+tail4_2297:
 	CMPQ BX, $0x04
-	JL   tail2065
+	JL   tail2293
 
-rows4_2064:
+rows4_2292:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -65793,7 +72212,7 @@ rows4_2064:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2071:
+cols2299:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -65808,7 +72227,7 @@ cols2071:
 	VFMADD231PS  24608(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols2071
+	JNE          cols2299
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -65830,20 +72249,20 @@ cols2071:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2064
+	JGE          rows4_2292
 
-tail2065:
+tail2293:
 	TESTQ BX, BX
-	JE    done2067
+	JE    done2295
 
-rows1_2066:
+rows1_2294:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols2072:
+cols2300:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -65858,7 +72277,7 @@ cols2072:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00002000
-	JNE          cols2072
+	JNE          cols2300
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -65873,9 +72292,9 @@ cols2072:
 	ADDQ         $0x00002000, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2066
+	JNE          rows1_2294
 
-done2067:
+done2295:
 	VZEROUPPER
 	RET
 
@@ -65911,7 +72330,7 @@ TEXT ·rmsmatvec_2048_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2073:
+cols2301:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -65922,7 +72341,7 @@ cols2073:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols2073
+	JNE           cols2301
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -65942,9 +72361,9 @@ cols2073:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x08
-	JL            tail4_2079
+	JL            tail4_2307
 
-rows8_2078:
+rows8_2306:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -65955,7 +72374,7 @@ rows8_2078:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2080:
+cols2308:
 	VMOVUPS     (DX)(DI*1), Z9
 	VMULPS      (SI)(DI*1), Z9, Z9
 	VFMADD231PS (CX)(DI*1), Z9, Z1
@@ -65968,7 +72387,7 @@ cols2080:
 	VFMADD231PS 57344(CX)(DI*1), Z9, Z8
 	ADDQ        $0x00000040, DI
 	CMPQ        DI, $0x00002000
-	JNE         cols2080
+	JNE         cols2308
 	VSHUFF32X4  $0x44, Z5, Z1, Z9
 	VSHUFF32X4  $0xee, Z5, Z1, Z1
 	VADDPS      Z1, Z9, Z9
@@ -65999,13 +72418,13 @@ cols2080:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_2078
+	JGE         rows8_2306
 
-tail4_2079:
+tail4_2307:
 	CMPQ BX, $0x04
-	JL   tail2075
+	JL   tail2303
 
-rows4_2074:
+rows4_2302:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -66016,7 +72435,7 @@ rows4_2074:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2081:
+cols2309:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -66031,7 +72450,7 @@ cols2081:
 	VFMADD231PS   24640(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols2081
+	JNE           cols2309
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -66061,20 +72480,20 @@ cols2081:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2074
+	JGE           rows4_2302
 
-tail2075:
+tail2303:
 	TESTQ BX, BX
-	JE    done2077
+	JE    done2305
 
-rows1_2076:
+rows1_2304:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols2082:
+cols2310:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -66089,7 +72508,7 @@ cols2082:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00002000
-	JNE           cols2082
+	JNE           cols2310
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -66106,9 +72525,9 @@ cols2082:
 	ADDQ          $0x00002000, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2076
+	JNE           rows1_2304
 
-done2077:
+done2305:
 	VZEROUPPER
 	RET
 
@@ -66126,7 +72545,7 @@ TEXT ·rmsmatvec_288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2083:
+cols2311:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -66137,7 +72556,7 @@ cols2083:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2083
+	JNE          cols2311
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -66155,9 +72574,9 @@ cols2083:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail2085
+	JL           tail2313
 
-rows4_2084:
+rows4_2312:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -66168,7 +72587,7 @@ rows4_2084:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2088:
+cols2316:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -66187,7 +72606,7 @@ cols2088:
 	VFMADD231PS  3488(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2088
+	JNE          cols2316
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -66209,20 +72628,20 @@ cols2088:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2084
+	JGE          rows4_2312
 
-tail2085:
+tail2313:
 	TESTQ BX, BX
-	JE    done2087
+	JE    done2315
 
-rows1_2086:
+rows1_2314:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols2089:
+cols2317:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -66237,7 +72656,7 @@ cols2089:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2089
+	JNE          cols2317
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -66252,9 +72671,9 @@ cols2089:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2086
+	JNE          rows1_2314
 
-done2087:
+done2315:
 	VZEROUPPER
 	RET
 
@@ -66290,7 +72709,7 @@ TEXT ·rmsmatvec_288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2090:
+cols2318:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -66301,7 +72720,7 @@ cols2090:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols2090
+	JNE           cols2318
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -66361,9 +72780,9 @@ cols2090:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail2092
+	JL            tail2320
 
-rows4_2091:
+rows4_2319:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -66537,13 +72956,13 @@ rows4_2091:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2091
+	JGE           rows4_2319
 
-tail2092:
+tail2320:
 	TESTQ BX, BX
-	JE    done2094
+	JE    done2322
 
-rows1_2093:
+rows1_2321:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        64(CX), Z2, Z20
 	VMULPS        128(CX), Z3, Z21
@@ -66578,9 +72997,9 @@ rows1_2093:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2093
+	JNE           rows1_2321
 
-done2094:
+done2322:
 	VZEROUPPER
 	RET
 
@@ -66621,9 +73040,9 @@ TEXT ·rmsmatvec_33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2100
+	JL           tail4_2328
 
-rows8_2099:
+rows8_2327:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4224(CX)
@@ -66729,13 +73148,13 @@ rows8_2099:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2099
+	JGE          rows8_2327
 
-tail4_2100:
+tail4_2328:
 	CMPQ BX, $0x04
-	JL   tail2096
+	JL   tail2324
 
-rows4_2095:
+rows4_2323:
 	VMOVUPS      (DX), Y5
 	VMULPS       (SI), Y5, Y5
 	PREFETCHNTA  4224(CX)
@@ -66800,13 +73219,13 @@ rows4_2095:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2095
+	JGE          rows4_2323
 
-tail2096:
+tail2324:
 	TESTQ BX, BX
-	JE    done2098
+	JE    done2326
 
-rows1_2097:
+rows1_2325:
 	VMOVUPS      (DX), Y2
 	VMULPS       (SI), Y2, Y2
 	VMULPS       (CX), Y2, Y2
@@ -66838,9 +73257,9 @@ rows1_2097:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2097
+	JNE          rows1_2325
 
-done2098:
+done2326:
 	VZEROUPPER
 	RET
 
@@ -66899,9 +73318,9 @@ TEXT ·rmsmatvec_33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x08
-	JL            tail4_2106
+	JL            tail4_2334
 
-rows8_2105:
+rows8_2333:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4224(CX)
@@ -66998,13 +73417,13 @@ rows8_2105:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2105
+	JGE           rows8_2333
 
-tail4_2106:
+tail4_2334:
 	CMPQ BX, $0x04
-	JL   tail2102
+	JL   tail2330
 
-rows4_2101:
+rows4_2329:
 	VMOVUPS       (DX), Y4
 	VMULPS        (SI), Y4, Y4
 	PREFETCHNTA   4224(CX)
@@ -67064,13 +73483,13 @@ rows4_2101:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2101
+	JGE           rows4_2329
 
-tail2102:
+tail2330:
 	TESTQ BX, BX
-	JE    done2104
+	JE    done2332
 
-rows1_2103:
+rows1_2331:
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	VMULPS        (CX), Y1, Y1
@@ -67100,9 +73519,9 @@ rows1_2103:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2103
+	JNE           rows1_2331
 
-done2104:
+done2332:
 	VZEROUPPER
 	RET
 
@@ -67132,9 +73551,9 @@ TEXT ·rmsmatvec_3_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2112
+	JL           tail4_2340
 
-rows8_2111:
+rows8_2339:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -67184,13 +73603,13 @@ rows8_2111:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2111
+	JGE          rows8_2339
 
-tail4_2112:
+tail4_2340:
 	CMPQ BX, $0x04
-	JL   tail2108
+	JL   tail2336
 
-rows4_2107:
+rows4_2335:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -67219,13 +73638,13 @@ rows4_2107:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2107
+	JGE          rows4_2335
 
-tail2108:
+tail2336:
 	TESTQ BX, BX
-	JE    done2110
+	JE    done2338
 
-rows1_2109:
+rows1_2337:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -67242,9 +73661,9 @@ rows1_2109:
 	ADDQ         $0x0000000c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2109
+	JNE          rows1_2337
 
-done2110:
+done2338:
 	VZEROUPPER
 	RET
 
@@ -67292,9 +73711,9 @@ TEXT ·rmsmatvec_3_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x08
-	JL            tail4_2118
+	JL            tail4_2346
 
-rows8_2117:
+rows8_2345:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -67335,13 +73754,13 @@ rows8_2117:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2117
+	JGE           rows8_2345
 
-tail4_2118:
+tail4_2346:
 	CMPQ BX, $0x04
-	JL   tail2114
+	JL   tail2342
 
-rows4_2113:
+rows4_2341:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -67365,13 +73784,13 @@ rows4_2113:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2113
+	JGE           rows4_2341
 
-tail2114:
+tail2342:
 	TESTQ BX, BX
-	JE    done2116
+	JE    done2344
 
-rows1_2115:
+rows1_2343:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -67386,9 +73805,9 @@ rows1_2115:
 	ADDQ          $0x0000000c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2115
+	JNE           rows1_2343
 
-done2116:
+done2344:
 	VZEROUPPER
 	RET
 
@@ -67449,9 +73868,9 @@ TEXT ·rmsmatvec_64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x08
-	JL           tail4_2124
+	JL           tail4_2352
 
-rows8_2123:
+rows8_2351:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -67578,13 +73997,13 @@ rows8_2123:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2123
+	JGE          rows8_2351
 
-tail4_2124:
+tail4_2352:
 	CMPQ BX, $0x04
-	JL   tail2120
+	JL   tail2348
 
-rows4_2119:
+rows4_2347:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -67650,13 +74069,13 @@ rows4_2119:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2119
+	JGE          rows4_2347
 
-tail2120:
+tail2348:
 	TESTQ BX, BX
-	JE    done2122
+	JE    done2350
 
-rows1_2121:
+rows1_2349:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       32(CX), Y2, Y10
 	VFMADD231PS  64(CX), Y3, Y9
@@ -67677,9 +74096,9 @@ rows1_2121:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2121
+	JNE          rows1_2349
 
-done2122:
+done2350:
 	VZEROUPPER
 	RET
 
@@ -67744,9 +74163,9 @@ TEXT ·rmsmatvec_64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x08
-	JL            tail4_2130
+	JL            tail4_2358
 
-rows8_2129:
+rows8_2357:
 	PREFETCHNTA 4096(CX)
 	VMULPS      (CX), Z1, Z5
 	PREFETCHNTA 4352(CX)
@@ -67841,13 +74260,13 @@ rows8_2129:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_2129
+	JGE         rows8_2357
 
-tail4_2130:
+tail4_2358:
 	CMPQ BX, $0x04
-	JL   tail2126
+	JL   tail2354
 
-rows4_2125:
+rows4_2353:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -67909,13 +74328,13 @@ rows4_2125:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2125
+	JGE           rows4_2353
 
-tail2126:
+tail2354:
 	TESTQ BX, BX
-	JE    done2128
+	JE    done2356
 
-rows1_2127:
+rows1_2355:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        64(CX), Z2, Z6
 	VMULPS        128(CX), Z3, Z7
@@ -67936,9 +74355,9 @@ rows1_2127:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2127
+	JNE           rows1_2355
 
-done2128:
+done2356:
 	VZEROUPPER
 	RET
 
@@ -67956,7 +74375,7 @@ TEXT ·rmsmatvec_768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2131:
+cols2359:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -67967,7 +74386,7 @@ cols2131:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2131
+	JNE          cols2359
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -67985,9 +74404,9 @@ cols2131:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x08
-	JL           tail4_2137
+	JL           tail4_2365
 
-rows8_2136:
+rows8_2364:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -67998,7 +74417,7 @@ rows8_2136:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2138:
+cols2366:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  24576(CX)(DI*1)
@@ -68019,7 +74438,7 @@ cols2138:
 	VFMADD231PS  21504(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2138
+	JNE          cols2366
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -68050,13 +74469,13 @@ cols2138:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2136
+	JGE          rows8_2364
 
-tail4_2137:
+tail4_2365:
 	CMPQ BX, $0x04
-	JL   tail2133
+	JL   tail2361
 
-rows4_2132:
+rows4_2360:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -68067,7 +74486,7 @@ rows4_2132:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2139:
+cols2367:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -68086,7 +74505,7 @@ cols2139:
 	VFMADD231PS  9248(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000040, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2139
+	JNE          cols2367
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
@@ -68108,20 +74527,20 @@ cols2139:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2132
+	JGE          rows4_2360
 
-tail2133:
+tail2361:
 	TESTQ BX, BX
-	JE    done2135
+	JE    done2363
 
-rows1_2134:
+rows1_2362:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	XORQ   DI, DI
 
-cols2140:
+cols2368:
 	VMOVUPS      (DX)(DI*1), Y5
 	VMULPS       (SI)(DI*1), Y5, Y5
 	VFMADD231PS  (CX)(DI*1), Y5, Y1
@@ -68136,7 +74555,7 @@ cols2140:
 	VFMADD231PS  96(CX)(DI*1), Y5, Y4
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2140
+	JNE          cols2368
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y1, Y1
@@ -68151,9 +74570,9 @@ cols2140:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2134
+	JNE          rows1_2362
 
-done2135:
+done2363:
 	VZEROUPPER
 	RET
 
@@ -68189,7 +74608,7 @@ TEXT ·rmsmatvec_768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2141:
+cols2369:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -68200,7 +74619,7 @@ cols2141:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2141
+	JNE           cols2369
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -68220,9 +74639,9 @@ cols2141:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x08
-	JL            tail4_2147
+	JL            tail4_2375
 
-rows8_2146:
+rows8_2374:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -68233,7 +74652,7 @@ rows8_2146:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2148:
+cols2376:
 	VMOVUPS     (DX)(DI*1), Z9
 	VMULPS      (SI)(DI*1), Z9, Z9
 	PREFETCHNTA 24576(CX)(DI*1)
@@ -68254,7 +74673,7 @@ cols2148:
 	VFMADD231PS 21504(CX)(DI*1), Z9, Z8
 	ADDQ        $0x00000040, DI
 	CMPQ        DI, $0x00000c00
-	JNE         cols2148
+	JNE         cols2376
 	VSHUFF32X4  $0x44, Z5, Z1, Z9
 	VSHUFF32X4  $0xee, Z5, Z1, Z1
 	VADDPS      Z1, Z9, Z9
@@ -68285,13 +74704,13 @@ cols2148:
 	ADDQ        $0x20, AX
 	SUBQ        $0x08, BX
 	CMPQ        BX, $0x08
-	JGE         rows8_2146
+	JGE         rows8_2374
 
-tail4_2147:
+tail4_2375:
 	CMPQ BX, $0x04
-	JL   tail2143
+	JL   tail2371
 
-rows4_2142:
+rows4_2370:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -68302,7 +74721,7 @@ rows4_2142:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2149:
+cols2377:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -68325,7 +74744,7 @@ cols2149:
 	VFMADD231PS   9280(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000080, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2149
+	JNE           cols2377
 	VADDPS        Z5, Z1, Z1
 	VADDPS        Z6, Z2, Z2
 	VADDPS        Z7, Z3, Z3
@@ -68355,20 +74774,20 @@ cols2149:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2142
+	JGE           rows4_2370
 
-tail2143:
+tail2371:
 	TESTQ BX, BX
-	JE    done2145
+	JE    done2373
 
-rows1_2144:
+rows1_2372:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
 	VMOVUPS zero<>+0(SB), Z4
 	XORQ    DI, DI
 
-cols2150:
+cols2378:
 	VMOVUPS       (DX)(DI*1), Z5
 	VMULPS        (SI)(DI*1), Z5, Z5
 	VFMADD231PS   (CX)(DI*1), Z5, Z1
@@ -68383,7 +74802,7 @@ cols2150:
 	VFMADD231PS   192(CX)(DI*1), Z5, Z4
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2150
+	JNE           cols2378
 	VADDPS        Z2, Z1, Z1
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z1, Z1
@@ -68400,9 +74819,9 @@ cols2150:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2144
+	JNE           rows1_2372
 
-done2145:
+done2373:
 	VZEROUPPER
 	RET
 
@@ -68432,9 +74851,9 @@ TEXT ·rmsmatvec_7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2156
+	JL           tail4_2384
 
-rows8_2155:
+rows8_2383:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -68484,13 +74903,13 @@ rows8_2155:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2155
+	JGE          rows8_2383
 
-tail4_2156:
+tail4_2384:
 	CMPQ BX, $0x04
-	JL   tail2152
+	JL   tail2380
 
-rows4_2151:
+rows4_2379:
 	VMASKMOVPS   (DX), Y0, Y5
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y5, Y5
@@ -68519,13 +74938,13 @@ rows4_2151:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2151
+	JGE          rows4_2379
 
-tail2152:
+tail2380:
 	TESTQ BX, BX
-	JE    done2154
+	JE    done2382
 
-rows1_2153:
+rows1_2381:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (SI), Y0, Y3
 	VMULPS       Y3, Y2, Y2
@@ -68542,9 +74961,9 @@ rows1_2153:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2153
+	JNE          rows1_2381
 
-done2154:
+done2382:
 	VZEROUPPER
 	RET
 
@@ -68592,9 +75011,9 @@ TEXT ·rmsmatvec_7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x08
-	JL            tail4_2162
+	JL            tail4_2390
 
-rows8_2161:
+rows8_2389:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -68635,13 +75054,13 @@ rows8_2161:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2161
+	JGE           rows8_2389
 
-tail4_2162:
+tail4_2390:
 	CMPQ BX, $0x04
-	JL   tail2158
+	JL   tail2386
 
-rows4_2157:
+rows4_2385:
 	VMOVUPS.Z     (DX), K1, Y4
 	VMULPS        (SI), Y4, K1, Y4
 	VMULPS.Z      (CX), Y4, K1, Y1
@@ -68665,13 +75084,13 @@ rows4_2157:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2157
+	JGE           rows4_2385
 
-tail2158:
+tail2386:
 	TESTQ BX, BX
-	JE    done2160
+	JE    done2388
 
-rows1_2159:
+rows1_2387:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS        (SI), Y1, K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y1
@@ -68686,9 +75105,9 @@ rows1_2159:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2159
+	JNE           rows1_2387
 
-done2160:
+done2388:
 	VZEROUPPER
 	RET
 
@@ -68718,9 +75137,9 @@ TEXT ·rmsmatvec_8_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      (DX), Y1
 	VMULPS       (SI), Y1, Y1
 	CMPQ         BX, $0x08
-	JL           tail4_2168
+	JL           tail4_2396
 
-rows8_2167:
+rows8_2395:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y2
 	PREFETCHNTA  4128(CX)
@@ -68767,13 +75186,13 @@ rows8_2167:
 	ADDQ         $0x20, AX
 	SUBQ         $0x08, BX
 	CMPQ         BX, $0x08
-	JGE          rows8_2167
+	JGE          rows8_2395
 
-tail4_2168:
+tail4_2396:
 	CMPQ BX, $0x04
-	JL   tail2164
+	JL   tail2392
 
-rows4_2163:
+rows4_2391:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y2
 	PREFETCHNTA  4128(CX)
@@ -68799,13 +75218,13 @@ rows4_2163:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2163
+	JGE          rows4_2391
 
-tail2164:
+tail2392:
 	TESTQ BX, BX
-	JE    done2166
+	JE    done2394
 
-rows1_2165:
+rows1_2393:
 	VMULPS       (CX), Y1, Y2
 	VEXTRACTF128 $0x01, Y2, X3
 	VADDPS       X3, X2, X3
@@ -68818,9 +75237,9 @@ rows1_2165:
 	ADDQ         $0x00000020, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2165
+	JNE          rows1_2393
 
-done2166:
+done2394:
 	VZEROUPPER
 	RET
 
@@ -68868,9 +75287,9 @@ TEXT ·rmsmatvec_8_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       (DX), Y1
 	VMULPS        (SI), Y1, Y1
 	CMPQ          BX, $0x08
-	JL            tail4_2174
+	JL            tail4_2402
 
-rows8_2173:
+rows8_2401:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y1, Y2
 	PREFETCHNTA   4128(CX)
@@ -68917,13 +75336,13 @@ rows8_2173:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2173
+	JGE           rows8_2401
 
-tail4_2174:
+tail4_2402:
 	CMPQ BX, $0x04
-	JL   tail2170
+	JL   tail2398
 
-rows4_2169:
+rows4_2397:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Y1, Y2
 	PREFETCHNTA   4128(CX)
@@ -68949,13 +75368,13 @@ rows4_2169:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2169
+	JGE           rows4_2397
 
-tail2170:
+tail2398:
 	TESTQ BX, BX
-	JE    done2172
+	JE    done2400
 
-rows1_2171:
+rows1_2399:
 	VMULPS        (CX), Y1, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X3, X2, X3
@@ -68968,9 +75387,9 @@ rows1_2171:
 	ADDQ          $0x00000020, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2171
+	JNE           rows1_2399
 
-done2172:
+done2400:
 	VZEROUPPER
 	RET
 
@@ -69005,9 +75424,9 @@ TEXT ·rmsswiglu_13x17_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail2176
+	JL           tail2404
 
-rows4_2175:
+rows4_2403:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4352(CX)
@@ -69107,13 +75526,13 @@ rows4_2175:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2175
+	JGE          rows4_2403
 
-tail2176:
+tail2404:
 	TESTQ BX, BX
-	JE    done2178
+	JE    done2406
 
-rows1_2177:
+rows1_2405:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -69172,9 +75591,9 @@ rows1_2177:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2177
+	JNE          rows1_2405
 
-done2178:
+done2406:
 	VZEROUPPER
 	RET
 
@@ -69227,9 +75646,9 @@ TEXT ·rmsswiglu_13x17_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail2180
+	JL            tail2408
 
-rows4_2179:
+rows4_2407:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4352(CX)
@@ -69317,13 +75736,13 @@ rows4_2179:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2179
+	JGE           rows4_2407
 
-tail2180:
+tail2408:
 	TESTQ BX, BX
-	JE    done2182
+	JE    done2410
 
-rows1_2181:
+rows1_2409:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -69376,9 +75795,9 @@ rows1_2181:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2181
+	JNE           rows1_2409
 
-done2182:
+done2410:
 	VZEROUPPER
 	RET
 
@@ -69439,9 +75858,9 @@ TEXT ·rmsswiglu_172x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail2184
+	JL           tail2412
 
-rows4_2183:
+rows4_2411:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -69590,13 +76009,13 @@ rows4_2183:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2183
+	JGE          rows4_2411
 
-tail2184:
+tail2412:
 	TESTQ BX, BX
-	JE    done2186
+	JE    done2414
 
-rows1_2185:
+rows1_2413:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       44032(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -69654,9 +76073,9 @@ rows1_2185:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2185
+	JNE          rows1_2413
 
-done2186:
+done2414:
 	VZEROUPPER
 	RET
 
@@ -69703,9 +76122,9 @@ TEXT ·rmsswiglu_172x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x08
-	JL            tail4_2192
+	JL            tail4_2420
 
-rows8_2191:
+rows8_2419:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -69907,13 +76326,13 @@ rows8_2191:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2191
+	JGE           rows8_2419
 
-tail4_2192:
+tail4_2420:
 	CMPQ BX, $0x04
-	JL   tail2188
+	JL   tail2416
 
-rows4_2187:
+rows4_2415:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -70043,13 +76462,13 @@ rows4_2187:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2187
+	JGE           rows4_2415
 
-tail2188:
+tail2416:
 	TESTQ BX, BX
-	JE    done2190
+	JE    done2418
 
-rows1_2189:
+rows1_2417:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        44032(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -70106,9 +76525,9 @@ rows1_2189:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2189
+	JNE           rows1_2417
 
-done2190:
+done2418:
 	VZEROUPPER
 	RET
 
@@ -70138,9 +76557,9 @@ TEXT ·rmsswiglu_1x1_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail2194
+	JL           tail2422
 
-rows4_2193:
+rows4_2421:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -70212,13 +76631,13 @@ rows4_2193:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2193
+	JGE          rows4_2421
 
-tail2194:
+tail2422:
 	TESTQ BX, BX
-	JE    done2196
+	JE    done2424
 
-rows1_2195:
+rows1_2423:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -70267,9 +76686,9 @@ rows1_2195:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2195
+	JNE          rows1_2423
 
-done2196:
+done2424:
 	VZEROUPPER
 	RET
 
@@ -70299,9 +76718,9 @@ TEXT ·rmsswiglu_1x1_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail2198
+	JL            tail2426
 
-rows4_2197:
+rows4_2425:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -70361,13 +76780,13 @@ rows4_2197:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2197
+	JGE           rows4_2425
 
-tail2198:
+tail2426:
 	TESTQ BX, BX
-	JE    done2200
+	JE    done2428
 
-rows1_2199:
+rows1_2427:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -70410,9 +76829,9 @@ rows1_2199:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2199
+	JNE           rows1_2427
 
-done2200:
+done2428:
 	VZEROUPPER
 	RET
 
@@ -70430,7 +76849,7 @@ TEXT ·rmsswiglu_2048x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2201:
+cols2429:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -70441,7 +76860,7 @@ cols2201:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2201
+	JNE          cols2429
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -70459,9 +76878,9 @@ cols2201:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail2203
+	JL           tail2431
 
-rows4_2202:
+rows4_2430:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -70472,7 +76891,7 @@ rows4_2202:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2206:
+cols2434:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -70493,7 +76912,7 @@ cols2206:
 	VFMADD231PS  6300672(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2206
+	JNE          cols2434
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -70546,13 +76965,13 @@ cols2206:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2202
+	JGE          rows4_2430
 
-tail2203:
+tail2431:
 	TESTQ BX, BX
-	JE    done2205
+	JE    done2433
 
-rows1_2204:
+rows1_2432:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -70563,7 +76982,7 @@ rows1_2204:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2207:
+cols2435:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -70582,7 +77001,7 @@ cols2207:
 	VFMADD231PS  6291552(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2207
+	JNE          cols2435
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -70630,9 +77049,9 @@ cols2207:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2204
+	JNE          rows1_2432
 
-done2205:
+done2433:
 	VZEROUPPER
 	RET
 
@@ -70650,7 +77069,7 @@ TEXT ·rmsswiglu_2048x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2208:
+cols2436:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -70661,7 +77080,7 @@ cols2208:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2208
+	JNE           cols2436
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -70681,9 +77100,9 @@ cols2208:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail2210
+	JL            tail2438
 
-rows4_2209:
+rows4_2437:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -70694,7 +77113,7 @@ rows4_2209:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2213:
+cols2441:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -70715,7 +77134,7 @@ cols2213:
 	VFMADD231PS   6300672(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2213
+	JNE           cols2441
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -70781,13 +77200,13 @@ cols2213:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2209
+	JGE           rows4_2437
 
-tail2210:
+tail2438:
 	TESTQ BX, BX
-	JE    done2212
+	JE    done2440
 
-rows1_2211:
+rows1_2439:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -70798,7 +77217,7 @@ rows1_2211:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2214:
+cols2442:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -70817,7 +77236,7 @@ cols2214:
 	VFMADD231PS   6291648(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2214
+	JNE           cols2442
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -70866,9 +77285,9 @@ cols2214:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2211
+	JNE           rows1_2439
 
-done2212:
+done2440:
 	VZEROUPPER
 	RET
 
@@ -70886,7 +77305,7 @@ TEXT ·rmsswiglu_288x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2215:
+cols2443:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -70897,7 +77316,7 @@ cols2215:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2215
+	JNE          cols2443
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -70915,9 +77334,9 @@ cols2215:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail2217
+	JL           tail2445
 
-rows4_2216:
+rows4_2444:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -70928,7 +77347,7 @@ rows4_2216:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2220:
+cols2448:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -70949,7 +77368,7 @@ cols2220:
 	VFMADD231PS  335232(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2220
+	JNE          cols2448
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -71002,13 +77421,13 @@ cols2220:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2216
+	JGE          rows4_2444
 
-tail2217:
+tail2445:
 	TESTQ BX, BX
-	JE    done2219
+	JE    done2447
 
-rows1_2218:
+rows1_2446:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -71019,7 +77438,7 @@ rows1_2218:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2221:
+cols2449:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -71038,7 +77457,7 @@ cols2221:
 	VFMADD231PS  331872(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2221
+	JNE          cols2449
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -71086,9 +77505,9 @@ cols2221:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2218
+	JNE          rows1_2446
 
-done2219:
+done2447:
 	VZEROUPPER
 	RET
 
@@ -71106,7 +77525,7 @@ TEXT ·rmsswiglu_288x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2222:
+cols2450:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -71117,7 +77536,7 @@ cols2222:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols2222
+	JNE           cols2450
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -71177,9 +77596,9 @@ cols2222:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail2224
+	JL            tail2452
 
-rows4_2223:
+rows4_2451:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -71533,13 +77952,13 @@ rows4_2223:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2223
+	JGE           rows4_2451
 
-tail2224:
+tail2452:
 	TESTQ BX, BX
-	JE    done2226
+	JE    done2454
 
-rows1_2225:
+rows1_2453:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        331776(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -71622,9 +78041,9 @@ rows1_2225:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2225
+	JNE           rows1_2453
 
-done2226:
+done2454:
 	VZEROUPPER
 	RET
 
@@ -71654,9 +78073,9 @@ TEXT ·rmsswiglu_5x7_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail2228
+	JL           tail2456
 
-rows4_2227:
+rows4_2455:
 	VMASKMOVPS   (DX), Y0, Y9
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y9, Y9
@@ -71728,13 +78147,13 @@ rows4_2227:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2227
+	JGE          rows4_2455
 
-tail2228:
+tail2456:
 	TESTQ BX, BX
-	JE    done2230
+	JE    done2458
 
-rows1_2229:
+rows1_2457:
 	VMASKMOVPS   (DX), Y0, Y3
 	VMASKMOVPS   (SI), Y0, Y2
 	VMULPS       Y2, Y3, Y3
@@ -71783,9 +78202,9 @@ rows1_2229:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2229
+	JNE          rows1_2457
 
-done2230:
+done2458:
 	VZEROUPPER
 	RET
 
@@ -71815,9 +78234,9 @@ TEXT ·rmsswiglu_5x7_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail2232
+	JL            tail2460
 
-rows4_2231:
+rows4_2459:
 	VMOVUPS.Z     (DX), K1, Y8
 	VMULPS        (SI), Y8, K1, Y8
 	VMULPS.Z      (CX), Y8, K1, Y1
@@ -71877,13 +78296,13 @@ rows4_2231:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2231
+	JGE           rows4_2459
 
-tail2232:
+tail2460:
 	TESTQ BX, BX
-	JE    done2234
+	JE    done2462
 
-rows1_2233:
+rows1_2461:
 	VMOVUPS.Z     (DX), K1, Y2
 	VMULPS        (SI), Y2, K1, Y2
 	VMULPS.Z      (CX), Y2, K1, Y1
@@ -71926,9 +78345,9 @@ rows1_2233:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2233
+	JNE           rows1_2461
 
-done2234:
+done2462:
 	VZEROUPPER
 	RET
 
@@ -71989,9 +78408,9 @@ TEXT ·rmsswiglu_64x64_avx2(SB), NOSPLIT, $0-44
 	VMOVUPS      224(DX), Y8
 	VMULPS       224(SI), Y8, Y8
 	CMPQ         BX, $0x04
-	JL           tail2236
+	JL           tail2464
 
-rows4_2235:
+rows4_2463:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y1, Y9
 	PREFETCHNTA  4352(CX)
@@ -72140,13 +78559,13 @@ rows4_2235:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2235
+	JGE          rows4_2463
 
-tail2236:
+tail2464:
 	TESTQ BX, BX
-	JE    done2238
+	JE    done2466
 
-rows1_2237:
+rows1_2465:
 	VMULPS       (CX), Y1, Y9
 	VMULPS       16384(CX), Y1, Y10
 	VFMADD231PS  32(CX), Y2, Y9
@@ -72204,9 +78623,9 @@ rows1_2237:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2237
+	JNE          rows1_2465
 
-done2238:
+done2466:
 	VZEROUPPER
 	RET
 
@@ -72253,9 +78672,9 @@ TEXT ·rmsswiglu_64x64_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS       192(DX), Z4
 	VMULPS        192(SI), Z4, Z4
 	CMPQ          BX, $0x08
-	JL            tail4_2244
+	JL            tail4_2472
 
-rows8_2243:
+rows8_2471:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -72457,13 +78876,13 @@ rows8_2243:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2243
+	JGE           rows8_2471
 
-tail4_2244:
+tail4_2472:
 	CMPQ BX, $0x04
-	JL   tail2240
+	JL   tail2468
 
-rows4_2239:
+rows4_2467:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z1, Z5
 	PREFETCHNTA   4352(CX)
@@ -72593,13 +79012,13 @@ rows4_2239:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2239
+	JGE           rows4_2467
 
-tail2240:
+tail2468:
 	TESTQ BX, BX
-	JE    done2242
+	JE    done2470
 
-rows1_2241:
+rows1_2469:
 	VMULPS        (CX), Z1, Z5
 	VMULPS        16384(CX), Z1, Z6
 	VMULPS        64(CX), Z2, Z7
@@ -72656,9 +79075,9 @@ rows1_2241:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2241
+	JNE           rows1_2469
 
-done2242:
+done2470:
 	VZEROUPPER
 	RET
 
@@ -72676,7 +79095,7 @@ TEXT ·rmsswiglu_768x288_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2245:
+cols2473:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -72687,7 +79106,7 @@ cols2245:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2245
+	JNE          cols2473
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -72705,9 +79124,9 @@ cols2245:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail2247
+	JL           tail2475
 
-rows4_2246:
+rows4_2474:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -72718,7 +79137,7 @@ rows4_2246:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2250:
+cols2478:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  4608(CX)(DI*1)
@@ -72739,7 +79158,7 @@ cols2250:
 	VFMADD231PS  888192(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2250
+	JNE          cols2478
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -72792,13 +79211,13 @@ cols2250:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2246
+	JGE          rows4_2474
 
-tail2247:
+tail2475:
 	TESTQ BX, BX
-	JE    done2249
+	JE    done2477
 
-rows1_2248:
+rows1_2476:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -72809,7 +79228,7 @@ rows1_2248:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2251:
+cols2479:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -72828,7 +79247,7 @@ cols2251:
 	VFMADD231PS  884832(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000480
-	JNE          cols2251
+	JNE          cols2479
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -72876,9 +79295,9 @@ cols2251:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2248
+	JNE          rows1_2476
 
-done2249:
+done2477:
 	VZEROUPPER
 	RET
 
@@ -72896,7 +79315,7 @@ TEXT ·rmsswiglu_768x288_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2252:
+cols2480:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -72907,7 +79326,7 @@ cols2252:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000400
-	JNE           cols2252
+	JNE           cols2480
 	VMOVUPS       1024(DX), Z4
 	VFMADD231PS   1024(DX), Z4, Z0
 	VMOVUPS       1088(DX), Z4
@@ -72967,9 +79386,9 @@ cols2252:
 	VMOVUPS       1088(DX), Z18
 	VMULPS        1088(SI), Z18, Z18
 	CMPQ          BX, $0x04
-	JL            tail2254
+	JL            tail2482
 
-rows4_2253:
+rows4_2481:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z1, Z19
 	PREFETCHNTA   5760(CX)
@@ -73323,13 +79742,13 @@ rows4_2253:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2253
+	JGE           rows4_2481
 
-tail2254:
+tail2482:
 	TESTQ BX, BX
-	JE    done2256
+	JE    done2484
 
-rows1_2255:
+rows1_2483:
 	VMULPS        (CX), Z1, Z19
 	VMULPS        884736(CX), Z1, Z20
 	VMULPS        64(CX), Z2, Z21
@@ -73412,9 +79831,9 @@ rows1_2255:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2255
+	JNE           rows1_2483
 
-done2256:
+done2484:
 	VZEROUPPER
 	RET
 
@@ -73432,7 +79851,7 @@ TEXT ·rmsswiglu_768x768_avx2(SB), NOSPLIT, $0-44
 	VXORPS Y3, Y3, Y3
 	XORQ   DI, DI
 
-cols2257:
+cols2485:
 	VMOVUPS      (DX)(DI*1), Y4
 	VFMADD231PS  (DX)(DI*1), Y4, Y0
 	VMOVUPS      32(DX)(DI*1), Y4
@@ -73443,7 +79862,7 @@ cols2257:
 	VFMADD231PS  96(DX)(DI*1), Y4, Y3
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2257
+	JNE          cols2485
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y0, Y0
@@ -73461,9 +79880,9 @@ cols2257:
 	VDIVSS       X1, X0, X0
 	VBROADCASTSS X0, Y0
 	CMPQ         BX, $0x04
-	JL           tail2259
+	JL           tail2487
 
-rows4_2258:
+rows4_2486:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -73474,7 +79893,7 @@ rows4_2258:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2262:
+cols2490:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	PREFETCHNTA  12288(CX)(DI*1)
@@ -73495,7 +79914,7 @@ cols2262:
 	VFMADD231PS  2368512(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000020, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2262
+	JNE          cols2490
 	VUNPCKLPS    Y2, Y1, Y9
 	VUNPCKHPS    Y2, Y1, Y1
 	VADDPS       Y1, Y9, Y9
@@ -73548,13 +79967,13 @@ cols2262:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2258
+	JGE          rows4_2486
 
-tail2259:
+tail2487:
 	TESTQ BX, BX
-	JE    done2261
+	JE    done2489
 
-rows1_2260:
+rows1_2488:
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -73565,7 +79984,7 @@ rows1_2260:
 	VXORPS Y8, Y8, Y8
 	XORQ   DI, DI
 
-cols2263:
+cols2491:
 	VMOVUPS      (DX)(DI*1), Y9
 	VMULPS       (SI)(DI*1), Y9, Y9
 	VFMADD231PS  (CX)(DI*1), Y9, Y1
@@ -73584,7 +80003,7 @@ cols2263:
 	VFMADD231PS  2359392(CX)(DI*1), Y9, Y8
 	ADDQ         $0x00000080, DI
 	CMPQ         DI, $0x00000c00
-	JNE          cols2263
+	JNE          cols2491
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y2, Y2
 	VADDPS       Y5, Y1, Y1
@@ -73632,9 +80051,9 @@ cols2263:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2260
+	JNE          rows1_2488
 
-done2261:
+done2489:
 	VZEROUPPER
 	RET
 
@@ -73652,7 +80071,7 @@ TEXT ·rmsswiglu_768x768_avx512(SB), NOSPLIT, $0-44
 	VMOVUPS zero<>+0(SB), Z3
 	XORQ    DI, DI
 
-cols2264:
+cols2492:
 	VMOVUPS       (DX)(DI*1), Z4
 	VFMADD231PS   (DX)(DI*1), Z4, Z0
 	VMOVUPS       64(DX)(DI*1), Z4
@@ -73663,7 +80082,7 @@ cols2264:
 	VFMADD231PS   192(DX)(DI*1), Z4, Z3
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2264
+	JNE           cols2492
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z0, Z0
@@ -73683,9 +80102,9 @@ cols2264:
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Z0
 	CMPQ          BX, $0x04
-	JL            tail2266
+	JL            tail2494
 
-rows4_2265:
+rows4_2493:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -73696,7 +80115,7 @@ rows4_2265:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2269:
+cols2497:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	PREFETCHNTA   12288(CX)(DI*1)
@@ -73717,7 +80136,7 @@ cols2269:
 	VFMADD231PS   2368512(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000040, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2269
+	JNE           cols2497
 	VEXTRACTF64X4 $0x01, Z1, Y9
 	VADDPS        Y9, Y1, Y1
 	VEXTRACTF64X4 $0x01, Z2, Y9
@@ -73783,13 +80202,13 @@ cols2269:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2265
+	JGE           rows4_2493
 
-tail2266:
+tail2494:
 	TESTQ BX, BX
-	JE    done2268
+	JE    done2496
 
-rows1_2267:
+rows1_2495:
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
 	VMOVUPS zero<>+0(SB), Z3
@@ -73800,7 +80219,7 @@ rows1_2267:
 	VMOVUPS zero<>+0(SB), Z8
 	XORQ    DI, DI
 
-cols2270:
+cols2498:
 	VMOVUPS       (DX)(DI*1), Z9
 	VMULPS        (SI)(DI*1), Z9, Z9
 	VFMADD231PS   (CX)(DI*1), Z9, Z1
@@ -73819,7 +80238,7 @@ cols2270:
 	VFMADD231PS   2359488(CX)(DI*1), Z9, Z8
 	ADDQ          $0x00000100, DI
 	CMPQ          DI, $0x00000c00
-	JNE           cols2270
+	JNE           cols2498
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z2, Z2
 	VADDPS        Z5, Z1, Z1
@@ -73868,9 +80287,9 @@ cols2270:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2267
+	JNE           rows1_2495
 
-done2268:
+done2496:
 	VZEROUPPER
 	RET
 
@@ -73911,9 +80330,9 @@ TEXT ·rmsswiglu_9x33_avx2(SB), NOSPLIT, $0-44
 	VDIVSS       X2, X1, X1
 	VBROADCASTSS X1, Y1
 	CMPQ         BX, $0x04
-	JL           tail2272
+	JL           tail2500
 
-rows4_2271:
+rows4_2499:
 	VMOVUPS      (DX), Y9
 	VMULPS       (SI), Y9, Y9
 	PREFETCHNTA  4224(CX)
@@ -74041,13 +80460,13 @@ rows4_2271:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2271
+	JGE          rows4_2499
 
-tail2272:
+tail2500:
 	TESTQ BX, BX
-	JE    done2274
+	JE    done2502
 
-rows1_2273:
+rows1_2501:
 	VMOVUPS      (DX), Y3
 	VMULPS       (SI), Y3, Y3
 	VMULPS       (CX), Y3, Y2
@@ -74118,9 +80537,9 @@ rows1_2273:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2273
+	JNE          rows1_2501
 
-done2274:
+done2502:
 	VZEROUPPER
 	RET
 
@@ -74161,9 +80580,9 @@ TEXT ·rmsswiglu_9x33_avx512(SB), NOSPLIT, $0-44
 	VDIVSS        X1, X0, X0
 	VBROADCASTSS  X0, Y0
 	CMPQ          BX, $0x04
-	JL            tail2276
+	JL            tail2504
 
-rows4_2275:
+rows4_2503:
 	VMOVUPS       (DX), Y8
 	VMULPS        (SI), Y8, Y8
 	PREFETCHNTA   4224(CX)
@@ -74279,13 +80698,13 @@ rows4_2275:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2275
+	JGE           rows4_2503
 
-tail2276:
+tail2504:
 	TESTQ BX, BX
-	JE    done2278
+	JE    done2506
 
-rows1_2277:
+rows1_2505:
 	VMOVUPS       (DX), Y2
 	VMULPS        (SI), Y2, Y2
 	VMULPS        (CX), Y2, Y1
@@ -74350,9 +80769,9 @@ rows1_2277:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2277
+	JNE           rows1_2505
 
-done2278:
+done2506:
 	VZEROUPPER
 	RET
 
@@ -74363,7 +80782,7 @@ TEXT ·rope_12x48_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk2279:
+ropechunk2507:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -74546,7 +80965,7 @@ ropechunk2279:
 	VMOVUPS   Y0, 928(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk2279
+	JNZ       ropechunk2507
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -74629,7 +81048,7 @@ TEXT ·rope_12x48_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000002, DX
 
-ropechunk2280:
+ropechunk2508:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -74722,7 +81141,7 @@ ropechunk2280:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk2280
+	JNZ       ropechunk2508
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -74924,7 +81343,7 @@ TEXT ·rope_24x64_avx2(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk2281:
+ropechunk2509:
 	VMOVUPS   (AX), Y0
 	VPERMILPS $0xb1, Y0, Y1
 	VMULPS    (CX), Y0, Y0
@@ -75119,7 +81538,7 @@ ropechunk2281:
 	VMOVUPS   Y0, 992(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk2281
+	JNZ       ropechunk2509
 	VZEROUPPER
 	RET
 
@@ -75130,7 +81549,7 @@ TEXT ·rope_24x64_avx512(SB), NOSPLIT, $0-16
 	MOVQ cs+8(FP), CX
 	MOVQ $0x00000006, DX
 
-ropechunk2282:
+ropechunk2510:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -75229,7 +81648,323 @@ ropechunk2282:
 	VMOVUPS   Z0, 960(AX)
 	ADDQ      $0x00000400, AX
 	DECQ      DX
-	JNZ       ropechunk2282
+	JNZ       ropechunk2510
+	VZEROUPPER
+	RET
+
+// func rope_3x256_avx2(x *float32, cs *float32)
+// Requires: AVX
+TEXT ·rope_3x256_avx2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), AX
+	MOVQ cs+8(FP), CX
+	MOVQ $0x00000003, DX
+
+ropechunk2511:
+	VMOVUPS   (AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    (CX), Y0, Y0
+	VMULPS    1024(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, (AX)
+	VMOVUPS   32(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    32(CX), Y0, Y0
+	VMULPS    1056(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 32(AX)
+	VMOVUPS   64(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    64(CX), Y0, Y0
+	VMULPS    1088(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 64(AX)
+	VMOVUPS   96(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    96(CX), Y0, Y0
+	VMULPS    1120(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 96(AX)
+	VMOVUPS   128(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    128(CX), Y0, Y0
+	VMULPS    1152(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 128(AX)
+	VMOVUPS   160(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    160(CX), Y0, Y0
+	VMULPS    1184(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 160(AX)
+	VMOVUPS   192(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    192(CX), Y0, Y0
+	VMULPS    1216(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 192(AX)
+	VMOVUPS   224(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    224(CX), Y0, Y0
+	VMULPS    1248(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 224(AX)
+	VMOVUPS   256(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    256(CX), Y0, Y0
+	VMULPS    1280(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 256(AX)
+	VMOVUPS   288(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    288(CX), Y0, Y0
+	VMULPS    1312(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 288(AX)
+	VMOVUPS   320(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    320(CX), Y0, Y0
+	VMULPS    1344(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 320(AX)
+	VMOVUPS   352(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    352(CX), Y0, Y0
+	VMULPS    1376(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 352(AX)
+	VMOVUPS   384(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    384(CX), Y0, Y0
+	VMULPS    1408(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 384(AX)
+	VMOVUPS   416(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    416(CX), Y0, Y0
+	VMULPS    1440(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 416(AX)
+	VMOVUPS   448(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    448(CX), Y0, Y0
+	VMULPS    1472(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 448(AX)
+	VMOVUPS   480(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    480(CX), Y0, Y0
+	VMULPS    1504(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 480(AX)
+	VMOVUPS   512(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    512(CX), Y0, Y0
+	VMULPS    1536(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 512(AX)
+	VMOVUPS   544(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    544(CX), Y0, Y0
+	VMULPS    1568(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 544(AX)
+	VMOVUPS   576(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    576(CX), Y0, Y0
+	VMULPS    1600(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 576(AX)
+	VMOVUPS   608(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    608(CX), Y0, Y0
+	VMULPS    1632(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 608(AX)
+	VMOVUPS   640(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    640(CX), Y0, Y0
+	VMULPS    1664(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 640(AX)
+	VMOVUPS   672(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    672(CX), Y0, Y0
+	VMULPS    1696(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 672(AX)
+	VMOVUPS   704(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    704(CX), Y0, Y0
+	VMULPS    1728(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 704(AX)
+	VMOVUPS   736(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    736(CX), Y0, Y0
+	VMULPS    1760(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 736(AX)
+	VMOVUPS   768(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    768(CX), Y0, Y0
+	VMULPS    1792(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 768(AX)
+	VMOVUPS   800(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    800(CX), Y0, Y0
+	VMULPS    1824(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 800(AX)
+	VMOVUPS   832(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    832(CX), Y0, Y0
+	VMULPS    1856(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 832(AX)
+	VMOVUPS   864(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    864(CX), Y0, Y0
+	VMULPS    1888(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 864(AX)
+	VMOVUPS   896(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    896(CX), Y0, Y0
+	VMULPS    1920(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 896(AX)
+	VMOVUPS   928(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    928(CX), Y0, Y0
+	VMULPS    1952(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 928(AX)
+	VMOVUPS   960(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    960(CX), Y0, Y0
+	VMULPS    1984(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 960(AX)
+	VMOVUPS   992(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    992(CX), Y0, Y0
+	VMULPS    2016(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 992(AX)
+	ADDQ      $0x00000400, AX
+	DECQ      DX
+	JNZ       ropechunk2511
+	VZEROUPPER
+	RET
+
+// func rope_3x256_avx512(x *float32, cs *float32)
+// Requires: AVX, AVX512F
+TEXT ·rope_3x256_avx512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), AX
+	MOVQ cs+8(FP), CX
+	MOVQ $0x00000003, DX
+
+ropechunk2512:
+	VMOVUPS   (AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    (CX), Z0, Z0
+	VMULPS    1024(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, (AX)
+	VMOVUPS   64(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    64(CX), Z0, Z0
+	VMULPS    1088(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 64(AX)
+	VMOVUPS   128(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    128(CX), Z0, Z0
+	VMULPS    1152(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 128(AX)
+	VMOVUPS   192(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    192(CX), Z0, Z0
+	VMULPS    1216(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 192(AX)
+	VMOVUPS   256(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    256(CX), Z0, Z0
+	VMULPS    1280(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 256(AX)
+	VMOVUPS   320(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    320(CX), Z0, Z0
+	VMULPS    1344(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 320(AX)
+	VMOVUPS   384(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    384(CX), Z0, Z0
+	VMULPS    1408(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 384(AX)
+	VMOVUPS   448(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    448(CX), Z0, Z0
+	VMULPS    1472(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 448(AX)
+	VMOVUPS   512(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    512(CX), Z0, Z0
+	VMULPS    1536(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 512(AX)
+	VMOVUPS   576(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    576(CX), Z0, Z0
+	VMULPS    1600(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 576(AX)
+	VMOVUPS   640(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    640(CX), Z0, Z0
+	VMULPS    1664(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 640(AX)
+	VMOVUPS   704(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    704(CX), Z0, Z0
+	VMULPS    1728(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 704(AX)
+	VMOVUPS   768(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    768(CX), Z0, Z0
+	VMULPS    1792(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 768(AX)
+	VMOVUPS   832(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    832(CX), Z0, Z0
+	VMULPS    1856(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 832(AX)
+	VMOVUPS   896(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    896(CX), Z0, Z0
+	VMULPS    1920(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 896(AX)
+	VMOVUPS   960(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    960(CX), Z0, Z0
+	VMULPS    1984(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 960(AX)
+	ADDQ      $0x00000400, AX
+	DECQ      DX
+	JNZ       ropechunk2512
 	VZEROUPPER
 	RET
 
@@ -75411,7 +82146,7 @@ TEXT ·rope_41x6_avx2(SB), NOSPLIT, $0-16
 	VMOVDQU masktab<>+40(SB), Y0
 	MOVQ    $0x00000001, DX
 
-ropechunk2283:
+ropechunk2513:
 	VMOVUPS    (AX), Y1
 	VPERMILPS  $0xb1, Y1, Y2
 	VMULPS     (CX), Y1, Y1
@@ -75594,7 +82329,7 @@ ropechunk2283:
 	VMOVUPS    Y1, 928(AX)
 	ADDQ       $0x000003c0, AX
 	DECQ       DX
-	JNZ        ropechunk2283
+	JNZ        ropechunk2513
 	VMASKMOVPS (AX), Y0, Y1
 	VPERMILPS  $0xb1, Y1, Y2
 	VMULPS     (CX), Y1, Y1
@@ -75613,7 +82348,7 @@ TEXT ·rope_41x6_avx512(SB), NOSPLIT, $0-16
 	KMOVW DX, K1
 	MOVQ  $0x00000001, DX
 
-ropechunk2284:
+ropechunk2514:
 	VMOVUPS   (AX), Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
@@ -75706,13 +82441,329 @@ ropechunk2284:
 	VMOVUPS   Z0, 896(AX)
 	ADDQ      $0x000003c0, AX
 	DECQ      DX
-	JNZ       ropechunk2284
+	JNZ       ropechunk2514
 	VMOVUPS.Z (AX), K1, Z0
 	VPERMILPS $0xb1, Z0, Z1
 	VMULPS    (CX), Z0, Z0
 	VMULPS    192(CX), Z1, Z1
 	VADDPS    Z1, Z0, Z0
 	VMOVUPS   Z0, K1, (AX)
+	VZEROUPPER
+	RET
+
+// func rope_4x128_avx2(x *float32, cs *float32)
+// Requires: AVX
+TEXT ·rope_4x128_avx2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), AX
+	MOVQ cs+8(FP), CX
+	MOVQ $0x00000002, DX
+
+ropechunk2515:
+	VMOVUPS   (AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    (CX), Y0, Y0
+	VMULPS    512(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, (AX)
+	VMOVUPS   32(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    32(CX), Y0, Y0
+	VMULPS    544(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 32(AX)
+	VMOVUPS   64(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    64(CX), Y0, Y0
+	VMULPS    576(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 64(AX)
+	VMOVUPS   96(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    96(CX), Y0, Y0
+	VMULPS    608(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 96(AX)
+	VMOVUPS   128(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    128(CX), Y0, Y0
+	VMULPS    640(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 128(AX)
+	VMOVUPS   160(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    160(CX), Y0, Y0
+	VMULPS    672(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 160(AX)
+	VMOVUPS   192(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    192(CX), Y0, Y0
+	VMULPS    704(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 192(AX)
+	VMOVUPS   224(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    224(CX), Y0, Y0
+	VMULPS    736(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 224(AX)
+	VMOVUPS   256(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    256(CX), Y0, Y0
+	VMULPS    768(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 256(AX)
+	VMOVUPS   288(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    288(CX), Y0, Y0
+	VMULPS    800(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 288(AX)
+	VMOVUPS   320(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    320(CX), Y0, Y0
+	VMULPS    832(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 320(AX)
+	VMOVUPS   352(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    352(CX), Y0, Y0
+	VMULPS    864(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 352(AX)
+	VMOVUPS   384(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    384(CX), Y0, Y0
+	VMULPS    896(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 384(AX)
+	VMOVUPS   416(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    416(CX), Y0, Y0
+	VMULPS    928(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 416(AX)
+	VMOVUPS   448(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    448(CX), Y0, Y0
+	VMULPS    960(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 448(AX)
+	VMOVUPS   480(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    480(CX), Y0, Y0
+	VMULPS    992(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 480(AX)
+	VMOVUPS   512(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    (CX), Y0, Y0
+	VMULPS    512(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 512(AX)
+	VMOVUPS   544(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    32(CX), Y0, Y0
+	VMULPS    544(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 544(AX)
+	VMOVUPS   576(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    64(CX), Y0, Y0
+	VMULPS    576(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 576(AX)
+	VMOVUPS   608(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    96(CX), Y0, Y0
+	VMULPS    608(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 608(AX)
+	VMOVUPS   640(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    128(CX), Y0, Y0
+	VMULPS    640(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 640(AX)
+	VMOVUPS   672(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    160(CX), Y0, Y0
+	VMULPS    672(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 672(AX)
+	VMOVUPS   704(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    192(CX), Y0, Y0
+	VMULPS    704(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 704(AX)
+	VMOVUPS   736(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    224(CX), Y0, Y0
+	VMULPS    736(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 736(AX)
+	VMOVUPS   768(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    256(CX), Y0, Y0
+	VMULPS    768(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 768(AX)
+	VMOVUPS   800(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    288(CX), Y0, Y0
+	VMULPS    800(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 800(AX)
+	VMOVUPS   832(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    320(CX), Y0, Y0
+	VMULPS    832(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 832(AX)
+	VMOVUPS   864(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    352(CX), Y0, Y0
+	VMULPS    864(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 864(AX)
+	VMOVUPS   896(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    384(CX), Y0, Y0
+	VMULPS    896(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 896(AX)
+	VMOVUPS   928(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    416(CX), Y0, Y0
+	VMULPS    928(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 928(AX)
+	VMOVUPS   960(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    448(CX), Y0, Y0
+	VMULPS    960(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 960(AX)
+	VMOVUPS   992(AX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    480(CX), Y0, Y0
+	VMULPS    992(CX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, 992(AX)
+	ADDQ      $0x00000400, AX
+	DECQ      DX
+	JNZ       ropechunk2515
+	VZEROUPPER
+	RET
+
+// func rope_4x128_avx512(x *float32, cs *float32)
+// Requires: AVX, AVX512F
+TEXT ·rope_4x128_avx512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), AX
+	MOVQ cs+8(FP), CX
+	MOVQ $0x00000002, DX
+
+ropechunk2516:
+	VMOVUPS   (AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    (CX), Z0, Z0
+	VMULPS    512(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, (AX)
+	VMOVUPS   64(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    64(CX), Z0, Z0
+	VMULPS    576(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 64(AX)
+	VMOVUPS   128(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    128(CX), Z0, Z0
+	VMULPS    640(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 128(AX)
+	VMOVUPS   192(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    192(CX), Z0, Z0
+	VMULPS    704(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 192(AX)
+	VMOVUPS   256(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    256(CX), Z0, Z0
+	VMULPS    768(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 256(AX)
+	VMOVUPS   320(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    320(CX), Z0, Z0
+	VMULPS    832(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 320(AX)
+	VMOVUPS   384(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    384(CX), Z0, Z0
+	VMULPS    896(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 384(AX)
+	VMOVUPS   448(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    448(CX), Z0, Z0
+	VMULPS    960(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 448(AX)
+	VMOVUPS   512(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    (CX), Z0, Z0
+	VMULPS    512(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 512(AX)
+	VMOVUPS   576(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    64(CX), Z0, Z0
+	VMULPS    576(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 576(AX)
+	VMOVUPS   640(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    128(CX), Z0, Z0
+	VMULPS    640(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 640(AX)
+	VMOVUPS   704(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    192(CX), Z0, Z0
+	VMULPS    704(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 704(AX)
+	VMOVUPS   768(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    256(CX), Z0, Z0
+	VMULPS    768(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 768(AX)
+	VMOVUPS   832(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    320(CX), Z0, Z0
+	VMULPS    832(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 832(AX)
+	VMOVUPS   896(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    384(CX), Z0, Z0
+	VMULPS    896(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 896(AX)
+	VMOVUPS   960(AX), Z0
+	VPERMILPS $0xb1, Z0, Z1
+	VMULPS    448(CX), Z0, Z0
+	VMULPS    960(CX), Z1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, 960(AX)
+	ADDQ      $0x00000400, AX
+	DECQ      DX
+	JNZ       ropechunk2516
 	VZEROUPPER
 	RET
 
@@ -75899,12 +82950,12 @@ TEXT ·silumul_16_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2286
+	JLE  siludone2518
 
-silurow2285:
+silurow2517:
 	XORQ BX, BX
 
-silucol2287:
+silucol2519:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -75932,13 +82983,13 @@ silucol2287:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol2287
+	JNE          silucol2519
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow2285
+	JNE          silurow2517
 
-siludone2286:
+siludone2518:
 	VZEROUPPER
 	RET
 
@@ -75949,12 +83000,12 @@ TEXT ·silumul_16_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2289
+	JLE  siludone2521
 
-silurow2288:
+silurow2520:
 	XORQ BX, BX
 
-silucol2290:
+silucol2522:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -75979,13 +83030,13 @@ silucol2290:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol2290
+	JNE          silucol2522
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000040, AX
 	DECQ         DX
-	JNE          silurow2288
+	JNE          silurow2520
 
-siludone2289:
+siludone2521:
 	VZEROUPPER
 	RET
 
@@ -75997,12 +83048,12 @@ TEXT ·silumul_172_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+48(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone2292
+	JLE     siludone2524
 
-silurow2291:
+silurow2523:
 	XORQ BX, BX
 
-silucol2293:
+silucol2525:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76030,7 +83081,7 @@ silucol2293:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x000002a0
-	JNE          silucol2293
+	JNE          silucol2525
 	VMASKMOVPS   672(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76060,9 +83111,9 @@ silucol2293:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow2291
+	JNE          silurow2523
 
-siludone2292:
+siludone2524:
 	VZEROUPPER
 	RET
 
@@ -76075,12 +83126,12 @@ TEXT ·silumul_172_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000fff, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone2295
+	JLE   siludone2527
 
-silurow2294:
+silurow2526:
 	XORQ BX, BX
 
-silucol2296:
+silucol2528:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -76105,7 +83156,7 @@ silucol2296:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000280
-	JNE          silucol2296
+	JNE          silucol2528
 	VMOVUPS.Z    640(CX), K1, Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -76131,9 +83182,9 @@ silucol2296:
 	ADDQ         $0x00000560, CX
 	ADDQ         $0x000002b0, AX
 	DECQ         DX
-	JNE          silurow2294
+	JNE          silurow2526
 
-siludone2295:
+siludone2527:
 	VZEROUPPER
 	RET
 
@@ -76145,12 +83196,12 @@ TEXT ·silumul_17_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone2298
+	JLE     siludone2530
 
-silurow2297:
+silurow2529:
 	XORQ BX, BX
 
-silucol2299:
+silucol2531:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76178,7 +83229,7 @@ silucol2299:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol2299
+	JNE          silucol2531
 	VMASKMOVPS   64(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76208,9 +83259,9 @@ silucol2299:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow2297
+	JNE          silurow2529
 
-siludone2298:
+siludone2530:
 	VZEROUPPER
 	RET
 
@@ -76223,12 +83274,12 @@ TEXT ·silumul_17_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone2301
+	JLE   siludone2533
 
-silurow2300:
+silurow2532:
 	XORQ BX, BX
 
-silucol2302:
+silucol2534:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76253,7 +83304,7 @@ silucol2302:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000040
-	JNE          silucol2302
+	JNE          silucol2534
 	VMOVUPS.Z    64(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76279,9 +83330,9 @@ silucol2302:
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000044, AX
 	DECQ         DX
-	JNE          silurow2300
+	JNE          silurow2532
 
-siludone2301:
+siludone2533:
 	VZEROUPPER
 	RET
 
@@ -76293,9 +83344,9 @@ TEXT ·silumul_1_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone2304
+	JLE     siludone2536
 
-silurow2303:
+silurow2535:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76325,9 +83376,9 @@ silurow2303:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow2303
+	JNE          silurow2535
 
-siludone2304:
+siludone2536:
 	VZEROUPPER
 	RET
 
@@ -76340,9 +83391,9 @@ TEXT ·silumul_1_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone2306
+	JLE   siludone2538
 
-silurow2305:
+silurow2537:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76368,9 +83419,9 @@ silurow2305:
 	ADDQ         $0x00000008, CX
 	ADDQ         $0x00000004, AX
 	DECQ         DX
-	JNE          silurow2305
+	JNE          silurow2537
 
-siludone2306:
+siludone2538:
 	VZEROUPPER
 	RET
 
@@ -76381,12 +83432,12 @@ TEXT ·silumul_2048_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2308
+	JLE  siludone2540
 
-silurow2307:
+silurow2539:
 	XORQ BX, BX
 
-silucol2309:
+silucol2541:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76414,13 +83465,13 @@ silucol2309:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol2309
+	JNE          silucol2541
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow2307
+	JNE          silurow2539
 
-siludone2308:
+siludone2540:
 	VZEROUPPER
 	RET
 
@@ -76431,12 +83482,12 @@ TEXT ·silumul_2048_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2311
+	JLE  siludone2543
 
-silurow2310:
+silurow2542:
 	XORQ BX, BX
 
-silucol2312:
+silucol2544:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -76461,13 +83512,13 @@ silucol2312:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00002000
-	JNE          silucol2312
+	JNE          silucol2544
 	ADDQ         $0x00004000, CX
 	ADDQ         $0x00002000, AX
 	DECQ         DX
-	JNE          silurow2310
+	JNE          silurow2542
 
-siludone2311:
+siludone2543:
 	VZEROUPPER
 	RET
 
@@ -76478,12 +83529,12 @@ TEXT ·silumul_288_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2314
+	JLE  siludone2546
 
-silurow2313:
+silurow2545:
 	XORQ BX, BX
 
-silucol2315:
+silucol2547:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76511,13 +83562,13 @@ silucol2315:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol2315
+	JNE          silucol2547
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow2313
+	JNE          silurow2545
 
-siludone2314:
+siludone2546:
 	VZEROUPPER
 	RET
 
@@ -76528,12 +83579,12 @@ TEXT ·silumul_288_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2317
+	JLE  siludone2549
 
-silurow2316:
+silurow2548:
 	XORQ BX, BX
 
-silucol2318:
+silucol2550:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -76558,13 +83609,13 @@ silucol2318:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000480
-	JNE          silucol2318
+	JNE          silucol2550
 	ADDQ         $0x00000900, CX
 	ADDQ         $0x00000480, AX
 	DECQ         DX
-	JNE          silurow2316
+	JNE          silurow2548
 
-siludone2317:
+siludone2549:
 	VZEROUPPER
 	RET
 
@@ -76576,12 +83627,12 @@ TEXT ·silumul_33_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone2320
+	JLE     siludone2552
 
-silurow2319:
+silurow2551:
 	XORQ BX, BX
 
-silucol2321:
+silucol2553:
 	VMOVUPS      (CX)(BX*1), Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76609,7 +83660,7 @@ silucol2321:
 	VMOVUPS      Y1, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol2321
+	JNE          silucol2553
 	VMASKMOVPS   128(CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76639,9 +83690,9 @@ silucol2321:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow2319
+	JNE          silurow2551
 
-siludone2320:
+siludone2552:
 	VZEROUPPER
 	RET
 
@@ -76654,12 +83705,12 @@ TEXT ·silumul_33_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000001, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone2323
+	JLE   siludone2555
 
-silurow2322:
+silurow2554:
 	XORQ BX, BX
 
-silucol2324:
+silucol2556:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76684,7 +83735,7 @@ silucol2324:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000080
-	JNE          silucol2324
+	JNE          silucol2556
 	VMOVUPS.Z    128(CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76710,9 +83761,9 @@ silucol2324:
 	ADDQ         $0x00000108, CX
 	ADDQ         $0x00000084, AX
 	DECQ         DX
-	JNE          silurow2322
+	JNE          silurow2554
 
-siludone2323:
+siludone2555:
 	VZEROUPPER
 	RET
 
@@ -76724,9 +83775,9 @@ TEXT ·silumul_3_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+52(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone2326
+	JLE     siludone2558
 
-silurow2325:
+silurow2557:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -76756,9 +83807,9 @@ silurow2325:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow2325
+	JNE          silurow2557
 
-siludone2326:
+siludone2558:
 	VZEROUPPER
 	RET
 
@@ -76771,9 +83822,9 @@ TEXT ·silumul_3_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x00000007, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone2328
+	JLE   siludone2560
 
-silurow2327:
+silurow2559:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76799,9 +83850,9 @@ silurow2327:
 	ADDQ         $0x00000018, CX
 	ADDQ         $0x0000000c, AX
 	DECQ         DX
-	JNE          silurow2327
+	JNE          silurow2559
 
-siludone2328:
+siludone2560:
 	VZEROUPPER
 	RET
 
@@ -76812,12 +83863,12 @@ TEXT ·silumul_64_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2330
+	JLE  siludone2562
 
-silurow2329:
+silurow2561:
 	XORQ BX, BX
 
-silucol2331:
+silucol2563:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76845,13 +83896,13 @@ silucol2331:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol2331
+	JNE          silucol2563
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow2329
+	JNE          silurow2561
 
-siludone2330:
+siludone2562:
 	VZEROUPPER
 	RET
 
@@ -76862,12 +83913,12 @@ TEXT ·silumul_64_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2333
+	JLE  siludone2565
 
-silurow2332:
+silurow2564:
 	XORQ BX, BX
 
-silucol2334:
+silucol2566:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -76892,13 +83943,13 @@ silucol2334:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000100
-	JNE          silucol2334
+	JNE          silucol2566
 	ADDQ         $0x00000200, CX
 	ADDQ         $0x00000100, AX
 	DECQ         DX
-	JNE          silurow2332
+	JNE          silurow2564
 
-siludone2333:
+siludone2565:
 	VZEROUPPER
 	RET
 
@@ -76909,12 +83960,12 @@ TEXT ·silumul_768_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2336
+	JLE  siludone2568
 
-silurow2335:
+silurow2567:
 	XORQ BX, BX
 
-silucol2337:
+silucol2569:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -76942,13 +83993,13 @@ silucol2337:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol2337
+	JNE          silucol2569
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow2335
+	JNE          silurow2567
 
-siludone2336:
+siludone2568:
 	VZEROUPPER
 	RET
 
@@ -76959,12 +84010,12 @@ TEXT ·silumul_768_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2339
+	JLE  siludone2571
 
-silurow2338:
+silurow2570:
 	XORQ BX, BX
 
-silucol2340:
+silucol2572:
 	VMOVUPS      (CX)(BX*1), Z0
 	VMULPS       minus1<>+0(SB), Z0, Z1
 	VMINPS       exp_hi<>+0(SB), Z1, Z1
@@ -76989,13 +84040,13 @@ silucol2340:
 	VMOVUPS      Z0, (AX)(BX*1)
 	ADDQ         $0x00000040, BX
 	CMPQ         BX, $0x00000c00
-	JNE          silucol2340
+	JNE          silucol2572
 	ADDQ         $0x00001800, CX
 	ADDQ         $0x00000c00, AX
 	DECQ         DX
-	JNE          silurow2338
+	JNE          silurow2570
 
-siludone2339:
+siludone2571:
 	VZEROUPPER
 	RET
 
@@ -77007,9 +84058,9 @@ TEXT ·silumul_7_avx2(SB), NOSPLIT, $0-24
 	MOVQ    n+16(FP), DX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    DX, $0x00
-	JLE     siludone2342
+	JLE     siludone2574
 
-silurow2341:
+silurow2573:
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       minus1<>+0(SB), Y1, Y2
 	VMINPS       exp_hi<>+0(SB), Y2, Y2
@@ -77039,9 +84090,9 @@ silurow2341:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow2341
+	JNE          silurow2573
 
-siludone2342:
+siludone2574:
 	VZEROUPPER
 	RET
 
@@ -77054,9 +84105,9 @@ TEXT ·silumul_7_avx512(SB), NOSPLIT, $0-24
 	MOVL  $0x0000007f, BX
 	KMOVW BX, K1
 	CMPQ  DX, $0x00
-	JLE   siludone2344
+	JLE   siludone2576
 
-silurow2343:
+silurow2575:
 	VMOVUPS.Z    (CX), K1, Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -77082,9 +84133,9 @@ silurow2343:
 	ADDQ         $0x00000038, CX
 	ADDQ         $0x0000001c, AX
 	DECQ         DX
-	JNE          silurow2343
+	JNE          silurow2575
 
-siludone2344:
+siludone2576:
 	VZEROUPPER
 	RET
 
@@ -77095,12 +84146,12 @@ TEXT ·silumul_8_avx2(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2346
+	JLE  siludone2578
 
-silurow2345:
+silurow2577:
 	XORQ BX, BX
 
-silucol2347:
+silucol2579:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -77128,13 +84179,13 @@ silucol2347:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol2347
+	JNE          silucol2579
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow2345
+	JNE          silurow2577
 
-siludone2346:
+siludone2578:
 	VZEROUPPER
 	RET
 
@@ -77145,12 +84196,12 @@ TEXT ·silumul_8_avx512(SB), NOSPLIT, $0-24
 	MOVQ h+8(FP), CX
 	MOVQ n+16(FP), DX
 	CMPQ DX, $0x00
-	JLE  siludone2349
+	JLE  siludone2581
 
-silurow2348:
+silurow2580:
 	XORQ BX, BX
 
-silucol2350:
+silucol2582:
 	VMOVUPS      (CX)(BX*1), Y0
 	VMULPS       minus1<>+0(SB), Y0, Y1
 	VMINPS       exp_hi<>+0(SB), Y1, Y1
@@ -77175,13 +84226,13 @@ silucol2350:
 	VMOVUPS      Y0, (AX)(BX*1)
 	ADDQ         $0x00000020, BX
 	CMPQ         BX, $0x00000020
-	JNE          silucol2350
+	JNE          silucol2582
 	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000020, AX
 	DECQ         DX
-	JNE          silurow2348
+	JNE          silurow2580
 
-siludone2349:
+siludone2581:
 	VZEROUPPER
 	RET
 
@@ -77194,9 +84245,9 @@ TEXT ·swiglu_13x17_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail2352
+	JL      tail2584
 
-rows4_2351:
+rows4_2583:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4352(CX)
 	VMULPS       (CX), Y8, Y1
@@ -77290,13 +84341,13 @@ rows4_2351:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2351
+	JGE          rows4_2583
 
-tail2352:
+tail2584:
 	TESTQ BX, BX
-	JE    done2354
+	JE    done2586
 
-rows1_2353:
+rows1_2585:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       884(CX), Y2, Y2
@@ -77349,9 +84400,9 @@ rows1_2353:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2353
+	JNE          rows1_2585
 
-done2354:
+done2586:
 	VZEROUPPER
 	RET
 
@@ -77365,9 +84416,9 @@ TEXT ·swiglu_13x17_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail2356
+	JL    tail2588
 
-rows4_2355:
+rows4_2587:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4352(CX)
 	VMULPS        (CX), Y7, Y0
@@ -77450,13 +84501,13 @@ rows4_2355:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2355
+	JGE           rows4_2587
 
-tail2356:
+tail2588:
 	TESTQ BX, BX
-	JE    done2358
+	JE    done2590
 
-rows1_2357:
+rows1_2589:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        884(CX), Y1, Y1
@@ -77504,9 +84555,9 @@ rows1_2357:
 	ADDQ          $0x00000044, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2357
+	JNE           rows1_2589
 
-done2358:
+done2590:
 	VZEROUPPER
 	RET
 
@@ -77526,9 +84577,9 @@ TEXT ·swiglu_172x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail2360
+	JL      tail2592
 
-rows4_2359:
+rows4_2591:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -77675,13 +84726,13 @@ rows4_2359:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2359
+	JGE          rows4_2591
 
-tail2360:
+tail2592:
 	TESTQ BX, BX
-	JE    done2362
+	JE    done2594
 
-rows1_2361:
+rows1_2593:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       44032(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -77737,9 +84788,9 @@ rows1_2361:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2361
+	JNE          rows1_2593
 
-done2362:
+done2594:
 	VZEROUPPER
 	RET
 
@@ -77755,9 +84806,9 @@ TEXT ·swiglu_172x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x08
-	JL      tail4_2368
+	JL      tail4_2600
 
-rows8_2367:
+rows8_2599:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -77957,13 +85008,13 @@ rows8_2367:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2367
+	JGE           rows8_2599
 
-tail4_2368:
+tail4_2600:
 	CMPQ BX, $0x04
-	JL   tail2364
+	JL   tail2596
 
-rows4_2363:
+rows4_2595:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -78091,13 +85142,13 @@ rows4_2363:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2363
+	JGE           rows4_2595
 
-tail2364:
+tail2596:
 	TESTQ BX, BX
-	JE    done2366
+	JE    done2598
 
-rows1_2365:
+rows1_2597:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        44032(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -78152,9 +85203,9 @@ rows1_2365:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2365
+	JNE           rows1_2597
 
-done2366:
+done2598:
 	VZEROUPPER
 	RET
 
@@ -78167,9 +85218,9 @@ TEXT ·swiglu_1x1_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail2370
+	JL      tail2602
 
-rows4_2369:
+rows4_2601:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -78237,13 +85288,13 @@ rows4_2369:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2369
+	JGE          rows4_2601
 
-tail2370:
+tail2602:
 	TESTQ BX, BX
-	JE    done2372
+	JE    done2604
 
-rows1_2371:
+rows1_2603:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -78288,9 +85339,9 @@ rows1_2371:
 	ADDQ         $0x00000004, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2371
+	JNE          rows1_2603
 
-done2372:
+done2604:
 	VZEROUPPER
 	RET
 
@@ -78304,9 +85355,9 @@ TEXT ·swiglu_1x1_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail2374
+	JL    tail2606
 
-rows4_2373:
+rows4_2605:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      4(CX), Y7, K1, Y1
@@ -78363,13 +85414,13 @@ rows4_2373:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2373
+	JGE           rows4_2605
 
-tail2374:
+tail2606:
 	TESTQ BX, BX
-	JE    done2376
+	JE    done2608
 
-rows1_2375:
+rows1_2607:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      4(CX), Y1, K1, Y1
@@ -78409,9 +85460,9 @@ rows1_2375:
 	ADDQ          $0x00000004, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2375
+	JNE           rows1_2607
 
-done2376:
+done2608:
 	VZEROUPPER
 	RET
 
@@ -78423,9 +85474,9 @@ TEXT ·swiglu_2048x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail2378
+	JL   tail2610
 
-rows4_2377:
+rows4_2609:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -78436,7 +85487,7 @@ rows4_2377:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2381:
+cols2613:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -78456,7 +85507,7 @@ cols2381:
 	VFMADD231PS  6300672(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols2381
+	JNE          cols2613
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -78507,13 +85558,13 @@ cols2381:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2377
+	JGE          rows4_2609
 
-tail2378:
+tail2610:
 	TESTQ BX, BX
-	JE    done2380
+	JE    done2612
 
-rows1_2379:
+rows1_2611:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -78524,7 +85575,7 @@ rows1_2379:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2382:
+cols2614:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  6291456(CX)(SI*1), Y8, Y1
@@ -78539,7 +85590,7 @@ cols2382:
 	VFMADD231PS  6291552(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols2382
+	JNE          cols2614
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -78585,9 +85636,9 @@ cols2382:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2379
+	JNE          rows1_2611
 
-done2380:
+done2612:
 	VZEROUPPER
 	RET
 
@@ -78599,9 +85650,9 @@ TEXT ·swiglu_2048x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail2384
+	JL   tail2616
 
-rows4_2383:
+rows4_2615:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -78612,7 +85663,7 @@ rows4_2383:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols2387:
+cols2619:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -78632,7 +85683,7 @@ cols2387:
 	VFMADD231PS   6300672(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols2387
+	JNE           cols2619
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -78696,13 +85747,13 @@ cols2387:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2383
+	JGE           rows4_2615
 
-tail2384:
+tail2616:
 	TESTQ BX, BX
-	JE    done2386
+	JE    done2618
 
-rows1_2385:
+rows1_2617:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -78713,7 +85764,7 @@ rows1_2385:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols2388:
+cols2620:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   6291456(CX)(SI*1), Z8, Z1
@@ -78728,7 +85779,7 @@ cols2388:
 	VFMADD231PS   6291648(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols2388
+	JNE           cols2620
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -78775,9 +85826,9 @@ cols2388:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2385
+	JNE           rows1_2617
 
-done2386:
+done2618:
 	VZEROUPPER
 	RET
 
@@ -78789,9 +85840,9 @@ TEXT ·swiglu_288x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail2390
+	JL   tail2622
 
-rows4_2389:
+rows4_2621:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -78802,7 +85853,7 @@ rows4_2389:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2393:
+cols2625:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -78822,7 +85873,7 @@ cols2393:
 	VFMADD231PS  335232(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols2393
+	JNE          cols2625
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -78873,13 +85924,13 @@ cols2393:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2389
+	JGE          rows4_2621
 
-tail2390:
+tail2622:
 	TESTQ BX, BX
-	JE    done2392
+	JE    done2624
 
-rows1_2391:
+rows1_2623:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -78890,7 +85941,7 @@ rows1_2391:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2394:
+cols2626:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  331776(CX)(SI*1), Y8, Y1
@@ -78905,7 +85956,7 @@ cols2394:
 	VFMADD231PS  331872(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols2394
+	JNE          cols2626
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -78951,9 +86002,9 @@ cols2394:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2391
+	JNE          rows1_2623
 
-done2392:
+done2624:
 	VZEROUPPER
 	RET
 
@@ -78983,9 +86034,9 @@ TEXT ·swiglu_288x288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail2396
+	JL      tail2628
 
-rows4_2395:
+rows4_2627:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -79337,13 +86388,13 @@ rows4_2395:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2395
+	JGE           rows4_2627
 
-tail2396:
+tail2628:
 	TESTQ BX, BX
-	JE    done2398
+	JE    done2630
 
-rows1_2397:
+rows1_2629:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        331776(CX), Z0, Z19
 	VMULPS        64(CX), Z1, Z20
@@ -79426,9 +86477,9 @@ rows1_2397:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2397
+	JNE           rows1_2629
 
-done2398:
+done2630:
 	VZEROUPPER
 	RET
 
@@ -79441,9 +86492,9 @@ TEXT ·swiglu_5x7_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+36(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail2400
+	JL      tail2632
 
-rows4_2399:
+rows4_2631:
 	VMASKMOVPS   (DX), Y0, Y8
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y8, Y1, Y1
@@ -79511,13 +86562,13 @@ rows4_2399:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2399
+	JGE          rows4_2631
 
-tail2400:
+tail2632:
 	TESTQ BX, BX
-	JE    done2402
+	JE    done2634
 
-rows1_2401:
+rows1_2633:
 	VMASKMOVPS   (DX), Y0, Y2
 	VMASKMOVPS   (CX), Y0, Y1
 	VMULPS       Y2, Y1, Y1
@@ -79562,9 +86613,9 @@ rows1_2401:
 	ADDQ         $0x0000001c, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2401
+	JNE          rows1_2633
 
-done2402:
+done2634:
 	VZEROUPPER
 	RET
 
@@ -79578,9 +86629,9 @@ TEXT ·swiglu_5x7_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x0000007f, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail2404
+	JL    tail2636
 
-rows4_2403:
+rows4_2635:
 	VMOVUPS.Z     (DX), K1, Y7
 	VMULPS.Z      (CX), Y7, K1, Y0
 	VMULPS.Z      28(CX), Y7, K1, Y1
@@ -79637,13 +86688,13 @@ rows4_2403:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2403
+	JGE           rows4_2635
 
-tail2404:
+tail2636:
 	TESTQ BX, BX
-	JE    done2406
+	JE    done2638
 
-rows1_2405:
+rows1_2637:
 	VMOVUPS.Z     (DX), K1, Y1
 	VMULPS.Z      (CX), Y1, K1, Y0
 	VMULPS.Z      140(CX), Y1, K1, Y1
@@ -79683,9 +86734,9 @@ rows1_2405:
 	ADDQ          $0x0000001c, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2405
+	JNE           rows1_2637
 
-done2406:
+done2638:
 	VZEROUPPER
 	RET
 
@@ -79705,9 +86756,9 @@ TEXT ·swiglu_64x64_avx2(SB), NOSPLIT, $0-32
 	VMOVUPS 192(DX), Y6
 	VMOVUPS 224(DX), Y7
 	CMPQ    BX, $0x04
-	JL      tail2408
+	JL      tail2640
 
-rows4_2407:
+rows4_2639:
 	PREFETCHNTA  4096(CX)
 	VMULPS       (CX), Y0, Y8
 	PREFETCHNTA  4352(CX)
@@ -79854,13 +86905,13 @@ rows4_2407:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2407
+	JGE          rows4_2639
 
-tail2408:
+tail2640:
 	TESTQ BX, BX
-	JE    done2410
+	JE    done2642
 
-rows1_2409:
+rows1_2641:
 	VMULPS       (CX), Y0, Y8
 	VMULPS       16384(CX), Y0, Y9
 	VFMADD231PS  32(CX), Y1, Y8
@@ -79916,9 +86967,9 @@ rows1_2409:
 	ADDQ         $0x00000100, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2409
+	JNE          rows1_2641
 
-done2410:
+done2642:
 	VZEROUPPER
 	RET
 
@@ -79934,9 +86985,9 @@ TEXT ·swiglu_64x64_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 128(DX), Z2
 	VMOVUPS 192(DX), Z3
 	CMPQ    BX, $0x08
-	JL      tail4_2416
+	JL      tail4_2648
 
-rows8_2415:
+rows8_2647:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -80136,13 +87187,13 @@ rows8_2415:
 	ADDQ          $0x20, AX
 	SUBQ          $0x08, BX
 	CMPQ          BX, $0x08
-	JGE           rows8_2415
+	JGE           rows8_2647
 
-tail4_2416:
+tail4_2648:
 	CMPQ BX, $0x04
-	JL   tail2412
+	JL   tail2644
 
-rows4_2411:
+rows4_2643:
 	PREFETCHNTA   4096(CX)
 	VMULPS        (CX), Z0, Z4
 	PREFETCHNTA   4352(CX)
@@ -80270,13 +87321,13 @@ rows4_2411:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2411
+	JGE           rows4_2643
 
-tail2412:
+tail2644:
 	TESTQ BX, BX
-	JE    done2414
+	JE    done2646
 
-rows1_2413:
+rows1_2645:
 	VMULPS        (CX), Z0, Z4
 	VMULPS        16384(CX), Z0, Z5
 	VMULPS        64(CX), Z1, Z6
@@ -80331,9 +87382,9 @@ rows1_2413:
 	ADDQ          $0x00000100, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2413
+	JNE           rows1_2645
 
-done2414:
+done2646:
 	VZEROUPPER
 	RET
 
@@ -80345,9 +87396,9 @@ TEXT ·swiglu_768x288_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail2418
+	JL   tail2650
 
-rows4_2417:
+rows4_2649:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -80358,7 +87409,7 @@ rows4_2417:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2421:
+cols2653:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  4608(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -80378,7 +87429,7 @@ cols2421:
 	VFMADD231PS  888192(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols2421
+	JNE          cols2653
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -80429,13 +87480,13 @@ cols2421:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2417
+	JGE          rows4_2649
 
-tail2418:
+tail2650:
 	TESTQ BX, BX
-	JE    done2420
+	JE    done2652
 
-rows1_2419:
+rows1_2651:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -80446,7 +87497,7 @@ rows1_2419:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2422:
+cols2654:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  884736(CX)(SI*1), Y8, Y1
@@ -80461,7 +87512,7 @@ cols2422:
 	VFMADD231PS  884832(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000480
-	JNE          cols2422
+	JNE          cols2654
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -80507,9 +87558,9 @@ cols2422:
 	ADDQ         $0x00000480, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2419
+	JNE          rows1_2651
 
-done2420:
+done2652:
 	VZEROUPPER
 	RET
 
@@ -80539,9 +87590,9 @@ TEXT ·swiglu_768x288_avx512(SB), NOSPLIT, $0-32
 	VMOVUPS 1024(DX), Z16
 	VMOVUPS 1088(DX), Z17
 	CMPQ    BX, $0x04
-	JL      tail2424
+	JL      tail2656
 
-rows4_2423:
+rows4_2655:
 	PREFETCHNTA   4608(CX)
 	VMULPS        (CX), Z0, Z18
 	PREFETCHNTA   5760(CX)
@@ -80893,13 +87944,13 @@ rows4_2423:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2423
+	JGE           rows4_2655
 
-tail2424:
+tail2656:
 	TESTQ BX, BX
-	JE    done2426
+	JE    done2658
 
-rows1_2425:
+rows1_2657:
 	VMULPS        (CX), Z0, Z18
 	VMULPS        884736(CX), Z0, Z19
 	VMULPS        64(CX), Z1, Z20
@@ -80982,9 +88033,9 @@ rows1_2425:
 	ADDQ          $0x00000480, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2425
+	JNE           rows1_2657
 
-done2426:
+done2658:
 	VZEROUPPER
 	RET
 
@@ -80996,9 +88047,9 @@ TEXT ·swiglu_768x768_avx2(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail2428
+	JL   tail2660
 
-rows4_2427:
+rows4_2659:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -81009,7 +88060,7 @@ rows4_2427:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2431:
+cols2663:
 	VMOVUPS      (DX)(SI*1), Y8
 	PREFETCHNTA  12288(CX)(SI*1)
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
@@ -81029,7 +88080,7 @@ cols2431:
 	VFMADD231PS  2368512(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000020, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols2431
+	JNE          cols2663
 	VUNPCKLPS    Y1, Y0, Y8
 	VUNPCKHPS    Y1, Y0, Y0
 	VADDPS       Y0, Y8, Y8
@@ -81080,13 +88131,13 @@ cols2431:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2427
+	JGE          rows4_2659
 
-tail2428:
+tail2660:
 	TESTQ BX, BX
-	JE    done2430
+	JE    done2662
 
-rows1_2429:
+rows1_2661:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -81097,7 +88148,7 @@ rows1_2429:
 	VXORPS Y7, Y7, Y7
 	XORQ   SI, SI
 
-cols2432:
+cols2664:
 	VMOVUPS      (DX)(SI*1), Y8
 	VFMADD231PS  (CX)(SI*1), Y8, Y0
 	VFMADD231PS  2359296(CX)(SI*1), Y8, Y1
@@ -81112,7 +88163,7 @@ cols2432:
 	VFMADD231PS  2359392(CX)(SI*1), Y8, Y7
 	ADDQ         $0x00000080, SI
 	CMPQ         SI, $0x00000c00
-	JNE          cols2432
+	JNE          cols2664
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y4, Y0, Y0
@@ -81158,9 +88209,9 @@ cols2432:
 	ADDQ         $0x00000c00, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2429
+	JNE          rows1_2661
 
-done2430:
+done2662:
 	VZEROUPPER
 	RET
 
@@ -81172,9 +88223,9 @@ TEXT ·swiglu_768x768_avx512(SB), NOSPLIT, $0-32
 	MOVQ x+16(FP), DX
 	MOVQ n+24(FP), BX
 	CMPQ BX, $0x04
-	JL   tail2434
+	JL   tail2666
 
-rows4_2433:
+rows4_2665:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -81185,7 +88236,7 @@ rows4_2433:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols2437:
+cols2669:
 	VMOVUPS       (DX)(SI*1), Z8
 	PREFETCHNTA   12288(CX)(SI*1)
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
@@ -81205,7 +88256,7 @@ cols2437:
 	VFMADD231PS   2368512(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000040, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols2437
+	JNE           cols2669
 	VEXTRACTF64X4 $0x01, Z0, Y8
 	VADDPS        Y8, Y0, Y0
 	VEXTRACTF64X4 $0x01, Z1, Y8
@@ -81269,13 +88320,13 @@ cols2437:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2433
+	JGE           rows4_2665
 
-tail2434:
+tail2666:
 	TESTQ BX, BX
-	JE    done2436
+	JE    done2668
 
-rows1_2435:
+rows1_2667:
 	VMOVUPS zero<>+0(SB), Z0
 	VMOVUPS zero<>+0(SB), Z1
 	VMOVUPS zero<>+0(SB), Z2
@@ -81286,7 +88337,7 @@ rows1_2435:
 	VMOVUPS zero<>+0(SB), Z7
 	XORQ    SI, SI
 
-cols2438:
+cols2670:
 	VMOVUPS       (DX)(SI*1), Z8
 	VFMADD231PS   (CX)(SI*1), Z8, Z0
 	VFMADD231PS   2359296(CX)(SI*1), Z8, Z1
@@ -81301,7 +88352,7 @@ cols2438:
 	VFMADD231PS   2359488(CX)(SI*1), Z8, Z7
 	ADDQ          $0x00000100, SI
 	CMPQ          SI, $0x00000c00
-	JNE           cols2438
+	JNE           cols2670
 	VADDPS        Z2, Z0, Z0
 	VADDPS        Z3, Z1, Z1
 	VADDPS        Z4, Z0, Z0
@@ -81348,9 +88399,9 @@ cols2438:
 	ADDQ          $0x00000c00, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2435
+	JNE           rows1_2667
 
-done2436:
+done2668:
 	VZEROUPPER
 	RET
 
@@ -81363,9 +88414,9 @@ TEXT ·swiglu_9x33_avx2(SB), NOSPLIT, $0-32
 	MOVQ    n+24(FP), BX
 	VMOVDQU masktab<>+60(SB), Y0
 	CMPQ    BX, $0x04
-	JL      tail2440
+	JL      tail2672
 
-rows4_2439:
+rows4_2671:
 	VMOVUPS      (DX), Y8
 	PREFETCHNTA  4224(CX)
 	VMULPS       (CX), Y8, Y1
@@ -81485,13 +88536,13 @@ rows4_2439:
 	ADDQ         $0x10, AX
 	SUBQ         $0x04, BX
 	CMPQ         BX, $0x04
-	JGE          rows4_2439
+	JGE          rows4_2671
 
-tail2440:
+tail2672:
 	TESTQ BX, BX
-	JE    done2442
+	JE    done2674
 
-rows1_2441:
+rows1_2673:
 	VMOVUPS      (DX), Y2
 	VMULPS       (CX), Y2, Y1
 	VMULPS       1188(CX), Y2, Y2
@@ -81554,9 +88605,9 @@ rows1_2441:
 	ADDQ         $0x00000084, CX
 	ADDQ         $0x04, AX
 	DECQ         BX
-	JNE          rows1_2441
+	JNE          rows1_2673
 
-done2442:
+done2674:
 	VZEROUPPER
 	RET
 
@@ -81570,9 +88621,9 @@ TEXT ·swiglu_9x33_avx512(SB), NOSPLIT, $0-32
 	MOVL  $0x00000001, SI
 	KMOVW SI, K1
 	CMPQ  BX, $0x04
-	JL    tail2444
+	JL    tail2676
 
-rows4_2443:
+rows4_2675:
 	VMOVUPS       (DX), Y7
 	PREFETCHNTA   4224(CX)
 	VMULPS        (CX), Y7, Y0
@@ -81681,13 +88732,13 @@ rows4_2443:
 	ADDQ          $0x10, AX
 	SUBQ          $0x04, BX
 	CMPQ          BX, $0x04
-	JGE           rows4_2443
+	JGE           rows4_2675
 
-tail2444:
+tail2676:
 	TESTQ BX, BX
-	JE    done2446
+	JE    done2678
 
-rows1_2445:
+rows1_2677:
 	VMOVUPS       (DX), Y1
 	VMULPS        (CX), Y1, Y0
 	VMULPS        1188(CX), Y1, Y1
@@ -81745,8 +88796,8 @@ rows1_2445:
 	ADDQ          $0x00000084, CX
 	ADDQ          $0x04, AX
 	DECQ          BX
-	JNE           rows1_2445
+	JNE           rows1_2677
 
-done2446:
+done2678:
 	VZEROUPPER
 	RET

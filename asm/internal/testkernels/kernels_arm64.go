@@ -19,6 +19,11 @@ func attention_128_256_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func attention_12_40_neon(out, q, k, v, att *float32, t int)
 
+// attention_136_272_neon: one head of size 136 over t ≥ 1 positions 272 floats apart.
+//
+//go:noescape
+func attention_136_272_neon(out, q, k, v, att *float32, t int)
+
 // attention_17_51_neon: one head of size 17 over t ≥ 1 positions 51 floats apart.
 //
 //go:noescape
@@ -28,6 +33,11 @@ func attention_17_51_neon(out, q, k, v, att *float32, t int)
 //
 //go:noescape
 func attention_1_3_neon(out, q, k, v, att *float32, t int)
+
+// attention_256_768_neon: one head of size 256 over t ≥ 1 positions 768 floats apart.
+//
+//go:noescape
+func attention_256_768_neon(out, q, k, v, att *float32, t int)
 
 // attention_3_5_neon: one head of size 3 over t ≥ 1 positions 5 floats apart.
 //
@@ -69,6 +79,11 @@ func gattention_100_300_3x1_neon(out, q, k, v, att *float32, t int)
 //go:noescape
 func gattention_128_256_2x1_neon(out, q, k, v, att *float32, t int)
 
+// gattention_128_512_1x4_neon: 1 KV heads of 4 query heads each, head size 128, over t ≥ 1 positions 512 floats apart.
+//
+//go:noescape
+func gattention_128_512_1x4_neon(out, q, k, v, att *float32, t int)
+
 // gattention_12_40_3x1_neon: 3 KV heads of 1 query heads each, head size 12, over t ≥ 1 positions 40 floats apart.
 //
 //go:noescape
@@ -93,6 +108,11 @@ func gattention_17_51_3x2_neon(out, q, k, v, att *float32, t int)
 //
 //go:noescape
 func gattention_1_4_2x2_neon(out, q, k, v, att *float32, t int)
+
+// gattention_256_512_2x2_neon: 2 KV heads of 2 query heads each, head size 256, over t ≥ 1 positions 512 floats apart.
+//
+//go:noescape
+func gattention_256_512_2x2_neon(out, q, k, v, att *float32, t int)
 
 // gattention_32_64_2x2_neon: 2 KV heads of 2 query heads each, head size 32, over t ≥ 1 positions 64 floats apart.
 //
@@ -484,6 +504,11 @@ func rope_1x2_neon(x, cs *float32)
 //go:noescape
 func rope_24x64_neon(x, cs *float32)
 
+// rope_3x256_neon: rotary embedding of 3 heads of 256 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_3x256_neon(x, cs *float32)
+
 // rope_3x2_neon: rotary embedding of 3 heads of 2 in x, in place, from the table cs (asm.RoPETable).
 //
 //go:noescape
@@ -498,6 +523,11 @@ func rope_3x34_neon(x, cs *float32)
 //
 //go:noescape
 func rope_41x6_neon(x, cs *float32)
+
+// rope_4x128_neon: rotary embedding of 4 heads of 128 in x, in place, from the table cs (asm.RoPETable).
+//
+//go:noescape
+func rope_4x128_neon(x, cs *float32)
 
 // rope_5x6_neon: rotary embedding of 5 heads of 6 in x, in place, from the table cs (asm.RoPETable).
 //

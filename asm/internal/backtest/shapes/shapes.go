@@ -32,10 +32,11 @@ func Kernels(isa asm.ISA) []asm.BKernel {
 }
 
 // Vocabs and Heads are the training kernels' shapes: softmax row lengths,
-// attention (head size, row stride).
+// attention (head size, row stride; from 88 on AVX2 and 216 on AVX-512's
+// narrow path the heads take attbwd's blocked plan).
 var (
 	Vocabs = []int{8, 16, 24, 48, 520, 32000}
-	Heads  = [][2]int{{8, 24}, {16, 40}, {32, 96}, {48, 864}, {64, 64}}
+	Heads  = [][2]int{{8, 24}, {16, 40}, {32, 96}, {48, 864}, {64, 64}, {88, 88}, {128, 384}, {216, 432}, {256, 768}}
 	// FFNs are the SwiGLU widths.
 	FFNs = []int{8, 16, 24, 768}
 	// PackShapes are the packed forward products' (R, C).
