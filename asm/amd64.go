@@ -794,8 +794,11 @@ func (g *amd) matvec(k Kernel) {
 	if g.isa == AVX512 {
 		xmax = 20
 	}
+	// On AVX2 the x vectors must also leave room for a block's eight
+	// accumulators (8 rows, or 4 gate and 4 up rows) and the extras within
+	// the 16 registers: stories260K's 64 columns do not.
 	var xr []reg.VecVirtual
-	if nv := C / g.lanes; C%g.lanes == 0 && nv <= xmax {
+	if nv := C / g.lanes; C%g.lanes == 0 && nv <= xmax && (g.isa == AVX512 || nv+8+extras <= avx2Vectors) {
 		for v := 0; v < nv; v++ {
 			xv := g.vec()
 			c.VMOVUPS(mem(x, v*g.lanes*4), xv)

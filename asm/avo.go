@@ -3,7 +3,6 @@ package asm
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 
 	"github.com/mmcloughlin/avo/attr"
@@ -71,28 +70,8 @@ const avx2Vectors = 16
 // register of the most constrained virtual first, and the lists it picks
 // from only lose their registers 16-31, which it never reached.
 func allocate(fn *ir.Function) error {
-	limit := strings.Contains(fn.Name, "_avx2")
-	err := allocateIn(fn, limit)
-	if err != nil && limit && legacyWideAVX2(fn.Name) {
-		return allocateIn(fn, false)
-	}
-	return err
+	return allocateIn(fn, strings.Contains(fn.Name, "_avx2"))
 }
-
-// legacyWideAVX2 reports the AVX2 kernels that avo's allocator gave
-// registers 16-31 before allocate confined AVX2 to 16: the matrix-vector
-// family over rows of 56 and 64 floats (64 is stories260K's dim; the plain
-// matvecs and the SwiGLU without a norm at 56 fit) and the sampler's
-// expshift. They are EVEX-encoded where they use one (AVX-512VL), so they
-// run on this project's AVX-512 machines but would fault on an AVX2-only
-// CPU. They keep avo's 32-register allocation here only so that the
-// committed generated code of the bundled specs stays byte for byte what
-// it was; a fix of their register plans should delete this exception.
-func legacyWideAVX2(name string) bool {
-	return legacyWide.MatchString(name)
-}
-
-var legacyWide = regexp.MustCompile(`^((matvec|matvecadd|rmsmatvec)_(56|64)|(swiglu|rmsswiglu)_[0-9]+x(56|64)|expshift)_avx2$`)
 
 func allocateIn(fn *ir.Function, limit bool) error {
 	as := map[reg.Kind]*pass.Allocator{}

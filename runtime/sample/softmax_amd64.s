@@ -75,115 +75,56 @@ eloop:
 	VMOVUPS      (AX)(DX*4), X3
 	VSUBPS       X0, X3, X3
 	VCVTPS2PD    X3, Y3
-	VMOVUPS      16(AX)(DX*4), X4
-	VSUBPS       X0, X4, X4
-	VCVTPS2PD    X4, Y4
-	VMULPD       sm_log2e<>+0(SB), Y3, Y5
-	VADDPD       sm_shifter<>+0(SB), Y5, Y5
-	VMULPD       sm_log2e<>+0(SB), Y4, Y6
-	VADDPD       sm_shifter<>+0(SB), Y6, Y6
-	VSUBPD       sm_shifter<>+0(SB), Y5, Y7
-	VMOVAPD      Y3, Y8
-	VFNMADD231PD sm_ln2hi<>+0(SB), Y7, Y8
-	VFNMADD231PD sm_ln2lo<>+0(SB), Y7, Y8
-	VSUBPD       sm_shifter<>+0(SB), Y6, Y7
-	VMOVAPD      Y4, Y9
-	VFNMADD231PD sm_ln2hi<>+0(SB), Y7, Y9
-	VFNMADD231PD sm_ln2lo<>+0(SB), Y7, Y9
-	VMULPD       Y8, Y8, Y7
-	VMULPD       Y9, Y9, Y10
-	VMOVUPD      sm_c1<>+0(SB), Y11
-	VFMADD213PD  sm_c0<>+0(SB), Y8, Y11
-	VMOVUPD      sm_c3<>+0(SB), Y12
-	VFMADD213PD  sm_c2<>+0(SB), Y8, Y12
-	VFMADD231PD  Y12, Y7, Y11
-	VMOVUPD      sm_c5<>+0(SB), Y12
-	VFMADD213PD  sm_c4<>+0(SB), Y8, Y12
-	VMOVUPD      sm_c7<>+0(SB), Y13
-	VFMADD213PD  sm_c6<>+0(SB), Y8, Y13
-	VFMADD231PD  Y13, Y7, Y12
-	VMULPD       Y7, Y7, Y13
-	VFMADD231PD  Y12, Y13, Y11
-	VMOVUPD      sm_c1<>+0(SB), Y12
-	VFMADD213PD  sm_c0<>+0(SB), Y9, Y12
-	VMOVUPD      sm_c3<>+0(SB), Y14
-	VFMADD213PD  sm_c2<>+0(SB), Y9, Y14
-	VFMADD231PD  Y14, Y10, Y12
-	VMOVUPD      sm_c5<>+0(SB), Y14
-	VFMADD213PD  sm_c4<>+0(SB), Y9, Y14
-	VMOVUPD      sm_c7<>+0(SB), Y15
-	VFMADD213PD  sm_c6<>+0(SB), Y9, Y15
-	VFMADD231PD  Y15, Y10, Y14
-	VMULPD       Y10, Y10, Y15
-	VFMADD231PD  Y14, Y15, Y12
-	VMOVUPD      sm_c9<>+0(SB), Y14
-	VFMADD213PD  sm_c8<>+0(SB), Y8, Y14
-	VMOVUPD      sm_c11<>+0(SB), Y16
-	VFMADD213PD  sm_c10<>+0(SB), Y8, Y16
-	VFMADD231PD  Y16, Y7, Y14
-	VFMADD231PD  sm_c12<>+0(SB), Y13, Y14
-	VMULPD       Y13, Y13, Y13
-	VFMADD231PD  Y14, Y13, Y11
-	VMOVUPD      sm_c9<>+0(SB), Y7
-	VFMADD213PD  sm_c8<>+0(SB), Y9, Y7
-	VMOVUPD      sm_c11<>+0(SB), Y8
-	VFMADD213PD  sm_c10<>+0(SB), Y9, Y8
-	VFMADD231PD  Y8, Y10, Y7
-	VFMADD231PD  sm_c12<>+0(SB), Y15, Y7
-	VMULPD       Y15, Y15, Y15
-	VFMADD231PD  Y7, Y15, Y12
-	VXORPD       Y7, Y7, Y7
-	VPADDQ       sm_bias<>+0(SB), Y5, Y5
-	VPSLLQ       $0x34, Y5, Y5
-	VMULPD       Y5, Y11, Y5
-	VPAND        sm_low29<>+0(SB), Y5, Y8
-	VPSUBQ       sm_mid<>+0(SB), Y8, Y8
-	VPCMPGTQ     sm_margin<>+0(SB), Y8, Y9
-	VMOVDQU      sm_negmargin<>+0(SB), Y10
-	VPCMPGTQ     Y8, Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VCMPPD       $0x1d, sm_low<>+0(SB), Y3, Y10
-	VANDPD       Y10, Y9, Y9
-	VCMPPD       $0x12, Y7, Y3, Y10
-	VANDPD       Y10, Y9, Y9
-	VCMPPD       $0x12, sm_zerolim<>+0(SB), Y3, Y3
-	VMOVUPD      sm_neg1<>+0(SB), Y8
-	VBLENDVPD    Y9, Y5, Y8, Y8
-	VBLENDVPD    Y3, Y7, Y8, Y8
-	VORPD        Y3, Y9, Y9
-	VANDNPD      sm_ones<>+0(SB), Y9, Y9
-	VORPD        Y9, Y1, Y1
-	VCVTPD2PSY   Y8, X3
-	VMOVUPS      X3, (AX)(DX*4)
-	VADDSS       X3, X2, X2
-	VMOVSHDUP    X3, X5
-	VADDSS       X5, X2, X2
-	VMOVHLPS     X3, X3, X5
-	VADDSS       X5, X2, X2
-	VPERMILPS    $0xff, X3, X5
-	VADDSS       X5, X2, X2
-	VPADDQ       sm_bias<>+0(SB), Y6, Y3
-	VPSLLQ       $0x34, Y3, Y3
-	VMULPD       Y3, Y12, Y3
-	VPAND        sm_low29<>+0(SB), Y3, Y5
-	VPSUBQ       sm_mid<>+0(SB), Y5, Y5
-	VPCMPGTQ     sm_margin<>+0(SB), Y5, Y6
+	VMULPD       sm_log2e<>+0(SB), Y3, Y4
+	VADDPD       sm_shifter<>+0(SB), Y4, Y4
+	VSUBPD       sm_shifter<>+0(SB), Y4, Y5
+	VMOVAPD      Y3, Y6
+	VFNMADD231PD sm_ln2hi<>+0(SB), Y5, Y6
+	VFNMADD231PD sm_ln2lo<>+0(SB), Y5, Y6
+	VMULPD       Y6, Y6, Y5
+	VMOVUPD      sm_c1<>+0(SB), Y7
+	VFMADD213PD  sm_c0<>+0(SB), Y6, Y7
+	VMOVUPD      sm_c3<>+0(SB), Y8
+	VFMADD213PD  sm_c2<>+0(SB), Y6, Y8
+	VFMADD231PD  Y8, Y5, Y7
+	VMOVUPD      sm_c5<>+0(SB), Y8
+	VFMADD213PD  sm_c4<>+0(SB), Y6, Y8
+	VMOVUPD      sm_c7<>+0(SB), Y9
+	VFMADD213PD  sm_c6<>+0(SB), Y6, Y9
+	VFMADD231PD  Y9, Y5, Y8
+	VMULPD       Y5, Y5, Y9
+	VFMADD231PD  Y8, Y9, Y7
+	VMOVUPD      sm_c9<>+0(SB), Y8
+	VFMADD213PD  sm_c8<>+0(SB), Y6, Y8
+	VMOVUPD      sm_c11<>+0(SB), Y10
+	VFMADD213PD  sm_c10<>+0(SB), Y6, Y10
+	VFMADD231PD  Y10, Y5, Y8
+	VFMADD231PD  sm_c12<>+0(SB), Y9, Y8
+	VMULPD       Y9, Y9, Y9
+	VFMADD231PD  Y8, Y9, Y7
+	VXORPD       Y5, Y5, Y5
+	VPADDQ       sm_bias<>+0(SB), Y4, Y4
+	VPSLLQ       $0x34, Y4, Y4
+	VMULPD       Y4, Y7, Y4
+	VPAND        sm_low29<>+0(SB), Y4, Y6
+	VPSUBQ       sm_mid<>+0(SB), Y6, Y6
+	VPCMPGTQ     sm_margin<>+0(SB), Y6, Y7
 	VMOVDQU      sm_negmargin<>+0(SB), Y8
-	VPCMPGTQ     Y5, Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VCMPPD       $0x1d, sm_low<>+0(SB), Y4, Y8
-	VANDPD       Y8, Y6, Y6
-	VCMPPD       $0x12, Y7, Y4, Y8
-	VANDPD       Y8, Y6, Y6
-	VCMPPD       $0x12, sm_zerolim<>+0(SB), Y4, Y4
-	VMOVUPD      sm_neg1<>+0(SB), Y5
-	VBLENDVPD    Y6, Y3, Y5, Y5
-	VBLENDVPD    Y4, Y7, Y5, Y5
-	VORPD        Y4, Y6, Y6
-	VANDNPD      sm_ones<>+0(SB), Y6, Y6
-	VORPD        Y6, Y1, Y1
-	VCVTPD2PSY   Y5, X3
-	VMOVUPS      X3, 16(AX)(DX*4)
+	VPCMPGTQ     Y6, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VCMPPD       $0x1d, sm_low<>+0(SB), Y3, Y8
+	VANDPD       Y8, Y7, Y7
+	VCMPPD       $0x12, Y5, Y3, Y8
+	VANDPD       Y8, Y7, Y7
+	VCMPPD       $0x12, sm_zerolim<>+0(SB), Y3, Y3
+	VMOVUPD      sm_neg1<>+0(SB), Y6
+	VBLENDVPD    Y7, Y4, Y6, Y6
+	VBLENDVPD    Y3, Y5, Y6, Y6
+	VORPD        Y3, Y7, Y7
+	VANDNPD      sm_ones<>+0(SB), Y7, Y7
+	VORPD        Y7, Y1, Y1
+	VCVTPD2PSY   Y6, X3
+	VMOVUPS      X3, (AX)(DX*4)
 	VADDSS       X3, X2, X2
 	VMOVSHDUP    X3, X4
 	VADDSS       X4, X2, X2
@@ -191,7 +132,7 @@ eloop:
 	VADDSS       X4, X2, X2
 	VPERMILPS    $0xff, X3, X4
 	VADDSS       X4, X2, X2
-	ADDQ         $0x08, DX
+	ADDQ         $0x04, DX
 	JMP          eloop
 
 edone:
