@@ -86,6 +86,8 @@ func TestValidate(t *testing.T) {
 		{"kv>heads", func(s *Spec) { s.KVHeads = 16 }, "kv_heads: must divide heads (8), got 16"},
 		{"odd head dim", func(s *Spec) { s.Dim = 24; s.KVHeads = 8 }, "heads: dim/heads must be even for RoPE, got 24/8 = 3"},
 		{"head dim big", func(s *Spec) { s.Dim = 16400; s.KVHeads = 8 }, "heads: dim/heads must be ≤ 1024 (the largest head the kernels take), got 16400/8 = 2050"},
+		{"classifier big", func(s *Spec) { s.Vocab = 1 << 20; s.Dim = 512 }, "vocab: vocab × dim must be ≤ 2^28 (the largest matrix the kernels take), got 1048576 × 512"},
+		{"ffn matrix big", func(s *Spec) { s.FFNDim = 1 << 20; s.Dim = 512 }, "ffn_dim: 2 × ffn_dim × dim must be ≤ 2^28 (gate and up in one matrix), got 2 × 1048576 × 512"},
 		{"eps 0", func(s *Spec) { s.NormEps = 0 }, "norm_eps: must be in (0, 1), got 0"},
 		{"eps 1", func(s *Spec) { s.NormEps = 1 }, "norm_eps: must be in (0, 1), got 1"},
 		{"eps nan", func(s *Spec) { s.NormEps = math.NaN() }, "norm_eps: must be in (0, 1), got NaN"},

@@ -17,6 +17,7 @@ const (
 	MaxHeads   = 1024
 	MaxFFNDim  = 1 << 20
 	MaxVocab   = 1 << 24
+	MaxMatrix  = 1 << 28 // floats in one weight matrix
 	MaxSeqLen  = 1 << 20
 	MaxExperts = 1024
 	// MaxHeadDim bounds dim/heads: the largest head the kernels are
@@ -108,6 +109,13 @@ func (s *Spec) validateShape() error {
 	}
 	if hd := s.Dim / s.Heads; hd%2 != 0 {
 		return fieldErr("heads", "dim/heads must be even for RoPE, got %d/%d = %d", s.Dim, s.Heads, hd)
+	}
+	// The kernels take matrices of at most 2^28 floats (1 GiB).
+	if s.Vocab*s.Dim > MaxMatrix {
+		return fieldErr("vocab", "vocab × dim must be ≤ 2^28 (the largest matrix the kernels take), got %d × %d", s.Vocab, s.Dim)
+	}
+	if 2*s.FFNDim*s.Dim > MaxMatrix {
+		return fieldErr("ffn_dim", "2 × ffn_dim × dim must be ≤ 2^28 (gate and up in one matrix), got 2 × %d × %d", s.FFNDim, s.Dim)
 	}
 	if hd := s.Dim / s.Heads; hd > MaxHeadDim {
 		return fieldErr("heads", "dim/heads must be ≤ %d (the largest head the kernels take), got %d/%d = %d", MaxHeadDim, s.Dim, s.Heads, hd)

@@ -34,6 +34,9 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
   modelc convert --random generated/llama15m/model.yaml --std 0.2 --tokenizer ../shared/data/models/llama2c_tokenizer32000.bin llama15m.gguf`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[1] == "" {
+				return fmt.Errorf("the output file name is empty")
+			}
 			var (
 				p   *model.Params
 				src *gguf.File

@@ -178,6 +178,9 @@ func TestOutputIsInput(t *testing.T) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}
+	if _, err := run(t, "convert", model, ""); err == nil || !strings.Contains(err.Error(), "output file name is empty") {
+		t.Errorf("convert to an empty name: %v", err)
+	}
 	if b, _ := os.ReadFile(corpus); string(b) != text {
 		t.Error("the corpus was overwritten")
 	}
