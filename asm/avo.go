@@ -70,10 +70,7 @@ const avx2Vectors = 16
 // register of the most constrained virtual first, and the lists it picks
 // from only lose their registers 16-31, which it never reached.
 func allocate(fn *ir.Function) error {
-	return allocateIn(fn, strings.Contains(fn.Name, "_avx2"))
-}
-
-func allocateIn(fn *ir.Function, limit bool) error {
+	limit := strings.Contains(fn.Name, "_avx2")
 	as := map[reg.Kind]*pass.Allocator{}
 	for _, i := range fn.Instructions() {
 		for _, r := range i.Registers() {

@@ -65,23 +65,16 @@ func BuildPrompt(tmpl *template.Template, question string, rs []Result) (string,
 	return b.String(), nil
 }
 
-// oneLine shortens a message to its first line and at most about n bytes,
-// for the other values text/template may print in an error.
+// oneLine shortens a message to its first line and at most about n bytes
+// (snippet's cut), for the other values text/template may print in an
+// error.
 func oneLine(msg string, n int) string {
-	cut := false
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg, cut = msg[:i], true
+	first, _, more := strings.Cut(msg, "\n")
+	s := snippet(first, n)
+	if more && !strings.HasSuffix(s, " …") {
+		s += " …"
 	}
-	if len(msg) > n {
-		for n > 0 && !utf8RuneStart(msg[n]) {
-			n--
-		}
-		msg, cut = msg[:n], true
-	}
-	if cut {
-		msg = strings.TrimRight(msg, " ") + " …"
-	}
-	return msg
+	return s
 }
 
 // AskOptions say how to answer.

@@ -65,6 +65,10 @@ type Retriever struct {
 // ErrNoTerms is returned when a keyword query has no searchable words.
 var ErrNoTerms = errors.New("the query has no searchable words (only stop words or punctuation)")
 
+// ErrNoFTS is in the error of an fts search of a store without full-text
+// search of its own (a file store).
+var ErrNoFTS = errors.New("fts needs PostgreSQL")
+
 // ErrEmptyQuery is returned for a query of nothing but white space, which
 // would otherwise rank chunks by a zero vector, arbitrarily. It is an
 // ErrNoTerms too (errors.Is), so that callers that answer without context
@@ -128,7 +132,7 @@ func (r *Retriever) Search(ctx context.Context, query string, mode Mode, k int) 
 	case FTS:
 		ft, ok := r.Store.(fullTexter)
 		if !ok {
-			return nil, fmt.Errorf("store %s has no full-text search of its own (fts needs PostgreSQL); use bm25", r.Store.Location())
+			return nil, fmt.Errorf("store %s has no full-text search of its own (%w); use bm25", r.Store.Location(), ErrNoFTS)
 		}
 		words := store.FTSAnalyzer.Terms(query)
 		if len(words) == 0 {

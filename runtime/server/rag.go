@@ -120,11 +120,10 @@ func (s *Server) augment(ctx context.Context, f *ragField, msgs []tokenizer.Mess
 	if tmpl == nil {
 		tmpl = defaultRAGTemplate
 	}
-	if loc := cfg.Retriever.Store.Location(); mode == rag.FTS && !strings.Contains(loc, "://") {
-		return nil, badRequest("rag.mode", "invalid_value", "rag.mode: fts needs a PostgreSQL store; this server's store is a file: use bm25, dense or hybrid")
-	}
 	rs, err := cfg.Retriever.Search(ctx, question, mode, k)
 	switch {
+	case errors.Is(err, rag.ErrNoFTS): // the request's mode, not the server, is wrong
+		return nil, badRequest("rag.mode", "invalid_value", "rag.mode: %v", err)
 	case errors.Is(err, rag.ErrNoTerms):
 		rs = nil // nothing to search for: answer without context
 	case err != nil:

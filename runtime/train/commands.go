@@ -124,15 +124,15 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 				if data == "" {
 					return errors.New("--data FILE is required (a text corpus, or a token file from `modelc data prepare`)")
 				}
-				if hp.WarmupSteps >= steps && steps > 0 && !quiet {
-					if f.Changed("warmup") {
-						fmt.Fprintf(cmd.ErrOrStderr(), "note: --warmup %d ≥ --steps %d: the learning rate never decays\n", hp.WarmupSteps, steps)
-					} else {
-						fmt.Fprintf(cmd.ErrOrStderr(), "note: the spec's warm-up of %d steps is longer than the run: warming up for %d (a tenth of --steps)\n", hp.WarmupSteps, steps/10)
+				if hp.WarmupSteps >= steps && steps > 0 {
+					note := fmt.Sprintf("--warmup %d ≥ --steps %d: the learning rate never decays", hp.WarmupSteps, steps)
+					if !f.Changed("warmup") {
+						note = fmt.Sprintf("the spec's warm-up of %d steps is longer than the run: warming up for %d (a tenth of --steps)", hp.WarmupSteps, steps/10)
+						hp.WarmupSteps = steps / 10
 					}
-				}
-				if hp.WarmupSteps >= steps && !f.Changed("warmup") {
-					hp.WarmupSteps = steps / 10
+					if !quiet {
+						fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", note)
+					}
 				}
 				if tokPath == "" && ggufHasTokenizer(init) {
 					// As eval does: the vocabulary a GGUF --init carries.
