@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -402,14 +403,12 @@ func snippet(text string, n int) string {
 	cut := strings.LastIndexByte(s[:n], ' ')
 	if cut < n/2 {
 		cut = n
-		for cut > 0 && !utf8RuneStart(s[cut]) {
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 	}
 	return s[:cut] + " …"
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 func (a *app) askCmd(loc *string, progress func(*cobra.Command) io.Writer) *cobra.Command {
 	var (
