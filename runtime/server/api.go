@@ -285,6 +285,26 @@ type chatMessage struct {
 	Role    string       `json:"role"`
 	Content contentField `json:"content"`
 	Name    string       `json:"name"`
+	// Fields of a response's message that clients send back in the next
+	// turn (openai-node's stream and parse helpers add refusal and parsed as
+	// null, openai-python's model_dump() every field as null). Accepted when
+	// empty, as this server neither calls tools nor refuses; a refusal text
+	// stands for an assistant message's missing content.
+	Refusal      *string         `json:"refusal"`
+	Parsed       json.RawMessage `json:"parsed"`
+	ToolCalls    json.RawMessage `json:"tool_calls"`
+	FunctionCall json.RawMessage `json:"function_call"`
+	Audio        json.RawMessage `json:"audio"`
+	Annotations  json.RawMessage `json:"annotations"`
+}
+
+// emptyJSON reports whether raw is absent, null, [] or {}.
+func emptyJSON(raw json.RawMessage) bool {
+	switch string(bytes.Join(bytes.Fields(raw), nil)) {
+	case "", "null", "[]", "{}":
+		return true
+	}
+	return false
 }
 
 type chatRequest struct {

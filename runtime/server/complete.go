@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -30,6 +31,7 @@ type genRequest struct {
 	maxTokens    []int // per prompt
 	stops        []string
 	stopIDs      []int
+	maxParam     string // the request's name for max_tokens
 	stream       bool
 	includeUsage bool
 	echo         []string    // per prompt, completions with echo
@@ -55,8 +57,13 @@ func (s *Server) common(f *samplingFields, maxTokens *int, st *state, g *genRequ
 	if err := (sample.Params{Temperature: g.params.Temperature, TopP: 1}).Validate(); err != nil {
 		return badRequest("temperature", "invalid_value", "temperature: %s", afterColon(err.Error()))
 	}
-	if err := (sample.Params{TopP: g.params.TopP}).Validate(); err != nil {
-		return badRequest("top_p", "invalid_value", "top_p: %s", afterColon(err.Error()))
+	if p := g.params.TopP; math.IsNaN(p) || p < 0 || p > 1 {
+		return badRequest("top_p", "invalid_value", "top_p: must be in [0, 1], got %v", p)
+	}
+	if g.params.TopP == 0 {
+		// OpenAI's range includes 0: only the most probable token is
+		// kept, which is greedy decoding.
+		g.params.Temperature, g.params.TopP = 0, 1
 	}
 	if g.params.TopK < 0 {
 		return badRequest("top_k", "invalid_value", "top_k: must be ≥ 0 (0 = off), got %d", g.params.TopK)
@@ -80,8 +87,11 @@ func (s *Server) common(f *samplingFields, maxTokens *int, st *state, g *genRequ
 		}
 	}
 	g.stops = append(g.stops, f.Stop...)
+	if g.maxParam == "" {
+		g.maxParam = "max_tokens"
+	}
 	if maxTokens != nil && *maxTokens < 1 {
-		return badRequest("max_tokens", "invalid_value", "max_tokens: must be ≥ 1, got %d", *maxTokens)
+		return badRequest(g.maxParam, "invalid_value", "%s: must be ≥ 1, got %d", g.maxParam, *maxTokens)
 	}
 	for name, v := range map[string]*float64{"presence_penalty": f.PresencePenalty, "frequency_penalty": f.FrequencyPenalty} {
 		if v != nil && *v != 0 {
@@ -135,9 +145,9 @@ func (s *Server) limits(g *genRequest, maxTokens *int, st *state) *apiError {
 		if maxTokens != nil {
 			mt = *maxTokens
 			if mt > room {
-				return badRequest("max_tokens", "context_length_exceeded",
-					"the model's context is %d tokens; the prompt%s is %d tokens and max_tokens is %d (%d in all): lower max_tokens to at most %d",
-					ctxLen, which, len(p), mt, len(p)+mt, room)
+				return badRequest(g.maxParam, "context_length_exceeded",
+					"the model's context is %d tokens; the prompt%s is %d tokens and %s is %d (%d in all): lower %s to at most %d",
+					ctxLen, which, len(p), g.maxParam, mt, len(p)+mt, g.maxParam, room)
 			}
 		} else {
 			mt = min(s.cfg.Defaults.MaxTokens, room)
@@ -230,10 +240,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, st *sta
 		return e
 	}
 	maxTokens := req.MaxTokens
-	if req.MaxCompletionTokens != nil {
-		maxTokens = req.MaxCompletionTokens
-	}
 	g := &genRequest{chat: true}
+	if req.MaxCompletionTokens != nil {
+		maxTokens, g.maxParam = req.MaxCompletionTokens, "max_completion_tokens"
+	}
 	if e := s.common(&req.samplingFields, maxTokens, st, g); e != nil {
 		return e
 	}
@@ -264,7 +274,24 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, st *sta
 			return badRequest(fmt.Sprintf("messages[%d].role", i), "invalid_value",
 				"messages[%d].role: %q is not supported (system, developer, user or assistant)", i, m.Role)
 		}
-		msgs[i] = tokenizer.Message{Role: role, Content: string(m.Content)}
+		content := string(m.Content)
+		for _, f := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"tool_calls", m.ToolCalls}, {"function_call", m.FunctionCall}, {"audio", m.Audio}, {"annotations", m.Annotations}, {"parsed", m.Parsed}} {
+			if !emptyJSON(f.raw) {
+				return badRequest(fmt.Sprintf("messages[%d].%s", i, f.name), "unsupported_value",
+					"messages[%d].%s: not supported by this server (only null or empty)", i, f.name)
+			}
+		}
+		if m.Refusal != nil && *m.Refusal != "" {
+			if role != tokenizer.RoleAssistant || content != "" {
+				return badRequest(fmt.Sprintf("messages[%d].refusal", i), "invalid_value",
+					"messages[%d].refusal: only an assistant message without content may carry a refusal", i)
+			}
+			content = *m.Refusal
+		}
+		msgs[i] = tokenizer.Message{Role: role, Content: content}
 	}
 	var e *apiError
 	if g.sources, e = s.augment(r.Context(), req.RAG, msgs, st); e != nil {

@@ -142,7 +142,9 @@ func New(cfg Config) (*Server, error) {
 	s.route("GET /health", "/health", false, s.health)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.route("GET /v1/models", "/v1/models", true, s.loaded(s.models))
-	s.route("GET /v1/models/{id}", "/v1/models/{id}", true, s.loaded(s.modelByID))
+	// {id...}: a model name may hold slashes (org/name), which
+	// openai-python sends unescaped.
+	s.route("GET /v1/models/{id...}", "/v1/models/{id}", true, s.loaded(s.modelByID))
 	s.route("POST /v1/completions", "/v1/completions", true, s.loaded(s.completions))
 	s.route("POST /v1/chat/completions", "/v1/chat/completions", true, s.loaded(s.chatCompletions))
 	s.route("POST /v1/embeddings", "/v1/embeddings", true, s.loaded(s.embeddings))
@@ -334,8 +336,10 @@ func (s *Server) route(pattern, endpoint string, auth bool, h handlerFunc) {
 }
 
 func (s *Server) authorized(r *http.Request) bool {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) == 1
+	// The scheme is case-insensitive (RFC 9110 §11.1): some clients send "bearer".
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) == 1
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {

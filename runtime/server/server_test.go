@@ -423,7 +423,7 @@ func TestErrors(t *testing.T) {
 		{"max_tokens over", "/v1/completions", `{"prompt": "a cat", "max_tokens": 64}`, 400, "max_tokens", "context_length_exceeded", []string{"context is 64 tokens", "max_tokens is 64", "at most"}},
 		{"token out of vocab", "/v1/completions", `{"prompt": [1, 999]}`, 400, "prompt[0]", "invalid_token", []string{"999", "vocabulary of 512"}},
 		{"temperature", "/v1/completions", `{"prompt": "x", "temperature": -1}`, 400, "temperature", "invalid_value", nil},
-		{"top_p", "/v1/completions", `{"prompt": "x", "top_p": 0}`, 400, "top_p", "invalid_value", nil},
+		{"top_p", "/v1/completions", `{"prompt": "x", "top_p": 1.5}`, 400, "top_p", "invalid_value", nil},
 		{"n", "/v1/completions", `{"prompt": "x", "n": 0}`, 400, "n", "invalid_value", nil},
 		{"n too many", "/v1/completions", `{"prompt": "x", "n": 1000}`, 400, "n", "invalid_value", []string{"at most 20"}},
 		{"penalty", "/v1/completions", `{"prompt": "x", "presence_penalty": 0.5}`, 400, "presence_penalty", "unsupported_value", nil},
@@ -478,7 +478,12 @@ func TestAPIKey(t *testing.T) {
 	if e := apiErr(t, err); e.StatusCode != 401 || e.Code != "invalid_api_key" {
 		t.Errorf("wrong key: %d %q", e.StatusCode, e.Code)
 	}
-	for _, hdr := range [][]string{nil, {"Authorization", "sekrit"}, {"Authorization", "Bearer sekrit2"}} {
+	for _, hdr := range []string{"bearer sekrit", "BEARER  sekrit"} {
+		if code, _, body := ts.post(t, "/tokenize", `{"content":"x"}`, "Authorization", hdr); code != 200 {
+			t.Errorf("header %q: %d %s", hdr, code, body)
+		}
+	}
+	for _, hdr := range [][]string{nil, {"Authorization", "sekrit"}, {"Authorization", "Bearer sekrit2"}, {"Authorization", "Basic sekrit"}} {
 		code, _, body := ts.post(t, "/tokenize", `{"content":"x"}`, hdr...)
 		if code != 401 {
 			t.Errorf("header %v: %d %s", hdr, code, body)
