@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/modelc/modelc/runtime/cpu"
 )
 
 func benchCmd() *cobra.Command {
@@ -22,6 +25,9 @@ and the ratio is printed. Without --model the weights are random (seeded).`,
   modelc bench generated/llama15m/model.yaml --steps 128`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if threads > cpu.MaxThreads {
+				return fmt.Errorf("--threads: must be at most %d (0 = all cores), got %d", cpu.MaxThreads, threads)
+			}
 			dir, err := os.MkdirTemp("", "modelc-bench-")
 			if err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/bench/limits"
+	"github.com/modelc/modelc/runtime/cpu"
 )
 
 func limitsCmd() *cobra.Command {
@@ -42,6 +43,11 @@ size is the working set of all threads together. GB/s are 10^9 bytes/s.`,
 			ths, err := parseInts("--threads", threads)
 			if err != nil {
 				return err
+			}
+			for _, t := range ths {
+				if err := cpu.CheckThreads(t); err != nil {
+					return err
+				}
 			}
 			ps := limits.Paths()
 			if paths != "" {

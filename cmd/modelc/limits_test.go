@@ -48,3 +48,18 @@ func TestParseSizes(t *testing.T) {
 		t.Errorf("sizeString: %q, %q", sizeString(1<<30), sizeString(4000))
 	}
 }
+
+// A huge --threads is refused before anything starts that many threads.
+func TestThreadsBounded(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"limits", "--sizes", "64KiB", "--threads", "1,100000", "--paths", "go"}, "--threads: must be between 1 and 1024, got 100000"},
+		{[]string{"bench", "no-such-spec.yaml", "--threads", "5000"}, "--threads: must be at most 1024 (0 = all cores), got 5000"},
+	} {
+		if _, err := run(t, c.args...); err == nil || err.Error() != c.want {
+			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,41 @@ func TestQuantizeStories260K(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.gguf")); err == nil {
 		t.Error("failed quantize left a file")
+	}
+}
+
+// A NaN or infinity in the input, in a matrix it quantises or a norm it
+// copies, is refused before anything is written.
+func TestQuantizeRefusesNonFinite(t *testing.T) {
+	_, data := repo(t)
+	p, err := checkpoint.LoadLlama2C(filepath.Join(data, "models", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tensor string
+		i      int
+		v      float32
+		want   string
+	}{
+		{"blk.1.ffn_norm.weight", 3, float32(math.NaN()), "NaN at element 3"},
+		{"blk.4.attn_q.weight", 100, float32(math.Inf(1)), "+Inf at element 100"},
+	} {
+		dir := t.TempDir()
+		src, out := filepath.Join(dir, "s.gguf"), filepath.Join(dir, "q.gguf")
+		old := p.T(c.tensor)[c.i]
+		p.T(c.tensor)[c.i] = c.v
+		err := checkpoint.SaveGGUF(src, p, nil, false)
+		p.T(c.tensor)[c.i] = old
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "quantize " + src + ": tensor " + c.tensor + " holds " + c.want
+		if _, err := run(t, "quantize", src, out, "--type", "q8_0"); err == nil || err.Error() != want {
+			t.Errorf("error %v, want %q", err, want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s was written (%v)", out, err)
+		}
 	}
 }

@@ -18,7 +18,8 @@ import (
 // F16 and BF16 ones widened to float32, and Q8_0 and Q4_0 ones (and Q6_K,
 // which llama.cpp's quantize gives output.weight) dequantised to float32
 // (ggml's block layouts, runtime/quant): the weights then run in any model,
-// generic or compiled, at float32; other types are refused. The
+// generic or compiled, at float32; other types are refused, and so is a
+// weight (or, in a block format, a block scale) that is NaN or ±Inf. The
 // spec's quant names the file's block format. The open gguf.File is returned too, for its tokenizer metadata; the caller
 // must Close it.
 func LoadGGUF(path string) (*model.Params, *gguf.File, error) {
@@ -128,8 +129,13 @@ func fromGGUF(f *gguf.File, keep gguf.GGMLType) (*model.Params, error) {
 	p := model.NewParams(&s)
 	p.File = f
 	for _, t := range p.Tensors {
-		if info, _ := f.Tensor(t.Name); keep != 0 && info.Type == keep {
-			if _, err := f.TensorData(t.Name); err != nil { // in bounds, though not read now
+		info, _ := f.Tensor(t.Name)
+		if keep != 0 && info.Type == keep {
+			data, err := f.TensorData(t.Name) // in bounds, though not decoded now
+			if err != nil {
+				return nil, err
+			}
+			if err := quant.CheckScales(t.Name, info.Type, data); err != nil {
 				return nil, err
 			}
 			if p.Undecoded == nil {
@@ -138,11 +144,26 @@ func fromGGUF(f *gguf.File, keep gguf.GGMLType) (*model.Params, error) {
 			p.Undecoded[t.Name] = true
 			continue
 		}
-		if err := decodeTensor(f, t.Name, p.T(t.Name)); err != nil {
+		dst := p.T(t.Name)
+		if err := decodeTensor(f, t.Name, dst); err != nil {
+			return nil, err
+		}
+		if err := checkDecoded(f, t.Name, info.Type, dst); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// checkDecoded refuses a decoded tensor holding NaN or ±Inf: one in a block
+// format by its scales (its codes are integers), one in a float format by
+// its values.
+func checkDecoded(f *gguf.File, name string, t gguf.GGMLType, dst []float32) error {
+	if t.BlockSize() == 1 {
+		return model.CheckFinite(name, dst, 0)
+	}
+	data, _ := f.TensorData(name) // decodeTensor has just read it
+	return quant.CheckScales(name, t, data)
 }
 
 // ggmlDims turns a row-major shape [rows, cols] into ggml's [cols, rows].

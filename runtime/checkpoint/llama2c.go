@@ -68,9 +68,10 @@ func ReadLlama2CHeader(r io.Reader) (spec.Spec, error) {
 }
 
 // LoadLlama2C loads a legacy llama2.c checkpoint. The file must be exactly as
-// long as its header implies. The spec is named after the file (see
-// spec.FromLlama2C). llama2.c's w1, w2, w3 become ffn_gate, ffn_down, ffn_up;
-// its RoPE table is skipped (the runtime computes it).
+// long as its header implies, and its weights finite (no NaN or ±Inf). The
+// spec is named after the file (see spec.FromLlama2C). llama2.c's w1, w2, w3
+// become ffn_gate, ffn_down, ffn_up; its RoPE table is skipped (the runtime
+// computes it).
 func LoadLlama2C(path string) (*model.Params, error) {
 	// spec.FromLlama2C validates the header and the exact file size, so the
 	// allocation below is bounded by the file's size.
@@ -105,7 +106,7 @@ func readLlama2CWeights(r io.Reader, p *model.Params) error {
 	buf := make([]byte, min(4*len(p.Data), 1<<16)+4)
 	read := func(name string) error {
 		dst := p.T(name)
-		for len(dst) > 0 {
+		for done := 0; len(dst) > 0; {
 			n := min(len(dst), len(buf)/4)
 			if _, err := io.ReadFull(r, buf[:4*n]); err != nil {
 				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -116,7 +117,10 @@ func readLlama2CWeights(r io.Reader, p *model.Params) error {
 			for i := range dst[:n] {
 				dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
 			}
-			dst = dst[n:]
+			if err := model.CheckFinite(name, dst[:n], done); err != nil {
+				return err
+			}
+			dst, done = dst[n:], done+n
 		}
 		return nil
 	}

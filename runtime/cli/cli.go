@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/posttrain"
 	"github.com/modelc/modelc/runtime/rag"
@@ -135,8 +136,8 @@ type app struct {
 
 // threadsFlag validates --threads and hands it to the compiled code.
 func (a *app) setThreads(n int) error {
-	if n < 1 {
-		return fmt.Errorf("--threads: must be ≥ 1, got %d", n)
+	if err := cpu.CheckThreads(n); err != nil {
+		return err
 	}
 	for _, f := range a.cfg.threads {
 		f(n)

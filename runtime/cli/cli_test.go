@@ -172,6 +172,16 @@ func TestGenerateErrors(t *testing.T) {
 	tok := data(t, "models/tok512.bin")
 	wrongDim := *s
 	wrongDim.Dim = 72
+	// stories260K with its first weight (token_embd's) NaN.
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(raw[spec.Llama2CHeaderBytes:], []byte{0x00, 0x00, 0xc0, 0x7f})
+	nanBin := filepath.Join(t.TempDir(), "nan.bin")
+	if err := os.WriteFile(nanBin, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		s    *spec.Spec
@@ -180,13 +190,14 @@ func TestGenerateErrors(t *testing.T) {
 	}{
 		{"shape", &wrongDim, []string{"generate", "-m", bin, "-z", tok}, bin + ": model file has dim 64, this binary was compiled for dim 72"},
 		{"no model", s, []string{"generate", "-z", tok}, "--model FILE is required"},
+		{"NaN weight", s, []string{"generate", "-m", nanBin, "-z", tok}, nanBin + ": tensor token_embd.weight holds NaN at element 0"},
 		{"missing model file", s, []string{"generate", "-m", filepath.Join(t.TempDir(), "nope.bin"), "-z", tok}, "nope.bin"},
 		{"no tokenizer", s, []string{"generate", "-m", bin}, "no tokenizer: " + bin + " carries none, pass --tokenizer FILE"},
 		{"temperature", s, []string{"generate", "-m", bin, "-z", tok, "-t", "-1"}, "temperature: must be a finite number ≥ 0, got -1"},
 		{"top-p", s, []string{"generate", "-m", bin, "-z", tok, "--top-p", "1.5"}, "top-p: must be in (0, 1], got 1.5"},
 		{"top-k", s, []string{"generate", "-m", bin, "-z", tok, "--top-k", "-2"}, "top-k: must be ≥ 0 (0 = off), got -2"},
 		{"steps", s, []string{"generate", "-m", bin, "-z", tok, "-n", "-5"}, "--steps: must be ≥ 0"},
-		{"threads", s, []string{"generate", "-m", bin, "-z", tok, "--threads", "0"}, "--threads: must be ≥ 1, got 0"},
+		{"threads", s, []string{"generate", "-m", bin, "-z", tok, "--threads", "0"}, "--threads: must be between 1 and 1024, got 0"},
 		{"vocab mismatch", s, []string{"generate", "-m", bin, "-z", data(t, "tokenizer/ggml-vocab-llama-spm.gguf")}, "512"},
 		{"unknown flag", s, []string{"generate", "--frobnicate"}, "unknown flag: --frobnicate"},
 		{"unknown command", s, []string{"frobnicate"}, `unknown command "frobnicate"`},
@@ -215,6 +226,31 @@ func TestGenericRunsAnyShape(t *testing.T) {
 		"-t", "0", "-n", "20", "-i", "Once upon a time", "--generic")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "Once upon a time") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Every command of a binary refuses a --threads above the bound before it
+// starts a pool or loads anything, and never calls the threads hook with it.
+func TestThreadsBounded(t *testing.T) {
+	s := storiesSpec(t)
+	bin := data(t, "models/stories260K.bin")
+	tok := data(t, "models/tok512.bin")
+	for _, args := range [][]string{
+		{"generate", "-m", bin, "-z", tok},
+		{"bench", "--random"},
+		{"train", "--data", tok, "--steps", "1", "--out", filepath.Join(t.TempDir(), "run")},
+		{"eval", "--model", bin, "--data", tok},
+		{"serve", "--model", bin, "--addr", "127.0.0.1:0"},
+		{"embed", "--model", bin, "hello"},
+		{"sft", "--init", bin, "--steps", "1", "--data", tok, "--out", filepath.Join(t.TempDir(), "sft")},
+	} {
+		called := false
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), "stories", s, generic.New, append(args, "--threads", "5000"),
+			&out, &errb, WithThreads(func(int) { called = true }))
+		if want := "stories: --threads: must be between 1 and 1024, got 5000\n"; code != 1 || errb.String() != want || called {
+			t.Errorf("%s: exit %d, stderr %q, hook called %v; want exit 1, %q", args[0], code, errb.String(), called, want)
+		}
 	}
 }
 

@@ -52,6 +52,19 @@ const spinFor = 50 * time.Microsecond
 // it starts yielding to other goroutines between polls (some microseconds).
 const spinPolls = 1 << 12
 
+// MaxThreads bounds every --threads flag. Each thread is a goroutine (and,
+// busy, an OS thread), so a mistyped huge count would start that many; 1,024
+// is past any core count these models run on, as the server's slot limit.
+const MaxThreads = 1024
+
+// CheckThreads validates the value of a --threads flag: 1 to MaxThreads.
+func CheckThreads(n int) error {
+	if n < 1 || n > MaxThreads {
+		return fmt.Errorf("--threads: must be between 1 and %d, got %d", MaxThreads, n)
+	}
+	return nil
+}
+
 // NewPool starts a pool of threads threads (≤ 0 means one per core, as
 // runtime.GOMAXPROCS reports).
 func NewPool(threads int) *Pool {

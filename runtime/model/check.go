@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // CheckShape reports the first field in which the shape of have (a model file)
 // differs from want (what code was compiled for).
@@ -26,4 +29,25 @@ func CheckShape(have, want *Spec) error {
 		return fmt.Errorf("model file has tie_embeddings %v, this binary was compiled for tie_embeddings %v", have.TieEmbeddings, want.TieEmbeddings)
 	}
 	return nil
+}
+
+// CheckFinite reports the first NaN or infinity in x, elements off onwards
+// of the tensor called name: the kernels would carry it into every logit and
+// print garbage without a word, so loaders refuse it with its place.
+func CheckFinite(name string, x []float32, off int) error {
+	if i := NonFinite(x); i >= 0 {
+		return fmt.Errorf("tensor %s holds %v at element %d", name, x[i], off+i)
+	}
+	return nil
+}
+
+// NonFinite returns the index of the first NaN or ±Inf in x, or -1: one
+// pass with one compare per float, cheap beside reading x from a file.
+func NonFinite(x []float32) int {
+	for i, v := range x {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // exponent all ones
+			return i
+		}
+	}
+	return -1
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/posttrain/tasks"
 	"github.com/modelc/modelc/spec"
@@ -92,8 +93,8 @@ func (c *cmds) bindCommon(f *pflag.FlagSet, cf *commonFlags, batch, seq int, lr 
 // read from run.json into cfg), tokenizer. cfg is the whole stage config
 // (with an embedded Common that cf.c is copied into first).
 func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Common) error {
-	if cf.threads < 1 {
-		return fmt.Errorf("--threads: must be ≥ 1, got %d", cf.threads)
+	if err := cpu.CheckThreads(cf.threads); err != nil {
+		return err
 	}
 	runtime.GOMAXPROCS(cf.threads)
 	for _, f := range c.threads {

@@ -162,7 +162,7 @@ func (l *loop) resume(p *model.Params) error {
 		}
 		return atomicfile.WriteFile(filepath.Join(l.Out, RunFile), append(b, '\n'))
 	}
-	st, err := train.LoadState(statePath)
+	st, err := train.LoadStateFor(statePath, p.Tensors)
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", l.Out, err)
 	}

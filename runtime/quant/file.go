@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/runtime/model"
 )
 
 // KeyQuantizationVersion is the metadata key llama.cpp's quantize tool sets
@@ -45,6 +46,40 @@ func Decode(t gguf.GGMLType, dst []float32, data []byte) error {
 		return fmt.Errorf("type %s is not supported (F32, F16, BF16, Q8_0, Q4_0, Q6_K)", t)
 	}
 	return nil
+}
+
+// CheckScales refuses data in format t whose block scales hold NaN or ±Inf
+// (NonFiniteScale), naming tensor name, the block and its elements.
+func CheckScales(name string, t gguf.GGMLType, data []byte) error {
+	b, d := NonFiniteScale(t, data)
+	if b < 0 {
+		return nil
+	}
+	n := int(t.BlockSize())
+	return fmt.Errorf("tensor %s holds %v in the scale of block %d (elements %d to %d)", name, d, b, b*n, b*n+n-1)
+}
+
+// NonFiniteScale returns the first block of data, in format t (Q8_0, Q4_0
+// or Q6_K), whose float16 scale is NaN or infinite, and that scale; block
+// is -1 when all are finite, or t has no scales. The codes are integers and
+// a finite scale times them stays finite, so the scales are all a loader
+// needs to check: one look per block, not per weight.
+func NonFiniteScale(t gguf.GGMLType, data []byte) (block int, d float32) {
+	at := 0 // the scale's offset in a block
+	switch t {
+	case gguf.TypeQ8_0, gguf.TypeQ4_0:
+	case gguf.TypeQ6_K:
+		at = Q6KBlockBytes - 2
+	default:
+		return -1, 0
+	}
+	bb := int(t.BlockBytes())
+	for i := 0; i+bb <= len(data); i += bb {
+		if h := uint16(data[i+at]) | uint16(data[i+at+1])<<8; h&0x7c00 == 0x7c00 { // exponent all ones
+			return i / bb, gguf.F16ToF32(h)
+		}
+	}
+	return -1, 0
 }
 
 // IsRouter reports whether tensor name is a mixture's router (ffn_gate_inp),
@@ -100,7 +135,8 @@ type Change struct {
 // float32); the others (norms, the router, matrices with rows of other
 // lengths) stay F32, or F16 if they were. All metadata is
 // copied (tokenizer included) with general.file_type set for t and
-// general.quantization_version 2.
+// general.quantization_version 2. A weight or block scale that is NaN or
+// ±Inf is refused.
 func QuantizeFile(f *gguf.File, t gguf.GGMLType) ([]gguf.KV, []gguf.WriteTensor, []Change, error) {
 	ftype, err := FileType(t)
 	if err != nil {
@@ -137,8 +173,14 @@ func QuantizeFile(f *gguf.File, t gguf.GGMLType) ([]gguf.KV, []gguf.WriteTensor,
 		case info.Type == gguf.TypeF32 || info.Type == gguf.TypeF16:
 			to = info.Type
 		}
+		// A NaN or infinity is refused here rather than written on for
+		// every loader to refuse: a block format's by its scales, a float
+		// format's by its values (decoded even when copied as they are).
+		if err := CheckScales(info.Name, info.Type, data); err != nil {
+			return nil, nil, nil, err
+		}
 		out := data
-		if to != info.Type {
+		if float := info.Type.BlockSize() == 1; to != info.Type || float {
 			n := info.NumElements()
 			if n > uint64(len(data))*8+64 { // no format packs more than 8 values a byte
 				return nil, nil, nil, fmt.Errorf("tensor %s: %d elements in %d bytes", info.Name, n, len(data))
@@ -147,11 +189,20 @@ func QuantizeFile(f *gguf.File, t gguf.GGMLType) ([]gguf.KV, []gguf.WriteTensor,
 			if err := Decode(info.Type, x, data); err != nil {
 				return nil, nil, nil, fmt.Errorf("tensor %s: %w", info.Name, err)
 			}
-			if to == gguf.TypeF32 {
+			if float {
+				if err := model.CheckFinite(info.Name, x, 0); err != nil {
+					return nil, nil, nil, err
+				}
+			}
+			switch {
+			case to == info.Type: // a float tensor kept as it is
+			case to == gguf.TypeF32:
 				out = make([]byte, 4*len(x))
 				gguf.F32sToBytes(out, x)
-			} else if out, err = Quantize(to, x); err != nil {
-				return nil, nil, nil, fmt.Errorf("tensor %s: %w", info.Name, err)
+			default:
+				if out, err = Quantize(to, x); err != nil {
+					return nil, nil, nil, fmt.Errorf("tensor %s: %w", info.Name, err)
+				}
 			}
 		}
 		ts = append(ts, gguf.WriteTensor{Name: info.Name, Dims: info.Dims, Type: to, Data: out})

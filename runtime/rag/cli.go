@@ -19,6 +19,7 @@ import (
 
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/rag/bm25"
@@ -119,8 +120,8 @@ func (a *app) load(f *modelFlags) (*loaded, error) {
 		}
 		return nil, nil
 	}
-	if f.threads < 1 {
-		return nil, fmt.Errorf("--threads: must be ≥ 1, got %d", f.threads)
+	if err := cpu.CheckThreads(f.threads); err != nil {
+		return nil, err
 	}
 	for _, t := range a.threads {
 		t(f.threads)

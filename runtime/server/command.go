@@ -21,6 +21,7 @@ import (
 
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/sample"
@@ -186,8 +187,8 @@ func (o *serveOptions) run(ctx context.Context, stderr io.Writer) error {
 	if o.grace < 0 {
 		return fmt.Errorf("--grace: must be ≥ 0, got %v", o.grace)
 	}
-	if o.threads < 1 {
-		return fmt.Errorf("--threads: must be ≥ 1, got %d", o.threads)
+	if err := cpu.CheckThreads(o.threads); err != nil {
+		return err
 	}
 	if o.modelPath == "" {
 		return errors.New("--model FILE is required")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelc/modelc/gguf"
 	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/spec"
 	"github.com/modelc/modelc/tokenizer"
@@ -47,8 +48,8 @@ func Commands(name string, s *spec.Spec, factory model.Factory, opts ...Option) 
 }
 
 func (c *commands) setThreads(n int) error {
-	if n < 1 {
-		return fmt.Errorf("--threads: must be ≥ 1, got %d", n)
+	if err := cpu.CheckThreads(n); err != nil {
+		return err
 	}
 	runtime.GOMAXPROCS(n)
 	for _, f := range c.threads {

@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -231,5 +232,88 @@ func TestOutFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(gone); err == nil {
 		t.Errorf("a failed run left %s", gone)
+	}
+}
+
+// On --resume, a bad value read from run.json is reported under its file
+// and field, not under a flag the user never typed; a flag given on the
+// command line is still named as the flag (and may repair the file's value).
+func TestResumeNamesRunFile(t *testing.T) {
+	d := sharedData(t)
+	tokPath := filepath.Join(d, "models", "tok512.bin")
+	text := filepath.Join(t.TempDir(), "corpus.txt")
+	os.WriteFile(text, []byte(shakespeare(t)[:20000]), 0o644)
+	s := &spec.Spec{Name: "tiny", Vocab: 512, Dim: 16, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 32}
+	s.SetDefaults()
+	out := filepath.Join(t.TempDir(), "run")
+	if _, _, err := runCmd(t, s, "train", "--data", text, "--tokenizer", tokPath, "--steps", "2", "--out", out,
+		"--batch", "2", "--seq", "32", "--lr", "0.002", "--min-lr", "0.0002", "--threads", "1", "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	runFile := filepath.Join(out, RunFile)
+	good, err := os.ReadFile(runFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _ := os.ReadFile(filepath.Join(out, StateFile))
+	// edit writes run.json with one field of its train block (or, for
+	// "steps", the top level) replaced.
+	edit := func(field string, v any) {
+		var ri map[string]any
+		if err := json.Unmarshal(good, &ri); err != nil {
+			t.Fatal(err)
+		}
+		if field == "steps" {
+			ri[field] = v
+		} else {
+			ri["train"].(map[string]any)[field] = v
+		}
+		b, _ := json.Marshal(ri)
+		if err := os.WriteFile(runFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		field string
+		v     any
+		flags []string
+		want  string // "" = resumes
+	}{
+		{"lr", -0.001, nil, runFile + `: field "train.lr": must be > 0, got -0.001`},
+		{"lr", -0.001, []string{"--lr", "-5"}, "--lr: must be > 0, got -5"},
+		{"lr", -0.001, []string{"--lr", "0.003"}, ""},
+		{"min_lr", 0.5, nil, runFile + `: field "train.min_lr": must be between 0 and train.lr 0.002, got 0.5`},
+		{"min_lr", 0.5, []string{"--lr", "0.001"}, runFile + `: field "train.min_lr": must be between 0 and --lr 0.001, got 0.5`},
+		{"batch_size", 0, nil, runFile + `: field "train.batch_size": must be between 1 and 65536, got 0`},
+		{"seq_len", 33, nil, runFile + `: field "train.seq_len": must be between 1 and the model's max_seq 32, got 33`},
+		{"beta2", 1, nil, runFile + `: field "train.beta2": must be in [0, 1), got 1`},
+		{"steps", 0, nil, runFile + `: field "steps": must be ≥ 1, got 0`},
+		{"steps", 0, []string{"--steps", "2"}, ""},
+	} {
+		edit(c.field, c.v)
+		_, _, err := runCmd(t, s, append([]string{"train", "--resume", out, "--quiet"}, c.flags...)...)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s %v with %v: %v", c.field, c.v, c.flags, err)
+		case c.want != "" && (err == nil || err.Error() != c.want):
+			t.Errorf("%s %v with %v: error %v, want %q", c.field, c.v, c.flags, err, c.want)
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, StateFile)); !bytes.Equal(b, state) {
+			t.Fatalf("%s %v with %v: the state changed", c.field, c.v, c.flags)
+		}
+	}
+}
+
+// A masked run's mask token is checked against the vocabulary the same way.
+func TestCheckMaskID(t *testing.T) {
+	s := smallSpec(40, model.ObjectiveMasked)
+	cfg := smallConfig(s, "corpus.txt", nil, "out", 4)
+	cfg.MaskID = 40
+	if err := cfg.check(); err == nil || err.Error() != "--mask-id: must be below the vocabulary size 40, got 40" {
+		t.Errorf("flag: %v", err)
+	}
+	cfg.saved, cfg.runFile = &RunInfo{Train: cfg.Train, Steps: cfg.Steps, MaskID: 40}, filepath.Join("out", RunFile)
+	if err := cfg.check(); err == nil || err.Error() != `out/run.json: field "mask_id": must be below the vocabulary size 40, got 40` {
+		t.Errorf("run.json: %v", err)
 	}
 }

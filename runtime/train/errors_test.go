@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 )
@@ -201,7 +202,7 @@ func FuzzParseState(f *testing.F) {
 	good, _ := os.ReadFile(path)
 	f.Add(good)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := parseState("fuzz", b)
+		st, err := parseState("fuzz", b, nil)
 		if err != nil {
 			return
 		}
@@ -213,7 +214,7 @@ func FuzzParseState(f *testing.F) {
 
 func TestStateRoundTrip(t *testing.T) {
 	st := &State{StateHeader: StateHeader{Step: 3, AdamStep: 3, Params: 3, Drawn: 9, Tokens: 99, RNG: []byte{1, 2, 3}, TrainLoss: 1.5},
-		Weights: []float32{1, float32(math.Inf(1)), -0}, M: []float32{3, 4, 5}, V: []float32{5, 6, 7}}
+		Weights: []float32{1, 2.5, -0}, M: []float32{3, 4, 5}, V: []float32{5, float32(math.Inf(1)), 7}}
 	path := filepath.Join(t.TempDir(), "s.bin")
 	if err := SaveState(path, st); err != nil {
 		t.Fatal(err)
@@ -222,7 +223,8 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Step != 3 || got.Drawn != 9 || got.Weights[1] != st.Weights[1] || got.V[2] != 7 || string(got.RNG) != "\x01\x02\x03" {
+	// A second moment may be +Inf (a huge finite gradient squared): kept.
+	if got.Step != 3 || got.Drawn != 9 || got.Weights[1] != st.Weights[1] || got.V[2] != 7 || !math.IsInf(float64(got.V[1]), 1) || string(got.RNG) != "\x01\x02\x03" {
 		t.Fatalf("round trip: %+v", got)
 	}
 	b, _ := os.ReadFile(path)
@@ -230,5 +232,59 @@ func TestStateRoundTrip(t *testing.T) {
 	os.WriteFile(path, b, 0o644)
 	if _, err := LoadState(path); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("damaged state: %v", err)
+	}
+}
+
+// Weights that hold NaN or ±Inf are refused when a run loads them, with the
+// file, tensor and element: a state on --resume, a model file on --init.
+func TestLoadRefusesNonFiniteWeights(t *testing.T) {
+	data, tok := corpus(t, 5000)
+	s := smallSpec(tok.VocabSize(), model.ObjectiveCausal)
+	out := filepath.Join(t.TempDir(), "run")
+	if _, err := Run(context.Background(), smallConfig(s, data, tok, out, 2)); err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(out, StateFile)
+	st, err := LoadState(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := model.Bind(s, st.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.T("blk.1.attn_k.weight")[5] = float32(math.Inf(-1))
+	if err := SaveState(statePath, st); err != nil {
+		t.Fatal(err)
+	}
+	tk, _ := p.Lookup("blk.1.attn_k.weight")
+	if _, err := LoadState(statePath); err == nil || err.Error() != fmt.Sprintf("training state %s: weight %d is -Inf", statePath, tk.Off+5) {
+		t.Errorf("LoadState: %v", err)
+	}
+	rc, err := ResumeConfig(out, Config{Spec: s, Tokenizer: tok, Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Steps = 4
+	want := fmt.Sprintf("resume %s: training state %s: tensor blk.1.attn_k.weight holds -Inf at element 5", out, statePath)
+	if _, err := Run(context.Background(), rc); err == nil || err.Error() != want {
+		t.Errorf("resume: error %v, want %q", err, want)
+	}
+
+	// --init from a model file whose weights hold NaN: refused, and the
+	// folder the run made is gone.
+	p.T("blk.1.attn_k.weight")[5] = float32(math.NaN())
+	bad := filepath.Join(t.TempDir(), "bad.gguf")
+	if err := checkpoint.SaveGGUF(bad, p, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	cfg := smallConfig(s, data, tok, filepath.Join(t.TempDir(), "init"), 2)
+	cfg.Init = bad
+	want = fmt.Sprintf("--init: checkpoint: %s: tensor blk.1.attn_k.weight holds NaN at element 5", bad)
+	if _, err := Run(context.Background(), cfg); err == nil || err.Error() != want {
+		t.Errorf("--init: error %v, want %q", err, want)
+	}
+	if _, err := os.Stat(cfg.Out); !os.IsNotExist(err) {
+		t.Errorf("the failed run left %s behind (%v)", cfg.Out, err)
 	}
 }

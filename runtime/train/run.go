@@ -71,6 +71,11 @@ type Config struct {
 	// steps as if it were killed right after a checkpoint at that step:
 	// what resume tests need.
 	StopAfter int
+
+	// saved is what ResumeConfig read from runFile (run.json): a value
+	// still equal to it came from the file, not from a flag.
+	saved   *RunInfo
+	runFile string
 }
 
 // MaskTokenizer is a tokenizer that names a mask token for masked language
@@ -134,6 +139,7 @@ func ResumeConfig(dir string, cfg Config) (Config, error) {
 		cfg.Spec = &ri.Spec
 	}
 	cfg.Out, cfg.Resume = dir, true
+	cfg.saved, cfg.runFile = ri, filepath.Join(dir, RunFile)
 	cfg.Train, cfg.Steps, cfg.Data = ri.Train, ri.Steps, ri.Data
 	cfg.MaskID, cfg.EvalBatches = ri.MaskID, ri.EvalBatches
 	if cfg.Tokenizer == nil && ri.Tokenizer != "" {
@@ -160,42 +166,109 @@ var ErrNaN = errors.New("loss is not finite")
 func (c *Config) check() error {
 	t := &c.Train
 	s := c.Spec
+	n := c.name
 	switch {
 	case s == nil:
 		return errors.New("train: no model spec")
 	case c.Steps < 1:
-		return fmt.Errorf("--steps: must be ≥ 1, got %d", c.Steps)
+		return fmt.Errorf("%s: must be ≥ 1, got %d", n("steps"), c.Steps)
 	case t.BatchSize < 1 || t.BatchSize > spec.MaxBatch:
-		return fmt.Errorf("--batch: must be between 1 and %d, got %d", spec.MaxBatch, t.BatchSize)
+		return fmt.Errorf("%s: must be between 1 and %d, got %d", n("batch"), spec.MaxBatch, t.BatchSize)
 	case t.SeqLen < 1 || t.SeqLen > s.MaxSeq:
-		return fmt.Errorf("--seq: must be between 1 and the model's max_seq %d, got %d", s.MaxSeq, t.SeqLen)
+		return fmt.Errorf("%s: must be between 1 and the model's max_seq %d, got %d", n("seq"), s.MaxSeq, t.SeqLen)
 	case t.GradAccum < 1 || t.GradAccum > spec.MaxBatch:
-		return fmt.Errorf("--grad-accum: must be between 1 and %d, got %d", spec.MaxBatch, t.GradAccum)
+		return fmt.Errorf("%s: must be between 1 and %d, got %d", n("grad-accum"), spec.MaxBatch, t.GradAccum)
 	case !(t.LR > 0) || math.IsInf(t.LR, 0):
-		return fmt.Errorf("--lr: must be > 0, got %g", t.LR)
+		return fmt.Errorf("%s: must be > 0, got %g", n("lr"), t.LR)
 	// Each test is written so that NaN fails it.
 	case !(t.MinLR >= 0 && t.MinLR <= t.LR):
-		return fmt.Errorf("--min-lr: must be between 0 and --lr %g, got %g", t.LR, t.MinLR)
+		return fmt.Errorf("%s: must be between 0 and %s %g, got %g", n("min-lr"), c.ref("lr"), t.LR, t.MinLR)
 	case t.WarmupSteps < 0:
-		return fmt.Errorf("--warmup: must be ≥ 0, got %d", t.WarmupSteps)
+		return fmt.Errorf("%s: must be ≥ 0, got %d", n("warmup"), t.WarmupSteps)
 	case !(t.WeightDecay >= 0) || math.IsInf(t.WeightDecay, 0):
-		return fmt.Errorf("--weight-decay: must be a number ≥ 0, got %g", t.WeightDecay)
+		return fmt.Errorf("%s: must be a number ≥ 0, got %g", n("weight-decay"), t.WeightDecay)
 	case !(t.Beta1 >= 0 && t.Beta1 < 1):
-		return fmt.Errorf("--beta1: must be in [0, 1), got %g", t.Beta1)
+		return fmt.Errorf("%s: must be in [0, 1), got %g", n("beta1"), t.Beta1)
 	case !(t.Beta2 >= 0 && t.Beta2 < 1):
-		return fmt.Errorf("--beta2: must be in [0, 1), got %g", t.Beta2)
+		return fmt.Errorf("%s: must be in [0, 1), got %g", n("beta2"), t.Beta2)
 	case !(t.GradClip >= 0) || math.IsInf(t.GradClip, 0):
-		return fmt.Errorf("--grad-clip: must be a number ≥ 0 (0 = no clipping), got %g", t.GradClip)
+		return fmt.Errorf("%s: must be a number ≥ 0 (0 = no clipping), got %g", n("grad-clip"), t.GradClip)
 	case t.EvalEvery < 0:
-		return fmt.Errorf("--eval-every: must be ≥ 0 (0 = only at the end), got %d", t.EvalEvery)
+		return fmt.Errorf("%s: must be ≥ 0 (0 = only at the end), got %d", n("eval-every"), t.EvalEvery)
 	case t.CheckpointEv < 0:
-		return fmt.Errorf("--checkpoint-every: must be ≥ 0 (0 = only at the end), got %d", t.CheckpointEv)
+		return fmt.Errorf("%s: must be ≥ 0 (0 = only at the end), got %d", n("checkpoint-every"), t.CheckpointEv)
+	case !model.Causal(s) && c.MaskID >= s.Vocab:
+		return fmt.Errorf("%s: must be below the vocabulary size %d, got %d", n("mask-id"), s.Vocab, c.MaskID)
 	case c.Out == "":
 		return errors.New("--out: the run folder is required")
 	case c.Data == "" && !c.Resume:
 		return errors.New("--data: a text corpus or token file is required")
 	}
 	return nil
+}
+
+// name calls the setting of flag in an error: "--lr", or, when a resumed
+// run's value is still the one its run.json holds, that file and field
+// (`run/run.json: field "train.lr"`), since the user typed no such flag.
+func (c *Config) name(flag string) string {
+	if field := c.savedField(flag); field != "" {
+		return fmt.Sprintf("%s: field %q", c.runFile, field)
+	}
+	return "--" + flag
+}
+
+// ref is name for a setting mentioned inside another's error.
+func (c *Config) ref(flag string) string {
+	if field := c.savedField(flag); field != "" {
+		return field
+	}
+	return "--" + flag
+}
+
+// savedField is the run.json field the setting of flag came from, or "" if
+// the run was not resumed or the value was changed since (by the flag).
+func (c *Config) savedField(flag string) string {
+	ri := c.saved
+	if ri == nil {
+		return ""
+	}
+	t, f := &c.Train, &ri.Train
+	var field string
+	var same bool
+	switch flag {
+	case "steps":
+		field, same = "steps", c.Steps == ri.Steps
+	case "mask-id":
+		field, same = "mask_id", c.MaskID == ri.MaskID
+	case "batch":
+		field, same = "train.batch_size", t.BatchSize == f.BatchSize
+	case "seq":
+		field, same = "train.seq_len", t.SeqLen == f.SeqLen
+	case "grad-accum":
+		field, same = "train.grad_accum", t.GradAccum == f.GradAccum
+	case "lr":
+		field, same = "train.lr", t.LR == f.LR
+	case "min-lr":
+		field, same = "train.min_lr", t.MinLR == f.MinLR
+	case "warmup":
+		field, same = "train.warmup_steps", t.WarmupSteps == f.WarmupSteps
+	case "weight-decay":
+		field, same = "train.weight_decay", t.WeightDecay == f.WeightDecay
+	case "beta1":
+		field, same = "train.beta1", t.Beta1 == f.Beta1
+	case "beta2":
+		field, same = "train.beta2", t.Beta2 == f.Beta2
+	case "grad-clip":
+		field, same = "train.grad_clip", t.GradClip == f.GradClip
+	case "eval-every":
+		field, same = "train.eval_every", t.EvalEvery == f.EvalEvery
+	case "checkpoint-every":
+		field, same = "train.checkpoint_every", t.CheckpointEv == f.CheckpointEv
+	}
+	if !same {
+		return ""
+	}
+	return field
 }
 
 // InitParams draws fresh weights for s: Gaussian with standard deviation
@@ -367,7 +440,8 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 	var st *State
 	dataPath := cfg.Data
 	if cfg.Resume {
-		if st, err = LoadState(statePath); err != nil {
+		layout, _ := model.Layout(s)
+		if st, err = LoadStateFor(statePath, layout); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", cfg.Out, err)
 		}
 	} else {

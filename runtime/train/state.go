@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/internal/f32le"
+	"github.com/modelc/modelc/runtime/model"
 )
 
 // The training state file holds everything a resumed run needs to continue
@@ -96,16 +97,22 @@ func SaveState(path string, st *State) error {
 	return f.Commit()
 }
 
-// LoadState reads and verifies a state file.
-func LoadState(path string) (*State, error) {
+// LoadState reads and verifies a state file. Weights that hold NaN or ±Inf
+// are refused, by their index in the whole array (LoadStateFor names the
+// tensor).
+func LoadState(path string) (*State, error) { return LoadStateFor(path, nil) }
+
+// LoadStateFor is LoadState for the state of a model whose tensors (its
+// model.Layout) say which tensor a NaN or infinity is in.
+func LoadStateFor(path string, tensors []model.Tensor) (*State, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("training state: %w", err)
 	}
-	return parseState(path, data)
+	return parseState(path, data, tensors)
 }
 
-func parseState(path string, data []byte) (*State, error) {
+func parseState(path string, data []byte, tensors []model.Tensor) (*State, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("training state %s: %s", path, fmt.Sprintf(format, a...))
 	}
@@ -141,5 +148,27 @@ func parseState(path string, data []byte) (*State, error) {
 		arrays[i] = math.Float32frombits(le.Uint32(rest[4*i:]))
 	}
 	st.Weights, st.M, st.V = arrays[:n:n], arrays[n:2*n:2*n], arrays[2*n:]
+	// Only the weights: a second moment may be +Inf after a huge but
+	// finite gradient, which AdamW survives (that weight's update is 0).
+	if err := checkWeights(st.Weights, tensors); err != nil {
+		return nil, bad("%v", err)
+	}
 	return st, nil
+}
+
+// checkWeights refuses NaN and ±Inf in w, naming the tensor when tensors
+// lay out exactly w.
+func checkWeights(w []float32, tensors []model.Tensor) error {
+	if k := len(tensors); k == 0 || tensors[k-1].Off+tensors[k-1].Len() != len(w) {
+		if i := model.NonFinite(w); i >= 0 {
+			return fmt.Errorf("weight %d is %v", i, w[i])
+		}
+		return nil
+	}
+	for _, t := range tensors {
+		if err := model.CheckFinite(t.Name, w[t.Off:t.Off+t.Len()], 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
