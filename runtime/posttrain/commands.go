@@ -89,6 +89,10 @@ func (c *cmds) bindCommon(f *pflag.FlagSet, cf *commonFlags, batch, seq int, lr 
 	f.MarkHidden("stop-after")
 }
 
+// resumeFlags are the flags a resumed run takes; the others are settings
+// saved in its run.json.
+var resumeFlags = map[string]bool{"resume": true, "steps": true, "tokenizer": true, "threads": true, "quiet": true, "stop-after": true}
+
 // prepare finishes the common configuration: threads, resume (stage config
 // read from run.json into cfg), tokenizer. cfg is the whole stage config
 // (with an embedded Common that cf.c is copied into first).
@@ -109,20 +113,34 @@ func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Com
 	common.StopAfter = cf.stopAfterSteps
 	fl := cmd.Flags()
 	if cf.resume != "" {
-		b, err := os.ReadFile(filepath.Join(cf.resume, RunFile))
+		runFile := filepath.Join(cf.resume, RunFile)
+		b, err := os.ReadFile(runFile)
 		if err != nil {
 			return fmt.Errorf("--resume: %s is not a post-training run folder: %w", cf.resume, err)
 		}
 		steps := common.Hyper.Steps
 		if err := json.Unmarshal(b, cfg); err != nil {
-			return fmt.Errorf("--resume: %s: %w", filepath.Join(cf.resume, RunFile), err)
+			return fmt.Errorf("--resume: %s: %w", runFile, err)
 		}
 		if err := model.CheckShape(common.Spec, c.spec); err != nil {
 			return fmt.Errorf("--resume %s: %w", cf.resume, err)
 		}
 		common.Spec, common.Factory, common.Out, common.Resume = c.spec, c.factory, cf.resume, true
+		common.runFile, common.flagged = runFile, map[string]bool{}
+		// A resume continues the saved run bit for bit, so a setting typed
+		// now would be dropped without a word: refuse it instead.
+		var dropped string
+		fl.Visit(func(f *pflag.Flag) {
+			if dropped == "" && !resumeFlags[f.Name] {
+				dropped = f.Name
+			}
+		})
+		if dropped != "" {
+			return fmt.Errorf("--%s: a resumed run keeps the settings in %s (only --steps and --tokenizer may change); edit that file or start a new run", dropped, runFile)
+		}
 		if fl.Changed("steps") {
 			common.Hyper.Steps = steps
+			common.flagged["steps"] = true
 		}
 		if fl.Changed("tokenizer") {
 			common.TokPath = cf.tokPath

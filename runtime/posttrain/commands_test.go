@@ -3,8 +3,10 @@ package posttrain
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -127,5 +129,127 @@ func TestCommands(t *testing.T) {
 	}
 	if _, err := runCmd(t, "sft", "--resume", filepath.Join(dir, "nothing")); err == nil || !strings.Contains(err.Error(), "not a post-training run folder") {
 		t.Fatalf("bad --resume: %v", err)
+	}
+}
+
+// TestResumeNamesRunFile: a resumed stage's bad run.json value is named by
+// file and field, not by a flag the user never typed; a flag given is named
+// as the flag and can repair the value; a failed resume changes nothing in
+// the run folder.
+func TestResumeNamesRunFile(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if _, err := runCmd(t, "tasks", "gen", "--dir", data, "--n", "8", "--n-val", "2", "--kinds", "add"); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "base.gguf")
+	if err := checkpoint.SaveGGUF(base, train.InitParams(tinySpec(), 1), tok512(t).(*tokenizer.SentencePiece).GGUFMetadata(), false); err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string) string { return filepath.Join(data, name) }
+	stages := map[string][]string{
+		"grpo":    {"grpo", "--problems", f("problems_train.jsonl"), "--g", "2", "--max-new", "4"},
+		"dpo":     {"dpo", "--data", f("prefs_train.jsonl")},
+		"distill": {"distill", "--teacher", base, "--data", corpus(t, dir, 2000)},
+	}
+	good := map[string][]byte{}
+	for stage, args := range stages {
+		out := filepath.Join(dir, stage)
+		if _, err := runCmd(t, append(args, "--init", base, "--batch", "2", "--seq", "64", "--lr", "0.002", "--min-lr", "0.0002",
+			"--steps", "1", "--out", out, "-q")...); err != nil {
+			t.Fatalf("%s: %v", stage, err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, RunFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		good[stage] = b
+	}
+	// folder reads every file of a run folder.
+	folder := func(out string) map[string]string {
+		files := map[string]string{}
+		es, _ := os.ReadDir(out)
+		for _, e := range es {
+			b, _ := os.ReadFile(filepath.Join(out, e.Name()))
+			files[e.Name()] = string(b)
+		}
+		return files
+	}
+	for _, c := range []struct {
+		stage, field string // field: a dotted path into run.json
+		v            any
+		flags        []string
+		want         string // after "STAGE/run.json: "; "" = resumes
+	}{
+		{"grpo", "hyper.lr", -0.001, nil, `field "hyper.lr": must be > 0, got -0.001`},
+		// Only --steps and --tokenizer replace a resumed run's settings; any
+		// other setting typed is refused rather than dropped.
+		{"grpo", "hyper.lr", 0.002, []string{"--lr", "0.003"}, "--lr: a resumed run keeps the settings in " + filepath.Join(dir, "grpo", RunFile) + " (only --steps and --tokenizer may change); edit that file or start a new run"},
+		{"grpo", "hyper.min_lr", 0.5, nil, `field "hyper.min_lr": must be between 0 and hyper.lr 0.002, got 0.5`},
+		{"grpo", "batch", 0, nil, `field "batch": must be ≥ 1, got 0`},
+		{"grpo", "seq", 129, nil, `field "seq": must be between 2 and the model's max_seq 128, got 129`},
+		{"grpo", "clip_eps", 1, nil, `field "clip_eps": must be in (0, 1), got 1`},
+		{"grpo", "g", 1, nil, `field "g": a group needs at least 2 completions, got 1`},
+		{"dpo", "beta", -1, nil, `field "beta": must be > 0, got -1`},
+		{"distill", "alpha", 2, nil, `field "alpha": must be in [0, 1], got 2`},
+		{"distill", "temperature", 0, nil, `field "temperature": must be > 0, got 0`},
+		{"dpo", "hyper.steps", 0, nil, `field "hyper.steps": must be ≥ 1, got 0`},
+		{"dpo", "hyper.steps", 0, []string{"--steps", "-1"}, "--steps: must be ≥ 1, got -1"},
+		{"dpo", "hyper.steps", 0, []string{"--steps", "1"}, ""},
+	} {
+		out := filepath.Join(dir, c.stage)
+		runFile := filepath.Join(out, RunFile)
+		var m map[string]any
+		if err := json.Unmarshal(good[c.stage], &m); err != nil {
+			t.Fatal(err)
+		}
+		path := strings.Split(c.field, ".")
+		obj := m
+		for _, k := range path[:len(path)-1] {
+			obj = obj[k].(map[string]any)
+		}
+		obj[path[len(path)-1]] = c.v
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(runFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := folder(out)
+		_, err := runCmd(t, append([]string{c.stage, "--resume", out, "-q"}, c.flags...)...)
+		want := c.want
+		if want != "" && !strings.HasPrefix(want, "--") {
+			want = runFile + ": " + want
+		}
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s %s %v with %v: %v", c.stage, c.field, c.v, c.flags, err)
+		case want != "" && (err == nil || err.Error() != want):
+			t.Errorf("%s %s %v with %v: error %v, want %q", c.stage, c.field, c.v, c.flags, err, want)
+		case want != "" && !reflect.DeepEqual(folder(out), before):
+			t.Errorf("%s %s %v with %v: the run folder changed", c.stage, c.field, c.v, c.flags)
+		}
+	}
+}
+
+// Every run.json field runFields names is one a stage saves.
+func TestRunFields(t *testing.T) {
+	var saved []map[string]any
+	for _, cfg := range []any{SFTConfig{}, RewardConfig{}, DPOConfig{}, GRPOConfig{}, DistillConfig{}} {
+		var m map[string]any
+		b, _ := json.Marshal(cfg)
+		json.Unmarshal(b, &m)
+		saved = append(saved, m)
+	}
+outer:
+	for flag, field := range runFields {
+		for _, m := range saved {
+			path := strings.Split(field, ".")
+			for _, k := range path[:len(path)-1] {
+				m, _ = m[k].(map[string]any)
+			}
+			if _, ok := m[path[len(path)-1]]; ok {
+				continue outer
+			}
+		}
+		t.Errorf("--%s: no stage saves %q", flag, field)
 	}
 }

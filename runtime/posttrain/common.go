@@ -33,9 +33,36 @@ type Common struct {
 	Log      io.Writer           `json:"-"`
 	// StopAfter: see loop.StopAfter.
 	StopAfter int `json:"-"`
+
+	// runFile is the run.json a resumed run's settings were read from, and
+	// flagged the settings a flag replaced (prepare): errors name the
+	// others by file and field, since the user typed no such flag.
+	runFile string
+	flagged map[string]bool
+}
+
+// runFields is the run.json field each flag's setting is saved in (a
+// stage's own settings are top-level fields of its config).
+var runFields = map[string]string{
+	"batch": "batch", "seq": "seq",
+	"steps": "hyper.steps", "lr": "hyper.lr", "min-lr": "hyper.min_lr", "warmup": "hyper.warmup",
+	"weight-decay": "hyper.weight_decay", "grad-clip": "hyper.grad_clip",
+	"beta": "beta", "g": "g", "clip-eps": "clip_eps", "temperature": "temperature",
+	"max-new": "max_new", "updates": "updates", "alpha": "alpha", "teacher": "teacher",
+}
+
+// names calls settings in errors (see train.Names).
+func (c *Common) names() train.Names {
+	return train.Names{File: c.runFile, Field: func(flag string) string {
+		if c.runFile == "" || c.flagged[flag] {
+			return ""
+		}
+		return runFields[flag]
+	}}
 }
 
 func (c *Common) check() error {
+	n := c.names()
 	switch {
 	case c.Spec == nil:
 		return fmt.Errorf("no model spec")
@@ -44,11 +71,11 @@ func (c *Common) check() error {
 	case c.Tok.VocabSize() != c.Spec.Vocab:
 		return fmt.Errorf("the tokenizer has %d tokens, the model's vocabulary is %d", c.Tok.VocabSize(), c.Spec.Vocab)
 	case c.Batch < 1:
-		return fmt.Errorf("--batch: must be ≥ 1, got %d", c.Batch)
+		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("batch"), c.Batch)
 	case c.Seq < 2 || c.Seq > c.Spec.MaxSeq:
-		return fmt.Errorf("--seq: must be between 2 and the model's max_seq %d, got %d", c.Spec.MaxSeq, c.Seq)
+		return fmt.Errorf("%s: must be between 2 and the model's max_seq %d, got %d", n.Name("seq"), c.Spec.MaxSeq, c.Seq)
 	}
-	return c.Hyper.check()
+	return c.Hyper.check(n)
 }
 
 func (c *Common) encoder() (*Encoder, error) {

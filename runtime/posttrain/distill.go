@@ -31,14 +31,15 @@ func Distill(ctx context.Context, cfg DistillConfig) (_ *Result, runErr error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	n := cfg.names()
 	if !(cfg.Alpha >= 0 && cfg.Alpha <= 1) {
-		return nil, fmt.Errorf("--alpha: must be in [0, 1], got %g", cfg.Alpha)
+		return nil, fmt.Errorf("%s: must be in [0, 1], got %g", n.Name("alpha"), cfg.Alpha)
 	}
 	if !(cfg.Tau > 0) || math.IsInf(cfg.Tau, 0) {
-		return nil, fmt.Errorf("--temperature: must be > 0, got %g", cfg.Tau)
+		return nil, fmt.Errorf("%s: must be > 0, got %g", n.Name("temperature"), cfg.Tau)
 	}
 	if cfg.Teacher == "" {
-		return nil, fmt.Errorf("--teacher: a teacher model file is required")
+		return nil, fmt.Errorf("%s: a teacher model file is required", n.Name("teacher"))
 	}
 	tp, tf, err := loadModel(cfg.Teacher, nil)
 	if err != nil {

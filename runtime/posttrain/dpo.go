@@ -45,7 +45,7 @@ func DPOTrain(ctx context.Context, cfg DPOConfig) (*Result, error) {
 		return nil, err
 	}
 	if !(cfg.Beta > 0) || math.IsInf(cfg.Beta, 0) {
-		return nil, fmt.Errorf("--beta: must be > 0, got %g", cfg.Beta)
+		return nil, fmt.Errorf("%s: must be > 0, got %g", cfg.names().Name("beta"), cfg.Beta)
 	}
 	e, err := cfg.encoder()
 	if err != nil {

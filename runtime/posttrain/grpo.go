@@ -45,20 +45,21 @@ type GRPOConfig struct {
 }
 
 func (c *GRPOConfig) checkGRPO() error {
+	n := c.names()
 	switch {
 	case c.G < 2:
-		return fmt.Errorf("--g: a group needs at least 2 completions, got %d", c.G)
+		return fmt.Errorf("%s: a group needs at least 2 completions, got %d", n.Name("g"), c.G)
 	// Each test is written so that NaN fails it.
 	case !(c.Eps > 0 && c.Eps < 1):
-		return fmt.Errorf("--clip-eps: must be in (0, 1), got %g", c.Eps)
+		return fmt.Errorf("%s: must be in (0, 1), got %g", n.Name("clip-eps"), c.Eps)
 	case !(c.Beta >= 0) || math.IsInf(c.Beta, 0):
-		return fmt.Errorf("--beta: must be a number ≥ 0, got %g", c.Beta)
+		return fmt.Errorf("%s: must be a number ≥ 0, got %g", n.Name("beta"), c.Beta)
 	case !(c.Temp > 0) || math.IsInf(c.Temp, 0):
-		return fmt.Errorf("--temperature: must be a number > 0 to sample a group, got %g", c.Temp)
+		return fmt.Errorf("%s: must be a number > 0 to sample a group, got %g", n.Name("temperature"), c.Temp)
 	case c.MaxNew < 1:
-		return fmt.Errorf("--max-new: must be ≥ 1, got %d", c.MaxNew)
+		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("max-new"), c.MaxNew)
 	case c.Updates < 1:
-		return fmt.Errorf("--updates: must be ≥ 1, got %d", c.Updates)
+		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("updates"), c.Updates)
 	}
 	return nil
 }

@@ -52,21 +52,22 @@ type Hyper struct {
 	CkptEvery   int     `json:"checkpoint_every"`
 }
 
-func (h *Hyper) check() error {
+// check names a bad setting as n calls it.
+func (h *Hyper) check(n train.Names) error {
 	switch {
 	case h.Steps < 1:
-		return fmt.Errorf("--steps: must be ≥ 1, got %d", h.Steps)
+		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("steps"), h.Steps)
 	case !(h.LR > 0) || math.IsInf(h.LR, 0):
-		return fmt.Errorf("--lr: must be > 0, got %g", h.LR)
+		return fmt.Errorf("%s: must be > 0, got %g", n.Name("lr"), h.LR)
 	// Each test is written so that NaN fails it.
 	case !(h.MinLR >= 0 && h.MinLR <= h.LR):
-		return fmt.Errorf("--min-lr: must be between 0 and --lr %g, got %g", h.LR, h.MinLR)
+		return fmt.Errorf("%s: must be between 0 and %s %g, got %g", n.Name("min-lr"), n.Ref("lr"), h.LR, h.MinLR)
 	case h.Warmup < 0:
-		return fmt.Errorf("--warmup: must be ≥ 0, got %d", h.Warmup)
+		return fmt.Errorf("%s: must be ≥ 0, got %d", n.Name("warmup"), h.Warmup)
 	case !(h.WeightDecay >= 0) || math.IsInf(h.WeightDecay, 0):
-		return fmt.Errorf("--weight-decay: must be a number ≥ 0, got %g", h.WeightDecay)
+		return fmt.Errorf("%s: must be a number ≥ 0, got %g", n.Name("weight-decay"), h.WeightDecay)
 	case !(h.GradClip >= 0) || math.IsInf(h.GradClip, 0):
-		return fmt.Errorf("--grad-clip: must be a number ≥ 0 (0 = no clipping), got %g", h.GradClip)
+		return fmt.Errorf("%s: must be a number ≥ 0 (0 = no clipping), got %g", n.Name("grad-clip"), h.GradClip)
 	}
 	return nil
 }
@@ -124,7 +125,8 @@ type loop struct {
 // start binds p (the starting weights) and, on resume, replaces them and
 // the optimizer state with the checkpoint's.
 func (l *loop) start(p *model.Params) error {
-	if err := l.Hyper.check(); err != nil {
+	// The stages checked Hyper first, naming it by where it came from.
+	if err := l.Hyper.check(train.Names{}); err != nil {
 		return err
 	}
 	if l.Log == nil {

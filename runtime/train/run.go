@@ -207,23 +207,40 @@ func (c *Config) check() error {
 	return nil
 }
 
-// name calls the setting of flag in an error: "--lr", or, when a resumed
-// run's value is still the one its run.json holds, that file and field
+// Names calls settings in errors: "--lr", or, when a resumed run's value is
+// still the one its run file holds, that file and field
 // (`run/run.json: field "train.lr"`), since the user typed no such flag.
-func (c *Config) name(flag string) string {
-	if field := c.savedField(flag); field != "" {
-		return fmt.Sprintf("%s: field %q", c.runFile, field)
+// Post-training's stages share it.
+type Names struct {
+	File string // the run file a resumed run read
+	// Field is the run file's field the setting of flag still comes from,
+	// or "" (not resumed, or a flag replaced it); nil: none.
+	Field func(flag string) string
+}
+
+// Name calls the setting of flag at the head of an error.
+func (n Names) Name(flag string) string {
+	if n.Field != nil {
+		if field := n.Field(flag); field != "" {
+			return fmt.Sprintf("%s: field %q", n.File, field)
+		}
 	}
 	return "--" + flag
 }
 
-// ref is name for a setting mentioned inside another's error.
-func (c *Config) ref(flag string) string {
-	if field := c.savedField(flag); field != "" {
-		return field
+// Ref calls a setting mentioned inside another's error.
+func (n Names) Ref(flag string) string {
+	if n.Field != nil {
+		if field := n.Field(flag); field != "" {
+			return field
+		}
 	}
 	return "--" + flag
 }
+
+// name and ref call settings in c's errors (see Names).
+func (c *Config) name(flag string) string { return Names{c.runFile, c.savedField}.Name(flag) }
+func (c *Config) ref(flag string) string  { return Names{c.runFile, c.savedField}.Ref(flag) }
 
 // savedField is the run.json field the setting of flag came from, or "" if
 // the run was not resumed or the value was changed since (by the flag).
