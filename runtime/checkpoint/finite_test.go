@@ -139,22 +139,9 @@ func TestQuantNonFiniteScale(t *testing.T) {
 
 	// Q6_K (llama.cpp's output.weight) keeps its scale d at the end of a
 	// super-block of 256.
-	s = spec.Spec{Name: "k", Dim: 256, FFNDim: 256, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 5, MaxSeq: 4}
-	s.SetDefaults()
-	p = model.NewParams(&s)
-	kvs, _ = ggufMetadata(p, nil, false)
-	ts, _ := ggufTensors(p, false)
 	raw := make([]byte, 5*quant.Q6KBlockBytes)
 	binary.LittleEndian.PutUint16(raw[2*quant.Q6KBlockBytes+208:], 0x7c00)
-	for i, w := range ts {
-		if w.Name == model.Output {
-			ts[i] = gguf.WriteTensor{Name: w.Name, Dims: w.Dims, Type: gguf.TypeQ6_K, Data: raw}
-		}
-	}
-	path := filepath.Join(t.TempDir(), "q6k.gguf")
-	if err := gguf.WriteFile(path, kvs, ts); err != nil {
-		t.Fatal(err)
-	}
+	path := q6kOutputFile(t, raw)
 	want := fmt.Sprintf("checkpoint: %s: tensor output.weight holds +Inf in the scale of block 2 (elements 512 to 767)", path)
 	if _, _, err := Load(path); err == nil || err.Error() != want {
 		t.Errorf("Q6_K: error %v, want %q", err, want)

@@ -133,11 +133,6 @@ func FuzzLoadQuantGGUF(f *testing.F) {
 // A llama.cpp Q4_0 file keeps output.weight in Q6_K: it loads, decoded as
 // runtime/quant decodes Q6_K (checked against ggml by quant/ggmlcheck).
 func TestLoadQ6KOutput(t *testing.T) {
-	s := spec.Spec{Name: "k", Dim: 256, FFNDim: 256, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 5, MaxSeq: 4}
-	s.SetDefaults()
-	p := model.NewParams(&s)
-	kvs, _ := ggufMetadata(p, nil, false)
-	ts, _ := ggufTensors(p, false)
 	raw := make([]byte, 5*quant.Q6KBlockBytes)
 	r := rand.New(rand.NewPCG(9, 9))
 	for i := range raw {
@@ -146,15 +141,7 @@ func TestLoadQ6KOutput(t *testing.T) {
 	for b := 0; b < 5; b++ {
 		raw[b*quant.Q6KBlockBytes+208], raw[b*quant.Q6KBlockBytes+209] = 0x00, 0x20 // d = 2^-7
 	}
-	for i, w := range ts {
-		if w.Name == model.Output {
-			ts[i] = gguf.WriteTensor{Name: w.Name, Dims: w.Dims, Type: gguf.TypeQ6_K, Data: raw}
-		}
-	}
-	path := filepath.Join(t.TempDir(), "q6k.gguf")
-	if err := gguf.WriteFile(path, kvs, ts); err != nil {
-		t.Fatal(err)
-	}
+	path := q6kOutputFile(t, raw)
 	got, f, err := LoadGGUF(path)
 	if err != nil {
 		t.Fatal(err)
@@ -171,4 +158,25 @@ func TestLoadQ6KOutput(t *testing.T) {
 	if got.Spec.Quant != "f32" {
 		t.Errorf("quant %q: only the layer matrices name it", got.Spec.Quant)
 	}
+}
+
+// q6kOutputFile writes a float GGUF of a 256-wide model whose output.weight
+// (5 rows) is the Q6_K blocks raw, as llama.cpp's quantize leaves it.
+func q6kOutputFile(t *testing.T, raw []byte) string {
+	t.Helper()
+	s := spec.Spec{Name: "k", Dim: 256, FFNDim: 256, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 5, MaxSeq: 4}
+	s.SetDefaults()
+	p := model.NewParams(&s)
+	kvs, _ := ggufMetadata(p, nil, false)
+	ts, _ := ggufTensors(p, false)
+	for i, w := range ts {
+		if w.Name == model.Output {
+			ts[i] = gguf.WriteTensor{Name: w.Name, Dims: w.Dims, Type: gguf.TypeQ6_K, Data: raw}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "q6k.gguf")
+	if err := gguf.WriteFile(path, kvs, ts); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
