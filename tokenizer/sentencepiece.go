@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -478,6 +479,11 @@ func (m *merger) run(t *SentencePiece, text string, from, to int, prefix bool, i
 	if from >= to {
 		return ids, spans, nil
 	}
+	// At most one symbol a byte (and the prefix): sized once, a long line
+	// does not pay for append's doublings and their copies.
+	n := to - from + 1
+	m.id, m.prev, m.next = slices.Grow(m.id, n), slices.Grow(m.prev, n), slices.Grow(m.next, n)
+	m.start, m.end = slices.Grow(m.start, n), slices.Grow(m.end, n)
 	if prefix {
 		if t.space >= 0 {
 			m.add(t.space, from, from)
