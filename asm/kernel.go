@@ -157,8 +157,10 @@ func (k Kernel) Validate() error {
 			return fmt.Errorf("kernel %s: rows must be in [1, %d] with rows*cols ≤ 2^28, got %d", k.Name(), limit, k.Rows)
 		}
 	case OpRoPE:
-		if k.HeadDim < 2 || k.HeadDim%2 != 0 || k.HeadDim > 1024 || k.Heads < 1 || k.Heads > 1024 {
-			return fmt.Errorf("kernel %s: head dim must be even in [2, 1024] and heads in [1, 1024], got %d and %d", k.Name(), k.HeadDim, k.Heads)
+		// Heads counts the query and the key heads (a spec's heads and
+		// kv_heads, each at most 1024).
+		if k.HeadDim < 2 || k.HeadDim%2 != 0 || k.HeadDim > 1024 || k.Heads < 1 || k.Heads > 2048 {
+			return fmt.Errorf("kernel %s: head dim must be even in [2, 1024] and heads in [1, 2048], got %d and %d", k.Name(), k.HeadDim, k.Heads)
 		}
 	case OpGroupAttentionT:
 		if k.Heads < 1 || k.Heads > 1024 || k.Group < 1 || k.Group > 4 {

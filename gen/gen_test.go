@@ -101,6 +101,42 @@ func TestRefusesUnsupported(t *testing.T) {
 	}
 }
 
+// Every spec that validates generates: heads and kv_heads may each be 1024,
+// and one RoPE call rotates both (up to 2048 heads). Before, a spec of 1024
+// heads and any kv_heads validated and then failed in gen ("kernel
+// rope_1025x2_go: ... heads in [1, 1024]").
+func TestMostHeadsGenerate(t *testing.T) {
+	for _, kv := range []int{1, 1024} {
+		s := &spec.Spec{Name: "heads", Vocab: 7, Dim: 2048, Layers: 1, Heads: 1024, KVHeads: kv, FFNDim: 5, MaxSeq: 3}
+		s.SetDefaults()
+		if _, err := Files(s, "example.com/heads"); err != nil {
+			t.Errorf("heads 1024, kv_heads %d: %v", kv, err)
+		}
+	}
+}
+
+// Small heads keep a position-minor KV cache only while a layer's cache fits
+// the kernel's baked offsets (2^24 floats); the longest contexts a spec
+// allows keep it position-major. Before, stories260K's shape with max_seq
+// 2^20 validated and then failed in gen ("kernel gattentiont_8_1048576_4x2_go:
+// cache capacity ...").
+func TestLongContextGenerates(t *testing.T) {
+	for _, seq := range []int{512, 1 << 19, 1<<19 + 1, 1 << 20} {
+		s := &spec.Spec{Name: "long", Vocab: 512, Dim: 64, Layers: 1, Heads: 8, KVHeads: 4, FFNDim: 172, MaxSeq: seq}
+		s.SetDefaults()
+		p, err := NewPlan(s)
+		if err != nil {
+			t.Fatalf("max_seq %d: %v", seq, err)
+		}
+		if want := kvCap(seq)*s.KVDim() <= posMinorMax; p.PosMinorKV() != want {
+			t.Errorf("max_seq %d: position-minor cache %v, want %v", seq, p.PosMinorKV(), want)
+		}
+		if _, err := Files(s, "example.com/long"); err != nil {
+			t.Errorf("max_seq %d: %v", seq, err)
+		}
+	}
+}
+
 // Differential test of the compiler: random small specs with odd shapes are
 // generated into a temporary module, built, and their logits compared with
 // the generic model's on random weights.
@@ -122,6 +158,7 @@ func TestDifferentialRandomSpecs(t *testing.T) {
 		{6, 3, 2, 5, 7, true},     // head dim 2
 		{5, 1, 24, 70, 97, false}, // wide heads, blocked dot products
 		{4, 1, 128, 40, 41, true}, // Llama-7B's heads of 128, GQA 4:1: blocked register plans
+		{1024, 1, 2, 5, 7, false}, // the most heads: RoPE rotates 1024 query and 1 key head in one call
 	}
 	for i, sh := range shapes {
 		s := &spec.Spec{

@@ -59,6 +59,11 @@ func grainRows(cols int) int {
 // attention went from 3.5 to 1.9 µs a token (positions 0-127).
 const posMinorHead = 16
 
+// posMinorMax bounds a layer's position-minor cache (floats): the kernel
+// bakes offsets into it (asm.Kernel.Validate). A longer context keeps the
+// cache position-major (OpGroupAttention).
+const posMinorMax = 1 << 24
+
 // kvCap is a position-minor cache's capacity: MaxSeq rounded up to whole
 // tiles of 16 positions.
 func kvCap(maxSeq int) int { return (maxSeq + 15) &^ 15 }
@@ -308,7 +313,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		Classifier: KCall{"cls", asm.Kernel{Op: asm.OpRMSNormMatVec, Cols: d}, s.Vocab, 0},
 		Attention:  KCall{"att", asm.Kernel{Op: asm.OpAttention, HeadDim: s.HeadDim(), KVStride: kv}, 1, 0},
 	}
-	if g := s.Heads / s.KVHeads; g <= 4 && s.HeadDim() < posMinorHead {
+	if g := s.Heads / s.KVHeads; g <= 4 && s.HeadDim() < posMinorHead && kvCap(s.MaxSeq)*s.KVDim() <= posMinorMax {
 		p.AttDecode = KCall{"attAll", asm.Kernel{Op: asm.OpGroupAttentionT, HeadDim: s.HeadDim(), KVStride: kvCap(s.MaxSeq), Heads: s.KVHeads, Group: g}, 1, 0}
 	} else if g <= 4 {
 		p.AttDecode = KCall{"attAll", asm.Kernel{Op: asm.OpGroupAttention, HeadDim: s.HeadDim(), KVStride: kv, Heads: s.KVHeads, Group: g}, 1, 0}

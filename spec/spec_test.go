@@ -67,6 +67,8 @@ func TestValidate(t *testing.T) {
 		{"digit first", func(s *Spec) { s.Name = "1x" }, `name: must match ^[a-z][a-z0-9_]*$, got "1x"`},
 		{"dash", func(s *Spec) { s.Name = "a-b" }, `name: must match ^[a-z][a-z0-9_]*$, got "a-b"`},
 		{"keyword", func(s *Spec) { s.Name = "func" }, `name: must not be a Go keyword, got "func"`},
+		{"name main", func(s *Spec) { s.Name = "main" }, `name: must not be main or init (names Go cannot import a package by), got "main"`},
+		{"name init", func(s *Spec) { s.Name = "init" }, `name: must not be main or init (names Go cannot import a package by), got "init"`},
 		{"long name", func(s *Spec) { s.Name = strings.Repeat("a", 65) }, "name: must be at most 64 characters, got 65"},
 		{"vocab 0", func(s *Spec) { s.Vocab = 0 }, "vocab: must be ≥ 1, got 0"},
 		{"vocab big", func(s *Spec) { s.Vocab = 1<<24 + 1 }, "vocab: must be ≤ 16777216, got 16777217"},
@@ -88,6 +90,7 @@ func TestValidate(t *testing.T) {
 		{"head dim big", func(s *Spec) { s.Dim = 16400; s.KVHeads = 8 }, "heads: dim/heads must be ≤ 1024 (the largest head the kernels take), got 16400/8 = 2050"},
 		{"classifier big", func(s *Spec) { s.Vocab = 1 << 20; s.Dim = 512 }, "vocab: vocab × dim must be ≤ 2^28 (the largest matrix the kernels take), got 1048576 × 512"},
 		{"ffn matrix big", func(s *Spec) { s.FFNDim = 1 << 20; s.Dim = 512 }, "ffn_dim: 2 × ffn_dim × dim must be ≤ 2^28 (gate and up in one matrix), got 2 × 1048576 × 512"},
+		{"qkv matrix big", func(s *Spec) { s.Dim = 16384; s.Heads = 16; s.KVHeads = 16 }, "dim: dim × (dim + 2 × kv_heads × dim/heads) must be ≤ 2^28 (Q, K and V in one matrix), got 16384 × 49152"},
 		{"eps 0", func(s *Spec) { s.NormEps = 0 }, "norm_eps: must be in (0, 1), got 0"},
 		{"eps 1", func(s *Spec) { s.NormEps = 1 }, "norm_eps: must be in (0, 1), got 1"},
 		{"eps nan", func(s *Spec) { s.NormEps = math.NaN() }, "norm_eps: must be in (0, 1), got NaN"},
@@ -98,6 +101,8 @@ func TestValidate(t *testing.T) {
 		{"top_k 0", func(s *Spec) { s.MoE = moe(4, 0, 8) }, "moe.top_k: must be ≥ 1, got 0"},
 		{"top_k > experts", func(s *Spec) { s.MoE = moe(4, 5, 8) }, "moe.top_k: must be ≤ moe.experts (4), got 5"},
 		{"moe ffn 0", func(s *Spec) { s.MoE = moe(4, 2, 0) }, "moe.ffn_dim: must be ≥ 1, got 0"},
+		{"moe experts big", func(s *Spec) { s.MoE = moe(1024, 1, 128); s.Dim = 4096 }, "moe.ffn_dim: moe.experts × moe.ffn_dim × dim must be ≤ 2^28 (every expert's gate rows in one tensor), got 1024 × 128 × 4096"},
+		{"moe expert rows big", func(s *Spec) { s.MoE = moe(1024, 1, 1<<16); s.Dim, s.Heads, s.KVHeads = 2, 1, 1 }, "moe.ffn_dim: moe.experts × moe.ffn_dim must be ≤ 2^24 (every expert's gate rows in one tensor), got 1024 × 65536"},
 		{"aux neg", func(s *Spec) { s.MoE = moe(4, 2, 8); s.MoE.AuxLossCoef = -0.5 },
 			"moe.aux_loss_coef: must be a finite number ≥ 0, got -0.5"},
 		{"quant", func(s *Spec) { s.Quant = "q5_k" }, `quant: must be one of f32, q8_0, q4_0, got "q5_k"`},
@@ -379,6 +384,12 @@ func TestUnsupported(t *testing.T) {
 	s.MoE.FFNDim, s.MoE.SharedExpert = 96, true
 	if err := s.Unsupported(); err != nil {
 		t.Fatalf("q8_0 moe of 96: %v", err)
+	}
+	// The quantised classifier of the batched pass takes at most 2^22 rows.
+	v := valid()
+	v.Quant, v.Vocab = "q4_0", 1<<22+1
+	if err := v.Unsupported(); err == nil || err.Error() != "quant: q4_0 needs vocab ≤ 2^22 = 4194304 when dim is a multiple of 32 (the quantised classifier's rows), got 4194305 (use f32)" {
+		t.Fatalf("q4_0 vocab 2^22+1: %v", err)
 	}
 	// The experts (and the shared one) are quantised, the router is not.
 	q, f := s.QuantMatrices(), s.FloatTensors()

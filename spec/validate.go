@@ -24,7 +24,9 @@ const (
 	// generated for (asm.Kernel.Validate).
 	MaxHeadDim = 1024
 	MaxBatch   = 1 << 16
-	maxNameLen = 64
+	// maxMatrixRows bounds the rows of one matrix the kernels take.
+	maxMatrixRows = 1 << 24
+	maxNameLen    = 64
 )
 
 // Allowed values of the enumerated fields, in the order messages list them.
@@ -82,6 +84,11 @@ func (s *Spec) validateShape() error {
 	case token.IsKeyword(s.Name):
 		// The name becomes a Go package name.
 		return fieldErr("name", "must not be a Go keyword, got %q", s.Name)
+	case s.Name == "main" || s.Name == "init":
+		// The generated package is imported by cmd/NAME: a package main is
+		// a program, not an importable package, and Go cannot import a
+		// package as init.
+		return fieldErr("name", "must not be main or init (names Go cannot import a package by), got %q", s.Name)
 	}
 	dims := []struct {
 		path string
@@ -120,6 +127,9 @@ func (s *Spec) validateShape() error {
 	if hd := s.Dim / s.Heads; hd > MaxHeadDim {
 		return fieldErr("heads", "dim/heads must be ≤ %d (the largest head the kernels take), got %d/%d = %d", MaxHeadDim, s.Dim, s.Heads, hd)
 	}
+	if q := s.Dim + 2*s.KVDim(); q*s.Dim > MaxMatrix {
+		return fieldErr("dim", "dim × (dim + 2 × kv_heads × dim/heads) must be ≤ 2^28 (Q, K and V in one matrix), got %d × %d", s.Dim, q)
+	}
 	if err := floatOpen("norm_eps", s.NormEps, 0, 1); err != nil {
 		return err
 	}
@@ -145,6 +155,14 @@ func (s *Spec) validateMoE() error {
 	}
 	if err := intRange("moe.ffn_dim", m.FFNDim, 1, MaxFFNDim); err != nil {
 		return err
+	}
+	// An expert's gate and up rows are read at a fixed distance: the whole
+	// gate tensor of every expert (asm.OpRMSNormSwiGLU's rows × cols).
+	if m.Experts*m.FFNDim*s.Dim > MaxMatrix {
+		return fieldErr("moe.ffn_dim", "moe.experts × moe.ffn_dim × dim must be ≤ 2^28 (every expert's gate rows in one tensor), got %d × %d × %d", m.Experts, m.FFNDim, s.Dim)
+	}
+	if m.Experts*m.FFNDim > maxMatrixRows {
+		return fieldErr("moe.ffn_dim", "moe.experts × moe.ffn_dim must be ≤ 2^24 (every expert's gate rows in one tensor), got %d × %d", m.Experts, m.FFNDim)
 	}
 	if !(m.AuxLossCoef >= 0) || math.IsInf(m.AuxLossCoef, 0) {
 		return fieldErr("moe.aux_loss_coef", "must be a finite number ≥ 0, got %s", num(m.AuxLossCoef))
@@ -218,6 +236,10 @@ func (s *Spec) Unsupported() error {
 	}
 	if m := s.MoE; m != nil && (s.Dim%32 != 0 || m.FFNDim%32 != 0) {
 		return fieldErr("quant", "%s with moe needs dim and moe.ffn_dim multiples of 32 (the experts' rows are whole blocks), got %d and %d (use f32)", s.Quant, s.Dim, m.FFNDim)
+	}
+	if s.Dim%32 == 0 && s.Vocab > 1<<22 {
+		// The batched pass's quantised classifier takes at most 2^22 rows.
+		return fieldErr("quant", "%s needs vocab ≤ 2^22 = 4194304 when dim is a multiple of 32 (the quantised classifier's rows), got %d (use f32)", s.Quant, s.Vocab)
 	}
 	if len(s.QuantMatrices()) == 0 {
 		return fieldErr("quant", "%s needs rows of whole 32-weight blocks, but no matrix has them: dim %d and ffn_dim %d are not multiples of 32 (use f32)", s.Quant, s.Dim, s.FFNDim)
