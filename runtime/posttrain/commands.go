@@ -126,7 +126,7 @@ func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Com
 			return fmt.Errorf("--resume %s: %w", cf.resume, err)
 		}
 		common.Spec, common.Factory, common.Out, common.Resume = c.spec, c.factory, cf.resume, true
-		common.runFile, common.flagged = runFile, map[string]bool{}
+		common.runFile, common.flagged = runFile, fl.Changed
 		// A resume continues the saved run bit for bit, so a setting typed
 		// now would be dropped without a word: refuse it instead.
 		var dropped string
@@ -140,7 +140,6 @@ func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Com
 		}
 		if fl.Changed("steps") {
 			common.Hyper.Steps = steps
-			common.flagged["steps"] = true
 		}
 		if fl.Changed("tokenizer") {
 			common.TokPath = cf.tokPath

@@ -35,10 +35,11 @@ type Common struct {
 	StopAfter int `json:"-"`
 
 	// runFile is the run.json a resumed run's settings were read from, and
-	// flagged the settings a flag replaced (prepare): errors name the
-	// others by file and field, since the user typed no such flag.
+	// flagged tells the flags typed on resuming (prepare lets only --steps
+	// replace a setting): errors name the others by file and field, since
+	// the user typed no such flag.
 	runFile string
-	flagged map[string]bool
+	flagged func(flag string) bool
 }
 
 // runFields is the run.json field each flag's setting is saved in (a
@@ -54,7 +55,7 @@ var runFields = map[string]string{
 // names calls settings in errors (see train.Names).
 func (c *Common) names() train.Names {
 	return train.Names{File: c.runFile, Field: func(flag string) string {
-		if c.runFile == "" || c.flagged[flag] {
+		if c.runFile == "" || c.flagged(flag) {
 			return ""
 		}
 		return runFields[flag]
