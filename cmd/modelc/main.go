@@ -5,17 +5,36 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/cli"
 )
 
 func main() {
+	stopOnSignal()
 	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "modelc: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// stopOnSignal makes Ctrl-C or SIGTERM end a command at once, as without a
+// handler, but first remove the temporary file of an output being written
+// (quantize, convert, tokenizer train, data prepare), which would otherwise
+// be left beside it; the old output stays as it was.
+func stopOnSignal() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		atomicfile.RemoveTemps()
+		fmt.Fprintf(os.Stderr, "modelc: stopped (%v)\n", s)
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
 }
 
 func newRoot() *cobra.Command {

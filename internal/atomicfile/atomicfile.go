@@ -5,9 +5,20 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+)
+
+// The temporary files of Files not yet committed or aborted, so that a
+// command stopped by a signal can remove them before it exits; stopping is
+// set once RemoveTemps has run, after which no new one is made or renamed.
+var (
+	tempsMu  sync.Mutex
+	temps    = map[string]bool{}
+	stopping bool
 )
 
 // File is a file being written; Commit puts it in place, Abort drops it.
@@ -19,10 +30,22 @@ type File struct {
 
 // Create starts the file that will become path.
 func Create(path string) (*File, error) {
+	// Said now, not as the rename's "file exists" once the work is done.
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("create %s: is a directory", path)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
+	tempsMu.Lock()
+	defer tempsMu.Unlock()
+	if stopping {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("create %s: stopping", path)
+	}
+	temps[f.Name()] = true
 	return &File{File: f, path: path}, nil
 }
 
@@ -42,12 +65,7 @@ func (f *File) Commit() error {
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}
 	f.done = true
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", f.path, err)
-	}
-	if err := os.Rename(f.Name(), f.path); err != nil {
-		os.Remove(f.Name())
+	if err := f.rename(); err != nil {
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}
 	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
@@ -65,6 +83,44 @@ func (f *File) Abort() {
 	f.done = true
 	f.Close()
 	os.Remove(f.Name())
+	tempsMu.Lock()
+	delete(temps, f.Name())
+	tempsMu.Unlock()
+}
+
+// rename puts the closed temporary file in place, under the lock so that
+// RemoveTemps sees it either still pending or already renamed.
+func (f *File) rename() error {
+	tempsMu.Lock()
+	defer tempsMu.Unlock()
+	delete(temps, f.Name())
+	if stopping {
+		os.Remove(f.Name())
+		return errors.New("stopping")
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), f.path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
+
+// RemoveTemps removes the temporary file of every File not yet committed or
+// aborted, and makes later Creates and Commits fail: a command stopped by a
+// signal calls it just before os.Exit, so that it leaves the old outputs and
+// nothing beside them.
+func RemoveTemps() {
+	tempsMu.Lock()
+	defer tempsMu.Unlock()
+	stopping = true
+	for name := range temps {
+		os.Remove(name)
+	}
+	clear(temps)
 }
 
 // WriteFile writes data to path atomically.

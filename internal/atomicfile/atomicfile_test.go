@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +37,13 @@ func TestWriteFile(t *testing.T) {
 	if es, _ := os.ReadDir(dir); len(es) != 1 {
 		t.Errorf("%d entries in the folder after Abort, want 1", len(es))
 	}
+	// A path that is a folder is refused before anything is written.
+	if _, err := Create(dir); err == nil || !strings.Contains(err.Error(), dir+": is a directory") {
+		t.Errorf("create over a folder: %v", err)
+	}
+	if es, _ := os.ReadDir(filepath.Dir(dir)); len(es) != 1 {
+		t.Errorf("%d entries beside the folder, want 1", len(es))
+	}
 	// A folder that does not exist is an error naming the path.
 	if err := WriteFile(filepath.Join(dir, "no", "b.txt"), nil); err == nil {
 		t.Error("write into a missing folder succeeded")
@@ -56,5 +64,38 @@ func TestNotInput(t *testing.T) {
 	// The same file under another spelling of its path.
 	if err := NotInput("-o", filepath.Join(dir, ".", "a"), b, a); err == nil {
 		t.Error("an output that is an input was accepted")
+	}
+}
+
+// TestRemoveTemps is what a command stopped by a signal relies on: the
+// unfinished file's temporary name is gone, the old output is intact, and
+// nothing written afterwards lands.
+func TestRemoveTemps(t *testing.T) {
+	t.Cleanup(func() { tempsMu.Lock(); stopping = false; tempsMu.Unlock() })
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.gguf")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("half")
+	RemoveTemps()
+	if _, err := os.Stat(f.Name()); !os.IsNotExist(err) {
+		t.Errorf("temporary file %s after RemoveTemps: %v", f.Name(), err)
+	}
+	if err := f.Commit(); err == nil {
+		t.Error("Commit after RemoveTemps succeeded")
+	}
+	if _, err := Create(filepath.Join(dir, "later")); err == nil {
+		t.Error("Create after RemoveTemps succeeded")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("the old output holds %q", b)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("%d entries in the folder after RemoveTemps, want 1 (the old output)", len(es))
 	}
 }
