@@ -15,9 +15,11 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/posttrain"
@@ -53,11 +55,36 @@ type KernelPather interface{ KernelPath() string }
 
 // Main runs the command line for a binary called name compiled for s, whose
 // models factory builds, and exits: status 0, or 1 after printing one line
-// "name: error" on stderr. Interrupt (Ctrl-C) stops generation cleanly.
+// "name: error" on stderr. Interrupt (Ctrl-C) or SIGTERM stops the command
+// cleanly (training saves a checkpoint); it then exits 130 or 143 as the
+// shell's convention has it, unless the command finished anyway (serve's
+// drain exits 0). A second signal ends a command that has not stopped yet at
+// once, removing the temporary file of an output being written.
 func Main(name string, s *spec.Spec, factory model.Factory, opts ...Option) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, cancel := context.WithCancel(context.Background())
+	// SIGTERM is what kill, systemd and container runtimes send: unhandled,
+	// it would end a training run without its checkpoint, or leave a run
+	// folder with no checkpoint that neither a new run nor --resume accepts.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	caught := make(chan syscall.Signal, 1)
+	go func() {
+		sig := <-sigs
+		caught <- sig.(syscall.Signal)
+		cancel()
+		sig = <-sigs
+		atomicfile.RemoveTemps()
+		fmt.Fprintf(os.Stderr, "%s: stopped (%v again)\n", name, sig)
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
 	code := Run(ctx, name, s, factory, os.Args[1:], os.Stdout, os.Stderr, opts...)
-	stop()
+	select {
+	case sig := <-caught:
+		if code != 0 {
+			code = 128 + int(sig)
+		}
+	default:
+	}
 	os.Exit(code)
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +37,9 @@ func main() {
 	root := &cobra.Command{Use: "posttrain " + os.Args[1], SilenceErrors: true, SilenceUsage: true}
 	root.AddCommand(posttrain.Commands("posttrain "+os.Args[1], s, nil)...)
 	root.SetArgs(os.Args[2:])
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: kill and job schedulers send it, and a run stopped by it
+	// should save its checkpoint as one stopped by Ctrl-C does.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "posttrain:", err)
