@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cli"
 	"github.com/modelc/modelc/runtime/model"
@@ -36,6 +37,9 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[1] == "" {
 				return fmt.Errorf("the output file name is empty")
+			}
+			if err := atomicfile.NotInput("output", args[1], args[0], tok); err != nil {
+				return err
 			}
 			var (
 				p   *model.Params

@@ -169,7 +169,16 @@ func TestOutputIsInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(model, raw, 0o644)
+	tok := filepath.Join(data, "models", "tok512.bin")
+	ggufModel := filepath.Join(dir, "m.gguf")
+	if msg, err := run(t, "convert", model, "--tokenizer", tok, ggufModel); err != nil {
+		t.Fatal(err, msg)
+	}
+	ggufRaw, _ := os.ReadFile(ggufModel)
 	for _, args := range [][]string{
+		{"convert", model, "--tokenizer", tok, model},
+		{"convert", ggufModel, ggufModel},
+		{"quantize", ggufModel, ggufModel, "--type", "q4_0"},
 		{"data", "prepare", corpus, "--tokenizer", filepath.Join(data, "models", "tok512.bin"), "-o", corpus},
 		{"tokenizer", "train", "--vocab", "300", corpus, "-o", corpus},
 		{"spec", "import", model, "-o", model},
@@ -186,5 +195,8 @@ func TestOutputIsInput(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(model); !bytes.Equal(b, raw) {
 		t.Error("the model was overwritten")
+	}
+	if b, _ := os.ReadFile(ggufModel); !bytes.Equal(b, ggufRaw) {
+		t.Error("the GGUF model was overwritten")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/quant"
 )
 
@@ -28,6 +29,9 @@ file by dequantising it at load.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := quant.ParseType(typ)
 			if err != nil {
+				return err
+			}
+			if err := atomicfile.NotInput("output", args[1], args[0]); err != nil {
 				return err
 			}
 			f, err := gguf.Open(args[0])

@@ -706,6 +706,9 @@ test a reward model on the mistakes this model actually makes.`,
 			if modelPath == "" || probsPath == "" || out == "" {
 				return errors.New("--model FILE, --problems FILE and --out FILE are required")
 			}
+			if err := atomicfile.NotInput("--out", out, probsPath, modelPath, tokPath); err != nil {
+				return err
+			}
 			if maxNew < 1 {
 				return fmt.Errorf("--max-new: must be ≥ 1, got %d", maxNew)
 			}

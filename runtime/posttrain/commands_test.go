@@ -253,3 +253,24 @@ outer:
 		t.Errorf("--%s: no stage saves %q", flag, field)
 	}
 }
+
+// TestPairsOutIsInput: tasks pairs --out naming its own --problems file is
+// refused before sampling, and the problems survive.
+func TestPairsOutIsInput(t *testing.T) {
+	dir := t.TempDir()
+	tok := tok512(t).(*tokenizer.SentencePiece)
+	base := filepath.Join(dir, "base.gguf")
+	if err := checkpoint.SaveGGUF(base, train.InitParams(tinySpec(), 1), tok.GGUFMetadata(), false); err != nil {
+		t.Fatal(err)
+	}
+	probs := filepath.Join(dir, "problems.jsonl")
+	text := `{"kind":"add","prompt":"What is 4 + 5?","answer":9}` + "\n"
+	os.WriteFile(probs, []byte(text), 0o644)
+	_, err := runCmd(t, "tasks", "pairs", "--model", base, "--problems", probs, "--out", probs, "--n", "1", "--max-new", "1")
+	if err == nil || !strings.Contains(err.Error(), "--out "+probs+" is also an input") {
+		t.Errorf("--out equal to --problems: %v", err)
+	}
+	if b, _ := os.ReadFile(probs); string(b) != text {
+		t.Errorf("the problems file was overwritten: %q", b)
+	}
+}
