@@ -319,6 +319,9 @@ func (c *cmds) rewardScoreCmd() *cobra.Command {
 			}
 			right := 0
 			for i, p := range prefs {
+				if err := cmd.Context().Err(); err != nil {
+					return fmt.Errorf("interrupted after %d of %d pairs: %w", i, len(prefs), err)
+				}
 				a, err := rm.Score(p.Prompt, p.Chosen)
 				if err != nil {
 					return fmt.Errorf("pair %d: %w", i+1, err)
@@ -627,7 +630,7 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 					}
 				}
 			}
-			acc, format, err := evalProblems(m, e, ps, maxNew, showFn)
+			acc, format, err := evalProblems(cmd.Context(), m, e, ps, maxNew, showFn)
 			if err != nil {
 				return err
 			}
@@ -647,7 +650,10 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 				return err
 			}
 			wins, ties := 0, 0
-			for _, p := range ps {
+			for i, p := range ps {
+				if err := cmd.Context().Err(); err != nil {
+					return fmt.Errorf("interrupted after %d of %d problems: %w", i, len(ps), err)
+				}
 				prompt, err := e.Prompt(p.Prompt)
 				if err != nil {
 					return err
@@ -747,7 +753,7 @@ test a reward model on the mistakes this model actually makes.`,
 					fmt.Fprintf(pw, "problems %d/%d  pairs %d  %s elapsed  ETA %s\n", done, len(ps), np, el.Round(time.Second), eta.Round(time.Second))
 				}
 			}
-			pairs, err := SamplePairs(m, e, ps, n, temp, maxNew, rand.New(rand.NewPCG(seed, 0x70616972)), progress) // "pair"
+			pairs, err := SamplePairs(cmd.Context(), m, e, ps, n, temp, maxNew, rand.New(rand.NewPCG(seed, 0x70616972)), progress) // "pair"
 			if err != nil {
 				return err
 			}

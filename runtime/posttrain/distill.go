@@ -141,7 +141,7 @@ func Distill(ctx context.Context, cfg DistillConfig) (_ *Result, runErr error) {
 	var last map[string]float64
 	obj := train.Objective{Vocab: V, MaskID: -1}
 	eval := func() (map[string]float64, error) {
-		vl, _, err := train.Evaluate(tr, valSplit, obj, B, T, 20)
+		vl, _, err := train.Evaluate(context.Background(), tr, valSplit, obj, B, T, 20)
 		if err != nil {
 			return nil, err
 		}

@@ -67,12 +67,15 @@ func (c *GRPOConfig) checkGRPO() error {
 // EvalProblems answers each problem greedily and returns the share answered
 // exactly and the share in the reply format.
 func EvalProblems(m model.Model, e *Encoder, ps []tasks.Problem, maxNew int) (acc, format float64, err error) {
-	return evalProblems(m, e, ps, maxNew, nil)
+	return evalProblems(context.Background(), m, e, ps, maxNew, nil)
 }
 
-func evalProblems(m model.Model, e *Encoder, ps []tasks.Problem, maxNew int, show func(p tasks.Problem, reply string)) (acc, format float64, err error) {
+func evalProblems(ctx context.Context, m model.Model, e *Encoder, ps []tasks.Problem, maxNew int, show func(p tasks.Problem, reply string)) (acc, format float64, err error) {
 	right, formed := 0, 0
-	for _, p := range ps {
+	for i, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, fmt.Errorf("interrupted after %d of %d problems: %w", i, len(ps), err)
+		}
 		prompt, err := e.Prompt(p.Prompt)
 		if err != nil {
 			return 0, 0, err

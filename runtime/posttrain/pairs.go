@@ -1,6 +1,7 @@
 package posttrain
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,8 +18,8 @@ import (
 // is what a reward model judging this model's replies must tell apart.
 // Identical wrong replies to a problem are paired once. progress, when not
 // nil, is called after each problem with the problems done and the pairs
-// so far.
-func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp float64, maxNew int, rng *rand.Rand, progress func(done, pairs int)) ([]tasks.Pair, error) {
+// so far. Cancelling ctx stops it between problems with ctx's error.
+func SamplePairs(ctx context.Context, m model.Model, e *Encoder, ps []tasks.Problem, n int, temp float64, maxNew int, rng *rand.Rand, progress func(done, pairs int)) ([]tasks.Pair, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("samples per problem must be ≥ 1, got %d", n)
 	}
@@ -27,6 +28,9 @@ func SamplePairs(m model.Model, e *Encoder, ps []tasks.Problem, n int, temp floa
 	}
 	var out []tasks.Pair
 	for pi, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("interrupted after %d of %d problems: %w", pi, len(ps), err)
+		}
 		prompt, err := e.Prompt(p.Prompt)
 		if err != nil {
 			return nil, fmt.Errorf("problem %q: %w", p.Prompt, err)

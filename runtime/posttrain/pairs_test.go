@@ -1,6 +1,8 @@
 package posttrain
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -67,7 +69,7 @@ func TestSamplePairs(t *testing.T) {
 		scripts: [][]int{enc(wrong1), enc(right), enc(wrong1), enc(wrong2)}}
 	rng := rand.New(rand.NewPCG(1, 1))
 	var calls [][2]int
-	pairs, err := SamplePairs(m, e, []tasks.Problem{p}, 4, 1, 32, rng, func(done, n int) { calls = append(calls, [2]int{done, n}) })
+	pairs, err := SamplePairs(context.Background(), m, e, []tasks.Problem{p}, 4, 1, 32, rng, func(done, n int) { calls = append(calls, [2]int{done, n}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +87,25 @@ func TestSamplePairs(t *testing.T) {
 	}
 	// No right reply: the worked solution is chosen.
 	m.scripts, m.n = [][]int{enc(wrong2)}, 0
-	pairs, err = SamplePairs(m, e, []tasks.Problem{p}, 3, 1, 32, rng, nil)
+	pairs, err = SamplePairs(context.Background(), m, e, []tasks.Problem{p}, 3, 1, 32, rng, nil)
 	if err != nil || len(pairs) != 1 || pairs[0].Chosen != p.Solution() || strings.TrimSpace(pairs[0].Rejected) != wrong2 {
 		t.Fatalf("no right reply: %+v, %v", pairs, err)
 	}
-	if _, err := SamplePairs(m, e, []tasks.Problem{p}, 0, 1, 32, rng, nil); err == nil {
+	if _, err := SamplePairs(context.Background(), m, e, []tasks.Problem{p}, 0, 1, 32, rng, nil); err == nil {
 		t.Fatal("n = 0 accepted")
 	}
-	if _, err := SamplePairs(m, e, []tasks.Problem{p}, 2, 0, 32, rng, nil); err == nil {
+	if _, err := SamplePairs(context.Background(), m, e, []tasks.Problem{p}, 2, 0, 32, rng, nil); err == nil {
 		t.Fatal("temperature 0 accepted")
+	}
+	// Interrupted (Ctrl-C cancels the command's context): nothing is
+	// sampled and the error says so.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.n = 0
+	if _, err := SamplePairs(ctx, m, e, []tasks.Problem{p}, 2, 1, 32, rng, nil); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "after 0 of 1 problems") {
+		t.Errorf("cancelled: %v", err)
+	}
+	if m.n != 0 {
+		t.Errorf("%d replies sampled after the interrupt", m.n)
 	}
 }

@@ -297,7 +297,7 @@ prints the mean cross-entropy per token and its exponential, the perplexity.`,
 				return err
 			}
 			all := Split{Tokens: toks, Lo: 0, Hi: toks.Len()}
-			loss, n, err := Evaluate(tr, all, obj, batch, T, maxBatches)
+			loss, n, err := Evaluate(cmd.Context(), tr, all, obj, batch, T, maxBatches)
 			if err != nil {
 				return err
 			}

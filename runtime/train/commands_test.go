@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -315,5 +316,26 @@ func TestCheckMaskID(t *testing.T) {
 	cfg.saved, cfg.runFile = &RunInfo{Train: cfg.Train, Steps: cfg.Steps, MaskID: 40}, filepath.Join("out", RunFile)
 	if err := cfg.check(); err == nil || err.Error() != `out/run.json: field "mask_id": must be below the vocabulary size 40, got 40` {
 		t.Errorf("run.json: %v", err)
+	}
+}
+
+// TestEvalInterrupted: eval under a cancelled context (Ctrl-C) stops before
+// its first window with an error saying so, instead of running on.
+func TestEvalInterrupted(t *testing.T) {
+	d := sharedData(t)
+	s := &spec.Spec{Name: "stories", Vocab: 512, Dim: 64, Layers: 5, Heads: 8, KVHeads: 4, FFNDim: 172, MaxSeq: 512, TieEmbeddings: true}
+	s.SetDefaults()
+	root := &cobra.Command{Use: "stories", SilenceErrors: true, SilenceUsage: true}
+	root.AddCommand(Commands("stories", s, nil)...)
+	var o bytes.Buffer
+	root.SetOut(&o)
+	root.SetErr(&o)
+	root.SetArgs([]string{"eval", "--model", filepath.Join(d, "models", "stories260K.bin"),
+		"--tokenizer", filepath.Join(d, "models", "tok512.bin"), "--data", filepath.Join(d, "text", "tinyshakespeare.txt")})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := root.ExecuteContext(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "evaluation interrupted after 0 of") {
+		t.Errorf("eval after Ctrl-C: %v (output %q)", err, o.String())
 	}
 }

@@ -686,7 +686,9 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 		}
 		final := res.Step == cfg.Steps || (cfg.StopAfter > 0 && stepsHere == cfg.StopAfter)
 		if (hp.EvalEvery > 0 && res.Step%hp.EvalEvery == 0) || res.Step == cfg.Steps {
-			vl, _, err := Evaluate(tr, valSplit, obj, B, T, cfg.EvalBatches)
+			// Not ctx: an interrupt is seen before the next step, which saves
+			// the checkpoint; the evaluation is short and finishes first.
+			vl, _, err := Evaluate(context.Background(), tr, valSplit, obj, B, T, cfg.EvalBatches)
 			if err != nil {
 				return res, err
 			}
@@ -725,8 +727,9 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 // Evaluate returns the mean loss of tr over fixed windows of split (at most
 // maxBatches batches of B; all windows when maxBatches ≤ 0) and the number of
 // positions it averaged. The masked objective masks from a fixed seed, so
-// every evaluation sees the same positions.
-func Evaluate(tr model.Trainer, split Split, obj Objective, B, T, maxBatches int) (float64, int64, error) {
+// every evaluation sees the same positions. Cancelling ctx stops it between
+// batches with ctx's error.
+func Evaluate(ctx context.Context, tr model.Trainer, split Split, obj Objective, B, T, maxBatches int) (float64, int64, error) {
 	need := obj.Need(T)
 	starts := Windows(split, need, T, maxBatches*B)
 	if len(starts) == 0 {
@@ -738,6 +741,9 @@ func Evaluate(tr model.Trainer, split Split, obj Objective, B, T, maxBatches int
 	var sum float64
 	var count int64
 	for i := 0; i < len(starts); i += B {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, fmt.Errorf("evaluation interrupted after %d of %d windows: %w", i, len(starts), err)
+		}
 		nb := min(B, len(starts)-i)
 		var batchTargets int64
 		for b := 0; b < nb; b++ {
