@@ -109,6 +109,20 @@ func (f *File) rename() error {
 	return nil
 }
 
+// Track adds name, a temporary file made without Create (a database built
+// beside its final name), to those RemoveTemps removes; the function it
+// returns takes it off again once the file is in place or removed.
+func Track(name string) (untrack func()) {
+	tempsMu.Lock()
+	defer tempsMu.Unlock()
+	temps[name] = true
+	return func() {
+		tempsMu.Lock()
+		delete(temps, name)
+		tempsMu.Unlock()
+	}
+}
+
 // RemoveTemps removes the temporary file of every File not yet committed or
 // aborted, and makes later Creates and Commits fail: a command stopped by a
 // signal calls it just before os.Exit, so that it leaves the old outputs and

@@ -99,3 +99,22 @@ func TestRemoveTemps(t *testing.T) {
 		t.Errorf("%d entries in the folder after RemoveTemps, want 1 (the old output)", len(es))
 	}
 }
+
+// TestTrack: a tracked file made outside Create is removed by RemoveTemps
+// unless it was untracked first.
+func TestTrack(t *testing.T) {
+	t.Cleanup(func() { tempsMu.Lock(); stopping = false; tempsMu.Unlock() })
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, nil, 0o644)
+	os.WriteFile(b, nil, 0o644)
+	Track(a)
+	Track(b)()
+	RemoveTemps()
+	if _, err := os.Stat(a); !os.IsNotExist(err) {
+		t.Errorf("tracked file after RemoveTemps: %v", err)
+	}
+	if _, err := os.Stat(b); err != nil {
+		t.Errorf("untracked file after RemoveTemps: %v", err)
+	}
+}

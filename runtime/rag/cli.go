@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/gguf"
+	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/generic"
@@ -277,17 +280,31 @@ as it was.`,
 			if _, err := CollectFiles(args); err != nil {
 				return err
 			}
-			s, err := store.Open(cmd.Context(), *loc, store.Options{HNSWMin: hnswMin})
+			openLoc, commit, err := newStoreTemp(*loc)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			s, err := store.Open(cmd.Context(), openLoc, store.Options{HNSWMin: hnswMin})
+			if err != nil {
+				commit(false)
+				return err
+			}
 			st, err := Ingest(cmd.Context(), s, args, o)
+			if cerr := s.Close(); err == nil {
+				err = cerr
+			}
+			if err := commit(err == nil); err != nil {
+				return err
+			}
 			if err != nil {
 				return err
+			}
+			where := *loc
+			if store.IsPostgres(where) {
+				where = s.Location() // without the password
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ingested %d files (%d unchanged, %d skipped): %d chunks in %.2fs (%.0f chunks/s) into %s\n",
-				st.Files, st.Unchanged, st.Skipped, st.Chunks, st.Seconds, st.ChunksPerSecond(), s.Location())
+				st.Files, st.Unchanged, st.Skipped, st.Chunks, st.Seconds, st.ChunksPerSecond(), where)
 			return nil
 		},
 	}
@@ -567,4 +584,41 @@ embeds each line of standard input.`,
 	mf.add(cmd, false)
 	cmd.Flags().IntVar(&hashDim, "hash-dim", 256, "dimension of the hash embedder (without --model)")
 	return cmd
+}
+
+// newStoreTemp returns where ingest opens the store at loc: loc itself
+// when it exists or is a PostgreSQL URL, else a temporary file beside it
+// that commit(true) puts in place, so that a failed or interrupted first
+// ingest leaves no new, empty store. commit(false) removes the temporary
+// file; a store another ingest made at loc meanwhile is kept, not replaced.
+func newStoreTemp(loc string) (string, func(ok bool) error, error) {
+	nop := func(bool) error { return nil }
+	if loc == "" || store.IsPostgres(loc) {
+		return loc, nop, nil
+	}
+	if _, err := os.Stat(loc); !errors.Is(err, fs.ErrNotExist) {
+		return loc, nop, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(loc), "."+filepath.Base(loc)+".tmp*")
+	if err != nil {
+		return "", nil, fmt.Errorf("store %s: %w", loc, err)
+	}
+	f.Close()
+	tmp := f.Name()
+	untrack := atomicfile.Track(tmp)
+	return tmp, func(ok bool) error {
+		defer untrack()
+		defer os.Remove(tmp)
+		if !ok {
+			return nil
+		}
+		// A link, unlike a rename, never replaces a store made meanwhile.
+		if err := os.Link(tmp, loc); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("store %s was created by another ingest while this one ran; nothing of this one was kept, run it again", loc)
+			}
+			return fmt.Errorf("store %s: %w", loc, err)
+		}
+		return nil
+	}, nil
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/runtime/rag/embed"
 	"github.com/modelc/modelc/runtime/rag/store"
@@ -202,5 +205,44 @@ func TestTemplateExecError(t *testing.T) {
 	rs := []Result{{Chunk: store.Chunk{Source: "a", Text: "line one\nline two"}}}
 	if _, err := BuildPrompt(tmpl, "q", rs); err == nil || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "line one") {
 		t.Errorf("BuildPrompt error: %v", err)
+	}
+}
+
+// TestFailedFirstIngestMakesNoStore: a first ingest that fails after the
+// store is opened (here interrupted before its first document) leaves no
+// store and no temporary file; one that succeeds puts the store in place.
+func TestFailedFirstIngestMakesNoStore(t *testing.T) {
+	e := newEnv(t)
+	doc := e.write("docs/a.md", lilyDoc)
+	root := &cobra.Command{Use: "stories", SilenceErrors: true, SilenceUsage: true}
+	root.AddCommand(e.storiesCommands()...)
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"rag", "--store", e.db, "ingest", doc})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := root.ExecuteContext(ctx); err == nil || !strings.Contains(err.Error(), "ingest interrupted, nothing was written") {
+		t.Fatalf("interrupted first ingest: %v", err)
+	}
+	names := func() []string {
+		es, _ := os.ReadDir(e.dir)
+		var ns []string
+		for _, x := range es {
+			ns = append(ns, x.Name())
+		}
+		return ns
+	}
+	if ns := names(); len(ns) != 1 || ns[0] != "docs" {
+		t.Errorf("after an interrupted first ingest the folder holds %v, want only docs", ns)
+	}
+	out, _ := e.must("rag", "--store", e.db, "ingest", doc)
+	if !strings.Contains(out, "ingested 1 files") || !strings.HasSuffix(strings.TrimSpace(out), "into "+e.db) {
+		t.Errorf("ingest said %q", out)
+	}
+	if ns := names(); len(ns) != 2 || ns[0] != "docs" || ns[1] != "rag.db" {
+		t.Errorf("after a first ingest the folder holds %v, want docs and rag.db", ns)
+	}
+	if out, _ := e.must("rag", "--store", e.db, "search", "--mode", "bm25", "red", "house"); !strings.Contains(out, "red house") {
+		t.Errorf("search of the new store: %q", out)
 	}
 }
