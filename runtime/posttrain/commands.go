@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -510,10 +511,7 @@ wrong reply, a rambling one). Held-out problems never appear in the training
 files.`,
 		Example: fmt.Sprintf("  %s tasks gen --dir data/ --n 5000 --n-val 200", c.name),
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			var ks []string
 			if kinds != "" {
 				ks = strings.Split(kinds, ",")
@@ -521,6 +519,17 @@ files.`,
 			rej := strings.Split(rejected, ",")
 			if err := tasks.CheckRejected(rej); err != nil {
 				return fmt.Errorf("--rejected: %w", err)
+			}
+			if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+				// A folder made here and left empty by a failure goes again.
+				defer func() {
+					if err != nil {
+						os.Remove(dir)
+					}
+				}()
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
 			}
 			rng := rand.New(rand.NewPCG(seed, 0x70726566)) // "pref"
 			for _, split := range []struct {

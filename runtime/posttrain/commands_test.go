@@ -274,3 +274,17 @@ func TestPairsOutIsInput(t *testing.T) {
 		t.Errorf("the problems file was overwritten: %q", b)
 	}
 }
+
+// TestGenBadFlagsMakeNoFolder: tasks gen refused for a bad flag leaves no
+// new, empty --dir behind.
+func TestGenBadFlagsMakeNoFolder(t *testing.T) {
+	for _, args := range [][]string{{"--rejected", "bogus"}, {"--kinds", "bogus"}} {
+		dir := filepath.Join(t.TempDir(), "data")
+		if _, err := runCmd(t, append([]string{"tasks", "gen", "--dir", dir, "--n", "4", "--n-val", "2"}, args...)...); err == nil || !strings.Contains(err.Error(), "bogus") {
+			t.Errorf("%v: %v", args, err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%v: the refused run left %s (%v)", args, dir, err)
+		}
+	}
+}
