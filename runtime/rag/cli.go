@@ -606,6 +606,7 @@ func newStoreTemp(loc string) (string, func(ok bool) error, error) {
 	f.Close()
 	tmp := f.Name()
 	untrack := atomicfile.Track(tmp)
+	os.Chmod(tmp, 0o644) // as a store bbolt creates itself
 	return tmp, func(ok bool) error {
 		defer untrack()
 		defer os.Remove(tmp)

@@ -242,6 +242,11 @@ func TestFailedFirstIngestMakesNoStore(t *testing.T) {
 	if ns := names(); len(ns) != 2 || ns[0] != "docs" || ns[1] != "rag.db" {
 		t.Errorf("after a first ingest the folder holds %v, want docs and rag.db", ns)
 	}
+	if fi, err := os.Stat(e.db); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o644 {
+		t.Errorf("the new store's mode is %v, want 0644 as every written file", fi.Mode())
+	}
 	if out, _ := e.must("rag", "--store", e.db, "search", "--mode", "bm25", "red", "house"); !strings.Contains(out, "red house") {
 		t.Errorf("search of the new store: %q", out)
 	}
