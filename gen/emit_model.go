@@ -100,7 +100,9 @@ func emitModel(p *Plan) *File {
 
 	file.Comment("pool splits the rows of large matrix-vector products over threads.")
 	file.Var().Id("pool").Op("=").Qual(cpuPkg, "NewPool").Call(Lit(0))
-	file.Comment("SetThreads sets the number of threads the model runs on (≤ 0: all cores).")
+	file.Comment("SetThreads sets the number of threads the model runs on (≤ 0: all cores). It")
+	file.Comment("replaces the worker pool, so it is called before any model of this package runs")
+	file.Comment("(the binary calls it once at start), never while one does.")
 	file.Func().Id("SetThreads").Params(Id("n").Int()).Block(
 		Id("pool").Dot("Close").Call(),
 		Id("pool").Op("=").Qual(cpuPkg, "NewPool").Call(Id("n")),

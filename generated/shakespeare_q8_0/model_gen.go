@@ -98,7 +98,9 @@ func Spec() *model.Spec {
 // pool splits the rows of large matrix-vector products over threads.
 var pool = cpu.NewPool(0)
 
-// SetThreads sets the number of threads the model runs on (≤ 0: all cores).
+// SetThreads sets the number of threads the model runs on (≤ 0: all cores). It
+// replaces the worker pool, so it is called before any model of this package runs
+// (the binary calls it once at start), never while one does.
 func SetThreads(n int) {
 	pool.Close()
 	pool = cpu.NewPool(n)
