@@ -78,3 +78,13 @@ func (s *Spec) HeadDim() int { return s.Dim / s.Heads }
 
 // KVDim is the width of the keys (and values) of one token.
 func (s *Spec) KVDim() int { return s.KVHeads * s.HeadDim() }
+
+// FFNWidth is the width of the feed-forward layers: the experts' ffn_dim
+// with experts (the dense ffn_dim is then unused), else ffn_dim. A GGUF's
+// feed_forward_length holds it, as llama.cpp sizes expert tensors by it.
+func (s *Spec) FFNWidth() int {
+	if s.MoE != nil {
+		return s.MoE.FFNDim
+	}
+	return s.FFNDim
+}

@@ -239,7 +239,7 @@ func ggufMetadata(p *model.Params, extra []gguf.KV, f16 bool) ([]gguf.KV, error)
 		{Key: gguf.KeyLlamaContextLength, Value: u(s.MaxSeq)},
 		{Key: gguf.KeyLlamaEmbeddingLength, Value: u(s.Dim)},
 		{Key: gguf.KeyLlamaBlockCount, Value: u(s.Layers)},
-		{Key: gguf.KeyLlamaFeedForward, Value: u(ffnDim(&s))},
+		{Key: gguf.KeyLlamaFeedForward, Value: u(s.FFNWidth())},
 		{Key: gguf.KeyLlamaRopeDimCount, Value: u(s.HeadDim())},
 		{Key: gguf.KeyLlamaHeadCount, Value: u(s.Heads)},
 		{Key: gguf.KeyLlamaHeadCountKV, Value: u(s.KVHeads)},
@@ -280,15 +280,6 @@ func ggufMetadata(p *model.Params, extra []gguf.KV, f16 bool) ([]gguf.KV, error)
 		kvs = append(kvs, gguf.KV{Key: gguf.KeyEOS, Value: u(check.Tokenizer.EOS)})
 	}
 	return kvs, nil
-}
-
-// ffnDim is feed_forward_length: with experts, llama.cpp sizes the expert
-// tensors by it, so it is the experts' ffn_dim (the dense ffn_dim is unused).
-func ffnDim(s *spec.Spec) int {
-	if s.MoE != nil {
-		return s.MoE.FFNDim
-	}
-	return s.FFNDim
 }
 
 func ggufTensors(p *model.Params, f16 bool) ([]gguf.WriteTensor, error) {

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -75,6 +76,25 @@ func TestMoEGGUFRoundTrip(t *testing.T) {
 		}
 		if !sameBits(q.Data, p.Data) {
 			t.Fatalf("shared=%v: weights differ after the round trip", shared)
+		}
+		// The binary compiled for the spec takes the file: its dense ffn_dim
+		// (12) is not the file's feed_forward_length (6), and aux_loss_coef,
+		// training's, is not in the file at all.
+		want := p.Spec
+		wm := *want.MoE
+		wm.AuxLossCoef = 0.05
+		want.MoE = &wm
+		if err := model.CheckShape(&q.Spec, &want); err != nil {
+			t.Errorf("shared=%v: the spec's binary refuses its own file: %v", shared, err)
+		}
+		dense := p.Spec
+		dense.MoE = nil
+		if err := model.CheckShape(&q.Spec, &dense); err == nil || !strings.Contains(err.Error(), "model file has moe {experts 4, top_k 2, ffn_dim 6, shared_expert") {
+			t.Errorf("shared=%v: an MoE file for a dense binary: %v", shared, err)
+		}
+		wm.SharedExpert = !shared
+		if err := model.CheckShape(&q.Spec, &want); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("shared_expert %v}, this binary was compiled for moe {experts 4, top_k 2, ffn_dim 6, shared_expert %v}", shared, !shared)) {
+			t.Errorf("shared=%v: a shared-expert mismatch: %v", shared, err)
 		}
 
 		// F16: the expert stacks are stored as F16 too.

@@ -65,17 +65,7 @@ func checkSpec(have, want *spec.Spec) error {
 			return fmt.Errorf("model file has %s %g, this binary was compiled for %s %g", c.name, c.have, c.name, c.want)
 		}
 	}
-	if (have.MoE == nil) != (want.MoE == nil) || (have.MoE != nil && *have.MoE != *want.MoE) {
-		return fmt.Errorf("model file has moe %s, this binary was compiled for moe %s", moeString(have.MoE), moeString(want.MoE))
-	}
 	return nil
-}
-
-func moeString(m *spec.MoE) string {
-	if m == nil {
-		return "none"
-	}
-	return fmt.Sprintf("{experts %d, top_k %d, ffn_dim %d}", m.Experts, m.TopK, m.FFNDim)
 }
 
 // build binds parameters to the compiled code, or to the generic model.
