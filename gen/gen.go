@@ -98,42 +98,48 @@ func Files(s *spec.Spec, importPath string) (map[string][]byte, error) {
 	if err := render(filepath.Join("cmd", p.Package, "main.go"), emitMain(p, importPath)); err != nil {
 		return nil, err
 	}
-	out["gen.go"] = []byte(fmt.Sprintf(`// Package %s is the %s model compiled by modelc from model.yaml.
-package %s
-
-//go:generate go run github.com/modelc/modelc/cmd/modelc gen model.yaml
-`, p.Package, p.Package, p.Package))
+	out["gen.go"] = genGo(p.Package, "model.yaml")
 	return out, nil
 }
 
 // Generate compiles the spec at specPath into the directory that holds it,
-// which must lie inside a Go module. It returns the paths it wrote.
-func Generate(specPath string) ([]string, error) {
+// which must lie inside a Go module, and removes the files it generated there
+// before that this spec no longer makes. It returns the paths it wrote (those
+// whose content changed) and those it removed.
+func Generate(specPath string) (written, removed []string, err error) {
 	s, err := spec.Load(specPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dir, err := filepath.Abs(filepath.Dir(specPath))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	importPath, err := ImportPath(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files, err := Files(s, importPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", specPath, err)
+		return nil, nil, fmt.Errorf("%s: %w", specPath, err)
 	}
-	var written []string
+	specFile := filepath.Base(specPath)
+	files["gen.go"] = genGo(s.Name, specFile)
+	stale, err := planDir(dir, specFile, s.Name, files)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", specPath, err)
+	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		path := filepath.Join(dir, name)
-		if err := writeAtomic(path, files[name]); err != nil {
-			return written, err
+		changed, err := writeAtomic(path, files[name])
+		if err != nil {
+			return written, nil, err
 		}
-		written = append(written, path)
+		if changed {
+			written = append(written, path)
+		}
 	}
-	return written, nil
+	return written, stale, removeStale(stale)
 }
 
 // ImportPath finds the Go import path of dir from the nearest go.mod above it.
@@ -161,12 +167,14 @@ func ImportPath(dir string) (string, error) {
 	}
 }
 
-func writeAtomic(path string, data []byte) error {
+// writeAtomic writes data to path unless it holds data already, and says
+// whether it wrote.
+func writeAtomic(path string, data []byte) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return nil // unchanged: keep the file's time so builds stay cached
+		return false, nil // unchanged: keep the file's time so builds stay cached
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return false, err
 	}
-	return atomicfile.WriteFile(path, data)
+	return true, atomicfile.WriteFile(path, data)
 }

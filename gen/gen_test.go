@@ -64,7 +64,7 @@ func TestHeaderAndFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, b := range files {
-		if name != "gen.go" && !strings.HasPrefix(string(b), "// "+header+"\n") {
+		if !strings.HasPrefix(string(b), "// "+header+"\n") {
 			t.Errorf("%s does not start with the generated-code header", name)
 		}
 	}

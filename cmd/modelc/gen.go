@@ -18,19 +18,29 @@ func genCmd() *cobra.Command {
 		Use:   "gen SPEC.yaml...",
 		Short: "Compile specs into specialised Go packages beside them",
 		Long: `gen compiles each spec into the directory that holds it: model_gen.go (the
-specialised model), gen.go (the go:generate line) and cmd/NAME/main.go (the
-binary). The directory must lie inside a Go module that can import modelc.`,
+specialised model), the kernels, gen.go (the go:generate line) and
+cmd/NAME/main.go (the binary). The directory must lie inside a Go module that
+can import modelc, and is the spec's own: gen refuses one that holds another
+spec's package, Go files of another package, or a file it did not write that
+it would replace, and removes the files it generated there before that the
+spec no longer makes (a dropped target, a renamed spec's command).`,
 		Example: "  modelc gen generated/stories260k/model.yaml",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, path := range args {
-				files, err := gen.Generate(path)
+				written, removed, err := gen.Generate(path)
 				if err != nil {
 					return err
 				}
 				if !quiet {
-					for _, f := range files {
+					for _, f := range written {
 						fmt.Fprintln(cmd.ErrOrStderr(), "wrote", f)
+					}
+					for _, f := range removed {
+						fmt.Fprintln(cmd.ErrOrStderr(), "removed", f)
+					}
+					if len(written)+len(removed) == 0 {
+						fmt.Fprintln(cmd.ErrOrStderr(), path+": up to date")
 					}
 				}
 			}
@@ -70,7 +80,7 @@ func buildSpec(specPath, out, tags string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := gen.Generate(specPath); err != nil {
+	if _, _, err := gen.Generate(specPath); err != nil {
 		return "", err
 	}
 	if out == "" {
