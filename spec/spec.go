@@ -50,7 +50,9 @@ type MoE struct {
 type Tokenizer struct {
 	// Kind is llama2c, sentencepiece, bytelevel or gguf (carried in the model file).
 	Kind string `yaml:"kind" json:"kind"`
-	// Path is an optional default tokenizer file, relative to the spec.
+	// Path names the tokenizer file the model was made with, relative to the
+	// spec: a note for readers (spec show); the binaries take --tokenizer, or
+	// the tokenizer a GGUF model carries.
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	BOS  int    `yaml:"bos" json:"bos"`
 	EOS  int    `yaml:"eos" json:"eos"`
