@@ -68,6 +68,10 @@ func (s *Spec) applyDefaults(given func(path string) bool) {
 	}
 
 	if m := s.MoE; m != nil {
+		// With experts the dense width is unused: either ffn_dim may say it.
+		if unset("ffn_dim", s.FFNDim == 0) && !unset("moe.ffn_dim", m.FFNDim == 0) {
+			s.FFNDim = m.FFNDim
+		}
 		if unset("moe.top_k", m.TopK == 0) {
 			m.TopK = DefaultMoETopK
 		}

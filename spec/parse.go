@@ -61,6 +61,12 @@ func Parse(data []byte, source string) (*Spec, error) {
 		return nil, yamlError(err, source)
 	}
 	s.applyDefaults(info.present)
+	// Said as missing, not as "must be ≥ 1, got 0" of a value never written.
+	for _, path := range []string{"name", "vocab", "dim", "layers", "heads", "ffn_dim", "max_seq"} {
+		if !info.present(path) && (path != "ffn_dim" || !info.present("moe.ffn_dim")) {
+			return nil, &FieldError{Source: source, Path: path, Msg: "required field missing"}
+		}
+	}
 	if err := s.Validate(); err != nil {
 		return nil, locate(err, source, info)
 	}

@@ -204,7 +204,10 @@ func TestParseErrors(t *testing.T) {
 		{"relation", strings.Replace(minimal, "kv_heads: 4", "kv_heads: 3", 1), "model.yaml:6: kv_heads: must divide heads (8), got 3"},
 		{"top_k", minimal + "moe:\n  experts: 4\n  top_k: 5\n", "model.yaml:12: moe.top_k: must be ≤ moe.experts (4), got 5"},
 		{"defaulted field points at parent", minimal + "moe:\n  top_k: 1\n", "model.yaml:10: moe.experts: must be ≥ 2, got 0"},
-		{"missing name", strings.Replace(minimal, "name: tiny\n", "", 1), "model.yaml: name: must not be empty"},
+		{"missing name", strings.Replace(minimal, "name: tiny\n", "", 1), "model.yaml: name: required field missing"},
+		{"empty name", strings.Replace(minimal, "name: tiny\n", "name: \"\"\n", 1), "model.yaml:1: name: must not be empty"},
+		{"missing dim", strings.Replace(minimal, "dim: 64\n", "", 1), "model.yaml: dim: required field missing"},
+		{"moe without either ffn_dim", strings.Replace(minimal, "ffn_dim: 172\n", "", 1) + "moe:\n  experts: 4\n", "model.yaml: ffn_dim: required field missing"},
 		{"seq_len default", minimal + "train:\n  seq_len: 1024\n", "model.yaml:11: train.seq_len: must be ≤ max_seq (512), got 1024"},
 		{"syntax", minimal + "  bad: : :\n", "model.yaml:10: mapping values are not allowed in this context"},
 		{"unclosed", "name: [x\n", "model.yaml:1: did not find expected ',' or ']'"},
@@ -469,5 +472,25 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "not a spec") {
 		t.Fatalf("big file: %v", err)
+	}
+}
+
+// TestMoEFFNDimAlone: with experts, moe.ffn_dim alone gives the width (the
+// dense ffn_dim, unused, takes it), as ffn_dim alone gives the experts'.
+func TestMoEFFNDimAlone(t *testing.T) {
+	base := strings.Replace(minimal, "ffn_dim: 172\n", "", 1)
+	s, err := Parse([]byte(base+"moe:\n  experts: 4\n  ffn_dim: 96\n"), "model.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FFNDim != 96 || s.MoE.FFNDim != 96 || s.FFNWidth() != 96 {
+		t.Errorf("ffn_dim %d, moe.ffn_dim %d, width %d; want 96", s.FFNDim, s.MoE.FFNDim, s.FFNWidth())
+	}
+	s, err = Parse([]byte(minimal+"moe:\n  experts: 4\n"), "model.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MoE.FFNDim != 172 || s.FFNWidth() != 172 {
+		t.Errorf("moe.ffn_dim %d, width %d; want 172", s.MoE.FFNDim, s.FFNWidth())
 	}
 }
