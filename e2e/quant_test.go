@@ -258,7 +258,7 @@ func TestCompiledQuantFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := llama15m_q4_0.New(p); err == nil || !strings.Contains(err.Error(), "is Q8_0 in the model file, this binary was compiled for q4_0") {
+	if _, err := llama15m_q4_0.New(p); err == nil || !strings.Contains(err.Error(), "is Q8_0 in "+filepath.Join(dir, "q8_0.gguf")+", this binary was compiled for q4_0") {
 		t.Fatalf("q8_0 file in a q4_0 binary: %v", err)
 	}
 	p, f2, err := checkpoint.LoadKeepBlocks(f32, gguf.TypeQ8_0)

@@ -20,6 +20,8 @@ type File struct {
 	Alignment uint64
 	// DataOffset is where the data section starts in the file.
 	DataOffset uint64
+	// Path is the file Open read (empty after Parse), for messages.
+	Path string
 
 	data    []byte // the whole file
 	unmap   func() error
@@ -47,7 +49,7 @@ func Open(path string) (*File, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	f.unmap = unmap
+	f.unmap, f.Path = unmap, path
 	return f, nil
 }
 

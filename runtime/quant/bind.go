@@ -48,8 +48,12 @@ func Blocks(p *model.Params, name, format string) ([]byte, error) {
 				}
 				return data, nil
 			case Supported(info.Type) && p.Spec.Quant != format:
-				return nil, fmt.Errorf("tensor %s is %s in the model file, this binary was compiled for %s (use a binary compiled for %s, or --generic)",
-					name, info.Type, format, strings.ToLower(info.Type.String()))
+				file := "the model file"
+				if p.File.Path != "" {
+					file = p.File.Path
+				}
+				return nil, fmt.Errorf("tensor %s is %s in %s, this binary was compiled for %s (use a binary compiled for %s, or --generic)",
+					name, info.Type, file, format, strings.ToLower(info.Type.String()))
 			}
 		}
 	}
