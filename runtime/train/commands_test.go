@@ -66,9 +66,14 @@ func TestTrainEvalCommands(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "trained 8 steps") {
 		t.Fatalf("resume: %q %v", stdout, err)
 	}
+	// run.json holds the settings now in force (8 steps), so that a later
+	// resume keeps them.
 	ri, _ := ReadRunInfo(out)
-	if ri.Train.BatchSize != 2 || ri.Steps != 6 || ri.Train.WarmupSteps != 0 {
+	if ri.Train.BatchSize != 2 || ri.Steps != 8 || ri.Train.WarmupSteps != 0 {
 		t.Fatalf("run.json: %+v", ri)
+	}
+	if _, _, err := runCmd(t, s, "train", "--resume", out, "--steps", "5", "--quiet"); err == nil || !strings.Contains(err.Error(), "--steps 5: the run in "+out+" has done 8 steps already") {
+		t.Errorf("resume with fewer steps than done: %v", err)
 	}
 	stdout, _, err = runCmd(t, s, "eval", "--model", filepath.Join(out, ModelFile), "--data", text, "--max-batches", "3")
 	if err != nil || !strings.Contains(stdout, "perplexity") {

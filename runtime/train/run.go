@@ -353,6 +353,9 @@ func OpenOut(dir string, resume bool) (abandon func(), err error) {
 	case resume:
 	case slices.ContainsFunc(es, func(e os.DirEntry) bool { return e.Name() == StateFile }):
 		return nil, fmt.Errorf("output folder %s already holds a run; continue it with --resume %s or choose another --out", dir, dir)
+	case slices.ContainsFunc(es, func(e os.DirEntry) bool { return e.Name() == RunFile }):
+		// Stopped hard (a second Ctrl-C, a kill) before its first save.
+		return nil, fmt.Errorf("output folder %s holds a run stopped before its first checkpoint, nothing to resume: remove it and start again, or choose another --out", dir)
 	case len(es) > 0:
 		return nil, fmt.Errorf("output folder %s is not empty and holds no run: choose a new or empty folder (nothing in it is written over)", dir)
 	}
@@ -457,9 +460,15 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 	var st *State
 	dataPath := cfg.Data
 	if cfg.Resume {
+		if _, err := os.Stat(statePath); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("resume %s: no checkpoint in it (the run stopped before its first): remove the folder and start the run again", cfg.Out)
+		}
 		layout, _ := model.Layout(s)
 		if st, err = LoadStateFor(statePath, layout); err != nil {
 			return nil, fmt.Errorf("resume %s: %w", cfg.Out, err)
+		}
+		if cfg.Steps < st.Step {
+			return nil, fmt.Errorf("--steps %d: the run in %s has done %d steps already", cfg.Steps, cfg.Out, st.Step)
 		}
 	} else {
 		if _, err := os.Stat(cfg.Data); err != nil {
@@ -557,6 +566,17 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 		res.Step, res.Tokens, res.TrainLoss, res.ValLoss = st.Step, st.Tokens, st.TrainLoss, st.ValLoss
 		elapsed = st.Elapsed
 		if metrics, err = readMetrics(metricsPath, st.Step); err != nil {
+			return nil, err
+		}
+		// The settings now in force (a new --steps or --lr), or a later
+		// resume would go back to the old ones.
+		ri, err := ReadRunInfo(cfg.Out)
+		if err != nil {
+			return nil, err
+		}
+		ri.Train, ri.Steps = hp, cfg.Steps
+		b, _ := json.MarshalIndent(ri, "", "  ")
+		if err := atomicfile.WriteFile(filepath.Join(cfg.Out, RunFile), append(b, '\n')); err != nil {
 			return nil, err
 		}
 	} else {
