@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +99,7 @@ var resumeFlags = map[string]bool{"resume": true, "steps": true, "tokenizer": tr
 // prepare finishes the common configuration: threads, resume (stage config
 // read from run.json into cfg), tokenizer. cfg is the whole stage config
 // (with an embedded Common that cf.c is copied into first).
-func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Common) error {
+func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, stage string, cfg any, common *Common) error {
 	if err := cpu.CheckThreads(cf.threads); err != nil {
 		return err
 	}
@@ -120,6 +122,22 @@ func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Com
 			return fmt.Errorf("--resume: %s is not a post-training run folder: %w", cf.resume, err)
 		}
 		steps := common.Hyper.Steps
+		// Another stage's folder would be trained as this one (a reward
+		// model's weights and optimizer taken as DPO's), and a pretraining
+		// run's data read as this stage's.
+		var saved struct {
+			Stage string `json:"stage"`
+		}
+		if err := json.Unmarshal(b, &saved); err != nil {
+			return fmt.Errorf("--resume: %s: %w", runFile, err)
+		}
+		if saved.Stage != stage {
+			what := fmt.Sprintf("a %s run", saved.Stage)
+			if saved.Stage == "" {
+				what = "no post-training run (pretraining continues with train --resume)"
+			}
+			return fmt.Errorf("--resume %s: it holds %s, not a %s run", cf.resume, what, stage)
+		}
 		if err := json.Unmarshal(b, cfg); err != nil {
 			return fmt.Errorf("--resume: %s: %w", runFile, err)
 		}
@@ -139,7 +157,10 @@ func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Com
 		if dropped != "" {
 			return fmt.Errorf("--%s: a resumed run keeps the settings in %s (only --steps and --tokenizer may change); edit that file or start a new run", dropped, runFile)
 		}
-		if fl.Changed("steps") {
+		if fl.Changed("steps") && steps != common.Hyper.Steps {
+			// The cosine schedule is of the whole run: another length moves
+			// the learning rate from where the checkpoint left it.
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: --steps %d (the run was set for %d): the learning-rate schedule is recomputed for the new length\n", steps, common.Hyper.Steps)
 			common.Hyper.Steps = steps
 		}
 		if fl.Changed("tokenizer") {
@@ -156,6 +177,10 @@ func (c *cmds) prepare(cmd *cobra.Command, cf *commonFlags, cfg any, common *Com
 		}
 		if !fl.Changed("steps") {
 			return errors.New("--steps N is required")
+		}
+		// The default final rate follows the peak one typed (a tenth of it).
+		if !fl.Changed("min-lr") {
+			common.Hyper.MinLR = common.Hyper.LR / 10
 		}
 		common.TokPath = cf.tokPath
 	}
@@ -217,7 +242,7 @@ trains on the assistant tokens only. The run folder is as pretraining's.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, val := cfg.Data, cfg.Val
-			if err := c.prepare(cmd, &cf, &cfg, &cfg.Common); err != nil {
+			if err := c.prepare(cmd, &cf, "sft", &cfg, &cfg.Common); err != nil {
 				return err
 			}
 			if cf.resume == "" {
@@ -254,7 +279,7 @@ pairs. The head is saved as head.json beside model.gguf.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, val := cfg.Data, cfg.Val
-			if err := c.prepare(cmd, &cf, &cfg, &cfg.Common); err != nil {
+			if err := c.prepare(cmd, &cf, "reward", &cfg, &cfg.Common); err != nil {
 				return err
 			}
 			if cf.resume == "" {
@@ -361,7 +386,7 @@ func (c *cmds) dpoCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, val, beta := cfg.Data, cfg.Val, cfg.Beta
-			if err := c.prepare(cmd, &cf, &cfg, &cfg.Common); err != nil {
+			if err := c.prepare(cmd, &cf, "dpo", &cfg, &cfg.Common); err != nil {
 				return err
 			}
 			if cf.resume == "" {
@@ -401,7 +426,7 @@ each group into advantages, and maximises the PPO-style clipped objective minus
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			saved := cfg
-			if err := c.prepare(cmd, &cf, &cfg, &cfg.Common); err != nil {
+			if err := c.prepare(cmd, &cf, "grpo", &cfg, &cfg.Common); err != nil {
 				return err
 			}
 			if cf.resume == "" {
@@ -412,10 +437,13 @@ each group into advantages, and maximises the PPO-style clipped objective minus
 					return errors.New("--problems FILE is required")
 				}
 			}
-			if rmDir != "" {
-				rm, err := LoadRewardModel(rmDir, &cfg.Common, cfg.Seq)
+			if cf.resume == "" && rmDir != "" {
+				cfg.RewardModel, _ = filepath.Abs(rmDir)
+			}
+			if cfg.RewardModel != "" {
+				rm, err := LoadRewardModel(cfg.RewardModel, &cfg.Common, cfg.Seq)
 				if err != nil {
-					return err
+					return fmt.Errorf("--reward-model: %w", err)
 				}
 				cfg.Reward = ModelReward(rm)
 			}
@@ -464,7 +492,7 @@ cross-entropy, comparable with --alpha 0 (hard labels only).`,
 					cf.c.Init = cfg.Teacher
 				}
 			}
-			if err := c.prepare(cmd, &cf, &cfg, &cfg.Common); err != nil {
+			if err := c.prepare(cmd, &cf, "distill", &cfg, &cfg.Common); err != nil {
 				return err
 			}
 			if cf.resume == "" {
@@ -528,18 +556,19 @@ files.`,
 					}
 				}()
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
+			// Both splits are made before any file is written, so that a
+			// failure leaves the folder's old data whole, not half replaced.
 			rng := rand.New(rand.NewPCG(seed, 0x70726566)) // "pref"
+			out := map[string][]byte{}
+			var said []string
 			for _, split := range []struct {
-				name string
-				n    int
-				held bool
-			}{{"train", n, false}, {"val", nval, true}} {
+				name, flag string
+				n          int
+				held       bool
+			}{{"train", "--n", n, false}, {"val", "--n-val", nval, true}} {
 				ps, err := tasks.Generate(split.n, tasks.Config{Kinds: ks, Digits: digits, Seed: seed, HeldOut: split.held})
 				if err != nil {
-					return err
+					return fmt.Errorf("%s %d: %w", split.flag, split.n, err)
 				}
 				var convs []tasks.Conversation
 				var pairs []tasks.Pair
@@ -562,11 +591,20 @@ files.`,
 					if err := write(&b); err != nil {
 						return err
 					}
-					if err := atomicfile.WriteFile(filepath.Join(dir, name), []byte(b.String())); err != nil {
-						return err
-					}
+					out[name] = []byte(b.String())
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%d %s problems in %s\n", len(ps), split.name, dir)
+				said = append(said, fmt.Sprintf("%d %s problems in %s", len(ps), split.name, dir))
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			for _, name := range slices.Sorted(maps.Keys(out)) {
+				if err := atomicfile.WriteFile(filepath.Join(dir, name), out[name]); err != nil {
+					return err
+				}
+			}
+			for _, s := range said {
+				fmt.Fprintln(cmd.OutOrStdout(), s)
 			}
 			return nil
 		},

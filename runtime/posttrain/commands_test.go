@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,6 +67,84 @@ func TestCommands(t *testing.T) {
 	}
 	if out, err := runCmd(t, append([]string{"grpo", "--init", sftModel, "--problems", f("problems_train.jsonl"), "--val", f("problems_val.jsonl"), "--g", "2", "--max-new", "8", "--steps", "1", "--out", filepath.Join(dir, "grpo")}, common...)...); err != nil || !strings.Contains(out, "val_acc") {
 		t.Fatalf("grpo: %q %v", out, err)
+	}
+	// GRPO scored by a reward model keeps it on resume (it fell back to
+	// the verifiable reward): run.json names the folder.
+	grpoRM := filepath.Join(dir, "grpo-rm")
+	if out, err := runCmd(t, append([]string{"grpo", "--init", sftModel, "--problems", f("problems_train.jsonl"), "--reward-model", rm, "--g", "2", "--max-new", "8", "--steps", "2", "--stop-after", "1", "--checkpoint-every", "1", "--out", grpoRM}, common...)...); err != nil {
+		t.Fatalf("grpo --reward-model: %q %v", out, err)
+	}
+	var saved struct {
+		RewardModel string `json:"reward_model"`
+		Hyper       struct {
+			Steps int     `json:"steps"`
+			MinLR float64 `json:"min_lr"`
+		} `json:"hyper"`
+	}
+	readRun := func(dir string) {
+		t.Helper()
+		saved.RewardModel, saved.Hyper.Steps, saved.Hyper.MinLR = "", 0, 0
+		b, err := os.ReadFile(filepath.Join(dir, RunFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if readRun(grpoRM); saved.RewardModel != rm {
+		t.Errorf("grpo run.json reward_model %q, want %q", saved.RewardModel, rm)
+	}
+	if out, err := runCmd(t, "grpo", "--resume", grpoRM, "-q"); err != nil || !strings.Contains(out, "grpo: 2 steps") {
+		t.Fatalf("grpo --reward-model resume: %q %v", out, err)
+	}
+	// Another stage's folder is refused, not trained as this stage's.
+	if _, err := runCmd(t, "dpo", "--resume", sft, "-q"); err == nil || !strings.Contains(err.Error(), "holds a sft run, not a dpo run") {
+		t.Errorf("dpo --resume of an SFT run: %v", err)
+	}
+	// A new --steps is saved for later resumes; fewer than done is refused.
+	if _, err := runCmd(t, "sft", "--resume", sft, "--steps", "5", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	if readRun(sft); saved.Hyper.Steps != 5 {
+		t.Errorf("run.json steps %d after a resume to 5", saved.Hyper.Steps)
+	}
+	if _, err := runCmd(t, "sft", "--resume", sft, "--steps", "3", "-q"); err == nil || !strings.Contains(err.Error(), "--steps 3: the run in "+sft+" has done 5 steps already") {
+		t.Errorf("resume with fewer steps than done: %v", err)
+	}
+	// A folder whose run stopped before its first checkpoint says so, to
+	// a resume and to a new run.
+	early := filepath.Join(dir, "early")
+	os.MkdirAll(early, 0o755)
+	b, _ := os.ReadFile(filepath.Join(sft, RunFile))
+	os.WriteFile(filepath.Join(early, RunFile), b, 0o644)
+	if _, err := runCmd(t, "sft", "--resume", early, "-q"); err == nil || !strings.Contains(err.Error(), "no checkpoint in it") {
+		t.Errorf("resume before the first checkpoint: %v", err)
+	}
+	if _, err := runCmd(t, append([]string{"sft", "--init", base, "--data", f("sft_train.jsonl"), "--steps", "1", "--out", early}, common...)...); err == nil || !strings.Contains(err.Error(), "stopped before its first checkpoint") {
+		t.Errorf("new run into a folder stopped before its first checkpoint: %v", err)
+	}
+	// The default final rate follows a typed peak rate (it was fixed at
+	// the built-in peak's tenth, above a low --lr).
+	lowLR := filepath.Join(dir, "lowlr")
+	if out, err := runCmd(t, append([]string{"dpo", "--init", sftModel, "--data", f("prefs_train.jsonl"), "--lr", "1e-6", "--steps", "1", "--out", lowLR}, common...)...); err != nil {
+		t.Fatalf("dpo --lr 1e-6: %q %v", out, err)
+	}
+	if readRun(lowLR); math.Abs(saved.Hyper.MinLR-1e-7) > 1e-12 {
+		t.Errorf("min_lr %g after --lr 1e-6, want 1e-7", saved.Hyper.MinLR)
+	}
+	// A problem without an answer is refused, not read as 0.
+	noAns := filepath.Join(dir, "noans.jsonl")
+	os.WriteFile(noAns, []byte(`{"kind":"add","prompt":"What is 1+1?"}`+"\n"), 0o644)
+	if _, err := runCmd(t, "tasks", "pairs", "--model", sftModel, "--problems", noAns, "--out", filepath.Join(dir, "x.jsonl")); err == nil || !strings.Contains(err.Error(), `noans.jsonl:1: "answer" is missing`) {
+		t.Errorf("a problem without an answer: %v", err)
+	}
+	// A distillation that fails before its first step leaves no folder.
+	if _, err := runCmd(t, "distill", "--teacher", sftModel, "--fresh", "--data", filepath.Join(dir, "nope.txt"), "--steps", "1", "--out", filepath.Join(dir, "dnope")); err == nil {
+		t.Error("distill of a missing corpus succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dnope")); err == nil {
+		t.Error("a failed distillation left its folder")
 	}
 	if out, err := runCmd(t, "tasks", "eval", "--model", sftModel, "--problems", f("problems_val.jsonl"), "--max-new", "8", "--vs", base, "--reward-model", rm); err != nil || !strings.Contains(out, "exact match") || !strings.Contains(out, "win rate") {
 		t.Fatalf("tasks eval: %q %v", out, err)

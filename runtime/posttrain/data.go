@@ -155,6 +155,13 @@ func ParseProblems(name string, r io.Reader) ([]tasks.Problem, error) {
 		if strings.TrimSpace(p.Prompt) == "" {
 			return errors.New(`"prompt" is missing or empty`)
 		}
+		// An absent answer would read as 0 and be trained and scored as one.
+		var has struct {
+			Answer json.RawMessage `json:"answer"`
+		}
+		if json.Unmarshal(b, &has); has.Answer == nil || string(has.Answer) == "null" {
+			return errors.New(`"answer" is missing`)
+		}
 		out = append(out, p)
 		return nil
 	})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 
 	"github.com/modelc/modelc/runtime/train"
@@ -54,9 +53,6 @@ func Distill(ctx context.Context, cfg DistillConfig) (_ *Result, runErr error) {
 	}
 	if tp.Spec.MaxSeq < T {
 		return nil, fmt.Errorf("--teacher %s: max_seq %d is shorter than --seq %d", cfg.Teacher, tp.Spec.MaxSeq, T)
-	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, err
 	}
 	dataPath := cfg.Data
 	// The folder is checked and made before the corpus is tokenized into it.

@@ -77,6 +77,9 @@ func DPOTrain(ctx context.Context, cfg DPOConfig) (*Result, error) {
 	p := model.NewParams(cfg.Spec)
 	copy(p.Data, ref.Data)
 	cfg.Data, _ = filepath.Abs(cfg.Data)
+	if cfg.Val != "" { // resumed from another folder, a relative path would not be found
+		cfg.Val, _ = filepath.Abs(cfg.Val)
+	}
 	// The reference's log-probs, computed when a pair is first used and
 	// kept: the reference never changes (on resume too, it is the starting
 	// model, not the checkpoint).

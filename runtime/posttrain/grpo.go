@@ -40,6 +40,10 @@ type GRPOConfig struct {
 	Temp     float64 `json:"temperature"`
 	MaxNew   int     `json:"max_new"` // completion length bound
 	Updates  int     `json:"updates"` // optimizer updates per batch of samples
+	// RewardModel is the reward model run folder that scores completions,
+	// kept so that a resumed run scores as it did (empty: the verifiable
+	// reward); the command loads it into Reward.
+	RewardModel string `json:"reward_model,omitempty"`
 	// Reward scores completions (default VerifiableReward).
 	Reward RewardFunc `json:"-"`
 }
@@ -131,6 +135,9 @@ func GRPO(ctx context.Context, cfg GRPOConfig) (*Result, error) {
 	p := model.NewParams(cfg.Spec)
 	copy(p.Data, ref.Data)
 	cfg.Problems, _ = filepath.Abs(cfg.Problems)
+	if cfg.Val != "" { // resumed from another folder, a relative path would not be found
+		cfg.Val, _ = filepath.Abs(cfg.Val)
+	}
 	l := cfg.loop(cfg, e)
 	if err := l.start(p); err != nil {
 		return nil, err

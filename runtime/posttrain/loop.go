@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -158,11 +159,10 @@ func (l *loop) resume(p *model.Params) error {
 	}
 	statePath := filepath.Join(l.Out, train.StateFile)
 	if !l.Resume {
-		b, err := json.MarshalIndent(l.Info, "", "  ")
-		if err != nil {
-			return err
-		}
-		return atomicfile.WriteFile(filepath.Join(l.Out, RunFile), append(b, '\n'))
+		return l.writeInfo()
+	}
+	if _, err := os.Stat(statePath); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("resume %s: no checkpoint in it (the run stopped before its first): remove the folder and start the run again", l.Out)
 	}
 	st, err := train.LoadStateFor(statePath, p.Tensors)
 	if err != nil {
@@ -176,6 +176,9 @@ func (l *loop) resume(p *model.Params) error {
 	copy(l.opt.V, st.V)
 	l.opt.Step = st.AdamStep
 	l.step, l.tokens, l.elapsed, l.lastLoss = st.Step, st.Tokens, st.Elapsed, st.TrainLoss
+	if l.Hyper.Steps < l.step {
+		return fmt.Errorf("--steps %d: the run in %s has done %d steps already", l.Hyper.Steps, l.Out, l.step)
+	}
 	if l.Head != nil {
 		hs, err := train.LoadState(filepath.Join(l.Out, HeadStateFile))
 		if err != nil {
@@ -189,8 +192,21 @@ func (l *loop) resume(p *model.Params) error {
 		copy(l.headOpt.V, hs.V)
 		l.headOpt.Step = hs.AdamStep
 	}
-	l.metrics, err = readMetrics(filepath.Join(l.Out, train.MetricsFile), l.step)
-	return err
+	if l.metrics, err = readMetrics(filepath.Join(l.Out, train.MetricsFile), l.step); err != nil {
+		return err
+	}
+	// The settings now in force (a new --steps), or a later resume would
+	// go back to the old ones.
+	return l.writeInfo()
+}
+
+// writeInfo writes the run's settings to run.json.
+func (l *loop) writeInfo() error {
+	b, err := json.MarshalIndent(l.Info, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(l.Out, RunFile), append(b, '\n'))
 }
 
 func (l *loop) save() error {

@@ -164,6 +164,9 @@ func TrainReward(ctx context.Context, cfg RewardConfig) (*Result, error) {
 		return nil, err
 	}
 	cfg.Data, _ = filepath.Abs(cfg.Data)
+	if cfg.Val != "" { // resumed from another folder, a relative path would not be found
+		cfg.Val, _ = filepath.Abs(cfg.Val)
+	}
 	head := make([]float32, d)
 	headGrad := make([]float32, d)
 	l := cfg.loop(cfg, e)

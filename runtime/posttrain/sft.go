@@ -63,6 +63,9 @@ func SFT(ctx context.Context, cfg SFTConfig) (*Result, error) {
 	}
 	data, _ := filepath.Abs(cfg.Data)
 	cfg.Data = data
+	if cfg.Val != "" { // resumed from another folder, a relative path would not be found
+		cfg.Val, _ = filepath.Abs(cfg.Val)
+	}
 	l := cfg.loop(cfg, e)
 	if err := l.start(p); err != nil {
 		return nil, err
