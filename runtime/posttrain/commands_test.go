@@ -367,3 +367,21 @@ func TestGenBadFlagsMakeNoFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestGenFailsWhole: tasks gen that cannot make its held-out split names
+// the flag and leaves the folder's old data whole (it used to replace the
+// training files first).
+func TestGenFailsWhole(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := runCmd(t, "tasks", "gen", "--dir", dir, "--n", "10", "--n-val", "2", "--kinds", "add"); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(filepath.Join(dir, "problems_train.jsonl"))
+	_, err := runCmd(t, "tasks", "gen", "--dir", dir, "--digits", "1", "--kinds", "add", "--n", "5", "--n-val", "100")
+	if err == nil || !strings.HasPrefix(err.Error(), "--n-val 100: ") {
+		t.Errorf("too many held-out problems: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "problems_train.jsonl")); !bytes.Equal(b, old) {
+		t.Error("the failed run replaced problems_train.jsonl")
+	}
+}
