@@ -54,6 +54,16 @@ func TestCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "sft: 4 steps") || !strings.Contains(out, "val_loss") {
 		t.Fatalf("sft resume: %q %v", out, err)
 	}
+	// val_loss is pretraining's field of a metrics line, not again in extra.
+	ml, _ := os.ReadFile(filepath.Join(sft, train.MetricsFile))
+	if !bytes.Contains(ml, []byte(`"val_loss"`)) {
+		t.Error("no val_loss in the SFT metrics")
+	}
+	for _, line := range strings.Split(string(ml), "\n") {
+		if strings.Count(line, `"val_loss"`) > 1 {
+			t.Errorf("val_loss twice in %s", line)
+		}
+	}
 	sftModel := filepath.Join(sft, "model.gguf")
 	rm := filepath.Join(dir, "rm")
 	if out, err := runCmd(t, append([]string{"reward", "train", "--init", sftModel, "--data", f("rankings_train.jsonl"), "--val", f("prefs_val.jsonl"), "--steps", "3", "--out", rm}, common...)...); err != nil || !strings.Contains(out, "val_acc") {

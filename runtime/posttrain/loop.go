@@ -306,16 +306,20 @@ func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), s
 				m.Extra = map[string]float64{}
 			}
 			for k, v := range ev {
-				m.Extra[k] = v
-				if k == "val_loss" {
-					v := v
+				if k == "val_loss" { // pretraining's field, not again in extra
 					m.ValLoss = &v
+					continue
 				}
+				m.Extra[k] = v
 			}
 		}
 		l.metrics = append(l.metrics, m)
-		if l.step%every == 0 || final || m.Extra["val_loss"] != 0 {
-			fmt.Fprintf(l.Log, "step %d/%d  loss %.4f  lr %.2e%s\n", l.step, h.Steps, r.Loss, lr, fmtExtra(m.Extra))
+		if l.step%every == 0 || final || m.ValLoss != nil {
+			val := ""
+			if m.ValLoss != nil {
+				val = fmt.Sprintf("  val_loss %.4g", *m.ValLoss)
+			}
+			fmt.Fprintf(l.Log, "step %d/%d  loss %.4f  lr %.2e%s%s\n", l.step, h.Steps, r.Loss, lr, val, fmtExtra(m.Extra))
 		}
 		if (h.CkptEvery > 0 && l.step%h.CkptEvery == 0) || final {
 			if err := l.save(); err != nil {
