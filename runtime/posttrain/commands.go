@@ -318,6 +318,13 @@ func (c *cmds) rewardScoreCmd() *cobra.Command {
 			if seq < 1 {
 				return fmt.Errorf("--seq: must be ≥ 1, got %d", seq)
 			}
+			fl := cmd.Flags()
+			switch {
+			case data != "" && (fl.Changed("prompt") || fl.Changed("reply")):
+				return errors.New("--data scores a file's pairs; --prompt and --reply score one reply: give one or the other")
+			case data == "" && !(fl.Changed("prompt") && fl.Changed("reply")):
+				return errors.New("--prompt and --reply, or --data FILE, are required")
+			}
 			tok, err := loadTokenizer(tokPath, filepath.Join(dir, "model.gguf"))
 			if err != nil {
 				return err
@@ -329,9 +336,6 @@ func (c *cmds) rewardScoreCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if data == "" {
-				if prompt == "" {
-					return errors.New("--prompt and --reply, or --data FILE, are required")
-				}
 				r, err := rm.Score(prompt, reply)
 				if err != nil {
 					return err
@@ -484,6 +488,9 @@ cross-entropy, comparable with --alpha 0 (hard labels only).`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			saved := cfg
+			if fresh && cf.c.Init != "" {
+				return errors.New("--fresh starts from random weights, --init from a model: give one of them")
+			}
 			if fresh && cf.c.Init == "" && cf.resume == "" {
 				// Satisfied below; meanwhile the teacher lends its vocabulary
 				// when --tokenizer is left out.
@@ -540,6 +547,10 @@ files.`,
 		Example: fmt.Sprintf("  %s tasks gen --dir data/ --n 5000 --n-val 200", c.name),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
+			// The library's 0 means its default; typed, it is a mistake.
+			if digits < 1 || digits > 9 {
+				return fmt.Errorf("--digits: must be between 1 and 9, got %d", digits)
+			}
 			var ks []string
 			if kinds != "" {
 				ks = strings.Split(kinds, ",")
@@ -638,6 +649,9 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 			if vs != "" && rmDir == "" {
 				return errors.New("--vs needs --reward-model DIR to judge")
 			}
+			if rmDir != "" && vs == "" {
+				return errors.New("--reward-model judges replies against --vs MODEL's: give --vs too")
+			}
 			if maxNew < 1 || seq < 1 {
 				return fmt.Errorf("--max-new and --seq: must be ≥ 1, got %d and %d", maxNew, seq)
 			}
@@ -668,6 +682,18 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The second model and the judge load before the evaluation, so
+			// that a wrong one fails at once, not after the first results.
+			var ref model.Model
+			var rm *RewardModel
+			if vs != "" {
+				if ref, err = load(vs); err != nil {
+					return fmt.Errorf("--vs: %w", err)
+				}
+				if rm, err = LoadRewardModel(rmDir, cm, min(seq, c.spec.MaxSeq)); err != nil {
+					return err
+				}
+			}
 			var showFn func(tasks.Problem, string)
 			if show > 0 {
 				showFn = func(p tasks.Problem, reply string) {
@@ -684,17 +710,6 @@ func (c *cmds) tasksEvalCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "exact match %.4f  format %.4f  (%d problems)\n", acc, format, len(ps))
 			if vs == "" {
 				return nil
-			}
-			if rmDir == "" {
-				return errors.New("--vs needs --reward-model DIR to judge")
-			}
-			ref, err := load(vs)
-			if err != nil {
-				return err
-			}
-			rm, err := LoadRewardModel(rmDir, cm, min(seq, c.spec.MaxSeq))
-			if err != nil {
-				return err
 			}
 			wins, ties := 0, 0
 			for i, p := range ps {

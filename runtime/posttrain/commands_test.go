@@ -395,3 +395,23 @@ func TestGenFailsWhole(t *testing.T) {
 		t.Error("the failed run replaced problems_train.jsonl")
 	}
 }
+
+// TestFlagsNotIgnored: flag combinations that one of the flags would have
+// been silently dropped from are refused, naming the flags.
+func TestFlagsNotIgnored(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"distill", "--teacher", "t.gguf", "--fresh", "--init", "s.gguf", "--data", "c.txt", "--steps", "1"}, "--fresh starts from random weights, --init from a model"},
+		{[]string{"tasks", "eval", "--model", "m.gguf", "--problems", "p.jsonl", "--reward-model", "rm"}, "--reward-model judges replies against --vs MODEL's"},
+		{[]string{"reward", "score", "--model", "rm", "--data", "p.jsonl", "--prompt", "hi"}, "--data scores a file's pairs; --prompt and --reply score one reply"},
+		{[]string{"reward", "score", "--model", "rm", "--prompt", "hi"}, "--prompt and --reply, or --data FILE, are required"},
+		{[]string{"tasks", "gen", "--dir", filepath.Join(dir, "d"), "--digits", "0"}, "--digits: must be between 1 and 9, got 0"},
+	} {
+		if _, err := runCmd(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}

@@ -89,6 +89,9 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 				return err
 			}
 			f := cmd.Flags()
+			if f.Changed("mask-id") && model.Causal(c.spec) {
+				return errors.New("--mask-id: this model predicts the next token; a mask token is for a masked (objective: masked) model")
+			}
 			cfg := Config{Spec: c.spec, Factory: c.factory, Quiet: quiet, Log: cmd.ErrOrStderr()}
 			if resume != "" {
 				if f.Changed("data") || f.Changed("init") {
@@ -245,6 +248,9 @@ prints the mean cross-entropy per token and its exponential, the perplexity.`,
 			}
 			if batch < 1 || seq < 1 {
 				return fmt.Errorf("--batch and --seq must be ≥ 1, got %d and %d", batch, seq)
+			}
+			if cmd.Flags().Changed("mask-id") && model.Causal(c.spec) {
+				return errors.New("--mask-id: this model predicts the next token; a mask token is for a masked (objective: masked) model")
 			}
 			p, f, err := checkpoint.Load(modelPath)
 			if err != nil {

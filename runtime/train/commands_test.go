@@ -344,3 +344,17 @@ func TestEvalInterrupted(t *testing.T) {
 		t.Errorf("eval after Ctrl-C: %v (output %q)", err, o.String())
 	}
 }
+
+// TestMaskIDCausal: --mask-id on a next-token model is refused, not ignored.
+func TestMaskIDCausal(t *testing.T) {
+	s := &spec.Spec{Name: "tiny", Vocab: 512, Dim: 16, Layers: 1, Heads: 2, KVHeads: 1, FFNDim: 32, MaxSeq: 32}
+	s.SetDefaults()
+	for _, args := range [][]string{
+		{"train", "--data", "x.txt", "--steps", "1", "--mask-id", "3"},
+		{"eval", "--model", "m.gguf", "--data", "x.txt", "--mask-id", "3"},
+	} {
+		if _, _, err := runCmd(t, s, args...); err == nil || !strings.HasPrefix(err.Error(), "--mask-id: this model predicts the next token") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
