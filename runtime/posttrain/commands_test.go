@@ -54,6 +54,9 @@ func TestCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "sft: 4 steps") || !strings.Contains(out, "val_loss") {
 		t.Fatalf("sft resume: %q %v", out, err)
 	}
+	if _, err := os.Stat(filepath.Join(sft, train.PlotFile)); err != nil {
+		t.Errorf("the SFT run has no loss curve: %v", err)
+	}
 	// val_loss is pretraining's field of a metrics line, not again in extra.
 	ml, _ := os.ReadFile(filepath.Join(sft, train.MetricsFile))
 	if !bytes.Contains(ml, []byte(`"val_loss"`)) {

@@ -233,6 +233,16 @@ func (l *loop) save() error {
 	if err := checkpoint.SaveGGUF(filepath.Join(l.Out, train.ModelFile), l.p, l.TokMeta, false); err != nil {
 		return err
 	}
+	if len(l.metrics) > 0 {
+		ms := make([]train.Metric, len(l.metrics))
+		for i, m := range l.metrics {
+			ms[i] = m.Metric
+		}
+		title := fmt.Sprintf("%s, %s: %d steps", nameOr(l.Spec.Name, "model"), filepath.Base(l.Out), l.step)
+		if err := train.PlotLoss(filepath.Join(l.Out, train.PlotFile), title, ms); err != nil {
+			return err
+		}
+	}
 	return writeMetrics(filepath.Join(l.Out, train.MetricsFile), l.metrics)
 }
 
