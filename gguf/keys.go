@@ -31,6 +31,7 @@ const (
 	KeyEOS            = "tokenizer.ggml.eos_token_id"
 	KeyUNK            = "tokenizer.ggml.unknown_token_id"
 	KeyPAD            = "tokenizer.ggml.padding_token_id"
+	KeyMask           = "tokenizer.ggml.mask_token_id"
 	KeyAddBOS         = "tokenizer.ggml.add_bos_token"
 	KeyAddEOS         = "tokenizer.ggml.add_eos_token"
 	KeyChatTemplate   = "tokenizer.chat_template"

@@ -277,6 +277,17 @@ prints the mean cross-entropy per token and its exponential, the perplexity.`,
 			if err != nil {
 				return err
 			}
+			// A masked model file says the mask token it was trained with.
+			if f != nil && f.Has(gguf.KeyMask) {
+				id, err := f.Uint32(gguf.KeyMask)
+				if err != nil {
+					return fmt.Errorf("%s: %w", modelPath, err)
+				}
+				if cmd.Flags().Changed("mask-id") && mask != int(id) {
+					return fmt.Errorf("--mask-id %d: %s was trained with mask token %d", mask, modelPath, id)
+				}
+				mask = int(id)
+			}
 			obj, err := objective(&s, mask, tok)
 			if err != nil {
 				return err

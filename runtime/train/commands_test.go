@@ -103,10 +103,28 @@ func TestTrainEvalCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--mask-id") {
 		t.Fatalf("masked without mask id: %v", err)
 	}
-	_, _, err = runCmd(t, &ms, "train", "--data", text, "--tokenizer", tokPath, "--steps", "2", "--out", filepath.Join(t.TempDir(), "m"),
-		"--quiet", "--mask-id", "0", "--batch", "2", "--seq", "16")
+	mrun := filepath.Join(t.TempDir(), "m")
+	_, _, err = runCmd(t, &ms, "train", "--data", text, "--tokenizer", tokPath, "--steps", "2", "--out", mrun,
+		"--quiet", "--mask-id", "3", "--batch", "2", "--seq", "16")
 	if err != nil {
 		t.Fatalf("masked run: %v", err)
+	}
+	// The model file keeps its mask token: eval needs no --mask-id, gives
+	// the loss it gives with the right one, and refuses another.
+	mfile := filepath.Join(mrun, ModelFile)
+	evalOut := func(extra ...string) (string, error) {
+		out, _, err := runCmd(t, &ms, append([]string{"eval", "--model", mfile, "--data", text, "--max-batches", "2", "--seq", "16"}, extra...)...)
+		return out, err
+	}
+	plain, err := evalOut()
+	if err != nil {
+		t.Fatalf("eval of the masked model without --mask-id: %v", err)
+	}
+	if same, err := evalOut("--mask-id", "3"); err != nil || same != plain {
+		t.Errorf("eval --mask-id 3: %q %v, without: %q", same, err, plain)
+	}
+	if _, err := evalOut("--mask-id", "4"); err == nil || !strings.Contains(err.Error(), "was trained with mask token 3") {
+		t.Errorf("eval with another mask id: %v", err)
 	}
 }
 

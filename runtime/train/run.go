@@ -604,6 +604,10 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 	if g, ok := cfg.Tokenizer.(GGUFMetadataer); ok {
 		tokMeta = g.GGUFMetadata()
 	}
+	if obj.Masked {
+		// eval reads it back: another id would be scored without a word.
+		tokMeta = append(tokMeta, gguf.KV{Key: gguf.KeyMask, Value: uint32(obj.MaskID)})
+	}
 	lastSaved := res.Step
 	if st == nil {
 		lastSaved = -1
