@@ -804,6 +804,13 @@ test a reward model on the mistakes this model actually makes.`,
 			if err != nil {
 				return err
 			}
+			// Made now, so that an --out that cannot be written fails before
+			// the sampling, not after it.
+			outFile, err := atomicfile.Create(out)
+			if err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			defer outFile.Abort()
 			t0, last := time.Now(), time.Time{}
 			pw := cmd.ErrOrStderr()
 			progress := func(done, np int) {
@@ -819,11 +826,10 @@ test a reward model on the mistakes this model actually makes.`,
 			if err != nil {
 				return err
 			}
-			var b strings.Builder
-			if err := tasks.WriteJSONL(&b, pairs); err != nil {
-				return err
+			if err := tasks.WriteJSONL(outFile, pairs); err != nil {
+				return fmt.Errorf("--out: %w", err)
 			}
-			if err := atomicfile.WriteFile(out, []byte(b.String())); err != nil {
+			if err := outFile.Commit(); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d pairs from %d problems in %s\n", len(pairs), len(ps), out)

@@ -152,6 +152,10 @@ func TestCommands(t *testing.T) {
 	if _, err := runCmd(t, "tasks", "pairs", "--model", sftModel, "--problems", noAns, "--out", filepath.Join(dir, "x.jsonl")); err == nil || !strings.Contains(err.Error(), `noans.jsonl:1: "answer" is missing`) {
 		t.Errorf("a problem without an answer: %v", err)
 	}
+	// An --out that cannot be written fails before the sampling.
+	if _, err := runCmd(t, "tasks", "pairs", "--model", sftModel, "--problems", f("problems_val.jsonl"), "--out", filepath.Join(dir, "no", "p.jsonl")); err == nil || !strings.HasPrefix(err.Error(), "--out: create ") {
+		t.Errorf("tasks pairs into a missing folder: %v", err)
+	}
 	// A distillation that fails before its first step leaves no folder.
 	if _, err := runCmd(t, "distill", "--teacher", sftModel, "--fresh", "--data", filepath.Join(dir, "nope.txt"), "--steps", "1", "--out", filepath.Join(dir, "dnope")); err == nil {
 		t.Error("distill of a missing corpus succeeded")
