@@ -62,6 +62,9 @@ func (c *GRPOConfig) checkGRPO() error {
 		return fmt.Errorf("%s: must be a number > 0 to sample a group, got %g", n.Name("temperature"), c.Temp)
 	case c.MaxNew < 1:
 		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("max-new"), c.MaxNew)
+	case c.MaxNew >= c.Seq:
+		// Prompt and completion are one sequence of at most --seq tokens.
+		return fmt.Errorf("%s: a completion and its prompt must fit %s %d, got %d", n.Name("max-new"), n.Name("seq"), c.Seq, c.MaxNew)
 	case c.Updates < 1:
 		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("updates"), c.Updates)
 	}

@@ -205,6 +205,12 @@ func TestGRPOErrors(t *testing.T) {
 			t.Errorf("bad flags accepted: %+v", c)
 		}
 	}
+	// A completion longer than the sequence is refused, not cut silently.
+	c := grpoConfig(t, dir)
+	c.Out, c.MaxNew = filepath.Join(dir, "z"), c.Seq
+	if _, err := GRPO(context.Background(), c); err == nil || !strings.Contains(err.Error(), "a completion and its prompt must fit --seq") {
+		t.Errorf("--max-new = --seq: %v", err)
+	}
 }
 
 // countingModel is a model a test factory hands out, counting the binds.
