@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/modelc/modelc/runtime/posttrain/tasks"
@@ -55,12 +56,42 @@ func strictUnmarshal(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		// Said in the file's terms, not Go's ("Go value of type
+		// tasks.Conversation").
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			where := "the line"
+			if te.Field != "" {
+				where = fmt.Sprintf("%q", te.Field)
+			}
+			return fmt.Errorf("malformed JSON: %s: want %s, got %s", where, jsonKind(te.Type), te.Value)
+		}
 		return fmt.Errorf("malformed JSON: %w", err)
 	}
 	if dec.More() {
 		return errors.New("malformed JSON: more than one value on the line")
 	}
 	return nil
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.Kind().String()
 }
 
 // ParseConversations reads JSON lines {"messages":[{"role","content"}...]}.

@@ -153,6 +153,10 @@ func TestBadConversations(t *testing.T) {
 		{`{"messages":[{"role":"bot","content":"hi"}]}`, `x.jsonl:1: message 0: role "bot"`},
 		{`{"messages":[]}`, `x.jsonl:1: no "messages"`},
 		{`{"msgs":[]}`, `x.jsonl:1: malformed JSON: json: unknown field "msgs"`},
+		// Types in the file's terms, not Go's.
+		{`{"messages":"hi"}`, `x.jsonl:1: malformed JSON: "messages": want a list, got string`},
+		{`{"messages":[{"role":"user","content":7}]}`, `x.jsonl:1: malformed JSON: "messages.content": want a string, got number`},
+		{`"hi"`, `x.jsonl:1: malformed JSON: the line: want an object, got string`},
 		{``, `x.jsonl: no conversations`},
 	} {
 		_, err := ParseConversations("x.jsonl", strings.NewReader(c.in))
