@@ -2,8 +2,10 @@ package tokenizer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,11 @@ import (
 func FromGGUF(f *gguf.File) (Tokenizer, error) {
 	model, err := f.String(gguf.KeyTokenizerModel)
 	if err != nil {
+		if !hasVocabKeys(f) {
+			// A model GGUF written without its vocabulary: say so rather
+			// than name the first key looked for.
+			return nil, fmt.Errorf("tokenizer: the GGUF file holds no vocabulary (no tokenizer.ggml.* metadata)")
+		}
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	switch model {
@@ -25,6 +32,15 @@ func FromGGUF(f *gguf.File) (Tokenizer, error) {
 		return ByteLevelFromGGUF(f) // the byte-level side (bytelevel_gguf.go)
 	}
 	return nil, fmt.Errorf("tokenizer: %s %q: %w (only \"llama\" and \"gpt2\")", gguf.KeyTokenizerModel, model, errNotSupported)
+}
+
+func hasVocabKeys(f *gguf.File) bool {
+	for _, kv := range f.KV {
+		if strings.HasPrefix(kv.Key, "tokenizer.ggml.") {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadGGUF opens a GGUF file and builds its tokenizer.
@@ -90,11 +106,49 @@ func Load(path string, vocabSize int) (Tokenizer, error) {
 		}
 		// Not a ModelProto after all: a tokenizer.bin can start alike.
 	}
-	t, err := LoadLlama2C(path, vocabSize)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	return t, nil
+	t, err := ParseLlama2C(data, vocabSize)
+	switch {
+	case err == nil:
+		return t, nil
+	case looksLikeLlama2C(data):
+		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
+	}
+	// A tokenizer.bin has no magic, so every other file ends up here; when
+	// it does not even start like one, the parse error alone ("length
+	// 1702521204 out of range" for a text file) hides what went wrong.
+	return nil, fmt.Errorf("tokenizer: %s is not a recognised tokenizer file (GGUF vocabulary, GPT-2 encoder.json + vocab.bpe or their directory, SentencePiece tokenizer.model, llama2.c tokenizer.bin); read as tokenizer.bin: %w", path, err)
+}
+
+// looksLikeLlama2C: a tokenizer.bin starts with max_token_length (1 to
+// maxLlama2CPiece), then records of a finite score and a text no longer
+// than that; the first eight (or all, if fewer) are checked, enough to
+// tell a text file or a checkpoint header apart.
+func looksLikeLlama2C(b []byte) bool {
+	le := binary.LittleEndian
+	if len(b) < 4 {
+		return false
+	}
+	maxLen := int64(int32(le.Uint32(b)))
+	if maxLen < 1 || maxLen > maxLlama2CPiece {
+		return false
+	}
+	off := 4
+	for i := 0; i < 8 && off < len(b); i++ {
+		if len(b)-off < 8 {
+			return false
+		}
+		score := float64(math.Float32frombits(le.Uint32(b[off:])))
+		ln := int64(int32(le.Uint32(b[off+4:])))
+		if math.IsNaN(score) || math.IsInf(score, 0) || ln < 0 || ln > maxLen || int64(len(b)-off-8) < ln {
+			return false
+		}
+		off += 8 + int(ln)
+	}
+	return true
 }
 
 // looksLikeModelProto: a SentencePiece ModelProto starts with field 1

@@ -268,3 +268,43 @@ func TestWriteLlama2CRoundTrip(t *testing.T) {
 		t.Fatalf("rewritten tokenizer.bin differs (%d vs %d bytes)", len(a), len(b))
 	}
 }
+
+// TestLoadNotATokenizer: a file of no tokenizer format is named as such
+// (with the tokenizer.bin parse error kept), a real tokenizer.bin keeps its
+// plain error, and a GGUF without tokenizer.ggml.* keys holds no vocabulary.
+func TestLoadNotATokenizer(t *testing.T) {
+	for _, c := range []struct {
+		path   string
+		detail string
+	}{
+		{spmFile(t, "text", "tinyshakespeare.txt"), "token 0 at offset 8: length 1702521204 out of range"},
+		{spmFile(t, "models", "stories260K.bin"), "token 2 at offset 31: length 265839806 out of range"},
+	} {
+		_, err := Load(c.path, 0)
+		if err == nil || !strings.Contains(err.Error(), c.path+" is not a recognised tokenizer file") || !strings.Contains(err.Error(), c.detail) {
+			t.Errorf("%s: error %v", c.path, err)
+		}
+	}
+	_, err := Load(spmFile(t, "models", "tok512.bin"), 513)
+	if err == nil || strings.Contains(err.Error(), "recognised") || !strings.Contains(err.Error(), "vocab size 513 given but the file ends after 512 tokens") {
+		t.Errorf("tokenizer.bin of the wrong size: %v", err)
+	}
+
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model.gguf")
+	if err := gguf.WriteFile(model, []gguf.KV{{Key: "general.architecture", Value: "llama"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(model, 0)
+	if err == nil || !strings.Contains(err.Error(), model) || !strings.Contains(err.Error(), "holds no vocabulary (no tokenizer.ggml.* metadata)") {
+		t.Errorf("GGUF without a vocabulary: %v", err)
+	}
+	// With some tokenizer keys, the missing one is named.
+	partial := filepath.Join(dir, "partial.gguf")
+	if err := gguf.WriteFile(partial, []gguf.KV{{Key: gguf.KeyTokens, Value: []string{"a"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = Load(partial, 0); err == nil || !strings.Contains(err.Error(), gguf.KeyTokenizerModel) {
+		t.Errorf("GGUF without tokenizer.ggml.model: %v", err)
+	}
+}

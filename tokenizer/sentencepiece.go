@@ -306,6 +306,10 @@ type EncodeOptions struct {
 	// "<|im_start|>") in the input map to their ids instead of being
 	// tokenized as plain text. Leave it off for untrusted text.
 	ParseSpecial bool
+	// Continue says the text goes on from earlier text (the next chunk of
+	// a file), so it gets no dummy prefix: encoding a text in pieces cut
+	// where no piece can span (at a newline) then gives its whole ids.
+	Continue bool
 }
 
 // Encode tokenizes text exactly as llama2.c run.c's encode() does: optional
@@ -350,7 +354,7 @@ func (t *SentencePiece) encode(text string, o EncodeOptions, wantSpans bool) ([]
 		}
 	}
 	var m merger
-	prevSpecial := true // the first text fragment gets the dummy prefix
+	prevSpecial := !o.Continue // the first text fragment gets the dummy prefix
 	err := t.specials.split(text, o.ParseSpecial, func(start, end, special int) error {
 		if special >= 0 {
 			ids = append(ids, special)
@@ -601,9 +605,10 @@ func (t *SentencePiece) appendPiece(dst []byte, prev, next int) []byte {
 			return append(dst, b)
 		}
 	}
-	// run.c drops the space after BOS; any control token is treated alike
-	// because Encode puts a dummy prefix after every special (llama.cpp).
-	if t.prefix && prev >= 0 && prev < len(t.types) && t.types[prev] == TokenControl && strings.HasPrefix(p, " ") {
+	// run.c drops the space after BOS; any control or user-defined token
+	// is treated alike because Encode puts a dummy prefix after every
+	// special (llama.cpp), so decode gives the encoded text back.
+	if t.prefix && prev >= 0 && prev < len(t.types) && (t.types[prev] == TokenControl || t.types[prev] == TokenUserDefined) && strings.HasPrefix(p, " ") {
 		p = p[1:]
 	}
 	return append(dst, p...)

@@ -114,3 +114,34 @@ func TestEncodeOffsets(t *testing.T) {
 		t.Fatalf("spans cover %q", sb.String())
 	}
 }
+
+// TestEncodeChatUserDefinedMarkers: with the chat markers user-defined (as
+// `tokenizer train --special` makes them), EncodeChat places the dummy
+// prefix as Encode does (after every special, as llama.cpp does) and decode
+// drops it again, so the ids decode to the rendered text exactly.
+func TestEncodeChatUserDefinedMarkers(t *testing.T) {
+	tm, _ := ChatTemplate("chatml")
+	text := strings.Repeat("Be brief. Hi there, how are you? Hello! is a marker.\n", 40)
+	v, err := Train(strings.NewReader(text), TrainOptions{VocabSize: 320, Style: StyleSentencePiece, Special: tm.Specials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.SentencePiece()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := tm.Render(chatConv[:3], false)
+	ids, _, err := tok.EncodeChat(c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := tok.Decode(ids); back != c.Text {
+		t.Fatalf("EncodeChat decodes as %q, want %q", back, c.Text)
+	}
+	// The same ids as Encode where the content holds no marker.
+	c, _ = tm.Render([]Message{{Role: RoleUser, Content: "Hi there"}}, false)
+	plain, _ := tok.Encode(c.Text, false, false)
+	if ids, _, _ = tok.EncodeChat(c, false); !sameIDs(ids, plain) {
+		t.Fatalf("EncodeChat %v, Encode %v", ids, plain)
+	}
+}

@@ -266,12 +266,9 @@ func TestTrainSpecialsAndGGUF(t *testing.T) {
 		if !strings.Contains(fmt.Sprint(a), fmt.Sprint(sep)) {
 			t.Fatalf("%v: <|sep|> (%d) not one token in %v", style, sep, a)
 		}
-		// SentencePiece puts a space after each special (as llama.cpp
-		// does), so only the byte-level decode is exact around them.
-		if style == StyleByteLevel {
-			if d, err := tok.Decode(a); err != nil || d != in {
-				t.Fatalf("%v: decode %q %v", style, d, err)
-			}
+		// No dummy space after a user-defined special: decode is exact.
+		if d, err := tok.Decode(a); err != nil || d != in {
+			t.Fatalf("%v: decode %q %v", style, d, err)
 		}
 		plain := "three one two four"
 		ids, _ := tok.Encode(plain, false, false)

@@ -10,6 +10,7 @@ import (
 	"github.com/modelc/modelc/internal/mmap"
 	"io"
 	"os"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/modelc/modelc/tokenizer"
@@ -215,10 +216,10 @@ func WriteTokens(path string, ids []int, vocab int) error {
 	return tw.commit()
 }
 
-// chunkSize is about how much text is encoded at once. Text is cut at a
-// blank line (else a newline) so that tokenizers that treat the start of
-// their input specially (a SentencePiece dummy prefix) see few cuts.
-const chunkSize = 1 << 16
+// chunkSize is about how much text is encoded at once (a variable so tests
+// can make many chunks of a small file). cutPoint places the cuts so that
+// the chunks encode to the ids of the whole text.
+var chunkSize = 1 << 16
 
 // ErrEmptyCorpus is returned for corpora without any text.
 var ErrEmptyCorpus = errors.New("empty corpus")
@@ -261,15 +262,16 @@ func encodeFile(tw *tokenWriter, path string, tok tokenizer.Tokenizer) error {
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		return fmt.Errorf("%s: is a directory, not a text file", path)
 	}
+	encode := chunkEncoder(tok)
 	r := bufio.NewReaderSize(f, 4*chunkSize)
 	var pending []byte
 	first := true
 	var off int64
 	flush := func(text []byte) error {
-		if !utf8.Valid(text) {
-			return fmt.Errorf("%s: invalid UTF-8 near byte offset %d", path, off)
+		if i := invalidUTF8(text); i >= 0 {
+			return fmt.Errorf("%s: invalid UTF-8 at byte offset %d", path, off+int64(i))
 		}
-		ids, err := tok.Encode(string(text), first, false)
+		ids, err := encode(string(text), first)
 		if err != nil {
 			return fmt.Errorf("%s: byte offset %d: encode: %w", path, off, err)
 		}
@@ -301,15 +303,68 @@ func encodeFile(tw *tokenWriter, path string, tok tokenizer.Tokenizer) error {
 	return nil
 }
 
-// cutPoint picks where to end a chunk of text (len ≥ 4·chunkSize): after the
-// first blank line past chunkSize, else after a newline, else at a UTF-8
-// boundary.
-func cutPoint(b []byte) int {
-	if i := bytes.Index(b[chunkSize:], []byte("\n\n")); i >= 0 && chunkSize+i+2 < len(b) {
-		return chunkSize + i + 2
+// chunkEncoder returns the encoding of one chunk of a file: BOS before the
+// first only, and for SentencePiece the dummy prefix too (it marks the start
+// of the text; before a later chunk it would be a stray space).
+func chunkEncoder(tok tokenizer.Tokenizer) func(text string, first bool) ([]int, error) {
+	if sp, ok := tok.(*tokenizer.SentencePiece); ok {
+		return func(text string, first bool) ([]int, error) {
+			return sp.EncodeWith(text, tokenizer.EncodeOptions{BOS: first, Continue: !first})
+		}
 	}
-	if i := bytes.IndexByte(b[chunkSize:], '\n'); i >= 0 {
-		return chunkSize + i + 1
+	return func(text string, first bool) ([]int, error) { return tok.Encode(text, first, false) }
+}
+
+// invalidUTF8 returns the index of the first byte of b that is not part of
+// valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, w := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && w == 1 {
+			return i
+		}
+		i += w
+	}
+	return -1
+}
+
+// cutPoint picks where to end a chunk of text (len ≥ 4·chunkSize), past
+// chunkSize, so that encoding the chunks one after the other gives the ids
+// of the whole text: before a newline that is
+//
+//  1. the second of a blank line that text follows ("\n|\nX"), else
+//  2. next to a non-space character ("X|\n" or "\r|\nX"), else
+//  3. at a UTF-8 boundary, where a token may be split (no newline in
+//     3·chunkSize of text).
+//
+// Cuts 1 and 2 fall between pre-tokens of GPT-2's regex. A whitespace run
+// followed by a non-space splits as \s+(?!\S), the run less its last
+// character, then that character ("\n" does not join the next word as " "
+// does): "…\r\n\nX" is "…\r\n" "\n" "X" whatever precedes the run, and
+// chunk one's "…\r\n" is a run at the end of its text, which \s+ takes
+// whole. No pre-token reaches from a non-space into the whitespace after
+// it. For SentencePiece "\n" is a byte-fallback token in Llama's,
+// llama2.c's and modelc's vocabularies (no piece holds it), which never
+// merges, so no merge reaches across the cut. ("\r" is not: Llama has
+// ".\r".) A vocabulary with pieces holding "\n" could still merge across.
+func cutPoint(b []byte) int {
+	// Stop utf8.UTFMax short of the end so the character after a cut is
+	// always whole.
+	end := len(b) - utf8.UTFMax
+	spaceAfter := func(q int) bool { r, _ := utf8.DecodeRune(b[q+1:]); return unicode.IsSpace(r) }
+	spaceBefore := func(q int) bool { r, _ := utf8.DecodeLastRune(b[:q]); return unicode.IsSpace(r) }
+	for q := chunkSize; q < end; q++ {
+		if b[q] == '\n' && b[q-1] == '\n' && !spaceAfter(q) {
+			return q
+		}
+	}
+	for q := chunkSize; q < end; q++ {
+		if b[q] == '\n' && (!spaceBefore(q) || !spaceAfter(q)) {
+			return q
+		}
 	}
 	c := chunkSize
 	for c < len(b) && !utf8.RuneStart(b[c]) {

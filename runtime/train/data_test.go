@@ -2,6 +2,7 @@ package train
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/tokenizer"
 )
 
 // sharedData finds /work/shared/data: the "shared/data" sibling of the
@@ -233,5 +235,101 @@ func TestSplitAndWindows(t *testing.T) {
 	}
 	if w := Windows(val, 5, 4, 0); len(w) != 2 || w[0] != 90 || w[1] != 94 {
 		t.Fatalf("windows %v", w)
+	}
+}
+
+// prepared runs PrepareData on one file and returns the ids written.
+func prepared(t *testing.T, path string, tok tokenizer.Tokenizer) []int {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "p.tok")
+	if _, err := PrepareData([]string{path}, tok, out); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := OpenTokens(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer toks.Close()
+	ids := make([]int, toks.Len())
+	for i := range ids {
+		ids[i] = int(toks.At(i))
+	}
+	return ids
+}
+
+// TestPrepareDataChunksMatchWholeFile: with small chunks (hundreds of cuts
+// in Shakespeare) the token file holds exactly the ids of encoding each
+// file at once, BOS first, for a SentencePiece (Llama) and a byte-level
+// (GPT-2) vocabulary; also with the blank lines gone (cuts before a
+// newline) and with CRLF line ends (cuts before "\r").
+func TestPrepareDataChunksMatchWholeFile(t *testing.T) {
+	defer func(n int) { chunkSize = n }(chunkSize)
+	chunkSize = 4096
+	text := shakespeare(t)
+	dir := t.TempDir()
+	variants := []struct{ name, text string }{
+		{"blank", text},
+		{"lines", strings.ReplaceAll(text, "\n\n", "\n")},
+		{"crlf", strings.ReplaceAll(text[:300000], "\n", "\r\n")},
+	}
+	for _, c := range []struct {
+		vocab string
+		whole int // ids of the whole of Shakespeare, BOS included
+	}{
+		{"ggml-vocab-llama-spm.gguf", 368634},
+		{"ggml-vocab-gpt-2.gguf", 338026},
+	} {
+		tok, err := tokenizer.Load(filepath.Join(sharedData(t), "tokenizer", c.vocab), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range variants {
+			path := filepath.Join(dir, v.name+".txt")
+			if err := os.WriteFile(path, []byte(v.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got := prepared(t, path, tok)
+			want, err := tok.Encode(v.text, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.name == "blank" && len(want) != c.whole {
+				t.Errorf("%s: the whole file is %d ids, want %d", c.vocab, len(want), c.whole)
+			}
+			i := 0
+			for i < len(got) && i < len(want) && got[i] == want[i] {
+				i++
+			}
+			if i < len(got) || i < len(want) {
+				t.Errorf("%s, %s: %d ids prepared, %d for the whole file; first difference at id %d: %v vs %v",
+					c.vocab, v.name, len(got), len(want), i, got[i:min(i+3, len(got))], want[i:min(i+3, len(want))])
+				continue
+			}
+			if back, _ := tok.Decode(got); back != v.text {
+				t.Errorf("%s, %s: the token file does not decode to the text", c.vocab, v.name)
+			}
+		}
+	}
+}
+
+// TestPrepareDataInvalidUTF8 names the offset of the first bad byte, in the
+// first chunk and in a later one.
+func TestPrepareDataInvalidUTF8(t *testing.T) {
+	defer func(n int) { chunkSize = n }(chunkSize)
+	text := shakespeare(t)
+	tok := newCharTok(text, false)
+	dir := t.TempDir()
+	for _, size := range []int{1 << 16, 4096} {
+		chunkSize = size
+		for _, at := range []int{0, 200004, 350001} {
+			b := []byte(text[:400000])
+			b[at] = 0xff
+			path := filepath.Join(dir, "bad.txt")
+			os.WriteFile(path, b, 0o644)
+			_, err := PrepareData([]string{path}, tok, filepath.Join(dir, "bad.tok"))
+			if want := fmt.Sprintf("%s: invalid UTF-8 at byte offset %d", path, at); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("chunk size %d, bad byte at %d: error %v, want %q", size, at, err, want)
+			}
+		}
 	}
 }
