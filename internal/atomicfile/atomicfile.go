@@ -7,6 +7,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -28,15 +29,32 @@ type File struct {
 	done bool
 }
 
-// Create starts the file that will become path.
+// Create starts the file that will become path. A symbolic link is written
+// through (its target is replaced, the link kept); a path that is not a
+// regular file (a folder, a device such as /dev/null, a pipe) is refused,
+// since the rename would put a file in its place.
 func Create(path string) (*File, error) {
-	// Said now, not as the rename's "file exists" once the work is done.
+	if path == "" {
+		return nil, errors.New("create: the output file name is empty")
+	}
+	name := path
+	if st, err := os.Lstat(path); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		if path, err = filepath.EvalSymlinks(path); err != nil {
+			return nil, fmt.Errorf("create %s: %w", name, err)
+		}
+	}
+	// Said now, not as the rename's error once the work is done.
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("create %s: is a directory", path)
+		return nil, fmt.Errorf("create %s: is a directory", name)
+	} else if err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("create %s: not a regular file (%v); write to a file", name, st.Mode().Type())
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("create %s: folder %s does not exist", name, filepath.Dir(path))
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
 	tempsMu.Lock()
 	defer tempsMu.Unlock()

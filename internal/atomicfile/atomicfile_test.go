@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -116,5 +117,47 @@ func TestTrack(t *testing.T) {
 	}
 	if _, err := os.Stat(b); err != nil {
 		t.Errorf("untracked file after RemoveTemps: %v", err)
+	}
+}
+
+// TestCreateOddPaths: a symbolic link is written through; a pipe or device
+// is refused before anything is written (the rename would replace it: once
+// /dev/null); an empty name and a missing folder are named as such.
+func TestCreateOddPaths(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real.gguf")
+	os.WriteFile(target, []byte("old"), 0o644)
+	link := filepath.Join(dir, "link.gguf")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(link, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "new" {
+		t.Errorf("the link's target holds %q", b)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", st.Mode(), err)
+	}
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("create over a pipe: %v", err)
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the pipe was replaced: %v", err)
+	}
+	if _, err := Create(""); err == nil || err.Error() != "create: the output file name is empty" {
+		t.Errorf("empty name: %v", err)
+	}
+	missing := filepath.Join(dir, "nodir", "o.gguf")
+	if _, err := Create(missing); err == nil || err.Error() != "create "+missing+": folder "+filepath.Join(dir, "nodir")+" does not exist" {
+		t.Errorf("missing folder: %v", err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 3 {
+		t.Errorf("%d entries in the folder, want 3 (target, link, pipe)", len(es))
 	}
 }
