@@ -13,7 +13,7 @@ import (
 
 func quantizeCmd() *cobra.Command {
 	var typ string
-	var quiet bool
+	var quiet, requant bool
 	cmd := &cobra.Command{
 		Use:   "quantize IN.gguf OUT.gguf --type q8_0|q4_0",
 		Short: "Quantise a GGUF model's matrices to Q8_0 or Q4_0 (ggml's block layout)",
@@ -31,6 +31,9 @@ file by dequantising it at load.`,
 			if err != nil {
 				return err
 			}
+			if args[1] == "" {
+				return fmt.Errorf("the output file name is empty")
+			}
 			if err := atomicfile.NotInput("output", args[1], args[0]); err != nil {
 				return err
 			}
@@ -42,6 +45,21 @@ file by dequantising it at load.`,
 				return err
 			}
 			defer f.Close()
+			matrices := 0
+			for _, info := range f.Tensors {
+				if !quant.Quantizable(info.Name, info.Dims) {
+					continue
+				}
+				matrices++
+				// As llama.cpp's quantize: rounding twice loses more than
+				// once, and the file would be labelled with the second format.
+				if info.Type.BlockSize() > 1 && !requant {
+					return fmt.Errorf("%s: tensor %s is %s already: quantise the F32 or F16 model, or pass --allow-requantize", args[0], info.Name, info.Type)
+				}
+			}
+			if matrices == 0 {
+				return fmt.Errorf("%s holds no weight matrix to quantise (a vocabulary-only file?)", args[0])
+			}
 			kvs, ts, changes, err := quant.QuantizeFile(f, t)
 			if err != nil {
 				return fmt.Errorf("quantize %s: %w", args[0], err)
@@ -70,6 +88,7 @@ file by dequantising it at load.`,
 	}
 	cmd.Flags().StringVar(&typ, "type", "", "target format: q8_0 or q4_0 (required)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
+	cmd.Flags().BoolVar(&requant, "allow-requantize", false, "quantise matrices that are quantised already (rounds twice)")
 	cmd.MarkFlagRequired("type")
 	return cmd
 }

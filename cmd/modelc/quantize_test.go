@@ -66,6 +66,26 @@ func TestQuantizeStories260K(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x.gguf")); err == nil {
 		t.Error("failed quantize left a file")
 	}
+	// A quantised input is refused unless asked for (it rounds twice), as
+	// llama.cpp's quantize does; a file with no matrix, and an empty output
+	// name, are refused.
+	q4 := filepath.Join(dir, "q4_0.gguf")
+	if _, err := run(t, "quantize", q4, filepath.Join(dir, "x.gguf"), "--type", "q8_0"); err == nil || !strings.Contains(err.Error(), "is Q4_0 already: quantise the F32 or F16 model, or pass --allow-requantize") {
+		t.Errorf("requantising without the flag: %v", err)
+	}
+	if _, err := run(t, "quantize", q4, filepath.Join(dir, "x.gguf"), "--type", "q8_0", "--allow-requantize", "-q"); err != nil {
+		t.Errorf("--allow-requantize: %v", err)
+	}
+	vocab := filepath.Join(dir, "vocab.gguf")
+	if err := gguf.WriteFile(vocab, []gguf.KV{{Key: gguf.KeyArchitecture, Value: "llama"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "quantize", vocab, filepath.Join(dir, "y.gguf"), "--type", "q8_0"); err == nil || !strings.Contains(err.Error(), "holds no weight matrix to quantise") {
+		t.Errorf("a file without matrices: %v", err)
+	}
+	if _, err := run(t, "quantize", src, "", "--type", "q8_0"); err == nil || err.Error() != "the output file name is empty" {
+		t.Errorf("empty output name: %v", err)
+	}
 }
 
 // A NaN or infinity in the input, in a matrix it quantises or a norm it
