@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,8 +26,11 @@ and the ratio is printed. Without --model the weights are random (seeded).`,
   modelc bench generated/llama15m/model.yaml --steps 128`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if threads > cpu.MaxThreads {
-				return fmt.Errorf("--threads: must be at most %d (0 = all cores), got %d", cpu.MaxThreads, threads)
+			if threads < 0 || threads > cpu.MaxThreads {
+				return fmt.Errorf("--threads: must be between 0 (all cores) and %d, got %d", cpu.MaxThreads, threads)
+			}
+			if steps < 1 {
+				return fmt.Errorf("--steps: must be ≥ 1, got %d", steps)
 			}
 			dir, err := os.MkdirTemp("", "modelc-bench-")
 			if err != nil {
@@ -48,11 +52,23 @@ and the ratio is printed. Without --model the weights are random (seeded).`,
 			}
 			c := exec.Command(bin, a...)
 			c.Stdout, c.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			return c.Run()
+			// The binary has said what went wrong: exit as it did, saying
+			// nothing more.
+			err = c.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return exitStatus(ee.ExitCode())
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&model, "model", "", "checkpoint to load (default: random weights)")
-	cmd.Flags().IntVar(&steps, "steps", 256, "tokens to decode")
+	cmd.Flags().IntVar(&steps, "steps", 256, "tokens to decode (at most the spec's max_seq)")
 	cmd.Flags().IntVar(&threads, "threads", 0, "worker threads (default: all cores)")
 	return cmd
 }
+
+// exitStatus ends modelc with a status and no message of its own.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

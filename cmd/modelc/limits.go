@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -52,9 +53,17 @@ size is the working set of all threads together. GB/s are 10^9 bytes/s.`,
 			ps := limits.Paths()
 			if paths != "" {
 				ps = strings.Split(paths, ",")
+				for _, p := range ps {
+					if !slices.Contains(limits.Paths(), p) {
+						return fmt.Errorf("--paths: %q is not a kernel path this machine runs (%s)", p, strings.Join(limits.Paths(), ", "))
+					}
+				}
 			}
 			if passes < 1 {
 				return fmt.Errorf("--passes: must be ≥ 1, got %d", passes)
+			}
+			if fmaTime <= 0 {
+				return fmt.Errorf("--fma-time: must be > 0, got %v", fmaTime)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintf(cmd.OutOrStdout(), "read bandwidth, GB/s (best of %d passes)\n", passes)
@@ -143,8 +152,8 @@ func parseSizes(s string) ([]int64, error) {
 			}
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-		if err != nil || n < 1 || n > (64<<30)/mul {
-			return nil, fmt.Errorf("--sizes: %q is not a size like 256KiB, 8MiB or 1GiB (at most 64GiB)", f)
+		if err != nil || n < 1 || n > (64<<30)/mul || n*mul < 4096 {
+			return nil, fmt.Errorf("--sizes: %q is not a size like 256KiB, 8MiB or 1GiB (4KiB to 64GiB)", f)
 		}
 		out = append(out, n*mul)
 	}

@@ -15,15 +15,20 @@ func TestLimitsCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// Each bad flag is named before anything is printed or measured.
 	for _, bad := range [][]string{
 		{"limits", "--sizes", "12XB"},
 		{"limits", "--sizes", "1KiB"},
+		{"limits", "--sizes", "100"},
 		{"limits", "--threads", "0"},
-		{"limits", "--paths", "sse9", "--sizes", "64KiB"},
+		{"limits", "--sizes", "64KiB", "--paths", "sse9"},
 		{"limits", "--passes", "0"},
+		{"limits", "--fma-time", "0s"},
+		{"limits", "--fma-time", "-1s"},
 	} {
-		if _, err := run(t, bad...); err == nil {
-			t.Errorf("%v: no error", bad)
+		out, err := run(t, bad...)
+		if flag := bad[len(bad)-2]; err == nil || !strings.Contains(err.Error(), flag) || out != "" {
+			t.Errorf("%v: %v, output %q; want an error naming %s and no output", bad, err, out, flag)
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,6 +18,10 @@ import (
 func main() {
 	stopOnSignal()
 	if err := newRoot().Execute(); err != nil {
+		var st exitStatus
+		if errors.As(err, &st) {
+			os.Exit(int(st))
+		}
 		fmt.Fprintf(os.Stderr, "modelc: %v\n", err)
 		os.Exit(1)
 	}

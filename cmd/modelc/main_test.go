@@ -200,3 +200,18 @@ func TestOutputIsInput(t *testing.T) {
 		t.Error("the GGUF model was overwritten")
 	}
 }
+
+// TestBenchFlags: modelc bench checks its flags before building anything.
+func TestBenchFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--steps", "0"}, "--steps: must be ≥ 1, got 0"},
+		{[]string{"--threads", "-2"}, "--threads: must be between 0 (all cores) and"},
+	} {
+		if _, err := run(t, append([]string{"bench", "nope.yaml"}, c.args...)...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
