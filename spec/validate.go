@@ -73,22 +73,31 @@ func (s *Spec) Validate() error {
 	return s.validateTrain()
 }
 
-func (s *Spec) validateShape() error {
+// CheckName reports why name cannot name a spec (a Go package and binary),
+// or nil: for tools that take a name before they make a spec of it.
+func CheckName(name string) error {
 	switch {
-	case s.Name == "":
+	case name == "":
 		return fieldErr("name", "must not be empty")
-	case len(s.Name) > maxNameLen:
-		return fieldErr("name", "must be at most %d characters, got %d", maxNameLen, len(s.Name))
-	case !nameRE.MatchString(s.Name):
-		return fieldErr("name", "must match ^[a-z][a-z0-9_]*$, got %q", s.Name)
-	case token.IsKeyword(s.Name):
+	case len(name) > maxNameLen:
+		return fieldErr("name", "must be at most %d characters, got %d", maxNameLen, len(name))
+	case !nameRE.MatchString(name):
+		return fieldErr("name", "must match ^[a-z][a-z0-9_]*$, got %q", name)
+	case token.IsKeyword(name):
 		// The name becomes a Go package name.
-		return fieldErr("name", "must not be a Go keyword, got %q", s.Name)
-	case s.Name == "main" || s.Name == "init":
+		return fieldErr("name", "must not be a Go keyword, got %q", name)
+	case name == "main" || name == "init":
 		// The generated package is imported by cmd/NAME: a package main is
 		// a program, not an importable package, and Go cannot import a
 		// package as init.
-		return fieldErr("name", "must not be main or init (names Go cannot import a package by), got %q", s.Name)
+		return fieldErr("name", "must not be main or init (names Go cannot import a package by), got %q", name)
+	}
+	return nil
+}
+
+func (s *Spec) validateShape() error {
+	if err := CheckName(s.Name); err != nil {
+		return err
 	}
 	dims := []struct {
 		path string

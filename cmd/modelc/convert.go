@@ -29,7 +29,7 @@ metadata, and the vocabulary in tokenizer.ggml.* metadata, so that one file
 carries model and tokenizer.
 
 With --random, IN is a spec (model.yaml) and the weights are drawn from --seed
-as "bench --random" draws them, scaled to standard deviation --std: shapes
+as a model binary's "bench --random" draws them, scaled to standard deviation --std: shapes
 with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 		Example: `  modelc convert ../shared/data/models/stories260K.bin --tokenizer ../shared/data/models/tok512.bin stories260K.gguf
   modelc convert --random generated/llama15m/model.yaml --std 0.2 --tokenizer ../shared/data/models/llama2c_tokenizer32000.bin llama15m.gguf`,
@@ -40,6 +40,11 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 			}
 			if err := atomicfile.NotInput("output", args[1], args[0], tok); err != nil {
 				return err
+			}
+			if name != "" {
+				if err := spec.CheckName(name); err != nil {
+					return fmt.Errorf("--%w", err)
+				}
 			}
 			var (
 				p   *model.Params
@@ -86,7 +91,7 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 		},
 	}
 	cmd.Flags().StringVar(&tok, "tokenizer", "", "vocabulary file (llama2.c tokenizer.bin, GGUF, GPT-2 encoder.json)")
-	cmd.Flags().StringVar(&name, "name", "", "general.name to record (default: the spec's name)")
+	cmd.Flags().StringVar(&name, "name", "", "model name to record as general.name, a spec name ([a-z][a-z0-9_]*; default: the spec's)")
 	cmd.Flags().BoolVar(&f16, "f16", false, "store matrices as F16 (norms stay F32)")
 	cmd.Flags().BoolVar(&random, "random", false, "IN is a spec: draw random weights of its shape")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the random weights (with --random)")

@@ -61,7 +61,7 @@ func TestThreadsBounded(t *testing.T) {
 		want string
 	}{
 		{[]string{"limits", "--sizes", "64KiB", "--threads", "1,100000", "--paths", "go"}, "--threads: must be between 1 and 1024, got 100000"},
-		{[]string{"bench", "no-such-spec.yaml", "--threads", "5000"}, "--threads: must be at most 1024 (0 = all cores), got 5000"},
+		{[]string{"bench", "no-such-spec.yaml", "--threads", "5000"}, "--threads: must be between 0 (all cores) and 1024, got 5000"},
 	} {
 		if _, err := run(t, c.args...); err == nil || err.Error() != c.want {
 			t.Errorf("%v: error %v, want %q", c.args, err, c.want)

@@ -215,3 +215,23 @@ func TestBenchFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesCheckedFirst: a bad --name is refused before convert's work, and
+// spec import of an empty file says it is too short to be a model.
+func TestNamesCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	_, data := repo(t)
+	bin := filepath.Join(data, "models", "stories260K.bin")
+	tok := filepath.Join(data, "models", "tok512.bin")
+	if _, err := run(t, "convert", bin, "--tokenizer", tok, "--name", "my model", filepath.Join(dir, "o.gguf")); err == nil || !strings.HasPrefix(err.Error(), "--name: must match") {
+		t.Errorf("convert --name with a space: %v", err)
+	}
+	if _, err := run(t, "spec", "import", bin, "--name", "main"); err == nil || !strings.HasPrefix(err.Error(), "--name: must not be main or init") {
+		t.Errorf("spec import --name main: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.bin")
+	os.WriteFile(empty, nil, 0o644)
+	if _, err := run(t, "spec", "import", empty); err == nil || err.Error() != empty+": too short to be a model file" {
+		t.Errorf("spec import of an empty file: %v", err)
+	}
+}

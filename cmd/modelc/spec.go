@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -44,6 +46,11 @@ func specCmd() *cobra.Command {
 					return err
 				}
 			}
+			if name != "" {
+				if err := spec.CheckName(name); err != nil {
+					return fmt.Errorf("--%w", err)
+				}
+			}
 			s, err := importSpec(args[0])
 			if err != nil {
 				return err
@@ -66,7 +73,7 @@ func specCmd() *cobra.Command {
 		},
 	}
 	imp.Flags().StringVarP(&out, "output", "o", "", "write the spec to this file instead of stdout")
-	imp.Flags().StringVar(&name, "name", "", "name of the model (default from the file name)")
+	imp.Flags().StringVar(&name, "name", "", "name of the model, [a-z][a-z0-9_]* (default: a GGUF's general.name, else from the file name)")
 	cmd.AddCommand(show, imp)
 	return cmd
 }
@@ -78,8 +85,11 @@ func importSpec(path string) (spec.Spec, error) {
 		return spec.Spec{}, err
 	}
 	magic := make([]byte, 4)
-	_, err = f.Read(magic)
+	_, err = io.ReadFull(f, magic)
 	f.Close()
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return spec.Spec{}, fmt.Errorf("%s: too short to be a model file", path)
+	}
 	if err != nil {
 		return spec.Spec{}, fmt.Errorf("%s: %w", path, err)
 	}
