@@ -47,12 +47,15 @@ func FormatReply(reasoning string, answer int) string {
 	return ThinkOpen + reasoning + ThinkClose + "\n" + AnswerLabel + " " + strconv.Itoa(answer)
 }
 
-// HeldOut says whether a prompt belongs to the held-out split. It depends
-// on the prompt alone, so train and held-out sets never share a problem
-// whatever seeds made them.
-func HeldOut(prompt string) bool {
+// HeldOut says whether a problem of kind on operands a and b belongs to the
+// held-out split. It depends on the kind and the operands as an unordered
+// pair alone, so train and held-out sets never share a problem whatever
+// seeds made them, nor one with its operands swapped (3 + 4 and 4 + 3, or
+// the same two counts under other names), which would be one in all but
+// the wording.
+func HeldOut(kind string, a, b int) bool {
 	h := fnv.New32a()
-	h.Write([]byte(prompt))
+	fmt.Fprintf(h, "%s %d %d", kind, min(a, b), max(a, b))
 	return h.Sum32()%5 == 0
 }
 
@@ -101,11 +104,12 @@ func Generate(n int, cfg Config) ([]Problem, error) {
 			return out, fmt.Errorf("tasks: only %d distinct problems of %d digits in this split", len(out), digits)
 		}
 		var p Problem
-		switch kinds[rng.IntN(len(kinds))] {
+		kind := kinds[rng.IntN(len(kinds))]
+		a, b := rng.IntN(lim), rng.IntN(lim)
+		switch kind {
 		case KindAdd:
-			p = addition(rng.IntN(lim), rng.IntN(lim))
+			p = addition(a, b)
 		case KindCompare:
-			a, b := rng.IntN(lim), rng.IntN(lim)
 			if a == b {
 				continue
 			}
@@ -113,7 +117,7 @@ func Generate(n int, cfg Config) ([]Problem, error) {
 			j := (i + 1 + rng.IntN(len(names)-1)) % len(names)
 			p = compare(names[i], names[j], things[rng.IntN(len(things))], a, b)
 		}
-		if HeldOut(p.Prompt) != cfg.HeldOut || seen[p.Prompt] {
+		if HeldOut(kind, a, b) != cfg.HeldOut || seen[p.Prompt] {
 			continue
 		}
 		seen[p.Prompt] = true
