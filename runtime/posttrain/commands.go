@@ -604,7 +604,17 @@ files.`,
 					}
 					out[name] = []byte(b.String())
 				}
-				said = append(said, fmt.Sprintf("%d %s problems in %s", len(ps), split.name, dir))
+				// The kinds' shares: few digits run out of additions long
+				// before comparisons, and the mix would change unseen.
+				byKind := map[string]int{}
+				for _, p := range ps {
+					byKind[p.Kind]++
+				}
+				var mix []string
+				for _, k := range slices.Sorted(maps.Keys(byKind)) {
+					mix = append(mix, fmt.Sprintf("%d %s", byKind[k], k))
+				}
+				said = append(said, fmt.Sprintf("%d %s problems in %s (%s)", len(ps), split.name, dir, strings.Join(mix, ", ")))
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
