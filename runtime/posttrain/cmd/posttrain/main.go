@@ -43,6 +43,9 @@ func main() {
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "posttrain:", err)
+		if ctx.Err() != nil {
+			os.Exit(130) // stopped by a signal, as the shell reports Ctrl-C
+		}
 		os.Exit(1)
 	}
 }
