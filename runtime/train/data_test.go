@@ -141,15 +141,7 @@ func TestPrepareData(t *testing.T) {
 	if n != int64(len([]rune(text))) {
 		t.Fatalf("%d ids for %d characters", n, len([]rune(text)))
 	}
-	toks, err := OpenTokens(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer toks.Close()
-	ids := make([]int, toks.Len())
-	for i := range ids {
-		ids[i] = int(toks.At(i))
-	}
+	ids := tokenIDs(t, out)
 	back, _ := tok.Decode(ids)
 	if back != text {
 		t.Fatal("decoded token file differs from the corpus")
@@ -245,7 +237,13 @@ func prepared(t *testing.T, path string, tok tokenizer.Tokenizer) []int {
 	if _, err := PrepareData([]string{path}, tok, out); err != nil {
 		t.Fatal(err)
 	}
-	toks, err := OpenTokens(out)
+	return tokenIDs(t, out)
+}
+
+// tokenIDs reads a token file's ids.
+func tokenIDs(t *testing.T, path string) []int {
+	t.Helper()
+	toks, err := OpenTokens(path)
 	if err != nil {
 		t.Fatal(err)
 	}
