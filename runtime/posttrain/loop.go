@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -157,16 +156,12 @@ func (l *loop) resume(p *model.Params) error {
 	if l.Head != nil {
 		l.headOpt = train.NewAdamW(&model.Params{Data: l.Head}, 0.9, 0.95, 0)
 	}
-	statePath := filepath.Join(l.Out, train.StateFile)
 	if !l.Resume {
-		return l.writeInfo()
+		return train.WriteRunFile(l.Out, l.Info)
 	}
-	if _, err := os.Stat(statePath); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("resume %s: no checkpoint in it (the run stopped before its first): remove the folder and start the run again", l.Out)
-	}
-	st, err := train.LoadStateFor(statePath, p.Tensors)
+	st, err := train.ResumeState(l.Out, p.Tensors, l.Hyper.Steps)
 	if err != nil {
-		return fmt.Errorf("resume %s: %w", l.Out, err)
+		return err
 	}
 	if st.Params != len(p.Data) {
 		return fmt.Errorf("resume %s: the state holds %d parameters, this model has %d", l.Out, st.Params, len(p.Data))
@@ -176,9 +171,6 @@ func (l *loop) resume(p *model.Params) error {
 	copy(l.opt.V, st.V)
 	l.opt.Step = st.AdamStep
 	l.step, l.tokens, l.elapsed, l.lastLoss = st.Step, st.Tokens, st.Elapsed, st.TrainLoss
-	if l.Hyper.Steps < l.step {
-		return fmt.Errorf("--steps %d: the run in %s has done %d steps already", l.Hyper.Steps, l.Out, l.step)
-	}
 	if l.Head != nil {
 		hs, err := train.LoadState(filepath.Join(l.Out, HeadStateFile))
 		if err != nil {
@@ -197,16 +189,7 @@ func (l *loop) resume(p *model.Params) error {
 	}
 	// The settings now in force (a new --steps), or a later resume would
 	// go back to the old ones.
-	return l.writeInfo()
-}
-
-// writeInfo writes the run's settings to run.json.
-func (l *loop) writeInfo() error {
-	b, err := json.MarshalIndent(l.Info, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(l.Out, RunFile), append(b, '\n'))
+	return train.WriteRunFile(l.Out, l.Info)
 }
 
 func (l *loop) save() error {

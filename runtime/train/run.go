@@ -460,15 +460,9 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 	var st *State
 	dataPath := cfg.Data
 	if cfg.Resume {
-		if _, err := os.Stat(statePath); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("resume %s: no checkpoint in it (the run stopped before its first): remove the folder and start the run again", cfg.Out)
-		}
 		layout, _ := model.Layout(s)
-		if st, err = LoadStateFor(statePath, layout); err != nil {
-			return nil, fmt.Errorf("resume %s: %w", cfg.Out, err)
-		}
-		if cfg.Steps < st.Step {
-			return nil, fmt.Errorf("--steps %d: the run in %s has done %d steps already", cfg.Steps, cfg.Out, st.Step)
+		if st, err = ResumeState(cfg.Out, layout, cfg.Steps); err != nil {
+			return nil, err
 		}
 	} else {
 		if _, err := os.Stat(cfg.Data); err != nil {
@@ -575,8 +569,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 			return nil, err
 		}
 		ri.Train, ri.Steps = hp, cfg.Steps
-		b, _ := json.MarshalIndent(ri, "", "  ")
-		if err := atomicfile.WriteFile(filepath.Join(cfg.Out, RunFile), append(b, '\n')); err != nil {
+		if err := WriteRunFile(cfg.Out, ri); err != nil {
 			return nil, err
 		}
 	} else {
@@ -586,8 +579,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 		if dataPath != cfg.Data {
 			info.Corpus = absOr(cfg.Data)
 		}
-		b, _ := json.MarshalIndent(info, "", "  ")
-		if err := atomicfile.WriteFile(filepath.Join(cfg.Out, RunFile), append(b, '\n')); err != nil {
+		if err := WriteRunFile(cfg.Out, info); err != nil {
 			return nil, err
 		}
 	}

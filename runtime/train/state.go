@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/modelc/modelc/internal/atomicfile"
 	"github.com/modelc/modelc/internal/f32le"
@@ -101,6 +104,33 @@ func SaveState(path string, st *State) error {
 // are refused, by their index in the whole array (LoadStateFor names the
 // tensor).
 func LoadState(path string) (*State, error) { return LoadStateFor(path, nil) }
+
+// ResumeState loads the checkpoint of the run in dir to continue it to steps
+// in all, as pretraining and every post-training stage do: a run stopped
+// before its first checkpoint, and fewer steps than it has done, are named.
+func ResumeState(dir string, tensors []model.Tensor, steps int) (*State, error) {
+	path := filepath.Join(dir, StateFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("resume %s: no checkpoint in it (the run stopped before its first): remove the folder and start the run again", dir)
+	}
+	st, err := LoadStateFor(path, tensors)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if steps < st.Step {
+		return nil, fmt.Errorf("--steps %d: the run in %s has done %d steps already", steps, dir, st.Step)
+	}
+	return st, nil
+}
+
+// WriteRunFile writes a run's settings, v as JSON, to dir's run.json.
+func WriteRunFile(dir string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, RunFile), append(b, '\n'))
+}
 
 // LoadStateFor is LoadState for the state of a model whose tensors (its
 // model.Layout) say which tensor a NaN or infinity is in.
