@@ -1,7 +1,7 @@
 package gen
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -94,8 +94,8 @@ func planDir(dir, specFile, pkg string, files map[string][]byte) (stale []string
 // isGenerated says whether modelc wrote b: its first line is the header
 // (gen.go before it carried one: its doc comment).
 func isGenerated(name string, b []byte) bool {
-	line, _ := bufio.NewReader(strings.NewReader(string(b))).ReadString('\n')
-	line = strings.TrimSuffix(line, "\n")
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	line := string(first)
 	if line == "// "+header {
 		return true
 	}
