@@ -7,6 +7,8 @@ import (
 	cpu "github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
+	sample "github.com/modelc/modelc/runtime/sample"
+	screen "github.com/modelc/modelc/runtime/screen"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -115,12 +117,14 @@ func SetThreads(n int) {
 
 // Model binds a parameter buffer to the specialised code.
 type Model struct {
-	p     *model.Params
-	w     *weights
-	freqs [16]float32
-	rcs   *[256][64]float32
-	mu    sync.Mutex
-	b     *batch
+	p       *model.Params
+	w       *weights
+	freqs   [16]float32
+	rcs     *[256][64]float32
+	mu      sync.Mutex
+	b       *batch
+	scr     *screen.Classifier
+	scrOnce sync.Once
 }
 
 // New checks that p has this package's shape and binds it.
@@ -166,6 +170,7 @@ type Session struct {
 	logits       [512]float32
 	keys, values [4][256][8][32]float32
 	moe          moeScratch
+	scr          *screen.Scratch
 }
 
 // batchRow is one token of a batched pass: its session, token and position.
@@ -200,11 +205,15 @@ func (m *Model) NewSession() model.Session {
 	s := &Session{}
 	cpu.FaultIn(unsafe.Pointer(s), unsafe.Sizeof(*s))
 	s.m = m
+	if m.scr != nil {
+		s.scr = m.scr.NewScratch()
+	}
 	return s
 }
 
-// Forward runs token at position pos and returns the logits.
-func (s *Session) Forward(token, pos int) []float32 {
+// hidden runs token at position pos up to the classifier: s.x is the last
+// layer's output.
+func (s *Session) hidden(token, pos int) {
 	if uint(token) >= Vocab || uint(pos) >= MaxSeq {
 		panic(fmt.Sprintf("moe8x256: token %d at position %d is out of range", token, pos))
 	}
@@ -233,6 +242,12 @@ func (s *Session) Forward(token, pos int) []float32 {
 			}
 		}
 	}
+}
+
+// Forward runs token at position pos and returns the logits.
+func (s *Session) Forward(token, pos int) []float32 {
+	s.hidden(token, pos)
+	w := s.m.w
 	{
 		o, m := &s.logits, &w.tokEmbd
 		pool.RunGrain(512, 128, func(lo, hi int) {
@@ -240,6 +255,54 @@ func (s *Session) Forward(token, pos int) []float32 {
 		})
 	}
 	return s.logits[:]
+}
+
+// Greedy runs token at position pos and returns the greedy next token,
+// sample.Argmax of Forward's logits, screening the classifier where this machine
+// can (runtime/screen): the logits are then not made.
+func (s *Session) Greedy(token, pos int) int {
+	s.hidden(token, pos)
+	if c := s.m.screen(); c != nil {
+		if s.scr == nil {
+			s.scr = c.NewScratch()
+		}
+		if t, ok := c.Argmax(s.scr, s.x[:], s.m.w.outNorm[:], float32(1e-05), s); ok {
+			return t
+		}
+	}
+	w := s.m.w
+	{
+		o, m := &s.logits, &w.tokEmbd
+		pool.RunGrain(512, 128, func(lo, hi int) {
+			kern.cls(&o[lo], &m[lo][0], &s.x[0], &w.outNorm[0], hi-lo, float32(1e-05))
+		})
+	}
+	return sample.Argmax(s.logits[:])
+}
+
+// ExactBlock computes the classifier's rows of the block holding row r as
+// Forward's call does, so with the same bits (screen.Exact).
+func (s *Session) ExactBlock(r int, out *[screen.Block]float32) (base, n int) {
+	w := s.m.w
+	lo, hi := pool.ChunkOf(512, 128, r)
+	base = lo + (r-lo)&^(screen.Block-1)
+	n = min(screen.Block, hi-base)
+	kern.cls(&out[0], &w.tokEmbd[base][0], &s.x[0], &w.outNorm[0], n, float32(1e-05))
+	return base, n
+}
+
+// screen returns the model's screened classifier, made on first use, or nil
+// where the screen does not run (or the classifier holds a value that is
+// not finite: Greedy then makes every logit).
+func (m *Model) screen() *screen.Classifier {
+	if !screen.Available() {
+		return nil
+	}
+	m.scrOnce.Do(func() {
+		w := m.w
+		m.scr, _ = screen.New(unsafe.Slice(&w.tokEmbd[0][0], 131072), 512, 256)
+	})
+	return m.scr
 }
 
 // PrefillBatch is the most tokens one batched pass takes.

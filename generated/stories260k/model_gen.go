@@ -7,6 +7,8 @@ import (
 	cpu "github.com/modelc/modelc/runtime/cpu"
 	"github.com/modelc/modelc/runtime/kernels"
 	"github.com/modelc/modelc/runtime/model"
+	sample "github.com/modelc/modelc/runtime/sample"
+	screen "github.com/modelc/modelc/runtime/screen"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -106,12 +108,14 @@ func SetThreads(n int) {
 
 // Model binds a parameter buffer to the specialised code.
 type Model struct {
-	p     *model.Params
-	w     *weights
-	freqs [4]float32
-	rcs   *[512][32]float32
-	mu    sync.Mutex
-	b     *batch
+	p       *model.Params
+	w       *weights
+	freqs   [4]float32
+	rcs     *[512][32]float32
+	mu      sync.Mutex
+	b       *batch
+	scr     *screen.Classifier
+	scrOnce sync.Once
 }
 
 // New checks that p has this package's shape and binds it.
@@ -156,6 +160,7 @@ type Session struct {
 	att          [1024]float32
 	logits       [512]float32
 	keys, values [5][4][32][8][16]float32
+	scr          *screen.Scratch
 }
 
 // batchRow is one token of a batched pass: its session, token and position.
@@ -181,11 +186,15 @@ func (m *Model) NewSession() model.Session {
 	s := &Session{}
 	cpu.FaultIn(unsafe.Pointer(s), unsafe.Sizeof(*s))
 	s.m = m
+	if m.scr != nil {
+		s.scr = m.scr.NewScratch()
+	}
 	return s
 }
 
-// Forward runs token at position pos and returns the logits.
-func (s *Session) Forward(token, pos int) []float32 {
+// hidden runs token at position pos up to the classifier: s.x is the last
+// layer's output.
+func (s *Session) hidden(token, pos int) {
 	if uint(token) >= Vocab || uint(pos) >= MaxSeq {
 		panic(fmt.Sprintf("stories260k: token %d at position %d is out of range", token, pos))
 	}
@@ -215,8 +224,57 @@ func (s *Session) Forward(token, pos int) []float32 {
 			kern.down(&s.x[0], &lw.down[0][0], &s.hb[0], 64)
 		}
 	}
+}
+
+// Forward runs token at position pos and returns the logits.
+func (s *Session) Forward(token, pos int) []float32 {
+	s.hidden(token, pos)
+	w := s.m.w
 	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &s.x[0], &w.outNorm[0], 512, float32(1e-05))
 	return s.logits[:]
+}
+
+// Greedy runs token at position pos and returns the greedy next token,
+// sample.Argmax of Forward's logits, screening the classifier where this machine
+// can (runtime/screen): the logits are then not made.
+func (s *Session) Greedy(token, pos int) int {
+	s.hidden(token, pos)
+	if c := s.m.screen(); c != nil {
+		if s.scr == nil {
+			s.scr = c.NewScratch()
+		}
+		if t, ok := c.Argmax(s.scr, s.x[:], s.m.w.outNorm[:], float32(1e-05), s); ok {
+			return t
+		}
+	}
+	w := s.m.w
+	kern.cls(&s.logits[0], &w.tokEmbd[0][0], &s.x[0], &w.outNorm[0], 512, float32(1e-05))
+	return sample.Argmax(s.logits[:])
+}
+
+// ExactBlock computes the classifier's rows of the block holding row r as
+// Forward's call does, so with the same bits (screen.Exact).
+func (s *Session) ExactBlock(r int, out *[screen.Block]float32) (base, n int) {
+	w := s.m.w
+	lo, hi := 0, 512
+	base = lo + (r-lo)&^(screen.Block-1)
+	n = min(screen.Block, hi-base)
+	kern.cls(&out[0], &w.tokEmbd[base][0], &s.x[0], &w.outNorm[0], n, float32(1e-05))
+	return base, n
+}
+
+// screen returns the model's screened classifier, made on first use, or nil
+// where the screen does not run (or the classifier holds a value that is
+// not finite: Greedy then makes every logit).
+func (m *Model) screen() *screen.Classifier {
+	if !screen.Available() {
+		return nil
+	}
+	m.scrOnce.Do(func() {
+		w := m.w
+		m.scr, _ = screen.New(unsafe.Slice(&w.tokEmbd[0][0], 32768), 512, 64)
+	})
+	return m.scr
 }
 
 // PrefillBatch is the most tokens one batched pass takes.

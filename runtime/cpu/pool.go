@@ -138,16 +138,39 @@ func (p *Pool) RunGrain(n, grain int, fn func(lo, hi int)) {
 	}
 }
 
-// chunk returns the rows of chunk i: units of grain rows shared out evenly.
-func (p *Pool) chunk(i int) (lo, hi int) {
-	units := (p.n + p.grain - 1) / p.grain
-	q, r := units/p.chunks, units%p.chunks
+// chunk returns the rows of chunk i of the current job.
+func (p *Pool) chunk(i int) (lo, hi int) { return chunkRows(p.n, p.grain, p.chunks, i) }
+
+// chunkRows returns the rows of chunk i when n rows in units of grain are
+// shared out evenly over chunks.
+func chunkRows(n, grain, chunks, i int) (lo, hi int) {
+	units := (n + grain - 1) / grain
+	q, r := units/chunks, units%chunks
 	start := i*q + min(i, r)
 	size := q
 	if i < r {
 		size++
 	}
-	return min(start*p.grain, p.n), min((start+size)*p.grain, p.n)
+	return min(start*grain, n), min((start+size)*grain, n)
+}
+
+// ChunkOf returns the rows [lo, hi) of the call RunGrain(n, grain, fn) that
+// holds row i: a kernel computing that call's rows one at a time takes the
+// same row blocks as the whole call did, so the same bits (runtime/screen).
+func (p *Pool) ChunkOf(n, grain, i int) (lo, hi int) {
+	grain = max(grain, 1)
+	units := (n + grain - 1) / grain
+	if min(units, p.threads) <= 1 || p.closed.Load() {
+		return 0, n
+	}
+	chunks := min(units, p.MaxChunks())
+	q, r := units/chunks, units%chunks
+	u := i / grain
+	c := r + (u-r*(q+1))/max(q, 1)
+	if u < r*(q+1) {
+		c = u / (q + 1)
+	}
+	return chunkRows(n, grain, chunks, c)
 }
 
 func (p *Pool) loop(w *worker) {

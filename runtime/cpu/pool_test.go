@@ -187,3 +187,29 @@ func TestPoolCallerTakesUnclaimedChunks(t *testing.T) {
 		t.Fatal("the job waited for a worker that never ran")
 	}
 }
+
+// TestChunkOf: ChunkOf names the chunk RunGrain handed each row to.
+func TestChunkOf(t *testing.T) {
+	for _, threads := range []int{1, 2, 3} {
+		p := NewPool(threads)
+		for _, n := range []int{1, 7, 64, 100, 512, 32000} {
+			for _, grain := range []int{1, 4, 8, 12} {
+				var mu sync.Mutex
+				got := make([][2]int, n)
+				p.RunGrain(n, grain, func(lo, hi int) {
+					mu.Lock()
+					defer mu.Unlock()
+					for i := lo; i < hi; i++ {
+						got[i] = [2]int{lo, hi}
+					}
+				})
+				for i := range n {
+					if lo, hi := p.ChunkOf(n, grain, i); [2]int{lo, hi} != got[i] {
+						t.Fatalf("threads %d, n %d, grain %d: ChunkOf(%d) = %d, %d; RunGrain gave it %v", threads, n, grain, i, lo, hi, got[i])
+					}
+				}
+			}
+		}
+		p.Close()
+	}
+}

@@ -22,6 +22,19 @@ type Session interface {
 	Prefill(tokens []int, pos int) []float32
 }
 
+// Greedy is a Session that can find the greedy next token without computing
+// every logit: the generated float models screen their classifier with an
+// int8 copy of it (runtime/screen) and compute in F32 only the rows that can
+// win. The answer is always sample.Argmax of Forward's logits.
+type Greedy interface {
+	// Greedy runs token at position pos as Forward does and returns the index
+	// of the largest logit, the first of equal ones. It may leave the logits
+	// unmade: a slice Forward returned before is not valid after it. The copy
+	// is made on the model's first Greedy call, so the weights must not
+	// change after it (training calls Forward).
+	Greedy(token, pos int) int
+}
+
 // Factory binds parameters to code; it fails when their shape does not fit.
 type Factory func(p *Params) (Model, error)
 

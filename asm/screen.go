@@ -1,0 +1,300 @@
+package asm
+
+import (
+	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// ScreenAMD64 returns the assembly and stubs of screen_avx512vnni, the
+// kernel of runtime/screen (func(hi *float32, mask *uint16, w *byte,
+// x *int32, row *float32, groups, quads int, tok *uint32)): every row's
+// approximate logit from an int8 copy of a classifier, with its bound, and
+// which rows may be the largest.
+//
+// w holds groups panels of 16 rows, each quads runs of 64 bytes: four
+// columns of the 16 rows, lane i (4 bytes) row i's columns, as unsigned
+// q+128. x holds quads dwords of four signed bytes, the quantised input.
+// row holds per group 16 scales, 16 factors a and 16 factors n; tok the
+// token's input scale sx, bound factors X and D (float bits) and the
+// offset correction -128·Σx (int32). Per row r,
+//
+//	approx = (Σ(q+128)·x - 128·Σx)·scale·sx, B = a·X + n·D,
+//	hi[r] = approx + B, and bit r of mask is set when hi[r] ≥ max(approx - B).
+//
+// One VPDPBUSD takes four columns of sixteen rows, the input's four bytes
+// broadcast from memory, so the sixteen sums sit in the lanes of one
+// register with no horizontal reduction; four accumulators (quads a
+// multiple of 4) keep four VPDPBUSD in flight.
+func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
+	c := build.NewContext()
+	c.ConstraintExpr("!purego")
+	leaf(c, "screen_avx512vnni",
+		"func(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32)",
+		"screen_avx512vnni writes each row's upper bound into hi and sets the bits of mask of the rows whose upper bound reaches the largest lower bound (see asm.ScreenAMD64).")
+	hi, mask, w, x, row := loadParam(c, "hi"), loadParam(c, "mask"), loadParam(c, "w"), loadParam(c, "x"), loadParam(c, "row")
+	groups, quads, tok := loadParam(c, "groups"), loadParam(c, "quads"), loadParam(c, "tok")
+
+	sx, bx, bd, corr := c.ZMM(), c.ZMM(), c.ZMM(), c.ZMM()
+	c.VBROADCASTSS(operand.Mem{Base: tok}, sx)
+	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 4}, bx)
+	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 8}, bd)
+	c.VPBROADCASTD(operand.Mem{Base: tok, Disp: 12}, corr)
+	maxlo := c.ZMM()
+	{
+		ninf := c.GP32()
+		c.MOVL(operand.U32(0xff800000), ninf)
+		c.VPBROADCASTD(ninf, maxlo)
+	}
+
+	// Pass 1: approximations, bounds, the largest lower bound.
+	hp, g := c.GP64(), c.GP64()
+	c.MOVQ(hi, hp)
+	c.MOVQ(groups, g)
+	c.Label("scgroup")
+	acc := make([]reg.VecVirtual, 4)
+	for u := range acc {
+		acc[u] = c.ZMM()
+		c.VPXORD(acc[u], acc[u], acc[u])
+	}
+	xp, j := c.GP64(), c.GP64()
+	c.MOVQ(x, xp)
+	c.MOVQ(quads, j)
+	c.Label("scquad")
+	for u := range acc {
+		v := c.ZMM()
+		c.VMOVDQU32(operand.Mem{Base: w, Disp: 64 * u}, v)
+		c.VPDPBUSD_BCST(operand.Mem{Base: xp, Disp: 4 * u}, v, acc[u])
+	}
+	c.ADDQ(operand.U32(256), w)
+	c.ADDQ(operand.U8(16), xp)
+	c.SUBQ(operand.U8(4), j)
+	c.JNZ(operand.LabelRef("scquad"))
+	c.VPADDD(acc[1], acc[0], acc[0])
+	c.VPADDD(acc[3], acc[2], acc[2])
+	c.VPADDD(acc[2], acc[0], acc[0])
+	c.VPADDD(corr, acc[0], acc[0])
+	f, b, t := c.ZMM(), c.ZMM(), c.ZMM()
+	c.VCVTDQ2PS(acc[0], f) // exact while 127·127·cols < 2^24 (cols ≤ 1040); the bound's slack covers more
+	c.VMULPS(operand.Mem{Base: row}, f, f)
+	c.VMULPS(sx, f, f)
+	c.VMULPS(operand.Mem{Base: row, Disp: 64}, bx, b)
+	c.VFMADD231PS(operand.Mem{Base: row, Disp: 128}, bd, b)
+	c.VADDPS(b, f, t)
+	c.VMOVUPS(t, operand.Mem{Base: hp})
+	c.VSUBPS(b, f, t)
+	c.VMAXPS(t, maxlo, maxlo)
+	c.ADDQ(operand.U8(64), hp)
+	c.ADDQ(operand.U32(192), row)
+	c.DECQ(g)
+	c.JNZ(operand.LabelRef("scgroup"))
+
+	// The largest lower bound in every lane.
+	y := c.YMM()
+	c.VEXTRACTF64X4(operand.U8(1), maxlo, y)
+	c.VMAXPS(y, maxlo.AsY(), y)
+	m := c.ZMM()
+	c.VBROADCASTSS(hmaxPS(c, y), m)
+
+	// Pass 2: the rows whose upper bound reaches it.
+	c.MOVQ(hi, hp)
+	c.MOVQ(groups, g)
+	k := c.K()
+	c.Label("scmask")
+	c.VCMPPS(operand.U8(0x12), operand.Mem{Base: hp}, m, k) // m ≤ hi, ordered
+	c.KMOVW(k, operand.Mem{Base: mask})
+	c.ADDQ(operand.U8(64), hp)
+	c.ADDQ(operand.U8(2), mask)
+	c.DECQ(g)
+	c.JNZ(operand.LabelRef("scmask"))
+	c.VZEROUPPER()
+	c.RET()
+
+	screenPrep(c)
+	return printAVO(c, pkg, "screen")
+}
+
+// screenPrep emits screenprep_avx512 (func(xq *int32, xn *float32, tok
+// *uint32, x, g *float32, n int, eps float32) bool), runtime/screen's
+// prepare for n a multiple of 16: xn = RMSNorm(x)·gain, its int8 quantisation
+// (round to nearest, clamped to ±127) packed four to a dword into xq, and tok
+// as screen_avx512vnni reads it: sx = max|xn|/127, X = ‖xn‖ and
+// D = ‖xn - sx·q‖ (each taken up by 2^-11 for their float32 sums' rounding)
+// and -128·Σq. False, with nothing stored in tok, when max|xn| is 0, NaN or
+// not below 1e15.
+func screenPrep(c *build.Context) {
+	leaf(c, "screenprep_avx512",
+		"func(xq *int32, xn *float32, tok *uint32, x, gain *float32, n int, eps float32) bool",
+		"screenprep_avx512 normalises and quantises the classifier's input for screen_avx512vnni (see asm.ScreenAMD64).")
+	xq, xn, tok, x, g, n := loadParam(c, "xq"), loadParam(c, "xn"), loadParam(c, "tok"), loadParam(c, "x"), loadParam(c, "gain"), loadParam(c, "n")
+	bcst := func(bits uint32) reg.VecVirtual {
+		t, v := c.GP32(), c.ZMM()
+		c.MOVL(operand.U32(bits), t)
+		c.VPBROADCASTD(t, v)
+		return v
+	}
+	hsum := func(v reg.VecVirtual) reg.VecVirtual { // lane 0 of the result: the sum of v's 16
+		y, h := c.YMM(), c.XMM()
+		c.VEXTRACTF64X4(operand.U8(1), v, y)
+		c.VADDPS(y, v.AsY(), y)
+		c.VEXTRACTF128(operand.U8(1), y, h)
+		c.VADDPS(h, y.AsX(), h)
+		t := c.XMM()
+		c.VPERMILPS(operand.U8(0x4e), h, t)
+		c.VADDPS(t, h, h)
+		c.VPERMILPS(operand.U8(0xb1), h, t)
+		c.VADDPS(t, h, h)
+		return h
+	}
+	i := c.GP64()
+	at := func(base reg.GPVirtual) operand.Mem { return operand.Mem{Base: base, Index: i, Scale: 4} }
+
+	// Σx², two accumulators.
+	ss := []reg.VecVirtual{c.ZMM(), c.ZMM()}
+	for _, a := range ss {
+		c.VXORPS(a, a, a)
+	}
+	c.XORQ(i, i)
+	c.Label("sp1")
+	{
+		v := c.ZMM()
+		c.VMOVUPS(at(x), v)
+		c.VFMADD231PS(v, v, ss[0])
+	}
+	c.ADDQ(operand.U8(16), i)
+	c.CMPQ(i, n)
+	c.JGE(operand.LabelRef("sp1done"))
+	{
+		v := c.ZMM()
+		c.VMOVUPS(at(x), v)
+		c.VFMADD231PS(v, v, ss[1])
+	}
+	c.ADDQ(operand.U8(16), i)
+	c.CMPQ(i, n)
+	c.JL(operand.LabelRef("sp1"))
+	c.Label("sp1done")
+	c.VADDPS(ss[1], ss[0], ss[0])
+	h := hsum(ss[0])
+	nf, e := c.XMM(), c.XMM()
+	c.VCVTSI2SSQ(n, nf, nf)
+	c.VDIVSS(nf, h, h)
+	c.VMOVSS(paramAddr(c, "eps"), e)
+	c.VADDSS(e, h, h)
+	c.VSQRTSS(h, h, h)
+	one := c.XMM()
+	c.MOVL(operand.U32(0x3f800000), i.As32())
+	c.VMOVD(i.As32(), one)
+	c.VDIVSS(h, one, one)
+	inv := c.ZMM()
+	c.VBROADCASTSS(one, inv)
+
+	// xn, Σxn², max|xn| (as bits, unsigned: a NaN above every float).
+	x2, mb, abs := c.ZMM(), c.ZMM(), bcst(0x7fffffff)
+	c.VXORPS(x2, x2, x2)
+	c.VPXORD(mb, mb, mb)
+	c.XORQ(i, i)
+	c.Label("sp2")
+	{
+		v, a := c.ZMM(), c.ZMM()
+		c.VMULPS(at(g), inv, v)
+		c.VMULPS(at(x), v, v)
+		c.VMOVUPS(v, at(xn))
+		c.VFMADD231PS(v, v, x2)
+		c.VPANDD(abs, v, a)
+		c.VPMAXUD(a, mb, mb)
+	}
+	c.ADDQ(operand.U8(16), i)
+	c.CMPQ(i, n)
+	c.JL(operand.LabelRef("sp2"))
+	{
+		y := c.YMM()
+		c.VEXTRACTI64X4(operand.U8(1), mb, y)
+		c.VPMAXUD(y, mb.AsY(), y)
+		t := c.XMM()
+		c.VEXTRACTI128(operand.U8(1), y, t)
+		c.VPMAXUD(t, y.AsX(), t)
+		u := c.XMM()
+		c.VPSHUFD(operand.U8(0x4e), t, u)
+		c.VPMAXUD(u, t, t)
+		c.VPSHUFD(operand.U8(0xb1), t, u)
+		c.VPMAXUD(u, t, t)
+		m := c.GP32()
+		c.VMOVD(t, m)
+		c.CMPL(m, operand.U32(0))
+		c.JE(operand.LabelRef("spno"))
+		c.CMPL(m, operand.U32(0x5862d1a9)) // 1e15
+		c.JAE(operand.LabelRef("spno"))
+		c.VMOVD(m, t)
+		c.MOVL(operand.U32(0x42fe0000), m) // 127
+		u2 := c.XMM()
+		c.VMOVD(m, u2)
+		c.VDIVSS(u2, t, t) // sx = max/127
+		c.VMOVSS(t, operand.Mem{Base: tok})
+		c.MOVL(operand.U32(0x3f800000), m)
+		c.VMOVD(m, u2)
+		c.VDIVSS(t, u2, u2)
+		sxv, rv := c.ZMM(), c.ZMM()
+		c.VBROADCASTSS(t, sxv)
+		c.VBROADCASTSS(u2, rv)
+
+		// q = round(xn/sx) clamped, d = xn - sx·q, Σd², Σq.
+		d2, qs, lo, hi := c.ZMM(), c.ZMM(), bcst(uint32(0xffffff81)), bcst(127)
+		c.VXORPS(d2, d2, d2)
+		c.VPXORD(qs, qs, qs)
+		c.XORQ(i, i)
+		qp := c.GP64()
+		c.MOVQ(xq, qp)
+		c.Label("sp3")
+		v, q, f := c.ZMM(), c.ZMM(), c.ZMM()
+		c.VMOVUPS(at(xn), v)
+		c.VMULPS(rv, v, f)
+		c.VCVTPS2DQ(f, q)
+		c.VPMINSD(hi, q, q)
+		c.VPMAXSD(lo, q, q)
+		c.VPADDD(q, qs, qs)
+		c.VCVTDQ2PS(q, f)
+		c.VFNMADD231PS(sxv, f, v) // v - sx·q, one rounding
+		c.VFMADD231PS(v, v, d2)
+		c.VPMOVDB(q, operand.Mem{Base: qp})
+		c.ADDQ(operand.U8(16), qp)
+		c.ADDQ(operand.U8(16), i)
+		c.CMPQ(i, n)
+		c.JL(operand.LabelRef("sp3"))
+
+		grow := c.XMM()
+		c.MOVL(operand.U32(0x3f800800), m) // 1 + 2^-11
+		c.VMOVD(m, grow)
+		for k, acc := range []reg.VecVirtual{x2, d2} {
+			s := hsum(acc)
+			c.VSQRTSS(s, s, s)
+			c.VMULSS(grow, s, s)
+			c.VMOVSS(s, operand.Mem{Base: tok, Disp: 4 + 4*k})
+		}
+		{
+			y := c.YMM()
+			c.VEXTRACTI64X4(operand.U8(1), qs, y)
+			c.VPADDD(y, qs.AsY(), y)
+			t := c.XMM()
+			c.VEXTRACTI128(operand.U8(1), y, t)
+			c.VPADDD(t, y.AsX(), t)
+			u := c.XMM()
+			c.VPSHUFD(operand.U8(0x4e), t, u)
+			c.VPADDD(u, t, t)
+			c.VPSHUFD(operand.U8(0xb1), t, u)
+			c.VPADDD(u, t, t)
+			c.VMOVD(t, m)
+			c.IMUL3L(operand.I32(-128), m, m)
+			c.MOVL(m, operand.Mem{Base: tok, Disp: 12})
+		}
+	}
+	ok := c.GP8()
+	c.MOVB(operand.U8(1), ok)
+	c.Store(ok, c.ReturnIndex(0))
+	c.VZEROUPPER()
+	c.RET()
+	c.Label("spno")
+	c.MOVB(operand.U8(0), ok)
+	c.Store(ok, c.ReturnIndex(0))
+	c.VZEROUPPER()
+	c.RET()
+}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/modelc/modelc/generated/llama15m"
+	"github.com/modelc/modelc/generated/stories260k"
+	"github.com/modelc/modelc/runtime/checkpoint"
+	"github.com/modelc/modelc/runtime/cpu"
+	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/sample"
+	"github.com/modelc/modelc/runtime/screen"
+	"github.com/modelc/modelc/runtime/train"
+)
+
+// exactBlocker is the generated float models' screen.Exact.
+type exactBlocker interface {
+	ExactBlock(r int, out *[screen.Block]float32) (base, n int)
+}
+
+// TestGreedyMatchesForward: a compiled float model's Greedy returns
+// sample.Argmax of Forward's logits at every position, on every kernel path
+// and at one and two threads (the 15M shape's classifier is split over the
+// pool); ExactBlock gives every row the bits Forward gave it; and where the
+// screen runs it answers without making the logits.
+func TestGreedyMatchesForward(t *testing.T) {
+	p, _, err := checkpoint.Load(filepath.Join(sharedData(t), "models", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		new        model.Factory
+		p          *model.Params
+		use        func(cpu.Level) error
+		setThreads func(int)
+		steps      int
+	}{
+		{"stories260k", stories260k.New, p, stories260k.UseKernels, stories260k.SetThreads, 200},
+		{"llama15m", llama15m.New, train.InitParams(llama15m.Spec(), 7), llama15m.UseKernels, llama15m.SetThreads, 12},
+	}
+	for _, c := range cases {
+		m, err := c.new(c.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range cpu.Levels() {
+			for _, threads := range []int{1, 2} {
+				t.Run(fmt.Sprintf("%s/%s/threads=%d", c.name, l, threads), func(t *testing.T) {
+					if err := c.use(l); err != nil {
+						t.Fatal(err)
+					}
+					defer c.use(cpu.Best())
+					c.setThreads(threads)
+					defer c.setThreads(0)
+					full, scr := m.NewSession(), m.NewSession()
+					g, ok := scr.(model.Greedy)
+					if !ok {
+						t.Fatal("the compiled float model does not implement model.Greedy")
+					}
+					eb := full.(exactBlocker)
+					var out [screen.Block]float32
+					tok, screened := 1, 0
+					for pos := range c.steps {
+						logits := full.Forward(tok, pos)
+						for r := 0; r < len(logits); {
+							base, n := eb.ExactBlock(r, &out)
+							if base != r || n < 1 || n > screen.Block {
+								t.Fatalf("pos %d: ExactBlock(%d) = %d, %d", pos, r, base, n)
+							}
+							for i, v := range out[:n] {
+								if math.Float32bits(v) != math.Float32bits(logits[r+i]) {
+									t.Fatalf("pos %d: ExactBlock row %d = %v, Forward gave %v", pos, r+i, v, logits[r+i])
+								}
+							}
+							r += n
+						}
+						want := sample.Argmax(logits)
+						// Another token's logits first: Greedy replaces them only
+						// when it makes the logits.
+						kept := scr.Forward((tok+1)%len(logits), pos)
+						before := slices.Clone(kept)
+						if got := g.Greedy(tok, pos); got != want {
+							t.Fatalf("pos %d: Greedy = %d, Argmax(Forward) = %d", pos, got, want)
+						}
+						if slices.Equal(kept, before) {
+							screened++
+						}
+						tok = want
+					}
+					if screen.Available() && screened < c.steps*9/10 {
+						t.Errorf("the screen answered %d of %d positions; want nearly all", screened, c.steps)
+					}
+					if !screen.Available() && screened != 0 {
+						t.Errorf("Greedy left the logits unmade %d times without the screen", screened)
+					}
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,246 @@
+// Package screen finds a greedy token without reading the whole classifier.
+//
+// Greedy decoding needs only the index of the largest logit. An int8 copy of
+// the classifier's rows (a quarter of its bytes) gives every logit to within
+// a bound proven from the quantisation errors and the float rounding; only
+// the rows whose upper bound reaches the best lower bound can hold the
+// largest logit, and those alone are computed in F32 by the model's own
+// classifier kernel. The answer is the index sample.Argmax would pick from
+// the full logits, the first of equal ones: every row equal to the largest
+// is among the candidates, and they are compared as the kernel computes
+// them. The screen runs on AVX-512 with VNNI; elsewhere Available is false
+// and the model computes every logit.
+package screen
+
+import (
+	"errors"
+	"math"
+	"math/bits"
+	"unsafe"
+
+	"github.com/modelc/modelc/runtime/cpu"
+)
+
+// Block is the most rows Exact computes at once.
+const Block = 8
+
+// slack bounds, relative to ‖w_r‖·‖x‖, every rounding between the exact dot
+// product and the two computed ones (the F32 kernel's sum of up to a few
+// thousand products, its own RMS normalisation, the approximation's scaling,
+// the bound's own arithmetic): each is a few units of 2^-24·(cols+8) at
+// most.
+func slack(cols int) float64 { return 4 * float64(cols+64) * 0x1p-24 }
+
+// Exact computes classifier rows in F32, each with the bits the model's full
+// classifier gives it: ExactBlock computes the block of at most Block rows
+// holding row r into out[:n] and returns its first row; a block is one the
+// full call's kernel takes whole, so that its rows take the same path.
+type Exact interface {
+	ExactBlock(r int, out *[Block]float32) (base, n int)
+}
+
+// Classifier is the int8 copy of a classifier's rows with the per-row
+// factors of their bound. It is read-only and shared by sessions.
+type Classifier struct {
+	rows, cols    int
+	groups, quads int
+	w             []byte    // panels: 16 rows × 4 columns per 64 bytes, q+128
+	row           []float32 // per group: 16 scales, 16 a, 16 n
+}
+
+// Available reports whether this machine runs the screen.
+func Available() bool { return kernel }
+
+// New quantises the rows×cols classifier w (row-major). It refuses a
+// classifier with a value that is not finite, since its bound would not be.
+func New(w []float32, rows, cols int) (*Classifier, error) {
+	if rows <= 0 || cols <= 0 || len(w) != rows*cols {
+		return nil, errors.New("screen: classifier shape does not match its weights")
+	}
+	groups, quads := (rows+15)/16, (cols+15)/16*4
+	c := &Classifier{rows: rows, cols: cols, groups: groups, quads: quads,
+		w: make([]byte, groups*quads*64), row: make([]float32, groups*48)}
+	for i := range c.w {
+		c.w[i] = 128
+	}
+	inf := float32(math.Inf(1))
+	sl := slack(cols)
+	for r := range groups * 16 {
+		g, lane := r/16, r%16
+		scale, a, n := &c.row[g*48+lane], &c.row[g*48+16+lane], &c.row[g*48+32+lane]
+		if r >= rows {
+			*scale, *a, *n = 1, inf, 0 // never the best lower bound; a candidate the caller skips
+			continue
+		}
+		wr := w[r*cols : (r+1)*cols]
+		var mx float64
+		for _, v := range wr {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, errors.New("screen: classifier holds a value that is not finite")
+			}
+			mx = max(mx, math.Abs(float64(v)))
+		}
+		s := float32(mx / 127)
+		if s == 0 {
+			s = 1
+		}
+		var e2, n2, w2 float64
+		for i, v := range wr {
+			q := max(-127, min(127, math.Round(float64(v)/float64(s))))
+			c.w[(g*quads+i/4)*64+lane*4+i%4] = byte(int(q) + 128)
+			d := float64(s) * q
+			e2 += (float64(v) - d) * (float64(v) - d)
+			n2 += d * d
+			w2 += float64(v) * float64(v)
+		}
+		*scale = s
+		*a = up(math.Sqrt(e2) + sl*math.Sqrt(w2))
+		*n = up(math.Sqrt(n2))
+	}
+	return c, nil
+}
+
+// prepare normalises x as the model's kernel does (to within the slack)
+// into s.xn, quantises it into s.x and sets the token's factors s.tok; false
+// when the bound cannot cover it. Widths that are a multiple of 16 have a
+// kernel (screenprep_avx512); the others prepareGo.
+func (c *Classifier) prepare(s *Scratch, x, g []float32, eps float32) bool {
+	if ok, done := prepAsm(s, x, g, eps); done {
+		return ok
+	}
+	return c.prepareGo(s, x, g, eps)
+}
+
+// prepareGo is prepare in Go.
+func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
+	// Four partial sums in named variables: the loops wait on their adds
+	// otherwise (an indexed array of sums lives in memory).
+	n := len(x)
+	n4 := n &^ 3
+	var s0, s1, s2, s3 float32
+	for i := 0; i < n4; i += 4 {
+		v := x[i : i+4 : i+4]
+		s0 += v[0] * v[0]
+		s1 += v[1] * v[1]
+		s2 += v[2] * v[2]
+		s3 += v[3] * v[3]
+	}
+	for _, v := range x[n4:] {
+		s0 += v * v
+	}
+	inv := 1 / float32(math.Sqrt(float64((s0+s1+s2+s3)/float32(n)+eps)))
+	var x2a, x2b float32
+	var mb uint32 // the largest |xn| as bits: their order is the floats' (a NaN above +Inf)
+	xn := s.xn[:n]
+	for i, v := range x {
+		t := v * g[i] * inv
+		xn[i] = t
+		if i&1 == 0 {
+			x2a += t * t
+		} else {
+			x2b += t * t
+		}
+		mb = max(mb, math.Float32bits(t)&^(1<<31))
+	}
+	x2 := x2a + x2b
+	mx := math.Float32frombits(mb)
+	if !(mx > 0 && mx < 1e15) { // zero, too large for the bound's float32, or NaN
+		return false
+	}
+	sx := mx / 127
+	r := 1 / sx
+	var d2 [4]float32
+	var sum int32
+	for i := range s.x {
+		var word uint32
+		var d [4]float32
+		for j := range min(4, n-4*i) {
+			t := xn[4*i+j]
+			f := t * r
+			// Any rounding will do (D measures the one made): ±0.5 by the
+			// sign bit, then a truncating conversion, with no branch on the
+			// sign (it is random, and mispredicted half the time).
+			half := math.Float32frombits(0x3f000000 | math.Float32bits(f)&(1<<31))
+			q := max(-127, min(127, int32(f+half)))
+			d[j] = t - sx*float32(q)
+			sum += q
+			word |= uint32(uint8(int8(q))) << (8 * j)
+		}
+		s.x[i] = int32(word)
+		d2[0] += d[0] * d[0]
+		d2[1] += d[1] * d[1]
+		d2[2] += d[2] * d[2]
+		d2[3] += d[3] * d[3]
+	}
+	// The float32 sums of squares are within n·2^-24 of the exact ones
+	// (relative; every term is non-negative): the 1+2^-12 covers that for n
+	// up to thousands. Each d is off by at most 2^-23·|xn_i| (the rounding
+	// of sx·q and of the difference), which moves D by at most 2^-23·X: the
+	// slack holds that.
+	s.tok = [4]uint32{math.Float32bits(sx), math.Float32bits(up(math.Sqrt(float64(x2)) * (1 + 0x1p-12))),
+		math.Float32bits(up(math.Sqrt(float64(d2[0]+d2[1]+d2[2]+d2[3])) * (1 + 0x1p-12))), uint32(-128 * sum)}
+	return true
+}
+
+// up is v as a float32 no smaller than v, and a little larger, so that the
+// float32 arithmetic of the bound stays above the exact bound.
+func up(v float64) float32 { return float32(v * (1 + 0x1p-20)) }
+
+// Scratch is one session's working memory for Argmax.
+type Scratch struct {
+	hi   []float32
+	mask []uint16
+	x    []int32
+	xn   []float32
+	out  [Block]float32
+	tok  [4]uint32
+}
+
+// NewScratch returns working memory for c's Argmax, faulted in (a page
+// fault costs as much as a small model's token).
+func (c *Classifier) NewScratch() *Scratch {
+	s := &Scratch{hi: make([]float32, c.groups*16), mask: make([]uint16, c.groups),
+		x: make([]int32, c.quads), xn: make([]float32, c.cols)}
+	cpu.FaultIn(unsafe.Pointer(&s.hi[0]), uintptr(4*len(s.hi)))
+	return s
+}
+
+// Argmax returns the index of the largest logit of the classifier applied
+// to RMSNorm(x)·g (eps as the model's norm), the first of equal ones, as
+// sample.Argmax over the full logits would; e computes the candidate rows.
+// It declines (ok false) when the screen is not available or the input or
+// a candidate logit is not finite; the caller then computes every logit.
+func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (tok int, ok bool) {
+	if !kernel || len(x) != c.cols || len(g) != c.cols {
+		return 0, false
+	}
+	if !c.prepare(s, x, g, eps) {
+		return 0, false
+	}
+	run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+
+	best, bi, base, n := float32(0), -1, 0, 0
+	for gi, m := range s.mask {
+		for m != 0 {
+			r := gi*16 + bits.TrailingZeros16(m)
+			m &= m - 1
+			if r >= c.rows {
+				break
+			}
+			if r >= base+n { // candidates come in order: a block once
+				base, n = e.ExactBlock(r, &s.out)
+				if r < base || r >= base+n || n > Block {
+					panic("screen: ExactBlock did not compute the row asked for")
+				}
+			}
+			v := s.out[r-base]
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return 0, false // the bound assumed finite logits
+			}
+			if bi < 0 || v > best {
+				best, bi = v, r
+			}
+		}
+	}
+	return bi, bi >= 0
+}

@@ -1,0 +1,337 @@
+package screen
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/modelc/modelc/asm"
+	"github.com/modelc/modelc/internal/gentest"
+)
+
+// exact is the classifier computed in float64 and rounded once: the logits
+// the screen's bound must hold for (a closer value than any F32 kernel's).
+type exact struct {
+	w          []float32
+	x, g       []float32
+	eps        float32
+	rows, cols int
+	calls      int
+}
+
+func (e *exact) logits() []float32 {
+	var ss float64
+	for _, v := range e.x {
+		ss += float64(v) * float64(v)
+	}
+	inv := 1 / math.Sqrt(ss/float64(e.cols)+float64(e.eps))
+	out := make([]float32, e.rows)
+	for r := range out {
+		var d float64
+		for i, v := range e.x {
+			d += float64(e.w[r*e.cols+i]) * float64(v) * float64(e.g[i])
+		}
+		out[r] = float32(d * inv)
+	}
+	return out
+}
+
+func (e *exact) ExactBlock(r int, out *[Block]float32) (base, n int) {
+	e.calls++
+	base = r &^ (Block - 1)
+	n = min(Block, e.rows-base)
+	copy(out[:], e.logits()[base:base+n])
+	return base, n
+}
+
+func argmax(x []float32) int {
+	bi := 0
+	for i, v := range x {
+		if v > x[bi] {
+			bi = i
+		}
+	}
+	return bi
+}
+
+// TestArgmax: the screened token is the full logits' argmax (the first of
+// equal ones) over random classifiers of odd shapes, classifiers with
+// duplicated and nearly equal rows, and inputs with outliers; and the
+// screen reads few rows in F32 when the logits are spread.
+func TestArgmax(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	shapes := [][2]int{{1, 1}, {5, 3}, {16, 16}, {17, 64}, {512, 64}, {100, 100}, {300, 288}, {64, 768}}
+	var blocks, spread int
+	for _, sh := range shapes {
+		rows, cols := sh[0], sh[1]
+		for trial := range 40 {
+			w := make([]float32, rows*cols)
+			for i := range w {
+				w[i] = float32(r.NormFloat64() * 0.1)
+			}
+			switch trial % 4 {
+			case 1: // duplicated rows: exact ties, the first must win
+				for k := range rows / 2 {
+					src := r.IntN(rows)
+					dst := r.IntN(rows)
+					copy(w[dst*cols:(dst+1)*cols], w[src*cols:(src+1)*cols])
+					_ = k
+				}
+			case 2: // rows one ulp apart
+				for k := 0; k+1 < rows; k += 2 {
+					copy(w[(k+1)*cols:(k+2)*cols], w[k*cols:(k+1)*cols])
+					i := (k + 1) * cols
+					w[i] = math.Nextafter32(w[i], float32(math.Inf(1)))
+				}
+			}
+			x, g := make([]float32, cols), make([]float32, cols)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+				g[i] = float32(0.5 + r.Float64())
+			}
+			if trial%5 == 3 {
+				x[r.IntN(cols)] *= 50 // an outlier coarsens the input's quantisation
+			}
+			c, err := New(w, rows, cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &exact{w: w, x: x, g: g, eps: 1e-5, rows: rows, cols: cols}
+			want := argmax(e.logits())
+			got, ok := c.Argmax(c.NewScratch(), x, g, 1e-5, e)
+			if !Available() {
+				if ok {
+					t.Fatal("Argmax answered without its kernel")
+				}
+				continue
+			}
+			if !ok || got != want {
+				t.Fatalf("%dx%d trial %d: Argmax = %d, %v; want %d", rows, cols, trial, got, ok, want)
+			}
+			if rows == 512 && trial%4 == 0 {
+				blocks += e.calls
+				spread++
+			}
+		}
+	}
+	if Available() && blocks > spread*4 {
+		t.Errorf("the screen computed %d of 64 blocks a token in F32 on average; want at most 4", blocks/spread)
+	}
+}
+
+// TestArgmaxDeclines: inputs the bound cannot cover are left to the caller.
+func TestArgmaxDeclines(t *testing.T) {
+	w := []float32{1, 2, 3, 4}
+	c, err := New(w, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &exact{w: w, rows: 2, cols: 2, g: []float32{1, 1}, eps: 1e-5}
+	for _, x := range [][]float32{{0, 0}, {float32(math.NaN()), 1}, {float32(math.Inf(1)), 1}} {
+		e.x = x
+		if _, ok := c.Argmax(c.NewScratch(), x, e.g, 1e-5, e); ok {
+			t.Errorf("Argmax(%v) answered", x)
+		}
+	}
+	if _, err := New([]float32{1, float32(math.NaN())}, 1, 2); err == nil {
+		t.Error("New accepted a NaN weight")
+	}
+	if _, err := New([]float32{1, 2, 3}, 1, 2); err == nil {
+		t.Error("New accepted a shape that does not match")
+	}
+}
+
+// TestGeneratedUpToDate: screen_amd64.{s,go} are asm.ScreenAMD64's output
+// (run go generate ./runtime/screen).
+func TestGeneratedUpToDate(t *testing.T) {
+	s, stubs, err := asm.ScreenAMD64("screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gentest.Match(t, ".", map[string][]byte{"screen_amd64.s": s, "screen_amd64.go": stubs}, "go generate ./runtime/screen")
+}
+
+// TestBound: every row's exact logit lies within the bound the kernel
+// computed, for inputs that make the bound's terms tight: x along one row's
+// quantisation error (the weight term met with equality) and rows with an
+// outlier (a coarse scale).
+func TestBound(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512 VNNI on this machine: the screen never runs here") // the machine the tests run on has it; TestArgmax asserts the decline elsewhere
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, sh := range [][2]int{{33, 64}, {40, 100}, {20, 768}} {
+		rows, cols := sh[0], sh[1]
+		for trial := range 30 {
+			w := make([]float32, rows*cols)
+			for i := range w {
+				w[i] = float32(r.NormFloat64() * 0.1)
+				if r.IntN(50) == 0 {
+					w[i] *= 20
+				}
+			}
+			c, err := New(w, rows, cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// x along row k's error: xn ∝ w_k - dequantised w_k.
+			k := r.IntN(rows)
+			x, g := make([]float32, cols), make([]float32, cols)
+			gk, lane := k/16, k%16
+			sk := c.row[gk*48+lane]
+			for i := range x {
+				g[i] = float32(0.5 + r.Float64())
+				q := float32(int(c.w[(gk*c.quads+i/4)*64+lane*4+i%4]) - 128)
+				x[i] = (w[k*cols+i] - sk*q) / g[i]
+				if trial%2 == 1 {
+					x[i] += float32(r.NormFloat64()) * 1e-3
+				}
+			}
+			s := c.NewScratch()
+			if !c.prepare(s, x, g, 1e-5) {
+				t.Fatalf("%dx%d trial %d: prepare declined", rows, cols, trial)
+			}
+			run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+			sx := float64(math.Float32frombits(s.tok[0]))
+			bx, bd := float64(math.Float32frombits(s.tok[1])), float64(math.Float32frombits(s.tok[2]))
+			for row := range rows {
+				g, lane := row/16, row%16
+				var ex float64
+				var acc int64
+				for i := range cols {
+					ex += float64(w[row*cols+i]) * float64(s.xn[i])
+					q := int64(c.w[(g*c.quads+i/4)*64+lane*4+i%4]) - 128
+					acc += q * int64(int8(s.x[i/4]>>(8*(i%4))))
+				}
+				approx := float64(acc) * float64(c.row[g*48+lane]) * sx
+				b := float64(c.row[g*48+16+lane])*bx + float64(c.row[g*48+32+lane])*bd
+				if math.Abs(ex-approx) > b {
+					t.Fatalf("%dx%d trial %d row %d: exact %g, approx %g ± %g", rows, cols, trial, row, ex, approx, b)
+				}
+				if hi := float64(s.hi[row]); math.Abs(hi-(approx+b)) > 1e-5*(math.Abs(approx)+b) {
+					t.Fatalf("%dx%d trial %d row %d: kernel's upper bound %g, want %g", rows, cols, trial, row, hi, approx+b)
+				}
+			}
+		}
+	}
+}
+
+// nopExact answers every row with 0: the benchmark times the screen alone.
+type nopExact struct{}
+
+func (nopExact) ExactBlock(r int, out *[Block]float32) (base, n int) {
+	clear(out[:])
+	return r, 1
+}
+
+func BenchmarkArgmax(b *testing.B) {
+	for _, sh := range [][2]int{{512, 64}, {32000, 288}} {
+		rows, cols := sh[0], sh[1]
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(7, 8))
+			w := make([]float32, rows*cols)
+			for i := range w {
+				w[i] = float32(r.NormFloat64() * 0.1)
+			}
+			x, g := make([]float32, cols), make([]float32, cols)
+			for i := range x {
+				x[i], g[i] = float32(r.NormFloat64()), 1
+			}
+			c, err := New(w, rows, cols)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := c.NewScratch()
+			b.Run("prepare", func(b *testing.B) { // the kernel where there is one
+				for b.Loop() {
+					c.prepare(s, x, g, 1e-5)
+				}
+			})
+			if !Available() {
+				return
+			}
+			b.Run("kernel", func(b *testing.B) {
+				for b.Loop() {
+					run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+				}
+			})
+		})
+	}
+}
+
+// TestPrepare: both forms of prepare normalise x as the model does, round
+// each element to a nearest step, and bound ‖xn‖ and the rounding's norm from
+// above by no more than a few parts in a thousand; and refuse what the bound
+// cannot cover.
+func TestPrepare(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, cols := range []int{16, 64, 100, 288, 768} {
+		w := make([]float32, cols)
+		c, err := New(w, 1, cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for trial := range 50 {
+			x, g := make([]float32, cols), make([]float32, cols)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * math.Pow(10, float64(trial%7-3)))
+				g[i] = float32(r.NormFloat64())
+			}
+			if trial%3 == 0 {
+				x[r.IntN(cols)] *= 100
+			}
+			forms := map[string]func(*Scratch) bool{
+				"Go":  func(s *Scratch) bool { return c.prepareGo(s, x, g, 1e-5) },
+				"asm": func(s *Scratch) bool { return c.prepare(s, x, g, 1e-5) },
+			}
+			for name, prep := range forms {
+				s := c.NewScratch()
+				if !prep(s) {
+					t.Fatalf("%s cols %d trial %d: declined", name, cols, trial)
+				}
+				var ss float64
+				for _, v := range x {
+					ss += float64(v) * float64(v)
+				}
+				inv := 1 / math.Sqrt(ss/float64(cols)+1e-5)
+				sx := float64(math.Float32frombits(s.tok[0]))
+				var x2, d2 float64
+				var sum int64
+				for i, v := range x {
+					want := float64(v) * float64(g[i]) * inv
+					xn := float64(s.xn[i])
+					if math.Abs(xn-want) > 1e-6*math.Abs(want)+1e-30 {
+						t.Fatalf("%s cols %d trial %d: xn[%d] = %g, want %g", name, cols, trial, i, xn, want)
+					}
+					q := float64(int8(s.x[i/4] >> (8 * (i % 4))))
+					if math.Abs(xn/sx-q) > 0.5+1e-6 {
+						t.Fatalf("%s cols %d trial %d: q[%d] = %g for %g", name, cols, trial, i, q, xn/sx)
+					}
+					x2 += xn * xn
+					d2 += (xn - sx*q) * (xn - sx*q)
+					sum += int64(q)
+				}
+				for k, want := range []float64{math.Sqrt(x2), math.Sqrt(d2)} {
+					got := float64(math.Float32frombits(s.tok[1+k]))
+					if got < want || got > want*1.002+1e-30 {
+						t.Fatalf("%s cols %d trial %d: bound factor %d = %g, want just above %g", name, cols, trial, k, got, want)
+					}
+				}
+				if got := int32(s.tok[3]); int64(got) != -128*sum {
+					t.Fatalf("%s cols %d trial %d: correction %d, want %d", name, cols, trial, got, -128*sum)
+				}
+			}
+		}
+		for _, x := range [][]float32{make([]float32, cols), append([]float32{float32(math.NaN())}, make([]float32, cols-1)...)} {
+			s := c.NewScratch()
+			g := make([]float32, cols)
+			for i := range g {
+				g[i] = 1
+			}
+			if c.prepare(s, x, g, 1e-5) || c.prepareGo(s, x, g, 1e-5) {
+				t.Errorf("cols %d: prepare accepted %v", cols, x[:2])
+			}
+		}
+	}
+}
