@@ -146,11 +146,21 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 	// Named results: the deferred update reaches the caller on every return.
 	defer func() { st.DecodeSeconds = time.Since(t0).Seconds() }()
 	token, pos := prompt[n-1], n
+	// A greedy sampler over a model.Greedy session takes its tokens from
+	// Greedy (the classifier screened, the same tokens).
+	greedy, _ := sess.(model.Greedy)
+	if g, ok := sampler.(interface{ Greedy() bool }); !ok || !g.Greedy() {
+		greedy = nil
+	}
+	known := -1 // the next token, when Greedy gave it
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, w.abort(err)
 		}
-		next := sampler.Sample(logits)
+		next := known
+		if next < 0 {
+			next = sampler.Sample(logits)
+		}
 		if next < 0 || next >= vocab {
 			w.emit() // the text so far
 			return st, fmt.Errorf("generate: sampler returned token %d at position %d, outside the vocabulary of %d (model has %d logits)", next, pos, vocab, len(logits))
@@ -166,7 +176,11 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 		if pos >= steps {
 			break
 		}
-		logits = sess.Forward(token, pos)
+		if greedy != nil {
+			known = greedy.Greedy(token, pos)
+		} else {
+			logits = sess.Forward(token, pos)
+		}
 		pos++
 	}
 	return st, w.end()

@@ -484,3 +484,48 @@ func FuzzGenerate(f *testing.F) {
 		}
 	})
 }
+
+// greedySession is a fakeSession that is a model.Greedy.
+type greedySession struct{ *fakeSession }
+
+func (s greedySession) Greedy(token, pos int) int {
+	s.calls = append(s.calls, fmt.Sprintf("G%d@%d", token, pos))
+	s.run(token, pos)
+	return argmax{}.Sample(s.logits(pos))
+}
+
+// greedyArgmax is argmax saying that it is greedy.
+type greedyArgmax struct{ argmax }
+
+func (greedyArgmax) Greedy() bool { return true }
+
+// TestGenerateGreedy: a greedy sampler over a model.Greedy session takes
+// every decoded token from Greedy, with run.c's output and positions; a
+// sampler that does not say it is greedy gets logits from Forward.
+func TestGenerateGreedy(t *testing.T) {
+	tok := newFakeTok()
+	v := tok.VocabSize()
+	script := []int{6, 7, 8, 9, 10, 11, 12, 8, 9, 10, 11, 2, 13, 14, 6}
+	for _, prompt := range []string{"", "Once", "Once upon a time"} {
+		for _, steps := range []int{1, 3, 5, 7, 12} {
+			const maxSeq = 12
+			want, wantSeen := runC(tok, script, v, prompt, steps, maxSeq)
+			for _, sampler := range []Sampler{greedyArgmax{}, argmax{}} {
+				fs := newFakeSession(v, script...)
+				var out bytes.Buffer
+				if _, err := Generate(context.Background(), greedySession{fs}, tok, sampler, Options{Prompt: prompt, Steps: steps, MaxSeq: maxSeq}, &out); err != nil {
+					t.Fatal(err)
+				}
+				if out.String() != want || !slices.Equal(fs.seen, wantSeen) {
+					t.Fatalf("prompt %q steps %d %T: output %q ran %v; run.c prints %q ran %v", prompt, steps, sampler, out.String(), fs.seen, want, wantSeen)
+				}
+				_, isGreedy := sampler.(greedyArgmax)
+				for _, c := range fs.calls {
+					if c[0] == 'F' && isGreedy || c[0] == 'G' && !isGreedy {
+						t.Fatalf("prompt %q steps %d %T: calls %v", prompt, steps, sampler, fs.calls)
+					}
+				}
+			}
+		}
+	}
+}

@@ -119,6 +119,11 @@ func argmaxGo(x []float32) int {
 	return best
 }
 
+// Greedy reports whether s always picks the largest logit (temperature 0):
+// a caller may then ask the model for that token without the logits
+// (model.Greedy).
+func (s *Sampler) Greedy() bool { return s.temp == 0 }
+
 // Sample returns the next token for logits (which it does not modify), or -1
 // when logits is empty.
 func (s *Sampler) Sample(logits []float32) int {

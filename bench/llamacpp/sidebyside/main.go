@@ -131,7 +131,10 @@ func (s series) median() float64 {
 }
 
 // engines, in the order each round runs them.
-var engines = []string{"modelc", "llama.cpp", "llama.cpp f32kv"}
+// "modelc" decodes greedily as its binary does by default (the classifier
+// screened where the CPU can, runtime/screen); "modelc full" makes every
+// logit each token (bench --full-logits), as llama.cpp does.
+var engines = []string{"modelc", "modelc full", "llama.cpp", "llama.cpp f32kv"}
 
 type setting struct {
 	model   string
@@ -148,9 +151,13 @@ type figures struct {
 }
 
 type modelInfo struct {
-	name, gguf   string
-	spec         *spec.Spec
-	bytesPerTok  float64 // at the run's mean context
+	name, gguf  string
+	spec        *spec.Spec
+	bytesPerTok float64 // at the run's mean context
+	// screenBytes: bytesPerTok with the classifier's int8 copy (vocab·dim
+	// bytes) in place of its F32 rows, what a screened token reads; equal to
+	// bytesPerTok when modelc's decode was not screened.
+	screenBytes  float64
 	flopsPerTok  float64
 	meanContext  float64
 	greedy       greedyOut
@@ -231,7 +238,8 @@ func measure(c config) (*results, error) {
 				progress("%s, %d thread(s), round %d/%d", m.name, t, round+1, c.rounds)
 				for _, e := range engines {
 					var before float64
-					if e == "modelc" {
+					mc := strings.HasPrefix(e, "modelc")
+					if mc {
 						if before, err = buf.ReadBandwidth(r.path, t, 3); err != nil {
 							return nil, err
 						}
@@ -243,12 +251,12 @@ func measure(c config) (*results, error) {
 					f := r.runs[st][e]
 					f.decode = append(f.decode, dec)
 					f.prefill = append(f.prefill, pre)
-					if e == "modelc" {
+					if mc {
 						after, err := buf.ReadBandwidth(r.path, t, 3)
 						if err != nil {
 							return nil, err
 						}
-						f.paired = append(f.paired, dec/(max(before, after)/m.bytesPerTok))
+						f.paired = append(f.paired, dec/(max(before, after)/m.bytesOf(e)))
 					}
 				}
 				bw, err := buf.ReadBandwidth(r.path, t, 3)
@@ -309,6 +317,7 @@ func prepare(c config, name string) (*modelInfo, error) {
 	m.bytesPerTok = float64(f.WeightBytesPerToken) + m.meanContext*float64(f.KVCacheBytesPerToken)
 	m.flopsPerTok = float64(f.MatmulFLOPsPerToken) + 4*float64(s.Layers*s.Dim)*m.meanContext
 	m.workingBytes = max(int64(m.bytesPerTok)/4096*4096, 64<<10)
+	m.screenBytes = m.bytesPerTok
 
 	progress("%s: greedy ids (modelc)", name)
 	out, err := run(exec.Command(c.greedy, "--model", m.gguf, "--steps", strconv.Itoa(c.steps)))
@@ -380,13 +389,28 @@ func parseBench(out []byte, label string) (dec, pre float64, err error) {
 	return 0, 0, fmt.Errorf("no %q figures in bench output:\n%s", label, out)
 }
 
+// bytesOf is what one token of engine e (a modelc one) reads.
+func (m *modelInfo) bytesOf(e string) float64 {
+	if e == "modelc" {
+		return m.screenBytes
+	}
+	return m.bytesPerTok
+}
+
 func (r *results) runEngine(c config, m *modelInfo, engine string, threads int) (dec, pre float64, err error) {
 	steps, th := strconv.Itoa(c.steps), strconv.Itoa(threads)
-	if engine == "modelc" {
-		out, err := run(exec.Command(filepath.Join(c.bin, m.name), "bench", "--model", m.gguf,
-			"--steps", steps, "--threads", th, "--rounds", "1"))
+	if strings.HasPrefix(engine, "modelc") {
+		args := []string{"bench", "--model", m.gguf, "--steps", steps, "--threads", th, "--rounds", "1"}
+		if engine == "modelc full" {
+			args = append(args, "--full-logits")
+		}
+		out, err := run(exec.Command(filepath.Join(c.bin, m.name), args...))
 		if err != nil {
 			return 0, 0, err
+		}
+		if engine == "modelc" && bytes.Contains(out, []byte(", screened)")) {
+			s := m.spec
+			m.screenBytes = m.bytesPerTok - 3*float64(s.Vocab*s.Dim)
 		}
 		return parseBench(out, "compiled")
 	}
@@ -477,7 +501,7 @@ func (r *results) print(w io.Writer, c config) {
 		p(" (llama.cpp CPU backend %s)", r.models[0].backend)
 	}
 	p(". Load average at start %s, at end %s. ", r.loadStart, r.loadEnd)
-	p("%d interleaved rounds per model and thread count (modelc, llama.cpp, llama.cpp F32 KV, modelc, ...; one process per run); best and median of the rounds, and \"per round\": each round's modelc run ÷ the llama.cpp run right after it, median and range over the rounds (the ratio least moved by the machine's drift). Decode: %d positions from BOS, greedy; prefill: %d tokens in one batch.\n\n", c.rounds, c.steps, c.steps)
+	p("%d interleaved rounds per model and thread count (modelc, modelc with every logit, llama.cpp, llama.cpp F32 KV, modelc, ...; one process per run); best and median of the rounds, and \"per round\": each round's modelc run ÷ the llama.cpp run of the same round, median and range over the rounds (the ratio least moved by the machine's drift). Decode: %d positions from BOS, greedy; prefill: %d tokens in one batch. modelc's greedy decode screens the classifier (an int8 copy finds the rows that can hold the largest logit, only those are computed in F32: the same tokens, `runtime/screen`) where the CPU has AVX-512 VNNI; the \"every logit\" rows (`bench --full-logits`) make all the logits each token as llama.cpp does, which is what sampling with a temperature costs.\n\n", c.rounds, c.steps, c.steps)
 
 	p("## Machine limits (%s kernels; best of %d passes before and after the runs, and of 3 passes in every round beside the runs)\n\n", r.path, c.passes)
 	p("| | 1 GiB read, GB/s | FMA peak, GFLOP/s |")
@@ -495,11 +519,11 @@ func (r *results) print(w io.Writer, c config) {
 
 	for _, phase := range []string{"decode", "prefill"} {
 		p("\n## %s tokens/s, F32, same GGUF\n\n", strings.ToUpper(phase[:1])+phase[1:])
-		p("| model | threads | modelc best | modelc median | llama.cpp best | llama.cpp median | modelc ÷ llama.cpp (best, median) | per round: median (range) | llama.cpp F32 KV, no FA: best | median | modelc ÷ it (best) |")
+		p("| model | threads | modelc | modelc best | modelc median | llama.cpp best | llama.cpp median | modelc ÷ llama.cpp (best, median) | per round: median (range) | llama.cpp F32 KV, no FA: best | median | modelc ÷ it (best) |")
 		if phase == "decode" {
 			p(" modelc best ÷ bandwidth bound | paired per round: median (best) | ÷ DRAM bound | ÷ FMA bound |")
 		}
-		p("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		p("\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		if phase == "decode" {
 			p("---:|---:|---:|---:|")
 		}
@@ -513,27 +537,41 @@ func (r *results) print(w io.Writer, c config) {
 					}
 					return f[e].prefill
 				}
-				mc, ll, lf := get("modelc"), get("llama.cpp"), get("llama.cpp f32kv")
-				rr := mc.per(ll)
-				p("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f×, %.2f× | %.2f× (%.2f–%.2f×) | %.1f | %.1f | %.2f× |", m.name, t,
-					mc.best(), mc.median(), ll.best(), ll.median(), mc.best()/ll.best(), mc.median()/ll.median(),
-					rr.median(), slices.Min(rr), slices.Max(rr), lf.best(), lf.median(), mc.best()/lf.best())
+				ll, lf := get("llama.cpp"), get("llama.cpp f32kv")
+				variants := []string{"modelc"}
 				if phase == "decode" {
-					bwBound := m.bandwidth[t] / m.bytesPerTok
-					flopBound := r.peak[t] / m.flopsPerTok
-					pr := f["modelc"].paired
-					dramBound := r.dram[t] / m.bytesPerTok
-					p(" %.0f%% (of %.0f tok/s) | %.0f%% (%.0f%%) | %.0f%% (of %.0f tok/s) | %.1f%% (of %.0f tok/s) |", 100*mc.best()/bwBound, bwBound, 100*pr.median(), 100*pr.best(),
-						100*mc.best()/dramBound, dramBound, 100*mc.best()/flopBound, flopBound)
+					variants = append(variants, "modelc full")
 				}
-				p("\n")
+				for _, e := range variants {
+					mc := get(e)
+					rr := mc.per(ll)
+					label := "greedy"
+					if e == "modelc full" {
+						label = "every logit"
+					} else if phase == "decode" && m.screenBytes != m.bytesPerTok {
+						label = "greedy, screened"
+					}
+					p("| %s | %d | %s | %.1f | %.1f | %.1f | %.1f | %.2f×, %.2f× | %.2f× (%.2f–%.2f×) | %.1f | %.1f | %.2f× |", m.name, t, label,
+						mc.best(), mc.median(), ll.best(), ll.median(), mc.best()/ll.best(), mc.median()/ll.median(),
+						rr.median(), slices.Min(rr), slices.Max(rr), lf.best(), lf.median(), mc.best()/lf.best())
+					if phase == "decode" {
+						bytes := m.bytesOf(e)
+						bwBound := m.bandwidth[t] / bytes
+						flopBound := r.peak[t] / m.flopsPerTok
+						pr := f[e].paired
+						dramBound := r.dram[t] / bytes
+						p(" %.0f%% (of %.0f tok/s) | %.0f%% (%.0f%%) | %.0f%% (of %.0f tok/s) | %.1f%% (of %.0f tok/s) |", 100*mc.best()/bwBound, bwBound, 100*pr.median(), 100*pr.best(),
+							100*mc.best()/dramBound, dramBound, 100*mc.best()/flopBound, flopBound)
+					}
+					p("\n")
+				}
 			}
 		}
 	}
-	p("\nBounds: bytes per token (weights read once, the classifier in full, and the KV cache at the run's mean context of %.1f positions: the formula of `modelc spec show`) ÷ the read bandwidth over a buffer of that size on as many threads; FLOPs per token (same formula) ÷ the FMA peak. \"modelc best ÷ bandwidth bound\" divides the best decode by the best bandwidth read before, between and after the rounds; \"paired per round\" divides each round's decode by the better of the two bandwidth readings taken just before and just after it. \"DRAM bound\" is the issues' definition: bytes per token ÷ the read bandwidth over 1 GiB (DRAM); a working set that L3 partly holds can beat it, which is why the bandwidth bound over a buffer of the working set's size is the stricter figure.\n\n", float64(c.steps+1)/2)
-	p("| model | bytes per token | FLOPs per token | modelc kernels |\n|---|---:|---:|---|\n")
+	p("\nBounds: bytes per token (weights read once, the classifier in full, and the KV cache at the run's mean context of %.1f positions: the formula of `modelc spec show`) ÷ the read bandwidth over a buffer of that size on as many threads; FLOPs per token (same formula) ÷ the FMA peak. \"modelc best ÷ bandwidth bound\" divides the best decode by the best bandwidth read before, between and after the rounds; \"paired per round\" divides each round's decode by the better of the two bandwidth readings taken just before and just after it. \"DRAM bound\" is the issues' definition: bytes per token ÷ the read bandwidth over 1 GiB (DRAM); a working set that L3 partly holds can beat it, which is why the bandwidth bound over a buffer of the working set's size is the stricter figure. A screened token's bounds use its own bytes: the classifier's int8 copy (vocab × dim bytes) in place of its F32 rows (the few rows computed in F32 besides are left out), over the bandwidth measured for the F32 working set.\n\n", float64(c.steps+1)/2)
+	p("| model | bytes per token | screened, bytes per token | FLOPs per token | modelc kernels |\n|---|---:|---:|---:|---|\n")
 	for _, m := range r.models {
-		p("| %s | %.0f | %.0f | %s |\n", m.name, m.bytesPerTok, m.flopsPerTok, m.greedy.Kernels)
+		p("| %s | %.0f | %.0f | %.0f | %s |\n", m.name, m.bytesPerTok, m.screenBytes, m.flopsPerTok, m.greedy.Kernels)
 	}
 
 	if len(r.compare["compiled decode"]) > 0 {
@@ -579,7 +617,7 @@ func (r *results) print(w io.Writer, c config) {
 
 	p("\n## Commands\n\n```\n")
 	for _, m := range r.models {
-		p("%s/%s bench --model %s --steps %d --threads T --rounds 1\n", c.bin, m.name, m.gguf, c.steps)
+		p("%s/%s bench --model %s --steps %d --threads T --rounds 1 [--full-logits]\n", c.bin, m.name, m.gguf, c.steps)
 		p("%s %s --model %s --steps %d --threads T [--kv f32 --fa off]\n", c.node, c.runner, m.gguf, c.steps)
 		p("%s --model %s --steps %d\n", c.greedy, m.gguf, c.steps)
 		p("%s/%s generate --model %s --temperature 0 --steps %d --threads 1\n", c.bin, m.name, m.gguf, c.steps)
