@@ -546,7 +546,9 @@ func (r *results) print(w io.Writer, c config) {
 					mc := get(e)
 					rr := mc.per(ll)
 					label := "greedy"
-					if e == "modelc full" {
+					if phase == "prefill" {
+						label = "—" // the same batched pass either way
+					} else if e == "modelc full" {
 						label = "every logit"
 					} else if phase == "decode" && m.screenBytes != m.bytesPerTok {
 						label = "greedy, screened"
