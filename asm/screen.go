@@ -120,8 +120,8 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 // (round to nearest, clamped to ±127) packed four to a dword into xq, and tok
 // as screen_avx512vnni reads it: sx = max|xn|/127, X = ‖xn‖ and
 // D = ‖xn - sx·q‖ (each taken up by 2^-11 for their float32 sums' rounding)
-// and -128·Σq. False, with nothing stored in tok, when max|xn| is 0, NaN or
-// not below 1e15.
+// and -128·Σq. False, with nothing stored in tok, when max|xn| is NaN or
+// outside [1e-10, 1e15).
 func screenPrep(c *build.Context) {
 	leaf(c, "screenprep_avx512",
 		"func(xq *int32, xn *float32, tok *uint32, x, gain *float32, n int, eps float32) bool",
@@ -207,21 +207,11 @@ func screenPrep(c *build.Context) {
 	c.CMPQ(i, n)
 	c.JL(operand.LabelRef("sp2"))
 	{
-		y := c.YMM()
-		c.VEXTRACTI64X4(operand.U8(1), mb, y)
-		c.VPMAXUD(y, mb.AsY(), y)
-		t := c.XMM()
-		c.VEXTRACTI128(operand.U8(1), y, t)
-		c.VPMAXUD(t, y.AsX(), t)
-		u := c.XMM()
-		c.VPSHUFD(operand.U8(0x4e), t, u)
-		c.VPMAXUD(u, t, t)
-		c.VPSHUFD(operand.U8(0xb1), t, u)
-		c.VPMAXUD(u, t, t)
+		t := foldD(c, mb, func(a, b, d operand.Op) { c.VPMAXUD(a, b, d) })
 		m := c.GP32()
 		c.VMOVD(t, m)
-		c.CMPL(m, operand.U32(0))
-		c.JE(operand.LabelRef("spno"))
+		c.CMPL(m, operand.U32(0x2edbe6ff)) // 1e-10, runtime/screen's tiny
+		c.JB(operand.LabelRef("spno"))
 		c.CMPL(m, operand.U32(0x5862d1a9)) // 1e15
 		c.JAE(operand.LabelRef("spno"))
 		c.VMOVD(m, t)
@@ -271,17 +261,7 @@ func screenPrep(c *build.Context) {
 			c.VMOVSS(s, operand.Mem{Base: tok, Disp: 4 + 4*k})
 		}
 		{
-			y := c.YMM()
-			c.VEXTRACTI64X4(operand.U8(1), qs, y)
-			c.VPADDD(y, qs.AsY(), y)
-			t := c.XMM()
-			c.VEXTRACTI128(operand.U8(1), y, t)
-			c.VPADDD(t, y.AsX(), t)
-			u := c.XMM()
-			c.VPSHUFD(operand.U8(0x4e), t, u)
-			c.VPADDD(u, t, t)
-			c.VPSHUFD(operand.U8(0xb1), t, u)
-			c.VPADDD(u, t, t)
+			t := foldD(c, qs, func(a, b, d operand.Op) { c.VPADDD(a, b, d) })
 			c.VMOVD(t, m)
 			c.IMUL3L(operand.I32(-128), m, m)
 			c.MOVL(m, operand.Mem{Base: tok, Disp: 12})
@@ -297,4 +277,21 @@ func screenPrep(c *build.Context) {
 	c.Store(ok, c.ReturnIndex(0))
 	c.VZEROUPPER()
 	c.RET()
+}
+
+// foldD folds the 16 dwords of the ZMM v with op (VPADDD, VPMAXUD: op(a, b,
+// dst) in Go operand order) into lane 0 of the XMM it returns.
+func foldD(c *build.Context, v reg.VecVirtual, op func(a, b, dst operand.Op)) reg.VecVirtual {
+	y := c.YMM()
+	c.VEXTRACTI64X4(operand.U8(1), v, y)
+	op(y, v.AsY(), y)
+	t := c.XMM()
+	c.VEXTRACTI128(operand.U8(1), y, t)
+	op(t, y.AsX(), t)
+	u := c.XMM()
+	c.VPSHUFD(operand.U8(0x4e), t, u)
+	op(u, t, t)
+	c.VPSHUFD(operand.U8(0xb1), t, u)
+	op(u, t, t)
+	return t
 }

@@ -24,11 +24,13 @@ import (
 // Block is the most rows Exact computes at once.
 const Block = 8
 
-// slack bounds, relative to ‖w_r‖·‖x‖, every rounding between the exact dot
-// product and the two computed ones (the F32 kernel's sum of up to a few
-// thousand products, its own RMS normalisation, the approximation's scaling,
-// the bound's own arithmetic): each is a few units of 2^-24·(cols+8) at
-// most.
+// slack bounds, relative to ‖w_r‖·‖xn‖, the roundings between the exact dot
+// product of row r with the screen's xn and the two computed values: the
+// F32 kernel's sum (at most cols·2^-24 of Σ|w_i·xn_i| ≤ ‖w_r‖·‖xn‖), its own
+// RMS normalisation (its sum of squares, half that again, and a few
+// roundings per element), the approximation's conversion and two products,
+// and the bound's own sums. Together they stay under 2·(cols+64)·2^-24;
+// twice that is kept.
 func slack(cols int) float64 { return 4 * float64(cols+64) * 0x1p-24 }
 
 // Exact computes classifier rows in F32, each with the bits the model's full
@@ -83,6 +85,13 @@ func New(w []float32, rows, cols int) (*Classifier, error) {
 		s := float32(mx / 127)
 		if s == 0 {
 			s = 1
+		}
+		if mx > 0 && mx < tiny || mx >= huge {
+			// Products of so small a row may reach the float32 subnormals,
+			// whose rounding is not relative, and so large a one's bound may
+			// overflow: always a candidate instead.
+			*scale, *a, *n = 1, inf, 0
+			continue
 		}
 		var e2, n2, w2 float64
 		for i, v := range wr {
@@ -144,7 +153,7 @@ func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
 	}
 	x2 := x2a + x2b
 	mx := math.Float32frombits(mb)
-	if !(mx > 0 && mx < 1e15) { // zero, too large for the bound's float32, or NaN
+	if !(mx >= tiny && mx < huge) { // zero or tiny, too large for the bound's float32, or NaN
 		return false
 	}
 	sx := mx / 127
@@ -181,6 +190,18 @@ func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
 		math.Float32bits(up(math.Sqrt(float64(d2[0]+d2[1]+d2[2]+d2[3])) * (1 + 0x1p-12))), uint32(-128 * sum)}
 	return true
 }
+
+// tiny is the least max|w_r| and max|xn| the bound is kept for. With both at
+// least this, every float32 product of the approximation and the bound
+// (≥ (tiny/127)²·slack) stays far above the subnormals, and what the
+// subnormals lose in the sums (cols·2^-149 at most) far below the slack;
+// real models' rows and normalised inputs are many orders of magnitude
+// larger.
+const tiny = 1e-10
+
+// huge is the largest max|w_r| and max|xn| the bound is kept for: products
+// and sums of the bound then stay far below the float32 range.
+const huge = 1e15
 
 // up is v as a float32 no smaller than v, and a little larger, so that the
 // float32 arithmetic of the bound stays above the exact bound.

@@ -153,8 +153,8 @@ sp2:
 	VPSHUFD       $0xb1, X2, X0
 	VPMAXUD       X0, X2, X2
 	VMOVD         X2, BX
-	CMPL          BX, $0x00000000
-	JE            spno
+	CMPL          BX, $0x2edbe6ff
+	JB            spno
 	CMPL          BX, $0x5862d1a9
 	JAE           spno
 	VMOVD         BX, X2

@@ -335,3 +335,50 @@ func TestPrepare(t *testing.T) {
 		}
 	}
 }
+
+// FuzzArgmax: for any finite classifier and input (odd shapes, huge, tiny
+// and subnormal values, exact ties), the screen either declines or returns
+// the full logits' argmax, and never panics.
+func FuzzArgmax(f *testing.F) {
+	f.Add(uint8(5), uint8(3), []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	f.Add(uint8(40), uint8(16), []byte{0x80, 0x3f, 0, 0, 0x7f, 0x7f, 0xff, 0xff, 0, 0, 0x80, 0})
+	f.Add(uint8(17), uint8(64), []byte{0, 0, 0, 1, 0, 0, 0x80, 0x0d, 0x42, 0x60})
+	f.Fuzz(func(t *testing.T, rows, cols uint8, data []byte) {
+		r, c := int(rows%40)+1, int(cols%70)+1
+		if len(data) < 4 {
+			return
+		}
+		// Values cycle through data as float32 bits, then through scales.
+		val := func(i int) float32 {
+			j := (4 * i) % (len(data) - 3)
+			v := math.Float32frombits(uint32(data[j]) | uint32(data[j+1])<<8 | uint32(data[j+2])<<16 | uint32(data[j+3])<<24)
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return float32(i%7) - 3
+			}
+			return v
+		}
+		w := make([]float32, r*c)
+		for i := range w {
+			w[i] = val(i)
+		}
+		x, g := make([]float32, c), make([]float32, c)
+		for i := range x {
+			x[i], g[i] = val(r*c+i), val(r*c+c+i)
+		}
+		cl, err := New(w, r, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &exact{w: w, x: x, g: g, eps: 1e-5, rows: r, cols: c}
+		logits := e.logits()
+		for _, v := range logits {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return // the model's own logits would not be finite either
+			}
+		}
+		got, ok := cl.Argmax(cl.NewScratch(), x, g, 1e-5, e)
+		if ok && got != argmax(logits) {
+			t.Fatalf("%dx%d: Argmax = %d, the logits' argmax %d (%v)", r, c, got, argmax(logits), logits)
+		}
+	})
+}
