@@ -14,6 +14,7 @@ import (
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/screen"
 	"github.com/modelc/modelc/spec"
 	"github.com/modelc/modelc/tokenizer"
 )
@@ -274,7 +275,11 @@ func TestInfo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"compiled for:\nstories260k: causal", "dim", "64", "kernels: purego (test)", "cpu: ", "fits this binary"} {
+	greedy := "greedy: every logit is made (the classifier screen needs AVX-512 with VNNI)"
+	if screen.Available() {
+		greedy = "greedy: the classifier is screened"
+	}
+	for _, want := range []string{"compiled for:\nstories260k: causal", "dim", "64", "kernels: purego (test)", greedy, "cpu: ", "fits this binary"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("info output lacks %q:\n%s", want, out.String())
 		}

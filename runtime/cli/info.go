@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/cpu"
 
+	"github.com/modelc/modelc/runtime/screen"
 	"github.com/modelc/modelc/spec"
 )
 
@@ -31,6 +32,7 @@ on this machine, and with --model whether a model file fits it.`,
 			}
 			if modelPath == "" {
 				fmt.Fprintf(w, "kernels: %s\n", path)
+				fmt.Fprintf(w, "greedy: %s\n", greedyPath(a.spec))
 				fmt.Fprintf(w, "cpu: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuFeatures())
 				return nil
 			}
@@ -52,6 +54,7 @@ on this machine, and with --model whether a model file fits it.`,
 				}
 			}
 			fmt.Fprintf(w, "kernels: %s\n", path)
+			fmt.Fprintf(w, "greedy: %s\n", greedyPath(a.spec))
 			fmt.Fprintf(w, "cpu: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuFeatures())
 			fmt.Fprintf(w, "model %s: vocab %d, dim %d, layers %d, heads %d, kv_heads %d, ffn_dim %d, max_seq %d: %s\n",
 				modelPath, p.Spec.Vocab, p.Spec.Dim, p.Spec.Layers, p.Spec.Heads, p.Spec.KVHeads, p.Spec.FFNDim, p.Spec.MaxSeq, fit)
@@ -60,6 +63,18 @@ on this machine, and with --model whether a model file fits it.`,
 	}
 	cmd.Flags().StringVarP(&modelPath, "model", "m", "", "a model file to check against the compiled shape")
 	return cmd
+}
+
+// greedyPath says how greedy decoding finds its tokens in this binary's
+// compiled model (runtime/screen).
+func greedyPath(s *spec.Spec) string {
+	switch {
+	case s.Quant != "" && s.Quant != "f32":
+		return "every logit is made (the classifier is quantised)"
+	case !screen.Available():
+		return "every logit is made (the classifier screen needs AVX-512 with VNNI)"
+	}
+	return "the classifier is screened (an int8 copy finds the rows that can win; only those are computed in F32)"
 }
 
 // showSpec prints the spec with its own Show when it has one.
