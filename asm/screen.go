@@ -120,7 +120,7 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 // (round to nearest, clamped to ±127) packed four to a dword into xq, and tok
 // as screen_avx512vnni reads it: sx = max|xn|/127, X = ‖xn‖ and
 // D = ‖xn - sx·q‖ (each taken up by 2^-11 for their float32 sums' rounding)
-// and -128·Σq. False, with nothing stored in tok, when max|xn| is NaN or
+// and -128·Σq, then inv = 1/sqrt(Σx²/n + eps). False, with nothing stored in tok, when max|xn| is NaN or
 // outside [1e-10, 1e15).
 func screenPrep(c *build.Context) {
 	leaf(c, "screenprep_avx512",
@@ -152,7 +152,7 @@ func screenPrep(c *build.Context) {
 	// Σx², two accumulators.
 	ss := []reg.VecVirtual{c.ZMM(), c.ZMM()}
 	for _, a := range ss {
-		c.VXORPS(a, a, a)
+		c.VPXORD(a, a, a) // not VXORPS: on a ZMM that is AVX512DQ, which the screen does not check
 	}
 	c.XORQ(i, i)
 	c.Label("sp1")
@@ -190,7 +190,7 @@ func screenPrep(c *build.Context) {
 
 	// xn, Σxn², max|xn| (as bits, unsigned: a NaN above every float).
 	x2, mb, abs := c.ZMM(), c.ZMM(), bcst(0x7fffffff)
-	c.VXORPS(x2, x2, x2)
+	c.VPXORD(x2, x2, x2)
 	c.VPXORD(mb, mb, mb)
 	c.XORQ(i, i)
 	c.Label("sp2")
@@ -229,7 +229,7 @@ func screenPrep(c *build.Context) {
 
 		// q = round(xn/sx) clamped, d = xn - sx·q, Σd², Σq.
 		d2, qs, lo, hi := c.ZMM(), c.ZMM(), bcst(uint32(0xffffff81)), bcst(127)
-		c.VXORPS(d2, d2, d2)
+		c.VPXORD(d2, d2, d2)
 		c.VPXORD(qs, qs, qs)
 		c.XORQ(i, i)
 		qp := c.GP64()
@@ -266,6 +266,7 @@ func screenPrep(c *build.Context) {
 			c.IMUL3L(operand.I32(-128), m, m)
 			c.MOVL(m, operand.Mem{Base: tok, Disp: 12})
 		}
+		c.VMOVSS(one, operand.Mem{Base: tok, Disp: 16}) // inv, for the overflow check
 	}
 	ok := c.GP8()
 	c.MOVB(operand.U8(1), ok)

@@ -106,3 +106,71 @@ func TestGreedyMatchesForward(t *testing.T) {
 		}
 	}
 }
+
+// TestGreedyKernelOverflow: inputs whose logits the F32 classifier kernel
+// overflows on (a product, or its sum of squares) while the screen's own
+// arithmetic would not: Greedy still returns Forward's argmax (the screen
+// declines). Weights: all zero but a few embedding rows and the final norm,
+// so that the hidden state is token 5's embedding.
+func TestGreedyKernelOverflow(t *testing.T) {
+	const dim, vocab = 64, 512
+	for _, variant := range []string{"product", "sum of squares"} {
+		p := train.InitParams(stories260k.Spec(), 7)
+		clear(p.Data)
+		emb := func(tok, i int) *float32 { return &p.Data[tok*dim+i] }
+		norm := p.Data[len(p.Data)-dim:]
+		for i := range norm {
+			norm[i] = 1
+		}
+		switch variant {
+		case "product": // row 0's product overflows to +Inf; its real logit is not the largest
+			*emb(0, 0), *emb(0, 1) = 1e6, 1e6
+			*emb(1, 0) = 3e4
+			*emb(5, 0), *emb(5, 1) = 1, -1
+			for i := 2; i < dim; i++ {
+				*emb(5, i) = 1e18
+			}
+			norm[0], norm[1] = 3.41e32, 3.4028e32
+		case "sum of squares": // the kernel's Σx² overflows: every logit is ±0
+			for _, c := range []int{0, 16, 32, 48} {
+				*emb(0, c), *emb(1, c) = -1, 1
+				norm[c] = 1e-10
+			}
+			*emb(5, 0), *emb(5, 16), *emb(5, 32), *emb(5, 48) = 9.223364e+18, 9.223382e+18, 9.2233297e+18, 9.223412e+18
+		}
+		m, err := stories260k.New(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sample.Argmax(m.NewSession().Forward(5, 0))
+		if got := m.NewSession().(model.Greedy).Greedy(5, 0); got != want {
+			t.Errorf("%s: Greedy(5, 0) = %d, Argmax(Forward(5, 0)) = %d", variant, got, want)
+		}
+	}
+}
+
+// TestGreedyAfterNewTrainer: once a trainer is made for a model (which then
+// changes its weights in place), Greedy makes every logit, so that it sees
+// the weights Forward sees.
+func TestGreedyAfterNewTrainer(t *testing.T) {
+	p := train.InitParams(stories260k.Spec(), 7)
+	m, err := stories260k.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.NewSession()
+	g := s.(model.Greedy)
+	g.Greedy(1, 0) // makes the screen
+	if _, err := m.(model.Trainable).NewTrainer(1, 8); err != nil {
+		t.Fatal(err)
+	}
+	// A step in place: row 7 of the classifier becomes the input's clear winner.
+	kept := s.Forward(1, 0)
+	before := slices.Clone(kept)
+	for i := range 64 {
+		p.Data[7*64+i] = 100 * float32(math.Copysign(1, float64(p.Data[1*64+i])))
+	}
+	if got := g.Greedy(1, 0); got != 7 || slices.Equal(kept, before) {
+		t.Errorf("Greedy after NewTrainer = %d (want 7, from every logit); logits made: %v", got, !slices.Equal(kept, before))
+	}
+}

@@ -476,14 +476,17 @@ func callKernel(c KCall, out, w, x, nw, tail Code) Code {
 }
 
 // screenModelFields are a float model's screened classifier (runtime/screen),
-// made on the first Greedy call.
+// made on the first Greedy call, and whether a trainer was made for it.
 func screenModelFields(p *Plan) Code {
 	if p.Quant != 0 {
 		return Null()
 	}
 	return Add(
-		Id("scr").Op("*").Qual(screenPkg, "Classifier"),
+		Id("scr").Qual("sync/atomic", "Pointer").Types(Qual(screenPkg, "Classifier")),
 		Line(), Id("scrOnce").Qual("sync", "Once"),
+		Line(), Comment("trained: a trainer changes the weights in place, which the screen's"),
+		Line(), Comment("copy would not see, so Greedy makes every logit from then on."),
+		Line(), Id("trained").Qual("sync/atomic", "Bool"),
 	)
 }
 
@@ -493,7 +496,15 @@ func screenScratch(p *Plan) Code {
 	if p.Quant != 0 {
 		return Null()
 	}
-	return If(Id("m").Dot("scr").Op("!=").Nil()).Block(Id("s").Dot("scr").Op("=").Id("m").Dot("scr").Dot("NewScratch").Call())
+	return If(Id("c").Op(":=").Id("m").Dot("scr").Dot("Load").Call(), Id("c").Op("!=").Nil()).Block(Id("s").Dot("scr").Op("=").Id("c").Dot("NewScratch").Call())
+}
+
+// screenTrained marks a float model as being trained (NewTrainer).
+func screenTrained(p *Plan) Code {
+	if p.Quant != 0 {
+		return Null()
+	}
+	return Id("m").Dot("trained").Dot("Store").Call(True())
 }
 
 func screenSessionField(p *Plan) Code {
@@ -530,7 +541,9 @@ func emitGreedy(file *File, p *Plan, cls *Statement, eps Code, classify Code) {
 		chunk = List(Id("lo"), Id("hi")).Op(":=").Id("pool").Dot("ChunkOf").Call(Lit(s.Vocab), Lit(p.Classifier.Grain()), Id("r"))
 	}
 	file.Comment("ExactBlock computes the classifier's rows of the block holding row r as")
-	file.Comment("Forward's call does, so with the same bits (screen.Exact).")
+	file.Comment("Forward's call does, so with the same bits (screen.Exact): every classifier")
+	file.Comment("kernel takes rows in blocks of 8, 4 and 1 from the start of its call, which")
+	file.Comment("screen.Block-aligned blocks of the same call repeat.")
 	file.Func().Params(Id("s").Op("*").Id("Session")).Id("ExactBlock").Params(Id("r").Int(), Id("out").Op("*").Index(Qual(screenPkg, "Block")).Float32()).Params(List(Id("base"), Id("n")).Int()).Block(
 		Id("w").Op(":=").Id("s").Dot("m").Dot("w"),
 		chunk,
@@ -540,16 +553,18 @@ func emitGreedy(file *File, p *Plan, cls *Statement, eps Code, classify Code) {
 		Return(Id("base"), Id("n")),
 	)
 	file.Comment("screen returns the model's screened classifier, made on first use, or nil")
-	file.Comment("where the screen does not run (or the classifier holds a value that is")
-	file.Comment("not finite: Greedy then makes every logit).")
+	file.Comment("where the screen does not run, once a trainer was made, or when the")
+	file.Comment("classifier holds a value that is not finite: Greedy then makes every logit.")
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("screen").Params().Op("*").Qual(screenPkg, "Classifier").Block(
-		If(Op("!").Qual(screenPkg, "Available").Call()).Block(Return(Nil())),
+		If(Op("!").Qual(screenPkg, "Available").Call().Op("||").Id("m").Dot("trained").Dot("Load").Call()).Block(Return(Nil())),
 		Id("m").Dot("scrOnce").Dot("Do").Call(Func().Params().Block(
 			Id("w").Op(":=").Id("m").Dot("w"),
-			List(Id("m").Dot("scr"), Id("_")).Op("=").Qual(screenPkg, "New").Call(
-				Qual("unsafe", "Slice").Call(Op("&").Add(cls).Index(Lit(0)).Index(Lit(0)), Lit(s.Vocab*d)), Lit(s.Vocab), Lit(d)),
+			If(List(Id("c"), Err()).Op(":=").Qual(screenPkg, "New").Call(
+				Qual("unsafe", "Slice").Call(Op("&").Add(cls).Index(Lit(0)).Index(Lit(0)), Lit(s.Vocab*d)), Lit(s.Vocab), Lit(d), Id("pool").Dot("Threads").Call()), Err().Op("==").Nil()).Block(
+				Id("m").Dot("scr").Dot("Store").Call(Id("c")),
+			),
 		)),
-		Return(Id("m").Dot("scr")),
+		Return(Id("m").Dot("scr").Dot("Load").Call()),
 	)
 }
 

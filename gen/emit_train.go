@@ -266,6 +266,7 @@ func emitTrainer(p *Plan) *File {
 	f.Comment("NewTrainer returns a trainer for batches of at most B sequences of T tokens:")
 	f.Comment("runtime/generic's trainer running this package's compiled matrix products.")
 	f.Func().Params(Id("m").Op("*").Id("Model")).Id("NewTrainer").Params(List(Id("B"), Id("T")).Int()).Params(Qual(modelPkg, "Trainer"), Error()).Block(
+		screenTrained(p),
 		List(Id("g"), Err()).Op(":=").Qual(genericPkg, "New").Call(Id("m").Dot("p")),
 		If(Err().Op("!=").Nil()).Block(Return(Nil(), Err())),
 		Id("o").Op(":=").Op("&").Id("trainOps").Values(Dict{Id("ks"): Id("kern"), Id("ts"): Id("goTrain")}),

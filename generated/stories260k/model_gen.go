@@ -114,8 +114,11 @@ type Model struct {
 	rcs     *[512][32]float32
 	mu      sync.Mutex
 	b       *batch
-	scr     *screen.Classifier
+	scr     atomic.Pointer[screen.Classifier]
 	scrOnce sync.Once
+	// trained: a trainer changes the weights in place, which the screen's
+	// copy would not see, so Greedy makes every logit from then on.
+	trained atomic.Bool
 }
 
 // New checks that p has this package's shape and binds it.
@@ -186,8 +189,8 @@ func (m *Model) NewSession() model.Session {
 	s := &Session{}
 	cpu.FaultIn(unsafe.Pointer(s), unsafe.Sizeof(*s))
 	s.m = m
-	if m.scr != nil {
-		s.scr = m.scr.NewScratch()
+	if c := m.scr.Load(); c != nil {
+		s.scr = c.NewScratch()
 	}
 	return s
 }
@@ -253,7 +256,9 @@ func (s *Session) Greedy(token, pos int) int {
 }
 
 // ExactBlock computes the classifier's rows of the block holding row r as
-// Forward's call does, so with the same bits (screen.Exact).
+// Forward's call does, so with the same bits (screen.Exact): every classifier
+// kernel takes rows in blocks of 8, 4 and 1 from the start of its call, which
+// screen.Block-aligned blocks of the same call repeat.
 func (s *Session) ExactBlock(r int, out *[screen.Block]float32) (base, n int) {
 	w := s.m.w
 	lo, hi := 0, 512
@@ -264,17 +269,19 @@ func (s *Session) ExactBlock(r int, out *[screen.Block]float32) (base, n int) {
 }
 
 // screen returns the model's screened classifier, made on first use, or nil
-// where the screen does not run (or the classifier holds a value that is
-// not finite: Greedy then makes every logit).
+// where the screen does not run, once a trainer was made, or when the
+// classifier holds a value that is not finite: Greedy then makes every logit.
 func (m *Model) screen() *screen.Classifier {
-	if !screen.Available() {
+	if !screen.Available() || m.trained.Load() {
 		return nil
 	}
 	m.scrOnce.Do(func() {
 		w := m.w
-		m.scr, _ = screen.New(unsafe.Slice(&w.tokEmbd[0][0], 32768), 512, 64)
+		if c, err := screen.New(unsafe.Slice(&w.tokEmbd[0][0], 32768), 512, 64, pool.Threads()); err == nil {
+			m.scr.Store(c)
+		}
 	})
-	return m.scr
+	return m.scr.Load()
 }
 
 // PrefillBatch is the most tokens one batched pass takes.

@@ -30,8 +30,9 @@ type Greedy interface {
 	// Greedy runs token at position pos as Forward does and returns the index
 	// of the largest logit, the first of equal ones. It may leave the logits
 	// unmade: a slice Forward returned before is not valid after it. The copy
-	// is made on the model's first Greedy call, so the weights must not
-	// change after it (training calls Forward).
+	// is made on the model's first Greedy call: a generated model stops
+	// screening once NewTrainer is called for it, and weights changed in
+	// place by other means after that first call are not seen by it.
 	Greedy(token, pos int) int
 }
 

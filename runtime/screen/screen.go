@@ -16,7 +16,6 @@ import (
 	"errors"
 	"math"
 	"math/bits"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -56,9 +55,10 @@ type Classifier struct {
 // Available reports whether this machine runs the screen.
 func Available() bool { return kernel }
 
-// New quantises the rows×cols classifier w (row-major). It refuses a
-// classifier with a value that is not finite, since its bound would not be.
-func New(w []float32, rows, cols int) (*Classifier, error) {
+// New quantises the rows×cols classifier w (row-major) on up to workers
+// goroutines. It refuses a classifier with a value that is not finite,
+// since its bound would not be.
+func New(w []float32, rows, cols, workers int) (*Classifier, error) {
 	if rows <= 0 || cols <= 0 || len(w) != rows*cols {
 		return nil, errors.New("screen: classifier shape does not match its weights")
 	}
@@ -72,7 +72,7 @@ func New(w []float32, rows, cols int) (*Classifier, error) {
 	// on one core, paid by the first greedy token.
 	var bad atomic.Bool
 	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), groups)
+	workers = max(1, min(workers, groups))
 	for k := range workers {
 		wg.Go(func() {
 			if !c.quantRows(w, k*groups/workers, (k+1)*groups/workers) {
@@ -135,9 +135,12 @@ func (c *Classifier) quantRows(w []float32, g0, g1 int) bool {
 	return true
 }
 
-// prepare normalises x as the model's kernel does (to within the slack)
-// into s.xn, quantises it into s.x and sets the token's factors s.tok; false
-// when the bound cannot cover it. Widths that are a multiple of 16 have a
+// prepare normalises x into s.xn, quantises it into s.x and sets the token's
+// factors s.tok (and the normalisation's factor in s.tok[4]); false when the
+// bound cannot cover it. The model's kernel normalises after its dot
+// product (inv·Σ w_i·x_i·g_i) and with its own rounding: an inv off from
+// this one by a factor scales every row's logit alike, which keeps their
+// order, and the rest is the slack's. Widths that are a multiple of 16 have a
 // kernel (screenprep_avx512); the others prepareGo.
 func (c *Classifier) prepare(s *Scratch, x, g []float32, eps float32) bool {
 	if ok, done := prepAsm(s, x, g, eps); done {
@@ -208,12 +211,12 @@ func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
 		d2[3] += d[3] * d[3]
 	}
 	// The float32 sums of squares are within n·2^-24 of the exact ones
-	// (relative; every term is non-negative): the 1+2^-12 covers that for n
-	// up to thousands. Each d is off by at most 2^-23·|xn_i| (the rounding
+	// (relative; every term is non-negative): grow covers that. Each d is off by at most 2^-23·|xn_i| (the rounding
 	// of sx·q and of the difference), which moves D by at most 2^-23·X: the
 	// slack holds that.
-	s.tok = [4]uint32{math.Float32bits(sx), math.Float32bits(up(math.Sqrt(float64(x2)) * (1 + 0x1p-12))),
-		math.Float32bits(up(math.Sqrt(float64(d2[0]+d2[1]+d2[2]+d2[3])) * (1 + 0x1p-12))), uint32(-128 * sum)}
+	grow := 1 + float64(n)*0x1p-23
+	s.tok = [5]uint32{math.Float32bits(sx), math.Float32bits(up(math.Sqrt(float64(x2)) * grow)),
+		math.Float32bits(up(math.Sqrt(float64(d2[0]+d2[1]+d2[2]+d2[3])) * grow)), uint32(-128 * sum), math.Float32bits(inv)}
 	return true
 }
 
@@ -229,6 +232,17 @@ const tiny = 1e-10
 // and sums of the bound then stay far below the float32 range.
 const huge = 1e15
 
+// noOverflow reports whether the model's F32 kernel computes every row that
+// is not always a candidate without overflow, which the bound assumes: its
+// Σx² below 1e30 and max|x_i·g_i| below 1e18, so that with max|w| below huge
+// no product or sum comes near the float32 range. (Candidates are computed
+// and checked for themselves.)
+func (c *Classifier) noOverflow(s *Scratch) bool {
+	norm := 1 / float64(math.Float32frombits(s.tok[4])) // sqrt(Σx²/n + eps)
+	mx := 127 * float64(math.Float32frombits(s.tok[0]))
+	return norm*norm*float64(c.cols) < 1e30 && mx*norm < 1e18
+}
+
 // up is v as a float32 no smaller than v, and a little larger, so that the
 // float32 arithmetic of the bound stays above the exact bound.
 func up(v float64) float32 { return float32(v * (1 + 0x1p-20)) }
@@ -240,7 +254,7 @@ type Scratch struct {
 	x    []int32
 	xn   []float32
 	out  [Block]float32
-	tok  [4]uint32
+	tok  [5]uint32 // sx, X, D, -128·Σq (read by the kernel), inv
 }
 
 // NewScratch returns working memory for c's Argmax, faulted in (a page
@@ -261,7 +275,7 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (t
 	if !kernel || len(x) != c.cols || len(g) != c.cols {
 		return 0, false
 	}
-	if !c.prepare(s, x, g, eps) {
+	if !c.prepare(s, x, g, eps) || !c.noOverflow(s) {
 		return 0, false
 	}
 	run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])

@@ -85,7 +85,7 @@ scmask:
 	RET
 
 // func screenprep_avx512(xq *int32, xn *float32, tok *uint32, x *float32, gain *float32, n int, eps float32) bool
-// Requires: AVX, AVX2, AVX512DQ, AVX512F
+// Requires: AVX, AVX2, AVX512F
 TEXT ·screenprep_avx512(SB), NOSPLIT, $0-57
 	MOVQ   xq+0(FP), AX
 	MOVQ   xn+8(FP), CX
@@ -93,8 +93,8 @@ TEXT ·screenprep_avx512(SB), NOSPLIT, $0-57
 	MOVQ   x+24(FP), BX
 	MOVQ   gain+32(FP), SI
 	MOVQ   n+40(FP), DI
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
 	XORQ   R8, R8
 
 sp1:
@@ -130,22 +130,22 @@ sp1done:
 	VBROADCASTSS  X1, Z0
 	MOVL          $0x7fffffff, R8
 	VPBROADCASTD  R8, Z2
-	VXORPS        Z1, Z1, Z1
 	VPXORD        Z4, Z4, Z4
+	VPXORD        Z5, Z5, Z5
 	XORQ          R8, R8
 
 sp2:
 	VMULPS        (SI)(R8*4), Z0, Z3
 	VMULPS        (BX)(R8*4), Z3, Z3
 	VMOVUPS       Z3, (CX)(R8*4)
-	VFMADD231PS   Z3, Z3, Z1
+	VFMADD231PS   Z3, Z3, Z4
 	VPANDD        Z2, Z3, Z3
-	VPMAXUD       Z3, Z4, Z4
+	VPMAXUD       Z3, Z5, Z5
 	ADDQ          $0x10, R8
 	CMPQ          R8, DI
 	JL            sp2
-	VEXTRACTI64X4 $0x01, Z4, Y0
-	VPMAXUD       Y0, Y4, Y0
+	VEXTRACTI64X4 $0x01, Z5, Y0
+	VPMAXUD       Y0, Y5, Y0
 	VEXTRACTI128  $0x01, Y0, X2
 	VPMAXUD       X2, X0, X2
 	VPSHUFD       $0x4e, X2, X0
@@ -168,63 +168,64 @@ sp2:
 	VBROADCASTSS  X2, Z2
 	VBROADCASTSS  X0, Z0
 	MOVL          $0xffffff81, BX
-	VPBROADCASTD  BX, Z4
+	VPBROADCASTD  BX, Z3
 	MOVL          $0x0000007f, BX
-	VPBROADCASTD  BX, Z6
-	VXORPS        Z3, Z3, Z3
-	VPXORD        Z5, Z5, Z5
+	VPBROADCASTD  BX, Z5
+	VPXORD        Z6, Z6, Z6
+	VPXORD        Z7, Z7, Z7
 	XORQ          R8, R8
 
 sp3:
-	VMOVUPS       (CX)(R8*4), Z7
-	VMULPS        Z0, Z7, Z9
-	VCVTPS2DQ     Z9, Z8
-	VPMINSD       Z6, Z8, Z8
-	VPMAXSD       Z4, Z8, Z8
-	VPADDD        Z8, Z5, Z5
-	VCVTDQ2PS     Z8, Z9
-	VFNMADD231PS  Z2, Z9, Z7
-	VFMADD231PS   Z7, Z7, Z3
-	VPMOVDB       Z8, (AX)
+	VMOVUPS       (CX)(R8*4), Z8
+	VMULPS        Z0, Z8, Z10
+	VCVTPS2DQ     Z10, Z9
+	VPMINSD       Z5, Z9, Z9
+	VPMAXSD       Z3, Z9, Z9
+	VPADDD        Z9, Z7, Z7
+	VCVTDQ2PS     Z9, Z10
+	VFNMADD231PS  Z2, Z10, Z8
+	VFMADD231PS   Z8, Z8, Z6
+	VPMOVDB       Z9, (AX)
 	ADDQ          $0x10, AX
 	ADDQ          $0x10, R8
 	CMPQ          R8, DI
 	JL            sp3
 	MOVL          $0x3f800800, BX
 	VMOVD         BX, X0
-	VEXTRACTF64X4 $0x01, Z1, Y2
-	VADDPS        Y2, Y1, Y2
-	VEXTRACTF128  $0x01, Y2, X1
-	VADDPS        X1, X2, X1
-	VPERMILPS     $0x4e, X1, X2
-	VADDPS        X2, X1, X1
-	VPERMILPS     $0xb1, X1, X2
-	VADDPS        X2, X1, X1
-	VSQRTSS       X1, X1, X1
-	VMULSS        X0, X1, X1
-	VMOVSS        X1, 4(DX)
-	VEXTRACTF64X4 $0x01, Z3, Y1
-	VADDPS        Y1, Y3, Y1
-	VEXTRACTF128  $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VPERMILPS     $0x4e, X2, X1
-	VADDPS        X1, X2, X2
-	VPERMILPS     $0xb1, X2, X1
-	VADDPS        X1, X2, X2
-	VSQRTSS       X2, X2, X2
-	VMULSS        X0, X2, X2
-	VMOVSS        X2, 8(DX)
-	VEXTRACTI64X4 $0x01, Z5, Y0
-	VPADDD        Y0, Y5, Y0
-	VEXTRACTI128  $0x01, Y0, X1
-	VPADDD        X1, X0, X1
-	VPSHUFD       $0x4e, X1, X0
-	VPADDD        X0, X1, X1
-	VPSHUFD       $0xb1, X1, X0
-	VPADDD        X0, X1, X1
-	VMOVD         X1, BX
+	VEXTRACTF64X4 $0x01, Z4, Y2
+	VADDPS        Y2, Y4, Y2
+	VEXTRACTF128  $0x01, Y2, X3
+	VADDPS        X3, X2, X3
+	VPERMILPS     $0x4e, X3, X2
+	VADDPS        X2, X3, X3
+	VPERMILPS     $0xb1, X3, X2
+	VADDPS        X2, X3, X3
+	VSQRTSS       X3, X3, X3
+	VMULSS        X0, X3, X3
+	VMOVSS        X3, 4(DX)
+	VEXTRACTF64X4 $0x01, Z6, Y2
+	VADDPS        Y2, Y6, Y2
+	VEXTRACTF128  $0x01, Y2, X3
+	VADDPS        X3, X2, X3
+	VPERMILPS     $0x4e, X3, X2
+	VADDPS        X2, X3, X3
+	VPERMILPS     $0xb1, X3, X2
+	VADDPS        X2, X3, X3
+	VSQRTSS       X3, X3, X3
+	VMULSS        X0, X3, X3
+	VMOVSS        X3, 8(DX)
+	VEXTRACTI64X4 $0x01, Z7, Y0
+	VPADDD        Y0, Y7, Y0
+	VEXTRACTI128  $0x01, Y0, X2
+	VPADDD        X2, X0, X2
+	VPSHUFD       $0x4e, X2, X0
+	VPADDD        X0, X2, X2
+	VPSHUFD       $0xb1, X2, X0
+	VPADDD        X0, X2, X2
+	VMOVD         X2, BX
 	IMUL3L        $-128, BX, BX
 	MOVL          BX, 12(DX)
+	VMOVSS        X1, 16(DX)
 	MOVB          $0x01, AL
 	MOVB          AL, ret+56(FP)
 	VZEROUPPER

@@ -93,7 +93,7 @@ func TestArgmax(t *testing.T) {
 			if trial%5 == 3 {
 				x[r.IntN(cols)] *= 50 // an outlier coarsens the input's quantisation
 			}
-			c, err := New(w, rows, cols)
+			c, err := New(w, rows, cols, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func TestArgmax(t *testing.T) {
 // TestArgmaxDeclines: inputs the bound cannot cover are left to the caller.
 func TestArgmaxDeclines(t *testing.T) {
 	w := []float32{1, 2, 3, 4}
-	c, err := New(w, 2, 2)
+	c, err := New(w, 2, 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +134,10 @@ func TestArgmaxDeclines(t *testing.T) {
 			t.Errorf("Argmax(%v) answered", x)
 		}
 	}
-	if _, err := New([]float32{1, float32(math.NaN())}, 1, 2); err == nil {
+	if _, err := New([]float32{1, float32(math.NaN())}, 1, 2, 1); err == nil {
 		t.Error("New accepted a NaN weight")
 	}
-	if _, err := New([]float32{1, 2, 3}, 1, 2); err == nil {
+	if _, err := New([]float32{1, 2, 3}, 1, 2, 1); err == nil {
 		t.Error("New accepted a shape that does not match")
 	}
 }
@@ -171,7 +171,7 @@ func TestBound(t *testing.T) {
 					w[i] *= 20
 				}
 			}
-			c, err := New(w, rows, cols)
+			c, err := New(w, rows, cols, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func BenchmarkArgmax(b *testing.B) {
 			for i := range x {
 				x[i], g[i] = float32(r.NormFloat64()), 1
 			}
-			c, err := New(w, rows, cols)
+			c, err := New(w, rows, cols, 2)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -268,7 +268,7 @@ func TestPrepare(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, cols := range []int{16, 64, 100, 288, 768} {
 		w := make([]float32, cols)
-		c, err := New(w, 1, cols)
+		c, err := New(w, 1, cols, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +365,7 @@ func FuzzArgmax(f *testing.F) {
 		for i := range x {
 			x[i], g[i] = val(r*c+i), val(r*c+c+i)
 		}
-		cl, err := New(w, r, c)
+		cl, err := New(w, r, c, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
