@@ -6,8 +6,9 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
-// ScreenAMD64 returns the assembly and stubs of screen_avx512vnni, the
-// kernel of runtime/screen (func(hi *float32, mask *uint16, w *byte,
+// ScreenAMD64 returns the assembly and stubs of runtime/screen's kernels:
+// screenprep_avx512 (see screenPrep) and screen_avx512vnni
+// (func(hi *float32, mask *uint16, w *byte,
 // x *int32, row *float32, groups, quads int, tok *uint32)): every row's
 // approximate logit from an int8 copy of a classifier, with its bound, and
 // which rows may be the largest.
