@@ -157,22 +157,18 @@ func screenPrep(c *build.Context) {
 	}
 	c.XORQ(i, i)
 	c.Label("sp1")
-	{
+	for k, acc := range ss { // n/16 may be odd: the loop can leave after either
 		v := c.ZMM()
 		c.VMOVUPS(at(x), v)
-		c.VFMADD231PS(v, v, ss[0])
+		c.VFMADD231PS(v, v, acc)
+		c.ADDQ(operand.U8(16), i)
+		c.CMPQ(i, n)
+		if k == 0 {
+			c.JGE(operand.LabelRef("sp1done"))
+		} else {
+			c.JL(operand.LabelRef("sp1"))
+		}
 	}
-	c.ADDQ(operand.U8(16), i)
-	c.CMPQ(i, n)
-	c.JGE(operand.LabelRef("sp1done"))
-	{
-		v := c.ZMM()
-		c.VMOVUPS(at(x), v)
-		c.VFMADD231PS(v, v, ss[1])
-	}
-	c.ADDQ(operand.U8(16), i)
-	c.CMPQ(i, n)
-	c.JL(operand.LabelRef("sp1"))
 	c.Label("sp1done")
 	c.VADDPS(ss[1], ss[0], ss[0])
 	h := hsum(ss[0])
