@@ -51,6 +51,11 @@ func TestGreedyMatchesForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		gp, ok := m.(model.GreedyPreparer)
+		if !ok {
+			t.Fatal("the compiled float model does not implement model.GreedyPreparer")
+		}
+		gp.PrepareGreedy() // as generate does: the sessions below get their scratch at once
 		for _, l := range cpu.Levels() {
 			for _, threads := range []int{1, 2} {
 				t.Run(fmt.Sprintf("%s/%s/threads=%d", c.name, l, threads), func(t *testing.T) {

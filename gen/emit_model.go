@@ -552,6 +552,8 @@ func emitGreedy(file *File, p *Plan, cls *Statement, eps Code, classify Code) {
 		Id("kern").Dot(p.Classifier.Field).Call(Op("&").Id("out").Index(Lit(0)), Op("&").Add(cls).Index(Id("base")).Index(Lit(0)), Op("&").Id("s").Dot("x").Index(Lit(0)), Op("&").Id("w").Dot("outNorm").Index(Lit(0)), Id("n"), eps),
 		Return(Id("base"), Id("n")),
 	)
+	file.Comment("PrepareGreedy makes the screen now (model.GreedyPreparer).")
+	file.Func().Params(Id("m").Op("*").Id("Model")).Id("PrepareGreedy").Params().Block(Id("m").Dot("screen").Call())
 	file.Comment("screen returns the model's screened classifier, made on first use, or nil")
 	file.Comment("where the screen does not run, once a trainer was made, or when the")
 	file.Comment("classifier holds a value that is not finite: Greedy then makes every logit.")

@@ -268,6 +268,11 @@ func (s *Session) ExactBlock(r int, out *[screen.Block]float32) (base, n int) {
 	return base, n
 }
 
+// PrepareGreedy makes the screen now (model.GreedyPreparer).
+func (m *Model) PrepareGreedy() {
+	m.screen()
+}
+
 // screen returns the model's screened classifier, made on first use, or nil
 // where the screen does not run, once a trainer was made, or when the
 // classifier holds a value that is not finite: Greedy then makes every logit.

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/runtime/generate"
+	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/sample"
 )
 
@@ -59,6 +60,9 @@ deterministic; otherwise --seed makes a run repeatable.`,
 			sampler, err := sample.New(sp)
 			if err != nil {
 				return err
+			}
+			if gp, ok := m.(model.GreedyPreparer); ok && sampler.Greedy() {
+				gp.PrepareGreedy() // at load, not in the first decoded token's time
 			}
 			st, err := generate.Generate(cmd.Context(), m.NewSession(), tok, sampler,
 				generate.Options{Prompt: prompt, Steps: steps, MaxSeq: m.Spec().MaxSeq, Coalesce: generate.DefaultCoalesce}, cmd.OutOrStdout())
