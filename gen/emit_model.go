@@ -476,18 +476,12 @@ func callKernel(c KCall, out, w, x, nw, tail Code) Code {
 }
 
 // screenModelFields are a float model's screened classifier (runtime/screen),
-// made on the first Greedy call, and whether a trainer was made for it.
+// made on the first Greedy call and stopped when a trainer is made for it.
 func screenModelFields(p *Plan) Code {
 	if p.Quant != 0 {
 		return Null()
 	}
-	return Add(
-		Id("scr").Qual("sync/atomic", "Pointer").Types(Qual(screenPkg, "Classifier")),
-		Line(), Id("scrOnce").Qual("sync", "Once"),
-		Line(), Comment("trained: a trainer changes the weights in place, which the screen's"),
-		Line(), Comment("copy would not see, so Greedy makes every logit from then on."),
-		Line(), Id("trained").Qual("sync/atomic", "Bool"),
-	)
+	return Id("scr").Qual(screenPkg, "Lazy")
 }
 
 // screenScratch gives a new session its screen scratch when an earlier
@@ -496,7 +490,7 @@ func screenScratch(p *Plan) Code {
 	if p.Quant != 0 {
 		return Null()
 	}
-	return If(Id("c").Op(":=").Id("m").Dot("scr").Dot("Load").Call(), Id("c").Op("!=").Nil()).Block(Id("s").Dot("scr").Op("=").Id("c").Dot("NewScratch").Call())
+	return If(Id("c").Op(":=").Id("m").Dot("scr").Dot("Made").Call(), Id("c").Op("!=").Nil()).Block(Id("s").Dot("scr").Op("=").Id("c").Dot("NewScratch").Call())
 }
 
 // screenTrained marks a float model as being trained (NewTrainer).
@@ -504,7 +498,7 @@ func screenTrained(p *Plan) Code {
 	if p.Quant != 0 {
 		return Null()
 	}
-	return Id("m").Dot("trained").Dot("Store").Call(True())
+	return Id("m").Dot("scr").Dot("Stop").Call()
 }
 
 func screenSessionField(p *Plan) Code {
@@ -558,15 +552,9 @@ func emitGreedy(file *File, p *Plan, cls *Statement, eps Code, classify Code) {
 	file.Comment("where the screen does not run, once a trainer was made, or when the")
 	file.Comment("classifier holds a value that is not finite: Greedy then makes every logit.")
 	file.Func().Params(Id("m").Op("*").Id("Model")).Id("screen").Params().Op("*").Qual(screenPkg, "Classifier").Block(
-		If(Op("!").Qual(screenPkg, "Available").Call().Op("||").Id("m").Dot("trained").Dot("Load").Call()).Block(Return(Nil())),
-		Id("m").Dot("scrOnce").Dot("Do").Call(Func().Params().Block(
-			Id("w").Op(":=").Id("m").Dot("w"),
-			If(List(Id("c"), Err()).Op(":=").Qual(screenPkg, "New").Call(
-				Qual("unsafe", "Slice").Call(Op("&").Add(cls).Index(Lit(0)).Index(Lit(0)), Lit(s.Vocab*d)), Lit(s.Vocab), Lit(d), Id("pool").Dot("Threads").Call()), Err().Op("==").Nil()).Block(
-				Id("m").Dot("scr").Dot("Store").Call(Id("c")),
-			),
-		)),
-		Return(Id("m").Dot("scr").Dot("Load").Call()),
+		Id("w").Op(":=").Id("m").Dot("w"),
+		Return(Id("m").Dot("scr").Dot("Get").Call(
+			Qual("unsafe", "Slice").Call(Op("&").Add(cls).Index(Lit(0)).Index(Lit(0)), Lit(s.Vocab*d)), Lit(s.Vocab), Lit(d), Id("pool").Dot("Threads").Call())),
 	)
 }
 

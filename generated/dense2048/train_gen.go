@@ -63,7 +63,7 @@ type trainOps struct {
 // NewTrainer returns a trainer for batches of at most B sequences of T tokens:
 // runtime/generic's trainer running this package's compiled matrix products.
 func (m *Model) NewTrainer(B, T int) (model.Trainer, error) {
-	m.trained.Store(true)
+	m.scr.Stop()
 	g, err := generic.New(m.p)
 	if err != nil {
 		return nil, err

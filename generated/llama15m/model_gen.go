@@ -108,17 +108,13 @@ func SetThreads(n int) {
 
 // Model binds a parameter buffer to the specialised code.
 type Model struct {
-	p       *model.Params
-	w       *weights
-	freqs   [24]float32
-	rcs     *[256][96]float32
-	mu      sync.Mutex
-	b       *batch
-	scr     atomic.Pointer[screen.Classifier]
-	scrOnce sync.Once
-	// trained: a trainer changes the weights in place, which the screen's
-	// copy would not see, so Greedy makes every logit from then on.
-	trained atomic.Bool
+	p     *model.Params
+	w     *weights
+	freqs [24]float32
+	rcs   *[256][96]float32
+	mu    sync.Mutex
+	b     *batch
+	scr   screen.Lazy
 }
 
 // New checks that p has this package's shape and binds it.
@@ -189,7 +185,7 @@ func (m *Model) NewSession() model.Session {
 	s := &Session{}
 	cpu.FaultIn(unsafe.Pointer(s), unsafe.Sizeof(*s))
 	s.m = m
-	if c := m.scr.Load(); c != nil {
+	if c := m.scr.Made(); c != nil {
 		s.scr = c.NewScratch()
 	}
 	return s
@@ -294,16 +290,8 @@ func (m *Model) PrepareGreedy() {
 // where the screen does not run, once a trainer was made, or when the
 // classifier holds a value that is not finite: Greedy then makes every logit.
 func (m *Model) screen() *screen.Classifier {
-	if !screen.Available() || m.trained.Load() {
-		return nil
-	}
-	m.scrOnce.Do(func() {
-		w := m.w
-		if c, err := screen.New(unsafe.Slice(&w.tokEmbd[0][0], 9216000), 32000, 288, pool.Threads()); err == nil {
-			m.scr.Store(c)
-		}
-	})
-	return m.scr.Load()
+	w := m.w
+	return m.scr.Get(unsafe.Slice(&w.tokEmbd[0][0], 9216000), 32000, 288, pool.Threads())
 }
 
 // PrefillBatch is the most tokens one batched pass takes.

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelc/modelc/runtime/generate"
-	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/sample"
 )
 
@@ -61,9 +60,7 @@ deterministic; otherwise --seed makes a run repeatable.`,
 			if err != nil {
 				return err
 			}
-			if gp, ok := m.(model.GreedyPreparer); ok && sampler.Greedy() {
-				gp.PrepareGreedy() // at load, not in the first decoded token's time
-			}
+			generate.PrepareGreedy(m, sampler)
 			st, err := generate.Generate(cmd.Context(), m.NewSession(), tok, sampler,
 				generate.Options{Prompt: prompt, Steps: steps, MaxSeq: m.Spec().MaxSeq, Coalesce: generate.DefaultCoalesce}, cmd.OutOrStdout())
 			if err != nil {

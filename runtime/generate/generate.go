@@ -55,6 +55,17 @@ type Sampler interface {
 	Sample(logits []float32) int
 }
 
+// PrepareGreedy makes, when sampler is greedy, what m's Greedy needs
+// (model.GreedyPreparer), so that Generate's first decoded token does not
+// pay for it.
+func PrepareGreedy(m model.Model, sampler Sampler) {
+	if g, ok := sampler.(interface{ Greedy() bool }); ok && g.Greedy() {
+		if gp, ok := m.(model.GreedyPreparer); ok {
+			gp.PrepareGreedy()
+		}
+	}
+}
+
 // Stats measure one generation; loading is not included.
 type Stats struct {
 	// PromptTokens went through Prefill (BOS included).

@@ -219,11 +219,7 @@ func Ask(ctx context.Context, r *Retriever, m model.Model, tok generate.Tokenize
 	}
 	var ans bytes.Buffer
 	w := &skipWriter{skip: echo, out: io.MultiWriter(out, &ans)}
-	if g, ok := sampler.(interface{ Greedy() bool }); ok && g.Greedy() {
-		if gp, ok := m.(model.GreedyPreparer); ok {
-			gp.PrepareGreedy() // not in the first decoded token's time
-		}
-	}
+	generate.PrepareGreedy(m, sampler)
 	st, err := generate.Generate(ctx, m.NewSession(), tok, sampler, generate.Options{Prompt: prompt, Steps: o.Steps, MaxSeq: m.Spec().MaxSeq, Coalesce: generate.DefaultCoalesce}, w)
 	a.Stats = st
 	a.Text = strings.TrimSpace(ans.String())

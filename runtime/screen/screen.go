@@ -305,3 +305,33 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (t
 	}
 	return bi, bi >= 0
 }
+
+// Lazy is a model's screen, made on first use and shared by its sessions;
+// the zero value is ready. A model whose weights are about to change in
+// place (a trainer) stops it for good, since the copy would not see them.
+type Lazy struct {
+	once    sync.Once
+	c       atomic.Pointer[Classifier]
+	stopped atomic.Bool
+}
+
+// Get returns the screen of the rows×cols classifier w, made on the first
+// call (New on workers goroutines); nil where the screen does not run, once
+// Stop was called, or when New refused w.
+func (l *Lazy) Get(w []float32, rows, cols, workers int) *Classifier {
+	if !kernel || l.stopped.Load() {
+		return nil
+	}
+	l.once.Do(func() {
+		if c, err := New(w, rows, cols, workers); err == nil {
+			l.c.Store(c)
+		}
+	})
+	return l.c.Load()
+}
+
+// Made returns the screen if an earlier Get made it, else nil.
+func (l *Lazy) Made() *Classifier { return l.c.Load() }
+
+// Stop turns the screen off: Get returns nil from now on.
+func (l *Lazy) Stop() { l.stopped.Store(true) }
