@@ -7,7 +7,8 @@ import (
 )
 
 // ScreenAMD64 returns the assembly and stubs of runtime/screen's kernels:
-// screenprep_avx512 (see screenPrep) and screen_avx512vnni
+// screenprep_avx512 (see screenPrep), screen_avx2 (see screenAVX2) and
+// screen_avx512vnni
 // (func(hi *float32, mask *uint16, w *byte,
 // x *int32, row *float32, groups, quads int, tok *uint32)): every row's
 // approximate logit from an int8 copy of a classifier, with its bound, and
@@ -111,8 +112,116 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VZEROUPPER()
 	c.RET()
 
+	screenAVX2(c)
 	screenPrep(c)
 	return printAVO(c, pkg, "screen")
+}
+
+// screenAVX2 emits screen_avx2, screen_avx512vnni's work for AVX2 machines
+// over the same panels: a panel's 16 rows as two halves of 8 (bytes 0–31
+// and 32–63). VPMADDUBSW multiplies the unsigned weight bytes by the
+// input's signed bytes and adds adjacent pairs into int16 with saturation,
+// so the input must be quantised to ±63 (runtime/screen's prepare does on
+// this path): a pair is then at most 2·255·63 = 32130, below 2^15.
+// VPMADDWD by ones widens each row's two pairs into its int32 sum.
+func screenAVX2(c *build.Context) {
+	leaf(c, "screen_avx2",
+		"func(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32)",
+		"screen_avx2 is screen_avx512vnni for AVX2, with the input quantised to ±63 (see asm.ScreenAMD64 and screenAVX2).")
+	hi, mask, w, x, row := loadParam(c, "hi"), loadParam(c, "mask"), loadParam(c, "w"), loadParam(c, "x"), loadParam(c, "row")
+	groups, quads, tok := loadParam(c, "groups"), loadParam(c, "quads"), loadParam(c, "tok")
+
+	sx, bx, bd, corr, ones := c.YMM(), c.YMM(), c.YMM(), c.YMM(), c.YMM()
+	c.VBROADCASTSS(operand.Mem{Base: tok}, sx)
+	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 4}, bx)
+	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 8}, bd)
+	c.VPBROADCASTD(operand.Mem{Base: tok, Disp: 12}, corr)
+	maxlo := c.YMM()
+	{
+		t := c.GP32()
+		c.MOVL(operand.U32(0x00010001), t)
+		c.VMOVD(t, ones.AsX())
+		c.VPBROADCASTD(ones.AsX(), ones)
+		c.MOVL(operand.U32(0xff800000), t)
+		c.VMOVD(t, maxlo.AsX())
+		c.VPBROADCASTD(maxlo.AsX(), maxlo)
+	}
+
+	// Pass 1: approximations, bounds, the largest lower bound.
+	hp, g := c.GP64(), c.GP64()
+	c.MOVQ(hi, hp)
+	c.MOVQ(groups, g)
+	c.Label("sagroup")
+	// acc[h][k]: half h's rows, quads of parity k (two chains per half).
+	var acc [2][2]reg.VecVirtual
+	for h := range acc {
+		for k := range acc[h] {
+			acc[h][k] = c.YMM()
+			c.VPXOR(acc[h][k], acc[h][k], acc[h][k])
+		}
+	}
+	xp, j := c.GP64(), c.GP64()
+	c.MOVQ(x, xp)
+	c.MOVQ(quads, j)
+	c.Label("saquad")
+	for u := range 4 {
+		xb := c.YMM()
+		c.VPBROADCASTD(operand.Mem{Base: xp, Disp: 4 * u}, xb)
+		for h := range 2 {
+			v := c.YMM()
+			c.VMOVDQU(operand.Mem{Base: w, Disp: 64*u + 32*h}, v)
+			c.VPMADDUBSW(xb, v, v) // v unsigned × xb signed
+			c.VPMADDWD(ones, v, v)
+			c.VPADDD(v, acc[h][u%2], acc[h][u%2])
+		}
+	}
+	c.ADDQ(operand.U32(256), w)
+	c.ADDQ(operand.U8(16), xp)
+	c.SUBQ(operand.U8(4), j)
+	c.JNZ(operand.LabelRef("saquad"))
+	for h := range 2 {
+		a := acc[h][0]
+		c.VPADDD(acc[h][1], a, a)
+		c.VPADDD(corr, a, a)
+		f, b, t := c.YMM(), c.YMM(), c.YMM()
+		c.VCVTDQ2PS(a, f)
+		c.VMULPS(operand.Mem{Base: row, Disp: 32 * h}, f, f)
+		c.VMULPS(sx, f, f)
+		c.VMULPS(operand.Mem{Base: row, Disp: 64 + 32*h}, bx, b)
+		c.VFMADD231PS(operand.Mem{Base: row, Disp: 128 + 32*h}, bd, b)
+		c.VADDPS(b, f, t)
+		c.VMOVUPS(t, operand.Mem{Base: hp, Disp: 32 * h})
+		c.VSUBPS(b, f, t)
+		c.VMAXPS(t, maxlo, maxlo)
+	}
+	c.ADDQ(operand.U8(64), hp)
+	c.ADDQ(operand.U32(192), row)
+	c.DECQ(g)
+	c.JNZ(operand.LabelRef("sagroup"))
+
+	// The largest lower bound in every lane.
+	m := c.YMM()
+	c.VBROADCASTSS(hmaxPS(c, maxlo), m)
+
+	// Pass 2: the rows whose upper bound reaches it, 8 bits a half.
+	c.MOVQ(hi, hp)
+	c.MOVQ(groups, g)
+	lo, hb := c.GP32(), c.GP32()
+	c.Label("samask")
+	for h, r := range []reg.GPVirtual{lo, hb} {
+		t := c.YMM()
+		c.VCMPPS(operand.U8(0x12), operand.Mem{Base: hp, Disp: 32 * h}, m, t) // m ≤ hi, ordered
+		c.VMOVMSKPS(t, r)
+	}
+	c.SHLL(operand.U8(8), hb)
+	c.ORL(lo, hb)
+	c.MOVW(hb.As16(), operand.Mem{Base: mask})
+	c.ADDQ(operand.U8(64), hp)
+	c.ADDQ(operand.U8(2), mask)
+	c.DECQ(g)
+	c.JNZ(operand.LabelRef("samask"))
+	c.VZEROUPPER()
+	c.RET()
 }
 
 // screenPrep emits screenprep_avx512 (func(xq *int32, xn *float32, tok

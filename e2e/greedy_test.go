@@ -63,6 +63,8 @@ func TestGreedyMatchesForward(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer c.use(cpu.Best())
+					screen.Use(l) // the screen's kernel for this level (AVX-512 VNNI, AVX2, none)
+					defer screen.Use(cpu.Best())
 					c.setThreads(threads)
 					defer c.setThreads(0)
 					full, scr := m.NewSession(), m.NewSession()

@@ -15,6 +15,7 @@ import (
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cli"
 	"github.com/modelc/modelc/runtime/cpu"
+	"github.com/modelc/modelc/runtime/screen"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 )
@@ -36,11 +37,13 @@ func TestStoryMatchesLlama2C(t *testing.T) {
 		runs = append(runs, run{"generated/" + l.String(), l, nil})
 	}
 	defer stories260k.UseKernels(cpu.Best())
+	defer screen.Use(cpu.Best())
 	for _, tc := range runs {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := stories260k.UseKernels(tc.level); err != nil {
 				t.Fatal(err)
 			}
+			screen.Use(tc.level) // greedy decoding screens with this level's kernel
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"generate",
 				"--model", filepath.Join(data, "models", "stories260K.bin"),

@@ -275,9 +275,9 @@ func TestInfo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	greedy := "greedy: every logit is made (the classifier screen needs AVX-512 with VNNI)"
+	greedy := "greedy: every logit is made (the classifier screen needs AVX2 or AVX-512 with VNNI)"
 	if screen.Available() {
-		greedy = "greedy: the classifier is screened"
+		greedy = "greedy: the classifier is screened (" + screen.Path() + ":"
 	}
 	for _, want := range []string{"compiled for:\nstories260k: causal", "dim", "64", "kernels: purego (test)", greedy, "cpu: ", "fits this binary"} {
 		if !strings.Contains(out.String(), want) {

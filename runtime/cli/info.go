@@ -72,9 +72,9 @@ func greedyPath(s *spec.Spec) string {
 	case s.Quant != "" && s.Quant != "f32":
 		return "every logit is made (the classifier is quantised)"
 	case !screen.Available():
-		return "every logit is made (the classifier screen needs AVX-512 with VNNI)"
+		return "every logit is made (the classifier screen needs AVX2 or AVX-512 with VNNI)"
 	}
-	return "the classifier is screened (an int8 copy finds the rows that can win; only those are computed in F32)"
+	return "the classifier is screened (" + screen.Path() + ": an int8 copy finds the rows that can win; only those are computed in F32)"
 }
 
 // showSpec prints the spec with its own Show when it has one.

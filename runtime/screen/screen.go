@@ -8,8 +8,8 @@
 // classifier kernel. The answer is the index sample.Argmax would pick from
 // the full logits, the first of equal ones: every row equal to the largest
 // is among the candidates, and they are compared as the kernel computes
-// them. The screen runs on AVX-512 with VNNI; elsewhere Available is false
-// and the model computes every logit.
+// them. The screen runs on AVX-512 with VNNI and on AVX2; elsewhere
+// Available is false and the model computes every logit.
 package screen
 
 import (
@@ -52,8 +52,48 @@ type Classifier struct {
 	row           []float32 // per group: 16 scales, 16 a, 16 n
 }
 
+// kernels is one implementation of the screen: run computes every row's
+// upper bound and the mask of candidates (asm.ScreenAMD64), over an input
+// quantised to ±levels; prep, when set, is prepare's kernel (done false
+// where it does not apply).
+type kernels struct {
+	name   string
+	levels int32
+	run    func(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32)
+	prep   func(s *Scratch, x, g []float32, eps float32) (ok, done bool)
+}
+
+// kern is the kernel in use: the one for the widest model kernels this
+// machine runs (Use changes it), nil where there is none.
+var kern = forLevel(cpu.Best())
+
 // Available reports whether this machine runs the screen.
-func Available() bool { return kernel }
+func Available() bool { return kern != nil }
+
+// Path names the screen's kernel ("avx512vnni", "avx2"), "" when it does
+// not run.
+func Path() string {
+	if kern == nil {
+		return ""
+	}
+	return kern.name
+}
+
+// Use switches the screen to the kernel that runs beside model kernels of
+// level l (none for the pure-Go and NEON paths), as the generated models'
+// UseKernels do for theirs; for tests and benchmarks, not while sessions
+// decode.
+func Use(l cpu.Level) {
+	kern = forLevel(l)
+}
+
+// levels is the input's quantisation range of the kernel in use.
+func levels() int32 {
+	if kern == nil {
+		return 127
+	}
+	return kern.levels
+}
 
 // New quantises the rows×cols classifier w (row-major) on up to workers
 // goroutines. It refuses a classifier with a value that is not finite,
@@ -140,17 +180,20 @@ func (c *Classifier) quantRows(w []float32, g0, g1 int) bool {
 // bound cannot cover it. The model's kernel normalises after its dot
 // product (inv·Σ w_i·x_i·g_i) and with its own rounding: an inv off from
 // this one by a factor scales every row's logit alike, which keeps their
-// order, and the rest is the slack's. Widths that are a multiple of 16 have a
-// kernel (screenprep_avx512); the others prepareGo.
+// order, and the rest is the slack's. The input is quantised to ±levels() (the
+// kernel's range). On AVX-512, widths that are a multiple of 16 have a kernel
+// (screenprep_avx512); the others prepareGo.
 func (c *Classifier) prepare(s *Scratch, x, g []float32, eps float32) bool {
-	if ok, done := prepAsm(s, x, g, eps); done {
-		return ok
+	if kern != nil && kern.prep != nil {
+		if ok, done := kern.prep(s, x, g, eps); done {
+			return ok
+		}
 	}
-	return c.prepareGo(s, x, g, eps)
+	return c.prepareGo(s, x, g, eps, levels())
 }
 
-// prepareGo is prepare in Go.
-func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
+// prepareGo is prepare in Go, quantising to ±lv.
+func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32, lv int32) bool {
 	// Four partial sums in named variables: the loops wait on their adds
 	// otherwise (an indexed array of sums lives in memory).
 	n := len(x)
@@ -185,7 +228,7 @@ func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
 	if !(mx >= tiny && mx < huge) { // zero or tiny, too large for the bound's float32, or NaN
 		return false
 	}
-	sx := mx / 127
+	sx := mx / float32(lv)
 	r := 1 / sx
 	var d2 [4]float32
 	var sum int32
@@ -199,7 +242,7 @@ func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32) bool {
 			// sign bit, then a truncating conversion, with no branch on the
 			// sign (it is random, and mispredicted half the time).
 			half := math.Float32frombits(0x3f000000 | math.Float32bits(f)&(1<<31))
-			q := max(-127, min(127, int32(f+half)))
+			q := max(-lv, min(lv, int32(f+half)))
 			d[j] = t - sx*float32(q)
 			sum += q
 			word |= uint32(uint8(int8(q))) << (8 * j)
@@ -239,7 +282,7 @@ const huge = 1e15
 // and checked for themselves.)
 func (c *Classifier) noOverflow(s *Scratch) bool {
 	norm := 1 / float64(math.Float32frombits(s.tok[4])) // sqrt(Σx²/n + eps)
-	mx := 127 * float64(math.Float32frombits(s.tok[0]))
+	mx := float64(levels()) * float64(math.Float32frombits(s.tok[0]))
 	return norm*norm*float64(c.cols) < 1e30 && mx*norm < 1e18
 }
 
@@ -272,13 +315,14 @@ func (c *Classifier) NewScratch() *Scratch {
 // It declines (ok false) when the screen is not available or the input or
 // a candidate logit is not finite; the caller then computes every logit.
 func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (tok int, ok bool) {
-	if !kernel || len(x) != c.cols || len(g) != c.cols {
+	k := kern
+	if k == nil || len(x) != c.cols || len(g) != c.cols {
 		return 0, false
 	}
 	if !c.prepare(s, x, g, eps) || !c.noOverflow(s) {
 		return 0, false
 	}
-	run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+	k.run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
 
 	best, bi, base, n := float32(0), -1, 0, 0
 	for gi, m := range s.mask {
@@ -319,7 +363,7 @@ type Lazy struct {
 // call (New on workers goroutines); nil where the screen does not run, once
 // Stop was called, or when New refused w.
 func (l *Lazy) Get(w []float32, rows, cols, workers int) *Classifier {
-	if !kernel || l.stopped.Load() {
+	if !Available() || l.stopped.Load() {
 		return nil
 	}
 	l.once.Do(func() {

@@ -9,6 +9,11 @@ package screen
 //go:noescape
 func screen_avx512vnni(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups int, quads int, tok *uint32)
 
+// screen_avx2 is screen_avx512vnni for AVX2, with the input quantised to ±63 (see asm.ScreenAMD64 and screenAVX2).
+//
+//go:noescape
+func screen_avx2(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups int, quads int, tok *uint32)
+
 // screenprep_avx512 normalises and quantises the classifier's input for screen_avx512vnni (see asm.ScreenAMD64).
 //
 //go:noescape

@@ -84,6 +84,130 @@ scmask:
 	VZEROUPPER
 	RET
 
+// func screen_avx2(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups int, quads int, tok *uint32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·screen_avx2(SB), NOSPLIT, $0-64
+	MOVQ         hi+0(FP), AX
+	MOVQ         mask+8(FP), CX
+	MOVQ         w+16(FP), DX
+	MOVQ         x+24(FP), BX
+	MOVQ         row+32(FP), SI
+	MOVQ         groups+40(FP), DI
+	MOVQ         quads+48(FP), R8
+	MOVQ         tok+56(FP), R9
+	VBROADCASTSS (R9), Y0
+	VBROADCASTSS 4(R9), Y1
+	VBROADCASTSS 8(R9), Y2
+	VPBROADCASTD 12(R9), Y3
+	MOVL         $0x00010001, R9
+	VMOVD        R9, X4
+	VPBROADCASTD X4, Y4
+	MOVL         $0xff800000, R9
+	VMOVD        R9, X5
+	VPBROADCASTD X5, Y5
+	MOVQ         AX, R9
+	MOVQ         DI, R10
+
+sagroup:
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	MOVQ  BX, R11
+	MOVQ  R8, R12
+
+saquad:
+	VPBROADCASTD (R11), Y10
+	VMOVDQU      (DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      32(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPBROADCASTD 4(R11), Y10
+	VMOVDQU      64(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VMOVDQU      96(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	VPBROADCASTD 8(R11), Y10
+	VMOVDQU      128(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      160(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPBROADCASTD 12(R11), Y10
+	VMOVDQU      192(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VMOVDQU      224(DX), Y11
+	VPMADDUBSW   Y10, Y11, Y11
+	VPMADDWD     Y4, Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x10, R11
+	SUBQ         $0x04, R12
+	JNZ          saquad
+	VPADDD       Y7, Y6, Y6
+	VPADDD       Y3, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       (SI), Y6, Y6
+	VMULPS       Y0, Y6, Y6
+	VMULPS       64(SI), Y1, Y7
+	VFMADD231PS  128(SI), Y2, Y7
+	VADDPS       Y7, Y6, Y10
+	VMOVUPS      Y10, (R9)
+	VSUBPS       Y7, Y6, Y10
+	VMAXPS       Y10, Y5, Y5
+	VPADDD       Y9, Y8, Y8
+	VPADDD       Y3, Y8, Y8
+	VCVTDQ2PS    Y8, Y6
+	VMULPS       32(SI), Y6, Y6
+	VMULPS       Y0, Y6, Y6
+	VMULPS       96(SI), Y1, Y7
+	VFMADD231PS  160(SI), Y2, Y7
+	VADDPS       Y7, Y6, Y8
+	VMOVUPS      Y8, 32(R9)
+	VSUBPS       Y7, Y6, Y8
+	VMAXPS       Y8, Y5, Y5
+	ADDQ         $0x40, R9
+	ADDQ         $0x000000c0, SI
+	DECQ         R10
+	JNZ          sagroup
+	VEXTRACTF128 $0x01, Y5, X0
+	VMAXPS       X0, X5, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	MOVQ         AX, R9
+	MOVQ         DI, R10
+
+samask:
+	VCMPPS    $0x12, (R9), Y0, Y1
+	VMOVMSKPS Y1, AX
+	VCMPPS    $0x12, 32(R9), Y0, Y1
+	VMOVMSKPS Y1, DX
+	SHLL      $0x08, DX
+	ORL       AX, DX
+	MOVW      DX, (CX)
+	ADDQ      $0x40, R9
+	ADDQ      $0x02, CX
+	DECQ      R10
+	JNZ       samask
+	VZEROUPPER
+	RET
+
 // func screenprep_avx512(xq *int32, xn *float32, tok *uint32, x *float32, gain *float32, n int, eps float32) bool
 // Requires: AVX, AVX2, AVX512F
 TEXT ·screenprep_avx512(SB), NOSPLIT, $0-57

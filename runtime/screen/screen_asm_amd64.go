@@ -6,19 +6,30 @@ import "github.com/modelc/modelc/runtime/cpu"
 
 //go:generate go run ./internal/screengen
 
-// kernel is whether this machine runs screen_avx512vnni (the AVX-512 path
-// with VNNI; GODEBUG=cpu.avx512f=off turns it off).
-var kernel = cpu.Supports(cpu.AVX512) && cpu.Detect().AVX512VNNI
+// The screen's kernels: VNNI's where AVX-512 has it, and AVX2's, whose
+// VPMADDUBSW needs the input quantised to ±63 (asm.ScreenAMD64).
+var (
+	vnni = &kernels{name: "avx512vnni", levels: 127, run: screen_avx512vnni, prep: prepAVX512}
+	avx2 = &kernels{name: "avx2", levels: 63, run: screen_avx2}
+)
 
-func run(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32) {
-	screen_avx512vnni(hi, mask, w, x, row, groups, quads, tok)
+// forLevel returns the kernel this machine runs beside the model kernels
+// of level l, nil if none.
+func forLevel(l cpu.Level) *kernels {
+	switch {
+	case l >= cpu.AVX512 && cpu.Supports(cpu.AVX512) && cpu.Detect().AVX512VNNI:
+		return vnni
+	case l >= cpu.AVX2 && cpu.Supports(cpu.AVX2):
+		return avx2
+	}
+	return nil
 }
 
-// prepAsm is prepare's kernel for n a multiple of 16; done is false when
+// prepAVX512 is prepare's kernel for n a multiple of 16; done is false when
 // it does not apply (the Go loop then prepares).
-func prepAsm(s *Scratch, x, g []float32, eps float32) (ok, done bool) {
+func prepAVX512(s *Scratch, x, g []float32, eps float32) (ok, done bool) {
 	n := len(x)
-	if !kernel || n%16 != 0 {
+	if n%16 != 0 {
 		return false, false
 	}
 	return screenprep_avx512(&s.x[0], &s.xn[0], &s.tok[0], &x[0], &g[0], n, eps), true

@@ -8,7 +8,27 @@ import (
 
 	"github.com/modelc/modelc/asm"
 	"github.com/modelc/modelc/internal/gentest"
+	"github.com/modelc/modelc/runtime/cpu"
 )
+
+// eachPath runs f once with the screen on each kernel level this machine
+// runs (AVX-512 VNNI, AVX2, then none), named by the screen's kernel.
+func eachPath(t *testing.T, f func(t *testing.T)) {
+	t.Cleanup(func() { Use(cpu.Best()) })
+	seen := map[string]bool{}
+	for _, l := range cpu.Levels() {
+		Use(l)
+		name := Path()
+		if name == "" {
+			name = "none"
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		t.Run(name, f)
+	}
+}
 
 // exact is the classifier computed in float64 and rounded once: the logits
 // the screen's bound must hold for (a closer value than any F32 kernel's).
@@ -59,7 +79,9 @@ func argmax(x []float32) int {
 // equal ones) over random classifiers of odd shapes, classifiers with
 // duplicated and nearly equal rows, and inputs with outliers; and the
 // screen reads few rows in F32 when the logits are spread.
-func TestArgmax(t *testing.T) {
+func TestArgmax(t *testing.T) { eachPath(t, testArgmax) }
+
+func testArgmax(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	shapes := [][2]int{{1, 1}, {5, 3}, {16, 16}, {17, 64}, {512, 64}, {100, 100}, {300, 288}, {64, 768}}
 	var blocks, spread int
@@ -121,7 +143,9 @@ func TestArgmax(t *testing.T) {
 }
 
 // TestArgmaxDeclines: inputs the bound cannot cover are left to the caller.
-func TestArgmaxDeclines(t *testing.T) {
+func TestArgmaxDeclines(t *testing.T) { eachPath(t, testArgmaxDeclines) }
+
+func testArgmaxDeclines(t *testing.T) {
 	w := []float32{1, 2, 3, 4}
 	c, err := New(w, 2, 2, 1)
 	if err != nil {
@@ -156,9 +180,11 @@ func TestGeneratedUpToDate(t *testing.T) {
 // computed, for inputs that make the bound's terms tight: x along one row's
 // quantisation error (the weight term met with equality) and rows with an
 // outlier (a coarse scale).
-func TestBound(t *testing.T) {
+func TestBound(t *testing.T) { eachPath(t, testBound) }
+
+func testBound(t *testing.T) {
 	if !Available() {
-		t.Skip("no AVX-512 VNNI on this machine: the screen never runs here") // the machine the tests run on has it; TestArgmax asserts the decline elsewhere
+		return // no screen kernel on this path: TestArgmax asserts the decline
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, sh := range [][2]int{{33, 64}, {40, 100}, {20, 768}} {
@@ -192,7 +218,7 @@ func TestBound(t *testing.T) {
 			if !c.prepare(s, x, g, 1e-5) {
 				t.Fatalf("%dx%d trial %d: prepare declined", rows, cols, trial)
 			}
-			run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+			kern.run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
 			sx := float64(math.Float32frombits(s.tok[0]))
 			bx, bd := float64(math.Float32frombits(s.tok[1])), float64(math.Float32frombits(s.tok[2]))
 			for row := range rows {
@@ -226,6 +252,16 @@ func (nopExact) ExactBlock(r int, out *[Block]float32) (base, n int) {
 }
 
 func BenchmarkArgmax(b *testing.B) {
+	b.Cleanup(func() { Use(cpu.Best()) })
+	for _, l := range []cpu.Level{cpu.AVX512, cpu.AVX2} {
+		if Use(l); Path() == "" {
+			continue
+		}
+		b.Run(Path(), benchmarkArgmax)
+	}
+}
+
+func benchmarkArgmax(b *testing.B) {
 	for _, sh := range [][2]int{{512, 64}, {32000, 288}} {
 		rows, cols := sh[0], sh[1]
 		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
@@ -253,7 +289,7 @@ func BenchmarkArgmax(b *testing.B) {
 			}
 			b.Run("kernel", func(b *testing.B) {
 				for b.Loop() {
-					run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+					kern.run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
 				}
 			})
 		})
@@ -264,7 +300,10 @@ func BenchmarkArgmax(b *testing.B) {
 // each element to a nearest step, and bound ‖xn‖ and the rounding's norm from
 // above by no more than a few parts in a thousand; and refuse what the bound
 // cannot cover.
-func TestPrepare(t *testing.T) {
+func TestPrepare(t *testing.T) { eachPath(t, testPrepare) }
+
+func testPrepare(t *testing.T) {
+	lv := levels()
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, cols := range []int{16, 64, 100, 288, 768} {
 		w := make([]float32, cols)
@@ -282,7 +321,7 @@ func TestPrepare(t *testing.T) {
 				x[r.IntN(cols)] *= 100
 			}
 			forms := map[string]func(*Scratch) bool{
-				"Go":  func(s *Scratch) bool { return c.prepareGo(s, x, g, 1e-5) },
+				"Go":  func(s *Scratch) bool { return c.prepareGo(s, x, g, 1e-5, lv) },
 				"asm": func(s *Scratch) bool { return c.prepare(s, x, g, 1e-5) },
 			}
 			for name, prep := range forms {
@@ -305,7 +344,7 @@ func TestPrepare(t *testing.T) {
 						t.Fatalf("%s cols %d trial %d: xn[%d] = %g, want %g", name, cols, trial, i, xn, want)
 					}
 					q := float64(int8(s.x[i/4] >> (8 * (i % 4))))
-					if math.Abs(xn/sx-q) > 0.5+1e-6 {
+					if math.Abs(xn/sx-q) > 0.5+1e-6 || math.Abs(q) > float64(lv) {
 						t.Fatalf("%s cols %d trial %d: q[%d] = %g for %g", name, cols, trial, i, q, xn/sx)
 					}
 					x2 += xn * xn
@@ -329,7 +368,7 @@ func TestPrepare(t *testing.T) {
 			for i := range g {
 				g[i] = 1
 			}
-			if c.prepare(s, x, g, 1e-5) || c.prepareGo(s, x, g, 1e-5) {
+			if c.prepare(s, x, g, 1e-5) || c.prepareGo(s, x, g, 1e-5, lv) {
 				t.Errorf("cols %d: prepare accepted %v", cols, x[:2])
 			}
 		}
@@ -376,9 +415,13 @@ func FuzzArgmax(f *testing.F) {
 				return // the model's own logits would not be finite either
 			}
 		}
-		got, ok := cl.Argmax(cl.NewScratch(), x, g, 1e-5, e)
-		if ok && got != argmax(logits) {
-			t.Fatalf("%dx%d: Argmax = %d, the logits' argmax %d (%v)", r, c, got, argmax(logits), logits)
+		defer Use(cpu.Best())
+		for _, l := range cpu.Levels() {
+			Use(l)
+			got, ok := cl.Argmax(cl.NewScratch(), x, g, 1e-5, e)
+			if ok && got != argmax(logits) {
+				t.Fatalf("%s %dx%d: Argmax = %d, the logits' argmax %d (%v)", Path(), r, c, got, argmax(logits), logits)
+			}
 		}
 	})
 }

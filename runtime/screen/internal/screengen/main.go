@@ -1,4 +1,4 @@
-// Command screengen writes runtime/screen's AVX-512 VNNI kernel
+// Command screengen writes runtime/screen's AVX-512 VNNI and AVX2 kernels
 // (screen_amd64.s, screen_amd64.go) into the current directory; run by go
 // generate in runtime/screen.
 package main
