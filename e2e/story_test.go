@@ -15,9 +15,9 @@ import (
 	"github.com/modelc/modelc/runtime/checkpoint"
 	"github.com/modelc/modelc/runtime/cli"
 	"github.com/modelc/modelc/runtime/cpu"
-	"github.com/modelc/modelc/runtime/screen"
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
+	"github.com/modelc/modelc/runtime/screen"
 )
 
 // The compiled and the generic model both tell llama2.c's story byte for byte.
