@@ -84,6 +84,7 @@ type slot struct {
 	last    int       // token to sample after (its logits are pending)
 	logits  []float32 // logits to sample the next token from
 	next    int       // the token sampled from logits
+	picked  bool      // next was chosen without logits (greedyOne)
 }
 
 // SpanBatcher is implemented by models that run, in one pass over the
@@ -302,7 +303,7 @@ func (e *engine) admit(running []*slot) []*slot {
 		best.job = j
 		best.cached = best.cached[:n]
 		best.prefill = n
-		best.logits = nil
+		best.logits, best.picked = nil, false
 		e.busy++
 		running = append(running, best)
 		e.metrics.promptTokens.Add(float64(len(j.prompt)))
@@ -366,7 +367,7 @@ func (e *engine) step(running []*slot) []*slot {
 			e.release(s, finishCancelled, nil)
 			continue
 		}
-		if s.logits == nil { // still prefilling
+		if s.logits == nil && !s.picked { // still prefilling
 			keep = append(keep, s)
 			fill = append(fill, s)
 			continue
@@ -418,6 +419,11 @@ func (e *engine) forwardSpans(fwd, fill []*slot) {
 	if len(sess) == 0 {
 		return
 	}
+	if len(fwd) == 1 && len(chunks) == 0 && e.greedyOne(fwd[0]) {
+		e.metrics.batchSize.Observe(1)
+		e.metrics.stepSeconds.Observe(time.Since(t0).Seconds())
+		return
+	}
 	out := e.spans.ForwardSpans(sess, spans, pos)
 	rows := 0
 	for i, s := range fwd {
@@ -453,7 +459,7 @@ func (e *engine) gone(s *slot) bool {
 func (e *engine) emit(s *slot) (string, error) {
 	j := s.job
 	next := s.next
-	s.logits = nil
+	s.logits, s.picked = nil, false
 	if next < 0 || next >= e.vocab {
 		return "", fmt.Errorf("sampler returned token %d, outside the vocabulary of %d", next, e.vocab)
 	}
@@ -509,7 +515,9 @@ func (e *engine) emit(s *slot) (string, error) {
 // one Forward per slot spread over the cores.
 func (e *engine) forward(fwd []*slot) {
 	t0 := time.Now()
-	if e.batcher != nil {
+	switch {
+	case len(fwd) == 1 && e.greedyOne(fwd[0]):
+	case e.batcher != nil:
 		sess := make([]model.Session, len(fwd))
 		toks := make([]int, len(fwd))
 		pos := make([]int, len(fwd))
@@ -521,7 +529,7 @@ func (e *engine) forward(fwd []*slot) {
 			s.logits = out[i]
 			s.cached = append(s.cached, s.last)
 		}
-	} else {
+	default:
 		eachParallel(len(fwd), func(i int) {
 			s := fwd[i]
 			s.logits = s.sess.Forward(s.last, len(s.cached))
@@ -532,6 +540,22 @@ func (e *engine) forward(fwd []*slot) {
 	e.metrics.stepSeconds.Observe(time.Since(t0).Seconds())
 }
 
+// greedyOne runs a lone decoding sequence whose sampler is greedy through
+// model.Greedy, which finds the largest logit without making every one
+// where the model can (the compiled float models screen the classifier,
+// runtime/screen): the same token as sampling Forward's logits. It sets the
+// slot's next token and reports whether it did. With more sequences in the
+// step, one batched pass over the weights serves them all instead.
+func (e *engine) greedyOne(s *slot) bool {
+	g, ok := s.sess.(model.Greedy)
+	if !ok || !s.job.sampler.Greedy() {
+		return false
+	}
+	s.next, s.picked = g.Greedy(s.last, len(s.cached)), true
+	s.cached = append(s.cached, s.last)
+	return true
+}
+
 // release ends the slot's job and frees the slot. The slot counts as free
 // before the job reads as finished, so that a client that has its answer
 // finds the slot free.
@@ -539,7 +563,7 @@ func (e *engine) release(s *slot, finish string, err error) {
 	j := s.job
 	e.metrics.sequences.WithLabelValues(finishLabel(finish, err)).Inc()
 	s.job = nil
-	s.logits = nil
+	s.logits, s.picked = nil, false
 	if s.prefill < len(j.prompt) {
 		s.cached = s.cached[:min(len(s.cached), s.prefill)]
 	}
