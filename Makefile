@@ -24,8 +24,8 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags purego ./e2e ./asm/... ./runtime/cpu
-	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./e2e ./asm/... ./runtime/cpu
+	$(GO) test -count=1 -tags purego ./e2e ./asm/... ./runtime/cpu ./runtime/screen
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./e2e ./asm/... ./runtime/cpu ./runtime/screen
 
 ## bench: compiled vs generic decode and prefill tokens/s on stories260K and the
 ## 15M shape, one thread, on each kernel path (AVX-512, AVX2, pure Go)

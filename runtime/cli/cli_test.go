@@ -275,7 +275,7 @@ func TestInfo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	greedy := "greedy: every logit is made (the classifier screen needs AVX2 or AVX-512 with VNNI)"
+	greedy := "greedy: every logit is made (the classifier screen needs AVX2, AVX-512 VNNI or NEON with SDOT)"
 	if screen.Available() {
 		greedy = "greedy: the classifier is screened (" + screen.Path() + ":"
 	}

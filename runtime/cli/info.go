@@ -72,7 +72,7 @@ func greedyPath(s *spec.Spec) string {
 	case s.Quant != "" && s.Quant != "f32":
 		return "every logit is made (the classifier is quantised)"
 	case !screen.Available():
-		return "every logit is made (the classifier screen needs AVX2 or AVX-512 with VNNI)"
+		return "every logit is made (the classifier screen needs AVX2, AVX-512 VNNI or NEON with SDOT)"
 	}
 	return "the classifier is screened (" + screen.Path() + ": an int8 copy finds the rows that can win; only those are computed in F32)"
 }

@@ -8,8 +8,8 @@
 // classifier kernel. The answer is the index sample.Argmax would pick from
 // the full logits, the first of equal ones: every row equal to the largest
 // is among the candidates, and they are compared as the kernel computes
-// them. The screen runs on AVX-512 with VNNI and on AVX2; elsewhere
-// Available is false and the model computes every logit.
+// them. The screen runs on AVX-512 with VNNI, on AVX2 and on arm64 NEON with
+// SDOT; elsewhere Available is false and the model computes every logit.
 package screen
 
 import (
@@ -70,8 +70,8 @@ var kern = forLevel(cpu.Best())
 // Available reports whether this machine runs the screen.
 func Available() bool { return kern != nil }
 
-// Path names the screen's kernel ("avx512vnni", "avx2"), "" when it does
-// not run.
+// Path names the screen's kernel ("avx512vnni", "avx2", "neon"), "" when
+// it does not run.
 func Path() string {
 	if kern == nil {
 		return ""
@@ -80,9 +80,9 @@ func Path() string {
 }
 
 // Use switches the screen to the kernel that runs beside model kernels of
-// level l (none for the pure-Go and NEON paths), as the generated models'
-// UseKernels do for theirs; for tests and benchmarks, not while sessions
-// decode.
+// level l (none for the pure-Go path, nor for NEON without SDOT), as the
+// generated models' UseKernels do for theirs; for tests and benchmarks, not
+// while sessions decode.
 func Use(l cpu.Level) {
 	kern = forLevel(l)
 }

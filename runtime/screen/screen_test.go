@@ -166,14 +166,20 @@ func testArgmaxDeclines(t *testing.T) {
 	}
 }
 
-// TestGeneratedUpToDate: screen_amd64.{s,go} are asm.ScreenAMD64's output
-// (run go generate ./runtime/screen).
+// TestGeneratedUpToDate: screen_amd64.{s,go} and screen_arm64.{s,go} are
+// asm.ScreenAMD64's and asm.ScreenARM64's output (run go generate
+// ./runtime/screen).
 func TestGeneratedUpToDate(t *testing.T) {
 	s, stubs, err := asm.ScreenAMD64("screen")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gentest.Match(t, ".", map[string][]byte{"screen_amd64.s": s, "screen_amd64.go": stubs}, "go generate ./runtime/screen")
+	s64, stubs64, err := asm.ScreenARM64("screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gentest.Match(t, ".", map[string][]byte{"screen_amd64.s": s, "screen_amd64.go": stubs,
+		"screen_arm64.s": s64, "screen_arm64.go": stubs64}, "go generate ./runtime/screen")
 }
 
 // TestBound: every row's exact logit lies within the bound the kernel
