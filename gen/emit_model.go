@@ -521,7 +521,7 @@ func emitGreedy(file *File, p *Plan, cls *Statement, eps Code, classify Code) {
 		Id("s").Dot("hidden").Call(Id("token"), Id("pos")),
 		If(Id("c").Op(":=").Id("s").Dot("m").Dot("screen").Call(), Id("c").Op("!=").Nil()).Block(
 			If(Id("s").Dot("scr").Op("==").Nil()).Block(Id("s").Dot("scr").Op("=").Id("c").Dot("NewScratch").Call()),
-			If(List(Id("t"), Id("ok")).Op(":=").Id("c").Dot("Argmax").Call(Id("s").Dot("scr"), Id("s").Dot("x").Index(Op(":")), Id("s").Dot("m").Dot("w").Dot("outNorm").Index(Op(":")), eps, Id("s")), Id("ok")).Block(
+			If(List(Id("t"), Id("ok")).Op(":=").Id("c").Dot("Argmax").Call(Id("s").Dot("scr"), Id("s").Dot("x").Index(Op(":")), Id("s").Dot("m").Dot("w").Dot("outNorm").Index(Op(":")), eps, Id("s"), Id("pool")), Id("ok")).Block(
 				Return(Id("t")),
 			),
 		),

@@ -259,7 +259,7 @@ func (s *Session) Greedy(token, pos int) int {
 		if s.scr == nil {
 			s.scr = c.NewScratch()
 		}
-		if t, ok := c.Argmax(s.scr, s.x[:], s.m.w.outNorm[:], float32(1e-05), s); ok {
+		if t, ok := c.Argmax(s.scr, s.x[:], s.m.w.outNorm[:], float32(1e-05), s, pool); ok {
 			return t
 		}
 	}

@@ -13,9 +13,11 @@
 package screen
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -297,6 +299,7 @@ type Scratch struct {
 	x    []int32
 	xn   []float32
 	out  [Block]float32
+	cand []int32   // candidate rows
 	tok  [5]uint32 // sx, X, D, -128·Σq (read by the kernel), inv
 }
 
@@ -304,17 +307,29 @@ type Scratch struct {
 // fault costs as much as a small model's token).
 func (c *Classifier) NewScratch() *Scratch {
 	s := &Scratch{hi: make([]float32, c.groups*16), mask: make([]uint16, c.groups),
-		x: make([]int32, c.quads), xn: make([]float32, c.cols)}
+		x: make([]int32, c.quads), xn: make([]float32, c.cols), cand: make([]int32, 0, 64)}
 	cpu.FaultIn(unsafe.Pointer(&s.hi[0]), uintptr(4*len(s.hi)))
 	return s
 }
 
+// Runner runs fn over chunks [lo, hi) covering [0, n), each at least grain
+// long, on its workers, and returns when all are done (*cpu.Pool).
+type Runner interface {
+	RunGrain(n, grain int, fn func(lo, hi int))
+}
+
+// minGroups is the fewest groups of 16 rows a worker screens (2048 rows):
+// the 15M shape's 32000 rows take 100 µs on one core, stories260K's 512
+// take 0.2 µs, less than waking a worker.
+const minGroups = 128
+
 // Argmax returns the index of the largest logit of the classifier applied
 // to RMSNorm(x)·g (eps as the model's norm), the first of equal ones, as
 // sample.Argmax over the full logits would; e computes the candidate rows.
-// It declines (ok false) when the screen is not available or the input or
-// a candidate logit is not finite; the caller then computes every logit.
-func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (tok int, ok bool) {
+// A large classifier is screened in chunks on p's workers (nil: here). It
+// declines (ok false) when the screen is not available or the input or a
+// candidate logit is not finite; the caller then computes every logit.
+func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact, p Runner) (tok int, ok bool) {
 	k := kern
 	if k == nil || len(x) != c.cols || len(g) != c.cols {
 		return 0, false
@@ -322,9 +337,19 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (t
 	if !c.prepare(s, x, g, eps) || !c.noOverflow(s) {
 		return 0, false
 	}
-	k.run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
+	chunk := func(g0, g1 int) {
+		k.run(&s.hi[g0*16], &s.mask[g0], &c.w[g0*c.quads*64], &s.x[0], &c.row[g0*48], g1-g0, c.quads, &s.tok[0])
+	}
+	if p == nil || c.groups < 2*minGroups {
+		chunk(0, c.groups)
+	} else {
+		// Each chunk's mask holds the rows reaching its own best lower
+		// bound, at most the whole classifier's: a superset of the
+		// candidates, thinned below by their upper bounds.
+		p.RunGrain(c.groups, minGroups, chunk)
+	}
 
-	best, bi, base, n := float32(0), -1, 0, 0
+	s.cand = s.cand[:0]
 	for gi, m := range s.mask {
 		for m != 0 {
 			r := gi*16 + bits.TrailingZeros16(m)
@@ -332,19 +357,36 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact) (t
 			if r >= c.rows {
 				break
 			}
-			if r >= base+n { // candidates come in order: a block once
-				base, n = e.ExactBlock(r, &s.out)
-				if r < base || r >= base+n || n > Block {
-					panic("screen: ExactBlock did not compute the row asked for")
-				}
+			s.cand = append(s.cand, int32(r))
+		}
+	}
+	// The highest upper bound first: the best row is then usually the first
+	// computed, and a row whose upper bound is below the best value found
+	// cannot reach it (nor can any after it).
+	slices.SortFunc(s.cand, func(a, b int32) int {
+		if c := cmp.Compare(s.hi[b], s.hi[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	best, bi, base, n := float32(0), -1, 0, 0
+	for _, r32 := range s.cand {
+		r := int(r32)
+		if bi >= 0 && s.hi[r] < best {
+			break
+		}
+		if r < base || r >= base+n {
+			base, n = e.ExactBlock(r, &s.out)
+			if r < base || r >= base+n || n > Block {
+				panic("screen: ExactBlock did not compute the row asked for")
 			}
-			v := s.out[r-base]
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return 0, false // the bound assumed finite logits
-			}
-			if bi < 0 || v > best {
-				best, bi = v, r
-			}
+		}
+		v := s.out[r-base]
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return 0, false // the bound assumed finite logits
+		}
+		if bi < 0 || v > best || v == best && r < bi { // the first of equal ones
+			best, bi = v, r
 		}
 	}
 	return bi, bi >= 0

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/modelc/modelc/asm"
@@ -121,7 +122,7 @@ func testArgmax(t *testing.T) {
 			}
 			e := &exact{w: w, x: x, g: g, eps: 1e-5, rows: rows, cols: cols}
 			want := argmax(e.logits())
-			got, ok := c.Argmax(c.NewScratch(), x, g, 1e-5, e)
+			got, ok := c.Argmax(c.NewScratch(), x, g, 1e-5, e, nil)
 			if !Available() {
 				if ok {
 					t.Fatal("Argmax answered without its kernel")
@@ -142,6 +143,64 @@ func testArgmax(t *testing.T) {
 	}
 }
 
+// TestArgmaxParallel: a classifier screened in chunks on a pool's workers
+// (each chunk's mask against its own best lower bound) gives the full
+// logits' argmax, with as few F32 blocks as one call would need.
+func TestArgmaxParallel(t *testing.T) { eachPath(t, testArgmaxParallel) }
+
+func testArgmaxParallel(t *testing.T) {
+	if !Available() {
+		return
+	}
+	p := cpu.NewPool(3)
+	defer p.Close()
+	r := rand.New(rand.NewPCG(11, 12))
+	rows, cols := 16*(2*minGroups+37)+5, 32 // 3 chunks, a ragged last group
+	for trial := range 6 {
+		w := make([]float32, rows*cols)
+		for i := range w {
+			w[i] = float32(r.NormFloat64() * 0.1)
+		}
+		if trial%2 == 1 { // the largest logit twice, in different chunks: the first must win
+			src := r.IntN(rows / 3)
+			copy(w[(rows-1)*cols:], w[src*cols:(src+1)*cols])
+		}
+		x, g := make([]float32, cols), make([]float32, cols)
+		for i := range x {
+			x[i], g[i] = float32(r.NormFloat64()), 1
+		}
+		if trial%2 == 1 { // x along that row: it holds the largest logit
+			src := -1
+			for k := range rows / 3 {
+				if slices.Equal(w[k*cols:(k+1)*cols], w[(rows-1)*cols:]) {
+					src = k
+					break
+				}
+			}
+			copy(x, w[src*cols:(src+1)*cols])
+		}
+		c, err := New(w, rows, cols, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &exact{w: w, x: x, g: g, eps: 1e-5, rows: rows, cols: cols}
+		want := argmax(e.logits())
+		one, ok := c.Argmax(c.NewScratch(), x, g, 1e-5, e, nil)
+		if !ok || one != want {
+			t.Fatalf("trial %d, one call: Argmax = %d, %v; want %d", trial, one, ok, want)
+		}
+		serial := e.calls
+		e.calls = 0
+		got, ok := c.Argmax(c.NewScratch(), x, g, 1e-5, e, p)
+		if !ok || got != want {
+			t.Fatalf("trial %d, in chunks: Argmax = %d, %v; want %d", trial, got, ok, want)
+		}
+		if e.calls > serial+2 {
+			t.Errorf("trial %d: %d blocks in F32 in chunks, %d in one call", trial, e.calls, serial)
+		}
+	}
+}
+
 // TestArgmaxDeclines: inputs the bound cannot cover are left to the caller.
 func TestArgmaxDeclines(t *testing.T) { eachPath(t, testArgmaxDeclines) }
 
@@ -154,7 +213,7 @@ func testArgmaxDeclines(t *testing.T) {
 	e := &exact{w: w, rows: 2, cols: 2, g: []float32{1, 1}, eps: 1e-5}
 	for _, x := range [][]float32{{0, 0}, {float32(math.NaN()), 1}, {float32(math.Inf(1)), 1}} {
 		e.x = x
-		if _, ok := c.Argmax(c.NewScratch(), x, e.g, 1e-5, e); ok {
+		if _, ok := c.Argmax(c.NewScratch(), x, e.g, 1e-5, e, nil); ok {
 			t.Errorf("Argmax(%v) answered", x)
 		}
 	}
@@ -424,7 +483,7 @@ func FuzzArgmax(f *testing.F) {
 		defer Use(cpu.Best())
 		for _, l := range cpu.Levels() {
 			Use(l)
-			got, ok := cl.Argmax(cl.NewScratch(), x, g, 1e-5, e)
+			got, ok := cl.Argmax(cl.NewScratch(), x, g, 1e-5, e, nil)
 			if ok && got != argmax(logits) {
 				t.Fatalf("%s %dx%d: Argmax = %d, the logits' argmax %d (%v)", Path(), r, c, got, argmax(logits), logits)
 			}
