@@ -82,19 +82,19 @@ func Path() string {
 }
 
 // Use switches the screen to the kernel that runs beside model kernels of
-// level l (none for the pure-Go path, nor for NEON without SDOT), as the
-// generated models' UseKernels do for theirs; for tests and benchmarks, not
-// while sessions decode.
+// level l (none for the pure-Go path, nor for NEON without SDOT): the tests
+// call it beside a generated model's UseKernels to run each path as a
+// machine of that level would. Not while sessions decode.
 func Use(l cpu.Level) {
 	kern = forLevel(l)
 }
 
-// levels is the input's quantisation range of the kernel in use.
-func levels() int32 {
-	if kern == nil {
+// levels is the input's quantisation range for kernel k.
+func levels(k *kernels) int32 {
+	if k == nil {
 		return 127
 	}
-	return kern.levels
+	return k.levels
 }
 
 // New quantises the rows×cols classifier w (row-major) on up to workers
@@ -182,16 +182,16 @@ func (c *Classifier) quantRows(w []float32, g0, g1 int) bool {
 // bound cannot cover it. The model's kernel normalises after its dot
 // product (inv·Σ w_i·x_i·g_i) and with its own rounding: an inv off from
 // this one by a factor scales every row's logit alike, which keeps their
-// order, and the rest is the slack's. The input is quantised to ±levels() (the
-// kernel's range). On AVX-512, widths that are a multiple of 16 have a kernel
-// (screenprep_avx512); the others prepareGo.
-func (c *Classifier) prepare(s *Scratch, x, g []float32, eps float32) bool {
-	if kern != nil && kern.prep != nil {
-		if ok, done := kern.prep(s, x, g, eps); done {
+// order, and the rest is the slack's. The input is quantised to ±levels(k),
+// kernel k's range. On AVX-512, widths that are a multiple of 16 have a
+// kernel (screenprep_avx512); the others prepareGo.
+func (c *Classifier) prepare(k *kernels, s *Scratch, x, g []float32, eps float32) bool {
+	if k != nil && k.prep != nil {
+		if ok, done := k.prep(s, x, g, eps); done {
 			return ok
 		}
 	}
-	return c.prepareGo(s, x, g, eps, levels())
+	return c.prepareGo(s, x, g, eps, levels(k))
 }
 
 // prepareGo is prepare in Go, quantising to ±lv.
@@ -277,14 +277,14 @@ const tiny = 1e-10
 // and sums of the bound then stay far below the float32 range.
 const huge = 1e15
 
-// noOverflow reports whether the model's F32 kernel computes every row that
-// is not always a candidate without overflow, which the bound assumes: its
-// Σx² below 1e30 and max|x_i·g_i| below 1e18, so that with max|w| below huge
-// no product or sum comes near the float32 range. (Candidates are computed
-// and checked for themselves.)
-func (c *Classifier) noOverflow(s *Scratch) bool {
+// noOverflow reports, for an input quantised to ±lv, whether the model's F32
+// kernel computes every row that is not always a candidate without
+// overflow, which the bound assumes: its Σx² below 1e30 and max|x_i·g_i|
+// below 1e18, so that with max|w| below huge no product or sum comes near
+// the float32 range. (Candidates are computed and checked for themselves.)
+func (c *Classifier) noOverflow(s *Scratch, lv int32) bool {
 	norm := 1 / float64(math.Float32frombits(s.tok[4])) // sqrt(Σx²/n + eps)
-	mx := float64(levels()) * float64(math.Float32frombits(s.tok[0]))
+	mx := float64(lv) * float64(math.Float32frombits(s.tok[0]))
 	return norm*norm*float64(c.cols) < 1e30 && mx*norm < 1e18
 }
 
@@ -334,7 +334,7 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact, p 
 	if k == nil || len(x) != c.cols || len(g) != c.cols {
 		return 0, false
 	}
-	if !c.prepare(s, x, g, eps) || !c.noOverflow(s) {
+	if !c.prepare(k, s, x, g, eps) || !c.noOverflow(s, k.levels) {
 		return 0, false
 	}
 	chunk := func(g0, g1 int) {

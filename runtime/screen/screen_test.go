@@ -280,7 +280,7 @@ func testBound(t *testing.T) {
 				}
 			}
 			s := c.NewScratch()
-			if !c.prepare(s, x, g, 1e-5) {
+			if !c.prepare(kern, s, x, g, 1e-5) {
 				t.Fatalf("%dx%d trial %d: prepare declined", rows, cols, trial)
 			}
 			kern.run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
@@ -346,7 +346,7 @@ func benchmarkArgmax(b *testing.B) {
 			s := c.NewScratch()
 			b.Run("prepare", func(b *testing.B) { // the kernel where there is one
 				for b.Loop() {
-					c.prepare(s, x, g, 1e-5)
+					c.prepare(kern, s, x, g, 1e-5)
 				}
 			})
 			if !Available() {
@@ -368,7 +368,7 @@ func benchmarkArgmax(b *testing.B) {
 func TestPrepare(t *testing.T) { eachPath(t, testPrepare) }
 
 func testPrepare(t *testing.T) {
-	lv := levels()
+	lv := levels(kern)
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, cols := range []int{16, 64, 100, 288, 768} {
 		w := make([]float32, cols)
@@ -387,7 +387,7 @@ func testPrepare(t *testing.T) {
 			}
 			forms := map[string]func(*Scratch) bool{
 				"Go":  func(s *Scratch) bool { return c.prepareGo(s, x, g, 1e-5, lv) },
-				"asm": func(s *Scratch) bool { return c.prepare(s, x, g, 1e-5) },
+				"asm": func(s *Scratch) bool { return c.prepare(kern, s, x, g, 1e-5) },
 			}
 			for name, prep := range forms {
 				s := c.NewScratch()
@@ -433,7 +433,7 @@ func testPrepare(t *testing.T) {
 			for i := range g {
 				g[i] = 1
 			}
-			if c.prepare(s, x, g, 1e-5) || c.prepareGo(s, x, g, 1e-5, lv) {
+			if c.prepare(kern, s, x, g, 1e-5) || c.prepareGo(s, x, g, 1e-5, lv) {
 				t.Errorf("cols %d: prepare accepted %v", cols, x[:2])
 			}
 		}

@@ -194,6 +194,13 @@ func (s *Server) Ready(m model.Model, tok tokenizer.Tokenizer, chat ChatFormat, 
 			embed, _ = g.(Embedder)
 		}
 	}
+	if gp, ok := m.(model.GreedyPreparer); ok {
+		// The classifier screen greedy requests decode with, made now
+		// rather than inside the decode loop on the first such token (a
+		// 32000-row classifier takes 0.1–0.2 s, every running sequence
+		// would wait).
+		gp.PrepareGreedy()
+	}
 	st := &state{m: m, tok: tok, chat: chat, embed: embed}
 	st.engine = newEngine(m, tok, engineConfig{Slots: s.cfg.Slots, MaxQueue: s.cfg.MaxQueue, Batch: s.cfg.Batch, PrefillChunk: s.cfg.PrefillChunk}, s.metrics)
 	if !s.st.CompareAndSwap(nil, st) {
