@@ -75,17 +75,7 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VPADDD(acc[1], acc[0], acc[0])
 	c.VPADDD(acc[3], acc[2], acc[2])
 	c.VPADDD(acc[2], acc[0], acc[0])
-	c.VPADDD(corr, acc[0], acc[0])
-	f, b, t := c.ZMM(), c.ZMM(), c.ZMM()
-	c.VCVTDQ2PS(acc[0], f) // exact while 127·127·cols < 2^24 (cols ≤ 1040); the bound's slack covers more
-	c.VMULPS(operand.Mem{Base: row}, f, f)
-	c.VMULPS(sx, f, f)
-	c.VMULPS(operand.Mem{Base: row, Disp: 64}, bx, b)
-	c.VFMADD231PS(operand.Mem{Base: row, Disp: 128}, bd, b)
-	c.VADDPS(b, f, t)
-	c.VMOVUPS(t, operand.Mem{Base: hp})
-	c.VSUBPS(b, f, t)
-	c.VMAXPS(t, maxlo, maxlo)
+	screenBounds(c, screenRegs{acc[0], corr, sx, bx, bd, maxlo}, row, hp, 0, c.ZMM)
 	c.ADDQ(operand.U8(64), hp)
 	c.ADDQ(operand.U32(192), row)
 	c.DECQ(g)
@@ -182,17 +172,7 @@ func screenAVX2(c *build.Context) {
 	for h := range 2 {
 		a := acc[h][0]
 		c.VPADDD(acc[h][1], a, a)
-		c.VPADDD(corr, a, a)
-		f, b, t := c.YMM(), c.YMM(), c.YMM()
-		c.VCVTDQ2PS(a, f)
-		c.VMULPS(operand.Mem{Base: row, Disp: 32 * h}, f, f)
-		c.VMULPS(sx, f, f)
-		c.VMULPS(operand.Mem{Base: row, Disp: 64 + 32*h}, bx, b)
-		c.VFMADD231PS(operand.Mem{Base: row, Disp: 128 + 32*h}, bd, b)
-		c.VADDPS(b, f, t)
-		c.VMOVUPS(t, operand.Mem{Base: hp, Disp: 32 * h})
-		c.VSUBPS(b, f, t)
-		c.VMAXPS(t, maxlo, maxlo)
+		screenBounds(c, screenRegs{a, corr, sx, bx, bd, maxlo}, row, hp, 32*h, c.YMM)
 	}
 	c.ADDQ(operand.U8(64), hp)
 	c.ADDQ(operand.U32(192), row)
@@ -222,6 +202,28 @@ func screenAVX2(c *build.Context) {
 	c.JNZ(operand.LabelRef("samask"))
 	c.VZEROUPPER()
 	c.RET()
+}
+
+// screenRegs are the registers screenBounds reads: a vector of rows' int32
+// sums and the token's broadcast factors, and the running maximum it folds.
+type screenRegs struct{ acc, corr, sx, bx, bd, maxlo reg.VecVirtual }
+
+// screenBounds emits, for the rows whose int32 sums are in r.acc (sixteen on
+// a ZMM, eight on a YMM, from byte disp of the group's factor arrays and of
+// hp), approx = (sum + corr)·scale·sx and B = a·X + n·D, stores approx + B at
+// hp+disp and folds approx − B into r.maxlo. mk makes a vector of acc's width.
+func screenBounds(c *build.Context, r screenRegs, row, hp reg.GPVirtual, disp int, mk func() reg.VecVirtual) {
+	c.VPADDD(r.corr, r.acc, r.acc)
+	f, b, t := mk(), mk(), mk()
+	c.VCVTDQ2PS(r.acc, f) // exact while 127·127·cols < 2^24 (cols ≤ 1040); the bound's slack covers more
+	c.VMULPS(operand.Mem{Base: row, Disp: disp}, f, f)
+	c.VMULPS(r.sx, f, f)
+	c.VMULPS(operand.Mem{Base: row, Disp: 64 + disp}, r.bx, b)
+	c.VFMADD231PS(operand.Mem{Base: row, Disp: 128 + disp}, r.bd, b)
+	c.VADDPS(b, f, t)
+	c.VMOVUPS(t, operand.Mem{Base: hp, Disp: disp})
+	c.VSUBPS(b, f, t)
+	c.VMAXPS(t, r.maxlo, r.maxlo)
 }
 
 // screenPrep emits screenprep_avx512 (func(xq *int32, xn *float32, tok
