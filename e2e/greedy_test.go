@@ -64,7 +64,7 @@ func TestGreedyMatchesForward(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer c.use(cpu.Best())
-					screen.Use(l) // the screen's kernel for this level (AVX-512 VNNI, AVX2, none)
+					screen.Use(l) // the screen's kernel for this level (AVX-512 VNNI, AVX2, NEON SDOT, none)
 					defer screen.Use(cpu.Best())
 					c.setThreads(threads)
 					defer c.setThreads(0)

@@ -37,8 +37,8 @@ and collects the heap before each timer.
 Greedy decoding needs only the largest logit: a compiled float model finds it
 by screening the classifier with an int8 copy (AVX-512 VNNI, AVX2, NEON
 SDOT) and computing in F32 only the rows that can win, the same token as from
-every logit. The decode line says "screened" when it did. --full-logits makes every
-logit each token, as sampling with a temperature does.`,
+every logit. The decode line says "screened" when it did. --full-logits
+makes every logit each token, as sampling with a temperature does.`,
 		Example: fmt.Sprintf("  %[1]s bench --random --steps 128 --compare\n  %[1]s bench --model stories260K.bin --threads 1", a.name),
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
