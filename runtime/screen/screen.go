@@ -13,11 +13,9 @@
 package screen
 
 import (
-	"cmp"
 	"errors"
 	"math"
 	"math/bits"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -337,19 +335,19 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact, p 
 	if !c.prepare(k, s, x, g, eps) || !c.noOverflow(s, k.levels) {
 		return 0, false
 	}
-	chunk := func(g0, g1 int) {
-		k.run(&s.hi[g0*16], &s.mask[g0], &c.w[g0*c.quads*64], &s.x[0], &c.row[g0*48], g1-g0, c.quads, &s.tok[0])
-	}
 	if p == nil || c.groups < 2*minGroups {
-		chunk(0, c.groups)
+		k.run(&s.hi[0], &s.mask[0], &c.w[0], &s.x[0], &c.row[0], c.groups, c.quads, &s.tok[0])
 	} else {
 		// Each chunk's mask holds the rows reaching its own best lower
 		// bound, at most the whole classifier's: a superset of the
 		// candidates, thinned below by their upper bounds.
-		p.RunGrain(c.groups, minGroups, chunk)
+		p.RunGrain(c.groups, minGroups, func(g0, g1 int) {
+			k.run(&s.hi[g0*16], &s.mask[g0], &c.w[g0*c.quads*64], &s.x[0], &c.row[g0*48], g1-g0, c.quads, &s.tok[0])
+		})
 	}
 
 	s.cand = s.cand[:0]
+	top := -1 // the candidate with the highest upper bound, the first of equal ones
 	for gi, m := range s.mask {
 		for m != 0 {
 			r := gi*16 + bits.TrailingZeros16(m)
@@ -358,39 +356,61 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact, p 
 				break
 			}
 			s.cand = append(s.cand, int32(r))
-		}
-	}
-	// The highest upper bound first: the best row is then usually the first
-	// computed, and a row whose upper bound is below the best value found
-	// cannot reach it (nor can any after it).
-	slices.SortFunc(s.cand, func(a, b int32) int {
-		if c := cmp.Compare(s.hi[b], s.hi[a]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	best, bi, base, n := float32(0), -1, 0, 0
-	for _, r32 := range s.cand {
-		r := int(r32)
-		if bi >= 0 && s.hi[r] < best {
-			break
-		}
-		if r < base || r >= base+n {
-			base, n = e.ExactBlock(r, &s.out)
-			if r < base || r >= base+n || n > Block {
-				panic("screen: ExactBlock did not compute the row asked for")
+			if top < 0 || s.hi[r] > s.hi[top] {
+				top = r
 			}
 		}
-		v := s.out[r-base]
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return 0, false // the bound assumed finite logits
+	}
+	if top < 0 {
+		return 0, false
+	}
+	// The top candidate's block first: it usually holds the best value, and
+	// a row whose upper bound is below the best value found cannot reach
+	// it. Then the other candidates in row order, a block computed once.
+	best, bi := float32(0), -1
+	b0, n0 := c.exactBlock(e, s, top)
+	for _, r32 := range s.cand {
+		if r := int(r32); r >= b0 && r < b0+n0 {
+			v := s.out[r-b0]
+			if !finite(v) {
+				return 0, false // the bound assumed finite logits
+			}
+			if bi < 0 || v > best {
+				best, bi = v, r
+			}
 		}
-		if bi < 0 || v > best || v == best && r < bi { // the first of equal ones
+	}
+	base, n := b0, n0
+	for _, r32 := range s.cand {
+		r := int(r32)
+		if r >= b0 && r < b0+n0 || s.hi[r] < best {
+			continue
+		}
+		if r < base || r >= base+n {
+			base, n = c.exactBlock(e, s, r)
+		}
+		v := s.out[r-base]
+		if !finite(v) {
+			return 0, false
+		}
+		if v > best || v == best && r < bi { // the first of equal ones
 			best, bi = v, r
 		}
 	}
 	return bi, bi >= 0
 }
+
+// exactBlock has e compute the block holding row r into s.out and returns
+// its first row and length.
+func (c *Classifier) exactBlock(e Exact, s *Scratch, r int) (base, n int) {
+	base, n = e.ExactBlock(r, &s.out)
+	if r < base || r >= base+n || n > Block {
+		panic("screen: ExactBlock did not compute the row asked for")
+	}
+	return base, n
+}
+
+func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 
 // Lazy is a model's screen, made on first use and shared by its sessions;
 // the zero value is ready. A model whose weights are about to change in

@@ -201,6 +201,49 @@ func testArgmaxParallel(t *testing.T) {
 	}
 }
 
+// TestArgmaxBlocks: with near-tied logits in two blocks, each block is
+// computed once or twice (the top candidate's first), not once per
+// candidate; and a token allocates nothing on one thread.
+func TestArgmaxBlocks(t *testing.T) { eachPath(t, testArgmaxBlocks) }
+
+func testArgmaxBlocks(t *testing.T) {
+	if !Available() {
+		return
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	const rows, cols = 16, 64
+	base := make([]float32, cols)
+	for i := range base {
+		base[i] = float32(r.NormFloat64())
+	}
+	w := make([]float32, rows*cols)
+	for k := range rows {
+		for i := range cols {
+			w[k*cols+i] = base[i] * float32(1+r.NormFloat64()*1e-4)
+		}
+	}
+	g := make([]float32, cols)
+	for i := range g {
+		g[i] = 1
+	}
+	c, err := New(w, rows, cols, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &exact{w: w, x: base, g: g, eps: 1e-5, rows: rows, cols: cols}
+	s := c.NewScratch()
+	got, ok := c.Argmax(s, base, g, 1e-5, e, nil)
+	if want := argmax(e.logits()); !ok || got != want {
+		t.Fatalf("Argmax = %d, %v; want %d", got, ok, want)
+	}
+	if e.calls > 3 {
+		t.Errorf("%d F32 blocks computed for a classifier of 2 blocks", e.calls)
+	}
+	if n := testing.AllocsPerRun(20, func() { c.Argmax(s, base, g, 1e-5, nopExact{}, nil) }); n != 0 {
+		t.Errorf("Argmax allocates %v times a token", n)
+	}
+}
+
 // TestArgmaxDeclines: inputs the bound cannot cover are left to the caller.
 func TestArgmaxDeclines(t *testing.T) { eachPath(t, testArgmaxDeclines) }
 
