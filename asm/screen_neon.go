@@ -41,9 +41,9 @@ func ScreenARM64(pkg string) (asmText, stubs []byte, err error) {
 // screenNEON emits the kernel's body, with the registers
 //
 //	R0 hi, R1 mask, R2 w, R3 x, R4 row, R5 groups, R6 quads, R7 tok,
-//	R8 hi cursor, R9 groups left, R10 x cursor, R11 quads left, R12-R13 scratch;
+//	R8 hi cursor, R9 groups left, R10 x cursor, R11 quads left, R12 scratch;
 //	V0-V3 a group's sums (rows 0-3, 4-7, 8-11, 12-15), V4-V7 a panel,
-//	V8 the input's four bytes in every lane, V9-V15 and V21-V29 the bounds,
+//	V8 the input's four bytes in every lane, V9-V15 and V21-V28 the bounds,
 //	V16 sx, V17 X, V18 D, V19 0x80 bytes, V20 the largest lower bound.
 func screenNEON(e *neon) {
 	e.p("MOVD hi+0(FP), R0")
