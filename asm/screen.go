@@ -34,20 +34,8 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 	leaf(c, "screen_avx512vnni",
 		"func(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32)",
 		"screen_avx512vnni writes each row's upper bound into hi and sets the bits of mask of the rows whose upper bound reaches the largest lower bound (see asm.ScreenAMD64).")
-	hi, mask, w, x, row := loadParam(c, "hi"), loadParam(c, "mask"), loadParam(c, "w"), loadParam(c, "x"), loadParam(c, "row")
-	groups, quads, tok := loadParam(c, "groups"), loadParam(c, "quads"), loadParam(c, "tok")
-
-	sx, bx, bd, corr := c.ZMM(), c.ZMM(), c.ZMM(), c.ZMM()
-	c.VBROADCASTSS(operand.Mem{Base: tok}, sx)
-	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 4}, bx)
-	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 8}, bd)
-	c.VPBROADCASTD(operand.Mem{Base: tok, Disp: 12}, corr)
-	maxlo := c.ZMM()
-	{
-		ninf := c.GP32()
-		c.MOVL(operand.U32(0xff800000), ninf)
-		c.VPBROADCASTD(ninf, maxlo)
-	}
+	hi, mask, w, x, row, groups, quads, r := screenSetup(c, c.ZMM)
+	maxlo := r.maxlo
 
 	// Pass 1: approximations, bounds, the largest lower bound.
 	hp, g := c.GP64(), c.GP64()
@@ -75,7 +63,8 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.VPADDD(acc[1], acc[0], acc[0])
 	c.VPADDD(acc[3], acc[2], acc[2])
 	c.VPADDD(acc[2], acc[0], acc[0])
-	screenBounds(c, screenRegs{acc[0], corr, sx, bx, bd, maxlo}, row, hp, 0, c.ZMM)
+	r.acc = acc[0]
+	screenBounds(c, r, row, hp, 0, c.ZMM)
 	c.ADDQ(operand.U8(64), hp)
 	c.ADDQ(operand.U32(192), row)
 	c.DECQ(g)
@@ -118,23 +107,14 @@ func screenAVX2(c *build.Context) {
 	leaf(c, "screen_avx2",
 		"func(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32)",
 		"screen_avx2 is screen_avx512vnni for AVX2, with the input quantised to ±63 (see asm.ScreenAMD64 and screenAVX2).")
-	hi, mask, w, x, row := loadParam(c, "hi"), loadParam(c, "mask"), loadParam(c, "w"), loadParam(c, "x"), loadParam(c, "row")
-	groups, quads, tok := loadParam(c, "groups"), loadParam(c, "quads"), loadParam(c, "tok")
-
-	sx, bx, bd, corr, ones := c.YMM(), c.YMM(), c.YMM(), c.YMM(), c.YMM()
-	c.VBROADCASTSS(operand.Mem{Base: tok}, sx)
-	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 4}, bx)
-	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 8}, bd)
-	c.VPBROADCASTD(operand.Mem{Base: tok, Disp: 12}, corr)
-	maxlo := c.YMM()
+	hi, mask, w, x, row, groups, quads, r := screenSetup(c, c.YMM)
+	maxlo := r.maxlo
+	ones := c.YMM()
 	{
 		t := c.GP32()
 		c.MOVL(operand.U32(0x00010001), t)
 		c.VMOVD(t, ones.AsX())
 		c.VPBROADCASTD(ones.AsX(), ones)
-		c.MOVL(operand.U32(0xff800000), t)
-		c.VMOVD(t, maxlo.AsX())
-		c.VPBROADCASTD(maxlo.AsX(), maxlo)
 	}
 
 	// Pass 1: approximations, bounds, the largest lower bound.
@@ -172,7 +152,8 @@ func screenAVX2(c *build.Context) {
 	for h := range 2 {
 		a := acc[h][0]
 		c.VPADDD(acc[h][1], a, a)
-		screenBounds(c, screenRegs{a, corr, sx, bx, bd, maxlo}, row, hp, 32*h, c.YMM)
+		r.acc = a
+		screenBounds(c, r, row, hp, 32*h, c.YMM)
 	}
 	c.ADDQ(operand.U8(64), hp)
 	c.ADDQ(operand.U32(192), row)
@@ -204,8 +185,27 @@ func screenAVX2(c *build.Context) {
 	c.RET()
 }
 
+// screenSetup loads the screen kernels' arguments and broadcasts the token's
+// factors (tok: sx, X, D and the offset correction) into vectors mk makes,
+// with the running maximum of the lower bounds at -Inf.
+func screenSetup(c *build.Context, mk func() reg.VecVirtual) (hi, mask, w, x, row, groups, quads reg.GPVirtual, r screenRegs) {
+	hi, mask, w, x, row = loadParam(c, "hi"), loadParam(c, "mask"), loadParam(c, "w"), loadParam(c, "x"), loadParam(c, "row")
+	groups, quads, tok := loadParam(c, "groups"), loadParam(c, "quads"), loadParam(c, "tok")
+	r = screenRegs{sx: mk(), bx: mk(), bd: mk(), corr: mk(), maxlo: mk()}
+	c.VBROADCASTSS(operand.Mem{Base: tok}, r.sx)
+	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 4}, r.bx)
+	c.VBROADCASTSS(operand.Mem{Base: tok, Disp: 8}, r.bd)
+	c.VPBROADCASTD(operand.Mem{Base: tok, Disp: 12}, r.corr)
+	t := c.GP32()
+	c.MOVL(operand.U32(0xff800000), t)
+	c.VMOVD(t, r.maxlo.(reg.Vec).AsX())
+	c.VPBROADCASTD(r.maxlo.(reg.Vec).AsX(), r.maxlo)
+	return hi, mask, w, x, row, groups, quads, r
+}
+
 // screenRegs are the registers screenBounds reads: a vector of rows' int32
-// sums and the token's broadcast factors, and the running maximum it folds.
+// sums (acc, set per call) and the token's broadcast factors, and the
+// running maximum it folds.
 type screenRegs struct{ acc, corr, sx, bx, bd, maxlo reg.VecVirtual }
 
 // screenBounds emits, for the rows whose int32 sums are in r.acc (sixteen on
