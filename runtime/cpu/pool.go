@@ -220,12 +220,17 @@ func (p *Pool) claim(gen uint64) {
 func (p *Pool) work(i int) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.panicked.Store(&v)
+			p.panicked.Store(box(v))
 		}
 	}()
 	lo, hi := p.chunk(i)
 	p.fn(lo, hi)
 }
+
+// box returns a pointer to a copy of v. work calls it only on a panic: a
+// pointer to recover's result taken in work itself moves that variable to
+// the heap on every chunk, an allocation per chunk of every call.
+func box(v any) *any { return &v }
 
 // Close stops the workers; later calls run on the caller alone.
 func (p *Pool) Close() {

@@ -74,6 +74,21 @@ func TestPoolManyJobs(t *testing.T) {
 	}
 }
 
+// TestPoolNoAlloc: a call whose function is made beforehand allocates
+// nothing (decode calls the pool a few hundred times a token).
+func TestPoolNoAlloc(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	var rows atomic.Int64
+	fn := func(lo, hi int) { rows.Add(int64(hi - lo)) }
+	if n := testing.AllocsPerRun(100, func() { p.Run(64, fn) }); n != 0 {
+		t.Errorf("Run allocates %v times a call", n)
+	}
+	if got := rows.Load(); got != 101*64 {
+		t.Errorf("%d rows run, want %d", got, 101*64)
+	}
+}
+
 // TestPoolConcurrentCallers serialises concurrent Run calls.
 func TestPoolConcurrentCallers(t *testing.T) {
 	p := NewPool(3)
