@@ -1,14 +1,16 @@
 package asm
 
 import (
+	"math"
+
 	"github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
 )
 
 // ScreenAMD64 returns the assembly and stubs of runtime/screen's kernels:
-// screenprep_avx512 (see screenPrep), screen_avx2 (see screenAVX2) and
-// screen_avx512vnni
+// screenprep_avx512 and screenprep_avx2 (see screenPrep), screen_avx2 (see
+// screenAVX2) and screen_avx512vnni
 // (func(hi *float32, mask *uint16, w *byte,
 // x *int32, row *float32, groups, quads int, tok *uint32)): every row's
 // approximate logit from an int8 copy of a classifier, with its bound, and
@@ -92,7 +94,8 @@ func ScreenAMD64(pkg string) (asmText, stubs []byte, err error) {
 	c.RET()
 
 	screenAVX2(c)
-	screenPrep(c)
+	screenPrep(c, false)
+	screenPrep(c, true)
 	return printAVO(c, pkg, "screen")
 }
 
@@ -233,22 +236,46 @@ func screenBounds(c *build.Context, r screenRegs, row, hp reg.GPVirtual, disp in
 // as screen_avx512vnni reads it: sx = max|xn|/127, X = ‖xn‖ and
 // D = ‖xn - sx·q‖ (each taken up by 2^-11 for their float32 sums' rounding)
 // and -128·Σq, then inv = 1/sqrt(Σx²/n + eps). False, with nothing stored in tok, when max|xn| is NaN or
-// outside [1e-10, 1e15).
-func screenPrep(c *build.Context) {
-	leaf(c, "screenprep_avx512",
+// outside [1e-10, 1e15). With avx2 it emits screenprep_avx2 instead: the
+// same on YMMs for n a multiple of 8, quantised to ±63 for screen_avx2.
+func screenPrep(c *build.Context, avx2 bool) {
+	name, lanes, levels, vec := "screenprep_avx512", 16, 127, c.ZMM
+	target := "screen_avx512vnni"
+	if avx2 {
+		name, lanes, levels, vec = "screenprep_avx2", 8, 63, c.YMM
+		target = "screen_avx2"
+	}
+	leaf(c, name,
 		"func(xq *int32, xn *float32, tok *uint32, x, gain *float32, n int, eps float32) bool",
-		"screenprep_avx512 normalises and quantises the classifier's input for screen_avx512vnni (see asm.ScreenAMD64).")
+		name+" normalises and quantises the classifier's input for "+target+" (see asm.ScreenAMD64).")
 	xq, xn, tok, x, g, n := loadParam(c, "xq"), loadParam(c, "xn"), loadParam(c, "tok"), loadParam(c, "x"), loadParam(c, "gain"), loadParam(c, "n")
+	// zero: not VXORPS, which on a ZMM is AVX512DQ (the screen does not check it).
+	zero := func(v reg.VecVirtual) {
+		if avx2 {
+			c.VPXOR(v, v, v)
+		} else {
+			c.VPXORD(v, v, v)
+		}
+	}
 	bcst := func(bits uint32) reg.VecVirtual {
-		t, v := c.GP32(), c.ZMM()
+		t, v := c.GP32(), vec()
 		c.MOVL(operand.U32(bits), t)
-		c.VPBROADCASTD(t, v)
+		if avx2 { // AVX2's VPBROADCASTD takes no general register
+			c.VMOVD(t, v.(reg.Vec).AsX())
+			c.VPBROADCASTD(v.(reg.Vec).AsX(), v)
+		} else {
+			c.VPBROADCASTD(t, v)
+		}
 		return v
 	}
-	hsum := func(v reg.VecVirtual) reg.VecVirtual { // lane 0 of the result: the sum of v's 16
-		y, h := c.YMM(), c.XMM()
-		c.VEXTRACTF64X4(operand.U8(1), v, y)
-		c.VADDPS(y, v.AsY(), y)
+	hsum := func(v reg.VecVirtual) reg.VecVirtual { // lane 0 of the result: the sum of v's lanes
+		y := v
+		if !avx2 {
+			y = c.YMM()
+			c.VEXTRACTF64X4(operand.U8(1), v, y)
+			c.VADDPS(y, v.AsY(), y)
+		}
+		h := c.XMM()
 		c.VEXTRACTF128(operand.U8(1), y, h)
 		c.VADDPS(h, y.AsX(), h)
 		t := c.XMM()
@@ -258,29 +285,41 @@ func screenPrep(c *build.Context) {
 		c.VADDPS(t, h, h)
 		return h
 	}
+	fold := func(v reg.VecVirtual, op func(a, b, dst operand.Op)) reg.VecVirtual {
+		if avx2 {
+			return foldY(c, v, op)
+		}
+		return foldD(c, v, op)
+	}
 	i := c.GP64()
 	at := func(base reg.GPVirtual) operand.Mem { return operand.Mem{Base: base, Index: i, Scale: 4} }
+	lbl := func(s string) string {
+		if avx2 {
+			return "y" + s
+		}
+		return s
+	}
 
 	// Σx², two accumulators.
-	ss := []reg.VecVirtual{c.ZMM(), c.ZMM()}
+	ss := []reg.VecVirtual{vec(), vec()}
 	for _, a := range ss {
-		c.VPXORD(a, a, a) // not VXORPS: on a ZMM that is AVX512DQ, which the screen does not check
+		zero(a)
 	}
 	c.XORQ(i, i)
-	c.Label("sp1")
-	for k, acc := range ss { // n/16 may be odd: the loop can leave after either
-		v := c.ZMM()
+	c.Label(lbl("sp1"))
+	for k, acc := range ss { // n/lanes may be odd: the loop can leave after either
+		v := vec()
 		c.VMOVUPS(at(x), v)
 		c.VFMADD231PS(v, v, acc)
-		c.ADDQ(operand.U8(16), i)
+		c.ADDQ(operand.U8(lanes), i)
 		c.CMPQ(i, n)
 		if k == 0 {
-			c.JGE(operand.LabelRef("sp1done"))
+			c.JGE(operand.LabelRef(lbl("sp1done")))
 		} else {
-			c.JL(operand.LabelRef("sp1"))
+			c.JL(operand.LabelRef(lbl("sp1")))
 		}
 	}
-	c.Label("sp1done")
+	c.Label(lbl("sp1done"))
 	c.VADDPS(ss[1], ss[0], ss[0])
 	h := hsum(ss[0])
 	nf, e := c.XMM(), c.XMM()
@@ -293,57 +332,61 @@ func screenPrep(c *build.Context) {
 	c.MOVL(operand.U32(0x3f800000), i.As32())
 	c.VMOVD(i.As32(), one)
 	c.VDIVSS(h, one, one)
-	inv := c.ZMM()
+	inv := vec()
 	c.VBROADCASTSS(one, inv)
 
 	// xn, Σxn², max|xn| (as bits, unsigned: a NaN above every float).
-	x2, mb, abs := c.ZMM(), c.ZMM(), bcst(0x7fffffff)
-	c.VPXORD(x2, x2, x2)
-	c.VPXORD(mb, mb, mb)
+	x2, mb, abs := vec(), vec(), bcst(0x7fffffff)
+	zero(x2)
+	zero(mb)
 	c.XORQ(i, i)
-	c.Label("sp2")
+	c.Label(lbl("sp2"))
 	{
-		v, a := c.ZMM(), c.ZMM()
+		v, a := vec(), vec()
 		c.VMULPS(at(g), inv, v)
 		c.VMULPS(at(x), v, v)
 		c.VMOVUPS(v, at(xn))
 		c.VFMADD231PS(v, v, x2)
-		c.VPANDD(abs, v, a)
+		if avx2 {
+			c.VPAND(abs, v, a)
+		} else {
+			c.VPANDD(abs, v, a)
+		}
 		c.VPMAXUD(a, mb, mb)
 	}
-	c.ADDQ(operand.U8(16), i)
+	c.ADDQ(operand.U8(lanes), i)
 	c.CMPQ(i, n)
-	c.JL(operand.LabelRef("sp2"))
+	c.JL(operand.LabelRef(lbl("sp2")))
 	{
-		t := foldD(c, mb, func(a, b, d operand.Op) { c.VPMAXUD(a, b, d) })
+		t := fold(mb, func(a, b, d operand.Op) { c.VPMAXUD(a, b, d) })
 		m := c.GP32()
 		c.VMOVD(t, m)
 		c.CMPL(m, operand.U32(0x2edbe6ff)) // 1e-10, runtime/screen's tiny
-		c.JB(operand.LabelRef("spno"))
+		c.JB(operand.LabelRef(lbl("spno")))
 		c.CMPL(m, operand.U32(0x5862d1a9)) // 1e15
-		c.JAE(operand.LabelRef("spno"))
+		c.JAE(operand.LabelRef(lbl("spno")))
 		c.VMOVD(m, t)
-		c.MOVL(operand.U32(0x42fe0000), m) // 127
+		c.MOVL(operand.U32(math.Float32bits(float32(levels))), m)
 		u2 := c.XMM()
 		c.VMOVD(m, u2)
-		c.VDIVSS(u2, t, t) // sx = max/127
+		c.VDIVSS(u2, t, t) // sx = max/levels
 		c.VMOVSS(t, operand.Mem{Base: tok})
 		c.MOVL(operand.U32(0x3f800000), m)
 		c.VMOVD(m, u2)
 		c.VDIVSS(t, u2, u2)
-		sxv, rv := c.ZMM(), c.ZMM()
+		sxv, rv := vec(), vec()
 		c.VBROADCASTSS(t, sxv)
 		c.VBROADCASTSS(u2, rv)
 
 		// q = round(xn/sx) clamped, d = xn - sx·q, Σd², Σq.
-		d2, qs, lo, hi := c.ZMM(), c.ZMM(), bcst(uint32(0xffffff81)), bcst(127)
-		c.VPXORD(d2, d2, d2)
-		c.VPXORD(qs, qs, qs)
+		d2, qs, lo, hi := vec(), vec(), bcst(uint32(-int32(levels))), bcst(uint32(levels))
+		zero(d2)
+		zero(qs)
 		c.XORQ(i, i)
 		qp := c.GP64()
 		c.MOVQ(xq, qp)
-		c.Label("sp3")
-		v, q, f := c.ZMM(), c.ZMM(), c.ZMM()
+		c.Label(lbl("sp3"))
+		v, q, f := vec(), vec(), vec()
 		c.VMOVUPS(at(xn), v)
 		c.VMULPS(rv, v, f)
 		c.VCVTPS2DQ(f, q)
@@ -353,11 +396,21 @@ func screenPrep(c *build.Context) {
 		c.VCVTDQ2PS(q, f)
 		c.VFNMADD231PS(sxv, f, v) // v - sx·q, one rounding
 		c.VFMADD231PS(v, v, d2)
-		c.VPMOVDB(q, operand.Mem{Base: qp})
-		c.ADDQ(operand.U8(16), qp)
-		c.ADDQ(operand.U8(16), i)
+		if avx2 {
+			// Eight dwords to eight bytes (within ±63: the packs keep them):
+			// the upper half packs after the lower into words, then bytes.
+			w := c.XMM()
+			c.VEXTRACTI128(operand.U8(1), q, w)
+			c.VPACKSSDW(w, q.(reg.Vec).AsX(), w)
+			c.VPACKSSWB(w, w, w)
+			c.VMOVQ(w, operand.Mem{Base: qp})
+		} else {
+			c.VPMOVDB(q, operand.Mem{Base: qp})
+		}
+		c.ADDQ(operand.U8(lanes), qp)
+		c.ADDQ(operand.U8(lanes), i)
 		c.CMPQ(i, n)
-		c.JL(operand.LabelRef("sp3"))
+		c.JL(operand.LabelRef(lbl("sp3")))
 
 		grow := c.XMM()
 		c.MOVL(operand.U32(0x3f800800), m) // 1 + 2^-11
@@ -369,7 +422,7 @@ func screenPrep(c *build.Context) {
 			c.VMOVSS(s, operand.Mem{Base: tok, Disp: 4 + 4*k})
 		}
 		{
-			t := foldD(c, qs, func(a, b, d operand.Op) { c.VPADDD(a, b, d) })
+			t := fold(qs, func(a, b, d operand.Op) { c.VPADDD(a, b, d) })
 			c.VMOVD(t, m)
 			c.IMUL3L(operand.I32(-128), m, m)
 			c.MOVL(m, operand.Mem{Base: tok, Disp: 12})
@@ -381,7 +434,7 @@ func screenPrep(c *build.Context) {
 	c.Store(ok, c.ReturnIndex(0))
 	c.VZEROUPPER()
 	c.RET()
-	c.Label("spno")
+	c.Label(lbl("spno"))
 	c.MOVB(operand.U8(0), ok)
 	c.Store(ok, c.ReturnIndex(0))
 	c.VZEROUPPER()
@@ -397,6 +450,19 @@ func foldD(c *build.Context, v reg.VecVirtual, op func(a, b, dst operand.Op)) re
 	t := c.XMM()
 	c.VEXTRACTI128(operand.U8(1), y, t)
 	op(t, y.AsX(), t)
+	u := c.XMM()
+	c.VPSHUFD(operand.U8(0x4e), t, u)
+	op(u, t, t)
+	c.VPSHUFD(operand.U8(0xb1), t, u)
+	op(u, t, t)
+	return t
+}
+
+// foldY is foldD for the 8 dwords of the YMM v.
+func foldY(c *build.Context, v reg.VecVirtual, op func(a, b, dst operand.Op)) reg.VecVirtual {
+	t := c.XMM()
+	c.VEXTRACTI128(operand.U8(1), v, t)
+	op(t, v.(reg.Vec).AsX(), t)
 	u := c.XMM()
 	c.VPSHUFD(operand.U8(0x4e), t, u)
 	op(u, t, t)

@@ -181,8 +181,9 @@ func (c *Classifier) quantRows(w []float32, g0, g1 int) bool {
 // product (inv·Σ w_i·x_i·g_i) and with its own rounding: an inv off from
 // this one by a factor scales every row's logit alike, which keeps their
 // order, and the rest is the slack's. The input is quantised to ±levels(k),
-// kernel k's range. On AVX-512, widths that are a multiple of 16 have a
-// kernel (screenprep_avx512); the others prepareGo.
+// kernel k's range. Kernel k's own prep does it where it has one and the
+// width suits it (screenprep_avx512: multiples of 16; screenprep_avx2: of
+// 8); otherwise prepareGo.
 func (c *Classifier) prepare(k *kernels, s *Scratch, x, g []float32, eps float32) bool {
 	if k != nil && k.prep != nil {
 		if ok, done := k.prep(s, x, g, eps); done {
@@ -299,13 +300,25 @@ type Scratch struct {
 	out  [Block]float32
 	cand []int32   // candidate rows
 	tok  [5]uint32 // sx, X, D, -128·Σq (read by the kernel), inv
+
+	// A chunked screen's job: made once, so that a token allocates nothing.
+	c     *Classifier
+	k     *kernels
+	chunk func(g0, g1 int)
+}
+
+// screenGroups screens groups [g0, g1) of s.c with kernel s.k.
+func (s *Scratch) screenGroups(g0, g1 int) {
+	c := s.c
+	s.k.run(&s.hi[g0*16], &s.mask[g0], &c.w[g0*c.quads*64], &s.x[0], &c.row[g0*48], g1-g0, c.quads, &s.tok[0])
 }
 
 // NewScratch returns working memory for c's Argmax, faulted in (a page
 // fault costs as much as a small model's token).
 func (c *Classifier) NewScratch() *Scratch {
 	s := &Scratch{hi: make([]float32, c.groups*16), mask: make([]uint16, c.groups),
-		x: make([]int32, c.quads), xn: make([]float32, c.cols), cand: make([]int32, 0, 64)}
+		x: make([]int32, c.quads), xn: make([]float32, c.cols), cand: make([]int32, 0, 64), c: c}
+	s.chunk = s.screenGroups
 	cpu.FaultIn(unsafe.Pointer(&s.hi[0]), uintptr(4*len(s.hi)))
 	return s
 }
@@ -341,9 +354,8 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact, p 
 		// Each chunk's mask holds the rows reaching its own best lower
 		// bound, at most the whole classifier's: a superset of the
 		// candidates, thinned below by their upper bounds.
-		p.RunGrain(c.groups, minGroups, func(g0, g1 int) {
-			k.run(&s.hi[g0*16], &s.mask[g0], &c.w[g0*c.quads*64], &s.x[0], &c.row[g0*48], g1-g0, c.quads, &s.tok[0])
-		})
+		s.k = k
+		p.RunGrain(c.groups, minGroups, s.chunk)
 	}
 
 	s.cand = s.cand[:0]

@@ -18,3 +18,8 @@ func screen_avx2(hi *float32, mask *uint16, w *byte, x *int32, row *float32, gro
 //
 //go:noescape
 func screenprep_avx512(xq *int32, xn *float32, tok *uint32, x *float32, gain *float32, n int, eps float32) bool
+
+// screenprep_avx2 normalises and quantises the classifier's input for screen_avx2 (see asm.ScreenAMD64).
+//
+//go:noescape
+func screenprep_avx2(xq *int32, xn *float32, tok *uint32, x *float32, gain *float32, n int, eps float32) bool

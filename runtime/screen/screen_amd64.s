@@ -361,3 +361,152 @@ spno:
 	MOVB AL, ret+56(FP)
 	VZEROUPPER
 	RET
+
+// func screenprep_avx2(xq *int32, xn *float32, tok *uint32, x *float32, gain *float32, n int, eps float32) bool
+// Requires: AVX, AVX2, FMA3
+TEXT ·screenprep_avx2(SB), NOSPLIT, $0-57
+	MOVQ  xq+0(FP), AX
+	MOVQ  xn+8(FP), CX
+	MOVQ  tok+16(FP), DX
+	MOVQ  x+24(FP), BX
+	MOVQ  gain+32(FP), SI
+	MOVQ  n+40(FP), DI
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	XORQ  R8, R8
+
+ysp1:
+	VMOVUPS     (BX)(R8*4), Y2
+	VFMADD231PS Y2, Y2, Y0
+	ADDQ        $0x08, R8
+	CMPQ        R8, DI
+	JGE         ysp1done
+	VMOVUPS     (BX)(R8*4), Y2
+	VFMADD231PS Y2, Y2, Y1
+	ADDQ        $0x08, R8
+	CMPQ        R8, DI
+	JL          ysp1
+
+ysp1done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDPS       X0, X1, X1
+	VCVTSI2SSQ   DI, X3, X3
+	VDIVSS       X3, X1, X1
+	VMOVSS       eps+48(FP), X0
+	VADDSS       X0, X1, X1
+	VSQRTSS      X1, X1, X1
+	MOVL         $0x3f800000, R8
+	VMOVD        R8, X0
+	VDIVSS       X1, X0, X0
+	VBROADCASTSS X0, Y1
+	MOVL         $0x7fffffff, R8
+	VMOVD        R8, X4
+	VPBROADCASTD X4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	XORQ         R8, R8
+
+ysp2:
+	VMULPS       (SI)(R8*4), Y1, Y5
+	VMULPS       (BX)(R8*4), Y5, Y5
+	VMOVUPS      Y5, (CX)(R8*4)
+	VFMADD231PS  Y5, Y5, Y2
+	VPAND        Y4, Y5, Y5
+	VPMAXUD      Y5, Y3, Y3
+	ADDQ         $0x08, R8
+	CMPQ         R8, DI
+	JL           ysp2
+	VEXTRACTI128 $0x01, Y3, X1
+	VPMAXUD      X1, X3, X1
+	VPSHUFD      $0x4e, X1, X3
+	VPMAXUD      X3, X1, X1
+	VPSHUFD      $0xb1, X1, X3
+	VPMAXUD      X3, X1, X1
+	VMOVD        X1, BX
+	CMPL         BX, $0x2edbe6ff
+	JB           yspno
+	CMPL         BX, $0x5862d1a9
+	JAE          yspno
+	VMOVD        BX, X1
+	MOVL         $0x427c0000, BX
+	VMOVD        BX, X3
+	VDIVSS       X3, X1, X1
+	VMOVSS       X1, (DX)
+	MOVL         $0x3f800000, BX
+	VMOVD        BX, X3
+	VDIVSS       X1, X3, X3
+	VBROADCASTSS X1, Y1
+	VBROADCASTSS X3, Y3
+	MOVL         $0xffffffc1, BX
+	VMOVD        BX, X6
+	VPBROADCASTD X6, Y6
+	MOVL         $0x0000003f, BX
+	VMOVD        BX, X7
+	VPBROADCASTD X7, Y7
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	XORQ         R8, R8
+
+ysp3:
+	VMOVUPS      (CX)(R8*4), Y8
+	VMULPS       Y3, Y8, Y10
+	VCVTPS2DQ    Y10, Y9
+	VPMINSD      Y7, Y9, Y9
+	VPMAXSD      Y6, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VCVTDQ2PS    Y9, Y10
+	VFNMADD231PS Y1, Y10, Y8
+	VFMADD231PS  Y8, Y8, Y4
+	VEXTRACTI128 $0x01, Y9, X8
+	VPACKSSDW    X8, X9, X8
+	VPACKSSWB    X8, X8, X8
+	VMOVQ        X8, (AX)
+	ADDQ         $0x08, AX
+	ADDQ         $0x08, R8
+	CMPQ         R8, DI
+	JL           ysp3
+	MOVL         $0x3f800800, BX
+	VMOVD        BX, X1
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X3
+	VPERMILPS    $0x4e, X3, X2
+	VADDPS       X2, X3, X3
+	VPERMILPS    $0xb1, X3, X2
+	VADDPS       X2, X3, X3
+	VSQRTSS      X3, X3, X3
+	VMULSS       X1, X3, X3
+	VMOVSS       X3, 4(DX)
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X2
+	VPERMILPS    $0x4e, X2, X3
+	VADDPS       X3, X2, X2
+	VPERMILPS    $0xb1, X2, X3
+	VADDPS       X3, X2, X2
+	VSQRTSS      X2, X2, X2
+	VMULSS       X1, X2, X2
+	VMOVSS       X2, 8(DX)
+	VEXTRACTI128 $0x01, Y5, X1
+	VPADDD       X1, X5, X1
+	VPSHUFD      $0x4e, X1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0xb1, X1, X2
+	VPADDD       X2, X1, X1
+	VMOVD        X1, BX
+	IMUL3L       $-128, BX, BX
+	MOVL         BX, 12(DX)
+	VMOVSS       X0, 16(DX)
+	MOVB         $0x01, AL
+	MOVB         AL, ret+56(FP)
+	VZEROUPPER
+	RET
+
+yspno:
+	MOVB $0x00, AL
+	MOVB AL, ret+56(FP)
+	VZEROUPPER
+	RET

@@ -10,7 +10,7 @@ import "github.com/modelc/modelc/runtime/cpu"
 // VPMADDUBSW needs the input quantised to ±63 (asm.ScreenAMD64).
 var (
 	vnni = &kernels{name: "avx512vnni", levels: 127, run: screen_avx512vnni, prep: prepAVX512}
-	avx2 = &kernels{name: "avx2", levels: 63, run: screen_avx2}
+	avx2 = &kernels{name: "avx2", levels: 63, run: screen_avx2, prep: prepAVX2}
 )
 
 // forLevel returns the kernel this machine runs beside the model kernels
@@ -33,4 +33,13 @@ func prepAVX512(s *Scratch, x, g []float32, eps float32) (ok, done bool) {
 		return false, false
 	}
 	return screenprep_avx512(&s.x[0], &s.xn[0], &s.tok[0], &x[0], &g[0], n, eps), true
+}
+
+// prepAVX2 is prepAVX512 for AVX2, for n a multiple of 8, quantising to ±63.
+func prepAVX2(s *Scratch, x, g []float32, eps float32) (ok, done bool) {
+	n := len(x)
+	if n%8 != 0 {
+		return false, false
+	}
+	return screenprep_avx2(&s.x[0], &s.xn[0], &s.tok[0], &x[0], &g[0], n, eps), true
 }

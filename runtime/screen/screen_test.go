@@ -145,7 +145,8 @@ func testArgmax(t *testing.T) {
 
 // TestArgmaxParallel: a classifier screened in chunks on a pool's workers
 // (each chunk's mask against its own best lower bound) gives the full
-// logits' argmax, with as few F32 blocks as one call would need.
+// logits' argmax, with as few F32 blocks as one call would need, and
+// allocates nothing.
 func TestArgmaxParallel(t *testing.T) { eachPath(t, testArgmaxParallel) }
 
 func testArgmaxParallel(t *testing.T) {
@@ -197,6 +198,12 @@ func testArgmaxParallel(t *testing.T) {
 		}
 		if e.calls > serial+2 {
 			t.Errorf("trial %d: %d blocks in F32 in chunks, %d in one call", trial, e.calls, serial)
+		}
+		if trial == 0 {
+			s := c.NewScratch()
+			if n := testing.AllocsPerRun(20, func() { c.Argmax(s, x, g, 1e-5, nopExact{}, p) }); n != 0 {
+				t.Errorf("Argmax in chunks allocates %v times a token", n)
+			}
 		}
 	}
 }
