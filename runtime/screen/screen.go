@@ -183,7 +183,7 @@ func (c *Classifier) quantRows(w []float32, g0, g1 int) bool {
 // order, and the rest is the slack's. The input is quantised to ±levels(k),
 // kernel k's range. Kernel k's own prep does it where it has one and the
 // width suits it (screenprep_avx512: multiples of 16; screenprep_avx2: of
-// 8); otherwise prepareGo.
+// 8; screenprep_neon: of 4); otherwise prepareGo.
 func (c *Classifier) prepare(k *kernels, s *Scratch, x, g []float32, eps float32) bool {
 	if k != nil && k.prep != nil {
 		if ok, done := k.prep(s, x, g, eps); done {

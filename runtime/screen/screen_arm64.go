@@ -8,3 +8,8 @@ package screen
 //
 //go:noescape
 func screen_neon(hi *float32, mask *uint16, w *byte, x *int32, row *float32, groups, quads int, tok *uint32)
+
+// screenprep_neon normalises and quantises the classifier's input for screen_neon (see asm.ScreenARM64).
+//
+//go:noescape
+func screenprep_neon(xq *int32, xn *float32, tok *uint32, x, gain *float32, n int, eps float32) bool
