@@ -361,9 +361,9 @@ func screenPrep(c *build.Context, avx2 bool) {
 		t := fold(mb, func(a, b, d operand.Op) { c.VPMAXUD(a, b, d) })
 		m := c.GP32()
 		c.VMOVD(t, m)
-		c.CMPL(m, operand.U32(0x2edbe6ff)) // 1e-10, runtime/screen's tiny
+		c.CMPL(m, operand.U32(math.Float32bits(screenTiny)))
 		c.JB(operand.LabelRef(lbl("spno")))
-		c.CMPL(m, operand.U32(0x5862d1a9)) // 1e15
+		c.CMPL(m, operand.U32(math.Float32bits(screenHuge)))
 		c.JAE(operand.LabelRef(lbl("spno")))
 		c.VMOVD(m, t)
 		c.MOVL(operand.U32(math.Float32bits(float32(levels))), m)
@@ -440,6 +440,11 @@ func screenPrep(c *build.Context, avx2 bool) {
 	c.VZEROUPPER()
 	c.RET()
 }
+
+// screenTiny and screenHuge are runtime/screen's tiny and huge: the prep
+// kernels decline an input whose max|xn| is outside [tiny, huge) (compared
+// as float32 bits), as its Go loop does.
+const screenTiny, screenHuge float32 = 1e-10, 1e15
 
 // foldD folds the 16 dwords of the ZMM v with op (VPADDD, VPMAXUD: op(a, b,
 // dst) in Go operand order) into lane 0 of the XMM it returns.

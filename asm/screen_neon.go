@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"math"
 )
 
 // Encodings of the vector ops screen_neon and screenprep_neon use that the
@@ -245,10 +246,10 @@ func screenPrepNEON(e *neon) {
 	e.p("VUMAX V14.S4, V12.S4, V12.S4")
 	e.word(opUMAXV4S, 12, 12, 0, "UMAXV S12, V12.4S")
 	e.p("FMOVS F12, R11")
-	e.p("MOVW $0x2edbe6ff, R12") // 1e-10, runtime/screen's tiny
+	e.p("MOVW $%#x, R12", math.Float32bits(screenTiny))
 	e.p("CMPW R12, R11")
 	e.p("BLO spno")
-	e.p("MOVW $0x5862d1a9, R12") // 1e15
+	e.p("MOVW $%#x, R12", math.Float32bits(screenHuge))
 	e.p("CMPW R12, R11")
 	e.p("BHS spno")
 	e.p("FMOVS $127.0, F0")

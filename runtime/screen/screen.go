@@ -183,15 +183,20 @@ func (c *Classifier) quantRows(w []float32, g0, g1 int) bool {
 // order, and the rest is the slack's. The input is quantised to ±levels(k),
 // kernel k's range. Kernel k's own prep does it where it has one and the
 // width suits it (screenprep_avx512: multiples of 16; screenprep_avx2: of
-// 8; screenprep_neon: of 4); otherwise prepareGo.
+// 8; screenprep_neon: of 4) and is at most maxPrep; otherwise prepareGo.
 func (c *Classifier) prepare(k *kernels, s *Scratch, x, g []float32, eps float32) bool {
-	if k != nil && k.prep != nil {
+	if k != nil && k.prep != nil && len(x) <= maxPrep {
 		if ok, done := k.prep(s, x, g, eps); done {
 			return ok
 		}
 	}
 	return c.prepareGo(s, x, g, eps, levels(k))
 }
+
+// maxPrep is the widest input the prep kernels take: they grow X and D by
+// a fixed 2^-11 for their float32 sums' rounding, which covers sums of up to
+// 2^13 terms a lane (8 lanes on AVX2; prepareGo grows with n).
+const maxPrep = 1 << 15
 
 // prepareGo is prepare in Go, quantising to ±lv.
 func (c *Classifier) prepareGo(s *Scratch, x, g []float32, eps float32, lv int32) bool {
@@ -301,7 +306,8 @@ type Scratch struct {
 	cand []int32   // candidate rows
 	tok  [5]uint32 // sx, X, D, -128·Σq (read by the kernel), inv
 
-	// A chunked screen's job: made once, so that a token allocates nothing.
+	// A chunked screen's job: made once, so that a token allocates nothing;
+	// Argmax sets its classifier and kernel.
 	c     *Classifier
 	k     *kernels
 	chunk func(g0, g1 int)
@@ -317,7 +323,7 @@ func (s *Scratch) screenGroups(g0, g1 int) {
 // fault costs as much as a small model's token).
 func (c *Classifier) NewScratch() *Scratch {
 	s := &Scratch{hi: make([]float32, c.groups*16), mask: make([]uint16, c.groups),
-		x: make([]int32, c.quads), xn: make([]float32, c.cols), cand: make([]int32, 0, 64), c: c}
+		x: make([]int32, c.quads), xn: make([]float32, c.cols), cand: make([]int32, 0, 64)}
 	s.chunk = s.screenGroups
 	cpu.FaultIn(unsafe.Pointer(&s.hi[0]), uintptr(4*len(s.hi)))
 	return s
@@ -354,7 +360,7 @@ func (c *Classifier) Argmax(s *Scratch, x, g []float32, eps float32, e Exact, p 
 		// Each chunk's mask holds the rows reaching its own best lower
 		// bound, at most the whole classifier's: a superset of the
 		// candidates, thinned below by their upper bounds.
-		s.k = k
+		s.c, s.k = c, k
 		p.RunGrain(c.groups, minGroups, s.chunk)
 	}
 

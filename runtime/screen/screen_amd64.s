@@ -280,7 +280,7 @@ sp2:
 	VMOVD         X2, BX
 	CMPL          BX, $0x2edbe6ff
 	JB            spno
-	CMPL          BX, $0x5862d1a9
+	CMPL          BX, $0x58635fa9
 	JAE           spno
 	VMOVD         BX, X2
 	MOVL          $0x42fe0000, BX
@@ -430,7 +430,7 @@ ysp2:
 	VMOVD        X1, BX
 	CMPL         BX, $0x2edbe6ff
 	JB           yspno
-	CMPL         BX, $0x5862d1a9
+	CMPL         BX, $0x58635fa9
 	JAE          yspno
 	VMOVD        BX, X1
 	MOVL         $0x427c0000, BX

@@ -239,7 +239,7 @@ sp2done:
 	MOVW $0x2edbe6ff, R12
 	CMPW R12, R11
 	BLO spno
-	MOVW $0x5862d1a9, R12
+	MOVW $0x58635fa9, R12
 	CMPW R12, R11
 	BHS spno
 	FMOVS $127.0, F0

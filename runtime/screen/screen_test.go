@@ -413,14 +413,16 @@ func benchmarkArgmax(b *testing.B) {
 
 // TestPrepare: both forms of prepare normalise x as the model does, round
 // each element to a nearest step, and bound ‖xn‖ and the rounding's norm from
-// above by no more than a few parts in a thousand; and refuse what the bound
-// cannot cover.
+// above by no more than a few parts in a thousand (the rounding's norm less
+// what the slack holds); and refuse what the bound cannot cover.
 func TestPrepare(t *testing.T) { eachPath(t, testPrepare) }
 
 func testPrepare(t *testing.T) {
 	lv := levels(kern)
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, cols := range []int{16, 64, 100, 288, 768} {
+	// 8, 24 and 40: an odd number of AVX2 steps; 28 and 100: NEON's
+	// four-float tail after (or without) its sixteen-float steps.
+	for _, cols := range []int{8, 16, 24, 28, 40, 64, 100, 288, 768} {
 		w := make([]float32, cols)
 		c, err := New(w, 1, cols, 1)
 		if err != nil {
@@ -466,9 +468,13 @@ func testPrepare(t *testing.T) {
 					d2 += (xn - sx*q) * (xn - sx*q)
 					sum += int64(q)
 				}
-				for k, want := range []float64{math.Sqrt(x2), math.Sqrt(d2)} {
+				// D may fall short by 2^-23·X: each d_i is computed off by up
+				// to 2^-23·|xn_i| (two roundings in the Go loop), which the
+				// slack holds (prepareGo).
+				X := math.Sqrt(x2)
+				for k, want := range []float64{X, math.Sqrt(d2)} {
 					got := float64(math.Float32frombits(s.tok[1+k]))
-					if got < want || got > want*1.002+1e-30 {
+					if got < want-float64(k)*0x1p-23*X || got > want*1.002+1e-30 {
 						t.Fatalf("%s cols %d trial %d: bound factor %d = %g, want just above %g", name, cols, trial, k, got, want)
 					}
 				}
@@ -487,6 +493,54 @@ func testPrepare(t *testing.T) {
 				t.Errorf("cols %d: prepare accepted %v", cols, x[:2])
 			}
 		}
+	}
+}
+
+// TestPrepareLimits: the prep kernels accept and decline max|xn| at the
+// edges of [tiny, huge) as the Go loop does (the bound is kept over the
+// whole range), and the widest inputs go to the Go loop.
+func TestPrepareLimits(t *testing.T) { eachPath(t, testPrepareLimits) }
+
+func testPrepareLimits(t *testing.T) {
+	lv := levels(kern)
+	const cols = 64
+	c, err := New(make([]float32, cols), 1, cols, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, cols)
+	for i := range x {
+		x[i] = 1 // inv ≈ 1: xn = g
+	}
+	for _, v := range []float32{tiny * 0.999, tiny * 1.001, huge * 0.999, huge * 1.001} {
+		g := make([]float32, cols)
+		g[0] = v
+		want := v >= tiny*1.0001 && v <= huge
+		for name, prep := range map[string]func(*Scratch) bool{
+			"Go":  func(s *Scratch) bool { return c.prepareGo(s, x, g, 1e-5, lv) },
+			"asm": func(s *Scratch) bool { return c.prepare(kern, s, x, g, 1e-5) },
+		} {
+			if got := prep(c.NewScratch()); got != want {
+				t.Errorf("%s: max|xn| ≈ %g: prepare = %v, want %v", name, v, got, want)
+			}
+		}
+	}
+	// An input wider than maxPrep: the Go loop's X, whose growth follows n.
+	wide := maxPrep + 16
+	cw, err := New(make([]float32, wide), 1, wide, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xw, gw := make([]float32, wide), make([]float32, wide)
+	for i := range xw {
+		xw[i], gw[i] = 1, 1
+	}
+	s1, s2 := cw.NewScratch(), cw.NewScratch()
+	if !cw.prepare(kern, s1, xw, gw, 1e-5) || !cw.prepareGo(s2, xw, gw, 1e-5, lv) {
+		t.Fatal("prepare declined an input of ones")
+	}
+	if s1.tok != s2.tok {
+		t.Errorf("%d wide: prepare's factors %v, the Go loop's %v", wide, s1.tok, s2.tok)
 	}
 }
 
