@@ -452,15 +452,7 @@ func foldD(c *build.Context, v reg.VecVirtual, op func(a, b, dst operand.Op)) re
 	y := c.YMM()
 	c.VEXTRACTI64X4(operand.U8(1), v, y)
 	op(y, v.AsY(), y)
-	t := c.XMM()
-	c.VEXTRACTI128(operand.U8(1), y, t)
-	op(t, y.AsX(), t)
-	u := c.XMM()
-	c.VPSHUFD(operand.U8(0x4e), t, u)
-	op(u, t, t)
-	c.VPSHUFD(operand.U8(0xb1), t, u)
-	op(u, t, t)
-	return t
+	return foldY(c, y, op)
 }
 
 // foldY is foldD for the 8 dwords of the YMM v.
