@@ -165,14 +165,29 @@ func looksLikeModelProto(b []byte) bool {
 	return i+1 < len(b) && b[i+1] == 0x0A
 }
 
+// CheckVocab returns nil when t has the model's vocab tokens, else the one
+// error every command gives for it, naming the tokenizer's source src (the
+// tokenizer file, or the model file that carries it; "" when unknown).
+func CheckVocab(src string, t interface{ VocabSize() int }, vocab int) error {
+	if n := t.VocabSize(); n != vocab {
+		if src == "" {
+			return fmt.Errorf("tokenizer: it holds %d tokens but the model's vocab size is %d", n, vocab)
+		}
+		return fmt.Errorf("tokenizer: %s holds %d tokens but the model's vocab size is %d", src, n, vocab)
+	}
+	return nil
+}
+
 // checkSize wraps a loader's result with the vocabulary size check.
 func checkSize[T Tokenizer](t T, err error) func(path string, n int) (Tokenizer, error) {
 	return func(path string, n int) (Tokenizer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n > 0 && t.VocabSize() != n {
-			return nil, fmt.Errorf("tokenizer: %s holds %d tokens but the model's vocab size is %d", path, t.VocabSize(), n)
+		if n > 0 {
+			if err := CheckVocab(path, t, n); err != nil {
+				return nil, err
+			}
 		}
 		return t, nil
 	}

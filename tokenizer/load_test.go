@@ -308,3 +308,26 @@ func TestLoadNotATokenizer(t *testing.T) {
 		t.Errorf("GGUF without tokenizer.ggml.model: %v", err)
 	}
 }
+
+// TestCheckVocab: a tokenizer of another size than the model's vocabulary
+// gets the one error every command gives, from Load as from CheckVocab.
+func TestCheckVocab(t *testing.T) {
+	path := spmFile(t, "tokenizer", "ggml-vocab-llama-spm.gguf")
+	want := "tokenizer: " + path + " holds 32000 tokens but the model's vocab size is 512"
+	if _, err := Load(path, 512); err == nil || err.Error() != want {
+		t.Errorf("Load: %v, want %q", err, want)
+	}
+	tk, err := Load(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckVocab(path, tk, 512); err == nil || err.Error() != want {
+		t.Errorf("CheckVocab: %v, want %q", err, want)
+	}
+	if err := CheckVocab("", tk, 512); err == nil || err.Error() != "tokenizer: it holds 32000 tokens but the model's vocab size is 512" {
+		t.Errorf("CheckVocab without a source: %v", err)
+	}
+	if err := CheckVocab(path, tk, 32000); err != nil {
+		t.Errorf("CheckVocab of a match: %v", err)
+	}
+}

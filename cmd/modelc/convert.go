@@ -66,10 +66,12 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 				defer src.Close()
 			}
 			var t tokenizer.Tokenizer
+			tsrc := tok
 			switch {
 			case tok != "":
 				t, err = tokenizer.Load(tok, p.Spec.Vocab)
 			case src != nil:
+				tsrc = args[0]
 				t, err = tokenizer.FromGGUF(src)
 			default:
 				err = fmt.Errorf("%s carries no vocabulary: give --tokenizer", args[0])
@@ -77,8 +79,8 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 			if err != nil {
 				return err
 			}
-			if t.VocabSize() != p.Spec.Vocab {
-				return fmt.Errorf("tokenizer has %d tokens, model vocab is %d", t.VocabSize(), p.Spec.Vocab)
+			if err := tokenizer.CheckVocab(tsrc, t, p.Spec.Vocab); err != nil {
+				return err
 			}
 			meta, ok := t.(interface{ GGUFMetadata() []gguf.KV })
 			if !ok {

@@ -110,8 +110,8 @@ func loadTokenizer(path string, f *gguf.File, modelPath string, vocab int) (toke
 	default:
 		return nil, fmt.Errorf("no tokenizer: %s carries none, pass --tokenizer FILE", modelPath)
 	}
-	if n := tok.VocabSize(); n != vocab {
-		return nil, fmt.Errorf("tokenizer %s has %d tokens, the model has a vocabulary of %d", src, n, vocab)
+	if err := tokenizer.CheckVocab(src, tok, vocab); err != nil {
+		return nil, err
 	}
 	return tok, nil
 }

@@ -70,7 +70,7 @@ func (c *Common) check() error {
 	case c.Tok == nil:
 		return fmt.Errorf("--tokenizer: a tokenizer is needed (or a GGUF --init that carries one)")
 	case c.Tok.VocabSize() != c.Spec.Vocab:
-		return fmt.Errorf("the tokenizer has %d tokens, the model's vocabulary is %d", c.Tok.VocabSize(), c.Spec.Vocab)
+		return tokenizer.CheckVocab("", c.Tok, c.Spec.Vocab)
 	case c.Batch < 1:
 		return fmt.Errorf("%s: must be ≥ 1, got %d", n.Name("batch"), c.Batch)
 	case c.Seq < 2 || c.Seq > c.Spec.MaxSeq:

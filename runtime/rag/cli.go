@@ -158,8 +158,12 @@ func (a *app) load(f *modelFlags) (*loaded, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if n := l.tok.VocabSize(); n != p.Spec.Vocab {
-		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary is %d", n, p.Spec.Vocab))
+	src := f.tokenizer
+	if src == "" {
+		src = f.model
+	}
+	if err := tokenizer.CheckVocab(src, l.tok, p.Spec.Vocab); err != nil {
+		return fail(err)
 	}
 	return l, nil
 }

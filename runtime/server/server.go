@@ -172,8 +172,8 @@ func New(cfg Config) (*Server, error) {
 // embeddings come from the generic model over the same weights when that
 // can run them.
 func (s *Server) Ready(m model.Model, tok tokenizer.Tokenizer, chat ChatFormat, embed Embedder) error {
-	if n := tok.VocabSize(); n != m.Spec().Vocab {
-		return fmt.Errorf("tokenizer has %d tokens, the model has a vocabulary of %d", n, m.Spec().Vocab)
+	if err := tokenizer.CheckVocab("", tok, m.Spec().Vocab); err != nil {
+		return err
 	}
 	if chat == nil {
 		t, err := tokenizer.ChatTemplate("chatml")

@@ -372,8 +372,8 @@ func evalTokenizer(path string, f *gguf.File, modelPath string, vocab int, data 
 		}
 		return nil, fmt.Errorf("no tokenizer: %s carries none, pass --tokenizer FILE", modelPath)
 	}
-	if tok.VocabSize() != vocab {
-		return nil, fmt.Errorf("tokenizer %s has %d tokens, the model's vocabulary is %d", nameOr(path, modelPath), tok.VocabSize(), vocab)
+	if err := tokenizer.CheckVocab(nameOr(path, modelPath), tok, vocab); err != nil {
+		return nil, err
 	}
 	return tok, nil
 }

@@ -143,7 +143,7 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{s, []string{"train", "--data", text, "--out", t.TempDir()}, "--steps N is required"},
 		{s, []string{"train", "--steps", "3", "--out", t.TempDir()}, "--data FILE is required"},
-		{big, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--out", t.TempDir()}, "has 512 tokens, the model's vocabulary is 1000"},
+		{big, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--out", t.TempDir()}, "holds 512 tokens but the model's vocab size is 1000"},
 		{s, []string{"train", "--resume", t.TempDir()}, "not a run folder"},
 		{s, []string{"train", "--data", text, "--steps", "3", "--threads", "0"}, "--threads"},
 		{s, []string{"train", "--data", text, "--tokenizer", tok, "--steps", "3", "--weight-decay", "NaN", "--out", filepath.Join(t.TempDir(), "n")}, "--weight-decay: must be a number"},

@@ -433,12 +433,10 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 	if cfg.Quiet {
 		log = io.Discard
 	}
-	if cfg.Tokenizer != nil && cfg.Tokenizer.VocabSize() != s.Vocab {
-		name := "the tokenizer"
-		if cfg.TokenizerPath != "" {
-			name = "tokenizer " + cfg.TokenizerPath
+	if cfg.Tokenizer != nil {
+		if err := tokenizer.CheckVocab(cfg.TokenizerPath, cfg.Tokenizer, s.Vocab); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("%s has %d tokens, the model's vocabulary is %d", name, cfg.Tokenizer.VocabSize(), s.Vocab)
 	}
 	obj, err := objective(s, cfg.MaskID, cfg.Tokenizer)
 	if err != nil {

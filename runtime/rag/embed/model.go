@@ -12,6 +12,7 @@ import (
 	"github.com/modelc/modelc/runtime/generic"
 	"github.com/modelc/modelc/runtime/model"
 	"github.com/modelc/modelc/runtime/rag/dense"
+	"github.com/modelc/modelc/tokenizer"
 )
 
 // Encoder is the part of a tokenizer the model embedder needs.
@@ -56,8 +57,8 @@ func NewPooled(m model.Model, tok Encoder) (*Pooled, error) {
 	s := m.Spec()
 	p := &Pooled{m: m, tok: tok, maxSeq: s.MaxSeq, dim: s.Dim, vocab: s.Vocab}
 	p.name = fmt.Sprintf("pooled-v2/%s/%d", WeightsID(m.Params().Data), s.Dim)
-	if tok.VocabSize() != s.Vocab {
-		return nil, fmt.Errorf("pooled embedder: tokenizer has %d tokens, model %d", tok.VocabSize(), s.Vocab)
+	if err := tokenizer.CheckVocab("", tok, s.Vocab); err != nil {
+		return nil, fmt.Errorf("pooled embedder: %w", err)
 	}
 	if te, ok := m.(TokenEmbedder); ok {
 		p.direct = te
