@@ -171,7 +171,7 @@ func looksLikeModelProto(b []byte) bool {
 func CheckVocab(src string, t interface{ VocabSize() int }, vocab int) error {
 	if n := t.VocabSize(); n != vocab {
 		if src == "" {
-			return fmt.Errorf("tokenizer: it holds %d tokens but the model's vocab size is %d", n, vocab)
+			return fmt.Errorf("the tokenizer holds %d tokens but the model's vocab size is %d", n, vocab)
 		}
 		return fmt.Errorf("tokenizer: %s holds %d tokens but the model's vocab size is %d", src, n, vocab)
 	}

@@ -324,7 +324,7 @@ func TestCheckVocab(t *testing.T) {
 	if err := CheckVocab(path, tk, 512); err == nil || err.Error() != want {
 		t.Errorf("CheckVocab: %v, want %q", err, want)
 	}
-	if err := CheckVocab("", tk, 512); err == nil || err.Error() != "tokenizer: it holds 32000 tokens but the model's vocab size is 512" {
+	if err := CheckVocab("", tk, 512); err == nil || err.Error() != "the tokenizer holds 32000 tokens but the model's vocab size is 512" {
 		t.Errorf("CheckVocab without a source: %v", err)
 	}
 	if err := CheckVocab(path, tk, 32000); err != nil {

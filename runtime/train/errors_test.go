@@ -33,7 +33,7 @@ func TestRunBadInput(t *testing.T) {
 		{"empty corpus", func(c *Config) { c.Data = write("empty.txt", "") }, "corpus is empty"},
 		{"short corpus", func(c *Config) { c.Data = write("short.txt", shakespeare(t)[:100]) }, "too short: 100 tokens"},
 		{"missing corpus", func(c *Config) { c.Data = filepath.Join(dir, "nope.txt") }, "nope.txt"},
-		{"vocabulary mismatch", func(c *Config) { s2 := *s; s2.Vocab += 3; c.Spec = &s2 }, fmt.Sprintf("tokenizer: it holds %d tokens but the model's vocab size is %d", tok.VocabSize(), tok.VocabSize()+3)},
+		{"vocabulary mismatch", func(c *Config) { s2 := *s; s2.Vocab += 3; c.Spec = &s2 }, fmt.Sprintf("the tokenizer holds %d tokens but the model's vocab size is %d", tok.VocabSize(), tok.VocabSize()+3)},
 		{"unwritable output", func(c *Config) { c.Out = filepath.Join(file, "run") }, "output folder"},
 		{"no tokenizer for text", func(c *Config) { c.Tokenizer = nil }, "--tokenizer is needed"},
 		{"seq beyond max_seq", func(c *Config) { c.Train.SeqLen = 17 }, "--seq: must be between 1 and the model's max_seq 16"},
