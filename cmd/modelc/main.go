@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	stopOnSignal()
-	if err := newRoot().Execute(); err != nil {
+	if err := execute(newRoot(), os.Stdout); err != nil {
 		var st exitStatus
 		if errors.As(err, &st) {
 			os.Exit(int(st))
@@ -25,6 +26,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "modelc: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// execute runs root with its output on stdout; output that could not be
+// written (a full disk) fails the command as its own errors do.
+func execute(root *cobra.Command, stdout io.Writer) error {
+	out := cli.NewOutput(stdout)
+	root.SetOut(out)
+	if err := root.Execute(); err != nil {
+		return err
+	}
+	return out.Err()
 }
 
 // stopOnSignal makes Ctrl-C or SIGTERM end a command at once, as without a

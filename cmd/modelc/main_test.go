@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -233,5 +234,20 @@ func TestNamesCheckedFirst(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	if _, err := run(t, "spec", "import", empty); err == nil || err.Error() != empty+": too short to be a model file" {
 		t.Errorf("spec import of an empty file: %v", err)
+	}
+}
+
+// failWriter fails every write, as a full disk does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestOutputErrors: a command whose output could not be written fails.
+func TestOutputErrors(t *testing.T) {
+	root, _ := repo(t)
+	cmd := newRoot()
+	cmd.SetArgs([]string{"spec", "show", filepath.Join(root, "generated", "stories260k", "model.yaml")})
+	if err := execute(cmd, failWriter{}); err == nil || err.Error() != "no space left on device" {
+		t.Errorf("spec show into a full disk: %v", err)
 	}
 }

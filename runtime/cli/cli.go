@@ -92,7 +92,8 @@ func Main(name string, s *spec.Spec, factory model.Factory, opts ...Option) {
 func Run(ctx context.Context, name string, s *spec.Spec, factory model.Factory, args []string, stdout, stderr io.Writer, opts ...Option) (code int) {
 	cmd := Command(name, s, factory, opts...)
 	cmd.SetArgs(args)
-	cmd.SetOut(stdout)
+	out := NewOutput(stdout)
+	cmd.SetOut(out)
 	cmd.SetErr(stderr)
 	defer func() {
 		// Nothing a user types should crash the binary; if some code below
@@ -102,7 +103,11 @@ func Run(ctx context.Context, name string, s *spec.Spec, factory model.Factory, 
 			code = 1
 		}
 	}()
-	if err := cmd.ExecuteContext(ctx); err != nil {
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		err = out.Err()
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err.Error()))
 		return 1
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -376,4 +377,22 @@ func equal(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// failWriter fails every write, as a full disk does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestOutputErrors: a command whose output could not be written fails with
+// the write's error instead of exiting 0.
+func TestOutputErrors(t *testing.T) {
+	s := storiesSpec(t)
+	for _, args := range [][]string{{"info"}, {"bench", "--random", "--steps", "2", "--rounds", "1"}} {
+		var errb bytes.Buffer
+		code := Run(context.Background(), "stories", s, generic.New, args, failWriter{}, &errb)
+		if code != 1 || errb.String() != "stories: no space left on device\n" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
 }
