@@ -298,12 +298,25 @@ func TestParseRejects(t *testing.T) {
 		{"zero dims", tensorFile("w", nil, 0, 0, 64), "0 dimensions"},
 		{"block", tensorFile("w", []uint64{16}, 8, 0, 64), "not a multiple of the Q8_0 block size"},
 		{"overflow", tensorFile("w", []uint64{1 << 32, 1 << 32}, 0, 0, 64), "too many elements"},
+		{"key of binary", header(3, 0, 1).str("a\x00\x08b").u32(4).u32(1).Bytes(), "metadata key 0 is not a key (4 bytes"},
+		{"key too long", header(3, 0, 1).str(strings.Repeat("k", 1<<16)).u32(4).u32(1).Bytes(), "metadata key 0 is not a key (65536 bytes"},
+		{"empty key", header(3, 0, 1).str("").u32(4).u32(1).Bytes(), "metadata key 0 is not a key (0 bytes"},
+		{"long tensor name", tensorFile(strings.Repeat("w", 64), []uint64{4}, 0, 0, 64), "tensor 0 name is not a name (64 bytes"},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.data)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
+		} else if len(err.Error()) > 200 {
+			t.Errorf("%s: a %d-byte error", c.name, len(err.Error()))
 		}
+	}
+	// A corrupt key length (the first key's, made 43 KB long) gives one short
+	// line, not the bytes it would read as the key.
+	bad := header(3, 0, 1).str(KeyArchitecture).u32(8).str(strings.Repeat("x", 50000)).Bytes()
+	bad[25] = 0xa9
+	if _, err := Parse(bad); err == nil || len(err.Error()) > 200 || strings.ContainsAny(err.Error(), "\x00\n") {
+		t.Errorf("corrupt key length: %.300q", err)
 	}
 	// Every truncation of a good file is an error that says where.
 	for n := 0; n < good.Len(); n++ {

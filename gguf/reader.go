@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/bits"
 	"sort"
+	"unicode/utf8"
 )
 
 // File is a parsed GGUF file. Tensor data is not copied: TensorData returns
@@ -135,6 +136,24 @@ func (d *decoder) str(what string) (string, error) {
 	return string(s), nil
 }
 
+// maxKey is the GGUF spec's longest metadata key; maxTensorName llama.cpp's
+// longest tensor name (GGML_MAX_NAME less its terminating zero).
+const maxKey, maxTensorName = 1<<16 - 1, 63
+
+// validKey reports whether k can be a metadata key: the spec's printable
+// ASCII of at most maxKey bytes.
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > maxKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // Parse decodes a GGUF file held in data. The File refers to data for tensor
 // bytes, so data must not change while the File is in use.
 func Parse(data []byte) (*File, error) {
@@ -184,6 +203,11 @@ func Parse(data []byte) (*File, error) {
 		key, err := d.str(fmt.Sprintf("metadata key %d", i))
 		if err != nil {
 			return nil, err
+		}
+		if !validKey(key) {
+			// A corrupt length reads the bytes after it as a key: say so in
+			// one short line rather than print them.
+			return nil, fmt.Errorf("gguf: offset %d: metadata key %d is not a key (%d bytes; keys are printable ASCII of at most %d)", at, i, len(key), maxKey)
 		}
 		if _, dup := f.kvIndex[key]; dup {
 			return nil, fmt.Errorf("gguf: offset %d: duplicate metadata key %q", at, key)
@@ -241,10 +265,14 @@ func alignUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 func (d *decoder) tensorInfo(i uint64, align uint64) (TensorInfo, error) {
 	var t TensorInfo
 	var err error
+	at := d.off
 	if t.Name, err = d.str(fmt.Sprintf("tensor %d name", i)); err != nil {
 		return t, err
 	}
-	at := d.off
+	if len(t.Name) > maxTensorName || !utf8.ValidString(t.Name) {
+		return t, fmt.Errorf("gguf: offset %d: tensor %d name is not a name (%d bytes; names are UTF-8 of at most %d, as llama.cpp reads)", at, i, len(t.Name), maxTensorName)
+	}
+	at = d.off
 	nd, err := d.u32("dimension count of tensor " + t.Name)
 	if err != nil {
 		return t, err
