@@ -146,6 +146,55 @@ func TestGGUFModelCarriesTokenizer(t *testing.T) {
 	}
 }
 
+// TestUnseededGenerationPrintsItsSeed: without --seed a sampled run prints
+// the seed it drew, and that seed gives the same text again.
+func TestUnseededGenerationPrintsItsSeed(t *testing.T) {
+	s := storiesSpec(t)
+	args := []string{"generate", "-m", data(t, "models/stories260K.bin"), "-z", data(t, "models/tok512.bin"),
+		"-n", "48", "-i", "Once upon a time", "--temperature", "1"}
+	r := run(t, s, generic.New, args...)
+	m := regexp.MustCompile(`^seed: (\d+) \(--seed (\d+) repeats this text\)\n`).FindStringSubmatch(r.stderr)
+	if r.code != 0 || m == nil || m[1] != m[2] {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	again := run(t, s, generic.New, append(args, "--seed", m[1])...)
+	if again.code != 0 || again.stdout != r.stdout {
+		t.Fatalf("--seed %s: %q, the unseeded run gave %q", m[1], again.stdout, r.stdout)
+	}
+	if strings.HasPrefix(again.stderr, "seed: ") {
+		t.Errorf("a seeded run prints its seed: %q", again.stderr)
+	}
+	if g := run(t, s, generic.New, append(args[:len(args)-1], "0")...); strings.Contains(g.stderr, "seed: ") {
+		t.Errorf("a greedy run prints a seed: %q", g.stderr)
+	}
+}
+
+// TestLongPromptWarns: a prompt longer than --steps or the context is cut
+// as run.c cuts it, with a warning before the stats line.
+func TestLongPromptWarns(t *testing.T) {
+	s := storiesSpec(t)
+	long := strings.Repeat("Once upon a time there was a cat. ", 60)
+	for _, c := range []struct {
+		steps, want string
+	}{
+		{"0", "more than the model's context of 512: its last "},
+		{"40", "more than the 40 positions --steps allows: its last "},
+	} {
+		r := run(t, s, generic.New, "generate", "-m", data(t, "models/stories260K.bin"), "-z", data(t, "models/tok512.bin"),
+			"-n", c.steps, "-i", long, "-t", "0")
+		lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+		if r.code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "warning: the prompt is ") || !strings.Contains(lines[0], c.want) ||
+			!strings.Contains(lines[1], "decode: 0 tokens") {
+			t.Errorf("--steps %s: exit %d, stderr %q", c.steps, r.code, r.stderr)
+		}
+	}
+	r := run(t, s, generic.New, "generate", "-m", data(t, "models/stories260K.bin"), "-z", data(t, "models/tok512.bin"),
+		"-n", "64", "-i", "Once upon a time", "-t", "0")
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("a short prompt warns: %q", r.stderr)
+	}
+}
+
 func TestSampledGenerationIsSeeded(t *testing.T) {
 	s := storiesSpec(t)
 	gen := func(seed string) string {

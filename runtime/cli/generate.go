@@ -29,7 +29,8 @@ deterministic; otherwise --seed makes a run repeatable.`,
   %[1]s generate --model model.gguf --prompt "Hello" --temperature 0.8 --top-p 0.95 --seed 42`, a.name),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("seed") {
+			randomSeed := !cmd.Flags().Changed("seed")
+			if randomSeed {
 				sp.Seed = uint64(time.Now().UnixNano())
 			}
 			if err := sp.Validate(); err != nil {
@@ -60,11 +61,18 @@ deterministic; otherwise --seed makes a run repeatable.`,
 			if err != nil {
 				return err
 			}
+			if randomSeed && sp.Temperature > 0 {
+				// As llama.cpp prints its sampler seed: the text can be had again.
+				fmt.Fprintf(cmd.ErrOrStderr(), "seed: %d (--seed %[1]d repeats this text)\n", sp.Seed)
+			}
 			generate.PrepareGreedy(m, sampler)
 			st, err := generate.Generate(cmd.Context(), m.NewSession(), tok, sampler,
 				generate.Options{Prompt: prompt, Steps: steps, MaxSeq: m.Spec().MaxSeq, Coalesce: generate.DefaultCoalesce}, cmd.OutOrStdout())
 			if err != nil {
 				return err
+			}
+			if w := st.Warning(m.Spec().MaxSeq); w != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), st.Line())
 			return nil

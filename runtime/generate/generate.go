@@ -74,6 +74,24 @@ type Stats struct {
 	// DecodeTokens were sampled (a final BOS/EOS that stopped the loop included).
 	DecodeTokens  int
 	DecodeSeconds float64
+	// PromptCut prompt tokens lay past the steps positions and were not run
+	// (run.c cuts the same way).
+	PromptCut int
+}
+
+// Warning says, when the prompt was longer than the steps positions (so
+// nothing was generated), how much of it ran; "" otherwise. maxSeq is the
+// model's context length.
+func (s Stats) Warning(maxSeq int) string {
+	if s.PromptCut == 0 {
+		return ""
+	}
+	head := fmt.Sprintf("warning: the prompt is %d tokens (BOS included), more than", s.PromptTokens+s.PromptCut)
+	tail := fmt.Sprintf("its last %d were not run and nothing was generated", s.PromptCut)
+	if s.PromptTokens >= maxSeq {
+		return fmt.Sprintf("%s the model's context of %d: %s; shorten the prompt", head, maxSeq, tail)
+	}
+	return fmt.Sprintf("%s the %d positions --steps allows: %s; raise --steps (up to the model's %d) or shorten the prompt", head, s.PromptTokens, tail, maxSeq)
 }
 
 // Line is the one-line summary the CLI prints last on stderr.
@@ -129,6 +147,7 @@ func Generate(ctx context.Context, sess model.Session, tok Tokenizer, sampler Sa
 	// run.c prints piece(prompt[p], prompt[p+1]) at positions p while it
 	// forces the prompt; the text is the same when printed ahead of the batch.
 	n := min(len(prompt), steps)
+	st.PromptCut = len(prompt) - n
 	for p := 0; p+1 < len(prompt) && p < steps; p++ {
 		if prompt[p+1] == bos { // run.c stops at BOS even when forced
 			return st, w.end()

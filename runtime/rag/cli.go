@@ -507,6 +507,9 @@ Default template:
 				if ans.Dropped > 0 {
 					fmt.Fprintf(pw, "note: %d retrieved chunks did not fit the model's context\n", ans.Dropped)
 				}
+				if w := ans.Stats.Warning(l.m.Spec().MaxSeq); w != "" {
+					fmt.Fprintln(pw, w)
+				}
 				fmt.Fprintln(pw, ans.Stats.Line())
 			}
 			fmt.Fprintln(w, "\nSources:")
