@@ -58,7 +58,7 @@ func Parse(data []byte, source string) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
-		return nil, yamlError(err, source)
+		return nil, yamlError(err, data, source)
 	}
 	s.applyDefaults(info.present)
 	// Said as missing, not as "must be ≥ 1, got 0" of a value never written.
@@ -81,7 +81,7 @@ func parseNode(data []byte, source string) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &FieldError{Source: source, Msg: "empty spec"}
 		}
-		return nil, yamlError(err, source)
+		return nil, yamlError(err, data, source)
 	}
 	// Later documents are an error unless empty (a stray trailing "---").
 	for {
@@ -91,7 +91,7 @@ func parseNode(data []byte, source string) (*yaml.Node, error) {
 			break
 		}
 		if err != nil {
-			return nil, yamlError(err, source)
+			return nil, yamlError(err, data, source)
 		}
 		if len(more.Content) > 0 && !isNull(more.Content[0]) {
 			return nil, &FieldError{Source: source, Line: more.Line, Msg: "more than one YAML document; a spec is one"}
@@ -107,7 +107,7 @@ var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError turns a yaml error into one line of `source:line: message`,
 // keeping yaml's line number.
-func yamlError(err error, source string) error {
+func yamlError(err error, data []byte, source string) error {
 	msg := err.Error()
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
@@ -119,9 +119,39 @@ func yamlError(err error, source string) error {
 	}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &FieldError{Source: source, Line: line, Msg: m[2]}
+		return &FieldError{Source: source, Line: yamlLine(data, line, m[2]), Msg: m[2]}
 	}
 	return &FieldError{Source: source, Msg: msg}
+}
+
+// yamlParserErrors are the messages of yaml's parser (not its scanner),
+// whose line it reports counted from 0.
+var yamlParserErrors = []string{"did not find expected <document start>", "did not find expected node content",
+	"did not find expected key", "did not find expected '-' indicator", "did not find expected ',' or ']'",
+	"did not find expected ',' or '}'", "found undefined tag handle", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found duplicate %TAG directive"}
+
+// yamlLine corrects the line yaml reports for msg: its parser counts from 0
+// (an error at the end of the input is put on the last line with text),
+// and a tab in an indentation is reported at the line of the value before
+// it (the first line at or after that one whose indentation holds a tab is
+// the one to fix).
+func yamlLine(data []byte, line int, msg string) int {
+	for _, p := range yamlParserErrors {
+		if strings.HasPrefix(msg, p) {
+			// Found at the end of the input: the last line that has text.
+			last := strings.Count(strings.TrimRight(string(data), " \t\r\n"), "\n") + 1
+			return min(line+1, last)
+		}
+	}
+	if strings.HasPrefix(msg, "found a tab character") {
+		for i, l := range strings.Split(string(data), "\n") {
+			if i+1 >= line && strings.Contains(l[:len(l)-len(strings.TrimLeft(l, " \t"))], "\t") {
+				return i + 1
+			}
+		}
+	}
+	return line
 }
 
 // locate adds the source and, when the field appeared in the input, its line.
