@@ -72,7 +72,9 @@ with no checkpoint (llama15m, llama110m) become GGUFs other engines can run.`,
 				t, err = tokenizer.Load(tok, p.Spec.Vocab)
 			case src != nil:
 				tsrc = args[0]
-				t, err = tokenizer.FromGGUF(src)
+				if t, err = tokenizer.FromGGUF(src); err != nil {
+					err = fmt.Errorf("%s: %w (give --tokenizer FILE)", args[0], err)
+				}
 			default:
 				err = fmt.Errorf("%s carries no vocabulary: give --tokenizer", args[0])
 			}

@@ -123,3 +123,25 @@ func TestQuantizeRefusesNonFinite(t *testing.T) {
 		}
 	}
 }
+
+// convert of a GGUF that carries no vocabulary names the file and the flag
+// that gives one, as for a llama2.c file.
+func TestConvertGGUFWithoutVocabulary(t *testing.T) {
+	_, data := repo(t)
+	p, err := checkpoint.LoadLlama2C(filepath.Join(data, "models", "stories260K.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src, out := filepath.Join(dir, "novocab.gguf"), filepath.Join(dir, "o.gguf")
+	if err := checkpoint.SaveGGUF(src, p, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, "convert", src, out)
+	if err == nil || !strings.HasPrefix(err.Error(), src+": ") || !strings.HasSuffix(err.Error(), "(give --tokenizer FILE)") {
+		t.Errorf("convert of a GGUF without a vocabulary: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s was written (%v)", out, err)
+	}
+}

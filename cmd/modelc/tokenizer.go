@@ -161,6 +161,7 @@ user-defined tokens then, as llama.cpp does).`,
 				return err
 			})
 			if err != nil {
+				w.Flush() // the lines before the bad one are done: keep them
 				return err
 			}
 			return w.Flush()
@@ -221,6 +222,7 @@ id is an error naming its line and position.`,
 				return w.WriteByte('\n')
 			})
 			if err != nil {
+				w.Flush() // the lines before the bad one are done: keep them
 				return err
 			}
 			return w.Flush()

@@ -369,6 +369,10 @@ func TestTokenizerBadInput(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x.gguf")); err == nil {
 		t.Error("a failed train left an output file")
 	}
+	// The lines before a bad one are written, as a stream's should be.
+	if out, _, err := runIO(t, "400 401\n5 9999\n", "tokenizer", "decode", "--tokenizer", tok512); err == nil || out == "" || strings.Count(out, "\n") != 1 {
+		t.Errorf("decode with a bad second line: stdout %q, %v", out, err)
+	}
 	// GPT-2 has a BOS (<|endoftext|>), so --bos above worked; a vocabulary
 	// without one is refused with a clear error.
 	noBOS := filepath.Join(dir, "nobos.gguf")

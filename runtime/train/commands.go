@@ -164,7 +164,7 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "training corpus: a UTF-8 text file, or a token file (.tok) from modelc data prepare")
 	f.StringVar(&tokPath, "tokenizer", "", "tokenizer file (llama2.c tokenizer.bin, GGUF, or GPT-2 encoder.json); needed for a text corpus")
-	f.IntVar(&steps, "steps", 0, "optimizer steps of the whole run (the learning rate decays to --min-lr at the last)")
+	f.IntVar(&steps, "steps", 0, "optimizer steps of the whole run (the learning rate's cosine decay ends at --min-lr one step after the last, as nanoGPT's)")
 	f.StringVar(&out, "out", "run", "run folder to write")
 	f.StringVar(&resume, "resume", "", "continue the run in this folder from its last checkpoint")
 	f.StringVar(&init, "init", "", "start from the weights of this model file (fine-tuning) instead of random ones")
