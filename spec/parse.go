@@ -20,6 +20,9 @@ import (
 // larger is the wrong file (a checkpoint passed by mistake).
 const maxSpecBytes = 1 << 20
 
+// importHint follows the errors of a file that is no spec at all.
+const importHint = " (a model file? modelc spec import writes the spec of one)"
+
 // Load reads, defaults and validates the spec in the file at path (YAML or JSON).
 func Load(path string) (*Spec, error) {
 	f, err := os.Open(path)
@@ -32,7 +35,11 @@ func Load(path string) (*Spec, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(data) > maxSpecBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes; not a spec", path, maxSpecBytes)
+		return nil, fmt.Errorf("%s: larger than %d bytes; not a spec%s", path, maxSpecBytes, importHint)
+	}
+	// YAML is text: a zero byte means a binary file, most likely a model.
+	if bytes.IndexByte(data[:min(len(data), 4096)], 0) >= 0 {
+		return nil, fmt.Errorf("%s: a binary file, not a YAML spec%s", path, importHint)
 	}
 	return Parse(data, path)
 }

@@ -476,6 +476,13 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "not a spec") {
 		t.Fatalf("big file: %v", err)
 	}
+	bin := filepath.Join(dir, "model.gguf")
+	if err := os.WriteFile(bin, []byte("GGUF\x03\x00\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(bin); err == nil || err.Error() != bin+": a binary file, not a YAML spec"+importHint {
+		t.Fatalf("binary file: %v", err)
+	}
 }
 
 // TestMoEFFNDimAlone: with experts, moe.ffn_dim alone gives the width (the
