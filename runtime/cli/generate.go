@@ -27,7 +27,12 @@ line on stderr reports prompt and decode speed. Temperature 0 is greedy and
 deterministic; otherwise --seed makes a run repeatable.`,
 		Example: fmt.Sprintf(`  %[1]s generate --model stories260K.bin --tokenizer tok512.bin --prompt "Once upon a time" -t 0
   %[1]s generate --model model.gguf --prompt "Hello" --temperature 0.8 --top-p 0.95 --seed 42`, a.name),
-		Args: cobra.NoArgs,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q: the prompt goes in --prompt (-i)", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			randomSeed := !cmd.Flags().Changed("seed")
 			if randomSeed {

@@ -251,7 +251,7 @@ func (l *loop) run(ctx context.Context, grads func() (g, headGrads []float32), s
 					return fmt.Errorf("interrupted at step %d, and saving failed: %w", l.step, serr)
 				}
 			}
-			return fmt.Errorf("interrupted at step %d; checkpoint saved, continue with --resume %s: %w", l.step, l.Out, err)
+			return fmt.Errorf("interrupted at step %d (%w); checkpoint saved, continue with --resume %s", l.step, err, l.Out)
 		}
 		t0 := time.Now()
 		lr := sched.At(l.step)

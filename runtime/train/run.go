@@ -650,7 +650,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, runErr error) {
 				}
 			}
 			prog.done()
-			return res, fmt.Errorf("interrupted at step %d; checkpoint saved, continue with --resume %s: %w", res.Step, cfg.Out, err)
+			return res, fmt.Errorf("interrupted at step %d (%w); checkpoint saved, continue with --resume %s", res.Step, err, cfg.Out)
 		}
 		t0 := time.Now()
 		lr := sched.At(res.Step)
