@@ -182,7 +182,7 @@ metrics.jsonl, loss.png and run.json. Defaults come from the spec's train block.
 	f.IntVar(&hp.EvalEvery, "eval-every", hp.EvalEvery, "evaluate on the validation split every N steps")
 	f.IntVar(&hp.CheckpointEv, "checkpoint-every", hp.CheckpointEv, "write a checkpoint every N steps")
 	f.IntVar(&evalBatches, "eval-batches", 20, "validation batches per evaluation")
-	f.IntVar(&mask, "mask-id", -1, "mask token id for the masked objective (default: the tokenizer's)")
+	f.IntVar(&mask, "mask-id", -1, "mask token id for the masked objective; -1: the tokenizer's")
 	f.IntVar(&threads, "threads", runtime.NumCPU(), "threads to use")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress on stderr")
 	return cmd
@@ -323,13 +323,13 @@ prints the mean cross-entropy per token and its exponential, the perplexity.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&modelPath, "model", "", "model file (GGUF or llama2.c .bin)")
+	f.StringVarP(&modelPath, "model", "m", "", "model file (GGUF or llama2.c .bin)")
 	f.StringVar(&data, "data", "", "text to evaluate on (UTF-8), or a token file")
-	f.StringVar(&tokPath, "tokenizer", "", "tokenizer file (default: the one inside a GGUF model)")
+	f.StringVarP(&tokPath, "tokenizer", "z", "", "tokenizer file (default: the one inside a GGUF model)")
 	f.IntVar(&batch, "batch", hp.BatchSize, "sequences per batch")
 	f.IntVar(&seq, "seq", hp.SeqLen, "tokens per window")
 	f.IntVar(&maxBatches, "max-batches", 0, "evaluate at most this many batches (0: the whole text)")
-	f.IntVar(&mask, "mask-id", -1, "mask token id for a masked model (default: the tokenizer's)")
+	f.IntVar(&mask, "mask-id", -1, "mask token id for a masked model; -1: the tokenizer's")
 	f.BoolVar(&useGeneric, "generic", false, "run the generic model (any shape) instead of the compiled code")
 	f.IntVar(&threads, "threads", runtime.NumCPU(), "threads to use")
 	return cmd
