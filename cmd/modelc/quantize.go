@@ -29,7 +29,7 @@ file by dequantising it at load.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := quant.ParseType(typ)
 			if err != nil {
-				return err
+				return fmt.Errorf("--type: %w", err)
 			}
 			if args[1] == "" {
 				return fmt.Errorf("the output file name is empty")

@@ -145,3 +145,12 @@ func TestConvertGGUFWithoutVocabulary(t *testing.T) {
 		t.Errorf("%s was written (%v)", out, err)
 	}
 }
+
+// An unknown --type is named as the flag's error.
+func TestQuantizeUnknownType(t *testing.T) {
+	dir := t.TempDir()
+	_, err := run(t, "quantize", filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf"), "--type", "q5_0")
+	if err == nil || err.Error() != `--type: quant: unknown type "q5_0" (want q8_0 or q4_0)` {
+		t.Errorf("quantize --type q5_0: %v", err)
+	}
+}
