@@ -19,6 +19,7 @@ import (
 var (
 	tempsMu  sync.Mutex
 	temps    = map[string]bool{}
+	dirs     = map[string]string{} // TrackDir's folders and the file that keeps each
 	stopping bool
 )
 
@@ -153,6 +154,28 @@ func RemoveTemps() {
 		os.Remove(name)
 	}
 	clear(temps)
+	for dir, keep := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, keep)); err != nil {
+			os.RemoveAll(dir)
+		}
+	}
+	clear(dirs)
+}
+
+// TrackDir adds dir, a folder this process made for a run, to what
+// RemoveTemps removes, with all it holds, unless it then holds the file
+// keep (the run's first checkpoint): a run stopped hard before saving leaves
+// no folder that the next run would refuse. The function it returns takes
+// it off again.
+func TrackDir(dir, keep string) (untrack func()) {
+	tempsMu.Lock()
+	defer tempsMu.Unlock()
+	dirs[dir] = keep
+	return func() {
+		tempsMu.Lock()
+		delete(dirs, dir)
+		tempsMu.Unlock()
+	}
 }
 
 // WriteFile writes data to path atomically.

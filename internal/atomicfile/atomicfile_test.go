@@ -120,6 +120,30 @@ func TestTrack(t *testing.T) {
 	}
 }
 
+// TestTrackDir: a tracked folder is removed by RemoveTemps unless it holds
+// its keep file, or was untracked first.
+func TestTrackDir(t *testing.T) {
+	t.Cleanup(func() { tempsMu.Lock(); stopping = false; tempsMu.Unlock() })
+	root := t.TempDir()
+	gone, kept, untracked := filepath.Join(root, "gone"), filepath.Join(root, "kept"), filepath.Join(root, "untracked")
+	for _, d := range []string{gone, kept, untracked} {
+		os.Mkdir(d, 0o755)
+		os.WriteFile(filepath.Join(d, "run.json"), nil, 0o644)
+		TrackDir(d, "state.bin")
+	}
+	os.WriteFile(filepath.Join(kept, "state.bin"), nil, 0o644)
+	TrackDir(untracked, "state.bin")()
+	RemoveTemps()
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("a tracked folder without its keep file after RemoveTemps: %v", err)
+	}
+	for _, d := range []string{kept, untracked} {
+		if _, err := os.Stat(filepath.Join(d, "run.json")); err != nil {
+			t.Errorf("%s after RemoveTemps: %v", d, err)
+		}
+	}
+}
+
 // TestCreateOddPaths: a symbolic link is written through; a pipe or device
 // is refused before anything is written (the rename would replace it: once
 // /dev/null); an empty name and a missing folder are named as such.

@@ -370,7 +370,14 @@ func OpenOut(dir string, resume bool) (abandon func(), err error) {
 		return nil, fmt.Errorf("output folder %s is not writable: %w", dir, rootCause(err))
 	}
 	f.Abort()
+	untrack := func() {}
+	if made {
+		// Stopped hard (a second Ctrl-C) before its first checkpoint, the
+		// run takes its folder with it, as a failed one does.
+		untrack = atomicfile.TrackDir(dir, StateFile)
+	}
 	return func() {
+		untrack()
 		if _, err := os.Stat(filepath.Join(dir, StateFile)); made && err != nil {
 			os.RemoveAll(dir)
 		}
