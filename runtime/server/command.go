@@ -52,7 +52,7 @@ func command(o *serveOptions) *cobra.Command {
   POST /v1/completions        POST /v1/chat/completions   (stream: true → server-sent events)
   POST /v1/embeddings         GET  /v1/models
   POST /tokenize              POST /detokenize
-  GET  /health                (503 while loading or shutting down, 200 when ready)
+  GET  /health                (503 while loading, 200 when ready; a server shutting down stops listening)
   GET  /metrics               (Prometheus text format)
 
 Up to --slots requests are decoded together, each with its own KV cache; with

@@ -145,9 +145,13 @@ func (s *Server) limits(g *genRequest, maxTokens *int, st *state) *apiError {
 		if maxTokens != nil {
 			mt = *maxTokens
 			if mt > room {
+				inAll := "" // the sum, unless it would overflow
+				if mt <= math.MaxInt-len(p) {
+					inAll = fmt.Sprintf(" (%d in all)", len(p)+mt)
+				}
 				return badRequest(g.maxParam, "context_length_exceeded",
-					"the model's context is %d tokens; the prompt%s is %d tokens and %s is %d (%d in all): lower %s to at most %d",
-					ctxLen, which, len(p), g.maxParam, mt, len(p)+mt, g.maxParam, room)
+					"the model's context is %d tokens; the prompt%s is %d tokens and %s is %d%s: lower %s to at most %d",
+					ctxLen, which, len(p), g.maxParam, mt, inAll, g.maxParam, room)
 			}
 		} else {
 			mt = min(s.cfg.Defaults.MaxTokens, room)
@@ -321,11 +325,14 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, st *state, g *
 	if s.shuttingDown.Load() {
 		return shuttingDownError()
 	}
-	total := len(g.prompts) * g.n
-	if total > maxChoices || total > st.engine.capacity() {
-		return badRequest("n", "invalid_value", "%d prompts × n %d = %d sequences; this server takes at most %d in one request",
-			len(g.prompts), g.n, total, min(maxChoices, st.engine.capacity()))
+	// n and the prompts are bounded before their product, which a huge n
+	// would overflow (to a negative capacity below, or to none at all).
+	limit := min(maxChoices, st.engine.capacity())
+	if g.n > limit || len(g.prompts) > limit || len(g.prompts)*g.n > limit {
+		return badRequest("n", "invalid_value", "%d prompts × n %d sequences; this server takes at most %d in one request",
+			len(g.prompts), g.n, limit)
 	}
+	total := len(g.prompts) * g.n
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	notify := make(chan struct{}, 1)

@@ -426,6 +426,10 @@ func TestErrors(t *testing.T) {
 		{"top_p", "/v1/completions", `{"prompt": "x", "top_p": 1.5}`, 400, "top_p", "invalid_value", nil},
 		{"n", "/v1/completions", `{"prompt": "x", "n": 0}`, 400, "n", "invalid_value", nil},
 		{"n too many", "/v1/completions", `{"prompt": "x", "n": 1000}`, 400, "n", "invalid_value", []string{"at most 20"}},
+		// prompts × n would overflow to -2 (a panic) and to 0 (no bound on the jobs made).
+		{"n overflows to negative", "/v1/completions", `{"prompt": ["a", "b"], "n": 9223372036854775807}`, 400, "n", "invalid_value", []string{"at most 20"}},
+		{"n overflows to zero", "/v1/completions", `{"prompt": ["a", "b", "c", "d"], "n": 4611686018427387904}`, 400, "n", "invalid_value", []string{"at most 20"}},
+		{"max_tokens huge", "/v1/completions", `{"prompt": "a cat", "max_tokens": 9223372036854775806}`, 400, "max_tokens", "context_length_exceeded", []string{"max_tokens is 9223372036854775806: lower"}},
 		{"penalty", "/v1/completions", `{"prompt": "x", "presence_penalty": 0.5}`, 400, "presence_penalty", "unsupported_value", nil},
 		{"logprobs", "/v1/chat/completions", `{"messages": [{"role":"user","content":"x"}], "logprobs": true}`, 400, "logprobs", "unsupported_value", nil},
 		{"stream_options alone", "/v1/completions", `{"prompt": "x", "stream_options": {"include_usage": true}}`, 400, "stream_options", "invalid_value", nil},
