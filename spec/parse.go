@@ -113,7 +113,7 @@ func parseNode(data []byte, source string) (*yaml.Node, error) {
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError turns a yaml error into one line of `source:line: message`,
-// keeping yaml's line number.
+// with yaml's line number put right (yamlLine).
 func yamlError(err error, data []byte, source string) error {
 	msg := err.Error()
 	var te *yaml.TypeError
