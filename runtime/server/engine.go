@@ -397,6 +397,11 @@ func (e *engine) step(running []*slot) []*slot {
 // in one pass.
 func (e *engine) forwardSpans(fwd, fill []*slot) {
 	t0 := time.Now()
+	if len(fwd) == 1 && len(fill) == 0 && e.greedyOne(fwd[0]) {
+		e.metrics.batchSize.Observe(1)
+		e.metrics.stepSeconds.Observe(time.Since(t0).Seconds())
+		return
+	}
 	n := len(fwd) + len(fill)
 	sess := make([]model.Session, 0, n)
 	spans := make([][]int, 0, n)
@@ -417,11 +422,6 @@ func (e *engine) forwardSpans(fwd, fill []*slot) {
 		chunks = append(chunks, s)
 	}
 	if len(sess) == 0 {
-		return
-	}
-	if len(fwd) == 1 && len(chunks) == 0 && e.greedyOne(fwd[0]) {
-		e.metrics.batchSize.Observe(1)
-		e.metrics.stepSeconds.Observe(time.Since(t0).Seconds())
 		return
 	}
 	out := e.spans.ForwardSpans(sess, spans, pos)
