@@ -71,5 +71,6 @@ assembly specialised to exactly its shapes, and builds one binary per model.
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(genCmd(), buildCmd(), specCmd(), convertCmd(), benchCmd(), dataCmd(), quantizeCmd(), tokenizerCmd(), limitsCmd())
 	cli.StrictGroups(root)
+	cli.PlainFlagErrors(root)
 	return root
 }

@@ -156,6 +156,7 @@ compiled one (see "%s info").`, name, name),
 	}
 	root.AddCommand(posttrain.Commands(name, s, factory, ptOpts...)...)
 	StrictGroups(root)
+	PlainFlagErrors(root)
 	return root
 }
 

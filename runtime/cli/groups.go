@@ -11,12 +11,7 @@ import (
 // refuse an unknown one ("modelc spec check": an error and a non-zero exit)
 // instead of printing its help and exiting 0, as cobra does for groups
 // below the root. Without arguments a group still prints its help.
-// It also words flag values that do not parse as a user reads them (the
-// flag parser quotes Go's strconv errors).
 func StrictGroups(root *cobra.Command) {
-	if root.Parent() == nil {
-		root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
-	}
 	for _, c := range root.Commands() {
 		StrictGroups(c)
 		if c.HasSubCommands() && !c.Runnable() {
@@ -24,6 +19,13 @@ func StrictGroups(root *cobra.Command) {
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 		}
 	}
+}
+
+// PlainFlagErrors makes root and the commands under it word flag values
+// that do not parse as a user reads them (the flag parser quotes Go's
+// strconv errors).
+func PlainFlagErrors(root *cobra.Command) {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
 }
 
 var strconvRE = regexp.MustCompile(`strconv\.Parse(Uint|Int|Float|Bool): parsing "[^"]*": (invalid syntax|value out of range)`)
